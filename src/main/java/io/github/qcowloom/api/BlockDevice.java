@@ -1,0 +1,39 @@
+package io.github.qcowloom.api;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * A guest-visible disk: byte-addressed, blocking, thread-agnostic. Any number of threads may call it
+ * at once; each call returns when its request is complete. Offsets and lengths are in bytes and must lie
+ * inside {@link #size()}.
+ */
+public interface BlockDevice extends Closeable {
+    /** Virtual size in bytes. */
+    long size();
+
+    /** Fills {@code dst} (position to limit) with the guest data at {@code offset}. */
+    void read(long offset, ByteBuffer dst) throws IOException;
+
+    /** Writes {@code src} (position to limit) at {@code offset}. Not durable until {@link #flush()}. */
+    void write(long offset, ByteBuffer src) throws IOException;
+
+    /** Hints that the range is no longer needed; it reads back as zeroes (or the backing file's data, where QEMU does so). */
+    void discard(long offset, long length) throws IOException;
+
+    /** Makes the range read as zeroes; with {@code mayUnmap} the host space may be released. */
+    void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException;
+
+    /** Makes every write completed before this call durable. */
+    void flush() throws IOException;
+
+    /** Changes the virtual size. */
+    void resize(long newSize) throws IOException;
+
+    /** True if the device refuses writes. */
+    boolean readOnly();
+
+    @Override
+    void close() throws IOException;
+}

@@ -1,0 +1,19 @@
+package io.github.qcowloom.api;
+
+/** The image (or the request) needs a feature this driver does not implement; {@link #feature()} names it. */
+public class UnsupportedFeatureException extends ImageException {
+    private final String feature;
+
+    public UnsupportedFeatureException(String feature, String message) {
+        super(message);
+        this.feature = feature;
+    }
+
+    public UnsupportedFeatureException(String feature) {
+        this(feature, "Unsupported feature: " + feature);
+    }
+
+    public String feature() {
+        return feature;
+    }
+}

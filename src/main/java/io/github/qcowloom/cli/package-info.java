@@ -1,0 +1,2 @@
+/** The qemu-img-like command line. */
+package io.github.qcowloom.cli;

@@ -1,0 +1,2 @@
+/** Pure codecs and validation of the qcow2 on-disk format; no I/O. */
+package io.github.qcowloom.format;

@@ -1,0 +1,2 @@
+/** Qcow2Image and its request paths. */
+package io.github.qcowloom.image;

@@ -1,0 +1,52 @@
+package io.github.qcowloom.storage;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * A host file: positional reads and writes, durable only after {@link #flush()}. Implementations are safe
+ * for concurrent use by any number of threads and never use {@code synchronized} (it pins virtual threads
+ * on JDK 21).
+ */
+public interface Storage extends Closeable {
+    /**
+     * Reads into {@code dst} from {@code position} until {@code dst} is full or the end of the file.
+     * Returns the number of bytes read from the file (0 at or past the end); advances {@code dst}'s position
+     * by that many bytes.
+     */
+    int read(ByteBuffer dst, long position) throws IOException;
+
+    /** Writes all of {@code src} at {@code position}, extending the file if needed. */
+    void write(ByteBuffer src, long position) throws IOException;
+
+    /** Makes every completed write durable (fdatasync). */
+    void flush() throws IOException;
+
+    /** Releases the host space of the range; it then reads as zeroes. Best effort where the host cannot. */
+    void punchHole(long position, long length) throws IOException;
+
+    /** Makes the range read as zeroes, keeping it allocated where the host can (fallocate ZERO_RANGE). */
+    void writeZeroes(long position, long length) throws IOException;
+
+    /** Current length of the file in bytes. */
+    long size() throws IOException;
+
+    /** Truncates or extends the file; extended space reads as zeroes. */
+    void setLength(long length) throws IOException;
+
+    /** The alignment in bytes that offsets, lengths and buffers must respect for the fastest I/O (1 if any). */
+    int alignment();
+
+    /** True if writes are refused. */
+    boolean readOnly();
+
+    /** Reads exactly {@code dst.remaining()} bytes; bytes past the end of the file read as zeroes. */
+    default void readFully(ByteBuffer dst, long position) throws IOException {
+        int n = read(dst, position);
+        while (dst.hasRemaining()) {
+            dst.put((byte) 0);
+        }
+        assert n >= 0;
+    }
+}

@@ -1,0 +1,14 @@
+/** qcow2-loom: a qcow2 driver whose requests run as straight-line code on virtual threads. */
+module io.github.qcowloom {
+    requires info.picocli;
+    requires com.github.luben.zstd_jni;
+    requires org.slf4j;
+    requires me.tongfei.progressbar;
+    requires jdk.unsupported;
+
+    exports io.github.qcowloom.api;
+    exports io.github.qcowloom.storage;
+    exports io.github.qcowloom.compress;
+
+    opens io.github.qcowloom.cli to info.picocli;
+}
