@@ -7,6 +7,7 @@ module io.github.qcowloom {
     requires jdk.unsupported;
 
     exports io.github.qcowloom.api;
+    exports io.github.qcowloom.format;
     exports io.github.qcowloom.storage;
     exports io.github.qcowloom.compress;
 

@@ -1,0 +1,464 @@
+package io.github.qcowloom.format;
+
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The qcow2 header (v2 and v3) with its extensions and backing file name: everything stored in cluster 0.
+ * {@link #parse} validates every field as QEMU's qcow2_do_open does before any size read from the file is
+ * used; {@link #encode} writes it back the way QEMU's qcow2_update_header lays it out.
+ */
+public record Header(
+        int version,
+        long backingFileOffset,
+        int backingFileSize,
+        int clusterBits,
+        long size,
+        int cryptMethod,
+        int l1Size,
+        long l1TableOffset,
+        long refcountTableOffset,
+        int refcountTableClusters,
+        int nbSnapshots,
+        long snapshotsOffset,
+        long incompatibleFeatures,
+        long compatibleFeatures,
+        long autoclearFeatures,
+        int refcountOrder,
+        int headerLength,
+        int compressionType,
+        List<HeaderExtension> extensions,
+        String backingFile) {
+
+    public static final int MAGIC = 0x514649fb;
+
+    public Header {
+        extensions = List.copyOf(extensions);
+    }
+
+    public long clusterSize() {
+        return 1L << clusterBits;
+    }
+
+    public boolean extendedL2() {
+        return (incompatibleFeatures & Features.INCOMPAT_EXTL2) != 0;
+    }
+
+    /** Bytes per L2 entry: 8, or 16 with extended L2. */
+    public int l2EntrySize() {
+        return extendedL2() ? 16 : 8;
+    }
+
+    /** log2 of the number of entries in one L2 table. */
+    public int l2Bits() {
+        return clusterBits - (extendedL2() ? 4 : 3);
+    }
+
+    public int refcountBits() {
+        return 1 << refcountOrder;
+    }
+
+    public boolean dirty() {
+        return (incompatibleFeatures & Features.INCOMPAT_DIRTY) != 0;
+    }
+
+    public boolean corrupt() {
+        return (incompatibleFeatures & Features.INCOMPAT_CORRUPT) != 0;
+    }
+
+    public boolean lazyRefcounts() {
+        return (compatibleFeatures & Features.COMPAT_LAZY_REFCOUNTS) != 0;
+    }
+
+    public boolean hasDataFile() {
+        return (incompatibleFeatures & Features.INCOMPAT_DATA_FILE) != 0;
+    }
+
+    public boolean dataFileRaw() {
+        return (autoclearFeatures & Features.AUTOCLEAR_DATA_FILE_RAW) != 0;
+    }
+
+    public Optional<HeaderExtension> extension(int type) {
+        return extensions.stream().filter(e -> e.type() == type).findFirst();
+    }
+
+    public Optional<String> backingFormat() {
+        return extension(HeaderExtension.BACKING_FORMAT).map(e -> new String(e.data(), StandardCharsets.UTF_8));
+    }
+
+    public Optional<String> dataFile() {
+        return extension(HeaderExtension.DATA_FILE).map(e -> new String(e.data(), StandardCharsets.UTF_8));
+    }
+
+    /** The image's feature-name table, or QEMU's defaults when it has none. */
+    public List<Features.FeatureName> featureNames() {
+        return extension(HeaderExtension.FEATURE_TABLE).map(e -> decodeFeatureTable(e.data()))
+                .orElse(List.of(Features.QEMU_NAMES));
+    }
+
+    /** Returns a copy with other feature words, as written when the dirty or corrupt bit changes. */
+    public Header withFeatures(long incompatible, long compatible, long autoclear) {
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, cryptMethod, l1Size,
+                l1TableOffset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset, incompatible,
+                compatible, autoclear, refcountOrder, headerLength, compressionType, extensions, backingFile);
+    }
+
+    /**
+     * Reads the cluster size from the first bytes of a file after checking magic, version and cluster_bits,
+     * so that the caller knows how much of cluster 0 to read.
+     */
+    public static int peekClusterBits(byte[] first, long fileLength) throws CorruptImageException,
+            UnsupportedFeatureException {
+        if (fileLength < Limits.V2_HEADER_LENGTH || first.length < Limits.V2_HEADER_LENGTH) {
+            throw new CorruptImageException("Image is not in qcow2 format: file is only " + fileLength + " bytes");
+        }
+        if (Bytes.getInt(first, 0) != MAGIC) {
+            throw new CorruptImageException("Image is not in qcow2 format: bad magic");
+        }
+        int version = Bytes.getInt(first, 4);
+        if (version != 2 && version != 3) {
+            throw new UnsupportedFeatureException("qcow2 version " + Integer.toUnsignedString(version),
+                    "Unsupported qcow2 version " + Integer.toUnsignedString(version));
+        }
+        int clusterBits = Bytes.getInt(first, 20);
+        if (clusterBits < Limits.MIN_CLUSTER_BITS || clusterBits > Limits.MAX_CLUSTER_BITS) {
+            throw new CorruptImageException("Unsupported cluster size: 2^" + Integer.toUnsignedString(clusterBits));
+        }
+        return clusterBits;
+    }
+
+    /**
+     * Parses and validates the header. {@code cluster0} holds the first cluster of the file (or the whole file
+     * when it is shorter); {@code fileLength} is the image file's length, against which every table is checked.
+     */
+    public static Header parse(byte[] cluster0, long fileLength) throws CorruptImageException,
+            UnsupportedFeatureException {
+        int clusterBits = peekClusterBits(cluster0, fileLength);
+        long clusterSize = 1L << clusterBits;
+        byte[] b = cluster0;
+        int version = Bytes.getInt(b, 4);
+        long backingFileOffset = Bytes.getLong(b, 8);
+        long backingFileSize = Bytes.getUInt(b, 16);
+        long size = Bytes.getLong(b, 24);
+        int cryptMethod = Bytes.getInt(b, 32);
+        long l1Size = Bytes.getUInt(b, 36);
+        long l1TableOffset = Bytes.getLong(b, 40);
+        long refcountTableOffset = Bytes.getLong(b, 48);
+        long refcountTableClusters = Bytes.getUInt(b, 56);
+        long nbSnapshots = Bytes.getUInt(b, 60);
+        long snapshotsOffset = Bytes.getLong(b, 64);
+
+        long incompatible = 0;
+        long compatible = 0;
+        long autoclear = 0;
+        int refcountOrder = 4;
+        long headerLength = Limits.V2_HEADER_LENGTH;
+        int compressionType = 0;
+        if (version == 3) {
+            if (b.length < Limits.V3_MIN_HEADER_LENGTH || fileLength < Limits.V3_MIN_HEADER_LENGTH) {
+                throw new CorruptImageException("qcow2 header too short: file ends inside the v3 header");
+            }
+            incompatible = Bytes.getLong(b, 72);
+            compatible = Bytes.getLong(b, 80);
+            autoclear = Bytes.getLong(b, 88);
+            refcountOrder = Bytes.getInt(b, 96);
+            headerLength = Bytes.getUInt(b, 100);
+            if (headerLength < Limits.V3_MIN_HEADER_LENGTH) {
+                throw new CorruptImageException("qcow2 header too short: header_length " + headerLength);
+            }
+            if (headerLength > clusterSize) {
+                throw new CorruptImageException("qcow2 header exceeds cluster size: header_length " + headerLength);
+            }
+            if (headerLength > b.length) {
+                throw new CorruptImageException("qcow2 header extends past the end of the file");
+            }
+            if (headerLength >= 105) {
+                compressionType = b[104] & 0xff;
+            }
+        }
+        if (backingFileOffset < 0 || backingFileOffset > clusterSize) {
+            throw new CorruptImageException("Invalid backing file offset " + Long.toUnsignedString(backingFileOffset));
+        }
+
+        // Extensions lie between the header and the backing file name (or the end of cluster 0).
+        List<HeaderExtension> extensions = new ArrayList<>();
+        long extEnd = backingFileOffset != 0 ? backingFileOffset : clusterSize;
+        readExtensions(b, headerLength, Math.min(extEnd, b.length), extEnd, extensions);
+        List<Features.FeatureName> names = extensions.stream().filter(e -> e.type() == HeaderExtension.FEATURE_TABLE)
+                .findFirst().map(e -> decodeFeatureTable(e.data())).orElse(List.of(Features.QEMU_NAMES));
+
+        long unknown = incompatible & ~Features.INCOMPAT_KNOWN;
+        if (unknown != 0) {
+            String what = describeFeatures(names, Features.TYPE_INCOMPATIBLE, unknown);
+            throw new UnsupportedFeatureException(what, "Unsupported qcow2 feature(s): " + what);
+        }
+        if (cryptMethod != 0) {
+            String what = cryptMethod == 1 ? "AES encryption" : cryptMethod == 2 ? "LUKS encryption"
+                    : "encryption method " + Integer.toUnsignedString(cryptMethod);
+            throw new UnsupportedFeatureException(what, "Unsupported qcow2 feature: " + what);
+        }
+        if (refcountOrder < 0 || refcountOrder > Limits.MAX_REFCOUNT_ORDER) {
+            throw new CorruptImageException(
+                    "Reference count entry width too large; may not exceed 64 bits (refcount_order "
+                            + Integer.toUnsignedString(refcountOrder) + ")");
+        }
+        validateCompressionType(compressionType, incompatible);
+        if ((incompatible & Features.INCOMPAT_EXTL2) != 0 && clusterBits < Limits.MIN_EXTENDED_L2_CLUSTER_BITS) {
+            throw new UnsupportedFeatureException("subcluster size",
+                    "Unsupported subcluster size: cluster size 2^" + clusterBits + " gives subclusters below 512 bytes");
+        }
+        if ((autoclear & Features.AUTOCLEAR_DATA_FILE_RAW) != 0 && (incompatible & Features.INCOMPAT_DATA_FILE) == 0) {
+            throw new CorruptImageException("data-file-raw requires a data-file");
+        }
+
+        // Refcount table (CVE-2014-0144: cap before anything is allocated from it).
+        if (refcountTableClusters == 0) {
+            throw new CorruptImageException("Image does not contain a reference count table");
+        }
+        if (refcountTableClusters > Limits.MAX_REFTABLE_BYTES / clusterSize) {
+            throw new ImageTooLargeException("Reference count table too large: " + refcountTableClusters + " clusters");
+        }
+        validateTable("reference count table", refcountTableOffset, refcountTableClusters * clusterSize, clusterSize,
+                fileLength);
+
+        // Snapshot table.
+        if (nbSnapshots > Limits.MAX_SNAPSHOTS) {
+            throw new ImageTooLargeException("Too many snapshots: " + nbSnapshots);
+        }
+        if (nbSnapshots > 0) {
+            validateTable("snapshot table", snapshotsOffset, nbSnapshots * SnapshotTable.FIXED_ENTRY_SIZE,
+                    clusterSize, fileLength);
+        }
+
+        // Active L1 table (CVE-2014-0144).
+        int l2Bits = clusterBits - ((incompatible & Features.INCOMPAT_EXTL2) != 0 ? 4 : 3);
+        long neededL1 = Limits.sizeToL1(size, clusterBits, l2Bits);
+        if (neededL1 < 0 || neededL1 > Integer.MAX_VALUE) {
+            throw new ImageTooLargeException("Image is too big: virtual size " + Long.toUnsignedString(size));
+        }
+        if (l1Size > Limits.MAX_L1_BYTES / 8) {
+            throw new ImageTooLargeException("Active L1 table too large: " + l1Size + " entries");
+        }
+        if (l1Size < neededL1) {
+            throw new CorruptImageException("L1 table is too small: " + l1Size + " entries for a virtual size of "
+                    + size + " bytes (needs " + neededL1 + ")");
+        }
+        if (l1Size > 0) {
+            validateTable("L1 table", l1TableOffset, l1Size * 8, clusterSize, fileLength);
+        }
+
+        // Backing file name (CVE-2014-0144: bounded by 1023 and by cluster 0).
+        String backingFile = null;
+        if (backingFileOffset != 0) {
+            if (backingFileSize > Limits.MAX_BACKING_NAME || backingFileSize > clusterSize - backingFileOffset) {
+                throw new CorruptImageException("Backing file name too long: " + backingFileSize + " bytes");
+            }
+            if (backingFileOffset + backingFileSize > b.length) {
+                throw new CorruptImageException("Backing file name extends past the end of the file");
+            }
+            backingFile = new String(b, (int) backingFileOffset, (int) backingFileSize, StandardCharsets.UTF_8);
+        }
+        return new Header(version, backingFileOffset, (int) backingFileSize, clusterBits, size, cryptMethod,
+                (int) l1Size, l1TableOffset, refcountTableOffset, (int) refcountTableClusters, (int) nbSnapshots,
+                snapshotsOffset, incompatible, compatible, autoclear, refcountOrder, (int) headerLength,
+                compressionType, extensions, backingFile);
+    }
+
+    /** QEMU's validate_compression_type: zlib with bit 3 clear, zstd with bit 3 set, nothing else. */
+    private static void validateCompressionType(int type, long incompatible)
+            throws CorruptImageException, UnsupportedFeatureException {
+        boolean bit = (incompatible & Features.INCOMPAT_COMPRESSION) != 0;
+        if (type != 0 && type != 1) {
+            throw new UnsupportedFeatureException("compression type " + type, "Unknown compression type " + type);
+        }
+        if (type == 0 && bit) {
+            throw new CorruptImageException(
+                    "Compression type incompatible feature bit must not be set for the zlib compression type");
+        }
+        if (type != 0 && !bit) {
+            throw new CorruptImageException(
+                    "Compression type incompatible feature bit must be set for a compression type other than zlib");
+        }
+    }
+
+    /**
+     * QEMU's qcow2_validate_table plus one check of ours: the table must lie inside the file, so that its size
+     * is trusted before a buffer is allocated for it.
+     */
+    static void validateTable(String what, long offset, long bytes, long clusterSize, long fileLength)
+            throws CorruptImageException {
+        if (offset < 0 || offset % clusterSize != 0 || offset > Long.MAX_VALUE - bytes) {
+            throw new CorruptImageException("Invalid " + what + " offset " + Long.toUnsignedString(offset));
+        }
+        if (offset == 0) {
+            throw new CorruptImageException("Invalid " + what + " offset 0: it would overlap the header");
+        }
+        if (offset + bytes > fileLength) {
+            throw new CorruptImageException("The " + what + " at offset " + offset + " (" + bytes
+                    + " bytes) extends past the end of the file (" + fileLength + " bytes)");
+        }
+    }
+
+    private static void readExtensions(byte[] b, long start, long available, long end, List<HeaderExtension> out)
+            throws CorruptImageException {
+        long offset = start;
+        while (offset < end) {
+            if (offset + 8 > available) {
+                if (offset + 8 > end) {
+                    throw new CorruptImageException("Header extension too large");
+                }
+                throw new CorruptImageException("Header extension area extends past the end of the file");
+            }
+            int type = Bytes.getInt(b, (int) offset);
+            long len = Bytes.getUInt(b, (int) offset + 4);
+            offset += 8;
+            if (len > end - offset) {
+                throw new CorruptImageException("Header extension too large");
+            }
+            if (type == HeaderExtension.END) {
+                return;
+            }
+            if (offset + len > available) {
+                throw new CorruptImageException("Header extension extends past the end of the file");
+            }
+            byte[] data = new byte[(int) len];
+            System.arraycopy(b, (int) offset, data, 0, (int) len);
+            validateExtension(type, data);
+            out.add(new HeaderExtension(type, data));
+            offset += Bytes.alignUp(len, 8);
+        }
+    }
+
+    private static void validateExtension(int type, byte[] data) throws CorruptImageException {
+        switch (type) {
+            case HeaderExtension.BACKING_FORMAT -> {
+                if (data.length >= 16) {
+                    throw new CorruptImageException("ERROR: ext_backing_format: len=" + data.length
+                            + " too large (>=16)");
+                }
+            }
+            case HeaderExtension.BITMAPS -> {
+                if (data.length != 24) {
+                    throw new CorruptImageException("bitmaps_ext: Invalid extension length " + data.length);
+                }
+            }
+            case HeaderExtension.FDE_POINTER -> {
+                if (data.length != 16) {
+                    throw new CorruptImageException("Invalid full disk encryption extension length " + data.length);
+                }
+            }
+            default -> {
+                // Kept verbatim.
+            }
+        }
+    }
+
+    static List<Features.FeatureName> decodeFeatureTable(byte[] data) {
+        List<Features.FeatureName> names = new ArrayList<>();
+        for (int off = 0; off + 48 <= data.length; off += 48) {
+            int len = 0;
+            while (len < 46 && data[off + 2 + len] != 0) {
+                len++;
+            }
+            names.add(new Features.FeatureName(data[off] & 0xff, data[off + 1] & 0xff,
+                    new String(data, off + 2, len, StandardCharsets.UTF_8)));
+        }
+        return names;
+    }
+
+    static byte[] encodeFeatureTable(Features.FeatureName[] names) {
+        byte[] data = new byte[names.length * 48];
+        for (int i = 0; i < names.length; i++) {
+            data[i * 48] = (byte) names[i].type();
+            data[i * 48 + 1] = (byte) names[i].bit();
+            byte[] n = names[i].name().getBytes(StandardCharsets.UTF_8);
+            System.arraycopy(n, 0, data, i * 48 + 2, Math.min(46, n.length));
+        }
+        return data;
+    }
+
+    /** Names the set bits of {@code bits} from the feature-name table, as QEMU's report_unsupported_feature does. */
+    static String describeFeatures(List<Features.FeatureName> names, int type, long bits) {
+        List<String> parts = new ArrayList<>();
+        for (int bit = 0; bit < 64; bit++) {
+            if ((bits & (1L << bit)) == 0) {
+                continue;
+            }
+            int b = bit;
+            parts.add(names.stream().filter(n -> n.type() == type && n.bit() == b).map(Features.FeatureName::name)
+                    .findFirst().orElse("Unknown incompatible feature: " + Long.toHexString(1L << bit)));
+        }
+        return String.join(", ", parts);
+    }
+
+    /**
+     * Encodes cluster 0: header fields, extensions (in this record's order, unknown ones verbatim), end marker
+     * and backing file name. The backing name is placed right after the extensions and {@code backingFileOffset}
+     * is recomputed, as QEMU's qcow2_update_header does.
+     *
+     * @throws CorruptImageException if it does not fit in one cluster
+     */
+    public byte[] encode() throws CorruptImageException {
+        int len = version == 3 ? headerLength : Limits.V2_HEADER_LENGTH;
+        int extBytes = 8; // end marker
+        for (HeaderExtension e : extensions) {
+            extBytes += e.encodedLength();
+        }
+        byte[] name = backingFile == null ? new byte[0] : backingFile.getBytes(StandardCharsets.UTF_8);
+        long total = len + extBytes + name.length;
+        if (total > clusterSize() || name.length > Limits.MAX_BACKING_NAME) {
+            throw new CorruptImageException("Header, extensions and backing file name do not fit in one cluster ("
+                    + total + " > " + clusterSize() + " bytes)");
+        }
+        byte[] b = new byte[(int) total];
+        Bytes.putInt(b, 0, MAGIC);
+        Bytes.putInt(b, 4, version);
+        long nameOffset = name.length == 0 ? 0 : len + extBytes;
+        Bytes.putLong(b, 8, nameOffset);
+        Bytes.putInt(b, 16, name.length);
+        Bytes.putInt(b, 20, clusterBits);
+        Bytes.putLong(b, 24, size);
+        Bytes.putInt(b, 32, cryptMethod);
+        Bytes.putInt(b, 36, l1Size);
+        Bytes.putLong(b, 40, l1TableOffset);
+        Bytes.putLong(b, 48, refcountTableOffset);
+        Bytes.putInt(b, 56, refcountTableClusters);
+        Bytes.putInt(b, 60, nbSnapshots);
+        Bytes.putLong(b, 64, snapshotsOffset);
+        if (version == 3) {
+            Bytes.putLong(b, 72, incompatibleFeatures);
+            Bytes.putLong(b, 80, compatibleFeatures);
+            Bytes.putLong(b, 88, autoclearFeatures);
+            Bytes.putInt(b, 96, refcountOrder);
+            Bytes.putInt(b, 100, headerLength);
+            if (headerLength > 104) {
+                b[104] = (byte) compressionType;
+            }
+        }
+        int off = len;
+        for (HeaderExtension e : extensions) {
+            byte[] d = e.data();
+            Bytes.putInt(b, off, e.type());
+            Bytes.putInt(b, off + 4, d.length);
+            System.arraycopy(d, 0, b, off + 8, d.length);
+            off += e.encodedLength();
+        }
+        // The end marker's eight bytes are already zero.
+        System.arraycopy(name, 0, b, (int) (len + extBytes), name.length);
+        return b;
+    }
+
+    /** The header as {@link #encode()} would re-read it: backing file offset and size recomputed. */
+    public Header normalized() throws CorruptImageException {
+        byte[] b = encode();
+        return new Header(version, Bytes.getLong(b, 8), Bytes.getInt(b, 16), clusterBits, size, cryptMethod, l1Size,
+                l1TableOffset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
+                incompatibleFeatures, compatibleFeatures, autoclearFeatures, refcountOrder, headerLength,
+                compressionType, extensions, backingFile);
+    }
+}

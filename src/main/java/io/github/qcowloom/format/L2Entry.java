@@ -1,0 +1,82 @@
+package io.github.qcowloom.format;
+
+/**
+ * Codec of an L2 entry (and, with extended L2, of its 64-bit subcluster bitmap): classifies it into a
+ * {@link ClusterType} or {@link SubclusterType} exactly as QEMU does.
+ */
+public final class L2Entry {
+    private L2Entry() {
+    }
+
+    public static final long OFFSET_MASK = 0x00fffffffffffe00L;
+    public static final long COPIED = 1L << 63;
+    public static final long COMPRESSED = 1L << 62;
+    public static final long ZERO = 1L;
+    /** Bits that must be zero in a standard entry; reported only by check. */
+    public static final long RESERVED_MASK = 0x3f000000000001feL;
+    /** Bitmap bits: low word "allocated", high word "reads as zero". */
+    public static final long BITMAP_ALLOC_MASK = 0xffffffffL;
+
+    public static long hostOffset(long entry) {
+        return entry & OFFSET_MASK;
+    }
+
+    public static boolean copied(long entry) {
+        return (entry & COPIED) != 0;
+    }
+
+    /**
+     * The type of a standard entry. {@code hasDataFile}: with an external data file, offset 0 plus COPIED is a
+     * normal cluster at host offset 0. {@code extendedL2}: the zero flag is not used there.
+     */
+    public static ClusterType type(long entry, boolean extendedL2, boolean hasDataFile) {
+        if ((entry & COMPRESSED) != 0) {
+            return ClusterType.COMPRESSED;
+        }
+        if ((entry & ZERO) != 0 && !extendedL2) {
+            return hostOffset(entry) != 0 ? ClusterType.ZERO_ALLOC : ClusterType.ZERO_PLAIN;
+        }
+        if (hostOffset(entry) == 0) {
+            return hasDataFile && copied(entry) ? ClusterType.NORMAL : ClusterType.UNALLOCATED;
+        }
+        return ClusterType.NORMAL;
+    }
+
+    /** The type of subcluster {@code sc} (0..31) of an extended entry with {@code bitmap}. */
+    public static SubclusterType subclusterType(long entry, long bitmap, int sc, boolean hasDataFile) {
+        ClusterType type = type(entry, true, hasDataFile);
+        long allocBit = 1L << sc;
+        long zeroBit = 1L << (32 + sc);
+        return switch (type) {
+            case COMPRESSED -> bitmap != 0 ? SubclusterType.INVALID : SubclusterType.COMPRESSED;
+            case NORMAL -> {
+                if (((bitmap >>> 32) & bitmap) != 0) {
+                    yield SubclusterType.INVALID;
+                }
+                if ((bitmap & zeroBit) != 0) {
+                    yield SubclusterType.ZERO_ALLOC;
+                }
+                yield (bitmap & allocBit) != 0 ? SubclusterType.NORMAL : SubclusterType.UNALLOCATED_ALLOC;
+            }
+            case UNALLOCATED -> {
+                if ((bitmap & BITMAP_ALLOC_MASK) != 0) {
+                    yield SubclusterType.INVALID;
+                }
+                yield (bitmap & zeroBit) != 0 ? SubclusterType.ZERO_PLAIN : SubclusterType.UNALLOCATED_PLAIN;
+            }
+            // Unreachable: extended L2 does not use the zero flag.
+            case ZERO_PLAIN, ZERO_ALLOC -> SubclusterType.INVALID;
+        };
+    }
+
+    /** The type a standard cluster type maps to for reading, for code that handles both layouts. */
+    public static SubclusterType asSubcluster(ClusterType type) {
+        return switch (type) {
+            case NORMAL -> SubclusterType.NORMAL;
+            case COMPRESSED -> SubclusterType.COMPRESSED;
+            case ZERO_PLAIN -> SubclusterType.ZERO_PLAIN;
+            case ZERO_ALLOC -> SubclusterType.ZERO_ALLOC;
+            case UNALLOCATED -> SubclusterType.UNALLOCATED_PLAIN;
+        };
+    }
+}

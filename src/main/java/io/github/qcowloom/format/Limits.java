@@ -1,0 +1,41 @@
+package io.github.qcowloom.format;
+
+/** The limits QEMU enforces on qcow2 images (reference qcow2.md §1 "Limits enforced at open"). */
+public final class Limits {
+    private Limits() {
+    }
+
+    public static final int MIN_CLUSTER_BITS = 9;
+    public static final int MAX_CLUSTER_BITS = 21;
+    /** QCOW_MAX_REFTABLE_SIZE. */
+    public static final long MAX_REFTABLE_BYTES = 8L << 20;
+    /** QCOW_MAX_L1_SIZE. */
+    public static final long MAX_L1_BYTES = 32L << 20;
+    public static final int MAX_SNAPSHOTS = 65536;
+    /** QCOW_MAX_SNAPSHOT_EXTRA_DATA. */
+    public static final int MAX_SNAPSHOT_EXTRA_DATA = 1024;
+    /** QCOW_MAX_SNAPSHOTS_SIZE: 1024 bytes per snapshot. */
+    public static final long MAX_SNAPSHOT_TABLE_BYTES = 1024L * MAX_SNAPSHOTS;
+    public static final int MAX_BACKING_NAME = 1023;
+    public static final int MAX_REFCOUNT_ORDER = 6;
+    /** Extended L2 splits a cluster into 32 subclusters of at least 512 bytes. */
+    public static final int MIN_EXTENDED_L2_CLUSTER_BITS = 14;
+    public static final int SUBCLUSTERS_PER_CLUSTER = 32;
+    public static final int V2_HEADER_LENGTH = 72;
+    public static final int V3_MIN_HEADER_LENGTH = 104;
+    /** Length of the header QEMU writes for v3 (struct QCowHeader padded to 8). */
+    public static final int V3_HEADER_LENGTH = 112;
+
+    /** Number of L1 entries needed for {@code size} bytes, or -1 when it overflows (QEMU's size_to_l1). */
+    public static long sizeToL1(long size, int clusterBits, int l2Bits) {
+        int shift = clusterBits + l2Bits;
+        if (size < 0) {
+            return -1;
+        }
+        if (shift >= 63) {
+            return size == 0 ? 0 : 1;
+        }
+        long unit = 1L << shift;
+        return size / unit + (size % unit == 0 ? 0 : 1);
+    }
+}

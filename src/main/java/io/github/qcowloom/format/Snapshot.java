@@ -1,0 +1,65 @@
+package io.github.qcowloom.format;
+
+import java.util.Arrays;
+
+/**
+ * One internal snapshot as stored in the snapshot table. {@code extraData} is kept verbatim (QEMU writes 24
+ * bytes: vm_state_size_large, disk_size, icount); the accessors decode the known fields.
+ */
+public record Snapshot(
+        long l1TableOffset,
+        int l1Size,
+        String id,
+        String name,
+        long dateSec,
+        long dateNsec,
+        long vmClockNsec,
+        long vmStateSize32,
+        byte[] extraData) {
+
+    public Snapshot {
+        extraData = extraData.clone();
+    }
+
+    @Override
+    public byte[] extraData() {
+        return extraData.clone();
+    }
+
+    /** vm-state size: the 64-bit field of the extra data when present, else the 32-bit one. */
+    public long vmStateSize() {
+        return extraData.length >= 8 ? Bytes.getLong(extraData, 0) : vmStateSize32;
+    }
+
+    /** Virtual disk size at snapshot time, or -1 when the entry does not record it (v2 images). */
+    public long diskSize() {
+        return extraData.length >= 16 ? Bytes.getLong(extraData, 8) : -1;
+    }
+
+    /** Instruction count at snapshot time, or -1 when not recorded (QEMU stores -1 when icount is off). */
+    public long icount() {
+        return extraData.length >= 24 ? Bytes.getLong(extraData, 16) : -1;
+    }
+
+    /** QEMU's 24-byte extra data. */
+    public static byte[] extraData(long vmStateSize, long diskSize, long icount) {
+        byte[] e = new byte[24];
+        Bytes.putLong(e, 0, vmStateSize);
+        Bytes.putLong(e, 8, diskSize);
+        Bytes.putLong(e, 16, icount);
+        return e;
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Snapshot s && s.l1TableOffset == l1TableOffset && s.l1Size == l1Size && s.id.equals(id)
+                && s.name.equals(name) && s.dateSec == dateSec && s.dateNsec == dateNsec
+                && s.vmClockNsec == vmClockNsec && s.vmStateSize32 == vmStateSize32
+                && Arrays.equals(s.extraData, extraData);
+    }
+
+    @Override
+    public int hashCode() {
+        return Long.hashCode(l1TableOffset) * 31 + id.hashCode() * 17 + name.hashCode();
+    }
+}
