@@ -2,7 +2,6 @@ package io.github.qcowloom.compress;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
 import java.io.DataOutputStream;
@@ -19,9 +18,7 @@ import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.TimeUnit;
 import java.util.zip.Deflater;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -73,8 +70,7 @@ class ZlibWindowTest {
     }
 
     private List<String> inflateWithPython(List<byte[]> streams, List<byte[]> inputs) throws Exception {
-        Path python = HostTools.find("python3");
-        Assumptions.assumeTrue(python != null, "python3 is not on PATH: cannot check the 4 KiB window");
+        Path python = HostTools.require("python3", "check the 4 KiB window");
         Path cases = dir.resolve("cases.bin");
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         DataOutputStream out = new DataOutputStream(bytes);
@@ -85,12 +81,7 @@ class ZlibWindowTest {
         }
         Files.write(cases, bytes.toByteArray());
 
-        Process process = new ProcessBuilder(python.toString(), "-c", script(), cases.toString())
-                .redirectError(ProcessBuilder.Redirect.INHERIT)
-                .start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(process.waitFor(60, TimeUnit.SECONDS), "python3 timed out");
-        assertEquals(0, process.exitValue(), "python3 failed");
+        String output = HostTools.run(python.toString(), "-c", script(), cases.toString());
         List<String> lines = output.lines().toList();
         assertEquals(streams.size(), lines.size(), output);
         return lines;
