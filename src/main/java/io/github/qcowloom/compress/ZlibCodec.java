@@ -31,11 +31,8 @@ final class ZlibCodec implements ClusterCodec {
             inflater.setInput(src.duplicate());
             while (dst.hasRemaining()) {
                 long readBefore = inflater.getBytesRead();
-                int produced = inflater.inflate(dst);
-                if (produced > 0) {
-                    continue;
-                }
-                if (inflater.finished() || inflater.needsInput() || inflater.getBytesRead() == readBefore) {
+                // No output and no input taken: the stream ended, the input ran out, or nothing can move.
+                if (inflater.inflate(dst) == 0 && inflater.getBytesRead() == readBefore) {
                     throw new CorruptImageException("zlib stream ended after " + (wanted - dst.remaining())
                             + " of " + wanted + " bytes of a compressed cluster");
                 }

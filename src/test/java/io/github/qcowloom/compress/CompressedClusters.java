@@ -6,10 +6,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 
-/**
- * Just enough of a qcow2 reader to find compressed clusters: header, L1, L2 and compressed descriptors
- * (docs/interop/qcow2.txt). Test-only; the real parser lives in the format package.
- */
+/** Just enough of a qcow2 reader (header, L1, L2, compressed descriptors) to find compressed clusters. */
 record CompressedClusters(int clusterBits, int compressionType, List<Cluster> clusters) {
     private static final long L1_OFFSET_MASK = 0x00fffffffffffe00L;
     private static final long COMPRESSED = 1L << 62;
