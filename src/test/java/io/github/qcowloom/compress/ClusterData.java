@@ -1,6 +1,7 @@
 package io.github.qcowloom.compress;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Random;
 
 /** Deterministic cluster contents for codec tests: incompressible noise or data shaped like real disks. */
@@ -31,7 +32,7 @@ final class ClusterData {
             int length = Math.min(size - pos, 1 + random.nextInt(Math.max(1, Math.min(size, 16384))));
             switch (random.nextInt(7)) {
                 case 0 -> {} // zeros
-                case 1 -> java.util.Arrays.fill(data, pos, pos + length, (byte) random.nextInt(256));
+                case 1 -> Arrays.fill(data, pos, pos + length, (byte) random.nextInt(256));
                 case 2 -> text(random, data, pos, length);
                 case 3 -> smallAlphabet(random, data, pos, length, 2 + random.nextInt(15));
                 case 4 -> repeat(data, pos, length, random.nextInt(1, 64), random);
