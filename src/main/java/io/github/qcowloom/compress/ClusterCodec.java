@@ -11,7 +11,8 @@ public interface ClusterCodec {
     /**
      * Decompresses one cluster. {@code src} holds the compressed bytes and may be followed by padding or by
      * the next cluster's bytes (qcow2 packs compressed clusters back to back and records their size only to
-     * 512-byte precision). Fills {@code dst} exactly to its limit.
+     * 512-byte precision). Fills {@code dst} exactly to its limit, leaving its position there; {@code src}'s
+     * position is left unchanged.
      *
      * @throws CorruptImageException if the data is not a valid stream or does not fill {@code dst}
      */
@@ -19,7 +20,8 @@ public interface ClusterCodec {
 
     /**
      * Compresses {@code src} (one cluster). Returns the compressed bytes, or {@code null} when they would not
-     * be smaller than the input, in which case QEMU (and we) store the cluster uncompressed.
+     * be smaller than the input, in which case QEMU (and we) store the cluster uncompressed. {@code src}'s
+     * position is left unchanged.
      */
     byte[] compress(ByteBuffer src);
 
