@@ -231,6 +231,7 @@ abstract class StorageContract {
         Storage s = empty();
         int rounds = 8;
         int stride = 61;
+        s.setLength(rounds * 4096L); // inside the file, so no write extends it and none runs exclusively
         runConcurrently(THREADS, rounds, (thread, round) -> {
             // Odd-sized, odd-placed pieces, all inside the round's 4 KiB block.
             long at = round * 4096L + 7 + (long) thread * stride;
