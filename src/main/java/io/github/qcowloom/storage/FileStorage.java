@@ -1,6 +1,7 @@
 package io.github.qcowloom.storage;
 
 import com.sun.nio.file.ExtendedOpenOption;
+import java.io.Closeable;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
@@ -78,13 +79,26 @@ public final class FileStorage implements Storage {
     private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable)
             throws IOException {
         ReopeningChannel channel = direct ? openDirect(path, options) : new ReopeningChannel(path, options);
+        RandomAccessFile resizer = null;
         try {
             int alignment = direct ? blockSize(path) : 1;
-            RandomAccessFile resizer = writable ? new RandomAccessFile(path.toFile(), "rw") : null;
+            resizer = writable ? new RandomAccessFile(path.toFile(), "rw") : null;
             return new FileStorage(path, channel, resizer, direct, alignment);
         } catch (IOException | RuntimeException e) {
-            channel.close();
+            closeAfterFailure(e, channel, resizer);
             throw e;
+        }
+    }
+
+    private static void closeAfterFailure(Exception failure, Closeable... resources) {
+        for (Closeable resource : resources) {
+            try {
+                if (resource != null) {
+                    resource.close();
+                }
+            } catch (IOException e) {
+                failure.addSuppressed(e);
+            }
         }
     }
 

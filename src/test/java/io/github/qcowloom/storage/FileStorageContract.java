@@ -13,6 +13,9 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -57,6 +60,24 @@ abstract class FileStorageContract extends StorageContract {
     }
 
     @Test
+    void hostFileLengthMatchesAfterConcurrentExtendingWrites() throws Exception {
+        Path file = dir.resolve("grow");
+        try (FileStorage s = FileStorage.create(file, direct())) {
+            try (ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor()) {
+                for (int i = 0; i < 64; i++) {
+                    long at = 5 + i * 1001L;
+                    executor.submit(() -> {
+                        s.write(ByteBuffer.wrap(pattern(999, at)), at);
+                        return null;
+                    });
+                }
+            }
+            assertEquals(5 + 63 * 1001L + 999, s.size());
+            assertEquals(s.size(), Files.size(file));
+        }
+    }
+
+    @Test
     void createTruncatesAndOpenRequiresTheFile() throws IOException {
         Path file = dir.resolve("existing");
         Files.write(file, pattern(1000, 2));
@@ -89,7 +110,7 @@ abstract class FileStorageContract extends StorageContract {
             assertFalse(Thread.currentThread().isInterrupted());
             s.write(ByteBuffer.wrap(pattern(100, 4)), 100);
             s.flush();
-            assertArrayEquals(pattern(100, 4), java.util.Arrays.copyOfRange(readAll(s), 100, 200));
+            assertArrayEquals(pattern(100, 4), Arrays.copyOfRange(readAll(s), 100, 200));
         }
     }
 }

@@ -146,6 +146,8 @@ abstract class StorageContract {
         byte[] all = readAll(s);
         assertArrayEquals(Arrays.copyOf(data, 9_000), Arrays.copyOf(all, 9_000));
         assertTrue(allZero(all, 9_000, all.length));
+        s.writeZeroes(50L << 20, 0);
+        assertEquals(all.length, s.size());
     }
 
     @Test
@@ -243,6 +245,30 @@ abstract class StorageContract {
                 int at = round * 4096 + 7 + thread * stride;
                 assertArrayEquals(pattern(stride, seed(thread, round)), Arrays.copyOfRange(all, at, at + stride),
                         "piece of thread " + thread + " in round " + round);
+            }
+        }
+    }
+
+    @Test
+    void concurrentExtendingWritersKeepEveryByteAndTheExactSize() throws Exception {
+        Storage s = empty();
+        int piece = 997;
+        // Round r writes backwards in offset order across threads, so the file grows in a scattered way.
+        runConcurrently(THREADS, 4, (thread, round) -> {
+            long at = 13 + (long) (round * THREADS + (THREADS - 1 - thread)) * (piece + 3);
+            s.write(ByteBuffer.wrap(pattern(piece, seed(thread, round))), at);
+        });
+        byte[] all = readAll(s);
+        assertEquals(13 + (4L * THREADS - 1) * (piece + 3) + piece, all.length);
+        for (int round = 0; round < 4; round++) {
+            for (int thread = 0; thread < THREADS; thread++) {
+                int at = 13 + (round * THREADS + (THREADS - 1 - thread)) * (piece + 3);
+                assertArrayEquals(pattern(piece, seed(thread, round)), Arrays.copyOfRange(all, at, at + piece),
+                        "piece of thread " + thread + " in round " + round);
+                if (at + piece < all.length) {
+                    assertArrayEquals(new byte[3], Arrays.copyOfRange(all, at + piece, at + piece + 3),
+                            "gap after thread " + thread + " in round " + round);
+                }
             }
         }
     }
