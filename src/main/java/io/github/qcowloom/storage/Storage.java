@@ -17,16 +17,25 @@ public interface Storage extends Closeable {
      */
     int read(ByteBuffer dst, long position) throws IOException;
 
-    /** Writes all of {@code src} at {@code position}, extending the file if needed. */
+    /**
+     * Writes all of {@code src} at {@code position}, extending the file if needed (an empty {@code src} changes
+     * nothing); advances {@code src}'s position to its limit.
+     */
     void write(ByteBuffer src, long position) throws IOException;
 
     /** Makes every completed write durable (fdatasync). */
     void flush() throws IOException;
 
-    /** Releases the host space of the range; it then reads as zeroes. Best effort where the host cannot. */
+    /**
+     * Releases the host space of the range; it then reads as zeroes. Best effort where the host cannot. The
+     * size never changes: the part of the range past the end of the file is ignored.
+     */
     void punchHole(long position, long length) throws IOException;
 
-    /** Makes the range read as zeroes, keeping it allocated where the host can (fallocate ZERO_RANGE). */
+    /**
+     * Makes the range read as zeroes, keeping it allocated where the host can (fallocate ZERO_RANGE);
+     * extends the file if the range reaches past its end.
+     */
     void writeZeroes(long position, long length) throws IOException;
 
     /** Current length of the file in bytes. */
@@ -35,7 +44,10 @@ public interface Storage extends Closeable {
     /** Truncates or extends the file; extended space reads as zeroes. */
     void setLength(long length) throws IOException;
 
-    /** The alignment in bytes that offsets, lengths and buffers must respect for the fastest I/O (1 if any). */
+    /**
+     * The alignment in bytes that offsets, lengths and direct buffers should respect for the fastest I/O (1 if
+     * any). Misaligned requests still work, through copies.
+     */
     int alignment();
 
     /** True if writes are refused. */

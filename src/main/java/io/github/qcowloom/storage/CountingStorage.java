@@ -1,0 +1,105 @@
+package io.github.qcowloom.storage;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.LongAdder;
+
+/** A {@link Storage} that forwards every call and counts the completed ones, for tests that assert I/O patterns. */
+public final class CountingStorage implements Storage {
+    /** A snapshot of the counters; each counts calls that returned normally. */
+    public record Counts(long reads, long bytesRead, long writes, long bytesWritten, long flushes, long punchHoles,
+            long writeZeroes, long setLengths) {
+        /** What happened since {@code earlier}. */
+        public Counts minus(Counts earlier) {
+            return new Counts(reads - earlier.reads, bytesRead - earlier.bytesRead, writes - earlier.writes,
+                    bytesWritten - earlier.bytesWritten, flushes - earlier.flushes,
+                    punchHoles - earlier.punchHoles, writeZeroes - earlier.writeZeroes,
+                    setLengths - earlier.setLengths);
+        }
+    }
+
+    private final Storage delegate;
+    private final LongAdder reads = new LongAdder();
+    private final LongAdder bytesRead = new LongAdder();
+    private final LongAdder writes = new LongAdder();
+    private final LongAdder bytesWritten = new LongAdder();
+    private final LongAdder flushes = new LongAdder();
+    private final LongAdder punchHoles = new LongAdder();
+    private final LongAdder writeZeroes = new LongAdder();
+    private final LongAdder setLengths = new LongAdder();
+
+    public CountingStorage(Storage delegate) {
+        this.delegate = delegate;
+    }
+
+    /** The wrapped storage. */
+    public Storage delegate() {
+        return delegate;
+    }
+
+    /** The counters now; not atomic across counters while calls are in flight. */
+    public Counts counts() {
+        return new Counts(reads.sum(), bytesRead.sum(), writes.sum(), bytesWritten.sum(), flushes.sum(),
+                punchHoles.sum(), writeZeroes.sum(), setLengths.sum());
+    }
+
+    @Override
+    public int read(ByteBuffer dst, long position) throws IOException {
+        int n = delegate.read(dst, position);
+        reads.increment();
+        bytesRead.add(n);
+        return n;
+    }
+
+    @Override
+    public void write(ByteBuffer src, long position) throws IOException {
+        int n = src.remaining();
+        delegate.write(src, position);
+        writes.increment();
+        bytesWritten.add(n);
+    }
+
+    @Override
+    public void flush() throws IOException {
+        delegate.flush();
+        flushes.increment();
+    }
+
+    @Override
+    public void punchHole(long position, long length) throws IOException {
+        delegate.punchHole(position, length);
+        punchHoles.increment();
+    }
+
+    @Override
+    public void writeZeroes(long position, long length) throws IOException {
+        delegate.writeZeroes(position, length);
+        writeZeroes.increment();
+    }
+
+    @Override
+    public long size() throws IOException {
+        return delegate.size();
+    }
+
+    @Override
+    public void setLength(long length) throws IOException {
+        delegate.setLength(length);
+        setLengths.increment();
+    }
+
+    @Override
+    public int alignment() {
+        return delegate.alignment();
+    }
+
+    @Override
+    public boolean readOnly() {
+        return delegate.readOnly();
+    }
+
+    @Override
+    public void close() throws IOException {
+        delegate.close();
+    }
+}

@@ -1,0 +1,444 @@
+package io.github.qcowloom.storage;
+
+import com.sun.nio.file.ExtendedOpenOption;
+import java.io.Closeable;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * A host file accessed by positional {@link java.nio.channels.FileChannel} I/O, through the page cache
+ * (buffered) or with O_DIRECT (direct).
+ *
+ * <p>In direct mode any offset, length and buffer is accepted: aligned direct buffers go straight to the
+ * channel, everything else through an aligned bounce buffer, with read-modify-write of partial edge blocks.
+ * Every direct write holds striped per-block locks so that concurrent read-modify-writes of one block
+ * cannot lose each other's bytes.
+ *
+ * <p>Without fallocate (Java 21 has no FFM), {@link #punchHole} releases host space only when the hole
+ * covers the tail of the file; elsewhere it writes zeroes, like {@link #writeZeroes}.
+ */
+public final class FileStorage implements Storage {
+    private static final int ZERO_CHUNK = 1 << 20;
+    // Aligned for any block size up to 64 KiB, so zero chunks take the direct fast path.
+    private static final ByteBuffer ZEROES =
+            ByteBuffer.allocateDirect(ZERO_CHUNK + 65536).alignedSlice(65536).slice(0, ZERO_CHUNK).asReadOnlyBuffer();
+    private static final int BOUNCE_SIZE = 256 * 1024;
+    private static final int IDLE_BOUNCE_BUFFERS = 16;
+    private static final int BLOCK_LOCK_STRIPES = 1024;
+
+    private final Path path;
+    private final ReopeningChannel channel;
+    private final RandomAccessFile resizer; // null when read-only
+    private final boolean direct;
+    private final int alignment;
+    private final AlignedBufferPool bounce; // direct mode only
+    private final BlockLocks blockLocks; // direct mode only
+    // Writes hold it shared; whatever may shrink the file, even for a moment, holds it exclusively.
+    private final ReentrantReadWriteLock sizeLock = new ReentrantReadWriteLock();
+    // The file's length as far as callers are concerned: in direct mode the host file can be briefly longer.
+    private final AtomicLong size;
+
+    private FileStorage(Path path, ReopeningChannel channel, RandomAccessFile resizer, boolean direct, int alignment)
+            throws IOException {
+        this.path = path;
+        this.channel = channel;
+        this.resizer = resizer;
+        this.direct = direct;
+        this.alignment = alignment;
+        this.bounce = direct ? new AlignedBufferPool(alignment, Math.max(BOUNCE_SIZE, alignment), IDLE_BOUNCE_BUFFERS)
+                : null;
+        this.blockLocks = direct ? new BlockLocks(BLOCK_LOCK_STRIPES) : null;
+        this.size = new AtomicLong(channel.size());
+    }
+
+    /** Opens an existing file, read-only or read-write, buffered or with O_DIRECT. */
+    public static FileStorage open(Path path, boolean readOnly, boolean direct) throws IOException {
+        return readOnly ? open(path, Set.of(StandardOpenOption.READ), direct, false)
+                : open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true);
+    }
+
+    /** Creates a file, or truncates an existing one, and opens it read-write. */
+    public static FileStorage create(Path path, boolean direct) throws IOException {
+        return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE,
+                StandardOpenOption.TRUNCATE_EXISTING), direct, true);
+    }
+
+    private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable)
+            throws IOException {
+        ReopeningChannel channel = direct ? openDirect(path, options) : new ReopeningChannel(path, options);
+        RandomAccessFile resizer = null;
+        try {
+            int alignment = direct ? blockSize(path) : 1;
+            resizer = writable ? new RandomAccessFile(path.toFile(), "rw") : null;
+            return new FileStorage(path, channel, resizer, direct, alignment);
+        } catch (IOException | RuntimeException e) {
+            closeAfterFailure(e, channel, resizer);
+            throw e;
+        }
+    }
+
+    private static void closeAfterFailure(Exception failure, Closeable... resources) {
+        for (Closeable resource : resources) {
+            try {
+                if (resource != null) {
+                    resource.close();
+                }
+            } catch (IOException e) {
+                failure.addSuppressed(e);
+            }
+        }
+    }
+
+    private static ReopeningChannel openDirect(Path path, Set<OpenOption> options) throws IOException {
+        Set<OpenOption> withDirect = new HashSet<>(options);
+        withDirect.add(ExtendedOpenOption.DIRECT);
+        try {
+            return new ReopeningChannel(path, withDirect);
+        } catch (NoSuchFileException | AccessDeniedException | FileAlreadyExistsException e) {
+            throw e;
+        } catch (IOException | UnsupportedOperationException e) {
+            throw new IOException("cannot open " + path + " with O_DIRECT; the file system may not support it"
+                    + " (open it buffered instead): " + e.getMessage(), e);
+        }
+    }
+
+    private static int blockSize(Path path) throws IOException {
+        long blockSize;
+        try {
+            blockSize = Files.getFileStore(path).getBlockSize();
+        } catch (UnsupportedOperationException e) {
+            throw new IOException("cannot find the O_DIRECT alignment of " + path, e);
+        }
+        if (blockSize <= 0 || blockSize > (1 << 20) || Long.bitCount(blockSize) != 1) {
+            throw new IOException("unusable O_DIRECT alignment " + blockSize + " for " + path);
+        }
+        return (int) blockSize;
+    }
+
+    /** The file this storage was opened on. */
+    public Path path() {
+        return path;
+    }
+
+    /** True if opened with O_DIRECT. */
+    public boolean direct() {
+        return direct;
+    }
+
+    @Override
+    public int read(ByteBuffer dst, long position) throws IOException {
+        checkPosition(position);
+        if (!dst.hasRemaining()) {
+            return 0;
+        }
+        if (!direct) {
+            int start = dst.position();
+            readUntilShort(dst, position);
+            return dst.position() - start;
+        }
+        return isAligned(dst, position) ? readAlignedDirect(dst, position) : readBounced(dst, position);
+    }
+
+    @Override
+    public void write(ByteBuffer src, long position) throws IOException {
+        checkPosition(position);
+        ensureWritable();
+        if (src.hasRemaining()) {
+            if (direct) {
+                writeDirect(src, position);
+            } else {
+                writeBuffered(src, position);
+            }
+        }
+    }
+
+    /** {@code fdatasync}. */
+    @Override
+    public void flush() throws IOException {
+        channel.force();
+    }
+
+    /**
+     * Releases host space only if the hole covers the tail of the file (truncating and re-extending it, so
+     * the size does not change); elsewhere writes zeroes. Never extends the file.
+     */
+    @Override
+    public void punchHole(long position, long length) throws IOException {
+        checkRange(position, length);
+        ensureWritable();
+        Lock lock = sizeLock.writeLock();
+        lock.lock();
+        try {
+            long oldSize = size.get();
+            if (position >= oldSize || length == 0) {
+                return;
+            }
+            if (position + length >= oldSize) {
+                resizer.setLength(position);
+                resizer.setLength(oldSize);
+                return;
+            }
+        } finally {
+            lock.unlock();
+        }
+        // A hole inside the file: zeroing needs only the shared lock, like any write.
+        writeZeroes(position, length);
+    }
+
+    /** Writes zeroes in chunks of at most 1 MiB, extending the file if the range reaches past the end. */
+    @Override
+    public void writeZeroes(long position, long length) throws IOException {
+        checkRange(position, length);
+        ensureWritable();
+        long end = position + length;
+        for (long at = position; at < end; ) {
+            // Chunks end on ZERO_CHUNK boundaries so that after the first they stay aligned in direct mode.
+            long next = Math.min(end, (at / ZERO_CHUNK + 1) * ZERO_CHUNK);
+            write(ZEROES.slice(0, (int) (next - at)), at);
+            at = next;
+        }
+    }
+
+    @Override
+    public long size() throws IOException {
+        return size.get();
+    }
+
+    @Override
+    public void setLength(long length) throws IOException {
+        checkPosition(length);
+        ensureWritable();
+        Lock lock = sizeLock.writeLock();
+        lock.lock();
+        try {
+            // ftruncate through a second, buffered descriptor: FileChannel.truncate cannot extend.
+            resizer.setLength(length);
+            size.set(length);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public int alignment() {
+        return alignment;
+    }
+
+    @Override
+    public boolean readOnly() {
+        return resizer == null;
+    }
+
+    @Override
+    public void close() throws IOException {
+        try {
+            channel.close();
+        } finally {
+            if (resizer != null) {
+                resizer.close();
+            }
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "FileStorage[" + path + (direct ? ", direct" : ", buffered") + (readOnly() ? ", read-only]" : "]");
+    }
+
+    private void writeBuffered(ByteBuffer src, long position) throws IOException {
+        long end = position + src.remaining();
+        Lock lock = sizeLock.readLock();
+        lock.lock();
+        try {
+            writeFully(src, position);
+            size.accumulateAndGet(end, Math::max);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * A direct write covers whole blocks, so when its end is unaligned and its last block reaches past the
+     * end of the file, the host file grows beyond {@code end}: such writes run exclusively and trim it back.
+     */
+    private void writeDirect(ByteBuffer src, long position) throws IOException {
+        long end = position + src.remaining();
+        Lock lock = sizeLock.readLock();
+        lock.lock();
+        if (overshootsEnd(end)) {
+            lock.unlock();
+            lock = sizeLock.writeLock();
+            lock.lock();
+        }
+        try {
+            long sizeBefore = size.get();
+            boolean trim = overshootsEnd(end);
+            long firstBlock = position / alignment;
+            long endBlock = (end + alignment - 1) / alignment;
+            blockLocks.lock(firstBlock, endBlock);
+            try {
+                if (isAligned(src, position)) {
+                    writeFully(src, position);
+                } else {
+                    writeBounced(src, position);
+                }
+            } finally {
+                blockLocks.unlock(firstBlock, endBlock);
+            }
+            if (trim) {
+                resizer.setLength(Math.max(sizeBefore, end));
+            }
+            size.accumulateAndGet(end, Math::max);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private boolean overshootsEnd(long end) {
+        return end % alignment != 0 && alignUp(end) > size.get();
+    }
+
+    /** Writes through bounce buffers, one chunk of whole blocks at a time, reading in partial edge blocks. */
+    private void writeBounced(ByteBuffer src, long position) throws IOException {
+        long end = position + src.remaining();
+        long at = position;
+        while (at < end) {
+            long chunkStart = alignDown(at);
+            long chunkEnd = Math.min(chunkStart + bounce.bufferSize(), alignUp(end));
+            int chunkLength = (int) (chunkEnd - chunkStart);
+            long dataEnd = Math.min(end, chunkEnd);
+            ByteBuffer buffer = bounce.take();
+            try {
+                ByteBuffer chunk = buffer.slice(0, chunkLength);
+                boolean head = at > chunkStart;
+                if (head) {
+                    readBlock(chunk, 0, chunkStart);
+                }
+                // The tail block is the head block when the chunk is one block: already read.
+                if (dataEnd < chunkEnd && (!head || chunkLength > alignment)) {
+                    readBlock(chunk, chunkLength - alignment, chunkEnd - alignment);
+                }
+                int n = (int) (dataEnd - at);
+                chunk.put((int) (at - chunkStart), src, src.position(), n);
+                src.position(src.position() + n);
+                writeFully(chunk, chunkStart);
+            } finally {
+                bounce.give(buffer);
+            }
+            at = dataEnd;
+        }
+    }
+
+    /** Reads the block at {@code position} into {@code chunk[offset, offset + alignment)}, zeroes past EOF. */
+    private void readBlock(ByteBuffer chunk, int offset, long position) throws IOException {
+        ByteBuffer block = chunk.slice(offset, alignment);
+        readUntilShort(block, position);
+        while (block.hasRemaining()) {
+            block.put((byte) 0);
+        }
+    }
+
+    private int readAlignedDirect(ByteBuffer dst, long position) throws IOException {
+        int start = dst.position();
+        readUntilShort(dst, position);
+        int n = visible(position, dst.position() - start);
+        dst.position(start + n);
+        return n;
+    }
+
+    private int readBounced(ByteBuffer dst, long position) throws IOException {
+        long end = position + dst.remaining();
+        long at = position;
+        while (at < end) {
+            long chunkStart = alignDown(at);
+            int chunkLength = (int) (Math.min(chunkStart + bounce.bufferSize(), alignUp(end)) - chunkStart);
+            ByteBuffer buffer = bounce.take();
+            try {
+                ByteBuffer chunk = buffer.slice(0, chunkLength);
+                readUntilShort(chunk, chunkStart);
+                int skip = (int) (at - chunkStart);
+                int n = visible(at, (int) Math.min(chunk.position() - skip, end - at));
+                if (n <= 0) {
+                    break;
+                }
+                dst.put(dst.position(), chunk, skip, n);
+                dst.position(dst.position() + n);
+                at += n;
+                if (chunk.hasRemaining()) {
+                    break; // end of file
+                }
+            } finally {
+                bounce.give(buffer);
+            }
+        }
+        return (int) (at - position);
+    }
+
+    /** Of {@code n} bytes read at {@code position}, how many lie inside the file (it may be briefly longer). */
+    private int visible(long position, int n) {
+        return (int) Math.max(0, Math.min(n, size.get() - position));
+    }
+
+    /** Reads until {@code dst} is full or the file ends; in direct mode also stops at an unaligned short read. */
+    private void readUntilShort(ByteBuffer dst, long position) throws IOException {
+        int start = dst.position();
+        while (dst.hasRemaining()) {
+            int n = channel.read(dst, position + (dst.position() - start));
+            if (n <= 0 || (direct && n % alignment != 0)) {
+                return;
+            }
+        }
+    }
+
+    private void writeFully(ByteBuffer src, long position) throws IOException {
+        int start = src.position();
+        while (src.hasRemaining()) {
+            channel.write(src, position + (src.position() - start));
+        }
+    }
+
+    private boolean isAligned(ByteBuffer buffer, long position) {
+        return position % alignment == 0 && buffer.remaining() % alignment == 0 && buffer.isDirect()
+                && buffer.alignmentOffset(buffer.position(), alignment) == 0;
+    }
+
+    private long alignDown(long position) {
+        return position - position % alignment;
+    }
+
+    private long alignUp(long position) {
+        return alignDown(position + alignment - 1);
+    }
+
+    private void ensureWritable() throws IOException {
+        if (resizer == null) {
+            throw new IOException("storage is read-only: " + path);
+        }
+    }
+
+    private static void checkPosition(long position) {
+        if (position < 0) {
+            throw new IllegalArgumentException("negative position: " + position);
+        }
+    }
+
+    private static void checkRange(long position, long length) {
+        checkPosition(position);
+        if (length < 0) {
+            throw new IllegalArgumentException("negative length: " + length);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+package io.github.qcowloom.storage;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.FileChannel;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Positional I/O on a {@link FileChannel} that survives interrupts. A FileChannel closes itself for every
+ * user when any thread blocked in it is interrupted; one cancelled request must not break the file for all
+ * others, so the channel is reopened, the interrupted caller still gets its
+ * {@link ClosedByInterruptException}, and callers that merely saw the close retry.
+ */
+final class ReopeningChannel implements Closeable {
+    private final Path path;
+    private final Set<OpenOption> reopenOptions;
+    private final ReentrantLock reopenLock = new ReentrantLock();
+    private volatile FileChannel channel;
+    private volatile boolean closed;
+
+    /** Opens {@code path}; reopening uses the same options less those that create or truncate. */
+    ReopeningChannel(Path path, Set<? extends OpenOption> options) throws IOException {
+        this.path = path;
+        this.channel = FileChannel.open(path, options);
+        Set<OpenOption> reopen = new HashSet<>(options);
+        reopen.removeAll(Set.of(StandardOpenOption.CREATE, StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.TRUNCATE_EXISTING));
+        this.reopenOptions = Set.copyOf(reopen);
+    }
+
+    /** One positional read; -1 at the end of the file. */
+    int read(ByteBuffer dst, long position) throws IOException {
+        while (true) {
+            FileChannel ch = channel;
+            try {
+                return ch.read(dst, position);
+            } catch (ClosedChannelException e) {
+                recover(ch, e);
+            }
+        }
+    }
+
+    /** One positional write; may write fewer bytes than remain. */
+    int write(ByteBuffer src, long position) throws IOException {
+        while (true) {
+            FileChannel ch = channel;
+            try {
+                return ch.write(src, position);
+            } catch (ClosedChannelException e) {
+                recover(ch, e);
+            }
+        }
+    }
+
+    /** fdatasync. */
+    void force() throws IOException {
+        while (true) {
+            FileChannel ch = channel;
+            try {
+                ch.force(false);
+                return;
+            } catch (ClosedChannelException e) {
+                recover(ch, e);
+            }
+        }
+    }
+
+    /** Length of the file. */
+    long size() throws IOException {
+        while (true) {
+            FileChannel ch = channel;
+            try {
+                return ch.size();
+            } catch (ClosedChannelException e) {
+                recover(ch, e);
+            }
+        }
+    }
+
+    /** Reopens after an interrupt closed {@code failed}; rethrows {@code e} unless the caller should retry. */
+    private void recover(FileChannel failed, ClosedChannelException e) throws IOException {
+        reopenLock.lock();
+        try {
+            if (closed) {
+                throw e;
+            }
+            if (channel == failed) {
+                channel = FileChannel.open(path, reopenOptions);
+            }
+        } finally {
+            reopenLock.unlock();
+        }
+        if (e instanceof ClosedByInterruptException) {
+            throw e;
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        reopenLock.lock();
+        try {
+            closed = true;
+            channel.close();
+        } finally {
+            reopenLock.unlock();
+        }
+    }
+}
