@@ -9,6 +9,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.api;
     exports io.github.qcowloom.format;
     exports io.github.qcowloom.storage;
+    exports io.github.qcowloom.cache;
     exports io.github.qcowloom.compress;
 
     opens io.github.qcowloom.cli to info.picocli;

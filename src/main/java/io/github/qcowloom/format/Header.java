@@ -371,7 +371,7 @@ public record Header(
         return names;
     }
 
-    static byte[] encodeFeatureTable(Features.FeatureName[] names) {
+    public static byte[] encodeFeatureTable(Features.FeatureName[] names) {
         byte[] data = new byte[names.length * 48];
         for (int i = 0; i < names.length; i++) {
             data[i * 48] = (byte) names[i].type();

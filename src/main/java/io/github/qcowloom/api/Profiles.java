@@ -1,0 +1,52 @@
+package io.github.qcowloom.api;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Properties;
+
+/**
+ * Named configuration profiles: {@code props/NAME.properties} shipped in the jar, or any properties file given
+ * by path. Keys: {@code l2-cache-size} (bytes, 0 = QEMU's default) and {@code direct} (O_DIRECT).
+ */
+public final class Profiles {
+    private Profiles() {
+    }
+
+    /** Loads a profile by name ("default", "direct") or by file path (anything ending in .properties). */
+    public static Properties load(String nameOrPath) throws IOException {
+        Properties p = new Properties();
+        if (nameOrPath.endsWith(".properties")) {
+            try (Reader r = Files.newBufferedReader(Path.of(nameOrPath))) {
+                p.load(r);
+            }
+            return p;
+        }
+        if (!nameOrPath.matches("[A-Za-z0-9_-]+")) {
+            throw new IllegalArgumentException("profile name '" + nameOrPath + "': letters, digits, - and _ only");
+        }
+        try (InputStream in = Profiles.class.getResourceAsStream("/props/" + nameOrPath + ".properties")) {
+            if (in == null) {
+                throw new IllegalArgumentException("no profile named '" + nameOrPath + "'");
+            }
+            p.load(in);
+        }
+        return p;
+    }
+
+    /** Applies a profile's keys to open options; unknown keys are errors so that typos do not pass silently. */
+    public static OpenOptions apply(Properties p, OpenOptions base) {
+        OpenOptions o = base;
+        for (String key : p.stringPropertyNames()) {
+            String v = p.getProperty(key).trim();
+            o = switch (key) {
+                case "l2-cache-size" -> o.withL2CacheBytes(Long.parseLong(v));
+                case "direct" -> o.withDirect(Boolean.parseBoolean(v));
+                default -> throw new IllegalArgumentException("unknown profile key '" + key + "'");
+            };
+        }
+        return o;
+    }
+}

@@ -1,0 +1,143 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.Snapshot;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.OptionalLong;
+
+/** What qemu-img info reports about an image, as an ordered map in the JSON field names and order of qemu-img. */
+final class ImageInfo {
+    private ImageInfo() {
+    }
+
+    static Map<String, Object> qcow2(String filename, Header h, List<Snapshot> snapshots, OptionalLong diskUsage) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (h.backingFile() != null) {
+            h.backingFormat().ifPresent(f -> m.put("backing-filename-format", f));
+        }
+        if (!snapshots.isEmpty()) {
+            List<Object> list = new ArrayList<>();
+            for (Snapshot s : snapshots) {
+                Map<String, Object> sm = new LinkedHashMap<>();
+                if (s.icount() != -1) {
+                    sm.put("icount", s.icount());
+                }
+                sm.put("vm-clock-nsec", s.vmClockNsec() % 1_000_000_000L);
+                sm.put("name", s.name());
+                sm.put("date-sec", s.dateSec());
+                sm.put("date-nsec", s.dateNsec());
+                sm.put("vm-clock-sec", s.vmClockNsec() / 1_000_000_000L);
+                sm.put("id", s.id());
+                sm.put("vm-state-size", s.vmStateSize());
+                list.add(sm);
+            }
+            m.put("snapshots", list);
+        }
+        m.put("virtual-size", h.size());
+        m.put("filename", filename);
+        m.put("cluster-size", h.clusterSize());
+        m.put("format", "qcow2");
+        diskUsage.ifPresent(u -> m.put("actual-size", u));
+        Map<String, Object> data = new LinkedHashMap<>();
+        data.put("compat", h.version() == 3 ? "1.1" : "0.10");
+        data.put("compression-type", h.compressionType() == 1 ? "zstd" : "zlib");
+        if (h.version() == 3) {
+            data.put("lazy-refcounts", h.lazyRefcounts());
+        }
+        data.put("refcount-bits", h.refcountBits());
+        if (h.version() == 3) {
+            h.dataFile().ifPresent(d -> data.put("data-file", d));
+            if (h.hasDataFile()) {
+                data.put("data-file-raw", h.dataFileRaw());
+            }
+            data.put("corrupt", h.corrupt());
+            data.put("extended-l2", h.extendedL2());
+        }
+        Map<String, Object> specific = new LinkedHashMap<>();
+        specific.put("type", "qcow2");
+        specific.put("data", data);
+        m.put("format-specific", specific);
+        if (h.backingFile() != null) {
+            m.put("full-backing-filename", fullBackingFilename(filename, h.backingFile()));
+            m.put("backing-filename", h.backingFile());
+        }
+        m.put("dirty-flag", h.dirty());
+        return m;
+    }
+
+    static Map<String, Object> raw(String filename, long size, OptionalLong diskUsage) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("virtual-size", size);
+        m.put("filename", filename);
+        m.put("format", "raw");
+        diskUsage.ifPresent(u -> m.put("actual-size", u));
+        m.put("dirty-flag", false);
+        return m;
+    }
+
+    /** QEMU's path_combine: a relative backing name is relative to the image's folder as the user named it. */
+    static String fullBackingFilename(String imageName, String backing) {
+        if (backing.startsWith("/")) {
+            return backing;
+        }
+        int slash = imageName.lastIndexOf('/');
+        return slash < 0 ? backing : imageName.substring(0, slash + 1) + backing;
+    }
+
+    /** The human-readable form qemu-img info prints. */
+    @SuppressWarnings("unchecked")
+    static String human(Map<String, Object> m) {
+        StringBuilder sb = new StringBuilder();
+        long size = (Long) m.get("virtual-size");
+        sb.append("image: ").append(m.get("filename")).append('\n');
+        sb.append("file format: ").append(m.get("format")).append('\n');
+        sb.append("virtual size: ").append(Sizes.human(size)).append(" (").append(size).append(" bytes)\n");
+        sb.append("disk size: ").append(m.containsKey("actual-size") ? Sizes.human((Long) m.get("actual-size"))
+                : "unavailable").append('\n');
+        if (m.containsKey("cluster-size")) {
+            sb.append("cluster_size: ").append(m.get("cluster-size")).append('\n');
+        }
+        if (m.containsKey("backing-filename")) {
+            sb.append("backing file: ").append(m.get("backing-filename"));
+            if (!m.get("backing-filename").equals(m.get("full-backing-filename"))) {
+                sb.append(" (actual path: ").append(m.get("full-backing-filename")).append(')');
+            }
+            sb.append('\n');
+            if (m.containsKey("backing-filename-format")) {
+                sb.append("backing file format: ").append(m.get("backing-filename-format")).append('\n');
+            }
+        }
+        if (m.containsKey("snapshots")) {
+            sb.append("Snapshot list:\n");
+            sb.append(String.format("%-10s%-17s%8s%20s%13s%11s%n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
+                    "ICOUNT"));
+            DateTimeFormatter date = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
+            for (Object o : (List<Object>) m.get("snapshots")) {
+                Map<String, Object> s = (Map<String, Object>) o;
+                long secs = (Long) s.get("vm-clock-sec");
+                long nsec = (Long) s.get("vm-clock-nsec");
+                String clock = String.format("%02d:%02d:%02d.%03d", secs / 3600, (secs / 60) % 60, secs % 60,
+                        nsec / 1_000_000);
+                sb.append(String.format("%-9s %-16s %8s %19s %12s %10s%n", s.get("id"), s.get("name"),
+                        Sizes.human((Long) s.get("vm-state-size")),
+                        date.format(Instant.ofEpochSecond((Long) s.get("date-sec"))), clock,
+                        s.containsKey("icount") ? s.get("icount").toString() : ""));
+            }
+        }
+        if (m.containsKey("format-specific")) {
+            Map<String, Object> data = (Map<String, Object>) ((Map<String, Object>) m.get("format-specific"))
+                    .get("data");
+            sb.append("Format specific information:\n");
+            for (Map.Entry<String, Object> e : data.entrySet()) {
+                sb.append("    ").append(e.getKey().replace('-', ' ')).append(": ").append(e.getValue()).append('\n');
+            }
+        }
+        return sb.toString();
+    }
+}

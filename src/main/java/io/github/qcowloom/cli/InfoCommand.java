@@ -1,0 +1,64 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.image.Qcow2Image;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code info [-f fmt] [--output=human|json] FILE}, as qemu-img info. It reads only the image's own metadata and
+ * never opens the backing or data file the image names (CVE-2024-4467).
+ */
+@Command(name = "info", description = "Show an image's metadata.")
+final class InfoCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-f", description = "Image format (probed when absent).")
+    String format;
+
+    @Option(names = "--output", description = "human (default) or json.")
+    String output = "human";
+
+    @Option(names = "-U", description = "Accepted for qemu-img compatibility; images are always opened read-only.")
+    boolean forceShare;
+
+    @Parameters(index = "0", paramLabel = "FILE")
+    String filename;
+
+    @Override
+    public Integer call() throws IOException {
+        Path path = Path.of(filename);
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(filename);
+        }
+        String fmt = format != null ? format : ImageFormat.probe(path);
+        Map<String, Object> info = switch (fmt) {
+            case "qcow2" -> {
+                OpenOptions o = OpenOptions.readOnlyDefaults().withFollowReferences(false);
+                try (Qcow2Image img = Qcow2Image.open(path, o)) {
+                    yield ImageInfo.qcow2(filename, img.header(), img.snapshots(), DiskUsage.of(path));
+                }
+            }
+            case "raw" -> ImageInfo.raw(filename, Files.size(path), DiskUsage.of(path));
+            default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
+        };
+        switch (output) {
+            case "json" -> spec.commandLine().getOut().println(Json.write(info));
+            case "human" -> spec.commandLine().getOut().print(ImageInfo.human(info));
+            default -> throw new IllegalArgumentException("--output must be human or json, not " + output);
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,247 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Features;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.format.RefcountCodec;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Creates empty qcow2 images as qemu-img create does: same option checks and messages, same table order, and
+ * every image passes qemu-img check with nothing to report.
+ */
+public final class ImageCreator {
+    private ImageCreator() {
+    }
+
+    /** Creates (or truncates) the image at {@code path}, and its data file if the options name one. */
+    public static void create(Path path, CreateOptions options) throws IOException {
+        CreateOptions o = validate(options);
+        if (o.dataFile() != null) {
+            Path dataPath = ReferencedFiles.resolve(path.toAbsolutePath().getParent(), o.dataFile(), "data file");
+            try (Storage data = FileStorage.create(dataPath, false)) {
+                data.setLength(o.dataFileRaw() || "metadata".equals(o.preallocation()) ? o.size() : 0);
+                data.flush();
+            }
+        }
+        try (Storage file = FileStorage.create(path, false)) {
+            write(file, o);
+            file.flush();
+        }
+    }
+
+    /** Checks the options as QEMU's qcow2_co_create does and returns them with the size rounded up to 512. */
+    static CreateOptions validate(CreateOptions o) throws ImageException {
+        int cs = o.clusterSize();
+        if (Integer.bitCount(cs) != 1 || cs < (1 << Limits.MIN_CLUSTER_BITS) || cs > (1 << Limits.MAX_CLUSTER_BITS)) {
+            throw new ImageException("Cluster size must be a power of two between 512 and 2048k");
+        }
+        if (o.version() != 2 && o.version() != 3) {
+            throw new UnsupportedFeatureException("qcow2 version " + o.version(),
+                    "Invalid compatibility level: version " + o.version());
+        }
+        if (Integer.bitCount(o.refcountBits()) != 1 || o.refcountBits() > 64) {
+            throw new ImageException("Refcount width must be a power of two and may not exceed 64 bits");
+        }
+        boolean v2 = o.version() == 2;
+        if (v2 && o.refcountBits() != 16) {
+            throw new ImageException("Different refcount widths than 16 bits require compatibility level 1.1 or "
+                    + "above (use compat=1.1 or greater)");
+        }
+        if (v2 && o.lazyRefcounts()) {
+            throw new ImageException("Lazy refcounts only supported with compatibility level 1.1 and above "
+                    + "(use compat=1.1 or greater)");
+        }
+        if (v2 && o.extendedL2()) {
+            throw new ImageException("Extended L2 entries are only supported with compatibility level 1.1 and "
+                    + "above (use compat=1.1 or greater)");
+        }
+        if (o.extendedL2() && cs < (1 << Limits.MIN_EXTENDED_L2_CLUSTER_BITS)) {
+            throw new ImageException("Extended L2 entries are only supported with cluster sizes of at least "
+                    + (1 << Limits.MIN_EXTENDED_L2_CLUSTER_BITS) + " bytes");
+        }
+        if (!"zlib".equals(o.compressionType()) && !"zstd".equals(o.compressionType())) {
+            throw new UnsupportedFeatureException("compression type " + o.compressionType(),
+                    "Invalid compression type '" + o.compressionType() + "'");
+        }
+        if (v2 && !"zlib".equals(o.compressionType())) {
+            throw new ImageException("Non-zlib compression type is only supported with compatibility level 1.1 "
+                    + "and above (use compat=1.1 or greater)");
+        }
+        if (v2 && o.dataFile() != null) {
+            throw new ImageException("External data files are only supported with compatibility level 1.1 and "
+                    + "above");
+        }
+        if (o.dataFileRaw() && o.dataFile() == null) {
+            throw new ImageException("data-file-raw requires data-file");
+        }
+        if (o.backingFormat() != null && o.backingFile() == null) {
+            throw new ImageException("Backing format cannot be used without backing file");
+        }
+        if (o.dataFile() != null && o.backingFile() != null && o.dataFileRaw()) {
+            throw new ImageException("Backing file and data-file-raw cannot be used at the same time");
+        }
+        String prealloc = o.preallocation() == null ? "off" : o.preallocation();
+        if (!prealloc.equals("off") && !prealloc.equals("metadata")) {
+            throw new UnsupportedFeatureException("preallocation=" + prealloc,
+                    "Unsupported preallocation mode '" + prealloc + "' (off and metadata are supported)");
+        }
+        if (o.dataFileRaw()) {
+            // QEMU: a raw data file must be mapped one to one, so metadata preallocation is implied.
+            prealloc = "metadata";
+        }
+        if (o.backingFile() != null && prealloc.equals("metadata") && !o.extendedL2()) {
+            throw new ImageException("Backing file and preallocation can only be used at the same time if "
+                    + "extended_l2 is on");
+        }
+        if (o.size() < 0) {
+            throw new ImageException("Image size must be a non-negative number");
+        }
+        return o.withSize(Bytes.alignUp(o.size(), 512)).withPreallocation(prealloc);
+    }
+
+    private static void write(Storage file, CreateOptions o) throws IOException {
+        int clusterBits = Integer.numberOfTrailingZeros(o.clusterSize());
+        int l2Bits = clusterBits - (o.extendedL2() ? 4 : 3);
+        int refcountOrder = Integer.numberOfTrailingZeros(o.refcountBits());
+        boolean preallocate = "metadata".equals(o.preallocation());
+        boolean hasDataFile = o.dataFile() != null;
+        CreateLayout layout = CreateLayout.compute(o.size(), clusterBits, l2Bits, refcountOrder, preallocate,
+                !hasDataFile);
+        long cs = layout.clusterSize();
+
+        Header header = header(o, clusterBits, refcountOrder, layout);
+        file.setLength(0);
+        writeAt(file, 0, header.encode());
+        writeRefcountTables(file, layout, refcountOrder);
+
+        // L1, and with preallocation the L2 tables mapping every guest cluster.
+        byte[] l1 = new byte[(int) (layout.l1Clusters() * cs)];
+        for (long t = 0; t < layout.l2Tables(); t++) {
+            Bytes.putLong(l1, (int) (t * 8), L1Entry.of(layout.l2Offset() + t * cs, true));
+        }
+        if (l1.length > 0) {
+            writeAt(file, layout.l1Offset(), l1);
+        }
+        if (preallocate) {
+            writePreallocatedL2(file, o, layout, l2Bits, hasDataFile);
+        }
+        file.setLength(layout.fileLength());
+    }
+
+    private static Header header(CreateOptions o, int clusterBits, int refcountOrder, CreateLayout layout) {
+        long incompatible = 0;
+        long autoclear = 0;
+        int compression = "zstd".equals(o.compressionType()) ? 1 : 0;
+        if (compression != 0) {
+            incompatible |= Features.INCOMPAT_COMPRESSION;
+        }
+        if (o.extendedL2()) {
+            incompatible |= Features.INCOMPAT_EXTL2;
+        }
+        if (o.dataFile() != null) {
+            incompatible |= Features.INCOMPAT_DATA_FILE;
+        }
+        if (o.dataFileRaw()) {
+            autoclear |= Features.AUTOCLEAR_DATA_FILE_RAW;
+        }
+        // Extensions in the order QEMU's qcow2_update_header writes them.
+        List<HeaderExtension> ext = new ArrayList<>();
+        if (o.backingFormat() != null) {
+            ext.add(new HeaderExtension(HeaderExtension.BACKING_FORMAT,
+                    o.backingFormat().getBytes(StandardCharsets.UTF_8)));
+        }
+        if (o.dataFile() != null) {
+            ext.add(new HeaderExtension(HeaderExtension.DATA_FILE, o.dataFile().getBytes(StandardCharsets.UTF_8)));
+        }
+        int headerLength = o.version() == 3 ? Limits.V3_HEADER_LENGTH : Limits.V2_HEADER_LENGTH;
+        HeaderExtension table = new HeaderExtension(HeaderExtension.FEATURE_TABLE,
+                Header.encodeFeatureTable(Features.QEMU_NAMES));
+        long used = headerLength + 8 + ext.stream().mapToLong(HeaderExtension::encodedLength).sum()
+                + (o.backingFile() == null ? 0 : o.backingFile().getBytes(StandardCharsets.UTF_8).length);
+        // The feature-name table is informative; like QEMU, leave it out where it does not fit in cluster 0.
+        if (o.version() == 3 && used + table.encodedLength() <= (1L << clusterBits)) {
+            ext.add(table);
+        }
+        long l1Offset = layout.l1Entries() == 0 ? 0 : layout.l1Offset();
+        return new Header(o.version(), 0, 0, clusterBits, o.size(), 0, (int) layout.l1Entries(), l1Offset,
+                layout.reftableOffset(), (int) layout.reftableClusters(), 0, 0, incompatible,
+                o.lazyRefcounts() ? Features.COMPAT_LAZY_REFCOUNTS : 0, autoclear, refcountOrder, headerLength,
+                compression, ext, o.backingFile());
+    }
+
+    /** Reftable pointing to consecutive refblocks, every used cluster with refcount 1. */
+    private static void writeRefcountTables(Storage file, CreateLayout layout, int refcountOrder)
+            throws IOException {
+        long cs = layout.clusterSize();
+        byte[] reftable = new byte[(int) (layout.reftableClusters() * cs)];
+        for (long i = 0; i < layout.refblocks(); i++) {
+            Bytes.putLong(reftable, (int) (i * 8), layout.refblocksOffset() + i * cs);
+        }
+        writeAt(file, layout.reftableOffset(), reftable);
+        RefcountCodec codec = new RefcountCodec(refcountOrder);
+        long perBlock = codec.entriesPerBlock(cs);
+        long total = layout.totalClusters();
+        for (long i = 0; i < layout.refblocks(); i++) {
+            byte[] block = new byte[(int) cs];
+            long first = i * perBlock;
+            for (long c = first; c < Math.min(total, first + perBlock); c++) {
+                codec.set(block, (int) (c - first), 1);
+            }
+            writeAt(file, layout.refblocksOffset() + i * cs, block);
+        }
+    }
+
+    /**
+     * L2 tables whose entries map guest cluster i to consecutive host clusters, COPIED, as QEMU's metadata
+     * preallocation leaves them; with a data file, guest offset equals host offset in the data file.
+     */
+    private static void writePreallocatedL2(Storage file, CreateOptions o, CreateLayout layout, int l2Bits,
+            boolean hasDataFile) throws IOException {
+        long cs = layout.clusterSize();
+        int entrySize = o.extendedL2() ? 16 : 8;
+        long guestClusters = (o.size() + cs - 1) / cs;
+        long perTable = 1L << l2Bits;
+        for (long t = 0; t < layout.l2Tables(); t++) {
+            byte[] table = new byte[(int) cs];
+            for (long i = 0; i < perTable; i++) {
+                long cluster = t * perTable + i;
+                if (cluster >= guestClusters) {
+                    break;
+                }
+                long host = hasDataFile ? cluster * cs : layout.dataOffset() + cluster * cs;
+                int at = (int) (i * entrySize);
+                Bytes.putLong(table, at, host | L2Entry.COPIED);
+                if (o.extendedL2()) {
+                    Bytes.putLong(table, at + 8, allocatedSubclusters(o.size() - cluster * cs, cs));
+                }
+            }
+            writeAt(file, layout.l2Offset() + t * cs, table);
+        }
+    }
+
+    /** Allocation bits for the subclusters of a cluster that lie inside the disk ({@code remaining} bytes of it). */
+    private static long allocatedSubclusters(long remaining, long clusterSize) {
+        long sub = clusterSize / Limits.SUBCLUSTERS_PER_CLUSTER;
+        long n = Math.min(Limits.SUBCLUSTERS_PER_CLUSTER, (remaining + sub - 1) / sub);
+        return n == 32 ? L2Entry.BITMAP_ALLOC_MASK : (1L << n) - 1;
+    }
+
+    private static void writeAt(Storage file, long offset, byte[] data) throws IOException {
+        file.write(ByteBuffer.wrap(data), offset);
+    }
+}

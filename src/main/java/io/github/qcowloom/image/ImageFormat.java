@@ -1,0 +1,38 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.storage.FileStorage;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Format probing for files that do not say their format: qcow2 by its magic, anything else raw (as QEMU does). */
+public final class ImageFormat {
+    private ImageFormat() {
+    }
+
+    public static String probe(Path path) throws IOException {
+        try (InputStream in = Files.newInputStream(path)) {
+            byte[] magic = in.readNBytes(4);
+            if (magic.length == 4 && ((magic[0] & 0xff) << 24 | (magic[1] & 0xff) << 16 | (magic[2] & 0xff) << 8
+                    | (magic[3] & 0xff)) == Header.MAGIC) {
+                return "qcow2";
+            }
+            return "raw";
+        }
+    }
+
+    /** Opens a qcow2 or raw image as a device; {@code format} null means probe. */
+    public static BlockDevice open(Path path, String format, OpenOptions options) throws IOException {
+        String fmt = format != null ? format : probe(path);
+        return switch (fmt) {
+            case "qcow2" -> Qcow2Image.open(path, options);
+            case "raw" -> new RawImage(FileStorage.open(path, options.readOnly(), options.direct()));
+            default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
+        };
+    }
+}

@@ -1,0 +1,274 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.OutOfRangeException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.cache.TableCache;
+import io.github.qcowloom.compress.ClusterCodec;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * An open qcow2 image. Requests run as straight-line code on the caller's thread, any number at once: they take
+ * the image lock shared; only operations that replace whole tables take it exclusive.
+ */
+public final class Qcow2Image implements BlockDevice {
+    /** Longest backing chain we follow; deeper chains are refused rather than risking a loop. */
+    static final int MAX_BACKING_DEPTH = 64;
+
+    private final Storage file;
+    private final Storage dataFile;
+    private final BlockDevice backing;
+    private final Header header;
+    private final List<Snapshot> snapshots;
+    private final ImageGeometry geometry;
+    private final ReadPath readPath;
+    private final boolean readOnly;
+    private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
+
+    private Qcow2Image(Storage file, Storage dataFile, BlockDevice backing, Header header, List<Snapshot> snapshots,
+            long[] l1, OpenOptions options) {
+        this.file = file;
+        this.dataFile = dataFile;
+        this.backing = backing;
+        this.header = header;
+        this.snapshots = List.copyOf(snapshots);
+        this.geometry = ImageGeometry.of(header);
+        this.readOnly = options.readOnly();
+        TableCache l2Cache = new TableCache(file, l2SliceSize(header), l2CacheSlices(header, options));
+        ClusterMapper mapper = new ClusterMapper(geometry, l2Cache, l1);
+        Storage data = header.hasDataFile() ? dataFile : file;
+        this.readPath = new ReadPath(geometry, mapper, file, data, backing, header.backingFile() != null,
+                ClusterCodec.forType(header.compressionType()));
+    }
+
+    /** Opens the image at {@code path}, its backing chain and data file as the options say. */
+    public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
+        return open(path, options, 0);
+    }
+
+    private static Qcow2Image open(Path path, OpenOptions options, int depth) throws IOException {
+        Storage storage = FileStorage.open(path, options.readOnly(), options.direct());
+        try {
+            return open(storage, path.toAbsolutePath().getParent(), options, depth);
+        } catch (IOException | RuntimeException e) {
+            storage.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Opens an image held in {@code storage}. Referenced files resolve against {@code imageDir} (null: they are
+     * not followed). The storage is closed with the image.
+     */
+    public static Qcow2Image open(Storage storage, Path imageDir, OpenOptions options) throws IOException {
+        return open(storage, imageDir, options, 0);
+    }
+
+    private static Qcow2Image open(Storage storage, Path imageDir, OpenOptions options, int depth)
+            throws IOException {
+        Header header = readHeader(storage);
+        if (header.corrupt() && !options.readOnly()) {
+            throw new CorruptImageException(
+                    "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
+        }
+        if (header.dirty() && !options.readOnly()) {
+            throw new UnsupportedFeatureException("dirty image repair",
+                    "The image is dirty and needs a refcount repair before a read-write open; open it read-only");
+        }
+        if (!options.readOnly()) {
+            throw new UnsupportedFeatureException("write path", "Read-write access is not implemented yet");
+        }
+        long[] l1 = readL1(storage, header);
+        List<Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of()
+                : SnapshotTable.parse((off, len) -> readBytes(storage, off, len), header.snapshotsOffset(),
+                        header.nbSnapshots(), storage.size());
+        List<AutoCloseable> opened = new ArrayList<>();
+        try {
+            Storage dataFile = null;
+            if (header.hasDataFile() && options.followReferences() && imageDir != null) {
+                String name = header.dataFile().orElseThrow(() -> new CorruptImageException(
+                        "The image has the external data file bit but no data file name"));
+                dataFile = FileStorage.open(ReferencedFiles.resolve(imageDir, name, "data file"),
+                        options.readOnly(), options.direct());
+                opened.add(dataFile);
+            }
+            BlockDevice backing = null;
+            if (header.backingFile() != null && options.followReferences() && imageDir != null) {
+                backing = openBacking(imageDir, header, options, depth);
+                opened.add(backing);
+            }
+            return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options);
+        } catch (IOException | RuntimeException e) {
+            for (AutoCloseable c : opened) {
+                try {
+                    c.close();
+                } catch (Exception suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
+        }
+    }
+
+    /** Reads and validates cluster 0 (header, extensions, backing file name). */
+    static Header readHeader(Storage storage) throws IOException {
+        long length = storage.size();
+        byte[] first = readBytes(storage, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
+        int clusterBits = Header.peekClusterBits(first, length);
+        byte[] cluster0 = readBytes(storage, 0, (int) Math.min(length, 1L << clusterBits));
+        return Header.parse(cluster0, length);
+    }
+
+    private static long[] readL1(Storage storage, Header header) throws IOException {
+        // Header.parse has checked l1_size against QEMU's limit and the file length.
+        byte[] raw = readBytes(storage, header.l1TableOffset(), header.l1Size() * 8);
+        long[] l1 = new long[header.l1Size()];
+        for (int i = 0; i < l1.length; i++) {
+            l1[i] = Bytes.getLong(raw, i * 8);
+        }
+        return l1;
+    }
+
+    private static BlockDevice openBacking(Path imageDir, Header header, OpenOptions options, int depth)
+            throws IOException {
+        if (depth >= MAX_BACKING_DEPTH) {
+            throw new UnsupportedFeatureException("backing chain deeper than " + MAX_BACKING_DEPTH,
+                    "Backing chain is deeper than " + MAX_BACKING_DEPTH + " images (a loop?)");
+        }
+        Path path = ReferencedFiles.resolve(imageDir, header.backingFile(), "backing file");
+        OpenOptions backingOptions = options.withReadOnly(true).withL2CacheBytes(0);
+        String format = header.backingFormat().orElse(null);
+        if (format == null) {
+            format = ImageFormat.probe(path);
+        }
+        return switch (format) {
+            case "qcow2" -> open(path, backingOptions, depth + 1);
+            case "raw" -> new RawImage(FileStorage.open(path, true, options.direct()));
+            default -> throw new UnsupportedFeatureException("backing format " + format,
+                    "Unsupported backing file format '" + format + "'");
+        };
+    }
+
+    static byte[] readBytes(Storage storage, long offset, int length) throws IOException {
+        byte[] b = new byte[length];
+        storage.readFully(ByteBuffer.wrap(b), offset);
+        return b;
+    }
+
+    /** L2 slices of at most 4 KiB: a miss reads 4 KiB, not a whole 2 MiB table. */
+    private static int l2SliceSize(Header header) {
+        return (int) Math.min(4096, header.clusterSize());
+    }
+
+    /** QEMU's default: enough L2 for the whole disk, at most 32 MiB, unless the options say otherwise. */
+    private static int l2CacheSlices(Header header, OpenOptions options) {
+        long bytes = options.l2CacheBytes();
+        if (bytes == 0) {
+            long clusters = (header.size() + header.clusterSize() - 1) >>> header.clusterBits();
+            bytes = Math.min(OpenOptions.DEFAULT_MAX_L2_CACHE, clusters * header.l2EntrySize());
+        }
+        return (int) Math.max(4, Math.min(Integer.MAX_VALUE, bytes / l2SliceSize(header)));
+    }
+
+    public Header header() {
+        return header;
+    }
+
+    public List<Snapshot> snapshots() {
+        return snapshots;
+    }
+
+    /** The opened backing image, or null. */
+    public BlockDevice backing() {
+        return backing;
+    }
+
+    @Override
+    public long size() {
+        return header.size();
+    }
+
+    @Override
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    private void checkRange(long offset, long length) throws OutOfRangeException {
+        if (offset < 0 || length < 0 || offset > header.size() - length) {
+            throw new OutOfRangeException("request of " + length + " bytes at offset " + offset
+                    + " reaches beyond the virtual size of " + header.size() + " bytes");
+        }
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        checkRange(offset, dst.remaining());
+        imageLock.readLock().lock();
+        try {
+            readPath.read(offset, dst);
+        } finally {
+            imageLock.readLock().unlock();
+        }
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        throw new UnsupportedFeatureException("write path");
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        throw new UnsupportedFeatureException("discard");
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
+        throw new UnsupportedFeatureException("write-zeroes");
+    }
+
+    @Override
+    public void flush() throws IOException {
+        // Nothing is written yet, so nothing needs to reach the disk.
+    }
+
+    @Override
+    public void resize(long newSize) throws IOException {
+        throw new UnsupportedFeatureException("resize");
+    }
+
+    @Override
+    public void close() throws IOException {
+        IOException failure = null;
+        for (AutoCloseable c : new AutoCloseable[] {backing, dataFile, file}) {
+            if (c == null) {
+                continue;
+            }
+            try {
+                c.close();
+            } catch (Exception e) {
+                if (failure == null) {
+                    failure = e instanceof IOException io ? io : new IOException(e);
+                } else {
+                    failure.addSuppressed(e);
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.compress.ClusterCodec;
+import io.github.qcowloom.format.CompressedDescriptor;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.format.SubclusterType;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * A guest read as straight-line code: per cluster, L1 then L2 (a cache miss yields the thread there), then the
+ * data from the image file, the data file, the backing file, a decompressed cluster, or zeroes.
+ */
+final class ReadPath {
+    private final ImageGeometry geometry;
+    private final ClusterMapper mapper;
+    private final Storage imageFile;
+    /** Where data clusters live: the image file, or the external data file (null if not opened). */
+    private final Storage dataFile;
+    /** The backing image, or null when there is none or it was not opened. */
+    private final BlockDevice backing;
+    private final boolean hasBacking;
+    private final ClusterCodec codec;
+
+    ReadPath(ImageGeometry geometry, ClusterMapper mapper, Storage imageFile, Storage dataFile, BlockDevice backing,
+            boolean hasBacking, ClusterCodec codec) {
+        this.geometry = geometry;
+        this.mapper = mapper;
+        this.imageFile = imageFile;
+        this.dataFile = dataFile;
+        this.backing = backing;
+        this.hasBacking = hasBacking;
+        this.codec = codec;
+    }
+
+    /** Fills {@code dst} with guest data from {@code offset}; the caller has checked the range. */
+    void read(long offset, ByteBuffer dst) throws IOException {
+        long clusterSize = geometry.clusterSize();
+        while (dst.hasRemaining()) {
+            long cluster = offset >>> geometry.clusterBits();
+            int inCluster = (int) (offset & (clusterSize - 1));
+            int n = (int) Math.min(dst.remaining(), clusterSize - inCluster);
+            L2Ref ref = mapper.lookup(cluster);
+            if (geometry.extendedL2()) {
+                readSubclusters(ref, offset, inCluster, n, dst);
+            } else {
+                SubclusterType type = L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
+                readPart(type, ref, offset, inCluster, n, dst);
+            }
+            offset += n;
+        }
+    }
+
+    /** Splits a cluster's part into runs of subclusters of one type. */
+    private void readSubclusters(L2Ref ref, long offset, int inCluster, int n, ByteBuffer dst) throws IOException {
+        int scSize = geometry.subclusterSize();
+        int end = inCluster + n;
+        int pos = inCluster;
+        while (pos < end) {
+            int sc = pos / scSize;
+            SubclusterType type = L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile());
+            int runEnd = Math.min(end, (sc + 1) * scSize);
+            while (runEnd < end && L2Entry.subclusterType(ref.entry(), ref.bitmap(), runEnd / scSize,
+                    geometry.hasDataFile()) == type) {
+                runEnd = Math.min(end, runEnd + scSize);
+            }
+            readPart(type, ref, offset + (pos - inCluster), pos, runEnd - pos, dst);
+            pos = runEnd;
+        }
+    }
+
+    private void readPart(SubclusterType type, L2Ref ref, long guestOffset, int inCluster, int n, ByteBuffer dst)
+            throws IOException {
+        ByteBuffer part = dst.slice(dst.position(), n);
+        switch (type) {
+            case NORMAL -> readData(ref, inCluster, part);
+            case ZERO_PLAIN, ZERO_ALLOC -> zero(part);
+            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> readBacking(guestOffset, part);
+            case COMPRESSED -> readCompressed(ref, inCluster, part);
+            case INVALID -> throw new CorruptImageException(String.format(
+                    "Invalid cluster entry %#x (bitmap %#x) for guest offset %#x", ref.entry(), ref.bitmap(),
+                    guestOffset));
+        }
+        dst.position(dst.position() + n);
+    }
+
+    private void readData(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
+        long host = L2Entry.hostOffset(ref.entry());
+        if ((host & (geometry.clusterSize() - 1)) != 0) {
+            throw new CorruptImageException(String.format(
+                    "Cluster allocation offset %#x unaligned (L2 offset: %#x)", host, ref.l2Offset()));
+        }
+        if (dataFile == null) {
+            throw new UnsupportedFeatureException("external data file not opened",
+                    "The image keeps its data in an external data file, which was not opened");
+        }
+        // Past the end of the file reads as zeroes, as in QEMU.
+        dataFile.readFully(part, host + inCluster);
+    }
+
+    private void readCompressed(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
+        if (geometry.hasDataFile()) {
+            throw new CorruptImageException("Compressed cluster in an image with an external data file");
+        }
+        CompressedDescriptor d = CompressedDescriptor.decode(ref.entry(), geometry.clusterBits());
+        ByteBuffer compressed = ByteBuffer.allocate(d.length());
+        imageFile.readFully(compressed, d.hostOffset());
+        compressed.flip();
+        ByteBuffer cluster = ByteBuffer.allocate((int) geometry.clusterSize());
+        codec.decompress(compressed, cluster);
+        part.put(cluster.slice(inCluster, part.remaining()));
+    }
+
+    private void readBacking(long guestOffset, ByteBuffer part) throws IOException {
+        if (!hasBacking) {
+            zero(part);
+            return;
+        }
+        if (backing == null) {
+            throw new UnsupportedFeatureException("backing file not opened",
+                    "This range reads from the backing file, which was not opened");
+        }
+        // A backing file smaller than the overlay reads as zeroes past its end.
+        long inBacking = Math.max(0, Math.min(part.remaining(), backing.size() - guestOffset));
+        if (inBacking > 0) {
+            backing.read(guestOffset, part.slice(0, (int) inBacking));
+        }
+        zero(part.position((int) inBacking));
+    }
+
+    private static void zero(ByteBuffer b) {
+        while (b.remaining() >= 8) {
+            b.putLong(0);
+        }
+        while (b.hasRemaining()) {
+            b.put((byte) 0);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+package io.github.qcowloom.testing;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+
+/**
+ * Runs the real qemu-img and qemu-io for interop tests. Where they are absent the tests are skipped with a
+ * visible reason, unless {@code -Dqcowloom.requireQemu=true} (set by .ci/run) makes that a failure.
+ */
+public final class Qemu {
+    private Qemu() {
+    }
+
+    public static boolean available() {
+        return Files.isExecutable(Path.of("/usr/bin/qemu-img")) && Files.isExecutable(Path.of("/usr/bin/qemu-io"));
+    }
+
+    /** Skips the calling test when qemu-img is missing, or fails it when CI requires qemu. */
+    public static void assume() {
+        if (!available() && Boolean.getBoolean("qcowloom.requireQemu")) {
+            fail("qemu-img/qemu-io are required (qcowloom.requireQemu) but not installed");
+        }
+        Assumptions.assumeTrue(available(), "qemu-img/qemu-io not installed (apt-get install qemu-utils)");
+    }
+
+    /** Result of one process run. */
+    public record Result(int exitCode, String stdout, String stderr) {
+    }
+
+    /** Runs a command with a 120 s limit and returns its result whatever the exit code. */
+    public static Result exec(List<String> command) {
+        return exec(command, null);
+    }
+
+    /** Runs a command in {@code workDir} (null: the current directory) with a 120 s limit. */
+    public static Result exec(List<String> command, Path workDir) {
+        try {
+            Path out = Files.createTempFile("qemu-out", ".txt");
+            Path err = Files.createTempFile("qemu-err", ".txt");
+            try {
+                ProcessBuilder pb = new ProcessBuilder(command);
+                if (workDir != null) {
+                    pb.directory(workDir.toFile());
+                }
+                Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile())
+                        .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+                if (!p.waitFor(120, TimeUnit.SECONDS)) {
+                    p.destroyForcibly();
+                    fail("timed out: " + command);
+                }
+                return new Result(p.exitValue(), Files.readString(out, StandardCharsets.UTF_8),
+                        Files.readString(err, StandardCharsets.UTF_8));
+            } finally {
+                Files.deleteIfExists(out);
+                Files.deleteIfExists(err);
+            }
+        } catch (IOException e) {
+            throw new AssertionError("cannot run " + command, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted running " + command, e);
+        }
+    }
+
+    /** Runs a command and fails the test unless it exits 0; returns stdout. */
+    public static String run(List<String> command) {
+        return run(command, null);
+    }
+
+    /** Runs a command in {@code workDir} and fails the test unless it exits 0; returns stdout. */
+    public static String run(List<String> command, Path workDir) {
+        Result r = exec(command, workDir);
+        if (r.exitCode() != 0) {
+            fail(command + " exited " + r.exitCode() + "\nstdout: " + r.stdout() + "\nstderr: " + r.stderr());
+        }
+        return r.stdout();
+    }
+
+    public static String img(String... args) {
+        return imgIn(null, args);
+    }
+
+    /** Runs qemu-img in {@code workDir}: it creates relative data-file names there, not beside the image. */
+    public static String imgIn(Path workDir, String... args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add("qemu-img");
+        cmd.addAll(List.of(args));
+        return run(cmd, workDir);
+    }
+
+    /** Runs qemu-io on a qcow2 image with each string as one -c command. */
+    public static String io(Path image, String... commands) {
+        return ioFormat("qcow2", image, commands);
+    }
+
+    public static String ioFormat(String format, Path image, String... commands) {
+        List<String> cmd = new ArrayList<>(List.of("qemu-io", "-f", format));
+        for (String c : commands) {
+            cmd.add("-c");
+            cmd.add(c);
+        }
+        cmd.add(image.toString());
+        // QEMU 7.2 resolves a relative data-file name against the working directory, not the image's folder.
+        String out = run(cmd, image.toAbsolutePath().getParent());
+        if (out.contains("failed") || out.contains("Pattern verification failed")) {
+            fail("qemu-io " + List.of(commands) + " on " + image + ": " + out);
+        }
+        return out;
+    }
+
+    /** The guest contents of {@code image} as qemu-img convert -O raw gives them. */
+    public static byte[] toRaw(Path image, Path scratchDir) throws IOException {
+        Path raw = Files.createTempFile(scratchDir, "expected", ".raw");
+        imgIn(image.toAbsolutePath().getParent(), "convert", "-O", "raw", image.toString(), raw.toString());
+        byte[] data = Files.readAllBytes(raw);
+        Files.delete(raw);
+        return data;
+    }
+}
