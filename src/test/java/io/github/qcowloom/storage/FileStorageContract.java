@@ -110,7 +110,9 @@ abstract class FileStorageContract extends StorageContract {
             assertFalse(Thread.currentThread().isInterrupted());
             s.write(ByteBuffer.wrap(pattern(100, 4)), 100);
             s.flush();
-            assertArrayEquals(pattern(100, 4), Arrays.copyOfRange(readAll(s), 100, 200));
+            byte[] all = readAll(s);
+            assertArrayEquals(pattern(100, 3), Arrays.copyOf(all, 100), "reopening must not truncate");
+            assertArrayEquals(pattern(100, 4), Arrays.copyOfRange(all, 100, 200));
         }
     }
 }
