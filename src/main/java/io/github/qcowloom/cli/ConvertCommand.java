@@ -38,6 +38,9 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "-O", description = "Output format: raw.")
     String outputFormat = "raw";
 
+    @Option(names = "-t", description = "Target cache mode; qemu-img convert's default, unsafe, skips the final sync.")
+    String targetCache = "unsafe";
+
     @Option(names = "-T", description = "Source cache mode: writeback (page cache) or none (O_DIRECT).")
     String sourceCache;
 
@@ -67,7 +70,10 @@ final class ConvertCommand implements Callable<Integer> {
                 Storage dst = FileStorage.create(Path.of(target), false)) {
             copyToRaw(src, dst);
             dst.setLength(src.size());
-            dst.flush();
+            CacheMode.direct(targetCache); // rejects unknown modes
+            if (!"unsafe".equals(targetCache)) {
+                dst.flush();
+            }
         }
         return 0;
     }
@@ -80,7 +86,8 @@ final class ConvertCommand implements Callable<Integer> {
             List<Future<Void>> workers = new ArrayList<>();
             for (int w = 0; w < WORKERS; w++) {
                 workers.add(pool.submit(() -> {
-                    ByteBuffer buf = ByteBuffer.allocate(CHUNK);
+                    // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
+                    ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK);
                     for (long off = next.getAndAdd(CHUNK); off < size; off = next.getAndAdd(CHUNK)) {
                         int n = (int) Math.min(CHUNK, size - off);
                         buf.clear().limit(n);

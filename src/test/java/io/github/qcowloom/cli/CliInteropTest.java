@@ -1,0 +1,129 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The CLI's create, info and convert side by side with qemu-img on the same files. */
+class CliInteropTest {
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    /** Output, error text and exit code of one of our commands. */
+    record Run(int code, String out, String err) {
+    }
+
+    private Run ours(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.run(new PrintWriter(out), new PrintWriter(err), args);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    private String path(String name) {
+        return dir.resolve(name).toString();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {
+        "",
+        "compat=0.10",
+        "cluster_size=4096,refcount_bits=2,lazy_refcounts=on",
+        "extended_l2=on,compression_type=zstd",
+        "data_file=x.data,data_file_raw=on",
+    })
+    void infoMatchesQemuImgInBothFormats(String options) throws IOException {
+        String img = path("i.qcow2");
+        List<String> create = new java.util.ArrayList<>(List.of("create", "-q", "-f", "qcow2"));
+        if (!options.isEmpty()) {
+            create.addAll(List.of("-o", options));
+        }
+        create.addAll(List.of(img, "3M"));
+        Qemu.imgIn(dir, create.toArray(String[]::new));
+        Qemu.io(Path.of(img), "write -P 0x11 0 64k");
+        if (!options.contains("data_file")) {
+            // QEMU refuses internal snapshots in images with an external data file.
+            Qemu.img("snapshot", "-c", "snap one", img);
+        }
+        assertEquals(Qemu.img("info", "--output=json", img), ours("info", "--output=json", img).out());
+        assertEquals(Qemu.img("info", img), ours("info", img).out());
+    }
+
+    @Test
+    void infoShowsBackingFileWithoutOpeningIt() {
+        String img = path("b.qcow2");
+        // -u: the backing file does not exist; info must not try to open it.
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "missing.raw", "-F", "raw", img, "1M");
+        Run r = ours("info", "--output=json", img);
+        assertEquals(0, r.code(), r.err());
+        assertEquals(Qemu.img("info", "--output=json", "-U", img), r.out());
+    }
+
+    @Test
+    void createThenQemuChecksAndWrites() {
+        String img = path("c.qcow2");
+        Run r = ours("create", "-f", "qcow2", "-o", "cluster_size=16k,refcount_bits=8,extended_l2=on", img, "10M");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().startsWith("Formatting '" + img + "', fmt=qcow2 cluster_size=16384 extended_l2=on"),
+                r.out());
+        Qemu.img("check", img);
+        Qemu.io(Path.of(img), "write -P 0x22 1k 3k", "read -P 0x22 1k 3k");
+        Qemu.img("check", img);
+    }
+
+    @Test
+    void createWithBackingTakesItsSize() throws IOException {
+        String base = path("base.qcow2");
+        assertEquals(0, ours("create", "-q", base, "7M").code());
+        Run r = ours("create", "-q", "-b", "base.qcow2", "-F", "qcow2", path("top.qcow2"));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Qemu.img("info", "--output=json", path("top.qcow2")).contains("\"virtual-size\": 7340032"));
+    }
+
+    @Test
+    void createErrorsLikeQemuImg() {
+        Run noSize = ours("create", path("n.qcow2"));
+        assertEquals(1, noSize.code());
+        assertTrue(noSize.err().contains("Image creation needs a size parameter"), noSize.err());
+        Run badOpt = ours("create", "-o", "foo=1", path("n.qcow2"), "1M");
+        assertEquals(1, badOpt.code());
+        assertTrue(badOpt.err().contains("Invalid parameter 'foo'"), badOpt.err());
+        Run noFmt = ours("create", "-b", "x.raw", path("n.qcow2"), "1M");
+        assertEquals(1, noFmt.code());
+        assertTrue(noFmt.err().contains("Backing file specified without backing format"), noFmt.err());
+        Run missing = ours("info", path("nothing.qcow2"));
+        assertEquals(1, missing.code());
+        assertTrue(missing.err().contains("No such file or directory"), missing.err());
+    }
+
+    @Test
+    void convertToRawEqualsQemuImgAndStaysSparse() throws IOException {
+        String img = path("s.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", img, "64M");
+        Qemu.io(Path.of(img), "write -P 0x33 0 1M", "write -P 0x44 40M 3M", "write -P 0x55 63M 1M");
+        Run r = ours("convert", "-O", "raw", img, path("ours.raw"));
+        assertEquals(0, r.code(), r.err());
+        Qemu.img("convert", "-O", "raw", img, path("qemu.raw"));
+        assertArrayEquals(Files.readAllBytes(dir.resolve("qemu.raw")), Files.readAllBytes(dir.resolve("ours.raw")));
+        long allocated = Long.parseLong(Qemu.run(List.of("stat", "-c", "%b", path("ours.raw"))).trim()) * 512;
+        assertTrue(allocated < (16L << 20), "zero chunks stay holes; allocated " + allocated);
+    }
+}
