@@ -5,7 +5,9 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -16,6 +18,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * An LRU cache of fixed-size slices of on-disk tables. Many threads may look up at once: the map is guarded by a
  * {@link ReentrantLock} held only for map operations, never during I/O, and the first thread to miss a slice
  * loads it while later ones wait on its future (a virtual thread parks there, it does not pin a carrier).
+ * Dirty slices are never evicted: they leave the cache only after a write-back, which the image orders
+ * (refcount blocks, sync, L2 slices, sync), so an eviction can never write a table out of order.
  */
 public final class TableCache {
     private final Storage storage;
@@ -104,13 +108,90 @@ public final class TableCache {
         }
     }
 
-    /** Drops the least recently used loaded slices beyond capacity; slices still loading stay. */
+    /** Drops the least recently used clean slices beyond capacity; slices loading or dirty stay. */
     private void evictOverCapacity() {
         Iterator<Map.Entry<Long, CompletableFuture<Slice>>> it = slices.entrySet().iterator();
         while (slices.size() > capacity && it.hasNext()) {
-            if (it.next().getValue().isDone()) {
+            CompletableFuture<Slice> f = it.next().getValue();
+            if (f.isDone() && !f.isCompletedExceptionally() && !f.join().dirty()) {
                 it.remove();
             }
+        }
+    }
+
+    /**
+     * Puts a zeroed, dirty slice at {@code offset} without reading the disk: for a table that was just allocated.
+     * The caller holds the metadata lock.
+     */
+    public Slice create(long offset) {
+        Slice slice = new Slice(offset, new byte[sliceSize]);
+        slice.markDirty();
+        lock.lock();
+        try {
+            slices.put(offset, CompletableFuture.completedFuture(slice));
+            evictOverCapacity();
+        } finally {
+            lock.unlock();
+        }
+        return slice;
+    }
+
+    /** A copy of a dirty slice's bytes at one version: what a write-back puts on disk. */
+    public record DirtyCopy(Slice slice, long version, byte[] bytes) {
+    }
+
+    /**
+     * Copies every dirty slice. Called under the metadata lock, so the copies are one consistent cut: every
+     * change in them happened before every change not in them.
+     */
+    public List<DirtyCopy> copyDirty() {
+        List<Slice> dirty = new ArrayList<>();
+        lock.lock();
+        try {
+            for (CompletableFuture<Slice> f : slices.values()) {
+                if (f.isDone() && !f.isCompletedExceptionally() && f.join().dirty()) {
+                    dirty.add(f.join());
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+        List<DirtyCopy> copies = new ArrayList<>(dirty.size());
+        for (Slice s : dirty) {
+            copies.add(new DirtyCopy(s, s.version(), s.data().clone()));
+        }
+        return copies;
+    }
+
+    /** Writes the copies (no sync) and marks each slice clean unless it changed after it was copied. */
+    public void writeBack(List<DirtyCopy> copies) throws IOException {
+        for (DirtyCopy c : copies) {
+            storage.write(ByteBuffer.wrap(c.bytes()), c.slice().offset());
+        }
+        for (DirtyCopy c : copies) {
+            c.slice().markWritten(c.version());
+        }
+    }
+
+    /** Writes one slice now (no sync) and marks it clean; the caller holds the metadata lock. */
+    public void writeNow(Slice slice) throws IOException {
+        long v = slice.version();
+        storage.write(ByteBuffer.wrap(slice.data().clone()), slice.offset());
+        slice.markWritten(v);
+    }
+
+    /** True if any slice waits for a write-back. */
+    public boolean hasDirty() {
+        lock.lock();
+        try {
+            for (CompletableFuture<Slice> f : slices.values()) {
+                if (f.isDone() && !f.isCompletedExceptionally() && f.join().dirty()) {
+                    return true;
+                }
+            }
+            return false;
+        } finally {
+            lock.unlock();
         }
     }
 
