@@ -1,9 +1,16 @@
 package io.github.qcowloom.alloc;
 
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
+import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.format.RefcountCodec;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 
 /**
  * The refcounts of host clusters: the reftable in memory, refcount blocks through a {@link TableCache}. Every
@@ -11,13 +18,66 @@ import java.io.IOException;
  * refcount block or a larger reftable must reach the disk before the entry that points to it.
  */
 public final class RefcountTable {
+    /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
+    private static final long REFT_RESERVED_MASK = 0x1ffL;
+    /** Header field offsets: refcount_table_offset (u64) and refcount_table_clusters (u32). */
+    private static final int HEADER_REFTABLE_OFFSET = 48;
+
+    private final Storage file;
+    private final TableCache cache;
+    private final RefcountCodec codec;
+    private final int clusterBits;
+    private final long clusterSize;
+    private final int sliceSize;
+    /** log2 of the refcount entries in one refblock. */
+    private final int blockBits;
+    /** log2 of the refcount entries in one cache slice. */
+    private final int sliceEntryBits;
+
+    private long[] table;
+    private long tableOffset;
+    private int tableClusters;
+    /** QEMU's free_cluster_index: no cluster below it is known to be free, except those freed since. */
+    private long freeHint;
+
     public RefcountTable(Storage file, Header header, TableCache refblockCache) throws IOException {
-        throw new UnsupportedOperationException("to be written");
+        this.file = file;
+        this.cache = refblockCache;
+        this.codec = new RefcountCodec(header.refcountOrder());
+        this.clusterBits = header.clusterBits();
+        this.clusterSize = header.clusterSize();
+        this.sliceSize = refblockCache.sliceSize();
+        if (sliceSize > clusterSize || sliceSize < 512) {
+            throw new IllegalArgumentException("slice size " + sliceSize + " for clusters of " + clusterSize);
+        }
+        this.blockBits = clusterBits + 3 - header.refcountOrder();
+        this.sliceEntryBits = Integer.numberOfTrailingZeros(sliceSize) + 3 - header.refcountOrder();
+        // Header.parse has checked the size against QEMU's 8 MiB limit and that the table lies in the file.
+        this.tableOffset = header.refcountTableOffset();
+        this.tableClusters = header.refcountTableClusters();
+        byte[] raw = new byte[(int) (tableClusters * clusterSize)];
+        file.readFully(ByteBuffer.wrap(raw), tableOffset);
+        this.table = new long[raw.length / 8];
+        for (int i = 0; i < table.length; i++) {
+            table[i] = Bytes.getLong(raw, i * 8);
+        }
+        this.freeHint = 0;
     }
 
     /** Refcount of host cluster {@code cluster} (0 beyond what the reftable covers). */
     public long get(long cluster) throws IOException {
-        throw new UnsupportedOperationException();
+        checkCluster(cluster);
+        long index = cluster >>> blockBits;
+        if (index >= table.length) {
+            return 0;
+        }
+        long block = blockOffset((int) index);
+        if (block == 0) {
+            return 0;
+        }
+        int inBlock = (int) (cluster & ((1L << blockBits) - 1));
+        Slice slice = cache.get(block + (long) (inBlock >>> sliceEntryBits) * sliceSize);
+        return codec.get(slice.data(), inBlock & ((1 << sliceEntryBits) - 1));
     }
 
     /**
@@ -26,7 +86,31 @@ public final class RefcountTable {
      * @throws io.github.qcowloom.api.CorruptImageException on underflow below 0 or overflow past the width
      */
     public void update(long cluster, long delta) throws IOException {
-        throw new UnsupportedOperationException();
+        checkCluster(cluster);
+        long index = cluster >>> blockBits;
+        long block = ensureBlock(index, cluster);
+        int inBlock = (int) (cluster & ((1L << blockBits) - 1));
+        Slice slice = cache.get(block + (long) (inBlock >>> sliceEntryBits) * sliceSize);
+        int i = inBlock & ((1 << sliceEntryBits) - 1);
+        long old = codec.get(slice.data(), i);
+        long next = old + delta;
+        if (delta < 0) {
+            if (Long.compareUnsigned(old, -delta) < 0) {
+                throw new CorruptImageException("Refcount of cluster " + cluster + " would drop below 0 ("
+                        + Long.toUnsignedString(old) + " " + delta + ")");
+            }
+        } else if (Long.compareUnsigned(next, old) < 0 || Long.compareUnsigned(next, codec.max()) > 0) {
+            throw new CorruptImageException("Refcount of cluster " + cluster + " would exceed " + codec.bits()
+                    + " bits (" + Long.toUnsignedString(old) + " + " + delta + ")");
+        }
+        if (delta == 0) {
+            return;
+        }
+        codec.set(slice.data(), i, next);
+        slice.markDirty();
+        if (next == 0 && cluster < freeHint) {
+            freeHint = cluster;
+        }
     }
 
     /**
@@ -34,15 +118,200 @@ public final class RefcountTable {
      * returns the host byte offset of the first.
      */
     public long allocate(int n) throws IOException {
-        throw new UnsupportedOperationException();
+        if (n < 1) {
+            throw new IllegalArgumentException("allocate " + n + " clusters");
+        }
+        while (true) {
+            long start = findFree(Math.max(freeHint, 1), n);
+            // Every refblock that counts the run must exist before a refcount is set: creating one takes a cluster
+            // (perhaps inside the run) and growing the reftable takes several, so after either the search restarts
+            // (QEMU's -EAGAIN from alloc_refcount_block). Each restart adds a refblock or a table, so it ends.
+            boolean created = false;
+            long lastIndex = (start + n - 1) >>> blockBits;
+            for (long index = start >>> blockBits; index <= lastIndex; index++) {
+                if (index >= table.length || blockOffset((int) index) == 0) {
+                    ensureBlock(index, -1);
+                    created = true;
+                    break;
+                }
+            }
+            if (created) {
+                continue;
+            }
+            for (long c = start; c < start + n; c++) {
+                update(c, 1);
+            }
+            freeHint = start + n;
+            return start << clusterBits;
+        }
     }
 
     /** Host offset of the reftable and its size in clusters (they change when it grows). */
     public long tableOffset() {
-        throw new UnsupportedOperationException();
+        return tableOffset;
     }
 
     public int tableClusters() {
-        throw new UnsupportedOperationException();
+        return tableClusters;
+    }
+
+    /** First cluster at or after {@code from} that begins {@code n} clusters of refcount 0. */
+    private long findFree(long from, int n) throws IOException {
+        long runStart = from;
+        long c = from;
+        while (c - runStart < n) {
+            if (get(c) != 0) {
+                runStart = c + 1;
+            }
+            c++;
+        }
+        return runStart;
+    }
+
+    private static void checkCluster(long cluster) {
+        if (cluster < 0) {
+            throw new IllegalArgumentException("cluster " + cluster);
+        }
+    }
+
+    /** The refblock offset in reftable entry {@code index}, 0 if none; a misaligned offset is corruption. */
+    private long blockOffset(int index) throws CorruptImageException {
+        long offset = table[index] & ~REFT_RESERVED_MASK;
+        if ((offset & (clusterSize - 1)) != 0) {
+            throw new CorruptImageException("Refblock offset 0x" + Long.toHexString(offset) + " in reftable entry "
+                    + index + " is not aligned to a cluster");
+        }
+        return offset;
+    }
+
+    /**
+     * Returns the refblock of reftable entry {@code index}, creating it (and growing the reftable) when missing,
+     * as QEMU's alloc_refcount_block does. The new block goes into the range it covers (self-describing), at its
+     * first cluster other than cluster 0 and {@code avoid} (the cluster the caller is about to count). Every
+     * cluster in that range is free, since nothing counts it yet, so it can always describe itself and no
+     * recursion into another block is needed.
+     */
+    private long ensureBlock(long index, long avoid) throws IOException {
+        if (index >= table.length) {
+            growTable(index);
+        }
+        long existing = blockOffset((int) index);
+        if (existing != 0) {
+            return existing;
+        }
+        long first = index << blockBits;
+        long cluster = Math.max(first, 1);
+        if (cluster == avoid) {
+            cluster++;
+        }
+        long offset = cluster << clusterBits;
+        Slice[] slices = createBlockSlices(offset);
+        setInSlices(slices, (int) (cluster - first), 1);
+        for (Slice s : slices) {
+            cache.writeNow(s);
+        }
+        // The new refblock (with its own refcount) must be on disk before the reftable entry that points to it:
+        // otherwise a crash could leave the entry pointing at garbage (QEMU alloc_refcount_block).
+        file.flush();
+        byte[] entry = new byte[8];
+        Bytes.putLong(entry, 0, offset);
+        file.write(ByteBuffer.wrap(entry), tableOffset + index * 8);
+        // The reftable entry is made durable at once (QEMU's bdrv_pwrite_sync): later refcount writes into this
+        // block, and the entries that point to clusters it counts, rely on the block being reachable.
+        file.flush();
+        table[(int) index] = offset;
+        return offset;
+    }
+
+    /** Zeroed, dirty cache slices for a whole new refblock at {@code offset}. */
+    private Slice[] createBlockSlices(long offset) {
+        Slice[] slices = new Slice[(int) (clusterSize / sliceSize)];
+        for (int i = 0; i < slices.length; i++) {
+            slices[i] = cache.create(offset + (long) i * sliceSize);
+        }
+        return slices;
+    }
+
+    private void setInSlices(Slice[] slices, int inBlock, long value) {
+        Slice s = slices[inBlock >>> sliceEntryBits];
+        codec.set(s.data(), inBlock & ((1 << sliceEntryBits) - 1), value);
+        s.markDirty();
+    }
+
+    /**
+     * Replaces the reftable by a larger one that has an entry {@code neededIndex}, in the spirit of QEMU's
+     * qcow2_refcount_area: new refblocks and the new table are placed in an area that starts at the first
+     * refblock boundary past both the old table's coverage and block {@code neededIndex}, so that nothing there
+     * is in use, and the new refblocks count exactly that area.
+     */
+    private void growTable(long neededIndex) throws IOException {
+        long perBlock = 1L << blockBits;
+        long entriesPerCluster = clusterSize / 8;
+        long maxEntries = Limits.MAX_REFTABLE_BYTES / 8;
+        long firstBlock = Math.max(table.length, neededIndex + 1);
+        long wanted = Math.max(2L * table.length, neededIndex + 1 + (neededIndex + 1) / 2);
+        long blocks = 1;
+        long clusters;
+        while (true) {
+            long entries = Math.max(wanted, firstBlock + blocks);
+            if (entries > maxEntries) {
+                entries = Math.max(maxEntries, firstBlock + blocks);
+            }
+            clusters = (entries + entriesPerCluster - 1) / entriesPerCluster;
+            long needBlocks = (blocks + clusters + perBlock - 1) / perBlock;
+            if (needBlocks <= blocks && clusters * entriesPerCluster >= firstBlock + blocks) {
+                break;
+            }
+            blocks = Math.max(blocks, needBlocks);
+        }
+        if (clusters * clusterSize > Limits.MAX_REFTABLE_BYTES) {
+            throw new ImageTooLargeException("Reference count table would exceed " + Limits.MAX_REFTABLE_BYTES
+                    + " bytes (needs entry " + neededIndex + ")");
+        }
+        long areaStart = firstBlock << blockBits;
+        long newTableCluster = areaStart + blocks;
+        long newOffset = newTableCluster << clusterBits;
+
+        // The area's refblocks, each counting the area's clusters in its range.
+        long areaEnd = newTableCluster + clusters;
+        long[] newTable = new long[(int) (clusters * entriesPerCluster)];
+        System.arraycopy(table, 0, newTable, 0, table.length);
+        for (long b = 0; b < blocks; b++) {
+            long blockCluster = areaStart + b;
+            long blockOffset = blockCluster << clusterBits;
+            Slice[] slices = createBlockSlices(blockOffset);
+            long rangeStart = (firstBlock + b) << blockBits;
+            long rangeEnd = Math.min(rangeStart + perBlock, areaEnd);
+            for (long c = rangeStart; c < rangeEnd; c++) {
+                setInSlices(slices, (int) (c - rangeStart), 1);
+            }
+            for (Slice s : slices) {
+                cache.writeNow(s);
+            }
+            newTable[(int) (firstBlock + b)] = blockOffset;
+        }
+        byte[] raw = new byte[(int) (clusters * clusterSize)];
+        for (int i = 0; i < newTable.length; i++) {
+            Bytes.putLong(raw, i * 8, newTable[i]);
+        }
+        file.write(ByteBuffer.wrap(raw), newOffset);
+        // The new refblocks and table must be durable before the header points to them: a crash after the
+        // header write must find a complete table (QEMU qcow2_refcount_area: write the area, then the header).
+        file.flush();
+        byte[] hdr = new byte[12];
+        Bytes.putLong(hdr, 0, newOffset);
+        Bytes.putInt(hdr, 8, (int) clusters);
+        file.write(ByteBuffer.wrap(hdr), HEADER_REFTABLE_OFFSET);
+        // The header switch must be durable before the old table's clusters are freed: once freed they may be
+        // reused and overwritten, and a crash must not find a header that still points to them.
+        file.flush();
+        long oldCluster = tableOffset >>> clusterBits;
+        int oldClusters = tableClusters;
+        table = newTable;
+        tableOffset = newOffset;
+        tableClusters = (int) clusters;
+        for (long c = oldCluster; c < oldCluster + oldClusters; c++) {
+            update(c, -1);
+        }
     }
 }
