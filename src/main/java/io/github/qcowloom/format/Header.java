@@ -108,6 +108,22 @@ public record Header(
                 compatible, autoclear, refcountOrder, headerLength, compressionType, extensions, backingFile);
     }
 
+    /** Returns a copy with another virtual size. */
+    public Header withSize(long newSize) {
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, newSize, cryptMethod, l1Size,
+                l1TableOffset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
+                incompatibleFeatures, compatibleFeatures, autoclearFeatures, refcountOrder, headerLength,
+                compressionType, extensions, backingFile);
+    }
+
+    /** Returns a copy with another active L1 table. */
+    public Header withL1(int newL1Size, long newL1Offset) {
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, cryptMethod, newL1Size,
+                newL1Offset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
+                incompatibleFeatures, compatibleFeatures, autoclearFeatures, refcountOrder, headerLength,
+                compressionType, extensions, backingFile);
+    }
+
     /**
      * Reads the cluster size from the first bytes of a file after checking magic, version and cluster_bits,
      * so that the caller knows how much of cluster 0 to read.

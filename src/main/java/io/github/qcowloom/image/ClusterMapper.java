@@ -5,31 +5,52 @@ import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.L1Entry;
 import java.io.IOException;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /** Finds the L2 entry of a guest cluster: L1 table in memory, then the L2 slice through the cache. */
 final class ClusterMapper {
     private final ImageGeometry geometry;
     private final TableCache l2Cache;
-    private volatile long[] l1;
+    /**
+     * The active L1 table; entries change under the metadata lock, reads need no lock. The whole table is
+     * replaced only while the image lock is held exclusive (L1 growth).
+     */
+    private volatile AtomicLongArray l1;
 
     ClusterMapper(ImageGeometry geometry, TableCache l2Cache, long[] l1) {
         this.geometry = geometry;
         this.l2Cache = l2Cache;
-        this.l1 = l1;
+        this.l1 = new AtomicLongArray(l1);
     }
 
-    long[] l1() {
+    AtomicLongArray l1() {
         return l1;
+    }
+
+    /** Installs a grown L1 table: the first {@code entries} big-endian entries of {@code table}. */
+    void replaceL1(byte[] table, int entries) {
+        long[] l = new long[entries];
+        for (int i = 0; i < entries; i++) {
+            l[i] = io.github.qcowloom.format.Bytes.getLong(table, i * 8);
+        }
+        l1 = new AtomicLongArray(l);
+    }
+
+    TableCache l2Cache() {
+        return l2Cache;
+    }
+
+    ImageGeometry geometry() {
+        return geometry;
     }
 
     /** The L2 entry for guest cluster {@code cluster}; {@link L2Ref#UNALLOCATED} if its L2 table is absent. */
     L2Ref lookup(long cluster) throws IOException {
         long l1Index = cluster >>> geometry.l2Bits();
-        long[] table = l1;
-        if (l1Index >= table.length) {
+        if (l1Index >= l1.length()) {
             return L2Ref.UNALLOCATED;
         }
-        long l2Offset = L1Entry.l2Offset(table[(int) l1Index]);
+        long l2Offset = L1Entry.l2Offset(l1.get((int) l1Index));
         if (l2Offset == 0) {
             return L2Ref.UNALLOCATED;
         }
@@ -37,13 +58,24 @@ final class ClusterMapper {
             throw new CorruptImageException(String.format(
                     "L2 table offset %#x unaligned (L1 index: %#x)", l2Offset, l1Index));
         }
-        int l2Index = (int) (cluster & (geometry.l2Entries() - 1));
-        long byteInTable = (long) l2Index * geometry.l2EntrySize();
-        int sliceSize = l2Cache.sliceSize();
-        Slice slice = l2Cache.get(l2Offset + (byteInTable & -sliceSize));
-        int at = (int) (byteInTable & (sliceSize - 1));
+        Slice slice = l2Cache.get(sliceOffset(l2Offset, cluster));
+        int at = entryInSlice(cluster);
         long entry = slice.getLong(at);
         long bitmap = geometry.extendedL2() ? slice.getLong(at + 8) : 0;
         return new L2Ref(l2Offset, entry, bitmap);
+    }
+
+    /** Host offset of the L2 slice holding {@code cluster}'s entry in the table at {@code l2Offset}. */
+    long sliceOffset(long l2Offset, long cluster) {
+        return l2Offset + (byteInTable(cluster) & -l2Cache.sliceSize());
+    }
+
+    /** Byte offset of {@code cluster}'s entry within its L2 slice. */
+    int entryInSlice(long cluster) {
+        return (int) (byteInTable(cluster) & (l2Cache.sliceSize() - 1));
+    }
+
+    private long byteInTable(long cluster) {
+        return (cluster & (geometry.l2Entries() - 1)) * geometry.l2EntrySize();
     }
 }

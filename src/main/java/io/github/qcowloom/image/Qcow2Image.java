@@ -1,14 +1,21 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.OutOfRangeException;
+import io.github.qcowloom.api.ReadOnlyImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.compress.ClusterCodec;
 import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.ClusterType;
+import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
@@ -32,15 +39,21 @@ public final class Qcow2Image implements BlockDevice {
     private final Storage file;
     private final Storage dataFile;
     private final BlockDevice backing;
-    private final Header header;
+    /** The header as it is on disk now; resize replaces it under the exclusive image lock. */
+    private volatile Header header;
     private final List<Snapshot> snapshots;
     private final ImageGeometry geometry;
     private final ReadPath readPath;
+    /** Null when the image is open read-only. */
+    private final MetadataWriter metadata;
+    private final WritePath writePath;
+    private final DiscardPath discardPath;
+    private final ClusterMapper mapper;
     private final boolean readOnly;
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
 
     private Qcow2Image(Storage file, Storage dataFile, BlockDevice backing, Header header, List<Snapshot> snapshots,
-            long[] l1, OpenOptions options) {
+            long[] l1, OpenOptions options) throws IOException {
         this.file = file;
         this.dataFile = dataFile;
         this.backing = backing;
@@ -49,11 +62,26 @@ public final class Qcow2Image implements BlockDevice {
         this.geometry = ImageGeometry.of(header);
         this.readOnly = options.readOnly();
         TableCache l2Cache = new TableCache(file, l2SliceSize(header), l2CacheSlices(header, options));
-        ClusterMapper mapper = new ClusterMapper(geometry, l2Cache, l1);
+        this.mapper = new ClusterMapper(geometry, l2Cache, l1);
         Storage data = header.hasDataFile() ? dataFile : file;
         this.readPath = new ReadPath(geometry, mapper, file, data, backing, header.backingFile() != null,
                 ClusterCodec.forType(header.compressionType()));
+        if (readOnly) {
+            this.metadata = null;
+            this.writePath = null;
+            this.discardPath = null;
+        } else {
+            TableCache refblockCache = new TableCache(file, l2SliceSize(header), REFBLOCK_CACHE_SLICES);
+            RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
+            this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
+                    imageLock.writeLock(), header.backingFile() != null);
+            this.writePath = new WritePath(geometry, mapper, readPath, metadata, file);
+            this.discardPath = new DiscardPath(geometry, metadata, writePath, header.version());
+        }
     }
+
+    /** Refcount-block slices kept in memory: 256 KiB at 4 KiB slices, as qcow2-rs does. */
+    private static final int REFBLOCK_CACHE_SLICES = 64;
 
     /** Opens the image at {@code path}, its backing chain and data file as the options say. */
     public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
@@ -90,7 +118,8 @@ public final class Qcow2Image implements BlockDevice {
                     "The image is dirty and needs a refcount repair before a read-write open; open it read-only");
         }
         if (!options.readOnly()) {
-            throw new UnsupportedFeatureException("write path", "Read-write access is not implemented yet");
+            requireWritable(header);
+            header = clearForeignAutoclearBits(storage, header);
         }
         long[] l1 = readL1(storage, header);
         List<Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of()
@@ -122,6 +151,36 @@ public final class Qcow2Image implements BlockDevice {
             }
             throw e;
         }
+    }
+
+    /** Refuses read-write opens of images whose writes are not implemented yet, naming what is missing. */
+    private static void requireWritable(Header header) throws UnsupportedFeatureException {
+        if (header.extendedL2()) {
+            throw new UnsupportedFeatureException("extended L2 writes",
+                    "Writing to images with extended L2 entries is not implemented yet; open read-only");
+        }
+        if (header.hasDataFile()) {
+            throw new UnsupportedFeatureException("external data file writes",
+                    "Writing to images with an external data file is not implemented yet; open read-only");
+        }
+        if (header.nbSnapshots() > 0) {
+            throw new UnsupportedFeatureException("writes to images with snapshots",
+                    "Writing to images with internal snapshots is not implemented yet; open read-only");
+        }
+    }
+
+    /**
+     * A writer that does not maintain bitmaps or unknown autoclear features must clear their bits, so that
+     * QEMU knows they are stale (qcow2.md §1: unknown autoclear bits are cleared on a read-write open).
+     */
+    private static Header clearForeignAutoclearBits(Storage storage, Header header) throws IOException {
+        long keep = header.autoclearFeatures() & Features.AUTOCLEAR_DATA_FILE_RAW;
+        if (header.version() < 3 || keep == header.autoclearFeatures()) {
+            return header;
+        }
+        storage.write(ByteBuffer.allocate(8).putLong(0, keep), 88);
+        storage.flush();
+        return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
     }
 
     /** Reads and validates cluster 0 (header, extensions, backing file name). */
@@ -208,9 +267,16 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     private void checkRange(long offset, long length) throws OutOfRangeException {
-        if (offset < 0 || length < 0 || offset > header.size() - length) {
+        long size = header.size();
+        if (offset < 0 || length < 0 || offset > size - length) {
             throw new OutOfRangeException("request of " + length + " bytes at offset " + offset
-                    + " reaches beyond the virtual size of " + header.size() + " bytes");
+                    + " reaches beyond the virtual size of " + size + " bytes");
+        }
+    }
+
+    private void checkWritable() throws ReadOnlyImageException {
+        if (readOnly) {
+            throw new ReadOnlyImageException("the image is open read-only");
         }
     }
 
@@ -227,32 +293,113 @@ public final class Qcow2Image implements BlockDevice {
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
-        throw new UnsupportedFeatureException("write path");
+        checkRange(offset, src.remaining());
+        checkWritable();
+        imageLock.readLock().lock();
+        try {
+            writePath.write(offset, src);
+        } finally {
+            imageLock.readLock().unlock();
+        }
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        throw new UnsupportedFeatureException("discard");
+        checkRange(offset, length);
+        checkWritable();
+        imageLock.readLock().lock();
+        try {
+            discardPath.discard(offset, length, header.size());
+        } finally {
+            imageLock.readLock().unlock();
+        }
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-        throw new UnsupportedFeatureException("write-zeroes");
+        checkRange(offset, length);
+        checkWritable();
+        imageLock.readLock().lock();
+        try {
+            discardPath.writeZeroes(offset, length, mayUnmap, header.size());
+        } finally {
+            imageLock.readLock().unlock();
+        }
     }
 
     @Override
     public void flush() throws IOException {
-        // Nothing is written yet, so nothing needs to reach the disk.
+        if (metadata != null) {
+            metadata.flush();
+        }
     }
 
+    /**
+     * Grows (growing L1 in QEMU's order when needed) or shrinks the virtual size. Shrinking is refused while the
+     * range cut off holds data. Newly exposed bytes read as zeroes, never as stale data or the backing file's.
+     */
     @Override
     public void resize(long newSize) throws IOException {
-        throw new UnsupportedFeatureException("resize");
+        checkWritable();
+        if (newSize < 0 || newSize % 512 != 0) {
+            throw new OutOfRangeException("The new size must be a non-negative multiple of 512: " + newSize);
+        }
+        long oldSize;
+        imageLock.writeLock().lock();
+        try {
+            oldSize = header.size();
+            if (newSize < oldSize) {
+                requireUnallocated(newSize, oldSize);
+            }
+            long neededL1 = Limits.sizeToL1(newSize, geometry.clusterBits(), geometry.l2Bits());
+            if (neededL1 < 0 || neededL1 > Integer.MAX_VALUE) {
+                throw new ImageTooLargeException("Image is too big: " + newSize);
+            }
+            if (neededL1 > header.l1Size()) {
+                int entries = metadata.growL1(neededL1);
+                header = header.withL1(entries, metadata.l1Offset());
+            }
+            metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, newSize));
+            header = header.withSize(newSize);
+        } finally {
+            imageLock.writeLock().unlock();
+        }
+        if (newSize > oldSize) {
+            // The part of the old last cluster past the old end, and with a backing file the whole new range,
+            // would otherwise show stale or backing data.
+            long end = header.backingFile() != null ? newSize
+                    : Math.min(newSize, Bytes.alignUp(oldSize, geometry.clusterSize()));
+            if (end > oldSize) {
+                writeZeroes(oldSize, end - oldSize, true);
+            }
+        }
+    }
+
+    /** Refuses to cut off clusters that hold anything: the user must discard them first. */
+    private void requireUnallocated(long newSize, long oldSize) throws IOException {
+        long cs = geometry.clusterSize();
+        for (long c = Bytes.alignUp(newSize, cs) / cs; c * cs < oldSize; c++) {
+            ClusterType t = L2Entry.type(mapper.lookup(c).entry(), false, false);
+            if (t != ClusterType.UNALLOCATED && t != ClusterType.ZERO_PLAIN) {
+                throw new ImageException("Cannot shrink below " + newSize
+                        + " bytes: the range beyond holds data (guest offset " + c * cs + "); discard it first");
+            }
+        }
     }
 
     @Override
     public void close() throws IOException {
         IOException failure = null;
+        if (metadata != null) {
+            try {
+                // A flush applies deferred frees to the cache, which the next flush writes: flush until clean.
+                do {
+                    metadata.flush();
+                } while (metadata.hasPendingMetadata());
+            } catch (IOException e) {
+                failure = e;
+            }
+        }
         for (AutoCloseable c : new AutoCloseable[] {backing, dataFile, file}) {
             if (c == null) {
                 continue;

@@ -1,0 +1,311 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.alloc.RefcountTable;
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.cache.Slice;
+import io.github.qcowloom.cache.TableCache;
+import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.ClusterType;
+import io.github.qcowloom.format.CompressedDescriptor;
+import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongUnaryOperator;
+
+/**
+ * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for cache updates only:
+ * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
+ * refcount blocks, sync, L2 slices, sync, then the deferred frees. A new L2 table goes to disk at once, in
+ * QEMU's l2_allocate order.
+ */
+final class MetadataWriter {
+    private final ReentrantLock lock = new ReentrantLock();
+    /** Serialises flushes, so that one flush's write-back cannot overtake another's. */
+    private final ReentrantLock flushLock = new ReentrantLock();
+    private final Storage file;
+    private final ClusterMapper mapper;
+    private final TableCache refblockCache;
+    private final RefcountTable refcounts;
+    private final DeferredFrees frees = new DeferredFrees();
+    /** Where the active L1 table lives; changes when it grows. */
+    private volatile long l1Offset;
+    /**
+     * The image lock's exclusive side. Deferred frees are applied holding it, so that no request that looked up
+     * a cluster before it was freed (an in-place write in flight, say) can still touch it once it is reusable.
+     */
+    private final Lock drain;
+    private final boolean hasBacking;
+
+    MetadataWriter(Storage file, ClusterMapper mapper, TableCache refblockCache, RefcountTable refcounts,
+            long l1Offset, Lock drain, boolean hasBacking) {
+        this.file = file;
+        this.mapper = mapper;
+        this.refblockCache = refblockCache;
+        this.refcounts = refcounts;
+        this.l1Offset = l1Offset;
+        this.drain = drain;
+        this.hasBacking = hasBacking;
+    }
+
+    private ImageGeometry geometry() {
+        return mapper.geometry();
+    }
+
+    /** Allocates one host cluster for data (refcount 1 in the cache) and returns its offset. */
+    long allocateDataCluster() throws IOException {
+        lock.lock();
+        try {
+            return refcounts.allocate(1);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Points {@code cluster}'s L2 entry at {@code newEntry} and dereferences what the old entry held, once the
+     * change is durable. The data the new entry points to has already been written.
+     */
+    void link(long cluster, long newEntry) throws IOException {
+        lock.lock();
+        try {
+            Slice slice = writableSlice(cluster);
+            int at = mapper.entryInSlice(cluster);
+            long old = slice.getLong(at);
+            slice.setLong(at, newEntry);
+            if (L2Entry.hostOffset(old) != L2Entry.hostOffset(newEntry)) {
+                dereferenceLater(old);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Rewrites the L2 entries of {@code count} clusters from {@code first} with {@code rewrite} (old entry to new
+     * entry) and dereferences, after the next flush, what each replaced entry held when its offset changed. An
+     * absent L2 table is allocated only if the rewrite changes an empty entry (0).
+     */
+    void rewrite(long first, long count, LongUnaryOperator rewrite) throws IOException {
+        boolean changesEmpty = rewrite.applyAsLong(0) != 0;
+        lock.lock();
+        try {
+            for (long c = first; c < first + count; c++) {
+                int l1Index = (int) (c >>> geometry().l2Bits());
+                if (L1Entry.l2Offset(mapper.l1().get(l1Index)) == 0 && !changesEmpty) {
+                    // The whole table is absent and reads as the rewrite wants: skip to the next table.
+                    c = ((long) (l1Index + 1) << geometry().l2Bits()) - 1;
+                    continue;
+                }
+                Slice slice = writableSlice(c);
+                int at = mapper.entryInSlice(c);
+                long old = slice.getLong(at);
+                long updated = rewrite.applyAsLong(old);
+                if (updated != old) {
+                    slice.setLong(at, updated);
+                    if (L2Entry.hostOffset(old) != L2Entry.hostOffset(updated)
+                            || L2Entry.type(old, false, false) == ClusterType.COMPRESSED) {
+                        dereferenceLater(old);
+                    }
+                }
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    long l1Offset() {
+        return l1Offset;
+    }
+
+    boolean hasBacking() {
+        return hasBacking;
+    }
+
+    /** Queues the clusters an L2 entry held for a refcount decrease after the next flush. */
+    private void dereferenceLater(long entry) {
+        int bits = geometry().clusterBits();
+        ClusterType type = L2Entry.type(entry, geometry().extendedL2(), geometry().hasDataFile());
+        switch (type) {
+            case NORMAL, ZERO_ALLOC -> {
+                long host = L2Entry.hostOffset(entry);
+                if (host != 0 && !geometry().hasDataFile()) {
+                    frees.add(host >>> bits, 1);
+                }
+            }
+            case COMPRESSED -> {
+                CompressedDescriptor d = CompressedDescriptor.decode(entry, bits);
+                long first = d.firstHostCluster(bits);
+                frees.add(first, d.lastHostCluster(bits) - first + 1);
+            }
+            case UNALLOCATED, ZERO_PLAIN -> {
+                // Nothing was allocated.
+            }
+        }
+    }
+
+    /**
+     * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED); allocates the
+     * table first when the L1 entry is empty. Called under the lock.
+     */
+    private Slice writableSlice(long cluster) throws IOException {
+        int l1Index = (int) (cluster >>> geometry().l2Bits());
+        long l1Entry = mapper.l1().get(l1Index);
+        long l2Offset = L1Entry.l2Offset(l1Entry);
+        if (l2Offset == 0) {
+            l2Offset = allocateL2(l1Index);
+        } else if (!L1Entry.copied(l1Entry)) {
+            throw new io.github.qcowloom.api.UnsupportedFeatureException("copy-on-write of shared L2 tables",
+                    "Writing through an L2 table shared with a snapshot is not implemented yet");
+        } else if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
+            throw new CorruptImageException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
+                    l2Offset, l1Index));
+        }
+        return mapper.l2Cache().get(mapper.sliceOffset(l2Offset, cluster));
+    }
+
+    /**
+     * QEMU's l2_allocate: the new table's refcount reaches the disk first, then the (empty) table, then the L1
+     * entry that points to it, each write followed by a sync, so a crash leaves at worst a leaked cluster.
+     */
+    private long allocateL2(int l1Index) throws IOException {
+        long l2Offset = refcounts.allocate(1);
+        // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it.
+        writeBackRefcounts();
+        file.flush();
+        // 2. The empty table, before the L1 entry that points to it.
+        TableCache l2Cache = mapper.l2Cache();
+        int sliceSize = l2Cache.sliceSize();
+        for (long off = 0; off < geometry().clusterSize(); off += sliceSize) {
+            Slice s = l2Cache.create(l2Offset + off);
+            l2Cache.writeNow(s);
+        }
+        file.flush();
+        // 3. The L1 entry.
+        long entry = L1Entry.of(l2Offset, true);
+        ByteBuffer b = ByteBuffer.allocate(8).putLong(0, entry);
+        file.write(b, l1Offset + 8L * l1Index);
+        file.flush();
+        mapper.l1().set(l1Index, entry);
+        return l2Offset;
+    }
+
+    /**
+     * QEMU's qcow2_grow_l1_table, called with the image lock held exclusive: a new table of at least
+     * {@code minEntries} (1.5 times the old size when that is more) is allocated and written, then the header
+     * points to it, each step synced; only then is the old table freed. Returns the new size in entries.
+     */
+    int growL1(long minEntries) throws IOException {
+        lock.lock();
+        try {
+            int oldSize = mapper.l1().length();
+            if (minEntries > Limits.MAX_L1_BYTES / 8) {
+                throw new ImageTooLargeException("L1 table would exceed " + Limits.MAX_L1_BYTES + " bytes");
+            }
+            long grown = Math.max(minEntries, Math.min(Limits.MAX_L1_BYTES / 8, oldSize + oldSize / 2L));
+            int newSize = (int) grown;
+            long cs = geometry().clusterSize();
+            long clusters = (newSize * 8L + cs - 1) / cs;
+            long newOffset = refcounts.allocate((int) clusters);
+            byte[] table = new byte[(int) (clusters * cs)];
+            for (int i = 0; i < oldSize; i++) {
+                Bytes.putLong(table, i * 8, mapper.l1().get(i));
+            }
+            // 1. The new table's refcounts, 2. the table, 3. the header that points to it.
+            writeBackRefcounts();
+            file.flush();
+            file.write(ByteBuffer.wrap(table), newOffset);
+            file.flush();
+            ByteBuffer h = ByteBuffer.allocate(12).putInt(0, newSize).putLong(4, newOffset);
+            file.write(h, 36);
+            file.flush();
+            long oldOffset = l1Offset;
+            long oldClusters = (oldSize * 8L + cs - 1) / cs;
+            mapper.replaceL1(table, newSize);
+            l1Offset = newOffset;
+            // The header no longer points to the old table, durably: it can be freed at once.
+            for (long c = 0; oldOffset != 0 && c < oldClusters; c++) {
+                refcounts.update((oldOffset >>> geometry().clusterBits()) + c, -1);
+            }
+            return newSize;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Writes {@code bytes} into the header at {@code offset} and syncs (size, feature words). */
+    void writeHeaderField(long offset, ByteBuffer bytes) throws IOException {
+        lock.lock();
+        try {
+            file.write(bytes, offset);
+            file.flush();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void writeBackRefcounts() throws IOException {
+        refblockCache.writeBack(refblockCache.copyDirty());
+    }
+
+    /**
+     * Makes every completed write durable, in crash-safe order: refcount increases and data before the L2
+     * entries that point to them; entry removals before the refcount decreases they allow.
+     */
+    void flush() throws IOException {
+        flushLock.lock();
+        try {
+            List<TableCache.DirtyCopy> refblocks;
+            List<TableCache.DirtyCopy> l2;
+            List<DeferredFrees.Run> toFree;
+            // One consistent cut: every L2 entry copied here was set after its refcount rose and its data was
+            // written, so both are in this cut too.
+            lock.lock();
+            try {
+                refblocks = refblockCache.copyDirty();
+                l2 = mapper.l2Cache().copyDirty();
+                toFree = frees.takeAll();
+            } finally {
+                lock.unlock();
+            }
+            refblockCache.writeBack(refblocks);
+            file.flush(); // refcounts and data before the L2 entries
+            if (!l2.isEmpty()) {
+                mapper.l2Cache().writeBack(l2);
+                file.flush(); // the entries, and with them the removals that allow the frees below
+            }
+            if (!toFree.isEmpty()) {
+                drain.lock();
+                lock.lock();
+                try {
+                    for (DeferredFrees.Run r : toFree) {
+                        for (long c = r.firstCluster(); c < r.firstCluster() + r.count(); c++) {
+                            refcounts.update(c, -1);
+                        }
+                    }
+                } finally {
+                    lock.unlock();
+                    drain.unlock();
+                }
+            }
+        } finally {
+            flushLock.unlock();
+        }
+    }
+
+    /** True if a flush would write metadata (for close, which flushes until nothing is left). */
+    boolean hasPendingMetadata() {
+        lock.lock();
+        try {
+            return refblockCache.hasDirty() || mapper.l2Cache().hasDirty() || !frees.isEmpty();
+        } finally {
+            lock.unlock();
+        }
+    }
+}

@@ -1,0 +1,87 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.format.ClusterType;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * A guest write as straight-line code: per cluster, a write in place when the image owns the cluster alone
+ * (COPIED); otherwise, holding that guest cluster's lock, a new host cluster receives the old contents (from the
+ * old cluster, a compressed cluster, the backing file or zeroes) with the new data laid over them, and the L2
+ * entry is switched to it. No sync on this path: {@link MetadataWriter#flush} orders what reaches the disk.
+ */
+final class WritePath {
+    private final ImageGeometry geometry;
+    private final ClusterMapper mapper;
+    private final ReadPath readPath;
+    private final MetadataWriter metadata;
+    private final Storage file;
+    private final ClusterLocks clusterLocks = new ClusterLocks();
+
+    WritePath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, MetadataWriter metadata,
+            Storage file) {
+        this.geometry = geometry;
+        this.mapper = mapper;
+        this.readPath = readPath;
+        this.metadata = metadata;
+        this.file = file;
+    }
+
+    /** Writes {@code src} at guest {@code offset}; the caller has checked the range. */
+    void write(long offset, ByteBuffer src) throws IOException {
+        long clusterSize = geometry.clusterSize();
+        while (src.hasRemaining()) {
+            long cluster = offset >>> geometry.clusterBits();
+            int inCluster = (int) (offset & (clusterSize - 1));
+            int n = (int) Math.min(src.remaining(), clusterSize - inCluster);
+            writeCluster(cluster, inCluster, src.slice(src.position(), n));
+            src.position(src.position() + n);
+            offset += n;
+        }
+    }
+
+    private void writeCluster(long cluster, int inCluster, ByteBuffer part) throws IOException {
+        if (writeInPlace(mapper.lookup(cluster), inCluster, part)) {
+            return;
+        }
+        ClusterLocks.Held held = clusterLocks.lock(cluster);
+        try {
+            // Another writer may have allocated the cluster while this one waited.
+            L2Ref ref = mapper.lookup(cluster);
+            if (writeInPlace(ref, inCluster, part)) {
+                return;
+            }
+            ByteBuffer whole = wholeCluster(cluster, inCluster, part);
+            long host = metadata.allocateDataCluster();
+            file.write(whole, host);
+            metadata.link(cluster, host | L2Entry.COPIED);
+        } finally {
+            clusterLocks.unlock(cluster, held);
+        }
+    }
+
+    /** Writes in place if the image owns the cluster alone; false if it must be allocated or copied. */
+    private boolean writeInPlace(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
+        ClusterType type = L2Entry.type(ref.entry(), false, false);
+        if (type != ClusterType.NORMAL || !L2Entry.copied(ref.entry())) {
+            return false;
+        }
+        file.write(part.duplicate(), L2Entry.hostOffset(ref.entry()) + inCluster);
+        return true;
+    }
+
+    /** The new cluster's contents: the new data, and around it what the guest saw there before. */
+    private ByteBuffer wholeCluster(long cluster, int inCluster, ByteBuffer part) throws IOException {
+        int clusterSize = (int) geometry.clusterSize();
+        if (part.remaining() == clusterSize) {
+            return part.duplicate();
+        }
+        ByteBuffer whole = ByteBuffer.allocate(clusterSize);
+        readPath.read(cluster << geometry.clusterBits(), whole);
+        whole.clear();
+        whole.put(inCluster, part.duplicate(), 0, part.remaining());
+        return whole;
+    }
+}
