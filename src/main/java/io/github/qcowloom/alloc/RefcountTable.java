@@ -123,19 +123,13 @@ public final class RefcountTable {
         }
         while (true) {
             long start = findFree(Math.max(freeHint, 1), n);
-            // Every refblock that counts the run must exist before a refcount is set: creating one takes a cluster
-            // (perhaps inside the run) and growing the reftable takes several, so after either the search restarts
-            // (QEMU's -EAGAIN from alloc_refcount_block). Each restart adds a refblock or a table, so it ends.
-            boolean created = false;
             long lastIndex = (start + n - 1) >>> blockBits;
-            for (long index = start >>> blockBits; index <= lastIndex; index++) {
-                if (index >= table.length || blockOffset((int) index) == 0) {
-                    ensureBlock(index, -1);
-                    created = true;
-                    break;
-                }
+            if (lastIndex >= table.length) {
+                // Growing the table takes clusters (perhaps inside the run): search again afterwards.
+                growTable(lastIndex);
+                continue;
             }
-            if (created) {
+            if (!createMissingBlocks(start, n)) {
                 continue;
             }
             for (long c = start; c < start + n; c++) {
@@ -144,6 +138,79 @@ public final class RefcountTable {
             freeHint = start + n;
             return start << clusterBits;
         }
+    }
+
+    /**
+     * Creates every missing refblock that counts the free run [start, start + n), placing the new blocks together
+     * in free clusters just past the run, as QEMU's alloc_refcount_block places them at the free-cluster index.
+     * Placing each block at the head of its own range instead would cap free runs at one block's span, and a
+     * longer run would never fit. Returns false if the reftable had to grow first (the caller searches again).
+     */
+    private boolean createMissingBlocks(long start, int n) throws IOException {
+        java.util.TreeSet<Long> missing = new java.util.TreeSet<>();
+        for (long index = start >>> blockBits; index <= (start + n - 1) >>> blockBits; index++) {
+            if (blockOffset((int) index) == 0) {
+                missing.add(index);
+            }
+        }
+        if (missing.isEmpty()) {
+            return true;
+        }
+        long at;
+        while (true) {
+            at = findFree(start + n, missing.size());
+            long last = (at + missing.size() - 1) >>> blockBits;
+            if (last >= table.length) {
+                growTable(last);
+                return false;
+            }
+            // The new blocks' own clusters must be counted too, perhaps by further new blocks.
+            boolean added = false;
+            for (long index = at >>> blockBits; index <= last; index++) {
+                if (blockOffset((int) index) == 0 && missing.add(index)) {
+                    added = true;
+                }
+            }
+            if (!added) {
+                break;
+            }
+        }
+        java.util.Map<Long, Slice[]> created = new java.util.HashMap<>();
+        java.util.List<Long> indices = new java.util.ArrayList<>(missing);
+        for (int i = 0; i < indices.size(); i++) {
+            created.put(indices.get(i), createBlockSlices((at + i) << clusterBits));
+        }
+        for (int i = 0; i < indices.size(); i++) {
+            long cluster = at + i;
+            long owner = cluster >>> blockBits;
+            Slice[] slices = created.get(owner);
+            if (slices != null) {
+                setInSlices(slices, (int) (cluster - (owner << blockBits)), 1);
+            } else {
+                update(cluster, 1);
+            }
+        }
+        for (Slice[] slices : created.values()) {
+            for (Slice sl : slices) {
+                cache.writeNow(sl);
+            }
+        }
+        // Existing blocks that now count a new block's cluster go to disk with the new blocks.
+        cache.writeBack(cache.copyDirty());
+        // The new refblocks, and the refcounts of their own clusters, must be on disk before the reftable entries
+        // that point to them (QEMU alloc_refcount_block): a crash must not find an entry pointing at garbage.
+        file.flush();
+        for (int i = 0; i < indices.size(); i++) {
+            byte[] entry = new byte[8];
+            Bytes.putLong(entry, 0, (at + i) << clusterBits);
+            file.write(ByteBuffer.wrap(entry), tableOffset + indices.get(i) * 8);
+        }
+        // The entries are made durable at once: refcount writes into these blocks rely on them being reachable.
+        file.flush();
+        for (int i = 0; i < indices.size(); i++) {
+            table[(int) (long) indices.get(i)] = (at + i) << clusterBits;
+        }
+        return true;
     }
 
     /** Host offset of the reftable and its size in clusters (they change when it grows). */

@@ -9,7 +9,8 @@ import java.util.Properties;
 
 /**
  * Named configuration profiles: {@code props/NAME.properties} shipped in the jar, or any properties file given
- * by path. Keys: {@code l2-cache-size} (bytes, 0 = QEMU's default) and {@code direct} (O_DIRECT).
+ * by path. Keys: {@code direct} (O_DIRECT), {@code l2-cache-size} and {@code refblock-cache-size} (bytes; L2 0 =
+ * QEMU's default), {@code pool} (true/false), {@code pool-low}, {@code pool-high}, {@code pool-max} (clusters).
  */
 public final class Profiles {
     private Profiles() {
@@ -39,14 +40,23 @@ public final class Profiles {
     /** Applies a profile's keys to open options; unknown keys are errors so that typos do not pass silently. */
     public static OpenOptions apply(Properties p, OpenOptions base) {
         OpenOptions o = base;
+        ImageOptions t = base.tuning();
+        int low = t.poolLow();
+        int high = t.poolHigh();
+        int max = t.poolMax();
         for (String key : p.stringPropertyNames()) {
             String v = p.getProperty(key).trim();
-            o = switch (key) {
-                case "l2-cache-size" -> o.withL2CacheBytes(Long.parseLong(v));
-                case "direct" -> o.withDirect(Boolean.parseBoolean(v));
+            switch (key) {
+                case "direct" -> o = o.withDirect(Boolean.parseBoolean(v));
+                case "l2-cache-size" -> t = t.withL2CacheBytes(Long.parseLong(v));
+                case "refblock-cache-size" -> t = t.withRefblockCacheBytes(Long.parseLong(v));
+                case "pool" -> t = t.withPool(Boolean.parseBoolean(v));
+                case "pool-low" -> low = Integer.parseInt(v);
+                case "pool-high" -> high = Integer.parseInt(v);
+                case "pool-max" -> max = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown profile key '" + key + "'");
-            };
+            }
         }
-        return o;
+        return o.withTuning(t.withPoolThresholds(low, high, max));
     }
 }

@@ -1,5 +1,7 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.ClusterPool;
+import io.github.qcowloom.alloc.ClusterSource;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.cache.Slice;
@@ -25,7 +27,7 @@ import java.util.function.LongUnaryOperator;
  * refcount blocks, sync, L2 slices, sync, then the deferred frees. A new L2 table goes to disk at once, in
  * QEMU's l2_allocate order.
  */
-final class MetadataWriter {
+final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
     /** Serialises flushes, so that one flush's write-back cannot overtake another's. */
     private final ReentrantLock flushLock = new ReentrantLock();
@@ -42,9 +44,12 @@ final class MetadataWriter {
      */
     private final Lock drain;
     private final boolean hasBacking;
+    /** Null when the pool is off (or the image is v2, which has no dirty bit). */
+    private volatile ClusterPool pool;
+    private final DirtyBit dirtyBit;
 
     MetadataWriter(Storage file, ClusterMapper mapper, TableCache refblockCache, RefcountTable refcounts,
-            long l1Offset, Lock drain, boolean hasBacking) {
+            long l1Offset, Lock drain, boolean hasBacking, DirtyBit dirtyBit) {
         this.file = file;
         this.mapper = mapper;
         this.refblockCache = refblockCache;
@@ -52,14 +57,86 @@ final class MetadataWriter {
         this.l1Offset = l1Offset;
         this.drain = drain;
         this.hasBacking = hasBacking;
+        this.dirtyBit = dirtyBit;
+    }
+
+    /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
+    void startPool(int low, int high, int max) {
+        pool = new ClusterPool(this, low, high, max);
+    }
+
+    ClusterPool pool() {
+        return pool;
+    }
+
+    @Override
+    public long[] allocate(int n) throws IOException {
+        // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts.
+        dirtyBit.markDirty();
+        lock.lock();
+        try {
+            long first = refcounts.allocate(n);
+            long[] out = new long[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = first + ((long) i << geometry().clusterBits());
+            }
+            return out;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void release(long[] hostOffsets) throws IOException {
+        // Never referenced, so the refcount may drop at once: on disk it is at worst a leak.
+        lock.lock();
+        try {
+            for (long h : hostOffsets) {
+                refcounts.update(h >>> geometry().clusterBits(), -1);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void idle() throws IOException {
+        flushUntilClean();
+    }
+
+    /** Flushes until nothing is pending (a flush queues the frees the next one writes), then marks clean. */
+    void flushUntilClean() throws IOException {
+        do {
+            flush();
+        } while (hasPendingMetadata());
+        ClusterPool p = pool;
+        if (p == null || p.size() == 0) {
+            dirtyBit.markClean();
+        }
+    }
+
+    /** Stops the pool (giving its clusters back), flushes everything and clears the dirty bit. */
+    void close() throws IOException {
+        ClusterPool p = pool;
+        if (p != null) {
+            p.close();
+        }
+        flushUntilClean();
     }
 
     private ImageGeometry geometry() {
         return mapper.geometry();
     }
 
-    /** Allocates one host cluster for data (refcount 1 in the cache) and returns its offset. */
+    /** A host cluster for data (refcount 1, from the pool when it has one) and returns its offset. */
     long allocateDataCluster() throws IOException {
+        ClusterPool p = pool;
+        if (p != null) {
+            long c = p.take();
+            if (c >= 0) {
+                return c;
+            }
+        }
         lock.lock();
         try {
             return refcounts.allocate(1);

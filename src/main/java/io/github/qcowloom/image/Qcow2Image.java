@@ -71,17 +71,22 @@ public final class Qcow2Image implements BlockDevice {
             this.writePath = null;
             this.discardPath = null;
         } else {
-            TableCache refblockCache = new TableCache(file, l2SliceSize(header), REFBLOCK_CACHE_SLICES);
+            int slices = (int) Math.max(4, options.tuning().refblockCacheBytes() / l2SliceSize(header));
+            TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
             RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
             this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
-                    imageLock.writeLock(), header.backingFile() != null);
+                    imageLock.writeLock(), header.backingFile() != null,
+                    new DirtyBit(file, header.incompatibleFeatures()));
+            // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there.
+            if (options.tuning().pool() && header.version() >= 3) {
+                metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
+                        options.tuning().poolMax());
+            }
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, file);
             this.discardPath = new DiscardPath(geometry, metadata, writePath, header.version());
         }
     }
 
-    /** Refcount-block slices kept in memory: 256 KiB at 4 KiB slices, as qcow2-rs does. */
-    private static final int REFBLOCK_CACHE_SLICES = 64;
 
     /** Opens the image at {@code path}, its backing chain and data file as the options say. */
     public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
@@ -235,7 +240,7 @@ public final class Qcow2Image implements BlockDevice {
 
     /** QEMU's default: enough L2 for the whole disk, at most 32 MiB, unless the options say otherwise. */
     private static int l2CacheSlices(Header header, OpenOptions options) {
-        long bytes = options.l2CacheBytes();
+        long bytes = options.tuning().l2CacheBytes();
         if (bytes == 0) {
             long clusters = (header.size() + header.clusterSize() - 1) >>> header.clusterBits();
             bytes = Math.min(OpenOptions.DEFAULT_MAX_L2_CACHE, clusters * header.l2EntrySize());
@@ -392,10 +397,7 @@ public final class Qcow2Image implements BlockDevice {
         IOException failure = null;
         if (metadata != null) {
             try {
-                // A flush applies deferred frees to the cache, which the next flush writes: flush until clean.
-                do {
-                    metadata.flush();
-                } while (metadata.hasPendingMetadata());
+                metadata.close();
             } catch (IOException e) {
                 failure = e;
             }

@@ -1,0 +1,177 @@
+package io.github.qcowloom.alloc;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The seed design's volatile free list: preallocated clusters that writes take without waiting on refcount
+ * updates. An allocator virtual thread keeps the pool between a low and a high threshold (refill to the midpoint
+ * below low, trim to it above high); a write that finds the pool empty doubles both thresholds, up to a cap, and
+ * both decay by 25 % a second back towards their base. After {@link #IDLE_NANOS} without a take the pool is
+ * emptied and the source told it is idle, so that the image can be marked clean.
+ */
+public final class ClusterPool implements AutoCloseable {
+    static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(2);
+    private static final Logger LOG = LoggerFactory.getLogger(ClusterPool.class);
+
+    private final ClusterSource source;
+    private final int baseLow;
+    private final int baseHigh;
+    private final int max;
+    private final ConcurrentLinkedQueue<Long> clusters = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger size = new AtomicInteger();
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition wake = lock.newCondition();
+    private final Thread allocator;
+    private volatile int low;
+    private volatile int high;
+    private volatile long lastTake = System.nanoTime();
+    private volatile boolean closed;
+    private volatile boolean idle = true;
+    /** Set when the allocator failed; takes then fall back to direct allocation, which reports the error. */
+    private volatile IOException failure;
+
+    public ClusterPool(ClusterSource source, int low, int high, int max) {
+        this.source = source;
+        this.baseLow = low;
+        this.baseHigh = high;
+        this.max = max;
+        this.low = low;
+        this.high = high;
+        this.allocator = Thread.ofVirtual().name("qcow2-cluster-pool").start(this::run);
+    }
+
+    /** A preallocated cluster's host offset, or -1 when the pool is empty (the caller allocates directly). */
+    public long take() {
+        lastTake = System.nanoTime();
+        Long c = clusters.poll();
+        if (c != null) {
+            if (size.decrementAndGet() < low) {
+                signal();
+            }
+            return c;
+        }
+        // Demand outran the pool: double both thresholds (up to the cap) and refill.
+        if (failure == null) {
+            high = Math.min(max, high * 2);
+            low = Math.min(high, low * 2);
+            signal();
+        }
+        return -1;
+    }
+
+    public int size() {
+        return size.get();
+    }
+
+    public int low() {
+        return low;
+    }
+
+    public int high() {
+        return high;
+    }
+
+    private void signal() {
+        lock.lock();
+        try {
+            wake.signal();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void run() {
+        long lastDecay = System.nanoTime();
+        while (!closed) {
+            lock.lock();
+            try {
+                wake.await(250, TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                return;
+            } finally {
+                lock.unlock();
+            }
+            if (closed) {
+                return;
+            }
+            long now = System.nanoTime();
+            if (now - lastDecay >= TimeUnit.SECONDS.toNanos(1)) {
+                lastDecay = now;
+                high = Math.max(baseHigh, high * 3 / 4);
+                low = Math.max(baseLow, Math.min(high, low * 3 / 4));
+            }
+            try {
+                if (now - lastTake >= IDLE_NANOS) {
+                    if (!idle) {
+                        drain();
+                        source.idle();
+                        idle = true;
+                    }
+                    continue;
+                }
+                idle = false;
+                adjust();
+            } catch (IOException e) {
+                LOG.warn("cluster pool allocator stopped: {}", e.toString());
+                failure = e;
+                return;
+            }
+        }
+    }
+
+    /** Refills to the midpoint below low; trims to it above high. */
+    private void adjust() throws IOException {
+        int n = size.get();
+        int mid = (low + high) / 2;
+        if (n < low) {
+            for (long c : source.allocate(mid - n)) {
+                clusters.add(c);
+                size.incrementAndGet();
+            }
+        } else if (n > high) {
+            release(n - mid);
+        }
+    }
+
+    private void release(int count) throws IOException {
+        List<Long> taken = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            Long c = clusters.poll();
+            if (c == null) {
+                break;
+            }
+            size.decrementAndGet();
+            taken.add(c);
+        }
+        if (!taken.isEmpty()) {
+            source.release(taken.stream().mapToLong(Long::longValue).toArray());
+        }
+    }
+
+    /** Gives every pooled cluster back to the source. */
+    public void drain() throws IOException {
+        release(Integer.MAX_VALUE);
+    }
+
+    /** Stops the allocator and gives every pooled cluster back. */
+    @Override
+    public void close() throws IOException {
+        closed = true;
+        signal();
+        try {
+            allocator.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        drain();
+    }
+}
