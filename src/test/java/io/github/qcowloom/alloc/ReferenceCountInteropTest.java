@@ -204,6 +204,46 @@ class ReferenceCountInteropTest {
     }
 
     @Test
+    void pastEndL2AndOverflowAgreeWithQemu() throws IOException {
+        Path img = dir.resolve("overflow.qcow2");
+        Qemu.img("create", "-f", "qcow2", "-o", "cluster_size=4096,refcount_bits=1", img.toString(), "16M");
+        Qemu.io(img, "write -P 1 0 16k", "write -P 2 8M 4k");
+        try (RecountImage r = RecountImage.open(img, true)) {
+            long l2 = r.l2TableOffset(0);
+            // Entry 5 shares entry 0's data cluster: two references do not fit in one bit.
+            r.pokeLong(l2 + 40, r.peekLong(l2));
+            // The L1 entry of guest offset 8M points far past the end of the file.
+            long l1Entry = r.header.l1TableOffset() + 8L * (8L << 20 >> (12 + 9));
+            r.pokeLong(l1Entry, (1L << 63) | (1L << 44));
+        }
+        QemuCheck q = QemuCheck.of(img);
+        assertTrue(q.corruptions() >= 2, q.output());
+        assertAgrees(img);
+    }
+
+    @Test
+    void missingRefblockNeedsRebuild() throws IOException {
+        Path img = dir.resolve("norefblock.qcow2");
+        Qemu.img("create", "-f", "qcow2", "-o", "cluster_size=512", img.toString(), "16M");
+        Qemu.io(img, "write -P 1 0 64k");
+        try (RecountImage r = RecountImage.open(img, true)) {
+            r.pokeLong(r.header.refcountTableOffset(), 0);
+        }
+        QemuCheck q = QemuCheck.of(img);
+        assertTrue(q.corruptions() > 0, q.output());
+        assertAgrees(img);
+        try (RecountImage r = RecountImage.open(img, true)) {
+            ReferenceCount refs = r.recount();
+            assertTrue(RefcountComparison.compare(refs, r.table).rebuildNeeded());
+            assertEquals(List.of(RefcountRepair.NEED_REBUILD), RefcountRepair.repairLeaks(refs, r.table).unrepaired());
+            RefcountRepair.Outcome all = RefcountRepair.repairAll(refs, r.table);
+            assertEquals(List.of(RefcountRepair.NEED_REBUILD), all.unrepaired());
+            assertEquals(0, all.corruptionsFixed());
+            assertFalse(r.cache.hasDirty());
+        }
+    }
+
+    @Test
     void bitmapTablesAreCounted() throws IOException {
         Path img = dir.resolve("bitmaps.qcow2");
         Qemu.img("create", "-f", "qcow2", img.toString(), "16M");
