@@ -8,8 +8,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The stored refcounts compared with a {@link ReferenceCount}, as QEMU's compare_refcounts and check_oflag_copied
- * do: leaks, too-low refcounts, COPIED flags that disagree with the refcount, plus the walk's own corruptions.
+ * Stored refcounts compared with a {@link ReferenceCount} (QEMU's compare_refcounts and check_oflag_copied).
+ *
+ * <p>Finds leaks, too-low refcounts and COPIED flags that disagree with the refcount, plus the walk's own
+ * corruptions.
  *
  * @param leaks clusters whose refcount exceeds their references
  * @param corruptions clusters whose refcount is below their references

@@ -4,9 +4,10 @@ import java.io.IOException;
 import java.util.List;
 
 /**
- * Repairs refcounts from a {@link ReferenceCount}, as qemu-img check -r leaks and -r all do, through
- * {@link RefcountTable#update} (the refblock cache becomes dirty). The caller holds the image's metadata lock and
- * afterwards writes back the refblock cache and syncs.
+ * Sets stored refcounts to a {@link ReferenceCount}'s references, as qemu-img check -r leaks and -r all do.
+ *
+ * <p>Changes go through {@link RefcountTable#update} (the refblock cache becomes dirty). The caller holds the
+ * image's metadata lock and afterwards writes back the refblock cache and syncs.
  */
 public final class RefcountRepair {
     private RefcountRepair() {

@@ -22,8 +22,10 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * The reference recount: walks every metadata table of an image and counts the references to each host cluster,
- * as QEMU's calculate_refcounts does, collecting the corruptions that walk finds. It only reads.
+ * The reference recount: counts each host cluster's references by walking every table (QEMU's calculate_refcounts).
+ *
+ * <p>It only reads. The corruptions QEMU's walk reports (reserved bits, misaligned offsets, references a cluster
+ * or more past the end of the file, bad subcluster bitmaps, refcount overflow) are collected on the way.
  */
 public final class ReferenceCount {
     /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
