@@ -1,0 +1,398 @@
+package io.github.qcowloom.alloc;
+
+import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.ClusterType;
+import io.github.qcowloom.format.CompressedDescriptor;
+import io.github.qcowloom.format.Features;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.format.RefcountCodec;
+import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The reference recount: counts each host cluster's references by walking every table (QEMU's calculate_refcounts).
+ *
+ * <p>It only reads. The corruptions QEMU's walk reports (reserved bits, misaligned offsets, references a cluster
+ * or more past the end of the file, bad subcluster bitmaps, refcount overflow) are collected on the way.
+ */
+public final class ReferenceCount {
+    /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
+    private static final long REFT_RESERVED_MASK = 0x1ffL;
+    /** Bitmap table entries (QEMU's BME_TABLE_ENTRY_*): offset bits, reserved bits, the "all ones" flag. */
+    private static final long BME_OFFSET_MASK = 0x00fffffffffffe00L;
+    private static final long BME_RESERVED_MASK = 0xff000000000001feL;
+    private static final long BME_ALL_ONES = 1L;
+    /** Fixed part of a bitmap directory entry. */
+    private static final int BITMAP_DIR_ENTRY_FIXED = 24;
+
+    private final Header header;
+    private final long fileLength;
+    private final int clusterBits;
+    private final long clusterSize;
+    private final long refcountMax;
+    /** References per cluster; one slot past the file's last cluster for a reference that overhangs it. */
+    private final long[] counts;
+    /** Clusters counted so far: the file's clusters, plus one if a reference overhangs the end. */
+    private int clusters;
+    private final List<String> problems = new ArrayList<>();
+    private int corruptions;
+    private boolean refblocksBroken;
+    private long[] reftable = new long[0];
+    private long[] activeL1 = new long[0];
+    /** The NORMAL and ZERO_ALLOC L2 entries of the active tree, for the COPIED check. */
+    private long[] activeData = new long[64];
+    private int activeDataCount;
+
+    private ReferenceCount(Header header, long fileLength) throws ImageTooLargeException {
+        this.header = header;
+        this.fileLength = fileLength;
+        this.clusterBits = header.clusterBits();
+        this.clusterSize = header.clusterSize();
+        long max = new RefcountCodec(header.refcountOrder()).max();
+        this.refcountMax = max == -1 ? Long.MAX_VALUE : max;
+        long fileClusters = (fileLength + clusterSize - 1) >>> clusterBits;
+        // QEMU refuses to check an image of more than INT_MAX clusters (qcow2_check_refcounts).
+        if (fileClusters >= Integer.MAX_VALUE - 8) {
+            throw new ImageTooLargeException("Number of clusters exceeds INT_MAX: " + fileClusters);
+        }
+        this.clusters = (int) fileClusters;
+        this.counts = new long[clusters + 1];
+    }
+
+    /**
+     * Counts the references of the image in {@code file}: header, active and snapshot trees, snapshot table,
+     * reftable, refblocks and the bitmap directory with its bitmap tables. With an external data file the data
+     * clusters live in the other file and are not counted.
+     */
+    public static ReferenceCount compute(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
+        ReferenceCount rc = new ReferenceCount(header, file.size());
+        rc.walk(file, snapshots);
+        return rc;
+    }
+
+    /** Clusters covered: the file's length in clusters, plus one when a reference overhangs the end. */
+    public long clusters() {
+        return clusters;
+    }
+
+    /** References to host cluster {@code cluster}, 0 beyond {@link #clusters()}. */
+    public long references(long cluster) {
+        return cluster >= 0 && cluster < clusters ? counts[(int) cluster] : 0;
+    }
+
+    /** What the walk found corrupt, in QEMU's words, one entry per corruption. */
+    public List<String> problems() {
+        return List.copyOf(problems);
+    }
+
+    /** Corruptions the walk found (QEMU's res->corruptions after calculate_refcounts). */
+    public int corruptions() {
+        return corruptions;
+    }
+
+    /**
+     * True if a reftable entry is unusable (reserved bits, misaligned, outside the image) or a refblock is
+     * referenced more than once: QEMU then rebuilds the refcount structures (check_refblocks).
+     */
+    public boolean refblocksBroken() {
+        return refblocksBroken;
+    }
+
+    /** The header the walk used. */
+    public Header header() {
+        return header;
+    }
+
+    /**
+     * True if the refcount of {@code cluster} is stored in a sound refblock, so that an update neither creates a
+     * refblock nor grows the reftable.
+     */
+    public boolean hasRefblock(long cluster) {
+        long index = cluster >>> (clusterBits + 3 - header.refcountOrder());
+        if (index >= reftable.length) {
+            return false;
+        }
+        long e = reftable[(int) index];
+        long offset = e & ~REFT_RESERVED_MASK;
+        return offset != 0 && (e & REFT_RESERVED_MASK) == 0 && (offset & (clusterSize - 1)) == 0
+                && (offset >>> clusterBits) < clusters;
+    }
+
+    long[] activeL1() {
+        return activeL1;
+    }
+
+    long[] activeDataEntries() {
+        return Arrays.copyOf(activeData, activeDataCount);
+    }
+
+    private void walk(Storage file, List<Snapshot> snapshots) throws IOException {
+        // The header.
+        add(0, clusterSize);
+        activeL1 = readTable(file, header.l1TableOffset(), header.l1Size());
+        checkL1(file, header.l1TableOffset(), header.l1Size(), activeL1, true);
+
+        if (header.hasDataFile() && !snapshots.isEmpty()) {
+            corruption("ERROR " + snapshots.size() + " snapshots in image with data file");
+        }
+        for (Snapshot sn : snapshots) {
+            if ((sn.l1TableOffset() & (clusterSize - 1)) != 0) {
+                corruption("ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_offset=0x"
+                        + Long.toHexString(sn.l1TableOffset())
+                        + ": L1 table is not cluster aligned; snapshot table entry corrupted");
+                continue;
+            }
+            if (Integer.toUnsignedLong(sn.l1Size()) > Limits.MAX_L1_BYTES / 8) {
+                corruption("ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_size=0x"
+                        + Integer.toHexString(sn.l1Size()) + ": L1 table is too large; snapshot table entry corrupted");
+                continue;
+            }
+            checkL1(file, sn.l1TableOffset(), sn.l1Size(), readTable(file, sn.l1TableOffset(), sn.l1Size()), false);
+        }
+        if (header.nbSnapshots() > 0) {
+            add(header.snapshotsOffset(), SnapshotTable.encodedLength(snapshots));
+        }
+
+        add(header.refcountTableOffset(), (long) header.refcountTableClusters() << clusterBits);
+        reftable = readTable(file, header.refcountTableOffset(),
+                (int) (((long) header.refcountTableClusters() << clusterBits) / 8));
+        countBitmaps(file);
+        checkRefblocks();
+    }
+
+    /**
+     * QEMU's check_refcounts_l1: the L1 table of {@code l1Size} entries, each L2 table it points to, and their
+     * entries. {@code l1} holds the entries that lie in the file (the rest read as 0).
+     */
+    private void checkL1(Storage file, long l1Offset, int l1Size, long[] l1, boolean active) throws IOException {
+        if (l1Size == 0) {
+            return;
+        }
+        add(l1Offset, Integer.toUnsignedLong(l1Size) * 8);
+        byte[] l2 = new byte[(int) clusterSize];
+        for (long e : l1) {
+            if (e == 0) {
+                continue;
+            }
+            if ((e & L1Entry.RESERVED_MASK) != 0) {
+                corruption("ERROR found L1 entry with reserved bits set: " + Long.toHexString(e));
+            }
+            long l2Offset = L1Entry.l2Offset(e);
+            add(l2Offset, clusterSize);
+            if ((l2Offset & (clusterSize - 1)) != 0) {
+                corruption("ERROR l2_offset=" + Long.toHexString(l2Offset)
+                        + ": Table is not cluster aligned; L1 entry corrupted");
+            }
+            file.readFully(ByteBuffer.wrap(l2), l2Offset);
+            checkL2(l2, active);
+        }
+    }
+
+    /** QEMU's check_refcounts_l2: counts data and compressed clusters, reports malformed entries. */
+    private void checkL2(byte[] l2, boolean active) {
+        boolean extended = header.extendedL2();
+        boolean dataFile = header.hasDataFile();
+        int entrySize = header.l2EntrySize();
+        for (int pos = 0; pos + entrySize <= l2.length; pos += entrySize) {
+            long entry = Bytes.getLong(l2, pos);
+            long bitmap = extended ? Bytes.getLong(l2, pos + 8) : 0;
+            ClusterType type = L2Entry.type(entry, extended, dataFile);
+            if (type != ClusterType.COMPRESSED && (entry & L2Entry.RESERVED_MASK) != 0) {
+                corruption("ERROR found l2 entry with reserved bits set: " + Long.toHexString(entry));
+            }
+            switch (type) {
+                case COMPRESSED -> checkCompressed(entry, bitmap, pos / entrySize);
+                case NORMAL, ZERO_ALLOC -> {
+                    long offset = L2Entry.hostOffset(entry);
+                    if (((bitmap >>> 32) & bitmap) != 0) {
+                        corruption("ERROR offset=" + Long.toHexString(offset)
+                                + ": Allocated cluster has corrupted subcluster allocation bitmap");
+                    }
+                    if ((offset & (clusterSize - 1)) != 0) {
+                        boolean data = extended ? (bitmap & L2Entry.BITMAP_ALLOC_MASK) != 0
+                                : (entry & L2Entry.ZERO) == 0;
+                        corruption("ERROR offset=" + Long.toHexString(offset) + (data
+                                ? ": Data cluster is not properly aligned; L2 entry corrupted."
+                                : ": Preallocated cluster is not properly aligned; L2 entry corrupted."));
+                    }
+                    // With an external data file the cluster lives in the other file: nothing to count here.
+                    if (!dataFile) {
+                        add(offset, clusterSize);
+                    }
+                    if (active) {
+                        if (activeDataCount == activeData.length) {
+                            activeData = Arrays.copyOf(activeData, activeData.length * 2);
+                        }
+                        activeData[activeDataCount++] = entry;
+                    }
+                }
+                case UNALLOCATED -> {
+                    if ((bitmap & L2Entry.BITMAP_ALLOC_MASK) != 0) {
+                        corruption("ERROR: Unallocated cluster has non-zero subcluster allocation map");
+                    }
+                }
+                // ZERO_PLAIN cannot occur with subclusters, so there is no bitmap to check.
+                case ZERO_PLAIN -> {
+                }
+            }
+        }
+    }
+
+    /** A compressed entry: +1 on every host cluster its byte range touches. */
+    private void checkCompressed(long entry, long bitmap, int index) {
+        if (L2Entry.copied(entry)) {
+            CompressedDescriptor d = CompressedDescriptor.decode(entry, clusterBits);
+            corruption("ERROR: coffset=0x" + Long.toHexString(d.hostOffset())
+                    + ": copied flag must never be set for compressed clusters");
+        }
+        if (header.hasDataFile()) {
+            corruption("ERROR compressed cluster " + index + " with data file, entry=0x" + Long.toHexString(entry));
+            return;
+        }
+        if (bitmap != 0) {
+            corruption("ERROR compressed cluster " + index
+                    + " with non-zero subcluster allocation bitmap, entry=0x" + Long.toHexString(entry));
+            return;
+        }
+        CompressedDescriptor d = CompressedDescriptor.decode(entry, clusterBits);
+        add(d.hostOffset(), d.length());
+    }
+
+    /**
+     * QEMU's qcow2_check_bitmaps_refcounts: the bitmap directory, each bitmap table and each bitmap data cluster.
+     * QEMU reads the extension only when the autoclear bitmaps bit is set; so do we.
+     */
+    private void countBitmaps(Storage file) throws IOException {
+        Optional<HeaderExtension> ext = header.extension(HeaderExtension.BITMAPS);
+        if (ext.isEmpty() || (header.autoclearFeatures() & Features.AUTOCLEAR_BITMAPS) == 0) {
+            return;
+        }
+        byte[] d = ext.get().data();
+        long nbBitmaps = Bytes.getUInt(d, 0);
+        long dirSize = Bytes.getLong(d, 8);
+        long dirOffset = Bytes.getLong(d, 16);
+        if (nbBitmaps == 0) {
+            return;
+        }
+        add(dirOffset, dirSize);
+        // The extension's own limit (1024 * 65535 bytes) bounds the directory read.
+        if (dirSize < 0 || dirSize > 1024L * 65535 || dirOffset < 0 || dirOffset + dirSize > fileLength) {
+            corruption("ERROR bitmap directory at 0x" + Long.toHexString(dirOffset) + " (" + dirSize
+                    + " bytes) cannot be loaded");
+            return;
+        }
+        byte[] dir = new byte[(int) dirSize];
+        file.readFully(ByteBuffer.wrap(dir), dirOffset);
+        int pos = 0;
+        for (long i = 0; i < nbBitmaps; i++) {
+            if (pos + BITMAP_DIR_ENTRY_FIXED > dir.length) {
+                corruption("ERROR bitmap directory entry " + i + " extends past the directory");
+                return;
+            }
+            long tableOffset = Bytes.getLong(dir, pos);
+            long tableSize = Bytes.getUInt(dir, pos + 8);
+            int nameSize = Bytes.getUShort(dir, pos + 18);
+            long extraSize = Bytes.getUInt(dir, pos + 20);
+            pos = (int) Bytes.alignUp(pos + BITMAP_DIR_ENTRY_FIXED + extraSize + nameSize, 8);
+            add(tableOffset, tableSize * 8);
+            if ((tableOffset & (clusterSize - 1)) != 0 || tableOffset + tableSize * 8 > fileLength) {
+                corruption("ERROR bitmap table at 0x" + Long.toHexString(tableOffset) + " cannot be loaded");
+                continue;
+            }
+            long[] table = readTable(file, tableOffset, (int) tableSize);
+            for (long e : table) {
+                long offset = e & BME_OFFSET_MASK;
+                if ((e & BME_RESERVED_MASK) != 0 || (offset & (clusterSize - 1)) != 0
+                        || (offset != 0 && (e & BME_ALL_ONES) != 0)) {
+                    corruption("ERROR bitmap table entry 0x" + Long.toHexString(e) + " is invalid");
+                    continue;
+                }
+                if (offset != 0) {
+                    add(offset, clusterSize);
+                }
+            }
+        }
+    }
+
+    /** QEMU's check_refblocks: counts every refblock; an unusable entry means the structures need a rebuild. */
+    private void checkRefblocks() {
+        for (int i = 0; i < reftable.length; i++) {
+            long e = reftable[i];
+            long offset = e & ~REFT_RESERVED_MASK;
+            long cluster = offset >>> clusterBits;
+            if ((e & REFT_RESERVED_MASK) != 0) {
+                corruption("ERROR refcount table entry " + i + " has reserved bits set");
+                refblocksBroken = true;
+            } else if ((offset & (clusterSize - 1)) != 0) {
+                corruption("ERROR refcount block " + i + " is not cluster aligned; refcount table entry corrupted");
+                refblocksBroken = true;
+            } else if (cluster >= clusters) {
+                corruption("ERROR refcount block " + i + " is outside image");
+                refblocksBroken = true;
+            } else if (offset != 0) {
+                add(offset, clusterSize);
+                if (counts[(int) cluster] != 1) {
+                    corruption("ERROR refcount block " + i + " refcount=" + counts[(int) cluster]);
+                    refblocksBroken = true;
+                }
+            }
+        }
+    }
+
+    /**
+     * QEMU's qcow2_inc_refcounts_imrt: +1 on every cluster that [offset, offset + size) touches. A range that
+     * reaches a cluster or more past the end of the file is a corruption and is not counted (the last cluster
+     * may be partly allocated, so less is fine); a count at the width's maximum is an overflow.
+     */
+    private void add(long offset, long size) {
+        if (size <= 0) {
+            return;
+        }
+        if (offset < 0 || offset + size - fileLength >= clusterSize) {
+            corruption("ERROR: counting reference for region exceeding the end of the file by one cluster or more:"
+                    + " offset 0x" + Long.toHexString(offset) + " size 0x" + Long.toHexString(size));
+            return;
+        }
+        long first = offset >>> clusterBits;
+        long last = (offset + size - 1) >>> clusterBits;
+        for (long c = first; c <= last; c++) {
+            // The range ends less than a cluster past EOF, so c is at most the slot past the file's clusters.
+            int k = (int) c;
+            clusters = Math.max(clusters, k + 1);
+            if (counts[k] == refcountMax) {
+                corruption("ERROR: overflow cluster offset=0x" + Long.toHexString(c << clusterBits));
+                continue;
+            }
+            counts[k]++;
+        }
+    }
+
+    /** Reads {@code entries} big-endian u64 values at {@code offset}; entries past the end of the file are 0. */
+    private long[] readTable(Storage file, long offset, int entries) throws IOException {
+        long inFile = offset < 0 || offset >= fileLength ? 0 : Math.min(entries, (fileLength - offset) / 8);
+        byte[] raw = new byte[(int) inFile * 8];
+        file.readFully(ByteBuffer.wrap(raw), offset);
+        long[] table = new long[(int) inFile];
+        for (int i = 0; i < table.length; i++) {
+            table[i] = Bytes.getLong(raw, i * 8);
+        }
+        return table;
+    }
+
+    private void corruption(String message) {
+        problems.add(message);
+        corruptions++;
+    }
+}
