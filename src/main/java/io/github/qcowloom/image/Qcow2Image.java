@@ -1,6 +1,8 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
+import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
@@ -74,9 +76,12 @@ public final class Qcow2Image implements BlockDevice {
             int slices = (int) Math.max(4, options.tuning().refblockCacheBytes() / l2SliceSize(header));
             TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
             RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
+            DirtyBit dirtyBit = new DirtyBit(file, header.incompatibleFeatures());
+            if (header.dirty()) {
+                repairDirty(file, header, snapshots, refcounts, refblockCache, dirtyBit);
+            }
             this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
-                    imageLock.writeLock(), header.backingFile() != null,
-                    new DirtyBit(file, header.incompatibleFeatures()));
+                    imageLock.writeLock(), header.backingFile() != null, dirtyBit);
             // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there.
             if (options.tuning().pool() && header.version() >= 3) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
@@ -118,10 +123,6 @@ public final class Qcow2Image implements BlockDevice {
             throw new CorruptImageException(
                     "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
         }
-        if (header.dirty() && !options.readOnly()) {
-            throw new UnsupportedFeatureException("dirty image repair",
-                    "The image is dirty and needs a refcount repair before a read-write open; open it read-only");
-        }
         if (!options.readOnly()) {
             requireWritable(header);
             header = clearForeignAutoclearBits(storage, header);
@@ -156,6 +157,25 @@ public final class Qcow2Image implements BlockDevice {
             }
             throw e;
         }
+    }
+
+    /**
+     * QEMU's repair on open: a dirty image (our pool's clusters, or lazy refcounts, when the process died) has
+     * its references recounted and its refcounts fixed before any request is served; then it is marked clean.
+     * A repair that leaves anything unrepaired fails the open ("Could not repair dirty image").
+     */
+    private static void repairDirty(Storage file, Header header, List<Snapshot> snapshots, RefcountTable refcounts,
+            TableCache refblockCache, DirtyBit dirtyBit) throws IOException {
+        ReferenceCount refs = ReferenceCount.compute(file, header, snapshots);
+        RefcountRepair.Outcome outcome = RefcountRepair.repairAll(refs, refcounts);
+        if (!outcome.unrepaired().isEmpty()) {
+            throw new CorruptImageException("Could not repair dirty image: " + String.join("; ",
+                    outcome.unrepaired()));
+        }
+        refblockCache.writeBack(refblockCache.copyDirty());
+        // The repaired refcounts are durable before the header says the image is clean.
+        file.flush();
+        dirtyBit.markClean();
     }
 
     /** Refuses read-write opens of images whose writes are not implemented yet, naming what is missing. */
