@@ -198,8 +198,12 @@ public record Header(
             throw new UnsupportedFeatureException(what, "Unsupported qcow2 feature(s): " + what);
         }
         if (cryptMethod != 0) {
-            String what = cryptMethod == 1 ? "AES encryption" : cryptMethod == 2 ? "LUKS encryption"
-                    : "encryption method " + Integer.toUnsignedString(cryptMethod);
+            if (cryptMethod != 1 && cryptMethod != 2) {
+                String method = Integer.toUnsignedString(cryptMethod);
+                throw new UnsupportedFeatureException("encryption method " + method,
+                        "Unsupported encryption method: " + method);
+            }
+            String what = cryptMethod == 1 ? "AES encryption" : "LUKS encryption";
             throw new UnsupportedFeatureException(what, "Unsupported qcow2 feature: " + what);
         }
         if (refcountOrder < 0 || refcountOrder > Limits.MAX_REFCOUNT_ORDER) {
@@ -209,11 +213,12 @@ public record Header(
         }
         validateCompressionType(compressionType, incompatible);
         if ((incompatible & Features.INCOMPAT_EXTL2) != 0 && clusterBits < Limits.MIN_EXTENDED_L2_CLUSTER_BITS) {
-            throw new UnsupportedFeatureException("subcluster size",
-                    "Unsupported subcluster size: cluster size 2^" + clusterBits + " gives subclusters below 512 bytes");
+            throw new UnsupportedFeatureException("subcluster size", "Unsupported subcluster size: "
+                    + (clusterSize / Limits.SUBCLUSTERS_PER_CLUSTER) + " (extended L2 needs clusters of at least "
+                    + (1 << Limits.MIN_EXTENDED_L2_CLUSTER_BITS) + " bytes)");
         }
         if ((autoclear & Features.AUTOCLEAR_DATA_FILE_RAW) != 0 && (incompatible & Features.INCOMPAT_DATA_FILE) == 0) {
-            throw new CorruptImageException("data-file-raw requires a data-file");
+            throw new CorruptImageException("data-file-raw requires a data file");
         }
 
         // Refcount table (CVE-2014-0144: cap before anything is allocated from it).
@@ -223,17 +228,16 @@ public record Header(
         if (refcountTableClusters > Limits.MAX_REFTABLE_BYTES / clusterSize) {
             throw new ImageTooLargeException("Reference count table too large: " + refcountTableClusters + " clusters");
         }
-        validateTable("reference count table", refcountTableOffset, refcountTableClusters * clusterSize, clusterSize,
-                fileLength);
+        validateTable("Reference count table", refcountTableOffset, refcountTableClusters * clusterSize,
+                clusterSize, fileLength);
 
-        // Snapshot table.
+        // Snapshot table: QEMU answers EINVAL here, and validates the offset even when there are no snapshots.
         if (nbSnapshots > Limits.MAX_SNAPSHOTS) {
-            throw new ImageTooLargeException("Too many snapshots: " + nbSnapshots);
+            throw new CorruptImageException("Too many snapshots: " + nbSnapshots + " (at most "
+                    + Limits.MAX_SNAPSHOTS + ")");
         }
-        if (nbSnapshots > 0) {
-            validateTable("snapshot table", snapshotsOffset, nbSnapshots * SnapshotTable.FIXED_ENTRY_SIZE,
-                    clusterSize, fileLength);
-        }
+        validateTable("Snapshot table", snapshotsOffset, nbSnapshots * SnapshotTable.FIXED_ENTRY_SIZE, clusterSize,
+                fileLength);
 
         // Active L1 table (CVE-2014-0144).
         int l2Bits = clusterBits - ((incompatible & Features.INCOMPAT_EXTL2) != 0 ? 4 : 3);
@@ -248,9 +252,7 @@ public record Header(
             throw new CorruptImageException("L1 table is too small: " + l1Size + " entries for a virtual size of "
                     + size + " bytes (needs " + neededL1 + ")");
         }
-        if (l1Size > 0) {
-            validateTable("L1 table", l1TableOffset, l1Size * 8, clusterSize, fileLength);
-        }
+        validateTable("Active L1 table", l1TableOffset, l1Size * 8, clusterSize, fileLength);
 
         // Backing file name (CVE-2014-0144: bounded by 1023 and by cluster 0).
         String backingFile = null;
@@ -261,7 +263,10 @@ public record Header(
             if (backingFileOffset + backingFileSize > b.length) {
                 throw new CorruptImageException("Backing file name extends past the end of the file");
             }
-            backingFile = new String(b, (int) backingFileOffset, (int) backingFileSize, StandardCharsets.UTF_8);
+            // An empty name means no backing file, as in QEMU (bdrv_open_backing_file skips an empty name).
+            if (backingFileSize > 0) {
+                backingFile = new String(b, (int) backingFileOffset, (int) backingFileSize, StandardCharsets.UTF_8);
+            }
         }
         return new Header(version, backingFileOffset, (int) backingFileSize, clusterBits, size, cryptMethod,
                 (int) l1Size, l1TableOffset, refcountTableOffset, (int) refcountTableClusters, (int) nbSnapshots,
@@ -274,7 +279,8 @@ public record Header(
             throws CorruptImageException, UnsupportedFeatureException {
         boolean bit = (incompatible & Features.INCOMPAT_COMPRESSION) != 0;
         if (type != 0 && type != 1) {
-            throw new UnsupportedFeatureException("compression type " + type, "Unknown compression type " + type);
+            throw new UnsupportedFeatureException("compression type " + type,
+                    "qcow2: unknown compression type: " + type);
         }
         if (type == 0 && bit) {
             throw new CorruptImageException(
@@ -287,19 +293,23 @@ public record Header(
     }
 
     /**
-     * QEMU's qcow2_validate_table plus one check of ours: the table must lie inside the file, so that its size
-     * is trusted before a buffer is allocated for it.
+     * QEMU's qcow2_validate_table (aligned offset, offset + size within INT64_MAX; checked even for an empty
+     * table) plus two checks of ours for a non-empty table: it must not start at offset 0, where the header is,
+     * and it must lie inside the file, so that its size is trusted before a buffer is allocated for it.
      */
     static void validateTable(String what, long offset, long bytes, long clusterSize, long fileLength)
             throws CorruptImageException {
         if (offset < 0 || offset % clusterSize != 0 || offset > Long.MAX_VALUE - bytes) {
-            throw new CorruptImageException("Invalid " + what + " offset " + Long.toUnsignedString(offset));
+            throw new CorruptImageException(what + " offset invalid: 0x" + Long.toHexString(offset));
+        }
+        if (bytes == 0) {
+            return;
         }
         if (offset == 0) {
-            throw new CorruptImageException("Invalid " + what + " offset 0: it would overlap the header");
+            throw new CorruptImageException(what + " offset invalid: 0 (it would overlap the header)");
         }
         if (offset + bytes > fileLength) {
-            throw new CorruptImageException("The " + what + " at offset " + offset + " (" + bytes
+            throw new CorruptImageException(what + " at offset 0x" + Long.toHexString(offset) + " (" + bytes
                     + " bytes) extends past the end of the file (" + fileLength + " bytes)");
         }
     }
