@@ -87,12 +87,23 @@ public record Header(
         return extensions.stream().filter(e -> e.type() == type).findFirst();
     }
 
+    /** The backing format name, up to its first NUL byte as QEMU reads it (a C string). */
     public Optional<String> backingFormat() {
-        return extension(HeaderExtension.BACKING_FORMAT).map(e -> new String(e.data(), StandardCharsets.UTF_8));
+        return extension(HeaderExtension.BACKING_FORMAT).map(e -> cString(e.data(), 0, e.data().length));
     }
 
+    /** The external data file name, up to its first NUL byte as QEMU reads it (g_strndup). */
     public Optional<String> dataFile() {
-        return extension(HeaderExtension.DATA_FILE).map(e -> new String(e.data(), StandardCharsets.UTF_8));
+        return extension(HeaderExtension.DATA_FILE).map(e -> cString(e.data(), 0, e.data().length));
+    }
+
+    /** UTF-8 text of {@code b[off, off + len)} up to the first NUL byte: QEMU keeps file names as C strings. */
+    static String cString(byte[] b, int off, int len) {
+        int end = off;
+        while (end < off + len && b[end] != 0) {
+            end++;
+        }
+        return new String(b, off, end - off, StandardCharsets.UTF_8);
     }
 
     /** The image's feature-name table, or QEMU's defaults when it has none. */
@@ -263,10 +274,10 @@ public record Header(
             if (backingFileOffset + backingFileSize > b.length) {
                 throw new CorruptImageException("Backing file name extends past the end of the file");
             }
-            // An empty name means no backing file, as in QEMU (bdrv_open_backing_file skips an empty name).
-            if (backingFileSize > 0) {
-                backingFile = new String(b, (int) backingFileOffset, (int) backingFileSize, StandardCharsets.UTF_8);
-            }
+            // QEMU keeps the name as a C string, so it ends at the first NUL byte; an empty name means no backing
+            // file (bdrv_open_backing_file skips it).
+            String name = cString(b, (int) backingFileOffset, (int) backingFileSize);
+            backingFile = name.isEmpty() ? null : name;
         }
         return new Header(version, backingFileOffset, (int) backingFileSize, clusterBits, size, cryptMethod,
                 (int) l1Size, l1TableOffset, refcountTableOffset, (int) refcountTableClusters, (int) nbSnapshots,
