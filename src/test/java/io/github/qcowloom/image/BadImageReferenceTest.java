@@ -73,6 +73,24 @@ class BadImageReferenceTest {
         }
     }
 
+    // CVE-2024-32498: for untrusted images (followReferences=false) not even a plain absolute path is opened.
+    @Test
+    void absolutePathsAreNotOpenedWithoutFollowingReferences() throws IOException {
+        Path image = imageWithBacking("top.qcow2", "/etc/passwd", "raw");
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults().withFollowReferences(false))) {
+            assertNull(img.backing());
+            assertThrows(UnsupportedFeatureException.class, () -> img.read(0, ByteBuffer.allocate(512)));
+        }
+        Path df = create(dir.resolve("df.qcow2"), CreateOptions.defaults(SIZE).withDataFile("d.raw", true));
+        replaceExtensions(df, new HeaderExtension(HeaderExtension.DATA_FILE,
+                "/etc/passwd".getBytes(StandardCharsets.UTF_8)));
+        try (Qcow2Image img = Qcow2Image.open(df, OpenOptions.readOnlyDefaults().withFollowReferences(false))) {
+            UnsupportedFeatureException e = assertThrows(UnsupportedFeatureException.class,
+                    () -> img.read(0, ByteBuffer.allocate(512)));
+            assertEquals("external data file not opened", e.feature());
+        }
+    }
+
     // The same rule for the external data file name (the data-file extension).
     @ParameterizedTest
     @ValueSource(strings = {"json:{\"driver\":\"file\",\"filename\":\"/dev/sda\"}", "nbd://host/x", "file:d.raw"})
