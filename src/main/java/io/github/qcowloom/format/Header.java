@@ -199,7 +199,8 @@ public record Header(
         // Extensions lie between the header and the backing file name (or the end of cluster 0).
         List<HeaderExtension> extensions = new ArrayList<>();
         long extEnd = backingFileOffset != 0 ? backingFileOffset : clusterSize;
-        readExtensions(b, headerLength, Math.min(extEnd, b.length), extEnd, extensions);
+        readExtensions(b, headerLength, Math.min(extEnd, b.length), extEnd, extensions, cryptMethod, autoclear,
+                clusterSize);
         List<Features.FeatureName> names = extensions.stream().filter(e -> e.type() == HeaderExtension.FEATURE_TABLE)
                 .findFirst().map(e -> decodeFeatureTable(e.data())).orElse(List.of(Features.QEMU_NAMES));
 
@@ -325,8 +326,8 @@ public record Header(
         }
     }
 
-    private static void readExtensions(byte[] b, long start, long available, long end, List<HeaderExtension> out)
-            throws CorruptImageException {
+    private static void readExtensions(byte[] b, long start, long available, long end, List<HeaderExtension> out,
+            int cryptMethod, long autoclear, long clusterSize) throws CorruptImageException {
         long offset = start;
         while (offset < end) {
             if (offset + 8 > available) {
@@ -349,13 +350,15 @@ public record Header(
             }
             byte[] data = new byte[(int) len];
             System.arraycopy(b, (int) offset, data, 0, (int) len);
-            validateExtension(type, data);
+            validateExtension(type, data, cryptMethod, autoclear, clusterSize);
             out.add(new HeaderExtension(type, data));
             offset += Bytes.alignUp(len, 8);
         }
     }
 
-    private static void validateExtension(int type, byte[] data) throws CorruptImageException {
+    /** The checks of QEMU's qcow2_read_extensions, with its messages. */
+    private static void validateExtension(int type, byte[] data, int cryptMethod, long autoclear, long clusterSize)
+            throws CorruptImageException {
         switch (type) {
             case HeaderExtension.BACKING_FORMAT -> {
                 if (data.length >= 16) {
@@ -367,15 +370,49 @@ public record Header(
                 if (data.length != 24) {
                     throw new CorruptImageException("bitmaps_ext: Invalid extension length " + data.length);
                 }
+                // Without the autoclear bit QEMU drops the extension unread: the bitmaps are inconsistent.
+                if ((autoclear & Features.AUTOCLEAR_BITMAPS) != 0) {
+                    validateBitmapsExtension(data, clusterSize);
+                }
             }
             case HeaderExtension.FDE_POINTER -> {
+                if (cryptMethod != 2) {
+                    throw new CorruptImageException(
+                            "CRYPTO header extension only expected with LUKS encryption method");
+                }
                 if (data.length != 16) {
-                    throw new CorruptImageException("Invalid full disk encryption extension length " + data.length);
+                    throw new CorruptImageException("CRYPTO header extension size " + data.length
+                            + ", but expected size 16");
                 }
             }
             default -> {
                 // Kept verbatim.
             }
+        }
+    }
+
+    /** Qcow2BitmapHeaderExt: nb_bitmaps u32, reserved32 u32, bitmap_directory_size u64, bitmap_directory_offset u64. */
+    private static void validateBitmapsExtension(byte[] data, long clusterSize) throws CorruptImageException {
+        long count = Bytes.getUInt(data, 0);
+        long directorySize = Bytes.getLong(data, 8);
+        long directoryOffset = Bytes.getLong(data, 16);
+        if (Bytes.getInt(data, 4) != 0) {
+            throw new CorruptImageException("bitmaps_ext: Reserved field is not zero");
+        }
+        if (count > Limits.MAX_BITMAPS) {
+            throw new CorruptImageException("bitmaps_ext: Image has " + count
+                    + " bitmaps, exceeding the QEMU supported maximum of " + Limits.MAX_BITMAPS);
+        }
+        if (count == 0) {
+            throw new CorruptImageException("found bitmaps extension with zero bitmaps");
+        }
+        if ((directoryOffset & (clusterSize - 1)) != 0) {
+            throw new CorruptImageException("bitmaps_ext: invalid bitmap directory offset");
+        }
+        if (Long.compareUnsigned(directorySize, Limits.MAX_BITMAP_DIRECTORY_BYTES) > 0) {
+            throw new CorruptImageException("bitmaps_ext: bitmap directory size (" + Long.toUnsignedString(
+                    directorySize) + ") exceeds the maximum supported size (" + Limits.MAX_BITMAP_DIRECTORY_BYTES
+                    + ")");
         }
     }
 

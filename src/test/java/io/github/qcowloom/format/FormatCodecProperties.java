@@ -109,7 +109,7 @@ class FormatCodecProperties {
         List<HeaderExtension> ext = new ArrayList<>();
         int n = r.nextInt(6);
         for (int i = 0; i < n; i++) {
-            ext.add(randomExtension(r));
+            ext.add(randomExtension(r, clusterSize));
         }
         // Fit everything in cluster 0: drop extensions from the end, then shorten the name.
         int len = v3 ? headerLength : Limits.V2_HEADER_LENGTH;
@@ -131,7 +131,7 @@ class FormatCodecProperties {
                 headerLength, compressionType, ext, backing);
     }
 
-    private static HeaderExtension randomExtension(Random r) {
+    private static HeaderExtension randomExtension(Random r, long clusterSize) {
         return switch (r.nextInt(6)) {
             case 0 -> new HeaderExtension(HeaderExtension.BACKING_FORMAT, utf8(text(r, 1 + r.nextInt(15), true)));
             case 1 -> {
@@ -141,7 +141,14 @@ class FormatCodecProperties {
                 }
                 yield new HeaderExtension(HeaderExtension.FEATURE_TABLE, Header.encodeFeatureTable(names));
             }
-            case 2 -> new HeaderExtension(HeaderExtension.BITMAPS, bytes(r, 24));
+            case 2 -> {
+                // Valid whether or not the autoclear bit makes QEMU read it.
+                byte[] b = new byte[24];
+                Bytes.putInt(b, 0, 1 + r.nextInt(Limits.MAX_BITMAPS));
+                Bytes.putLong(b, 8, r.nextLong(Limits.MAX_BITMAP_DIRECTORY_BYTES + 1));
+                Bytes.putLong(b, 16, cluster(r, clusterSize));
+                yield new HeaderExtension(HeaderExtension.BITMAPS, b);
+            }
             case 3 -> new HeaderExtension(HeaderExtension.DATA_FILE, utf8(text(r, 1 + r.nextInt(40), false)));
             default -> {
                 int drawn = r.nextInt();

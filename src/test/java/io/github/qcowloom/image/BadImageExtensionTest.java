@@ -12,6 +12,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
 import java.io.IOException;
@@ -21,6 +23,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -109,12 +112,68 @@ class BadImageExtensionTest {
         assertHeaderRejected(image, CorruptImageException.class, "bitmaps_ext: Invalid extension length");
     }
 
-    // qcow2_read_extensions: the full-disk-encryption pointer is exactly 16 bytes.
+    // qcow2_read_extensions: the full-disk-encryption pointer belongs to LUKS images only...
+    @Test
+    void encryptionHeaderPointerInUnencryptedImageIsRejected() throws IOException {
+        Path image = image();
+        replaceExtensions(image, new HeaderExtension(HeaderExtension.FDE_POINTER, new byte[16]));
+        assertHeaderRejected(image, CorruptImageException.class,
+                "CRYPTO header extension only expected with LUKS encryption method");
+    }
+
+    // ... and is exactly 16 bytes (checked before LUKS itself is refused as unsupported).
     @Test
     void encryptionHeaderPointerOfWrongLengthIsRejected() throws IOException {
         Path image = image();
         replaceExtensions(image, new HeaderExtension(HeaderExtension.FDE_POINTER, new byte[8]));
-        assertHeaderRejected(image, CorruptImageException.class, "Invalid full disk encryption extension length");
+        putInt(image, ImagePoker.CRYPT_METHOD, 2);
+        assertHeaderRejected(image, CorruptImageException.class,
+                "CRYPTO header extension size 8, but expected size 16");
+    }
+
+    /** The bitmaps extension: nb_bitmaps, reserved32, bitmap_directory_size, bitmap_directory_offset. */
+    private static HeaderExtension bitmaps(int count, int reserved, long directorySize, long directoryOffset) {
+        byte[] b = new byte[24];
+        Bytes.putInt(b, 0, count);
+        Bytes.putInt(b, 4, reserved);
+        Bytes.putLong(b, 8, directorySize);
+        Bytes.putLong(b, 16, directoryOffset);
+        return new HeaderExtension(HeaderExtension.BITMAPS, b);
+    }
+
+    // With autoclear bit 0 set, QEMU reads the bitmaps extension and checks each field (observed with 7.2).
+    @ParameterizedTest
+    @CsvSource({
+        "1, 5, 64, 196608, bitmaps_ext: Reserved field is not zero",
+        "65536, 0, 64, 196608, 'bitmaps_ext: Image has 65536 bitmaps, exceeding the QEMU supported maximum of 65535'",
+        "0, 0, 0, 196608, found bitmaps extension with zero bitmaps",
+        "1, 0, 64, 196616, bitmaps_ext: invalid bitmap directory offset",
+        "1, 0, 67107841, 196608, bitmaps_ext: bitmap directory size (67107841) exceeds the maximum supported size "
+                + "(67107840)",
+        "1, 0, -1, 196608, bitmaps_ext: bitmap directory size (18446744073709551615) exceeds",
+    })
+    void badBitmapsExtensionIsRejected(int count, int reserved, long size, long offset, String message)
+            throws IOException {
+        Path image = image();
+        replaceExtensions(image, bitmaps(count, reserved, size, offset));
+        putLong(image, ImagePoker.AUTOCLEAR_FEATURES, Features.AUTOCLEAR_BITMAPS);
+        assertHeaderRejected(image, CorruptImageException.class, message);
+    }
+
+    // Without the autoclear bit the extension is stale (QEMU drops it with a warning) and its fields are not read.
+    @Test
+    void bitmapsExtensionWithoutAutoclearBitIsNotRead() throws IOException {
+        Path image = image();
+        replaceExtensions(image, bitmaps(0, 5, -1, 1));
+        assertArrayEquals(new byte[512], ImagePoker.readGuest(image, 0, 512));
+    }
+
+    @Test
+    void validBitmapsExtensionIsAccepted() throws IOException {
+        Path image = image();
+        replaceExtensions(image, bitmaps(65535, 0, 67107840, 196608));
+        putLong(image, ImagePoker.AUTOCLEAR_FEATURES, Features.AUTOCLEAR_BITMAPS);
+        assertEquals(1, ImagePoker.header(image).extensions().size());
     }
 
     // Unknown extensions are kept verbatim and in order (QEMU rewrites them unchanged; iotest 036/031).
