@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -478,7 +479,7 @@ class FormatCodecProperties {
         }
         try {
             Header.parse(b, r.nextBoolean() ? b.length : r.nextLong(Long.MAX_VALUE));
-        } catch (CorruptImageException | io.github.qcowloom.api.UnsupportedFeatureException e) {
+        } catch (CorruptImageException | UnsupportedFeatureException e) {
             assertFalse(e.getMessage().isBlank());
         }
     }

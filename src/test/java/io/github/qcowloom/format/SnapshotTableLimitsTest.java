@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
 import java.io.IOException;
-import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -116,8 +116,8 @@ class SnapshotTableLimitsTest {
         byte[] table = SnapshotTable.encode(List.of(new Snapshot(65536, 1, "ab", "cd", 0, 0, 0, 0, new byte[0])));
         table[40] = (byte) 0xff;
         table[43] = (byte) 0xc3;
-        List<Snapshot> out = new ArrayList<>(SnapshotTable.parse(
-                (off, len) -> java.util.Arrays.copyOfRange(table, (int) off, (int) off + len), 0, 1, table.length));
+        List<Snapshot> out = SnapshotTable.parse(
+                (off, len) -> Arrays.copyOfRange(table, (int) off, (int) off + len), 0, 1, table.length);
         assertEquals("\ufffdb", out.get(0).id());
         assertEquals("c\ufffd", out.get(0).name());
     }
