@@ -87,12 +87,23 @@ public record Header(
         return extensions.stream().filter(e -> e.type() == type).findFirst();
     }
 
+    /** The backing format name, up to its first NUL byte as QEMU reads it (a C string). */
     public Optional<String> backingFormat() {
-        return extension(HeaderExtension.BACKING_FORMAT).map(e -> new String(e.data(), StandardCharsets.UTF_8));
+        return extension(HeaderExtension.BACKING_FORMAT).map(e -> cString(e.data(), 0, e.data().length));
     }
 
+    /** The external data file name, up to its first NUL byte as QEMU reads it (g_strndup). */
     public Optional<String> dataFile() {
-        return extension(HeaderExtension.DATA_FILE).map(e -> new String(e.data(), StandardCharsets.UTF_8));
+        return extension(HeaderExtension.DATA_FILE).map(e -> cString(e.data(), 0, e.data().length));
+    }
+
+    /** UTF-8 text of {@code b[off, off + len)} up to the first NUL byte: QEMU keeps file names as C strings. */
+    static String cString(byte[] b, int off, int len) {
+        int end = off;
+        while (end < off + len && b[end] != 0) {
+            end++;
+        }
+        return new String(b, off, end - off, StandardCharsets.UTF_8);
     }
 
     /** The image's feature-name table, or QEMU's defaults when it has none. */
@@ -204,7 +215,8 @@ public record Header(
         // Extensions lie between the header and the backing file name (or the end of cluster 0).
         List<HeaderExtension> extensions = new ArrayList<>();
         long extEnd = backingFileOffset != 0 ? backingFileOffset : clusterSize;
-        readExtensions(b, headerLength, Math.min(extEnd, b.length), extEnd, extensions);
+        readExtensions(b, headerLength, Math.min(extEnd, b.length), extEnd, extensions, cryptMethod, autoclear,
+                clusterSize);
         List<Features.FeatureName> names = extensions.stream().filter(e -> e.type() == HeaderExtension.FEATURE_TABLE)
                 .findFirst().map(e -> decodeFeatureTable(e.data())).orElse(List.of(Features.QEMU_NAMES));
 
@@ -214,8 +226,12 @@ public record Header(
             throw new UnsupportedFeatureException(what, "Unsupported qcow2 feature(s): " + what);
         }
         if (cryptMethod != 0) {
-            String what = cryptMethod == 1 ? "AES encryption" : cryptMethod == 2 ? "LUKS encryption"
-                    : "encryption method " + Integer.toUnsignedString(cryptMethod);
+            if (cryptMethod != 1 && cryptMethod != 2) {
+                String method = Integer.toUnsignedString(cryptMethod);
+                throw new UnsupportedFeatureException("encryption method " + method,
+                        "Unsupported encryption method: " + method);
+            }
+            String what = cryptMethod == 1 ? "AES encryption" : "LUKS encryption";
             throw new UnsupportedFeatureException(what, "Unsupported qcow2 feature: " + what);
         }
         if (refcountOrder < 0 || refcountOrder > Limits.MAX_REFCOUNT_ORDER) {
@@ -225,11 +241,12 @@ public record Header(
         }
         validateCompressionType(compressionType, incompatible);
         if ((incompatible & Features.INCOMPAT_EXTL2) != 0 && clusterBits < Limits.MIN_EXTENDED_L2_CLUSTER_BITS) {
-            throw new UnsupportedFeatureException("subcluster size",
-                    "Unsupported subcluster size: cluster size 2^" + clusterBits + " gives subclusters below 512 bytes");
+            throw new UnsupportedFeatureException("subcluster size", "Unsupported subcluster size: "
+                    + (clusterSize / Limits.SUBCLUSTERS_PER_CLUSTER) + " (extended L2 needs clusters of at least "
+                    + (1 << Limits.MIN_EXTENDED_L2_CLUSTER_BITS) + " bytes)");
         }
         if ((autoclear & Features.AUTOCLEAR_DATA_FILE_RAW) != 0 && (incompatible & Features.INCOMPAT_DATA_FILE) == 0) {
-            throw new CorruptImageException("data-file-raw requires a data-file");
+            throw new CorruptImageException("data-file-raw requires a data file");
         }
 
         // Refcount table (CVE-2014-0144: cap before anything is allocated from it).
@@ -239,17 +256,16 @@ public record Header(
         if (refcountTableClusters > Limits.MAX_REFTABLE_BYTES / clusterSize) {
             throw new ImageTooLargeException("Reference count table too large: " + refcountTableClusters + " clusters");
         }
-        validateTable("reference count table", refcountTableOffset, refcountTableClusters * clusterSize, clusterSize,
-                fileLength);
+        validateTable("Reference count table", refcountTableOffset, refcountTableClusters * clusterSize,
+                clusterSize, fileLength);
 
-        // Snapshot table.
+        // Snapshot table: QEMU answers EINVAL here, and validates the offset even when there are no snapshots.
         if (nbSnapshots > Limits.MAX_SNAPSHOTS) {
-            throw new ImageTooLargeException("Too many snapshots: " + nbSnapshots);
+            throw new CorruptImageException("Too many snapshots: " + nbSnapshots + " (at most "
+                    + Limits.MAX_SNAPSHOTS + ")");
         }
-        if (nbSnapshots > 0) {
-            validateTable("snapshot table", snapshotsOffset, nbSnapshots * SnapshotTable.FIXED_ENTRY_SIZE,
-                    clusterSize, fileLength);
-        }
+        validateTable("Snapshot table", snapshotsOffset, nbSnapshots * SnapshotTable.FIXED_ENTRY_SIZE, clusterSize,
+                fileLength);
 
         // Active L1 table (CVE-2014-0144).
         int l2Bits = clusterBits - ((incompatible & Features.INCOMPAT_EXTL2) != 0 ? 4 : 3);
@@ -264,9 +280,7 @@ public record Header(
             throw new CorruptImageException("L1 table is too small: " + l1Size + " entries for a virtual size of "
                     + size + " bytes (needs " + neededL1 + ")");
         }
-        if (l1Size > 0) {
-            validateTable("L1 table", l1TableOffset, l1Size * 8, clusterSize, fileLength);
-        }
+        validateTable("Active L1 table", l1TableOffset, l1Size * 8, clusterSize, fileLength);
 
         // Backing file name (CVE-2014-0144: bounded by 1023 and by cluster 0).
         String backingFile = null;
@@ -277,7 +291,10 @@ public record Header(
             if (backingFileOffset + backingFileSize > b.length) {
                 throw new CorruptImageException("Backing file name extends past the end of the file");
             }
-            backingFile = new String(b, (int) backingFileOffset, (int) backingFileSize, StandardCharsets.UTF_8);
+            // QEMU keeps the name as a C string, so it ends at the first NUL byte; an empty name means no backing
+            // file (bdrv_open_backing_file skips it).
+            String name = cString(b, (int) backingFileOffset, (int) backingFileSize);
+            backingFile = name.isEmpty() ? null : name;
         }
         return new Header(version, backingFileOffset, (int) backingFileSize, clusterBits, size, cryptMethod,
                 (int) l1Size, l1TableOffset, refcountTableOffset, (int) refcountTableClusters, (int) nbSnapshots,
@@ -290,7 +307,8 @@ public record Header(
             throws CorruptImageException, UnsupportedFeatureException {
         boolean bit = (incompatible & Features.INCOMPAT_COMPRESSION) != 0;
         if (type != 0 && type != 1) {
-            throw new UnsupportedFeatureException("compression type " + type, "Unknown compression type " + type);
+            throw new UnsupportedFeatureException("compression type " + type,
+                    "qcow2: unknown compression type: " + type);
         }
         if (type == 0 && bit) {
             throw new CorruptImageException(
@@ -303,25 +321,29 @@ public record Header(
     }
 
     /**
-     * QEMU's qcow2_validate_table plus one check of ours: the table must lie inside the file, so that its size
-     * is trusted before a buffer is allocated for it.
+     * QEMU's qcow2_validate_table (aligned offset, offset + size within INT64_MAX; checked even for an empty
+     * table) plus two checks of ours for a non-empty table: it must not start at offset 0, where the header is,
+     * and it must lie inside the file, so that its size is trusted before a buffer is allocated for it.
      */
     static void validateTable(String what, long offset, long bytes, long clusterSize, long fileLength)
             throws CorruptImageException {
         if (offset < 0 || offset % clusterSize != 0 || offset > Long.MAX_VALUE - bytes) {
-            throw new CorruptImageException("Invalid " + what + " offset " + Long.toUnsignedString(offset));
+            throw new CorruptImageException(what + " offset invalid: 0x" + Long.toHexString(offset));
+        }
+        if (bytes == 0) {
+            return;
         }
         if (offset == 0) {
-            throw new CorruptImageException("Invalid " + what + " offset 0: it would overlap the header");
+            throw new CorruptImageException(what + " offset invalid: 0 (it would overlap the header)");
         }
         if (offset + bytes > fileLength) {
-            throw new CorruptImageException("The " + what + " at offset " + offset + " (" + bytes
+            throw new CorruptImageException(what + " at offset 0x" + Long.toHexString(offset) + " (" + bytes
                     + " bytes) extends past the end of the file (" + fileLength + " bytes)");
         }
     }
 
-    private static void readExtensions(byte[] b, long start, long available, long end, List<HeaderExtension> out)
-            throws CorruptImageException {
+    private static void readExtensions(byte[] b, long start, long available, long end, List<HeaderExtension> out,
+            int cryptMethod, long autoclear, long clusterSize) throws CorruptImageException {
         long offset = start;
         while (offset < end) {
             if (offset + 8 > available) {
@@ -344,13 +366,15 @@ public record Header(
             }
             byte[] data = new byte[(int) len];
             System.arraycopy(b, (int) offset, data, 0, (int) len);
-            validateExtension(type, data);
+            validateExtension(type, data, cryptMethod, autoclear, clusterSize);
             out.add(new HeaderExtension(type, data));
             offset += Bytes.alignUp(len, 8);
         }
     }
 
-    private static void validateExtension(int type, byte[] data) throws CorruptImageException {
+    /** The checks of QEMU's qcow2_read_extensions, with its messages. */
+    private static void validateExtension(int type, byte[] data, int cryptMethod, long autoclear, long clusterSize)
+            throws CorruptImageException {
         switch (type) {
             case HeaderExtension.BACKING_FORMAT -> {
                 if (data.length >= 16) {
@@ -362,15 +386,49 @@ public record Header(
                 if (data.length != 24) {
                     throw new CorruptImageException("bitmaps_ext: Invalid extension length " + data.length);
                 }
+                // Without the autoclear bit QEMU drops the extension unread: the bitmaps are inconsistent.
+                if ((autoclear & Features.AUTOCLEAR_BITMAPS) != 0) {
+                    validateBitmapsExtension(data, clusterSize);
+                }
             }
             case HeaderExtension.FDE_POINTER -> {
+                if (cryptMethod != 2) {
+                    throw new CorruptImageException(
+                            "CRYPTO header extension only expected with LUKS encryption method");
+                }
                 if (data.length != 16) {
-                    throw new CorruptImageException("Invalid full disk encryption extension length " + data.length);
+                    throw new CorruptImageException("CRYPTO header extension size " + data.length
+                            + ", but expected size 16");
                 }
             }
             default -> {
                 // Kept verbatim.
             }
+        }
+    }
+
+    /** Qcow2BitmapHeaderExt: nb_bitmaps u32, reserved32 u32, bitmap_directory_size u64, bitmap_directory_offset u64. */
+    private static void validateBitmapsExtension(byte[] data, long clusterSize) throws CorruptImageException {
+        long count = Bytes.getUInt(data, 0);
+        long directorySize = Bytes.getLong(data, 8);
+        long directoryOffset = Bytes.getLong(data, 16);
+        if (Bytes.getInt(data, 4) != 0) {
+            throw new CorruptImageException("bitmaps_ext: Reserved field is not zero");
+        }
+        if (count > Limits.MAX_BITMAPS) {
+            throw new CorruptImageException("bitmaps_ext: Image has " + count
+                    + " bitmaps, exceeding the QEMU supported maximum of " + Limits.MAX_BITMAPS);
+        }
+        if (count == 0) {
+            throw new CorruptImageException("found bitmaps extension with zero bitmaps");
+        }
+        if ((directoryOffset & (clusterSize - 1)) != 0) {
+            throw new CorruptImageException("bitmaps_ext: invalid bitmap directory offset");
+        }
+        if (Long.compareUnsigned(directorySize, Limits.MAX_BITMAP_DIRECTORY_BYTES) > 0) {
+            throw new CorruptImageException("bitmaps_ext: bitmap directory size (" + Long.toUnsignedString(
+                    directorySize) + ") exceeds the maximum supported size (" + Limits.MAX_BITMAP_DIRECTORY_BYTES
+                    + ")");
         }
     }
 

@@ -42,13 +42,17 @@ public final class L2Entry {
         return ClusterType.NORMAL;
     }
 
-    /** The type of subcluster {@code sc} (0..31) of an extended entry with {@code bitmap}. */
+    /**
+     * The type of subcluster {@code sc} (0..31) of an extended entry with {@code bitmap}, as QEMU's
+     * qcow2_get_subcluster_type gives it. A compressed cluster is COMPRESSED whatever its bitmap: QEMU reads it,
+     * and only check reports a non-zero bitmap there.
+     */
     public static SubclusterType subclusterType(long entry, long bitmap, int sc, boolean hasDataFile) {
         ClusterType type = type(entry, true, hasDataFile);
         long allocBit = 1L << sc;
         long zeroBit = 1L << (32 + sc);
         return switch (type) {
-            case COMPRESSED -> bitmap != 0 ? SubclusterType.INVALID : SubclusterType.COMPRESSED;
+            case COMPRESSED -> SubclusterType.COMPRESSED;
             case NORMAL -> {
                 if (((bitmap >>> 32) & bitmap) != 0) {
                     yield SubclusterType.INVALID;

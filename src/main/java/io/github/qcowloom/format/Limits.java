@@ -17,6 +17,10 @@ public final class Limits {
     /** QCOW_MAX_SNAPSHOTS_SIZE: 1024 bytes per snapshot. */
     public static final long MAX_SNAPSHOT_TABLE_BYTES = 1024L * MAX_SNAPSHOTS;
     public static final int MAX_BACKING_NAME = 1023;
+    /** QCOW2_MAX_BITMAPS. */
+    public static final int MAX_BITMAPS = 65535;
+    /** QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1024 bytes per bitmap. */
+    public static final long MAX_BITMAP_DIRECTORY_BYTES = 1024L * MAX_BITMAPS;
     public static final int MAX_REFCOUNT_ORDER = 6;
     /** Extended L2 splits a cluster into 32 subclusters of at least 512 bytes. */
     public static final int MIN_EXTENDED_L2_CLUSTER_BITS = 14;
