@@ -3,9 +3,11 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.format.Header;
 
 /** The sizes derived from a header that every request path needs, computed once. */
-record ImageGeometry(int clusterBits, int l2Bits, int l2EntrySize, boolean extendedL2, boolean hasDataFile) {
+record ImageGeometry(int clusterBits, int l2Bits, int l2EntrySize, boolean extendedL2, boolean hasDataFile,
+        int version) {
     static ImageGeometry of(Header h) {
-        return new ImageGeometry(h.clusterBits(), h.l2Bits(), h.l2EntrySize(), h.extendedL2(), h.hasDataFile());
+        return new ImageGeometry(h.clusterBits(), h.l2Bits(), h.l2EntrySize(), h.extendedL2(), h.hasDataFile(),
+                h.version());
     }
 
     long clusterSize() {

@@ -281,9 +281,10 @@ public final class Qcow2Image implements BlockDevice {
         return backing;
     }
 
+    /** The virtual size in whole sectors, as QEMU sees it (a header size of 1000 is a 512-byte disk). */
     @Override
     public long size() {
-        return header.size();
+        return header.size() & -512L;
     }
 
     @Override
@@ -292,7 +293,7 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     private void checkRange(long offset, long length) throws OutOfRangeException {
-        long size = header.size();
+        long size = size();
         if (offset < 0 || length < 0 || offset > size - length) {
             throw new OutOfRangeException("request of " + length + " bytes at offset " + offset
                     + " reaches beyond the virtual size of " + size + " bytes");
@@ -334,7 +335,7 @@ public final class Qcow2Image implements BlockDevice {
         checkWritable();
         imageLock.readLock().lock();
         try {
-            discardPath.discard(offset, length, header.size());
+            discardPath.discard(offset, length, size());
         } finally {
             imageLock.readLock().unlock();
         }
@@ -346,7 +347,7 @@ public final class Qcow2Image implements BlockDevice {
         checkWritable();
         imageLock.readLock().lock();
         try {
-            discardPath.writeZeroes(offset, length, mayUnmap, header.size());
+            discardPath.writeZeroes(offset, length, mayUnmap, size());
         } finally {
             imageLock.readLock().unlock();
         }
@@ -372,7 +373,7 @@ public final class Qcow2Image implements BlockDevice {
         long oldSize;
         imageLock.writeLock().lock();
         try {
-            oldSize = header.size();
+            oldSize = size();
             if (newSize < oldSize) {
                 requireUnallocated(newSize, oldSize);
             }

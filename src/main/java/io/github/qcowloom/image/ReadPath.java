@@ -75,6 +75,7 @@ final class ReadPath {
 
     private void readPart(SubclusterType type, L2Ref ref, long guestOffset, int inCluster, int n, ByteBuffer dst)
             throws IOException {
+        validateHostOffset(type, ref, guestOffset);
         ByteBuffer part = dst.slice(dst.position(), n);
         switch (type) {
             case NORMAL -> readData(ref, inCluster, part);
@@ -88,12 +89,31 @@ final class ReadPath {
         dst.position(dst.position() + n);
     }
 
-    private void readData(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
+    /** QEMU's qcow2_get_host_offset checks, made before any entry is used. */
+    private void validateHostOffset(SubclusterType type, L2Ref ref, long guestOffset) throws CorruptImageException {
+        if ((type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) && geometry.version() < 3) {
+            throw new CorruptImageException(String.format(
+                    "Zero cluster entry found in pre-v3 image (L2 offset: %#x)", ref.l2Offset()));
+        }
+        if (type != SubclusterType.NORMAL && type != SubclusterType.ZERO_ALLOC
+                && type != SubclusterType.UNALLOCATED_ALLOC) {
+            return;
+        }
         long host = L2Entry.hostOffset(ref.entry());
         if ((host & (geometry.clusterSize() - 1)) != 0) {
             throw new CorruptImageException(String.format(
                     "Cluster allocation offset %#x unaligned (L2 offset: %#x)", host, ref.l2Offset()));
         }
+        long guestCluster = guestOffset & -geometry.clusterSize();
+        if (geometry.hasDataFile() && host != guestCluster) {
+            throw new CorruptImageException(String.format(
+                    "External data file host cluster offset %#x does not match guest cluster offset: %#x", host,
+                    guestCluster));
+        }
+    }
+
+    private void readData(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
+        long host = L2Entry.hostOffset(ref.entry());
         if (dataFile == null) {
             throw new UnsupportedFeatureException("external data file not opened",
                     "The image keeps its data in an external data file, which was not opened");

@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 
 /**
@@ -30,10 +31,15 @@ final class ReferencedFiles {
             throw new UnsupportedFeatureException(what + " protocol " + protocol,
                     "Refusing to follow the " + what + " '" + name + "': protocol '" + protocol + "' is not supported");
         }
-        Path p = Path.of(name);
-        if (p.isAbsolute() || imageDir == null) {
-            return p;
+        try {
+            Path p = Path.of(name);
+            if (p.isAbsolute() || imageDir == null) {
+                return p;
+            }
+            return imageDir.resolve(p);
+        } catch (InvalidPathException e) {
+            throw new UnsupportedFeatureException(what + " name",
+                    "The image names a " + what + " that is not a valid path here: " + e.getMessage());
         }
-        return imageDir.resolve(p);
     }
 }
