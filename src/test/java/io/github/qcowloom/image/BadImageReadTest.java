@@ -86,6 +86,47 @@ class BadImageReadTest {
                 "L2 table offset 0x" + Long.toHexString(l2 + misalignment) + " unaligned (L1 index: 0x0)");
     }
 
+    // qcow2_get_host_offset checks preallocated zero clusters too: a misaligned one must not read as zeroes.
+    @Test
+    void misalignedZeroAllocatedClusterFailsTheRead() throws IOException {
+        Path image = mappedImage();
+        long entryAt = l2EntryOffset(image, L2_INDEX_0);
+        long data = L2Entry.hostOffset(getLong(image, entryAt));
+        putLong(image, entryAt, (data + 512) | L2Entry.ZERO | L2Entry.COPIED);
+        assertReadFails(image, 0, 512, CorruptImageException.class,
+                "Cluster allocation offset 0x" + Long.toHexString(data + 512) + " unaligned");
+    }
+
+    // ... and in extended L2, where an allocated cluster's unallocated subclusters would read the backing file.
+    @Test
+    void misalignedExtendedL2ClusterFailsTheRead() throws IOException {
+        Path image = mappedImage(CreateOptions.defaults(1 << 20).withExtendedL2(true));
+        long entryAt = l2EntryOffset(image, L2_INDEX_0);
+        long data = L2Entry.hostOffset(getLong(image, entryAt));
+        putLong(image, entryAt, data + 512);
+        putLong(image, entryAt + 8, 0);
+        assertReadFails(image, 0, 512, CorruptImageException.class,
+                "Cluster allocation offset 0x" + Long.toHexString(data + 512) + " unaligned");
+    }
+
+    // qcow2_get_host_offset: "Zero cluster entry found in pre-v3 image".
+    @Test
+    void zeroFlagInVersion2ImageFailsTheRead() throws IOException {
+        Path image = mappedImage(CreateOptions.defaults(1 << 20).withVersion(2));
+        long entryAt = l2EntryOffset(image, L2_INDEX_0);
+        putLong(image, entryAt, getLong(image, entryAt) | L2Entry.ZERO);
+        assertReadFails(image, 0, 512, CorruptImageException.class, "Zero cluster entry found in pre-v3 image");
+    }
+
+    // qcow2_get_host_offset: a data-file cluster maps guest offset to the same host offset, or it is corrupt.
+    @Test
+    void dataFileClusterAtAnotherOffsetFailsTheRead() throws IOException {
+        Path image = create(dir.resolve("df.qcow2"), CreateOptions.defaults(1 << 20).withDataFile("df.raw", true));
+        putLong(image, l2EntryOffset(image, L2_INDEX_0), CLUSTER | L2Entry.COPIED);
+        assertReadFails(image, 0, 512, CorruptImageException.class,
+                "External data file host cluster offset 0x10000 does not match guest cluster offset: 0x0");
+    }
+
     // qcow2_get_host_offset: "Cluster allocation offset %#x unaligned".
     @Test
     void misalignedDataClusterOffsetFailsTheRead() throws IOException {
