@@ -11,6 +11,9 @@ module io.github.qcowloom {
     exports io.github.qcowloom.storage;
     exports io.github.qcowloom.cache;
     exports io.github.qcowloom.compress;
+    exports io.github.qcowloom.exec;
+    exports io.github.qcowloom.image;
+    exports io.github.qcowloom.alloc;
 
     opens io.github.qcowloom.cli to info.picocli;
 }

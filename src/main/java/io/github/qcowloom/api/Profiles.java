@@ -10,7 +10,8 @@ import java.util.Properties;
 /**
  * Named configuration profiles: {@code props/NAME.properties} shipped in the jar, or any properties file given
  * by path. Keys: {@code direct} (O_DIRECT), {@code l2-cache-size} and {@code refblock-cache-size} (bytes; L2 0 =
- * QEMU's default), {@code pool} (true/false), {@code pool-low}, {@code pool-high}, {@code pool-max} (clusters).
+ * QEMU's default), {@code pool} (true/false), {@code pool-low}, {@code pool-high}, {@code pool-max} (clusters), {@code exec} ({@code virtual} or
+ * {@code pool:N}).
  */
 public final class Profiles {
     private Profiles() {
@@ -54,6 +55,7 @@ public final class Profiles {
                 case "pool-low" -> low = Integer.parseInt(v);
                 case "pool-high" -> high = Integer.parseInt(v);
                 case "pool-max" -> max = Integer.parseInt(v);
+                case "exec" -> t = t.withExecution(v);
                 default -> throw new IllegalArgumentException("unknown profile key '" + key + "'");
             }
         }

@@ -47,9 +47,14 @@ final class MetadataWriter implements ClusterSource {
     /** Null when the pool is off (or the image is v2, which has no dirty bit). */
     private volatile ClusterPool pool;
     private final DirtyBit dirtyBit;
+    /**
+     * Lazy refcounts (compatible bit 0): refcount blocks are written only at close or when idle, so nothing waits
+     * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
+     */
+    private final boolean lazyRefcounts;
 
     MetadataWriter(Storage file, ClusterMapper mapper, TableCache refblockCache, RefcountTable refcounts,
-            long l1Offset, Lock drain, boolean hasBacking, DirtyBit dirtyBit) {
+            long l1Offset, Lock drain, boolean hasBacking, DirtyBit dirtyBit, boolean lazyRefcounts) {
         this.file = file;
         this.mapper = mapper;
         this.refblockCache = refblockCache;
@@ -58,6 +63,7 @@ final class MetadataWriter implements ClusterSource {
         this.drain = drain;
         this.hasBacking = hasBacking;
         this.dirtyBit = dirtyBit;
+        this.lazyRefcounts = lazyRefcounts;
     }
 
     /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
@@ -107,7 +113,7 @@ final class MetadataWriter implements ClusterSource {
     /** Flushes until nothing is pending (a flush queues the frees the next one writes), then marks clean. */
     void flushUntilClean() throws IOException {
         do {
-            flush();
+            flush(true);
         } while (hasPendingMetadata());
         ClusterPool p = pool;
         if (p == null || p.size() == 0) {
@@ -136,6 +142,9 @@ final class MetadataWriter implements ClusterSource {
             if (c >= 0) {
                 return c;
             }
+        }
+        if (lazyRefcounts) {
+            dirtyBit.markDirty();
         }
         lock.lock();
         try {
@@ -252,10 +261,16 @@ final class MetadataWriter implements ClusterSource {
      * entry that points to it, each write followed by a sync, so a crash leaves at worst a leaked cluster.
      */
     private long allocateL2(int l1Index) throws IOException {
+        if (lazyRefcounts) {
+            dirtyBit.markDirty();
+        }
         long l2Offset = refcounts.allocate(1);
-        // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it.
-        writeBackRefcounts();
-        file.flush();
+        // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it;
+        // with lazy refcounts the dirty bit stands in for it.
+        if (!lazyRefcounts) {
+            writeBackRefcounts();
+            file.flush();
+        }
         // 2. The empty table, before the L1 entry that points to it.
         TableCache l2Cache = mapper.l2Cache();
         int sliceSize = l2Cache.sliceSize();
@@ -336,6 +351,11 @@ final class MetadataWriter implements ClusterSource {
      * entries that point to them; entry removals before the refcount decreases they allow.
      */
     void flush() throws IOException {
+        flush(!lazyRefcounts);
+    }
+
+    /** The flush; {@code withRefcounts} false leaves refcount blocks in the cache (lazy refcounts). */
+    private void flush(boolean withRefcounts) throws IOException {
         flushLock.lock();
         try {
             List<TableCache.DirtyCopy> refblocks;
@@ -345,7 +365,7 @@ final class MetadataWriter implements ClusterSource {
             // written, so both are in this cut too.
             lock.lock();
             try {
-                refblocks = refblockCache.copyDirty();
+                refblocks = withRefcounts ? refblockCache.copyDirty() : List.of();
                 l2 = mapper.l2Cache().copyDirty();
                 toFree = frees.takeAll();
             } finally {

@@ -81,7 +81,7 @@ public final class Qcow2Image implements BlockDevice {
                 repairDirty(file, header, snapshots, refcounts, refblockCache, dirtyBit);
             }
             this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
-                    imageLock.writeLock(), header.backingFile() != null, dirtyBit);
+                    imageLock.writeLock(), header.backingFile() != null, dirtyBit, header.lazyRefcounts());
             // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there.
             if (options.tuning().pool() && header.version() >= 3) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
@@ -274,6 +274,11 @@ public final class Qcow2Image implements BlockDevice {
 
     public List<Snapshot> snapshots() {
         return snapshots;
+    }
+
+    /** The pool of preallocated clusters, or null when it is off or the image is read-only or v2. */
+    public io.github.qcowloom.alloc.ClusterPool clusterPool() {
+        return metadata == null ? null : metadata.pool();
     }
 
     /** The opened backing image, or null. */
