@@ -20,6 +20,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class ClusterPool implements AutoCloseable {
     static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(2);
+    /** Clusters allocated per hold of the metadata lock while refilling. */
+    static final int REFILL_BATCH = 32;
     private static final Logger LOG = LoggerFactory.getLogger(ClusterPool.class);
 
     private final ClusterSource source;
@@ -128,14 +130,19 @@ public final class ClusterPool implements AutoCloseable {
         }
     }
 
-    /** Refills to the midpoint below low; trims to it above high. */
+    /**
+     * Refills to the midpoint below low, in batches, so that the metadata lock each batch takes is never held
+     * long against the writers linking their clusters; trims to the midpoint above high.
+     */
     private void adjust() throws IOException {
         int n = size.get();
         int mid = (low + high) / 2;
         if (n < low) {
-            for (long c : source.allocate(mid - n)) {
-                clusters.add(c);
-                size.incrementAndGet();
+            while (!closed && (n = size.get()) < mid) {
+                for (long c : source.allocate(Math.min(REFILL_BATCH, mid - n))) {
+                    clusters.add(c);
+                    size.incrementAndGet();
+                }
             }
         } else if (n > high) {
             release(n - mid);

@@ -27,9 +27,9 @@ public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean p
         }
     }
 
-    /** QEMU's cache defaults, a 256 KiB refcount cache, and the pool on with 32/128 clusters (cap 8192). */
+    /** QEMU's cache defaults, a 256 KiB refcount cache, and the pool on with 16/64 clusters (cap 1024). */
     public static ImageOptions defaults() {
-        return new ImageOptions(0, 256 << 10, true, 32, 128, 8192, "virtual");
+        return new ImageOptions(0, 256 << 10, true, 16, 64, 1024, "virtual");
     }
 
     public ImageOptions withL2CacheBytes(long v) {

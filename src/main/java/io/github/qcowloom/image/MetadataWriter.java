@@ -44,6 +44,14 @@ final class MetadataWriter implements ClusterSource {
      */
     private final Lock drain;
     private final boolean hasBacking;
+    /**
+     * Host offsets from here on have never held anything since the file was opened: they lie past its end, or
+     * were first handed out by this writer. A fresh cluster reads as zeroes (a hole), so a write into it need not
+     * write the zeroes around its data. Conservative: a freed and reused cluster is never fresh.
+     */
+    private long freshFrom;
+    /** Bit 0 of an offset handed out (clusters are at least 512-byte aligned): the cluster is fresh. */
+    static final long FRESH = 1;
     /** Null when the pool is off (or the image is v2, which has no dirty bit). */
     private volatile ClusterPool pool;
     private final DirtyBit dirtyBit;
@@ -54,7 +62,8 @@ final class MetadataWriter implements ClusterSource {
     private final boolean lazyRefcounts;
 
     MetadataWriter(Storage file, ClusterMapper mapper, TableCache refblockCache, RefcountTable refcounts,
-            long l1Offset, Lock drain, boolean hasBacking, DirtyBit dirtyBit, boolean lazyRefcounts) {
+            long l1Offset, Lock drain, boolean hasBacking, DirtyBit dirtyBit, boolean lazyRefcounts)
+            throws IOException {
         this.file = file;
         this.mapper = mapper;
         this.refblockCache = refblockCache;
@@ -64,6 +73,15 @@ final class MetadataWriter implements ClusterSource {
         this.hasBacking = hasBacking;
         this.dirtyBit = dirtyBit;
         this.lazyRefcounts = lazyRefcounts;
+        this.freshFrom = io.github.qcowloom.format.Bytes.alignUp(file.size(), mapper.geometry().clusterSize());
+    }
+
+    /** Marks {@code host} with {@link #FRESH} when nothing used it since open; called under the lock. */
+    private long tagFresh(long host) {
+        long cs = geometry().clusterSize();
+        boolean fresh = host >= freshFrom;
+        freshFrom = Math.max(freshFrom, host + cs);
+        return fresh ? host | FRESH : host;
     }
 
     /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
@@ -84,7 +102,7 @@ final class MetadataWriter implements ClusterSource {
             long first = refcounts.allocate(n);
             long[] out = new long[n];
             for (int i = 0; i < n; i++) {
-                out[i] = first + ((long) i << geometry().clusterBits());
+                out[i] = tagFresh(first + ((long) i << geometry().clusterBits()));
             }
             return out;
         } finally {
@@ -98,7 +116,7 @@ final class MetadataWriter implements ClusterSource {
         lock.lock();
         try {
             for (long h : hostOffsets) {
-                refcounts.update(h >>> geometry().clusterBits(), -1);
+                refcounts.update((h & ~FRESH) >>> geometry().clusterBits(), -1);
             }
         } finally {
             lock.unlock();
@@ -134,7 +152,10 @@ final class MetadataWriter implements ClusterSource {
         return mapper.geometry();
     }
 
-    /** A host cluster for data (refcount 1, from the pool when it has one) and returns its offset. */
+    /**
+     * A host cluster for data (refcount 1, from the pool when it has one): its offset, with {@link #FRESH} set
+     * when it is known to read as zeroes.
+     */
     long allocateDataCluster() throws IOException {
         ClusterPool p = pool;
         if (p != null) {
@@ -148,7 +169,7 @@ final class MetadataWriter implements ClusterSource {
         }
         lock.lock();
         try {
-            return refcounts.allocate(1);
+            return tagFresh(refcounts.allocate(1));
         } finally {
             lock.unlock();
         }

@@ -53,9 +53,14 @@ final class WritePath {
             if (writeInPlace(ref, inCluster, part)) {
                 return;
             }
-            ByteBuffer whole = wholeCluster(cluster, inCluster, part);
-            long host = metadata.allocateDataCluster();
-            file.write(whole, host);
+            long tagged = metadata.allocateDataCluster();
+            long host = tagged & ~MetadataWriter.FRESH;
+            if ((tagged & MetadataWriter.FRESH) != 0 && readsAsZero(ref)) {
+                // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
+                file.write(part.duplicate(), host + inCluster);
+            } else {
+                file.write(wholeCluster(cluster, inCluster, part), host);
+            }
             metadata.link(cluster, host | L2Entry.COPIED);
         } finally {
             clusterLocks.unlock(cluster, held);
@@ -70,6 +75,15 @@ final class WritePath {
         }
         file.write(part.duplicate(), L2Entry.hostOffset(ref.entry()) + inCluster);
         return true;
+    }
+
+    /** True if the guest sees zeroes in the whole cluster now (no backing data, no old cluster's bytes). */
+    private boolean readsAsZero(L2Ref ref) {
+        return switch (L2Entry.type(ref.entry(), false, false)) {
+            case ZERO_PLAIN, ZERO_ALLOC -> true;
+            case UNALLOCATED -> !metadata.hasBacking();
+            case NORMAL, COMPRESSED -> false;
+        };
     }
 
     /** The new cluster's contents: the new data, and around it what the guest saw there before. */
