@@ -1,10 +1,14 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.Profiles;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -12,31 +16,42 @@ import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongConsumer;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code convert [-f fmt] -O raw SRC DST}: reads the whole source through the read path, on several virtual
- * threads at once, and writes a raw file in which all-zero chunks stay holes.
+ * {@code convert [-f fmt] -O raw|qcow2 [-o options] [-B backing [-F fmt]] SRC DST}: reads the whole source on
+ * several virtual threads and writes a raw file or a new qcow2 image in which all-zero chunks (and, over a
+ * backing file, chunks equal to it) stay unallocated.
  */
-@Command(name = "convert", description = "Convert an image (qcow2 or raw source) to raw.")
+@Command(name = "convert", description = "Convert an image (qcow2 or raw source) to raw or qcow2.")
 final class ConvertCommand implements Callable<Integer> {
-    /** Bytes each worker reads at a time; qemu-img convert also works in chunks of this order. */
-    static final int CHUNK = 1 << 20;
-    static final int WORKERS = 8;
-
     @Option(names = "-f", description = "Source format (probed when absent).")
     String sourceFormat;
 
-    @Option(names = "-O", description = "Output format: raw.")
+    @Option(names = "-O", description = "Output format: raw (default) or qcow2.")
     String outputFormat = "raw";
+
+    @Option(names = "-o", description = "qcow2 creation options, as for create.")
+    List<String> options = new ArrayList<>();
+
+    @Option(names = "-B", description = "Backing file of the qcow2 target; chunks equal to it are not copied.")
+    String backingFile;
+
+    @Option(names = "-F", description = "Backing file format (probed when absent).")
+    String backingFormat;
+
+    @Option(names = "-c", description = "Compressed output (not implemented yet).")
+    boolean compressed;
+
+    @Option(names = "-p", description = "Show a progress bar on stderr.")
+    boolean progress;
 
     @Option(names = "-t", description = "Target cache mode; qemu-img convert's default, unsafe, skips the final sync.")
     String targetCache = "unsafe";
@@ -58,75 +73,89 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (!"raw".equals(outputFormat)) {
-            throw new UnsupportedFeatureException("convert -O " + outputFormat,
-                    "convert -O " + outputFormat + " needs the write path, which is not implemented yet");
+        if (compressed) {
+            throw new UnsupportedFeatureException("convert -c", "convert -c (compressed output) is not implemented yet");
         }
-        OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readOnlyDefaults());
+        boolean qcow2 = "qcow2".equals(outputFormat);
+        if (!qcow2 && !"raw".equals(outputFormat)) {
+            throw new ImageException("Unknown output format '" + outputFormat + "': convert writes qcow2 or raw");
+        }
+        if (!qcow2 && (!options.isEmpty() || backingFile != null)) {
+            throw new ImageException("-o and -B need -O qcow2");
+        }
+        boolean targetDirect = CacheMode.direct(targetCache); // also rejects unknown modes
+        OpenOptions srcOptions = Profiles.apply(Profiles.load(profile), OpenOptions.readOnlyDefaults());
         if (sourceCache != null) {
-            options = options.withDirect(CacheMode.direct(sourceCache));
+            srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }
-        try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, options);
-                Storage dst = FileStorage.create(Path.of(target), false)) {
-            copyToRaw(src, dst);
-            dst.setLength(src.size());
-            CacheMode.direct(targetCache); // rejects unknown modes
-            if (!"unsafe".equals(targetCache)) {
-                dst.flush();
+        try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions)) {
+            if (qcow2) {
+                toQcow2(src, targetDirect);
+            } else {
+                toRaw(src);
             }
         }
         return 0;
     }
 
-    /** Copies every non-zero chunk; workers take chunks in order from a shared counter. */
-    static void copyToRaw(BlockDevice src, Storage dst) throws IOException {
-        long size = src.size();
-        AtomicLong next = new AtomicLong();
-        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
-            List<Future<Void>> workers = new ArrayList<>();
-            for (int w = 0; w < WORKERS; w++) {
-                workers.add(pool.submit(() -> {
-                    // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
-                    ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK);
-                    for (long off = next.getAndAdd(CHUNK); off < size; off = next.getAndAdd(CHUNK)) {
-                        int n = (int) Math.min(CHUNK, size - off);
-                        buf.clear().limit(n);
-                        src.read(off, buf);
-                        buf.flip();
-                        if (!isZero(buf)) {
-                            dst.write(buf, off);
-                        }
-                    }
-                    return null;
-                }));
+    private void toRaw(BlockDevice src) throws IOException {
+        try (Storage dst = FileStorage.create(Path.of(target), false)) {
+            copy(src, (off, buf) -> {
+                if (!ChunkCopy.isZero(buf)) {
+                    dst.write(buf, off);
+                }
+            });
+            dst.setLength(src.size());
+            if (!"unsafe".equals(targetCache)) {
+                dst.flush();
             }
-            for (Future<Void> f : workers) {
-                f.get();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof IOException io) {
-                throw io;
-            }
-            throw new IOException(e.getCause());
         }
     }
 
-    static boolean isZero(ByteBuffer b) {
-        int i = b.position();
-        int end = b.limit();
-        for (; i + 8 <= end; i += 8) {
-            if (b.getLong(i) != 0) {
-                return false;
-            }
+    private void toQcow2(BlockDevice src, boolean direct) throws IOException {
+        Path path = Path.of(target);
+        Map<String, String> opts = CreateOptionsParser.parse(options);
+        opts.put("size", Long.toString(src.size()));
+        if (backingFile != null) {
+            opts.put("backing_file", backingFile);
         }
-        for (; i < end; i++) {
-            if (b.get(i) != 0) {
-                return false;
-            }
+        if (backingFormat != null) {
+            opts.put("backing_fmt", backingFormat);
         }
-        return true;
+        String backing = opts.get("backing_file");
+        if (backing != null && !opts.containsKey("backing_fmt")) {
+            opts.put("backing_fmt", ImageFormat.probe(CreateOptionsParser.resolveBacking(path, backing)));
+        }
+        CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
+        ImageCreator.create(path, co);
+        OpenOptions dstOptions = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults())
+                .withDirect(direct);
+        // close() flushes and leaves a clean image, so -t unsafe only saves the intermediate syncs.
+        try (Qcow2Image dst = Qcow2Image.open(path, dstOptions)) {
+            BlockDevice base = dst.backing();
+            copy(src, (off, buf) -> {
+                if (base == null ? ChunkCopy.isZero(buf) : BackingCompare.same(base, off, buf)) {
+                    return;
+                }
+                if (ChunkCopy.isZero(buf)) {
+                    // Over a backing file zeroes must be written, but need no data clusters.
+                    dst.writeZeroes(off, buf.remaining(), false);
+                } else {
+                    dst.write(off, buf);
+                }
+            });
+        }
+    }
+
+    private void copy(BlockDevice src, ChunkCopy.Sink sink) throws IOException {
+        if (!progress) {
+            ChunkCopy.run(src, sink, n -> { });
+            return;
+        }
+        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("convert").setInitialMax(src.size())
+                .setUnit("MiB", 1 << 20).build()) {
+            LongConsumer step = bar::stepBy;
+            ChunkCopy.run(src, sink, step);
+        }
     }
 }

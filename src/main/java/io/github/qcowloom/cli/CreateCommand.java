@@ -2,18 +2,13 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageCreator;
-import io.github.qcowloom.image.ImageFormat;
-import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -57,7 +52,7 @@ final class CreateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Map<String, String> opts = parseOptions(options);
+        Map<String, String> opts = CreateOptionsParser.parse(options);
         if (backingFile != null) {
             opts.put("backing_file", backingFile);
         }
@@ -74,7 +69,7 @@ final class CreateCommand implements Callable<Integer> {
         if (!"qcow2".equals(format)) {
             throw new UnsupportedFeatureException("format " + format, "Unknown file format '" + format + "'");
         }
-        CreateOptions co = toCreateOptions(opts, path);
+        CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe);
         ImageCreator.create(path, co);
         if (!quiet) {
             spec.commandLine().getOut().println(formattingLine(co));
@@ -99,91 +94,6 @@ final class CreateCommand implements Callable<Integer> {
             spec.commandLine().getOut().println("Formatting '" + filename + "', fmt=raw size=" + bytes);
         }
         return 0;
-    }
-
-    static Map<String, String> parseOptions(List<String> options) throws ImageException {
-        Map<String, String> m = new LinkedHashMap<>();
-        for (String group : options) {
-            for (String kv : group.split(",")) {
-                if (kv.isEmpty()) {
-                    continue;
-                }
-                int eq = kv.indexOf('=');
-                if (eq < 0) {
-                    throw new ImageException("Invalid option '" + kv + "': expected key=value");
-                }
-                m.put(kv.substring(0, eq), kv.substring(eq + 1));
-            }
-        }
-        return m;
-    }
-
-    private CreateOptions toCreateOptions(Map<String, String> opts, Path path) throws IOException {
-        CreateOptions co = CreateOptions.defaults(0);
-        String backing = null;
-        String backingFmt = null;
-        String dataFile = null;
-        boolean dataFileRaw = false;
-        for (Map.Entry<String, String> e : opts.entrySet()) {
-            String v = e.getValue();
-            switch (e.getKey()) {
-                case "size" -> co = co.withSize(Sizes.parse(v));
-                case "compat" -> co = co.withVersion(switch (v) {
-                    case "0.10", "v2" -> 2;
-                    case "1.1", "v3" -> 3;
-                    default -> throw new ImageException("Invalid compatibility level: '" + v + "'");
-                });
-                case "cluster_size" -> co = co.withClusterSize((int) Math.min(Integer.MAX_VALUE, Sizes.parse(v)));
-                case "refcount_bits" -> co = co.withRefcountBits(Integer.parseInt(v));
-                case "lazy_refcounts" -> co = co.withLazyRefcounts(onOff(e.getKey(), v));
-                case "extended_l2" -> co = co.withExtendedL2(onOff(e.getKey(), v));
-                case "compression_type" -> co = co.withCompressionType(v);
-                case "preallocation" -> co = co.withPreallocation(v);
-                case "backing_file" -> backing = v;
-                case "backing_fmt" -> backingFmt = v;
-                case "data_file" -> dataFile = v;
-                case "data_file_raw" -> dataFileRaw = onOff(e.getKey(), v);
-                case "encryption", "encrypt.format" -> throw new UnsupportedFeatureException("encryption",
-                        "Encrypted images are not supported");
-                default -> throw new ImageException(filename + ": Invalid parameter '" + e.getKey() + "'");
-            }
-        }
-        if (backing != null && backingFmt == null) {
-            throw new ImageException(filename + ": Backing file specified without backing format");
-        }
-        co = co.withBacking(backing, backingFmt).withDataFile(dataFile, dataFileRaw);
-        if (!opts.containsKey("size")) {
-            if (backing == null || unsafe) {
-                throw new ImageException(filename + ": Image creation needs a size parameter");
-            }
-            co = co.withSize(backingSize(path, backing, backingFmt));
-        } else if (backing != null && !unsafe) {
-            backingSize(path, backing, backingFmt); // qemu-img checks that the backing file opens
-        }
-        return co;
-    }
-
-    private static long backingSize(Path image, String backing, String format) throws IOException {
-        Path dir = image.toAbsolutePath().getParent();
-        Path p = backing.startsWith("/") ? Path.of(backing) : dir.resolve(backing);
-        if (!Files.exists(p)) {
-            throw new ImageException("Could not open backing file '" + backing + "': No such file or directory");
-        }
-        String fmt = format != null ? format : ImageFormat.probe(p);
-        if ("qcow2".equals(fmt)) {
-            try (Qcow2Image img = Qcow2Image.open(p, OpenOptions.readOnlyDefaults().withFollowReferences(false))) {
-                return img.size();
-            }
-        }
-        return Files.size(p);
-    }
-
-    private static boolean onOff(String key, String v) throws ImageException {
-        return switch (v) {
-            case "on", "true", "yes" -> true;
-            case "off", "false", "no" -> false;
-            default -> throw new ImageException("Parameter '" + key + "' expects 'on' or 'off'");
-        };
     }
 
     /** The line qemu-img create prints. */

@@ -9,7 +9,8 @@ import picocli.CommandLine.Command;
 /** Entry point of the qemu-img-like command line. Errors print one line, "qcow2-loom: message", and exit 1. */
 @Command(name = "qcow2-loom", mixinStandardHelpOptions = true, version = "qcow2-loom 0.1.0",
         description = "A qcow2 driver on virtual threads, with qemu-img's commands.",
-        subcommands = {CreateCommand.class, InfoCommand.class, ConvertCommand.class, DemoCommand.class})
+        subcommands = {CreateCommand.class, InfoCommand.class, ConvertCommand.class, ResizeCommand.class,
+                DemoCommand.class})
 public final class Main {
     private Main() {
     }
@@ -23,6 +24,8 @@ public final class Main {
         CommandLine cl = new CommandLine(new Main());
         cl.setOut(out);
         cl.setErr(err);
+        // "resize FILE -1G": the negative size is a parameter, as in qemu-img.
+        cl.getSubcommands().get("resize").setUnmatchedOptionsArePositionalParams(true);
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             cmd.getErr().println("qcow2-loom: " + message(e));
             cmd.getErr().flush();

@@ -1,13 +1,12 @@
 package io.github.qcowloom.cli;
 
+import static io.github.qcowloom.cli.Cli.ours;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -25,17 +24,6 @@ class CliInteropTest {
     @BeforeEach
     void needQemu() {
         Qemu.assume();
-    }
-
-    /** Output, error text and exit code of one of our commands. */
-    record Run(int code, String out, String err) {
-    }
-
-    private Run ours(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(new PrintWriter(out), new PrintWriter(err), args);
-        return new Run(code, out.toString(), err.toString());
     }
 
     private String path(String name) {
@@ -72,7 +60,7 @@ class CliInteropTest {
         String img = path("b.qcow2");
         // -u: the backing file does not exist; info must not try to open it.
         Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "missing.raw", "-F", "raw", img, "1M");
-        Run r = ours("info", "--output=json", img);
+        Cli.Run r = ours("info", "--output=json", img);
         assertEquals(0, r.code(), r.err());
         assertEquals(Qemu.img("info", "--output=json", "-U", img), r.out());
     }
@@ -80,7 +68,7 @@ class CliInteropTest {
     @Test
     void createThenQemuChecksAndWrites() {
         String img = path("c.qcow2");
-        Run r = ours("create", "-f", "qcow2", "-o", "cluster_size=16k,refcount_bits=8,extended_l2=on", img, "10M");
+        Cli.Run r = ours("create", "-f", "qcow2", "-o", "cluster_size=16k,refcount_bits=8,extended_l2=on", img, "10M");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().startsWith("Formatting '" + img + "', fmt=qcow2 cluster_size=16384 extended_l2=on"),
                 r.out());
@@ -93,23 +81,23 @@ class CliInteropTest {
     void createWithBackingTakesItsSize() throws IOException {
         String base = path("base.qcow2");
         assertEquals(0, ours("create", "-q", base, "7M").code());
-        Run r = ours("create", "-q", "-b", "base.qcow2", "-F", "qcow2", path("top.qcow2"));
+        Cli.Run r = ours("create", "-q", "-b", "base.qcow2", "-F", "qcow2", path("top.qcow2"));
         assertEquals(0, r.code(), r.err());
         assertTrue(Qemu.img("info", "--output=json", path("top.qcow2")).contains("\"virtual-size\": 7340032"));
     }
 
     @Test
     void createErrorsLikeQemuImg() {
-        Run noSize = ours("create", path("n.qcow2"));
+        Cli.Run noSize = ours("create", path("n.qcow2"));
         assertEquals(1, noSize.code());
         assertTrue(noSize.err().contains("Image creation needs a size parameter"), noSize.err());
-        Run badOpt = ours("create", "-o", "foo=1", path("n.qcow2"), "1M");
+        Cli.Run badOpt = ours("create", "-o", "foo=1", path("n.qcow2"), "1M");
         assertEquals(1, badOpt.code());
         assertTrue(badOpt.err().contains("Invalid parameter 'foo'"), badOpt.err());
-        Run noFmt = ours("create", "-b", "x.raw", path("n.qcow2"), "1M");
+        Cli.Run noFmt = ours("create", "-b", "x.raw", path("n.qcow2"), "1M");
         assertEquals(1, noFmt.code());
         assertTrue(noFmt.err().contains("Backing file specified without backing format"), noFmt.err());
-        Run missing = ours("info", path("nothing.qcow2"));
+        Cli.Run missing = ours("info", path("nothing.qcow2"));
         assertEquals(1, missing.code());
         assertTrue(missing.err().contains("No such file or directory"), missing.err());
     }
@@ -119,7 +107,7 @@ class CliInteropTest {
         String img = path("s.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", img, "64M");
         Qemu.io(Path.of(img), "write -P 0x33 0 1M", "write -P 0x44 40M 3M", "write -P 0x55 63M 1M");
-        Run r = ours("convert", "-O", "raw", img, path("ours.raw"));
+        Cli.Run r = ours("convert", "-O", "raw", img, path("ours.raw"));
         assertEquals(0, r.code(), r.err());
         Qemu.img("convert", "-O", "raw", img, path("qemu.raw"));
         assertArrayEquals(Files.readAllBytes(dir.resolve("qemu.raw")), Files.readAllBytes(dir.resolve("ours.raw")));

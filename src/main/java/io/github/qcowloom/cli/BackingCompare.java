@@ -1,0 +1,24 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.BlockDevice;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/** Whether a chunk equals what a backing file shows at the same offset (zeroes past its end, as QEMU reads). */
+final class BackingCompare {
+    private BackingCompare() {
+    }
+
+    static boolean same(BlockDevice backing, long offset, ByteBuffer chunk) throws IOException {
+        int n = chunk.remaining();
+        int inside = (int) Math.max(0, Math.min(n, backing.size() - offset));
+        ByteBuffer theirs = ByteBuffer.allocate(inside);
+        if (inside > 0) {
+            backing.read(offset, theirs);
+            theirs.flip();
+        }
+        ByteBuffer head = chunk.slice(chunk.position(), inside);
+        ByteBuffer tail = chunk.slice(chunk.position() + inside, n - inside);
+        return head.equals(theirs) && ChunkCopy.isZero(tail);
+    }
+}

@@ -1,0 +1,75 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.Profiles;
+import io.github.qcowloom.image.ImageFormat;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code resize [-f fmt] [--shrink] FILE [+|-]SIZE}, as qemu-img resize. A negative relative size is taken as
+ * the size, not as an option (Main tells picocli so, as qemu-img takes it off argv before getopt).
+ */
+@Command(name = "resize", description = "Change the virtual size of an image.")
+final class ResizeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-f", description = "Image format (probed when absent).")
+    String format;
+
+    @Option(names = "--shrink", description = "Allow making the image smaller.")
+    boolean shrink;
+
+    @Option(names = "--profile", description = "Configuration profile: a name from props/ or a .properties path.")
+    String profile = "default";
+
+    @Option(names = "-q", description = "Quiet.")
+    boolean quiet;
+
+    @Parameters(index = "0", paramLabel = "FILE")
+    String filename;
+
+    @Parameters(index = "1", paramLabel = "SIZE", description = "New size, or +SIZE / -SIZE relative to the current one.")
+    String size;
+
+    @Override
+    public Integer call() throws IOException {
+        OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults());
+        try (BlockDevice img = ImageFormat.open(Path.of(filename), format, options)) {
+            long current = img.size();
+            long newSize = newSize(current, size);
+            if (newSize < current && !shrink) {
+                throw new ImageException("Use the --shrink option to perform a shrink operation.");
+            }
+            img.resize(newSize);
+        }
+        if (!quiet) {
+            spec.commandLine().getOut().println("Image resized.");
+        }
+        return 0;
+    }
+
+    /** The absolute size a SIZE argument asks for, given the current one. */
+    static long newSize(long current, String arg) throws ImageException {
+        char sign = arg.isEmpty() ? ' ' : arg.charAt(0);
+        long n = Sizes.parse(sign == '+' || sign == '-' ? arg.substring(1) : arg);
+        long result = switch (sign) {
+            case '+' -> Math.addExact(current, n);
+            case '-' -> current - n;
+            default -> n;
+        };
+        if (result <= 0) {
+            throw new ImageException("New image size must be positive");
+        }
+        return result;
+    }
+}

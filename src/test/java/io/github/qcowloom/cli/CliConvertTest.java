@@ -1,0 +1,117 @@
+package io.github.qcowloom.cli;
+
+import static io.github.qcowloom.cli.Cli.ours;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.Qemu;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** convert -O qcow2 checked by qemu-img: check clean, compare identical, zero ranges left unallocated. */
+class CliConvertTest {
+    private static final long MIB = 1 << 20;
+
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    private String path(String name) {
+        return dir.resolve(name).toString();
+    }
+
+    /** A 20 MiB source with data at assorted offsets, explicit zeroes at 6 MiB and nothing at 8–12 MiB. */
+    private String source(String format) {
+        String src = path("src." + format);
+        Qemu.img("create", "-q", "-f", format, src, "20M");
+        Qemu.ioFormat(format, Path.of(src), "write -P 0x11 0 64k", "write -P 0x22 1536 3k",
+                "write -P 0x33 1048064 1k", "write -P 0x00 6M 1M", "write -P 0x44 7M 512",
+                "write -P 0x55 12M 2M", "write -P 0x66 20971008 512");
+        return src;
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = ';', value = {
+        "qcow2; ''", "qcow2; compat=0.10", "qcow2; cluster_size=4096,refcount_bits=1", "qcow2; compression_type=zstd",
+        "raw; ''", "raw; compat=0.10", "raw; cluster_size=4096,refcount_bits=1", "raw; compression_type=zstd",
+    })
+    void convertsToAnIdenticalCleanQcow2(String format, String options) {
+        String src = source(format);
+        String dst = path("dst.qcow2");
+        List<String> args = new ArrayList<>(List.of("convert", "-f", format, "-O", "qcow2"));
+        if (!options.isEmpty()) {
+            args.addAll(List.of("-o", options));
+        }
+        args.addAll(List.of(src, dst));
+        Cli.Run r = ours(args.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+
+        Qemu.img("check", dst); // fails on leaks or corruptions (exit code 2 or 3)
+        assertTrue(Qemu.img("compare", "-f", format, "-F", "qcow2", src, dst).contains("Images are identical"));
+        for (QemuMap.Extent e : QemuMap.of(dst).overlapping(6 * MIB, 7 * MIB)) {
+            assertFalse(e.data(), "written zeroes stay unallocated: " + e);
+        }
+        for (QemuMap.Extent e : QemuMap.of(dst).overlapping(8 * MIB, 12 * MIB)) {
+            assertFalse(e.data(), "an unwritten range stays unallocated: " + e);
+        }
+        if (!options.isEmpty()) {
+            String info = Qemu.img("info", dst);
+            for (String kv : options.split(",")) {
+                String key = kv.substring(0, kv.indexOf('='));
+                if (key.equals("compat") || key.equals("compression_type")) {
+                    assertTrue(info.contains(key.replace('_', ' ')), info);
+                    assertTrue(info.contains(kv.substring(kv.indexOf('=') + 1)), info);
+                }
+            }
+        }
+    }
+
+    @Test
+    void withBackingCopiesOnlyWhatDiffers() {
+        String base = path("base.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base, "8M");
+        Qemu.io(Path.of(base), "write -P 0x11 0 8M");
+        String src = path("top.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", src);
+        Qemu.io(Path.of(src), "write -P 0x22 1M 64k", "write -z 4M 1M");
+        String dst = path("dst.qcow2");
+        Cli.Run r = ours("convert", "-O", "qcow2", "-B", "base.qcow2", "-F", "qcow2", src, dst);
+        assertEquals(0, r.code(), r.err());
+
+        Qemu.img("check", dst);
+        assertTrue(Qemu.img("compare", src, dst).contains("Images are identical"));
+        assertTrue(Qemu.img("info", dst).contains("backing file: base.qcow2"));
+        for (QemuMap.Extent e : QemuMap.of(dst).overlapping(6 * MIB, 8 * MIB)) {
+            assertEquals(1, e.depth(), "a range equal to the backing file comes from it: " + e);
+        }
+        for (QemuMap.Extent e : QemuMap.of(dst).overlapping(4 * MIB, 5 * MIB)) {
+            assertEquals(0, e.depth(), "zeroes over backing data are the target's own: " + e);
+        }
+    }
+
+    @Test
+    void refusesCompressionAndUnknownFormats() {
+        String src = path("s.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", src, "1M");
+        Cli.Run c = ours("convert", "-c", "-O", "qcow2", src, path("c.qcow2"));
+        assertEquals(1, c.code());
+        assertTrue(c.err().contains("convert -c"), c.err());
+        Cli.Run vmdk = ours("convert", "-O", "vmdk", src, path("v.vmdk"));
+        assertEquals(1, vmdk.code());
+        assertTrue(vmdk.err().contains("qcow2 or raw"), vmdk.err());
+        Cli.Run badOpt = ours("convert", "-O", "qcow2", "-o", "foo=1", src, path("f.qcow2"));
+        assertEquals(1, badOpt.code());
+        assertTrue(badOpt.err().contains("Invalid parameter 'foo'"), badOpt.err());
+    }
+}

@@ -1,0 +1,110 @@
+package io.github.qcowloom.cli;
+
+import static io.github.qcowloom.cli.Cli.ours;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** resize checked by qemu-img and qemu-io. */
+class CliResizeTest {
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    private String image(String size, String... ioCommands) {
+        String img = dir.resolve("r.qcow2").toString();
+        Qemu.img("create", "-q", "-f", "qcow2", img, size);
+        if (ioCommands.length > 0) {
+            Qemu.io(Path.of(img), ioCommands);
+        }
+        return img;
+    }
+
+    private static void assertVirtualSize(String img, long size) {
+        String info = Qemu.img("info", "--output=json", img);
+        assertTrue(info.contains("\"virtual-size\": " + size + ","), info);
+    }
+
+    @Test
+    void growKeepsDataAndShowsZeroes() {
+        String img = image("1M", "write -P 0x11 0 64k", "write -P 0x22 1040384 8k");
+        Cli.Run r = ours("resize", img, "+3M");
+        assertEquals(0, r.code(), r.err());
+        assertEquals("Image resized.\n", r.out());
+        Qemu.img("check", img);
+        assertVirtualSize(img, 4L << 20);
+        Qemu.io(Path.of(img), "read -P 0x11 0 64k", "read -P 0x22 1040384 8k", "read -P 0 1M 3M");
+    }
+
+    @Test
+    void growFarEnoughToGrowL1() {
+        String img = image("1M", "write -P 0x33 512k 64k");
+        Cli.Run r = ours("resize", img, "600G");
+        assertEquals(0, r.code(), r.err());
+        Qemu.img("check", img);
+        assertVirtualSize(img, 600L << 30);
+        Qemu.io(Path.of(img), "read -P 0x33 512k 64k", "read -P 0 599G 1M", "write -P 0x44 599G 64k",
+                "read -P 0x44 599G 64k");
+        Qemu.img("check", img);
+    }
+
+    @Test
+    void shrinkNeedsTheOption() {
+        String img = image("4M", "write -P 0x11 0 64k");
+        Cli.Run r = ours("resize", img, "-1M");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("Use the --shrink option to perform a shrink operation."), r.err());
+        assertVirtualSize(img, 4L << 20);
+    }
+
+    @Test
+    void shrinkOfAnUnallocatedTail() {
+        String img = image("4M", "write -P 0x11 0 64k");
+        Cli.Run r = ours("resize", "--shrink", img, "-1M");
+        assertEquals(0, r.code(), r.err());
+        Qemu.img("check", img);
+        assertVirtualSize(img, 3L << 20);
+        Qemu.io(Path.of(img), "read -P 0x11 0 64k");
+    }
+
+    @Test
+    void shrinkOverDataFails() {
+        String img = image("4M", "write -P 0x11 3M 64k");
+        Cli.Run r = ours("resize", "--shrink", img, "2M");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("discard it first"), r.err());
+        Qemu.img("check", img);
+        assertVirtualSize(img, 4L << 20);
+    }
+
+    @Test
+    void sizesMustBeWholeSectorsAndPositive() {
+        String img = image("1M");
+        Cli.Run odd = ours("resize", img, "+1000");
+        assertEquals(1, odd.code());
+        assertTrue(odd.err().contains("multiple of 512"), odd.err());
+        Cli.Run negative = ours("resize", "--shrink", img, "-2M");
+        assertEquals(1, negative.code());
+        assertTrue(negative.err().contains("New image size must be positive"), negative.err());
+    }
+
+    @Test
+    void rawFilesTakeTheNewLength() throws IOException {
+        Path raw = dir.resolve("r.raw");
+        Files.write(raw, new byte[4096]);
+        Cli.Run r = ours("resize", "-f", "raw", raw.toString(), "+1M");
+        assertEquals(0, r.code(), r.err());
+        assertEquals(4096 + (1 << 20), Files.size(raw));
+    }
+}

@@ -1,0 +1,31 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.testing.Qemu;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** The extents {@code qemu-img map --output=json} reports, to see what a target left unallocated. */
+record QemuMap(List<Extent> extents) {
+    record Extent(long start, long length, int depth, boolean data) {
+    }
+
+    private static final Pattern ENTRY = Pattern.compile(
+            "\"start\": (\\d+), \"length\": (\\d+), \"depth\": (\\d+),.*?\"data\": (true|false)");
+
+    static QemuMap of(String image) {
+        List<Extent> list = new ArrayList<>();
+        Matcher m = ENTRY.matcher(Qemu.img("map", "--output=json", image));
+        while (m.find()) {
+            list.add(new Extent(Long.parseLong(m.group(1)), Long.parseLong(m.group(2)), Integer.parseInt(m.group(3)),
+                    Boolean.parseBoolean(m.group(4))));
+        }
+        return new QemuMap(list);
+    }
+
+    /** The extents that overlap [from, to). */
+    List<Extent> overlapping(long from, long to) {
+        return extents.stream().filter(e -> e.start() < to && e.start() + e.length() > from).toList();
+    }
+}
