@@ -1,5 +1,6 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
@@ -91,7 +92,6 @@ public final class Qcow2Image implements BlockDevice {
             this.discardPath = new DiscardPath(geometry, metadata, writePath, header.version());
         }
     }
-
 
     /** Opens the image at {@code path}, its backing chain and data file as the options say. */
     public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
@@ -277,7 +277,7 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     /** The pool of preallocated clusters, or null when it is off or the image is read-only or v2. */
-    public io.github.qcowloom.alloc.ClusterPool clusterPool() {
+    public ClusterPool clusterPool() {
         return metadata == null ? null : metadata.pool();
     }
 
@@ -311,51 +311,44 @@ public final class Qcow2Image implements BlockDevice {
         }
     }
 
-    @Override
-    public void read(long offset, ByteBuffer dst) throws IOException {
-        checkRange(offset, dst.remaining());
+    /** A request body, run under the image lock held shared. */
+    @FunctionalInterface
+    private interface Request {
+        void run() throws IOException;
+    }
+
+    /** Checks the range (and writability), then runs the request with the image lock shared. */
+    private void shared(long offset, long length, boolean writes, Request request) throws IOException {
+        checkRange(offset, length);
+        if (writes) {
+            checkWritable();
+        }
         imageLock.readLock().lock();
         try {
-            readPath.read(offset, dst);
+            request.run();
         } finally {
             imageLock.readLock().unlock();
         }
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        shared(offset, dst.remaining(), false, () -> readPath.read(offset, dst));
     }
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
-        checkRange(offset, src.remaining());
-        checkWritable();
-        imageLock.readLock().lock();
-        try {
-            writePath.write(offset, src);
-        } finally {
-            imageLock.readLock().unlock();
-        }
+        shared(offset, src.remaining(), true, () -> writePath.write(offset, src));
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        checkRange(offset, length);
-        checkWritable();
-        imageLock.readLock().lock();
-        try {
-            discardPath.discard(offset, length, size());
-        } finally {
-            imageLock.readLock().unlock();
-        }
+        shared(offset, length, true, () -> discardPath.discard(offset, length, size()));
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-        checkRange(offset, length);
-        checkWritable();
-        imageLock.readLock().lock();
-        try {
-            discardPath.writeZeroes(offset, length, mayUnmap, size());
-        } finally {
-            imageLock.readLock().unlock();
-        }
+        shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
     }
 
     @Override

@@ -140,7 +140,7 @@ public final class FileStorage implements Storage {
 
     @Override
     public int read(ByteBuffer dst, long position) throws IOException {
-        checkPosition(position);
+        Ranges.checkPosition(position);
         if (!dst.hasRemaining()) {
             return 0;
         }
@@ -154,7 +154,7 @@ public final class FileStorage implements Storage {
 
     @Override
     public void write(ByteBuffer src, long position) throws IOException {
-        checkPosition(position);
+        Ranges.checkPosition(position);
         ensureWritable();
         if (src.hasRemaining()) {
             if (direct) {
@@ -177,7 +177,7 @@ public final class FileStorage implements Storage {
      */
     @Override
     public void punchHole(long position, long length) throws IOException {
-        checkRange(position, length);
+        Ranges.checkRange(position, length);
         ensureWritable();
         Lock lock = sizeLock.writeLock();
         lock.lock();
@@ -201,7 +201,7 @@ public final class FileStorage implements Storage {
     /** Writes zeroes in chunks of at most 1 MiB, extending the file if the range reaches past the end. */
     @Override
     public void writeZeroes(long position, long length) throws IOException {
-        checkRange(position, length);
+        Ranges.checkRange(position, length);
         ensureWritable();
         long end = position + length;
         for (long at = position; at < end; ) {
@@ -219,7 +219,7 @@ public final class FileStorage implements Storage {
 
     @Override
     public void setLength(long length) throws IOException {
-        checkPosition(length);
+        Ranges.checkPosition(length);
         ensureWritable();
         Lock lock = sizeLock.writeLock();
         lock.lock();
@@ -429,16 +429,4 @@ public final class FileStorage implements Storage {
         }
     }
 
-    private static void checkPosition(long position) {
-        if (position < 0) {
-            throw new IllegalArgumentException("negative position: " + position);
-        }
-    }
-
-    private static void checkRange(long position, long length) {
-        checkPosition(position);
-        if (length < 0) {
-            throw new IllegalArgumentException("negative length: " + length);
-        }
-    }
 }

@@ -65,7 +65,7 @@ public final class MemoryStorage implements Storage {
 
     @Override
     public int read(ByteBuffer dst, long position) throws IOException {
-        checkPosition(position);
+        Ranges.checkPosition(position);
         lock.readLock().lock();
         try {
             ensureOpen();
@@ -81,7 +81,7 @@ public final class MemoryStorage implements Storage {
 
     @Override
     public void write(ByteBuffer src, long position) throws IOException {
-        checkPosition(position);
+        Ranges.checkPosition(position);
         lock.writeLock().lock();
         try {
             long end = checkWritable(position, src.remaining());
@@ -105,7 +105,7 @@ public final class MemoryStorage implements Storage {
     /** Zeroes the part of the range inside the file; the size does not change. */
     @Override
     public void punchHole(long position, long length) throws IOException {
-        checkRange(position, length);
+        Ranges.checkRange(position, length);
         lock.writeLock().lock();
         try {
             ensureWritable();
@@ -118,7 +118,7 @@ public final class MemoryStorage implements Storage {
     /** Zeroes the range, extending the file if it reaches past the end. */
     @Override
     public void writeZeroes(long position, long length) throws IOException {
-        checkRange(position, length);
+        Ranges.checkRange(position, length);
         lock.writeLock().lock();
         try {
             long end = checkWritable(position, length);
@@ -144,7 +144,7 @@ public final class MemoryStorage implements Storage {
 
     @Override
     public void setLength(long length) throws IOException {
-        checkPosition(length);
+        Ranges.checkPosition(length);
         lock.writeLock().lock();
         try {
             checkWritable(length, 0);
@@ -231,16 +231,4 @@ public final class MemoryStorage implements Storage {
         }
     }
 
-    private static void checkPosition(long position) {
-        if (position < 0) {
-            throw new IllegalArgumentException("negative position: " + position);
-        }
-    }
-
-    private static void checkRange(long position, long length) {
-        checkPosition(position);
-        if (length < 0) {
-            throw new IllegalArgumentException("negative length: " + length);
-        }
-    }
 }
