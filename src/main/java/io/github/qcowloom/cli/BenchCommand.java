@@ -1,0 +1,230 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.AsyncBlockDevice;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.Profiles;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.storage.CountingStorage;
+import io.github.qcowloom.storage.FileStorage;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code bench}: qemu-img bench's flags and meaning (COUNT requests of BUFFER_SIZE bytes, DEPTH in flight, offsets
+ * from OFFSET by STEP wrapping at the end of the disk, timed from the first submission to the last completion),
+ * plus {@code --exec} and {@code --against-qemu}, which runs qemu-img bench with the same flags on identical copies
+ * of the image, alternating, and prints both medians and their ratio.
+ */
+@Command(name = "bench", description = "Run a simple I/O benchmark, as qemu-img bench does.")
+final class BenchCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-c", description = "Number of requests (default 75000).")
+    int count = 75000;
+
+    @Option(names = "-d", description = "Requests in flight at once (default 64).")
+    int depth = 64;
+
+    @Option(names = "-s", description = "Request size (default 4k).")
+    String bufferSize = "4k";
+
+    @Option(names = "-o", description = "First offset (default 0).")
+    String offset = "0";
+
+    @Option(names = "-S", description = "Step between offsets (default: the request size).")
+    String step;
+
+    @Option(names = "-w", description = "Write instead of read.")
+    boolean write;
+
+    @Option(names = "--pattern", description = "Byte written by -w (default 0).")
+    int pattern;
+
+    @Option(names = "--flush-interval", description = "Drain and flush after every N requests (N >= depth).")
+    int flushInterval;
+
+    @Option(names = "-t", description = "Cache mode: writeback (default) or none (O_DIRECT).")
+    String cache = "writeback";
+
+    @Option(names = "--exec", description = "virtual (default) or pool:N platform threads.")
+    String exec;
+
+    @Option(names = "--profile", description = "Configuration profile.")
+    String profile = "default";
+
+    @Option(names = "--batch", description = "Batch submit (not implemented yet).")
+    boolean batch;
+
+    @Option(names = "--against-qemu", description = "Alternate with qemu-img bench on copies: 3 pairs, medians.")
+    boolean againstQemu;
+
+    @Option(names = "-q", description = "Quiet: only the summary line.")
+    boolean quiet;
+
+    @Parameters(index = "0", paramLabel = "FILE")
+    Path file;
+
+    /** One run's figures. */
+    record Result(double seconds, long syncs, double cpuSeconds, double p50Micros, double p99Micros) {
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (batch) {
+            throw new UnsupportedFeatureException("batch submit", "bench --batch: batch submit is not implemented yet");
+        }
+        if (flushInterval != 0 && flushInterval < depth) {
+            throw new IllegalArgumentException("--flush-interval must be at least the queue depth");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults())
+                .withDirect(CacheMode.direct(cache)).withReadOnly(!write);
+        ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
+        out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d), "
+                + "%s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
+                stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache");
+        if (!againstQemu) {
+            report(out, "qcow2-loom", run(file, options, model));
+            return 0;
+        }
+        List<Double> ours = new ArrayList<>();
+        List<Double> qemu = new ArrayList<>();
+        Path copy = file.resolveSibling(file.getFileName() + ".bench-copy");
+        try {
+            for (int pair = 0; pair < 3; pair++) {
+                // Each run starts from the same image state: allocating runs see a fresh image every time.
+                Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                Result r = run(copy, options, model);
+                ours.add(r.seconds());
+                report(out, "qcow2-loom run " + (pair + 1), r);
+                Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                double q = runQemu(copy);
+                qemu.add(q);
+                out.printf("qemu-img   run %d: %.3f s, %.0f IOPS%n", pair + 1, q, count / q);
+            }
+        } finally {
+            Files.deleteIfExists(copy);
+        }
+        double o = median(ours);
+        double q = median(qemu);
+        out.printf("median: qcow2-loom %.3f s (%.0f IOPS), qemu-img %.3f s (%.0f IOPS): %.2fx qemu-img%n", o,
+                count / o, q, count / q, q / o);
+        return 0;
+    }
+
+    private long bytes(String s) {
+        return Sizes.parse(s);
+    }
+
+    private long stepBytes() {
+        return step == null ? bytes(bufferSize) : bytes(step);
+    }
+
+    /** One timed run on {@code image}: open, submit, drain, close (close is not timed, as in qemu-img bench). */
+    private Result run(Path image, OpenOptions options, ExecutionModel model) throws Exception {
+        int size = (int) bytes(bufferSize);
+        long stepSize = stepBytes();
+        CountingStorage storage = new CountingStorage(FileStorage.open(image, options.readOnly(), options.direct()));
+        long[] latency = new long[count];
+        long syncs;
+        double seconds;
+        double cpu;
+        try (Qcow2Image img = Qcow2Image.open(storage, image.toAbsolutePath().getParent(), options);
+                AsyncBlockDevice device = model.drive(img)) {
+            long wrap = Math.max(1, img.size() - size + 1);
+            ByteBuffer data = ByteBuffer.allocateDirect(size);
+            for (int i = 0; i < size; i++) {
+                data.put(i, (byte) pattern);
+            }
+            java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(depth);
+            long syncsBefore = storage.counts().flushes();
+            long cpuBefore = cpuNanos();
+            long start = System.nanoTime();
+            long off = bytes(offset) % wrap;
+            for (int i = 0; i < count; i++) {
+                if (flushInterval > 0 && i > 0 && i % flushInterval == 0) {
+                    slots.acquire(depth); // drain, as qemu-img bench does before its flush
+                    device.flush().join();
+                    slots.release(depth);
+                }
+                slots.acquire();
+                int n = i;
+                long t0 = System.nanoTime();
+                ByteBuffer buf = write ? data.duplicate() : ByteBuffer.allocateDirect(size);
+                (write ? device.write(off, buf) : device.read(off, buf)).whenComplete((v, e) -> {
+                    latency[n] = System.nanoTime() - t0;
+                    slots.release();
+                    if (e != null) {
+                        spec.commandLine().getErr().println("qcow2-loom: request failed: " + e.getCause());
+                    }
+                });
+                off = (off + stepSize) % wrap;
+            }
+            slots.acquire(depth);
+            seconds = (System.nanoTime() - start) / 1e9;
+            cpu = (cpuNanos() - cpuBefore) / 1e9;
+            syncs = storage.counts().flushes() - syncsBefore;
+        }
+        long[] sorted = latency.clone();
+        Arrays.sort(sorted);
+        return new Result(seconds, syncs, cpu, sorted[count / 2] / 1e3, sorted[(int) (count * 0.99)] / 1e3);
+    }
+
+    private static long cpuNanos() {
+        return ProcessHandle.current().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
+    }
+
+    private void report(PrintWriter out, String who, Result r) {
+        double mib = (double) count * bytes(bufferSize) / (1 << 20) / r.seconds();
+        out.printf("%s: Run completed in %.3f seconds: %.0f IOPS, %.1f MiB/s, latency p50 %.0f us p99 %.0f us, "
+                + "%d host syncs, %.2f s CPU%n", who, r.seconds(), count / r.seconds(), mib, r.p50Micros(),
+                r.p99Micros(), r.syncs(), r.cpuSeconds());
+    }
+
+    /** qemu-img bench with the same flags; returns its "Run completed in X seconds". */
+    private double runQemu(Path image) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-f", "qcow2", "-c", String.valueOf(count),
+                "-d", String.valueOf(depth), "-s", String.valueOf(bytes(bufferSize)), "-o",
+                String.valueOf(bytes(offset)), "-S", String.valueOf(stepBytes()), "-t", cache));
+        if (write) {
+            cmd.add("-w");
+            cmd.add("--pattern=" + pattern);
+        }
+        if (flushInterval > 0) {
+            cmd.add("--flush-interval=" + flushInterval);
+        }
+        cmd.add(image.toString());
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IOException("qemu-img bench failed: " + text.trim());
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Run completed in ([0-9.]+) seconds").matcher(text);
+        if (!m.find()) {
+            throw new IOException("unexpected qemu-img bench output: " + text.trim());
+        }
+        return Double.parseDouble(m.group(1));
+    }
+
+    private static double median(List<Double> v) {
+        List<Double> s = new ArrayList<>(v);
+        s.sort(null);
+        return s.get(s.size() / 2);
+    }
+}

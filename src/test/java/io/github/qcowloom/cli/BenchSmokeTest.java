@@ -1,0 +1,51 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.Qemu;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Short bench runs: both executors, reads and writes, and the side-by-side run against qemu-img bench. */
+class BenchSmokeTest {
+    @TempDir
+    Path dir;
+
+    private String run(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = Main.run(new PrintWriter(out), new PrintWriter(err), args);
+        assertEquals(0, code, err.toString());
+        return out.toString();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"virtual", "pool:4"})
+    void writesThenReadsOnBothExecutors(String exec) {
+        String img = dir.resolve("b.qcow2").toString();
+        run("create", "-q", img, "64M");
+        String w = run("bench", "-w", "-c", "500", "-d", "16", "-S", "64k", "--flush-interval", "100", "--exec", exec,
+                img);
+        assertTrue(w.contains("Run completed in") && w.contains("host syncs"), w);
+        String r = run("bench", "-c", "500", "-d", "16", "--exec", exec, img);
+        assertTrue(r.contains("IOPS") && r.contains("p99"), r);
+        Qemu.assume();
+        Qemu.io(Path.of(img), "read -P 0 0 4k");
+        Qemu.img("check", img);
+    }
+
+    @Test
+    void sideBySideWithQemuImgBench() {
+        Qemu.assume();
+        String img = dir.resolve("q.qcow2").toString();
+        run("create", "-q", img, "16M");
+        String out = run("bench", "-w", "-c", "200", "-d", "8", "--against-qemu", img);
+        assertTrue(out.contains("qemu-img   run 3") && out.contains("median: qcow2-loom"), out);
+    }
+}
