@@ -35,6 +35,8 @@ public final class RefcountTable {
     private final int sliceEntryBits;
 
     private long[] table;
+    /** Clusters that hold refcount blocks: the reftable's entries as a set, read without the metadata lock. */
+    private final java.util.Set<Long> refblockClusters = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private long tableOffset;
     private int tableClusters;
     /** QEMU's free_cluster_index: no cluster below it is known to be free, except those freed since. */
@@ -60,6 +62,10 @@ public final class RefcountTable {
         this.table = new long[raw.length / 8];
         for (int i = 0; i < table.length; i++) {
             table[i] = Bytes.getLong(raw, i * 8);
+            long block = table[i] & ~REFT_RESERVED_MASK;
+            if (block != 0) {
+                refblockClusters.add(block >>> clusterBits);
+            }
         }
         this.freeHint = 0;
     }
@@ -208,7 +214,7 @@ public final class RefcountTable {
         // The entries are made durable at once: refcount writes into these blocks rely on them being reachable.
         file.flush();
         for (int i = 0; i < indices.size(); i++) {
-            table[(int) (long) indices.get(i)] = (at + i) << clusterBits;
+            setEntry((int) (long) indices.get(i), (at + i) << clusterBits);
         }
         return true;
     }
@@ -220,6 +226,17 @@ public final class RefcountTable {
 
     public int tableClusters() {
         return tableClusters;
+    }
+
+    /** True if host cluster {@code cluster} holds a refcount block (for overlap checks before writes). */
+    public boolean isRefblock(long cluster) {
+        return refblockClusters.contains(cluster);
+    }
+
+    /** Records reftable entry {@code index} = {@code offset} in memory and in the set of refblock clusters. */
+    private void setEntry(int index, long offset) {
+        table[index] = offset;
+        refblockClusters.add(offset >>> clusterBits);
     }
 
     /** First cluster at or after {@code from} that begins {@code n} clusters of refcount 0. */
@@ -286,7 +303,7 @@ public final class RefcountTable {
         // The reftable entry is made durable at once (QEMU's bdrv_pwrite_sync): later refcount writes into this
         // block, and the entries that point to clusters it counts, rely on the block being reachable.
         file.flush();
-        table[(int) index] = offset;
+        setEntry((int) index, offset);
         return offset;
     }
 
@@ -375,6 +392,11 @@ public final class RefcountTable {
         long oldCluster = tableOffset >>> clusterBits;
         int oldClusters = tableClusters;
         table = newTable;
+        for (long entry : newTable) {
+            if ((entry & ~REFT_RESERVED_MASK) != 0) {
+                refblockClusters.add((entry & ~REFT_RESERVED_MASK) >>> clusterBits);
+            }
+        }
         tableOffset = newOffset;
         tableClusters = (int) clusters;
         for (long c = oldCluster; c < oldCluster + oldClusters; c++) {

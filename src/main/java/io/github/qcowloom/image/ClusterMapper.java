@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.L1Entry;
@@ -55,7 +56,7 @@ final class ClusterMapper {
             return L2Ref.UNALLOCATED;
         }
         if ((l2Offset & (geometry.clusterSize() - 1)) != 0) {
-            throw new CorruptImageException(String.format(
+            throw new MetadataCorruptionException(String.format(
                     "L2 table offset %#x unaligned (L1 index: %#x)", l2Offset, l1Index));
         }
         Slice slice = l2Cache.get(sliceOffset(l2Offset, cluster));

@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.ClusterSource;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.api.ImageTooLargeException;
@@ -54,7 +55,8 @@ final class MetadataWriter implements ClusterSource {
     static final long FRESH = 1;
     /** Null when the pool is off (or the image is v2, which has no dirty bit). */
     private volatile ClusterPool pool;
-    private final DirtyBit dirtyBit;
+    private final HeaderBits headerBits;
+    private final OverlapCheck overlap;
     /**
      * Lazy refcounts (compatible bit 0): refcount blocks are written only at close or when idle, so nothing waits
      * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
@@ -62,7 +64,7 @@ final class MetadataWriter implements ClusterSource {
     private final boolean lazyRefcounts;
 
     MetadataWriter(Storage file, ClusterMapper mapper, TableCache refblockCache, RefcountTable refcounts,
-            long l1Offset, Lock drain, boolean hasBacking, DirtyBit dirtyBit, boolean lazyRefcounts)
+            long l1Offset, Lock drain, boolean hasBacking, HeaderBits headerBits, boolean lazyRefcounts)
             throws IOException {
         this.file = file;
         this.mapper = mapper;
@@ -71,8 +73,9 @@ final class MetadataWriter implements ClusterSource {
         this.l1Offset = l1Offset;
         this.drain = drain;
         this.hasBacking = hasBacking;
-        this.dirtyBit = dirtyBit;
+        this.headerBits = headerBits;
         this.lazyRefcounts = lazyRefcounts;
+        this.overlap = new OverlapCheck(mapper, refcounts, this);
         this.freshFrom = io.github.qcowloom.format.Bytes.alignUp(file.size(), mapper.geometry().clusterSize());
     }
 
@@ -96,7 +99,7 @@ final class MetadataWriter implements ClusterSource {
     @Override
     public long[] allocate(int n) throws IOException {
         // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts.
-        dirtyBit.markDirty();
+        headerBits.markDirty();
         lock.lock();
         try {
             long first = refcounts.allocate(n);
@@ -135,7 +138,15 @@ final class MetadataWriter implements ClusterSource {
         } while (hasPendingMetadata());
         ClusterPool p = pool;
         if (p == null || p.size() == 0) {
-            dirtyBit.markClean();
+            headerBits.markClean();
+        }
+    }
+
+    /** Stops the pool without writing anything: the image was found corrupt, its metadata is not to be trusted. */
+    void abandon() throws IOException {
+        ClusterPool p = pool;
+        if (p != null) {
+            p.close();
         }
     }
 
@@ -165,7 +176,7 @@ final class MetadataWriter implements ClusterSource {
             }
         }
         if (lazyRefcounts) {
-            dirtyBit.markDirty();
+            headerBits.markDirty();
         }
         lock.lock();
         try {
@@ -227,6 +238,16 @@ final class MetadataWriter implements ClusterSource {
         }
     }
 
+    /** Refuses a data write to {@code [host, host + length)} that would land on metadata. */
+    void checkDataWrite(long host, long length) throws IOException {
+        overlap.check(host, length, "data write");
+    }
+
+    /** Marks the image corrupt on disk (QEMU's qcow2_signal_corruption on a writable image). */
+    void markCorrupt() throws IOException {
+        headerBits.markCorrupt();
+    }
+
     long l1Offset() {
         return l1Offset;
     }
@@ -271,7 +292,7 @@ final class MetadataWriter implements ClusterSource {
             throw new io.github.qcowloom.api.UnsupportedFeatureException("copy-on-write of shared L2 tables",
                     "Writing through an L2 table shared with a snapshot is not implemented yet");
         } else if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
-            throw new CorruptImageException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
+            throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
                     l2Offset, l1Index));
         }
         return mapper.l2Cache().get(mapper.sliceOffset(l2Offset, cluster));
@@ -283,7 +304,7 @@ final class MetadataWriter implements ClusterSource {
      */
     private long allocateL2(int l1Index) throws IOException {
         if (lazyRefcounts) {
-            dirtyBit.markDirty();
+            headerBits.markDirty();
         }
         long l2Offset = refcounts.allocate(1);
         // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it;
@@ -293,6 +314,7 @@ final class MetadataWriter implements ClusterSource {
             file.flush();
         }
         // 2. The empty table, before the L1 entry that points to it.
+        overlap.check(l2Offset, geometry().clusterSize(), "new L2 table");
         TableCache l2Cache = mapper.l2Cache();
         int sliceSize = l2Cache.sliceSize();
         for (long off = 0; off < geometry().clusterSize(); off += sliceSize) {
@@ -333,6 +355,7 @@ final class MetadataWriter implements ClusterSource {
             // 1. The new table's refcounts, 2. the table, 3. the header that points to it.
             writeBackRefcounts();
             file.flush();
+            overlap.check(newOffset, table.length, "new L1 table");
             file.write(ByteBuffer.wrap(table), newOffset);
             file.flush();
             ByteBuffer h = ByteBuffer.allocate(12).putInt(0, newSize).putLong(4, newOffset);

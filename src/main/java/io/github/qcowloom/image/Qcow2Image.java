@@ -8,6 +8,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.ReadOnlyImageException;
@@ -30,12 +31,15 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * An open qcow2 image. Requests run as straight-line code on the caller's thread, any number at once: they take
  * the image lock shared; only operations that replace whole tables take it exclusive.
  */
 public final class Qcow2Image implements BlockDevice {
+    private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);
     /** Longest backing chain we follow; deeper chains are refused rather than risking a loop. */
     static final int MAX_BACKING_DEPTH = 64;
 
@@ -54,6 +58,8 @@ public final class Qcow2Image implements BlockDevice {
     private final ClusterMapper mapper;
     private final boolean readOnly;
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
+    /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
+    private volatile String corruption;
 
     private Qcow2Image(Storage file, Storage dataFile, BlockDevice backing, Header header, List<Snapshot> snapshots,
             long[] l1, OpenOptions options) throws IOException {
@@ -77,12 +83,12 @@ public final class Qcow2Image implements BlockDevice {
             int slices = (int) Math.max(4, options.tuning().refblockCacheBytes() / l2SliceSize(header));
             TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
             RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
-            DirtyBit dirtyBit = new DirtyBit(file, header.incompatibleFeatures());
+            HeaderBits headerBits = new HeaderBits(file, header.version(), header.incompatibleFeatures());
             if (header.dirty()) {
-                repairDirty(file, header, snapshots, refcounts, refblockCache, dirtyBit);
+                repairDirty(file, header, snapshots, refcounts, refblockCache, headerBits);
             }
             this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
-                    imageLock.writeLock(), header.backingFile() != null, dirtyBit, header.lazyRefcounts());
+                    imageLock.writeLock(), header.backingFile() != null, headerBits, header.lazyRefcounts());
             // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there.
             if (options.tuning().pool() && header.version() >= 3) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
@@ -165,7 +171,7 @@ public final class Qcow2Image implements BlockDevice {
      * A repair that leaves anything unrepaired fails the open ("Could not repair dirty image").
      */
     private static void repairDirty(Storage file, Header header, List<Snapshot> snapshots, RefcountTable refcounts,
-            TableCache refblockCache, DirtyBit dirtyBit) throws IOException {
+            TableCache refblockCache, HeaderBits headerBits) throws IOException {
         ReferenceCount refs = ReferenceCount.compute(file, header, snapshots);
         RefcountRepair.Outcome outcome = RefcountRepair.repairAll(refs, refcounts);
         if (!outcome.unrepaired().isEmpty()) {
@@ -175,7 +181,7 @@ public final class Qcow2Image implements BlockDevice {
         refblockCache.writeBack(refblockCache.copyDirty());
         // The repaired refcounts are durable before the header says the image is clean.
         file.flush();
-        dirtyBit.markClean();
+        headerBits.markClean();
     }
 
     /** Refuses read-write opens of images whose writes are not implemented yet, naming what is missing. */
@@ -317,17 +323,36 @@ public final class Qcow2Image implements BlockDevice {
         void run() throws IOException;
     }
 
-    /** Checks the range (and writability), then runs the request with the image lock shared. */
+    /**
+     * Checks the range (and writability), then runs the request with the image lock shared. Corrupt metadata met
+     * on the way marks a writable image corrupt, as QEMU's qcow2_signal_corruption does, and fails every later
+     * request.
+     */
     private void shared(long offset, long length, boolean writes, Request request) throws IOException {
         checkRange(offset, length);
         if (writes) {
             checkWritable();
         }
+        String known = corruption;
+        if (known != null) {
+            throw new MetadataCorruptionException("The image was marked corrupt: " + known);
+        }
         imageLock.readLock().lock();
         try {
             request.run();
+        } catch (MetadataCorruptionException e) {
+            signalCorruption(e);
+            throw e;
         } finally {
             imageLock.readLock().unlock();
+        }
+    }
+
+    private void signalCorruption(MetadataCorruptionException e) throws IOException {
+        if (metadata != null && corruption == null) {
+            corruption = e.getMessage();
+            LOG.error("Marking image as corrupt: {}; further corruption events will be suppressed", e.getMessage());
+            metadata.markCorrupt();
         }
     }
 
@@ -416,7 +441,11 @@ public final class Qcow2Image implements BlockDevice {
         IOException failure = null;
         if (metadata != null) {
             try {
-                metadata.close();
+                if (corruption == null) {
+                    metadata.close();
+                } else {
+                    metadata.abandon();
+                }
             } catch (IOException e) {
                 failure = e;
             }

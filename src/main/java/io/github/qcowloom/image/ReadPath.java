@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.compress.ClusterCodec;
 import io.github.qcowloom.format.CompressedDescriptor;
@@ -82,7 +83,7 @@ final class ReadPath {
             case ZERO_PLAIN, ZERO_ALLOC -> zero(part);
             case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> readBacking(guestOffset, part);
             case COMPRESSED -> readCompressed(ref, inCluster, part);
-            case INVALID -> throw new CorruptImageException(String.format(
+            case INVALID -> throw new MetadataCorruptionException(String.format(
                     "Invalid cluster entry %#x (bitmap %#x) for guest offset %#x", ref.entry(), ref.bitmap(),
                     guestOffset));
         }
@@ -92,7 +93,7 @@ final class ReadPath {
     /** QEMU's qcow2_get_host_offset checks, made before any entry is used. */
     private void validateHostOffset(SubclusterType type, L2Ref ref, long guestOffset) throws CorruptImageException {
         if ((type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) && geometry.version() < 3) {
-            throw new CorruptImageException(String.format(
+            throw new MetadataCorruptionException(String.format(
                     "Zero cluster entry found in pre-v3 image (L2 offset: %#x)", ref.l2Offset()));
         }
         if (type != SubclusterType.NORMAL && type != SubclusterType.ZERO_ALLOC
@@ -101,12 +102,12 @@ final class ReadPath {
         }
         long host = L2Entry.hostOffset(ref.entry());
         if ((host & (geometry.clusterSize() - 1)) != 0) {
-            throw new CorruptImageException(String.format(
+            throw new MetadataCorruptionException(String.format(
                     "Cluster allocation offset %#x unaligned (L2 offset: %#x)", host, ref.l2Offset()));
         }
         long guestCluster = guestOffset & -geometry.clusterSize();
         if (geometry.hasDataFile() && host != guestCluster) {
-            throw new CorruptImageException(String.format(
+            throw new MetadataCorruptionException(String.format(
                     "External data file host cluster offset %#x does not match guest cluster offset: %#x", host,
                     guestCluster));
         }

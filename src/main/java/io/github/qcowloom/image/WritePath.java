@@ -55,6 +55,7 @@ final class WritePath {
             }
             long tagged = metadata.allocateDataCluster();
             long host = tagged & ~MetadataWriter.FRESH;
+            metadata.checkDataWrite(host, geometry.clusterSize());
             if ((tagged & MetadataWriter.FRESH) != 0 && readsAsZero(ref)) {
                 // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
                 file.write(part.duplicate(), host + inCluster);
@@ -73,7 +74,9 @@ final class WritePath {
         if (type != ClusterType.NORMAL || !L2Entry.copied(ref.entry())) {
             return false;
         }
-        file.write(part.duplicate(), L2Entry.hostOffset(ref.entry()) + inCluster);
+        long host = L2Entry.hostOffset(ref.entry()) + inCluster;
+        metadata.checkDataWrite(host, part.remaining());
+        file.write(part.duplicate(), host);
         return true;
     }
 

@@ -14,6 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.compress.ClusterCodec;
 import io.github.qcowloom.format.Bytes;
@@ -82,7 +83,7 @@ class BadImageReadTest {
         Path image = mappedImage();
         long l2 = l2Offset(image, 0);
         putLong(image, l1EntryOffset(image), L1Entry.of(l2 + misalignment, true));
-        assertReadFails(image, 0, 512, CorruptImageException.class,
+        assertReadFails(image, 0, 512, MetadataCorruptionException.class,
                 "L2 table offset 0x" + Long.toHexString(l2 + misalignment) + " unaligned (L1 index: 0x0)");
     }
 
@@ -93,7 +94,7 @@ class BadImageReadTest {
         long entryAt = l2EntryOffset(image, L2_INDEX_0);
         long data = L2Entry.hostOffset(getLong(image, entryAt));
         putLong(image, entryAt, (data + 512) | L2Entry.ZERO | L2Entry.COPIED);
-        assertReadFails(image, 0, 512, CorruptImageException.class,
+        assertReadFails(image, 0, 512, MetadataCorruptionException.class,
                 "Cluster allocation offset 0x" + Long.toHexString(data + 512) + " unaligned");
     }
 
@@ -105,7 +106,7 @@ class BadImageReadTest {
         long data = L2Entry.hostOffset(getLong(image, entryAt));
         putLong(image, entryAt, data + 512);
         putLong(image, entryAt + 8, 0);
-        assertReadFails(image, 0, 512, CorruptImageException.class,
+        assertReadFails(image, 0, 512, MetadataCorruptionException.class,
                 "Cluster allocation offset 0x" + Long.toHexString(data + 512) + " unaligned");
     }
 
@@ -115,7 +116,7 @@ class BadImageReadTest {
         Path image = mappedImage(CreateOptions.defaults(1 << 20).withVersion(2));
         long entryAt = l2EntryOffset(image, L2_INDEX_0);
         putLong(image, entryAt, getLong(image, entryAt) | L2Entry.ZERO);
-        assertReadFails(image, 0, 512, CorruptImageException.class, "Zero cluster entry found in pre-v3 image");
+        assertReadFails(image, 0, 512, MetadataCorruptionException.class, "Zero cluster entry found in pre-v3 image");
     }
 
     // qcow2_get_host_offset: a data-file cluster maps guest offset to the same host offset, or it is corrupt.
@@ -123,7 +124,7 @@ class BadImageReadTest {
     void dataFileClusterAtAnotherOffsetFailsTheRead() throws IOException {
         Path image = create(dir.resolve("df.qcow2"), CreateOptions.defaults(1 << 20).withDataFile("df.raw", true));
         putLong(image, l2EntryOffset(image, L2_INDEX_0), CLUSTER | L2Entry.COPIED);
-        assertReadFails(image, 0, 512, CorruptImageException.class,
+        assertReadFails(image, 0, 512, MetadataCorruptionException.class,
                 "External data file host cluster offset 0x10000 does not match guest cluster offset: 0x0");
     }
 
@@ -134,7 +135,7 @@ class BadImageReadTest {
         long entryAt = l2EntryOffset(image, L2_INDEX_0);
         long data = L2Entry.hostOffset(getLong(image, entryAt));
         putLong(image, entryAt, (data + 512) | L2Entry.COPIED);
-        assertReadFails(image, 100, 512, CorruptImageException.class,
+        assertReadFails(image, 100, 512, MetadataCorruptionException.class,
                 "Cluster allocation offset 0x" + Long.toHexString(data + 512) + " unaligned");
         // The neighbouring cluster is unaffected.
         assertArrayEquals(new byte[512], readGuest(image, CLUSTER, 512));
@@ -202,7 +203,7 @@ class BadImageReadTest {
     void subclusterBothAllocatedAndZeroFailsTheRead(long bitmap) throws IOException {
         Path image = extendedImage();
         putLong(image, l2EntryOffset(image, L2_INDEX_0) + 8, bitmap);
-        assertReadFails(image, 0, 512, CorruptImageException.class, "Invalid cluster entry");
+        assertReadFails(image, 0, 512, MetadataCorruptionException.class, "Invalid cluster entry");
     }
 
     // An unallocated cluster (offset 0) may not have allocation bits in its bitmap.
@@ -212,7 +213,7 @@ class BadImageReadTest {
         long entryAt = l2EntryOffset(image, 1);
         putLong(image, entryAt, 0);
         putLong(image, entryAt + 8, 0x4L);
-        assertReadFails(image, CLUSTER, 512, CorruptImageException.class, "Invalid cluster entry");
+        assertReadFails(image, CLUSTER, 512, MetadataCorruptionException.class, "Invalid cluster entry");
     }
 
     // Zero bits alone are valid: those subclusters read as zeroes, the others as data.

@@ -1,0 +1,66 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.alloc.RefcountTable;
+import io.github.qcowloom.api.MetadataCorruptionException;
+import io.github.qcowloom.format.L1Entry;
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * QEMU's qcow2_check_metadata_overlap in its default "cached" mode: before data or a new table is written to a
+ * host range, that range (rounded to clusters) must not touch the header, the active L1 table, the refcount table,
+ * an active L2 table or a refcount block. A hit means the refcounts handed out a cluster in use: the image is
+ * corrupt, and writing would destroy metadata.
+ */
+final class OverlapCheck {
+    private final ClusterMapper mapper;
+    private final RefcountTable refcounts;
+    private final MetadataWriter metadata;
+
+    OverlapCheck(ClusterMapper mapper, RefcountTable refcounts, MetadataWriter metadata) {
+        this.mapper = mapper;
+        this.refcounts = refcounts;
+        this.metadata = metadata;
+    }
+
+    /** Throws if {@code [offset, offset + length)} overlaps metadata; {@code what} names the write for the message. */
+    void check(long offset, long length, String what) throws MetadataCorruptionException {
+        int bits = mapper.geometry().clusterBits();
+        long first = offset >>> bits;
+        long last = (offset + Math.max(1, length) - 1) >>> bits;
+        if (first == 0) {
+            fail(what, offset, "the image header");
+        }
+        AtomicLongArray l1 = mapper.l1();
+        if (overlaps(first, last, metadata.l1Offset() >>> bits, l1.length() * 8L, bits)) {
+            fail(what, offset, "the active L1 table");
+        }
+        if (overlaps(first, last, refcounts.tableOffset() >>> bits, (long) refcounts.tableClusters() << bits, bits)) {
+            fail(what, offset, "the refcount table");
+        }
+        for (int i = 0; i < l1.length(); i++) {
+            long l2 = L1Entry.l2Offset(l1.get(i)) >>> bits;
+            if (l2 != 0 && l2 >= first && l2 <= last) {
+                fail(what, offset, "an active L2 table");
+            }
+        }
+        for (long c = first; c <= last; c++) {
+            if (refcounts.isRefblock(c)) {
+                fail(what, offset, "a refcount block");
+            }
+        }
+    }
+
+    private static boolean overlaps(long first, long last, long tableCluster, long tableBytes, int bits) {
+        if (tableCluster == 0 || tableBytes == 0) {
+            return false;
+        }
+        long tableLast = tableCluster + ((tableBytes - 1) >>> bits);
+        return first <= tableLast && tableCluster <= last;
+    }
+
+    private static void fail(String what, long offset, String metadata) throws MetadataCorruptionException {
+        throw new MetadataCorruptionException(String.format(
+                "Preventing invalid write on metadata (overlaps with %s): %s at host offset %#x", metadata, what,
+                offset));
+    }
+}
