@@ -9,8 +9,8 @@ import picocli.CommandLine.Command;
 /** Entry point of the qemu-img-like command line. Errors print one line, "qcow2-loom: message", and exit 1. */
 @Command(name = "qcow2-loom", mixinStandardHelpOptions = true, version = "qcow2-loom 0.1.0",
         description = "A qcow2 driver on virtual threads, with qemu-img's commands.",
-        subcommands = {CreateCommand.class, InfoCommand.class, ConvertCommand.class, ResizeCommand.class, BenchCommand.class,
-                DemoCommand.class})
+        subcommands = {CreateCommand.class, InfoCommand.class, CheckCommand.class, ConvertCommand.class,
+                ResizeCommand.class, BenchCommand.class, DemoCommand.class})
 public final class Main {
     private Main() {
     }

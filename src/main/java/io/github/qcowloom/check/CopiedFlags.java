@@ -1,0 +1,79 @@
+package io.github.qcowloom.check;
+
+import io.github.qcowloom.alloc.RefcountTable;
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.ClusterType;
+import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.L2Entry;
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * Repairs COPIED flags of the active tree that disagree with refcount == 1 (the repairing half of QEMU's
+ * check_oflag_copied). Entries are rewritten in place, one 8-byte write each.
+ */
+final class CopiedFlags {
+    private CopiedFlags() {
+    }
+
+    /** Sets or clears each wrong COPIED flag; returns how many were fixed and adds QEMU's "Repairing" lines. */
+    static int repair(CheckedFile f, List<String> messages) throws IOException {
+        var h = f.header;
+        RefcountTable table = f.table;
+        int bits = h.clusterBits();
+        long cs = h.clusterSize();
+        long size = f.file.size();
+        int fixed = 0;
+        for (int i = 0; i < h.l1Size(); i++) {
+            long l1Pos = h.l1TableOffset() + 8L * i;
+            if (l1Pos + 8 > size) {
+                break;
+            }
+            long l1Entry = f.readLong(l1Pos);
+            long l2Offset = L1Entry.l2Offset(l1Entry);
+            if (l2Offset == 0) {
+                continue;
+            }
+            Long refcount = refcount(table, l2Offset >>> bits);
+            if (refcount != null && (refcount == 1) != L1Entry.copied(l1Entry)) {
+                messages.add("Repairing OFLAG_COPIED L2 cluster: l1_index=" + i + " l1_entry="
+                        + Long.toHexString(l1Entry) + " refcount=" + Long.toUnsignedString(refcount));
+                f.writeLong(l1Pos, refcount == 1 ? l1Entry | L1Entry.COPIED : l1Entry & ~L1Entry.COPIED);
+                fixed++;
+            }
+            if ((l2Offset & (cs - 1)) != 0 || l2Offset + cs > size) {
+                continue;
+            }
+            byte[] l2 = f.read(l2Offset, (int) cs);
+            int entrySize = h.l2EntrySize();
+            for (int pos = 0; pos + entrySize <= l2.length; pos += entrySize) {
+                long entry = Bytes.getLong(l2, pos);
+                ClusterType type = L2Entry.type(entry, h.extendedL2(), h.hasDataFile());
+                if (type != ClusterType.NORMAL && type != ClusterType.ZERO_ALLOC) {
+                    continue;
+                }
+                Long rc = h.hasDataFile() ? Long.valueOf(1) : refcount(table, L2Entry.hostOffset(entry) >>> bits);
+                if (rc != null && (rc == 1) != L2Entry.copied(entry)) {
+                    messages.add("Repairing OFLAG_COPIED data cluster: l2_entry=" + Long.toHexString(entry)
+                            + " refcount=" + Long.toUnsignedString(rc));
+                    f.writeLong(l2Offset + pos, rc == 1 ? entry | L2Entry.COPIED : entry & ~L2Entry.COPIED);
+                    fixed++;
+                }
+            }
+        }
+        if (fixed > 0) {
+            f.file.flush();
+        }
+        return fixed;
+    }
+
+    /** The stored refcount, or null where it cannot be read (QEMU skips such entries). */
+    private static Long refcount(RefcountTable table, long cluster) throws IOException {
+        try {
+            return table.get(cluster);
+        } catch (CorruptImageException e) {
+            return null;
+        }
+    }
+}

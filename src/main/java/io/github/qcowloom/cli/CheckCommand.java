@@ -1,0 +1,104 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.check.CheckResult;
+import io.github.qcowloom.check.HumanReport;
+import io.github.qcowloom.check.ImageChecker;
+import io.github.qcowloom.check.RepairMode;
+import io.github.qcowloom.check.RepairOutcome;
+import io.github.qcowloom.image.ImageFormat;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code check [-f qcow2] [-r leaks|all] [--output=human|json] FILE}, as qemu-img check: findings on stderr, the
+ * summary on stdout; exit 0 clean or repaired, 1 check failed, 2 corruptions, 3 leaks only, 63 unsupported.
+ */
+@Command(name = "check", description = "Check an image's metadata for consistency, optionally repairing it.")
+final class CheckCommand implements Callable<Integer> {
+    /** qemu-img's exit code for an image it cannot check. */
+    static final int UNSUPPORTED = 63;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-f", description = "Image format (probed when absent).")
+    String format;
+
+    @Option(names = "-r", description = "Repair: leaks, or all.")
+    String repair;
+
+    @Option(names = "--output", description = "human (default) or json.")
+    String output = "human";
+
+    @Option(names = "-q", description = "Quiet: print nothing on stdout.")
+    boolean quiet;
+
+    @Option(names = "-U", description = "Accepted for qemu-img compatibility.")
+    boolean forceShare;
+
+    @Parameters(index = "0", paramLabel = "FILE")
+    String filename;
+
+    @Override
+    public Integer call() throws IOException {
+        if (!output.equals("human") && !output.equals("json")) {
+            throw new IllegalArgumentException("--output must be human or json, not " + output);
+        }
+        RepairMode mode = repair == null ? null : RepairMode.parse(repair);
+        Path path = Path.of(filename);
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(filename);
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        String fmt = format != null ? format : ImageFormat.probe(path);
+        if (!fmt.equals("qcow2")) {
+            err.println("qcow2-loom: This image format does not support checks");
+            return UNSUPPORTED;
+        }
+        CheckResult result;
+        List<String> lines;
+        try {
+            if (mode == null) {
+                result = ImageChecker.check(path, filename);
+                lines = result.messages();
+            } else {
+                RepairOutcome o = ImageChecker.repair(path, filename, mode);
+                result = o.result();
+                lines = o.messages();
+            }
+        } catch (UnsupportedFeatureException e) {
+            err.println("qcow2-loom: " + e.getMessage());
+            return UNSUPPORTED;
+        }
+        lines.forEach(err::println);
+        err.flush();
+        if (result == null) {
+            err.println("qcow2-loom: Check failed: Input/output error");
+            return 1;
+        }
+        if (output.equals("json")) {
+            out.println(Json.write(result.fields()));
+        } else if (!quiet) {
+            if (result.corruptionsFixed() != 0 || result.leaksFixed() != 0) {
+                out.print(HumanReport.repaired(result));
+            }
+            out.print(HumanReport.of(result));
+        }
+        if (result.checkErrors() != 0) {
+            err.println("qcow2-loom: Check failed");
+        }
+        return result.exitCode();
+    }
+}
