@@ -49,6 +49,8 @@ public final class ReferenceCount {
     private final List<String> problems = new ArrayList<>();
     private int corruptions;
     private boolean refblocksBroken;
+    /** Clusters counted as the refcount structures themselves (reftable, sound refblocks): free after a rebuild. */
+    private final java.util.List<Long> refcountStructure = new java.util.ArrayList<>();
     private long[] reftable = new long[0];
     private long[] activeL1 = new long[0];
     /** The NORMAL and ZERO_ALLOC L2 entries of the active tree, for the COPIED check. */
@@ -110,6 +112,11 @@ public final class ReferenceCount {
         return refblocksBroken;
     }
 
+    /** The clusters the old reftable and its sound refblocks occupy (each counted once by the walk). */
+    public java.util.List<Long> refcountStructureClusters() {
+        return java.util.List.copyOf(refcountStructure);
+    }
+
     /** The header the walk used. */
     public Header header() {
         return header;
@@ -166,6 +173,9 @@ public final class ReferenceCount {
         }
 
         add(header.refcountTableOffset(), (long) header.refcountTableClusters() << clusterBits);
+        for (long c = 0; c < header.refcountTableClusters(); c++) {
+            refcountStructure.add((header.refcountTableOffset() >>> clusterBits) + c);
+        }
         reftable = readTable(file, header.refcountTableOffset(),
                 (int) (((long) header.refcountTableClusters() << clusterBits) / 8));
         countBitmaps(file);
@@ -343,6 +353,7 @@ public final class ReferenceCount {
                 refblocksBroken = true;
             } else if (offset != 0) {
                 add(offset, clusterSize);
+                refcountStructure.add(cluster);
                 if (counts[(int) cluster] != 1) {
                     corruption("ERROR refcount block " + i + " refcount=" + counts[(int) cluster]);
                     refblocksBroken = true;

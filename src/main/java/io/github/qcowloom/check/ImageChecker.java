@@ -2,6 +2,7 @@ package io.github.qcowloom.check;
 
 import io.github.qcowloom.alloc.RefcountComparison;
 import io.github.qcowloom.alloc.RefcountComparison.Mismatch;
+import io.github.qcowloom.alloc.RefcountRebuild;
 import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
@@ -25,43 +26,71 @@ public final class ImageChecker {
     }
 
     /**
-     * Repairs the image at {@code path} as qemu-img check -r does, then checks it again. The repair fails, and
-     * changes nothing, when the refcount structures would need a rebuild.
+     * Repairs the image at {@code path} as qemu-img check -r does, then checks it again. When the refcount
+     * structures need a rebuild, -r leaks fails and changes nothing; -r all rebuilds them first.
      */
     public static RepairOutcome repair(Path path, String filename, RepairMode mode) throws IOException {
+        List<String> rebuildLines = null;
+        RefcountComparison beforeRebuild = null;
         try (CheckedFile f = CheckedFile.open(path, true)) {
             ReferenceCount refs = ReferenceCount.compute(f.file, f.header, f.snapshots);
             RefcountRepair.Outcome o = mode == RepairMode.ALL ? RefcountRepair.repairAll(refs, f.table)
                     : RefcountRepair.repairLeaks(refs, f.table);
             if (o.unrepaired().contains(RefcountRepair.NEED_REBUILD)) {
                 List<String> lines = new ArrayList<>(ordered(refs, o.before()));
-                lines.add(RefcountRepair.NEED_REBUILD);
-                return new RepairOutcome(null, lines);
+                if (mode != RepairMode.ALL) {
+                    lines.add(RefcountRepair.NEED_REBUILD);
+                    return new RepairOutcome(null, lines);
+                }
+                // QEMU's rebuild_refcount_structure: new structures from the recount, then repair as usual.
+                RefcountRebuild.Result r = RefcountRebuild.rebuild(f.file, f.header, refs);
+                lines.add("Rebuilding refcount structure: new refcount table at offset " + r.tableOffset());
+                rebuildLines = lines;
+                beforeRebuild = o.before();
+            } else {
+                return repaired(f, filename, mode, refs, o);
             }
-            List<String> lines = new ArrayList<>(refs.problems());
-            for (Mismatch m : sorted(o.before())) {
-                boolean fixed = m.refcount() > m.references() || mode == RepairMode.ALL;
-                lines.add(fixed ? "Repairing cluster " + m.cluster() + " refcount=" + m.refcount() + " reference="
-                        + m.references() : m.message());
-            }
-            RefcountComparison after = RefcountComparison.compare(refs, f.table);
-            // check_oflag_copied: -r all always repairs; -r leaks only if nothing else is left wrong.
-            boolean fixCopied = mode == RepairMode.ALL || (after.leakCount() == 0 && after.corruptions().isEmpty()
-                    && after.walkCorruptions() == 0 && after.checkErrors() == 0);
-            int copiedFixed = fixCopied ? CopiedFlags.repair(f, lines) : 0;
-            f.writeBack();
-            CheckResult r = check(f, filename);
-            if (r.corruptions() == 0 && r.checkErrors() == 0) {
-                f.markCleanAndConsistent();
-            }
-            long corruptionsFixed = o.corruptionsFixed() + copiedFixed;
-            if (corruptionsFixed == 0 && o.leaksFixed() == 0) {
-                return new RepairOutcome(r, r.messages());
-            }
-            // qemu-img checks again after a fix and reports that result with the fixed counts.
-            lines.addAll(r.messages());
-            return new RepairOutcome(r.withFixed(corruptionsFixed, o.leaksFixed(), r.messages()), lines);
         }
+        try (CheckedFile f = CheckedFile.open(path, true)) {
+            ReferenceCount refs = ReferenceCount.compute(f.file, f.header, f.snapshots);
+            RepairOutcome after = repaired(f, filename, mode, refs, RefcountRepair.repairAll(refs, f.table));
+            List<String> lines = new ArrayList<>(rebuildLines);
+            lines.addAll(after.messages());
+            // The rebuild fixed the refcount mismatches and refcount-structure errors the first pass found, as QEMU
+            // counts them; COPIED mismatches that merely followed from wrong refcounts are not counted.
+            CheckResult r = after.result();
+            long rebuilt = beforeRebuild.corruptions().size() + beforeRebuild.walkCorruptions();
+            return new RepairOutcome(r.withFixed(r.corruptionsFixed() + rebuilt,
+                    r.leaksFixed() + beforeRebuild.leakCount(), r.messages()), lines);
+        }
+    }
+
+    /** The rest of a repair once the refcounts are fixed: COPIED flags, write-back, the second check. */
+    private static RepairOutcome repaired(CheckedFile f, String filename, RepairMode mode, ReferenceCount refs,
+            RefcountRepair.Outcome o) throws IOException {
+        List<String> lines = new ArrayList<>(refs.problems());
+        for (Mismatch m : sorted(o.before())) {
+            boolean fixed = m.refcount() > m.references() || mode == RepairMode.ALL;
+            lines.add(fixed ? "Repairing cluster " + m.cluster() + " refcount=" + m.refcount() + " reference="
+                    + m.references() : m.message());
+        }
+        RefcountComparison after = RefcountComparison.compare(refs, f.table);
+        // check_oflag_copied: -r all always repairs; -r leaks only if nothing else is left wrong.
+        boolean fixCopied = mode == RepairMode.ALL || (after.leakCount() == 0 && after.corruptions().isEmpty()
+                && after.walkCorruptions() == 0 && after.checkErrors() == 0);
+        int copiedFixed = fixCopied ? CopiedFlags.repair(f, lines) : 0;
+        f.writeBack();
+        CheckResult r = check(f, filename);
+        if (r.corruptions() == 0 && r.checkErrors() == 0) {
+            f.markCleanAndConsistent();
+        }
+        long corruptionsFixed = o.corruptionsFixed() + copiedFixed;
+        if (corruptionsFixed == 0 && o.leaksFixed() == 0) {
+            return new RepairOutcome(r, r.messages());
+        }
+        // qemu-img checks again after a fix and reports that result with the fixed counts.
+        lines.addAll(r.messages());
+        return new RepairOutcome(r.withFixed(corruptionsFixed, o.leaksFixed(), r.messages()), lines);
     }
 
     static CheckResult check(CheckedFile f, String filename) throws IOException {

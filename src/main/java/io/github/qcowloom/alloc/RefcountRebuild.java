@@ -1,0 +1,90 @@
+package io.github.qcowloom.alloc;
+
+import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.format.RefcountCodec;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * QEMU's rebuild_refcount_structure (qemu-img check -r all): when the refcount structures cannot be trusted, a
+ * new reftable and new refblocks holding the recounted references are written past everything in use, then the
+ * header is switched to them. The old structures become free clusters. A crash before the header switch leaves
+ * the old (broken) structures in place, so the repair can simply run again.
+ */
+public final class RefcountRebuild {
+    private RefcountRebuild() {
+    }
+
+    /** Where the new reftable went. */
+    public record Result(long tableOffset, int tableClusters, long refblocks) {
+    }
+
+    public static Result rebuild(Storage file, Header header, ReferenceCount refs) throws IOException {
+        int bits = header.clusterBits();
+        long cs = header.clusterSize();
+        RefcountCodec codec = new RefcountCodec(header.refcountOrder());
+        long perBlock = codec.entriesPerBlock(cs);
+        long[] counts = new long[(int) refs.clusters()];
+        long highest = 0;
+        for (int c = 0; c < counts.length; c++) {
+            counts[c] = refs.references(c);
+        }
+        for (long c : refs.refcountStructureClusters()) {
+            counts[(int) c] = Math.max(0, counts[(int) c] - 1);
+        }
+        for (int c = 0; c < counts.length; c++) {
+            if (counts[c] != 0) {
+                highest = c;
+            }
+        }
+        // The new area starts past every cluster in use and past the end of the file.
+        long areaStart = Math.max(highest + 1, Bytes.alignUp(file.size(), cs) >>> bits);
+        long blocks = 1;
+        long tableClusters = 1;
+        while (true) {
+            long end = areaStart + blocks + tableClusters;
+            long needBlocks = (end + perBlock - 1) / perBlock;
+            long needTable = Math.max(1, (needBlocks * 8 + cs - 1) / cs);
+            if (needBlocks <= blocks && needTable <= tableClusters) {
+                break;
+            }
+            blocks = Math.max(blocks, needBlocks);
+            tableClusters = Math.max(tableClusters, needTable);
+        }
+        if (tableClusters * cs > Limits.MAX_REFTABLE_BYTES) {
+            throw new ImageTooLargeException("Rebuilt refcount table would exceed " + Limits.MAX_REFTABLE_BYTES);
+        }
+        long blocksStart = areaStart;
+        long tableStart = areaStart + blocks;
+        long end = tableStart + tableClusters;
+        byte[] table = new byte[(int) (tableClusters * cs)];
+        for (long b = 0; b < blocks; b++) {
+            byte[] block = new byte[(int) cs];
+            for (long i = 0; i < perBlock; i++) {
+                long c = b * perBlock + i;
+                long value = c < counts.length ? counts[(int) c] : 0;
+                if (c >= blocksStart && c < end) {
+                    value = 1; // the new structures count themselves
+                }
+                if (value != 0) {
+                    codec.set(block, (int) i, Math.min(value, codec.max() == -1 ? value : codec.max()));
+                }
+            }
+            file.write(ByteBuffer.wrap(block), (blocksStart + b) << bits);
+            Bytes.putLong(table, (int) (b * 8), (blocksStart + b) << bits);
+        }
+        file.write(ByteBuffer.wrap(table), tableStart << bits);
+        // The new structures are complete on disk before the header points to them.
+        file.flush();
+        byte[] hdr = new byte[12];
+        Bytes.putLong(hdr, 0, tableStart << bits);
+        Bytes.putInt(hdr, 8, (int) tableClusters);
+        file.write(ByteBuffer.wrap(hdr), 48);
+        file.flush();
+        return new Result(tableStart << bits, (int) tableClusters, blocks);
+    }
+}
