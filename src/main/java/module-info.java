@@ -15,6 +15,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.image;
     exports io.github.qcowloom.alloc;
     exports io.github.qcowloom.check;
+    exports io.github.qcowloom.crashkit;
 
     opens io.github.qcowloom.cli to info.picocli;
 }

@@ -1,0 +1,165 @@
+package io.github.qcowloom.crashkit;
+
+import java.util.Arrays;
+import java.util.HexFormat;
+import java.util.LinkedHashSet;
+import java.util.Set;
+
+/**
+ * What a workload wrote to the guest disk, per 512-byte sector, and so which values each sector may legally hold
+ * after a crash: its value at the last durable guest flush, or any later write, discard or write-zeroes.
+ *
+ * <p>Every write gets its own id, and {@link #write} returns data in which each sector carries that id and its
+ * own sector number: a sector showing another sector's data, metadata or a freed cluster's old data is caught.
+ * Id 0 means zeroes. Not thread-safe: one workload thread records its requests.
+ */
+public final class GuestHistory {
+    /** The sector size of the model. */
+    public static final int SECTOR = 512;
+
+    // Per sector: entries (guest flushes completed before the request << 32 | value id), in request order.
+    private final long[][] entries;
+    private final int[] counts;
+    private long[] flushMarks = new long[8];
+    private int guestFlushes;
+    private int nextId = 1;
+
+    /** A history of a guest disk of {@code guestSize} bytes (a multiple of 512), all zero at the start. */
+    public GuestHistory(long guestSize) {
+        if (guestSize % SECTOR != 0 || guestSize / SECTOR > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("guest size must be a multiple of 512: " + guestSize);
+        }
+        int sectors = (int) (guestSize / SECTOR);
+        this.entries = new long[sectors][];
+        this.counts = new int[sectors];
+    }
+
+    /** Number of sectors modelled. */
+    public int sectors() {
+        return counts.length;
+    }
+
+    /** Records a write of {@code length} bytes at {@code offset} (sector-aligned) and returns the data to write. */
+    public byte[] write(long offset, int length) {
+        int id = nextId++;
+        byte[] data = new byte[length];
+        int first = firstSector(offset, length);
+        for (int i = 0; i < length / SECTOR; i++) {
+            System.arraycopy(pattern(id, first + i), 0, data, i * SECTOR, SECTOR);
+            record(first + i, id);
+        }
+        return data;
+    }
+
+    /** Records that {@code length} bytes at {@code offset} (sector-aligned) now read as zeroes. */
+    public void zero(long offset, long length) {
+        int first = firstSector(offset, length);
+        for (long i = 0; i < length / SECTOR; i++) {
+            record((int) (first + i), 0);
+        }
+    }
+
+    /**
+     * Records a completed guest flush; {@code storageFlushes} is the host storage's count of completed flushes
+     * when it returned ({@link CrashSimStorage#flushCount()}).
+     */
+    public void flushed(long storageFlushes) {
+        if (guestFlushes == flushMarks.length) {
+            flushMarks = Arrays.copyOf(flushMarks, guestFlushes * 2);
+        }
+        flushMarks[guestFlushes++] = storageFlushes;
+    }
+
+    /** Ids sector {@code sector} may hold in a crash state in which {@code durableFlushes} host flushes completed. */
+    public Set<Integer> legalValues(int sector, long durableFlushes) {
+        int durableGuest = 0;
+        while (durableGuest < guestFlushes && flushMarks[durableGuest] <= durableFlushes) {
+            durableGuest++;
+        }
+        Set<Integer> legal = new LinkedHashSet<>();
+        int durableValue = 0;
+        for (int k = 0; k < counts[sector]; k++) {
+            long e = entries[sector][k];
+            if ((e >>> 32) < durableGuest) {
+                durableValue = (int) e;
+            } else {
+                legal.add((int) e);
+            }
+        }
+        legal.add(durableValue);
+        return legal;
+    }
+
+    /** The 512 bytes write {@code id} puts in sector {@code sector} (zeroes for id 0). */
+    public static byte[] pattern(int id, long sector) {
+        byte[] b = new byte[SECTOR];
+        if (id == 0) {
+            return b;
+        }
+        long x = (id * 0x9E3779B97F4A7C15L) ^ (sector * 0xC2B2AE3D27D4EB4FL) | 1;
+        for (int i = 0; i < SECTOR; i += 8) {
+            x ^= x << 13;
+            x ^= x >>> 7;
+            x ^= x << 17;
+            for (int k = 0; k < 8; k++) {
+                b[i + k] = (byte) (x >>> (8 * k));
+            }
+        }
+        putInt(b, 0, id);
+        putInt(b, 4, (int) sector);
+        return b;
+    }
+
+    /**
+     * The id whose pattern {@code data} (512 bytes read from sector {@code sector}) is, or a description of what
+     * it is instead.
+     */
+    public static String identify(byte[] data, long sector) {
+        int id = getInt(data, 0);
+        int from = getInt(data, 4);
+        if (id == 0) {
+            return Arrays.equals(data, new byte[SECTOR]) ? "zeroes" : "bytes of no write (metadata, stale or garbage)";
+        }
+        if (Arrays.equals(data, pattern(id, from))) {
+            return from == sector ? "write #" + id : "write #" + id + " of sector " + from + " (another sector)";
+        }
+        return "bytes of no write (metadata, stale or garbage), starting " + HexFormat.of().formatHex(data, 0, 16);
+    }
+
+    /** The id {@code data} holds for sector {@code sector}, or -1 if it is no write's data for that sector. */
+    public static int idOf(byte[] data, long sector) {
+        int id = getInt(data, 0);
+        return (id == 0 || getInt(data, 4) == sector) && Arrays.equals(data, pattern(id, sector)) ? id : -1;
+    }
+
+    private void record(int sector, int id) {
+        if (entries[sector] == null) {
+            entries[sector] = new long[4];
+        } else if (counts[sector] == entries[sector].length) {
+            entries[sector] = Arrays.copyOf(entries[sector], counts[sector] * 2);
+        }
+        entries[sector][counts[sector]++] = (long) guestFlushes << 32 | id;
+    }
+
+    private int firstSector(long offset, long length) {
+        if (offset % SECTOR != 0 || length % SECTOR != 0 || offset < 0 || offset + length > (long) sectors() * SECTOR) {
+            throw new IllegalArgumentException("request must be sector-aligned and inside the disk: " + length
+                    + " bytes at " + offset);
+        }
+        return (int) (offset / SECTOR);
+    }
+
+    private static void putInt(byte[] b, int at, int v) {
+        for (int k = 0; k < 4; k++) {
+            b[at + k] = (byte) (v >>> (24 - 8 * k));
+        }
+    }
+
+    private static int getInt(byte[] b, int at) {
+        int v = 0;
+        for (int k = 0; k < 4; k++) {
+            v = v << 8 | (b[at + k] & 0xff);
+        }
+        return v;
+    }
+}
