@@ -9,6 +9,7 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -181,6 +182,7 @@ public final class RefcountTable {
                 break;
             }
         }
+        file.event(StorageEvent.REFBLOCK_ALLOC);
         java.util.Map<Long, Slice[]> created = new java.util.HashMap<>();
         java.util.List<Long> indices = new java.util.ArrayList<>(missing);
         for (int i = 0; i < indices.size(); i++) {
@@ -283,6 +285,7 @@ public final class RefcountTable {
         if (existing != 0) {
             return existing;
         }
+        file.event(StorageEvent.REFBLOCK_ALLOC);
         long first = index << blockBits;
         long cluster = Math.max(first, 1);
         if (cluster == avoid) {
@@ -329,6 +332,7 @@ public final class RefcountTable {
      * is in use, and the new refblocks count exactly that area.
      */
     private void growTable(long neededIndex) throws IOException {
+        file.event(StorageEvent.REFTABLE_GROW);
         long perBlock = 1L << blockBits;
         long entriesPerCluster = clusterSize / 8;
         long maxEntries = Limits.MAX_REFTABLE_BYTES / 8;

@@ -1,6 +1,7 @@
 package io.github.qcowloom.cache;
 
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.UncheckedIOException;
@@ -23,6 +24,8 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class TableCache {
     private final Storage storage;
+    /** Announced before each load (L2_LOAD for the L2 cache), or null. */
+    private final StorageEvent loadEvent;
     private final int sliceSize;
     private final int capacity;
     private final ReentrantLock lock = new ReentrantLock();
@@ -33,10 +36,16 @@ public final class TableCache {
      * @param capacity the most slices kept (at least 1)
      */
     public TableCache(Storage storage, int sliceSize, int capacity) {
+        this(storage, sliceSize, capacity, null);
+    }
+
+    /** A cache that announces {@code loadEvent} to its storage before every read of a slice. */
+    public TableCache(Storage storage, int sliceSize, int capacity, StorageEvent loadEvent) {
         if (Integer.bitCount(sliceSize) != 1 || capacity < 1) {
             throw new IllegalArgumentException("slice size " + sliceSize + ", capacity " + capacity);
         }
         this.storage = storage;
+        this.loadEvent = loadEvent;
         this.sliceSize = sliceSize;
         this.capacity = capacity;
     }
@@ -73,6 +82,9 @@ public final class TableCache {
     private Slice load(long offset, CompletableFuture<Slice> future) throws IOException {
         try {
             byte[] data = new byte[sliceSize];
+            if (loadEvent != null) {
+                storage.event(loadEvent);
+            }
             storage.readFully(ByteBuffer.wrap(data), offset);
             Slice slice = new Slice(offset, data);
             future.complete(slice);

@@ -1,6 +1,7 @@
 package io.github.qcowloom.crashkit;
 
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -15,7 +16,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * either the one next operation ({@code once}) or every operation from then on. {@link #size()},
  * {@link #alignment()}, {@link #readOnly()} and {@link #close()} never fail.
  */
-public final class FaultStorage implements Storage, StorageEvents {
+public final class FaultStorage implements Storage {
     /** One inject-error rule; its state is guarded by the storage's lock. */
     private static final class Rule {
         final StorageEvent event;

@@ -15,6 +15,7 @@ import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -100,6 +101,7 @@ final class MetadataWriter implements ClusterSource {
     public long[] allocate(int n) throws IOException {
         // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts.
         headerBits.markDirty();
+        file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
         try {
             long first = refcounts.allocate(n);
@@ -178,6 +180,7 @@ final class MetadataWriter implements ClusterSource {
         if (lazyRefcounts) {
             headerBits.markDirty();
         }
+        file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
         try {
             return tagFresh(refcounts.allocate(1));
@@ -303,6 +306,7 @@ final class MetadataWriter implements ClusterSource {
      * entry that points to it, each write followed by a sync, so a crash leaves at worst a leaked cluster.
      */
     private long allocateL2(int l1Index) throws IOException {
+        file.event(StorageEvent.L2_ALLOC);
         if (lazyRefcounts) {
             headerBits.markDirty();
         }
@@ -323,6 +327,7 @@ final class MetadataWriter implements ClusterSource {
         }
         file.flush();
         // 3. The L1 entry.
+        file.event(StorageEvent.L1_UPDATE);
         long entry = L1Entry.of(l2Offset, true);
         ByteBuffer b = ByteBuffer.allocate(8).putLong(0, entry);
         file.write(b, l1Offset + 8L * l1Index);
@@ -337,6 +342,7 @@ final class MetadataWriter implements ClusterSource {
      * points to it, each step synced; only then is the old table freed. Returns the new size in entries.
      */
     int growL1(long minEntries) throws IOException {
+        file.event(StorageEvent.L1_GROW);
         lock.lock();
         try {
             int oldSize = mapper.l1().length();
@@ -416,12 +422,15 @@ final class MetadataWriter implements ClusterSource {
                 lock.unlock();
             }
             refblockCache.writeBack(refblocks);
+            file.event(StorageEvent.FLUSH);
             file.flush(); // refcounts and data before the L2 entries
             if (!l2.isEmpty()) {
+                file.event(StorageEvent.L2_UPDATE);
                 mapper.l2Cache().writeBack(l2);
                 file.flush(); // the entries, and with them the removals that allow the frees below
             }
             if (!toFree.isEmpty()) {
+                file.event(StorageEvent.CLUSTER_FREE);
                 drain.lock();
                 lock.lock();
                 try {

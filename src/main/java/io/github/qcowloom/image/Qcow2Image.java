@@ -25,6 +25,7 @@ import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -70,7 +71,8 @@ public final class Qcow2Image implements BlockDevice {
         this.snapshots = List.copyOf(snapshots);
         this.geometry = ImageGeometry.of(header);
         this.readOnly = options.readOnly();
-        TableCache l2Cache = new TableCache(file, l2SliceSize(header), l2CacheSlices(header, options));
+        TableCache l2Cache = new TableCache(file, l2SliceSize(header), l2CacheSlices(header, options),
+                StorageEvent.L2_LOAD);
         this.mapper = new ClusterMapper(geometry, l2Cache, l1);
         Storage data = header.hasDataFile() ? dataFile : file;
         this.readPath = new ReadPath(geometry, mapper, file, data, backing, header.backingFile() != null,
@@ -414,14 +416,23 @@ public final class Qcow2Image implements BlockDevice {
             imageLock.writeLock().unlock();
         }
         if (newSize > oldSize) {
-            // The part of the old last cluster past the old end, and with a backing file the whole new range,
-            // would otherwise show stale or backing data.
-            long end = header.backingFile() != null ? newSize
-                    : Math.min(newSize, Bytes.alignUp(oldSize, geometry.clusterSize()));
+            long end = Math.max(exposedEnd(oldSize, newSize), Math.min(newSize,
+                    Bytes.alignUp(oldSize, geometry.clusterSize())));
             if (end > oldSize) {
                 writeZeroes(oldSize, end - oldSize, true);
             }
         }
+    }
+
+    /**
+     * How far a grown disk would show backing data past its old end (QEMU's bdrv_co_truncate zeroes just that):
+     * up to the backing file's end; the whole new range when the backing file is named but not open.
+     */
+    private long exposedEnd(long oldSize, long newSize) {
+        if (header.backingFile() == null) {
+            return oldSize;
+        }
+        return backing == null ? newSize : Math.min(newSize, Math.max(oldSize, backing.size()));
     }
 
     /** Refuses to cut off clusters that hold anything: the user must discard them first. */

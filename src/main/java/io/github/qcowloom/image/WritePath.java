@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -60,7 +61,9 @@ final class WritePath {
                 // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
                 file.write(part.duplicate(), host + inCluster);
             } else {
-                file.write(wholeCluster(cluster, inCluster, part), host);
+                ByteBuffer whole = wholeCluster(cluster, inCluster, part);
+                file.event(StorageEvent.COW_WRITE);
+                file.write(whole, host);
             }
             metadata.link(cluster, host | L2Entry.COPIED);
         } finally {
@@ -96,6 +99,7 @@ final class WritePath {
             return part.duplicate();
         }
         ByteBuffer whole = ByteBuffer.allocate(clusterSize);
+        file.event(StorageEvent.COW_READ);
         readPath.read(cluster << geometry.clusterBits(), whole);
         whole.clear();
         whole.put(inCluster, part.duplicate(), 0, part.remaining());

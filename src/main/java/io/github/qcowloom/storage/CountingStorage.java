@@ -102,4 +102,9 @@ public final class CountingStorage implements Storage {
     public void close() throws IOException {
         delegate.close();
     }
+
+    @Override
+    public void event(StorageEvent event) {
+        delegate.event(event);
+    }
 }

@@ -53,6 +53,14 @@ public interface Storage extends Closeable {
     /** True if writes are refused. */
     boolean readOnly();
 
+    /**
+     * The driver announces that {@code event} is about to happen, so that a fault-injecting storage (crashkit's
+     * FaultStorage, in QEMU's blkdebug spirit) can fail the I/O that follows. Other storages ignore it; wrappers
+     * forward it.
+     */
+    default void event(StorageEvent event) {
+    }
+
     /** Reads exactly {@code dst.remaining()} bytes; bytes past the end of the file read as zeroes. */
     default void readFully(ByteBuffer dst, long position) throws IOException {
         int n = read(dst, position);

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import org.junit.jupiter.api.Test;
@@ -20,7 +22,7 @@ class FaultStorageTest {
         write(s);
         s.event(StorageEvent.L1_UPDATE);
         write(s);
-        StorageEvents hook = s;
+        Storage hook = s;
         hook.event(StorageEvent.L2_UPDATE);
         InjectedFault f = assertThrows(InjectedFault.class, () -> write(s));
         assertEquals("EIO", f.getMessage());

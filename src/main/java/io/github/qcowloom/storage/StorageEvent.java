@@ -1,4 +1,4 @@
-package io.github.qcowloom.crashkit;
+package io.github.qcowloom.storage;
 
 import java.util.Locale;
 
