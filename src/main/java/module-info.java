@@ -14,6 +14,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.exec;
     exports io.github.qcowloom.image;
     exports io.github.qcowloom.alloc;
+    exports io.github.qcowloom.nbd;
 
     opens io.github.qcowloom.cli to info.picocli;
 }
