@@ -16,6 +16,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.alloc;
     exports io.github.qcowloom.check;
     exports io.github.qcowloom.crashkit;
+    exports io.github.qcowloom.nbd;
 
     opens io.github.qcowloom.cli to info.picocli;
 }

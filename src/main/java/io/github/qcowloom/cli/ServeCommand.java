@@ -1,0 +1,96 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.Profiles;
+import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.nbd.Export;
+import io.github.qcowloom.nbd.NbdServer;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.net.UnixDomainSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code serve [--socket PATH | --port N] [--read-only] [--exec virtual|pool:N] [--profile P] [-f fmt] FILE}: an NBD
+ * server for the image until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and
+ * closes the image cleanly.
+ */
+@Command(name = "serve", description = "Serve an image over NBD (Unix socket, or TCP on 127.0.0.1).")
+final class ServeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket to listen on.")
+    String socket;
+
+    @Option(names = "--port", paramLabel = "N", description = "TCP port on 127.0.0.1 (default 10809 without --socket).")
+    Integer port;
+
+    @Option(names = "--read-only", description = "Export read-only.")
+    boolean readOnly;
+
+    @Option(names = "--exec", description = "Execution model: virtual (default) or pool:N.")
+    String exec;
+
+    @Option(names = "--profile", description = "Configuration profile: a name from props/ or a .properties path.")
+    String profile = "default";
+
+    @Option(names = "-f", description = "Image format (probed when absent).")
+    String format;
+
+    @Parameters(index = "0", paramLabel = "FILE")
+    String filename;
+
+    @Override
+    public Integer call() throws Exception {
+        if (socket != null && port != null) {
+            throw new IllegalArgumentException("--socket and --port are exclusive");
+        }
+        Path path = Path.of(filename);
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(filename);
+        }
+        OpenOptions base = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        OpenOptions options = Profiles.apply(Profiles.load(profile), base);
+        ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
+        SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket)
+                : new InetSocketAddress(InetAddress.getLoopbackAddress(), port != null ? port : 10809);
+        BlockDevice device = ImageFormat.open(path, format, options);
+        NbdServer server;
+        try {
+            server = NbdServer.start(new Export(path.getFileName().toString(), device, readOnly), address, model);
+        } catch (IOException | RuntimeException e) {
+            device.close();
+            throw e;
+        }
+        CountDownLatch closed = new CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            try (device) {
+                server.stop();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            } finally {
+                closed.countDown();
+            }
+        }, "serve-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        spec.commandLine().getOut().println("serving " + filename + " (" + model + ") at " + server.uri());
+        spec.commandLine().getOut().flush();
+        closed.await();
+        return 0;
+    }
+}

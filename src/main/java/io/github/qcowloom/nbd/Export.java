@@ -1,0 +1,26 @@
+package io.github.qcowloom.nbd;
+
+import io.github.qcowloom.api.BlockDevice;
+
+/**
+ * The one export a server offers: its name for NBD_OPT_LIST and the shared device behind every connection.
+ *
+ * @param name listed by NBD_OPT_LIST; clients may ask for any name, or the empty one
+ * @param device shared by all connections, so a flush on one covers writes acknowledged on all (CAN_MULTI_CONN)
+ * @param readOnly advertise READ_ONLY and answer writes with EPERM
+ */
+public record Export(String name, BlockDevice device, boolean readOnly) {
+    /** Transmission flags for this export (proto.md "Transmission flags"). */
+    int transmissionFlags(boolean structuredReplies) {
+        int f = Protocol.TF_HAS_FLAGS | Protocol.TF_SEND_FLUSH | Protocol.TF_SEND_FUA | Protocol.TF_SEND_TRIM
+                | Protocol.TF_SEND_WRITE_ZEROES | Protocol.TF_CAN_MULTI_CONN;
+        if (readOnly) {
+            f |= Protocol.TF_READ_ONLY;
+        }
+        // A read is always answered in one chunk, so DF holds whenever structured replies exist.
+        if (structuredReplies) {
+            f |= Protocol.TF_SEND_DF;
+        }
+        return f;
+    }
+}

@@ -1,0 +1,192 @@
+package io.github.qcowloom.nbd;
+
+import static io.github.qcowloom.nbd.Protocol.*;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/** The server side of fixed-newstyle negotiation (proto.md "Fixed newstyle negotiation", "Option types"). */
+final class Handshake {
+    /** Longest option payload accepted; longer ones are malformed and drop the connection. */
+    private static final int MAX_OPTION_LENGTH = 64 << 10;
+
+    private final ByteChannel ch;
+    private final Export export;
+    private boolean noZeroes;
+    private boolean structured;
+    private boolean baseAllocation;
+
+    Handshake(ByteChannel ch, Export export) {
+        this.ch = ch;
+        this.export = export;
+    }
+
+    /**
+     * Negotiates until the client enters transmission (GO or EXPORT_NAME): returns the session, or null when the
+     * client aborted. A malformed exchange throws {@link ProtocolViolation}.
+     */
+    Session run() throws IOException {
+        ByteBuffer greeting = ByteBuffer.allocate(18).putLong(NBDMAGIC).putLong(IHAVEOPT)
+                .putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)).flip();
+        Wire.writeFully(ch, greeting);
+        int clientFlags = Wire.read(ch, 4).getInt();
+        // "The server MUST drop the connection on unknown client flags."
+        if ((clientFlags & ~KNOWN_CLIENT_FLAGS) != 0) {
+            throw new ProtocolViolation("unknown client flags 0x" + Integer.toHexString(clientFlags));
+        }
+        noZeroes = (clientFlags & FLAG_NO_ZEROES) != 0;
+        while (true) {
+            ByteBuffer head = Wire.read(ch, 16);
+            if (head.getLong() != IHAVEOPT) {
+                throw new ProtocolViolation("option without IHAVEOPT");
+            }
+            int option = head.getInt();
+            long length = Integer.toUnsignedLong(head.getInt());
+            if (length > MAX_OPTION_LENGTH) {
+                throw new ProtocolViolation("option " + option + " of " + length + " bytes");
+            }
+            ByteBuffer data = Wire.read(ch, (int) length);
+            switch (option) {
+                case OPT_EXPORT_NAME -> {
+                    // No option reply: size, flags and (unless NO_ZEROES) 124 zero bytes, then transmission.
+                    ByteBuffer b = ByteBuffer.allocate(noZeroes ? 10 : 134).putLong(export.device().size())
+                            .putShort((short) export.transmissionFlags(structured));
+                    Wire.writeFully(ch, b.position(b.capacity()).flip());
+                    return session();
+                }
+                case OPT_ABORT -> {
+                    reply(option, REP_ACK, ByteBuffer.allocate(0));
+                    return null;
+                }
+                case OPT_LIST -> list(option, data);
+                case OPT_INFO, OPT_GO -> {
+                    if (info(option, data) && option == OPT_GO) {
+                        return session();
+                    }
+                }
+                case OPT_STRUCTURED_REPLY -> {
+                    if (data.hasRemaining()) {
+                        error(option, REP_ERR_INVALID, "STRUCTURED_REPLY takes no data");
+                    } else {
+                        structured = true;
+                        reply(option, REP_ACK, ByteBuffer.allocate(0));
+                    }
+                }
+                case OPT_SET_META_CONTEXT, OPT_LIST_META_CONTEXT -> metaContext(option, data);
+                // "Anything else": unsupported, and negotiation goes on.
+                default -> error(option, REP_ERR_UNSUP, "option " + option + " not supported");
+            }
+        }
+    }
+
+    private Session session() {
+        return new Session(structured, structured && baseAllocation);
+    }
+
+    private void list(int option, ByteBuffer data) throws IOException {
+        if (data.hasRemaining()) {
+            error(option, REP_ERR_INVALID, "LIST takes no data");
+            return;
+        }
+        byte[] name = export.name().getBytes(StandardCharsets.UTF_8);
+        reply(option, REP_SERVER, ByteBuffer.allocate(4 + name.length).putInt(name.length).put(name).flip());
+        reply(option, REP_ACK, ByteBuffer.allocate(0));
+    }
+
+    /** INFO and GO: u32 name length, name, u16 n, n × u16 info requests. True when the export was described. */
+    private boolean info(int option, ByteBuffer data) throws IOException {
+        if (data.remaining() < 6) {
+            error(option, REP_ERR_INVALID, "short INFO/GO request");
+            return false;
+        }
+        long nameLength = Integer.toUnsignedLong(data.getInt());
+        if (nameLength > data.remaining() - 2) {
+            error(option, REP_ERR_INVALID, "export name longer than the option");
+            return false;
+        }
+        data.position(data.position() + (int) nameLength);
+        int n = Short.toUnsignedInt(data.getShort());
+        if (data.remaining() != 2 * n) {
+            error(option, REP_ERR_INVALID, "bad information request count");
+            return false;
+        }
+        List<Integer> requests = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            requests.add(Short.toUnsignedInt(data.getShort()));
+        }
+        // Any name is this export. NBD_INFO_EXPORT is always sent; BLOCK_SIZE too (min 1 needs no client consent).
+        reply(option, REP_INFO, ByteBuffer.allocate(12).putShort((short) INFO_EXPORT)
+                .putLong(export.device().size()).putShort((short) export.transmissionFlags(structured)).flip());
+        reply(option, REP_INFO, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK)
+                .putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip());
+        if (requests.contains(INFO_NAME)) {
+            byte[] name = export.name().getBytes(StandardCharsets.UTF_8);
+            reply(option, REP_INFO, ByteBuffer.allocate(2 + name.length).putShort((short) INFO_NAME).put(name).flip());
+        }
+        reply(option, REP_ACK, ByteBuffer.allocate(0));
+        return true;
+    }
+
+    /**
+     * SET_META_CONTEXT and LIST_META_CONTEXT: u32 name length, name, u32 query count, queries. Only
+     * base:allocation exists; SET selects it (replacing any earlier selection), LIST shows it.
+     */
+    private void metaContext(int option, ByteBuffer data) throws IOException {
+        boolean set = option == OPT_SET_META_CONTEXT;
+        if (set && !structured) {
+            error(option, REP_ERR_INVALID, "SET_META_CONTEXT needs structured replies first");
+            return;
+        }
+        List<String> queries = new ArrayList<>();
+        try {
+            long nameLength = Integer.toUnsignedLong(data.getInt());
+            if (nameLength > data.remaining()) {
+                throw new IllegalArgumentException();
+            }
+            data.position(data.position() + (int) nameLength);
+            long count = Integer.toUnsignedLong(data.getInt());
+            for (long i = 0; i < count; i++) {
+                long len = Integer.toUnsignedLong(data.getInt());
+                if (len > data.remaining()) {
+                    throw new IllegalArgumentException();
+                }
+                byte[] q = new byte[(int) len];
+                data.get(q);
+                queries.add(new String(q, StandardCharsets.UTF_8));
+            }
+            if (data.hasRemaining()) {
+                throw new IllegalArgumentException();
+            }
+        } catch (RuntimeException e) {
+            error(option, REP_ERR_INVALID, "malformed meta context request");
+            return;
+        }
+        boolean match = set ? queries.contains(BASE_ALLOCATION)
+                : queries.isEmpty() || queries.stream().anyMatch(q -> q.equals("base:") || q.equals(BASE_ALLOCATION));
+        if (set) {
+            baseAllocation = match;
+        }
+        if (match) {
+            byte[] name = BASE_ALLOCATION.getBytes(StandardCharsets.US_ASCII);
+            reply(option, REP_META_CONTEXT, ByteBuffer.allocate(4 + name.length)
+                    .putInt(set ? BASE_ALLOCATION_ID : 0).put(name).flip());
+        }
+        reply(option, REP_ACK, ByteBuffer.allocate(0));
+    }
+
+    private void error(int option, int type, String message) throws IOException {
+        reply(option, type, ByteBuffer.wrap(message.getBytes(StandardCharsets.UTF_8)));
+    }
+
+    /** An option reply: magic, option, reply type, length, data. */
+    private void reply(int option, int type, ByteBuffer data) throws IOException {
+        ByteBuffer head = ByteBuffer.allocate(20).putLong(OPTION_REPLY_MAGIC).putInt(option).putInt(type)
+                .putInt(data.remaining()).flip();
+        Wire.writeFully(ch, head);
+        Wire.writeFully(ch, data);
+    }
+}

@@ -1,0 +1,10 @@
+package io.github.qcowloom.nbd;
+
+/**
+ * What a handshake agreed on.
+ *
+ * @param structuredReplies NBD_OPT_STRUCTURED_REPLY was acknowledged
+ * @param baseAllocation base:allocation was selected by NBD_OPT_SET_META_CONTEXT (context id {@link Protocol#BASE_ALLOCATION_ID})
+ */
+record Session(boolean structuredReplies, boolean baseAllocation) {
+}

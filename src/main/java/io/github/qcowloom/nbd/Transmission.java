@@ -1,0 +1,178 @@
+package io.github.qcowloom.nbd;
+
+import static io.github.qcowloom.nbd.Protocol.*;
+
+import io.github.qcowloom.api.BlockDevice;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The transmission phase of one connection (proto.md "Transmission"): this thread reads requests; each runs on the
+ * executor and replies when done, in any order. Ends on DISC, EOF or a broken stream, after every request already
+ * started has finished.
+ */
+final class Transmission {
+    private static final Logger LOG = LoggerFactory.getLogger(Transmission.class);
+    /** Requests in flight per connection; a client with more waits for the socket (TCP/Unix backpressure). */
+    private static final int MAX_IN_FLIGHT = 64;
+
+    private final SocketChannel ch;
+    private final Export export;
+    private final Session session;
+    private final ExecutorService executor;
+    private final Replies replies;
+    private final Semaphore slots = new Semaphore(MAX_IN_FLIGHT);
+
+    Transmission(SocketChannel ch, Export export, Session session, ExecutorService executor) {
+        this.ch = ch;
+        this.export = export;
+        this.session = session;
+        this.executor = executor;
+        this.replies = new Replies(ch, session.structuredReplies());
+    }
+
+    /** Serves requests until DISC or the end of the stream, then waits for the outstanding ones. */
+    void run() throws IOException {
+        try {
+            while (true) {
+                Request r = next();
+                if (r == null) {
+                    return;
+                }
+                slots.acquireUninterruptibly();
+                try {
+                    executor.execute(() -> {
+                        try {
+                            serve(r);
+                        } finally {
+                            slots.release();
+                        }
+                    });
+                } catch (RejectedExecutionException e) {
+                    slots.release();
+                    return;
+                }
+            }
+        } finally {
+            // DISC: "finish outstanding requests" before closing; this also covers EOF and errors.
+            slots.acquireUninterruptibly(MAX_IN_FLIGHT);
+            slots.release(MAX_IN_FLIGHT);
+        }
+    }
+
+    /** The next request, or null on DISC. A malformed or oversized WRITE breaks the stream: ProtocolViolation. */
+    private Request next() throws IOException {
+        ByteBuffer h = Wire.read(ch, 28);
+        if (h.getInt() != REQUEST_MAGIC) {
+            throw new ProtocolViolation("bad request magic");
+        }
+        int flags = Short.toUnsignedInt(h.getShort());
+        int type = Short.toUnsignedInt(h.getShort());
+        long cookie = h.getLong();
+        long offset = h.getLong();
+        long length = Integer.toUnsignedLong(h.getInt());
+        if (type == CMD_DISC) {
+            return null;
+        }
+        ByteBuffer payload = null;
+        if (type == CMD_WRITE) {
+            // The payload cannot be skipped safely if it is larger than we accept: drop the connection.
+            if (length > MAX_PAYLOAD) {
+                throw new ProtocolViolation("WRITE of " + length + " bytes exceeds the 32 MiB maximum");
+            }
+            payload = ByteBuffer.allocate((int) length);
+            Wire.readFully(ch, payload);
+            payload.flip();
+        }
+        return new Request(flags, type, cookie, offset, length, payload);
+    }
+
+    /** Runs one request and sends its reply; a reply that cannot be sent means the client has gone. */
+    private void serve(Request r) {
+        try {
+            try {
+                execute(r);
+            } catch (IOException | RuntimeException e) {
+                int errno = Errors.errno(e);
+                if (errno == EIO) {
+                    LOG.warn("NBD request type {} at {}+{} failed", r.type(), r.offset(), r.length(), e);
+                }
+                replies.error(r.cookie(), errno, String.valueOf(e.getMessage()));
+            }
+        } catch (IOException e) {
+            LOG.debug("cannot reply to cookie {}: {}", r.cookie(), e.toString());
+        }
+    }
+
+    private void execute(Request r) throws IOException {
+        BlockDevice dev = export.device();
+        boolean writes = r.type() == CMD_WRITE || r.type() == CMD_TRIM || r.type() == CMD_WRITE_ZEROES;
+        if (writes && export.readOnly()) {
+            replies.error(r.cookie(), EPERM, "export is read-only");
+            return;
+        }
+        if (r.type() != CMD_FLUSH && !r.inside(dev.size())) {
+            replies.error(r.cookie(), EINVAL, "request outside the export");
+            return;
+        }
+        switch (r.type()) {
+            case CMD_READ -> {
+                if (r.length() > MAX_PAYLOAD) {
+                    replies.error(r.cookie(), EINVAL, "READ longer than 32 MiB");
+                    return;
+                }
+                ByteBuffer data = ByteBuffer.allocate((int) r.length());
+                if (data.hasRemaining()) {
+                    dev.read(r.offset(), data);
+                }
+                replies.data(r.cookie(), r.offset(), data.flip());
+            }
+            case CMD_WRITE -> {
+                if (r.payload().hasRemaining()) {
+                    dev.write(r.offset(), r.payload());
+                }
+                finishWrite(r, dev);
+            }
+            case CMD_TRIM -> {
+                if (r.length() > 0) {
+                    dev.discard(r.offset(), r.length());
+                }
+                finishWrite(r, dev);
+            }
+            case CMD_WRITE_ZEROES -> {
+                if (r.length() > 0) {
+                    // NO_HOLE: the zeroes must be written, not unmapped.
+                    dev.writeZeroes(r.offset(), r.length(), !r.has(CMD_FLAG_NO_HOLE));
+                }
+                finishWrite(r, dev);
+            }
+            case CMD_FLUSH -> {
+                dev.flush();
+                replies.ok(r.cookie());
+            }
+            case CMD_BLOCK_STATUS -> {
+                if (!session.baseAllocation() || r.length() == 0) {
+                    replies.error(r.cookie(), EINVAL, "no metadata context selected, or empty range");
+                    return;
+                }
+                replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID,
+                        Extents.scan(dev, r.offset(), r.length(), r.has(CMD_FLAG_REQ_ONE)));
+            }
+            default -> replies.error(r.cookie(), EINVAL, "unknown command " + r.type());
+        }
+    }
+
+    /** FUA: the data is durable before the reply. */
+    private void finishWrite(Request r, BlockDevice dev) throws IOException {
+        if (r.has(CMD_FLAG_FUA)) {
+            dev.flush();
+        }
+        replies.ok(r.cookie());
+    }
+}

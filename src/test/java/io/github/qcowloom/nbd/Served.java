@@ -1,0 +1,60 @@
+package io.github.qcowloom.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Assumptions;
+
+/** A qcow2 image served on a Unix socket for one test; {@link #close()} stops it and requires a clean qemu-img check. */
+final class Served implements AutoCloseable {
+    final Path image;
+    final BlockDevice device;
+    final NbdServer server;
+
+    private Served(Path image, BlockDevice device, NbdServer server) {
+        this.image = image;
+        this.device = device;
+        this.server = server;
+    }
+
+    static Served start(Path image, Path socket, boolean readOnly, ExecutionModel model) throws IOException {
+        OpenOptions o = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        BlockDevice dev = ImageFormat.open(image, "qcow2", o);
+        Files.deleteIfExists(socket);
+        NbdServer s = NbdServer.start(new Export(image.getFileName().toString(), dev, readOnly),
+                UnixDomainSocketAddress.of(socket), model);
+        return new Served(image, dev, s);
+    }
+
+    String uri() {
+        return server.uri();
+    }
+
+    @Override
+    public void close() throws IOException {
+        server.stop();
+        device.close();
+        Qemu.Result r = Qemu.exec(List.of("qemu-img", "check", image.toString()));
+        assertEquals(0, r.exitCode(), "qemu-img check after serving: " + r.stdout() + r.stderr());
+    }
+
+    /** Skips when an NBD client tool is absent (fails instead under -Dqcowloom.requireQemu=true, as CI sets). */
+    static void assumeTool(String tool, String pkg) {
+        Qemu.assume();
+        boolean present = Files.isExecutable(Path.of("/usr/bin", tool));
+        if (!present && Boolean.getBoolean("qcowloom.requireQemu")) {
+            fail(tool + " is required but not installed (apt-get install " + pkg + ")");
+        }
+        Assumptions.assumeTrue(present, tool + " not installed (apt-get install " + pkg + ")");
+    }
+}
