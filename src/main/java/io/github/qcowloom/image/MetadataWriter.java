@@ -31,6 +31,11 @@ import java.util.function.LongUnaryOperator;
  */
 final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
+    /**
+     * Test switch that breaks the first ordering rule: flushes write L2 slices before refcount blocks with no sync
+     * between them. Only the crash-kit test that proves the kit catches broken ordering sets it.
+     */
+    static volatile boolean l2BeforeRefcountsForTest;
     /** Serialises flushes, so that one flush's write-back cannot overtake another's. */
     private final ReentrantLock flushLock = new ReentrantLock();
     private final Storage file;
@@ -420,6 +425,12 @@ final class MetadataWriter implements ClusterSource {
                 toFree = frees.takeAll();
             } finally {
                 lock.unlock();
+            }
+            if (l2BeforeRefcountsForTest) {
+                mapper.l2Cache().writeBack(l2);
+                refblockCache.writeBack(refblocks);
+                file.flush();
+                return;
             }
             refblockCache.writeBack(refblocks);
             file.event(StorageEvent.FLUSH);
