@@ -153,6 +153,11 @@ final class BenchCommand implements Callable<Integer> {
                 data.put(i, (byte) pattern);
             }
             java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(depth);
+            // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
+            java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers = new java.util.concurrent.ConcurrentLinkedQueue<>();
+            for (int i = 0; i < depth; i++) {
+                buffers.add(ByteBuffer.allocateDirect(size));
+            }
             long syncsBefore = storage.counts().flushes();
             long cpuBefore = cpuNanos();
             long start = System.nanoTime();
@@ -166,9 +171,12 @@ final class BenchCommand implements Callable<Integer> {
                 slots.acquire();
                 int n = i;
                 long t0 = System.nanoTime();
-                ByteBuffer buf = write ? data.duplicate() : ByteBuffer.allocateDirect(size);
+                ByteBuffer buf = write ? data.duplicate() : buffers.poll().clear();
                 (write ? device.write(off, buf) : device.read(off, buf)).whenComplete((v, e) -> {
                     latency[n] = System.nanoTime() - t0;
+                    if (!write) {
+                        buffers.add(buf);
+                    }
                     slots.release();
                     if (e != null) {
                         spec.commandLine().getErr().println("qcow2-loom: request failed: " + e.getCause());
