@@ -22,6 +22,11 @@ public final class AsyncBlockDevice implements AutoCloseable {
         this.executor = executor;
     }
 
+    /** The default: a new virtual thread per request. */
+    public static AsyncBlockDevice of(BlockDevice device) {
+        return new AsyncBlockDevice(device, java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor());
+    }
+
     public BlockDevice device() {
         return device;
     }
