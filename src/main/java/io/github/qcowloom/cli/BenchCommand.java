@@ -2,7 +2,6 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.AsyncBlockDevice;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.Profiles;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.Qcow2Image;
@@ -19,6 +18,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -65,8 +65,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--exec", description = "virtual (default) or pool:N platform threads.")
     String exec;
 
-    @Option(names = "--profile", description = "Configuration profile.")
-    String profile = "default";
+    @Mixin
+    ProfileOption profile = new ProfileOption();
 
     @Option(names = "--batch", description = "Batch submit (not implemented yet).")
     boolean batch;
@@ -93,7 +93,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--flush-interval must be at least the queue depth");
         }
         PrintWriter out = spec.commandLine().getOut();
-        OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults())
+        OpenOptions options = profile.apply(OpenOptions.readWriteDefaults())
                 .withDirect(CacheMode.direct(cache)).withReadOnly(!write);
         ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
         out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d), "

@@ -4,7 +4,6 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.Profiles;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
@@ -22,6 +21,7 @@ import java.util.function.LongConsumer;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -59,8 +59,8 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "-T", description = "Source cache mode: writeback (page cache) or none (O_DIRECT).")
     String sourceCache;
 
-    @Option(names = "--profile", description = "Configuration profile: a name from props/ or a .properties path.")
-    String profile = "default";
+    @Mixin
+    ProfileOption profile = new ProfileOption();
 
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
@@ -84,7 +84,7 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ImageException("-o and -B need -O qcow2");
         }
         boolean targetDirect = CacheMode.direct(targetCache); // also rejects unknown modes
-        OpenOptions srcOptions = Profiles.apply(Profiles.load(profile), OpenOptions.readOnlyDefaults());
+        OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults());
         if (sourceCache != null) {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }
@@ -128,7 +128,7 @@ final class ConvertCommand implements Callable<Integer> {
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
         ImageCreator.create(path, co);
-        OpenOptions dstOptions = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults())
+        OpenOptions dstOptions = profile.apply(OpenOptions.readWriteDefaults())
                 .withDirect(direct);
         // close() flushes and leaves a clean image, so -t unsafe only saves the intermediate syncs.
         try (Qcow2Image dst = Qcow2Image.open(path, dstOptions)) {

@@ -2,7 +2,6 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.Profiles;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.nbd.Export;
@@ -19,6 +18,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -46,8 +46,8 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--exec", description = "Execution model: virtual (default) or pool:N.")
     String exec;
 
-    @Option(names = "--profile", description = "Configuration profile: a name from props/ or a .properties path.")
-    String profile = "default";
+    @Mixin
+    ProfileOption profile = new ProfileOption();
 
     @Option(names = "-f", description = "Image format (probed when absent).")
     String format;
@@ -65,7 +65,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new NoSuchFileException(filename);
         }
         OpenOptions base = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
-        OpenOptions options = Profiles.apply(Profiles.load(profile), base);
+        OpenOptions options = profile.apply(base);
         ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket)
                 : new InetSocketAddress(InetAddress.getLoopbackAddress(), port != null ? port : 10809);

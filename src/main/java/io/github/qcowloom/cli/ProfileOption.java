@@ -1,0 +1,17 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.Profiles;
+import java.io.IOException;
+import picocli.CommandLine.Option;
+
+/** The {@code --profile} option shared by the commands that open images: a name from props/ or a .properties path. */
+final class ProfileOption {
+    @Option(names = "--profile", description = "Configuration profile: a name from props/ or a .properties path.")
+    String profile = "default";
+
+    /** {@code base} with the profile's settings applied. */
+    OpenOptions apply(OpenOptions base) throws IOException {
+        return Profiles.apply(Profiles.load(profile), base);
+    }
+}
