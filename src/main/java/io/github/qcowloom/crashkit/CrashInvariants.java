@@ -85,10 +85,27 @@ public final class CrashInvariants {
         return CrashCheck.OK;
     }
 
-    /** Invariants c and d: each sector holds one of its legal values. */
+    /**
+     * Invariants c and d: each sector holds one of its legal values; g: the virtual size is one the workload set,
+     * and what a resize added past the modelled sectors reads as zeroes.
+     */
     private static CrashCheck checkData(CrashState state, GuestHistory history, Qcow2Image image)
             throws IOException {
-        long size = Math.min(image.size(), (long) history.sectors() * GuestHistory.SECTOR);
+        if (!history.sizes().contains(image.size())) {
+            return CrashCheck.fail(state, "g", "virtual size " + image.size() + " is none of the sizes the workload"
+                    + " set: " + history.sizes());
+        }
+        long modelled = (long) history.sectors() * GuestHistory.SECTOR;
+        for (long off = modelled; off < image.size(); off += CHUNK) {
+            byte[] grown = new byte[(int) Math.min(CHUNK, image.size() - off)];
+            image.read(off, ByteBuffer.wrap(grown));
+            for (int i = 0; i < grown.length; i++) {
+                if (grown[i] != 0) {
+                    return CrashCheck.fail(state, "g", "the grown area is not zero at offset " + (off + i));
+                }
+            }
+        }
+        long size = Math.min(image.size(), modelled);
         byte[] chunk = new byte[CHUNK];
         byte[] sector = new byte[GuestHistory.SECTOR];
         for (long off = 0; off < size; off += CHUNK) {

@@ -23,6 +23,8 @@ public final class GuestHistory {
     private long[] flushMarks = new long[8];
     private int guestFlushes;
     private int nextId = 1;
+    /** Every virtual size the workload gave the disk; after a crash the disk has one of them (invariant g). */
+    private final java.util.Set<Long> sizes = new java.util.LinkedHashSet<>();
 
     /** A history of a guest disk of {@code guestSize} bytes (a multiple of 512), all zero at the start. */
     public GuestHistory(long guestSize) {
@@ -32,6 +34,20 @@ public final class GuestHistory {
         int sectors = (int) (guestSize / SECTOR);
         this.entries = new long[sectors][];
         this.counts = new int[sectors];
+        this.sizes.add(guestSize);
+    }
+
+    /**
+     * Records a resize of the disk. Sectors past the original size are not modelled: a grown disk must read
+     * as zeroes there, as nothing is written to them.
+     */
+    public void resized(long newSize) {
+        sizes.add(newSize);
+    }
+
+    /** Every size the disk has had. */
+    public java.util.Set<Long> sizes() {
+        return java.util.Set.copyOf(sizes);
     }
 
     /** Number of sectors modelled. */

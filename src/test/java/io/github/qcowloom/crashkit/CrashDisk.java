@@ -56,6 +56,13 @@ final class CrashDisk {
         history.zero(offset, length);
     }
 
+    /** Grows the disk by {@code bytes}; the history models only the original sectors, the rest must read zero. */
+    void grow(long bytes) throws IOException {
+        long newSize = img.size() + bytes;
+        img.resize(newSize);
+        history.resized(newSize);
+    }
+
     void flush() throws IOException {
         img.flush();
         history.flushed(sim.flushCount());

@@ -71,6 +71,10 @@ class CrashProperties {
                         .withAction(5, new WriteAction())
                         .withAction(2, new DiscardAction())
                         .withAction(2, new ZeroAction())
+                        .withAction(1, Action.just(Transformer.mutate("grow by 3 clusters", d -> io(() -> {
+                            d.grow(3L * d.clusterSize);
+                            return d;
+                        }))))
                         .withAction(3, Action.just(Transformer.mutate("flush", d -> io(() -> {
                             d.flush();
                             return d;
