@@ -52,11 +52,11 @@ final class MetadataWriter implements ClusterSource {
     private final Lock drain;
     private final boolean hasBacking;
     /**
-     * Host offsets from here on have never held anything since the file was opened: they lie past its end, or
-     * were first handed out by this writer. A fresh cluster reads as zeroes (a hole), so a write into it need not
-     * write the zeroes around its data. Conservative: a freed and reused cluster is never fresh.
+     * A cluster that lies past the end of the file when it is handed out has never been written (every write
+     * extends the file over what it writes, and the file never shrinks while open), so it is a hole that reads as
+     * zeroes: a write into it need not write the zeroes around its data. Clusters below the end of the file, even
+     * never-written ones, are conservatively not fresh; so is a freed metadata cluster, which was written.
      */
-    private long freshFrom;
     /** Bit 0 of an offset handed out (clusters are at least 512-byte aligned): the cluster is fresh. */
     static final long FRESH = 1;
     /** Null when the pool is off (or the image is v2, which has no dirty bit). */
@@ -70,8 +70,7 @@ final class MetadataWriter implements ClusterSource {
     private final boolean lazyRefcounts;
 
     MetadataWriter(Storage file, ClusterMapper mapper, TableCache refblockCache, RefcountTable refcounts,
-            long l1Offset, Lock drain, boolean hasBacking, HeaderBits headerBits, boolean lazyRefcounts)
-            throws IOException {
+            long l1Offset, Lock drain, boolean hasBacking, HeaderBits headerBits, boolean lazyRefcounts) {
         this.file = file;
         this.mapper = mapper;
         this.refblockCache = refblockCache;
@@ -82,15 +81,11 @@ final class MetadataWriter implements ClusterSource {
         this.headerBits = headerBits;
         this.lazyRefcounts = lazyRefcounts;
         this.overlap = new OverlapCheck(mapper, refcounts, this);
-        this.freshFrom = io.github.qcowloom.format.Bytes.alignUp(file.size(), mapper.geometry().clusterSize());
     }
 
-    /** Marks {@code host} with {@link #FRESH} when nothing used it since open; called under the lock. */
-    private long tagFresh(long host) {
-        long cs = geometry().clusterSize();
-        boolean fresh = host >= freshFrom;
-        freshFrom = Math.max(freshFrom, host + cs);
-        return fresh ? host | FRESH : host;
+    /** Marks {@code host} with {@link #FRESH} when it lies past the end of the file; called under the lock. */
+    private long tagFresh(long host) throws IOException {
+        return host >= file.size() ? host | FRESH : host;
     }
 
     /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
