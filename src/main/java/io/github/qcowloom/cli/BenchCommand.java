@@ -1,20 +1,13 @@
 package io.github.qcowloom.cli;
 
-import io.github.qcowloom.api.AsyncBlockDevice;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.ExecutionModel;
-import io.github.qcowloom.image.Qcow2Image;
-import io.github.qcowloom.storage.CountingStorage;
-import io.github.qcowloom.storage.FileStorage;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -80,10 +73,6 @@ final class BenchCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "FILE")
     Path file;
 
-    /** One run's figures. */
-    record Result(double seconds, long syncs, double cpuSeconds, double p50Micros, double p99Micros) {
-    }
-
     @Override
     public Integer call() throws Exception {
         if (batch) {
@@ -100,7 +89,7 @@ final class BenchCommand implements Callable<Integer> {
                 + "%s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
                 stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache");
         if (!againstQemu) {
-            report(out, "qcow2-loom", run(file, options, model));
+            report(out, "qcow2-loom", BenchRunner.run(workload(), file, options, model, spec.commandLine().getErr()));
             return 0;
         }
         List<Double> ours = new ArrayList<>();
@@ -110,11 +99,11 @@ final class BenchCommand implements Callable<Integer> {
             for (int pair = 0; pair < 3; pair++) {
                 // Each run starts from the same image state: allocating runs see a fresh image every time.
                 Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
-                Result r = run(copy, options, model);
+                BenchRunner.Result r = BenchRunner.run(workload(), copy, options, model, spec.commandLine().getErr());
                 ours.add(r.seconds());
                 report(out, "qcow2-loom run " + (pair + 1), r);
                 Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
-                double q = runQemu(copy);
+                double q = BenchRunner.runQemu(workload(), copy);
                 qemu.add(q);
                 out.printf("qemu-img   run %d: %.3f s, %.0f IOPS%n", pair + 1, q, count / q);
             }
@@ -136,98 +125,16 @@ final class BenchCommand implements Callable<Integer> {
         return step == null ? bytes(bufferSize) : bytes(step);
     }
 
-    /** One timed run on {@code image}: open, submit, drain, close (close is not timed, as in qemu-img bench). */
-    private Result run(Path image, OpenOptions options, ExecutionModel model) throws Exception {
-        int size = (int) bytes(bufferSize);
-        long stepSize = stepBytes();
-        CountingStorage storage = new CountingStorage(FileStorage.open(image, options.readOnly(), options.direct()));
-        long[] latency = new long[count];
-        long syncs;
-        double seconds;
-        double cpu;
-        try (Qcow2Image img = Qcow2Image.open(storage, image.toAbsolutePath().getParent(), options);
-                AsyncBlockDevice device = model.drive(img)) {
-            long wrap = Math.max(1, img.size() - size + 1);
-            ByteBuffer data = ByteBuffer.allocateDirect(size);
-            for (int i = 0; i < size; i++) {
-                data.put(i, (byte) pattern);
-            }
-            java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(depth);
-            // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
-            java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers = new java.util.concurrent.ConcurrentLinkedQueue<>();
-            for (int i = 0; i < depth; i++) {
-                buffers.add(ByteBuffer.allocateDirect(size));
-            }
-            long syncsBefore = storage.counts().flushes();
-            long cpuBefore = cpuNanos();
-            long start = System.nanoTime();
-            long off = bytes(offset) % wrap;
-            for (int i = 0; i < count; i++) {
-                if (flushInterval > 0 && i > 0 && i % flushInterval == 0) {
-                    slots.acquire(depth); // drain, as qemu-img bench does before its flush
-                    device.flush().join();
-                    slots.release(depth);
-                }
-                slots.acquire();
-                int n = i;
-                long t0 = System.nanoTime();
-                ByteBuffer buf = write ? data.duplicate() : buffers.poll().clear();
-                (write ? device.write(off, buf) : device.read(off, buf)).whenComplete((v, e) -> {
-                    latency[n] = System.nanoTime() - t0;
-                    if (!write) {
-                        buffers.add(buf);
-                    }
-                    slots.release();
-                    if (e != null) {
-                        spec.commandLine().getErr().println("qcow2-loom: request failed: " + e.getCause());
-                    }
-                });
-                off = (off + stepSize) % wrap;
-            }
-            slots.acquire(depth);
-            seconds = (System.nanoTime() - start) / 1e9;
-            cpu = (cpuNanos() - cpuBefore) / 1e9;
-            syncs = storage.counts().flushes() - syncsBefore;
-        }
-        long[] sorted = latency.clone();
-        Arrays.sort(sorted);
-        return new Result(seconds, syncs, cpu, sorted[count / 2] / 1e3, sorted[(int) (count * 0.99)] / 1e3);
+    private BenchRunner.BenchSpec workload() {
+        return new BenchRunner.BenchSpec(count, depth, (int) bytes(bufferSize), bytes(offset), stepBytes(), write,
+                pattern, flushInterval, cache);
     }
 
-    private static long cpuNanos() {
-        return ProcessHandle.current().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
-    }
-
-    private void report(PrintWriter out, String who, Result r) {
+    private void report(PrintWriter out, String who, BenchRunner.Result r) {
         double mib = (double) count * bytes(bufferSize) / (1 << 20) / r.seconds();
         out.printf("%s: Run completed in %.3f seconds: %.0f IOPS, %.1f MiB/s, latency p50 %.0f us p99 %.0f us, "
                 + "%d host syncs, %.2f s CPU%n", who, r.seconds(), count / r.seconds(), mib, r.p50Micros(),
                 r.p99Micros(), r.syncs(), r.cpuSeconds());
-    }
-
-    /** qemu-img bench with the same flags; returns its "Run completed in X seconds". */
-    private double runQemu(Path image) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-f", "qcow2", "-c", String.valueOf(count),
-                "-d", String.valueOf(depth), "-s", String.valueOf(bytes(bufferSize)), "-o",
-                String.valueOf(bytes(offset)), "-S", String.valueOf(stepBytes()), "-t", cache));
-        if (write) {
-            cmd.add("-w");
-            cmd.add("--pattern=" + pattern);
-        }
-        if (flushInterval > 0) {
-            cmd.add("--flush-interval=" + flushInterval);
-        }
-        cmd.add(image.toString());
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-        if (p.waitFor() != 0) {
-            throw new IOException("qemu-img bench failed: " + text.trim());
-        }
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Run completed in ([0-9.]+) seconds").matcher(text);
-        if (!m.find()) {
-            throw new IOException("unexpected qemu-img bench output: " + text.trim());
-        }
-        return Double.parseDouble(m.group(1));
     }
 
     private static double median(List<Double> v) {

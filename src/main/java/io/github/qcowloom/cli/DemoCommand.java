@@ -7,8 +7,10 @@ import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
+import io.github.qcowloom.exec.ExecutionModel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -23,11 +25,14 @@ import picocli.CommandLine.Spec;
 
 /**
  * The README's main job: creates a default image, has qemu-io write patterns into it when qemu-io is installed,
- * prints info, then reads the whole image back on 64 virtual threads and checks every pattern.
+ * prints info, reads the whole image back on virtual threads and checks every pattern, then prints one table of
+ * the standard bench set on both executors and on qemu-img bench.
  */
 @Command(name = "demo", description = "Create an image, write it with qemu-io, show info and read it back.")
 final class DemoCommand implements Callable<Integer> {
     private static final long SIZE = 256L << 20;
+    /** The allocated image the read and overwrite benchmarks run on. */
+    private static final long BENCH_SIZE = 256L << 20;
     /** Pattern byte written at each MiB i that is a multiple of 3 (0 elsewhere). */
     private static final int STEP_MIB = 3;
 
@@ -49,7 +54,64 @@ final class DemoCommand implements Callable<Integer> {
         Main.run(out, new PrintWriter(System.err, true), "info", image.toString());
         out.println();
         readBack(image, written, out);
+        out.println();
+        benchTable(out);
         return 0;
+    }
+
+    /** The standard bench set on both executors, and on qemu-img bench when it is installed: one table. */
+    private void benchTable(PrintWriter out) throws Exception {
+        int count = 30_000;
+        Path allocated = dir.resolve("bench-allocated.qcow2");
+        Path empty = dir.resolve("bench-empty.qcow2");
+        Path run = dir.resolve("bench-run.qcow2");
+        ImageCreator.create(empty, CreateOptions.defaults(4L << 30));
+        ImageCreator.create(allocated, CreateOptions.defaults(BENCH_SIZE));
+        try (Qcow2Image img = Qcow2Image.open(allocated, OpenOptions.readWriteDefaults())) {
+            ByteBuffer chunk = ByteBuffer.allocate(1 << 20);
+            for (long off = 0; off < BENCH_SIZE; off += chunk.capacity()) {
+                img.write(off, chunk.clear());
+            }
+        }
+        boolean qemu = qemuImgInstalled();
+        out.printf("%-44s %10s %10s %10s %8s%n", "4 KiB requests, depth 64, " + count + " each (IOPS)", "virtual",
+                "pool:64", qemu ? "qemu-img" : "", qemu ? "ratio" : "");
+        String[] names = {"reads of allocated clusters", "overwrites of allocated clusters",
+            "allocating writes (a new 64 KiB cluster each)"};
+        for (int w = 0; w < names.length; w++) {
+            boolean write = w > 0;
+            Path source = w == 2 ? empty : allocated;
+            BenchRunner.BenchSpec spec = new BenchRunner.BenchSpec(count, 64, 4096, 0, w == 2 ? 65536 : 4096, write,
+                    0, 0, "writeback");
+            double[] iops = new double[3];
+            String[] models = {"virtual", "pool:64"};
+            for (int m = 0; m < models.length; m++) {
+                Files.copy(source, run, StandardCopyOption.REPLACE_EXISTING);
+                OpenOptions o = OpenOptions.readWriteDefaults().withReadOnly(!write);
+                iops[m] = BenchRunner.run(spec, run, o, ExecutionModel.parse(models[m]),
+                        new PrintWriter(System.err, true)).iops(count);
+            }
+            if (qemu) {
+                Files.copy(source, run, StandardCopyOption.REPLACE_EXISTING);
+                iops[2] = count / BenchRunner.runQemu(spec, run);
+            }
+            out.printf("%-44s %10.0f %10.0f %10s %8s%n", names[w], iops[0], iops[1],
+                    qemu ? String.format("%.0f", iops[2]) : "", qemu ? String.format("%.2fx", iops[0] / iops[2]) : "");
+        }
+        Files.deleteIfExists(run);
+        out.println("(single runs: JIT warm-up and the page cache move these; bench --against-qemu gives medians)");
+    }
+
+    private static boolean qemuImgInstalled() {
+        try {
+            return new ProcessBuilder("qemu-img", "--version").redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start().waitFor() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     private static boolean writeWithQemuIo(Path image, PrintWriter out) throws IOException, InterruptedException {

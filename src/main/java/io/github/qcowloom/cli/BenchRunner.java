@@ -1,0 +1,127 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.AsyncBlockDevice;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.storage.CountingStorage;
+import io.github.qcowloom.storage.FileStorage;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * One run of qemu-img bench's workload on our driver, or of qemu-img bench itself with the same flags: COUNT
+ * requests of SIZE bytes, DEPTH in flight, offsets from OFFSET by STEP wrapping at the end of the disk, timed
+ * from the first submission to the last completion (open and close excluded, as in qemu-img bench).
+ */
+final class BenchRunner {
+    private BenchRunner() {
+    }
+
+    /** The workload, in qemu-img bench's terms. */
+    record BenchSpec(int count, int depth, int size, long offset, long step, boolean write, int pattern,
+            int flushInterval, String cache) {
+    }
+
+    /** One run's figures. */
+    record Result(double seconds, long syncs, double cpuSeconds, double p50Micros, double p99Micros) {
+        double iops(int count) {
+            return count / seconds;
+        }
+    }
+
+    /** One timed run on {@code image}: open, submit, drain, close (close is not timed, as in qemu-img bench). */
+    static Result run(BenchSpec spec, Path image, OpenOptions options, ExecutionModel model, PrintWriter err)
+            throws Exception {
+        int size = spec.size();
+        long stepSize = spec.step();
+        CountingStorage storage = new CountingStorage(FileStorage.open(image, options.readOnly(), options.direct()));
+        long[] latency = new long[spec.count()];
+        long syncs;
+        double seconds;
+        double cpu;
+        try (Qcow2Image img = Qcow2Image.open(storage, image.toAbsolutePath().getParent(), options);
+                AsyncBlockDevice device = model.drive(img)) {
+            long wrap = Math.max(1, img.size() - size + 1);
+            ByteBuffer data = ByteBuffer.allocateDirect(size);
+            for (int i = 0; i < size; i++) {
+                data.put(i, (byte) spec.pattern());
+            }
+            java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(spec.depth());
+            // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
+            java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers = new java.util.concurrent.ConcurrentLinkedQueue<>();
+            for (int i = 0; i < spec.depth(); i++) {
+                buffers.add(ByteBuffer.allocateDirect(size));
+            }
+            long syncsBefore = storage.counts().flushes();
+            long cpuBefore = cpuNanos();
+            long start = System.nanoTime();
+            long off = spec.offset() % wrap;
+            for (int i = 0; i < spec.count(); i++) {
+                if (spec.flushInterval() > 0 && i > 0 && i % spec.flushInterval() == 0) {
+                    slots.acquire(spec.depth()); // drain, as qemu-img bench does before its flush
+                    device.flush().join();
+                    slots.release(spec.depth());
+                }
+                slots.acquire();
+                int n = i;
+                long t0 = System.nanoTime();
+                ByteBuffer buf = spec.write() ? data.duplicate() : buffers.poll().clear();
+                (spec.write() ? device.write(off, buf) : device.read(off, buf)).whenComplete((v, e) -> {
+                    latency[n] = System.nanoTime() - t0;
+                    if (!spec.write()) {
+                        buffers.add(buf);
+                    }
+                    slots.release();
+                    if (e != null) {
+                        err.println("qcow2-loom: request failed: " + e.getCause());
+                    }
+                });
+                off = (off + stepSize) % wrap;
+            }
+            slots.acquire(spec.depth());
+            seconds = (System.nanoTime() - start) / 1e9;
+            cpu = (cpuNanos() - cpuBefore) / 1e9;
+            syncs = storage.counts().flushes() - syncsBefore;
+        }
+        long[] sorted = latency.clone();
+        Arrays.sort(sorted);
+        int count = spec.count();
+        return new Result(seconds, syncs, cpu, sorted[count / 2] / 1e3, sorted[(int) (count * 0.99)] / 1e3);
+    }
+
+    private static long cpuNanos() {
+        return ProcessHandle.current().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
+    }
+
+    /** qemu-img bench with the same flags; returns its "Run completed in X seconds". */
+    static double runQemu(BenchSpec spec, Path image) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-f", "qcow2", "-c", String.valueOf(spec.count()),
+                "-d", String.valueOf(spec.depth()), "-s", String.valueOf(spec.size()), "-o",
+                String.valueOf(spec.offset()), "-S", String.valueOf(spec.step()), "-t", spec.cache()));
+        if (spec.write()) {
+            cmd.add("-w");
+            cmd.add("--pattern=" + spec.pattern());
+        }
+        if (spec.flushInterval() > 0) {
+            cmd.add("--flush-interval=" + spec.flushInterval());
+        }
+        cmd.add(image.toString());
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IOException("qemu-img bench failed: " + text.trim());
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Run completed in ([0-9.]+) seconds").matcher(text);
+        if (!m.find()) {
+            throw new IOException("unexpected qemu-img bench output: " + text.trim());
+        }
+        return Double.parseDouble(m.group(1));
+    }
+
+}
