@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.AsyncBlockDevice;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.exec.BatchSubmitter;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.CountingStorage;
@@ -25,7 +26,7 @@ final class BenchRunner {
 
     /** The workload, in qemu-img bench's terms. */
     record BenchSpec(int count, int depth, int size, long offset, long step, boolean write, int pattern,
-            int flushInterval, String cache) {
+            int flushInterval, String cache, boolean batch) {
     }
 
     /** One run's figures. */
@@ -62,7 +63,22 @@ final class BenchRunner {
             long cpuBefore = cpuNanos();
             long start = System.nanoTime();
             long off = spec.offset() % wrap;
-            for (int i = 0; i < spec.count(); i++) {
+            if (spec.batch() && spec.write()) {
+                // Batch submit: DEPTH writes at a time, their clusters reserved in one refcount update.
+                BatchSubmitter batches = new BatchSubmitter(device);
+                for (int i = 0; i < spec.count(); ) {
+                    List<BatchSubmitter.Write> batch = new ArrayList<>();
+                    long t0 = System.nanoTime();
+                    int first = i;
+                    for (; i < spec.count() && batch.size() < spec.depth(); i++) {
+                        batch.add(new BatchSubmitter.Write(off, data.duplicate()));
+                        off = (off + stepSize) % wrap;
+                    }
+                    batches.submit(batch).join();
+                    Arrays.fill(latency, first, i, System.nanoTime() - t0);
+                }
+            }
+            for (int i = spec.batch() && spec.write() ? spec.count() : 0; i < spec.count(); i++) {
                 if (spec.flushInterval() > 0 && i > 0 && i % spec.flushInterval() == 0) {
                     slots.acquire(spec.depth()); // drain, as qemu-img bench does before its flush
                     device.flush().join();

@@ -59,6 +59,9 @@ final class MetadataWriter implements ClusterSource {
      */
     /** Bit 0 of an offset handed out (clusters are at least 512-byte aligned): the cluster is fresh. */
     static final long FRESH = 1;
+    /** Clusters a batch reserved (tagged like pool clusters); taken before the pool. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Long> reserved =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
     /** Null when the pool is off (or the image is v2, which has no dirty bit). */
     private volatile ClusterPool pool;
     private final HeaderBits headerBits;
@@ -128,6 +131,13 @@ final class MetadataWriter implements ClusterSource {
         }
     }
 
+    /** Reserves clusters for a batch of writes, in one refcount update (marking the image dirty first). */
+    void reserve(int n) throws IOException {
+        for (long c : allocate(n)) {
+            reserved.add(c);
+        }
+    }
+
     @Override
     public void idle() throws IOException {
         flushUntilClean();
@@ -139,7 +149,7 @@ final class MetadataWriter implements ClusterSource {
             flush(true);
         } while (hasPendingMetadata());
         ClusterPool p = pool;
-        if (p == null || p.size() == 0) {
+        if ((p == null || p.size() == 0) && reserved.isEmpty()) {
             headerBits.markClean();
         }
     }
@@ -158,6 +168,14 @@ final class MetadataWriter implements ClusterSource {
         if (p != null) {
             p.close();
         }
+        // Reserved clusters no write took are given back, as the pool's are.
+        List<Long> left = new java.util.ArrayList<>();
+        for (Long c = reserved.poll(); c != null; c = reserved.poll()) {
+            left.add(c);
+        }
+        if (!left.isEmpty()) {
+            release(left.stream().mapToLong(Long::longValue).toArray());
+        }
         flushUntilClean();
     }
 
@@ -170,6 +188,10 @@ final class MetadataWriter implements ClusterSource {
      * when it is known to read as zeroes.
      */
     long allocateDataCluster() throws IOException {
+        Long r = reserved.poll();
+        if (r != null) {
+            return r;
+        }
         ClusterPool p = pool;
         if (p != null) {
             long c = p.take();

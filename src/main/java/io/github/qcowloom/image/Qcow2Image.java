@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
+import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
@@ -39,7 +40,7 @@ import org.slf4j.LoggerFactory;
  * An open qcow2 image. Requests run as straight-line code on the caller's thread, any number at once: they take
  * the image lock shared; only operations that replace whole tables take it exclusive.
  */
-public final class Qcow2Image implements BlockDevice {
+public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);
     /** Longest backing chain we follow; deeper chains are refused rather than risking a loop. */
     static final int MAX_BACKING_DEPTH = 64;
@@ -376,6 +377,30 @@ public final class Qcow2Image implements BlockDevice {
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
         shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
+    }
+
+    /** Counts the clusters of the range that a write would allocate (not owned alone: not NORMAL with COPIED). */
+    @Override
+    public int clustersToAllocate(long offset, long length) throws IOException {
+        checkRange(offset, length);
+        int n = 0;
+        long cs = geometry.clusterSize();
+        for (long c = offset / cs; c * cs < offset + length; c++) {
+            long entry = mapper.lookup(c).entry();
+            if (L2Entry.type(entry, false, false) != ClusterType.NORMAL || !L2Entry.copied(entry)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Reserves clusters for a batch; not on v2 images, which have no dirty bit to cover them on a crash. */
+    @Override
+    public void reserve(int clusters) throws IOException {
+        checkWritable();
+        if (header.version() >= 3) {
+            metadata.reserve(clusters);
+        }
     }
 
     @Override

@@ -33,6 +33,8 @@ class BenchSmokeTest {
         String w = run("bench", "-w", "-c", "500", "-d", "16", "-S", "64k", "--flush-interval", "100", "--exec", exec,
                 img);
         assertTrue(w.contains("Run completed in") && w.contains("host syncs"), w);
+        String b = run("bench", "-w", "-c", "500", "-d", "16", "-o", "40M", "-S", "64k", "--batch", "--exec", exec, img);
+        assertTrue(b.contains("Run completed in"), b);
         String r = run("bench", "-c", "500", "-d", "16", "--exec", exec, img);
         assertTrue(r.contains("IOPS") && r.contains("p99"), r);
         Qemu.assume();
