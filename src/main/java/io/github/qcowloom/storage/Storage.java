@@ -6,7 +6,7 @@ import java.nio.ByteBuffer;
 
 /**
  * A host file: positional reads and writes, durable only after {@link #flush()}. Implementations are safe
- * for concurrent use by any number of threads and never use {@code synchronized} (it pins virtual threads
+ * for concurrent use by any number of threads and never hold an intrinsic monitor lock (it pins virtual threads
  * on JDK 21).
  */
 public interface Storage extends Closeable {
