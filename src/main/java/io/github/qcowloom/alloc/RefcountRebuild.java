@@ -43,18 +43,9 @@ public final class RefcountRebuild {
         }
         // The new area starts past every cluster in use and past the end of the file.
         long areaStart = Math.max(highest + 1, Bytes.alignUp(file.size(), cs) >>> bits);
-        long blocks = 1;
-        long tableClusters = 1;
-        while (true) {
-            long end = areaStart + blocks + tableClusters;
-            long needBlocks = (end + perBlock - 1) / perBlock;
-            long needTable = Math.max(1, (needBlocks * 8 + cs - 1) / cs);
-            if (needBlocks <= blocks && needTable <= tableClusters) {
-                break;
-            }
-            blocks = Math.max(blocks, needBlocks);
-            tableClusters = Math.max(tableClusters, needTable);
-        }
+        RefcountCoverage coverage = RefcountCoverage.of(areaStart, perBlock, cs);
+        long blocks = coverage.refblocks();
+        long tableClusters = coverage.reftableClusters();
         if (tableClusters * cs > Limits.MAX_REFTABLE_BYTES) {
             throw new ImageTooLargeException("Rebuilt refcount table would exceed " + Limits.MAX_REFTABLE_BYTES);
         }

@@ -2,11 +2,10 @@ package io.github.qcowloom.check;
 
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.cache.TableCache;
+import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.Snapshot;
-import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.storage.FileStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -24,12 +23,8 @@ final class CheckedFile implements AutoCloseable {
     private CheckedFile(FileStorage file) throws IOException {
         this.file = file;
         try {
-            long length = file.size();
-            byte[] first = read(0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
-            int clusterBits = Header.peekClusterBits(first, length);
-            this.header = Header.parse(read(0, (int) Math.min(length, 1L << clusterBits)), length);
-            this.snapshots = header.nbSnapshots() == 0 ? List.of()
-                    : SnapshotTable.parse(this::read, header.snapshotsOffset(), header.nbSnapshots(), length);
+            this.header = ImageMetadata.readHeader(file);
+            this.snapshots = ImageMetadata.readSnapshots(file, header);
             this.cache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
             this.table = new RefcountTable(file, header, cache);
         } catch (IOException | RuntimeException e) {

@@ -7,9 +7,8 @@ import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.Snapshot;
-import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.MemoryStorage;
 import io.github.qcowloom.storage.Storage;
@@ -42,7 +41,7 @@ public final class CrashInvariants {
     }
 
     private static CrashCheck checkOrThrow(CrashState state, GuestHistory history) throws IOException {
-        Header header = readHeader(MemoryStorage.readOnlyCopy(state.image()));
+        Header header = ImageMetadata.readHeader(MemoryStorage.readOnlyCopy(state.image()));
         if (header.corrupt()) {
             return CrashCheck.fail(state, "a", "the corrupt bit is set");
         }
@@ -66,7 +65,7 @@ public final class CrashInvariants {
             }
         }
         MemoryStorage after = new MemoryStorage(repaired.snapshot());
-        if (readHeader(after).corrupt()) {
+        if (ImageMetadata.readHeader(after).corrupt()) {
             return CrashCheck.fail(state, "a", "the corrupt bit is set after a read-write open");
         }
         RefcountComparison reopened = compare(after, true);
@@ -132,10 +131,8 @@ public final class CrashInvariants {
 
     /** The recount against the stored refcounts; with {@code repairLeaks}, after lowering leaked refcounts. */
     private static RefcountComparison compare(Storage file, boolean repairLeaks) throws IOException {
-        Header header = readHeader(file);
-        List<Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of()
-                : SnapshotTable.parse((off, len) -> bytes(file, off, len), header.snapshotsOffset(),
-                        header.nbSnapshots(), file.size());
+        Header header = ImageMetadata.readHeader(file);
+        List<Snapshot> snapshots = ImageMetadata.readSnapshots(file, header);
         TableCache cache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
         RefcountTable table = new RefcountTable(file, header, cache);
         ReferenceCount refs = ReferenceCount.compute(file, header, snapshots);
@@ -147,16 +144,4 @@ public final class CrashInvariants {
         return outcome.before();
     }
 
-    private static Header readHeader(Storage file) throws IOException {
-        long length = file.size();
-        int clusterBits = Header.peekClusterBits(bytes(file, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH)),
-                length);
-        return Header.parse(bytes(file, 0, (int) Math.min(length, 1L << clusterBits)), length);
-    }
-
-    private static byte[] bytes(Storage file, long offset, int length) throws IOException {
-        byte[] b = new byte[length];
-        file.readFully(ByteBuffer.wrap(b), offset);
-        return b;
-    }
 }

@@ -1,12 +1,13 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.RefcountCoverage;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.format.Limits;
 
 /**
  * Where a new image's tables go, in QEMU's order: header, reftable, refblocks, L1, then (with metadata
- * preallocation) the L2 tables and the data clusters. The refcount structures must cover themselves, so their
- * size is found by iterating to a fixed point.
+ * preallocation) the L2 tables and the data clusters. The refcount structures must cover themselves
+ * ({@link RefcountCoverage}).
  */
 record CreateLayout(long clusterSize, long reftableClusters, long refblocks, long l1Entries, long l1Clusters,
         long l2Tables, long dataClusters) {
@@ -23,19 +24,10 @@ record CreateLayout(long clusterSize, long reftableClusters, long refblocks, lon
         long guestClusters = ceil(size, clusterSize);
         long l2Tables = preallocate ? ceil(guestClusters, 1L << l2Bits) : 0;
         long dataClusters = preallocate && dataInImageFile ? guestClusters : 0;
-        long perRefblock = clusterSize * 8 >>> refcountOrder;
-        long reftableClusters = 1;
-        long refblocks = 1;
-        while (true) {
-            long total = 1 + reftableClusters + refblocks + l1Clusters + l2Tables + dataClusters;
-            long needBlocks = ceil(total, perRefblock);
-            long needTable = Math.max(1, ceil(needBlocks * 8, clusterSize));
-            if (needBlocks <= refblocks && needTable <= reftableClusters) {
-                break;
-            }
-            refblocks = Math.max(refblocks, needBlocks);
-            reftableClusters = Math.max(reftableClusters, needTable);
-        }
+        RefcountCoverage coverage = RefcountCoverage.of(1 + l1Clusters + l2Tables + dataClusters,
+                clusterSize * 8 >>> refcountOrder, clusterSize);
+        long refblocks = coverage.refblocks();
+        long reftableClusters = coverage.reftableClusters();
         if (reftableClusters * clusterSize > Limits.MAX_REFTABLE_BYTES) {
             throw new ImageTooLargeException("Image is too big: its refcount table would exceed "
                     + Limits.MAX_REFTABLE_BYTES + " bytes");

@@ -23,7 +23,6 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.Snapshot;
-import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
@@ -127,7 +126,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     private static Qcow2Image open(Storage storage, Path imageDir, OpenOptions options, int depth)
             throws IOException {
-        Header header = readHeader(storage);
+        Header header = ImageMetadata.readHeader(storage);
         if (header.corrupt() && !options.readOnly()) {
             throw new CorruptImageException(
                     "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
@@ -137,9 +136,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             header = clearForeignAutoclearBits(storage, header);
         }
         long[] l1 = readL1(storage, header);
-        List<Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of()
-                : SnapshotTable.parse((off, len) -> readBytes(storage, off, len), header.snapshotsOffset(),
-                        header.nbSnapshots(), storage.size());
+        List<Snapshot> snapshots = ImageMetadata.readSnapshots(storage, header);
         List<AutoCloseable> opened = new ArrayList<>();
         try {
             Storage dataFile = null;
@@ -217,18 +214,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
     }
 
-    /** Reads and validates cluster 0 (header, extensions, backing file name). */
-    static Header readHeader(Storage storage) throws IOException {
-        long length = storage.size();
-        byte[] first = readBytes(storage, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
-        int clusterBits = Header.peekClusterBits(first, length);
-        byte[] cluster0 = readBytes(storage, 0, (int) Math.min(length, 1L << clusterBits));
-        return Header.parse(cluster0, length);
-    }
-
     private static long[] readL1(Storage storage, Header header) throws IOException {
         // Header.parse has checked l1_size against QEMU's limit and the file length.
-        byte[] raw = readBytes(storage, header.l1TableOffset(), header.l1Size() * 8);
+        byte[] raw = ImageMetadata.readBytes(storage, header.l1TableOffset(), header.l1Size() * 8);
         long[] l1 = new long[header.l1Size()];
         for (int i = 0; i < l1.length; i++) {
             l1[i] = Bytes.getLong(raw, i * 8);
@@ -254,12 +242,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             default -> throw new UnsupportedFeatureException("backing format " + format,
                     "Unsupported backing file format '" + format + "'");
         };
-    }
-
-    static byte[] readBytes(Storage storage, long offset, int length) throws IOException {
-        byte[] b = new byte[length];
-        storage.readFully(ByteBuffer.wrap(b), offset);
-        return b;
     }
 
     /** L2 slices of at most 4 KiB: a miss reads 4 KiB, not a whole 2 MiB table. */
@@ -386,8 +368,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         int n = 0;
         long cs = geometry.clusterSize();
         for (long c = offset / cs; c * cs < offset + length; c++) {
-            long entry = mapper.lookup(c).entry();
-            if (L2Entry.type(entry, false, false) != ClusterType.NORMAL || !L2Entry.copied(entry)) {
+            if (!WritePath.ownedAlone(mapper.lookup(c).entry())) {
                 n++;
             }
         }

@@ -73,14 +73,18 @@ final class WritePath {
 
     /** Writes in place if the image owns the cluster alone; false if it must be allocated or copied. */
     private boolean writeInPlace(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
-        ClusterType type = L2Entry.type(ref.entry(), false, false);
-        if (type != ClusterType.NORMAL || !L2Entry.copied(ref.entry())) {
+        if (!ownedAlone(ref.entry())) {
             return false;
         }
         long host = L2Entry.hostOffset(ref.entry()) + inCluster;
         metadata.checkDataWrite(host, part.remaining());
         file.write(part.duplicate(), host);
         return true;
+    }
+
+    /** A cluster this image owns alone (NORMAL with COPIED) is written in place; any other must be allocated. */
+    static boolean ownedAlone(long entry) {
+        return L2Entry.type(entry, false, false) == ClusterType.NORMAL && L2Entry.copied(entry);
     }
 
     /** True if the guest sees zeroes in the whole cluster now (no backing data, no old cluster's bytes). */
