@@ -34,6 +34,19 @@ public interface BlockDevice extends Closeable {
     /** True if the device refuses writes. */
     boolean readOnly();
 
+    /**
+     * How the bytes from {@code offset} are stored, without reading them (QEMU's block status): the status of the
+     * first byte and how far it extends, at most {@code length} bytes. A device that keeps no allocation map
+     * reports the whole range as data at an unknown place.
+     */
+    default BlockStatus blockStatus(long offset, long length) throws IOException {
+        if (offset < 0 || length <= 0 || offset > size() - length) {
+            throw new OutOfRangeException("block status of " + length + " bytes at offset " + offset
+                    + " is outside the device of " + size() + " bytes");
+        }
+        return new BlockStatus(length, 0, BlockStatus.Allocation.DATA, null);
+    }
+
     @Override
     void close() throws IOException;
 }

@@ -6,6 +6,7 @@ import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
@@ -52,6 +53,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final List<Snapshot> snapshots;
     private final ImageGeometry geometry;
     private final ReadPath readPath;
+    private final BlockStatusPath statusPath;
     /** Null when the image is open read-only. */
     private final MetadataWriter metadata;
     private final WritePath writePath;
@@ -77,6 +79,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         Storage data = header.hasDataFile() ? dataFile : file;
         this.readPath = new ReadPath(geometry, mapper, file, data, backing, header.backingFile() != null,
                 ClusterCodec.forType(header.compressionType()));
+        this.statusPath = new BlockStatusPath(geometry, mapper, readPath, backing, header.backingFile() != null);
         if (readOnly) {
             this.metadata = null;
             this.writePath = null;
@@ -344,6 +347,17 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
         shared(offset, dst.remaining(), false, () -> readPath.read(offset, dst));
+    }
+
+    /** Reads only metadata, under the image lock held shared like a read; see {@link BlockStatusPath}. */
+    @Override
+    public BlockStatus blockStatus(long offset, long length) throws IOException {
+        if (length <= 0) {
+            throw new OutOfRangeException("block status of an empty range at offset " + offset);
+        }
+        BlockStatus[] answer = new BlockStatus[1];
+        shared(offset, length, false, () -> answer[0] = statusPath.status(offset, length));
+        return answer[0];
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -35,6 +36,17 @@ public final class RawImage implements BlockDevice {
     public void read(long offset, ByteBuffer dst) throws IOException {
         check(offset, dst.remaining());
         storage.readFully(dst, offset);
+    }
+
+    /** Data everywhere, at the guest offset: Java cannot ask the file system for holes (no SEEK_DATA). */
+    @Override
+    public BlockStatus blockStatus(long offset, long length) throws IOException {
+        check(offset, length);
+        if (length == 0) {
+            throw new OutOfRangeException("block status of an empty range at offset " + offset);
+        }
+        return new BlockStatus(length, 0, BlockStatus.Allocation.DATA,
+                new BlockStatus.Host(BlockStatus.HostFile.IMAGE, offset));
     }
 
     @Override

@@ -91,7 +91,7 @@ final class ReadPath {
     }
 
     /** QEMU's qcow2_get_host_offset checks, made before any entry is used. */
-    private void validateHostOffset(SubclusterType type, L2Ref ref, long guestOffset) throws CorruptImageException {
+    void validateHostOffset(SubclusterType type, L2Ref ref, long guestOffset) throws CorruptImageException {
         if ((type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) && geometry.version() < 3) {
             throw new MetadataCorruptionException(String.format(
                     "Zero cluster entry found in pre-v3 image (L2 offset: %#x)", ref.l2Offset()));

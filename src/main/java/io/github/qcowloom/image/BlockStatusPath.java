@@ -1,0 +1,149 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.BlockStatus.Allocation;
+import io.github.qcowloom.api.BlockStatus.Host;
+import io.github.qcowloom.api.BlockStatus.HostFile;
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.MetadataCorruptionException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.format.SubclusterType;
+import java.io.IOException;
+
+/**
+ * Block status as straight-line metadata reads: what the L2 entries (and subcluster bitmaps) say about a guest
+ * range, passed down the backing chain where this image holds nothing, as QEMU's qcow2_co_block_status and
+ * bdrv_co_block_status do. Reads no guest data.
+ */
+final class BlockStatusPath {
+    private final ImageGeometry geometry;
+    private final ClusterMapper mapper;
+    /** For QEMU's checks of an entry before its host offset is used, shared with reads. */
+    private final ReadPath readPath;
+    /** The backing image, or null when there is none or it was not opened. */
+    private final BlockDevice backing;
+    private final boolean hasBacking;
+
+    BlockStatusPath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, BlockDevice backing,
+            boolean hasBacking) {
+        this.geometry = geometry;
+        this.mapper = mapper;
+        this.readPath = readPath;
+        this.backing = backing;
+        this.hasBacking = hasBacking;
+    }
+
+    /** A run of guest bytes of one subcluster type in this image; {@code host} is -1 where the type has none. */
+    private record Run(SubclusterType type, long length, long host) {
+    }
+
+    /** The status of the range from {@code offset}; the caller has checked that it is non-empty and inside the disk. */
+    BlockStatus status(long offset, long length) throws IOException {
+        Run run = run(offset, length);
+        Host host = run.host() < 0 ? null
+                : new Host(geometry.hasDataFile() ? HostFile.DATA_FILE : HostFile.IMAGE, run.host());
+        return switch (run.type()) {
+            case NORMAL -> new BlockStatus(run.length(), 0, Allocation.DATA, host);
+            case COMPRESSED -> new BlockStatus(run.length(), 0, Allocation.COMPRESSED, null);
+            case ZERO_PLAIN, ZERO_ALLOC -> new BlockStatus(run.length(), 0, Allocation.ZERO, host);
+            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> throughBacking(offset, run.length(), host);
+            case INVALID -> throw new IllegalStateException("run() lets no invalid entry through");
+        };
+    }
+
+    /**
+     * Where this image holds nothing, the backing file answers (one layer deeper); without one, or past its end,
+     * the range reads as zeroes and this image answers, keeping the host offset of a preallocated cluster.
+     */
+    private BlockStatus throughBacking(long offset, long length, Host host) throws IOException {
+        if (!hasBacking) {
+            return new BlockStatus(length, 0, Allocation.UNALLOCATED, host);
+        }
+        if (backing == null) {
+            throw new UnsupportedFeatureException("backing file not opened",
+                    "This range is decided by the backing file, which was not opened");
+        }
+        long backingSize = backing.size();
+        if (offset >= backingSize) {
+            return new BlockStatus(length, 0, Allocation.UNALLOCATED, host);
+        }
+        return backing.blockStatus(offset, Math.min(length, backingSize - offset)).fromBacking();
+    }
+
+    /**
+     * The run of one type from {@code offset}, QEMU's qcow2_get_host_offset and count_contiguous_subclusters: it
+     * stays inside the L2 table of its first entry, continues into following clusters only where the type fills
+     * them from their start, and, for types with a host cluster, only while the host clusters are contiguous. A
+     * compressed cluster is a run of its own.
+     */
+    private Run run(long offset, long length) throws IOException {
+        int bits = geometry.clusterBits();
+        long cluster = offset >>> bits;
+        long tableEnd = ((cluster >>> geometry.l2Bits()) + 1) << geometry.l2Bits();
+        long limit = Math.min(offset + length, tableEnd << bits);
+        L2Ref ref = mapper.lookup(cluster);
+        if (ref.l2Offset() == 0) {
+            return new Run(SubclusterType.UNALLOCATED_PLAIN, limit - offset, -1);
+        }
+        int inCluster = (int) (offset & (geometry.clusterSize() - 1));
+        int sc = geometry.extendedL2() ? inCluster / geometry.subclusterSize() : 0;
+        SubclusterType type = typeOf(ref, sc);
+        readPath.validateHostOffset(type, ref, offset);
+        requireValid(type, ref, cluster);
+        long clusterEnd = (cluster + 1) << bits;
+        if (type == SubclusterType.COMPRESSED) {
+            if (geometry.hasDataFile()) {
+                throw new CorruptImageException("Compressed cluster in an image with an external data file");
+            }
+            return new Run(type, Math.min(limit, clusterEnd) - offset, -1);
+        }
+        boolean hasHost = type == SubclusterType.NORMAL || type == SubclusterType.ZERO_ALLOC
+                || type == SubclusterType.UNALLOCATED_ALLOC;
+        long hostCluster = L2Entry.hostOffset(ref.entry());
+        long end = (cluster << bits) + sameTypeEnd(ref, sc, type);
+        while (end == clusterEnd && end < limit) {
+            long next = cluster + 1;
+            L2Ref nextRef = mapper.lookup(next);
+            SubclusterType nextType = typeOf(nextRef, 0);
+            // QEMU fails on an invalid entry it meets while counting, not only on the first.
+            requireValid(nextType, nextRef, next);
+            if (nextType != type || hasHost && L2Entry.hostOffset(nextRef.entry()) != hostCluster
+                    + ((next - (offset >>> bits)) << bits)) {
+                break;
+            }
+            cluster = next;
+            clusterEnd = (cluster + 1) << bits;
+            end = (cluster << bits) + sameTypeEnd(nextRef, 0, type);
+        }
+        return new Run(type, Math.min(end, limit) - offset, hasHost ? hostCluster + inCluster : -1);
+    }
+
+    private SubclusterType typeOf(L2Ref ref, int sc) {
+        if (geometry.extendedL2()) {
+            return L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile());
+        }
+        return L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
+    }
+
+    /** Bytes from the cluster's start to the end of the run of {@code type} that includes subcluster {@code sc}. */
+    private long sameTypeEnd(L2Ref ref, int sc, SubclusterType type) {
+        if (!geometry.extendedL2()) {
+            return geometry.clusterSize();
+        }
+        int end = sc + 1;
+        while (end < 32 && typeOf(ref, end) == type) {
+            end++;
+        }
+        return (long) end * geometry.subclusterSize();
+    }
+
+    private void requireValid(SubclusterType type, L2Ref ref, long cluster) throws MetadataCorruptionException {
+        if (type == SubclusterType.INVALID) {
+            throw new MetadataCorruptionException(String.format(
+                    "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", ref.l2Offset(),
+                    cluster & (geometry.l2Entries() - 1)));
+        }
+    }
+}
