@@ -3,20 +3,20 @@ package io.github.qcowloom.nbd;
 import static io.github.qcowloom.nbd.Protocol.*;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.BlockStatus;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * base:allocation answers from the data itself: the device offers no allocation map, so every aligned 64 KiB run
- * that reads as zeroes is reported HOLE|ZERO and anything else as data (flags 0). That is always correct, and lets
- * clients copy sparsely. One answer looks at most {@link #MAX_SCAN} bytes; the reply may cover less than asked
- * (proto.md "NBD_CMD_BLOCK_STATUS").
+ * base:allocation from the device's block status, as QEMU's NBD server answers it: NBD_STATE_HOLE where no layer
+ * stores data (zero clusters, unallocated ranges), NBD_STATE_ZERO where the range reads as zeroes. Neighbouring
+ * runs with the same flags are one extent. A reply holds at most {@link #MAX_EXTENTS} extents, so it may cover less
+ * than asked (proto.md "NBD_CMD_BLOCK_STATUS").
  */
 final class Extents {
-    static final int RUN = 64 << 10;
-    static final int MAX_SCAN = 8 << 20;
+    /** QEMU's NBD_MAX_BLOCK_STATUS_EXTENTS: 1 MiB of 8-byte extent descriptors. */
+    static final int MAX_EXTENTS = (1 << 20) / 8;
 
     private Extents() {
     }
@@ -26,40 +26,23 @@ final class Extents {
     }
 
     /** The extents from {@code offset}: non-empty, together at most {@code length} bytes, one only if {@code one}. */
-    static List<Extent> scan(BlockDevice device, long offset, long length, boolean one) throws IOException {
-        long end = offset + Math.min(length, MAX_SCAN);
-        ByteBuffer buf = ByteBuffer.allocate(RUN);
+    static List<Extent> of(BlockDevice device, long offset, long length, boolean one) throws IOException {
+        long end = offset + length;
         List<Extent> out = new ArrayList<>();
         long pos = offset;
         while (pos < end) {
-            long next = Math.min(end, (pos / RUN + 1) * RUN);
-            buf.clear().limit((int) (next - pos));
-            device.read(pos, buf);
-            int flags = allZero(buf.flip()) ? STATE_HOLE | STATE_ZERO : 0;
+            BlockStatus status = device.blockStatus(pos, end - pos);
+            int flags = (status.data() ? 0 : STATE_HOLE) | (status.zero() ? STATE_ZERO : 0);
             Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
             if (last != null && last.flags() == flags) {
-                out.set(out.size() - 1, new Extent(last.length() + next - pos, flags));
-            } else if (last != null && one) {
+                out.set(out.size() - 1, new Extent(last.length() + status.length(), flags));
+            } else if (last != null && (one || out.size() == MAX_EXTENTS)) {
                 break;
             } else {
-                out.add(new Extent(next - pos, flags));
+                out.add(new Extent(status.length(), flags));
             }
-            pos = next;
+            pos += status.length();
         }
         return out;
-    }
-
-    private static boolean allZero(ByteBuffer b) {
-        while (b.remaining() >= 8) {
-            if (b.getLong() != 0) {
-                return false;
-            }
-        }
-        while (b.hasRemaining()) {
-            if (b.get() != 0) {
-                return false;
-            }
-        }
-        return true;
     }
 }

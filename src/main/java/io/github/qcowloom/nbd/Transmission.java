@@ -162,7 +162,7 @@ final class Transmission {
                     return;
                 }
                 replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID,
-                        Extents.scan(dev, r.offset(), r.length(), r.has(CMD_FLAG_REQ_ONE)));
+                        Extents.of(dev, r.offset(), r.length(), r.has(CMD_FLAG_REQ_ONE)));
             }
             default -> replies.error(r.cookie(), EINVAL, "unknown command " + r.type());
         }
