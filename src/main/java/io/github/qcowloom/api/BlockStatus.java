@@ -71,12 +71,4 @@ public record BlockStatus(long length, int depth, Allocation allocation, Host ho
     public BlockStatus fromBacking() {
         return new BlockStatus(length, depth + 1, allocation, host);
     }
-
-    /** This status, cut to its first {@code n} bytes ({@code 0 < n <= length}). */
-    public BlockStatus truncate(long n) {
-        if (n <= 0 || n > length) {
-            throw new IllegalArgumentException("cannot cut " + length + " bytes to " + n);
-        }
-        return n == length ? this : new BlockStatus(n, depth, allocation, host);
-    }
 }

@@ -1,0 +1,130 @@
+package io.github.qcowloom.image;
+
+import static io.github.qcowloom.image.ImagePoker.l2EntryOffset;
+import static io.github.qcowloom.image.ImagePoker.putLong;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.BlockStatus.Allocation;
+import io.github.qcowloom.api.BlockStatus.HostFile;
+import io.github.qcowloom.api.MetadataCorruptionException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.OutOfRangeException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.storage.CountingStorage;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The block status query itself (CliMapTest compares it with qemu-img map on many images): what it answers at a
+ * few known places, that it reads metadata only, and that bad entries and requests fail as QEMU's do.
+ */
+class BlockStatusTest {
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    private Path qcow2(String name, String... options) {
+        Path img = dir.resolve(name);
+        List<String> args = new java.util.ArrayList<>(List.of("create", "-q", "-f", "qcow2"));
+        args.addAll(List.of(options));
+        args.addAll(List.of(img.toString(), "4M"));
+        Qemu.img(args.toArray(String[]::new));
+        return img;
+    }
+
+    @Test
+    void answersForEachKindOfRunAndReadsNoData() throws IOException {
+        Path img = qcow2("kinds.qcow2");
+        Qemu.io(img, "write -P 1 0 1M", "write -z 1M 64k", "write -P 2 2M 64k", "write -z 2M 64k");
+        CountingStorage counting = new CountingStorage(FileStorage.open(img, true, false));
+        try (Qcow2Image q = Qcow2Image.open(counting, null, OpenOptions.readOnlyDefaults())) {
+            CountingStorage.Counts opened = counting.counts();
+            BlockStatus data = q.blockStatus(4096, q.size() - 4096);
+            assertEquals(Allocation.DATA, data.allocation());
+            assertEquals((1 << 20) - 4096, data.length(), "one run over contiguous host clusters");
+            assertEquals(HostFile.IMAGE, data.host().file());
+            assertEquals(4096, data.host().offset() % 65536);
+            BlockStatus zero = q.blockStatus(1 << 20, 1 << 20);
+            assertEquals(new BlockStatus(65536, 0, Allocation.ZERO, null), zero);
+            BlockStatus preallocatedZero = q.blockStatus(2 << 20, 1 << 20);
+            assertEquals(Allocation.ZERO, preallocatedZero.allocation());
+            assertTrue(preallocatedZero.host() != null, "write -z keeps the cluster: " + preallocatedZero);
+            assertEquals(new BlockStatus(100, 0, Allocation.UNALLOCATED, null), q.blockStatus(3 << 20, 100));
+            CountingStorage.Counts queries = counting.counts().minus(opened);
+            assertTrue(queries.bytesRead() <= 4096, "one L2 slice, no data: " + queries);
+        }
+    }
+
+    @Test
+    void backingFileAnswersOneLayerDownAndNotOpeningItIsAnError() throws IOException {
+        Path base = qcow2("base.qcow2");
+        Qemu.io(base, "write -P 1 0 64k");
+        Path top = qcow2("top.qcow2", "-b", base.toString(), "-F", "qcow2");
+        try (Qcow2Image q = Qcow2Image.open(top, OpenOptions.readOnlyDefaults())) {
+            BlockStatus s = q.blockStatus(0, q.size());
+            assertEquals(1, s.depth());
+            assertEquals(Allocation.DATA, s.allocation());
+            assertEquals(65536, s.length());
+            BlockStatus rest = q.blockStatus(65536, q.size() - 65536);
+            assertEquals(new BlockStatus(q.size() - 65536, 1, Allocation.UNALLOCATED, null), rest);
+        }
+        OpenOptions alone = OpenOptions.readOnlyDefaults().withFollowReferences(false);
+        try (Qcow2Image q = Qcow2Image.open(top, alone)) {
+            assertThrows(UnsupportedFeatureException.class, () -> q.blockStatus(0, 4096));
+        }
+    }
+
+    @Test
+    void requestsOutsideTheDiskOrEmptyAreRefused() throws IOException {
+        Path img = qcow2("range.qcow2");
+        Path raw = dir.resolve("r.raw");
+        Files.write(raw, new byte[8192]);
+        try (Qcow2Image q = Qcow2Image.open(img, OpenOptions.readOnlyDefaults());
+                RawImage r = new RawImage(FileStorage.open(raw, true, false))) {
+            assertThrows(OutOfRangeException.class, () -> q.blockStatus(q.size(), 1));
+            assertThrows(OutOfRangeException.class, () -> q.blockStatus(0, 0));
+            assertThrows(OutOfRangeException.class, () -> q.blockStatus(-1, 10));
+            assertThrows(OutOfRangeException.class, () -> r.blockStatus(4096, 8192));
+            assertThrows(OutOfRangeException.class, () -> r.blockStatus(0, 0));
+            BlockStatus s = r.blockStatus(512, 1024);
+            assertEquals(new BlockStatus(1024, 0, Allocation.DATA, new BlockStatus.Host(HostFile.IMAGE, 512)), s);
+        }
+    }
+
+    /**
+     * An invalid subcluster bitmap (allocated and zero at once) fails the query whether it is the first entry or
+     * one met while counting a run, as QEMU's count_contiguous_subclusters does (qemu-img map exits 1 on both).
+     */
+    @Test
+    void invalidSubclusterBitmapFailsTheQueryAsInQemu() throws IOException {
+        Path img = qcow2("bad.qcow2", "-o", "extended_l2=on");
+        Qemu.io(img, "write -P 1 0 128k");
+        putLong(img, l2EntryOffset(img, 1) + 8, 0xffffffff00000001L);
+        for (long start : new long[] {0, 65536}) {
+            try (Qcow2Image q = Qcow2Image.open(img, OpenOptions.readOnlyDefaults())) {
+                MetadataCorruptionException e = assertThrows(MetadataCorruptionException.class,
+                        () -> q.blockStatus(start, q.size() - start));
+                assertTrue(e.getMessage().contains("Invalid cluster entry found"), e.getMessage());
+            }
+            Qemu.Result theirs = Qemu.exec(List.of("qemu-img", "map", "--start-offset", Long.toString(start),
+                    img.toString()));
+            assertNotEquals(0, theirs.exitCode());
+            assertTrue(theirs.stderr().contains("Invalid cluster entry found"), theirs.stderr());
+        }
+    }
+}
