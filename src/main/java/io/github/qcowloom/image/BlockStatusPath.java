@@ -92,30 +92,27 @@ final class BlockStatusPath {
         SubclusterType type = typeOf(ref, sc);
         readPath.validateHostOffset(type, ref, offset);
         requireValid(type, ref, cluster);
-        long clusterEnd = (cluster + 1) << bits;
         if (type == SubclusterType.COMPRESSED) {
             if (geometry.hasDataFile()) {
                 throw new CorruptImageException("Compressed cluster in an image with an external data file");
             }
-            return new Run(type, Math.min(limit, clusterEnd) - offset, -1);
+            return new Run(type, Math.min(limit, (cluster + 1) << bits) - offset, -1);
         }
         boolean hasHost = type == SubclusterType.NORMAL || type == SubclusterType.ZERO_ALLOC
                 || type == SubclusterType.UNALLOCATED_ALLOC;
         long hostCluster = L2Entry.hostOffset(ref.entry());
         long end = (cluster << bits) + sameTypeEnd(ref, sc, type);
-        while (end == clusterEnd && end < limit) {
-            long next = cluster + 1;
+        // The run reached the end of its cluster: see whether the next cluster carries it on.
+        for (long next = cluster + 1; end == next << bits && end < limit; next++) {
             L2Ref nextRef = mapper.lookup(next);
             SubclusterType nextType = typeOf(nextRef, 0);
             // QEMU fails on an invalid entry it meets while counting, not only on the first.
             requireValid(nextType, nextRef, next);
-            if (nextType != type || hasHost && L2Entry.hostOffset(nextRef.entry()) != hostCluster
-                    + ((next - (offset >>> bits)) << bits)) {
+            long expectedHost = hostCluster + ((next - cluster) << bits);
+            if (nextType != type || hasHost && L2Entry.hostOffset(nextRef.entry()) != expectedHost) {
                 break;
             }
-            cluster = next;
-            clusterEnd = (cluster + 1) << bits;
-            end = (cluster << bits) + sameTypeEnd(nextRef, 0, type);
+            end = (next << bits) + sameTypeEnd(nextRef, 0, type);
         }
         return new Run(type, Math.min(end, limit) - offset, hasHost ? hostCluster + inCluster : -1);
     }
