@@ -106,7 +106,8 @@ class NbdClientsTest {
         Path img = image();
         try (Served s = Served.start(img, sock(), false, ExecutionModel.VIRTUAL)) {
             Qemu.Result r = Qemu.exec(List.of("fio", "--name=nbd", "--ioengine=nbd", "--uri=" + s.uri(),
-                    "--rw=randrw", "--bs=4k", "--iodepth=16", "--size=16M", "--runtime=5", "--verify=crc32c"));
+                    "--rw=randrw", "--bs=4k", "--iodepth=16", "--size=16M", "--runtime=5", "--verify=crc32c"),
+                    img.getParent()); // fio leaves its verify state file in the working directory
             assertEquals(0, r.exitCode(), r.stdout() + r.stderr());
         }
     }
