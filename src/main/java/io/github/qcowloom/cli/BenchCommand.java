@@ -67,6 +67,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--against-qemu", description = "Alternate with qemu-img bench on copies: 3 pairs, medians.")
     boolean againstQemu;
 
+    @Option(names = "--warmup", description = "Untimed requests first, on a scratch copy of the image, so the "
+            + "request path runs JIT-compiled as in a long-running process (default 0: cold, as timed so far).")
+    int warmup;
+
     @Option(names = "-q", description = "Quiet: only the summary line.")
     boolean quiet;
 
@@ -85,6 +89,9 @@ final class BenchCommand implements Callable<Integer> {
         out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d), "
                 + "%s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
                 stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache");
+        if (warmup > 0) {
+            BenchRunner.warmUp(workload().withCount(warmup), file, options, model, spec.commandLine().getErr());
+        }
         if (!againstQemu) {
             report(out, "qcow2-loom", BenchRunner.run(workload(), file, options, model, spec.commandLine().getErr()));
             return 0;

@@ -35,6 +35,8 @@ final class DemoCommand implements Callable<Integer> {
     private static final long BENCH_SIZE = 256L << 20;
     /** Pattern byte written at each MiB i that is a multiple of 3 (0 elsewhere). */
     private static final int STEP_MIB = 3;
+    /** Untimed requests before each timed run, so the figures are of JIT-compiled code (see BenchRunner.warmUp). */
+    private static final int WARMUP = 20_000;
 
     @Spec
     CommandSpec spec;
@@ -86,10 +88,12 @@ final class DemoCommand implements Callable<Integer> {
             double[] iops = new double[3];
             String[] models = {"virtual", "pool:64"};
             for (int m = 0; m < models.length; m++) {
-                Files.copy(source, run, StandardCopyOption.REPLACE_EXISTING);
                 OpenOptions o = OpenOptions.readWriteDefaults().withReadOnly(!write);
-                iops[m] = BenchRunner.run(spec, run, o, ExecutionModel.parse(models[m]),
-                        new PrintWriter(System.err, true)).iops(count);
+                ExecutionModel model = ExecutionModel.parse(models[m]);
+                PrintWriter err = new PrintWriter(System.err, true);
+                BenchRunner.warmUp(spec.withCount(WARMUP), source, o, model, err);
+                Files.copy(source, run, StandardCopyOption.REPLACE_EXISTING);
+                iops[m] = BenchRunner.run(spec, run, o, model, err).iops(count);
             }
             if (qemu) {
                 Files.copy(source, run, StandardCopyOption.REPLACE_EXISTING);
@@ -99,7 +103,8 @@ final class DemoCommand implements Callable<Integer> {
                     qemu ? String.format("%.0f", iops[2]) : "", qemu ? String.format("%.2fx", iops[0] / iops[2]) : "");
         }
         Files.deleteIfExists(run);
-        out.println("(single runs: JIT warm-up and the page cache move these; bench --against-qemu gives medians)");
+        out.println("(single runs after " + WARMUP + " untimed warm-up requests each; the page cache and other load "
+                + "move them: bench --warmup N --against-qemu gives medians)");
     }
 
     private static boolean qemuImgInstalled() {

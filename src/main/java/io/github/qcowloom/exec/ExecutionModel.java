@@ -43,7 +43,7 @@ public record ExecutionModel(int poolThreads) {
     }
 
     public ExecutorService newExecutor() {
-        return virtual() ? Executors.newVirtualThreadPerTaskExecutor()
+        return virtual() ? new VirtualThreadPerRequest()
                 : Executors.newFixedThreadPool(poolThreads, Thread.ofPlatform().name("qcow2-pool-", 0).factory());
     }
 
