@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.github.luben.zstd.Zstd;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.testing.MixedData;

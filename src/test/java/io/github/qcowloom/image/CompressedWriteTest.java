@@ -22,9 +22,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -54,7 +57,7 @@ class CompressedWriteTest {
         for (int i = 0; ; i++) {
             if (MixedData.kind(seed, i) == MixedData.Kind.TEXT) {
                 byte[] all = MixedData.generate(seed, CS, (i + 1) * CS);
-                return java.util.Arrays.copyOfRange(all, i * CS, (i + 1) * CS);
+                return Arrays.copyOfRange(all, i * CS, (i + 1) * CS);
             }
         }
     }
@@ -138,7 +141,7 @@ class CompressedWriteTest {
         long size = 3L * CS + 1536;
         ImageCreator.create(image, CreateOptions.defaults(size));
         byte[] tail = new byte[1536];
-        java.util.Arrays.fill(tail, (byte) 0x5a);
+        Arrays.fill(tail, (byte) 0x5a);
         try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
             assertThrows(OutOfRangeException.class, () -> img.writeCompressed(4096, ByteBuffer.allocate(CS)));
             assertThrows(OutOfRangeException.class, () -> img.writeCompressed(CS, ByteBuffer.allocate(4096)));
@@ -204,7 +207,7 @@ class CompressedWriteTest {
         byte[] theirs = Qemu.toRaw(image, dir);
         for (int c = 0; c < clusters; c++) {
             assertEquals(-1, Images.firstDifference(textCluster(100 + c),
-                    java.util.Arrays.copyOfRange(theirs, c * CS, (c + 1) * CS)), "qemu-img reads cluster " + c);
+                    Arrays.copyOfRange(theirs, c * CS, (c + 1) * CS)), "qemu-img reads cluster " + c);
         }
     }
 
@@ -219,7 +222,7 @@ class CompressedWriteTest {
             }
         }
         try (OnDiskImage d = OnDiskImage.open(image)) {
-            java.util.Set<Long> seen = new java.util.HashSet<>();
+            Set<Long> seen = new HashSet<>();
             for (int c = 0; c < 8; c++) {
                 CompressedDescriptor desc = CompressedDescriptor.decode(d.l2Entry(c), 16);
                 for (long h = desc.firstHostCluster(16); h <= desc.lastHostCluster(16); h++) {
@@ -316,7 +319,7 @@ class CompressedWriteTest {
 
     private static byte[] filled(int value) {
         byte[] b = new byte[CS];
-        java.util.Arrays.fill(b, (byte) value);
+        Arrays.fill(b, (byte) value);
         return b;
     }
 
