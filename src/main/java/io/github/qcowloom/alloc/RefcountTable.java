@@ -71,6 +71,17 @@ public final class RefcountTable {
         this.freeHint = 0;
     }
 
+    /** The largest refcount an entry can hold (2^refcount_bits - 1). */
+    public long maxRefcount() {
+        return codec.max();
+    }
+
+    /** True if a refcount block for host cluster {@code cluster} exists already (counting it needs no new block). */
+    public boolean hasBlockFor(long cluster) throws IOException {
+        long index = cluster >>> blockBits;
+        return index < table.length && blockOffset((int) index) != 0;
+    }
+
     /** Refcount of host cluster {@code cluster} (0 beyond what the reftable covers). */
     public long get(long cluster) throws IOException {
         checkCluster(cluster);

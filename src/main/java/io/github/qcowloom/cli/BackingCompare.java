@@ -9,6 +9,14 @@ final class BackingCompare {
     private BackingCompare() {
     }
 
+    /**
+     * True if a new image shows {@code chunk} at {@code offset} without writing it: it is all zeroes and there is no
+     * backing file ({@code backing} null), or it equals what the backing file shows.
+     */
+    static boolean needsNoWrite(BlockDevice backing, long offset, ByteBuffer chunk) throws IOException {
+        return backing == null ? ChunkCopy.isZero(chunk) : same(backing, offset, chunk);
+    }
+
     static boolean same(BlockDevice backing, long offset, ByteBuffer chunk) throws IOException {
         int n = chunk.remaining();
         int inside = (int) Math.max(0, Math.min(n, backing.size() - offset));

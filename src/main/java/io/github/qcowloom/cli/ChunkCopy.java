@@ -26,8 +26,11 @@ final class ChunkCopy {
         void accept(long offset, ByteBuffer chunk) throws IOException;
     }
 
-    /** Workers take chunks in order from a shared counter; {@code progress} gets the bytes done after each. */
-    static void run(BlockDevice src, Sink sink, LongConsumer progress) throws IOException {
+    /**
+     * Workers take chunks of {@code chunk} bytes (the last may be shorter) in order from a shared counter;
+     * {@code progress} gets the bytes done after each.
+     */
+    static void run(BlockDevice src, int chunk, Sink sink, LongConsumer progress) throws IOException {
         long size = src.size();
         AtomicLong next = new AtomicLong();
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
@@ -35,9 +38,9 @@ final class ChunkCopy {
             for (int w = 0; w < WORKERS; w++) {
                 workers.add(pool.submit(() -> {
                     // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
-                    ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK);
-                    for (long off = next.getAndAdd(CHUNK); off < size; off = next.getAndAdd(CHUNK)) {
-                        int n = (int) Math.min(CHUNK, size - off);
+                    ByteBuffer buf = ByteBuffer.allocateDirect(chunk);
+                    for (long off = next.getAndAdd(chunk); off < size; off = next.getAndAdd(chunk)) {
+                        int n = (int) Math.min(chunk, size - off);
                         buf.clear().limit(n);
                         src.read(off, buf);
                         buf.flip();

@@ -16,6 +16,8 @@ import java.util.Set;
 public final class GuestHistory {
     /** The sector size of the model. */
     public static final int SECTOR = 512;
+    /** Length of the pseudo-random run a pattern repeats. */
+    private static final int RUN = 32;
 
     // Per sector: entries (guest flushes completed before the request << 32 | value id), in request order.
     private final long[][] entries;
@@ -106,20 +108,27 @@ public final class GuestHistory {
         return legal;
     }
 
-    /** The 512 bytes write {@code id} puts in sector {@code sector} (zeroes for id 0). */
+    /**
+     * The 512 bytes write {@code id} puts in sector {@code sector} (zeroes for id 0): the id and the sector, over
+     * a 32-byte pseudo-random run of their own, repeated. Nothing else looks like it, and it compresses, so that
+     * compressed writes store it compressed.
+     */
     public static byte[] pattern(int id, long sector) {
         byte[] b = new byte[SECTOR];
         if (id == 0) {
             return b;
         }
         long x = (id * 0x9E3779B97F4A7C15L) ^ (sector * 0xC2B2AE3D27D4EB4FL) | 1;
-        for (int i = 0; i < SECTOR; i += 8) {
+        for (int i = 0; i < RUN; i += 8) {
             x ^= x << 13;
             x ^= x >>> 7;
             x ^= x << 17;
             for (int k = 0; k < 8; k++) {
                 b[i + k] = (byte) (x >>> (8 * k));
             }
+        }
+        for (int i = RUN; i < SECTOR; i++) {
+            b[i] = b[i - RUN];
         }
         putInt(b, 0, id);
         putInt(b, 4, (int) sector);

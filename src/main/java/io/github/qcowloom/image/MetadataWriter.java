@@ -2,8 +2,10 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.ClusterSource;
+import io.github.qcowloom.alloc.CompressedAllocator;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
@@ -43,6 +45,8 @@ final class MetadataWriter implements ClusterSource {
     private final TableCache refblockCache;
     private final RefcountTable refcounts;
     private final DeferredFrees frees = new DeferredFrees();
+    /** Packs compressed clusters into host clusters; guarded by {@link #lock}. */
+    private final CompressedAllocator compressedBytes;
     /** Where the active L1 table lives; changes when it grows. */
     private volatile long l1Offset;
     /**
@@ -84,6 +88,7 @@ final class MetadataWriter implements ClusterSource {
         this.headerBits = headerBits;
         this.lazyRefcounts = lazyRefcounts;
         this.overlap = new OverlapCheck(mapper, refcounts, this);
+        this.compressedBytes = new CompressedAllocator(refcounts, mapper.geometry().clusterBits());
     }
 
     /** Marks {@code host} with {@link #FRESH} when it lies past the end of the file; called under the lock. */
@@ -206,6 +211,45 @@ final class MetadataWriter implements ClusterSource {
         lock.lock();
         try {
             return tagFresh(refcounts.allocate(1));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Allocates guest {@code cluster}'s L2 table if it has none (in l2_allocate's order, synced). */
+    void ensureL2(long cluster) throws IOException {
+        lock.lock();
+        try {
+            writableSlice(cluster);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * QEMU's qcow2_alloc_compressed_cluster_offset up to the L2 update: finds guest {@code cluster}'s L2 table
+     * (allocating it first, in l2_allocate's order, as QEMU does before the bytes), refuses a cluster that has a
+     * host offset (compression cannot overwrite anything: QEMU fails with EIO), and reserves {@code size} packed
+     * bytes whose refcounts rise in the cache. The caller holds the guest cluster's lock, writes the bytes, then
+     * {@link #link}s the descriptor: the refcount increase is thus in every flush that carries the entry.
+     */
+    long allocateCompressed(long cluster, int size) throws IOException {
+        if (lazyRefcounts) {
+            headerBits.markDirty();
+        }
+        file.event(StorageEvent.CLUSTER_ALLOC);
+        lock.lock();
+        try {
+            Slice slice = writableSlice(cluster);
+            long old = slice.getLong(mapper.entryInSlice(cluster));
+            if (L2Entry.hostOffset(old) != 0) {
+                throw new ImageException(String.format("Compressed write to guest offset %#x refused: the cluster is"
+                        + " already allocated (L2 entry %#x), and compression cannot overwrite anything",
+                        cluster << geometry().clusterBits(), old));
+            }
+            long host = compressedBytes.allocate(size);
+            overlap.check(host, size, "compressed data write");
+            return host;
         } finally {
             lock.unlock();
         }
@@ -465,6 +509,7 @@ final class MetadataWriter implements ClusterSource {
                     for (DeferredFrees.Run r : toFree) {
                         for (long c = r.firstCluster(); c < r.firstCluster() + r.count(); c++) {
                             refcounts.update(c, -1);
+                            compressedBytes.decreased(c);
                         }
                     }
                 } finally {

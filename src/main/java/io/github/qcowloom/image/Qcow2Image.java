@@ -58,6 +58,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final MetadataWriter metadata;
     private final WritePath writePath;
     private final DiscardPath discardPath;
+    private final CompressedWritePath compressedWritePath;
     private final ClusterMapper mapper;
     private final boolean readOnly;
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
@@ -84,6 +85,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.metadata = null;
             this.writePath = null;
             this.discardPath = null;
+            this.compressedWritePath = null;
         } else {
             int slices = (int) Math.max(4, options.tuning().refblockCacheBytes() / l2SliceSize(header));
             TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
@@ -101,6 +103,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, file);
             this.discardPath = new DiscardPath(geometry, metadata, writePath, header.version());
+            this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
+                    ClusterCodec.forType(header.compressionType()));
         }
     }
 
@@ -373,6 +377,52 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
         shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
+    }
+
+    /**
+     * QEMU's compressed write (qemu-io's write -c): {@code src} covers whole clusters from a cluster-aligned
+     * {@code offset} (it may end at the disk's end inside a cluster, which is padded with zeroes); each cluster is
+     * stored compressed, or as a normal cluster when compression does not shrink it. A cluster that already has a
+     * host offset cannot take compressed data ({@link io.github.qcowloom.api.ImageException}, QEMU's EIO); an
+     * unaligned request is an {@link OutOfRangeException} (QEMU's EINVAL). An empty {@code src} pads the file to
+     * whole sectors, as QEMU's zero-length compressed write does: see {@link #padFileToSector()}.
+     */
+    public void writeCompressed(long offset, ByteBuffer src) throws IOException {
+        if (!src.hasRemaining()) {
+            padFileToSector();
+            return;
+        }
+        shared(offset, src.remaining(), true, () -> compressedWritePath.write(offset, src, size()));
+    }
+
+    /**
+     * Compresses one cluster for {@link #writeCompressed(CompressedCluster)}, checking the same alignment rules;
+     * no I/O and no lock, so many threads can compress while the writes happen in an order the caller chooses.
+     */
+    public CompressedCluster compressCluster(long offset, ByteBuffer src) throws IOException {
+        checkRange(offset, src.remaining());
+        checkWritable();
+        return compressedWritePath.compress(offset, src, size());
+    }
+
+    /** Writes a cluster {@link #compressCluster compressed} for this image, as {@link #writeCompressed} does. */
+    public void writeCompressed(CompressedCluster cluster) throws IOException {
+        ByteBuffer data = cluster.data();
+        shared(cluster.guestOffset(), data.remaining(), true, () -> compressedWritePath.write(cluster));
+    }
+
+    /**
+     * Rounds the image file's length up to whole 512-byte sectors, as qemu-img convert -c does after its last
+     * compressed write, so that sector-based readers find the last compressed cluster's last sector in the file.
+     */
+    public void padFileToSector() throws IOException {
+        checkWritable();
+        imageLock.writeLock().lock();
+        try {
+            compressedWritePath.padFileToSector();
+        } finally {
+            imageLock.writeLock().unlock();
+        }
     }
 
     /** Counts the clusters of the range that a write would allocate (not owned alone: not NORMAL with COPIED). */

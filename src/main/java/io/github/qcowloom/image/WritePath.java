@@ -30,6 +30,11 @@ final class WritePath {
         this.file = file;
     }
 
+    /** The guest-cluster locks of in-flight allocations, which compressed writes take too. */
+    ClusterLocks clusterLocks() {
+        return clusterLocks;
+    }
+
     /** Writes {@code src} at guest {@code offset}; the caller has checked the range. */
     void write(long offset, ByteBuffer src) throws IOException {
         long clusterSize = geometry.clusterSize();
@@ -53,6 +58,11 @@ final class WritePath {
             L2Ref ref = mapper.lookup(cluster);
             if (writeInPlace(ref, inCluster, part)) {
                 return;
+            }
+            if (ref.l2Offset() == 0) {
+                // QEMU's order: a missing L2 table is allocated before the data cluster, so both land where QEMU
+                // would put them.
+                metadata.ensureL2(cluster);
             }
             long tagged = metadata.allocateDataCluster();
             long host = tagged & ~MetadataWriter.FRESH;

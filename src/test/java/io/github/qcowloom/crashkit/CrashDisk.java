@@ -40,6 +40,11 @@ final class CrashDisk {
         img.write(offset, ByteBuffer.wrap(history.write(offset, length)));
     }
 
+    /** A compressed write of whole clusters (the history's patterns compress well). */
+    void writeCompressed(long offset, int length) throws IOException {
+        img.writeCompressed(offset, ByteBuffer.wrap(history.write(offset, length)));
+    }
+
     /** Discards; the model zeroes only whole clusters (and the partial last one), as QEMU does. */
     void discard(long offset, long length) throws IOException {
         img.discard(offset, length);

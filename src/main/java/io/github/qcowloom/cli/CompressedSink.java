@@ -1,0 +1,76 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.image.CompressedCluster;
+import io.github.qcowloom.image.Qcow2Image;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * convert -c's writer: each worker compresses its chunk's clusters on its own virtual thread, then writes them when
+ * its turn comes, in guest order as qemu-img convert -c writes, so that the image packs and places its clusters as
+ * QEMU's does. Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated; zeroes
+ * over a backing file become zero clusters; clusters that do not shrink are stored uncompressed.
+ */
+final class CompressedSink implements ChunkCopy.Sink {
+    private final Qcow2Image target;
+    private final BlockDevice backing;
+    private final int clusterSize;
+    private final WriteTurns turns = new WriteTurns();
+
+    /** One cluster's write: its compressed data, or zeroes when {@code data} is null. */
+    private record Step(long offset, int length, CompressedCluster data) {
+    }
+
+    CompressedSink(Qcow2Image target) {
+        this.target = target;
+        this.backing = target.backing();
+        this.clusterSize = (int) target.header().clusterSize();
+    }
+
+    /** Chunks of whole clusters: the copy's usual chunk, or one cluster when clusters are larger. */
+    int chunkSize() {
+        return Math.max(ChunkCopy.CHUNK, clusterSize);
+    }
+
+    @Override
+    public void accept(long offset, ByteBuffer chunk) throws IOException {
+        try {
+            List<Step> steps = prepare(offset, chunk);
+            turns.await(offset);
+            for (Step s : steps) {
+                if (s.data() == null) {
+                    target.writeZeroes(s.offset(), s.length(), false);
+                } else {
+                    target.writeCompressed(s.data());
+                }
+            }
+            turns.pass(offset + chunk.remaining());
+        } catch (IOException | RuntimeException e) {
+            turns.abort(e);
+            throw e;
+        }
+    }
+
+    /** Decides and compresses the chunk's clusters; no write yet. */
+    private List<Step> prepare(long offset, ByteBuffer chunk) throws IOException {
+        List<Step> steps = new ArrayList<>();
+        for (int at = chunk.position(); at < chunk.limit(); at += clusterSize) {
+            int n = Math.min(clusterSize, chunk.limit() - at);
+            ByteBuffer cluster = chunk.slice(at, n);
+            long guest = offset + at - chunk.position();
+            if (BackingCompare.needsNoWrite(backing, guest, cluster)) {
+                continue;
+            }
+            steps.add(new Step(guest, n, ChunkCopy.isZero(cluster) ? null : target.compressCluster(guest, cluster)));
+        }
+        return steps;
+    }
+
+    /** qemu-img convert -c's last request: the file is padded to whole sectors. */
+    void finish() throws IOException {
+        target.padFileToSector();
+    }
+}
