@@ -109,6 +109,41 @@ class ExtendedL2WriteInteropTest {
         assertClean(ours);
     }
 
+    /**
+     * A write into an allocated cluster the image does not own alone (COPIED clear, as a snapshot leaves it) copies
+     * it to a new cluster: from its first to its last allocated subcluster and the written ones, as qemu-io does,
+     * and the old cluster is freed.
+     */
+    @Test
+    void copyOfASharedClusterCoversItsAllocatedSubclusters() throws IOException {
+        long size = 4L * CLUSTER;
+        fullBacking(size);
+        List<GuestOp> setup = List.of(GuestOp.write(3L * SUB, 3L * SUB, 1), GuestOp.write(20L * SUB, 3L * SUB, 2),
+                GuestOp.zero(10L * SUB, SUB, false), GuestOp.write(CLUSTER + 5L * SUB, 100, 3));
+        List<GuestOp> writes = List.of(GuestOp.write(12L * SUB + 100, 300, 4), GuestOp.write(CLUSTER + 31L * SUB, 9, 5));
+        Path theirs = create("qemu.qcow2", CLUSTER, size, true);
+        Path ours = create("ours.qcow2", CLUSTER, size, true);
+        for (Path image : List.of(theirs, ours)) {
+            Qemu.io(image, setup.stream().map(GuestOp::qemuIo).toArray(String[]::new));
+            for (int c = 0; c < 2; c++) {
+                long at = ImagePoker.l2EntryOffset(image, c);
+                ImagePoker.putLong(image, at, ImagePoker.getLong(image, at) & ~L2Entry.COPIED);
+            }
+        }
+        Qemu.io(theirs, writes.stream().map(GuestOp::qemuIo).toArray(String[]::new));
+        try (Qcow2Image img = Qcow2Image.open(ours, OpenOptions.readWriteDefaults())) {
+            for (GuestOp op : writes) {
+                op.applyTo(img);
+            }
+        }
+        List<String> expected = L2Dump.describe(theirs);
+        assertEquals(expected, L2Dump.describe(ours));
+        assertTrue(expected.get(0).contains("alloc 007ffff8"), expected.toString());
+        Qemu.img("compare", theirs.toString(), ours.toString());
+        assertClean(ours);
+        assertClean(theirs);
+    }
+
     static Stream<Arguments> layouts() {
         List<Arguments> out = new ArrayList<>();
         for (int cs : new int[] {16384, 65536, 2 << 20}) {
