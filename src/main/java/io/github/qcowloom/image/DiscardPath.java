@@ -203,7 +203,8 @@ final class DiscardPath {
 
     /**
      * With data_file_raw, QEMU zeroes the data file with the metadata (and passes discards on to it), so that the
-     * file stays the guest's disk; unmapping punches a hole where it can.
+     * file stays the guest's disk; unmapping punches a hole where it can. No ordering against the L2 change is
+     * needed: a crash between them shows the zeroes through the old entries, which is what the request asked for.
      */
     private void zeroRawDataFile(long offset, long length, boolean unmap) throws IOException {
         if (rawDataFile == null || length <= 0) {

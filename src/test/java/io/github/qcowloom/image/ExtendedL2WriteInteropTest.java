@@ -17,9 +17,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -256,12 +258,12 @@ class ExtendedL2WriteInteropTest {
         Path image = create("race.qcow2", CLUSTER, 4L * CLUSTER, false);
         try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults());
                 ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor()) {
-            java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+            AtomicBoolean stop = new AtomicBoolean();
             List<Future<?>> writers = new ArrayList<>();
             for (int w = 0; w < 4; w++) {
                 int id = w;
                 writers.add(threads.submit(() -> {
-                    java.util.SplittableRandom rnd = new java.util.SplittableRandom(id);
+                    SplittableRandom rnd = new SplittableRandom(id);
                     for (int i = 0; i < 400; i++) {
                         long cluster = rnd.nextInt(2);
                         long at = cluster * CLUSTER + (long) rnd.nextInt(32) * SUB;
