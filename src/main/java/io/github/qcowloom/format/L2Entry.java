@@ -16,6 +16,8 @@ public final class L2Entry {
     public static final long RESERVED_MASK = 0x3f000000000001feL;
     /** Bitmap bits: low word "allocated", high word "reads as zero". */
     public static final long BITMAP_ALLOC_MASK = 0xffffffffL;
+    /** A bitmap whose every subcluster reads as zeroes (QEMU's QCOW_L2_BITMAP_ALL_ZEROES). */
+    public static final long BITMAP_ALL_ZEROES = 0xffffffff00000000L;
 
     public static long hostOffset(long entry) {
         return entry & OFFSET_MASK;
@@ -71,6 +73,29 @@ public final class L2Entry {
             // Unreachable: extended L2 does not use the zero flag.
             case ZERO_PLAIN, ZERO_ALLOC -> SubclusterType.INVALID;
         };
+    }
+
+    /** The "allocated" bits of subclusters {@code [from, to)} (QEMU's QCOW_OFLAG_SUB_ALLOC_RANGE). */
+    public static long allocRange(int from, int to) {
+        return ((1L << (to - from)) - 1) << from;
+    }
+
+    /** The "reads as zero" bits of subclusters {@code [from, to)} (QEMU's QCOW_OFLAG_SUB_ZERO_RANGE). */
+    public static long zeroRange(int from, int to) {
+        return allocRange(from, to) << 32;
+    }
+
+    /**
+     * {@code bitmap} with subclusters {@code [from, to)} allocated and their zero bits cleared, the others as they
+     * were: what qcow2_alloc_cluster_link_l2 leaves after a write filled them.
+     */
+    public static long withAllocated(long bitmap, int from, int to) {
+        return (bitmap | allocRange(from, to)) & ~zeroRange(from, to);
+    }
+
+    /** {@code bitmap} with subclusters {@code [from, to)} reading as zeroes, not allocated (zero_l2_subclusters). */
+    public static long withZeroed(long bitmap, int from, int to) {
+        return (bitmap | zeroRange(from, to)) & ~allocRange(from, to);
     }
 
     /** The type a standard cluster type maps to for reading, for code that handles both layouts. */

@@ -7,6 +7,7 @@ import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.L1Entry;
 import java.io.IOException;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.StampedLock;
 
 /** Finds the L2 entry of a guest cluster: L1 table in memory, then the L2 slice through the cache. */
 final class ClusterMapper {
@@ -17,6 +18,13 @@ final class ClusterMapper {
      * replaced only while the image lock is held exclusive (L1 growth).
      */
     private volatile AtomicLongArray l1;
+    /**
+     * An extended L2 entry is two words, and a reader must never pair one from before a change with the other from
+     * after it: an entry without a cluster but with allocated subclusters is corrupt, for one. Writers, who hold
+     * the metadata lock, store both under this lock's write mode; {@link #lookup} reads optimistically and reads
+     * again under the read mode when a write came between.
+     */
+    private final StampedLock twoWordEntries = new StampedLock();
 
     ClusterMapper(ImageGeometry geometry, TableCache l2Cache, long[] l1) {
         this.geometry = geometry;
@@ -61,9 +69,47 @@ final class ClusterMapper {
         }
         Slice slice = l2Cache.get(sliceOffset(l2Offset, cluster));
         int at = entryInSlice(cluster);
+        if (!geometry.extendedL2()) {
+            return new L2Ref(l2Offset, slice.getLong(at), 0);
+        }
+        long stamp = twoWordEntries.tryOptimisticRead();
         long entry = slice.getLong(at);
-        long bitmap = geometry.extendedL2() ? slice.getLong(at + 8) : 0;
+        long bitmap = slice.getLong(at + 8);
+        if (!twoWordEntries.validate(stamp)) {
+            stamp = twoWordEntries.readLock();
+            try {
+                entry = slice.getLong(at);
+                bitmap = slice.getLong(at + 8);
+            } finally {
+                twoWordEntries.unlockRead(stamp);
+            }
+        }
         return new L2Ref(l2Offset, entry, bitmap);
+    }
+
+    /**
+     * Stores {@code cluster}'s entry (and with extended L2 its bitmap) in {@code slice}, the slice that holds it;
+     * the caller holds the metadata lock. {@link #lookup} sees both words old or both new.
+     */
+    void setWords(Slice slice, long cluster, L2Words words) {
+        int at = entryInSlice(cluster);
+        if (!geometry.extendedL2()) {
+            slice.setLong(at, words.entry());
+            return;
+        }
+        long stamp = twoWordEntries.writeLock();
+        try {
+            slice.setLong(at, words.entry());
+            slice.setLong(at + 8, words.bitmap());
+        } finally {
+            twoWordEntries.unlockWrite(stamp);
+        }
+    }
+
+    /** The words of {@code cluster}'s entry in {@code slice}, read by a writer holding the metadata lock. */
+    L2Words words(Slice slice, long cluster) {
+        int at = entryInSlice(cluster);
+        return new L2Words(slice.getLong(at), geometry.extendedL2() ? slice.getLong(at + 8) : 0);
     }
 
     /** Host offset of the L2 slice holding {@code cluster}'s entry in the table at {@code l2Offset}. */

@@ -24,12 +24,13 @@ import java.util.List;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
+import java.util.function.UnaryOperator;
 
 /**
  * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for cache updates only:
  * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
- * refcount blocks, sync, L2 slices, sync, then the deferred frees. A new L2 table goes to disk at once, in
- * QEMU's l2_allocate order.
+ * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
+ * table goes to disk at once, in QEMU's l2_allocate order.
  */
 final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
@@ -41,6 +42,11 @@ final class MetadataWriter implements ClusterSource {
     /** Serialises flushes, so that one flush's write-back cannot overtake another's. */
     private final ReentrantLock flushLock = new ReentrantLock();
     private final Storage file;
+    /**
+     * The external data file, or null when guest data lives in the image file. Its clusters have no refcounts
+     * (QEMU maps guest offset to the same offset there), so only its sync takes part in the ordering.
+     */
+    private final Storage dataFile;
     private final ClusterMapper mapper;
     private final TableCache refblockCache;
     private final RefcountTable refcounts;
@@ -76,9 +82,11 @@ final class MetadataWriter implements ClusterSource {
      */
     private final boolean lazyRefcounts;
 
-    MetadataWriter(Storage file, ClusterMapper mapper, TableCache refblockCache, RefcountTable refcounts,
-            long l1Offset, Lock drain, boolean hasBacking, HeaderBits headerBits, boolean lazyRefcounts) {
+    MetadataWriter(Storage file, Storage dataFile, ClusterMapper mapper, TableCache refblockCache,
+            RefcountTable refcounts, long l1Offset, Lock drain, boolean hasBacking, HeaderBits headerBits,
+            boolean lazyRefcounts) {
         this.file = file;
+        this.dataFile = dataFile;
         this.mapper = mapper;
         this.refblockCache = refblockCache;
         this.refcounts = refcounts;
@@ -275,12 +283,61 @@ final class MetadataWriter implements ClusterSource {
     }
 
     /**
+     * Extended L2: points {@code cluster}'s entry at {@code newEntry} and marks subclusters {@code [from, to)}
+     * allocated in its bitmap as the bitmap is now, so that what another request did to the other subclusters
+     * meanwhile (write-zeroes, say) stays; dereferences the old entry's cluster, once the change is durable, when
+     * the offset changed. The data of those subclusters has already been written.
+     */
+    void linkSubclusters(long cluster, long newEntry, int from, int to) throws IOException {
+        lock.lock();
+        try {
+            Slice slice = writableSlice(cluster);
+            L2Words old = mapper.words(slice, cluster);
+            mapper.setWords(slice, cluster, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
+            if (L2Entry.hostOffset(old.entry()) != L2Entry.hostOffset(newEntry)) {
+                dereferenceLater(old.entry());
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Extended L2: marks subclusters {@code [from, to)} allocated if {@code cluster}'s entry is still
+     * {@code entry}, whose cluster already holds their data (written in place). False, changing nothing, if a
+     * discard or write-zeroes replaced the entry meanwhile: the cluster written to is on its way to being freed,
+     * and the caller must write again.
+     */
+    boolean markAllocated(long cluster, long entry, int from, int to) throws IOException {
+        lock.lock();
+        try {
+            Slice slice = writableSlice(cluster);
+            L2Words old = mapper.words(slice, cluster);
+            if (old.entry() != entry) {
+                return false;
+            }
+            mapper.setWords(slice, cluster, new L2Words(entry, L2Entry.withAllocated(old.bitmap(), from, to)));
+            return true;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
      * Rewrites the L2 entries of {@code count} clusters from {@code first} with {@code rewrite} (old entry to new
      * entry) and dereferences, after the next flush, what each replaced entry held when its offset changed. An
      * absent L2 table is allocated only if the rewrite changes an empty entry (0).
      */
     void rewrite(long first, long count, LongUnaryOperator rewrite) throws IOException {
-        boolean changesEmpty = rewrite.applyAsLong(0) != 0;
+        rewriteWords(first, count, w -> new L2Words(rewrite.applyAsLong(w.entry()), w.bitmap()));
+    }
+
+    /**
+     * {@link #rewrite} for both words of the entries; in a standard table the bitmap is 0 and the rewrite must
+     * leave it so.
+     */
+    void rewriteWords(long first, long count, UnaryOperator<L2Words> rewrite) throws IOException {
+        boolean changesEmpty = !rewrite.apply(L2Words.EMPTY).equals(L2Words.EMPTY);
         lock.lock();
         try {
             for (long c = first; c < first + count; c++) {
@@ -291,14 +348,13 @@ final class MetadataWriter implements ClusterSource {
                     continue;
                 }
                 Slice slice = writableSlice(c);
-                int at = mapper.entryInSlice(c);
-                long old = slice.getLong(at);
-                long updated = rewrite.applyAsLong(old);
-                if (updated != old) {
-                    slice.setLong(at, updated);
-                    if (L2Entry.hostOffset(old) != L2Entry.hostOffset(updated)
-                            || L2Entry.type(old, false, false) == ClusterType.COMPRESSED) {
-                        dereferenceLater(old);
+                L2Words old = mapper.words(slice, c);
+                L2Words updated = rewrite.apply(old);
+                if (!updated.equals(old)) {
+                    mapper.setWords(slice, c, updated);
+                    if (L2Entry.hostOffset(old.entry()) != L2Entry.hostOffset(updated.entry())
+                            || L2Entry.type(old.entry(), false, false) == ClusterType.COMPRESSED) {
+                        dereferenceLater(old.entry());
                     }
                 }
             }
@@ -496,6 +552,11 @@ final class MetadataWriter implements ClusterSource {
             refblockCache.writeBack(refblocks);
             file.event(StorageEvent.FLUSH);
             file.flush(); // refcounts and data before the L2 entries
+            if (dataFile != null) {
+                // Guest data in the external data file, too, before the L2 entries that point to it (QEMU leaves
+                // this to the block layer's flush of every child; here it is part of the ordering).
+                dataFile.flush();
+            }
             if (!l2.isEmpty()) {
                 file.event(StorageEvent.L2_UPDATE);
                 mapper.l2Cache().writeBack(l2);

@@ -94,15 +94,18 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             if (header.dirty()) {
                 repairDirty(file, header, snapshots, refcounts, refblockCache, headerBits);
             }
-            this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
-                    imageLock.writeLock(), header.backingFile() != null, headerBits, header.lazyRefcounts());
-            // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there.
-            if (options.tuning().pool() && header.version() >= 3) {
+            this.metadata = new MetadataWriter(file, dataFile, mapper, refblockCache, refcounts,
+                    header.l1TableOffset(), imageLock.writeLock(), header.backingFile() != null, headerBits,
+                    header.lazyRefcounts());
+            // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there; data clusters in
+            // an external data file are not allocated at all.
+            if (options.tuning().pool() && header.version() >= 3 && !header.hasDataFile()) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
                         options.tuning().poolMax());
             }
-            this.writePath = new WritePath(geometry, mapper, readPath, metadata, file);
-            this.discardPath = new DiscardPath(geometry, metadata, writePath, header.version());
+            this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
+            this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, header.version(),
+                    header.dataFileRaw() ? dataFile : null);
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
                     ClusterCodec.forType(header.compressionType()));
         }
@@ -154,6 +157,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                         options.readOnly(), options.direct());
                 opened.add(dataFile);
             }
+            if (header.hasDataFile() && dataFile == null && !options.readOnly()) {
+                throw new UnsupportedFeatureException("external data file not opened",
+                        "The image keeps its data in an external data file, which was not opened; open read-only");
+            }
             BlockDevice backing = null;
             if (header.backingFile() != null && options.followReferences() && imageDir != null) {
                 backing = openBacking(imageDir, header, options, depth);
@@ -193,14 +200,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /** Refuses read-write opens of images whose writes are not implemented yet, naming what is missing. */
     private static void requireWritable(Header header) throws UnsupportedFeatureException {
-        if (header.extendedL2()) {
-            throw new UnsupportedFeatureException("extended L2 writes",
-                    "Writing to images with extended L2 entries is not implemented yet; open read-only");
-        }
-        if (header.hasDataFile()) {
-            throw new UnsupportedFeatureException("external data file writes",
-                    "Writing to images with an external data file is not implemented yet; open read-only");
-        }
         if (header.nbSnapshots() > 0) {
             throw new UnsupportedFeatureException("writes to images with snapshots",
                     "Writing to images with internal snapshots is not implemented yet; open read-only");
@@ -432,18 +431,21 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         int n = 0;
         long cs = geometry.clusterSize();
         for (long c = offset / cs; c * cs < offset + length; c++) {
-            if (!WritePath.ownedAlone(mapper.lookup(c).entry())) {
+            if (!WritePath.ownedAlone(mapper.lookup(c).entry(), geometry.hasDataFile())) {
                 n++;
             }
         }
         return n;
     }
 
-    /** Reserves clusters for a batch; not on v2 images, which have no dirty bit to cover them on a crash. */
+    /**
+     * Reserves clusters for a batch; not on v2 images, which have no dirty bit to cover them on a crash, nor with
+     * an external data file, where data clusters are not allocated.
+     */
     @Override
     public void reserve(int clusters) throws IOException {
         checkWritable();
-        if (header.version() >= 3) {
+        if (header.version() >= 3 && !header.hasDataFile()) {
             metadata.reserve(clusters);
         }
     }
@@ -480,6 +482,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 int entries = metadata.growL1(neededL1);
                 header = header.withL1(entries, metadata.l1Offset());
             }
+            if (header.dataFileRaw() && dataFile.size() < newSize) {
+                // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
+                dataFile.setLength(newSize);
+            }
             metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, newSize));
             header = header.withSize(newSize);
         } finally {
@@ -509,7 +515,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private void requireUnallocated(long newSize, long oldSize) throws IOException {
         long cs = geometry.clusterSize();
         for (long c = Bytes.alignUp(newSize, cs) / cs; c * cs < oldSize; c++) {
-            ClusterType t = L2Entry.type(mapper.lookup(c).entry(), false, false);
+            ClusterType t = L2Entry.type(mapper.lookup(c).entry(), geometry.extendedL2(), geometry.hasDataFile());
             if (t != ClusterType.UNALLOCATED && t != ClusterType.ZERO_PLAIN) {
                 throw new ImageException("Cannot shrink below " + newSize
                         + " bytes: the range beyond holds data (guest offset " + c * cs + "); discard it first");

@@ -1,7 +1,9 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -9,25 +11,29 @@ import java.nio.ByteBuffer;
 
 /**
  * A guest write as straight-line code: per cluster, a write in place when the image owns the cluster alone
- * (COPIED); otherwise, holding that guest cluster's lock, a new host cluster receives the old contents (from the
- * old cluster, a compressed cluster, the backing file or zeroes) with the new data laid over them, and the L2
- * entry is switched to it. No sync on this path: {@link MetadataWriter#flush} orders what reaches the disk.
+ * (COPIED) and, with extended L2, every subcluster written to is allocated; otherwise, holding that guest
+ * cluster's lock, the data goes into the cluster with the copy-on-write head and tail of its {@link CowRange}
+ * (the old contents: from the old cluster, a compressed cluster, the backing file or zeroes) and the L2 entry is
+ * switched to it. The cluster is a new host cluster, or with extended L2 the owned one, whose newly filled
+ * subclusters are then marked allocated. With an external data file, data goes there, at the guest offset. No
+ * sync on this path: {@link MetadataWriter#flush} orders what reaches the disk.
  */
 final class WritePath {
     private final ImageGeometry geometry;
     private final ClusterMapper mapper;
     private final ReadPath readPath;
     private final MetadataWriter metadata;
-    private final Storage file;
+    /** Where guest data lives: the image file, or the external data file. */
+    private final Storage data;
     private final ClusterLocks clusterLocks = new ClusterLocks();
 
     WritePath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, MetadataWriter metadata,
-            Storage file) {
+            Storage data) {
         this.geometry = geometry;
         this.mapper = mapper;
         this.readPath = readPath;
         this.metadata = metadata;
-        this.file = file;
+        this.data = data;
     }
 
     /** The guest-cluster locks of in-flight allocations, which compressed writes take too. */
@@ -49,74 +55,172 @@ final class WritePath {
     }
 
     private void writeCluster(long cluster, int inCluster, ByteBuffer part) throws IOException {
-        if (writeInPlace(mapper.lookup(cluster), inCluster, part)) {
+        if (writeInPlace(mapper.lookup(cluster), cluster, inCluster, part)) {
             return;
         }
         ClusterLocks.Held held = clusterLocks.lock(cluster);
         try {
-            // Another writer may have allocated the cluster while this one waited.
-            L2Ref ref = mapper.lookup(cluster);
-            if (writeInPlace(ref, inCluster, part)) {
-                return;
+            while (true) {
+                // Another writer may have allocated the cluster (or its subclusters) while this one waited.
+                L2Ref ref = mapper.lookup(cluster);
+                if (writeInPlace(ref, cluster, inCluster, part)) {
+                    return;
+                }
+                if (!ownedAlone(ref.entry(), geometry.hasDataFile())) {
+                    writeNewCluster(ref, cluster, inCluster, part);
+                    return;
+                }
+                if (fillSubclusters(ref, cluster, inCluster, part)) {
+                    return;
+                }
+                // A discard or write-zeroes replaced the entry meanwhile: look again.
             }
-            if (ref.l2Offset() == 0) {
-                // QEMU's order: a missing L2 table is allocated before the data cluster, so both land where QEMU
-                // would put them.
-                metadata.ensureL2(cluster);
-            }
-            long tagged = metadata.allocateDataCluster();
-            long host = tagged & ~MetadataWriter.FRESH;
-            metadata.checkDataWrite(host, geometry.clusterSize());
-            if ((tagged & MetadataWriter.FRESH) != 0 && readsAsZero(ref)) {
-                // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
-                file.write(part.duplicate(), host + inCluster);
-            } else {
-                ByteBuffer whole = wholeCluster(cluster, inCluster, part);
-                file.event(StorageEvent.COW_WRITE);
-                file.write(whole, host);
-            }
-            metadata.link(cluster, host | L2Entry.COPIED);
         } finally {
             clusterLocks.unlock(cluster, held);
         }
     }
 
-    /** Writes in place if the image owns the cluster alone; false if it must be allocated or copied. */
-    private boolean writeInPlace(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
-        if (!ownedAlone(ref.entry())) {
+    /**
+     * Writes in place if the image owns the cluster alone and, with extended L2, every subcluster written to is
+     * allocated; false if the cluster must be allocated or subclusters filled.
+     */
+    private boolean writeInPlace(L2Ref ref, long cluster, int inCluster, ByteBuffer part) throws IOException {
+        if (!ownedAlone(ref.entry(), geometry.hasDataFile())) {
             return false;
         }
-        long host = L2Entry.hostOffset(ref.entry()) + inCluster;
-        metadata.checkDataWrite(host, part.remaining());
-        file.write(part.duplicate(), host);
+        if (geometry.extendedL2()
+                && !CowRange.allAllocated(geometry, ref, cluster, inCluster, inCluster + part.remaining())) {
+            return false;
+        }
+        writeData(part.duplicate(), hostCluster(ref, cluster) + inCluster);
         return true;
     }
 
-    /** A cluster this image owns alone (NORMAL with COPIED) is written in place; any other must be allocated. */
-    static boolean ownedAlone(long entry) {
-        return L2Entry.type(entry, false, false) == ClusterType.NORMAL && L2Entry.copied(entry);
+    /**
+     * A cluster this image owns alone (NORMAL with COPIED) is written in place; any other must be allocated. With
+     * an external data file, offset 0 plus COPIED is such a cluster too.
+     */
+    static boolean ownedAlone(long entry, boolean hasDataFile) {
+        return L2Entry.type(entry, false, hasDataFile) == ClusterType.NORMAL && L2Entry.copied(entry);
     }
 
-    /** True if the guest sees zeroes in the whole cluster now (no backing data, no old cluster's bytes). */
-    private boolean readsAsZero(L2Ref ref) {
-        return switch (L2Entry.type(ref.entry(), false, false)) {
+    /**
+     * Extended L2, QEMU's handle_copied with keep_old: the data and the copy-on-write of the unallocated or zero
+     * subclusters it touches go into the owned cluster, which then has them marked allocated. False if the entry
+     * changed before that (nothing was marked; the caller retries).
+     */
+    private boolean fillSubclusters(L2Ref ref, long cluster, int inCluster, ByteBuffer part) throws IOException {
+        CowRange range = CowRange.forOwnedCluster(geometry, ref, cluster, inCluster, inCluster + part.remaining());
+        long host = hostCluster(ref, cluster);
+        writeData(withCow(cluster, range, part), host + range.from());
+        // The subclusters' data is written (durable before the bitmap at the next flush), then they are marked.
+        return metadata.markAllocated(cluster, ref.entry(), range.firstSubcluster(geometry),
+                range.endSubcluster(geometry));
+    }
+
+    /**
+     * QEMU's handle_alloc: a new host cluster (with a data file, the one at the guest offset there) receives the
+     * data and its copy-on-write head and tail, then the L2 entry points to it.
+     */
+    private void writeNewCluster(L2Ref ref, long cluster, int inCluster, ByteBuffer part) throws IOException {
+        CowRange range = CowRange.forNewCluster(geometry, ref, cluster, inCluster, inCluster + part.remaining());
+        if (ref.l2Offset() == 0) {
+            // QEMU's order: a missing L2 table is allocated before the data cluster, so both land where QEMU would
+            // put them.
+            metadata.ensureL2(cluster);
+        }
+        long tagged = newHostCluster(cluster);
+        long host = tagged & ~MetadataWriter.FRESH;
+        if ((tagged & MetadataWriter.FRESH) != 0 && cowReadsAsZero(ref, range)) {
+            // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
+            writeData(part.duplicate(), host + inCluster);
+        } else {
+            writeData(withCow(cluster, range, part), host + range.from());
+        }
+        // Data first, entry after: the flush writes the entry only once the data is durable.
+        if (geometry.extendedL2()) {
+            metadata.linkSubclusters(cluster, host | L2Entry.COPIED, range.firstSubcluster(geometry),
+                    range.endSubcluster(geometry));
+        } else {
+            metadata.link(cluster, host | L2Entry.COPIED);
+        }
+    }
+
+    /**
+     * A host cluster for a guest cluster's new data, tagged {@link MetadataWriter#FRESH} when it reads as zeroes:
+     * from the allocator; with an external data file, the cluster at the guest offset there (QEMU's
+     * do_alloc_cluster_offset), which has no refcount and is fresh when it lies past the end of that file.
+     */
+    private long newHostCluster(long cluster) throws IOException {
+        if (!geometry.hasDataFile()) {
+            return metadata.allocateDataCluster();
+        }
+        long host = cluster << geometry.clusterBits();
+        return host >= data.size() ? host | MetadataWriter.FRESH : host;
+    }
+
+    /** The host offset of an allocated cluster; with a data file it must be the guest offset, as QEMU checks. */
+    private long hostCluster(L2Ref ref, long cluster) throws MetadataCorruptionException {
+        long host = L2Entry.hostOffset(ref.entry());
+        long guest = cluster << geometry.clusterBits();
+        if (geometry.hasDataFile() && host != guest) {
+            throw new MetadataCorruptionException(String.format(
+                    "External data file host cluster offset %#x does not match guest cluster offset: %#x", host,
+                    guest));
+        }
+        return host;
+    }
+
+    /** Writes guest data; into the image file only where no metadata lies (a data file holds no metadata). */
+    private void writeData(ByteBuffer src, long host) throws IOException {
+        if (!geometry.hasDataFile()) {
+            metadata.checkDataWrite(host, src.remaining());
+        }
+        data.write(src, host);
+    }
+
+    /** True if the guest sees zeroes in the copy-on-write head and tail now (no backing data, no old bytes). */
+    private boolean cowReadsAsZero(L2Ref ref, CowRange range) {
+        if (!range.hasCow()) {
+            return true;
+        }
+        int sc = geometry.extendedL2() ? geometry.subclusterSize() : (int) geometry.clusterSize();
+        for (int i = range.from() / sc; i <= (range.to() - 1) / sc; i++) {
+            boolean inCow = i * sc < range.start() || (i + 1) * sc > range.end();
+            if (inCow && !readsAsZero(subclusterType(ref, i))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private boolean readsAsZero(SubclusterType type) {
+        return switch (type) {
             case ZERO_PLAIN, ZERO_ALLOC -> true;
-            case UNALLOCATED -> !metadata.hasBacking();
-            case NORMAL, COMPRESSED -> false;
+            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> !metadata.hasBacking();
+            case NORMAL, COMPRESSED, INVALID -> false;
         };
     }
 
-    /** The new cluster's contents: the new data, and around it what the guest saw there before. */
-    private ByteBuffer wholeCluster(long cluster, int inCluster, ByteBuffer part) throws IOException {
-        int clusterSize = (int) geometry.clusterSize();
-        if (part.remaining() == clusterSize) {
+    private SubclusterType subclusterType(L2Ref ref, int sc) {
+        return geometry.extendedL2()
+                ? L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile())
+                : L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
+    }
+
+    /** The bytes of {@code range}: the new data, and around it what the guest saw there before. */
+    private ByteBuffer withCow(long cluster, CowRange range, ByteBuffer part) throws IOException {
+        if (!range.hasCow()) {
             return part.duplicate();
         }
-        ByteBuffer whole = ByteBuffer.allocate(clusterSize);
-        file.event(StorageEvent.COW_READ);
-        readPath.read(cluster << geometry.clusterBits(), whole);
-        whole.clear();
-        whole.put(inCluster, part.duplicate(), 0, part.remaining());
-        return whole;
+        ByteBuffer bytes = ByteBuffer.allocate(range.to() - range.from());
+        long guest = (cluster << geometry.clusterBits()) + range.from();
+        data.event(StorageEvent.COW_READ);
+        readPath.read(guest, bytes.slice(0, range.start() - range.from()));
+        readPath.read(guest + range.end() - range.from(), bytes.slice(range.end() - range.from(),
+                range.to() - range.end()));
+        bytes.put(range.start() - range.from(), part.duplicate(), 0, part.remaining());
+        data.event(StorageEvent.COW_WRITE);
+        return bytes;
     }
 }
