@@ -304,30 +304,32 @@ final class MetadataWriter implements ClusterSource {
     }
 
     /**
-     * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED); allocates the
-     * table first when the L1 entry is empty. Called under the lock.
+     * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED): allocates the table
+     * first when the L1 entry is empty, and copies it first when the table is shared with a snapshot. Called under
+     * the lock.
      */
     private Slice writableSlice(long cluster) throws IOException {
         int l1Index = (int) (cluster >>> geometry().l2Bits());
         long l1Entry = mapper.l1().get(l1Index);
         long l2Offset = L1Entry.l2Offset(l1Entry);
-        if (l2Offset == 0) {
-            l2Offset = allocateL2(l1Index);
-        } else if (!L1Entry.copied(l1Entry)) {
-            throw new io.github.qcowloom.api.UnsupportedFeatureException("copy-on-write of shared L2 tables",
-                    "Writing through an L2 table shared with a snapshot is not implemented yet");
-        } else if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
+        if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
             throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
                     l2Offset, l1Index));
+        }
+        if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
+            l2Offset = allocateL2(l1Index, l2Offset);
         }
         return mapper.l2Cache().get(mapper.sliceOffset(l2Offset, cluster));
     }
 
     /**
-     * QEMU's l2_allocate: the new table's refcount reaches the disk first, then the (empty) table, then the L1
-     * entry that points to it, each write followed by a sync, so a crash leaves at worst a leaked cluster.
+     * QEMU's l2_allocate: a new L2 table for L1 entry {@code l1Index}, empty, or a copy of the table at
+     * {@code sharedOffset} (non-zero) that a snapshot shares. The new table's refcount reaches the disk first, then
+     * the table, then the L1 entry (with COPIED) that points to it, each write followed by a sync, so a crash
+     * leaves at worst a leaked cluster. The shared table loses this image's reference after the next flush, like
+     * any other free; the snapshot keeps it.
      */
-    private long allocateL2(int l1Index) throws IOException {
+    private long allocateL2(int l1Index, long sharedOffset) throws IOException {
         file.event(StorageEvent.L2_ALLOC);
         if (lazyRefcounts) {
             headerBits.markDirty();
@@ -339,12 +341,17 @@ final class MetadataWriter implements ClusterSource {
             writeBackRefcounts();
             file.flush();
         }
-        // 2. The empty table, before the L1 entry that points to it.
+        // 2. The table (empty, or the shared table's current entries), before the L1 entry that points to it.
         overlap.check(l2Offset, geometry().clusterSize(), "new L2 table");
         TableCache l2Cache = mapper.l2Cache();
         int sliceSize = l2Cache.sliceSize();
         for (long off = 0; off < geometry().clusterSize(); off += sliceSize) {
+            byte[] shared = sharedOffset == 0 ? null : l2Cache.get(sharedOffset + off).data();
             Slice s = l2Cache.create(l2Offset + off);
+            if (shared != null) {
+                System.arraycopy(shared, 0, s.data(), 0, sliceSize);
+                s.markDirty();
+            }
             l2Cache.writeNow(s);
         }
         file.flush();
@@ -355,6 +362,11 @@ final class MetadataWriter implements ClusterSource {
         file.write(b, l1Offset + 8L * l1Index);
         file.flush();
         mapper.l1().set(l1Index, entry);
+        // 4. The shared table's refcount: the entry that dropped it is durable, but a request that looked the
+        // table up before the switch may still read it, so the decrease waits for the next flush's drain.
+        if (sharedOffset != 0) {
+            frees.add(sharedOffset >>> geometry().clusterBits(), 1);
+        }
         return l2Offset;
     }
 

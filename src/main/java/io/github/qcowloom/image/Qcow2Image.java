@@ -194,10 +194,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throw new UnsupportedFeatureException("external data file writes",
                     "Writing to images with an external data file is not implemented yet; open read-only");
         }
-        if (header.nbSnapshots() > 0) {
-            throw new UnsupportedFeatureException("writes to images with snapshots",
-                    "Writing to images with internal snapshots is not implemented yet; open read-only");
-        }
     }
 
     /**
