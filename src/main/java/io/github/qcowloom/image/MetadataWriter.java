@@ -372,10 +372,11 @@ final class MetadataWriter implements ClusterSource {
 
     /**
      * QEMU's qcow2_grow_l1_table, called with the image lock held exclusive: a new table of at least
-     * {@code minEntries} (1.5 times the old size when that is more) is allocated and written, then the header
-     * points to it, each step synced; only then is the old table freed. Returns the new size in entries.
+     * {@code minEntries} (1.5 times the old size when that is more, unless {@code exact}) is allocated and written,
+     * then the header points to it, each step synced; only then is the old table freed. Returns the new size in
+     * entries.
      */
-    int growL1(long minEntries) throws IOException {
+    int growL1(long minEntries, boolean exact) throws IOException {
         file.event(StorageEvent.L1_GROW);
         lock.lock();
         try {
@@ -383,7 +384,8 @@ final class MetadataWriter implements ClusterSource {
             if (minEntries > Limits.MAX_L1_BYTES / 8) {
                 throw new ImageTooLargeException("L1 table would exceed " + Limits.MAX_L1_BYTES + " bytes");
             }
-            long grown = Math.max(minEntries, Math.min(Limits.MAX_L1_BYTES / 8, oldSize + oldSize / 2L));
+            long grown = exact ? minEntries
+                    : Math.max(minEntries, Math.min(Limits.MAX_L1_BYTES / 8, oldSize + oldSize / 2L));
             int newSize = (int) grown;
             long cs = geometry().clusterSize();
             long clusters = (newSize * 8L + cs - 1) / cs;
@@ -410,6 +412,119 @@ final class MetadataWriter implements ClusterSource {
                 refcounts.update((oldOffset >>> geometry().clusterBits()) + c, -1);
             }
             return newSize;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A step of an exclusive edit; it may throw what the I/O throws. */
+    @FunctionalInterface
+    interface Exclusive<T> {
+        T run() throws IOException;
+    }
+
+    /**
+     * Runs {@code body} while nothing else touches the metadata: the flush lock keeps flushes (and the pool's idle
+     * flush) out, the image lock's exclusive side keeps requests out (they wait, then continue), the metadata lock
+     * keeps the pool's refills out. Everything pending is flushed before {@code body} runs (so no deferred free is
+     * outstanding and every refcount is current) and after it. The lock order is a flush's: flush lock, image
+     * lock, metadata lock.
+     */
+    <T> T exclusively(Exclusive<T> body) throws IOException {
+        flushLock.lock();
+        try {
+            drain.lock();
+            try {
+                lock.lock();
+                try {
+                    flushEverything();
+                    T result = body.run();
+                    flushEverything();
+                    return result;
+                } finally {
+                    lock.unlock();
+                }
+            } finally {
+                drain.unlock();
+            }
+        } finally {
+            flushLock.unlock();
+        }
+    }
+
+    /** Flushes refcounts (even with lazy refcounts), L2 slices and deferred frees until nothing is pending. */
+    void flushEverything() throws IOException {
+        do {
+            flush(true);
+        } while (hasPendingMetadata());
+    }
+
+    /**
+     * Allocates clusters for {@code bytes} of metadata (a table that is written at once), raising their refcounts in
+     * the cache; returns the first one's offset, or 0 for no bytes.
+     */
+    long allocateMetadata(long bytes) throws IOException {
+        if (bytes == 0) {
+            return 0;
+        }
+        long clusters = (bytes + geometry().clusterSize() - 1) >>> geometry().clusterBits();
+        if (clusters > Integer.MAX_VALUE) {
+            throw new ImageTooLargeException("Cannot allocate " + bytes + " bytes of metadata");
+        }
+        file.event(StorageEvent.CLUSTER_ALLOC);
+        lock.lock();
+        try {
+            return refcounts.allocate((int) clusters);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Lowers the refcounts of the clusters {@code [offset, offset + bytes)} touches, now. The caller has made the
+     * removal of the last reference durable already (a synced header or table write), so they may be reused at
+     * once.
+     */
+    void freeNow(long offset, long bytes) throws IOException {
+        if (bytes == 0) {
+            return;
+        }
+        file.event(StorageEvent.CLUSTER_FREE);
+        int bits = geometry().clusterBits();
+        lock.lock();
+        try {
+            for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
+                refcounts.update(c, -1);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Writes a new table (not yet referenced) to clusters just allocated for it, after the overlap check; no sync. */
+    void writeNewTable(long offset, byte[] table, String what) throws IOException {
+        overlap.check(offset, table.length, what);
+        file.write(ByteBuffer.wrap(table), offset);
+    }
+
+    /**
+     * Writes {@code entries} over the active L1 table (which has exactly as many) and syncs, then installs them in
+     * memory (QEMU's bdrv_pwrite_sync of the whole table in qcow2_snapshot_goto and qcow2_update_snapshot_refcount).
+     */
+    void writeActiveL1(long[] entries) throws IOException {
+        if (entries.length != mapper.l1().length()) {
+            throw new IllegalArgumentException(entries.length + " entries for an L1 table of " + mapper.l1().length());
+        }
+        byte[] table = new byte[entries.length * 8];
+        for (int i = 0; i < entries.length; i++) {
+            Bytes.putLong(table, i * 8, entries[i]);
+        }
+        file.event(StorageEvent.L1_UPDATE);
+        lock.lock();
+        try {
+            file.write(ByteBuffer.wrap(table), l1Offset);
+            file.flush();
+            mapper.replaceL1(table, entries.length);
         } finally {
             lock.unlock();
         }

@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
+import io.github.qcowloom.alloc.TreeRefcounts;
 import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
@@ -47,13 +48,16 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final Storage file;
     private final Storage dataFile;
     private final BlockDevice backing;
-    /** The header as it is on disk now; resize replaces it under the exclusive image lock. */
+    /** The header as it is on disk now; resize and table edits replace it under the exclusive image lock. */
     private volatile Header header;
-    private final List<Snapshot> snapshots;
+    /** The snapshot table as it is on disk now; table edits replace it under the exclusive image lock. */
+    private volatile List<Snapshot> snapshots;
     private final ImageGeometry geometry;
     private final ReadPath readPath;
     /** Null when the image is open read-only. */
     private final MetadataWriter metadata;
+    /** Refcounts of whole trees, for table edits; null when the image is open read-only. */
+    private final TreeRefcounts trees;
     private final WritePath writePath;
     private final DiscardPath discardPath;
     private final ClusterMapper mapper;
@@ -79,6 +83,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 ClusterCodec.forType(header.compressionType()));
         if (readOnly) {
             this.metadata = null;
+            this.trees = null;
             this.writePath = null;
             this.discardPath = null;
         } else {
@@ -91,6 +96,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
                     imageLock.writeLock(), header.backingFile() != null, headerBits, header.lazyRefcounts());
+            this.trees = new TreeRefcounts(header, l2Cache, refcounts);
             // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there.
             if (options.tuning().pool() && header.version() >= 3) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
@@ -263,6 +269,40 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return snapshots;
     }
 
+    /**
+     * Runs {@code edit} on the image's tables with the image held exclusively, for the snapshot operations: requests
+     * that arrive meanwhile wait and then continue, and no flush or pool refill interleaves. Everything pending is
+     * flushed before the edit and everything it changed after it. Corruption met on the way marks the image corrupt,
+     * as during requests.
+     */
+    public <T> T editTables(TableEditor.Edit<T> edit) throws IOException {
+        checkWritable();
+        String known = corruption;
+        if (known != null) {
+            throw new MetadataCorruptionException("The image was marked corrupt: " + known);
+        }
+        TableEditor editor = new TableEditor(this, metadata, mapper, trees, file);
+        try {
+            return metadata.exclusively(() -> edit.apply(editor));
+        } catch (MetadataCorruptionException e) {
+            signalCorruption(e);
+            throw e;
+        } finally {
+            editor.close();
+        }
+    }
+
+    /** A table edit changed the header on disk; called under the exclusive image lock. */
+    void replaceHeader(Header changed) {
+        header = changed;
+    }
+
+    /** A table edit pointed the header at a new snapshot table; called under the exclusive image lock. */
+    void replaceSnapshots(List<Snapshot> changed, long tableOffset) {
+        snapshots = List.copyOf(changed);
+        header = header.withSnapshots(changed.size(), tableOffset);
+    }
+
     /** The pool of preallocated clusters, or null when it is off or the image is read-only or v2. */
     public ClusterPool clusterPool() {
         return metadata == null ? null : metadata.pool();
@@ -401,6 +441,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         imageLock.writeLock().lock();
         try {
             oldSize = size();
+            if (header.version() < 3 && !snapshots.isEmpty() && newSize != oldSize) {
+                // QEMU's qcow2_co_truncate: v2 snapshot entries may lack the disk size they were taken at.
+                throw new UnsupportedFeatureException("resizing v2 images with snapshots",
+                        "Can't resize a v2 image which has snapshots");
+            }
             if (newSize < oldSize) {
                 requireUnallocated(newSize, oldSize);
             }
@@ -409,7 +454,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 throw new ImageTooLargeException("Image is too big: " + newSize);
             }
             if (neededL1 > header.l1Size()) {
-                int entries = metadata.growL1(neededL1);
+                int entries = metadata.growL1(neededL1, false);
                 header = header.withL1(entries, metadata.l1Offset());
             }
             metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, newSize));
