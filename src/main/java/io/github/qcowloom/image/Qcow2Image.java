@@ -65,6 +65,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
+    /**
+     * Set when a table edit failed part way (an I/O error, say): the tables in memory may then disagree with the
+     * disk, so every later request fails and close writes nothing more, leaving the crash-consistent state on disk.
+     */
+    private volatile String unusable;
 
     private Qcow2Image(Storage file, Storage dataFile, BlockDevice backing, Header header, List<Snapshot> snapshots,
             long[] l1, OpenOptions options) throws IOException {
@@ -277,15 +282,18 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      */
     public <T> T editTables(TableEditor.Edit<T> edit) throws IOException {
         checkWritable();
-        String known = corruption;
-        if (known != null) {
-            throw new MetadataCorruptionException("The image was marked corrupt: " + known);
-        }
+        requireUsable();
         TableEditor editor = new TableEditor(this, metadata, mapper, trees, file);
         try {
             return metadata.exclusively(() -> edit.apply(editor));
         } catch (MetadataCorruptionException e) {
             signalCorruption(e);
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            if (editor.changedAnything() && unusable == null) {
+                unusable = e.toString();
+                LOG.error("A table edit failed part way; the image must be reopened: {}", e.toString());
+            }
             throw e;
         } finally {
             editor.close();
@@ -354,10 +362,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (writes) {
             checkWritable();
         }
-        String known = corruption;
-        if (known != null) {
-            throw new MetadataCorruptionException("The image was marked corrupt: " + known);
-        }
+        requireUsable();
         imageLock.readLock().lock();
         try {
             request.run();
@@ -366,6 +371,19 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throw e;
         } finally {
             imageLock.readLock().unlock();
+        }
+    }
+
+    /** Fails once the image was marked corrupt, or a table edit failed part way. */
+    private void requireUsable() throws IOException {
+        String known = corruption;
+        if (known != null) {
+            throw new MetadataCorruptionException("The image was marked corrupt: " + known);
+        }
+        String failed = unusable;
+        if (failed != null) {
+            throw new ImageException("The image must be reopened: a snapshot operation failed part way (" + failed
+                    + ")");
         }
     }
 
@@ -499,7 +517,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         IOException failure = null;
         if (metadata != null) {
             try {
-                if (corruption == null) {
+                if (corruption == null && unusable == null) {
                     metadata.close();
                 } else {
                     metadata.abandon();

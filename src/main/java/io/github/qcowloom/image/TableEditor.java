@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.TreeRefcounts;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Limits;
@@ -29,6 +30,8 @@ public final class TableEditor {
     private final TreeRefcounts trees;
     private final Storage file;
     private boolean open = true;
+    /** Set once a step changed anything, in the caches or on disk; an edit that fails before changes nothing. */
+    private boolean changed;
 
     TableEditor(Qcow2Image image, MetadataWriter metadata, ClusterMapper mapper, TreeRefcounts trees, Storage file) {
         this.image = image;
@@ -47,6 +50,17 @@ public final class TableEditor {
         if (!open) {
             throw new IllegalStateException("the table edit has ended");
         }
+    }
+
+    /** Notes that the step about to run changes the tables (in the caches or on disk). */
+    private void changing() {
+        requireOpen();
+        changed = true;
+    }
+
+    /** True if a step changed anything; a failed edit that did not can be retried, one that did cannot. */
+    boolean changedAnything() {
+        return changed;
     }
 
     /** The header as it is on disk now. */
@@ -100,7 +114,15 @@ public final class TableEditor {
      */
     public void addReferences(long[] l1, int delta) throws IOException {
         requireOpen();
-        trees.add(l1, delta);
+        boolean undone = false;
+        try {
+            trees.add(l1, delta);
+        } catch (RefcountOverflowException e) {
+            undone = true; // the increases were taken back: nothing changed
+            throw e;
+        } finally {
+            changed |= !undone;
+        }
         if (delta < 0) {
             // Nothing of the freed tables is dirty in the cache unless a step before left it so; flush it then.
             if (mapper.l2Cache().hasDirty()) {
@@ -115,7 +137,7 @@ public final class TableEditor {
      * changed L2 slices are flushed (refcounts first) before the L1 table, if it changed, is written and synced.
      */
     public void markActiveCopied() throws IOException {
-        requireOpen();
+        changing();
         long[] l1 = activeL1();
         long[] marked = trees.markCopied(l1);
         // The refcounts the flags follow from, then the flags in the L2 tables, then the L1 entries.
@@ -127,7 +149,7 @@ public final class TableEditor {
 
     /** Allocates clusters for {@code bytes} of a new table (refcounts raised in the cache); 0 for no bytes. */
     public long allocate(long bytes) throws IOException {
-        requireOpen();
+        changing();
         return metadata.allocateMetadata(bytes);
     }
 
@@ -136,25 +158,25 @@ public final class TableEditor {
      * durably gone.
      */
     public void free(long offset, long bytes) throws IOException {
-        requireOpen();
+        changing();
         metadata.freeNow(offset, bytes);
     }
 
     /** Writes a new, not yet referenced table into clusters just allocated for it (overlap-checked, no sync). */
     public void writeNewTable(long offset, byte[] table, String what) throws IOException {
-        requireOpen();
+        changing();
         metadata.writeNewTable(offset, table, what);
     }
 
     /** Writes every cached refcount and L2 change (refcounts, sync, L2 slices, sync). */
     public void flush() throws IOException {
-        requireOpen();
+        changing();
         metadata.flushEverything();
     }
 
     /** Grows the active L1 table to exactly {@code entries} entries if it is smaller (QEMU's grow, exact). */
     public void growL1(int entries) throws IOException {
-        requireOpen();
+        changing();
         if (entries > mapper.l1().length()) {
             int size = metadata.growL1(entries, true);
             image.replaceHeader(image.header().withL1(size, metadata.l1Offset()));
@@ -167,7 +189,7 @@ public final class TableEditor {
      * copy, which is always safe, even after a crash here.
      */
     public void replaceActiveL1(long[] entries) throws IOException {
-        requireOpen();
+        changing();
         long[] table = new long[mapper.l1().length()];
         if (entries.length > table.length) {
             throw new IllegalArgumentException(entries.length + " entries for an L1 table of " + table.length);
@@ -180,7 +202,7 @@ public final class TableEditor {
 
     /** Writes the virtual size into the header and syncs. */
     public void writeSize(long size) throws IOException {
-        requireOpen();
+        changing();
         metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, size));
         image.replaceHeader(image.header().withSize(size));
     }
@@ -190,7 +212,7 @@ public final class TableEditor {
      * (QEMU's qcow2_write_snapshots); the table and its refcounts must be durable already.
      */
     public void publishSnapshots(List<Snapshot> snapshots, long tableOffset) throws IOException {
-        requireOpen();
+        changing();
         metadata.writeHeaderField(60, ByteBuffer.allocate(12).putInt(0, snapshots.size()).putLong(4, tableOffset));
         image.replaceSnapshots(snapshots, tableOffset);
     }
