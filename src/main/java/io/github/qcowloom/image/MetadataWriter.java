@@ -66,6 +66,8 @@ final class MetadataWriter implements ClusterSource {
     private volatile ClusterPool pool;
     private final HeaderBits headerBits;
     private final OverlapCheck overlap;
+    /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
+    private volatile SnapshotAreas snapshotAreas = SnapshotAreas.NONE;
     /**
      * Lazy refcounts (compatible bit 0): refcount blocks are written only at close or when idle, so nothing waits
      * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
@@ -275,6 +277,14 @@ final class MetadataWriter implements ClusterSource {
 
     long l1Offset() {
         return l1Offset;
+    }
+
+    SnapshotAreas snapshotAreas() {
+        return snapshotAreas;
+    }
+
+    void snapshotAreas(SnapshotAreas areas) {
+        snapshotAreas = areas;
     }
 
     boolean hasBacking() {

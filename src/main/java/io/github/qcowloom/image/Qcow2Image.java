@@ -102,6 +102,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.metadata = new MetadataWriter(file, mapper, refblockCache, refcounts, header.l1TableOffset(),
                     imageLock.writeLock(), header.backingFile() != null, headerBits, header.lazyRefcounts());
             this.trees = new TreeRefcounts(header, l2Cache, refcounts);
+            metadata.snapshotAreas(SnapshotAreas.of(header.snapshotsOffset(), snapshots));
             // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there.
             if (options.tuning().pool() && header.version() >= 3) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
@@ -309,6 +310,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     void replaceSnapshots(List<Snapshot> changed, long tableOffset) {
         snapshots = List.copyOf(changed);
         header = header.withSnapshots(changed.size(), tableOffset);
+        metadata.snapshotAreas(SnapshotAreas.of(tableOffset, changed));
     }
 
     /** The pool of preallocated clusters, or null when it is off or the image is read-only or v2. */
