@@ -26,8 +26,8 @@ import java.util.function.LongUnaryOperator;
 /**
  * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for cache updates only:
  * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
- * refcount blocks, sync, L2 slices, sync, then the deferred frees. A new L2 table goes to disk at once, in
- * QEMU's l2_allocate order.
+ * refcount blocks, sync, L2 slices, sync, then the deferred frees. A new L2 table (or the copy of one a snapshot
+ * shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot operations run {@link #exclusively}.
  */
 final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
