@@ -5,11 +5,13 @@ import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -142,7 +144,7 @@ public final class TableEditor {
         long[] marked = trees.markCopied(l1);
         // The refcounts the flags follow from, then the flags in the L2 tables, then the L1 entries.
         metadata.flushEverything();
-        if (!java.util.Arrays.equals(l1, marked)) {
+        if (!Arrays.equals(l1, marked)) {
             metadata.writeActiveL1(marked);
         }
     }
@@ -195,7 +197,7 @@ public final class TableEditor {
             throw new IllegalArgumentException(entries.length + " entries for an L1 table of " + table.length);
         }
         for (int i = 0; i < entries.length; i++) {
-            table[i] = entries[i] & ~io.github.qcowloom.format.L1Entry.COPIED;
+            table[i] = entries[i] & ~L1Entry.COPIED;
         }
         metadata.writeActiveL1(table);
     }

@@ -10,7 +10,6 @@ import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.testing.Qemu;
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
