@@ -13,6 +13,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.compress;
     exports io.github.qcowloom.exec;
     exports io.github.qcowloom.image;
+    exports io.github.qcowloom.snapshot;
     exports io.github.qcowloom.alloc;
     exports io.github.qcowloom.check;
     exports io.github.qcowloom.crashkit;

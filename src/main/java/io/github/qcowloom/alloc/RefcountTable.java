@@ -2,6 +2,7 @@ package io.github.qcowloom.alloc;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
@@ -101,7 +102,8 @@ public final class RefcountTable {
     /**
      * Adds {@code delta} to the refcount of {@code cluster} in the cache (the refblock slice becomes dirty).
      *
-     * @throws io.github.qcowloom.api.CorruptImageException on underflow below 0 or overflow past the width
+     * @throws CorruptImageException on underflow below 0 (a reference to a free cluster)
+     * @throws RefcountOverflowException on overflow past the refcount width (the count is left unchanged)
      */
     public void update(long cluster, long delta) throws IOException {
         checkCluster(cluster);
@@ -118,8 +120,8 @@ public final class RefcountTable {
                         + Long.toUnsignedString(old) + " " + delta + ")");
             }
         } else if (Long.compareUnsigned(next, old) < 0 || Long.compareUnsigned(next, codec.max()) > 0) {
-            throw new CorruptImageException("Refcount of cluster " + cluster + " would exceed " + codec.bits()
-                    + " bits (" + Long.toUnsignedString(old) + " + " + delta + ")");
+            throw new RefcountOverflowException(cluster, codec.bits(), "Refcount of cluster " + cluster
+                    + " would exceed " + codec.bits() + " bits (" + Long.toUnsignedString(old) + " + " + delta + ")");
         }
         if (delta == 0) {
             return;

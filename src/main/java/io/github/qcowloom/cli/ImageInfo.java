@@ -2,9 +2,6 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Snapshot;
-import java.time.Instant;
-import java.time.ZoneId;
-import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -114,20 +111,13 @@ final class ImageInfo {
             }
         }
         if (m.containsKey("snapshots")) {
-            sb.append("Snapshot list:\n");
-            sb.append(String.format("%-10s%-17s%8s%20s%13s%11s%n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
-                    "ICOUNT"));
-            DateTimeFormatter date = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault());
+            sb.append("Snapshot list:\n").append(SnapshotListing.header());
             for (Object o : (List<Object>) m.get("snapshots")) {
                 Map<String, Object> s = (Map<String, Object>) o;
-                long secs = (Long) s.get("vm-clock-sec");
-                long nsec = (Long) s.get("vm-clock-nsec");
-                String clock = String.format("%02d:%02d:%02d.%03d", secs / 3600, (secs / 60) % 60, secs % 60,
-                        nsec / 1_000_000);
-                sb.append(String.format("%-9s %-16s %8s %19s %12s %10s%n", s.get("id"), s.get("name"),
-                        Sizes.human((Long) s.get("vm-state-size")),
-                        date.format(Instant.ofEpochSecond((Long) s.get("date-sec"))), clock,
-                        s.containsKey("icount") ? s.get("icount").toString() : ""));
+                sb.append(SnapshotListing.line((String) s.get("id"), (String) s.get("name"),
+                        (Long) s.get("vm-state-size"), (Long) s.get("date-sec"),
+                        (Long) s.get("vm-clock-sec") * 1_000_000_000L + (Long) s.get("vm-clock-nsec"),
+                        (Long) s.get("icount")));
             }
         }
         if (m.containsKey("format-specific")) {

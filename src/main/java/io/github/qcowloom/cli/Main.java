@@ -10,7 +10,8 @@ import picocli.CommandLine.Command;
 @Command(name = "qcow2-loom", mixinStandardHelpOptions = true, version = "qcow2-loom 0.1.0",
         description = "A qcow2 driver on virtual threads, with qemu-img's commands.",
         subcommands = {CreateCommand.class, InfoCommand.class, CheckCommand.class, ConvertCommand.class,
-                MapCommand.class, ResizeCommand.class, BenchCommand.class, ServeCommand.class, DemoCommand.class})
+                MapCommand.class, ResizeCommand.class, SnapshotCommand.class, BenchCommand.class, ServeCommand.class,
+                DemoCommand.class})
 public final class Main {
     private Main() {
     }

@@ -135,6 +135,14 @@ public record Header(
                 compressionType, extensions, backingFile);
     }
 
+    /** Returns a copy pointing to another snapshot table. */
+    public Header withSnapshots(int count, long offset) {
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, cryptMethod, l1Size,
+                l1TableOffset, refcountTableOffset, refcountTableClusters, count, offset, incompatibleFeatures,
+                compatibleFeatures, autoclearFeatures, refcountOrder, headerLength, compressionType, extensions,
+                backingFile);
+    }
+
     /**
      * Reads the cluster size from the first bytes of a file after checking magic, version and cluster_bits,
      * so that the caller knows how much of cluster 0 to read.
@@ -325,7 +333,7 @@ public record Header(
      * table) plus two checks of ours for a non-empty table: it must not start at offset 0, where the header is,
      * and it must lie inside the file, so that its size is trusted before a buffer is allocated for it.
      */
-    static void validateTable(String what, long offset, long bytes, long clusterSize, long fileLength)
+    public static void validateTable(String what, long offset, long bytes, long clusterSize, long fileLength)
             throws CorruptImageException {
         if (offset < 0 || offset % clusterSize != 0 || offset > Long.MAX_VALUE - bytes) {
             throw new CorruptImageException(what + " offset invalid: 0x" + Long.toHexString(offset));

@@ -50,6 +50,26 @@ public record Snapshot(
         return e;
     }
 
+    /** Bytes of the extra data QEMU knows: vm_state_size_large, disk_size, icount. */
+    public static final int KNOWN_EXTRA_DATA = 24;
+
+    /**
+     * The entry as QEMU's qcow2_write_snapshots writes an entry it read back: the three known extra-data fields
+     * (an older entry's missing disk size taken as {@code diskSizeIfAbsent}, its missing icount as -1), any unknown
+     * extra data after them kept, and the 32-bit vm-state size 0 when the size does not fit in it.
+     */
+    public Snapshot asQemuRewritesIt(long diskSizeIfAbsent) {
+        long vmState = vmStateSize();
+        byte[] extra = Arrays.copyOf(extraData(vmState, diskSize() >= 0 ? diskSize() : diskSizeIfAbsent, icount()),
+                Math.max(KNOWN_EXTRA_DATA, extraData.length));
+        if (extraData.length > KNOWN_EXTRA_DATA) {
+            System.arraycopy(extraData, KNOWN_EXTRA_DATA, extra, KNOWN_EXTRA_DATA,
+                    extraData.length - KNOWN_EXTRA_DATA);
+        }
+        return new Snapshot(l1TableOffset, l1Size, id, name, dateSec, dateNsec, vmClockNsec,
+                Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
+    }
+
     @Override
     public boolean equals(Object o) {
         return o instanceof Snapshot s && s.l1TableOffset == l1TableOffset && s.l1Size == l1Size && s.id.equals(id)

@@ -15,7 +15,7 @@ final class ClusterMapper {
     private final TableCache l2Cache;
     /**
      * The active L1 table; entries change under the metadata lock, reads need no lock. The whole table is
-     * replaced only while the image lock is held exclusive (L1 growth).
+     * replaced only while the image lock is held exclusive (L1 growth, snapshot apply).
      */
     private volatile AtomicLongArray l1;
     /**

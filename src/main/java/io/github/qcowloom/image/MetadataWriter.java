@@ -30,7 +30,8 @@ import java.util.function.UnaryOperator;
  * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for cache updates only:
  * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
  * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
- * table goes to disk at once, in QEMU's l2_allocate order.
+ * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot
+ * operations run {@link #exclusively}.
  */
 final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
@@ -76,6 +77,8 @@ final class MetadataWriter implements ClusterSource {
     private volatile ClusterPool pool;
     private final HeaderBits headerBits;
     private final OverlapCheck overlap;
+    /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
+    private volatile SnapshotAreas snapshotAreas = SnapshotAreas.NONE;
     /**
      * Lazy refcounts (compatible bit 0): refcount blocks are written only at close or when idle, so nothing waits
      * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
@@ -377,6 +380,14 @@ final class MetadataWriter implements ClusterSource {
         return l1Offset;
     }
 
+    SnapshotAreas snapshotAreas() {
+        return snapshotAreas;
+    }
+
+    void snapshotAreas(SnapshotAreas areas) {
+        snapshotAreas = areas;
+    }
+
     boolean hasBacking() {
         return hasBacking;
     }
@@ -404,30 +415,32 @@ final class MetadataWriter implements ClusterSource {
     }
 
     /**
-     * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED); allocates the
-     * table first when the L1 entry is empty. Called under the lock.
+     * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED): allocates the table
+     * first when the L1 entry is empty, and copies it first when the table is shared with a snapshot. Called under
+     * the lock.
      */
     private Slice writableSlice(long cluster) throws IOException {
         int l1Index = (int) (cluster >>> geometry().l2Bits());
         long l1Entry = mapper.l1().get(l1Index);
         long l2Offset = L1Entry.l2Offset(l1Entry);
-        if (l2Offset == 0) {
-            l2Offset = allocateL2(l1Index);
-        } else if (!L1Entry.copied(l1Entry)) {
-            throw new io.github.qcowloom.api.UnsupportedFeatureException("copy-on-write of shared L2 tables",
-                    "Writing through an L2 table shared with a snapshot is not implemented yet");
-        } else if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
+        if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
             throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
                     l2Offset, l1Index));
+        }
+        if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
+            l2Offset = allocateL2(l1Index, l2Offset);
         }
         return mapper.l2Cache().get(mapper.sliceOffset(l2Offset, cluster));
     }
 
     /**
-     * QEMU's l2_allocate: the new table's refcount reaches the disk first, then the (empty) table, then the L1
-     * entry that points to it, each write followed by a sync, so a crash leaves at worst a leaked cluster.
+     * QEMU's l2_allocate: a new L2 table for L1 entry {@code l1Index}, empty, or a copy of the table at
+     * {@code sharedOffset} (non-zero) that a snapshot shares. The new table's refcount reaches the disk first, then
+     * the table, then the L1 entry (with COPIED) that points to it, each write followed by a sync, so a crash
+     * leaves at worst a leaked cluster. The shared table loses this image's reference after the next flush, like
+     * any other free; the snapshot keeps it.
      */
-    private long allocateL2(int l1Index) throws IOException {
+    private long allocateL2(int l1Index, long sharedOffset) throws IOException {
         file.event(StorageEvent.L2_ALLOC);
         if (lazyRefcounts) {
             headerBits.markDirty();
@@ -439,12 +452,17 @@ final class MetadataWriter implements ClusterSource {
             writeBackRefcounts();
             file.flush();
         }
-        // 2. The empty table, before the L1 entry that points to it.
+        // 2. The table (empty, or the shared table's current entries), before the L1 entry that points to it.
         overlap.check(l2Offset, geometry().clusterSize(), "new L2 table");
         TableCache l2Cache = mapper.l2Cache();
         int sliceSize = l2Cache.sliceSize();
         for (long off = 0; off < geometry().clusterSize(); off += sliceSize) {
+            byte[] shared = sharedOffset == 0 ? null : l2Cache.get(sharedOffset + off).data();
             Slice s = l2Cache.create(l2Offset + off);
+            if (shared != null) {
+                System.arraycopy(shared, 0, s.data(), 0, sliceSize);
+                s.markDirty();
+            }
             l2Cache.writeNow(s);
         }
         file.flush();
@@ -455,15 +473,21 @@ final class MetadataWriter implements ClusterSource {
         file.write(b, l1Offset + 8L * l1Index);
         file.flush();
         mapper.l1().set(l1Index, entry);
+        // 4. The shared table's refcount: the entry that dropped it is durable, but a request that looked the
+        // table up before the switch may still read it, so the decrease waits for the next flush's drain.
+        if (sharedOffset != 0) {
+            frees.add(sharedOffset >>> geometry().clusterBits(), 1);
+        }
         return l2Offset;
     }
 
     /**
      * QEMU's qcow2_grow_l1_table, called with the image lock held exclusive: a new table of at least
-     * {@code minEntries} (1.5 times the old size when that is more) is allocated and written, then the header
-     * points to it, each step synced; only then is the old table freed. Returns the new size in entries.
+     * {@code minEntries} (1.5 times the old size when that is more, unless {@code exact}) is allocated and written,
+     * then the header points to it, each step synced; only then is the old table freed. Returns the new size in
+     * entries.
      */
-    int growL1(long minEntries) throws IOException {
+    int growL1(long minEntries, boolean exact) throws IOException {
         file.event(StorageEvent.L1_GROW);
         lock.lock();
         try {
@@ -471,7 +495,8 @@ final class MetadataWriter implements ClusterSource {
             if (minEntries > Limits.MAX_L1_BYTES / 8) {
                 throw new ImageTooLargeException("L1 table would exceed " + Limits.MAX_L1_BYTES + " bytes");
             }
-            long grown = Math.max(minEntries, Math.min(Limits.MAX_L1_BYTES / 8, oldSize + oldSize / 2L));
+            long grown = exact ? minEntries
+                    : Math.max(minEntries, Math.min(Limits.MAX_L1_BYTES / 8, oldSize + oldSize / 2L));
             int newSize = (int) grown;
             long cs = geometry().clusterSize();
             long clusters = (newSize * 8L + cs - 1) / cs;
@@ -498,6 +523,119 @@ final class MetadataWriter implements ClusterSource {
                 refcounts.update((oldOffset >>> geometry().clusterBits()) + c, -1);
             }
             return newSize;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** A step of an exclusive edit; it may throw what the I/O throws. */
+    @FunctionalInterface
+    interface Exclusive<T> {
+        T run() throws IOException;
+    }
+
+    /**
+     * Runs {@code body} while nothing else touches the metadata: the flush lock keeps flushes (and the pool's idle
+     * flush) out, the image lock's exclusive side keeps requests out (they wait, then continue), the metadata lock
+     * keeps the pool's refills out. Everything pending is flushed before {@code body} runs (so no deferred free is
+     * outstanding and every refcount is current) and after it. The lock order is a flush's: flush lock, image
+     * lock, metadata lock.
+     */
+    <T> T exclusively(Exclusive<T> body) throws IOException {
+        flushLock.lock();
+        try {
+            drain.lock();
+            try {
+                lock.lock();
+                try {
+                    flushEverything();
+                    T result = body.run();
+                    flushEverything();
+                    return result;
+                } finally {
+                    lock.unlock();
+                }
+            } finally {
+                drain.unlock();
+            }
+        } finally {
+            flushLock.unlock();
+        }
+    }
+
+    /** Flushes refcounts (even with lazy refcounts), L2 slices and deferred frees until nothing is pending. */
+    void flushEverything() throws IOException {
+        do {
+            flush(true);
+        } while (hasPendingMetadata());
+    }
+
+    /**
+     * Allocates clusters for {@code bytes} of metadata (a table that is written at once), raising their refcounts in
+     * the cache; returns the first one's offset, or 0 for no bytes.
+     */
+    long allocateMetadata(long bytes) throws IOException {
+        if (bytes == 0) {
+            return 0;
+        }
+        long clusters = (bytes + geometry().clusterSize() - 1) >>> geometry().clusterBits();
+        if (clusters > Integer.MAX_VALUE) {
+            throw new ImageTooLargeException("Cannot allocate " + bytes + " bytes of metadata");
+        }
+        file.event(StorageEvent.CLUSTER_ALLOC);
+        lock.lock();
+        try {
+            return refcounts.allocate((int) clusters);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Lowers the refcounts of the clusters {@code [offset, offset + bytes)} touches, now. The caller has made the
+     * removal of the last reference durable already (a synced header or table write), so they may be reused at
+     * once.
+     */
+    void freeNow(long offset, long bytes) throws IOException {
+        if (bytes == 0) {
+            return;
+        }
+        file.event(StorageEvent.CLUSTER_FREE);
+        int bits = geometry().clusterBits();
+        lock.lock();
+        try {
+            for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
+                refcounts.update(c, -1);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Writes a new table (not yet referenced) to clusters just allocated for it, after the overlap check; no sync. */
+    void writeNewTable(long offset, byte[] table, String what) throws IOException {
+        overlap.check(offset, table.length, what);
+        file.write(ByteBuffer.wrap(table), offset);
+    }
+
+    /**
+     * Writes {@code entries} over the active L1 table (which has exactly as many) and syncs, then installs them in
+     * memory (QEMU's bdrv_pwrite_sync of the whole table in qcow2_snapshot_goto and qcow2_update_snapshot_refcount).
+     */
+    void writeActiveL1(long[] entries) throws IOException {
+        if (entries.length != mapper.l1().length()) {
+            throw new IllegalArgumentException(entries.length + " entries for an L1 table of " + mapper.l1().length());
+        }
+        byte[] table = new byte[entries.length * 8];
+        for (int i = 0; i < entries.length; i++) {
+            Bytes.putLong(table, i * 8, entries[i]);
+        }
+        file.event(StorageEvent.L1_UPDATE);
+        lock.lock();
+        try {
+            file.write(ByteBuffer.wrap(table), l1Offset);
+            file.flush();
+            mapper.replaceL1(table, entries.length);
         } finally {
             lock.unlock();
         }

@@ -37,6 +37,15 @@ final class OverlapCheck {
         if (overlaps(first, last, refcounts.tableOffset() >>> bits, (long) refcounts.tableClusters() << bits, bits)) {
             fail(what, offset, "the refcount table");
         }
+        SnapshotAreas snapshots = metadata.snapshotAreas();
+        if (overlaps(first, last, snapshots.tableOffset() >>> bits, snapshots.tableBytes(), bits)) {
+            fail(what, offset, "the snapshot table");
+        }
+        for (int i = 0; i < snapshots.l1Offsets().length; i++) {
+            if (overlaps(first, last, snapshots.l1Offsets()[i] >>> bits, snapshots.l1Bytes()[i], bits)) {
+                fail(what, offset, "an inactive L1 table");
+            }
+        }
         for (int i = 0; i < l1.length(); i++) {
             long l2 = L1Entry.l2Offset(l1.get(i)) >>> bits;
             if (l2 != 0 && l2 >= first && l2 <= last) {

@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
+import io.github.qcowloom.alloc.TreeRefcounts;
 import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
@@ -48,14 +49,17 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final Storage file;
     private final Storage dataFile;
     private final BlockDevice backing;
-    /** The header as it is on disk now; resize replaces it under the exclusive image lock. */
+    /** The header as it is on disk now; resize and table edits replace it under the exclusive image lock. */
     private volatile Header header;
-    private final List<Snapshot> snapshots;
+    /** The snapshot table as it is on disk now; table edits replace it under the exclusive image lock. */
+    private volatile List<Snapshot> snapshots;
     private final ImageGeometry geometry;
     private final ReadPath readPath;
     private final BlockStatusPath statusPath;
     /** Null when the image is open read-only. */
     private final MetadataWriter metadata;
+    /** Refcounts of whole trees, for table edits; null when the image is open read-only. */
+    private final TreeRefcounts trees;
     private final WritePath writePath;
     private final DiscardPath discardPath;
     private final CompressedWritePath compressedWritePath;
@@ -64,6 +68,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
+    /**
+     * Set when a table edit failed part way (an I/O error, say): the tables in memory may then disagree with the
+     * disk, so every later request fails and close writes nothing more, leaving the crash-consistent state on disk.
+     */
+    private volatile String unusable;
 
     private Qcow2Image(Storage file, Storage dataFile, BlockDevice backing, Header header, List<Snapshot> snapshots,
             long[] l1, OpenOptions options) throws IOException {
@@ -83,6 +92,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         this.statusPath = new BlockStatusPath(geometry, mapper, readPath, backing, header.backingFile() != null);
         if (readOnly) {
             this.metadata = null;
+            this.trees = null;
             this.writePath = null;
             this.discardPath = null;
             this.compressedWritePath = null;
@@ -97,6 +107,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.metadata = new MetadataWriter(file, dataFile, mapper, refblockCache, refcounts,
                     header.l1TableOffset(), imageLock.writeLock(), header.backingFile() != null, headerBits,
                     header.lazyRefcounts());
+            this.trees = new TreeRefcounts(header, l2Cache, refcounts);
+            metadata.snapshotAreas(SnapshotAreas.of(header.snapshotsOffset(), snapshots));
             // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there; data clusters in
             // an external data file are not allocated at all.
             if (options.tuning().pool() && header.version() >= 3 && !header.hasDataFile()) {
@@ -142,7 +154,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                     "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
         }
         if (!options.readOnly()) {
-            requireWritable(header);
             header = clearForeignAutoclearBits(storage, header);
         }
         long[] l1 = readL1(storage, header);
@@ -196,14 +207,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         // The repaired refcounts are durable before the header says the image is clean.
         file.flush();
         headerBits.markClean();
-    }
-
-    /** Refuses read-write opens of images whose writes are not implemented yet, naming what is missing. */
-    private static void requireWritable(Header header) throws UnsupportedFeatureException {
-        if (header.nbSnapshots() > 0) {
-            throw new UnsupportedFeatureException("writes to images with snapshots",
-                    "Writing to images with internal snapshots is not implemented yet; open read-only");
-        }
     }
 
     /**
@@ -273,6 +276,44 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return snapshots;
     }
 
+    /**
+     * Runs {@code edit} on the image's tables with the image held exclusively, for the snapshot operations: requests
+     * that arrive meanwhile wait and then continue, and no flush or pool refill interleaves. Everything pending is
+     * flushed before the edit and everything it changed after it. Corruption met on the way marks the image corrupt,
+     * as during requests.
+     */
+    public <T> T editTables(TableEditor.Edit<T> edit) throws IOException {
+        checkWritable();
+        requireUsable();
+        TableEditor editor = new TableEditor(this, metadata, mapper, trees, file);
+        try {
+            return metadata.exclusively(() -> edit.apply(editor));
+        } catch (MetadataCorruptionException e) {
+            signalCorruption(e);
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            if (editor.changedAnything() && unusable == null) {
+                unusable = e.toString();
+                LOG.error("A table edit failed part way; the image must be reopened: {}", e.toString());
+            }
+            throw e;
+        } finally {
+            editor.close();
+        }
+    }
+
+    /** A table edit changed the header on disk; called under the exclusive image lock. */
+    void replaceHeader(Header changed) {
+        header = changed;
+    }
+
+    /** A table edit pointed the header at a new snapshot table; called under the exclusive image lock. */
+    void replaceSnapshots(List<Snapshot> changed, long tableOffset) {
+        snapshots = List.copyOf(changed);
+        header = header.withSnapshots(changed.size(), tableOffset);
+        metadata.snapshotAreas(SnapshotAreas.of(tableOffset, changed));
+    }
+
     /** The pool of preallocated clusters, or null when it is off or the image is read-only or v2. */
     public ClusterPool clusterPool() {
         return metadata == null ? null : metadata.pool();
@@ -324,10 +365,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (writes) {
             checkWritable();
         }
-        String known = corruption;
-        if (known != null) {
-            throw new MetadataCorruptionException("The image was marked corrupt: " + known);
-        }
+        requireUsable();
         imageLock.readLock().lock();
         try {
             request.run();
@@ -336,6 +374,19 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throw e;
         } finally {
             imageLock.readLock().unlock();
+        }
+    }
+
+    /** Fails once the image was marked corrupt, or a table edit failed part way. */
+    private void requireUsable() throws IOException {
+        String known = corruption;
+        if (known != null) {
+            throw new MetadataCorruptionException("The image was marked corrupt: " + known);
+        }
+        String failed = unusable;
+        if (failed != null) {
+            throw new ImageException("The image must be reopened: a snapshot operation failed part way (" + failed
+                    + ")");
         }
     }
 
@@ -471,6 +522,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         imageLock.writeLock().lock();
         try {
             oldSize = size();
+            if (header.version() < 3 && !snapshots.isEmpty() && newSize != oldSize) {
+                // QEMU's qcow2_co_truncate: v2 snapshot entries may lack the disk size they were taken at.
+                throw new UnsupportedFeatureException("resizing v2 images with snapshots",
+                        "Can't resize a v2 image which has snapshots");
+            }
             if (newSize < oldSize) {
                 requireUnallocated(newSize, oldSize);
             }
@@ -479,7 +535,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 throw new ImageTooLargeException("Image is too big: " + newSize);
             }
             if (neededL1 > header.l1Size()) {
-                int entries = metadata.growL1(neededL1);
+                int entries = metadata.growL1(neededL1, false);
                 header = header.withL1(entries, metadata.l1Offset());
             }
             if (header.dataFileRaw() && dataFile.size() < newSize) {
@@ -528,7 +584,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         IOException failure = null;
         if (metadata != null) {
             try {
-                if (corruption == null) {
+                if (corruption == null && unusable == null) {
                     metadata.close();
                 } else {
                     metadata.abandon();

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
@@ -113,7 +114,9 @@ class RefcountTableTest {
             RefcountTable rt = new RefcountTable(storage, h, cacheFor(storage, h));
             long c = rt.allocate(1) / h.clusterSize();
             assertEquals(1, rt.get(c));
-            assertThrows(CorruptImageException.class, () -> rt.update(c, 1));
+            RefcountOverflowException e = assertThrows(RefcountOverflowException.class, () -> rt.update(c, 1));
+            assertEquals(c, e.cluster());
+            assertEquals(1, e.refcountBits());
             assertEquals(1, rt.get(c));
             rt.update(c, -1);
             assertEquals(0, rt.get(c));
@@ -132,7 +135,7 @@ class RefcountTableTest {
             assertEquals(-2L, rt.get(c), "2^64 - 2, unsigned");
             rt.update(c, 1);
             assertEquals(-1L, rt.get(c));
-            assertThrows(CorruptImageException.class, () -> rt.update(c, 1));
+            assertThrows(RefcountOverflowException.class, () -> rt.update(c, 1));
             assertThrows(CorruptImageException.class, () -> rt.update(c + 1, -1));
         }
     }

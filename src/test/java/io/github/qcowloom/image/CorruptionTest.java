@@ -32,18 +32,29 @@ class CorruptionTest {
         Qemu.assume();
     }
 
+    private static long snapshotL1(Path image) throws java.io.IOException {
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            return img.snapshots().get(0).l1TableOffset();
+        }
+    }
+
     @ParameterizedTest
-    @ValueSource(strings = {"l1", "reftable", "refblock", "l2"})
+    @ValueSource(strings = {"l1", "reftable", "refblock", "l2", "snapshot table", "snapshot l1"})
     void writeOverMetadataMarksTheImageCorrupt(String target) throws Exception {
         Path image = dir.resolve("c.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "8M");
         Qemu.io(image, "write -P 0x11 0 64k");
+        if (target.startsWith("snapshot")) {
+            Qemu.img("snapshot", "-c", "s", image.toString());
+        }
         var h = ImagePoker.header(image);
         long at = switch (target) {
             case "l1" -> h.l1TableOffset();
             case "reftable" -> h.refcountTableOffset();
             case "refblock" -> getLong(image, h.refcountTableOffset());
             case "l2" -> ImagePoker.l2Offset(image, 0);
+            case "snapshot table" -> h.snapshotsOffset();
+            case "snapshot l1" -> snapshotL1(image);
             default -> throw new IllegalArgumentException(target);
         };
         long entryAt = l2EntryOffset(image, 0);

@@ -1,0 +1,133 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.snapshot.Snapshots;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import java.util.stream.Stream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code snapshot [-l | -c NAME | -a NAME | -d NAME] [-q] [-U] [--profile P] FILE}, as qemu-img snapshot (which
+ * takes no format option: the format is probed):
+ * {@code -a} finds a snapshot by id, then by name; {@code -d} by name only; {@code -c} allows names that exist
+ * already; with no action the image is opened and nothing is done. Like qemu-img, it never opens the backing
+ * file.
+ */
+@Command(name = "snapshot", description = "List, create, apply or delete internal snapshots.")
+final class SnapshotCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-l", description = "List the snapshots.")
+    boolean list;
+
+    @Option(names = "-c", paramLabel = "NAME", description = "Create a snapshot.")
+    String create;
+
+    @Option(names = "-a", paramLabel = "NAME", description = "Apply a snapshot (id or name): the image becomes it.")
+    String apply;
+
+    @Option(names = "-d", paramLabel = "NAME", description = "Delete a snapshot (by name).")
+    String delete;
+
+    @Option(names = "-q", description = "Quiet.")
+    boolean quiet;
+
+    @Option(names = "-U", description = "Accepted for qemu-img compatibility (listing opens the image read-only).")
+    boolean forceShare;
+
+    @Mixin
+    ProfileOption profile = new ProfileOption();
+
+    @Parameters(index = "0", paramLabel = "FILE")
+    String filename;
+
+    @Override
+    public Integer call() throws IOException {
+        if (Stream.of(create, apply, delete).filter(a -> a != null).count() + (list ? 1 : 0) > 1) {
+            throw new ImageException("Cannot mix '-l', '-a', '-c', '-d'");
+        }
+        Path path = Path.of(filename);
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(filename);
+        }
+        String fmt = ImageFormat.probe(path);
+        if (!fmt.equals("qcow2")) {
+            return withoutSnapshots(fmt);
+        }
+        OpenOptions base = list ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        try (Qcow2Image img = Qcow2Image.open(path, profile.apply(base).withFollowReferences(false))) {
+            if (list) {
+                // QEMU lists nothing for an image with an external data file (it refuses its snapshots).
+                List<Snapshot> snapshots = img.header().hasDataFile() ? List.of() : Snapshots.list(img);
+                if (!snapshots.isEmpty()) {
+                    spec.commandLine().getOut().print(SnapshotListing.of(snapshots));
+                }
+            } else if (create != null) {
+                run("Could not create snapshot '" + create + "': ", () -> Snapshots.create(img, create));
+            } else if (apply != null) {
+                Optional<Snapshot> s = Snapshots.findByIdOrName(Snapshots.list(img), apply);
+                String failed = "Could not apply snapshot '" + apply + "': Failed to load snapshot: ";
+                if (s.isEmpty()) {
+                    throw new ImageException(failed + "No such file or directory");
+                }
+                run(failed, () -> Snapshots.apply(img, s.get()));
+            } else if (delete != null) {
+                Optional<Snapshot> s = Snapshots.findByName(Snapshots.list(img), delete);
+                if (s.isEmpty()) {
+                    throw new ImageException("Could not delete snapshot '" + delete + "': snapshot not found");
+                }
+                run("Could not delete snapshot '" + delete + "': ", () -> Snapshots.delete(img, s.get()));
+            }
+        }
+        return 0;
+    }
+
+    /** A snapshot operation; its failure is reported with qemu-img's prefix for the action. */
+    @FunctionalInterface
+    private interface Action {
+        void run() throws IOException;
+    }
+
+    private static void run(String prefix, Action action) throws IOException {
+        try {
+            action.run();
+        } catch (ImageException e) {
+            throw new ImageException(prefix + Main.message(e), e);
+        }
+    }
+
+    /** qemu-img's answers for a format without internal snapshots (raw). */
+    private Integer withoutSnapshots(String fmt) throws IOException {
+        if (!fmt.equals("raw")) {
+            throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
+        }
+        if (create != null) {
+            throw new ImageException("Could not create snapshot '" + create + "': Operation not supported");
+        }
+        if (apply != null) {
+            throw new ImageException("Could not apply snapshot '" + apply
+                    + "': Block driver does not support snapshots");
+        }
+        if (delete != null) {
+            throw new ImageException("Could not delete snapshot '" + delete + "': snapshot not found");
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,221 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.alloc.TreeRefcounts;
+import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.RefcountOverflowException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The steps that snapshot operations (package {@code snapshot}, QEMU's qcow2-snapshot.c) take on an image's tables,
+ * handed out by {@link Qcow2Image#editTables} while the image is held exclusively and valid only until that call
+ * returns. Each step says what it makes durable; the caller strings them together in a crash-safe order.
+ */
+public final class TableEditor {
+    /** An edit of the tables; runs while the image is held exclusively. */
+    @FunctionalInterface
+    public interface Edit<T> {
+        T apply(TableEditor tables) throws IOException;
+    }
+
+    private final Qcow2Image image;
+    private final MetadataWriter metadata;
+    private final ClusterMapper mapper;
+    private final TreeRefcounts trees;
+    private final Storage file;
+    private boolean open = true;
+    /** Set once a step changed anything, in the caches or on disk; an edit that fails before changes nothing. */
+    private boolean changed;
+
+    TableEditor(Qcow2Image image, MetadataWriter metadata, ClusterMapper mapper, TreeRefcounts trees, Storage file) {
+        this.image = image;
+        this.metadata = metadata;
+        this.mapper = mapper;
+        this.trees = trees;
+        this.file = file;
+    }
+
+    /** Ends the edit: later calls fail. */
+    void close() {
+        open = false;
+    }
+
+    private void requireOpen() {
+        if (!open) {
+            throw new IllegalStateException("the table edit has ended");
+        }
+    }
+
+    /** Notes that the step about to run changes the tables (in the caches or on disk). */
+    private void changing() {
+        requireOpen();
+        changed = true;
+    }
+
+    /** True if a step changed anything; a failed edit that did not can be retried, one that did cannot. */
+    boolean changedAnything() {
+        return changed;
+    }
+
+    /** The header as it is on disk now. */
+    public Header header() {
+        requireOpen();
+        return image.header();
+    }
+
+    /** The snapshot table as it is on disk now. */
+    public List<Snapshot> snapshots() {
+        requireOpen();
+        return image.snapshots();
+    }
+
+    /** A copy of the active L1 table. */
+    public long[] activeL1() {
+        requireOpen();
+        long[] l1 = new long[mapper.l1().length()];
+        for (int i = 0; i < l1.length; i++) {
+            l1[i] = mapper.l1().get(i);
+        }
+        return l1;
+    }
+
+    /**
+     * Reads a snapshot's L1 table after QEMU's qcow2_validate_table ("Snapshot L1 table too large" /
+     * "... offset invalid"), which QEMU runs before goto and delete since it does not check snapshot L1 tables at
+     * open; the size is checked before anything is allocated for it.
+     */
+    public long[] readL1(Snapshot snapshot) throws IOException {
+        requireOpen();
+        long entries = Integer.toUnsignedLong(snapshot.l1Size());
+        if (entries > Limits.MAX_L1_BYTES / 8) {
+            throw new ImageTooLargeException("Snapshot L1 table too large: " + entries + " entries");
+        }
+        Header.validateTable("Snapshot L1 table", snapshot.l1TableOffset(), entries * 8, image.header().clusterSize(),
+                file.size());
+        byte[] raw = new byte[(int) entries * 8];
+        file.readFully(ByteBuffer.wrap(raw), snapshot.l1TableOffset());
+        long[] l1 = new long[(int) entries];
+        for (int i = 0; i < l1.length; i++) {
+            l1[i] = Bytes.getLong(raw, i * 8);
+        }
+        return l1;
+    }
+
+    /**
+     * Adds {@code delta} (+1 or −1) to the refcount of every cluster the tree of {@code l1} reaches, in the refcount
+     * cache (see {@link TreeRefcounts#add}: an overflowing increase changes nothing). After a decrease the L2 cache
+     * forgets every slice, so that no slice of a table freed here can be served or written back later.
+     */
+    public void addReferences(long[] l1, int delta) throws IOException {
+        requireOpen();
+        boolean undone = false;
+        try {
+            trees.add(l1, delta);
+        } catch (RefcountOverflowException e) {
+            undone = true; // the increases were taken back: nothing changed
+            throw e;
+        } finally {
+            changed |= !undone;
+        }
+        if (delta < 0) {
+            // Nothing of the freed tables is dirty in the cache unless a step before left it so; flush it then.
+            if (mapper.l2Cache().hasDirty()) {
+                metadata.flushEverything();
+            }
+            mapper.l2Cache().clear();
+        }
+    }
+
+    /**
+     * QEMU's addend-0 pass over the active tree: COPIED exactly where the refcount is 1. The refcounts and the
+     * changed L2 slices are flushed (refcounts first) before the L1 table, if it changed, is written and synced.
+     */
+    public void markActiveCopied() throws IOException {
+        changing();
+        long[] l1 = activeL1();
+        long[] marked = trees.markCopied(l1);
+        // The refcounts the flags follow from, then the flags in the L2 tables, then the L1 entries.
+        metadata.flushEverything();
+        if (!Arrays.equals(l1, marked)) {
+            metadata.writeActiveL1(marked);
+        }
+    }
+
+    /** Allocates clusters for {@code bytes} of a new table (refcounts raised in the cache); 0 for no bytes. */
+    public long allocate(long bytes) throws IOException {
+        changing();
+        return metadata.allocateMetadata(bytes);
+    }
+
+    /**
+     * Frees the clusters of {@code [offset, offset + bytes)} now; only once the last reference to them is
+     * durably gone.
+     */
+    public void free(long offset, long bytes) throws IOException {
+        changing();
+        metadata.freeNow(offset, bytes);
+    }
+
+    /** Writes a new, not yet referenced table into clusters just allocated for it (overlap-checked, no sync). */
+    public void writeNewTable(long offset, byte[] table, String what) throws IOException {
+        changing();
+        metadata.writeNewTable(offset, table, what);
+    }
+
+    /** Writes every cached refcount and L2 change (refcounts, sync, L2 slices, sync). */
+    public void flush() throws IOException {
+        changing();
+        metadata.flushEverything();
+    }
+
+    /** Grows the active L1 table to exactly {@code entries} entries if it is smaller (QEMU's grow, exact). */
+    public void growL1(int entries) throws IOException {
+        changing();
+        if (entries > mapper.l1().length()) {
+            int size = metadata.growL1(entries, true);
+            image.replaceHeader(image.header().withL1(size, metadata.l1Offset()));
+        }
+    }
+
+    /**
+     * Writes {@code entries}, padded with empty entries to the active L1 table's size, over the active L1 table
+     * and syncs. Every COPIED flag is cleared: until {@link #markActiveCopied} sets them from the refcounts, writes
+     * copy, which is always safe, even after a crash here.
+     */
+    public void replaceActiveL1(long[] entries) throws IOException {
+        changing();
+        long[] table = new long[mapper.l1().length()];
+        if (entries.length > table.length) {
+            throw new IllegalArgumentException(entries.length + " entries for an L1 table of " + table.length);
+        }
+        for (int i = 0; i < entries.length; i++) {
+            table[i] = entries[i] & ~L1Entry.COPIED;
+        }
+        metadata.writeActiveL1(table);
+    }
+
+    /** Writes the virtual size into the header and syncs. */
+    public void writeSize(long size) throws IOException {
+        changing();
+        metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, size));
+        image.replaceHeader(image.header().withSize(size));
+    }
+
+    /**
+     * Points the header at a new snapshot table, nb_snapshots and snapshots_offset in one synced 12-byte write
+     * (QEMU's qcow2_write_snapshots); the table and its refcounts must be durable already.
+     */
+    public void publishSnapshots(List<Snapshot> snapshots, long tableOffset) throws IOException {
+        changing();
+        metadata.writeHeaderField(60, ByteBuffer.allocate(12).putInt(0, snapshots.size()).putLong(4, tableOffset));
+        image.replaceSnapshots(snapshots, tableOffset);
+    }
+}

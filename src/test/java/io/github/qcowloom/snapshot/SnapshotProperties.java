@@ -1,0 +1,283 @@
+package io.github.qcowloom.snapshot;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.RefcountOverflowException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.image.ImageCreator;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.testing.Images;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import net.jqwik.api.Arbitraries;
+import net.jqwik.api.Arbitrary;
+import net.jqwik.api.Combinators;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.Provide;
+import net.jqwik.api.lifecycle.BeforeProperty;
+import net.jqwik.api.state.Action;
+import net.jqwik.api.state.ActionChain;
+import net.jqwik.api.state.Transformer;
+
+/**
+ * Random chains of writes, discards, zero writes, resizes, reopens and snapshot creates, applies and deletes,
+ * against an in-memory model: the guest disk, and a copy of it per snapshot. After each step the image reads as
+ * the model says; after each chain qemu-img check finds no corruption and no leak, and qemu-img reads the active
+ * image and every snapshot as the model has them.
+ */
+class SnapshotProperties {
+    @BeforeProperty
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    /** The image under test, the guest disk it must show, and what each snapshot must show. */
+    static final class Disk {
+        final Path dir;
+        final Path path;
+        final int clusterSize;
+        final int version;
+        Qcow2Image img;
+        byte[] model;
+        /** Snapshot name to the guest disk at its creation (names are unique within a chain). */
+        final Map<String, byte[]> snapshots = new LinkedHashMap<>();
+        int created;
+
+        Disk(CreateOptions layout) {
+            try {
+                dir = Files.createTempDirectory("snapprop");
+                path = dir.resolve("s.qcow2");
+                ImageCreator.create(path, layout);
+                clusterSize = layout.clusterSize();
+                version = layout.version();
+                model = new byte[(int) layout.size()];
+                img = Qcow2Image.open(path, OpenOptions.readWriteDefaults());
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        void assertAll() throws IOException {
+            assertEquals(model.length, img.size());
+            assertEquals(-1, Images.firstDifference(model, Images.readAll(img, 1 << 20)));
+            assertEquals(List.copyOf(snapshots.keySet()), Snapshots.list(img).stream().map(Snapshot::name).toList());
+        }
+
+        Snapshot find(String name) {
+            return Snapshots.findByName(Snapshots.list(img), name).orElseThrow();
+        }
+
+        /** Closes the image; qemu-img checks it and reads the active disk and each snapshot; deletes the files. */
+        void finish() throws IOException {
+            img.close();
+            try {
+                SnapshotInteropTest.assertClean(path);
+                assertEquals(-1, Images.firstDifference(model, Qemu.toRaw(path, dir)));
+                List<Map<String, Object>> listed = QemuSnapshots.info(path);
+                List<String> names = new ArrayList<>(snapshots.keySet());
+                assertEquals(names.size(), listed.size());
+                for (int i = 0; i < names.size(); i++) {
+                    assertEquals(names.get(i), listed.get(i).get("name"));
+                    byte[] expected = snapshots.get(names.get(i));
+                    // qemu-img reads a snapshot at the image's current size: compare the snapshot's own extent.
+                    byte[] read = QemuSnapshots.read(path, Integer.parseInt((String) listed.get(i).get("id")), dir);
+                    int n = Math.min(expected.length, read.length);
+                    assertEquals(-1, Arrays.mismatch(expected, 0, n, read, 0, n), "snapshot " + names.get(i));
+                }
+            } finally {
+                try (var files = Files.list(dir)) {
+                    for (Path p : files.toList()) {
+                        Files.delete(p);
+                    }
+                }
+                Files.delete(dir);
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "Disk[v" + version + ", cluster " + clusterSize + ", size " + model.length + "]";
+        }
+    }
+
+    @Property(tries = 15)
+    void imageAndSnapshotsMatchTheModel(@ForAll("chains") ActionChain<Disk> chain) throws IOException {
+        Disk disk = chain.run();
+        disk.assertAll();
+        disk.finish();
+    }
+
+    @Provide
+    Arbitrary<ActionChain<Disk>> chains() {
+        Arbitrary<CreateOptions> layouts = Combinators.combine(
+                Arbitraries.of(512, 4096, 65536),
+                Arbitraries.of(4, 16),
+                Arbitraries.of(2, 3),
+                Arbitraries.of(true, false),
+                Arbitraries.integers().between(1, 2048).map(s -> s * 512L))
+                .as((cs, rb, v, lazy, size) -> CreateOptions.defaults(size).withClusterSize(cs)
+                        .withRefcountBits(v == 2 ? 16 : rb).withVersion(v).withLazyRefcounts(v == 3 && lazy));
+        return layouts.flatMap(layout -> ActionChain.startWith(() -> new Disk(layout))
+                .withAction(5, new WriteAction())
+                .withAction(1, new DiscardAction())
+                .withAction(1, new ZeroAction())
+                .withAction(3, Action.just(Transformer.mutate("create", SnapshotProperties::create)))
+                .withAction(2, new ApplyAction())
+                .withAction(2, new DeleteAction())
+                .withAction(1, new ResizeAction())
+                .withAction(1, Action.just(Transformer.mutate("flush", d -> io(d.img::flush))))
+                .withAction(1, Action.just(Transformer.mutate("reopen", d -> io(() -> {
+                    d.img.close();
+                    d.img = Qcow2Image.open(d.path, OpenOptions.readWriteDefaults());
+                    d.assertAll();
+                }))))
+                .withMaxTransformations(20));
+    }
+
+    private static void create(Disk d) {
+        io(() -> {
+            String name = "s" + d.created++;
+            try {
+                Snapshots.create(d.img, name);
+                d.snapshots.put(name, d.model.clone());
+            } catch (RefcountOverflowException e) {
+                // 4-bit refcounts count 15 references: the refused snapshot changed nothing.
+            }
+            d.assertAll();
+        });
+    }
+
+    interface IoRunnable {
+        void run() throws IOException;
+    }
+
+    static void io(IoRunnable r) {
+        try {
+            r.run();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static Arbitrary<long[]> range(Disk d) {
+        int size = d.model.length;
+        Arbitrary<Integer> edges = Arbitraries.integers().between(0, size / d.clusterSize)
+                .map(c -> Math.min(size, c * d.clusterSize));
+        Arbitrary<Integer> anywhere = Arbitraries.integers().between(0, size);
+        return Combinators.combine(Arbitraries.oneOf(edges, anywhere), Arbitraries.oneOf(edges, anywhere))
+                .as((a, b) -> new long[] {Math.min(a, b), Math.abs(a - b)});
+    }
+
+    static final class WriteAction implements Action.Dependent<Disk> {
+        @Override
+        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
+            return Combinators.combine(range(d), Arbitraries.integers().between(1, 255)).as((r, p) ->
+                    Transformer.mutate("write " + r[0] + "+" + r[1] + " pattern " + p, disk -> io(() -> {
+                        byte[] data = new byte[(int) r[1]];
+                        Arrays.fill(data, p.byteValue());
+                        disk.img.write(r[0], ByteBuffer.wrap(data));
+                        System.arraycopy(data, 0, disk.model, (int) r[0], data.length);
+                    })));
+        }
+    }
+
+    static final class DiscardAction implements Action.Dependent<Disk> {
+        @Override
+        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
+            return range(d).map(r -> Transformer.mutate("discard " + r[0] + "+" + r[1], disk -> io(() -> {
+                disk.img.discard(r[0], r[1]);
+                // Whole clusters only, plus the partial last cluster of the disk (v2 with no backing: same).
+                long cs = disk.clusterSize;
+                long end = r[0] + r[1];
+                long from = Bytes.alignUp(r[0], cs);
+                long to = end == disk.model.length ? end : end / cs * cs;
+                if (to > from) {
+                    Arrays.fill(disk.model, (int) from, (int) to, (byte) 0);
+                }
+            })));
+        }
+    }
+
+    static final class ZeroAction implements Action.Dependent<Disk> {
+        @Override
+        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
+            return Combinators.combine(range(d), Arbitraries.of(true, false)).as((r, unmap) ->
+                    Transformer.mutate("zero " + r[0] + "+" + r[1] + (unmap ? " unmap" : ""), disk -> io(() -> {
+                        disk.img.writeZeroes(r[0], r[1], unmap);
+                        Arrays.fill(disk.model, (int) r[0], (int) (r[0] + r[1]), (byte) 0);
+                    })));
+        }
+    }
+
+    static final class ApplyAction implements Action.Dependent<Disk> {
+        @Override
+        public boolean precondition(Disk d) {
+            return !d.snapshots.isEmpty();
+        }
+
+        @Override
+        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
+            return Arbitraries.of(List.copyOf(d.snapshots.keySet())).map(name ->
+                    Transformer.mutate("apply " + name, disk -> io(() -> {
+                        Snapshots.apply(disk.img, disk.find(name));
+                        disk.model = disk.snapshots.get(name).clone();
+                        disk.assertAll();
+                    })));
+        }
+    }
+
+    static final class DeleteAction implements Action.Dependent<Disk> {
+        @Override
+        public boolean precondition(Disk d) {
+            return !d.snapshots.isEmpty();
+        }
+
+        @Override
+        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
+            return Arbitraries.of(List.copyOf(d.snapshots.keySet())).map(name ->
+                    Transformer.mutate("delete " + name, disk -> io(() -> {
+                        Snapshots.delete(disk.img, disk.find(name));
+                        disk.snapshots.remove(name);
+                        disk.assertAll();
+                    })));
+        }
+    }
+
+    /** Grows or shrinks v3 images (v2 images with snapshots cannot be resized, as in QEMU). */
+    static final class ResizeAction implements Action.Dependent<Disk> {
+        @Override
+        public boolean precondition(Disk d) {
+            return d.version == 3;
+        }
+
+        @Override
+        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
+            return Arbitraries.integers().between(1, 2048).map(s -> s * 512).map(newSize ->
+                    Transformer.mutate("resize " + newSize, disk -> io(() -> {
+                        int old = disk.model.length;
+                        if (newSize < old) {
+                            long from = Bytes.alignUp(newSize, disk.clusterSize);
+                            if (from < old) {
+                                disk.img.discard(from, old - from);
+                            }
+                        }
+                        disk.img.resize(newSize);
+                        disk.model = Arrays.copyOf(disk.model, newSize);
+                        disk.assertAll();
+                    })));
+        }
+    }
+}
