@@ -1,30 +1,32 @@
 package io.github.qcowloom.check;
 
 import io.github.qcowloom.alloc.RefcountTable;
+import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.cache.TableCache;
-import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.storage.FileStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.util.List;
 
-/** An image file opened the way the check sees it: header, snapshot table and a refcount table over a cache. */
+/**
+ * An image file opened the way the check sees it: header (the snapshot table pointer left to the check), snapshot
+ * table as the check reads it, and a refcount table over a cache.
+ */
 final class CheckedFile implements AutoCloseable {
     final FileStorage file;
     final Header header;
-    final List<Snapshot> snapshots;
+    final SnapshotTableCheck snapshots;
     final TableCache cache;
     final RefcountTable table;
 
-    private CheckedFile(FileStorage file) throws IOException {
+    private CheckedFile(FileStorage file, SnapshotTableCheck known, boolean repairSnapshots) throws IOException {
         this.file = file;
         try {
-            this.header = ImageMetadata.readHeader(file);
-            this.snapshots = ImageMetadata.readSnapshots(file, header);
+            this.header = ImageMetadata.readHeaderForCheck(file);
+            this.snapshots = known != null ? known : SnapshotTableCheck.read(file, header, repairSnapshots);
             this.cache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
             this.table = new RefcountTable(file, header, cache);
         } catch (IOException | RuntimeException e) {
@@ -33,9 +35,25 @@ final class CheckedFile implements AutoCloseable {
         }
     }
 
-    /** Opens {@code path} read-only, or read-write for a repair. */
-    static CheckedFile open(Path path, boolean writable) throws IOException {
-        return new CheckedFile(FileStorage.open(path, !writable, false));
+    /**
+     * Opens {@code path} read-only, or read-write for a repair, and reads the snapshot table; with
+     * {@code repairSnapshots} (-r all) it is read the repairing way.
+     */
+    static CheckedFile open(Path path, boolean writable, boolean repairSnapshots) throws IOException {
+        return new CheckedFile(FileStorage.open(path, !writable, false), null, repairSnapshots);
+    }
+
+    /**
+     * Opens {@code path} read-write again in the same repair, with the snapshot table as that repair read it
+     * (reading it again would report and count its damage twice).
+     */
+    static CheckedFile reopen(Path path, SnapshotTableCheck snapshots) throws IOException {
+        return new CheckedFile(FileStorage.open(path, false, false), snapshots, false);
+    }
+
+    /** The reference recount of this file, with the snapshot table as read. */
+    ReferenceCount recount() throws IOException {
+        return ReferenceCount.compute(file, header, snapshots.snapshots, snapshots.size);
     }
 
     byte[] read(long offset, int length) throws IOException {
