@@ -8,6 +8,8 @@ import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.CorruptImageException;
 import java.io.IOException;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.Storage;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -24,9 +26,14 @@ public final class ImageChecker {
      * @throws CheckFailedException if the check cannot finish (a snapshot table it cannot read)
      */
     public static CheckResult check(Path path, String filename) throws IOException {
-        try (CheckedFile f = CheckedFile.open(path, false, false)) {
-            return check(f, filename);
+        try (FileStorage file = FileStorage.open(path, true, false)) {
+            return check(file, filename);
         }
+    }
+
+    /** Checks the image in {@code file}, which stays open. */
+    public static CheckResult check(Storage file, String filename) throws IOException {
+        return check(CheckedFile.read(file, false), filename);
     }
 
     /**
@@ -37,66 +44,70 @@ public final class ImageChecker {
      * @throws CheckFailedException if the repair cannot finish (QEMU's "Check failed")
      */
     public static RepairOutcome repair(Path path, String filename, RepairMode mode) throws IOException {
+        try (FileStorage file = FileStorage.open(path, false, false)) {
+            return repair(file, filename, mode);
+        }
+    }
+
+    /** Repairs the image in {@code file}, which stays open, as {@link #repair(Path, String, RepairMode)} does. */
+    public static RepairOutcome repair(Storage file, String filename, RepairMode mode) throws IOException {
         boolean all = mode == RepairMode.ALL;
-        List<String> lines = new ArrayList<>();
-        SnapshotTableCheck snapshots;
-        Fixed refcounts = null;
-        RefcountComparison beforeRebuild = null;
-        try (CheckedFile f = CheckedFile.open(path, true, all)) {
-            snapshots = f.snapshots;
-            lines.addAll(snapshots.messages);
-            if (snapshots.dropped > 0) {
-                SnapshotTableRewrite.writeCount(f, snapshots.snapshots.size());
-            }
-            ReferenceCount refs = f.recount();
-            RefcountRepair.Outcome o = all ? RefcountRepair.repairAll(refs, f.table)
-                    : RefcountRepair.repairLeaks(refs, f.table);
-            if (!o.unrepaired().contains(RefcountRepair.NEED_REBUILD)) {
-                refcounts = finishRefcounts(f, mode, refs, o, lines);
-            } else {
-                lines.addAll(ordered(refs, o.before()));
-                if (!all) {
-                    lines.add(RefcountRepair.NEED_REBUILD);
-                    throw new CheckFailedException(lines, "Input/output error");
-                }
-                // QEMU's rebuild_refcount_structure: new structures from the recount, then repair as usual.
-                RefcountRebuild.Result r = RefcountRebuild.rebuild(f.file, f.header, refs);
-                lines.add("Rebuilding refcount structure: new refcount table at offset " + r.tableOffset());
-                beforeRebuild = o.before();
-            }
+        CheckedFile first = CheckedFile.read(file, all);
+        SnapshotTableCheck snapshots = first.snapshots;
+        List<String> lines = new ArrayList<>(snapshots.messages);
+        if (snapshots.dropped > 0) {
+            SnapshotTableRewrite.writeCount(first, snapshots.snapshots.size());
         }
-        if (beforeRebuild != null) {
-            try (CheckedFile f = CheckedFile.reopen(path, snapshots)) {
-                ReferenceCount refs = f.recount();
-                Fixed after = finishRefcounts(f, mode, refs, RefcountRepair.repairAll(refs, f.table), lines);
-                // The rebuild fixed the refcount mismatches and refcount-structure errors the first pass found, as
-                // QEMU counts them; COPIED mismatches that merely followed from wrong refcounts are not counted.
-                refcounts = new Fixed(
-                        after.corruptions() + beforeRebuild.corruptions().size() + beforeRebuild.walkCorruptions(),
-                        after.leaks() + beforeRebuild.leakCount());
-            }
-        }
+        Fixed refcounts = repairRefcounts(file, first, mode, lines);
         // Dropped snapshots were fixed by the count written above; changed entries need the table written anew,
         // which allocates clusters and so waits until the refcounts are right (qcow2_check_fix_snapshot_table).
         long corruptionsFixed = refcounts.corruptions() + snapshots.dropped;
         if (all && snapshots.corruptions > 0) {
-            try (CheckedFile f = CheckedFile.reopen(path, snapshots)) {
-                SnapshotTableRewrite.rewrite(f, snapshots, lines);
-            }
+            SnapshotTableRewrite.rewrite(CheckedFile.reread(file, snapshots), snapshots, lines);
             corruptionsFixed += snapshots.corruptions;
         }
-        try (CheckedFile f = CheckedFile.open(path, true, false)) {
-            CheckResult r = check(f, filename);
-            if (r.corruptions() == 0 && r.checkErrors() == 0) {
-                f.markCleanAndConsistent();
-            }
-            if (corruptionsFixed == 0 && refcounts.leaks() == 0) {
-                return new RepairOutcome(r, r.messages());
-            }
-            // qemu-img checks again after a fix and reports that result with the fixed counts.
-            lines.addAll(r.messages());
-            return new RepairOutcome(r.withFixed(corruptionsFixed, refcounts.leaks(), r.messages()), lines);
+        CheckedFile repaired = CheckedFile.read(file, false);
+        CheckResult r = check(repaired, filename);
+        if (r.corruptions() == 0 && r.checkErrors() == 0) {
+            repaired.markCleanAndConsistent();
         }
+        if (corruptionsFixed == 0 && refcounts.leaks() == 0) {
+            return new RepairOutcome(r, r.messages());
+        }
+        // qemu-img checks again after a fix and reports that result with the fixed counts.
+        lines.addAll(r.messages());
+        return new RepairOutcome(r.withFixed(corruptionsFixed, refcounts.leaks(), r.messages()), lines);
+    }
+
+    /**
+     * The refcount part of a repair (QEMU's qcow2_check_refcounts with a fix mode). When the refcount structures
+     * need a rebuild, -r leaks fails and changes nothing; -r all rebuilds them and repairs what is left.
+     */
+    private static Fixed repairRefcounts(Storage file, CheckedFile f, RepairMode mode, List<String> lines)
+            throws IOException {
+        ReferenceCount refs = f.recount();
+        RefcountRepair.Outcome o = mode == RepairMode.ALL ? RefcountRepair.repairAll(refs, f.table)
+                : RefcountRepair.repairLeaks(refs, f.table);
+        if (!o.unrepaired().contains(RefcountRepair.NEED_REBUILD)) {
+            return finishRefcounts(f, mode, refs, o, lines);
+        }
+        lines.addAll(ordered(refs, o.before()));
+        if (mode != RepairMode.ALL) {
+            lines.add(RefcountRepair.NEED_REBUILD);
+            throw new CheckFailedException(lines, "Input/output error");
+        }
+        // QEMU's rebuild_refcount_structure: new structures from the recount, then repair as usual.
+        RefcountRebuild.Result r = RefcountRebuild.rebuild(f.file, f.header, refs);
+        lines.add("Rebuilding refcount structure: new refcount table at offset " + r.tableOffset());
+        CheckedFile rebuilt = CheckedFile.reread(file, f.snapshots);
+        ReferenceCount recount = rebuilt.recount();
+        Fixed after = finishRefcounts(rebuilt, mode, recount, RefcountRepair.repairAll(recount, rebuilt.table),
+                lines);
+        // The rebuild fixed the refcount mismatches and refcount-structure errors the first pass found, as QEMU
+        // counts them; COPIED mismatches that merely followed from wrong refcounts are not counted.
+        RefcountComparison before = o.before();
+        return new Fixed(after.corruptions() + before.corruptions().size() + before.walkCorruptions(),
+                after.leaks() + before.leakCount());
     }
 
     /** What one part of a repair fixed, in qemu-img's two counts. */

@@ -9,9 +9,10 @@ import java.nio.ByteBuffer;
 import java.util.List;
 
 /**
- * Fixes the snapshot table on disk for qemu-img check -r all, in QEMU's crash-safe order: a shorter count goes
- * into the header at once (qcow2_check_read_snapshot_table), and a table whose entries changed is written anew
- * (qcow2_write_snapshots) once the refcounts are right, since that allocates clusters.
+ * Fixes the snapshot table on disk for qemu-img check -r all, crash-safe as QEMU: a shorter count goes into the
+ * header at once (qcow2_check_read_snapshot_table), and a table whose entries changed is written anew
+ * (qcow2_write_snapshots) once the refcounts are right, since that allocates clusters: new table synced, its
+ * refcounts synced, then the header switched and synced, then the old table freed.
  */
 final class SnapshotTableRewrite {
     private SnapshotTableRewrite() {
@@ -41,12 +42,15 @@ final class SnapshotTableRewrite {
         List<Snapshot> entries = old.snapshots.stream().map(s -> s.completed(virtualSize)).toList();
         byte[] table = SnapshotTable.encode(entries);
         long cs = f.header.clusterSize();
+        // Counted in the cache only, for now.
         long offset = f.table.allocate((int) ((table.length + cs - 1) / cs));
+        f.file.write(ByteBuffer.wrap(table), offset);
+        // The new table is durable before its refcounts: a crash in between leaves it in free clusters inside the
+        // file. The other way round a crash could leave clusters counted past the end of the file, a leak no
+        // check sees until the file grows over them.
+        f.file.flush();
         // The new clusters' refcounts reach the disk before anything points to them.
         f.writeBack();
-        f.file.write(ByteBuffer.wrap(table), offset);
-        // The new table is complete on disk before the header points to it.
-        f.file.flush();
         byte[] pointer = new byte[12];
         Bytes.putInt(pointer, 0, entries.size());
         Bytes.putLong(pointer, 4, offset);
