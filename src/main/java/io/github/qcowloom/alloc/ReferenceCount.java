@@ -79,8 +79,17 @@ public final class ReferenceCount {
      * clusters live in the other file and are not counted.
      */
     public static ReferenceCount compute(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
+        return compute(file, header, snapshots, snapshots.isEmpty() ? 0 : SnapshotTable.encodedLength(snapshots));
+    }
+
+    /**
+     * As {@link #compute(Storage, Header, List)}, with the bytes the snapshot table spans in the file (QEMU's
+     * snapshots_size): after a repairing read cut extra data, the entries encode shorter than the table on disk.
+     */
+    public static ReferenceCount compute(Storage file, Header header, List<Snapshot> snapshots,
+            long snapshotTableSize) throws IOException {
         ReferenceCount rc = new ReferenceCount(header, file.size());
-        rc.walk(file, snapshots);
+        rc.walk(file, snapshots, snapshotTableSize);
         return rc;
     }
 
@@ -145,7 +154,7 @@ public final class ReferenceCount {
         return Arrays.copyOf(activeData, activeDataCount);
     }
 
-    private void walk(Storage file, List<Snapshot> snapshots) throws IOException {
+    private void walk(Storage file, List<Snapshot> snapshots, long snapshotTableSize) throws IOException {
         // The header.
         add(0, clusterSize);
         activeL1 = readTable(file, header.l1TableOffset(), header.l1Size());
@@ -168,9 +177,7 @@ public final class ReferenceCount {
             }
             checkL1(file, sn.l1TableOffset(), sn.l1Size(), readTable(file, sn.l1TableOffset(), sn.l1Size()), false);
         }
-        if (header.nbSnapshots() > 0) {
-            add(header.snapshotsOffset(), SnapshotTable.encodedLength(snapshots));
-        }
+        add(header.snapshotsOffset(), snapshotTableSize);
 
         add(header.refcountTableOffset(), (long) header.refcountTableClusters() << clusterBits);
         for (long c = 0; c < header.refcountTableClusters(); c++) {

@@ -1,41 +1,51 @@
 package io.github.qcowloom.check;
 
 import io.github.qcowloom.alloc.RefcountTable;
+import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.cache.TableCache;
-import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
-import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.image.ImageMetadata;
+import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
-import java.util.List;
 
-/** An image file opened the way the check sees it: header, snapshot table and a refcount table over a cache. */
-final class CheckedFile implements AutoCloseable {
-    final FileStorage file;
+/**
+ * An image file as the check sees it: header (the snapshot table pointer left to the check), snapshot table as
+ * the check reads it, and a refcount table over a cache. Each pass of a repair reads a fresh one from the same
+ * storage, which the caller keeps open.
+ */
+final class CheckedFile {
+    final Storage file;
     final Header header;
-    final List<Snapshot> snapshots;
+    final SnapshotTableCheck snapshots;
     final TableCache cache;
     final RefcountTable table;
 
-    private CheckedFile(FileStorage file) throws IOException {
+    private CheckedFile(Storage file, SnapshotTableCheck known, boolean repairSnapshots) throws IOException {
         this.file = file;
-        try {
-            this.header = ImageMetadata.readHeader(file);
-            this.snapshots = ImageMetadata.readSnapshots(file, header);
-            this.cache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
-            this.table = new RefcountTable(file, header, cache);
-        } catch (IOException | RuntimeException e) {
-            file.close();
-            throw e;
-        }
+        this.header = ImageMetadata.readHeaderForCheck(file);
+        this.snapshots = known != null ? known : SnapshotTableCheck.read(file, header, repairSnapshots);
+        this.cache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
+        this.table = new RefcountTable(file, header, cache);
     }
 
-    /** Opens {@code path} read-only, or read-write for a repair. */
-    static CheckedFile open(Path path, boolean writable) throws IOException {
-        return new CheckedFile(FileStorage.open(path, !writable, false));
+    /** Reads the image in {@code file}, its snapshot table the repairing way with {@code repairSnapshots} (-r all). */
+    static CheckedFile read(Storage file, boolean repairSnapshots) throws IOException {
+        return new CheckedFile(file, null, repairSnapshots);
+    }
+
+    /**
+     * Reads the image again in the same repair, with the snapshot table as that repair read it (reading it again
+     * would report and count its damage twice).
+     */
+    static CheckedFile reread(Storage file, SnapshotTableCheck snapshots) throws IOException {
+        return new CheckedFile(file, snapshots, false);
+    }
+
+    /** The reference recount of this file, with the snapshot table as read. */
+    ReferenceCount recount() throws IOException {
+        return ReferenceCount.compute(file, header, snapshots.snapshots, snapshots.size);
     }
 
     byte[] read(long offset, int length) throws IOException {
@@ -70,10 +80,5 @@ final class CheckedFile implements AutoCloseable {
             writeLong(72, features & ~3L);
             file.flush();
         }
-    }
-
-    @Override
-    public void close() throws IOException {
-        file.close();
     }
 }

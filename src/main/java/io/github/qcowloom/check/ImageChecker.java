@@ -7,6 +7,8 @@ import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -18,57 +20,104 @@ public final class ImageChecker {
     private ImageChecker() {
     }
 
-    /** Checks the image at {@code path} read-only; {@code filename} is the name to report. */
+    /**
+     * Checks the image at {@code path} read-only; {@code filename} is the name to report.
+     *
+     * @throws CheckFailedException if the check cannot finish (a snapshot table it cannot read)
+     */
     public static CheckResult check(Path path, String filename) throws IOException {
-        try (CheckedFile f = CheckedFile.open(path, false)) {
-            return check(f, filename);
+        try (FileStorage file = FileStorage.open(path, true, false)) {
+            return check(file, filename);
         }
+    }
+
+    /** Checks the image in {@code file}, which stays open. */
+    public static CheckResult check(Storage file, String filename) throws IOException {
+        return check(CheckedFile.read(file, false), filename);
     }
 
     /**
-     * Repairs the image at {@code path} as qemu-img check -r does, then checks it again. When the refcount
-     * structures need a rebuild, -r leaks fails and changes nothing; -r all rebuilds them first.
+     * Repairs the image at {@code path} as qemu-img check -r does, then checks it again. -r all first cuts from
+     * the snapshot table what QEMU cuts; when the refcount structures need a rebuild, -r leaks fails and changes
+     * nothing, -r all rebuilds them; last, -r all writes a snapshot table whose entries it changed anew.
+     *
+     * @throws CheckFailedException if the repair cannot finish (QEMU's "Check failed")
      */
     public static RepairOutcome repair(Path path, String filename, RepairMode mode) throws IOException {
-        List<String> rebuildLines = null;
-        RefcountComparison beforeRebuild = null;
-        try (CheckedFile f = CheckedFile.open(path, true)) {
-            ReferenceCount refs = ReferenceCount.compute(f.file, f.header, f.snapshots);
-            RefcountRepair.Outcome o = mode == RepairMode.ALL ? RefcountRepair.repairAll(refs, f.table)
-                    : RefcountRepair.repairLeaks(refs, f.table);
-            if (o.unrepaired().contains(RefcountRepair.NEED_REBUILD)) {
-                List<String> lines = new ArrayList<>(ordered(refs, o.before()));
-                if (mode != RepairMode.ALL) {
-                    lines.add(RefcountRepair.NEED_REBUILD);
-                    return new RepairOutcome(null, lines);
-                }
-                // QEMU's rebuild_refcount_structure: new structures from the recount, then repair as usual.
-                RefcountRebuild.Result r = RefcountRebuild.rebuild(f.file, f.header, refs);
-                lines.add("Rebuilding refcount structure: new refcount table at offset " + r.tableOffset());
-                rebuildLines = lines;
-                beforeRebuild = o.before();
-            } else {
-                return repaired(f, filename, mode, refs, o);
-            }
-        }
-        try (CheckedFile f = CheckedFile.open(path, true)) {
-            ReferenceCount refs = ReferenceCount.compute(f.file, f.header, f.snapshots);
-            RepairOutcome after = repaired(f, filename, mode, refs, RefcountRepair.repairAll(refs, f.table));
-            List<String> lines = new ArrayList<>(rebuildLines);
-            lines.addAll(after.messages());
-            // The rebuild fixed the refcount mismatches and refcount-structure errors the first pass found, as QEMU
-            // counts them; COPIED mismatches that merely followed from wrong refcounts are not counted.
-            CheckResult r = after.result();
-            long rebuilt = beforeRebuild.corruptions().size() + beforeRebuild.walkCorruptions();
-            return new RepairOutcome(r.withFixed(r.corruptionsFixed() + rebuilt,
-                    r.leaksFixed() + beforeRebuild.leakCount(), r.messages()), lines);
+        try (FileStorage file = FileStorage.open(path, false, false)) {
+            return repair(file, filename, mode);
         }
     }
 
-    /** The rest of a repair once the refcounts are fixed: COPIED flags, write-back, the second check. */
-    private static RepairOutcome repaired(CheckedFile f, String filename, RepairMode mode, ReferenceCount refs,
-            RefcountRepair.Outcome o) throws IOException {
-        List<String> lines = new ArrayList<>(refs.problems());
+    /** Repairs the image in {@code file}, which stays open, as {@link #repair(Path, String, RepairMode)} does. */
+    public static RepairOutcome repair(Storage file, String filename, RepairMode mode) throws IOException {
+        boolean all = mode == RepairMode.ALL;
+        CheckedFile first = CheckedFile.read(file, all);
+        SnapshotTableCheck snapshots = first.snapshots;
+        List<String> lines = new ArrayList<>(snapshots.messages);
+        if (snapshots.dropped > 0) {
+            SnapshotTableRewrite.writeCount(first, snapshots.snapshots.size());
+        }
+        Fixed refcounts = repairRefcounts(file, first, mode, lines);
+        // Dropped snapshots were fixed by the count written above; changed entries need the table written anew,
+        // which allocates clusters and so waits until the refcounts are right (qcow2_check_fix_snapshot_table).
+        long corruptionsFixed = refcounts.corruptions() + snapshots.dropped;
+        if (all && snapshots.corruptions > 0) {
+            SnapshotTableRewrite.rewrite(CheckedFile.reread(file, snapshots), snapshots, lines);
+            corruptionsFixed += snapshots.corruptions;
+        }
+        CheckedFile repaired = CheckedFile.read(file, false);
+        CheckResult r = check(repaired, filename);
+        if (r.corruptions() == 0 && r.checkErrors() == 0) {
+            repaired.markCleanAndConsistent();
+        }
+        if (corruptionsFixed == 0 && refcounts.leaks() == 0) {
+            return new RepairOutcome(r, r.messages());
+        }
+        // qemu-img checks again after a fix and reports that result with the fixed counts.
+        lines.addAll(r.messages());
+        return new RepairOutcome(r.withFixed(corruptionsFixed, refcounts.leaks(), r.messages()), lines);
+    }
+
+    /**
+     * The refcount part of a repair (QEMU's qcow2_check_refcounts with a fix mode). When the refcount structures
+     * need a rebuild, -r leaks fails and changes nothing; -r all rebuilds them and repairs what is left.
+     */
+    private static Fixed repairRefcounts(Storage file, CheckedFile f, RepairMode mode, List<String> lines)
+            throws IOException {
+        ReferenceCount refs = f.recount();
+        RefcountRepair.Outcome o = mode == RepairMode.ALL ? RefcountRepair.repairAll(refs, f.table)
+                : RefcountRepair.repairLeaks(refs, f.table);
+        if (!o.unrepaired().contains(RefcountRepair.NEED_REBUILD)) {
+            return finishRefcounts(f, mode, refs, o, lines);
+        }
+        lines.addAll(ordered(refs, o.before()));
+        if (mode != RepairMode.ALL) {
+            lines.add(RefcountRepair.NEED_REBUILD);
+            throw new CheckFailedException(lines, "Input/output error");
+        }
+        // QEMU's rebuild_refcount_structure: new structures from the recount, then repair as usual.
+        RefcountRebuild.Result r = RefcountRebuild.rebuild(f.file, f.header, refs);
+        lines.add("Rebuilding refcount structure: new refcount table at offset " + r.tableOffset());
+        CheckedFile rebuilt = CheckedFile.reread(file, f.snapshots);
+        ReferenceCount recount = rebuilt.recount();
+        Fixed after = finishRefcounts(rebuilt, mode, recount, RefcountRepair.repairAll(recount, rebuilt.table),
+                lines);
+        // The rebuild fixed the refcount mismatches and refcount-structure errors the first pass found, as QEMU
+        // counts them; COPIED mismatches that merely followed from wrong refcounts are not counted.
+        RefcountComparison before = o.before();
+        return new Fixed(after.corruptions() + before.corruptions().size() + before.walkCorruptions(),
+                after.leaks() + before.leakCount());
+    }
+
+    /** What one part of a repair fixed, in qemu-img's two counts. */
+    private record Fixed(long corruptions, long leaks) {
+    }
+
+    /** The rest of a refcount repair once the stored refcounts are fixed: its lines, COPIED flags, write-back. */
+    private static Fixed finishRefcounts(CheckedFile f, RepairMode mode, ReferenceCount refs,
+            RefcountRepair.Outcome o, List<String> lines) throws IOException {
+        lines.addAll(refs.problems());
         for (Mismatch m : sorted(o.before())) {
             boolean fixed = m.refcount() > m.references() || mode == RepairMode.ALL;
             lines.add(fixed ? "Repairing cluster " + m.cluster() + " refcount=" + m.refcount() + " reference="
@@ -80,29 +129,23 @@ public final class ImageChecker {
                 && after.walkCorruptions() == 0 && after.checkErrors() == 0);
         int copiedFixed = fixCopied ? CopiedFlags.repair(f, lines) : 0;
         f.writeBack();
-        CheckResult r = check(f, filename);
-        if (r.corruptions() == 0 && r.checkErrors() == 0) {
-            f.markCleanAndConsistent();
-        }
-        long corruptionsFixed = o.corruptionsFixed() + copiedFixed;
-        if (corruptionsFixed == 0 && o.leaksFixed() == 0) {
-            return new RepairOutcome(r, r.messages());
-        }
-        // qemu-img checks again after a fix and reports that result with the fixed counts.
-        lines.addAll(r.messages());
-        return new RepairOutcome(r.withFixed(corruptionsFixed, o.leaksFixed(), r.messages()), lines);
+        return new Fixed(o.corruptionsFixed() + copiedFixed, o.leaksFixed());
     }
 
+    /** The check of an open file: the snapshot table's findings first, then the refcount walk's (QEMU's order). */
     static CheckResult check(CheckedFile f, String filename) throws IOException {
-        ReferenceCount refs = ReferenceCount.compute(f.file, f.header, f.snapshots);
+        ReferenceCount refs = f.recount();
         RefcountComparison cmp = RefcountComparison.compare(refs, f.table);
         ClusterStats stats = ClusterStats.of(f);
         long cs = f.header.clusterSize();
         // qcow2_check_refcounts: res->bfi.total_clusters = size_to_clusters(virtual size).
         long total = (f.header.size() + cs - 1) / cs;
         long end = (highestInUse(refs, f.table) + 1) * cs;
-        return new CheckResult(filename, "qcow2", cmp.checkErrors(), end, cmp.corruptionCount(), cmp.leakCount(),
-                0, 0, total, stats.allocated(), stats.fragmented(), stats.compressed(), ordered(refs, cmp));
+        List<String> messages = new ArrayList<>(f.snapshots.messages);
+        messages.addAll(ordered(refs, cmp));
+        return new CheckResult(filename, "qcow2", cmp.checkErrors(), end,
+                cmp.corruptionCount() + f.snapshots.corruptions, cmp.leakCount(), 0, 0, total, stats.allocated(),
+                stats.fragmented(), stats.compressed(), messages);
     }
 
     /**

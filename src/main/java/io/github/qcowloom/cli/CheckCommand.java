@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.check.CheckFailedException;
 import io.github.qcowloom.check.CheckResult;
 import io.github.qcowloom.check.HumanReport;
 import io.github.qcowloom.check.ImageChecker;
@@ -81,13 +82,14 @@ final class CheckCommand implements Callable<Integer> {
         } catch (UnsupportedFeatureException e) {
             err.println("qcow2-loom: " + e.getMessage());
             return UNSUPPORTED;
+        } catch (CheckFailedException e) {
+            // As qemu-img: the lines found so far, the error, exit 1, and no summary on stdout.
+            e.messages().forEach(err::println);
+            err.println("qcow2-loom: " + e.getMessage());
+            return 1;
         }
         lines.forEach(err::println);
         err.flush();
-        if (result == null) {
-            err.println("qcow2-loom: Check failed: Input/output error");
-            return 1;
-        }
         if (output.equals("json")) {
             out.println(Json.write(result.fields()));
         } else if (!quiet) {

@@ -4,7 +4,7 @@ package io.github.qcowloom.crashkit;
  * How many crash states a {@link CrashSimStorage} produces and how they are damaged.
  *
  * @param mode what happens to unflushed writes
- * @param seed seeds the random subsets and the garbage of {@link CrashMode#TORN}
+ * @param seed seeds the random subsets and the garbage of the torn modes
  * @param powersetMax an epoch with at most this many operations gets every subset; a larger one gets the
  *     subsets of up to 2 operations plus {@code randomSubsets} random ones
  * @param randomSubsets random subsets per large epoch

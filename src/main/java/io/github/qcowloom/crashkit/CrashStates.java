@@ -96,14 +96,19 @@ final class CrashStates {
     }
 
     private CrashState state(String description, byte[] durable, Epoch epoch, int issued, BitSet kept, long salt) {
-        Random garbage = options.mode() == CrashMode.TORN
-                ? new Random(options.seed() ^ (epoch.number() * 1_000_003L + salt * 7919 + issued)) : null;
+        long garbageSeed = options.seed() ^ (epoch.number() * 1_000_003L + salt * 7919 + issued);
+        Garbage garbage = switch (options.mode()) {
+            case TORN -> new Garbage(new Random(garbageSeed), 0, true);
+            // Appended space: past the file's end as of the epoch's start, the last completed flush.
+            case TORN_APPENDS -> new Garbage(new Random(garbageSeed), durable.length, false);
+            case SECTOR_ATOMIC, PROCESS_KILL -> null;
+        };
         byte[] image = materialize(durable, epoch, issued, kept, garbage);
         int crashPoint = issued == epoch.ops().size() ? epoch.end() : epoch.ops().get(issued);
         return new CrashState(description, image, flushesBefore[crashPoint]);
     }
 
-    private byte[] materialize(byte[] durable, Epoch epoch, int issued, BitSet kept, Random garbage) {
+    private byte[] materialize(byte[] durable, Epoch epoch, int issued, BitSet kept, Garbage garbage) {
         try {
             MemoryStorage s = new MemoryStorage(durable);
             for (int k = 0; k < issued; k++) {

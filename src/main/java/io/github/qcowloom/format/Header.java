@@ -173,6 +173,21 @@ public record Header(
      */
     public static Header parse(byte[] cluster0, long fileLength) throws CorruptImageException,
             UnsupportedFeatureException {
+        return parse(cluster0, fileLength, true);
+    }
+
+    /**
+     * As {@link #parse}, but leaves the snapshot table pointer (nb_snapshots, snapshots_offset) unchecked, as
+     * QEMU's open does for qemu-img check (BDRV_O_CHECK): the check validates and reads the table itself, so that
+     * a damaged one is reported and repaired rather than refused. The count is then a u32 in an int.
+     */
+    public static Header parseForCheck(byte[] cluster0, long fileLength) throws CorruptImageException,
+            UnsupportedFeatureException {
+        return parse(cluster0, fileLength, false);
+    }
+
+    private static Header parse(byte[] cluster0, long fileLength, boolean checkSnapshotTable)
+            throws CorruptImageException, UnsupportedFeatureException {
         int clusterBits = peekClusterBits(cluster0, fileLength);
         long clusterSize = 1L << clusterBits;
         byte[] b = cluster0;
@@ -268,12 +283,14 @@ public record Header(
                 clusterSize, fileLength);
 
         // Snapshot table: QEMU answers EINVAL here, and validates the offset even when there are no snapshots.
-        if (nbSnapshots > Limits.MAX_SNAPSHOTS) {
-            throw new CorruptImageException("Too many snapshots: " + nbSnapshots + " (at most "
-                    + Limits.MAX_SNAPSHOTS + ")");
+        if (checkSnapshotTable) {
+            if (nbSnapshots > Limits.MAX_SNAPSHOTS) {
+                throw new CorruptImageException("Too many snapshots: " + nbSnapshots + " (at most "
+                        + Limits.MAX_SNAPSHOTS + ")");
+            }
+            validateTable("Snapshot table", snapshotsOffset, nbSnapshots * SnapshotTable.FIXED_ENTRY_SIZE,
+                    clusterSize, fileLength);
         }
-        validateTable("Snapshot table", snapshotsOffset, nbSnapshots * SnapshotTable.FIXED_ENTRY_SIZE, clusterSize,
-                fileLength);
 
         // Active L1 table (CVE-2014-0144).
         int l2Bits = clusterBits - ((incompatible & Features.INCOMPAT_EXTL2) != 0 ? 4 : 3);

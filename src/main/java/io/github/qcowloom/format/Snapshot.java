@@ -4,7 +4,9 @@ import java.util.Arrays;
 
 /**
  * One internal snapshot as stored in the snapshot table. {@code extraData} is kept verbatim (QEMU writes 24
- * bytes: vm_state_size_large, disk_size, icount); the accessors decode the known fields.
+ * bytes: vm_state_size_large, disk_size, icount); the accessors decode the known fields. {@code l1Size} is the
+ * stored u32 (read it with {@link Integer#toUnsignedLong}); it is not validated when the table is read, so a
+ * user of the snapshot's L1 table validates it first, as QEMU's qcow2_validate_table does on goto and delete.
  */
 public record Snapshot(
         long l1TableOffset,
@@ -39,6 +41,29 @@ public record Snapshot(
     /** Instruction count at snapshot time, or -1 when not recorded (QEMU stores -1 when icount is off). */
     public long icount() {
         return extraData.length >= 24 ? Bytes.getLong(extraData, 16) : -1;
+    }
+
+    /**
+     * This entry as QEMU's qcow2_write_snapshots writes it back: extra data of at least 24 bytes holding every
+     * known field (a disk size not recorded becomes {@code virtualSize}, an icount not recorded -1), followed by
+     * any unknown extra data verbatim; the 32-bit vm-state size is 0 when the 64-bit one does not fit; id and name
+     * end at their first NUL, since QEMU keeps them as C strings.
+     */
+    public Snapshot completed(long virtualSize) {
+        long vmState = vmStateSize();
+        byte[] known = extraData(vmState, extraData.length >= 16 ? diskSize() : virtualSize, icount());
+        byte[] extra = new byte[Math.max(known.length, extraData.length)];
+        System.arraycopy(known, 0, extra, 0, known.length);
+        if (extraData.length > 24) {
+            System.arraycopy(extraData, 24, extra, 24, extraData.length - 24);
+        }
+        return new Snapshot(l1TableOffset, l1Size, cString(id), cString(name), dateSec, dateNsec, vmClockNsec,
+                Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
+    }
+
+    private static String cString(String s) {
+        int nul = s.indexOf('\0');
+        return nul < 0 ? s : s.substring(0, nul);
     }
 
     /** QEMU's 24-byte extra data. */

@@ -16,51 +16,94 @@ public final class SnapshotTable {
     public static final int FIXED_ENTRY_SIZE = 40;
 
     /**
-     * Reads {@code count} entries starting at {@code offset}. Every length field is checked against QEMU's limits
-     * and the file length before it is used.
+     * A table as read: the entries kept and the bytes they span from the table's offset (QEMU's snapshots_size:
+     * the last entry unpadded, extra data counted at its stored size even where a repairing read cut it).
+     *
+     * @param extraDataTruncated entries whose extra data a repairing read cut to 1024 bytes
+     * @param overhanging entries a repairing read dropped from the end because the table passed 64 MiB
+     * @param repairs QEMU's line for each of those changes, in order
+     */
+    public record Contents(List<Snapshot> snapshots, long size, int extraDataTruncated, int overhanging,
+            List<String> repairs) {
+        public Contents {
+            snapshots = List.copyOf(snapshots);
+            repairs = List.copyOf(repairs);
+        }
+    }
+
+    /**
+     * Reads {@code count} entries starting at {@code offset} (QEMU's qcow2_read_snapshots). Every length field is
+     * checked against QEMU's limits, and each entry against {@code fileLength}, before it is read.
      */
     public static List<Snapshot> parse(RangeReader reader, long offset, int count, long fileLength)
             throws IOException {
+        return read(reader, offset, count, fileLength, false).snapshots();
+    }
+
+    /**
+     * Reads {@code count} entries starting at {@code offset}, as QEMU's qcow2_do_read_snapshots does. Without
+     * {@code repair} an entry with more than 1024 bytes of extra data, or a table past 64 MiB, is an error
+     * carrying QEMU's message and hint. With {@code repair} (qemu-img check -r all) such extra data is cut to
+     * 1024 bytes, and the entry that crosses 64 MiB is dropped with all after it. Entries must end at or below
+     * {@code fileLength}: the open passes the file's length; the check passes {@link Long#MAX_VALUE} with a
+     * reader that returns zeros past the end of the file, as QEMU's check reads them.
+     */
+    public static Contents read(RangeReader reader, long offset, int count, long fileLength, boolean repair)
+            throws IOException {
+        // Positions below stay far from overflow: the table is cut at 64 MiB of kept bytes, 2 GiB of stored ones.
+        if (offset < 0 || offset > Long.MAX_VALUE - (1L << 40)) {
+            throw new CorruptImageException("Snapshot table offset invalid: 0x" + Long.toHexString(offset));
+        }
         List<Snapshot> out = new ArrayList<>(Math.min(count, 1024));
+        List<String> repairs = new ArrayList<>();
+        int truncated = 0;
+        // QEMU's offset (where the next entry starts in the file) and table_length (the kept bytes).
         long pos = offset;
+        long length = 0;
         for (int i = 0; i < count; i++) {
+            long entryStart = pos;
             pos = Bytes.alignUp(pos, 8);
+            length = Bytes.alignUp(length, 8);
             requireInFile(pos, FIXED_ENTRY_SIZE, fileLength, i);
             byte[] h = reader.read(pos, FIXED_ENTRY_SIZE);
-            long l1Offset = Bytes.getLong(h, 0);
-            long l1Size = Bytes.getUInt(h, 8);
             int idLen = Bytes.getUShort(h, 12);
             int nameLen = Bytes.getUShort(h, 14);
-            long dateSec = Bytes.getUInt(h, 16);
-            long dateNsec = Bytes.getUInt(h, 20);
-            long vmClock = Bytes.getLong(h, 24);
-            long vmState = Bytes.getUInt(h, 32);
             long extraSize = Bytes.getUInt(h, 36);
+            long keptExtra = extraSize;
             if (extraSize > Limits.MAX_SNAPSHOT_EXTRA_DATA) {
-                throw new ImageTooLargeException("Too much extra metadata in snapshot table entry " + i + " ("
-                        + extraSize + " bytes)");
+                if (!repair) {
+                    throw new ImageTooLargeException("Too much extra metadata in snapshot table entry " + i
+                            + "\nYou can force-remove this extra metadata with qemu-img check -r all");
+                }
+                repairs.add("Discarding too much extra metadata in snapshot table entry " + i + " (" + extraSize
+                        + " > " + Limits.MAX_SNAPSHOT_EXTRA_DATA + ")");
+                truncated++;
+                keptExtra = Limits.MAX_SNAPSHOT_EXTRA_DATA;
             }
-            if (l1Size > Integer.MAX_VALUE) {
-                throw new ImageTooLargeException("Snapshot L1 table too large in snapshot table entry " + i);
+            long entryEnd = pos + FIXED_ENTRY_SIZE + extraSize + idLen + nameLen;
+            length += FIXED_ENTRY_SIZE + keptExtra + idLen + nameLen;
+            // QEMU reads the entry before this test; testing first reads nothing past the limit.
+            if (length > Limits.MAX_SNAPSHOT_TABLE_BYTES || entryEnd - offset > Integer.MAX_VALUE) {
+                int overhanging = count - i;
+                if (!repair) {
+                    throw new ImageTooLargeException("Snapshot table is too big\nYou can force-remove all "
+                            + overhanging + " overhanging snapshots with qemu-img check -r all");
+                }
+                repairs.add("Discarding " + overhanging + " overhanging snapshots (snapshot table is too big)");
+                return new Contents(out, entryStart - offset, truncated, overhanging, repairs);
             }
-            pos += FIXED_ENTRY_SIZE;
-            int varLen = (int) extraSize + idLen + nameLen;
-            if (pos + varLen - offset > Limits.MAX_SNAPSHOT_TABLE_BYTES) {
-                throw new ImageTooLargeException("Snapshot table is too big");
-            }
-            requireInFile(pos, varLen, fileLength, i);
-            byte[] v = varLen == 0 ? new byte[0] : reader.read(pos, varLen);
-            byte[] extra = new byte[(int) extraSize];
-            System.arraycopy(v, 0, extra, 0, extra.length);
-            String id = new String(v, (int) extraSize, idLen, StandardCharsets.UTF_8);
-            String name = new String(v, (int) extraSize + idLen, nameLen, StandardCharsets.UTF_8);
-            pos += varLen;
-            out.add(new Snapshot(l1Offset, (int) l1Size, id, name, dateSec, dateNsec, vmClock, vmState, extra));
+            long extraStart = pos + FIXED_ENTRY_SIZE;
+            long idStart = extraStart + extraSize;
+            requireInFile(idStart, idLen + nameLen, fileLength, i);
+            byte[] extra = keptExtra == 0 ? new byte[0] : reader.read(extraStart, (int) keptExtra);
+            byte[] names = idLen + nameLen == 0 ? new byte[0] : reader.read(idStart, idLen + nameLen);
+            out.add(new Snapshot(Bytes.getLong(h, 0), Bytes.getInt(h, 8),
+                    new String(names, 0, idLen, StandardCharsets.UTF_8),
+                    new String(names, idLen, nameLen, StandardCharsets.UTF_8), Bytes.getUInt(h, 16),
+                    Bytes.getUInt(h, 20), Bytes.getLong(h, 24), Bytes.getUInt(h, 32), extra));
+            pos = entryEnd;
         }
-        if (Bytes.alignUp(pos, 8) - offset > Limits.MAX_SNAPSHOT_TABLE_BYTES) {
-            throw new ImageTooLargeException("Snapshot table is too big");
-        }
-        return out;
+        return new Contents(out, pos - offset, truncated, 0, repairs);
     }
 
     private static void requireInFile(long pos, long len, long fileLength, int index) throws CorruptImageException {

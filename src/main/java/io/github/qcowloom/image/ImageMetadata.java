@@ -16,10 +16,12 @@ public final class ImageMetadata {
 
     /** Reads and validates cluster 0 (header, extensions, backing file name). */
     public static Header readHeader(Storage storage) throws IOException {
-        long length = storage.size();
-        byte[] first = readBytes(storage, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
-        int clusterBits = Header.peekClusterBits(first, length);
-        return Header.parse(readBytes(storage, 0, (int) Math.min(length, 1L << clusterBits)), length);
+        return Header.parse(readCluster0(storage), storage.size());
+    }
+
+    /** As {@link #readHeader}, leaving the snapshot table pointer to the check ({@link Header#parseForCheck}). */
+    public static Header readHeaderForCheck(Storage storage) throws IOException {
+        return Header.parseForCheck(readCluster0(storage), storage.size());
     }
 
     /** Reads the snapshot table the header names (validated against QEMU's limits and the file length). */
@@ -29,6 +31,25 @@ public final class ImageMetadata {
                         header.nbSnapshots(), storage.size());
     }
 
+    /**
+     * Reads {@code count} snapshot table entries at {@code offset} as qemu-img check does: bytes past the end of
+     * the file read as zeros, and with {@code repair} (-r all) damage is cut away instead of refused
+     * ({@link SnapshotTable#read}). The caller has validated the pointer.
+     */
+    public static SnapshotTable.Contents readSnapshotsForCheck(Storage storage, long offset, int count,
+            boolean repair) throws IOException {
+        return SnapshotTable.read((off, len) -> readBytes(storage, off, len), offset, count, Long.MAX_VALUE,
+                repair);
+    }
+
+    private static byte[] readCluster0(Storage storage) throws IOException {
+        long length = storage.size();
+        byte[] first = readBytes(storage, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
+        int clusterBits = Header.peekClusterBits(first, length);
+        return readBytes(storage, 0, (int) Math.min(length, 1L << clusterBits));
+    }
+
+    /** Reads {@code length} bytes at {@code offset}; bytes past the end of the file read as zeros. */
     static byte[] readBytes(Storage storage, long offset, int length) throws IOException {
         byte[] b = new byte[length];
         storage.readFully(ByteBuffer.wrap(b), offset);

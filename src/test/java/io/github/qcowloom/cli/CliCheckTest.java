@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import static io.github.qcowloom.cli.Cli.ours;
+import static io.github.qcowloom.cli.QemuCheckComparison.assertSameAsQemu;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,12 +10,8 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -23,8 +20,6 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /** check --output=json and its exit codes against qemu-img check on the same files, plain and with -r. */
 class CliCheckTest {
-    private static final Pattern FIELD = Pattern.compile("\"([a-z-]+)\": (\\d+|\"[^\"]*\")");
-
     @TempDir
     Path dir;
 
@@ -33,79 +28,8 @@ class CliCheckTest {
         Qemu.assume();
     }
 
-    /** The fields of a qemu-img check JSON object, without filename (which may be spelled differently). */
-    static Map<String, String> fields(String json) {
-        Map<String, String> m = new LinkedHashMap<>();
-        Matcher x = FIELD.matcher(json);
-        while (x.find()) {
-            m.put(x.group(1), x.group(2));
-        }
-        m.remove("filename");
-        return m;
-    }
-
-    private static Qemu.Result qemuCheck(Path img, String... repair) {
-        List<String> cmd = new java.util.ArrayList<>(List.of("qemu-img", "check", "--output=json"));
-        cmd.addAll(List.of(repair));
-        cmd.add(img.toString());
-        return Qemu.exec(cmd);
-    }
-
-    private static Cli.Run ourCheck(Path img, String... repair) {
-        List<String> cmd = new java.util.ArrayList<>(List.of("check", "--output=json"));
-        cmd.addAll(List.of(repair));
-        cmd.add(img.toString());
-        return ours(cmd.toArray(String[]::new));
-    }
-
-    /** Our JSON and exit code equal qemu-img's on {@code img}; returns qemu-img's fields. */
-    private static Map<String, String> assertSameAsQemu(Path img) {
-        Qemu.Result q = qemuCheck(img);
-        Cli.Run o = ourCheck(img);
-        Map<String, String> expected = fields(q.stdout());
-        assertEquals(expected, fields(o.out()), () -> "qemu-img: " + q.stdout() + q.stderr() + "\nours: " + o.out()
-                + o.err());
-        assertEquals(q.exitCode(), o.code(), () -> "exit code; ours: " + o.err());
-        // Same keys in the same order as qemu-img prints them.
-        assertEquals(List.copyOf(expected.keySet()), List.copyOf(fields(o.out()).keySet()));
-        return expected;
-    }
-
-    /**
-     * Repairs one copy with ours and another with qemu-img: exit codes and -r JSON agree (image-end-offset only
-     * when qemu-img did not rebuild the refcount structures), and so does a plain check afterwards.
-     */
     private void assertRepairSameAsQemu(Path img, String mode, boolean qemuRebuilds) throws IOException {
-        Path mine = dir.resolve("ours-" + mode + "-" + img.getFileName());
-        Path theirs = dir.resolve("qemu-" + mode + "-" + img.getFileName());
-        Files.copy(img, mine, StandardCopyOption.REPLACE_EXISTING);
-        Files.copy(img, theirs, StandardCopyOption.REPLACE_EXISTING);
-        Qemu.Result q = qemuCheck(theirs, "-r", mode);
-        Cli.Run o = ourCheck(mine, "-r", mode);
-        assertEquals(q.exitCode(), o.code(), () -> "-r " + mode + " exit; qemu-img: " + q.stdout() + q.stderr()
-                + "\nours: " + o.out() + o.err());
-        Map<String, String> expected = fields(q.stdout());
-        Map<String, String> actual = fields(o.out());
-        if (qemuRebuilds) {
-            expected.remove("image-end-offset");
-            actual.remove("image-end-offset");
-        }
-        assertEquals(expected, actual, () -> "-r " + mode + "; qemu-img: " + q.stdout() + "\nours: " + o.out()
-                + o.err());
-        Map<String, String> after = fields(qemuCheck(theirs).stdout());
-        Map<String, String> ourAfter = fields(ourCheck(mine).out());
-        assertEquals(qemuCheck(theirs).exitCode(), ourCheck(mine).code());
-        if (qemuRebuilds) {
-            after.remove("image-end-offset");
-            ourAfter.remove("image-end-offset");
-        }
-        assertEquals(after, ourAfter);
-        // qemu-img agrees with itself on our repaired copy.
-        Map<String, String> qemuOnMine = fields(qemuCheck(mine).stdout());
-        if (qemuRebuilds) {
-            qemuOnMine.remove("image-end-offset");
-        }
-        assertEquals(after, qemuOnMine);
+        QemuCheckComparison.assertRepairSameAsQemu(dir, img, mode, qemuRebuilds);
     }
 
     private Path image(String name, String options, String size, String... io) {

@@ -56,6 +56,76 @@ class CrashSimStorageTest {
                 || st.image().length == 16 && st.image()[9] != 0), "a dropped extending write leaves garbage");
     }
 
+    private static List<CrashState> tornAppends(CrashSimStorage s) {
+        return s.crashStates(CrashOptions.defaults().withMode(CrashMode.TORN_APPENDS)).toList();
+    }
+
+    private static void fill(CrashSimStorage s, long at, int length, int value) throws IOException {
+        byte[] b = new byte[length];
+        java.util.Arrays.fill(b, (byte) value);
+        s.write(ByteBuffer.wrap(b), at);
+    }
+
+    // Torn appends: a write inside the file as of the last flush survives whole or not at all.
+    @Test
+    void tornAppendsKeepInPlaceWritesSectorAtomic() throws IOException {
+        byte[] initial = new byte[8];
+        java.util.Arrays.fill(initial, (byte) 5);
+        CrashSimStorage s = new CrashSimStorage(initial);
+        fill(s, 8, 8, 6);
+        s.flush();
+        // Both rewrites are in place now: the file had 16 bytes at the flush.
+        fill(s, 0, 4, 7);
+        fill(s, 10, 4, 8);
+        for (CrashState st : tornAppends(s)) {
+            if (st.durableFlushes() == 0) {
+                continue; // the append itself may be torn
+            }
+            byte[] b = st.image();
+            assertEquals(16, b.length, st.toString());
+            for (int i = 0; i < 16; i++) {
+                int expectedOld = i < 8 ? 5 : 6;
+                int expectedNew = i < 4 ? 7 : i >= 10 && i < 14 ? 8 : expectedOld;
+                assertTrue(b[i] == expectedOld || b[i] == expectedNew, st + " byte " + i + " = " + b[i]);
+            }
+        }
+    }
+
+    // A dropped write past the file's size at the last flush leaves garbage; the in-place part of a write that
+    // straddles that size keeps the old bytes.
+    @Test
+    void tornAppendsTearDroppedWritesPastTheFlushedSize() throws IOException {
+        byte[] initial = new byte[8];
+        java.util.Arrays.fill(initial, (byte) 5);
+        CrashSimStorage s = new CrashSimStorage(initial);
+        fill(s, 4, 12, 9);
+        fill(s, 20, 4, 10);
+        List<CrashState> states = tornAppends(s);
+        assertTrue(states.stream().anyMatch(st -> st.image().length >= 16 && st.image()[12] != 9
+                && st.image()[12] != 0), "a dropped append leaves garbage");
+        for (CrashState st : states) {
+            byte[] b = st.image();
+            for (int i = 4; i < 8; i++) {
+                assertTrue(b[i] == 5 || b[i] == 9, st + " byte " + i + " = " + b[i]);
+            }
+        }
+    }
+
+    // Space a kept write extends the file over without writing it reads as zeros.
+    @Test
+    void tornAppendsLeaveGapsZero() throws IOException {
+        CrashSimStorage s = new CrashSimStorage(new byte[8]);
+        fill(s, 16, 4, 3);
+        for (CrashState st : tornAppends(s)) {
+            byte[] b = st.image();
+            if (b.length == 20 && b[16] == 3) {
+                for (int i = 8; i < 16; i++) {
+                    assertEquals(0, b[i], st + " byte " + i);
+                }
+            }
+        }
+    }
+
     @Test
     void largeEpochsGetPairsAndRandomSubsets() throws IOException {
         CrashSimStorage s = new CrashSimStorage(new byte[0]);

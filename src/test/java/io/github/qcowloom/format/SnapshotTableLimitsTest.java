@@ -58,7 +58,9 @@ class SnapshotTableLimitsTest {
         SyntheticTable file = new SyntheticTable(65535, 65535, 0);
         ImageTooLargeException e = assertThrows(ImageTooLargeException.class,
                 () -> SnapshotTable.parse(file, TABLE, 65536, 1L << 40));
-        assertEquals("Snapshot table is too big", e.getMessage());
+        // Entries of 131112 bytes: entry 511 is the first to end past 64 MiB, so 65025 overhang.
+        assertEquals("Snapshot table is too big\nYou can force-remove all 65025 overhanging snapshots with qemu-img"
+                + " check -r all", e.getMessage());
         assertTrue(file.furthestRead - TABLE <= Limits.MAX_SNAPSHOT_TABLE_BYTES,
                 "read up to " + (file.furthestRead - TABLE) + " bytes into the table");
     }
@@ -78,7 +80,8 @@ class SnapshotTableLimitsTest {
         SyntheticTable file = new SyntheticTable(1, 1, 1025);
         ImageTooLargeException e = assertThrows(ImageTooLargeException.class,
                 () -> SnapshotTable.parse(file, TABLE, 3, 1L << 40));
-        assertEquals("Too much extra metadata in snapshot table entry 0 (1025 bytes)", e.getMessage());
+        assertEquals("Too much extra metadata in snapshot table entry 0\nYou can force-remove this extra metadata"
+                + " with qemu-img check -r all", e.getMessage());
         assertEquals(SnapshotTable.FIXED_ENTRY_SIZE, file.bytesRead, "only the fixed part was read");
     }
 
@@ -108,6 +111,43 @@ class SnapshotTableLimitsTest {
                 () -> SnapshotTable.parse(file, TABLE, 4, fileLength));
         assertEquals("Snapshot table entry 3 extends past the end of the file", e.getMessage());
         assertTrue(file.furthestRead <= fileLength, "read up to " + file.furthestRead);
+    }
+
+    // qemu-img check -r all: extra data past 1024 bytes is cut (and not read), the table keeps its stored size.
+    @Test
+    void repairingReadCutsExtraDataTo1024Bytes() throws IOException {
+        SyntheticTable file = new SyntheticTable(1, 1, 4096);
+        SnapshotTable.Contents c = SnapshotTable.read(file, TABLE, 2, 1L << 40, true);
+        assertEquals(List.of(1024, 1024), c.snapshots().stream().map(s -> s.extraData().length).toList());
+        assertEquals(2, c.extraDataTruncated());
+        assertEquals(0, c.overhanging());
+        assertEquals(file.entrySize + 40 + 4096 + 2, c.size());
+        assertEquals(List.of("Discarding too much extra metadata in snapshot table entry 0 (4096 > 1024)",
+                "Discarding too much extra metadata in snapshot table entry 1 (4096 > 1024)"), c.repairs());
+        assertTrue(file.bytesRead <= 2 * (40 + 1024 + 2), "read " + file.bytesRead + " bytes");
+    }
+
+    // qemu-img check -r all: the entry that ends past 64 MiB is dropped with all after it, and nothing of it read.
+    @Test
+    void repairingReadDropsEntriesPast64MiB() throws IOException {
+        SyntheticTable file = new SyntheticTable(65535, 65535, 0);
+        SnapshotTable.Contents c = SnapshotTable.read(file, TABLE, 600, 1L << 40, true);
+        assertEquals(511, c.snapshots().size());
+        assertEquals(89, c.overhanging());
+        // The kept entries end with entry 510, unpadded.
+        assertEquals(510 * file.entrySize + 40 + 65535 + 65535, c.size());
+        assertEquals(List.of("Discarding 89 overhanging snapshots (snapshot table is too big)"), c.repairs());
+        assertTrue(file.furthestRead - TABLE <= Limits.MAX_SNAPSHOT_TABLE_BYTES);
+    }
+
+    // The 64 MiB limit counts kept bytes, but a stored table past 2 GiB is cut as well (QEMU's INT_MAX test).
+    @Test
+    void storedTablePast2GiBIsCutEvenUnder64MiBKept() throws IOException {
+        // Entries of 1 MiB + 40 bytes stored, 1064 bytes kept: the 2048th ends past 2 GiB.
+        SyntheticTable file = new SyntheticTable(0, 0, 1 << 20);
+        SnapshotTable.Contents c = SnapshotTable.read(file, TABLE, 60000, 1L << 40, true);
+        assertEquals(2047, c.snapshots().size());
+        assertEquals(60000 - 2047, c.overhanging());
     }
 
     // Ids and names that are not valid UTF-8 are decoded with replacement characters, not rejected.

@@ -1,19 +1,30 @@
 package io.github.qcowloom.image;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.crashkit.CrashCheck;
+import io.github.qcowloom.crashkit.CrashInvariants;
+import io.github.qcowloom.crashkit.CrashMode;
+import io.github.qcowloom.crashkit.CrashOptions;
+import io.github.qcowloom.crashkit.CrashSimStorage;
+import io.github.qcowloom.crashkit.GuestHistory;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A partial write skips writing the zeroes around its data only in a cluster that was never written. A freed
  * metadata cluster (here the L1 table a first growth wrote, freed by a second) holds old bytes, so a write that
- * reuses it must still zero the rest of the cluster.
+ * reuses it must still zero the rest of the cluster. And the file must reach the end of a fresh cluster before
+ * its L2 entry is durable, or a later write into the cluster appends, which a crash may tear.
  */
 class FreshClusterTest {
     @TempDir
@@ -39,5 +50,29 @@ class FreshClusterTest {
             expected[514] = 3;
             assertArrayEquals(expected, cluster);
         }
+    }
+
+    // A partial write into a fresh cluster at the end of the file could leave the file ending inside the cluster;
+    // the next write into that cluster, after a flush made its L2 entry durable, would then append to the file,
+    // and a crash with torn appends would show the guest garbage there (found by CrashProperties).
+    @Test
+    void freshClusterIsInsideTheFileOnceItsL2EntryIsDurable() throws Exception {
+        Path file = dir.resolve("t.qcow2");
+        ImageCreator.create(file, CreateOptions.defaults(1 << 20));
+        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(file));
+        GuestHistory history = new GuestHistory(1 << 20);
+        try (Qcow2Image img = Qcow2Image.open(sim, null, OpenOptions.readWriteDefaults().withPool(false))) {
+            img.write(65536, ByteBuffer.wrap(history.write(65536, 4096))); // the L2 table, then cluster 1's
+            img.write(10240, ByteBuffer.wrap(history.write(10240, 1536))); // a fresh cluster at the end
+            img.flush();
+            history.flushed(sim.flushCount());
+            assertEquals(0, sim.currentImage().length % 65536, "the file ends on a cluster boundary");
+            img.write(2560, ByteBuffer.wrap(history.write(2560, 22016)));
+            img.flush();
+            history.flushed(sim.flushCount());
+        }
+        List<CrashCheck> failed = sim.crashStates(CrashOptions.defaults().withMode(CrashMode.TORN_APPENDS))
+                .map(s -> CrashInvariants.check(s, history)).filter(c -> !c.ok()).toList();
+        assertTrue(failed.isEmpty(), failed.toString());
     }
 }

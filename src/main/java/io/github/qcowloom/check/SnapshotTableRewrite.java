@@ -1,0 +1,91 @@
+package io.github.qcowloom.check;
+
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.format.SnapshotTable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+
+/**
+ * Fixes the snapshot table on disk for qemu-img check -r all, crash-safe as QEMU: a shorter count goes into the
+ * header at once (qcow2_check_read_snapshot_table), and a table whose entries changed is written anew
+ * (qcow2_write_snapshots) once the refcounts are right, since that allocates clusters: new table synced, its
+ * refcounts synced, then the header switched and synced, then the old table freed.
+ */
+final class SnapshotTableRewrite {
+    private SnapshotTableRewrite() {
+    }
+
+    /** Header offset of nb_snapshots (u32), followed by snapshots_offset (u64). */
+    private static final int NB_SNAPSHOTS = 60;
+
+    /** Writes {@code count} as the header's number of snapshots, and syncs. */
+    static void writeCount(CheckedFile f, long count) throws IOException {
+        byte[] b = new byte[4];
+        Bytes.putInt(b, 0, (int) count);
+        f.file.write(ByteBuffer.wrap(b), NB_SNAPSHOTS);
+        // Durable before the refcount repair that follows: it frees what the dropped entries referenced, and a
+        // crash must not find them listed again once those clusters are reused. Until then they only leak.
+        f.file.flush();
+    }
+
+    /**
+     * Writes the entries of {@code old} as QEMU writes every entry back ({@link Snapshot#completed}) to newly
+     * allocated clusters, points the header to them and frees the old table. A crash at any point leaves either
+     * the old table or the new one in place, at worst with leaked clusters.
+     */
+    static void rewrite(CheckedFile f, SnapshotTableCheck old, List<String> messages) throws IOException {
+        // QEMU takes the disk size of an entry that lacks it from the virtual size in whole sectors.
+        long virtualSize = f.header.size() & ~511L;
+        List<Snapshot> entries = old.snapshots.stream().map(s -> s.completed(virtualSize)).toList();
+        byte[] table = SnapshotTable.encode(entries);
+        long cs = f.header.clusterSize();
+        // Counted in the cache only, for now.
+        long offset = f.table.allocate((int) ((table.length + cs - 1) / cs));
+        f.file.write(ByteBuffer.wrap(table), offset);
+        // The new table is durable before its refcounts: a crash in between leaves it in free clusters inside the
+        // file. The other way round a crash could leave clusters counted past the end of the file, a leak no
+        // check sees until the file grows over them.
+        f.file.flush();
+        // The new clusters' refcounts reach the disk before anything points to them.
+        f.writeBack();
+        byte[] pointer = new byte[12];
+        Bytes.putInt(pointer, 0, entries.size());
+        Bytes.putLong(pointer, 4, offset);
+        f.file.write(ByteBuffer.wrap(pointer), NB_SNAPSHOTS);
+        // The header switch is durable before the old table is freed: freed clusters may be reused at once.
+        f.file.flush();
+        free(f, old.offset, old.size, messages);
+        f.writeBack();
+    }
+
+    /**
+     * Lowers the refcount of every cluster of [offset, offset + size) by one, or of none if one of them is
+     * already 0 or cannot be read (QEMU's update_refcount undoes a partial decrease, and qcow2_free_clusters
+     * reports it).
+     */
+    private static void free(CheckedFile f, long offset, long size, List<String> messages) throws IOException {
+        if (size <= 0) {
+            return;
+        }
+        int bits = f.header.clusterBits();
+        long first = offset >>> bits;
+        long last = (offset + size - 1) >>> bits;
+        try {
+            for (long c = first; c <= last; c++) {
+                if (f.table.get(c) == 0) {
+                    messages.add("qcow2_free_clusters failed: Invalid argument");
+                    return;
+                }
+            }
+        } catch (CorruptImageException e) {
+            messages.add("qcow2_free_clusters failed: Invalid argument");
+            return;
+        }
+        for (long c = first; c <= last; c++) {
+            f.table.update(c, -1);
+        }
+    }
+}

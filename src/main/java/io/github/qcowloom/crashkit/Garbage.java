@@ -1,0 +1,42 @@
+package io.github.qcowloom.crashkit;
+
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.Random;
+
+/**
+ * The garbage a torn crash leaves: random bytes where a dropped operation would have written, at or beyond
+ * {@code from} only (below it a dropped write leaves the old bytes), and, when {@code inGaps}, in the space a
+ * write extended the file over without writing it.
+ *
+ * <p>{@link CrashMode#TORN} tears everywhere: {@code from} 0, gaps too. {@link CrashMode#TORN_APPENDS} tears only
+ * appended space: {@code from} is the file's size at the last completed flush, and gaps read as zeros (holes).
+ */
+record Garbage(Random random, long from, boolean inGaps) {
+
+    /** Garbage over the part of [offset, offset + length) at or beyond {@link #from}; the file grows to cover it. */
+    void tear(Storage s, long offset, long length) throws IOException {
+        long start = Math.max(offset, from);
+        long end = offset + length;
+        if (start < end) {
+            fillGap(s, start);
+            byte[] junk = new byte[(int) (end - start)];
+            random.nextBytes(junk);
+            s.write(ByteBuffer.wrap(junk), start);
+        }
+    }
+
+    /**
+     * Before an operation that extends the file to {@code end}: garbage over the space between the file's end and
+     * {@code end} when {@link #inGaps}, else nothing (the operation's own extension leaves zeros there).
+     */
+    void fillGap(Storage s, long end) throws IOException {
+        long size = s.size();
+        if (inGaps && end > size) {
+            byte[] junk = new byte[(int) (end - size)];
+            random.nextBytes(junk);
+            s.write(ByteBuffer.wrap(junk), size);
+        }
+    }
+}
