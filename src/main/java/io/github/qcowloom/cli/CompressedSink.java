@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.CompressedCluster;
 import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
@@ -41,16 +42,26 @@ final class CompressedSink implements ChunkCopy.Sink {
             List<Step> steps = prepare(offset, chunk);
             turns.await(offset);
             for (Step s : steps) {
-                if (s.data() == null) {
-                    target.writeZeroes(s.offset(), s.length(), false);
-                } else {
-                    target.writeCompressed(s.data());
-                }
+                write(s);
             }
             turns.pass(offset + chunk.remaining());
         } catch (IOException | RuntimeException e) {
             turns.abort(e);
             throw e;
+        }
+    }
+
+    private void write(Step s) throws IOException {
+        try {
+            if (s.data() == null) {
+                target.writeZeroes(s.offset(), s.length(), false);
+            } else {
+                target.writeCompressed(s.data());
+            }
+        } catch (UnsupportedFeatureException e) {
+            // qemu-img convert's report of a failed write (an image with a data file: "Operation not supported").
+            throw new UnsupportedFeatureException(e.feature(), "error while writing at byte " + s.offset() + ": "
+                    + e.getMessage());
         }
     }
 

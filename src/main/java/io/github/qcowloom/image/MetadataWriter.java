@@ -267,16 +267,16 @@ final class MetadataWriter implements ClusterSource {
     }
 
     /**
-     * Points {@code cluster}'s L2 entry at {@code newEntry} and dereferences what the old entry held, once the
-     * change is durable. The data the new entry points to has already been written.
+     * Points {@code cluster}'s L2 entry at {@code newEntry} (with extended L2, with a bitmap of 0, as a compressed
+     * cluster has it) and dereferences what the old entry held, once the change is durable. The data the new entry
+     * points to has already been written.
      */
     void link(long cluster, long newEntry) throws IOException {
         lock.lock();
         try {
             Slice slice = writableSlice(cluster);
-            int at = mapper.entryInSlice(cluster);
-            long old = slice.getLong(at);
-            slice.setLong(at, newEntry);
+            long old = mapper.words(slice, cluster).entry();
+            mapper.setWords(slice, cluster, new L2Words(newEntry, 0));
             if (L2Entry.hostOffset(old) != L2Entry.hostOffset(newEntry)) {
                 dereferenceLater(old);
             }

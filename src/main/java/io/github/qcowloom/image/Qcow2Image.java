@@ -434,8 +434,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * {@code offset} (it may end at the disk's end inside a cluster, which is padded with zeroes); each cluster is
      * stored compressed, or as a normal cluster when compression does not shrink it. A cluster that already has a
      * host offset cannot take compressed data ({@link io.github.qcowloom.api.ImageException}, QEMU's EIO); an
-     * unaligned request is an {@link OutOfRangeException} (QEMU's EINVAL). An empty {@code src} pads the file to
-     * whole sectors, as QEMU's zero-length compressed write does: see {@link #padFileToSector()}.
+     * unaligned request is an {@link OutOfRangeException} (QEMU's EINVAL); an image with an external data file takes
+     * none ({@link UnsupportedFeatureException}, QEMU's ENOTSUP). An empty {@code src} pads the file to whole
+     * sectors, as QEMU's zero-length compressed write does: see {@link #padFileToSector()}.
      */
     public void writeCompressed(long offset, ByteBuffer src) throws IOException {
         if (!src.hasRemaining()) {
