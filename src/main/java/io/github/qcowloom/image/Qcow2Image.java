@@ -116,7 +116,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                         options.tuning().poolMax());
             }
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
-            this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, header.version(),
+            this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
                     header.dataFileRaw() ? dataFile : null);
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
                     ClusterCodec.forType(header.compressionType()));
@@ -552,7 +552,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             long end = Math.max(exposedEnd(oldSize, newSize), Math.min(newSize,
                     Bytes.alignUp(oldSize, geometry.clusterSize())));
             if (end > oldSize) {
-                writeZeroes(oldSize, end - oldSize, true);
+                // Nothing changes where the range already reads as zeroes (qemu-img resize changes no entry at all).
+                shared(oldSize, end - oldSize, true, () -> {
+                    if (!discardPath.readsAsZero(oldSize, end)) {
+                        discardPath.writeZeroes(oldSize, end - oldSize, true, size());
+                    }
+                });
             }
         }
     }

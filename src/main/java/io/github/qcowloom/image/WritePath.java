@@ -187,7 +187,7 @@ final class WritePath {
         int sc = geometry.extendedL2() ? geometry.subclusterSize() : (int) geometry.clusterSize();
         for (int i = range.from() / sc; i <= (range.to() - 1) / sc; i++) {
             boolean inCow = i * sc < range.start() || (i + 1) * sc > range.end();
-            if (inCow && !readsAsZero(subclusterType(ref, i))) {
+            if (inCow && !readsAsZero(mapper.subclusterType(ref, i))) {
                 return false;
             }
         }
@@ -200,12 +200,6 @@ final class WritePath {
             case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> !metadata.hasBacking();
             case NORMAL, COMPRESSED, INVALID -> false;
         };
-    }
-
-    private SubclusterType subclusterType(L2Ref ref, int sc) {
-        return geometry.extendedL2()
-                ? L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile())
-                : L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
     }
 
     /** The bytes of {@code range}: the new data, and around it what the guest saw there before. */
