@@ -37,9 +37,9 @@ final class CompressedSink implements ChunkCopy.Sink {
     }
 
     @Override
-    public void accept(long offset, ByteBuffer chunk) throws IOException {
+    public void accept(long offset, ByteBuffer chunk, boolean zero) throws IOException {
         try {
-            List<Step> steps = prepare(offset, chunk);
+            List<Step> steps = prepare(offset, chunk, zero);
             turns.await(offset);
             for (Step s : steps) {
                 write(s);
@@ -65,9 +65,12 @@ final class CompressedSink implements ChunkCopy.Sink {
         }
     }
 
-    /** Decides and compresses the chunk's clusters; no write yet. */
-    private List<Step> prepare(long offset, ByteBuffer chunk) throws IOException {
+    /** Decides and compresses the chunk's clusters ({@code zero}: all known to be zeroes); no write yet. */
+    private List<Step> prepare(long offset, ByteBuffer chunk, boolean zero) throws IOException {
         List<Step> steps = new ArrayList<>();
+        if (zero && backing == null) {
+            return steps; // the chunk still takes its turn, writing nothing
+        }
         for (int at = chunk.position(); at < chunk.limit(); at += clusterSize) {
             int n = Math.min(clusterSize, chunk.limit() - at);
             ByteBuffer cluster = chunk.slice(at, n);
@@ -75,7 +78,8 @@ final class CompressedSink implements ChunkCopy.Sink {
             if (BackingCompare.needsNoWrite(backing, guest, cluster)) {
                 continue;
             }
-            steps.add(new Step(guest, n, ChunkCopy.isZero(cluster) ? null : target.compressCluster(guest, cluster)));
+            steps.add(new Step(guest, n, zero || ChunkCopy.isZero(cluster) ? null
+                    : target.compressCluster(guest, cluster)));
         }
         return steps;
     }
