@@ -107,20 +107,27 @@ final class DiscardPath {
     /**
      * QEMU's qcow2_co_pwrite_zeroes for a piece {@code [from, to)} of one unit: if the unit holds no data
      * (unallocated or zero) and the rest of it reads as zeroes, the whole unit is zeroized; otherwise the piece is
-     * written as zeroes.
+     * written as zeroes. The guest cluster's lock is held throughout, so that no writer can put data into the rest
+     * of the unit between the test and the zeroizing (the lock is reentrant: the fallback write takes it again).
      */
     private void zeroPartialUnit(long from, long to, boolean mayUnmap, long size) throws IOException {
         long unit = zeroUnit();
         long start = from - from % unit;
         long cluster = start >>> geometry.clusterBits();
         int sc = (int) ((start & (geometry.clusterSize() - 1)) / geometry.subclusterSize());
-        boolean noData = switch (mapper.subclusterType(mapper.lookup(cluster), sc)) {
-            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC, ZERO_PLAIN, ZERO_ALLOC -> true;
-            case NORMAL, COMPRESSED, INVALID -> false;
-        };
-        boolean zeroize = noData && readsAsZero(start, from) && readsAsZero(to, Math.min(start + unit, size));
-        if (!zeroize || !zeroize(start, start + unit, mayUnmap, size)) {
-            writeZeroBytes(from, to - from);
+        ClusterLocks locks = writePath.clusterLocks();
+        ClusterLocks.Held held = locks.lock(cluster);
+        try {
+            boolean noData = switch (mapper.subclusterType(mapper.lookup(cluster), sc)) {
+                case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC, ZERO_PLAIN, ZERO_ALLOC -> true;
+                case NORMAL, COMPRESSED, INVALID -> false;
+            };
+            boolean zeroize = noData && readsAsZero(start, from) && readsAsZero(to, Math.min(start + unit, size));
+            if (!zeroize || !zeroize(start, start + unit, mayUnmap, size)) {
+                writeZeroBytes(from, to - from);
+            }
+        } finally {
+            locks.unlock(cluster, held);
         }
     }
 

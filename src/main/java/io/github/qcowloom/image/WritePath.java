@@ -36,7 +36,7 @@ final class WritePath {
         this.data = data;
     }
 
-    /** The guest-cluster locks of in-flight allocations, which compressed writes take too. */
+    /** The guest-cluster locks of in-flight allocations, which compressed writes and partial zeroing take too. */
     ClusterLocks clusterLocks() {
         return clusterLocks;
     }
