@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.BlockStatus;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -12,7 +13,11 @@ import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 
-/** Reads a whole device in chunks on several virtual threads and hands every chunk to a sink, in no set order. */
+/**
+ * Reads a whole device in chunks on several virtual threads and hands every chunk to a sink, in no set order. Like
+ * qemu-img convert, it asks the source's block status first and reads only the ranges that hold data: ranges that
+ * read as zeroes (zero or unallocated clusters) are not read at all.
+ */
 final class ChunkCopy {
     /** Bytes each worker reads at a time; qemu-img convert also works in chunks of this order. */
     static final int CHUNK = 1 << 20;
@@ -21,9 +26,13 @@ final class ChunkCopy {
     private ChunkCopy() {
     }
 
-    /** Receives one chunk (position 0 to limit) of the source at {@code offset}; called from many threads. */
+    /** Receives the chunks of the source; called from many threads. */
     interface Sink {
-        void accept(long offset, ByteBuffer chunk) throws IOException;
+        /**
+         * One chunk (position 0 to limit) of the source at {@code offset}. {@code zero}: the source reported all of
+         * it as reading zeroes, so nothing was read and the chunk holds zeroes; false says nothing either way.
+         */
+        void accept(long offset, ByteBuffer chunk, boolean zero) throws IOException;
     }
 
     /**
@@ -42,9 +51,8 @@ final class ChunkCopy {
                     for (long off = next.getAndAdd(chunk); off < size; off = next.getAndAdd(chunk)) {
                         int n = (int) Math.min(chunk, size - off);
                         buf.clear().limit(n);
-                        src.read(off, buf);
-                        buf.flip();
-                        sink.accept(off, buf);
+                        boolean zero = readData(src, off, buf);
+                        sink.accept(off, buf, zero);
                         progress.accept(n);
                     }
                     return null;
@@ -62,6 +70,33 @@ final class ChunkCopy {
             }
             throw new IOException(e.getCause());
         }
+    }
+
+    /**
+     * Fills {@code buf} (position 0 to limit) with the source's bytes at {@code offset}, reading only what block
+     * status reports as data and filling the rest with zeroes; true if that was all of it (nothing was read).
+     */
+    private static boolean readData(BlockDevice src, long offset, ByteBuffer buf) throws IOException {
+        boolean zero = true;
+        int n = buf.limit();
+        for (int done = 0; done < n; ) {
+            BlockStatus status = src.blockStatus(offset + done, n - done);
+            int length = (int) status.length();
+            ByteBuffer part = buf.slice(done, length);
+            if (status.zero()) {
+                while (part.remaining() >= 8) {
+                    part.putLong(0);
+                }
+                while (part.hasRemaining()) {
+                    part.put((byte) 0);
+                }
+            } else {
+                src.read(offset + done, part);
+                zero = false;
+            }
+            done += length;
+        }
+        return zero;
     }
 
     static boolean isZero(ByteBuffer b) {

@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.CompressedCluster;
 import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
@@ -36,16 +37,12 @@ final class CompressedSink implements ChunkCopy.Sink {
     }
 
     @Override
-    public void accept(long offset, ByteBuffer chunk) throws IOException {
+    public void accept(long offset, ByteBuffer chunk, boolean zero) throws IOException {
         try {
-            List<Step> steps = prepare(offset, chunk);
+            List<Step> steps = prepare(offset, chunk, zero);
             turns.await(offset);
             for (Step s : steps) {
-                if (s.data() == null) {
-                    target.writeZeroes(s.offset(), s.length(), false);
-                } else {
-                    target.writeCompressed(s.data());
-                }
+                write(s);
             }
             turns.pass(offset + chunk.remaining());
         } catch (IOException | RuntimeException e) {
@@ -54,9 +51,26 @@ final class CompressedSink implements ChunkCopy.Sink {
         }
     }
 
-    /** Decides and compresses the chunk's clusters; no write yet. */
-    private List<Step> prepare(long offset, ByteBuffer chunk) throws IOException {
+    private void write(Step s) throws IOException {
+        try {
+            if (s.data() == null) {
+                target.writeZeroes(s.offset(), s.length(), false);
+            } else {
+                target.writeCompressed(s.data());
+            }
+        } catch (UnsupportedFeatureException e) {
+            // qemu-img convert's report of a failed write (an image with a data file: "Operation not supported").
+            throw new UnsupportedFeatureException(e.feature(), "error while writing at byte " + s.offset() + ": "
+                    + e.getMessage());
+        }
+    }
+
+    /** Decides and compresses the chunk's clusters ({@code zero}: all known to be zeroes); no write yet. */
+    private List<Step> prepare(long offset, ByteBuffer chunk, boolean zero) throws IOException {
         List<Step> steps = new ArrayList<>();
+        if (zero && backing == null) {
+            return steps; // the chunk still takes its turn, writing nothing
+        }
         for (int at = chunk.position(); at < chunk.limit(); at += clusterSize) {
             int n = Math.min(clusterSize, chunk.limit() - at);
             ByteBuffer cluster = chunk.slice(at, n);
@@ -64,7 +78,8 @@ final class CompressedSink implements ChunkCopy.Sink {
             if (BackingCompare.needsNoWrite(backing, guest, cluster)) {
                 continue;
             }
-            steps.add(new Step(guest, n, ChunkCopy.isZero(cluster) ? null : target.compressCluster(guest, cluster)));
+            steps.add(new Step(guest, n, zero || ChunkCopy.isZero(cluster) ? null
+                    : target.compressCluster(guest, cluster)));
         }
         return steps;
     }

@@ -100,8 +100,8 @@ final class ConvertCommand implements Callable<Integer> {
 
     private void toRaw(BlockDevice src) throws IOException {
         try (Storage dst = FileStorage.create(Path.of(target), false)) {
-            copy(src, ChunkCopy.CHUNK, (off, buf) -> {
-                if (!ChunkCopy.isZero(buf)) {
+            copy(src, ChunkCopy.CHUNK, (off, buf, zero) -> {
+                if (!zero && !ChunkCopy.isZero(buf)) {
                     dst.write(buf, off);
                 }
             });
@@ -144,11 +144,11 @@ final class ConvertCommand implements Callable<Integer> {
                 return;
             }
             BlockDevice base = dst.backing();
-            copy(src, ChunkCopy.CHUNK, (off, buf) -> {
-                if (BackingCompare.needsNoWrite(base, off, buf)) {
+            copy(src, ChunkCopy.CHUNK, (off, buf, zero) -> {
+                if (zero && base == null || BackingCompare.needsNoWrite(base, off, buf)) {
                     return;
                 }
-                if (ChunkCopy.isZero(buf)) {
+                if (zero || ChunkCopy.isZero(buf)) {
                     // Over a backing file zeroes must be written, but need no data clusters.
                     dst.writeZeroes(off, buf.remaining(), false);
                 } else {

@@ -89,7 +89,7 @@ final class BlockStatusPath {
         }
         int inCluster = (int) (offset & (geometry.clusterSize() - 1));
         int sc = geometry.extendedL2() ? inCluster / geometry.subclusterSize() : 0;
-        SubclusterType type = typeOf(ref, sc);
+        SubclusterType type = mapper.subclusterType(ref, sc);
         readPath.validateHostOffset(type, ref, offset);
         requireValid(type, ref, cluster);
         if (type == SubclusterType.COMPRESSED) {
@@ -105,7 +105,7 @@ final class BlockStatusPath {
         // The run reached the end of its cluster: see whether the next cluster carries it on.
         for (long next = cluster + 1; end == next << bits && end < limit; next++) {
             L2Ref nextRef = mapper.lookup(next);
-            SubclusterType nextType = typeOf(nextRef, 0);
+            SubclusterType nextType = mapper.subclusterType(nextRef, 0);
             // QEMU fails on an invalid entry it meets while counting, not only on the first.
             requireValid(nextType, nextRef, next);
             long expectedHost = hostCluster + ((next - cluster) << bits);
@@ -117,20 +117,13 @@ final class BlockStatusPath {
         return new Run(type, Math.min(end, limit) - offset, hasHost ? hostCluster + inCluster : -1);
     }
 
-    private SubclusterType typeOf(L2Ref ref, int sc) {
-        if (geometry.extendedL2()) {
-            return L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile());
-        }
-        return L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
-    }
-
     /** Bytes from the cluster's start to the end of the run of {@code type} that includes subcluster {@code sc}. */
     private long sameTypeEnd(L2Ref ref, int sc, SubclusterType type) {
         if (!geometry.extendedL2()) {
             return geometry.clusterSize();
         }
         int end = sc + 1;
-        while (end < 32 && typeOf(ref, end) == type) {
+        while (end < 32 && mapper.subclusterType(ref, end) == type) {
             end++;
         }
         return (long) end * geometry.subclusterSize();

@@ -5,6 +5,8 @@ import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.format.SubclusterType;
 import java.io.IOException;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.StampedLock;
@@ -110,6 +112,16 @@ final class ClusterMapper {
     L2Words words(Slice slice, long cluster) {
         int at = entryInSlice(cluster);
         return new L2Words(slice.getLong(at), geometry.extendedL2() ? slice.getLong(at + 8) : 0);
+    }
+
+    /**
+     * The type of subcluster {@code sc} of the cluster whose entry is {@code ref}; with standard L2, where a cluster is
+     * its only subcluster, the cluster's type.
+     */
+    SubclusterType subclusterType(L2Ref ref, int sc) {
+        return geometry.extendedL2()
+                ? L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile())
+                : L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
     }
 
     /** Host offset of the L2 slice holding {@code cluster}'s entry in the table at {@code l2Offset}. */

@@ -13,7 +13,9 @@ import java.nio.ByteBuffer;
  * QEMU's qcow2_co_pwritev_compressed: a write of whole guest clusters (the disk's partial last cluster padded with
  * zeroes), each compressed with the image's codec and stored in host bytes packed by {@link CompressedAllocator};
  * a cluster that does not shrink is written as a normal cluster. Compressed data goes only into clusters without a
- * host offset. No sync on this path: {@link MetadataWriter#flush} orders what reaches the disk.
+ * host offset; with extended L2 the compressed cluster's bitmap becomes 0, whatever zero subclusters it had. Images
+ * with an external data file take no compressed writes, as in QEMU. No sync on this path:
+ * {@link MetadataWriter#flush} orders what reaches the disk.
  */
 final class CompressedWritePath {
     private final ImageGeometry geometry;
@@ -67,14 +69,7 @@ final class CompressedWritePath {
         if (!c.fits(geometry.clusterBits(), codec.type())) {
             throw new IllegalArgumentException("The cluster was compressed for another cluster size or codec");
         }
-        if (geometry.hasDataFile()) {
-            throw new UnsupportedFeatureException("compressed writes with an external data file",
-                    "Compressed writes are not supported on images with an external data file");
-        }
-        if (geometry.extendedL2()) {
-            throw new UnsupportedFeatureException("compressed writes with extended L2",
-                    "Compressed writes to images with extended L2 entries are not implemented yet");
-        }
+        refuseDataFile();
         if (!c.shrank()) {
             // As QEMU: the fallback is an ordinary write, whatever the cluster holds now.
             writePath.write(c.guestOffset(), c.data());
@@ -90,7 +85,8 @@ final class CompressedWritePath {
             long host = metadata.allocateCompressed(cluster, bytes.length);
             file.write(ByteBuffer.wrap(bytes), host);
             // The bytes are written before the entry that points to them is set; the refcount increase is
-            // already in the cache, so any flush carrying the entry carries (and first syncs) the increase.
+            // already in the cache, so any flush carrying the entry carries (and first syncs) the increase. With
+            // extended L2, link gives the entry the bitmap 0 that a compressed cluster must have.
             metadata.link(cluster, CompressedDescriptor.encode(host, bytes.length, geometry.clusterBits()));
         } finally {
             locks.unlock(cluster, held);
@@ -105,10 +101,23 @@ final class CompressedWritePath {
      * never shrink.
      */
     void padFileToSector() throws IOException {
+        refuseDataFile();
         long length = file.size();
         int gap = (int) (-length & (CompressedDescriptor.SECTOR - 1));
         if (gap != 0) {
             file.write(ByteBuffer.allocate(gap), length);
+        }
+    }
+
+    /**
+     * QEMU's qcow2_co_pwritev_compressed_part answers -ENOTSUP first thing on an image with an external data file
+     * (whose clusters sit at their guest offsets: there is nowhere to pack), whatever the data and even for the
+     * zero-length write that pads the file; qemu-io prints that errno's text.
+     */
+    private void refuseDataFile() throws UnsupportedFeatureException {
+        if (geometry.hasDataFile()) {
+            throw new UnsupportedFeatureException("compressed writes with an external data file",
+                    "Operation not supported");
         }
     }
 

@@ -1,9 +1,9 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.L2Entry;
-import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -11,15 +11,20 @@ import java.nio.ByteBuffer;
 /**
  * Discard and write-zeroes with QEMU's semantics (qcow2.md §3): whole clusters change their L2 entries (v3: the
  * zero flag, or with extended L2 an all-zero bitmap; v2: unallocated), freed clusters are dereferenced after the
- * next flush, and partial clusters are left alone by discard. Write-zeroes works in clusters, or with extended L2
- * in subclusters (their zero bits); the partial ones at either end are written as zeroes (QEMU's -ENOTSUP
- * fallback). A raw external data file is zeroed along with the metadata, so that it keeps holding the guest data.
+ * next flush, and partial clusters are left alone by discard. Write-zeroes works in the units QEMU's block layer
+ * splits it into for qcow2 (subclusters, or clusters with standard L2): a partial unit is zeroized whole when the
+ * rest of it reads as zeroes and it holds no data, and written as zeroes otherwise, as is whatever QEMU answers
+ * -ENOTSUP for. Like QEMU's get_cluster_table, both allocate (or copy from a snapshot) the L2 tables of the clusters
+ * they cover even where no entry changes. A raw external data file is zeroed along with the metadata, so that it
+ * keeps holding the guest data.
  */
 final class DiscardPath {
     private final ImageGeometry geometry;
     private final ClusterMapper mapper;
     private final MetadataWriter metadata;
     private final WritePath writePath;
+    /** Block status through the backing chain, for QEMU's is_zero test of what a partial unit leaves alone. */
+    private final BlockStatusPath statusPath;
     private final int version;
     /** The external data file when it is raw (data_file_raw): it must read as the guest sees the disk. Or null. */
     private final Storage rawDataFile;
@@ -27,11 +32,12 @@ final class DiscardPath {
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
 
     DiscardPath(ImageGeometry geometry, ClusterMapper mapper, MetadataWriter metadata, WritePath writePath,
-            int version, Storage rawDataFile) {
+            BlockStatusPath statusPath, int version, Storage rawDataFile) {
         this.geometry = geometry;
         this.mapper = mapper;
         this.metadata = metadata;
         this.writePath = writePath;
+        this.statusPath = statusPath;
         this.version = version;
         this.rawDataFile = rawDataFile;
     }
@@ -50,10 +56,16 @@ final class DiscardPath {
         if (end <= first) {
             return;
         }
+        discardClusters(first, end - first);
+        // QEMU passes the discard on to the data file (qemu-io does by default); a raw one must read zeroes now.
+        zeroRawDataFile(first * cs, Math.min(size, end * cs) - first * cs, true);
+    }
+
+    /** QEMU's discard_in_l2_slice (not a full discard): the clusters read back as zeroes (v3) or unallocated (v2). */
+    private void discardClusters(long first, long count) throws IOException {
         boolean backing = metadata.hasBacking();
         boolean extended = geometry.extendedL2();
-        metadata.rewriteWords(first, end - first, old -> {
-            // discard_in_l2_slice: reads back as zeroes (v3) or unallocated (v2 without backing).
+        metadata.rewriteWords(first, count, old -> {
             if (!backing && !allocated(type(old.entry()))) {
                 return old;
             }
@@ -62,143 +74,139 @@ final class DiscardPath {
             }
             return new L2Words(version >= 3 ? L2Entry.ZERO : 0, 0);
         });
-        // QEMU passes the discard on to the data file (qemu-io does by default); a raw one must read zeroes now.
-        zeroRawDataFile(first * cs, Math.min(size, end * cs) - first * cs, true);
     }
 
     /**
-     * QEMU's qcow2_co_pwrite_zeroes: whole clusters get the zero flag (freed when {@code mayUnmap}, or when
-     * compressed); partial clusters at either end are written as zeroes. With extended L2 the same in subclusters.
+     * QEMU's write-zeroes as bdrv_co_do_pwrite_zeroes splits it for qcow2, whose write-zeroes alignment is the
+     * subcluster (the cluster with standard L2): a partial unit at either end, then the whole units between them,
+     * the end of the disk counting as a unit edge. Whole units are zeroized in the metadata where QEMU can, and
+     * written as zeroes where it answers -ENOTSUP (the block layer's fallback).
      */
     void writeZeroes(long offset, long length, boolean mayUnmap, long size) throws IOException {
-        if (geometry.extendedL2()) {
-            writeZeroSubclusters(offset, length, mayUnmap, size);
-            return;
-        }
-        long cs = geometry.clusterSize();
+        long unit = zeroUnit();
         long end = offset + length;
-        long alignedStart = Math.min(end, ceilDiv(offset, cs) * cs);
-        long alignedEnd = end == size ? end : Math.max(alignedStart, end / cs * cs);
-        writeZeroBytes(offset, alignedStart - offset);
-        if (alignedEnd > alignedStart) {
-            zeroRawDataFile(alignedStart, alignedEnd - alignedStart, mayUnmap);
-            zeroClusters(alignedStart / cs, ceilDiv(alignedEnd, cs) - alignedStart / cs, mayUnmap, size);
-        }
-        writeZeroBytes(alignedEnd, end - alignedEnd);
-    }
-
-    private void zeroClusters(long first, long count, boolean mayUnmap, long size) throws IOException {
-        long cs = geometry.clusterSize();
-        if (version < 3) {
-            // v2 has no zero flag: without a backing file, unallocated reads as zeroes; with one, write zeroes.
-            if (!metadata.hasBacking()) {
-                metadata.rewrite(first, count, old -> 0);
-            } else {
-                writeZeroBytes(first * cs, Math.min(size, (first + count) * cs) - first * cs);
-            }
-            return;
-        }
-        boolean backing = metadata.hasBacking();
-        boolean extended = geometry.extendedL2();
-        metadata.rewriteWords(first, count, old -> {
-            // zero_in_l2_slice: compressed clusters are always unmapped; others only when allowed.
-            ClusterType type = type(old.entry());
-            boolean unmap = type == ClusterType.COMPRESSED || (mayUnmap && allocated(type));
-            long entry = unmap ? 0 : old.entry();
-            if (extended) {
-                return new L2Words(entry, L2Entry.BITMAP_ALL_ZEROES);
-            }
-            if (!backing && type == ClusterType.UNALLOCATED) {
-                return old; // already reads as zeroes
-            }
-            return new L2Words(entry | L2Entry.ZERO, 0);
-        });
-    }
-
-    /**
-     * Extended L2, as the block layer splits the request for qcow2 (its write-zeroes alignment is the
-     * subcluster): a partial subcluster at either end, then the whole subclusters between them
-     * (qcow2_subcluster_zeroize). The end of the disk counts as a subcluster edge.
-     */
-    private void writeZeroSubclusters(long offset, long length, boolean mayUnmap, long size) throws IOException {
-        long sc = geometry.subclusterSize();
-        long end = offset + length;
-        if (offset % sc != 0) {
-            long headEnd = Math.min(end, Bytes.alignUp(offset, sc));
-            zeroPartialSubcluster(offset, headEnd, mayUnmap, size);
+        if (offset % unit != 0) {
+            long headEnd = Math.min(end, Bytes.alignUp(offset, unit));
+            zeroPartialUnit(offset, headEnd, mayUnmap, size);
             offset = headEnd;
         }
-        long tailStart = end % sc == 0 || end == size ? end : Math.max(offset, end / sc * sc);
-        if (tailStart > offset) {
-            zeroize(offset, tailStart, mayUnmap, size);
+        long tailStart = end % unit == 0 || end == size ? end : Math.max(offset, end / unit * unit);
+        if (tailStart > offset && !zeroize(offset, tailStart, mayUnmap, size)) {
+            writeZeroBytes(offset, tailStart - offset);
         }
         if (end > tailStart) {
-            zeroPartialSubcluster(tailStart, end, mayUnmap, size);
+            zeroPartialUnit(tailStart, end, mayUnmap, size);
+        }
+    }
+
+    /** The block layer's write-zeroes alignment for qcow2 (QEMU's pwrite_zeroes_alignment = subcluster_size). */
+    private long zeroUnit() {
+        return geometry.extendedL2() ? geometry.subclusterSize() : geometry.clusterSize();
+    }
+
+    /**
+     * QEMU's qcow2_co_pwrite_zeroes for a piece {@code [from, to)} of one unit: if the unit holds no data
+     * (unallocated or zero) and the rest of it reads as zeroes, the whole unit is zeroized; otherwise the piece is
+     * written as zeroes. The guest cluster's lock is held throughout, so that no writer can put data into the rest
+     * of the unit between the test and the zeroizing (the lock is reentrant: the fallback write takes it again).
+     */
+    private void zeroPartialUnit(long from, long to, boolean mayUnmap, long size) throws IOException {
+        long unit = zeroUnit();
+        long start = from - from % unit;
+        long cluster = start >>> geometry.clusterBits();
+        int sc = (int) ((start & (geometry.clusterSize() - 1)) / geometry.subclusterSize());
+        ClusterLocks locks = writePath.clusterLocks();
+        ClusterLocks.Held held = locks.lock(cluster);
+        try {
+            boolean noData = switch (mapper.subclusterType(mapper.lookup(cluster), sc)) {
+                case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC, ZERO_PLAIN, ZERO_ALLOC -> true;
+                case NORMAL, COMPRESSED, INVALID -> false;
+            };
+            boolean zeroize = noData && readsAsZero(start, from) && readsAsZero(to, Math.min(start + unit, size));
+            if (!zeroize || !zeroize(start, start + unit, mayUnmap, size)) {
+                writeZeroBytes(from, to - from);
+            }
+        } finally {
+            locks.unlock(cluster, held);
         }
     }
 
     /**
-     * QEMU's qcow2_co_pwrite_zeroes for a request that covers only part of one subcluster: if the subcluster is
-     * unallocated or zero and the rest of it reads as zeroes, the whole subcluster becomes a zero subcluster;
-     * otherwise the bytes are written as zeroes. Unallocated subclusters over a backing file count as not zero
-     * here (QEMU asks the backing file's block status, which a BlockDevice does not tell).
+     * QEMU's is_zero: true if block status, asked through the backing chain, reports every byte of
+     * {@code [from, to)} as reading zeroes. (A raw backing file reports data throughout: Java cannot find its holes.)
      */
-    private void zeroPartialSubcluster(long from, long to, boolean mayUnmap, long size) throws IOException {
-        long cluster = from >>> geometry.clusterBits();
-        int sc = (int) ((from & (geometry.clusterSize() - 1)) / geometry.subclusterSize());
-        L2Ref ref = mapper.lookup(cluster);
-        SubclusterType type = L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile());
-        boolean zero = switch (type) {
-            case ZERO_PLAIN, ZERO_ALLOC -> true;
-            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> !metadata.hasBacking();
-            case NORMAL, COMPRESSED, INVALID -> false;
-        };
-        if (!zero) {
-            writeZeroBytes(from, to - from);
-            return;
+    boolean readsAsZero(long from, long to) throws IOException {
+        while (from < to) {
+            BlockStatus status = statusPath.status(from, to - from);
+            if (!status.zero()) {
+                return false;
+            }
+            from += status.length();
         }
-        long start = from - from % geometry.subclusterSize();
-        zeroize(start, start + geometry.subclusterSize(), mayUnmap, size);
+        return true;
     }
 
     /**
-     * QEMU's qcow2_subcluster_zeroize of {@code [from, to)} (subcluster-aligned, or reaching the end of the disk):
-     * the subclusters of a partial cluster at either end get their zero bits, whole clusters an all-zero bitmap.
+     * QEMU's qcow2_subcluster_zeroize of {@code [from, to)} (unit-aligned, or reaching the end of the disk): v3 sets
+     * the zero flag of whole clusters (with extended L2 an all-zero bitmap) and the zero bits of the subclusters of a
+     * partial cluster at either end; v2 without a backing file discards instead. False where QEMU answers -ENOTSUP
+     * and the caller must write zeroes: v2 with a backing file, or a compressed cluster only some of whose
+     * subclusters are to be zeroed (the metadata of the clusters before it may have been zeroized already, as in
+     * QEMU).
      */
-    private void zeroize(long from, long to, boolean mayUnmap, long size) throws IOException {
+    private boolean zeroize(long from, long to, boolean mayUnmap, long size) throws IOException {
         int bits = geometry.clusterBits();
         long cs = geometry.clusterSize();
         int sc = geometry.subclusterSize();
         zeroRawDataFile(from, Math.min(to, size) - from, mayUnmap);
+        if (version < 3) {
+            if (metadata.hasBacking()) {
+                return false; // no zero flag, and unallocated would show the backing file
+            }
+            discardClusters(from >>> bits, ceilDiv(Math.min(to, size) - from, cs));
+            return true;
+        }
         long head = Math.min(to, Bytes.alignUp(from, cs)) - from;
         if (head > 0) {
             int first = (int) ((from & (cs - 1)) / sc);
-            zeroSubclusters(from >>> bits, first, first + (int) ceilDiv(head, sc));
+            if (!zeroSubclusters(from >>> bits, first, first + (int) ceilDiv(head, sc))) {
+                return false;
+            }
             from += head;
         }
         long tail = to >= size ? 0 : to - Math.max(from, to & -cs);
         if (to - tail > from) {
-            zeroClusters(from >>> bits, ceilDiv(to - tail - from, cs), mayUnmap, size);
+            zeroClusters(from >>> bits, ceilDiv(to - tail - from, cs), mayUnmap);
         }
-        if (tail > 0) {
-            zeroSubclusters((to - tail) >>> bits, 0, (int) ceilDiv(tail, sc));
-        }
+        return tail == 0 || zeroSubclusters((to - tail) >>> bits, 0, (int) ceilDiv(tail, sc));
+    }
+
+    /**
+     * QEMU's zero_in_l2_slice: whole clusters read as zeroes, unallocated ones included; compressed clusters are
+     * always unmapped, other allocated ones only when {@code mayUnmap} (else they keep their host cluster).
+     */
+    private void zeroClusters(long first, long count, boolean mayUnmap) throws IOException {
+        boolean extended = geometry.extendedL2();
+        metadata.rewriteWords(first, count, old -> {
+            ClusterType type = type(old.entry());
+            boolean unmap = type == ClusterType.COMPRESSED || (mayUnmap && allocated(type));
+            long entry = unmap ? 0 : old.entry();
+            return extended ? new L2Words(entry, L2Entry.BITMAP_ALL_ZEROES) : new L2Words(entry | L2Entry.ZERO, 0);
+        });
     }
 
     /**
      * QEMU's zero_l2_subclusters: subclusters {@code [from, to)} of one cluster read as zeroes, not allocated;
-     * their host bytes stay in place. A compressed cluster cannot be zeroed in part (QEMU: -ENOTSUP), so those
-     * subclusters are written as zeroes instead, which copies the cluster.
+     * their host bytes stay in place. False, changing nothing, for a compressed cluster, which cannot be zeroed in
+     * part (QEMU: -ENOTSUP).
      */
-    private void zeroSubclusters(long cluster, int from, int to) throws IOException {
-        L2Ref ref = mapper.lookup(cluster);
-        if (type(ref.entry()) == ClusterType.COMPRESSED) {
-            long sc = geometry.subclusterSize();
-            writeZeroBytes((cluster << geometry.clusterBits()) + from * sc, (to - from) * sc);
-            return;
-        }
-        metadata.rewriteWords(cluster, 1, old -> type(old.entry()) == ClusterType.COMPRESSED ? old
-                : new L2Words(old.entry(), L2Entry.withZeroed(old.bitmap(), from, to)));
+    private boolean zeroSubclusters(long cluster, int from, int to) throws IOException {
+        boolean[] compressed = new boolean[1];
+        metadata.rewriteWords(cluster, 1, old -> {
+            compressed[0] = type(old.entry()) == ClusterType.COMPRESSED;
+            return compressed[0] ? old : new L2Words(old.entry(), L2Entry.withZeroed(old.bitmap(), from, to));
+        });
+        return !compressed[0];
     }
 
     /**

@@ -31,17 +31,29 @@ public final class ImageCreator {
     /** Creates (or truncates) the image at {@code path}, and its data file if the options name one. */
     public static void create(Path path, CreateOptions options) throws IOException {
         CreateOptions o = validate(options);
+        CreateLayout layout = layout(o);
         if (o.dataFile() != null) {
             Path dataPath = ReferencedFiles.resolve(path.toAbsolutePath().getParent(), o.dataFile(), "data file");
+            // A sparse file of (at least) the virtual size, raw or not, as qemu-img makes it.
             try (Storage data = FileStorage.create(dataPath, false)) {
-                data.setLength(o.dataFileRaw() || "metadata".equals(o.preallocation()) ? o.size() : 0);
+                data.setLength(layout.dataFileLength());
                 data.flush();
             }
         }
         try (Storage file = FileStorage.create(path, false)) {
-            write(file, o);
+            write(file, o, layout);
             file.flush();
         }
+    }
+
+    private static CreateLayout layout(CreateOptions o) throws ImageException {
+        int clusterBits = Integer.numberOfTrailingZeros(o.clusterSize());
+        int l2Bits = clusterBits - (o.extendedL2() ? 4 : 3);
+        int refcountOrder = Integer.numberOfTrailingZeros(o.refcountBits());
+        // QEMU's preallocation rounds the disk's end up to what one L2 entry's bitmap bit (or the entry) maps.
+        long unit = !"metadata".equals(o.preallocation()) ? 0
+                : o.extendedL2() ? o.clusterSize() / Limits.SUBCLUSTERS_PER_CLUSTER : o.clusterSize();
+        return CreateLayout.compute(o.size(), clusterBits, l2Bits, refcountOrder, unit, o.dataFile() == null);
     }
 
     /** Checks the options as QEMU's qcow2_co_create does and returns them with the size rounded up to 512. */
@@ -114,32 +126,23 @@ public final class ImageCreator {
         return o.withSize(Bytes.alignUp(o.size(), 512)).withPreallocation(prealloc);
     }
 
-    private static void write(Storage file, CreateOptions o) throws IOException {
+    private static void write(Storage file, CreateOptions o, CreateLayout layout) throws IOException {
         int clusterBits = Integer.numberOfTrailingZeros(o.clusterSize());
-        int l2Bits = clusterBits - (o.extendedL2() ? 4 : 3);
         int refcountOrder = Integer.numberOfTrailingZeros(o.refcountBits());
-        boolean preallocate = "metadata".equals(o.preallocation());
-        boolean hasDataFile = o.dataFile() != null;
-        CreateLayout layout = CreateLayout.compute(o.size(), clusterBits, l2Bits, refcountOrder, preallocate,
-                !hasDataFile);
-        long cs = layout.clusterSize();
-
         Header header = header(o, clusterBits, refcountOrder, layout);
         file.setLength(0);
         writeAt(file, 0, header.encode());
         writeRefcountTables(file, layout, refcountOrder);
 
-        // L1, and with preallocation the L2 tables mapping every guest cluster.
-        byte[] l1 = new byte[(int) (layout.l1Clusters() * cs)];
+        // L1 (its entries only, as QEMU writes it), and with preallocation the L2 tables mapping every guest cluster.
+        byte[] l1 = new byte[(int) (layout.l1Entries() * 8)];
         for (long t = 0; t < layout.l2Tables(); t++) {
-            Bytes.putLong(l1, (int) (t * 8), L1Entry.of(layout.l2Offset() + t * cs, true));
+            Bytes.putLong(l1, (int) (t * 8), L1Entry.of(layout.l2Offset(t), true));
         }
         if (l1.length > 0) {
             writeAt(file, layout.l1Offset(), l1);
         }
-        if (preallocate) {
-            writePreallocatedL2(file, o, layout, l2Bits, hasDataFile);
-        }
+        writePreallocatedL2(file, o, layout);
         file.setLength(layout.fileLength());
     }
 
@@ -209,14 +212,16 @@ public final class ImageCreator {
 
     /**
      * L2 tables whose entries map guest cluster i to consecutive host clusters, COPIED, as QEMU's metadata
-     * preallocation leaves them; with a data file, guest offset equals host offset in the data file.
+     * preallocation leaves them; with a data file, guest offset equals host offset in the data file. With extended
+     * L2 the subcluster bitmaps stay 0, as qemu-img 7.2 leaves them: the clusters are placed, but no subcluster is
+     * allocated (they read as zeroes, or from the backing file, until written).
      */
-    private static void writePreallocatedL2(Storage file, CreateOptions o, CreateLayout layout, int l2Bits,
-            boolean hasDataFile) throws IOException {
+    private static void writePreallocatedL2(Storage file, CreateOptions o, CreateLayout layout) throws IOException {
         long cs = layout.clusterSize();
         int entrySize = o.extendedL2() ? 16 : 8;
         long guestClusters = (o.size() + cs - 1) / cs;
-        long perTable = 1L << l2Bits;
+        long perTable = layout.l2Entries();
+        boolean hasDataFile = o.dataFile() != null;
         for (long t = 0; t < layout.l2Tables(); t++) {
             byte[] table = new byte[(int) cs];
             for (long i = 0; i < perTable; i++) {
@@ -224,22 +229,11 @@ public final class ImageCreator {
                 if (cluster >= guestClusters) {
                     break;
                 }
-                long host = hasDataFile ? cluster * cs : layout.dataOffset() + cluster * cs;
-                int at = (int) (i * entrySize);
-                Bytes.putLong(table, at, host | L2Entry.COPIED);
-                if (o.extendedL2()) {
-                    Bytes.putLong(table, at + 8, allocatedSubclusters(o.size() - cluster * cs, cs));
-                }
+                long host = hasDataFile ? cluster * cs : layout.dataOffset(cluster);
+                Bytes.putLong(table, (int) (i * entrySize), host | L2Entry.COPIED);
             }
-            writeAt(file, layout.l2Offset() + t * cs, table);
+            writeAt(file, layout.l2Offset(t), table);
         }
-    }
-
-    /** Allocation bits for the subclusters of a cluster that lie inside the disk ({@code remaining} bytes of it). */
-    private static long allocatedSubclusters(long remaining, long clusterSize) {
-        long sub = clusterSize / Limits.SUBCLUSTERS_PER_CLUSTER;
-        long n = Math.min(Limits.SUBCLUSTERS_PER_CLUSTER, (remaining + sub - 1) / sub);
-        return n == 32 ? L2Entry.BITMAP_ALLOC_MASK : (1L << n) - 1;
     }
 
     private static void writeAt(Storage file, long offset, byte[] data) throws IOException {

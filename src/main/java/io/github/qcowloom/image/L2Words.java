@@ -5,6 +5,4 @@ package io.github.qcowloom.image;
  * in a standard table). Request paths describe L2 changes as functions from the old words to the new.
  */
 record L2Words(long entry, long bitmap) {
-    /** An unallocated cluster with nothing set, as in a table that does not exist yet. */
-    static final L2Words EMPTY = new L2Words(0, 0);
 }

@@ -267,16 +267,16 @@ final class MetadataWriter implements ClusterSource {
     }
 
     /**
-     * Points {@code cluster}'s L2 entry at {@code newEntry} and dereferences what the old entry held, once the
-     * change is durable. The data the new entry points to has already been written.
+     * Points {@code cluster}'s L2 entry at {@code newEntry} (with extended L2, with a bitmap of 0, as a compressed
+     * cluster has it) and dereferences what the old entry held, once the change is durable. The data the new entry
+     * points to has already been written.
      */
     void link(long cluster, long newEntry) throws IOException {
         lock.lock();
         try {
             Slice slice = writableSlice(cluster);
-            int at = mapper.entryInSlice(cluster);
-            long old = slice.getLong(at);
-            slice.setLong(at, newEntry);
+            long old = mapper.words(slice, cluster).entry();
+            mapper.setWords(slice, cluster, new L2Words(newEntry, 0));
             if (L2Entry.hostOffset(old) != L2Entry.hostOffset(newEntry)) {
                 dereferenceLater(old);
             }
@@ -328,8 +328,9 @@ final class MetadataWriter implements ClusterSource {
 
     /**
      * Rewrites the L2 entries of {@code count} clusters from {@code first} with {@code rewrite} (old entry to new
-     * entry) and dereferences, after the next flush, what each replaced entry held when its offset changed. An
-     * absent L2 table is allocated only if the rewrite changes an empty entry (0).
+     * entry) and dereferences, after the next flush, what each replaced entry held when its offset changed. Like
+     * QEMU's get_cluster_table in discard and write-zeroes, it allocates absent L2 tables (and copies shared ones)
+     * even where no entry changes, so that tables and later data clusters land where QEMU puts them.
      */
     void rewrite(long first, long count, LongUnaryOperator rewrite) throws IOException {
         rewriteWords(first, count, w -> new L2Words(rewrite.applyAsLong(w.entry()), w.bitmap()));
@@ -340,16 +341,9 @@ final class MetadataWriter implements ClusterSource {
      * leave it so.
      */
     void rewriteWords(long first, long count, UnaryOperator<L2Words> rewrite) throws IOException {
-        boolean changesEmpty = !rewrite.apply(L2Words.EMPTY).equals(L2Words.EMPTY);
         lock.lock();
         try {
             for (long c = first; c < first + count; c++) {
-                int l1Index = (int) (c >>> geometry().l2Bits());
-                if (L1Entry.l2Offset(mapper.l1().get(l1Index)) == 0 && !changesEmpty) {
-                    // The whole table is absent and reads as the rewrite wants: skip to the next table.
-                    c = ((long) (l1Index + 1) << geometry().l2Bits()) - 1;
-                    continue;
-                }
                 Slice slice = writableSlice(c);
                 L2Words old = mapper.words(slice, c);
                 L2Words updated = rewrite.apply(old);

@@ -116,7 +116,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                         options.tuning().poolMax());
             }
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
-            this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, header.version(),
+            this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
                     header.dataFileRaw() ? dataFile : null);
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
                     ClusterCodec.forType(header.compressionType()));
@@ -434,8 +434,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * {@code offset} (it may end at the disk's end inside a cluster, which is padded with zeroes); each cluster is
      * stored compressed, or as a normal cluster when compression does not shrink it. A cluster that already has a
      * host offset cannot take compressed data ({@link io.github.qcowloom.api.ImageException}, QEMU's EIO); an
-     * unaligned request is an {@link OutOfRangeException} (QEMU's EINVAL). An empty {@code src} pads the file to
-     * whole sectors, as QEMU's zero-length compressed write does: see {@link #padFileToSector()}.
+     * unaligned request is an {@link OutOfRangeException} (QEMU's EINVAL); an image with an external data file takes
+     * none ({@link UnsupportedFeatureException}, QEMU's ENOTSUP). An empty {@code src} pads the file to whole
+     * sectors, as QEMU's zero-length compressed write does: see {@link #padFileToSector()}.
      */
     public void writeCompressed(long offset, ByteBuffer src) throws IOException {
         if (!src.hasRemaining()) {
@@ -551,7 +552,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             long end = Math.max(exposedEnd(oldSize, newSize), Math.min(newSize,
                     Bytes.alignUp(oldSize, geometry.clusterSize())));
             if (end > oldSize) {
-                writeZeroes(oldSize, end - oldSize, true);
+                // Nothing changes where the range already reads as zeroes (qemu-img resize changes no entry at all).
+                shared(oldSize, end - oldSize, true, () -> {
+                    if (!discardPath.readsAsZero(oldSize, end)) {
+                        discardPath.writeZeroes(oldSize, end - oldSize, true, size());
+                    }
+                });
             }
         }
     }

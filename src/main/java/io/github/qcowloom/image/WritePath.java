@@ -36,7 +36,7 @@ final class WritePath {
         this.data = data;
     }
 
-    /** The guest-cluster locks of in-flight allocations, which compressed writes take too. */
+    /** The guest-cluster locks of in-flight allocations, which compressed writes and partial zeroing take too. */
     ClusterLocks clusterLocks() {
         return clusterLocks;
     }
@@ -203,7 +203,7 @@ final class WritePath {
         int sc = geometry.extendedL2() ? geometry.subclusterSize() : (int) geometry.clusterSize();
         for (int i = range.from() / sc; i <= (range.to() - 1) / sc; i++) {
             boolean inCow = i * sc < range.start() || (i + 1) * sc > range.end();
-            if (inCow && !readsAsZero(subclusterType(ref, i))) {
+            if (inCow && !readsAsZero(mapper.subclusterType(ref, i))) {
                 return false;
             }
         }
@@ -216,12 +216,6 @@ final class WritePath {
             case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> !metadata.hasBacking();
             case NORMAL, COMPRESSED, INVALID -> false;
         };
-    }
-
-    private SubclusterType subclusterType(L2Ref ref, int sc) {
-        return geometry.extendedL2()
-                ? L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile())
-                : L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
     }
 
     /** The bytes of {@code range}: the new data, and around it what the guest saw there before. */

@@ -47,10 +47,11 @@ class CliConvertCompressedTest {
     /** How qemu-img map shows one guest cluster. */
     enum Stored { COMPRESSED, UNCOMPRESSED, ABSENT }
 
-    @ParameterizedTest(name = "{0}, {1}-byte clusters")
-    @CsvSource({"zlib, 512", "zlib, 4096", "zlib, 65536", "zlib, 2097152",
-        "zstd, 512", "zstd, 4096", "zstd, 65536", "zstd, 2097152"})
-    void compressesAsQemuImgDoes(String type, int clusterSize) throws IOException {
+    @ParameterizedTest(name = "{0}, {1}-byte clusters, extended L2 {2}")
+    @CsvSource({"zlib, 512, off", "zlib, 4096, off", "zlib, 65536, off", "zlib, 2097152, off",
+        "zstd, 512, off", "zstd, 4096, off", "zstd, 65536, off", "zstd, 2097152, off",
+        "zlib, 16384, on", "zstd, 65536, on", "zlib, 2097152, on"})
+    void compressesAsQemuImgDoes(String type, int clusterSize, String extendedL2) throws IOException {
         int size = Math.max(6 * clusterSize, 2 << 20) + 1536;
         byte[] raw = MixedData.generate(clusterSize, clusterSize, size);
         Arrays.fill(raw, clusterSize, 2 * clusterSize, MARK);
@@ -62,7 +63,7 @@ class CliConvertCompressedTest {
         Files.write(src, raw);
         Path ours = dir.resolve("ours.qcow2");
         Path theirs = dir.resolve("theirs.qcow2");
-        String opts = "cluster_size=" + clusterSize + ",compression_type=" + type;
+        String opts = "cluster_size=" + clusterSize + ",compression_type=" + type + ",extended_l2=" + extendedL2;
         Cli.Run r = ours("convert", "-c", "-f", "raw", "-O", "qcow2", "-o", opts, src.toString(), ours.toString());
         assertEquals(0, r.code(), r.err());
         Qemu.img("convert", "-c", "-f", "raw", "-O", "qcow2", "-o", opts, src.toString(), theirs.toString());
@@ -72,7 +73,9 @@ class CliConvertCompressedTest {
         assertTrue(Qemu.img("compare", "-f", "raw", "-F", "qcow2", src.toString(), ours.toString())
                 .contains("Images are identical"));
         Qemu.io(ours, "read -P 0x5a " + clusterSize + " " + clusterSize);
-        assertTrue(Qemu.img("info", ours.toString()).contains("compression type: " + type));
+        String info = Qemu.img("info", ours.toString());
+        assertTrue(info.contains("compression type: " + type), info);
+        assertTrue(info.contains("extended l2: " + extendedL2.equals("on")), info);
         List<Stored> stored = stored(ours, size, clusterSize);
         assertEquals(stored(theirs, size, clusterSize), stored, "clusters stored as qemu-img stores them");
         assertEquals(Stored.COMPRESSED, stored.get(1), "the marked cluster");
@@ -96,6 +99,28 @@ class CliConvertCompressedTest {
             assertTrue(ourClusters <= theirClusters + theirClusters / 10 + 1,
                     "host clusters: ours " + ourClusters + ", QEMU's " + theirClusters);
         }
+    }
+
+    /**
+     * A target with an external data file takes no compressed writes: the image is created, then the first cluster
+     * written fails with qemu-img's message and exit code.
+     */
+    @Test
+    void dataFileTargetFailsAsInQemuImg() throws IOException {
+        byte[] raw = new byte[4 << 20];
+        byte[] text = MixedData.generate(3, 65536, 4 << 20);
+        System.arraycopy(text, 0, raw, 3 << 16, 65536);
+        Path src = dir.resolve("src.raw");
+        Files.write(src, raw);
+        Qemu.Result theirs = Qemu.exec(List.of("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "-o",
+                "data_file=theirs.data", src.toString(), dir.resolve("theirs.qcow2").toString()), dir);
+        Cli.Run ours = ours("convert", "-c", "-f", "raw", "-O", "qcow2", "-o", "data_file=ours.data", src.toString(),
+                dir.resolve("ours.qcow2").toString());
+        assertEquals(1, theirs.exitCode());
+        assertEquals(theirs.exitCode(), ours.code());
+        assertEquals("qemu-img: error while writing at byte 196608: Operation not supported", theirs.stderr().strip());
+        assertEquals(theirs.stderr().strip().replace("qemu-img: ", "qcow2-loom: "), ours.err().strip());
+        assertTrue(Files.exists(dir.resolve("ours.data")), "created before the first write, as by qemu-img");
     }
 
     /** With -B only what differs from the backing file is written, compressed; equal clusters show through. */

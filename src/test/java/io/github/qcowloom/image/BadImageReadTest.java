@@ -46,7 +46,7 @@ class BadImageReadTest {
 
     /** 1 MiB, 64 KiB clusters, every guest cluster mapped (metadata preallocation); cluster 0 holds 0x5a. */
     private Path mappedImage(CreateOptions options) throws IOException {
-        Path image = create(dir.resolve("mapped.qcow2"), options.withPreallocation("metadata"));
+        Path image = ImagePoker.createMapped(dir.resolve("mapped.qcow2"), options);
         long data = L2Entry.hostOffset(getLong(image, l2EntryOffset(image, 0)));
         byte[] pattern = new byte[CLUSTER];
         Arrays.fill(pattern, (byte) 0x5a);

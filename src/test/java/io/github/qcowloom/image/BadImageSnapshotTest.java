@@ -178,7 +178,7 @@ class BadImageSnapshotTest {
     @Test
     void snapshotTableLargerThan64MiBIsTooLarge() throws IOException {
         Path image = image();
-        long table = Files.size(image);
+        long table = Bytes.alignUp(Files.size(image), CLUSTER);
         int entry = (int) Bytes.alignUp(40 + 65535 + 65535, 8);
         int count = 520;
         try (RandomAccessFile f = new RandomAccessFile(image.toFile(), "rw")) {

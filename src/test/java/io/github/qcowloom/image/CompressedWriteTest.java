@@ -52,7 +52,7 @@ class CompressedWriteTest {
     }
 
     /** A cluster of text (it compresses to about a third), different for every seed. */
-    private static byte[] textCluster(long seed) {
+    static byte[] textCluster(long seed) {
         // Cluster kinds are drawn per index; search for a TEXT cluster of this seed.
         for (int i = 0; ; i++) {
             if (MixedData.kind(seed, i) == MixedData.Kind.TEXT) {

@@ -88,6 +88,70 @@ class CreateInteropTest {
         }
     }
 
+    /** Metadata preallocation, extended L2 and external data files, in the combinations qemu-img accepts. */
+    static Stream<CreateOptions> layoutsToCompare() {
+        List<CreateOptions> out = new ArrayList<>();
+        long size = (5L << 20) + 1536;
+        for (int cs : new int[] {4096, 16384, 65536, 2 << 20}) {
+            for (boolean extended : new boolean[] {false, true}) {
+                if (extended && cs < 16384) {
+                    continue;
+                }
+                for (String prealloc : new String[] {"off", "metadata"}) {
+                    CreateOptions o = CreateOptions.defaults(size).withClusterSize(cs).withExtendedL2(extended)
+                            .withPreallocation(prealloc);
+                    out.add(o);
+                    out.add(o.withDataFile("d.data", false));
+                    out.add(o.withDataFile("d.data", true));
+                }
+            }
+        }
+        out.add(CreateOptions.defaults(1000).withDataFile("d.data", false));
+        out.add(CreateOptions.defaults(0).withDataFile("d.data", false));
+        out.add(CreateOptions.defaults(size).withRefcountBits(1).withExtendedL2(true).withPreallocation("metadata"));
+        out.add(CreateOptions.defaults(size).withVersion(2).withPreallocation("metadata"));
+        return out.stream();
+    }
+
+    /**
+     * The same options through qemu-img create and through us give the same image file byte for byte (so the same
+     * L2 entries and subcluster bitmaps), and a data file of the same length.
+     */
+    @ParameterizedTest
+    @MethodSource("layoutsToCompare")
+    void sameFilesAsQemuImgCreate(CreateOptions options) throws IOException {
+        Path qemuDir = Files.createDirectory(dir.resolve("qemu"));
+        Path oursDir = Files.createDirectory(dir.resolve("ours"));
+        // Relative data-file names: qemu-img resolves them against its working directory, we against the image's.
+        Qemu.imgIn(qemuDir, "create", "-q", "-f", "qcow2", "-o", qemuOptions(options), "x.qcow2",
+                Long.toString(options.size()));
+        ImageCreator.create(oursDir.resolve("x.qcow2"), options);
+        assertEquals(-1, Images.firstDifference(Files.readAllBytes(qemuDir.resolve("x.qcow2")),
+                Files.readAllBytes(oursDir.resolve("x.qcow2"))), "first byte where our image differs");
+        assertEquals(Files.size(qemuDir.resolve("x.qcow2")), Files.size(oursDir.resolve("x.qcow2")), "file length");
+        if (options.dataFile() != null) {
+            assertEquals(Files.size(qemuDir.resolve("d.data")), Files.size(oursDir.resolve("d.data")),
+                    "data file length");
+        }
+    }
+
+    /** qemu-img create's -o for {@code o}: compat and cluster size always, the rest where not the default. */
+    private static String qemuOptions(CreateOptions o) {
+        List<String> opts = new ArrayList<>(List.of("compat=" + (o.version() == 3 ? "1.1" : "0.10"),
+                "cluster_size=" + o.clusterSize(), "preallocation=" + o.preallocation()));
+        if (o.refcountBits() != 16) {
+            opts.add("refcount_bits=" + o.refcountBits());
+        }
+        if (o.extendedL2()) {
+            opts.add("extended_l2=on");
+        }
+        if (o.dataFile() != null) {
+            opts.add("data_file=" + o.dataFile());
+            opts.add("data_file_raw=" + (o.dataFileRaw() ? "on" : "off"));
+        }
+        return String.join(",", opts);
+    }
+
     @Test
     void backingFileAndFormatAreRecorded() throws IOException {
         Path base = dir.resolve("base.qcow2");

@@ -42,7 +42,7 @@ class DataFileWriteInteropTest {
         Qemu.assume();
     }
 
-    /** One data-file layout; {@code ours}: made by our ImageCreator (an empty data file), else by qemu-img. */
+    /** One data-file layout; {@code ours}: made by our ImageCreator, else by qemu-img. */
     record Layout(boolean raw, boolean extendedL2, int clusterSize, boolean backing, boolean ours) {
         @Override
         public String toString() {

@@ -11,6 +11,7 @@ import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -51,6 +52,25 @@ final class ImagePoker {
     /** A valid image at {@code path} made as qemu-img create would make it. */
     static Path create(Path path, CreateOptions options) throws IOException {
         ImageCreator.create(path, options);
+        return path;
+    }
+
+    /**
+     * A valid image whose every guest cluster maps to a host cluster (metadata preallocation, so reading a poked
+     * data cluster reads the pokes), with every subcluster of an extended-L2 image marked allocated: qemu-img's
+     * preallocation leaves the bitmaps 0, which would read zeroes whatever the clusters hold.
+     */
+    static Path createMapped(Path path, CreateOptions options) throws IOException {
+        create(path, options.withPreallocation("metadata"));
+        Header h = header(path);
+        if (h.extendedL2()) {
+            long clusters = (h.size() + h.clusterSize() - 1) / h.clusterSize();
+            long perTable = h.clusterSize() / h.l2EntrySize();
+            for (long c = 0; c < clusters; c++) {
+                long at = l2Offset(path, (int) (c / perTable)) + (c % perTable) * h.l2EntrySize();
+                putLong(path, at + 8, L2Entry.BITMAP_ALLOC_MASK);
+            }
+        }
         return path;
     }
 

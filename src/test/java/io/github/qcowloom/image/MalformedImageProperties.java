@@ -95,7 +95,7 @@ class MalformedImageProperties {
      */
     private static Seed seed(String name, CreateOptions options, boolean snapshot) throws IOException {
         Path image = dir.resolve(name + ".qcow2");
-        ImagePoker.create(image, options.withPreallocation("metadata"));
+        ImagePoker.createMapped(image, options);
         Header h = ImagePoker.header(image);
         int cs = (int) h.clusterSize();
         int entry = h.l2EntrySize();
