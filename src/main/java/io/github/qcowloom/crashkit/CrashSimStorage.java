@@ -107,6 +107,21 @@ public final class CrashSimStorage implements Storage {
     }
 
     @Override
+    public void extendTo(long end) throws IOException {
+        ensureOpen();
+        lock.lock();
+        try {
+            // Recorded as the setLength it is; writes hold the same lock, so none extends the file meanwhile.
+            if (current.size() < end) {
+                current.setLength(end);
+                log.add(new LoggedOp.SetLength(end));
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
     public void setLength(long length) throws IOException {
         ensureOpen();
         lock.lock();

@@ -137,6 +137,12 @@ public final class FaultStorage implements Storage {
     }
 
     @Override
+    public void extendTo(long end) throws IOException {
+        before(IoKind.WRITE);
+        inner.extendTo(end);
+    }
+
+    @Override
     public void setLength(long length) throws IOException {
         before(IoKind.WRITE);
         inner.setLength(length);

@@ -54,6 +54,11 @@ final class MetadataWriter implements ClusterSource {
     private final DeferredFrees frees = new DeferredFrees();
     /** Packs compressed clusters into host clusters; guarded by {@link #lock}. */
     private final CompressedAllocator compressedBytes;
+    /**
+     * The end of the highest data cluster an entry was pointed at since the last flush; guarded by {@link #lock}.
+     * The flush extends the data's file to it before writing the entries, see {@link #flush(boolean)}.
+     */
+    private long linkedEnd;
     /** Where the active L1 table lives; changes when it grows. */
     private volatile long l1Offset;
     /**
@@ -106,6 +111,7 @@ final class MetadataWriter implements ClusterSource {
     private long tagFresh(long host) throws IOException {
         return host >= file.size() ? host | FRESH : host;
     }
+
 
     /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
     void startPool(int low, int high, int max) {
@@ -277,6 +283,9 @@ final class MetadataWriter implements ClusterSource {
             Slice slice = writableSlice(cluster);
             long old = mapper.words(slice, cluster).entry();
             mapper.setWords(slice, cluster, new L2Words(newEntry, 0));
+            if ((newEntry & L2Entry.COMPRESSED) == 0) {
+                linkedEnd = Math.max(linkedEnd, L2Entry.hostOffset(newEntry) + geometry().clusterSize());
+            }
             if (L2Entry.hostOffset(old) != L2Entry.hostOffset(newEntry)) {
                 dereferenceLater(old);
             }
@@ -297,6 +306,7 @@ final class MetadataWriter implements ClusterSource {
             Slice slice = writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             mapper.setWords(slice, cluster, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
+            linkedEnd = Math.max(linkedEnd, L2Entry.hostOffset(newEntry) + geometry().clusterSize());
             if (L2Entry.hostOffset(old.entry()) != L2Entry.hostOffset(newEntry)) {
                 dereferenceLater(old.entry());
             }
@@ -665,6 +675,7 @@ final class MetadataWriter implements ClusterSource {
             List<TableCache.DirtyCopy> refblocks;
             List<TableCache.DirtyCopy> l2;
             List<DeferredFrees.Run> toFree;
+            long dataEnd;
             // One consistent cut: every L2 entry copied here was set after its refcount rose and its data was
             // written, so both are in this cut too.
             lock.lock();
@@ -672,6 +683,8 @@ final class MetadataWriter implements ClusterSource {
                 refblocks = withRefcounts ? refblockCache.copyDirty() : List.of();
                 l2 = mapper.l2Cache().copyDirty();
                 toFree = frees.takeAll();
+                dataEnd = linkedEnd;
+                linkedEnd = 0;
             } finally {
                 lock.unlock();
             }
@@ -682,6 +695,11 @@ final class MetadataWriter implements ClusterSource {
                 return;
             }
             refblockCache.writeBack(refblocks);
+            // A write into a fresh cluster writes only its data, so the file may end inside the cluster. Before an
+            // entry pointing to it can be durable, the file reaches the cluster's end (one small write per flush):
+            // every later write into the cluster is then in place, never an append that a crash could leave as
+            // garbage on a file system that persists a file's size before its data (crashkit's torn appends).
+            (dataFile != null ? dataFile : file).extendTo(dataEnd);
             file.event(StorageEvent.FLUSH);
             file.flush(); // refcounts and data before the L2 entries
             if (dataFile != null) {

@@ -81,21 +81,6 @@ final class WritePath {
     }
 
     /**
-     * Makes the file reach the end of the fresh cluster at {@code host}, whose data ends at {@code dataEnd}, by
-     * writing zeroes over its last block (the space between stays a hole). This write goes in the same epoch as
-     * the data, before the L2 entry can reach the disk, so a durable entry never points past the file's durable
-     * end: a later write into the cluster is then in place. Appended space a crash finds unwritten may hold
-     * garbage on file systems that persist a file's size before its data (crashkit's torn appends).
-     */
-    private void extendOverCluster(long host, long dataEnd) throws IOException {
-        long clusterSize = geometry.clusterSize();
-        if (dataEnd < clusterSize) {
-            long from = Math.max(dataEnd, clusterSize - Math.max(512, data.alignment()));
-            data.writeZeroes(host + from, clusterSize - from);
-        }
-    }
-
-    /**
      * Writes in place if the image owns the cluster alone and, with extended L2, every subcluster written to is
      * allocated; false if the cluster must be allocated or subclusters filled.
      */
@@ -149,7 +134,6 @@ final class WritePath {
         if ((tagged & MetadataWriter.FRESH) != 0 && cowReadsAsZero(ref, range)) {
             // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
             writeData(part.duplicate(), host + inCluster);
-            extendOverCluster(host, inCluster + part.remaining());
         } else {
             writeData(withCow(cluster, range, part), host + range.from());
         }

@@ -83,6 +83,11 @@ public final class CountingStorage implements Storage {
     }
 
     @Override
+    public void extendTo(long end) throws IOException {
+        delegate.extendTo(end);
+    }
+
+    @Override
     public void setLength(long length) throws IOException {
         delegate.setLength(length);
         setLengths.increment();

@@ -233,6 +233,26 @@ public final class FileStorage implements Storage {
     }
 
     @Override
+    public void extendTo(long end) throws IOException {
+        Ranges.checkPosition(end);
+        if (end <= size.get()) {
+            return; // the size never shrinks under a caller that only extends
+        }
+        ensureWritable();
+        Lock lock = sizeLock.writeLock();
+        lock.lock();
+        try {
+            // Writes hold the shared side, so no write is extending the file while its size is compared here.
+            if (size.get() < end) {
+                resizer.setLength(end);
+                size.set(end);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
     public int alignment() {
         return alignment;
     }

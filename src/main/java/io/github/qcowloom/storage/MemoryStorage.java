@@ -143,6 +143,18 @@ public final class MemoryStorage implements Storage {
     }
 
     @Override
+    public void extendTo(long end) throws IOException {
+        lock.writeLock().lock();
+        try {
+            if (size < end) {
+                setLength(end);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    @Override
     public void setLength(long length) throws IOException {
         Ranges.checkPosition(length);
         lock.writeLock().lock();

@@ -45,6 +45,12 @@ public interface Storage extends Closeable {
     void setLength(long length) throws IOException;
 
     /**
+     * Extends the file to {@code end} bytes if it is shorter, atomically with respect to concurrent writes (a
+     * write that has already extended the file further is never cut); the new space reads as zeroes.
+     */
+    void extendTo(long end) throws IOException;
+
+    /**
      * The alignment in bytes that offsets, lengths and direct buffers should respect for the fastest I/O (1 if
      * any). Misaligned requests still work, through copies.
      */

@@ -108,6 +108,18 @@ abstract class StorageContract {
     }
 
     @Test
+    void extendToOnlyEverGrowsTheFile() throws IOException {
+        Storage s = empty();
+        byte[] data = pattern(10_000, 6);
+        s.write(ByteBuffer.wrap(data), 0);
+        s.extendTo(4_000);
+        assertEquals(10_000, s.size());
+        s.extendTo(16_384);
+        assertEquals(16_384, s.size());
+        assertArrayEquals(Arrays.copyOf(data, 16_384), readAll(s));
+    }
+
+    @Test
     void punchHoleInTheMiddleZeroesAndKeepsSize() throws IOException {
         Storage s = empty();
         byte[] data = pattern(20_000, 5);
