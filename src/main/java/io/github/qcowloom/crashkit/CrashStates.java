@@ -1,11 +1,10 @@
 package io.github.qcowloom.crashkit;
 
-import io.github.qcowloom.storage.MemoryStorage;
-import java.io.IOException;
-import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.HashSet;
 import java.util.HexFormat;
@@ -18,12 +17,16 @@ import java.util.stream.Stream;
 
 /**
  * Enumerates the crash states of a recorded log: every prefix at an operation boundary, then subsets of each
- * epoch's operations applied in order on the durable state, without duplicates (SHA-256 of the bytes).
+ * epoch's operations applied in order on the durable state, without duplicates (SHA-256 of the non-zero bytes).
  */
 final class CrashStates {
     /** Operations between two completed flushes; {@code end} is the log index of the closing flush or the log's end. */
     private record Epoch(int number, List<Integer> ops, int end) {
     }
+
+    /** Block size of the dedup hash, which skips all-zero blocks. */
+    private static final int KEY_BLOCK = 4096;
+    private static final byte[] ZERO_BLOCK = new byte[KEY_BLOCK];
 
     private final byte[] initial;
     private final List<LoggedOp> log;
@@ -48,15 +51,22 @@ final class CrashStates {
                     full(all.ops().size()), 0));
         }
         List<Epoch> epochs = epochs();
+        boolean torn = options.mode() == CrashMode.TORN;
         byte[][] base = {initial};
         return epochs.stream().flatMap(epoch -> {
             byte[] durable = base[0];
-            base[0] = materialize(durable, epoch, epoch.ops().size(), full(epoch.ops().size()), null);
             int m = epoch.ops().size();
-            Stream<CrashState> prefixes = IntStream.rangeClosed(0, m).mapToObj(j ->
-                    state("crash before log op " + (j == m ? epoch.end() : epoch.ops().get(j)) + " (epoch "
-                            + epoch.number() + ", its first " + j + " of " + m + " ops)", durable, epoch, j,
-                            full(j), j));
+            byte[] all = materialize(durable, epoch, m, full(m), null);
+            base[0] = all;
+            Stream<CrashState> prefixes = IntStream.rangeClosed(0, m).mapToObj(j -> {
+                String description = "crash before log op " + (j == m ? epoch.end() : epoch.ops().get(j)) + " (epoch "
+                        + epoch.number() + ", its first " + j + " of " + m + " ops)";
+                // The first prefix is the durable image, and the last (unless dropped writes leave garbage) the one
+                // just built: no need to build them again.
+                byte[] built = j == 0 ? durable : j == m && !torn ? all : null;
+                return built != null ? new CrashState(description, built, flushesBefore[crashPoint(epoch, j)])
+                        : state(description, durable, epoch, j, full(j), j);
+            });
             boolean subsets = options.everyEpoch() || epoch.number() == epochs.size() - 1;
             return subsets ? Stream.concat(prefixes, subsets(durable, epoch)) : prefixes;
         }).filter(s -> seen.add(key(s)));
@@ -90,34 +100,48 @@ final class CrashStates {
                 chosen.add(any);
             }
         }
-        return IntStream.range(0, chosen.size()).mapToObj(i -> state("epoch " + epoch.number() + " (ops "
-                + opRange(epoch) + "), crash during its flush, subset " + positions(chosen.get(i), epoch)
-                + " survives", durable, epoch, m, chosen.get(i), i));
+        // Unless dropped writes leave garbage, a subset that is a prefix gives the image of that prefix's crash
+        // state, which the caller has produced already: skip it before it is built.
+        boolean torn = options.mode() == CrashMode.TORN;
+        return IntStream.range(0, chosen.size()).filter(i -> torn || !isPrefix(chosen.get(i)))
+                .mapToObj(i -> state("epoch " + epoch.number() + " (ops " + opRange(epoch)
+                        + "), crash during its flush, subset " + positions(chosen.get(i), epoch) + " survives",
+                        durable, epoch, m, chosen.get(i), i));
     }
 
     private CrashState state(String description, byte[] durable, Epoch epoch, int issued, BitSet kept, long salt) {
         Random garbage = options.mode() == CrashMode.TORN
                 ? new Random(options.seed() ^ (epoch.number() * 1_000_003L + salt * 7919 + issued)) : null;
         byte[] image = materialize(durable, epoch, issued, kept, garbage);
-        int crashPoint = issued == epoch.ops().size() ? epoch.end() : epoch.ops().get(issued);
-        return new CrashState(description, image, flushesBefore[crashPoint]);
+        return new CrashState(description, image, flushesBefore[crashPoint(epoch, issued)]);
+    }
+
+    /** The log index the crash falls before when the epoch's first {@code issued} operations were issued. */
+    private static int crashPoint(Epoch epoch, int issued) {
+        return issued == epoch.ops().size() ? epoch.end() : epoch.ops().get(issued);
     }
 
     private byte[] materialize(byte[] durable, Epoch epoch, int issued, BitSet kept, Random garbage) {
-        try {
-            MemoryStorage s = new MemoryStorage(durable);
-            for (int k = 0; k < issued; k++) {
-                LoggedOp op = log.get(epoch.ops().get(k));
-                if (kept.get(k)) {
-                    op.apply(s, garbage);
-                } else if (garbage != null) {
-                    op.tear(s, garbage);
-                }
+        // The largest size the file reaches, so that the bytes are copied once.
+        long size = durable.length;
+        long capacity = size;
+        for (int k = 0; k < issued; k++) {
+            boolean applied = kept.get(k);
+            if (applied || garbage != null) {
+                size = log.get(epoch.ops().get(k)).sizeAfter(size, applied);
+                capacity = Math.max(capacity, size);
             }
-            return s.snapshot();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
         }
+        StateImage s = new StateImage(durable, capacity);
+        for (int k = 0; k < issued; k++) {
+            LoggedOp op = log.get(epoch.ops().get(k));
+            if (kept.get(k)) {
+                op.apply(s, garbage);
+            } else if (garbage != null) {
+                op.tear(s, garbage);
+            }
+        }
+        return s.toArray();
     }
 
     private List<Epoch> epochs() {
@@ -150,6 +174,11 @@ final class CrashStates {
                 .collect(Collectors.joining(",", "{", "}"));
     }
 
+    /** True if {@code kept} is the first k operations for some k. */
+    private static boolean isPrefix(BitSet kept) {
+        return kept.nextClearBit(0) == kept.cardinality();
+    }
+
     private static BitSet full(int n) {
         BitSet b = new BitSet();
         b.set(0, n);
@@ -162,10 +191,24 @@ final class CrashStates {
         return b;
     }
 
+    /**
+     * SHA-256 of the image's length and of its non-zero 4 KiB blocks with their positions, with the durable flush
+     * count: images are mostly zeroes (a pool's clusters, unwritten space), and skipping those keeps hashing cheap.
+     */
     private static String key(CrashState s) {
+        byte[] image = s.image();
         try {
-            byte[] digest = MessageDigest.getInstance("SHA-256").digest(s.image());
-            return HexFormat.of().formatHex(digest) + "/" + s.durableFlushes();
+            MessageDigest digest = MessageDigest.getInstance("SHA-256");
+            ByteBuffer position = ByteBuffer.allocate(8);
+            for (int off = 0; off < image.length; off += KEY_BLOCK) {
+                int len = Math.min(KEY_BLOCK, image.length - off);
+                if (Arrays.mismatch(image, off, off + len, ZERO_BLOCK, 0, len) >= 0) {
+                    digest.update(position.putLong(0, off).array());
+                    digest.update(image, off, len);
+                }
+            }
+            digest.update(position.putLong(0, image.length).array());
+            return HexFormat.of().formatHex(digest.digest()) + "/" + s.durableFlushes();
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 is required of every JDK", e);
         }

@@ -29,6 +29,8 @@ public final class GuestHistory {
     public static final int SECTOR = 512;
     /** Length of the pseudo-random run a pattern repeats. */
     private static final int RUN = 32;
+    /** A zero sector, for comparing; never handed out. */
+    private static final byte[] ZEROES = new byte[SECTOR];
 
     // Per sector: entries (guest flushes completed before the request << 32 | value id), in request order.
     private final long[][] entries;
@@ -138,18 +140,10 @@ public final class GuestHistory {
 
     /** Ids sector {@code sector} may hold in a crash state in which {@code durableFlushes} host flushes completed. */
     public Set<Integer> legalValues(int sector, long durableFlushes) {
-        return legalValues(sector, durableFlushes, counts[sector]);
-    }
-
-    /** {@link #legalValues(int, long)} counting only the sector's first {@code upTo} entries (an earlier disk). */
-    Set<Integer> legalValues(int sector, long durableFlushes, int upTo) {
-        int durableGuest = 0;
-        while (durableGuest < guestFlushes && flushMarks[durableGuest] <= durableFlushes) {
-            durableGuest++;
-        }
+        int durableGuest = durableGuestFlushes(durableFlushes);
         Set<Integer> legal = new LinkedHashSet<>();
         int durableValue = 0;
-        for (int k = 0; k < upTo; k++) {
+        for (int k = 0; k < counts[sector]; k++) {
             long e = entries[sector][k];
             if ((e >>> 32) < durableGuest) {
                 durableValue = (int) e;
@@ -159,6 +153,38 @@ public final class GuestHistory {
         }
         legal.add(durableValue);
         return legal;
+    }
+
+    /**
+     * Whether {@code id} is among {@link #legalValues(int, long)}, without building the set, counting only the
+     * sector's first {@code upTo} entries ({@link #entryCount} for all; fewer for the disk as it was earlier).
+     */
+    boolean isLegal(int sector, long durableFlushes, int upTo, int id) {
+        int durableGuest = durableGuestFlushes(durableFlushes);
+        int durableValue = 0;
+        for (int k = 0; k < upTo; k++) {
+            long e = entries[sector][k];
+            if ((e >>> 32) < durableGuest) {
+                durableValue = (int) e;
+            } else if ((int) e == id) {
+                return true;
+            }
+        }
+        return durableValue == id;
+    }
+
+    /** Entries recorded before this many guest flushes are durable in a state with {@code durableFlushes}. */
+    private int durableGuestFlushes(long durableFlushes) {
+        int durableGuest = 0;
+        while (durableGuest < guestFlushes && flushMarks[durableGuest] <= durableFlushes) {
+            durableGuest++;
+        }
+        return durableGuest;
+    }
+
+    /** The number of entries recorded for {@code sector} so far. */
+    int entryCount(int sector) {
+        return counts[sector];
     }
 
     /**
@@ -273,7 +299,10 @@ public final class GuestHistory {
     /** The id {@code data} holds for sector {@code sector}, or -1 if it is no write's data for that sector. */
     public static int idOf(byte[] data, long sector) {
         int id = getInt(data, 0);
-        return (id == 0 || getInt(data, 4) == sector) && Arrays.equals(data, pattern(id, sector)) ? id : -1;
+        if (id == 0) {
+            return Arrays.equals(data, ZEROES) ? 0 : -1;
+        }
+        return getInt(data, 4) == sector && Arrays.equals(data, pattern(id, sector)) ? id : -1;
     }
 
     private void record(int sector, int id) {

@@ -1,85 +1,99 @@
 package io.github.qcowloom.crashkit;
 
-import io.github.qcowloom.storage.Storage;
-import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.Random;
 
-/** One storage operation as a {@link CrashSimStorage} recorded it, replayable onto another storage. */
+/** One storage operation as a {@link CrashSimStorage} recorded it, replayable onto a crash state's bytes. */
 sealed interface LoggedOp {
     /** Replays the operation; {@code garbage} non-null fills space it newly extends with garbage (torn mode). */
-    void apply(Storage s, Random garbage) throws IOException;
+    void apply(StateImage s, Random garbage);
 
     /** Replays a dropped operation in torn mode: its region (and any gap it extends over) gets garbage. */
-    void tear(Storage s, Random garbage) throws IOException;
+    void tear(StateImage s, Random garbage);
+
+    /** The file's size after the operation, applied ({@code kept}) or torn, on a file of {@code size} bytes. */
+    long sizeAfter(long size, boolean kept);
 
     /** A write of {@code data} at {@code offset}. */
     record Write(long offset, byte[] data) implements LoggedOp {
         @Override
-        public void apply(Storage s, Random garbage) throws IOException {
+        public void apply(StateImage s, Random garbage) {
             fillGap(s, offset, garbage);
-            s.write(ByteBuffer.wrap(data), offset);
+            s.write(offset, data);
         }
 
         @Override
-        public void tear(Storage s, Random garbage) throws IOException {
+        public void tear(StateImage s, Random garbage) {
             fillGap(s, offset, garbage);
-            writeGarbage(s, offset, data.length, garbage);
+            s.garbage(offset, data.length, garbage);
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return Math.max(size, offset + data.length);
         }
     }
 
     /** {@code length} zeroes at {@code offset} (write-zeroes, or a punched hole inside the file). */
     record Zero(long offset, long length) implements LoggedOp {
         @Override
-        public void apply(Storage s, Random garbage) throws IOException {
+        public void apply(StateImage s, Random garbage) {
             fillGap(s, offset, garbage);
-            s.writeZeroes(offset, length);
+            s.zero(offset, length);
         }
 
         @Override
-        public void tear(Storage s, Random garbage) throws IOException {
+        public void tear(StateImage s, Random garbage) {
             fillGap(s, offset, garbage);
-            writeGarbage(s, offset, length, garbage);
+            s.garbage(offset, length, garbage);
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return Math.max(size, offset + length);
         }
     }
 
     /** A truncation or extension to {@code length}. */
     record SetLength(long length) implements LoggedOp {
         @Override
-        public void apply(Storage s, Random garbage) throws IOException {
+        public void apply(StateImage s, Random garbage) {
             fillGap(s, length, garbage);
             s.setLength(length);
         }
 
         @Override
-        public void tear(Storage s, Random garbage) {
+        public void tear(StateImage s, Random garbage) {
             // A dropped size change leaves the old size.
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return kept ? length : size;
         }
     }
 
     /** A completed flush: it closes an epoch. */
     record Flush() implements LoggedOp {
         @Override
-        public void apply(Storage s, Random garbage) {
+        public void apply(StateImage s, Random garbage) {
             // Ordering only; the bytes do not change.
         }
 
         @Override
-        public void tear(Storage s, Random garbage) {
+        public void tear(StateImage s, Random garbage) {
             // Ordering only; the bytes do not change.
         }
-    }
 
-    private static void fillGap(Storage s, long end, Random garbage) throws IOException {
-        long size = s.size();
-        if (garbage != null && end > size) {
-            writeGarbage(s, size, end - size, garbage);
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return size;
         }
     }
 
-    private static void writeGarbage(Storage s, long offset, long length, Random garbage) throws IOException {
-        byte[] junk = new byte[(int) length];
-        garbage.nextBytes(junk);
-        s.write(ByteBuffer.wrap(junk), offset);
+    private static void fillGap(StateImage s, long end, Random garbage) {
+        long size = s.size();
+        if (garbage != null && end > size) {
+            s.garbage(size, end - size, garbage);
+        }
     }
 }
