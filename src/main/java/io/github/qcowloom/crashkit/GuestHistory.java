@@ -175,11 +175,18 @@ public final class GuestHistory {
 
     /** Entries recorded before this many guest flushes are durable in a state with {@code durableFlushes}. */
     private int durableGuestFlushes(long durableFlushes) {
-        int durableGuest = 0;
-        while (durableGuest < guestFlushes && flushMarks[durableGuest] <= durableFlushes) {
-            durableGuest++;
+        // The marks never decrease: count those at most durableFlushes by binary search.
+        int lo = 0;
+        int hi = guestFlushes;
+        while (lo < hi) {
+            int mid = (lo + hi) >>> 1;
+            if (flushMarks[mid] <= durableFlushes) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
         }
-        return durableGuest;
+        return lo;
     }
 
     /** The number of entries recorded for {@code sector} so far. */
