@@ -22,7 +22,8 @@ import java.util.Set;
  * {@link #snapshotCreated} keeps each sector's value at that moment as the snapshot's contents: creation flushes
  * everything first, so every earlier write is in the snapshot. {@link #snapshotApplied} records the snapshot's
  * contents as the disk's new values, {@link #snapshotDeleted} the deletion. Each of the three makes everything
- * before it durable and so also counts as a guest flush.
+ * before it durable and so counts as a guest flush once it returns (the history cannot tell when inside the
+ * operation that happened, so crash states during it may still show a value an earlier write replaced).
  */
 public final class GuestHistory {
     /** The sector size of the model. */

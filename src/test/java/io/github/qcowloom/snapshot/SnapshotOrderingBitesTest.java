@@ -23,8 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Proof that invariant f and the raw-metadata checks bite on the snapshot code: each package-private switch that
- * breaks one of its ordering rules makes some crash state of a snapshot workload fail; with the switches off, every
- * crash state of the same workload passes. The image is marked dirty during the edits, so these are caught before the
+ * breaks one of its ordering rules (or the apply's atomicity) makes some crash state of a snapshot workload fail;
+ * with the switches off, every crash state of the same workload passes. The image is marked dirty during the edits, so these are caught before the
  * repair on open could hide them.
  */
 class SnapshotOrderingBitesTest {
@@ -60,9 +60,58 @@ class SnapshotOrderingBitesTest {
                 .filter(c -> !c.ok()).toList();
     }
 
+    /**
+     * 512-byte clusters, so that the L1 table has many entries: data in the first and the last L2 table's range, a
+     * snapshot, both overwritten and flushed, then the snapshot applied. The failing crash states.
+     */
+    private List<CrashCheck> failuresOfApply() throws IOException {
+        Path file = dir.resolve("a.qcow2");
+        Files.deleteIfExists(file);
+        ImageCreator.create(file, CreateOptions.defaults(1 << 20).withClusterSize(512));
+        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(file));
+        GuestHistory history = new GuestHistory(1 << 20);
+        long last = (1 << 20) - 4096;
+        try (Qcow2Image img = Qcow2Image.open(sim, null, OpenOptions.readWriteDefaults().withPool(false))) {
+            for (int round = 0; round < 2; round++) {
+                for (long off : new long[] {0, last}) {
+                    img.write(off, ByteBuffer.wrap(history.write(off, 4096)));
+                }
+                if (round == 0) {
+                    long before = sim.flushCount();
+                    Snapshots.create(img, "s");
+                    history.snapshotCreated("s", before, sim.flushCount());
+                }
+            }
+            // Flushed, so that the old disk is exactly the last writes (the history cannot know that the apply's
+            // first step makes them durable, and without the flush would allow either value in each sector).
+            img.flush();
+            history.flushed(sim.flushCount());
+            long before = sim.flushCount();
+            Snapshots.apply(img, Snapshots.findByName(Snapshots.list(img), "s").orElseThrow());
+            history.snapshotApplied("s", before, sim.flushCount());
+        }
+        return sim.crashStates(CrashOptions.defaults()).map(s -> CrashInvariants.check(s, history))
+                .filter(c -> !c.ok()).toList();
+    }
+
     @Test
     void theOrderedSnapshotCodeSurvivesEveryCrashState() throws IOException {
         assertEquals(List.of(), failuresOfWorkload());
+        assertEquals(List.of(), failuresOfApply());
+    }
+
+    @Test
+    void anApplyThatSwitchesHalfTheTableFirstIsCaught() throws IOException {
+        ApplySnapshot.halfSwitchedForTest = true;
+        try {
+            List<CrashCheck> failed = failuresOfApply();
+            assertFalse(failed.isEmpty(), "the torn apply went unnoticed");
+            // Each sector alone holds a legal value; only the whole disk shows the mix.
+            assertTrue(failed.stream().allMatch(c -> c.message().contains("neither the old one nor the snapshot's")),
+                    failed.toString());
+        } finally {
+            ApplySnapshot.halfSwitchedForTest = false;
+        }
     }
 
     @Test
