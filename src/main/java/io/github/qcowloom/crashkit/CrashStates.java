@@ -8,12 +8,17 @@ import java.util.Arrays;
 import java.util.BitSet;
 import java.util.HashSet;
 import java.util.HexFormat;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
 
 /**
  * Enumerates the crash states of a recorded log: every prefix at an operation boundary, then subsets of each
@@ -50,6 +55,15 @@ final class CrashStates {
             return Stream.of(state("process kill after all " + log.size() + " ops", initial, all, all.ops().size(),
                     full(all.ops().size()), 0));
         }
+        // A stream pulled through its iterator hands over all of a flatMap's elements for one input at once: those
+        // are recipes here, which are cheap, and each image is built only when its turn comes.
+        Iterator<Supplier<CrashState>> recipes = recipes().iterator();
+        return StreamSupport.stream(Spliterators.spliteratorUnknownSize(recipes, Spliterator.ORDERED), false)
+                .map(Supplier::get).filter(s -> seen.add(key(s)));
+    }
+
+    /** How to build each crash state, epoch by epoch: every prefix, then the subsets. */
+    private Stream<Supplier<CrashState>> recipes() {
         List<Epoch> epochs = epochs();
         boolean torn = options.mode() == CrashMode.TORN;
         byte[][] base = {initial};
@@ -58,7 +72,7 @@ final class CrashStates {
             int m = epoch.ops().size();
             byte[] all = materialize(durable, epoch, m, full(m), null);
             base[0] = all;
-            Stream<CrashState> prefixes = IntStream.rangeClosed(0, m).mapToObj(j -> {
+            Stream<Supplier<CrashState>> prefixes = IntStream.rangeClosed(0, m).mapToObj(j -> () -> {
                 String description = "crash before log op " + (j == m ? epoch.end() : epoch.ops().get(j)) + " (epoch "
                         + epoch.number() + ", its first " + j + " of " + m + " ops)";
                 // The first prefix is the durable image, and the last (unless dropped writes leave garbage) the one
@@ -69,10 +83,10 @@ final class CrashStates {
             });
             boolean subsets = options.everyEpoch() || epoch.number() == epochs.size() - 1;
             return subsets ? Stream.concat(prefixes, subsets(durable, epoch)) : prefixes;
-        }).filter(s -> seen.add(key(s)));
+        });
     }
 
-    private Stream<CrashState> subsets(byte[] durable, Epoch epoch) {
+    private Stream<Supplier<CrashState>> subsets(byte[] durable, Epoch epoch) {
         int m = epoch.ops().size();
         List<BitSet> chosen = new ArrayList<>();
         if (m <= options.powersetMax()) {
@@ -104,7 +118,7 @@ final class CrashStates {
         // state, which the caller has produced already: skip it before it is built.
         boolean torn = options.mode() == CrashMode.TORN;
         return IntStream.range(0, chosen.size()).filter(i -> torn || !isPrefix(chosen.get(i)))
-                .mapToObj(i -> state("epoch " + epoch.number() + " (ops " + opRange(epoch)
+                .mapToObj(i -> () -> state("epoch " + epoch.number() + " (ops " + opRange(epoch)
                         + "), crash during its flush, subset " + positions(chosen.get(i), epoch) + " survives",
                         durable, epoch, m, chosen.get(i), i));
     }
