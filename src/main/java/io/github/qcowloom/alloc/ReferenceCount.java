@@ -154,6 +154,31 @@ public final class ReferenceCount {
         return Arrays.copyOf(activeData, activeDataCount);
     }
 
+    /**
+     * The entries of the active tree (L1 entries, then NORMAL and ZERO_ALLOC L2 entries) that have COPIED set on a
+     * cluster that, counting every tree, does not have exactly one reference: a write in place there would change
+     * what a snapshot sees. Missing flags are not listed (they only make writes copy).
+     */
+    public List<String> copiedOnShared() {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < activeL1.length; i++) {
+            long l2Offset = L1Entry.l2Offset(activeL1[i]);
+            if (L1Entry.copied(activeL1[i]) && l2Offset != 0 && references(l2Offset >>> clusterBits) != 1) {
+                out.add("L1 entry " + i + " (" + Long.toHexString(activeL1[i]) + ") has COPIED on an L2 table with "
+                        + references(l2Offset >>> clusterBits) + " references");
+            }
+        }
+        for (int i = 0; i < activeDataCount && !header.hasDataFile(); i++) {
+            long entry = activeData[i];
+            long cluster = L2Entry.hostOffset(entry) >>> clusterBits;
+            if (L2Entry.copied(entry) && references(cluster) != 1) {
+                out.add("L2 entry " + Long.toHexString(entry) + " has COPIED on a cluster with " + references(cluster)
+                        + " references");
+            }
+        }
+        return out;
+    }
+
     private void walk(Storage file, List<Snapshot> snapshots, long snapshotTableSize) throws IOException {
         // The header.
         add(0, clusterSize);

@@ -54,10 +54,6 @@ final class CheckedFile {
         return b;
     }
 
-    long readLong(long offset) throws IOException {
-        return Bytes.getLong(read(offset, 8), 0);
-    }
-
     void writeLong(long offset, long value) throws IOException {
         byte[] b = new byte[8];
         Bytes.putLong(b, 0, value);

@@ -1,5 +1,6 @@
 package io.github.qcowloom.check;
 
+import io.github.qcowloom.alloc.CopiedFlags;
 import io.github.qcowloom.alloc.RefcountComparison;
 import io.github.qcowloom.alloc.RefcountComparison.Mismatch;
 import io.github.qcowloom.alloc.RefcountRebuild;
@@ -127,7 +128,7 @@ public final class ImageChecker {
         // check_oflag_copied: -r all always repairs; -r leaks only if nothing else is left wrong.
         boolean fixCopied = mode == RepairMode.ALL || (after.leakCount() == 0 && after.corruptions().isEmpty()
                 && after.walkCorruptions() == 0 && after.checkErrors() == 0);
-        int copiedFixed = fixCopied ? CopiedFlags.repair(f, lines) : 0;
+        int copiedFixed = fixCopied ? CopiedFlags.repair(f.file, f.header, f.table, lines) : 0;
         f.writeBack();
         return new Fixed(o.corruptionsFixed() + copiedFixed, o.leaksFixed());
     }

@@ -18,10 +18,12 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * Checks invariants a–e of crash.md §3 on a crash state: it opens (a dirty image is repaired by a read-write
- * open; the corrupt bit is never set; only declared exceptions); the recount finds no corruption in a clean
- * image, and none and no leak after repair; metadata lies aligned inside the file; every guest sector holds a
- * legal value of the {@link GuestHistory}, so flushed data survived and no sector shows foreign bytes.
+ * Checks invariants a–g of crash.md §3 on a crash state: it opens (a dirty image is repaired by a read-write
+ * open; the corrupt bit is never set; only declared exceptions); no refcount is below its references and no COPIED
+ * flag is on a shared cluster (unless lazy refcounts leave refcounts to the repair); the recount finds no
+ * corruption in a clean image, and none and no leak after repair; metadata lies aligned inside the file; every
+ * guest sector holds a legal value of the {@link GuestHistory}, so flushed data survived and no sector shows
+ * foreign bytes; and the snapshots are those the history allows, each holding exactly its contents at creation.
  */
 public final class CrashInvariants {
     private static final int CHUNK = 64 * 1024;
@@ -41,34 +43,34 @@ public final class CrashInvariants {
     }
 
     private static CrashCheck checkOrThrow(CrashState state, GuestHistory history) throws IOException {
-        Header header = ImageMetadata.readHeader(MemoryStorage.readOnlyCopy(state.image()));
+        MemoryStorage asLeft = MemoryStorage.readOnlyCopy(state.image());
+        Header header = ImageMetadata.readHeader(asLeft);
         if (header.corrupt()) {
             return CrashCheck.fail(state, "a", "the corrupt bit is set");
         }
-        Qcow2Image.open(MemoryStorage.readOnlyCopy(state.image()), null, OpenOptions.readOnlyDefaults()).close();
-        if (!header.dirty()) {
-            // A dirty image (lazy refcounts, or clusters held in a pool) may disagree until its repair on open.
-            RefcountComparison raw = compare(MemoryStorage.readOnlyCopy(state.image()), false);
-            if (!raw.problems().isEmpty()) {
-                return CrashCheck.fail(state, "e", "metadata misplaced: " + raw.problems());
-            }
-            if (raw.corruptionCount() > 0) {
-                return CrashCheck.fail(state, "b", raw.corruptionCount()
-                        + " corruptions in an image not marked dirty: " + raw.messages());
-            }
+        CrashCheck raw = checkRawMetadata(state, asLeft, header);
+        if (!raw.ok()) {
+            return raw;
         }
+        Qcow2Image.open(asLeft, null, OpenOptions.readOnlyDefaults()).close();
         MemoryStorage repaired = new MemoryStorage(state.image());
+        List<Snapshot> listed;
         try (Qcow2Image image = Qcow2Image.open(repaired, null, OpenOptions.readWriteDefaults().withPool(false))) {
             CrashCheck data = checkData(state, history, image);
             if (!data.ok()) {
                 return data;
             }
+            listed = image.snapshots();
         }
         MemoryStorage after = new MemoryStorage(repaired.snapshot());
         if (ImageMetadata.readHeader(after).corrupt()) {
             return CrashCheck.fail(state, "a", "the corrupt bit is set after a read-write open");
         }
         RefcountComparison reopened = compare(after, true);
+        if (reopened.copiedMismatches() > 0) {
+            return CrashCheck.fail(state, "b", "COPIED flags disagree with the refcounts after the read-write open's"
+                    + " repair: " + reopened.problems());
+        }
         if (!reopened.problems().isEmpty()) {
             return CrashCheck.fail(state, "e", "metadata misplaced after the read-write open: "
                     + reopened.problems());
@@ -80,6 +82,36 @@ public final class CrashInvariants {
         RefcountComparison clean = compare(after, false);
         if (!clean.clean()) {
             return CrashCheck.fail(state, "b", "not clean after repairing leaks: " + clean.messages());
+        }
+        return listed.isEmpty() && history.snapshots().isEmpty() ? CrashCheck.OK
+                : checkSnapshots(state, history, after.snapshot(), listed);
+    }
+
+    /**
+     * The metadata as the crash left it. A clean image must check clean. A dirty one (lazy refcounts, clusters in a
+     * pool, a table edit under way) may leak and may have COPIED flags missing or following a leaked refcount, which
+     * the repair on open fixes; but unless lazy refcounts defer refcounts to that repair, no refcount may be below its
+     * references, and no COPIED flag may be on a cluster another tree shares.
+     */
+    private static CrashCheck checkRawMetadata(CrashState state, Storage file, Header header) throws IOException {
+        ReferenceCount refs = ReferenceCount.compute(file, header, ImageMetadata.readSnapshots(file, header));
+        RefcountComparison raw = RefcountComparison.compare(refs, refcountTable(file, header));
+        if (!refs.problems().isEmpty()) {
+            return CrashCheck.fail(state, "e", "metadata misplaced: " + refs.problems());
+        }
+        if (!header.dirty() && (raw.corruptionCount() > 0 || raw.checkErrors() > 0)) {
+            return CrashCheck.fail(state, "b", raw.corruptionCount() + " corruptions in an image not marked dirty: "
+                    + raw.messages());
+        }
+        if (!header.lazyRefcounts() && !raw.corruptions().isEmpty()) {
+            return CrashCheck.fail(state, "e", "a refcount below its references (a reference reached the disk before"
+                    + " its refcount): " + raw.corruptions().stream().map(RefcountComparison.Mismatch::message)
+                    .toList());
+        }
+        List<String> shared = refs.copiedOnShared();
+        if (!shared.isEmpty()) {
+            return CrashCheck.fail(state, "e", "COPIED on shared clusters (a write in place would change a snapshot): "
+                    + shared);
         }
         return CrashCheck.OK;
     }
@@ -105,6 +137,10 @@ public final class CrashInvariants {
             }
         }
         long size = Math.min(image.size(), modelled);
+        // A crash during an apply leaves the old disk or the snapshot's, not a mix of the two.
+        GuestHistory.ApplyRecord apply = history.applyInFlight(state.durableFlushes());
+        boolean allOld = true;
+        boolean allApplied = true;
         byte[] chunk = new byte[CHUNK];
         byte[] sector = new byte[GuestHistory.SECTOR];
         for (long off = 0; off < size; off += CHUNK) {
@@ -114,11 +150,82 @@ public final class CrashInvariants {
                 int s = (int) ((off + at) / GuestHistory.SECTOR);
                 System.arraycopy(chunk, at, sector, 0, GuestHistory.SECTOR);
                 int id = GuestHistory.idOf(sector, s);
-                Set<Integer> legal = history.legalValues(s, state.durableFlushes());
-                if (!legal.contains(id)) {
+                if (!history.isLegal(s, state.durableFlushes(), history.entryCount(s), id)) {
                     return CrashCheck.fail(state, id < 0 ? "c" : "d", "guest sector " + s + " (offset "
                             + (long) s * GuestHistory.SECTOR + ") holds " + GuestHistory.identify(sector, s)
-                            + "; legal: " + describe(legal));
+                            + "; legal: " + describe(history.legalValues(s, state.durableFlushes())));
+                }
+                if (apply != null) {
+                    allApplied &= id == apply.applied()[s];
+                    allOld &= history.isLegal(s, state.durableFlushes(), apply.entriesBefore()[s], id);
+                }
+            }
+        }
+        if (apply != null && !allOld && !allApplied) {
+            return CrashCheck.fail(state, "f", "a crash while snapshot '" + apply.name() + "' was applied left a disk"
+                    + " that is neither the old one nor the snapshot's");
+        }
+        return CrashCheck.OK;
+    }
+
+    /**
+     * Invariant f: every snapshot the image lists was created by the workload, is not durably deleted and reads
+     * exactly as the disk read when it was created (its size too); every snapshot created durably and not being
+     * deleted is listed.
+     */
+    private static CrashCheck checkSnapshots(CrashState state, GuestHistory history, byte[] image,
+            List<Snapshot> listed) throws IOException {
+        long durable = state.durableFlushes();
+        Set<String> names = new java.util.HashSet<>();
+        for (Snapshot s : listed) {
+            GuestHistory.SnapshotRecord r = history.snapshot(s.name());
+            String listing = "the image lists snapshot '" + s.name() + "' (id " + s.id() + ")";
+            if (!names.add(s.name())) {
+                return CrashCheck.fail(state, "f", listing + " twice");
+            }
+            if (r == null) {
+                return CrashCheck.fail(state, "f", listing + ", which no create made");
+            }
+            if (!r.mayExist(durable)) {
+                return CrashCheck.fail(state, "f", listing + ", which " + (r.deleted() && durable >= r.deletedAfter()
+                        ? "was deleted durably" : "had not been created yet"));
+            }
+            CrashCheck contents = checkSnapshotContents(state, image, s, r);
+            if (!contents.ok()) {
+                return contents;
+            }
+        }
+        for (GuestHistory.SnapshotRecord r : history.snapshots()) {
+            if (r.mustExist(durable) && !names.contains(r.name())) {
+                return CrashCheck.fail(state, "f", "snapshot '" + r.name() + "' was created durably"
+                        + (r.deleted() ? " and its delete had not begun" : "") + ", but the image does not list it");
+            }
+        }
+        return CrashCheck.OK;
+    }
+
+    private static CrashCheck checkSnapshotContents(CrashState state, byte[] image, Snapshot s,
+            GuestHistory.SnapshotRecord r) throws IOException {
+        try (Qcow2Image view = SnapshotView.open(image, s)) {
+            if (view.size() != r.size()) {
+                return CrashCheck.fail(state, "f", "snapshot '" + s.name() + "' has virtual size " + view.size()
+                        + ", not its size at creation " + r.size());
+            }
+            long modelled = (long) r.contents().length * GuestHistory.SECTOR;
+            byte[] chunk = new byte[CHUNK];
+            byte[] sector = new byte[GuestHistory.SECTOR];
+            for (long off = 0; off < view.size(); off += CHUNK) {
+                int len = (int) Math.min(CHUNK, view.size() - off);
+                view.read(off, ByteBuffer.wrap(chunk, 0, len));
+                for (int at = 0; at < len; at += GuestHistory.SECTOR) {
+                    long sec = (off + at) / GuestHistory.SECTOR;
+                    System.arraycopy(chunk, at, sector, 0, GuestHistory.SECTOR);
+                    int expected = off + at < modelled ? r.contents()[(int) sec] : 0;
+                    if (GuestHistory.idOf(sector, sec) != expected) {
+                        return CrashCheck.fail(state, "f", "snapshot '" + s.name() + "' sector " + sec + " holds "
+                                + GuestHistory.identify(sector, sec) + ", not its value at creation "
+                                + describe(Set.of(expected)));
+                    }
                 }
             }
         }
@@ -133,7 +240,7 @@ public final class CrashInvariants {
     private static RefcountComparison compare(Storage file, boolean repairLeaks) throws IOException {
         Header header = ImageMetadata.readHeader(file);
         List<Snapshot> snapshots = ImageMetadata.readSnapshots(file, header);
-        TableCache cache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
+        TableCache cache = refcountCache(file, header);
         RefcountTable table = new RefcountTable(file, header, cache);
         ReferenceCount refs = ReferenceCount.compute(file, header, snapshots);
         if (!repairLeaks) {
@@ -144,4 +251,11 @@ public final class CrashInvariants {
         return outcome.before();
     }
 
+    private static RefcountTable refcountTable(Storage file, Header header) throws IOException {
+        return new RefcountTable(file, header, refcountCache(file, header));
+    }
+
+    private static TableCache refcountCache(Storage file, Header header) {
+        return new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
+    }
 }

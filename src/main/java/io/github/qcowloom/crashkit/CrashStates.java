@@ -1,29 +1,37 @@
 package io.github.qcowloom.crashkit;
 
-import io.github.qcowloom.storage.MemoryStorage;
-import java.io.IOException;
-import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.BitSet;
 import java.util.HashSet;
 import java.util.HexFormat;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Random;
 import java.util.Set;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.function.Supplier;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
 
 /**
  * Enumerates the crash states of a recorded log: every prefix at an operation boundary, then subsets of each
- * epoch's operations applied in order on the durable state, without duplicates (SHA-256 of the bytes).
+ * epoch's operations applied in order on the durable state, without duplicates (SHA-256 of the non-zero bytes).
  */
 final class CrashStates {
     /** Operations between two completed flushes; {@code end} is the log index of the closing flush or the log's end. */
     private record Epoch(int number, List<Integer> ops, int end) {
     }
+
+    /** Block size of the dedup hash, which skips all-zero blocks. */
+    private static final int KEY_BLOCK = 4096;
+    private static final byte[] ZERO_BLOCK = new byte[KEY_BLOCK];
 
     private final byte[] initial;
     private final List<LoggedOp> log;
@@ -47,22 +55,38 @@ final class CrashStates {
             return Stream.of(state("process kill after all " + log.size() + " ops", initial, all, all.ops().size(),
                     full(all.ops().size()), 0));
         }
+        // A stream pulled through its iterator hands over all of a flatMap's elements for one input at once: those
+        // are recipes here, which are cheap, and each image is built only when its turn comes.
+        Iterator<Supplier<CrashState>> recipes = recipes().iterator();
+        return StreamSupport.stream(Spliterators.spliteratorUnknownSize(recipes, Spliterator.ORDERED), false)
+                .map(Supplier::get).filter(s -> seen.add(key(s)));
+    }
+
+    /** How to build each crash state, epoch by epoch: every prefix, then the subsets. */
+    private Stream<Supplier<CrashState>> recipes() {
         List<Epoch> epochs = epochs();
+        boolean torn = options.mode() == CrashMode.TORN || options.mode() == CrashMode.TORN_APPENDS;
         byte[][] base = {initial};
         return epochs.stream().flatMap(epoch -> {
             byte[] durable = base[0];
-            base[0] = materialize(durable, epoch, epoch.ops().size(), full(epoch.ops().size()), null);
             int m = epoch.ops().size();
-            Stream<CrashState> prefixes = IntStream.rangeClosed(0, m).mapToObj(j ->
-                    state("crash before log op " + (j == m ? epoch.end() : epoch.ops().get(j)) + " (epoch "
-                            + epoch.number() + ", its first " + j + " of " + m + " ops)", durable, epoch, j,
-                            full(j), j));
+            byte[] all = materialize(durable, epoch, m, full(m), null);
+            base[0] = all;
+            Stream<Supplier<CrashState>> prefixes = IntStream.rangeClosed(0, m).mapToObj(j -> () -> {
+                String description = "crash before log op " + (j == m ? epoch.end() : epoch.ops().get(j)) + " (epoch "
+                        + epoch.number() + ", its first " + j + " of " + m + " ops)";
+                // The first prefix is the durable image, and the last (unless dropped writes leave garbage) the one
+                // just built: no need to build them again.
+                byte[] built = j == 0 ? durable : j == m && !torn ? all : null;
+                return built != null ? new CrashState(description, built, flushesBefore[crashPoint(epoch, j)])
+                        : state(description, durable, epoch, j, full(j), j);
+            });
             boolean subsets = options.everyEpoch() || epoch.number() == epochs.size() - 1;
             return subsets ? Stream.concat(prefixes, subsets(durable, epoch)) : prefixes;
-        }).filter(s -> seen.add(key(s)));
+        });
     }
 
-    private Stream<CrashState> subsets(byte[] durable, Epoch epoch) {
+    private Stream<Supplier<CrashState>> subsets(byte[] durable, Epoch epoch) {
         int m = epoch.ops().size();
         List<BitSet> chosen = new ArrayList<>();
         if (m <= options.powersetMax()) {
@@ -90,9 +114,13 @@ final class CrashStates {
                 chosen.add(any);
             }
         }
-        return IntStream.range(0, chosen.size()).mapToObj(i -> state("epoch " + epoch.number() + " (ops "
-                + opRange(epoch) + "), crash during its flush, subset " + positions(chosen.get(i), epoch)
-                + " survives", durable, epoch, m, chosen.get(i), i));
+        // Unless dropped writes leave garbage, a subset that is a prefix gives the image of that prefix's crash
+        // state, which the caller has produced already: skip it before it is built.
+        boolean torn = options.mode() == CrashMode.TORN || options.mode() == CrashMode.TORN_APPENDS;
+        return IntStream.range(0, chosen.size()).filter(i -> torn || !isPrefix(chosen.get(i)))
+                .mapToObj(i -> () -> state("epoch " + epoch.number() + " (ops " + opRange(epoch)
+                        + "), crash during its flush, subset " + positions(chosen.get(i), epoch) + " survives",
+                        durable, epoch, m, chosen.get(i), i));
     }
 
     private CrashState state(String description, byte[] durable, Epoch epoch, int issued, BitSet kept, long salt) {
@@ -104,25 +132,35 @@ final class CrashStates {
             case SECTOR_ATOMIC, PROCESS_KILL -> null;
         };
         byte[] image = materialize(durable, epoch, issued, kept, garbage);
-        int crashPoint = issued == epoch.ops().size() ? epoch.end() : epoch.ops().get(issued);
-        return new CrashState(description, image, flushesBefore[crashPoint]);
+        return new CrashState(description, image, flushesBefore[crashPoint(epoch, issued)]);
+    }
+
+    /** The log index the crash falls before when the epoch's first {@code issued} operations were issued. */
+    private static int crashPoint(Epoch epoch, int issued) {
+        return issued == epoch.ops().size() ? epoch.end() : epoch.ops().get(issued);
     }
 
     private byte[] materialize(byte[] durable, Epoch epoch, int issued, BitSet kept, Garbage garbage) {
-        try {
-            MemoryStorage s = new MemoryStorage(durable);
-            for (int k = 0; k < issued; k++) {
-                LoggedOp op = log.get(epoch.ops().get(k));
-                if (kept.get(k)) {
-                    op.apply(s, garbage);
-                } else if (garbage != null) {
-                    op.tear(s, garbage);
-                }
+        // The largest size the file reaches, so that the bytes are copied once.
+        long size = durable.length;
+        long capacity = size;
+        for (int k = 0; k < issued; k++) {
+            boolean applied = kept.get(k);
+            if (applied || garbage != null) {
+                size = log.get(epoch.ops().get(k)).sizeAfter(size, applied);
+                capacity = Math.max(capacity, size);
             }
-            return s.snapshot();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
         }
+        StateImage s = new StateImage(durable, capacity);
+        for (int k = 0; k < issued; k++) {
+            LoggedOp op = log.get(epoch.ops().get(k));
+            if (kept.get(k)) {
+                op.apply(s, garbage);
+            } else if (garbage != null) {
+                op.tear(s, garbage);
+            }
+        }
+        return s.toArray();
     }
 
     private List<Epoch> epochs() {
@@ -155,6 +193,11 @@ final class CrashStates {
                 .collect(Collectors.joining(",", "{", "}"));
     }
 
+    /** True if {@code kept} is the first k operations for some k. */
+    private static boolean isPrefix(BitSet kept) {
+        return kept.nextClearBit(0) == kept.cardinality();
+    }
+
     private static BitSet full(int n) {
         BitSet b = new BitSet();
         b.set(0, n);
@@ -167,10 +210,24 @@ final class CrashStates {
         return b;
     }
 
+    /**
+     * SHA-256 of the image's length and of its non-zero 4 KiB blocks with their positions, with the durable flush
+     * count: images are mostly zeroes (a pool's clusters, unwritten space), and skipping those keeps hashing cheap.
+     */
     private static String key(CrashState s) {
+        byte[] image = s.image();
         try {
-            byte[] digest = MessageDigest.getInstance("SHA-256").digest(s.image());
-            return HexFormat.of().formatHex(digest) + "/" + s.durableFlushes();
+            MessageDigest digest = MessageDigest.getInstance("SHA-256");
+            ByteBuffer position = ByteBuffer.allocate(8);
+            for (int off = 0; off < image.length; off += KEY_BLOCK) {
+                int len = Math.min(KEY_BLOCK, image.length - off);
+                if (Arrays.mismatch(image, off, off + len, ZERO_BLOCK, 0, len) >= 0) {
+                    digest.update(position.putLong(0, off).array());
+                    digest.update(image, off, len);
+                }
+            }
+            digest.update(position.putLong(0, image.length).array());
+            return HexFormat.of().formatHex(digest.digest()) + "/" + s.durableFlushes();
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 is required of every JDK", e);
         }

@@ -1,8 +1,5 @@
 package io.github.qcowloom.crashkit;
 
-import io.github.qcowloom.storage.Storage;
-import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.Random;
 
 /**
@@ -16,14 +13,12 @@ import java.util.Random;
 record Garbage(Random random, long from, boolean inGaps) {
 
     /** Garbage over the part of [offset, offset + length) at or beyond {@link #from}; the file grows to cover it. */
-    void tear(Storage s, long offset, long length) throws IOException {
+    void tear(StateImage s, long offset, long length) {
         long start = Math.max(offset, from);
         long end = offset + length;
         if (start < end) {
             fillGap(s, start);
-            byte[] junk = new byte[(int) (end - start)];
-            random.nextBytes(junk);
-            s.write(ByteBuffer.wrap(junk), start);
+            s.garbage(start, end - start, random);
         }
     }
 
@@ -31,12 +26,10 @@ record Garbage(Random random, long from, boolean inGaps) {
      * Before an operation that extends the file to {@code end}: garbage over the space between the file's end and
      * {@code end} when {@link #inGaps}, else nothing (the operation's own extension leaves zeros there).
      */
-    void fillGap(Storage s, long end) throws IOException {
+    void fillGap(StateImage s, long end) {
         long size = s.size();
         if (inGaps && end > size) {
-            byte[] junk = new byte[(int) (end - size)];
-            random.nextBytes(junk);
-            s.write(ByteBuffer.wrap(junk), size);
+            s.garbage(size, end - size, random);
         }
     }
 }

@@ -1,73 +1,93 @@
 package io.github.qcowloom.crashkit;
 
-import io.github.qcowloom.storage.Storage;
-import java.io.IOException;
-import java.nio.ByteBuffer;
 
-/** One storage operation as a {@link CrashSimStorage} recorded it, replayable onto another storage. */
+/** One storage operation as a {@link CrashSimStorage} recorded it, replayable onto a crash state's bytes. */
 sealed interface LoggedOp {
-    /** Replays the operation; {@code garbage} non-null may fill space it newly extends (torn modes). */
-    void apply(Storage s, Garbage garbage) throws IOException;
+    /** Replays the operation; {@code garbage} non-null fills space it newly extends with garbage (torn mode). */
+    void apply(StateImage s, Garbage garbage);
 
-    /** Replays a dropped operation in a torn mode: {@code garbage} decides what of its region gets garbage. */
-    void tear(Storage s, Garbage garbage) throws IOException;
+    /** Replays a dropped operation in torn mode: its region (and any gap it extends over) gets garbage. */
+    void tear(StateImage s, Garbage garbage);
+
+    /** The file's size after the operation, applied ({@code kept}) or torn, on a file of {@code size} bytes. */
+    long sizeAfter(long size, boolean kept);
 
     /** A write of {@code data} at {@code offset}. */
     record Write(long offset, byte[] data) implements LoggedOp {
         @Override
-        public void apply(Storage s, Garbage garbage) throws IOException {
+        public void apply(StateImage s, Garbage garbage) {
             fillGap(s, offset, garbage);
-            s.write(ByteBuffer.wrap(data), offset);
+            s.write(offset, data);
         }
 
         @Override
-        public void tear(Storage s, Garbage garbage) throws IOException {
+        public void tear(StateImage s, Garbage garbage) {
             garbage.tear(s, offset, data.length);
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return Math.max(size, offset + data.length);
         }
     }
 
     /** {@code length} zeroes at {@code offset} (write-zeroes, or a punched hole inside the file). */
     record Zero(long offset, long length) implements LoggedOp {
         @Override
-        public void apply(Storage s, Garbage garbage) throws IOException {
+        public void apply(StateImage s, Garbage garbage) {
             fillGap(s, offset, garbage);
-            s.writeZeroes(offset, length);
+            s.zero(offset, length);
         }
 
         @Override
-        public void tear(Storage s, Garbage garbage) throws IOException {
+        public void tear(StateImage s, Garbage garbage) {
             garbage.tear(s, offset, length);
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return Math.max(size, offset + length);
         }
     }
 
     /** A truncation or extension to {@code length}. */
     record SetLength(long length) implements LoggedOp {
         @Override
-        public void apply(Storage s, Garbage garbage) throws IOException {
+        public void apply(StateImage s, Garbage garbage) {
             fillGap(s, length, garbage);
             s.setLength(length);
         }
 
         @Override
-        public void tear(Storage s, Garbage garbage) {
+        public void tear(StateImage s, Garbage garbage) {
             // A dropped size change leaves the old size.
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return kept ? length : size;
         }
     }
 
     /** A completed flush: it closes an epoch. */
     record Flush() implements LoggedOp {
         @Override
-        public void apply(Storage s, Garbage garbage) {
+        public void apply(StateImage s, Garbage garbage) {
             // Ordering only; the bytes do not change.
         }
 
         @Override
-        public void tear(Storage s, Garbage garbage) {
+        public void tear(StateImage s, Garbage garbage) {
             // Ordering only; the bytes do not change.
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return size;
         }
     }
 
-    private static void fillGap(Storage s, long end, Garbage garbage) throws IOException {
+    private static void fillGap(StateImage s, long end, Garbage garbage) {
         if (garbage != null) {
             garbage.fillGap(s, end);
         }

@@ -375,6 +375,11 @@ final class MetadataWriter implements ClusterSource {
         overlap.check(host, length, "data write");
     }
 
+    /** Sets the dirty bit and syncs (once): a table edit's changes may leak or leave COPIED flags to repair. */
+    void markDirty() throws IOException {
+        headerBits.markDirty();
+    }
+
     /** Marks the image corrupt on disk (QEMU's qcow2_signal_corruption on a writable image). */
     void markCorrupt() throws IOException {
         headerBits.markCorrupt();
@@ -542,8 +547,8 @@ final class MetadataWriter implements ClusterSource {
      * Runs {@code body} while nothing else touches the metadata: the flush lock keeps flushes (and the pool's idle
      * flush) out, the image lock's exclusive side keeps requests out (they wait, then continue), the metadata lock
      * keeps the pool's refills out. Everything pending is flushed before {@code body} runs (so no deferred free is
-     * outstanding and every refcount is current) and after it. The lock order is a flush's: flush lock, image
-     * lock, metadata lock.
+     * outstanding and every refcount is current) and after it, and then the dirty bit an edit set is cleared (unless
+     * the pool holds clusters). The lock order is a flush's: flush lock, image lock, metadata lock.
      */
     <T> T exclusively(Exclusive<T> body) throws IOException {
         flushLock.lock();
@@ -554,7 +559,7 @@ final class MetadataWriter implements ClusterSource {
                 try {
                     flushEverything();
                     T result = body.run();
-                    flushEverything();
+                    flushUntilClean();
                     return result;
                 } finally {
                     lock.unlock();

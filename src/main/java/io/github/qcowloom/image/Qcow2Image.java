@@ -1,9 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.ClusterPool;
-import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
-import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.alloc.TreeRefcounts;
 import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
@@ -101,9 +99,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
             RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
             HeaderBits headerBits = new HeaderBits(file, header.version(), header.incompatibleFeatures());
-            if (header.dirty()) {
-                repairDirty(file, header, snapshots, refcounts, refblockCache, headerBits);
-            }
             this.metadata = new MetadataWriter(file, dataFile, mapper, refblockCache, refcounts,
                     header.l1TableOffset(), imageLock.writeLock(), header.backingFile() != null, headerBits,
                     header.lazyRefcounts());
@@ -177,6 +172,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 backing = openBacking(imageDir, header, options, depth);
                 opened.add(backing);
             }
+            if (header.dirty() && !options.readOnly()) {
+                // QEMU's repair on open, before anything reads the tables; it may rewrite L1 entries (COPIED).
+                header = DirtyRepair.run(storage, header, snapshots);
+                l1 = readL1(storage, header);
+            }
             return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options);
         } catch (IOException | RuntimeException e) {
             for (AutoCloseable c : opened) {
@@ -188,25 +188,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             throw e;
         }
-    }
-
-    /**
-     * QEMU's repair on open: a dirty image (our pool's clusters, or lazy refcounts, when the process died) has
-     * its references recounted and its refcounts fixed before any request is served; then it is marked clean.
-     * A repair that leaves anything unrepaired fails the open ("Could not repair dirty image").
-     */
-    private static void repairDirty(Storage file, Header header, List<Snapshot> snapshots, RefcountTable refcounts,
-            TableCache refblockCache, HeaderBits headerBits) throws IOException {
-        ReferenceCount refs = ReferenceCount.compute(file, header, snapshots);
-        RefcountRepair.Outcome outcome = RefcountRepair.repairAll(refs, refcounts);
-        if (!outcome.unrepaired().isEmpty()) {
-            throw new CorruptImageException("Could not repair dirty image: " + String.join("; ",
-                    outcome.unrepaired()));
-        }
-        refblockCache.writeBack(refblockCache.copyDirty());
-        // The repaired refcounts are durable before the header says the image is clean.
-        file.flush();
-        headerBits.markClean();
     }
 
     /**

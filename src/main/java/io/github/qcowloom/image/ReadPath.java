@@ -11,6 +11,7 @@ import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.Arrays;
 
 /**
  * A guest read as straight-line code: per cluster, L1 then L2 (a cache miss yields the thread there), then the
@@ -154,6 +155,12 @@ final class ReadPath {
     }
 
     private static void zero(ByteBuffer b) {
+        if (b.hasArray()) {
+            int from = b.arrayOffset() + b.position();
+            Arrays.fill(b.array(), from, from + b.remaining(), (byte) 0);
+            b.position(b.limit());
+            return;
+        }
         while (b.remaining() >= 8) {
             b.putLong(0);
         }

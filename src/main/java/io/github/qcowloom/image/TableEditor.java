@@ -55,8 +55,14 @@ public final class TableEditor {
     }
 
     /** Notes that the step about to run changes the tables (in the caches or on disk). */
-    private void changing() {
+    private void changing() throws IOException {
         requireOpen();
+        if (!changed) {
+            // An edit changes refcounts and the COPIED flags that follow them in separate synced writes, so a crash
+            // part way leaves them disagreeing (and leaked clusters). The dirty bit, durable before the edit's first
+            // change can reach the disk, makes the next read-write open repair both; the edit's last flush clears it.
+            metadata.markDirty();
+        }
         changed = true;
     }
 
@@ -116,15 +122,15 @@ public final class TableEditor {
      */
     public void addReferences(long[] l1, int delta) throws IOException {
         requireOpen();
-        boolean undone = false;
         try {
             trees.add(l1, delta);
         } catch (RefcountOverflowException e) {
-            undone = true; // the increases were taken back: nothing changed
+            throw e; // the increases were taken back: nothing changed
+        } catch (IOException | RuntimeException e) {
+            changed = true;
             throw e;
-        } finally {
-            changed |= !undone;
         }
+        changing();
         if (delta < 0) {
             // Nothing of the freed tables is dirty in the cache unless a step before left it so; flush it then.
             if (mapper.l2Cache().hasDirty()) {

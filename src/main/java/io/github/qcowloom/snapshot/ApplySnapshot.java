@@ -14,6 +14,13 @@ import java.io.IOException;
  * table no longer does; a crash between leaves leaked clusters. The virtual size becomes the snapshot's.
  */
 final class ApplySnapshot {
+    /**
+     * Test switch that breaks the apply's atomicity: the active L1 table is first written (and synced) half the
+     * snapshot's and half the old one, then whole, so a crash between leaves a disk that is neither. Only the test
+     * that proves the crash kit catches a torn apply sets it.
+     */
+    static volatile boolean halfSwitchedForTest;
+
     private ApplySnapshot() {
     }
 
@@ -43,6 +50,11 @@ final class ApplySnapshot {
         // 3. The new references reach the disk before the active L1 table points to the tree.
         tables.flush();
         long[] oldL1 = tables.activeL1();
+        if (halfSwitchedForTest) {
+            long[] half = oldL1.clone();
+            System.arraycopy(snapshotL1, 0, half, 0, snapshotL1.length / 2);
+            tables.replaceActiveL1(half);
+        }
         // 4. The active L1 table becomes the snapshot's, synced (COPIED cleared until step 6).
         tables.replaceActiveL1(snapshotL1);
         // 5. Nothing on disk points to the old tree from the active image any more: it loses that reference.

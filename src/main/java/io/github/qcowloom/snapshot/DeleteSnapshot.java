@@ -12,6 +12,13 @@ import java.util.List;
  * COPIED is set where the active tree now owns clusters alone.
  */
 final class DeleteSnapshot {
+    /**
+     * Test switch that breaks the free ordering: the snapshot's tree loses its references, durably, before the table
+     * without the snapshot is written, so a crash between leaves a listed snapshot with refcounts below its
+     * references. Only the test that proves the crash kit catches it sets it.
+     */
+    static volatile boolean refcountsBeforeTableForTest;
+
     private DeleteSnapshot() {
     }
 
@@ -22,10 +29,16 @@ final class DeleteSnapshot {
         long[] l1 = tables.readL1(snapshot);
         List<Snapshot> rest = new ArrayList<>(tables.snapshots());
         rest.remove(tables.snapshots().indexOf(snapshot));
+        if (refcountsBeforeTableForTest) {
+            tables.addReferences(l1, -1);
+            tables.flush();
+        }
         // 1. The table without the snapshot, then the header pointing to it.
         SnapshotTableWriter.write(tables, rest);
         // 2. Its tree and its L1 table lose the snapshot's reference.
-        tables.addReferences(l1, -1);
+        if (!refcountsBeforeTableForTest) {
+            tables.addReferences(l1, -1);
+        }
         tables.free(snapshot.l1TableOffset(), Integer.toUnsignedLong(snapshot.l1Size()) * 8);
         // 3. COPIED where the active tree's clusters are its alone again.
         tables.markActiveCopied();

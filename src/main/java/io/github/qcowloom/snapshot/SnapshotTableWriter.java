@@ -15,6 +15,13 @@ import java.util.List;
  * leaves the old table or the new one in force, and at worst leaked clusters.
  */
 final class SnapshotTableWriter {
+    /**
+     * Test switch that breaks the table ordering: the header points to the new table before the table is synced, so
+     * a crash can keep the header write and drop the table's, leaving a header that points to whatever those clusters
+     * held. Only the test that proves the crash kit catches it sets it.
+     */
+    static volatile boolean tableUnsyncedForTest;
+
     private SnapshotTableWriter() {
     }
 
@@ -37,7 +44,9 @@ final class SnapshotTableWriter {
                 tables.flush();
                 // 2. The table, durable before the header points to it.
                 tables.writeNewTable(offset, table, "new snapshot table");
-                tables.flush();
+                if (!tableUnsyncedForTest) {
+                    tables.flush();
+                }
             } catch (IOException | RuntimeException e) {
                 // Nothing points to the new clusters: give them back (QEMU's fail path).
                 try {

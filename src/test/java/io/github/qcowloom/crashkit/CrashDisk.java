@@ -5,10 +5,13 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.snapshot.Snapshots;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /** Test fixture: a qcow2 image on a {@link CrashSimStorage} with the {@link GuestHistory} of its workload. */
 final class CrashDisk {
@@ -17,6 +20,9 @@ final class CrashDisk {
     final Qcow2Image img;
     final int clusterSize;
     final long size;
+    /** Names of the snapshots that exist, in creation order. */
+    final List<String> snapshots = new ArrayList<>();
+    private int snapshotsCreated;
     private final String layout;
 
     CrashDisk(CreateOptions create, boolean pool) throws IOException {
@@ -71,6 +77,29 @@ final class CrashDisk {
     void flush() throws IOException {
         img.flush();
         history.flushed(sim.flushCount());
+    }
+
+    /** Creates a snapshot with a name not used before in this workload; returns the name. */
+    String createSnapshot() throws IOException {
+        String name = "s" + ++snapshotsCreated;
+        long before = sim.flushCount();
+        Snapshots.create(img, name);
+        history.snapshotCreated(name, before, sim.flushCount());
+        snapshots.add(name);
+        return name;
+    }
+
+    void deleteSnapshot(String name) throws IOException {
+        long before = sim.flushCount();
+        Snapshots.delete(img, Snapshots.findByName(Snapshots.list(img), name).orElseThrow());
+        history.snapshotDeleted(name, before, sim.flushCount());
+        snapshots.remove(name);
+    }
+
+    void applySnapshot(String name) throws IOException {
+        long before = sim.flushCount();
+        Snapshots.apply(img, Snapshots.findByName(Snapshots.list(img), name).orElseThrow());
+        history.snapshotApplied(name, before, sim.flushCount());
     }
 
     @Override

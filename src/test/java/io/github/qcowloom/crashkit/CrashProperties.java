@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.EnumMap;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import net.jqwik.api.Arbitraries;
@@ -22,10 +23,10 @@ import net.jqwik.api.state.ActionChain;
 import net.jqwik.api.state.Transformer;
 
 /**
- * Random chains of writes, discards, write-zeroes and flushes on an image over a {@link CrashSimStorage}, with
- * the cluster pool and lazy refcounts on and off; every crash state of every chain, sector-atomic, with torn
- * appends or after a process kill, must pass {@link CrashInvariants}. Runs until {@code -Dcrashkit.states}
- * (default 10 000) distinct states were checked.
+ * Random chains of writes, discards, write-zeroes, resizes, flushes and snapshot creates, applies and deletes on an
+ * image over a {@link CrashSimStorage}, with the cluster pool and lazy refcounts on and off; every crash state of
+ * every chain, sector-atomic, with torn appends or after a process kill, must pass {@link CrashInvariants}. Runs
+ * until {@code -Dcrashkit.states} (default 10 000) distinct states were checked.
  */
 class CrashProperties {
     private static final long TARGET = Long.getLong("crashkit.states", 10_000);
@@ -92,6 +93,12 @@ class CrashProperties {
                             d.flush();
                             return d;
                         }))))
+                        .withAction(1, Action.just(Transformer.mutate("create snapshot", d -> io(() -> {
+                            d.createSnapshot();
+                            return d;
+                        }))))
+                        .withAction(1, new SnapshotAction("apply", CrashDisk::applySnapshot))
+                        .withAction(1, new SnapshotAction("delete", CrashDisk::deleteSnapshot))
                         .withMaxTransformations(12));
     }
 
@@ -144,6 +151,35 @@ class CrashProperties {
             return Combinators.combine(range(d), Arbitraries.of(true, false)).as((r, unmap) ->
                     Transformer.mutate("zero " + r[0] + "+" + r[1] + (unmap ? " unmap" : ""), disk -> io(() -> {
                         disk.writeZeroes(r[0], r[1], unmap);
+                        return disk;
+                    })));
+        }
+    }
+
+    /** Applies or deletes one of the snapshots that exist. */
+    static final class SnapshotAction implements Action.Dependent<CrashDisk> {
+        interface Step {
+            void run(CrashDisk disk, String snapshot) throws IOException;
+        }
+
+        private final String verb;
+        private final Step step;
+
+        SnapshotAction(String verb, Step step) {
+            this.verb = verb;
+            this.step = step;
+        }
+
+        @Override
+        public boolean precondition(CrashDisk d) {
+            return !d.snapshots.isEmpty();
+        }
+
+        @Override
+        public Arbitrary<Transformer<CrashDisk>> transformer(CrashDisk d) {
+            return Arbitraries.of(List.copyOf(d.snapshots)).map(name -> Transformer.mutate(verb + " snapshot " + name,
+                    disk -> io(() -> {
+                        step.run(disk, name);
                         return disk;
                     })));
         }

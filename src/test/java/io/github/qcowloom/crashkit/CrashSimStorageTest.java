@@ -38,6 +38,17 @@ class CrashSimStorageTest {
     }
 
     @Test
+    void aFileCutShortAndGrownAgainReadsZeroesInBetween() throws IOException {
+        CrashSimStorage s = new CrashSimStorage(new byte[] {1, 2, 3});
+        s.setLength(1);
+        s.writeZeroes(4, 1);
+        put(s, 5, 6);
+        // Every subset of the three operations, in order, on [1, 2, 3].
+        assertEquals(Set.of("[1, 2, 3]", "[1]", "[1, 2, 3, 0, 0]", "[1, 0, 0, 0, 0]", "[1, 2, 3, 0, 0, 6]",
+                "[1, 0, 0, 0, 0, 6]"), images(s.crashStates().toList()));
+    }
+
+    @Test
     void processKillKeepsEverything() throws IOException {
         CrashSimStorage s = new CrashSimStorage(new byte[2]);
         put(s, 0, 1);
