@@ -704,7 +704,9 @@ final class MetadataWriter implements ClusterSource {
             // entry pointing to it can be durable, the file reaches the cluster's end (one small write per flush):
             // every later write into the cluster is then in place, never an append that a crash could leave as
             // garbage on a file system that persists a file's size before its data (crashkit's torn appends).
-            (dataFile != null ? dataFile : file).extendTo(dataEnd);
+            if (dataEnd > 0) {
+                (dataFile != null ? dataFile : file).extendTo(dataEnd);
+            }
             file.event(StorageEvent.FLUSH);
             file.flush(); // refcounts and data before the L2 entries
             if (dataFile != null) {
