@@ -36,7 +36,7 @@ final class DemoCommand implements Callable<Integer> {
     /** Pattern byte written at each MiB i that is a multiple of 3 (0 elsewhere). */
     private static final int STEP_MIB = 3;
     /** Untimed requests before each timed run, so the figures are of JIT-compiled code (see BenchRunner.warmUp). */
-    private static final int WARMUP = 20_000;
+    private static final int WARMUP = 40_000;
 
     @Spec
     CommandSpec spec;
@@ -63,7 +63,7 @@ final class DemoCommand implements Callable<Integer> {
 
     /** The standard bench set on both executors, and on qemu-img bench when it is installed: one table. */
     private void benchTable(PrintWriter out) throws Exception {
-        int count = 30_000;
+        int count = 60_000;
         Path allocated = dir.resolve("bench-allocated.qcow2");
         Path empty = dir.resolve("bench-empty.qcow2");
         Path run = dir.resolve("bench-run.qcow2");
