@@ -80,29 +80,26 @@ public final class TreeRefcounts {
      */
     public long[] markCopied(long[] l1) throws IOException {
         long[] out = l1.clone();
-        int sliceSize = l2Cache.sliceSize();
         for (int i = 0; i < l1.length; i++) {
             long l2Offset = l2Table(l1[i], i);
             if (l2Offset == 0) {
                 continue;
             }
-            for (long off = 0; off < 1L << clusterBits; off += sliceSize) {
-                Slice slice = l2Cache.get(l2Offset + off);
-                for (int at = 0; at < sliceSize; at += entrySize) {
-                    long entry = slice.getLong(at);
-                    long updated = entry & ~L2Entry.COPIED;
-                    ClusterType type = L2Entry.type(entry, extendedL2, hasDataFile);
-                    if (type == ClusterType.NORMAL || type == ClusterType.ZERO_ALLOC) {
-                        long cluster = dataCluster(entry, l2Offset, off + at);
-                        if (cluster != 0 && refcounts.get(cluster) == 1) {
-                            updated |= L2Entry.COPIED;
-                        }
-                    }
-                    if (updated != entry) {
-                        slice.setLong(at, updated);
+            forEachEntry(l2Offset, (slice, at, byteInTable) -> {
+                long entry = slice.getLong(at);
+                long updated = entry & ~L2Entry.COPIED;
+                ClusterType type = L2Entry.type(entry, extendedL2, hasDataFile);
+                if (type == ClusterType.NORMAL || type == ClusterType.ZERO_ALLOC) {
+                    long cluster = dataCluster(entry, l2Offset, byteInTable);
+                    if (cluster != 0 && refcounts.get(cluster) == 1) {
+                        updated |= L2Entry.COPIED;
                     }
                 }
-            }
+                if (updated != entry) {
+                    slice.setLong(at, updated);
+                }
+                return true;
+            });
             out[i] = L1Entry.of(l2Offset, refcounts.get(l2Offset >>> clusterBits) == 1);
         }
         return out;
@@ -113,22 +110,37 @@ public final class TreeRefcounts {
      * Returns false if the visitor stopped the walk.
      */
     private boolean walk(long[] l1, ClusterVisitor visitor) throws IOException {
-        int sliceSize = l2Cache.sliceSize();
         for (int i = 0; i < l1.length; i++) {
             long l2Offset = l2Table(l1[i], i);
             if (l2Offset == 0) {
                 continue;
             }
-            for (long off = 0; off < 1L << clusterBits; off += sliceSize) {
-                Slice slice = l2Cache.get(l2Offset + off);
-                for (int at = 0; at < sliceSize; at += entrySize) {
-                    if (!visitEntry(slice.getLong(at), l2Offset, off + at, visitor)) {
-                        return false;
-                    }
-                }
+            if (!forEachEntry(l2Offset, (slice, at, byteInTable) ->
+                    visitEntry(slice.getLong(at), l2Offset, byteInTable, visitor))) {
+                return false;
             }
             if (!visitor.visit(l2Offset >>> clusterBits)) {
                 return false;
+            }
+        }
+        return true;
+    }
+
+    /** One L2 entry, at {@code at} in {@code slice} and {@code byteInTable} in its table; false stops the walk. */
+    @FunctionalInterface
+    private interface EntryVisitor {
+        boolean visit(Slice slice, int at, long byteInTable) throws IOException;
+    }
+
+    /** Calls {@code visitor} with every entry of the L2 table at {@code l2Offset}, slice by slice, in order. */
+    private boolean forEachEntry(long l2Offset, EntryVisitor visitor) throws IOException {
+        int sliceSize = l2Cache.sliceSize();
+        for (long off = 0; off < 1L << clusterBits; off += sliceSize) {
+            Slice slice = l2Cache.get(l2Offset + off);
+            for (int at = 0; at < sliceSize; at += entrySize) {
+                if (!visitor.visit(slice, at, off + at)) {
+                    return false;
+                }
             }
         }
         return true;
