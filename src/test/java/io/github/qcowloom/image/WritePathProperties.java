@@ -1,11 +1,14 @@
 package io.github.qcowloom.image;
 
+import static io.github.qcowloom.testing.Chains.io;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.testing.Chains;
 import io.github.qcowloom.testing.Images;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
@@ -124,26 +127,8 @@ class WritePathProperties {
                 .withMaxTransformations(25));
     }
 
-    interface IoRunnable {
-        void run() throws IOException;
-    }
-
-    static void io(IoRunnable r) {
-        try {
-            r.run();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
-    /** An offset and a length inside the current disk, biased towards cluster edges. */
     static Arbitrary<long[]> range(Disk d) {
-        int size = d.model.length;
-        Arbitrary<Integer> edges = Arbitraries.integers().between(0, size / d.clusterSize)
-                .map(c -> Math.min(size, c * d.clusterSize));
-        Arbitrary<Integer> anywhere = Arbitraries.integers().between(0, size);
-        return Combinators.combine(Arbitraries.oneOf(edges, anywhere), Arbitraries.oneOf(edges, anywhere))
-                .as((a, b) -> new long[] {Math.min(a, b), Math.abs(a - b)});
+        return Chains.range(d.model.length, d.clusterSize);
     }
 
     static final class WriteAction implements Action.Dependent<Disk> {

@@ -1,5 +1,7 @@
 package io.github.qcowloom.snapshot;
 
+import static io.github.qcowloom.testing.Chains.io;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.github.qcowloom.api.CreateOptions;
@@ -9,6 +11,7 @@ import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.testing.Chains;
 import io.github.qcowloom.testing.Images;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
@@ -160,25 +163,8 @@ class SnapshotProperties {
         });
     }
 
-    interface IoRunnable {
-        void run() throws IOException;
-    }
-
-    static void io(IoRunnable r) {
-        try {
-            r.run();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
     static Arbitrary<long[]> range(Disk d) {
-        int size = d.model.length;
-        Arbitrary<Integer> edges = Arbitraries.integers().between(0, size / d.clusterSize)
-                .map(c -> Math.min(size, c * d.clusterSize));
-        Arbitrary<Integer> anywhere = Arbitraries.integers().between(0, size);
-        return Combinators.combine(Arbitraries.oneOf(edges, anywhere), Arbitraries.oneOf(edges, anywhere))
-                .as((a, b) -> new long[] {Math.min(a, b), Math.abs(a - b)});
+        return Chains.range(d.model.length, d.clusterSize);
     }
 
     static final class WriteAction implements Action.Dependent<Disk> {
