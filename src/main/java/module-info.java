@@ -18,6 +18,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.check;
     exports io.github.qcowloom.crashkit;
     exports io.github.qcowloom.nbd;
+    exports io.github.qcowloom.simulation;
 
     opens io.github.qcowloom.cli to info.picocli;
 }

@@ -6,8 +6,8 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.Condition;
-import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.LockSupport;
+import io.github.qcowloom.api.Ticker;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -17,6 +17,10 @@ import org.slf4j.LoggerFactory;
  * below low, trim to it above high); a write that finds the pool empty doubles both thresholds, up to a cap, and
  * both decay by 25 % a second back towards their base. After {@link #IDLE_NANOS} without a take the pool is
  * emptied and the source told it is idle, so that the image can be marked clean.
+ *
+ * <p>Takes no lock of its own: the queue and counters are concurrent, and the allocator sleeps by parking (a take
+ * that wants a refill sets a flag, then unparks it), so that the time it sleeps by can be the explorer's virtual
+ * clock ({@link Ticker}). The source's methods take the image's metadata lock.
  */
 public final class ClusterPool implements AutoCloseable {
     static final long IDLE_NANOS = TimeUnit.SECONDS.toNanos(2);
@@ -30,12 +34,11 @@ public final class ClusterPool implements AutoCloseable {
     private final int max;
     private final ConcurrentLinkedQueue<Long> clusters = new ConcurrentLinkedQueue<>();
     private final AtomicInteger size = new AtomicInteger();
-    private final ReentrantLock lock = new ReentrantLock();
-    private final Condition wake = lock.newCondition();
+    private final Ticker ticker;
     private final Thread allocator;
     private volatile int low;
     private volatile int high;
-    private volatile long lastTake = System.nanoTime();
+    private volatile long lastTake;
     private volatile boolean closed;
     /**
      * Set by the first take that finds the pool below low, cleared by the allocator when it wakes: one wake-up
@@ -49,7 +52,14 @@ public final class ClusterPool implements AutoCloseable {
     private volatile IOException failure;
 
     public ClusterPool(ClusterSource source, int low, int high, int max) {
+        this(source, low, high, max, Ticker.SYSTEM);
+    }
+
+    /** A pool whose allocator sleeps, decays and goes idle by {@code ticker}'s time. */
+    public ClusterPool(ClusterSource source, int low, int high, int max, Ticker ticker) {
         this.source = source;
+        this.ticker = ticker;
+        this.lastTake = ticker.nanoTime();
         this.baseLow = low;
         this.baseHigh = high;
         this.max = max;
@@ -60,7 +70,7 @@ public final class ClusterPool implements AutoCloseable {
 
     /** A preallocated cluster's host offset, or -1 when the pool is empty (the caller allocates directly). */
     public long take() {
-        lastTake = System.nanoTime();
+        lastTake = ticker.nanoTime();
         Long c = clusters.poll();
         if (c != null) {
             if (size.decrementAndGet() < low && refillRequested.compareAndSet(false, true)) {
@@ -91,33 +101,22 @@ public final class ClusterPool implements AutoCloseable {
     }
 
     private void signal() {
-        lock.lock();
-        try {
-            wake.signal();
-        } finally {
-            lock.unlock();
-        }
+        LockSupport.unpark(allocator);
     }
 
     private void run() {
-        long lastDecay = System.nanoTime();
+        long lastDecay = ticker.nanoTime();
         while (!closed) {
-            lock.lock();
-            try {
-                // A request made while the last refill ran is not lost: its signal found no waiter, its flag did.
-                if (!refillRequested.get()) {
-                    wake.await(250, TimeUnit.MILLISECONDS);
-                }
-            } catch (InterruptedException e) {
-                return;
-            } finally {
-                lock.unlock();
+            // A request made while the last refill ran is not lost: its flag is seen here, and an unpark that came
+            // before this park makes it return at once.
+            if (!refillRequested.get()) {
+                ticker.parkNanos(TimeUnit.MILLISECONDS.toNanos(250));
             }
-            if (closed) {
+            if (closed || Thread.currentThread().isInterrupted()) {
                 return;
             }
             refillRequested.set(false);
-            long now = System.nanoTime();
+            long now = ticker.nanoTime();
             if (now - lastDecay >= TimeUnit.SECONDS.toNanos(1)) {
                 lastDecay = now;
                 high = Math.max(baseHigh, high * 3 / 4);

@@ -114,8 +114,8 @@ final class MetadataWriter implements ClusterSource {
 
 
     /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
-    void startPool(int low, int high, int max) {
-        pool = new ClusterPool(this, low, high, max);
+    void startPool(int low, int high, int max, io.github.qcowloom.api.Ticker ticker) {
+        pool = new ClusterPool(this, low, high, max, ticker);
     }
 
     ClusterPool pool() {

@@ -95,7 +95,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.discardPath = null;
             this.compressedWritePath = null;
         } else {
-            int slices = (int) Math.max(4, options.tuning().refblockCacheBytes() / l2SliceSize(header));
+            int slices = (int) Math.max(1, options.tuning().refblockCacheBytes() / l2SliceSize(header));
             TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
             RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
             HeaderBits headerBits = new HeaderBits(file, header.version(), header.incompatibleFeatures());
@@ -108,7 +108,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             // an external data file are not allocated at all.
             if (options.tuning().pool() && header.version() >= 3 && !header.hasDataFile()) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
-                        options.tuning().poolMax());
+                        options.tuning().poolMax(), options.ticker());
             }
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
@@ -245,8 +245,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (bytes == 0) {
             long clusters = (header.size() + header.clusterSize() - 1) >>> header.clusterBits();
             bytes = Math.min(OpenOptions.DEFAULT_MAX_L2_CACHE, clusters * header.l2EntrySize());
+            return (int) Math.max(4, Math.min(Integer.MAX_VALUE, bytes / l2SliceSize(header)));
         }
-        return (int) Math.max(4, Math.min(Integer.MAX_VALUE, bytes / l2SliceSize(header)));
+        // A size asked for is honoured down to one slice: the explorer runs with one to force evictions.
+        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, bytes / l2SliceSize(header)));
     }
 
     public Header header() {

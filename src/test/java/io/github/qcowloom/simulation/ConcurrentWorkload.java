@@ -1,0 +1,325 @@
+package io.github.qcowloom.simulation;
+
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageOptions;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.OutOfRangeException;
+import io.github.qcowloom.api.RefcountOverflowException;
+import io.github.qcowloom.check.CheckResult;
+import io.github.qcowloom.check.ImageChecker;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.image.ImageCreator;
+import io.github.qcowloom.image.ImageMetadata;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.snapshot.SnapshotNotFoundException;
+import io.github.qcowloom.snapshot.Snapshots;
+import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.storage.ForwardingStorage;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Collectors;
+
+/**
+ * A concurrent workload for the interleaving explorer: an image layout with deliberately tiny caches, and a list of
+ * requests per guest thread. {@link #run} runs it on a {@link SimScheduler} and throws {@link AssertionError} with
+ * the operation trace when a read sees what no atomic disk could show ({@link SectorHistory}), when a request
+ * fails with an error it may not raise, when our check finds corruption or leaks after close, or when a crash
+ * state taken at a random flush is inconsistent (corrupt under a clean header, or not repaired by the next open).
+ */
+record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
+    private static final Path DIR = tempDir();
+    private static final Map<Layout, byte[]> TEMPLATES = new ConcurrentHashMap<>();
+
+    /**
+     * The image: {@code clusterBits} 9–16, {@code clusters} of virtual size, extended L2, lazy refcounts, the pool,
+     * a raw backing file with {@link SectorHistory#BACKING}'s pattern, and the caches in slices.
+     */
+    record Layout(int clusterBits, int clusters, boolean extendedL2, boolean lazy, boolean pool, boolean backing,
+            int l2Slices, int refblockSlices, int delayPercent) {
+        long clusterSize() {
+            return 1L << clusterBits;
+        }
+
+        long size() {
+            return clusters * clusterSize();
+        }
+
+        int sliceSize() {
+            return (int) Math.min(4096, clusterSize());
+        }
+    }
+
+    enum Kind { WRITE, READ, DISCARD, ZEROES, COMPRESSED, FLUSH, SNAPSHOT, APPLY, DELETE, SHRINK, GROW }
+
+    /** One request: sectors {@code [sector, sector + count)}; {@code snap} names a snapshot for the three snapshot kinds. */
+    record Op(Kind kind, long sector, int count, int snap) {
+        @Override
+        public String toString() {
+            return switch (kind) {
+                case FLUSH -> "flush";
+                case SNAPSHOT, APPLY, DELETE -> kind.name().toLowerCase() + " s" + snap;
+                case SHRINK, GROW -> kind.name().toLowerCase() + " to " + sector + " sectors";
+                default -> kind.name().toLowerCase() + " " + sector + "+" + count;
+            };
+        }
+    }
+
+    private static Path tempDir() {
+        try {
+            Path d = Files.createTempDirectory("qcowloom-sim");
+            d.toFile().deleteOnExit();
+            return d;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** The freshly created image for {@code layout}, made once by our create (which equals qemu-img's). */
+    static byte[] template(Layout layout) {
+        return TEMPLATES.computeIfAbsent(layout, l -> {
+            try {
+                Path img = Files.createTempFile(DIR, "template", ".qcow2");
+                CreateOptions o = CreateOptions.defaults(l.size()).withClusterSize((int) l.clusterSize())
+                        .withExtendedL2(l.extendedL2()).withLazyRefcounts(l.lazy());
+                if (l.backing()) {
+                    o = o.withBacking(backingFile(l.size()).toString(), "raw");
+                }
+                Files.delete(img);
+                ImageCreator.create(img, o);
+                byte[] bytes = Files.readAllBytes(img);
+                Files.delete(img);
+                return bytes;
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+    }
+
+    private static Path backingFile(long size) throws IOException {
+        Path p = DIR.resolve("backing-" + size + ".raw");
+        if (!Files.exists(p)) {
+            ByteBuffer b = ByteBuffer.allocate((int) size);
+            SectorHistory.fill(b, 0, SectorHistory.BACKING);
+            Path tmp = Files.createTempFile(DIR, "backing", ".tmp");
+            Files.write(tmp, b.array());
+            Files.move(tmp, p, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+        return p;
+    }
+
+    OpenOptions openOptions(SimScheduler sim) {
+        int slice = layout.sliceSize();
+        ImageOptions tuning = ImageOptions.defaults()
+                .withL2CacheBytes((long) layout.l2Slices() * slice)
+                .withRefblockCacheBytes((long) layout.refblockSlices() * slice)
+                .withPool(layout.pool())
+                .withPoolThresholds(2, 4, 16);
+        return OpenOptions.readWriteDefaults().withTuning(tuning).withTicker(sim);
+    }
+
+    /**
+     * Runs the workload under {@code sim}'s schedule, with a crash copy taken at host flush {@code crashFlush} (0:
+     * none); returns the trace of requests and outcomes, or throws AssertionError with it on a violation.
+     */
+    List<String> run(SimScheduler sim, long crashFlush) throws Exception {
+        SectorHistory history = new SectorHistory(layout.backing());
+        MemoryStorage mem = new MemoryStorage(template(layout));
+        List<byte[]> crashStates = new ArrayList<>();
+        Storage disk = new CrashPoint(new SimStorage(mem, sim, layout.delayPercent(), 50_000), mem, crashFlush,
+                crashStates);
+        List<String> trace = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Qcow2Image img = Qcow2Image.open(disk, layout.backing() ? DIR : null, openOptions(sim));
+        Map<Integer, Object> snapshots = new ConcurrentHashMap<>();
+        try {
+            List<Thread> threads = new ArrayList<>();
+            for (int g = 0; g < guests.size(); g++) {
+                int guest = g;
+                threads.add(sim.start("guest-" + g, () -> {
+                    for (Op op : guests.get(guest)) {
+                        perform(img, guest, op, history, snapshots, trace);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+        } finally {
+            img.close();
+        }
+        List<String> problems = new ArrayList<>(history.violations());
+        problems.addAll(checkAfterClose(mem, history));
+        for (byte[] state : crashStates) {
+            problems.addAll(checkCrashState(state));
+        }
+        if (!problems.isEmpty()) {
+            throw new AssertionError(problems.stream().limit(8).collect(Collectors.joining("\n  ", "\n  ", ""))
+                    + "\nlayout " + layout + "\ntrace:\n  " + String.join("\n  ", trace));
+        }
+        return trace;
+    }
+
+    private void perform(Qcow2Image img, int guest, Op op, SectorHistory h, Map<Integer, Object> snapshots,
+            List<String> trace) {
+        long start = h.tick();
+        String what = "g" + guest + " " + op;
+        String outcome = "ok";
+        long offset = op.sector() * SectorHistory.SECTOR;
+        int bytes = op.count() * SectorHistory.SECTOR;
+        try {
+            switch (op.kind()) {
+                case WRITE, COMPRESSED -> {
+                    int id = h.newId();
+                    ByteBuffer b = ByteBuffer.allocate(bytes);
+                    SectorHistory.fill(b, op.sector(), id);
+                    b.flip();
+                    if (op.kind() == Kind.WRITE) {
+                        img.write(offset, b);
+                    } else {
+                        img.writeCompressed(offset, b);
+                    }
+                    h.wrote(start, h.tick(), op.sector(), op.count(), id, what + " #" + id);
+                    outcome = "ok #" + id;
+                }
+                case READ -> {
+                    ByteBuffer b = ByteBuffer.allocate(bytes);
+                    img.read(offset, b);
+                    b.flip();
+                    h.read(start, h.tick(), op.sector(), b, what);
+                }
+                case DISCARD -> {
+                    img.discard(offset, bytes);
+                    h.discarded(start, h.tick(), op.sector(), op.count());
+                }
+                case ZEROES -> {
+                    img.writeZeroes(offset, bytes, (op.sector() & 1) == 0);
+                    h.wrote(start, h.tick(), op.sector(), op.count(), 0, what);
+                }
+                case FLUSH -> img.flush();
+                case SNAPSHOT -> {
+                    Snapshots.create(img, "s" + op.snap());
+                    snapshots.put(op.snap(), h.snapshotCreated(start, h.tick()));
+                }
+                case APPLY, DELETE -> {
+                    Snapshot s = Snapshots.findByName(img.snapshots(), "s" + op.snap())
+                            .orElseThrow(() -> new SnapshotNotFoundException("no s" + op.snap()));
+                    if (op.kind() == Kind.APPLY) {
+                        Snapshots.apply(img, s);
+                        h.applied(start, h.tick(), snapshots.get(op.snap()), layout.size() / SectorHistory.SECTOR);
+                    } else {
+                        Snapshots.delete(img, s);
+                    }
+                }
+                case SHRINK, GROW -> {
+                    long old = img.size();
+                    img.resize(offset);
+                    long cutFrom = (offset + layout.clusterSize() - 1) & -layout.clusterSize();
+                    h.resized(start, h.tick(), old, offset, cutFrom);
+                }
+            }
+        } catch (OutOfRangeException | SnapshotNotFoundException | RefcountOverflowException e) {
+            outcome = e.getClass().getSimpleName();
+        } catch (ImageException e) {
+            if (e.getClass() == ImageException.class && (e.getMessage().startsWith("Compressed write")
+                    || e.getMessage().startsWith("Cannot shrink"))) {
+                outcome = "refused";
+            } else {
+                h.violation(what + " failed: " + e);
+                outcome = e.toString();
+            }
+        } catch (IOException | RuntimeException e) {
+            h.violation(what + " failed: " + e);
+            outcome = e.toString();
+        }
+        trace.add(what + " [" + start + "," + h.tick() + "] -> " + outcome);
+    }
+
+    /** Our check of the closed image: clean, no corruption, no leak; every sector reads a legal value. */
+    private List<String> checkAfterClose(MemoryStorage mem, SectorHistory h) throws IOException {
+        List<String> problems = new ArrayList<>();
+        byte[] image = mem.snapshot();
+        Header header = ImageMetadata.readHeader(new MemoryStorage(image));
+        if (header.dirty() || header.corrupt()) {
+            problems.add("after close the header is " + (header.corrupt() ? "corrupt" : "dirty"));
+        }
+        CheckResult r = ImageChecker.check(new MemoryStorage(image), "sim.qcow2");
+        if (r.corruptions() > 0 || r.leaks() > 0 || r.checkErrors() > 0) {
+            problems.add("check after close: " + r.corruptions() + " corruptions, " + r.leaks() + " leaks, "
+                    + r.checkErrors() + " errors: " + r.messages().stream().limit(4).toList());
+        }
+        if (!problems.isEmpty()) {
+            return problems;
+        }
+        try (Qcow2Image img = Qcow2Image.open(new MemoryStorage(image), layout.backing() ? DIR : null,
+                OpenOptions.readOnlyDefaults())) {
+            long t = h.tick();
+            ByteBuffer all = ByteBuffer.allocate((int) img.size());
+            img.read(0, all);
+            all.flip();
+            h.read(t, t, 0, all, "read-back after close");
+        }
+        return problems;
+    }
+
+    /**
+     * A crash state taken right after a host flush (a process kill there: every write issued survives): the corrupt
+     * bit is never set; a clean header has no corruption (the dirty bit must stand wherever refcounts lag); a read-write
+     * open of a dirty one repairs it to a clean check.
+     */
+    private List<String> checkCrashState(byte[] state) throws IOException {
+        List<String> problems = new ArrayList<>();
+        Header header = ImageMetadata.readHeader(new MemoryStorage(state));
+        if (header.corrupt()) {
+            return List.of("crash state: the corrupt bit is set");
+        }
+        CheckResult before = ImageChecker.check(new MemoryStorage(state), "crash.qcow2");
+        if (!header.dirty() && before.corruptions() > 0) {
+            problems.add("crash state: clean header over " + before.corruptions() + " corruptions: "
+                    + before.messages().stream().limit(4).toList());
+        }
+        MemoryStorage repaired = new MemoryStorage(state);
+        Qcow2Image.open(repaired, layout.backing() ? DIR : null,
+                OpenOptions.readWriteDefaults().withPool(false)).close();
+        CheckResult after = ImageChecker.check(new MemoryStorage(repaired.snapshot()), "crash.qcow2");
+        // A clean header may sit over leaks (a free whose entry removal is durable but whose refcount decrease is
+        // not, crash.md's "leaks at worst"); a dirty one is recounted, so nothing may be left.
+        if (after.corruptions() > 0 || (header.dirty() && after.leaks() > 0)) {
+            problems.add("crash state after repair: " + after.corruptions() + " corruptions, " + after.leaks()
+                    + " leaks: " + after.messages().stream().limit(4).toList());
+        }
+        return problems;
+    }
+
+    /** Keeps a copy of the image right after the {@code target}-th flush (0: none). */
+    private static final class CrashPoint extends ForwardingStorage {
+        private final MemoryStorage mem;
+        private final long target;
+        private final List<byte[]> states;
+        private long flushes;
+
+        CrashPoint(Storage inner, MemoryStorage mem, long target, List<byte[]> states) {
+            super(inner);
+            this.mem = mem;
+            this.target = target;
+            this.states = states;
+        }
+
+        @Override
+        public void flush() throws IOException {
+            super.flush();
+            // Single carrier: no other thread runs between the flush and the copy.
+            if (++flushes == target) {
+                states.add(mem.snapshot());
+            }
+        }
+    }
+}
