@@ -44,6 +44,7 @@ public final class SimScheduler implements Executor, Ticker {
     private final List<Runnable> runnable = new ArrayList<>();
     private final PriorityQueue<Sleeper> sleepers = new PriorityQueue<>();
     private final List<Thread> threads = new ArrayList<>();
+    private final List<Throwable> failures = new ArrayList<>();
     private long sleeperSeq;
     private long foreignSubmissions;
     /** The carrier while {@link #runUntil} runs. */
@@ -84,8 +85,17 @@ public final class SimScheduler implements Executor, Ticker {
         }
     }
 
-    /** Starts a virtual thread named {@code name} on this scheduler; it runs once {@link #runUntil} picks it. */
-    public Thread start(String name, Runnable task) {
+    /** A thread's work; what it throws becomes the run's failure. */
+    @FunctionalInterface
+    public interface Task {
+        void run() throws Exception;
+    }
+
+    /**
+     * Starts a virtual thread named {@code name} on this scheduler; it runs once {@link #runUntil} picks it. An
+     * exception it throws is kept as a failure of the run ({@link #failures()}).
+     */
+    public Thread start(String name, Task task) {
         if (BUILDER == null) {
             throw new UnsupportedOperationException("The interleaving explorer needs --add-opens java.base/java.lang=ALL-UNNAMED on the JVM's"
                     + " command line, to build virtual threads on its own scheduler");
@@ -96,7 +106,18 @@ public final class SimScheduler implements Executor, Ticker {
         } catch (InstantiationException | IllegalAccessException | InvocationTargetException e) {
             throw new IllegalStateException("cannot build a virtual thread on the simulation's scheduler", e);
         }
-        Thread t = builder.name(name).unstarted(task);
+        Thread t = builder.name(name).unstarted(() -> {
+            try {
+                task.run();
+            } catch (Throwable e) {
+                lock.lock();
+                try {
+                    failures.add(e);
+                } finally {
+                    lock.unlock();
+                }
+            }
+        });
         lock.lock();
         try {
             threads.add(t);
@@ -255,6 +276,16 @@ public final class SimScheduler implements Executor, Ticker {
             }
         }
         return b.toString();
+    }
+
+    /** What threads started here threw, in the order they threw it. */
+    public List<Throwable> failures() {
+        lock.lock();
+        try {
+            return List.copyOf(failures);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Steps run so far. */

@@ -19,7 +19,8 @@ import java.util.Set;
  * if (!r.ok()) throw new AssertionError("seed " + r.seed() + " fails", r.failure());
  * }</pre>
  *
- * The body runs on a virtual thread of the simulation; whatever it throws is the run's failure. Images opened with
+ * The body runs on a virtual thread of the simulation; whatever it, or a thread it started, throws is the run's
+ * failure. Images opened with
  * the scheduler as their {@link io.github.qcowloom.api.Ticker} keep their background work (the cluster pool) on
  * virtual time too.
  */
@@ -51,20 +52,17 @@ public final class Simulation {
     /** Runs {@code body} under the schedule {@code seed} chooses, for at most {@code maxSteps} steps. */
     public static Result run(long seed, long maxSteps, Body body) {
         SimScheduler sim = new SimScheduler(seed);
-        Throwable[] failure = new Throwable[1];
-        Thread root = sim.start("sim-root", () -> {
-            try {
-                body.run(sim);
-            } catch (Throwable t) {
-                failure[0] = t;
-            }
-        });
+        Thread root = sim.start("sim-root", () -> body.run(sim));
+        Throwable failure = null;
         try {
             sim.runUntil(root, maxSteps);
         } catch (SimulationStuckException e) {
-            failure[0] = e;
+            failure = e;
         }
-        return new Result(seed, sim.steps(), sim.scheduleHash(), failure[0], sim.foreignSubmissions());
+        if (failure == null && !sim.failures().isEmpty()) {
+            failure = sim.failures().get(0);
+        }
+        return new Result(seed, sim.steps(), sim.scheduleHash(), failure, sim.foreignSubmissions());
     }
 
     /**
