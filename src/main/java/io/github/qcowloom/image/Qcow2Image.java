@@ -37,7 +37,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * An open qcow2 image. Requests run as straight-line code on the caller's thread, any number at once: they take
- * the image lock shared; only operations that replace whole tables take it exclusive.
+ * the image lock shared; only operations that replace whole tables or change the virtual size (resize, snapshot
+ * operations) take it exclusive. So a request checks its range with the lock held, against a size that cannot change
+ * before it completes. Lock order: image lock, then a guest cluster's lock ({@link ClusterLocks}), then the
+ * metadata lock ({@link MetadataWriter}); exclusive holders take the metadata writer's flush lock first.
  */
 public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);
@@ -337,18 +340,20 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * Checks the range (and writability), then runs the request with the image lock shared. Corrupt metadata met
-     * on the way marks a writable image corrupt, as QEMU's qcow2_signal_corruption does, and fails every later
-     * request.
+     * Runs the request with the image lock shared, after checking writability and, under the lock, the range: the
+     * size cannot change while the lock is held (resize and snapshot apply change it holding the lock exclusively),
+     * so a request that waited for the lock while the disk shrank is checked against the new size and never reaches
+     * past the end. Corrupt metadata met on the way marks a writable image corrupt, as QEMU's
+     * qcow2_signal_corruption does, and fails every later request.
      */
     private void shared(long offset, long length, boolean writes, Request request) throws IOException {
-        checkRange(offset, length);
         if (writes) {
             checkWritable();
         }
         requireUsable();
         imageLock.readLock().lock();
         try {
+            checkRange(offset, length);
             request.run();
         } catch (MetadataCorruptionException e) {
             signalCorruption(e);
