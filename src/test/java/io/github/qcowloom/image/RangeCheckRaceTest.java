@@ -125,4 +125,57 @@ class RangeCheckRaceTest {
         assertFalse(check.contains("\"corruptions\""), check);
         assertFalse(check.contains("\"leaks\""), check);
     }
+
+    /**
+     * The zeroing of a grown range happens before the new size is visible: a write into the new range that arrives
+     * while the resize zeroes it waits, and its data is not zeroed afterwards. Here the range is the stale tail of
+     * the old last cluster (a shrink left it there), zeroed by a write of zero bytes, at which the resize is parked.
+     */
+    @org.junit.jupiter.api.Test
+    void aWriteIntoTheGrownRangeKeepsItsData() throws Exception {
+        Path image = dir.resolve("grow.qcow2");
+        ImageCreator.create(image, CreateOptions.defaults(NEW_SIZE).withClusterSize(CS));
+        GatedStorage gated = new GatedStorage(FileStorage.open(image, false, false));
+        long shrunk = NEW_SIZE - CS / 2;
+        byte[] data = new byte[512];
+        Arrays.fill(data, (byte) 0x4d);
+        try (Qcow2Image img = Qcow2Image.open(gated, dir, OpenOptions.readWriteDefaults().withPool(false))) {
+            byte[] stale = new byte[CS];
+            Arrays.fill(stale, (byte) 0x11);
+            img.write(NEW_SIZE - CS, ByteBuffer.wrap(stale));
+            img.resize(shrunk);
+            // The zero bytes over the stale half cluster: the only write of that length.
+            GatedStorage.Gate gate = gated.gateWrite((position, length) -> length == CS / 2);
+            AtomicReference<Throwable> growFailed = new AtomicReference<>();
+            Thread grow = Thread.ofPlatform().start(() -> {
+                try {
+                    img.resize(NEW_SIZE);
+                } catch (Throwable t) {
+                    growFailed.set(t);
+                }
+            });
+            assertTrue(gate.awaitParked(), "the resize never zeroed the stale tail");
+            AtomicReference<Throwable> failed = new AtomicReference<>();
+            Thread writer = Thread.ofPlatform().start(() -> {
+                try {
+                    img.write(shrunk + 512, ByteBuffer.wrap(data));
+                } catch (Throwable t) {
+                    failed.set(t);
+                }
+            });
+            GatedStorage.awaitDoneOrParked(writer);
+            gate.release();
+            grow.join();
+            writer.join();
+            assertEquals(null, growFailed.get());
+            assertEquals(null, failed.get(), "the write into the grown range");
+            byte[] tail = new byte[CS / 2];
+            img.read(shrunk, ByteBuffer.wrap(tail));
+            byte[] expected = new byte[CS / 2];
+            System.arraycopy(data, 0, expected, 512, data.length);
+            assertArrayEquals(expected, tail, "the grown range: zeroes and the write's data");
+        }
+        String check = Qemu.img("check", "--output=json", image.toString());
+        assertFalse(check.contains("\"corruptions\""), check);
+    }
 }
