@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -131,7 +132,7 @@ class RangeCheckRaceTest {
      * while the resize zeroes it waits, and its data is not zeroed afterwards. Here the range is the stale tail of
      * the old last cluster (a shrink left it there), zeroed by a write of zero bytes, at which the resize is parked.
      */
-    @org.junit.jupiter.api.Test
+    @Test
     void aWriteIntoTheGrownRangeKeepsItsData() throws Exception {
         Path image = dir.resolve("grow.qcow2");
         ImageCreator.create(image, CreateOptions.defaults(NEW_SIZE).withClusterSize(CS));
