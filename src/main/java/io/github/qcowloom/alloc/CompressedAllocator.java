@@ -24,11 +24,16 @@ public final class CompressedAllocator {
      */
     private long freeByteOffset;
 
+    /**
+     * An allocator packing into host clusters counted by {@code refcounts}, which from now on tells it of every
+     * cluster whose refcount drops to 0 (see {@link #freed}); one allocator per refcount table.
+     */
     public CompressedAllocator(RefcountTable refcounts, int clusterBits) {
         this.refcounts = refcounts;
         this.clusterBits = clusterBits;
         this.clusterSize = 1L << clusterBits;
         this.offsetLimit = Math.min(1L << CompressedDescriptor.sizeShift(clusterBits), 1L << 56);
+        refcounts.onFreed(this::freed);
     }
 
     /**
@@ -72,12 +77,13 @@ public final class CompressedAllocator {
     }
 
     /**
-     * Called after host cluster {@code cluster}'s refcount was decreased: once it is free, the packing may not
-     * continue in it, because the cluster can now be handed out whole (as a data cluster or a table) and bytes
-     * packed into its tail would overwrite that. QEMU 7.2 keeps packing there and corrupts the new contents.
+     * Host cluster {@code cluster}'s refcount dropped to 0 (told by the {@link RefcountTable}, whatever lowered it:
+     * a deferred free, a snapshot delete or apply, a pool giving clusters back): the packing may not continue in
+     * it, because the cluster can now be handed out whole (as a data cluster or a table) and bytes packed into its
+     * tail would overwrite that. QEMU 7.2 keeps packing there and corrupts the new contents.
      */
-    public void decreased(long cluster) throws IOException {
-        if (freeByteOffset != 0 && freeByteOffset >>> clusterBits == cluster && refcounts.get(cluster) == 0) {
+    private void freed(long cluster) {
+        if (freeByteOffset != 0 && freeByteOffset >>> clusterBits == cluster) {
             freeByteOffset = 0;
         }
     }

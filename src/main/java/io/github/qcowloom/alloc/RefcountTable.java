@@ -13,6 +13,7 @@ import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.function.LongConsumer;
 
 /**
  * The refcounts of host clusters: the reftable in memory, refcount blocks through a {@link TableCache}. Every
@@ -43,6 +44,14 @@ public final class RefcountTable {
     private int tableClusters;
     /** QEMU's free_cluster_index: no cluster below it is known to be free, except those freed since. */
     private long freeHint;
+    /**
+     * Told of every cluster whose refcount {@link #update} drops to 0, whoever lowered it (a deferred free, a
+     * snapshot's table edit, a pool giving clusters back, the old reftable after growth): state that assumes a
+     * cluster stays in use, like the compressed allocator's packing position, is dropped there, so no caller can
+     * forget to say so. Called under the metadata lock, like every method here; must not call back.
+     */
+    private LongConsumer freedListener = cluster -> { };
+    private boolean freedListenerSet;
 
     public RefcountTable(Storage file, Header header, TableCache refblockCache) throws IOException {
         this.file = file;
@@ -70,6 +79,19 @@ public final class RefcountTable {
             }
         }
         this.freeHint = 0;
+    }
+
+    /**
+     * Installs the one listener told of every cluster whose refcount drops to 0 (see {@link #freedListener}).
+     *
+     * @throws IllegalStateException if one is installed already
+     */
+    public void onFreed(LongConsumer listener) {
+        if (freedListenerSet) {
+            throw new IllegalStateException("a freed-cluster listener is installed already");
+        }
+        freedListenerSet = true;
+        freedListener = listener;
     }
 
     /** The largest refcount an entry can hold (2^refcount_bits - 1). */
@@ -128,8 +150,11 @@ public final class RefcountTable {
         }
         codec.set(slice.data(), i, next);
         slice.markDirty();
-        if (next == 0 && cluster < freeHint) {
-            freeHint = cluster;
+        if (next == 0) {
+            if (cluster < freeHint) {
+                freeHint = cluster;
+            }
+            freedListener.accept(cluster);
         }
     }
 

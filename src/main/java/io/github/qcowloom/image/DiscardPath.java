@@ -7,6 +7,7 @@ import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.function.UnaryOperator;
 
 /**
  * Discard and write-zeroes with QEMU's semantics (qcow2.md §3): whole clusters change their L2 entries (v3: the
@@ -17,6 +18,14 @@ import java.nio.ByteBuffer;
  * -ENOTSUP for. Like QEMU's get_cluster_table, both allocate (or copy from a snapshot) the L2 tables of the clusters
  * they cover even where no entry changes. A raw external data file is zeroed along with the metadata, so that it
  * keeps holding the guest data.
+ *
+ * <p>Locks: every L2 entry change here is made holding the guest cluster's {@link ClusterLocks} entry, as writes
+ * that allocate hold it from their copy-on-write read to their L2 update; otherwise a write in flight would link a
+ * cluster copied before the change and undo it (with extended L2, mark zeroed subclusters allocated again). Order:
+ * the image lock (shared, taken by {@link Qcow2Image}), then one guest cluster's lock at a time (reentrant: a
+ * partial unit holds it across its test, its zeroizing and its fallback write), then the metadata lock (inside
+ * {@link MetadataWriter}). A growing resize calls in holding the image lock exclusively and the metadata lock; no
+ * request then holds a cluster lock, so taking one there cannot deadlock.
  */
 final class DiscardPath {
     private final ImageGeometry geometry;
@@ -65,7 +74,7 @@ final class DiscardPath {
     private void discardClusters(long first, long count) throws IOException {
         boolean backing = metadata.hasBacking();
         boolean extended = geometry.extendedL2();
-        metadata.rewriteWords(first, count, old -> {
+        rewriteLocked(first, count, old -> {
             if (!backing && !allocated(type(old.entry()))) {
                 return old;
             }
@@ -187,7 +196,7 @@ final class DiscardPath {
      */
     private void zeroClusters(long first, long count, boolean mayUnmap) throws IOException {
         boolean extended = geometry.extendedL2();
-        metadata.rewriteWords(first, count, old -> {
+        rewriteLocked(first, count, old -> {
             ClusterType type = type(old.entry());
             boolean unmap = type == ClusterType.COMPRESSED || (mayUnmap && allocated(type));
             long entry = unmap ? 0 : old.entry();
@@ -202,11 +211,29 @@ final class DiscardPath {
      */
     private boolean zeroSubclusters(long cluster, int from, int to) throws IOException {
         boolean[] compressed = new boolean[1];
-        metadata.rewriteWords(cluster, 1, old -> {
+        rewriteLocked(cluster, 1, old -> {
             compressed[0] = type(old.entry()) == ClusterType.COMPRESSED;
             return compressed[0] ? old : new L2Words(old.entry(), L2Entry.withZeroed(old.bitmap(), from, to));
         });
         return !compressed[0];
+    }
+
+    /**
+     * {@link MetadataWriter#rewriteWords} of clusters {@code [first, first + count)}, each under its guest cluster's
+     * lock, one cluster at a time: a write that is copying one of them on write finishes (links its new cluster)
+     * before the entry changes, and one that starts later reads the changed entry. Holding one lock at a time keeps
+     * the lock order of writes; a request is not atomic against a crash anyway.
+     */
+    private void rewriteLocked(long first, long count, UnaryOperator<L2Words> rewrite) throws IOException {
+        ClusterLocks locks = writePath.clusterLocks();
+        for (long c = first; c < first + count; c++) {
+            ClusterLocks.Held held = locks.lock(c);
+            try {
+                metadata.rewriteWords(c, 1, rewrite);
+            } finally {
+                locks.unlock(c, held);
+            }
+        }
     }
 
     /**

@@ -726,8 +726,9 @@ final class MetadataWriter implements ClusterSource {
                 try {
                     for (DeferredFrees.Run r : toFree) {
                         for (long c = r.firstCluster(); c < r.firstCluster() + r.count(); c++) {
+                            // A cluster that drops to 0 stops the compressed packing there: the RefcountTable
+                            // tells the CompressedAllocator.
                             refcounts.update(c, -1);
-                            compressedBytes.decreased(c);
                         }
                     }
                 } finally {

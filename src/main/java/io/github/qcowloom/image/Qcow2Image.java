@@ -37,7 +37,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * An open qcow2 image. Requests run as straight-line code on the caller's thread, any number at once: they take
- * the image lock shared; only operations that replace whole tables take it exclusive.
+ * the image lock shared; only operations that replace whole tables or change the virtual size (resize, snapshot
+ * operations) take it exclusive. So a request checks its range with the lock held, against a size that cannot change
+ * before it completes. Lock order: image lock, then a guest cluster's lock ({@link ClusterLocks}), then the
+ * metadata lock ({@link MetadataWriter}); exclusive holders take the metadata writer's flush lock first.
  */
 public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);
@@ -339,18 +342,20 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * Checks the range (and writability), then runs the request with the image lock shared. Corrupt metadata met
-     * on the way marks a writable image corrupt, as QEMU's qcow2_signal_corruption does, and fails every later
-     * request.
+     * Runs the request with the image lock shared, after checking writability and, under the lock, the range: the
+     * size cannot change while the lock is held (resize and snapshot apply change it holding the lock exclusively),
+     * so a request that waited for the lock while the disk shrank is checked against the new size and never reaches
+     * past the end. Corrupt metadata met on the way marks a writable image corrupt, as QEMU's
+     * qcow2_signal_corruption does, and fails every later request.
      */
     private void shared(long offset, long length, boolean writes, Request request) throws IOException {
-        checkRange(offset, length);
         if (writes) {
             checkWritable();
         }
         requireUsable();
         imageLock.readLock().lock();
         try {
+            checkRange(offset, length);
             request.run();
         } catch (MetadataCorruptionException e) {
             signalCorruption(e);
@@ -494,7 +499,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /**
      * Grows (growing L1 in QEMU's order when needed) or shrinks the virtual size. Shrinking is refused while the
-     * range cut off holds data. Newly exposed bytes read as zeroes, never as stale data or the backing file's.
+     * range cut off holds data. Newly exposed bytes read as zeroes, never as stale data or the backing file's, even
+     * after a crash: they are zeroed, durably, before the new size is written. The whole resize holds the image
+     * exclusively ({@link MetadataWriter#exclusively}), so no request sees the new size before the zeroes, none
+     * writes into the new range before they are written (they would overwrite its data), and none checked against
+     * the old size runs after a shrink.
      */
     @Override
     public void resize(long newSize) throws IOException {
@@ -502,47 +511,58 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (newSize < 0 || newSize % 512 != 0) {
             throw new OutOfRangeException("The new size must be a non-negative multiple of 512: " + newSize);
         }
-        long oldSize;
-        imageLock.writeLock().lock();
+        // Its flushes would write caches that may disagree with the disk once the image is corrupt or unusable.
+        requireUsable();
         try {
-            oldSize = size();
-            if (header.version() < 3 && !snapshots.isEmpty() && newSize != oldSize) {
-                // QEMU's qcow2_co_truncate: v2 snapshot entries may lack the disk size they were taken at.
-                throw new UnsupportedFeatureException("resizing v2 images with snapshots",
-                        "Can't resize a v2 image which has snapshots");
-            }
-            if (newSize < oldSize) {
-                requireUnallocated(newSize, oldSize);
-            }
-            long neededL1 = Limits.sizeToL1(newSize, geometry.clusterBits(), geometry.l2Bits());
-            if (neededL1 < 0 || neededL1 > Integer.MAX_VALUE) {
-                throw new ImageTooLargeException("Image is too big: " + newSize);
-            }
-            if (neededL1 > header.l1Size()) {
-                int entries = metadata.growL1(neededL1, false);
-                header = header.withL1(entries, metadata.l1Offset());
-            }
-            if (header.dataFileRaw() && dataFile.size() < newSize) {
-                // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
-                dataFile.setLength(newSize);
-            }
-            metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, newSize));
-            header = header.withSize(newSize);
-        } finally {
-            imageLock.writeLock().unlock();
+            metadata.exclusively(() -> {
+                resizeExclusively(newSize);
+                return null;
+            });
+        } catch (MetadataCorruptionException e) {
+            signalCorruption(e);
+            throw e;
+        }
+    }
+
+    /** The resize, with the image held exclusively (flush lock, image lock, metadata lock). */
+    private void resizeExclusively(long newSize) throws IOException {
+        long oldSize = size();
+        if (header.version() < 3 && !snapshots.isEmpty() && newSize != oldSize) {
+            // QEMU's qcow2_co_truncate: v2 snapshot entries may lack the disk size they were taken at.
+            throw new UnsupportedFeatureException("resizing v2 images with snapshots",
+                    "Can't resize a v2 image which has snapshots");
+        }
+        if (newSize < oldSize) {
+            requireUnallocated(newSize, oldSize);
+        }
+        long neededL1 = Limits.sizeToL1(newSize, geometry.clusterBits(), geometry.l2Bits());
+        if (neededL1 < 0 || neededL1 > Integer.MAX_VALUE) {
+            throw new ImageTooLargeException("Image is too big: " + newSize);
+        }
+        if (neededL1 > header.l1Size()) {
+            int entries = metadata.growL1(neededL1, false);
+            header = header.withL1(entries, metadata.l1Offset());
+        }
+        if (header.dataFileRaw() && dataFile.size() < newSize) {
+            // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
+            dataFile.setLength(newSize);
         }
         if (newSize > oldSize) {
             long end = Math.max(exposedEnd(oldSize, newSize), Math.min(newSize,
                     Bytes.alignUp(oldSize, geometry.clusterSize())));
-            if (end > oldSize) {
-                // Nothing changes where the range already reads as zeroes (qemu-img resize changes no entry at all).
-                shared(oldSize, end - oldSize, true, () -> {
-                    if (!discardPath.readsAsZero(oldSize, end)) {
-                        discardPath.writeZeroes(oldSize, end - oldSize, true, size());
-                    }
-                });
+            // Nothing changes where the range already reads as zeroes (qemu-img resize changes no entry at all).
+            // The range lies past the size in the header: no request can reach it until the size is written.
+            if (end > oldSize && !discardPath.readsAsZero(oldSize, end)) {
+                discardPath.writeZeroes(oldSize, end - oldSize, true, newSize);
+                // The zeroes (zero flags, or zero bytes written into the old last cluster) must be durable before
+                // the size that exposes the range: a crash in between must not find the new size with the old
+                // last cluster's stale tail or the backing file's data there (QEMU's qcow2_co_truncate also zeroes
+                // before it writes the size; here the zeroes are flushed first, for invariant g).
+                metadata.flushEverything();
             }
         }
+        metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, newSize));
+        header = header.withSize(newSize);
     }
 
     /**

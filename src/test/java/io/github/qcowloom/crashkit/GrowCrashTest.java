@@ -1,0 +1,105 @@
+package io.github.qcowloom.crashkit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.image.ImageCreator;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.storage.MemoryStorage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Invariant g for a growing resize over a range that does not read as zeroes by itself: the old data of a partial
+ * last cluster that a shrink left past the end, or a backing file longer than the disk. The new size may reach the
+ * disk only once what makes that range read as zeroes is durable (QEMU's qcow2_co_truncate also zeroes the new
+ * range before it writes the size), so no crash state shows the grown disk with stale data or the backing file's.
+ */
+class GrowCrashTest {
+    private static final int CS = 65536;
+    private static final long MIB = 1L << 20;
+
+    @TempDir
+    Path dir;
+
+    /** Opens each crash state past {@code fromFlushes} and checks that, at {@code grownSize}, the range reads zero. */
+    private static void checkStates(CrashSimStorage sim, Path imageDir, long fromFlushes, Set<Long> sizes,
+            long grownSize, long exposedFrom) throws IOException {
+        List<String> failed = new ArrayList<>();
+        int grown = 0;
+        for (CrashState s : (Iterable<CrashState>) sim.crashStates(CrashOptions.defaults())::iterator) {
+            if (s.durableFlushes() < fromFlushes) {
+                continue;
+            }
+            try (Qcow2Image img = Qcow2Image.open(new MemoryStorage(s.image()), imageDir,
+                    OpenOptions.readWriteDefaults().withPool(false))) {
+                assertTrue(sizes.contains(img.size()), s + ": size " + img.size());
+                if (img.size() != grownSize) {
+                    continue;
+                }
+                grown++;
+                byte[] exposed = new byte[(int) (grownSize - exposedFrom)];
+                img.read(exposedFrom, ByteBuffer.wrap(exposed));
+                if (!Arrays.equals(new byte[exposed.length], exposed)) {
+                    failed.add(s.description());
+                }
+            }
+        }
+        assertTrue(grown > 0, "no crash state has the grown size");
+        assertEquals(List.of(), failed, "crash states with the grown size whose new range is not zero");
+    }
+
+    @Test
+    void staleDataOfAPartialClusterPastTheOldEndNeverShows() throws IOException {
+        Path file = dir.resolve("stale.qcow2");
+        ImageCreator.create(file, CreateOptions.defaults(MIB).withClusterSize(CS));
+        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(file));
+        long shrunk = MIB - CS / 2;
+        long mark;
+        try (Qcow2Image img = Qcow2Image.open(sim, null, OpenOptions.readWriteDefaults().withPool(false))) {
+            byte[] data = new byte[CS];
+            Arrays.fill(data, (byte) 0x55);
+            img.write(MIB - CS, ByteBuffer.wrap(data)); // the last cluster, whole
+            img.flush();
+            // Its second half lies past the new end but stays in the cluster, which still holds the first half.
+            img.resize(shrunk);
+            img.flush();
+            mark = sim.flushCount();
+            img.resize(MIB);
+        }
+        checkStates(sim, null, mark, Set.of(shrunk, MIB), MIB, shrunk);
+    }
+
+    @Test
+    void aLongerBackingFileNeverShowsInTheGrownRange() throws IOException {
+        Path base = dir.resolve("base.qcow2");
+        ImageCreator.create(base, CreateOptions.defaults(2 * MIB).withClusterSize(CS));
+        try (Qcow2Image img = Qcow2Image.open(base, OpenOptions.readWriteDefaults())) {
+            byte[] data = new byte[(int) (2 * MIB)];
+            Arrays.fill(data, (byte) 0x66);
+            img.write(0, ByteBuffer.wrap(data));
+        }
+        Path overlay = dir.resolve("overlay.qcow2");
+        ImageCreator.create(overlay, CreateOptions.defaults(MIB).withClusterSize(CS)
+                .withBacking("base.qcow2", "qcow2"));
+        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(overlay));
+        long mark;
+        try (Qcow2Image img = Qcow2Image.open(sim, dir, OpenOptions.readWriteDefaults().withPool(false))) {
+            img.write(0, ByteBuffer.wrap(new byte[] {1}));
+            img.flush();
+            mark = sim.flushCount();
+            img.resize(2 * MIB);
+        }
+        checkStates(sim, dir, mark, Set.of(MIB, 2 * MIB), 2 * MIB, MIB);
+    }
+}
