@@ -5,12 +5,18 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongUnaryOperator;
 
 /**
  * The header's dirty and corrupt bits (incompatible bits 0 and 1, v3 only). Dirty is set and synced before any
  * refcount that the image may leak on a crash can reach the disk, and cleared once everything is flushed; QEMU
  * (and we) recount a dirty image's references on the next read-write open. Corrupt is set when metadata met
  * during I/O contradicts itself; such an image then opens read-only only, until check -r all repairs it.
+ *
+ * <p>Lock discipline: {@link #lock} guards {@link #bits} and the header's incompatible-features word; each
+ * transition reads, changes and writes (and syncs) the word under it, so that concurrent transitions never undo one
+ * another (a clean never drops a corrupt bit set meanwhile). It is the innermost lock: taken under the metadata lock
+ * (see {@link MetadataWriter}) or under none, it takes nothing else.
  */
 final class HeaderBits {
     /** Byte offset of incompatible_features in the header. */
@@ -19,6 +25,7 @@ final class HeaderBits {
     private final Storage file;
     private final ReentrantLock lock = new ReentrantLock();
     private final int version;
+    /** The incompatible features as they are on disk; guarded by {@link #lock}. */
     private long bits;
 
     HeaderBits(Storage file, int version, long incompatibleFeatures) {
@@ -28,25 +35,28 @@ final class HeaderBits {
     }
 
     void markDirty() throws IOException {
-        set(bits | Features.INCOMPAT_DIRTY);
+        update(b -> b | Features.INCOMPAT_DIRTY);
     }
 
     void markClean() throws IOException {
-        set(bits & ~Features.INCOMPAT_DIRTY);
+        update(b -> b & ~Features.INCOMPAT_DIRTY);
     }
 
     /** QEMU's qcow2_mark_corrupt; v2 images have no such bit and are only failed in memory. */
     void markCorrupt() throws IOException {
-        set(bits | Features.INCOMPAT_CORRUPT);
+        update(b -> b | Features.INCOMPAT_CORRUPT);
     }
 
-    private void set(long value) throws IOException {
+    /** Applies {@code change} to the bits as they are, under the lock; writes and syncs them if they changed. */
+    private void update(LongUnaryOperator change) throws IOException {
         lock.lock();
         try {
+            long value = change.applyAsLong(bits);
             if (bits == value || version < 3) {
                 return;
             }
             file.write(ByteBuffer.allocate(8).putLong(0, value), INCOMPATIBLE_OFFSET);
+            // Durable before the caller goes on: a dirty bit before the refcounts it covers can reach the disk.
             file.flush();
             bits = value;
         } finally {

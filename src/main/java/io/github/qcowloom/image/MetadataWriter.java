@@ -21,6 +21,7 @@ import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
@@ -32,6 +33,19 @@ import java.util.function.UnaryOperator;
  * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
  * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot
  * operations run {@link #exclusively}.
+ *
+ * <p>Locks, in the order they are taken: the flush lock ({@link #flushLock}), the image lock ({@link #drain}, its
+ * exclusive side), the metadata lock ({@link #lock}: the caches, the refcounts, the deferred frees, {@link #linkedEnd}
+ * and changes of {@link #unreferenced}), then {@link HeaderBits}' lock, innermost (it only writes and syncs the
+ * header's bits). Requests hold the image lock shared and take the metadata lock under it. The cluster pool's lock is
+ * outside this order: its allocator thread calls {@link #allocate}, {@link #release} and {@link #idle} holding none
+ * of the pool's locks, and {@link ClusterPool#take}, which requests call holding the image lock shared (and their
+ * guest cluster's lock, which the allocator thread never takes), only signals under it, never waiting for ours.
+ *
+ * <p>The dirty bit and the allocations it covers (the pool's and a batch's clusters, and with lazy refcounts every
+ * refcount): the bit is set (or found set) in the same hold of the metadata lock as the allocation, and cleared only by
+ * {@link #flushUntilClean}, which decides and writes the clean holding all three locks, so that no allocation can
+ * slip between its check and the clean.
  */
 final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
@@ -78,6 +92,14 @@ final class MetadataWriter implements ClusterSource {
     /** Clusters a batch reserved (tagged like pool clusters); taken before the pool. */
     private final java.util.concurrent.ConcurrentLinkedQueue<Long> reserved =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
+    /**
+     * Clusters allocated (refcount 1) that nothing references and no request holds: those in the pool, reserved for
+     * a batch, or on their way between the allocator and either (a refill not yet queued, a trim not yet given back).
+     * Each is a leak on a crash, so the image stays dirty while any exists. It rises and falls under {@link #lock}
+     * with the refcount change, except when a request takes one: that request then holds the image lock shared until
+     * it has linked the cluster, which {@link #flushUntilClean} waits out.
+     */
+    private final AtomicLong unreferenced = new AtomicLong();
     /** Null when the pool is off (or the image is v2, which has no dirty bit). */
     private volatile ClusterPool pool;
     private final HeaderBits headerBits;
@@ -124,16 +146,21 @@ final class MetadataWriter implements ClusterSource {
 
     @Override
     public long[] allocate(int n) throws IOException {
-        // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts.
+        // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts. Set
+        // here, outside the lock, so that requests need not wait for its sync...
         headerBits.markDirty();
         file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
         try {
+            // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
+            // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
+            headerBits.markDirty();
             long first = refcounts.allocate(n);
             long[] out = new long[n];
             for (int i = 0; i < n; i++) {
                 out[i] = tagFresh(first + ((long) i << geometry().clusterBits()));
             }
+            unreferenced.addAndGet(n);
             return out;
         } finally {
             lock.unlock();
@@ -148,6 +175,7 @@ final class MetadataWriter implements ClusterSource {
             for (long h : hostOffsets) {
                 refcounts.update((h & ~FRESH) >>> geometry().clusterBits(), -1);
             }
+            unreferenced.addAndGet(-hostOffsets.length);
         } finally {
             lock.unlock();
         }
@@ -165,14 +193,37 @@ final class MetadataWriter implements ClusterSource {
         flushUntilClean();
     }
 
-    /** Flushes until nothing is pending (a flush queues the frees the next one writes), then marks clean. */
+    /**
+     * Flushes until nothing is pending (a flush queues the frees the next one writes), then marks clean unless
+     * allocated clusters are unreferenced (pooled, reserved, or on their way). The last check and the clean happen
+     * holding the flush lock (no flush is between its write-back and its sync), the image lock exclusive (no request
+     * is between taking a cluster and linking it) and the metadata lock (no allocation, refill or give-back runs): so
+     * every refcount and entry is on disk when the bit is cleared, and an allocation after it sets the bit again.
+     */
     void flushUntilClean() throws IOException {
-        do {
-            flush(true);
-        } while (hasPendingMetadata());
-        ClusterPool p = pool;
-        if ((p == null || p.size() == 0) && reserved.isEmpty()) {
-            headerBits.markClean();
+        flushLock.lock();
+        try {
+            flushEverything(); // the bulk, while requests go on
+            drain.lock();
+            try {
+                lock.lock();
+                try {
+                    // What requests changed meanwhile; nothing can add to it now.
+                    while (hasPendingMetadata()) {
+                        flush(true);
+                    }
+                    if (unreferenced.get() == 0) {
+                        // After the syncs above: the bit is cleared only once everything it covered is durable.
+                        headerBits.markClean();
+                    }
+                } finally {
+                    lock.unlock();
+                }
+            } finally {
+                drain.unlock();
+            }
+        } finally {
+            flushLock.unlock();
         }
     }
 
@@ -210,23 +261,31 @@ final class MetadataWriter implements ClusterSource {
      * when it is known to read as zeroes.
      */
     long allocateDataCluster() throws IOException {
+        // A reserved or pooled cluster becomes the caller's, which links it before it lets go of the image lock.
         Long r = reserved.poll();
         if (r != null) {
+            unreferenced.decrementAndGet();
             return r;
         }
         ClusterPool p = pool;
         if (p != null) {
             long c = p.take();
             if (c >= 0) {
+                unreferenced.decrementAndGet();
                 return c;
             }
         }
         if (lazyRefcounts) {
+            // The refcount stays in the cache: the dirty bit, durable first, stands in for it (set twice, see
+            // allocate).
             headerBits.markDirty();
         }
         file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
         try {
+            if (lazyRefcounts) {
+                headerBits.markDirty();
+            }
             return tagFresh(refcounts.allocate(1));
         } finally {
             lock.unlock();
@@ -252,11 +311,15 @@ final class MetadataWriter implements ClusterSource {
      */
     long allocateCompressed(long cluster, int size) throws IOException {
         if (lazyRefcounts) {
+            // As in allocateDataCluster: durable before the refcount it stands in for, set twice (see allocate).
             headerBits.markDirty();
         }
         file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
         try {
+            if (lazyRefcounts) {
+                headerBits.markDirty();
+            }
             Slice slice = writableSlice(cluster);
             long old = slice.getLong(mapper.entryInSlice(cluster));
             if (L2Entry.hostOffset(old) != 0) {
@@ -452,6 +515,7 @@ final class MetadataWriter implements ClusterSource {
     private long allocateL2(int l1Index, long sharedOffset) throws IOException {
         file.event(StorageEvent.L2_ALLOC);
         if (lazyRefcounts) {
+            // In the same hold of the lock as the allocation (every caller holds it), as in allocate.
             headerBits.markDirty();
         }
         long l2Offset = refcounts.allocate(1);
@@ -548,7 +612,8 @@ final class MetadataWriter implements ClusterSource {
      * flush) out, the image lock's exclusive side keeps requests out (they wait, then continue), the metadata lock
      * keeps the pool's refills out. Everything pending is flushed before {@code body} runs (so no deferred free is
      * outstanding and every refcount is current) and after it, and then the dirty bit an edit set is cleared (unless
-     * the pool holds clusters). The lock order is a flush's: flush lock, image lock, metadata lock.
+     * allocated clusters are unreferenced, see {@link #flushUntilClean}). The lock order is a flush's: flush lock,
+     * image lock, metadata lock.
      */
     <T> T exclusively(Exclusive<T> body) throws IOException {
         flushLock.lock();

@@ -305,6 +305,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return metadata == null ? null : metadata.pool();
     }
 
+    /** The metadata writer, or null when the image is open read-only. */
+    MetadataWriter metadataWriter() {
+        return metadata;
+    }
+
     /** The opened backing image, or null. */
     public BlockDevice backing() {
         return backing;
