@@ -73,10 +73,9 @@ public final class TableCache {
         } finally {
             lock.unlock();
         }
-        if (load) {
-            return load(offset, future);
-        }
-        return await(future);
+        Slice slice = load ? load(offset, future) : await(future);
+        storage.event(StorageEvent.CACHE_LOOKUP);
+        return slice;
     }
 
     private Slice load(long offset, CompletableFuture<Slice> future) throws IOException {

@@ -34,15 +34,24 @@ public final class SectorHistory {
     private long clock;
     private int nextId = 1;
     // Guarded by lock.
-    private final List<List<Put>> puts = new ArrayList<>();
+    /** Every write-like request, as a range of sectors (a snapshot apply covers every sector). */
+    private final List<Put> puts = new ArrayList<>();
     private final List<Get> gets = new ArrayList<>();
     private final List<Snapshot> snapshots = new ArrayList<>();
     private final List<String> violations = new ArrayList<>();
     private final List<WriteSpan> writes = new ArrayList<>();
-    private final List<Shrink> shrinks = new ArrayList<>();
+    /** Discards and zero writes: they may leave no data behind for a shrink to refuse. */
+    private final List<WriteSpan> removals = new ArrayList<>();
+    private final List<Resize> resizes = new ArrayList<>();
 
-    /** One request's effect on one sector: the values it may leave; {@code mayKeep}: or the value before it. */
-    private record Put(long start, long end, int value, Snapshot from, boolean mayKeep) {
+    /**
+     * One request's effect on sectors {@code [first, last)}: the value it may leave ({@code from}: the values a
+     * snapshot captured instead); {@code mayKeep}: or the value before it.
+     */
+    private record Put(long start, long end, long first, long last, int value, Snapshot from, boolean mayKeep) {
+        boolean covers(long sector) {
+            return first <= sector && sector < last;
+        }
     }
 
     private record Get(long start, long end, long sector, int seen, String what) {
@@ -55,7 +64,7 @@ public final class SectorHistory {
     private record WriteSpan(long start, long end, long firstSector, long endSector, String what) {
     }
 
-    private record Shrink(long start, long end, long newSize, long cutFrom) {
+    private record Resize(long start, long end, long newSize, long cutFrom, boolean shrink) {
     }
 
     /** A history of a disk whose sectors start as zeroes, or as the backing file's pattern if {@code backing}. */
@@ -121,21 +130,12 @@ public final class SectorHistory {
         return java.util.Arrays.equals(b, expected) ? id : FOREIGN;
     }
 
-    private List<Put> sector(long s) {
-        while (puts.size() <= s) {
-            puts.add(new ArrayList<>());
-        }
-        return puts.get((int) s);
-    }
-
     /** A write of {@code id}'s pattern (0: zeroes) over {@code count} sectors from {@code first} that returned OK. */
     public void wrote(long start, long end, long first, long count, int id, String what) {
         lock.lock();
         try {
-            for (long s = first; s < first + count; s++) {
-                sector(s).add(new Put(start, end, id, null, false));
-            }
-            writes.add(new WriteSpan(start, end, first, first + count, what));
+            puts.add(new Put(start, end, first, first + count, id, null, false));
+            (id == 0 ? removals : writes).add(new WriteSpan(start, end, first, first + count, what));
         } finally {
             lock.unlock();
         }
@@ -148,12 +148,11 @@ public final class SectorHistory {
     public void discarded(long start, long end, long first, long count) {
         lock.lock();
         try {
-            for (long s = first; s < first + count; s++) {
-                sector(s).add(new Put(start, end, 0, null, true));
-                if (backing) {
-                    sector(s).add(new Put(start, end, BACKING, null, true));
-                }
+            puts.add(new Put(start, end, first, first + count, 0, null, true));
+            if (backing) {
+                puts.add(new Put(start, end, first, first + count, BACKING, null, true));
             }
+            removals.add(new WriteSpan(start, end, first, first + count, "discard"));
         } finally {
             lock.unlock();
         }
@@ -166,12 +165,8 @@ public final class SectorHistory {
             long lo = Math.min(oldSize, newSize) / SECTOR;
             long hi = Math.max(oldSize, newSize) / SECTOR;
             // What a shrink cuts off is gone, and a grown range reads as zeroes: a zero write either way.
-            for (long s = lo; s < hi; s++) {
-                sector(s).add(new Put(start, end, 0, null, false));
-            }
-            if (newSize < oldSize) {
-                shrinks.add(new Shrink(start, end, newSize, cutFrom));
-            }
+            puts.add(new Put(start, end, lo, hi, 0, null, false));
+            resizes.add(new Resize(start, end, newSize, cutFrom, newSize < oldSize));
         } finally {
             lock.unlock();
         }
@@ -189,13 +184,11 @@ public final class SectorHistory {
         }
     }
 
-    /** The snapshot {@code handle} was applied over {@code [start, end]} to a disk of {@code sectors} sectors. */
-    public void applied(long start, long end, Object handle, long sectors) {
+    /** The snapshot {@code handle} was applied over {@code [start, end]}: every sector is as it captured it. */
+    public void applied(long start, long end, Object handle) {
         lock.lock();
         try {
-            for (long s = 0; s < sectors; s++) {
-                sector(s).add(new Put(start, end, 0, (Snapshot) handle, false));
-            }
+            puts.add(new Put(start, end, 0, Long.MAX_VALUE, 0, (Snapshot) handle, false));
         } finally {
             lock.unlock();
         }
@@ -239,11 +232,14 @@ public final class SectorHistory {
                 }
             }
             // A shrink that succeeded found nothing in the clusters it cut: a write there that also succeeded and
-            // overlapped it cannot have come first, and coming second it had to fail.
-            for (Shrink r : shrinks) {
+            // overlapped it cannot have come first (unless a discard or zero write may have removed its data in
+            // between), and coming second it had to fail (unless a resize that may have come after the shrink grew
+            // the disk back over it before the write ended).
+            for (Resize r : resizes) {
                 for (WriteSpan w : writes) {
                     boolean overlap = w.start() < r.end() && r.start() < w.end();
-                    if (overlap && w.endSector() * SECTOR > r.cutFrom()) {
+                    if (r.shrink() && overlap && w.endSector() * SECTOR > r.cutFrom()
+                            && !grownBack(r, w) && !removedBetween(w, r)) {
                         out.add(String.format("%s [%d,%d] of sectors [%d,%d) succeeded past a shrink to %d bytes"
                                 + " [%d,%d] that it overlapped", w.what(), w.start(), w.end(), w.firstSector(),
                                 w.endSector(), r.newSize(), r.start(), r.end()));
@@ -256,6 +252,27 @@ public final class SectorHistory {
         }
     }
 
+    private boolean removedBetween(WriteSpan w, Resize shrink) {
+        long firstCut = Math.max(w.firstSector(), shrink.cutFrom() / SECTOR);
+        for (WriteSpan d : removals) {
+            if (d.firstSector() < w.endSector() && firstCut < d.endSector() && d.end() > w.start()
+                    && d.start() < shrink.end()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private boolean grownBack(Resize shrink, WriteSpan w) {
+        for (Resize g : resizes) {
+            if (g != shrink && g.newSize() >= w.endSector() * SECTOR && g.end() > shrink.start()
+                    && g.start() < w.end()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static String name(int id) {
         return id == FOREIGN ? "foreign bytes" : id == BACKING ? "backing" : String.valueOf(id);
     }
@@ -265,7 +282,12 @@ public final class SectorHistory {
      * read ended and that no write completed before the read began replaced.
      */
     private Set<Integer> allowed(long s, long rs, long re) {
-        List<Put> list = s < puts.size() ? puts.get((int) s) : List.of();
+        List<Put> list = new ArrayList<>();
+        for (Put p : puts) {
+            if (p.covers(s) && p.start() < re) {
+                list.add(p);
+            }
+        }
         // The latest start among the definite writes that completed before the read began: whatever completed
         // before that start was replaced.
         long replacedBefore = Long.MIN_VALUE;

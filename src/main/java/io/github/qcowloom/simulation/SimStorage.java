@@ -8,7 +8,7 @@ import java.nio.ByteBuffer;
 /**
  * A storage under the {@link SimScheduler}: every read, write, flush and size change is a point where the scheduler
  * may switch threads, before the operation takes effect and after it, as a real disk's latency lets other requests
- * run. With {@code delayPercent} above 0 an operation also waits a random virtual time (up to
+ * run; so is every {@link StorageEvent} the driver announces. With {@code delayPercent} above 0 an operation also waits a random virtual time (up to
  * {@code maxDelayNanos}), as a slow disk would, so that operations issued in one order may complete in another.
  * Everything else is forwarded to the wrapped storage. No locks of its own.
  */
@@ -127,8 +127,10 @@ public final class SimStorage implements Storage {
         return inner.readOnly();
     }
 
+    /** The driver's announced events are switch points too (some, such as a cache lookup, have no I/O). */
     @Override
     public void event(StorageEvent event) {
+        scheduler.yieldPoint();
         inner.event(event);
     }
 

@@ -27,7 +27,13 @@ public enum StorageEvent {
     /** Copy-on-write is about to write the merged cluster. */
     COW_WRITE,
     /** A flush is about to reach the host. */
-    FLUSH;
+    FLUSH,
+    /**
+     * A table slice was just found in the cache or loaded into it, and is about to be used: no I/O follows, but the
+     * interleaving explorer ({@code simulation.SimStorage}) switches threads here, where another request's
+     * eviction could otherwise race the caller unseen.
+     */
+    CACHE_LOOKUP;
 
     /** blkdebug's name: {@code l1_update}, {@code refblock_alloc}, ... */
     public String blkdebugName() {

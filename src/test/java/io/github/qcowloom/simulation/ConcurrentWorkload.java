@@ -41,17 +41,29 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
     private static final Map<Layout, byte[]> TEMPLATES = new ConcurrentHashMap<>();
 
     /**
-     * The image: {@code clusterBits} 9–16, {@code clusters} of virtual size, extended L2, lazy refcounts, the pool,
-     * a raw backing file with {@link SectorHistory#BACKING}'s pattern, and the caches in slices.
+     * The image: {@code clusterBits} 9–16; requests go to the first {@code hot} clusters of each of {@code l2Tables}
+     * L2 tables' ranges (so that tables are allocated, copied and evicted while data is), and the virtual size ends
+     * with the last table's hot clusters; extended L2, lazy refcounts, the pool, a raw backing file with
+     * {@link SectorHistory#BACKING}'s pattern, and the caches in slices.
      */
-    record Layout(int clusterBits, int clusters, boolean extendedL2, boolean lazy, boolean pool, boolean backing,
-            int l2Slices, int refblockSlices, int delayPercent) {
+    record Layout(int clusterBits, int l2Tables, int hot, boolean extendedL2, boolean lazy, boolean pool,
+            boolean backing, int l2Slices, int refblockSlices, int delayPercent) {
         long clusterSize() {
             return 1L << clusterBits;
         }
 
+        /** Clusters one L2 table maps. */
+        long clustersPerTable() {
+            return clusterSize() / (extendedL2 ? 16 : 8);
+        }
+
+        /** Guest cluster {@code i} of the hot ones ({@code 0 <= i < l2Tables * hot}). */
+        long hotCluster(int i) {
+            return (i / hot) * clustersPerTable() + i % hot;
+        }
+
         long size() {
-            return clusters * clusterSize();
+            return (hotCluster(l2Tables * hot - 1) + 1) * clusterSize();
         }
 
         int sliceSize() {
@@ -127,16 +139,20 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         return OpenOptions.readWriteDefaults().withTuning(tuning).withTicker(sim);
     }
 
+    /** What a passing run leaves: the trace of requests and outcomes, and the closed image. */
+    record Outcome(List<String> trace, byte[] image) {
+    }
+
     /**
      * Runs the workload under {@code sim}'s schedule, with a crash copy taken at host flush {@code crashFlush} (0:
-     * none); returns the trace of requests and outcomes, or throws AssertionError with it on a violation.
+     * none); throws AssertionError with the trace on a violation.
      */
-    List<String> run(SimScheduler sim, long crashFlush) throws Exception {
+    Outcome run(SimScheduler sim, long crashFlush) throws Exception {
         SectorHistory history = new SectorHistory(layout.backing());
         MemoryStorage mem = new MemoryStorage(template(layout));
         List<byte[]> crashStates = new ArrayList<>();
         Storage disk = new CrashPoint(new SimStorage(mem, sim, layout.delayPercent(), 50_000), mem, crashFlush,
-                crashStates);
+                layout.pool() || layout.lazy(), crashStates);
         List<String> trace = new java.util.concurrent.CopyOnWriteArrayList<>();
         Qcow2Image img = Qcow2Image.open(disk, layout.backing() ? DIR : null, openOptions(sim));
         Map<Integer, Object> snapshots = new ConcurrentHashMap<>();
@@ -165,7 +181,22 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
             throw new AssertionError(problems.stream().limit(8).collect(Collectors.joining("\n  ", "\n  ", ""))
                     + "\nlayout " + layout + "\ntrace:\n  " + String.join("\n  ", trace));
         }
-        return trace;
+        return new Outcome(List.copyOf(trace), mem.snapshot());
+    }
+
+    /** qemu-img check of a closed image: exit 0, nothing to report. */
+    static void qemuCheck(byte[] image) throws IOException {
+        Path p = Files.createTempFile(DIR, "closed", ".qcow2");
+        try {
+            Files.write(p, image);
+            io.github.qcowloom.testing.Qemu.Result r = io.github.qcowloom.testing.Qemu.exec(
+                    List.of("qemu-img", "check", "-f", "qcow2", p.toString()));
+            if (r.exitCode() != 0) {
+                throw new AssertionError("qemu-img check exits " + r.exitCode() + ":\n" + r.stdout() + r.stderr());
+            }
+        } finally {
+            Files.deleteIfExists(p);
+        }
     }
 
     private void perform(Qcow2Image img, int guest, Op op, SectorHistory h, Map<Integer, Object> snapshots,
@@ -214,7 +245,7 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                             .orElseThrow(() -> new SnapshotNotFoundException("no s" + op.snap()));
                     if (op.kind() == Kind.APPLY) {
                         Snapshots.apply(img, s);
-                        h.applied(start, h.tick(), snapshots.get(op.snap()), layout.size() / SectorHistory.SECTOR);
+                        h.applied(start, h.tick(), snapshots.get(op.snap()));
                     } else {
                         Snapshots.delete(img, s);
                     }
@@ -262,10 +293,16 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         try (Qcow2Image img = Qcow2Image.open(new MemoryStorage(image), layout.backing() ? DIR : null,
                 OpenOptions.readOnlyDefaults())) {
             long t = h.tick();
-            ByteBuffer all = ByteBuffer.allocate((int) img.size());
-            img.read(0, all);
-            all.flip();
-            h.read(t, t, 0, all, "read-back after close");
+            ByteBuffer cluster = ByteBuffer.allocate((int) layout.clusterSize());
+            for (int i = 0; i < layout.l2Tables() * layout.hot(); i++) {
+                long offset = layout.hotCluster(i) * layout.clusterSize();
+                if (offset >= img.size()) {
+                    break;
+                }
+                cluster.clear().limit((int) Math.min(cluster.capacity(), img.size() - offset));
+                img.read(offset, cluster);
+                h.read(t, t, offset / SectorHistory.SECTOR, cluster.flip(), "read-back after close");
+            }
         }
         return problems;
     }
@@ -299,25 +336,33 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         return problems;
     }
 
-    /** Keeps a copy of the image right after the {@code target}-th flush (0: none). */
+    /**
+     * Keeps a copy of the image right after the {@code target}-th flush (0: none), and, when {@code whenClean}, after
+     * every flush that leaves the header clean (up to {@link #MAX_COPIES}): with the pool or lazy refcounts the
+     * header is dirty most of the time, and the moments it is clean are the ones where lagging refcounts hide.
+     */
     private static final class CrashPoint extends ForwardingStorage {
+        private static final int MAX_COPIES = 4;
         private final MemoryStorage mem;
         private final long target;
+        private final boolean whenClean;
         private final List<byte[]> states;
         private long flushes;
 
-        CrashPoint(Storage inner, MemoryStorage mem, long target, List<byte[]> states) {
+        CrashPoint(Storage inner, MemoryStorage mem, long target, boolean whenClean, List<byte[]> states) {
             super(inner);
             this.mem = mem;
             this.target = target;
+            this.whenClean = whenClean;
             this.states = states;
         }
 
         @Override
         public void flush() throws IOException {
             super.flush();
-            // Single carrier: no other thread runs between the flush and the copy.
-            if (++flushes == target) {
+            // Single carrier: no other thread runs between the flush's return and the copy.
+            boolean take = ++flushes == target || (whenClean && !ImageMetadata.readHeader(mem).dirty());
+            if (take && states.size() < MAX_COPIES) {
                 states.add(mem.snapshot());
             }
         }

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 /** The driver under the explorer is deterministic: a seed replays the same requests in the same order. */
 class ExplorerReplayTest {
     private static final ConcurrentWorkload WORKLOAD = new ConcurrentWorkload(
-            new Layout(12, 16, false, false, true, false, 2, 1, 20),
+            new Layout(12, 1, 16, false, false, true, false, 2, 1, 20),
             List.of(List.of(new Op(Kind.WRITE, 0, 9, 0), new Op(Kind.FLUSH, 0, 0, 0), new Op(Kind.READ, 0, 16, 0)),
                     List.of(new Op(Kind.WRITE, 8, 40, 0), new Op(Kind.DISCARD, 0, 16, 0)),
                     List.of(new Op(Kind.COMPRESSED, 64, 8, 0), new Op(Kind.WRITE, 100, 3, 0),
@@ -23,7 +23,7 @@ class ExplorerReplayTest {
 
     private static List<String> traceOf(long seed) {
         List<List<String>> trace = new ArrayList<>();
-        Simulation.Result r = Simulation.run(seed, 1_000_000, sim -> trace.add(WORKLOAD.run(sim, 2)));
+        Simulation.Result r = Simulation.run(seed, 1_000_000, sim -> trace.add(WORKLOAD.run(sim, 2).trace()));
         assertTrue(r.ok(), () -> "seed " + seed + ": " + r.failure());
         assertEquals(0, r.foreignSubmissions(), "a wake-up came from outside the simulation");
         List<String> out = new ArrayList<>(trace.get(0));
