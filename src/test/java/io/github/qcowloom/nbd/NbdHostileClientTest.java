@@ -88,6 +88,9 @@ class NbdHostileClientTest {
                 }
                 good.request(Protocol.CMD_FLUSH, 300, 0, 0, null);
                 assertEquals(0, good.reply(300));
+                // Every request of this connection has given its bytes back before the server closes it.
+                good.request(Protocol.CMD_DISC, 301, 0, 0, null);
+                assertTrue(good.closedByServer());
             }
             assertEquals(expected, inFlight(in, out), "the hostile connections took more once others were served");
 
