@@ -48,8 +48,12 @@ public final class ClusterPool implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicBoolean refillRequested =
             new java.util.concurrent.atomic.AtomicBoolean();
     private volatile boolean idle = true;
-    /** Set when the allocator failed; takes then fall back to direct allocation, which reports the error. */
-    private volatile IOException failure;
+    /**
+     * Set when the allocator failed, with an I/O error or an Error (an OutOfMemoryError can land in any thread):
+     * takes then fall back to direct allocation, which reports the error to the writer, and the thresholds stop
+     * growing since no refill will come.
+     */
+    private volatile Throwable failure;
 
     public ClusterPool(ClusterSource source, int low, int high, int max) {
         this(source, low, high, max, Ticker.SYSTEM);
@@ -137,8 +141,19 @@ public final class ClusterPool implements AutoCloseable {
                 LOG.warn("cluster pool allocator stopped: {}", e.toString());
                 failure = e;
                 return;
+            } catch (Throwable t) {
+                // Not silently: an allocator that died unrecorded would leave takes signalling a dead thread and
+                // doubling thresholds forever. Recorded first (logging may itself fail when memory is short).
+                failure = t;
+                LOG.error("cluster pool allocator stopped; writes allocate directly from now on", t);
+                return;
             }
         }
+    }
+
+    /** Why the allocator stopped (an IOException or an Error), or null while it runs. */
+    public Throwable failure() {
+        return failure;
     }
 
     /**

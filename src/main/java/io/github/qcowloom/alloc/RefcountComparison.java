@@ -68,34 +68,36 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
         List<Mismatch> leaks = new ArrayList<>();
         List<Mismatch> low = new ArrayList<>();
         List<String> problems = new ArrayList<>(refs.problems());
-        int checkErrors = 0;
-        boolean rebuild = refs.refblocksBroken();
-        // compare_refcounts: every cluster the recount covers.
-        for (long c = 0; c < refs.clusters(); c++) {
+        int[] checkErrors = {0};
+        boolean[] rebuild = {refs.refblocksBroken()};
+        // compare_refcounts: every cluster the recount covers (those with neither a reference nor a refblock
+        // entry are equal, 0 and 0, and skipped).
+        refs.forEachCandidate(table, c -> {
             long stored;
             try {
                 stored = table.get(c);
             } catch (CorruptImageException e) {
                 problems.add("Can't get refcount for cluster " + c + ": " + e.getMessage());
-                checkErrors++;
-                continue;
+                checkErrors[0]++;
+                return;
             }
             long refCount = refs.references(c);
             if (stored == refCount) {
-                continue;
+                return;
             }
             // An on-disk 0 for a referenced cluster makes QEMU rebuild instead of repairing in place.
             if (stored == 0) {
-                rebuild = true;
+                rebuild[0] = true;
             }
             if (Long.compareUnsigned(stored, refCount) < 0) {
                 low.add(new Mismatch(c, stored, refCount));
             } else {
                 leaks.add(new Mismatch(c, stored, refCount));
             }
-        }
+        });
         int copied = checkCopied(refs, table, problems);
-        return new RefcountComparison(leaks, low, problems, refs.corruptions(), copied, checkErrors, rebuild);
+        return new RefcountComparison(leaks, low, problems, refs.corruptions(), copied, checkErrors[0],
+                rebuild[0]);
     }
 
     /**

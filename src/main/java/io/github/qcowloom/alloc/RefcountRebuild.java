@@ -8,6 +8,9 @@ import io.github.qcowloom.format.RefcountCodec;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.LongUnaryOperator;
 
 /**
  * QEMU's rebuild_refcount_structure (qemu-img check -r all): when the refcount structures cannot be trusted, a
@@ -28,19 +31,24 @@ public final class RefcountRebuild {
         long cs = header.clusterSize();
         RefcountCodec codec = new RefcountCodec(header.refcountOrder());
         long perBlock = codec.entriesPerBlock(cs);
-        long[] counts = new long[(int) refs.clusters()];
-        long highest = 0;
-        for (int c = 0; c < counts.length; c++) {
-            counts[c] = refs.references(c);
-        }
+        // The recount's references, less one for each time the walk counted a cluster as the old refcount
+        // structures (free once the new ones are in place). Nothing is copied: a copy per cluster of the file
+        // would size this by the file's length.
+        Map<Long, Integer> structure = new HashMap<>();
         for (long c : refs.refcountStructureClusters()) {
-            counts[(int) c] = Math.max(0, counts[(int) c] - 1);
+            structure.merge(c, 1, Integer::sum);
         }
-        for (int c = 0; c < counts.length; c++) {
-            if (counts[c] != 0) {
-                highest = c;
+        LongUnaryOperator count = c -> {
+            long r = refs.references(c);
+            return r == 0 ? 0 : Math.max(0, r - structure.getOrDefault(c, 0));
+        };
+        long[] last = {0};
+        refs.forEachReferenced(c -> {
+            if (count.applyAsLong(c) != 0) {
+                last[0] = c;
             }
-        }
+        });
+        long highest = last[0];
         // The new area starts past every cluster in use and past the end of the file.
         long areaStart = Math.max(highest + 1, Bytes.alignUp(file.size(), cs) >>> bits);
         RefcountCoverage coverage = RefcountCoverage.of(areaStart, perBlock, cs);
@@ -57,7 +65,7 @@ public final class RefcountRebuild {
             byte[] block = new byte[(int) cs];
             for (long i = 0; i < perBlock; i++) {
                 long c = b * perBlock + i;
-                long value = c < counts.length ? counts[(int) c] : 0;
+                long value = count.applyAsLong(c);
                 if (c >= blocksStart && c < end) {
                     value = 1; // the new structures count themselves
                 }

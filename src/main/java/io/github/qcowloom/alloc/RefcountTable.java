@@ -105,6 +105,20 @@ public final class RefcountTable {
         return index < table.length && blockOffset((int) index) != 0;
     }
 
+    /**
+     * The first cluster at or after {@code cluster} whose reftable entry is not 0 (a refblock, or a broken entry
+     * that {@link #get} reports), or {@link Long#MAX_VALUE}: every cluster skipped has refcount 0.
+     */
+    public long nextCovered(long cluster) {
+        checkCluster(cluster);
+        for (long index = cluster >>> blockBits; index < table.length; index++) {
+            if (table[(int) index] != 0) {
+                return Math.max(cluster, index << blockBits);
+            }
+        }
+        return Long.MAX_VALUE;
+    }
+
     /** Refcount of host cluster {@code cluster} (0 beyond what the reftable covers). */
     public long get(long cluster) throws IOException {
         checkCluster(cluster);

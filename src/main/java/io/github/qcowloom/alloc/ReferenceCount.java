@@ -1,5 +1,6 @@
 package io.github.qcowloom.alloc;
 
+import io.github.qcowloom.api.ImageOptions;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
@@ -26,6 +27,9 @@ import java.util.Optional;
  *
  * <p>It only reads. The corruptions QEMU's walk reports (reserved bits, misaligned offsets, references a cluster
  * or more past the end of the file, bad subcluster bitmaps, refcount overflow) are collected on the way.
+ *
+ * <p>Its memory follows what the tables reference, not the file's length ({@link ClusterCounts}), and is bounded:
+ * a recount that would need more is refused with an {@link ImageTooLargeException}.
  */
 public final class ReferenceCount {
     /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
@@ -43,7 +47,7 @@ public final class ReferenceCount {
     private final long clusterSize;
     private final long refcountMax;
     /** References per cluster; one slot past the file's last cluster for a reference that overhangs it. */
-    private final long[] counts;
+    private final ClusterCounts counts;
     /** Clusters counted so far: the file's clusters, plus one if a reference overhangs the end. */
     private int clusters;
     private final List<String> problems = new ArrayList<>();
@@ -57,7 +61,7 @@ public final class ReferenceCount {
     private long[] activeData = new long[64];
     private int activeDataCount;
 
-    private ReferenceCount(Header header, long fileLength) throws ImageTooLargeException {
+    private ReferenceCount(Header header, long fileLength, long memoryBound) throws ImageTooLargeException {
         this.header = header;
         this.fileLength = fileLength;
         this.clusterBits = header.clusterBits();
@@ -70,7 +74,13 @@ public final class ReferenceCount {
             throw new ImageTooLargeException("Number of clusters exceeds INT_MAX: " + fileClusters);
         }
         this.clusters = (int) fileClusters;
-        this.counts = new long[clusters + 1];
+        this.counts = new ClusterCounts(clusters + 1L, refcountMax, memoryBound);
+        counts.charge(8L * activeData.length);
+    }
+
+    /** What a recount may allocate when nothing else is said: {@link ImageOptions#recountMemoryLimit()}. */
+    public static long defaultMemoryBound() {
+        return ImageOptions.defaults().recountMemoryLimit();
     }
 
     /**
@@ -88,7 +98,17 @@ public final class ReferenceCount {
      */
     public static ReferenceCount compute(Storage file, Header header, List<Snapshot> snapshots,
             long snapshotTableSize) throws IOException {
-        ReferenceCount rc = new ReferenceCount(header, file.size());
+        return compute(file, header, snapshots, snapshotTableSize, defaultMemoryBound());
+    }
+
+    /**
+     * As {@link #compute(Storage, Header, List, long)}, allocating at most about {@code memoryBound} bytes.
+     *
+     * @throws ImageTooLargeException if the recount would need more memory than that
+     */
+    public static ReferenceCount compute(Storage file, Header header, List<Snapshot> snapshots,
+            long snapshotTableSize, long memoryBound) throws IOException {
+        ReferenceCount rc = new ReferenceCount(header, file.size(), memoryBound);
         rc.walk(file, snapshots, snapshotTableSize);
         return rc;
     }
@@ -100,7 +120,43 @@ public final class ReferenceCount {
 
     /** References to host cluster {@code cluster}, 0 beyond {@link #clusters()}. */
     public long references(long cluster) {
-        return cluster >= 0 && cluster < clusters ? counts[(int) cluster] : 0;
+        return cluster >= 0 && cluster < clusters ? counts.get(cluster) : 0;
+    }
+
+    /** One cluster of {@link #forEachCandidate}. */
+    @FunctionalInterface
+    public interface ClusterAction {
+        void accept(long cluster) throws IOException;
+    }
+
+    /**
+     * Calls {@code action} with each cluster below {@link #clusters()}, in order, that has references or that a
+     * reftable entry of {@code table} covers. Every cluster left out has no reference and a stored refcount of 0,
+     * so comparing it finds nothing: in a sparse file the long tail that nothing references is skipped at the
+     * cost of a look at each reftable entry and counter page, not of each cluster.
+     */
+    public void forEachCandidate(RefcountTable table, ClusterAction action) throws IOException {
+        long counted = counts.nextCounted(0);
+        long covered = table.nextCovered(0);
+        for (long c = Math.min(counted, covered); c < clusters; c = Math.min(counted, covered)) {
+            action.accept(c);
+            c++;
+            if (counted < c) {
+                counted = counts.nextCounted(c);
+            }
+            if (covered < c) {
+                covered = table.nextCovered(c);
+            }
+        }
+    }
+
+    /** Calls {@code action} with each cluster that has references, in order. */
+    public void forEachReferenced(ClusterAction action) throws IOException {
+        for (long c = counts.nextCounted(0); c < clusters; c = counts.nextCounted(c + 1)) {
+            if (counts.get(c) != 0) {
+                action.accept(c);
+            }
+        }
     }
 
     /** What the walk found corrupt, in QEMU's words, one entry per corruption. */
@@ -243,7 +299,7 @@ public final class ReferenceCount {
     }
 
     /** QEMU's check_refcounts_l2: counts data and compressed clusters, reports malformed entries. */
-    private void checkL2(byte[] l2, boolean active) {
+    private void checkL2(byte[] l2, boolean active) throws ImageTooLargeException {
         boolean extended = header.extendedL2();
         boolean dataFile = header.hasDataFile();
         int entrySize = header.l2EntrySize();
@@ -275,7 +331,10 @@ public final class ReferenceCount {
                     }
                     if (active) {
                         if (activeDataCount == activeData.length) {
+                            // The new array is charged beside the old one, which is garbage once copied.
+                            counts.charge(8L * activeData.length * 2);
                             activeData = Arrays.copyOf(activeData, activeData.length * 2);
+                            counts.release(8L * activeData.length / 2);
                         }
                         activeData[activeDataCount++] = entry;
                     }
@@ -293,7 +352,7 @@ public final class ReferenceCount {
     }
 
     /** A compressed entry: +1 on every host cluster its byte range touches. */
-    private void checkCompressed(long entry, long bitmap, int index) {
+    private void checkCompressed(long entry, long bitmap, int index) throws ImageTooLargeException {
         if (L2Entry.copied(entry)) {
             CompressedDescriptor d = CompressedDescriptor.decode(entry, clusterBits);
             corruption("ERROR: coffset=0x" + Long.toHexString(d.hostOffset())
@@ -353,7 +412,7 @@ public final class ReferenceCount {
                 corruption("ERROR bitmap table at 0x" + Long.toHexString(tableOffset) + " cannot be loaded");
                 continue;
             }
-            long[] table = readTable(file, tableOffset, (int) tableSize);
+            long[] table = readTable(file, tableOffset, tableSize);
             for (long e : table) {
                 long offset = e & BME_OFFSET_MASK;
                 if ((e & BME_RESERVED_MASK) != 0 || (offset & (clusterSize - 1)) != 0
@@ -369,7 +428,7 @@ public final class ReferenceCount {
     }
 
     /** QEMU's check_refblocks: counts every refblock; an unusable entry means the structures need a rebuild. */
-    private void checkRefblocks() {
+    private void checkRefblocks() throws ImageTooLargeException {
         for (int i = 0; i < reftable.length; i++) {
             long e = reftable[i];
             long offset = e & ~REFT_RESERVED_MASK;
@@ -386,8 +445,8 @@ public final class ReferenceCount {
             } else if (offset != 0) {
                 add(offset, clusterSize);
                 refcountStructure.add(cluster);
-                if (counts[(int) cluster] != 1) {
-                    corruption("ERROR refcount block " + i + " refcount=" + counts[(int) cluster]);
+                if (counts.get(cluster) != 1) {
+                    corruption("ERROR refcount block " + i + " refcount=" + counts.get(cluster));
                     refblocksBroken = true;
                 }
             }
@@ -399,7 +458,7 @@ public final class ReferenceCount {
      * reaches a cluster or more past the end of the file is a corruption and is not counted (the last cluster
      * may be partly allocated, so less is fine); a count at the width's maximum is an overflow.
      */
-    private void add(long offset, long size) {
+    private void add(long offset, long size) throws ImageTooLargeException {
         if (size <= 0) {
             return;
         }
@@ -412,25 +471,32 @@ public final class ReferenceCount {
         long last = (offset + size - 1) >>> clusterBits;
         for (long c = first; c <= last; c++) {
             // The range ends less than a cluster past EOF, so c is at most the slot past the file's clusters.
-            int k = (int) c;
-            clusters = Math.max(clusters, k + 1);
-            if (counts[k] == refcountMax) {
+            clusters = Math.max(clusters, (int) c + 1);
+            if (!counts.increment(c)) {
                 corruption("ERROR: overflow cluster offset=0x" + Long.toHexString(c << clusterBits));
-                continue;
             }
-            counts[k]++;
         }
     }
 
-    /** Reads {@code entries} big-endian u64 values at {@code offset}; entries past the end of the file are 0. */
-    private long[] readTable(Storage file, long offset, int entries) throws IOException {
+    /**
+     * Reads {@code entries} big-endian u64 values at {@code offset}; entries past the end of the file are 0. The
+     * memory the read takes at its peak is checked against the bound (a bitmap table may claim 2^32 entries).
+     */
+    private long[] readTable(Storage file, long offset, long entries) throws IOException {
         long inFile = offset < 0 || offset >= fileLength ? 0 : Math.min(entries, (fileLength - offset) / 8);
+        if (inFile > (Integer.MAX_VALUE - 8) / 8) {
+            throw new ImageTooLargeException("Table of " + inFile + " entries at 0x" + Long.toHexString(offset)
+                    + " is too large to read");
+        }
+        counts.charge(16 * inFile);
         byte[] raw = new byte[(int) inFile * 8];
         file.readFully(ByteBuffer.wrap(raw), offset);
         long[] table = new long[(int) inFile];
         for (int i = 0; i < table.length; i++) {
             table[i] = Bytes.getLong(raw, i * 8);
         }
+        // The active L1 table and the reftable are kept, but QEMU's limits bound them (32 and 8 MiB).
+        counts.release(16 * inFile);
         return table;
     }
 

@@ -10,13 +10,19 @@ package io.github.qcowloom.api;
  * @param poolHigh return clusters (down to the midpoint) when the pool holds more than this
  * @param poolMax the most the thresholds may grow to when requests find the pool empty
  * @param execution how requests run when driven asynchronously: {@code virtual} or {@code pool:N}
+ * @param recountMemoryBytes the most the reference recount of a dirty image's repair may allocate; a recount that
+ *     would need more is refused (ImageTooLargeException) instead of running the JVM out of memory; 0 = a quarter
+ *     of the maximum heap ({@link #recountMemoryLimit()})
  */
 public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean pool, int poolLow, int poolHigh,
-        int poolMax, String execution) {
+        int poolMax, String execution, long recountMemoryBytes) {
 
     public ImageOptions {
         if (l2CacheBytes < 0 || refblockCacheBytes < 0) {
             throw new IllegalArgumentException("cache sizes must be >= 0");
+        }
+        if (recountMemoryBytes < 0) {
+            throw new IllegalArgumentException("recountMemoryBytes must be >= 0 (0 = automatic)");
         }
         if (poolLow < 1 || poolHigh < poolLow || poolMax < poolHigh) {
             throw new IllegalArgumentException("pool thresholds need 1 <= low <= high <= max: " + poolLow + ", "
@@ -27,28 +33,53 @@ public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean p
         }
     }
 
-    /** QEMU's cache defaults, a 256 KiB refcount cache, and the pool on with 16/64 clusters (cap 1024). */
+    /** The options without a recount bound of their own (automatic). */
+    public ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean pool, int poolLow, int poolHigh,
+            int poolMax, String execution) {
+        this(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution, 0);
+    }
+
+    /**
+     * QEMU's cache defaults, a 256 KiB refcount cache, the pool on with 16/64 clusters (cap 1024), and the
+     * automatic recount bound.
+     */
     public static ImageOptions defaults() {
-        return new ImageOptions(0, 256 << 10, true, 16, 64, 1024, "virtual");
+        return new ImageOptions(0, 256 << 10, true, 16, 64, 1024, "virtual", 0);
+    }
+
+    /**
+     * The recount's memory bound in bytes: {@code recountMemoryBytes}, or when 0 a quarter of the maximum heap
+     * (the recount needs 2 bytes per referenced cluster, about what QEMU's needs per cluster of the file).
+     */
+    public long recountMemoryLimit() {
+        return recountMemoryBytes > 0 ? recountMemoryBytes : Runtime.getRuntime().maxMemory() / 4;
     }
 
     public ImageOptions withL2CacheBytes(long v) {
-        return new ImageOptions(v, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution);
+        return new ImageOptions(v, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution,
+                recountMemoryBytes);
     }
 
     public ImageOptions withRefblockCacheBytes(long v) {
-        return new ImageOptions(l2CacheBytes, v, pool, poolLow, poolHigh, poolMax, execution);
+        return new ImageOptions(l2CacheBytes, v, pool, poolLow, poolHigh, poolMax, execution, recountMemoryBytes);
     }
 
     public ImageOptions withPool(boolean v) {
-        return new ImageOptions(l2CacheBytes, refblockCacheBytes, v, poolLow, poolHigh, poolMax, execution);
+        return new ImageOptions(l2CacheBytes, refblockCacheBytes, v, poolLow, poolHigh, poolMax, execution,
+                recountMemoryBytes);
     }
 
     public ImageOptions withExecution(String v) {
-        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, v);
+        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, v,
+                recountMemoryBytes);
     }
 
     public ImageOptions withPoolThresholds(int low, int high, int max) {
-        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, low, high, max, execution);
+        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, low, high, max, execution,
+                recountMemoryBytes);
+    }
+
+    public ImageOptions withRecountMemoryBytes(long v) {
+        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution, v);
     }
 }

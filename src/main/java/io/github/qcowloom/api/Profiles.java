@@ -11,7 +11,8 @@ import java.util.Properties;
  * Named configuration profiles: {@code props/NAME.properties} shipped in the jar, or any properties file given
  * by path. Keys: {@code direct} (O_DIRECT), {@code l2-cache-size} and {@code refblock-cache-size} (bytes; L2 0 =
  * QEMU's default), {@code pool} (true/false), {@code pool-low}, {@code pool-high}, {@code pool-max} (clusters), {@code exec} ({@code virtual} or
- * {@code pool:N}).
+ * {@code pool:N}), {@code recount-memory} (bytes the recount of a dirty image's repair may use; 0 = a quarter of
+ * the heap).
  */
 public final class Profiles {
     private Profiles() {
@@ -56,6 +57,7 @@ public final class Profiles {
                 case "pool-high" -> high = Integer.parseInt(v);
                 case "pool-max" -> max = Integer.parseInt(v);
                 case "exec" -> t = t.withExecution(v);
+                case "recount-memory" -> t = t.withRecountMemoryBytes(Long.parseLong(v));
                 default -> throw new IllegalArgumentException("unknown profile key '" + key + "'");
             }
         }

@@ -154,19 +154,20 @@ public final class ImageChecker {
      * (clusters whose refcount cannot be read are skipped), which sets image-end-offset.
      */
     private static long highestInUse(ReferenceCount refs, RefcountTable table) throws IOException {
-        long highest = 0;
-        for (long c = 0; c < refs.clusters(); c++) {
+        long[] highest = {0};
+        // Clusters with neither a reference nor a refblock entry are not in use: skipped.
+        refs.forEachCandidate(table, c -> {
             long stored;
             try {
                 stored = table.get(c);
             } catch (CorruptImageException e) {
-                continue;
+                return;
             }
             if (stored != 0 || refs.references(c) != 0) {
-                highest = c;
+                highest[0] = c;
             }
-        }
-        return highest;
+        });
+        return highest[0];
     }
 
     /**

@@ -25,9 +25,9 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code serve [--socket PATH | --port N] [--read-only] [--exec virtual|pool:N] [--profile P] [-f fmt] FILE}: an NBD
- * server for the image until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and
- * closes the image cleanly.
+ * {@code serve [--socket PATH | --port N] [--read-only] [--shared N] [--exec virtual|pool:N] [--profile P] [-f fmt]
+ * FILE}: an NBD server for the image until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests,
+ * flushes and closes the image cleanly.
  */
 @Command(name = "serve", description = "Serve an image over NBD (Unix socket, or TCP on 127.0.0.1).")
 final class ServeCommand implements Callable<Integer> {
@@ -42,6 +42,11 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
+
+    @Option(names = {"-e", "--shared"}, paramLabel = "N",
+            description = "Serve up to N clients at once, as qemu-nbd's --shared (default "
+                    + NbdServer.Options.DEFAULT_MAX_CONNECTIONS + "; 0 = unlimited); more wait until one leaves.")
+    Integer shared;
 
     @Option(names = "--exec", description = "Execution model: virtual (default) or pool:N.")
     String exec;
@@ -60,6 +65,13 @@ final class ServeCommand implements Callable<Integer> {
         if (socket != null && port != null) {
             throw new IllegalArgumentException("--socket and --port are exclusive");
         }
+        NbdServer.Options limits = NbdServer.Options.defaults();
+        if (shared != null) {
+            if (shared < 0) {
+                throw new IllegalArgumentException("--shared must be >= 0 (0 = unlimited): " + shared);
+            }
+            limits = limits.withMaxConnections(shared);
+        }
         Path path = Path.of(filename);
         if (!Files.exists(path)) {
             throw new NoSuchFileException(filename);
@@ -72,7 +84,8 @@ final class ServeCommand implements Callable<Integer> {
         BlockDevice device = ImageFormat.open(path, format, options);
         NbdServer server;
         try {
-            server = NbdServer.start(new Export(path.getFileName().toString(), device, readOnly), address, model);
+            server = NbdServer.start(new Export(path.getFileName().toString(), device, readOnly), address, model,
+                    limits);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;

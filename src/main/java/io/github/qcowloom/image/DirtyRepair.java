@@ -10,6 +10,7 @@ import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -32,12 +33,14 @@ final class DirtyRepair {
 
     /**
      * Repairs the dirty image in {@code file} and returns its header, now clean. A repair that leaves anything
-     * unrepaired fails ("Could not repair dirty image") and leaves the image dirty.
+     * unrepaired fails ("Could not repair dirty image") and leaves the image dirty; one whose recount would need
+     * more than {@code recountMemory} bytes fails with ImageTooLargeException and changes nothing.
      */
-    static Header run(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
+    static Header run(Storage file, Header header, List<Snapshot> snapshots, long recountMemory) throws IOException {
         TableCache refblockCache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
         RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
-        ReferenceCount refs = ReferenceCount.compute(file, header, snapshots);
+        long tableSize = snapshots.isEmpty() ? 0 : SnapshotTable.encodedLength(snapshots);
+        ReferenceCount refs = ReferenceCount.compute(file, header, snapshots, tableSize, recountMemory);
         RefcountRepair.Outcome outcome = RefcountRepair.repairAll(refs, refcounts);
         if (outcome.unrepaired().contains(RefcountRepair.NEED_REBUILD)) {
             throw unrepaired(outcome.unrepaired());
@@ -50,7 +53,8 @@ final class DirtyRepair {
         int flagsFixed = CopiedFlags.repair(file, header, refcounts, repaired);
         repaired.forEach(line -> LOG.debug("Dirty image: {}", line));
         List<String> left = flagsFixed == 0 ? outcome.unrepaired()
-                : RefcountComparison.compare(ReferenceCount.compute(file, header, snapshots), refcounts).messages();
+                : RefcountComparison.compare(ReferenceCount.compute(file, header, snapshots, tableSize, recountMemory),
+                        refcounts).messages();
         if (!left.isEmpty()) {
             throw unrepaired(left);
         }

@@ -177,7 +177,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             if (header.dirty() && !options.readOnly()) {
                 // QEMU's repair on open, before anything reads the tables; it may rewrite L1 entries (COPIED).
-                header = DirtyRepair.run(storage, header, snapshots);
+                header = DirtyRepair.run(storage, header, snapshots, options.tuning().recountMemoryLimit());
                 l1 = readL1(storage, header);
             }
             return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options);

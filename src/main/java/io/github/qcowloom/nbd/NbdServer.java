@@ -10,9 +10,11 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
+import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
@@ -22,41 +24,128 @@ import org.slf4j.LoggerFactory;
  * An NBD server for one export on a Unix socket or a TCP port: each connection gets a virtual thread for its
  * handshake and request stream, requests run on the execution model's executor. One client's failure closes only
  * that client's connection.
+ *
+ * <p>What clients can make it hold is bounded by its {@link Options}: at most {@code maxConnections} connections
+ * are served at once (more wait in the listen backlog, as with qemu-nbd's {@code --shared}), and each holds at
+ * most its byte budget of request buffers (plus one request of up to 32 MiB), however many requests it sends
+ * without reading the replies. The worst case is about {@code maxConnections × max(budget, 32 MiB)}.
+ *
+ * <p>Lock discipline: no locks of its own. {@code connectionSlots} (a semaphore) counts the connections being
+ * served; the concurrent sets are safe to read while connections come and go.
  */
 public final class NbdServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
+
+    /**
+     * Limits that keep clients from exhausting the server.
+     *
+     * @param maxConnections connections served at once, as qemu-nbd's {@code --shared}; further clients wait in
+     *     the listen backlog until one leaves; 0 = unlimited
+     * @param connectionBudgetBytes bytes of READ replies and WRITE payloads one connection may hold at once; a
+     *     request larger than this waits until it is the connection's only one
+     * @param stopGrace how long {@link #stop()} lets connections finish their requests and send their replies
+     *     before closing them (a client that stops reading would otherwise keep a reply, and stop, waiting forever)
+     */
+    public record Options(int maxConnections, long connectionBudgetBytes, Duration stopGrace) {
+        /** More than qemu-nbd's 1, as many as nbdcopy opens by default (CAN_MULTI_CONN is advertised). */
+        public static final int DEFAULT_MAX_CONNECTIONS = 4;
+        /** One request of the advertised maximum payload, or many smaller ones. */
+        public static final long DEFAULT_CONNECTION_BUDGET = Protocol.MAX_PAYLOAD;
+        public static final Duration DEFAULT_STOP_GRACE = Duration.ofSeconds(5);
+
+        public Options {
+            if (maxConnections < 0) {
+                throw new IllegalArgumentException("maxConnections must be >= 0 (0 = unlimited): " + maxConnections);
+            }
+            if (connectionBudgetBytes < 1) {
+                throw new IllegalArgumentException("connectionBudgetBytes must be >= 1: " + connectionBudgetBytes);
+            }
+            if (stopGrace.isNegative()) {
+                throw new IllegalArgumentException("stopGrace must not be negative: " + stopGrace);
+            }
+        }
+
+        public static Options defaults() {
+            return new Options(DEFAULT_MAX_CONNECTIONS, DEFAULT_CONNECTION_BUDGET, DEFAULT_STOP_GRACE);
+        }
+
+        public Options withMaxConnections(int v) {
+            return new Options(v, connectionBudgetBytes, stopGrace);
+        }
+
+        public Options withConnectionBudgetBytes(long v) {
+            return new Options(maxConnections, v, stopGrace);
+        }
+
+        public Options withStopGrace(Duration v) {
+            return new Options(maxConnections, connectionBudgetBytes, v);
+        }
+    }
 
     private final Export export;
     private final ServerSocketChannel listener;
     private final SocketAddress address;
     private final ExecutorService executor;
+    private final Options options;
+    /** Free connection slots; null when connections are unlimited. */
+    private final Semaphore connectionSlots;
     private final Set<SocketChannel> connections = ConcurrentHashMap.newKeySet();
+    private final Set<ByteBudget> budgets = ConcurrentHashMap.newKeySet();
     private final Set<Thread> handlers = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final Thread acceptor;
 
-    private NbdServer(Export export, ServerSocketChannel listener, ExecutionModel model) throws IOException {
+    private NbdServer(Export export, ServerSocketChannel listener, ExecutionModel model, Options options)
+            throws IOException {
         this.export = export;
         this.listener = listener;
         this.address = listener.getLocalAddress();
         this.executor = model.newExecutor();
+        this.options = options;
+        this.connectionSlots = options.maxConnections() == 0 ? null : new Semaphore(options.maxConnections());
         this.acceptor = Thread.ofVirtual().name("nbd-accept").start(this::acceptLoop);
     }
 
     /**
-     * Binds {@code address} (a {@link UnixDomainSocketAddress} or an {@link InetSocketAddress}) and starts serving.
-     * The caller keeps ownership of the export's device: {@link #stop()} flushes it but does not close it.
+     * Binds {@code address} (a {@link UnixDomainSocketAddress} or an {@link InetSocketAddress}) and starts serving
+     * with {@link Options#defaults()}. The caller keeps ownership of the export's device: {@link #stop()} flushes
+     * it but does not close it.
      */
     public static NbdServer start(Export export, SocketAddress address, ExecutionModel model) throws IOException {
+        return start(export, address, model, Options.defaults());
+    }
+
+    /** As {@link #start(Export, SocketAddress, ExecutionModel)}, with the given limits. */
+    public static NbdServer start(Export export, SocketAddress address, ExecutionModel model, Options options)
+            throws IOException {
         ServerSocketChannel ch = address instanceof UnixDomainSocketAddress
                 ? ServerSocketChannel.open(StandardProtocolFamily.UNIX) : ServerSocketChannel.open();
         try {
             ch.bind(address);
-            return new NbdServer(export, ch, model);
+            return new NbdServer(export, ch, model, options);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw e;
         }
+    }
+
+    /** The limits this server runs with. */
+    public Options options() {
+        return options;
+    }
+
+    /** Bytes of request buffers all connections hold now (for tests and monitoring). */
+    long inFlightBytes() {
+        long sum = 0;
+        for (ByteBudget b : budgets) {
+            sum += b.inFlight();
+        }
+        return sum;
+    }
+
+    /** Connections being served now. */
+    int connectionCount() {
+        return connections.size();
     }
 
     /** The bound address (with the actual port when TCP port 0 was asked for). */
@@ -75,6 +164,14 @@ public final class NbdServer implements AutoCloseable {
 
     private void acceptLoop() {
         while (!stopped.get()) {
+            // A free slot first: past the limit, clients wait in the listen backlog (qemu-nbd's --shared).
+            if (connectionSlots != null) {
+                try {
+                    connectionSlots.acquire();
+                } catch (InterruptedException e) {
+                    return; // stop()
+                }
+            }
             SocketChannel ch;
             try {
                 ch = listener.accept();
@@ -98,34 +195,56 @@ public final class NbdServer implements AutoCloseable {
 
     /** One connection, handshake to close; every failure stays inside it. */
     private void serve(SocketChannel ch) {
+        ByteBudget budget = new ByteBudget(options.connectionBudgetBytes());
+        budgets.add(budget);
         try (ch) {
             Session session = new Handshake(ch, export).run();
             if (session != null) {
-                new Transmission(ch, export, session, executor).run();
+                new Transmission(ch, export, session, executor, budget).run();
             }
         } catch (ProtocolViolation e) {
             LOG.info("NBD client dropped: {}", e.getMessage());
         } catch (IOException | RuntimeException e) {
             LOG.debug("NBD connection ended: {}", e.toString());
         } finally {
+            budgets.remove(budget);
             connections.remove(ch);
             handlers.remove(Thread.currentThread());
+            if (connectionSlots != null) {
+                connectionSlots.release();
+            }
         }
     }
 
     /**
-     * Stops accepting, lets every connection finish the requests it has started (new requests are not read),
-     * then flushes the device so everything acknowledged is durable. Idempotent.
+     * Stops accepting, lets every connection finish the requests it has started (new requests are not read) for
+     * up to the stop grace, then closes the connections still open (a client that does not read its replies
+     * would otherwise block them forever), waits for the requests already running on the device, and flushes the
+     * device so everything acknowledged is durable. Idempotent.
      */
     public void stop() throws IOException {
         if (!stopped.compareAndSet(false, true)) {
             return;
         }
         listener.close();
+        // The acceptor may be waiting for a connection slot rather than in accept.
+        acceptor.interrupt();
         try {
             acceptor.join();
             for (SocketChannel ch : connections) {
                 shutdownInput(ch);
+            }
+            long deadline = System.nanoTime() + options.stopGrace().toNanos();
+            for (Thread t : handlers) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0 || !t.join(Duration.ofNanos(left))) {
+                    break;
+                }
+            }
+            // Past the grace: a reply blocked on a client that does not read fails once its socket is closed;
+            // a request still running on the device finishes, and its handler waits for it.
+            for (SocketChannel ch : connections) {
+                closeQuietly(ch);
             }
             for (Thread t : handlers) {
                 t.join();
@@ -140,6 +259,14 @@ public final class NbdServer implements AutoCloseable {
         }
         if (!export.readOnly()) {
             export.device().flush();
+        }
+    }
+
+    private static void closeQuietly(SocketChannel ch) {
+        try {
+            ch.close();
+        } catch (IOException e) {
+            // Closing is all that was asked.
         }
     }
 

@@ -14,6 +14,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * "Transmission"), so one lock keeps each reply's bytes together on the socket.
  */
 final class Replies {
+    /** A reply could not be sent: the client has gone or its connection was closed (not a failed request). */
+    static final class Unsent extends IOException {
+        Unsent(IOException cause) {
+            super("reply not sent: " + cause, cause);
+        }
+    }
+
     private final GatheringByteChannel ch;
     private final boolean structured;
     private final ReentrantLock lock = new ReentrantLock();
@@ -84,6 +91,8 @@ final class Replies {
             while (total > 0) {
                 total -= ch.write(parts);
             }
+        } catch (IOException e) {
+            throw new Unsent(e);
         } finally {
             lock.unlock();
         }

@@ -15,12 +15,19 @@ import org.slf4j.LoggerFactory;
 /**
  * The transmission phase of one connection (proto.md "Transmission"): this thread reads requests; each runs on the
  * executor and replies when done, in any order. Ends on DISC, EOF or a broken stream, after every request already
- * started has finished.
+ * started has finished. At most {@link #MAX_IN_FLIGHT} requests, holding at most the connection's
+ * {@link ByteBudget} of buffers, are in flight: a client that sends requests without reading the replies pins no
+ * more than that.
+ *
+ * <p>Lock discipline: none of its own; the reading thread waits on the budget and the in-flight slots (never
+ * while holding a lock), and request threads take {@link Replies}' lock to send.
  */
 final class Transmission {
     private static final Logger LOG = LoggerFactory.getLogger(Transmission.class);
     /** Requests in flight per connection; a client with more waits for the socket (TCP/Unix backpressure). */
     private static final int MAX_IN_FLIGHT = 64;
+    /** Memory one block status extent takes until its reply is sent: the Extent, its list slot, its 8 reply bytes. */
+    private static final long EXTENT_BYTES = 48;
 
     private final SocketChannel ch;
     private final Export export;
@@ -28,12 +35,14 @@ final class Transmission {
     private final ExecutorService executor;
     private final Replies replies;
     private final Semaphore slots = new Semaphore(MAX_IN_FLIGHT);
+    private final ByteBudget budget;
 
-    Transmission(SocketChannel ch, Export export, Session session, ExecutorService executor) {
+    Transmission(SocketChannel ch, Export export, Session session, ExecutorService executor, ByteBudget budget) {
         this.ch = ch;
         this.export = export;
         this.session = session;
         this.executor = executor;
+        this.budget = budget;
         this.replies = new Replies(ch, session.structuredReplies());
     }
 
@@ -41,9 +50,25 @@ final class Transmission {
     void run() throws IOException {
         try {
             while (true) {
-                Request r = next();
-                if (r == null) {
+                Request h = next();
+                if (h == null) {
                     return;
+                }
+                // The bytes this request will hold are taken before they are allocated; a client that does not
+                // read its replies leaves this thread waiting here, and the socket pushes back on it.
+                long cost = cost(h);
+                budget.acquire(cost);
+                Request r;
+                try {
+                    if (!ch.isOpen()) {
+                        // Closed (by stop) while this thread waited: nothing more to serve.
+                        budget.release(cost);
+                        return;
+                    }
+                    r = withPayload(h);
+                } catch (IOException | RuntimeException | Error e) {
+                    budget.release(cost);
+                    throw e;
                 }
                 slots.acquireUninterruptibly();
                 try {
@@ -51,10 +76,13 @@ final class Transmission {
                         try {
                             serve(r);
                         } finally {
+                            // The reply is sent (or cannot be): its buffer is garbage now.
+                            budget.release(cost);
                             slots.release();
                         }
                     });
                 } catch (RejectedExecutionException e) {
+                    budget.release(cost);
                     slots.release();
                     return;
                 }
@@ -66,7 +94,22 @@ final class Transmission {
         }
     }
 
-    /** The next request, or null on DISC. A malformed or oversized WRITE breaks the stream: ProtocolViolation. */
+    /**
+     * The bytes a request holds until its reply is sent: a READ's data, a WRITE's payload, a BLOCK_STATUS's
+     * extents (at most {@link Extents#MAX_EXTENTS}); other requests hold a few bytes only. A READ longer than
+     * {@link Protocol#MAX_PAYLOAD} is refused without allocating anything.
+     */
+    private static long cost(Request r) {
+        return switch (r.type()) {
+            case CMD_READ -> r.length() <= MAX_PAYLOAD ? r.length() : 0;
+            case CMD_WRITE -> r.length();
+            case CMD_BLOCK_STATUS -> EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1 : Math.min(Extents.MAX_EXTENTS,
+                    Math.max(1, r.length())));
+            default -> 0;
+        };
+    }
+
+    /** The request header, or null on DISC. A malformed or oversized WRITE breaks the stream: ProtocolViolation. */
     private Request next() throws IOException {
         ByteBuffer h = Wire.read(ch, 28);
         if (h.getInt() != REQUEST_MAGIC) {
@@ -80,17 +123,21 @@ final class Transmission {
         if (type == CMD_DISC) {
             return null;
         }
-        ByteBuffer payload = null;
-        if (type == CMD_WRITE) {
-            // The payload cannot be skipped safely if it is larger than we accept: drop the connection.
-            if (length > MAX_PAYLOAD) {
-                throw new ProtocolViolation("WRITE of " + length + " bytes exceeds the 32 MiB maximum");
-            }
-            payload = ByteBuffer.allocate((int) length);
-            Wire.readFully(ch, payload);
-            payload.flip();
+        // The payload cannot be skipped safely if it is larger than we accept: drop the connection.
+        if (type == CMD_WRITE && length > MAX_PAYLOAD) {
+            throw new ProtocolViolation("WRITE of " + length + " bytes exceeds the 32 MiB maximum");
         }
-        return new Request(flags, type, cookie, offset, length, payload);
+        return new Request(flags, type, cookie, offset, length, null);
+    }
+
+    /** {@code h} with its WRITE payload read from the stream (the payload's bytes are already budgeted). */
+    private Request withPayload(Request h) throws IOException {
+        if (h.type() != CMD_WRITE) {
+            return h;
+        }
+        ByteBuffer payload = ByteBuffer.allocate((int) h.length());
+        Wire.readFully(ch, payload);
+        return new Request(h.flags(), h.type(), h.cookie(), h.offset(), h.length(), payload.flip());
     }
 
     /** Runs one request and sends its reply; a reply that cannot be sent means the client has gone. */
@@ -98,6 +145,8 @@ final class Transmission {
         try {
             try {
                 execute(r);
+            } catch (Replies.Unsent e) {
+                throw e;
             } catch (IOException | RuntimeException e) {
                 int errno = Errors.errno(e);
                 if (errno == EIO) {

@@ -28,11 +28,16 @@ final class Served implements AutoCloseable {
     }
 
     static Served start(Path image, Path socket, boolean readOnly, ExecutionModel model) throws IOException {
+        return start(image, socket, readOnly, model, NbdServer.Options.defaults());
+    }
+
+    static Served start(Path image, Path socket, boolean readOnly, ExecutionModel model, NbdServer.Options options)
+            throws IOException {
         OpenOptions o = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
         BlockDevice dev = ImageFormat.open(image, "qcow2", o);
         Files.deleteIfExists(socket);
         NbdServer s = NbdServer.start(new Export(image.getFileName().toString(), dev, readOnly),
-                UnixDomainSocketAddress.of(socket), model);
+                UnixDomainSocketAddress.of(socket), model, options);
         return new Served(image, dev, s);
     }
 

@@ -1,0 +1,144 @@
+package io.github.qcowloom.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.testing.Qemu;
+import java.net.SocketException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The server's limits: connections served at once, bytes a connection holds, and how long stop may take. */
+class NbdLimitsTest {
+    private static final int KIB = 1 << 10;
+    private static final int MIB = 1 << 20;
+
+    @TempDir
+    Path dir;
+    Path img;
+
+    @BeforeEach
+    void image() {
+        Qemu.assume();
+        img = dir.resolve("limits.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", img.toString(), "64M");
+    }
+
+    private Served serve(NbdServer.Options options) throws Exception {
+        return Served.start(img, dir.resolve("s.sock"), false, ExecutionModel.VIRTUAL, options);
+    }
+
+    private static byte[] filled(int n, int value) {
+        byte[] b = new byte[n];
+        Arrays.fill(b, (byte) value);
+        return b;
+    }
+
+    /** Writes {@code n} bytes of {@code value} at {@code offset} and reads them back. */
+    private static void writeAndReadBack(RawClient c, long cookie, long offset, int n, int value) throws Exception {
+        c.request(Protocol.CMD_WRITE, cookie, offset, n, filled(n, value));
+        assertEquals(0, c.reply(cookie));
+        c.request(Protocol.CMD_READ, cookie + 1, offset, n, null);
+        assertEquals(0, c.reply(cookie + 1));
+        assertArrayEquals(filled(n, value), c.read(n).array());
+    }
+
+    @Test
+    void clientsBeyondTheLimitWaitUntilOneLeaves() throws Exception {
+        try (Served s = serve(NbdServer.Options.defaults().withMaxConnections(2))) {
+            ExecutorService ex = Executors.newVirtualThreadPerTaskExecutor();
+            try (RawClient a = new RawClient(s.server.address()).go();
+                    RawClient b = new RawClient(s.server.address()).go()) {
+                // The third connects (the listen backlog takes it) but is not greeted while two are served.
+                Future<RawClient> third = ex.submit(() -> new RawClient(s.server.address()));
+                try {
+                    third.get(500, TimeUnit.MILLISECONDS);
+                    throw new AssertionError("a third client was served beside two with --shared 2");
+                } catch (TimeoutException expected) {
+                    // Waiting, as qemu-nbd's extra clients do.
+                }
+                writeAndReadBack(a, 1, 0, 4 * KIB, 0x11);
+                a.request(Protocol.CMD_DISC, 3, 0, 0, null);
+                assertTrue(a.closedByServer());
+                // a has left: the third is greeted and served.
+                try (RawClient c = third.get(10, TimeUnit.SECONDS).go()) {
+                    writeAndReadBack(c, 10, 64 * KIB, 4 * KIB, 0x22);
+                    writeAndReadBack(b, 20, 128 * KIB, 4 * KIB, 0x33);
+                }
+            } finally {
+                ex.shutdownNow();
+            }
+        }
+        Qemu.io(img, "read -P 0x11 0 4k", "read -P 0x22 64k 4k", "read -P 0x33 128k 4k");
+    }
+
+    @Test
+    void aConnectionHoldsAtMostItsBudgetAndLargerRequestsRunAlone() throws Exception {
+        long budget = 256 * KIB;
+        try (Served s = serve(NbdServer.Options.defaults().withConnectionBudgetBytes(budget));
+                RawClient hostile = new RawClient(s.server.address()).go();
+                RawClient good = new RawClient(s.server.address()).go()) {
+            // 64 READs of 128 KiB (8 MiB of replies) that the client never reads.
+            for (int i = 0; i < 64; i++) {
+                hostile.request(Protocol.CMD_READ, i, 0, 128 * KIB, null);
+            }
+            // Requests larger than the budget still run, one at a time, on the other connection.
+            writeAndReadBack(good, 1, MIB, 4 * MIB, 0x44);
+            writeAndReadBack(good, 3, 0, 4 * KIB, 0x45);
+            // Once the good client has gone (its requests all replied), what is held is the hostile one's.
+            good.request(Protocol.CMD_DISC, 5, 0, 0, null);
+            assertTrue(good.closedByServer());
+            long held = s.server.inFlightBytes();
+            assertTrue(held <= budget, "in flight: " + held);
+        }
+        Qemu.io(img, "read -P 0x44 1M 4M");
+    }
+
+    @Test
+    void stopClosesAClientThatDoesNotReadItsReplies() throws Exception {
+        Served s = serve(NbdServer.Options.defaults().withStopGrace(Duration.ofMillis(200)));
+        try (RawClient hostile = new RawClient(s.server.address()).go()) {
+            hostile.request(Protocol.CMD_WRITE, 1, 0, 64 * KIB, filled(64 * KIB, 0x55));
+            assertEquals(0, hostile.reply(1));
+            // 32 MiB of replies nobody reads: the first blocks its send once the socket buffers are full.
+            for (int i = 0; i < 32; i++) {
+                hostile.request(Protocol.CMD_READ, 10 + i, 0, MIB, null);
+            }
+            CompletableFuture<Void> stop = CompletableFuture.runAsync(() -> {
+                try {
+                    s.server.stop();
+                } catch (Exception e) {
+                    throw new RuntimeException(e);
+                }
+            }, Executors.newVirtualThreadPerTaskExecutor());
+            try {
+                stop.get(10, TimeUnit.SECONDS);
+            } catch (TimeoutException e) {
+                throw new AssertionError("stop waited for a client that never reads its replies", e);
+            }
+            // Closed with requests unread: the client sees the end of the stream or a reset.
+            try {
+                assertTrue(hostile.closedByServer(), "the connection was left open");
+            } catch (ExecutionException e) {
+                assertInstanceOf(SocketException.class, e.getCause());
+            }
+        } finally {
+            s.close();
+        }
+        Qemu.io(img, "read -P 0x55 0 64k");
+    }
+}
