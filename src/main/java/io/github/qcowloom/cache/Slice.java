@@ -22,7 +22,11 @@ public final class Slice {
         return offset;
     }
 
-    /** The slice's bytes; callers mutating them hold the image's metadata lock and then call {@link #markDirty}. */
+    /**
+     * The slice's bytes; callers mutating them hold the image's metadata lock and the slice's pin
+     * ({@link TableCache#pin}, or a slice just {@link TableCache#create created} and not yet written), and then call
+     * {@link #markDirty} before they unpin it.
+     */
     public byte[] data() {
         return data;
     }

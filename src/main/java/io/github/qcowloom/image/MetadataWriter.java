@@ -31,7 +31,8 @@ import java.util.function.UnaryOperator;
  * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
  * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
  * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot
- * operations run {@link #exclusively}.
+ * operations run {@link #exclusively}. The L2 slice a change goes into is pinned in the cache from its lookup to the
+ * change ({@link #writableSlice}): readers evict slices under the cache's own lock, not under this one.
  */
 final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
@@ -237,7 +238,7 @@ final class MetadataWriter implements ClusterSource {
     void ensureL2(long cluster) throws IOException {
         lock.lock();
         try {
-            writableSlice(cluster);
+            mapper.l2Cache().unpin(writableSlice(cluster));
         } finally {
             lock.unlock();
         }
@@ -256,8 +257,9 @@ final class MetadataWriter implements ClusterSource {
         }
         file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
+        Slice slice = null;
         try {
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             long old = slice.getLong(mapper.entryInSlice(cluster));
             if (L2Entry.hostOffset(old) != 0) {
                 throw new ImageException(String.format("Compressed write to guest offset %#x refused: the cluster is"
@@ -268,6 +270,7 @@ final class MetadataWriter implements ClusterSource {
             overlap.check(host, size, "compressed data write");
             return host;
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -279,8 +282,9 @@ final class MetadataWriter implements ClusterSource {
      */
     void link(long cluster, long newEntry) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             long old = mapper.words(slice, cluster).entry();
             mapper.setWords(slice, cluster, new L2Words(newEntry, 0));
             if ((newEntry & L2Entry.COMPRESSED) == 0) {
@@ -290,6 +294,7 @@ final class MetadataWriter implements ClusterSource {
                 dereferenceLater(old);
             }
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -302,8 +307,9 @@ final class MetadataWriter implements ClusterSource {
      */
     void linkSubclusters(long cluster, long newEntry, int from, int to) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             mapper.setWords(slice, cluster, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
             linkedEnd = Math.max(linkedEnd, L2Entry.hostOffset(newEntry) + geometry().clusterSize());
@@ -311,6 +317,7 @@ final class MetadataWriter implements ClusterSource {
                 dereferenceLater(old.entry());
             }
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -323,8 +330,9 @@ final class MetadataWriter implements ClusterSource {
      */
     boolean markAllocated(long cluster, long entry, int from, int to) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             if (old.entry() != entry) {
                 return false;
@@ -332,6 +340,7 @@ final class MetadataWriter implements ClusterSource {
             mapper.setWords(slice, cluster, new L2Words(entry, L2Entry.withAllocated(old.bitmap(), from, to)));
             return true;
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -352,9 +361,10 @@ final class MetadataWriter implements ClusterSource {
      */
     void rewriteWords(long first, long count, UnaryOperator<L2Words> rewrite) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
             for (long c = first; c < first + count; c++) {
-                Slice slice = writableSlice(c);
+                slice = writableSlice(c);
                 L2Words old = mapper.words(slice, c);
                 L2Words updated = rewrite.apply(old);
                 if (!updated.equals(old)) {
@@ -364,8 +374,11 @@ final class MetadataWriter implements ClusterSource {
                         dereferenceLater(old.entry());
                     }
                 }
+                unpin(slice);
+                slice = null;
             }
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -426,7 +439,8 @@ final class MetadataWriter implements ClusterSource {
     /**
      * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED): allocates the table
      * first when the L1 entry is empty, and copies it first when the table is shared with a snapshot. Called under
-     * the lock.
+     * the lock. The slice is pinned ({@link TableCache#pin}): a reader missing the cache cannot evict it before the
+     * caller's change is in it; the caller unpins it when done (after marking it dirty, if it changed it).
      */
     private Slice writableSlice(long cluster) throws IOException {
         int l1Index = (int) (cluster >>> geometry().l2Bits());
@@ -439,7 +453,14 @@ final class MetadataWriter implements ClusterSource {
         if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
             l2Offset = allocateL2(l1Index, l2Offset);
         }
-        return mapper.l2Cache().get(mapper.sliceOffset(l2Offset, cluster));
+        return mapper.l2Cache().pin(mapper.sliceOffset(l2Offset, cluster));
+    }
+
+    /** Unpins a slice from {@link #writableSlice}, if the lookup got that far. */
+    private void unpin(Slice slice) {
+        if (slice != null) {
+            mapper.l2Cache().unpin(slice);
+        }
     }
 
     /**
