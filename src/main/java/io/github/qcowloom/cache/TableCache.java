@@ -247,21 +247,23 @@ public final class TableCache {
         return copies;
     }
 
-    /** Writes the copies (no sync) and marks each slice clean unless it changed after it was copied. */
+    /**
+     * Writes the copies (no sync); each slice is then clean unless it changed after it was copied. A copy older
+     * than (or as old as) what the disk already holds of its slice is skipped, never written over it: see
+     * {@link Slice#writeIfNewer}. When this returns, the disk holds every copy or a newer one of its slice.
+     */
     public void writeBack(List<DirtyCopy> copies) throws IOException {
         for (DirtyCopy c : copies) {
-            storage.write(ByteBuffer.wrap(c.bytes()), c.slice().offset());
-        }
-        for (DirtyCopy c : copies) {
-            c.slice().markWritten(c.version());
+            c.slice().writeIfNewer(storage, c.version(), c.bytes());
         }
     }
 
-    /** Writes one slice now (no sync) and marks it clean; the caller holds the metadata lock. */
+    /**
+     * Writes one slice now (no sync), unless the disk already holds it as it is; the caller holds the metadata lock.
+     * A write of an older copy of the slice in flight (a flush's) is waited for and then overwritten.
+     */
     public void writeNow(Slice slice) throws IOException {
-        long v = slice.version();
-        storage.write(ByteBuffer.wrap(slice.data().clone()), slice.offset());
-        slice.markWritten(v);
+        slice.writeIfNewer(storage, slice.version(), slice.data().clone());
     }
 
     /** True if any slice waits for a write-back. */

@@ -32,7 +32,9 @@ import java.util.function.UnaryOperator;
  * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
  * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot
  * operations run {@link #exclusively}. The L2 slice a change goes into is pinned in the cache from its lookup to the
- * change ({@link #writableSlice}): readers evict slices under the cache's own lock, not under this one.
+ * change ({@link #writableSlice}): readers evict slices under the cache's own lock, not under this one. Lock order:
+ * flush lock, image lock, metadata lock, then a cache's lock or a slice's write lock (each held around one map
+ * operation or one write only, see TableCache and Slice).
  */
 final class MetadataWriter implements ClusterSource {
     private final ReentrantLock lock = new ReentrantLock();
@@ -682,6 +684,13 @@ final class MetadataWriter implements ClusterSource {
         }
     }
 
+    /**
+     * Writes every dirty refblock slice (no sync); the caller holds the lock and syncs next, before a write that
+     * relies on these refcounts. A flush may be writing older copies of the same slices meanwhile (it copies them
+     * under the lock and writes them without it): such a write is waited for and this newer copy written after it,
+     * never the reverse (Slice.writeIfNewer), so what the caller's sync makes durable is its own copy. The older copy
+     * landing last left a new L2 table's refcount 0 on disk while the slice counted as clean.
+     */
     private void writeBackRefcounts() throws IOException {
         refblockCache.writeBack(refblockCache.copyDirty());
     }
@@ -720,6 +729,8 @@ final class MetadataWriter implements ClusterSource {
                 file.flush();
                 return;
             }
+            // A copy older than what the lock's holder wrote meanwhile (allocateL2, growL1, a new refblock) is skipped:
+            // the newer one is on disk already, and the sync below covers it as well.
             refblockCache.writeBack(refblocks);
             // A write into a fresh cluster writes only its data, so the file may end inside the cluster. Before an
             // entry pointing to it can be durable, the file reaches the cluster's end (one small write per flush):
