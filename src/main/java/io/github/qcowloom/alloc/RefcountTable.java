@@ -146,8 +146,18 @@ public final class RefcountTable {
         long index = cluster >>> blockBits;
         long block = ensureBlock(index, cluster);
         int inBlock = (int) (cluster & ((1L << blockBits) - 1));
-        Slice slice = cache.get(block + (long) (inBlock >>> sliceEntryBits) * sliceSize);
-        int i = inBlock & ((1 << sliceEntryBits) - 1);
+        // Pinned from the lookup to the change, so that no lookup on another thread can evict the slice in between
+        // (the image's refblock lookups all hold the metadata lock today, but the cache does not rely on that).
+        Slice slice = cache.pin(block + (long) (inBlock >>> sliceEntryBits) * sliceSize);
+        try {
+            change(slice, inBlock & ((1 << sliceEntryBits) - 1), cluster, delta);
+        } finally {
+            cache.unpin(slice);
+        }
+    }
+
+    /** {@link #update} in entry {@code i} of {@code slice}, the pinned refblock slice that counts {@code cluster}. */
+    private void change(Slice slice, int i, long cluster, long delta) throws IOException {
         long old = codec.get(slice.data(), i);
         long next = old + delta;
         if (delta < 0) {

@@ -21,6 +21,16 @@ import java.util.concurrent.locks.ReentrantLock;
  * loads it while later ones wait on its future (a virtual thread parks there, it does not pin a carrier).
  * Dirty slices are never evicted: they leave the cache only after a write-back, which the image orders
  * (refcount blocks, sync, L2 slices, sync), so an eviction can never write a table out of order.
+ *
+ * <p>A thread that will change a slice takes it with {@link #pin} and gives it back with {@link #unpin} once the
+ * change is made (and marked dirty). Readers, who only {@link #get}, evict slices when they miss, under this
+ * cache's lock alone, not under the metadata lock a writer holds: without the pin, a reader could evict a clean
+ * slice between a writer's lookup and its change, which would then land in a slice no longer cached (lost, while a
+ * second copy of the slice was read from the disk). A pinned slice is never evicted, so there is only ever one
+ * object per cached offset while it is being changed; after {@link #unpin} it is dirty and stays until written back.
+ *
+ * <p>Lock discipline: this cache's lock guards the map, the LRU order and the pin counts; it is held for map
+ * operations only (never during I/O, never while waiting for a load) and no other lock is taken under it.
  */
 public final class TableCache {
     private final Storage storage;
@@ -29,7 +39,22 @@ public final class TableCache {
     private final int sliceSize;
     private final int capacity;
     private final ReentrantLock lock = new ReentrantLock();
-    private final LinkedHashMap<Long, CompletableFuture<Slice>> slices = new LinkedHashMap<>(16, 0.75f, true);
+    private final LinkedHashMap<Long, Entry> slices = new LinkedHashMap<>(16, 0.75f, true);
+
+    /** A cached slice (or its load in progress) and how many writers hold it; guarded by {@link #lock}. */
+    private static final class Entry {
+        final CompletableFuture<Slice> future;
+        int pins;
+
+        Entry(CompletableFuture<Slice> future) {
+            this.future = future;
+        }
+
+        /** The slice if it has loaded, else null (still loading, or failed). */
+        Slice loaded() {
+            return future.isDone() && !future.isCompletedExceptionally() ? future.join() : null;
+        }
+    }
 
     /**
      * @param sliceSize bytes per slice, a power of two no larger than the cluster size
@@ -54,31 +79,70 @@ public final class TableCache {
         return sliceSize;
     }
 
-    /** The slice that starts at {@code offset} (a multiple of the slice size), read from storage on a miss. */
+    /**
+     * The slice that starts at {@code offset} (a multiple of the slice size), read from storage on a miss. For
+     * reading: the slice may be evicted once returned (it then keeps the bytes it had); to change it, {@link #pin}.
+     */
     public Slice get(long offset) throws IOException {
+        return lookup(offset, false);
+    }
+
+    /**
+     * The slice that starts at {@code offset}, pinned: it stays in the cache, the one object for its offset, until
+     * {@link #unpin}. The caller holds the metadata lock, changes the slice, marks it dirty, then unpins it.
+     */
+    public Slice pin(long offset) throws IOException {
+        return lookup(offset, true);
+    }
+
+    /**
+     * Gives back a slice taken with {@link #pin}. A slice that was changed is dirty by now and stays until written
+     * back; an unchanged one may go, and goes now if the cache is over capacity.
+     */
+    public void unpin(Slice slice) {
+        lock.lock();
+        try {
+            Entry e = slices.get(slice.offset());
+            if (e == null || e.loaded() != slice || e.pins <= 0) {
+                throw new IllegalStateException("slice at " + slice.offset() + " is not pinned");
+            }
+            e.pins--;
+            evictOverCapacity();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private Slice lookup(long offset, boolean pin) throws IOException {
         if ((offset & (sliceSize - 1)) != 0) {
             throw new IllegalArgumentException("unaligned slice offset " + offset);
         }
-        CompletableFuture<Slice> future;
+        Entry entry;
         boolean load = false;
         lock.lock();
         try {
-            future = slices.get(offset);
-            if (future == null) {
-                future = new CompletableFuture<>();
-                slices.put(offset, future);
+            entry = slices.get(offset);
+            if (entry == null) {
+                entry = new Entry(new CompletableFuture<>());
+                slices.put(offset, entry);
                 load = true;
                 evictOverCapacity();
+            }
+            // Pinned under the lock that eviction holds, before the slice is handed out (even while it loads), so
+            // that no eviction can come between the lookup and the pin.
+            if (pin) {
+                entry.pins++;
             }
         } finally {
             lock.unlock();
         }
-        Slice slice = load ? load(offset, future) : await(future);
+        Slice slice = load ? load(offset, entry) : await(entry.future);
         storage.event(StorageEvent.CACHE_LOOKUP);
         return slice;
     }
 
-    private Slice load(long offset, CompletableFuture<Slice> future) throws IOException {
+    private Slice load(long offset, Entry entry) throws IOException {
+        CompletableFuture<Slice> future = entry.future;
         try {
             byte[] data = new byte[sliceSize];
             if (loadEvent != null) {
@@ -92,7 +156,7 @@ public final class TableCache {
             // Forget the failed load so that a later request retries it.
             lock.lock();
             try {
-                slices.remove(offset, future);
+                slices.remove(offset, entry);
             } finally {
                 lock.unlock();
             }
@@ -119,12 +183,18 @@ public final class TableCache {
         }
     }
 
-    /** Drops the least recently used clean slices beyond capacity; slices loading or dirty stay. */
+    /**
+     * Drops the least recently used clean slices beyond capacity; slices loading, pinned or dirty stay. The cache
+     * thus holds at most its capacity plus the slices that cannot go: those loading, those dirty until the next
+     * write-back, and the few pinned by the metadata-lock holder (one at a time, briefly), which may exceed the
+     * capacity for as long as they are held.
+     */
     private void evictOverCapacity() {
-        Iterator<Map.Entry<Long, CompletableFuture<Slice>>> it = slices.entrySet().iterator();
+        Iterator<Map.Entry<Long, Entry>> it = slices.entrySet().iterator();
         while (slices.size() > capacity && it.hasNext()) {
-            CompletableFuture<Slice> f = it.next().getValue();
-            if (f.isDone() && !f.isCompletedExceptionally() && !f.join().dirty()) {
+            Entry e = it.next().getValue();
+            Slice s = e.loaded();
+            if (s != null && e.pins == 0 && !s.dirty()) {
                 it.remove();
             }
         }
@@ -132,14 +202,15 @@ public final class TableCache {
 
     /**
      * Puts a zeroed, dirty slice at {@code offset} without reading the disk: for a table that was just allocated.
-     * The caller holds the metadata lock.
+     * The caller holds the metadata lock; it may fill the slice without a pin until its first write-back, since a
+     * dirty slice is never evicted.
      */
     public Slice create(long offset) {
         Slice slice = new Slice(offset, new byte[sliceSize]);
         slice.markDirty();
         lock.lock();
         try {
-            slices.put(offset, CompletableFuture.completedFuture(slice));
+            slices.put(offset, new Entry(CompletableFuture.completedFuture(slice)));
             evictOverCapacity();
         } finally {
             lock.unlock();
@@ -159,9 +230,10 @@ public final class TableCache {
         List<Slice> dirty = new ArrayList<>();
         lock.lock();
         try {
-            for (CompletableFuture<Slice> f : slices.values()) {
-                if (f.isDone() && !f.isCompletedExceptionally() && f.join().dirty()) {
-                    dirty.add(f.join());
+            for (Entry e : slices.values()) {
+                Slice s = e.loaded();
+                if (s != null && s.dirty()) {
+                    dirty.add(s);
                 }
             }
         } finally {
@@ -174,29 +246,32 @@ public final class TableCache {
         return copies;
     }
 
-    /** Writes the copies (no sync) and marks each slice clean unless it changed after it was copied. */
+    /**
+     * Writes the copies (no sync); each slice is then clean unless it changed after it was copied. A copy older
+     * than (or as old as) what the disk already holds of its slice is skipped, never written over it: see
+     * {@link Slice#writeIfNewer}. When this returns, the disk holds every copy or a newer one of its slice.
+     */
     public void writeBack(List<DirtyCopy> copies) throws IOException {
         for (DirtyCopy c : copies) {
-            storage.write(ByteBuffer.wrap(c.bytes()), c.slice().offset());
-        }
-        for (DirtyCopy c : copies) {
-            c.slice().markWritten(c.version());
+            c.slice().writeIfNewer(storage, c.version(), c.bytes());
         }
     }
 
-    /** Writes one slice now (no sync) and marks it clean; the caller holds the metadata lock. */
+    /**
+     * Writes one slice now (no sync), unless the disk already holds it as it is; the caller holds the metadata lock.
+     * A write of an older copy of the slice in flight (a flush's) is waited for and then overwritten.
+     */
     public void writeNow(Slice slice) throws IOException {
-        long v = slice.version();
-        storage.write(ByteBuffer.wrap(slice.data().clone()), slice.offset());
-        slice.markWritten(v);
+        slice.writeIfNewer(storage, slice.version(), slice.data().clone());
     }
 
     /** True if any slice waits for a write-back. */
     public boolean hasDirty() {
         lock.lock();
         try {
-            for (CompletableFuture<Slice> f : slices.values()) {
-                if (f.isDone() && !f.isCompletedExceptionally() && f.join().dirty()) {
+            for (Entry e : slices.values()) {
+                Slice s = e.loaded();
+                if (s != null && s.dirty()) {
                     return true;
                 }
             }
@@ -206,7 +281,7 @@ public final class TableCache {
         }
     }
 
-    /** Forgets every slice; the next lookups read from storage. */
+    /** Forgets every slice; the next lookups read from storage. No slice is pinned: the image is held exclusively. */
     public void clear() {
         lock.lock();
         try {

@@ -32,12 +32,14 @@ import java.util.function.UnaryOperator;
  * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
  * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
  * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot
- * operations run {@link #exclusively}.
+ * operations run {@link #exclusively}. The L2 slice a change goes into is pinned in the cache from its lookup to the
+ * change ({@link #writableSlice}): readers evict slices under the cache's own lock, not under this one.
  *
  * <p>Locks, in the order they are taken: the flush lock ({@link #flushLock}), the image lock ({@link #drain}, its
  * exclusive side), the metadata lock ({@link #lock}: the caches, the refcounts, the deferred frees, {@link #linkedEnd}
  * and changes of {@link #unreferenced}), then {@link HeaderBits}' lock, innermost (it only writes and syncs the
- * header's bits). Requests hold the image lock shared and take the metadata lock under it. The cluster pool's lock is
+ * header's bits); a cache's lock and a slice's write lock are held around one map operation or one write only (see
+ * TableCache and Slice) and take nothing. Requests hold the image lock shared and take the metadata lock under it. The cluster pool's lock is
  * outside this order: its allocator thread calls {@link #allocate}, {@link #release} and {@link #idle} holding none
  * of the pool's locks, and {@link ClusterPool#take}, which requests call holding the image lock shared (and their
  * guest cluster's lock, which the allocator thread never takes), only signals under it, never waiting for ours.
@@ -296,7 +298,7 @@ final class MetadataWriter implements ClusterSource {
     void ensureL2(long cluster) throws IOException {
         lock.lock();
         try {
-            writableSlice(cluster);
+            mapper.l2Cache().unpin(writableSlice(cluster));
         } finally {
             lock.unlock();
         }
@@ -316,11 +318,12 @@ final class MetadataWriter implements ClusterSource {
         }
         file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
+        Slice slice = null;
         try {
             if (lazyRefcounts) {
                 headerBits.markDirty();
             }
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             long old = slice.getLong(mapper.entryInSlice(cluster));
             if (L2Entry.hostOffset(old) != 0) {
                 throw new ImageException(String.format("Compressed write to guest offset %#x refused: the cluster is"
@@ -331,6 +334,7 @@ final class MetadataWriter implements ClusterSource {
             overlap.check(host, size, "compressed data write");
             return host;
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -342,8 +346,9 @@ final class MetadataWriter implements ClusterSource {
      */
     void link(long cluster, long newEntry) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             long old = mapper.words(slice, cluster).entry();
             mapper.setWords(slice, cluster, new L2Words(newEntry, 0));
             if ((newEntry & L2Entry.COMPRESSED) == 0) {
@@ -353,6 +358,7 @@ final class MetadataWriter implements ClusterSource {
                 dereferenceLater(old);
             }
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -365,8 +371,9 @@ final class MetadataWriter implements ClusterSource {
      */
     void linkSubclusters(long cluster, long newEntry, int from, int to) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             mapper.setWords(slice, cluster, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
             linkedEnd = Math.max(linkedEnd, L2Entry.hostOffset(newEntry) + geometry().clusterSize());
@@ -374,6 +381,7 @@ final class MetadataWriter implements ClusterSource {
                 dereferenceLater(old.entry());
             }
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -386,8 +394,9 @@ final class MetadataWriter implements ClusterSource {
      */
     boolean markAllocated(long cluster, long entry, int from, int to) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
-            Slice slice = writableSlice(cluster);
+            slice = writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             if (old.entry() != entry) {
                 return false;
@@ -395,6 +404,7 @@ final class MetadataWriter implements ClusterSource {
             mapper.setWords(slice, cluster, new L2Words(entry, L2Entry.withAllocated(old.bitmap(), from, to)));
             return true;
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -415,9 +425,10 @@ final class MetadataWriter implements ClusterSource {
      */
     void rewriteWords(long first, long count, UnaryOperator<L2Words> rewrite) throws IOException {
         lock.lock();
+        Slice slice = null;
         try {
             for (long c = first; c < first + count; c++) {
-                Slice slice = writableSlice(c);
+                slice = writableSlice(c);
                 L2Words old = mapper.words(slice, c);
                 L2Words updated = rewrite.apply(old);
                 if (!updated.equals(old)) {
@@ -427,8 +438,11 @@ final class MetadataWriter implements ClusterSource {
                         dereferenceLater(old.entry());
                     }
                 }
+                unpin(slice);
+                slice = null;
             }
         } finally {
+            unpin(slice);
             lock.unlock();
         }
     }
@@ -489,7 +503,8 @@ final class MetadataWriter implements ClusterSource {
     /**
      * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED): allocates the table
      * first when the L1 entry is empty, and copies it first when the table is shared with a snapshot. Called under
-     * the lock.
+     * the lock. The slice is pinned ({@link TableCache#pin}): a reader missing the cache cannot evict it before the
+     * caller's change is in it; the caller unpins it when done (after marking it dirty, if it changed it).
      */
     private Slice writableSlice(long cluster) throws IOException {
         int l1Index = (int) (cluster >>> geometry().l2Bits());
@@ -502,7 +517,14 @@ final class MetadataWriter implements ClusterSource {
         if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
             l2Offset = allocateL2(l1Index, l2Offset);
         }
-        return mapper.l2Cache().get(mapper.sliceOffset(l2Offset, cluster));
+        return mapper.l2Cache().pin(mapper.sliceOffset(l2Offset, cluster));
+    }
+
+    /** Unpins a slice from {@link #writableSlice}, if the lookup got that far. */
+    private void unpin(Slice slice) {
+        if (slice != null) {
+            mapper.l2Cache().unpin(slice);
+        }
     }
 
     /**
@@ -726,6 +748,13 @@ final class MetadataWriter implements ClusterSource {
         }
     }
 
+    /**
+     * Writes every dirty refblock slice (no sync); the caller holds the lock and syncs next, before a write that
+     * relies on these refcounts. A flush may be writing older copies of the same slices meanwhile (it copies them
+     * under the lock and writes them without it): such a write is waited for and this newer copy written after it,
+     * never the reverse (Slice.writeIfNewer), so what the caller's sync makes durable is its own copy. The older copy
+     * landing last left a new L2 table's refcount 0 on disk while the slice counted as clean.
+     */
     private void writeBackRefcounts() throws IOException {
         refblockCache.writeBack(refblockCache.copyDirty());
     }
@@ -764,6 +793,8 @@ final class MetadataWriter implements ClusterSource {
                 file.flush();
                 return;
             }
+            // A copy older than what the lock's holder wrote meanwhile (allocateL2, growL1, a new refblock) is skipped:
+            // the newer one is on disk already, and the sync below covers it as well.
             refblockCache.writeBack(refblocks);
             // A write into a fresh cluster writes only its data, so the file may end inside the cluster. Before an
             // entry pointing to it can be durable, the file reaches the cluster's end (one small write per flush):
