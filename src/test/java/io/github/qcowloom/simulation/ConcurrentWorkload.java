@@ -39,6 +39,8 @@ import java.util.stream.Collectors;
 record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
     private static final Path DIR = tempDir();
     private static final Map<Layout, byte[]> TEMPLATES = new ConcurrentHashMap<>();
+    /** A snapshot name some guest is creating. */
+    private static final Object CLAIMED = new Object();
 
     /**
      * The image: {@code clusterBits} 9–16; requests go to the first {@code hot} clusters of each of {@code l2Tables}
@@ -237,17 +239,43 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                 }
                 case FLUSH -> img.flush();
                 case SNAPSHOT -> {
-                    Snapshots.create(img, "s" + op.snap());
-                    snapshots.put(op.snap(), h.snapshotCreated(start, h.tick()));
+                    // One snapshot per name at a time: the name is claimed first (the model needs to know which
+                    // creation an apply restores; qemu-img allows duplicate names, the workload does not).
+                    if (snapshots.putIfAbsent(op.snap(), CLAIMED) != null) {
+                        outcome = "name taken";
+                    } else {
+                        try {
+                            Snapshots.create(img, "s" + op.snap());
+                            snapshots.put(op.snap(), h.snapshotCreated(start, h.tick()));
+                        } catch (IOException | RuntimeException e) {
+                            snapshots.remove(op.snap());
+                            throw e;
+                        }
+                    }
                 }
                 case APPLY, DELETE -> {
-                    Snapshot s = Snapshots.findByName(img.snapshots(), "s" + op.snap())
-                            .orElseThrow(() -> new SnapshotNotFoundException("no s" + op.snap()));
-                    if (op.kind() == Kind.APPLY) {
-                        Snapshots.apply(img, s);
-                        h.applied(start, h.tick(), snapshots.get(op.snap()));
+                    // The request owns the snapshot while it runs, so no other guest deletes it meanwhile; its
+                    // interval starts once it does, after the creation the model will restore.
+                    Object handle = snapshots.remove(op.snap());
+                    if (handle == null || handle == CLAIMED) {
+                        if (handle == CLAIMED) {
+                            snapshots.put(op.snap(), CLAIMED);
+                        }
+                        outcome = "no such snapshot now";
                     } else {
-                        Snapshots.delete(img, s);
+                        long owned = h.tick();
+                        Snapshot s = Snapshots.findByName(img.snapshots(), "s" + op.snap()).orElseThrow(
+                                () -> new AssertionError("s" + op.snap() + " was created but is not listed"));
+                        if (op.kind() == Kind.APPLY) {
+                            try {
+                                Snapshots.apply(img, s);
+                                h.applied(owned, h.tick(), handle);
+                            } finally {
+                                snapshots.put(op.snap(), handle);
+                            }
+                        } else {
+                            Snapshots.delete(img, s);
+                        }
                     }
                 }
                 case SHRINK, GROW -> {
@@ -267,7 +295,7 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                 h.violation(what + " failed: " + e);
                 outcome = e.toString();
             }
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | AssertionError e) {
             h.violation(what + " failed: " + e);
             outcome = e.toString();
         }
