@@ -15,6 +15,7 @@ import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.snapshot.Snapshots;
 import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.testing.GatedStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -24,9 +25,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -58,15 +57,17 @@ class DirtyBitRaceTest {
     void aRefillThatWaitedOutATableEditKeepsTheImageDirty(boolean lazy) throws Exception {
         byte[] prepared = imageWithSnapshot(lazy);
         CrashSimStorage sim = new CrashSimStorage(prepared);
-        ParkingStorage parking = new ParkingStorage(sim);
+        GatedStorage parking = new GatedStorage(sim);
+        GatedStorage.Gate refill = parking.gateEvent(StorageEvent.CLUSTER_ALLOC,
+                t -> t.getName().equals("qcow2-cluster-pool"));
         // Thresholds 2..4: the refill is one batch of 3 clusters, and the write's take leaves 2, which asks for none.
         OpenOptions options = OpenOptions.readWriteDefaults();
         options = options.withTuning(options.tuning().withPool(true).withPoolThresholds(2, 4, 4));
         Qcow2Image img = Qcow2Image.open(parking, null, options);
         try {
-            assertTrue(parking.arrived.await(WAIT_SECONDS, TimeUnit.SECONDS), "the pool never refilled");
+            assertTrue(refill.awaitParked(), "the pool never refilled");
             Snapshots.delete(img, Snapshots.findByName(Snapshots.list(img), "s1").orElseThrow());
-            parking.release.countDown();
+            refill.release();
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
             // The whole refill (3 clusters), so that the write's take asks for no other refill.
             while (img.clusterPool().size() < 3) {
@@ -77,7 +78,7 @@ class DirtyBitRaceTest {
             img.write(16L * CLUSTER, ByteBuffer.wrap(filled(CLUSTER, (byte) 7)));
             img.flush();
         } finally {
-            parking.release.countDown();
+            refill.release();
             img.close();
         }
         assertNothingHiddenBehindACleanHeader(sim, lazy);
@@ -116,37 +117,25 @@ class DirtyBitRaceTest {
             img.write(0, ByteBuffer.wrap(filled(CLUSTER, (byte) 1))); // the L2 table the write below needs
         }
         CrashSimStorage sim = new CrashSimStorage(setup.snapshot());
-        CountDownLatch writing = new CountDownLatch(1);
-        CountDownLatch proceed = new CountDownLatch(1);
-        Storage parking = new ForwardingStorage(sim) {
-            @Override
-            public void write(ByteBuffer src, long position) throws IOException {
-                if (Thread.currentThread().getName().equals("parked-writer") && writing.getCount() > 0) {
-                    writing.countDown();
-                    await(proceed);
-                }
-                super.write(src, position);
-            }
-        };
+        GatedStorage parking = new GatedStorage(sim);
+        GatedStorage.Gate writing = parking.gateWrite(
+                (position, length) -> Thread.currentThread().getName().equals("parked-writer"));
         AtomicReference<Throwable> failure = new AtomicReference<>();
         Qcow2Image img = Qcow2Image.open(parking, null, OpenOptions.readWriteDefaults().withPool(false));
         try {
             img.reserve(1);
             Thread writer = Thread.ofPlatform().name("parked-writer")
                     .start(() -> run(() -> img.write(CLUSTER, ByteBuffer.wrap(filled(CLUSTER, (byte) 2))), failure));
-            assertTrue(writing.await(WAIT_SECONDS, TimeUnit.SECONDS), "the write never wrote");
+            assertTrue(writing.awaitParked(), "the write never wrote");
             Thread cleaner = Thread.ofPlatform().start(() -> run(img.metadataWriter()::flushUntilClean, failure));
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
-            while (cleaner.isAlive() && cleaner.getState() != Thread.State.WAITING) {
-                assertTrue(System.nanoTime() < deadline, "the clean neither finished nor waited");
-                Thread.onSpinWait();
-            }
-            proceed.countDown();
+            GatedStorage.awaitDoneOrParked(cleaner);
+            assertTrue(cleaner.isAlive(), "the clean finished while a write held a cluster it had not linked");
+            writing.release();
             writer.join();
             cleaner.join();
             assertEquals(null, failure.get());
         } finally {
-            proceed.countDown();
+            writing.release();
             img.close();
         }
         assertNothingHiddenBehindACleanHeader(sim, false);
@@ -159,22 +148,13 @@ class DirtyBitRaceTest {
     @Test
     void aConcurrentCleanDoesNotUndoTheCorruptBit() throws Exception {
         MemoryStorage file = new MemoryStorage(new byte[CLUSTER]);
-        CountDownLatch writing = new CountDownLatch(1);
-        CountDownLatch proceed = new CountDownLatch(1);
-        Storage gated = new ForwardingStorage(file) {
-            @Override
-            public void write(ByteBuffer src, long position) throws IOException {
-                if ((src.getLong(src.position()) & Features.INCOMPAT_CORRUPT) != 0 && writing.getCount() > 0) {
-                    writing.countDown();
-                    await(proceed);
-                }
-                super.write(src, position);
-            }
-        };
+        GatedStorage gated = new GatedStorage(file);
+        // The only header write that sets the corrupt bit is markCorrupt's.
+        GatedStorage.Gate writing = gated.gateWrite((position, length) -> position == 72);
         HeaderBits bits = new HeaderBits(gated, 3, Features.INCOMPAT_DIRTY);
         AtomicReference<Throwable> failure = new AtomicReference<>();
         Thread corrupt = Thread.ofPlatform().start(() -> run(bits::markCorrupt, failure));
-        assertTrue(writing.await(WAIT_SECONDS, TimeUnit.SECONDS), "markCorrupt never wrote");
+        assertTrue(writing.awaitParked(), "markCorrupt never wrote");
         // markCorrupt holds the bits' lock, parked in its header write; markClean now waits for that lock.
         Thread clean = Thread.ofPlatform().start(() -> run(bits::markClean, failure));
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
@@ -182,7 +162,7 @@ class DirtyBitRaceTest {
             assertTrue(clean.isAlive() && System.nanoTime() < deadline, "markClean did not wait for the lock");
             Thread.onSpinWait();
         }
-        proceed.countDown();
+        writing.release();
         corrupt.join();
         clean.join();
         assertEquals(null, failure.get());
@@ -201,17 +181,6 @@ class DirtyBitRaceTest {
             t.run();
         } catch (Throwable e) {
             failure.compareAndSet(null, e);
-        }
-    }
-
-    private static void await(CountDownLatch latch) {
-        try {
-            if (!latch.await(WAIT_SECONDS, TimeUnit.SECONDS)) {
-                throw new IllegalStateException("the test never released a parked thread");
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException(e);
         }
     }
 
@@ -264,98 +233,5 @@ class DirtyBitRaceTest {
         byte[] b = new byte[length];
         Arrays.fill(b, value);
         return b;
-    }
-
-    /**
-     * Parks the pool's allocator thread at its first cluster allocation (the announcement that precedes it), until
-     * the test releases it.
-     */
-    private static final class ParkingStorage extends ForwardingStorage {
-        final CountDownLatch arrived = new CountDownLatch(1);
-        final CountDownLatch release = new CountDownLatch(1);
-        private final AtomicBoolean parked = new AtomicBoolean();
-
-        ParkingStorage(Storage inner) {
-            super(inner);
-        }
-
-        @Override
-        public void event(StorageEvent event) {
-            super.event(event);
-            if (event == StorageEvent.CLUSTER_ALLOC && Thread.currentThread().getName().equals("qcow2-cluster-pool")
-                    && parked.compareAndSet(false, true)) {
-                arrived.countDown();
-                await(release);
-            }
-        }
-    }
-
-    /** Forwards every call to another storage. */
-    private static class ForwardingStorage implements Storage {
-        private final Storage inner;
-
-        ForwardingStorage(Storage inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public int read(ByteBuffer dst, long position) throws IOException {
-            return inner.read(dst, position);
-        }
-
-        @Override
-        public void write(ByteBuffer src, long position) throws IOException {
-            inner.write(src, position);
-        }
-
-        @Override
-        public void flush() throws IOException {
-            inner.flush();
-        }
-
-        @Override
-        public void punchHole(long position, long length) throws IOException {
-            inner.punchHole(position, length);
-        }
-
-        @Override
-        public void writeZeroes(long position, long length) throws IOException {
-            inner.writeZeroes(position, length);
-        }
-
-        @Override
-        public long size() throws IOException {
-            return inner.size();
-        }
-
-        @Override
-        public void setLength(long length) throws IOException {
-            inner.setLength(length);
-        }
-
-        @Override
-        public void extendTo(long end) throws IOException {
-            inner.extendTo(end);
-        }
-
-        @Override
-        public int alignment() {
-            return inner.alignment();
-        }
-
-        @Override
-        public boolean readOnly() {
-            return inner.readOnly();
-        }
-
-        @Override
-        public void event(StorageEvent event) {
-            inner.event(event);
-        }
-
-        @Override
-        public void close() throws IOException {
-            inner.close();
-        }
     }
 }

@@ -2,13 +2,14 @@ package io.github.qcowloom.image;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.check.CheckResult;
 import io.github.qcowloom.check.ImageChecker;
 import io.github.qcowloom.storage.FileStorage;
-import io.github.qcowloom.testing.ParkingStorage;
+import io.github.qcowloom.testing.GatedStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -35,7 +36,7 @@ class RefblockWriteBackRaceTest {
         Path image = dir.resolve("race.qcow2");
         ImageCreator.create(image, CreateOptions.defaults(64L << 20).withClusterSize(CLUSTER));
         long refblockSlice = firstRefblock(image);
-        ParkingStorage storage = new ParkingStorage(FileStorage.open(image, false, false));
+        GatedStorage storage = new GatedStorage(FileStorage.open(image, false, false));
         byte[] data = new byte[CLUSTER];
         Arrays.fill(data, (byte) 0x5a);
         try (Qcow2Image img = Qcow2Image.open(storage, dir, OpenOptions.readWriteDefaults().withPool(false))) {
@@ -45,9 +46,9 @@ class RefblockWriteBackRaceTest {
             img.write(CLUSTER, ByteBuffer.wrap(data));
 
             // A flush copies that slice and parks on its way to the disk, holding no metadata lock.
-            ParkingStorage.Gate gate = storage.parkNextWrite(p -> p == refblockSlice);
+            GatedStorage.Gate gate = storage.gateWrite((p, length) -> p == refblockSlice);
             Request flush = start("flush", img::flush);
-            gate.awaitArrival();
+            assertTrue(gate.awaitParked(), "the flush never wrote the refblock slice");
 
             // A discard where no L2 table exists allocates one (as QEMU's get_cluster_table does): its refcount goes
             // into the same refblock slice, which is written and synced before the table and the L1 entry.

@@ -1,5 +1,6 @@
 package io.github.qcowloom.testing;
 
+import io.github.qcowloom.storage.ForwardingStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -7,134 +8,109 @@ import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Predicate;
 
 /**
- * A {@link Storage} that forwards every call and can park the thread of one chosen write before it reaches the
- * storage, until the test releases it: races between requests are forced in tests this way, never with switches in
- * production code.
+ * A {@link Storage} that forwards every call and can park the thread of one chosen write, or of one chosen event
+ * the driver announces, before it goes on, until the test releases it: races between requests are forced in tests
+ * this way, never with switches in production code. One gate is armed at a time; it catches the first match.
  */
-public final class GatedStorage implements Storage {
+public final class GatedStorage extends ForwardingStorage {
+    private static final long TIMEOUT_SECONDS = 30;
+
     /** Chooses the write to park, by where it goes and how long it is. */
     @FunctionalInterface
     public interface WriteTest {
         boolean matches(long position, int length);
     }
 
-    /** One armed gate: parks the first matching write. */
+    /** One armed gate: the test waits for a thread to arrive, then lets it through. */
     public static final class Gate {
-        private static final long TIMEOUT_SECONDS = 30;
-        private final WriteTest test;
-        private final AtomicBoolean taken = new AtomicBoolean();
         private final CountDownLatch reached = new CountDownLatch(1);
         private final CountDownLatch release = new CountDownLatch(1);
+        private volatile Thread parked;
 
-        private Gate(WriteTest test) {
-            this.test = test;
+        private Gate() {
         }
 
-        /** Waits until a write is parked at the gate; false if none came in time. */
+        /** Waits until a thread is parked at the gate; false if none came in time. */
         public boolean awaitParked() throws InterruptedException {
             return reached.await(TIMEOUT_SECONDS, TimeUnit.SECONDS);
         }
 
-        /** Lets the parked write (and any later one) through. */
+        /** The thread parked here (null before one arrives). */
+        public Thread parked() {
+            return parked;
+        }
+
+        /** Lets the parked thread (and any later one) through. */
         public void release() {
             release.countDown();
         }
 
-        private void pass(long position, int length) throws IOException {
-            if (!test.matches(position, length) || !taken.compareAndSet(false, true)) {
-                return;
-            }
+        private void park(String where) throws IOException {
+            parked = Thread.currentThread();
             reached.countDown();
             try {
                 if (!release.await(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
-                    throw new IOException("the test never released the write parked at " + position);
+                    throw new IOException("the test never released the thread parked at " + where);
                 }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw new InterruptedIOException("interrupted while parked at " + position);
+                throw new InterruptedIOException("interrupted while parked at " + where);
             }
         }
     }
 
-    private final Storage delegate;
-    private volatile Gate gate;
+    private record Armed(Gate gate, WriteTest write, StorageEvent event, Predicate<Thread> thread) {
+    }
+
+    private final AtomicReference<Armed> armed = new AtomicReference<>();
 
     public GatedStorage(Storage delegate) {
-        this.delegate = delegate;
+        super(delegate);
     }
 
     /** Arms a gate for the next write that {@code test} matches (replacing any gate armed before). */
     public Gate gateWrite(WriteTest test) {
-        Gate g = new Gate(test);
-        gate = g;
+        Gate g = new Gate();
+        armed.set(new Armed(g, test, null, t -> true));
+        return g;
+    }
+
+    /**
+     * Arms a gate for the next announcement of {@code event} by a thread {@code thread} accepts, parked after the
+     * announcement reached the storage below (replacing any gate armed before).
+     */
+    public Gate gateEvent(StorageEvent event, Predicate<Thread> thread) {
+        Gate g = new Gate();
+        armed.set(new Armed(g, null, event, thread));
         return g;
     }
 
     @Override
-    public int read(ByteBuffer dst, long position) throws IOException {
-        return delegate.read(dst, position);
-    }
-
-    @Override
     public void write(ByteBuffer src, long position) throws IOException {
-        Gate g = gate;
-        if (g != null) {
-            g.pass(position, src.remaining());
+        Armed a = armed.get();
+        if (a != null && a.write() != null && a.write().matches(position, src.remaining())
+                && armed.compareAndSet(a, null)) {
+            a.gate().park("the write at " + position);
         }
-        delegate.write(src, position);
-    }
-
-    @Override
-    public void flush() throws IOException {
-        delegate.flush();
-    }
-
-    @Override
-    public void punchHole(long position, long length) throws IOException {
-        delegate.punchHole(position, length);
-    }
-
-    @Override
-    public void writeZeroes(long position, long length) throws IOException {
-        delegate.writeZeroes(position, length);
-    }
-
-    @Override
-    public long size() throws IOException {
-        return delegate.size();
-    }
-
-    @Override
-    public void setLength(long length) throws IOException {
-        delegate.setLength(length);
-    }
-
-    @Override
-    public void extendTo(long end) throws IOException {
-        delegate.extendTo(end);
-    }
-
-    @Override
-    public int alignment() {
-        return delegate.alignment();
-    }
-
-    @Override
-    public boolean readOnly() {
-        return delegate.readOnly();
-    }
-
-    @Override
-    public void close() throws IOException {
-        delegate.close();
+        super.write(src, position);
     }
 
     @Override
     public void event(StorageEvent event) {
-        delegate.event(event);
+        super.event(event);
+        Armed a = armed.get();
+        if (a != null && a.event() == event && a.thread().test(Thread.currentThread())
+                && armed.compareAndSet(a, null)) {
+            try {
+                a.gate().park("event " + event.blkdebugName());
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
     }
 
     /**
@@ -142,7 +118,7 @@ public final class GatedStorage implements Storage {
      * allows nothing else), for a race whose second request must either complete or be held back by a lock.
      */
     public static void awaitDoneOrParked(Thread thread) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Gate.TIMEOUT_SECONDS);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
         while (thread.isAlive() && thread.getState() != Thread.State.WAITING) {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError(thread + " neither ended nor parked: " + thread.getState());
