@@ -154,7 +154,7 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         MemoryStorage mem = new MemoryStorage(template(layout));
         List<byte[]> crashStates = new ArrayList<>();
         Storage disk = new CrashPoint(new SimStorage(mem, sim, layout.delayPercent(), 50_000), mem, crashFlush,
-                layout.pool() || layout.lazy(), crashStates);
+                crashStates);
         List<String> trace = new java.util.concurrent.CopyOnWriteArrayList<>();
         Qcow2Image img = Qcow2Image.open(disk, layout.backing() ? DIR : null, openOptions(sim));
         Map<Integer, Object> snapshots = new ConcurrentHashMap<>();
@@ -365,32 +365,32 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
     }
 
     /**
-     * Keeps a copy of the image right after the {@code target}-th flush (0: none), and, when {@code whenClean}, after
-     * every flush that leaves the header clean (up to {@link #MAX_COPIES}): with the pool or lazy refcounts the
-     * header is dirty most of the time, and the moments it is clean are the ones where lagging refcounts hide.
+     * Crash states at host flushes: right after every flush that leaves the header clean, the image as it stands is
+     * checked at once (a process killed there leaves exactly it), and kept when it is corrupt; and a copy is kept
+     * after the {@code target}-th flush whatever the header says, for the full check (repair included).
      */
     private static final class CrashPoint extends ForwardingStorage {
-        private static final int MAX_COPIES = 4;
         private final MemoryStorage mem;
         private final long target;
-        private final boolean whenClean;
         private final List<byte[]> states;
         private long flushes;
 
-        CrashPoint(Storage inner, MemoryStorage mem, long target, boolean whenClean, List<byte[]> states) {
+        CrashPoint(Storage inner, MemoryStorage mem, long target, List<byte[]> states) {
             super(inner);
             this.mem = mem;
             this.target = target;
-            this.whenClean = whenClean;
             this.states = states;
         }
 
         @Override
         public void flush() throws IOException {
             super.flush();
-            // Single carrier: no other thread runs between the flush's return and the copy.
-            boolean take = ++flushes == target || (whenClean && !ImageMetadata.readHeader(mem).dirty());
-            if (take && states.size() < MAX_COPIES) {
+            // Single carrier: no other thread runs between the flush's return and the check or the copy, which
+            // read the memory below the simulated disk and so do not yield.
+            if (++flushes == target) {
+                states.add(mem.snapshot());
+            } else if (!ImageMetadata.readHeader(mem).dirty()
+                    && ImageChecker.check(mem, "crash.qcow2").corruptions() > 0) {
                 states.add(mem.snapshot());
             }
         }
