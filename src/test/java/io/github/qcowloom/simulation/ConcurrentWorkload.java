@@ -38,7 +38,14 @@ import java.util.stream.Collectors;
  */
 record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
     private static final Path DIR = tempDir();
-    private static final Map<Layout, byte[]> TEMPLATES = new ConcurrentHashMap<>();
+    /** Fresh images by layout, the 64 most recent (a 64 KiB-cluster image holds a few hundred KiB). */
+    private static final Map<Layout, byte[]> TEMPLATES = java.util.Collections.synchronizedMap(
+            new java.util.LinkedHashMap<>(16, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<Layout, byte[]> eldest) {
+                    return size() > 64;
+                }
+            });
     /** A snapshot name some guest is creating. */
     private static final Object CLAIMED = new Object();
 
@@ -91,7 +98,7 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
     private static Path tempDir() {
         try {
             Path d = Files.createTempDirectory("qcowloom-sim");
-            d.toFile().deleteOnExit();
+            d.toFile().deleteOnExit(); // registered first, so deleted last: after the files in it
             return d;
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -106,7 +113,7 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                 CreateOptions o = CreateOptions.defaults(l.size()).withClusterSize((int) l.clusterSize())
                         .withExtendedL2(l.extendedL2()).withLazyRefcounts(l.lazy());
                 if (l.backing()) {
-                    o = o.withBacking(backingFile(l.size()).toString(), "raw");
+                    o = o.withBacking(backingFile(l).toString(), "raw");
                 }
                 Files.delete(img);
                 ImageCreator.create(img, o);
@@ -119,14 +126,32 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         });
     }
 
-    private static Path backingFile(long size) throws IOException {
-        Path p = DIR.resolve("backing-" + size + ".raw");
+    /**
+     * A sparse raw backing file for {@code l}: the {@link SectorHistory#BACKING} pattern where requests can reach
+     * (each table's hot clusters and the two after them, as a request is at most two clusters long), a hole
+     * elsewhere; a virtual disk of 64 KiB clusters spans gigabytes.
+     */
+    private static Path backingFile(Layout l) throws IOException {
+        Path p = DIR.resolve("backing-" + l.clusterBits() + "-" + l.extendedL2() + "-" + l.l2Tables() + "-" + l.hot()
+                + ".raw");
         if (!Files.exists(p)) {
-            ByteBuffer b = ByteBuffer.allocate((int) size);
-            SectorHistory.fill(b, 0, SectorHistory.BACKING);
             Path tmp = Files.createTempFile(DIR, "backing", ".tmp");
-            Files.write(tmp, b.array());
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(tmp,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                for (int t = 0; t < l.l2Tables(); t++) {
+                    long from = l.hotCluster(t * l.hot()) * l.clusterSize();
+                    long to = Math.min(l.size(), from + (l.hot() + 2) * l.clusterSize());
+                    ByteBuffer b = ByteBuffer.allocate((int) (to - from));
+                    SectorHistory.fill(b, from / SectorHistory.SECTOR, SectorHistory.BACKING);
+                    ch.write(b.flip(), from);
+                }
+                ch.truncate(l.size());
+                if (ch.size() < l.size()) {
+                    ch.write(ByteBuffer.allocate(1), l.size() - 1);
+                }
+            }
             Files.move(tmp, p, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            p.toFile().deleteOnExit();
         }
         return p;
     }
