@@ -127,10 +127,13 @@ public final class SimStorage implements Storage {
         return inner.readOnly();
     }
 
-    /** The driver's announced events are switch points too (some, such as a cache lookup, have no I/O). */
+    /**
+     * The driver's announced events are switch points too, delayed like I/O (some, such as a cache lookup, have no
+     * I/O, but a thread can be descheduled anywhere: a delay there lets others run through whole operations).
+     */
     @Override
     public void event(StorageEvent event) {
-        scheduler.yieldPoint();
+        before();
         inner.event(event);
     }
 

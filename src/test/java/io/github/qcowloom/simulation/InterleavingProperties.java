@@ -23,7 +23,9 @@ import io.github.qcowloom.testing.Qemu;
  * The interleaving explorer over the whole driver: 2–6 guest threads (up to 16 with -Pdst-long) doing writes,
  * reads, discards, write-zeroes, compressed writes, flushes, snapshot create/apply/delete or shrink/grow, on
  * images of 512 B–64 KiB clusters, with extended L2, lazy refcounts, the pool on or off, a backing file, and caches
- * of one to four L2 slices and one or two refcount slices, so that eviction happens all the time. Each workload runs
+ * of one to four L2 slices and one or two refcount slices, so that eviction happens all the time; in two layouts of
+ * three, a tenth or a third of the I/Os and announced events also take a random virtual time, so that a thread can
+ * stall anywhere while others run through whole operations. Each workload runs
  * under several seeded schedules; a failure prints the seed that replays it and the trace, and jqwik shrinks the
  * workload. The count of distinct interleavings explored is printed at the end.
  *
@@ -91,12 +93,12 @@ class InterleavingProperties {
                 Arbitraries.integers().between(2, 8),
                 Arbitraries.of(false, false, true),
                 Arbitraries.of(false, true),
-                Arbitraries.of(false, true),
+                Arbitraries.of(false, true, true),
                 Arbitraries.of(false, false, false, true),
-                Combinators.combine(Arbitraries.integers().between(1, 4), Arbitraries.integers().between(1, 2))
-                        .as((l2, rb) -> new int[] {l2, rb}))
-                .as((bits, tables, hot, ext, lazy, pool, backing, caches) -> new Layout(bits, tables, hot,
-                        ext && bits >= 14, lazy, pool, backing, caches[0], caches[1], 0));
+                Combinators.combine(Arbitraries.integers().between(1, 4), Arbitraries.integers().between(1, 2),
+                        Arbitraries.of(0, 10, 30)).as((l2, rb, delay) -> new int[] {l2, rb, delay}))
+                .as((bits, tables, hot, ext, lazy, pool, backing, more) -> new Layout(bits, tables, hot,
+                        ext && bits >= 14, lazy, pool, backing, more[0], more[1], more[2]));
         // Requests are drawn as plain numbers and mapped onto the layout afterwards (no flatMap: jqwik's flatMap
         // costs more than the runs themselves), so they shrink as numbers do.
         Arbitrary<int[]> raw = Arbitraries.integers().between(0, 999_999).array(int[].class).ofSize(4);
@@ -108,8 +110,8 @@ class InterleavingProperties {
     }
 
     /**
-     * One request from four numbers: {@code r[0]} picks the kind (writes, reads, discards and write-zeroes 12 in 19,
-     * compressed writes 2, flushes 3, snapshot operations or resizes 2), {@code r[1]} the hot cluster,
+     * One request from four numbers: {@code r[0]} picks the kind (writes, reads, discards and write-zeroes 12 in 20,
+     * compressed writes 2, flushes 3, snapshot operations or resizes 3), {@code r[1]} the hot cluster,
      * {@code r[2]} the sector in it and {@code r[3]} the length (up to two clusters).
      */
     private static Op op(Layout layout, boolean snapshots, int[] r) {
@@ -117,7 +119,7 @@ class InterleavingProperties {
         long sectors = layout.size() / 512;
         int hotClusters = layout.l2Tables() * layout.hot();
         long cluster = layout.hotCluster(r[1] % hotClusters);
-        int roll = r[0] % 19;
+        int roll = r[0] % 20;
         if (roll < 12) {
             Kind k = new Kind[] {Kind.WRITE, Kind.WRITE, Kind.WRITE, Kind.READ, Kind.READ, Kind.DISCARD,
                     Kind.ZEROES}[roll % 7];
@@ -133,7 +135,7 @@ class InterleavingProperties {
         if (snapshots) {
             return new Op(new Kind[] {Kind.SNAPSHOT, Kind.APPLY, Kind.DELETE}[r[2] % 3], 0, 0, 1 + r[3] % 3);
         }
-        if (roll == 17 && hotClusters > 1) {
+        if (roll < 19 && hotClusters > 1) {
             long to = layout.hotCluster(1 + r[1] % (hotClusters - 1));
             return new Op(Kind.SHRINK, to * clusterSectors - (to % 2), 0, 0);
         }
