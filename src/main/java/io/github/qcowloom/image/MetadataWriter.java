@@ -1,7 +1,6 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.ClusterPool;
-import io.github.qcowloom.alloc.ClusterSource;
 import io.github.qcowloom.alloc.CompressedAllocator;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.CorruptImageException;
@@ -21,7 +20,6 @@ import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
@@ -37,19 +35,17 @@ import java.util.function.UnaryOperator;
  *
  * <p>Locks, in the order they are taken: the flush lock ({@link #flushLock}), the image lock ({@link #drain}, its
  * exclusive side), the metadata lock ({@link #lock}: the caches, the refcounts, the deferred frees, {@link #linkedEnd}
- * and changes of {@link #unreferenced}), then {@link HeaderBits}' lock, innermost (it only writes and syncs the
- * header's bits); a cache's lock and a slice's write lock are held around one map operation or one write only (see
- * TableCache and Slice) and take nothing. Requests hold the image lock shared and take the metadata lock under it. The cluster pool's lock is
- * outside this order: its allocator thread calls {@link #allocate}, {@link #release} and {@link #idle} holding none
- * of the pool's locks, and {@link ClusterPool#take}, which requests call holding the image lock shared (and their
- * guest cluster's lock, which the allocator thread never takes), only signals under it, never waiting for ours.
+ * and changes of the supply's unreferenced count), then {@link HeaderBits}' lock, innermost (it only writes and
+ * syncs the header's bits); a cache's lock and a slice's write lock are held around one map operation or one write
+ * only (see TableCache and Slice) and take nothing. Requests hold the image lock shared and take the metadata lock
+ * under it. The cluster pool's lock is outside this order (see {@link ClusterSupply}, which hands out clusters).
  *
  * <p>The dirty bit and the allocations it covers (the pool's and a batch's clusters, and with lazy refcounts every
  * refcount): the bit is set (or found set) in the same hold of the metadata lock as the allocation, and cleared only by
  * {@link #flushUntilClean}, which decides and writes the clean holding all three locks, so that no allocation can
- * slip between its check and the clean.
+ * slip between its check and the clean (see {@link ClusterSupply}).
  */
-final class MetadataWriter implements ClusterSource {
+final class MetadataWriter {
     private final ReentrantLock lock = new ReentrantLock();
     /**
      * Test switch that breaks the first ordering rule: flushes write L2 slices before refcount blocks with no sync
@@ -59,6 +55,7 @@ final class MetadataWriter implements ClusterSource {
     /** Serialises flushes, so that one flush's write-back cannot overtake another's. */
     private final ReentrantLock flushLock = new ReentrantLock();
     private final Storage file;
+    private final ClusterSupply supply;
     /**
      * The external data file, or null when guest data lives in the image file. Its clusters have no refcounts
      * (QEMU maps guest offset to the same offset there), so only its sync takes part in the ordering.
@@ -83,27 +80,6 @@ final class MetadataWriter implements ClusterSource {
      */
     private final Lock drain;
     private final boolean hasBacking;
-    /**
-     * A cluster that lies past the end of the file when it is handed out has never been written (every write
-     * extends the file over what it writes, and the file never shrinks while open), so it is a hole that reads as
-     * zeroes: a write into it need not write the zeroes around its data. Clusters below the end of the file, even
-     * never-written ones, are conservatively not fresh; so is a freed metadata cluster, which was written.
-     */
-    /** Bit 0 of an offset handed out (clusters are at least 512-byte aligned): the cluster is fresh. */
-    static final long FRESH = 1;
-    /** Clusters a batch reserved (tagged like pool clusters); taken before the pool. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<Long> reserved =
-            new java.util.concurrent.ConcurrentLinkedQueue<>();
-    /**
-     * Clusters allocated (refcount 1) that nothing references and no request holds: those in the pool, reserved for
-     * a batch, or on their way between the allocator and either (a refill not yet queued, a trim not yet given back).
-     * Each is a leak on a crash, so the image stays dirty while any exists. It rises and falls under {@link #lock}
-     * with the refcount change, except when a request takes one: that request then holds the image lock shared until
-     * it has linked the cluster, which {@link #flushUntilClean} waits out.
-     */
-    private final AtomicLong unreferenced = new AtomicLong();
-    /** Null when the pool is off (or the image is v2, which has no dirty bit). */
-    private volatile ClusterPool pool;
     private final HeaderBits headerBits;
     private final OverlapCheck overlap;
     /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
@@ -129,70 +105,26 @@ final class MetadataWriter implements ClusterSource {
         this.lazyRefcounts = lazyRefcounts;
         this.overlap = new OverlapCheck(mapper, refcounts, this);
         this.compressedBytes = new CompressedAllocator(refcounts, mapper.geometry().clusterBits());
+        this.supply = new ClusterSupply(file, mapper.geometry(), refcounts, lock, headerBits, lazyRefcounts);
     }
 
-    /** Marks {@code host} with {@link #FRESH} when it lies past the end of the file; called under the lock. */
-    private long tagFresh(long host) throws IOException {
-        return host >= file.size() ? host | FRESH : host;
+    /** The cluster supply (the pool's source); for tests in this package. */
+    ClusterSupply supply() {
+        return supply;
     }
 
-
-    /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
+    /** Starts a cluster pool fed by the supply; the image must support the dirty bit (v3). Idle, it flushes clean. */
     void startPool(int low, int high, int max, io.github.qcowloom.api.Ticker ticker) {
-        pool = new ClusterPool(this, low, high, max, ticker);
+        supply.startPool(low, high, max, ticker, this::flushUntilClean);
     }
 
     ClusterPool pool() {
-        return pool;
+        return supply.pool();
     }
 
-    @Override
-    public long[] allocate(int n) throws IOException {
-        // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts. Set
-        // here, outside the lock, so that requests need not wait for its sync...
-        headerBits.markDirty();
-        file.event(StorageEvent.CLUSTER_ALLOC);
-        lock.lock();
-        try {
-            // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
-            // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
-            headerBits.markDirty();
-            long first = refcounts.allocate(n);
-            long[] out = new long[n];
-            for (int i = 0; i < n; i++) {
-                out[i] = tagFresh(first + ((long) i << geometry().clusterBits()));
-            }
-            unreferenced.addAndGet(n);
-            return out;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    @Override
-    public void release(long[] hostOffsets) throws IOException {
-        // Never referenced, so the refcount may drop at once: on disk it is at worst a leak.
-        lock.lock();
-        try {
-            for (long h : hostOffsets) {
-                refcounts.update((h & ~FRESH) >>> geometry().clusterBits(), -1);
-            }
-            unreferenced.addAndGet(-hostOffsets.length);
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Reserves clusters for a batch of writes, in one refcount update (marking the image dirty first). */
+    /** Reserves clusters for a batch of writes, see {@link ClusterSupply#reserve}. */
     void reserve(int n) throws IOException {
-        for (long c : allocate(n)) {
-            reserved.add(c);
-        }
-    }
-
-    @Override
-    public void idle() throws IOException {
-        flushUntilClean();
+        supply.reserve(n);
     }
 
     /**
@@ -214,7 +146,7 @@ final class MetadataWriter implements ClusterSource {
                     while (hasPendingMetadata()) {
                         flush(true);
                     }
-                    if (unreferenced.get() == 0) {
+                    if (supply.unreferenced() == 0) {
                         // After the syncs above: the bit is cleared only once everything it covered is durable.
                         headerBits.markClean();
                     }
@@ -231,26 +163,12 @@ final class MetadataWriter implements ClusterSource {
 
     /** Stops the pool without writing anything: the image was found corrupt, its metadata is not to be trusted. */
     void abandon() throws IOException {
-        ClusterPool p = pool;
-        if (p != null) {
-            p.close();
-        }
+        supply.abandon();
     }
 
-    /** Stops the pool (giving its clusters back), flushes everything and clears the dirty bit. */
+    /** Stops the pool (giving its clusters and the reserved ones back), flushes everything, clears the dirty bit. */
     void close() throws IOException {
-        ClusterPool p = pool;
-        if (p != null) {
-            p.close();
-        }
-        // Reserved clusters no write took are given back, as the pool's are.
-        List<Long> left = new java.util.ArrayList<>();
-        for (Long c = reserved.poll(); c != null; c = reserved.poll()) {
-            left.add(c);
-        }
-        if (!left.isEmpty()) {
-            release(left.stream().mapToLong(Long::longValue).toArray());
-        }
+        supply.close();
         flushUntilClean();
     }
 
@@ -258,40 +176,9 @@ final class MetadataWriter implements ClusterSource {
         return mapper.geometry();
     }
 
-    /**
-     * A host cluster for data (refcount 1, from the pool when it has one): its offset, with {@link #FRESH} set
-     * when it is known to read as zeroes.
-     */
+    /** A host cluster for data, see {@link ClusterSupply#allocateDataCluster}. */
     long allocateDataCluster() throws IOException {
-        // A reserved or pooled cluster becomes the caller's, which links it before it lets go of the image lock.
-        Long r = reserved.poll();
-        if (r != null) {
-            unreferenced.decrementAndGet();
-            return r;
-        }
-        ClusterPool p = pool;
-        if (p != null) {
-            long c = p.take();
-            if (c >= 0) {
-                unreferenced.decrementAndGet();
-                return c;
-            }
-        }
-        if (lazyRefcounts) {
-            // The refcount stays in the cache: the dirty bit, durable first, stands in for it (set twice, see
-            // allocate).
-            headerBits.markDirty();
-        }
-        file.event(StorageEvent.CLUSTER_ALLOC);
-        lock.lock();
-        try {
-            if (lazyRefcounts) {
-                headerBits.markDirty();
-            }
-            return tagFresh(refcounts.allocate(1));
-        } finally {
-            lock.unlock();
-        }
+        return supply.allocateDataCluster();
     }
 
     /** Allocates guest {@code cluster}'s L2 table if it has none (in l2_allocate's order, synced). */
@@ -313,7 +200,7 @@ final class MetadataWriter implements ClusterSource {
      */
     long allocateCompressed(long cluster, int size) throws IOException {
         if (lazyRefcounts) {
-            // As in allocateDataCluster: durable before the refcount it stands in for, set twice (see allocate).
+            // As in ClusterSupply.allocateDataCluster: durable before the refcount it stands in for, set twice.
             headerBits.markDirty();
         }
         file.event(StorageEvent.CLUSTER_ALLOC);
@@ -537,7 +424,7 @@ final class MetadataWriter implements ClusterSource {
     private long allocateL2(int l1Index, long sharedOffset) throws IOException {
         file.event(StorageEvent.L2_ALLOC);
         if (lazyRefcounts) {
-            // In the same hold of the lock as the allocation (every caller holds it), as in allocate.
+            // In the same hold of the lock as the allocation (every caller holds it), as in ClusterSupply.allocate.
             headerBits.markDirty();
         }
         long l2Offset = refcounts.allocate(1);
@@ -666,46 +553,14 @@ final class MetadataWriter implements ClusterSource {
         } while (hasPendingMetadata());
     }
 
-    /**
-     * Allocates clusters for {@code bytes} of metadata (a table that is written at once), raising their refcounts in
-     * the cache; returns the first one's offset, or 0 for no bytes.
-     */
+    /** Clusters for a table written at once, see {@link ClusterSupply#allocateMetadata}. */
     long allocateMetadata(long bytes) throws IOException {
-        if (bytes == 0) {
-            return 0;
-        }
-        long clusters = (bytes + geometry().clusterSize() - 1) >>> geometry().clusterBits();
-        if (clusters > Integer.MAX_VALUE) {
-            throw new ImageTooLargeException("Cannot allocate " + bytes + " bytes of metadata");
-        }
-        file.event(StorageEvent.CLUSTER_ALLOC);
-        lock.lock();
-        try {
-            return refcounts.allocate((int) clusters);
-        } finally {
-            lock.unlock();
-        }
+        return supply.allocateMetadata(bytes);
     }
 
-    /**
-     * Lowers the refcounts of the clusters {@code [offset, offset + bytes)} touches, now. The caller has made the
-     * removal of the last reference durable already (a synced header or table write), so they may be reused at
-     * once.
-     */
+    /** Frees clusters whose last reference is durably gone, see {@link ClusterSupply#freeNow}. */
     void freeNow(long offset, long bytes) throws IOException {
-        if (bytes == 0) {
-            return;
-        }
-        file.event(StorageEvent.CLUSTER_FREE);
-        int bits = geometry().clusterBits();
-        lock.lock();
-        try {
-            for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
-                refcounts.update(c, -1);
-            }
-        } finally {
-            lock.unlock();
-        }
+        supply.freeNow(offset, bytes);
     }
 
     /** Writes a new table (not yet referenced) to clusters just allocated for it, after the overlap check; no sync. */

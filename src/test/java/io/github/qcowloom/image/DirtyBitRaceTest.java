@@ -86,18 +86,18 @@ class DirtyBitRaceTest {
     /**
      * Clusters a refill has allocated but not yet put into the pool (or a trim has taken out but not yet given
      * back) are leaks on a crash as much as pooled ones: a flush-and-clean in that window must leave the image
-     * dirty. Drives the writer as the pool's allocator thread would, with the pool itself off.
+     * dirty. Drives the cluster supply as the pool's allocator thread would, with the pool itself off.
      */
     @Test
     void clustersOnTheirWayIntoThePoolKeepTheImageDirty() throws Exception {
         MemoryStorage file = new MemoryStorage(freshImage(false));
         try (Qcow2Image img = Qcow2Image.open(file, null, OpenOptions.readWriteDefaults().withPool(false))) {
             MetadataWriter metadata = img.metadataWriter();
-            long[] refill = metadata.allocate(3);
+            long[] refill = metadata.supply().allocate(3);
             metadata.flushUntilClean();
             assertTrue(ImageMetadata.readHeader(file).dirty(),
                     "the image was marked clean while 3 allocated clusters were on their way into the pool");
-            metadata.release(refill);
+            metadata.supply().release(refill);
             metadata.flushUntilClean();
             assertFalse(ImageMetadata.readHeader(file).dirty(), "given back and flushed: nothing can leak");
         }
