@@ -15,8 +15,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * The supply of host clusters: the cluster pool, a batch's reserved clusters and direct allocations for data, clusters
  * for metadata tables written at once, and frees made safe by their caller; with the dirty bit the allocations need.
  *
- * <p>Locks: {@link #lock} is the image's metadata lock (QEMU's s->lock, shared with {@link MetadataWriter}); it
- * guards the refcounts and the changes of {@link #unreferenced}
+ * <p>Locks: {@link #lock} is the image's metadata lock (QEMU's s->lock, shared with {@link MetadataWriter} and
+ * {@link TableAllocator}); it guards the refcounts and the changes of {@link #unreferenced}
  * that go with a refcount change. The order is a flush's: flush lock, image lock, metadata lock, then
  * {@link HeaderBits}' lock, innermost; this class takes only the metadata lock, and HeaderBits' lock (through its
  * markDirty) before it or under it. The cluster pool's lock is outside this order: its allocator thread calls

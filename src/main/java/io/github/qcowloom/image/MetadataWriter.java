@@ -3,18 +3,12 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.CompressedAllocator;
 import io.github.qcowloom.alloc.RefcountTable;
-import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
-import io.github.qcowloom.api.ImageTooLargeException;
-import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
-import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
-import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -29,9 +23,10 @@ import java.util.function.UnaryOperator;
  * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for cache updates only:
  * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
  * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
- * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot
+ * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order (see
+ * {@link TableAllocator}, which places tables). Snapshot
  * operations run {@link #exclusively}. The L2 slice a change goes into is pinned in the cache from its lookup to the
- * change ({@link #writableSlice}): readers evict slices under the cache's own lock, not under this one.
+ * change ({@link TableAllocator#writableSlice}): readers evict slices under the cache's own lock, not under this one.
  *
  * <p>Locks, in the order they are taken: the flush lock ({@link #flushLock}), the image lock ({@link #drain}, its
  * exclusive side), the metadata lock ({@link #lock}: the caches, the refcounts, the deferred frees, {@link #linkedEnd}
@@ -72,8 +67,6 @@ final class MetadataWriter {
      * The flush extends the data's file to it before writing the entries, see {@link #flush(boolean)}.
      */
     private long linkedEnd;
-    /** Where the active L1 table lives; changes when it grows. */
-    private volatile long l1Offset;
     /**
      * The image lock's exclusive side. Deferred frees are applied holding it, so that no request that looked up
      * a cluster before it was freed (an in-place write in flight, say) can still touch it once it is reusable.
@@ -81,9 +74,8 @@ final class MetadataWriter {
     private final Lock drain;
     private final boolean hasBacking;
     private final HeaderBits headerBits;
+    private final TableAllocator tables;
     private final OverlapCheck overlap;
-    /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
-    private volatile SnapshotAreas snapshotAreas = SnapshotAreas.NONE;
     /**
      * Lazy refcounts (compatible bit 0): refcount blocks are written only at close or when idle, so nothing waits
      * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
@@ -98,12 +90,13 @@ final class MetadataWriter {
         this.mapper = mapper;
         this.refblockCache = refblockCache;
         this.refcounts = refcounts;
-        this.l1Offset = l1Offset;
         this.drain = drain;
         this.hasBacking = hasBacking;
         this.headerBits = headerBits;
         this.lazyRefcounts = lazyRefcounts;
-        this.overlap = new OverlapCheck(mapper, refcounts, this);
+        this.tables = new TableAllocator(file, mapper, refblockCache, refcounts, lock, frees, headerBits,
+                lazyRefcounts, l1Offset);
+        this.overlap = tables.overlap();
         this.compressedBytes = new CompressedAllocator(refcounts, mapper.geometry().clusterBits());
         this.supply = new ClusterSupply(file, mapper.geometry(), refcounts, lock, headerBits, lazyRefcounts);
     }
@@ -181,14 +174,9 @@ final class MetadataWriter {
         return supply.allocateDataCluster();
     }
 
-    /** Allocates guest {@code cluster}'s L2 table if it has none (in l2_allocate's order, synced). */
+    /** Allocates guest {@code cluster}'s L2 table if it has none, see {@link TableAllocator#ensureL2}. */
     void ensureL2(long cluster) throws IOException {
-        lock.lock();
-        try {
-            mapper.l2Cache().unpin(writableSlice(cluster));
-        } finally {
-            lock.unlock();
-        }
+        tables.ensureL2(cluster);
     }
 
     /**
@@ -210,7 +198,7 @@ final class MetadataWriter {
             if (lazyRefcounts) {
                 headerBits.markDirty();
             }
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             long old = slice.getLong(mapper.entryInSlice(cluster));
             if (L2Entry.hostOffset(old) != 0) {
                 throw new ImageException(String.format("Compressed write to guest offset %#x refused: the cluster is"
@@ -221,7 +209,7 @@ final class MetadataWriter {
             overlap.check(host, size, "compressed data write");
             return host;
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -235,7 +223,7 @@ final class MetadataWriter {
         lock.lock();
         Slice slice = null;
         try {
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             long old = mapper.words(slice, cluster).entry();
             mapper.setWords(slice, cluster, new L2Words(newEntry, 0));
             if ((newEntry & L2Entry.COMPRESSED) == 0) {
@@ -245,7 +233,7 @@ final class MetadataWriter {
                 dereferenceLater(old);
             }
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -260,7 +248,7 @@ final class MetadataWriter {
         lock.lock();
         Slice slice = null;
         try {
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             mapper.setWords(slice, cluster, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
             linkedEnd = Math.max(linkedEnd, L2Entry.hostOffset(newEntry) + geometry().clusterSize());
@@ -268,7 +256,7 @@ final class MetadataWriter {
                 dereferenceLater(old.entry());
             }
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -283,7 +271,7 @@ final class MetadataWriter {
         lock.lock();
         Slice slice = null;
         try {
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             if (old.entry() != entry) {
                 return false;
@@ -291,7 +279,7 @@ final class MetadataWriter {
             mapper.setWords(slice, cluster, new L2Words(entry, L2Entry.withAllocated(old.bitmap(), from, to)));
             return true;
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -315,7 +303,7 @@ final class MetadataWriter {
         Slice slice = null;
         try {
             for (long c = first; c < first + count; c++) {
-                slice = writableSlice(c);
+                slice = tables.writableSlice(c);
                 L2Words old = mapper.words(slice, c);
                 L2Words updated = rewrite.apply(old);
                 if (!updated.equals(old)) {
@@ -325,11 +313,11 @@ final class MetadataWriter {
                         dereferenceLater(old.entry());
                     }
                 }
-                unpin(slice);
+                tables.unpin(slice);
                 slice = null;
             }
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -349,16 +337,14 @@ final class MetadataWriter {
         headerBits.markCorrupt();
     }
 
+    /** Where the active L1 table lives; changes when it grows. */
     long l1Offset() {
-        return l1Offset;
+        return tables.l1Offset();
     }
 
-    SnapshotAreas snapshotAreas() {
-        return snapshotAreas;
-    }
-
+    /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
     void snapshotAreas(SnapshotAreas areas) {
-        snapshotAreas = areas;
+        overlap.snapshotAreas(areas);
     }
 
     boolean hasBacking() {
@@ -387,127 +373,9 @@ final class MetadataWriter {
         }
     }
 
-    /**
-     * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED): allocates the table
-     * first when the L1 entry is empty, and copies it first when the table is shared with a snapshot. Called under
-     * the lock. The slice is pinned ({@link TableCache#pin}): a reader missing the cache cannot evict it before the
-     * caller's change is in it; the caller unpins it when done (after marking it dirty, if it changed it).
-     */
-    private Slice writableSlice(long cluster) throws IOException {
-        int l1Index = (int) (cluster >>> geometry().l2Bits());
-        long l1Entry = mapper.l1().get(l1Index);
-        long l2Offset = L1Entry.l2Offset(l1Entry);
-        if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
-                    l2Offset, l1Index));
-        }
-        if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
-            l2Offset = allocateL2(l1Index, l2Offset);
-        }
-        return mapper.l2Cache().pin(mapper.sliceOffset(l2Offset, cluster));
-    }
-
-    /** Unpins a slice from {@link #writableSlice}, if the lookup got that far. */
-    private void unpin(Slice slice) {
-        if (slice != null) {
-            mapper.l2Cache().unpin(slice);
-        }
-    }
-
-    /**
-     * QEMU's l2_allocate: a new L2 table for L1 entry {@code l1Index}, empty, or a copy of the table at
-     * {@code sharedOffset} (non-zero) that a snapshot shares. The new table's refcount reaches the disk first, then
-     * the table, then the L1 entry (with COPIED) that points to it, each write followed by a sync, so a crash
-     * leaves at worst a leaked cluster. The shared table loses this image's reference after the next flush, like
-     * any other free; the snapshot keeps it.
-     */
-    private long allocateL2(int l1Index, long sharedOffset) throws IOException {
-        file.event(StorageEvent.L2_ALLOC);
-        if (lazyRefcounts) {
-            // In the same hold of the lock as the allocation (every caller holds it), as in ClusterSupply.allocate.
-            headerBits.markDirty();
-        }
-        long l2Offset = refcounts.allocate(1);
-        // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it;
-        // with lazy refcounts the dirty bit stands in for it.
-        if (!lazyRefcounts) {
-            writeBackRefcounts();
-            file.flush();
-        }
-        // 2. The table (empty, or the shared table's current entries), before the L1 entry that points to it.
-        overlap.check(l2Offset, geometry().clusterSize(), "new L2 table");
-        TableCache l2Cache = mapper.l2Cache();
-        int sliceSize = l2Cache.sliceSize();
-        for (long off = 0; off < geometry().clusterSize(); off += sliceSize) {
-            byte[] shared = sharedOffset == 0 ? null : l2Cache.get(sharedOffset + off).data();
-            Slice s = l2Cache.create(l2Offset + off);
-            if (shared != null) {
-                System.arraycopy(shared, 0, s.data(), 0, sliceSize);
-                s.markDirty();
-            }
-            l2Cache.writeNow(s);
-        }
-        file.flush();
-        // 3. The L1 entry.
-        file.event(StorageEvent.L1_UPDATE);
-        long entry = L1Entry.of(l2Offset, true);
-        ByteBuffer b = ByteBuffer.allocate(8).putLong(0, entry);
-        file.write(b, l1Offset + 8L * l1Index);
-        file.flush();
-        mapper.l1().set(l1Index, entry);
-        // 4. The shared table's refcount: the entry that dropped it is durable, but a request that looked the
-        // table up before the switch may still read it, so the decrease waits for the next flush's drain.
-        if (sharedOffset != 0) {
-            frees.add(sharedOffset >>> geometry().clusterBits(), 1);
-        }
-        return l2Offset;
-    }
-
-    /**
-     * QEMU's qcow2_grow_l1_table, called with the image lock held exclusive: a new table of at least
-     * {@code minEntries} (1.5 times the old size when that is more, unless {@code exact}) is allocated and written,
-     * then the header points to it, each step synced; only then is the old table freed. Returns the new size in
-     * entries.
-     */
+    /** Grows the active L1 table, see {@link TableAllocator#growL1}. */
     int growL1(long minEntries, boolean exact) throws IOException {
-        file.event(StorageEvent.L1_GROW);
-        lock.lock();
-        try {
-            int oldSize = mapper.l1().length();
-            if (minEntries > Limits.MAX_L1_BYTES / 8) {
-                throw new ImageTooLargeException("L1 table would exceed " + Limits.MAX_L1_BYTES + " bytes");
-            }
-            long grown = exact ? minEntries
-                    : Math.max(minEntries, Math.min(Limits.MAX_L1_BYTES / 8, oldSize + oldSize / 2L));
-            int newSize = (int) grown;
-            long cs = geometry().clusterSize();
-            long clusters = (newSize * 8L + cs - 1) / cs;
-            long newOffset = refcounts.allocate((int) clusters);
-            byte[] table = new byte[(int) (clusters * cs)];
-            for (int i = 0; i < oldSize; i++) {
-                Bytes.putLong(table, i * 8, mapper.l1().get(i));
-            }
-            // 1. The new table's refcounts, 2. the table, 3. the header that points to it.
-            writeBackRefcounts();
-            file.flush();
-            overlap.check(newOffset, table.length, "new L1 table");
-            file.write(ByteBuffer.wrap(table), newOffset);
-            file.flush();
-            ByteBuffer h = ByteBuffer.allocate(12).putInt(0, newSize).putLong(4, newOffset);
-            file.write(h, 36);
-            file.flush();
-            long oldOffset = l1Offset;
-            long oldClusters = (oldSize * 8L + cs - 1) / cs;
-            mapper.replaceL1(table, newSize);
-            l1Offset = newOffset;
-            // The header no longer points to the old table, durably: it can be freed at once.
-            for (long c = 0; oldOffset != 0 && c < oldClusters; c++) {
-                refcounts.update((oldOffset >>> geometry().clusterBits()) + c, -1);
-            }
-            return newSize;
-        } finally {
-            lock.unlock();
-        }
+        return tables.growL1(minEntries, exact);
     }
 
     /** A step of an exclusive edit; it may throw what the I/O throws. */
@@ -563,55 +431,19 @@ final class MetadataWriter {
         supply.freeNow(offset, bytes);
     }
 
-    /** Writes a new table (not yet referenced) to clusters just allocated for it, after the overlap check; no sync. */
+    /** Writes a new, unreferenced table, see {@link TableAllocator#writeNewTable}. */
     void writeNewTable(long offset, byte[] table, String what) throws IOException {
-        overlap.check(offset, table.length, what);
-        file.write(ByteBuffer.wrap(table), offset);
+        tables.writeNewTable(offset, table, what);
     }
 
-    /**
-     * Writes {@code entries} over the active L1 table (which has exactly as many) and syncs, then installs them in
-     * memory (QEMU's bdrv_pwrite_sync of the whole table in qcow2_snapshot_goto and qcow2_update_snapshot_refcount).
-     */
+    /** Rewrites the active L1 table and syncs, see {@link TableAllocator#writeActiveL1}. */
     void writeActiveL1(long[] entries) throws IOException {
-        if (entries.length != mapper.l1().length()) {
-            throw new IllegalArgumentException(entries.length + " entries for an L1 table of " + mapper.l1().length());
-        }
-        byte[] table = new byte[entries.length * 8];
-        for (int i = 0; i < entries.length; i++) {
-            Bytes.putLong(table, i * 8, entries[i]);
-        }
-        file.event(StorageEvent.L1_UPDATE);
-        lock.lock();
-        try {
-            file.write(ByteBuffer.wrap(table), l1Offset);
-            file.flush();
-            mapper.replaceL1(table, entries.length);
-        } finally {
-            lock.unlock();
-        }
+        tables.writeActiveL1(entries);
     }
 
-    /** Writes {@code bytes} into the header at {@code offset} and syncs (size, feature words). */
+    /** Writes a header field and syncs, see {@link TableAllocator#writeHeaderField}. */
     void writeHeaderField(long offset, ByteBuffer bytes) throws IOException {
-        lock.lock();
-        try {
-            file.write(bytes, offset);
-            file.flush();
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /**
-     * Writes every dirty refblock slice (no sync); the caller holds the lock and syncs next, before a write that
-     * relies on these refcounts. A flush may be writing older copies of the same slices meanwhile (it copies them
-     * under the lock and writes them without it): such a write is waited for and this newer copy written after it,
-     * never the reverse (Slice.writeIfNewer), so what the caller's sync makes durable is its own copy. The older copy
-     * landing last left a new L2 table's refcount 0 on disk while the slice counted as clean.
-     */
-    private void writeBackRefcounts() throws IOException {
-        refblockCache.writeBack(refblockCache.copyDirty());
+        tables.writeHeaderField(offset, bytes);
     }
 
     /**
