@@ -15,8 +15,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * The supply of host clusters: the cluster pool, a batch's reserved clusters and direct allocations for data, clusters
  * for metadata tables written at once, and frees made safe by their caller; with the dirty bit the allocations need.
  *
- * <p>Locks: {@link #lock} is the image's metadata lock (QEMU's s->lock, shared with {@link MetadataWriter} and
- * {@link TableAllocator}); it guards the refcounts and the changes of {@link #unreferenced}
+ * <p>Locks: {@link #lock} is the image's metadata lock (QEMU's s->lock, shared with {@link MetadataWriter},
+ * {@link TableAllocator} and {@link FlushOrder}); it guards the refcounts and the changes of {@link #unreferenced}
  * that go with a refcount change. The order is a flush's: flush lock, image lock, metadata lock, then
  * {@link HeaderBits}' lock, innermost; this class takes only the metadata lock, and HeaderBits' lock (through its
  * markDirty) before it or under it. The cluster pool's lock is outside this order: its allocator thread calls
@@ -26,8 +26,8 @@ import java.util.concurrent.locks.ReentrantLock;
  *
  * <p>The dirty bit and the allocations it covers (the pool's and a batch's clusters, and with lazy refcounts every
  * refcount): the bit is set (or found set) in the same hold of the metadata lock as the allocation, and cleared only by
- * {@link MetadataWriter#flushUntilClean}, which decides and writes the clean holding all three locks, so that no
- * allocation can slip between its check and the clean.
+ * {@link FlushOrder#flushUntilClean}, which decides and writes the clean holding all three locks, so that no allocation
+ * can slip between its check and the clean.
  */
 final class ClusterSupply implements ClusterSource {
     /**
@@ -63,7 +63,7 @@ final class ClusterSupply implements ClusterSource {
      * a batch, or on their way between the allocator and either (a refill not yet queued, a trim not yet given back).
      * Each is a leak on a crash, so the image stays dirty while any exists. It rises and falls under {@link #lock}
      * with the refcount change, except when a request takes one: that request then holds the image lock shared until
-     * it has linked the cluster, which {@link MetadataWriter#flushUntilClean} waits out.
+     * it has linked the cluster, which {@link FlushOrder#flushUntilClean} waits out.
      */
     private final AtomicLong unreferenced = new AtomicLong();
     /** Null when the pool is off (or the image is v2, which has no dirty bit). */

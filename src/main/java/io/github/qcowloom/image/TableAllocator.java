@@ -19,12 +19,12 @@ import java.util.concurrent.locks.ReentrantLock;
  * fields, each written and synced at once in crash-safe order, and the writable, pinned L2 slice an entry change
  * goes into.
  *
- * <p>Locks: {@link #lock} is the image's metadata lock (shared with {@link MetadataWriter} and
- * {@link ClusterSupply}); it guards the caches, the refcounts, the deferred frees and {@link #l1Offset}'s changes.
+ * <p>Locks: {@link #lock} is the image's metadata lock (shared with {@link MetadataWriter}, {@link ClusterSupply}
+ * and {@link FlushOrder}); it guards the caches, the refcounts, the deferred frees and {@link #l1Offset}'s changes.
  * The order is a flush's: flush lock, image lock (growL1 is called with it held exclusive), metadata lock, then
  * {@link HeaderBits}' lock, innermost; a cache's lock and a slice's write lock are held around one map operation or
  * one write only (see TableCache and Slice) and take nothing. Every write and sync here happens under the metadata
- * lock (writeNewTable's callers, table edits, hold it: they run {@link MetadataWriter#exclusively}), which orders it
+ * lock (writeNewTable's callers, table edits, hold it: they run {@link FlushOrder#exclusively}), which orders it
  * against a flush's copies: a flush copies the dirty slices under it and writes them without it (see
  * {@link #writeBackRefcounts}). A slice a writer changes is pinned from its lookup to the change
  * ({@link #writableSlice}): readers evict slices under the cache's own lock, not under the metadata lock, and never

@@ -92,13 +92,14 @@ class DirtyBitRaceTest {
     void clustersOnTheirWayIntoThePoolKeepTheImageDirty() throws Exception {
         MemoryStorage file = new MemoryStorage(freshImage(false));
         try (Qcow2Image img = Qcow2Image.open(file, null, OpenOptions.readWriteDefaults().withPool(false))) {
-            MetadataWriter metadata = img.metadataWriter();
-            long[] refill = metadata.supply().allocate(3);
-            metadata.flushUntilClean();
+            ClusterSupply supply = img.metadataWriter().supply();
+            FlushOrder flushes = img.metadataWriter().flushOrder();
+            long[] refill = supply.allocate(3);
+            flushes.flushUntilClean();
             assertTrue(ImageMetadata.readHeader(file).dirty(),
                     "the image was marked clean while 3 allocated clusters were on their way into the pool");
-            metadata.supply().release(refill);
-            metadata.flushUntilClean();
+            supply.release(refill);
+            flushes.flushUntilClean();
             assertFalse(ImageMetadata.readHeader(file).dirty(), "given back and flushed: nothing can leak");
         }
     }
@@ -135,7 +136,8 @@ class DirtyBitRaceTest {
             Thread writer = Thread.ofPlatform().name("parked-writer")
                     .start(() -> run(() -> img.write(CLUSTER, ByteBuffer.wrap(filled(CLUSTER, (byte) 2))), failure));
             assertTrue(writing.await(WAIT_SECONDS, TimeUnit.SECONDS), "the write never wrote");
-            Thread cleaner = Thread.ofPlatform().start(() -> run(img.metadataWriter()::flushUntilClean, failure));
+            FlushOrder flushes = img.metadataWriter().flushOrder();
+            Thread cleaner = Thread.ofPlatform().start(() -> run(flushes::flushUntilClean, failure));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(WAIT_SECONDS);
             while (cleaner.isAlive() && cleaner.getState() != Thread.State.WAITING) {
                 assertTrue(System.nanoTime() < deadline, "the clean neither finished nor waited");
