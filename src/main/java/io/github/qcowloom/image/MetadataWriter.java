@@ -1,27 +1,18 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.ClusterPool;
-import io.github.qcowloom.alloc.ClusterSource;
 import io.github.qcowloom.alloc.CompressedAllocator;
 import io.github.qcowloom.alloc.RefcountTable;
-import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
-import io.github.qcowloom.api.ImageTooLargeException;
-import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
-import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
-import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.List;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
@@ -29,279 +20,110 @@ import java.util.function.UnaryOperator;
 
 /**
  * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for cache updates only:
- * data I/O happens outside it. Ordinary changes stay in the caches until {@link #flush}, which orders them:
- * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. A new L2
- * table (or the copy of one a snapshot shares) goes to disk at once, in QEMU's l2_allocate order. Snapshot
- * operations run {@link #exclusively}. The L2 slice a change goes into is pinned in the cache from its lookup to the
- * change ({@link #writableSlice}): readers evict slices under the cache's own lock, not under this one.
+ * data I/O happens outside it. This class makes the L2 entry changes (link, rewrite, compressed allocation) and wires
+ * the three parts that do the rest: {@link ClusterSupply} hands out clusters (pool, reservations, direct
+ * allocations), {@link TableAllocator} places tables (a new L2 table goes to disk at once, in QEMU's l2_allocate
+ * order; the L1 table grows), {@link FlushOrder} flushes. Ordinary changes stay in the caches until
+ * {@link #flush}, which orders them: refcount blocks, sync (with the external data file, if any), L2 slices, sync,
+ * then the deferred frees. Snapshot operations run {@link #exclusively}. The L2 slice a change goes into is pinned in
+ * the cache from its lookup to the change ({@link TableAllocator#writableSlice}): readers evict slices under the
+ * cache's own lock, not under this one.
  *
- * <p>Locks, in the order they are taken: the flush lock ({@link #flushLock}), the image lock ({@link #drain}, its
- * exclusive side), the metadata lock ({@link #lock}: the caches, the refcounts, the deferred frees, {@link #linkedEnd}
- * and changes of {@link #unreferenced}), then {@link HeaderBits}' lock, innermost (it only writes and syncs the
- * header's bits); a cache's lock and a slice's write lock are held around one map operation or one write only (see
- * TableCache and Slice) and take nothing. Requests hold the image lock shared and take the metadata lock under it. The cluster pool's lock is
- * outside this order: its allocator thread calls {@link #allocate}, {@link #release} and {@link #idle} holding none
- * of the pool's locks, and {@link ClusterPool#take}, which requests call holding the image lock shared (and their
- * guest cluster's lock, which the allocator thread never takes), only signals under it, never waiting for ours.
+ * <p>Locks, in the order they are taken: the flush lock (FlushOrder's), the image lock (its exclusive side, which
+ * FlushOrder takes as the drain), the metadata lock ({@link #lock}, created here and shared with the three parts:
+ * the caches, the refcounts, the deferred frees, the flush's linked end and changes of the supply's unreferenced
+ * count), then {@link HeaderBits}' lock, innermost (it only writes and syncs the header's bits); a cache's lock and a
+ * slice's write lock are held around one map operation or one write only (see TableCache and Slice) and take
+ * nothing. Requests hold the image lock shared and take the metadata lock under it; every entry change here takes
+ * the metadata lock alone. The cluster pool's lock is outside this order (see {@link ClusterSupply}).
  *
- * <p>The dirty bit and the allocations it covers (the pool's and a batch's clusters, and with lazy refcounts every
- * refcount): the bit is set (or found set) in the same hold of the metadata lock as the allocation, and cleared only by
- * {@link #flushUntilClean}, which decides and writes the clean holding all three locks, so that no allocation can
- * slip between its check and the clean.
+ * <p>The dirty bit and the allocations it covers: set (or found set) in the same hold of the metadata lock as the
+ * allocation, and cleared only by {@link FlushOrder#flushUntilClean}, holding all three locks (see
+ * {@link ClusterSupply}).
  */
-final class MetadataWriter implements ClusterSource {
+final class MetadataWriter {
     private final ReentrantLock lock = new ReentrantLock();
-    /**
-     * Test switch that breaks the first ordering rule: flushes write L2 slices before refcount blocks with no sync
-     * between them. Only the crash-kit test that proves the kit catches broken ordering sets it.
-     */
-    static volatile boolean l2BeforeRefcountsForTest;
-    /** Serialises flushes, so that one flush's write-back cannot overtake another's. */
-    private final ReentrantLock flushLock = new ReentrantLock();
     private final Storage file;
-    /**
-     * The external data file, or null when guest data lives in the image file. Its clusters have no refcounts
-     * (QEMU maps guest offset to the same offset there), so only its sync takes part in the ordering.
-     */
-    private final Storage dataFile;
     private final ClusterMapper mapper;
-    private final TableCache refblockCache;
-    private final RefcountTable refcounts;
     private final DeferredFrees frees = new DeferredFrees();
     /** Packs compressed clusters into host clusters; guarded by {@link #lock}. */
     private final CompressedAllocator compressedBytes;
-    /**
-     * The end of the highest data cluster an entry was pointed at since the last flush; guarded by {@link #lock}.
-     * The flush extends the data's file to it before writing the entries, see {@link #flush(boolean)}.
-     */
-    private long linkedEnd;
-    /** Where the active L1 table lives; changes when it grows. */
-    private volatile long l1Offset;
-    /**
-     * The image lock's exclusive side. Deferred frees are applied holding it, so that no request that looked up
-     * a cluster before it was freed (an in-place write in flight, say) can still touch it once it is reusable.
-     */
-    private final Lock drain;
     private final boolean hasBacking;
-    /**
-     * A cluster that lies past the end of the file when it is handed out has never been written (every write
-     * extends the file over what it writes, and the file never shrinks while open), so it is a hole that reads as
-     * zeroes: a write into it need not write the zeroes around its data. Clusters below the end of the file, even
-     * never-written ones, are conservatively not fresh; so is a freed metadata cluster, which was written.
-     */
-    /** Bit 0 of an offset handed out (clusters are at least 512-byte aligned): the cluster is fresh. */
-    static final long FRESH = 1;
-    /** Clusters a batch reserved (tagged like pool clusters); taken before the pool. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<Long> reserved =
-            new java.util.concurrent.ConcurrentLinkedQueue<>();
-    /**
-     * Clusters allocated (refcount 1) that nothing references and no request holds: those in the pool, reserved for
-     * a batch, or on their way between the allocator and either (a refill not yet queued, a trim not yet given back).
-     * Each is a leak on a crash, so the image stays dirty while any exists. It rises and falls under {@link #lock}
-     * with the refcount change, except when a request takes one: that request then holds the image lock shared until
-     * it has linked the cluster, which {@link #flushUntilClean} waits out.
-     */
-    private final AtomicLong unreferenced = new AtomicLong();
-    /** Null when the pool is off (or the image is v2, which has no dirty bit). */
-    private volatile ClusterPool pool;
     private final HeaderBits headerBits;
-    private final OverlapCheck overlap;
-    /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
-    private volatile SnapshotAreas snapshotAreas = SnapshotAreas.NONE;
     /**
      * Lazy refcounts (compatible bit 0): refcount blocks are written only at close or when idle, so nothing waits
      * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
      */
     private final boolean lazyRefcounts;
+    private final ClusterSupply supply;
+    private final TableAllocator tables;
+    private final FlushOrder flushOrder;
+    private final OverlapCheck overlap;
 
     MetadataWriter(Storage file, Storage dataFile, ClusterMapper mapper, TableCache refblockCache,
             RefcountTable refcounts, long l1Offset, Lock drain, boolean hasBacking, HeaderBits headerBits,
             boolean lazyRefcounts) {
         this.file = file;
-        this.dataFile = dataFile;
         this.mapper = mapper;
-        this.refblockCache = refblockCache;
-        this.refcounts = refcounts;
-        this.l1Offset = l1Offset;
-        this.drain = drain;
         this.hasBacking = hasBacking;
         this.headerBits = headerBits;
         this.lazyRefcounts = lazyRefcounts;
-        this.overlap = new OverlapCheck(mapper, refcounts, this);
+        this.supply = new ClusterSupply(file, mapper.geometry(), refcounts, lock, headerBits, lazyRefcounts);
+        this.tables = new TableAllocator(file, mapper, refblockCache, refcounts, lock, frees, headerBits,
+                lazyRefcounts, l1Offset);
+        this.flushOrder = new FlushOrder(file, dataFile, mapper, refblockCache, refcounts, lock, frees, drain,
+                headerBits, supply, lazyRefcounts);
+        this.overlap = tables.overlap();
         this.compressedBytes = new CompressedAllocator(refcounts, mapper.geometry().clusterBits());
     }
 
-    /** Marks {@code host} with {@link #FRESH} when it lies past the end of the file; called under the lock. */
-    private long tagFresh(long host) throws IOException {
-        return host >= file.size() ? host | FRESH : host;
+    /** The cluster supply (the pool's source); for tests in this package. */
+    ClusterSupply supply() {
+        return supply;
     }
 
+    /** The flush; for tests in this package. */
+    FlushOrder flushOrder() {
+        return flushOrder;
+    }
 
-    /** Starts a cluster pool fed by this writer; the image must support the dirty bit (v3). */
+    /** Starts a cluster pool fed by the supply; the image must support the dirty bit (v3). Idle, it flushes clean. */
     void startPool(int low, int high, int max, io.github.qcowloom.api.Ticker ticker) {
-        pool = new ClusterPool(this, low, high, max, ticker);
+        supply.startPool(low, high, max, ticker, flushOrder::flushUntilClean);
     }
 
     ClusterPool pool() {
-        return pool;
+        return supply.pool();
     }
 
-    @Override
-    public long[] allocate(int n) throws IOException {
-        // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts. Set
-        // here, outside the lock, so that requests need not wait for its sync...
-        headerBits.markDirty();
-        file.event(StorageEvent.CLUSTER_ALLOC);
-        lock.lock();
-        try {
-            // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
-            // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
-            headerBits.markDirty();
-            long first = refcounts.allocate(n);
-            long[] out = new long[n];
-            for (int i = 0; i < n; i++) {
-                out[i] = tagFresh(first + ((long) i << geometry().clusterBits()));
-            }
-            unreferenced.addAndGet(n);
-            return out;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    @Override
-    public void release(long[] hostOffsets) throws IOException {
-        // Never referenced, so the refcount may drop at once: on disk it is at worst a leak.
-        lock.lock();
-        try {
-            for (long h : hostOffsets) {
-                refcounts.update((h & ~FRESH) >>> geometry().clusterBits(), -1);
-            }
-            unreferenced.addAndGet(-hostOffsets.length);
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Reserves clusters for a batch of writes, in one refcount update (marking the image dirty first). */
+    /** Reserves clusters for a batch of writes, see {@link ClusterSupply#reserve}. */
     void reserve(int n) throws IOException {
-        for (long c : allocate(n)) {
-            reserved.add(c);
-        }
-    }
-
-    @Override
-    public void idle() throws IOException {
-        flushUntilClean();
-    }
-
-    /**
-     * Flushes until nothing is pending (a flush queues the frees the next one writes), then marks clean unless
-     * allocated clusters are unreferenced (pooled, reserved, or on their way). The last check and the clean happen
-     * holding the flush lock (no flush is between its write-back and its sync), the image lock exclusive (no request
-     * is between taking a cluster and linking it) and the metadata lock (no allocation, refill or give-back runs): so
-     * every refcount and entry is on disk when the bit is cleared, and an allocation after it sets the bit again.
-     */
-    void flushUntilClean() throws IOException {
-        flushLock.lock();
-        try {
-            flushEverything(); // the bulk, while requests go on
-            drain.lock();
-            try {
-                lock.lock();
-                try {
-                    // What requests changed meanwhile; nothing can add to it now.
-                    while (hasPendingMetadata()) {
-                        flush(true);
-                    }
-                    if (unreferenced.get() == 0) {
-                        // After the syncs above: the bit is cleared only once everything it covered is durable.
-                        headerBits.markClean();
-                    }
-                } finally {
-                    lock.unlock();
-                }
-            } finally {
-                drain.unlock();
-            }
-        } finally {
-            flushLock.unlock();
-        }
+        supply.reserve(n);
     }
 
     /** Stops the pool without writing anything: the image was found corrupt, its metadata is not to be trusted. */
     void abandon() throws IOException {
-        ClusterPool p = pool;
-        if (p != null) {
-            p.close();
-        }
+        supply.abandon();
     }
 
-    /** Stops the pool (giving its clusters back), flushes everything and clears the dirty bit. */
+    /** Stops the pool (giving its clusters and the reserved ones back), flushes everything, clears the dirty bit. */
     void close() throws IOException {
-        ClusterPool p = pool;
-        if (p != null) {
-            p.close();
-        }
-        // Reserved clusters no write took are given back, as the pool's are.
-        List<Long> left = new java.util.ArrayList<>();
-        for (Long c = reserved.poll(); c != null; c = reserved.poll()) {
-            left.add(c);
-        }
-        if (!left.isEmpty()) {
-            release(left.stream().mapToLong(Long::longValue).toArray());
-        }
-        flushUntilClean();
+        supply.close();
+        flushOrder.flushUntilClean();
     }
 
     private ImageGeometry geometry() {
         return mapper.geometry();
     }
 
-    /**
-     * A host cluster for data (refcount 1, from the pool when it has one): its offset, with {@link #FRESH} set
-     * when it is known to read as zeroes.
-     */
+    /** A host cluster for data, see {@link ClusterSupply#allocateDataCluster}. */
     long allocateDataCluster() throws IOException {
-        // A reserved or pooled cluster becomes the caller's, which links it before it lets go of the image lock.
-        Long r = reserved.poll();
-        if (r != null) {
-            unreferenced.decrementAndGet();
-            return r;
-        }
-        ClusterPool p = pool;
-        if (p != null) {
-            long c = p.take();
-            if (c >= 0) {
-                unreferenced.decrementAndGet();
-                return c;
-            }
-        }
-        if (lazyRefcounts) {
-            // The refcount stays in the cache: the dirty bit, durable first, stands in for it (set twice, see
-            // allocate).
-            headerBits.markDirty();
-        }
-        file.event(StorageEvent.CLUSTER_ALLOC);
-        lock.lock();
-        try {
-            if (lazyRefcounts) {
-                headerBits.markDirty();
-            }
-            return tagFresh(refcounts.allocate(1));
-        } finally {
-            lock.unlock();
-        }
+        return supply.allocateDataCluster();
     }
 
-    /** Allocates guest {@code cluster}'s L2 table if it has none (in l2_allocate's order, synced). */
+    /** Allocates guest {@code cluster}'s L2 table if it has none, see {@link TableAllocator#ensureL2}. */
     void ensureL2(long cluster) throws IOException {
-        lock.lock();
-        try {
-            mapper.l2Cache().unpin(writableSlice(cluster));
-        } finally {
-            lock.unlock();
-        }
+        tables.ensureL2(cluster);
     }
 
     /**
@@ -313,7 +135,7 @@ final class MetadataWriter implements ClusterSource {
      */
     long allocateCompressed(long cluster, int size) throws IOException {
         if (lazyRefcounts) {
-            // As in allocateDataCluster: durable before the refcount it stands in for, set twice (see allocate).
+            // As in ClusterSupply.allocateDataCluster: durable before the refcount it stands in for, set twice.
             headerBits.markDirty();
         }
         file.event(StorageEvent.CLUSTER_ALLOC);
@@ -323,7 +145,7 @@ final class MetadataWriter implements ClusterSource {
             if (lazyRefcounts) {
                 headerBits.markDirty();
             }
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             long old = slice.getLong(mapper.entryInSlice(cluster));
             if (L2Entry.hostOffset(old) != 0) {
                 throw new ImageException(String.format("Compressed write to guest offset %#x refused: the cluster is"
@@ -334,7 +156,7 @@ final class MetadataWriter implements ClusterSource {
             overlap.check(host, size, "compressed data write");
             return host;
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -348,17 +170,17 @@ final class MetadataWriter implements ClusterSource {
         lock.lock();
         Slice slice = null;
         try {
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             long old = mapper.words(slice, cluster).entry();
             mapper.setWords(slice, cluster, new L2Words(newEntry, 0));
             if ((newEntry & L2Entry.COMPRESSED) == 0) {
-                linkedEnd = Math.max(linkedEnd, L2Entry.hostOffset(newEntry) + geometry().clusterSize());
+                flushOrder.linked(L2Entry.hostOffset(newEntry) + geometry().clusterSize());
             }
             if (L2Entry.hostOffset(old) != L2Entry.hostOffset(newEntry)) {
                 dereferenceLater(old);
             }
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -373,15 +195,15 @@ final class MetadataWriter implements ClusterSource {
         lock.lock();
         Slice slice = null;
         try {
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             mapper.setWords(slice, cluster, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
-            linkedEnd = Math.max(linkedEnd, L2Entry.hostOffset(newEntry) + geometry().clusterSize());
+            flushOrder.linked(L2Entry.hostOffset(newEntry) + geometry().clusterSize());
             if (L2Entry.hostOffset(old.entry()) != L2Entry.hostOffset(newEntry)) {
                 dereferenceLater(old.entry());
             }
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -396,7 +218,7 @@ final class MetadataWriter implements ClusterSource {
         lock.lock();
         Slice slice = null;
         try {
-            slice = writableSlice(cluster);
+            slice = tables.writableSlice(cluster);
             L2Words old = mapper.words(slice, cluster);
             if (old.entry() != entry) {
                 return false;
@@ -404,7 +226,7 @@ final class MetadataWriter implements ClusterSource {
             mapper.setWords(slice, cluster, new L2Words(entry, L2Entry.withAllocated(old.bitmap(), from, to)));
             return true;
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -428,7 +250,7 @@ final class MetadataWriter implements ClusterSource {
         Slice slice = null;
         try {
             for (long c = first; c < first + count; c++) {
-                slice = writableSlice(c);
+                slice = tables.writableSlice(c);
                 L2Words old = mapper.words(slice, c);
                 L2Words updated = rewrite.apply(old);
                 if (!updated.equals(old)) {
@@ -438,11 +260,11 @@ final class MetadataWriter implements ClusterSource {
                         dereferenceLater(old.entry());
                     }
                 }
-                unpin(slice);
+                tables.unpin(slice);
                 slice = null;
             }
         } finally {
-            unpin(slice);
+            tables.unpin(slice);
             lock.unlock();
         }
     }
@@ -462,16 +284,14 @@ final class MetadataWriter implements ClusterSource {
         headerBits.markCorrupt();
     }
 
+    /** Where the active L1 table lives; changes when it grows. */
     long l1Offset() {
-        return l1Offset;
+        return tables.l1Offset();
     }
 
-    SnapshotAreas snapshotAreas() {
-        return snapshotAreas;
-    }
-
+    /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
     void snapshotAreas(SnapshotAreas areas) {
-        snapshotAreas = areas;
+        overlap.snapshotAreas(areas);
     }
 
     boolean hasBacking() {
@@ -500,350 +320,48 @@ final class MetadataWriter implements ClusterSource {
         }
     }
 
-    /**
-     * The slice holding {@code cluster}'s L2 entry, in a table this image owns alone (COPIED): allocates the table
-     * first when the L1 entry is empty, and copies it first when the table is shared with a snapshot. Called under
-     * the lock. The slice is pinned ({@link TableCache#pin}): a reader missing the cache cannot evict it before the
-     * caller's change is in it; the caller unpins it when done (after marking it dirty, if it changed it).
-     */
-    private Slice writableSlice(long cluster) throws IOException {
-        int l1Index = (int) (cluster >>> geometry().l2Bits());
-        long l1Entry = mapper.l1().get(l1Index);
-        long l2Offset = L1Entry.l2Offset(l1Entry);
-        if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
-                    l2Offset, l1Index));
-        }
-        if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
-            l2Offset = allocateL2(l1Index, l2Offset);
-        }
-        return mapper.l2Cache().pin(mapper.sliceOffset(l2Offset, cluster));
-    }
-
-    /** Unpins a slice from {@link #writableSlice}, if the lookup got that far. */
-    private void unpin(Slice slice) {
-        if (slice != null) {
-            mapper.l2Cache().unpin(slice);
-        }
-    }
-
-    /**
-     * QEMU's l2_allocate: a new L2 table for L1 entry {@code l1Index}, empty, or a copy of the table at
-     * {@code sharedOffset} (non-zero) that a snapshot shares. The new table's refcount reaches the disk first, then
-     * the table, then the L1 entry (with COPIED) that points to it, each write followed by a sync, so a crash
-     * leaves at worst a leaked cluster. The shared table loses this image's reference after the next flush, like
-     * any other free; the snapshot keeps it.
-     */
-    private long allocateL2(int l1Index, long sharedOffset) throws IOException {
-        file.event(StorageEvent.L2_ALLOC);
-        if (lazyRefcounts) {
-            // In the same hold of the lock as the allocation (every caller holds it), as in allocate.
-            headerBits.markDirty();
-        }
-        long l2Offset = refcounts.allocate(1);
-        // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it;
-        // with lazy refcounts the dirty bit stands in for it.
-        if (!lazyRefcounts) {
-            writeBackRefcounts();
-            file.flush();
-        }
-        // 2. The table (empty, or the shared table's current entries), before the L1 entry that points to it.
-        overlap.check(l2Offset, geometry().clusterSize(), "new L2 table");
-        TableCache l2Cache = mapper.l2Cache();
-        int sliceSize = l2Cache.sliceSize();
-        for (long off = 0; off < geometry().clusterSize(); off += sliceSize) {
-            byte[] shared = sharedOffset == 0 ? null : l2Cache.get(sharedOffset + off).data();
-            Slice s = l2Cache.create(l2Offset + off);
-            if (shared != null) {
-                System.arraycopy(shared, 0, s.data(), 0, sliceSize);
-                s.markDirty();
-            }
-            l2Cache.writeNow(s);
-        }
-        file.flush();
-        // 3. The L1 entry.
-        file.event(StorageEvent.L1_UPDATE);
-        long entry = L1Entry.of(l2Offset, true);
-        ByteBuffer b = ByteBuffer.allocate(8).putLong(0, entry);
-        file.write(b, l1Offset + 8L * l1Index);
-        file.flush();
-        mapper.l1().set(l1Index, entry);
-        // 4. The shared table's refcount: the entry that dropped it is durable, but a request that looked the
-        // table up before the switch may still read it, so the decrease waits for the next flush's drain.
-        if (sharedOffset != 0) {
-            frees.add(sharedOffset >>> geometry().clusterBits(), 1);
-        }
-        return l2Offset;
-    }
-
-    /**
-     * QEMU's qcow2_grow_l1_table, called with the image lock held exclusive: a new table of at least
-     * {@code minEntries} (1.5 times the old size when that is more, unless {@code exact}) is allocated and written,
-     * then the header points to it, each step synced; only then is the old table freed. Returns the new size in
-     * entries.
-     */
+    /** Grows the active L1 table, see {@link TableAllocator#growL1}. */
     int growL1(long minEntries, boolean exact) throws IOException {
-        file.event(StorageEvent.L1_GROW);
-        lock.lock();
-        try {
-            int oldSize = mapper.l1().length();
-            if (minEntries > Limits.MAX_L1_BYTES / 8) {
-                throw new ImageTooLargeException("L1 table would exceed " + Limits.MAX_L1_BYTES + " bytes");
-            }
-            long grown = exact ? minEntries
-                    : Math.max(minEntries, Math.min(Limits.MAX_L1_BYTES / 8, oldSize + oldSize / 2L));
-            int newSize = (int) grown;
-            long cs = geometry().clusterSize();
-            long clusters = (newSize * 8L + cs - 1) / cs;
-            long newOffset = refcounts.allocate((int) clusters);
-            byte[] table = new byte[(int) (clusters * cs)];
-            for (int i = 0; i < oldSize; i++) {
-                Bytes.putLong(table, i * 8, mapper.l1().get(i));
-            }
-            // 1. The new table's refcounts, 2. the table, 3. the header that points to it.
-            writeBackRefcounts();
-            file.flush();
-            overlap.check(newOffset, table.length, "new L1 table");
-            file.write(ByteBuffer.wrap(table), newOffset);
-            file.flush();
-            ByteBuffer h = ByteBuffer.allocate(12).putInt(0, newSize).putLong(4, newOffset);
-            file.write(h, 36);
-            file.flush();
-            long oldOffset = l1Offset;
-            long oldClusters = (oldSize * 8L + cs - 1) / cs;
-            mapper.replaceL1(table, newSize);
-            l1Offset = newOffset;
-            // The header no longer points to the old table, durably: it can be freed at once.
-            for (long c = 0; oldOffset != 0 && c < oldClusters; c++) {
-                refcounts.update((oldOffset >>> geometry().clusterBits()) + c, -1);
-            }
-            return newSize;
-        } finally {
-            lock.unlock();
-        }
+        return tables.growL1(minEntries, exact);
     }
 
-    /** A step of an exclusive edit; it may throw what the I/O throws. */
-    @FunctionalInterface
-    interface Exclusive<T> {
-        T run() throws IOException;
+    /** Runs {@code body} with the image held exclusively, see {@link FlushOrder#exclusively}. */
+    <T> T exclusively(FlushOrder.Exclusive<T> body) throws IOException {
+        return flushOrder.exclusively(body);
     }
 
-    /**
-     * Runs {@code body} while nothing else touches the metadata: the flush lock keeps flushes (and the pool's idle
-     * flush) out, the image lock's exclusive side keeps requests out (they wait, then continue), the metadata lock
-     * keeps the pool's refills out. Everything pending is flushed before {@code body} runs (so no deferred free is
-     * outstanding and every refcount is current) and after it, and then the dirty bit an edit set is cleared (unless
-     * allocated clusters are unreferenced, see {@link #flushUntilClean}). The lock order is a flush's: flush lock,
-     * image lock, metadata lock.
-     */
-    <T> T exclusively(Exclusive<T> body) throws IOException {
-        flushLock.lock();
-        try {
-            drain.lock();
-            try {
-                lock.lock();
-                try {
-                    flushEverything();
-                    T result = body.run();
-                    flushUntilClean();
-                    return result;
-                } finally {
-                    lock.unlock();
-                }
-            } finally {
-                drain.unlock();
-            }
-        } finally {
-            flushLock.unlock();
-        }
-    }
-
-    /** Flushes refcounts (even with lazy refcounts), L2 slices and deferred frees until nothing is pending. */
+    /** Flushes until nothing is pending, see {@link FlushOrder#flushEverything}. */
     void flushEverything() throws IOException {
-        do {
-            flush(true);
-        } while (hasPendingMetadata());
+        flushOrder.flushEverything();
     }
 
-    /**
-     * Allocates clusters for {@code bytes} of metadata (a table that is written at once), raising their refcounts in
-     * the cache; returns the first one's offset, or 0 for no bytes.
-     */
+    /** Clusters for a table written at once, see {@link ClusterSupply#allocateMetadata}. */
     long allocateMetadata(long bytes) throws IOException {
-        if (bytes == 0) {
-            return 0;
-        }
-        long clusters = (bytes + geometry().clusterSize() - 1) >>> geometry().clusterBits();
-        if (clusters > Integer.MAX_VALUE) {
-            throw new ImageTooLargeException("Cannot allocate " + bytes + " bytes of metadata");
-        }
-        file.event(StorageEvent.CLUSTER_ALLOC);
-        lock.lock();
-        try {
-            return refcounts.allocate((int) clusters);
-        } finally {
-            lock.unlock();
-        }
+        return supply.allocateMetadata(bytes);
     }
 
-    /**
-     * Lowers the refcounts of the clusters {@code [offset, offset + bytes)} touches, now. The caller has made the
-     * removal of the last reference durable already (a synced header or table write), so they may be reused at
-     * once.
-     */
+    /** Frees clusters whose last reference is durably gone, see {@link ClusterSupply#freeNow}. */
     void freeNow(long offset, long bytes) throws IOException {
-        if (bytes == 0) {
-            return;
-        }
-        file.event(StorageEvent.CLUSTER_FREE);
-        int bits = geometry().clusterBits();
-        lock.lock();
-        try {
-            for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
-                refcounts.update(c, -1);
-            }
-        } finally {
-            lock.unlock();
-        }
+        supply.freeNow(offset, bytes);
     }
 
-    /** Writes a new table (not yet referenced) to clusters just allocated for it, after the overlap check; no sync. */
+    /** Writes a new, unreferenced table, see {@link TableAllocator#writeNewTable}. */
     void writeNewTable(long offset, byte[] table, String what) throws IOException {
-        overlap.check(offset, table.length, what);
-        file.write(ByteBuffer.wrap(table), offset);
+        tables.writeNewTable(offset, table, what);
     }
 
-    /**
-     * Writes {@code entries} over the active L1 table (which has exactly as many) and syncs, then installs them in
-     * memory (QEMU's bdrv_pwrite_sync of the whole table in qcow2_snapshot_goto and qcow2_update_snapshot_refcount).
-     */
+    /** Rewrites the active L1 table and syncs, see {@link TableAllocator#writeActiveL1}. */
     void writeActiveL1(long[] entries) throws IOException {
-        if (entries.length != mapper.l1().length()) {
-            throw new IllegalArgumentException(entries.length + " entries for an L1 table of " + mapper.l1().length());
-        }
-        byte[] table = new byte[entries.length * 8];
-        for (int i = 0; i < entries.length; i++) {
-            Bytes.putLong(table, i * 8, entries[i]);
-        }
-        file.event(StorageEvent.L1_UPDATE);
-        lock.lock();
-        try {
-            file.write(ByteBuffer.wrap(table), l1Offset);
-            file.flush();
-            mapper.replaceL1(table, entries.length);
-        } finally {
-            lock.unlock();
-        }
+        tables.writeActiveL1(entries);
     }
 
-    /** Writes {@code bytes} into the header at {@code offset} and syncs (size, feature words). */
+    /** Writes a header field and syncs, see {@link TableAllocator#writeHeaderField}. */
     void writeHeaderField(long offset, ByteBuffer bytes) throws IOException {
-        lock.lock();
-        try {
-            file.write(bytes, offset);
-            file.flush();
-        } finally {
-            lock.unlock();
-        }
+        tables.writeHeaderField(offset, bytes);
     }
 
-    /**
-     * Writes every dirty refblock slice (no sync); the caller holds the lock and syncs next, before a write that
-     * relies on these refcounts. A flush may be writing older copies of the same slices meanwhile (it copies them
-     * under the lock and writes them without it): such a write is waited for and this newer copy written after it,
-     * never the reverse (Slice.writeIfNewer), so what the caller's sync makes durable is its own copy. The older copy
-     * landing last left a new L2 table's refcount 0 on disk while the slice counted as clean.
-     */
-    private void writeBackRefcounts() throws IOException {
-        refblockCache.writeBack(refblockCache.copyDirty());
-    }
-
-    /**
-     * Makes every completed write durable, in crash-safe order: refcount increases and data before the L2
-     * entries that point to them; entry removals before the refcount decreases they allow.
-     */
+    /** Makes every completed write durable, in crash-safe order, see {@link FlushOrder#flush()}. */
     void flush() throws IOException {
-        flush(!lazyRefcounts);
-    }
-
-    /** The flush; {@code withRefcounts} false leaves refcount blocks in the cache (lazy refcounts). */
-    private void flush(boolean withRefcounts) throws IOException {
-        flushLock.lock();
-        try {
-            List<TableCache.DirtyCopy> refblocks;
-            List<TableCache.DirtyCopy> l2;
-            List<DeferredFrees.Run> toFree;
-            long dataEnd;
-            // One consistent cut: every L2 entry copied here was set after its refcount rose and its data was
-            // written, so both are in this cut too.
-            lock.lock();
-            try {
-                refblocks = withRefcounts ? refblockCache.copyDirty() : List.of();
-                l2 = mapper.l2Cache().copyDirty();
-                toFree = frees.takeAll();
-                dataEnd = linkedEnd;
-                linkedEnd = 0;
-            } finally {
-                lock.unlock();
-            }
-            if (l2BeforeRefcountsForTest) {
-                mapper.l2Cache().writeBack(l2);
-                refblockCache.writeBack(refblocks);
-                file.flush();
-                return;
-            }
-            // A copy older than what the lock's holder wrote meanwhile (allocateL2, growL1, a new refblock) is skipped:
-            // the newer one is on disk already, and the sync below covers it as well.
-            refblockCache.writeBack(refblocks);
-            // A write into a fresh cluster writes only its data, so the file may end inside the cluster. Before an
-            // entry pointing to it can be durable, the file reaches the cluster's end (one small write per flush):
-            // every later write into the cluster is then in place, never an append that a crash could leave as
-            // garbage on a file system that persists a file's size before its data (crashkit's torn appends).
-            if (dataEnd > 0) {
-                (dataFile != null ? dataFile : file).extendTo(dataEnd);
-            }
-            file.event(StorageEvent.FLUSH);
-            file.flush(); // refcounts and data before the L2 entries
-            if (dataFile != null) {
-                // Guest data in the external data file, too, before the L2 entries that point to it (QEMU leaves
-                // this to the block layer's flush of every child; here it is part of the ordering).
-                dataFile.flush();
-            }
-            if (!l2.isEmpty()) {
-                file.event(StorageEvent.L2_UPDATE);
-                mapper.l2Cache().writeBack(l2);
-                file.flush(); // the entries, and with them the removals that allow the frees below
-            }
-            if (!toFree.isEmpty()) {
-                file.event(StorageEvent.CLUSTER_FREE);
-                drain.lock();
-                lock.lock();
-                try {
-                    for (DeferredFrees.Run r : toFree) {
-                        for (long c = r.firstCluster(); c < r.firstCluster() + r.count(); c++) {
-                            // A cluster that drops to 0 stops the compressed packing there: the RefcountTable
-                            // tells the CompressedAllocator.
-                            refcounts.update(c, -1);
-                        }
-                    }
-                } finally {
-                    lock.unlock();
-                    drain.unlock();
-                }
-            }
-        } finally {
-            flushLock.unlock();
-        }
-    }
-
-    /** True if a flush would write metadata (for close, which flushes until nothing is left). */
-    boolean hasPendingMetadata() {
-        lock.lock();
-        try {
-            return refblockCache.hasDirty() || mapper.l2Cache().hasDirty() || !frees.isEmpty();
-        } finally {
-            lock.unlock();
-        }
+        flushOrder.flush();
     }
 }

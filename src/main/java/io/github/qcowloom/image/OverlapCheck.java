@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.format.L1Entry;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.function.LongSupplier;
 
 /**
  * QEMU's qcow2_check_metadata_overlap in its default "cached" mode: before data or a new table is written to a
@@ -14,12 +15,19 @@ import java.util.concurrent.atomic.AtomicLongArray;
 final class OverlapCheck {
     private final ClusterMapper mapper;
     private final RefcountTable refcounts;
-    private final MetadataWriter metadata;
+    /** Where the active L1 table lives now (it moves when it grows). */
+    private final LongSupplier l1Offset;
+    /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
+    private volatile SnapshotAreas snapshotAreas = SnapshotAreas.NONE;
 
-    OverlapCheck(ClusterMapper mapper, RefcountTable refcounts, MetadataWriter metadata) {
+    OverlapCheck(ClusterMapper mapper, RefcountTable refcounts, LongSupplier l1Offset) {
         this.mapper = mapper;
         this.refcounts = refcounts;
-        this.metadata = metadata;
+        this.l1Offset = l1Offset;
+    }
+
+    void snapshotAreas(SnapshotAreas areas) {
+        snapshotAreas = areas;
     }
 
     /** Throws if {@code [offset, offset + length)} overlaps metadata; {@code what} names the write for the message. */
@@ -31,13 +39,13 @@ final class OverlapCheck {
             fail(what, offset, "the image header");
         }
         AtomicLongArray l1 = mapper.l1();
-        if (overlaps(first, last, metadata.l1Offset() >>> bits, l1.length() * 8L, bits)) {
+        if (overlaps(first, last, l1Offset.getAsLong() >>> bits, l1.length() * 8L, bits)) {
             fail(what, offset, "the active L1 table");
         }
         if (overlaps(first, last, refcounts.tableOffset() >>> bits, (long) refcounts.tableClusters() << bits, bits)) {
             fail(what, offset, "the refcount table");
         }
-        SnapshotAreas snapshots = metadata.snapshotAreas();
+        SnapshotAreas snapshots = snapshotAreas;
         if (overlaps(first, last, snapshots.tableOffset() >>> bits, snapshots.tableBytes(), bits)) {
             fail(what, offset, "the snapshot table");
         }

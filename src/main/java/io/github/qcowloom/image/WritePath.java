@@ -130,8 +130,8 @@ final class WritePath {
             metadata.ensureL2(cluster);
         }
         long tagged = newHostCluster(cluster);
-        long host = tagged & ~MetadataWriter.FRESH;
-        if ((tagged & MetadataWriter.FRESH) != 0 && cowReadsAsZero(ref, range)) {
+        long host = tagged & ~ClusterSupply.FRESH;
+        if ((tagged & ClusterSupply.FRESH) != 0 && cowReadsAsZero(ref, range)) {
             // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
             writeData(part.duplicate(), host + inCluster);
         } else {
@@ -147,7 +147,7 @@ final class WritePath {
     }
 
     /**
-     * A host cluster for a guest cluster's new data, tagged {@link MetadataWriter#FRESH} when it reads as zeroes:
+     * A host cluster for a guest cluster's new data, tagged {@link ClusterSupply#FRESH} when it reads as zeroes:
      * from the allocator; with an external data file, the cluster at the guest offset there (QEMU's
      * do_alloc_cluster_offset), which has no refcount and is fresh when it lies past the end of that file.
      */
@@ -156,7 +156,7 @@ final class WritePath {
             return metadata.allocateDataCluster();
         }
         long host = cluster << geometry.clusterBits();
-        return host >= data.size() ? host | MetadataWriter.FRESH : host;
+        return host >= data.size() ? host | ClusterSupply.FRESH : host;
     }
 
     /** The host offset of an allocated cluster; with a data file it must be the guest offset, as QEMU checks. */

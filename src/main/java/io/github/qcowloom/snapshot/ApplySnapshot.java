@@ -14,17 +14,11 @@ import java.io.IOException;
  * table no longer does; a crash between leaves leaked clusters. The virtual size becomes the snapshot's.
  */
 final class ApplySnapshot {
-    /**
-     * Test switch that breaks the apply's atomicity: the active L1 table is first written (and synced) half the
-     * snapshot's and half the old one, then whole, so a crash between leaves a disk that is neither. Only the test
-     * that proves the crash kit catches a torn apply sets it.
-     */
-    static volatile boolean halfSwitchedForTest;
-
     private ApplySnapshot() {
     }
 
-    static void run(TableEditor tables, Snapshot wanted) throws IOException {
+    /** Applies {@code wanted}; {@code breakage} is {@link Breakage#NONE} but in the test that breaks the apply. */
+    static void run(TableEditor tables, Snapshot wanted, Breakage breakage) throws IOException {
         Snapshot snapshot = Snapshots.current(tables, wanted);
         Header header = tables.header();
         Snapshots.requireNoDataFile(header);
@@ -50,7 +44,7 @@ final class ApplySnapshot {
         // 3. The new references reach the disk before the active L1 table points to the tree.
         tables.flush();
         long[] oldL1 = tables.activeL1();
-        if (halfSwitchedForTest) {
+        if (breakage == Breakage.HALF_SWITCHED_APPLY) {
             long[] half = oldL1.clone();
             System.arraycopy(snapshotL1, 0, half, 0, snapshotL1.length / 2);
             tables.replaceActiveL1(half);

@@ -20,7 +20,8 @@ final class CreateSnapshot {
     private CreateSnapshot() {
     }
 
-    static Snapshot run(TableEditor tables, String name, Instant now) throws IOException {
+    /** Creates the snapshot; {@code breakage} is {@link Breakage#NONE} but in the test that breaks the order. */
+    static Snapshot run(TableEditor tables, String name, Instant now, Breakage breakage) throws IOException {
         List<Snapshot> existing = tables.snapshots();
         if (existing.size() >= Limits.MAX_SNAPSHOTS) {
             throw new ImageTooLargeException("The image has " + existing.size()
@@ -54,7 +55,7 @@ final class CreateSnapshot {
         List<Snapshot> table = new ArrayList<>(existing);
         table.add(snapshot);
         // 4. The new snapshot table, then the header that points to it.
-        SnapshotTableWriter.write(tables, table);
+        SnapshotTableWriter.write(tables, table, breakage);
         return tables.snapshots().get(table.size() - 1);
     }
 }

@@ -12,31 +12,25 @@ import java.util.List;
  * COPIED is set where the active tree now owns clusters alone.
  */
 final class DeleteSnapshot {
-    /**
-     * Test switch that breaks the free ordering: the snapshot's tree loses its references, durably, before the table
-     * without the snapshot is written, so a crash between leaves a listed snapshot with refcounts below its
-     * references. Only the test that proves the crash kit catches it sets it.
-     */
-    static volatile boolean refcountsBeforeTableForTest;
-
     private DeleteSnapshot() {
     }
 
-    static void run(TableEditor tables, Snapshot wanted) throws IOException {
+    /** Deletes {@code wanted}; {@code breakage} is {@link Breakage#NONE} but in the tests that break the order. */
+    static void run(TableEditor tables, Snapshot wanted, Breakage breakage) throws IOException {
         Snapshot snapshot = Snapshots.current(tables, wanted);
         Snapshots.requireNoDataFile(tables.header());
         // Validated and read before anything changes (QEMU's qcow2_validate_table).
         long[] l1 = tables.readL1(snapshot);
         List<Snapshot> rest = new ArrayList<>(tables.snapshots());
         rest.remove(tables.snapshots().indexOf(snapshot));
-        if (refcountsBeforeTableForTest) {
+        if (breakage == Breakage.REFCOUNTS_BEFORE_TABLE) {
             tables.addReferences(l1, -1);
             tables.flush();
         }
         // 1. The table without the snapshot, then the header pointing to it.
-        SnapshotTableWriter.write(tables, rest);
+        SnapshotTableWriter.write(tables, rest, breakage);
         // 2. Its tree and its L1 table lose the snapshot's reference.
-        if (!refcountsBeforeTableForTest) {
+        if (breakage != Breakage.REFCOUNTS_BEFORE_TABLE) {
             tables.addReferences(l1, -1);
         }
         tables.free(snapshot.l1TableOffset(), Integer.toUnsignedLong(snapshot.l1Size()) * 8);

@@ -15,18 +15,14 @@ import java.util.List;
  * leaves the old table or the new one in force, and at worst leaked clusters.
  */
 final class SnapshotTableWriter {
-    /**
-     * Test switch that breaks the table ordering: the header points to the new table before the table is synced, so
-     * a crash can keep the header write and drop the table's, leaving a header that points to whatever those clusters
-     * held. Only the test that proves the crash kit catches it sets it.
-     */
-    static volatile boolean tableUnsyncedForTest;
-
     private SnapshotTableWriter() {
     }
 
-    /** Replaces the image's snapshot table by {@code snapshots}, written as QEMU writes entries. */
-    static void write(TableEditor tables, List<Snapshot> snapshots) throws IOException {
+    /**
+     * Replaces the image's snapshot table by {@code snapshots}, written as QEMU writes entries; {@code breakage} is
+     * {@link Breakage#NONE} but in the test that breaks the table ordering.
+     */
+    static void write(TableEditor tables, List<Snapshot> snapshots, Breakage breakage) throws IOException {
         Header header = tables.header();
         List<Snapshot> old = tables.snapshots();
         long diskSize = header.size() & -512L;
@@ -44,7 +40,7 @@ final class SnapshotTableWriter {
                 tables.flush();
                 // 2. The table, durable before the header points to it.
                 tables.writeNewTable(offset, table, "new snapshot table");
-                if (!tableUnsyncedForTest) {
+                if (breakage != Breakage.TABLE_UNSYNCED) {
                     tables.flush();
                 }
             } catch (IOException | RuntimeException e) {

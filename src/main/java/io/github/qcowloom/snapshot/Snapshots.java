@@ -55,22 +55,37 @@ public final class Snapshots {
      * @throws io.github.qcowloom.api.ImageTooLargeException when the image has 65 536 snapshots already
      */
     public static Snapshot create(Qcow2Image image, String name, Instant date) throws IOException {
+        return create(image, name, date, Breakage.NONE);
+    }
+
+    /** {@link #create(Qcow2Image, String, Instant)}, with {@code breakage} (for the test that breaks the order). */
+    static Snapshot create(Qcow2Image image, String name, Instant date, Breakage breakage) throws IOException {
         String stored = cName(name);
-        return image.editTables(tables -> CreateSnapshot.run(tables, stored, date));
+        return image.editTables(tables -> CreateSnapshot.run(tables, stored, date, breakage));
     }
 
     /** Makes the snapshot's contents (and virtual size) the image's; the snapshot stays. */
     public static void apply(Qcow2Image image, Snapshot snapshot) throws IOException {
+        apply(image, snapshot, Breakage.NONE);
+    }
+
+    /** {@link #apply(Qcow2Image, Snapshot)}, with {@code breakage} (for the test that breaks the apply). */
+    static void apply(Qcow2Image image, Snapshot snapshot, Breakage breakage) throws IOException {
         image.editTables(tables -> {
-            ApplySnapshot.run(tables, snapshot);
+            ApplySnapshot.run(tables, snapshot, breakage);
             return null;
         });
     }
 
     /** Deletes the snapshot, freeing the clusters only it held. */
     public static void delete(Qcow2Image image, Snapshot snapshot) throws IOException {
+        delete(image, snapshot, Breakage.NONE);
+    }
+
+    /** {@link #delete(Qcow2Image, Snapshot)}, with {@code breakage} (for the tests that break the order). */
+    static void delete(Qcow2Image image, Snapshot snapshot, Breakage breakage) throws IOException {
         image.editTables(tables -> {
-            DeleteSnapshot.run(tables, snapshot);
+            DeleteSnapshot.run(tables, snapshot, breakage);
             return null;
         });
     }

@@ -87,19 +87,20 @@ class DirtyBitRaceTest {
     /**
      * Clusters a refill has allocated but not yet put into the pool (or a trim has taken out but not yet given
      * back) are leaks on a crash as much as pooled ones: a flush-and-clean in that window must leave the image
-     * dirty. Drives the writer as the pool's allocator thread would, with the pool itself off.
+     * dirty. Drives the cluster supply as the pool's allocator thread would, with the pool itself off.
      */
     @Test
     void clustersOnTheirWayIntoThePoolKeepTheImageDirty() throws Exception {
         MemoryStorage file = new MemoryStorage(freshImage(false));
         try (Qcow2Image img = Qcow2Image.open(file, null, OpenOptions.readWriteDefaults().withPool(false))) {
-            MetadataWriter metadata = img.metadataWriter();
-            long[] refill = metadata.allocate(3);
-            metadata.flushUntilClean();
+            ClusterSupply supply = img.metadataWriter().supply();
+            FlushOrder flushes = img.metadataWriter().flushOrder();
+            long[] refill = supply.allocate(3);
+            flushes.flushUntilClean();
             assertTrue(ImageMetadata.readHeader(file).dirty(),
                     "the image was marked clean while 3 allocated clusters were on their way into the pool");
-            metadata.release(refill);
-            metadata.flushUntilClean();
+            supply.release(refill);
+            flushes.flushUntilClean();
             assertFalse(ImageMetadata.readHeader(file).dirty(), "given back and flushed: nothing can leak");
         }
     }
@@ -127,7 +128,8 @@ class DirtyBitRaceTest {
             Thread writer = Thread.ofPlatform().name("parked-writer")
                     .start(() -> run(() -> img.write(CLUSTER, ByteBuffer.wrap(filled(CLUSTER, (byte) 2))), failure));
             assertTrue(writing.awaitParked(), "the write never wrote");
-            Thread cleaner = Thread.ofPlatform().start(() -> run(img.metadataWriter()::flushUntilClean, failure));
+            FlushOrder flushes = img.metadataWriter().flushOrder();
+            Thread cleaner = Thread.ofPlatform().start(() -> run(flushes::flushUntilClean, failure));
             GatedStorage.awaitDoneOrParked(cleaner);
             assertTrue(cleaner.isAlive(), "the clean finished while a write held a cluster it had not linked");
             writing.release();

@@ -1,0 +1,263 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.alloc.ClusterPool;
+import io.github.qcowloom.alloc.ClusterSource;
+import io.github.qcowloom.alloc.RefcountTable;
+import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.StorageEvent;
+import java.io.IOException;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The supply of host clusters: the cluster pool, a batch's reserved clusters and direct allocations for data, clusters
+ * for metadata tables written at once, and frees made safe by their caller; with the dirty bit the allocations need.
+ *
+ * <p>Locks: {@link #lock} is the image's metadata lock (QEMU's s->lock, shared with {@link MetadataWriter},
+ * {@link TableAllocator} and {@link FlushOrder}); it guards the refcounts and the changes of {@link #unreferenced}
+ * that go with a refcount change. The order is a flush's: flush lock, image lock, metadata lock, then
+ * {@link HeaderBits}' lock, innermost; this class takes only the metadata lock, and HeaderBits' lock (through its
+ * markDirty) before it or under it. The cluster pool's lock is outside this order: its allocator thread calls
+ * {@link #allocate}, {@link #release} and {@link #idle} holding none of the pool's locks, and
+ * {@link ClusterPool#take}, which requests call holding the image lock shared (and their guest cluster's lock, which
+ * the allocator thread never takes), only signals under it, never waiting for ours.
+ *
+ * <p>The dirty bit and the allocations it covers (the pool's and a batch's clusters, and with lazy refcounts every
+ * refcount): the bit is set (or found set) in the same hold of the metadata lock as the allocation, and cleared only by
+ * {@link FlushOrder#flushUntilClean}, which decides and writes the clean holding all three locks, so that no allocation
+ * can slip between its check and the clean.
+ */
+final class ClusterSupply implements ClusterSource {
+    /**
+     * Bit 0 of an offset handed out (clusters are at least 512-byte aligned): the cluster is fresh. A cluster that
+     * lies past the end of the file when it is handed out has never been written (every write extends the file over
+     * what it writes, and the file never shrinks while open), so it is a hole that reads as zeroes: a write into it
+     * need not write the zeroes around its data. Clusters below the end of the file, even never-written ones, are
+     * conservatively not fresh; so is a freed metadata cluster, which was written.
+     */
+    static final long FRESH = 1;
+
+    /** What the pool's idleness sets off: the flush that may clear the dirty bit. */
+    @FunctionalInterface
+    interface IdleFlush {
+        void run() throws IOException;
+    }
+
+    private final ReentrantLock lock;
+    private final Storage file;
+    private final ImageGeometry geometry;
+    private final RefcountTable refcounts;
+    private final HeaderBits headerBits;
+    /**
+     * Lazy refcounts (compatible bit 0): refcount blocks are written only at close or when idle, so nothing waits
+     * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
+     */
+    private final boolean lazyRefcounts;
+    /** Clusters a batch reserved (tagged like pool clusters); taken before the pool. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Long> reserved =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    /**
+     * Clusters allocated (refcount 1) that nothing references and no request holds: those in the pool, reserved for
+     * a batch, or on their way between the allocator and either (a refill not yet queued, a trim not yet given back).
+     * Each is a leak on a crash, so the image stays dirty while any exists. It rises and falls under {@link #lock}
+     * with the refcount change, except when a request takes one: that request then holds the image lock shared until
+     * it has linked the cluster, which {@link FlushOrder#flushUntilClean} waits out.
+     */
+    private final AtomicLong unreferenced = new AtomicLong();
+    /** Null when the pool is off (or the image is v2, which has no dirty bit). */
+    private volatile ClusterPool pool;
+    /** Set with {@link #pool}, before it: what {@link #idle} runs. */
+    private volatile IdleFlush onIdle;
+
+    ClusterSupply(Storage file, ImageGeometry geometry, RefcountTable refcounts, ReentrantLock lock,
+            HeaderBits headerBits, boolean lazyRefcounts) {
+        this.file = file;
+        this.geometry = geometry;
+        this.refcounts = refcounts;
+        this.lock = lock;
+        this.headerBits = headerBits;
+        this.lazyRefcounts = lazyRefcounts;
+    }
+
+    /** Marks {@code host} with {@link #FRESH} when it lies past the end of the file; called under the lock. */
+    private long tagFresh(long host) throws IOException {
+        return host >= file.size() ? host | FRESH : host;
+    }
+
+    /**
+     * Starts a cluster pool fed by this supply; the image must support the dirty bit (v3). When the pool has been
+     * idle, it runs {@code onIdle}.
+     */
+    void startPool(int low, int high, int max, io.github.qcowloom.api.Ticker ticker, IdleFlush onIdle) {
+        this.onIdle = onIdle;
+        pool = new ClusterPool(this, low, high, max, ticker);
+    }
+
+    ClusterPool pool() {
+        return pool;
+    }
+
+    /**
+     * Allocated clusters that nothing references and no request holds (pooled, reserved, or on their way); read by
+     * the clean, which holds the metadata lock and the image lock exclusive, so that the count cannot change.
+     */
+    long unreferenced() {
+        return unreferenced.get();
+    }
+
+    @Override
+    public long[] allocate(int n) throws IOException {
+        // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts. Set
+        // here, outside the lock, so that requests need not wait for its sync...
+        headerBits.markDirty();
+        file.event(StorageEvent.CLUSTER_ALLOC);
+        lock.lock();
+        try {
+            // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
+            // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
+            headerBits.markDirty();
+            long first = refcounts.allocate(n);
+            long[] out = new long[n];
+            for (int i = 0; i < n; i++) {
+                out[i] = tagFresh(first + ((long) i << geometry.clusterBits()));
+            }
+            unreferenced.addAndGet(n);
+            return out;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void release(long[] hostOffsets) throws IOException {
+        // Never referenced, so the refcount may drop at once: on disk it is at worst a leak.
+        lock.lock();
+        try {
+            for (long h : hostOffsets) {
+                refcounts.update((h & ~FRESH) >>> geometry.clusterBits(), -1);
+            }
+            unreferenced.addAndGet(-hostOffsets.length);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Reserves clusters for a batch of writes, in one refcount update (marking the image dirty first). */
+    void reserve(int n) throws IOException {
+        for (long c : allocate(n)) {
+            reserved.add(c);
+        }
+    }
+
+    @Override
+    public void idle() throws IOException {
+        onIdle.run();
+    }
+
+    /** Stops the pool without writing anything: the image was found corrupt, its metadata is not to be trusted. */
+    void abandon() throws IOException {
+        ClusterPool p = pool;
+        if (p != null) {
+            p.close();
+        }
+    }
+
+    /**
+     * Stops the pool (giving its clusters back) and gives back the reserved clusters no write took; the caller
+     * flushes next.
+     */
+    void close() throws IOException {
+        ClusterPool p = pool;
+        if (p != null) {
+            p.close();
+        }
+        // Reserved clusters no write took are given back, as the pool's are.
+        List<Long> left = new java.util.ArrayList<>();
+        for (Long c = reserved.poll(); c != null; c = reserved.poll()) {
+            left.add(c);
+        }
+        if (!left.isEmpty()) {
+            release(left.stream().mapToLong(Long::longValue).toArray());
+        }
+    }
+
+    /**
+     * A host cluster for data (refcount 1, from the pool when it has one): its offset, with {@link #FRESH} set
+     * when it is known to read as zeroes.
+     */
+    long allocateDataCluster() throws IOException {
+        // A reserved or pooled cluster becomes the caller's, which links it before it lets go of the image lock.
+        Long r = reserved.poll();
+        if (r != null) {
+            unreferenced.decrementAndGet();
+            return r;
+        }
+        ClusterPool p = pool;
+        if (p != null) {
+            long c = p.take();
+            if (c >= 0) {
+                unreferenced.decrementAndGet();
+                return c;
+            }
+        }
+        if (lazyRefcounts) {
+            // The refcount stays in the cache: the dirty bit, durable first, stands in for it (set twice, see
+            // allocate).
+            headerBits.markDirty();
+        }
+        file.event(StorageEvent.CLUSTER_ALLOC);
+        lock.lock();
+        try {
+            if (lazyRefcounts) {
+                headerBits.markDirty();
+            }
+            return tagFresh(refcounts.allocate(1));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Allocates clusters for {@code bytes} of metadata (a table that is written at once), raising their refcounts in
+     * the cache; returns the first one's offset, or 0 for no bytes.
+     */
+    long allocateMetadata(long bytes) throws IOException {
+        if (bytes == 0) {
+            return 0;
+        }
+        long clusters = (bytes + geometry.clusterSize() - 1) >>> geometry.clusterBits();
+        if (clusters > Integer.MAX_VALUE) {
+            throw new ImageTooLargeException("Cannot allocate " + bytes + " bytes of metadata");
+        }
+        file.event(StorageEvent.CLUSTER_ALLOC);
+        lock.lock();
+        try {
+            return refcounts.allocate((int) clusters);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Lowers the refcounts of the clusters {@code [offset, offset + bytes)} touches, now. The caller has made the
+     * removal of the last reference durable already (a synced header or table write), so they may be reused at
+     * once.
+     */
+    void freeNow(long offset, long bytes) throws IOException {
+        if (bytes == 0) {
+            return;
+        }
+        file.event(StorageEvent.CLUSTER_FREE);
+        int bits = geometry.clusterBits();
+        lock.lock();
+        try {
+            for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
+                refcounts.update(c, -1);
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+}
