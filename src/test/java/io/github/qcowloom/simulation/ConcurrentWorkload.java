@@ -162,7 +162,9 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                 .withL2CacheBytes((long) layout.l2Slices() * slice)
                 .withRefblockCacheBytes((long) layout.refblockSlices() * slice)
                 .withPool(layout.pool())
-                .withPoolThresholds(2, 4, 16);
+                // Low 1: a refill is asked for just as the pool runs dry, when nothing pooled keeps the image dirty
+                // and a table edit's clean may slip in before the refill's allocation.
+                .withPoolThresholds(1, 2, 16);
         return OpenOptions.readWriteDefaults().withTuning(tuning).withTicker(sim);
     }
 
