@@ -1,5 +1,6 @@
 package io.github.qcowloom.simulation;
 
+import io.github.qcowloom.storage.ForwardingStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -8,15 +9,21 @@ import java.nio.ByteBuffer;
 /**
  * A storage under the {@link SimScheduler}: every read, write, flush and size change is a point where the scheduler
  * may switch threads, before the operation takes effect and after it, as a real disk's latency lets other requests
- * run; so is every {@link StorageEvent} the driver announces. With {@code delayPercent} above 0 an operation also waits a random virtual time (up to
- * {@code maxDelayNanos}), as a slow disk would, so that operations issued in one order may complete in another.
- * Everything else is forwarded to the wrapped storage. No locks of its own.
+ * run; so is every {@link StorageEvent} the driver announces. With {@code delayPercent} above 0 an operation (or
+ * event) also waits a random virtual time (up to {@code maxDelayNanos}), as a slow disk or a descheduled thread
+ * would, so that operations issued in one order may complete in another. Everything else is forwarded to the
+ * wrapped storage. No locks of its own.
  */
-public final class SimStorage implements Storage {
-    private final Storage inner;
+public final class SimStorage extends ForwardingStorage {
     private final SimScheduler scheduler;
     private final int delayPercent;
     private final long maxDelayNanos;
+
+    /** One forwarded operation. */
+    @FunctionalInterface
+    private interface Io<T> {
+        T run() throws IOException;
+    }
 
     /** Yields around every operation of {@code inner}, with no delays. */
     public SimStorage(Storage inner, SimScheduler scheduler) {
@@ -25,7 +32,7 @@ public final class SimStorage implements Storage {
 
     /** Yields around every operation, and delays {@code delayPercent} % of them by up to {@code maxDelayNanos}. */
     public SimStorage(Storage inner, SimScheduler scheduler, int delayPercent, long maxDelayNanos) {
-        this.inner = inner;
+        super(inner);
         this.scheduler = scheduler;
         this.delayPercent = delayPercent;
         this.maxDelayNanos = maxDelayNanos;
@@ -38,93 +45,66 @@ public final class SimStorage implements Storage {
         }
     }
 
-    private void after() {
-        scheduler.yieldPoint();
+    private <T> T around(Io<T> io) throws IOException {
+        before();
+        try {
+            return io.run();
+        } finally {
+            scheduler.yieldPoint();
+        }
     }
 
     @Override
     public int read(ByteBuffer dst, long position) throws IOException {
-        before();
-        try {
-            return inner.read(dst, position);
-        } finally {
-            after();
-        }
+        return around(() -> super.read(dst, position));
     }
 
     @Override
     public void write(ByteBuffer src, long position) throws IOException {
-        before();
-        try {
-            inner.write(src, position);
-        } finally {
-            after();
-        }
+        around(() -> {
+            super.write(src, position);
+            return null;
+        });
     }
 
     @Override
     public void flush() throws IOException {
-        before();
-        try {
-            inner.flush();
-        } finally {
-            after();
-        }
+        around(() -> {
+            super.flush();
+            return null;
+        });
     }
 
     @Override
     public void punchHole(long position, long length) throws IOException {
-        before();
-        try {
-            inner.punchHole(position, length);
-        } finally {
-            after();
-        }
+        around(() -> {
+            super.punchHole(position, length);
+            return null;
+        });
     }
 
     @Override
     public void writeZeroes(long position, long length) throws IOException {
-        before();
-        try {
-            inner.writeZeroes(position, length);
-        } finally {
-            after();
-        }
-    }
-
-    @Override
-    public long size() throws IOException {
-        return inner.size();
+        around(() -> {
+            super.writeZeroes(position, length);
+            return null;
+        });
     }
 
     @Override
     public void setLength(long length) throws IOException {
-        before();
-        try {
-            inner.setLength(length);
-        } finally {
-            after();
-        }
+        around(() -> {
+            super.setLength(length);
+            return null;
+        });
     }
 
     @Override
     public void extendTo(long end) throws IOException {
-        before();
-        try {
-            inner.extendTo(end);
-        } finally {
-            after();
-        }
-    }
-
-    @Override
-    public int alignment() {
-        return inner.alignment();
-    }
-
-    @Override
-    public boolean readOnly() {
-        return inner.readOnly();
+        around(() -> {
+            super.extendTo(end);
+            return null;
+        });
     }
 
     /**
@@ -134,11 +114,6 @@ public final class SimStorage implements Storage {
     @Override
     public void event(StorageEvent event) {
         before();
-        inner.event(event);
-    }
-
-    @Override
-    public void close() throws IOException {
-        inner.close();
+        super.event(event);
     }
 }
