@@ -116,7 +116,12 @@ public final class ClusterPool implements AutoCloseable {
             if (!refillRequested.get()) {
                 ticker.parkNanos(TimeUnit.MILLISECONDS.toNanos(250));
             }
-            if (closed || Thread.currentThread().isInterrupted()) {
+            if (closed) {
+                return;
+            }
+            if (Thread.currentThread().isInterrupted()) {
+                // As for an error: takes then allocate directly instead of signalling a thread that is gone.
+                failure = new java.io.InterruptedIOException("the cluster pool's allocator was interrupted");
                 return;
             }
             refillRequested.set(false);

@@ -136,9 +136,25 @@ public final class TableCache {
         } finally {
             lock.unlock();
         }
-        Slice slice = load ? load(offset, entry) : await(entry.future);
-        storage.event(StorageEvent.CACHE_LOOKUP);
-        return slice;
+        try {
+            Slice slice = load ? load(offset, entry) : await(entry.future);
+            storage.event(StorageEvent.CACHE_LOOKUP);
+            return slice;
+        } catch (IOException | RuntimeException | Error e) {
+            // The caller gets no slice to unpin: the pin goes with the failure (a failed load already dropped the
+            // entry, and its pin with it).
+            if (pin) {
+                lock.lock();
+                try {
+                    if (slices.get(offset) == entry) {
+                        entry.pins--;
+                    }
+                } finally {
+                    lock.unlock();
+                }
+            }
+            throw e;
+        }
     }
 
     private Slice load(long offset, Entry entry) throws IOException {

@@ -4,10 +4,13 @@ import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.ClusterSource;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.Ticker;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -28,6 +31,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * refcount): the bit is set (or found set) in the same hold of the metadata lock as the allocation, and cleared only by
  * {@link FlushOrder#flushUntilClean}, which decides and writes the clean holding all three locks, so that no allocation
  * can slip between its check and the clean.
+ *
+ * <p>The image's whole lock order, cluster locks included, is stated once in {@link MetadataWriter}.
  */
 final class ClusterSupply implements ClusterSource {
     /**
@@ -56,8 +61,7 @@ final class ClusterSupply implements ClusterSource {
      */
     private final boolean lazyRefcounts;
     /** Clusters a batch reserved (tagged like pool clusters); taken before the pool. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<Long> reserved =
-            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Long> reserved = new ConcurrentLinkedQueue<>();
     /**
      * Clusters allocated (refcount 1) that nothing references and no request holds: those in the pool, reserved for
      * a batch, or on their way between the allocator and either (a refill not yet queued, a trim not yet given back).
@@ -90,7 +94,7 @@ final class ClusterSupply implements ClusterSource {
      * Starts a cluster pool fed by this supply; the image must support the dirty bit (v3). When the pool has been
      * idle, it runs {@code onIdle}.
      */
-    void startPool(int low, int high, int max, io.github.qcowloom.api.Ticker ticker, IdleFlush onIdle) {
+    void startPool(int low, int high, int max, Ticker ticker, IdleFlush onIdle) {
         this.onIdle = onIdle;
         pool = new ClusterPool(this, low, high, max, ticker);
     }
@@ -174,7 +178,7 @@ final class ClusterSupply implements ClusterSource {
             p.close();
         }
         // Reserved clusters no write took are given back, as the pool's are.
-        List<Long> left = new java.util.ArrayList<>();
+        List<Long> left = new ArrayList<>();
         for (Long c = reserved.poll(); c != null; c = reserved.poll()) {
             left.add(c);
         }

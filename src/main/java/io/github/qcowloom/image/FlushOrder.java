@@ -21,6 +21,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * Slice) and take nothing. Requests hold the image lock shared and take the metadata lock under it. A flush takes
  * the metadata lock only to copy (one consistent cut) and to apply the frees; it writes and syncs the copies without
  * it, under the flush lock alone, so that requests go on meanwhile.
+ *
+ * <p>The image's whole lock order, cluster locks included, is stated once in {@link MetadataWriter}.
  */
 final class FlushOrder {
     private final ReentrantLock lock;

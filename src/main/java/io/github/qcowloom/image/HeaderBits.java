@@ -15,8 +15,9 @@ import java.util.function.LongUnaryOperator;
  *
  * <p>Lock discipline: {@link #lock} guards {@link #bits} and the header's incompatible-features word; each
  * transition reads, changes and writes (and syncs) the word under it, so that concurrent transitions never undo one
- * another (a clean never drops a corrupt bit set meanwhile). It is the innermost lock: taken under the metadata lock
- * (see {@link MetadataWriter}) or under none, it takes nothing else.
+ * another (a clean never drops a corrupt bit set meanwhile). It comes after the metadata lock in the image's lock
+ * order ({@link MetadataWriter}) and takes nothing else; it may be taken under the metadata lock, under a request's
+ * image and cluster locks, or under none.
  */
 final class HeaderBits {
     /** Byte offset of incompatible_features in the header. */

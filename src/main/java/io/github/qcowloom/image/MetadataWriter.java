@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.CompressedAllocator;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.Ticker;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.ClusterType;
@@ -15,31 +16,38 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.function.LongUnaryOperator;
 import java.util.function.UnaryOperator;
 
 /**
- * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for cache updates only:
- * data I/O happens outside it. This class makes the L2 entry changes (link, rewrite, compressed allocation) and wires
- * the three parts that do the rest: {@link ClusterSupply} hands out clusters (pool, reservations, direct
- * allocations), {@link TableAllocator} places tables (a new L2 table goes to disk at once, in QEMU's l2_allocate
- * order; the L1 table grows), {@link FlushOrder} flushes. Ordinary changes stay in the caches until
- * {@link #flush}, which orders them: refcount blocks, sync (with the external data file, if any), L2 slices, sync,
- * then the deferred frees. Snapshot operations run {@link #exclusively}. The L2 slice a change goes into is pinned in
- * the cache from its lookup to the change ({@link TableAllocator#writableSlice}): readers evict slices under the
- * cache's own lock, not under this one.
+ * Every change to L1, L2 and refcounts, under one metadata lock (QEMU's s->lock), held for metadata updates; guest
+ * data I/O happens outside it, except where the image is held exclusively anyway (a resize zeroing the range it
+ * exposes). This class makes the L2 entry changes (link, rewrite, compressed allocation) and wires the three parts
+ * that do the rest: {@link ClusterSupply} hands out clusters (pool, reservations, direct allocations),
+ * {@link TableAllocator} places tables (a new L2 table goes to disk at once, in QEMU's l2_allocate order; the L1 table
+ * grows), {@link FlushOrder} flushes. Ordinary changes stay in the caches until {@link #flush}, which orders them:
+ * refcount blocks, sync (with the external data file, if any), L2 slices, sync, then the deferred frees. Snapshot
+ * operations and resizes run {@link #exclusively}. The L2 slice a change goes into is pinned in the cache from its
+ * lookup to the change ({@link TableAllocator#writableSlice}): readers evict slices under the cache's own lock, not
+ * under this one.
  *
- * <p>Locks, in the order they are taken: the flush lock (FlushOrder's), the image lock (its exclusive side, which
- * FlushOrder takes as the drain), the metadata lock ({@link #lock}, created here and shared with the three parts:
- * the caches, the refcounts, the deferred frees, the flush's linked end and changes of the supply's unreferenced
- * count), then {@link HeaderBits}' lock, innermost (it only writes and syncs the header's bits); a cache's lock and a
- * slice's write lock are held around one map operation or one write only (see TableCache and Slice) and take
- * nothing. Requests hold the image lock shared and take the metadata lock under it; every entry change here takes
- * the metadata lock alone. The cluster pool's lock is outside this order (see {@link ClusterSupply}).
+ * <p>The image's lock order (this is the one statement of it; the other classes point here):
+ * <ol>
+ * <li>the flush lock (FlushOrder's), taken by flushes and by exclusive holders (table edits, resize);
+ * <li>the image lock ({@link Qcow2Image}'s ReentrantReadWriteLock): requests hold it shared, exclusive holders
+ *     exclusive (FlushOrder takes that side as its drain);
+ * <li>one guest cluster's lock ({@link ClusterLocks}), taken by requests that copy on write, discard or zero;
+ *     under the exclusive image lock no request holds one, so a resize may take them after the metadata lock;
+ * <li>the metadata lock ({@link #lock}, created here and shared with the three parts: the caches, the refcounts,
+ *     the deferred frees, the flush's linked end and changes of the supply's unreferenced count);
+ * <li>{@link HeaderBits}' lock, innermost: it only writes and syncs the header's bits;
+ * <li>a cache's lock or a slice's write lock, held around one map operation or one write only (see TableCache
+ *     and Slice), taking nothing.
+ * </ol>
+ * The cluster pool has no lock of its own in this order (see {@link ClusterSupply}).
  *
  * <p>The dirty bit and the allocations it covers: set (or found set) in the same hold of the metadata lock as the
- * allocation, and cleared only by {@link FlushOrder#flushUntilClean}, holding all three locks (see
- * {@link ClusterSupply}).
+ * allocation, and cleared only by {@link FlushOrder#flushUntilClean}, holding the flush, image and metadata locks
+ * (see {@link ClusterSupply}).
  */
 final class MetadataWriter {
     private final ReentrantLock lock = new ReentrantLock();
@@ -88,7 +96,7 @@ final class MetadataWriter {
     }
 
     /** Starts a cluster pool fed by the supply; the image must support the dirty bit (v3). Idle, it flushes clean. */
-    void startPool(int low, int high, int max, io.github.qcowloom.api.Ticker ticker) {
+    void startPool(int low, int high, int max, Ticker ticker) {
         supply.startPool(low, high, max, ticker, flushOrder::flushUntilClean);
     }
 
@@ -232,18 +240,11 @@ final class MetadataWriter {
     }
 
     /**
-     * Rewrites the L2 entries of {@code count} clusters from {@code first} with {@code rewrite} (old entry to new
-     * entry) and dereferences, after the next flush, what each replaced entry held when its offset changed. Like
-     * QEMU's get_cluster_table in discard and write-zeroes, it allocates absent L2 tables (and copies shared ones)
-     * even where no entry changes, so that tables and later data clusters land where QEMU puts them.
-     */
-    void rewrite(long first, long count, LongUnaryOperator rewrite) throws IOException {
-        rewriteWords(first, count, w -> new L2Words(rewrite.applyAsLong(w.entry()), w.bitmap()));
-    }
-
-    /**
-     * {@link #rewrite} for both words of the entries; in a standard table the bitmap is 0 and the rewrite must
-     * leave it so.
+     * Rewrites both words of the L2 entries of {@code count} clusters from {@code first} with {@code rewrite} (in a
+     * standard table the bitmap is 0 and the rewrite must leave it so), and dereferences, after the next flush,
+     * what each replaced entry held when its offset changed. Like QEMU's get_cluster_table in discard and
+     * write-zeroes, it allocates absent L2 tables (and copies shared ones) even where no entry changes, so that
+     * tables and later data clusters land where QEMU puts them.
      */
     void rewriteWords(long first, long count, UnaryOperator<L2Words> rewrite) throws IOException {
         lock.lock();

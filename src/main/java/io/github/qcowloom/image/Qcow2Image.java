@@ -39,8 +39,7 @@ import org.slf4j.LoggerFactory;
  * An open qcow2 image. Requests run as straight-line code on the caller's thread, any number at once: they take
  * the image lock shared; only operations that replace whole tables or change the virtual size (resize, snapshot
  * operations) take it exclusive. So a request checks its range with the lock held, against a size that cannot change
- * before it completes. Lock order: image lock, then a guest cluster's lock ({@link ClusterLocks}), then the
- * metadata lock ({@link MetadataWriter}); exclusive holders take the metadata writer's flush lock first.
+ * before it completes. The lock order is stated once, in {@link MetadataWriter}.
  */
 public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);

@@ -29,6 +29,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@link #writeBackRefcounts}). A slice a writer changes is pinned from its lookup to the change
  * ({@link #writableSlice}): readers evict slices under the cache's own lock, not under the metadata lock, and never
  * a pinned one.
+ *
+ * <p>The image's whole lock order, cluster locks included, is stated once in {@link MetadataWriter}.
  */
 final class TableAllocator {
     private final ReentrantLock lock;

@@ -265,7 +265,7 @@ public final class SectorHistory {
 
     private boolean grownBack(Resize shrink, WriteSpan w) {
         for (Resize g : resizes) {
-            if (g != shrink && g.newSize() >= w.endSector() * SECTOR && g.end() > shrink.start()
+            if (!g.shrink() && g.newSize() >= w.endSector() * SECTOR && g.end() > shrink.start()
                     && g.start() < w.end()) {
                 return true;
             }

@@ -34,6 +34,11 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class SimScheduler implements Executor, Ticker {
     private static final Constructor<?> BUILDER = builderConstructor();
+    /**
+     * The scheduler a thread belongs to: set for the threads {@link #start} starts and inherited by the virtual
+     * threads they create (which run on this scheduler too, as the JDK gives a child its parent's scheduler).
+     */
+    private static final InheritableThreadLocal<SimScheduler> OWNER = new InheritableThreadLocal<>();
     /** Virtual nanoseconds a step takes. */
     private static final long STEP_NANOS = TimeUnit.MICROSECONDS.toNanos(1);
 
@@ -50,8 +55,6 @@ public final class SimScheduler implements Executor, Ticker {
     /** The carrier while {@link #runUntil} runs. */
     private volatile Thread carrier;
     private volatile long now;
-    /** True while a continuation runs on the carrier: submissions then come from inside the simulation. */
-    private volatile boolean inStep;
     private long steps;
     /** A hash of every choice made, which identifies the interleaving. */
     private long scheduleHash = 0xcbf29ce484222325L;
@@ -107,6 +110,7 @@ public final class SimScheduler implements Executor, Ticker {
             throw new IllegalStateException("cannot build a virtual thread on the simulation's scheduler", e);
         }
         Thread t = builder.name(name).unstarted(() -> {
+            OWNER.set(this);
             try {
                 task.run();
             } catch (Throwable e) {
@@ -133,7 +137,7 @@ public final class SimScheduler implements Executor, Ticker {
     public void execute(Runnable continuation) {
         lock.lock();
         try {
-            if (carrier != null && !inStep && Thread.currentThread() != carrier) {
+            if (carrier != null && Thread.currentThread() != carrier && !owns(Thread.currentThread())) {
                 foreignSubmissions++;
             }
             runnable.add(continuation);
@@ -143,12 +147,22 @@ public final class SimScheduler implements Executor, Ticker {
         }
     }
 
+    /** True if {@code t} is the current thread and runs on this scheduler (started here, or by a thread that was). */
+    private boolean owns(Thread t) {
+        return t == Thread.currentThread() && t.isVirtual() && OWNER.get() == this;
+    }
+
+    /** True when the calling thread is one of this simulation's. */
+    public boolean inSimulation() {
+        return carrier != null && owns(Thread.currentThread());
+    }
+
     /**
      * A point where the calling thread lets the scheduler choose who runs next (it may be the caller again). A no-op
      * outside a thread of this scheduler.
      */
     public void yieldPoint() {
-        if (Thread.currentThread().isVirtual() && carrier != null) {
+        if (inSimulation()) {
             Thread.yield();
         }
     }
@@ -158,23 +172,43 @@ public final class SimScheduler implements Executor, Ticker {
         return now;
     }
 
-    /** Parks the calling thread of this scheduler for {@code nanos} of virtual time, or until unparked. */
+    /**
+     * Parks the calling thread of this scheduler for {@code nanos} of virtual time, or until unparked; a thread
+     * outside the simulation parks in real time.
+     */
     @Override
     public void parkNanos(long nanos) {
         if (nanos <= 0) {
             return;
         }
+        if (!inSimulation()) {
+            LockSupport.parkNanos(nanos);
+            return;
+        }
+        Sleeper sleeper;
         lock.lock();
         try {
-            sleepers.add(new Sleeper(now + nanos, sleeperSeq++, Thread.currentThread()));
+            sleeper = new Sleeper(now + nanos, sleeperSeq++, Thread.currentThread());
+            sleepers.add(sleeper);
         } finally {
             lock.unlock();
         }
         LockSupport.park();
+        // Woken early (an unpark): the deadline no longer wakes anyone, so it must not move time or wake us later.
+        lock.lock();
+        try {
+            sleepers.remove(sleeper);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Sleeps {@code nanos} of virtual time (a slow disk, say); unparks before the deadline are ignored. */
     public void sleep(long nanos) {
+        if (!inSimulation()) {
+            LockSupport.parkNanos(nanos);
+            return;
+        }
         long until = now + nanos;
         while (now < until) {
             parkNanos(until - now);
@@ -209,12 +243,7 @@ public final class SimScheduler implements Executor, Ticker {
                             liveThreads());
                 }
                 now += STEP_NANOS;
-                inStep = true;
-                try {
-                    next.run();
-                } finally {
-                    inStep = false;
-                }
+                next.run();
             }
         } finally {
             carrier = null;
@@ -227,7 +256,7 @@ public final class SimScheduler implements Executor, Ticker {
         try {
             if (!runnable.isEmpty()) {
                 int i = runnable.size() == 1 ? 0 : random.nextInt(runnable.size());
-                scheduleHash = (scheduleHash ^ (i * 31L + runnable.size())) * 0x100000001b3L;
+                scheduleHash = ((scheduleHash ^ i) * 0x100000001b3L ^ runnable.size()) * 0x100000001b3L;
                 return runnable.remove(i);
             }
             Sleeper s = sleepers.poll();

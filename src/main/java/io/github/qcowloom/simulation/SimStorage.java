@@ -40,7 +40,7 @@ public final class SimStorage extends ForwardingStorage {
 
     private void before() {
         scheduler.yieldPoint();
-        if (delayPercent > 0 && Thread.currentThread().isVirtual() && scheduler.nextInt(100) < delayPercent) {
+        if (delayPercent > 0 && scheduler.inSimulation() && scheduler.nextInt(100) < delayPercent) {
             scheduler.sleep(1 + scheduler.nextInt((int) Math.min(Integer.MAX_VALUE - 1, maxDelayNanos)));
         }
     }

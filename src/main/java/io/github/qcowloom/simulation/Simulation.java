@@ -20,7 +20,7 @@ import java.util.Set;
  * }</pre>
  *
  * The body runs on a virtual thread of the simulation; whatever it, or a thread it started, throws is the run's
- * failure. Images opened with
+ * failure, and so is a thread it started and left running. Images opened with
  * the scheduler as their {@link io.github.qcowloom.api.Ticker} keep their background work (the cluster pool) on
  * virtual time too.
  */
@@ -61,6 +61,12 @@ public final class Simulation {
         }
         if (failure == null && !sim.failures().isEmpty()) {
             failure = sim.failures().get(0);
+        }
+        String alive = sim.liveThreads();
+        if (failure == null && !alive.isEmpty()) {
+            // Their later failures would go unseen, and they would stay parked on a scheduler nobody runs.
+            failure = new SimulationStuckException("threads still alive after the body returned (started and not"
+                    + " joined?)", alive);
         }
         return new Result(seed, sim.steps(), sim.scheduleHash(), failure, sim.foreignSubmissions());
     }

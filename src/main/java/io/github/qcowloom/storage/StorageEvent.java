@@ -31,7 +31,8 @@ public enum StorageEvent {
     /**
      * A table slice was just found in the cache or loaded into it, and is about to be used: no I/O follows, but the
      * interleaving explorer ({@code simulation.SimStorage}) switches threads here, where another request's
-     * eviction could otherwise race the caller unseen.
+     * eviction could otherwise race the caller unseen. Not one of blkdebug's events ({@link #blkdebugName} names
+     * it in blkdebug's style all the same).
      */
     CACHE_LOOKUP;
 

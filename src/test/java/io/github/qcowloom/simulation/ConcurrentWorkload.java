@@ -185,13 +185,14 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         List<String> trace = new java.util.concurrent.CopyOnWriteArrayList<>();
         Qcow2Image img = Qcow2Image.open(disk, layout.backing() ? DIR : null, openOptions(sim));
         Map<Integer, Object> snapshots = new ConcurrentHashMap<>();
+        java.util.concurrent.locks.ReentrantLock resizes = new java.util.concurrent.locks.ReentrantLock();
         try {
             List<Thread> threads = new ArrayList<>();
             for (int g = 0; g < guests.size(); g++) {
                 int guest = g;
                 threads.add(sim.start("guest-" + g, () -> {
                     for (Op op : guests.get(guest)) {
-                        perform(img, guest, op, history, snapshots, trace);
+                        perform(img, guest, op, history, snapshots, resizes, trace);
                     }
                 }));
             }
@@ -229,7 +230,7 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
     }
 
     private void perform(Qcow2Image img, int guest, Op op, SectorHistory h, Map<Integer, Object> snapshots,
-            List<String> trace) {
+            java.util.concurrent.locks.ReentrantLock resizes, List<String> trace) {
         long start = h.tick();
         String what = "g" + guest + " " + op;
         String outcome = "ok";
@@ -281,35 +282,47 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                     }
                 }
                 case APPLY, DELETE -> {
-                    // The request owns the snapshot while it runs, so no other guest deletes it meanwhile; its
-                    // interval starts once it does, after the creation the model will restore.
-                    Object handle = snapshots.remove(op.snap());
-                    if (handle == null || handle == CLAIMED) {
-                        if (handle == CLAIMED) {
-                            snapshots.put(op.snap(), CLAIMED);
-                        }
+                    // The request owns the snapshot's name while it runs (claimed, so no guest creates another of
+                    // that name or deletes it meanwhile); its interval starts once it does, after the creation the
+                    // model will restore. A delete frees the name only once the snapshot is gone.
+                    Object handle = snapshots.get(op.snap());
+                    if (handle == null || handle == CLAIMED || !snapshots.replace(op.snap(), handle, CLAIMED)) {
                         outcome = "no such snapshot now";
                     } else {
-                        long owned = h.tick();
-                        Snapshot s = Snapshots.findByName(img.snapshots(), "s" + op.snap()).orElseThrow(
-                                () -> new AssertionError("s" + op.snap() + " was created but is not listed"));
-                        if (op.kind() == Kind.APPLY) {
-                            try {
+                        boolean deleted = false;
+                        try {
+                            long owned = h.tick();
+                            Snapshot s = Snapshots.findByName(img.snapshots(), "s" + op.snap()).orElseThrow(
+                                    () -> new AssertionError("s" + op.snap() + " was created but is not listed"));
+                            if (op.kind() == Kind.APPLY) {
                                 Snapshots.apply(img, s);
                                 h.applied(owned, h.tick(), handle);
-                            } finally {
+                            } else {
+                                Snapshots.delete(img, s);
+                                deleted = true;
+                            }
+                        } finally {
+                            if (deleted) {
+                                snapshots.remove(op.snap());
+                            } else {
                                 snapshots.put(op.snap(), handle);
                             }
-                        } else {
-                            Snapshots.delete(img, s);
                         }
                     }
                 }
                 case SHRINK, GROW -> {
-                    long old = img.size();
-                    img.resize(offset);
-                    long cutFrom = (offset + layout.clusterSize() - 1) & -layout.clusterSize();
-                    h.resized(start, h.tick(), old, offset, cutFrom);
+                    // Resizes take turns, so that the size before each is known (the model needs it); they still
+                    // race every other request.
+                    resizes.lock();
+                    try {
+                        long old = img.size();
+                        long from = h.tick();
+                        img.resize(offset);
+                        long cutFrom = (offset + layout.clusterSize() - 1) & -layout.clusterSize();
+                        h.resized(from, h.tick(), old, offset, cutFrom);
+                    } finally {
+                        resizes.unlock();
+                    }
                 }
             }
         } catch (OutOfRangeException | SnapshotNotFoundException | RefcountOverflowException e) {

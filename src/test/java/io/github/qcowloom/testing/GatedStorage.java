@@ -44,7 +44,7 @@ public final class GatedStorage extends ForwardingStorage {
             return parked;
         }
 
-        /** Lets the parked thread (and any later one) through. */
+        /** Lets the parked thread through (the gate is disarmed once a thread parks: later ones pass). */
         public void release() {
             release.countDown();
         }
