@@ -200,27 +200,42 @@ final class FlushOrder {
                 file.flush();
                 return;
             }
-            // A copy older than what the lock's holder wrote meanwhile (allocateL2, growL1, a new refblock) is skipped:
-            // the newer one is on disk already, and the sync below covers it as well.
-            refblockCache.writeBack(refblocks);
-            // A write into a fresh cluster writes only its data, so the file may end inside the cluster. Before an
-            // entry pointing to it can be durable, the file reaches the cluster's end (one small write per flush):
-            // every later write into the cluster is then in place, never an append that a crash could leave as
-            // garbage on a file system that persists a file's size before its data (crashkit's torn appends).
-            if (dataEnd > 0) {
-                (dataFile != null ? dataFile : file).extendTo(dataEnd);
-            }
-            file.event(StorageEvent.FLUSH);
-            file.flush(); // refcounts and data before the L2 entries
-            if (dataFile != null) {
-                // Guest data in the external data file, too, before the L2 entries that point to it (QEMU leaves
-                // this to the block layer's flush of every child; here it is part of the ordering).
-                dataFile.flush();
-            }
-            if (!l2.isEmpty()) {
-                file.event(StorageEvent.L2_UPDATE);
-                mapper.l2Cache().writeBack(l2);
-                file.flush(); // the entries, and with them the removals that allow the frees below
+            try {
+                // A copy older than what the lock's holder wrote meanwhile (allocateL2, growL1, a new refblock) is skipped:
+                // the newer one is on disk already, and the sync below covers it as well.
+                refblockCache.writeBack(refblocks);
+                // A write into a fresh cluster writes only its data, so the file may end inside the cluster. Before an
+                // entry pointing to it can be durable, the file reaches the cluster's end (one small write per flush):
+                // every later write into the cluster is then in place, never an append that a crash could leave as
+                // garbage on a file system that persists a file's size before its data (crashkit's torn appends).
+                if (dataEnd > 0) {
+                    (dataFile != null ? dataFile : file).extendTo(dataEnd);
+                }
+                file.event(StorageEvent.FLUSH);
+                file.flush(); // refcounts and data before the L2 entries
+                if (dataFile != null) {
+                    // Guest data in the external data file, too, before the L2 entries that point to it (QEMU leaves
+                    // this to the block layer's flush of every child; here it is part of the ordering).
+                    dataFile.flush();
+                }
+                if (!l2.isEmpty()) {
+                    file.event(StorageEvent.L2_UPDATE);
+                    mapper.l2Cache().writeBack(l2);
+                    file.flush(); // the entries, and with them the removals that allow the frees below
+                }
+            } catch (IOException | RuntimeException e) {
+                // Nothing of this cut is known durable: the next flush must still extend the file before its entries
+                // and apply these frees after them.
+                lock.lock();
+                try {
+                    linkedEnd = Math.max(linkedEnd, dataEnd);
+                    for (DeferredFrees.Run r : toFree) {
+                        frees.add(r.firstCluster(), r.count());
+                    }
+                } finally {
+                    lock.unlock();
+                }
+                throw e;
             }
             if (!toFree.isEmpty()) {
                 file.event(StorageEvent.CLUSTER_FREE);
