@@ -37,7 +37,7 @@ public final class SectorHistory {
     /** Every write-like request, as a range of sectors (a snapshot apply covers every sector). */
     private final List<Put> puts = new ArrayList<>();
     private final List<Get> gets = new ArrayList<>();
-    private final List<Snapshot> snapshots = new ArrayList<>();
+    private final List<Capture> snapshots = new ArrayList<>();
     private final List<String> violations = new ArrayList<>();
     private final List<WriteSpan> writes = new ArrayList<>();
     /** Discards and zero writes: they may leave no data behind for a shrink to refuse. */
@@ -48,7 +48,7 @@ public final class SectorHistory {
      * One request's effect on sectors {@code [first, last)}: the value it may leave ({@code from}: the values a
      * snapshot captured instead); {@code mayKeep}: or the value before it.
      */
-    private record Put(long start, long end, long first, long last, int value, Snapshot from, boolean mayKeep) {
+    private record Put(long start, long end, long first, long last, int value, Capture from, boolean mayKeep) {
         boolean covers(long sector) {
             return first <= sector && sector < last;
         }
@@ -57,8 +57,11 @@ public final class SectorHistory {
     private record Get(long start, long end, long sector, int seen, String what) {
     }
 
-    /** A snapshot's contents are what each sector held at some moment of its creation. */
-    private record Snapshot(long start, long end) {
+    /**
+     * A snapshot's contents, as the model knows them: what each sector held at some moment of the creation that ran
+     * over {@code [start, end]}.
+     */
+    public record Capture(long start, long end) {
     }
 
     private record WriteSpan(long start, long end, long firstSector, long endSector, String what) {
@@ -172,11 +175,11 @@ public final class SectorHistory {
         }
     }
 
-    /** A snapshot created over {@code [start, end]}; returns its handle for {@link #applied}. */
-    public Object snapshotCreated(long start, long end) {
+    /** A snapshot created over {@code [start, end]}; returns what {@link #applied} restores. */
+    public Capture snapshotCreated(long start, long end) {
         lock.lock();
         try {
-            Snapshot s = new Snapshot(start, end);
+            Capture s = new Capture(start, end);
             snapshots.add(s);
             return s;
         } finally {
@@ -184,11 +187,11 @@ public final class SectorHistory {
         }
     }
 
-    /** The snapshot {@code handle} was applied over {@code [start, end]}: every sector is as it captured it. */
-    public void applied(long start, long end, Object handle) {
+    /** The snapshot {@code capture} was applied over {@code [start, end]}: every sector is as it captured it. */
+    public void applied(long start, long end, Capture capture) {
         lock.lock();
         try {
-            puts.add(new Put(start, end, 0, Long.MAX_VALUE, 0, (Snapshot) handle, false));
+            puts.add(new Put(start, end, 0, Long.MAX_VALUE, 0, capture, false));
         } finally {
             lock.unlock();
         }

@@ -296,7 +296,7 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                                     () -> new AssertionError("s" + op.snap() + " was created but is not listed"));
                             if (op.kind() == Kind.APPLY) {
                                 Snapshots.apply(img, s);
-                                h.applied(owned, h.tick(), handle);
+                                h.applied(owned, h.tick(), (SectorHistory.Capture) handle);
                             } else {
                                 Snapshots.delete(img, s);
                                 deleted = true;
