@@ -1,5 +1,6 @@
 package io.github.qcowloom.crashkit;
 
+import io.github.qcowloom.storage.ForwardingStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -16,7 +17,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * either the one next operation ({@code once}) or every operation from then on. {@link #size()},
  * {@link #alignment()}, {@link #readOnly()} and {@link #close()} never fail.
  */
-public final class FaultStorage implements Storage {
+public final class FaultStorage extends ForwardingStorage {
     /** One inject-error rule; its state is guarded by the storage's lock. */
     private static final class Rule {
         final StorageEvent event;
@@ -39,7 +40,6 @@ public final class FaultStorage implements Storage {
     }
 
     private final ReentrantLock lock = new ReentrantLock();
-    private final Storage inner;
     // Guarded by lock.
     private final List<Rule> rules = new ArrayList<>();
     private final Map<IoKind, Long> counts = new EnumMap<>(IoKind.class);
@@ -47,7 +47,7 @@ public final class FaultStorage implements Storage {
 
     /** Passes every operation to {@code inner} until a rule triggers. */
     public FaultStorage(Storage inner) {
-        this.inner = inner;
+        super(inner);
     }
 
     /** After {@code event} fires, fails the next operation ({@code once}) or every later one. */
@@ -104,63 +104,43 @@ public final class FaultStorage implements Storage {
     @Override
     public int read(ByteBuffer dst, long position) throws IOException {
         before(IoKind.READ);
-        return inner.read(dst, position);
+        return super.read(dst, position);
     }
 
     @Override
     public void write(ByteBuffer src, long position) throws IOException {
         before(IoKind.WRITE);
-        inner.write(src, position);
+        super.write(src, position);
     }
 
     @Override
     public void flush() throws IOException {
         before(IoKind.FLUSH);
-        inner.flush();
+        super.flush();
     }
 
     @Override
     public void punchHole(long position, long length) throws IOException {
         before(IoKind.WRITE);
-        inner.punchHole(position, length);
+        super.punchHole(position, length);
     }
 
     @Override
     public void writeZeroes(long position, long length) throws IOException {
         before(IoKind.WRITE);
-        inner.writeZeroes(position, length);
-    }
-
-    @Override
-    public long size() throws IOException {
-        return inner.size();
+        super.writeZeroes(position, length);
     }
 
     @Override
     public void extendTo(long end) throws IOException {
         before(IoKind.WRITE);
-        inner.extendTo(end);
+        super.extendTo(end);
     }
 
     @Override
     public void setLength(long length) throws IOException {
         before(IoKind.WRITE);
-        inner.setLength(length);
-    }
-
-    @Override
-    public int alignment() {
-        return inner.alignment();
-    }
-
-    @Override
-    public boolean readOnly() {
-        return inner.readOnly();
-    }
-
-    @Override
-    public void close() throws IOException {
-        inner.close();
+        super.setLength(length);
     }
 
     private FaultStorage add(Rule rule) {
