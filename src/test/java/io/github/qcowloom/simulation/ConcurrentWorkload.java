@@ -163,8 +163,9 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                 .withRefblockCacheBytes((long) layout.refblockSlices() * slice)
                 .withPool(layout.pool())
                 // Low 1: a refill is asked for just as the pool runs dry, when nothing pooled keeps the image dirty
-                // and a table edit's clean may slip in before the refill's allocation.
-                .withPoolThresholds(1, 2, 16);
+                // and a table edit's clean may slip in before the refill's allocation; high 4: the refill brings 2,
+                // so the next take asks for no refill (whose dirty bit would cover what that take links).
+                .withPoolThresholds(1, 4, 16);
         return OpenOptions.readWriteDefaults().withTuning(tuning).withTicker(sim);
     }
 
