@@ -5,7 +5,7 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.LongAdder;
 
 /** A {@link Storage} that forwards every call and counts the completed ones, for tests that assert I/O patterns. */
-public final class CountingStorage implements Storage {
+public final class CountingStorage extends ForwardingStorage {
     /** A snapshot of the counters; each counts calls that returned normally. */
     public record Counts(long reads, long bytesRead, long writes, long bytesWritten, long flushes, long punchHoles,
             long writeZeroes, long setLengths) {
@@ -18,7 +18,6 @@ public final class CountingStorage implements Storage {
         }
     }
 
-    private final Storage delegate;
     private final LongAdder reads = new LongAdder();
     private final LongAdder bytesRead = new LongAdder();
     private final LongAdder writes = new LongAdder();
@@ -29,12 +28,12 @@ public final class CountingStorage implements Storage {
     private final LongAdder setLengths = new LongAdder();
 
     public CountingStorage(Storage delegate) {
-        this.delegate = delegate;
+        super(delegate);
     }
 
     /** The wrapped storage. */
     public Storage delegate() {
-        return delegate;
+        return inner();
     }
 
     /** The counters now; not atomic across counters while calls are in flight. */
@@ -45,7 +44,7 @@ public final class CountingStorage implements Storage {
 
     @Override
     public int read(ByteBuffer dst, long position) throws IOException {
-        int n = delegate.read(dst, position);
+        int n = super.read(dst, position);
         reads.increment();
         bytesRead.add(n);
         return n;
@@ -54,62 +53,32 @@ public final class CountingStorage implements Storage {
     @Override
     public void write(ByteBuffer src, long position) throws IOException {
         int n = src.remaining();
-        delegate.write(src, position);
+        super.write(src, position);
         writes.increment();
         bytesWritten.add(n);
     }
 
     @Override
     public void flush() throws IOException {
-        delegate.flush();
+        super.flush();
         flushes.increment();
     }
 
     @Override
     public void punchHole(long position, long length) throws IOException {
-        delegate.punchHole(position, length);
+        super.punchHole(position, length);
         punchHoles.increment();
     }
 
     @Override
     public void writeZeroes(long position, long length) throws IOException {
-        delegate.writeZeroes(position, length);
+        super.writeZeroes(position, length);
         writeZeroes.increment();
     }
 
     @Override
-    public long size() throws IOException {
-        return delegate.size();
-    }
-
-    @Override
-    public void extendTo(long end) throws IOException {
-        delegate.extendTo(end);
-    }
-
-    @Override
     public void setLength(long length) throws IOException {
-        delegate.setLength(length);
+        super.setLength(length);
         setLengths.increment();
-    }
-
-    @Override
-    public int alignment() {
-        return delegate.alignment();
-    }
-
-    @Override
-    public boolean readOnly() {
-        return delegate.readOnly();
-    }
-
-    @Override
-    public void close() throws IOException {
-        delegate.close();
-    }
-
-    @Override
-    public void event(StorageEvent event) {
-        delegate.event(event);
     }
 }
