@@ -13,11 +13,14 @@ package io.github.qcowloom.api;
  * @param recountMemoryBytes the most the reference recount of a dirty image's repair may allocate; a recount that
  *     would need more is refused (ImageTooLargeException) instead of running the JVM out of memory; 0 = a quarter
  *     of the maximum heap ({@link #recountMemoryLimit()})
+ * @param storage how image files are read and written: FileChannel, or io_uring where the runtime and kernel
+ *     allow it (falling back to FileChannel, said once in the log, where they do not)
  */
 public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean pool, int poolLow, int poolHigh,
-        int poolMax, String execution, long recountMemoryBytes) {
+        int poolMax, String execution, long recountMemoryBytes, StorageBackend storage) {
 
     public ImageOptions {
+        java.util.Objects.requireNonNull(storage, "storage");
         if (l2CacheBytes < 0 || refblockCacheBytes < 0) {
             throw new IllegalArgumentException("cache sizes must be >= 0");
         }
@@ -36,15 +39,16 @@ public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean p
     /** The options without a recount bound of their own (automatic). */
     public ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean pool, int poolLow, int poolHigh,
             int poolMax, String execution) {
-        this(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution, 0);
+        this(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution, 0,
+                StorageBackend.DEFAULT);
     }
 
     /**
      * QEMU's cache defaults, a 256 KiB refcount cache, the pool on with 16/64 clusters (cap 1024), and the
-     * automatic recount bound.
+     * automatic recount bound, the default storage backend.
      */
     public static ImageOptions defaults() {
-        return new ImageOptions(0, 256 << 10, true, 16, 64, 1024, "virtual", 0);
+        return new ImageOptions(0, 256 << 10, true, 16, 64, 1024, "virtual", 0, StorageBackend.DEFAULT);
     }
 
     /**
@@ -57,29 +61,36 @@ public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean p
 
     public ImageOptions withL2CacheBytes(long v) {
         return new ImageOptions(v, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution,
-                recountMemoryBytes);
+                recountMemoryBytes, storage);
     }
 
     public ImageOptions withRefblockCacheBytes(long v) {
-        return new ImageOptions(l2CacheBytes, v, pool, poolLow, poolHigh, poolMax, execution, recountMemoryBytes);
+        return new ImageOptions(l2CacheBytes, v, pool, poolLow, poolHigh, poolMax, execution, recountMemoryBytes,
+                storage);
     }
 
     public ImageOptions withPool(boolean v) {
         return new ImageOptions(l2CacheBytes, refblockCacheBytes, v, poolLow, poolHigh, poolMax, execution,
-                recountMemoryBytes);
+                recountMemoryBytes, storage);
     }
 
     public ImageOptions withExecution(String v) {
         return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, v,
-                recountMemoryBytes);
+                recountMemoryBytes, storage);
     }
 
     public ImageOptions withPoolThresholds(int low, int high, int max) {
         return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, low, high, max, execution,
-                recountMemoryBytes);
+                recountMemoryBytes, storage);
     }
 
     public ImageOptions withRecountMemoryBytes(long v) {
-        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution, v);
+        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution, v,
+                storage);
+    }
+
+    public ImageOptions withStorage(StorageBackend v) {
+        return new ImageOptions(l2CacheBytes, refblockCacheBytes, pool, poolLow, poolHigh, poolMax, execution,
+                recountMemoryBytes, v);
     }
 }

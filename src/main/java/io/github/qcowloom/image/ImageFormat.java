@@ -31,7 +31,8 @@ public final class ImageFormat {
         String fmt = format != null ? format : probe(path);
         return switch (fmt) {
             case "qcow2" -> Qcow2Image.open(path, options);
-            case "raw" -> new RawImage(FileStorage.open(path, options.readOnly(), options.direct()));
+            case "raw" -> new RawImage(FileStorage.open(path, options.readOnly(), options.direct(),
+                    options.tuning().storage()));
             default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
         };
     }

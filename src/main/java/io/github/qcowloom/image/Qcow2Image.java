@@ -126,7 +126,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     private static Qcow2Image open(Path path, OpenOptions options, int depth) throws IOException {
-        Storage storage = FileStorage.open(path, options.readOnly(), options.direct());
+        Storage storage = FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage());
         try {
             return open(storage, path.toAbsolutePath().getParent(), options, depth);
         } catch (IOException | RuntimeException e) {
@@ -162,7 +162,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 String name = header.dataFile().orElseThrow(() -> new CorruptImageException(
                         "The image has the external data file bit but no data file name"));
                 dataFile = FileStorage.open(ReferencedFiles.resolve(imageDir, name, "data file"),
-                        options.readOnly(), options.direct());
+                        options.readOnly(), options.direct(), options.tuning().storage());
                 opened.add(dataFile);
             }
             if (header.hasDataFile() && dataFile == null && !options.readOnly()) {
@@ -230,7 +230,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         return switch (format) {
             case "qcow2" -> open(path, backingOptions, depth + 1);
-            case "raw" -> new RawImage(FileStorage.open(path, true, options.direct()));
+            case "raw" -> new RawImage(FileStorage.open(path, true, options.direct(), options.tuning().storage()));
             default -> throw new UnsupportedFeatureException("backing format " + format,
                     "Unsupported backing file format '" + format + "'");
         };

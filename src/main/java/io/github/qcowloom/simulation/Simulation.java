@@ -22,7 +22,8 @@ import java.util.Set;
  * The body runs on a virtual thread of the simulation; whatever it, or a thread it started, throws is the run's
  * failure, and so is a thread it started and left running. Images opened with
  * the scheduler as their {@link io.github.qcowloom.api.Ticker} keep their background work (the cluster pool) on
- * virtual time too.
+ * virtual time too. Files the workload opens (a backing file) must use {@code StorageBackend.FILECHANNEL}: an
+ * io_uring completion arrives from a thread outside the simulation, at a time no seed decides.
  */
 public final class Simulation {
     private Simulation() {

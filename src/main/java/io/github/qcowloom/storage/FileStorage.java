@@ -1,6 +1,7 @@
 package io.github.qcowloom.storage;
 
 import com.sun.nio.file.ExtendedOpenOption;
+import io.github.qcowloom.api.StorageBackend;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -19,8 +20,8 @@ import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
- * A host file accessed by positional {@link java.nio.channels.FileChannel} I/O, through the page cache
- * (buffered) or with O_DIRECT (direct).
+ * A host file accessed by positional I/O, through the page cache (buffered) or with O_DIRECT (direct), and
+ * moved by FileChannel or by io_uring ({@link StorageBackend}; the bytes move in a {@link FileIo}).
  *
  * <p>In direct mode any offset, length and buffer is accepted: aligned direct buffers go straight to the
  * channel, everything else through an aligned bounce buffer, with read-modify-write of partial edge blocks.
@@ -35,12 +36,14 @@ public final class FileStorage implements Storage {
     // Aligned for any block size up to 64 KiB, so zero chunks take the direct fast path.
     private static final ByteBuffer ZEROES =
             ByteBuffer.allocateDirect(ZERO_CHUNK + 65536).alignedSlice(65536).slice(0, ZERO_CHUNK).asReadOnlyBuffer();
-    private static final int BOUNCE_SIZE = 256 * 1024;
-    private static final int IDLE_BOUNCE_BUFFERS = 16;
+    // One cluster of the default size: a 4 KiB request at depth 256 keeps at most 16 MiB of bounce buffers idle.
+    private static final int BOUNCE_SIZE = 64 * 1024;
+    private static final int IDLE_BOUNCE_BUFFERS = 256;
     private static final int BLOCK_LOCK_STRIPES = 1024;
 
     private final Path path;
     private final ReopeningChannel channel;
+    private final FileIo io; // the channel itself, or io_uring on a descriptor of its own
     private final RandomAccessFile resizer; // null when read-only
     private final boolean direct;
     private final int alignment;
@@ -51,10 +54,11 @@ public final class FileStorage implements Storage {
     // The file's length as far as callers are concerned: in direct mode the host file can be briefly longer.
     private final AtomicLong size;
 
-    private FileStorage(Path path, ReopeningChannel channel, RandomAccessFile resizer, boolean direct, int alignment)
-            throws IOException {
+    private FileStorage(Path path, ReopeningChannel channel, FileIo io, RandomAccessFile resizer, boolean direct,
+            int alignment) throws IOException {
         this.path = path;
         this.channel = channel;
+        this.io = io;
         this.resizer = resizer;
         this.direct = direct;
         this.alignment = alignment;
@@ -64,28 +68,45 @@ public final class FileStorage implements Storage {
         this.size = new AtomicLong(channel.size());
     }
 
-    /** Opens an existing file, read-only or read-write, buffered or with O_DIRECT. */
+    /** Opens an existing file through FileChannel, read-only or read-write, buffered or with O_DIRECT. */
     public static FileStorage open(Path path, boolean readOnly, boolean direct) throws IOException {
-        return readOnly ? open(path, Set.of(StandardOpenOption.READ), direct, false)
-                : open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true);
+        return open(path, readOnly, direct, StorageBackend.FILECHANNEL);
     }
 
-    /** Creates a file, or truncates an existing one, and opens it read-write. */
-    public static FileStorage create(Path path, boolean direct) throws IOException {
-        return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE,
-                StandardOpenOption.TRUNCATE_EXISTING), direct, true);
-    }
-
-    private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable)
+    /**
+     * Opens an existing file, read-only or read-write, buffered or with O_DIRECT, through {@code backend}
+     * (io_uring falls back to FileChannel where it cannot run: {@link #backend()} says which is used).
+     */
+    public static FileStorage open(Path path, boolean readOnly, boolean direct, StorageBackend backend)
             throws IOException {
+        return readOnly ? open(path, Set.of(StandardOpenOption.READ), direct, false, backend)
+                : open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true, backend);
+    }
+
+    /** Creates a file, or truncates an existing one, and opens it read-write through FileChannel. */
+    public static FileStorage create(Path path, boolean direct) throws IOException {
+        return create(path, direct, StorageBackend.FILECHANNEL);
+    }
+
+    /** Creates a file, or truncates an existing one, and opens it read-write through {@code backend}. */
+    public static FileStorage create(Path path, boolean direct, StorageBackend backend) throws IOException {
+        return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE,
+                StandardOpenOption.TRUNCATE_EXISTING), direct, true, backend);
+    }
+
+    private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable,
+            StorageBackend backend) throws IOException {
+        // The channel opens (or creates) the file and answers its size even when io_uring moves the bytes.
         ReopeningChannel channel = direct ? openDirect(path, options) : new ReopeningChannel(path, options);
+        FileIo io = null;
         RandomAccessFile resizer = null;
         try {
             int alignment = direct ? blockSize(path) : 1;
+            io = backend == StorageBackend.IO_URING ? UringSupport.open(path, writable, direct) : null;
             resizer = writable ? new RandomAccessFile(path.toFile(), "rw") : null;
-            return new FileStorage(path, channel, resizer, direct, alignment);
+            return new FileStorage(path, channel, io != null ? io : channel, resizer, direct, alignment);
         } catch (IOException | RuntimeException e) {
-            closeAfterFailure(e, channel, resizer);
+            closeAfterFailure(e, channel, io, resizer);
             throw e;
         }
     }
@@ -138,6 +159,11 @@ public final class FileStorage implements Storage {
         return direct;
     }
 
+    /** The backend that moves the bytes: io_uring only if it was asked for and can run here. */
+    public StorageBackend backend() {
+        return io == channel ? StorageBackend.FILECHANNEL : StorageBackend.IO_URING;
+    }
+
     @Override
     public int read(ByteBuffer dst, long position) throws IOException {
         Ranges.checkPosition(position);
@@ -168,7 +194,7 @@ public final class FileStorage implements Storage {
     /** {@code fdatasync}. */
     @Override
     public void flush() throws IOException {
-        channel.force();
+        io.force();
     }
 
     /**
@@ -265,6 +291,16 @@ public final class FileStorage implements Storage {
     @Override
     public void close() throws IOException {
         try {
+            if (io != channel) {
+                io.close();
+            }
+        } finally {
+            closeRest();
+        }
+    }
+
+    private void closeRest() throws IOException {
+        try {
             channel.close();
         } finally {
             if (resizer != null) {
@@ -275,7 +311,8 @@ public final class FileStorage implements Storage {
 
     @Override
     public String toString() {
-        return "FileStorage[" + path + (direct ? ", direct" : ", buffered") + (readOnly() ? ", read-only]" : "]");
+        return "FileStorage[" + path + (direct ? ", direct" : ", buffered") + ", " + backend()
+                + (readOnly() ? ", read-only]" : "]");
     }
 
     private void writeBuffered(ByteBuffer src, long position) throws IOException {
@@ -416,7 +453,7 @@ public final class FileStorage implements Storage {
     private void readUntilShort(ByteBuffer dst, long position) throws IOException {
         int start = dst.position();
         while (dst.hasRemaining()) {
-            int n = channel.read(dst, position + (dst.position() - start));
+            int n = io.read(dst, position + (dst.position() - start));
             if (n <= 0 || (direct && n % alignment != 0)) {
                 return;
             }
@@ -426,7 +463,7 @@ public final class FileStorage implements Storage {
     private void writeFully(ByteBuffer src, long position) throws IOException {
         int start = src.position();
         while (src.hasRemaining()) {
-            channel.write(src, position + (src.position() - start));
+            io.write(src, position + (src.position() - start));
         }
     }
 

@@ -1,6 +1,5 @@
 package io.github.qcowloom.storage;
 
-import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedByInterruptException;
@@ -19,7 +18,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * others, so the channel is reopened, the interrupted caller still gets its
  * {@link ClosedByInterruptException}, and callers that merely saw the close retry.
  */
-final class ReopeningChannel implements Closeable {
+final class ReopeningChannel implements FileIo {
     private final Path path;
     private final Set<OpenOption> reopenOptions;
     private final ReentrantLock reopenLock = new ReentrantLock();
@@ -37,7 +36,8 @@ final class ReopeningChannel implements Closeable {
     }
 
     /** One positional read; -1 at the end of the file. */
-    int read(ByteBuffer dst, long position) throws IOException {
+    @Override
+    public int read(ByteBuffer dst, long position) throws IOException {
         while (true) {
             FileChannel ch = channel;
             try {
@@ -49,7 +49,8 @@ final class ReopeningChannel implements Closeable {
     }
 
     /** One positional write; may write fewer bytes than remain. */
-    int write(ByteBuffer src, long position) throws IOException {
+    @Override
+    public int write(ByteBuffer src, long position) throws IOException {
         while (true) {
             FileChannel ch = channel;
             try {
@@ -61,7 +62,8 @@ final class ReopeningChannel implements Closeable {
     }
 
     /** fdatasync. */
-    void force() throws IOException {
+    @Override
+    public void force() throws IOException {
         while (true) {
             FileChannel ch = channel;
             try {

@@ -31,8 +31,8 @@ class KillTest {
         Path image = dir.resolve("k.qcow2");
         ImageCreator.create(image, CreateOptions.defaults(256L << 20).withClusterSize(4096));
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process child = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
-                KillTarget.class.getName(), image.toString()).redirectErrorStream(true).start();
+        Process child = new ProcessBuilder(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+                System.getProperty("java.class.path"), KillTarget.class.getName(), image.toString()).redirectErrorStream(true).start();
         try (BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(),
                 StandardCharsets.UTF_8))) {
             String line = out.readLine();

@@ -4,6 +4,7 @@ import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageOptions;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.check.CheckResult;
@@ -165,7 +166,10 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                 // Low 1: a refill is asked for just as the pool runs dry, when nothing pooled keeps the image dirty
                 // and a table edit's clean may slip in before the refill's allocation; high 4: the refill brings 2,
                 // so the next take asks for no refill (whose dirty bit would cover what that take links).
-                .withPoolThresholds(1, 4, 16);
+                .withPoolThresholds(1, 4, 16)
+                // FileChannel: the backing file's I/O runs on the simulation's carrier, so the schedule alone
+                // decides the interleaving (io_uring's completions would arrive from a thread outside it).
+                .withStorage(StorageBackend.FILECHANNEL);
         return OpenOptions.readWriteDefaults().withTuning(tuning).withTicker(sim);
     }
 

@@ -1,0 +1,21 @@
+package io.github.qcowloom.storage;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * The raw positional I/O under {@link FileStorage}: a FileChannel ({@link ReopeningChannel}) or io_uring
+ * (the Java 22+ layer's {@code UringFileIo}). Alignment, bounce buffers and the file's size are FileStorage's
+ * business; an implementation only moves bytes, and is safe for concurrent use.
+ */
+interface FileIo extends Closeable {
+    /** One positional read into {@code dst}, advancing its position; -1 or 0 at the end of the file. */
+    int read(ByteBuffer dst, long position) throws IOException;
+
+    /** One positional write from {@code src}, advancing its position; may write fewer bytes than remain. */
+    int write(ByteBuffer src, long position) throws IOException;
+
+    /** fdatasync. */
+    void force() throws IOException;
+}

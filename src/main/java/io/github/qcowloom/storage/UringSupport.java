@@ -1,0 +1,71 @@
+package io.github.qcowloom.storage;
+
+import java.io.IOException;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The door to the io_uring backend, which lives in the jar's Java 22+ layer ({@code UringFileIo}): on Java 21, or
+ * where the kernel refuses io_uring (too old, seccomp, {@code io_uring_disabled}), {@link #open} answers null and
+ * the caller uses FileChannel. The reason is logged once per process.
+ */
+final class UringSupport {
+    private static final Logger LOG = LoggerFactory.getLogger(UringSupport.class);
+    private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
+    private static final String IMPLEMENTATION = "io.github.qcowloom.storage.UringFileIo";
+    private static final MethodHandle OPEN;
+    private static final String MISSING;
+
+    static {
+        MethodHandle open = null;
+        String missing = null;
+        if (Runtime.version().feature() < 22) {
+            missing = "io_uring needs Java 22 or later (running Java " + Runtime.version().feature() + ")";
+        } else {
+            try {
+                Class<?> c = Class.forName(IMPLEMENTATION);
+                open = MethodHandles.lookup().findStatic(c, "open",
+                        MethodType.methodType(FileIo.class, Path.class, boolean.class, boolean.class));
+            } catch (ReflectiveOperationException | LinkageError e) {
+                missing = "the Java 22+ layer is missing from the class path (" + e + ")";
+            }
+        }
+        OPEN = open;
+        MISSING = missing;
+    }
+
+    private UringSupport() {
+    }
+
+    /**
+     * An io_uring {@link FileIo} on the existing file {@code path}, or null (logged once) if io_uring cannot
+     * run here. Errors about the file itself (missing, denied) are thrown, as FileChannel would.
+     */
+    static FileIo open(Path path, boolean writable, boolean direct) throws IOException {
+        if (OPEN == null) {
+            logFallback(MISSING);
+            return null;
+        }
+        try {
+            return (FileIo) OPEN.invokeExact(path, writable, direct);
+        } catch (UringUnavailableException e) {
+            logFallback(e.getMessage());
+            return null;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    private static void logFallback(String reason) {
+        if (FALLBACK_LOGGED.compareAndSet(false, true)) {
+            LOG.warn("io_uring is not available, using FileChannel instead: {}", reason);
+        }
+    }
+}

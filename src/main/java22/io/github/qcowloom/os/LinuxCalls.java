@@ -1,0 +1,161 @@
+package io.github.qcowloom.os;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+/**
+ * The libc calls the native layer makes, as FFM downcalls: {@code syscall} (for io_uring, which libc does not
+ * wrap), {@code open}, {@code close}, {@code mmap}, {@code munmap}, {@code strerror}. Calls that can fail capture
+ * errno into a segment the caller passes, so that a caller making many calls reuses one.
+ */
+final class LinuxCalls {
+    static final long SYS_IO_URING_SETUP = 425;
+    static final long SYS_IO_URING_ENTER = 426;
+
+    static final int EINTR = 4;
+    static final int EAGAIN = 11;
+    static final int EBUSY = 16;
+
+    static final int O_RDONLY = 0;
+    static final int O_RDWR = 2;
+    static final int O_CLOEXEC = 0x80000;
+
+    /** O_DIRECT differs between architectures; the native layer runs only where it knows the value. */
+    static final int O_DIRECT = switch (System.getProperty("os.arch")) {
+        case "amd64", "x86_64" -> 0x4000;
+        case "aarch64" -> 0x10000;
+        default -> 0;
+    };
+
+    static final int PROT_READ_WRITE = 0x3;
+    static final int MAP_SHARED_POPULATE = 0x01 | 0x8000;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO =
+            CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+
+    private static final MethodHandle SYSCALL6 = downcall("syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                    JAVA_LONG),
+            Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
+    private static final MethodHandle OPEN = downcall("open",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+            Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
+    private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle MMAP = downcall("mmap",
+            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
+            Linker.Option.captureCallState("errno"));
+    private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+
+    private LinuxCalls() {
+    }
+
+    /** Why these calls cannot be made on this machine, or null if they can. */
+    static String unsupportedReason() {
+        if (!System.getProperty("os.name").equals("Linux")) {
+            return "native calls are implemented for Linux only, not " + System.getProperty("os.name");
+        }
+        if (O_DIRECT == 0) {
+            return "native calls are implemented for amd64 and aarch64 only, not " + System.getProperty("os.arch");
+        }
+        return null;
+    }
+
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        MemorySegment symbol = LINKER.defaultLookup().find(name)
+                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
+        return LINKER.downcallHandle(symbol, descriptor, options);
+    }
+
+    /** A segment for the errno of calls made by one thread at a time. */
+    static MemorySegment errnoSegment(Arena arena) {
+        return arena.allocate(CAPTURE);
+    }
+
+    static int errno(MemorySegment capture) {
+        return (int) ERRNO.get(capture, 0L);
+    }
+
+    /** A raw system call; returns its result, or -errno on failure (the kernel's own convention). */
+    static long syscall(MemorySegment capture, long number, long a, long b, long c, long d, long e, long f) {
+        long r;
+        try {
+            r = (long) SYSCALL6.invokeExact(capture, number, a, b, c, d, e, f);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+        return r == -1 ? -errno(capture) : r;
+    }
+
+    /** open(2); returns the descriptor or throws with the path and the reason. */
+    static int open(String path, int flags) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = errnoSegment(arena);
+            int fd = (int) OPEN.invokeExact(capture, arena.allocateFrom(path), flags | O_CLOEXEC, 0);
+            if (fd < 0) {
+                throw new IOException(path + ": " + strerror(errno(capture)));
+            }
+            return fd;
+        } catch (IOException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static void close(int fd) {
+        try {
+            int ignored = (int) CLOSE.invokeExact(fd);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** mmap(2) of {@code length} bytes of {@code fd} at {@code offset}, shared and read-write. */
+    static MemorySegment mmap(int fd, long length, long offset) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = errnoSegment(arena);
+            MemorySegment at = (MemorySegment) MMAP.invokeExact(capture, MemorySegment.NULL, length,
+                    PROT_READ_WRITE, MAP_SHARED_POPULATE, fd, offset);
+            if (at.address() == -1L) {
+                throw new IOException("mmap: " + strerror(errno(capture)));
+            }
+            return at.reinterpret(length);
+        } catch (IOException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    static void munmap(MemorySegment mapping) {
+        try {
+            int ignored = (int) MUNMAP.invokeExact(mapping, mapping.byteSize());
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** The C library's message for an errno value, as FileChannel's exceptions carry it. */
+    static String strerror(int errno) {
+        try {
+            MemorySegment text = (MemorySegment) STRERROR.invokeExact(errno);
+            return text.reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+package io.github.qcowloom.os;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/** A file descriptor of our own, for requests through {@link UringQueue}: buffered or O_DIRECT. */
+public final class NativeFile implements Closeable {
+    private final int fd;
+
+    private NativeFile(int fd) {
+        this.fd = fd;
+    }
+
+    /** Opens an existing file read-only or read-write (never creating or truncating it). */
+    public static NativeFile open(Path path, boolean writable, boolean direct) throws IOException {
+        int flags = (writable ? LinuxCalls.O_RDWR : LinuxCalls.O_RDONLY) | (direct ? LinuxCalls.O_DIRECT : 0);
+        return new NativeFile(LinuxCalls.open(path.toString(), flags));
+    }
+
+    /** The descriptor, valid until {@link #close()}. */
+    public int fd() {
+        return fd;
+    }
+
+    /** The C library's message for an errno value. */
+    public static String message(int errno) {
+        return LinuxCalls.strerror(errno);
+    }
+
+    @Override
+    public void close() {
+        LinuxCalls.close(fd);
+    }
+}

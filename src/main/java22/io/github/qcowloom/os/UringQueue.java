@@ -1,0 +1,248 @@
+package io.github.qcowloom.os;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * One io_uring shared by every file the process opens through it. A request is straight-line code on its
+ * caller's thread: it prepares its SQE, the SQEs of every thread in flight go to the kernel together in one
+ * {@code io_uring_enter} (whichever thread finds no submission running makes it for all: flat combining), and
+ * the thread parks until its completion is posted. Completions are reaped by the submitting thread when the
+ * kernel finished the request inline (a page-cache hit), otherwise by one platform thread that waits in the
+ * kernel and unparks their owners. A virtual thread so never blocks a carrier on I/O, and many requests share
+ * one system call, which a pool of platform threads each calling pread cannot do.
+ *
+ * <p>Locks: {@code submitLock} guards the submission side of the ring (the SQ tail and SQEs), the free slots
+ * and {@code prepared}; {@code completeLock} guards the completion side (the CQ head). They are never held
+ * together. The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time, and its
+ * holder alone uses {@code submitErrno}. A request holds a permit of {@code inFlight} from before it prepares
+ * until after its completion, so at most {@code capacity} requests are in flight: the submission ring never
+ * overflows and the completion ring (twice as large) never drops. {@code SHARED_LOCK} guards the set-up of the
+ * process's queue.
+ */
+public final class UringQueue {
+    private static final int ENTRIES = 512;
+    private static final ReentrantLock SHARED_LOCK = new ReentrantLock();
+    private static volatile UringQueue shared;
+    private static IOException sharedFailure; // guarded by SHARED_LOCK
+
+    private final IoUring ring;
+    private final int capacity;
+    private final Semaphore inFlight;
+    private final ReentrantLock submitLock = new ReentrantLock();
+    private final ReentrantLock completeLock = new ReentrantLock();
+    private final AtomicBoolean submitting = new AtomicBoolean();
+    private final AtomicReferenceArray<Waiter> waiters;
+    private final int[] freeSlots; // guarded by submitLock
+    private int freeCount; // guarded by submitLock
+    private volatile int prepared; // written under submitLock: prepared and not yet taken by the kernel
+    private final MemorySegment submitErrno = LinuxCalls.errnoSegment(Arena.global());
+    private volatile IOException broken;
+
+    /** A request's completion, handed from the completing thread to the parked owner. */
+    private static final class Waiter {
+        final Thread owner = Thread.currentThread();
+        volatile boolean done;
+        int result; // written before done
+
+        void complete(int r) {
+            result = r;
+            done = true;
+            LockSupport.unpark(owner);
+        }
+    }
+
+    private UringQueue(IoUring ring) {
+        this.ring = ring;
+        this.capacity = ring.submissionEntries();
+        this.inFlight = new Semaphore(capacity);
+        this.waiters = new AtomicReferenceArray<>(capacity);
+        this.freeSlots = new int[capacity];
+        for (int i = 0; i < capacity; i++) {
+            freeSlots[i] = i;
+        }
+        this.freeCount = capacity;
+        Thread reaper = Thread.ofPlatform().daemon().name("qcow2-loom-io_uring").unstarted(this::reapForever);
+        reaper.start();
+    }
+
+    /** The process's queue, set up on first use; throws (the same reason every time) if io_uring is refused. */
+    public static UringQueue shared() throws IOException {
+        UringQueue q = shared;
+        if (q != null) {
+            return q;
+        }
+        SHARED_LOCK.lock();
+        try {
+            if (shared == null && sharedFailure == null) {
+                String reason = LinuxCalls.unsupportedReason();
+                try {
+                    if (reason != null) {
+                        throw new IOException(reason);
+                    }
+                    shared = new UringQueue(IoUring.create(ENTRIES));
+                } catch (IOException e) {
+                    sharedFailure = e;
+                }
+            }
+            if (sharedFailure != null) {
+                throw new IOException(sharedFailure.getMessage(), sharedFailure);
+            }
+            return shared;
+        } finally {
+            SHARED_LOCK.unlock();
+        }
+    }
+
+    /** pread: returns the bytes read (0 at the end of the file), or -errno. */
+    public int read(int fd, long address, int length, long offset) throws IOException {
+        return run(IoUring.OP_READ, fd, address, length, offset, 0);
+    }
+
+    /** pwrite: returns the bytes written, or -errno. */
+    public int write(int fd, long address, int length, long offset) throws IOException {
+        return run(IoUring.OP_WRITE, fd, address, length, offset, 0);
+    }
+
+    /** fdatasync: returns 0, or -errno. */
+    public int fdatasync(int fd) throws IOException {
+        return run(IoUring.OP_FSYNC, fd, 0, 0, 0, IoUring.FSYNC_DATASYNC);
+    }
+
+    /**
+     * Runs one request and returns its result. The caller's thread waits for the completion even if
+     * interrupted (the kernel may still be using the buffer); the interrupt status is kept.
+     */
+    private int run(byte opcode, int fd, long address, int length, long offset, int opFlags) throws IOException {
+        checkNotBroken();
+        inFlight.acquireUninterruptibly();
+        try {
+            Waiter waiter = new Waiter();
+            int slot;
+            submitLock.lock();
+            try {
+                slot = freeSlots[--freeCount];
+                waiters.setRelease(slot, waiter);
+                ring.prepare(opcode, fd, address, length, offset, opFlags, slot);
+                prepared = prepared + 1;
+            } finally {
+                submitLock.unlock();
+            }
+            submitPrepared();
+            awaitCompletion(waiter);
+            submitLock.lock();
+            try {
+                waiters.setPlain(slot, null);
+                freeSlots[freeCount++] = slot;
+            } finally {
+                submitLock.unlock();
+            }
+            return waiter.result;
+        } finally {
+            inFlight.release();
+        }
+    }
+
+    /**
+     * Submits what every thread has prepared, unless another thread is submitting: that one loops until
+     * nothing is left, so a request prepared while it was in the kernel is not stranded.
+     */
+    private void submitPrepared() throws IOException {
+        while (prepared > 0 && submitting.compareAndSet(false, true)) {
+            try {
+                long r = ring.enter(submitErrno, prepared, 0, 0);
+                if (r > 0) {
+                    submitLock.lock();
+                    try {
+                        prepared = prepared - (int) r;
+                    } finally {
+                        submitLock.unlock();
+                    }
+                } else if (r < 0 && !retryable(r)) {
+                    fail(new IOException("io_uring_enter: " + LinuxCalls.strerror((int) -r)));
+                }
+            } finally {
+                submitting.set(false);
+            }
+            reapIfFree(); // requests the kernel finished inline complete here, without a thread hand-off
+        }
+        checkNotBroken();
+    }
+
+    private void reapIfFree() {
+        if (completeLock.tryLock()) {
+            try {
+                ring.reap(this::complete);
+            } finally {
+                completeLock.unlock();
+            }
+        }
+    }
+
+    private void complete(long userData, int result) {
+        Waiter w = waiters.getAcquire((int) userData);
+        if (w != null) {
+            w.complete(result);
+        }
+    }
+
+    private static void awaitCompletion(Waiter waiter) {
+        boolean interrupted = false;
+        while (!waiter.done) {
+            LockSupport.park(waiter);
+            interrupted |= Thread.interrupted();
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** The completion thread: waits in the kernel for any completion, then hands out all that are posted. */
+    private void reapForever() {
+        MemorySegment errno = LinuxCalls.errnoSegment(Arena.ofAuto());
+        while (broken == null) {
+            long r = ring.enter(errno, 0, 1, IoUring.ENTER_GETEVENTS);
+            if (r < 0 && !retryable(r)) {
+                fail(new IOException("io_uring_enter (wait): " + LinuxCalls.strerror((int) -r)));
+                return;
+            }
+            completeLock.lock();
+            try {
+                ring.reap(this::complete);
+            } finally {
+                completeLock.unlock();
+            }
+        }
+    }
+
+    private static boolean retryable(long r) {
+        return r == -LinuxCalls.EINTR || r == -LinuxCalls.EAGAIN || r == -LinuxCalls.EBUSY;
+    }
+
+    /**
+     * The ring refused a call it should never refuse: every waiting request fails with EIO rather than hang,
+     * and later requests are refused. (Reached only through a bug or a kernel fault.)
+     */
+    private void fail(IOException e) {
+        broken = e;
+        for (int slot = 0; slot < capacity; slot++) {
+            Waiter w = waiters.getAcquire(slot);
+            if (w != null && !w.done) {
+                w.complete(-5);
+            }
+        }
+    }
+
+    private void checkNotBroken() throws IOException {
+        IOException e = broken;
+        if (e != null) {
+            throw new IOException("io_uring failed: " + e.getMessage(), e);
+        }
+    }
+}

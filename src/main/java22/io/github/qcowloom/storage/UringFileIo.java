@@ -1,0 +1,167 @@
+package io.github.qcowloom.storage;
+
+import io.github.qcowloom.os.NativeFile;
+import io.github.qcowloom.os.UringQueue;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Reference;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Positional I/O through the process's io_uring ({@link UringQueue}) on a descriptor of our own. Direct
+ * buffers go to the kernel as they are; heap buffers through a pooled native copy, as FileChannel does.
+ * Loaded by {@link UringSupport} by name: it exists only in the jar's Java 22+ layer.
+ *
+ * <p>Closing waits for the requests in flight: the descriptor is closed only when none uses it, since a
+ * closed number is soon reused by another open file, into which a late request would write.
+ */
+final class UringFileIo implements FileIo {
+    private static final int HEAP_BOUNCE_SIZE = 64 * 1024;
+    private static final AlignedBufferPool HEAP_BOUNCE = new AlignedBufferPool(4096, HEAP_BOUNCE_SIZE, 256);
+    private static final int EINTR = 4;
+    private static final int EAGAIN = 11;
+
+    private final Path path;
+    private final NativeFile file;
+    private final UringQueue queue;
+    // Requests using the descriptor, plus CLOSED once closing has begun.
+    private final AtomicInteger users = new AtomicInteger();
+    private static final int CLOSED = 1 << 30;
+
+    private UringFileIo(Path path, NativeFile file, UringQueue queue) {
+        this.path = path;
+        this.file = file;
+        this.queue = queue;
+    }
+
+    /** Opens an existing file; throws if io_uring is refused here (UringSupport then falls back). */
+    static FileIo open(Path path, boolean writable, boolean direct) throws IOException {
+        UringQueue queue;
+        try {
+            queue = UringQueue.shared();
+        } catch (IOException | IllegalCallerException e) {
+            throw new UringUnavailableException(e.getMessage(), e);
+        }
+        return new UringFileIo(path, NativeFile.open(path, writable, direct), queue);
+    }
+
+    @Override
+    public int read(ByteBuffer dst, long position) throws IOException {
+        if (!dst.hasRemaining()) {
+            return 0;
+        }
+        if (!dst.isDirect()) {
+            ByteBuffer bounce = HEAP_BOUNCE.take();
+            try {
+                ByteBuffer chunk = bounce.limit(Math.min(dst.remaining(), bounce.capacity()));
+                int n = read(chunk, position);
+                if (n > 0) {
+                    dst.put(chunk.flip());
+                }
+                return n;
+            } finally {
+                HEAP_BOUNCE.give(bounce);
+            }
+        }
+        while (true) {
+            int n;
+            enter();
+            try {
+                n = queue.read(file.fd(), MemorySegment.ofBuffer(dst).address(), dst.remaining(), position);
+            } finally {
+                leave();
+            }
+            Reference.reachabilityFence(dst);
+            if (n >= 0) {
+                dst.position(dst.position() + n);
+                return n == 0 ? -1 : n;
+            }
+            checkRetry(n, "read");
+        }
+    }
+
+    @Override
+    public int write(ByteBuffer src, long position) throws IOException {
+        if (!src.hasRemaining()) {
+            return 0;
+        }
+        if (!src.isDirect()) {
+            ByteBuffer bounce = HEAP_BOUNCE.take();
+            try {
+                int length = Math.min(src.remaining(), bounce.capacity());
+                bounce.put(0, src, src.position(), length).limit(length);
+                int n = write(bounce, position);
+                src.position(src.position() + n);
+                return n;
+            } finally {
+                HEAP_BOUNCE.give(bounce);
+            }
+        }
+        while (true) {
+            int n;
+            enter();
+            try {
+                n = queue.write(file.fd(), MemorySegment.ofBuffer(src).address(), src.remaining(), position);
+            } finally {
+                leave();
+            }
+            Reference.reachabilityFence(src);
+            if (n >= 0) {
+                src.position(src.position() + n);
+                return n;
+            }
+            checkRetry(n, "write");
+        }
+    }
+
+    @Override
+    public void force() throws IOException {
+        while (true) {
+            int r;
+            enter();
+            try {
+                r = queue.fdatasync(file.fd());
+            } finally {
+                leave();
+            }
+            if (r >= 0) {
+                return;
+            }
+            checkRetry(r, "fdatasync");
+        }
+    }
+
+    /** Returns if the failed call may simply be made again; otherwise throws what FileChannel would. */
+    private void checkRetry(int result, String call) throws IOException {
+        if (result != -EINTR && result != -EAGAIN) {
+            throw new IOException(NativeFile.message(-result) + " (" + call + " " + path + ")");
+        }
+    }
+
+    private void enter() throws ClosedChannelException {
+        if (users.incrementAndGet() >= CLOSED) {
+            leave();
+            throw new ClosedChannelException();
+        }
+    }
+
+    private void leave() {
+        users.decrementAndGet();
+    }
+
+    @Override
+    public void close() {
+        int before = users.getAndAdd(CLOSED);
+        if (before >= CLOSED) {
+            return; // already closed
+        }
+        while (users.get() != CLOSED) {
+            LockSupport.parkNanos(10_000); // a request in flight finishes within its I/O time
+        }
+        file.close();
+    }
+}
