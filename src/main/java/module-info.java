@@ -5,6 +5,9 @@ module io.github.qcowloom {
     requires org.slf4j;
     requires me.tongfei.progressbar;
     requires jdk.unsupported;
+    // bench --report's charts. XChart's jar names no module: its automatic module name comes from the file name.
+    requires xchart;
+    requires java.desktop;
 
     exports io.github.qcowloom.api;
     exports io.github.qcowloom.format;

@@ -7,8 +7,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.function.Function;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -20,7 +23,10 @@ import picocli.CommandLine.Spec;
  * {@code bench}: qemu-img bench's flags and meaning (COUNT requests of BUFFER_SIZE bytes, DEPTH in flight, offsets
  * from OFFSET by STEP wrapping at the end of the disk, timed from the first submission to the last completion),
  * plus {@code --exec} and {@code --against-qemu}, which runs qemu-img bench with the same flags on identical copies
- * of the image, alternating, and prints both medians and their ratio.
+ * of the image, alternating, and prints both medians and their ratio. {@code -d} and {@code --exec} take
+ * comma-separated lists: one call runs every (executor, depth) pair, writes each on a fresh copy of the image.
+ * {@code --report DIR} keeps every figure in DIR/results.json (added to what earlier calls left there) and draws
+ * DIR/index.html from it.
  */
 @Command(name = "bench", description = "Run a simple I/O benchmark, as qemu-img bench does.")
 final class BenchCommand implements Callable<Integer> {
@@ -30,8 +36,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "-c", description = "Number of requests (default 75000).")
     int count = 75000;
 
-    @Option(names = "-d", description = "Requests in flight at once (default 64).")
-    int depth = 64;
+    @Option(names = "-d", split = ",", defaultValue = "64", paramLabel = "DEPTH",
+            description = "Requests in flight at once (default 64); a comma-separated list runs each.")
+    int[] depths;
 
     @Option(names = "-s", description = "Request size (default 4k).")
     String bufferSize = "4k";
@@ -54,8 +61,9 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "-t", description = "Cache mode: writeback (default) or none (O_DIRECT).")
     String cache = "writeback";
 
-    @Option(names = "--exec", description = "virtual (default) or pool:N platform threads.")
-    String exec;
+    @Option(names = "--exec", split = ",", paramLabel = "MODEL", description = "virtual (default) or "
+            + "pool:N platform threads; a comma-separated list runs each.")
+    List<String> execs;
 
     @Mixin
     ProfileOption profile = new ProfileOption();
@@ -64,12 +72,17 @@ final class BenchCommand implements Callable<Integer> {
             + "refcount update.")
     boolean batch;
 
-    @Option(names = "--against-qemu", description = "Alternate with qemu-img bench on copies: 3 pairs, medians.")
+    @Option(names = "--against-qemu", description = "Alternate with qemu-img bench on copies: 3 pairs, medians. "
+            + "With -t none, qemu-img runs with -i native and with -i io_uring, and the faster is compared.")
     boolean againstQemu;
 
     @Option(names = "--warmup", description = "Untimed requests first, on a scratch copy of the image, so the "
             + "request path runs JIT-compiled as in a long-running process (default 0: cold, as timed so far).")
     int warmup;
+
+    @Option(names = "--report", paramLabel = "DIR", description = "Add every figure to DIR/results.json (kept "
+            + "across calls) and draw DIR/index.html from it: IOPS, latency and CPU per I/O by depth.")
+    Path reportDir;
 
     @Option(names = "-q", description = "Quiet: only the summary line.")
     boolean quiet;
@@ -77,48 +90,160 @@ final class BenchCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "FILE")
     Path file;
 
+    /** The medians of the qemu-img runs under one aio mode. */
+    private record QemuMedian(String aio, double seconds, double cpuSeconds) {
+    }
+
     @Override
     public Integer call() throws Exception {
-        if (flushInterval != 0 && flushInterval < depth) {
-            throw new IllegalArgumentException("--flush-interval must be at least the queue depth");
+        for (int depth : depths) {
+            if (depth < 1) {
+                throw new IllegalArgumentException("-d must be at least 1");
+            }
+            if (flushInterval != 0 && flushInterval < depth) {
+                throw new IllegalArgumentException("--flush-interval must be at least the queue depth");
+            }
         }
         PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
         OpenOptions options = profile.apply(OpenOptions.readWriteDefaults())
                 .withDirect(CacheMode.direct(cache)).withReadOnly(!write);
-        ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
+        List<ExecutionModel> models = new ArrayList<>();
+        for (String e : execs != null ? execs : List.of(options.tuning().execution())) {
+            models.add(ExecutionModel.parse(e.trim()));
+        }
+        boolean sweep = models.size() * depths.length > 1;
+        List<String> aios = againstQemu ? qemuAios(options.direct(), this::probe, out) : List.of();
+        List<Object> results = new ArrayList<>();
+        Path copy = file.resolveSibling(file.getFileName() + ".bench-copy");
+        try {
+            for (ExecutionModel model : models) {
+                for (int depth : depths) {
+                    results.add(runOne(out, err, options, model, depth, aios, sweep, copy));
+                }
+            }
+        } finally {
+            if (againstQemu || sweep && write) {
+                Files.deleteIfExists(copy);
+            }
+        }
+        if (reportDir != null) {
+            List<String> argv = new ArrayList<>(List.of("qcow2-loom"));
+            argv.addAll(spec.commandLine().getParseResult().originalArgs());
+            Path html = BenchReport.write(reportDir, BenchReport.call(argv, workloadFigures(), results), err);
+            out.println("report: " + html);
+        }
+        return 0;
+    }
+
+    /** Runs one (executor, depth) pair as the single-valued command always has, and returns its figures. */
+    private Map<String, Object> runOne(PrintWriter out, PrintWriter err, OpenOptions options, ExecutionModel model,
+            int depth, List<String> aios, boolean sweep, Path copy) throws Exception {
+        BenchRunner.BenchSpec work = workload(depth);
         out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d), "
                 + "%s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
                 stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache");
         if (warmup > 0) {
-            BenchRunner.warmUp(workload().withCount(warmup), file, options, model, spec.commandLine().getErr());
+            BenchRunner.warmUp(work.withCount(warmup), file, options, model, err);
         }
         if (!againstQemu) {
-            report(out, "qcow2-loom", BenchRunner.run(workload(), file, options, model, spec.commandLine().getErr()));
-            return 0;
-        }
-        List<Double> ours = new ArrayList<>();
-        List<Double> qemu = new ArrayList<>();
-        Path copy = file.resolveSibling(file.getFileName() + ".bench-copy");
-        try {
-            for (int pair = 0; pair < 3; pair++) {
-                // Each run starts from the same image state: allocating runs see a fresh image every time.
+            // A sweep of writes runs each pair on a fresh copy, so no pair finds the clusters another allocated.
+            Path target = sweep && write ? copy : file;
+            if (target == copy) {
                 Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
-                BenchRunner.Result r = BenchRunner.run(workload(), copy, options, model, spec.commandLine().getErr());
-                ours.add(r.seconds());
-                report(out, "qcow2-loom run " + (pair + 1), r);
-                Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
-                double q = BenchRunner.runQemu(workload(), copy);
-                qemu.add(q);
-                out.printf("qemu-img   run %d: %.3f s, %.0f IOPS%n", pair + 1, q, count / q);
             }
-        } finally {
-            Files.deleteIfExists(copy);
+            BenchRunner.Result r = BenchRunner.run(work, target, options, model, err);
+            report(out, "qcow2-loom", r);
+            return BenchReport.result(model.toString(), depth, count, List.of(r), Map.of());
         }
-        double o = median(ours);
-        double q = median(qemu);
-        out.printf("median: qcow2-loom %.3f s (%.0f IOPS), qemu-img %.3f s (%.0f IOPS): %.2fx qemu-img%n", o,
-                count / o, q, count / q, q / o);
-        return 0;
+        List<BenchRunner.Result> ours = new ArrayList<>();
+        Map<String, List<BenchRunner.QemuResult>> qemu = new LinkedHashMap<>();
+        for (int pair = 0; pair < 3; pair++) {
+            // Each run starts from the same image state: allocating runs see a fresh image every time.
+            Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+            BenchRunner.Result r = BenchRunner.run(work, copy, options, model, err);
+            ours.add(r);
+            report(out, "qcow2-loom run " + (pair + 1), r);
+            for (String aio : aios) {
+                Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                BenchRunner.QemuResult q = BenchRunner.runQemu(work, copy, aio);
+                qemu.computeIfAbsent(aio, a -> new ArrayList<>()).add(q);
+                out.printf("%s run %d: %.3f s, %.0f IOPS, %s%n", qemuLabel(aio), pair + 1, q.seconds(),
+                        count / q.seconds(), cpuPerIo(q.cpuSeconds()));
+            }
+        }
+        double o = median(ours.stream().map(BenchRunner.Result::seconds).toList());
+        double oCpu = median(ours.stream().map(BenchRunner.Result::cpuSeconds).toList());
+        List<QemuMedian> medians = new ArrayList<>();
+        for (Map.Entry<String, List<BenchRunner.QemuResult>> e : qemu.entrySet()) {
+            medians.add(new QemuMedian(e.getKey(), median(e.getValue().stream().map(BenchRunner.QemuResult::seconds)
+                    .toList()), median(e.getValue().stream().map(BenchRunner.QemuResult::cpuSeconds).toList())));
+        }
+        QemuMedian best = medians.get(0);
+        for (QemuMedian m : medians) {
+            if (m.seconds() < best.seconds()) {
+                best = m;
+            }
+        }
+        String who = "qemu-img";
+        if (medians.size() > 1) {
+            StringBuilder line = new StringBuilder("median: qemu-img");
+            for (QemuMedian m : medians) {
+                line.append(String.format(" -i %s %.3f s (%.0f IOPS, %s),", m.aio(), m.seconds(), count / m.seconds(),
+                        cpuPerIo(m.cpuSeconds())));
+            }
+            out.println(line.append(" faster: -i ").append(best.aio()));
+            who = "qemu-img -i " + best.aio();
+        }
+        out.printf("median: qcow2-loom %.3f s (%.0f IOPS), %s %.3f s (%.0f IOPS): %.2fx qemu-img; CPU per I/O: "
+                + "qcow2-loom %s, qemu-img %s%n", o, count / o, who, best.seconds(), count / best.seconds(),
+                best.seconds() / o, micros(oCpu), micros(best.cpuSeconds()));
+        return BenchReport.result(model.toString(), depth, count, ours, qemu);
+    }
+
+    /**
+     * The aio modes of qemu-img to compare with. With the page cache: qemu-img's default (null: no {@code -i},
+     * which is aio=threads), as always. With O_DIRECT: {@code native} and {@code io_uring}, the two a hypervisor
+     * would pick, each kept only if {@code probe} (null if qemu-img accepts it, else its message) accepts it; if
+     * neither is, qemu-img's default again. Each one refused is said on {@code out}.
+     */
+    static List<String> qemuAios(boolean direct, Function<String, String> probe, PrintWriter out) {
+        if (!direct) {
+            return java.util.Collections.singletonList(null);
+        }
+        List<String> aios = new ArrayList<>();
+        for (String aio : List.of("native", "io_uring")) {
+            String refused = probe.apply(aio);
+            if (refused == null) {
+                aios.add(aio);
+            } else {
+                out.println("qemu-img bench -i " + aio + " refused here (" + refused.replace('\n', ' ').trim()
+                        + "): comparing without it");
+            }
+        }
+        return aios.isEmpty() ? java.util.Collections.singletonList(null) : aios;
+    }
+
+    private String probe(String aio) {
+        try {
+            return BenchRunner.probeQemuAio(workload(depths[0]), file, aio);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return "interrupted";
+        }
+    }
+
+    /** "qemu-img  " as the single run has always printed it, or "qemu-img native  " etc. with -i. */
+    private static String qemuLabel(String aio) {
+        return aio == null ? "qemu-img  " : String.format("qemu-img %-8s", aio);
+    }
+
+    private String cpuPerIo(double cpuSeconds) {
+        return micros(cpuSeconds) + " CPU per I/O";
+    }
+
+    private String micros(double cpuSeconds) {
+        return Double.isNaN(cpuSeconds) ? "n/a" : String.format("%.1f us", cpuSeconds * 1e6 / count);
     }
 
     private long bytes(String s) {
@@ -129,16 +254,34 @@ final class BenchCommand implements Callable<Integer> {
         return step == null ? bytes(bufferSize) : bytes(step);
     }
 
-    private BenchRunner.BenchSpec workload() {
+    private BenchRunner.BenchSpec workload(int depth) {
         return new BenchRunner.BenchSpec(count, depth, (int) bytes(bufferSize), bytes(offset), stepBytes(), write,
                 pattern, flushInterval, cache, batch);
+    }
+
+    /** The workload as the report keeps it: what is the same for every pair of this call. */
+    private Map<String, Object> workloadFigures() {
+        Map<String, Object> w = new LinkedHashMap<>();
+        w.put("rw", write ? "write" : "read");
+        w.put("count", count);
+        w.put("size", bytes(bufferSize));
+        w.put("offset", bytes(offset));
+        w.put("step", stepBytes());
+        w.put("cache", cache);
+        w.put("flush_interval", flushInterval);
+        w.put("batch", batch);
+        w.put("pattern", pattern);
+        w.put("profile", profile.profile);
+        w.put("warmup", warmup);
+        w.put("image", file.toAbsolutePath().toString());
+        return w;
     }
 
     private void report(PrintWriter out, String who, BenchRunner.Result r) {
         double mib = (double) count * bytes(bufferSize) / (1 << 20) / r.seconds();
         out.printf("%s: Run completed in %.3f seconds: %.0f IOPS, %.1f MiB/s, latency p50 %.0f us p99 %.0f us, "
-                + "%d host syncs, %.2f s CPU%n", who, r.seconds(), count / r.seconds(), mib, r.p50Micros(),
-                r.p99Micros(), r.syncs(), r.cpuSeconds());
+                + "%d host syncs, %.2f s CPU, %s%n", who, r.seconds(), count / r.seconds(), mib, r.p50Micros(),
+                r.p99Micros(), r.syncs(), r.cpuSeconds(), cpuPerIo(r.cpuSeconds()));
     }
 
     private static double median(List<Double> v) {

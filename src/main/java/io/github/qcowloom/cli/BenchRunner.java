@@ -145,11 +145,63 @@ final class BenchRunner {
         return ProcessHandle.current().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(0L);
     }
 
+    /** One run of qemu-img bench: its "Run completed in X seconds" and the CPU time the process used. */
+    record QemuResult(double seconds, double cpuSeconds) {
+    }
+
     /** qemu-img bench with the same flags; returns its "Run completed in X seconds". */
     static double runQemu(BenchSpec spec, Path image) throws IOException, InterruptedException {
+        return runQemu(spec, image, null).seconds();
+    }
+
+    /**
+     * qemu-img bench with the same flags and, unless {@code aio} is null, {@code -i aio} (native, io_uring or
+     * threads; qemu's default is threads). The CPU time is the child's whole life, start and image open included
+     * (as ours is not), so it overstates qemu-img's per-request cost slightly at small counts.
+     */
+    static QemuResult runQemu(BenchSpec spec, Path image, String aio) throws IOException, InterruptedException {
+        List<String> cmd = qemuCommand(spec, image, aio);
+        double cpuBefore = childrenCpuSeconds();
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        int code = p.waitFor();
+        // waitFor returns once the JDK's reaper thread has reaped the child, which is when the kernel adds the
+        // child's CPU time to this process's cutime/cstime: read after it, they include the whole run.
+        double cpu = childrenCpuSeconds() - cpuBefore;
+        if (code != 0) {
+            throw new IOException("qemu-img bench failed: " + text.trim());
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Run completed in ([0-9.]+) seconds").matcher(text);
+        if (!m.find()) {
+            throw new IOException("unexpected qemu-img bench output: " + text.trim());
+        }
+        return new QemuResult(Double.parseDouble(m.group(1)), cpu);
+    }
+
+    /**
+     * Whether qemu-img bench accepts {@code -i aio} with this cache mode on this host and image: null if it does,
+     * else qemu-img's message (an io_uring that the kernel or the build lacks is refused when the image opens).
+     * Runs one read request, so the image is not changed.
+     */
+    static String probeQemuAio(BenchSpec spec, Path image, String aio) throws InterruptedException {
+        BenchSpec one = new BenchSpec(1, 1, spec.size(), spec.offset(), spec.step(), false, 0, 0, spec.cache(),
+                false);
+        try {
+            runQemu(one, image, aio);
+            return null;
+        } catch (IOException e) {
+            return e.getMessage();
+        }
+    }
+
+    private static List<String> qemuCommand(BenchSpec spec, Path image, String aio) {
         List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-f", "qcow2", "-c", String.valueOf(spec.count()),
                 "-d", String.valueOf(spec.depth()), "-s", String.valueOf(spec.size()), "-o",
                 String.valueOf(spec.offset()), "-S", String.valueOf(spec.step()), "-t", spec.cache()));
+        if (aio != null) {
+            cmd.add("-i");
+            cmd.add(aio);
+        }
         if (spec.write()) {
             cmd.add("-w");
             cmd.add("--pattern=" + spec.pattern());
@@ -158,16 +210,26 @@ final class BenchRunner {
             cmd.add("--flush-interval=" + spec.flushInterval());
         }
         cmd.add(image.toString());
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-        if (p.waitFor() != 0) {
-            throw new IOException("qemu-img bench failed: " + text.trim());
-        }
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("Run completed in ([0-9.]+) seconds").matcher(text);
-        if (!m.find()) {
-            throw new IOException("unexpected qemu-img bench output: " + text.trim());
-        }
-        return Double.parseDouble(m.group(1));
+        return cmd;
     }
 
+    /**
+     * CPU seconds (user + system) of this process's reaped children: fields 16 and 17 (cutime, cstime) of
+     * /proc/self/stat, in clock ticks of 1/100 s (USER_HZ, fixed at 100 in Linux's user ABI), so 10 ms
+     * resolution. NaN where there is no /proc.
+     */
+    static double childrenCpuSeconds() {
+        try {
+            return childrenCpuSeconds(java.nio.file.Files.readString(Path.of("/proc/self/stat")));
+        } catch (IOException | RuntimeException e) {
+            return Double.NaN;
+        }
+    }
+
+    static double childrenCpuSeconds(String stat) {
+        // Field 2, the command name in parentheses, may hold spaces and parentheses: count from the last ')'.
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
+        // f[0] is field 3 (state), so field N is f[N - 3].
+        return (Long.parseLong(f[16 - 3]) + Long.parseLong(f[17 - 3])) / 100.0;
+    }
 }

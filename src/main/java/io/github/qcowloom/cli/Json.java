@@ -3,9 +3,24 @@ package io.github.qcowloom.cli;
 import java.util.List;
 import java.util.Map;
 
-/** Writes maps, lists, strings, numbers and booleans as JSON laid out like qemu-img's (4-space indent). */
+/**
+ * Writes maps, lists, strings, numbers and booleans as JSON laid out like qemu-img's (4-space indent), and reads
+ * JSON back into the same shapes (objects as insertion-ordered maps, integers as Long, other numbers as Double).
+ */
 final class Json {
     private Json() {
+    }
+
+    /** Parses one JSON value; IllegalArgumentException on malformed text. */
+    static Object parse(String text) {
+        Reader r = new Reader(text);
+        r.space();
+        Object v = r.value();
+        r.space();
+        if (r.pos != text.length()) {
+            throw r.error("trailing text");
+        }
+        return v;
     }
 
     static String write(Object value) {
@@ -46,6 +61,8 @@ final class Json {
             sb.append(']');
         } else if (v instanceof String s) {
             string(sb, s);
+        } else if (v instanceof Double d && !Double.isFinite(d)) {
+            sb.append("null"); // JSON has no NaN or infinity
         } else {
             sb.append(v);
         }
@@ -75,5 +92,159 @@ final class Json {
             }
         }
         sb.append('"');
+    }
+
+    /** A recursive-descent reader over the text. */
+    private static final class Reader {
+        private final String s;
+        private int pos;
+
+        Reader(String s) {
+            this.s = s;
+        }
+
+        Object value() {
+            if (pos >= s.length()) {
+                throw error("unexpected end");
+            }
+            char c = s.charAt(pos);
+            switch (c) {
+                case '{' -> {
+                    pos++;
+                    Map<String, Object> m = new java.util.LinkedHashMap<>();
+                    space();
+                    if (peek('}')) {
+                        return m;
+                    }
+                    do {
+                        space();
+                        String k = string();
+                        space();
+                        expect(':');
+                        space();
+                        m.put(k, value());
+                        space();
+                    } while (peek(','));
+                    expect('}');
+                    return m;
+                }
+                case '[' -> {
+                    pos++;
+                    List<Object> l = new java.util.ArrayList<>();
+                    space();
+                    if (peek(']')) {
+                        return l;
+                    }
+                    do {
+                        space();
+                        l.add(value());
+                        space();
+                    } while (peek(','));
+                    expect(']');
+                    return l;
+                }
+                case '"' -> {
+                    return string();
+                }
+                default -> {
+                    if (s.startsWith("true", pos)) {
+                        pos += 4;
+                        return Boolean.TRUE;
+                    }
+                    if (s.startsWith("false", pos)) {
+                        pos += 5;
+                        return Boolean.FALSE;
+                    }
+                    if (s.startsWith("null", pos)) {
+                        pos += 4;
+                        return null;
+                    }
+                    return number();
+                }
+            }
+        }
+
+        private Object number() {
+            int start = pos;
+            while (pos < s.length() && "+-0123456789.eE".indexOf(s.charAt(pos)) >= 0) {
+                pos++;
+            }
+            String t = s.substring(start, pos);
+            try {
+                if (t.matches("-?\\d+")) {
+                    return Long.parseLong(t);
+                }
+                return Double.parseDouble(t);
+            } catch (NumberFormatException e) {
+                pos = start;
+                throw error("bad value");
+            }
+        }
+
+        private String string() {
+            expect('"');
+            StringBuilder sb = new StringBuilder();
+            while (true) {
+                if (pos >= s.length()) {
+                    throw error("unterminated string");
+                }
+                char c = s.charAt(pos++);
+                if (c == '"') {
+                    return sb.toString();
+                }
+                if (c != '\\') {
+                    sb.append(c);
+                    continue;
+                }
+                if (pos >= s.length()) {
+                    throw error("unterminated string");
+                }
+                char e = s.charAt(pos++);
+                switch (e) {
+                    case 'n' -> sb.append('\n');
+                    case 'r' -> sb.append('\r');
+                    case 't' -> sb.append('\t');
+                    case 'b' -> sb.append('\b');
+                    case 'f' -> sb.append('\f');
+                    case 'u' -> {
+                        if (pos + 4 > s.length()) {
+                            throw error("bad escape");
+                        }
+                        try {
+                            sb.append((char) Integer.parseInt(s.substring(pos, pos + 4), 16));
+                        } catch (NumberFormatException x) {
+                            throw error("bad escape");
+                        }
+                        pos += 4;
+                    }
+                    case '"', '\\', '/' -> sb.append(e);
+                    default -> throw error("bad escape");
+                }
+            }
+        }
+
+        void space() {
+            while (pos < s.length() && Character.isWhitespace(s.charAt(pos))) {
+                pos++;
+            }
+        }
+
+        private boolean peek(char c) {
+            if (pos < s.length() && s.charAt(pos) == c) {
+                pos++;
+                return true;
+            }
+            return false;
+        }
+
+        private void expect(char c) {
+            if (!peek(c)) {
+                throw error("expected '" + c + "'");
+            }
+        }
+
+        IllegalArgumentException error(String what) {
+            return new IllegalArgumentException("JSON: " + what + " at offset " + pos);
+        }
     }
 }

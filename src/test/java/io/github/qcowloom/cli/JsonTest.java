@@ -1,0 +1,30 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Json reads back what it writes, and refuses malformed text. */
+class JsonTest {
+    @Test
+    void jsonReadsBackWhatItWrites() {
+        Map<String, Object> m = new java.util.LinkedHashMap<>();
+        m.put("s", "a \"quoted\"\n\\ line\u0001");
+        m.put("l", List.of(1, -2.5, 3e-7, true, false));
+        m.put("nan", Double.NaN);
+        m.put("empty", Map.of());
+        Object back = Json.parse(Json.write(m));
+        Map<?, ?> b = (Map<?, ?>) back;
+        assertEquals(m.get("s"), b.get("s"));
+        assertEquals(List.of(1L, -2.5, 3e-7, true, false), b.get("l"));
+        assertTrue(b.containsKey("nan") && b.get("nan") == null);
+        assertEquals(Map.of(), b.get("empty"));
+        for (String bad : List.of("{", "[1,]", "{\"a\" 1}", "tru", "1 2", "\"\\x\"")) {
+            assertThrows(IllegalArgumentException.class, () -> Json.parse(bad), bad);
+        }
+    }
+}
