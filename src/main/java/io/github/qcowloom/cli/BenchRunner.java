@@ -60,7 +60,6 @@ final class BenchRunner {
     static Result run(BenchSpec spec, Path image, OpenOptions options, ExecutionModel model, PrintWriter err)
             throws Exception {
         int size = spec.size();
-        long stepSize = spec.step();
         CountingStorage storage = new CountingStorage(FileStorage.open(image, options.readOnly(), options.direct(),
                 options.tuning().storage()));
         long[] latency = new long[spec.count()];
@@ -87,45 +86,9 @@ final class BenchRunner {
             long syncsBefore = storage.counts().flushes();
             long cpuBefore = cpuNanos();
             long start = System.nanoTime();
-            long off = spec.offset() % wrap;
-            if (spec.batch() && spec.write()) {
-                // Batch submit: DEPTH writes at a time, their clusters reserved in one refcount update.
-                BatchSubmitter batches = new BatchSubmitter(device);
-                for (int i = 0; i < spec.count(); ) {
-                    List<BatchSubmitter.Write> batch = new ArrayList<>();
-                    long t0 = System.nanoTime();
-                    int first = i;
-                    for (; i < spec.count() && batch.size() < spec.depth(); i++) {
-                        batch.add(new BatchSubmitter.Write(off, data.duplicate()));
-                        off = (off + stepSize) % wrap;
-                    }
-                    batches.submit(batch).join();
-                    Arrays.fill(latency, first, i, System.nanoTime() - t0);
-                }
-            }
-            for (int i = spec.batch() && spec.write() ? spec.count() : 0; i < spec.count(); i++) {
-                if (spec.flushInterval() > 0 && i > 0 && i % spec.flushInterval() == 0) {
-                    slots.acquire(spec.depth()); // drain, as qemu-img bench does before its flush
-                    device.flush().join();
-                    slots.release(spec.depth());
-                }
-                slots.acquire();
-                int n = i;
-                long t0 = System.nanoTime();
-                ByteBuffer buf = spec.write() ? data.duplicate() : buffers.poll().clear();
-                (spec.write() ? device.write(off, buf) : device.read(off, buf)).whenComplete((v, e) -> {
-                    latency[n] = System.nanoTime() - t0;
-                    if (!spec.write()) {
-                        buffers.add(buf);
-                    }
-                    slots.release();
-                    if (e != null) {
-                        err.println("qcow2-loom: request failed: " + e.getCause());
-                    }
-                });
-                off = (off + stepSize) % wrap;
-            }
-            slots.acquire(spec.depth());
+            // The submitting loop runs on a virtual thread, as a Loom hypervisor's queue handler would: a completion
+            // that frees a slot then resumes it on a carrier instead of waking a parked platform thread.
+            onVirtualThread(() -> submitAll(spec, device, data, buffers, slots, latency, wrap, err));
             seconds = (System.nanoTime() - start) / 1e9;
             cpu = (cpuNanos() - cpuBefore) / 1e9;
             syncs = storage.counts().flushes() - syncsBefore;
@@ -134,6 +97,71 @@ final class BenchRunner {
         Arrays.sort(sorted);
         int count = spec.count();
         return new Result(seconds, syncs, cpu, sorted[count / 2] / 1e3, sorted[(int) (count * 0.99)] / 1e3);
+    }
+
+    /** Submits the workload's requests, DEPTH in flight, as qemu-img bench does. */
+    private static void submitAll(BenchSpec spec, AsyncBlockDevice device, ByteBuffer data,
+            java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers, java.util.concurrent.Semaphore slots,
+            long[] latency, long wrap, PrintWriter err) throws Exception {
+        long stepSize = spec.step();
+        long off = spec.offset() % wrap;
+        if (spec.batch() && spec.write()) {
+            // Batch submit: DEPTH writes at a time, their clusters reserved in one refcount update.
+            BatchSubmitter batches = new BatchSubmitter(device);
+            for (int i = 0; i < spec.count(); ) {
+                List<BatchSubmitter.Write> batch = new ArrayList<>();
+                long t0 = System.nanoTime();
+                int first = i;
+                for (; i < spec.count() && batch.size() < spec.depth(); i++) {
+                    batch.add(new BatchSubmitter.Write(off, data.duplicate()));
+                    off = (off + stepSize) % wrap;
+                }
+                batches.submit(batch).join();
+                Arrays.fill(latency, first, i, System.nanoTime() - t0);
+            }
+        }
+        for (int i = spec.batch() && spec.write() ? spec.count() : 0; i < spec.count(); i++) {
+            if (spec.flushInterval() > 0 && i > 0 && i % spec.flushInterval() == 0) {
+                slots.acquire(spec.depth()); // drain, as qemu-img bench does before its flush
+                device.flush().join();
+                slots.release(spec.depth());
+            }
+            slots.acquire();
+            int n = i;
+            long t0 = System.nanoTime();
+            ByteBuffer buf = spec.write() ? data.duplicate() : buffers.poll().clear();
+            (spec.write() ? device.write(off, buf) : device.read(off, buf)).whenComplete((v, e) -> {
+                latency[n] = System.nanoTime() - t0;
+                if (!spec.write()) {
+                    buffers.add(buf);
+                }
+                slots.release();
+                if (e != null) {
+                    err.println("qcow2-loom: request failed: " + e.getCause());
+                }
+            });
+            off = (off + stepSize) % wrap;
+        }
+        slots.acquire(spec.depth());
+    }
+
+    private interface Body {
+        void run() throws Exception;
+    }
+
+    private static void onVirtualThread(Body body) throws Exception {
+        Exception[] failure = new Exception[1];
+        Thread t = Thread.ofVirtual().name("qcow2-loom-bench").start(() -> {
+            try {
+                body.run();
+            } catch (Exception e) {
+                failure[0] = e;
+            }
+        });
+        t.join();
+        if (failure[0] != null) {
+            throw failure[0];
+        }
     }
 
     /** A direct buffer aligned for O_DIRECT, as qemu-img bench's (qemu_blockalign), so neither side bounces. */

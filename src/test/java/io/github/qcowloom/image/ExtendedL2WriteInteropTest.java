@@ -22,6 +22,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -284,6 +285,11 @@ class ExtendedL2WriteInteropTest {
                     while (!stop.get()) {
                         // A torn entry would read as corrupt (MetadataCorruptionException) and mark the image.
                         img.read(0, buf.clear());
+                        // Virtual threads are not time-sliced: a reader whose reads never park (zero clusters,
+                        // page-cache hits completed inline) keeps its carrier, and a writer resumed by an
+                        // io_uring completion (submitted to the scheduler from outside) waits behind such
+                        // readers for as long as they run; Thread.yield does not help, it requeues locally.
+                        LockSupport.parkNanos(10_000);
                     }
                     return null;
                 }));

@@ -18,6 +18,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -90,6 +91,7 @@ class TinyCacheStressTest {
                     ByteBuffer buf = ByteBuffer.allocate(512);
                     while (!stop.get()) {
                         img.read((long) rnd.nextInt(clusters) * CLUSTER, buf.clear());
+                        LockSupport.parkNanos(10_000); // see ExtendedL2WriteInteropTest's readers
                     }
                     return null;
                 }));
