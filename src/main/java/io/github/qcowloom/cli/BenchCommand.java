@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.exec.ExecutionModel;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -61,6 +62,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "-t", description = "Cache mode: writeback (default) or none (O_DIRECT).")
     String cache = "writeback";
 
+    @Option(names = "--storage", paramLabel = "BACKEND", description = "io_uring (default; FileChannel where "
+            + "it cannot run) or filechannel, as the profile key storage.")
+    String storage;
+
     @Option(names = "--exec", split = ",", paramLabel = "MODEL", description = "virtual (default) or "
             + "pool:N platform threads; a comma-separated list runs each.")
     List<String> execs;
@@ -108,6 +113,9 @@ final class BenchCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         OpenOptions options = profile.apply(OpenOptions.readWriteDefaults())
                 .withDirect(CacheMode.direct(cache)).withReadOnly(!write);
+        if (storage != null) {
+            options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
+        }
         List<ExecutionModel> models = new ArrayList<>();
         for (String e : execs != null ? execs : List.of(options.tuning().execution())) {
             models.add(ExecutionModel.parse(e.trim()));
@@ -141,8 +149,8 @@ final class BenchCommand implements Callable<Integer> {
             int depth, List<String> aios, boolean sweep, Path copy) throws Exception {
         BenchRunner.BenchSpec work = workload(depth);
         out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d), "
-                + "%s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
-                stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache");
+                + "%s, %s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
+                stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache", options.tuning().storage());
         if (warmup > 0) {
             BenchRunner.warmUp(work.withCount(warmup), file, options, model, err);
         }
