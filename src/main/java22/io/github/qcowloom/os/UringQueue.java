@@ -6,6 +6,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -48,6 +49,10 @@ public final class UringQueue {
     private volatile int prepared; // written under submitLock: prepared and not yet taken by the kernel
     private final MemorySegment submitErrno = LinuxCalls.errnoSegment(Arena.global());
     private volatile IOException broken;
+    // io_uring_enter calls made, for StorageBackendBenchmark's "calls per request" (the real batch size): one
+    // add per system call, which costs a thousand times more, so the counts stay on in production.
+    private final LongAdder submitCalls = new LongAdder();
+    private final LongAdder waitCalls = new LongAdder();
 
     /** A request's completion, handed from the completing thread to the parked owner. */
     private static final class Waiter {
@@ -102,6 +107,16 @@ public final class UringQueue {
         } finally {
             SHARED_LOCK.unlock();
         }
+    }
+
+    /** The io_uring_enter calls made so far to submit (each takes every request prepared at that moment). */
+    public long submitCalls() {
+        return submitCalls.sum();
+    }
+
+    /** The io_uring_enter calls made so far by the completion thread to wait (each returns every posted one). */
+    public long waitCalls() {
+        return waitCalls.sum();
     }
 
     /** pread: returns the bytes read (0 at the end of the file), or -errno. */
@@ -160,6 +175,7 @@ public final class UringQueue {
     private void submitPrepared() throws IOException {
         while (prepared > 0 && submitting.compareAndSet(false, true)) {
             try {
+                submitCalls.increment();
                 long r = ring.enter(submitErrno, prepared, 0, 0);
                 if (r > 0) {
                     submitLock.lock();
@@ -215,6 +231,7 @@ public final class UringQueue {
         while (broken == null) {
             int inFlightNow = capacity - inFlight.availablePermits();
             int batch = Math.max(1, Math.min(MAX_BATCH, inFlightNow / 2));
+            waitCalls.increment();
             long r = ring.awaitCompletions(errno, argument, batch, MIN_WAIT_MICROS);
             if (r < 0 && !retryable(r)) {
                 fail(new IOException("io_uring_enter (wait): " + LinuxCalls.strerror((int) -r)));
