@@ -24,10 +24,7 @@ final class IoUring implements Closeable {
     static final byte OP_WRITE = 23;
     static final int FSYNC_DATASYNC = 1;
     static final int ENTER_GETEVENTS = 1;
-    private static final int ENTER_EXT_ARG = 1 << 3;
     private static final int FEAT_SINGLE_MMAP = 1;
-    private static final int FEAT_MIN_TIMEOUT = 1 << 15;
-    private static final int GETEVENTS_ARG_SIZE = 24;
     private static final long OFF_SQ_RING = 0L;
     private static final long OFF_CQ_RING = 0x8000000L;
     private static final long OFF_SQES = 0x10000000L;
@@ -38,7 +35,6 @@ final class IoUring implements Closeable {
     private static final VarHandle INT = JAVA_INT.varHandle();
 
     private final int fd;
-    private final int features;
     private final int sqEntries;
     private final int cqEntries;
     private final MemorySegment sqRing;
@@ -55,7 +51,6 @@ final class IoUring implements Closeable {
 
     private IoUring(int fd, MemorySegment params, MemorySegment sqRing, MemorySegment cqRing, MemorySegment sqes) {
         this.fd = fd;
-        this.features = params.get(JAVA_INT, 20);
         this.sqEntries = params.get(JAVA_INT, 0);
         this.cqEntries = params.get(JAVA_INT, 4);
         this.sqRing = sqRing;
@@ -138,31 +133,6 @@ final class IoUring implements Closeable {
      */
     long enter(MemorySegment errno, int toSubmit, int minComplete, int flags) {
         return LinuxCalls.syscall(errno, LinuxCalls.SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0);
-    }
-
-    /** True if the kernel knows a minimum wait (Linux 6.12+): {@link #awaitCompletions} then batches. */
-    boolean batchesWaits() {
-        return (features & FEAT_MIN_TIMEOUT) != 0;
-    }
-
-    /** A buffer for {@link #awaitCompletions}' argument, for one thread at a time. */
-    static MemorySegment waitArgument(Arena arena) {
-        return arena.allocate(GETEVENTS_ARG_SIZE, 8);
-    }
-
-    /**
-     * Waits until {@code count} completions are posted, or, once {@code minWaitMicros} have passed, until at
-     * least one is (interrupt coalescing: one wake-up for many completions, the first delayed by at most the
-     * minimum wait). Without {@link #batchesWaits()} it waits for one completion. Returns 0 or -errno.
-     */
-    long awaitCompletions(MemorySegment errno, MemorySegment argument, int count, int minWaitMicros) {
-        if (!batchesWaits() || count <= 1) {
-            return enter(errno, 0, 1, ENTER_GETEVENTS);
-        }
-        argument.fill((byte) 0);
-        argument.set(JAVA_INT, 12, minWaitMicros);
-        return LinuxCalls.syscall(errno, LinuxCalls.SYS_IO_URING_ENTER, fd, 0, count,
-                ENTER_GETEVENTS | ENTER_EXT_ARG, argument.address(), GETEVENTS_ARG_SIZE);
     }
 
     /** Receives one completion. */

@@ -29,10 +29,6 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class UringQueue {
     private static final int ENTRIES = 512;
-    // The completion thread wakes once for up to this many completions, or after MIN_WAIT_MICROS for at least
-    // one: under load one wake-up serves many requests, and no completion waits longer than the minimum wait.
-    private static final int MAX_BATCH = 32;
-    private static final int MIN_WAIT_MICROS = 20;
     private static final ReentrantLock SHARED_LOCK = new ReentrantLock();
     private static volatile UringQueue shared;
     private static IOException sharedFailure; // guarded by SHARED_LOCK
@@ -154,6 +150,9 @@ public final class UringQueue {
                 submitLock.unlock();
             }
             submitPrepared();
+            if (!waiter.done && inFlight.availablePermits() == capacity - 1) {
+                awaitAlone(waiter);
+            }
             awaitCompletion(waiter);
             submitLock.lock();
             try {
@@ -195,6 +194,31 @@ public final class UringQueue {
         checkNotBroken();
     }
 
+    /**
+     * The caller's request is the only one in flight: it waits in the kernel on its own carrier rather than
+     * parking, so its completion (which the kernel finishes on the submitting thread) wakes it directly, with
+     * no hand-off through the completion thread and the scheduler. Blocking one carrier costs nothing while
+     * no other request is in flight; one that arrives meanwhile submits as usual, and its completion, which
+     * also ends this wait, is handed out here. The completion lock is held throughout, so that no other
+     * thread reaps this request's completion between the check and the wait (the wait would then never end).
+     */
+    private void awaitAlone(Waiter waiter) {
+        completeLock.lock();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment errno = LinuxCalls.errnoSegment(arena);
+            ring.reap(this::complete);
+            while (!waiter.done && broken == null) {
+                long r = ring.enter(errno, 0, 1, IoUring.ENTER_GETEVENTS);
+                if (r < 0 && !retryable(r)) {
+                    fail(new IOException("io_uring_enter (wait): " + LinuxCalls.strerror((int) -r)));
+                }
+                ring.reap(this::complete);
+            }
+        } finally {
+            completeLock.unlock();
+        }
+    }
+
     private void reapIfFree() {
         if (completeLock.tryLock()) {
             try {
@@ -225,14 +249,10 @@ public final class UringQueue {
 
     /** The completion thread: waits in the kernel for any completion, then hands out all that are posted. */
     private void reapForever() {
-        Arena arena = Arena.ofAuto();
-        MemorySegment errno = LinuxCalls.errnoSegment(arena);
-        MemorySegment argument = IoUring.waitArgument(arena);
+        MemorySegment errno = LinuxCalls.errnoSegment(Arena.ofAuto());
         while (broken == null) {
-            int inFlightNow = capacity - inFlight.availablePermits();
-            int batch = Math.max(1, Math.min(MAX_BATCH, inFlightNow / 2));
             waitCalls.increment();
-            long r = ring.awaitCompletions(errno, argument, batch, MIN_WAIT_MICROS);
+            long r = ring.enter(errno, 0, 1, IoUring.ENTER_GETEVENTS);
             if (r < 0 && !retryable(r)) {
                 fail(new IOException("io_uring_enter (wait): " + LinuxCalls.strerror((int) -r)));
                 return;
@@ -247,7 +267,7 @@ public final class UringQueue {
     }
 
     private static boolean retryable(long r) {
-        return r == -LinuxCalls.EINTR || r == -LinuxCalls.EAGAIN || r == -LinuxCalls.EBUSY || r == -LinuxCalls.ETIME;
+        return r == -LinuxCalls.EINTR || r == -LinuxCalls.EAGAIN || r == -LinuxCalls.EBUSY;
     }
 
     /**
