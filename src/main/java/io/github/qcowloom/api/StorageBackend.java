@@ -8,10 +8,16 @@ public enum StorageBackend {
      * io_uring through the FFM API (Java 22+, Linux): requests in flight share system calls and park their
      * virtual threads instead of blocking carriers. Falls back to FileChannel where it cannot run.
      */
-    IO_URING("io_uring");
+    IO_URING("io_uring"),
+    /**
+     * io_uring with O_DIRECT, FileChannel through the page cache: the faster of the two in each mode as measured
+     * (README, Benchmarks). A page-cache hit costs FileChannel one short system call on the carrier, while
+     * io_uring adds a ring round trip, and buffered writes go to io_uring's worker threads.
+     */
+    AUTO("auto");
 
-    /** The default: the faster of the two on the machines measured (see the README's benchmark section). */
-    public static final StorageBackend DEFAULT = IO_URING;
+    /** The default. */
+    public static final StorageBackend DEFAULT = AUTO;
 
     private final String key;
 
@@ -24,6 +30,11 @@ public enum StorageBackend {
         return key;
     }
 
+    /** The backend that runs for a file opened with or without O_DIRECT: AUTO chooses, the others stay. */
+    public StorageBackend resolve(boolean direct) {
+        return this != AUTO ? this : direct ? IO_URING : FILECHANNEL;
+    }
+
     /** Parses a profile value. */
     public static StorageBackend parse(String value) {
         for (StorageBackend b : values()) {
@@ -31,7 +42,8 @@ public enum StorageBackend {
                 return b;
             }
         }
-        throw new IllegalArgumentException("storage must be 'io_uring' or 'filechannel', not '" + value + "'");
+        throw new IllegalArgumentException("storage must be 'auto', 'io_uring' or 'filechannel', not '" + value
+                + "'");
     }
 
     @Override

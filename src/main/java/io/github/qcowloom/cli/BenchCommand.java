@@ -62,8 +62,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "-t", description = "Cache mode: writeback (default) or none (O_DIRECT).")
     String cache = "writeback";
 
-    @Option(names = "--storage", paramLabel = "BACKEND", description = "io_uring (default; FileChannel where "
-            + "it cannot run) or filechannel, as the profile key storage.")
+    @Option(names = "--storage", paramLabel = "BACKEND", description = "auto (default: io_uring with -t none, "
+            + "FileChannel through the page cache), io_uring (FileChannel where it cannot run) or filechannel.")
     String storage;
 
     @Option(names = "--exec", split = ",", paramLabel = "MODEL", description = "virtual (default) or "
@@ -150,7 +150,8 @@ final class BenchCommand implements Callable<Integer> {
         BenchRunner.BenchSpec work = workload(depth);
         out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d), "
                 + "%s, %s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
-                stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache", options.tuning().storage());
+                stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache",
+                options.tuning().storage().resolve(options.direct()));
         if (warmup > 0) {
             BenchRunner.warmUp(work.withCount(warmup), file, options, model, err);
         }
