@@ -86,9 +86,13 @@ final class BenchRunner {
             long syncsBefore = storage.counts().flushes();
             long cpuBefore = cpuNanos();
             long start = System.nanoTime();
-            // The submitting loop runs on a virtual thread, as a Loom hypervisor's queue handler would: a completion
-            // that frees a slot then resumes it on a carrier instead of waking a parked platform thread.
-            onVirtualThread(() -> submitAll(spec, device, data, buffers, slots, latency, wrap, err));
+            if (spec.batch() || spec.flushInterval() > 0) {
+                // One submitting loop, on a virtual thread as a Loom hypervisor's queue handler would be: it drains
+                // for the flushes and batches these workloads need.
+                onVirtualThread(() -> submitAll(spec, device, data, buffers, slots, latency, wrap, err));
+            } else {
+                runGuests(spec, img, device, model, data, latency, wrap, err);
+            }
             seconds = (System.nanoTime() - start) / 1e9;
             cpu = (cpuNanos() - cpuBefore) / 1e9;
             syncs = storage.counts().flushes() - syncsBefore;
@@ -97,6 +101,46 @@ final class BenchRunner {
         Arrays.sort(sorted);
         int count = spec.count();
         return new Result(seconds, syncs, cpu, sorted[count / 2] / 1e3, sorted[(int) (count * 0.99)] / 1e3);
+    }
+
+    /**
+     * DEPTH guests, each a virtual thread that issues its next request as soon as its last completes; request i
+     * goes to qemu-img bench's i-th offset. Under the virtual model a guest runs the driver's code itself (a
+     * virtual thread per request in flight, no hand-off); under pool:N it hands each request to the pool and
+     * waits for it, as the caller of a thread-pool driver does.
+     */
+    private static void runGuests(BenchSpec spec, Qcow2Image img, AsyncBlockDevice device, ExecutionModel model,
+            ByteBuffer data, long[] latency, long wrap, PrintWriter err) throws InterruptedException {
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        long first = spec.offset() % wrap;
+        List<Thread> guests = new ArrayList<>();
+        for (int g = 0; g < spec.depth(); g++) {
+            guests.add(Thread.ofVirtual().name("qcow2-loom-bench-guest").start(() -> {
+                ByteBuffer buf = spec.write() ? null : alignedBuffer(spec.size());
+                for (int i; (i = next.getAndIncrement()) < spec.count(); ) {
+                    long off = Math.floorMod(first + (long) i * spec.step(), wrap);
+                    long t0 = System.nanoTime();
+                    try {
+                        ByteBuffer b = spec.write() ? data.duplicate() : buf.clear();
+                        if (model.virtual()) {
+                            if (spec.write()) {
+                                img.write(off, b);
+                            } else {
+                                img.read(off, b);
+                            }
+                        } else {
+                            (spec.write() ? device.write(off, b) : device.read(off, b)).join();
+                        }
+                    } catch (IOException | java.util.concurrent.CompletionException e) {
+                        err.println("qcow2-loom: request failed: " + e);
+                    }
+                    latency[i] = System.nanoTime() - t0;
+                }
+            }));
+        }
+        for (Thread t : guests) {
+            t.join();
+        }
     }
 
     /** Submits the workload's requests, DEPTH in flight, as qemu-img bench does. */

@@ -154,6 +154,9 @@ public final class UringQueue {
                 awaitAlone(waiter);
             }
             awaitCompletion(waiter);
+            // Back on a carrier: hand out what else has completed, so that those threads resume from here (a
+            // local, cheap hand-off) rather than each through the completion thread.
+            reapIfFree();
             submitLock.lock();
             try {
                 waiters.setPlain(slot, null);

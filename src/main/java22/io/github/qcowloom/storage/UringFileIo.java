@@ -43,8 +43,9 @@ final class UringFileIo implements FileIo {
         UringQueue queue;
         try {
             queue = UringQueue.shared();
-        } catch (IOException | IllegalCallerException e) {
-            throw new UringUnavailableException(e.getMessage(), e);
+        } catch (IOException | IllegalCallerException | LinkageError e) {
+            // LinkageError: the bindings' set-up failed, e.g. native access denied (--illegal-native-access=deny)
+            throw new UringUnavailableException(String.valueOf(e.getMessage()), e);
         }
         return new UringFileIo(path, NativeFile.open(path, writable, direct), queue);
     }
