@@ -25,7 +25,7 @@ public enum StorageBackend {
         this.key = key;
     }
 
-    /** The profile value: {@code filechannel} or {@code io_uring}. */
+    /** The profile value: {@code auto}, {@code filechannel} or {@code io_uring}. */
     public String key() {
         return key;
     }

@@ -27,6 +27,14 @@ final class BenchRunner {
     /** The workload, in qemu-img bench's terms. */
     record BenchSpec(int count, int depth, int size, long offset, long step, boolean write, int pattern,
             int flushInterval, String cache, boolean batch) {
+        /**
+         * The offset of request {@code i}: qemu-img bench's, from OFFSET by STEP, modulo {@code wrap} (the disk size
+         * less the request size).
+         */
+        long offsetOf(int i, long wrap) {
+            return Math.floorMod(offset % wrap + (long) i * step, wrap);
+        }
+
         BenchSpec withCount(int n) {
             return new BenchSpec(n, depth, size, offset, step, write, pattern, flushInterval, cache, batch);
         }
@@ -60,8 +68,12 @@ final class BenchRunner {
     static Result run(BenchSpec spec, Path image, OpenOptions options, ExecutionModel model, PrintWriter err)
             throws Exception {
         int size = spec.size();
-        CountingStorage storage = new CountingStorage(FileStorage.open(image, options.readOnly(), options.direct(),
-                options.tuning().storage()));
+        FileStorage file = FileStorage.open(image, options.readOnly(), options.direct(), options.tuning().storage());
+        if (file.backend() != options.tuning().storage().resolve(options.direct())) {
+            err.println("qcow2-loom: these figures are " + file.backend() + "'s, not "
+                    + options.tuning().storage().resolve(options.direct()) + "'s (see the log)");
+        }
+        CountingStorage storage = new CountingStorage(file);
         long[] latency = new long[spec.count()];
         long syncs;
         double seconds;
@@ -77,19 +89,13 @@ final class BenchRunner {
             for (int i = 0; i < size; i++) {
                 data.put(i, (byte) spec.pattern());
             }
-            java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(spec.depth());
-            // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
-            java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers = new java.util.concurrent.ConcurrentLinkedQueue<>();
-            for (int i = 0; i < spec.depth(); i++) {
-                buffers.add(alignedBuffer(size));
-            }
             long syncsBefore = storage.counts().flushes();
             long cpuBefore = cpuNanos();
             long start = System.nanoTime();
             if (spec.batch() || spec.flushInterval() > 0) {
                 // One submitting loop, on a virtual thread as a Loom hypervisor's queue handler would be: it drains
                 // for the flushes and batches these workloads need.
-                onVirtualThread(() -> submitAll(spec, device, data, buffers, slots, latency, wrap, err));
+                onVirtualThread(() -> submitAll(spec, device, data, latency, wrap, err));
             } else {
                 runGuests(spec, img, device, model, data, latency, wrap, err);
             }
@@ -112,13 +118,12 @@ final class BenchRunner {
     private static void runGuests(BenchSpec spec, Qcow2Image img, AsyncBlockDevice device, ExecutionModel model,
             ByteBuffer data, long[] latency, long wrap, PrintWriter err) throws InterruptedException {
         java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
-        long first = spec.offset() % wrap;
         List<Thread> guests = new ArrayList<>();
         for (int g = 0; g < spec.depth(); g++) {
             guests.add(Thread.ofVirtual().name("qcow2-loom-bench-guest").start(() -> {
                 ByteBuffer buf = spec.write() ? null : alignedBuffer(spec.size());
                 for (int i; (i = next.getAndIncrement()) < spec.count(); ) {
-                    long off = Math.floorMod(first + (long) i * spec.step(), wrap);
+                    long off = spec.offsetOf(i, wrap);
                     long t0 = System.nanoTime();
                     try {
                         ByteBuffer b = spec.write() ? data.duplicate() : buf.clear();
@@ -131,7 +136,7 @@ final class BenchRunner {
                         } else {
                             (spec.write() ? device.write(off, b) : device.read(off, b)).join();
                         }
-                    } catch (IOException | java.util.concurrent.CompletionException e) {
+                    } catch (IOException | RuntimeException e) {
                         err.println("qcow2-loom: request failed: " + e);
                     }
                     latency[i] = System.nanoTime() - t0;
@@ -144,11 +149,14 @@ final class BenchRunner {
     }
 
     /** Submits the workload's requests, DEPTH in flight, as qemu-img bench does. */
-    private static void submitAll(BenchSpec spec, AsyncBlockDevice device, ByteBuffer data,
-            java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers, java.util.concurrent.Semaphore slots,
-            long[] latency, long wrap, PrintWriter err) throws Exception {
-        long stepSize = spec.step();
-        long off = spec.offset() % wrap;
+    private static void submitAll(BenchSpec spec, AsyncBlockDevice device, ByteBuffer data, long[] latency,
+            long wrap, PrintWriter err) throws Exception {
+        java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(spec.depth());
+        // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
+        java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        for (int i = 0; i < spec.depth(); i++) {
+            buffers.add(alignedBuffer(spec.size()));
+        }
         if (spec.batch() && spec.write()) {
             // Batch submit: DEPTH writes at a time, their clusters reserved in one refcount update.
             BatchSubmitter batches = new BatchSubmitter(device);
@@ -157,8 +165,7 @@ final class BenchRunner {
                 long t0 = System.nanoTime();
                 int first = i;
                 for (; i < spec.count() && batch.size() < spec.depth(); i++) {
-                    batch.add(new BatchSubmitter.Write(off, data.duplicate()));
-                    off = (off + stepSize) % wrap;
+                    batch.add(new BatchSubmitter.Write(spec.offsetOf(i, wrap), data.duplicate()));
                 }
                 batches.submit(batch).join();
                 Arrays.fill(latency, first, i, System.nanoTime() - t0);
@@ -172,6 +179,7 @@ final class BenchRunner {
             }
             slots.acquire();
             int n = i;
+            long off = spec.offsetOf(i, wrap);
             long t0 = System.nanoTime();
             ByteBuffer buf = spec.write() ? data.duplicate() : buffers.poll().clear();
             (spec.write() ? device.write(off, buf) : device.read(off, buf)).whenComplete((v, e) -> {
@@ -184,7 +192,6 @@ final class BenchRunner {
                     err.println("qcow2-loom: request failed: " + e.getCause());
                 }
             });
-            off = (off + stepSize) % wrap;
         }
         slots.acquire(spec.depth());
     }

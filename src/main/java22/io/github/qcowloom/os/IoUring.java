@@ -14,9 +14,10 @@ import java.lang.invoke.VarHandle;
  * One io_uring instance, raw: the submission and completion rings mapped into memory, SQE preparation, the
  * {@code io_uring_enter} call and completion reaping. Layouts are those of {@code <linux/io_uring.h>}.
  *
- * <p>Not thread-safe: {@link UringQueue} serialises submission-side calls under its submission lock and
- * completion-side calls under its completion lock; the two sides touch disjoint memory (the SQ tail and SQEs
- * against the CQ head and CQEs), which is how io_uring is meant to be shared by a producer and a consumer.
+ * <p>Not thread-safe: {@link UringQueue} serialises {@link #prepare} under its submission lock and
+ * {@link #reap} under its completion lock; {@link #enter} may run on several threads at once (the kernel
+ * serialises it). The two sides touch disjoint memory (the SQ tail and SQEs against the CQ head and CQEs),
+ * which is how io_uring is meant to be shared by a producer and a consumer.
  */
 final class IoUring implements Closeable {
     static final byte OP_FSYNC = 3;
@@ -25,6 +26,10 @@ final class IoUring implements Closeable {
     static final int FSYNC_DATASYNC = 1;
     static final int ENTER_GETEVENTS = 1;
     private static final int FEAT_SINGLE_MMAP = 1;
+    // Linux 5.17. Older kernels accept the set-up but lack what the queue relies on: OP_READ/OP_WRITE (5.6), and
+    // waking every waiter of a completion (5.15), without which a lone request waiting beside the completion
+    // thread could sleep past its own completion.
+    private static final int FEAT_CQE_SKIP = 1 << 11;
     private static final long OFF_SQ_RING = 0L;
     private static final long OFF_CQ_RING = 0x8000000L;
     private static final long OFF_SQES = 0x10000000L;
@@ -81,17 +86,28 @@ final class IoUring implements Closeable {
                 throw new IOException("io_uring_setup: " + LinuxCalls.strerror((int) -fd));
             }
             int ring = (int) fd;
+            MemorySegment sq = null;
+            MemorySegment cq = null;
             try {
+                if ((params.get(JAVA_INT, 20) & FEAT_CQE_SKIP) == 0) {
+                    throw new IOException("io_uring of this kernel is too old (Linux 5.17 or later needed)");
+                }
                 int sqEntries = params.get(JAVA_INT, 0);
                 int cqEntries = params.get(JAVA_INT, 4);
                 long sqSize = params.get(JAVA_INT, 40 + 24) + 4L * sqEntries;
                 long cqSize = params.get(JAVA_INT, 80 + 20) + (long) CQE_SIZE * cqEntries;
                 boolean single = (params.get(JAVA_INT, 20) & FEAT_SINGLE_MMAP) != 0;
-                MemorySegment sq = LinuxCalls.mmap(ring, single ? Math.max(sqSize, cqSize) : sqSize, OFF_SQ_RING);
-                MemorySegment cq = single ? sq : LinuxCalls.mmap(ring, cqSize, OFF_CQ_RING);
+                sq = LinuxCalls.mmap(ring, single ? Math.max(sqSize, cqSize) : sqSize, OFF_SQ_RING);
+                cq = single ? sq : LinuxCalls.mmap(ring, cqSize, OFF_CQ_RING);
                 MemorySegment sqes = LinuxCalls.mmap(ring, (long) SQE_SIZE * sqEntries, OFF_SQES);
                 return new IoUring(ring, params, sq, cq, sqes);
             } catch (IOException | RuntimeException e) {
+                if (cq != null && cq != sq) {
+                    LinuxCalls.munmap(cq);
+                }
+                if (sq != null) {
+                    LinuxCalls.munmap(sq);
+                }
                 LinuxCalls.close(ring);
                 throw e;
             }

@@ -26,6 +26,7 @@ final class LinuxCalls {
     static final int EINTR = 4;
     static final int EAGAIN = 11;
     static final int EBUSY = 16;
+    static final int ECANCELED = 125;
 
     static final int O_RDONLY = 0;
     static final int O_RDWR = 2;

@@ -23,6 +23,15 @@ public final class NativeFile implements Closeable {
         return fd;
     }
 
+    /**
+     * True if a request that failed with {@code result} (-errno) may simply be made again: EINTR, EAGAIN, and
+     * ECANCELED, which the kernel returns when the thread that happened to submit the request for all (a carrier
+     * the scheduler retired) exits before a kernel worker ran it.
+     */
+    public static boolean retryable(int result) {
+        return result == -LinuxCalls.EINTR || result == -LinuxCalls.EAGAIN || result == -LinuxCalls.ECANCELED;
+    }
+
     /** The C library's message for an errno value. */
     public static String message(int errno) {
         return LinuxCalls.strerror(errno);

@@ -14,15 +14,17 @@ import java.util.concurrent.locks.ReentrantLock;
  * One io_uring shared by every file the process opens through it. A request is straight-line code on its
  * caller's thread: it prepares its SQE, the SQEs of every thread in flight go to the kernel together in one
  * {@code io_uring_enter} (whichever thread finds no submission running makes it for all: flat combining), and
- * the thread parks until its completion is posted. Completions are reaped by the submitting thread when the
- * kernel finished the request inline (a page-cache hit), otherwise by one platform thread that waits in the
- * kernel and unparks their owners. A virtual thread so never blocks a carrier on I/O, and many requests share
- * one system call, which a pool of platform threads each calling pread cannot do.
+ * the thread parks until its completion is posted. Completions are handed out by whichever thread finds them
+ * first: a submitter (requests the kernel finished inline, page-cache hits), a request just resumed (what
+ * completed while it waited), a request alone in flight waiting in the kernel itself, or else one platform
+ * thread that waits in the kernel and unparks their owners. A virtual thread so never blocks a carrier on I/O
+ * while others are in flight, and requests in flight together share system calls.
  *
  * <p>Locks: {@code submitLock} guards the submission side of the ring (the SQ tail and SQEs), the free slots
  * and {@code prepared}; {@code completeLock} guards the completion side (the CQ head). They are never held
- * together. The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time, and its
- * holder alone uses {@code submitErrno}. A request holds a permit of {@code inFlight} from before it prepares
+ * together, and {@code completeLock} is held across a kernel wait only by a request alone in flight
+ * ({@link #awaitAlone}). The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time,
+ * and its holder alone uses {@code submitErrno}. A request holds a permit of {@code inFlight} from before it prepares
  * until after its completion, so at most {@code capacity} requests are in flight: the submission ring never
  * overflows and the completion ring (twice as large) never drops. {@code SHARED_LOCK} guards the set-up of the
  * process's queue.
@@ -44,6 +46,7 @@ public final class UringQueue {
     private int freeCount; // guarded by submitLock
     private volatile int prepared; // written under submitLock: prepared and not yet taken by the kernel
     private final MemorySegment submitErrno = LinuxCalls.errnoSegment(Arena.global());
+    private final MemorySegment aloneErrno = LinuxCalls.errnoSegment(Arena.global()); // under completeLock
     private volatile IOException broken;
     // io_uring_enter calls made, for StorageBackendBenchmark's "calls per request" (the real batch size): one
     // add per system call, which costs a thousand times more, so the counts stay on in production.
@@ -94,6 +97,8 @@ public final class UringQueue {
                     shared = new UringQueue(IoUring.create(ENTRIES));
                 } catch (IOException e) {
                     sharedFailure = e;
+                } catch (RuntimeException e) { // e.g. IllegalCallerException: native access denied
+                    sharedFailure = new IOException(e.toString(), e);
                 }
             }
             if (sharedFailure != null) {
@@ -175,7 +180,7 @@ public final class UringQueue {
      * nothing is left, so a request prepared while it was in the kernel is not stranded.
      */
     private void submitPrepared() throws IOException {
-        while (prepared > 0 && submitting.compareAndSet(false, true)) {
+        while (prepared > 0 && broken == null && submitting.compareAndSet(false, true)) {
             try {
                 submitCalls.increment();
                 long r = ring.enter(submitErrno, prepared, 0, 0);
@@ -200,18 +205,19 @@ public final class UringQueue {
     /**
      * The caller's request is the only one in flight: it waits in the kernel on its own carrier rather than
      * parking, so its completion (which the kernel finishes on the submitting thread) wakes it directly, with
-     * no hand-off through the completion thread and the scheduler. Blocking one carrier costs nothing while
-     * no other request is in flight; one that arrives meanwhile submits as usual, and its completion, which
+     * no hand-off through the completion thread and the scheduler. It holds its carrier for the device's latency
+     * (a multi-millisecond fdatasync too), which costs little while nothing else is in flight, and a request
+     * that arrives meanwhile submits as usual from the other carriers; its completion, which
      * also ends this wait, is handed out here. The completion lock is held throughout, so that no other
      * thread reaps this request's completion between the check and the wait (the wait would then never end).
      */
     private void awaitAlone(Waiter waiter) {
         completeLock.lock();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment errno = LinuxCalls.errnoSegment(arena);
+        try {
             ring.reap(this::complete);
             while (!waiter.done && broken == null) {
-                long r = ring.enter(errno, 0, 1, IoUring.ENTER_GETEVENTS);
+                waitCalls.increment();
+                long r = ring.enter(aloneErrno, 0, 1, IoUring.ENTER_GETEVENTS);
                 if (r < 0 && !retryable(r)) {
                     fail(new IOException("io_uring_enter (wait): " + LinuxCalls.strerror((int) -r)));
                 }
@@ -275,7 +281,9 @@ public final class UringQueue {
 
     /**
      * The ring refused a call it should never refuse: every waiting request fails with EIO rather than hang,
-     * and later requests are refused. (Reached only through a bug or a kernel fault.)
+     * and later requests are refused. (Reached only through a bug or a kernel fault.) The kernel may still
+     * complete, and so write into the buffers of, requests it had taken: the queue is dead after this, and
+     * the process should not go on trusting buffers it handed to it.
      */
     private void fail(IOException e) {
         broken = e;

@@ -22,8 +22,6 @@ import java.util.concurrent.locks.LockSupport;
 final class UringFileIo implements FileIo {
     private static final int HEAP_BOUNCE_SIZE = 64 * 1024;
     private static final AlignedBufferPool HEAP_BOUNCE = new AlignedBufferPool(4096, HEAP_BOUNCE_SIZE, 256);
-    private static final int EINTR = 4;
-    private static final int EAGAIN = 11;
 
     private final Path path;
     private final NativeFile file;
@@ -52,6 +50,9 @@ final class UringFileIo implements FileIo {
 
     @Override
     public int read(ByteBuffer dst, long position) throws IOException {
+        if (dst.isReadOnly()) {
+            throw new IllegalArgumentException("Read-only buffer"); // as FileChannel: the kernel would write it
+        }
         if (!dst.hasRemaining()) {
             return 0;
         }
@@ -68,21 +69,10 @@ final class UringFileIo implements FileIo {
                 HEAP_BOUNCE.give(bounce);
             }
         }
-        while (true) {
-            int n;
-            enter();
-            try {
-                n = queue.read(file.fd(), MemorySegment.ofBuffer(dst).address(), dst.remaining(), position);
-            } finally {
-                leave();
-            }
-            Reference.reachabilityFence(dst);
-            if (n >= 0) {
-                dst.position(dst.position() + n);
-                return n == 0 ? -1 : n;
-            }
-            checkRetry(n, "read");
-        }
+        int n = call("read", fd -> queue.read(fd, MemorySegment.ofBuffer(dst).address(), dst.remaining(), position));
+        Reference.reachabilityFence(dst); // the kernel wrote into it until the call returned
+        dst.position(dst.position() + n);
+        return n == 0 ? -1 : n;
     }
 
     @Override
@@ -102,44 +92,42 @@ final class UringFileIo implements FileIo {
                 HEAP_BOUNCE.give(bounce);
             }
         }
-        while (true) {
-            int n;
-            enter();
-            try {
-                n = queue.write(file.fd(), MemorySegment.ofBuffer(src).address(), src.remaining(), position);
-            } finally {
-                leave();
-            }
-            Reference.reachabilityFence(src);
-            if (n >= 0) {
-                src.position(src.position() + n);
-                return n;
-            }
-            checkRetry(n, "write");
-        }
+        int n = call("write", fd -> queue.write(fd, MemorySegment.ofBuffer(src).address(), src.remaining(),
+                position));
+        Reference.reachabilityFence(src); // the kernel read from it until the call returned
+        src.position(src.position() + n);
+        return n;
     }
 
     @Override
     public void force() throws IOException {
+        call("fdatasync", queue::fdatasync);
+    }
+
+    /** One request on the descriptor: returns its result, or -errno. */
+    private interface Request {
+        int run(int fd) throws IOException;
+    }
+
+    /**
+     * Runs {@code request} on the open descriptor, again while it fails retryably; returns its result
+     * or throws what FileChannel would for the errno.
+     */
+    private int call(String name, Request request) throws IOException {
         while (true) {
-            int r;
+            int result;
             enter();
             try {
-                r = queue.fdatasync(file.fd());
+                result = request.run(file.fd());
             } finally {
                 leave();
             }
-            if (r >= 0) {
-                return;
+            if (result >= 0) {
+                return result;
             }
-            checkRetry(r, "fdatasync");
-        }
-    }
-
-    /** Returns if the failed call may simply be made again; otherwise throws what FileChannel would. */
-    private void checkRetry(int result, String call) throws IOException {
-        if (result != -EINTR && result != -EAGAIN) {
-            throw new IOException(NativeFile.message(-result) + " (" + call + " " + path + ")");
+            if (!NativeFile.retryable(result)) {
+                throw new IOException(NativeFile.message(-result) + " (" + name + " " + path + ")");
+            }
         }
     }
 
@@ -156,10 +144,13 @@ final class UringFileIo implements FileIo {
 
     @Override
     public void close() {
-        int before = users.getAndAdd(CLOSED);
-        if (before >= CLOSED) {
-            return; // already closed
-        }
+        int before;
+        do {
+            before = users.get();
+            if (before >= CLOSED) {
+                return; // closed already, or closing on another thread
+            }
+        } while (!users.compareAndSet(before, before + CLOSED));
         while (users.get() != CLOSED) {
             LockSupport.parkNanos(10_000); // a request in flight finishes within its I/O time
         }
