@@ -14,6 +14,9 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * One run of qemu-img bench's workload on our driver, or of qemu-img bench itself with the same flags: COUNT
@@ -117,7 +120,7 @@ final class BenchRunner {
      */
     private static void runGuests(BenchSpec spec, Qcow2Image img, AsyncBlockDevice device, ExecutionModel model,
             ByteBuffer data, long[] latency, long wrap, PrintWriter err) throws InterruptedException {
-        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        AtomicInteger next = new AtomicInteger();
         List<Thread> guests = new ArrayList<>();
         for (int g = 0; g < spec.depth(); g++) {
             guests.add(Thread.ofVirtual().name("qcow2-loom-bench-guest").start(() -> {
@@ -151,9 +154,9 @@ final class BenchRunner {
     /** Submits the workload's requests, DEPTH in flight, as qemu-img bench does. */
     private static void submitAll(BenchSpec spec, AsyncBlockDevice device, ByteBuffer data, long[] latency,
             long wrap, PrintWriter err) throws Exception {
-        java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(spec.depth());
+        Semaphore slots = new Semaphore(spec.depth());
         // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
-        java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> buffers = new java.util.concurrent.ConcurrentLinkedQueue<>();
+        ConcurrentLinkedQueue<ByteBuffer> buffers = new ConcurrentLinkedQueue<>();
         for (int i = 0; i < spec.depth(); i++) {
             buffers.add(alignedBuffer(spec.size()));
         }

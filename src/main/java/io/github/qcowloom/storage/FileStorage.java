@@ -102,7 +102,9 @@ public final class FileStorage implements Storage {
         RandomAccessFile resizer = null;
         try {
             int alignment = direct ? blockSize(path) : 1;
-            io = backend.resolve(direct) == StorageBackend.IO_URING ? UringSupport.open(path, writable, direct) : null;
+            if (backend.resolve(direct) == StorageBackend.IO_URING) {
+                io = UringSupport.open(path, writable, direct); // null: io_uring cannot run here
+            }
             resizer = writable ? new RandomAccessFile(path.toFile(), "rw") : null;
             return new FileStorage(path, channel, io != null ? io : channel, resizer, direct, alignment);
         } catch (IOException | RuntimeException e) {
