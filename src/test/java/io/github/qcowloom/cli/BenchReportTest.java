@@ -28,12 +28,8 @@ class BenchReportTest {
     @TempDir
     Path dir;
 
-    private String run(String... args) {
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        int code = Main.run(new PrintWriter(out), new PrintWriter(err), args);
-        assertEquals(0, code, err.toString());
-        return out.toString();
+    private static String run(String... args) {
+        return Cli.succeeding(args);
     }
 
     @Test

@@ -1,5 +1,7 @@
 package io.github.qcowloom.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
 import java.io.PrintWriter;
 import java.io.StringWriter;
 
@@ -17,5 +19,12 @@ final class Cli {
         StringWriter err = new StringWriter();
         int code = Main.run(new PrintWriter(out), new PrintWriter(err), args);
         return new Run(code, out.toString(), err.toString());
+    }
+
+    /** The output of one of our commands, which must succeed (else the test fails with its error text). */
+    static String succeeding(String... args) {
+        Run r = ours(args);
+        assertEquals(0, r.code(), r.err());
+        return r.out();
     }
 }
