@@ -55,6 +55,14 @@ final class LinuxCalls {
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
             Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
     private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle PREAD = downcall("pread",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            Linker.Option.captureCallState("errno"));
+    private static final MethodHandle PWRITE = downcall("pwrite",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            Linker.Option.captureCallState("errno"));
+    private static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
+            Linker.Option.captureCallState("errno"));
     private static final MethodHandle MMAP = downcall("mmap",
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
             Linker.Option.captureCallState("errno"));
@@ -120,6 +128,27 @@ final class LinuxCalls {
     static void close(int fd) {
         try {
             int ignored = (int) CLOSE.invokeExact(fd);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
+     * pread(2), pwrite(2) or fdatasync(2) ({@code opcode} as io_uring names them) made directly, blocking the
+     * caller's thread; returns the result or -errno, as a ring completion would.
+     */
+    static long blocking(byte opcode, int fd, long address, int length, long offset) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = errnoSegment(arena);
+            long r = switch (opcode) {
+                case IoUring.OP_READ -> (long) PREAD.invokeExact(capture, fd, address, (long) length, offset);
+                case IoUring.OP_WRITE -> (long) PWRITE.invokeExact(capture, fd, address, (long) length, offset);
+                case IoUring.OP_FSYNC -> (long) (int) FDATASYNC.invokeExact(capture, fd);
+                default -> throw new IllegalArgumentException("opcode " + opcode);
+            };
+            return r < 0 ? -errno(capture) : r;
+        } catch (RuntimeException e) {
+            throw e;
         } catch (Throwable t) {
             throw new AssertionError(t);
         }

@@ -5,6 +5,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
@@ -16,14 +17,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code io_uring_enter} (whichever thread finds no submission running makes it for all: flat combining), and
  * the thread parks until its completion is posted. Completions are handed out by whichever thread finds them
  * first: a submitter (requests the kernel finished inline, page-cache hits), a request just resumed (what
- * completed while it waited), a request alone in flight waiting in the kernel itself, or else one platform
- * thread that waits in the kernel and unparks their owners. A virtual thread so never blocks a carrier on I/O
+ * completed while it waited), or else one platform thread that waits in the kernel and unparks their owners.
+ * A request alone in the process skips the ring: it makes its system call directly. A virtual thread so never blocks a carrier on I/O
  * while others are in flight, and requests in flight together share system calls.
  *
  * <p>Locks: {@code submitLock} guards the submission side of the ring (the SQ tail and SQEs), the free slots
  * and {@code prepared}; {@code completeLock} guards the completion side (the CQ head). They are never held
- * together, and {@code completeLock} is held across a kernel wait only by a request alone in flight
- * ({@link #awaitAlone}). The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time,
+ * together. The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time,
  * and its holder alone uses {@code submitErrno}. A request holds a permit of {@code inFlight} from before it prepares
  * until after its completion, so at most {@code capacity} requests are in flight: the submission ring never
  * overflows and the completion ring (twice as large) never drops. {@code SHARED_LOCK} guards the set-up of the
@@ -46,7 +46,7 @@ public final class UringQueue {
     private int freeCount; // guarded by submitLock
     private volatile int prepared; // written under submitLock: prepared and not yet taken by the kernel
     private final MemorySegment submitErrno = LinuxCalls.errnoSegment(Arena.global());
-    private final MemorySegment aloneErrno = LinuxCalls.errnoSegment(Arena.global()); // under completeLock
+    private final AtomicInteger active = new AtomicInteger(); // requests in the queue's methods, either way
     private volatile IOException broken;
     // io_uring_enter calls made, for StorageBackendBenchmark's "calls per request" (the real batch size): one
     // add per system call, which costs a thousand times more, so the counts stay on in production.
@@ -122,17 +122,37 @@ public final class UringQueue {
 
     /** pread: returns the bytes read (0 at the end of the file), or -errno. */
     public int read(int fd, long address, int length, long offset) throws IOException {
-        return run(IoUring.OP_READ, fd, address, length, offset, 0);
+        return request(IoUring.OP_READ, fd, address, length, offset, 0);
     }
 
     /** pwrite: returns the bytes written, or -errno. */
     public int write(int fd, long address, int length, long offset) throws IOException {
-        return run(IoUring.OP_WRITE, fd, address, length, offset, 0);
+        return request(IoUring.OP_WRITE, fd, address, length, offset, 0);
     }
 
     /** fdatasync: returns 0, or -errno. */
     public int fdatasync(int fd) throws IOException {
-        return run(IoUring.OP_FSYNC, fd, 0, 0, 0, IoUring.FSYNC_DATASYNC);
+        return request(IoUring.OP_FSYNC, fd, 0, 0, 0, IoUring.FSYNC_DATASYNC);
+    }
+
+    /**
+     * A request alone in the process makes its system call directly on its own thread: one call, and the
+     * kernel wakes it itself, with no ring round trip and no hand-off (QEMU's linux-aio answers such a request
+     * in two calls, io_uring through the ring in two plus a completion). It holds its carrier for the device's
+     * latency, which costs little while nothing else is in flight; a request that arrives meanwhile goes
+     * through the ring from the other carriers.
+     */
+    private int request(byte opcode, int fd, long address, int length, long offset, int opFlags)
+            throws IOException {
+        checkNotBroken();
+        try {
+            if (active.getAndIncrement() == 0) {
+                return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
+            }
+            return run(opcode, fd, address, length, offset, opFlags);
+        } finally {
+            active.decrementAndGet();
+        }
     }
 
     /**
@@ -155,9 +175,6 @@ public final class UringQueue {
                 submitLock.unlock();
             }
             submitPrepared();
-            if (!waiter.done && inFlight.availablePermits() == capacity - 1) {
-                awaitAlone(waiter);
-            }
             awaitCompletion(waiter);
             // Back on a carrier: hand out what else has completed, so that those threads resume from here (a
             // local, cheap hand-off) rather than each through the completion thread.
@@ -200,32 +217,6 @@ public final class UringQueue {
             reapIfFree(); // requests the kernel finished inline complete here, without a thread hand-off
         }
         checkNotBroken();
-    }
-
-    /**
-     * The caller's request is the only one in flight: it waits in the kernel on its own carrier rather than
-     * parking, so its completion (which the kernel finishes on the submitting thread) wakes it directly, with
-     * no hand-off through the completion thread and the scheduler. It holds its carrier for the device's latency
-     * (a multi-millisecond fdatasync too), which costs little while nothing else is in flight, and a request
-     * that arrives meanwhile submits as usual from the other carriers; its completion, which
-     * also ends this wait, is handed out here. The completion lock is held throughout, so that no other
-     * thread reaps this request's completion between the check and the wait (the wait would then never end).
-     */
-    private void awaitAlone(Waiter waiter) {
-        completeLock.lock();
-        try {
-            ring.reap(this::complete);
-            while (!waiter.done && broken == null) {
-                waitCalls.increment();
-                long r = ring.enter(aloneErrno, 0, 1, IoUring.ENTER_GETEVENTS);
-                if (r < 0 && !retryable(r)) {
-                    fail(new IOException("io_uring_enter (wait): " + LinuxCalls.strerror((int) -r)));
-                }
-                ring.reap(this::complete);
-            }
-        } finally {
-            completeLock.unlock();
-        }
     }
 
     private void reapIfFree() {
