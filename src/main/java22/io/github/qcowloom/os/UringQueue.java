@@ -18,16 +18,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * the thread parks until its completion is posted. Completions are handed out by whichever thread finds them
  * first: a submitter (requests the kernel finished inline, page-cache hits), a request just resumed (what
  * completed while it waited), or else one platform thread that waits in the kernel and unparks their owners.
- * A request alone in the process skips the ring: it makes its system call directly. A virtual thread so never blocks a carrier on I/O
- * while others are in flight, and requests in flight together share system calls.
+ * A request alone in the process skips the ring and makes its system call directly ({@link #request}). A
+ * virtual thread so never blocks a carrier on I/O while others are in flight, and requests in flight together
+ * share system calls.
  *
  * <p>Locks: {@code submitLock} guards the submission side of the ring (the SQ tail and SQEs), the free slots
  * and {@code prepared}; {@code completeLock} guards the completion side (the CQ head). They are never held
- * together. The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time,
- * and its holder alone uses {@code submitErrno}. A request holds a permit of {@code inFlight} from before it prepares
- * until after its completion, so at most {@code capacity} requests are in flight: the submission ring never
- * overflows and the completion ring (twice as large) never drops. {@code SHARED_LOCK} guards the set-up of the
- * process's queue.
+ * together. The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time, and its
+ * holder alone uses {@code submitErrno}; {@code active} counts the requests inside the queue, either way, so
+ * that only one finding it at 0 goes directly. A request holds a permit of {@code inFlight} from before it
+ * prepares until after its completion, so at most {@code capacity} requests are in flight: the submission ring
+ * never overflows and the completion ring (twice as large) never drops. {@code SHARED_LOCK} guards the set-up
+ * of the process's queue.
  */
 public final class UringQueue {
     private static final int ENTRIES = 512;
