@@ -100,24 +100,17 @@ final class FlushOrder {
         flushLock.lock();
         try {
             flushEverything(); // the bulk, while requests go on
-            drain.lock();
-            try {
-                lock.lock();
-                try {
-                    // What requests changed meanwhile; nothing can add to it now.
-                    while (hasPendingMetadata()) {
-                        flush(true);
-                    }
-                    if (supply.unreferenced() == 0) {
-                        // After the syncs above: the bit is cleared only once everything it covered is durable.
-                        headerBits.markClean();
-                    }
-                } finally {
-                    lock.unlock();
+            holdingImageAndMetadata(() -> {
+                // What requests changed meanwhile; nothing can add to it now.
+                while (hasPendingMetadata()) {
+                    flush(true);
                 }
-            } finally {
-                drain.unlock();
-            }
+                if (supply.unreferenced() == 0) {
+                    // After the syncs above: the bit is cleared only once everything it covered is durable.
+                    headerBits.markClean();
+                }
+                return null;
+            });
         } finally {
             flushLock.unlock();
         }
@@ -140,22 +133,29 @@ final class FlushOrder {
     <T> T exclusively(Exclusive<T> body) throws IOException {
         flushLock.lock();
         try {
-            drain.lock();
-            try {
-                lock.lock();
-                try {
-                    flushEverything();
-                    T result = body.run();
-                    flushUntilClean();
-                    return result;
-                } finally {
-                    lock.unlock();
-                }
-            } finally {
-                drain.unlock();
-            }
+            return holdingImageAndMetadata(() -> {
+                flushEverything();
+                T result = body.run();
+                flushUntilClean();
+                return result;
+            });
         } finally {
             flushLock.unlock();
+        }
+    }
+
+    /** Runs {@code body} holding the image lock exclusive, then the metadata lock (after the flush lock). */
+    private <T> T holdingImageAndMetadata(Exclusive<T> body) throws IOException {
+        drain.lock();
+        try {
+            lock.lock();
+            try {
+                return body.run();
+            } finally {
+                lock.unlock();
+            }
+        } finally {
+            drain.unlock();
         }
     }
 
