@@ -180,6 +180,19 @@ class NbdTlsTest {
     }
 
     @Test
+    void aClientCertificateInCaCrlIsRefused() throws IOException {
+        Path img = image("16M");
+        Path other = pki.newClient(dir.resolve("other-client"));
+        Path creds = pki.serverRevoking(dir.resolve("server-crl"), pki.clientWithCert);
+        try (Served s = Served.startTcp(img, false, TlsCredentials.load(creds, true))) {
+            Qemu.Result revoked = Qemu.exec(List.of("nbdinfo", nbds(s, pki.clientWithCert)));
+            assertNotEquals(0, revoked.exitCode(), revoked.stdout());
+            String info = Qemu.run(List.of("nbdinfo", nbds(s, other)));
+            assertTrue(info.contains("with TLS") && info.contains("16777216"), info);
+        }
+    }
+
+    @Test
     void startTlsTwiceIsInvalidAndRequestsRunOverTls() throws Exception {
         Path img = image("16M");
         Qemu.io(img, "write -P 0x44 1M 64k");

@@ -95,6 +95,38 @@ public final class TestPki {
         return dir;
     }
 
+    /** Another client directory with its own certificate from the CA. */
+    public Path newClient(Path dir) throws IOException {
+        clientDir(dir, root.resolve("ca"), root.resolve("ca"));
+        return dir;
+    }
+
+    /**
+     * A copy of the server directory whose ca-crl.pem revokes {@code clientDir}'s client-cert.pem (made with
+     * openssl ca and a throwaway database).
+     */
+    public Path serverRevoking(Path dir, Path clientDir) throws IOException {
+        Files.createDirectories(dir);
+        for (String f : List.of("ca-cert.pem", "server-cert.pem", "server-key.pem")) {
+            Files.copy(server.resolve(f), dir.resolve(f));
+        }
+        Path db = Files.createDirectories(root.resolve("crl-db-" + dir.getFileName()));
+        Files.writeString(db.resolve("index.txt"), "");
+        Files.writeString(db.resolve("crlnumber"), "01\n");
+        Files.writeString(db.resolve("ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\n"
+                + "crlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=2\n");
+        Path ca = root.resolve("ca");
+        List<String> base = List.of("ca", "-config", "ca.cnf", "-keyfile", ca.resolve("ca-key.pem").toString(),
+                "-cert", ca.resolve("ca-cert.pem").toString());
+        List<String> revoke = new ArrayList<>(base);
+        revoke.addAll(List.of("-revoke", clientDir.resolve("client-cert.pem").toString()));
+        openssl(db, revoke.toArray(new String[0]));
+        List<String> crl = new ArrayList<>(base);
+        crl.addAll(List.of("-gencrl", "-out", dir.resolve("ca-crl.pem").toString()));
+        openssl(db, crl.toArray(new String[0]));
+        return dir;
+    }
+
     private static void makeCa(Path dir, String name) throws IOException {
         Files.createDirectories(dir);
         openssl(dir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca-cert.pem",
