@@ -27,7 +27,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>With {@link TlsCredentials} every connection must upgrade with NBD_OPT_STARTTLS before it learns anything
  * about the export ({@link Handshake}, FORCEDTLS); the connection then runs over {@link TlsChannel}, whose
- * buffers are a fixed ~100 KiB per connection on top of the byte budget below.
+ * buffers are a fixed ~150 KiB per connection (four TLS records in, four out, one decrypted) on top of the byte
+ * budget below.
  *
  * <p>What clients can make it hold is bounded by its {@link Options}: at most {@code maxConnections} connections
  * are served at once (more wait in the listen backlog, as with qemu-nbd's {@code --shared}), and each holds at
