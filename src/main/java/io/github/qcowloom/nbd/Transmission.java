@@ -5,7 +5,6 @@ import static io.github.qcowloom.nbd.Protocol.*;
 import io.github.qcowloom.api.BlockDevice;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
@@ -29,7 +28,7 @@ final class Transmission {
     /** Memory one block status extent takes until its reply is sent: the Extent, its list slot, its 8 reply bytes. */
     private static final long EXTENT_BYTES = 48;
 
-    private final SocketChannel ch;
+    private final ByteStream ch;
     private final Export export;
     private final Session session;
     private final ExecutorService executor;
@@ -37,7 +36,7 @@ final class Transmission {
     private final Semaphore slots = new Semaphore(MAX_IN_FLIGHT);
     private final ByteBudget budget;
 
-    Transmission(SocketChannel ch, Export export, Session session, ExecutorService executor, ByteBudget budget) {
+    Transmission(ByteStream ch, Export export, Session session, ExecutorService executor, ByteBudget budget) {
         this.ch = ch;
         this.export = export;
         this.session = session;
