@@ -98,6 +98,8 @@ public final class NbdServer implements AutoCloseable {
     private final Semaphore connectionSlots;
     private final Set<SocketChannel> connections = ConcurrentHashMap.newKeySet();
     private final Set<ByteBudget> budgets = ConcurrentHashMap.newKeySet();
+    /** Payload buffers, reused across connections. */
+    private final PayloadBuffers buffers = new PayloadBuffers();
     private final Set<Thread> handlers = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final Thread acceptor;
@@ -232,7 +234,7 @@ public final class NbdServer implements AutoCloseable {
         try (ch) {
             Session session = handshake.run();
             if (session != null) {
-                new Transmission(handshake.stream(), export, session, executor, budget).run();
+                new Transmission(handshake.stream(), export, session, executor, budget, buffers).run();
             }
             // TLS: close_notify before the socket closes (try-with-resources closes it again: a no-op).
             handshake.stream().close();
