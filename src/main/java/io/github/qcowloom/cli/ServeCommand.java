@@ -17,6 +17,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
@@ -66,6 +67,11 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
 
+    @Option(names = "--handshake-limit", paramLabel = "N",
+            description = "Drop a client that has not finished the handshake (TLS included) within N seconds, as "
+                    + "qemu-nbd's --handshake-limit (default 10; 0 = no limit).")
+    Integer handshakeLimit;
+
     @Option(names = {"-e", "--shared"}, paramLabel = "N",
             description = "Serve up to N clients at once, as qemu-nbd's --shared (default "
                     + NbdServer.Options.DEFAULT_MAX_CONNECTIONS + "; 0 = unlimited); more wait until one leaves.")
@@ -112,6 +118,13 @@ final class ServeCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("--shared must be >= 0 (0 = unlimited): " + shared);
             }
             limits = limits.withMaxConnections(shared);
+        }
+        if (handshakeLimit != null) {
+            if (handshakeLimit < 0) {
+                throw new IllegalArgumentException("--handshake-limit must be >= 0 (0 = no limit): "
+                        + handshakeLimit);
+            }
+            limits = limits.withHandshakeLimit(Duration.ofSeconds(handshakeLimit));
         }
         Path path = Path.of(filename);
         if (!Files.exists(path)) {

@@ -50,13 +50,19 @@ public final class NbdServer implements AutoCloseable {
      *     request larger than this waits until it is the connection's only one
      * @param stopGrace how long {@link #stop()} lets connections finish their requests and send their replies
      *     before closing them (a client that stops reading would otherwise keep a reply, and stop, waiting forever)
+     * @param handshakeLimit how long a client may take from connecting to the end of the handshake (TLS included)
+     *     before it is disconnected, as qemu-nbd's {@code --handshake-limit}: a client that connects and says
+     *     nothing would otherwise hold one of the {@code maxConnections} forever; zero = no limit
      */
-    public record Options(int maxConnections, long connectionBudgetBytes, Duration stopGrace) {
+    public record Options(int maxConnections, long connectionBudgetBytes, Duration stopGrace,
+            Duration handshakeLimit) {
         /** More than qemu-nbd's 1, as many as nbdcopy opens by default (CAN_MULTI_CONN is advertised). */
         public static final int DEFAULT_MAX_CONNECTIONS = 4;
         /** One request of the advertised maximum payload, or many smaller ones. */
         public static final long DEFAULT_CONNECTION_BUDGET = Protocol.MAX_PAYLOAD;
         public static final Duration DEFAULT_STOP_GRACE = Duration.ofSeconds(5);
+        /** qemu-nbd's default. */
+        public static final Duration DEFAULT_HANDSHAKE_LIMIT = Duration.ofSeconds(10);
 
         public Options {
             if (maxConnections < 0) {
@@ -68,22 +74,30 @@ public final class NbdServer implements AutoCloseable {
             if (stopGrace.isNegative()) {
                 throw new IllegalArgumentException("stopGrace must not be negative: " + stopGrace);
             }
+            if (handshakeLimit.isNegative()) {
+                throw new IllegalArgumentException("handshakeLimit must not be negative: " + handshakeLimit);
+            }
         }
 
         public static Options defaults() {
-            return new Options(DEFAULT_MAX_CONNECTIONS, DEFAULT_CONNECTION_BUDGET, DEFAULT_STOP_GRACE);
+            return new Options(DEFAULT_MAX_CONNECTIONS, DEFAULT_CONNECTION_BUDGET, DEFAULT_STOP_GRACE,
+                    DEFAULT_HANDSHAKE_LIMIT);
         }
 
         public Options withMaxConnections(int v) {
-            return new Options(v, connectionBudgetBytes, stopGrace);
+            return new Options(v, connectionBudgetBytes, stopGrace, handshakeLimit);
         }
 
         public Options withConnectionBudgetBytes(long v) {
-            return new Options(maxConnections, v, stopGrace);
+            return new Options(maxConnections, v, stopGrace, handshakeLimit);
         }
 
         public Options withStopGrace(Duration v) {
-            return new Options(maxConnections, connectionBudgetBytes, v);
+            return new Options(maxConnections, connectionBudgetBytes, v, handshakeLimit);
+        }
+
+        public Options withHandshakeLimit(Duration v) {
+            return new Options(maxConnections, connectionBudgetBytes, stopGrace, v);
         }
     }
 
@@ -231,8 +245,12 @@ public final class NbdServer implements AutoCloseable {
         ByteBudget budget = new ByteBudget(options.connectionBudgetBytes());
         budgets.add(budget);
         Handshake handshake = new Handshake(ch, export, tls);
+        HandshakeLimit limit = HandshakeLimit.start(ch, options.handshakeLimit());
         try (ch) {
             Session session = handshake.run();
+            if (!limit.passed()) {
+                return; // the limit closed the channel as the handshake ended
+            }
             if (session != null) {
                 new Transmission(handshake.stream(), export, session, executor, budget, buffers).run();
             }
@@ -243,6 +261,7 @@ public final class NbdServer implements AutoCloseable {
         } catch (IOException | RuntimeException e) {
             LOG.debug("NBD connection ended: {}", e.toString());
         } finally {
+            limit.passed();
             budgets.remove(budget);
             connections.remove(ch);
             handlers.remove(Thread.currentThread());

@@ -58,6 +58,24 @@ class NbdLimitsTest {
     }
 
     @Test
+    void aClientSilentPastTheHandshakeLimitIsDroppedAndItsSlotServesTheNext() throws Exception {
+        NbdServer.Options options = NbdServer.Options.defaults().withMaxConnections(1)
+                .withHandshakeLimit(Duration.ofSeconds(1));
+        try (Served s = serve(options)) {
+            long start = System.nanoTime();
+            try (RawClient silent = new RawClient(s.server.address())) { // greeted, then says nothing
+                assertTrue(silent.closedByServer(), "a client that never negotiates must be dropped");
+                long waited = System.nanoTime() - start;
+                assertTrue(waited >= TimeUnit.MILLISECONDS.toNanos(900), "dropped before the limit: " + waited);
+            }
+            // The only slot is free again: without the limit this client would wait behind the silent one.
+            try (RawClient next = new RawClient(s.server.address()).go()) {
+                writeAndReadBack(next, 1, 0, 4 * KIB, 0x44);
+            }
+        }
+    }
+
+    @Test
     void clientsBeyondTheLimitWaitUntilOneLeaves() throws Exception {
         try (Served s = serve(NbdServer.Options.defaults().withMaxConnections(2))) {
             ExecutorService ex = Executors.newVirtualThreadPerTaskExecutor();
