@@ -3,6 +3,8 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
@@ -50,6 +52,9 @@ final class ConvertCommand implements Callable<Integer> {
             + " clusters that do not shrink are stored uncompressed.")
     boolean compressed;
 
+    @Option(names = {"-U", "--force-share"}, description = "Share the source with writers (qemu-img's -U).")
+    boolean forceShare;
+
     @Option(names = "-p", description = "Show a progress bar on stderr.")
     boolean progress;
 
@@ -84,7 +89,8 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ImageException("-o and -B need -O qcow2");
         }
         boolean targetDirect = CacheMode.direct(targetCache); // also rejects unknown modes
-        OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults());
+        OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults())
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
         if (sourceCache != null) {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }
@@ -99,7 +105,7 @@ final class ConvertCommand implements Callable<Integer> {
     }
 
     private void toRaw(BlockDevice src) throws IOException {
-        try (Storage dst = FileStorage.create(Path.of(target), false)) {
+        try (Storage dst = createTarget(Path.of(target))) {
             copy(src, ChunkCopy.CHUNK, (off, buf, zero) -> {
                 if (!zero && !ChunkCopy.isZero(buf)) {
                     dst.write(buf, off);
@@ -109,6 +115,14 @@ final class ConvertCommand implements Callable<Integer> {
             if (!"unsafe".equals(targetCache)) {
                 dst.flush();
             }
+        }
+    }
+
+    private static Storage createTarget(Path path) throws IOException {
+        try {
+            return FileStorage.create(path, false);
+        } catch (ImageLockedException e) {
+            throw e.withContext(path + ": ");
         }
     }
 

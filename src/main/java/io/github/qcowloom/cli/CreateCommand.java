@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.storage.FileStorage;
@@ -89,6 +90,8 @@ final class CreateCommand implements Callable<Integer> {
         long bytes = io.github.qcowloom.format.Bytes.alignUp(Sizes.parse(opts.get("size")), 512);
         try (Storage s = FileStorage.create(path, false)) {
             s.setLength(bytes);
+        } catch (ImageLockedException e) {
+            throw e.withContext(filename + ": ");
         }
         if (!quiet) {
             spec.commandLine().getOut().println("Formatting '" + filename + "', fmt=raw size=" + bytes);
