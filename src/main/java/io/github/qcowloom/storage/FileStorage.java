@@ -118,12 +118,22 @@ public final class FileStorage implements Storage {
     private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable,
             StorageBackend backend, LockPermissions permissions, boolean truncate) throws IOException {
         // The channel opens (or creates) the file and answers its size even when io_uring moves the bytes.
-        ReopeningChannel channel = direct ? openDirect(path, options) : new ReopeningChannel(path, options);
-        ImageLock lock = null;
+        // An existing file is locked before any other descriptor of it is opened: with POSIX locks, closing a
+        // descriptor after a refusal would drop another open's locks (PosixLockBytes).
+        ImageLock lock = Files.exists(path) ? ImageLock.acquire(path, path.toString(), permissions) : null;
+        ReopeningChannel channel;
+        try {
+            channel = direct ? openDirect(path, options) : new ReopeningChannel(path, options);
+        } catch (IOException | RuntimeException e) {
+            closeAfterFailure(e, lock);
+            throw e;
+        }
         FileIo io = null;
         RandomAccessFile resizer = null;
         try {
-            lock = ImageLock.acquire(path, path.toString(), permissions);
+            if (lock == null) {
+                lock = ImageLock.acquire(path, path.toString(), permissions);
+            }
             int alignment = direct ? blockSize(path) : 1;
             if (backend.resolve(direct) == StorageBackend.IO_URING) {
                 io = UringSupport.open(path, writable, direct); // null: io_uring cannot run here

@@ -4,9 +4,12 @@ import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.Path;
+import java.nio.file.Files;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.locks.ReentrantLock;
@@ -30,19 +33,28 @@ final class PosixLockBytes implements LockBytes {
     private final boolean writable;
     private final ReentrantLock lock = new ReentrantLock();
     private final Map<Long, FileLock> held = new HashMap<>();
+    // Files (device and inode) this process holds POSIX lock bytes on: a second open is refused before it opens
+    // a descriptor, since closing that descriptor would drop the first open's locks.
+    private static final Set<Object> OPEN_FILES = ConcurrentHashMap.newKeySet();
+    private final Object fileKey;
 
     PosixLockBytes(Path path) throws IOException {
         this.path = path;
-        FileChannel ch;
-        boolean w = true;
-        try {
-            ch = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-        } catch (AccessDeniedException e) {
-            ch = FileChannel.open(path, StandardOpenOption.READ);
-            w = false;
+        Object key = Files.readAttributes(path, BasicFileAttributes.class).fileKey();
+        if (key != null && !OPEN_FILES.add(key)) {
+            throw openTwice();
         }
-        this.channel = ch;
-        this.writable = w;
+        this.fileKey = key;
+        this.writable = Files.isWritable(path);
+        try {
+            this.channel = writable ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
+                    : FileChannel.open(path, StandardOpenOption.READ);
+        } catch (IOException | RuntimeException e) {
+            if (key != null) {
+                OPEN_FILES.remove(key);
+            }
+            throw e;
+        }
     }
 
     @Override
@@ -115,6 +127,9 @@ final class PosixLockBytes implements LockBytes {
         try {
             held.clear(); // closing the channel drops its locks
             channel.close();
+            if (fileKey != null) {
+                OPEN_FILES.remove(fileKey);
+            }
         } finally {
             lock.unlock();
         }
