@@ -10,17 +10,29 @@ package io.github.qcowloom.api;
  * @param tuning cache sizes and the cluster pool
  * @param ticker the time the image's background work (the cluster pool) runs by: real time, or the interleaving
  *     explorer's virtual clock
+ * @param locking which of QEMU's lock bytes the open takes ({@link ImageLocking}); force-share needs read-only
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
-        Ticker ticker) {
+        Ticker ticker, ImageLocking locking) {
     public static final long DEFAULT_MAX_L2_CACHE = 32L << 20;
 
     public OpenOptions {
         java.util.Objects.requireNonNull(tuning, "tuning");
         java.util.Objects.requireNonNull(ticker, "ticker");
+        java.util.Objects.requireNonNull(locking, "locking");
+        if (locking == ImageLocking.FORCE_SHARE && !readOnly) {
+            // qemu-img: "force-share=on can only be used with read-only images"
+            throw new IllegalArgumentException("force-share can only be used with read-only images");
+        }
     }
 
-    /** Options that run by real time. */
+    /** Options that run by real time, with QEMU's default locks. */
+    public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
+            Ticker ticker) {
+        this(readOnly, direct, followReferences, tuning, ticker, ImageLocking.DEFAULT);
+    }
+
+    /** Options that run by real time, with QEMU's default locks. */
     public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning) {
         this(readOnly, direct, followReferences, tuning, Ticker.SYSTEM);
     }
@@ -36,23 +48,27 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
     }
 
     public OpenOptions withReadOnly(boolean v) {
-        return new OpenOptions(v, direct, followReferences, tuning, ticker);
+        return new OpenOptions(v, direct, followReferences, tuning, ticker, locking);
     }
 
     public OpenOptions withDirect(boolean v) {
-        return new OpenOptions(readOnly, v, followReferences, tuning, ticker);
+        return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking);
     }
 
     public OpenOptions withFollowReferences(boolean v) {
-        return new OpenOptions(readOnly, direct, v, tuning, ticker);
+        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking);
     }
 
     public OpenOptions withTuning(ImageOptions v) {
-        return new OpenOptions(readOnly, direct, followReferences, v, ticker);
+        return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking);
     }
 
     public OpenOptions withTicker(Ticker v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, v);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking);
+    }
+
+    public OpenOptions withLocking(ImageLocking v) {
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v);
     }
 
     public OpenOptions withL2CacheBytes(long v) {

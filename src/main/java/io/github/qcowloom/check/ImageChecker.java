@@ -8,7 +8,10 @@ import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -27,8 +30,25 @@ public final class ImageChecker {
      * @throws CheckFailedException if the check cannot finish (a snapshot table it cannot read)
      */
     public static CheckResult check(Path path, String filename) throws IOException {
-        try (FileStorage file = FileStorage.open(path, true, false)) {
+        return check(path, filename, LockPermissions.readOnly());
+    }
+
+    /**
+     * Checks the image at {@code path} read-only, held with {@code permissions} (qemu-img check -U:
+     * {@link LockPermissions#forceShare()}).
+     */
+    public static CheckResult check(Path path, String filename, LockPermissions permissions) throws IOException {
+        try (FileStorage file = open(path, filename, true, permissions)) {
             return check(file, filename);
+        }
+    }
+
+    private static FileStorage open(Path path, String filename, boolean readOnly, LockPermissions permissions)
+            throws IOException {
+        try {
+            return FileStorage.open(path, readOnly, false, StorageBackend.FILECHANNEL, permissions);
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + filename + "': ");
         }
     }
 
@@ -45,7 +65,7 @@ public final class ImageChecker {
      * @throws CheckFailedException if the repair cannot finish (QEMU's "Check failed")
      */
     public static RepairOutcome repair(Path path, String filename, RepairMode mode) throws IOException {
-        try (FileStorage file = FileStorage.open(path, false, false)) {
+        try (FileStorage file = open(path, filename, false, LockPermissions.readWrite())) {
             return repair(file, filename, mode);
         }
     }

@@ -1,5 +1,8 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.storage.ImageLock;
+import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
@@ -22,31 +25,46 @@ import java.util.concurrent.ThreadLocalRandom;
  * rename: it is written in place, as qemu-img does. A symbolic link is followed, so the file it names is replaced
  * and the link stays. An external data file that a new qcow2 image names is created at its own path, not here.
  * A kill leaves the temporary file behind ({@code .NAME.part-XXXXXXXX} beside the target), never a damaged target.
+ *
+ * <p>An existing target is locked for writing, as qemu-img's open of it would be, from {@link #begin} to
+ * {@link #close}: a target that QEMU (or another of our processes) has open is refused with qemu-img's message,
+ * not replaced under it.
  */
 final class AtomicTarget implements AutoCloseable {
     private final Path target;
     private final Path file;
     private final boolean inPlace;
+    /** The write lock on the existing target, or null (no target yet, or a device that its open locks). */
+    private final ImageLock lock;
     private boolean committed;
 
-    private AtomicTarget(Path target, Path file, boolean inPlace) {
+    private AtomicTarget(Path target, Path file, boolean inPlace, ImageLock lock) {
         this.target = target;
         this.file = file;
         this.inPlace = inPlace;
+        this.lock = lock;
     }
 
     /** Starts a replacement of {@code requested}; nothing is created yet: the caller creates {@link #file()}. */
     static AtomicTarget begin(Path requested) throws IOException {
         Path target = Files.isSymbolicLink(requested) ? requested.toRealPath() : requested.toAbsolutePath();
         if (Files.exists(target) && !Files.isRegularFile(target, LinkOption.NOFOLLOW_LINKS)) {
-            return new AtomicTarget(target, target, true);
+            return new AtomicTarget(target, target, true, null);
         }
         String suffix = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt());
         Path temp = target.resolveSibling("." + target.getFileName() + ".part-" + suffix);
         if (Files.exists(temp, LinkOption.NOFOLLOW_LINKS)) {
             throw new FileAlreadyExistsException(temp.toString());
         }
-        return new AtomicTarget(target, temp, false);
+        ImageLock lock = null;
+        if (Files.exists(target)) {
+            try {
+                lock = ImageLock.acquire(target, requested.toString(), LockPermissions.readWrite());
+            } catch (ImageLockedException e) {
+                throw e.withContext(requested + ": "); // qemu-img create's and convert's words
+            }
+        }
+        return new AtomicTarget(target, temp, false, lock);
     }
 
     /** Where the caller writes the new file: a temporary name beside the target, or the target itself in place. */
@@ -73,8 +91,14 @@ final class AtomicTarget implements AutoCloseable {
     /** Removes the temporary file of a replacement that did not commit (the command failed); the target is untouched. */
     @Override
     public void close() throws IOException {
-        if (!committed && !inPlace) {
-            Files.deleteIfExists(file);
+        try {
+            if (!committed && !inPlace) {
+                Files.deleteIfExists(file);
+            }
+        } finally {
+            if (lock != null) {
+                lock.close();
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.exec.ExecutionModel;
@@ -49,6 +50,9 @@ final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "-S", description = "Step between offsets (default: the request size).")
     String step;
+
+    @Option(names = {"-U", "--force-share"}, description = "Share the image with writers (reads only, as qemu-img).")
+    boolean forceShare;
 
     @Option(names = "-w", description = "Write instead of read.")
     boolean write;
@@ -113,6 +117,12 @@ final class BenchCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         OpenOptions options = profile.apply(OpenOptions.readWriteDefaults())
                 .withDirect(CacheMode.direct(cache)).withReadOnly(!write);
+        if (forceShare) {
+            if (write) {
+                throw new IllegalArgumentException("force-share=on can only be used with read-only images");
+            }
+            options = options.withLocking(ImageLocking.FORCE_SHARE);
+        }
         if (storage != null) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
         }

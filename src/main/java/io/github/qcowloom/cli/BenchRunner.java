@@ -7,6 +7,8 @@ import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.CountingStorage;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
+import io.github.qcowloom.api.ImageLockedException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
@@ -71,7 +73,13 @@ final class BenchRunner {
     static Result run(BenchSpec spec, Path image, OpenOptions options, ExecutionModel model, PrintWriter err)
             throws Exception {
         int size = spec.size();
-        FileStorage file = FileStorage.open(image, options.readOnly(), options.direct(), options.tuning().storage());
+        FileStorage file;
+        try {
+            file = FileStorage.open(image, options.readOnly(), options.direct(), options.tuning().storage(),
+                    LockPermissions.forImage(options.locking(), options.readOnly()));
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + image + "': ");
+        }
         if (file.backend() != options.tuning().storage().resolve(options.direct())) {
             err.println("qcow2-loom: these figures are " + file.backend() + "'s, not "
                     + options.tuning().storage().resolve(options.direct()) + "'s (see the log)");

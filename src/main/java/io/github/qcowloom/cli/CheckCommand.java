@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.check.CheckFailedException;
 import io.github.qcowloom.check.CheckResult;
@@ -8,6 +9,7 @@ import io.github.qcowloom.check.ImageChecker;
 import io.github.qcowloom.check.RepairMode;
 import io.github.qcowloom.check.RepairOutcome;
 import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -45,7 +47,7 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet: print nothing on stdout.")
     boolean quiet;
 
-    @Option(names = "-U", description = "Accepted for qemu-img compatibility.")
+    @Option(names = {"-U", "--force-share"}, description = "Share the image with writers (plain check only, as qemu-img).")
     boolean forceShare;
 
     @Parameters(index = "0", paramLabel = "FILE")
@@ -72,9 +74,14 @@ final class CheckCommand implements Callable<Integer> {
         List<String> lines;
         try {
             if (mode == null) {
-                result = ImageChecker.check(path, filename);
+                result = ImageChecker.check(path, filename,
+                        forceShare ? LockPermissions.forceShare() : LockPermissions.readOnly());
                 lines = result.messages();
             } else {
+                if (forceShare) {
+                    throw new ImageException("Could not open '" + filename + "': force-share=on can only be used"
+                            + " with read-only images");
+                }
                 RepairOutcome o = ImageChecker.repair(path, filename, mode);
                 result = o.result();
                 lines = o.messages();

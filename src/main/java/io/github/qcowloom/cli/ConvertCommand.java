@@ -3,6 +3,7 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
@@ -51,6 +52,9 @@ final class ConvertCommand implements Callable<Integer> {
             + " clusters that do not shrink are stored uncompressed.")
     boolean compressed;
 
+    @Option(names = {"-U", "--force-share"}, description = "Share the source with writers (qemu-img's -U).")
+    boolean forceShare;
+
     @Option(names = "-p", description = "Show a progress bar on stderr.")
     boolean progress;
 
@@ -86,7 +90,8 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ImageException("-o and -B need -O qcow2");
         }
         boolean targetDirect = CacheMode.direct(targetCache); // also rejects unknown modes
-        OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults());
+        OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults())
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
         if (sourceCache != null) {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }

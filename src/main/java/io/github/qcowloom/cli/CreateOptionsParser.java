@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
@@ -98,7 +99,8 @@ final class CreateOptionsParser {
         }
         String fmt = format != null ? format : ImageFormat.probe(p);
         if ("qcow2".equals(fmt)) {
-            try (Qcow2Image img = Qcow2Image.open(p, OpenOptions.readOnlyDefaults().withFollowReferences(false))) {
+            try (Qcow2Image img = Qcow2Image.open(p, OpenOptions.readOnlyDefaults().withFollowReferences(false)
+                    .withLocking(ImageLocking.NONE))) {
                 return img.size();
             }
         }

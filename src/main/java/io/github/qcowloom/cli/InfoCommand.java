@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
@@ -31,7 +32,7 @@ final class InfoCommand implements Callable<Integer> {
     @Option(names = "--output", description = "human (default) or json.")
     String output = "human";
 
-    @Option(names = "-U", description = "Accepted for qemu-img compatibility; images are always opened read-only.")
+    @Option(names = {"-U", "--force-share"}, description = "Take no lock: read the image even while another process writes it.")
     boolean forceShare;
 
     @Parameters(index = "0", paramLabel = "FILE")
@@ -46,7 +47,8 @@ final class InfoCommand implements Callable<Integer> {
         String fmt = format != null ? format : ImageFormat.probe(path);
         Map<String, Object> info = switch (fmt) {
             case "qcow2" -> {
-                OpenOptions o = OpenOptions.readOnlyDefaults().withFollowReferences(false);
+                OpenOptions o = OpenOptions.readOnlyDefaults().withFollowReferences(false)
+                        .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY);
                 try (Qcow2Image img = Qcow2Image.open(path, o)) {
                     yield ImageInfo.qcow2(filename, img.header(), img.snapshots(), DiskUsage.of(path));
                 }

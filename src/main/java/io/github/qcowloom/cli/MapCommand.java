@@ -3,6 +3,7 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
@@ -41,7 +42,7 @@ final class MapCommand implements Callable<Integer> {
     @Option(names = "--max-length", paramLabel = "N", description = "Map at most this many bytes.")
     String maxLength;
 
-    @Option(names = "-U", description = "Accepted for qemu-img compatibility; images are always opened read-only.")
+    @Option(names = {"-U", "--force-share"}, description = "Share the image with writers (qemu-img's -U).")
     boolean forceShare;
 
     @Parameters(index = "0", paramLabel = "FILE")
@@ -65,7 +66,8 @@ final class MapCommand implements Callable<Integer> {
             throw new NoSuchFileException(filename);
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (BlockDevice dev = ImageFormat.open(path, format, OpenOptions.readOnlyDefaults())) {
+        try (BlockDevice dev = ImageFormat.open(path, format,
+                OpenOptions.readOnlyDefaults().withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT))) {
             List<Layer> layers = layers(dev, filename);
             long end = max < 0 ? dev.size() : Math.min(dev.size(), start + Math.min(max, Long.MAX_VALUE - start));
             out.print(json ? "[" : MapEntry.humanHeader());

@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
@@ -72,6 +73,10 @@ final class ServeCommand implements Callable<Integer> {
                     + "qemu-nbd's --handshake-limit (default 10; 0 = no limit).")
     Integer handshakeLimit;
 
+    @Option(names = {"-U", "--force-share"}, description = "With --read-only: share the image with writers, as"
+            + " qemu-nbd -U.")
+    boolean forceShare;
+
     @Option(names = {"-e", "--shared"}, paramLabel = "N",
             description = "Serve up to N clients at once, as qemu-nbd's --shared (default "
                     + NbdServer.Options.DEFAULT_MAX_CONNECTIONS + "; 0 = unlimited); more wait until one leaves.")
@@ -131,7 +136,13 @@ final class ServeCommand implements Callable<Integer> {
             throw new NoSuchFileException(filename);
         }
         OpenOptions base = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        if (forceShare && !readOnly) {
+            throw new IllegalArgumentException("--force-share needs --read-only");
+        }
         OpenOptions options = profile.apply(base);
+        if (forceShare) {
+            options = options.withLocking(ImageLocking.FORCE_SHARE);
+        }
         ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket)
                 : new InetSocketAddress(host, port != null ? port : 10809);

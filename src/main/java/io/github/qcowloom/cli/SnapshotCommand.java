@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Snapshot;
@@ -49,7 +50,7 @@ final class SnapshotCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
 
-    @Option(names = "-U", description = "Accepted for qemu-img compatibility (listing opens the image read-only).")
+    @Option(names = {"-U", "--force-share"}, description = "Share the image with writers (listing only, as qemu-img).")
     boolean forceShare;
 
     @Mixin
@@ -72,6 +73,13 @@ final class SnapshotCommand implements Callable<Integer> {
             return withoutSnapshots(fmt);
         }
         OpenOptions base = list ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        if (forceShare && !list) {
+            throw new ImageException("Could not open '" + filename + "': force-share=on can only be used with"
+                    + " read-only images");
+        }
+        if (forceShare) {
+            base = base.withLocking(ImageLocking.FORCE_SHARE);
+        }
         try (Qcow2Image img = Qcow2Image.open(path, profile.apply(base).withFollowReferences(false))) {
             if (list) {
                 // QEMU lists nothing for an image with an external data file (it refuses its snapshots).

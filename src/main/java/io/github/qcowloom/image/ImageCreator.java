@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
@@ -30,6 +31,14 @@ public final class ImageCreator {
 
     /** Creates (or truncates) the image at {@code path}, and its data file if the options name one. */
     public static void create(Path path, CreateOptions options) throws IOException {
+        try {
+            createLocked(path, options);
+        } catch (ImageLockedException e) {
+            throw e.withContext(path + ": "); // qemu-img create's words
+        }
+    }
+
+    private static void createLocked(Path path, CreateOptions options) throws IOException {
         CreateOptions o = validate(options);
         CreateLayout layout = layout(o);
         if (o.dataFile() != null) {

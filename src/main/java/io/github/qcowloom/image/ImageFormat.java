@@ -1,10 +1,12 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -26,13 +28,21 @@ public final class ImageFormat {
         }
     }
 
+    private static FileStorage openRaw(Path path, OpenOptions options) throws IOException {
+        try {
+            return FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
+                    LockPermissions.forImage(options.locking(), options.readOnly()));
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + path + "': ");
+        }
+    }
+
     /** Opens a qcow2 or raw image as a device; {@code format} null means probe. */
     public static BlockDevice open(Path path, String format, OpenOptions options) throws IOException {
         String fmt = format != null ? format : probe(path);
         return switch (fmt) {
             case "qcow2" -> Qcow2Image.open(path, options);
-            case "raw" -> new RawImage(FileStorage.open(path, options.readOnly(), options.direct(),
-                    options.tuning().storage()));
+            case "raw" -> new RawImage(openRaw(path, options));
             default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
         };
     }

@@ -8,6 +8,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.OpenOptions;
@@ -24,6 +25,7 @@ import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -122,11 +124,17 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /** Opens the image at {@code path}, its backing chain and data file as the options say. */
     public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
-        return open(path, options, 0);
+        try {
+            return open(path, options, 0);
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + path + "': ");
+        }
     }
 
     private static Qcow2Image open(Path path, OpenOptions options, int depth) throws IOException {
-        Storage storage = FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage());
+        Storage storage = FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
+                depth == 0 ? LockPermissions.forImage(options.locking(), options.readOnly())
+                        : LockPermissions.forBacking(options.locking()));
         try {
             return open(storage, path.toAbsolutePath().getParent(), options, depth);
         } catch (IOException | RuntimeException e) {
@@ -162,7 +170,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 String name = header.dataFile().orElseThrow(() -> new CorruptImageException(
                         "The image has the external data file bit but no data file name"));
                 dataFile = FileStorage.open(ReferencedFiles.resolve(imageDir, name, "data file"),
-                        options.readOnly(), options.direct(), options.tuning().storage());
+                        options.readOnly(), options.direct(), options.tuning().storage(),
+                        LockPermissions.forDataFile(options.locking(), options.readOnly()));
                 opened.add(dataFile);
             }
             if (header.hasDataFile() && dataFile == null && !options.readOnly()) {
@@ -228,12 +237,17 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (format == null) {
             format = ImageFormat.probe(path);
         }
-        return switch (format) {
-            case "qcow2" -> open(path, backingOptions, depth + 1);
-            case "raw" -> new RawImage(FileStorage.open(path, true, options.direct(), options.tuning().storage()));
-            default -> throw new UnsupportedFeatureException("backing format " + format,
-                    "Unsupported backing file format '" + format + "'");
-        };
+        try {
+            return switch (format) {
+                case "qcow2" -> open(path, backingOptions, depth + 1);
+                case "raw" -> new RawImage(FileStorage.open(path, true, options.direct(), options.tuning().storage(),
+                        LockPermissions.forBacking(options.locking())));
+                default -> throw new UnsupportedFeatureException("backing format " + format,
+                        "Unsupported backing file format '" + format + "'");
+            };
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open backing file: ");
+        }
     }
 
     /** L2 slices of at most 4 KiB: a miss reads 4 KiB, not a whole 2 MiB table. */

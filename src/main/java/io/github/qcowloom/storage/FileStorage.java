@@ -30,6 +30,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *
  * <p>Without fallocate (Java 21 has no FFM), {@link #punchHole} releases host space only when the hole
  * covers the tail of the file; elsewhere it writes zeroes, like {@link #writeZeroes}.
+ *
+ * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
+ * read (and, on create, before the file is truncated).
  */
 public final class FileStorage implements Storage {
     private static final int ZERO_CHUNK = 1 << 20;
@@ -45,6 +48,7 @@ public final class FileStorage implements Storage {
     private final ReopeningChannel channel;
     private final FileIo io; // the channel itself, or io_uring on a descriptor of its own
     private final RandomAccessFile resizer; // null when read-only
+    private final ImageLock lock; // null when the permissions take no lock byte
     private final boolean direct;
     private final int alignment;
     private final AlignedBufferPool bounce; // direct mode only
@@ -54,9 +58,10 @@ public final class FileStorage implements Storage {
     // The file's length as far as callers are concerned: in direct mode the host file can be briefly longer.
     private final AtomicLong size;
 
-    private FileStorage(Path path, ReopeningChannel channel, FileIo io, RandomAccessFile resizer, boolean direct,
-            int alignment) throws IOException {
+    private FileStorage(Path path, ReopeningChannel channel, FileIo io, RandomAccessFile resizer, ImageLock lock,
+            boolean direct, int alignment) throws IOException {
         this.path = path;
+        this.lock = lock;
         this.channel = channel;
         this.io = io;
         this.resizer = resizer;
@@ -79,8 +84,21 @@ public final class FileStorage implements Storage {
      */
     public static FileStorage open(Path path, boolean readOnly, boolean direct, StorageBackend backend)
             throws IOException {
-        return readOnly ? open(path, Set.of(StandardOpenOption.READ), direct, false, backend)
-                : open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true, backend);
+        return open(path, readOnly, direct, backend,
+                readOnly ? LockPermissions.readOnly() : LockPermissions.readWrite());
+    }
+
+    /**
+     * Opens an existing file as {@link #open(Path, boolean, boolean, StorageBackend)} does, held with QEMU's lock
+     * bytes for {@code permissions}.
+     *
+     * @throws io.github.qcowloom.api.ImageLockedException if another process's locks conflict with them
+     */
+    public static FileStorage open(Path path, boolean readOnly, boolean direct, StorageBackend backend,
+            LockPermissions permissions) throws IOException {
+        return readOnly ? open(path, Set.of(StandardOpenOption.READ), direct, false, backend, permissions, false)
+                : open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true, backend,
+                        permissions, false);
     }
 
     /** Creates a file, or truncates an existing one, and opens it read-write through FileChannel. */
@@ -88,27 +106,45 @@ public final class FileStorage implements Storage {
         return create(path, direct, StorageBackend.FILECHANNEL);
     }
 
-    /** Creates a file, or truncates an existing one, and opens it read-write through {@code backend}. */
+    /**
+     * Creates a file, or truncates an existing one, and opens it read-write through {@code backend}. An existing
+     * file is truncated only once its write lock is held, so a file in use by QEMU is refused, not emptied.
+     */
     public static FileStorage create(Path path, boolean direct, StorageBackend backend) throws IOException {
-        return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE,
-                StandardOpenOption.TRUNCATE_EXISTING), direct, true, backend);
+        return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE),
+                direct, true, backend, LockPermissions.readWrite(), true);
     }
 
     private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable,
-            StorageBackend backend) throws IOException {
+            StorageBackend backend, LockPermissions permissions, boolean truncate) throws IOException {
         // The channel opens (or creates) the file and answers its size even when io_uring moves the bytes.
-        ReopeningChannel channel = direct ? openDirect(path, options) : new ReopeningChannel(path, options);
+        // An existing file is locked before any other descriptor of it is opened: with POSIX locks, closing a
+        // descriptor after a refusal would drop another open's locks (PosixLockBytes).
+        ImageLock lock = Files.exists(path) ? ImageLock.acquire(path, path.toString(), permissions) : null;
+        ReopeningChannel channel;
+        try {
+            channel = direct ? openDirect(path, options) : new ReopeningChannel(path, options);
+        } catch (IOException | RuntimeException e) {
+            closeAfterFailure(e, lock);
+            throw e;
+        }
         FileIo io = null;
         RandomAccessFile resizer = null;
         try {
+            if (lock == null) {
+                lock = ImageLock.acquire(path, path.toString(), permissions);
+            }
             int alignment = direct ? blockSize(path) : 1;
             if (backend.resolve(direct) == StorageBackend.IO_URING) {
                 io = UringSupport.open(path, writable, direct); // null: io_uring cannot run here
             }
             resizer = writable ? new RandomAccessFile(path.toFile(), "rw") : null;
-            return new FileStorage(path, channel, io != null ? io : channel, resizer, direct, alignment);
+            if (truncate) {
+                resizer.setLength(0);
+            }
+            return new FileStorage(path, channel, io != null ? io : channel, resizer, lock, direct, alignment);
         } catch (IOException | RuntimeException e) {
-            closeAfterFailure(e, channel, io, resizer);
+            closeAfterFailure(e, channel, io, resizer, lock);
             throw e;
         }
     }
@@ -305,10 +341,21 @@ public final class FileStorage implements Storage {
         try {
             channel.close();
         } finally {
-            if (resizer != null) {
-                resizer.close();
+            try {
+                if (resizer != null) {
+                    resizer.close();
+                }
+            } finally {
+                if (lock != null) {
+                    lock.close(); // last: the locks outlive every descriptor that could write
+                }
             }
         }
+    }
+
+    /** The lock bytes held on the file, or null if its permissions take none. */
+    public ImageLock lock() {
+        return lock;
     }
 
     @Override

@@ -1,0 +1,72 @@
+package io.github.qcowloom.storage;
+
+import java.io.IOException;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The door to open-file-description locks, which live in the jar's Java 22+ layer ({@code OfdLockBytes}): on
+ * Java 21, or where the kernel refuses F_OFD_SETLK, {@link #open} gives POSIX record locks instead
+ * ({@link PosixLockBytes}) and logs the reason once per process.
+ */
+final class LockSupport {
+    private static final Logger LOG = LoggerFactory.getLogger(LockSupport.class);
+    private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
+    private static final String IMPLEMENTATION = "io.github.qcowloom.storage.OfdLockBytes";
+    private static final MethodHandle OPEN;
+    private static final String MISSING;
+
+    static {
+        MethodHandle open = null;
+        String missing = null;
+        if (Runtime.version().feature() < 22) {
+            missing = "open-file-description locks need Java 22 or later (running Java "
+                    + Runtime.version().feature() + ")";
+        } else {
+            try {
+                Class<?> c = Class.forName(IMPLEMENTATION);
+                open = MethodHandles.lookup().findStatic(c, "open", MethodType.methodType(LockBytes.class, Path.class));
+            } catch (ReflectiveOperationException | LinkageError e) {
+                missing = "the Java 22+ layer is missing from the class path (" + e + ")";
+            }
+        }
+        OPEN = open;
+        MISSING = missing;
+    }
+
+    private LockSupport() {
+    }
+
+    /** Lock bytes on the existing file {@code path}: OFD locks if possible, else POSIX locks (logged once). */
+    static LockBytes open(Path path) throws IOException {
+        if (OPEN != null) {
+            LockBytes ofd;
+            try {
+                ofd = (LockBytes) OPEN.invokeExact(path);
+            } catch (IOException | RuntimeException | Error e) {
+                throw e;
+            } catch (Throwable t) {
+                throw new AssertionError(t);
+            }
+            if (ofd != null) {
+                return ofd;
+            }
+            logFallback("the kernel refuses open-file-description locks (F_OFD_SETLK)");
+        } else {
+            logFallback(MISSING);
+        }
+        return new PosixLockBytes(path);
+    }
+
+    private static void logFallback(String reason) {
+        if (FALLBACK_LOGGED.compareAndSet(false, true)) {
+            LOG.warn("image locks are POSIX record locks, not open-file-description locks: {}; a file is then opened"
+                    + " once per process", reason);
+        }
+    }
+}
