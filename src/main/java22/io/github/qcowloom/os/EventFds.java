@@ -122,6 +122,30 @@ public final class EventFds {
         }
     }
 
+    /** Reads (resets) the counter if it is signalled within {@code millis}; answers whether it was. */
+    public static boolean readWithin(int fd, int millis) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = LinuxCalls.errnoSegment(arena);
+            MemorySegment pfd = arena.allocate(8, 8);
+            pfd.set(JAVA_INT, 0, fd);
+            pfd.set(JAVA_SHORT, 4, POLLIN);
+            int r;
+            do {
+                r = (int) POLL.invokeExact(capture, pfd, 1L, millis);
+            } while (r < 0 && LinuxCalls.errno(capture) == LinuxCalls.EINTR);
+            if (r <= 0 || (pfd.get(JAVA_SHORT, 6) & POLLIN) == 0) {
+                return false;
+            }
+            MemorySegment value = arena.allocate(JAVA_LONG);
+            long n = (long) READ.invokeExact(capture, fd, value, 8L);
+            return n == 8;
+        } catch (IOException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
     public static void close(int fd) {
         LinuxCalls.close(fd);
     }

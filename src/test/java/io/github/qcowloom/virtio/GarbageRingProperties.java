@@ -3,6 +3,7 @@ package io.github.qcowloom.virtio;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.testing.RingDriver;
 import io.github.qcowloom.image.RawImage;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -111,7 +112,7 @@ class GarbageRingProperties {
             long a = memory.readLe64(at);
             long len = Integer.toUnsignedLong(memory.readLe32(at + 8));
             int flags = memory.readLe16(at + 12);
-            if ((flags & SplitVirtqueue.DESC_F_WRITE) != 0 && address - a >= 0 && address - a < len) {
+            if ((flags & RingDriver.DESC_F_WRITE) != 0 && address - a >= 0 && address - a < len) {
                 return true;
             }
         }

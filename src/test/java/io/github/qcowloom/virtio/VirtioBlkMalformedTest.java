@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.testing.RingDriver;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -106,8 +107,8 @@ class VirtioBlkMalformedTest {
     @Test
     void aLoopBreaksTheDevice() throws IOException {
         start();
-        driver.writeRaw(driver.desc, driver.writable(16).address(), 16, SplitVirtqueue.DESC_F_NEXT, 1);
-        driver.writeRaw(driver.desc + 16, driver.writable(16).address(), 16, SplitVirtqueue.DESC_F_NEXT, 0);
+        driver.writeRaw(driver.desc, driver.writable(16).address(), 16, RingDriver.DESC_F_NEXT, 1);
+        driver.writeRaw(driver.desc + 16, driver.writable(16).address(), 16, RingDriver.DESC_F_NEXT, 0);
         driver.publish(0);
         assertBrokenAfterKick();
         assertTrue(resets.get(0).contains("longer than"), resets.get(0));
@@ -116,7 +117,7 @@ class VirtioBlkMalformedTest {
     @Test
     void aNextIndexOutOfTheTableBreaksTheDevice() throws IOException {
         start();
-        driver.writeRaw(driver.desc, driver.writable(16).address(), 16, SplitVirtqueue.DESC_F_NEXT, 16);
+        driver.writeRaw(driver.desc, driver.writable(16).address(), 16, RingDriver.DESC_F_NEXT, 16);
         driver.publish(0);
         assertBrokenAfterKick();
     }
@@ -141,7 +142,7 @@ class VirtioBlkMalformedTest {
         long table = driver.alloc(64);
         // INDIRECT and NEXT together.
         start();
-        driver.writeRaw(driver.desc, table, 32, SplitVirtqueue.DESC_F_INDIRECT | SplitVirtqueue.DESC_F_NEXT, 1);
+        driver.writeRaw(driver.desc, table, 32, RingDriver.DESC_F_INDIRECT | RingDriver.DESC_F_NEXT, 1);
         driver.publish(0);
         assertBrokenAfterKick();
     }
@@ -149,9 +150,9 @@ class VirtioBlkMalformedTest {
     @Test
     void nestedIndirectTablesBreakTheDevice() throws IOException {
         long table = driver.alloc(32);
-        driver.writeRaw(table, table, 32, SplitVirtqueue.DESC_F_INDIRECT, 0);
+        driver.writeRaw(table, table, 32, RingDriver.DESC_F_INDIRECT, 0);
         start();
-        driver.writeRaw(driver.desc, table, 32, SplitVirtqueue.DESC_F_INDIRECT, 0);
+        driver.writeRaw(driver.desc, table, 32, RingDriver.DESC_F_INDIRECT, 0);
         driver.publish(0);
         assertBrokenAfterKick();
     }
@@ -159,7 +160,7 @@ class VirtioBlkMalformedTest {
     @Test
     void anIndirectTableOfOddLengthOrOutsideMemoryBreaksTheDevice() throws IOException {
         start();
-        driver.writeRaw(driver.desc, driver.alloc(32), 17, SplitVirtqueue.DESC_F_INDIRECT, 0);
+        driver.writeRaw(driver.desc, driver.alloc(32), 17, RingDriver.DESC_F_INDIRECT, 0);
         driver.publish(0);
         assertBrokenAfterKick();
         device.reset();
@@ -170,7 +171,7 @@ class VirtioBlkMalformedTest {
     @Test
     void anIndirectTableOutsideMemoryBreaksTheDevice() throws IOException {
         start();
-        driver.writeRaw(driver.desc, RingDriver.BASE + RingDriver.MEMORY - 16, 32, SplitVirtqueue.DESC_F_INDIRECT, 0);
+        driver.writeRaw(driver.desc, RingDriver.BASE + RingDriver.MEMORY - 16, 32, RingDriver.DESC_F_INDIRECT, 0);
         driver.publish(0);
         assertBrokenAfterKick();
     }

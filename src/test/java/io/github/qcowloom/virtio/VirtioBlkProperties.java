@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.testing.RingDriver;
 import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.storage.MemoryStorage;
 import java.io.IOException;

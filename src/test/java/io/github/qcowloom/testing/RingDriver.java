@@ -1,5 +1,8 @@
-package io.github.qcowloom.virtio;
+package io.github.qcowloom.testing;
 
+import io.github.qcowloom.virtio.BufferGuestMemory;
+import io.github.qcowloom.virtio.GuestMemory;
+import io.github.qcowloom.virtio.VirtqueueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -10,23 +13,28 @@ import java.util.List;
  * in the descriptor table (directly or through an indirect table), publishes heads in the available ring, and
  * reads the used ring. Buffers come from a bump allocator over a data area, reset between batches.
  */
-final class RingDriver {
-    static final long BASE = 0x10000;
-    static final int MEMORY = 4 << 20;
+public final class RingDriver {
+    public static final int DESC_F_NEXT = 1;
+    public static final int DESC_F_WRITE = 2;
+    public static final int DESC_F_INDIRECT = 4;
+    public static final int AVAIL_F_NO_INTERRUPT = 1;
+
+    public static final long BASE = 0x10000;
+    public static final int MEMORY = 4 << 20;
 
     /** A buffer of a chain. */
-    record Buf(long address, int length, boolean writable) {
+    public record Buf(long address, int length, boolean writable) {
     }
 
     /** A used element. */
-    record Used(int head, int length) {
+    public record Used(int head, int length) {
     }
 
-    final GuestMemory memory;
-    final int size;
-    final long desc;
-    final long avail;
-    final long used;
+    public final GuestMemory memory;
+    public final int size;
+    public final long desc;
+    public final long avail;
+    public final long used;
     private final long dataStart;
     private final long dataEnd;
     private long dataTop;
@@ -34,23 +42,28 @@ final class RingDriver {
     private int availIdx;
     private int usedSeen;
 
-    RingDriver(int size, int startIndex) {
+    public RingDriver(int size, int startIndex) {
         this(BufferGuestMemory.ofHeap(BASE, MEMORY), size, startIndex);
     }
 
-    RingDriver(GuestMemory memory, int size, int startIndex) {
+    public RingDriver(GuestMemory memory, int size, int startIndex) {
         this(memory, MEMORY, size, startIndex);
     }
 
     /** A driver whose rings and buffers lie in the first {@code bytes} of guest memory from {@link #BASE}. */
-    RingDriver(GuestMemory memory, int bytes, int size, int startIndex) {
+    public RingDriver(GuestMemory memory, int bytes, int size, int startIndex) {
+        this(memory, BASE, bytes, size, startIndex);
+    }
+
+    /** A driver whose rings and buffers lie in the {@code bytes} of guest memory from {@code base}. */
+    public RingDriver(GuestMemory memory, long base, int bytes, int size, int startIndex) {
         this.memory = memory;
         this.size = size;
-        this.desc = BASE;
+        this.desc = base;
         this.avail = desc + 16L * size;
         this.used = (avail + 6 + 2L * size + 3) & ~3L;
         this.dataStart = (used + 6 + 8L * size + 4095) & ~4095L;
-        this.dataEnd = BASE + bytes;
+        this.dataEnd = base + bytes;
         this.dataTop = dataStart;
         this.availIdx = startIndex;
         this.usedSeen = startIndex;
@@ -58,22 +71,22 @@ final class RingDriver {
         memory.writeLe16(used + 2, startIndex);
     }
 
-    VirtqueueLayout layout() {
+    public VirtqueueLayout layout() {
         return new VirtqueueLayout(size, desc, avail, used, availIdx);
     }
 
     /** Frees every buffer and descriptor (call when no chain is outstanding). */
-    void resetBatch() {
+    public void resetBatch() {
         dataTop = dataStart;
         nextDesc = 0;
     }
 
     /** Frees every descriptor, keeping the buffers. */
-    void resetDescriptors() {
+    public void resetDescriptors() {
         nextDesc = 0;
     }
 
-    long alloc(int bytes) {
+    public long alloc(int bytes) {
         long at = (dataTop + 7) & ~7L;
         if (at + bytes > dataEnd) {
             throw new IllegalStateException("test data area full");
@@ -83,34 +96,34 @@ final class RingDriver {
     }
 
     /** A buffer holding {@code bytes} (device-readable). */
-    Buf readable(byte[] bytes) {
+    public Buf readable(byte[] bytes) {
         long at = alloc(bytes.length);
         memory.write(at, ByteBuffer.wrap(bytes));
         return new Buf(at, bytes.length, false);
     }
 
     /** A zeroed device-writable buffer. */
-    Buf writable(int length) {
+    public Buf writable(int length) {
         long at = alloc(length);
         memory.write(at, ByteBuffer.allocate(length));
         return new Buf(at, length, true);
     }
 
-    static byte[] header(int type, long sector) {
+    public static byte[] header(int type, long sector) {
         ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(type).putInt(0).putLong(sector);
         return b.array();
     }
 
     /** Places a chain (directly, or through one indirect table) and returns its head; does not publish it. */
-    int place(List<Buf> bufs, boolean indirect) {
+    public int place(List<Buf> bufs, boolean indirect) {
         if (indirect) {
             long table = alloc(16 * bufs.size());
             for (int i = 0; i < bufs.size(); i++) {
                 writeDesc(table + 16L * i, bufs.get(i), i + 1 < bufs.size(), i + 1);
             }
             int head = takeDesc();
-            writeRaw(desc + 16L * head, table, 16 * bufs.size(), SplitVirtqueue.DESC_F_INDIRECT, 0);
+            writeRaw(desc + 16L * head, table, 16 * bufs.size(), DESC_F_INDIRECT, 0);
             return head;
         }
         int[] ids = new int[bufs.size()];
@@ -130,16 +143,16 @@ final class RingDriver {
         return nextDesc++;
     }
 
-    int freeDescriptors() {
+    public int freeDescriptors() {
         return size - nextDesc;
     }
 
     private void writeDesc(long at, Buf b, boolean next, int nextIndex) {
-        int flags = (b.writable() ? SplitVirtqueue.DESC_F_WRITE : 0) | (next ? SplitVirtqueue.DESC_F_NEXT : 0);
+        int flags = (b.writable() ? DESC_F_WRITE : 0) | (next ? DESC_F_NEXT : 0);
         writeRaw(at, b.address(), b.length(), flags, nextIndex);
     }
 
-    void writeRaw(long at, long address, int length, int flags, int next) {
+    public void writeRaw(long at, long address, int length, int flags, int next) {
         memory.writeLe64(at, address);
         memory.writeLe32(at + 8, length);
         memory.writeLe16(at + 12, flags);
@@ -147,36 +160,36 @@ final class RingDriver {
     }
 
     /** Makes {@code head} available (publishes the index at once). */
-    void publish(int head) {
+    public void publish(int head) {
         memory.writeLe16(avail + 4 + 2L * (availIdx & (size - 1)), head);
         availIdx = (availIdx + 1) & 0xffff;
         memory.writeLe16(avail + 2, availIdx);
     }
 
     /** Sets the available index as a (possibly lying) driver would. */
-    void setAvailIndex(int idx) {
+    public void setAvailIndex(int idx) {
         availIdx = idx & 0xffff;
         memory.writeLe16(avail + 2, availIdx);
     }
 
-    void usedEvent(int index) {
+    public void usedEvent(int index) {
         memory.writeLe16(avail + 4 + 2L * size, index);
     }
 
-    void availFlags(int flags) {
+    public void availFlags(int flags) {
         memory.writeLe16(avail, flags);
     }
 
-    int usedIndex() {
+    public int usedIndex() {
         return memory.readLe16(used + 2);
     }
 
-    int availEvent() {
+    public int availEvent() {
         return memory.readLe16(used + 4 + 8L * size);
     }
 
     /** Waits until {@code n} more chains are used (5 s at most) and returns them in used order. */
-    List<Used> collect(int n) {
+    public List<Used> collect(int n) {
         long deadline = System.nanoTime() + 5_000_000_000L;
         while (((usedIndex() - usedSeen) & 0xffff) < n) {
             if (System.nanoTime() > deadline) {
@@ -195,7 +208,7 @@ final class RingDriver {
         return out;
     }
 
-    byte[] bytes(Buf b) {
+    public byte[] bytes(Buf b) {
         ByteBuffer out = ByteBuffer.allocate(b.length());
         memory.read(b.address(), out);
         return out.array();
