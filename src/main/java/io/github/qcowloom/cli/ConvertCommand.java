@@ -28,6 +28,7 @@ import picocli.CommandLine.Parameters;
  * {@code convert [-f fmt] -O raw|qcow2 [-c] [-o options] [-B backing [-F fmt]] SRC DST}: reads the whole source on
  * several virtual threads and writes a raw file or a new qcow2 image in which all-zero chunks (and, over a
  * backing file, chunks equal to it) stay unallocated; with {@code -c} the qcow2 image's clusters are compressed.
+ * The target is built beside its path and renamed over it when complete ({@link AtomicTarget}).
  */
 @Command(name = "convert", description = "Convert an image (qcow2 or raw source) to raw or qcow2.")
 final class ConvertCommand implements Callable<Integer> {
@@ -53,7 +54,8 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "-p", description = "Show a progress bar on stderr.")
     boolean progress;
 
-    @Option(names = "-t", description = "Target cache mode; qemu-img convert's default, unsafe, skips the final sync.")
+    @Option(names = "-t", description = "Target cache mode; qemu-img convert's default, unsafe, skips the intermediate syncs"
+            + " (the finished file is still synced once, before it is renamed over the target).")
     String targetCache = "unsafe";
 
     @Option(names = "-T", description = "Source cache mode: writeback (page cache) or none (O_DIRECT).")
@@ -88,18 +90,20 @@ final class ConvertCommand implements Callable<Integer> {
         if (sourceCache != null) {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }
-        try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions)) {
+        try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions);
+                AtomicTarget out = AtomicTarget.begin(Path.of(target))) {
             if (qcow2) {
-                toQcow2(src, targetDirect);
+                toQcow2(src, out.file(), targetDirect);
             } else {
-                toRaw(src);
+                toRaw(src, out.file());
             }
+            out.commit();
         }
         return 0;
     }
 
-    private void toRaw(BlockDevice src) throws IOException {
-        try (Storage dst = FileStorage.create(Path.of(target), false)) {
+    private void toRaw(BlockDevice src, Path file) throws IOException {
+        try (Storage dst = FileStorage.create(file, false)) {
             copy(src, ChunkCopy.CHUNK, (off, buf, zero) -> {
                 if (!zero && !ChunkCopy.isZero(buf)) {
                     dst.write(buf, off);
@@ -112,7 +116,8 @@ final class ConvertCommand implements Callable<Integer> {
         }
     }
 
-    private void toQcow2(BlockDevice src, boolean direct) throws IOException {
+    /** Creates and fills the qcow2 image {@code file}; backing and data file names resolve beside the target. */
+    private void toQcow2(BlockDevice src, Path file, boolean direct) throws IOException {
         Path path = Path.of(target);
         Map<String, String> opts = CreateOptionsParser.parse(options);
         opts.put("size", Long.toString(src.size()));
@@ -127,7 +132,7 @@ final class ConvertCommand implements Callable<Integer> {
             opts.put("backing_fmt", ImageFormat.probe(CreateOptionsParser.resolveBacking(path, backing)));
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
-        ImageCreator.create(path, co);
+        ImageCreator.create(file, co);
         OpenOptions dstOptions = profile.apply(OpenOptions.readWriteDefaults())
                 .withDirect(direct);
         if (compressed) {
@@ -136,7 +141,7 @@ final class ConvertCommand implements Callable<Integer> {
             dstOptions = dstOptions.withPool(false);
         }
         // close() flushes and leaves a clean image, so -t unsafe only saves the intermediate syncs.
-        try (Qcow2Image dst = Qcow2Image.open(path, dstOptions)) {
+        try (Qcow2Image dst = Qcow2Image.open(file, dstOptions)) {
             if (compressed) {
                 CompressedSink sink = new CompressedSink(dst);
                 copy(src, sink.chunkSize(), sink);

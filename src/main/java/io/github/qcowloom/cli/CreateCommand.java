@@ -70,7 +70,10 @@ final class CreateCommand implements Callable<Integer> {
             throw new UnsupportedFeatureException("format " + format, "Unknown file format '" + format + "'");
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe);
-        ImageCreator.create(path, co);
+        try (AtomicTarget out = AtomicTarget.begin(path)) {
+            ImageCreator.create(out.file(), co);
+            out.commit();
+        }
         if (!quiet) {
             spec.commandLine().getOut().println(formattingLine(co));
         }
@@ -87,8 +90,11 @@ final class CreateCommand implements Callable<Integer> {
             throw new ImageException(filename + ": Image creation needs a size parameter");
         }
         long bytes = io.github.qcowloom.format.Bytes.alignUp(Sizes.parse(opts.get("size")), 512);
-        try (Storage s = FileStorage.create(path, false)) {
-            s.setLength(bytes);
+        try (AtomicTarget out = AtomicTarget.begin(path)) {
+            try (Storage s = FileStorage.create(out.file(), false)) {
+                s.setLength(bytes);
+            }
+            out.commit();
         }
         if (!quiet) {
             spec.commandLine().getOut().println("Formatting '" + filename + "', fmt=raw size=" + bytes);

@@ -3,16 +3,18 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import java.io.PrintWriter;
 import java.nio.file.NoSuchFileException;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** Entry point of the qemu-img-like command line. Errors print one line, "qcow2-loom: message", and exit 1. */
 @Command(name = "qcow2-loom", mixinStandardHelpOptions = true, version = "qcow2-loom 0.1.0",
-        description = "A qcow2 driver on virtual threads, with qemu-img's commands.",
-        subcommands = {CreateCommand.class, InfoCommand.class, CheckCommand.class, ConvertCommand.class,
-                MapCommand.class, ResizeCommand.class, SnapshotCommand.class, BenchCommand.class, ServeCommand.class,
-                DemoCommand.class})
+        description = "A qcow2 driver on virtual threads, with qemu-img's commands.")
 public final class Main {
+    private static final List<Class<?>> COMMANDS = List.of(CreateCommand.class, InfoCommand.class,
+            CheckCommand.class, ConvertCommand.class, MapCommand.class, ResizeCommand.class, SnapshotCommand.class,
+            BenchCommand.class, ServeCommand.class, DemoCommand.class);
+
     private Main() {
     }
 
@@ -23,10 +25,21 @@ public final class Main {
     /** Runs a command line with the given streams and returns the exit code (for tests and the demo). */
     public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cl = new CommandLine(new Main());
+        // Picocli builds a command's model by reflection, a large part of a short command's start-up: only the
+        // command named is built, all of them when none is (help, a misspelt name).
+        String named = args.length > 0 && COMMANDS.stream().anyMatch(c -> name(c).equals(args[0])) ? args[0] : null;
+        for (Class<?> c : COMMANDS) {
+            if (named == null || named.equals(name(c))) {
+                cl.addSubcommand(c);
+            }
+        }
         cl.setOut(out);
         cl.setErr(err);
-        // "resize FILE -1G": the negative size is a parameter, as in qemu-img.
-        cl.getSubcommands().get("resize").setUnmatchedOptionsArePositionalParams(true);
+        CommandLine resize = cl.getSubcommands().get("resize");
+        if (resize != null) {
+            // "resize FILE -1G": the negative size is a parameter, as in qemu-img.
+            resize.setUnmatchedOptionsArePositionalParams(true);
+        }
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
             cmd.getErr().println("qcow2-loom: " + message(e));
             cmd.getErr().flush();
@@ -41,6 +54,10 @@ public final class Main {
         out.flush();
         err.flush();
         return code;
+    }
+
+    private static String name(Class<?> command) {
+        return command.getAnnotation(Command.class).name();
     }
 
     static String message(Throwable e) {

@@ -7,6 +7,7 @@ import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.nbd.Export;
 import io.github.qcowloom.nbd.NbdServer;
+import io.github.qcowloom.nbd.TlsCredentials;
 import io.github.qcowloom.virtio.VhostUserBlk;
 import io.github.qcowloom.virtio.VirtioBlkConfig;
 import java.io.IOException;
@@ -14,6 +15,7 @@ import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.net.UnknownHostException;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -28,13 +30,15 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code serve [--socket PATH | --port N | --vhost-user-blk PATH [--num-queues N] [--logical-block-size B]]
- * [--read-only] [--shared N] [--exec virtual|pool:N] [--profile P] [-f fmt] FILE}: an NBD server, or a
- * vhost-user-blk back end that QEMU attaches as a virtio-blk disk, for the image until SIGINT/SIGTERM, which stops
- * accepting, finishes in-flight requests, flushes and closes the image cleanly.
+ * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [--tls-creds DIR [--tls-verify-peer]] [--insecure]
+ * [--read-only] [--shared N] [--exec virtual|pool:N] [--profile P] [-f fmt] FILE}: an NBD server for the image
+ * until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and closes the image cleanly.
+ * A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk SOCKET
+ * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
+ * disk instead, stopped the same way.
  */
-@Command(name = "serve", description = "Serve an image over NBD (Unix socket, or TCP on 127.0.0.1), or as a "
-        + "vhost-user-blk back end (--vhost-user-blk).")
+@Command(name = "serve", description = "Serve an image over NBD (Unix socket, or TCP: 127.0.0.1 unless --bind), "
+        + "or as a vhost-user-blk back end (--vhost-user-blk).")
 final class ServeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -42,8 +46,28 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket to listen on.")
     String socket;
 
-    @Option(names = "--port", paramLabel = "N", description = "TCP port on 127.0.0.1 (default 10809 without --socket).")
+    @Option(names = "--port", paramLabel = "N", description = "TCP port (default 10809 without --socket).")
     Integer port;
+
+    @Option(names = "--bind", paramLabel = "ADDR",
+            description = "TCP address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all). A non-loopback "
+                    + "address needs --tls-creds, or --insecure.")
+    String bind;
+
+    @Option(names = "--tls-creds", paramLabel = "DIR",
+            description = "Require TLS, with qemu's x509 files in DIR: ca-cert.pem, server-cert.pem, server-key.pem "
+                    + "(optional ca-crl.pem).")
+    Path tlsCreds;
+
+    @Option(names = "--tls-verify-peer",
+            description = "Require clients to present a certificate signed by DIR/ca-cert.pem (qemu's "
+                    + "tls-creds-x509 verify-peer=on).")
+    boolean tlsVerifyPeer;
+
+    @Option(names = "--insecure",
+            description = "Allow serving on a non-loopback address without TLS: anyone who reaches it can read and "
+                    + "write the image.")
+    boolean insecure;
 
     @Option(names = "--vhost-user-blk", paramLabel = "SOCKET",
             description = "Serve a vhost-user-blk back end on this Unix socket instead of NBD (Java 22+).")
@@ -79,18 +103,37 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (socket != null && port != null) {
-            throw new IllegalArgumentException("--socket and --port are exclusive");
-        }
         if (vhostUserBlk != null) {
-            if (socket != null || port != null || shared != null) {
-                throw new IllegalArgumentException("--vhost-user-blk excludes --socket, --port and --shared");
+            if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure) {
+                throw new IllegalArgumentException("--vhost-user-blk excludes the NBD options (--socket, --port, "
+                        + "--bind, --shared, --tls-creds, --insecure)");
             }
             return serveVhostUserBlk();
         }
         if (numQueues != null || logicalBlockSize != null) {
             throw new IllegalArgumentException("--num-queues and --logical-block-size go with --vhost-user-blk");
         }
+        if (socket != null && (port != null || bind != null)) {
+            throw new IllegalArgumentException("--socket excludes --port and --bind");
+        }
+        if (tlsVerifyPeer && tlsCreds == null) {
+            throw new IllegalArgumentException("--tls-verify-peer needs --tls-creds DIR");
+        }
+        InetAddress host = InetAddress.getLoopbackAddress();
+        if (bind != null) {
+            String a = bind.startsWith("[") && bind.endsWith("]") ? bind.substring(1, bind.length() - 1) : bind;
+            try {
+                host = InetAddress.getByName(a);
+            } catch (UnknownHostException e) {
+                throw new IllegalArgumentException("--bind " + bind + ": unknown host or address");
+            }
+        }
+        if (socket == null && !host.isLoopbackAddress() && tlsCreds == null && !insecure) {
+            throw new IllegalArgumentException("refusing to serve on " + host.getHostAddress() + " without TLS: "
+                    + "anyone who reaches it could read and write the image. Give --tls-creds DIR, or --insecure "
+                    + "to serve it in clear anyway");
+        }
+        TlsCredentials tls = tlsCreds == null ? null : TlsCredentials.load(tlsCreds, tlsVerifyPeer);
         NbdServer.Options limits = NbdServer.Options.defaults();
         if (shared != null) {
             if (shared < 0) {
@@ -106,12 +149,12 @@ final class ServeCommand implements Callable<Integer> {
         OpenOptions options = profile.apply(base);
         ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket)
-                : new InetSocketAddress(InetAddress.getLoopbackAddress(), port != null ? port : 10809);
+                : new InetSocketAddress(host, port != null ? port : 10809);
         BlockDevice device = ImageFormat.open(path, format, options);
         NbdServer server;
         try {
             server = NbdServer.start(new Export(path.getFileName().toString(), device, readOnly), address, model,
-                    limits);
+                    limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;
@@ -127,7 +170,9 @@ final class ServeCommand implements Callable<Integer> {
             }
         }, "serve-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        spec.commandLine().getOut().println("serving " + filename + " (" + model + ") at " + server.uri());
+        String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
+        spec.commandLine().getOut().println("serving " + filename + " (" + model + security + ") at "
+                + server.uri());
         spec.commandLine().getOut().flush();
         closed.await();
         return 0;

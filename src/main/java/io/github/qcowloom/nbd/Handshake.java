@@ -4,25 +4,45 @@ import static io.github.qcowloom.nbd.Protocol.*;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.ByteChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import javax.net.ssl.SSLException;
 
-/** The server side of fixed-newstyle negotiation (proto.md "Fixed newstyle negotiation", "Option types"). */
+/**
+ * The server side of fixed-newstyle negotiation (proto.md "Fixed newstyle negotiation", "Option types").
+ *
+ * <p>With TLS credentials the server is in proto.md's FORCEDTLS mode ("TLS support"): before NBD_OPT_STARTTLS,
+ * ABORT is acknowledged, EXPORT_NAME ends the session (it cannot be refused) and every other option, INFO, GO and
+ * LIST included, gets NBD_REP_ERR_TLS_REQD; nothing about the export, and no data, crosses the wire in clear.
+ * After STARTTLS everything, transmission included, goes over {@link TlsChannel}, and options negotiated before
+ * it are forgotten. Without credentials (NOTLS) STARTTLS gets NBD_REP_ERR_POLICY.
+ */
 final class Handshake {
     /** Longest option payload accepted; longer ones are malformed and drop the connection. */
     private static final int MAX_OPTION_LENGTH = 64 << 10;
 
-    private final ByteChannel ch;
+    private final SocketChannel socket;
     private final Export export;
+    /** Null: NOTLS mode. */
+    private final TlsCredentials tls;
+    private ByteStream ch;
+    private boolean tlsUp;
     private boolean noZeroes;
     private boolean structured;
     private boolean baseAllocation;
 
-    Handshake(ByteChannel ch, Export export) {
-        this.ch = ch;
+    Handshake(SocketChannel socket, Export export, TlsCredentials tls) {
+        this.socket = socket;
         this.export = export;
+        this.tls = tls;
+        this.ch = ByteStream.plain(socket);
+    }
+
+    /** The stream the connection goes on with: the socket, or TLS over it after STARTTLS. */
+    ByteStream stream() {
+        return ch;
     }
 
     /**
@@ -50,6 +70,14 @@ final class Handshake {
                 throw new ProtocolViolation("option " + option + " of " + length + " bytes");
             }
             ByteBuffer data = Wire.read(ch, (int) length);
+            if (tls != null && !tlsUp && option != OPT_STARTTLS && option != OPT_ABORT) {
+                if (option == OPT_EXPORT_NAME) {
+                    // "as this request cannot error, it MUST terminate the session".
+                    throw new ProtocolViolation("NBD_OPT_EXPORT_NAME before TLS (the server requires TLS)");
+                }
+                error(option, REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
+                continue;
+            }
             switch (option) {
                 case OPT_EXPORT_NAME -> {
                     // No option reply: size, flags and (unless NO_ZEROES) 124 zero bytes, then transmission.
@@ -63,6 +91,7 @@ final class Handshake {
                     return null;
                 }
                 case OPT_LIST -> list(option, data);
+                case OPT_STARTTLS -> startTls(option, data);
                 case OPT_INFO, OPT_GO -> {
                     if (info(option, data) && option == OPT_GO) {
                         return session();
@@ -81,6 +110,32 @@ final class Handshake {
                 default -> error(option, REP_ERR_UNSUP, "option " + option + " not supported");
             }
         }
+    }
+
+    /** STARTTLS: ACK, then the TLS handshake; a failed handshake ends the session (too late to go on in clear). */
+    private void startTls(int option, ByteBuffer data) throws IOException {
+        if (tls == null) {
+            error(option, REP_ERR_POLICY, "TLS is not configured on this server (serve --tls-creds)");
+            return;
+        }
+        if (tlsUp) {
+            error(option, REP_ERR_INVALID, "TLS is already running");
+            return;
+        }
+        if (data.hasRemaining()) {
+            error(option, REP_ERR_INVALID, "STARTTLS takes no data");
+            return;
+        }
+        reply(option, REP_ACK, ByteBuffer.allocate(0));
+        try {
+            ch = TlsChannel.handshake(socket, tls.newEngine());
+        } catch (SSLException e) {
+            throw new ProtocolViolation("TLS handshake failed: " + e.getMessage());
+        }
+        tlsUp = true;
+        // "the server MUST NOT preserve any negotiation state ... issued before this command".
+        structured = false;
+        baseAllocation = false;
     }
 
     private Session session() {

@@ -25,6 +25,11 @@ import org.slf4j.LoggerFactory;
  * handshake and request stream, requests run on the execution model's executor. One client's failure closes only
  * that client's connection.
  *
+ * <p>With {@link TlsCredentials} every connection must upgrade with NBD_OPT_STARTTLS before it learns anything
+ * about the export ({@link Handshake}, FORCEDTLS); the connection then runs over {@link TlsChannel}, whose
+ * buffers are a fixed ~150 KiB per connection (four TLS records in, four out, one decrypted) on top of the byte
+ * budget below.
+ *
  * <p>What clients can make it hold is bounded by its {@link Options}: at most {@code maxConnections} connections
  * are served at once (more wait in the listen backlog, as with qemu-nbd's {@code --shared}), and each holds at
  * most its byte budget of request buffers (plus one request of up to 32 MiB), however many requests it sends
@@ -83,6 +88,8 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private final Export export;
+    /** Null: no TLS. */
+    private final TlsCredentials tls;
     private final ServerSocketChannel listener;
     private final SocketAddress address;
     private final ExecutorService executor;
@@ -91,13 +98,16 @@ public final class NbdServer implements AutoCloseable {
     private final Semaphore connectionSlots;
     private final Set<SocketChannel> connections = ConcurrentHashMap.newKeySet();
     private final Set<ByteBudget> budgets = ConcurrentHashMap.newKeySet();
+    /** Payload buffers, reused across connections. */
+    private final PayloadBuffers buffers = new PayloadBuffers();
     private final Set<Thread> handlers = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean stopped = new AtomicBoolean();
     private final Thread acceptor;
 
-    private NbdServer(Export export, ServerSocketChannel listener, ExecutionModel model, Options options)
-            throws IOException {
+    private NbdServer(Export export, ServerSocketChannel listener, ExecutionModel model, Options options,
+            TlsCredentials tls) throws IOException {
         this.export = export;
+        this.tls = tls;
         this.listener = listener;
         this.address = listener.getLocalAddress();
         this.executor = model.newExecutor();
@@ -118,11 +128,20 @@ public final class NbdServer implements AutoCloseable {
     /** As {@link #start(Export, SocketAddress, ExecutionModel)}, with the given limits. */
     public static NbdServer start(Export export, SocketAddress address, ExecutionModel model, Options options)
             throws IOException {
+        return start(export, address, model, options, null);
+    }
+
+    /**
+     * As {@link #start(Export, SocketAddress, ExecutionModel, Options)}, requiring TLS with {@code tls} (null:
+     * no TLS; NBD_OPT_STARTTLS is then refused with NBD_REP_ERR_POLICY).
+     */
+    public static NbdServer start(Export export, SocketAddress address, ExecutionModel model, Options options,
+            TlsCredentials tls) throws IOException {
         ServerSocketChannel ch = address instanceof UnixDomainSocketAddress
                 ? ServerSocketChannel.open(StandardProtocolFamily.UNIX) : ServerSocketChannel.open();
         try {
             ch.bind(address);
-            return new NbdServer(export, ch, model, options);
+            return new NbdServer(export, ch, model, options, tls);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw e;
@@ -153,13 +172,27 @@ public final class NbdServer implements AutoCloseable {
         return address;
     }
 
-    /** The NBD URI clients use: {@code nbd+unix:///?socket=PATH} or {@code nbd://HOST:PORT}. */
+    /**
+     * The NBD URI clients use: {@code nbd+unix:///?socket=PATH} or {@code nbd://HOST:PORT}, {@code nbds...} with
+     * TLS (an IPv6 host in brackets).
+     */
     public String uri() {
+        String scheme = tls != null ? "nbds" : "nbd";
         if (address instanceof UnixDomainSocketAddress u) {
-            return "nbd+unix:///?socket=" + u.getPath();
+            return scheme + "+unix:///?socket=" + u.getPath();
         }
         InetSocketAddress i = (InetSocketAddress) address;
-        return "nbd://" + i.getAddress().getHostAddress() + ":" + i.getPort();
+        String host = i.getAddress().getHostAddress();
+        if (i.getAddress() instanceof java.net.Inet6Address) {
+            int zone = host.indexOf('%');
+            host = "[" + (zone >= 0 ? host.substring(0, zone) : host) + "]";
+        }
+        return scheme + "://" + host + ":" + i.getPort();
+    }
+
+    /** Whether clients must use TLS. */
+    public boolean requiresTls() {
+        return tls != null;
     }
 
     private void acceptLoop() {
@@ -197,11 +230,14 @@ public final class NbdServer implements AutoCloseable {
     private void serve(SocketChannel ch) {
         ByteBudget budget = new ByteBudget(options.connectionBudgetBytes());
         budgets.add(budget);
+        Handshake handshake = new Handshake(ch, export, tls);
         try (ch) {
-            Session session = new Handshake(ch, export).run();
+            Session session = handshake.run();
             if (session != null) {
-                new Transmission(ch, export, session, executor, budget).run();
+                new Transmission(handshake.stream(), export, session, executor, budget, buffers).run();
             }
+            // TLS: close_notify before the socket closes (try-with-resources closes it again: a no-op).
+            handshake.stream().close();
         } catch (ProtocolViolation e) {
             LOG.info("NBD client dropped: {}", e.getMessage());
         } catch (IOException | RuntimeException e) {

@@ -18,6 +18,7 @@ final class Protocol {
     static final int OPT_EXPORT_NAME = 1;
     static final int OPT_ABORT = 2;
     static final int OPT_LIST = 3;
+    static final int OPT_STARTTLS = 5;
     static final int OPT_INFO = 6;
     static final int OPT_GO = 7;
     static final int OPT_STRUCTURED_REPLY = 8;
@@ -29,7 +30,9 @@ final class Protocol {
     static final int REP_INFO = 3;
     static final int REP_META_CONTEXT = 4;
     static final int REP_ERR_UNSUP = 0x80000001;
+    static final int REP_ERR_POLICY = 0x80000002;
     static final int REP_ERR_INVALID = 0x80000003;
+    static final int REP_ERR_TLS_REQD = 0x80000005;
 
     static final int INFO_EXPORT = 0;
     static final int INFO_NAME = 1;

@@ -5,7 +5,6 @@ import static io.github.qcowloom.nbd.Protocol.*;
 import io.github.qcowloom.api.BlockDevice;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
@@ -29,20 +28,23 @@ final class Transmission {
     /** Memory one block status extent takes until its reply is sent: the Extent, its list slot, its 8 reply bytes. */
     private static final long EXTENT_BYTES = 48;
 
-    private final SocketChannel ch;
+    private final ByteStream ch;
     private final Export export;
     private final Session session;
     private final ExecutorService executor;
     private final Replies replies;
     private final Semaphore slots = new Semaphore(MAX_IN_FLIGHT);
     private final ByteBudget budget;
+    private final PayloadBuffers buffers;
 
-    Transmission(SocketChannel ch, Export export, Session session, ExecutorService executor, ByteBudget budget) {
+    Transmission(ByteStream ch, Export export, Session session, ExecutorService executor, ByteBudget budget,
+            PayloadBuffers buffers) {
         this.ch = ch;
         this.export = export;
         this.session = session;
         this.executor = executor;
         this.budget = budget;
+        this.buffers = buffers;
         this.replies = new Replies(ch, session.structuredReplies());
     }
 
@@ -76,12 +78,18 @@ final class Transmission {
                         try {
                             serve(r);
                         } finally {
-                            // The reply is sent (or cannot be): its buffer is garbage now.
+                            // The reply is sent (or cannot be): its buffer is free now.
+                            if (r.payload() != null) {
+                                buffers.give(r.payload());
+                            }
                             budget.release(cost);
                             slots.release();
                         }
                     });
                 } catch (RejectedExecutionException e) {
+                    if (r.payload() != null) {
+                        buffers.give(r.payload());
+                    }
                     budget.release(cost);
                     slots.release();
                     return;
@@ -95,14 +103,15 @@ final class Transmission {
     }
 
     /**
-     * The bytes a request holds until its reply is sent: a READ's data, a WRITE's payload, a BLOCK_STATUS's
+     * The bytes a request holds until its reply is sent: a READ's data, a WRITE's payload (each in a buffer of the
+     * next power of two), a BLOCK_STATUS's
      * extents (at most {@link Extents#MAX_EXTENTS}); other requests hold a few bytes only. A READ longer than
      * {@link Protocol#MAX_PAYLOAD} is refused without allocating anything.
      */
     private static long cost(Request r) {
         return switch (r.type()) {
-            case CMD_READ -> r.length() <= MAX_PAYLOAD ? r.length() : 0;
-            case CMD_WRITE -> r.length();
+            case CMD_READ -> r.length() <= MAX_PAYLOAD ? PayloadBuffers.capacityFor(r.length()) : 0;
+            case CMD_WRITE -> PayloadBuffers.capacityFor(r.length());
             case CMD_BLOCK_STATUS -> EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1 : Math.min(Extents.MAX_EXTENTS,
                     Math.max(1, r.length())));
             default -> 0;
@@ -135,8 +144,13 @@ final class Transmission {
         if (h.type() != CMD_WRITE) {
             return h;
         }
-        ByteBuffer payload = ByteBuffer.allocate((int) h.length());
-        Wire.readFully(ch, payload);
+        ByteBuffer payload = buffers.take((int) h.length());
+        try {
+            Wire.readFully(ch, payload);
+        } catch (IOException | RuntimeException e) {
+            buffers.give(payload);
+            throw e;
+        }
         return new Request(h.flags(), h.type(), h.cookie(), h.offset(), h.length(), payload.flip());
     }
 
@@ -176,11 +190,15 @@ final class Transmission {
                     replies.error(r.cookie(), EINVAL, "READ longer than 32 MiB");
                     return;
                 }
-                ByteBuffer data = ByteBuffer.allocate((int) r.length());
-                if (data.hasRemaining()) {
-                    dev.read(r.offset(), data);
+                ByteBuffer data = buffers.take((int) r.length());
+                try {
+                    if (data.hasRemaining()) {
+                        dev.read(r.offset(), data);
+                    }
+                    replies.data(r.cookie(), r.offset(), data.flip());
+                } finally {
+                    buffers.give(data);
                 }
-                replies.data(r.cookie(), r.offset(), data.flip());
             }
             case CMD_WRITE -> {
                 if (r.payload().hasRemaining()) {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import java.io.IOException;
 import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
@@ -13,12 +14,13 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
-/** A hand-driven NBD client on a Unix socket, for sending what real clients never would. */
+/** A hand-driven NBD client on a Unix socket or TCP, for sending what real clients never would. */
 final class RawClient implements AutoCloseable {
     final SocketChannel ch;
 
     RawClient(SocketAddress address) throws IOException {
-        ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+        ch = address instanceof UnixDomainSocketAddress ? SocketChannel.open(StandardProtocolFamily.UNIX)
+                : SocketChannel.open();
         ch.connect(address);
         ByteBuffer g = read(18);
         assertEquals(Protocol.NBDMAGIC, g.getLong());

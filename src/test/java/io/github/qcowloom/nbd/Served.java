@@ -9,6 +9,8 @@ import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -39,6 +41,21 @@ final class Served implements AutoCloseable {
         NbdServer s = NbdServer.start(new Export(image.getFileName().toString(), dev, readOnly),
                 UnixDomainSocketAddress.of(socket), model, options);
         return new Served(image, dev, s);
+    }
+
+    /** The image served on TCP 127.0.0.1 (an ephemeral port), requiring TLS with {@code tls} unless null. */
+    static Served startTcp(Path image, boolean readOnly, TlsCredentials tls) throws IOException {
+        OpenOptions o = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        BlockDevice dev = ImageFormat.open(image, "qcow2", o);
+        NbdServer s = NbdServer.start(new Export(image.getFileName().toString(), dev, readOnly),
+                new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), ExecutionModel.VIRTUAL,
+                NbdServer.Options.defaults(), tls);
+        return new Served(image, dev, s);
+    }
+
+    /** The port of a TCP server. */
+    int port() {
+        return ((InetSocketAddress) server.address()).getPort();
     }
 
     String uri() {

@@ -1,0 +1,49 @@
+package io.github.qcowloom.nbd;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.SocketChannel;
+
+/**
+ * The byte stream one connection negotiates and transmits on: the socket itself, or TLS over it once
+ * NBD_OPT_STARTTLS has been acknowledged ({@link TlsChannel}). Blocking; one reading thread, many writers (replies
+ * are serialized by {@link Replies}' lock).
+ */
+interface ByteStream extends ByteChannel, GatheringByteChannel {
+    /** The socket's own bytes, unencrypted. */
+    static ByteStream plain(SocketChannel ch) {
+        return new ByteStream() {
+            @Override
+            public int read(ByteBuffer dst) throws IOException {
+                return ch.read(dst);
+            }
+
+            @Override
+            public int write(ByteBuffer src) throws IOException {
+                return ch.write(src);
+            }
+
+            @Override
+            public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
+                return ch.write(srcs, offset, length);
+            }
+
+            @Override
+            public long write(ByteBuffer[] srcs) throws IOException {
+                return ch.write(srcs);
+            }
+
+            @Override
+            public boolean isOpen() {
+                return ch.isOpen();
+            }
+
+            @Override
+            public void close() throws IOException {
+                ch.close();
+            }
+        };
+    }
+}

@@ -1,0 +1,119 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.Qemu;
+import io.github.qcowloom.testing.TestPki;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * serve's network options: a non-loopback address is refused without TLS unless --insecure, bad option
+ * combinations and credentials exit 1 with one line, and (when the machine has a non-loopback address) the real
+ * command serves on it, over TLS to nbdinfo, or in clear with --insecure.
+ */
+class CliServeTest {
+    private static final Pattern URI = Pattern.compile("at (nbds?://\\S+)");
+
+    @TempDir
+    Path dir;
+
+    private Path image() {
+        Path img = dir.resolve("s.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", img.toString(), "8M");
+        return img;
+    }
+
+    @Test
+    void nonLoopbackWithoutTlsIsRefusedUnlessInsecure() {
+        Qemu.assume();
+        Path img = image();
+        for (String addr : List.of("0.0.0.0", "::", "192.0.2.1")) {
+            Cli.Run r = Cli.ours("serve", "--bind", addr, "--port", "0", img.toString());
+            assertEquals(1, r.code(), r.out());
+            assertTrue(r.err().contains("without TLS") && r.err().contains("--insecure"), r.err());
+        }
+        Cli.Run both = Cli.ours("serve", "--socket", dir.resolve("x.sock").toString(), "--bind", "127.0.0.1",
+                img.toString());
+        assertEquals(1, both.code());
+        assertTrue(both.err().contains("--socket excludes"), both.err());
+        Cli.Run peer = Cli.ours("serve", "--tls-verify-peer", img.toString());
+        assertEquals(1, peer.code());
+        assertTrue(peer.err().contains("--tls-verify-peer needs --tls-creds"), peer.err());
+        Cli.Run creds = Cli.ours("serve", "--tls-creds", dir.resolve("none").toString(), img.toString());
+        assertEquals(1, creds.code());
+        assertTrue(creds.err().contains("does not exist"), creds.err());
+    }
+
+    /** Runs {@code serve ARGS} in its own JVM until it prints its URI. */
+    private static Process serve(List<String> args, StringBuilder uri) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName(), "serve"));
+        cmd.addAll(args);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        StringBuilder seen = new StringBuilder();
+        for (String line = out.readLine(); line != null; line = out.readLine()) {
+            seen.append(line).append('\n');
+            Matcher m = URI.matcher(line);
+            if (m.find()) {
+                uri.append(m.group(1));
+                Thread.ofVirtual().start(() -> out.lines().forEach(l -> { }));
+                return p;
+            }
+        }
+        throw new AssertionError("serve ended without serving: " + seen);
+    }
+
+    private static void stop(Process p, Path img) throws InterruptedException {
+        p.destroy(); // SIGTERM: the shutdown hook stops, flushes and closes
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        Qemu.img("check", img.toString());
+    }
+
+    @Test
+    void servesOnANonLoopbackAddressOverTlsOrWithInsecure() throws Exception {
+        Qemu.assume();
+        String ip = TestPki.nonLoopbackAddress().orElse(null);
+        Assumptions.assumeTrue(ip != null, "this machine has no non-loopback IPv4 address");
+        TestPki pki = TestPki.make(dir.resolve("pki"), ip);
+        Path img = image();
+        Qemu.io(img, "write -P 0x7e 0 1M");
+
+        StringBuilder uri = new StringBuilder();
+        Process tls = serve(List.of("--bind", ip, "--port", "0", "--tls-creds", pki.server.toString(), img.toString()),
+                uri);
+        try {
+            assertTrue(uri.toString().startsWith("nbds://" + ip + ":"), uri.toString());
+            String info = Qemu.run(List.of("nbdinfo", uri + "/?tls-certificates=" + pki.client));
+            assertTrue(info.contains("with TLS") && info.contains("8388608"), info);
+            Qemu.Result plain = Qemu.exec(List.of("nbdinfo", uri.toString().replace("nbds://", "nbd://")));
+            assertTrue(plain.exitCode() != 0 && !plain.stdout().contains("8388608"), plain.stdout());
+        } finally {
+            stop(tls, img);
+        }
+
+        uri.setLength(0);
+        Process insecure = serve(List.of("--bind", ip, "--port", "0", "--insecure", img.toString()), uri);
+        try {
+            assertTrue(uri.toString().startsWith("nbd://" + ip + ":"), uri.toString());
+            String io = Qemu.run(List.of("qemu-io", "-f", "raw", "-c", "read -P 0x7e 0 1M", uri.toString()));
+            assertTrue(!io.contains("failed") && !io.contains("Pattern verification failed"), io);
+        } finally {
+            stop(insecure, img);
+        }
+    }
+}

@@ -1,0 +1,94 @@
+package io.github.qcowloom.guest;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.github.qcowloom.cli.Main;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Our command line's {@code serve --socket SOCKET IMAGE} in a JVM of its own, as a user runs it, so that a test
+ * can stop it as an operator does (SIGTERM: flush and close clean) or kill it with SIGKILL mid-request.
+ */
+final class ServeProcess implements AutoCloseable {
+    private final Process process;
+    private final Path log;
+
+    private ServeProcess(Process process, Path log) {
+        this.process = process;
+        this.log = log;
+    }
+
+    /** Starts serving {@code image} read-write on {@code socket} and waits until it listens. */
+    static ServeProcess start(Path image, Path socket, String... extraArgs) throws IOException, InterruptedException {
+        Files.deleteIfExists(socket);
+        Path log = Files.createTempFile(socket.getParent(), "serve", ".log");
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+                System.getProperty("java.class.path"), Main.class.getName(), "serve", "--socket", socket.toString()));
+        cmd.addAll(List.of(extraArgs));
+        cmd.add(image.toString());
+        Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
+        ServeProcess s = new ServeProcess(p, log);
+        BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+        String first;
+        try {
+            first = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return out.readLine();
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }).get(60, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            s.kill();
+            throw new AssertionError("serve did not start: " + s.log(), e);
+        }
+        if (first == null || !first.startsWith("serving ")) {
+            s.kill();
+            fail("serve did not start (" + first + "): " + s.log());
+        }
+        return s;
+    }
+
+    /** Stops it as an operator does (SIGTERM) and requires a clean exit with nothing on stderr. */
+    void stop() throws InterruptedException {
+        process.destroy();
+        assertTrue(process.waitFor(60, TimeUnit.SECONDS), "serve did not stop within 60 s after SIGTERM");
+        int code = process.exitValue();
+        // A JVM ended by SIGTERM exits 143 once its shutdown hooks (here: stop, flush, close) have run.
+        assertTrue(code == 0 || code == 143, "serve exited " + code + ": " + log());
+        assertTrue(log().isBlank(), "serve wrote to stderr: " + log());
+    }
+
+    /** SIGKILL: the server dies wherever it is, with requests in flight. */
+    void kill() throws InterruptedException {
+        process.destroyForcibly();
+        assertTrue(process.waitFor(30, TimeUnit.SECONDS), "serve survived SIGKILL");
+    }
+
+    String log() {
+        try {
+            return Files.readString(log, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            return "(cannot read " + log + ": " + e + ")";
+        }
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        if (process.isAlive()) {
+            kill();
+        }
+    }
+}
