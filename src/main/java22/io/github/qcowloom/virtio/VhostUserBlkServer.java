@@ -84,10 +84,10 @@ public final class VhostUserBlkServer implements VhostUserBlk.Server {
             } finally {
                 lock.unlock();
             }
-            LOG.info("vhost-user-blk: front end connected");
+            LOG.debug("vhost-user-blk: front end connected");
             try {
                 session.run();
-                LOG.info("vhost-user-blk: front end disconnected");
+                LOG.debug("vhost-user-blk: front end disconnected");
             } catch (IOException | RuntimeException e) {
                 LOG.warn("vhost-user-blk: closing the connection: {}", e.getMessage());
             } finally {
