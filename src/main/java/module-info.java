@@ -22,6 +22,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.crashkit;
     exports io.github.qcowloom.nbd;
     exports io.github.qcowloom.simulation;
+    exports io.github.qcowloom.virtio;
 
     opens io.github.qcowloom.cli to info.picocli;
 }

@@ -3,11 +3,14 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.nbd.Export;
 import io.github.qcowloom.nbd.NbdServer;
 import io.github.qcowloom.nbd.TlsCredentials;
+import io.github.qcowloom.virtio.VhostUserBlk;
+import io.github.qcowloom.virtio.VirtioBlkConfig;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -32,9 +35,12 @@ import picocli.CommandLine.Spec;
  * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [--tls-creds DIR [--tls-verify-peer]] [--insecure]
  * [--read-only] [--shared N] [--exec virtual|pool:N] [--profile P] [-f fmt] FILE}: an NBD server for the image
  * until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and closes the image cleanly.
- * A non-loopback address serves only with TLS, or with --insecure.
+ * A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk SOCKET
+ * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
+ * disk instead, stopped the same way.
  */
-@Command(name = "serve", description = "Serve an image over NBD (Unix socket, or TCP: 127.0.0.1 unless --bind).")
+@Command(name = "serve", description = "Serve an image over NBD (Unix socket, or TCP: 127.0.0.1 unless --bind), "
+        + "or as a vhost-user-blk back end (--vhost-user-blk).")
 final class ServeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -64,6 +70,18 @@ final class ServeCommand implements Callable<Integer> {
             description = "Allow serving on a non-loopback address without TLS: anyone who reaches it can read and "
                     + "write the image.")
     boolean insecure;
+
+    @Option(names = "--vhost-user-blk", paramLabel = "SOCKET",
+            description = "Serve a vhost-user-blk back end on this Unix socket instead of NBD (Java 22+).")
+    String vhostUserBlk;
+
+    @Option(names = "--num-queues", paramLabel = "N",
+            description = "vhost-user-blk: number of request queues (default 1), as qemu-storage-daemon's.")
+    Integer numQueues;
+
+    @Option(names = "--logical-block-size", paramLabel = "BYTES",
+            description = "vhost-user-blk: logical block size shown to the guest (512 to 65536, default 512).")
+    Integer logicalBlockSize;
 
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
@@ -96,6 +114,16 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (vhostUserBlk != null) {
+            if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure) {
+                throw new IllegalArgumentException("--vhost-user-blk excludes the NBD options (--socket, --port, "
+                        + "--bind, --shared, --tls-creds, --insecure)");
+            }
+            return serveVhostUserBlk();
+        }
+        if (numQueues != null || logicalBlockSize != null) {
+            throw new IllegalArgumentException("--num-queues and --logical-block-size go with --vhost-user-blk");
+        }
         if (socket != null && (port != null || bind != null)) {
             throw new IllegalArgumentException("--socket excludes --port and --bind");
         }
@@ -169,6 +197,46 @@ final class ServeCommand implements Callable<Integer> {
         String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
         spec.commandLine().getOut().println("serving " + filename + " (" + model + security + ") at "
                 + server.uri());
+        spec.commandLine().getOut().flush();
+        closed.await();
+        return 0;
+    }
+
+    private Integer serveVhostUserBlk() throws Exception {
+        String unavailable = VhostUserBlk.unavailableReason();
+        if (unavailable != null) {
+            throw new UnsupportedFeatureException(unavailable);
+        }
+        VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
+                .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512).withReadOnly(readOnly);
+        Path path = Path.of(filename);
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(filename);
+        }
+        OpenOptions base = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        OpenOptions options = profile.apply(base);
+        ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
+        BlockDevice device = ImageFormat.open(path, format, options);
+        VhostUserBlk.Server server;
+        try {
+            server = VhostUserBlk.serve(Path.of(vhostUserBlk), device, config, model);
+        } catch (IOException | RuntimeException e) {
+            device.close();
+            throw e;
+        }
+        CountDownLatch closed = new CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            try (device) {
+                server.close();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            } finally {
+                closed.countDown();
+            }
+        }, "serve-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        spec.commandLine().getOut().println("serving " + filename + " (" + model + ", " + config.numQueues()
+                + (config.numQueues() == 1 ? " queue" : " queues") + ") as vhost-user-blk at " + vhostUserBlk);
         spec.commandLine().getOut().flush();
         closed.await();
         return 0;

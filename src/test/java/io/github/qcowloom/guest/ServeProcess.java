@@ -31,11 +31,22 @@ final class ServeProcess implements AutoCloseable {
 
     /** Starts serving {@code image} read-write on {@code socket} and waits until it listens. */
     static ServeProcess start(Path image, Path socket, String... extraArgs) throws IOException, InterruptedException {
+        return launch(image, socket, "--socket", extraArgs);
+    }
+
+    /** The same as a vhost-user-blk back end: {@code serve --vhost-user-blk SOCKET}. */
+    static ServeProcess startVhostUserBlk(Path image, Path socket, String... extraArgs)
+            throws IOException, InterruptedException {
+        return launch(image, socket, "--vhost-user-blk", extraArgs);
+    }
+
+    private static ServeProcess launch(Path image, Path socket, String listen, String... extraArgs)
+            throws IOException, InterruptedException {
         Files.deleteIfExists(socket);
         Path log = Files.createTempFile(socket.getParent(), "serve", ".log");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), Main.class.getName(), "serve", "--socket", socket.toString()));
+                System.getProperty("java.class.path"), Main.class.getName(), "serve", listen, socket.toString()));
         cmd.addAll(List.of(extraArgs));
         cmd.add(image.toString());
         Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();

@@ -1,0 +1,92 @@
+package io.github.qcowloom.guest;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.github.qcowloom.cli.Main;
+import io.github.qcowloom.testing.Qemu;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The vhost-user-blk server killed with SIGKILL under a real guest (as NbdGuestKillTest does for NBD): Linux
+ * writes and syncs files on ext4 through {@code serve --vhost-user-blk} (2 queues), with background writeback in
+ * flight; after some files are reported synced the server process
+ * is killed. Our {@code check -r all} then repairs the image (the killed server leaves it dirty, with leaks at
+ * most, never corruption), qemu-img check finds it clean, and a new boot over a fresh server replays the
+ * journal, passes {@code e2fsck -fn} and finds every file the guest had synced with its checksum.
+ *
+ * <p>A long test (a boot to the kill and one to check, per round): it runs with {@code -Pguest-long}, which
+ * sets {@code -Dguest.long=true}; {@code -Dguest.killAfter=2,5,9} says after how many synced files each round
+ * kills the server.
+ */
+class VhostUserGuestKillTest {
+    @TempDir
+    Path dir;
+
+    static List<Integer> killPoints() {
+        return Arrays.stream(System.getProperty("guest.killAfter", "3").split(","))
+                .map(String::trim).map(Integer::valueOf).toList();
+    }
+
+    @ParameterizedTest(name = "server killed after {0} synced files")
+    @MethodSource("killPoints")
+    void everythingTheGuestSyncedSurvivesTheServersKill(int syncedBeforeKill) throws Exception {
+        assumeTrue(Boolean.getBoolean("guest.long"), "a long guest test: run with -Pguest-long");
+        GuestVm.assumeAvailable();
+        Qemu.assume();
+        Path image = dir.resolve("guest.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "256M");
+        Path socket = dir.resolve("vhost.sock");
+
+        List<String> synced;
+        try (ServeProcess serve = ServeProcess.startVhostUserBlk(image, socket, "--num-queues", "2");
+                GuestVm vm = GuestVm.start(GuestVm.Options.defaults().withCpus(2), Ext4Workload.writeUntilKilled(),
+                        GuestDisk.vhostUserBlk("vhost0", socket, 2))) {
+            synced = vm.awaitMarks("synced", syncedBeforeKill, GuestVm.Options.defaults().timeout());
+            serve.kill();
+            // The guest now sees I/O errors; what it does with them no longer matters.
+            vm.kill();
+        }
+        Map<String, String> durable = Ext4Workload.checksums(synced);
+
+        String before = Qemu.exec(List.of("qemu-img", "check", "--output=json", image.toString())).stdout();
+        assertFalse(before.contains("\"corruptions\""), "a killed server must leave no corruption: " + before);
+
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int repaired = Main.run(new PrintWriter(out), new PrintWriter(err), "check", "-r", "all", image.toString());
+        assertEquals(0, repaired, "check -r all: " + out + err);
+        Qemu.Result check = Qemu.exec(List.of("qemu-img", "check", image.toString()));
+        assertEquals(0, check.exitCode(), "qemu-img check after our repair: " + check.stdout() + check.stderr());
+        assertTrue(check.stdout().contains("No errors were found"), check.stdout());
+
+        GuestResult after;
+        try (ServeProcess serve = ServeProcess.startVhostUserBlk(image, socket)) {
+            after = GuestVm.boot(GuestDisk.vhostUserBlk("vhost0", socket, 1), Ext4Workload.checkAndList(true))
+                    .requireSuccess();
+            serve.stop();
+        }
+        assertEquals(List.of("clean"), after.values("fsck"), "e2fsck -fn after journal replay\n" + after.tail(40));
+        Map<String, String> found = Ext4Workload.checksums(after.values("file"));
+        durable.forEach((name, sum) -> assertEquals(sum, found.get(name),
+                name + " was synced before the kill; after it the guest finds " + found));
+        Qemu.Result last = Qemu.exec(List.of("qemu-img", "check", image.toString()));
+        assertEquals(0, last.exitCode(), "qemu-img check after the checking boot: " + last.stdout());
+        Matcher leaks = Pattern.compile("\"leaks\": (\\d+)").matcher(before);
+        System.out.printf("vhost-user-blk: kill after %d synced files: %s leaked clusters before repair, %d files after (%s),"
+                + " check boot %d ms%n", syncedBeforeKill, leaks.find() ? leaks.group(1) : "no", found.size(),
+                found.keySet(), after.elapsed().toMillis());
+    }
+}
