@@ -52,7 +52,8 @@ public final class ClusterPool implements AutoCloseable {
     /**
      * Set when the allocator failed, with an I/O error or an Error (an OutOfMemoryError can land in any thread):
      * takes then fall back to direct allocation, which reports the error to the writer, and the thresholds stop
-     * growing since no refill will come.
+     * growing since no refill will come. Corrupt metadata ({@link MetadataCorruptionException}) is not retried:
+     * the source is told (the image marks itself corrupt) and every later take fails with it.
      */
     private volatile Throwable failure;
 
