@@ -7,6 +7,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.Ticker;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -51,7 +52,8 @@ public final class ClusterPool implements AutoCloseable {
     /**
      * Set when the allocator failed, with an I/O error or an Error (an OutOfMemoryError can land in any thread):
      * takes then fall back to direct allocation, which reports the error to the writer, and the thresholds stop
-     * growing since no refill will come.
+     * growing since no refill will come. Corrupt metadata ({@link MetadataCorruptionException}) is not retried:
+     * the source is told (the image marks itself corrupt) and every later take fails with it.
      */
     private volatile Throwable failure;
 
@@ -72,8 +74,16 @@ public final class ClusterPool implements AutoCloseable {
         this.allocator = Thread.ofVirtual().name("qcow2-cluster-pool").start(this::run);
     }
 
-    /** A preallocated cluster's host offset, or -1 when the pool is empty (the caller allocates directly). */
-    public long take() {
+    /**
+     * A preallocated cluster's host offset, or -1 when the pool is empty (the caller allocates directly).
+     *
+     * @throws MetadataCorruptionException once the allocator found corrupt metadata: the request that wants a
+     *     cluster fails with it, rather than searching the same broken refcounts again
+     */
+    public long take() throws MetadataCorruptionException {
+        if (failure instanceof MetadataCorruptionException m) {
+            throw new MetadataCorruptionException(m.getMessage(), m);
+        }
         lastTake = ticker.nanoTime();
         Long c = clusters.poll();
         if (c != null) {
@@ -142,6 +152,17 @@ public final class ClusterPool implements AutoCloseable {
                 }
                 idle = false;
                 adjust();
+            } catch (MetadataCorruptionException e) {
+                // The image's fault, not the host's: recorded for the takes, which fail with it, and reported to
+                // the image, which marks itself corrupt. One line, no stack trace: the message says what is wrong.
+                failure = e;
+                LOG.warn("cluster pool allocator stopped: {}", e.getMessage());
+                try {
+                    source.corrupted(e);
+                } catch (IOException | RuntimeException marking) {
+                    LOG.warn("could not mark the image corrupt: {}", marking.toString());
+                }
+                return;
             } catch (IOException e) {
                 LOG.warn("cluster pool allocator stopped: {}", e.toString());
                 failure = e;

@@ -1,5 +1,6 @@
 package io.github.qcowloom.alloc;
 
+import io.github.qcowloom.api.MetadataCorruptionException;
 import java.io.IOException;
 
 /** Where the cluster pool gets clusters from and gives them back: the image's refcounts, under its metadata lock. */
@@ -15,4 +16,11 @@ public interface ClusterSource {
 
     /** The pool has been empty and idle: the image may flush and clear its dirty bit. */
     void idle() throws IOException;
+
+    /**
+     * An allocation or release on the pool's thread met corrupt metadata: the image marks itself corrupt, as
+     * QEMU's qcow2_signal_corruption does where the allocation happens. Nothing by default.
+     */
+    default void corrupted(MetadataCorruptionException e) throws IOException {
+    }
 }

@@ -2,6 +2,7 @@ package io.github.qcowloom.alloc;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
@@ -322,12 +323,22 @@ public final class RefcountTable {
         }
     }
 
-    /** The refblock offset in reftable entry {@code index}, 0 if none; a misaligned offset is corruption. */
-    private long blockOffset(int index) throws CorruptImageException {
+    /**
+     * The refblock offset in reftable entry {@code index}, 0 if none. A misaligned offset, or one past the host
+     * offsets an image can use (bit 63 set reads as negative), is corruption found during I/O: QEMU's
+     * qcow2_get_refcount signals it ("Refblock offset ... unaligned"), and so do we, before the offset reaches
+     * the file.
+     */
+    private long blockOffset(int index) throws MetadataCorruptionException {
         long offset = table[index] & ~REFT_RESERVED_MASK;
         if ((offset & (clusterSize - 1)) != 0) {
-            throw new CorruptImageException("Refblock offset 0x" + Long.toHexString(offset) + " in reftable entry "
-                    + index + " is not aligned to a cluster");
+            throw new MetadataCorruptionException(String.format(
+                    "Refblock offset %#x unaligned (reftable index: %#x)", offset, index));
+        }
+        if (offset < 0 || offset > Limits.MAX_HOST_OFFSET - clusterSize) {
+            throw new MetadataCorruptionException(String.format(
+                    "Refblock offset %#x invalid (reftable index: %#x): past the largest host offset %#x",
+                    offset, index, Limits.MAX_HOST_OFFSET));
         }
         return offset;
     }

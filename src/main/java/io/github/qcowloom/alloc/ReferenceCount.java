@@ -293,6 +293,11 @@ public final class ReferenceCount {
                 corruption("ERROR l2_offset=" + Long.toHexString(l2Offset)
                         + ": Table is not cluster aligned; L1 entry corrupted");
             }
+            if (l2Offset >= fileLength) {
+                // Past the end it reads as zeroes: unallocated entries that count nothing and are all valid. Not
+                // walking them keeps an L1 table full of such entries as quick as QEMU's check of it.
+                continue;
+            }
             file.readFully(ByteBuffer.wrap(l2), l2Offset);
             checkL2(l2, active);
         }
@@ -389,26 +394,31 @@ public final class ReferenceCount {
         }
         add(dirOffset, dirSize);
         // The extension's own limit (1024 * 65535 bytes) bounds the directory read.
-        if (dirSize < 0 || dirSize > 1024L * 65535 || dirOffset < 0 || dirOffset + dirSize > fileLength) {
+        // Compared without a sum that could overflow: the offset is a u64 from the file.
+        if (dirSize < 0 || dirSize > Limits.MAX_BITMAP_DIRECTORY_BYTES || dirOffset < 0
+                || dirOffset > fileLength - dirSize) {
             corruption("ERROR bitmap directory at 0x" + Long.toHexString(dirOffset) + " (" + dirSize
                     + " bytes) cannot be loaded");
             return;
         }
         byte[] dir = new byte[(int) dirSize];
         file.readFully(ByteBuffer.wrap(dir), dirOffset);
-        int pos = 0;
+        // A long: an entry's extra data size is a u32, so the next position can pass any int.
+        long pos = 0;
         for (long i = 0; i < nbBitmaps; i++) {
-            if (pos + BITMAP_DIR_ENTRY_FIXED > dir.length) {
+            if (pos > dir.length - BITMAP_DIR_ENTRY_FIXED) {
                 corruption("ERROR bitmap directory entry " + i + " extends past the directory");
                 return;
             }
-            long tableOffset = Bytes.getLong(dir, pos);
-            long tableSize = Bytes.getUInt(dir, pos + 8);
-            int nameSize = Bytes.getUShort(dir, pos + 18);
-            long extraSize = Bytes.getUInt(dir, pos + 20);
-            pos = (int) Bytes.alignUp(pos + BITMAP_DIR_ENTRY_FIXED + extraSize + nameSize, 8);
+            int at = (int) pos;
+            long tableOffset = Bytes.getLong(dir, at);
+            long tableSize = Bytes.getUInt(dir, at + 8);
+            int nameSize = Bytes.getUShort(dir, at + 18);
+            long extraSize = Bytes.getUInt(dir, at + 20);
+            pos = Bytes.alignUp(pos + BITMAP_DIR_ENTRY_FIXED + extraSize + nameSize, 8);
             add(tableOffset, tableSize * 8);
-            if ((tableOffset & (clusterSize - 1)) != 0 || tableOffset + tableSize * 8 > fileLength) {
+            if ((tableOffset & (clusterSize - 1)) != 0 || tableOffset < 0
+                    || tableOffset > fileLength - tableSize * 8) {
                 corruption("ERROR bitmap table at 0x" + Long.toHexString(tableOffset) + " cannot be loaded");
                 continue;
             }
@@ -462,7 +472,8 @@ public final class ReferenceCount {
         if (size <= 0) {
             return;
         }
-        if (offset < 0 || offset + size - fileLength >= clusterSize) {
+        // offset + size - fileLength >= clusterSize, without the sum that a u64 offset from the file overflows.
+        if (offset < 0 || size >= fileLength + clusterSize - offset) {
             corruption("ERROR: counting reference for region exceeding the end of the file by one cluster or more:"
                     + " offset 0x" + Long.toHexString(offset) + " size 0x" + Long.toHexString(size));
             return;
@@ -484,6 +495,10 @@ public final class ReferenceCount {
      */
     private long[] readTable(Storage file, long offset, long entries) throws IOException {
         long inFile = offset < 0 || offset >= fileLength ? 0 : Math.min(entries, (fileLength - offset) / 8);
+        if (inFile <= 0) {
+            // Nothing of it lies in the file (a negative offset, bit 63 set, is never passed to the file).
+            return new long[0];
+        }
         if (inFile > (Integer.MAX_VALUE - 8) / 8) {
             throw new ImageTooLargeException("Table of " + inFile + " entries at 0x" + Long.toHexString(offset)
                     + " is too large to read");

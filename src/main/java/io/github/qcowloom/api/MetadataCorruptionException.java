@@ -8,4 +8,8 @@ public class MetadataCorruptionException extends CorruptImageException {
     public MetadataCorruptionException(String message) {
         super(message);
     }
+
+    public MetadataCorruptionException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }

@@ -42,9 +42,12 @@ final class SnapshotTableRewrite {
         List<Snapshot> entries = old.snapshots.stream().map(s -> s.completed(virtualSize)).toList();
         byte[] table = SnapshotTable.encode(entries);
         long cs = f.header.clusterSize();
-        // Counted in the cache only, for now.
-        long offset = f.table.allocate((int) ((table.length + cs - 1) / cs));
-        f.file.write(ByteBuffer.wrap(table), offset);
+        // Counted in the cache only, for now. No entry left (every one was cut): no table, offset 0, as QEMU's
+        // qcow2_write_snapshots writes for an empty list.
+        long offset = table.length == 0 ? 0 : f.table.allocate((int) ((table.length + cs - 1) / cs));
+        if (table.length > 0) {
+            f.file.write(ByteBuffer.wrap(table), offset);
+        }
         // The new table is durable before its refcounts: a crash in between leaves it in free clusters inside the
         // file. The other way round a crash could leave clusters counted past the end of the file, a leak no
         // check sees until the file grows over them.

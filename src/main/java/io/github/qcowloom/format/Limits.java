@@ -22,6 +22,12 @@ public final class Limits {
     /** QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1024 bytes per bitmap. */
     public static final long MAX_BITMAP_DIRECTORY_BYTES = 1024L * MAX_BITMAPS;
     public static final int MAX_REFCOUNT_ORDER = 6;
+    /**
+     * End of the host offsets an image can use: L1 and L2 entries hold offsets in bits 9-55, so nothing they
+     * point to lies at or past 2^56. A reftable entry could name more (bits 9-63), but a refblock out there (or
+     * one with bit 63 set, a negative offset) is refused as corruption before any I/O is tried.
+     */
+    public static final long MAX_HOST_OFFSET = 1L << 56;
     /** Extended L2 splits a cluster into 32 subclusters of at least 512 bytes. */
     public static final int MIN_EXTENDED_L2_CLUSTER_BITS = 14;
     public static final int SUBCLUSTERS_PER_CLUSTER = 32;

@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.ClusterSource;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.Ticker;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
@@ -74,6 +75,14 @@ final class ClusterSupply implements ClusterSource {
     private volatile ClusterPool pool;
     /** Set with {@link #pool}, before it: what {@link #idle} runs. */
     private volatile IdleFlush onIdle;
+    /** Set with {@link #pool}, before it: what {@link #corrupted} runs (the image's qcow2_signal_corruption). */
+    private volatile Corruption onCorruption;
+
+    /** What corrupt metadata found by the pool's thread sets off: the image marks itself corrupt. */
+    @FunctionalInterface
+    interface Corruption {
+        void signal(MetadataCorruptionException e) throws IOException;
+    }
 
     ClusterSupply(Storage file, ImageGeometry geometry, RefcountTable refcounts, ReentrantLock lock,
             HeaderBits headerBits, boolean lazyRefcounts) {
@@ -94,8 +103,9 @@ final class ClusterSupply implements ClusterSource {
      * Starts a cluster pool fed by this supply; the image must support the dirty bit (v3). When the pool has been
      * idle, it runs {@code onIdle}.
      */
-    void startPool(int low, int high, int max, Ticker ticker, IdleFlush onIdle) {
+    void startPool(int low, int high, int max, Ticker ticker, IdleFlush onIdle, Corruption onCorruption) {
         this.onIdle = onIdle;
+        this.onCorruption = onCorruption;
         pool = new ClusterPool(this, low, high, max, ticker);
     }
 
@@ -158,6 +168,11 @@ final class ClusterSupply implements ClusterSource {
     @Override
     public void idle() throws IOException {
         onIdle.run();
+    }
+
+    @Override
+    public void corrupted(MetadataCorruptionException e) throws IOException {
+        onCorruption.signal(e);
     }
 
     /** Stops the pool without writing anything: the image was found corrupt, its metadata is not to be trusted. */

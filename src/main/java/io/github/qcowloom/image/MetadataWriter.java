@@ -96,8 +96,8 @@ final class MetadataWriter {
     }
 
     /** Starts a cluster pool fed by the supply; the image must support the dirty bit (v3). Idle, it flushes clean. */
-    void startPool(int low, int high, int max, Ticker ticker) {
-        supply.startPool(low, high, max, ticker, flushOrder::flushUntilClean);
+    void startPool(int low, int high, int max, Ticker ticker, ClusterSupply.Corruption onCorruption) {
+        supply.startPool(low, high, max, ticker, flushOrder::flushUntilClean, onCorruption);
     }
 
     ClusterPool pool() {

@@ -112,7 +112,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             // an external data file are not allocated at all.
             if (options.tuning().pool() && header.version() >= 3 && !header.hasDataFile()) {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
-                        options.tuning().poolMax(), options.ticker());
+                        options.tuning().poolMax(), options.ticker(), this::signalCorruption);
             }
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),

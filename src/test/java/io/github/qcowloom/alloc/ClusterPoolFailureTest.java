@@ -2,8 +2,10 @@ package io.github.qcowloom.alloc;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.api.MetadataCorruptionException;
 import java.io.IOException;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -78,5 +80,43 @@ class ClusterPoolFailureTest {
         assertTrue(reached.await(10, TimeUnit.SECONDS));
         pool.close();
         assertEquals(io, pool.failure());
+    }
+
+    @Test
+    void corruptMetadataMetByTheAllocatorReachesTheTakesAndTheImage() throws Exception {
+        CountDownLatch reached = new CountDownLatch(1);
+        MetadataCorruptionException corrupt = new MetadataCorruptionException(
+                "Refblock offset 0x8000000000020000 invalid (reftable index: 0x0)");
+        java.util.List<MetadataCorruptionException> signalled = new java.util.concurrent.CopyOnWriteArrayList<>();
+        CountDownLatch told = new CountDownLatch(1);
+        ClusterPool pool = new ClusterPool(new ClusterSource() {
+            @Override
+            public long[] allocate(int n) throws IOException {
+                reached.countDown();
+                throw corrupt;
+            }
+
+            @Override
+            public void release(long[] hostOffsets) {
+            }
+
+            @Override
+            public void idle() {
+            }
+
+            @Override
+            public void corrupted(MetadataCorruptionException e) {
+                signalled.add(e);
+                told.countDown();
+            }
+        }, 4, 8, 1024);
+        assertEquals(-1, pool.take());
+        assertTrue(reached.await(10, TimeUnit.SECONDS));
+        assertTrue(told.await(10, TimeUnit.SECONDS), "the image was never told of the corruption");
+        // The image was told (it marks itself corrupt), and every later take fails with the typed exception.
+        assertEquals(java.util.List.of(corrupt), signalled);
+        MetadataCorruptionException e = assertThrows(MetadataCorruptionException.class, pool::take);
+        assertEquals(corrupt.getMessage(), e.getMessage());
+        pool.close();
     }
 }

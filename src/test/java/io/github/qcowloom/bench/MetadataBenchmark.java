@@ -97,7 +97,7 @@ public class MetadataBenchmark {
 
     /** Taking a preallocated cluster from the pool (refilled by its allocator thread). */
     @Benchmark
-    public long poolTake() {
+    public long poolTake() throws java.io.IOException {
         return pool.take();
     }
 }
