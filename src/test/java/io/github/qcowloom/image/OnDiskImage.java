@@ -3,11 +3,13 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.RefcountComparison;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -30,7 +32,8 @@ final class OnDiskImage implements AutoCloseable {
     }
 
     static OnDiskImage open(Path path) throws IOException {
-        return new OnDiskImage(FileStorage.open(path, true, false));
+        // No lock bytes: it inspects the file beside an open of the image, as qemu-img -U would.
+        return new OnDiskImage(FileStorage.open(path, true, false, StorageBackend.FILECHANNEL, LockPermissions.NONE));
     }
 
     /** The L2 entry of guest cluster {@code cluster}, 0 when its L2 table is absent. */
