@@ -9,7 +9,12 @@ import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.StorageBackend;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.image.ImageMetadata;
+import io.github.qcowloom.image.ReferencedFileLocks;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
@@ -30,15 +35,16 @@ public final class ImageChecker {
      * @throws CheckFailedException if the check cannot finish (a snapshot table it cannot read)
      */
     public static CheckResult check(Path path, String filename) throws IOException {
-        return check(path, filename, LockPermissions.readOnly());
+        return check(path, filename, ImageLocking.DEFAULT);
     }
 
     /**
-     * Checks the image at {@code path} read-only, held with {@code permissions} (qemu-img check -U:
-     * {@link LockPermissions#forceShare()}).
+     * Checks the image at {@code path} read-only, held with the lock bytes {@code locking} says (qemu-img check -U:
+     * {@link ImageLocking#FORCE_SHARE}), as are its data file and backing chain, which qemu-img check opens too.
      */
-    public static CheckResult check(Path path, String filename, LockPermissions permissions) throws IOException {
-        try (FileStorage file = open(path, filename, true, permissions)) {
+    public static CheckResult check(Path path, String filename, ImageLocking locking) throws IOException {
+        try (FileStorage file = open(path, filename, true, LockPermissions.forImage(locking, true));
+                ReferencedFileLocks named = lockNamedFiles(path, filename, file, locking, true)) {
             return check(file, filename);
         }
     }
@@ -49,6 +55,24 @@ public final class ImageChecker {
             return FileStorage.open(path, readOnly, false, StorageBackend.FILECHANNEL, permissions);
         } catch (ImageLockedException e) {
             throw e.withContext("Could not open '" + filename + "': ");
+        }
+    }
+
+    /** The locks of the files the image names; a header too broken to name them is the check's to report. */
+    private static ReferencedFileLocks lockNamedFiles(Path path, String filename, Storage file, ImageLocking locking,
+            boolean readOnly) throws IOException {
+        Header header;
+        try {
+            header = ImageMetadata.readHeader(file);
+        } catch (CorruptImageException | UnsupportedFeatureException e) {
+            return null;
+        }
+        try {
+            return ReferencedFileLocks.acquire(path, header, locking, readOnly);
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + filename + "': ");
+        } catch (UnsupportedFeatureException e) {
+            return null; // a name we refuse to follow (json:, a protocol) is nothing to lock
         }
     }
 
@@ -65,7 +89,8 @@ public final class ImageChecker {
      * @throws CheckFailedException if the repair cannot finish (QEMU's "Check failed")
      */
     public static RepairOutcome repair(Path path, String filename, RepairMode mode) throws IOException {
-        try (FileStorage file = open(path, filename, false, LockPermissions.readWrite())) {
+        try (FileStorage file = open(path, filename, false, LockPermissions.readWrite());
+                ReferencedFileLocks named = lockNamedFiles(path, filename, file, ImageLocking.DEFAULT, false)) {
             return repair(file, filename, mode);
         }
     }

@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.check.CheckFailedException;
 import io.github.qcowloom.check.CheckResult;
@@ -9,7 +10,6 @@ import io.github.qcowloom.check.ImageChecker;
 import io.github.qcowloom.check.RepairMode;
 import io.github.qcowloom.check.RepairOutcome;
 import io.github.qcowloom.image.ImageFormat;
-import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -75,7 +75,7 @@ final class CheckCommand implements Callable<Integer> {
         try {
             if (mode == null) {
                 result = ImageChecker.check(path, filename,
-                        forceShare ? LockPermissions.forceShare() : LockPermissions.readOnly());
+                        forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
                 lines = result.messages();
             } else {
                 if (forceShare) {

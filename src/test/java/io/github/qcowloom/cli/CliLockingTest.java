@@ -198,6 +198,13 @@ class CliLockingTest {
             assertEquals(1, ours.code());
             assertEquals(q.stderr().replace("qemu-img: ", "qcow2-loom: "), ours.err());
             Cli.succeeding("map", "-U", top.toString());
+            // check reads the top image alone but, as qemu-img check opens the chain, holds the base too.
+            Qemu.Result qc = Qemu.exec(List.of("qemu-img", "check", top.toString()));
+            Cli.Run oursCheck = Cli.ours("check", top.toString());
+            assertEquals(qc.exitCode(), oursCheck.code(), oursCheck.err());
+            assertEquals(qc.stderr().replace("qemu-img: ", "qcow2-loom: "), oursCheck.err());
+            Cli.succeeding("check", "-U", top.toString());
+            assertNotEquals(0, Cli.ours("check", "-r", "leaks", top.toString()).code());
         }
         Path withData = dir.resolve("d.qcow2");
         Path data = dir.resolve("d.raw");
