@@ -11,6 +11,7 @@ import io.github.qcowloom.nbd.NbdServer;
 import io.github.qcowloom.nbd.TlsCredentials;
 import io.github.qcowloom.virtio.VhostUserBlk;
 import io.github.qcowloom.virtio.VirtioBlkConfig;
+import java.io.Closeable;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -159,34 +160,55 @@ final class ServeCommand implements Callable<Integer> {
             }
             limits = limits.withHandshakeLimit(Duration.ofSeconds(handshakeLimit));
         }
-        Path path = Path.of(filename);
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
-        }
-        OpenOptions base = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
-        if (forceShare && !readOnly) {
-            throw new IllegalArgumentException("--force-share needs --read-only");
-        }
-        OpenOptions options = profile.apply(base);
-        if (forceShare) {
-            options = options.withLocking(ImageLocking.FORCE_SHARE);
-        }
-        ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
+        OpenOptions options = openOptions();
+        ExecutionModel model = executionModel(options);
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket)
                 : new InetSocketAddress(host, port != null ? port : 10809);
-        BlockDevice device = ImageFormat.open(path, format, options);
+        BlockDevice device = openDevice(options);
         NbdServer server;
         try {
-            server = NbdServer.start(new Export(path.getFileName().toString(), device, readOnly), address, model,
-                    limits, tls);
+            server = NbdServer.start(new Export(Path.of(filename).getFileName().toString(), device, readOnly),
+                    address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;
         }
+        String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
+        return untilSignalled(device, server::stop,
+                "serving " + filename + " (" + model + security + ") at " + server.uri());
+    }
+
+    /** The open options of the image: read-only or not, the profile, and -U (which needs --read-only). */
+    private OpenOptions openOptions() throws IOException {
+        if (forceShare && !readOnly) {
+            throw new IllegalArgumentException("--force-share needs --read-only");
+        }
+        OpenOptions options = profile.apply(readOnly ? OpenOptions.readOnlyDefaults()
+                : OpenOptions.readWriteDefaults());
+        return forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options;
+    }
+
+    private ExecutionModel executionModel(OpenOptions options) {
+        return ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
+    }
+
+    private BlockDevice openDevice(OpenOptions options) throws IOException {
+        Path path = Path.of(filename);
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(filename);
+        }
+        return ImageFormat.open(path, format, options);
+    }
+
+    /**
+     * Prints {@code banner} and waits until SIGINT or SIGTERM, whose hook stops the server (finishing the requests
+     * in flight) and closes the image clean.
+     */
+    private int untilSignalled(BlockDevice device, Closeable stopServer, String banner) throws InterruptedException {
         CountDownLatch closed = new CountDownLatch(1);
         Thread hook = new Thread(() -> {
             try (device) {
-                server.stop();
+                stopServer.close();
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             } finally {
@@ -194,9 +216,7 @@ final class ServeCommand implements Callable<Integer> {
             }
         }, "serve-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
-        spec.commandLine().getOut().println("serving " + filename + " (" + model + security + ") at "
-                + server.uri());
+        spec.commandLine().getOut().println(banner);
         spec.commandLine().getOut().flush();
         closed.await();
         return 0;
@@ -209,14 +229,9 @@ final class ServeCommand implements Callable<Integer> {
         }
         VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
                 .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512).withReadOnly(readOnly);
-        Path path = Path.of(filename);
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
-        }
-        OpenOptions base = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
-        OpenOptions options = profile.apply(base);
-        ExecutionModel model = ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
-        BlockDevice device = ImageFormat.open(path, format, options);
+        OpenOptions options = openOptions();
+        ExecutionModel model = executionModel(options);
+        BlockDevice device = openDevice(options);
         VhostUserBlk.Server server;
         try {
             server = VhostUserBlk.serve(Path.of(vhostUserBlk), device, config, model);
@@ -224,21 +239,8 @@ final class ServeCommand implements Callable<Integer> {
             device.close();
             throw e;
         }
-        CountDownLatch closed = new CountDownLatch(1);
-        Thread hook = new Thread(() -> {
-            try (device) {
-                server.close();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            } finally {
-                closed.countDown();
-            }
-        }, "serve-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        spec.commandLine().getOut().println("serving " + filename + " (" + model + ", " + config.numQueues()
-                + (config.numQueues() == 1 ? " queue" : " queues") + ") as vhost-user-blk at " + vhostUserBlk);
-        spec.commandLine().getOut().flush();
-        closed.await();
-        return 0;
+        return untilSignalled(device, server::close, "serving " + filename + " (" + model + ", "
+                + config.numQueues() + (config.numQueues() == 1 ? " queue" : " queues") + ") as vhost-user-blk at "
+                + vhostUserBlk);
     }
 }
