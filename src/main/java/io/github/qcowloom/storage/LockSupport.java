@@ -1,7 +1,6 @@
 package io.github.qcowloom.storage;
 
 import java.io.IOException;
-import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.nio.file.Path;
@@ -17,37 +16,19 @@ import org.slf4j.LoggerFactory;
 final class LockSupport {
     private static final Logger LOG = LoggerFactory.getLogger(LockSupport.class);
     private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
-    private static final String IMPLEMENTATION = "io.github.qcowloom.storage.OfdLockBytes";
-    private static final MethodHandle OPEN;
-    private static final String MISSING;
-
-    static {
-        MethodHandle open = null;
-        String missing = null;
-        if (Runtime.version().feature() < 22) {
-            missing = "open-file-description locks need Java 22 or later (running Java "
-                    + Runtime.version().feature() + ")";
-        } else {
-            try {
-                Class<?> c = Class.forName(IMPLEMENTATION);
-                open = MethodHandles.lookup().findStatic(c, "open", MethodType.methodType(LockBytes.class, Path.class));
-            } catch (ReflectiveOperationException | LinkageError e) {
-                missing = "the Java 22+ layer is missing from the class path (" + e + ")";
-            }
-        }
-        OPEN = open;
-        MISSING = missing;
-    }
+    private static final Java22Method OPEN = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.storage.OfdLockBytes", "open", MethodType.methodType(LockBytes.class, Path.class),
+            "open-file-description locks");
 
     private LockSupport() {
     }
 
     /** Lock bytes on the existing file {@code path}: OFD locks if possible, else POSIX locks (logged once). */
     static LockBytes open(Path path) throws IOException {
-        if (OPEN != null) {
+        if (OPEN.handle() != null) {
             LockBytes ofd;
             try {
-                ofd = (LockBytes) OPEN.invokeExact(path);
+                ofd = (LockBytes) OPEN.handle().invokeExact(path);
             } catch (IOException | RuntimeException | Error e) {
                 throw e;
             } catch (Throwable t) {
@@ -58,7 +39,7 @@ final class LockSupport {
             }
             logFallback("the kernel refuses open-file-description locks (F_OFD_SETLK)");
         } else {
-            logFallback(MISSING);
+            logFallback(OPEN.missing());
         }
         return new PosixLockBytes(path);
     }

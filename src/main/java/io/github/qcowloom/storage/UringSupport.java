@@ -1,7 +1,6 @@
 package io.github.qcowloom.storage;
 
 import java.io.IOException;
-import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.nio.file.Path;
@@ -17,27 +16,9 @@ import org.slf4j.LoggerFactory;
 final class UringSupport {
     private static final Logger LOG = LoggerFactory.getLogger(UringSupport.class);
     private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
-    private static final String IMPLEMENTATION = "io.github.qcowloom.storage.UringFileIo";
-    private static final MethodHandle OPEN;
-    private static final String MISSING;
-
-    static {
-        MethodHandle open = null;
-        String missing = null;
-        if (Runtime.version().feature() < 22) {
-            missing = "io_uring needs Java 22 or later (running Java " + Runtime.version().feature() + ")";
-        } else {
-            try {
-                Class<?> c = Class.forName(IMPLEMENTATION);
-                open = MethodHandles.lookup().findStatic(c, "open",
-                        MethodType.methodType(FileIo.class, Path.class, boolean.class, boolean.class));
-            } catch (ReflectiveOperationException | LinkageError e) {
-                missing = "the Java 22+ layer is missing from the class path (" + e + ")";
-            }
-        }
-        OPEN = open;
-        MISSING = missing;
-    }
+    private static final Java22Method OPEN = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.storage.UringFileIo", "open",
+            MethodType.methodType(FileIo.class, Path.class, boolean.class, boolean.class), "io_uring");
 
     private UringSupport() {
     }
@@ -47,12 +28,12 @@ final class UringSupport {
      * run here. Errors about the file itself (missing, denied) are thrown, as FileChannel would.
      */
     static FileIo open(Path path, boolean writable, boolean direct) throws IOException {
-        if (OPEN == null) {
-            logFallback(MISSING);
+        if (OPEN.handle() == null) {
+            logFallback(OPEN.missing());
             return null;
         }
         try {
-            return (FileIo) OPEN.invokeExact(path, writable, direct);
+            return (FileIo) OPEN.handle().invokeExact(path, writable, direct);
         } catch (UringUnavailableException e) {
             logFallback(e.getMessage());
             return null;

@@ -3,8 +3,8 @@ package io.github.qcowloom.virtio;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.storage.Java22Method;
 import java.io.IOException;
-import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.nio.file.Path;
@@ -15,9 +15,10 @@ import java.nio.file.Path;
  * can only do through the FFM API. On Java 21 {@link #serve} refuses with a clear message.
  */
 public final class VhostUserBlk {
-    private static final String IMPLEMENTATION = "io.github.qcowloom.virtio.VhostUserBlkServer";
-    private static final MethodHandle START;
-    private static final String MISSING;
+    private static final Java22Method START = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.virtio.VhostUserBlkServer", "start", MethodType.methodType(Server.class, Path.class,
+                    BlockDevice.class, VirtioBlkConfig.class, ExecutionModel.class),
+            "vhost-user-blk (file descriptors passed over the socket, guest memory mapped through the FFM API)");
 
     /** A running back end: it serves one front end at a time until closed. */
     public interface Server extends AutoCloseable {
@@ -29,33 +30,12 @@ public final class VhostUserBlk {
         void close();
     }
 
-    static {
-        MethodHandle start = null;
-        String missing = null;
-        if (Runtime.version().feature() < 22) {
-            missing = "vhost-user-blk needs Java 22 or later (this is Java " + Runtime.version().feature()
-                    + "): it passes file descriptors and maps guest memory through the FFM API";
-        } else {
-            try {
-                Class<?> c = Class.forName(IMPLEMENTATION);
-                start = MethodHandles.lookup().findStatic(c, "start", MethodType.methodType(c, Path.class,
-                        BlockDevice.class, VirtioBlkConfig.class, ExecutionModel.class));
-                start = start.asType(MethodType.methodType(Server.class, Path.class, BlockDevice.class,
-                        VirtioBlkConfig.class, ExecutionModel.class));
-            } catch (ReflectiveOperationException | LinkageError e) {
-                missing = "the Java 22+ layer is missing from the class path (" + e + ")";
-            }
-        }
-        START = start;
-        MISSING = missing;
-    }
-
     private VhostUserBlk() {
     }
 
     /** Why the back end cannot run here, or null if it can. */
     public static String unavailableReason() {
-        return MISSING;
+        return START.missing();
     }
 
     /**
@@ -64,11 +44,11 @@ public final class VhostUserBlk {
      */
     public static Server serve(Path socket, BlockDevice disk, VirtioBlkConfig config, ExecutionModel model)
             throws IOException {
-        if (START == null) {
-            throw new UnsupportedFeatureException(MISSING);
+        if (START.handle() == null) {
+            throw new UnsupportedFeatureException(START.missing());
         }
         try {
-            return (Server) START.invokeExact(socket, disk, config, model);
+            return (Server) START.handle().invokeExact(socket, disk, config, model);
         } catch (IOException | RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
