@@ -8,6 +8,7 @@ import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
 import io.github.qcowloom.storage.Storage;
@@ -24,8 +25,6 @@ import java.util.function.LongConsumer;
 public final class RefcountTable {
     /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
     private static final long REFT_RESERVED_MASK = 0x1ffL;
-    /** Header field offsets: refcount_table_offset (u64) and refcount_table_clusters (u32). */
-    private static final int HEADER_REFTABLE_OFFSET = 48;
 
     private final Storage file;
     private final TableCache cache;
@@ -459,10 +458,8 @@ public final class RefcountTable {
         // The new refblocks and table must be durable before the header points to them: a crash after the
         // header write must find a complete table (QEMU qcow2_refcount_area: write the area, then the header).
         file.flush();
-        byte[] hdr = new byte[12];
-        Bytes.putLong(hdr, 0, newOffset);
-        Bytes.putInt(hdr, 8, (int) clusters);
-        file.write(ByteBuffer.wrap(hdr), HEADER_REFTABLE_OFFSET);
+        HeaderField pointer = HeaderField.REFCOUNT_TABLE_OFFSET;
+        file.write(pointer.encode(newOffset, clusters), pointer.offset());
         // The header switch must be durable before the old table's clusters are freed: once freed they may be
         // reused and overwritten, and a crash must not find a header that still points to them.
         file.flush();

@@ -6,6 +6,7 @@ import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
@@ -190,8 +191,7 @@ final class TableAllocator {
             overlap.check(newOffset, table.length, "new L1 table");
             file.write(ByteBuffer.wrap(table), newOffset);
             file.flush();
-            ByteBuffer h = ByteBuffer.allocate(12).putInt(0, newSize).putLong(4, newOffset);
-            file.write(h, 36);
+            file.write(HeaderField.L1_SIZE.encode(newSize, newOffset), HeaderField.L1_SIZE.offset());
             file.flush();
             long oldOffset = l1Offset;
             long oldClusters = (oldSize * 8L + cs - 1) / cs;
@@ -236,11 +236,15 @@ final class TableAllocator {
         }
     }
 
-    /** Writes {@code bytes} into the header at {@code offset} and syncs (size, feature words). */
-    void writeHeaderField(long offset, ByteBuffer bytes) throws IOException {
+    /**
+     * Writes {@code values} into the header, one a field from {@code first} on (see {@link HeaderField#encode}),
+     * in one write, and syncs (size, snapshot table pointer).
+     */
+    void writeHeaderField(HeaderField first, long... values) throws IOException {
+        ByteBuffer bytes = first.encode(values);
         lock.lock();
         try {
-            file.write(bytes, offset);
+            file.write(bytes, first.offset());
             file.flush();
         } finally {
             lock.unlock();

@@ -1,7 +1,7 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.image.ImagePoker.NB_SNAPSHOTS;
-import static io.github.qcowloom.image.ImagePoker.SNAPSHOTS_OFFSET;
+import static io.github.qcowloom.format.HeaderField.NB_SNAPSHOTS;
+import static io.github.qcowloom.format.HeaderField.SNAPSHOTS_OFFSET;
 import static io.github.qcowloom.image.ImagePoker.appendCluster;
 import static io.github.qcowloom.image.ImagePoker.assertHeaderRejected;
 import static io.github.qcowloom.image.ImagePoker.assertOpenFails;
