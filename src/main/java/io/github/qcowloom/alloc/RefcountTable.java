@@ -11,6 +11,7 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
+import io.github.qcowloom.format.ReftableEntry;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -23,8 +24,6 @@ import java.util.function.LongConsumer;
  * refcount block or a larger reftable must reach the disk before the entry that points to it.
  */
 public final class RefcountTable {
-    /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
-    private static final long REFT_RESERVED_MASK = 0x1ffL;
 
     private final Storage file;
     private final TableCache cache;
@@ -73,7 +72,7 @@ public final class RefcountTable {
         this.table = new long[raw.length / 8];
         for (int i = 0; i < table.length; i++) {
             table[i] = Bytes.getLong(raw, i * 8);
-            long block = table[i] & ~REFT_RESERVED_MASK;
+            long block = ReftableEntry.refblockOffset(table[i]);
             if (block != 0) {
                 refblockClusters.add(block >>> clusterBits);
             }
@@ -329,7 +328,7 @@ public final class RefcountTable {
      * the file.
      */
     private long blockOffset(int index) throws MetadataCorruptionException {
-        long offset = table[index] & ~REFT_RESERVED_MASK;
+        long offset = ReftableEntry.refblockOffset(table[index]);
         if ((offset & (clusterSize - 1)) != 0) {
             throw new MetadataCorruptionException(String.format(
                     "Refblock offset %#x unaligned (reftable index: %#x)", offset, index));
@@ -467,8 +466,9 @@ public final class RefcountTable {
         int oldClusters = tableClusters;
         table = newTable;
         for (long entry : newTable) {
-            if ((entry & ~REFT_RESERVED_MASK) != 0) {
-                refblockClusters.add((entry & ~REFT_RESERVED_MASK) >>> clusterBits);
+            long block = ReftableEntry.refblockOffset(entry);
+            if (block != 0) {
+                refblockClusters.add(block >>> clusterBits);
             }
         }
         tableOffset = newOffset;

@@ -2,7 +2,6 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageTooLargeException;
-import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
@@ -94,11 +93,7 @@ final class TableAllocator {
     Slice writableSlice(long cluster) throws IOException {
         int l1Index = (int) (cluster >>> geometry().l2Bits());
         long l1Entry = mapper.l1().get(l1Index);
-        long l2Offset = L1Entry.l2Offset(l1Entry);
-        if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
-                    l2Offset, l1Index));
-        }
+        long l2Offset = L1Entry.checkedL2Offset(l1Entry, l1Index, geometry().clusterSize());
         if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
             l2Offset = allocateL2(l1Index, l2Offset);
         }
