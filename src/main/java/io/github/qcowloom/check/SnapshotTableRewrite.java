@@ -2,8 +2,8 @@ package io.github.qcowloom.check;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.format.HeaderField;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;

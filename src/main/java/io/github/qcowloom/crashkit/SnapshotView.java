@@ -2,9 +2,9 @@ package io.github.qcowloom.crashkit;
 
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.HeaderField;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.MemoryStorage;
 import java.io.IOException;
 

@@ -24,7 +24,7 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
@@ -315,7 +315,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /** The pool of preallocated clusters, or null when it is off or the image is read-only or v2. */
-    public ClusterPool clusterPool() {
+    ClusterPool clusterPool() {
         return metadata == null ? null : metadata.pool();
     }
 

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.RefcountOverflowException;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.testing.GuestModel;
 import io.github.qcowloom.testing.Images;
 import io.github.qcowloom.testing.Qemu;
