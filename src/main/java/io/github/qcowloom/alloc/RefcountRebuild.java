@@ -3,6 +3,7 @@ package io.github.qcowloom.alloc;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
 import io.github.qcowloom.storage.Storage;
@@ -79,10 +80,8 @@ public final class RefcountRebuild {
         file.write(ByteBuffer.wrap(table), tableStart << bits);
         // The new structures are complete on disk before the header points to them.
         file.flush();
-        byte[] hdr = new byte[12];
-        Bytes.putLong(hdr, 0, tableStart << bits);
-        Bytes.putInt(hdr, 8, (int) tableClusters);
-        file.write(ByteBuffer.wrap(hdr), 48);
+        HeaderField pointer = HeaderField.REFCOUNT_TABLE_OFFSET;
+        file.write(pointer.encode(tableStart << bits, tableClusters), pointer.offset());
         file.flush();
         return new Result(tableStart << bits, (int) tableClusters, blocks);
     }

@@ -8,8 +8,10 @@ import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
+import io.github.qcowloom.format.ReftableEntry;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -22,10 +24,6 @@ import java.util.function.LongConsumer;
  * refcount block or a larger reftable must reach the disk before the entry that points to it.
  */
 public final class RefcountTable {
-    /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
-    private static final long REFT_RESERVED_MASK = 0x1ffL;
-    /** Header field offsets: refcount_table_offset (u64) and refcount_table_clusters (u32). */
-    private static final int HEADER_REFTABLE_OFFSET = 48;
 
     private final Storage file;
     private final TableCache cache;
@@ -74,7 +72,7 @@ public final class RefcountTable {
         this.table = new long[raw.length / 8];
         for (int i = 0; i < table.length; i++) {
             table[i] = Bytes.getLong(raw, i * 8);
-            long block = table[i] & ~REFT_RESERVED_MASK;
+            long block = ReftableEntry.refblockOffset(table[i]);
             if (block != 0) {
                 refblockClusters.add(block >>> clusterBits);
             }
@@ -330,7 +328,7 @@ public final class RefcountTable {
      * the file.
      */
     private long blockOffset(int index) throws MetadataCorruptionException {
-        long offset = table[index] & ~REFT_RESERVED_MASK;
+        long offset = ReftableEntry.refblockOffset(table[index]);
         if ((offset & (clusterSize - 1)) != 0) {
             throw new MetadataCorruptionException(String.format(
                     "Refblock offset %#x unaligned (reftable index: %#x)", offset, index));
@@ -459,10 +457,8 @@ public final class RefcountTable {
         // The new refblocks and table must be durable before the header points to them: a crash after the
         // header write must find a complete table (QEMU qcow2_refcount_area: write the area, then the header).
         file.flush();
-        byte[] hdr = new byte[12];
-        Bytes.putLong(hdr, 0, newOffset);
-        Bytes.putInt(hdr, 8, (int) clusters);
-        file.write(ByteBuffer.wrap(hdr), HEADER_REFTABLE_OFFSET);
+        HeaderField pointer = HeaderField.REFCOUNT_TABLE_OFFSET;
+        file.write(pointer.encode(newOffset, clusters), pointer.offset());
         // The header switch must be durable before the old table's clusters are freed: once freed they may be
         // reused and overwritten, and a crash must not find a header that still points to them.
         file.flush();
@@ -470,8 +466,9 @@ public final class RefcountTable {
         int oldClusters = tableClusters;
         table = newTable;
         for (long entry : newTable) {
-            if ((entry & ~REFT_RESERVED_MASK) != 0) {
-                refblockClusters.add((entry & ~REFT_RESERVED_MASK) >>> clusterBits);
+            long block = ReftableEntry.refblockOffset(entry);
+            if (block != 0) {
+                refblockClusters.add(block >>> clusterBits);
             }
         }
         tableOffset = newOffset;

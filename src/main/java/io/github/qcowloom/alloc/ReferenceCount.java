@@ -12,8 +12,9 @@ import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.format.ReftableEntry;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -32,8 +33,6 @@ import java.util.Optional;
  * a recount that would need more is refused with an {@link ImageTooLargeException}.
  */
 public final class ReferenceCount {
-    /** Reserved low bits of a reftable entry (QEMU's REFT_RESERVED_MASK). */
-    private static final long REFT_RESERVED_MASK = 0x1ffL;
     /** Bitmap table entries (QEMU's BME_TABLE_ENTRY_*): offset bits, reserved bits, the "all ones" flag. */
     private static final long BME_OFFSET_MASK = 0x00fffffffffffe00L;
     private static final long BME_RESERVED_MASK = 0xff000000000001feL;
@@ -197,8 +196,8 @@ public final class ReferenceCount {
             return false;
         }
         long e = reftable[(int) index];
-        long offset = e & ~REFT_RESERVED_MASK;
-        return offset != 0 && (e & REFT_RESERVED_MASK) == 0 && (offset & (clusterSize - 1)) == 0
+        long offset = ReftableEntry.refblockOffset(e);
+        return offset != 0 && (e & ReftableEntry.RESERVED_MASK) == 0 && (offset & (clusterSize - 1)) == 0
                 && (offset >>> clusterBits) < clusters;
     }
 
@@ -441,9 +440,9 @@ public final class ReferenceCount {
     private void checkRefblocks() throws ImageTooLargeException {
         for (int i = 0; i < reftable.length; i++) {
             long e = reftable[i];
-            long offset = e & ~REFT_RESERVED_MASK;
+            long offset = ReftableEntry.refblockOffset(e);
             long cluster = offset >>> clusterBits;
-            if ((e & REFT_RESERVED_MASK) != 0) {
+            if ((e & ReftableEntry.RESERVED_MASK) != 0) {
                 corruption("ERROR refcount table entry " + i + " has reserved bits set");
                 refblocksBroken = true;
             } else if ((offset & (clusterSize - 1)) != 0) {

@@ -173,12 +173,7 @@ public final class TreeRefcounts {
 
     /** The L2 table offset of an L1 entry (0 if none); a misaligned one is corruption (qcow2_signal_corruption). */
     private long l2Table(long l1Entry, int l1Index) throws MetadataCorruptionException {
-        long l2Offset = L1Entry.l2Offset(l1Entry);
-        if ((l2Offset & ((1L << clusterBits) - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
-                    l2Offset, l1Index));
-        }
-        return l2Offset;
+        return L1Entry.checkedL2Offset(l1Entry, l1Index, 1L << clusterBits);
     }
 
     /** The host cluster of a NORMAL or ZERO_ALLOC entry; 0 with an external data file. A misaligned one is corruption. */

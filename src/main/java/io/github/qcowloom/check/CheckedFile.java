@@ -3,8 +3,8 @@ package io.github.qcowloom.check;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.cache.TableCache;
-import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -54,12 +54,6 @@ final class CheckedFile {
         return b;
     }
 
-    void writeLong(long offset, long value) throws IOException {
-        byte[] b = new byte[8];
-        Bytes.putLong(b, 0, value);
-        file.write(ByteBuffer.wrap(b), offset);
-    }
-
     /** Writes the dirty refblock slices back and syncs. */
     void writeBack() throws IOException {
         cache.writeBack(cache.copyDirty());
@@ -67,13 +61,14 @@ final class CheckedFile {
     }
 
     /**
-     * Clears the dirty and corrupt bits (incompatible features bits 0 and 1, at byte 72) and syncs, as QEMU's
+     * Clears the dirty and corrupt bits (incompatible features bits 0 and 1) and syncs, as QEMU's
      * qcow2_mark_clean and qcow2_mark_consistent do after a successful repair. Version 2 has no such bits.
      */
     void markCleanAndConsistent() throws IOException {
         long features = header.incompatibleFeatures();
         if (header.version() >= 3 && (features & 3) != 0) {
-            writeLong(72, features & ~3L);
+            HeaderField field = HeaderField.INCOMPATIBLE_FEATURES;
+            file.write(field.encode(features & ~3L), field.offset());
             file.flush();
         }
     }

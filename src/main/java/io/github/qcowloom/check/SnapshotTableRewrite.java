@@ -1,9 +1,9 @@
 package io.github.qcowloom.check;
 
 import io.github.qcowloom.api.CorruptImageException;
-import io.github.qcowloom.format.Bytes;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -18,14 +18,9 @@ final class SnapshotTableRewrite {
     private SnapshotTableRewrite() {
     }
 
-    /** Header offset of nb_snapshots (u32), followed by snapshots_offset (u64). */
-    private static final int NB_SNAPSHOTS = 60;
-
     /** Writes {@code count} as the header's number of snapshots, and syncs. */
     static void writeCount(CheckedFile f, long count) throws IOException {
-        byte[] b = new byte[4];
-        Bytes.putInt(b, 0, (int) count);
-        f.file.write(ByteBuffer.wrap(b), NB_SNAPSHOTS);
+        f.file.write(HeaderField.NB_SNAPSHOTS.encode(count), HeaderField.NB_SNAPSHOTS.offset());
         // Durable before the refcount repair that follows: it frees what the dropped entries referenced, and a
         // crash must not find them listed again once those clusters are reused. Until then they only leak.
         f.file.flush();
@@ -54,10 +49,8 @@ final class SnapshotTableRewrite {
         f.file.flush();
         // The new clusters' refcounts reach the disk before anything points to them.
         f.writeBack();
-        byte[] pointer = new byte[12];
-        Bytes.putInt(pointer, 0, entries.size());
-        Bytes.putLong(pointer, 4, offset);
-        f.file.write(ByteBuffer.wrap(pointer), NB_SNAPSHOTS);
+        // nb_snapshots and snapshots_offset in one 12-byte write, as QEMU's qcow2_write_snapshots does.
+        f.file.write(HeaderField.NB_SNAPSHOTS.encode(entries.size(), offset), HeaderField.NB_SNAPSHOTS.offset());
         // The header switch is durable before the old table is freed: freed clusters may be reused at once.
         f.file.flush();
         free(f, old.offset, old.size, messages);

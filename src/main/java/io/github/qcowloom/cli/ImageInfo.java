@@ -1,7 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -1,6 +1,6 @@
 package io.github.qcowloom.cli;
 
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;

@@ -152,15 +152,15 @@ public record Header(
         if (fileLength < Limits.V2_HEADER_LENGTH || first.length < Limits.V2_HEADER_LENGTH) {
             throw new CorruptImageException("Image is not in qcow2 format: file is only " + fileLength + " bytes");
         }
-        if (Bytes.getInt(first, 0) != MAGIC) {
+        if (HeaderField.MAGIC.getInt(first) != MAGIC) {
             throw new CorruptImageException("Image is not in qcow2 format: bad magic");
         }
-        int version = Bytes.getInt(first, 4);
+        int version = HeaderField.VERSION.getInt(first);
         if (version != 2 && version != 3) {
             throw new UnsupportedFeatureException("qcow2 version " + Integer.toUnsignedString(version),
                     "Unsupported qcow2 version " + Integer.toUnsignedString(version));
         }
-        int clusterBits = Bytes.getInt(first, 20);
+        int clusterBits = HeaderField.CLUSTER_BITS.getInt(first);
         if (clusterBits < Limits.MIN_CLUSTER_BITS || clusterBits > Limits.MAX_CLUSTER_BITS) {
             throw new CorruptImageException("Unsupported cluster size: 2^" + Integer.toUnsignedString(clusterBits));
         }
@@ -191,17 +191,17 @@ public record Header(
         int clusterBits = peekClusterBits(cluster0, fileLength);
         long clusterSize = 1L << clusterBits;
         byte[] b = cluster0;
-        int version = Bytes.getInt(b, 4);
-        long backingFileOffset = Bytes.getLong(b, 8);
-        long backingFileSize = Bytes.getUInt(b, 16);
-        long size = Bytes.getLong(b, 24);
-        int cryptMethod = Bytes.getInt(b, 32);
-        long l1Size = Bytes.getUInt(b, 36);
-        long l1TableOffset = Bytes.getLong(b, 40);
-        long refcountTableOffset = Bytes.getLong(b, 48);
-        long refcountTableClusters = Bytes.getUInt(b, 56);
-        long nbSnapshots = Bytes.getUInt(b, 60);
-        long snapshotsOffset = Bytes.getLong(b, 64);
+        int version = HeaderField.VERSION.getInt(b);
+        long backingFileOffset = HeaderField.BACKING_FILE_OFFSET.get(b);
+        long backingFileSize = HeaderField.BACKING_FILE_SIZE.get(b);
+        long size = HeaderField.SIZE.get(b);
+        int cryptMethod = HeaderField.CRYPT_METHOD.getInt(b);
+        long l1Size = HeaderField.L1_SIZE.get(b);
+        long l1TableOffset = HeaderField.L1_TABLE_OFFSET.get(b);
+        long refcountTableOffset = HeaderField.REFCOUNT_TABLE_OFFSET.get(b);
+        long refcountTableClusters = HeaderField.REFCOUNT_TABLE_CLUSTERS.get(b);
+        long nbSnapshots = HeaderField.NB_SNAPSHOTS.get(b);
+        long snapshotsOffset = HeaderField.SNAPSHOTS_OFFSET.get(b);
 
         long incompatible = 0;
         long compatible = 0;
@@ -213,11 +213,11 @@ public record Header(
             if (b.length < Limits.V3_MIN_HEADER_LENGTH || fileLength < Limits.V3_MIN_HEADER_LENGTH) {
                 throw new CorruptImageException("qcow2 header too short: file ends inside the v3 header");
             }
-            incompatible = Bytes.getLong(b, 72);
-            compatible = Bytes.getLong(b, 80);
-            autoclear = Bytes.getLong(b, 88);
-            refcountOrder = Bytes.getInt(b, 96);
-            headerLength = Bytes.getUInt(b, 100);
+            incompatible = HeaderField.INCOMPATIBLE_FEATURES.get(b);
+            compatible = HeaderField.COMPATIBLE_FEATURES.get(b);
+            autoclear = HeaderField.AUTOCLEAR_FEATURES.get(b);
+            refcountOrder = HeaderField.REFCOUNT_ORDER.getInt(b);
+            headerLength = HeaderField.HEADER_LENGTH.get(b);
             if (headerLength < Limits.V3_MIN_HEADER_LENGTH) {
                 throw new CorruptImageException("qcow2 header too short: header_length " + headerLength);
             }
@@ -227,8 +227,9 @@ public record Header(
             if (headerLength > b.length) {
                 throw new CorruptImageException("qcow2 header extends past the end of the file");
             }
-            if (headerLength >= 105) {
-                compressionType = b[104] & 0xff;
+            HeaderField type = HeaderField.COMPRESSION_TYPE;
+            if (headerLength >= type.offset() + type.width()) {
+                compressionType = (int) type.get(b);
             }
         }
         if (backingFileOffset < 0 || backingFileOffset > clusterSize) {
@@ -515,28 +516,29 @@ public record Header(
                     + total + " > " + clusterSize() + " bytes)");
         }
         byte[] b = new byte[(int) total];
-        Bytes.putInt(b, 0, MAGIC);
-        Bytes.putInt(b, 4, version);
+        HeaderField.MAGIC.put(b, MAGIC);
+        HeaderField.VERSION.put(b, version);
         long nameOffset = name.length == 0 ? 0 : len + extBytes;
-        Bytes.putLong(b, 8, nameOffset);
-        Bytes.putInt(b, 16, name.length);
-        Bytes.putInt(b, 20, clusterBits);
-        Bytes.putLong(b, 24, size);
-        Bytes.putInt(b, 32, cryptMethod);
-        Bytes.putInt(b, 36, l1Size);
-        Bytes.putLong(b, 40, l1TableOffset);
-        Bytes.putLong(b, 48, refcountTableOffset);
-        Bytes.putInt(b, 56, refcountTableClusters);
-        Bytes.putInt(b, 60, nbSnapshots);
-        Bytes.putLong(b, 64, snapshotsOffset);
+        HeaderField.BACKING_FILE_OFFSET.put(b, nameOffset);
+        HeaderField.BACKING_FILE_SIZE.put(b, name.length);
+        HeaderField.CLUSTER_BITS.put(b, clusterBits);
+        HeaderField.SIZE.put(b, size);
+        HeaderField.CRYPT_METHOD.put(b, cryptMethod);
+        HeaderField.L1_SIZE.put(b, l1Size);
+        HeaderField.L1_TABLE_OFFSET.put(b, l1TableOffset);
+        HeaderField.REFCOUNT_TABLE_OFFSET.put(b, refcountTableOffset);
+        HeaderField.REFCOUNT_TABLE_CLUSTERS.put(b, refcountTableClusters);
+        HeaderField.NB_SNAPSHOTS.put(b, nbSnapshots);
+        HeaderField.SNAPSHOTS_OFFSET.put(b, snapshotsOffset);
         if (version == 3) {
-            Bytes.putLong(b, 72, incompatibleFeatures);
-            Bytes.putLong(b, 80, compatibleFeatures);
-            Bytes.putLong(b, 88, autoclearFeatures);
-            Bytes.putInt(b, 96, refcountOrder);
-            Bytes.putInt(b, 100, headerLength);
-            if (headerLength > 104) {
-                b[104] = (byte) compressionType;
+            HeaderField.INCOMPATIBLE_FEATURES.put(b, incompatibleFeatures);
+            HeaderField.COMPATIBLE_FEATURES.put(b, compatibleFeatures);
+            HeaderField.AUTOCLEAR_FEATURES.put(b, autoclearFeatures);
+            HeaderField.REFCOUNT_ORDER.put(b, refcountOrder);
+            HeaderField.HEADER_LENGTH.put(b, headerLength);
+            HeaderField type = HeaderField.COMPRESSION_TYPE;
+            if (headerLength >= type.offset() + type.width()) {
+                type.put(b, compressionType);
             }
         }
         int off = len;
@@ -555,9 +557,9 @@ public record Header(
     /** The header as {@link #encode()} would re-read it: backing file offset and size recomputed. */
     public Header normalized() throws CorruptImageException {
         byte[] b = encode();
-        return new Header(version, Bytes.getLong(b, 8), Bytes.getInt(b, 16), clusterBits, size, cryptMethod, l1Size,
-                l1TableOffset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
-                incompatibleFeatures, compatibleFeatures, autoclearFeatures, refcountOrder, headerLength,
-                compressionType, extensions, backingFile);
+        return new Header(version, HeaderField.BACKING_FILE_OFFSET.get(b), HeaderField.BACKING_FILE_SIZE.getInt(b),
+                clusterBits, size, cryptMethod, l1Size, l1TableOffset, refcountTableOffset, refcountTableClusters,
+                nbSnapshots, snapshotsOffset, incompatibleFeatures, compatibleFeatures, autoclearFeatures,
+                refcountOrder, headerLength, compressionType, extensions, backingFile);
     }
 }

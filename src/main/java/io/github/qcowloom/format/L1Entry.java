@@ -1,5 +1,7 @@
 package io.github.qcowloom.format;
 
+import io.github.qcowloom.api.MetadataCorruptionException;
+
 /** Codec of an L1 entry: the offset of an L2 table plus the COPIED flag. */
 public final class L1Entry {
     private L1Entry() {
@@ -12,6 +14,20 @@ public final class L1Entry {
 
     public static long l2Offset(long entry) {
         return entry & OFFSET_MASK;
+    }
+
+    /**
+     * The L2 table offset of {@code entry} (0 if it has none), checked as QEMU checks it before any use: an
+     * offset that is not cluster-aligned is corruption (qcow2_signal_corruption).
+     */
+    public static long checkedL2Offset(long entry, long l1Index, long clusterSize)
+            throws MetadataCorruptionException {
+        long l2Offset = l2Offset(entry);
+        if ((l2Offset & (clusterSize - 1)) != 0) {
+            throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
+                    l2Offset, l1Index));
+        }
+        return l2Offset;
     }
 
     public static boolean copied(long entry) {

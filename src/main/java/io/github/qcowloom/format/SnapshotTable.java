@@ -2,6 +2,7 @@ package io.github.qcowloom.format;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;

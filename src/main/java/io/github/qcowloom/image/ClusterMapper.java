@@ -1,7 +1,6 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.CorruptImageException;
-import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.L1Entry;
@@ -61,13 +60,9 @@ final class ClusterMapper {
         if (l1Index >= l1.length()) {
             return L2Ref.UNALLOCATED;
         }
-        long l2Offset = L1Entry.l2Offset(l1.get((int) l1Index));
+        long l2Offset = L1Entry.checkedL2Offset(l1.get((int) l1Index), l1Index, geometry.clusterSize());
         if (l2Offset == 0) {
             return L2Ref.UNALLOCATED;
-        }
-        if ((l2Offset & (geometry.clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format(
-                    "L2 table offset %#x unaligned (L1 index: %#x)", l2Offset, l1Index));
         }
         Slice slice = l2Cache.get(sliceOffset(l2Offset, cluster));
         int at = entryInSlice(cluster);

@@ -1,9 +1,9 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.format.Features;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
 
@@ -20,9 +20,6 @@ import java.util.function.LongUnaryOperator;
  * image and cluster locks, or under none.
  */
 final class HeaderBits {
-    /** Byte offset of incompatible_features in the header. */
-    private static final long INCOMPATIBLE_OFFSET = 72;
-
     private final Storage file;
     private final ReentrantLock lock = new ReentrantLock();
     private final int version;
@@ -56,7 +53,8 @@ final class HeaderBits {
             if (bits == value || version < 3) {
                 return;
             }
-            file.write(ByteBuffer.allocate(8).putLong(0, value), INCOMPATIBLE_OFFSET);
+            HeaderField field = HeaderField.INCOMPATIBLE_FEATURES;
+            file.write(field.encode(value), field.offset());
             // Durable before the caller goes on: a dirty bit before the refcounts it covers can reach the disk.
             file.flush();
             bits = value;

@@ -2,8 +2,8 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Limits;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;

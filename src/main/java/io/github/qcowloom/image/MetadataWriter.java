@@ -9,11 +9,11 @@ import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.UnaryOperator;
@@ -357,8 +357,8 @@ final class MetadataWriter {
     }
 
     /** Writes a header field and syncs, see {@link TableAllocator#writeHeaderField}. */
-    void writeHeaderField(long offset, ByteBuffer bytes) throws IOException {
-        tables.writeHeaderField(offset, bytes);
+    void writeHeaderField(HeaderField first, long... values) throws IOException {
+        tables.writeHeaderField(first, values);
     }
 
     /** Makes every completed write durable, in crash-safe order, see {@link FlushOrder#flush()}. */

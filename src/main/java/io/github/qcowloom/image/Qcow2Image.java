@@ -21,9 +21,10 @@ import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
@@ -210,7 +211,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (header.version() < 3 || keep == header.autoclearFeatures()) {
             return header;
         }
-        storage.write(ByteBuffer.allocate(8).putLong(0, keep), 88);
+        storage.write(HeaderField.AUTOCLEAR_FEATURES.encode(keep), HeaderField.AUTOCLEAR_FEATURES.offset());
         storage.flush();
         return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
     }
@@ -314,7 +315,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /** The pool of preallocated clusters, or null when it is off or the image is read-only or v2. */
-    public ClusterPool clusterPool() {
+    ClusterPool clusterPool() {
         return metadata == null ? null : metadata.pool();
     }
 
@@ -579,7 +580,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 metadata.flushEverything();
             }
         }
-        metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, newSize));
+        metadata.writeHeaderField(HeaderField.SIZE, newSize);
         header = header.withSize(newSize);
     }
 

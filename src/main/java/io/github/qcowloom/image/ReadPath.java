@@ -133,12 +133,7 @@ final class ReadPath {
             throw new MetadataCorruptionException(String.format(
                     "Cluster allocation offset %#x unaligned (L2 offset: %#x)", host, ref.l2Offset()));
         }
-        long guestCluster = guestOffset & -geometry.clusterSize();
-        if (geometry.hasDataFile() && host != guestCluster) {
-            throw new MetadataCorruptionException(String.format(
-                    "External data file host cluster offset %#x does not match guest cluster offset: %#x", host,
-                    guestCluster));
-        }
+        geometry.requireDataFileAtGuest(host, guestOffset & -geometry.clusterSize());
     }
 
     private void readData(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {

@@ -1,7 +1,7 @@
 package io.github.qcowloom.image;
 
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.util.List;
 
 /** Where the snapshot table and the snapshots' L1 tables lie, for the overlap check (QEMU's cached mode). */

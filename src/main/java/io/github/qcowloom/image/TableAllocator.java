@@ -2,10 +2,10 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageTooLargeException;
-import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
@@ -93,11 +93,7 @@ final class TableAllocator {
     Slice writableSlice(long cluster) throws IOException {
         int l1Index = (int) (cluster >>> geometry().l2Bits());
         long l1Entry = mapper.l1().get(l1Index);
-        long l2Offset = L1Entry.l2Offset(l1Entry);
-        if ((l2Offset & (geometry().clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format("L2 table offset %#x unaligned (L1 index: %#x)",
-                    l2Offset, l1Index));
-        }
+        long l2Offset = L1Entry.checkedL2Offset(l1Entry, l1Index, geometry().clusterSize());
         if (l2Offset == 0 || !L1Entry.copied(l1Entry)) {
             l2Offset = allocateL2(l1Index, l2Offset);
         }
@@ -190,8 +186,7 @@ final class TableAllocator {
             overlap.check(newOffset, table.length, "new L1 table");
             file.write(ByteBuffer.wrap(table), newOffset);
             file.flush();
-            ByteBuffer h = ByteBuffer.allocate(12).putInt(0, newSize).putLong(4, newOffset);
-            file.write(h, 36);
+            file.write(HeaderField.L1_SIZE.encode(newSize, newOffset), HeaderField.L1_SIZE.offset());
             file.flush();
             long oldOffset = l1Offset;
             long oldClusters = (oldSize * 8L + cs - 1) / cs;
@@ -236,11 +231,15 @@ final class TableAllocator {
         }
     }
 
-    /** Writes {@code bytes} into the header at {@code offset} and syncs (size, feature words). */
-    void writeHeaderField(long offset, ByteBuffer bytes) throws IOException {
+    /**
+     * Writes {@code values} into the header, one a field from {@code first} on (see {@link HeaderField#encode}),
+     * in one write, and syncs (size, snapshot table pointer).
+     */
+    void writeHeaderField(HeaderField first, long... values) throws IOException {
+        ByteBuffer bytes = first.encode(values);
         lock.lock();
         try {
-            file.write(bytes, offset);
+            file.write(bytes, first.offset());
             file.flush();
         } finally {
             lock.unlock();

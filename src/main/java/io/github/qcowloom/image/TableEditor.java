@@ -5,9 +5,10 @@ import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.Limits;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -211,7 +212,7 @@ public final class TableEditor {
     /** Writes the virtual size into the header and syncs. */
     public void writeSize(long size) throws IOException {
         changing();
-        metadata.writeHeaderField(24, ByteBuffer.allocate(8).putLong(0, size));
+        metadata.writeHeaderField(HeaderField.SIZE, size);
         image.replaceHeader(image.header().withSize(size));
     }
 
@@ -221,7 +222,7 @@ public final class TableEditor {
      */
     public void publishSnapshots(List<Snapshot> snapshots, long tableOffset) throws IOException {
         changing();
-        metadata.writeHeaderField(60, ByteBuffer.allocate(12).putInt(0, snapshots.size()).putLong(4, tableOffset));
+        metadata.writeHeaderField(HeaderField.NB_SNAPSHOTS, snapshots.size(), tableOffset);
         image.replaceSnapshots(snapshots, tableOffset);
     }
 }

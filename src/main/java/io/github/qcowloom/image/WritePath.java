@@ -162,12 +162,7 @@ final class WritePath {
     /** The host offset of an allocated cluster; with a data file it must be the guest offset, as QEMU checks. */
     private long hostCluster(L2Ref ref, long cluster) throws MetadataCorruptionException {
         long host = L2Entry.hostOffset(ref.entry());
-        long guest = cluster << geometry.clusterBits();
-        if (geometry.hasDataFile() && host != guest) {
-            throw new MetadataCorruptionException(String.format(
-                    "External data file host cluster offset %#x does not match guest cluster offset: %#x", host,
-                    guest));
-        }
+        geometry.requireDataFileAtGuest(host, cluster << geometry.clusterBits());
         return host;
     }
 

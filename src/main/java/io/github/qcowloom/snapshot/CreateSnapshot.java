@@ -4,7 +4,6 @@ import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Limits;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.TableEditor;
 import java.io.IOException;
 import java.time.Instant;

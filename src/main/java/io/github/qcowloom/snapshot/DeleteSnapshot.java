@@ -1,6 +1,5 @@
 package io.github.qcowloom.snapshot;
 
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.TableEditor;
 import java.io.IOException;
 import java.util.ArrayList;

@@ -1,6 +1,5 @@
 package io.github.qcowloom.snapshot;
 
-import io.github.qcowloom.format.Snapshot;
 import java.util.List;
 
 /** QEMU's find_new_snapshot_id: one more than the largest id read as a number (strtoul), as an unsigned decimal. */

@@ -3,7 +3,6 @@ package io.github.qcowloom.snapshot;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Limits;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.image.TableEditor;
 import java.io.IOException;

@@ -2,7 +2,6 @@ package io.github.qcowloom.snapshot;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.TableEditor;
 import java.io.IOException;

@@ -11,8 +11,9 @@ import io.github.qcowloom.cli.QemuCheckComparison.Compared;
 import io.github.qcowloom.cli.QemuCheckComparison.Repaired;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.image.ImageMetadata;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.testing.Qemu;
 import java.io.ByteArrayOutputStream;
@@ -39,11 +40,11 @@ class CliCheckSnapshotTableTest {
     private static final long MIB = 1 << 20;
     private static final long CLUSTER = 65536;
     /** Header fields. */
-    private static final int VERSION = 4;
-    private static final int REFCOUNT_ORDER = 96;
-    private static final int HEADER_LENGTH = 100;
-    private static final int NB_SNAPSHOTS = 60;
-    private static final int SNAPSHOTS_OFFSET = 64;
+    private static final int VERSION = HeaderField.VERSION.offset();
+    private static final int REFCOUNT_ORDER = HeaderField.REFCOUNT_ORDER.offset();
+    private static final int HEADER_LENGTH = HeaderField.HEADER_LENGTH.offset();
+    private static final int NB_SNAPSHOTS = HeaderField.NB_SNAPSHOTS.offset();
+    private static final int SNAPSHOTS_OFFSET = HeaderField.SNAPSHOTS_OFFSET.offset();
     /** Fields of a snapshot table entry. */
     private static final int L1_OFFSET = 0;
     private static final int L1_SIZE = 8;

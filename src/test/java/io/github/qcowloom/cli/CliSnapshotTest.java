@@ -7,9 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.image.ImageMetadata;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.testing.Qemu;

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -51,6 +52,62 @@ class FormatCodecProperties {
         Header h = randomHeader(new Random(seed));
         byte[] cluster0 = Arrays.copyOf(h.encode(), (int) h.clusterSize());
         assertEquals(h.normalized(), Header.parse(cluster0, FILE_LENGTH));
+    }
+
+    /**
+     * The in-place writes of the writers (size; l1_size with l1_table_offset; nb_snapshots with snapshots_offset;
+     * the feature words) give the bytes a whole new header would: each field's {@link HeaderField#encode} poked
+     * into the old encoding equals the encoding of the changed header.
+     */
+    @Property(tries = 200)
+    void headerFieldWritesMatchTheEncoding(@ForAll long seed) throws IOException {
+        Random r = new Random(seed);
+        Header h = randomHeader(r);
+        Header changed = h.withSize(h.size() + h.clusterSize() * r.nextInt(1000))
+                .withL1(h.l1Size() + r.nextInt(100), h.l1TableOffset() + h.clusterSize() * r.nextInt(1000))
+                .withSnapshots(r.nextInt(Limits.MAX_SNAPSHOTS), h.clusterSize() * r.nextInt(1000));
+        byte[] poked = h.encode();
+        put(poked, HeaderField.SIZE.encode(changed.size()), HeaderField.SIZE);
+        put(poked, HeaderField.L1_SIZE.encode(changed.l1Size(), changed.l1TableOffset()), HeaderField.L1_SIZE);
+        put(poked, HeaderField.NB_SNAPSHOTS.encode(changed.nbSnapshots(), changed.snapshotsOffset()),
+                HeaderField.NB_SNAPSHOTS);
+        if (h.version() == 3) {
+            long incompatible = h.incompatibleFeatures() ^ Features.INCOMPAT_DIRTY;
+            long autoclear = h.autoclearFeatures() & Features.AUTOCLEAR_DATA_FILE_RAW;
+            changed = changed.withFeatures(incompatible, h.compatibleFeatures(), autoclear);
+            put(poked, HeaderField.INCOMPATIBLE_FEATURES.encode(incompatible), HeaderField.INCOMPATIBLE_FEATURES);
+            put(poked, HeaderField.AUTOCLEAR_FEATURES.encode(autoclear), HeaderField.AUTOCLEAR_FEATURES);
+        }
+        assertArrayEquals(changed.encode(), poked);
+        for (HeaderField f : HeaderField.values()) {
+            if (f.version() <= h.version() && f.offset() + f.width() <= poked.length) {
+                assertEquals(f.get(poked), f.get(changed.encode()), f.specName());
+            }
+        }
+    }
+
+    private static void put(byte[] header, java.nio.ByteBuffer bytes, HeaderField at) {
+        bytes.get(0, header, at.offset(), bytes.remaining());
+    }
+
+    /** The table is QCowHeader: fields back to back from the magic, v2 ending at 72 and v3's at 104 (plus the type). */
+    @Example
+    void headerFieldsLieBackToBack() {
+        int end = 0;
+        for (HeaderField f : HeaderField.values()) {
+            assertEquals(end, f.offset(), f.specName());
+            end = f.offset() + f.width();
+            if (f == HeaderField.SNAPSHOTS_OFFSET) {
+                assertEquals(Limits.V2_HEADER_LENGTH, end);
+            }
+            if (f == HeaderField.HEADER_LENGTH) {
+                assertEquals(Limits.V3_MIN_HEADER_LENGTH, end);
+            }
+            assertEquals(f.offset() < Limits.V2_HEADER_LENGTH ? 2 : 3, f.version(), f.specName());
+        }
+        assertEquals(12, HeaderField.L1_SIZE.encode(1, 2).remaining());
+        assertThrows(IllegalArgumentException.class, () -> HeaderField.COMPRESSION_TYPE.encode(1, 2));
+        assertThrows(IllegalArgumentException.class, () -> HeaderField.SIZE.encode());
     }
 
     private static final int[] KNOWN_EXTENSIONS = {

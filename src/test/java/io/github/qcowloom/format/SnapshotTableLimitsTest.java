@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.List;

@@ -1,7 +1,7 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.image.ImagePoker.BACKING_FILE_OFFSET;
-import static io.github.qcowloom.image.ImagePoker.HEADER_LENGTH;
+import static io.github.qcowloom.format.HeaderField.BACKING_FILE_OFFSET;
+import static io.github.qcowloom.format.HeaderField.HEADER_LENGTH;
 import static io.github.qcowloom.image.ImagePoker.assertHeaderRejected;
 import static io.github.qcowloom.image.ImagePoker.create;
 import static io.github.qcowloom.image.ImagePoker.putInt;
@@ -16,6 +16,7 @@ import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.format.HeaderField;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -71,7 +72,7 @@ class BadImageExtensionTest {
     void extensionOverlappingTheBackingFileNameIsTooLarge() throws IOException {
         Path image = image();
         putLong(image, BACKING_FILE_OFFSET, FIRST_EXTENSION + 64);
-        putInt(image, ImagePoker.BACKING_FILE_SIZE, 3);
+        putInt(image, HeaderField.BACKING_FILE_SIZE, 3);
         // The feature-name table (8 entries of 48 bytes) runs far past offset 176.
         assertHeaderRejected(image, CorruptImageException.class, "Header extension too large");
     }
@@ -126,7 +127,7 @@ class BadImageExtensionTest {
     void encryptionHeaderPointerOfWrongLengthIsRejected() throws IOException {
         Path image = image();
         replaceExtensions(image, new HeaderExtension(HeaderExtension.FDE_POINTER, new byte[8]));
-        putInt(image, ImagePoker.CRYPT_METHOD, 2);
+        putInt(image, HeaderField.CRYPT_METHOD, 2);
         assertHeaderRejected(image, CorruptImageException.class,
                 "CRYPTO header extension size 8, but expected size 16");
     }
@@ -156,7 +157,7 @@ class BadImageExtensionTest {
             throws IOException {
         Path image = image();
         replaceExtensions(image, bitmaps(count, reserved, size, offset));
-        putLong(image, ImagePoker.AUTOCLEAR_FEATURES, Features.AUTOCLEAR_BITMAPS);
+        putLong(image, HeaderField.AUTOCLEAR_FEATURES, Features.AUTOCLEAR_BITMAPS);
         assertHeaderRejected(image, CorruptImageException.class, message);
     }
 
@@ -172,7 +173,7 @@ class BadImageExtensionTest {
     void validBitmapsExtensionIsAccepted() throws IOException {
         Path image = image();
         replaceExtensions(image, bitmaps(65535, 0, 67107840, 196608));
-        putLong(image, ImagePoker.AUTOCLEAR_FEATURES, Features.AUTOCLEAR_BITMAPS);
+        putLong(image, HeaderField.AUTOCLEAR_FEATURES, Features.AUTOCLEAR_BITMAPS);
         assertEquals(1, ImagePoker.header(image).extensions().size());
     }
 

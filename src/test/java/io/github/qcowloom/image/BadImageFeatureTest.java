@@ -1,10 +1,10 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.image.ImagePoker.AUTOCLEAR_FEATURES;
-import static io.github.qcowloom.image.ImagePoker.COMPRESSION_TYPE;
-import static io.github.qcowloom.image.ImagePoker.CRYPT_METHOD;
-import static io.github.qcowloom.image.ImagePoker.INCOMPATIBLE_FEATURES;
-import static io.github.qcowloom.image.ImagePoker.REFCOUNT_ORDER;
+import static io.github.qcowloom.format.HeaderField.AUTOCLEAR_FEATURES;
+import static io.github.qcowloom.format.HeaderField.COMPRESSION_TYPE;
+import static io.github.qcowloom.format.HeaderField.CRYPT_METHOD;
+import static io.github.qcowloom.format.HeaderField.INCOMPATIBLE_FEATURES;
+import static io.github.qcowloom.format.HeaderField.REFCOUNT_ORDER;
 import static io.github.qcowloom.image.ImagePoker.assertHeaderRejected;
 import static io.github.qcowloom.image.ImagePoker.create;
 import static io.github.qcowloom.image.ImagePoker.putByte;
@@ -19,8 +19,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
-import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Features.FeatureName;
+import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
 import java.io.IOException;

@@ -1,11 +1,11 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.image.ImagePoker.BACKING_FILE_OFFSET;
-import static io.github.qcowloom.image.ImagePoker.BACKING_FILE_SIZE;
-import static io.github.qcowloom.image.ImagePoker.CLUSTER_BITS;
-import static io.github.qcowloom.image.ImagePoker.HEADER_LENGTH;
-import static io.github.qcowloom.image.ImagePoker.MAGIC;
-import static io.github.qcowloom.image.ImagePoker.VERSION;
+import static io.github.qcowloom.format.HeaderField.BACKING_FILE_OFFSET;
+import static io.github.qcowloom.format.HeaderField.BACKING_FILE_SIZE;
+import static io.github.qcowloom.format.HeaderField.CLUSTER_BITS;
+import static io.github.qcowloom.format.HeaderField.HEADER_LENGTH;
+import static io.github.qcowloom.format.HeaderField.MAGIC;
+import static io.github.qcowloom.format.HeaderField.VERSION;
 import static io.github.qcowloom.image.ImagePoker.assertHeaderRejected;
 import static io.github.qcowloom.image.ImagePoker.create;
 import static io.github.qcowloom.image.ImagePoker.putInt;

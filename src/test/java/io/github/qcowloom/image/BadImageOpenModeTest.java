@@ -1,6 +1,6 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.image.ImagePoker.INCOMPATIBLE_FEATURES;
+import static io.github.qcowloom.format.HeaderField.INCOMPATIBLE_FEATURES;
 import static io.github.qcowloom.image.ImagePoker.create;
 import static io.github.qcowloom.image.ImagePoker.putLong;
 import static io.github.qcowloom.image.ImagePoker.readGuest;

@@ -1,7 +1,7 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.image.ImagePoker.NB_SNAPSHOTS;
-import static io.github.qcowloom.image.ImagePoker.SNAPSHOTS_OFFSET;
+import static io.github.qcowloom.format.HeaderField.NB_SNAPSHOTS;
+import static io.github.qcowloom.format.HeaderField.SNAPSHOTS_OFFSET;
 import static io.github.qcowloom.image.ImagePoker.appendCluster;
 import static io.github.qcowloom.image.ImagePoker.assertHeaderRejected;
 import static io.github.qcowloom.image.ImagePoker.assertOpenFails;
@@ -16,8 +16,8 @@ import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;

@@ -1,10 +1,10 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.image.ImagePoker.L1_SIZE;
-import static io.github.qcowloom.image.ImagePoker.L1_TABLE_OFFSET;
-import static io.github.qcowloom.image.ImagePoker.REFCOUNT_TABLE_CLUSTERS;
-import static io.github.qcowloom.image.ImagePoker.REFCOUNT_TABLE_OFFSET;
-import static io.github.qcowloom.image.ImagePoker.SIZE;
+import static io.github.qcowloom.format.HeaderField.L1_SIZE;
+import static io.github.qcowloom.format.HeaderField.L1_TABLE_OFFSET;
+import static io.github.qcowloom.format.HeaderField.REFCOUNT_TABLE_CLUSTERS;
+import static io.github.qcowloom.format.HeaderField.REFCOUNT_TABLE_OFFSET;
+import static io.github.qcowloom.format.HeaderField.SIZE;
 import static io.github.qcowloom.image.ImagePoker.assertHeaderRejected;
 import static io.github.qcowloom.image.ImagePoker.create;
 import static io.github.qcowloom.image.ImagePoker.putInt;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Features;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.testing.Qemu;
@@ -49,7 +50,7 @@ class DirtyCopiedRepairTest {
         ImagePoker.putLong(image, l2, own & ~L2Entry.COPIED);
         ImagePoker.putLong(image, l2 + 8, shared | L2Entry.COPIED);
         ImagePoker.putLong(image, ImagePoker.header(image).l1TableOffset(), l1Entry & ~L1Entry.COPIED);
-        ImagePoker.putLong(image, ImagePoker.INCOMPATIBLE_FEATURES, Features.INCOMPAT_DIRTY);
+        ImagePoker.putLong(image, HeaderField.INCOMPATIBLE_FEATURES, Features.INCOMPAT_DIRTY);
         Qemu.Result check = Qemu.exec(List.of("qemu-img", "check", image.toString()));
         assertEquals(3, check.stderr().lines().filter(l -> l.startsWith("ERROR OFLAG_COPIED")).count(),
                 check.stderr());

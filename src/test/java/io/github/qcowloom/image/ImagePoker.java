@@ -10,6 +10,7 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
@@ -22,32 +23,11 @@ import java.util.List;
 
 /**
  * Builds malformed images for the BadImage* tests: a valid image made by {@link ImageCreator}, then big-endian
- * fields poked at the header offsets of qcow2.md §1. Also the assertions those tests share.
+ * fields poked at the header offsets of {@link HeaderField} (qcow2.md §1). Also the assertions those tests share.
  */
 final class ImagePoker {
     private ImagePoker() {
     }
-
-    // Header field offsets (qcow2.md §1).
-    static final int MAGIC = 0;
-    static final int VERSION = 4;
-    static final int BACKING_FILE_OFFSET = 8;
-    static final int BACKING_FILE_SIZE = 16;
-    static final int CLUSTER_BITS = 20;
-    static final int SIZE = 24;
-    static final int CRYPT_METHOD = 32;
-    static final int L1_SIZE = 36;
-    static final int L1_TABLE_OFFSET = 40;
-    static final int REFCOUNT_TABLE_OFFSET = 48;
-    static final int REFCOUNT_TABLE_CLUSTERS = 56;
-    static final int NB_SNAPSHOTS = 60;
-    static final int SNAPSHOTS_OFFSET = 64;
-    static final int INCOMPATIBLE_FEATURES = 72;
-    static final int COMPATIBLE_FEATURES = 80;
-    static final int AUTOCLEAR_FEATURES = 88;
-    static final int REFCOUNT_ORDER = 96;
-    static final int HEADER_LENGTH = 100;
-    static final int COMPRESSION_TYPE = 104;
 
     /** A valid image at {@code path} made as qemu-img create would make it. */
     static Path create(Path path, CreateOptions options) throws IOException {
@@ -106,6 +86,34 @@ final class ImagePoker {
 
     static void putByte(Path image, long offset, int value) throws IOException {
         write(image, offset, new byte[] {(byte) value});
+    }
+
+    /** Pokes a 4-byte header field. */
+    static void putInt(Path image, HeaderField field, int value) throws IOException {
+        putInt(image, widthChecked(field, 4), value);
+    }
+
+    /** Pokes an 8-byte header field. */
+    static void putLong(Path image, HeaderField field, long value) throws IOException {
+        putLong(image, widthChecked(field, 8), value);
+    }
+
+    /** Pokes a 1-byte header field. */
+    static void putByte(Path image, HeaderField field, int value) throws IOException {
+        putByte(image, widthChecked(field, 1), value);
+    }
+
+    /** Reads an 8-byte header field. */
+    static long getLong(Path image, HeaderField field) throws IOException {
+        return getLong(image, widthChecked(field, 8));
+    }
+
+    /** The field's offset, after checking that the test pokes as many bytes as the field has. */
+    private static long widthChecked(HeaderField field, int width) {
+        if (field.width() != width) {
+            throw new IllegalArgumentException(field.specName() + " is " + field.width() + " bytes, not " + width);
+        }
+        return field.offset();
     }
 
     static byte[] read(Path image, long offset, int length) throws IOException {

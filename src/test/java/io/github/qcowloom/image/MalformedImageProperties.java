@@ -16,10 +16,11 @@ import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.CompressedDescriptor;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.MemoryStorage;
 import java.io.IOException;
 import java.lang.invoke.MethodHandle;
@@ -146,8 +147,8 @@ class MalformedImageProperties {
             Snapshot s = new Snapshot(l1, h.l1Size(), "1", "before", 1700000000, 0, 0, 0,
                     Snapshot.extraData(0, h.size(), -1));
             long table = ImagePoker.appendCluster(image, SnapshotTable.encode(List.of(s)));
-            ImagePoker.putInt(image, ImagePoker.NB_SNAPSHOTS, 1);
-            ImagePoker.putLong(image, ImagePoker.SNAPSHOTS_OFFSET, table);
+            ImagePoker.putInt(image, HeaderField.NB_SNAPSHOTS, 1);
+            ImagePoker.putLong(image, HeaderField.SNAPSHOTS_OFFSET, table);
             for (int i = 0; i < 5; i++) {
                 metadata.add(table + 8L * i);
             }

@@ -9,7 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.OutOfRangeException;
-import io.github.qcowloom.format.Snapshot;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.snapshot.Snapshots;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.testing.GatedStorage;

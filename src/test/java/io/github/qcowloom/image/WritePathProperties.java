@@ -1,18 +1,13 @@
 package io.github.qcowloom.image;
 
-import static io.github.qcowloom.testing.Chains.io;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import io.github.qcowloom.api.CreateOptions;
-import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.format.Bytes;
-import io.github.qcowloom.testing.Chains;
+import io.github.qcowloom.testing.GuestModel;
 import io.github.qcowloom.testing.Images;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,9 +19,7 @@ import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.Provide;
 import net.jqwik.api.lifecycle.BeforeProperty;
-import net.jqwik.api.state.Action;
 import net.jqwik.api.state.ActionChain;
-import net.jqwik.api.state.Transformer;
 
 /**
  * Random chains of writes, discards, write-zeroes, flushes, resizes and reopens against a byte-array model of the
@@ -39,27 +32,15 @@ class WritePathProperties {
         Qemu.assume();
     }
 
-    /** The image under test and the model of what the guest must see. */
-    static final class Disk {
-        final Path dir;
-        final Path path;
-        final int clusterSize;
-        final int version;
-        Qcow2Image img;
-        byte[] model;
-
+    /** The image under test and the model of what the guest must see; each step reads back what it changed. */
+    static final class Disk extends GuestModel {
         Disk(CreateOptions layout) {
-            try {
-                dir = Files.createTempDirectory("wpp");
-                path = dir.resolve("p.qcow2");
-                ImageCreator.create(path, layout);
-                clusterSize = layout.clusterSize();
-                version = layout.version();
-                model = new byte[(int) layout.size()];
-                img = Qcow2Image.open(path, OpenOptions.readWriteDefaults());
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
+            super("wpp", layout);
+        }
+
+        @Override
+        protected void afterChange(long off, long len) throws IOException {
+            assertRange(off, (int) len);
         }
 
         void assertRange(long off, int len) throws IOException {
@@ -83,18 +64,8 @@ class WritePathProperties {
                 Files.write(raw, model);
                 Qemu.img("compare", "-f", "qcow2", "-F", "raw", path.toString(), raw.toString());
             } finally {
-                try (var files = Files.list(dir)) {
-                    for (Path p : files.toList()) {
-                        Files.delete(p);
-                    }
-                }
-                Files.delete(dir);
+                deleteFiles();
             }
-        }
-
-        @Override
-        public String toString() {
-            return "Disk[v" + version + ", cluster " + clusterSize + ", size " + model.length + "]";
         }
     }
 
@@ -115,84 +86,12 @@ class WritePathProperties {
                 .as((cs, rb, v, size) -> CreateOptions.defaults(size).withClusterSize(cs)
                         .withRefcountBits(v == 2 ? 16 : rb).withVersion(v));
         return layouts.flatMap(layout -> ActionChain.startWith(() -> new Disk(layout))
-                .withAction(6, new WriteAction())
-                .withAction(2, new DiscardAction())
-                .withAction(2, new ZeroAction())
-                .withAction(1, Action.just(Transformer.mutate("flush", d -> io(d.img::flush))))
-                .withAction(1, new ResizeAction())
-                .withAction(1, Action.just(Transformer.mutate("reopen", d -> io(() -> {
-                    d.img.close();
-                    d.img = Qcow2Image.open(d.path, OpenOptions.readWriteDefaults());
-                }))))
+                .withAction(6, GuestModel.writes())
+                .withAction(2, GuestModel.discards())
+                .withAction(2, GuestModel.zeroes())
+                .withAction(1, GuestModel.flushes())
+                .withAction(1, GuestModel.resizes(4096))
+                .withAction(1, GuestModel.reopens())
                 .withMaxTransformations(25));
-    }
-
-    static Arbitrary<long[]> range(Disk d) {
-        return Chains.range(d.model.length, d.clusterSize);
-    }
-
-    static final class WriteAction implements Action.Dependent<Disk> {
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return Combinators.combine(range(d), Arbitraries.integers().between(1, 255)).as((r, p) ->
-                    Transformer.mutate("write " + r[0] + "+" + r[1] + " pattern " + p, disk -> io(() -> {
-                        byte[] data = new byte[(int) r[1]];
-                        Arrays.fill(data, p.byteValue());
-                        disk.img.write(r[0], ByteBuffer.wrap(data));
-                        System.arraycopy(data, 0, disk.model, (int) r[0], data.length);
-                        disk.assertRange(r[0], data.length);
-                    })));
-        }
-    }
-
-    static final class DiscardAction implements Action.Dependent<Disk> {
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return range(d).map(r -> Transformer.mutate("discard " + r[0] + "+" + r[1], disk -> io(() -> {
-                disk.img.discard(r[0], r[1]);
-                // QEMU discards whole clusters only, plus the partial last cluster of the disk.
-                long cs = disk.clusterSize;
-                long end = r[0] + r[1];
-                long from = Bytes.alignUp(r[0], cs);
-                long to = end == disk.model.length ? end : end / cs * cs;
-                if (to > from) {
-                    Arrays.fill(disk.model, (int) from, (int) to, (byte) 0);
-                }
-                disk.assertRange(r[0], (int) r[1]);
-            })));
-        }
-    }
-
-    static final class ZeroAction implements Action.Dependent<Disk> {
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return Combinators.combine(range(d), Arbitraries.of(true, false)).as((r, unmap) ->
-                    Transformer.mutate("zero " + r[0] + "+" + r[1] + (unmap ? " unmap" : ""), disk -> io(() -> {
-                        disk.img.writeZeroes(r[0], r[1], unmap);
-                        Arrays.fill(disk.model, (int) r[0], (int) (r[0] + r[1]), (byte) 0);
-                        disk.assertRange(r[0], (int) r[1]);
-                    })));
-        }
-    }
-
-    static final class ResizeAction implements Action.Dependent<Disk> {
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return Arbitraries.integers().between(1, 4096).map(s -> s * 512).map(newSize ->
-                    Transformer.mutate("resize " + newSize, disk -> io(() -> {
-                        int old = disk.model.length;
-                        if (newSize < old) {
-                            // Shrinking needs the cut-off clusters empty: discard them first, as a user must.
-                            long from = Bytes.alignUp(newSize, disk.clusterSize);
-                            if (from < old) {
-                                disk.img.discard(from, old - from);
-                            }
-                        }
-                        disk.img.resize(newSize);
-                        disk.model = Arrays.copyOf(disk.model, newSize);
-                        assertEquals((long) newSize, disk.img.size());
-                        disk.assertRange(Math.min(old, newSize), Math.max(0, newSize - old));
-                    })));
-        }
     }
 }

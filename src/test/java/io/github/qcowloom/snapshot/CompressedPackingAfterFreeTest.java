@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.testing.Images;

@@ -12,7 +12,6 @@ import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageMetadata;

@@ -10,7 +10,6 @@ import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.image.Qcow2Image;

@@ -5,20 +5,11 @@ import static io.github.qcowloom.testing.Chains.io;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.github.qcowloom.api.CreateOptions;
-import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.RefcountOverflowException;
-import io.github.qcowloom.format.Bytes;
-import io.github.qcowloom.format.Snapshot;
-import io.github.qcowloom.image.ImageCreator;
-import io.github.qcowloom.image.Qcow2Image;
-import io.github.qcowloom.testing.Chains;
+import io.github.qcowloom.testing.GuestModel;
 import io.github.qcowloom.testing.Images;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -48,29 +39,24 @@ class SnapshotProperties {
     }
 
     /** The image under test, the guest disk it must show, and what each snapshot must show. */
-    static final class Disk {
-        final Path dir;
-        final Path path;
-        final int clusterSize;
-        final int version;
-        Qcow2Image img;
-        byte[] model;
+    static final class Disk extends GuestModel {
         /** Snapshot name to the guest disk at its creation (names are unique within a chain). */
         final Map<String, byte[]> snapshots = new LinkedHashMap<>();
         int created;
 
         Disk(CreateOptions layout) {
-            try {
-                dir = Files.createTempDirectory("snapprop");
-                path = dir.resolve("s.qcow2");
-                ImageCreator.create(path, layout);
-                clusterSize = layout.clusterSize();
-                version = layout.version();
-                model = new byte[(int) layout.size()];
-                img = Qcow2Image.open(path, OpenOptions.readWriteDefaults());
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
+            super("snapprop", layout);
+        }
+
+        @Override
+        protected void afterChange(long off, long len) throws IOException {
+            assertAll();
+        }
+
+        /** v2 images with snapshots cannot be resized, as in QEMU. */
+        @Override
+        protected boolean resizable() {
+            return version == 3;
         }
 
         void assertAll() throws IOException {
@@ -101,18 +87,8 @@ class SnapshotProperties {
                     assertEquals(-1, Arrays.mismatch(expected, 0, n, read, 0, n), "snapshot " + names.get(i));
                 }
             } finally {
-                try (var files = Files.list(dir)) {
-                    for (Path p : files.toList()) {
-                        Files.delete(p);
-                    }
-                }
-                Files.delete(dir);
+                deleteFiles();
             }
-        }
-
-        @Override
-        public String toString() {
-            return "Disk[v" + version + ", cluster " + clusterSize + ", size " + model.length + "]";
         }
     }
 
@@ -134,19 +110,15 @@ class SnapshotProperties {
                 .as((cs, rb, v, lazy, size) -> CreateOptions.defaults(size).withClusterSize(cs)
                         .withRefcountBits(v == 2 ? 16 : rb).withVersion(v).withLazyRefcounts(v == 3 && lazy));
         return layouts.flatMap(layout -> ActionChain.startWith(() -> new Disk(layout))
-                .withAction(5, new WriteAction())
-                .withAction(1, new DiscardAction())
-                .withAction(1, new ZeroAction())
+                .withAction(5, GuestModel.writes())
+                .withAction(1, GuestModel.discards())
+                .withAction(1, GuestModel.zeroes())
                 .withAction(3, Action.just(Transformer.mutate("create", SnapshotProperties::create)))
                 .withAction(2, new ApplyAction())
                 .withAction(2, new DeleteAction())
-                .withAction(1, new ResizeAction())
-                .withAction(1, Action.just(Transformer.mutate("flush", d -> io(d.img::flush))))
-                .withAction(1, Action.just(Transformer.mutate("reopen", d -> io(() -> {
-                    d.img.close();
-                    d.img = Qcow2Image.open(d.path, OpenOptions.readWriteDefaults());
-                    d.assertAll();
-                }))))
+                .withAction(1, GuestModel.resizes(2048))
+                .withAction(1, GuestModel.flushes())
+                .withAction(1, GuestModel.reopens())
                 .withMaxTransformations(20));
     }
 
@@ -161,51 +133,6 @@ class SnapshotProperties {
             }
             d.assertAll();
         });
-    }
-
-    static Arbitrary<long[]> range(Disk d) {
-        return Chains.range(d.model.length, d.clusterSize);
-    }
-
-    static final class WriteAction implements Action.Dependent<Disk> {
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return Combinators.combine(range(d), Arbitraries.integers().between(1, 255)).as((r, p) ->
-                    Transformer.mutate("write " + r[0] + "+" + r[1] + " pattern " + p, disk -> io(() -> {
-                        byte[] data = new byte[(int) r[1]];
-                        Arrays.fill(data, p.byteValue());
-                        disk.img.write(r[0], ByteBuffer.wrap(data));
-                        System.arraycopy(data, 0, disk.model, (int) r[0], data.length);
-                    })));
-        }
-    }
-
-    static final class DiscardAction implements Action.Dependent<Disk> {
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return range(d).map(r -> Transformer.mutate("discard " + r[0] + "+" + r[1], disk -> io(() -> {
-                disk.img.discard(r[0], r[1]);
-                // Whole clusters only, plus the partial last cluster of the disk (v2 with no backing: same).
-                long cs = disk.clusterSize;
-                long end = r[0] + r[1];
-                long from = Bytes.alignUp(r[0], cs);
-                long to = end == disk.model.length ? end : end / cs * cs;
-                if (to > from) {
-                    Arrays.fill(disk.model, (int) from, (int) to, (byte) 0);
-                }
-            })));
-        }
-    }
-
-    static final class ZeroAction implements Action.Dependent<Disk> {
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return Combinators.combine(range(d), Arbitraries.of(true, false)).as((r, unmap) ->
-                    Transformer.mutate("zero " + r[0] + "+" + r[1] + (unmap ? " unmap" : ""), disk -> io(() -> {
-                        disk.img.writeZeroes(r[0], r[1], unmap);
-                        Arrays.fill(disk.model, (int) r[0], (int) (r[0] + r[1]), (byte) 0);
-                    })));
-        }
     }
 
     static final class ApplyAction implements Action.Dependent<Disk> {
@@ -237,31 +164,6 @@ class SnapshotProperties {
                     Transformer.mutate("delete " + name, disk -> io(() -> {
                         Snapshots.delete(disk.img, disk.find(name));
                         disk.snapshots.remove(name);
-                        disk.assertAll();
-                    })));
-        }
-    }
-
-    /** Grows or shrinks v3 images (v2 images with snapshots cannot be resized, as in QEMU). */
-    static final class ResizeAction implements Action.Dependent<Disk> {
-        @Override
-        public boolean precondition(Disk d) {
-            return d.version == 3;
-        }
-
-        @Override
-        public Arbitrary<Transformer<Disk>> transformer(Disk d) {
-            return Arbitraries.integers().between(1, 2048).map(s -> s * 512).map(newSize ->
-                    Transformer.mutate("resize " + newSize, disk -> io(() -> {
-                        int old = disk.model.length;
-                        if (newSize < old) {
-                            long from = Bytes.alignUp(newSize, disk.clusterSize);
-                            if (from < old) {
-                                disk.img.discard(from, old - from);
-                            }
-                        }
-                        disk.img.resize(newSize);
-                        disk.model = Arrays.copyOf(disk.model, newSize);
                         disk.assertAll();
                     })));
         }

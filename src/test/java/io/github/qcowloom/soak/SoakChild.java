@@ -1,8 +1,8 @@
 package io.github.qcowloom.soak;
 
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.format.Snapshot;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.snapshot.Snapshots;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;

@@ -1,5 +1,6 @@
-package io.github.qcowloom.format;
+package io.github.qcowloom.snapshot;
 
+import io.github.qcowloom.format.Bytes;
 import java.util.Arrays;
 
 /**
