@@ -101,8 +101,11 @@ final class BlkQueue {
         boolean interrupt = false;
         usedLock.lock();
         try {
-            ring.put(head, written);
-            interrupt = ring.shouldInterrupt();
+            // A broken device uses nothing more until the driver resets it: its rings are not to be trusted.
+            if (!device.broken()) {
+                ring.put(head, written);
+                interrupt = ring.shouldInterrupt();
+            }
         } catch (GuestMemoryException | IllegalStateException e) {
             // The used ring was checked at start; this is guest memory going away under a running queue.
             device.fail(index, "used ring: " + e.getMessage());

@@ -235,7 +235,8 @@ class VhostUserServerTest {
             int err = EventFds.create();
             try {
                 fe.start(1, 16, true);
-                fe.send(VhostUser.SET_VRING_ERR, 0, VhostUserFrontEnd.u64(0), err);
+                // Acknowledged before the kick: the kick's thread must find the error descriptor in place.
+                assertEquals(0, fe.acked(VhostUser.SET_VRING_ERR, VhostUserFrontEnd.u64(0), err));
                 RingDriver ring = fe.rings.get(0);
                 ring.publish(16); // head out of range
                 EventFds.signal(fe.kicks.get(0));
