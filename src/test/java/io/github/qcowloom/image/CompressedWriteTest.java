@@ -172,7 +172,9 @@ class CompressedWriteTest {
         ImageCreator.create(image, CreateOptions.defaults((long) clusters * CS));
         ClusterCodec codec = ClusterCodec.forType(0);
         List<Integer> sizes = new ArrayList<>();
-        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+        // No pool: its refill may take the host cluster a compressed cluster would run on into, and the packing
+        // then rightly starts afresh elsewhere (as QEMU's qcow2_alloc_bytes does), which this test does not model.
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults().withPool(false))) {
             for (int c = 0; c < clusters; c++) {
                 byte[] data = textCluster(100 + c);
                 sizes.add(codec.compress(ByteBuffer.wrap(data)).length);
