@@ -9,7 +9,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * The training run of the JDK's AOT cache ({@code -XX:AOTCacheOutput}, JDK 24+), made at build time: the short
+ * The training run of the JDK's AOT cache ({@code -XX:AOTCacheOutput}, JDK 25+), made at build time: the short
  * commands users run most, in one JVM, on a scratch image, so that the cache holds the classes they load, linked,
  * and their profiles. The launcher ({@code target/bin/qcow2-loom}) uses the cache when the JDK running it is the
  * one that made it, whose home this run records beside the cache.

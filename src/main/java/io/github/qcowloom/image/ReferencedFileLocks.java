@@ -12,8 +12,11 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The lock bytes on the files an image names (its data file and its backing chain) for a command that reads the
@@ -21,7 +24,9 @@ import java.util.List;
  * refused while another process writes a backing file. Each file is locked as an open of the image would lock it
  * ({@link LockPermissions#forBacking}, {@link LockPermissions#forDataFile}). A backing file's header is read before
  * its lock is taken, on a descriptor closed at once: POSIX locks (the fallback) would vanish with a descriptor
- * closed after them. A file that is missing is skipped: the check does not need it.
+ * closed after them. A missing backing file is skipped (the check does not read it); a missing data file fails, as
+ * in qemu-img. A chain that comes back to a file already held ends there: probing it again would open and close
+ * a descriptor of a locked file.
  *
  * <p>Not thread-safe: taken and closed by the command's thread.
  */
@@ -47,9 +52,11 @@ public final class ReferencedFileLocks implements Closeable {
                         LockPermissions.forDataFile(locking, readOnly));
             }
             Header h = header;
+            Set<Object> seen = new HashSet<>();
+            seen.add(fileKey(image));
             for (int depth = 0; h.backingFile() != null && depth < Qcow2Image.MAX_BACKING_DEPTH; depth++) {
                 Path backing = ReferencedFiles.resolve(dir, h.backingFile(), "backing file");
-                if (!Files.exists(backing)) {
+                if (!Files.exists(backing) || !seen.add(fileKey(backing))) {
                     break;
                 }
                 Header next = "qcow2".equals(ImageFormat.probe(backing)) ? readHeader(backing) : null;
@@ -76,6 +83,11 @@ public final class ReferencedFileLocks implements Closeable {
         if (lock != null) {
             locks.add(lock);
         }
+    }
+
+    /** The file's identity (device and inode), whatever name reaches it. */
+    private static Object fileKey(Path file) throws IOException {
+        return Files.readAttributes(file, BasicFileAttributes.class).fileKey();
     }
 
     private static Header readHeader(Path file) throws IOException {

@@ -7,8 +7,9 @@ import java.util.concurrent.ArrayBlockingQueue;
  * The server's READ and WRITE payload buffers: direct and 4 KiB-aligned, so that the image reads into them and the
  * socket sends from them with no copy through the JDK's temporary direct buffers (which a virtual thread does not
  * keep, so a heap buffer costs a native allocation and a copy on each side), and an O_DIRECT image needs no bounce
- * buffer. Reused by power-of-two size: at most {@link #IDLE_BYTES_PER_SIZE} idle bytes of each size are kept, so
- * the memory kept beyond the requests in flight (which each connection's {@link ByteBudget} bounds) is fixed.
+ * buffer. Reused by power-of-two size, from 4 KiB to 2 MiB: at most {@link #IDLE_BYTES_PER_SIZE} idle bytes of each
+ * size are kept (with 4 KiB of alignment slack a buffer), 20 MiB in all at most, so the memory kept beyond the
+ * requests in flight (which each connection's {@link ByteBudget} bounds) is fixed. Larger buffers are not kept.
  *
  * <p>Lock discipline: none; each size's idle queue is its own.
  */
@@ -17,14 +18,15 @@ final class PayloadBuffers {
     private static final int MIN_SHIFT = 12;
     private static final int MAX_SHIFT = 25; // Protocol.MAX_PAYLOAD, 32 MiB
     private static final int IDLE_BYTES_PER_SIZE = 2 << 20;
+    private static final int KEPT_MAX_SHIFT = 21; // 2 MiB
 
     private final ArrayBlockingQueue<ByteBuffer>[] idle;
 
     @SuppressWarnings("unchecked")
     PayloadBuffers() {
-        idle = new ArrayBlockingQueue[MAX_SHIFT - MIN_SHIFT + 1];
-        for (int shift = MIN_SHIFT; shift <= MAX_SHIFT; shift++) {
-            idle[shift - MIN_SHIFT] = new ArrayBlockingQueue<>(Math.max(1, IDLE_BYTES_PER_SIZE >> shift));
+        idle = new ArrayBlockingQueue[KEPT_MAX_SHIFT - MIN_SHIFT + 1];
+        for (int shift = MIN_SHIFT; shift <= KEPT_MAX_SHIFT; shift++) {
+            idle[shift - MIN_SHIFT] = new ArrayBlockingQueue<>(IDLE_BYTES_PER_SIZE >> shift);
         }
     }
 
@@ -40,7 +42,7 @@ final class PayloadBuffers {
     /** A buffer with position 0 and limit {@code length} (at most 32 MiB). */
     ByteBuffer take(int length) {
         int shift = shift(length);
-        ByteBuffer b = idle[shift - MIN_SHIFT].poll();
+        ByteBuffer b = shift <= KEPT_MAX_SHIFT ? idle[shift - MIN_SHIFT].poll() : null;
         if (b == null) {
             int size = 1 << shift;
             b = ByteBuffer.allocateDirect(size + ALIGNMENT).alignedSlice(ALIGNMENT).slice(0, size);
@@ -51,10 +53,9 @@ final class PayloadBuffers {
     /** Returns a buffer from {@link #take}; dropped (left to the GC) when enough of its size are idle. */
     void give(ByteBuffer b) {
         int shift = Integer.numberOfTrailingZeros(b.capacity());
-        if (shift > MAX_SHIFT || Integer.bitCount(b.capacity()) != 1 || shift < MIN_SHIFT) {
+        if (shift > KEPT_MAX_SHIFT || Integer.bitCount(b.capacity()) != 1 || shift < MIN_SHIFT) {
             return;
         }
-        // 32 MiB buffers are kept one at a time even though that is over the per-size figure.
         idle[shift - MIN_SHIFT].offer(b);
     }
 }

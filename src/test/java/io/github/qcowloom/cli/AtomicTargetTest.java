@@ -31,6 +31,8 @@ class AtomicTargetTest {
         Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rw-r-----"));
         try (AtomicTarget out = AtomicTarget.begin(target)) {
             assertEquals(dir, out.file().getParent(), "built beside the target: the rename stays in one file system");
+            assertEquals("rw-r-----", PosixFilePermissions.toString(Files.getPosixFilePermissions(out.file())),
+                    "the temporary file shows the guest's data to no more readers than the target does");
             Files.write(out.file(), new byte[] {2, 2});
             assertArrayEquals(new byte[] {1}, Files.readAllBytes(target), "the old file until the commit");
             out.commit();
@@ -59,16 +61,30 @@ class AtomicTargetTest {
     }
 
     @Test
-    void aSymbolicLinkStaysAndTheFileItNamesIsReplaced() throws IOException {
+    void aSymbolicLinkIsWrittenInPlaceSoRelativeNamesResolveBesideIt() throws IOException {
         Path real = Files.createDirectory(dir.resolve("real")).resolve("r.img");
         Files.write(real, new byte[] {1});
         Path link = Files.createSymbolicLink(dir.resolve("link.img"), real);
         try (AtomicTarget out = AtomicTarget.begin(link)) {
+            assertEquals(link, out.file());
             Files.write(out.file(), new byte[] {4});
             out.commit();
         }
         assertTrue(Files.isSymbolicLink(link));
         assertArrayEquals(new byte[] {4}, Files.readAllBytes(real));
+    }
+
+    @Test
+    void aHardLinkedFileIsWrittenInPlaceSoEveryNameSeesTheNewImage() throws IOException {
+        Path target = dir.resolve("t.img");
+        Files.write(target, new byte[] {1});
+        Path other = Files.createLink(dir.resolve("other.img"), target);
+        try (AtomicTarget out = AtomicTarget.begin(target)) {
+            assertEquals(target, out.file());
+            Files.write(out.file(), new byte[] {5});
+            out.commit();
+        }
+        assertArrayEquals(new byte[] {5}, Files.readAllBytes(other));
     }
 
     @Test

@@ -82,6 +82,7 @@ class KilledConvertTest {
             for (String format : List.of("qcow2", "raw")) {
                 Path target = dir.resolve("target." + format);
                 Qemu.img("convert", "-O", format, old.toString(), target.toString());
+                removeLeftovers(target); // an earlier kill's temporary file would look like this run's start
                 FileTime before = modified(target);
                 Process child = ourCli("convert", "-O", format, src.toString(), target.toString());
                 // The last run is left to finish: the converted image must then replace the old one.
@@ -103,6 +104,24 @@ class KilledConvertTest {
         }
         assertTrue(midway >= 2, "only " + midway + " kills landed while convert ran: the test proves nothing");
         assertTrue(replaced >= 1, "the convert left to finish did not replace the target");
+        assertEquals(0, leftovers(dir.resolve("target.qcow2")) + leftovers(dir.resolve("target.raw")),
+                "the convert left to finish left its temporary file");
+    }
+
+    private long leftovers(Path target) throws Exception {
+        String part = "." + target.getFileName() + ".part-";
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(f -> f.getFileName().toString().startsWith(part)).count();
+        }
+    }
+
+    private void removeLeftovers(Path target) throws Exception {
+        String part = "." + target.getFileName() + ".part-";
+        try (Stream<Path> files = Files.list(dir)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().startsWith(part)).toList()) {
+                Files.delete(f);
+            }
+        }
     }
 
     @Test
@@ -115,9 +134,12 @@ class KilledConvertTest {
             // enough to be killed inside.
             Process child = ourCli("create", "-q", "-f", "qcow2", "-o", "preallocation=metadata,cluster_size=4096",
                     target.toString(), "4G");
-            if (killWhileWriting(child, target, modified(target), 20L * i)) {
+            // The last run is left to finish: it must leave the image.
+            boolean last = i == KILLS - 1;
+            if (killWhileWriting(child, target, modified(target), last ? 60_000 : 20L * i)) {
                 midway++;
             }
+            assertTrue(!last || Files.exists(target), "the create left to finish made no image");
             if (Files.exists(target)) {
                 Qemu.img("check", "-q", target.toString());
                 assertEquals(4L << 30, Long.parseLong(Qemu.img("info", "--output=json", target.toString())

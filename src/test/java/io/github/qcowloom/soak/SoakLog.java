@@ -11,7 +11,8 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The soak child's journal on its stdout, which the parent reads through a pipe that survives the child's SIGKILL:
+ * The soak child's journal on its stdout, which the parent sends to a file that keeps what was written when the
+ * child is killed:
  * lines are taken in the order {@link #line} is called (the order the parent's model relies on) and written by one
  * platform thread. {@link #durable} returns only once its line is in the pipe: for operations whose effect the
  * parent could not tell from the disk alone (zeroes), the line must be there before the operation starts.
