@@ -181,8 +181,19 @@ final class ChunkCopy {
                     planned = statusEnd;
                     continue;
                 }
-                long chunkEnd = (planned / settings.chunk() + 1) * settings.chunk();
+                long chunkEnd = Math.min(size, (planned / settings.chunk() + 1) * settings.chunk());
                 long end = Math.min(statusEnd, chunkEnd);
+                // Data runs that follow one another (clusters apart on the host, or compressed) join the piece up
+                // to the chunk's end: one read, one write. A run of zeroes stops it and stays cached.
+                while (end == statusEnd && end < chunkEnd) {
+                    BlockStatus s = src.blockStatus(end, Math.min(STATUS_SPAN, size - end));
+                    statusEnd = end + s.length();
+                    statusZero = s.zero();
+                    if (statusZero) {
+                        break;
+                    }
+                    end = Math.min(statusEnd, chunkEnd);
+                }
                 Piece p = new Piece(turn++, planned, (int) (end - planned));
                 planned = end;
                 return p;

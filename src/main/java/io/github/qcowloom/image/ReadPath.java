@@ -43,19 +43,20 @@ final class ReadPath {
     /** Fills {@code dst} with guest data from {@code offset}; the caller has checked the range. */
     void read(long offset, ByteBuffer dst) throws IOException {
         long clusterSize = geometry.clusterSize();
+        Scratch scratch = new Scratch();
         while (dst.hasRemaining()) {
             long cluster = offset >>> geometry.clusterBits();
             int inCluster = (int) (offset & (clusterSize - 1));
             int n = (int) Math.min(dst.remaining(), clusterSize - inCluster);
             L2Ref ref = mapper.lookup(cluster);
             if (geometry.extendedL2()) {
-                readSubclusters(ref, offset, inCluster, n, dst);
+                readSubclusters(ref, offset, inCluster, n, dst, scratch);
             } else {
                 SubclusterType type = L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
                 if (type == SubclusterType.NORMAL && n < dst.remaining()) {
                     n = contiguousRun(ref, cluster, n, dst.remaining());
                 }
-                readPart(type, ref, offset, inCluster, n, dst);
+                readPart(type, ref, offset, inCluster, n, dst, scratch);
             }
             offset += n;
         }
@@ -85,7 +86,8 @@ final class ReadPath {
     }
 
     /** Splits a cluster's part into runs of subclusters of one type. */
-    private void readSubclusters(L2Ref ref, long offset, int inCluster, int n, ByteBuffer dst) throws IOException {
+    private void readSubclusters(L2Ref ref, long offset, int inCluster, int n, ByteBuffer dst, Scratch scratch)
+            throws IOException {
         int scSize = geometry.subclusterSize();
         int end = inCluster + n;
         int pos = inCluster;
@@ -97,20 +99,20 @@ final class ReadPath {
                     geometry.hasDataFile()) == type) {
                 runEnd = Math.min(end, runEnd + scSize);
             }
-            readPart(type, ref, offset + (pos - inCluster), pos, runEnd - pos, dst);
+            readPart(type, ref, offset + (pos - inCluster), pos, runEnd - pos, dst, scratch);
             pos = runEnd;
         }
     }
 
-    private void readPart(SubclusterType type, L2Ref ref, long guestOffset, int inCluster, int n, ByteBuffer dst)
-            throws IOException {
+    private void readPart(SubclusterType type, L2Ref ref, long guestOffset, int inCluster, int n, ByteBuffer dst,
+            Scratch scratch) throws IOException {
         validateHostOffset(type, ref, guestOffset);
         ByteBuffer part = dst.slice(dst.position(), n);
         switch (type) {
             case NORMAL -> readData(ref, inCluster, part);
             case ZERO_PLAIN, ZERO_ALLOC -> zero(part);
             case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> readBacking(guestOffset, part);
-            case COMPRESSED -> readCompressed(ref, inCluster, part);
+            case COMPRESSED -> readCompressed(ref, inCluster, part, scratch);
             case INVALID -> throw new MetadataCorruptionException(String.format(
                     "Invalid cluster entry %#x (bitmap %#x) for guest offset %#x", ref.entry(), ref.bitmap(),
                     guestOffset));
@@ -151,15 +153,45 @@ final class ReadPath {
         dataFile.readFully(part, host + inCluster);
     }
 
-    private void readCompressed(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
+    /**
+     * The buffers one read reuses for its compressed clusters, made when the first one comes: a read of many
+     * compressed clusters (convert reads 2 MiB at a time) allocates once, not twice per cluster.
+     */
+    private static final class Scratch {
+        private ByteBuffer compressed;
+        private ByteBuffer cluster;
+
+        /** Room for any compressed cluster of {@code clusterSize} bytes (its stream, padded to sectors, rarely more). */
+        ByteBuffer compressed(int length, int clusterSize) {
+            if (compressed == null || compressed.capacity() < length) {
+                compressed = ByteBuffer.allocate(Math.max(length, clusterSize + 1024));
+            }
+            return compressed.clear().limit(length);
+        }
+
+        ByteBuffer cluster(int size) {
+            if (cluster == null) {
+                cluster = ByteBuffer.allocate(size);
+            }
+            return cluster.clear();
+        }
+    }
+
+    private void readCompressed(L2Ref ref, int inCluster, ByteBuffer part, Scratch scratch) throws IOException {
         if (geometry.hasDataFile()) {
             throw new CorruptImageException("Compressed cluster in an image with an external data file");
         }
         CompressedDescriptor d = CompressedDescriptor.decode(ref.entry(), geometry.clusterBits());
-        ByteBuffer compressed = ByteBuffer.allocate(d.length());
+        int clusterSize = (int) geometry.clusterSize();
+        ByteBuffer compressed = scratch.compressed(d.length(), clusterSize);
         imageFile.readFully(compressed, d.hostOffset());
         compressed.flip();
-        ByteBuffer cluster = ByteBuffer.allocate((int) geometry.clusterSize());
+        if (inCluster == 0 && part.remaining() == clusterSize) {
+            codec.decompress(compressed, part.duplicate()); // the whole cluster: straight into the caller's buffer
+            part.position(part.limit());
+            return;
+        }
+        ByteBuffer cluster = scratch.cluster(clusterSize);
         codec.decompress(compressed, cluster);
         part.put(cluster.slice(inCluster, part.remaining()));
     }
