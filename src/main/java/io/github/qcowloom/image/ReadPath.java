@@ -161,7 +161,7 @@ final class ReadPath {
         private ByteBuffer compressed;
         private ByteBuffer cluster;
 
-        /** Room for any compressed cluster of {@code clusterSize} bytes (its stream, padded to sectors, rarely more). */
+        /** Room for a compressed cluster of {@code clusterSize} bytes (its stream padded to sectors), or more. */
         ByteBuffer compressed(int length, int clusterSize) {
             if (compressed == null || compressed.capacity() < length) {
                 compressed = ByteBuffer.allocate(Math.max(length, clusterSize + 1024));

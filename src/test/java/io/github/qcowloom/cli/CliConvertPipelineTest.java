@@ -87,7 +87,7 @@ class CliConvertPipelineTest {
         }
     }
 
-    /** A sparse raw source (its holes found with SEEK_DATA, or read as zeroes on Java 21) leaves nothing allocated there. */
+    /** A sparse raw source (holes found with SEEK_DATA, or read as zeroes on Java 21) leaves them unallocated. */
     @Test
     void sparseRawSourceToQcow2() throws Exception {
         Path raw = dir.resolve("sparse.raw");
