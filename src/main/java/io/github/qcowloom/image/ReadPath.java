@@ -13,6 +13,7 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.concurrent.ArrayBlockingQueue;
 
 /**
  * A guest read as straight-line code: per cluster, L1 then L2 (a cache miss yields the thread there), then the
@@ -28,6 +29,8 @@ final class ReadPath {
     private final BlockDevice backing;
     private final boolean hasBacking;
     private final ClusterCodec codec;
+    /** Buffers for compressed clusters, kept between reads (see {@link Scratch}). */
+    private final ArrayBlockingQueue<ByteBuffer> scratchPool = new ArrayBlockingQueue<>(16);
 
     ReadPath(ImageGeometry geometry, ClusterMapper mapper, Storage imageFile, Storage dataFile, BlockDevice backing,
             boolean hasBacking, ClusterCodec codec) {
@@ -42,8 +45,16 @@ final class ReadPath {
 
     /** Fills {@code dst} with guest data from {@code offset}; the caller has checked the range. */
     void read(long offset, ByteBuffer dst) throws IOException {
+        Scratch scratch = new Scratch(scratchPool);
+        try {
+            readRange(offset, dst, scratch);
+        } finally {
+            scratch.release();
+        }
+    }
+
+    private void readRange(long offset, ByteBuffer dst, Scratch scratch) throws IOException {
         long clusterSize = geometry.clusterSize();
-        Scratch scratch = new Scratch();
         while (dst.hasRemaining()) {
             long cluster = offset >>> geometry.clusterBits();
             int inCluster = (int) (offset & (clusterSize - 1));
@@ -154,19 +165,34 @@ final class ReadPath {
     }
 
     /**
-     * The buffers one read reuses for its compressed clusters, made when the first one comes: a read of many
-     * compressed clusters (convert reads 2 MiB at a time) allocates once, not twice per cluster.
+     * The buffer one read reuses for its compressed clusters, taken from a small pool of this image when the first
+     * one comes and given back when the read ends: reads of compressed clusters (convert reads 2 MiB at a time on
+     * 8 threads) allocate nothing once the pool is filled, and the pool keeps no more than it can hold.
      */
     private static final class Scratch {
+        private final ArrayBlockingQueue<ByteBuffer> pool;
         private ByteBuffer compressed;
         private ByteBuffer cluster;
 
+        Scratch(ArrayBlockingQueue<ByteBuffer> pool) {
+            this.pool = pool;
+        }
+
         /** Room for a compressed cluster of {@code clusterSize} bytes (its stream padded to sectors), or more. */
         ByteBuffer compressed(int length, int clusterSize) {
+            if (compressed == null) {
+                compressed = pool.poll();
+            }
             if (compressed == null || compressed.capacity() < length) {
                 compressed = ByteBuffer.allocate(Math.max(length, clusterSize + 1024));
             }
             return compressed.clear().limit(length);
+        }
+
+        void release() {
+            if (compressed != null) {
+                pool.offer(compressed);
+            }
         }
 
         ByteBuffer cluster(int size) {
