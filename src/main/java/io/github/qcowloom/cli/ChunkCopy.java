@@ -242,11 +242,13 @@ final class ChunkCopy {
      * the guest offset, and each maximal run of granules that hold a non-zero byte is written with one call.
      */
     static void writeNonZero(long offset, ByteBuffer buf, int granule, PartWriter writer) throws IOException {
+        ByteBuffer view = buf.duplicate();
+        ByteBuffer zeroes = ZEROES.duplicate();
         int end = buf.limit();
         int runStart = -1;
         for (int at = 0; at < end; ) {
             int next = (int) Math.min(end, at + granule - (offset + at) % granule);
-            boolean zero = isZero(buf.slice(at, next - at));
+            boolean zero = isZero(view, zeroes, at, next);
             if (!zero && runStart < 0) {
                 runStart = at;
             } else if (zero && runStart >= 0) {
@@ -262,10 +264,19 @@ final class ChunkCopy {
 
     /** True if {@code b} (position to limit) holds only zeroes; compared with vectorized mismatch. */
     static boolean isZero(ByteBuffer b) {
-        int end = b.limit();
-        for (int i = b.position(); i < end; i += ZEROES.capacity()) {
-            int n = Math.min(ZEROES.capacity(), end - i);
-            if (b.slice(i, n).mismatch(ZEROES.slice(0, n)) >= 0) {
+        return isZero(b.duplicate(), ZEROES.duplicate(), b.position(), b.limit());
+    }
+
+    /**
+     * True if bytes {@code from} to {@code to} of {@code view} are zeroes; {@code view} and {@code zeroes} are
+     * duplicates the caller owns, moved here instead of sliced, so a check allocates nothing.
+     */
+    private static boolean isZero(ByteBuffer view, ByteBuffer zeroes, int from, int to) {
+        for (int i = from; i < to; i += ZEROES.capacity()) {
+            int n = Math.min(ZEROES.capacity(), to - i);
+            view.limit(i + n).position(i);
+            zeroes.limit(n).position(0);
+            if (view.mismatch(zeroes) >= 0) {
                 return false;
             }
         }
