@@ -10,50 +10,111 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongConsumer;
 
 /**
- * Reads a whole device in chunks on several virtual threads and hands every chunk to a sink, in no set order. Like
- * qemu-img convert, it asks the source's block status first and reads only the ranges that hold data: ranges that
- * read as zeroes (zero or unallocated clusters) are not read at all.
+ * convert's copy pipeline, as qemu-img convert's: block status drives the work. A planner walks the source's block
+ * status and hands out pieces of at most one chunk, ending on chunk boundaries (so writes are large and aligned);
+ * {@code requests} virtual threads (qemu-img's {@code -m}) each take a piece, read it with one request (which the
+ * image turns into one system call per run of host-contiguous clusters) into their own reused direct buffer (the
+ * pool: {@code requests} buffers of one chunk, nothing allocated per piece), then write it, in guest order unless
+ * out-of-order writes are allowed (qemu-img's {@code -W}).
+ *
+ * <p>Ranges that read as zeroes are never read. A sink that keeps them as holes ({@link Settings#zeroesToSink}
+ * false: a fresh raw file or qcow2 image with no backing file) never sees them; otherwise the pieces are the fixed
+ * chunks, whose zero parts are filled in without reading, and each chunk says whether it was all zeroes.
+ *
+ * <p>Lock discipline: {@code planLock} guards the planner's position and its cached block status; it is held only
+ * while a piece is cut, never during I/O of guest data. In-order writes take turns through {@link WriteTurns}.
  */
 final class ChunkCopy {
-    /** Bytes each worker reads at a time; qemu-img convert also works in chunks of this order. */
-    static final int CHUNK = 1 << 20;
-    static final int WORKERS = 8;
-
-    private ChunkCopy() {
-    }
-
-    /** Receives the chunks of the source; called from many threads. */
-    interface Sink {
-        /**
-         * One chunk (position 0 to limit) of the source at {@code offset}. {@code zero}: the source reported all of
-         * it as reading zeroes, so nothing was read and the chunk holds zeroes; false says nothing either way.
-         */
-        void accept(long offset, ByteBuffer chunk, boolean zero) throws IOException;
-    }
+    /** Bytes of one piece at most: qemu-img convert's buffer size. */
+    static final int CHUNK = 2 << 20;
+    /** qemu-img convert's default number of parallel requests, and its maximum. */
+    static final int DEFAULT_REQUESTS = 8;
+    static final int MAX_REQUESTS = 16;
+    /** Buffers start on this boundary, as O_DIRECT files need. */
+    private static final int ALIGN = 4096;
+    /** How far one block status query looks ahead; the answer is cached until the planner passes it. */
+    private static final long STATUS_SPAN = 1L << 30;
+    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(64 << 10).asReadOnlyBuffer();
 
     /**
-     * Workers take chunks of {@code chunk} bytes (the last may be shorter) in order from a shared counter;
-     * {@code progress} gets the bytes done after each.
+     * How to run the copy.
+     *
+     * @param chunk bytes of a piece at most (a multiple of the target's cluster size for sinks that need whole
+     *     clusters)
+     * @param requests pieces in flight at once (each with its buffer)
+     * @param inOrder pieces are written in guest order (qemu-img's default); false is {@code -W}
+     * @param zeroesToSink the sink also gets the ranges that read as zeroes (as fixed chunks)
      */
-    static void run(BlockDevice src, int chunk, Sink sink, LongConsumer progress) throws IOException {
-        long size = src.size();
-        AtomicLong next = new AtomicLong();
+    record Settings(int chunk, int requests, boolean inOrder, boolean zeroesToSink) {
+        Settings {
+            if (chunk < 1 || requests < 1) {
+                throw new IllegalArgumentException("chunk " + chunk + ", requests " + requests);
+            }
+        }
+    }
+
+    /** Receives the pieces of the source; called from many threads. */
+    interface Sink {
+        /**
+         * A piece (position 0 to limit) of the source at {@code offset}, on its worker before its turn to write
+         * (work such as compression goes here); returns the write to make in turn, which may still use
+         * {@code chunk}. {@code zero}: the source reported all of it as reading zeroes, so nothing was read and the
+         * piece holds zeroes; false says nothing either way.
+         */
+        Write prepare(long offset, ByteBuffer chunk, boolean zero) throws IOException;
+    }
+
+    /** What a piece writes, when its turn comes. */
+    interface Write {
+        Write NONE = () -> { };
+
+        void run() throws IOException;
+    }
+
+    /** One piece handed out by the planner; {@code turn} orders its write. */
+    private record Piece(long turn, long offset, int length) {
+    }
+
+    private final BlockDevice src;
+    private final long size;
+    private final Settings settings;
+    private final Sink sink;
+    private final LongConsumer progress;
+    private final WriteTurns turns = new WriteTurns();
+    private final ReentrantLock planLock = new ReentrantLock();
+    private long planned;
+    private long turn;
+    /** The cached block status: it holds from {@code planned} to {@code statusEnd}. */
+    private long statusEnd;
+    private boolean statusZero;
+
+    private ChunkCopy(BlockDevice src, Settings settings, Sink sink, LongConsumer progress) {
+        this.src = src;
+        this.size = src.size();
+        this.settings = settings;
+        this.sink = sink;
+        this.progress = progress;
+    }
+
+    /** Copies the whole source into {@code sink}; {@code progress} gets the bytes done after each piece. */
+    static void run(BlockDevice src, Settings settings, Sink sink, LongConsumer progress) throws IOException {
+        new ChunkCopy(src, settings, sink, progress).run();
+    }
+
+    private void run() throws IOException {
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
             List<Future<Void>> workers = new ArrayList<>();
-            for (int w = 0; w < WORKERS; w++) {
+            for (int w = 0; w < settings.requests(); w++) {
                 workers.add(pool.submit(() -> {
-                    // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
-                    ByteBuffer buf = ByteBuffer.allocateDirect(chunk);
-                    for (long off = next.getAndAdd(chunk); off < size; off = next.getAndAdd(chunk)) {
-                        int n = (int) Math.min(chunk, size - off);
-                        buf.clear().limit(n);
-                        boolean zero = readData(src, off, buf);
-                        sink.accept(off, buf, zero);
-                        progress.accept(n);
+                    try {
+                        work();
+                    } catch (IOException | RuntimeException | Error e) {
+                        turns.abort(e);
+                        throw e;
                     }
                     return null;
                 }));
@@ -68,7 +129,78 @@ final class ChunkCopy {
             if (e.getCause() instanceof IOException io) {
                 throw io;
             }
+            if (e.getCause() instanceof RuntimeException re) {
+                throw re;
+            }
             throw new IOException(e.getCause());
+        }
+    }
+
+    private void work() throws IOException {
+        // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
+        ByteBuffer buf = ByteBuffer.allocateDirect(settings.chunk() + ALIGN).alignedSlice(ALIGN);
+        for (Piece p = next(); p != null; p = next()) {
+            buf.clear().limit(p.length());
+            boolean zero;
+            if (settings.zeroesToSink()) {
+                zero = readData(src, p.offset(), buf);
+            } else {
+                src.read(p.offset(), buf.duplicate()); // block status called it data
+                zero = false;
+            }
+            Write write = sink.prepare(p.offset(), buf, zero);
+            if (settings.inOrder()) {
+                turns.await(p.turn());
+            }
+            write.run();
+            if (settings.inOrder()) {
+                turns.pass(p.turn() + 1);
+            }
+            progress.accept(p.length());
+        }
+    }
+
+    /** Cuts the next piece, or null at the end; ranges of zeroes the sink does not want are passed over here. */
+    private Piece next() throws IOException {
+        planLock.lock();
+        try {
+            while (planned < size) {
+                if (settings.zeroesToSink()) {
+                    int n = (int) Math.min(settings.chunk(), size - planned);
+                    Piece p = new Piece(turn++, planned, n); // readData asks block status itself
+                    planned += n;
+                    return p;
+                }
+                if (planned >= statusEnd) {
+                    BlockStatus s = src.blockStatus(planned, Math.min(STATUS_SPAN, size - planned));
+                    statusEnd = planned + s.length();
+                    statusZero = s.zero();
+                }
+                if (statusZero) {
+                    progress.accept(statusEnd - planned);
+                    planned = statusEnd;
+                    continue;
+                }
+                long chunkEnd = Math.min(size, (planned / settings.chunk() + 1) * settings.chunk());
+                long end = Math.min(statusEnd, chunkEnd);
+                // Data runs that follow one another (clusters apart on the host, or compressed) join the piece up
+                // to the chunk's end: one read, one write. A run of zeroes stops it and stays cached.
+                while (end == statusEnd && end < chunkEnd) {
+                    BlockStatus s = src.blockStatus(end, Math.min(STATUS_SPAN, size - end));
+                    statusEnd = end + s.length();
+                    statusZero = s.zero();
+                    if (statusZero) {
+                        break;
+                    }
+                    end = Math.min(statusEnd, chunkEnd);
+                }
+                Piece p = new Piece(turn++, planned, (int) (end - planned));
+                planned = end;
+                return p;
+            }
+            return null;
+        } finally {
+            planLock.unlock();
         }
     }
 
@@ -76,7 +208,7 @@ final class ChunkCopy {
      * Fills {@code buf} (position 0 to limit) with the source's bytes at {@code offset}, reading only what block
      * status reports as data and filling the rest with zeroes; true if that was all of it (nothing was read).
      */
-    private static boolean readData(BlockDevice src, long offset, ByteBuffer buf) throws IOException {
+    static boolean readData(BlockDevice src, long offset, ByteBuffer buf) throws IOException {
         boolean zero = true;
         int n = buf.limit();
         for (int done = 0; done < n; ) {
@@ -99,16 +231,52 @@ final class ChunkCopy {
         return zero;
     }
 
-    static boolean isZero(ByteBuffer b) {
-        int i = b.position();
-        int end = b.limit();
-        for (; i + 8 <= end; i += 8) {
-            if (b.getLong(i) != 0) {
-                return false;
+    /** Writes one part of a piece. */
+    interface PartWriter {
+        void write(long offset, ByteBuffer part) throws IOException;
+    }
+
+    /**
+     * Writes the parts of {@code buf} (position 0 to limit, the source at {@code offset}) that are not zeroes, as
+     * qemu-img convert's sparse detection does: the piece is cut into granules of {@code granule} bytes aligned to
+     * the guest offset, and each maximal run of granules that hold a non-zero byte is written with one call.
+     */
+    static void writeNonZero(long offset, ByteBuffer buf, int granule, PartWriter writer) throws IOException {
+        ByteBuffer view = buf.duplicate();
+        ByteBuffer zeroes = ZEROES.duplicate();
+        int end = buf.limit();
+        int runStart = -1;
+        for (int at = 0; at < end; ) {
+            int next = (int) Math.min(end, at + granule - (offset + at) % granule);
+            boolean zero = isZero(view, zeroes, at, next);
+            if (!zero && runStart < 0) {
+                runStart = at;
+            } else if (zero && runStart >= 0) {
+                writer.write(offset + runStart, buf.slice(runStart, at - runStart));
+                runStart = -1;
             }
+            at = next;
         }
-        for (; i < end; i++) {
-            if (b.get(i) != 0) {
+        if (runStart >= 0) {
+            writer.write(offset + runStart, buf.slice(runStart, end - runStart));
+        }
+    }
+
+    /** True if {@code b} (position to limit) holds only zeroes; compared with vectorized mismatch. */
+    static boolean isZero(ByteBuffer b) {
+        return isZero(b.duplicate(), ZEROES.duplicate(), b.position(), b.limit());
+    }
+
+    /**
+     * True if bytes {@code from} to {@code to} of {@code view} are zeroes; {@code view} and {@code zeroes} are
+     * duplicates the caller owns, moved here instead of sliced, so a check allocates nothing.
+     */
+    private static boolean isZero(ByteBuffer view, ByteBuffer zeroes, int from, int to) {
+        for (int i = from; i < to; i += ZEROES.capacity()) {
+            int n = Math.min(ZEROES.capacity(), to - i);
+            view.limit(i + n).position(i);
+            zeroes.limit(n).position(0);
+            if (view.mismatch(zeroes) >= 0) {
                 return false;
             }
         }

@@ -11,15 +11,14 @@ import java.util.List;
 
 /**
  * convert -c's writer: each worker compresses its chunk's clusters on its own virtual thread, then writes them when
- * its turn comes, in guest order as qemu-img convert -c writes, so that the image packs and places its clusters as
- * QEMU's does. Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated; zeroes
+ * its turn comes ({@link ChunkCopy} runs it with in-order writes), in guest order as qemu-img convert -c writes,
+ * so that the image packs and places its clusters as QEMU's does. Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated; zeroes
  * over a backing file become zero clusters; clusters that do not shrink are stored uncompressed.
  */
 final class CompressedSink implements ChunkCopy.Sink {
     private final Qcow2Image target;
     private final BlockDevice backing;
     private final int clusterSize;
-    private final WriteTurns turns = new WriteTurns();
 
     /** One cluster's write: its compressed data, or zeroes when {@code data} is null. */
     private record Step(long offset, int length, CompressedCluster data) {
@@ -36,19 +35,15 @@ final class CompressedSink implements ChunkCopy.Sink {
         return Math.max(ChunkCopy.CHUNK, clusterSize);
     }
 
+    /** Compresses the chunk's clusters now, on its worker; they are written when the chunk's turn comes. */
     @Override
-    public void accept(long offset, ByteBuffer chunk, boolean zero) throws IOException {
-        try {
-            List<Step> steps = prepare(offset, chunk, zero);
-            turns.await(offset);
+    public ChunkCopy.Write prepare(long offset, ByteBuffer chunk, boolean zero) throws IOException {
+        List<Step> steps = steps(offset, chunk, zero);
+        return () -> {
             for (Step s : steps) {
                 write(s);
             }
-            turns.pass(offset + chunk.remaining());
-        } catch (IOException | RuntimeException e) {
-            turns.abort(e);
-            throw e;
-        }
+        };
     }
 
     private void write(Step s) throws IOException {
@@ -66,7 +61,7 @@ final class CompressedSink implements ChunkCopy.Sink {
     }
 
     /** Decides and compresses the chunk's clusters ({@code zero}: all known to be zeroes); no write yet. */
-    private List<Step> prepare(long offset, ByteBuffer chunk, boolean zero) throws IOException {
+    private List<Step> steps(long offset, ByteBuffer chunk, boolean zero) throws IOException {
         List<Step> steps = new ArrayList<>();
         if (zero && backing == null) {
             return steps; // the chunk still takes its turn, writing nothing

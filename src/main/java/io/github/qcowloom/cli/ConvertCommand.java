@@ -26,13 +26,17 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code convert [-f fmt] -O raw|qcow2 [-c] [-o options] [-B backing [-F fmt]] SRC DST}: reads the whole source on
- * several virtual threads and writes a raw file or a new qcow2 image in which all-zero chunks (and, over a
+ * {@code convert [-f fmt] -O raw|qcow2 [-c] [-o options] [-B backing [-F fmt]] [-m N] [-W] SRC DST}: copies the
+ * source through {@link ChunkCopy}'s pipeline (block status first, N parallel requests, writes in guest order unless
+ * -W) and writes a raw file or a new qcow2 image in which all-zero chunks (and, over a
  * backing file, chunks equal to it) stay unallocated; with {@code -c} the qcow2 image's clusters are compressed.
  * The target is built beside its path and renamed over it when complete ({@link AtomicTarget}).
  */
 @Command(name = "convert", description = "Convert an image (qcow2 or raw source) to raw or qcow2.")
 final class ConvertCommand implements Callable<Integer> {
+    /** Zero blocks of this size in the data stay holes in a raw target: qemu-img convert's default -S 4k. */
+    private static final int SPARSE_BLOCK = 4096;
+
     @Option(names = "-f", description = "Source format (probed when absent).")
     String sourceFormat;
 
@@ -54,6 +58,13 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Option(names = {"-U", "--force-share"}, description = "Share the source with writers (qemu-img's -U).")
     boolean forceShare;
+
+    @Option(names = "-m", paramLabel = "N", description = "Parallel requests (1 to 16; qemu-img's default, 8).")
+    int requests = ChunkCopy.DEFAULT_REQUESTS;
+
+    @Option(names = "-W", description = "Allow out-of-order writes (in guest order otherwise, as qemu-img; -c always"
+            + " writes in order).")
+    boolean outOfOrder;
 
     @Option(names = "-p", description = "Show a progress bar on stderr.")
     boolean progress;
@@ -89,6 +100,10 @@ final class ConvertCommand implements Callable<Integer> {
         if (!qcow2 && (!options.isEmpty() || backingFile != null)) {
             throw new ImageException("-o and -B need -O qcow2");
         }
+        if (requests < 1 || requests > ChunkCopy.MAX_REQUESTS) {
+            throw new ImageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and "
+                    + ChunkCopy.MAX_REQUESTS); // qemu-img's words
+        }
         boolean targetDirect = CacheMode.direct(targetCache); // also rejects unknown modes
         OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults())
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
@@ -109,12 +124,12 @@ final class ConvertCommand implements Callable<Integer> {
 
     private void toRaw(BlockDevice src, Path file) throws IOException {
         try (Storage dst = FileStorage.create(file, false)) {
-            copy(src, ChunkCopy.CHUNK, (off, buf, zero) -> {
-                if (!zero && !ChunkCopy.isZero(buf)) {
-                    dst.write(buf, off);
-                }
-            });
+            // Sized first, as qemu-img does: the writes then fill a file of its final size (no extending writes),
+            // and what is never written stays a hole.
             dst.setLength(src.size());
+            // Blocks of zeroes stay holes (qemu-img's default -S 4k).
+            copy(src, ChunkCopy.CHUNK, false, (off, buf, zero) -> zero ? ChunkCopy.Write.NONE
+                    : () -> ChunkCopy.writeNonZero(off, buf, SPARSE_BLOCK, (at, part) -> dst.write(part, at)));
             if (!"unsafe".equals(targetCache)) {
                 dst.flush();
             }
@@ -149,34 +164,43 @@ final class ConvertCommand implements Callable<Integer> {
         try (Qcow2Image dst = Qcow2Image.open(file, dstOptions)) {
             if (compressed) {
                 CompressedSink sink = new CompressedSink(dst);
-                copy(src, sink.chunkSize(), sink);
+                copy(src, sink.chunkSize(), true, sink);
                 sink.finish();
                 return;
             }
             BlockDevice base = dst.backing();
-            copy(src, ChunkCopy.CHUNK, (off, buf, zero) -> {
+            int clusterSize = (int) dst.header().clusterSize();
+            // Without a backing file, ranges of zeroes are left as they are in a new image: unallocated.
+            copy(src, ChunkCopy.CHUNK, base != null, (off, buf, zero) -> {
                 if (zero && base == null || BackingCompare.needsNoWrite(base, off, buf)) {
-                    return;
+                    return ChunkCopy.Write.NONE;
                 }
                 if (zero || ChunkCopy.isZero(buf)) {
                     // Over a backing file zeroes must be written, but need no data clusters.
-                    dst.writeZeroes(off, buf.remaining(), false);
-                } else {
-                    dst.write(off, buf);
+                    return () -> dst.writeZeroes(off, buf.remaining(), false);
                 }
+                if (base != null) {
+                    return () -> dst.write(off, buf.duplicate());
+                }
+                // Clusters of zeroes stay unallocated.
+                return () -> ChunkCopy.writeNonZero(off, buf, clusterSize, dst::write);
             });
         }
     }
 
-    private void copy(BlockDevice src, int chunk, ChunkCopy.Sink sink) throws IOException {
+    /** {@code zeroesToSink}: the sink must see the ranges that read as zeroes too (a new file keeps no holes). */
+    private void copy(BlockDevice src, int chunk, boolean zeroesToSink, ChunkCopy.Sink sink) throws IOException {
+        // -c writes in guest order even with -W (qemu-img 7.2 accepts both): the clusters then pack as QEMU's do.
+        ChunkCopy.Settings settings = new ChunkCopy.Settings(chunk, requests, !outOfOrder || compressed,
+                zeroesToSink);
         if (!progress) {
-            ChunkCopy.run(src, chunk, sink, n -> { });
+            ChunkCopy.run(src, settings, sink, n -> { });
             return;
         }
         try (ProgressBar bar = new ProgressBarBuilder().setTaskName("convert").setInitialMax(src.size())
                 .setUnit("MiB", 1 << 20).build()) {
             LongConsumer step = bar::stepBy;
-            ChunkCopy.run(src, chunk, sink, step);
+            ChunkCopy.run(src, settings, sink, step);
         }
     }
 }

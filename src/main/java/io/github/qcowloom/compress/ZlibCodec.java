@@ -3,6 +3,7 @@ package io.github.qcowloom.compress;
 import io.github.qcowloom.api.CorruptImageException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
+import java.util.concurrent.ArrayBlockingQueue;
 import java.util.zip.DataFormatException;
 import java.util.zip.Deflater;
 import java.util.zip.Inflater;
@@ -17,6 +18,14 @@ final class ZlibCodec implements ClusterCodec {
      */
     static final int WINDOW = 4096;
 
+    /**
+     * Inflaters kept for reuse (reset between clusters): a new one per cluster costs a zlib state and window
+     * allocated and freed natively each time, which under many threads grows the C heap. At most this many are kept;
+     * more in use at once are made and ended as before.
+     */
+    private static final int POOLED = 32;
+    private final ArrayBlockingQueue<Inflater> inflaters = new ArrayBlockingQueue<>(POOLED);
+
     private ZlibCodec() {}
 
     /**
@@ -26,7 +35,9 @@ final class ZlibCodec implements ClusterCodec {
     @Override
     public void decompress(ByteBuffer src, ByteBuffer dst) throws CorruptImageException {
         int wanted = dst.remaining();
-        Inflater inflater = new Inflater(true);
+        Inflater pooled = inflaters.poll();
+        Inflater inflater = pooled != null ? pooled : new Inflater(true);
+        boolean reusable = false;
         try {
             inflater.setInput(src.duplicate());
             while (dst.hasRemaining()) {
@@ -37,10 +48,16 @@ final class ZlibCodec implements ClusterCodec {
                             + " of " + wanted + " bytes of a compressed cluster");
                 }
             }
+            reusable = true;
         } catch (DataFormatException e) {
             throw new CorruptImageException("invalid zlib stream in a compressed cluster: " + e.getMessage(), e);
         } finally {
-            inflater.end();
+            if (reusable) {
+                inflater.reset();
+            }
+            if (!reusable || !inflaters.offer(inflater)) {
+                inflater.end();
+            }
         }
     }
 

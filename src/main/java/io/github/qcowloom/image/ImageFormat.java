@@ -6,6 +6,7 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.HoleMap;
 import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.io.InputStream;
@@ -42,7 +43,7 @@ public final class ImageFormat {
         String fmt = format != null ? format : probe(path);
         return switch (fmt) {
             case "qcow2" -> Qcow2Image.open(path, options);
-            case "raw" -> new RawImage(openRaw(path, options));
+            case "raw" -> new RawImage(openRaw(path, options), HoleMap.open(path));
             default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
         };
     }

@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.OutOfRangeException;
+import io.github.qcowloom.storage.HoleMap;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -10,9 +11,17 @@ import java.nio.ByteBuffer;
 /** A raw image: guest offset equals file offset. Used for raw backing files and raw convert targets. */
 public final class RawImage implements BlockDevice {
     private final Storage storage;
+    /** Where the file has holes, or null: then everything is data. */
+    private final HoleMap holes;
 
     public RawImage(Storage storage) {
+        this(storage, null);
+    }
+
+    /** A raw image whose block status reports the holes of {@code holes} (closed with the image) as zeroes. */
+    public RawImage(Storage storage, HoleMap holes) {
         this.storage = storage;
+        this.holes = holes;
     }
 
     @Override
@@ -38,15 +47,29 @@ public final class RawImage implements BlockDevice {
         storage.readFully(dst, offset);
     }
 
-    /** Data everywhere, at the guest offset: Java cannot ask the file system for holes (no SEEK_DATA). */
+    /**
+     * Data at the guest offset; with a hole map, holes read as zeroes (QEMU's file-posix: present, zero, no data),
+     * else data everywhere.
+     */
     @Override
     public BlockStatus blockStatus(long offset, long length) throws IOException {
         check(offset, length);
         if (length == 0) {
             throw new OutOfRangeException("block status of an empty range at offset " + offset);
         }
-        return new BlockStatus(length, 0, BlockStatus.Allocation.DATA,
-                new BlockStatus.Host(BlockStatus.HostFile.IMAGE, offset));
+        BlockStatus.Host host = new BlockStatus.Host(BlockStatus.HostFile.IMAGE, offset);
+        if (holes != null) {
+            long data = holes.nextData(offset);
+            if (data < 0 || data > offset) {
+                long end = data < 0 ? offset + length : Math.min(offset + length, data);
+                return new BlockStatus(end - offset, 0, BlockStatus.Allocation.ZERO, host);
+            }
+            long hole = holes.nextHole(offset);
+            if (hole > offset) {
+                return new BlockStatus(Math.min(length, hole - offset), 0, BlockStatus.Allocation.DATA, host);
+            }
+        }
+        return new BlockStatus(length, 0, BlockStatus.Allocation.DATA, host);
     }
 
     @Override
@@ -88,6 +111,9 @@ public final class RawImage implements BlockDevice {
 
     @Override
     public void close() throws IOException {
+        if (holes != null) {
+            holes.close();
+        }
         storage.close();
     }
 }

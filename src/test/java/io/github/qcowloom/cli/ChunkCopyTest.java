@@ -107,9 +107,10 @@ class ChunkCopyTest {
         byte[] copy;
         try (CountingDevice dev = new CountingDevice(Qcow2Image.open(src, OpenOptions.readOnlyDefaults()), reads)) {
             copy = new byte[(int) dev.size()];
-            ChunkCopy.run(dev, CHUNK, (offset, chunk, zero) -> {
+            ChunkCopy.run(dev, new ChunkCopy.Settings(CHUNK, 8, false, true), (offset, chunk, zero) -> {
                 chunk.get(0, copy, (int) offset, chunk.remaining());
                 zeroChunks.put(offset, zero);
+                return ChunkCopy.Write.NONE;
             }, n -> { });
         }
         assertArrayEquals(Qemu.toRaw(src, dir), copy, "every chunk's bytes");
@@ -140,6 +141,49 @@ class ChunkCopyTest {
         Set<Long> expected = Set.of(1L, 2L, 3L, 5L, 6L, 7L, 10L, 11L, 12L, 13L, 14L, 15L, 17L, 19L);
         for (long chunk = 0; chunk < 20; chunk++) {
             assertEquals(expected.contains(chunk), zeroChunks.get(chunk * CHUNK), "chunk " + chunk + " is zeroes");
+        }
+    }
+
+    /**
+     * Where the sink keeps zeroes as holes, the pipeline hands it only what block status calls data, in pieces
+     * that never cross a chunk boundary; in order (the default), the writes come in ascending guest order, with any
+     * number of requests; out of order (-W) the bytes are still all there.
+     */
+    @Test
+    void holesNeverReachTheSinkAndWritesComeInOrder() throws IOException {
+        Path src = dir.resolve("holes.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", src.toString(), "6M");
+        Qemu.io(src, "write -P 0x22 0 100k", "write -P 0x33 192k 900k", "write -z 1216k 64k",
+                "write -P 0x44 1280k 1M", "write -P 0x55 4M 64k", "write -P 0x66 5M 1M");
+        byte[] expected = Qemu.toRaw(src, dir);
+        for (int requests : new int[] {1, 3, 16}) {
+            for (boolean inOrder : new boolean[] {true, false}) {
+                List<long[]> writes = Collections.synchronizedList(new ArrayList<>());
+                byte[] copy = new byte[expected.length];
+                try (Qcow2Image dev = Qcow2Image.open(src, OpenOptions.readOnlyDefaults())) {
+                    ChunkCopy.run(dev, new ChunkCopy.Settings(CHUNK, requests, inOrder, false),
+                            (offset, chunk, zero) -> {
+                                assertFalse(zero, "a piece of zeroes reached the sink");
+                                return () -> {
+                                    chunk.get(0, copy, (int) offset, chunk.remaining());
+                                    writes.add(new long[] {offset, offset + chunk.remaining()});
+                                };
+                            }, n -> { });
+                }
+                String what = requests + " requests, in order " + inOrder;
+                assertArrayEquals(expected, copy, what);
+                long bytes = 0;
+                for (int i = 0; i < writes.size(); i++) {
+                    long[] w = writes.get(i);
+                    bytes += w[1] - w[0];
+                    assertEquals(w[0] / CHUNK, (w[1] - 1) / CHUNK, what + ": piece crosses a chunk boundary");
+                    if (inOrder && i > 0) {
+                        assertTrue(writes.get(i - 1)[1] <= w[0], what + ": write out of guest order");
+                    }
+                }
+                // 100k rounds up to 128k of data cluster: 128k + 900k (15 clusters) + 1M + 64k + 1M.
+                assertEquals((128 + 960 + 1024 + 64 + 1024) << 10, bytes, what + ": bytes handed to the sink");
+            }
         }
     }
 }

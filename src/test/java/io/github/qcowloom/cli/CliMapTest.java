@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.StandardOpenOption;
+import java.nio.channels.FileChannel;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -145,6 +148,21 @@ class CliMapTest {
         Qemu.img("create", "-q", "-f", "qcow2", "-b", raw.toString(), "-F", "raw", top.toString(), "4M");
         Qemu.io(top, "write -P 7 1M 64k");
         assertSameMap(top.toString());
+    }
+
+    /** Holes of a sparse raw file are "zero", as qemu-img finds them with SEEK_DATA and SEEK_HOLE. */
+    @Test
+    void holesOfASparseRawFile() throws IOException {
+        Path raw = dir.resolve("sparse.raw");
+        byte[] data = new byte[256 << 10];
+        new Random(5).nextBytes(data);
+        try (FileChannel ch = FileChannel.open(raw, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(data), 1 << 20);
+            ch.write(ByteBuffer.wrap(data), 3 << 20);
+            ch.truncate(6 << 20);
+        }
+        assertSameMap(raw.toString());
+        assertSameMap(raw.toString(), "--start-offset", "1100k", "--max-length", "3M");
     }
 
     @Test
