@@ -2,9 +2,6 @@ package io.github.qcowloom.storage;
 
 import java.io.Closeable;
 import java.io.IOException;
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -25,14 +22,11 @@ public interface HoleMap extends Closeable {
 
     /** The map of {@code path}, or null where it cannot be had (Java 21, not a regular file, no native access). */
     static HoleMap open(Path path) {
-        if (Runtime.version().feature() < 22 || !Files.isRegularFile(path)) {
+        if (SeekHoleSupport.OPEN.handle() == null || !Files.isRegularFile(path)) {
             return null;
         }
         try {
-            Class<?> c = Class.forName("io.github.qcowloom.storage.SeekHoleMap");
-            MethodHandle open = MethodHandles.privateLookupIn(c, MethodHandles.lookup()).findStatic(c, "open",
-                    MethodType.methodType(HoleMap.class, Path.class));
-            return (HoleMap) open.invokeExact(path);
+            return (HoleMap) SeekHoleSupport.OPEN.handle().invokeExact(path);
         } catch (Throwable e) {
             return null; // everything reads as data, as before: slower, never wrong
         }
