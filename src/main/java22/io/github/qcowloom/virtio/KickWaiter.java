@@ -45,18 +45,7 @@ final class KickWaiter {
         } catch (IOException e) {
             throw new IllegalStateException("cannot wake the kick waiter of queue " + queue, e);
         }
-        boolean interrupted = false;
-        while (true) {
-            try {
-                thread.join();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
+        Joins.uninterruptibly(thread);
         EventFds.close(stopFd);
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
     }
 }

@@ -117,23 +117,12 @@ public final class VhostUserBlkServer implements VhostUserBlk.Server {
         } finally {
             lock.unlock();
         }
-        boolean interrupted = false;
-        while (true) {
-            try {
-                thread.join();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
+        Joins.uninterruptibly(thread);
         UnixSockets.close(listenFd);
         try {
             Files.deleteIfExists(socket);
         } catch (IOException e) {
             LOG.warn("cannot remove {}: {}", socket, e.getMessage());
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
         }
     }
 }

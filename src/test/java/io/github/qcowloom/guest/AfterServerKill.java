@@ -9,6 +9,7 @@ import io.github.qcowloom.testing.Qemu;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -26,6 +27,12 @@ final class AfterServerKill {
     }
 
     private AfterServerKill() {
+    }
+
+    /** After how many synced files each round kills the server: {@code -Dguest.killAfter=2,5,9} (default 3). */
+    static List<Integer> killPoints() {
+        return Arrays.stream(System.getProperty("guest.killAfter", "3").split(","))
+                .map(String::trim).map(Integer::valueOf).toList();
     }
 
     /** Runs the checks above; {@code synced} are the guest's "synced" marks before the kill. Prints a summary. */

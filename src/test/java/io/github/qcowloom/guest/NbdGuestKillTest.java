@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -25,13 +24,8 @@ class NbdGuestKillTest {
     @TempDir
     Path dir;
 
-    static List<Integer> killPoints() {
-        return Arrays.stream(System.getProperty("guest.killAfter", "3").split(","))
-                .map(String::trim).map(Integer::valueOf).toList();
-    }
-
     @ParameterizedTest(name = "server killed after {0} synced files")
-    @MethodSource("killPoints")
+    @MethodSource("io.github.qcowloom.guest.AfterServerKill#killPoints")
     void everythingTheGuestSyncedSurvivesTheServersKill(int syncedBeforeKill) throws Exception {
         assumeTrue(Boolean.getBoolean("guest.long"), "a long guest test: run with -Pguest-long");
         GuestVm.assumeAvailable();
