@@ -377,11 +377,7 @@ final class VhostUserSession implements AutoCloseable {
         }
         expect(m, 8, 1);
         Ring r = rings[index];
-        if (r.waiter != null) {
-            r.waiter.stop();
-            r.waiter = null;
-            r.base = device.stopQueue(index);
-        }
+        stopWaiter(index);
         if (r.kickFd >= 0) {
             UnixSockets.close(r.kickFd);
         }
@@ -414,14 +410,20 @@ final class VhostUserSession implements AutoCloseable {
         LOG.debug("ring {} started: {}", index, layout);
     }
 
-    /** Stops ring {@code index} (waiting for its requests), closes its kick and call descriptors; its next index. */
-    private int stopRing(int index) {
+    /** Stops ring {@code index}'s kick waiter and queue, if started, keeping the index it reached as the base. */
+    private void stopWaiter(int index) {
         Ring r = rings[index];
         if (r.waiter != null) {
             r.waiter.stop();
             r.waiter = null;
             r.base = device.stopQueue(index);
         }
+    }
+
+    /** Stops ring {@code index} (waiting for its requests), closes its kick and call descriptors; its next index. */
+    private int stopRing(int index) {
+        Ring r = rings[index];
+        stopWaiter(index);
         if (r.kickFd >= 0) {
             UnixSockets.close(r.kickFd);
             r.kickFd = -1;
