@@ -93,6 +93,11 @@ final class BlkQueue {
         } catch (VirtqueueException | GuestMemoryException e) {
             device.fail(index, e.getMessage());
             written = 0;
+        } catch (RuntimeException e) {
+            // A defect, or memory unmapped under the request: the queue is not to be trusted, but the request
+            // must still be counted out, or stop() would wait for it forever.
+            device.fail(index, e.toString());
+            written = 0;
         }
         finish(chain.head(), written);
     }

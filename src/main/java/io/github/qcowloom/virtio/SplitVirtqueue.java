@@ -37,7 +37,7 @@ final class SplitVirtqueue {
 
     /**
      * A queue over {@code memory}; throws {@link GuestMemoryException} unless its three parts lie in guest memory.
-     * {@code maxChain} bounds the descriptors one chain may have (direct and indirect together).
+     * {@code maxChain} bounds the buffers one chain may have (direct and indirect together; a loop reaches it).
      */
     SplitVirtqueue(GuestMemory memory, VirtqueueLayout layout, boolean eventIndex, boolean indirect, int maxChain) {
         this.memory = memory;
@@ -124,13 +124,8 @@ final class SplitVirtqueue {
         int tableSize = size;
         boolean inIndirect = false;
         boolean sawWritable = false;
-        int count = 0;
         int i = head;
         while (true) {
-            if (++count > maxChain) {
-                throw new VirtqueueException("descriptor chain at head " + head + " is longer than " + maxChain
-                        + " descriptors (a loop?)");
-            }
             long d = table + 16L * i;
             long address;
             int length;
@@ -169,6 +164,12 @@ final class SplitVirtqueue {
                 inIndirect = true;
                 i = 0;
                 continue;
+            }
+            // The bound counts buffers, not the descriptor that points to an indirect table: Linux fills a
+            // table with seg_max + 2 buffers (header, data, status) and puts it behind one more descriptor.
+            if (buffers.size() == maxChain) {
+                throw new VirtqueueException("descriptor chain at head " + head + " is longer than " + maxChain
+                        + " buffers (a loop?)");
             }
             boolean writable = (flags & DESC_F_WRITE) != 0;
             if (!writable && sawWritable) {

@@ -83,9 +83,13 @@ public record VirtioBlkConfig(int numQueues, int maxQueueSize, int segMax, long 
         return f;
     }
 
-    /** The longest descriptor chain accepted: seg_max data buffers plus the header and the status byte. */
+    /**
+     * The most buffers one chain may have: seg_max data buffers plus the header and the status byte, or the queue
+     * size if larger. Not the smaller of the two: the spec forbids chains longer than the queue, but Linux fills
+     * indirect tables up to seg_max + 2 whatever the queue size, and QEMU's back ends take them.
+     */
     int maxChain(int queueSize) {
-        return Math.min(queueSize, segMax + 2);
+        return Math.max(queueSize, segMax + 2);
     }
 
     /** The configuration space for a disk of {@code capacityBytes} (5.2.4), little-endian. */

@@ -52,7 +52,7 @@ final class AfterServerKill {
 
         GuestResult after;
         try (ServeProcess serve = restart.start()) {
-            after = GuestVm.boot(disk, Ext4Workload.checkAndList(true)).requireSuccess();
+            after = serve.boot(() -> GuestVm.boot(disk, Ext4Workload.checkAndList(true)));
             serve.stop();
         }
         assertEquals(List.of("clean"), after.values("fsck"), "e2fsck -fn after journal replay\n" + after.tail(40));

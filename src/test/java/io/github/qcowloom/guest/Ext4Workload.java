@@ -20,6 +20,21 @@ final class Ext4Workload {
      * syncs and reports every file; then unmounts, drops the caches, runs {@code e2fsck -fn} (mark
      * {@code fsck clean}) and reads every file back against its checksum (mark {@code verified N}).
      */
+    /**
+     * Writes and reads back 8 MiB with O_DIRECT in 4 MiB blocks: the user buffer's pages are scattered, so the
+     * kernel sends requests of max_segments pages each, the longest descriptor chains a Linux driver makes
+     * (seg_max + 2 buffers behind one indirect descriptor). Marks {@code segments} and {@code direct}.
+     */
+    static final String DIRECT_WRITE_READ = """
+            mark segments $(cat /sys/block/vda/queue/max_segments)
+            dd if=/dev/urandom of=/tmp/direct bs=1048576 count=8 2>/dev/null
+            dd if=/tmp/direct of=/dev/vda bs=4194304 oflag=direct 2>/dev/null
+            dd if=/dev/vda of=/tmp/back bs=4194304 count=2 iflag=direct 2>/dev/null
+            cmp /tmp/direct /tmp/back
+            mark direct same
+            rm /tmp/direct /tmp/back
+            """;
+
     static String formatWriteVerify(int files) {
         return """
                 wait_for_device /dev/vda

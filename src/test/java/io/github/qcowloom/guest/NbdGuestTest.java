@@ -30,7 +30,7 @@ class NbdGuestTest {
 
         GuestResult first;
         try (ServeProcess serve = ServeProcess.start(image, socket)) {
-            first = GuestVm.boot(GuestDisk.nbdUnix(socket), Ext4Workload.formatWriteVerify(10)).requireSuccess();
+            first = serve.boot(() -> GuestVm.boot(GuestDisk.nbdUnix(socket), Ext4Workload.formatWriteVerify(10)));
             serve.stop();
         }
         Map<String, String> written = Ext4Workload.checksums(first.values("file"));
@@ -45,7 +45,7 @@ class NbdGuestTest {
 
         GuestResult second;
         try (ServeProcess serve = ServeProcess.start(image, socket)) {
-            second = GuestVm.boot(GuestDisk.nbdUnix(socket), Ext4Workload.checkAndList(false)).requireSuccess();
+            second = serve.boot(() -> GuestVm.boot(GuestDisk.nbdUnix(socket), Ext4Workload.checkAndList(false)));
             serve.stop();
         }
         assertEquals(List.of("clean"), second.values("fsck"), second.tail(40));

@@ -88,6 +88,20 @@ final class ServeProcess implements AutoCloseable {
         assertTrue(process.waitFor(30, TimeUnit.SECONDS), "serve survived SIGKILL");
     }
 
+    /** A guest run against this server; a failure carries the server's stderr too (its warnings say why). */
+    interface GuestRun {
+        GuestResult run() throws Exception;
+    }
+
+    /** Runs {@code guest}, requires its workload to succeed, and explains a failure with the server's stderr. */
+    GuestResult boot(GuestRun guest) throws Exception {
+        try {
+            return guest.run().requireSuccess();
+        } catch (AssertionError e) {
+            throw new AssertionError(e.getMessage() + "\n--- serve stderr ---\n" + log(), e);
+        }
+    }
+
     String log() {
         try {
             return Files.readString(log, StandardCharsets.UTF_8);

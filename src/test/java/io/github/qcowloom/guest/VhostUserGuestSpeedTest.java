@@ -61,8 +61,8 @@ class VhostUserGuestSpeedTest {
         double[] our;
         try (ServeProcess serve = ServeProcess.startVhostUserBlk(ours, socket, "--num-queues",
                 Integer.toString(queues))) {
-            our = times(GuestVm.boot(options, WORKLOAD, GuestDisk.vhostUserBlk("vhost0", socket, queues))
-                    .requireSuccess());
+            our = times(serve.boot(() -> GuestVm.boot(options, WORKLOAD,
+                    GuestDisk.vhostUserBlk("vhost0", socket, queues))));
             serve.stop();
         }
 

@@ -36,11 +36,12 @@ class VhostUserGuestTest {
         try (ServeProcess serve = ServeProcess.startVhostUserBlk(image, socket, "--num-queues",
                 Integer.toString(queues))) {
             String workload = "wait_for_device /dev/vda\nmark queues $(ls /sys/block/vda/mq | wc -l)\n"
-                    + Ext4Workload.formatWriteVerify(6);
-            r = GuestVm.boot(GuestVm.Options.defaults().withCpus(queues), workload,
-                    GuestDisk.vhostUserBlk("vhost0", socket, queues)).requireSuccess();
+                    + Ext4Workload.DIRECT_WRITE_READ + Ext4Workload.formatWriteVerify(6);
+            r = serve.boot(() -> GuestVm.boot(GuestVm.Options.defaults().withCpus(queues), workload,
+                    GuestDisk.vhostUserBlk("vhost0", socket, queues)));
             serve.stop();
         }
+        assertEquals(List.of("same"), r.values("direct"), "8 MiB written and read back with O_DIRECT");
         Map<String, String> written = Ext4Workload.checksums(r.values("file"));
         assertEquals(List.of(Integer.toString(queues)), r.values("queues"), "request queues of /dev/vda");
         assertEquals(List.of("clean"), r.values("fsck"), r.tail(40));

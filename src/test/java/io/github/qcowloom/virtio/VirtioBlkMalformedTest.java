@@ -12,6 +12,7 @@ import io.github.qcowloom.testing.RingDriver;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -113,6 +114,42 @@ class VirtioBlkMalformedTest {
         driver.publish(0);
         assertBrokenAfterKick();
         assertTrue(resets.get(0).contains("longer than"), resets.get(0));
+    }
+
+    /**
+     * The longest chain a Linux guest sends: one descriptor pointing to an indirect table of seg_max + 2 buffers
+     * (header, 126 pages, status), on a queue smaller than that table. The descriptor pointing to the table is not
+     * a buffer: counting it broke the device under a real guest's large writes. One buffer more is refused.
+     */
+    @Test
+    void anIndirectTableOfSegMaxBuffersIsServedAndOneMoreBreaksTheDevice() throws IOException {
+        start();
+        int segMax = VirtioBlkConfig.defaults().segMax();
+        List<RingDriver.Buf> write = new ArrayList<>();
+        write.add(header(VirtioBlk.T_OUT, 0));
+        for (int i = 0; i < segMax; i++) {
+            byte[] piece = new byte[VirtioBlk.SECTOR];
+            piece[0] = (byte) i;
+            write.add(driver.readable(piece));
+        }
+        RingDriver.Buf status = driver.writable(1);
+        write.add(status);
+        driver.memory.write8(status.address(), 0xee);
+        driver.publish(driver.place(write, true));
+        device.kick(0);
+        driver.collect(1);
+        driver.resetDescriptors();
+        assertEquals(VirtioBlk.S_OK, driver.memory.read8(status.address()));
+        assertFalse(device.broken(), String.valueOf(device.brokenReason()));
+        ByteBuffer back = ByteBuffer.allocate(1);
+        disk.read(VirtioBlk.SECTOR * 5L, back);
+        assertEquals(5, back.get(0));
+
+        List<RingDriver.Buf> tooLong = new ArrayList<>(write);
+        tooLong.add(1, driver.readable(new byte[VirtioBlk.SECTOR]));
+        driver.publish(driver.place(tooLong, true));
+        assertBrokenAfterKick();
+        assertTrue(resets.get(0).contains("at most " + (segMax + 2)), resets.get(0));
     }
 
     @Test
