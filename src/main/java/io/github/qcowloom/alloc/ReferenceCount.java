@@ -2,6 +2,7 @@ package io.github.qcowloom.alloc;
 
 import io.github.qcowloom.api.ImageOptions;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
@@ -37,8 +38,6 @@ public final class ReferenceCount {
     private static final long BME_OFFSET_MASK = 0x00fffffffffffe00L;
     private static final long BME_RESERVED_MASK = 0xff000000000001feL;
     private static final long BME_ALL_ONES = 1L;
-    /** Fixed part of a bitmap directory entry. */
-    private static final int BITMAP_DIR_ENTRY_FIXED = 24;
 
     private final Header header;
     private final long fileLength;
@@ -402,19 +401,10 @@ public final class ReferenceCount {
         }
         byte[] dir = new byte[(int) dirSize];
         file.readFully(ByteBuffer.wrap(dir), dirOffset);
-        // A long: an entry's extra data size is a u32, so the next position can pass any int.
-        long pos = 0;
-        for (long i = 0; i < nbBitmaps; i++) {
-            if (pos > dir.length - BITMAP_DIR_ENTRY_FIXED) {
-                corruption("ERROR bitmap directory entry " + i + " extends past the directory");
-                return;
-            }
-            int at = (int) pos;
-            long tableOffset = Bytes.getLong(dir, at);
-            long tableSize = Bytes.getUInt(dir, at + 8);
-            int nameSize = Bytes.getUShort(dir, at + 18);
-            long extraSize = Bytes.getUInt(dir, at + 20);
-            pos = Bytes.alignUp(pos + BITMAP_DIR_ENTRY_FIXED + extraSize + nameSize, 8);
+        BitmapDirectory directory = BitmapDirectory.parse(dir, nbBitmaps);
+        for (BitmapDirectory.Entry bitmap : directory.entries()) {
+            long tableOffset = bitmap.tableOffset();
+            long tableSize = bitmap.tableEntries();
             add(tableOffset, tableSize * 8);
             if ((tableOffset & (clusterSize - 1)) != 0 || tableOffset < 0
                     || tableOffset > fileLength - tableSize * 8) {
@@ -433,6 +423,9 @@ public final class ReferenceCount {
                     add(offset, clusterSize);
                 }
             }
+        }
+        if (directory.error() != null) {
+            corruption(directory.error());
         }
     }
 

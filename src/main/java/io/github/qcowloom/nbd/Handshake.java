@@ -23,6 +23,7 @@ final class Handshake {
     /** Longest option payload accepted; longer ones are malformed and drop the connection. */
     private static final int MAX_OPTION_LENGTH = 64 << 10;
 
+    /** Null when the stream is not a socket: then TLS is not configured either. */
     private final SocketChannel socket;
     private final Export export;
     /** Null: NOTLS mode. */
@@ -38,6 +39,14 @@ final class Handshake {
         this.export = export;
         this.tls = tls;
         this.ch = ByteStream.plain(socket);
+    }
+
+    /** Without TLS, over any stream (the fuzz target feeds it a client's bytes from memory). */
+    Handshake(ByteStream ch, Export export) {
+        this.socket = null;
+        this.export = export;
+        this.tls = null;
+        this.ch = ch;
     }
 
     /** The stream the connection goes on with: the socket, or TLS over it after STARTTLS. */

@@ -1,0 +1,62 @@
+package io.github.qcowloom.format;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The persistent-bitmap directory (qcow2.rst, "Bitmap directory"): entries of 24 fixed bytes, then extra data,
+ * then the name, each padded to 8 bytes. Parsed from the directory's bytes as they are in the file, up to the
+ * count the header extension gives or the first entry that does not fit, which ends the walk with {@link #error}
+ * (what came before it is still returned: the check counts those tables' clusters, as QEMU's does).
+ *
+ * @param entries the entries that fit, in directory order
+ * @param error why the walk stopped early, in qemu-img check's words; null if every entry fit
+ */
+public record BitmapDirectory(List<Entry> entries, String error) {
+    /** The fixed part of an entry. */
+    public static final int ENTRY_FIXED_BYTES = 24;
+
+    /**
+     * One bitmap.
+     *
+     * @param tableOffset where its bitmap table is, as stored (unchecked: the caller checks it against the file)
+     * @param tableEntries the table's length in 8-byte entries (a u32)
+     * @param flags in_use, auto, extra_data_compatible and reserved bits
+     * @param type 1: dirty tracking bitmap
+     * @param granularityBits log2 of the bytes one bit covers
+     * @param name the bitmap's name (UTF-8 as stored; malformed bytes replaced)
+     */
+    public record Entry(long tableOffset, long tableEntries, int flags, int type, int granularityBits, String name) {
+    }
+
+    public BitmapDirectory {
+        entries = List.copyOf(entries);
+    }
+
+    /** Walks {@code count} entries (a u32 from the header extension) in {@code dir}. */
+    public static BitmapDirectory parse(byte[] dir, long count) {
+        List<Entry> entries = new ArrayList<>();
+        // A long: an entry's extra data size is a u32, so the next position can pass any int.
+        long pos = 0;
+        for (long i = 0; i < count; i++) {
+            if (pos > dir.length - ENTRY_FIXED_BYTES) {
+                return new BitmapDirectory(entries, "ERROR bitmap directory entry " + i
+                        + " extends past the directory");
+            }
+            int at = (int) pos;
+            int nameSize = Bytes.getUShort(dir, at + 18);
+            long extraSize = Bytes.getUInt(dir, at + 20);
+            long nameAt = pos + ENTRY_FIXED_BYTES + extraSize;
+            if (nameAt > dir.length - nameSize) {
+                return new BitmapDirectory(entries, "ERROR bitmap directory entry " + i
+                        + " extends past the directory");
+            }
+            String name = new String(dir, (int) nameAt, nameSize, StandardCharsets.UTF_8);
+            entries.add(new Entry(Bytes.getLong(dir, at), Bytes.getUInt(dir, at + 8), Bytes.getInt(dir, at + 12),
+                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, name));
+            pos = Bytes.alignUp(nameAt + nameSize, 8);
+        }
+        return new BitmapDirectory(entries, null);
+    }
+}
