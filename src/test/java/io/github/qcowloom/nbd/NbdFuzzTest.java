@@ -39,7 +39,7 @@ import org.junit.jupiter.api.BeforeAll;
 class NbdFuzzTest {
     private static final long DISK_BYTES = 1 << 20;
     private static final OpenOptions READ_WRITE = OpenOptions.readWriteDefaults().withFollowReferences(false);
-    /** The image file qemu-img would make for a 1 MiB disk, made once; each run opens a fresh copy. */
+    /** The image file qemu-img would make for a 1 MiB disk, made once; each run opens a fresh copy (MemoryStorage copies it). */
     private static byte[] emptyImage;
 
     @BeforeAll
@@ -63,7 +63,7 @@ class NbdFuzzTest {
 
     @FuzzTest
     void clientBytes(byte[] data) throws Throwable {
-        try (Qcow2Image image = Qcow2Image.open(new MemoryStorage(emptyImage.clone(), 4L << 20, false), null,
+        try (Qcow2Image image = Qcow2Image.open(new MemoryStorage(emptyImage, 64L << 20, false), null,
                 READ_WRITE)) {
             Watched watched = new Watched(image);
             Export export = new Export("fuzz", watched.device, false);
