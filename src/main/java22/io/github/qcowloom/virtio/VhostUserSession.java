@@ -350,9 +350,7 @@ final class VhostUserSession implements AutoCloseable {
         for (int i = 0; i < rings.length; i++) {
             if (rings[i].waiter != null) {
                 resume.add(i);
-                rings[i].waiter.stop();
-                rings[i].waiter = null;
-                rings[i].base = device.stopQueue(i);
+                stopWaiter(i);
             }
         }
         GuestMappings next = GuestMappings.map(regions, m.fds());
@@ -363,6 +361,9 @@ final class VhostUserSession implements AutoCloseable {
         LOG.debug("memory table of {} regions", n);
         for (int i : resume) {
             startRing(i);
+            if (enabled.get(i) == 1) {
+                device.kick(i); // a kick the stopped waiter took is not seen again: look for requests now
+            }
         }
     }
 

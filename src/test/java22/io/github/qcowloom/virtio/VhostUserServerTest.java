@@ -229,6 +229,29 @@ class VhostUserServerTest {
         awaitDescriptors(before);
     }
 
+    /**
+     * QEMU sends a new memory table whenever the guest's memory map changes, rings running or not. The rings stop
+     * (their requests finish on the old mapping), resume on the new one, and look for requests at once: a kick
+     * the stopped ring's waiter took would otherwise never be answered.
+     */
+    @Test
+    void aNewMemoryTableUnderRunningRingsKeepsThemServing() throws Exception {
+        try (VhostUserFrontEnd fe = new VhostUserFrontEnd(socket)) {
+            fe.start(1, 16, true);
+            RingDriver ring = fe.rings.get(0);
+            RingDriver.Buf status = ring.writable(1);
+            ring.memory.write8(status.address(), 0xee);
+            ring.publish(ring.place(List.of(ring.readable(RingDriver.header(VirtioBlk.T_FLUSH, 0)), status), false));
+            // No kick: as if the old waiter had taken it just before the ring stopped.
+            assertEquals(0, fe.acked(VhostUser.SET_MEM_TABLE, fe.memTable(), fe.memfd()));
+            ring.collect(1);
+            ring.resetDescriptors();
+            assertEquals(VirtioBlk.S_OK, ring.memory.read8(status.address()));
+            RingDriver.Buf data = ring.writable(512);
+            assertEquals(VirtioBlk.S_OK, request(fe, 0, VirtioBlk.T_IN, 0, data, true));
+        }
+    }
+
     @Test
     void aBrokenRingSignalsItsErrorDescriptorAndAFrontEndResetsIt() throws Exception {
         try (VhostUserFrontEnd fe = new VhostUserFrontEnd(socket)) {
