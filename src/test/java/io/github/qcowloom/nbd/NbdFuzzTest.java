@@ -39,8 +39,10 @@ import org.junit.jupiter.api.BeforeAll;
 class NbdFuzzTest {
     private static final long DISK_BYTES = 1 << 20;
     private static final OpenOptions READ_WRITE = OpenOptions.readWriteDefaults().withFollowReferences(false);
-    /** The image file qemu-img would make for a 1 MiB disk, made once; each run opens a fresh copy (MemoryStorage copies it). */
+    /** The image file of an empty 1 MiB disk, made once; each run opens a fresh copy (MemoryStorage copies it). */
     private static byte[] emptyImage;
+    /** One for all runs, as a server has one: direct buffers made per run would pile up until a GC. */
+    private static final PayloadBuffers BUFFERS = new PayloadBuffers();
 
     @BeforeAll
     static void setUp() throws IOException, URISyntaxException {
@@ -73,7 +75,7 @@ class NbdFuzzTest {
                 Session session = handshake.run();
                 if (session != null) {
                     new Transmission(ch, export, session, new Inline(), new ByteBudget(64L << 20),
-                            new PayloadBuffers()).run();
+                            BUFFERS).run();
                 }
             } catch (ProtocolViolation | EOFException e) {
                 // The server dropped the client, or the client's bytes ended: both are how a session may end.
