@@ -361,9 +361,6 @@ final class VhostUserSession implements AutoCloseable {
         LOG.debug("memory table of {} regions", n);
         for (int i : resume) {
             startRing(i);
-            if (enabled.get(i) == 1) {
-                device.kick(i); // a kick the stopped waiter took is not seen again: look for requests now
-            }
         }
     }
 
@@ -409,6 +406,11 @@ final class VhostUserSession implements AutoCloseable {
             }
         });
         LOG.debug("ring {} started: {}", index, layout);
+        // Requests made available before this start (a kick a stopped waiter took, or one sent before a front
+        // end reconnected) get no kick of their own: look now, as libvhost-user kicks itself on SET_VRING_KICK.
+        if (enabled.get(index) == 1) {
+            device.kick(index);
+        }
     }
 
     /** Stops ring {@code index}'s kick waiter and queue, if started, keeping the index it reached as the base. */
