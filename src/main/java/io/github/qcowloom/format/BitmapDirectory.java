@@ -7,10 +7,12 @@ import java.util.List;
 /**
  * The persistent-bitmap directory (qcow2.rst, "Bitmap directory"): entries of 24 fixed bytes, then extra data,
  * then the name, each padded to 8 bytes. Parsed from the directory's bytes as they are in the file, up to the
- * count the header extension gives or the first entry that does not fit, which ends the walk with {@link #error}
- * (what came before it is still returned: the check counts those tables' clusters, as QEMU's does).
+ * count the header extension gives or the first entry that does not fit, which ends the walk with {@link #error}.
+ * An entry whose fixed part fits but whose extra data or name runs past the directory is still returned (with an
+ * empty name): check counts every table it can find, so that {@code check -r leaks} never frees a bitmap's
+ * clusters. (QEMU's check counts no table at all once the directory fails to load, and fails.)
  *
- * @param entries the entries that fit, in directory order
+ * @param entries the entries whose fixed part fits, in directory order
  * @param error why the walk stopped early, in qemu-img check's words; null if every entry fit
  */
 public record BitmapDirectory(List<Entry> entries, String error) {
@@ -25,7 +27,7 @@ public record BitmapDirectory(List<Entry> entries, String error) {
      * @param flags in_use, auto, extra_data_compatible and reserved bits
      * @param type 1: dirty tracking bitmap
      * @param granularityBits log2 of the bytes one bit covers
-     * @param name the bitmap's name (UTF-8 as stored; malformed bytes replaced)
+     * @param name the bitmap's name (UTF-8 as stored, malformed bytes replaced; empty if it runs past the directory)
      */
     public record Entry(long tableOffset, long tableEntries, int flags, int type, int granularityBits, String name) {
     }
@@ -48,13 +50,14 @@ public record BitmapDirectory(List<Entry> entries, String error) {
             int nameSize = Bytes.getUShort(dir, at + 18);
             long extraSize = Bytes.getUInt(dir, at + 20);
             long nameAt = pos + ENTRY_FIXED_BYTES + extraSize;
-            if (nameAt > dir.length - nameSize) {
+            boolean fits = nameAt <= dir.length - nameSize;
+            String name = fits ? new String(dir, (int) nameAt, nameSize, StandardCharsets.UTF_8) : "";
+            entries.add(new Entry(Bytes.getLong(dir, at), Bytes.getUInt(dir, at + 8), Bytes.getInt(dir, at + 12),
+                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, name));
+            if (!fits) {
                 return new BitmapDirectory(entries, "ERROR bitmap directory entry " + i
                         + " extends past the directory");
             }
-            String name = new String(dir, (int) nameAt, nameSize, StandardCharsets.UTF_8);
-            entries.add(new Entry(Bytes.getLong(dir, at), Bytes.getUInt(dir, at + 8), Bytes.getInt(dir, at + 12),
-                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, name));
             pos = Bytes.alignUp(nameAt + nameSize, 8);
         }
         return new BitmapDirectory(entries, null);

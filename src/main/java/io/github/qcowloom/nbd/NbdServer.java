@@ -252,7 +252,8 @@ public final class NbdServer implements AutoCloseable {
                 return; // the limit closed the channel as the handshake ended
             }
             if (session != null) {
-                new Transmission(handshake.stream(), export, session, executor, budget, buffers).run();
+                new Transmission(handshake.stream(), export, session, executor, budget, buffers,
+                        Transmission::logDefect).run();
             }
             // TLS: close_notify before the socket closes (try-with-resources closes it again: a no-op).
             handshake.stream().close();

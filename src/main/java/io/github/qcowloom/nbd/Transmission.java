@@ -8,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -36,9 +37,12 @@ final class Transmission {
     private final Semaphore slots = new Semaphore(MAX_IN_FLIGHT);
     private final ByteBudget budget;
     private final PayloadBuffers buffers;
+    /** Hears every unchecked exception a request ends in: ranges are checked first, so each is a defect. */
+    private final Consumer<RuntimeException> defects;
 
     Transmission(ByteStream ch, Export export, Session session, ExecutorService executor, ByteBudget budget,
-            PayloadBuffers buffers) {
+            PayloadBuffers buffers, Consumer<RuntimeException> defects) {
+        this.defects = defects;
         this.ch = ch;
         this.export = export;
         this.session = session;
@@ -139,6 +143,11 @@ final class Transmission {
         return new Request(flags, type, cookie, offset, length, null);
     }
 
+    /** What a server does with a defect: a warning with the stack, the request answered with an error. */
+    static void logDefect(RuntimeException e) {
+        LOG.warn("NBD request failed (a defect)", e);
+    }
+
     /** {@code h} with its WRITE payload read from the stream (the payload's bytes are already budgeted). */
     private Request withPayload(Request h) throws IOException {
         if (h.type() != CMD_WRITE) {
@@ -161,12 +170,15 @@ final class Transmission {
                 execute(r);
             } catch (Replies.Unsent e) {
                 throw e;
-            } catch (IOException | RuntimeException e) {
+            } catch (IOException e) {
                 int errno = Errors.errno(e);
                 if (errno == EIO) {
                     LOG.warn("NBD request type {} at {}+{} failed", r.type(), r.offset(), r.length(), e);
                 }
                 replies.error(r.cookie(), errno, String.valueOf(e.getMessage()));
+            } catch (RuntimeException e) {
+                defects.accept(e);
+                replies.error(r.cookie(), Errors.errno(e), String.valueOf(e.getMessage()));
             }
         } catch (IOException e) {
             LOG.debug("cannot reply to cookie {}: {}", r.cookie(), e.toString());

@@ -6,6 +6,8 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One started virtqueue of the device: a kick takes every available chain and hands each to the execution model
@@ -22,6 +24,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * decrements inFlight and then reads backlogged; one of them sees the other, so the queue never stalls.
  */
 final class BlkQueue {
+    private static final Logger LOG = LoggerFactory.getLogger(BlkQueue.class);
+
     private final int index;
     private final SplitVirtqueue ring;
     private final GuestMemory memory;
@@ -87,19 +91,19 @@ final class BlkQueue {
     }
 
     private void run(DescriptorChain chain) {
-        int written;
+        int written = 0;
         try {
             written = new BlkRequest(chain, memory, disk, config).run();
         } catch (VirtqueueException | GuestMemoryException e) {
             device.fail(index, e.getMessage());
-            written = 0;
         } catch (RuntimeException e) {
-            // A defect, or memory unmapped under the request: the queue is not to be trusted, but the request
-            // must still be counted out, or stop() would wait for it forever.
+            // A defect, or memory unmapped under the request: the queue is not to be trusted.
+            LOG.warn("queue {}: request at head {} failed (a defect)", index, chain.head(), e);
             device.fail(index, e.toString());
-            written = 0;
+        } finally {
+            // Whatever ended it, the request is counted out, or stop() would wait for it forever.
+            finish(chain.head(), written);
         }
-        finish(chain.head(), written);
     }
 
     private void finish(int head, int written) {

@@ -44,7 +44,7 @@ public record VirtioBlkConfig(int numQueues, int maxQueueSize, int segMax, long 
         }
     }
 
-    /** One queue of up to 256 entries, seg_max 126, 512-byte blocks, 32768-sector discards: as qemu-storage-daemon. */
+    /** One queue of up to 1024 entries, seg_max 126, 512-byte blocks, 32768-sector discards: as qemu-storage-daemon. */
     public static VirtioBlkConfig defaults() {
         return new VirtioBlkConfig(1, 1024, 128 - 2, 64L << 20, 512, false, 32768, 1, 32768, 1, "qcow2-loom");
     }

@@ -255,9 +255,7 @@ final class VhostUserSession implements AutoCloseable {
                     throw new VhostUserProtocolException("SET_VRING_ENABLE " + on);
                 }
                 enabled.set(index, on);
-                if (on == 1 && rings[index].waiter != null) {
-                    device.kick(index); // requests made available while disabled
-                }
+                kickIfEnabled(index); // requests made available while disabled
             }
             case VhostUser.GET_CONFIG -> {
                 getConfig(m);
@@ -400,14 +398,15 @@ final class VhostUserSession implements AutoCloseable {
         } catch (IllegalArgumentException | IllegalStateException | GuestMemoryException e) {
             throw new VhostUserProtocolException("ring " + index + ": " + e.getMessage());
         }
-        r.waiter = new KickWaiter(index, r.kickFd, q -> {
-            if (enabled.get(q) == 1) {
-                device.kick(q);
-            }
-        });
+        r.waiter = new KickWaiter(index, r.kickFd, this::kickIfEnabled);
         LOG.debug("ring {} started: {}", index, layout);
         // Requests made available before this start (a kick a stopped waiter took, or one sent before a front
-        // end reconnected) get no kick of their own: look now, as libvhost-user kicks itself on SET_VRING_KICK.
+        // end reconnected) get no kick of their own: look now.
+        kickIfEnabled(index);
+    }
+
+    /** Takes ring {@code index}'s available requests if it is enabled (a ring not started ignores it). */
+    private void kickIfEnabled(int index) {
         if (enabled.get(index) == 1) {
             device.kick(index);
         }

@@ -24,14 +24,19 @@ class BitmapDirectoryTest {
 
     @Test
     void anEntryPastTheDirectoryEndsTheWalkKeepingThoseBefore() {
+        // The second entry's name runs past the end: its table still counts, with an empty name.
         BitmapDirectory d = BitmapDirectory.parse(Arrays.copyOf(TWO, TWO.length - 8), 2);
-        assertEquals(1, d.entries().size());
+        assertEquals(2, d.entries().size());
+        assertEquals(new BitmapDirectory.Entry(0x60000, 1, 0, 1, 20, ""), d.entries().get(1));
         assertTrue(d.error().contains("entry 1 extends past the directory"), d.error());
+        // Its fixed part cut: only the first.
+        assertEquals(1, BitmapDirectory.parse(Arrays.copyOf(TWO, 32 + 20), 2).entries().size());
         // An extra-data size near 2^32 must not wrap around into the directory.
         byte[] huge = TWO.clone();
         ByteBuffer.wrap(huge).putInt(20, -1);
-        assertEquals("ERROR bitmap directory entry 0 extends past the directory",
-                BitmapDirectory.parse(huge, 2).error());
+        BitmapDirectory wrapped = BitmapDirectory.parse(huge, 2);
+        assertEquals("ERROR bitmap directory entry 0 extends past the directory", wrapped.error());
+        assertEquals(1, wrapped.entries().size());
         assertEquals(2, BitmapDirectory.parse(TWO, 3).entries().size());
     }
 }

@@ -3,12 +3,10 @@ package io.github.qcowloom.format;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.snapshot.Snapshot;
+import io.github.qcowloom.testing.FuzzInputs;
 import java.io.IOException;
-import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
@@ -23,16 +21,13 @@ import org.junit.jupiter.api.BeforeAll;
  */
 class FormatFuzzTest {
     @BeforeAll
-    static void seeds() throws IOException, URISyntaxException {
-        Path classes = Path.of(FormatFuzzTest.class.getProtectionDomain().getCodeSource().getLocation().toURI())
-                .resolve(FormatFuzzTest.class.getPackageName().replace('.', '/')).resolve("FormatFuzzTestInputs");
-        Path snapshots = Files.createDirectories(classes.resolve("snapshotTable"));
-        Files.write(snapshots.resolve("seed-two-snapshots"), withCount(2, SnapshotTable.encode(List.of(
-                snapshot("1", "first", new byte[16]), snapshot("2", "second with a longer name", new byte[24])))));
-        Files.write(snapshots.resolve("seed-v2-no-extra-repair"), withCount(0x80000001,
+    static void seeds() throws IOException {
+        FuzzInputs.seed(FormatFuzzTest.class, "snapshotTable", "two-snapshots", withCount(2, SnapshotTable.encode(
+                List.of(snapshot("1", "first", new byte[16]), snapshot("2", "second with a longer name",
+                        new byte[24])))));
+        FuzzInputs.seed(FormatFuzzTest.class, "snapshotTable", "v2-no-extra-repair", withCount(0x80000001,
                 SnapshotTable.encode(List.of(snapshot("7", "v2", new byte[0])))));
-        Path bitmaps = Files.createDirectories(classes.resolve("bitmapDirectory"));
-        Files.write(bitmaps.resolve("seed-two-bitmaps"), withCount(2, concat(
+        FuzzInputs.seed(FormatFuzzTest.class, "bitmapDirectory", "two-bitmaps", withCount(2, concat(
                 bitmapEntry(0x50000, 4, 2, 16, "dirty", new byte[0]),
                 bitmapEntry(0x60000, 1, 0, 20, "with extra data", new byte[12]))));
     }
@@ -73,6 +68,9 @@ class FormatFuzzTest {
         BitmapDirectory d = BitmapDirectory.parse(dir, count);
         if (d.entries().size() > dir.length / BitmapDirectory.ENTRY_FIXED_BYTES) {
             throw new AssertionError(d.entries().size() + " entries from a " + dir.length + "-byte directory");
+        }
+        if (d.error() == null && d.entries().size() != count) {
+            throw new AssertionError(d.entries().size() + " entries of " + count + " without an error");
         }
     }
 

@@ -1,9 +1,9 @@
 package io.github.qcowloom.fuzz;
 
+import io.github.qcowloom.testing.FuzzInputs;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -128,11 +128,8 @@ final class SeedImages {
         LOCK.lock();
         try {
             List<Path> seeds = make();
-            Path classes = Path.of(target.getProtectionDomain().getCodeSource().getLocation().toURI());
             for (String m : methods) {
-                Path dir = classes.resolve(target.getPackageName().replace('.', '/'))
-                        .resolve(target.getSimpleName() + "Inputs").resolve(m);
-                Files.createDirectories(dir);
+                Path dir = FuzzInputs.directory(target, m);
                 for (Path seed : seeds) {
                     Path to = dir.resolve("seed-" + seed.getFileName());
                     if (!Files.exists(to)) {
@@ -143,8 +140,6 @@ final class SeedImages {
             return seeds.size();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
         } finally {
             LOCK.unlock();
         }

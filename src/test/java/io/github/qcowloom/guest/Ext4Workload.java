@@ -15,15 +15,10 @@ final class Ext4Workload {
     }
 
     /**
-     * Formats the disk, writes {@code files} files of 1 KiB to 2 MiB of random data and one of 8 MiB, rewrites
-     * 256 KiB in the middle of that one, deletes a file and trims the free space (NBD TRIM reaches the image),
-     * syncs and reports every file; then unmounts, drops the caches, runs {@code e2fsck -fn} (mark
-     * {@code fsck clean}) and reads every file back against its checksum (mark {@code verified N}).
-     */
-    /**
-     * Writes and reads back 8 MiB with O_DIRECT in 4 MiB blocks: the user buffer's pages are scattered, so the
-     * kernel sends requests of max_segments pages each, the longest descriptor chains a Linux driver makes
-     * (seg_max + 2 buffers behind one indirect descriptor). Marks {@code segments} and {@code direct}.
+     * Writes and reads back 8 MiB with O_DIRECT in 4 MiB blocks: the user buffer's pages are mostly scattered, so
+     * the kernel sends requests of up to max_segments pages each, the longest descriptor chains a Linux driver
+     * makes (seg_max + 2 buffers behind one indirect descriptor). Marks {@code segments} (the kernel's max_segments)
+     * and {@code direct}.
      */
     static final String DIRECT_WRITE_READ = """
             mark segments $(cat /sys/block/vda/queue/max_segments)
@@ -35,6 +30,12 @@ final class Ext4Workload {
             rm /tmp/direct /tmp/back
             """;
 
+    /**
+     * Formats the disk, writes {@code files} files of 1 KiB to 2 MiB of random data and one of 8 MiB, rewrites
+     * 256 KiB in the middle of that one, deletes a file and trims the free space (NBD TRIM reaches the image),
+     * syncs and reports every file; then unmounts, drops the caches, runs {@code e2fsck -fn} (mark
+     * {@code fsck clean}) and reads every file back against its checksum (mark {@code verified N}).
+     */
     static String formatWriteVerify(int files) {
         return """
                 wait_for_device /dev/vda

@@ -97,7 +97,7 @@ final class ServeProcess implements AutoCloseable {
     GuestResult boot(GuestRun guest) throws Exception {
         try {
             return guest.run().requireSuccess();
-        } catch (AssertionError e) {
+        } catch (Exception | AssertionError e) {
             throw new AssertionError(e.getMessage() + "\n--- serve stderr ---\n" + log(), e);
         }
     }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.qcowloom.testing.Qemu;
+import io.github.qcowloom.virtio.VirtioBlkConfig;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -42,6 +43,8 @@ class VhostUserGuestTest {
             serve.stop();
         }
         assertEquals(List.of("same"), r.values("direct"), "8 MiB written and read back with O_DIRECT");
+        assertEquals(List.of(Integer.toString(VirtioBlkConfig.defaults().segMax())), r.values("segments"),
+                "the guest's max_segments: seg_max, so requests of 128 buffers can come");
         Map<String, String> written = Ext4Workload.checksums(r.values("file"));
         assertEquals(List.of(Integer.toString(queues)), r.values("queues"), "request queues of /dev/vda");
         assertEquals(List.of("clean"), r.values("fsck"), r.tail(40));

@@ -3,22 +3,20 @@ package io.github.qcowloom.nbd;
 import static io.github.qcowloom.nbd.Protocol.*;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.testing.FuzzInputs;
 import java.io.ByteArrayOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Proxy;
-import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.AbstractExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -30,11 +28,12 @@ import org.junit.jupiter.api.BeforeAll;
  * the JDK's), against a small qcow2 image in memory. The replies go nowhere.
  *
  * <p>A run may end in a {@link ProtocolViolation} (the server drops the client) or at the end of the bytes
- * ({@link EOFException}); any other exception out of the server, or any unchecked exception out of the image
- * under a request (the server must refuse bad ranges before the image sees them), is a finding. Requests run
- * inline, one after the other, so a run replays exactly. The seeds are sessions as real clients open them
- * (EXPORT_NAME; structured replies, base:allocation and GO; LIST, INFO, ABORT) followed by one request of each
- * type; {@code ./mvnw test -Pfuzz -Dfuzz.class=NbdFuzzTest -Dfuzz.target=clientBytes} fuzzes them.
+ * ({@link EOFException}); any other exception out of the server, or any unchecked exception a request ends in
+ * (which the server answers with an error and reports as a defect: it checks ranges before the image sees them),
+ * is a finding. Requests run inline, one after the other, so a run replays exactly. The seeds are sessions as
+ * real clients open them (EXPORT_NAME; structured replies, base:allocation and GO, each followed by one request
+ * of each type; LIST, INFO, STARTTLS, ABORT); {@code ./mvnw test -Pfuzz -Dfuzz.class=NbdFuzzTest
+ * -Dfuzz.target=clientBytes} fuzzes them.
  */
 class NbdFuzzTest {
     private static final long DISK_BYTES = 1 << 20;
@@ -45,7 +44,7 @@ class NbdFuzzTest {
     private static final PayloadBuffers BUFFERS = new PayloadBuffers();
 
     @BeforeAll
-    static void setUp() throws IOException, URISyntaxException {
+    static void setUp() throws IOException {
         Path tmp = Files.createTempFile("nbd-fuzz", ".qcow2");
         try {
             Files.delete(tmp);
@@ -54,55 +53,30 @@ class NbdFuzzTest {
         } finally {
             Files.deleteIfExists(tmp);
         }
-        Path dir = Path.of(NbdFuzzTest.class.getProtectionDomain().getCodeSource().getLocation().toURI())
-                .resolve(NbdFuzzTest.class.getPackageName().replace('.', '/')).resolve("NbdFuzzTestInputs")
-                .resolve("clientBytes");
-        Files.createDirectories(dir);
         for (Seed s : seeds()) {
-            Files.write(dir.resolve("seed-" + s.name()), s.bytes());
+            FuzzInputs.seed(NbdFuzzTest.class, "clientBytes", s.name(), s.bytes());
         }
     }
 
     @FuzzTest
-    void clientBytes(byte[] data) throws Throwable {
+    void clientBytes(byte[] data) throws IOException {
         try (Qcow2Image image = Qcow2Image.open(new MemoryStorage(emptyImage, 64L << 20, false), null,
                 READ_WRITE)) {
-            Watched watched = new Watched(image);
-            Export export = new Export("fuzz", watched.device, false);
+            Export export = new Export("fuzz", image, false);
             ByteStream ch = new ClientBytes(data);
+            List<RuntimeException> defects = new ArrayList<>();
             try {
-                Handshake handshake = new Handshake(ch, export);
-                Session session = handshake.run();
+                Session session = new Handshake(ch, export).run();
                 if (session != null) {
-                    new Transmission(ch, export, session, new Inline(), new ByteBudget(64L << 20),
-                            BUFFERS).run();
+                    new Transmission(ch, export, session, new Inline(), new ByteBudget(64L << 20), BUFFERS,
+                            defects::add).run();
                 }
             } catch (ProtocolViolation | EOFException e) {
                 // The server dropped the client, or the client's bytes ended: both are how a session may end.
             }
-            if (watched.defect != null) {
-                throw watched.defect;
+            if (!defects.isEmpty()) {
+                throw defects.get(0);
             }
-        }
-    }
-
-    /** The device with every unchecked exception out of it kept: the server passed it something it must not. */
-    private static final class Watched {
-        final BlockDevice device;
-        RuntimeException defect;
-
-        Watched(BlockDevice image) {
-            device = (BlockDevice) Proxy.newProxyInstance(BlockDevice.class.getClassLoader(),
-                    new Class<?>[] {BlockDevice.class}, (proxy, method, args) -> {
-                        try {
-                            return method.invoke(image, args);
-                        } catch (InvocationTargetException e) {
-                            if (e.getCause() instanceof RuntimeException r && defect == null) {
-                                defect = r;
-                            }
-                            throw e.getCause();
-                        }
-                    });
         }
     }
 

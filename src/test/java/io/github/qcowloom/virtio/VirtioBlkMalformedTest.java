@@ -152,6 +152,37 @@ class VirtioBlkMalformedTest {
         assertTrue(resets.get(0).contains("at most " + (segMax + 2)), resets.get(0));
     }
 
+    /** One direct buffer before a full indirect table: seg_max + 3 buffers, one more than a chain may have. */
+    @Test
+    void aDirectBufferBeforeAFullIndirectTableBreaksTheDevice() throws IOException {
+        start();
+        int max = VirtioBlkConfig.defaults().segMax() + 2;
+        long table = driver.alloc(16 * max);
+        for (int i = 0; i < max; i++) {
+            driver.writeRaw(table + 16L * i, driver.writable(512).address(), 512,
+                    RingDriver.DESC_F_WRITE | (i + 1 < max ? RingDriver.DESC_F_NEXT : 0), i + 1);
+        }
+        driver.writeRaw(driver.desc, driver.readable(RingDriver.header(VirtioBlk.T_IN, 0)).address(), 16,
+                RingDriver.DESC_F_NEXT, 1);
+        driver.writeRaw(driver.desc + 16, table, 16 * max, RingDriver.DESC_F_INDIRECT, 0);
+        driver.publish(0);
+        assertBrokenAfterKick();
+        assertTrue(resets.get(0).contains("longer than " + max + " buffers"), resets.get(0));
+    }
+
+    @Test
+    void aLoopInsideAnIndirectTableBreaksTheDevice() throws IOException {
+        start();
+        long table = driver.alloc(32);
+        driver.writeRaw(table, driver.writable(16).address(), 16, RingDriver.DESC_F_WRITE | RingDriver.DESC_F_NEXT, 1);
+        driver.writeRaw(table + 16, driver.writable(16).address(), 16,
+                RingDriver.DESC_F_WRITE | RingDriver.DESC_F_NEXT, 0);
+        driver.writeRaw(driver.desc, table, 32, RingDriver.DESC_F_INDIRECT, 0);
+        driver.publish(0);
+        assertBrokenAfterKick();
+        assertTrue(resets.get(0).contains("longer than"), resets.get(0));
+    }
+
     @Test
     void aNextIndexOutOfTheTableBreaksTheDevice() throws IOException {
         start();
