@@ -23,6 +23,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Supplier;
 
 /**
  * The reference recount: counts each host cluster's references by walking every table (QEMU's calculate_refcounts).
@@ -48,7 +49,12 @@ public final class ReferenceCount {
     private final ClusterCounts counts;
     /** Clusters counted so far: the file's clusters, plus one if a reference overhangs the end. */
     private int clusters;
+    /**
+     * The walk's messages, the first {@link #MAX_PROBLEM_LINES} of them: a small image can repeat one broken table
+     * under 65536 snapshots and so ask for millions of lines (qemu-img prints them all). The count stays exact.
+     */
     private final List<String> problems = new ArrayList<>();
+    private long problemsNotKept;
     private int corruptions;
     private boolean refblocksBroken;
     /** Clusters counted as the refcount structures themselves (reftable, sound refblocks): free after a rebuild. */
@@ -157,9 +163,20 @@ public final class ReferenceCount {
         }
     }
 
-    /** What the walk found corrupt, in QEMU's words, one entry per corruption. */
+    /** Most lines the walk keeps; a last line says how many more there were. */
+    public static final int MAX_PROBLEM_LINES = 10_000;
+
+    /**
+     * What the walk found corrupt, in QEMU's words, one entry per corruption: at most {@link #MAX_PROBLEM_LINES},
+     * then one line counting the rest.
+     */
     public List<String> problems() {
-        return List.copyOf(problems);
+        if (problemsNotKept == 0) {
+            return List.copyOf(problems);
+        }
+        List<String> out = new ArrayList<>(problems);
+        out.add("... and " + problemsNotKept + " more errors like these, not shown");
+        return List.copyOf(out);
     }
 
     /** Corruptions the walk found (QEMU's res->corruptions after calculate_refcounts). */
@@ -240,17 +257,17 @@ public final class ReferenceCount {
         checkL1(file, header.l1TableOffset(), header.l1Size(), activeL1, true);
 
         if (header.hasDataFile() && !snapshots.isEmpty()) {
-            corruption("ERROR " + snapshots.size() + " snapshots in image with data file");
+            corruption(() -> "ERROR " + snapshots.size() + " snapshots in image with data file");
         }
         for (Snapshot sn : snapshots) {
             if ((sn.l1TableOffset() & (clusterSize - 1)) != 0) {
-                corruption("ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_offset=0x"
+                corruption(() -> "ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_offset=0x"
                         + Long.toHexString(sn.l1TableOffset())
                         + ": L1 table is not cluster aligned; snapshot table entry corrupted");
                 continue;
             }
             if (Integer.toUnsignedLong(sn.l1Size()) > Limits.MAX_L1_BYTES / 8) {
-                corruption("ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_size=0x"
+                corruption(() -> "ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_size=0x"
                         + Integer.toHexString(sn.l1Size()) + ": L1 table is too large; snapshot table entry corrupted");
                 continue;
             }
@@ -283,12 +300,12 @@ public final class ReferenceCount {
                 continue;
             }
             if ((e & L1Entry.RESERVED_MASK) != 0) {
-                corruption("ERROR found L1 entry with reserved bits set: " + Long.toHexString(e));
+                corruption(() -> "ERROR found L1 entry with reserved bits set: " + Long.toHexString(e));
             }
             long l2Offset = L1Entry.l2Offset(e);
             add(l2Offset, clusterSize);
             if ((l2Offset & (clusterSize - 1)) != 0) {
-                corruption("ERROR l2_offset=" + Long.toHexString(l2Offset)
+                corruption(() -> "ERROR l2_offset=" + Long.toHexString(l2Offset)
                         + ": Table is not cluster aligned; L1 entry corrupted");
             }
             if (l2Offset >= fileLength) {
@@ -311,20 +328,20 @@ public final class ReferenceCount {
             long bitmap = extended ? Bytes.getLong(l2, pos + 8) : 0;
             ClusterType type = L2Entry.type(entry, extended, dataFile);
             if (type != ClusterType.COMPRESSED && (entry & L2Entry.RESERVED_MASK) != 0) {
-                corruption("ERROR found l2 entry with reserved bits set: " + Long.toHexString(entry));
+                corruption(() -> "ERROR found l2 entry with reserved bits set: " + Long.toHexString(entry));
             }
             switch (type) {
                 case COMPRESSED -> checkCompressed(entry, bitmap, pos / entrySize);
                 case NORMAL, ZERO_ALLOC -> {
                     long offset = L2Entry.hostOffset(entry);
                     if (((bitmap >>> 32) & bitmap) != 0) {
-                        corruption("ERROR offset=" + Long.toHexString(offset)
+                        corruption(() -> "ERROR offset=" + Long.toHexString(offset)
                                 + ": Allocated cluster has corrupted subcluster allocation bitmap");
                     }
                     if ((offset & (clusterSize - 1)) != 0) {
                         boolean data = extended ? (bitmap & L2Entry.BITMAP_ALLOC_MASK) != 0
                                 : (entry & L2Entry.ZERO) == 0;
-                        corruption("ERROR offset=" + Long.toHexString(offset) + (data
+                        corruption(() -> "ERROR offset=" + Long.toHexString(offset) + (data
                                 ? ": Data cluster is not properly aligned; L2 entry corrupted."
                                 : ": Preallocated cluster is not properly aligned; L2 entry corrupted."));
                     }
@@ -344,7 +361,7 @@ public final class ReferenceCount {
                 }
                 case UNALLOCATED -> {
                     if ((bitmap & L2Entry.BITMAP_ALLOC_MASK) != 0) {
-                        corruption("ERROR: Unallocated cluster has non-zero subcluster allocation map");
+                        corruption(() -> "ERROR: Unallocated cluster has non-zero subcluster allocation map");
                     }
                 }
                 // ZERO_PLAIN cannot occur with subclusters, so there is no bitmap to check.
@@ -358,15 +375,16 @@ public final class ReferenceCount {
     private void checkCompressed(long entry, long bitmap, int index) throws ImageTooLargeException {
         if (L2Entry.copied(entry)) {
             CompressedDescriptor d = CompressedDescriptor.decode(entry, clusterBits);
-            corruption("ERROR: coffset=0x" + Long.toHexString(d.hostOffset())
+            corruption(() -> "ERROR: coffset=0x" + Long.toHexString(d.hostOffset())
                     + ": copied flag must never be set for compressed clusters");
         }
         if (header.hasDataFile()) {
-            corruption("ERROR compressed cluster " + index + " with data file, entry=0x" + Long.toHexString(entry));
+            corruption(() -> "ERROR compressed cluster " + index + " with data file, entry=0x"
+                    + Long.toHexString(entry));
             return;
         }
         if (bitmap != 0) {
-            corruption("ERROR compressed cluster " + index
+            corruption(() -> "ERROR compressed cluster " + index
                     + " with non-zero subcluster allocation bitmap, entry=0x" + Long.toHexString(entry));
             return;
         }
@@ -395,7 +413,7 @@ public final class ReferenceCount {
         // Compared without a sum that could overflow: the offset is a u64 from the file.
         if (dirSize < 0 || dirSize > Limits.MAX_BITMAP_DIRECTORY_BYTES || dirOffset < 0
                 || dirOffset > fileLength - dirSize) {
-            corruption("ERROR bitmap directory at 0x" + Long.toHexString(dirOffset) + " (" + dirSize
+            corruption(() -> "ERROR bitmap directory at 0x" + Long.toHexString(dirOffset) + " (" + dirSize
                     + " bytes) cannot be loaded");
             return;
         }
@@ -408,7 +426,7 @@ public final class ReferenceCount {
             add(tableOffset, tableSize * 8);
             if ((tableOffset & (clusterSize - 1)) != 0 || tableOffset < 0
                     || tableOffset > fileLength - tableSize * 8) {
-                corruption("ERROR bitmap table at 0x" + Long.toHexString(tableOffset) + " cannot be loaded");
+                corruption(() -> "ERROR bitmap table at 0x" + Long.toHexString(tableOffset) + " cannot be loaded");
                 continue;
             }
             long[] table = readTable(file, tableOffset, tableSize);
@@ -416,7 +434,7 @@ public final class ReferenceCount {
                 long offset = e & BME_OFFSET_MASK;
                 if ((e & BME_RESERVED_MASK) != 0 || (offset & (clusterSize - 1)) != 0
                         || (offset != 0 && (e & BME_ALL_ONES) != 0)) {
-                    corruption("ERROR bitmap table entry 0x" + Long.toHexString(e) + " is invalid");
+                    corruption(() -> "ERROR bitmap table entry 0x" + Long.toHexString(e) + " is invalid");
                     continue;
                 }
                 if (offset != 0) {
@@ -425,30 +443,33 @@ public final class ReferenceCount {
             }
         }
         if (directory.error() != null) {
-            corruption(directory.error());
+            corruption(() -> directory.error());
         }
     }
 
     /** QEMU's check_refblocks: counts every refblock; an unusable entry means the structures need a rebuild. */
     private void checkRefblocks() throws ImageTooLargeException {
-        for (int i = 0; i < reftable.length; i++) {
+        for (int index = 0; index < reftable.length; index++) {
+            int i = index;
             long e = reftable[i];
             long offset = ReftableEntry.refblockOffset(e);
             long cluster = offset >>> clusterBits;
             if ((e & ReftableEntry.RESERVED_MASK) != 0) {
-                corruption("ERROR refcount table entry " + i + " has reserved bits set");
+                corruption(() -> "ERROR refcount table entry " + i + " has reserved bits set");
                 refblocksBroken = true;
             } else if ((offset & (clusterSize - 1)) != 0) {
-                corruption("ERROR refcount block " + i + " is not cluster aligned; refcount table entry corrupted");
+                corruption(() -> "ERROR refcount block " + i
+                        + " is not cluster aligned; refcount table entry corrupted");
                 refblocksBroken = true;
             } else if (cluster >= clusters) {
-                corruption("ERROR refcount block " + i + " is outside image");
+                corruption(() -> "ERROR refcount block " + i + " is outside image");
                 refblocksBroken = true;
             } else if (offset != 0) {
                 add(offset, clusterSize);
                 refcountStructure.add(cluster);
-                if (counts.get(cluster) != 1) {
-                    corruption("ERROR refcount block " + i + " refcount=" + counts.get(cluster));
+                long refcount = counts.get(cluster);
+                if (refcount != 1) {
+                    corruption(() -> "ERROR refcount block " + i + " refcount=" + refcount);
                     refblocksBroken = true;
                 }
             }
@@ -466,8 +487,8 @@ public final class ReferenceCount {
         }
         // offset + size - fileLength >= clusterSize, without the sum that a u64 offset from the file overflows.
         if (offset < 0 || size >= fileLength + clusterSize - offset) {
-            corruption("ERROR: counting reference for region exceeding the end of the file by one cluster or more:"
-                    + " offset 0x" + Long.toHexString(offset) + " size 0x" + Long.toHexString(size));
+            corruption(() -> "ERROR: counting reference for region exceeding the end of the file by one cluster or"
+                    + " more: offset 0x" + Long.toHexString(offset) + " size 0x" + Long.toHexString(size));
             return;
         }
         long first = offset >>> clusterBits;
@@ -476,7 +497,8 @@ public final class ReferenceCount {
             // The range ends less than a cluster past EOF, so c is at most the slot past the file's clusters.
             clusters = Math.max(clusters, (int) c + 1);
             if (!counts.increment(c)) {
-                corruption("ERROR: overflow cluster offset=0x" + Long.toHexString(c << clusterBits));
+                long at = c << clusterBits;
+                corruption(() -> "ERROR: overflow cluster offset=0x" + Long.toHexString(at));
             }
         }
     }
@@ -507,8 +529,13 @@ public final class ReferenceCount {
         return table;
     }
 
-    private void corruption(String message) {
-        problems.add(message);
+    /** Counts a corruption; its message is made only if it will be kept. */
+    private void corruption(Supplier<String> message) {
+        if (problems.size() < MAX_PROBLEM_LINES) {
+            problems.add(message.get());
+        } else {
+            problemsNotKept++;
+        }
         corruptions++;
     }
 }
