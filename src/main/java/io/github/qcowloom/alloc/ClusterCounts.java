@@ -59,6 +59,14 @@ final class ClusterCounts {
 
     /** Adds one reference to {@code cluster}; false, changing nothing, if the count is at the maximum already. */
     boolean increment(long cluster) throws ImageTooLargeException {
+        return incrementBy(cluster, 1) == 0;
+    }
+
+    /**
+     * Adds {@code n} references to {@code cluster}, as many single increments would: the count stops at the
+     * maximum. Returns how many of them found it there (each an overflow to report).
+     */
+    long incrementBy(long cluster, long n) throws ImageTooLargeException {
         int p = (int) (cluster >>> PAGE_BITS);
         char[] page = pages[p];
         if (page == null) {
@@ -68,19 +76,21 @@ final class ClusterCounts {
         }
         int i = (int) (cluster & (PAGE_CLUSTERS - 1));
         long count = page[i] == WIDE && max > WIDE ? wide.get(cluster) : page[i];
-        if (count == max) {
-            return false;
+        long added = Math.min(n, max - count);
+        if (added == 0) {
+            return n;
         }
-        if (count + 1 >= WIDE && max > WIDE) {
+        long now = count + added;
+        if (now >= WIDE && max > WIDE) {
             if (page[i] != WIDE) {
                 charge(WIDE_ENTRY_BYTES);
                 page[i] = WIDE;
             }
-            wide.put(cluster, count + 1);
+            wide.put(cluster, now);
         } else {
-            page[i] = (char) (count + 1);
+            page[i] = (char) now;
         }
-        return true;
+        return n - added;
     }
 
     /**

@@ -21,7 +21,9 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.Supplier;
 
@@ -54,8 +56,15 @@ public final class ReferenceCount {
      * under 65536 snapshots and so ask for millions of lines (qemu-img prints them all). The count stays exact.
      */
     private final List<String> problems = new ArrayList<>();
+    /** At most this many lines kept: {@link #MAX_PROBLEM_LINES}. */
+    private final int keptLines;
     private long problemsNotKept;
-    private int corruptions;
+    private long corruptions;
+    /**
+     * How many walks one walk stands for: 1, except for snapshot trees walked once for every snapshot that shares
+     * them once no more lines are kept (see {@link #walkSnapshots}).
+     */
+    private long weight = 1;
     private boolean refblocksBroken;
     /** Clusters counted as the refcount structures themselves (reftable, sound refblocks): free after a rebuild. */
     private final java.util.List<Long> refcountStructure = new java.util.ArrayList<>();
@@ -65,7 +74,9 @@ public final class ReferenceCount {
     private long[] activeData = new long[64];
     private int activeDataCount;
 
-    private ReferenceCount(Header header, long fileLength, long memoryBound) throws ImageTooLargeException {
+    private ReferenceCount(Header header, long fileLength, long memoryBound, int keptLines)
+            throws ImageTooLargeException {
+        this.keptLines = keptLines;
         this.header = header;
         this.fileLength = fileLength;
         this.clusterBits = header.clusterBits();
@@ -112,7 +123,13 @@ public final class ReferenceCount {
      */
     public static ReferenceCount compute(Storage file, Header header, List<Snapshot> snapshots,
             long snapshotTableSize, long memoryBound) throws IOException {
-        ReferenceCount rc = new ReferenceCount(header, file.size(), memoryBound);
+        return compute(file, header, snapshots, snapshotTableSize, memoryBound, MAX_PROBLEM_LINES);
+    }
+
+    /** As above, keeping at most {@code keptLines} lines (tests vary it to compare grouped and plain walks). */
+    static ReferenceCount compute(Storage file, Header header, List<Snapshot> snapshots, long snapshotTableSize,
+            long memoryBound, int keptLines) throws IOException {
+        ReferenceCount rc = new ReferenceCount(header, file.size(), memoryBound, keptLines);
         rc.walk(file, snapshots, snapshotTableSize);
         return rc;
     }
@@ -179,9 +196,9 @@ public final class ReferenceCount {
         return List.copyOf(out);
     }
 
-    /** Corruptions the walk found (QEMU's res->corruptions after calculate_refcounts). */
+    /** Corruptions the walk found (QEMU's res->corruptions after calculate_refcounts), at most Integer.MAX_VALUE. */
     public int corruptions() {
-        return corruptions;
+        return (int) Math.min(corruptions, Integer.MAX_VALUE);
     }
 
     /**
@@ -259,20 +276,7 @@ public final class ReferenceCount {
         if (header.hasDataFile() && !snapshots.isEmpty()) {
             corruption(() -> "ERROR " + snapshots.size() + " snapshots in image with data file");
         }
-        for (Snapshot sn : snapshots) {
-            if ((sn.l1TableOffset() & (clusterSize - 1)) != 0) {
-                corruption(() -> "ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_offset=0x"
-                        + Long.toHexString(sn.l1TableOffset())
-                        + ": L1 table is not cluster aligned; snapshot table entry corrupted");
-                continue;
-            }
-            if (Integer.toUnsignedLong(sn.l1Size()) > Limits.MAX_L1_BYTES / 8) {
-                corruption(() -> "ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_size=0x"
-                        + Integer.toHexString(sn.l1Size()) + ": L1 table is too large; snapshot table entry corrupted");
-                continue;
-            }
-            checkL1(file, sn.l1TableOffset(), sn.l1Size(), readTable(file, sn.l1TableOffset(), sn.l1Size()), false);
-        }
+        walkSnapshots(file, snapshots);
         add(header.snapshotsOffset(), snapshotTableSize);
 
         add(header.refcountTableOffset(), (long) header.refcountTableClusters() << clusterBits);
@@ -283,6 +287,44 @@ public final class ReferenceCount {
                 (int) (((long) header.refcountTableClusters() << clusterBits) / 8));
         countBitmaps(file);
         checkRefblocks();
+    }
+
+    /**
+     * Each snapshot's tree, as QEMU walks them, in order. Once no more lines are kept, the rest are grouped by L1
+     * table: a corrupt image can point 65536 snapshots at one tree, and walking it once for all of them, each
+     * reference and each corruption counted that many times, gives the same counts (refcounts only add up, and
+     * saturate at the maximum) in the time of one walk.
+     */
+    private void walkSnapshots(Storage file, List<Snapshot> snapshots) throws IOException {
+        Map<SnapshotTree, Long> rest = new LinkedHashMap<>();
+        for (Snapshot sn : snapshots) {
+            if ((sn.l1TableOffset() & (clusterSize - 1)) != 0) {
+                corruption(() -> "ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_offset=0x"
+                        + Long.toHexString(sn.l1TableOffset())
+                        + ": L1 table is not cluster aligned; snapshot table entry corrupted");
+            } else if (Integer.toUnsignedLong(sn.l1Size()) > Limits.MAX_L1_BYTES / 8) {
+                corruption(() -> "ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_size=0x"
+                        + Integer.toHexString(sn.l1Size()) + ": L1 table is too large; snapshot table entry corrupted");
+            } else if (problems.size() < keptLines) {
+                checkL1(file, sn.l1TableOffset(), sn.l1Size(), readTable(file, sn.l1TableOffset(), sn.l1Size()),
+                        false);
+            } else {
+                rest.merge(new SnapshotTree(sn.l1TableOffset(), sn.l1Size()), 1L, Long::sum);
+            }
+        }
+        for (Map.Entry<SnapshotTree, Long> tree : rest.entrySet()) {
+            SnapshotTree t = tree.getKey();
+            weight = tree.getValue();
+            try {
+                checkL1(file, t.l1Offset(), t.l1Size(), readTable(file, t.l1Offset(), t.l1Size()), false);
+            } finally {
+                weight = 1;
+            }
+        }
+    }
+
+    /** A snapshot's L1 table: where it is and its entries. */
+    private record SnapshotTree(long l1Offset, int l1Size) {
     }
 
     /**
@@ -496,9 +538,10 @@ public final class ReferenceCount {
         for (long c = first; c <= last; c++) {
             // The range ends less than a cluster past EOF, so c is at most the slot past the file's clusters.
             clusters = Math.max(clusters, (int) c + 1);
-            if (!counts.increment(c)) {
+            long overflows = counts.incrementBy(c, weight);
+            if (overflows > 0) {
                 long at = c << clusterBits;
-                corruption(() -> "ERROR: overflow cluster offset=0x" + Long.toHexString(at));
+                corruptions(overflows, () -> "ERROR: overflow cluster offset=0x" + Long.toHexString(at));
             }
         }
     }
@@ -529,13 +572,21 @@ public final class ReferenceCount {
         return table;
     }
 
-    /** Counts a corruption; its message is made only if it will be kept. */
+    /** Counts a corruption, as many times as the walk's weight; its message is made only if it will be kept. */
     private void corruption(Supplier<String> message) {
-        if (problems.size() < MAX_PROBLEM_LINES) {
-            problems.add(message.get());
-        } else {
-            problemsNotKept++;
+        corruptions(weight, message);
+    }
+
+    /** Counts {@code n} corruptions alike; the message is made only if a line of it will be kept. */
+    private void corruptions(long n, Supplier<String> message) {
+        corruptions += n;
+        long left = n;
+        if (problems.size() < keptLines) {
+            String line = message.get();
+            for (; left > 0 && problems.size() < keptLines; left--) {
+                problems.add(line);
+            }
         }
-        corruptions++;
+        problemsNotKept += left;
     }
 }
