@@ -305,6 +305,8 @@ public final class ReferenceCount {
             } else if (Integer.toUnsignedLong(sn.l1Size()) > Limits.MAX_L1_BYTES / 8) {
                 corruption(() -> "ERROR snapshot " + sn.id() + " (" + sn.name() + ") l1_size=0x"
                         + Integer.toHexString(sn.l1Size()) + ": L1 table is too large; snapshot table entry corrupted");
+            } else if (sn.l1Size() == 0) {
+                continue; // an empty tree counts nothing, not even its table
             } else if (problems.size() < keptLines) {
                 checkL1(file, sn.l1TableOffset(), sn.l1Size(), readTable(file, sn.l1TableOffset(), sn.l1Size()),
                         false);

@@ -86,7 +86,7 @@ final class SnapshotTableCheck {
         // v3 entries need the 64-bit vm-state size and the disk size: 16 bytes of extra data.
         if (header.version() >= 3) {
             for (int i = 0; i < table.snapshots().size(); i++) {
-                if (table.snapshots().get(i).extraData().length < 16) {
+                if (table.snapshots().get(i).extraDataLength() < 16) {
                     corruptions++;
                     lines.add((repair ? "Repairing" : "ERROR") + " snapshot table entry " + i + " is incomplete");
                 }

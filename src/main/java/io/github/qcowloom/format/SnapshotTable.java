@@ -118,7 +118,7 @@ public final class SnapshotTable {
         long len = 0;
         for (Snapshot s : snapshots) {
             len = Bytes.alignUp(len, 8);
-            len += FIXED_ENTRY_SIZE + s.extraData().length + utf8(s.id()).length + utf8(s.name()).length;
+            len += FIXED_ENTRY_SIZE + s.extraDataLength() + utf8(s.id()).length + utf8(s.name()).length;
         }
         return Bytes.alignUp(len, 8);
     }

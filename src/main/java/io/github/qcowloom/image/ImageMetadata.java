@@ -27,8 +27,8 @@ public final class ImageMetadata {
     /** Reads the snapshot table the header names (validated against QEMU's limits and the file length). */
     public static List<Snapshot> readSnapshots(Storage storage, Header header) throws IOException {
         return header.nbSnapshots() == 0 ? List.of()
-                : SnapshotTable.parse((off, len) -> readBytes(storage, off, len), header.snapshotsOffset(),
-                        header.nbSnapshots(), storage.size());
+                : SnapshotTable.parse(new ReadAheadReader(storage), header.snapshotsOffset(), header.nbSnapshots(),
+                        storage.size());
     }
 
     /**
@@ -38,8 +38,7 @@ public final class ImageMetadata {
      */
     public static SnapshotTable.Contents readSnapshotsForCheck(Storage storage, long offset, int count,
             boolean repair) throws IOException {
-        return SnapshotTable.read((off, len) -> readBytes(storage, off, len), offset, count, Long.MAX_VALUE,
-                repair);
+        return SnapshotTable.read(new ReadAheadReader(storage), offset, count, Long.MAX_VALUE, repair);
     }
 
     private static byte[] readCluster0(Storage storage) throws IOException {

@@ -39,6 +39,11 @@ public record Snapshot(
         return extraData.length >= 16 ? Bytes.getLong(extraData, 8) : -1;
     }
 
+    /** Bytes of extra data, without copying them. */
+    public int extraDataLength() {
+        return extraData.length;
+    }
+
     /** Instruction count at snapshot time, or -1 when not recorded (QEMU stores -1 when icount is off). */
     public long icount() {
         return extraData.length >= 24 ? Bytes.getLong(extraData, 16) : -1;
