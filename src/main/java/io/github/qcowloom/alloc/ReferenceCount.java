@@ -56,13 +56,14 @@ public final class ReferenceCount {
      * under 65536 snapshots and so ask for millions of lines (qemu-img prints them all). The count stays exact.
      */
     private final List<String> problems = new ArrayList<>();
-    /** At most this many lines kept: {@link #MAX_PROBLEM_LINES}. */
+    /** At most this many lines kept: {@link #MAX_PROBLEM_LINES} but in tests. */
     private final int keptLines;
     private long problemsNotKept;
     private long corruptions;
     /**
-     * How many walks one walk stands for: 1, except for snapshot trees walked once for every snapshot that shares
-     * them once no more lines are kept (see {@link #walkSnapshots}).
+     * How many walks the current one stands for: 1, except once no more lines are kept, when a snapshot tree shared
+     * by N snapshots, or a snapshot's L2 table named by N L1 entries, is walked once with weight N (see
+     * {@link #walkSnapshots} and {@link #checkL1}).
      */
     private long weight = 1;
     private boolean refblocksBroken;
