@@ -1,14 +1,15 @@
 package io.github.qcowloom.alloc;
 
+import io.github.qcowloom.api.MetadataCorruptionException;
+import io.github.qcowloom.api.Ticker;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
-import io.github.qcowloom.api.MetadataCorruptionException;
-import io.github.qcowloom.api.Ticker;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,7 +34,7 @@ public final class ClusterPool implements AutoCloseable {
     private final int baseLow;
     private final int baseHigh;
     private final int max;
-    private final ConcurrentLinkedQueue<Long> clusters = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<NewCluster> clusters = new ConcurrentLinkedQueue<>();
     private final AtomicInteger size = new AtomicInteger();
     private final Ticker ticker;
     private final Thread allocator;
@@ -75,22 +76,22 @@ public final class ClusterPool implements AutoCloseable {
     }
 
     /**
-     * A preallocated cluster's host offset, or -1 when the pool is empty (the caller allocates directly).
+     * A preallocated cluster, or none when the pool is empty (the caller allocates directly).
      *
      * @throws MetadataCorruptionException once the allocator found corrupt metadata: the request that wants a
      *     cluster fails with it, rather than searching the same broken refcounts again
      */
-    public long take() throws MetadataCorruptionException {
+    public Optional<NewCluster> take() throws MetadataCorruptionException {
         if (failure instanceof MetadataCorruptionException m) {
             throw new MetadataCorruptionException(m.getMessage(), m);
         }
         lastTake = ticker.nanoTime();
-        Long c = clusters.poll();
+        NewCluster c = clusters.poll();
         if (c != null) {
             if (size.decrementAndGet() < low && refillRequested.compareAndSet(false, true)) {
                 signal();
             }
-            return c;
+            return Optional.of(c);
         }
         // Demand outran the pool: double both thresholds (up to the cap) and refill.
         if (failure == null) {
@@ -99,7 +100,7 @@ public final class ClusterPool implements AutoCloseable {
             refillRequested.set(true);
             signal();
         }
-        return -1;
+        return Optional.empty();
     }
 
     public int size() {
@@ -191,7 +192,7 @@ public final class ClusterPool implements AutoCloseable {
         int mid = (low + high) / 2;
         if (n < low) {
             while (!closed && (n = size.get()) < mid) {
-                for (long c : source.allocate(Math.min(REFILL_BATCH, mid - n))) {
+                for (NewCluster c : source.allocate(Math.min(REFILL_BATCH, mid - n))) {
                     clusters.add(c);
                     size.incrementAndGet();
                 }
@@ -202,9 +203,9 @@ public final class ClusterPool implements AutoCloseable {
     }
 
     private void release(int count) throws IOException {
-        List<Long> taken = new ArrayList<>();
+        List<NewCluster> taken = new ArrayList<>();
         for (int i = 0; i < count; i++) {
-            Long c = clusters.poll();
+            NewCluster c = clusters.poll();
             if (c == null) {
                 break;
             }
@@ -212,7 +213,7 @@ public final class ClusterPool implements AutoCloseable {
             taken.add(c);
         }
         if (!taken.isEmpty()) {
-            source.release(taken.stream().mapToLong(Long::longValue).toArray());
+            source.release(taken);
         }
     }
 

@@ -47,7 +47,7 @@ public final class CompressedAllocator {
         }
         long offset = freeByteOffset;
         // A cluster whose refcount is saturated cannot take one more compressed cluster (refcount_bits=1: never).
-        if (offset != 0 && refcounts.get(offset >>> clusterBits) == refcounts.maxRefcount()) {
+        if (offset != 0 && refcounts.get(new HostCluster(offset >>> clusterBits)) == refcounts.maxRefcount()) {
             offset = 0;
         }
         long freeInCluster = clusterSize - (offset & (clusterSize - 1));
@@ -56,20 +56,20 @@ public final class CompressedAllocator {
             // QEMU runs on into the next cluster only if counting it needs no new refcount block: a new block
             // makes its update_refcount answer EAGAIN, and the retry starts afresh in the new cluster.
             boolean mayRunOn = offset != 0 && refcounts.hasBlockFor(next >>> clusterBits);
-            long fresh = refcounts.allocate(1); // refcount 1: this compressed cluster's reference
+            long fresh = refcounts.allocate(1).bytes(); // refcount 1: this compressed cluster's reference
             if (fresh + clusterSize > offsetLimit) {
-                refcounts.update(fresh >>> clusterBits, -1);
+                refcounts.update(new HostCluster(fresh >>> clusterBits), -1);
                 throw new ImageTooLargeException("File too large: compressed data at host offset " + fresh
                         + " cannot be described by an L2 entry");
             }
             if (mayRunOn && fresh == next) {
                 // The data runs on from the old cluster's tail into the next one: both are referenced.
-                refcounts.update(offset >>> clusterBits, 1);
+                refcounts.update(new HostCluster(offset >>> clusterBits), 1);
             } else {
                 offset = fresh;
             }
         } else {
-            refcounts.update(offset >>> clusterBits, 1);
+            refcounts.update(new HostCluster(offset >>> clusterBits), 1);
         }
         long end = offset + size;
         freeByteOffset = (end & (clusterSize - 1)) == 0 ? 0 : end;

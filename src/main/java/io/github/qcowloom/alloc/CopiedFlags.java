@@ -80,7 +80,7 @@ public final class CopiedFlags {
     /** The stored refcount, or null where it cannot be read (QEMU skips such entries). */
     private static Long refcount(RefcountTable table, long cluster) throws IOException {
         try {
-            return table.get(cluster);
+            return table.get(new HostCluster(cluster));
         } catch (CorruptImageException e) {
             return null;
         }

@@ -75,7 +75,7 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
         refs.forEachCandidate(table, c -> {
             long stored;
             try {
-                stored = table.get(c);
+                stored = table.get(new HostCluster(c));
             } catch (CorruptImageException e) {
                 problems.add("Can't get refcount for cluster " + c + ": " + e.getMessage());
                 checkErrors[0]++;
@@ -116,7 +116,7 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
                 continue;
             }
             try {
-                long refcount = table.get(l2Offset >>> bits);
+                long refcount = table.get(new HostCluster(l2Offset >>> bits));
                 if ((refcount == 1) != L1Entry.copied(l1[i])) {
                     problems.add("ERROR OFLAG_COPIED L2 cluster: l1_index=" + i + " l1_entry="
                             + Long.toHexString(l1[i]) + " refcount=" + Long.toUnsignedString(refcount));
@@ -129,7 +129,7 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
         boolean dataFile = refs.header().hasDataFile();
         for (long entry : refs.activeDataEntries()) {
             try {
-                long refcount = dataFile ? 1 : table.get(L2Entry.hostOffset(entry) >>> bits);
+                long refcount = dataFile ? 1 : table.get(new HostCluster(L2Entry.hostOffset(entry) >>> bits));
                 if ((refcount == 1) != L2Entry.copied(entry)) {
                     problems.add("ERROR OFLAG_COPIED data cluster: l2_entry=" + Long.toHexString(entry)
                             + " refcount=" + Long.toUnsignedString(refcount));

@@ -60,7 +60,7 @@ public final class RefcountRepair {
         }
         int leaksFixed = lowerLeaks(cmp, table);
         for (RefcountComparison.Mismatch m : cmp.corruptions()) {
-            table.update(m.cluster(), m.references() - m.refcount());
+            table.update(new HostCluster(m.cluster()), m.references() - m.refcount());
         }
         return new Outcome(cmp, leaksFixed, cmp.corruptions().size(),
                 RefcountComparison.compare(refs, table).messages());
@@ -68,7 +68,7 @@ public final class RefcountRepair {
 
     private static int lowerLeaks(RefcountComparison cmp, RefcountTable table) throws IOException {
         for (RefcountComparison.Mismatch m : cmp.leaks()) {
-            table.update(m.cluster(), m.references() - m.refcount());
+            table.update(new HostCluster(m.cluster()), m.references() - m.refcount());
         }
         return cmp.leaks().size();
     }

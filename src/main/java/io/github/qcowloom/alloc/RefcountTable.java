@@ -118,8 +118,12 @@ public final class RefcountTable {
         return Long.MAX_VALUE;
     }
 
-    /** Refcount of host cluster {@code cluster} (0 beyond what the reftable covers). */
-    public long get(long cluster) throws IOException {
+    /** Refcount of host cluster {@code host} (0 beyond what the reftable covers). */
+    public long get(HostCluster host) throws IOException {
+        return refcount(host.index());
+    }
+
+    private long refcount(long cluster) throws IOException {
         checkCluster(cluster);
         long index = cluster >>> blockBits;
         if (index >= table.length) {
@@ -135,12 +139,16 @@ public final class RefcountTable {
     }
 
     /**
-     * Adds {@code delta} to the refcount of {@code cluster} in the cache (the refblock slice becomes dirty).
+     * Adds {@code delta} to the refcount of host cluster {@code host} in the cache (the refblock slice becomes dirty).
      *
      * @throws CorruptImageException on underflow below 0 (a reference to a free cluster)
      * @throws RefcountOverflowException on overflow past the refcount width (the count is left unchanged)
      */
-    public void update(long cluster, long delta) throws IOException {
+    public void update(HostCluster host, long delta) throws IOException {
+        add(host.index(), delta);
+    }
+
+    private void add(long cluster, long delta) throws IOException {
         checkCluster(cluster);
         long index = cluster >>> blockBits;
         long block = ensureBlock(index, cluster);
@@ -183,9 +191,9 @@ public final class RefcountTable {
 
     /**
      * Allocates {@code n} contiguous clusters whose refcount is 0, sets each to 1 (in the cache, dirty) and
-     * returns the host byte offset of the first.
+     * returns the first one's offset.
      */
-    public long allocate(int n) throws IOException {
+    public HostOffset allocate(int n) throws IOException {
         if (n < 1) {
             throw new IllegalArgumentException("allocate " + n + " clusters");
         }
@@ -201,10 +209,10 @@ public final class RefcountTable {
                 continue;
             }
             for (long c = start; c < start + n; c++) {
-                update(c, 1);
+                add(c, 1);
             }
             freeHint = start + n;
-            return start << clusterBits;
+            return new HostOffset(start << clusterBits);
         }
     }
 
@@ -256,7 +264,7 @@ public final class RefcountTable {
             if (slices != null) {
                 setInSlices(slices, (int) (cluster - (owner << blockBits)), 1);
             } else {
-                update(cluster, 1);
+                add(cluster, 1);
             }
         }
         for (Slice[] slices : created.values()) {
@@ -307,7 +315,7 @@ public final class RefcountTable {
         long runStart = from;
         long c = from;
         while (c - runStart < n) {
-            if (get(c) != 0) {
+            if (refcount(c) != 0) {
                 runStart = c + 1;
             }
             c++;
@@ -474,7 +482,7 @@ public final class RefcountTable {
         tableOffset = newOffset;
         tableClusters = (int) clusters;
         for (long c = oldCluster; c < oldCluster + oldClusters; c++) {
-            update(c, -1);
+            add(c, -1);
         }
     }
 }

@@ -54,7 +54,7 @@ public final class TreeRefcounts {
         long[] done = {0};
         try {
             walk(l1, cluster -> {
-                refcounts.update(cluster, delta);
+                refcounts.update(new HostCluster(cluster), delta);
                 done[0]++;
                 return true;
             });
@@ -65,7 +65,7 @@ public final class TreeRefcounts {
                 if (undone[0] == done[0]) {
                     return false;
                 }
-                refcounts.update(cluster, -delta);
+                refcounts.update(new HostCluster(cluster), -delta);
                 undone[0]++;
                 return true;
             });
@@ -91,7 +91,7 @@ public final class TreeRefcounts {
                 ClusterType type = L2Entry.type(entry, extendedL2, hasDataFile);
                 if (type == ClusterType.NORMAL || type == ClusterType.ZERO_ALLOC) {
                     long cluster = dataCluster(entry, l2Offset, byteInTable);
-                    if (cluster != 0 && refcounts.get(cluster) == 1) {
+                    if (cluster != 0 && refcounts.get(new HostCluster(cluster)) == 1) {
                         updated |= L2Entry.COPIED;
                     }
                 }
@@ -100,7 +100,7 @@ public final class TreeRefcounts {
                 }
                 return true;
             });
-            out[i] = L1Entry.of(l2Offset, refcounts.get(l2Offset >>> clusterBits) == 1);
+            out[i] = L1Entry.of(l2Offset, refcounts.get(new HostCluster(l2Offset >>> clusterBits)) == 1);
         }
         return out;
     }

@@ -1,8 +1,9 @@
 package io.github.qcowloom.check;
 
 import io.github.qcowloom.alloc.CopiedFlags;
-import io.github.qcowloom.alloc.RefcountComparison;
+import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountComparison.Mismatch;
+import io.github.qcowloom.alloc.RefcountComparison;
 import io.github.qcowloom.alloc.RefcountRebuild;
 import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;
@@ -204,7 +205,7 @@ public final class ImageChecker {
         refs.forEachCandidate(table, c -> {
             long stored;
             try {
-                stored = table.get(c);
+                stored = table.get(new HostCluster(c));
             } catch (CorruptImageException e) {
                 return;
             }

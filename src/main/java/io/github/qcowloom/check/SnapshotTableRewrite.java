@@ -1,5 +1,6 @@
 package io.github.qcowloom.check;
 
+import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.SnapshotTable;
@@ -39,7 +40,7 @@ final class SnapshotTableRewrite {
         long cs = f.header.clusterSize();
         // Counted in the cache only, for now. No entry left (every one was cut): no table, offset 0, as QEMU's
         // qcow2_write_snapshots writes for an empty list.
-        long offset = table.length == 0 ? 0 : f.table.allocate((int) ((table.length + cs - 1) / cs));
+        long offset = table.length == 0 ? 0 : f.table.allocate((int) ((table.length + cs - 1) / cs)).bytes();
         if (table.length > 0) {
             f.file.write(ByteBuffer.wrap(table), offset);
         }
@@ -71,7 +72,7 @@ final class SnapshotTableRewrite {
         long last = (offset + size - 1) >>> bits;
         try {
             for (long c = first; c <= last; c++) {
-                if (f.table.get(c) == 0) {
+                if (f.table.get(new HostCluster(c)) == 0) {
                     messages.add("qcow2_free_clusters failed: Invalid argument");
                     return;
                 }
@@ -81,7 +82,7 @@ final class SnapshotTableRewrite {
             return;
         }
         for (long c = first; c <= last; c++) {
-            f.table.update(c, -1);
+            f.table.update(new HostCluster(c), -1);
         }
     }
 }

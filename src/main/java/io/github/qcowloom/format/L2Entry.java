@@ -19,6 +19,16 @@ public final class L2Entry {
     /** A bitmap whose every subcluster reads as zeroes (QEMU's QCOW_L2_BITMAP_ALL_ZEROES). */
     public static final long BITMAP_ALL_ZEROES = 0xffffffff00000000L;
 
+    /** A standard entry for the data cluster at {@code hostOffset}, which the image owns alone (COPIED). */
+    public static long owned(long hostOffset) {
+        return hostOffset | COPIED;
+    }
+
+    /** {@code entry} reading as zeroes in a standard table: the zero flag set, a host cluster it has kept. */
+    public static long withZeroFlag(long entry) {
+        return entry | ZERO;
+    }
+
     public static long hostOffset(long entry) {
         return entry & OFFSET_MASK;
     }

@@ -1,16 +1,17 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.api.BlockDevice;
-import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.BlockStatus.Allocation;
 import io.github.qcowloom.api.BlockStatus.Host;
 import io.github.qcowloom.api.BlockStatus.HostFile;
+import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
-import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.SubclusterType;
 import java.io.IOException;
+import java.util.Objects;
 
 /**
  * Block status as straight-line metadata reads: what the L2 entries (and subcluster bitmaps) say about a guest
@@ -20,17 +21,13 @@ import java.io.IOException;
 final class BlockStatusPath {
     private final ImageGeometry geometry;
     private final ClusterMapper mapper;
-    /** For QEMU's checks of an entry before its host offset is used, shared with reads. */
-    private final ReadPath readPath;
     /** The backing image, or null when there is none or it was not opened. */
     private final BlockDevice backing;
     private final boolean hasBacking;
 
-    BlockStatusPath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, BlockDevice backing,
-            boolean hasBacking) {
+    BlockStatusPath(ImageGeometry geometry, ClusterMapper mapper, BlockDevice backing, boolean hasBacking) {
         this.geometry = geometry;
         this.mapper = mapper;
-        this.readPath = readPath;
         this.backing = backing;
         this.hasBacking = hasBacking;
     }
@@ -80,60 +77,67 @@ final class BlockStatusPath {
      */
     private Run run(long offset, long length) throws IOException {
         int bits = geometry.clusterBits();
-        long cluster = offset >>> bits;
-        long tableEnd = ((cluster >>> geometry.l2Bits()) + 1) << geometry.l2Bits();
+        GuestCluster cluster = new GuestCluster(offset >>> bits);
+        long tableEnd = ((cluster.index() >>> geometry.l2Bits()) + 1) << geometry.l2Bits();
         long limit = Math.min(offset + length, tableEnd << bits);
-        L2Ref ref = mapper.lookup(cluster);
-        if (ref.l2Offset() == 0) {
+        L2Mapping mapping = mapper.lookup(cluster);
+        if (mapping.l2Offset() == 0) {
             return new Run(SubclusterType.UNALLOCATED_PLAIN, limit - offset, -1);
         }
         int inCluster = (int) (offset & (geometry.clusterSize() - 1));
         int sc = geometry.extendedL2() ? inCluster / geometry.subclusterSize() : 0;
-        SubclusterType type = mapper.subclusterType(ref, sc);
-        readPath.validateHostOffset(type, ref, offset);
-        requireValid(type, ref, cluster);
-        if (type == SubclusterType.COMPRESSED) {
+        SubclusterType type = mapping.subcluster(sc);
+        requireValid(mapping, cluster);
+        if (mapping instanceof L2Mapping.Compressed) {
             if (geometry.hasDataFile()) {
                 throw new CorruptImageException("Compressed cluster in an image with an external data file");
             }
-            return new Run(type, Math.min(limit, (cluster + 1) << bits) - offset, -1);
+            return new Run(type, Math.min(limit, cluster.next().offset(bits)) - offset, -1);
         }
-        boolean hasHost = type == SubclusterType.NORMAL || type == SubclusterType.ZERO_ALLOC
-                || type == SubclusterType.UNALLOCATED_ALLOC;
-        long hostCluster = L2Entry.hostOffset(ref.entry());
-        long end = (cluster << bits) + sameTypeEnd(ref, sc, type);
+        HostOffset host = hostCluster(mapping);
+        long end = cluster.offset(bits) + sameTypeEnd(mapping, sc, type);
         // The run reached the end of its cluster: see whether the next cluster carries it on.
-        for (long next = cluster + 1; end == next << bits && end < limit; next++) {
-            L2Ref nextRef = mapper.lookup(next);
-            SubclusterType nextType = mapper.subclusterType(nextRef, 0);
+        for (GuestCluster next = cluster.next(); end == next.offset(bits) && end < limit; next = next.next()) {
+            L2Mapping nextMapping = mapper.lookup(next);
             // QEMU fails on an invalid entry it meets while counting, not only on the first.
-            requireValid(nextType, nextRef, next);
-            long expectedHost = hostCluster + ((next - cluster) << bits);
-            if (nextType != type || hasHost && L2Entry.hostOffset(nextRef.entry()) != expectedHost) {
+            requireValid(nextMapping, next);
+            HostOffset expected = host == null ? null : host.plus((next.index() - cluster.index()) << bits);
+            if (nextMapping.subcluster(0) != type || !Objects.equals(hostCluster(nextMapping), expected)) {
                 break;
             }
-            end = (next << bits) + sameTypeEnd(nextRef, 0, type);
+            end = next.offset(bits) + sameTypeEnd(nextMapping, 0, type);
         }
-        return new Run(type, Math.min(end, limit) - offset, hasHost ? hostCluster + inCluster : -1);
+        return new Run(type, Math.min(end, limit) - offset, host == null ? -1 : host.bytes() + inCluster);
+    }
+
+    /** The host cluster a mapping keeps (data, or a preallocated zero cluster); null if it has none. */
+    private static HostOffset hostCluster(L2Mapping mapping) {
+        return switch (mapping) {
+            case L2Mapping.Data data -> data.cluster();
+            case L2Mapping.Zero zero -> zero.preallocated();
+            case L2Mapping.Unallocated unallocated -> null;
+            case L2Mapping.Compressed compressed -> null;
+            case L2Mapping.Invalid invalid -> null;
+        };
     }
 
     /** Bytes from the cluster's start to the end of the run of {@code type} that includes subcluster {@code sc}. */
-    private long sameTypeEnd(L2Ref ref, int sc, SubclusterType type) {
+    private long sameTypeEnd(L2Mapping mapping, int sc, SubclusterType type) {
         if (!geometry.extendedL2()) {
             return geometry.clusterSize();
         }
         int end = sc + 1;
-        while (end < 32 && mapper.subclusterType(ref, end) == type) {
+        while (end < 32 && mapping.subcluster(end) == type) {
             end++;
         }
         return (long) end * geometry.subclusterSize();
     }
 
-    private void requireValid(SubclusterType type, L2Ref ref, long cluster) throws MetadataCorruptionException {
-        if (type == SubclusterType.INVALID) {
+    private void requireValid(L2Mapping mapping, GuestCluster cluster) throws MetadataCorruptionException {
+        if (mapping instanceof L2Mapping.Invalid) {
             throw new MetadataCorruptionException(String.format(
-                    "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", ref.l2Offset(),
-                    cluster & (geometry.l2Entries() - 1)));
+                    "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", mapping.l2Offset(),
+                    cluster.index() & (geometry.l2Entries() - 1)));
         }
     }
 }

@@ -1,17 +1,21 @@
 package io.github.qcowloom.image;
 
-import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.alloc.HostOffset;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
+import io.github.qcowloom.format.CompressedDescriptor;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
-import io.github.qcowloom.format.SubclusterType;
 import java.io.IOException;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.StampedLock;
 
 /** Finds the L2 entry of a guest cluster: L1 table in memory, then the L2 slice through the cache. */
 final class ClusterMapper {
+    /** What a guest cluster without an L2 table maps to. */
+    private static final L2Mapping NO_TABLE = new L2Mapping.Unallocated(0, new L2Words(0, 0));
+
     private final ImageGeometry geometry;
     private final TableCache l2Cache;
     /**
@@ -54,20 +58,24 @@ final class ClusterMapper {
         return geometry;
     }
 
-    /** The L2 entry for guest cluster {@code cluster}; {@link L2Ref#UNALLOCATED} if its L2 table is absent. */
-    L2Ref lookup(long cluster) throws IOException {
-        long l1Index = cluster >>> geometry.l2Bits();
+    /**
+     * What guest {@code cluster}'s L2 entry maps it to, checked (see {@link L2Mapping}); unallocated with L2 offset 0
+     * if its L2 table is absent.
+     */
+    L2Mapping lookup(GuestCluster cluster) throws IOException {
+        long index = cluster.index();
+        long l1Index = index >>> geometry.l2Bits();
         if (l1Index >= l1.length()) {
-            return L2Ref.UNALLOCATED;
+            return NO_TABLE;
         }
         long l2Offset = L1Entry.checkedL2Offset(l1.get((int) l1Index), l1Index, geometry.clusterSize());
         if (l2Offset == 0) {
-            return L2Ref.UNALLOCATED;
+            return NO_TABLE;
         }
-        Slice slice = l2Cache.get(sliceOffset(l2Offset, cluster));
-        int at = entryInSlice(cluster);
+        Slice slice = l2Cache.get(sliceOffset(l2Offset, index));
+        int at = entryInSlice(index);
         if (!geometry.extendedL2()) {
-            return new L2Ref(l2Offset, slice.getLong(at), 0);
+            return decode(l2Offset, new L2Words(slice.getLong(at), 0), cluster);
         }
         long stamp = twoWordEntries.tryOptimisticRead();
         long entry = slice.getLong(at);
@@ -81,7 +89,45 @@ final class ClusterMapper {
                 twoWordEntries.unlockRead(stamp);
             }
         }
-        return new L2Ref(l2Offset, entry, bitmap);
+        return decode(l2Offset, new L2Words(entry, bitmap), cluster);
+    }
+
+    /** Decodes an entry of the table at {@code l2Offset} for guest {@code cluster}, with QEMU's checks. */
+    private L2Mapping decode(long l2Offset, L2Words words, GuestCluster cluster) throws MetadataCorruptionException {
+        long entry = words.entry();
+        long bitmap = words.bitmap();
+        boolean extended = geometry.extendedL2();
+        return switch (L2Entry.type(entry, extended, geometry.hasDataFile())) {
+            case COMPRESSED -> {
+                CompressedDescriptor d = CompressedDescriptor.decode(entry, geometry.clusterBits());
+                yield new L2Mapping.Compressed(l2Offset, words, new HostOffset(d.hostOffset()), d.length());
+            }
+            case UNALLOCATED -> extended && (bitmap & L2Entry.BITMAP_ALLOC_MASK) != 0
+                    ? new L2Mapping.Invalid(l2Offset, words)
+                    : new L2Mapping.Unallocated(l2Offset, words);
+            case ZERO_PLAIN, ZERO_ALLOC -> {
+                if (geometry.version() < 3) {
+                    throw new MetadataCorruptionException(String.format(
+                            "Zero cluster entry found in pre-v3 image (L2 offset: %#x)", l2Offset));
+                }
+                long host = L2Entry.hostOffset(entry);
+                yield new L2Mapping.Zero(l2Offset, words, host == 0 ? null : checkedHost(host, l2Offset, cluster));
+            }
+            case NORMAL -> extended && ((bitmap >>> 32) & bitmap) != 0
+                    ? new L2Mapping.Invalid(l2Offset, words)
+                    : new L2Mapping.Data(l2Offset, words, checkedHost(L2Entry.hostOffset(entry), l2Offset, cluster),
+                            L2Entry.copied(entry), extended);
+        };
+    }
+
+    /** A host cluster's offset, aligned and, with a data file, at the guest offset, as QEMU checks before use. */
+    private HostOffset checkedHost(long host, long l2Offset, GuestCluster cluster) throws MetadataCorruptionException {
+        if ((host & (geometry.clusterSize() - 1)) != 0) {
+            throw new MetadataCorruptionException(String.format(
+                    "Cluster allocation offset %#x unaligned (L2 offset: %#x)", host, l2Offset));
+        }
+        geometry.requireDataFileAtGuest(host, cluster.offset(geometry.clusterBits()));
+        return new HostOffset(host);
     }
 
     /**
@@ -107,16 +153,6 @@ final class ClusterMapper {
     L2Words words(Slice slice, long cluster) {
         int at = entryInSlice(cluster);
         return new L2Words(slice.getLong(at), geometry.extendedL2() ? slice.getLong(at + 8) : 0);
-    }
-
-    /**
-     * The type of subcluster {@code sc} of the cluster whose entry is {@code ref}; with standard L2, where a cluster is
-     * its only subcluster, the cluster's type.
-     */
-    SubclusterType subclusterType(L2Ref ref, int sc) {
-        return geometry.extendedL2()
-                ? L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile())
-                : L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
     }
 
     /** Host offset of the L2 slice holding {@code cluster}'s entry in the table at {@code l2Offset}. */

@@ -2,6 +2,9 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.ClusterSource;
+import io.github.qcowloom.alloc.HostCluster;
+import io.github.qcowloom.alloc.HostOffset;
+import io.github.qcowloom.alloc.NewCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.MetadataCorruptionException;
@@ -11,6 +14,7 @@ import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -36,15 +40,6 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>The image's whole lock order, cluster locks included, is stated once in {@link MetadataWriter}.
  */
 final class ClusterSupply implements ClusterSource {
-    /**
-     * Bit 0 of an offset handed out (clusters are at least 512-byte aligned): the cluster is fresh. A cluster that
-     * lies past the end of the file when it is handed out has never been written (every write extends the file over
-     * what it writes, and the file never shrinks while open), so it is a hole that reads as zeroes: a write into it
-     * need not write the zeroes around its data. Clusters below the end of the file, even never-written ones, are
-     * conservatively not fresh; so is a freed metadata cluster, which was written.
-     */
-    static final long FRESH = 1;
-
     /** What the pool's idleness sets off: the flush that may clear the dirty bit. */
     @FunctionalInterface
     interface IdleFlush {
@@ -61,8 +56,8 @@ final class ClusterSupply implements ClusterSource {
      * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
      */
     private final boolean lazyRefcounts;
-    /** Clusters a batch reserved (tagged like pool clusters); taken before the pool. */
-    private final ConcurrentLinkedQueue<Long> reserved = new ConcurrentLinkedQueue<>();
+    /** Clusters a batch reserved; taken before the pool. */
+    private final ConcurrentLinkedQueue<NewCluster> reserved = new ConcurrentLinkedQueue<>();
     /**
      * Clusters allocated (refcount 1) that nothing references and no request holds: those in the pool, reserved for
      * a batch, or on their way between the allocator and either (a refill not yet queued, a trim not yet given back).
@@ -94,9 +89,9 @@ final class ClusterSupply implements ClusterSource {
         this.lazyRefcounts = lazyRefcounts;
     }
 
-    /** Marks {@code host} with {@link #FRESH} when it lies past the end of the file; called under the lock. */
-    private long tagFresh(long host) throws IOException {
-        return host >= file.size() ? host | FRESH : host;
+    /** The cluster at {@code host}, fresh if it lies past the end of the file; called under the lock. */
+    private NewCluster handOut(long host) throws IOException {
+        return new NewCluster(new HostOffset(host), host >= file.size());
     }
 
     /**
@@ -122,7 +117,7 @@ final class ClusterSupply implements ClusterSource {
     }
 
     @Override
-    public long[] allocate(int n) throws IOException {
+    public List<NewCluster> allocate(int n) throws IOException {
         // The pool's clusters leak if the process dies: the dirty bit reaches the disk before their refcounts. Set
         // here, outside the lock, so that requests need not wait for its sync...
         headerBits.markDirty();
@@ -132,10 +127,10 @@ final class ClusterSupply implements ClusterSource {
             // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
             // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
             headerBits.markDirty();
-            long first = refcounts.allocate(n);
-            long[] out = new long[n];
+            long first = refcounts.allocate(n).bytes();
+            List<NewCluster> out = new ArrayList<>(n);
             for (int i = 0; i < n; i++) {
-                out[i] = tagFresh(first + ((long) i << geometry.clusterBits()));
+                out.add(handOut(first + ((long) i << geometry.clusterBits())));
             }
             unreferenced.addAndGet(n);
             return out;
@@ -145,14 +140,14 @@ final class ClusterSupply implements ClusterSource {
     }
 
     @Override
-    public void release(long[] hostOffsets) throws IOException {
+    public void release(List<NewCluster> clusters) throws IOException {
         // Never referenced, so the refcount may drop at once: on disk it is at worst a leak.
         lock.lock();
         try {
-            for (long h : hostOffsets) {
-                refcounts.update((h & ~FRESH) >>> geometry.clusterBits(), -1);
+            for (NewCluster c : clusters) {
+                refcounts.update(c.at().cluster(geometry.clusterBits()), -1);
             }
-            unreferenced.addAndGet(-hostOffsets.length);
+            unreferenced.addAndGet(-clusters.size());
         } finally {
             lock.unlock();
         }
@@ -160,9 +155,7 @@ final class ClusterSupply implements ClusterSource {
 
     /** Reserves clusters for a batch of writes, in one refcount update (marking the image dirty first). */
     void reserve(int n) throws IOException {
-        for (long c : allocate(n)) {
-            reserved.add(c);
-        }
+        reserved.addAll(allocate(n));
     }
 
     @Override
@@ -193,32 +186,29 @@ final class ClusterSupply implements ClusterSource {
             p.close();
         }
         // Reserved clusters no write took are given back, as the pool's are.
-        List<Long> left = new ArrayList<>();
-        for (Long c = reserved.poll(); c != null; c = reserved.poll()) {
+        List<NewCluster> left = new ArrayList<>();
+        for (NewCluster c = reserved.poll(); c != null; c = reserved.poll()) {
             left.add(c);
         }
         if (!left.isEmpty()) {
-            release(left.stream().mapToLong(Long::longValue).toArray());
+            release(left);
         }
     }
 
-    /**
-     * A host cluster for data (refcount 1, from the pool when it has one): its offset, with {@link #FRESH} set
-     * when it is known to read as zeroes.
-     */
-    long allocateDataCluster() throws IOException {
+    /** A host cluster for data (refcount 1, from the pool when it has one). */
+    NewCluster allocateDataCluster() throws IOException {
         // A reserved or pooled cluster becomes the caller's, which links it before it lets go of the image lock.
-        Long r = reserved.poll();
+        NewCluster r = reserved.poll();
         if (r != null) {
             unreferenced.decrementAndGet();
             return r;
         }
         ClusterPool p = pool;
         if (p != null) {
-            long c = p.take();
-            if (c >= 0) {
+            Optional<NewCluster> c = p.take();
+            if (c.isPresent()) {
                 unreferenced.decrementAndGet();
-                return c;
+                return c.get();
             }
         }
         if (lazyRefcounts) {
@@ -232,7 +222,7 @@ final class ClusterSupply implements ClusterSource {
             if (lazyRefcounts) {
                 headerBits.markDirty();
             }
-            return tagFresh(refcounts.allocate(1));
+            return handOut(refcounts.allocate(1).bytes());
         } finally {
             lock.unlock();
         }
@@ -253,7 +243,7 @@ final class ClusterSupply implements ClusterSource {
         file.event(StorageEvent.CLUSTER_ALLOC);
         lock.lock();
         try {
-            return refcounts.allocate((int) clusters);
+            return refcounts.allocate((int) clusters).bytes();
         } finally {
             lock.unlock();
         }
@@ -273,7 +263,7 @@ final class ClusterSupply implements ClusterSource {
         lock.lock();
         try {
             for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
-                refcounts.update(c, -1);
+                refcounts.update(new HostCluster(c), -1);
             }
         } finally {
             lock.unlock();

@@ -1,5 +1,6 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.HostCluster;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -11,13 +12,13 @@ import java.util.List;
  */
 final class DeferredFrees {
     /** A run of host clusters to dereference once. */
-    record Run(long firstCluster, long count) {
+    record Run(HostCluster first, long count) {
     }
 
     private List<Run> pending = new ArrayList<>();
 
-    void add(long firstCluster, long count) {
-        pending.add(new Run(firstCluster, count));
+    void add(HostCluster first, long count) {
+        pending.add(new Run(first, count));
     }
 
     /** Takes every pending run; the caller applies them after the flush that covers their removal. */

@@ -230,7 +230,7 @@ final class FlushOrder {
                 try {
                     linkedEnd = Math.max(linkedEnd, dataEnd);
                     for (DeferredFrees.Run r : toFree) {
-                        frees.add(r.firstCluster(), r.count());
+                        frees.add(r.first(), r.count());
                     }
                 } finally {
                     lock.unlock();
@@ -243,10 +243,10 @@ final class FlushOrder {
                 lock.lock();
                 try {
                     for (DeferredFrees.Run r : toFree) {
-                        for (long c = r.firstCluster(); c < r.firstCluster() + r.count(); c++) {
+                        for (long i = 0; i < r.count(); i++) {
                             // A cluster that drops to 0 stops the compressed packing there: the RefcountTable
                             // tells the CompressedAllocator.
-                            refcounts.update(c, -1);
+                            refcounts.update(r.first().plus(i), -1);
                         }
                     }
                 } finally {

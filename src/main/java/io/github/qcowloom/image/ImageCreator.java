@@ -239,7 +239,7 @@ public final class ImageCreator {
                     break;
                 }
                 long host = hasDataFile ? cluster * cs : layout.dataOffset(cluster);
-                Bytes.putLong(table, (int) (i * entrySize), host | L2Entry.COPIED);
+                Bytes.putLong(table, (int) (i * entrySize), L2Entry.owned(host));
             }
             writeAt(file, layout.l2Offset(t), table);
         }

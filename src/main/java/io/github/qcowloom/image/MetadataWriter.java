@@ -2,6 +2,9 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.CompressedAllocator;
+import io.github.qcowloom.alloc.HostCluster;
+import io.github.qcowloom.alloc.HostOffset;
+import io.github.qcowloom.alloc.NewCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.Ticker;
@@ -125,13 +128,13 @@ final class MetadataWriter {
     }
 
     /** A host cluster for data, see {@link ClusterSupply#allocateDataCluster}. */
-    long allocateDataCluster() throws IOException {
+    NewCluster allocateDataCluster() throws IOException {
         return supply.allocateDataCluster();
     }
 
     /** Allocates guest {@code cluster}'s L2 table if it has none, see {@link TableAllocator#ensureL2}. */
-    void ensureL2(long cluster) throws IOException {
-        tables.ensureL2(cluster);
+    void ensureL2(GuestCluster cluster) throws IOException {
+        tables.ensureL2(cluster.index());
     }
 
     /**
@@ -170,11 +173,23 @@ final class MetadataWriter {
     }
 
     /**
-     * Points {@code cluster}'s L2 entry at {@code newEntry} (with extended L2, with a bitmap of 0, as a compressed
-     * cluster has it) and dereferences what the old entry held, once the change is durable. The data the new entry
-     * points to has already been written.
+     * Points {@code cluster}'s L2 entry at the data cluster at {@code host}, which this image owns alone
+     * (COPIED), and dereferences what the old entry held, once the change is durable. The data has already been
+     * written.
      */
-    void link(long cluster, long newEntry) throws IOException {
+    void link(GuestCluster cluster, HostOffset host) throws IOException {
+        link(cluster.index(), L2Entry.owned(host.bytes()));
+    }
+
+    /**
+     * Points {@code cluster}'s L2 entry at the compressed cluster {@code descriptor} (with extended L2, with a
+     * bitmap of 0, as a compressed cluster has it), as {@link #link(GuestCluster, HostOffset)} does.
+     */
+    void linkCompressed(GuestCluster cluster, long descriptor) throws IOException {
+        link(cluster.index(), descriptor);
+    }
+
+    private void link(long cluster, long newEntry) throws IOException {
         lock.lock();
         Slice slice = null;
         try {
@@ -194,12 +209,14 @@ final class MetadataWriter {
     }
 
     /**
-     * Extended L2: points {@code cluster}'s entry at {@code newEntry} and marks subclusters {@code [from, to)}
-     * allocated in its bitmap as the bitmap is now, so that what another request did to the other subclusters
-     * meanwhile (write-zeroes, say) stays; dereferences the old entry's cluster, once the change is durable, when
-     * the offset changed. The data of those subclusters has already been written.
+     * Extended L2: points guest {@code guest}'s entry at the data cluster at {@code host} (owned alone) and marks
+     * subclusters {@code [from, to)} allocated in its bitmap as the bitmap is now, so that what another request did
+     * to the other subclusters meanwhile (write-zeroes, say) stays; dereferences the old entry's cluster, once the
+     * change is durable, when the offset changed. The data of those subclusters has already been written.
      */
-    void linkSubclusters(long cluster, long newEntry, int from, int to) throws IOException {
+    void linkSubclusters(GuestCluster guest, HostOffset host, int from, int to) throws IOException {
+        long cluster = guest.index();
+        long newEntry = L2Entry.owned(host.bytes());
         lock.lock();
         Slice slice = null;
         try {
@@ -217,12 +234,14 @@ final class MetadataWriter {
     }
 
     /**
-     * Extended L2: marks subclusters {@code [from, to)} allocated if {@code cluster}'s entry is still
-     * {@code entry}, whose cluster already holds their data (written in place). False, changing nothing, if a
-     * discard or write-zeroes replaced the entry meanwhile: the cluster written to is on its way to being freed,
-     * and the caller must write again.
+     * Extended L2: marks subclusters {@code [from, to)} allocated if {@code guest}'s entry is still the one
+     * {@code owned} was decoded from, whose cluster already holds their data (written in place). False, changing
+     * nothing, if a discard or write-zeroes replaced the entry meanwhile: the cluster written to is on its way to
+     * being freed, and the caller must write again.
      */
-    boolean markAllocated(long cluster, long entry, int from, int to) throws IOException {
+    boolean markAllocated(GuestCluster guest, L2Mapping.Data owned, int from, int to) throws IOException {
+        long cluster = guest.index();
+        long entry = owned.words().entry();
         lock.lock();
         Slice slice = null;
         try {
@@ -307,13 +326,13 @@ final class MetadataWriter {
             case NORMAL, ZERO_ALLOC -> {
                 long host = L2Entry.hostOffset(entry);
                 if (host != 0 && !geometry().hasDataFile()) {
-                    frees.add(host >>> bits, 1);
+                    frees.add(new HostCluster(host >>> bits), 1);
                 }
             }
             case COMPRESSED -> {
                 CompressedDescriptor d = CompressedDescriptor.decode(entry, bits);
                 long first = d.firstHostCluster(bits);
-                frees.add(first, d.lastHostCluster(bits) - first + 1);
+                frees.add(new HostCluster(first), d.lastHostCluster(bits) - first + 1);
             }
             case UNALLOCATED, ZERO_PLAIN -> {
                 // Nothing was allocated.

@@ -18,11 +18,9 @@ import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.compress.ClusterCodec;
 import io.github.qcowloom.format.Bytes;
-import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
-import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
@@ -92,7 +90,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         Storage data = header.hasDataFile() ? dataFile : file;
         this.readPath = new ReadPath(geometry, mapper, file, data, backing, header.backingFile() != null,
                 ClusterCodec.forType(header.compressionType()));
-        this.statusPath = new BlockStatusPath(geometry, mapper, readPath, backing, header.backingFile() != null);
+        this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null);
         if (readOnly) {
             this.metadata = null;
             this.trees = null;
@@ -490,7 +488,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         int n = 0;
         long cs = geometry.clusterSize();
         for (long c = offset / cs; c * cs < offset + length; c++) {
-            if (!WritePath.ownedAlone(mapper.lookup(c).entry(), geometry.hasDataFile())) {
+            if (!(mapper.lookup(new GuestCluster(c)) instanceof L2Mapping.Data data && data.copied())) {
                 n++;
             }
         }
@@ -599,8 +597,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private void requireUnallocated(long newSize, long oldSize) throws IOException {
         long cs = geometry.clusterSize();
         for (long c = Bytes.alignUp(newSize, cs) / cs; c * cs < oldSize; c++) {
-            ClusterType t = L2Entry.type(mapper.lookup(c).entry(), geometry.extendedL2(), geometry.hasDataFile());
-            if (t != ClusterType.UNALLOCATED && t != ClusterType.ZERO_PLAIN) {
+            L2Mapping m = mapper.lookup(new GuestCluster(c));
+            boolean holdsNothing = m instanceof L2Mapping.Unallocated
+                    || m instanceof L2Mapping.Zero zero && zero.preallocated() == null;
+            if (!holdsNothing) {
                 throw new ImageException("Cannot shrink below " + newSize
                         + " bytes: the range beyond holds data (guest offset " + c * cs + "); discard it first");
             }

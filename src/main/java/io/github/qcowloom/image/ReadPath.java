@@ -1,13 +1,11 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.compress.ClusterCodec;
-import io.github.qcowloom.format.ClusterType;
-import io.github.qcowloom.format.CompressedDescriptor;
-import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -56,18 +54,17 @@ final class ReadPath {
     private void readRange(long offset, ByteBuffer dst, Scratch scratch) throws IOException {
         long clusterSize = geometry.clusterSize();
         while (dst.hasRemaining()) {
-            long cluster = offset >>> geometry.clusterBits();
+            GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());
             int inCluster = (int) (offset & (clusterSize - 1));
             int n = (int) Math.min(dst.remaining(), clusterSize - inCluster);
-            L2Ref ref = mapper.lookup(cluster);
+            L2Mapping mapping = mapper.lookup(cluster);
             if (geometry.extendedL2()) {
-                readSubclusters(ref, offset, inCluster, n, dst, scratch);
+                readSubclusters(mapping, offset, inCluster, n, dst, scratch);
             } else {
-                SubclusterType type = L2Entry.asSubcluster(L2Entry.type(ref.entry(), false, geometry.hasDataFile()));
-                if (type == SubclusterType.NORMAL && n < dst.remaining()) {
-                    n = contiguousRun(ref, cluster, n, dst.remaining());
+                if (mapping instanceof L2Mapping.Data data && n < dst.remaining()) {
+                    n = contiguousRun(data, cluster, n, dst.remaining());
                 }
-                readPart(type, ref, offset, inCluster, n, dst, scratch);
+                readPart(mapping.subcluster(0), mapping, offset, inCluster, n, dst, scratch);
             }
             offset += n;
         }
@@ -77,86 +74,78 @@ final class ReadPath {
      * The bytes from the request's position in data cluster {@code cluster} (of which {@code n} lie in it) to the
      * end of the run of following data clusters that sit right after it in the file, at most {@code remaining}: read
      * with one system call, as QEMU's qcow2_co_preadv_part reads host-contiguous clusters together. Each cluster of
-     * the run passes the checks its own read would have made. Safe under the shared image lock the read holds: no
-     * cluster it maps is freed before the request ends (deferred frees wait for the exclusive side).
+     * the run passed the checks of its lookup. Safe under the shared image lock the read holds: no cluster it maps is
+     * freed before the request ends (deferred frees wait for the exclusive side).
      */
-    private int contiguousRun(L2Ref first, long cluster, int n, int remaining) throws IOException {
+    private int contiguousRun(L2Mapping.Data first, GuestCluster cluster, int n, int remaining) throws IOException {
         long clusterSize = geometry.clusterSize();
-        long nextHost = L2Entry.hostOffset(first.entry()) + clusterSize;
+        HostOffset nextHost = first.cluster().plus(clusterSize);
         int run = n;
-        for (long next = cluster + 1; run < remaining; next++, nextHost += clusterSize) {
-            L2Ref ref = mapper.lookup(next);
-            if (L2Entry.type(ref.entry(), false, geometry.hasDataFile()) != ClusterType.NORMAL
-                    || L2Entry.hostOffset(ref.entry()) != nextHost) {
+        for (GuestCluster next = cluster.next(); run < remaining; next = next.next(), nextHost = nextHost.plus(
+                clusterSize)) {
+            if (!(mapper.lookup(next) instanceof L2Mapping.Data data) || !data.cluster().equals(nextHost)) {
                 break;
             }
-            validateHostOffset(SubclusterType.NORMAL, ref, next << geometry.clusterBits());
             run += (int) Math.min(clusterSize, remaining - run);
         }
         return run;
     }
 
     /** Splits a cluster's part into runs of subclusters of one type. */
-    private void readSubclusters(L2Ref ref, long offset, int inCluster, int n, ByteBuffer dst, Scratch scratch)
-            throws IOException {
+    private void readSubclusters(L2Mapping mapping, long offset, int inCluster, int n, ByteBuffer dst,
+            Scratch scratch) throws IOException {
         int scSize = geometry.subclusterSize();
         int end = inCluster + n;
         int pos = inCluster;
         while (pos < end) {
             int sc = pos / scSize;
-            SubclusterType type = L2Entry.subclusterType(ref.entry(), ref.bitmap(), sc, geometry.hasDataFile());
+            SubclusterType type = mapping.subcluster(sc);
             int runEnd = Math.min(end, (sc + 1) * scSize);
-            while (runEnd < end && L2Entry.subclusterType(ref.entry(), ref.bitmap(), runEnd / scSize,
-                    geometry.hasDataFile()) == type) {
+            while (runEnd < end && mapping.subcluster(runEnd / scSize) == type) {
                 runEnd = Math.min(end, runEnd + scSize);
             }
-            readPart(type, ref, offset + (pos - inCluster), pos, runEnd - pos, dst, scratch);
+            readPart(type, mapping, offset + (pos - inCluster), pos, runEnd - pos, dst, scratch);
             pos = runEnd;
         }
     }
 
-    private void readPart(SubclusterType type, L2Ref ref, long guestOffset, int inCluster, int n, ByteBuffer dst,
-            Scratch scratch) throws IOException {
-        validateHostOffset(type, ref, guestOffset);
+    private void readPart(SubclusterType type, L2Mapping mapping, long guestOffset, int inCluster, int n,
+            ByteBuffer dst, Scratch scratch) throws IOException {
         ByteBuffer part = dst.slice(dst.position(), n);
-        switch (type) {
-            case NORMAL -> readData(ref, inCluster, part);
-            case ZERO_PLAIN, ZERO_ALLOC -> zero(part);
-            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> readBacking(guestOffset, part);
-            case COMPRESSED -> readCompressed(ref, inCluster, part, scratch);
-            case INVALID -> throw new MetadataCorruptionException(String.format(
-                    "Invalid cluster entry %#x (bitmap %#x) for guest offset %#x", ref.entry(), ref.bitmap(),
-                    guestOffset));
+        switch (mapping) {
+            case L2Mapping.Data data -> {
+                if (type == SubclusterType.NORMAL) {
+                    readData(data, inCluster, part);
+                } else {
+                    unallocatedOrZero(type, guestOffset, part);
+                }
+            }
+            case L2Mapping.Unallocated unallocated -> unallocatedOrZero(type, guestOffset, part);
+            case L2Mapping.Zero zero -> zero(part);
+            case L2Mapping.Compressed compressed -> readCompressed(compressed, inCluster, part, scratch);
+            case L2Mapping.Invalid invalid -> throw new MetadataCorruptionException(String.format(
+                    "Invalid cluster entry %#x (bitmap %#x) for guest offset %#x", invalid.words().entry(),
+                    invalid.words().bitmap(), guestOffset));
         }
         dst.position(dst.position() + n);
     }
 
-    /** QEMU's qcow2_get_host_offset checks, made before any entry is used. */
-    void validateHostOffset(SubclusterType type, L2Ref ref, long guestOffset) throws CorruptImageException {
-        if ((type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) && geometry.version() < 3) {
-            throw new MetadataCorruptionException(String.format(
-                    "Zero cluster entry found in pre-v3 image (L2 offset: %#x)", ref.l2Offset()));
+    /** An extended L2 subcluster without data: zeroes if its zero bit is set, else the backing file's. */
+    private void unallocatedOrZero(SubclusterType type, long guestOffset, ByteBuffer part) throws IOException {
+        if (type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) {
+            zero(part);
+        } else {
+            readBacking(guestOffset, part);
         }
-        if (type != SubclusterType.NORMAL && type != SubclusterType.ZERO_ALLOC
-                && type != SubclusterType.UNALLOCATED_ALLOC) {
-            return;
-        }
-        long host = L2Entry.hostOffset(ref.entry());
-        if ((host & (geometry.clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format(
-                    "Cluster allocation offset %#x unaligned (L2 offset: %#x)", host, ref.l2Offset()));
-        }
-        geometry.requireDataFileAtGuest(host, guestOffset & -geometry.clusterSize());
     }
 
-    private void readData(L2Ref ref, int inCluster, ByteBuffer part) throws IOException {
-        long host = L2Entry.hostOffset(ref.entry());
+    private void readData(L2Mapping.Data data, int inCluster, ByteBuffer part) throws IOException {
         if (dataFile == null) {
             throw new UnsupportedFeatureException("external data file not opened",
                     "The image keeps its data in an external data file, which was not opened");
         }
         // Past the end of the file reads as zeroes, as in QEMU.
-        dataFile.readFully(part, host + inCluster);
+        dataFile.readFully(part, data.cluster().bytes() + inCluster);
     }
 
     /**
@@ -198,14 +187,14 @@ final class ReadPath {
         }
     }
 
-    private void readCompressed(L2Ref ref, int inCluster, ByteBuffer part, Scratch scratch) throws IOException {
+    private void readCompressed(L2Mapping.Compressed mapping, int inCluster, ByteBuffer part, Scratch scratch)
+            throws IOException {
         if (geometry.hasDataFile()) {
             throw new CorruptImageException("Compressed cluster in an image with an external data file");
         }
-        CompressedDescriptor d = CompressedDescriptor.decode(ref.entry(), geometry.clusterBits());
         int clusterSize = (int) geometry.clusterSize();
-        ByteBuffer compressed = scratch.compressed(d.length(), clusterSize);
-        imageFile.readFully(compressed, d.hostOffset());
+        ByteBuffer compressed = scratch.compressed(mapping.length(), clusterSize);
+        imageFile.readFully(compressed, mapping.at().bytes());
         compressed.flip();
         if (inCluster == 0 && part.remaining() == clusterSize) {
             codec.decompress(compressed, part.duplicate()); // the whole cluster: straight into the caller's buffer

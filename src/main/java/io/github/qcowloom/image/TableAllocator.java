@@ -1,5 +1,6 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.cache.Slice;
@@ -120,7 +121,7 @@ final class TableAllocator {
             // In the same hold of the lock as the allocation (every caller holds it), as in ClusterSupply.allocate.
             headerBits.markDirty();
         }
-        long l2Offset = refcounts.allocate(1);
+        long l2Offset = refcounts.allocate(1).bytes();
         // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it;
         // with lazy refcounts the dirty bit stands in for it.
         if (!lazyRefcounts) {
@@ -151,7 +152,7 @@ final class TableAllocator {
         // 4. The shared table's refcount: the entry that dropped it is durable, but a request that looked the
         // table up before the switch may still read it, so the decrease waits for the next flush's drain.
         if (sharedOffset != 0) {
-            frees.add(sharedOffset >>> geometry().clusterBits(), 1);
+            frees.add(new HostCluster(sharedOffset >>> geometry().clusterBits()), 1);
         }
         return l2Offset;
     }
@@ -175,7 +176,7 @@ final class TableAllocator {
             int newSize = (int) grown;
             long cs = geometry().clusterSize();
             long clusters = (newSize * 8L + cs - 1) / cs;
-            long newOffset = refcounts.allocate((int) clusters);
+            long newOffset = refcounts.allocate((int) clusters).bytes();
             byte[] table = new byte[(int) (clusters * cs)];
             for (int i = 0; i < oldSize; i++) {
                 Bytes.putLong(table, i * 8, mapper.l1().get(i));
@@ -194,7 +195,7 @@ final class TableAllocator {
             l1Offset = newOffset;
             // The header no longer points to the old table, durably: it can be freed at once.
             for (long c = 0; oldOffset != 0 && c < oldClusters; c++) {
-                refcounts.update((oldOffset >>> geometry().clusterBits()) + c, -1);
+                refcounts.update(new HostCluster((oldOffset >>> geometry().clusterBits()) + c), -1);
             }
             return newSize;
         } finally {

@@ -1,8 +1,7 @@
 package io.github.qcowloom.image;
 
-import io.github.qcowloom.api.MetadataCorruptionException;
-import io.github.qcowloom.format.ClusterType;
-import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.alloc.HostOffset;
+import io.github.qcowloom.alloc.NewCluster;
 import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
@@ -45,7 +44,7 @@ final class WritePath {
     void write(long offset, ByteBuffer src) throws IOException {
         long clusterSize = geometry.clusterSize();
         while (src.hasRemaining()) {
-            long cluster = offset >>> geometry.clusterBits();
+            GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());
             int inCluster = (int) (offset & (clusterSize - 1));
             int n = (int) Math.min(src.remaining(), clusterSize - inCluster);
             writeCluster(cluster, inCluster, src.slice(src.position(), n));
@@ -54,29 +53,29 @@ final class WritePath {
         }
     }
 
-    private void writeCluster(long cluster, int inCluster, ByteBuffer part) throws IOException {
-        if (writeInPlace(mapper.lookup(cluster), cluster, inCluster, part)) {
+    private void writeCluster(GuestCluster cluster, int inCluster, ByteBuffer part) throws IOException {
+        if (writeInPlace(mapper.lookup(cluster), inCluster, part)) {
             return;
         }
-        ClusterLocks.Held held = clusterLocks.lock(cluster);
+        ClusterLocks.Held held = clusterLocks.lock(cluster.index());
         try {
             while (true) {
                 // Another writer may have allocated the cluster (or its subclusters) while this one waited.
-                L2Ref ref = mapper.lookup(cluster);
-                if (writeInPlace(ref, cluster, inCluster, part)) {
+                L2Mapping mapping = mapper.lookup(cluster);
+                if (writeInPlace(mapping, inCluster, part)) {
                     return;
                 }
-                if (!ownedAlone(ref.entry(), geometry.hasDataFile())) {
-                    writeNewCluster(ref, cluster, inCluster, part);
+                if (!(mapping instanceof L2Mapping.Data owned && owned.copied())) {
+                    writeNewCluster(mapping, cluster, inCluster, part);
                     return;
                 }
-                if (fillSubclusters(ref, cluster, inCluster, part)) {
+                if (fillSubclusters(owned, cluster, inCluster, part)) {
                     return;
                 }
                 // A discard or write-zeroes replaced the entry meanwhile: look again.
             }
         } finally {
-            clusterLocks.unlock(cluster, held);
+            clusterLocks.unlock(cluster.index(), held);
         }
     }
 
@@ -84,24 +83,14 @@ final class WritePath {
      * Writes in place if the image owns the cluster alone and, with extended L2, every subcluster written to is
      * allocated; false if the cluster must be allocated or subclusters filled.
      */
-    private boolean writeInPlace(L2Ref ref, long cluster, int inCluster, ByteBuffer part) throws IOException {
-        if (!ownedAlone(ref.entry(), geometry.hasDataFile())) {
+    private boolean writeInPlace(L2Mapping mapping, int inCluster, ByteBuffer part) throws IOException {
+        int sc = geometry.subclusterSize();
+        if (!(mapping instanceof L2Mapping.Data data
+                && data.writableInPlace(inCluster / sc, (inCluster + part.remaining() - 1) / sc + 1))) {
             return false;
         }
-        if (geometry.extendedL2()
-                && !CowRange.allAllocated(geometry, ref, cluster, inCluster, inCluster + part.remaining())) {
-            return false;
-        }
-        writeData(part.duplicate(), hostCluster(ref, cluster) + inCluster);
+        writeData(part.duplicate(), data.cluster().bytes() + inCluster);
         return true;
-    }
-
-    /**
-     * A cluster this image owns alone (NORMAL with COPIED) is written in place; any other must be allocated. With
-     * an external data file, offset 0 plus COPIED is such a cluster too.
-     */
-    static boolean ownedAlone(long entry, boolean hasDataFile) {
-        return L2Entry.type(entry, false, hasDataFile) == ClusterType.NORMAL && L2Entry.copied(entry);
     }
 
     /**
@@ -109,29 +98,29 @@ final class WritePath {
      * subclusters it touches go into the owned cluster, which then has them marked allocated. False if the entry
      * changed before that (nothing was marked; the caller retries).
      */
-    private boolean fillSubclusters(L2Ref ref, long cluster, int inCluster, ByteBuffer part) throws IOException {
-        CowRange range = CowRange.forOwnedCluster(geometry, ref, cluster, inCluster, inCluster + part.remaining());
-        long host = hostCluster(ref, cluster);
-        writeData(withCow(cluster, range, part), host + range.from());
+    private boolean fillSubclusters(L2Mapping.Data owned, GuestCluster cluster, int inCluster, ByteBuffer part)
+            throws IOException {
+        CowRange range = CowRange.forOwnedCluster(geometry, owned, cluster, inCluster, inCluster + part.remaining());
+        writeData(withCow(cluster, range, part), owned.cluster().bytes() + range.from());
         // The subclusters' data is written (durable before the bitmap at the next flush), then they are marked.
-        return metadata.markAllocated(cluster, ref.entry(), range.firstSubcluster(geometry),
-                range.endSubcluster(geometry));
+        return metadata.markAllocated(cluster, owned, range.firstSubcluster(geometry), range.endSubcluster(geometry));
     }
 
     /**
      * QEMU's handle_alloc: a new host cluster (with a data file, the one at the guest offset there) receives the
      * data and its copy-on-write head and tail, then the L2 entry points to it.
      */
-    private void writeNewCluster(L2Ref ref, long cluster, int inCluster, ByteBuffer part) throws IOException {
-        CowRange range = CowRange.forNewCluster(geometry, ref, cluster, inCluster, inCluster + part.remaining());
-        if (ref.l2Offset() == 0) {
+    private void writeNewCluster(L2Mapping old, GuestCluster cluster, int inCluster, ByteBuffer part)
+            throws IOException {
+        CowRange range = CowRange.forNewCluster(geometry, old, cluster, inCluster, inCluster + part.remaining());
+        if (old.l2Offset() == 0) {
             // QEMU's order: a missing L2 table is allocated before the data cluster, so both land where QEMU would
             // put them.
             metadata.ensureL2(cluster);
         }
-        long tagged = newHostCluster(cluster);
-        long host = tagged & ~ClusterSupply.FRESH;
-        if ((tagged & ClusterSupply.FRESH) != 0 && cowReadsAsZero(ref, range)) {
+        NewCluster fresh = newHostCluster(cluster);
+        long host = fresh.at().bytes();
+        if (fresh.fresh() && cowReadsAsZero(old, range)) {
             // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
             writeData(part.duplicate(), host + inCluster);
         } else {
@@ -139,31 +128,24 @@ final class WritePath {
         }
         // Data first, entry after: the flush writes the entry only once the data is durable.
         if (geometry.extendedL2()) {
-            metadata.linkSubclusters(cluster, host | L2Entry.COPIED, range.firstSubcluster(geometry),
+            metadata.linkSubclusters(cluster, fresh.at(), range.firstSubcluster(geometry),
                     range.endSubcluster(geometry));
         } else {
-            metadata.link(cluster, host | L2Entry.COPIED);
+            metadata.link(cluster, fresh.at());
         }
     }
 
     /**
-     * A host cluster for a guest cluster's new data, tagged {@link ClusterSupply#FRESH} when it reads as zeroes:
-     * from the allocator; with an external data file, the cluster at the guest offset there (QEMU's
-     * do_alloc_cluster_offset), which has no refcount and is fresh when it lies past the end of that file.
+     * A host cluster for a guest cluster's new data: from the allocator; with an external data file, the cluster at
+     * the guest offset there (QEMU's do_alloc_cluster_offset), which has no refcount and is fresh when it lies past
+     * the end of that file.
      */
-    private long newHostCluster(long cluster) throws IOException {
+    private NewCluster newHostCluster(GuestCluster cluster) throws IOException {
         if (!geometry.hasDataFile()) {
             return metadata.allocateDataCluster();
         }
-        long host = cluster << geometry.clusterBits();
-        return host >= data.size() ? host | ClusterSupply.FRESH : host;
-    }
-
-    /** The host offset of an allocated cluster; with a data file it must be the guest offset, as QEMU checks. */
-    private long hostCluster(L2Ref ref, long cluster) throws MetadataCorruptionException {
-        long host = L2Entry.hostOffset(ref.entry());
-        geometry.requireDataFileAtGuest(host, cluster << geometry.clusterBits());
-        return host;
+        long host = cluster.offset(geometry.clusterBits());
+        return new NewCluster(new HostOffset(host), host >= data.size());
     }
 
     /** Writes guest data; into the image file only where no metadata lies (a data file holds no metadata). */
@@ -175,14 +157,14 @@ final class WritePath {
     }
 
     /** True if the guest sees zeroes in the copy-on-write head and tail now (no backing data, no old bytes). */
-    private boolean cowReadsAsZero(L2Ref ref, CowRange range) {
+    private boolean cowReadsAsZero(L2Mapping old, CowRange range) {
         if (!range.hasCow()) {
             return true;
         }
         int sc = geometry.extendedL2() ? geometry.subclusterSize() : (int) geometry.clusterSize();
         for (int i = range.from() / sc; i <= (range.to() - 1) / sc; i++) {
             boolean inCow = i * sc < range.start() || (i + 1) * sc > range.end();
-            if (inCow && !readsAsZero(mapper.subclusterType(ref, i))) {
+            if (inCow && !readsAsZero(old.subcluster(i))) {
                 return false;
             }
         }
@@ -198,12 +180,12 @@ final class WritePath {
     }
 
     /** The bytes of {@code range}: the new data, and around it what the guest saw there before. */
-    private ByteBuffer withCow(long cluster, CowRange range, ByteBuffer part) throws IOException {
+    private ByteBuffer withCow(GuestCluster cluster, CowRange range, ByteBuffer part) throws IOException {
         if (!range.hasCow()) {
             return part.duplicate();
         }
         ByteBuffer bytes = ByteBuffer.allocate(range.to() - range.from());
-        long guest = (cluster << geometry.clusterBits()) + range.from();
+        long guest = cluster.offset(geometry.clusterBits()) + range.from();
         data.event(StorageEvent.COW_READ);
         readPath.read(guest, bytes.slice(0, range.start() - range.from()));
         readPath.read(guest + range.end() - range.from(), bytes.slice(range.end() - range.from(),

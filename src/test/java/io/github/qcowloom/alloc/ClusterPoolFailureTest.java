@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.MetadataCorruptionException;
 import java.io.IOException;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -21,13 +23,13 @@ class ClusterPoolFailureTest {
     private static ClusterSource failing(Error error, CountDownLatch reached) {
         return new ClusterSource() {
             @Override
-            public long[] allocate(int n) {
+            public List<NewCluster> allocate(int n) {
                 reached.countDown();
                 throw error;
             }
 
             @Override
-            public void release(long[] hostOffsets) {
+            public void release(List<NewCluster> clusters) {
             }
 
             @Override
@@ -43,7 +45,7 @@ class ClusterPoolFailureTest {
         CountDownLatch reached = new CountDownLatch(1);
         ClusterPool pool = new ClusterPool(failing(oom, reached), 4, 8, 1024);
         // The first take finds the pool empty and asks for a refill, which fails.
-        assertEquals(-1, pool.take());
+        assertEquals(Optional.empty(), pool.take());
         assertTrue(reached.await(10, TimeUnit.SECONDS), "the allocator never tried to refill");
         // close() joins the allocator: after it, whatever the allocator recorded is visible.
         pool.close();
@@ -51,7 +53,7 @@ class ClusterPoolFailureTest {
         int low = pool.low();
         int high = pool.high();
         for (int i = 0; i < 5; i++) {
-            assertEquals(-1, pool.take());
+            assertEquals(Optional.empty(), pool.take());
         }
         assertEquals(low, pool.low(), "takes kept doubling the thresholds for an allocator that is gone");
         assertEquals(high, pool.high());
@@ -63,20 +65,20 @@ class ClusterPoolFailureTest {
         IOException io = new IOException("No space left on device");
         ClusterPool pool = new ClusterPool(new ClusterSource() {
             @Override
-            public long[] allocate(int n) throws IOException {
+            public List<NewCluster> allocate(int n) throws IOException {
                 reached.countDown();
                 throw io;
             }
 
             @Override
-            public void release(long[] hostOffsets) {
+            public void release(List<NewCluster> clusters) {
             }
 
             @Override
             public void idle() {
             }
         }, 4, 8, 1024);
-        assertEquals(-1, pool.take());
+        assertEquals(Optional.empty(), pool.take());
         assertTrue(reached.await(10, TimeUnit.SECONDS));
         pool.close();
         assertEquals(io, pool.failure());
@@ -91,13 +93,13 @@ class ClusterPoolFailureTest {
         CountDownLatch told = new CountDownLatch(1);
         ClusterPool pool = new ClusterPool(new ClusterSource() {
             @Override
-            public long[] allocate(int n) throws IOException {
+            public List<NewCluster> allocate(int n) throws IOException {
                 reached.countDown();
                 throw corrupt;
             }
 
             @Override
-            public void release(long[] hostOffsets) {
+            public void release(List<NewCluster> clusters) {
             }
 
             @Override
@@ -110,7 +112,7 @@ class ClusterPoolFailureTest {
                 told.countDown();
             }
         }, 4, 8, 1024);
-        assertEquals(-1, pool.take());
+        assertEquals(Optional.empty(), pool.take());
         assertTrue(reached.await(10, TimeUnit.SECONDS));
         assertTrue(told.await(10, TimeUnit.SECONDS), "the image was never told of the corruption");
         // The image was told (it marks itself corrupt), and every later take fails with the typed exception.

@@ -12,9 +12,9 @@ import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /** Contiguous runs that span many missing refblocks (the cluster pool asks for thousands at once) finish quickly. */
 class LargeAllocationTest {
@@ -32,9 +32,9 @@ class LargeAllocationTest {
             s.readFully(ByteBuffer.wrap(c0), 0);
             Header h = Header.parse(c0, s.size());
             RefcountTable t = new RefcountTable(s, h, new TableCache(s, 512, 512));
-            long first = t.allocate(n) >>> 9;
+            long first = t.allocate(n).bytes() >>> 9;
             for (long c = first; c < first + n; c++) {
-                assertEquals(1, t.get(c));
+                assertEquals(1, t.get(new HostCluster(c)));
             }
         }
     }

@@ -63,7 +63,7 @@ class RefcountTableProperties {
             switch (op[0]) {
                 case 0 -> {
                     int n = 1 + op[1] % 80;
-                    long first = rt.allocate(n) / h.clusterSize();
+                    long first = rt.allocate(n).bytes() / h.clusterSize();
                     assertTrue(first > 0);
                     for (long c = first; c < first + n; c++) {
                         assertFalse(model.getOrDefault(c, 0L) != 0, "cluster " + c + " handed out twice");
@@ -83,20 +83,20 @@ class RefcountTableProperties {
                     if (v + delta < 0 || v + delta > max) {
                         continue;
                     }
-                    rt.update(c, delta);
+                    rt.update(new HostCluster(c), delta);
                     model.put(c, v + delta);
                 }
                 default -> throw new AssertionError();
             }
         }
         for (Map.Entry<Long, Long> e : model.entrySet()) {
-            assertEquals(e.getValue(), rt.get(e.getKey()), "cluster " + e.getKey());
+            assertEquals(e.getValue(), rt.get(new HostCluster(e.getKey())), "cluster " + e.getKey());
         }
         // The header, the reftable and every refblock the reftable names are counted.
-        assertEquals(1, rt.get(0));
+        assertEquals(1, rt.get(new HostCluster(0)));
         long tableFirst = rt.tableOffset() / h.clusterSize();
         for (long c = tableFirst; c < tableFirst + rt.tableClusters(); c++) {
-            assertEquals(1, rt.get(c), "reftable cluster " + c);
+            assertEquals(1, rt.get(new HostCluster(c)), "reftable cluster " + c);
         }
         // Reopened from what reached the storage plus the written-back cache, the picture is the same.
         TableCache cache = new TableCache(storage, 512, 1024);

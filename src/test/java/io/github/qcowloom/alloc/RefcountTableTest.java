@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CorruptImageException;
-import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
@@ -58,7 +58,7 @@ class RefcountTableTest {
             int i = 0;
             while (allocated < count) {
                 int n = 1 + (i++ % 5);
-                long off = rt.allocate(n);
+                long off = rt.allocate(n).bytes();
                 assertEquals(0, off % h.clusterSize());
                 assertTrue(off > 0);
                 end = Math.max(end, off + n * h.clusterSize());
@@ -70,9 +70,9 @@ class RefcountTableTest {
             }
             // A cluster the caller counts by itself, in a range no refblock covers yet.
             long far = (end / h.clusterSize() / perBlock + 2) * perBlock + 7;
-            assertEquals(0, rt.get(far));
-            rt.update(far, 1);
-            assertEquals(1, rt.get(far));
+            assertEquals(0, rt.get(new HostCluster(far)));
+            rt.update(new HostCluster(far), 1);
+            assertEquals(1, rt.get(new HostCluster(far)));
             allocated++;
             end = Math.max(end, (far + 1) * h.clusterSize());
             leaks = allocated;
@@ -112,31 +112,31 @@ class RefcountTableTest {
         try (Storage storage = FileStorage.open(image, false, false)) {
             Header h = TestImages.header(storage);
             RefcountTable rt = new RefcountTable(storage, h, cacheFor(storage, h));
-            long c = rt.allocate(1) / h.clusterSize();
-            assertEquals(1, rt.get(c));
-            RefcountOverflowException e = assertThrows(RefcountOverflowException.class, () -> rt.update(c, 1));
+            long c = rt.allocate(1).bytes() / h.clusterSize();
+            assertEquals(1, rt.get(new HostCluster(c)));
+            RefcountOverflowException e = assertThrows(RefcountOverflowException.class, () -> rt.update(new HostCluster(c), 1));
             assertEquals(c, e.cluster());
             assertEquals(1, e.refcountBits());
-            assertEquals(1, rt.get(c));
-            rt.update(c, -1);
-            assertEquals(0, rt.get(c));
-            assertThrows(CorruptImageException.class, () -> rt.update(c, -1));
-            assertEquals(c, rt.allocate(1) / h.clusterSize(), "freed cluster is found again");
+            assertEquals(1, rt.get(new HostCluster(c)));
+            rt.update(new HostCluster(c), -1);
+            assertEquals(0, rt.get(new HostCluster(c)));
+            assertThrows(CorruptImageException.class, () -> rt.update(new HostCluster(c), -1));
+            assertEquals(c, rt.allocate(1).bytes() / h.clusterSize(), "freed cluster is found again");
         }
         Path wide = dir.resolve("w.qcow2");
         TestImages.create(wide, 1L << 20, 65536, 64);
         try (Storage storage = FileStorage.open(wide, false, false)) {
             Header h = TestImages.header(storage);
             RefcountTable rt = new RefcountTable(storage, h, cacheFor(storage, h));
-            long c = rt.allocate(1) / h.clusterSize();
-            rt.update(c, Long.MAX_VALUE - 1);
-            assertEquals(Long.MAX_VALUE, rt.get(c));
-            rt.update(c, Long.MAX_VALUE);
-            assertEquals(-2L, rt.get(c), "2^64 - 2, unsigned");
-            rt.update(c, 1);
-            assertEquals(-1L, rt.get(c));
-            assertThrows(RefcountOverflowException.class, () -> rt.update(c, 1));
-            assertThrows(CorruptImageException.class, () -> rt.update(c + 1, -1));
+            long c = rt.allocate(1).bytes() / h.clusterSize();
+            rt.update(new HostCluster(c), Long.MAX_VALUE - 1);
+            assertEquals(Long.MAX_VALUE, rt.get(new HostCluster(c)));
+            rt.update(new HostCluster(c), Long.MAX_VALUE);
+            assertEquals(-2L, rt.get(new HostCluster(c)), "2^64 - 2, unsigned");
+            rt.update(new HostCluster(c), 1);
+            assertEquals(-1L, rt.get(new HostCluster(c)));
+            assertThrows(RefcountOverflowException.class, () -> rt.update(new HostCluster(c), 1));
+            assertThrows(CorruptImageException.class, () -> rt.update(new HostCluster(c + 1), -1));
         }
     }
 
@@ -148,8 +148,8 @@ class RefcountTableTest {
             Header h = TestImages.header(storage);
             RefcountTable rt = new RefcountTable(storage, h, cacheFor(storage, h));
             // 8 MiB of entries, 64 refcounts per 512-byte block: 2^26 clusters at most.
-            assertThrows(ImageTooLargeException.class, () -> rt.update(1L << 27, 1));
-            assertEquals(0, rt.get(1L << 40));
+            assertThrows(ImageTooLargeException.class, () -> rt.update(new HostCluster(1L << 27), 1));
+            assertEquals(0, rt.get(new HostCluster(1L << 40)));
         }
         Path big = dir.resolve("m.qcow2");
         TestImages.create(big, 1L << 20, 65536, 16);
@@ -160,9 +160,9 @@ class RefcountTableTest {
             Bytes.putLong(bad, 0, 0x100000 + 0x400);
             storage.write(ByteBuffer.wrap(bad), h.refcountTableOffset() + 8);
             RefcountTable broken = new RefcountTable(storage, h, cacheFor(storage, h));
-            assertThrows(CorruptImageException.class, () -> broken.get(32768));
-            assertThrows(CorruptImageException.class, () -> broken.update(32768, 1));
-            assertEquals(1, broken.get(0));
+            assertThrows(CorruptImageException.class, () -> broken.get(new HostCluster(32768)));
+            assertThrows(CorruptImageException.class, () -> broken.update(new HostCluster(32768), 1));
+            assertEquals(1, broken.get(new HostCluster(0)));
         }
     }
 }

@@ -117,8 +117,8 @@ class ReferenceCountInteropTest {
             int raised = 0;
             // Raise clusters whose refcount has room: allocated ones, and freed (discarded) ones.
             for (long c = 1; c < refs.clusters() && raised < 6; c += raised % 2 == 0 ? 1 : 3) {
-                if (refs.hasRefblock(c) && r.table.get(c) != max) {
-                    r.table.update(c, 1);
+                if (refs.hasRefblock(c) && r.table.get(new HostCluster(c)) != max) {
+                    r.table.update(new HostCluster(c), 1);
                     raised++;
                 }
             }
@@ -146,8 +146,8 @@ class ReferenceCountInteropTest {
             int lowered = 0;
             // Lower a few referenced clusters: shared ones (refcount 2 -> 1) and single ones (1 -> 0).
             for (long c = refs.clusters() - 1; c > 0 && lowered < 4; c -= 3) {
-                if (refs.references(c) > 0 && r.table.get(c) > 0) {
-                    r.table.update(c, -1);
+                if (refs.references(c) > 0 && r.table.get(new HostCluster(c)) > 0) {
+                    r.table.update(new HostCluster(c), -1);
                     lowered++;
                 }
             }

@@ -2,6 +2,9 @@ package io.github.qcowloom.bench;
 
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.ClusterSource;
+import io.github.qcowloom.alloc.HostCluster;
+import io.github.qcowloom.alloc.HostOffset;
+import io.github.qcowloom.alloc.NewCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.cache.TableCache;
@@ -11,6 +14,9 @@ import io.github.qcowloom.storage.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -28,6 +34,7 @@ import org.openjdk.jmh.annotations.TearDown;
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @State(Scope.Benchmark)
 public class MetadataBenchmark {
+    private static final HostCluster CLUSTER_3 = new HostCluster(3);
     private TableCache smallCache;
     private TableCache bigCache;
     private RefcountTable refcounts;
@@ -51,16 +58,16 @@ public class MetadataBenchmark {
         AtomicLong clusters = new AtomicLong(1L << 20);
         pool = new ClusterPool(new ClusterSource() {
             @Override
-            public long[] allocate(int n) {
-                long[] out = new long[n];
+            public List<NewCluster> allocate(int n) {
+                List<NewCluster> out = new ArrayList<>(n);
                 for (int i = 0; i < n; i++) {
-                    out[i] = clusters.getAndAdd(65536);
+                    out.add(new NewCluster(new HostOffset(clusters.getAndAdd(65536)), true));
                 }
                 return out;
             }
 
             @Override
-            public void release(long[] hostOffsets) {
+            public void release(List<NewCluster> clusters) {
             }
 
             @Override
@@ -90,14 +97,14 @@ public class MetadataBenchmark {
     /** One refcount increment and decrement in a cached refblock slice. */
     @Benchmark
     public long refcountUpdate() throws Exception {
-        refcounts.update(3, 1);
-        refcounts.update(3, -1);
-        return refcounts.get(3);
+        refcounts.update(CLUSTER_3, 1);
+        refcounts.update(CLUSTER_3, -1);
+        return refcounts.get(CLUSTER_3);
     }
 
     /** Taking a preallocated cluster from the pool (refilled by its allocator thread). */
     @Benchmark
-    public long poolTake() throws java.io.IOException {
+    public Optional<NewCluster> poolTake() throws java.io.IOException {
         return pool.take();
     }
 }

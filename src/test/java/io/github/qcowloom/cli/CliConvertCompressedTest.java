@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Header;
@@ -180,7 +181,7 @@ class CliConvertCompressedTest {
             RefcountTable t = new RefcountTable(f, h, new TableCache(f, 512, 16));
             long n = 0;
             for (long c = 0; c <= f.size() >>> h.clusterBits(); c++) {
-                if (t.get(c) > 0) {
+                if (t.get(new HostCluster(c)) > 0) {
                     n++;
                 }
             }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.github.qcowloom.alloc.NewCluster;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.check.CheckResult;
@@ -15,9 +16,9 @@ import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.snapshot.Snapshots;
 import io.github.qcowloom.storage.MemoryStorage;
-import io.github.qcowloom.testing.GatedStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
+import io.github.qcowloom.testing.GatedStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -95,7 +96,7 @@ class DirtyBitRaceTest {
         try (Qcow2Image img = Qcow2Image.open(file, null, OpenOptions.readWriteDefaults().withPool(false))) {
             ClusterSupply supply = img.metadataWriter().supply();
             FlushOrder flushes = img.metadataWriter().flushOrder();
-            long[] refill = supply.allocate(3);
+            List<NewCluster> refill = supply.allocate(3);
             flushes.flushUntilClean();
             assertTrue(ImageMetadata.readHeader(file).dirty(),
                     "the image was marked clean while 3 allocated clusters were on their way into the pool");

@@ -1,5 +1,6 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountComparison;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.ReferenceCount;
@@ -58,7 +59,7 @@ final class OnDiskImage implements AutoCloseable {
     }
 
     long refcount(long hostCluster) throws IOException {
-        return refcounts.get(hostCluster);
+        return refcounts.get(new HostCluster(hostCluster));
     }
 
     /** Stored refcounts against the references the tables hold, as qemu-img check compares them. */

@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
@@ -129,11 +130,11 @@ class SparseTailTest {
             TableCache cache = new TableCache(file, 512, 16);
             RefcountTable table = new RefcountTable(file, header, cache);
             long c = 1;
-            while (table.get(c) != 0 || !table.hasBlockFor(c)) {
+            while (table.get(new HostCluster(c)) != 0 || !table.hasBlockFor(c)) {
                 c++;
                 assertTrue(table.hasBlockFor(c) || c < (1 << 16), "no free cluster under a refblock");
             }
-            table.update(c, 1);
+            table.update(new HostCluster(c), 1);
             cache.writeBack(cache.copyDirty());
             file.flush();
         }
