@@ -25,7 +25,9 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * Whole 4 KiB requests on an allocated 256 MiB image: a batch of {@code depth} concurrent reads or overwrites per
- * invocation, driven by a virtual thread per request or by a pool of 64 platform threads.
+ * invocation, driven by a virtual thread per request or by a pool of 64 platform threads; and allocating writes, each
+ * into a new cluster of an empty 64 GiB image made for every iteration (the allocator's path: the pool, new
+ * clusters, links).
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)
@@ -34,6 +36,8 @@ import org.openjdk.jmh.annotations.TearDown;
 public class RequestBenchmark {
     private static final long SIZE = 256L << 20;
     private static final int BATCH = 256;
+    private static final long FRESH_SIZE = 64L << 30;
+    private static final long CLUSTER = 65536;
 
     @Param({"1", "16", "64", "256"})
     public int depth;
@@ -46,6 +50,10 @@ public class RequestBenchmark {
     private AsyncBlockDevice device;
     private ByteBuffer[] buffers;
     private long offset;
+    private Path freshFile;
+    private Qcow2Image freshImage;
+    private AsyncBlockDevice freshDevice;
+    private long freshOffset;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
@@ -57,6 +65,22 @@ public class RequestBenchmark {
         for (int i = 0; i < depth; i++) {
             buffers[i] = ByteBuffer.allocateDirect(4096);
         }
+    }
+
+    @Setup(Level.Iteration)
+    public void freshImage() throws Exception {
+        freshFile = Files.createTempFile("jmh-fresh", ".qcow2");
+        ImageCreator.create(freshFile, CreateOptions.defaults(FRESH_SIZE));
+        freshImage = Qcow2Image.open(freshFile, OpenOptions.readWriteDefaults());
+        freshDevice = ExecutionModel.parse(exec).drive(freshImage);
+        freshOffset = 0;
+    }
+
+    @TearDown(Level.Iteration)
+    public void dropFreshImage() throws Exception {
+        freshDevice.close();
+        freshImage.close();
+        Files.deleteIfExists(freshFile);
     }
 
     @TearDown(Level.Trial)
@@ -78,6 +102,24 @@ public class RequestBenchmark {
             offset = (offset + 4096) % SIZE;
             inFlight[slot] = write ? device.write(offset, b) : device.read(offset, b);
         }
+        joinAll(inFlight);
+    }
+
+    /** {@code BATCH} writes to the fresh image, {@code depth} in flight at a time, each into a cluster of its own. */
+    private void allocate() {
+        CompletableFuture<?>[] inFlight = new CompletableFuture<?>[depth];
+        for (int i = 0; i < BATCH; i++) {
+            int slot = i % depth;
+            if (inFlight[slot] != null) {
+                inFlight[slot].join();
+            }
+            freshOffset = (freshOffset + CLUSTER) % FRESH_SIZE;
+            inFlight[slot] = freshDevice.write(freshOffset, buffers[slot].clear());
+        }
+        joinAll(inFlight);
+    }
+
+    private static void joinAll(CompletableFuture<?>[] inFlight) {
         CompletableFuture.allOf(java.util.Arrays.stream(inFlight).filter(f -> f != null)
                 .toArray(CompletableFuture[]::new)).join();
     }
@@ -90,5 +132,10 @@ public class RequestBenchmark {
     @Benchmark
     public void overwrite4k() {
         run(true);
+    }
+
+    @Benchmark
+    public void allocate4k() {
+        allocate();
     }
 }
