@@ -24,8 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
  * that uses what the README shows compiles, and one that reaches into the driver's insides does not.
  */
 class ModuleSurfaceTest {
-    private static final String MODULE = "io.github.qcowloom";
-    private static final Set<String> EXPORTED = Set.of("api", "image", "snapshot", "check", "crashkit", "nbd",
+    static final String MODULE = "io.github.qcowloom";
+    static final Set<String> EXPORTED = Set.of("api", "image", "snapshot", "check", "crashkit", "nbd",
             "exec", "virtio", "simulation", "storage");
     private static final List<String> INTERNAL = List.of("format", "cache", "compress", "alloc");
 
