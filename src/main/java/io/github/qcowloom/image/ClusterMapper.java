@@ -120,13 +120,21 @@ final class ClusterMapper {
         };
     }
 
-    /** A host cluster's offset, aligned and, with a data file, at the guest offset, as QEMU checks before use. */
+    /**
+     * A host cluster's offset, checked as QEMU's qcow2_get_host_offset and handle_copied check it before use: aligned,
+     * and with an external data file, where a guest cluster lives at its own offset, that offset.
+     */
     private HostOffset checkedHost(long host, long l2Offset, GuestCluster cluster) throws MetadataCorruptionException {
         if ((host & (geometry.clusterSize() - 1)) != 0) {
             throw new MetadataCorruptionException(String.format(
                     "Cluster allocation offset %#x unaligned (L2 offset: %#x)", host, l2Offset));
         }
-        geometry.requireDataFileAtGuest(host, cluster.offset(geometry.clusterBits()));
+        long guest = cluster.offset(geometry.clusterBits());
+        if (geometry.hasDataFile() && host != guest) {
+            throw new MetadataCorruptionException(String.format(
+                    "External data file host cluster offset %#x does not match guest cluster offset: %#x", host,
+                    guest));
+        }
         return new HostOffset(host);
     }
 

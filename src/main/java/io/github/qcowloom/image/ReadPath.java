@@ -130,7 +130,7 @@ final class ReadPath {
         dst.position(dst.position() + n);
     }
 
-    /** An extended L2 subcluster without data: zeroes if its zero bit is set, else the backing file's. */
+    /** A part without data of its own: zeroes where the entry says so, else the backing file's (or zeroes). */
     private void unallocatedOrZero(SubclusterType type, long guestOffset, ByteBuffer part) throws IOException {
         if (type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) {
             zero(part);
