@@ -2,10 +2,6 @@ package io.github.qcowloom.alloc;
 
 /** The index of a cluster of the image file: what a refcount counts references to (host offset >> cluster bits). */
 public record HostCluster(long index) {
-    public HostOffset offset(int clusterBits) {
-        return new HostOffset(index << clusterBits);
-    }
-
     public HostCluster plus(long n) {
         return new HostCluster(index + n);
     }

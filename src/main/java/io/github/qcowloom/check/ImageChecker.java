@@ -2,8 +2,8 @@ package io.github.qcowloom.check;
 
 import io.github.qcowloom.alloc.CopiedFlags;
 import io.github.qcowloom.alloc.HostCluster;
-import io.github.qcowloom.alloc.RefcountComparison.Mismatch;
 import io.github.qcowloom.alloc.RefcountComparison;
+import io.github.qcowloom.alloc.RefcountComparison.Mismatch;
 import io.github.qcowloom.alloc.RefcountRebuild;
 import io.github.qcowloom.alloc.RefcountRepair;
 import io.github.qcowloom.alloc.RefcountTable;

@@ -19,7 +19,7 @@ public final class L2Entry {
     /** A bitmap whose every subcluster reads as zeroes (QEMU's QCOW_L2_BITMAP_ALL_ZEROES). */
     public static final long BITMAP_ALL_ZEROES = 0xffffffff00000000L;
 
-    /** A standard entry for the data cluster at {@code hostOffset}, which the image owns alone (COPIED). */
+    /** The entry (with extended L2, its first word) of the data cluster at {@code hostOffset}, owned alone. */
     public static long owned(long hostOffset) {
         return hostOffset | COPIED;
     }
@@ -60,29 +60,27 @@ public final class L2Entry {
      * and only check reports a non-zero bitmap there.
      */
     public static SubclusterType subclusterType(long entry, long bitmap, int sc, boolean hasDataFile) {
-        ClusterType type = type(entry, true, hasDataFile);
-        long allocBit = 1L << sc;
-        long zeroBit = 1L << (32 + sc);
-        return switch (type) {
+        return switch (type(entry, true, hasDataFile)) {
             case COMPRESSED -> SubclusterType.COMPRESSED;
-            case NORMAL -> {
-                if (((bitmap >>> 32) & bitmap) != 0) {
-                    yield SubclusterType.INVALID;
-                }
-                if ((bitmap & zeroBit) != 0) {
-                    yield SubclusterType.ZERO_ALLOC;
-                }
-                yield (bitmap & allocBit) != 0 ? SubclusterType.NORMAL : SubclusterType.UNALLOCATED_ALLOC;
-            }
-            case UNALLOCATED -> {
-                if ((bitmap & BITMAP_ALLOC_MASK) != 0) {
-                    yield SubclusterType.INVALID;
-                }
-                yield (bitmap & zeroBit) != 0 ? SubclusterType.ZERO_PLAIN : SubclusterType.UNALLOCATED_PLAIN;
-            }
+            case NORMAL -> ((bitmap >>> 32) & bitmap) != 0 ? SubclusterType.INVALID : withClusterType(bitmap, sc);
+            case UNALLOCATED -> (bitmap & BITMAP_ALLOC_MASK) != 0 ? SubclusterType.INVALID
+                    : withoutClusterType(bitmap, sc);
             // Unreachable: extended L2 does not use the zero flag.
             case ZERO_PLAIN, ZERO_ALLOC -> SubclusterType.INVALID;
         };
+    }
+
+    /** Subcluster {@code sc} of an entry with a host cluster and a valid {@code bitmap}: zeroes, allocated, or neither. */
+    public static SubclusterType withClusterType(long bitmap, int sc) {
+        if ((bitmap & (1L << (32 + sc))) != 0) {
+            return SubclusterType.ZERO_ALLOC;
+        }
+        return (bitmap & (1L << sc)) != 0 ? SubclusterType.NORMAL : SubclusterType.UNALLOCATED_ALLOC;
+    }
+
+    /** Subcluster {@code sc} of an entry without a host cluster and with a valid {@code bitmap}: zeroes or nothing. */
+    public static SubclusterType withoutClusterType(long bitmap, int sc) {
+        return (bitmap & (1L << (32 + sc))) != 0 ? SubclusterType.ZERO_PLAIN : SubclusterType.UNALLOCATED_PLAIN;
     }
 
     /** The "allocated" bits of subclusters {@code [from, to)} (QEMU's QCOW_OFLAG_SUB_ALLOC_RANGE). */
@@ -108,14 +106,4 @@ public final class L2Entry {
         return (bitmap | zeroRange(from, to)) & ~allocRange(from, to);
     }
 
-    /** The type a standard cluster type maps to for reading, for code that handles both layouts. */
-    public static SubclusterType asSubcluster(ClusterType type) {
-        return switch (type) {
-            case NORMAL -> SubclusterType.NORMAL;
-            case COMPRESSED -> SubclusterType.COMPRESSED;
-            case ZERO_PLAIN -> SubclusterType.ZERO_PLAIN;
-            case ZERO_ALLOC -> SubclusterType.ZERO_ALLOC;
-            case UNALLOCATED -> SubclusterType.UNALLOCATED_PLAIN;
-        };
-    }
 }

@@ -2,10 +2,10 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.BlockStatus.Allocation;
 import io.github.qcowloom.api.BlockStatus.Host;
 import io.github.qcowloom.api.BlockStatus.HostFile;
-import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -94,15 +94,23 @@ final class BlockStatusPath {
             }
             return new Run(type, Math.min(limit, cluster.next().offset(bits)) - offset, -1);
         }
-        HostOffset host = hostCluster(mapping);
+        HostOffset host = keptHost(mapping);
         long end = cluster.offset(bits) + sameTypeEnd(mapping, sc, type);
         // The run reached the end of its cluster: see whether the next cluster carries it on.
         for (GuestCluster next = cluster.next(); end == next.offset(bits) && end < limit; next = next.next()) {
-            L2Mapping nextMapping = mapper.lookup(next);
+            L2Mapping nextMapping;
+            try {
+                nextMapping = mapper.lookup(next);
+            } catch (MetadataCorruptionException e) {
+                // QEMU's count_contiguous_subclusters makes none of qcow2_get_host_offset's checks: an entry that
+                // fails them (an unaligned or misplaced offset, a zero flag before v3) cannot carry the run on, so
+                // the run ends before it and the call that starts there reports it.
+                break;
+            }
             // QEMU fails on an invalid entry it meets while counting, not only on the first.
             requireValid(nextMapping, next);
             HostOffset expected = host == null ? null : host.plus((next.index() - cluster.index()) << bits);
-            if (nextMapping.subcluster(0) != type || !Objects.equals(hostCluster(nextMapping), expected)) {
+            if (nextMapping.subcluster(0) != type || !Objects.equals(keptHost(nextMapping), expected)) {
                 break;
             }
             end = next.offset(bits) + sameTypeEnd(nextMapping, 0, type);
@@ -111,7 +119,7 @@ final class BlockStatusPath {
     }
 
     /** The host cluster a mapping keeps (data, or a preallocated zero cluster); null if it has none. */
-    private static HostOffset hostCluster(L2Mapping mapping) {
+    private static HostOffset keptHost(L2Mapping mapping) {
         return switch (mapping) {
             case L2Mapping.Data data -> data.cluster();
             case L2Mapping.Zero zero -> zero.preallocated();

@@ -86,7 +86,7 @@ final class CompressedWritePath {
             file.write(ByteBuffer.wrap(bytes), host);
             // The bytes are written before the entry that points to them is set; the refcount increase is
             // already in the cache, so any flush carrying the entry carries (and first syncs) the increase. With
-            // extended L2, link gives the entry the bitmap 0 that a compressed cluster must have.
+            // extended L2, linkCompressed gives the entry the bitmap 0 that a compressed cluster must have.
             metadata.linkCompressed(new GuestCluster(cluster),
                     CompressedDescriptor.encode(host, bytes.length, geometry.clusterBits()));
         } finally {

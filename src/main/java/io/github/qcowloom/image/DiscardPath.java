@@ -81,7 +81,7 @@ final class DiscardPath {
             if (extended) {
                 return new L2Words(0, L2Entry.BITMAP_ALL_ZEROES);
             }
-            return new L2Words(version >= 3 ? L2Entry.withZeroFlag(0) : 0, 0);
+            return new L2Words(version >= 3 ? L2Entry.ZERO : 0, 0);
         });
     }
 
@@ -200,7 +200,8 @@ final class DiscardPath {
             ClusterType type = type(old.entry());
             boolean unmap = type == ClusterType.COMPRESSED || (mayUnmap && allocated(type));
             long entry = unmap ? 0 : old.entry();
-            return extended ? new L2Words(entry, L2Entry.BITMAP_ALL_ZEROES) : new L2Words(L2Entry.withZeroFlag(entry), 0);
+            return extended ? new L2Words(entry, L2Entry.BITMAP_ALL_ZEROES)
+                    : new L2Words(L2Entry.withZeroFlag(entry), 0);
         });
     }
 

@@ -23,7 +23,7 @@ sealed interface L2Mapping {
     record Unallocated(long l2Offset, L2Words words) implements L2Mapping {
         @Override
         public SubclusterType subcluster(int sc) {
-            return (words.bitmap() & zeroBit(sc)) != 0 ? SubclusterType.ZERO_PLAIN : SubclusterType.UNALLOCATED_PLAIN;
+            return L2Entry.withoutClusterType(words.bitmap(), sc);
         }
     }
 
@@ -43,14 +43,7 @@ sealed interface L2Mapping {
             implements L2Mapping {
         @Override
         public SubclusterType subcluster(int sc) {
-            if (!extended) {
-                return SubclusterType.NORMAL;
-            }
-            long bitmap = words.bitmap();
-            if ((bitmap & zeroBit(sc)) != 0) {
-                return SubclusterType.ZERO_ALLOC;
-            }
-            return (bitmap & (1L << sc)) != 0 ? SubclusterType.NORMAL : SubclusterType.UNALLOCATED_ALLOC;
+            return extended ? L2Entry.withClusterType(words.bitmap(), sc) : SubclusterType.NORMAL;
         }
 
         /** Owned alone and, with extended L2, every subcluster of {@code [from, to)} allocated: written in place. */
@@ -76,9 +69,5 @@ sealed interface L2Mapping {
         public SubclusterType subcluster(int sc) {
             return SubclusterType.INVALID;
         }
-    }
-
-    private static long zeroBit(int sc) {
-        return 1L << (32 + sc);
     }
 }

@@ -209,20 +209,20 @@ final class MetadataWriter {
     }
 
     /**
-     * Extended L2: points guest {@code guest}'s entry at the data cluster at {@code host} (owned alone) and marks
+     * Extended L2: points {@code cluster}'s entry at the data cluster at {@code host} (owned alone) and marks
      * subclusters {@code [from, to)} allocated in its bitmap as the bitmap is now, so that what another request did
      * to the other subclusters meanwhile (write-zeroes, say) stays; dereferences the old entry's cluster, once the
      * change is durable, when the offset changed. The data of those subclusters has already been written.
      */
-    void linkSubclusters(GuestCluster guest, HostOffset host, int from, int to) throws IOException {
-        long cluster = guest.index();
+    void linkSubclusters(GuestCluster cluster, HostOffset host, int from, int to) throws IOException {
+        long index = cluster.index();
         long newEntry = L2Entry.owned(host.bytes());
         lock.lock();
         Slice slice = null;
         try {
-            slice = tables.writableSlice(cluster);
-            L2Words old = mapper.words(slice, cluster);
-            mapper.setWords(slice, cluster, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
+            slice = tables.writableSlice(index);
+            L2Words old = mapper.words(slice, index);
+            mapper.setWords(slice, index, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
             flushOrder.linked(L2Entry.hostOffset(newEntry) + geometry().clusterSize());
             if (L2Entry.hostOffset(old.entry()) != L2Entry.hostOffset(newEntry)) {
                 dereferenceLater(old.entry());
@@ -234,23 +234,23 @@ final class MetadataWriter {
     }
 
     /**
-     * Extended L2: marks subclusters {@code [from, to)} allocated if {@code guest}'s entry is still the one
+     * Extended L2: marks subclusters {@code [from, to)} allocated if {@code cluster}'s entry word is still the one
      * {@code owned} was decoded from, whose cluster already holds their data (written in place). False, changing
      * nothing, if a discard or write-zeroes replaced the entry meanwhile: the cluster written to is on its way to
      * being freed, and the caller must write again.
      */
-    boolean markAllocated(GuestCluster guest, L2Mapping.Data owned, int from, int to) throws IOException {
-        long cluster = guest.index();
+    boolean markAllocated(GuestCluster cluster, L2Mapping.Data owned, int from, int to) throws IOException {
+        long index = cluster.index();
         long entry = owned.words().entry();
         lock.lock();
         Slice slice = null;
         try {
-            slice = tables.writableSlice(cluster);
-            L2Words old = mapper.words(slice, cluster);
+            slice = tables.writableSlice(index);
+            L2Words old = mapper.words(slice, index);
             if (old.entry() != entry) {
                 return false;
             }
-            mapper.setWords(slice, cluster, new L2Words(entry, L2Entry.withAllocated(old.bitmap(), from, to)));
+            mapper.setWords(slice, index, new L2Words(entry, L2Entry.withAllocated(old.bitmap(), from, to)));
             return true;
         } finally {
             tables.unpin(slice);

@@ -598,6 +598,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         long cs = geometry.clusterSize();
         for (long c = Bytes.alignUp(newSize, cs) / cs; c * cs < oldSize; c++) {
             L2Mapping m = mapper.lookup(new GuestCluster(c));
+            if (m instanceof L2Mapping.Invalid) {
+                throw new MetadataCorruptionException(String.format(
+                        "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", m.l2Offset(),
+                        c & (geometry.l2Entries() - 1)));
+            }
             boolean holdsNothing = m instanceof L2Mapping.Unallocated
                     || m instanceof L2Mapping.Zero zero && zero.preallocated() == null;
             if (!holdsNothing) {

@@ -12,13 +12,17 @@ import static io.github.qcowloom.image.ImagePoker.write;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.compress.ClusterCodec;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.CompressedDescriptor;
+import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
 import java.io.IOException;
@@ -108,6 +112,25 @@ class BadImageReadTest {
         putLong(image, entryAt + 8, 0);
         assertReadFails(image, 0, 512, MetadataCorruptionException.class,
                 "Cluster allocation offset 0x" + Long.toHexString(data + 512) + " unaligned");
+    }
+
+    // Writes see the entry through the same checked lookup: a misaligned cluster, shared or owned, is refused before
+    // any data moves (QEMU's handle_copied refuses an owned one; a shared one it would free as the wrong cluster).
+    @Test
+    void misalignedClusterFailsTheWrite() throws IOException {
+        Path image = mappedImage();
+        long entryAt = l2EntryOffset(image, L2_INDEX_0);
+        long data = L2Entry.hostOffset(getLong(image, entryAt));
+        for (long copied : new long[] {0, L2Entry.COPIED}) {
+            putLong(image, entryAt, (data + 512) | copied);
+            try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+                MetadataCorruptionException e = assertThrows(MetadataCorruptionException.class,
+                        () -> img.write(0, ByteBuffer.allocate(512)));
+                assertTrue(e.getMessage().startsWith("Cluster allocation offset 0x" + Long.toHexString(data + 512)
+                        + " unaligned"), e.getMessage());
+            }
+            putLong(image, HeaderField.INCOMPATIBLE_FEATURES.offset(), 0); // the refusal marked the image corrupt
+        }
     }
 
     // qcow2_get_host_offset: "Zero cluster entry found in pre-v3 image".

@@ -127,4 +127,33 @@ class BlockStatusTest {
             assertTrue(theirs.stderr().contains("Invalid cluster entry found"), theirs.stderr());
         }
     }
+
+    /**
+     * An entry that fails qcow2_get_host_offset's checks (here a misaligned offset) but is met while counting a run
+     * only ends the run, as in QEMU's count_contiguous_subclusters: the query that starts at it fails, with QEMU's
+     * message. qemu-io's map likewise lists the first cluster, then fails.
+     */
+    @Test
+    void aMisalignedEntryEndsTheRunBeforeIt() throws IOException {
+        Path img = qcow2("misaligned.qcow2");
+        Qemu.io(img, "write -P 1 0 128k");
+        long entryAt = l2EntryOffset(img, 1);
+        putLong(img, entryAt, ImagePoker.getLong(img, entryAt) + 512);
+        try (Qcow2Image q = Qcow2Image.open(img, OpenOptions.readOnlyDefaults())) {
+            BlockStatus first = q.blockStatus(0, q.size());
+            assertEquals(Allocation.DATA, first.allocation());
+            assertEquals(65536, first.length());
+            MetadataCorruptionException e = assertThrows(MetadataCorruptionException.class,
+                    () -> q.blockStatus(65536, q.size() - 65536));
+            assertTrue(theirs(img).stderr().contains(e.getMessage()), e.getMessage());
+        }
+        Qemu.Result theirs = theirs(img);
+        assertNotEquals(0, theirs.exitCode());
+        assertTrue(theirs.stdout().matches("(?s)64 KiB \\(0x10000\\) bytes +allocated at offset 0 bytes.*"),
+                theirs.stdout());
+    }
+
+    private static Qemu.Result theirs(Path img) {
+        return Qemu.exec(List.of("qemu-io", "-r", "-c", "map", img.toString()));
+    }
 }

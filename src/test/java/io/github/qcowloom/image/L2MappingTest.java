@@ -66,13 +66,13 @@ class L2MappingTest {
     void hostOffsetsAreCheckedBeforeAnyPathSeesThem() {
         MetadataCorruptionException unaligned = assertThrows(MetadataCorruptionException.class,
                 () -> lookup(standard(3, false), new L2Words(L2Entry.owned(HOST + 512), 0)));
-        assertEquals("Cluster allocation offset 0x50200 unaligned (L2 offset: 0x10000)", unaligned.getMessage());
+        assertEquals("Cluster allocation offset 0x50200 unaligned (L2 offset: 0x10000, L2 index: 0x3)", unaligned.getMessage());
         assertThrows(MetadataCorruptionException.class,
                 () -> lookup(standard(3, false), new L2Words(L2Entry.withZeroFlag(HOST + 512), 0)),
                 "a preallocated zero cluster's offset is checked too");
         MetadataCorruptionException v2 = assertThrows(MetadataCorruptionException.class,
                 () -> lookup(standard(2, false), new L2Words(L2Entry.ZERO, 0)));
-        assertEquals("Zero cluster entry found in pre-v3 image (L2 offset: 0x10000)", v2.getMessage());
+        assertEquals("Zero cluster entry found in pre-v3 image (L2 offset: 0x10000, L2 index: 0x3)", v2.getMessage());
         MetadataCorruptionException elsewhere = assertThrows(MetadataCorruptionException.class,
                 () -> lookup(standard(3, true), new L2Words(L2Entry.owned(HOST), 0)));
         assertTrue(elsewhere.getMessage().startsWith("External data file host cluster offset 0x50000"),
