@@ -4,7 +4,6 @@ import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -97,10 +96,9 @@ public final class SnapshotTable {
             long idStart = extraStart + extraSize;
             requireInFile(idStart, idLen + nameLen, fileLength, i);
             byte[] extra = keptExtra == 0 ? new byte[0] : reader.read(extraStart, (int) keptExtra);
-            byte[] names = idLen + nameLen == 0 ? new byte[0] : reader.read(idStart, idLen + nameLen);
-            out.add(new Snapshot(Bytes.getLong(h, 0), Bytes.getInt(h, 8),
-                    new String(names, 0, idLen, StandardCharsets.UTF_8),
-                    new String(names, idLen, nameLen, StandardCharsets.UTF_8), Bytes.getUInt(h, 16),
+            byte[] id = idLen == 0 ? new byte[0] : reader.read(idStart, idLen);
+            byte[] name = nameLen == 0 ? new byte[0] : reader.read(idStart + idLen, nameLen);
+            out.add(new Snapshot(Bytes.getLong(h, 0), Bytes.getInt(h, 8), id, name, Bytes.getUInt(h, 16),
                     Bytes.getUInt(h, 20), Bytes.getLong(h, 24), Bytes.getUInt(h, 32), extra));
             pos = entryEnd;
         }
@@ -118,18 +116,19 @@ public final class SnapshotTable {
         long len = 0;
         for (Snapshot s : snapshots) {
             len = Bytes.alignUp(len, 8);
-            len += FIXED_ENTRY_SIZE + s.extraDataLength() + utf8(s.id()).length + utf8(s.name()).length;
+            len += FIXED_ENTRY_SIZE + s.extraDataLength() + s.idBytes().length + s.nameBytes().length;
         }
         return Bytes.alignUp(len, 8);
     }
 
+    /** The table holding {@code snapshots}, ids and names as their bytes. */
     public static byte[] encode(List<Snapshot> snapshots) {
         byte[] b = new byte[(int) encodedLength(snapshots)];
         int pos = 0;
         for (Snapshot s : snapshots) {
             pos = (int) Bytes.alignUp(pos, 8);
-            byte[] id = utf8(s.id());
-            byte[] name = utf8(s.name());
+            byte[] id = s.idBytes();
+            byte[] name = s.nameBytes();
             byte[] extra = s.extraData();
             Bytes.putLong(b, pos, s.l1TableOffset());
             Bytes.putInt(b, pos + 8, s.l1Size());
@@ -149,9 +148,5 @@ public final class SnapshotTable {
             pos += name.length;
         }
         return b;
-    }
-
-    private static byte[] utf8(String s) {
-        return s.getBytes(StandardCharsets.UTF_8);
     }
 }

@@ -1,6 +1,7 @@
 package io.github.qcowloom.snapshot;
 
 import io.github.qcowloom.format.Bytes;
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 
 /**
@@ -8,12 +9,16 @@ import java.util.Arrays;
  * bytes: vm_state_size_large, disk_size, icount); the accessors decode the known fields. {@code l1Size} is the
  * stored u32 (read it with {@link Integer#toUnsignedLong}); it is not validated when the table is read, so a
  * user of the snapshot's L1 table validates it first, as QEMU's qcow2_validate_table does on goto and delete.
+ *
+ * <p>The id and name are kept as the bytes the table holds, as QEMU keeps them: a table written back (every
+ * snapshot operation and {@code check -r all} write all entries) must not change another snapshot's name, and a
+ * name need not be UTF-8. {@link #id()} and {@link #name()} decode them as UTF-8 for display and lookup.
  */
 public record Snapshot(
         long l1TableOffset,
         int l1Size,
-        String id,
-        String name,
+        byte[] idBytes,
+        byte[] nameBytes,
         long dateSec,
         long dateNsec,
         long vmClockNsec,
@@ -21,7 +26,36 @@ public record Snapshot(
         byte[] extraData) {
 
     public Snapshot {
+        idBytes = idBytes.clone();
+        nameBytes = nameBytes.clone();
         extraData = extraData.clone();
+    }
+
+    /** A snapshot whose id and name are text, stored as UTF-8. */
+    public Snapshot(long l1TableOffset, int l1Size, String id, String name, long dateSec, long dateNsec,
+            long vmClockNsec, long vmStateSize32, byte[] extraData) {
+        this(l1TableOffset, l1Size, id.getBytes(StandardCharsets.UTF_8), name.getBytes(StandardCharsets.UTF_8),
+                dateSec, dateNsec, vmClockNsec, vmStateSize32, extraData);
+    }
+
+    /** The id as text (bytes that are not UTF-8 read as U+FFFD). */
+    public String id() {
+        return new String(idBytes, StandardCharsets.UTF_8);
+    }
+
+    /** The name as text (bytes that are not UTF-8 read as U+FFFD). */
+    public String name() {
+        return new String(nameBytes, StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public byte[] idBytes() {
+        return idBytes.clone();
+    }
+
+    @Override
+    public byte[] nameBytes() {
+        return nameBytes.clone();
     }
 
     @Override
@@ -63,13 +97,17 @@ public record Snapshot(
         if (extraData.length > 24) {
             System.arraycopy(extraData, 24, extra, 24, extraData.length - 24);
         }
-        return new Snapshot(l1TableOffset, l1Size, cString(id), cString(name), dateSec, dateNsec, vmClockNsec,
-                Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
+        return new Snapshot(l1TableOffset, l1Size, cString(idBytes), cString(nameBytes), dateSec, dateNsec,
+                vmClockNsec, Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
     }
 
-    private static String cString(String s) {
-        int nul = s.indexOf('\0');
-        return nul < 0 ? s : s.substring(0, nul);
+    private static byte[] cString(byte[] s) {
+        for (int i = 0; i < s.length; i++) {
+            if (s[i] == 0) {
+                return Arrays.copyOf(s, i);
+            }
+        }
+        return s;
     }
 
     /** QEMU's 24-byte extra data. */
@@ -97,20 +135,27 @@ public record Snapshot(
             System.arraycopy(extraData, KNOWN_EXTRA_DATA, extra, KNOWN_EXTRA_DATA,
                     extraData.length - KNOWN_EXTRA_DATA);
         }
-        return new Snapshot(l1TableOffset, l1Size, id, name, dateSec, dateNsec, vmClockNsec,
+        return new Snapshot(l1TableOffset, l1Size, idBytes, nameBytes, dateSec, dateNsec, vmClockNsec,
                 Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
     }
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof Snapshot s && s.l1TableOffset == l1TableOffset && s.l1Size == l1Size && s.id.equals(id)
-                && s.name.equals(name) && s.dateSec == dateSec && s.dateNsec == dateNsec
+        return o instanceof Snapshot s && s.l1TableOffset == l1TableOffset && s.l1Size == l1Size
+                && Arrays.equals(s.idBytes, idBytes) && Arrays.equals(s.nameBytes, nameBytes) && s.dateSec == dateSec
+                && s.dateNsec == dateNsec
                 && s.vmClockNsec == vmClockNsec && s.vmStateSize32 == vmStateSize32
                 && Arrays.equals(s.extraData, extraData);
     }
 
     @Override
     public int hashCode() {
-        return Long.hashCode(l1TableOffset) * 31 + id.hashCode() * 17 + name.hashCode();
+        return Long.hashCode(l1TableOffset) * 31 + Arrays.hashCode(idBytes) * 17 + Arrays.hashCode(nameBytes);
+    }
+
+    @Override
+    public String toString() {
+        return "Snapshot[id=" + id() + ", name=" + name() + ", l1TableOffset=" + l1TableOffset + ", l1Size="
+                + Integer.toUnsignedLong(l1Size) + ", vmStateSize=" + vmStateSize() + "]";
     }
 }

@@ -1,5 +1,6 @@
 package io.github.qcowloom.snapshot;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -255,5 +256,30 @@ class SnapshotInteropTest {
         assertFalse(check.contains("\"corruptions\""), check);
         assertFalse(check.contains("\"leaks\""), check);
         assertTrue(check.contains("\"check-errors\": 0"), check);
+    }
+
+    /**
+     * A name that is not UTF-8 (QEMU stores the bytes it is given) survives our writing the table back: creating a
+     * snapshot writes every entry again, and re-encoding a decoded name would have turned byte 0xe9 into U+FFFD.
+     */
+    @Test
+    void aNameThatIsNotUtf8KeepsItsBytesWhenWeWriteTheTable() throws IOException {
+        Path image = dir.resolve("latin1.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), String.valueOf(SIZE));
+        // Through bash: a Java argument cannot carry a byte that is not UTF-8.
+        Qemu.Result made = Qemu.exec(List.of("bash", "-c", "qemu-img snapshot -c $'caf\\xe9' \"$0\"",
+                image.toString()));
+        assertEquals(0, made.exitCode(), made.stderr());
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+            Snapshots.create(img, "ours");
+        }
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            assertArrayEquals(new byte[] {'c', 'a', 'f', (byte) 0xe9}, img.snapshots().get(0).nameBytes());
+            assertEquals("caf\ufffd", img.snapshots().get(0).name(), "shown as text, as far as it is text");
+        }
+        Qemu.Result listed = Qemu.exec(List.of("bash", "-c",
+                "qemu-img snapshot -l \"$0\" | LC_ALL=C grep -c $'caf\\xe9 '", image.toString()));
+        assertEquals("1", listed.stdout().strip(), "qemu-img lists the name with its byte 0xe9");
+        assertTrue(Qemu.img("check", image.toString()).contains("No errors were found"));
     }
 }
