@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.snapshot.Snapshot;
+import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
@@ -34,7 +35,13 @@ final class SnapshotListing {
         long secs = Long.divideUnsigned(vmClockNsec, 1_000_000_000L);
         long millis = Long.remainderUnsigned(vmClockNsec, 1_000_000_000L) / 1_000_000;
         String clock = String.format("%02d:%02d:%02d.%03d", secs / 3600, (secs / 60) % 60, secs % 60, millis);
-        return String.format("%-9s %-16s %8s %19s %12s %10s%n", id, name, Sizes.human(vmStateSize),
-                date.format(Instant.ofEpochSecond(dateSec)), clock, icount == null ? "" : icount.toString());
+        return leftAligned(id, 9) + " " + leftAligned(name, 16) + String.format(" %8s %19s %12s %10s%n",
+                Sizes.human(vmStateSize), date.format(Instant.ofEpochSecond(dateSec)), clock,
+                icount == null ? "" : icount.toString());
+    }
+
+    /** {@code text} padded to {@code width} bytes, as C's printf pads: a name like "café" is 5 bytes wide. */
+    private static String leftAligned(String text, int width) {
+        return text + " ".repeat(Math.max(0, width - text.getBytes(StandardCharsets.UTF_8).length));
     }
 }

@@ -79,6 +79,7 @@ class CliSnapshotTest {
         assertEquals("", ours("snapshot", "-l", img).out(), "no snapshots: nothing at all");
         Qemu.img("snapshot", "-c", "s1", img);
         Qemu.img("snapshot", "-c", "a name longer than the sixteen columns of TAG", img);
+        Qemu.img("snapshot", "-c", "café", img); // qemu-img pads by bytes: five here
         Qemu.img("snapshot", "-c", "", img);
         Qemu.img("snapshot", "-c", "s1", img);
         // Columns qemu-img never fills itself: a VM clock, a VM state size, and an entry without icount.
