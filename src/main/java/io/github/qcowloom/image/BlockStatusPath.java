@@ -143,9 +143,7 @@ final class BlockStatusPath {
 
     private void requireValid(L2Mapping mapping, GuestCluster cluster) throws MetadataCorruptionException {
         if (mapping instanceof L2Mapping.Invalid) {
-            throw new MetadataCorruptionException(String.format(
-                    "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", mapping.l2Offset(),
-                    cluster.index() & (geometry.l2Entries() - 1)));
+            throw L2Mapping.found(mapping, geometry.l2Index(cluster));
         }
     }
 }

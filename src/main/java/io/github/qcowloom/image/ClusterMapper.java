@@ -109,7 +109,7 @@ final class ClusterMapper {
                 if (geometry.version() < 3) {
                     throw new MetadataCorruptionException(String.format(
                             "Zero cluster entry found in pre-v3 image (L2 offset: %#x, L2 index: %#x)", l2Offset,
-                            l2Index(cluster)));
+                            geometry.l2Index(cluster)));
                 }
                 long host = L2Entry.hostOffset(entry);
                 yield new L2Mapping.Zero(l2Offset, words, host == 0 ? null : checkedHost(host, l2Offset, cluster));
@@ -129,7 +129,7 @@ final class ClusterMapper {
         if ((host & (geometry.clusterSize() - 1)) != 0) {
             throw new MetadataCorruptionException(String.format(
                     "Cluster allocation offset %#x unaligned (L2 offset: %#x, L2 index: %#x)", host, l2Offset,
-                    l2Index(cluster)));
+                    geometry.l2Index(cluster)));
         }
         long guest = cluster.offset(geometry.clusterBits());
         if (geometry.hasDataFile() && host != guest) {
@@ -163,11 +163,6 @@ final class ClusterMapper {
     L2Words words(Slice slice, long cluster) {
         int at = entryInSlice(cluster);
         return new L2Words(slice.getLong(at), geometry.extendedL2() ? slice.getLong(at + 8) : 0);
-    }
-
-    /** The index of {@code cluster}'s entry in its L2 table, as QEMU's messages give it. */
-    private long l2Index(GuestCluster cluster) {
-        return cluster.index() & (geometry.l2Entries() - 1);
     }
 
     /** Host offset of the L2 slice holding {@code cluster}'s entry in the table at {@code l2Offset}. */

@@ -46,14 +46,14 @@ record CowRange(int from, int start, int end, int to) {
             case NORMAL, ZERO_ALLOC, UNALLOCATED_ALLOC -> Math.min(firstSc, Integer.numberOfTrailingZeros(allocated))
                     * sc;
             case ZERO_PLAIN, UNALLOCATED_PLAIN -> firstSc * sc;
-            case INVALID -> throw invalid(old, cluster, g);
+            case INVALID -> throw L2Mapping.found(old, g.l2Index(cluster));
         };
         int to = switch (old.subcluster(lastSc)) {
             case COMPRESSED -> cs;
             case NORMAL, ZERO_ALLOC, UNALLOCATED_ALLOC -> cs
                     - Math.min(31 - lastSc, Integer.numberOfLeadingZeros(allocated)) * sc;
             case ZERO_PLAIN, UNALLOCATED_PLAIN -> (lastSc + 1) * sc;
-            case INVALID -> throw invalid(old, cluster, g);
+            case INVALID -> throw L2Mapping.found(old, g.l2Index(cluster));
         };
         return new CowRange(from, start, end, to);
     }
@@ -71,19 +71,13 @@ record CowRange(int from, int start, int end, int to) {
         int from = switch (owned.subcluster(firstSc)) {
             case NORMAL -> start;
             case ZERO_ALLOC, UNALLOCATED_ALLOC -> firstSc * sc;
-            default -> throw invalid(owned, cluster, g);
+            default -> throw L2Mapping.found(owned, g.l2Index(cluster));
         };
         int to = switch (owned.subcluster(lastSc)) {
             case NORMAL -> end;
             case ZERO_ALLOC, UNALLOCATED_ALLOC -> (lastSc + 1) * sc;
-            default -> throw invalid(owned, cluster, g);
+            default -> throw L2Mapping.found(owned, g.l2Index(cluster));
         };
         return new CowRange(from, start, end, to);
-    }
-
-    private static MetadataCorruptionException invalid(L2Mapping mapping, GuestCluster cluster, ImageGeometry g) {
-        return new MetadataCorruptionException(String.format(
-                "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", mapping.l2Offset(),
-                cluster.index() & (g.l2Entries() - 1)));
     }
 }

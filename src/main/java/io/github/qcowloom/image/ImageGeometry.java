@@ -18,6 +18,11 @@ record ImageGeometry(int clusterBits, int l2Bits, int l2EntrySize, boolean exten
         return 1L << l2Bits;
     }
 
+    /** The index of {@code cluster}'s entry in its L2 table, as QEMU's messages give it. */
+    long l2Index(GuestCluster cluster) {
+        return cluster.index() & (l2Entries() - 1);
+    }
+
     int subclusterSize() {
         return (int) (clusterSize() >>> 5);
     }

@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.HostOffset;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.SubclusterType;
 
@@ -62,12 +63,19 @@ sealed interface L2Mapping {
 
     /**
      * Extended L2: a bitmap the entry contradicts (allocated subclusters without a cluster, or a subcluster both
-     * allocated and zero); QEMU calls every subcluster invalid and each path reports it in its own words.
+     * allocated and zero); QEMU calls every subcluster invalid. Reads report it with the entry's words, the other
+     * paths with {@link #found}.
      */
     record Invalid(long l2Offset, L2Words words) implements L2Mapping {
         @Override
         public SubclusterType subcluster(int sc) {
             return SubclusterType.INVALID;
         }
+    }
+
+    /** QEMU's message for an invalid entry met outside a read: "Invalid cluster entry found". */
+    static MetadataCorruptionException found(L2Mapping invalid, long l2Index) {
+        return new MetadataCorruptionException(String.format(
+                "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", invalid.l2Offset(), l2Index));
     }
 }

@@ -597,11 +597,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private void requireUnallocated(long newSize, long oldSize) throws IOException {
         long cs = geometry.clusterSize();
         for (long c = Bytes.alignUp(newSize, cs) / cs; c * cs < oldSize; c++) {
-            L2Mapping m = mapper.lookup(new GuestCluster(c));
+            GuestCluster cluster = new GuestCluster(c);
+            L2Mapping m = mapper.lookup(cluster);
             if (m instanceof L2Mapping.Invalid) {
-                throw new MetadataCorruptionException(String.format(
-                        "Invalid cluster entry found (L2 offset: %#x, L2 index: %#x)", m.l2Offset(),
-                        c & (geometry.l2Entries() - 1)));
+                throw L2Mapping.found(m, geometry.l2Index(cluster));
             }
             boolean holdsNothing = m instanceof L2Mapping.Unallocated
                     || m instanceof L2Mapping.Zero zero && zero.preallocated() == null;
