@@ -12,6 +12,8 @@ public final class SnapshotTable {
     private SnapshotTable() {
     }
 
+    private static final byte[] NONE = new byte[0];
+
     /** Fixed part of an entry (QCowSnapshotHeader). */
     public static final int FIXED_ENTRY_SIZE = 40;
 
@@ -95,9 +97,9 @@ public final class SnapshotTable {
             long extraStart = pos + FIXED_ENTRY_SIZE;
             long idStart = extraStart + extraSize;
             requireInFile(idStart, idLen + nameLen, fileLength, i);
-            byte[] extra = keptExtra == 0 ? new byte[0] : reader.read(extraStart, (int) keptExtra);
-            byte[] id = idLen == 0 ? new byte[0] : reader.read(idStart, idLen);
-            byte[] name = nameLen == 0 ? new byte[0] : reader.read(idStart + idLen, nameLen);
+            byte[] extra = keptExtra == 0 ? NONE : reader.read(extraStart, (int) keptExtra);
+            byte[] id = idLen == 0 ? NONE : reader.read(idStart, idLen);
+            byte[] name = nameLen == 0 ? NONE : reader.read(idStart + idLen, nameLen);
             out.add(new Snapshot(Bytes.getLong(h, 0), Bytes.getInt(h, 8), id, name, Bytes.getUInt(h, 16),
                     Bytes.getUInt(h, 20), Bytes.getLong(h, 24), Bytes.getUInt(h, 32), extra));
             pos = entryEnd;
@@ -116,7 +118,7 @@ public final class SnapshotTable {
         long len = 0;
         for (Snapshot s : snapshots) {
             len = Bytes.alignUp(len, 8);
-            len += FIXED_ENTRY_SIZE + s.extraDataLength() + s.idBytes().length + s.nameBytes().length;
+            len += FIXED_ENTRY_SIZE + s.extraDataLength() + s.idLength() + s.nameLength();
         }
         return Bytes.alignUp(len, 8);
     }

@@ -25,10 +25,21 @@ public record Snapshot(
         long vmStateSize32,
         byte[] extraData) {
 
+    /** Shared by every empty field: a corrupt table of 65536 entries holds little else (see {@link #copy}). */
+    private static final byte[] NONE = new byte[0];
+
     public Snapshot {
-        idBytes = idBytes.clone();
-        nameBytes = nameBytes.clone();
-        extraData = extraData.clone();
+        idBytes = copy(idBytes);
+        nameBytes = copy(nameBytes);
+        extraData = copy(extraData);
+    }
+
+    /**
+     * A defensive copy that allocates nothing for an empty array: qemu-img check -r all reads, completes and
+     * rereads up to 65536 entries of a table, and a hostile one is mostly empty entries.
+     */
+    private static byte[] copy(byte[] b) {
+        return b.length == 0 ? NONE : b.clone();
     }
 
     /** A snapshot whose id and name are text, stored as UTF-8. */
@@ -50,17 +61,27 @@ public record Snapshot(
 
     @Override
     public byte[] idBytes() {
-        return idBytes.clone();
+        return copy(idBytes);
     }
 
     @Override
     public byte[] nameBytes() {
-        return nameBytes.clone();
+        return copy(nameBytes);
     }
 
     @Override
     public byte[] extraData() {
-        return extraData.clone();
+        return copy(extraData);
+    }
+
+    /** Bytes of the id, without copying them. */
+    public int idLength() {
+        return idBytes.length;
+    }
+
+    /** Bytes of the name, without copying them. */
+    public int nameLength() {
+        return nameBytes.length;
     }
 
     /** vm-state size: the 64-bit field of the extra data when present, else the 32-bit one. */
@@ -83,20 +104,22 @@ public record Snapshot(
         return extraData.length >= 24 ? Bytes.getLong(extraData, 16) : -1;
     }
 
+    /** Bytes of the extra data QEMU knows: vm_state_size_large, disk_size, icount. */
+    public static final int KNOWN_EXTRA_DATA = 24;
+
     /**
-     * This entry as QEMU's qcow2_write_snapshots writes it back: extra data of at least 24 bytes holding every
-     * known field (a disk size not recorded becomes {@code virtualSize}, an icount not recorded -1), followed by
-     * any unknown extra data verbatim; the 32-bit vm-state size is 0 when the 64-bit one does not fit; id and name
-     * end at their first NUL, since QEMU keeps them as C strings.
+     * This entry as QEMU's qcow2_write_snapshots writes an entry it read back (every snapshot operation and
+     * {@code check -r all} write the whole table): extra data of at least 24 bytes holding every known field (a
+     * disk size not recorded becomes {@code virtualSize}, an icount not recorded -1), followed by any unknown extra
+     * data verbatim; the 32-bit vm-state size is 0 when the 64-bit one does not fit; id and name end at their first
+     * NUL, since QEMU keeps them as C strings.
      */
     public Snapshot completed(long virtualSize) {
         long vmState = vmStateSize();
-        byte[] known = extraData(vmState, extraData.length >= 16 ? diskSize() : virtualSize, icount());
-        byte[] extra = new byte[Math.max(known.length, extraData.length)];
-        System.arraycopy(known, 0, extra, 0, known.length);
-        if (extraData.length > 24) {
-            System.arraycopy(extraData, 24, extra, 24, extraData.length - 24);
-        }
+        byte[] extra = Arrays.copyOf(extraData, Math.max(KNOWN_EXTRA_DATA, extraData.length));
+        Bytes.putLong(extra, 0, vmState);
+        Bytes.putLong(extra, 8, extraData.length >= 16 ? diskSize() : virtualSize);
+        Bytes.putLong(extra, 16, icount());
         return new Snapshot(l1TableOffset, l1Size, cString(idBytes), cString(nameBytes), dateSec, dateNsec,
                 vmClockNsec, Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
     }
@@ -112,31 +135,11 @@ public record Snapshot(
 
     /** QEMU's 24-byte extra data. */
     public static byte[] extraData(long vmStateSize, long diskSize, long icount) {
-        byte[] e = new byte[24];
+        byte[] e = new byte[KNOWN_EXTRA_DATA];
         Bytes.putLong(e, 0, vmStateSize);
         Bytes.putLong(e, 8, diskSize);
         Bytes.putLong(e, 16, icount);
         return e;
-    }
-
-    /** Bytes of the extra data QEMU knows: vm_state_size_large, disk_size, icount. */
-    public static final int KNOWN_EXTRA_DATA = 24;
-
-    /**
-     * The entry as QEMU's qcow2_write_snapshots writes an entry it read back: the three known extra-data fields
-     * (an older entry's missing disk size taken as {@code diskSizeIfAbsent}, its missing icount as -1), any unknown
-     * extra data after them kept, and the 32-bit vm-state size 0 when the size does not fit in it.
-     */
-    public Snapshot asQemuRewritesIt(long diskSizeIfAbsent) {
-        long vmState = vmStateSize();
-        byte[] extra = Arrays.copyOf(extraData(vmState, diskSize() >= 0 ? diskSize() : diskSizeIfAbsent, icount()),
-                Math.max(KNOWN_EXTRA_DATA, extraData.length));
-        if (extraData.length > KNOWN_EXTRA_DATA) {
-            System.arraycopy(extraData, KNOWN_EXTRA_DATA, extra, KNOWN_EXTRA_DATA,
-                    extraData.length - KNOWN_EXTRA_DATA);
-        }
-        return new Snapshot(l1TableOffset, l1Size, idBytes, nameBytes, dateSec, dateNsec, vmClockNsec,
-                Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
     }
 
     @Override

@@ -25,7 +25,7 @@ final class SnapshotTableWriter {
         Header header = tables.header();
         List<Snapshot> old = tables.snapshots();
         long diskSize = header.size() & -512L;
-        List<Snapshot> entries = snapshots.stream().map(s -> s.asQemuRewritesIt(diskSize)).toList();
+        List<Snapshot> entries = snapshots.stream().map(s -> s.completed(diskSize)).toList();
         if (SnapshotTable.encodedLength(entries) > Limits.MAX_SNAPSHOT_TABLE_BYTES) {
             throw new ImageTooLargeException("Snapshot table would exceed " + Limits.MAX_SNAPSHOT_TABLE_BYTES
                     + " bytes");
