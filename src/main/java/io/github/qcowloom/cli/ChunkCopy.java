@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -216,12 +217,7 @@ final class ChunkCopy {
             int length = (int) status.length();
             ByteBuffer part = buf.slice(done, length);
             if (status.zero()) {
-                while (part.remaining() >= 8) {
-                    part.putLong(0);
-                }
-                while (part.hasRemaining()) {
-                    part.put((byte) 0);
-                }
+                Zeroes.fill(part);
             } else {
                 src.read(offset + done, part);
                 zero = false;

@@ -8,9 +8,9 @@ import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.compress.ClusterCodec;
 import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.util.Arrays;
 import java.util.concurrent.ArrayBlockingQueue;
 
 /**
@@ -121,7 +121,7 @@ final class ReadPath {
                 }
             }
             case L2Mapping.Unallocated unallocated -> unallocatedOrZero(type, guestOffset, part);
-            case L2Mapping.Zero zero -> zero(part);
+            case L2Mapping.Zero zero -> Zeroes.fill(part);
             case L2Mapping.Compressed compressed -> readCompressed(compressed, inCluster, part, scratch);
             case L2Mapping.Invalid invalid -> throw new MetadataCorruptionException(String.format(
                     "Invalid cluster entry %#x (bitmap %#x) for guest offset %#x", invalid.words().entry(),
@@ -133,7 +133,7 @@ final class ReadPath {
     /** A part without data of its own: zeroes where the entry says so, else the backing file's (or zeroes). */
     private void unallocatedOrZero(SubclusterType type, long guestOffset, ByteBuffer part) throws IOException {
         if (type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) {
-            zero(part);
+            Zeroes.fill(part);
         } else {
             readBacking(guestOffset, part);
         }
@@ -208,7 +208,7 @@ final class ReadPath {
 
     private void readBacking(long guestOffset, ByteBuffer part) throws IOException {
         if (!hasBacking) {
-            zero(part);
+            Zeroes.fill(part);
             return;
         }
         if (backing == null) {
@@ -220,21 +220,6 @@ final class ReadPath {
         if (inBacking > 0) {
             backing.read(guestOffset, part.slice(0, (int) inBacking));
         }
-        zero(part.position((int) inBacking));
-    }
-
-    private static void zero(ByteBuffer b) {
-        if (b.hasArray()) {
-            int from = b.arrayOffset() + b.position();
-            Arrays.fill(b.array(), from, from + b.remaining(), (byte) 0);
-            b.position(b.limit());
-            return;
-        }
-        while (b.remaining() >= 8) {
-            b.putLong(0);
-        }
-        while (b.hasRemaining()) {
-            b.put((byte) 0);
-        }
+        Zeroes.fill(part.position((int) inBacking));
     }
 }

@@ -452,9 +452,7 @@ public final class FileStorage implements Storage {
     private void readBlock(ByteBuffer chunk, int offset, long position) throws IOException {
         ByteBuffer block = chunk.slice(offset, alignment);
         readUntilShort(block, position);
-        while (block.hasRemaining()) {
-            block.put((byte) 0);
-        }
+        Zeroes.fill(block);
     }
 
     private int readAlignedDirect(ByteBuffer dst, long position) throws IOException {

@@ -18,8 +18,6 @@ public final class MemoryStorage implements Storage {
     /** Largest supported limit: the largest Java array. */
     public static final long MAX_LIMIT = Integer.MAX_VALUE - 8;
 
-    private static final byte[] ZEROES = new byte[8192];
-
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final long limit;
     private final boolean readOnly;
@@ -72,7 +70,7 @@ public final class MemoryStorage implements Storage {
             int n = (int) Math.min(dst.remaining(), Math.max(0, size - position));
             int stored = (int) Math.min(n, Math.max(0, data.length - position));
             dst.put(data, (int) Math.min(position, data.length), stored);
-            putZeroes(dst, n - stored);
+            Zeroes.put(dst, n - stored);
             return n;
         } finally {
             lock.readLock().unlock();
@@ -234,12 +232,6 @@ public final class MemoryStorage implements Storage {
     private void ensureOpen() throws ClosedChannelException {
         if (closed) {
             throw new ClosedChannelException();
-        }
-    }
-
-    private static void putZeroes(ByteBuffer dst, int n) {
-        for (int left = n; left > 0; left -= ZEROES.length) {
-            dst.put(ZEROES, 0, Math.min(left, ZEROES.length));
         }
     }
 

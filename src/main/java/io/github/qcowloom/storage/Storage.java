@@ -70,9 +70,7 @@ public interface Storage extends Closeable {
     /** Reads exactly {@code dst.remaining()} bytes; bytes past the end of the file read as zeroes. */
     default void readFully(ByteBuffer dst, long position) throws IOException {
         int n = read(dst, position);
-        while (dst.hasRemaining()) {
-            dst.put((byte) 0);
-        }
+        Zeroes.fill(dst);
         assert n >= 0;
     }
 }
