@@ -53,7 +53,7 @@ final class DemoCommand implements Callable<Integer> {
         out.println("created " + image + " (" + Sizes.human(SIZE) + ", 64 KiB clusters, compat 1.1)");
         boolean written = writeWithQemuIo(image, out);
         out.println();
-        Main.run(out, new PrintWriter(System.err, true), "info", image.toString());
+        Main.run(out, Main.utf8(System.err), "info", image.toString());
         out.println();
         readBack(image, written, out);
         out.println();
@@ -90,7 +90,7 @@ final class DemoCommand implements Callable<Integer> {
             for (int m = 0; m < models.length; m++) {
                 OpenOptions o = OpenOptions.readWriteDefaults().withReadOnly(!write);
                 ExecutionModel model = ExecutionModel.parse(models[m]);
-                PrintWriter err = new PrintWriter(System.err, true);
+                PrintWriter err = Main.utf8(System.err);
                 BenchRunner.warmUp(spec.withCount(WARMUP), source, o, model, err);
                 Files.copy(source, run, StandardCopyOption.REPLACE_EXISTING);
                 iops[m] = BenchRunner.run(spec, run, o, model, err).iops(count);

@@ -1,7 +1,10 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import java.io.OutputStreamWriter;
+import java.io.PrintStream;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.NoSuchFileException;
 import java.util.List;
 import picocli.CommandLine;
@@ -19,7 +22,15 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        System.exit(run(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args));
+        System.exit(run(utf8(System.out), utf8(System.err), args));
+    }
+
+    /**
+     * A writer of UTF-8 text to {@code stream}, whatever the locale. qemu-img prints names and paths as their
+     * bytes, which for UTF-8 text are these; the locale's charset would print '?' for them under LANG=C.
+     */
+    static PrintWriter utf8(PrintStream stream) {
+        return new PrintWriter(new OutputStreamWriter(stream, StandardCharsets.UTF_8), true);
     }
 
     /** Runs a command line with the given streams and returns the exit code (for tests and the demo). */
