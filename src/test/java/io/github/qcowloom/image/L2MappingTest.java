@@ -101,6 +101,17 @@ class L2MappingTest {
     }
 
     @Test
+    void anExtendedEntrysBitZeroIsReservedNotAZeroFlag() throws IOException {
+        // QEMU reads zeroes from the bitmap alone in an extended entry, and writes such a cluster in place.
+        long entry = L2Entry.withZeroFlag(L2Entry.owned(HOST));
+        L2Mapping m = lookup(extended(), new L2Words(entry, L2Entry.allocRange(0, 32)));
+        L2Mapping.Data data = assertInstanceOf(L2Mapping.Data.class, m);
+        assertEquals(new HostOffset(HOST), data.cluster());
+        assertEquals(SubclusterType.NORMAL, data.subcluster(0));
+        assertTrue(data.writableInPlace(0, 32));
+    }
+
+    @Test
     void contradictoryBitmapsAreInvalidForEveryPathToReportInItsWords() throws IOException {
         L2Mapping allocatedWithoutCluster = lookup(extended(), new L2Words(0, L2Entry.allocRange(0, 1)));
         assertInstanceOf(L2Mapping.Invalid.class, allocatedWithoutCluster);
