@@ -53,7 +53,7 @@ final class DemoCommand implements Callable<Integer> {
         out.println("created " + image + " (" + Sizes.human(SIZE) + ", 64 KiB clusters, compat 1.1)");
         boolean written = writeWithQemuIo(image, out);
         out.println();
-        Main.run(out, Main.utf8(System.err), "info", image.toString());
+        Main.run(out, spec.commandLine().getErr(), "info", image.toString());
         out.println();
         readBack(image, written, out);
         out.println();
@@ -63,6 +63,7 @@ final class DemoCommand implements Callable<Integer> {
 
     /** The standard bench set on both executors, and on qemu-img bench when it is installed: one table. */
     private void benchTable(PrintWriter out) throws Exception {
+        PrintWriter err = spec.commandLine().getErr();
         int count = 60_000;
         Path allocated = dir.resolve("bench-allocated.qcow2");
         Path empty = dir.resolve("bench-empty.qcow2");
@@ -90,7 +91,6 @@ final class DemoCommand implements Callable<Integer> {
             for (int m = 0; m < models.length; m++) {
                 OpenOptions o = OpenOptions.readWriteDefaults().withReadOnly(!write);
                 ExecutionModel model = ExecutionModel.parse(models[m]);
-                PrintWriter err = Main.utf8(System.err);
                 BenchRunner.warmUp(spec.withCount(WARMUP), source, o, model, err);
                 Files.copy(source, run, StandardCopyOption.REPLACE_EXISTING);
                 iops[m] = BenchRunner.run(spec, run, o, model, err).iops(count);

@@ -1,7 +1,6 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
-import java.io.OutputStreamWriter;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -30,7 +29,7 @@ public final class Main {
      * bytes, which for UTF-8 text are these; the locale's charset would print '?' for them under LANG=C.
      */
     static PrintWriter utf8(PrintStream stream) {
-        return new PrintWriter(new OutputStreamWriter(stream, StandardCharsets.UTF_8), true);
+        return new PrintWriter(stream, true, StandardCharsets.UTF_8);
     }
 
     /** Runs a command line with the given streams and returns the exit code (for tests and the demo). */

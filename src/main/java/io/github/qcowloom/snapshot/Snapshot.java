@@ -11,8 +11,9 @@ import java.util.Arrays;
  * user of the snapshot's L1 table validates it first, as QEMU's qcow2_validate_table does on goto and delete.
  *
  * <p>The id and name are kept as the bytes the table holds, as QEMU keeps them: a table written back (every
- * snapshot operation and {@code check -r all} write all entries) must not change another snapshot's name, and a
- * name need not be UTF-8. {@link #id()} and {@link #name()} decode them as UTF-8 for display and lookup.
+ * snapshot operation and {@code check -r all} write all entries) must not change another snapshot's name beyond
+ * QEMU's own cut at the first NUL ({@link #completed}), and a name need not be UTF-8. {@link #id()} and
+ * {@link #name()} decode them as UTF-8 for display and lookup.
  */
 public record Snapshot(
         long l1TableOffset,
@@ -25,7 +26,7 @@ public record Snapshot(
         long vmStateSize32,
         byte[] extraData) {
 
-    /** Shared by every empty field: a corrupt table of 65536 entries holds little else (see {@link #copy}). */
+    /** Shared by every empty field (see {@link #copy}). */
     private static final byte[] NONE = new byte[0];
 
     public Snapshot {
@@ -118,6 +119,7 @@ public record Snapshot(
         long vmState = vmStateSize();
         byte[] extra = Arrays.copyOf(extraData, Math.max(KNOWN_EXTRA_DATA, extraData.length));
         Bytes.putLong(extra, 0, vmState);
+        // By length, not by value: a recorded disk size is kept whatever it holds, as QEMU's read keeps it.
         Bytes.putLong(extra, 8, extraData.length >= 16 ? diskSize() : virtualSize);
         Bytes.putLong(extra, 16, icount());
         return new Snapshot(l1TableOffset, l1Size, cString(idBytes), cString(nameBytes), dateSec, dateNsec,

@@ -24,8 +24,9 @@ final class SnapshotTableWriter {
     static void write(TableEditor tables, List<Snapshot> snapshots, Breakage breakage) throws IOException {
         Header header = tables.header();
         List<Snapshot> old = tables.snapshots();
-        long diskSize = header.size() & -512L;
-        List<Snapshot> entries = snapshots.stream().map(s -> s.completed(diskSize)).toList();
+        // QEMU takes the disk size of an entry that lacks it from the virtual size in whole sectors.
+        long virtualSize = header.size() & ~511L;
+        List<Snapshot> entries = snapshots.stream().map(s -> s.completed(virtualSize)).toList();
         if (SnapshotTable.encodedLength(entries) > Limits.MAX_SNAPSHOT_TABLE_BYTES) {
             throw new ImageTooLargeException("Snapshot table would exceed " + Limits.MAX_SNAPSHOT_TABLE_BYTES
                     + " bytes");

@@ -4,8 +4,9 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
- * Zeroes written into buffers in bulk: what a read returns past the end of a file, for a hole or for an
- * unallocated cluster. A byte-at-a-time loop over a 64 KiB window past the end of a file costs 65536 iterations.
+ * Zeroes written into buffers in bulk: what a read returns past the end of a file, for a zero or unallocated
+ * cluster without a backing file, or to pad an O_DIRECT block. A byte-at-a-time loop over a 64 KiB window past
+ * the end of a file costs 65536 iterations.
  */
 public final class Zeroes {
     private static final byte[] BLOCK = new byte[8192];

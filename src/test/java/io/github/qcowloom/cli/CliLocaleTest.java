@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
@@ -9,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -27,9 +29,9 @@ class CliLocaleTest {
         Qemu.img("create", "-q", "-f", "qcow2", img, "1M");
         Qemu.img("snapshot", "-c", "café", img);
         byte[] theirs = run(List.of("qemu-img", "snapshot", "-l", img));
-        String java = ProcessHandle.current().info().command().orElseThrow();
-        byte[] ours = run(List.of(java, "-cp", System.getProperty("java.class.path"), Main.class.getName(),
-                "snapshot", "-l", img));
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        byte[] ours = run(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+                System.getProperty("java.class.path"), Main.class.getName(), "snapshot", "-l", img));
         assertArrayEquals(theirs, ours, () -> new String(ours, StandardCharsets.UTF_8));
     }
 
@@ -40,7 +42,8 @@ class CliLocaleTest {
         pb.environment().put("LANG", "C");
         Process p = pb.start();
         byte[] out = p.getInputStream().readAllBytes();
-        assertEquals(0, p.waitFor(), command.get(0));
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), command.get(0) + " did not end");
+        assertEquals(0, p.exitValue(), command.get(0));
         return out;
     }
 }
