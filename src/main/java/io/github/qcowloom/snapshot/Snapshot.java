@@ -111,16 +111,16 @@ public record Snapshot(
     /**
      * This entry as QEMU's qcow2_write_snapshots writes an entry it read back (every snapshot operation and
      * {@code check -r all} write the whole table): extra data of at least 24 bytes holding every known field (a
-     * disk size not recorded becomes {@code virtualSize}, an icount not recorded -1), followed by any unknown extra
-     * data verbatim; the 32-bit vm-state size is 0 when the 64-bit one does not fit; id and name end at their first
-     * NUL, since QEMU keeps them as C strings.
+     * disk size not recorded becomes {@code virtualSize} in whole sectors, as QEMU's bs->total_sectors gives it; an
+     * icount not recorded -1), followed by any unknown extra data verbatim; the 32-bit vm-state size is 0 when the
+     * 64-bit one does not fit; id and name end at their first NUL, since QEMU keeps them as C strings.
      */
     public Snapshot completed(long virtualSize) {
         long vmState = vmStateSize();
         byte[] extra = Arrays.copyOf(extraData, Math.max(KNOWN_EXTRA_DATA, extraData.length));
         Bytes.putLong(extra, 0, vmState);
         // By length, not by value: a recorded disk size is kept whatever it holds, as QEMU's read keeps it.
-        Bytes.putLong(extra, 8, extraData.length >= 16 ? diskSize() : virtualSize);
+        Bytes.putLong(extra, 8, extraData.length >= 16 ? diskSize() : virtualSize & ~511L);
         Bytes.putLong(extra, 16, icount());
         return new Snapshot(l1TableOffset, l1Size, cString(idBytes), cString(nameBytes), dateSec, dateNsec,
                 vmClockNsec, Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);

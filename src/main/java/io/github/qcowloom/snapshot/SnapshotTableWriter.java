@@ -24,9 +24,7 @@ final class SnapshotTableWriter {
     static void write(TableEditor tables, List<Snapshot> snapshots, Breakage breakage) throws IOException {
         Header header = tables.header();
         List<Snapshot> old = tables.snapshots();
-        // QEMU takes the disk size of an entry that lacks it from the virtual size in whole sectors.
-        long virtualSize = header.size() & ~511L;
-        List<Snapshot> entries = snapshots.stream().map(s -> s.completed(virtualSize)).toList();
+        List<Snapshot> entries = snapshots.stream().map(s -> s.completed(header.size())).toList();
         if (SnapshotTable.encodedLength(entries) > Limits.MAX_SNAPSHOT_TABLE_BYTES) {
             throw new ImageTooLargeException("Snapshot table would exceed " + Limits.MAX_SNAPSHOT_TABLE_BYTES
                     + " bytes");
