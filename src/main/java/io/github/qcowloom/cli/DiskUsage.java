@@ -1,20 +1,39 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.storage.Java22Method;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.OptionalLong;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Bytes a file occupies on the host (st_blocks × 512), qemu-img's "disk size". Java has no st_blocks, so this
- * asks coreutils' stat; where that fails the field is left out rather than guessed.
+ * Bytes a file occupies on the host (st_blocks × 512), qemu-img's "disk size". Java has no st_blocks: the jar's
+ * Java 22+ layer asks statx(2); on Java 21 this asks coreutils' stat, a process (milliseconds of an info's
+ * start-up). Where both fail the field is left out rather than guessed.
  */
 final class DiskUsage {
+    static final Java22Method STATX = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.os.FileBlocks", "allocatedBytes", MethodType.methodType(long.class, Path.class),
+            "statx");
+
     private DiskUsage() {
     }
 
     static OptionalLong of(Path file) {
+        if (STATX.handle() != null) {
+            try {
+                return OptionalLong.of((long) STATX.handle().invokeExact(file));
+            } catch (Throwable e) {
+                // IOException (e.g. a file system without block counts), or native access denied: ask stat
+            }
+        }
+        return ofStatProcess(file);
+    }
+
+    static OptionalLong ofStatProcess(Path file) {
         try {
             Process p = new ProcessBuilder("stat", "-c", "%b %B", file.toString()).redirectErrorStream(true).start();
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();

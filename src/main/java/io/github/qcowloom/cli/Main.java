@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.storage.ImageLock;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
@@ -21,6 +22,11 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        if (args.length > 0 && !args[0].startsWith("-")) {
+            // A command that opens an image takes its lock through FFM, whose set-up is a good part of a short
+            // command's start-up: done on the other core while picocli builds and parses.
+            ImageLock.linkInBackground();
+        }
         System.exit(run(utf8(System.out), utf8(System.err), args));
     }
 

@@ -40,13 +40,73 @@ final class Sizes {
         return bytes.setScale(0, RoundingMode.DOWN).longValueExact();
     }
 
-    /** QEMU's size_to_str: three significant digits in the largest unit below 1000 of it. */
+    /**
+     * QEMU's size_to_str: {@code printf("%0.3g %sB", (double) bytes / 1024^i, suffix)} in the largest unit in
+     * which the value is below 1000. Done in integers rather than through BigDecimal, whose first use cost a short
+     * command (info) a tenth of its start-up.
+     */
     static String human(long bytes) {
         String[] units = {"", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
         int exp = bytes == 0 ? 0 : Math.getExponent(bytes / (1000.0 / 1024.0)) + 1;
         int i = Math.max(0, (exp - 1) / 10);
-        BigDecimal v = new BigDecimal(bytes).divide(BigDecimal.valueOf(2).pow(i * 10));
-        BigDecimal rounded = v.round(new MathContext(3, RoundingMode.HALF_EVEN)).stripTrailingZeros();
-        return rounded.toPlainString() + " " + units[i] + "B";
+        return threeSignificant((double) bytes / (1L << (i * 10))) + " " + units[i] + "B";
+    }
+
+    /**
+     * C's {@code %0.3g} of {@code x}, for 0 and for 0.1 &le; x &lt; 1000 (size_to_str passes no other): the exact
+     * binary value rounded half to even to three significant digits, with trailing zeros dropped; a value that
+     * rounds to 1000 is "1e+03", as printf writes it.
+     */
+    static String threeSignificant(double x) {
+        if (x == 0) {
+            return "0";
+        }
+        if (!(x >= 0.1 && x < 1000)) {
+            throw new IllegalArgumentException("outside size_to_str's range: " + x);
+        }
+        int exponent = x < 1 ? -1 : x < 10 ? 0 : x < 100 ? 1 : 2; // decimal: 10^exponent <= x < 10^(exponent + 1)
+        // x = mantissa * 2^binaryExponent exactly; digits = x * 10^(2 - exponent) rounded half to even, which
+        // mantissa * 1000 < 2^63 holds exactly.
+        long mantissa = (Double.doubleToRawLongBits(x) & ((1L << 52) - 1)) | (1L << 52);
+        int shift = 52 - Math.getExponent(x); // x < 1000 < 2^52: a right shift
+        long digits = shiftRoundingHalfEven(mantissa * POWERS_OF_TEN[2 - exponent], shift);
+        if (digits == 1000) { // rounding carried into a fourth digit: 9.995 is "10"
+            digits = 100;
+            exponent++;
+        }
+        if (exponent == 3) {
+            return "1e+03";
+        }
+        String text = Long.toString(digits); // three digits: 100 to 999
+        return stripZeros(exponent < 0 ? "0." + text
+                : text.substring(0, exponent + 1) + "." + text.substring(exponent + 1));
+    }
+
+    private static final long[] POWERS_OF_TEN = {1, 10, 100, 1000};
+
+    /** {@code value / 2^shift}, rounded half to even (value &ge; 0, shift &ge; 0). */
+    private static long shiftRoundingHalfEven(long value, int shift) {
+        if (shift >= 64) {
+            return 0; // value < 2^63 is below half of 2^shift
+        }
+        long q = value >>> shift;
+        long rem = value & ((1L << shift) - 1);
+        long half = 1L << (shift - 1);
+        return rem > half || rem == half && (q & 1) == 1 ? q + 1 : q;
+    }
+
+    /** "1.50" is "1.5", "2.00" is "2", as %g without '#' prints them. */
+    private static String stripZeros(String fixed) {
+        if (fixed.indexOf('.') < 0) {
+            return fixed;
+        }
+        int end = fixed.length();
+        while (fixed.charAt(end - 1) == '0') {
+            end--;
+        }
+        if (fixed.charAt(end - 1) == '.') {
+            end--;
+        }
+        return fixed.substring(0, end);
     }
 }

@@ -28,6 +28,15 @@ public final class ImageLock implements Closeable {
     }
 
     /**
+     * Links the native calls of the locks on a daemon thread, so that a short command (info, check) pays that set-up,
+     * a process's first FFM downcall, while it parses its arguments rather than at its first lock. A failure there
+     * is met again, and handled, by the first lock taken.
+     */
+    public static void linkInBackground() {
+        Thread.ofPlatform().daemon().name("qcow2-loom-lock-link").start(LockSupport::link);
+    }
+
+    /**
      * Takes {@code permissions} on {@code path} through open-file-description locks, or POSIX locks where those
      * are missing; null if the permissions take no byte.
      *

@@ -47,27 +47,44 @@ final class LinuxCalls {
     private static final VarHandle ERRNO =
             CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
 
-    private static final MethodHandle SYSCALL6 = downcall("syscall",
-            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
-                    JAVA_LONG),
-            Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
-    private static final MethodHandle OPEN = downcall("open",
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
-            Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
-    private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle PREAD = downcall("pread",
-            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
-            Linker.Option.captureCallState("errno"));
-    private static final MethodHandle PWRITE = downcall("pwrite",
-            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
-            Linker.Option.captureCallState("errno"));
-    private static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
-            Linker.Option.captureCallState("errno"));
-    private static final MethodHandle MMAP = downcall("mmap",
-            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
-            Linker.Option.captureCallState("errno"));
-    private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
-    private static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    // The downcalls, linked in groups on first use: linking costs milliseconds a handle, so a short command that
+    // takes an image lock links open and close, not the ring's calls.
+
+    /** The ring's calls: io_uring's system calls and its mappings. */
+    private static final class RingCalls {
+        static final MethodHandle SYSCALL6 = downcall("syscall",
+                FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                        JAVA_LONG),
+                Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
+        static final MethodHandle MMAP = downcall("mmap",
+                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
+                Linker.Option.captureCallState("errno"));
+        static final MethodHandle MUNMAP = downcall("munmap",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    }
+
+    private static final class DescriptorCalls {
+        static final MethodHandle OPEN = downcall("open",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+                Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
+        static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    }
+
+    /** The calls a request alone in the process makes without the ring. */
+    private static final class BlockingCalls {
+        static final MethodHandle PREAD = downcall("pread",
+                FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+                Linker.Option.captureCallState("errno"));
+        static final MethodHandle PWRITE = downcall("pwrite",
+                FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+                Linker.Option.captureCallState("errno"));
+        static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
+                Linker.Option.captureCallState("errno"));
+    }
+
+    private static final class MessageCalls {
+        static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    }
 
     private LinuxCalls() {
     }
@@ -102,18 +119,24 @@ final class LinuxCalls {
     static long syscall(MemorySegment capture, long number, long a, long b, long c, long d, long e, long f) {
         long r;
         try {
-            r = (long) SYSCALL6.invokeExact(capture, number, a, b, c, d, e, f);
+            r = (long) RingCalls.SYSCALL6.invokeExact(capture, number, a, b, c, d, e, f);
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
         return r == -1 ? -errno(capture) : r;
     }
 
+    /** Links open and close now, where their first use would (see {@link OfdLock#link}). */
+    static void linkDescriptorCalls() {
+        MethodHandle ignored = DescriptorCalls.OPEN;
+    }
+
     /** open(2); returns the descriptor or throws with the path and the reason. */
     static int open(String path, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = errnoSegment(arena);
-            int fd = (int) OPEN.invokeExact(capture, arena.allocateFrom(path), flags | O_CLOEXEC, 0);
+            int fd = (int) DescriptorCalls.OPEN.invokeExact(capture, arena.allocateFrom(path), flags | O_CLOEXEC,
+                    0);
             if (fd < 0) {
                 throw new IOException(path + ": " + strerror(errno(capture)));
             }
@@ -127,7 +150,7 @@ final class LinuxCalls {
 
     static void close(int fd) {
         try {
-            int ignored = (int) CLOSE.invokeExact(fd);
+            int ignored = (int) DescriptorCalls.CLOSE.invokeExact(fd);
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
@@ -141,9 +164,11 @@ final class LinuxCalls {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = errnoSegment(arena);
             long r = switch (opcode) {
-                case IoUring.OP_READ -> (long) PREAD.invokeExact(capture, fd, address, (long) length, offset);
-                case IoUring.OP_WRITE -> (long) PWRITE.invokeExact(capture, fd, address, (long) length, offset);
-                case IoUring.OP_FSYNC -> (long) (int) FDATASYNC.invokeExact(capture, fd);
+                case IoUring.OP_READ ->
+                        (long) BlockingCalls.PREAD.invokeExact(capture, fd, address, (long) length, offset);
+                case IoUring.OP_WRITE ->
+                        (long) BlockingCalls.PWRITE.invokeExact(capture, fd, address, (long) length, offset);
+                case IoUring.OP_FSYNC -> (long) (int) BlockingCalls.FDATASYNC.invokeExact(capture, fd);
                 default -> throw new IllegalArgumentException("opcode " + opcode);
             };
             return r < 0 ? -errno(capture) : r;
@@ -158,7 +183,7 @@ final class LinuxCalls {
     static MemorySegment mmap(int fd, long length, long offset) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = errnoSegment(arena);
-            MemorySegment at = (MemorySegment) MMAP.invokeExact(capture, MemorySegment.NULL, length,
+            MemorySegment at = (MemorySegment) RingCalls.MMAP.invokeExact(capture, MemorySegment.NULL, length,
                     PROT_READ_WRITE, MAP_SHARED_POPULATE, fd, offset);
             if (at.address() == -1L) {
                 throw new IOException("mmap: " + strerror(errno(capture)));
@@ -173,7 +198,7 @@ final class LinuxCalls {
 
     static void munmap(MemorySegment mapping) {
         try {
-            int ignored = (int) MUNMAP.invokeExact(mapping, mapping.byteSize());
+            int ignored = (int) RingCalls.MUNMAP.invokeExact(mapping, mapping.byteSize());
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
@@ -182,7 +207,7 @@ final class LinuxCalls {
     /** The C library's message for an errno value, as FileChannel's exceptions carry it. */
     static String strerror(int errno) {
         try {
-            MemorySegment text = (MemorySegment) STRERROR.invokeExact(errno);
+            MemorySegment text = (MemorySegment) MessageCalls.STRERROR.invokeExact(errno);
             return text.reinterpret(256).getString(0);
         } catch (Throwable t) {
             throw new AssertionError(t);

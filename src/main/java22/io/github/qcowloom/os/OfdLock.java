@@ -53,6 +53,15 @@ public final class OfdLock implements Closeable {
     }
 
     /**
+     * Links the native calls a lock makes (fcntl, open, close) without making one. The first downcall of a
+     * process sets up the linker, tens of milliseconds on top of each call's own linking: a short command (info,
+     * check) does this on another thread while it parses its arguments, rather than at its first lock.
+     */
+    public static void link() {
+        LinuxCalls.linkDescriptorCalls(); // fcntl is linked by this class's initialization, which calling this ran
+    }
+
+    /**
      * Opens {@code path} read-only for its locks; null if the kernel refuses OFD locks (EINVAL, as QEMU's
      * qemu_probe_lock_ops finds).
      *

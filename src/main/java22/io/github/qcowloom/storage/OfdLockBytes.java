@@ -27,6 +27,11 @@ final class OfdLockBytes implements LockBytes {
         return lock == null ? null : new OfdLockBytes(lock);
     }
 
+    /** Links the native calls of {@link OfdLock} ahead of the first lock ({@link OfdLock#link}). */
+    static void link() {
+        OfdLock.link();
+    }
+
     @Override
     public boolean lockShared(long offset) throws IOException {
         return lock.lockShared(offset);

@@ -1,0 +1,55 @@
+package io.github.qcowloom.os;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Path;
+
+/**
+ * The bytes a file occupies on its file system (st_blocks × 512, what qemu-img info calls "disk size"), which Java's
+ * file attributes leave out. Asked with statx(2), whose buffer is laid out the same on every architecture.
+ */
+public final class FileBlocks {
+    private static final int AT_FDCWD = -100;
+    private static final int STATX_BLOCKS = 0x400;
+    // struct statx: __u32 stx_mask at 0, ..., __u64 stx_blocks at 48; 256 bytes in all.
+    private static final long STATX_SIZE = 256;
+    private static final long STX_MASK = 0;
+    private static final long STX_BLOCKS = 48;
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final MethodHandle STATX = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("statx").orElseThrow(() -> new UnsatisfiedLinkError("libc has no statx")),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS),
+            Linker.Option.captureCallState("errno"));
+
+    private FileBlocks() {
+    }
+
+    /** The bytes {@code path} occupies: its 512-byte blocks, as st_blocks counts them. */
+    public static long allocatedBytes(Path path) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment capture = LinuxCalls.errnoSegment(arena);
+            MemorySegment buf = arena.allocate(STATX_SIZE, 8);
+            int r = (int) STATX.invokeExact(capture, AT_FDCWD, arena.allocateFrom(path.toString()), 0, STATX_BLOCKS,
+                    buf);
+            if (r != 0) {
+                throw new IOException("statx " + path + ": " + LinuxCalls.strerror(LinuxCalls.errno(capture)));
+            }
+            if ((buf.get(JAVA_INT, STX_MASK) & STATX_BLOCKS) == 0) {
+                throw new IOException("statx " + path + ": the file system does not count blocks");
+            }
+            return buf.get(JAVA_LONG, STX_BLOCKS) * 512;
+        } catch (IOException e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.OptionalLong;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** "disk size": statx (the Java 22+ layer) against coreutils' stat, on a sparse and on a written file. */
+class DiskUsageTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void statxCountsTheBlocksStatDoes() throws IOException {
+        assertNull(DiskUsage.STATX.missing(), "the tests run with the Java 22+ layer");
+        Path sparse = dir.resolve("sparse");
+        try (RandomAccessFile f = new RandomAccessFile(sparse.toFile(), "rw")) {
+            f.setLength(1L << 30);
+            f.seek(512L << 20);
+            f.write(new byte[3 * 4096]);
+        }
+        Path dense = dir.resolve("dense");
+        Files.write(dense, new byte[5 << 20]);
+        for (Path p : new Path[] {sparse, dense, dir.resolve("empty")}) {
+            if (!Files.exists(p)) {
+                Files.createFile(p);
+            }
+            OptionalLong statx = DiskUsage.of(p);
+            OptionalLong stat = DiskUsage.ofStatProcess(p);
+            assertTrue(stat.isPresent(), "coreutils' stat answers for " + p);
+            assertEquals(stat, statx, p.toString());
+        }
+        assertTrue(DiskUsage.of(sparse).getAsLong() < 1L << 20, "a 1 GiB file with 12 KiB written is not dense");
+        assertTrue(DiskUsage.of(dense).getAsLong() >= 5L << 20, "a written file counts its bytes");
+    }
+
+    @Test
+    void aMissingFileHasNoDiskSize() {
+        assertEquals(OptionalLong.empty(), DiskUsage.of(dir.resolve("absent")));
+    }
+}
