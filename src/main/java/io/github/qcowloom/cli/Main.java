@@ -24,8 +24,15 @@ public final class Main {
     public static void main(String[] args) {
         if (args.length > 0 && !args[0].startsWith("-")) {
             // A command that opens an image takes its lock through FFM, whose set-up is a good part of a short
-            // command's start-up: done on the other core while picocli builds and parses.
-            ImageLock.linkInBackground();
+            // command's start-up: done on the other core while picocli builds and parses (and statx's, for info's
+            // disk size).
+            String command = args[0];
+            Thread.ofPlatform().daemon().name("qcow2-loom-native-link").start(() -> {
+                ImageLock.linkNativeCalls();
+                if (command.equals("info")) {
+                    DiskUsage.link();
+                }
+            });
         }
         System.exit(run(utf8(System.out), utf8(System.err), args));
     }

@@ -28,12 +28,12 @@ public final class ImageLock implements Closeable {
     }
 
     /**
-     * Links the native calls of the locks on a daemon thread, so that a short command (info, check) pays that set-up,
-     * a process's first FFM downcall, while it parses its arguments rather than at its first lock. A failure there
-     * is met again, and handled, by the first lock taken.
+     * Links the native calls of the locks now, without taking one: a short command (info, check) does it on
+     * another thread while it parses its arguments, rather than pay a process's first FFM calls at its first lock.
+     * A failure here is met again, and handled, by the first lock taken.
      */
-    public static void linkInBackground() {
-        Thread.ofPlatform().daemon().name("qcow2-loom-lock-link").start(LockSupport::link);
+    public static void linkNativeCalls() {
+        LockSupport.link();
     }
 
     /**

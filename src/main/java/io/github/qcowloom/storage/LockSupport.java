@@ -26,7 +26,7 @@ final class LockSupport {
     private LockSupport() {
     }
 
-    /** Links the native calls of OFD locks now (nothing on Java 21); see {@link ImageLock#linkInBackground}. */
+    /** Links the native calls of OFD locks now (nothing on Java 21); see {@link ImageLock#linkNativeCalls}. */
     static void link() {
         if (LINK.handle() != null) {
             try {

@@ -126,9 +126,18 @@ final class LinuxCalls {
         return r == -1 ? -errno(capture) : r;
     }
 
-    /** Links open and close now, where their first use would (see {@link OfdLock#link}). */
+    /**
+     * Links open and close now, and runs each once on nothing (an empty path, no descriptor: ENOENT, EBADF), so
+     * that the first real call finds its invocation path made (see {@link OfdLock#link}).
+     */
     static void linkDescriptorCalls() {
-        MethodHandle ignored = DescriptorCalls.OPEN;
+        try (Arena arena = Arena.ofConfined()) {
+            int ignored = (int) DescriptorCalls.OPEN.invokeExact(errnoSegment(arena), arena.allocateFrom(""),
+                    O_RDONLY | O_CLOEXEC, 0);
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+        close(-1);
     }
 
     /** open(2); returns the descriptor or throws with the path and the reason. */

@@ -53,12 +53,14 @@ public final class OfdLock implements Closeable {
     }
 
     /**
-     * Links the native calls a lock makes (fcntl, open, close) without making one. The first downcall of a
-     * process sets up the linker, tens of milliseconds on top of each call's own linking: a short command (info,
-     * check) does this on another thread while it parses its arguments, rather than at its first lock.
+     * Links the native calls a lock makes (fcntl, open, close) and runs each once on no file, without taking a
+     * lock. The first downcall of a process sets up the linker, and each call's first use spins its invocation
+     * path: tens of milliseconds, which a short command (info, check) spends on another thread while it parses
+     * its arguments rather than at its first lock.
      */
     public static void link() {
-        LinuxCalls.linkDescriptorCalls(); // fcntl is linked by this class's initialization, which calling this ran
+        LinuxCalls.linkDescriptorCalls();
+        int ignored = new OfdLock(null, -1).fcntl(F_OFD_GETLK, F_WRLCK, 0); // EBADF
     }
 
     /**
