@@ -36,14 +36,17 @@ public final class ClassVersionUpgrade {
     public static void main(String[] args) throws IOException {
         Path jar = Path.of(args[0]);
         Map<String, byte[]> entries = new LinkedHashMap<>(); // the jar's order: the manifest stays first
+        Map<String, Long> times = new LinkedHashMap<>(); // kept, so that the jar is the same for the same sources
         try (ZipInputStream in = new ZipInputStream(Files.newInputStream(jar))) {
             for (ZipEntry e = in.getNextEntry(); e != null; e = in.getNextEntry()) {
                 entries.put(e.getName(), in.readAllBytes());
+                times.put(e.getName(), e.getTime());
             }
         }
         // Stack maps need the common superclass of two types: the jar's own classes, then the JDK's.
-        ClassHierarchyResolver resolver = ClassHierarchyResolver.defaultResolver()
-                .orElse(ClassHierarchyResolver.ofResourceParsing(desc -> stream(entries, desc.descriptorString())));
+        ClassHierarchyResolver resolver = ClassHierarchyResolver
+                .ofResourceParsing(desc -> stream(entries, desc.descriptorString()))
+                .orElse(ClassHierarchyResolver.defaultResolver());
         ClassFile classFile = ClassFile.of(ClassFile.ClassHierarchyResolverOption.of(resolver),
                 ClassFile.StackMapsOption.GENERATE_STACK_MAPS);
         // Passing every instruction through rebuilds each method's code, and with it the stack maps.
@@ -65,7 +68,9 @@ public final class ClassVersionUpgrade {
                         upgraded++;
                     }
                 }
-                zip.putNextEntry(new ZipEntry(e.getKey()));
+                ZipEntry entry = new ZipEntry(e.getKey());
+                entry.setTime(times.get(e.getKey()));
+                zip.putNextEntry(entry);
                 zip.write(bytes);
                 zip.closeEntry();
             }

@@ -10,7 +10,8 @@ import java.util.OptionalLong;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Bytes a file occupies on the host (st_blocks × 512), qemu-img's "disk size". Java has no st_blocks: the jar's
+ * Bytes a file occupies on the host (st_blocks × 512), qemu-img's "disk size"; a symbolic link is followed, as
+ * qemu-img's fstat of the open image does. Java has no st_blocks: the jar's
  * Java 22+ layer asks statx(2); on Java 21 this asks coreutils' stat, a process (milliseconds of an info's
  * start-up). Where both fail the field is left out rather than guessed.
  */
@@ -22,9 +23,15 @@ final class DiskUsage {
     private DiskUsage() {
     }
 
-    /** Links statx now, by asking it of the root directory (see {@link Main#main}). */
+    /** Links statx now, by asking it of the root directory (see {@link Main#main}); nothing without it. */
     static void link() {
-        OptionalLong ignored = of(Path.of("/"));
+        if (STATX.handle() != null) {
+            try {
+                long ignored = (long) STATX.handle().invokeExact(Path.of("/"));
+            } catch (Throwable e) {
+                // the first real use meets it again, and asks stat
+            }
+        }
     }
 
     static OptionalLong of(Path file) {
@@ -40,7 +47,7 @@ final class DiskUsage {
 
     static OptionalLong ofStatProcess(Path file) {
         try {
-            Process p = new ProcessBuilder("stat", "-c", "%b %B", file.toString()).redirectErrorStream(true).start();
+            Process p = new ProcessBuilder("stat", "-L", "-c", "%b %B", "--", file.toString()).redirectErrorStream(true).start();
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
             if (!p.waitFor(10, TimeUnit.SECONDS) || p.exitValue() != 0) {
                 return OptionalLong.empty();

@@ -28,9 +28,13 @@ public final class Main {
             // disk size).
             String command = args[0];
             Thread.ofPlatform().daemon().name("qcow2-loom-native-link").start(() -> {
-                ImageLock.linkNativeCalls();
-                if (command.equals("info")) {
-                    DiskUsage.link();
+                try {
+                    ImageLock.linkNativeCalls();
+                    if (command.equals("info")) {
+                        DiskUsage.link();
+                    }
+                } catch (Throwable t) {
+                    // never a stack trace on the command line: the main thread meets any failure again
                 }
             });
         }

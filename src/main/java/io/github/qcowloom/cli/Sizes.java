@@ -1,7 +1,6 @@
 package io.github.qcowloom.cli;
 
 import java.math.BigDecimal;
-import java.math.MathContext;
 import java.math.RoundingMode;
 
 /** Sizes as qemu-img reads and prints them: "1.5G" in (qemu_strtosz), "1.46 GiB" out (size_to_str). */
@@ -42,14 +41,18 @@ final class Sizes {
 
     /**
      * QEMU's size_to_str: {@code printf("%0.3g %sB", (double) bytes / 1024^i, suffix)} in the largest unit in
-     * which the value is below 1000. Done in integers rather than through BigDecimal, whose first use cost a short
+     * which the value is below 1000. {@code bytes} is unsigned, as QEMU's uint64_t (a snapshot's VM state size is
+     * read from the image as it is). Done in integers rather than through BigDecimal, whose first use cost a short
      * command (info) a tenth of its start-up.
      */
     static String human(long bytes) {
         String[] units = {"", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
-        int exp = bytes == 0 ? 0 : Math.getExponent(bytes / (1000.0 / 1024.0)) + 1;
+        // The unsigned value as a double, rounded as C converts it: halved with the low bit kept (round to odd),
+        // converted, doubled.
+        double value = bytes >= 0 ? bytes : (double) ((bytes >>> 1) | (bytes & 1)) * 2.0;
+        int exp = bytes == 0 ? 0 : Math.getExponent(value / (1000.0 / 1024.0)) + 1;
         int i = Math.max(0, (exp - 1) / 10);
-        return threeSignificant((double) bytes / (1L << (i * 10))) + " " + units[i] + "B";
+        return threeSignificant(value / (1L << (i * 10))) + " " + units[i] + "B";
     }
 
     /**

@@ -3,6 +3,8 @@ package io.github.qcowloom.storage;
 import io.github.qcowloom.api.ImageLockedException;
 import java.io.Closeable;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.file.Path;
 
 /**
@@ -33,7 +35,23 @@ public final class ImageLock implements Closeable {
      * A failure here is met again, and handled, by the first lock taken.
      */
     public static void linkNativeCalls() {
-        LockSupport.link();
+        if (NativeLink.LINK.handle() != null) {
+            try {
+                NativeLink.LINK.handle().invokeExact();
+            } catch (Throwable t) {
+                // Native access denied, or the like: the first lock meets it again and takes POSIX locks.
+            }
+        }
+    }
+
+    /**
+     * The Java 22+ layer's linking, apart from {@link LockSupport}: a thread that links does not start the
+     * logging LockSupport holds, which the main thread may be starting at the same moment.
+     */
+    private static final class NativeLink {
+        static final Java22Method LINK = Java22Method.find(MethodHandles.lookup(),
+                "io.github.qcowloom.storage.OfdLockBytes", "link", MethodType.methodType(void.class),
+                "open-file-description locks");
     }
 
     /**

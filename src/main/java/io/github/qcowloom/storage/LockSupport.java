@@ -19,22 +19,8 @@ final class LockSupport {
     private static final Java22Method OPEN = Java22Method.find(MethodHandles.lookup(),
             "io.github.qcowloom.storage.OfdLockBytes", "open", MethodType.methodType(LockBytes.class, Path.class),
             "open-file-description locks");
-    private static final Java22Method LINK = Java22Method.find(MethodHandles.lookup(),
-            "io.github.qcowloom.storage.OfdLockBytes", "link", MethodType.methodType(void.class),
-            "open-file-description locks");
 
     private LockSupport() {
-    }
-
-    /** Links the native calls of OFD locks now (nothing on Java 21); see {@link ImageLock#linkNativeCalls}. */
-    static void link() {
-        if (LINK.handle() != null) {
-            try {
-                LINK.handle().invokeExact();
-            } catch (Throwable t) {
-                // Native access denied, or the like: the first lock meets it again, and falls back to POSIX.
-            }
-        }
     }
 
     /** Lock bytes on the existing file {@code path}: OFD locks if possible, else POSIX locks (logged once). */

@@ -23,9 +23,7 @@ public final class FileBlocks {
     private static final long STATX_SIZE = 256;
     private static final long STX_MASK = 0;
     private static final long STX_BLOCKS = 48;
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final MethodHandle STATX = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("statx").orElseThrow(() -> new UnsatisfiedLinkError("libc has no statx")),
+    private static final MethodHandle STATX = LinuxCalls.downcall("statx",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS),
             Linker.Option.captureCallState("errno"));
 

@@ -59,6 +59,9 @@ public final class OfdLock implements Closeable {
      * its arguments rather than at its first lock.
      */
     public static void link() {
+        if (LinuxCalls.unsupportedReason() != null) {
+            return;
+        }
         LinuxCalls.linkDescriptorCalls();
         int ignored = new OfdLock(null, -1).fcntl(F_OFD_GETLK, F_WRLCK, 0); // EBADF
     }

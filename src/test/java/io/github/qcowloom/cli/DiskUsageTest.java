@@ -9,6 +9,7 @@ import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.OptionalLong;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -24,11 +25,12 @@ class DiskUsageTest {
         try (RandomAccessFile f = new RandomAccessFile(sparse.toFile(), "rw")) {
             f.setLength(1L << 30);
             f.seek(512L << 20);
-            f.write(new byte[3 * 4096]);
+            f.write(nonZero(3 * 4096)); // not zeroes: a compressing file system would store none
         }
         Path dense = dir.resolve("dense");
-        Files.write(dense, new byte[5 << 20]);
-        for (Path p : new Path[] {sparse, dense, dir.resolve("empty")}) {
+        Files.write(dense, nonZero(5 << 20));
+        Path link = Files.createSymbolicLink(dir.resolve("link"), dense); // followed: the image's own blocks
+        for (Path p : new Path[] {sparse, dense, dir.resolve("empty"), link}) {
             if (!Files.exists(p)) {
                 Files.createFile(p);
             }
@@ -39,6 +41,13 @@ class DiskUsageTest {
         }
         assertTrue(DiskUsage.of(sparse).getAsLong() < 1L << 20, "a 1 GiB file with 12 KiB written is not dense");
         assertTrue(DiskUsage.of(dense).getAsLong() >= 5L << 20, "a written file counts its bytes");
+        assertEquals(DiskUsage.of(dense), DiskUsage.of(link));
+    }
+
+    private static byte[] nonZero(int n) {
+        byte[] b = new byte[n];
+        new Random(n).nextBytes(b);
+        return b;
     }
 
     @Test

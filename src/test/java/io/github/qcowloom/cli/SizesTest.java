@@ -45,6 +45,8 @@ class SizesTest {
         "1100585369600, 1 TiB",
         "4611686018427387904, 4 EiB",
         "9223372036854775807, 8 EiB",
+        "-9223372036854775808, 8 EiB", // unsigned, as QEMU's uint64_t: 2^63
+        "-1, 16 EiB", // 2^64 - 1
     })
     void humanSizesAreQemuImgs(long bytes, String expected) {
         assertEquals(expected, Sizes.human(bytes));
