@@ -1,5 +1,6 @@
 package io.github.qcowloom.snapshot;
 
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Header;
@@ -23,7 +24,11 @@ final class ApplySnapshot {
         Snapshots.requireNoDataFile(header);
         long[] snapshotL1 = tables.readL1(snapshot);
         long size = header.size() & -512L;
-        long diskSize = snapshot.diskSize() >= 0 ? snapshot.diskSize() : size;
+        long diskSize = snapshot.recordsDiskSize() ? snapshot.diskSize() : size;
+        if (diskSize < 0) {
+            // A stored size of 2^63 or more: QEMU's truncate to it refuses, before anything changes.
+            throw new ImageException("Image size cannot be negative");
+        }
         if (diskSize != size && header.version() < 3) {
             throw new UnsupportedFeatureException("resizing v2 images with snapshots",
                     "Can't resize a v2 image which has snapshots (the snapshot's disk size is " + diskSize + ")");

@@ -50,14 +50,17 @@ public record Snapshot(
                 dateSec, dateNsec, vmClockNsec, vmStateSize32, extraData);
     }
 
-    /** The id as text (bytes that are not UTF-8 read as U+FFFD). */
+    /**
+     * The id as text, as QEMU sees it: up to its first NUL (QEMU reads it into a C string), bytes that are not
+     * UTF-8 read as U+FFFD.
+     */
     public String id() {
-        return new String(idBytes, StandardCharsets.UTF_8);
+        return new String(cString(idBytes), StandardCharsets.UTF_8);
     }
 
-    /** The name as text (bytes that are not UTF-8 read as U+FFFD). */
+    /** The name as text, as QEMU lists and finds it: up to its first NUL, bytes that are not UTF-8 as U+FFFD. */
     public String name() {
-        return new String(nameBytes, StandardCharsets.UTF_8);
+        return new String(cString(nameBytes), StandardCharsets.UTF_8);
     }
 
     @Override
@@ -90,9 +93,17 @@ public record Snapshot(
         return extraData.length >= 8 ? Bytes.getLong(extraData, 0) : vmStateSize32;
     }
 
-    /** Virtual disk size at snapshot time, or -1 when the entry does not record it (v2 images). */
+    /**
+     * Virtual disk size at snapshot time (unsigned, as stored), or -1 when the entry does not record it (v2
+     * images); {@link #recordsDiskSize} tells the two apart.
+     */
     public long diskSize() {
-        return extraData.length >= 16 ? Bytes.getLong(extraData, 8) : -1;
+        return recordsDiskSize() ? Bytes.getLong(extraData, 8) : -1;
+    }
+
+    /** True if the extra data holds the disk size. */
+    public boolean recordsDiskSize() {
+        return extraData.length >= 16;
     }
 
     /** Bytes of extra data, without copying them. */
@@ -120,7 +131,7 @@ public record Snapshot(
         byte[] extra = Arrays.copyOf(extraData, Math.max(KNOWN_EXTRA_DATA, extraData.length));
         Bytes.putLong(extra, 0, vmState);
         // By length, not by value: a recorded disk size is kept whatever it holds, as QEMU's read keeps it.
-        Bytes.putLong(extra, 8, extraData.length >= 16 ? diskSize() : virtualSize & ~511L);
+        Bytes.putLong(extra, 8, recordsDiskSize() ? diskSize() : virtualSize & ~511L);
         Bytes.putLong(extra, 16, icount());
         return new Snapshot(l1TableOffset, l1Size, cString(idBytes), cString(nameBytes), dateSec, dateNsec,
                 vmClockNsec, Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);

@@ -8,9 +8,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.alloc.ReferenceCount;
 import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.image.Qcow2Image;
@@ -281,5 +283,69 @@ class SnapshotInteropTest {
                 "qemu-img snapshot -l \"$0\" | LC_ALL=C grep -c $'caf\\xe9 '", image.toString()));
         assertEquals("1", listed.stdout().strip(), "qemu-img lists the name with its byte 0xe9");
         assertTrue(Qemu.img("check", image.toString()).contains("No errors were found"));
+    }
+
+    /**
+     * An entry QEMU would not write: an id and a name with a NUL inside, and a recorded disk size of 2^64 - 2.
+     * QEMU reads id and name into C strings: it lists and finds the entry by what comes before the NUL, and every
+     * snapshot operation, which writes the whole table back, cuts them there; the disk size it keeps as it is,
+     * and refuses to apply the snapshot (the truncate to it fails first). The same operations on two copies, one
+     * by qemu-img and one by us, must leave the same bytes for the entry.
+     */
+    @Test
+    void anOddEntryIsFoundAppliedAndRewrittenAsQemuImgDoes() throws IOException {
+        Path image = dir.resolve("odd.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), String.valueOf(SIZE));
+        Qemu.img("snapshot", "-c", "s1", image.toString());
+        Snapshot made;
+        long tableOffset;
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            made = img.snapshots().get(0);
+            tableOffset = img.header().snapshotsOffset();
+        }
+        Snapshot odd = new Snapshot(made.l1TableOffset(), made.l1Size(), new byte[] {'1', 0, 'x'},
+                new byte[] {'s', '1', 0, 'y', 'z'}, made.dateSec(), made.dateNsec(), made.vmClockNsec(),
+                made.vmStateSize32(), Snapshot.extraData(made.vmStateSize(), -2, made.icount()));
+        try (Storage file = FileStorage.open(image, false, false)) {
+            file.write(ByteBuffer.wrap(SnapshotTable.encode(List.of(odd))), tableOffset); // fits its cluster
+        }
+        Path theirs = dir.resolve("theirs.qcow2");
+        Files.copy(image, theirs);
+        assertTrue(Qemu.img("snapshot", "-l", theirs.toString()).contains("\n1         s1 "), "listed as 1, s1");
+        Qemu.Result refused = Qemu.exec(List.of("qemu-img", "snapshot", "-a", "s1", theirs.toString()));
+        assertEquals(1, refused.exitCode());
+        assertTrue(refused.stderr().contains("Image size cannot be negative"), refused.stderr());
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+            assertEquals("1", named(img, "s1").id(), "found by the name before the NUL");
+            ImageException e = assertThrows(ImageException.class, () -> Snapshots.apply(img, named(img, "s1")));
+            assertEquals("Image size cannot be negative", e.getMessage());
+        }
+        for (String[] step : new String[][] {{"-c", "s2"}, {"-d", "s2"}}) {
+            Qemu.img("snapshot", step[0], step[1], theirs.toString());
+            try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+                if (step[0].equals("-c")) {
+                    Snapshots.create(img, step[1]);
+                } else {
+                    Snapshots.delete(img, named(img, step[1]));
+                }
+            }
+            Snapshot ours = firstEntry(image);
+            assertArrayEquals(SnapshotTable.encode(List.of(firstEntry(theirs))), SnapshotTable.encode(List.of(ours)),
+                    "the first entry after snapshot " + step[0]);
+            assertArrayEquals(new byte[] {'s', '1'}, ours.nameBytes(), "cut at the NUL");
+            assertArrayEquals(new byte[] {'1'}, ours.idBytes());
+            assertEquals(-2, ours.diskSize(), "a recorded disk size is kept as it is");
+            assertTrue(Qemu.img("check", image.toString()).contains("No errors were found"));
+        }
+    }
+
+    private static Snapshot named(Qcow2Image img, String name) {
+        return Snapshots.findByName(img.snapshots(), name).orElseThrow();
+    }
+
+    private static Snapshot firstEntry(Path image) throws IOException {
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            return img.snapshots().get(0);
+        }
     }
 }
