@@ -14,7 +14,7 @@ import java.util.List;
  * image, one JVM each. Two caches: {@code short}, the commands the launcher starts with the quick compiler (info,
  * check, map, snapshot, create, resize), and {@code all}, every command, for the others (convert, bench, serve).
  * A cache holds the classes its run loaded, linked, and their profiles, and the JVM maps all of them at start-up:
- * info starts a sixth faster from a cache of the short commands alone than from one of everything. The launcher
+ * info started about 10 ms sooner from a cache of the short commands alone than from one of everything. The launcher
  * ({@code target/bin/qcow2-loom}) uses a cache when the JDK running it is the one that made it, whose home this run
  * records beside the cache.
  *

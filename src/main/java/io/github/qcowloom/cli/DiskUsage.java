@@ -11,9 +11,9 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * Bytes a file occupies on the host (st_blocks × 512), qemu-img's "disk size"; a symbolic link is followed, as
- * qemu-img's fstat of the open image does. Java has no st_blocks: the jar's
- * Java 22+ layer asks statx(2); on Java 21 this asks coreutils' stat, a process (milliseconds of an info's
- * start-up). Where both fail the field is left out rather than guessed.
+ * qemu-img's fstat of the open image does. Java has no st_blocks: the jar's Java 22+ layer asks statx(2); on Java 21
+ * this asks coreutils' stat, a process (milliseconds of an info's start-up). Where both fail the field is left out
+ * rather than guessed.
  */
 final class DiskUsage {
     static final Java22Method STATX = Java22Method.find(MethodHandles.lookup(),
@@ -47,7 +47,8 @@ final class DiskUsage {
 
     static OptionalLong ofStatProcess(Path file) {
         try {
-            Process p = new ProcessBuilder("stat", "-L", "-c", "%b %B", "--", file.toString()).redirectErrorStream(true).start();
+            Process p = new ProcessBuilder("stat", "-L", "-c", "%b %B", "--", file.toString())
+                    .redirectErrorStream(true).start();
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
             if (!p.waitFor(10, TimeUnit.SECONDS) || p.exitValue() != 0) {
                 return OptionalLong.empty();

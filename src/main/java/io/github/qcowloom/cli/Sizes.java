@@ -87,11 +87,8 @@ final class Sizes {
 
     private static final long[] POWERS_OF_TEN = {1, 10, 100, 1000};
 
-    /** {@code value / 2^shift}, rounded half to even (value &ge; 0, shift &ge; 0). */
+    /** {@code value / 2^shift}, rounded half to even (value &ge; 0, 1 &le; shift &le; 62). */
     private static long shiftRoundingHalfEven(long value, int shift) {
-        if (shift >= 64) {
-            return 0; // value < 2^63 is below half of 2^shift
-        }
         long q = value >>> shift;
         long rem = value & ((1L << shift) - 1);
         long half = 1L << (shift - 1);
