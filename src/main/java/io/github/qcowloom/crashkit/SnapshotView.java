@@ -19,7 +19,7 @@ final class SnapshotView {
     /** Opens {@code snapshot} of the image held in {@code image} read-only; the bytes are not changed. */
     static Qcow2Image open(byte[] image, Snapshot snapshot) throws IOException {
         MemoryStorage copy = new MemoryStorage(image);
-        long size = snapshot.recordsDiskSize() ? snapshot.diskSize() : ImageMetadata.readHeader(copy).size();
+        long size = snapshot.diskSizeOr(ImageMetadata.readHeader(copy).size());
         copy.write(HeaderField.SIZE.encode(size), HeaderField.SIZE.offset());
         copy.write(HeaderField.L1_SIZE.encode(snapshot.l1Size(), snapshot.l1TableOffset()),
                 HeaderField.L1_SIZE.offset());

@@ -24,7 +24,7 @@ final class ApplySnapshot {
         Snapshots.requireNoDataFile(header);
         long[] snapshotL1 = tables.readL1(snapshot);
         long size = header.size() & -512L;
-        long diskSize = snapshot.recordsDiskSize() ? snapshot.diskSize() : size;
+        long diskSize = snapshot.diskSizeOr(size);
         if (diskSize < 0) {
             // A stored size of 2^63 or more: QEMU's truncate to it refuses, before anything changes.
             throw new ImageException("Image size cannot be negative");

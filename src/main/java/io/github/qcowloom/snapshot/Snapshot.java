@@ -95,15 +95,18 @@ public record Snapshot(
 
     /**
      * Virtual disk size at snapshot time (unsigned, as stored), or -1 when the entry does not record it (v2
-     * images); {@link #recordsDiskSize} tells the two apart.
+     * images); {@link #diskSizeOr} tells the two apart.
      */
     public long diskSize() {
-        return recordsDiskSize() ? Bytes.getLong(extraData, 8) : -1;
+        return diskSizeOr(-1);
     }
 
-    /** True if the extra data holds the disk size. */
-    public boolean recordsDiskSize() {
-        return extraData.length >= 16;
+    /**
+     * The recorded disk size, whatever it holds (a size of 2^63 or more is negative here), or {@code unrecorded}
+     * when the extra data does not hold one: what QEMU's read of the table makes of the entry.
+     */
+    public long diskSizeOr(long unrecorded) {
+        return extraData.length >= 16 ? Bytes.getLong(extraData, 8) : unrecorded;
     }
 
     /** Bytes of extra data, without copying them. */
@@ -130,8 +133,7 @@ public record Snapshot(
         long vmState = vmStateSize();
         byte[] extra = Arrays.copyOf(extraData, Math.max(KNOWN_EXTRA_DATA, extraData.length));
         Bytes.putLong(extra, 0, vmState);
-        // By length, not by value: a recorded disk size is kept whatever it holds, as QEMU's read keeps it.
-        Bytes.putLong(extra, 8, recordsDiskSize() ? diskSize() : virtualSize & ~511L);
+        Bytes.putLong(extra, 8, diskSizeOr(virtualSize & ~511L));
         Bytes.putLong(extra, 16, icount());
         return new Snapshot(l1TableOffset, l1Size, cString(idBytes), cString(nameBytes), dateSec, dateNsec,
                 vmClockNsec, Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);
