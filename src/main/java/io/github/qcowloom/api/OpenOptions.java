@@ -11,9 +11,12 @@ package io.github.qcowloom.api;
  * @param ticker the time the image's background work (the cluster pool) runs by: real time, or the interleaving
  *     explorer's virtual clock
  * @param locking which of QEMU's lock bytes the open takes ({@link ImageLocking}); force-share needs read-only
+ * @param hostSyncs whether a flush asks the host to sync the files (fdatasync); false is QEMU's
+ *     {@code cache.no-flush} (what {@code cache=unsafe} means): flushes still write, in order, what the image holds
+ *     in memory, so a closed image is whole, but a host crash may lose what the page cache had not written
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
-        Ticker ticker, ImageLocking locking) {
+        Ticker ticker, ImageLocking locking, boolean hostSyncs) {
     public static final long DEFAULT_MAX_L2_CACHE = 32L << 20;
 
     public OpenOptions {
@@ -24,6 +27,12 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
             // qemu-img: "force-share=on can only be used with read-only images"
             throw new IllegalArgumentException("force-share can only be used with read-only images");
         }
+    }
+
+    /** Options whose flushes sync the host's files. */
+    public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
+            Ticker ticker, ImageLocking locking) {
+        this(readOnly, direct, followReferences, tuning, ticker, locking, true);
     }
 
     /** Options that run by real time, with QEMU's default locks. */
@@ -48,27 +57,31 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
     }
 
     public OpenOptions withReadOnly(boolean v) {
-        return new OpenOptions(v, direct, followReferences, tuning, ticker, locking);
+        return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs);
     }
 
     public OpenOptions withDirect(boolean v) {
-        return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking);
+        return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs);
     }
 
     public OpenOptions withFollowReferences(boolean v) {
-        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking);
+        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs);
     }
 
     public OpenOptions withTuning(ImageOptions v) {
-        return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking);
+        return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs);
     }
 
     public OpenOptions withTicker(Ticker v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs);
     }
 
     public OpenOptions withLocking(ImageLocking v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs);
+    }
+
+    public OpenOptions withHostSyncs(boolean v) {
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v);
     }
 
     public OpenOptions withL2CacheBytes(long v) {

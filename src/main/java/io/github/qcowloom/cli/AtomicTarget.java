@@ -20,7 +20,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * The file that {@code create} and {@code convert} write: built under a temporary name in the target's directory,
  * synced, renamed over the target, and the directory synced, so that a process killed (or a host that loses power)
  * at any moment leaves the old file, no file, or the complete new image; never a header whose tables were never
- * written, which is what writing the target in place leaves (qemu-img has that window).
+ * written, which is what writing the target in place leaves (qemu-img has that window). Under {@code -t unsafe}
+ * nothing is synced ({@link #commit}): a killed process is still covered, a host crash is not.
  *
  * <p>A rename replaces the file's identity, not only its bytes, so it is used only where nothing else is lost: the
  * target is absent, or a regular file of ours with one link, in a folder we may write. Otherwise the target is
@@ -109,15 +110,22 @@ final class AtomicTarget implements AutoCloseable {
     }
 
     /**
-     * Makes the written file the target: its data reaches the disk before the rename, and the rename before this
-     * returns, so no order of a crash can show the new name with missing contents. The caller has closed the file.
+     * Makes the written file the target. When {@code durable}, its data reaches the disk before the rename, and the
+     * rename before this returns, so no order of a crash can show the new name with missing contents. Otherwise
+     * (qemu-img's {@code -t unsafe}) nothing is synced: a killed process still leaves the old file or the complete
+     * new one, but a host crash may show the new name before its data, as qemu-img's writes in place would. The
+     * caller has closed the file.
      */
-    void commit() throws IOException {
+    void commit(boolean durable) throws IOException {
         if (!inPlace) {
-            sync(file);
+            if (durable) {
+                sync(file);
+            }
             Files.move(file, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            // The rename itself is a change of the folder: durable only once the folder is synced.
-            sync(target.getParent());
+            if (durable) {
+                // The rename itself is a change of the folder: durable only once the folder is synced.
+                sync(target.getParent());
+            }
         }
         // A file written in place is synced (or not) as the command's cache mode says.
         committed = true;

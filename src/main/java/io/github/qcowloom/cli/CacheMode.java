@@ -1,6 +1,9 @@
 package io.github.qcowloom.cli;
 
-/** qemu-img's cache modes as far as the host file is concerned: "none" and "directsync" bypass the page cache. */
+/**
+ * qemu-img's cache modes as far as the host file is concerned: "none" and "directsync" bypass the page cache,
+ * "unsafe" never syncs it.
+ */
 final class CacheMode {
     private CacheMode() {
     }
@@ -11,5 +14,11 @@ final class CacheMode {
             case "writeback", "writethrough", "unsafe" -> false;
             default -> throw new IllegalArgumentException("Invalid cache option: " + mode);
         };
+    }
+
+    /** False for "unsafe", whose flushes QEMU ignores (cache.no-flush). */
+    static boolean syncs(String mode) {
+        direct(mode); // rejects unknown modes
+        return !mode.equals("unsafe");
     }
 }

@@ -69,8 +69,9 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "-p", description = "Show a progress bar on stderr.")
     boolean progress;
 
-    @Option(names = "-t", description = "Target cache mode; qemu-img convert's default, unsafe, skips the intermediate syncs"
-            + " (the finished file is still synced once, before it is renamed over the target).")
+    @Option(names = "-t", description = "Target cache mode; qemu-img convert's default, unsafe, never syncs (a killed"
+            + " convert still leaves the old target or the whole new one; a host crash may not). The others sync the"
+            + " finished file before it is renamed over the target.")
     String targetCache = "unsafe";
 
     @Option(names = "-T", description = "Source cache mode: writeback (page cache) or none (O_DIRECT).")
@@ -105,6 +106,7 @@ final class ConvertCommand implements Callable<Integer> {
                     + ChunkCopy.MAX_REQUESTS); // qemu-img's words
         }
         boolean targetDirect = CacheMode.direct(targetCache); // also rejects unknown modes
+        boolean targetSyncs = CacheMode.syncs(targetCache);
         OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults())
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
         if (sourceCache != null) {
@@ -113,16 +115,16 @@ final class ConvertCommand implements Callable<Integer> {
         try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions);
                 AtomicTarget out = AtomicTarget.begin(Path.of(target))) {
             if (qcow2) {
-                toQcow2(src, out.file(), targetDirect);
+                toQcow2(src, out.file(), targetDirect, targetSyncs);
             } else {
-                toRaw(src, out.file());
+                toRaw(src, out.file(), targetSyncs);
             }
-            out.commit();
+            out.commit(targetSyncs);
         }
         return 0;
     }
 
-    private void toRaw(BlockDevice src, Path file) throws IOException {
+    private void toRaw(BlockDevice src, Path file, boolean syncs) throws IOException {
         try (Storage dst = FileStorage.create(file, false)) {
             // Sized first, as qemu-img does: the writes then fill a file of its final size (no extending writes),
             // and what is never written stays a hole.
@@ -130,14 +132,14 @@ final class ConvertCommand implements Callable<Integer> {
             // Blocks of zeroes stay holes (qemu-img's default -S 4k).
             copy(src, ChunkCopy.CHUNK, false, (off, buf, zero) -> zero ? ChunkCopy.Write.NONE
                     : () -> ChunkCopy.writeNonZero(off, buf, SPARSE_BLOCK, (at, part) -> dst.write(part, at)));
-            if (!"unsafe".equals(targetCache)) {
+            if (syncs) {
                 dst.flush();
             }
         }
     }
 
     /** Creates and fills the qcow2 image {@code file}; backing and data file names resolve beside the target. */
-    private void toQcow2(BlockDevice src, Path file, boolean direct) throws IOException {
+    private void toQcow2(BlockDevice src, Path file, boolean direct, boolean syncs) throws IOException {
         Path path = Path.of(target);
         Map<String, String> opts = CreateOptionsParser.parse(options);
         opts.put("size", Long.toString(src.size()));
@@ -154,13 +156,13 @@ final class ConvertCommand implements Callable<Integer> {
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
         ImageCreator.create(file, co);
         OpenOptions dstOptions = profile.apply(OpenOptions.readWriteDefaults())
-                .withDirect(direct);
+                .withDirect(direct).withHostSyncs(syncs);
         if (compressed) {
             // No preallocated clusters: with every allocation made in guest order, clusters land where
             // qemu-img convert -c puts them.
             dstOptions = dstOptions.withPool(false);
         }
-        // close() flushes and leaves a clean image, so -t unsafe only saves the intermediate syncs.
+        // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
         try (Qcow2Image dst = Qcow2Image.open(file, dstOptions)) {
             if (compressed) {
                 CompressedSink sink = new CompressedSink(dst);

@@ -72,7 +72,7 @@ final class CreateCommand implements Callable<Integer> {
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe);
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             ImageCreator.create(out.file(), co);
-            out.commit();
+            out.commit(true);
         }
         if (!quiet) {
             spec.commandLine().getOut().println(formattingLine(co));
@@ -94,7 +94,7 @@ final class CreateCommand implements Callable<Integer> {
             try (Storage s = FileStorage.create(out.file(), false)) {
                 s.setLength(bytes);
             }
-            out.commit();
+            out.commit(true);
         }
         if (!quiet) {
             spec.commandLine().getOut().println("Formatting '" + filename + "', fmt=raw size=" + bytes);

@@ -8,6 +8,8 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.HoleMap;
 import io.github.qcowloom.storage.LockPermissions;
+import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.storage.UnsyncedStorage;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -43,7 +45,10 @@ public final class ImageFormat {
         String fmt = format != null ? format : probe(path);
         return switch (fmt) {
             case "qcow2" -> Qcow2Image.open(path, options);
-            case "raw" -> new RawImage(openRaw(path, options), HoleMap.open(path));
+            case "raw" -> {
+                Storage file = openRaw(path, options);
+                yield new RawImage(options.hostSyncs() ? file : new UnsyncedStorage(file), HoleMap.open(path));
+            }
             default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
         };
     }

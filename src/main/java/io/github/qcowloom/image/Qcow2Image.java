@@ -27,6 +27,7 @@ import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
+import io.github.qcowloom.storage.UnsyncedStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -150,8 +151,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return open(storage, imageDir, options, 0);
     }
 
-    private static Qcow2Image open(Storage storage, Path imageDir, OpenOptions options, int depth)
+    private static Qcow2Image open(Storage file, Path imageDir, OpenOptions options, int depth)
             throws IOException {
+        Storage storage = options.hostSyncs() ? file : new UnsyncedStorage(file);
         Header header = ImageMetadata.readHeader(storage);
         if (header.corrupt() && !options.readOnly()) {
             throw new CorruptImageException(
@@ -171,6 +173,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 dataFile = FileStorage.open(ReferencedFiles.resolve(imageDir, name, "data file"),
                         options.readOnly(), options.direct(), options.tuning().storage(),
                         LockPermissions.forDataFile(options.locking(), options.readOnly()));
+                if (!options.hostSyncs()) {
+                    dataFile = new UnsyncedStorage(dataFile);
+                }
                 opened.add(dataFile);
             }
             if (header.hasDataFile() && dataFile == null && !options.readOnly()) {

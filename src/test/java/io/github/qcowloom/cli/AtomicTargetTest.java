@@ -35,7 +35,7 @@ class AtomicTargetTest {
                     "the temporary file shows the guest's data to no more readers than the target does");
             Files.write(out.file(), new byte[] {2, 2});
             assertArrayEquals(new byte[] {1}, Files.readAllBytes(target), "the old file until the commit");
-            out.commit();
+            out.commit(true);
         }
         assertArrayEquals(new byte[] {2, 2}, Files.readAllBytes(target));
         assertEquals("rw-r-----", PosixFilePermissions.toString(Files.getPosixFilePermissions(target)));
@@ -68,7 +68,7 @@ class AtomicTargetTest {
         try (AtomicTarget out = AtomicTarget.begin(link)) {
             assertEquals(link, out.file());
             Files.write(out.file(), new byte[] {4});
-            out.commit();
+            out.commit(true);
         }
         assertTrue(Files.isSymbolicLink(link));
         assertArrayEquals(new byte[] {4}, Files.readAllBytes(real));
@@ -82,7 +82,7 @@ class AtomicTargetTest {
         try (AtomicTarget out = AtomicTarget.begin(target)) {
             assertEquals(target, out.file());
             Files.write(out.file(), new byte[] {5});
-            out.commit();
+            out.commit(true);
         }
         assertArrayEquals(new byte[] {5}, Files.readAllBytes(other));
     }
@@ -92,7 +92,7 @@ class AtomicTargetTest {
         Path dev = Path.of("/dev/null");
         try (AtomicTarget out = AtomicTarget.begin(dev)) {
             assertEquals(dev, out.file());
-            out.commit();
+            out.commit(true);
         }
         assertTrue(Files.exists(dev) && !Files.isRegularFile(dev));
     }

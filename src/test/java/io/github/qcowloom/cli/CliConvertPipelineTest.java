@@ -51,7 +51,7 @@ class CliConvertPipelineTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"-m 1", "-m 3", "-m 16 -W", "-W"})
+    @ValueSource(strings = {"-m 1", "-m 3", "-m 16 -W", "-W", "-t writeback", "-t unsafe -m 2"})
     void parallelRequestsAndOutOfOrderWrites(String options) {
         String src = source();
         for (String format : new String[] {"raw", "qcow2"}) {

@@ -191,6 +191,24 @@ class WritePathInteropTest {
     }
 
     @Test
+    void withoutHostSyncsNothingIsSyncedAndTheClosedImageIsWhole() throws IOException {
+        Path image = dir.resolve("unsafe.qcow2");
+        int size = 24 << 20;
+        ImageCreator.create(image, CreateOptions.defaults(size).withClusterSize(4096));
+        byte[] model = new byte[size];
+        CountingStorage counting = new CountingStorage(FileStorage.open(image, false, false));
+        // A 16 KiB L2 cache: most writes evict a dirty table, which without no-flush costs ordered syncs.
+        OpenOptions unsafe = OpenOptions.readWriteDefaults().withHostSyncs(false).withL2CacheBytes(16 << 10);
+        try (Qcow2Image img = Qcow2Image.open(counting, dir, unsafe)) {
+            randomWrites(img, model, 5, 80);
+            img.flush();
+        }
+        assertEquals(0, counting.counts().flushes(), "host syncs under cache.no-flush");
+        assertTrue(counting.counts().writes() > 80, "the flushes still wrote the tables");
+        assertQemuAgrees(image, model);
+    }
+
+    @Test
     void readOnlyImagesRefuseWrites() throws IOException {
         Path image = dir.resolve("ro.qcow2");
         ImageCreator.create(image, CreateOptions.defaults(1 << 20));

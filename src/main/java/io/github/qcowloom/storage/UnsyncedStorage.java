@@ -1,0 +1,17 @@
+package io.github.qcowloom.storage;
+
+/**
+ * A storage whose {@link #flush()} writes nothing and asks the host for nothing: QEMU's {@code cache.no-flush},
+ * which {@code cache=unsafe} sets. Every write still reaches the inner storage when made, in the order made, so
+ * the file is whole once the process has closed it; only a host crash can lose what the page cache held.
+ */
+public final class UnsyncedStorage extends ForwardingStorage {
+    public UnsyncedStorage(Storage inner) {
+        super(inner);
+    }
+
+    @Override
+    public void flush() {
+        // no host sync: see the class comment
+    }
+}
