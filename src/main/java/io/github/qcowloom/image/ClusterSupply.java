@@ -94,6 +94,15 @@ final class ClusterSupply implements ClusterSource {
         return new NewCluster(new HostOffset(host), host >= file.size());
     }
 
+    /** The {@code n} clusters from {@code first} on; called under the lock. */
+    private List<NewCluster> handOutRun(long first, int n) throws IOException {
+        List<NewCluster> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            out.add(handOut(first + ((long) i << geometry.clusterBits())));
+        }
+        return out;
+    }
+
     /**
      * Starts a cluster pool fed by this supply; the image must support the dirty bit (v3). When the pool has been
      * idle, it runs {@code onIdle}.
@@ -127,11 +136,7 @@ final class ClusterSupply implements ClusterSource {
             // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
             // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
             headerBits.markDirty();
-            long first = refcounts.allocate(n).bytes();
-            List<NewCluster> out = new ArrayList<>(n);
-            for (int i = 0; i < n; i++) {
-                out.add(handOut(first + ((long) i << geometry.clusterBits())));
-            }
+            List<NewCluster> out = handOutRun(refcounts.allocate(n).bytes(), n);
             unreferenced.addAndGet(n);
             return out;
         } finally {
@@ -211,6 +216,14 @@ final class ClusterSupply implements ClusterSource {
                 return c.get();
             }
         }
+        return allocateDataRun(1).get(0);
+    }
+
+    /**
+     * {@code n} contiguous host clusters for data (refcount 1 each), allocated at once, not from the pool: a write
+     * of several whole clusters then makes one host write, as QEMU's handle_alloc does.
+     */
+    List<NewCluster> allocateDataRun(int n) throws IOException {
         if (lazyRefcounts) {
             // The refcount stays in the cache: the dirty bit, durable first, stands in for it (set twice, see
             // allocate).
@@ -222,7 +235,7 @@ final class ClusterSupply implements ClusterSource {
             if (lazyRefcounts) {
                 headerBits.markDirty();
             }
-            return handOut(refcounts.allocate(1).bytes());
+            return handOutRun(refcounts.allocate(n).bytes(), n);
         } finally {
             lock.unlock();
         }

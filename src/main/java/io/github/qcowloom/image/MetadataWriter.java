@@ -17,6 +17,7 @@ import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
+import java.util.List;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.UnaryOperator;
@@ -38,8 +39,10 @@ import java.util.function.UnaryOperator;
  * <li>the flush lock (FlushOrder's), taken by flushes and by exclusive holders (table edits, resize);
  * <li>the image lock ({@link Qcow2Image}'s ReentrantReadWriteLock): requests hold it shared, exclusive holders
  *     exclusive (FlushOrder takes that side as its drain);
- * <li>one guest cluster's lock ({@link ClusterLocks}), taken by requests that copy on write, discard or zero;
- *     under the exclusive image lock no request holds one, so a resize may take them after the metadata lock;
+ * <li>one guest cluster's lock ({@link ClusterLocks}), taken by requests that copy on write, discard or zero; or
+ *     several, taken in ascending order by a write of whole new clusters ({@link WritePath}), the only holder of
+ *     more than one; under the exclusive image lock no request holds one, so a resize may take them after the
+ *     metadata lock;
  * <li>the metadata lock ({@link #lock}, created here and shared with the three parts: the caches, the refcounts,
  *     the deferred frees, the flush's linked end and changes of the supply's unreferenced count);
  * <li>{@link HeaderBits}' lock, innermost: it only writes and syncs the header's bits;
@@ -130,6 +133,11 @@ final class MetadataWriter {
     /** A host cluster for data, see {@link ClusterSupply#allocateDataCluster}. */
     NewCluster allocateDataCluster() throws IOException {
         return supply.allocateDataCluster();
+    }
+
+    /** Contiguous host clusters for a run of whole clusters, see {@link ClusterSupply#allocateDataRun}. */
+    List<NewCluster> allocateDataRun(int n) throws IOException {
+        return supply.allocateDataRun(n);
     }
 
     /** Allocates guest {@code cluster}'s L2 table if it has none, see {@link TableAllocator#ensureL2}. */

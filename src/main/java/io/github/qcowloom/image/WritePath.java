@@ -7,9 +7,11 @@ import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.List;
 
 /**
- * A guest write as straight-line code: per cluster, a write in place when the image owns the cluster alone
+ * A guest write as straight-line code: whole clusters that hold no data, several at once, into one new run of host
+ * clusters; otherwise per cluster, a write in place when the image owns the cluster alone
  * (COPIED) and, with extended L2, every subcluster written to is allocated; otherwise, holding that guest
  * cluster's lock, the data goes into the cluster with the copy-on-write head and tail of its {@link CowRange}
  * (the old contents: from the old cluster, a compressed cluster, the backing file or zeroes) and the L2 entry is
@@ -18,6 +20,9 @@ import java.nio.ByteBuffer;
  * sync on this path: {@link MetadataWriter#flush} orders what reaches the disk.
  */
 final class WritePath {
+    /** The most clusters one write allocates together: 4 MiB at the default cluster size. */
+    private static final int MAX_RUN = 64;
+
     private final ImageGeometry geometry;
     private final ClusterMapper mapper;
     private final ReadPath readPath;
@@ -46,11 +51,74 @@ final class WritePath {
         while (src.hasRemaining()) {
             GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());
             int inCluster = (int) (offset & (clusterSize - 1));
-            int n = (int) Math.min(src.remaining(), clusterSize - inCluster);
-            writeCluster(cluster, inCluster, src.slice(src.position(), n));
+            int n = inCluster == 0 ? writeNewRun(cluster, src) << geometry.clusterBits() : 0;
+            if (n == 0) {
+                n = (int) Math.min(src.remaining(), clusterSize - inCluster);
+                writeCluster(cluster, inCluster, src.slice(src.position(), n));
+            }
             src.position(src.position() + n);
             offset += n;
         }
+    }
+
+    /**
+     * QEMU's handle_alloc for several clusters: when {@code src} begins with whole clusters that hold no data
+     * (unallocated, or zero without a cluster), at least two and within one L2 table, they get one contiguous run
+     * of new host clusters, written with one host write and then linked cluster by cluster. Holds their guest
+     * cluster locks, taken in ascending order (the one holder of several: see MetadataWriter's lock order).
+     * Returns the clusters written, or 0: the caller writes cluster by cluster.
+     */
+    private int writeNewRun(GuestCluster first, ByteBuffer src) throws IOException {
+        if (geometry.extendedL2() || geometry.hasDataFile()) {
+            return 0;
+        }
+        long perTable = 1L << geometry.l2Bits();
+        long toTableEnd = perTable - (first.index() & (perTable - 1));
+        int candidates = clustersWithoutData(first,
+                (int) Math.min(Math.min(MAX_RUN, toTableEnd), src.remaining() >>> geometry.clusterBits()));
+        if (candidates < 2) {
+            return 0;
+        }
+        ClusterLocks.Held[] held = new ClusterLocks.Held[candidates];
+        try {
+            for (int i = 0; i < candidates; i++) {
+                held[i] = clusterLocks.lock(first.index() + i);
+            }
+            // Another writer may have allocated some of them while this one waited.
+            int run = clustersWithoutData(first, candidates);
+            if (run < 2) {
+                return 0;
+            }
+            if (mapper.lookup(first).l2Offset() == 0) {
+                metadata.ensureL2(first); // the table before the data, as for one cluster
+            }
+            List<NewCluster> fresh = metadata.allocateDataRun(run);
+            writeData(src.slice(src.position(), run << geometry.clusterBits()), fresh.get(0).at().bytes());
+            for (int i = 0; i < run; i++) {
+                metadata.link(new GuestCluster(first.index() + i), fresh.get(i).at());
+            }
+            return run;
+        } finally {
+            for (int i = candidates - 1; i >= 0; i--) {
+                if (held[i] != null) {
+                    clusterLocks.unlock(first.index() + i, held[i]);
+                }
+            }
+        }
+    }
+
+    /** How many clusters from {@code first} on, at most {@code max}, hold no data: unallocated, or zero without one. */
+    private int clustersWithoutData(GuestCluster first, int max) throws IOException {
+        int n = 0;
+        while (n < max && holdsNoCluster(mapper.lookup(new GuestCluster(first.index() + n)))) {
+            n++;
+        }
+        return n;
+    }
+
+    private static boolean holdsNoCluster(L2Mapping mapping) {
+        return mapping instanceof L2Mapping.Unallocated
+                || mapping instanceof L2Mapping.Zero zero && zero.preallocated() == null;
     }
 
     private void writeCluster(GuestCluster cluster, int inCluster, ByteBuffer part) throws IOException {

@@ -170,9 +170,10 @@ class WriteConcurrencyTest {
         try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
             io.github.qcowloom.alloc.ClusterPool pool = img.clusterPool();
             int baseHigh = pool.high();
-            byte[] data = new byte[1 << 20];
-            for (int i = 0; i < 32; i++) {
-                img.write((long) i << 20, ByteBuffer.wrap(data));
+            // One new cluster per write (runs of whole clusters are allocated apart from the pool).
+            byte[] data = new byte[512];
+            for (int i = 0; i < 8192; i++) {
+                img.write((long) i << 12, ByteBuffer.wrap(data));
             }
             int burst = pool.high();
             assertTrue(burst > baseHigh, "a burst doubles the thresholds: " + burst);

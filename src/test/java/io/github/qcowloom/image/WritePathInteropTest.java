@@ -191,6 +191,69 @@ class WritePathInteropTest {
     }
 
     @Test
+    void wholeNewClustersAreAllocatedAsOneRunAndWrittenOnce() throws IOException {
+        Path image = dir.resolve("run.qcow2");
+        ImageCreator.create(image, CreateOptions.defaults(8 << 20));
+        CountingStorage counting = new CountingStorage(FileStorage.open(image, false, false));
+        byte[] model = new byte[8 << 20];
+        ByteBuffer data = ByteBuffer.allocate((2 << 20) + 4096);
+        new SplittableRandom(3).nextBytes(data.array());
+        try (Qcow2Image img = Qcow2Image.open(counting, dir, OpenOptions.readWriteDefaults().withPool(false))) {
+            img.write(0, ByteBuffer.allocate(1)); // the L2 table, and a cluster the run must not take
+            long before = counting.counts().writes();
+            img.write(65536, data.duplicate()); // 32 whole new clusters, then 4 KiB of one more
+            assertEquals(2, counting.counts().writes() - before, "one write for the run, one for the last cluster");
+            System.arraycopy(data.array(), 0, model, 65536, data.capacity());
+        }
+        assertQemuAgrees(image, model);
+        // The 32 clusters, and the one after them, are one extent on the host, right after the first data cluster,
+        // as QEMU would place them.
+        String map = Qemu.img("map", "--output=json", image.toString());
+        assertTrue(map.contains("\"start\": 65536, \"length\": 2101248, \"depth\": 0, \"present\": true,"
+                + " \"zero\": false, \"data\": true, \"offset\": 393216}"), map);
+    }
+
+    @Test
+    void runsRaceWritesIntoTheirClusters() throws Exception {
+        // Every writer writes the same bytes where it writes, so any order leaves them; a run and a single-cluster
+        // write that both allocate one cluster, or lose one's data, show in the contents or in qemu-img check.
+        Path image = dir.resolve("race.qcow2");
+        int size = 16 << 20;
+        ImageCreator.create(image, CreateOptions.defaults(size).withClusterSize(4096));
+        byte[] model = new byte[size];
+        new SplittableRandom(9).nextBytes(model);
+        OpenOptions tiny = OpenOptions.readWriteDefaults().withL2CacheBytes(4096);
+        try (Qcow2Image img = Qcow2Image.open(image, tiny);
+                ExecutorService threads = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < 32; t++) {
+                int id = t;
+                done.add(threads.submit(() -> {
+                    SplittableRandom rnd = new SplittableRandom(id);
+                    for (int i = 0; i < 60; i++) {
+                        boolean run = rnd.nextBoolean();
+                        int len = run ? 4096 * (2 + rnd.nextInt(40)) : 1 + rnd.nextInt(6000);
+                        int off = run ? 4096 * rnd.nextInt(size / 4096 - 42) : rnd.nextInt(size - len);
+                        img.write(off, ByteBuffer.wrap(model, off, len).slice());
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : done) {
+                f.get();
+            }
+            // What no writer wrote reads as zeroes: the model says so too.
+            byte[] seen = Images.readAll(img, 1 << 20);
+            for (int i = 0; i < size; i++) {
+                if (seen[i] == 0) {
+                    model[i] = 0;
+                }
+            }
+        }
+        assertQemuAgrees(image, model);
+    }
+
+    @Test
     void withoutHostSyncsNothingIsSyncedAndTheClosedImageIsWhole() throws IOException {
         Path image = dir.resolve("unsafe.qcow2");
         int size = 24 << 20;

@@ -114,7 +114,8 @@ class InterleavingProperties {
      * One request from four numbers: {@code r[0]} picks the kind (writes, reads, discards and write-zeroes 12 in 20,
      * compressed writes 2, flushes 3, snapshot operations or resizes 3: one shrink, often refused over data, to two
      * grows, each a table edit that ends in a clean), {@code r[1]} the hot cluster,
-     * {@code r[2]} the sector in it and {@code r[3]} the length (up to two clusters).
+     * {@code r[2]} the sector in it and {@code r[3]} the length (up to two clusters; one write in five of two or three
+     * whole clusters from the hot cluster's start).
      */
     private static Op op(Layout layout, boolean snapshots, int[] r) {
         int clusterSectors = (int) (layout.clusterSize() / 512);
@@ -125,6 +126,11 @@ class InterleavingProperties {
         if (roll < 12) {
             Kind k = new Kind[] {Kind.WRITE, Kind.WRITE, Kind.WRITE, Kind.READ, Kind.READ, Kind.DISCARD,
                     Kind.ZEROES}[roll % 7];
+            if (k == Kind.WRITE && r[2] % 5 == 0) {
+                // Two or three whole clusters: a run of new clusters allocated and written at once.
+                long sector = cluster * clusterSectors;
+                return new Op(k, sector, (int) Math.min((2 + r[3] % 2) * clusterSectors, sectors - sector), 0);
+            }
             long sector = cluster * clusterSectors + r[2] % clusterSectors;
             return new Op(k, sector, (int) Math.min(1 + r[3] % (2 * clusterSectors), sectors - sector), 0);
         }
