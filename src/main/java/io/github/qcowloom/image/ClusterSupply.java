@@ -131,17 +131,23 @@ final class ClusterSupply implements ClusterSource {
         // here, outside the lock, so that requests need not wait for its sync...
         headerBits.markDirty();
         file.event(StorageEvent.CLUSTER_ALLOC);
+        List<NewCluster> out;
         lock.lock();
         try {
             // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
             // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
             headerBits.markDirty();
-            List<NewCluster> out = handOutRun(refcounts.allocate(n).bytes(), n);
+            out = handOutRun(refcounts.allocate(n).bytes(), n);
             unreferenced.addAndGet(n);
-            return out;
         } finally {
             lock.unlock();
         }
+        if (n > 0 && out.get(n - 1).fresh()) {
+            // Clusters past the end of the file: allocated on the host before a request takes one, so that its
+            // data write is not also the file's growth (with O_DIRECT through io_uring, that blocks).
+            file.preallocate(out.get(0).at().bytes(), (long) n << geometry.clusterBits());
+        }
+        return out;
     }
 
     @Override

@@ -18,4 +18,12 @@ interface FileIo extends Closeable {
 
     /** fdatasync. */
     void force() throws IOException;
+
+    /**
+     * fallocate with mode 0: allocates {@code [position, position + length)} on the host, growing the file to its
+     * end if shorter, without changing a byte; false where this I/O cannot (FileChannel has no fallocate).
+     */
+    default boolean allocate(long position, long length) throws IOException {
+        return false;
+    }
 }

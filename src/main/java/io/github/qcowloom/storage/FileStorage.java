@@ -57,6 +57,8 @@ public final class FileStorage implements Storage {
     private final ReentrantReadWriteLock sizeLock = new ReentrantReadWriteLock();
     // The file's length as far as callers are concerned: in direct mode the host file can be briefly longer.
     private final AtomicLong size;
+    /** False once the host refused a {@link #preallocate}. */
+    private volatile boolean preallocates = true;
 
     private FileStorage(Path path, ReopeningChannel channel, FileIo io, RandomAccessFile resizer, ImageLock lock,
             boolean direct, int alignment) throws IOException {
@@ -275,6 +277,34 @@ public final class FileStorage implements Storage {
             long next = Math.min(end, (at / ZERO_CHUNK + 1) * ZERO_CHUNK);
             write(ZEROES.slice(0, (int) (next - at)), at);
             at = next;
+        }
+    }
+
+    /**
+     * With O_DIRECT through io_uring, fallocate: a write into allocated space is then made without blocking, where
+     * one that must allocate (or grow the file) is handed to io_uring's worker threads. Elsewhere nothing: buffered
+     * writes allocate lazily anyway, and FileChannel has no fallocate. A file system that refuses it (no fallocate,
+     * no space) is not asked again; its writes allocate as before.
+     */
+    @Override
+    public void preallocate(long position, long length) throws IOException {
+        Ranges.checkRange(position, length);
+        ensureWritable();
+        if (!direct || io == channel || !preallocates) {
+            return;
+        }
+        Lock lock = sizeLock.readLock(); // as a write: it grows the file, never shrinks it
+        lock.lock();
+        try {
+            if (io.allocate(position, length)) {
+                size.accumulateAndGet(position + length, Math::max);
+            } else {
+                preallocates = false;
+            }
+        } catch (IOException e) {
+            preallocates = false;
+        } finally {
+            lock.unlock();
         }
     }
 

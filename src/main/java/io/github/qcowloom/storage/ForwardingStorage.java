@@ -42,6 +42,11 @@ public abstract class ForwardingStorage implements Storage {
     }
 
     @Override
+    public void preallocate(long position, long length) throws IOException {
+        inner.preallocate(position, length);
+    }
+
+    @Override
     public long size() throws IOException {
         return inner.size();
     }

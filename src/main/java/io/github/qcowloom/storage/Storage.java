@@ -38,6 +38,14 @@ public interface Storage extends Closeable {
      */
     void writeZeroes(long position, long length) throws IOException;
 
+    /**
+     * Allocates the range on the host where that makes later writes into it cheaper, growing the file to the
+     * range's end; the new space reads as zeroes and no byte inside the file changes. Does nothing where it would
+     * not pay or the host cannot (the default).
+     */
+    default void preallocate(long position, long length) throws IOException {
+    }
+
     /** Current length of the file in bytes. */
     long size() throws IOException;
 

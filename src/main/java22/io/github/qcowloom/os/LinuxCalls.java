@@ -80,6 +80,9 @@ final class LinuxCalls {
                 Linker.Option.captureCallState("errno"));
         static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
                 Linker.Option.captureCallState("errno"));
+        static final MethodHandle FALLOCATE = downcall("fallocate",
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG),
+                Linker.Option.captureCallState("errno"));
     }
 
     private static final class MessageCalls {
@@ -167,7 +170,8 @@ final class LinuxCalls {
     }
 
     /**
-     * pread(2), pwrite(2) or fdatasync(2) ({@code opcode} as io_uring names them) made directly, blocking the
+     * pread(2), pwrite(2), fdatasync(2) or fallocate(2) ({@code opcode} as io_uring names them, and its SQE's
+     * fields: for fallocate {@code address} is the length and {@code length} the mode) made directly, blocking the
      * caller's thread; returns the result or -errno, as a ring completion would.
      */
     static long blocking(byte opcode, int fd, long address, int length, long offset) {
@@ -179,6 +183,8 @@ final class LinuxCalls {
                 case IoUring.OP_WRITE ->
                         (long) BlockingCalls.PWRITE.invokeExact(capture, fd, address, (long) length, offset);
                 case IoUring.OP_FSYNC -> (long) (int) BlockingCalls.FDATASYNC.invokeExact(capture, fd);
+                case IoUring.OP_FALLOCATE ->
+                        (long) (int) BlockingCalls.FALLOCATE.invokeExact(capture, fd, length, offset, address);
                 default -> throw new IllegalArgumentException("opcode " + opcode);
             };
             return r < 0 ? -errno(capture) : r;

@@ -132,6 +132,11 @@ public final class UringQueue {
         return request(IoUring.OP_WRITE, fd, address, length, offset, 0);
     }
 
+    /** fallocate with mode 0 (allocate, growing the file): returns 0, or -errno. */
+    public int allocate(int fd, long offset, long length) throws IOException {
+        return request(IoUring.OP_FALLOCATE, fd, length, 0, offset, 0);
+    }
+
     /** fdatasync: returns 0, or -errno. */
     public int fdatasync(int fd) throws IOException {
         return request(IoUring.OP_FSYNC, fd, 0, 0, 0, IoUring.FSYNC_DATASYNC);

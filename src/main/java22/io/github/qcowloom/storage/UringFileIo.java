@@ -104,6 +104,12 @@ final class UringFileIo implements FileIo {
         call("fdatasync", queue::fdatasync);
     }
 
+    @Override
+    public boolean allocate(long position, long length) throws IOException {
+        call("fallocate", fd -> queue.allocate(fd, position, length));
+        return true;
+    }
+
     /** One request on the descriptor: returns its result, or -errno. */
     private interface Request {
         int run(int fd) throws IOException;

@@ -64,6 +64,38 @@ abstract class FileStorageContract extends StorageContract {
     }
 
     @Test
+    void preallocationGrowsTheFileWithZeroesAndKeepsItsBytes() throws Exception {
+        Path file = dir.resolve("prealloc");
+        byte[] data = pattern(8192, 3);
+        // Only O_DIRECT through io_uring preallocates: elsewhere it would not pay (see FileStorage.preallocate).
+        boolean allocates = direct() && backend() == StorageBackend.IO_URING;
+        long expected = allocates ? 4096 + (1 << 20) : data.length;
+        try (FileStorage s = create(file)) {
+            s.write(ByteBuffer.wrap(data), 0);
+            long blocksBefore = hostBlocks(file);
+            s.preallocate(4096, 1 << 20); // over half of the data, whose bytes stay
+            assertEquals(expected, s.size());
+            byte[] all = readAll(s);
+            assertArrayEquals(data, Arrays.copyOf(all, data.length));
+            for (int i = data.length; i < all.length; i++) {
+                assertEquals(0, all[i], "byte " + i);
+            }
+            if (allocates) {
+                assertTrue(hostBlocks(file) >= blocksBefore + 2048 - 16, "1 MiB allocated on the host");
+            }
+        }
+        assertEquals(expected, Files.size(file));
+    }
+
+    /** The file's allocated 512-byte blocks, as stat(1) reports them. */
+    private static long hostBlocks(Path file) throws Exception {
+        Process p = new ProcessBuilder("stat", "-c", "%b", file.toString()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes()).trim();
+        assertEquals(0, p.waitFor(), out);
+        return Long.parseLong(out);
+    }
+
+    @Test
     void contentsReachTheHostFileAndSurviveReopening() throws IOException {
         Path file = dir.resolve("reopen");
         byte[] data = pattern(12_345, 1);
