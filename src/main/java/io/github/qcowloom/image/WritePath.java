@@ -92,10 +92,10 @@ final class WritePath {
             if (mapper.lookup(first).l2Offset() == 0) {
                 metadata.ensureL2(first); // the table before the data, as for one cluster
             }
-            List<NewCluster> fresh = metadata.allocateDataRun(run);
-            writeData(src.slice(src.position(), run << geometry.clusterBits()), fresh.get(0).at().bytes());
+            List<NewCluster> hosts = metadata.allocateDataRun(run);
+            writeData(src.slice(src.position(), run << geometry.clusterBits()), hosts.get(0).at().bytes());
             for (int i = 0; i < run; i++) {
-                metadata.link(new GuestCluster(first.index() + i), fresh.get(i).at());
+                metadata.link(new GuestCluster(first.index() + i), hosts.get(i).at());
             }
             return run;
         } finally {
@@ -110,13 +110,13 @@ final class WritePath {
     /** How many clusters from {@code first} on, at most {@code max}, hold no data: unallocated, or zero without one. */
     private int clustersWithoutData(GuestCluster first, int max) throws IOException {
         int n = 0;
-        while (n < max && holdsNoCluster(mapper.lookup(new GuestCluster(first.index() + n)))) {
+        while (n < max && holdsNoData(mapper.lookup(new GuestCluster(first.index() + n)))) {
             n++;
         }
         return n;
     }
 
-    private static boolean holdsNoCluster(L2Mapping mapping) {
+    private static boolean holdsNoData(L2Mapping mapping) {
         return mapping instanceof L2Mapping.Unallocated
                 || mapping instanceof L2Mapping.Zero zero && zero.preallocated() == null;
     }
