@@ -30,7 +30,7 @@ import picocli.CommandLine.Spec;
  * {@code --report DIR} keeps every figure in DIR/results.json (added to what earlier calls left there) and draws
  * DIR/index.html from it.
  */
-@Command(name = "bench", description = "Run a simple I/O benchmark, as qemu-img bench does.")
+@Command(description = "Run a simple I/O benchmark, as qemu-img bench does.")
 final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

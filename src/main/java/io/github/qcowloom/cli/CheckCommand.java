@@ -17,41 +17,33 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
-import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
-import picocli.CommandLine.Spec;
 
 /**
  * {@code check [-f qcow2] [-r leaks|all] [--output=human|json] FILE}, as qemu-img check: findings on stderr, the
  * summary on stdout; exit 0 clean or repaired, 1 check failed, 2 corruptions, 3 leaks only, 63 unsupported.
  */
-@Command(name = "check", description = "Check an image's metadata for consistency, optionally repairing it.")
 final class CheckCommand implements Callable<Integer> {
     /** qemu-img's exit code for an image it cannot check. */
     static final int UNSUPPORTED = 63;
 
-    @Spec
-    CommandSpec spec;
-
-    @Option(names = "-f", description = "Image format (probed when absent).")
     String format;
-
-    @Option(names = "-r", description = "Repair: leaks, or all.")
     String repair;
-
-    @Option(names = "--output", description = "human (default) or json.")
     String output = "human";
-
-    @Option(names = "-q", description = "Quiet: print nothing on stdout.")
     boolean quiet;
-
-    @Option(names = {"-U", "--force-share"}, description = "Share the image with writers (plain check only, as qemu-img).")
     boolean forceShare;
-
-    @Parameters(index = "0", paramLabel = "FILE")
     String filename;
+
+    final CommandSpec spec = CodeModel.of(this,
+                    "Check an image's metadata for consistency, optionally repairing it.")
+            .option("-f", "format", "Image format (probed when absent).", v -> format = v)
+            .option("-r", "repair", "Repair: leaks, or all.", v -> repair = v)
+            .option("--output", "output", "human (default) or json.", v -> output = v)
+            .flag(new String[] {"-q"}, "Quiet: print nothing on stdout.", v -> quiet = v)
+            .flag(new String[] {"-U", "--force-share"},
+                    "Share the image with writers (plain check only, as qemu-img).", v -> forceShare = v)
+            .parameter(0, "FILE", v -> filename = v)
+            .spec();
 
     @Override
     public Integer call() throws IOException {

@@ -32,7 +32,7 @@ import picocli.CommandLine.Parameters;
  * backing file, chunks equal to it) stay unallocated; with {@code -c} the qcow2 image's clusters are compressed.
  * The target is built beside its path and renamed over it when complete ({@link AtomicTarget}).
  */
-@Command(name = "convert", description = "Convert an image (qcow2 or raw source) to raw or qcow2.")
+@Command(description = "Convert an image (qcow2 or raw source) to raw or qcow2.")
 final class ConvertCommand implements Callable<Integer> {
     /** Zero blocks of this size in the data stay holes in a raw target: qemu-img convert's default -S 4k. */
     private static final int SPARSE_BLOCK = 4096;

@@ -19,7 +19,7 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /** {@code create [-f fmt] [-o options] [-b backing -F fmt] [-u] FILE [SIZE]}, as qemu-img create. */
-@Command(name = "create", description = "Create a new image.")
+@Command(description = "Create a new image.")
 final class CreateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

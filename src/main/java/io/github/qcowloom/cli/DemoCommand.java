@@ -28,7 +28,7 @@ import picocli.CommandLine.Spec;
  * prints info, reads the whole image back on virtual threads and checks every pattern, then prints one table of
  * the standard bench set on both executors and on qemu-img bench.
  */
-@Command(name = "demo", description = "Create an image, write it with qemu-io, show info and read it back.")
+@Command(description = "Create an image, write it with qemu-io, show info and read it back.")
 final class DemoCommand implements Callable<Integer> {
     private static final long SIZE = 256L << 20;
     /** The allocated image the read and overwrite benchmarks run on. */

@@ -11,32 +11,25 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
-import picocli.CommandLine.Spec;
 
 /**
  * {@code info [-f fmt] [--output=human|json] FILE}, as qemu-img info. It reads only the image's own metadata and
  * never opens the backing or data file the image names (CVE-2024-4467).
  */
-@Command(name = "info", description = "Show an image's metadata.")
 final class InfoCommand implements Callable<Integer> {
-    @Spec
-    CommandSpec spec;
-
-    @Option(names = "-f", description = "Image format (probed when absent).")
     String format;
-
-    @Option(names = "--output", description = "human (default) or json.")
     String output = "human";
-
-    @Option(names = {"-U", "--force-share"}, description = "Take no lock: read the image even while another process writes it.")
     boolean forceShare;
-
-    @Parameters(index = "0", paramLabel = "FILE")
     String filename;
+
+    final CommandSpec spec = CodeModel.of(this, "Show an image's metadata.")
+            .option("-f", "format", "Image format (probed when absent).", v -> format = v)
+            .option("--output", "output", "human (default) or json.", v -> output = v)
+            .flag(new String[] {"-U", "--force-share"},
+                    "Take no lock: read the image even while another process writes it.", v -> forceShare = v)
+            .parameter(0, "FILE", v -> filename = v)
+            .spec();
 
     @Override
     public Integer call() throws IOException {

@@ -25,7 +25,7 @@ import picocli.CommandLine.Spec;
  * {@code map [-f fmt] [--output=human|json] [--start-offset N] [--max-length N] FILE}, as qemu-img map: the
  * block status of the range, run by run, merged as qemu-img merges them. Reads metadata only.
  */
-@Command(name = "map", description = "Show how an image's guest ranges are stored.")
+@Command(description = "Show how an image's guest ranges are stored.")
 final class MapCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

@@ -18,7 +18,7 @@ import picocli.CommandLine.Spec;
  * {@code resize [-f fmt] [--shrink] FILE [+|-]SIZE}, as qemu-img resize. A negative relative size is taken as
  * the size, not as an option (Main tells picocli so, as qemu-img takes it off argv before getopt).
  */
-@Command(name = "resize", description = "Change the virtual size of an image.")
+@Command(description = "Change the virtual size of an image.")
 final class ResizeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;

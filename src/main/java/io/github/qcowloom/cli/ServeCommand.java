@@ -40,7 +40,7 @@ import picocli.CommandLine.Spec;
  * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
  * disk instead, stopped the same way.
  */
-@Command(name = "serve", description = "Serve an image over NBD (Unix socket, or TCP: 127.0.0.1 unless --bind), "
+@Command(description = "Serve an image over NBD (Unix socket, or TCP: 127.0.0.1 unless --bind), "
         + "or as a vhost-user-blk back end (--vhost-user-blk).")
 final class ServeCommand implements Callable<Integer> {
     @Spec

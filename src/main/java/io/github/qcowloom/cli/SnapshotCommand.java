@@ -30,7 +30,7 @@ import picocli.CommandLine.Spec;
  * already; with no action the image is opened and nothing is done. Like qemu-img, it never opens the backing
  * file.
  */
-@Command(name = "snapshot", description = "List, create, apply or delete internal snapshots.")
+@Command(description = "List, create, apply or delete internal snapshots.")
 final class SnapshotCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
