@@ -2,7 +2,7 @@ package io.github.qcowloom.cli;
 
 /**
  * qemu-img's cache modes as far as the host file is concerned: "none" and "directsync" bypass the page cache,
- * "unsafe" never syncs it.
+ * "unsafe" never syncs it (for convert's target; bench and create sync as they always do).
  */
 final class CacheMode {
     private CacheMode() {

@@ -36,7 +36,7 @@ final class CodeModel {
 
     /** An option without a value, setting its field to true when given. */
     CodeModel flag(String[] names, String description, Consumer<Boolean> field) {
-        spec.addOption(OptionSpec.builder(names).type(boolean.class).arity("0").description(description)
+        spec.addOption(OptionSpec.builder(names).type(boolean.class).description(description)
                 .setter(new FieldSetter<>(field)).getter(NO_INITIAL_VALUE).build());
         return this;
     }

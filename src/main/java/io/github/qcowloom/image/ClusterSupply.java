@@ -56,6 +56,8 @@ final class ClusterSupply implements ClusterSource {
      * for them; the image is marked dirty before the first allocation, and a crash is repaired on the next open.
      */
     private final boolean lazyRefcounts;
+    /** The lowest offset the pool has preallocated on the host (Long.MAX_VALUE: none), for {@link #close}. */
+    private final AtomicLong preallocatedFrom = new AtomicLong(Long.MAX_VALUE);
     /** Clusters a batch reserved; taken before the pool. */
     private final ConcurrentLinkedQueue<NewCluster> reserved = new ConcurrentLinkedQueue<>();
     /**
@@ -145,7 +147,9 @@ final class ClusterSupply implements ClusterSource {
         if (n > 0 && out.get(n - 1).fresh()) {
             // Clusters past the end of the file: allocated on the host before a request takes one, so that its
             // data write is not also the file's growth (with O_DIRECT through io_uring, that blocks).
-            file.preallocate(out.get(0).at().bytes(), (long) n << geometry.clusterBits());
+            long from = out.get(0).at().bytes();
+            file.preallocate(from, (long) n << geometry.clusterBits());
+            preallocatedFrom.accumulateAndGet(from, Math::min);
         }
         return out;
     }
@@ -203,6 +207,33 @@ final class ClusterSupply implements ClusterSource {
         }
         if (!left.isEmpty()) {
             release(left);
+        }
+        releaseFreeTail();
+    }
+
+    /**
+     * Once the pool has given its clusters back: the free clusters at the end of the file that it had preallocated
+     * release their host blocks (a hole to the end; the file keeps its length, as after QEMU's discards), so that
+     * an image closed by an O_DIRECT writer does not keep the pool's unused clusters allocated on the host.
+     */
+    private void releaseFreeTail() throws IOException {
+        long from = preallocatedFrom.get();
+        if (from == Long.MAX_VALUE) {
+            return;
+        }
+        long size = file.size();
+        int bits = geometry.clusterBits();
+        long end = (size + geometry.clusterSize() - 1) >>> bits; // in clusters: a partial last one counts
+        lock.lock();
+        try {
+            while (end > from >>> bits && refcounts.get(new HostCluster(end - 1)) == 0) {
+                end--;
+            }
+        } finally {
+            lock.unlock();
+        }
+        if (end << bits < size) {
+            file.punchHole(end << bits, size - (end << bits));
         }
     }
 

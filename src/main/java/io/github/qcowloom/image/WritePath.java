@@ -74,8 +74,11 @@ final class WritePath {
         }
         long perTable = 1L << geometry.l2Bits();
         long toTableEnd = perTable - (first.index() & (perTable - 1));
-        int candidates = clustersWithoutData(first,
-                (int) Math.min(Math.min(MAX_RUN, toTableEnd), src.remaining() >>> geometry.clusterBits()));
+        int max = (int) Math.min(Math.min(MAX_RUN, toTableEnd), src.remaining() >>> geometry.clusterBits());
+        if (max < 2) {
+            return 0; // no lookup here: the single-cluster path makes its own
+        }
+        int candidates = clustersWithoutData(first, max);
         if (candidates < 2) {
             return 0;
         }

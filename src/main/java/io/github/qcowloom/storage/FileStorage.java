@@ -28,8 +28,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * Every direct write holds striped per-block locks so that concurrent read-modify-writes of one block
  * cannot lose each other's bytes.
  *
- * <p>Without fallocate (Java 21 has no FFM), {@link #punchHole} releases host space only when the hole
- * covers the tail of the file; elsewhere it writes zeroes, like {@link #writeZeroes}.
+ * <p>{@link #punchHole} releases host space only when the hole covers the tail of the file (Java 21 has no
+ * fallocate); elsewhere it writes zeroes, like {@link #writeZeroes}. {@link #preallocate} fallocates only with
+ * O_DIRECT through io_uring.
  *
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
  * read (and, on create, before the file is truncated).

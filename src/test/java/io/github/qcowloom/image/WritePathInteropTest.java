@@ -254,6 +254,41 @@ class WritePathInteropTest {
     }
 
     @Test
+    void thePoolsFallocatedClustersAreReleasedAtClose() throws Exception {
+        // With O_DIRECT through io_uring the pool fallocates the clusters it takes past the end of the file; the
+        // ones no write used must not stay allocated on the host after close.
+        Path image = dir.resolve("direct.qcow2");
+        ImageCreator.create(image, CreateOptions.defaults(64 << 20));
+        ByteBuffer block = ByteBuffer.allocateDirect(8192).alignedSlice(4096);
+        long atClose;
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults().withDirect(true))) {
+            for (int i = 0; i < 100; i++) {
+                img.write((long) i << 16, block.clear());
+            }
+            img.flush();
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (hostBytes(image) < Files.size(image) - (64 << 10) && System.nanoTime() < deadline) {
+                Thread.sleep(20); // the pool refills in the background
+            }
+            atClose = hostBytes(image);
+        }
+        String check = Qemu.img("check", "--output=json", image.toString());
+        long end = Long.parseLong(check.replaceAll("(?s).*\"image-end-offset\": (\\d+).*", "$1"));
+        assertTrue(atClose > end + (512 << 10), "the pool's clusters were fallocated: " + atClose + " vs " + end);
+        assertTrue(hostBytes(image) <= end + (64 << 10), "after close " + hostBytes(image) + " bytes on the host, "
+                + "image end offset " + end);
+        assertFalse(check.contains("\"leaks\""), check);
+    }
+
+    /** The bytes the file occupies on the host (st_blocks × 512). */
+    private static long hostBytes(Path file) throws Exception {
+        Process p = new ProcessBuilder("stat", "-c", "%b", file.toString()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes()).trim();
+        assertEquals(0, p.waitFor(), out);
+        return Long.parseLong(out) * 512;
+    }
+
+    @Test
     void withoutHostSyncsNothingIsSyncedAndTheClosedImageIsWhole() throws IOException {
         Path image = dir.resolve("unsafe.qcow2");
         int size = 24 << 20;
