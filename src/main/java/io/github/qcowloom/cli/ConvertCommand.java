@@ -156,12 +156,11 @@ final class ConvertCommand implements Callable<Integer> {
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
         ImageCreator.create(file, co);
         OpenOptions dstOptions = profile.apply(OpenOptions.readWriteDefaults())
-                .withDirect(direct).withHostSyncs(syncs);
-        if (compressed) {
-            // No preallocated clusters: with every allocation made in guest order, clusters land where
-            // qemu-img convert -c puts them.
-            dstOptions = dstOptions.withPool(false);
-        }
+                .withDirect(direct).withHostSyncs(syncs)
+                // No preallocated clusters: convert writes whole clusters, which are allocated in runs apart from
+                // the pool (and with -c one by one, in guest order), so clusters land where qemu-img convert puts
+                // them, and a pool's unused clusters would be left as a gap.
+                .withPool(false);
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
         try (Qcow2Image dst = Qcow2Image.open(file, dstOptions)) {
             if (compressed) {

@@ -168,6 +168,11 @@ final class ClusterSupply implements ClusterSource {
         }
     }
 
+    /** True while a batch's reserved clusters wait for its writes, which then take them one by one. */
+    boolean hasReserved() {
+        return !reserved.isEmpty();
+    }
+
     /** Reserves clusters for a batch of writes, in one refcount update (marking the image dirty first). */
     void reserve(int n) throws IOException {
         reserved.addAll(allocate(n));

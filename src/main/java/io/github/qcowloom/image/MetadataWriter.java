@@ -135,6 +135,11 @@ final class MetadataWriter {
         return supply.allocateDataCluster();
     }
 
+    /** See {@link ClusterSupply#hasReserved}. */
+    boolean hasReservedClusters() {
+        return supply.hasReserved();
+    }
+
     /** Contiguous host clusters for a run of whole clusters, see {@link ClusterSupply#allocateDataRun}. */
     List<NewCluster> allocateDataRun(int n) throws IOException {
         return supply.allocateDataRun(n);

@@ -69,8 +69,8 @@ final class WritePath {
      * Returns the clusters written, or 0: the caller writes cluster by cluster.
      */
     private int writeNewRun(GuestCluster first, ByteBuffer src) throws IOException {
-        if (geometry.extendedL2() || geometry.hasDataFile()) {
-            return 0;
+        if (geometry.extendedL2() || geometry.hasDataFile() || metadata.hasReservedClusters()) {
+            return 0; // a batch's writes take the clusters reserved for them
         }
         long perTable = 1L << geometry.l2Bits();
         long toTableEnd = perTable - (first.index() & (perTable - 1));

@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.AsyncBlockDevice;
 import io.github.qcowloom.api.CreateOptions;
@@ -52,5 +53,29 @@ class BatchSubmitTest {
         String check = Qemu.img("check", "--output=json", image.toString());
         assertFalse(check.contains("\"leaks\"") || check.contains("\"corruptions\""), check);
         assertFalse(Qemu.img("info", "--output=json", image.toString()).contains("\"dirty-flag\": true"));
+    }
+
+    @Test
+    void writesOfWholeClustersTakeTheClustersReservedForThem() throws Exception {
+        Qemu.assume();
+        Path image = dir.resolve("w.qcow2");
+        int size = 16 << 20;
+        ImageCreator.create(image, CreateOptions.defaults(size).withClusterSize(4096));
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults().withPool(false));
+                AsyncBlockDevice async = ExecutionModel.VIRTUAL.drive(img)) {
+            BatchSubmitter submitter = new BatchSubmitter(async);
+            for (int round = 0; round < 10; round++) {
+                List<BatchSubmitter.Write> batch = new ArrayList<>();
+                for (int i = 0; i < 64; i++) {
+                    // Three whole new clusters each: a run, were it not for the reservation.
+                    batch.add(new BatchSubmitter.Write((long) (round * 64 + i) * 12288, ByteBuffer.allocate(12288)));
+                }
+                submitter.submit(batch).join();
+            }
+        }
+        // 1920 data clusters and a few of metadata: the reserved clusters were used, not left as a gap.
+        String check = Qemu.img("check", "--output=json", image.toString());
+        long end = Long.parseLong(check.replaceAll("(?s).*\"image-end-offset\": (\\d+).*", "$1"));
+        assertTrue(end <= (1920 + 64) * 4096L, "image end offset " + end);
     }
 }
