@@ -267,25 +267,18 @@ class WritePathInteropTest {
             }
             img.flush();
             long deadline = System.nanoTime() + 5_000_000_000L;
-            while (hostBytes(image) < Files.size(image) - (64 << 10) && System.nanoTime() < deadline) {
+            while (Images.hostBytes(image) < Files.size(image) - (64 << 10) && System.nanoTime() < deadline) {
                 Thread.sleep(20); // the pool refills in the background
             }
-            atClose = hostBytes(image);
+            atClose = Images.hostBytes(image);
         }
         String check = Qemu.img("check", "--output=json", image.toString());
-        long end = Long.parseLong(check.replaceAll("(?s).*\"image-end-offset\": (\\d+).*", "$1"));
+        long end = Qemu.imageEndOffset(check);
         assertTrue(atClose > end + (512 << 10), "the pool's clusters were fallocated: " + atClose + " vs " + end);
-        assertTrue(hostBytes(image) <= end + (64 << 10), "after close " + hostBytes(image) + " bytes on the host, "
-                + "image end offset " + end);
+        long afterClose = Images.hostBytes(image);
+        assertTrue(afterClose <= end + (64 << 10), "after close " + afterClose + " bytes on the host, image end offset "
+                + end);
         assertFalse(check.contains("\"leaks\""), check);
-    }
-
-    /** The bytes the file occupies on the host (st_blocks × 512). */
-    private static long hostBytes(Path file) throws Exception {
-        Process p = new ProcessBuilder("stat", "-c", "%b", file.toString()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes()).trim();
-        assertEquals(0, p.waitFor(), out);
-        return Long.parseLong(out) * 512;
     }
 
     @Test

@@ -33,4 +33,9 @@ public final class Images {
         }
         return a.length == b.length ? -1 : n;
     }
+
+    /** The bytes {@code file} occupies on the host (st_blocks × 512, as stat(1) reports them). */
+    public static long hostBytes(java.nio.file.Path file) {
+        return Long.parseLong(Qemu.run(java.util.List.of("stat", "-c", "%b", file.toString())).trim()) * 512;
+    }
 }

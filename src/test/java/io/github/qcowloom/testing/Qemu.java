@@ -124,4 +124,9 @@ public final class Qemu {
         Files.delete(raw);
         return data;
     }
+
+    /** The "image-end-offset" of {@code qemu-img check --output=json}'s output. */
+    public static long imageEndOffset(String checkJson) {
+        return Long.parseLong(checkJson.replaceAll("(?s).*\"image-end-offset\": (\\d+).*", "$1"));
+    }
 }
