@@ -51,10 +51,11 @@ final class WritePath {
         while (src.hasRemaining()) {
             GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());
             int inCluster = (int) (offset & (clusterSize - 1));
-            int n = inCluster == 0 ? writeNewRun(cluster, src) << geometry.clusterBits() : 0;
+            L2Mapping mapping = mapper.lookup(cluster);
+            int n = inCluster == 0 && holdsNoData(mapping) ? writeNewRun(cluster, src) << geometry.clusterBits() : 0;
             if (n == 0) {
                 n = (int) Math.min(src.remaining(), clusterSize - inCluster);
-                writeCluster(cluster, inCluster, src.slice(src.position(), n));
+                writeCluster(cluster, mapping, inCluster, src.slice(src.position(), n));
             }
             src.position(src.position() + n);
             offset += n;
@@ -76,7 +77,7 @@ final class WritePath {
         long toTableEnd = perTable - (first.index() & (perTable - 1));
         int max = (int) Math.min(Math.min(MAX_RUN, toTableEnd), src.remaining() >>> geometry.clusterBits());
         if (max < 2) {
-            return 0; // no lookup here: the single-cluster path makes its own
+            return 0;
         }
         int candidates = clustersWithoutData(first, max);
         if (candidates < 2) {
@@ -124,8 +125,10 @@ final class WritePath {
                 || mapping instanceof L2Mapping.Zero zero && zero.preallocated() == null;
     }
 
-    private void writeCluster(GuestCluster cluster, int inCluster, ByteBuffer part) throws IOException {
-        if (writeInPlace(mapper.lookup(cluster), inCluster, part)) {
+    /** One cluster's part of a write; {@code seen} is its mapping as looked up, without its lock, just before. */
+    private void writeCluster(GuestCluster cluster, L2Mapping seen, int inCluster, ByteBuffer part)
+            throws IOException {
+        if (writeInPlace(seen, inCluster, part)) {
             return;
         }
         ClusterLocks.Held held = clusterLocks.lock(cluster.index());
