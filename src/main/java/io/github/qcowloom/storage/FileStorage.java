@@ -291,7 +291,7 @@ public final class FileStorage implements Storage {
     public void preallocate(long position, long length) throws IOException {
         Ranges.checkRange(position, length);
         ensureWritable();
-        if (!direct || io == channel || !preallocates) {
+        if (!direct || !preallocates) {
             return;
         }
         Lock lock = sizeLock.readLock(); // as a write: it grows the file, never shrinks it
@@ -300,7 +300,7 @@ public final class FileStorage implements Storage {
             if (io.allocate(position, length)) {
                 size.accumulateAndGet(position + length, Math::max);
             } else {
-                preallocates = false;
+                preallocates = false; // FileChannel: asked once
             }
         } catch (IOException e) {
             preallocates = false;
