@@ -22,7 +22,6 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 
 /** qemu-img check on a qcow2 file: the plain check (read-only) and the -r leaks / -r all repairs. */
@@ -233,7 +232,8 @@ public final class ImageChecker {
     private static List<Mismatch> sorted(RefcountComparison cmp) {
         List<Mismatch> all = new ArrayList<>(cmp.corruptions());
         all.addAll(cmp.leaks());
-        all.sort(Comparator.comparingLong(Mismatch::cluster));
+        // Not Comparator.comparingLong: the JDK's AOT cache holds this class's lambdas, not that method's.
+        all.sort((a, b) -> Long.compare(a.cluster(), b.cluster()));
         return all;
     }
 }

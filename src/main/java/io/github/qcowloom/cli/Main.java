@@ -42,22 +42,28 @@ public final class Main {
 
     public static void main(String[] args) {
         if (args.length > 0 && !args[0].startsWith("-")) {
-            // A command that opens an image takes its lock through FFM, whose set-up is a good part of a short
-            // command's start-up: done on the other core while picocli builds and parses (and statx's, for info's
-            // disk size).
-            String command = args[0];
-            Thread.ofPlatform().daemon().name("qcow2-loom-native-link").start(() -> {
-                try {
-                    ImageLock.linkNativeCalls();
-                    if (command.equals("info")) {
-                        DiskUsage.link();
-                    }
-                } catch (Throwable t) {
-                    // never a stack trace on the command line: the main thread meets any failure again
-                }
-            });
+            linkNativeCallsAhead(args[0]);
         }
         System.exit(run(utf8(System.out), utf8(System.err), args));
+    }
+
+    /**
+     * Starts a thread that links the native calls {@code command} will make. A command that opens an image takes
+     * its lock through FFM, whose set-up is a good part of a short command's start-up: done on the other core
+     * while picocli builds and parses (and statx's, for info's disk size). {@link AotTraining} runs it too, so
+     * that the AOT cache holds what it loads.
+     */
+    static Thread linkNativeCallsAhead(String command) {
+        return Thread.ofPlatform().daemon().name("qcow2-loom-native-link").start(() -> {
+            try {
+                ImageLock.linkNativeCalls();
+                if (command.equals("info")) {
+                    DiskUsage.link();
+                }
+            } catch (Throwable t) {
+                // never a stack trace on the command line: the main thread meets any failure again
+            }
+        });
     }
 
     /**

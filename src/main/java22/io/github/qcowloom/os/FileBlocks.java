@@ -1,15 +1,11 @@
 package io.github.qcowloom.os;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 
 /**
@@ -23,9 +19,6 @@ public final class FileBlocks {
     private static final long STATX_SIZE = 256;
     private static final long STX_MASK = 0;
     private static final long STX_BLOCKS = 48;
-    private static final MethodHandle STATX = LinuxCalls.downcall("statx",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS),
-            Linker.Option.captureCallState("errno"));
 
     private FileBlocks() {
     }
@@ -35,19 +28,15 @@ public final class FileBlocks {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = LinuxCalls.errnoSegment(arena);
             MemorySegment buf = arena.allocate(STATX_SIZE, 8);
-            int r = (int) STATX.invokeExact(capture, AT_FDCWD, arena.allocateFrom(path.toString()), 0, STATX_BLOCKS,
-                    buf);
+            long r = LinuxCalls.syscall(capture, SyscallNumbers.STATX, AT_FDCWD,
+                    arena.allocateFrom(path.toString()).address(), 0, STATX_BLOCKS, buf.address(), 0);
             if (r != 0) {
-                throw new IOException("statx " + path + ": " + LinuxCalls.strerror(LinuxCalls.errno(capture)));
+                throw new IOException("statx " + path + ": " + LinuxCalls.strerror((int) -r));
             }
             if ((buf.get(JAVA_INT, STX_MASK) & STATX_BLOCKS) == 0) {
                 throw new IOException("statx " + path + ": the file system does not count blocks");
             }
             return buf.get(JAVA_LONG, STX_BLOCKS) * 512;
-        } catch (IOException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 }

@@ -82,7 +82,7 @@ final class IoUring implements Closeable {
     static IoUring create(int entries) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = arena.allocate(120, 8);
-            long fd = LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), LinuxCalls.SYS_IO_URING_SETUP, entries,
+            long fd = LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.IO_URING_SETUP, entries,
                     params.address(), 0, 0, 0, 0);
             if (fd < 0) {
                 throw new IOException("io_uring_setup: " + LinuxCalls.strerror((int) -fd));
@@ -150,7 +150,7 @@ final class IoUring implements Closeable {
      * waits until at least {@code minComplete} completions are posted. Returns the number submitted, or -errno.
      */
     long enter(MemorySegment errno, int toSubmit, int minComplete, int flags) {
-        return LinuxCalls.syscall(errno, LinuxCalls.SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0);
+        return LinuxCalls.syscall(errno, SyscallNumbers.IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0);
     }
 
     /** Receives one completion. */

@@ -12,17 +12,17 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.VarHandle;
+import java.util.Optional;
 
 /**
- * The libc calls the native layer makes, as FFM downcalls: {@code syscall} (for io_uring, which libc does not
- * wrap), {@code open}, {@code close}, {@code mmap}, {@code munmap}, {@code strerror}. Calls that can fail capture
- * errno into a segment the caller passes, so that a caller making many calls reuses one.
+ * The system calls the disk layer makes (io_uring's, openat, close, pread64, pwrite64, fdatasync, fallocate, mmap,
+ * munmap, fcntl, lseek, statx), every one through a single FFM downcall of libc's {@code syscall}, and
+ * {@code strerror} for messages. Linking a downcall is the larger part of a short command's start-up (about 30 ms
+ * for the first, 5-10 ms for each further shape, none of it held by the JDK's AOT cache), and handles of one
+ * shape share it: so one shape, seven longs (the number and six arguments), pointers passed as addresses. Calls
+ * that can fail capture errno into a segment the caller passes, so that a caller making many calls reuses one.
  */
 final class LinuxCalls {
-    static final long SYS_IO_URING_SETUP = 425;
-    static final long SYS_IO_URING_ENTER = 426;
-
     static final int EINTR = 4;
     static final int EAGAIN = 11;
     static final int EBUSY = 16;
@@ -41,50 +41,28 @@ final class LinuxCalls {
 
     static final int PROT_READ_WRITE = 0x3;
     static final int MAP_SHARED_POPULATE = 0x01 | 0x8000;
+    private static final long AT_FDCWD = -100;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO =
-            CAPTURE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    // An offset, not a layout path's VarHandle: making that one spins a dozen method handle forms, 8 ms at start.
+    private static final long ERRNO = CAPTURE.byteOffset(MemoryLayout.PathElement.groupElement("errno"));
 
-    // The downcalls, linked in groups on first use: linking costs milliseconds a handle, so a short command that
-    // takes an image lock links open and close, not the ring's calls.
-
-    /** The ring's calls: io_uring's system calls and its mappings. */
-    private static final class RingCalls {
+    /**
+     * syscall(2) is variadic in C, but linked as a fixed function of seven longs: declaring it variadic makes the
+     * linker bind the count of vector registers (AL on amd64) into the handle, another dozen method-handle classes
+     * spun at start (12 ms). At the machine level the two are the same call for integer arguments: glibc's amd64
+     * syscall is assembly that moves registers and never reads AL (a C callee that does only tests it for zero
+     * before saving vector registers), and aarch64's Linux ABI passes variadic arguments as fixed ones.
+     */
+    private static final class Syscall {
         static final MethodHandle SYSCALL6 = downcall("syscall",
                 FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                         JAVA_LONG),
-                Linker.Option.firstVariadicArg(1), Linker.Option.captureCallState("errno"));
-        static final MethodHandle MMAP = downcall("mmap",
-                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
-                Linker.Option.captureCallState("errno"));
-        static final MethodHandle MUNMAP = downcall("munmap",
-                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
-    }
-
-    private static final class DescriptorCalls {
-        static final MethodHandle OPEN = downcall("open",
-                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
-                Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
-        static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    }
-
-    /** The calls a request alone in the process makes without the ring. */
-    private static final class BlockingCalls {
-        static final MethodHandle PREAD = downcall("pread",
-                FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
-                Linker.Option.captureCallState("errno"));
-        static final MethodHandle PWRITE = downcall("pwrite",
-                FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG),
-                Linker.Option.captureCallState("errno"));
-        static final MethodHandle FDATASYNC = downcall("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT),
-                Linker.Option.captureCallState("errno"));
-        static final MethodHandle FALLOCATE = downcall("fallocate",
-                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG),
                 Linker.Option.captureCallState("errno"));
     }
 
+    /** Messages only: linked at the first error. */
     private static final class MessageCalls {
         static final MethodHandle STRERROR = downcall("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
     }
@@ -105,9 +83,12 @@ final class LinuxCalls {
 
     /** A downcall to libc's {@code name}. */
     static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        MemorySegment symbol = LINKER.defaultLookup().find(name)
-                .orElseThrow(() -> new UnsatisfiedLinkError("libc has no " + name));
-        return LINKER.downcallHandle(symbol, descriptor, options);
+        // No lambda here: the JDK's AOT cache holds none of this layer's classes, so each would be spun at start.
+        Optional<MemorySegment> symbol = LINKER.defaultLookup().find(name);
+        if (symbol.isEmpty()) {
+            throw new UnsatisfiedLinkError("libc has no " + name);
+        }
+        return LINKER.downcallHandle(symbol.get(), descriptor, options);
     }
 
     /** A segment for the errno of calls made by one thread at a time. */
@@ -116,14 +97,14 @@ final class LinuxCalls {
     }
 
     static int errno(MemorySegment capture) {
-        return (int) ERRNO.get(capture, 0L);
+        return capture.get(JAVA_INT, ERRNO);
     }
 
-    /** A raw system call; returns its result, or -errno on failure (the kernel's own convention). */
+    /** A system call; returns its result, or -errno on failure (the kernel's own convention). */
     static long syscall(MemorySegment capture, long number, long a, long b, long c, long d, long e, long f) {
         long r;
         try {
-            r = (long) RingCalls.SYSCALL6.invokeExact(capture, number, a, b, c, d, e, f);
+            r = (long) Syscall.SYSCALL6.invokeExact(capture, number, a, b, c, d, e, f);
         } catch (Throwable t) {
             throw new AssertionError(t);
         }
@@ -131,41 +112,29 @@ final class LinuxCalls {
     }
 
     /**
-     * Links open and close now, and runs each once on nothing (an empty path, no descriptor: ENOENT, EBADF), so
-     * that the first real call finds its invocation path made (see {@link OfdLock#link}).
+     * Links the system call downcall now and makes one call through it on nothing (close(-1): EBADF), so that the
+     * first real call finds its invocation path made (see {@link OfdLock#link}).
      */
-    static void linkDescriptorCalls() {
-        try (Arena arena = Arena.ofConfined()) {
-            int ignored = (int) DescriptorCalls.OPEN.invokeExact(errnoSegment(arena), arena.allocateFrom(""),
-                    O_RDONLY | O_CLOEXEC, 0);
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+    static void link() {
         close(-1);
     }
 
-    /** open(2); returns the descriptor or throws with the path and the reason. */
+    /** openat(2) of {@code path} from the working directory; returns the descriptor or throws with the reason. */
     static int open(String path, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = errnoSegment(arena);
-            int fd = (int) DescriptorCalls.OPEN.invokeExact(capture, arena.allocateFrom(path), flags | O_CLOEXEC,
-                    0);
+            long fd = syscall(capture, SyscallNumbers.OPENAT, AT_FDCWD, arena.allocateFrom(path).address(),
+                    flags | O_CLOEXEC, 0, 0, 0);
             if (fd < 0) {
-                throw new IOException(path + ": " + strerror(errno(capture)));
+                throw new IOException(path + ": " + strerror((int) -fd));
             }
-            return fd;
-        } catch (IOException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
+            return (int) fd;
         }
     }
 
     static void close(int fd) {
-        try {
-            int ignored = (int) DescriptorCalls.CLOSE.invokeExact(fd);
-        } catch (Throwable t) {
-            throw new AssertionError(t);
+        try (Arena arena = Arena.ofConfined()) {
+            long ignored = syscall(errnoSegment(arena), SyscallNumbers.CLOSE, fd, 0, 0, 0, 0, 0);
         }
     }
 
@@ -177,46 +146,33 @@ final class LinuxCalls {
     static long blocking(byte opcode, int fd, long address, int length, long offset) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = errnoSegment(arena);
-            long r = switch (opcode) {
-                case IoUring.OP_READ ->
-                        (long) BlockingCalls.PREAD.invokeExact(capture, fd, address, (long) length, offset);
-                case IoUring.OP_WRITE ->
-                        (long) BlockingCalls.PWRITE.invokeExact(capture, fd, address, (long) length, offset);
-                case IoUring.OP_FSYNC -> (long) (int) BlockingCalls.FDATASYNC.invokeExact(capture, fd);
+            return switch (opcode) {
+                case IoUring.OP_READ -> syscall(capture, SyscallNumbers.PREAD64, fd, address, length, offset, 0, 0);
+                case IoUring.OP_WRITE -> syscall(capture, SyscallNumbers.PWRITE64, fd, address, length, offset, 0, 0);
+                case IoUring.OP_FSYNC -> syscall(capture, SyscallNumbers.FDATASYNC, fd, 0, 0, 0, 0, 0);
                 case IoUring.OP_FALLOCATE ->
-                        (long) (int) BlockingCalls.FALLOCATE.invokeExact(capture, fd, length, offset, address);
+                        syscall(capture, SyscallNumbers.FALLOCATE, fd, length, offset, address, 0, 0);
                 default -> throw new IllegalArgumentException("opcode " + opcode);
             };
-            return r < 0 ? -errno(capture) : r;
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
         }
     }
 
     /** mmap(2) of {@code length} bytes of {@code fd} at {@code offset}, shared and read-write. */
     static MemorySegment mmap(int fd, long length, long offset) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment capture = errnoSegment(arena);
-            MemorySegment at = (MemorySegment) RingCalls.MMAP.invokeExact(capture, MemorySegment.NULL, length,
-                    PROT_READ_WRITE, MAP_SHARED_POPULATE, fd, offset);
-            if (at.address() == -1L) {
-                throw new IOException("mmap: " + strerror(errno(capture)));
+            long at = syscall(errnoSegment(arena), SyscallNumbers.MMAP, 0, length, PROT_READ_WRITE,
+                    MAP_SHARED_POPULATE, fd, offset);
+            if (at < 0) { // no user-space mapping lies at a negative address
+                throw new IOException("mmap: " + strerror((int) -at));
             }
-            return at.reinterpret(length);
-        } catch (IOException e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
+            return MemorySegment.ofAddress(at).reinterpret(length);
         }
     }
 
     static void munmap(MemorySegment mapping) {
-        try {
-            int ignored = (int) RingCalls.MUNMAP.invokeExact(mapping, mapping.byteSize());
-        } catch (Throwable t) {
-            throw new AssertionError(t);
+        try (Arena arena = Arena.ofConfined()) {
+            long ignored = syscall(errnoSegment(arena), SyscallNumbers.MUNMAP, mapping.address(),
+                    mapping.byteSize(), 0, 0, 0, 0);
         }
     }
 

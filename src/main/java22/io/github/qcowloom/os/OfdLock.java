@@ -1,17 +1,12 @@
 package io.github.qcowloom.os;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import java.io.Closeable;
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 
 /**
@@ -39,11 +34,6 @@ public final class OfdLock implements Closeable {
     private static final long L_START = 8;
     private static final long L_LEN = 16;
 
-    private static final MethodHandle FCNTL = Linker.nativeLinker().downcallHandle(
-            Linker.nativeLinker().defaultLookup().find("fcntl").orElseThrow(() -> new UnsatisfiedLinkError("fcntl")),
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS),
-            Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
-
     private final Path path;
     private final int fd;
 
@@ -53,17 +43,15 @@ public final class OfdLock implements Closeable {
     }
 
     /**
-     * Links the native calls a lock makes (fcntl, open, close) and runs each once on no file, without taking a
-     * lock. The first downcall of a process sets up the linker, and each call's first use spins its invocation
-     * path: tens of milliseconds, which a short command (info, check) spends on another thread while it parses
-     * its arguments rather than at its first lock.
+     * Links the native calls a lock makes ({@link LinuxCalls#link}) without taking a lock: tens of milliseconds,
+     * which a short command (info, check) spends on another thread while it parses its arguments rather than at
+     * its first lock.
      */
     public static void link() {
         if (LinuxCalls.unsupportedReason() != null) {
             return;
         }
-        LinuxCalls.linkDescriptorCalls();
-        int ignored = new OfdLock(null, -1).fcntl(F_OFD_GETLK, F_WRLCK, 0); // EBADF
+        LinuxCalls.link();
     }
 
     /**
@@ -134,14 +122,8 @@ public final class OfdLock implements Closeable {
 
     /** One fcntl call; its result, or -errno. */
     private int call(Arena arena, int command, MemorySegment flock) {
-        MemorySegment capture = LinuxCalls.errnoSegment(arena);
-        int r;
-        try {
-            r = (int) FCNTL.invokeExact(capture, fd, command, flock);
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
-        return r == -1 ? -LinuxCalls.errno(capture) : r;
+        return (int) LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.FCNTL, fd, command,
+                flock.address(), 0, 0, 0);
     }
 
     private void check(int result, String what, long offset) throws IOException {

@@ -1,0 +1,35 @@
+package io.github.qcowloom.os;
+
+/**
+ * The numbers of the system calls {@link LinuxCalls} makes. amd64 has its own table; aarch64 has the generic one
+ * (include/uapi/asm-generic/unistd.h), without open or lseek's 32-bit variants. io_uring's are the same on both.
+ * Elsewhere every number is -1 and {@link LinuxCalls#unsupportedReason} keeps the native layer off.
+ */
+final class SyscallNumbers {
+    private static final boolean AMD64 = switch (System.getProperty("os.arch")) {
+        case "amd64", "x86_64" -> true;
+        default -> false;
+    };
+    private static final boolean AARCH64 = System.getProperty("os.arch").equals("aarch64");
+
+    static final long CLOSE = number(3, 57);
+    static final long LSEEK = number(8, 62);
+    static final long MMAP = number(9, 222);
+    static final long MUNMAP = number(11, 215);
+    static final long PREAD64 = number(17, 67);
+    static final long PWRITE64 = number(18, 68);
+    static final long FCNTL = number(72, 25);
+    static final long FDATASYNC = number(75, 83);
+    static final long OPENAT = number(257, 56);
+    static final long FALLOCATE = number(285, 47);
+    static final long STATX = number(332, 291);
+    static final long IO_URING_SETUP = 425;
+    static final long IO_URING_ENTER = 426;
+
+    private SyscallNumbers() {
+    }
+
+    private static long number(long amd64, long aarch64) {
+        return AMD64 ? amd64 : AARCH64 ? aarch64 : -1;
+    }
+}
