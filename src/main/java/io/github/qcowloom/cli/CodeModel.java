@@ -1,6 +1,8 @@
 package io.github.qcowloom.cli;
 
+import java.util.List;
 import java.util.function.Consumer;
+import java.util.function.IntConsumer;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.IGetter;
 import picocli.CommandLine.Model.ISetter;
@@ -8,9 +10,9 @@ import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.Model.PositionalParamSpec;
 
 /**
- * A command's picocli model built in code, for the commands that must start fastest (info, check). Picocli reads
- * an annotated command by reflection, and the JDK makes a proxy class for each annotation type it parses: 50-70 ms
- * of a 0.15 s {@code info}, more than the command's own work. Each option's value goes to its field through a
+ * A command's picocli model built in code, for the commands that must start fastest (info, check, convert).
+ * Picocli reads an annotated command by reflection, and the JDK makes a proxy class for each annotation type it
+ * parses: 50-70 ms of a 0.15 s {@code info}, more than the command's own work, and 60 ms before a convert's copy. Each option's value goes to its field through a
  * lambda; an option that is not given leaves the field's own initial value.
  */
 final class CodeModel {
@@ -31,6 +33,44 @@ final class CodeModel {
     CodeModel option(String name, String label, String description, Consumer<String> field) {
         spec.addOption(OptionSpec.builder(name).type(String.class).arity("1").paramLabel("<" + label + ">")
                 .description(description).setter(new FieldSetter<>(field)).getter(NO_INITIAL_VALUE).build());
+        return this;
+    }
+
+    /** An option taking an int, shown in the help as {@code name=label}; picocli refuses a value that is not one. */
+    CodeModel intOption(String name, String label, String description, IntConsumer field) {
+        spec.addOption(OptionSpec.builder(name).type(int.class).arity("1").paramLabel(label)
+                .description(description).setter(new FieldSetter<Integer>(field::accept)).getter(NO_INITIAL_VALUE)
+                .build());
+        return this;
+    }
+
+    /**
+     * An option that may be given many times, each value added to {@code values}. Picocli adds to the list the
+     * getter returns; before a parse it sets the option to its initial value, none, which empties the list.
+     */
+    CodeModel repeatableOption(String name, String label, String description, List<String> values) {
+        spec.addOption(OptionSpec.builder(name).type(List.class).auxiliaryTypes(String.class).arity("1")
+                .paramLabel("<" + label + ">").description(description).setter(new ISetter() {
+                    @Override
+                    @SuppressWarnings("unchecked")
+                    public <T> T set(T value) {
+                        // Null before each parse. Picocli makes a list of its own only when the getter's holds
+                        // values before the option's first use, which after that reset never happens.
+                        if (value != values) {
+                            values.clear();
+                            if (value != null) {
+                                values.addAll((List<String>) value);
+                            }
+                        }
+                        return null;
+                    }
+                }).getter(new IGetter() {
+                    @Override
+                    @SuppressWarnings("unchecked")
+                    public <T> T get() {
+                        return (T) values;
+                    }
+                }).build());
         return this;
     }
 

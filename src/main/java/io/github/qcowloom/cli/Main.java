@@ -18,7 +18,7 @@ import picocli.CommandLine.Model.OptionSpec;
 public final class Main {
     /**
      * The commands by name, in the order help lists them: each makes a new command's picocli model, from its
-     * annotations or, for the two that must start fastest, in code ({@link CodeModel}).
+     * annotations or, for the three that must start fastest, in code ({@link CodeModel}).
      */
     private static final Map<String, Supplier<Object>> COMMANDS = commands();
 
@@ -27,7 +27,7 @@ public final class Main {
         c.put("create", () -> CreateCommand.class);
         c.put("info", () -> new InfoCommand().spec);
         c.put("check", () -> new CheckCommand().spec);
-        c.put("convert", () -> ConvertCommand.class);
+        c.put("convert", () -> new ConvertCommand().spec);
         c.put("map", () -> MapCommand.class);
         c.put("resize", () -> ResizeCommand.class);
         c.put("snapshot", () -> SnapshotCommand.class);

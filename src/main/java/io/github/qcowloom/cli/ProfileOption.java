@@ -7,7 +7,9 @@ import picocli.CommandLine.Option;
 
 /** The {@code --profile} option shared by the commands that open images: a name from props/ or a .properties path. */
 final class ProfileOption {
-    @Option(names = "--profile", description = "Configuration profile: a name from props/ or a .properties path.")
+    static final String DESCRIPTION = "Configuration profile: a name from props/ or a .properties path.";
+
+    @Option(names = "--profile", description = DESCRIPTION)
     String profile = "default";
 
     /** {@code base} with the profile's settings applied. */

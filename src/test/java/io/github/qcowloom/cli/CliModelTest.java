@@ -12,8 +12,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The command line's models, built in code ({@link CodeModel}: the root, info, check) or from annotations (the
- * others), behave alike: help, version, a missing parameter, an unknown option, values and flags.
+ * The command line's models, built in code ({@link CodeModel}: the root, info, check, convert) or from annotations
+ * (the others), behave alike: help, version, a missing parameter, an unknown option, values and flags.
  */
 class CliModelTest {
     @Test
@@ -59,5 +59,27 @@ class CliModelTest {
         Cli.Run repair = ours("check", "-r", "sometimes", image);
         assertEquals(1, repair.code());
         assertTrue(repair.err().contains("sometimes"), repair.err());
+    }
+
+    @Test
+    void convertTakesRepeatedOptionsIntsAndFlags(@TempDir Path dir) throws Exception {
+        String src = dir.resolve("src.qcow2").toString();
+        String dst = dir.resolve("dst.qcow2").toString();
+        assertEquals(0, ours("create", "-q", "-f", "qcow2", src, "1M").code());
+        Cli.Run run = ours("convert", "-O", "qcow2", "-o", "cluster_size=4096", "-o", "lazy_refcounts=on", "-m", "3",
+                "-W", "-U", "--profile", "default", "-q", src, dst);
+        assertEquals(0, run.code(), run.err());
+        String info = ours("info", "--output=json", dst).out();
+        assertTrue(info.contains("\"cluster-size\": 4096"), info);
+        assertTrue(info.contains("\"lazy-refcounts\": true"), info);
+        Cli.Run notInt = ours("convert", "-m", "x", src, dst);
+        assertEquals(1, notInt.code());
+        assertTrue(notInt.err().startsWith("qcow2-loom: Invalid value for option '-m': 'x' is not an int\n"
+                + "Usage: qcow2-loom convert [-cpqUW] [-B=<backingFile>]"), notInt.err());
+        assertTrue(notInt.err().contains("[-T=<sourceCache>] [-o=<options>]... SRC DST"), notInt.err());
+        assertTrue(notInt.err().contains("  -m=N                      Parallel requests"), notInt.err());
+        Cli.Run missing = ours("convert", src);
+        assertEquals(1, missing.code());
+        assertTrue(missing.err().startsWith("qcow2-loom: Missing required parameter: 'DST'"), missing.err());
     }
 }
