@@ -1,8 +1,11 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.Writer;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,10 +37,14 @@ public final class AotTraining {
         String image = dir.resolve("train.qcow2").toString();
         String raw = dir.resolve("train.raw").toString();
         String copy = dir.resolve("copy.qcow2").toString();
+        String compressed = dir.resolve("compressed.qcow2").toString();
         Files.deleteIfExists(Path.of(image));
         Files.write(Path.of(raw), new byte[1 << 20]);
-        List<List<String>> commands = new ArrayList<>(List.of(
-                List.of("create", "-q", "-f", "qcow2", image, "64M")));
+        PrintWriter discard = new PrintWriter(Writer.nullWriter());
+        Main.linkNativeCallsAhead("info").join();
+        run(discard, List.of("create", "-q", "-f", "qcow2", image, "64M"));
+        writeData(Path.of(image));
+        List<List<String>> commands = new ArrayList<>();
         if (all) {
             commands.add(List.of("bench", "-q", "-w", "-c", "2000", "-S", "65536", image));
         }
@@ -57,18 +64,38 @@ public final class AotTraining {
             commands.addAll(List.of(
                     List.of("convert", "-O", "raw", image, raw),
                     List.of("convert", "-O", "qcow2", raw, copy),
+                    List.of("convert", "-c", "-O", "qcow2", raw, compressed),
+                    List.of("convert", "-O", "raw", compressed, raw),
                     List.of("--help")));
         }
-        PrintWriter discard = new PrintWriter(Writer.nullWriter());
-        Main.linkNativeCallsAhead("info").join();
         for (List<String> c : commands) {
-            int code = Main.run(discard, discard, c.toArray(String[]::new));
-            if (code != 0) {
-                throw new IllegalStateException("AOT training: " + c + " exited " + code);
-            }
+            run(discard, c);
         }
         Files.writeString(Path.of(args[2]), System.getProperty("java.home") + "\n", StandardCharsets.UTF_8);
         // As Main ends: System.exit looks up a logger to report the exit, whose classes the cache then holds.
         System.exit(0);
+    }
+
+    private static void run(PrintWriter discard, List<String> command) {
+        int code = Main.run(discard, discard, command.toArray(String[]::new));
+        if (code != 0) {
+            throw new IllegalStateException("AOT training: " + command + " exited " + code);
+        }
+    }
+
+    /**
+     * Gives the image what users' images hold, so that the commands' runs go through the code for it: 2 MiB of
+     * data whose 4 KiB blocks are a byte pattern except every fourth, zeroes (a copy keeps those as holes), then
+     * 1 MiB of zeroes written as such, the rest unallocated.
+     */
+    private static void writeData(Path image) throws IOException {
+        ByteBuffer data = ByteBuffer.allocate(2 << 20);
+        for (int i = 0; i < data.capacity(); i++) {
+            data.put(i, (i >> 12) % 4 == 3 ? 0 : (byte) (i * 31 + (i >> 12)));
+        }
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+            img.write(0, data);
+            img.writeZeroes(4 << 20, 1 << 20, false);
+        }
     }
 }
