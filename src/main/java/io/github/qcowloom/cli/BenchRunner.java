@@ -7,10 +7,13 @@ import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.CountingStorage;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.Java22Method;
 import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.api.ImageLockedException;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -72,6 +75,9 @@ final class BenchRunner {
     /** One timed run on {@code image}: open, submit, drain, close (close is not timed, as in qemu-img bench). */
     static Result run(BenchSpec spec, Path image, OpenOptions options, ExecutionModel model, PrintWriter err)
             throws Exception {
+        if (options.direct()) {
+            dropCachedPages(image);
+        }
         int size = spec.size();
         FileStorage file;
         try {
@@ -239,6 +245,29 @@ final class BenchRunner {
     record QemuResult(double seconds, double cpuSeconds) {
     }
 
+    private static final Java22Method DROP_PAGES = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.os.FileCache", "drop", MethodType.methodType(void.class, Path.class),
+            "dropping an image's cached pages");
+
+    /**
+     * Writes back and drops the page-cache pages of an image an O_DIRECT run is about to use ({@code FileCache}): a
+     * copy made for the run, or the image a warm-up copied, is in the page cache, and an O_DIRECT write to such a
+     * range goes to io_uring's worker threads, not inline, for ours and qemu-img alike; fio's file, and a
+     * cache=none guest's image, hold none. On Java 21 the pages stay (nothing there can drop them).
+     */
+    static void dropCachedPages(Path image) throws IOException {
+        if (DROP_PAGES.handle() == null) {
+            return;
+        }
+        try {
+            DROP_PAGES.handle().invokeExact(image);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
     /** qemu-img bench with the same flags; returns its "Run completed in X seconds". */
     static double runQemu(BenchSpec spec, Path image) throws IOException, InterruptedException {
         return runQemu(spec, image, null).seconds();
@@ -250,6 +279,9 @@ final class BenchRunner {
      * (as ours is not), so it overstates qemu-img's per-request cost slightly at small counts.
      */
     static QemuResult runQemu(BenchSpec spec, Path image, String aio) throws IOException, InterruptedException {
+        if (CacheMode.direct(spec.cache())) {
+            dropCachedPages(image);
+        }
         List<String> cmd = qemuCommand(spec, image, aio);
         double cpuBefore = childrenCpuSeconds();
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();

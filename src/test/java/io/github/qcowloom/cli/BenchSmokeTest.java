@@ -1,10 +1,14 @@
 package io.github.qcowloom.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.testing.Qemu;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Random;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -61,5 +65,27 @@ class BenchSmokeTest {
         assertTrue(out.matches("(?s).*qemu-img native   run 1: [0-9.]+ s, [0-9]+ IOPS, ([0-9.]+ us|n/a) CPU per I/O.*"),
                 out);
         assertTrue(out.matches("(?s).*CPU per I/O: qcow2-loom [0-9.]+ us, qemu-img ([0-9.]+ us|n/a).*"), out);
+    }
+
+    /** An O_DIRECT run starts from an image the page cache holds nothing of (fincore counts the cached pages). */
+    @Test
+    void anODirectRunFindsNoCachedPages() throws Exception {
+        Assumptions.assumeTrue(Runtime.version().feature() >= 22, "dropping pages needs the Java 22+ layer");
+        Path file = dir.resolve("cached.img");
+        byte[] data = new byte[4 << 20];
+        new Random(7).nextBytes(data);
+        Files.write(file, data);
+        Assumptions.assumeTrue(cachedPages(file) > 0, "fincore sees the written pages");
+        BenchRunner.dropCachedPages(file);
+        assertEquals(0, cachedPages(file));
+        assertArrayEquals(data, Files.readAllBytes(file));
+    }
+
+    private static long cachedPages(Path file) throws Exception {
+        Process p = new ProcessBuilder("fincore", "--noheadings", "--bytes", "--output", "PAGES", file.toString())
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes()).trim();
+        Assumptions.assumeTrue(p.waitFor() == 0, "fincore (util-linux) runs: " + out);
+        return Long.parseLong(out);
     }
 }
