@@ -85,8 +85,8 @@ public final class AotTraining {
 
     /**
      * Gives the image what users' images hold, so that the commands' runs go through the code for it: 2 MiB of
-     * data whose 4 KiB blocks are a byte pattern except every fourth, zeroes (a copy keeps those as holes), then
-     * 1 MiB of zeroes written as such, the rest unallocated.
+     * data at 0 whose 4 KiB blocks are a byte pattern except every fourth, zeroes (a copy keeps those as holes),
+     * and 1 MiB written as zeroes at 4 MiB; the rest is unallocated.
      */
     private static void writeData(Path image) throws IOException {
         ByteBuffer data = ByteBuffer.allocate(2 << 20);

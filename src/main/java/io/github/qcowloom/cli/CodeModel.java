@@ -12,7 +12,8 @@ import picocli.CommandLine.Model.PositionalParamSpec;
 /**
  * A command's picocli model built in code, for the commands that must start fastest (info, check, convert).
  * Picocli reads an annotated command by reflection, and the JDK makes a proxy class for each annotation type it
- * parses: 50-70 ms of a 0.15 s {@code info}, more than the command's own work, and 60 ms before a convert's copy. Each option's value goes to its field through a
+ * parses: 50-70 ms of a 0.15 s {@code info}, more than the command's own work, and 60 ms before a convert's
+ * copy. Each option's value goes to its field through a
  * lambda; an option that is not given leaves the field's own initial value.
  */
 final class CodeModel {
@@ -36,7 +37,10 @@ final class CodeModel {
         return this;
     }
 
-    /** An option taking an int, shown in the help as {@code name=label}; picocli refuses a value that is not one. */
+    /**
+     * An option taking an int, shown in the help as {@code name=label}, without the angle brackets of
+     * {@link #option} (as {@code -m=N}); picocli refuses a value that is not an int.
+     */
     CodeModel intOption(String name, String label, String description, IntConsumer field) {
         spec.addOption(OptionSpec.builder(name).type(int.class).arity("1").paramLabel(label)
                 .description(description).setter(new FieldSetter<Integer>(field::accept)).getter(NO_INITIAL_VALUE)
@@ -45,8 +49,11 @@ final class CodeModel {
     }
 
     /**
-     * An option that may be given many times, each value added to {@code values}. Picocli adds to the list the
-     * getter returns; before a parse it sets the option to its initial value, none, which empties the list.
+     * An option that may be given many times, each value added to {@code values} in order. Picocli sets the
+     * option to its initial value, none, before each parse, which empties the list. At the option's first use in
+     * a parse it makes a list of its own and hands it to the setter, empty and then holding the value, which the
+     * setter copies; after that the getter returns {@code values}, to which picocli adds each later value (and
+     * hands it back, which changes nothing).
      */
     CodeModel repeatableOption(String name, String label, String description, List<String> values) {
         spec.addOption(OptionSpec.builder(name).type(List.class).auxiliaryTypes(String.class).arity("1")
@@ -54,9 +61,7 @@ final class CodeModel {
                     @Override
                     @SuppressWarnings("unchecked")
                     public <T> T set(T value) {
-                        // Null before each parse. Picocli makes a list of its own only when the getter's holds
-                        // values before the option's first use, which after that reset never happens.
-                        if (value != values) {
+                        if (value != values) { // null, or picocli's own list (see above)
                             values.clear();
                             if (value != null) {
                                 values.addAll((List<String>) value);

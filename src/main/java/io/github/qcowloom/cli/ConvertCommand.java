@@ -11,7 +11,6 @@ import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -50,7 +49,8 @@ final class ConvertCommand implements Callable<Integer> {
     String source;
     String target;
 
-    // In code (CodeModel), as info's and check's: the copy starts that much sooner.
+    // In code (CodeModel), as info's and check's: the copy starts that much sooner. Declared after the fields it
+    // hands picocli (options, profile), which must be set by then.
     final CommandSpec spec = CodeModel.of(this, "Convert an image (qcow2 or raw source) to raw or qcow2.")
             .option("-f", "sourceFormat", "Source format (probed when absent).", v -> sourceFormat = v)
             .option("-O", "outputFormat", "Output format: raw (default) or qcow2.", v -> outputFormat = v)

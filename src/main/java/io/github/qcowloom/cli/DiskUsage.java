@@ -23,7 +23,10 @@ final class DiskUsage {
     private DiskUsage() {
     }
 
-    /** Links statx now, by asking it of the root directory (see {@link Main#main}); nothing without it. */
+    /**
+     * Finds the statx method and makes one call, of the root directory (see {@link Main#linkNativeCallsAhead}), so
+     * that info's own call finds its class loaded and its path run; nothing without the Java 22+ layer.
+     */
     static void link() {
         if (STATX.handle() != null) {
             try {

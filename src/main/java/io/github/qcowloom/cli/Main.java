@@ -50,8 +50,8 @@ public final class Main {
     /**
      * Starts a thread that links the native calls {@code command} will make. A command that opens an image takes
      * its lock through FFM, whose set-up is a good part of a short command's start-up: done on the other core
-     * while picocli builds and parses (and statx's, for info's disk size). {@link AotTraining} runs it too, so
-     * that the AOT cache holds what it loads.
+     * while picocli builds and parses; for info, the disk size's class and first statx too. {@link AotTraining}
+     * runs it too, so that the AOT cache holds what it loads.
      */
     static Thread linkNativeCallsAhead(String command) {
         return Thread.ofPlatform().daemon().name("qcow2-loom-native-link").start(() -> {

@@ -29,7 +29,7 @@ final class ResizeCommand implements Callable<Integer> {
     @Option(names = "--shrink", description = "Allow making the image smaller.")
     boolean shrink;
 
-    @Option(names = "--profile", description = "Configuration profile: a name from props/ or a .properties path.")
+    @Option(names = "--profile", description = ProfileOption.DESCRIPTION)
     String profile = "default";
 
     @Option(names = "-q", description = "Quiet.")

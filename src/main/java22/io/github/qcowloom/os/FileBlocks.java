@@ -13,7 +13,6 @@ import java.nio.file.Path;
  * file attributes leave out. Asked with statx(2), whose buffer is laid out the same on every architecture.
  */
 public final class FileBlocks {
-    private static final int AT_FDCWD = -100;
     private static final int STATX_BLOCKS = 0x400;
     // struct statx: __u32 stx_mask at 0, ..., __u64 stx_blocks at 48; 256 bytes in all.
     private static final long STATX_SIZE = 256;
@@ -25,14 +24,12 @@ public final class FileBlocks {
 
     /** The bytes {@code path} occupies: its 512-byte blocks, as st_blocks counts them. */
     public static long allocatedBytes(Path path) throws IOException {
+        LinuxCalls.requireSupported();
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment capture = LinuxCalls.errnoSegment(arena);
             MemorySegment buf = arena.allocate(STATX_SIZE, 8);
-            long r = LinuxCalls.syscall(capture, SyscallNumbers.STATX, AT_FDCWD,
-                    arena.allocateFrom(path.toString()).address(), 0, STATX_BLOCKS, buf.address(), 0);
-            if (r != 0) {
-                throw new IOException("statx " + path + ": " + LinuxCalls.strerror((int) -r));
-            }
+            LinuxCalls.check(LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.STATX,
+                    LinuxCalls.AT_FDCWD, arena.allocateFrom(path.toString()).address(), 0, STATX_BLOCKS,
+                    buf.address(), 0), "statx " + path);
             if ((buf.get(JAVA_INT, STX_MASK) & STATX_BLOCKS) == 0) {
                 throw new IOException("statx " + path + ": the file system does not count blocks");
             }

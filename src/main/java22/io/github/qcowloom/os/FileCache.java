@@ -17,22 +17,22 @@ public final class FileCache {
     private FileCache() {
     }
 
-    /** Writes back and drops every page of {@code path} the page cache holds. */
+    /**
+     * Writes back and drops every page of {@code path} the page cache holds.
+     *
+     * @throws UnsupportedOperationException where the native layer cannot run
+     */
     public static void drop(Path path) throws IOException {
+        LinuxCalls.requireSupported();
         int fd = LinuxCalls.open(path.toString(), LinuxCalls.O_RDONLY);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = LinuxCalls.errnoSegment(arena);
-            check(LinuxCalls.syscall(capture, SyscallNumbers.FDATASYNC, fd, 0, 0, 0, 0, 0), "fdatasync", path);
-            check(LinuxCalls.syscall(capture, SyscallNumbers.FADVISE64, fd, 0, 0, POSIX_FADV_DONTNEED, 0, 0),
-                    "posix_fadvise", path);
+            LinuxCalls.check(LinuxCalls.syscall(capture, SyscallNumbers.FDATASYNC, fd, 0, 0, 0, 0, 0),
+                    "fdatasync " + path);
+            LinuxCalls.check(LinuxCalls.syscall(capture, SyscallNumbers.FADVISE64, fd, 0, 0, POSIX_FADV_DONTNEED,
+                    0, 0), "posix_fadvise " + path);
         } finally {
             LinuxCalls.close(fd);
-        }
-    }
-
-    private static void check(long result, String call, Path path) throws IOException {
-        if (result < 0) {
-            throw new IOException(call + " " + path + ": " + LinuxCalls.strerror((int) -result));
         }
     }
 }

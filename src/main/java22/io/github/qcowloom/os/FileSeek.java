@@ -29,13 +29,7 @@ public final class FileSeek {
         try (Arena arena = Arena.ofConfined()) {
             long r = LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.LSEEK, fd, offset, whence, 0,
                     0, 0);
-            if (r >= 0) {
-                return r;
-            }
-            if (r == -ENXIO) {
-                return -1;
-            }
-            throw new IOException("lseek: " + LinuxCalls.strerror((int) -r));
+            return r == -ENXIO ? -1 : LinuxCalls.check(r, "lseek");
         }
     }
 }

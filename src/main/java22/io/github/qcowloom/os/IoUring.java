@@ -82,12 +82,8 @@ final class IoUring implements Closeable {
     static IoUring create(int entries) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = arena.allocate(120, 8);
-            long fd = LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.IO_URING_SETUP, entries,
-                    params.address(), 0, 0, 0, 0);
-            if (fd < 0) {
-                throw new IOException("io_uring_setup: " + LinuxCalls.strerror((int) -fd));
-            }
-            int ring = (int) fd;
+            int ring = (int) LinuxCalls.check(LinuxCalls.syscall(LinuxCalls.errnoSegment(arena),
+                    SyscallNumbers.IO_URING_SETUP, entries, params.address(), 0, 0, 0, 0), "io_uring_setup");
             MemorySegment sq = null;
             MemorySegment cq = null;
             try {

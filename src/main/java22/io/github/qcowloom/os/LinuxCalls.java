@@ -41,11 +41,11 @@ final class LinuxCalls {
 
     static final int PROT_READ_WRITE = 0x3;
     static final int MAP_SHARED_POPULATE = 0x01 | 0x8000;
-    private static final long AT_FDCWD = -100;
+    static final long AT_FDCWD = -100;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CAPTURE = Linker.Option.captureStateLayout();
-    // An offset, not a layout path's VarHandle: making that one spins a dozen method handle forms, 8 ms at start.
+    // An offset read with a plain get: a layout path's VarHandle would be one more handle to build at start.
     private static final long ERRNO = CAPTURE.byteOffset(MemoryLayout.PathElement.groupElement("errno"));
 
     /**
@@ -75,14 +75,25 @@ final class LinuxCalls {
         if (!System.getProperty("os.name").equals("Linux")) {
             return "native calls are implemented for Linux only, not " + System.getProperty("os.name");
         }
-        if (O_DIRECT == 0) {
+        if (!SyscallNumbers.KNOWN) {
             return "native calls are implemented for amd64 and aarch64 only, not " + System.getProperty("os.arch");
         }
         return null;
     }
 
+    /**
+     * Throws UnsupportedOperationException with {@link #unsupportedReason} where these calls cannot be made: the
+     * entry points call it first, so that no system call number is ever made on a machine it is not this one's.
+     */
+    static void requireSupported() {
+        String reason = unsupportedReason();
+        if (reason != null) {
+            throw new UnsupportedOperationException(reason);
+        }
+    }
+
     /** A downcall to libc's {@code name}. */
-    static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         // No lambda here: the JDK's AOT cache holds none of this layer's classes, so each would be spun at start.
         Optional<MemorySegment> symbol = LINKER.defaultLookup().find(name);
         if (symbol.isEmpty()) {
@@ -98,6 +109,14 @@ final class LinuxCalls {
 
     static int errno(MemorySegment capture) {
         return capture.get(JAVA_INT, ERRNO);
+    }
+
+    /** {@code result}, or an IOException "what: strerror" if it is -errno. */
+    static long check(long result, String what) throws IOException {
+        if (result < 0) {
+            throw new IOException(what + ": " + strerror((int) -result));
+        }
+        return result;
     }
 
     /** A system call; returns its result, or -errno on failure (the kernel's own convention). */
@@ -123,12 +142,8 @@ final class LinuxCalls {
     static int open(String path, int flags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment capture = errnoSegment(arena);
-            long fd = syscall(capture, SyscallNumbers.OPENAT, AT_FDCWD, arena.allocateFrom(path).address(),
-                    flags | O_CLOEXEC, 0, 0, 0);
-            if (fd < 0) {
-                throw new IOException(path + ": " + strerror((int) -fd));
-            }
-            return (int) fd;
+            return (int) check(syscall(capture, SyscallNumbers.OPENAT, AT_FDCWD,
+                    arena.allocateFrom(path).address(), flags | O_CLOEXEC, 0, 0, 0), path);
         }
     }
 
@@ -160,11 +175,9 @@ final class LinuxCalls {
     /** mmap(2) of {@code length} bytes of {@code fd} at {@code offset}, shared and read-write. */
     static MemorySegment mmap(int fd, long length, long offset) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
-            long at = syscall(errnoSegment(arena), SyscallNumbers.MMAP, 0, length, PROT_READ_WRITE,
-                    MAP_SHARED_POPULATE, fd, offset);
-            if (at < 0) { // no user-space mapping lies at a negative address
-                throw new IOException("mmap: " + strerror((int) -at));
-            }
+            // No user-space mapping lies at a negative address: a negative result is -errno.
+            long at = check(syscall(errnoSegment(arena), SyscallNumbers.MMAP, 0, length, PROT_READ_WRITE,
+                    MAP_SHARED_POPULATE, fd, offset), "mmap");
             return MemorySegment.ofAddress(at).reinterpret(length);
         }
     }

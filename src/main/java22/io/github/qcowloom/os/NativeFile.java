@@ -12,8 +12,13 @@ public final class NativeFile implements Closeable {
         this.fd = fd;
     }
 
-    /** Opens an existing file read-only or read-write (never creating or truncating it). */
+    /**
+     * Opens an existing file read-only or read-write (never creating or truncating it).
+     *
+     * @throws UnsupportedOperationException where the native layer cannot run
+     */
     public static NativeFile open(Path path, boolean writable, boolean direct) throws IOException {
+        LinuxCalls.requireSupported();
         int flags = (writable ? LinuxCalls.O_RDWR : LinuxCalls.O_RDONLY) | (direct ? LinuxCalls.O_DIRECT : 0);
         return new NativeFile(LinuxCalls.open(path.toString(), flags));
     }

@@ -61,10 +61,7 @@ public final class OfdLock implements Closeable {
      * @throws UnsupportedOperationException if native calls cannot run on this platform
      */
     public static OfdLock open(Path path) throws IOException {
-        String unsupported = LinuxCalls.unsupportedReason();
-        if (unsupported != null) {
-            throw new UnsupportedOperationException(unsupported);
-        }
+        LinuxCalls.requireSupported();
         OfdLock lock = new OfdLock(path, LinuxCalls.open(path.toString(), LinuxCalls.O_RDONLY));
         try {
             int r = lock.fcntl(F_OFD_GETLK, F_WRLCK, 0);

@@ -1,16 +1,21 @@
 package io.github.qcowloom.os;
 
 /**
- * The numbers of the system calls {@link LinuxCalls} makes. amd64 has its own table; aarch64 has the generic one
- * (include/uapi/asm-generic/unistd.h), without open or lseek's 32-bit variants. io_uring's are the same on both.
- * Elsewhere every number is -1 and {@link LinuxCalls#unsupportedReason} keeps the native layer off.
+ * The numbers of the system calls {@link LinuxCalls} makes, on Linux. amd64 has its own table; aarch64 has the
+ * generic one (include/uapi/asm-generic/unistd.h), which has no open (only openat) and gives lseek, fcntl, mmap and
+ * fadvise64 their 64-bit entries. Anywhere else every number is -1, and {@link LinuxCalls#unsupportedReason}
+ * keeps every caller off.
  */
 final class SyscallNumbers {
-    private static final boolean AMD64 = switch (System.getProperty("os.arch")) {
+    private static final boolean LINUX = System.getProperty("os.name").equals("Linux");
+    private static final boolean AMD64 = LINUX && switch (System.getProperty("os.arch")) {
         case "amd64", "x86_64" -> true;
         default -> false;
     };
-    private static final boolean AARCH64 = System.getProperty("os.arch").equals("aarch64");
+    private static final boolean AARCH64 = LINUX && System.getProperty("os.arch").equals("aarch64");
+
+    /** Whether this machine's numbers are the ones here: Linux on amd64 or aarch64. */
+    static final boolean KNOWN = AMD64 || AARCH64;
 
     static final long CLOSE = number(3, 57);
     static final long LSEEK = number(8, 62);
@@ -24,8 +29,8 @@ final class SyscallNumbers {
     static final long OPENAT = number(257, 56);
     static final long FALLOCATE = number(285, 47);
     static final long STATX = number(332, 291);
-    static final long IO_URING_SETUP = 425;
-    static final long IO_URING_ENTER = 426;
+    static final long IO_URING_SETUP = number(425, 425);
+    static final long IO_URING_ENTER = number(426, 426);
 
     private SyscallNumbers() {
     }

@@ -67,11 +67,12 @@ class CliModelTest {
         String dst = dir.resolve("dst.qcow2").toString();
         assertEquals(0, ours("create", "-q", "-f", "qcow2", src, "1M").code());
         Cli.Run run = ours("convert", "-O", "qcow2", "-o", "cluster_size=4096", "-o", "lazy_refcounts=on", "-m", "3",
-                "-W", "-U", "--profile", "default", "-q", src, dst);
+                "-W", "-o", "refcount_bits=8", "-U", "--profile", "default", "-q", src, dst);
         assertEquals(0, run.code(), run.err());
         String info = ours("info", "--output=json", dst).out();
         assertTrue(info.contains("\"cluster-size\": 4096"), info);
         assertTrue(info.contains("\"lazy-refcounts\": true"), info);
+        assertTrue(info.contains("\"refcount-bits\": 8"), info);
         Cli.Run notInt = ours("convert", "-m", "x", src, dst);
         assertEquals(1, notInt.code());
         assertTrue(notInt.err().startsWith("qcow2-loom: Invalid value for option '-m': 'x' is not an int\n"
