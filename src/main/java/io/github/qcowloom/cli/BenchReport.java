@@ -47,6 +47,9 @@ final class BenchReport {
             m.put("host_syncs", o.syncs());
             m.put("cpu_seconds", o.cpuSeconds());
             m.put("cpu_us_per_io", o.cpuSeconds() * 1e6 / count);
+            if (o.queue() != null) {
+                m.put("io_uring", o.queue());
+            }
             runs.add(m);
         }
         r.put("ours", figures(runs));

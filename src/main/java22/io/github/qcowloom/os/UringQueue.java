@@ -50,19 +50,27 @@ public final class UringQueue {
     private final MemorySegment submitErrno = LinuxCalls.errnoSegment(Arena.global());
     private final AtomicInteger active = new AtomicInteger(); // requests in the queue's methods, either way
     private volatile IOException broken;
-    // io_uring_enter calls made, for StorageBackendBenchmark's "calls per request" (the real batch size): one
-    // add per system call, which costs a thousand times more, so the counts stay on in production.
+    // What bench prints about the queue (UringCounters): requests each way, io_uring_enter calls (the real batch
+    // size) and where a request's time goes. One add per request or system call, a hundredth of either's cost,
+    // so they stay on in production.
+    private final LongAdder ringRequests = new LongAdder();
+    private final LongAdder directRequests = new LongAdder();
     private final LongAdder submitCalls = new LongAdder();
     private final LongAdder waitCalls = new LongAdder();
+    private final LongAdder nanosToCompletion = new LongAdder();
+    private final LongAdder nanosToResume = new LongAdder();
 
     /** A request's completion, handed from the completing thread to the parked owner. */
     private static final class Waiter {
         final Thread owner = Thread.currentThread();
+        final long preparedAt = System.nanoTime();
         volatile boolean done;
         int result; // written before done
+        long completedAt; // written before done
 
         void complete(int r) {
             result = r;
+            completedAt = System.nanoTime();
             done = true;
             LockSupport.unpark(owner);
         }
@@ -112,14 +120,20 @@ public final class UringQueue {
         }
     }
 
-    /** The io_uring_enter calls made so far to submit (each takes every request prepared at that moment). */
-    public long submitCalls() {
-        return submitCalls.sum();
-    }
-
-    /** The io_uring_enter calls made so far by the completion thread to wait (each returns every posted one). */
-    public long waitCalls() {
-        return waitCalls.sum();
+    /**
+     * The process queue's counts so far, all zero if it was never set up: requests through the ring, requests
+     * made directly (alone in the queue), io_uring_enter calls to submit (each takes every request prepared at
+     * that moment) and by the completion thread to wait, and the nanoseconds ring requests spent from prepared
+     * to completed (handed out) and from completed to running again on their own thread. The order is
+     * {@code UringCounters}'.
+     */
+    public static long[] sharedCounters() {
+        UringQueue q = shared;
+        if (q == null) {
+            return new long[6];
+        }
+        return new long[] {q.ringRequests.sum(), q.directRequests.sum(), q.submitCalls.sum(), q.waitCalls.sum(),
+            q.nanosToCompletion.sum(), q.nanosToResume.sum()};
     }
 
     /** pread: returns the bytes read (0 at the end of the file), or -errno. */
@@ -154,6 +168,7 @@ public final class UringQueue {
         checkNotBroken();
         try {
             if (active.getAndIncrement() == 0) {
+                directRequests.increment();
                 return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
             }
             return run(opcode, fd, address, length, offset, opFlags);
@@ -183,6 +198,9 @@ public final class UringQueue {
             }
             submitPrepared();
             awaitCompletion(waiter);
+            ringRequests.increment();
+            nanosToCompletion.add(waiter.completedAt - waiter.preparedAt);
+            nanosToResume.add(System.nanoTime() - waiter.completedAt);
             // Back on a carrier: hand out what else has completed, so that those threads resume from here (a
             // local, cheap hand-off) rather than each through the completion thread.
             reapIfFree();

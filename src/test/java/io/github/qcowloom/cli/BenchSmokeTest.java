@@ -67,6 +67,22 @@ class BenchSmokeTest {
         assertTrue(out.matches("(?s).*CPU per I/O: qcow2-loom [0-9.]+ us, qemu-img ([0-9.]+ us|n/a).*"), out);
     }
 
+    /** An io_uring run says how its requests went (through the ring or alone) and where their time went. */
+    @Test
+    void anIoUringRunSaysHowItsRequestsWent() {
+        String img = dir.resolve("u.qcow2").toString();
+        run("create", "-q", img, "64M");
+        String out = run("bench", "-w", "-c", "3000", "-d", "16", "-S", "64k", "--storage", "io_uring", img);
+        Assumptions.assumeFalse(out.contains("these figures are"), "io_uring refused here: " + out);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\n  io_uring: ([0-9]+)% of ([0-9]+) requests "
+                + "through the ring(, [0-9.]+ per submitting call; prepared to completed [0-9]+ us, completed to "
+                + "resumed [0-9]+ us \\(means\\)| \\(each alone in the queue, made directly\\))\n").matcher(out);
+        assertTrue(m.find(), out);
+        // The 3000 writes, and the image's own metadata reads and writes, which a 64 MiB image keeps few of.
+        long requests = Long.parseLong(m.group(2));
+        assertTrue(requests >= 3000 && requests < 3300, out);
+    }
+
     /** What an O_DIRECT run does first: the image's cached pages are dropped (fincore counts them). */
     @Test
     void theCachedPagesOfAnImageAreDropped() throws Exception {

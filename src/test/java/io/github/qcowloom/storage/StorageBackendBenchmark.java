@@ -2,7 +2,6 @@ package io.github.qcowloom.storage;
 
 import io.github.qcowloom.api.StorageBackend;
 import java.io.IOException;
-import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
@@ -72,8 +71,7 @@ public class StorageBackendBenchmark {
     private ByteBuffer buffer;
     // Reads made by the benchmarks, warm-up included, and the queue's counts when the trial began.
     private final LongAdder requests = new LongAdder();
-    private long submitCallsBefore;
-    private long waitCallsBefore;
+    private UringCounters queueBefore;
 
     /** The concurrent benchmark's own parameter, so that the depth-1 one is not run once per thread count. */
     @State(Scope.Benchmark)
@@ -121,8 +119,7 @@ public class StorageBackendBenchmark {
             }
             buffer = alignedBuffer(BLOCK);
             if (wanted == StorageBackend.IO_URING) {
-                submitCallsBefore = queueCount("submitCalls");
-                waitCallsBefore = queueCount("waitCalls");
+                queueBefore = UringCounters.now();
             }
         } catch (Exception | Error e) {
             closeAndDelete(); // JMH skips the teardown of a failed setup: the 64 MiB file would stay
@@ -134,11 +131,11 @@ public class StorageBackendBenchmark {
     public void tearDown() throws Exception {
         try {
             if (storage != null && storage.backend() == StorageBackend.IO_URING && requests.sum() > 0) {
-                long submits = queueCount("submitCalls") - submitCallsBefore;
-                long waits = queueCount("waitCalls") - waitCallsBefore;
+                UringCounters queue = UringCounters.now().since(queueBefore);
                 double n = requests.sum();
-                System.out.printf("%nio_uring_enter calls per request: %.3f (submit %.3f, wait %.3f; %d requests)%n",
-                        (submits + waits) / n, submits / n, waits / n, requests.sum());
+                System.out.printf("%nio_uring_enter calls per request: %.3f (submit %.3f, wait %.3f; %d requests)%n%s%n",
+                        (queue.submitCalls() + queue.waitCalls()) / n, queue.submitCalls() / n,
+                        queue.waitCalls() / n, requests.sum(), queue.describe());
             }
         } finally {
             closeAndDelete();
@@ -219,16 +216,5 @@ public class StorageBackendBenchmark {
             }
             ch.force(false);
         }
-    }
-
-    /**
-     * A count of the process's io_uring queue ({@code os.UringQueue}): by reflection, since it lives in the Java
-     * 22+ layer, which the test sources (release 21) do not compile against.
-     */
-    private static long queueCount(String name) throws ReflectiveOperationException {
-        Class<?> queueClass = Class.forName("io.github.qcowloom.os.UringQueue");
-        Object queue = queueClass.getMethod("shared").invoke(null);
-        Method count = queueClass.getMethod(name);
-        return (long) count.invoke(queue);
     }
 }

@@ -1,0 +1,68 @@
+package io.github.qcowloom.storage;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.util.Locale;
+
+/**
+ * The process's io_uring queue counts at one moment ({@code os.UringQueue}, in the jar's Java 22+ layer), or the
+ * difference of two moments: how requests went (through the ring, or directly when alone), how many went to the
+ * kernel per {@code io_uring_enter}, and where a ring request's time went. {@code bench} prints them beside its
+ * figures, because they tell a slow device from a slow hand-off: a run that waits long between a completion and
+ * its thread running again is short of carriers, not of I/O.
+ *
+ * @param ringRequests requests through the ring
+ * @param directRequests requests made directly, each alone in the queue
+ * @param submitCalls io_uring_enter calls that submitted
+ * @param waitCalls io_uring_enter calls of the completion thread
+ * @param nanosToCompletion summed over ring requests: from prepared to completed (submission and device)
+ * @param nanosToResume summed over ring requests: from completed to running again on their own thread
+ */
+public record UringCounters(long ringRequests, long directRequests, long submitCalls, long waitCalls,
+        long nanosToCompletion, long nanosToResume) {
+    private static final Java22Method COUNTERS = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.os.UringQueue", "sharedCounters", MethodType.methodType(long[].class), "io_uring");
+
+    /** The counts so far; all zero where the Java 22+ layer cannot run or no request used io_uring yet. */
+    public static UringCounters now() {
+        if (COUNTERS.handle() == null) {
+            return new UringCounters(0, 0, 0, 0, 0, 0);
+        }
+        long[] c;
+        try {
+            c = (long[]) COUNTERS.handle().invokeExact();
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+        return new UringCounters(c[0], c[1], c[2], c[3], c[4], c[5]);
+    }
+
+    /** What happened between {@code before} and this moment. */
+    public UringCounters since(UringCounters before) {
+        return new UringCounters(ringRequests - before.ringRequests, directRequests - before.directRequests,
+                submitCalls - before.submitCalls, waitCalls - before.waitCalls,
+                nanosToCompletion - before.nanosToCompletion, nanosToResume - before.nanosToResume);
+    }
+
+    /**
+     * One line for people, e.g. "io_uring: 99% of 100000 requests through the ring, 7.4 per submitting call;
+     * prepared to completed 480 us, completed to resumed 250 us (means)"; null if no request used io_uring.
+     */
+    public String describe() {
+        long all = ringRequests + directRequests;
+        if (all == 0) {
+            return null;
+        }
+        String line = String.format(Locale.ROOT, "io_uring: %.0f%% of %d requests through the ring",
+                100.0 * ringRequests / all, all);
+        if (ringRequests == 0) {
+            return line + " (each alone in the queue, made directly)";
+        }
+        return line + String.format(Locale.ROOT,
+                ", %.1f per submitting call; prepared to completed %.0f us, completed to resumed %.0f us (means)",
+                (double) ringRequests / Math.max(1, submitCalls), nanosToCompletion / 1e3 / ringRequests,
+                nanosToResume / 1e3 / ringRequests);
+    }
+}
