@@ -301,8 +301,8 @@ final class BenchCommand implements Callable<Integer> {
         out.printf("%s: Run completed in %.3f seconds: %.0f IOPS, %.1f MiB/s, latency p50 %.0f us p99 %.0f us, "
                 + "%d host syncs, %.2f s CPU, %s%n", who, r.seconds(), count / r.seconds(), mib, r.p50Micros(),
                 r.p99Micros(), r.syncs(), r.cpuSeconds(), cpuPerIo(r.cpuSeconds()));
-        if (r.queue() != null) {
-            out.println("  " + r.queue());
+        if (!r.uring().none()) {
+            out.println("  " + r.uring().describe());
         }
     }
 

@@ -47,8 +47,8 @@ final class BenchReport {
             m.put("host_syncs", o.syncs());
             m.put("cpu_seconds", o.cpuSeconds());
             m.put("cpu_us_per_io", o.cpuSeconds() * 1e6 / count);
-            if (o.queue() != null) {
-                m.put("io_uring", o.queue());
+            if (!o.uring().none()) {
+                m.putAll(o.uring().json());
             }
             runs.add(m);
         }

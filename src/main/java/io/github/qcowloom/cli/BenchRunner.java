@@ -9,7 +9,6 @@ import io.github.qcowloom.storage.CountingStorage;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Java22Method;
 import io.github.qcowloom.storage.LockPermissions;
-import io.github.qcowloom.storage.UringCounters;
 import io.github.qcowloom.api.ImageLockedException;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -49,8 +48,9 @@ final class BenchRunner {
         }
     }
 
-    /** One run's figures; {@code queue}: how its requests went through io_uring ({@link UringCounters}), or null. */
-    record Result(double seconds, long syncs, double cpuSeconds, double p50Micros, double p99Micros, String queue) {
+    /** One run's figures; {@code uring}: how its requests went through io_uring (all zero if none did). */
+    record Result(double seconds, long syncs, double cpuSeconds, double p50Micros, double p99Micros,
+            UringCounters uring) {
         double iops(int count) {
             return count / seconds;
         }
@@ -96,7 +96,7 @@ final class BenchRunner {
         long syncs;
         double seconds;
         double cpu;
-        UringCounters queue;
+        UringCounters uring;
         try (Qcow2Image img = Qcow2Image.open(storage, image.toAbsolutePath().getParent(), options);
                 AsyncBlockDevice device = model.drive(img)) {
             // qemu-img bench's rule since ff2ab634 (offsets modulo size - bufsize; 7.2 took them modulo size and
@@ -110,7 +110,7 @@ final class BenchRunner {
             }
             long syncsBefore = storage.counts().flushes();
             long cpuBefore = cpuNanos();
-            UringCounters queueBefore = UringCounters.now();
+            UringCounters uringBefore = UringCounters.now();
             long start = System.nanoTime();
             if (spec.batch() || spec.flushInterval() > 0) {
                 // One submitting loop, on a virtual thread as a Loom hypervisor's queue handler would be: it drains
@@ -121,14 +121,14 @@ final class BenchRunner {
             }
             seconds = (System.nanoTime() - start) / 1e9;
             cpu = (cpuNanos() - cpuBefore) / 1e9;
-            queue = UringCounters.now().since(queueBefore);
+            uring = UringCounters.now().since(uringBefore);
             syncs = storage.counts().flushes() - syncsBefore;
         }
         long[] sorted = latency.clone();
         Arrays.sort(sorted);
         int count = spec.count();
         return new Result(seconds, syncs, cpu, sorted[count / 2] / 1e3, sorted[(int) (count * 0.99)] / 1e3,
-                queue.describe());
+                uring);
     }
 
     /**
