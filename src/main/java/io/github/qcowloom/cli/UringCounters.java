@@ -70,8 +70,13 @@ public record UringCounters(long ringRequests, long directRequests, long submitC
         }
         return line + String.format(Locale.ROOT,
                 ", %.1f per submitting call; prepared to completed %.0f us, completed to resumed %.0f us (means)",
-                (double) ringRequests / Math.max(1, submitCalls), nanosToCompletion / 1e3 / ringRequests,
-                nanosToResume / 1e3 / ringRequests);
+                (double) ringRequests / Math.max(1, submitCalls), meanMicros(nanosToCompletion),
+                meanMicros(nanosToResume));
+    }
+
+    /** A sum of nanoseconds over the ring requests as a mean in microseconds; 0 without ring requests. */
+    private double meanMicros(long nanos) {
+        return nanos / 1e3 / Math.max(1, ringRequests);
     }
 
     /**
@@ -84,9 +89,8 @@ public record UringCounters(long ringRequests, long directRequests, long submitC
         m.put("io_uring_direct_requests", directRequests);
         m.put("io_uring_submit_calls", submitCalls);
         m.put("io_uring_wait_calls", waitCalls);
-        long ring = Math.max(1, ringRequests);
-        m.put("io_uring_prepared_to_completed_us", nanosToCompletion / 1e3 / ring);
-        m.put("io_uring_completed_to_resumed_us", nanosToResume / 1e3 / ring);
+        m.put("io_uring_prepared_to_completed_us", meanMicros(nanosToCompletion));
+        m.put("io_uring_completed_to_resumed_us", meanMicros(nanosToResume));
         return m;
     }
 }
