@@ -270,7 +270,7 @@ final class ChunkCopy {
     private static boolean isZero(ByteBuffer view, ByteBuffer zeroes, int from, int to) {
         // Data seldom begins with eight zero bytes: one read settles most granules. (mismatch reads a first byte
         // of each side through get(int) before its vectorized loop, and with the buffers' limits set, a 4 KiB
-        // granule of data cost six calls, interpreted for the first hundred thousand of a copy.)
+        // granule of data cost six calls, run in the interpreter early in a copy.)
         if (to - from >= Long.BYTES && view.limit(to).getLong(from) != 0) {
             return false;
         }
