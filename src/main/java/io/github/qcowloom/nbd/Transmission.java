@@ -30,6 +30,7 @@ final class Transmission {
     private static final long EXTENT_BYTES = 48;
 
     private final ByteStream ch;
+    private final RequestStream requests;
     private final Export export;
     private final Session session;
     private final ExecutorService executor;
@@ -44,6 +45,7 @@ final class Transmission {
             PayloadBuffers buffers, Consumer<RuntimeException> defects) {
         this.defects = defects;
         this.ch = ch;
+        this.requests = new RequestStream(ch);
         this.export = export;
         this.session = session;
         this.executor = executor;
@@ -124,7 +126,7 @@ final class Transmission {
 
     /** The request header, or null on DISC. A malformed or oversized WRITE breaks the stream: ProtocolViolation. */
     private Request next() throws IOException {
-        ByteBuffer h = Wire.read(ch, 28);
+        ByteBuffer h = requests.next(28);
         if (h.getInt() != REQUEST_MAGIC) {
             throw new ProtocolViolation("bad request magic");
         }
@@ -155,7 +157,7 @@ final class Transmission {
         }
         ByteBuffer payload = buffers.take((int) h.length());
         try {
-            Wire.readFully(ch, payload);
+            requests.readFully(payload);
         } catch (IOException | RuntimeException e) {
             buffers.give(payload);
             throw e;

@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.ReadableByteChannel;
 
 /** Exact-length reads and writes on a blocking channel; NBD's integers are big-endian, ByteBuffer's default. */
 final class Wire {
@@ -17,7 +18,7 @@ final class Wire {
         return b.flip();
     }
 
-    static void readFully(ByteChannel ch, ByteBuffer b) throws IOException {
+    static void readFully(ReadableByteChannel ch, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {
             if (ch.read(b) < 0) {
                 throw new EOFException("peer closed the connection");
