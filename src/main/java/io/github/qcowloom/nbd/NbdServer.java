@@ -33,7 +33,8 @@ import org.slf4j.LoggerFactory;
  * <p>What clients can make it hold is bounded by its {@link Options}: at most {@code maxConnections} connections
  * are served at once (more wait in the listen backlog, as with qemu-nbd's {@code --shared}), and each holds at
  * most its byte budget of request buffers (plus one request of up to 32 MiB), however many requests it sends
- * without reading the replies. The worst case is about {@code maxConnections × max(budget, 32 MiB)}.
+ * without reading the replies, and 64 KiB of requests read ahead ({@link RequestStream}). The worst case is about
+ * {@code maxConnections × max(budget, 32 MiB)}.
  *
  * <p>Lock discipline: no locks of its own. {@code connectionSlots} (a semaphore) counts the connections being
  * served; the concurrent sets are safe to read while connections come and go.
@@ -253,7 +254,7 @@ public final class NbdServer implements AutoCloseable {
             }
             if (session != null) {
                 new Transmission(handshake.stream(), export, session, executor, budget, buffers,
-                        Transmission::logDefect).run();
+                        Transmission::logDefect, stopped::get).run();
             }
             // TLS: close_notify before the socket closes (try-with-resources closes it again: a no-op).
             handshake.stream().close();

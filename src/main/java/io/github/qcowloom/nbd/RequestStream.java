@@ -7,23 +7,33 @@ import java.nio.channels.ReadableByteChannel;
 
 /**
  * The transmission phase's incoming bytes, read ahead into one buffer: a client with many requests in flight sends
- * them in bursts, and a burst of headers is read with one system call rather than one each (on a virtual thread,
- * a read that finds the socket empty also costs a poller registration and a wake-up). Large WRITE payloads are
- * read straight into their own buffers past what is already here. Holds at most {@link #SIZE} bytes the client has
- * sent ahead, beyond what the connection's budget counts. Used by the connection's one reading thread only.
+ * them in bursts, and a burst of headers is read with one system call rather than one each (on a virtual thread, a
+ * read that finds the socket empty also costs a poller registration and a wake-up). WRITE payloads are read
+ * straight into their own buffers past what is already here. Used by the connection's one reading thread only.
+ *
+ * <p>The buffer is one of the server's {@link PayloadBuffers}, direct because a channel reads a heap buffer
+ * through a temporary direct one, and given back by {@link #close}. It holds what the client has sent ahead, at
+ * most {@link #SIZE} bytes beyond what the connection's budget counts.
  */
-final class RequestStream {
+final class RequestStream implements AutoCloseable {
+    /** Room for 2340 request headers: more than a connection's 64 requests in flight send ahead. */
     static final int SIZE = 64 << 10;
 
     private final ReadableByteChannel ch;
-    private final ByteBuffer ahead = ByteBuffer.allocateDirect(SIZE).flip(); // unread bytes: position to limit
+    private final PayloadBuffers buffers;
+    private final ByteBuffer ahead; // unread bytes: position to limit
 
-    RequestStream(ReadableByteChannel ch) {
+    RequestStream(ReadableByteChannel ch, PayloadBuffers buffers) {
         this.ch = ch;
+        this.buffers = buffers;
+        this.ahead = buffers.take(SIZE).flip();
     }
 
     /** The next {@code n} bytes ({@code n} at most {@link #SIZE}), valid until the next call; EOF if the peer closes. */
     ByteBuffer next(int n) throws IOException {
+        if (n > SIZE) {
+            throw new IllegalArgumentException(n + " bytes do not fit the " + SIZE + " read ahead");
+        }
         if (ahead.remaining() < n) {
             ahead.compact();
             while (ahead.position() < n) {
@@ -41,8 +51,14 @@ final class RequestStream {
     /** Fills {@code dst} to its limit: first from the bytes read ahead, then from the channel directly. */
     void readFully(ByteBuffer dst) throws IOException {
         int n = Math.min(ahead.remaining(), dst.remaining());
-        dst.put(ahead.slice(ahead.position(), n));
+        dst.put(dst.position(), ahead, ahead.position(), n).position(dst.position() + n);
         ahead.position(ahead.position() + n);
         Wire.readFully(ch, dst);
+    }
+
+    /** Gives the buffer back; the bytes still in it are dropped. */
+    @Override
+    public void close() {
+        buffers.give(ahead);
     }
 }

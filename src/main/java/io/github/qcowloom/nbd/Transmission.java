@@ -8,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -24,13 +25,18 @@ import org.slf4j.LoggerFactory;
  */
 final class Transmission {
     private static final Logger LOG = LoggerFactory.getLogger(Transmission.class);
-    /** Requests in flight per connection; a client with more waits for the socket (TCP/Unix backpressure). */
+    /**
+     * Requests in flight per connection; a client with more waits for the socket (TCP/Unix backpressure), once the
+     * read-ahead ({@link RequestStream#SIZE}) is full too.
+     */
     private static final int MAX_IN_FLIGHT = 64;
     /** Memory one block status extent takes until its reply is sent: the Extent, its list slot, its 8 reply bytes. */
     private static final long EXTENT_BYTES = 48;
 
     private final ByteStream ch;
-    private final RequestStream requests;
+    private final RequestStream incoming;
+    /** True once the server is stopping: no request is started after that, even one already read ahead. */
+    private final BooleanSupplier stopping;
     private final Export export;
     private final Session session;
     private final ExecutorService executor;
@@ -42,10 +48,11 @@ final class Transmission {
     private final Consumer<RuntimeException> defects;
 
     Transmission(ByteStream ch, Export export, Session session, ExecutorService executor, ByteBudget budget,
-            PayloadBuffers buffers, Consumer<RuntimeException> defects) {
+            PayloadBuffers buffers, Consumer<RuntimeException> defects, BooleanSupplier stopping) {
         this.defects = defects;
         this.ch = ch;
-        this.requests = new RequestStream(ch);
+        this.incoming = new RequestStream(ch, buffers);
+        this.stopping = stopping;
         this.export = export;
         this.session = session;
         this.executor = executor;
@@ -59,7 +66,7 @@ final class Transmission {
         try {
             while (true) {
                 Request h = next();
-                if (h == null) {
+                if (h == null || stopping.getAsBoolean()) {
                     return;
                 }
                 // The bytes this request will hold are taken before they are allocated; a client that does not
@@ -105,6 +112,7 @@ final class Transmission {
             // DISC: "finish outstanding requests" before closing; this also covers EOF and errors.
             slots.acquireUninterruptibly(MAX_IN_FLIGHT);
             slots.release(MAX_IN_FLIGHT);
+            incoming.close();
         }
     }
 
@@ -126,7 +134,7 @@ final class Transmission {
 
     /** The request header, or null on DISC. A malformed or oversized WRITE breaks the stream: ProtocolViolation. */
     private Request next() throws IOException {
-        ByteBuffer h = requests.next(28);
+        ByteBuffer h = incoming.next(28);
         if (h.getInt() != REQUEST_MAGIC) {
             throw new ProtocolViolation("bad request magic");
         }
@@ -157,7 +165,7 @@ final class Transmission {
         }
         ByteBuffer payload = buffers.take((int) h.length());
         try {
-            requests.readFully(payload);
+            incoming.readFully(payload);
         } catch (IOException | RuntimeException e) {
             buffers.give(payload);
             throw e;

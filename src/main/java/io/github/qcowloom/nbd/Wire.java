@@ -3,8 +3,8 @@ package io.github.qcowloom.nbd;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.ByteChannel;
 import java.nio.channels.ReadableByteChannel;
+import java.nio.channels.WritableByteChannel;
 
 /** Exact-length reads and writes on a blocking channel; NBD's integers are big-endian, ByteBuffer's default. */
 final class Wire {
@@ -12,7 +12,7 @@ final class Wire {
     }
 
     /** Reads exactly {@code n} bytes; EOFException if the peer closes first. */
-    static ByteBuffer read(ByteChannel ch, int n) throws IOException {
+    static ByteBuffer read(ReadableByteChannel ch, int n) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(n);
         readFully(ch, b);
         return b.flip();
@@ -26,7 +26,7 @@ final class Wire {
         }
     }
 
-    static void writeFully(ByteChannel ch, ByteBuffer b) throws IOException {
+    static void writeFully(WritableByteChannel ch, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {
             ch.write(b);
         }

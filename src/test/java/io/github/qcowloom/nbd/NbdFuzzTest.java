@@ -18,8 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.AbstractExecutorService;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeAll;
 
 /**
@@ -68,8 +66,8 @@ class NbdFuzzTest {
             try {
                 Session session = new Handshake(ch, export).run();
                 if (session != null) {
-                    new Transmission(ch, export, session, new Inline(), new ByteBudget(64L << 20), BUFFERS,
-                            defects::add).run();
+                    new Transmission(ch, export, session, new InlineExecutor(), new ByteBudget(64L << 20), BUFFERS,
+                            defects::add, () -> false).run();
                 }
             } catch (ProtocolViolation | EOFException e) {
                 // The server dropped the client, or the client's bytes ended: both are how a session may end.
@@ -77,94 +75,6 @@ class NbdFuzzTest {
             if (!defects.isEmpty()) {
                 throw defects.get(0);
             }
-        }
-    }
-
-    /** The client's side of the connection: its bytes to read, then the end of the stream; writes are dropped. */
-    private static final class ClientBytes implements ByteStream {
-        private final ByteBuffer in;
-        private boolean open = true;
-
-        ClientBytes(byte[] data) {
-            in = ByteBuffer.wrap(data);
-        }
-
-        @Override
-        public int read(ByteBuffer dst) {
-            if (!in.hasRemaining()) {
-                return -1;
-            }
-            int n = Math.min(dst.remaining(), in.remaining());
-            dst.put(in.slice(in.position(), n));
-            in.position(in.position() + n);
-            return n;
-        }
-
-        @Override
-        public int write(ByteBuffer src) {
-            int n = src.remaining();
-            src.position(src.limit());
-            return n;
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs, int offset, int length) {
-            long n = 0;
-            for (int i = offset; i < offset + length; i++) {
-                n += write(srcs[i]);
-            }
-            return n;
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs) {
-            return write(srcs, 0, srcs.length);
-        }
-
-        @Override
-        public boolean isOpen() {
-            return open;
-        }
-
-        @Override
-        public void close() {
-            open = false;
-        }
-    }
-
-    /** Runs each request on the reading thread: one at a time, in order, so a run replays exactly. */
-    private static final class Inline extends AbstractExecutorService {
-        private boolean shutdown;
-
-        @Override
-        public void execute(Runnable task) {
-            task.run();
-        }
-
-        @Override
-        public void shutdown() {
-            shutdown = true;
-        }
-
-        @Override
-        public List<Runnable> shutdownNow() {
-            shutdown = true;
-            return List.of();
-        }
-
-        @Override
-        public boolean isShutdown() {
-            return shutdown;
-        }
-
-        @Override
-        public boolean isTerminated() {
-            return shutdown;
-        }
-
-        @Override
-        public boolean awaitTermination(long timeout, TimeUnit unit) {
-            return true;
         }
     }
 

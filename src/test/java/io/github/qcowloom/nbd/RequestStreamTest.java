@@ -2,6 +2,8 @@ package io.github.qcowloom.nbd;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.io.EOFException;
@@ -11,7 +13,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
+@Timeout(30) // a stream that stops advancing would spin, not fail
 class RequestStreamTest {
     /** A channel that hands out its bytes in pieces of random size, as a socket does, and counts its reads. */
     private static final class Trickle implements ReadableByteChannel {
@@ -69,7 +73,7 @@ class RequestStreamTest {
             byte[] bytes = new byte[wire.flip().remaining()];
             wire.get(bytes);
             Trickle ch = new Trickle(bytes, seed, seed % 2 == 0 ? 40 : RequestStream.SIZE);
-            RequestStream in = new RequestStream(ch);
+            RequestStream in = new RequestStream(ch, new PayloadBuffers());
             for (int i = 0; i < sent.size(); i += 2) {
                 ByteBuffer header = in.next(28);
                 byte[] got = new byte[28];
@@ -93,7 +97,7 @@ class RequestStreamTest {
             bytes[i * 28] = (byte) i;
         }
         Trickle ch = new Trickle(bytes, 1, Integer.MAX_VALUE - 1);
-        RequestStream in = new RequestStream(ch);
+        RequestStream in = new RequestStream(ch, new PayloadBuffers());
         for (int i = 0; i < 64; i++) {
             assertEquals(i, in.next(28).get(0));
         }
@@ -102,8 +106,26 @@ class RequestStreamTest {
 
     @Test
     void aPeerThatClosesInsideAHeaderEndsTheStream() throws Exception {
-        RequestStream in = new RequestStream(new Trickle(new byte[40], 2, 7));
+        RequestStream in = new RequestStream(new Trickle(new byte[40], 2, 7), new PayloadBuffers());
         assertEquals(28, in.next(28).remaining());
         assertThrows(EOFException.class, () -> in.next(28)); // 12 bytes, then the end
+    }
+
+    @Test
+    void moreThanTheReadAheadHoldsIsRefused() throws Exception {
+        RequestStream in = new RequestStream(new Trickle(new byte[RequestStream.SIZE], 3, 1000), new PayloadBuffers());
+        assertThrows(IllegalArgumentException.class, () -> in.next(RequestStream.SIZE + 1));
+        assertEquals(RequestStream.SIZE, in.next(RequestStream.SIZE).remaining());
+    }
+
+    @Test
+    void theReadAheadIsAPooledBufferGivenBackOnClose() {
+        PayloadBuffers pool = new PayloadBuffers();
+        ByteBuffer idle = pool.take(RequestStream.SIZE);
+        pool.give(idle);
+        RequestStream in = new RequestStream(new Trickle(new byte[0], 4, 1), pool);
+        assertNotSame(idle, pool.take(RequestStream.SIZE), "the stream holds the idle buffer");
+        in.close();
+        assertSame(idle, pool.take(RequestStream.SIZE), "and gave it back");
     }
 }
