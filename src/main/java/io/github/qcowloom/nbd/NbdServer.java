@@ -274,10 +274,10 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /**
-     * Stops accepting, lets every connection finish the requests it has started (new requests are not read) for
-     * up to the stop grace, then closes the connections still open (a client that does not read its replies
-     * would otherwise block them forever), waits for the requests already running on the device, and flushes the
-     * device so everything acknowledged is durable. Idempotent.
+     * Stops accepting, lets every connection finish the requests it has started (new requests are not started,
+     * even those already read ahead) for up to the stop grace, then closes the connections still open (a client
+     * that does not read its replies would otherwise block them forever), waits for the requests already running
+     * on the device, and flushes the device so everything acknowledged is durable. Idempotent.
      */
     public void stop() throws IOException {
         if (!stopped.compareAndSet(false, true)) {

@@ -22,6 +22,7 @@ final class RequestStream implements AutoCloseable {
     private final ReadableByteChannel ch;
     private final PayloadBuffers buffers;
     private final ByteBuffer ahead; // unread bytes: position to limit
+    private boolean closed;
 
     RequestStream(ReadableByteChannel ch, PayloadBuffers buffers) {
         this.ch = ch;
@@ -56,9 +57,12 @@ final class RequestStream implements AutoCloseable {
         Wire.readFully(ch, dst);
     }
 
-    /** Gives the buffer back; the bytes still in it are dropped. */
+    /** Gives the buffer back (once: the pool must never hand one buffer to two takers); unread bytes are dropped. */
     @Override
     public void close() {
-        buffers.give(ahead);
+        if (!closed) {
+            closed = true;
+            buffers.give(ahead);
+        }
     }
 }

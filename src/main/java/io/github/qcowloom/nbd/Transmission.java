@@ -34,7 +34,6 @@ final class Transmission {
     private static final long EXTENT_BYTES = 48;
 
     private final ByteStream ch;
-    private final RequestStream incoming;
     /** True once the server is stopping: no request is started after that, even one already read ahead. */
     private final BooleanSupplier stopping;
     private final Export export;
@@ -51,7 +50,6 @@ final class Transmission {
             PayloadBuffers buffers, Consumer<RuntimeException> defects, BooleanSupplier stopping) {
         this.defects = defects;
         this.ch = ch;
-        this.incoming = new RequestStream(ch, buffers);
         this.stopping = stopping;
         this.export = export;
         this.session = session;
@@ -61,11 +59,19 @@ final class Transmission {
         this.replies = new Replies(ch, session.structuredReplies());
     }
 
-    /** Serves requests until DISC or the end of the stream, then waits for the outstanding ones. */
+    /**
+     * Serves requests until DISC, the end of the stream or the server's stop, then waits for the outstanding ones.
+     */
     void run() throws IOException {
+        try (RequestStream incoming = new RequestStream(ch, buffers)) {
+            readRequests(incoming);
+        }
+    }
+
+    private void readRequests(RequestStream incoming) throws IOException {
         try {
             while (true) {
-                Request h = next();
+                Request h = next(incoming);
                 if (h == null || stopping.getAsBoolean()) {
                     return;
                 }
@@ -80,31 +86,27 @@ final class Transmission {
                         budget.release(cost);
                         return;
                     }
-                    r = withPayload(h);
+                    r = withPayload(h, incoming);
                 } catch (IOException | RuntimeException | Error e) {
                     budget.release(cost);
                     throw e;
                 }
                 slots.acquireUninterruptibly();
+                if (stopping.getAsBoolean()) {
+                    // The wait for the budget or a slot outlasted the start of a stop.
+                    release(r, cost);
+                    return;
+                }
                 try {
                     executor.execute(() -> {
                         try {
                             serve(r);
                         } finally {
-                            // The reply is sent (or cannot be): its buffer is free now.
-                            if (r.payload() != null) {
-                                buffers.give(r.payload());
-                            }
-                            budget.release(cost);
-                            slots.release();
+                            release(r, cost); // the reply is sent (or cannot be)
                         }
                     });
                 } catch (RejectedExecutionException e) {
-                    if (r.payload() != null) {
-                        buffers.give(r.payload());
-                    }
-                    budget.release(cost);
-                    slots.release();
+                    release(r, cost);
                     return;
                 }
             }
@@ -112,8 +114,16 @@ final class Transmission {
             // DISC: "finish outstanding requests" before closing; this also covers EOF and errors.
             slots.acquireUninterruptibly(MAX_IN_FLIGHT);
             slots.release(MAX_IN_FLIGHT);
-            incoming.close();
         }
+    }
+
+    /** Gives back what a request holds once it is done or dropped: its WRITE payload, its budget, its slot. */
+    private void release(Request r, long cost) {
+        if (r.payload() != null) {
+            buffers.give(r.payload());
+        }
+        budget.release(cost);
+        slots.release();
     }
 
     /**
@@ -133,7 +143,7 @@ final class Transmission {
     }
 
     /** The request header, or null on DISC. A malformed or oversized WRITE breaks the stream: ProtocolViolation. */
-    private Request next() throws IOException {
+    private Request next(RequestStream incoming) throws IOException {
         ByteBuffer h = incoming.next(28);
         if (h.getInt() != REQUEST_MAGIC) {
             throw new ProtocolViolation("bad request magic");
@@ -159,7 +169,7 @@ final class Transmission {
     }
 
     /** {@code h} with its WRITE payload read from the stream (the payload's bytes are already budgeted). */
-    private Request withPayload(Request h) throws IOException {
+    private Request withPayload(Request h, RequestStream incoming) throws IOException {
         if (h.type() != CMD_WRITE) {
             return h;
         }

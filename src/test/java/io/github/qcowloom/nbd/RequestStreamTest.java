@@ -15,7 +15,8 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-@Timeout(30) // a stream that stops advancing would spin, not fail
+// A stream that stops advancing spins: only a timeout on its own thread can end it.
+@Timeout(value = 30, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class RequestStreamTest {
     /** A channel that hands out its bytes in pieces of random size, as a socket does, and counts its reads. */
     private static final class Trickle implements ReadableByteChannel {
