@@ -9,9 +9,7 @@ import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.storage.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.util.List;
-import java.util.concurrent.AbstractExecutorService;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
@@ -32,7 +30,7 @@ class TransmissionTest {
         return wire.array();
     }
 
-    private static Transmission transmission(ClientBytes client, RawImage disk, AbstractExecutorService executor,
+    private static Transmission transmission(ClientBytes client, RawImage disk, TestExecutor executor,
             long budget, PayloadBuffers buffers, BooleanSupplier stopping) {
         return new Transmission(client, new Export("t", disk, false), new Session(false, false), executor,
                 new ByteBudget(budget), buffers, e -> {
@@ -94,36 +92,12 @@ class TransmissionTest {
     }
 
     /** Keeps every task for the test to run, on its own thread, when it chooses. */
-    private static final class HeldTasks extends AbstractExecutorService {
+    private static final class HeldTasks extends TestExecutor {
         final List<Runnable> tasks = new CopyOnWriteArrayList<>();
 
         @Override
         public void execute(Runnable task) {
             tasks.add(task);
-        }
-
-        @Override
-        public void shutdown() {
-        }
-
-        @Override
-        public List<Runnable> shutdownNow() {
-            return List.of();
-        }
-
-        @Override
-        public boolean isShutdown() {
-            return false;
-        }
-
-        @Override
-        public boolean isTerminated() {
-            return false;
-        }
-
-        @Override
-        public boolean awaitTermination(long timeout, TimeUnit unit) {
-            return true;
         }
     }
 }
