@@ -9,7 +9,7 @@ package io.github.qcowloom.api;
  * @param poolLow refill the pool (to the midpoint) when it holds fewer clusters than this
  * @param poolHigh return clusters (down to the midpoint) when the pool holds more than this
  * @param poolMax the most the thresholds may grow to when requests find the pool empty
- * @param execution how requests run when driven asynchronously: {@code virtual} or {@code pool:N}
+ * @param execution how requests run when driven asynchronously: {@code virtual}, {@code loop:N} or {@code pool:N}
  * @param recountMemoryBytes the most the reference recount of a dirty image's repair may allocate; a recount that
  *     would need more is refused (ImageTooLargeException) instead of running the JVM out of memory; 0 = a quarter
  *     of the maximum heap ({@link #recountMemoryLimit()})
@@ -31,8 +31,10 @@ public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean p
             throw new IllegalArgumentException("pool thresholds need 1 <= low <= high <= max: " + poolLow + ", "
                     + poolHigh + ", " + poolMax);
         }
-        if (!execution.equals("virtual") && !execution.matches("pool:[1-9][0-9]{0,3}")) {
-            throw new IllegalArgumentException("execution must be 'virtual' or 'pool:N', not '" + execution + "'");
+        if (!execution.equals("virtual") && !execution.matches("pool:[1-9][0-9]{0,3}")
+                && !execution.matches("loop:([1-9]|[1-5][0-9]|6[0-4])")) {
+            throw new IllegalArgumentException("execution must be 'virtual', 'loop:N' or 'pool:N', not '" + execution
+                    + "'");
         }
     }
 

@@ -21,6 +21,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -134,15 +135,16 @@ final class BenchRunner {
     /**
      * DEPTH guests, each a virtual thread that issues its next request as soon as its last completes; request i
      * goes to qemu-img bench's i-th offset. Under the virtual model a guest runs the driver's code itself (a
-     * virtual thread per request in flight, no hand-off); under pool:N it hands each request to the pool and
-     * waits for it, as the caller of a thread-pool driver does.
+     * virtual thread per request in flight, no hand-off), under loop:N on the event loops; under pool:N it hands
+     * each request to the pool and waits for it, as the caller of a thread-pool driver does.
      */
     private static void runGuests(BenchSpec spec, Qcow2Image img, AsyncBlockDevice device, ExecutionModel model,
             ByteBuffer data, long[] latency, long wrap, PrintWriter err) throws InterruptedException {
         AtomicInteger next = new AtomicInteger();
         List<Thread> guests = new ArrayList<>();
+        ThreadFactory threads = model.requestThreads("qcow2-loom-bench-guest");
         for (int g = 0; g < spec.depth(); g++) {
-            guests.add(Thread.ofVirtual().name("qcow2-loom-bench-guest").start(() -> {
+            guests.add(threads.newThread(() -> {
                 ByteBuffer buf = spec.write() ? null : alignedBuffer(spec.size());
                 for (int i; (i = next.getAndIncrement()) < spec.count(); ) {
                     long off = spec.offsetOf(i, wrap);
@@ -164,6 +166,9 @@ final class BenchRunner {
                     latency[i] = System.nanoTime() - t0;
                 }
             }));
+        }
+        for (Thread t : guests) {
+            t.start();
         }
         for (Thread t : guests) {
             t.join();

@@ -4,46 +4,71 @@ import io.github.qcowloom.api.AsyncBlockDevice;
 import io.github.qcowloom.api.BlockDevice;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * How requests run: {@code virtual} (a virtual thread per request, the design) or {@code pool:N} (a fixed pool of N
- * platform threads, the comparison variant). The driver's code is the same under both; only the executor differs.
+ * How requests run: {@code virtual} (a virtual thread per request, the design), {@code loop:N} (a virtual thread per
+ * request on N io_uring event loops, each loop both the threads' scheduler and the owner of its ring, as QEMU's
+ * AioContext is; see {@link EventLoops}) or {@code pool:N} (a fixed pool of N platform threads, the comparison
+ * variant). The driver's code is the same under all three; only the threads it runs on differ.
+ *
+ * @param poolThreads the pool's size for {@code pool:N}, else 0
+ * @param loops the number of event loops for {@code loop:N}, else 0
  */
-public record ExecutionModel(int poolThreads) {
+public record ExecutionModel(int poolThreads, int loops) {
     private static final Pattern POOL = Pattern.compile("pool:(\\d+)");
+    private static final Pattern LOOP = Pattern.compile("loop:(\\d+)");
+    private static final int MAX_LOOPS = 64;
 
-    public static final ExecutionModel VIRTUAL = new ExecutionModel(0);
+    public static final ExecutionModel VIRTUAL = new ExecutionModel(0, 0);
 
     public ExecutionModel {
-        if (poolThreads < 0) {
-            throw new IllegalArgumentException("pool threads " + poolThreads);
+        if (poolThreads < 0 || loops < 0 || (poolThreads > 0 && loops > 0)) {
+            throw new IllegalArgumentException("pool threads " + poolThreads + ", loops " + loops);
         }
     }
 
-    /** Parses {@code virtual} or {@code pool:N} (N from 1 to 4096). */
+    /** Parses {@code virtual}, {@code loop:N} (N from 1 to 64) or {@code pool:N} (N from 1 to 4096). */
     public static ExecutionModel parse(String text) {
         if ("virtual".equals(text)) {
             return VIRTUAL;
         }
         Matcher m = POOL.matcher(text);
-        if (m.matches()) {
+        if (m.matches() && m.group(1).length() <= 4) {
             int n = Integer.parseInt(m.group(1));
             if (n >= 1 && n <= 4096) {
-                return new ExecutionModel(n);
+                return new ExecutionModel(n, 0);
             }
         }
-        throw new IllegalArgumentException("execution model must be 'virtual' or 'pool:N' (1..4096), not '" + text
-                + "'");
+        m = LOOP.matcher(text);
+        if (m.matches() && m.group(1).length() <= 2) {
+            int n = Integer.parseInt(m.group(1));
+            if (n >= 1 && n <= MAX_LOOPS) {
+                return new ExecutionModel(0, n);
+            }
+        }
+        throw new IllegalArgumentException("execution model must be 'virtual', 'loop:N' (1.." + MAX_LOOPS
+                + ") or 'pool:N' (1..4096), not '" + text + "'");
     }
 
+    /** True where the caller's thread runs the driver's code itself: {@code virtual} and {@code loop:N}. */
     public boolean virtual() {
         return poolThreads == 0;
     }
 
+    /**
+     * A factory of the threads that run requests under this model (virtual threads, on the event loops for
+     * {@code loop:N}), named {@code name}; for {@code pool:N}, virtual threads that hand their requests to the
+     * pool. Throws UnsupportedOperationException, with the reason, where event loops cannot run.
+     */
+    public ThreadFactory requestThreads(String name) {
+        return loops > 0 ? EventLoops.threadFactory(loops, name) : Thread.ofVirtual().name(name).factory();
+    }
+
     public ExecutorService newExecutor() {
-        return virtual() ? new VirtualThreadPerRequest()
+        return virtual() ? new VirtualThreadPerRequest(requestThreads("qcow2-request"))
                 : Executors.newFixedThreadPool(poolThreads, Thread.ofPlatform().name("qcow2-pool-", 0).factory());
     }
 
@@ -54,6 +79,6 @@ public record ExecutionModel(int poolThreads) {
 
     @Override
     public String toString() {
-        return virtual() ? "virtual" : "pool:" + poolThreads;
+        return loops > 0 ? "loop:" + loops : virtual() ? "virtual" : "pool:" + poolThreads;
     }
 }

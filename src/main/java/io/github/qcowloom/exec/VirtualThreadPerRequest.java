@@ -17,11 +17,16 @@ import java.util.concurrent.locks.ReentrantLock;
  * (the driver's requests are short and must not be torn mid-I/O); it only refuses new ones.
  */
 final class VirtualThreadPerRequest extends AbstractExecutorService {
-    private static final ThreadFactory THREADS = Thread.ofVirtual().name("qcow2-request").factory();
+    private final ThreadFactory threads;
     private final AtomicLong inFlight = new AtomicLong();
     private volatile boolean shutdown;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition drained = lock.newCondition();
+
+    /** An executor whose tasks each run on a new thread of {@code threads} (virtual ones, on some scheduler). */
+    VirtualThreadPerRequest(ThreadFactory threads) {
+        this.threads = threads;
+    }
 
     @Override
     public void execute(Runnable task) {
@@ -31,7 +36,7 @@ final class VirtualThreadPerRequest extends AbstractExecutorService {
             finished();
             throw new RejectedExecutionException("executor shut down");
         }
-        THREADS.newThread(() -> {
+        threads.newThread(() -> {
             try {
                 task.run();
             } finally {

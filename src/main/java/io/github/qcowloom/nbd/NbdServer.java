@@ -15,6 +15,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
@@ -108,6 +109,8 @@ public final class NbdServer implements AutoCloseable {
     private final ServerSocketChannel listener;
     private final SocketAddress address;
     private final ExecutorService executor;
+    /** A connection's reading thread: on an event loop under loop:N, so its requests start there too. */
+    private final ThreadFactory connectionThreads;
     private final Options options;
     /** Free connection slots; null when connections are unlimited. */
     private final Semaphore connectionSlots;
@@ -126,6 +129,7 @@ public final class NbdServer implements AutoCloseable {
         this.listener = listener;
         this.address = listener.getLocalAddress();
         this.executor = model.newExecutor();
+        this.connectionThreads = model.requestThreads("nbd-conn");
         this.options = options;
         this.connectionSlots = options.maxConnections() == 0 ? null : new Semaphore(options.maxConnections());
         this.acceptor = Thread.ofVirtual().name("nbd-accept").start(this::acceptLoop);
@@ -232,7 +236,7 @@ public final class NbdServer implements AutoCloseable {
                 return;
             }
             connections.add(ch);
-            Thread t = Thread.ofVirtual().name("nbd-conn").unstarted(() -> serve(ch));
+            Thread t = connectionThreads.newThread(() -> serve(ch));
             handlers.add(t);
             t.start();
             if (stopped.get()) {

@@ -27,6 +27,10 @@ final class IoUring implements Closeable {
     static final byte OP_WRITE = 23;
     static final int FSYNC_DATASYNC = 1;
     static final int ENTER_GETEVENTS = 1;
+    /** Only the thread that set the ring up enters it (Linux 6.0). */
+    static final int SETUP_SINGLE_ISSUER = 1 << 12;
+    /** Completion work runs when the issuer asks for completions, not by interrupting it (Linux 6.1). */
+    static final int SETUP_DEFER_TASKRUN = 1 << 13;
     private static final int FEAT_SINGLE_MMAP = 1;
     // Linux 5.17. Older kernels accept the set-up but lack what the queue relies on: OP_READ/OP_WRITE (5.6), and
     // waking every waiter of a completion (5.15), without which a lone request waiting beside the completion
@@ -80,8 +84,14 @@ final class IoUring implements Closeable {
 
     /** Sets up a ring of {@code entries} submission slots (a power of two) and twice as many completions. */
     static IoUring create(int entries) throws IOException {
+        return create(entries, 0);
+    }
+
+    /** The same, with {@code IORING_SETUP_*} flags. */
+    static IoUring create(int entries, int setupFlags) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment params = arena.allocate(120, 8);
+            params.set(JAVA_INT, 8, setupFlags);
             int ring = (int) LinuxCalls.check(LinuxCalls.syscall(LinuxCalls.errnoSegment(arena),
                     SyscallNumbers.IO_URING_SETUP, entries, params.address(), 0, 0, 0, 0), "io_uring_setup");
             MemorySegment sq = null;

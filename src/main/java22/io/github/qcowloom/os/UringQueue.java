@@ -22,7 +22,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * completed while it waited), or else one platform thread that waits in the kernel and unparks their owners.
  * A request alone in the process skips the ring and makes its system call directly ({@link #request}). A
  * virtual thread so never blocks a carrier on I/O while others are in flight, and requests in flight together
- * share system calls.
+ * share system calls. A request on a virtual thread of an event loop ({@link UringLoop}) goes to that loop's ring
+ * instead.
  *
  * <p>Locks: {@code submitLock} guards the submission side of the ring (the SQ tail and SQEs), the free slots
  * and {@code prepared}; {@code completeLock} guards the completion side (the CQ head). They are never held
@@ -142,19 +143,24 @@ public final class UringQueue {
     }
 
     /**
-     * The process queue's counts so far, all zero if it was never set up: requests through the ring, requests
-     * made directly (alone in the queue), io_uring_enter calls to submit (each takes every request prepared at
-     * that moment) and by the completion thread to wait, and the nanoseconds ring requests spent from prepared
-     * to completed (handed out) and from completed to running again on their own thread. The order is
-     * {@code UringCounters}'.
+     * The process's io_uring counts so far, the shared queue's and the event loops' together, all zero if neither
+     * was set up: requests through a ring, requests made directly (alone in the shared queue), io_uring_enter calls
+     * to submit (a loop's each submit too) and by the completion thread to wait, and the nanoseconds ring requests
+     * spent from prepared to completed (handed out) and from completed to running again on their own thread. The
+     * order is {@code UringCounters}'.
      */
     public static long[] sharedCounters() {
+        long[] c = {UringLoop.REQUESTS.sum(), 0, UringLoop.ENTER_CALLS.sum(), 0, UringLoop.NANOS_TO_COMPLETION.sum(),
+            UringLoop.NANOS_TO_RESUME.sum()};
         UringQueue q = shared;
-        if (q == null) {
-            return new long[6];
+        if (q != null) {
+            long[] queue = {q.ringRequests.sum(), q.directRequests.sum(), q.submitCalls.sum(), q.waitCalls.sum(),
+                q.nanosToCompletion.sum(), q.nanosToResume.sum()};
+            for (int i = 0; i < c.length; i++) {
+                c[i] += queue[i];
+            }
         }
-        return new long[] {q.ringRequests.sum(), q.directRequests.sum(), q.submitCalls.sum(), q.waitCalls.sum(),
-            q.nanosToCompletion.sum(), q.nanosToResume.sum()};
+        return c;
     }
 
     /** pread: returns the bytes read (0 at the end of the file), or -errno. */
@@ -187,6 +193,10 @@ public final class UringQueue {
     private int request(byte opcode, int fd, long address, int length, long offset, int opFlags)
             throws IOException {
         checkNotBroken();
+        UringLoop loop = UringLoop.current();
+        if (loop != null) {
+            return loop.request(opcode, fd, address, length, offset, opFlags); // its own ring, on its own thread
+        }
         try {
             if (active.getAndIncrement() == 0) {
                 directRequests.increment();

@@ -16,7 +16,7 @@ class VirtualThreadPerRequestTest {
     void runsEachTaskOnItsOwnVirtualThreadAndCloseWaitsForAll() {
         AtomicInteger ran = new AtomicInteger();
         AtomicInteger virtual = new AtomicInteger();
-        VirtualThreadPerRequest executor = new VirtualThreadPerRequest();
+        VirtualThreadPerRequest executor = new VirtualThreadPerRequest(Thread.ofVirtual().factory());
         try (executor) {
             for (int i = 0; i < 10_000; i++) {
                 executor.execute(() -> {
@@ -36,7 +36,7 @@ class VirtualThreadPerRequestTest {
     @Test
     void awaitTerminationTimesOutWhileATaskRunsAndRefusesNewTasks() throws Exception {
         CountDownLatch release = new CountDownLatch(1);
-        VirtualThreadPerRequest executor = new VirtualThreadPerRequest();
+        VirtualThreadPerRequest executor = new VirtualThreadPerRequest(Thread.ofVirtual().factory());
         executor.execute(() -> {
             try {
                 release.await();

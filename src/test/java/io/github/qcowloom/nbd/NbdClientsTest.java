@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The server with real clients: qemu-io, qemu-img, nbdinfo, nbdcopy and fio; the image checks clean after each. */
@@ -100,11 +102,12 @@ class NbdClientsTest {
         Qemu.img("compare", "-f", "raw", "-F", "raw", in.toString(), out.toString());
     }
 
-    @Test
-    void fioRandomReadWriteVerifies() throws IOException {
+    @ParameterizedTest
+    @ValueSource(strings = {"virtual", "loop:2"})
+    void fioRandomReadWriteVerifies(String model) throws IOException {
         Served.assumeTool("fio", "fio");
         Path img = image();
-        try (Served s = Served.start(img, sock(), false, ExecutionModel.VIRTUAL)) {
+        try (Served s = Served.start(img, sock(), false, ExecutionModel.parse(model))) {
             Qemu.Result r = Qemu.exec(List.of("fio", "--name=nbd", "--ioengine=nbd", "--uri=" + s.uri(),
                     "--rw=randrw", "--bs=4k", "--iodepth=16", "--size=16M", "--runtime=5", "--verify=crc32c"),
                     img.getParent()); // fio leaves its verify state file in the working directory

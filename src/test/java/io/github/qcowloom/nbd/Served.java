@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.testing.Qemu;
@@ -36,6 +37,9 @@ final class Served implements AutoCloseable {
     static Served start(Path image, Path socket, boolean readOnly, ExecutionModel model, NbdServer.Options options)
             throws IOException {
         OpenOptions o = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        if (model.loops() > 0) { // the loops' requests go through their own rings
+            o = o.withTuning(o.tuning().withStorage(StorageBackend.IO_URING));
+        }
         BlockDevice dev = ImageFormat.open(image, "qcow2", o);
         Files.deleteIfExists(socket);
         NbdServer s = NbdServer.start(new Export(image.getFileName().toString(), dev, readOnly),

@@ -1,0 +1,305 @@
+package io.github.qcowloom.os;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.LockSupport;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An event loop as QEMU's AioContext is one: a platform thread that is at once the scheduler of the virtual threads
+ * started on it and the only user of its own io_uring. A request on one of its threads prepares its SQE and parks;
+ * when nothing is left to run, the loop submits what is prepared and waits for a completion in the same
+ * {@code io_uring_enter}, then resumes the completed requests' threads itself. Submitting, reaping and the request's
+ * own code so run on one thread, with no hand-off and no wake-up between them, as qemu-img's do. (The process's
+ * shared queue, {@link UringQueue}, passes a completion through three threads: the submitter, the completion thread
+ * and a carrier.)
+ *
+ * <p>The ring is set up {@code SINGLE_ISSUER | DEFER_TASKRUN}: the kernel runs its completion work when the loop
+ * asks for completions, not by interrupting the loop while it runs Java. Submissions go to the kernel four at a
+ * time while threads are running (the device starts on them early) and all at once when the loop runs out of work.
+ *
+ * <p>Virtual threads a loop's thread starts inherit the loop (the JDK gives a child its parent's scheduler). Other
+ * threads (platform threads, the JDK's timer and socket pollers) hand a thread to the loop through {@link #execute}:
+ * a lock-free queue, plus an eventfd whose read always sits in the ring, written only when the loop sleeps.
+ *
+ * <p>Lock discipline: no lock. The run queue is a {@link ConcurrentLinkedQueue}. {@code sleeping} and the queue
+ * form a Dekker pair: the loop sets {@code sleeping} and then looks at the queue, a producer adds to the queue and
+ * then looks at {@code sleeping}, so either the loop sees the task or the producer wakes it. Everything else (the
+ * ring, the slots and their waiters, {@code prepared}) is touched only on the loop's own thread: by the loop between
+ * tasks, and by the requests running on it, since a virtual thread whose scheduler is this loop runs only here.
+ */
+final class UringLoop implements Executor {
+    private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);
+    private static final int ENTRIES = 256;
+    /** Requests in flight at most: one SQE stays for the wake-up read, so neither ring can overflow. */
+    private static final int CAPACITY = ENTRIES - 1;
+    /** Prepared requests that go to the kernel while threads are still running (measured: 1 and 16 were slower). */
+    private static final int SUBMIT_BATCH = 4;
+    /** Tasks run between two looks at the ring, so a thread that keeps yielding cannot hold back completions. */
+    private static final int ROUND = 256;
+    private static final long WAKE_TAG = CAPACITY;
+    private static final MethodHandle CARRIER = carrierHandle();
+
+    // Counters for bench (UringQueue.sharedCounters), over every loop.
+    static final LongAdder REQUESTS = new LongAdder();
+    static final LongAdder ENTER_CALLS = new LongAdder();
+    static final LongAdder NANOS_TO_COMPLETION = new LongAdder();
+    static final LongAdder NANOS_TO_RESUME = new LongAdder();
+
+    private final ConcurrentLinkedQueue<Runnable> runnable = new ConcurrentLinkedQueue<>();
+    private final AtomicBoolean sleeping = new AtomicBoolean();
+    private final Semaphore slots = new Semaphore(CAPACITY);
+    private final Carrier carrier;
+    private final int wakeFd;
+    private final IoUring ring;
+    private final MemorySegment wakeBuffer = Arena.global().allocate(8, 8);
+    private final MemorySegment errno = LinuxCalls.errnoSegment(Arena.global());
+    // The loop's thread only.
+    private final Waiter[] waiters = new Waiter[CAPACITY];
+    private final int[] freeSlots = new int[CAPACITY];
+    private int freeCount = CAPACITY;
+    private int prepared;
+    private IOException broken;
+
+    /** A request's completion: written by the loop, read by the request's thread, both on the loop's thread. */
+    private static final class Waiter {
+        final Thread owner = Thread.currentThread();
+        final long preparedAt = System.nanoTime();
+        boolean done;
+        int result;
+        long completedAt;
+    }
+
+    /** The loop's platform thread; {@link #current} knows a loop's virtual threads by it. */
+    private static final class Carrier extends Thread {
+        private final CompletableFuture<IoUring> ringMade = new CompletableFuture<>();
+        private volatile UringLoop loop;
+
+        Carrier(String name) {
+            super(null, null, name, 0, false);
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            try {
+                // SINGLE_ISSUER: the thread that sets the ring up is the only one that may enter it.
+                IoUring r;
+                try {
+                    r = IoUring.create(ENTRIES, IoUring.SETUP_SINGLE_ISSUER | IoUring.SETUP_DEFER_TASKRUN);
+                } catch (IOException beforeLinux61) {
+                    r = IoUring.create(ENTRIES); // the kernel runs completion work by interrupting: slower, right
+                }
+                ringMade.complete(r);
+            } catch (IOException | RuntimeException e) {
+                ringMade.completeExceptionally(e);
+                return;
+            }
+            UringLoop l;
+            while ((l = loop) == null) {
+                LockSupport.park(this); // the constructor sets it once the ring is made
+            }
+            l.run();
+        }
+    }
+
+    /** Starts a loop on a new daemon thread named {@code name}; throws if its ring cannot be set up. */
+    UringLoop(String name) throws IOException {
+        for (int i = 0; i < CAPACITY; i++) {
+            freeSlots[i] = i;
+        }
+        this.carrier = new Carrier(name);
+        carrier.start();
+        try {
+            this.ring = carrier.ringMade.join();
+        } catch (RuntimeException e) {
+            Throwable cause = e.getCause() != null ? e.getCause() : e;
+            throw cause instanceof IOException io ? io : new IOException(cause.toString(), cause);
+        }
+        int fd;
+        try {
+            fd = EventFds.create();
+        } catch (IOException e) {
+            ring.close(); // the carrier is parked for good; it is a daemon
+            throw e;
+        }
+        this.wakeFd = fd;
+        carrier.loop = this;
+        LockSupport.unpark(carrier);
+    }
+
+    private static MethodHandle carrierHandle() {
+        try {
+            return MethodHandles.privateLookupIn(Thread.class, MethodHandles.lookup())
+                    .findStatic(Thread.class, "currentCarrierThread", MethodType.methodType(Thread.class));
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return null; // java.lang not opened to us: no thread can be on a loop either
+        }
+    }
+
+    /** Null if this JVM lets loops run, else what it lacks. */
+    static String unavailableReason() {
+        return CARRIER == null ? "the JVM needs --add-opens java.base/java.lang=ALL-UNNAMED" : null;
+    }
+
+    /** The loop that runs the calling thread, or null if it runs elsewhere. */
+    static UringLoop current() {
+        if (CARRIER == null) {
+            return null;
+        }
+        try {
+            return ((Thread) CARRIER.invokeExact()) instanceof Carrier c ? c.loop : null;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /** Runs {@code task} (a virtual thread's continuation) on the loop; from any thread. */
+    @Override
+    public void execute(Runnable task) {
+        runnable.add(task);
+        if (sleeping.get() && sleeping.compareAndSet(true, false)) {
+            try {
+                EventFds.signal(wakeFd);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e); // the descriptor is ours and open: not reached
+            }
+        }
+    }
+
+    /**
+     * One request, from a thread this loop runs: prepares its SQE and parks until the loop hands it the result
+     * (bytes, 0, or -errno). Waits for the completion even if interrupted (the kernel may still use the buffer);
+     * the interrupt status is kept.
+     */
+    int request(byte opcode, int fd, long address, int length, long offset, int opFlags) throws IOException {
+        slots.acquireUninterruptibly();
+        try {
+            checkNotBroken();
+            Waiter w = new Waiter();
+            int slot = freeSlots[--freeCount];
+            waiters[slot] = w;
+            ring.prepare(opcode, fd, address, length, offset, opFlags, slot);
+            prepared++;
+            boolean interrupted = false;
+            while (!w.done) {
+                LockSupport.park(this);
+                interrupted |= Thread.interrupted();
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+            waiters[slot] = null;
+            freeSlots[freeCount++] = slot;
+            REQUESTS.increment();
+            NANOS_TO_COMPLETION.add(w.completedAt - w.preparedAt);
+            NANOS_TO_RESUME.add(System.nanoTime() - w.completedAt);
+            return w.result;
+        } finally {
+            slots.release();
+        }
+    }
+
+    private void run() {
+        armWake();
+        while (true) {
+            Runnable task = null;
+            for (int i = 0; i < ROUND && (task = runnable.poll()) != null; i++) {
+                try {
+                    task.run();
+                } catch (Throwable e) { // a continuation does not throw; keep the loop alive if one does
+                    LOG.error("a task on {} failed", carrier.getName(), e);
+                }
+                if (prepared >= SUBMIT_BATCH) {
+                    enter(0, 0);
+                }
+            }
+            if (task != null) {
+                enter(0, IoUring.ENTER_GETEVENTS); // more to run: take what has completed, without waiting
+            } else {
+                sleeping.set(true);
+                if (runnable.isEmpty()) {
+                    enter(1, IoUring.ENTER_GETEVENTS);
+                }
+                sleeping.set(false);
+            }
+            ring.reap(this::complete);
+        }
+    }
+
+    /** Submits everything prepared and, with GETEVENTS, waits until {@code minComplete} completions are posted. */
+    private void enter(int minComplete, int flags) {
+        if (broken != null) {
+            if (minComplete > 0) {
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1)); // the ring is dead: poll the queue
+            }
+            return;
+        }
+        ENTER_CALLS.increment();
+        long r = ring.enter(errno, prepared, minComplete, flags);
+        if (r > 0) {
+            prepared -= (int) r;
+        } else if (r < 0 && r != -LinuxCalls.EINTR && r != -LinuxCalls.EAGAIN && r != -LinuxCalls.EBUSY) {
+            fail(new IOException("io_uring_enter: " + LinuxCalls.strerror((int) -r)));
+        }
+    }
+
+    private void armWake() {
+        ring.prepare(IoUring.OP_READ, wakeFd, wakeBuffer.address(), 8, 0, 0, WAKE_TAG);
+        prepared++;
+    }
+
+    private void complete(long userData, int result) {
+        if (userData == WAKE_TAG) {
+            if (broken == null) {
+                armWake();
+            }
+            return;
+        }
+        Waiter w = waiters[(int) userData];
+        if (w != null && !w.done) {
+            w.result = result;
+            w.completedAt = System.nanoTime();
+            w.done = true;
+            LockSupport.unpark(w.owner);
+        }
+    }
+
+    /**
+     * The ring refused a call it should never refuse (a bug or a kernel fault): every waiting request fails with
+     * EIO and later ones are refused, and the loop goes on running its threads without a ring.
+     */
+    private void fail(IOException e) {
+        LOG.error("{}: the io_uring failed; its requests fail from now on", carrier.getName(), e);
+        broken = e;
+        long now = System.nanoTime();
+        for (Waiter w : waiters) {
+            if (w != null && !w.done) {
+                w.result = -5;
+                w.completedAt = now;
+                w.done = true;
+                LockSupport.unpark(w.owner);
+            }
+        }
+    }
+
+    private void checkNotBroken() throws IOException {
+        IOException e = broken;
+        if (e != null) {
+            throw new IOException("io_uring failed: " + e.getMessage(), e);
+        }
+    }
+}

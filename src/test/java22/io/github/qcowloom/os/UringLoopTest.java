@@ -1,0 +1,201 @@
+package io.github.qcowloom.os;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The io_uring event loops: requests from their threads go through the loops' own rings, more threads than a ring
+ * has slots wait for one, threads handed to a sleeping loop from outside wake it (seeded timings, so that hand-ins
+ * land before, during and after the loop goes to sleep), children inherit the loop, and an interrupted request still
+ * returns its result. Each test fails by timing out if a thread is stranded on a loop.
+ */
+@Timeout(value = 120, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+class UringLoopTest {
+    private static final int BLOCK = 4096;
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void moreThreadsThanSlotsEachWriteAndReadBackTheirBlockThroughTheLoopsRings() throws Exception {
+        int threads = 600; // more than two rings' slots: some wait for a slot
+        Path file = dir.resolve("f");
+        Files.write(file, new byte[threads * BLOCK]);
+        UringQueue queue = UringQueue.shared();
+        long loopRequestsBefore = UringLoop.REQUESTS.sum();
+        long sharedBefore = UringQueue.sharedCounters()[0] - loopRequestsBefore;
+        ConcurrentLinkedQueue<Throwable> failures = new ConcurrentLinkedQueue<>();
+        try (NativeFile f = NativeFile.open(file, true, false)) {
+            ThreadFactory loops = UringLoops.threadFactory(2, "test-loop");
+            List<Thread> started = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int id = t;
+                started.add(loops.newThread(() -> {
+                    try {
+                        assertNotNull(UringLoop.current(), "a thread of the factory runs on a loop");
+                        SplittableRandom rnd = new SplittableRandom(id);
+                        ByteBuffer out = ByteBuffer.allocateDirect(BLOCK);
+                        for (int i = 0; i < BLOCK; i++) {
+                            out.put(i, (byte) rnd.nextInt());
+                        }
+                        if (rnd.nextBoolean()) {
+                            Thread.yield();
+                        }
+                        assertEquals(BLOCK, queue.write(f.fd(), address(out), BLOCK, (long) id * BLOCK));
+                        ByteBuffer in = ByteBuffer.allocateDirect(BLOCK);
+                        assertEquals(BLOCK, queue.read(f.fd(), address(in), BLOCK, (long) id * BLOCK));
+                        assertEquals(out, in, "thread " + id + " reads back what it wrote");
+                    } catch (Throwable e) {
+                        failures.add(e);
+                    }
+                }));
+            }
+            started.forEach(Thread::start);
+            for (Thread t : started) {
+                t.join();
+            }
+        }
+        assertTrue(failures.isEmpty(), () -> failures.peek().toString());
+        assertEquals(2L * threads, UringLoop.REQUESTS.sum() - loopRequestsBefore, "every request went to a loop");
+        assertEquals(sharedBefore, UringQueue.sharedCounters()[0] - UringLoop.REQUESTS.sum(),
+                "no request went through the shared queue");
+        byte[] all = Files.readAllBytes(file);
+        for (int id = 0; id < threads; id++) {
+            SplittableRandom rnd = new SplittableRandom(id);
+            for (int i = 0; i < BLOCK; i++) {
+                assertEquals((byte) rnd.nextInt(), all[id * BLOCK + i], "block " + id + " byte " + i);
+            }
+        }
+    }
+
+    /**
+     * A platform thread unparks a loop's thread at seeded moments after it announced it is about to park, spinning
+     * rather than blocking so that it is running while the loop parks the thread and goes to sleep: hand-ins land
+     * before, inside and after the few instructions in which the loop decides to sleep. Every thread must resume;
+     * a missed wake-up strands it and the round fails.
+     */
+    @Test
+    void threadsHandedInFromOutsideAlwaysWakeTheLoop() throws Exception {
+        int rounds = 20_000;
+        ThreadFactory loops = UringLoops.threadFactory(1, "test-wake");
+        SplittableRandom rnd = new SplittableRandom(42);
+        for (int round = 0; round < rounds; round++) {
+            AtomicBoolean aboutToPark = new AtomicBoolean();
+            AtomicBoolean go = new AtomicBoolean();
+            Thread t = loops.newThread(() -> {
+                aboutToPark.set(true);
+                while (!go.get()) {
+                    LockSupport.park();
+                }
+            });
+            t.start();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (!aboutToPark.get()) {
+                assertTrue(System.nanoTime() < deadline, "round " + round + ": the loop did not run a new thread");
+                Thread.onSpinWait();
+            }
+            long until = System.nanoTime() + rnd.nextInt(round % 2 == 0 ? 2_000 : 30_000);
+            while (System.nanoTime() < until) {
+                Thread.onSpinWait();
+            }
+            go.set(true);
+            LockSupport.unpark(t);
+            assertTrue(t.join(java.time.Duration.ofSeconds(10)), "round " + round + ": the loop did not wake");
+        }
+    }
+
+    @Test
+    void aVirtualThreadStartedOnALoopRunsThereToo() throws Exception {
+        ThreadFactory loops = UringLoops.threadFactory(1, "test-parent");
+        AtomicReference<UringLoop> parent = new AtomicReference<>();
+        AtomicReference<UringLoop> child = new AtomicReference<>();
+        AtomicReference<UringLoop> platform = new AtomicReference<>();
+        Thread t = loops.newThread(() -> {
+            parent.set(UringLoop.current());
+            try {
+                Thread.ofVirtual().start(() -> child.set(UringLoop.current())).join();
+                Thread.ofPlatform().start(() -> platform.set(UringLoop.current())).join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        t.start();
+        t.join();
+        assertNotNull(parent.get());
+        assertSame(parent.get(), child.get());
+        assertNull(platform.get(), "a platform thread is no loop's");
+        assertNull(UringLoop.current(), "nor is the test's thread");
+    }
+
+    @Test
+    void anInterruptedRequestStillReturnsItsResultAndKeepsTheInterrupt() throws Exception {
+        Path file = dir.resolve("i");
+        Files.write(file, new byte[64 * BLOCK]);
+        UringQueue queue = UringQueue.shared();
+        ThreadFactory loops = UringLoops.threadFactory(1, "test-interrupt");
+        ConcurrentLinkedQueue<String> wrong = new ConcurrentLinkedQueue<>();
+        try (NativeFile f = NativeFile.open(file, true, false)) {
+            List<Thread> started = new ArrayList<>();
+            for (int n = 0; n < 64; n++) {
+                int id = n;
+                Thread t = loops.newThread(() -> {
+                    ByteBuffer b = ByteBuffer.allocateDirect(BLOCK);
+                    for (int i = 0; i < 50; i++) {
+                        try {
+                            int r = queue.read(f.fd(), address(b), BLOCK, (long) id * BLOCK);
+                            if (r != BLOCK) {
+                                wrong.add("thread " + id + " read " + r);
+                            }
+                        } catch (Exception e) {
+                            wrong.add(e.toString());
+                        }
+                        Thread.interrupted();
+                    }
+                    Thread.currentThread().interrupt();
+                    try {
+                        int r = queue.read(f.fd(), address(b), BLOCK, 0);
+                        if (r != BLOCK || !Thread.currentThread().isInterrupted()) {
+                            wrong.add("thread " + id + ": " + r + ", interrupted " + Thread.interrupted());
+                        }
+                    } catch (Exception e) {
+                        wrong.add(e.toString());
+                    }
+                });
+                started.add(t);
+                t.start();
+            }
+            for (int i = 0; i < 200; i++) {
+                started.get(i % started.size()).interrupt();
+                LockSupport.parkNanos(TimeUnit.MICROSECONDS.toNanos(20));
+            }
+            for (Thread t : started) {
+                t.join();
+            }
+        }
+        assertTrue(wrong.isEmpty(), wrong::toString);
+    }
+
+    private static long address(ByteBuffer direct) {
+        return MemorySegment.ofBuffer(direct).address();
+    }
+}
