@@ -9,7 +9,8 @@ package io.github.qcowloom.api;
  * @param poolLow refill the pool (to the midpoint) when it holds fewer clusters than this
  * @param poolHigh return clusters (down to the midpoint) when the pool holds more than this
  * @param poolMax the most the thresholds may grow to when requests find the pool empty
- * @param execution how requests run when driven asynchronously: {@code virtual}, {@code loop:N} or {@code pool:N}
+ * @param execution how requests run when driven asynchronously: {@code virtual}, {@code loop:N}, {@code pool:N} or
+ *     {@code auto} ({@code loop:1} with O_DIRECT through io_uring, else {@code virtual})
  * @param recountMemoryBytes the most the reference recount of a dirty image's repair may allocate; a recount that
  *     would need more is refused (ImageTooLargeException) instead of running the JVM out of memory; 0 = a quarter
  *     of the maximum heap ({@link #recountMemoryLimit()})
@@ -31,9 +32,9 @@ public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean p
             throw new IllegalArgumentException("pool thresholds need 1 <= low <= high <= max: " + poolLow + ", "
                     + poolHigh + ", " + poolMax);
         }
-        if (!execution.equals("virtual") && !execution.matches("pool:[1-9][0-9]{0,3}")
+        if (!execution.equals("virtual") && !execution.equals("auto") && !execution.matches("pool:[1-9][0-9]{0,3}")
                 && !execution.matches("loop:([1-9]|[1-5][0-9]|6[0-4])")) {
-            throw new IllegalArgumentException("execution must be 'virtual', 'loop:N' or 'pool:N', not '" + execution
+            throw new IllegalArgumentException("execution must be 'auto', 'virtual', 'loop:N' or 'pool:N', not '" + execution
                     + "'");
         }
     }
@@ -46,11 +47,11 @@ public record ImageOptions(long l2CacheBytes, long refblockCacheBytes, boolean p
     }
 
     /**
-     * QEMU's cache defaults, a 256 KiB refcount cache, the pool on with 16/64 clusters (cap 1024), and the
-     * automatic recount bound, the default storage backend.
+     * QEMU's cache defaults, a 256 KiB refcount cache, the pool on with 16/64 clusters (cap 1024), the automatic
+     * execution model and recount bound, the default storage backend.
      */
     public static ImageOptions defaults() {
-        return new ImageOptions(0, 256 << 10, true, 16, 64, 1024, "virtual", 0, StorageBackend.DEFAULT);
+        return new ImageOptions(0, 256 << 10, true, 16, 64, 1024, "auto", 0, StorageBackend.DEFAULT);
     }
 
     /**

@@ -10,8 +10,8 @@ import java.util.Properties;
 /**
  * Named configuration profiles: {@code props/NAME.properties} shipped in the jar, or any properties file given
  * by path. Keys: {@code direct} (O_DIRECT), {@code l2-cache-size} and {@code refblock-cache-size} (bytes; L2 0 =
- * QEMU's default), {@code pool} (true/false), {@code pool-low}, {@code pool-high}, {@code pool-max} (clusters), {@code exec} ({@code virtual},
- * {@code loop:N} or {@code pool:N}), {@code recount-memory} (bytes the recount of a dirty image's repair may use; 0 = a quarter of
+ * QEMU's default), {@code pool} (true/false), {@code pool-low}, {@code pool-high}, {@code pool-max} (clusters), {@code exec} ({@code auto},
+ * {@code virtual}, {@code loop:N} or {@code pool:N}), {@code recount-memory} (bytes the recount of a dirty image's repair may use; 0 = a quarter of
  * the heap), {@code storage} ({@code auto}, {@code io_uring} or {@code filechannel}).
  */
 public final class Profiles {

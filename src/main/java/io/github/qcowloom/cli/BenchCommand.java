@@ -129,7 +129,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         List<ExecutionModel> models = new ArrayList<>();
         for (String e : execs != null ? execs : List.of(options.tuning().execution())) {
-            models.add(ExecutionModel.parse(e.trim()));
+            models.add(ExecutionModel.resolve(e.trim(), options.direct(), options.tuning().storage()));
         }
         boolean sweep = models.size() * depths.length > 1;
         List<String> aios = againstQemu ? qemuAios(options.direct(), this::probe, out) : List.of();

@@ -92,6 +92,9 @@ final class BenchRunner {
             err.println("qcow2-loom: these figures are " + file.backend() + "'s, not "
                     + options.tuning().storage().resolve(options.direct()) + "'s (see the log)");
         }
+        if (!model.effective().equals(model)) {
+            err.println("qcow2-loom: these figures are " + model.effective() + "'s, not " + model + "'s (see the log)");
+        }
         CountingStorage storage = new CountingStorage(file);
         long[] latency = new long[spec.count()];
         long syncs;

@@ -189,7 +189,8 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     private ExecutionModel executionModel(OpenOptions options) {
-        return ExecutionModel.parse(exec != null ? exec : options.tuning().execution());
+        return ExecutionModel.resolve(exec != null ? exec : options.tuning().execution(), options.direct(),
+                options.tuning().storage());
     }
 
     private BlockDevice openDevice(OpenOptions options) throws IOException {

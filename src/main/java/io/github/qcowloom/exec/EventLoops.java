@@ -5,15 +5,20 @@ import java.io.IOException;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The door to the io_uring event loops of the jar's Java 22+ layer ({@code os.UringLoops}), for {@code loop:N}.
  * They need Java 22+, Linux with io_uring, and {@code --add-opens java.base/java.lang=ALL-UNNAMED} (the JDK's
- * builder of virtual threads on a scheduler of one's own is not public; {@code java -jar} and the launcher give
- * it). Where they cannot run, asking for them fails with the reason: {@code loop:N} is chosen by name, so it is
- * refused rather than quietly run as something else.
+ * builder of virtual threads on a scheduler of one's own is not public; the jar's manifest and the launcher give
+ * it). Where they cannot run, requests run on virtual threads of the JDK's scheduler instead, and the reason is
+ * logged once per process, as the io_uring storage falls back to FileChannel.
  */
 final class EventLoops {
+    private static final Logger LOG = LoggerFactory.getLogger(EventLoops.class);
+    private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
     private static final Java22Method FACTORY = Java22Method.find(MethodHandles.lookup(),
             "io.github.qcowloom.os.UringLoops", "threadFactory",
             MethodType.methodType(ThreadFactory.class, int.class, String.class), "loop:N");
@@ -21,19 +26,31 @@ final class EventLoops {
     private EventLoops() {
     }
 
-    /** Virtual threads named {@code name}, spread over the process's first {@code loops} event loops. */
+    /**
+     * Virtual threads named {@code name}, spread over the process's first {@code loops} event loops; null (the
+     * reason logged once) where loops cannot run.
+     */
     static ThreadFactory threadFactory(int loops, String name) {
         if (FACTORY.handle() == null) {
-            throw new UnsupportedOperationException(FACTORY.missing());
+            logFallback(FACTORY.missing());
+            return null;
         }
         try {
             return (ThreadFactory) FACTORY.handle().invokeExact(loops, name);
         } catch (IOException e) {
-            throw new UnsupportedOperationException(e.getMessage(), e);
+            logFallback(e.getMessage());
+            return null;
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
             throw new AssertionError(t);
+        }
+    }
+
+    private static void logFallback(String reason) {
+        if (FALLBACK_LOGGED.compareAndSet(false, true)) {
+            LOG.warn("io_uring event loops are not available, running requests on the JDK's virtual-thread "
+                    + "scheduler instead: {}", reason);
         }
     }
 }

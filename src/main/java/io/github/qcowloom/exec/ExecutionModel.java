@@ -2,6 +2,7 @@ package io.github.qcowloom.exec;
 
 import io.github.qcowloom.api.AsyncBlockDevice;
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.StorageBackend;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadFactory;
@@ -11,8 +12,11 @@ import java.util.regex.Pattern;
 /**
  * How requests run: {@code virtual} (a virtual thread per request, the design), {@code loop:N} (a virtual thread per
  * request on N io_uring event loops, each loop both the threads' scheduler and the owner of its ring, as QEMU's
- * AioContext is; see {@link EventLoops}) or {@code pool:N} (a fixed pool of N platform threads, the comparison
- * variant). The driver's code is the same under all three; only the threads it runs on differ.
+ * AioContext is; virtual where loops cannot run, see {@link EventLoops}) or {@code pool:N} (a fixed pool of N
+ * platform threads, the comparison variant). The driver's code is the same under all three; only the threads it
+ * runs on differ. A profile's {@code auto} ({@link #resolve}) is {@code loop:1} for an image opened with O_DIRECT
+ * through io_uring and {@code virtual} otherwise, the faster of each on the machine measured (README, Execution
+ * models).
  *
  * @param poolThreads the pool's size for {@code pool:N}, else 0
  * @param loops the number of event loops for {@code loop:N}, else 0
@@ -53,18 +57,36 @@ public record ExecutionModel(int poolThreads, int loops) {
                 + ") or 'pool:N' (1..4096), not '" + text + "'");
     }
 
+    /**
+     * The model {@code execution} names, {@code auto} resolved for an image opened with O_DIRECT or not, through
+     * {@code storage}: {@code loop:1} where the files go through io_uring with O_DIRECT (a loop's threads make
+     * FileChannel calls on the loop's own thread, one at a time), else {@code virtual}.
+     */
+    public static ExecutionModel resolve(String execution, boolean direct, StorageBackend storage) {
+        if ("auto".equals(execution)) {
+            return direct && storage.resolve(true) == StorageBackend.IO_URING ? new ExecutionModel(0, 1) : VIRTUAL;
+        }
+        return parse(execution);
+    }
+
+    /** This model, or {@code virtual} for {@code loop:N} where loops cannot run here (the reason logged once). */
+    public ExecutionModel effective() {
+        return loops > 0 && EventLoops.threadFactory(loops, "qcow2-request") == null ? VIRTUAL : this;
+    }
+
     /** True where the caller's thread runs the driver's code itself: {@code virtual} and {@code loop:N}. */
     public boolean virtual() {
         return poolThreads == 0;
     }
 
     /**
-     * A factory of the threads that run requests under this model (virtual threads, on the event loops for
-     * {@code loop:N}), named {@code name}; for {@code pool:N}, virtual threads that hand their requests to the
-     * pool. Throws UnsupportedOperationException, with the reason, where event loops cannot run.
+     * A factory of the threads that run requests under this model, named {@code name}: virtual threads, on the
+     * event loops for {@code loop:N} where they can run; for {@code pool:N}, virtual threads that hand their
+     * requests to the pool.
      */
     public ThreadFactory requestThreads(String name) {
-        return loops > 0 ? EventLoops.threadFactory(loops, name) : Thread.ofVirtual().name(name).factory();
+        ThreadFactory onLoops = loops > 0 ? EventLoops.threadFactory(loops, name) : null;
+        return onLoops != null ? onLoops : Thread.ofVirtual().name(name).factory();
     }
 
     public ExecutorService newExecutor() {
