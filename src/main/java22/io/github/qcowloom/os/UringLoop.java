@@ -61,6 +61,7 @@ final class UringLoop implements Executor {
 
     // Counters for bench (UringQueue.sharedCounters), over every loop.
     static final LongAdder REQUESTS = new LongAdder();
+    static final LongAdder DIRECT_REQUESTS = new LongAdder();
     static final LongAdder ENTER_CALLS = new LongAdder();
     static final LongAdder NANOS_TO_COMPLETION = new LongAdder();
     static final LongAdder NANOS_TO_RESUME = new LongAdder();
@@ -190,9 +191,16 @@ final class UringLoop implements Executor {
     /**
      * One request, from a thread this loop runs: prepares its SQE and parks until the loop hands it the result
      * (bytes, 0, or -errno). Waits for the completion even if interrupted (the kernel may still use the buffer);
-     * the interrupt status is kept.
+     * the interrupt status is kept. A request alone on the loop (nothing in flight, nothing else to run) makes its
+     * system call directly instead, as the shared queue's does: one call and no ring round trip (4 KiB O_DIRECT
+     * writes at depth 1: 26-27k against 19-21k). A thread handed in meanwhile waits for that one call.
      */
     int request(byte opcode, int fd, long address, int length, long offset, int opFlags) throws IOException {
+        if (inFlight == 0 && runnable.isEmpty()) {
+            checkNotBroken();
+            DIRECT_REQUESTS.increment();
+            return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
+        }
         slots.acquireUninterruptibly();
         try {
             checkNotBroken();

@@ -42,8 +42,8 @@ class UringLoopTest {
         Path file = dir.resolve("f");
         Files.write(file, new byte[threads * BLOCK]);
         UringQueue queue = UringQueue.shared();
-        long loopRequestsBefore = UringLoop.REQUESTS.sum();
-        long sharedBefore = UringQueue.sharedCounters()[0] - loopRequestsBefore;
+        long loopRequestsBefore = loopRequests();
+        long sharedBefore = allRequests() - loopRequestsBefore;
         ConcurrentLinkedQueue<Throwable> failures = new ConcurrentLinkedQueue<>();
         try (NativeFile f = NativeFile.open(file, true, false)) {
             ThreadFactory loops = UringLoops.threadFactory(2, "test-loop");
@@ -76,9 +76,8 @@ class UringLoopTest {
             }
         }
         assertTrue(failures.isEmpty(), () -> failures.peek().toString());
-        assertEquals(2L * threads, UringLoop.REQUESTS.sum() - loopRequestsBefore, "every request went to a loop");
-        assertEquals(sharedBefore, UringQueue.sharedCounters()[0] - UringLoop.REQUESTS.sum(),
-                "no request went through the shared queue");
+        assertEquals(2L * threads, loopRequests() - loopRequestsBefore, "every request went to a loop");
+        assertEquals(sharedBefore, allRequests() - loopRequests(), "no request went through the shared queue");
         byte[] all = Files.readAllBytes(file);
         for (int id = 0; id < threads; id++) {
             SplittableRandom rnd = new SplittableRandom(id);
@@ -193,6 +192,17 @@ class UringLoopTest {
             }
         }
         assertTrue(wrong.isEmpty(), wrong::toString);
+    }
+
+    /** Requests the loops made, through their rings or directly. */
+    private static long loopRequests() {
+        return UringLoop.REQUESTS.sum() + UringLoop.DIRECT_REQUESTS.sum();
+    }
+
+    /** Requests the loops and the shared queue made, either way. */
+    private static long allRequests() {
+        long[] c = UringQueue.sharedCounters();
+        return c[0] + c[1];
     }
 
     private static long address(ByteBuffer direct) {
