@@ -70,9 +70,9 @@ final class BenchCommand implements Callable<Integer> {
             + "FileChannel through the page cache), io_uring (FileChannel where it cannot run) or filechannel.")
     String storage;
 
-    @Option(names = "--exec", split = ",", paramLabel = "MODEL", description = "virtual (default), "
-            + "loop:N (virtual threads on N io_uring event loops) or pool:N platform threads; a comma-separated list "
-            + "runs each.")
+    @Option(names = "--exec", split = ",", paramLabel = "MODEL", description = "auto (the default: "
+            + "loop:1 with O_DIRECT through io_uring, else virtual), virtual, loop:N (virtual threads on N io_uring "
+            + "event loops) or pool:N platform threads; a comma-separated list runs each.")
     List<String> execs;
 
     @Mixin

@@ -154,7 +154,7 @@ final class BenchRunner {
                     long t0 = System.nanoTime();
                     try {
                         ByteBuffer b = spec.write() ? data.duplicate() : buf.clear();
-                        if (model.virtual()) {
+                        if (model.runsOnCaller()) {
                             if (spec.write()) {
                                 img.write(off, b);
                             } else {

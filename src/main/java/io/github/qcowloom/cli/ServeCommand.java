@@ -34,7 +34,7 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [--tls-creds DIR [--tls-verify-peer]] [--insecure]
- * [--read-only] [--shared N] [--exec virtual|loop:N|pool:N] [--profile P] [-f fmt] FILE}: an NBD server for the image
+ * [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--profile P] [-f fmt] FILE}: an NBD server for the image
  * until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and closes the image cleanly.
  * A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk SOCKET
  * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
@@ -101,7 +101,8 @@ final class ServeCommand implements Callable<Integer> {
                     + NbdServer.Options.DEFAULT_MAX_CONNECTIONS + "; 0 = unlimited); more wait until one leaves.")
     Integer shared;
 
-    @Option(names = "--exec", description = "Execution model: virtual (default), loop:N or pool:N.")
+    @Option(names = "--exec", description = "Execution model: auto (the default: loop:1 with O_DIRECT through io_uring, "
+            + "else virtual), virtual, loop:N or pool:N.")
     String exec;
 
     @Mixin

@@ -37,8 +37,8 @@ final class EventLoops {
         }
         try {
             return (ThreadFactory) FACTORY.handle().invokeExact(loops, name);
-        } catch (IOException e) {
-            logFallback(e.getMessage());
+        } catch (IOException | LinkageError e) { // LinkageError: the layer's set-up failed (native access denied)
+            logFallback(String.valueOf(e.getMessage()));
             return null;
         } catch (RuntimeException | Error e) {
             throw e;

@@ -22,14 +22,16 @@ import java.util.regex.Pattern;
  * @param loops the number of event loops for {@code loop:N}, else 0
  */
 public record ExecutionModel(int poolThreads, int loops) {
-    private static final Pattern POOL = Pattern.compile("pool:(\\d+)");
-    private static final Pattern LOOP = Pattern.compile("loop:(\\d+)");
+    private static final Pattern POOL = Pattern.compile("pool:([1-9][0-9]{0,3})");
+    private static final Pattern LOOP = Pattern.compile("loop:([1-9][0-9]?)");
+    private static final int MAX_POOL = 4096;
     private static final int MAX_LOOPS = 64;
 
     public static final ExecutionModel VIRTUAL = new ExecutionModel(0, 0);
 
     public ExecutionModel {
-        if (poolThreads < 0 || loops < 0 || (poolThreads > 0 && loops > 0)) {
+        if (poolThreads < 0 || poolThreads > MAX_POOL || loops < 0 || loops > MAX_LOOPS
+                || (poolThreads > 0 && loops > 0)) {
             throw new IllegalArgumentException("pool threads " + poolThreads + ", loops " + loops);
         }
     }
@@ -40,21 +42,15 @@ public record ExecutionModel(int poolThreads, int loops) {
             return VIRTUAL;
         }
         Matcher m = POOL.matcher(text);
-        if (m.matches() && m.group(1).length() <= 4) {
-            int n = Integer.parseInt(m.group(1));
-            if (n >= 1 && n <= 4096) {
-                return new ExecutionModel(n, 0);
-            }
+        if (m.matches() && Integer.parseInt(m.group(1)) <= MAX_POOL) {
+            return new ExecutionModel(Integer.parseInt(m.group(1)), 0);
         }
         m = LOOP.matcher(text);
-        if (m.matches() && m.group(1).length() <= 2) {
-            int n = Integer.parseInt(m.group(1));
-            if (n >= 1 && n <= MAX_LOOPS) {
-                return new ExecutionModel(0, n);
-            }
+        if (m.matches() && Integer.parseInt(m.group(1)) <= MAX_LOOPS) {
+            return new ExecutionModel(0, Integer.parseInt(m.group(1)));
         }
         throw new IllegalArgumentException("execution model must be 'virtual', 'loop:N' (1.." + MAX_LOOPS
-                + ") or 'pool:N' (1..4096), not '" + text + "'");
+                + ") or 'pool:N' (1.." + MAX_POOL + "), not '" + text + "'");
     }
 
     /**
@@ -75,7 +71,7 @@ public record ExecutionModel(int poolThreads, int loops) {
     }
 
     /** True where the caller's thread runs the driver's code itself: {@code virtual} and {@code loop:N}. */
-    public boolean virtual() {
+    public boolean runsOnCaller() {
         return poolThreads == 0;
     }
 
@@ -90,7 +86,7 @@ public record ExecutionModel(int poolThreads, int loops) {
     }
 
     public ExecutorService newExecutor() {
-        return virtual() ? new VirtualThreadPerRequest(requestThreads("qcow2-request"))
+        return runsOnCaller() ? new VirtualThreadPerRequest(requestThreads("qcow2-request"))
                 : Executors.newFixedThreadPool(poolThreads, Thread.ofPlatform().name("qcow2-pool-", 0).factory());
     }
 
@@ -101,6 +97,6 @@ public record ExecutionModel(int poolThreads, int loops) {
 
     @Override
     public String toString() {
-        return loops > 0 ? "loop:" + loops : virtual() ? "virtual" : "pool:" + poolThreads;
+        return loops > 0 ? "loop:" + loops : poolThreads == 0 ? "virtual" : "pool:" + poolThreads;
     }
 }

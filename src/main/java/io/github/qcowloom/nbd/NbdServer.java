@@ -109,7 +109,7 @@ public final class NbdServer implements AutoCloseable {
     private final ServerSocketChannel listener;
     private final SocketAddress address;
     private final ExecutorService executor;
-    /** A connection's reading thread: on an event loop under loop:N, so its requests start there too. */
+    /** A connection's reading thread: on an event loop under loop:N, where the requests it starts stay with it. */
     private final ThreadFactory connectionThreads;
     private final Options options;
     /** Free connection slots; null when connections are unlimited. */

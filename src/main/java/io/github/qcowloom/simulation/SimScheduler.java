@@ -1,8 +1,7 @@
 package io.github.qcowloom.simulation;
 
 import io.github.qcowloom.api.Ticker;
-import java.lang.reflect.Constructor;
-import java.lang.reflect.InvocationTargetException;
+import io.github.qcowloom.exec.OwnSchedulerThreads;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.PriorityQueue;
@@ -25,7 +24,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * {@code Thread.ofVirtual()} (the cluster pool's allocator, say) runs here too.
  *
  * <p>Needs {@code --add-opens java.base/java.lang=ALL-UNNAMED}: the JDK's builder that takes a scheduler is not
- * public.
+ * public ({@link OwnSchedulerThreads}).
  *
  * <p>Lock discipline: {@link #lock} guards the run queue, the sleepers and the trace; it is held only for those
  * collections, never while a continuation runs, so continuations submitting work from the carrier never wait.
@@ -33,7 +32,6 @@ import java.util.concurrent.locks.ReentrantLock;
  * outside the simulation and make a schedule depend on real time.
  */
 public final class SimScheduler implements Executor, Ticker {
-    private static final Constructor<?> BUILDER = builderConstructor();
     /**
      * The scheduler a thread belongs to: set for the threads {@link #start} starts and inherited by the virtual
      * threads they create (which run on this scheduler too, as the JDK gives a child its parent's scheduler).
@@ -74,18 +72,7 @@ public final class SimScheduler implements Executor, Ticker {
 
     /** True when this JVM lets the explorer build virtual threads on its own scheduler. */
     public static boolean available() {
-        return BUILDER != null;
-    }
-
-    private static Constructor<?> builderConstructor() {
-        try {
-            Class<?> c = Class.forName("java.lang.ThreadBuilders$VirtualThreadBuilder");
-            Constructor<?> k = c.getDeclaredConstructor(Executor.class);
-            k.setAccessible(true);
-            return k;
-        } catch (ReflectiveOperationException | RuntimeException e) {
-            return null;
-        }
+        return OwnSchedulerThreads.unavailableReason() == null;
     }
 
     /** A thread's work; what it throws becomes the run's failure. */
@@ -99,17 +86,12 @@ public final class SimScheduler implements Executor, Ticker {
      * exception it throws is kept as a failure of the run ({@link #failures()}).
      */
     public Thread start(String name, Task task) {
-        if (BUILDER == null) {
-            throw new UnsupportedOperationException("The interleaving explorer needs --add-opens java.base/java.lang=ALL-UNNAMED on the JVM's"
-                    + " command line, to build virtual threads on its own scheduler");
+        String missing = OwnSchedulerThreads.unavailableReason();
+        if (missing != null) {
+            throw new UnsupportedOperationException("The interleaving explorer cannot build virtual threads on its own"
+                    + " scheduler: " + missing);
         }
-        Thread.Builder.OfVirtual builder;
-        try {
-            builder = (Thread.Builder.OfVirtual) BUILDER.newInstance(this);
-        } catch (InstantiationException | IllegalAccessException | InvocationTargetException e) {
-            throw new IllegalStateException("cannot build a virtual thread on the simulation's scheduler", e);
-        }
-        Thread t = builder.name(name).unstarted(() -> {
+        Thread t = OwnSchedulerThreads.builder(this).name(name).unstarted(() -> {
             OWNER.set(this);
             try {
                 task.run();

@@ -1,5 +1,6 @@
 package io.github.qcowloom.os;
 
+import io.github.qcowloom.exec.OwnSchedulerThreads;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -8,6 +9,7 @@ import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Semaphore;
@@ -71,7 +73,7 @@ final class UringLoop implements Executor {
     private final Semaphore slots = new Semaphore(CAPACITY);
     private final Carrier carrier;
     private final int wakeFd;
-    private final IoUring ring;
+    private IoUring ring; // set up by the carrier before it runs the loop; touched on the carrier only
     private final MemorySegment wakeBuffer = Arena.global().allocate(8, 8);
     private final MemorySegment errno = LinuxCalls.errnoSegment(Arena.global());
     // The loop's thread only.
@@ -81,6 +83,8 @@ final class UringLoop implements Executor {
     private int prepared;
     private int inFlight; // prepared or submitted, not yet completed (the wake-up read not counted)
     private IOException broken;
+    /** Tests only: run on the loop's thread when it has found nothing to run, before it says it sleeps. */
+    volatile Runnable idleHook;
 
     /** A request's completion: written by the loop, read by the request's thread, both on the loop's thread. */
     private static final class Waiter {
@@ -93,11 +97,12 @@ final class UringLoop implements Executor {
 
     /** The loop's platform thread; {@link #current} knows a loop's virtual threads by it. */
     private static final class Carrier extends Thread {
-        private final CompletableFuture<IoUring> ringMade = new CompletableFuture<>();
-        private volatile UringLoop loop;
+        private final UringLoop loop;
+        private final CompletableFuture<Void> started = new CompletableFuture<>();
 
-        Carrier(String name) {
+        Carrier(UringLoop loop, String name) {
             super(null, null, name, 0, false);
+            this.loop = loop;
             setDaemon(true);
         }
 
@@ -105,48 +110,41 @@ final class UringLoop implements Executor {
         public void run() {
             try {
                 // SINGLE_ISSUER: the thread that sets the ring up is the only one that may enter it.
-                IoUring r;
                 try {
-                    r = IoUring.create(ENTRIES, IoUring.SETUP_SINGLE_ISSUER | IoUring.SETUP_DEFER_TASKRUN);
+                    loop.ring = IoUring.create(ENTRIES, IoUring.SETUP_SINGLE_ISSUER | IoUring.SETUP_DEFER_TASKRUN);
                 } catch (IOException beforeLinux61) {
-                    r = IoUring.create(ENTRIES); // the kernel runs completion work by interrupting: slower, right
+                    loop.ring = IoUring.create(ENTRIES); // completion work by interrupting the loop: slower, right
                 }
-                ringMade.complete(r);
-            } catch (IOException | RuntimeException e) {
-                ringMade.completeExceptionally(e);
+            } catch (Throwable e) { // an Error too (a native call's set-up refused): the constructor must not wait on
+                started.completeExceptionally(e);
                 return;
             }
-            UringLoop l;
-            while ((l = loop) == null) {
-                LockSupport.park(this); // the constructor sets it once the ring is made
-            }
-            l.run();
+            started.complete(null);
+            loop.run();
         }
     }
 
-    /** Starts a loop on a new daemon thread named {@code name}; throws if its ring cannot be set up. */
+    /**
+     * Starts a loop on a new daemon thread named {@code name}; throws if its ring cannot be set up (the thread then
+     * ends, and nothing stays open).
+     */
     UringLoop(String name) throws IOException {
         for (int i = 0; i < CAPACITY; i++) {
             freeSlots[i] = i;
         }
-        this.carrier = new Carrier(name);
+        this.wakeFd = EventFds.create();
+        this.carrier = new Carrier(this, name); // Thread.start publishes the fields set so far to it
         carrier.start();
         try {
-            this.ring = carrier.ringMade.join();
-        } catch (RuntimeException e) {
-            Throwable cause = e.getCause() != null ? e.getCause() : e;
-            throw cause instanceof IOException io ? io : new IOException(cause.toString(), cause);
+            carrier.started.join();
+        } catch (CompletionException e) {
+            EventFds.close(wakeFd);
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException io) {
+                throw io;
+            }
+            throw new IOException(cause.toString(), cause);
         }
-        int fd;
-        try {
-            fd = EventFds.create();
-        } catch (IOException e) {
-            ring.close(); // the carrier is parked for good; it is a daemon
-            throw e;
-        }
-        this.wakeFd = fd;
-        carrier.loop = this;
-        LockSupport.unpark(carrier);
     }
 
     private static MethodHandle carrierHandle() {
@@ -158,9 +156,9 @@ final class UringLoop implements Executor {
         }
     }
 
-    /** Null if this JVM lets loops run, else what it lacks. */
+    /** Null if this JVM lets loops find their threads, else what it lacks. */
     static String unavailableReason() {
-        return CARRIER == null ? "the JVM needs --add-opens java.base/java.lang=ALL-UNNAMED" : null;
+        return CARRIER == null ? OwnSchedulerThreads.addOpensReason() : null;
     }
 
     /** The loop that runs the calling thread, or null if it runs elsewhere. */
@@ -191,12 +189,13 @@ final class UringLoop implements Executor {
     /**
      * One request, from a thread this loop runs: prepares its SQE and parks until the loop hands it the result
      * (bytes, 0, or -errno). Waits for the completion even if interrupted (the kernel may still use the buffer);
-     * the interrupt status is kept. A request alone on the loop (nothing in flight, nothing else to run) makes its
-     * system call directly instead, as the shared queue's does: one call and no ring round trip (4 KiB O_DIRECT
-     * writes at depth 1: 26-27k against 19-21k). A thread handed in meanwhile waits for that one call.
+     * the interrupt status is kept. A read or write alone on the loop (nothing in flight, nothing else to run) makes
+     * its system call directly instead, as the shared queue's does: one call and no ring round trip (4 KiB O_DIRECT
+     * writes at depth 1: 26-27k against 19-21k). A thread handed in meanwhile waits for that one call. A flush or an
+     * fallocate, which can take milliseconds, always goes through the ring, so the loop runs on meanwhile.
      */
     int request(byte opcode, int fd, long address, int length, long offset, int opFlags) throws IOException {
-        if (inFlight == 0 && runnable.isEmpty()) {
+        if (inFlight == 0 && (opcode == IoUring.OP_READ || opcode == IoUring.OP_WRITE) && runnable.isEmpty()) {
             checkNotBroken();
             DIRECT_REQUESTS.increment();
             return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
@@ -232,28 +231,47 @@ final class UringLoop implements Executor {
     private void run() {
         armWake();
         while (true) {
-            Runnable task = null;
-            for (int i = 0; i < ROUND && (task = runnable.poll()) != null; i++) {
-                try {
-                    task.run();
-                } catch (Throwable e) { // a continuation does not throw; keep the loop alive if one does
-                    LOG.error("a task on {} failed", carrier.getName(), e);
-                }
-                if (prepared >= Math.max(MIN_BATCH, inFlight >> 2)) {
-                    enter(0, 0);
+            try {
+                runOnce();
+            } catch (Throwable e) { // the ring's calls failing (not expected): its threads must not stay parked
+                if (broken == null) {
+                    fail(new IOException(carrier.getName() + " failed: " + e, e));
+                } else {
+                    LOG.error("{} failed again", carrier.getName(), e);
                 }
             }
-            if (task != null) {
-                enter(0, IoUring.ENTER_GETEVENTS); // more to run: take what has completed, without waiting
-            } else {
-                sleeping.set(true);
-                if (runnable.isEmpty()) {
-                    enter(1, IoUring.ENTER_GETEVENTS);
-                }
-                sleeping.set(false);
-            }
-            ring.reap(this::complete);
         }
+    }
+
+    /** Runs a round of ready threads, submits what they prepared, and takes the completions, waiting if idle. */
+    private void runOnce() {
+        Runnable task = null;
+        for (int i = 0; i < ROUND && (task = runnable.poll()) != null; i++) {
+            try {
+                task.run();
+            } catch (Throwable e) { // a continuation does not throw; keep the loop alive if one does
+                LOG.error("a task on {} failed", carrier.getName(), e);
+            }
+            if (prepared >= Math.max(MIN_BATCH, inFlight >> 2)) {
+                enter(0, 0);
+            }
+        }
+        if (task == null) {
+            Runnable hook = idleHook;
+            if (hook != null) {
+                hook.run(); // tests: a hand-in after the queue was found empty, before sleeping is said
+            }
+            sleeping.set(true);
+            if (runnable.isEmpty()) { // the second look: a hand-in since the poll saw sleeping unset, and woke nobody
+                enter(1, IoUring.ENTER_GETEVENTS);
+                sleeping.set(false);
+                ring.reap(this::complete);
+                return;
+            }
+            sleeping.set(false);
+        }
+        enter(0, IoUring.ENTER_GETEVENTS); // more to run: submit, and take what has completed without waiting
+        ring.reap(this::complete);
     }
 
     /** Submits everything prepared and, with GETEVENTS, waits until {@code minComplete} completions are posted. */
@@ -297,7 +315,8 @@ final class UringLoop implements Executor {
 
     /**
      * The ring refused a call it should never refuse (a bug or a kernel fault): every waiting request fails with
-     * EIO and later ones are refused, and the loop goes on running its threads without a ring.
+     * EIO and later ones are refused, and the loop goes on running its threads without a ring. As with the shared
+     * queue's failure, the kernel may still complete, and so use the buffers of, requests it had taken.
      */
     private void fail(IOException e) {
         LOG.error("{}: the io_uring failed; its requests fail from now on", carrier.getName(), e);

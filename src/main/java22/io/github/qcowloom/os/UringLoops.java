@@ -1,11 +1,9 @@
 package io.github.qcowloom.os;
 
+import io.github.qcowloom.exec.OwnSchedulerThreads;
 import java.io.IOException;
-import java.lang.reflect.Constructor;
-import java.lang.reflect.InvocationTargetException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Executor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
@@ -21,33 +19,23 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class UringLoops {
     private static final ReentrantLock LOCK = new ReentrantLock();
     private static final List<UringLoop> loops = new ArrayList<>(); // guarded by LOCK
-    private static final Constructor<?> BUILDER = builderConstructor();
 
     private UringLoops() {
     }
 
-    private static Constructor<?> builderConstructor() {
-        try {
-            Class<?> c = Class.forName("java.lang.ThreadBuilders$VirtualThreadBuilder");
-            Constructor<?> k = c.getDeclaredConstructor(Executor.class);
-            k.setAccessible(true);
-            return k;
-        } catch (ReflectiveOperationException | RuntimeException e) {
-            return null; // java.lang not opened to us
-        }
-    }
-
     /**
-     * A factory of virtual threads named {@code name}, spread in turn over the first {@code n} loops of the
-     * process (started now if fewer run). Throws, with the reason, where loops cannot run: java.lang not opened to
-     * this code, or io_uring refused.
+     * A factory of virtual threads named {@code name} on the first {@code n} loops of the process (started now if
+     * fewer run): a thread started from one of them stays on its loop, others go round them in turn. Throws, with
+     * the reason, where loops cannot run: java.lang not opened to this code, or io_uring refused.
      */
     public static ThreadFactory threadFactory(int n, String name) throws IOException {
         if (n < 1) {
             throw new IllegalArgumentException("loops " + n);
         }
-        String reason = BUILDER == null ? "the JVM needs --add-opens java.base/java.lang=ALL-UNNAMED"
-                : UringLoop.unavailableReason();
+        String reason = OwnSchedulerThreads.unavailableReason();
+        if (reason == null) {
+            reason = UringLoop.unavailableReason();
+        }
         if (reason == null) {
             reason = LinuxCalls.unsupportedReason();
         }
@@ -55,20 +43,32 @@ public final class UringLoops {
             throw new IOException("virtual threads on io_uring event loops cannot run here: " + reason);
         }
         ThreadFactory[] factories = new ThreadFactory[n];
+        UringLoop[] mine = new UringLoop[n];
         LOCK.lock();
         try {
             while (loops.size() < n) {
                 loops.add(new UringLoop("qcow2-loom-loop-" + loops.size()));
             }
             for (int i = 0; i < n; i++) {
-                factories[i] = ((Thread.Builder.OfVirtual) BUILDER.newInstance(loops.get(i))).name(name).factory();
+                factories[i] = OwnSchedulerThreads.builder(loops.get(i)).name(name).factory();
+                mine[i] = loops.get(i);
             }
-        } catch (InstantiationException | IllegalAccessException | InvocationTargetException e) {
-            throw new IOException("cannot build virtual threads on an event loop: " + e, e);
+        } catch (RuntimeException | LinkageError e) { // e.g. native access refused: the caller falls back
+            throw new IOException("virtual threads on io_uring event loops cannot run here: " + e, e);
         } finally {
             LOCK.unlock();
         }
         AtomicInteger next = new AtomicInteger();
-        return task -> factories[Math.floorMod(next.getAndIncrement(), n)].newThread(task);
+        return task -> {
+            // A thread started from one of these loops stays on it (an NBD connection's requests beside their
+            // reader); others go round the loops in turn.
+            UringLoop here = UringLoop.current();
+            for (int i = 0; i < n; i++) {
+                if (mine[i] == here) {
+                    return factories[i].newThread(task);
+                }
+            }
+            return factories[Math.floorMod(next.getAndIncrement(), n)].newThread(task);
+        };
     }
 }

@@ -192,11 +192,11 @@ public final class UringQueue {
      */
     private int request(byte opcode, int fd, long address, int length, long offset, int opFlags)
             throws IOException {
-        checkNotBroken();
         UringLoop loop = UringLoop.current();
         if (loop != null) {
             return loop.request(opcode, fd, address, length, offset, opFlags); // its own ring, on its own thread
         }
+        checkNotBroken();
         try {
             if (active.getAndIncrement() == 0) {
                 directRequests.increment();

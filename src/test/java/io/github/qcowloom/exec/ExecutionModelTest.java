@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.StorageBackend;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /** Parsing the models, resolving a profile's {@code auto}, and where {@code loop:N}'s threads run. */
@@ -16,8 +17,8 @@ class ExecutionModelTest {
         assertEquals(new ExecutionModel(64, 0), ExecutionModel.parse("pool:64"));
         assertEquals(new ExecutionModel(0, 2), ExecutionModel.parse("loop:2"));
         assertEquals("loop:2", ExecutionModel.parse("loop:2").toString());
-        for (String bad : new String[] {"loop:0", "loop:65", "loop:999999999999", "pool:0", "pool:4097", "auto",
-            "loops:1", ""}) {
+        for (String bad : new String[] {"loop:0", "loop:65", "loop:01", "loop:999999999999", "pool:0", "pool:4097",
+            "pool:0008", "auto", "loops:1", ""}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ExecutionModel.parse(bad));
             assertTrue(e.getMessage().contains("'loop:N'"), e.getMessage());
         }
@@ -34,6 +35,13 @@ class ExecutionModelTest {
         assertEquals(new ExecutionModel(8, 0), ExecutionModel.resolve("pool:8", true, StorageBackend.AUTO));
     }
 
+    @Test
+    void theRecordRefusesWhatParseRefuses() {
+        assertThrows(IllegalArgumentException.class, () -> new ExecutionModel(0, 65));
+        assertThrows(IllegalArgumentException.class, () -> new ExecutionModel(4097, 0));
+        assertThrows(IllegalArgumentException.class, () -> new ExecutionModel(2, 2));
+    }
+
     /** The test JVM opens java.lang and runs Java 22+: loop:N's threads are virtual threads on the loops. */
     @Test
     void loopThreadsAreVirtualThreadsOnTheLoops() throws Exception {
@@ -43,7 +51,7 @@ class ExecutionModelTest {
         Thread t = model.requestThreads("probe").newThread(() -> where.complete(Thread.currentThread().isVirtual()
                 + " " + Thread.currentThread().toString()));
         t.start();
-        String seen = where.get();
+        String seen = where.get(10, TimeUnit.SECONDS);
         assertTrue(seen.startsWith("true ") && seen.contains("qcow2-loom-loop-0"), seen);
     }
 }

@@ -100,6 +100,7 @@ class WriteConcurrencyTest {
         OpenOptions options = OpenOptions.readWriteDefaults();
         if (model.startsWith("loop:")) { // the loops' requests go through their own rings
             options = options.withTuning(options.tuning().withStorage(StorageBackend.IO_URING));
+            assertEquals(ExecutionModel.parse(model), ExecutionModel.parse(model).effective(), "loops run here");
         }
         try (Qcow2Image img = Qcow2Image.open(image, options);
                 AsyncBlockDevice async = ExecutionModel.parse(model).drive(img)) {

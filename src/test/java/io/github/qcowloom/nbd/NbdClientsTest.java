@@ -107,6 +107,7 @@ class NbdClientsTest {
     void fioRandomReadWriteVerifies(String model) throws IOException {
         Served.assumeTool("fio", "fio");
         Path img = image();
+        assertEquals(ExecutionModel.parse(model), ExecutionModel.parse(model).effective(), "the model runs here");
         try (Served s = Served.start(img, sock(), false, ExecutionModel.parse(model))) {
             Qemu.Result r = Qemu.exec(List.of("fio", "--name=nbd", "--ioengine=nbd", "--uri=" + s.uri(),
                     "--rw=randrw", "--bs=4k", "--iodepth=16", "--size=16M", "--runtime=5", "--verify=crc32c"),

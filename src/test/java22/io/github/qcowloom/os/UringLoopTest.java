@@ -123,17 +123,58 @@ class UringLoopTest {
         }
     }
 
+    /**
+     * The race the loop's second look at its queue closes, made to happen every time: a thread is handed in after
+     * the loop found its queue empty and before it says it sleeps, so the hand-in wakes nobody. Without the second
+     * look the loop sleeps with the thread in its queue, and the join times out.
+     */
+    @Test
+    void aHandInJustBeforeTheLoopSaysItSleepsIsRun() throws Exception {
+        ThreadFactory loops = UringLoops.threadFactory(1, "test-idle");
+        AtomicReference<UringLoop> loop = new AtomicReference<>();
+        AtomicBoolean go = new AtomicBoolean();
+        Thread parked = loops.newThread(() -> {
+            loop.set(UringLoop.current());
+            while (!go.get()) {
+                LockSupport.park();
+            }
+        });
+        parked.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (parked.getState() != Thread.State.WAITING) {
+            assertTrue(System.nanoTime() < deadline, "the thread parks");
+            Thread.onSpinWait();
+        }
+        UringLoop l = loop.get();
+        go.set(true);
+        l.idleHook = () -> {
+            l.idleHook = null;
+            LockSupport.unpark(parked); // on the loop's own thread, with sleeping unset: no wake-up is sent
+        };
+        loops.newThread(() -> { }).start(); // wakes the loop, which then runs the hook on its next idle pass
+        assertTrue(parked.join(java.time.Duration.ofSeconds(10)), "the thread handed in before the sleep ran");
+    }
+
     @Test
     void aVirtualThreadStartedOnALoopRunsThereToo() throws Exception {
         ThreadFactory loops = UringLoops.threadFactory(1, "test-parent");
         AtomicReference<UringLoop> parent = new AtomicReference<>();
         AtomicReference<UringLoop> child = new AtomicReference<>();
         AtomicReference<UringLoop> platform = new AtomicReference<>();
+        ThreadFactory twoLoops = UringLoops.threadFactory(2, "test-two");
+        List<UringLoop> fromFactory = new ArrayList<>();
         Thread t = loops.newThread(() -> {
             parent.set(UringLoop.current());
             try {
                 Thread.ofVirtual().start(() -> child.set(UringLoop.current())).join();
                 Thread.ofPlatform().start(() -> platform.set(UringLoop.current())).join();
+                for (int i = 0; i < 4; i++) { // the factory keeps a thread started on one of its loops there
+                    AtomicReference<UringLoop> on = new AtomicReference<>();
+                    Thread c = twoLoops.newThread(() -> on.set(UringLoop.current()));
+                    c.start();
+                    c.join();
+                    fromFactory.add(on.get());
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }
@@ -143,6 +184,7 @@ class UringLoopTest {
         assertNotNull(parent.get());
         assertSame(parent.get(), child.get());
         assertNull(platform.get(), "a platform thread is no loop's");
+        assertEquals(List.of(parent.get(), parent.get(), parent.get(), parent.get()), fromFactory);
         assertNull(UringLoop.current(), "nor is the test's thread");
     }
 
