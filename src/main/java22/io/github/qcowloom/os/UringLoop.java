@@ -40,8 +40,9 @@ import org.slf4j.LoggerFactory;
  * <p>Lock discipline: no lock. The run queue is a {@link ConcurrentLinkedQueue}. {@code sleeping} and the queue
  * form a Dekker pair: the loop sets {@code sleeping} and then looks at the queue, a producer adds to the queue and
  * then looks at {@code sleeping}, so either the loop sees the task or the producer wakes it. Everything else (the
- * ring, the slots and their waiters, {@code prepared}) is touched only on the loop's own thread: by the loop between
- * tasks, and by the requests running on it, since a virtual thread whose scheduler is this loop runs only here.
+ * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code broken}) is touched only on the
+ * loop's own thread: by the loop between tasks, and by the requests running on it, since a virtual thread whose
+ * scheduler is this loop runs only here.
  */
 final class UringLoop implements Executor {
     private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);
