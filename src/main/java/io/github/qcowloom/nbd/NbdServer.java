@@ -256,12 +256,16 @@ public final class NbdServer implements AutoCloseable {
             if (!limit.passed()) {
                 return; // the limit closed the channel as the handshake ended
             }
-            if (session != null) {
-                new Transmission(handshake.stream(), export, session, executor, budget, buffers,
-                        Transmission::logDefect, stopped::get).run();
+            try {
+                if (session != null) {
+                    new Transmission(handshake.stream(), export, session, executor, budget, buffers,
+                            Transmission::logDefect, stopped::get).run();
+                }
+            } finally {
+                // TLS: close_notify before the socket closes, however the transmission ended (a stop ends it at
+                // the end of the stream, which throws); try-with-resources closes the socket again: a no-op.
+                closeStream(handshake);
             }
-            // TLS: close_notify before the socket closes (try-with-resources closes it again: a no-op).
-            handshake.stream().close();
         } catch (ProtocolViolation e) {
             LOG.info("NBD client dropped: {}", e.getMessage());
         } catch (IOException | RuntimeException e) {
@@ -320,6 +324,15 @@ public final class NbdServer implements AutoCloseable {
         }
         if (!export.readOnly()) {
             export.device().flush();
+        }
+    }
+
+    /** Closes a connection's stream without hiding why it ended (the exception in flight, if any). */
+    private static void closeStream(Handshake handshake) {
+        try {
+            handshake.stream().close();
+        } catch (IOException | RuntimeException e) {
+            LOG.debug("NBD connection's stream did not close cleanly: {}", e.toString());
         }
     }
 

@@ -122,6 +122,11 @@ final class JavaTlsClient implements AutoCloseable {
         return in;
     }
 
+    /** The socket's bytes beneath TLS: what the server sends once the TLS client has read all it was owed. */
+    InputStream rawInput() throws IOException {
+        return plain.getInputStream();
+    }
+
     @Override
     public void close() throws IOException {
         socket.close();

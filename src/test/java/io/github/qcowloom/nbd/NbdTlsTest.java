@@ -217,6 +217,27 @@ class NbdTlsTest {
         }
     }
 
+    /**
+     * A stop ends a TLS connection in order, with close_notify before the socket closes. The JDK's client takes a
+     * bare end of the socket for one, so the bytes are read beneath it: the alert is one more TLS record (type 23,
+     * encrypted, in TLS 1.3), where a socket closed without it ends with nothing.
+     */
+    @Test
+    void aStopSendsCloseNotify() throws Exception {
+        Path img = image("16M");
+        try (Served s = serveTls(img, false);
+                JavaTlsClient c = new JavaTlsClient((InetSocketAddress) s.server.address()).startTls(pki.client)) {
+            c.go();
+            c.request(Protocol.CMD_READ, 1, 0, 4096, null);
+            assertEquals(0, c.reply(1));
+            assertEquals(4096, c.read(4096).length);
+            s.server.stop();
+            byte[] rest = c.rawInput().readAllBytes();
+            assertTrue(rest.length > 0 && rest[0] == 23,
+                    "the socket closed without close_notify (" + rest.length + " bytes after the stop)");
+        }
+    }
+
     /** A TLS client that pipelines reads and never reads the replies holds at most the connection's budget. */
     @Test
     void aTlsClientThatStopsReadingPinsABoundedAmount() throws Exception {
