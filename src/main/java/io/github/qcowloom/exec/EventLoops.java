@@ -11,7 +11,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The door to the io_uring event loops of the jar's Java 22+ layer ({@code os.UringLoops}), for {@code loop:N}.
- * They need Java 22+, Linux with io_uring, and {@code --add-opens java.base/java.lang=ALL-UNNAMED} (the JDK's
+ * They need Java 24+, Linux with io_uring, and {@code --add-opens java.base/java.lang=ALL-UNNAMED} (the JDK's
  * builder of virtual threads on a scheduler of one's own is not public; the jar's manifest and the launcher give
  * it). Where they cannot run, requests run on virtual threads of the JDK's scheduler instead, and the reason is
  * logged once per process, as the io_uring storage falls back to FileChannel.

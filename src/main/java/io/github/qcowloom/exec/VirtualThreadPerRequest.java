@@ -36,13 +36,18 @@ final class VirtualThreadPerRequest extends AbstractExecutorService {
             finished();
             throw new RejectedExecutionException("executor shut down");
         }
-        threads.newThread(() -> {
-            try {
-                task.run();
-            } finally {
-                finished();
-            }
-        }).start();
+        try {
+            threads.newThread(() -> {
+                try {
+                    task.run();
+                } finally {
+                    finished();
+                }
+            }).start();
+        } catch (RuntimeException | Error e) { // not started (no memory for it, its scheduler refused): not counted
+            finished();
+            throw e;
+        }
     }
 
     private void finished() {

@@ -32,7 +32,10 @@ public final class UringLoops {
         if (n < 1) {
             throw new IllegalArgumentException("loops " + n);
         }
-        String reason = OwnSchedulerThreads.unavailableReason();
+        String reason = javaVersionReason(Runtime.version().feature());
+        if (reason == null) {
+            reason = OwnSchedulerThreads.unavailableReason();
+        }
         if (reason == null) {
             reason = UringLoop.unavailableReason();
         }
@@ -46,6 +49,9 @@ public final class UringLoops {
         UringLoop[] mine = new UringLoop[n];
         LOCK.lock();
         try {
+            if (loops.isEmpty()) {
+                startJdkPollersElsewhere();
+            }
             while (loops.size() < n) {
                 loops.add(new UringLoop("qcow2-loom-loop-" + loops.size()));
             }
@@ -70,5 +76,45 @@ public final class UringLoops {
             }
             return factories[Math.floorMod(next.getAndIncrement(), n)].newThread(task);
         };
+    }
+
+    /**
+     * Null from Java 24 on, else why loops are refused. Before 24 a virtual thread in synchronized code or in
+     * Object.wait holds its carrier (JEP 491 ended that), and a loop's threads have one carrier, the loop: a request
+     * made there would park the loop itself, and nothing would be left to take its completion.
+     */
+    static String javaVersionReason(int feature) {
+        return feature >= 24 ? null
+                : "they need Java 24 or later, where synchronized code does not hold a virtual thread's carrier (running "
+                        + "Java " + feature + ")";
+    }
+
+    /**
+     * In its default mode on Linux the JDK starts its socket pollers as virtual threads from whichever thread first
+     * waits on a socket, and a virtual thread's children take its scheduler. Were that thread on a loop, every
+     * socket wake-up of the process would run through the loop, and wait while it runs a request or makes a direct
+     * call. Initialising the poller class on a platform thread before any loop runs starts them on the JDK's
+     * scheduler. (With {@code -Djdk.pollerMode=1}, as the CLI runs, they are platform threads anyway.)
+     */
+    private static void startJdkPollersElsewhere() {
+        Thread t = Thread.ofPlatform().name("qcow2-loom-poller-start").start(() -> {
+            try {
+                Class.forName("sun.nio.ch.Poller", true, null);
+            } catch (ClassNotFoundException | LinkageError e) {
+                // Another JDK's layout: nothing started here, and nothing else to do.
+            }
+        });
+        boolean interrupted = false;
+        while (true) {
+            try {
+                t.join();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 }

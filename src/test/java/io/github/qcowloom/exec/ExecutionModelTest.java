@@ -42,7 +42,7 @@ class ExecutionModelTest {
         assertThrows(IllegalArgumentException.class, () -> new ExecutionModel(2, 2));
     }
 
-    /** The test JVM opens java.lang and runs Java 22+: loop:N's threads are virtual threads on the loops. */
+    /** The test JVM opens java.lang and runs Java 24+: loop:N's threads are virtual threads on the loops. */
     @Test
     void loopThreadsAreVirtualThreadsOnTheLoops() throws Exception {
         ExecutionModel model = ExecutionModel.parse("loop:1");

@@ -33,6 +33,16 @@ class VirtualThreadPerRequestTest {
         assertTrue(executor.isTerminated());
     }
 
+    /** A task whose thread does not start is not left counted, or shutdown would wait for it forever. */
+    @Test
+    void aTaskWhoseThreadDoesNotStartIsNotCounted() throws Exception {
+        Thread started = Thread.ofVirtual().start(() -> { });
+        VirtualThreadPerRequest executor = new VirtualThreadPerRequest(task -> started); // start() throws
+        assertThrows(IllegalThreadStateException.class, () -> executor.execute(() -> { }));
+        executor.shutdown();
+        assertTrue(executor.awaitTermination(10, TimeUnit.SECONDS));
+    }
+
     @Test
     void awaitTerminationTimesOutWhileATaskRunsAndRefusesNewTasks() throws Exception {
         CountDownLatch release = new CountDownLatch(1);

@@ -250,4 +250,13 @@ class UringLoopTest {
     private static long address(ByteBuffer direct) {
         return MemorySegment.ofBuffer(direct).address();
     }
+
+    /** Loops are refused before Java 24 (a request inside synchronized code would park the loop itself). */
+    @Test
+    void loopsNeedJava24() {
+        assertNotNull(UringLoops.javaVersionReason(23));
+        assertTrue(UringLoops.javaVersionReason(22).contains("Java 24"));
+        assertNull(UringLoops.javaVersionReason(24));
+        assertNull(UringLoops.javaVersionReason(25));
+    }
 }
