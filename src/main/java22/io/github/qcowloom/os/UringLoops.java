@@ -104,17 +104,6 @@ public final class UringLoops {
                 // Another JDK's layout: nothing started here, and nothing else to do.
             }
         });
-        boolean interrupted = false;
-        while (true) {
-            try {
-                t.join();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        Joins.uninterruptibly(t);
     }
 }

@@ -1,6 +1,7 @@
 package io.github.qcowloom.virtio;
 
 import io.github.qcowloom.os.EventFds;
+import io.github.qcowloom.os.Joins;
 import java.io.IOException;
 import java.util.function.IntConsumer;
 import org.slf4j.Logger;

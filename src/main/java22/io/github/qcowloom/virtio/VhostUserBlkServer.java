@@ -3,6 +3,7 @@ package io.github.qcowloom.virtio;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.os.Joins;
 import io.github.qcowloom.os.UnixSockets;
 import java.io.IOException;
 import java.nio.file.Files;

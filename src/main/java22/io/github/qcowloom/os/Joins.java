@@ -1,12 +1,15 @@
-package io.github.qcowloom.virtio;
+package io.github.qcowloom.os;
 
-/** Waiting for a thread that stopping has woken: an interrupt must not cut the wait short, only be kept. */
-final class Joins {
+/**
+ * Waiting for a thread that must end before the caller goes on (one that stopping has woken, one that sets
+ * something up): an interrupt must not cut the wait short, only be kept.
+ */
+public final class Joins {
     private Joins() {
     }
 
     /** Waits until {@code thread} ends; an interrupt meanwhile is restored on the caller afterwards. */
-    static void uninterruptibly(Thread thread) {
+    public static void uninterruptibly(Thread thread) {
         boolean interrupted = false;
         while (true) {
             try {
