@@ -20,6 +20,13 @@ interface FileIo extends Closeable {
     void force() throws IOException;
 
     /**
+     * ftruncate to {@code length}; false where this I/O leaves it to the caller (FileChannel cannot extend).
+     */
+    default boolean truncate(long length) throws IOException {
+        return false;
+    }
+
+    /**
      * fallocate with mode 0: allocates {@code [position, position + length)} on the host, growing the file to its
      * end if shorter, without changing a byte; false where this I/O cannot (FileChannel has no fallocate).
      */

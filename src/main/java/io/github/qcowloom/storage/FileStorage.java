@@ -256,8 +256,8 @@ public final class FileStorage implements Storage {
                 return;
             }
             if (position + length >= oldSize) {
-                resizer.setLength(position);
-                resizer.setLength(oldSize);
+                setFileLength(position);
+                setFileLength(oldSize);
                 return;
             }
         } finally {
@@ -322,7 +322,7 @@ public final class FileStorage implements Storage {
         lock.lock();
         try {
             // ftruncate through a second, buffered descriptor: FileChannel.truncate cannot extend.
-            resizer.setLength(length);
+            setFileLength(length);
             size.set(length);
         } finally {
             lock.unlock();
@@ -341,7 +341,7 @@ public final class FileStorage implements Storage {
         try {
             // Writes hold the shared side, so no write is extending the file while its size is compared here.
             if (size.get() < end) {
-                resizer.setLength(end);
+                setFileLength(end);
                 size.set(end);
             }
         } finally {
@@ -438,11 +438,21 @@ public final class FileStorage implements Storage {
                 blockLocks.unlock(firstBlock, endBlock);
             }
             if (trim) {
-                resizer.setLength(Math.max(sizeBefore, end));
+                setFileLength(Math.max(sizeBefore, end));
             }
             size.accumulateAndGet(end, Math::max);
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * ftruncate, under the size write lock: through the I/O's own call where it has one (on an event loop, its
+     * ring, so the loop is not held while the file system journals it), else through the resizer.
+     */
+    private void setFileLength(long length) throws IOException {
+        if (!io.truncate(length)) {
+            resizer.setLength(length);
         }
     }
 

@@ -23,6 +23,8 @@ final class IoUring implements Closeable {
     static final byte OP_FSYNC = 3;
     /** fallocate: the SQE's address field holds the length, its length field the mode. */
     static final byte OP_FALLOCATE = 17;
+    /** Linux 6.9 and later; older kernels answer -EINVAL. */
+    static final byte OP_FTRUNCATE = 55;
     static final byte OP_READ = 22;
     static final byte OP_WRITE = 23;
     static final int FSYNC_DATASYNC = 1;

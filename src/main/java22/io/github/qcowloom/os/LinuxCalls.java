@@ -24,6 +24,7 @@ import java.util.Optional;
  */
 final class LinuxCalls {
     static final int EINTR = 4;
+    static final int EINVAL = 22;
     static final int EAGAIN = 11;
     static final int EBUSY = 16;
     static final int ECANCELED = 125;
@@ -165,6 +166,7 @@ final class LinuxCalls {
                 case IoUring.OP_READ -> syscall(capture, SyscallNumbers.PREAD64, fd, address, length, offset, 0, 0);
                 case IoUring.OP_WRITE -> syscall(capture, SyscallNumbers.PWRITE64, fd, address, length, offset, 0, 0);
                 case IoUring.OP_FSYNC -> syscall(capture, SyscallNumbers.FDATASYNC, fd, 0, 0, 0, 0, 0);
+                case IoUring.OP_FTRUNCATE -> syscall(capture, SyscallNumbers.FTRUNCATE, fd, offset, 0, 0, 0, 0);
                 case IoUring.OP_FALLOCATE ->
                         syscall(capture, SyscallNumbers.FALLOCATE, fd, length, offset, address, 0, 0);
                 default -> throw new IllegalArgumentException("opcode " + opcode);

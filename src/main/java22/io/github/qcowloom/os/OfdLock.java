@@ -23,7 +23,6 @@ public final class OfdLock implements Closeable {
     private static final short F_RDLCK = 0;
     private static final short F_WRLCK = 1;
     private static final short F_UNLCK = 2;
-    private static final int EINVAL = 22;
     private static final int EACCES = 13;
 
     // struct flock on amd64 and aarch64: short l_type, short l_whence, off_t l_start (at 8), off_t l_len (at 16),
@@ -65,7 +64,7 @@ public final class OfdLock implements Closeable {
         OfdLock lock = new OfdLock(path, LinuxCalls.open(path.toString(), LinuxCalls.O_RDONLY));
         try {
             int r = lock.fcntl(F_OFD_GETLK, F_WRLCK, 0);
-            if (r == -EINVAL) {
+            if (r == -LinuxCalls.EINVAL) {
                 lock.close();
                 return null;
             }

@@ -30,7 +30,6 @@ public final class UnixSockets {
     private static final int MSG_NOSIGNAL = 0x4000;
     private static final int MSG_CMSG_CLOEXEC = 0x40000000;
     private static final int SHUT_RDWR = 2;
-    private static final int EINVAL = 22;
     private static final int SUN_PATH = 108;
 
     /** The most descriptors one message may carry (vhost-user's limit). */
@@ -163,7 +162,7 @@ public final class UnixSockets {
                 if (interrupted(capture)) {
                     continue;
                 }
-                if (LinuxCalls.errno(capture) == EINVAL) {
+                if (LinuxCalls.errno(capture) == LinuxCalls.EINVAL) {
                     return -1; // shut down
                 }
                 throw failure("accept", capture);

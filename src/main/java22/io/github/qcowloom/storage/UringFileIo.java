@@ -105,6 +105,12 @@ final class UringFileIo implements FileIo {
     }
 
     @Override
+    public boolean truncate(long length) throws IOException {
+        call("ftruncate", fd -> queue.truncate(fd, length));
+        return true;
+    }
+
+    @Override
     public boolean allocate(long position, long length) throws IOException {
         call("fallocate", fd -> queue.allocate(fd, position, length));
         return true;

@@ -6,10 +6,12 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.api.StorageBackend;
+import io.github.qcowloom.storage.FileStorage;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -258,5 +260,42 @@ class UringLoopTest {
         assertTrue(UringLoops.javaVersionReason(22).contains("Java 24"));
         assertNull(UringLoops.javaVersionReason(24));
         assertNull(UringLoops.javaVersionReason(25));
+    }
+
+    /**
+     * A file's size set from a loop (FileStorage's ftruncates: resize, a discard at the end, a write past it) goes
+     * through the loop's ring on Linux 6.9+, so the loop runs on while the file system journals it; on an older
+     * kernel the ring refuses the operation once, and the system call is made instead.
+     */
+    @Test
+    void aFilesSizeSetFromALoopGoesThroughItsRing() throws Exception {
+        Path file = dir.resolve("sized");
+        Files.write(file, new byte[BLOCK]);
+        ThreadFactory loops = UringLoops.threadFactory(1, "test-truncate");
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        long ringRequestsBefore = UringLoop.REQUESTS.sum();
+        try (FileStorage storage = FileStorage.open(file, false, true, StorageBackend.IO_URING)) {
+            assertEquals(StorageBackend.IO_URING, storage.backend());
+            Thread t = loops.newThread(() -> {
+                try {
+                    storage.setLength(16L * BLOCK);
+                    assertEquals(16L * BLOCK, Files.size(file));
+                    storage.setLength(3L * BLOCK);
+                } catch (Throwable e) {
+                    failure.set(e);
+                }
+            });
+            t.start();
+            t.join();
+        }
+        assertNull(failure.get());
+        assertEquals(3L * BLOCK, Files.size(file));
+        String[] version = System.getProperty("os.version").split("[.-]");
+        boolean since69 = Integer.parseInt(version[0]) > 6
+                || Integer.parseInt(version[0]) == 6 && Integer.parseInt(version[1]) >= 9;
+        assertEquals(since69, UringQueue.truncatesInRing());
+        if (since69) {
+            assertEquals(2, UringLoop.REQUESTS.sum() - ringRequestsBefore, "both went through the ring");
+        }
     }
 }
