@@ -256,6 +256,8 @@ public final class FileStorage implements Storage {
                 return;
             }
             if (position + length >= oldSize) {
+                // Reads take no size lock: one meanwhile finds the tail gone, and readFully gives it zeroes,
+                // which a read racing the discard of its range may get either way.
                 setFileLength(position);
                 setFileLength(oldSize);
                 return;
@@ -321,7 +323,6 @@ public final class FileStorage implements Storage {
         Lock lock = sizeLock.writeLock();
         lock.lock();
         try {
-            // ftruncate through a second, buffered descriptor: FileChannel.truncate cannot extend.
             setFileLength(length);
             size.set(length);
         } finally {
@@ -448,7 +449,8 @@ public final class FileStorage implements Storage {
 
     /**
      * ftruncate, under the size write lock: through the I/O's own call where it has one (on an event loop, its
-     * ring, so the loop is not held while the file system journals it), else through the resizer.
+     * ring, so the loop is not held while the file system journals it), else through the resizer, a second,
+     * buffered descriptor (FileChannel.truncate cannot extend).
      */
     private void setFileLength(long length) throws IOException {
         if (!io.truncate(length)) {

@@ -26,7 +26,7 @@ public final class UringLoops {
     /**
      * A factory of virtual threads named {@code name} on the first {@code n} loops of the process (started now if
      * fewer run): a thread started from one of them stays on its loop, others go round them in turn. Throws, with
-     * the reason, where loops cannot run: java.lang not opened to this code, or io_uring refused.
+     * the reason, where loops cannot run: Java before 24, java.lang not opened to this code, or io_uring refused.
      */
     public static ThreadFactory threadFactory(int n, String name) throws IOException {
         if (n < 1) {
@@ -85,8 +85,8 @@ public final class UringLoops {
      */
     static String javaVersionReason(int feature) {
         return feature >= 24 ? null
-                : "they need Java 24 or later, where synchronized code does not hold a virtual thread's carrier (running "
-                        + "Java " + feature + ")";
+                : "they need Java 24 or later, where synchronized code does not hold a virtual thread's carrier "
+                        + "(running Java " + feature + ")";
     }
 
     /**

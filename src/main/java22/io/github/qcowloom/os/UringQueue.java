@@ -183,7 +183,7 @@ public final class UringQueue {
     /**
      * ftruncate: returns 0, or -errno. On an event loop through its ring (Linux 6.9+), so that the loop runs on
      * while the file system journals the change; elsewhere, and on older kernels, the system call on the caller's
-     * thread, as FileChannel makes it.
+     * thread, as RandomAccessFile.setLength makes it.
      */
     public int truncate(int fd, long length) throws IOException {
         UringLoop loop = UringLoop.current();
