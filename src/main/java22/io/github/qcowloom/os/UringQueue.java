@@ -187,18 +187,19 @@ public final class UringQueue {
      */
     public int truncate(int fd, long length) throws IOException {
         UringLoop loop = UringLoop.current();
+        boolean ringRefused = false;
         if (loop != null && truncatesInRing) {
             int r = loop.request(IoUring.OP_FTRUNCATE, fd, 0, 0, length, 0);
             if (r != -LinuxCalls.EINVAL) {
                 return r;
             }
-            r = (int) LinuxCalls.blocking(IoUring.OP_FTRUNCATE, fd, 0, 0, length);
-            if (r == 0) {
-                truncatesInRing = false; // the ring does not know the operation, the kernel the call: before 6.9
-            }
-            return r;
+            ringRefused = true; // a bad call, or an operation the ring does not know: the system call tells
         }
-        return (int) LinuxCalls.blocking(IoUring.OP_FTRUNCATE, fd, 0, 0, length);
+        int r = (int) LinuxCalls.blocking(IoUring.OP_FTRUNCATE, fd, 0, 0, length);
+        if (ringRefused && r == 0) {
+            truncatesInRing = false; // the kernel knows the call, its ring not the operation: before 6.9
+        }
+        return r;
     }
 
     /** Whether a loop's ftruncate goes through its ring: until a kernel before 6.9 refuses the operation. */
