@@ -23,10 +23,10 @@ final class IoUring implements Closeable {
     static final byte OP_FSYNC = 3;
     /** fallocate: the SQE's address field holds the length, its length field the mode. */
     static final byte OP_FALLOCATE = 17;
-    /** Linux 6.9 and later; older kernels answer -EINVAL. */
-    static final byte OP_FTRUNCATE = 55;
     static final byte OP_READ = 22;
     static final byte OP_WRITE = 23;
+    /** Linux 6.9 and later; older kernels answer -EINVAL. */
+    static final byte OP_FTRUNCATE = 55;
     static final int FSYNC_DATASYNC = 1;
     static final int ENTER_GETEVENTS = 1;
     /** Only the thread that set the ring up enters it (Linux 6.0). */

@@ -24,9 +24,9 @@ import java.util.Optional;
  */
 final class LinuxCalls {
     static final int EINTR = 4;
-    static final int EINVAL = 22;
     static final int EAGAIN = 11;
     static final int EBUSY = 16;
+    static final int EINVAL = 22;
     static final int ECANCELED = 125;
 
     static final int O_RDONLY = 0;

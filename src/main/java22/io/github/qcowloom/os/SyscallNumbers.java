@@ -24,8 +24,8 @@ final class SyscallNumbers {
     static final long PREAD64 = number(17, 67);
     static final long PWRITE64 = number(18, 68);
     static final long FCNTL = number(72, 25);
-    static final long FTRUNCATE = number(77, 46);
     static final long FDATASYNC = number(75, 83);
+    static final long FTRUNCATE = number(77, 46);
     static final long FADVISE64 = number(221, 223);
     static final long OPENAT = number(257, 56);
     static final long FALLOCATE = number(285, 47);
