@@ -8,8 +8,8 @@ import java.nio.channels.SocketChannel;
 
 /**
  * The byte stream one connection negotiates and transmits on: the socket itself, or TLS over it once
- * NBD_OPT_STARTTLS has been acknowledged ({@link TlsChannel}). Blocking; one reading thread, many writers (replies
- * are serialized by {@link Replies}' lock).
+ * NBD_OPT_STARTTLS has been acknowledged ({@link TlsChannel}). Blocking; one reading thread, one writer at a time
+ * (the thread {@link Replies} elects).
  */
 interface ByteStream extends ByteChannel, GatheringByteChannel {
     /** The socket's own bytes, unencrypted. */

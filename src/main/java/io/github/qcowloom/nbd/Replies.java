@@ -6,70 +6,98 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.GatheringByteChannel;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.BooleanSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Sends replies for one connection. Requests finish on many threads and replies go out in any order (proto.md
- * "Transmission"), so one lock keeps each reply's bytes together on the socket.
+ * "Transmission"). A finished request queues its reply and goes on; one thread at a time, the first to find no
+ * other sending, writes what is queued, many replies in one gathering write. A burst of replies then costs the
+ * server one system call and the client one wake-up, not one each, and no request waits for another's write.
+ * Each reply's {@code sent} runs once its bytes are on the socket or cannot be (the client has gone): only then
+ * may its buffers be reused.
+ *
+ * <p>Lock discipline: none. The queue is lock-free; {@link #signals} elects the single sending thread (the drain
+ * loop of a serializing queue: a thread that queues a reply while another sends leaves it to that one, which
+ * drains once more for every signal it missed). Only that thread touches {@link #heads}, {@link #gather} and
+ * {@link #broken}; the atomic counter orders its writes before the next sender's reads.
  */
 final class Replies {
-    /** A reply could not be sent: the client has gone or its connection was closed (not a failed request). */
-    static final class Unsent extends IOException {
-        Unsent(IOException cause) {
-            super("reply not sent: " + cause, cause);
-        }
-    }
+    private static final Logger LOG = LoggerFactory.getLogger(Replies.class);
+    /** Replies per gathering write: two buffers each, well under the kernel's 1024 (IOV_MAX). */
+    private static final int BATCH = 64;
+    /** Heads up to this size are copied into {@link #heads} (a heap buffer costs the JDK a native copy a write). */
+    private static final int STAGED_HEAD = 32;
+
+    private record Reply(ByteBuffer head, ByteBuffer data, Runnable sent) {}
 
     private final GatheringByteChannel ch;
     private final boolean structured;
-    private final ReentrantLock lock = new ReentrantLock();
+    private final ConcurrentLinkedQueue<Reply> queue = new ConcurrentLinkedQueue<>();
+    /** Replies queued and not yet seen by a drain pass; the thread that raises it from 0 sends. */
+    private final AtomicInteger signals = new AtomicInteger();
+    private final ByteBuffer heads = ByteBuffer.allocateDirect(BATCH * STAGED_HEAD);
+    private final ByteBuffer[] gather = new ByteBuffer[2 * BATCH];
+    private final Reply[] batch = new Reply[BATCH];
+    /** A write failed: the client has gone, so later replies are dropped (their {@code sent} still runs). */
+    private boolean broken;
+    /**
+     * Tests only: run in the two windows where another thread's reply can slip between steps of the election,
+     * after a reply is queued and before a drain pass gives up its signals, so a seeded schedule can open them.
+     */
+    volatile Runnable raceWindow;
 
-    Replies(GatheringByteChannel ch, boolean structured) {
+    /** True while other requests of the connection are being served: their replies may come soon. */
+    private final BooleanSupplier othersInFlight;
+
+    Replies(GatheringByteChannel ch, boolean structured, BooleanSupplier othersInFlight) {
         this.ch = ch;
         this.structured = structured;
+        this.othersInFlight = othersInFlight;
     }
 
     /** Success without data: a simple reply, or NBD_REPLY_TYPE_NONE with DONE under structured replies. */
-    void ok(long cookie) throws IOException {
-        if (structured) {
-            send(chunkHeader(cookie, REPLY_TYPE_NONE, 0));
-        } else {
-            send(simpleHeader(cookie, 0));
-        }
+    void ok(long cookie, Runnable sent) {
+        send(structured ? chunkHeader(cookie, REPLY_TYPE_NONE, 0) : simpleHeader(cookie, 0), null, sent);
     }
 
     /** A successful read: one NBD_REPLY_TYPE_OFFSET_DATA chunk with DONE (so DF always holds), or a simple reply. */
-    void data(long cookie, long offset, ByteBuffer data) throws IOException {
+    void data(long cookie, long offset, ByteBuffer data, Runnable sent) {
         if (structured) {
             ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_OFFSET_DATA, 8 + data.remaining());
-            send(ByteBuffer.allocate(28).put(head).putLong(offset).flip(), data);
+            send(ByteBuffer.allocate(28).put(head).putLong(offset).flip(), data, sent);
         } else {
-            send(simpleHeader(cookie, 0), data);
+            send(simpleHeader(cookie, 0), data, sent);
         }
     }
 
     /** A failed request: NBD_REPLY_TYPE_ERROR with DONE, or a simple reply carrying the error. */
-    void error(long cookie, int errno, String message) throws IOException {
+    void error(long cookie, int errno, String message, Runnable sent) {
         if (structured) {
             byte[] m = message == null ? new byte[0] : message.getBytes(StandardCharsets.UTF_8);
             int len = Math.min(m.length, 4096);
             ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_ERROR, 6 + len);
-            send(ByteBuffer.allocate(26 + len).put(head).putInt(errno).putShort((short) len).put(m, 0, len).flip());
+            send(ByteBuffer.allocate(26 + len).put(head).putInt(errno).putShort((short) len).put(m, 0, len).flip(),
+                    null, sent);
         } else {
-            send(simpleHeader(cookie, errno));
+            send(simpleHeader(cookie, errno), null, sent);
         }
     }
 
     /** NBD_REPLY_TYPE_BLOCK_STATUS with DONE: context id, then (length, flags) per extent. */
-    void blockStatus(long cookie, int contextId, List<Extents.Extent> extents) throws IOException {
+    void blockStatus(long cookie, int contextId, List<Extents.Extent> extents, Runnable sent) {
         int len = 4 + 8 * extents.size();
         ByteBuffer b = ByteBuffer.allocate(20 + len).put(chunkHeader(cookie, REPLY_TYPE_BLOCK_STATUS, len))
                 .putInt(contextId);
         for (Extents.Extent e : extents) {
             b.putInt((int) e.length()).putInt(e.flags());
         }
-        send(b.flip());
+        send(b.flip(), null, sent);
     }
 
     private static ByteBuffer simpleHeader(long cookie, int errno) {
@@ -81,20 +109,88 @@ final class Replies {
                 .putShort((short) type).putLong(cookie).putInt(length).flip();
     }
 
-    private void send(ByteBuffer... parts) throws IOException {
-        long total = 0;
-        for (ByteBuffer p : parts) {
-            total += p.remaining();
+    /** Queues a reply; sends the queue unless another thread is sending it. Never throws for a failed write. */
+    private void send(ByteBuffer head, ByteBuffer data, Runnable sent) {
+        queue.add(new Reply(head, data, sent));
+        openRaceWindow();
+        if (signals.getAndIncrement() != 0) {
+            return;
         }
-        lock.lock();
-        try {
-            while (total > 0) {
-                total -= ch.write(parts);
+        if (othersInFlight.getAsBoolean() && Thread.currentThread().isVirtual()) {
+            // Let the threads that are ready to run (often requests completed in the same burst) queue their
+            // replies first, so they go out in this thread's write.
+            Thread.yield();
+        }
+        int missed = 1;
+        do {
+            while (writeBatch()) {
+                // until the queue is empty
             }
-        } catch (IOException e) {
-            throw new Unsent(e);
+            openRaceWindow();
+            missed = signals.addAndGet(-missed);
+        } while (missed != 0);
+    }
+
+    private void openRaceWindow() {
+        Runnable window = raceWindow;
+        if (window != null) {
+            window.run();
+        }
+    }
+
+    /** Writes up to {@link #BATCH} queued replies in one gathering write; false if the queue was empty. */
+    private boolean writeBatch() {
+        int n = 0;
+        for (Reply r; n < BATCH && (r = queue.poll()) != null; ) {
+            batch[n++] = r;
+        }
+        if (n == 0) {
+            return false;
+        }
+        try {
+            if (!broken) {
+                write(n);
+            }
+        } catch (IOException | RuntimeException e) {
+            broken = true;
+            LOG.debug("cannot send {} NBD replies, the first to cookie {}: {}", n, batch[0].head().getLong(8),
+                    e.toString());
         } finally {
-            lock.unlock();
+            for (int i = 0; i < n; i++) {
+                Reply r = batch[i];
+                batch[i] = null;
+                try {
+                    r.sent().run();
+                } catch (RuntimeException e) {
+                    LOG.warn("releasing an NBD reply failed (a defect)", e);
+                }
+            }
+            Arrays.fill(gather, null);
+        }
+        return true;
+    }
+
+    private void write(int n) throws IOException {
+        heads.clear();
+        int parts = 0;
+        long total = 0;
+        for (int i = 0; i < n; i++) {
+            ByteBuffer head = batch[i].head();
+            if (head.remaining() <= STAGED_HEAD) {
+                int at = heads.position();
+                heads.put(head.duplicate());
+                head = heads.slice(at, heads.position() - at);
+            }
+            gather[parts++] = head;
+            total += head.remaining();
+            ByteBuffer data = batch[i].data();
+            if (data != null && data.hasRemaining()) {
+                gather[parts++] = data;
+                total += data.remaining();
+            }
+        }
+        while (total > 0) {
+            total -= ch.write(gather, 0, parts);
         }
     }
 }

@@ -8,6 +8,7 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -20,8 +21,8 @@ import org.slf4j.LoggerFactory;
  * {@link ByteBudget} of buffers, are in flight: a client that sends requests without reading the replies pins no
  * more than that.
  *
- * <p>Lock discipline: none of its own; the reading thread waits on the budget and the in-flight slots (never
- * while holding a lock), and request threads take {@link Replies}' lock to send.
+ * <p>Lock discipline: none; the reading thread waits on the budget and the in-flight slots, and request threads
+ * queue their replies with {@link Replies}, which takes no lock either.
  */
 final class Transmission {
     private static final Logger LOG = LoggerFactory.getLogger(Transmission.class);
@@ -56,7 +57,8 @@ final class Transmission {
         this.executor = executor;
         this.budget = budget;
         this.buffers = buffers;
-        this.replies = new Replies(ch, session.structuredReplies());
+        this.replies = new Replies(ch, session.structuredReplies(),
+                () -> slots.availablePermits() < MAX_IN_FLIGHT - 1);
     }
 
     /**
@@ -97,14 +99,9 @@ final class Transmission {
                     release(r, cost);
                     return;
                 }
+                Release done = new Release(r, cost);
                 try {
-                    executor.execute(() -> {
-                        try {
-                            serve(r);
-                        } finally {
-                            release(r, cost); // the reply is sent (or cannot be)
-                        }
-                    });
+                    executor.execute(() -> serve(r, done));
                 } catch (RejectedExecutionException e) {
                     release(r, cost);
                     return;
@@ -183,95 +180,127 @@ final class Transmission {
         return new Request(h.flags(), h.type(), h.cookie(), h.offset(), h.length(), payload.flip());
     }
 
-    /** Runs one request and sends its reply; a reply that cannot be sent means the client has gone. */
-    private void serve(Request r) {
+    /**
+     * What a request gives back once its reply is on the socket or cannot be sent: its WRITE payload, its READ
+     * data, its budget and its slot. Runs at most once, whichever of the reply and a failure gets here first.
+     */
+    private final class Release implements Runnable {
+        private final Request r;
+        private final long cost;
+        private final AtomicBoolean done = new AtomicBoolean();
+        /** A READ's reply data; set by the request's thread before the reply is queued. */
+        private ByteBuffer data;
+
+        Release(Request r, long cost) {
+            this.r = r;
+            this.cost = cost;
+        }
+
+        /** {@code b} goes back to the pool with the rest (so a reply still queued never sees it reused). */
+        ByteBuffer hold(ByteBuffer b) {
+            data = b;
+            return b;
+        }
+
+        @Override
+        public void run() {
+            if (done.compareAndSet(false, true)) {
+                if (data != null) {
+                    buffers.give(data);
+                }
+                release(r, cost);
+            }
+        }
+    }
+
+    /**
+     * Runs one request and queues its reply, which gives back what the request holds once sent. Exactly one reply
+     * is queued, the last thing this does; if something unexpected is thrown before it, the request's resources
+     * are given back unsent (the client then waits for that cookie; the defect is logged where it is caught).
+     */
+    private void serve(Request r, Release done) {
         try {
             try {
-                execute(r);
-            } catch (Replies.Unsent e) {
-                throw e;
+                execute(r, done);
             } catch (IOException e) {
                 int errno = Errors.errno(e);
                 if (errno == EIO) {
                     LOG.warn("NBD request type {} at {}+{} failed", r.type(), r.offset(), r.length(), e);
                 }
-                replies.error(r.cookie(), errno, String.valueOf(e.getMessage()));
+                replies.error(r.cookie(), errno, String.valueOf(e.getMessage()), done);
             } catch (RuntimeException e) {
                 defects.accept(e);
-                replies.error(r.cookie(), Errors.errno(e), String.valueOf(e.getMessage()));
+                replies.error(r.cookie(), Errors.errno(e), String.valueOf(e.getMessage()), done);
             }
-        } catch (IOException e) {
-            LOG.debug("cannot reply to cookie {}: {}", r.cookie(), e.toString());
+        } catch (Throwable t) {
+            done.run();
+            throw t;
         }
     }
 
-    private void execute(Request r) throws IOException {
+    private void execute(Request r, Release done) throws IOException {
         BlockDevice dev = export.device();
         boolean writes = r.type() == CMD_WRITE || r.type() == CMD_TRIM || r.type() == CMD_WRITE_ZEROES;
         if (writes && export.readOnly()) {
-            replies.error(r.cookie(), EPERM, "export is read-only");
+            replies.error(r.cookie(), EPERM, "export is read-only", done);
             return;
         }
         if (r.type() != CMD_FLUSH && !r.inside(dev.size())) {
-            replies.error(r.cookie(), EINVAL, "request outside the export");
+            replies.error(r.cookie(), EINVAL, "request outside the export", done);
             return;
         }
         switch (r.type()) {
             case CMD_READ -> {
                 if (r.length() > MAX_PAYLOAD) {
-                    replies.error(r.cookie(), EINVAL, "READ longer than 32 MiB");
+                    replies.error(r.cookie(), EINVAL, "READ longer than 32 MiB", done);
                     return;
                 }
-                ByteBuffer data = buffers.take((int) r.length());
-                try {
-                    if (data.hasRemaining()) {
-                        dev.read(r.offset(), data);
-                    }
-                    replies.data(r.cookie(), r.offset(), data.flip());
-                } finally {
-                    buffers.give(data);
+                ByteBuffer data = done.hold(buffers.take((int) r.length()));
+                if (data.hasRemaining()) {
+                    dev.read(r.offset(), data);
                 }
+                replies.data(r.cookie(), r.offset(), data.flip(), done);
             }
             case CMD_WRITE -> {
                 if (r.payload().hasRemaining()) {
                     dev.write(r.offset(), r.payload());
                 }
-                finishWrite(r, dev);
+                finishWrite(r, dev, done);
             }
             case CMD_TRIM -> {
                 if (r.length() > 0) {
                     dev.discard(r.offset(), r.length());
                 }
-                finishWrite(r, dev);
+                finishWrite(r, dev, done);
             }
             case CMD_WRITE_ZEROES -> {
                 if (r.length() > 0) {
                     // NO_HOLE: the zeroes must be written, not unmapped.
                     dev.writeZeroes(r.offset(), r.length(), !r.has(CMD_FLAG_NO_HOLE));
                 }
-                finishWrite(r, dev);
+                finishWrite(r, dev, done);
             }
             case CMD_FLUSH -> {
                 dev.flush();
-                replies.ok(r.cookie());
+                replies.ok(r.cookie(), done);
             }
             case CMD_BLOCK_STATUS -> {
                 if (!session.baseAllocation() || r.length() == 0) {
-                    replies.error(r.cookie(), EINVAL, "no metadata context selected, or empty range");
+                    replies.error(r.cookie(), EINVAL, "no metadata context selected, or empty range", done);
                     return;
                 }
                 replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID,
-                        Extents.of(dev, r.offset(), r.length(), r.has(CMD_FLAG_REQ_ONE)));
+                        Extents.of(dev, r.offset(), r.length(), r.has(CMD_FLAG_REQ_ONE)), done);
             }
-            default -> replies.error(r.cookie(), EINVAL, "unknown command " + r.type());
+            default -> replies.error(r.cookie(), EINVAL, "unknown command " + r.type(), done);
         }
     }
 
     /** FUA: the data is durable before the reply. */
-    private void finishWrite(Request r, BlockDevice dev) throws IOException {
+    private void finishWrite(Request r, BlockDevice dev, Release done) throws IOException {
         if (r.has(CMD_FLAG_FUA)) {
             dev.flush();
         }
-        replies.ok(r.cookie());
+        replies.ok(r.cookie(), done);
     }
 }
