@@ -54,6 +54,11 @@ final class Handshake {
         return ch;
     }
 
+    /** True once STARTTLS has made {@link #stream} TLS. */
+    boolean encrypted() {
+        return tlsUp;
+    }
+
     /**
      * Negotiates until the client enters transmission (GO or EXPORT_NAME): returns the session, or null when the
      * client aborted. A malformed exchange throws {@link ProtocolViolation}.

@@ -256,15 +256,19 @@ public final class NbdServer implements AutoCloseable {
             if (!limit.passed()) {
                 return; // the limit closed the channel as the handshake ended
             }
+            ByteStream stream = handshake.stream();
             try {
                 if (session != null) {
-                    new Transmission(handshake.stream(), export, session, executor, budget, buffers,
-                            Transmission::logDefect, stopped::get).run();
+                    if (!handshake.encrypted()) {
+                        stream = RingReads.around(ch, stream);
+                    }
+                    new Transmission(stream, export, session, executor, budget, buffers, Transmission::logDefect,
+                            stopped::get).run();
                 }
             } finally {
                 // TLS: close_notify before the socket closes, however the transmission ended (a stop ends it at
                 // the end of the stream, which throws); try-with-resources closes the socket again: a no-op.
-                closeStream(handshake);
+                closeStream(stream);
             }
         } catch (ProtocolViolation e) {
             LOG.info("NBD client dropped: {}", e.getMessage());
@@ -328,9 +332,9 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /** Closes a connection's stream without hiding why it ended (the exception in flight, if any). */
-    private static void closeStream(Handshake handshake) {
+    private static void closeStream(ByteStream stream) {
         try {
-            handshake.stream().close();
+            stream.close();
         } catch (IOException | RuntimeException e) {
             LOG.debug("NBD connection's stream did not close cleanly: {}", e.toString());
         }

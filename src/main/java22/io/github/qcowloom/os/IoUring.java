@@ -21,10 +21,14 @@ import java.lang.invoke.VarHandle;
  */
 final class IoUring implements Closeable {
     static final byte OP_FSYNC = 3;
+    /** Waits until the descriptor is ready: the poll mask in the SQE's flags field. */
+    static final byte OP_POLL_ADD = 6;
     /** fallocate: the SQE's address field holds the length, its length field the mode. */
     static final byte OP_FALLOCATE = 17;
     static final byte OP_READ = 22;
     static final byte OP_WRITE = 23;
+    /** recv(2) on a socket; the kernel waits for data itself, without the caller's poller. */
+    static final byte OP_RECV = 27;
     /** Linux 6.9 and later; older kernels answer -EINVAL. */
     static final byte OP_FTRUNCATE = 55;
     static final int FSYNC_DATASYNC = 1;

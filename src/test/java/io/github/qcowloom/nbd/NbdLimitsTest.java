@@ -20,6 +20,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The server's limits: connections served at once, bytes a connection holds, and how long stop may take. */
@@ -39,7 +41,28 @@ class NbdLimitsTest {
     }
 
     private Served serve(NbdServer.Options options) throws Exception {
-        return Served.start(img, dir.resolve("s.sock"), false, ExecutionModel.VIRTUAL, options);
+        return serve(options, ExecutionModel.VIRTUAL);
+    }
+
+    private Served serve(NbdServer.Options options, ExecutionModel model) throws Exception {
+        assertEquals(model, model.effective(), "the model runs here");
+        return Served.start(img, dir.resolve("s.sock"), false, model, options);
+    }
+
+    /** Stops the server from another thread; fails if that takes longer than 10 s. */
+    private static void stopWithin10s(Served s) throws Exception {
+        CompletableFuture<Void> stop = CompletableFuture.runAsync(() -> {
+            try {
+                s.server.stop();
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        }, Executors.newVirtualThreadPerTaskExecutor());
+        try {
+            stop.get(10, TimeUnit.SECONDS);
+        } catch (TimeoutException e) {
+            throw new AssertionError("stop did not end the connection", e);
+        }
     }
 
     private static byte[] filled(int n, int value) {
@@ -126,9 +149,26 @@ class NbdLimitsTest {
         Qemu.io(img, "read -P 0x44 1M 4M");
     }
 
-    @Test
-    void stopClosesAClientThatDoesNotReadItsReplies() throws Exception {
-        Served s = serve(NbdServer.Options.defaults().withStopGrace(Duration.ofMillis(200)));
+    /** Under loop:1 the connection reads its requests through the loop's ring, where a stop must reach it too. */
+    @ParameterizedTest
+    @ValueSource(strings = {"virtual", "loop:1"})
+    void stopEndsAConnectionWaitingForItsNextRequest(String model) throws Exception {
+        Served s = serve(NbdServer.Options.defaults(), ExecutionModel.parse(model));
+        try (RawClient idle = new RawClient(s.server.address()).go()) {
+            writeAndReadBack(idle, 1, 0, 64 * KIB, 0x66);
+            stopWithin10s(s);
+            assertTrue(idle.closedByServer(), "the connection was left open");
+        } finally {
+            s.close();
+        }
+        Qemu.io(img, "read -P 0x66 0 64k");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"virtual", "loop:1"})
+    void stopClosesAClientThatDoesNotReadItsReplies(String model) throws Exception {
+        Served s = serve(NbdServer.Options.defaults().withStopGrace(Duration.ofMillis(200)),
+                ExecutionModel.parse(model));
         try (RawClient hostile = new RawClient(s.server.address()).go()) {
             hostile.request(Protocol.CMD_WRITE, 1, 0, 64 * KIB, filled(64 * KIB, 0x55));
             assertEquals(0, hostile.reply(1));
@@ -136,18 +176,7 @@ class NbdLimitsTest {
             for (int i = 0; i < 32; i++) {
                 hostile.request(Protocol.CMD_READ, 10 + i, 0, MIB, null);
             }
-            CompletableFuture<Void> stop = CompletableFuture.runAsync(() -> {
-                try {
-                    s.server.stop();
-                } catch (Exception e) {
-                    throw new RuntimeException(e);
-                }
-            }, Executors.newVirtualThreadPerTaskExecutor());
-            try {
-                stop.get(10, TimeUnit.SECONDS);
-            } catch (TimeoutException e) {
-                throw new AssertionError("stop waited for a client that never reads its replies", e);
-            }
+            stopWithin10s(s);
             // Closed with requests unread: the client sees the end of the stream or a reset.
             try {
                 assertTrue(hostile.closedByServer(), "the connection was left open");

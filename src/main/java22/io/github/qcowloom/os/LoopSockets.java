@@ -1,0 +1,87 @@
+package io.github.qcowloom.os;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * Socket reads made through the ring of the event loop that runs the calling thread ({@link UringLoop}): the
+ * thread parks as for a file request, and the loop takes the completion in the {@code io_uring_enter} it waits in.
+ * A JDK socket read that finds no data instead registers the socket with the JDK's poller thread, which on data
+ * wakes the loop through its eventfd: two more threads and four more system calls a wait. NBD over a Unix
+ * socket, fio randread at depth 64 on O_DIRECT: 86-88k requests a second against 78k, 6.4 s of the server's CPU
+ * against 7.3 s (2026-12-04).
+ */
+public final class LoopSockets {
+    /** What {@link #receive} answers on a thread that no loop runs: the caller reads as it would elsewhere. */
+    public static final int NOT_ON_A_LOOP = Integer.MIN_VALUE;
+    private static final int F_DUPFD_CLOEXEC = 1030;
+    private static final int SHUT_RDWR = 2;
+    private static final int POLLIN = 1;
+    private static final LongAdder RECEIVES = new LongAdder();
+
+    private LoopSockets() {
+    }
+
+    /** True when an event loop runs the calling thread. */
+    public static boolean onALoop() {
+        return UringLoop.current() != null;
+    }
+
+    /** Ring reads made so far, over every loop (tests, and bench's counters). */
+    public static long receives() {
+        return RECEIVES.sum();
+    }
+
+    /** A second descriptor of {@code fd}'s socket, closed on exec; the caller closes it. */
+    public static int duplicate(int fd) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            return (int) LinuxCalls.check(LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.FCNTL,
+                    fd, F_DUPFD_CLOEXEC, 0, 0, 0, 0), "fcntl(F_DUPFD_CLOEXEC)");
+        }
+    }
+
+    /**
+     * Reads what the socket has into {@code dst} (direct), waiting for something through the calling thread's
+     * loop: the bytes read, -1 at the end of the stream, or {@link #NOT_ON_A_LOOP}. A socket the JDK has made
+     * non-blocking answers EAGAIN when empty; then the loop waits for it to be readable and reads again.
+     */
+    public static int receive(int fd, ByteBuffer dst) throws IOException {
+        UringLoop loop = UringLoop.current();
+        if (loop == null) {
+            return NOT_ON_A_LOOP;
+        }
+        long address = MemorySegment.ofBuffer(dst).address();
+        while (true) {
+            int r = loop.request(IoUring.OP_RECV, fd, address, dst.remaining(), 0, 0);
+            RECEIVES.increment();
+            if (r > 0) {
+                dst.position(dst.position() + r);
+                return r;
+            } else if (r == 0) {
+                return -1;
+            } else if (r == -LinuxCalls.EAGAIN) {
+                int ready = loop.request(IoUring.OP_POLL_ADD, fd, 0, 0, 0, POLLIN);
+                if (ready < 0) {
+                    throw new IOException("poll: " + LinuxCalls.strerror(-ready));
+                }
+            } else if (r != -LinuxCalls.EINTR) {
+                throw new IOException(LinuxCalls.strerror(-r));
+            }
+        }
+    }
+
+    /** Shuts both directions of the socket down: a read waiting in a ring ends with the end of the stream. */
+    public static void shutdown(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            long ignored = LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.SHUTDOWN, fd, SHUT_RDWR,
+                    0, 0, 0, 0);
+        }
+    }
+
+    public static void close(int fd) {
+        LinuxCalls.close(fd);
+    }
+}
