@@ -16,16 +16,17 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Sends replies for one connection. Requests finish on many threads and replies go out in any order (proto.md
- * "Transmission"). A finished request queues its reply and goes on; one thread at a time, the first to find no
- * other sending, writes what is queued, many replies in one gathering write. A burst of replies then costs the
- * server one system call and the client one wake-up, not one each, and no request waits for another's write.
- * Each reply's {@code sent} runs once its bytes are on the socket or cannot be (the client has gone): only then
- * may its buffers be reused.
+ * "Transmission"). A finished request queues its reply; if another thread is sending, it leaves the reply to that
+ * one and goes on, else it sends what is queued, many replies in one gathering write, until the queue is empty. A
+ * burst of replies then costs the server one system call and the client one wake-up, not one each. Each reply's
+ * {@code sent} runs once its bytes are on the socket or cannot be (the client has gone): only then may its buffers
+ * be reused.
  *
- * <p>Lock discipline: none. The queue is lock-free; {@link #signals} elects the single sending thread (the drain
- * loop of a serializing queue: a thread that queues a reply while another sends leaves it to that one, which
- * drains once more for every signal it missed). Only that thread touches {@link #heads}, {@link #gather} and
- * {@link #broken}; the atomic counter orders its writes before the next sender's reads.
+ * <p>Lock discipline: takes none of its own (the {@code sent} callbacks take the connection's budget lock briefly).
+ * The queue is lock-free; {@link #signals} elects the single sending thread (the drain loop of a serializing queue:
+ * a thread that queues a reply while another sends leaves it to that one, which drains once more for every signal
+ * it missed). Only that thread touches {@link #heads}, {@link #gather}, {@link #batch} and {@link #broken}; the
+ * atomic counter orders its writes before the next sender's reads.
  */
 final class Replies {
     private static final Logger LOG = LoggerFactory.getLogger(Replies.class);
@@ -151,7 +152,7 @@ final class Replies {
             if (!broken) {
                 write(n);
             }
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | Error e) { // an Error too: the queue must go on being drained
             broken = true;
             LOG.debug("cannot send {} NBD replies, the first to cookie {}: {}", n, batch[0].head().getLong(8),
                     e.toString());
@@ -161,7 +162,7 @@ final class Replies {
                 batch[i] = null;
                 try {
                     r.sent().run();
-                } catch (RuntimeException e) {
+                } catch (RuntimeException | Error e) {
                     LOG.warn("releasing an NBD reply failed (a defect)", e);
                 }
             }

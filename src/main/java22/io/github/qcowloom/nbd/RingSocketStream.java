@@ -1,6 +1,7 @@
 package io.github.qcowloom.nbd;
 
 import io.github.qcowloom.os.LoopSockets;
+import io.github.qcowloom.os.UnixSockets;
 import java.io.IOException;
 import java.lang.reflect.Field;
 import java.nio.ByteBuffer;
@@ -14,8 +15,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>The ring reads a descriptor of our own, a duplicate of the channel's: the channel's number may be closed and
  * given to another file at any moment the JDK closes it, and a read already in a ring would not notice a close.
- * Ours is closed only after its last read has returned, and {@link #close} shuts the socket down first, which ends
- * a read waiting in a ring. (The server also shuts a connection's input down when it stops.)
+ * Ours is closed only after its last read has returned. A read waiting in the ring ends only when the socket is
+ * shut down (the server shuts a connection's input down when it stops), so {@link #close}, a failed write (the JDK
+ * may have closed its channel) and a failed ring read shut it down; a ring read is not ended by an interrupt.
  *
  * <p>Lock discipline: no lock. {@link #state} counts the reads using our descriptor and carries a closed bit;
  * whichever of {@link #close} and the last read sees the count reach 0 with the bit set closes the descriptor.
@@ -24,12 +26,13 @@ final class RingSocketStream implements ByteStream {
     private static final int CLOSED = Integer.MIN_VALUE;
     private static final Field FD_VAL = fdField();
 
-    private final SocketChannel ch;
+    /** The JDK's reads and writes: writes always, reads where a ring read cannot wait. */
+    private final ByteStream plain;
     private final int own;
     private final AtomicInteger state = new AtomicInteger();
 
     private RingSocketStream(SocketChannel ch, int own) {
-        this.ch = ch;
+        this.plain = ByteStream.plain(ch);
         this.own = own;
     }
 
@@ -47,7 +50,13 @@ final class RingSocketStream implements ByteStream {
         } catch (IllegalAccessException | IllegalArgumentException e) {
             return null;
         }
-        return new RingSocketStream(ch, LoopSockets.duplicate(fd));
+        int own = LoopSockets.duplicate(fd);
+        // The JDK marks a channel closed before it closes the descriptor: open now, so the number was still its own.
+        if (!ch.isOpen()) {
+            UnixSockets.close(own);
+            return null;
+        }
+        return new RingSocketStream(ch, own);
     }
 
     private static Field fdField() {
@@ -63,7 +72,7 @@ final class RingSocketStream implements ByteStream {
     @Override
     public int read(ByteBuffer dst) throws IOException {
         if (!dst.isDirect()) {
-            return ch.read(dst);
+            return plain.read(dst);
         }
         if (!acquire()) {
             throw new ClosedChannelException();
@@ -71,10 +80,14 @@ final class RingSocketStream implements ByteStream {
         int n;
         try {
             n = LoopSockets.receive(own, dst);
+        } catch (IOException e) {
+            // A failed ring may still hold the read: with the socket shut down, no more bytes land in dst.
+            UnixSockets.shutdown(own);
+            throw e;
         } finally {
             release();
         }
-        return n == LoopSockets.NOT_ON_A_LOOP ? ch.read(dst) : n;
+        return n == LoopSockets.NOT_ON_A_LOOP ? plain.read(dst) : n;
     }
 
     private boolean acquire() {
@@ -91,28 +104,44 @@ final class RingSocketStream implements ByteStream {
 
     private void release() {
         if (state.decrementAndGet() == CLOSED) {
-            LoopSockets.close(own);
+            UnixSockets.close(own);
         }
     }
 
     @Override
     public int write(ByteBuffer src) throws IOException {
-        return ch.write(src);
-    }
-
-    @Override
-    public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
-        return ch.write(srcs, offset, length);
+        return (int) write(new ByteBuffer[] {src}, 0, 1);
     }
 
     @Override
     public long write(ByteBuffer[] srcs) throws IOException {
-        return ch.write(srcs);
+        return write(srcs, 0, srcs.length);
+    }
+
+    @Override
+    public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
+        try {
+            return plain.write(srcs, offset, length);
+        } catch (IOException e) {
+            shutDown();
+            throw e;
+        }
+    }
+
+    /** Shuts the socket down through our descriptor, if it is still ours. */
+    private void shutDown() {
+        if (acquire()) {
+            try {
+                UnixSockets.shutdown(own);
+            } finally {
+                release();
+            }
+        }
     }
 
     @Override
     public boolean isOpen() {
-        return state.get() >= 0 && ch.isOpen();
+        return state.get() >= 0 && plain.isOpen();
     }
 
     /** Ends a read waiting in a ring (it sees the end of the stream), then closes both descriptors. */
@@ -129,10 +158,10 @@ final class RingSocketStream implements ByteStream {
             }
         }
         try {
-            LoopSockets.shutdown(own);
+            UnixSockets.shutdown(own);
         } finally {
             release();
-            ch.close();
+            plain.close();
         }
     }
 }

@@ -21,7 +21,7 @@ import java.lang.invoke.VarHandle;
  */
 final class IoUring implements Closeable {
     static final byte OP_FSYNC = 3;
-    /** Waits until the descriptor is ready: the poll mask in the SQE's flags field. */
+    /** Waits until the descriptor is ready: the poll mask goes where read/write flags go (poll32_events). */
     static final byte OP_POLL_ADD = 6;
     /** fallocate: the SQE's address field holds the length, its length field the mode. */
     static final byte OP_FALLOCATE = 17;

@@ -15,10 +15,12 @@ import java.util.concurrent.atomic.LongAdder;
  * against 7.3 s (2026-12-04).
  */
 public final class LoopSockets {
-    /** What {@link #receive} answers on a thread that no loop runs: the caller reads as it would elsewhere. */
+    /**
+     * What {@link #receive} answers on a thread that no loop runs, or when half its ring already waits on sockets:
+     * the caller reads as it would elsewhere.
+     */
     public static final int NOT_ON_A_LOOP = Integer.MIN_VALUE;
     private static final int F_DUPFD_CLOEXEC = 1030;
-    private static final int SHUT_RDWR = 2;
     private static final int POLLIN = 1;
     private static final LongAdder RECEIVES = new LongAdder();
 
@@ -30,7 +32,7 @@ public final class LoopSockets {
         return UringLoop.current() != null;
     }
 
-    /** Ring reads made so far, over every loop (tests, and bench's counters). */
+    /** Ring reads asked for so far, over every loop (for tests). */
     public static long receives() {
         return RECEIVES.sum();
     }
@@ -50,20 +52,20 @@ public final class LoopSockets {
      */
     public static int receive(int fd, ByteBuffer dst) throws IOException {
         UringLoop loop = UringLoop.current();
-        if (loop == null) {
+        if (loop == null || !loop.socketWaitFree()) {
             return NOT_ON_A_LOOP;
         }
         long address = MemorySegment.ofBuffer(dst).address();
         while (true) {
-            int r = loop.request(IoUring.OP_RECV, fd, address, dst.remaining(), 0, 0);
             RECEIVES.increment();
+            int r = loop.awaitSocket(IoUring.OP_RECV, fd, address, dst.remaining(), 0);
             if (r > 0) {
                 dst.position(dst.position() + r);
                 return r;
             } else if (r == 0) {
                 return -1;
             } else if (r == -LinuxCalls.EAGAIN) {
-                int ready = loop.request(IoUring.OP_POLL_ADD, fd, 0, 0, 0, POLLIN);
+                int ready = loop.awaitSocket(IoUring.OP_POLL_ADD, fd, 0, 0, POLLIN);
                 if (ready < 0) {
                     throw new IOException("poll: " + LinuxCalls.strerror(-ready));
                 }
@@ -73,15 +75,4 @@ public final class LoopSockets {
         }
     }
 
-    /** Shuts both directions of the socket down: a read waiting in a ring ends with the end of the stream. */
-    public static void shutdown(int fd) {
-        try (Arena arena = Arena.ofConfined()) {
-            long ignored = LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.SHUTDOWN, fd, SHUT_RDWR,
-                    0, 0, 0, 0);
-        }
-    }
-
-    public static void close(int fd) {
-        LinuxCalls.close(fd);
-    }
 }

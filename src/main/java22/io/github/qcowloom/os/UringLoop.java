@@ -39,8 +39,8 @@ import org.slf4j.LoggerFactory;
  * <p>Lock discipline: no lock. The run queue is a {@link ConcurrentLinkedQueue}. {@code sleeping} and the queue
  * form a Dekker pair: the loop sets {@code sleeping} and then looks at the queue, a producer adds to the queue and
  * then looks at {@code sleeping}, so either the loop sees the task or the producer wakes it. Everything else (the
- * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code broken}) is touched only on the
- * loop's own thread: by the loop between tasks, and by the requests running on it, since a virtual thread whose
+ * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code socketWaits}, {@code broken}) is
+ * touched only on the loop's own thread: by the loop between tasks, and by the requests running on it, since a virtual thread whose
  * scheduler is this loop runs only here.
  */
 final class UringLoop implements Executor {
@@ -82,6 +82,11 @@ final class UringLoop implements Executor {
     private int freeCount = CAPACITY;
     private int prepared;
     private int inFlight; // prepared or submitted, not yet completed (the wake-up read not counted)
+    /**
+     * Socket waits in the ring ({@link #awaitSocket}): not in {@code inFlight}, since one may last as long as a
+     * client is idle and must neither turn the direct calls off nor raise the batches; at most half the slots.
+     */
+    private int socketWaits;
     private IOException broken;
     /** Tests only: run on the loop's thread when it has found nothing to run, before it says it sleeps. */
     volatile Runnable idleHook;
@@ -90,9 +95,14 @@ final class UringLoop implements Executor {
     private static final class Waiter {
         final Thread owner = Thread.currentThread();
         final long preparedAt = System.nanoTime();
+        final boolean socket;
         boolean done;
         int result;
         long completedAt;
+
+        Waiter(boolean socket) {
+            this.socket = socket;
+        }
     }
 
     /** The loop's platform thread; {@link #current} knows a loop's virtual threads by it. */
@@ -202,15 +212,37 @@ final class UringLoop implements Executor {
             DIRECT_REQUESTS.increment();
             return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
         }
+        return submit(opcode, fd, address, length, offset, opFlags, false);
+    }
+
+    /** True if a thread of this loop may wait on a socket in the ring now; else it waits as it would elsewhere. */
+    boolean socketWaitFree() {
+        return socketWaits < CAPACITY / 2;
+    }
+
+    /**
+     * A socket operation that may wait for the peer ({@code OP_RECV}, {@code OP_POLL_ADD}), from a thread this loop
+     * runs, after {@link #socketWaitFree}: as {@link #request}, but never made directly and not counted in flight.
+     */
+    int awaitSocket(byte opcode, int fd, long address, int length, int opFlags) throws IOException {
+        return submit(opcode, fd, address, length, 0, opFlags, true);
+    }
+
+    private int submit(byte opcode, int fd, long address, int length, long offset, int opFlags, boolean socket)
+            throws IOException {
         slots.acquireUninterruptibly();
         try {
             checkNotBroken();
-            Waiter w = new Waiter();
+            Waiter w = new Waiter(socket);
             int slot = freeSlots[--freeCount];
             waiters[slot] = w;
             ring.prepare(opcode, fd, address, length, offset, opFlags, slot);
             prepared++;
-            inFlight++;
+            if (socket) {
+                socketWaits++;
+            } else {
+                inFlight++;
+            }
             boolean interrupted = false;
             while (!w.done) {
                 LockSupport.park(this);
@@ -221,9 +253,11 @@ final class UringLoop implements Executor {
             }
             waiters[slot] = null;
             freeSlots[freeCount++] = slot;
-            REQUESTS.increment();
-            NANOS_TO_COMPLETION.add(w.completedAt - w.preparedAt);
-            NANOS_TO_RESUME.add(System.nanoTime() - w.completedAt);
+            if (!socket) {
+                REQUESTS.increment();
+                NANOS_TO_COMPLETION.add(w.completedAt - w.preparedAt);
+                NANOS_TO_RESUME.add(System.nanoTime() - w.completedAt);
+            }
             return w.result;
         } finally {
             slots.release();
@@ -307,7 +341,7 @@ final class UringLoop implements Executor {
         }
         Waiter w = waiters[(int) userData];
         if (w != null && !w.done) {
-            inFlight--;
+            settle(w);
             w.result = result;
             w.completedAt = System.nanoTime();
             w.done = true;
@@ -326,12 +360,21 @@ final class UringLoop implements Executor {
         long now = System.nanoTime();
         for (Waiter w : waiters) {
             if (w != null && !w.done) {
-                inFlight--;
+                settle(w);
                 w.result = -5;
                 w.completedAt = now;
                 w.done = true;
                 LockSupport.unpark(w.owner);
             }
+        }
+    }
+
+    /** A waiter no longer waits on the ring. */
+    private void settle(Waiter w) {
+        if (w.socket) {
+            socketWaits--;
+        } else {
+            inFlight--;
         }
     }
 

@@ -20,9 +20,9 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /** The server's limits: connections served at once, bytes a connection holds, and how long stop may take. */
 class NbdLimitsTest {
@@ -47,6 +47,11 @@ class NbdLimitsTest {
     private Served serve(NbdServer.Options options, ExecutionModel model) throws Exception {
         assertEquals(model, model.effective(), "the model runs here");
         return Served.start(img, dir.resolve("s.sock"), false, model, options);
+    }
+
+    /** Socket reads made through event loops' rings so far ({@code os.LoopSockets}, of the Java 22+ layer). */
+    private static long ringReads() throws ReflectiveOperationException {
+        return (long) Class.forName("io.github.qcowloom.os.LoopSockets").getMethod("receives").invoke(null);
     }
 
     /** Stops the server from another thread; fails if that takes longer than 10 s. */
@@ -155,7 +160,9 @@ class NbdLimitsTest {
     void stopEndsAConnectionWaitingForItsNextRequest(String model) throws Exception {
         Served s = serve(NbdServer.Options.defaults(), ExecutionModel.parse(model));
         try (RawClient idle = new RawClient(s.server.address()).go()) {
+            long ringReads = ringReads();
             writeAndReadBack(idle, 1, 0, 64 * KIB, 0x66);
+            assertEquals(model.startsWith("loop"), ringReads() > ringReads, "requests read through the loop's ring");
             stopWithin10s(s);
             assertTrue(idle.closedByServer(), "the connection was left open");
         } finally {

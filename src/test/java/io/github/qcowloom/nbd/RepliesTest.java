@@ -105,7 +105,6 @@ class RepliesTest {
     private static void sendAll(Replies replies, int t, int count, List<Expected> expected,
             Map<Long, AtomicInteger> sentCounts, Runnable between) {
         for (int i = 0; i < count; i++) {
-            between.run();
             long cookie = t * 100L + i;
             AtomicInteger sent = new AtomicInteger();
             synchronized (sentCounts) {
@@ -133,6 +132,7 @@ class RepliesTest {
                     }
                 });
             }
+            between.run();
         }
     }
 
@@ -196,8 +196,10 @@ class RepliesTest {
             List<Thread> threads = new ArrayList<>();
             for (int t = 0; t < THREADS; t++) {
                 int id = t;
-                threads.add(sim.start("request-" + t, () -> sendAll(replies, id, perThread, expected, sentCounts,
-                        () -> yieldUpTo(sim, 4))));
+                threads.add(sim.start("request-" + t, () -> {
+                    yieldUpTo(sim, 4);
+                    sendAll(replies, id, perThread, expected, sentCounts, () -> yieldUpTo(sim, 4));
+                }));
             }
             for (Thread t : threads) {
                 t.join();

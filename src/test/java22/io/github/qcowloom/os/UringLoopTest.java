@@ -1,6 +1,7 @@
 package io.github.qcowloom.os;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -8,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.storage.FileStorage;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -15,6 +17,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
@@ -236,6 +239,57 @@ class UringLoopTest {
             }
         }
         assertTrue(wrong.isEmpty(), wrong::toString);
+    }
+
+    /**
+     * A thread waiting in the ring for a socket's data (an idle NBD connection) is not a request in flight: a file
+     * read alone on the loop beside it is still made directly, and the wait ends when the data comes.
+     */
+    @Test
+    void aSocketWaitInTheRingLeavesAFileReadAloneDirect() throws Exception {
+        Path file = dir.resolve("beside");
+        Files.write(file, new byte[BLOCK]);
+        Path path = dir.resolve("wait.sock");
+        int listener = UnixSockets.listen(path, 1);
+        int client = UnixSockets.connect(path);
+        int server = UnixSockets.accept(listener);
+        ThreadFactory loops = UringLoops.threadFactory(1, "test-socket-wait");
+        try (NativeFile f = NativeFile.open(file, true, false)) {
+            CompletableFuture<Integer> received = new CompletableFuture<>();
+            Thread waiter = loops.newThread(() -> {
+                try {
+                    received.complete(LoopSockets.receive(server, ByteBuffer.allocateDirect(16)));
+                } catch (Throwable e) {
+                    received.completeExceptionally(e);
+                }
+            });
+            long receivesBefore = LoopSockets.receives();
+            waiter.start();
+            while (LoopSockets.receives() == receivesBefore) { // counted as it goes into the ring
+                LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+            }
+            long direct = UringLoop.DIRECT_REQUESTS.sum();
+            long ring = UringLoop.REQUESTS.sum();
+            CompletableFuture<Integer> read = new CompletableFuture<>();
+            loops.newThread(() -> {
+                try {
+                    ByteBuffer b = ByteBuffer.allocateDirect(BLOCK);
+                    read.complete(UringQueue.shared().read(f.fd(), address(b), BLOCK, 0));
+                } catch (Throwable e) {
+                    read.completeExceptionally(e);
+                }
+            }).start();
+            assertEquals(BLOCK, read.get(10, TimeUnit.SECONDS));
+            assertEquals(direct + 1, UringLoop.DIRECT_REQUESTS.sum(), "the read was made directly");
+            assertEquals(ring, UringLoop.REQUESTS.sum(), "no file request went through the ring");
+            assertFalse(received.isDone(), "the socket wait is still waiting");
+            UnixSockets.send(client, Arena.global().allocate(3), 3);
+            assertEquals(3, received.get(10, TimeUnit.SECONDS));
+        } finally {
+            UnixSockets.close(client);
+            UnixSockets.close(server);
+            UnixSockets.close(listener);
+        }
     }
 
     /** Requests the loops made, through their rings or directly. */
