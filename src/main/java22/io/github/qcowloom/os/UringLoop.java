@@ -215,6 +215,11 @@ final class UringLoop implements Executor {
         return submit(opcode, fd, address, length, offset, opFlags, false);
     }
 
+    /** The errno capture of system calls made on this loop's thread (by it, or by a thread it runs). */
+    MemorySegment errno() {
+        return errno;
+    }
+
     /** True if a thread of this loop may wait on a socket in the ring now; else it waits as it would elsewhere. */
     boolean socketWaitFree() {
         return socketWaits < CAPACITY / 2;
