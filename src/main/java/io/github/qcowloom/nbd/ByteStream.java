@@ -12,6 +12,16 @@ import java.nio.channels.SocketChannel;
  * (the thread {@link Replies} elects).
  */
 interface ByteStream extends ByteChannel, GatheringByteChannel {
+    @Override
+    default int write(ByteBuffer src) throws IOException {
+        return (int) write(new ByteBuffer[] {src}, 0, 1);
+    }
+
+    @Override
+    default long write(ByteBuffer[] srcs) throws IOException {
+        return write(srcs, 0, srcs.length);
+    }
+
     /** The socket's own bytes, unencrypted. */
     static ByteStream plain(SocketChannel ch) {
         return new ByteStream() {

@@ -231,16 +231,6 @@ final class TlsChannel implements ByteStream {
         }
     }
 
-    @Override
-    public int write(ByteBuffer src) throws IOException {
-        return (int) write(new ByteBuffer[] {src}, 0, 1);
-    }
-
-    @Override
-    public long write(ByteBuffer[] srcs) throws IOException {
-        return write(srcs, 0, srcs.length);
-    }
-
     /** Wraps and sends everything in {@code srcs}, blocking until the socket has taken it. */
     @Override
     public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {

@@ -109,16 +109,6 @@ final class RingSocketStream implements ByteStream {
     }
 
     @Override
-    public int write(ByteBuffer src) throws IOException {
-        return (int) write(new ByteBuffer[] {src}, 0, 1);
-    }
-
-    @Override
-    public long write(ByteBuffer[] srcs) throws IOException {
-        return write(srcs, 0, srcs.length);
-    }
-
-    @Override
     public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
         try {
             return plain.write(srcs, offset, length);

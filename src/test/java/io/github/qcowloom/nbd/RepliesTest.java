@@ -136,6 +136,22 @@ class RepliesTest {
         }
     }
 
+    /** {@link #THREADS} simulated threads each send their replies, from a seeded moment on; joins them. */
+    private static void sendOnThreads(SimScheduler sim, Replies replies, int perThread, List<Expected> expected,
+            Map<Long, AtomicInteger> sentCounts, Runnable between) throws InterruptedException {
+        List<Thread> threads = new ArrayList<>();
+        for (int t = 0; t < THREADS; t++) {
+            int id = t;
+            threads.add(sim.start("request-" + t, () -> {
+                yieldUpTo(sim, 4);
+                sendAll(replies, id, perThread, expected, sentCounts, between);
+            }));
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+    }
+
     /** Spreads the threads' sends apart: a seeded number of scheduling points. */
     private static void yieldUpTo(SimScheduler sim, int most) {
         for (int n = sim.nextInt(most + 1); n > 0; n--) {
@@ -193,17 +209,7 @@ class RepliesTest {
             replies.raceWindow = sim::yieldPoint;
             List<Expected> expected = new ArrayList<>();
             Map<Long, AtomicInteger> sentCounts = new HashMap<>();
-            List<Thread> threads = new ArrayList<>();
-            for (int t = 0; t < THREADS; t++) {
-                int id = t;
-                threads.add(sim.start("request-" + t, () -> {
-                    yieldUpTo(sim, 4);
-                    sendAll(replies, id, perThread, expected, sentCounts, () -> yieldUpTo(sim, 4));
-                }));
-            }
-            for (Thread t : threads) {
-                t.join();
-            }
+            sendOnThreads(sim, replies, perThread, expected, sentCounts, () -> yieldUpTo(sim, 4));
             assertWireHolds(ch.wire.toByteArray(), expected);
             assertEachSentOnce(sentCounts, perThread);
         });
@@ -262,15 +268,7 @@ class RepliesTest {
             replies.raceWindow = sim::yieldPoint;
             List<Expected> expected = new ArrayList<>();
             Map<Long, AtomicInteger> sentCounts = new HashMap<>();
-            List<Thread> threads = new ArrayList<>();
-            for (int t = 0; t < THREADS; t++) {
-                int id = t;
-                threads.add(sim.start("request-" + t, () -> sendAll(replies, id, perThread, expected, sentCounts,
-                        sim::yieldPoint)));
-            }
-            for (Thread t : threads) {
-                t.join();
-            }
+            sendOnThreads(sim, replies, perThread, expected, sentCounts, sim::yieldPoint);
             assertEachSentOnce(sentCounts, perThread);
             assertTrue(ch.wire.size() >= 700 && ch.wire.size() < 700 + 200, "wire holds " + ch.wire.size());
         });
