@@ -50,13 +50,17 @@ public final class LoopSockets {
 
     /**
      * Reads what the socket has into {@code dst} (direct), waiting for something through the calling thread's
-     * loop: the bytes read, -1 at the end of the stream, or {@link #NOT_ON_A_LOOP}. In the ring, a socket the JDK
-     * has made non-blocking answers EAGAIN when empty; then the loop waits for it to be readable and reads again.
+     * loop: the bytes read, -1 at the end of the stream, or {@link #NOT_ON_A_LOOP}. The ring itself waits for an
+     * empty socket's data; should it answer EAGAIN instead (the JDK makes its sockets non-blocking), the loop waits
+     * for the socket to be readable and reads again.
      */
     public static int receive(int fd, ByteBuffer dst) throws IOException {
         UringLoop loop = UringLoop.current();
-        if (loop == null || !loop.socketWaitFree()) {
+        if (loop == null) {
             return NOT_ON_A_LOOP;
+        }
+        if (!dst.hasRemaining()) {
+            return 0;
         }
         long address = MemorySegment.ofBuffer(dst).address();
         // What is there already is read at once, as the JDK reads it: the ring's round trip is for waiting.
@@ -73,14 +77,19 @@ public final class LoopSockets {
         while (true) {
             RECEIVES.increment();
             int r = loop.awaitSocket(IoUring.OP_RECV, fd, address, dst.remaining(), 0);
-            if (r > 0) {
+            if (r == UringLoop.NO_ROOM) {
+                RECEIVES.decrement();
+                return NOT_ON_A_LOOP;
+            } else if (r > 0) {
                 dst.position(dst.position() + r);
                 return r;
             } else if (r == 0) {
                 return -1;
             } else if (r == -LinuxCalls.EAGAIN) {
                 int ready = loop.awaitSocket(IoUring.OP_POLL_ADD, fd, 0, 0, POLLIN);
-                if (ready < 0) {
+                if (ready == UringLoop.NO_ROOM) {
+                    return NOT_ON_A_LOOP;
+                } else if (ready < 0) {
                     throw new IOException("poll: " + LinuxCalls.strerror(-ready));
                 }
             } else if (r != -LinuxCalls.EINTR) {

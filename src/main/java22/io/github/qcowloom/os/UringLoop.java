@@ -47,7 +47,7 @@ final class UringLoop implements Executor {
     private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);
     private static final int ENTRIES = 256;
     /** Requests in flight at most: one SQE stays for the wake-up read, so neither ring can overflow. */
-    private static final int CAPACITY = ENTRIES - 1;
+    static final int CAPACITY = ENTRIES - 1;
     /**
      * While threads are still running, prepared requests go to the kernel once they are a quarter of the requests
      * in flight (at least {@code MIN_BATCH}), so the device starts on them before the loop runs out of work, in
@@ -59,6 +59,8 @@ final class UringLoop implements Executor {
     /** Tasks run between two looks at the ring, so a thread that keeps yielding cannot hold back completions. */
     private static final int ROUND = 256;
     private static final long WAKE_TAG = CAPACITY;
+    /** What {@link #awaitSocket} answers when it has no room: not a result the kernel gives (-errno or bytes). */
+    static final int NO_ROOM = Integer.MIN_VALUE;
     private static final MethodHandle CARRIER = carrierHandle();
 
     // Counters for bench (UringQueue.sharedCounters), over every loop.
@@ -84,7 +86,8 @@ final class UringLoop implements Executor {
     private int inFlight; // prepared or submitted, not yet completed (the wake-up read not counted)
     /**
      * Socket waits in the ring ({@link #awaitSocket}): not in {@code inFlight}, since one may last as long as a
-     * client is idle and must neither turn the direct calls off nor raise the batches; at most half the slots.
+     * client is idle and must neither turn the direct calls off nor raise the batches; at most half the slots
+     * (checked and taken together, on the loop's thread, with no wait in between).
      */
     private int socketWaits;
     private IOException broken;
@@ -212,7 +215,8 @@ final class UringLoop implements Executor {
             DIRECT_REQUESTS.increment();
             return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
         }
-        return submit(opcode, fd, address, length, offset, opFlags, false);
+        slots.acquireUninterruptibly();
+        return submitHoldingSlot(opcode, fd, address, length, offset, opFlags, false);
     }
 
     /** The errno capture of system calls made on this loop's thread (by it, or by a thread it runs). */
@@ -220,22 +224,22 @@ final class UringLoop implements Executor {
         return errno;
     }
 
-    /** True if a thread of this loop may wait on a socket in the ring now; else it waits as it would elsewhere. */
-    boolean socketWaitFree() {
-        return socketWaits < CAPACITY / 2;
-    }
-
     /**
      * A socket operation that may wait for the peer ({@code OP_RECV}, {@code OP_POLL_ADD}), from a thread this loop
-     * runs, after {@link #socketWaitFree}: as {@link #request}, but never made directly and not counted in flight.
+     * runs: as {@link #request}, but never made directly and not counted in flight. Returns {@link #NO_ROOM} at
+     * once, without waiting for a slot, when socket waits hold half the slots already (or no slot is free): the
+     * caller then waits as it would elsewhere, so that idle clients never take the slots its file requests need.
      */
     int awaitSocket(byte opcode, int fd, long address, int length, int opFlags) throws IOException {
-        return submit(opcode, fd, address, length, 0, opFlags, true);
+        if (socketWaits >= CAPACITY / 2 || !slots.tryAcquire()) {
+            return NO_ROOM;
+        }
+        return submitHoldingSlot(opcode, fd, address, length, 0, opFlags, true);
     }
 
-    private int submit(byte opcode, int fd, long address, int length, long offset, int opFlags, boolean socket)
-            throws IOException {
-        slots.acquireUninterruptibly();
+    /** Prepares the request in a slot the caller has taken from {@code slots}, and waits for its result. */
+    private int submitHoldingSlot(byte opcode, int fd, long address, int length, long offset, int opFlags,
+            boolean socket) throws IOException {
         try {
             checkNotBroken();
             Waiter w = new Waiter(socket);

@@ -91,9 +91,11 @@ class RingSocketStreamTest {
                 try (s) {
                     ByteBuffer b = ByteBuffer.allocateDirect(64);
                     StringBuilder text = new StringBuilder();
-                    // The peer writes after a pause, so the first read finds the socket empty and waits in the ring.
+                    // The peer writes once the first read waits in the ring (it finds the socket empty).
                     Thread.ofPlatform().start(() -> {
-                        LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(50));
+                        while (LoopSockets.receives() == before) {
+                            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+                        }
                         try {
                             p[1].write(ByteBuffer.wrap("hello, ring".getBytes()));
                             p[1].close();

@@ -292,6 +292,72 @@ class UringLoopTest {
         }
     }
 
+    /**
+     * Idle clients may not take the slots file requests need: past half the slots, a socket read answers at once
+     * that the caller must wait elsewhere, and a file request still goes through the ring beside 127 socket waits.
+     */
+    @Test
+    void socketWaitsTakeAtMostHalfTheSlots() throws Exception {
+        int waits = UringLoop.CAPACITY / 2;
+        int sockets = waits + 3;
+        Path path = dir.resolve("many.sock");
+        int listener = UnixSockets.listen(path, sockets);
+        int[] clients = new int[sockets];
+        int[] servers = new int[sockets];
+        for (int i = 0; i < sockets; i++) {
+            clients[i] = UnixSockets.connect(path);
+            servers[i] = UnixSockets.accept(listener);
+        }
+        ThreadFactory loops = UringLoops.threadFactory(1, "test-socket-slots");
+        List<CompletableFuture<Integer>> received = new ArrayList<>();
+        try {
+            long receivesBefore = LoopSockets.receives();
+            for (int i = 0; i < sockets; i++) {
+                int fd = servers[i];
+                CompletableFuture<Integer> r = new CompletableFuture<>();
+                received.add(r);
+                loops.newThread(() -> {
+                    try {
+                        r.complete(LoopSockets.receive(fd, ByteBuffer.allocateDirect(16)));
+                    } catch (Throwable e) {
+                        r.completeExceptionally(e);
+                    }
+                }).start();
+            }
+            for (CompletableFuture<Integer> r : received.subList(waits, sockets)) {
+                assertEquals(LoopSockets.NOT_ON_A_LOOP, r.get(10, TimeUnit.SECONDS), "a read past half the slots");
+            }
+            assertEquals(receivesBefore + waits, LoopSockets.receives(), "waits in the ring");
+            Path file = dir.resolve("beside-many");
+            Files.write(file, new byte[BLOCK]);
+            try (NativeFile f = NativeFile.open(file, true, false)) {
+                CompletableFuture<Integer> sync = new CompletableFuture<>();
+                long ringRequests = UringLoop.REQUESTS.sum();
+                loops.newThread(() -> {
+                    try {
+                        sync.complete(UringQueue.shared().fdatasync(f.fd()));
+                    } catch (Throwable e) {
+                        sync.completeExceptionally(e);
+                    }
+                }).start();
+                assertEquals(0, sync.get(10, TimeUnit.SECONDS), "an fdatasync through the ring beside the waits");
+                assertEquals(ringRequests + 1, UringLoop.REQUESTS.sum());
+            }
+            for (int i = 0; i < waits; i++) {
+                UnixSockets.send(clients[i], Arena.global().allocate(1), 1);
+            }
+            for (CompletableFuture<Integer> r : received.subList(0, waits)) {
+                assertEquals(1, r.get(10, TimeUnit.SECONDS));
+            }
+        } finally {
+            for (int i = 0; i < sockets; i++) {
+                UnixSockets.close(clients[i]);
+                UnixSockets.close(servers[i]);
+            }
+            UnixSockets.close(listener);
+        }
+    }
+
     /** Requests the loops made, through their rings or directly. */
     private static long loopRequests() {
         return UringLoop.REQUESTS.sum() + UringLoop.DIRECT_REQUESTS.sum();
