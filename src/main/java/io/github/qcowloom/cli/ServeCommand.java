@@ -3,6 +3,7 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
@@ -34,7 +35,8 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [--tls-creds DIR [--tls-verify-peer]] [--insecure]
- * [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--profile P] [-f fmt] FILE}: an NBD server for the image
+ * [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--storage B] [--profile P] [-f fmt] FILE}: an
+ * NBD server for the image
  * until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and closes the image cleanly.
  * A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk SOCKET
  * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
@@ -104,6 +106,11 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--exec", description = "Execution model: auto (the default: loop:1 with O_DIRECT through io_uring, "
             + "else virtual), virtual, loop:N or pool:N.")
     String exec;
+
+    @Option(names = "--storage", paramLabel = "BACKEND", description = "auto (the profile's; auto is io_uring with "
+            + "O_DIRECT, FileChannel through the page cache), io_uring (FileChannel where it cannot run) or "
+            + "filechannel. Through the page cache, '--storage io_uring --exec loop:1' reads faster than the default.")
+    String storage;
 
     @Mixin
     ProfileOption profile = new ProfileOption();
@@ -186,12 +193,16 @@ final class ServeCommand implements Callable<Integer> {
         }
         OpenOptions options = profile.apply(readOnly ? OpenOptions.readOnlyDefaults()
                 : OpenOptions.readWriteDefaults());
+        if (storage != null) {
+            options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
+        }
         return forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options;
     }
 
+    /** The model requests run under, as it runs here (what the serving line prints: virtual where loops cannot). */
     private ExecutionModel executionModel(OpenOptions options) {
         return ExecutionModel.resolve(exec != null ? exec : options.tuning().execution(), options.direct(),
-                options.tuning().storage());
+                options.tuning().storage()).effective();
     }
 
     private BlockDevice openDevice(OpenOptions options) throws IOException {

@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * command serves on it, over TLS to nbdinfo, or in clear with --insecure.
  */
 class CliServeTest {
-    private static final Pattern URI = Pattern.compile("at (nbds?://\\S+)");
+    private static final Pattern URI = Pattern.compile("at (nbd(?:s|\\+unix)?://\\S+)");
 
     @TempDir
     Path dir;
@@ -55,12 +55,24 @@ class CliServeTest {
         Cli.Run creds = Cli.ours("serve", "--tls-creds", dir.resolve("none").toString(), img.toString());
         assertEquals(1, creds.code());
         assertTrue(creds.err().contains("does not exist"), creds.err());
+        Cli.Run storage = Cli.ours("serve", "--storage", "aio", img.toString());
+        assertEquals(1, storage.code());
+        assertTrue(storage.err().contains("storage must be 'auto', 'io_uring' or 'filechannel', not 'aio'"),
+                storage.err());
     }
 
-    /** Runs {@code serve ARGS} in its own JVM until it prints its URI. */
+    /**
+     * Runs {@code serve ARGS} in its own JVM, with the flags the jar's manifest gives, until it prints the line
+     * with its URI; appends that line's URI to {@code uri}, and the line to {@code line} if not null.
+     */
     private static Process serve(List<String> args, StringBuilder uri) throws IOException {
+        return serve(args, uri, null);
+    }
+
+    private static Process serve(List<String> args, StringBuilder uri, StringBuilder lineOut) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "--enable-native-access=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
+                "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
                 Main.class.getName(), "serve"));
         cmd.addAll(args);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -71,6 +83,9 @@ class CliServeTest {
             Matcher m = URI.matcher(line);
             if (m.find()) {
                 uri.append(m.group(1));
+                if (lineOut != null) {
+                    lineOut.append(line);
+                }
                 Thread.ofVirtual().start(() -> out.lines().forEach(l -> { }));
                 return p;
             }
@@ -82,6 +97,26 @@ class CliServeTest {
         p.destroy(); // SIGTERM: the shutdown hook stops, flushes and closes
         assertTrue(p.waitFor(30, TimeUnit.SECONDS));
         Qemu.img("check", img.toString());
+    }
+
+    /** Through the page cache on an event loop, its files read through io_uring: what --storage is for. */
+    @Test
+    void servesThroughThePageCacheOnALoopWithIoUringStorage() throws Exception {
+        Qemu.assume();
+        Path img = image();
+        StringBuilder uri = new StringBuilder();
+        StringBuilder line = new StringBuilder();
+        Process p = serve(List.of("--socket", dir.resolve("s.sock").toString(), "--storage", "io_uring", "--exec",
+                "loop:1", img.toString()), uri, line);
+        try {
+            assertTrue(line.toString().contains("(loop:1)"), line.toString());
+            String io = Qemu.run(List.of("qemu-io", "-f", "raw", "-c", "write -P 0x3c 1M 1M", "-c",
+                    "read -P 0x3c 1M 1M", uri.toString()));
+            assertTrue(!io.contains("failed") && !io.contains("Pattern verification failed"), io);
+        } finally {
+            stop(p, img);
+        }
+        Qemu.io(img, "read -P 0x3c 1M 1M");
     }
 
     @Test
