@@ -91,6 +91,8 @@ final class UringLoop implements Executor {
      */
     private int socketWaits;
     private IOException broken;
+    /** {@code broken} as other threads may read it: a failed loop takes no new threads ({@link UringLoops}). */
+    private volatile boolean failed;
     /** Tests only: run on the loop's thread when it has found nothing to run, before it says it sleeps. */
     volatile Runnable idleHook;
 
@@ -366,6 +368,7 @@ final class UringLoop implements Executor {
     private void fail(IOException e) {
         LOG.error("{}: the io_uring failed; its requests fail from now on", carrier.getName(), e);
         broken = e;
+        failed = true;
         long now = System.nanoTime();
         for (Waiter w : waiters) {
             if (w != null && !w.done) {
@@ -385,6 +388,16 @@ final class UringLoop implements Executor {
         } else {
             inFlight--;
         }
+    }
+
+    /** True once the ring has failed; from any thread. */
+    boolean failed() {
+        return failed;
+    }
+
+    /** Tests only: fails the ring as a refused call would, on the loop's thread. */
+    void failForTests() {
+        execute(() -> fail(new IOException("failed by a test")));
     }
 
     private void checkNotBroken() throws IOException {

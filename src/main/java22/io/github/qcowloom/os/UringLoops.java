@@ -65,16 +65,26 @@ public final class UringLoops {
             LOCK.unlock();
         }
         AtomicInteger next = new AtomicInteger();
+        ThreadFactory jdkScheduler = Thread.ofVirtual().name(name).factory();
         return task -> {
             // A thread started from one of these loops stays on it (an NBD connection's requests beside their
-            // reader); others go round the loops in turn.
+            // reader); others go round the loops in turn. A loop whose ring failed takes no new thread: it would
+            // only fail the thread's requests. Where every loop failed, threads run on the JDK's scheduler, and
+            // their requests go through the process's shared ring.
             UringLoop here = UringLoop.current();
             for (int i = 0; i < n; i++) {
-                if (mine[i] == here) {
+                if (mine[i] == here && !here.failed()) {
                     return factories[i].newThread(task);
                 }
             }
-            return factories[Math.floorMod(next.getAndIncrement(), n)].newThread(task);
+            int first = next.getAndIncrement();
+            for (int k = 0; k < n; k++) {
+                int i = Math.floorMod(first + k, n);
+                if (!mine[i].failed()) {
+                    return factories[i].newThread(task);
+                }
+            }
+            return jdkScheduler.newThread(task);
         };
     }
 
