@@ -40,8 +40,9 @@ import org.slf4j.LoggerFactory;
  * form a Dekker pair: the loop sets {@code sleeping} and then looks at the queue, a producer adds to the queue and
  * then looks at {@code sleeping}, so either the loop sees the task or the producer wakes it. Everything else (the
  * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code socketWaits}, {@code broken}) is
- * touched only on the loop's own thread: by the loop between tasks, and by the requests running on it, since a virtual thread whose
- * scheduler is this loop runs only here.
+ * touched only on the loop's own thread: by the loop between tasks, and by the requests running on it, since a
+ * virtual thread whose scheduler is this loop runs only here. {@code failed}, volatile, tells other threads that
+ * {@code broken} is set.
  */
 final class UringLoop implements Executor {
     private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);
