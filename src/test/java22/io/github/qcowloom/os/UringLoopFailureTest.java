@@ -1,12 +1,10 @@
 package io.github.qcowloom.os;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
@@ -24,16 +22,8 @@ import org.junit.jupiter.api.Timeout;
 class UringLoopFailureTest {
     @Test
     void newThreadsAvoidAFailedLoop() throws Exception {
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Process child = new ProcessBuilder(java, "--add-opens", "java.base/java.lang=ALL-UNNAMED",
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                Scenario.class.getName()).redirectErrorStream(true).start();
-        String out = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(child.waitFor(30, TimeUnit.SECONDS), out);
-        assertEquals(0, child.exitValue(), out);
-        String[] lines = out.strip().split("\n");
         assertEquals("on loop 1: 8 of 8; on the JDK's scheduler: 8 of 8, each read 4096 bytes",
-                lines[lines.length - 1], out); // the verdict, after the failures' log lines
+                ChildJvm.verdict(Scenario.class));
     }
 
     /** In a fresh JVM: two loops; the first fails, then the second. */
