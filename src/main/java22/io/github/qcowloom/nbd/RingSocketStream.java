@@ -1,7 +1,6 @@
 package io.github.qcowloom.nbd;
 
 import io.github.qcowloom.os.LoopSockets;
-import io.github.qcowloom.os.UnixSockets;
 import java.io.IOException;
 import java.lang.reflect.Field;
 import java.nio.ByteBuffer;
@@ -53,7 +52,7 @@ final class RingSocketStream implements ByteStream {
         int own = LoopSockets.duplicate(fd);
         // The JDK marks a channel closed before it closes the descriptor: open now, so the number was still its own.
         if (!ch.isOpen()) {
-            UnixSockets.close(own);
+            LoopSockets.close(own);
             return null;
         }
         return new RingSocketStream(ch, own);
@@ -82,7 +81,7 @@ final class RingSocketStream implements ByteStream {
             n = LoopSockets.receive(own, dst);
         } catch (IOException e) {
             // A failed ring may still hold the read: with the socket shut down, no more bytes land in dst.
-            UnixSockets.shutdown(own);
+            LoopSockets.shutdown(own);
             throw e;
         } finally {
             release();
@@ -104,7 +103,7 @@ final class RingSocketStream implements ByteStream {
 
     private void release() {
         if (state.decrementAndGet() == CLOSED) {
-            UnixSockets.close(own);
+            LoopSockets.close(own);
         }
     }
 
@@ -122,7 +121,7 @@ final class RingSocketStream implements ByteStream {
     private void shutDown() {
         if (acquire()) {
             try {
-                UnixSockets.shutdown(own);
+                LoopSockets.shutdown(own);
             } finally {
                 release();
             }
@@ -148,7 +147,7 @@ final class RingSocketStream implements ByteStream {
             }
         }
         try {
-            UnixSockets.shutdown(own);
+            LoopSockets.shutdown(own);
         } finally {
             release();
             plain.close();

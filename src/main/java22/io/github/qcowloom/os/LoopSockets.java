@@ -24,6 +24,7 @@ public final class LoopSockets {
     public static final int NOT_ON_A_LOOP = Integer.MIN_VALUE;
     private static final int F_DUPFD_CLOEXEC = 1030;
     private static final int POLLIN = 1;
+    private static final int SHUT_RDWR = 2;
     private static final int MSG_DONTWAIT = 0x40;
     private static final LongAdder RECEIVES = new LongAdder();
 
@@ -98,4 +99,20 @@ public final class LoopSockets {
         }
     }
 
+
+    /**
+     * Shuts both directions of the socket down: a read waiting in a ring, or a thread blocked in accept or receive,
+     * returns. Through the system call handle the disk layer has linked already (linking {@link UnixSockets}' own
+     * calls would hold a loop for milliseconds).
+     */
+    public static void shutdown(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            long ignored = LinuxCalls.syscall(LinuxCalls.errnoSegment(arena), SyscallNumbers.SHUTDOWN, fd, SHUT_RDWR,
+                    0, 0, 0, 0);
+        }
+    }
+
+    public static void close(int fd) {
+        LinuxCalls.close(fd);
+    }
 }

@@ -24,6 +24,7 @@ final class SyscallNumbers {
     static final long PREAD64 = number(17, 67);
     static final long PWRITE64 = number(18, 68);
     static final long RECVFROM = number(45, 207);
+    static final long SHUTDOWN = number(48, 210);
     static final long FCNTL = number(72, 25);
     static final long FDATASYNC = number(75, 83);
     static final long FTRUNCATE = number(77, 46);

@@ -29,7 +29,6 @@ public final class UnixSockets {
     private static final int MSG_CTRUNC = 0x8;
     private static final int MSG_NOSIGNAL = 0x4000;
     private static final int MSG_CMSG_CLOEXEC = 0x40000000;
-    private static final int SHUT_RDWR = 2;
     private static final int SUN_PATH = 108;
 
     /** The most descriptors one message may carry (vhost-user's limit). */
@@ -63,7 +62,6 @@ public final class UnixSockets {
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
     private static final MethodHandle RECV = downcall("recv",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle SHUTDOWN = downcall("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
 
     private UnixSockets() {
     }
@@ -311,11 +309,7 @@ public final class UnixSockets {
 
     /** Shuts both directions down: a thread blocked in accept or receive on {@code fd} returns. */
     public static void shutdown(int fd) {
-        try (Arena arena = Arena.ofConfined()) {
-            int ignored = (int) SHUTDOWN.invokeExact(LinuxCalls.errnoSegment(arena), fd, SHUT_RDWR);
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        LoopSockets.shutdown(fd);
     }
 
     public static void close(int fd) {
