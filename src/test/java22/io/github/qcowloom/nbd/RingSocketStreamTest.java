@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.os.LoopSockets;
 import io.github.qcowloom.os.UringLoops;
+import io.github.qcowloom.testing.OnThread;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.StandardProtocolFamily;
@@ -48,15 +49,7 @@ class RingSocketStreamTest {
 
     /** Runs {@code task} on a thread of an event loop and returns what it returns. */
     private static <T> T onALoop(ThreadFactory loop, Callable<T> task) throws Exception {
-        CompletableFuture<T> result = new CompletableFuture<>();
-        loop.newThread(() -> {
-            try {
-                result.complete(task.call());
-            } catch (Throwable e) {
-                result.completeExceptionally(e);
-            }
-        }).start();
-        return result.get(20, TimeUnit.SECONDS);
+        return OnThread.start(loop, task).get(20, TimeUnit.SECONDS);
     }
 
     private static long sockets() throws IOException {
@@ -133,27 +126,20 @@ class RingSocketStreamTest {
                     p[1].write(ByteBuffer.wrap(new byte[] {42}));
                 }
                 CompletableFuture<ByteStream> opened = new CompletableFuture<>();
-                CompletableFuture<String> reader = new CompletableFuture<>();
-                loop.newThread(() -> {
+                CompletableFuture<String> reader = OnThread.start(loop, () -> {
+                    ByteStream s = RingSocketStream.open(p[0]);
+                    opened.complete(s);
+                    ByteBuffer b = ByteBuffer.allocateDirect(16);
+                    String seen = "";
                     try {
-                        ByteStream s = RingSocketStream.open(p[0]);
-                        opened.complete(s);
-                        ByteBuffer b = ByteBuffer.allocateDirect(16);
-                        String seen = "";
-                        while (true) {
-                            int n = s.read(b);
-                            if (n < 0) {
-                                reader.complete(seen + "eof");
-                                return;
-                            }
+                        for (int n = s.read(b); n >= 0; n = s.read(b)) {
                             seen += n + " ";
                         }
+                        return seen + "eof";
                     } catch (ClosedChannelException e) {
-                        reader.complete("closed");
-                    } catch (Throwable e) {
-                        reader.completeExceptionally(e);
+                        return "closed";
                     }
-                }).start();
+                });
                 ByteStream s = opened.get(10, TimeUnit.SECONDS);
                 LockSupport.parkNanos(delayNanos);
                 s.close();

@@ -2,7 +2,7 @@ package io.github.qcowloom.os;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import java.io.IOException;
+import io.github.qcowloom.testing.OnThread;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -50,16 +50,11 @@ class UringLoopFailureTest {
                 int elsewhere = 0;
                 int reads = 0;
                 for (int i = 0; i < 8; i++) {
-                    CompletableFuture<int[]> seen = new CompletableFuture<>();
-                    loops.newThread(() -> {
-                        try {
-                            ByteBuffer b = ByteBuffer.allocateDirect(4096);
-                            int n = UringQueue.shared().read(f.fd(), MemorySegment.ofBuffer(b).address(), 4096, 0);
-                            seen.complete(new int[] {UringLoop.current() == null ? 1 : 0, n});
-                        } catch (IOException | RuntimeException e) {
-                            seen.completeExceptionally(e);
-                        }
-                    }).start();
+                    CompletableFuture<int[]> seen = OnThread.start(loops, () -> {
+                        ByteBuffer b = ByteBuffer.allocateDirect(4096);
+                        int n = UringQueue.shared().read(f.fd(), MemorySegment.ofBuffer(b).address(), 4096, 0);
+                        return new int[] {UringLoop.current() == null ? 1 : 0, n};
+                    });
                     int[] r = seen.get(10, TimeUnit.SECONDS);
                     elsewhere += r[0];
                     reads += r[1] == 4096 ? 1 : 0;

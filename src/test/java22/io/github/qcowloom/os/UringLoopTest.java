@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.testing.OnThread;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -255,30 +256,16 @@ class UringLoopTest {
         int server = UnixSockets.accept(listener);
         ThreadFactory loops = UringLoops.threadFactory(1, "test-socket-wait");
         try (NativeFile f = NativeFile.open(file, true, false)) {
-            CompletableFuture<Integer> received = new CompletableFuture<>();
-            Thread waiter = loops.newThread(() -> {
-                try {
-                    received.complete(LoopSockets.receive(server, ByteBuffer.allocateDirect(16)));
-                } catch (Throwable e) {
-                    received.completeExceptionally(e);
-                }
-            });
             long receivesBefore = LoopSockets.receives();
-            waiter.start();
+            CompletableFuture<Integer> received = OnThread.start(loops,
+                    () -> LoopSockets.receive(server, ByteBuffer.allocateDirect(16)));
             while (LoopSockets.receives() == receivesBefore) { // counted as it goes into the ring
                 LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
             }
             long direct = UringLoop.DIRECT_REQUESTS.sum();
             long ring = UringLoop.REQUESTS.sum();
-            CompletableFuture<Integer> read = new CompletableFuture<>();
-            loops.newThread(() -> {
-                try {
-                    ByteBuffer b = ByteBuffer.allocateDirect(BLOCK);
-                    read.complete(UringQueue.shared().read(f.fd(), address(b), BLOCK, 0));
-                } catch (Throwable e) {
-                    read.completeExceptionally(e);
-                }
-            }).start();
+            CompletableFuture<Integer> read = OnThread.start(loops,
+                    () -> UringQueue.shared().read(f.fd(), address(ByteBuffer.allocateDirect(BLOCK)), BLOCK, 0));
             assertEquals(BLOCK, read.get(10, TimeUnit.SECONDS));
             assertEquals(direct + 1, UringLoop.DIRECT_REQUESTS.sum(), "the read was made directly");
             assertEquals(ring, UringLoop.REQUESTS.sum(), "no file request went through the ring");
@@ -314,15 +301,7 @@ class UringLoopTest {
             long receivesBefore = LoopSockets.receives();
             for (int i = 0; i < sockets; i++) {
                 int fd = servers[i];
-                CompletableFuture<Integer> r = new CompletableFuture<>();
-                received.add(r);
-                loops.newThread(() -> {
-                    try {
-                        r.complete(LoopSockets.receive(fd, ByteBuffer.allocateDirect(16)));
-                    } catch (Throwable e) {
-                        r.completeExceptionally(e);
-                    }
-                }).start();
+                received.add(OnThread.start(loops, () -> LoopSockets.receive(fd, ByteBuffer.allocateDirect(16))));
             }
             for (CompletableFuture<Integer> r : received.subList(waits, sockets)) {
                 assertEquals(LoopSockets.NOT_ON_A_LOOP, r.get(10, TimeUnit.SECONDS), "a read past half the slots");
@@ -331,15 +310,8 @@ class UringLoopTest {
             Path file = dir.resolve("beside-many");
             Files.write(file, new byte[BLOCK]);
             try (NativeFile f = NativeFile.open(file, true, false)) {
-                CompletableFuture<Integer> sync = new CompletableFuture<>();
                 long ringRequests = UringLoop.REQUESTS.sum();
-                loops.newThread(() -> {
-                    try {
-                        sync.complete(UringQueue.shared().fdatasync(f.fd()));
-                    } catch (Throwable e) {
-                        sync.completeExceptionally(e);
-                    }
-                }).start();
+                CompletableFuture<Integer> sync = OnThread.start(loops, () -> UringQueue.shared().fdatasync(f.fd()));
                 assertEquals(0, sync.get(10, TimeUnit.SECONDS), "an fdatasync through the ring beside the waits");
                 assertEquals(ringRequests + 1, UringLoop.REQUESTS.sum());
             }
