@@ -12,7 +12,9 @@ public enum StorageBackend {
     /**
      * io_uring with O_DIRECT, FileChannel through the page cache: the faster of the two in each mode as measured
      * (README, Benchmarks). A page-cache hit costs FileChannel one short system call on the carrier, while
-     * io_uring adds a ring round trip, and buffered writes go to io_uring's worker threads.
+     * io_uring off the event loops adds a ring round trip, and buffered writes go to io_uring's worker threads.
+     * A server whose connections run on event loops opens its files with io_uring through the page cache too
+     * (ServeCommand): there the loops read what the cache holds and make most writes on their own thread.
      */
     AUTO("auto");
 

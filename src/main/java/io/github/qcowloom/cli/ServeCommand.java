@@ -103,13 +103,14 @@ final class ServeCommand implements Callable<Integer> {
                     + NbdServer.Options.DEFAULT_MAX_CONNECTIONS + "; 0 = unlimited); more wait until one leaves.")
     Integer shared;
 
-    @Option(names = "--exec", description = "Execution model: auto (the default: loop:1 with O_DIRECT through io_uring, "
-            + "else virtual), virtual, loop:N or pool:N.")
+    @Option(names = "--exec", description = "Execution model: auto (the default: for NBD loop:1 on io_uring, both "
+            + "with O_DIRECT and through the page cache, where they can run, else virtual; for vhost-user-blk loop:1 "
+            + "with O_DIRECT through io_uring, else virtual), virtual, loop:N or pool:N.")
     String exec;
 
-    @Option(names = "--storage", paramLabel = "BACKEND", description = "auto (the profile's; auto is io_uring with "
-            + "O_DIRECT, FileChannel through the page cache), io_uring (FileChannel where it cannot run) or "
-            + "filechannel. Through the page cache, '--storage io_uring --exec loop:1' reads faster than the default.")
+    @Option(names = "--storage", paramLabel = "BACKEND", description = "auto (the profile's; auto is io_uring on "
+            + "event loops and with O_DIRECT, else FileChannel), io_uring (FileChannel where it cannot run) or "
+            + "filechannel.")
     String storage;
 
     @Mixin
@@ -169,7 +170,11 @@ final class ServeCommand implements Callable<Integer> {
             limits = limits.withHandshakeLimit(Duration.ofSeconds(handshakeLimit));
         }
         OpenOptions options = openOptions();
-        ExecutionModel model = executionModel(options);
+        ExecutionModel model = ExecutionModel.resolveForServer(exec != null ? exec : options.tuning().execution(),
+                options.tuning().storage()).effective();
+        if (model.loops() > 0 && options.tuning().storage() == StorageBackend.AUTO) {
+            options = options.withTuning(options.tuning().withStorage(StorageBackend.IO_URING));
+        }
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket)
                 : new InetSocketAddress(host, port != null ? port : 10809);
         BlockDevice device = openDevice(options);
@@ -199,7 +204,10 @@ final class ServeCommand implements Callable<Integer> {
         return forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options;
     }
 
-    /** The model requests run under, as it runs here (what the serving line prints: virtual where loops cannot). */
+    /**
+     * The model vhost-user-blk requests run under, as it runs here (what the serving line prints: virtual where loops
+     * cannot).
+     */
     private ExecutionModel executionModel(OpenOptions options) {
         return ExecutionModel.resolve(exec != null ? exec : options.tuning().execution(), options.direct(),
                 options.tuning().storage()).effective();

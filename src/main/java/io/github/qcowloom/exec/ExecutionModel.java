@@ -65,6 +65,21 @@ public record ExecutionModel(int poolThreads, int loops) {
         return parse(execution);
     }
 
+    /**
+     * The model {@code execution} names for a server's connections (NBD): {@code auto} is {@code loop:1} in both
+     * modes wherever the files may go through io_uring ({@code storage} not {@code filechannel}; the caller then
+     * opens them with io_uring), else {@code virtual}. Through the page cache too, a connection's reader then waits
+     * for its socket in the loop's ring, and reads the cache holds and most writes are made on the loop's thread,
+     * with no park (README, NBD: 4 KiB random reads at depth 64 about 1.7 times, writes 1.4 times the JDK's
+     * scheduler's).
+     */
+    public static ExecutionModel resolveForServer(String execution, StorageBackend storage) {
+        if ("auto".equals(execution)) {
+            return storage.resolve(true) == StorageBackend.IO_URING ? new ExecutionModel(0, 1) : VIRTUAL;
+        }
+        return parse(execution);
+    }
+
     /** This model, or {@code virtual} for {@code loop:N} where loops cannot run here (the reason logged once). */
     public ExecutionModel effective() {
         return loops > 0 && EventLoops.threadFactory(loops, "qcow2-request") == null ? VIRTUAL : this;

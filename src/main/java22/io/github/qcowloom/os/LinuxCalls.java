@@ -27,6 +27,7 @@ final class LinuxCalls {
     static final int EAGAIN = 11;
     static final int EBUSY = 16;
     static final int EINVAL = 22;
+    static final int EOPNOTSUPP = 95;
     static final int ECANCELED = 125;
 
     static final int O_RDONLY = 0;

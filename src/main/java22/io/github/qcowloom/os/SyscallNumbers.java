@@ -32,6 +32,7 @@ final class SyscallNumbers {
     static final long OPENAT = number(257, 56);
     static final long FALLOCATE = number(285, 47);
     static final long STATX = number(332, 291);
+    static final long PREADV2 = number(327, 286);
     static final long IO_URING_SETUP = number(425, 425);
     static final long IO_URING_ENTER = number(426, 426);
 

@@ -207,6 +207,24 @@ public final class UringQueue {
         return truncatesInRing;
     }
 
+    /**
+     * pread of a file opened without O_DIRECT: on an event loop, what the page cache holds is read at once
+     * ({@link UringLoop#readBuffered}); elsewhere as {@link #read}.
+     */
+    public int readBuffered(int fd, long address, int length, long offset) throws IOException {
+        UringLoop loop = UringLoop.current();
+        return loop != null ? loop.readBuffered(fd, address, length, offset) : read(fd, address, length, offset);
+    }
+
+    /**
+     * pwrite to a file opened without O_DIRECT: on an event loop, most are made on the loop's thread
+     * ({@link UringLoop#writeBuffered}); elsewhere as {@link #write}.
+     */
+    public int writeBuffered(int fd, long address, int length, long offset) throws IOException {
+        UringLoop loop = UringLoop.current();
+        return loop != null ? loop.writeBuffered(fd, address, length, offset) : write(fd, address, length, offset);
+    }
+
     /** fdatasync: returns 0, or -errno. */
     public int fdatasync(int fd) throws IOException {
         return request(IoUring.OP_FSYNC, fd, 0, 0, 0, IoUring.FSYNC_DATASYNC);

@@ -26,14 +26,17 @@ final class UringFileIo implements FileIo {
     private final Path path;
     private final NativeFile file;
     private final UringQueue queue;
+    /** Opened with O_DIRECT; else the page cache's reads and writes take the loops' short ways (UringQueue). */
+    private final boolean direct;
     // Requests using the descriptor, plus CLOSED once closing has begun.
     private final AtomicInteger users = new AtomicInteger();
     private static final int CLOSED = 1 << 30;
 
-    private UringFileIo(Path path, NativeFile file, UringQueue queue) {
+    private UringFileIo(Path path, NativeFile file, UringQueue queue, boolean direct) {
         this.path = path;
         this.file = file;
         this.queue = queue;
+        this.direct = direct;
     }
 
     /** Opens an existing file; throws if io_uring is refused here (UringSupport then falls back). */
@@ -45,7 +48,7 @@ final class UringFileIo implements FileIo {
             // LinkageError: the bindings' set-up failed, e.g. native access denied (--illegal-native-access=deny)
             throw new UringUnavailableException(String.valueOf(e.getMessage()), e);
         }
-        return new UringFileIo(path, NativeFile.open(path, writable, direct), queue);
+        return new UringFileIo(path, NativeFile.open(path, writable, direct), queue, direct);
     }
 
     @Override
@@ -69,7 +72,9 @@ final class UringFileIo implements FileIo {
                 HEAP_BOUNCE.give(bounce);
             }
         }
-        int n = call("read", fd -> queue.read(fd, MemorySegment.ofBuffer(dst).address(), dst.remaining(), position));
+        long address = MemorySegment.ofBuffer(dst).address();
+        int n = call("read", fd -> direct ? queue.read(fd, address, dst.remaining(), position)
+                : queue.readBuffered(fd, address, dst.remaining(), position));
         Reference.reachabilityFence(dst); // the kernel wrote into it until the call returned
         dst.position(dst.position() + n);
         return n == 0 ? -1 : n;
@@ -92,8 +97,9 @@ final class UringFileIo implements FileIo {
                 HEAP_BOUNCE.give(bounce);
             }
         }
-        int n = call("write", fd -> queue.write(fd, MemorySegment.ofBuffer(src).address(), src.remaining(),
-                position));
+        long address = MemorySegment.ofBuffer(src).address();
+        int n = call("write", fd -> direct ? queue.write(fd, address, src.remaining(), position)
+                : queue.writeBuffered(fd, address, src.remaining(), position));
         Reference.reachabilityFence(src); // the kernel read from it until the call returned
         src.position(src.position() + n);
         return n;
