@@ -108,8 +108,8 @@ final class ServeCommand implements Callable<Integer> {
             + "with O_DIRECT through io_uring, else virtual), virtual, loop:N or pool:N.")
     String exec;
 
-    @Option(names = "--storage", paramLabel = "BACKEND", description = "auto (the profile's; auto is io_uring on "
-            + "event loops and with O_DIRECT, else FileChannel), io_uring (FileChannel where it cannot run) or "
+    @Option(names = "--storage", paramLabel = "BACKEND", description = "auto (the profile's; auto is io_uring with "
+            + "O_DIRECT and for NBD on event loops, else FileChannel), io_uring (FileChannel where it cannot run) or "
             + "filechannel.")
     String storage;
 

@@ -9,13 +9,13 @@ import java.util.Map;
 
 /**
  * The process's io_uring queue counts at one moment ({@code os.UringQueue}, in the jar's Java 22+ layer), or the
- * difference of two moments: how requests went (through the ring, or directly when alone), how many went to the
- * kernel per {@code io_uring_enter}, and where a ring request's time went. {@code bench} prints them beside its
- * figures, because they tell a slow device from a slow hand-off: a run that waits long between a completion and
- * its thread running again is short of carriers, not of I/O.
+ * difference of two moments: how requests went (through the ring, or directly: alone, or on a loop's thread from
+ * the page cache), how many went to the kernel per {@code io_uring_enter}, and where a ring request's time went.
+ * {@code bench} prints them beside its figures, because they tell a slow device from a slow hand-off: a run that
+ * waits long between a completion and its thread running again is short of carriers, not of I/O.
  *
  * @param ringRequests requests through the ring
- * @param directRequests requests made directly, each alone in the queue
+ * @param directRequests requests made directly: alone in the queue, or on a loop's thread from the page cache
  * @param submitCalls io_uring_enter calls made to submit (retries included)
  * @param waitCalls io_uring_enter calls of the completion thread
  * @param nanosToCompletion summed over ring requests: from prepared (before the submission lock) to completed
@@ -66,7 +66,7 @@ public record UringCounters(long ringRequests, long directRequests, long submitC
         String line = String.format(Locale.ROOT, "io_uring: %d of %d requests through the ring", ringRequests,
                 ringRequests + directRequests);
         if (ringRequests == 0) {
-            return line + " (each alone in the queue, made directly)";
+            return line + " (each made directly: alone in the queue, or from the page cache on a loop)";
         }
         return line + String.format(Locale.ROOT,
                 ", %.1f per submitting call; prepared to completed %.0f us, completed to resumed %.0f us (means)",

@@ -16,7 +16,7 @@ import java.util.regex.Pattern;
  * platform threads, the comparison variant). The driver's code is the same under all three; only the threads it
  * runs on differ. A profile's {@code auto} ({@link #resolve}) is {@code loop:1} for an image opened with O_DIRECT
  * through io_uring and {@code virtual} otherwise, the faster of each on the machine measured (README, Execution
- * models).
+ * models); an NBD server's ({@link #resolveForServer}) is {@code loop:1} through the page cache too.
  *
  * @param poolThreads the pool's size for {@code pool:N}, else 0
  * @param loops the number of event loops for {@code loop:N}, else 0
@@ -70,7 +70,7 @@ public record ExecutionModel(int poolThreads, int loops) {
      * modes wherever the files may go through io_uring ({@code storage} not {@code filechannel}; the caller then
      * opens them with io_uring), else {@code virtual}. Through the page cache too, a connection's reader then waits
      * for its socket in the loop's ring, and reads the cache holds and most writes are made on the loop's thread,
-     * with no park (README, NBD: 4 KiB random reads at depth 64 about 1.7 times, writes 1.4 times the JDK's
+     * with no park (README, NBD: 4 KiB random reads at depth 64 1.6-1.8 times, writes 1.1 times the JDK's
      * scheduler's).
      */
     public static ExecutionModel resolveForServer(String execution, StorageBackend storage) {

@@ -40,10 +40,12 @@ import org.slf4j.LoggerFactory;
  * <p>Lock discipline: no lock. The run queue is a {@link ConcurrentLinkedQueue}. {@code sleeping} and the queue
  * form a Dekker pair: the loop sets {@code sleeping} and then looks at the queue, a producer adds to the queue and
  * then looks at {@code sleeping}, so either the loop sees the task or the producer wakes it. Everything else (the
- * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code socketWaits}, {@code broken}) is
- * touched only on the loop's own thread: by the loop between tasks, and by the requests running on it, since a
- * virtual thread whose scheduler is this loop runs only here. {@code failed}, volatile, tells other threads that
- * {@code broken} is set.
+ * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code socketWaits}, {@code broken}, the
+ * {@code errno} and {@code iovec} segments of the calls made on the loop's thread, {@code cachedReadsRefused},
+ * {@code bufferedWrites}) is touched only on the loop's own thread: by the loop between tasks, and by the requests
+ * running on it, since a virtual thread whose scheduler is this loop runs only here. A thread leaves the loop only
+ * where it parks, so none comes between another's filling of a segment and its call. {@code failed}, volatile,
+ * tells other threads that {@code broken} is set.
  */
 final class UringLoop implements Executor {
     private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);
@@ -231,12 +233,14 @@ final class UringLoop implements Executor {
 
     /**
      * A read of a file opened without O_DIRECT, from a thread this loop runs. What the page cache holds of the
-     * range is read at once on the loop's thread (preadv2 with RWF_NOWAIT, which never waits for the disk); the
-     * rest, if any, through the ring. A read the cache answers so costs one system call and no park, where the
-     * ring costs a park, a submission, a completion and a resume (4 KiB reads at depth 64: 833-848k against
-     * 467-471k, and half the CPU of the JDK's scheduler with FileChannel).
+     * range is read at once on the loop's thread (preadv2 with RWF_NOWAIT, which does not wait for the disk's
+     * data, though on a miss it may start the readahead); the rest, if any, as {@link #request}. A read the cache
+     * answers so costs one system call and no park, where the
+     * ring costs a park, a submission, a completion and a resume (bench, 4 KiB page-cache reads at depth 64 on
+     * {@code loop:1}: 833-848k against 467-471k, and half the CPU per read of the JDK's scheduler with FileChannel).
      */
     int readBuffered(int fd, long address, int length, long offset) throws IOException {
+        checkNotBroken();
         if (cachedReadsRefused) {
             return request(IoUring.OP_READ, fd, address, length, offset, 0);
         }
@@ -254,20 +258,26 @@ final class UringLoop implements Executor {
         if (cached == length || cached == 0) { // all of it, or the end of the file
             return cached;
         }
-        // The cache held the range's start. The rest is not a short read (the caller would take it for the end
-        // of the file): an error there is the read's error.
+        // The cache held the range's start: the rest is read here too, and an error there is the read's error.
         int rest = request(IoUring.OP_READ, fd, address + cached, length - cached, offset + cached, 0);
         return rest < 0 ? rest : cached + rest;
     }
 
     /**
      * A write to a file opened without O_DIRECT, from a thread this loop runs: made on the loop's thread or through
-     * the ring, as {@link BufferedWrites} decides.
+     * the ring (never directly, even alone), as {@link BufferedWrites} decides.
      */
     int writeBuffered(int fd, long address, int length, long offset) throws IOException {
+        checkNotBroken();
         long start = System.nanoTime();
         if (!bufferedWrites.onLoop(offset, length, start)) {
-            return request(IoUring.OP_WRITE, fd, address, length, offset, 0);
+            bufferedWrites.toRing();
+            try { // through the ring even when alone: the policy keeps it off the loop's thread
+                slots.acquireUninterruptibly();
+                return submitHoldingSlot(IoUring.OP_WRITE, fd, address, length, offset, 0, false);
+            } finally {
+                bufferedWrites.backFromRing();
+            }
         }
         int written = (int) LinuxCalls.syscall(errno, SyscallNumbers.PWRITE64, fd, address, length, offset, 0, 0);
         DIRECT_REQUESTS.increment();

@@ -22,8 +22,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * completed while it waited), or else one platform thread that waits in the kernel and unparks their owners.
  * A request alone in the process skips the ring and makes its system call directly ({@link #request}). A
  * virtual thread so never blocks a carrier on I/O while others are in flight, and requests in flight together
- * share system calls. A request on a virtual thread of an event loop ({@link UringLoop}) goes to that loop's ring
- * instead.
+ * share system calls. A request on a virtual thread of an event loop ({@link UringLoop}) goes to that loop
+ * instead (its ring, or, for a file opened without O_DIRECT, often the loop's own thread).
  *
  * <p>Locks: {@code submitLock} guards the submission side of the ring (the SQ tail and SQEs), the free slots
  * and {@code prepared}; {@code completeLock} guards the completion side (the CQ head). They are never held
@@ -146,7 +146,8 @@ public final class UringQueue {
 
     /**
      * The process's io_uring counts so far, the shared queue's and the event loops' together, all zero if neither
-     * was set up: requests through a ring, requests made directly (alone in the shared queue or on a loop),
+     * was set up: requests through a ring, requests made directly (alone in the shared queue or on a loop, or on a
+     * loop's thread from the page cache; a read partly cached counts once each way),
      * io_uring_enter calls to submit (a loop's each submit too) and by the completion thread to wait, and the
      * nanoseconds ring requests spent from prepared to completed (handed out) and from completed to running again
      * on their own thread. The order is {@code UringCounters}'.

@@ -40,7 +40,8 @@ class UringCountersTest {
 
     @Test
     void saysWhenEveryRequestWasAloneAndNothingWhenNoneWasMade() {
-        assertEquals("io_uring: 0 of 7 requests through the ring (each alone in the queue, made directly)",
+        assertEquals("io_uring: 0 of 7 requests through the ring"
+                + " (each made directly: alone in the queue, or from the page cache on a loop)",
                 new UringCounters(0, 7, 0, 0, 0, 0).describe());
         assertNull(new UringCounters(0, 0, 0, 0, 0, 0).describe());
     }

@@ -36,6 +36,16 @@ class ExecutionModelTest {
     }
 
     @Test
+    void aServersAutoIsOneLoopInBothModesUnlessTheFilesGoThroughFileChannel() {
+        ExecutionModel oneLoop = new ExecutionModel(0, 1);
+        assertEquals(oneLoop, ExecutionModel.resolveForServer("auto", StorageBackend.AUTO));
+        assertEquals(oneLoop, ExecutionModel.resolveForServer("auto", StorageBackend.IO_URING));
+        assertEquals(ExecutionModel.VIRTUAL, ExecutionModel.resolveForServer("auto", StorageBackend.FILECHANNEL));
+        assertEquals(new ExecutionModel(0, 2), ExecutionModel.resolveForServer("loop:2", StorageBackend.FILECHANNEL));
+        assertEquals(ExecutionModel.VIRTUAL, ExecutionModel.resolveForServer("virtual", StorageBackend.AUTO));
+    }
+
+    @Test
     void theRecordRefusesWhatParseRefuses() {
         assertThrows(IllegalArgumentException.class, () -> new ExecutionModel(0, 65));
         assertThrows(IllegalArgumentException.class, () -> new ExecutionModel(4097, 0));

@@ -17,11 +17,24 @@ class BufferedWritesTest {
     @Test
     void shortPageAlignedWritesAreMadeOnTheLoopOthersGoThroughTheRing() {
         BufferedWrites w = new BufferedWrites(T0);
-        assertTrue(w.onLoop(0, 4096, T0));
         assertTrue(w.onLoop(1L << 40, BufferedWrites.MAX_ON_LOOP, T0));
-        assertFalse(w.onLoop(512, 4096, T0), "an unaligned offset may read its page first");
-        assertFalse(w.onLoop(4096, 512, T0), "so may an unaligned length");
+        assertEquals(0, BufferedWrites.PAGE_SIZE % 4096, "the kernel's page size, 4 KiB or a multiple");
+        assertTrue(w.onLoop(BufferedWrites.PAGE_SIZE, BufferedWrites.PAGE_SIZE, T0));
+        assertFalse(w.onLoop(512, BufferedWrites.PAGE_SIZE, T0), "an unaligned offset may read its page first");
+        assertFalse(w.onLoop(BufferedWrites.PAGE_SIZE, 512, T0), "so may an unaligned length");
         assertFalse(w.onLoop(0, BufferedWrites.MAX_ON_LOOP + 4096, T0), "a long copy would hold the loop");
+    }
+
+    @Test
+    void noWriteIsMadeOnTheLoopWhileAnotherIsInTheRing() {
+        BufferedWrites w = new BufferedWrites(T0);
+        w.toRing();
+        w.toRing();
+        assertFalse(w.onLoop(0, 4096, T0), "it would wait for the other's inode lock");
+        w.backFromRing();
+        assertFalse(w.onLoop(0, 4096, T0));
+        w.backFromRing();
+        assertTrue(w.onLoop(0, 4096, T0));
     }
 
     @Test
