@@ -170,8 +170,9 @@ final class ServeCommand implements Callable<Integer> {
             limits = limits.withHandshakeLimit(Duration.ofSeconds(handshakeLimit));
         }
         OpenOptions options = openOptions();
-        ExecutionModel model = ExecutionModel.resolveForServer(exec != null ? exec : options.tuning().execution(),
-                options.tuning().storage()).effective();
+        String execution = exec != null ? exec : options.tuning().execution();
+        ExecutionModel model = ExecutionModel.resolveForServer(execution, options.tuning().storage())
+                .effective("auto".equals(execution));
         if (model.loops() > 0 && options.tuning().storage() == StorageBackend.AUTO) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.IO_URING));
         }
@@ -209,8 +210,9 @@ final class ServeCommand implements Callable<Integer> {
      * cannot).
      */
     private ExecutionModel executionModel(OpenOptions options) {
-        return ExecutionModel.resolve(exec != null ? exec : options.tuning().execution(), options.direct(),
-                options.tuning().storage()).effective();
+        String execution = exec != null ? exec : options.tuning().execution();
+        return ExecutionModel.resolve(execution, options.direct(), options.tuning().storage())
+                .effective("auto".equals(execution));
     }
 
     private BlockDevice openDevice(OpenOptions options) throws IOException {

@@ -28,17 +28,17 @@ final class EventLoops {
 
     /**
      * Virtual threads named {@code name}, spread over the process's first {@code loops} event loops; null (the
-     * reason logged once) where loops cannot run.
+     * reason logged once: as a warning, or at debug level if {@code quiet}) where loops cannot run.
      */
-    static ThreadFactory threadFactory(int loops, String name) {
+    static ThreadFactory threadFactory(int loops, String name, boolean quiet) {
         if (FACTORY.handle() == null) {
-            logFallback(FACTORY.missing());
+            logFallback(FACTORY.missing(), quiet);
             return null;
         }
         try {
             return (ThreadFactory) FACTORY.handle().invokeExact(loops, name);
         } catch (IOException | LinkageError e) { // LinkageError: the layer's set-up failed (native access denied)
-            logFallback(String.valueOf(e.getMessage()));
+            logFallback(String.valueOf(e.getMessage()), quiet);
             return null;
         } catch (RuntimeException | Error e) {
             throw e;
@@ -47,10 +47,15 @@ final class EventLoops {
         }
     }
 
-    private static void logFallback(String reason) {
+    private static void logFallback(String reason, boolean quiet) {
         if (FALLBACK_LOGGED.compareAndSet(false, true)) {
-            LOG.warn("io_uring event loops are not available, running requests on the JDK's virtual-thread "
-                    + "scheduler instead: {}", reason);
+            String message = "io_uring event loops are not available, running requests on the JDK's virtual-thread "
+                    + "scheduler instead: {}";
+            if (quiet) {
+                LOG.debug(message, reason);
+            } else {
+                LOG.warn(message, reason);
+            }
         }
     }
 }

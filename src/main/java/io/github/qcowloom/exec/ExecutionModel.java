@@ -82,7 +82,15 @@ public record ExecutionModel(int poolThreads, int loops) {
 
     /** This model, or {@code virtual} for {@code loop:N} where loops cannot run here (the reason logged once). */
     public ExecutionModel effective() {
-        return loops > 0 && EventLoops.threadFactory(loops, "qcow2-request") == null ? VIRTUAL : this;
+        return effective(false);
+    }
+
+    /**
+     * As {@link #effective()}; with {@code chosenByAuto} the reason is logged at debug level only: a user who did
+     * not ask for loops is not told that they could not run.
+     */
+    public ExecutionModel effective(boolean chosenByAuto) {
+        return loops > 0 && EventLoops.threadFactory(loops, "qcow2-request", chosenByAuto) == null ? VIRTUAL : this;
     }
 
     /** True where the caller's thread runs the driver's code itself: {@code virtual} and {@code loop:N}. */
@@ -96,7 +104,7 @@ public record ExecutionModel(int poolThreads, int loops) {
      * requests to the pool.
      */
     public ThreadFactory requestThreads(String name) {
-        ThreadFactory onLoops = loops > 0 ? EventLoops.threadFactory(loops, name) : null;
+        ThreadFactory onLoops = loops > 0 ? EventLoops.threadFactory(loops, name, false) : null;
         return onLoops != null ? onLoops : Thread.ofVirtual().name(name).factory();
     }
 

@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.testing.Qemu;
@@ -61,19 +62,28 @@ class CliServeTest {
                 storage.err());
     }
 
+    private static final List<String> MANIFEST_FLAGS = List.of("--enable-native-access=ALL-UNNAMED",
+            "--add-opens=java.base/java.lang=ALL-UNNAMED", "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED");
+
     /**
      * Runs {@code serve ARGS} in its own JVM, with the flags the jar's manifest gives, until it prints the line
-     * with its URI; appends that line's URI to {@code uri}, and the line to {@code line} if not null.
+     * with its URI; appends that line's URI to {@code uri}, and the lines so far to {@code lineOut} if not null.
      */
     private static Process serve(List<String> args, StringBuilder uri) throws IOException {
         return serve(args, uri, null);
     }
 
     private static Process serve(List<String> args, StringBuilder uri, StringBuilder lineOut) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
-                "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                Main.class.getName(), "serve"));
+        return serve(MANIFEST_FLAGS, args, uri, lineOut);
+    }
+
+    /** As above, with {@code jvmFlags} rather than the manifest's; every line up to the URI's goes to lineOut. */
+    private static Process serve(List<String> jvmFlags, List<String> args, StringBuilder uri, StringBuilder lineOut)
+            throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString()));
+        cmd.addAll(jvmFlags);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve"));
         cmd.addAll(args);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
@@ -84,7 +94,7 @@ class CliServeTest {
             if (m.find()) {
                 uri.append(m.group(1));
                 if (lineOut != null) {
-                    lineOut.append(line);
+                    lineOut.append(seen);
                 }
                 Thread.ofVirtual().start(() -> out.lines().forEach(l -> { }));
                 return p;
@@ -130,6 +140,34 @@ class CliServeTest {
                 img.toString()), new StringBuilder(), virtual);
         try {
             assertTrue(virtual.toString().contains("(virtual)"), virtual.toString());
+        } finally {
+            stop(q, img);
+        }
+    }
+
+    /**
+     * Where loops cannot run (a plain {@code java -cp}, without the manifest's --add-opens), the default serves on
+     * the JDK's scheduler and says nothing of loops nobody asked for; asked for, it warns.
+     */
+    @Test
+    void theDefaultFallsBackQuietlyWhereLoopsCannotRun() throws Exception {
+        Qemu.assume();
+        Path img = image();
+        List<String> plain = List.of("--enable-native-access=ALL-UNNAMED");
+        StringBuilder lines = new StringBuilder();
+        Process p = serve(plain, List.of("--socket", dir.resolve("q.sock").toString(), img.toString()),
+                new StringBuilder(), lines);
+        try {
+            assertTrue(lines.toString().contains("(virtual)"), lines.toString());
+            assertFalse(lines.toString().contains("event loops are not available"), lines.toString());
+        } finally {
+            stop(p, img);
+        }
+        StringBuilder asked = new StringBuilder();
+        Process q = serve(plain, List.of("--socket", dir.resolve("r.sock").toString(), "--exec", "loop:1",
+                img.toString()), new StringBuilder(), asked);
+        try {
+            assertTrue(asked.toString().contains("event loops are not available"), asked.toString());
         } finally {
             stop(q, img);
         }

@@ -45,7 +45,9 @@ final class ServeProcess implements AutoCloseable {
         Files.deleteIfExists(socket);
         Path log = Files.createTempFile(socket.getParent(), "serve", ".log");
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp",
+        // The flags the jar's manifest gives (and so the launcher): the server runs as users run it, on a loop.
+        List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
+                "--add-opens=java.base/java.lang=ALL-UNNAMED", "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-cp",
                 System.getProperty("java.class.path"), Main.class.getName(), "serve", listen, socket.toString()));
         cmd.addAll(List.of(extraArgs));
         cmd.add(image.toString());
