@@ -70,8 +70,9 @@ public record ExecutionModel(int poolThreads, int loops) {
      * modes wherever the files may go through io_uring ({@code storage} not {@code filechannel}; the caller then
      * opens them with io_uring), else {@code virtual}. Through the page cache too, a connection's reader then waits
      * for its socket in the loop's ring, and reads the cache holds and most writes are made on the loop's thread,
-     * with no park (README, NBD: 4 KiB random reads at depth 64 1.6-1.8 times, writes 1.1 times the JDK's
-     * scheduler's).
+     * with no park (README, NBD: 4 KiB random reads at depth 64 1.7-2.0 times the JDK's scheduler's, writes
+     * 1.05-1.3 times with one connection and 0.93 times with four, whose copies the JDK's scheduler spreads over
+     * both cores).
      */
     public static ExecutionModel resolveForServer(String execution, StorageBackend storage) {
         if ("auto".equals(execution)) {
