@@ -170,9 +170,7 @@ final class ServeCommand implements Callable<Integer> {
             limits = limits.withHandshakeLimit(Duration.ofSeconds(handshakeLimit));
         }
         OpenOptions options = openOptions();
-        String execution = exec != null ? exec : options.tuning().execution();
-        ExecutionModel model = ExecutionModel.resolveForServer(execution, options.tuning().storage())
-                .effective("auto".equals(execution));
+        ExecutionModel model = executionModel(options, true);
         if (model.loops() > 0 && options.tuning().storage() == StorageBackend.AUTO) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.IO_URING));
         }
@@ -206,13 +204,15 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * The model vhost-user-blk requests run under, as it runs here (what the serving line prints: virtual where loops
-     * cannot).
+     * The model NBD ({@code nbd}) or vhost-user-blk requests run under, as it runs here (what the serving line
+     * prints: virtual where loops cannot; said in the log only where asked for).
      */
-    private ExecutionModel executionModel(OpenOptions options) {
+    private ExecutionModel executionModel(OpenOptions options, boolean nbd) {
         String execution = exec != null ? exec : options.tuning().execution();
-        return ExecutionModel.resolve(execution, options.direct(), options.tuning().storage())
-                .effective("auto".equals(execution));
+        StorageBackend storage = options.tuning().storage();
+        ExecutionModel model = nbd ? ExecutionModel.resolveForServer(execution, storage)
+                : ExecutionModel.resolve(execution, options.direct(), storage);
+        return model.effective("auto".equals(execution));
     }
 
     private BlockDevice openDevice(OpenOptions options) throws IOException {
@@ -253,7 +253,7 @@ final class ServeCommand implements Callable<Integer> {
         VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
                 .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512).withReadOnly(readOnly);
         OpenOptions options = openOptions();
-        ExecutionModel model = executionModel(options);
+        ExecutionModel model = executionModel(options, false);
         BlockDevice device = openDevice(options);
         VhostUserBlk.Server server;
         try {

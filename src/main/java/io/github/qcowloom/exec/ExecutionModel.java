@@ -75,10 +75,7 @@ public record ExecutionModel(int poolThreads, int loops) {
      * both cores).
      */
     public static ExecutionModel resolveForServer(String execution, StorageBackend storage) {
-        if ("auto".equals(execution)) {
-            return storage.resolve(true) == StorageBackend.IO_URING ? new ExecutionModel(0, 1) : VIRTUAL;
-        }
-        return parse(execution);
+        return resolve(execution, true, storage); // the rule for O_DIRECT, in both modes
     }
 
     /** This model, or {@code virtual} for {@code loop:N} where loops cannot run here (the reason logged once). */
