@@ -17,10 +17,11 @@ import java.util.Optional;
 /**
  * The system calls the disk layer makes (io_uring's, openat, close, pread64, preadv2, pwrite64, fdatasync,
  * fallocate, mmap, munmap, fcntl, lseek, statx, fadvise64), every one through a single FFM downcall of libc's
- * {@code syscall}, and {@code strerror} for messages. Linking a downcall is the larger part of a short command's start-up (about 30 ms
- * for the first, 5-10 ms for each further shape, none of it held by the JDK's AOT cache), and handles of one
- * shape share it: so one shape, seven longs (the number and six arguments), pointers passed as addresses. Calls
- * that can fail capture errno into a segment the caller passes, so that a caller making many calls reuses one.
+ * {@code syscall}, and {@code strerror} for messages. Linking a downcall is the larger part of a short command's
+ * start-up (about 30 ms for the first, 5-10 ms for each further shape, none of it held by the JDK's AOT cache), and
+ * handles of one shape share it: so one shape, seven longs (the number and six arguments), pointers passed as
+ * addresses. Calls that can fail capture errno into a segment the caller passes, so that a caller making many calls
+ * reuses one.
  */
 final class LinuxCalls {
     static final int EINTR = 4;
@@ -162,17 +163,20 @@ final class LinuxCalls {
      */
     static long blocking(byte opcode, int fd, long address, int length, long offset) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment capture = errnoSegment(arena);
-            return switch (opcode) {
-                case IoUring.OP_READ -> syscall(capture, SyscallNumbers.PREAD64, fd, address, length, offset, 0, 0);
-                case IoUring.OP_WRITE -> syscall(capture, SyscallNumbers.PWRITE64, fd, address, length, offset, 0, 0);
-                case IoUring.OP_FSYNC -> syscall(capture, SyscallNumbers.FDATASYNC, fd, 0, 0, 0, 0, 0);
-                case IoUring.OP_FTRUNCATE -> syscall(capture, SyscallNumbers.FTRUNCATE, fd, offset, 0, 0, 0, 0);
-                case IoUring.OP_FALLOCATE ->
-                        syscall(capture, SyscallNumbers.FALLOCATE, fd, length, offset, address, 0, 0);
-                default -> throw new IllegalArgumentException("opcode " + opcode);
-            };
+            return blocking(errnoSegment(arena), opcode, fd, address, length, offset);
         }
+    }
+
+    /** As {@link #blocking(byte, int, long, int, long)}, errno captured in {@code capture} (an event loop's own). */
+    static long blocking(MemorySegment capture, byte opcode, int fd, long address, int length, long offset) {
+        return switch (opcode) {
+            case IoUring.OP_READ -> syscall(capture, SyscallNumbers.PREAD64, fd, address, length, offset, 0, 0);
+            case IoUring.OP_WRITE -> syscall(capture, SyscallNumbers.PWRITE64, fd, address, length, offset, 0, 0);
+            case IoUring.OP_FSYNC -> syscall(capture, SyscallNumbers.FDATASYNC, fd, 0, 0, 0, 0, 0);
+            case IoUring.OP_FTRUNCATE -> syscall(capture, SyscallNumbers.FTRUNCATE, fd, offset, 0, 0, 0, 0);
+            case IoUring.OP_FALLOCATE -> syscall(capture, SyscallNumbers.FALLOCATE, fd, length, offset, address, 0, 0);
+            default -> throw new IllegalArgumentException("opcode " + opcode);
+        };
     }
 
     /** mmap(2) of {@code length} bytes of {@code fd} at {@code offset}, shared and read-write. */

@@ -225,7 +225,7 @@ final class UringLoop implements Executor {
         if (inFlight == 0 && (opcode == IoUring.OP_READ || opcode == IoUring.OP_WRITE) && runnable.isEmpty()) {
             checkNotBroken();
             DIRECT_REQUESTS.increment();
-            return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
+            return (int) LinuxCalls.blocking(errno, opcode, fd, address, length, offset);
         }
         slots.acquireUninterruptibly();
         return submitHoldingSlot(opcode, fd, address, length, offset, opFlags, false);
@@ -279,7 +279,7 @@ final class UringLoop implements Executor {
                 bufferedWrites.backFromRing();
             }
         }
-        int written = (int) LinuxCalls.syscall(errno, SyscallNumbers.PWRITE64, fd, address, length, offset, 0, 0);
+        int written = (int) LinuxCalls.blocking(errno, IoUring.OP_WRITE, fd, address, length, offset);
         DIRECT_REQUESTS.increment();
         if (bufferedWrites.took(start, System.nanoTime() - start, length)) {
             LOG.debug("{}: a buffered write was held up; writes go through the ring for {} ms", carrier.getName(),
