@@ -135,14 +135,9 @@ class CliServeTest {
         Qemu.io(img, "read -P 0x77 8704 512");
         Qemu.io(img, "read -P 0 8192 512");
 
-        StringBuilder virtual = new StringBuilder();
-        Process q = serve(List.of("--socket", dir.resolve("t.sock").toString(), "--storage", "filechannel",
-                img.toString()), new StringBuilder(), virtual);
-        try {
-            assertTrue(virtual.toString().contains("(virtual)"), virtual.toString());
-        } finally {
-            stop(q, img);
-        }
+        String virtual = linesUntilServing(MANIFEST_FLAGS, List.of("--socket", dir.resolve("t.sock").toString(),
+                "--storage", "filechannel", img.toString()), img);
+        assertTrue(virtual.contains("(virtual)"), virtual);
     }
 
     /**
@@ -154,23 +149,21 @@ class CliServeTest {
         Qemu.assume();
         Path img = image();
         List<String> plain = List.of("--enable-native-access=ALL-UNNAMED");
+        String lines = linesUntilServing(plain, List.of("--socket", dir.resolve("q.sock").toString(),
+                img.toString()), img);
+        assertTrue(lines.contains("(virtual)"), lines);
+        assertFalse(lines.contains("event loops are not available"), lines);
+        String asked = linesUntilServing(plain, List.of("--socket", dir.resolve("r.sock").toString(), "--exec",
+                "loop:1", img.toString()), img);
+        assertTrue(asked.contains("event loops are not available"), asked);
+    }
+
+    /** What {@code serve ARGS} prints up to its serving line, in a JVM with {@code jvmFlags}; it is then stopped. */
+    private static String linesUntilServing(List<String> jvmFlags, List<String> args, Path img) throws Exception {
         StringBuilder lines = new StringBuilder();
-        Process p = serve(plain, List.of("--socket", dir.resolve("q.sock").toString(), img.toString()),
-                new StringBuilder(), lines);
-        try {
-            assertTrue(lines.toString().contains("(virtual)"), lines.toString());
-            assertFalse(lines.toString().contains("event loops are not available"), lines.toString());
-        } finally {
-            stop(p, img);
-        }
-        StringBuilder asked = new StringBuilder();
-        Process q = serve(plain, List.of("--socket", dir.resolve("r.sock").toString(), "--exec", "loop:1",
-                img.toString()), new StringBuilder(), asked);
-        try {
-            assertTrue(asked.toString().contains("event loops are not available"), asked.toString());
-        } finally {
-            stop(q, img);
-        }
+        Process p = serve(jvmFlags, args, new StringBuilder(), lines);
+        stop(p, img);
+        return lines.toString();
     }
 
     @Test
