@@ -27,7 +27,8 @@ import java.util.function.LongConsumer;
  * chunks, whose zero parts are filled in without reading, and each chunk says whether it was all zeroes.
  *
  * <p>Lock discipline: {@code planLock} guards the planner's position and its cached block status; it is held only
- * while a piece is cut, never during I/O of guest data. In-order writes take turns through {@link WriteTurns}.
+ * while a piece is cut, never during I/O of guest data. In-order writes are run through {@link WriteTurns}, which
+ * may make a piece's write on the worker of an earlier one; the worker reuses its buffer once its write has run.
  */
 final class ChunkCopy {
     /** Bytes of one piece at most: qemu-img convert's buffer size. */
@@ -69,7 +70,7 @@ final class ChunkCopy {
         Write prepare(long offset, ByteBuffer chunk, boolean zero) throws IOException;
     }
 
-    /** What a piece writes, when its turn comes. */
+    /** What a piece writes, when its turn comes; with in-order writes, on whichever worker is writing then. */
     interface Write {
         Write NONE = () -> { };
 
@@ -151,11 +152,9 @@ final class ChunkCopy {
             }
             Write write = sink.prepare(p.offset(), buf, zero);
             if (settings.inOrder()) {
-                turns.await(p.turn());
-            }
-            write.run();
-            if (settings.inOrder()) {
-                turns.pass(p.turn() + 1);
+                turns.write(p.turn(), write); // may run on the worker of an earlier piece
+            } else {
+                write.run();
             }
             progress.accept(p.length());
         }

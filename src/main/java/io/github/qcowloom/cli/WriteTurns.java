@@ -1,34 +1,60 @@
 package io.github.qcowloom.cli;
 
 import java.io.IOException;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * Lets the writers of consecutive chunks take turns in guest order, as qemu-img convert's in-order writes do:
- * a chunk is written only after every chunk before it. Workers take chunks in ascending order, so the holder of the
- * lowest unwritten chunk never waits and every turn comes. A writer that fails stops everyone waiting.
+ * Runs the writes of consecutive pieces in guest order, as qemu-img convert's in-order writes are made, without a
+ * hand-off between one write and the next: a worker whose piece is ready queues its write, and whoever finds the
+ * next turn's write queued while nobody is writing runs it, and every queued write after it, on its own thread.
+ *
+ * <p>Why: waking the next piece's worker once a write was done, and letting it write, left about 300 µs between
+ * 2 MiB writes (whose own time was about 450 µs). The reads that are ahead held both cores, and the woken writer,
+ * the one thread on the critical path, waited for one of them. A 2 GiB qcow2 to raw convert spent a third of its
+ * copy in those gaps.
+ *
+ * <p>Workers take pieces in ascending turns, so the lowest unwritten turn always has a worker that will queue it,
+ * and every turn comes. A write that fails stops every write after it: each waiting and later caller rethrows it.
+ *
+ * <p>Lock discipline: {@code lock} guards every field; it is never held while a write runs.
  */
 final class WriteTurns {
+    /** A queued write and the condition its worker waits on until it has run. */
+    private record Queued(ChunkCopy.Write write, Condition ran) {
+    }
+
     private final ReentrantLock lock = new ReentrantLock();
-    private final Condition passed = lock.newCondition();
-    /** Where the next chunk to be written starts. */
+    private final Map<Long, Queued> queued = new HashMap<>();
+    /** The turn to be written next: every turn before it has been written. */
     private long next;
+    /** A thread is running queued writes. */
+    private boolean writing;
     private Throwable failure;
 
-    /** Waits until every chunk before {@code offset} has been written; rethrows a failure of another writer. */
-    void await(long offset) throws IOException {
+    /**
+     * Has {@code write} run in turn {@code turn}, here or on the thread that is running the writes before it, and
+     * returns once it has run. Rethrows the failure of any write (this one's or another's).
+     */
+    void write(long turn, ChunkCopy.Write write) throws IOException {
         lock.lock();
         try {
-            while (next != offset && failure == null) {
-                passed.await();
+            Queued mine = new Queued(write, lock.newCondition());
+            queued.put(turn, mine);
+            if (!writing) {
+                writing = true;
+                try {
+                    runQueued();
+                } finally {
+                    writing = false;
+                }
             }
-            if (failure instanceof IOException io) {
-                throw io;
+            while (next <= turn && failure == null) {
+                mine.ran().await();
             }
-            if (failure != null) {
-                throw new IOException(failure);
-            }
+            rethrowFailure();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted while waiting to write in order", e);
@@ -37,27 +63,59 @@ final class WriteTurns {
         }
     }
 
-    /** The chunk that held the turn is written: the turn passes to the chunk at {@code nextOffset}. */
-    void pass(long nextOffset) {
+    /** Runs the queued writes from turn {@code next} on, while there are any; called and returns with the lock held. */
+    private void runQueued() {
+        for (Queued q; failure == null && (q = queued.remove(next)) != null; ) {
+            Throwable thrown = null;
+            lock.unlock();
+            try {
+                q.write().run();
+            } catch (IOException | RuntimeException | Error e) {
+                thrown = e;
+            } finally {
+                lock.lock();
+            }
+            if (thrown != null) {
+                fail(thrown);
+                q.ran().signal();
+                return;
+            }
+            next++;
+            q.ran().signal();
+        }
+    }
+
+    /** A worker failed with {@code cause} (in its read, say): every waiting and later caller rethrows it. */
+    void abort(Throwable cause) {
         lock.lock();
         try {
-            next = nextOffset;
-            passed.signalAll();
+            fail(cause);
         } finally {
             lock.unlock();
         }
     }
 
-    /** A writer failed with {@code cause}: every waiting and later writer rethrows it. */
-    void abort(Throwable cause) {
-        lock.lock();
-        try {
-            if (failure == null) {
-                failure = cause;
-            }
-            passed.signalAll();
-        } finally {
-            lock.unlock();
+    private void fail(Throwable cause) {
+        if (failure == null) {
+            failure = cause;
+        }
+        for (Queued q : queued.values()) {
+            q.ran().signal();
+        }
+    }
+
+    private void rethrowFailure() throws IOException {
+        if (failure instanceof IOException io) {
+            throw io;
+        }
+        if (failure instanceof RuntimeException re) {
+            throw re;
+        }
+        if (failure instanceof Error e) {
+            throw e;
+        }
+        if (failure != null) {
+            throw new IOException(failure);
         }
     }
 }
