@@ -69,6 +69,7 @@ public final class LoopSockets {
                 MSG_DONTWAIT, 0, 0);
         if (now > 0) {
             dst.position(dst.position() + now);
+            loop.yieldIfTurnSpent(System.nanoTime()); // a client that keeps sending must not keep the loop
             return now;
         } else if (now == 0) {
             return -1;
