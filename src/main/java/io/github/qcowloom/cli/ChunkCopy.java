@@ -19,8 +19,8 @@ import java.util.function.LongConsumer;
  * status and hands out pieces of at most one chunk, ending on chunk boundaries (so writes are large and aligned);
  * {@code requests} virtual threads (qemu-img's {@code -m}) each take a piece, read it with one request (which the
  * image turns into one system call per run of host-contiguous clusters) into their own reused direct buffer (the
- * pool: {@code requests} buffers of one chunk, nothing allocated per piece), then write it, in guest order unless
- * out-of-order writes are allowed (qemu-img's {@code -W}).
+ * pool: {@code requests} buffers of one chunk, nothing allocated per piece), then have it written: in guest order
+ * unless out-of-order writes are allowed (qemu-img's {@code -W}), by whichever worker is writing then.
  *
  * <p>Ranges that read as zeroes are never read. A sink that keeps them as holes ({@link Settings#zeroesToSink}
  * false: a fresh raw file or qcow2 image with no backing file) never sees them; otherwise the pieces are the fixed

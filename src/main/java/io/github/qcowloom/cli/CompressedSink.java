@@ -10,10 +10,11 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * convert -c's writer: each worker compresses its chunk's clusters on its own virtual thread, then writes them when
- * its turn comes ({@link ChunkCopy} runs it with in-order writes), in guest order as qemu-img convert -c writes,
- * so that the image packs and places its clusters as QEMU's does. Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated; zeroes
- * over a backing file become zero clusters; clusters that do not shrink are stored uncompressed.
+ * convert -c's writer: each worker compresses its chunk's clusters on its own virtual thread; they are written when
+ * the chunk's turn comes ({@link ChunkCopy} runs it with in-order writes, on whichever worker is writing then), in
+ * guest order as qemu-img convert -c writes, so that the image packs and places its clusters as QEMU's does.
+ * Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated; zeroes over a backing
+ * file become zero clusters; clusters that do not shrink are stored uncompressed.
  */
 final class CompressedSink implements ChunkCopy.Sink {
     private final Qcow2Image target;

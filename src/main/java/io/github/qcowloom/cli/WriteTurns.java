@@ -10,6 +10,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * Runs the writes of consecutive pieces in guest order, as qemu-img convert's in-order writes are made, without a
  * hand-off between one write and the next: a worker whose piece is ready queues its write, and whoever finds the
  * next turn's write queued while nobody is writing runs it, and every queued write after it, on its own thread.
+ * That worker so returns only once the queue is empty, which takes as long as the others keep it filled.
  *
  * <p>Why: waking the next piece's worker once a write was done, and letting it write, left about 300 µs between
  * 2 MiB writes (whose own time was about 450 µs). The reads that are ahead held both cores, and the woken writer,
@@ -17,13 +18,24 @@ import java.util.concurrent.locks.ReentrantLock;
  * copy in those gaps.
  *
  * <p>Workers take pieces in ascending turns, so the lowest unwritten turn always has a worker that will queue it,
- * and every turn comes. A write that fails stops every write after it: each waiting and later caller rethrows it.
+ * and every turn comes. A write that fails, or a worker's {@link #abort}, stops every write not yet started: their
+ * callers rethrow the failure. No caller returns or throws while its write runs, so its buffer is free either way.
  *
- * <p>Lock discipline: {@code lock} guards every field; it is never held while a write runs.
+ * <p>Lock discipline: {@code lock} guards every field, and each write's state; it is never held while a write runs.
  */
 final class WriteTurns {
-    /** A queued write and the condition its worker waits on until it has run. */
-    private record Queued(ChunkCopy.Write write, Condition ran) {
+    private enum State { QUEUED, RUNNING, DONE, DROPPED }
+
+    /** A write in the queue, its state, and the condition its caller waits on. */
+    private static final class Queued {
+        final ChunkCopy.Write write;
+        final Condition changed;
+        State state = State.QUEUED;
+
+        Queued(ChunkCopy.Write write, Condition changed) {
+            this.write = write;
+            this.changed = changed;
+        }
     }
 
     private final ReentrantLock lock = new ReentrantLock();
@@ -36,11 +48,14 @@ final class WriteTurns {
 
     /**
      * Has {@code write} run in turn {@code turn}, here or on the thread that is running the writes before it, and
-     * returns once it has run. Rethrows the failure of any write (this one's or another's).
+     * returns once it has run. Rethrows the failure of any write (this one's or another's) or abort. An interrupt
+     * does not end the wait (the write may be running on the caller's buffer); it is kept for the caller.
      */
     void write(long turn, ChunkCopy.Write write) throws IOException {
+        boolean interrupted = false;
         lock.lock();
         try {
+            rethrowFailure();
             Queued mine = new Queued(write, lock.newCondition());
             queued.put(turn, mine);
             if (!writing) {
@@ -51,37 +66,38 @@ final class WriteTurns {
                     writing = false;
                 }
             }
-            while (next <= turn && failure == null) {
-                mine.ran().await();
+            while (mine.state == State.QUEUED || mine.state == State.RUNNING) {
+                mine.changed.awaitUninterruptibly();
+                interrupted |= Thread.interrupted();
             }
             rethrowFailure();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted while waiting to write in order", e);
         } finally {
             lock.unlock();
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
     /** Runs the queued writes from turn {@code next} on, while there are any; called and returns with the lock held. */
     private void runQueued() {
         for (Queued q; failure == null && (q = queued.remove(next)) != null; ) {
+            q.state = State.RUNNING;
             Throwable thrown = null;
             lock.unlock();
             try {
-                q.write().run();
-            } catch (IOException | RuntimeException | Error e) {
+                q.write.run();
+            } catch (Throwable e) {
                 thrown = e;
             } finally {
                 lock.lock();
             }
+            settle(q, State.DONE);
             if (thrown != null) {
                 fail(thrown);
-                q.ran().signal();
                 return;
             }
             next++;
-            q.ran().signal();
         }
     }
 
@@ -95,13 +111,20 @@ final class WriteTurns {
         }
     }
 
+    /** Records the first failure and drops every queued write: none of them will run. */
     private void fail(Throwable cause) {
         if (failure == null) {
             failure = cause;
         }
         for (Queued q : queued.values()) {
-            q.ran().signal();
+            settle(q, State.DROPPED);
         }
+        queued.clear();
+    }
+
+    private static void settle(Queued q, State state) {
+        q.state = state;
+        q.changed.signal();
     }
 
     private void rethrowFailure() throws IOException {
