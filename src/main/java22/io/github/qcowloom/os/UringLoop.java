@@ -76,10 +76,10 @@ final class UringLoop implements Executor {
      * another thread waits. Such calls (reads the page cache answers, writes made on the loop, a request alone, the
      * bytes a socket already holds) never park, so a thread that makes them one after another (a guest's device
      * thread, a bench guest) would otherwise keep every other thread of its loop from running, and the ring's
-     * requests from being submitted and taken, for as long as it goes on. A turn costs a park and a resume, and with many such threads each waits for the others'
-     * turns: 64 bench guests of 4 KiB cached reads on one loop (3 alternating rounds of 3 000 000) lost 1-3% of their
-     * IOPS with turns of 500 µs, 4-5% with 200 µs and 5-10% with 50 µs, where their p99 latency rose from 3 µs
-     * to 3.4 ms.
+     * requests from being submitted and taken, for as long as it goes on. A turn costs a park and a resume, and
+     * with many such threads each waits for the others' turns: 64 bench guests of 4 KiB cached reads on one loop
+     * (3 alternating rounds of 3 000 000) lost 1-3% of their IOPS with turns of 500 µs, 4-5% with 200 µs and 5-10%
+     * with 50 µs, where their p99 latency rose from 3 µs to 3.4 ms.
      */
     static final long TURN_NANOS = 500_000;
     private static final long WAKE_TAG = CAPACITY;
