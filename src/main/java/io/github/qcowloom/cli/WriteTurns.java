@@ -21,20 +21,20 @@ import java.util.concurrent.locks.ReentrantLock;
  * and every turn comes. A write that fails, or a worker's {@link #abort}, stops every write not yet started: their
  * callers rethrow the failure. No caller returns or throws while its write runs, so its buffer is free either way.
  *
- * <p>Lock discipline: {@code lock} guards every field, and each write's state; it is never held while a write runs.
+ * <p>Lock discipline: {@code lock} guards every field, and each queued write's {@code done}; it is never held
+ * while a write runs.
  */
 final class WriteTurns {
-    private enum State { QUEUED, RUNNING, DONE, DROPPED }
-
-    /** A write in the queue, its state, and the condition its caller waits on. */
+    /** A queued write, and the condition its caller waits on until the write has run or was dropped. */
     private static final class Queued {
         final ChunkCopy.Write write;
-        final Condition changed;
-        State state = State.QUEUED;
+        final Condition settled;
+        /** The write has run, or was dropped: it will not run (again), and its caller may go. */
+        boolean done;
 
-        Queued(ChunkCopy.Write write, Condition changed) {
+        Queued(ChunkCopy.Write write, Condition settled) {
             this.write = write;
-            this.changed = changed;
+            this.settled = settled;
         }
     }
 
@@ -52,7 +52,6 @@ final class WriteTurns {
      * does not end the wait (the write may be running on the caller's buffer); it is kept for the caller.
      */
     void write(long turn, ChunkCopy.Write write) throws IOException {
-        boolean interrupted = false;
         lock.lock();
         try {
             rethrowFailure();
@@ -66,23 +65,18 @@ final class WriteTurns {
                     writing = false;
                 }
             }
-            while (mine.state == State.QUEUED || mine.state == State.RUNNING) {
-                mine.changed.awaitUninterruptibly();
-                interrupted |= Thread.interrupted();
+            while (!mine.done) {
+                mine.settled.awaitUninterruptibly(); // keeps the interrupt status
             }
             rethrowFailure();
         } finally {
             lock.unlock();
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
         }
     }
 
     /** Runs the queued writes from turn {@code next} on, while there are any; called and returns with the lock held. */
     private void runQueued() {
         for (Queued q; failure == null && (q = queued.remove(next)) != null; ) {
-            q.state = State.RUNNING;
             Throwable thrown = null;
             lock.unlock();
             try {
@@ -92,7 +86,7 @@ final class WriteTurns {
             } finally {
                 lock.lock();
             }
-            settle(q, State.DONE);
+            settle(q);
             if (thrown != null) {
                 fail(thrown);
                 return;
@@ -117,14 +111,14 @@ final class WriteTurns {
             failure = cause;
         }
         for (Queued q : queued.values()) {
-            settle(q, State.DROPPED);
+            settle(q);
         }
         queued.clear();
     }
 
-    private static void settle(Queued q, State state) {
-        q.state = state;
-        q.changed.signal();
+    private static void settle(Queued q) {
+        q.done = true;
+        q.settled.signal();
     }
 
     private void rethrowFailure() throws IOException {

@@ -259,9 +259,9 @@ final class UringLoop implements Executor {
      * A read of a file opened without O_DIRECT, from a thread this loop runs. What the page cache holds of the
      * range is read at once on the loop's thread (preadv2 with RWF_NOWAIT, which does not wait for the disk's
      * data, though on a miss it may start the readahead); the rest, if any, as {@link #request}. A read the cache
-     * answers so costs one system call and no park, where the
-     * ring costs a park, a submission, a completion and a resume (bench, 4 KiB page-cache reads at depth 64 on
-     * {@code loop:1}: 833-848k against 467-471k, and half the CPU per read of the JDK's scheduler with FileChannel).
+     * answers so costs one system call and no park, where the ring costs a park, a submission, a completion and a
+     * resume (bench, 4 KiB page-cache reads at depth 64 on {@code loop:1}: 833-848k against 467-471k, and half the
+     * CPU per read of the JDK's scheduler with FileChannel).
      */
     int readBuffered(int fd, long address, int length, long offset) throws IOException {
         checkNotBroken();
