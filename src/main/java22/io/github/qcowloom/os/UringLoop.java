@@ -39,20 +39,20 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Calls made on the loop's thread (cached reads, writes on the loop, a request alone, a socket's waiting bytes)
  * do not park, so a thread making one after another yields its turn every {@link #TURN_NANOS} while another thread
- * waits; the loop then looks at its ring before it runs the next thread (the threads whose requests completed
- * queue behind the one that yielded). Without turns, one such thread kept every other thread of its loop
- * waiting for as long as it went on.
+ * waits; the loop then looks at its ring before it runs the next thread, and queues the thread that yielded behind
+ * the threads whose requests completed meanwhile. Without turns, one such thread kept every other thread of its
+ * loop waiting for as long as it went on.
  *
  * <p>Lock discipline: no lock. The run queue is a {@link ConcurrentLinkedQueue}. {@code sleeping} and the queue
  * form a Dekker pair: the loop sets {@code sleeping} and then looks at the queue, a producer adds to the queue and
  * then looks at {@code sleeping}, so either the loop sees the task or the producer wakes it. Everything else (the
  * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code socketWaits}, {@code broken}, the
  * {@code errno} and {@code iovec} segments of the calls made on the loop's thread, {@code cachedReadsRefused},
- * {@code bufferedWrites}, {@code turnStart}, {@code turnYielded}) is touched only on the loop's own thread: by the
- * loop between tasks, and by the requests running on it, since a virtual thread whose scheduler is this loop runs
- * only here. A thread leaves the loop only where it parks or yields its turn (after its call), so none comes
- * between another's filling of a segment and its call. {@code failed}, volatile, tells other threads that
- * {@code broken} is set.
+ * {@code bufferedWrites}, {@code turnStart}, {@code turnYielded}, {@code yielding}, {@code yieldedTurn},
+ * {@code turnsYielded}) is touched only on the loop's own thread: by the loop between tasks, and by the requests
+ * running on it, since a virtual thread whose scheduler is this loop runs only here. A thread leaves the loop only
+ * where it parks or yields its turn (after its call), so none comes between another's filling of a segment and its
+ * call. {@code failed}, volatile, tells other threads that {@code broken} is set.
  */
 final class UringLoop implements Executor {
     private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);
@@ -122,6 +122,12 @@ final class UringLoop implements Executor {
     private long turnStart;
     /** The running thread yielded its turn: the loop looks at the ring before it runs the next thread. */
     private boolean turnYielded;
+    /** The running thread is in {@code Thread.yield}: the next {@link #execute} on the loop's thread is its own. */
+    private boolean yielding;
+    /** The continuation of the thread that yielded its turn, queued once the loop has taken the completions. */
+    private Runnable yieldedTurn;
+    /** Turns yielded so far (tests read it from a thread on the loop). */
+    long turnsYielded;
     private IOException broken;
     /** {@code broken} as other threads may read it: a failed loop takes no new threads ({@link UringLoops}). */
     private volatile boolean failed;
@@ -223,6 +229,13 @@ final class UringLoop implements Executor {
     /** Runs {@code task} (a virtual thread's continuation) on the loop; from any thread. */
     @Override
     public void execute(Runnable task) {
+        if (Thread.currentThread() == carrier && yielding) {
+            // The yielding thread's own continuation, handed in as it unmounts: held back so that the threads
+            // whose requests the loop is about to take run before its next turn, not after it.
+            yielding = false;
+            yieldedTurn = task;
+            return;
+        }
         runnable.add(task);
         if (sleeping.get() && sleeping.compareAndSet(true, false)) {
             try {
@@ -327,7 +340,10 @@ final class UringLoop implements Executor {
         } else if (now - turnStart > TURN_NANOS && othersWait()) {
             turnStart = now; // a new turn, should the yield not unmount the thread (pinned)
             turnYielded = true;
+            turnsYielded++;
+            yielding = true;
             Thread.yield();
+            yielding = false; // pinned: it did not unmount, so nothing was held back
         }
     }
 
@@ -420,10 +436,18 @@ final class UringLoop implements Executor {
             } catch (Throwable e) { // a continuation does not throw; keep the loop alive if one does
                 LOG.error("a task on {} failed", carrier.getName(), e);
             }
-            if (turnYielded) { // it ran long: what others prepared goes in, what completed comes out
+            if (turnYielded) { // it ran long: what others prepared goes in, what completed comes out first
                 turnYielded = false;
-                if (ringHasWork()) {
-                    submitAndReap();
+                try {
+                    if (ringHasWork()) {
+                        submitAndReap();
+                    }
+                } finally {
+                    Runnable yielded = yieldedTurn;
+                    if (yielded != null) {
+                        yieldedTurn = null;
+                        runnable.add(yielded);
+                    }
                 }
             } else if (prepared >= Math.max(MIN_BATCH, inFlight >> 2)) {
                 enter(0, 0);

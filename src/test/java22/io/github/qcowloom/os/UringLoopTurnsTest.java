@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.qcowloom.testing.OnThread;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -23,7 +24,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A thread whose calls never park (reads the page cache answers, made on the loop's thread) yields its loop's turn:
- * the loop's other threads run, and their requests go through the ring and complete, while it goes on.
+ * the loop's other threads run, and their requests go through the ring and complete, while it goes on; those whose
+ * requests completed run before its next turn.
  */
 @Timeout(value = 120, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class UringLoopTurnsTest {
@@ -80,6 +82,58 @@ class UringLoopTurnsTest {
             assertTrue(hogReadsMeanwhile[0] < 20_000, hogReadsMeanwhile[0] + " cached reads while the other waited");
         } finally {
             stop.set(true); // the loop is the process's: the hog must not keep it
+        }
+    }
+
+    /**
+     * The threads whose requests completed during a thread's turn run before its next one: the loop takes their
+     * completions when it yields, and queues it behind them. The other thread here waits for a socket's byte through
+     * the ring; the thread holding the loop sends that byte itself, so the yield after the send is the one whose
+     * reap takes it, and the other thread must run before the next.
+     */
+    @Test
+    void threadsWhoseRequestsCompletedRunBeforeTheYieldingThreadsNextTurn() throws Exception {
+        Path path = dir.resolve("turn.sock");
+        int listener = UnixSockets.listen(path, 1);
+        int client = UnixSockets.connect(path);
+        int server = UnixSockets.accept(listener);
+        ThreadFactory loop = UringLoops.threadFactory(1, "test-turn-order");
+        AtomicBoolean stop = new AtomicBoolean();
+        try {
+            long receivesBefore = LoopSockets.receives();
+            CompletableFuture<Long> other = OnThread.start(loop, () -> {
+                int n = LoopSockets.receive(server, ByteBuffer.allocateDirect(16));
+                assertEquals(1, n);
+                return UringLoop.current().turnsYielded;
+            });
+            while (LoopSockets.receives() == receivesBefore) { // it waits in the ring
+                Thread.onSpinWait();
+            }
+            CompletableFuture<Long> hog = OnThread.start(loop, () -> {
+                UringLoop me = UringLoop.current();
+                // Calls on the loop's thread, as cached reads are, without a file system that may refuse them.
+                long first = me.turnsYielded;
+                while (me.turnsYielded < first + 2) { // the other thread's receive is in the kernel after the first
+                    me.yieldIfTurnSpent(System.nanoTime());
+                }
+                long atSend = me.turnsYielded;
+                UnixSockets.send(client, Arena.global().allocate(1), 1);
+                long deadline = System.nanoTime() + SECONDS.toNanos(60);
+                while (!stop.get() && System.nanoTime() < deadline) {
+                    me.yieldIfTurnSpent(System.nanoTime());
+                }
+                return atSend;
+            });
+            long atResume = other.get(20, SECONDS);
+            stop.set(true);
+            long atSend = hog.get(20, SECONDS);
+            // Behind the hog, it would have run only after the hog's next turn: atSend + 2.
+            assertEquals(atSend + 1, atResume, "turns the hog yielded before the other thread ran");
+        } finally {
+            stop.set(true); // the loop is the process's: the hog must not keep it
+            UnixSockets.close(client);
+            UnixSockets.close(server);
+            UnixSockets.close(listener);
         }
     }
 
