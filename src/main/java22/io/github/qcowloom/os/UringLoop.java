@@ -229,7 +229,7 @@ final class UringLoop implements Executor {
     /** Runs {@code task} (a virtual thread's continuation) on the loop; from any thread. */
     @Override
     public void execute(Runnable task) {
-        if (Thread.currentThread() == carrier && yielding) {
+        if (Thread.currentThread() == carrier && yielding) { // the carrier first: others never read yielding
             // The yielding thread's own continuation, handed in as it unmounts: held back so that the threads
             // whose requests the loop is about to take run before its next turn, not after it.
             yielding = false;
@@ -342,8 +342,11 @@ final class UringLoop implements Executor {
             turnYielded = true;
             turnsYielded++;
             yielding = true;
-            Thread.yield();
-            yielding = false; // pinned: it did not unmount, so nothing was held back
+            try {
+                Thread.yield();
+            } finally {
+                yielding = false; // already, if it unmounted; else (pinned, or the yield threw) nothing was held back
+            }
         }
     }
 

@@ -106,19 +106,20 @@ class UringLoopTurnsTest {
                 assertEquals(1, n);
                 return UringLoop.current().turnsYielded;
             });
-            while (LoopSockets.receives() == receivesBefore) { // it waits in the ring
-                Thread.onSpinWait();
+            long deadline = System.nanoTime() + SECONDS.toNanos(60);
+            while (LoopSockets.receives() == receivesBefore && !other.isDone() && System.nanoTime() < deadline) {
+                Thread.onSpinWait(); // until it waits in the ring
             }
             CompletableFuture<Long> hog = OnThread.start(loop, () -> {
                 UringLoop me = UringLoop.current();
                 // Calls on the loop's thread, as cached reads are, without a file system that may refuse them.
                 long first = me.turnsYielded;
-                while (me.turnsYielded < first + 2) { // the other thread's receive is in the kernel after the first
+                // The other thread's receive is in the kernel after the first yield.
+                while (me.turnsYielded < first + 2 && !stop.get() && System.nanoTime() < deadline) {
                     me.yieldIfTurnSpent(System.nanoTime());
                 }
                 long atSend = me.turnsYielded;
                 UnixSockets.send(client, Arena.global().allocate(1), 1);
-                long deadline = System.nanoTime() + SECONDS.toNanos(60);
                 while (!stop.get() && System.nanoTime() < deadline) {
                     me.yieldIfTurnSpent(System.nanoTime());
                 }
