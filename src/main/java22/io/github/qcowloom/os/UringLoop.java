@@ -48,8 +48,8 @@ import org.slf4j.LoggerFactory;
  * then looks at {@code sleeping}, so either the loop sees the task or the producer wakes it. Everything else (the
  * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code socketWaits}, {@code broken}, the
  * {@code errno} and {@code iovec} segments of the calls made on the loop's thread, {@code cachedReadsRefused},
- * {@code bufferedWrites}, {@code turnStart}, {@code turnYielded}, {@code yielding}, {@code yieldedTurn},
- * {@code turnsYielded}) is touched only on the loop's own thread: by the loop between tasks, and by the requests
+ * {@code bufferedWrites}, {@code turnStart}, {@code turnYielded}, {@code yielding}, {@code heldContinuation},
+ * {@code yieldCount}) is touched only on the loop's own thread: by the loop between tasks, and by the requests
  * running on it, since a virtual thread whose scheduler is this loop runs only here. A thread leaves the loop only
  * where it parks or yields its turn (after its call), so none comes between another's filling of a segment and its
  * call. {@code failed}, volatile, tells other threads that {@code broken} is set.
@@ -59,18 +59,19 @@ final class UringLoop implements Executor {
     private static final int ENTRIES = 256;
     /** Requests in flight at most: one SQE stays for the wake-up read, so neither ring can overflow. */
     static final int CAPACITY = ENTRIES - 1;
+    /** The smallest batch of prepared requests submitted while threads still run ({@link #BATCH_SHIFT}). */
+    private static final int MIN_BATCH = 2;
     /**
      * While threads are still running, prepared requests go to the kernel once they are an eighth of the requests
-     * in flight (at least {@code MIN_BATCH}), so the device starts on them before the loop runs out of work, in
-     * batches that grow with the depth. 4 KiB O_DIRECT overwrites in alternating runs, fixed batches: at depth 64,
-     * 1 made 94-111k, 4 155-163k, 8 161-167k, 16 163-187k, 32 139-152k, only when out of work 127-132k; at depth
-     * 16, 1 made 77-89k, 2 111-129k, 4 98-138k, 16 87-89k. An eighth against a quarter (2026-12-05, 4 KiB O_DIRECT
-     * reads at depth 64, 9 alternating pairs over two sets): 112-119k against 104-114k, every pair ahead, requests
-     * 20-50 µs less in the queue; overwrites at depth 64, reads and overwrites at 16 and 256, and NBD reads within
-     * the host's noise.
+     * in flight (at least {@link #MIN_BATCH}), so the device starts on them before the loop runs out of work, in
+     * batches that grow with the depth. 4 KiB O_DIRECT overwrites in alternating runs on the first loop
+     * (2026-12-03), fixed batches: at depth 64, 1 made 94-111k, 4 155-163k, 8 161-167k, 16 163-187k, 32
+     * 139-152k, only when out of work 127-132k; at depth 16, 1 made 77-89k, 2 111-129k, 4 98-138k, 16 87-89k. An
+     * eighth against a quarter (2026-12-05, 4 KiB O_DIRECT reads at depth 64, 9 alternating pairs over two sets):
+     * 112-119k against 104-114k, every pair ahead, requests 20-50 µs less in the queue; overwrites at depth 64,
+     * reads and overwrites at 16 and 256, and NBD reads within the host's noise. A batch of 1 then made 167-171k
+     * overwrites against the eighth's 154-170k (one set of 5), at 20-25% more CPU per I/O at depth 256.
      */
-    private static final int MIN_BATCH = 2;
-    /** The batch of prepared requests that goes in while threads still run: in flight, shifted right by this. */
     private static final int BATCH_SHIFT = 3;
     /** preadv2's flag: answer from the page cache only, -EAGAIN where the read would wait for the disk. */
     private static final long RWF_NOWAIT = 8;
@@ -130,9 +131,9 @@ final class UringLoop implements Executor {
     /** The running thread is in {@code Thread.yield}: the next {@link #execute} on the loop's thread is its own. */
     private boolean yielding;
     /** The continuation of the thread that yielded its turn, queued once the loop has taken the completions. */
-    private Runnable yieldedTurn;
+    private Runnable heldContinuation;
     /** Turns yielded so far (tests read it from a thread on the loop). */
-    long turnsYielded;
+    long yieldCount;
     private IOException broken;
     /** {@code broken} as other threads may read it: a failed loop takes no new threads ({@link UringLoops}). */
     private volatile boolean failed;
@@ -238,7 +239,7 @@ final class UringLoop implements Executor {
             // The yielding thread's own continuation, handed in as it unmounts: held back so that the threads
             // whose requests the loop is about to take run before its next turn, not after it.
             yielding = false;
-            yieldedTurn = task;
+            heldContinuation = task;
             return;
         }
         runnable.add(task);
@@ -345,7 +346,7 @@ final class UringLoop implements Executor {
         } else if (now - turnStart > TURN_NANOS && othersWait()) {
             turnStart = now; // a new turn, should the yield not unmount the thread (pinned)
             turnYielded = true;
-            turnsYielded++;
+            yieldCount++;
             yielding = true;
             try {
                 Thread.yield();
@@ -451,9 +452,9 @@ final class UringLoop implements Executor {
                         submitAndReap();
                     }
                 } finally {
-                    Runnable yielded = yieldedTurn;
+                    Runnable yielded = heldContinuation;
                     if (yielded != null) {
-                        yieldedTurn = null;
+                        heldContinuation = null;
                         runnable.add(yielded);
                     }
                 }

@@ -104,7 +104,7 @@ class UringLoopTurnsTest {
             CompletableFuture<Long> other = OnThread.start(loop, () -> {
                 int n = LoopSockets.receive(server, ByteBuffer.allocateDirect(16));
                 assertEquals(1, n);
-                return UringLoop.current().turnsYielded;
+                return UringLoop.current().yieldCount;
             });
             long deadline = System.nanoTime() + SECONDS.toNanos(60);
             while (LoopSockets.receives() == receivesBefore && !other.isDone() && System.nanoTime() < deadline) {
@@ -113,12 +113,12 @@ class UringLoopTurnsTest {
             CompletableFuture<Long> hog = OnThread.start(loop, () -> {
                 UringLoop me = UringLoop.current();
                 // Calls on the loop's thread, as cached reads are, without a file system that may refuse them.
-                long first = me.turnsYielded;
+                long first = me.yieldCount;
                 // The other thread's receive is in the kernel after the first yield.
-                while (me.turnsYielded < first + 2 && !stop.get() && System.nanoTime() < deadline) {
+                while (me.yieldCount < first + 2 && !stop.get() && System.nanoTime() < deadline) {
                     me.yieldIfTurnSpent(System.nanoTime());
                 }
-                long atSend = me.turnsYielded;
+                long atSend = me.yieldCount;
                 UnixSockets.send(client, Arena.global().allocate(1), 1);
                 while (!stop.get() && System.nanoTime() < deadline) {
                     me.yieldIfTurnSpent(System.nanoTime());
