@@ -13,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -101,6 +102,40 @@ final class ServeProcess implements AutoCloseable {
             return guest.run().requireSuccess();
         } catch (Exception | AssertionError e) {
             throw new AssertionError(e.getMessage() + "\n--- serve stderr ---\n" + log(), e);
+        }
+    }
+
+    /**
+     * Runs {@code step} (a wait on the guest, say); a failure carries the server's stderr and its threads, virtual
+     * ones included, so that a server stalled on a request tells itself apart from a guest that never got going.
+     */
+    <T> T explainingFailure(Callable<T> step) throws Exception {
+        try {
+            return step.call();
+        } catch (Exception | AssertionError e) {
+            throw new AssertionError(e.getMessage() + "\n--- serve stderr ---\n" + log() + "\n--- serve threads ---\n"
+                    + threads(), e);
+        }
+    }
+
+    /** The server's threads as {@code jcmd Thread.dump_to_file} writes them (virtual threads too), or why not. */
+    private String threads() throws InterruptedException {
+        if (!process.isAlive()) {
+            return "(serve has exited: " + process.exitValue() + ")";
+        }
+        Path dump = log.resolveSibling("threads-" + process.pid() + ".txt");
+        String jcmd = Path.of(System.getProperty("java.home"), "bin", "jcmd").toString();
+        try {
+            Process p = new ProcessBuilder(jcmd, Long.toString(process.pid()), "Thread.dump_to_file", "-format=text",
+                    dump.toString()).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            if (!p.waitFor(30, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return "(jcmd did not answer within 30 s)";
+            }
+            return Files.exists(dump) ? Files.readString(dump, StandardCharsets.UTF_8)
+                    : "(jcmd exited " + p.exitValue() + " without a dump)";
+        } catch (IOException e) {
+            return "(jcmd failed: " + e + ")";
         }
     }
 

@@ -93,7 +93,7 @@ class ServerKillGuestTest {
         List<String> synced;
         try (ServeProcess serve = export.start(image, socket);
                 GuestVm vm = GuestVm.start(options, Ext4Workload.writeUntilKilled(), export.disk(socket))) {
-            synced = vm.awaitMarks("synced", syncedBeforeKill, options.timeout());
+            synced = serve.explainingFailure(() -> vm.awaitMarks("synced", syncedBeforeKill, options.timeout()));
             serve.kill();
             // The guest now sees I/O errors; what it does with them no longer matters.
             vm.kill();
