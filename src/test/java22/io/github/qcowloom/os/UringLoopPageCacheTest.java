@@ -2,9 +2,9 @@ package io.github.qcowloom.os;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import io.github.qcowloom.testing.OnThread;
+import io.github.qcowloom.testing.PageCacheDrops;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -35,7 +35,7 @@ class UringLoopPageCacheTest {
 
     @Test
     void aReadPartlyCachedTakesTheCachedStartAtOnceAndTheRestThroughTheRequestPath() throws Exception {
-        assumeFalse("tmpfs".equals(Files.getFileStore(dir).type()), "tmpfs pages cannot be dropped from the cache");
+        PageCacheDrops.assumeDroppable(dir);
         Path file = dir.resolve("f");
         byte[] expected = random(BLOCKS * BLOCK, 1);
         Files.write(file, expected);

@@ -5,10 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.qcowloom.testing.OnThread;
+import io.github.qcowloom.testing.PageCacheDrops;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -36,7 +36,7 @@ class UringLoopTurnsTest {
 
     @Test
     void aThreadOfCachedReadsLetsTheLoopsOtherThreadsRunAndTheirRequestsComplete() throws Exception {
-        assumeFalse("tmpfs".equals(Files.getFileStore(dir).type()), "tmpfs pages cannot be dropped from the cache");
+        PageCacheDrops.assumeDroppable(dir);
         Path cached = dir.resolve("cached");
         Files.write(cached, new byte[BLOCK]); // just written: in the page cache
         Path other = dir.resolve("other");
