@@ -1,0 +1,108 @@
+package io.github.qcowloom.alloc;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.Ticker;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import org.junit.jupiter.api.Test;
+
+/**
+ * How the pool refills once demand has grown its thresholds to the cap: still in batches, never a cluster at a
+ * time (which cost a refcount update and a fallocate per write).
+ */
+class ClusterPoolRefillTest {
+    /** A clock that never moves: no decay and no idle drain, so only takes change the thresholds. */
+    private static final Ticker FROZEN = new Ticker() {
+        @Override
+        public long nanoTime() {
+            return 0;
+        }
+
+        @Override
+        public void parkNanos(long nanos) {
+            LockSupport.parkNanos(nanos);
+        }
+    };
+
+    /** Hands out consecutive clusters and records each allocation's size; the allocator waits until opened. */
+    private static final class RecordingSource implements ClusterSource {
+        final CountDownLatch open = new CountDownLatch(1);
+        final List<Integer> sizes = new CopyOnWriteArrayList<>();
+        private long next = 1 << 20; // only the allocator thread allocates
+
+        @Override
+        public List<NewCluster> allocate(int n) throws java.io.InterruptedIOException {
+            try {
+                if (!open.await(10, TimeUnit.SECONDS)) {
+                    throw new java.io.InterruptedIOException("the test never opened the source");
+                }
+            } catch (InterruptedException e) {
+                throw new java.io.InterruptedIOException();
+            }
+            sizes.add(n);
+            List<NewCluster> out = new ArrayList<>(n);
+            for (int i = 0; i < n; i++, next += 1 << 16) {
+                out.add(new NewCluster(new HostOffset(next), true));
+            }
+            return out;
+        }
+
+        @Override
+        public void release(List<NewCluster> clusters) {
+        }
+
+        @Override
+        public void idle() {
+        }
+    }
+
+    @Test
+    void aPoolGrownToItsCapStillRefillsInBatches() throws Exception {
+        RecordingSource source = new RecordingSource();
+        ClusterPool pool = new ClusterPool(source, 16, 64, 1024, FROZEN);
+        try {
+            // Ten takes find the pool empty while the allocator's first refill is held: each doubles the
+            // thresholds, high up to its cap in four.
+            for (int i = 0; i < 10; i++) {
+                assertEquals(Optional.empty(), pool.take());
+            }
+            assertEquals(1024, pool.high());
+            assertEquals(256, pool.low(), "low keeps its base ratio to high (16:64) rather than reaching it");
+            int low = pool.low();
+            int mid = (low + pool.high()) / 2;
+            source.open.countDown();
+            awaitSize(pool, mid);
+
+            // Take the pool to just below low: one refill back to the midpoint.
+            int before = source.sizes.size();
+            for (int i = mid; i >= low; i--) {
+                assertTrue(pool.take().isPresent(), "the pool ran dry above its low threshold");
+            }
+            awaitSize(pool, mid);
+            List<Integer> refill = source.sizes.subList(before, source.sizes.size());
+            int wanted = mid - (low - 1);
+            assertEquals(wanted, refill.stream().mapToInt(Integer::intValue).sum(), "refill " + refill);
+            int batches = (wanted + ClusterPool.REFILL_BATCH - 1) / ClusterPool.REFILL_BATCH;
+            assertEquals(batches, refill.size(), "the refill's allocations: " + refill);
+        } finally {
+            source.open.countDown();
+            pool.close();
+        }
+    }
+
+    /** Waits (bounded) until the allocator has brought the pool to {@code size}. */
+    private static void awaitSize(ClusterPool pool, int size) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (pool.size() != size) {
+            assertTrue(System.nanoTime() < deadline, "the pool holds " + pool.size() + ", not " + size);
+            Thread.sleep(1);
+        }
+    }
+}
