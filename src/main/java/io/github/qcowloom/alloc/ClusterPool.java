@@ -17,8 +17,8 @@ import org.slf4j.LoggerFactory;
  * The seed design's volatile free list: preallocated clusters that writes take without waiting on refcount
  * updates. An allocator virtual thread keeps the pool between a low and a high threshold (refill to the midpoint
  * below low, trim to it above high); a write that finds the pool empty doubles high, up to a cap, and it decays
- * by 25 % a second back towards its base; low follows high at their base ratio ({@link #lowFor}), so that a
- * refill is always half the gap between them. After {@link #IDLE_NANOS} without a take the pool is emptied
+ * by 25 % a second back towards its base; low follows high at their base ratio ({@link #lowFor}), so that the gap
+ * between them, half of which each refill brings, grows with high instead of closing at the cap. After {@link #IDLE_NANOS} without a take the pool is emptied
  * and the source told it is idle, so that the image can be marked clean.
  *
  * <p>Takes no lock of its own: the queue and counters are concurrent, and the allocator sleeps by parking (a take
@@ -65,6 +65,10 @@ public final class ClusterPool implements AutoCloseable {
 
     /** A pool whose allocator sleeps, decays and goes idle by {@code ticker}'s time. */
     public ClusterPool(ClusterSource source, int low, int high, int max, Ticker ticker) {
+        if (low < 1 || high < low || max < high) {
+            throw new IllegalArgumentException("pool thresholds need 1 <= low <= high <= max: " + low + ", " + high
+                    + ", " + max);
+        }
         this.source = source;
         this.ticker = ticker;
         this.lastTake = ticker.nanoTime();
@@ -94,10 +98,11 @@ public final class ClusterPool implements AutoCloseable {
             }
             return Optional.of(c);
         }
-        // Demand outran the pool: double high (up to the cap), low with it, and refill.
+        // Demand outran the pool: double high (up to the cap), low keeping its base ratio to it, and refill.
         if (failure == null) {
-            high = Math.min(max, high * 2);
-            low = lowFor(high);
+            int raised = (int) Math.min(max, 2L * high);
+            high = raised;
+            low = lowFor(raised);
             refillRequested.set(true);
             signal();
         }
@@ -117,13 +122,9 @@ public final class ClusterPool implements AutoCloseable {
     }
 
     /**
-     * The low threshold that goes with {@code high}: the base ratio kept. Doubling each apart let low reach high
-     * once high stopped at the cap (after six empty takes at the defaults, 16/64 up to 1024); the midpoint was
-     * then low itself, and every take that left the pool below it set off a refill of one cluster: a refcount
-     * update and a fallocate per write, which with O_DIRECT also sent the writes through the ring beside them.
-     * New 64 KiB clusters at depth 1 on `virtual` (`bench -w [-t none] -S 65536 -c 30000 --warmup 10000`, 2
-     * alternating rounds): O_DIRECT 8.2k and 15.8k before, 16.6k and 16.2k after; page cache 70k and 64k before,
-     * 80k after; loop:1 with O_DIRECT at depth 16, 48k before, 58k and 64k after.
+     * The low threshold that goes with {@code high}: the base ratio kept. Doubled on its own, low reached high at
+     * the cap, and every take then set off a refill of one cluster (a refcount update and a fallocate per write;
+     * figures in the README's Execution models).
      */
     private int lowFor(int high) {
         return (int) Math.max(baseLow, (long) high * baseLow / baseHigh);
@@ -153,8 +154,9 @@ public final class ClusterPool implements AutoCloseable {
             long now = ticker.nanoTime();
             if (now - lastDecay >= TimeUnit.SECONDS.toNanos(1)) {
                 lastDecay = now;
-                high = Math.max(baseHigh, high * 3 / 4);
-                low = lowFor(high);
+                int lowered = (int) Math.max(baseHigh, high * 3L / 4);
+                high = lowered;
+                low = lowFor(lowered);
             }
             try {
                 if (now - lastTake >= IDLE_NANOS) {
@@ -203,7 +205,7 @@ public final class ClusterPool implements AutoCloseable {
      */
     private void adjust() throws IOException {
         int n = size.get();
-        int mid = (low + high) / 2;
+        int mid = low + (high - low) / 2;
         if (n < low) {
             while (!closed && (n = size.get()) < mid) {
                 for (NewCluster c : source.allocate(Math.min(REFILL_BATCH, mid - n))) {

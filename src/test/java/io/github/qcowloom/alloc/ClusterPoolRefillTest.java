@@ -10,6 +10,7 @@ import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.Test;
 
@@ -68,8 +69,8 @@ class ClusterPoolRefillTest {
         RecordingSource source = new RecordingSource();
         ClusterPool pool = new ClusterPool(source, 16, 64, 1024, FROZEN);
         try {
-            // Ten takes find the pool empty while the allocator's first refill is held: each doubles the
-            // thresholds, high up to its cap in four.
+            // Ten takes find the pool empty while the allocator's first refill is held: the first four double high
+            // to its cap, low following at 1:4; the other six change nothing.
             for (int i = 0; i < 10; i++) {
                 assertEquals(Optional.empty(), pool.take());
             }
@@ -86,11 +87,49 @@ class ClusterPoolRefillTest {
                 assertTrue(pool.take().isPresent(), "the pool ran dry above its low threshold");
             }
             awaitSize(pool, mid);
+            // From 255 to 640: 385 clusters, in allocations of REFILL_BATCH (32) and the rest. With low at high,
+            // as before the fix, it was one cluster in one allocation.
             List<Integer> refill = source.sizes.subList(before, source.sizes.size());
-            int wanted = mid - (low - 1);
-            assertEquals(wanted, refill.stream().mapToInt(Integer::intValue).sum(), "refill " + refill);
-            int batches = (wanted + ClusterPool.REFILL_BATCH - 1) / ClusterPool.REFILL_BATCH;
-            assertEquals(batches, refill.size(), "the refill's allocations: " + refill);
+            assertEquals(385, refill.stream().mapToInt(Integer::intValue).sum(), "refill " + refill);
+            assertEquals(13, refill.size(), "the refill's allocations: " + refill);
+        } finally {
+            source.open.countDown();
+            pool.close();
+        }
+    }
+
+    @Test
+    void decayKeepsLowAtItsBaseRatioToHigh() throws Exception {
+        AtomicLong now = new AtomicLong();
+        Ticker manual = new Ticker() {
+            @Override
+            public long nanoTime() {
+                return now.get();
+            }
+
+            @Override
+            public void parkNanos(long nanos) {
+                LockSupport.parkNanos(Math.min(nanos, TimeUnit.MILLISECONDS.toNanos(5)));
+            }
+        };
+        RecordingSource source = new RecordingSource();
+        ClusterPool pool = new ClusterPool(source, 16, 64, 1024, manual);
+        try {
+            for (int i = 0; i < 10; i++) {
+                assertEquals(Optional.empty(), pool.take());
+            }
+            assertEquals(1024, pool.high());
+            assertEquals(256, pool.low());
+            source.open.countDown();
+            // A second on the pool's clock: one decay step, high by a quarter and low with it (before the fix, low
+            // decayed on its own from the cap and stayed equal to high).
+            now.addAndGet(TimeUnit.SECONDS.toNanos(1));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (pool.high() != 768 || pool.low() == 256) { // the step writes high, then low
+                assertTrue(System.nanoTime() < deadline, "no decay step: " + pool.low() + "/" + pool.high());
+                Thread.sleep(1);
+            }
+            assertEquals(192, pool.low());
         } finally {
             source.open.countDown();
             pool.close();
