@@ -18,8 +18,9 @@ import org.slf4j.LoggerFactory;
  * updates. An allocator virtual thread keeps the pool between a low and a high threshold (refill to the midpoint
  * below low, trim to it above high); a write that finds the pool empty doubles high, up to a cap, and it decays
  * by 25 % a second back towards its base; low follows high at their base ratio ({@link #lowFor}), so that the gap
- * between them, half of which each refill brings, grows with high instead of closing at the cap. After {@link #IDLE_NANOS} without a take the pool is emptied
- * and the source told it is idle, so that the image can be marked clean.
+ * between them, at least half of which each refill brings, grows with high instead of closing at the cap. After
+ * {@link #IDLE_NANOS} without a take the pool is emptied and the source told it is idle, so that the image can be
+ * marked clean.
  *
  * <p>Takes no lock of its own: the queue and counters are concurrent, and the allocator sleeps by parking (a take
  * that wants a refill sets a flag, then unparks it), so that the time it sleeps by can be the explorer's virtual

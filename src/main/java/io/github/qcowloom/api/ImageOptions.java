@@ -6,10 +6,11 @@ package io.github.qcowloom.api;
  * @param l2CacheBytes bytes of L2 tables kept in memory; 0 = QEMU's default (the whole disk, at most 32 MiB)
  * @param refblockCacheBytes bytes of refcount blocks kept in memory
  * @param pool keep a pool of preallocated clusters, refilled by an allocator virtual thread
- * @param poolLow refill the pool (to the midpoint) when it holds fewer clusters than this; below poolHigh, since
- *     each refill brings half the gap between them
+ * @param poolLow refill the pool (to the midpoint) when it holds fewer clusters than this; keep it below poolHigh:
+ *     a refill brings at least half the gap between them, so with the two equal each refill is one cluster
  * @param poolHigh return clusters (down to the midpoint) when the pool holds more than this
- * @param poolMax the most the thresholds may grow to when requests find the pool empty
+ * @param poolMax the most poolHigh may grow to when requests find the pool empty (poolLow grows with it, at their
+ *     ratio)
  * @param execution how requests run when driven asynchronously: {@code virtual}, {@code loop:N}, {@code pool:N} or
  *     {@code auto} ({@code loop:1} with O_DIRECT through io_uring, else {@code virtual})
  * @param recountMemoryBytes the most the reference recount of a dirty image's repair may allocate; a recount that

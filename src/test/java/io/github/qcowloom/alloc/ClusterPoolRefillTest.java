@@ -3,6 +3,7 @@ package io.github.qcowloom.alloc;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.Ticker;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,11 +36,14 @@ class ClusterPoolRefillTest {
     /** Hands out consecutive clusters and records each allocation's size; the allocator waits until opened. */
     private static final class RecordingSource implements ClusterSource {
         final CountDownLatch open = new CountDownLatch(1);
+        /** Counted down when the allocator first asks: by then it has read its clock's start. */
+        final CountDownLatch asked = new CountDownLatch(1);
         final List<Integer> sizes = new CopyOnWriteArrayList<>();
         private long next = 1 << 20; // only the allocator thread allocates
 
         @Override
         public List<NewCluster> allocate(int n) throws java.io.InterruptedIOException {
+            asked.countDown();
             try {
                 if (!open.await(10, TimeUnit.SECONDS)) {
                     throw new java.io.InterruptedIOException("the test never opened the source");
@@ -69,13 +73,7 @@ class ClusterPoolRefillTest {
         RecordingSource source = new RecordingSource();
         ClusterPool pool = new ClusterPool(source, 16, 64, 1024, FROZEN);
         try {
-            // Ten takes find the pool empty while the allocator's first refill is held: the first four double high
-            // to its cap, low following at 1:4; the other six change nothing.
-            for (int i = 0; i < 10; i++) {
-                assertEquals(Optional.empty(), pool.take());
-            }
-            assertEquals(1024, pool.high());
-            assertEquals(256, pool.low(), "low keeps its base ratio to high (16:64) rather than reaching it");
+            growToCap(pool);
             int low = pool.low();
             int mid = (low + pool.high()) / 2;
             source.open.countDown();
@@ -115,11 +113,9 @@ class ClusterPoolRefillTest {
         RecordingSource source = new RecordingSource();
         ClusterPool pool = new ClusterPool(source, 16, 64, 1024, manual);
         try {
-            for (int i = 0; i < 10; i++) {
-                assertEquals(Optional.empty(), pool.take());
-            }
-            assertEquals(1024, pool.high());
-            assertEquals(256, pool.low());
+            growToCap(pool);
+            // The clock moves only once the allocator has read its start, the time decay counts from.
+            assertTrue(source.asked.await(10, TimeUnit.SECONDS), "the allocator never asked for a refill");
             source.open.countDown();
             // A second on the pool's clock: one decay step, high by a quarter and low with it (before the fix, low
             // decayed on its own from the cap and stayed equal to high).
@@ -134,6 +130,18 @@ class ClusterPoolRefillTest {
             source.open.countDown();
             pool.close();
         }
+    }
+
+    /**
+     * Ten takes that find a 16/64/1024 pool empty while its source holds the allocator's first refill: the first
+     * four double high to its cap, low following at 1:4; the other six change nothing.
+     */
+    private static void growToCap(ClusterPool pool) throws MetadataCorruptionException {
+        for (int i = 0; i < 10; i++) {
+            assertEquals(Optional.empty(), pool.take());
+        }
+        assertEquals(1024, pool.high());
+        assertEquals(256, pool.low(), "low keeps its base ratio to high (16:64) rather than reaching it");
     }
 
     /** Waits (bounded) until the allocator has brought the pool to {@code size}. */
