@@ -40,6 +40,7 @@ public final class ClusterPool implements AutoCloseable {
     private final AtomicInteger size = new AtomicInteger();
     private final Ticker ticker;
     private final Thread allocator;
+    /** {@link #lowFor} of {@link #high}, kept rather than derived: every take compares the pool with it. */
     private volatile int low;
     private volatile int high;
     private volatile long lastTake;
