@@ -20,18 +20,27 @@ import org.junit.jupiter.api.Test;
  * time (which cost a refcount update and a fallocate per write).
  */
 class ClusterPoolRefillTest {
-    /** A clock that never moves: no decay and no idle drain, so only takes change the thresholds. */
-    private static final Ticker FROZEN = new Ticker() {
+    /**
+     * The pool's clock, moved only by the test: left alone, no decay and no idle drain, so only takes change the
+     * thresholds. The allocator's sleeps are real, and short, so that it sees a move soon.
+     */
+    private static final class TestClock implements Ticker {
+        private final AtomicLong now = new AtomicLong();
+
+        void advance(long nanos) {
+            now.addAndGet(nanos);
+        }
+
         @Override
         public long nanoTime() {
-            return 0;
+            return now.get();
         }
 
         @Override
         public void parkNanos(long nanos) {
-            LockSupport.parkNanos(nanos);
+            LockSupport.parkNanos(Math.min(nanos, TimeUnit.MILLISECONDS.toNanos(5)));
         }
-    };
+    }
 
     /** Hands out consecutive clusters and records each allocation's size; the allocator waits until opened. */
     private static final class RecordingSource implements ClusterSource {
@@ -71,7 +80,7 @@ class ClusterPoolRefillTest {
     @Test
     void aPoolGrownToItsCapStillRefillsInBatches() throws Exception {
         RecordingSource source = new RecordingSource();
-        ClusterPool pool = new ClusterPool(source, 16, 64, 1024, FROZEN);
+        ClusterPool pool = new ClusterPool(source, 16, 64, 1024, new TestClock());
         try {
             growToCap(pool);
             int low = pool.low();
@@ -98,20 +107,9 @@ class ClusterPoolRefillTest {
 
     @Test
     void decayKeepsLowAtItsBaseRatioToHigh() throws Exception {
-        AtomicLong now = new AtomicLong();
-        Ticker manual = new Ticker() {
-            @Override
-            public long nanoTime() {
-                return now.get();
-            }
-
-            @Override
-            public void parkNanos(long nanos) {
-                LockSupport.parkNanos(Math.min(nanos, TimeUnit.MILLISECONDS.toNanos(5)));
-            }
-        };
+        TestClock clock = new TestClock();
         RecordingSource source = new RecordingSource();
-        ClusterPool pool = new ClusterPool(source, 16, 64, 1024, manual);
+        ClusterPool pool = new ClusterPool(source, 16, 64, 1024, clock);
         try {
             growToCap(pool);
             // The clock moves only once the allocator has read its start, the time decay counts from.
@@ -119,7 +117,7 @@ class ClusterPoolRefillTest {
             source.open.countDown();
             // A second on the pool's clock: one decay step, high by a quarter and low with it (before the fix, low
             // decayed on its own from the cap and stayed equal to high).
-            now.addAndGet(TimeUnit.SECONDS.toNanos(1));
+            clock.advance(TimeUnit.SECONDS.toNanos(1));
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (pool.high() != 768 || pool.low() == 256) { // the step writes high, then low
                 assertTrue(System.nanoTime() < deadline, "no decay step: " + pool.low() + "/" + pool.high());
