@@ -12,6 +12,7 @@ import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
 import io.github.qcowloom.format.ReftableEntry;
+import io.github.qcowloom.storage.RangesToFlush;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -273,17 +274,24 @@ public final class RefcountTable {
             }
         }
         // Existing blocks that now count a new block's cluster go to disk with the new blocks.
-        cache.writeBack(cache.copyDirty());
+        RangesToFlush written = cache.writeBackRanges(cache.copyDirty());
+        for (int i = 0; i < indices.size(); i++) {
+            written.add((at + i) << clusterBits, clusterSize);
+        }
         // The new refblocks, and the refcounts of their own clusters, must be on disk before the reftable entries
-        // that point to them (QEMU alloc_refcount_block): a crash must not find an entry pointing at garbage.
-        file.flush();
+        // that point to them (QEMU alloc_refcount_block): a crash must not find an entry pointing at garbage. The
+        // ranges just written, not the whole file's sync with its guest data (see Storage.flushRange).
+        written.flush(file);
+        RangesToFlush entries = new RangesToFlush();
         for (int i = 0; i < indices.size(); i++) {
             byte[] entry = new byte[8];
             Bytes.putLong(entry, 0, (at + i) << clusterBits);
-            file.write(ByteBuffer.wrap(entry), tableOffset + indices.get(i) * 8);
+            long entryOffset = tableOffset + indices.get(i) * 8;
+            file.write(ByteBuffer.wrap(entry), entryOffset);
+            entries.add(entryOffset, 8);
         }
         // The entries are made durable at once: refcount writes into these blocks rely on them being reachable.
-        file.flush();
+        entries.flush(file);
         for (int i = 0; i < indices.size(); i++) {
             setEntry((int) (long) indices.get(i), (at + i) << clusterBits);
         }
@@ -377,14 +385,16 @@ public final class RefcountTable {
             cache.writeNow(s);
         }
         // The new refblock (with its own refcount) must be on disk before the reftable entry that points to it:
-        // otherwise a crash could leave the entry pointing at garbage (QEMU alloc_refcount_block).
-        file.flush();
+        // otherwise a crash could leave the entry pointing at garbage (QEMU alloc_refcount_block). Its own range,
+        // not the whole file's sync with its guest data (see Storage.flushRange).
+        file.flushRange(offset, clusterSize);
         byte[] entry = new byte[8];
         Bytes.putLong(entry, 0, offset);
-        file.write(ByteBuffer.wrap(entry), tableOffset + index * 8);
+        long entryOffset = tableOffset + index * 8;
+        file.write(ByteBuffer.wrap(entry), entryOffset);
         // The reftable entry is made durable at once (QEMU's bdrv_pwrite_sync): later refcount writes into this
         // block, and the entries that point to clusters it counts, rely on the block being reachable.
-        file.flush();
+        file.flushRange(entryOffset, 8);
         setEntry((int) index, offset);
         return offset;
     }

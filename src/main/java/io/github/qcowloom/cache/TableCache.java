@@ -1,5 +1,6 @@
 package io.github.qcowloom.cache;
 
+import io.github.qcowloom.storage.RangesToFlush;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -271,6 +272,19 @@ public final class TableCache {
         for (DirtyCopy c : copies) {
             c.slice().writeIfNewer(storage, c.version(), c.bytes());
         }
+    }
+
+    /**
+     * {@link #writeBack}, returning the copies' ranges for the caller to make durable: when this returns, each range
+     * holds its copy or a newer one.
+     */
+    public RangesToFlush writeBackRanges(List<DirtyCopy> copies) throws IOException {
+        writeBack(copies);
+        RangesToFlush ranges = new RangesToFlush();
+        for (DirtyCopy c : copies) {
+            ranges.add(c.slice().offset(), c.bytes().length);
+        }
+        return ranges;
     }
 
     /**

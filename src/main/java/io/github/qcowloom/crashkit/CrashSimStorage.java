@@ -15,7 +15,8 @@ import java.util.stream.Stream;
  * loss at any point could have left (SQLite's crash VFS, CrashMonkey's replay).
  *
  * <p>Reads see every write issued so far, as a page cache does. Each completed {@link #flush()} closes an epoch:
- * a crash keeps all closed epochs and, of the open one, any subset of its operations in their original order.
+ * a crash keeps all closed epochs and, of the open one, any subset of its operations in their original order that
+ * holds every write a completed {@link #flushRange} covered.
  * {@link #punchHole} and {@link #writeZeroes} are recorded as writes of zeroes. Safe for concurrent use: the log
  * order is the order in which operations took effect.
  */
@@ -64,6 +65,21 @@ public final class CrashSimStorage implements Storage {
         try {
             log.add(new LoggedOp.Flush());
             flushes++;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Records a completed ranged flush: the writes before it that overlap the range survive a later crash (a write
+     * reaching past the range survives whole), the others stay in their epoch's subsets.
+     */
+    @Override
+    public void flushRange(long position, long length) throws IOException {
+        ensureOpen();
+        lock.lock();
+        try {
+            log.add(new LoggedOp.RangeFlush(position, length));
         } finally {
             lock.unlock();
         }

@@ -22,11 +22,15 @@ import java.util.stream.StreamSupport;
 
 /**
  * Enumerates the crash states of a recorded log: every prefix at an operation boundary, then subsets of each
- * epoch's operations applied in order on the durable state, without duplicates (SHA-256 of the non-zero bytes).
+ * epoch's operations applied in order on the durable state, without duplicates (SHA-256 of the non-zero bytes). A
+ * subset always holds the writes that a ranged flush completed before the crash covered.
  */
 final class CrashStates {
-    /** Operations between two completed flushes; {@code end} is the log index of the closing flush or the log's end. */
-    private record Epoch(int number, List<Integer> ops, int end) {
+    /**
+     * Operations between two completed flushes; {@code end} is the log index of the closing flush or the log's end.
+     * {@code ops} are the log indices of the changes, {@code rangeFlushes} those of the ranged flushes among them.
+     */
+    private record Epoch(int number, List<Integer> ops, List<Integer> rangeFlushes, int end) {
     }
 
     /** Block size of the dedup hash, which skips all-zero blocks. */
@@ -51,7 +55,7 @@ final class CrashStates {
 
     Stream<CrashState> stream() {
         if (options.mode() == CrashMode.PROCESS_KILL) {
-            Epoch all = new Epoch(0, nonFlushOps(0, log.size()), log.size());
+            Epoch all = new Epoch(0, changes(0, log.size()), List.of(), log.size());
             return Stream.of(state("process kill after all " + log.size() + " ops", initial, all, all.ops().size(),
                     full(all.ops().size()), 0));
         }
@@ -131,8 +135,36 @@ final class CrashStates {
             case TORN_APPENDS -> new Garbage(new Random(garbageSeed), durable.length, false);
             case SECTOR_ATOMIC, PROCESS_KILL -> null;
         };
-        byte[] image = materialize(durable, epoch, issued, kept, garbage);
+        byte[] image = materialize(durable, epoch, issued, withRangeFlushed(epoch, issued, kept), garbage);
         return new CrashState(description, image, flushesBefore[crashPoint(epoch, issued)]);
+    }
+
+    /**
+     * {@code kept} plus every issued change that a ranged flush completed before the crash covered: that change
+     * reached the disk, whatever else of the epoch did not.
+     */
+    private BitSet withRangeFlushed(Epoch epoch, int issued, BitSet kept) {
+        int crashAt = crashPoint(epoch, issued);
+        BitSet result = kept;
+        for (int k = 0; k < issued; k++) {
+            if (!result.get(k) && rangeFlushed(epoch, epoch.ops().get(k), crashAt)) {
+                if (result == kept) {
+                    result = (BitSet) kept.clone();
+                }
+                result.set(k);
+            }
+        }
+        return result;
+    }
+
+    /** True if a ranged flush between log index {@code change} and {@code crashAt} covers that change. */
+    private boolean rangeFlushed(Epoch epoch, int change, int crashAt) {
+        for (int f : epoch.rangeFlushes()) {
+            if (f > change && f < crashAt && ((LoggedOp.RangeFlush) log.get(f)).covers(log.get(change))) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The log index the crash falls before when the epoch's first {@code issued} operations were issued. */
@@ -166,21 +198,26 @@ final class CrashStates {
     private List<Epoch> epochs() {
         List<Epoch> epochs = new ArrayList<>();
         if (!options.flushesOrder()) {
-            epochs.add(new Epoch(0, nonFlushOps(0, log.size()), log.size()));
+            epochs.add(new Epoch(0, changes(0, log.size()), List.of(), log.size()));
             return epochs;
         }
         int start = 0;
         for (int i = 0; i <= log.size(); i++) {
             if (i == log.size() || log.get(i) instanceof LoggedOp.Flush) {
-                epochs.add(new Epoch(epochs.size(), nonFlushOps(start, i), i));
+                List<Integer> rangeFlushes = IntStream.range(start, i)
+                        .filter(k -> log.get(k) instanceof LoggedOp.RangeFlush).boxed().toList();
+                epochs.add(new Epoch(epochs.size(), changes(start, i), rangeFlushes, i));
                 start = i + 1;
             }
         }
         return epochs;
     }
 
-    private List<Integer> nonFlushOps(int from, int to) {
-        return IntStream.range(from, to).filter(i -> !(log.get(i) instanceof LoggedOp.Flush)).boxed().toList();
+    /** The log indices of the operations that change bytes or the size: neither kind of flush. */
+    private List<Integer> changes(int from, int to) {
+        return IntStream.range(from, to)
+                .filter(i -> !(log.get(i) instanceof LoggedOp.Flush || log.get(i) instanceof LoggedOp.RangeFlush))
+                .boxed().toList();
     }
 
     private static String opRange(Epoch epoch) {

@@ -120,6 +120,12 @@ public final class FaultStorage extends ForwardingStorage {
     }
 
     @Override
+    public void flushRange(long position, long length) throws IOException {
+        before(IoKind.FLUSH);
+        super.flushRange(position, length);
+    }
+
+    @Override
     public void punchHole(long position, long length) throws IOException {
         before(IoKind.WRITE);
         super.punchHole(position, length);

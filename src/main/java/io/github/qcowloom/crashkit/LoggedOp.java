@@ -87,6 +87,42 @@ sealed interface LoggedOp {
         }
     }
 
+    /**
+     * A completed ranged flush ({@link io.github.qcowloom.storage.Storage#flushRange}): the writes before it that
+     * overlap its range survive any later crash; it closes no epoch.
+     */
+    record RangeFlush(long offset, long length) implements LoggedOp {
+        /** True if {@code op} writes bytes inside this range. */
+        boolean covers(LoggedOp op) {
+            return switch (op) {
+                case Write w -> overlaps(w.offset(), w.data().length);
+                case Zero z -> overlaps(z.offset(), z.length());
+                case SetLength s -> false;
+                case Flush f -> false;
+                case RangeFlush r -> false;
+            };
+        }
+
+        private boolean overlaps(long start, long bytes) {
+            return start < offset + length && offset < start + bytes;
+        }
+
+        @Override
+        public void apply(StateImage s, Garbage garbage) {
+            // Ordering only; the bytes do not change.
+        }
+
+        @Override
+        public void tear(StateImage s, Garbage garbage) {
+            // Ordering only; the bytes do not change.
+        }
+
+        @Override
+        public long sizeAfter(long size, boolean kept) {
+            return size;
+        }
+    }
+
     private static void fillGap(StateImage s, long end, Garbage garbage) {
         if (garbage != null) {
             garbage.fillGap(s, end);

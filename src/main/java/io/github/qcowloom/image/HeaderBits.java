@@ -4,6 +4,7 @@ import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
 
@@ -54,9 +55,12 @@ final class HeaderBits {
                 return;
             }
             HeaderField field = HeaderField.INCOMPATIBLE_FEATURES;
-            file.write(field.encode(value), field.offset());
-            // Durable before the caller goes on: a dirty bit before the refcounts it covers can reach the disk.
-            file.flush();
+            ByteBuffer encoded = field.encode(value);
+            int length = encoded.remaining();
+            file.write(encoded, field.offset());
+            // Durable before the caller goes on: a dirty bit before the refcounts it covers can reach the disk. The
+            // bits' own range: the page cache's guest data has nothing to do with it (Storage.flushRange).
+            file.flushRange(field.offset(), length);
             bits = value;
         } finally {
             lock.unlock();

@@ -76,6 +76,14 @@ public final class SimStorage extends ForwardingStorage {
     }
 
     @Override
+    public void flushRange(long position, long length) throws IOException {
+        around(() -> {
+            super.flushRange(position, length);
+            return null;
+        });
+    }
+
+    @Override
     public void punchHole(long position, long length) throws IOException {
         around(() -> {
             super.punchHole(position, length);

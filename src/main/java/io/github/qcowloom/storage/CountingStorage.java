@@ -64,6 +64,13 @@ public final class CountingStorage extends ForwardingStorage {
         flushes.increment();
     }
 
+    /** Counted with the flushes: a host sync too. */
+    @Override
+    public void flushRange(long position, long length) throws IOException {
+        super.flushRange(position, length);
+        flushes.increment();
+    }
+
     @Override
     public void punchHole(long position, long length) throws IOException {
         super.punchHole(position, length);

@@ -20,6 +20,14 @@ interface FileIo extends Closeable {
     void force() throws IOException;
 
     /**
+     * fdatasync of {@code [position, position + length)} alone (vfs_fsync_range, see Storage#flushRange), the
+     * range inside the file; the whole {@link #force()} where this I/O has no such call.
+     */
+    default void forceRange(long position, long length) throws IOException {
+        force();
+    }
+
+    /**
      * ftruncate to {@code length}; false where this I/O leaves it to the caller (FileChannel cannot extend).
      */
     default boolean truncate(long length) throws IOException {

@@ -240,6 +240,17 @@ public final class FileStorage implements Storage {
         io.force();
     }
 
+    /** {@code fdatasync} of the range alone: see {@link Storage#flushRange}. */
+    @Override
+    public void flushRange(long position, long length) throws IOException {
+        Ranges.checkRange(position, length);
+        if (resizer == null) {
+            io.force(); // read-only: nothing of ours to make durable, and a ranged sync needs a writable mapping
+        } else if (length > 0) {
+            io.forceRange(position, length);
+        }
+    }
+
     /**
      * Releases host space only if the hole covers the tail of the file (truncating and re-extending it, so
      * the size does not change); elsewhere writes zeroes. Never extends the file.

@@ -32,6 +32,11 @@ public abstract class ForwardingStorage implements Storage {
     }
 
     @Override
+    public void flushRange(long position, long length) throws IOException {
+        inner.flushRange(position, length);
+    }
+
+    @Override
     public void punchHole(long position, long length) throws IOException {
         inner.punchHole(position, length);
     }

@@ -1,6 +1,9 @@
 package io.github.qcowloom.storage;
 
 import java.io.IOException;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
@@ -73,6 +76,45 @@ final class ReopeningChannel implements FileIo {
                 recover(ch, e);
             }
         }
+    }
+
+    /**
+     * fdatasync of the range alone, on Java 22+ (msync of a mapping of the range, which Linux makes
+     * vfs_fsync_range; the mapping is gone when this returns); on Java 21, where a mapping stays until the garbage
+     * collector finds it, the whole {@link #force()}.
+     */
+    @Override
+    public void forceRange(long position, long length) throws IOException {
+        MethodHandle mappedSync = MappedSync.METHOD.handle();
+        if (mappedSync == null) {
+            force();
+            return;
+        }
+        while (true) {
+            FileChannel ch = channel;
+            try {
+                mappedSync.invokeExact(ch, position, length);
+                return;
+            } catch (ClosedChannelException e) {
+                recover(ch, e);
+            } catch (IOException | RuntimeException | Error e) {
+                throw e;
+            } catch (Throwable e) {
+                throw new IllegalStateException(e); // the method throws only IOException
+            }
+        }
+    }
+
+    /** Null, or why ranged syncs are the whole file's here (Java 21, or the Java 22+ layer missing). */
+    static String rangedSyncMissing() {
+        return MappedSync.METHOD.missing();
+    }
+
+    /** The Java 22+ layer's ranged sync, looked up at the first ranged sync (info and check never make one). */
+    private static final class MappedSync {
+        static final Java22Method METHOD = Java22Method.find(MethodHandles.lookup(),
+                "io.github.qcowloom.storage.MappedRangeSync", "force",
+                MethodType.methodType(void.class, FileChannel.class, long.class, long.class), "a ranged sync");
     }
 
     /** Length of the file. */

@@ -27,6 +27,17 @@ public interface Storage extends Closeable {
     void flush() throws IOException;
 
     /**
+     * Makes the completed writes inside {@code [position, position + length)} durable, with the file's size as far
+     * as the range reaches; writes outside it may stay volatile. This is what one metadata write ordered before
+     * another needs: {@link #flush()} would also write back all the guest data the page cache holds (a new L2 table
+     * waited 0.1-0.3 s for hundreds of MiB that its ordering does not depend on). Linux's vfs_fsync_range; where a
+     * storage has no such call, the whole {@link #flush()} (the default).
+     */
+    default void flushRange(long position, long length) throws IOException {
+        flush();
+    }
+
+    /**
      * Releases the host space of the range; it then reads as zeroes. Best effort where the host cannot. The
      * size never changes: the part of the range past the end of the file is ignored.
      */

@@ -14,4 +14,9 @@ public final class UnsyncedStorage extends ForwardingStorage {
     public void flush() {
         // no host sync: see the class comment
     }
+
+    @Override
+    public void flushRange(long position, long length) {
+        // no host sync: see the class comment
+    }
 }

@@ -232,6 +232,27 @@ public final class UringQueue {
     }
 
     /**
+     * fdatasync of {@code [offset, offset + length)} alone (vfs_fsync_range; {@code length} > 0): returns 0, or
+     * -errno. Always through a ring, which alone has the ranged call: never made directly as {@link #request}
+     * makes a lone request, which would be the whole file's fdatasync.
+     */
+    public int fdatasyncRange(int fd, long offset, int length) throws IOException {
+        if (length <= 0) {
+            throw new IllegalArgumentException("a ranged sync of " + length + " bytes"); // 0 would sync to the end
+        }
+        UringLoop loop = UringLoop.current();
+        if (loop != null) {
+            return loop.request(IoUring.OP_FSYNC, fd, 0, length, offset, IoUring.FSYNC_DATASYNC);
+        }
+        active.incrementAndGet();
+        try {
+            return run(IoUring.OP_FSYNC, fd, 0, length, offset, IoUring.FSYNC_DATASYNC);
+        } finally {
+            active.decrementAndGet();
+        }
+    }
+
+    /**
      * A request alone in the process makes its system call directly on its own thread: one call, and the
      * kernel wakes it itself, with no ring round trip and no hand-off (QEMU's linux-aio answers such a request
      * in two calls, io_uring through the ring in two plus a completion). It holds its carrier for the device's

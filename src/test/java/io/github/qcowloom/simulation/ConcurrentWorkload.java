@@ -410,9 +410,10 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
     }
 
     /**
-     * Crash states at host flushes: right after every flush that leaves the header clean, the image as it stands is
-     * checked at once (a process killed there leaves exactly it), and kept when it is corrupt; and a copy is kept
-     * after the {@code target}-th flush whatever the header says, for the full check (repair included).
+     * Crash states at host syncs (flushes and ranged ones): right after every sync that leaves the header clean, the
+     * image as it stands is checked at once (a process killed there leaves exactly it), and kept when it is corrupt;
+     * and a copy is kept after the {@code target}-th sync whatever the header says, for the full check (repair
+     * included).
      */
     private static final class CrashPoint extends ForwardingStorage {
         private final MemoryStorage mem;
@@ -430,7 +431,18 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         @Override
         public void flush() throws IOException {
             super.flush();
-            // Single carrier: no other thread runs between the flush's return and the check or the copy, which
+            atSync();
+        }
+
+        /** A ranged sync is a point to look at too: allocations make them where they made flushes. */
+        @Override
+        public void flushRange(long position, long length) throws IOException {
+            super.flushRange(position, length);
+            atSync();
+        }
+
+        private void atSync() throws IOException {
+            // Single carrier: no other thread runs between the sync's return and the check or the copy, which
             // read the memory below the simulated disk and so do not yield.
             if (++flushes == target) {
                 states.add(mem.snapshot());

@@ -65,6 +65,34 @@ abstract class FileStorageContract extends StorageContract {
     }
 
     @Test
+    void rangedSyncsKeepTheBytesAndTheSizeWhereverTheRangeLies() throws IOException {
+        Path file = dir.resolve("ranged");
+        byte[] data = pattern(3 * 4096 + 100, 5);
+        try (FileStorage s = create(file)) {
+            s.write(ByteBuffer.wrap(data), 0);
+            s.flushRange(4096, 8); // inside one page
+            s.flushRange(100, 8192); // across pages, unaligned
+            s.flushRange(3 * 4096, 4096); // reaching past the end: a writable mapping must not extend the file
+            s.flushRange(1 << 20, 4096); // wholly past the end
+            s.flushRange(0, 0);
+            assertEquals(data.length, s.size());
+            assertEquals(data.length, Files.size(file));
+            assertArrayEquals(data, readAll(s));
+            assertThrows(IllegalArgumentException.class, () -> s.flushRange(-1, 8));
+        }
+        try (FileStorage s = open(file, true)) {
+            s.flushRange(0, 4096); // read-only: nothing to make durable, and no writable mapping to make
+            assertArrayEquals(data, readAll(s));
+        }
+    }
+
+    @Test
+    void theFileChannelsRangedSyncIsTheJava22LayersOnThisJdk() {
+        // On Java 22+ a silent fallback to the whole file's sync would pass every other test, only slower.
+        assertEquals(null, ReopeningChannel.rangedSyncMissing());
+    }
+
+    @Test
     void preallocationGrowsTheFileWithZeroesAndKeepsItsBytes() throws IOException {
         Path file = dir.resolve("prealloc");
         byte[] data = pattern(8192, 3);

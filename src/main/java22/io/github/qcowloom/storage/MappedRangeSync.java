@@ -1,0 +1,31 @@
+package io.github.qcowloom.storage;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.channels.FileChannel;
+
+/**
+ * A ranged fdatasync through a FileChannel, which has none of its own: msync of a shared mapping of the range, which
+ * Linux makes vfs_fsync_range over the mapped part of the file, as a ranged io_uring fsync is. The mapping is made
+ * for the call and unmapped by its arena before it returns. Loaded by {@link ReopeningChannel} by name: it exists
+ * only in the jar's Java 22+ layer (Java 21's mappings stay until the garbage collector finds them).
+ */
+final class MappedRangeSync {
+    private MappedRangeSync() {
+    }
+
+    /**
+     * Makes {@code [position, position + length)} of {@code channel}'s file durable. The part past the end of the
+     * file is left out: a writable mapping would extend the file to cover it.
+     */
+    static void force(FileChannel channel, long position, long length) throws IOException {
+        long inside = Math.min(length, channel.size() - position);
+        if (inside <= 0) {
+            channel.force(false); // nothing of the range is in the file: the size may be what is to be durable
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            channel.map(FileChannel.MapMode.READ_WRITE, position, inside, arena).force();
+        }
+    }
+}
