@@ -279,8 +279,7 @@ public final class RefcountTable {
             written.add((at + i) << clusterBits, clusterSize);
         }
         // The new refblocks, and the refcounts of their own clusters, must be on disk before the reftable entries
-        // that point to them (QEMU alloc_refcount_block): a crash must not find an entry pointing at garbage. The
-        // ranges just written, not the whole file's sync with its guest data (see Storage.flushRange).
+        // that point to them (QEMU alloc_refcount_block): a crash must not find an entry pointing at garbage.
         written.flush(file);
         RangesToFlush entries = new RangesToFlush();
         for (int i = 0; i < indices.size(); i++) {
@@ -385,16 +384,13 @@ public final class RefcountTable {
             cache.writeNow(s);
         }
         // The new refblock (with its own refcount) must be on disk before the reftable entry that points to it:
-        // otherwise a crash could leave the entry pointing at garbage (QEMU alloc_refcount_block). Its own range,
-        // not the whole file's sync with its guest data (see Storage.flushRange).
+        // otherwise a crash could leave the entry pointing at garbage (QEMU alloc_refcount_block).
         file.flushRange(offset, clusterSize);
         byte[] entry = new byte[8];
         Bytes.putLong(entry, 0, offset);
-        long entryOffset = tableOffset + index * 8;
-        file.write(ByteBuffer.wrap(entry), entryOffset);
         // The reftable entry is made durable at once (QEMU's bdrv_pwrite_sync): later refcount writes into this
         // block, and the entries that point to clusters it counts, rely on the block being reachable.
-        file.flushRange(entryOffset, 8);
+        file.writeDurably(ByteBuffer.wrap(entry), tableOffset + index * 8);
         setEntry((int) index, offset);
         return offset;
     }

@@ -71,8 +71,8 @@ public final class CrashSimStorage implements Storage {
     }
 
     /**
-     * Records a completed ranged flush: the writes before it that overlap the range survive a later crash (a write
-     * reaching past the range survives whole), the others stay in their epoch's subsets.
+     * Records a completed ranged flush: the writes before it that lie inside the range survive a later crash, the
+     * others stay in their epoch's subsets.
      */
     @Override
     public void flushRange(long position, long length) throws IOException {

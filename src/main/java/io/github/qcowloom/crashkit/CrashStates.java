@@ -56,8 +56,8 @@ final class CrashStates {
     Stream<CrashState> stream() {
         if (options.mode() == CrashMode.PROCESS_KILL) {
             Epoch all = new Epoch(0, changes(0, log.size()), List.of(), log.size());
-            return Stream.of(state("process kill after all " + log.size() + " ops", initial, all, all.ops().size(),
-                    full(all.ops().size()), 0));
+            return Stream.of(state("process kill after all " + log.size() + " ops", initial, all,
+                    new Cut(all.ops().size(), log.size()), full(all.ops().size()), 0));
         }
         // A stream pulled through its iterator hands over all of a flatMap's elements for one input at once: those
         // are recipes here, which are cheap, and each image is built only when its turn comes.
@@ -83,15 +83,41 @@ final class CrashStates {
                 // just built: no need to build them again.
                 byte[] built = j == 0 ? durable : j == m && !torn ? all : null;
                 return built != null ? new CrashState(description, built, flushesBefore[crashPoint(epoch, j)])
-                        : state(description, durable, epoch, j, full(j), j);
+                        : state(description, durable, epoch, new Cut(j, crashPoint(epoch, j)), full(j), j);
             });
             boolean subsets = options.everyEpoch() || epoch.number() == epochs.size() - 1;
             return subsets ? Stream.concat(prefixes, subsets(durable, epoch)) : prefixes;
         });
     }
 
+    /**
+     * A point where a crash may keep any subset of what was issued: the epoch's first {@code issued} changes were
+     * issued and the log's operations before index {@code at} completed. One is the epoch's closing flush; each
+     * ranged flush is another, since a crash during it finds none of the writes it covers forced yet.
+     */
+    private record Cut(int issued, int at) {
+    }
+
+    private List<Cut> cuts(Epoch epoch) {
+        List<Cut> cuts = new ArrayList<>();
+        int issued = 0;
+        for (int f : epoch.rangeFlushes()) {
+            while (issued < epoch.ops().size() && epoch.ops().get(issued) < f) {
+                issued++;
+            }
+            cuts.add(new Cut(issued, f));
+        }
+        cuts.add(new Cut(epoch.ops().size(), epoch.end()));
+        return cuts;
+    }
+
     private Stream<Supplier<CrashState>> subsets(byte[] durable, Epoch epoch) {
-        int m = epoch.ops().size();
+        List<Cut> cuts = cuts(epoch);
+        return IntStream.range(0, cuts.size()).boxed().flatMap(c -> subsets(durable, epoch, cuts.get(c), c));
+    }
+
+    private Stream<Supplier<CrashState>> subsets(byte[] durable, Epoch epoch, Cut cut, int cutNumber) {
+        int m = cut.issued();
         List<BitSet> chosen = new ArrayList<>();
         if (m <= options.powersetMax()) {
             for (long mask = 0; mask < 1L << m; mask++) {
@@ -107,7 +133,7 @@ final class CrashStates {
                     chosen.add(two);
                 }
             }
-            Random random = new Random(options.seed() * 31 + epoch.number());
+            Random random = new Random((options.seed() * 31 + epoch.number()) * 31 + cutNumber);
             for (int r = 0; r < options.randomSubsets(); r++) {
                 BitSet any = new BitSet();
                 for (int k = 0; k < m; k++) {
@@ -118,36 +144,38 @@ final class CrashStates {
                 chosen.add(any);
             }
         }
-        // Unless dropped writes leave garbage, a subset that is a prefix gives the image of that prefix's crash
-        // state, which the caller has produced already: skip it before it is built.
+        // Unless dropped writes leave garbage, a subset that is a prefix (with what the ranged flushes completed by
+        // then force) gives the image of that prefix's crash state, which the caller has produced already: skip it
+        // before it is built.
         boolean torn = options.mode() == CrashMode.TORN || options.mode() == CrashMode.TORN_APPENDS;
-        return IntStream.range(0, chosen.size()).filter(i -> torn || !isPrefix(chosen.get(i)))
-                .mapToObj(i -> () -> state("epoch " + epoch.number() + " (ops " + opRange(epoch)
-                        + "), crash during its flush, subset " + positions(chosen.get(i), epoch) + " survives",
-                        durable, epoch, m, chosen.get(i), i));
+        String during = cut.at() == epoch.end() ? "its flush" : "the ranged flush at log op " + cut.at();
+        return chosen.stream().map(c -> withRangeFlushed(epoch, cut, c)).distinct()
+                .filter(kept -> torn || !isPrefix(kept))
+                .<Supplier<CrashState>>map(kept -> () -> state("epoch " + epoch.number() + " (ops " + opRange(epoch) + "), crash during "
+                        + during + ", subset " + positions(kept, epoch) + " survives", durable, epoch, cut, kept,
+                        kept.hashCode()));
     }
 
-    private CrashState state(String description, byte[] durable, Epoch epoch, int issued, BitSet kept, long salt) {
-        long garbageSeed = options.seed() ^ (epoch.number() * 1_000_003L + salt * 7919 + issued);
+    private CrashState state(String description, byte[] durable, Epoch epoch, Cut cut, BitSet kept, long salt) {
+        long garbageSeed = options.seed() ^ (epoch.number() * 1_000_003L + salt * 7919 + cut.at());
         Garbage garbage = switch (options.mode()) {
             case TORN -> new Garbage(new Random(garbageSeed), 0, true);
             // Appended space: past the file's end as of the epoch's start, the last completed flush.
             case TORN_APPENDS -> new Garbage(new Random(garbageSeed), durable.length, false);
             case SECTOR_ATOMIC, PROCESS_KILL -> null;
         };
-        byte[] image = materialize(durable, epoch, issued, withRangeFlushed(epoch, issued, kept), garbage);
-        return new CrashState(description, image, flushesBefore[crashPoint(epoch, issued)]);
+        byte[] image = materialize(durable, epoch, cut.issued(), kept, garbage);
+        return new CrashState(description, image, flushesBefore[cut.at()]);
     }
 
     /**
-     * {@code kept} plus every issued change that a ranged flush completed before the crash covered: that change
-     * reached the disk, whatever else of the epoch did not.
+     * {@code kept} plus every issued change that a ranged flush completed before the cut covers: that change reached
+     * the disk, whatever else of the epoch did not.
      */
-    private BitSet withRangeFlushed(Epoch epoch, int issued, BitSet kept) {
-        int crashAt = crashPoint(epoch, issued);
+    private BitSet withRangeFlushed(Epoch epoch, Cut cut, BitSet kept) {
         BitSet result = kept;
-        for (int k = 0; k < issued; k++) {
-            if (!result.get(k) && rangeFlushed(epoch, epoch.ops().get(k), crashAt)) {
+        for (int k = 0; k < cut.issued(); k++) {
+            if (!result.get(k) && rangeFlushed(epoch, epoch.ops().get(k), cut.at())) {
                 if (result == kept) {
                     result = (BitSet) kept.clone();
                 }
@@ -157,10 +185,10 @@ final class CrashStates {
         return result;
     }
 
-    /** True if a ranged flush between log index {@code change} and {@code crashAt} covers that change. */
-    private boolean rangeFlushed(Epoch epoch, int change, int crashAt) {
+    /** True if a ranged flush between log index {@code change} and {@code before} covers that change. */
+    private boolean rangeFlushed(Epoch epoch, int change, int before) {
         for (int f : epoch.rangeFlushes()) {
-            if (f > change && f < crashAt && ((LoggedOp.RangeFlush) log.get(f)).covers(log.get(change))) {
+            if (f > change && f < before && ((LoggedOp.RangeFlush) log.get(f)).covers(log.get(change))) {
                 return true;
             }
         }
@@ -213,10 +241,10 @@ final class CrashStates {
         return epochs;
     }
 
-    /** The log indices of the operations that change bytes or the size: neither kind of flush. */
+    /** The log indices of the operations that change bytes or the size: no flush of either kind. */
     private List<Integer> changes(int from, int to) {
         return IntStream.range(from, to)
-                .filter(i -> !(log.get(i) instanceof LoggedOp.Flush || log.get(i) instanceof LoggedOp.RangeFlush))
+                .filter(i -> !(log.get(i) instanceof LoggedOp.Ordering))
                 .boxed().toList();
     }
 

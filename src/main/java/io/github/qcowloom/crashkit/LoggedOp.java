@@ -69,57 +69,44 @@ sealed interface LoggedOp {
         }
     }
 
-    /** A completed flush: it closes an epoch. */
-    record Flush() implements LoggedOp {
+    /** A completed flush of either kind: it orders writes and changes no byte. */
+    sealed interface Ordering extends LoggedOp {
         @Override
-        public void apply(StateImage s, Garbage garbage) {
-            // Ordering only; the bytes do not change.
+        default void apply(StateImage s, Garbage garbage) {
         }
 
         @Override
-        public void tear(StateImage s, Garbage garbage) {
-            // Ordering only; the bytes do not change.
+        default void tear(StateImage s, Garbage garbage) {
         }
 
         @Override
-        public long sizeAfter(long size, boolean kept) {
+        default long sizeAfter(long size, boolean kept) {
             return size;
         }
     }
 
+    /** A completed flush: it closes an epoch. */
+    record Flush() implements Ordering {
+    }
+
     /**
-     * A completed ranged flush ({@link io.github.qcowloom.storage.Storage#flushRange}): the writes before it that
-     * overlap its range survive any later crash; it closes no epoch.
+     * A completed ranged flush ({@link io.github.qcowloom.storage.Storage#flushRange}): the writes before it that lie
+     * wholly inside its range survive any later crash; it closes no epoch. A write reaching past the range stays
+     * free to be lost (the disk keeps only the range's pages): the model errs towards more crash states.
      */
-    record RangeFlush(long offset, long length) implements LoggedOp {
-        /** True if {@code op} writes bytes inside this range. */
+    record RangeFlush(long offset, long length) implements Ordering {
+        /** True if {@code op} writes only bytes inside this range. */
         boolean covers(LoggedOp op) {
             return switch (op) {
-                case Write w -> overlaps(w.offset(), w.data().length);
-                case Zero z -> overlaps(z.offset(), z.length());
+                case Write w -> inside(w.offset(), w.data().length);
+                case Zero z -> inside(z.offset(), z.length());
                 case SetLength s -> false;
-                case Flush f -> false;
-                case RangeFlush r -> false;
+                case Ordering o -> false;
             };
         }
 
-        private boolean overlaps(long start, long bytes) {
-            return start < offset + length && offset < start + bytes;
-        }
-
-        @Override
-        public void apply(StateImage s, Garbage garbage) {
-            // Ordering only; the bytes do not change.
-        }
-
-        @Override
-        public void tear(StateImage s, Garbage garbage) {
-            // Ordering only; the bytes do not change.
-        }
-
-        @Override
-        public long sizeAfter(long size, boolean kept) {
-            return size;
+        private boolean inside(long start, long bytes) {
+            return start >= offset && start + bytes <= offset + length;
         }
     }
 

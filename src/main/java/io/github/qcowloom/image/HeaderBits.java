@@ -4,7 +4,6 @@ import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
 
@@ -55,12 +54,8 @@ final class HeaderBits {
                 return;
             }
             HeaderField field = HeaderField.INCOMPATIBLE_FEATURES;
-            ByteBuffer encoded = field.encode(value);
-            int length = encoded.remaining();
-            file.write(encoded, field.offset());
-            // Durable before the caller goes on: a dirty bit before the refcounts it covers can reach the disk. The
-            // bits' own range: the page cache's guest data has nothing to do with it (Storage.flushRange).
-            file.flushRange(field.offset(), length);
+            // Durable before the caller goes on: a dirty bit before the refcounts it covers can reach the disk.
+            file.writeDurably(field.encode(value), field.offset());
             bits = value;
         } finally {
             lock.unlock();

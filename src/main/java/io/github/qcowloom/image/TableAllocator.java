@@ -116,10 +116,8 @@ final class TableAllocator {
      * leaves at worst a leaked cluster. The shared table loses this image's reference after the next flush, like
      * any other free; the snapshot keeps it.
      *
-     * <p>Each sync is of the ranges just written ({@link Storage#flushRange}), where QEMU syncs the whole file: the
-     * order concerns these writes alone, and a whole-file sync would also write back every guest write the page
-     * cache holds (4 KiB writes of 64 KiB new clusters through the page cache, {@code bench -w -s 65536}: 0.1-0.3 s
-     * a new table, half of the run).
+     * <p>Each sync is of the ranges just written ({@link Storage#flushRange}), where QEMU syncs the whole file with
+     * the guest data the page cache holds: the order concerns these writes alone.
      */
     private long allocateL2(int l1Index, long sharedOffset) throws IOException {
         file.event(StorageEvent.L2_ALLOC);
@@ -128,7 +126,7 @@ final class TableAllocator {
             headerBits.markDirty();
         }
         long l2Offset = refcounts.allocate(1).bytes();
-        // 1. The refcount of the new table (and every other pending refcount increase) before anything points to it;
+        // 1. The refcount of the new table (with every refcount change the cache held) before anything points to it;
         // with lazy refcounts the dirty bit stands in for it.
         if (!lazyRefcounts) {
             writeBackRefcounts().flush(file);
@@ -150,10 +148,7 @@ final class TableAllocator {
         // 3. The L1 entry.
         file.event(StorageEvent.L1_UPDATE);
         long entry = L1Entry.of(l2Offset, true);
-        ByteBuffer b = ByteBuffer.allocate(8).putLong(0, entry);
-        long entryOffset = l1Offset + 8L * l1Index;
-        file.write(b, entryOffset);
-        file.flushRange(entryOffset, 8);
+        file.writeDurably(ByteBuffer.allocate(8).putLong(0, entry), l1Offset + 8L * l1Index);
         mapper.l1().set(l1Index, entry);
         // 4. The shared table's refcount: the entry that dropped it is durable, but a request that looked the
         // table up before the switch may still read it, so the decrease waits for the next flush's drain.
@@ -190,12 +185,8 @@ final class TableAllocator {
             // 1. The new table's refcounts, 2. the table, 3. the header that points to it.
             writeBackRefcounts().flush(file);
             overlap.check(newOffset, table.length, "new L1 table");
-            file.write(ByteBuffer.wrap(table), newOffset);
-            file.flushRange(newOffset, table.length);
-            ByteBuffer header = HeaderField.L1_SIZE.encode(newSize, newOffset);
-            int headerBytes = header.remaining();
-            file.write(header, HeaderField.L1_SIZE.offset());
-            file.flushRange(HeaderField.L1_SIZE.offset(), headerBytes);
+            file.writeDurably(ByteBuffer.wrap(table), newOffset);
+            file.writeDurably(HeaderField.L1_SIZE.encode(newSize, newOffset), HeaderField.L1_SIZE.offset());
             long oldOffset = l1Offset;
             long oldClusters = (oldSize * 8L + cs - 1) / cs;
             mapper.replaceL1(table, newSize);

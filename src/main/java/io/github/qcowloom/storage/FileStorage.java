@@ -240,14 +240,26 @@ public final class FileStorage implements Storage {
         io.force();
     }
 
-    /** {@code fdatasync} of the range alone: see {@link Storage#flushRange}. */
+    /**
+     * {@code fdatasync} of the range alone: see {@link Storage#flushRange}. Under the size lock's read side, as a
+     * write: the file does not shrink meanwhile, so a sync that maps the range (FileChannel's) never grows it back.
+     */
     @Override
     public void flushRange(long position, long length) throws IOException {
         Ranges.checkRange(position, length);
-        if (resizer == null) {
-            io.force(); // read-only: nothing of ours to make durable, and a ranged sync needs a writable mapping
-        } else if (length > 0) {
+        if (readOnly()) {
+            flush(); // nothing of ours to make durable, and a ranged sync needs a writable mapping
+            return;
+        }
+        if (length == 0) {
+            return;
+        }
+        Lock lock = sizeLock.readLock();
+        lock.lock();
+        try {
             io.forceRange(position, length);
+        } finally {
+            lock.unlock();
         }
     }
 

@@ -29,12 +29,20 @@ public interface Storage extends Closeable {
     /**
      * Makes the completed writes inside {@code [position, position + length)} durable, with the file's size as far
      * as the range reaches; writes outside it may stay volatile. This is what one metadata write ordered before
-     * another needs: {@link #flush()} would also write back all the guest data the page cache holds (a new L2 table
-     * waited 0.1-0.3 s for hundreds of MiB that its ordering does not depend on). Linux's vfs_fsync_range; where a
-     * storage has no such call, the whole {@link #flush()} (the default).
+     * another needs: {@link #flush()} would also write back all the guest data the page cache holds, which the
+     * ordering does not depend on (a new L2 table waited 0.1-0.6 s for hundreds of MiB of it, {@code bench -w -s
+     * 64k}: half of the run). Linux's vfs_fsync_range; where a storage has no such call, the whole
+     * {@link #flush()} (the default).
      */
     default void flushRange(long position, long length) throws IOException {
         flush();
+    }
+
+    /** Writes all of {@code src} at {@code position} and makes that range durable ({@link #flushRange}). */
+    default void writeDurably(ByteBuffer src, long position) throws IOException {
+        int length = src.remaining();
+        write(src, position);
+        flushRange(position, length);
     }
 
     /**

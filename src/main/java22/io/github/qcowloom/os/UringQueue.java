@@ -238,18 +238,9 @@ public final class UringQueue {
      */
     public int fdatasyncRange(int fd, long offset, int length) throws IOException {
         if (length <= 0) {
-            throw new IllegalArgumentException("a ranged sync of " + length + " bytes"); // 0 would sync to the end
+            throw new IllegalArgumentException("a ranged sync of " + length + " bytes"); // 0 at 0: the whole file
         }
-        UringLoop loop = UringLoop.current();
-        if (loop != null) {
-            return loop.request(IoUring.OP_FSYNC, fd, 0, length, offset, IoUring.FSYNC_DATASYNC);
-        }
-        active.incrementAndGet();
-        try {
-            return run(IoUring.OP_FSYNC, fd, 0, length, offset, IoUring.FSYNC_DATASYNC);
-        } finally {
-            active.decrementAndGet();
-        }
+        return request(IoUring.OP_FSYNC, fd, 0, length, offset, IoUring.FSYNC_DATASYNC, false);
     }
 
     /**
@@ -261,13 +252,19 @@ public final class UringQueue {
      */
     private int request(byte opcode, int fd, long address, int length, long offset, int opFlags)
             throws IOException {
+        return request(opcode, fd, address, length, offset, opFlags, true);
+    }
+
+    /** As above; {@code direct} false for a request that only the ring can make as asked (a ranged sync). */
+    private int request(byte opcode, int fd, long address, int length, long offset, int opFlags, boolean direct)
+            throws IOException {
         UringLoop loop = UringLoop.current();
         if (loop != null) {
             return loop.request(opcode, fd, address, length, offset, opFlags); // its own ring, on its own thread
         }
         checkNotBroken();
         try {
-            if (active.getAndIncrement() == 0) {
+            if (active.getAndIncrement() == 0 && direct) {
                 directRequests.increment();
                 return (int) LinuxCalls.blocking(opcode, fd, address, length, offset);
             }

@@ -1,7 +1,9 @@
 package io.github.qcowloom.storage;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
 
 /**
@@ -16,16 +18,28 @@ final class MappedRangeSync {
 
     /**
      * Makes {@code [position, position + length)} of {@code channel}'s file durable. The part past the end of the
-     * file is left out: a writable mapping would extend the file to cover it.
+     * file is left out, since a writable mapping would extend the file to cover it; the caller keeps the file from
+     * shrinking meanwhile (FileStorage's size lock).
      */
     static void force(FileChannel channel, long position, long length) throws IOException {
         long inside = Math.min(length, channel.size() - position);
         if (inside <= 0) {
-            channel.force(false); // nothing of the range is in the file: the size may be what is to be durable
-            return;
+            return; // nothing of the range is in the file: a truncation took what was written there
         }
         try (Arena arena = Arena.ofConfined()) {
-            channel.map(FileChannel.MapMode.READ_WRITE, position, inside, arena).force();
+            MemorySegment range;
+            try {
+                range = channel.map(FileChannel.MapMode.READ_WRITE, position, inside, arena);
+            } catch (IOException e) {
+                // A file system that cannot map files, or a process out of mappings: the whole file's sync orders too.
+                channel.force(false);
+                return;
+            }
+            try {
+                range.force();
+            } catch (UncheckedIOException e) {
+                throw e.getCause(); // msync's error, as FileChannel.force would throw fdatasync's
+            }
         }
     }
 }

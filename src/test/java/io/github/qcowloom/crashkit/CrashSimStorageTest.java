@@ -46,12 +46,18 @@ class CrashSimStorageTest {
         s.flushRange(0, 2);
         put(s, 1, 2);
         put(s, 3, 4);
-        List<CrashState> states = s.crashStates().toList();
-        // Crashes before the ranged flush: any prefix of the first writes. After it, byte 0 holds its last value
-        // before the flush (5), whatever else is kept: the write of 3 and the later writes are each free.
-        assertEquals(Set.of("[0, 0, 0, 0]", "[1, 0, 0, 0]", "[1, 0, 3, 0]", "[5, 0, 3, 0]", "[5, 2, 3, 0]",
-                "[5, 2, 3, 4]", "[5, 0, 0, 0]", "[5, 2, 0, 0]", "[5, 0, 0, 4]", "[5, 2, 0, 4]", "[5, 0, 3, 4]"),
-                images(states));
+        s.write(ByteBuffer.wrap(new byte[] {6, 7}), 1); // reaches past the range: not covered by a later one
+        s.flushRange(0, 2);
+        Set<String> images = images(s.crashStates().toList());
+        // A crash during the first ranged flush: any subset of the three writes before it.
+        assertTrue(images.containsAll(Set.of("[0, 0, 3, 0]", "[5, 0, 0, 0]", "[1, 0, 3, 0]", "[5, 0, 3, 0]")));
+        // After it, byte 0 holds its last value before it (5) in every state that has a later write.
+        for (String image : images) {
+            boolean later = image.contains("2") || image.contains("4") || image.contains("6");
+            assertTrue(!later || image.startsWith("[5"), image);
+        }
+        // The write of 6 and 7 may be lost after the second ranged flush, which covers only half of it.
+        assertTrue(images.contains("[5, 2, 3, 4]") && images.contains("[5, 0, 0, 0]"), images.toString());
         // A ranged flush closes no epoch: the guest's flushes count the whole flushes alone.
         assertEquals(0, s.flushCount());
     }

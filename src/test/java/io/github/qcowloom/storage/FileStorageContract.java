@@ -87,12 +87,6 @@ abstract class FileStorageContract extends StorageContract {
     }
 
     @Test
-    void theFileChannelsRangedSyncIsTheJava22LayersOnThisJdk() {
-        // On Java 22+ a silent fallback to the whole file's sync would pass every other test, only slower.
-        assertEquals(null, ReopeningChannel.rangedSyncMissing());
-    }
-
-    @Test
     void preallocationGrowsTheFileWithZeroesAndKeepsItsBytes() throws IOException {
         Path file = dir.resolve("prealloc");
         byte[] data = pattern(8192, 3);
