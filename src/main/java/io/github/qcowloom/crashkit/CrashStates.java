@@ -149,11 +149,11 @@ final class CrashStates {
         // before it is built.
         boolean torn = options.mode() == CrashMode.TORN || options.mode() == CrashMode.TORN_APPENDS;
         String during = cut.at() == epoch.end() ? "its flush" : "the ranged flush at log op " + cut.at();
+        String where = "epoch " + epoch.number() + " (ops " + opRange(epoch) + "), crash during " + during;
         return chosen.stream().map(c -> withRangeFlushed(epoch, cut, c)).distinct()
                 .filter(kept -> torn || !isPrefix(kept))
-                .<Supplier<CrashState>>map(kept -> () -> state("epoch " + epoch.number() + " (ops " + opRange(epoch) + "), crash during "
-                        + during + ", subset " + positions(kept, epoch) + " survives", durable, epoch, cut, kept,
-                        kept.hashCode()));
+                .map(kept -> () -> state(where + ", subset " + positions(kept, epoch) + " survives", durable, epoch,
+                        cut, kept, kept.hashCode()));
     }
 
     private CrashState state(String description, byte[] durable, Epoch epoch, Cut cut, BitSet kept, long salt) {
