@@ -69,7 +69,7 @@ final class CrashStates {
     /** How to build each crash state, epoch by epoch: every prefix, then the subsets. */
     private Stream<Supplier<CrashState>> recipes() {
         List<Epoch> epochs = epochs();
-        boolean torn = options.mode() == CrashMode.TORN || options.mode() == CrashMode.TORN_APPENDS;
+        boolean torn = torn();
         byte[][] base = {initial};
         return epochs.stream().flatMap(epoch -> {
             byte[] durable = base[0];
@@ -116,8 +116,14 @@ final class CrashStates {
         return IntStream.range(0, cuts.size()).boxed().flatMap(c -> subsets(durable, epoch, cuts.get(c), c));
     }
 
+    /**
+     * The subsets of a cut: drawn over the changes free to be lost (not forced by a ranged flush completed before the
+     * cut), the forced ones added to each.
+     */
     private Stream<Supplier<CrashState>> subsets(byte[] durable, Epoch epoch, Cut cut, int cutNumber) {
-        int m = cut.issued();
+        BitSet forced = rangeFlushed(epoch, cut);
+        int[] free = IntStream.range(0, cut.issued()).filter(k -> !forced.get(k)).toArray();
+        int m = free.length;
         List<BitSet> chosen = new ArrayList<>();
         if (m <= options.powersetMax()) {
             for (long mask = 0; mask < 1L << m; mask++) {
@@ -144,16 +150,37 @@ final class CrashStates {
                 chosen.add(any);
             }
         }
-        // Unless dropped writes leave garbage, a subset that is a prefix (with what the ranged flushes completed by
-        // then force) gives the image of that prefix's crash state, which the caller has produced already: skip it
-        // before it is built.
-        boolean torn = options.mode() == CrashMode.TORN || options.mode() == CrashMode.TORN_APPENDS;
+        // Unless dropped writes leave garbage, a subset that is a prefix gives the image of that prefix's crash
+        // state, which the caller has produced already: skip it before it is built.
         String during = cut.at() == epoch.end() ? "its flush" : "the ranged flush at log op " + cut.at();
         String where = "epoch " + epoch.number() + " (ops " + opRange(epoch) + "), crash during " + during;
-        return chosen.stream().map(c -> withRangeFlushed(epoch, cut, c)).distinct()
-                .filter(kept -> torn || !isPrefix(kept))
+        return chosen.stream().map(c -> {
+            BitSet kept = (BitSet) forced.clone();
+            c.stream().forEach(i -> kept.set(free[i]));
+            return kept;
+        }).distinct().filter(kept -> torn() || !isPrefix(kept))
                 .map(kept -> () -> state(where + ", subset " + positions(kept, epoch) + " survives", durable, epoch,
                         cut, kept, kept.hashCode()));
+    }
+
+    /** The changes issued before the cut that a ranged flush completed before it covers: they reached the disk. */
+    private BitSet rangeFlushed(Epoch epoch, Cut cut) {
+        BitSet forced = new BitSet();
+        for (int k = 0; k < cut.issued(); k++) {
+            int change = epoch.ops().get(k);
+            for (int f : epoch.rangeFlushes()) {
+                if (f > change && f < cut.at() && ((LoggedOp.RangeFlush) log.get(f)).covers(log.get(change))) {
+                    forced.set(k);
+                    break;
+                }
+            }
+        }
+        return forced;
+    }
+
+    /** True where dropped writes leave garbage. */
+    private boolean torn() {
+        return options.mode() == CrashMode.TORN || options.mode() == CrashMode.TORN_APPENDS;
     }
 
     private CrashState state(String description, byte[] durable, Epoch epoch, Cut cut, BitSet kept, long salt) {
@@ -166,33 +193,6 @@ final class CrashStates {
         };
         byte[] image = materialize(durable, epoch, cut.issued(), kept, garbage);
         return new CrashState(description, image, flushesBefore[cut.at()]);
-    }
-
-    /**
-     * {@code kept} plus every issued change that a ranged flush completed before the cut covers: that change reached
-     * the disk, whatever else of the epoch did not.
-     */
-    private BitSet withRangeFlushed(Epoch epoch, Cut cut, BitSet kept) {
-        BitSet result = kept;
-        for (int k = 0; k < cut.issued(); k++) {
-            if (!result.get(k) && rangeFlushed(epoch, epoch.ops().get(k), cut.at())) {
-                if (result == kept) {
-                    result = (BitSet) kept.clone();
-                }
-                result.set(k);
-            }
-        }
-        return result;
-    }
-
-    /** True if a ranged flush between log index {@code change} and {@code before} covers that change. */
-    private boolean rangeFlushed(Epoch epoch, int change, int before) {
-        for (int f : epoch.rangeFlushes()) {
-            if (f > change && f < before && ((LoggedOp.RangeFlush) log.get(f)).covers(log.get(change))) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** The log index the crash falls before when the epoch's first {@code issued} operations were issued. */

@@ -241,8 +241,9 @@ public final class FileStorage implements Storage {
     }
 
     /**
-     * {@code fdatasync} of the range alone: see {@link Storage#flushRange}. Under the size lock's read side, as a
-     * write: the file does not shrink meanwhile, so a sync that maps the range (FileChannel's) never grows it back.
+     * {@code fdatasync} of the range alone: see {@link Storage#flushRange}. FileChannel's maps the range, and a
+     * mapping past the end would grow the file: it runs under the size lock's read side, as a write does, so that
+     * the file does not shrink meanwhile. io_uring's needs no lock.
      */
     @Override
     public void flushRange(long position, long length) throws IOException {
@@ -252,6 +253,10 @@ public final class FileStorage implements Storage {
             return;
         }
         if (length == 0) {
+            return;
+        }
+        if (io != channel) {
+            io.forceRange(position, length);
             return;
         }
         Lock lock = sizeLock.readLock();

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 
 /**
@@ -30,6 +31,8 @@ final class MappedRangeSync {
             MemorySegment range;
             try {
                 range = channel.map(FileChannel.MapMode.READ_WRITE, position, inside, arena);
+            } catch (ClosedChannelException e) {
+                throw e; // an interrupt closed it (ReopeningChannel reopens): not a file system that cannot map
             } catch (IOException e) {
                 // A file system that cannot map files, or a process out of mappings: the whole file's sync orders too.
                 channel.force(false);
