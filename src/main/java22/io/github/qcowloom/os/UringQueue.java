@@ -233,8 +233,7 @@ public final class UringQueue {
 
     /**
      * fdatasync of {@code [offset, offset + length)} alone (vfs_fsync_range; {@code length} > 0): returns 0, or
-     * -errno. Always through a ring, which alone has the ranged call: never made directly as {@link #request}
-     * makes a lone request, which would be the whole file's fdatasync.
+     * -errno. Always through a ring: the system call a lone request would make is the whole file's.
      */
     public int fdatasyncRange(int fd, long offset, int length) throws IOException {
         if (length <= 0) {
@@ -255,7 +254,7 @@ public final class UringQueue {
         return request(opcode, fd, address, length, offset, opFlags, true);
     }
 
-    /** As above; {@code direct} false for a request that only the ring can make as asked (a ranged sync). */
+    /** As above; {@code direct} false for a request that only a ring can make as asked. */
     private int request(byte opcode, int fd, long address, int length, long offset, int opFlags, boolean direct)
             throws IOException {
         UringLoop loop = UringLoop.current();
