@@ -300,8 +300,8 @@ final class BenchCommand implements Callable<Integer> {
     private void report(PrintWriter out, String who, BenchRunner.Result r) {
         double mib = (double) count * bytes(bufferSize) / (1 << 20) / r.seconds();
         out.printf("%s: Run completed in %.3f seconds: %.0f IOPS, %.1f MiB/s, latency p50 %.0f us p99 %.0f us, "
-                + "%d host syncs, %.2f s CPU, %s%n", who, r.seconds(), count / r.seconds(), mib, r.p50Micros(),
-                r.p99Micros(), r.syncs(), r.cpuSeconds(), cpuPerIo(r.cpuSeconds()));
+                + "%d host syncs (%d of a range), %.2f s CPU, %s%n", who, r.seconds(), count / r.seconds(), mib,
+                r.p50Micros(), r.p99Micros(), r.syncs(), r.rangedSyncs(), r.cpuSeconds(), cpuPerIo(r.cpuSeconds()));
         if (!r.uring().none()) {
             out.println("  " + r.uring().describe());
         }

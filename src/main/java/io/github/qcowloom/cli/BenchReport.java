@@ -45,6 +45,7 @@ final class BenchReport {
             m.put("p50_us", o.p50Micros());
             m.put("p99_us", o.p99Micros());
             m.put("host_syncs", o.syncs());
+            m.put("host_syncs_of_a_range", o.rangedSyncs());
             m.put("cpu_seconds", o.cpuSeconds());
             m.put("cpu_us_per_io", o.cpuSeconds() * 1e6 / count);
             if (!o.uring().none()) {

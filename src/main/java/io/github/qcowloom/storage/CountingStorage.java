@@ -6,14 +6,17 @@ import java.util.concurrent.atomic.LongAdder;
 
 /** A {@link Storage} that forwards every call and counts the completed ones, for tests that assert I/O patterns. */
 public final class CountingStorage extends ForwardingStorage {
-    /** A snapshot of the counters; each counts calls that returned normally. */
-    public record Counts(long reads, long bytesRead, long writes, long bytesWritten, long flushes, long punchHoles,
-            long writeZeroes, long setLengths) {
+    /**
+     * A snapshot of the counters; each counts calls that returned normally. {@code flushes} counts every host sync,
+     * {@code rangeFlushes} those of them that were of a range ({@link Storage#flushRange}).
+     */
+    public record Counts(long reads, long bytesRead, long writes, long bytesWritten, long flushes, long rangeFlushes,
+            long punchHoles, long writeZeroes, long setLengths) {
         /** What happened since {@code earlier}. */
         public Counts minus(Counts earlier) {
             return new Counts(reads - earlier.reads, bytesRead - earlier.bytesRead, writes - earlier.writes,
                     bytesWritten - earlier.bytesWritten, flushes - earlier.flushes,
-                    punchHoles - earlier.punchHoles, writeZeroes - earlier.writeZeroes,
+                    rangeFlushes - earlier.rangeFlushes, punchHoles - earlier.punchHoles, writeZeroes - earlier.writeZeroes,
                     setLengths - earlier.setLengths);
         }
     }
@@ -23,6 +26,7 @@ public final class CountingStorage extends ForwardingStorage {
     private final LongAdder writes = new LongAdder();
     private final LongAdder bytesWritten = new LongAdder();
     private final LongAdder flushes = new LongAdder();
+    private final LongAdder rangeFlushes = new LongAdder();
     private final LongAdder punchHoles = new LongAdder();
     private final LongAdder writeZeroes = new LongAdder();
     private final LongAdder setLengths = new LongAdder();
@@ -39,7 +43,7 @@ public final class CountingStorage extends ForwardingStorage {
     /** The counters now; not atomic across counters while calls are in flight. */
     public Counts counts() {
         return new Counts(reads.sum(), bytesRead.sum(), writes.sum(), bytesWritten.sum(), flushes.sum(),
-                punchHoles.sum(), writeZeroes.sum(), setLengths.sum());
+                rangeFlushes.sum(), punchHoles.sum(), writeZeroes.sum(), setLengths.sum());
     }
 
     @Override
@@ -64,11 +68,12 @@ public final class CountingStorage extends ForwardingStorage {
         flushes.increment();
     }
 
-    /** Counted with the flushes: a host sync too. */
+    /** Counted with the flushes (a host sync too), and apart. */
     @Override
     public void flushRange(long position, long length) throws IOException {
         super.flushRange(position, length);
         flushes.increment();
+        rangeFlushes.increment();
     }
 
     @Override

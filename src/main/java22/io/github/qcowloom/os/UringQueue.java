@@ -148,16 +148,18 @@ public final class UringQueue {
      * The process's io_uring counts so far, the shared queue's and the event loops' together, all zero if neither
      * was set up: requests through a ring, requests made directly (alone in the shared queue or on a loop, or on a
      * loop's thread from the page cache; a read partly cached counts once each way),
-     * io_uring_enter calls to submit (a loop's each submit too) and by the completion thread to wait, and the
-     * nanoseconds ring requests spent from prepared to completed (handed out) and from completed to running again
-     * on their own thread. The order is {@code UringCounters}'.
+     * io_uring_enter calls to submit (a loop's each submit too) and by the completion thread to wait, the ring
+     * requests timed (every one of the shared queue's, a sample of a loop's), and the nanoseconds those spent from
+     * prepared to completed (handed out) and from completed to running again on their own thread. The order is
+     * {@code UringCounters}'.
      */
     public static long[] sharedCounters() {
         long[] c = {UringLoop.REQUESTS.sum(), UringLoop.DIRECT_REQUESTS.sum(), UringLoop.ENTER_CALLS.sum(), 0,
-            UringLoop.NANOS_TO_COMPLETION.sum(), UringLoop.NANOS_TO_RESUME.sum()};
+            UringLoop.TIMED_REQUESTS.sum(), UringLoop.NANOS_TO_COMPLETION.sum(), UringLoop.NANOS_TO_RESUME.sum()};
         UringQueue q = shared;
         if (q != null) {
-            long[] queue = {q.ringRequests.sum(), q.directRequests.sum(), q.submitCalls.sum(), q.waitCalls.sum(),
+            long ring = q.ringRequests.sum();
+            long[] queue = {ring, q.directRequests.sum(), q.submitCalls.sum(), q.waitCalls.sum(), ring,
                 q.nanosToCompletion.sum(), q.nanosToResume.sum()};
             for (int i = 0; i < c.length; i++) {
                 c[i] += queue[i];

@@ -30,10 +30,10 @@ class UringCountersTest {
     }
 
     @Test
-    void describesTheRequestsBetweenTwoMoments() {
-        UringCounters before = new UringCounters(10, 5, 3, 1, 1_000_000, 2_000_000);
-        UringCounters after = new UringCounters(110, 6, 28, 9, 1_000_000 + 100 * 480_000L,
-                2_000_000 + 100 * 250_000L);
+    void describesTheRequestsBetweenTwoMomentsWithMeansOverTheTimedOnes() {
+        UringCounters before = new UringCounters(10, 5, 3, 1, 4, 1_000_000, 2_000_000);
+        UringCounters after = new UringCounters(110, 6, 28, 9, 4 + 25, 1_000_000 + 25 * 480_000L,
+                2_000_000 + 25 * 250_000L);
         assertEquals("io_uring: 100 of 101 requests through the ring, 4.0 per submitting call; prepared to "
                 + "completed 480 us, completed to resumed 250 us (means)", after.since(before).describe());
     }
@@ -42,7 +42,7 @@ class UringCountersTest {
     void saysWhenEveryRequestWasAloneAndNothingWhenNoneWasMade() {
         assertEquals("io_uring: 0 of 7 requests through the ring"
                 + " (each made directly: alone in the queue, or from the page cache on a loop)",
-                new UringCounters(0, 7, 0, 0, 0, 0).describe());
-        assertNull(new UringCounters(0, 0, 0, 0, 0, 0).describe());
+                new UringCounters(0, 7, 0, 0, 0, 0, 0).describe());
+        assertNull(new UringCounters(0, 0, 0, 0, 0, 0, 0).describe());
     }
 }
