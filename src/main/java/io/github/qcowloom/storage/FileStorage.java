@@ -4,8 +4,10 @@ import com.sun.nio.file.ExtendedOpenOption;
 import io.github.qcowloom.api.StorageBackend;
 import java.io.Closeable;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -18,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.UnaryOperator;
 
 /**
  * A host file accessed by positional I/O, through the page cache (buffered) or with O_DIRECT (direct), and
@@ -34,6 +37,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
  * read (and, on create, before the file is truncated).
+ *
+ * <p>Once a host sync of a buffered file has failed, every later one fails too ({@link #flush}).
  */
 public final class FileStorage implements Storage {
     private static final int ZERO_CHUNK = 1 << 20;
@@ -48,6 +53,7 @@ public final class FileStorage implements Storage {
     private final Path path;
     private final ReopeningChannel channel;
     private final FileIo io; // the channel itself, or io_uring on a descriptor of its own
+    private final boolean throughRing; // io is io_uring's
     private final RandomAccessFile resizer; // null when read-only
     private final ImageLock lock; // null when the permissions take no lock byte
     private final boolean direct;
@@ -60,13 +66,21 @@ public final class FileStorage implements Storage {
     private final AtomicLong size;
     /** False once the host refused a {@link #preallocate}. */
     private volatile boolean preallocates = true;
+    /**
+     * The first failed host sync of a buffered file, the cause of every later sync's failure. Linux marks the
+     * pages it could not write back clean and reports the error once, so a later fdatasync would succeed without
+     * them, and a guest whose retried flush succeeded would lose writes it was told were safe. QEMU's file-posix
+     * does the same (page_cache_inconsistent). With O_DIRECT no page cache holds the writes.
+     */
+    private volatile IOException failedSync;
 
-    private FileStorage(Path path, ReopeningChannel channel, FileIo io, RandomAccessFile resizer, ImageLock lock,
-            boolean direct, int alignment) throws IOException {
+    private FileStorage(Path path, ReopeningChannel channel, FileIo io, boolean throughRing, RandomAccessFile resizer,
+            ImageLock lock, boolean direct, int alignment) throws IOException {
         this.path = path;
         this.lock = lock;
         this.channel = channel;
         this.io = io;
+        this.throughRing = throughRing;
         this.resizer = resizer;
         this.direct = direct;
         this.alignment = alignment;
@@ -99,9 +113,11 @@ public final class FileStorage implements Storage {
      */
     public static FileStorage open(Path path, boolean readOnly, boolean direct, StorageBackend backend,
             LockPermissions permissions) throws IOException {
-        return readOnly ? open(path, Set.of(StandardOpenOption.READ), direct, false, backend, permissions, false)
+        return readOnly
+                ? open(path, Set.of(StandardOpenOption.READ), direct, false, backend, permissions, false,
+                        UnaryOperator.identity())
                 : open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true, backend,
-                        permissions, false);
+                        permissions, false, UnaryOperator.identity());
     }
 
     /** Creates a file, or truncates an existing one, and opens it read-write through FileChannel. */
@@ -115,11 +131,18 @@ public final class FileStorage implements Storage {
      */
     public static FileStorage create(Path path, boolean direct, StorageBackend backend) throws IOException {
         return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE),
-                direct, true, backend, LockPermissions.readWrite(), true);
+                direct, true, backend, LockPermissions.readWrite(), true, UnaryOperator.identity());
+    }
+
+    /** Tests: opens an existing file read-write through FileChannel, its I/O seen through {@code wrap}. */
+    static FileStorage openWrapped(Path path, boolean direct, UnaryOperator<FileIo> wrap) throws IOException {
+        return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true,
+                StorageBackend.FILECHANNEL, LockPermissions.readWrite(), false, wrap);
     }
 
     private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable,
-            StorageBackend backend, LockPermissions permissions, boolean truncate) throws IOException {
+            StorageBackend backend, LockPermissions permissions, boolean truncate, UnaryOperator<FileIo> wrap)
+            throws IOException {
         // The channel opens (or creates) the file and answers its size even when io_uring moves the bytes.
         // An existing file is locked before any other descriptor of it is opened: with POSIX locks, closing a
         // descriptor after a refusal would drop another open's locks (PosixLockBytes).
@@ -147,7 +170,8 @@ public final class FileStorage implements Storage {
             if (truncate && resizer.length() != 0) {
                 resizer.setLength(0);
             }
-            return new FileStorage(path, channel, io != null ? io : channel, resizer, lock, direct, alignment);
+            return new FileStorage(path, channel, wrap.apply(io != null ? io : channel), io != null, resizer, lock,
+                    direct, alignment);
         } catch (IOException | RuntimeException e) {
             closeAfterFailure(e, channel, io, resizer, lock);
             throw e;
@@ -204,7 +228,7 @@ public final class FileStorage implements Storage {
 
     /** The backend that moves the bytes: io_uring only if it was asked for and can run here. */
     public StorageBackend backend() {
-        return io == channel ? StorageBackend.FILECHANNEL : StorageBackend.IO_URING;
+        return throughRing ? StorageBackend.IO_URING : StorageBackend.FILECHANNEL;
     }
 
     @Override
@@ -234,10 +258,36 @@ public final class FileStorage implements Storage {
         }
     }
 
-    /** {@code fdatasync}. */
+    /**
+     * {@code fdatasync}. Fails, without a system call, once an earlier sync of this buffered file has failed (see
+     * {@link #failedSync}): reopening the image is the way out, as in QEMU.
+     */
     @Override
     public void flush() throws IOException {
-        io.force();
+        throwIfASyncFailed();
+        try {
+            io.force();
+        } catch (IOException e) {
+            throw syncFailed(e);
+        }
+    }
+
+    private void throwIfASyncFailed() throws IOException {
+        IOException failed = failedSync;
+        if (failed != null) {
+            throw new IOException("an earlier host sync of " + path + " failed (" + failed.getMessage()
+                    + "): the writes it covered may never reach the disk, so no later sync can succeed; reopen the"
+                    + " image", failed);
+        }
+    }
+
+    /** Records {@code e}, a failed sync, unless it was an interrupt or a close, which leave the page cache as it was. */
+    private IOException syncFailed(IOException e) {
+        if (!direct && !(e instanceof ClosedChannelException) && !(e instanceof InterruptedIOException)
+                && failedSync == null) {
+            failedSync = e;
+        }
+        return e;
     }
 
     /**
@@ -252,19 +302,22 @@ public final class FileStorage implements Storage {
             flush(); // nothing of ours to make durable, and a ranged sync needs a writable mapping
             return;
         }
+        throwIfASyncFailed();
         if (length == 0) {
             return;
         }
-        if (io != channel) {
-            io.forceRange(position, length);
-            return;
+        Lock lock = throughRing ? null : sizeLock.readLock();
+        if (lock != null) {
+            lock.lock();
         }
-        Lock lock = sizeLock.readLock();
-        lock.lock();
         try {
             io.forceRange(position, length);
+        } catch (IOException e) {
+            throw syncFailed(e);
         } finally {
-            lock.unlock();
+            if (lock != null) {
+                lock.unlock();
+            }
         }
     }
 
@@ -391,7 +444,7 @@ public final class FileStorage implements Storage {
     @Override
     public void close() throws IOException {
         try {
-            if (io != channel) {
+            if (io != channel) { // io_uring's, or a test's view of the channel
                 io.close();
             }
         } finally {

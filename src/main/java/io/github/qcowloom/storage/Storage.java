@@ -23,7 +23,10 @@ public interface Storage extends Closeable {
      */
     void write(ByteBuffer src, long position) throws IOException;
 
-    /** Makes every completed write durable (fdatasync). */
+    /**
+     * Makes every completed write durable (fdatasync). A storage whose failed sync may have dropped writes (a host
+     * file through the page cache) fails every later flush too, rather than report them durable.
+     */
     void flush() throws IOException;
 
     /**

@@ -1,0 +1,168 @@
+package io.github.qcowloom.storage;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.image.ImageCreator;
+import io.github.qcowloom.image.Qcow2Image;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A host sync that failed on a buffered file may have dropped the writes it covered (Linux marks the pages it could
+ * not write back clean and reports the error once), so every later sync must fail too, as QEMU's file-posix makes
+ * them (page_cache_inconsistent); otherwise a guest that retries its flush is told lost writes are safe.
+ */
+class FailedSyncTest {
+    @TempDir
+    Path dir;
+
+    /** The file's own I/O, with the next {@code failures} syncs failing as fdatasync's EIO, counting the calls. */
+    private static final class FailingSyncs implements FileIo {
+        final FileIo inner;
+        final AtomicInteger failures = new AtomicInteger();
+        final AtomicInteger syncCalls = new AtomicInteger();
+        volatile IOException failure = new IOException("Input/output error");
+
+        FailingSyncs(FileIo inner) {
+            this.inner = inner;
+        }
+
+        private void maybeFail() throws IOException {
+            syncCalls.incrementAndGet();
+            if (failures.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                throw failure;
+            }
+        }
+
+        @Override
+        public int read(ByteBuffer dst, long position) throws IOException {
+            return inner.read(dst, position);
+        }
+
+        @Override
+        public int write(ByteBuffer src, long position) throws IOException {
+            return inner.write(src, position);
+        }
+
+        @Override
+        public void force() throws IOException {
+            maybeFail();
+            inner.force();
+        }
+
+        @Override
+        public void forceRange(long position, long length) throws IOException {
+            maybeFail();
+            inner.forceRange(position, length);
+        }
+
+        @Override
+        public boolean truncate(long length) throws IOException {
+            return inner.truncate(length);
+        }
+
+        @Override
+        public boolean allocate(long position, long length) throws IOException {
+            return inner.allocate(position, length);
+        }
+
+        @Override
+        public void close() throws IOException {
+            inner.close();
+        }
+    }
+
+    private final FailingSyncs[] io = new FailingSyncs[1]; // the storage opened last
+
+    private FileStorage open(Path file, boolean direct) throws IOException {
+        return FileStorage.openWrapped(file, direct, inner -> io[0] = new FailingSyncs(inner));
+    }
+
+    private Path file() throws IOException {
+        Path file = dir.resolve("f");
+        Files.write(file, new byte[65536]);
+        return file;
+    }
+
+    @Test
+    void aBufferedFileFailsEverySyncAfterOneFailedAndMakesNoMoreSyncCalls() throws IOException {
+        try (FileStorage s = open(file(), false)) {
+            s.write(ByteBuffer.wrap(new byte[] {1, 2, 3}), 4096);
+            io[0].failures.set(1);
+            IOException first = assertThrows(IOException.class, s::flush);
+            assertSame(io[0].failure, first);
+            IOException again = assertThrows(IOException.class, s::flush, "the sync itself would succeed now");
+            assertSame(first, again.getCause());
+            assertTrue(again.getMessage().contains("reopen"), again.getMessage());
+            assertThrows(IOException.class, () -> s.flushRange(0, 4096));
+            assertThrows(IOException.class, () -> s.flushRange(0, 0));
+            assertEquals(1, io[0].syncCalls.get(), "a failed storage asks the host for nothing more");
+            s.write(ByteBuffer.wrap(new byte[] {4}), 0); // writes go on, as in QEMU
+        }
+    }
+
+    @Test
+    void aFailedRangedSyncFailsTheWholeOnesAfterIt() throws IOException {
+        try (FileStorage s = open(file(), false)) {
+            s.write(ByteBuffer.wrap(new byte[] {1}), 0);
+            io[0].failures.set(1);
+            assertThrows(IOException.class, () -> s.flushRange(0, 4096));
+            assertThrows(IOException.class, s::flush);
+        }
+    }
+
+    @Test
+    void withODirectASyncAfterAFailedOneSucceeds() throws IOException {
+        try (FileStorage s = open(file(), true)) {
+            io[0].failures.set(1);
+            assertThrows(IOException.class, s::flush);
+            s.flush(); // no page cache holds the writes
+            assertEquals(2, io[0].syncCalls.get());
+        }
+    }
+
+    @Test
+    void anInterruptedSyncIsNoFailedOne() throws IOException {
+        try (FileStorage s = open(file(), false)) {
+            io[0].failure = new ClosedByInterruptException();
+            io[0].failures.set(1);
+            assertThrows(ClosedByInterruptException.class, s::flush);
+            s.flush();
+        }
+    }
+
+    /** The guest's view: a flush retried after a failed one never reports the lost write durable. */
+    @Test
+    void anImageWhoseFlushFailedFailsTheRetriedFlush() throws IOException {
+        Path file = dir.resolve("a.qcow2");
+        ImageCreator.create(file, CreateOptions.defaults(1 << 20));
+        byte[] b = new byte[65536];
+        Arrays.fill(b, (byte) 'B');
+        try (FileStorage s = open(file, false)) {
+            Qcow2Image img = Qcow2Image.open(s, dir, OpenOptions.readWriteDefaults().withPool(false));
+            img.write(0, ByteBuffer.wrap(new byte[65536]));
+            img.flush();
+            img.write(0, ByteBuffer.wrap(b)); // in place, acknowledged
+            io[0].failures.set(1);
+            assertThrows(IOException.class, img::flush);
+            assertThrows(IOException.class, img::flush, "the retried flush");
+            byte[] got = new byte[65536];
+            img.read(0, ByteBuffer.wrap(got));
+            assertArrayEquals(b, got, "reads still see the write");
+            assertThrows(IOException.class, img::close, "its last flush fails too");
+        }
+    }
+}
