@@ -93,7 +93,7 @@ final class BlkQueue {
     private void run(DescriptorChain chain) {
         int written = 0;
         try {
-            written = new BlkRequest(chain, memory, disk, config).run();
+            written = new BlkRequest(chain, memory, disk, config, device.writeThrough()).run();
         } catch (VirtqueueException | GuestMemoryException e) {
             device.fail(index, e.getMessage());
         } catch (RuntimeException e) {

@@ -27,12 +27,15 @@ final class BlkRequest {
     private final GuestMemory memory;
     private final BlockDevice disk;
     private final VirtioBlkConfig config;
+    private final boolean writeThrough; // the driver cannot flush: writes are made durable before they complete
 
-    BlkRequest(DescriptorChain chain, GuestMemory memory, BlockDevice disk, VirtioBlkConfig config) {
+    BlkRequest(DescriptorChain chain, GuestMemory memory, BlockDevice disk, VirtioBlkConfig config,
+            boolean writeThrough) {
         this.chain = chain;
         this.memory = memory;
         this.disk = disk;
         this.config = config;
+        this.writeThrough = writeThrough;
     }
 
     /** A request the device answers with a status other than OK. */
@@ -107,6 +110,7 @@ final class BlkRequest {
                 onlyStatus(data, "write");
                 long offset = range(sector, payload.total());
                 transfer(payload, offset, false);
+                flushIfWriteThrough();
                 return 0;
             }
             case VirtioBlk.T_FLUSH -> {
@@ -126,9 +130,19 @@ final class BlkRequest {
                 writable();
                 onlyStatus(data, "discard");
                 segments(type == VirtioBlk.T_DISCARD, payload);
+                if (type == VirtioBlk.T_WRITE_ZEROES) { // a discard's blocks may read as before: nothing to keep
+                    flushIfWriteThrough();
+                }
                 return 0;
             }
             default -> throw new Refused(VirtioBlk.S_UNSUPP, "request type " + type);
+        }
+    }
+
+    /** QEMU's writethrough: a write is flushed before it completes (its FUA, emulated). */
+    private void flushIfWriteThrough() throws IOException {
+        if (writeThrough) {
+            disk.flush();
         }
     }
 

@@ -21,9 +21,15 @@ import org.slf4j.LoggerFactory;
  * {@link #reset}. A bad request (buffers outside memory or in the wrong direction, range outside the disk) only
  * fails with VIRTIO_BLK_S_IOERR.
  *
+ * <p>The write cache is the driver's to choose, as in QEMU: a driver that accepts VIRTIO_BLK_F_FLUSH sends flushes
+ * and gets a writeback cache; one that does not (firmware, boot loaders) can never flush, and may take a write's
+ * completion for its durability (virtio 1.2, 5.2.5.1, without CONFIG_WCE), so each of its writes and write-zeroes
+ * is made durable before it completes.
+ *
  * <p>Lock discipline: {@code queuesLock} guards {@code queues} and {@code acknowledged} (start, stop, reset,
  * negotiation); kicks read the queue array without it (a volatile array reference, entries set under the lock
- * and read as a volatile snapshot). Each {@link BlkQueue} has its own locks, taken after queuesLock.
+ * and read as a volatile snapshot), and requests read {@code writeThrough}, volatile, set with
+ * {@code acknowledged}. Each {@link BlkQueue} has its own locks, taken after queuesLock.
  */
 public final class VirtioBlkDevice implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(VirtioBlkDevice.class);
@@ -48,6 +54,7 @@ public final class VirtioBlkDevice implements AutoCloseable {
     private final ReentrantLock queuesLock = new ReentrantLock();
     private volatile BlkQueue[] queues;
     private long acknowledged;
+    private volatile boolean writeThrough = true; // until a driver accepts F_FLUSH
     private final AtomicReference<String> broken = new AtomicReference<>();
 
     /** A device over {@code disk} whose requests run on a new executor of {@code model}. */
@@ -80,6 +87,7 @@ public final class VirtioBlkDevice implements AutoCloseable {
         queuesLock.lock();
         try {
             acknowledged = driverFeatures;
+            writeThrough = (driverFeatures & VirtioBlk.bit(VirtioBlk.F_FLUSH)) == 0;
         } finally {
             queuesLock.unlock();
         }
@@ -92,6 +100,11 @@ public final class VirtioBlkDevice implements AutoCloseable {
         } finally {
             queuesLock.unlock();
         }
+    }
+
+    /** True while the driver has not accepted F_FLUSH: each write is made durable before it completes. */
+    public boolean writeThrough() {
+        return writeThrough;
     }
 
     /** The device configuration space (5.2.4) for the disk's current size. */
@@ -183,6 +196,7 @@ public final class VirtioBlkDevice implements AutoCloseable {
                 stopQueue(i);
             }
             acknowledged = 0;
+            writeThrough = true;
             broken.set(null);
         } finally {
             queuesLock.unlock();
