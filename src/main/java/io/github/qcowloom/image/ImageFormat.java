@@ -21,6 +21,7 @@ public final class ImageFormat {
     }
 
     public static String probe(Path path) throws IOException {
+        FileStorage.requireOpenable(path);
         try (InputStream in = Files.newInputStream(path)) {
             byte[] magic = in.readNBytes(4);
             if (magic.length == 4 && ((magic[0] & 0xff) << 24 | (magic[1] & 0xff) << 16 | (magic[2] & 0xff) << 8

@@ -30,9 +30,13 @@ import io.github.qcowloom.storage.StorageEvent;
 import io.github.qcowloom.storage.UnsyncedStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -125,18 +129,20 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** Opens the image at {@code path}, its backing chain and data file as the options say. */
     public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
         try {
-            return open(path, options, 0);
+            return open(path, options, 0, new HashSet<>());
         } catch (ImageLockedException e) {
             throw e.withContext("Could not open '" + path + "': ");
         }
     }
 
-    private static Qcow2Image open(Path path, OpenOptions options, int depth) throws IOException {
+    /** {@code chain}: the identities ({@link #fileIdentity}) of the images above this one, this one's added. */
+    private static Qcow2Image open(Path path, OpenOptions options, int depth, Set<Object> chain) throws IOException {
         Storage storage = FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
                 depth == 0 ? LockPermissions.forImage(options.locking(), options.readOnly())
                         : LockPermissions.forBacking(options.locking()));
         try {
-            return open(storage, path.toAbsolutePath().getParent(), options, depth);
+            chain.add(fileIdentity(path));
+            return open(storage, path.toAbsolutePath().getParent(), options, depth, chain);
         } catch (IOException | RuntimeException e) {
             storage.close();
             throw e;
@@ -148,10 +154,14 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * not followed). The storage is closed with the image.
      */
     public static Qcow2Image open(Storage storage, Path imageDir, OpenOptions options) throws IOException {
-        return open(storage, imageDir, options, 0);
+        Set<Object> chain = new HashSet<>();
+        if (storage instanceof FileStorage f) {
+            chain.add(fileIdentity(f.path()));
+        }
+        return open(storage, imageDir, options, 0, chain);
     }
 
-    private static Qcow2Image open(Storage file, Path imageDir, OpenOptions options, int depth)
+    private static Qcow2Image open(Storage file, Path imageDir, OpenOptions options, int depth, Set<Object> chain)
             throws IOException {
         Storage storage = options.hostSyncs() ? file : new UnsyncedStorage(file);
         Header header = ImageMetadata.readHeader(storage);
@@ -184,7 +194,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             BlockDevice backing = null;
             if (header.backingFile() != null && options.followReferences() && imageDir != null) {
-                backing = openBacking(imageDir, header, options, depth);
+                backing = openBacking(imageDir, header, options, depth, chain);
                 opened.add(backing);
             }
             if (header.dirty() && !options.readOnly()) {
@@ -229,8 +239,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return l1;
     }
 
-    private static BlockDevice openBacking(Path imageDir, Header header, OpenOptions options, int depth)
-            throws IOException {
+    private static BlockDevice openBacking(Path imageDir, Header header, OpenOptions options, int depth,
+            Set<Object> chain) throws IOException {
         if (depth >= MAX_BACKING_DEPTH) {
             throw new UnsupportedFeatureException("backing chain deeper than " + MAX_BACKING_DEPTH,
                     "Backing chain is deeper than " + MAX_BACKING_DEPTH + " images (a loop?)");
@@ -241,9 +251,15 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (format == null) {
             format = ImageFormat.probe(path);
         }
+        // Found before the file is opened: each level of a loop would otherwise hold its own L1 table (up to 32
+        // MiB) until the depth limit, 2 GiB from one small sparse file. qemu-img's words for it.
+        if (format.equals("qcow2") && Files.exists(path) && chain.contains(fileIdentity(path))) {
+            throw new UnsupportedFeatureException("backing chain loop",
+                    "Backing file '" + header.backingFile() + "' creates an infinite loop");
+        }
         try {
             return switch (format) {
-                case "qcow2" -> open(path, backingOptions, depth + 1);
+                case "qcow2" -> open(path, backingOptions, depth + 1, chain);
                 case "raw" -> new RawImage(FileStorage.open(path, true, options.direct(), options.tuning().storage(),
                         LockPermissions.forBacking(options.locking())));
                 default -> throw new UnsupportedFeatureException("backing format " + format,
@@ -252,6 +268,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         } catch (ImageLockedException e) {
             throw e.withContext("Could not open backing file: ");
         }
+    }
+
+    /** A host file's identity (device and inode, where the platform gives them; else its real path). */
+    private static Object fileIdentity(Path path) throws IOException {
+        Object key = Files.readAttributes(path, BasicFileAttributes.class).fileKey();
+        return key != null ? key : path.toRealPath();
     }
 
     /** L2 slices of at most 4 KiB: a miss reads 4 KiB, not a whole 2 MiB table. */

@@ -49,6 +49,10 @@ public final class FileStorage implements Storage {
     private static final int BOUNCE_SIZE = 64 * 1024;
     private static final int IDLE_BOUNCE_BUFFERS = 256;
     private static final int BLOCK_LOCK_STRIPES = 1024;
+    // st_mode's file types (inode(7))
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFIFO = 0010000;
+    private static final int S_IFSOCK = 0140000;
 
     private final Path path;
     private final ReopeningChannel channel;
@@ -140,9 +144,27 @@ public final class FileStorage implements Storage {
                 StorageBackend.FILECHANNEL, LockPermissions.readWrite(), false, wrap);
     }
 
+    /**
+     * Refuses a FIFO or a socket, whose open(2) waits for a peer: an image naming one as its backing or data file
+     * would hold the command forever. Anything else (a missing file, a regular file, a device) is left to the open.
+     */
+    public static void requireOpenable(Path path) throws IOException {
+        int type;
+        try {
+            type = (Integer) Files.getAttribute(path, "unix:mode") & S_IFMT;
+        } catch (NoSuchFileException | UnsupportedOperationException | IllegalArgumentException e) {
+            return; // missing: the open says so; no unix view: no FIFOs to fear either
+        }
+        if (type == S_IFIFO || type == S_IFSOCK) {
+            throw new IOException("Could not open '" + path + "': it is a " + (type == S_IFIFO ? "FIFO" : "socket")
+                    + ", not an image file");
+        }
+    }
+
     private static FileStorage open(Path path, Set<OpenOption> options, boolean direct, boolean writable,
             StorageBackend backend, LockPermissions permissions, boolean truncate, UnaryOperator<FileIo> wrap)
             throws IOException {
+        requireOpenable(path);
         // The channel opens (or creates) the file and answers its size even when io_uring moves the bytes.
         // An existing file is locked before any other descriptor of it is opened: with POSIX locks, closing a
         // descriptor after a refusal would drop another open's locks (PosixLockBytes).

@@ -145,7 +145,7 @@ class BadImageReferenceTest {
         assertArrayEquals(new byte[512], readGuest(image, 0, 512));
     }
 
-    // a -> b -> a: the chain is cut at a fixed depth with a clear error, with no StackOverflowError.
+    // a -> b -> a: refused where the chain first names a file again, with qemu-img's message.
     @Test
     void backingChainLoopOfTwoFailsCleanly() throws IOException {
         imageWithBacking("b.qcow2", "a.qcow2", "qcow2");
@@ -159,7 +159,7 @@ class BadImageReferenceTest {
         assertLoopRefused(a);
     }
 
-    // Without a backing format the format is probed at each level; the loop is still cut.
+    // Without a backing format the format is probed at each level; the loop is still found.
     @Test
     void probedBackingChainLoopFailsCleanly() throws IOException {
         imageWithBacking("q.qcow2", "p.qcow2", null);
@@ -178,11 +178,43 @@ class BadImageReferenceTest {
         assertArrayEquals(new byte[512], readGuest(chain.get(chain.size() - 1), 4096, 512));
     }
 
+    // A chain of distinct files is cut at a fixed depth, with no StackOverflowError.
+    @Test
+    void chainDeeperThanTheLimitIsRefused() throws IOException {
+        create(dir.resolve("d0.qcow2"), CreateOptions.defaults(SIZE));
+        Path top = null;
+        for (int i = 1; i <= Qcow2Image.MAX_BACKING_DEPTH + 1; i++) {
+            top = imageWithBacking("d" + i + ".qcow2", "d" + (i - 1) + ".qcow2", "qcow2");
+        }
+        Path image = top;
+        UnsupportedFeatureException e = assertThrows(UnsupportedFeatureException.class,
+                () -> Qcow2Image.open(image, OpenOptions.readOnlyDefaults()).close());
+        assertTrue(e.getMessage().contains("Backing chain is deeper than 64"), e.getMessage());
+    }
+
+    // A FIFO's open waits for a writer: a backing or data file named after one is refused, not waited for.
+    @ParameterizedTest
+    @ValueSource(strings = {"backing", "data file"})
+    void aFifoAsAReferencedFileIsRefusedAtOnce(String role) throws Exception {
+        Path fifo = dir.resolve("fifo");
+        Process mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start();
+        assertEquals(0, mkfifo.waitFor());
+        CreateOptions options = role.equals("backing") ? CreateOptions.defaults(SIZE).withBacking("fifo", "raw")
+                : CreateOptions.defaults(SIZE).withDataFile("d.raw", false);
+        Path image = create(dir.resolve("top.qcow2"), options);
+        if (!role.equals("backing")) {
+            replaceExtensions(image, new HeaderExtension(HeaderExtension.DATA_FILE,
+                    "fifo".getBytes(StandardCharsets.UTF_8)));
+        }
+        IOException e = assertTimeoutPreemptively(Duration.ofSeconds(10), () -> assertThrows(IOException.class,
+                () -> Qcow2Image.open(image, OpenOptions.readOnlyDefaults()).close()));
+        assertTrue(e.getMessage().contains("it is a FIFO"), e.getMessage());
+    }
+
     private static void assertLoopRefused(Path image) {
         UnsupportedFeatureException e = assertTimeoutPreemptively(Duration.ofSeconds(20),
                 () -> assertThrows(UnsupportedFeatureException.class,
                         () -> Qcow2Image.open(image, OpenOptions.readOnlyDefaults()).close()));
-        assertTrue(e.getMessage().contains("loop"), e.getMessage());
-        assertTrue(e.getMessage().contains("Backing chain is deeper than"), e.getMessage());
+        assertTrue(e.getMessage().contains("creates an infinite loop"), e.getMessage());
     }
 }
