@@ -36,7 +36,7 @@ final class ImageInfo {
             }
             m.put("snapshots", list);
         }
-        m.put("virtual-size", h.size());
+        m.put("virtual-size", h.diskSize()); // as qemu-img: whole sectors
         m.put("filename", filename);
         m.put("cluster-size", h.clusterSize());
         m.put("format", "qcow2");

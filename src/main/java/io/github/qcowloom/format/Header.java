@@ -45,6 +45,11 @@ public record Header(
         return 1L << clusterBits;
     }
 
+    /** The virtual size in whole 512-byte sectors, as QEMU serves it (bs->total_sectors): the disk's size. */
+    public long diskSize() {
+        return size & -512L;
+    }
+
     public boolean extendedL2() {
         return (incompatibleFeatures & Features.INCOMPAT_EXTL2) != 0;
     }

@@ -357,7 +357,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** The virtual size in whole sectors, as QEMU sees it (a header size of 1000 is a 512-byte disk). */
     @Override
     public long size() {
-        return header.size() & -512L;
+        return header.diskSize();
     }
 
     @Override

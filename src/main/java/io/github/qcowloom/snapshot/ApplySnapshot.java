@@ -23,11 +23,14 @@ final class ApplySnapshot {
         Header header = tables.header();
         Snapshots.requireNoDataFile(header);
         long[] snapshotL1 = tables.readL1(snapshot);
-        long size = header.size() & -512L;
+        long size = header.diskSize();
         long diskSize = snapshot.diskSizeOr(size);
-        if (diskSize < 0) {
-            // A stored size of 2^63 or more: QEMU's truncate to it refuses, before anything changes.
+        // QEMU's truncate to the snapshot's size refuses these, before anything changes.
+        if (diskSize < 0) { // a stored size of 2^63 or more
             throw new ImageException("Image size cannot be negative");
+        }
+        if (diskSize % 512 != 0) {
+            throw new ImageException("The new size must be a multiple of 512");
         }
         if (diskSize != size && header.version() < 3) {
             throw new UnsupportedFeatureException("resizing v2 images with snapshots",

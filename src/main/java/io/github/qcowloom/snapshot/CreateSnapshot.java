@@ -48,7 +48,7 @@ final class CreateSnapshot {
         // 3. COPIED cleared where clusters are now shared: refcounts, then L2 flags, then L1 entries reach the disk,
         // all before the table that makes the snapshot exist.
         tables.markActiveCopied();
-        long diskSize = tables.header().size() & -512L;
+        long diskSize = tables.header().diskSize();
         Snapshot snapshot = new Snapshot(l1Offset, l1.length, SnapshotIds.next(existing), name,
                 now.getEpochSecond(), now.getNano() / 1000 * 1000L, 0, 0, Snapshot.extraData(0, diskSize, 0));
         List<Snapshot> table = new ArrayList<>(existing);

@@ -78,6 +78,22 @@ class CliInteropTest {
         Qemu.img("check", img);
     }
 
+    // A header size past whole sectors: qemu-img info shows the sectors the disk has, and so does ours.
+    @Test
+    void infoShowsAnOddSizeAsTheWholeSectorsQemuServes() throws IOException {
+        String img = path("odd.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", img, "16M");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(img, "rw")) {
+            f.seek(24);
+            f.writeLong((16 << 20) + 1);
+        }
+        String theirs = Qemu.img("info", "--output=json", img);
+        assertTrue(theirs.contains("\"virtual-size\": 16777216"), theirs);
+        Cli.Run ours = ours("info", "--output=json", img);
+        assertTrue(ours.out().contains("\"virtual-size\": 16777216"), ours.out());
+        assertTrue(ours("info", img).out().contains("virtual size: 16 MiB (16777216 bytes)"));
+    }
+
     @Test
     void createWithBackingTakesItsSize() throws IOException {
         String base = path("base.qcow2");

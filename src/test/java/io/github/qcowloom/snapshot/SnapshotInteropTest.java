@@ -339,6 +339,44 @@ class SnapshotInteropTest {
         }
     }
 
+    /**
+     * A recorded disk size that is not whole sectors: QEMU's truncate to it refuses, so qemu-img snapshot -a fails
+     * before it changes anything, and so does ours (it once wrote the odd size into the header, where QEMU and our
+     * own requests see whole sectors only).
+     */
+    @Test
+    void aSnapshotOfAnOddDiskSizeIsRefusedBeforeAnythingChanges() throws IOException {
+        Path image = dir.resolve("oddsize.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), String.valueOf(SIZE));
+        Qemu.img("snapshot", "-c", "s1", image.toString());
+        long tableOffset;
+        Snapshot made;
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            made = img.snapshots().get(0);
+            tableOffset = img.header().snapshotsOffset();
+        }
+        Snapshot odd = new Snapshot(made.l1TableOffset(), made.l1Size(), made.idBytes(), made.nameBytes(),
+                made.dateSec(), made.dateNsec(), made.vmClockNsec(), made.vmStateSize32(),
+                Snapshot.extraData(made.vmStateSize(), 12345, made.icount()));
+        try (Storage file = FileStorage.open(image, false, false)) {
+            file.write(ByteBuffer.wrap(SnapshotTable.encode(List.of(odd))), tableOffset);
+            file.write(ByteBuffer.allocate(8).putLong(0, SIZE + 1L), 24); // the header's size, one byte over
+        }
+        Path theirs = dir.resolve("oddsize-theirs.qcow2");
+        Files.copy(image, theirs);
+        Qemu.Result refused = Qemu.exec(List.of("qemu-img", "snapshot", "-a", "s1", theirs.toString()));
+        assertEquals(1, refused.exitCode());
+        assertTrue(refused.stderr().contains("The new size must be a multiple of 512"), refused.stderr());
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+            ImageException e = assertThrows(ImageException.class, () -> Snapshots.apply(img, named(img, "s1")));
+            assertEquals("The new size must be a multiple of 512", e.getMessage());
+        }
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            assertEquals(SIZE + 1L, img.header().size(), "the header as it was");
+            assertEquals(SIZE, img.size());
+        }
+    }
+
     private static Snapshot named(Qcow2Image img, String name) {
         return Snapshots.findByName(img.snapshots(), name).orElseThrow();
     }
