@@ -496,6 +496,9 @@ public final class ReferenceCount {
         file.readFully(ByteBuffer.wrap(dir), dirOffset);
         BitmapDirectory directory = BitmapDirectory.parse(dir, nbBitmaps);
         for (BitmapDirectory.Entry bitmap : directory.entries()) {
+            if (bitmap.breaksConstraints(clusterSize)) { // QEMU will not open the image; its table is still counted
+                corruption(() -> "ERROR bitmap '" + bitmap.name() + "' doesn't satisfy the constraints");
+            }
             long tableOffset = bitmap.tableOffset();
             long tableSize = bitmap.tableEntries();
             add(tableOffset, tableSize * 8);

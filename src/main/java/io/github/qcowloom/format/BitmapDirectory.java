@@ -27,9 +27,31 @@ public record BitmapDirectory(List<Entry> entries, String error) {
      * @param flags in_use, auto, extra_data_compatible and reserved bits
      * @param type 1: dirty tracking bitmap
      * @param granularityBits log2 of the bytes one bit covers
+     * @param nameSize the name's length in bytes, as stored
      * @param name the bitmap's name (UTF-8 as stored, malformed bytes replaced; empty if it runs past the directory)
      */
-    public record Entry(long tableOffset, long tableEntries, int flags, int type, int granularityBits, String name) {
+    public record Entry(long tableOffset, long tableEntries, int flags, int type, int granularityBits, int nameSize,
+            String name) {
+        // QEMU's bitmap directory entry constraints (block/qcow2-bitmap.c)
+        private static final long MAX_TABLE_ENTRIES = 0x8000000;
+        private static final int MIN_GRANULARITY_BITS = 9;
+        private static final int MAX_GRANULARITY_BITS = 31;
+        private static final int RESERVED_FLAGS = 0xfffffffc; // all but in_use and auto
+        private static final int DIRTY_TRACKING = 1;
+        private static final int MAX_NAME_BYTES = 1023;
+
+        /**
+         * True if the entry breaks QEMU's check_dir_entry constraints that need no disk size (an empty, misplaced
+         * or oversized table, a granularity out of 9..31, reserved flags, a name over 1023 bytes, a type other
+         * than dirty tracking): QEMU then refuses to open the image ("Bitmap '...' doesn't satisfy the
+         * constraints").
+         */
+        public boolean breaksConstraints(long clusterSize) {
+            return tableEntries == 0 || tableOffset == 0 || tableOffset % clusterSize != 0
+                    || tableEntries > MAX_TABLE_ENTRIES || granularityBits < MIN_GRANULARITY_BITS
+                    || granularityBits > MAX_GRANULARITY_BITS || (flags & RESERVED_FLAGS) != 0
+                    || nameSize > MAX_NAME_BYTES || type != DIRTY_TRACKING;
+        }
     }
 
     public BitmapDirectory {
@@ -53,7 +75,7 @@ public record BitmapDirectory(List<Entry> entries, String error) {
             boolean fits = nameAt <= dir.length - nameSize;
             String name = fits ? new String(dir, (int) nameAt, nameSize, StandardCharsets.UTF_8) : "";
             entries.add(new Entry(Bytes.getLong(dir, at), Bytes.getUInt(dir, at + 8), Bytes.getInt(dir, at + 12),
-                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, name));
+                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, nameSize, name));
             if (!fits) {
                 return new BitmapDirectory(entries, "ERROR bitmap directory entry " + i
                         + " extends past the directory");

@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import static io.github.qcowloom.image.ImagePoker.getLong;
+import static io.github.qcowloom.image.ImagePoker.putByte;
 import static io.github.qcowloom.image.ImagePoker.putInt;
 import static io.github.qcowloom.image.ImagePoker.putLong;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -21,6 +22,7 @@ import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -117,6 +119,23 @@ class HostileOffsetTest {
         // Entry 0 itself runs past the directory now (its name cannot be read): its table still counts.
         assertTrue(r.messages().stream().anyMatch(m -> m.contains("bitmap directory entry 0 extends past")),
                 r.messages().toString());
+    }
+
+    /** A granularity QEMU refuses (its check cannot even open the image): check says so, no "No errors". */
+    @Test
+    void aBitmapOutsideQemusConstraintsIsACorruption() throws IOException {
+        Path image = image("write -P 0x5a 0 1M");
+        Qemu.img("bitmap", "--add", image.toString(), "b0");
+        CheckResult clean = ImageChecker.check(image, "h.qcow2");
+        assertEquals(0, clean.corruptions(), clean.messages().toString());
+        putByte(image, bitmapDirectory(image) + 17, 63); // granularity_bits
+        Qemu.Result theirs = Qemu.exec(List.of("qemu-img", "check", image.toString()));
+        assertTrue(theirs.exitCode() != 0 && theirs.stderr().contains("doesn't satisfy the constraints"),
+                theirs.stderr());
+        CheckResult r = ImageChecker.check(image, "h.qcow2");
+        assertTrue(r.messages().contains("ERROR bitmap 'b0' doesn't satisfy the constraints"),
+                r.messages().toString());
+        assertTrue(r.corruptions() > 0);
     }
 
     @Test
