@@ -142,6 +142,22 @@ public final class TableEditor {
     }
 
     /**
+     * Throws {@link io.github.qcowloom.api.RefcountOverflowException}, having changed nothing, if some cluster of the
+     * tree of {@code l1} cannot count one more reference: the increase is tried in the refcount cache and taken back
+     * (its slices stay dirty with their old values).
+     */
+    public void requireRoomForOneMoreReference(long[] l1) throws IOException {
+        requireOpen();
+        trees.add(l1, 1); // an overflow takes its increases back and throws
+        try {
+            trees.add(l1, -1); // from 2 or more: frees nothing
+        } catch (IOException | RuntimeException e) {
+            changed = true;
+            throw e;
+        }
+    }
+
+    /**
      * QEMU's addend-0 pass over the active tree: COPIED exactly where the refcount is 1. The refcounts and the
      * changed L2 slices are flushed (refcounts first) before the L1 table, if it changed, is written and synced.
      */

@@ -28,23 +28,26 @@ final class CreateSnapshot {
         }
         Snapshots.requireNoDataFile(tables.header());
         long[] l1 = tables.activeL1();
-        // 1. Every cluster of the tree gains the snapshot's reference, in the cache. An overflow changes nothing,
-        // so it comes first: a refused snapshot leaves the image as it was. (QEMU allocates the L1 copy first.)
+        // 0. A refcount that cannot count the snapshot's reference refuses it before anything changes.
         try {
-            tables.addReferences(l1, 1);
+            tables.requireRoomForOneMoreReference(l1);
         } catch (RefcountOverflowException e) {
             throw new RefcountOverflowException(e.cluster(), e.refcountBits(), "Cannot create a snapshot: the "
                     + e.refcountBits() + "-bit refcount of cluster " + e.cluster()
                     + " cannot count one more reference (" + e.getMessage() + ")");
         }
-        // 2. The copy of the active L1 table, in clusters nothing points to yet; the flushes below make it durable
-        // before the snapshot table points to it.
+        // 1. The copy of the active L1 table, in clusters nothing points to yet; the flushes below make it durable
+        // before the snapshot table points to it. Before the references, as in QEMU: allocating the copy may write
+        // refblocks back, and a full disk must find the tree's refcounts as they were (raised first, they reached
+        // the disk with those refblocks, and a failed copy left every shared cluster at 2 under a COPIED flag).
         byte[] copy = new byte[l1.length * 8];
         for (int i = 0; i < l1.length; i++) {
             Bytes.putLong(copy, i * 8, l1[i]);
         }
         long l1Offset = tables.allocate(copy.length);
         tables.writeNewTable(l1Offset, copy, "snapshot L1 table");
+        // 2. Every cluster of the tree gains the snapshot's reference, in the cache (room checked in step 0).
+        tables.addReferences(l1, 1);
         // 3. COPIED cleared where clusters are now shared: refcounts, then L2 flags, then L1 entries reach the disk,
         // all before the table that makes the snapshot exist.
         tables.markActiveCopied();
