@@ -47,6 +47,8 @@ final class Replies {
     private final Reply[] batch = new Reply[BATCH];
     /** A write failed: the client has gone, so later replies are dropped (their {@code sent} still runs). */
     private boolean broken;
+    /** {@code broken}, for the connection's reader: it stops taking the requests a gone client left queued. */
+    private volatile boolean clientGone;
     /**
      * Tests only: run in the two windows where another thread's reply can slip between steps of the election,
      * after a reply is queued and before a drain pass gives up its signals, so a seeded schedule can open them.
@@ -139,6 +141,11 @@ final class Replies {
         }
     }
 
+    /** True once a reply could not be sent: the client has gone. From any thread. */
+    boolean clientGone() {
+        return clientGone;
+    }
+
     /** Writes up to {@link #BATCH} queued replies in one gathering write; false if the queue was empty. */
     private boolean writeBatch() {
         int n = 0;
@@ -154,6 +161,7 @@ final class Replies {
             }
         } catch (IOException | RuntimeException | Error e) { // an Error too: the queue must go on being drained
             broken = true;
+            clientGone = true;
             LOG.debug("cannot send {} NBD replies, the first to cookie {}: {}", n, batch[0].head().getLong(8),
                     e.toString());
         } finally {

@@ -74,7 +74,8 @@ final class Transmission {
         try {
             while (true) {
                 Request h = next(incoming);
-                if (h == null || stopping.getAsBoolean()) {
+                // A client that has gone may have left thousands of requests in the socket: none is served.
+                if (h == null || stopping.getAsBoolean() || replies.clientGone()) {
                     return;
                 }
                 // The bytes this request will hold are taken before they are allocated; a client that does not
