@@ -10,6 +10,9 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 
 /**
  * Shared mappings of memory descriptors (the memfds a vhost-user front end passes for guest RAM): mmap with
@@ -48,6 +51,18 @@ public final class SharedMemory {
     public static MemorySegment map(int fd, long length, Arena arena) throws IOException {
         if (length < 1) {
             throw new IOException("mapping of " + length + " bytes");
+        }
+        // A mapping past the file's end maps pages that do not exist: touching one is SIGBUS, which the JVM raises
+        // as an InternalError in whichever thread touched it. A peer's file (vhost-user's guest memory) is sized
+        // first; one it shrinks later is the readers' to survive.
+        long fileSize;
+        try {
+            fileSize = Files.size(Path.of("/proc/self/fd/" + fd));
+        } catch (NoSuchFileException e) {
+            throw new IOException("descriptor " + fd + " is not open", e);
+        }
+        if (fileSize < length) {
+            throw new IOException("mapping of " + length + " bytes of a file of " + fileSize);
         }
         try (Arena call = Arena.ofConfined()) {
             MemorySegment capture = LinuxCalls.errnoSegment(call);

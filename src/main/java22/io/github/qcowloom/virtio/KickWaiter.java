@@ -34,7 +34,7 @@ final class KickWaiter {
             while (EventFds.await(kickFd, stopFd)) {
                 onKick.accept(queue);
             }
-        } catch (IOException | RuntimeException e) {
+        } catch (IOException | RuntimeException | InternalError e) { // InternalError: as in VhostUserBlkServer
             LOG.warn("queue {}: stopped waiting for kicks: {}", queue, e.getMessage());
         }
     }

@@ -89,7 +89,8 @@ public final class VhostUserBlkServer implements VhostUserBlk.Server {
             try {
                 session.run();
                 LOG.debug("vhost-user-blk: front end disconnected");
-            } catch (IOException | RuntimeException e) {
+            } catch (IOException | RuntimeException | InternalError e) {
+                // InternalError: a fault in the front end's memory (a file it shrank under its mapping)
                 LOG.warn("vhost-user-blk: closing the connection: {}", e.getMessage());
             } finally {
                 lock.lock();

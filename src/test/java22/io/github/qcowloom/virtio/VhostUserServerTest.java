@@ -198,6 +198,11 @@ class VhostUserServerTest {
             }
             fe.send(VhostUser.SET_MEM_TABLE, 0, b.array(), fe.memfd(), fe.memfd());
         }));
+        refused("a region larger than its descriptor's file", sending(fe -> {
+            ByteBuffer b = ByteBuffer.allocate(8 + 32).order(ByteOrder.nativeOrder()).putInt(1).putInt(0);
+            b.putLong(VhostUserFrontEnd.GUEST_BASE).putLong(64L << 20).putLong(VhostUserFrontEnd.USER_BASE).putLong(0);
+            fe.send(VhostUser.SET_MEM_TABLE, 0, b.array(), fe.memfd());
+        }));
         refused("kick without descriptor", sending(fe -> fe.send(VhostUser.SET_VRING_KICK, 0,
                 VhostUserFrontEnd.u64(0))));
         refused("ring started before its memory", sending(fe -> {
