@@ -99,6 +99,7 @@ final class BenchRunner {
             err.println("qcow2-loom: these figures are " + model.effective() + "'s, not " + model + "'s (see the log)");
         }
         CountingStorage storage = new CountingStorage(file);
+        Failures failures = new Failures(err);
         long[] latency = new long[spec.count()];
         CountingStorage.Counts syncs;
         double seconds;
@@ -122,20 +123,21 @@ final class BenchRunner {
             if (spec.batch() || spec.flushInterval() > 0) {
                 // One submitting loop, on a virtual thread as a Loom hypervisor's queue handler would be: it drains
                 // for the flushes and batches these workloads need.
-                onVirtualThread(() -> submitAll(spec, device, data, latency, wrap, err));
+                onVirtualThread(() -> submitAll(spec, device, data, latency, wrap, failures));
             } else {
-                runGuests(spec, img, device, model, data, latency, wrap, err);
+                runGuests(spec, img, device, model, data, latency, wrap, failures);
             }
             seconds = (System.nanoTime() - start) / 1e9;
             cpu = (cpuNanos() - cpuBefore) / 1e9;
             uring = UringCounters.now().since(uringBefore);
             syncs = storage.counts().minus(before);
         }
+        failures.throwIfAny(spec.count());
         long[] sorted = latency.clone();
         Arrays.sort(sorted);
         int count = spec.count();
-        return new Result(seconds, syncs.flushes(), syncs.rangeFlushes(), cpu, sorted[count / 2] / 1e3, sorted[(int) (count * 0.99)] / 1e3,
-                uring);
+        return new Result(seconds, syncs.flushes(), syncs.rangeFlushes(), cpu, sorted[count / 2] / 1e3,
+                sorted[(int) (count * 0.99)] / 1e3, uring);
     }
 
     /**
@@ -145,7 +147,7 @@ final class BenchRunner {
      * each request to the pool and waits for it, as the caller of a thread-pool driver does.
      */
     private static void runGuests(BenchSpec spec, Qcow2Image img, AsyncBlockDevice device, ExecutionModel model,
-            ByteBuffer data, long[] latency, long wrap, PrintWriter err) throws InterruptedException {
+            ByteBuffer data, long[] latency, long wrap, Failures failures) throws InterruptedException {
         AtomicInteger next = new AtomicInteger();
         List<Thread> guests = new ArrayList<>();
         ThreadFactory threads = model.requestThreads("qcow2-loom-bench-guest");
@@ -169,7 +171,7 @@ final class BenchRunner {
                             (spec.write() ? device.write(off, b) : device.read(off, b)).join();
                         }
                     } catch (IOException | RuntimeException e) {
-                        err.println("qcow2-loom: request failed: " + e);
+                        failures.add(e);
                     }
                     long end = System.nanoTime();
                     latency[i] = end - t0;
@@ -187,7 +189,7 @@ final class BenchRunner {
 
     /** Submits the workload's requests, DEPTH in flight, as qemu-img bench does. */
     private static void submitAll(BenchSpec spec, AsyncBlockDevice device, ByteBuffer data, long[] latency,
-            long wrap, PrintWriter err) throws Exception {
+            long wrap, Failures failures) throws Exception {
         Semaphore slots = new Semaphore(spec.depth());
         // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
         ConcurrentLinkedQueue<ByteBuffer> buffers = new ConcurrentLinkedQueue<>();
@@ -226,7 +228,7 @@ final class BenchRunner {
                 }
                 slots.release();
                 if (e != null) {
-                    err.println("qcow2-loom: request failed: " + e.getCause());
+                    failures.add(e.getCause() != null ? e.getCause() : e);
                 }
             });
         }
@@ -253,8 +255,33 @@ final class BenchRunner {
     }
 
     /** A direct buffer aligned for O_DIRECT, as qemu-img bench's (qemu_blockalign), so neither side bounces. */
+    /** {@code size} bytes at a 4 KiB boundary (alignedSlice also rounds the end down: room for both). */
     private static ByteBuffer alignedBuffer(int size) {
-        return ByteBuffer.allocateDirect(size + 4096).alignedSlice(4096).slice(0, size);
+        int whole = (size + 4095) & -4096;
+        return ByteBuffer.allocateDirect(whole + 4096).alignedSlice(4096).slice(0, size);
+    }
+
+    /** A run's failed requests: the first is printed, all counted, and a run with any fails, as qemu-img's does. */
+    private static final class Failures {
+        private final PrintWriter err;
+        private final AtomicInteger count = new AtomicInteger();
+
+        Failures(PrintWriter err) {
+            this.err = err;
+        }
+
+        void add(Throwable e) {
+            if (count.getAndIncrement() == 0) {
+                err.println("qcow2-loom: request failed: " + e);
+            }
+        }
+
+        void throwIfAny(int requests) throws IOException {
+            int n = count.get();
+            if (n > 0) {
+                throw new IOException(n + " of " + requests + " requests failed");
+            }
+        }
     }
 
     private static long cpuNanos() {

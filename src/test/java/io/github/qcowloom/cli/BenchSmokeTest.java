@@ -27,6 +27,22 @@ class BenchSmokeTest {
         return Cli.succeeding(args);
     }
 
+    // qemu-img bench's answers: any request size runs (the buffer is aligned for it), and failed requests fail it.
+    @Test
+    void oddSizesRunAndFailedRequestsFailTheRun() {
+        String img = dir.resolve("o.qcow2").toString();
+        run("create", "-q", img, "64M");
+        for (String size : new String[] {"512", "1000", "2048", "6000"}) {
+            for (int i = 0; i < 5; i++) { // the buffer's address varies: an unaligned end came back empty at times
+                assertTrue(run("bench", "-c", "20", "-s", size, img).contains("Run completed in"), size);
+            }
+        }
+        Cli.Run r = Cli.ours("bench", "-c", "20", "-s", "1G", img);
+        assertEquals(1, r.code(), r.out() + r.err());
+        assertTrue(r.err().contains("20 of 20 requests failed"), r.err());
+        assertEquals(1, r.err().lines().filter(l -> l.contains("request failed:")).count(), r.err());
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"virtual", "pool:4", "loop:1"})
     void writesThenReadsOnEveryExecutor(String exec) {
