@@ -75,6 +75,15 @@ final class CreateOptionsParser {
         if (backing != null && backingFmt == null) {
             throw new ImageException(filename + ": Backing file specified without backing format");
         }
+        if (backing != null && resolveBacking(path, backing).normalize().equals(path.toAbsolutePath().normalize())) {
+            throw new ImageException(filename + ": Error: Trying to create an image with the same filename as the"
+                    + " backing file");
+        }
+        if (backingFmt != null && !backingFmt.equals("qcow2") && !backingFmt.equals("raw")) {
+            // The chain could never be opened here (qemu-img says "Unknown driver" for a name it does not know).
+            throw new UnsupportedFeatureException("backing format " + backingFmt,
+                    "Unsupported backing file format '" + backingFmt + "'");
+        }
         co = co.withBacking(backing, backingFmt).withDataFile(dataFile, dataFileRaw);
         if (!opts.containsKey("size")) {
             if (backing == null || unsafe) {

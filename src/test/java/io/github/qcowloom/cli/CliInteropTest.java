@@ -94,6 +94,23 @@ class CliInteropTest {
         assertTrue(ours("info", img).out().contains("virtual size: 16 MiB (16777216 bytes)"));
     }
 
+    // Images QEMU could not open are refused, as qemu-img refuses them: one backed by itself, one whose backing
+    // format is not one this tool reads.
+    @Test
+    void createRefusesItselfAsBackingAndUnknownBackingFormats() throws IOException {
+        String base = path("base.qcow2");
+        assertEquals(0, ours("create", "-q", base, "1M").code());
+        Cli.Run self = ours("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", base, "1M");
+        assertEquals(1, self.code(), self.err());
+        assertTrue(self.err().contains("Trying to create an image with the same filename as the backing file"),
+                self.err());
+        Qemu.img("check", base);
+        Cli.Run bogus = ours("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "bogus", path("b.qcow2"));
+        assertEquals(1, bogus.code(), bogus.err());
+        assertTrue(bogus.err().contains("Unsupported backing file format 'bogus'"), bogus.err());
+        assertTrue(Files.notExists(dir.resolve("b.qcow2")));
+    }
+
     @Test
     void createWithBackingTakesItsSize() throws IOException {
         String base = path("base.qcow2");
