@@ -5,6 +5,7 @@ import io.github.qcowloom.storage.ImageLock;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -125,6 +126,9 @@ public final class Main {
     static String message(Throwable e) {
         if (e instanceof NoSuchFileException n) {
             return "Could not open '" + n.getFile() + "': No such file or directory";
+        }
+        if (e instanceof AccessDeniedException a && a.getReason() == null) { // its message is the bare file name
+            return "Could not open '" + a.getFile() + "': Permission denied";
         }
         if (e instanceof UnsupportedFeatureException u) {
             return u.getMessage();
