@@ -207,17 +207,25 @@ public final class ClusterPool implements AutoCloseable {
      */
     private void adjust() throws IOException {
         int n = size.get();
-        int mid = low + (high - low) / 2;
         if (n < low) {
-            while (!closed && (n = size.get()) < mid) {
+            // The midpoint is read again for each batch: takes that find the pool empty while it refills double
+            // the thresholds, and the refill then goes on to the new midpoint rather than stop at the old one.
+            int mid;
+            while (!closed && (n = size.get()) < (mid = midpoint())) {
                 for (NewCluster c : source.allocate(Math.min(REFILL_BATCH, mid - n))) {
                     clusters.add(c);
                     size.incrementAndGet();
                 }
             }
         } else if (n > high) {
-            release(n - mid);
+            release(n - midpoint());
         }
+    }
+
+    /** Halfway between the thresholds, where a refill or a release leaves the pool. */
+    private int midpoint() {
+        int l = low;
+        return l + (high - l) / 2;
     }
 
     private void release(int count) throws IOException {
