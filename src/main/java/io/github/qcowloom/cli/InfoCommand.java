@@ -5,6 +5,7 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.RawImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -46,7 +47,7 @@ final class InfoCommand implements Callable<Integer> {
                     yield ImageInfo.qcow2(filename, img.header(), img.snapshots(), DiskUsage.of(path));
                 }
             }
-            case "raw" -> ImageInfo.raw(filename, Files.size(path), DiskUsage.of(path));
+            case "raw" -> ImageInfo.raw(filename, RawImage.sectors(Files.size(path)), DiskUsage.of(path));
             default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
         };
         switch (output) {

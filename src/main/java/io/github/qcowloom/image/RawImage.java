@@ -24,17 +24,26 @@ public final class RawImage implements BlockDevice {
         this.holes = holes;
     }
 
+    /**
+     * The file's length in whole 512-byte sectors, rounded up, as QEMU's raw driver serves a file (its
+     * total_sectors): the tail past the file's end reads as zeroes, and a write there grows the file.
+     */
     @Override
     public long size() {
         try {
-            return storage.size();
+            return sectors(storage.size());
         } catch (IOException e) {
             return 0;
         }
     }
 
+    /** {@code bytes} rounded up to whole 512-byte sectors. */
+    public static long sectors(long bytes) {
+        return bytes + (-bytes & 511);
+    }
+
     private void check(long offset, long length) throws IOException {
-        long size = storage.size();
+        long size = sectors(storage.size());
         if (offset < 0 || length < 0 || offset > size - length) {
             throw new OutOfRangeException("request of " + length + " bytes at offset " + offset
                     + " is outside the raw image of " + size + " bytes");

@@ -10,6 +10,7 @@ import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -78,6 +79,25 @@ class CliInteropTest {
         Qemu.img("check", img);
     }
 
+    // A raw file whose length is not whole sectors is served as qemu-img serves it: rounded up, the tail zeroes.
+    @Test
+    void aRawFileOfAnOddLengthIsWholeSectorsAsInQemu() throws IOException {
+        Path raw = dir.resolve("odd.raw");
+        byte[] bytes = new byte[1_000_001];
+        Arrays.fill(bytes, (byte) 0x42);
+        Files.write(raw, bytes);
+        String theirs = Qemu.img("info", "--output=json", "-f", "raw", raw.toString());
+        assertTrue(theirs.contains("\"virtual-size\": 1000448"), theirs);
+        Cli.Run info = ours("info", "--output=json", "-f", "raw", raw.toString());
+        assertTrue(info.out().contains("\"virtual-size\": 1000448"), info.out() + info.err());
+        Qemu.img("convert", "-f", "raw", "-O", "raw", raw.toString(), path("theirs.raw"));
+        assertEquals(0, ours("convert", "-f", "raw", "-O", "raw", raw.toString(), path("ours.raw")).code());
+        assertArrayEquals(Files.readAllBytes(dir.resolve("theirs.raw")), Files.readAllBytes(dir.resolve("ours.raw")));
+        Cli.Run compressed = ours("convert", "-f", "raw", "-O", "qcow2", "-c", raw.toString(), path("c.qcow2"));
+        assertEquals(0, compressed.code(), compressed.err());
+        Qemu.img("compare", "-f", "raw", "-F", "qcow2", raw.toString(), path("c.qcow2"));
+    }
+
     // A header size past whole sectors: qemu-img info shows the sectors the disk has, and so does ours.
     @Test
     void infoShowsAnOddSizeAsTheWholeSectorsQemuServes() throws IOException {
@@ -94,8 +114,9 @@ class CliInteropTest {
         assertTrue(ours("info", img).out().contains("virtual size: 16 MiB (16777216 bytes)"));
     }
 
-    // Images QEMU could not open are refused, as qemu-img refuses them: one backed by itself, one whose backing
-    // format is not one this tool reads.
+    // Images QEMU could not open are refused: one backed by itself (qemu-img compares the names as given, ours the
+    // files they reach, so this relative name against an absolute one passes qemu-img), one whose backing format
+    // is not one this tool reads.
     @Test
     void createRefusesItselfAsBackingAndUnknownBackingFormats() throws IOException {
         String base = path("base.qcow2");
