@@ -33,7 +33,7 @@ final class SnapshotTableRewrite {
      * the old table or the new one in place, at worst with leaked clusters.
      */
     static void rewrite(CheckedFile f, SnapshotTableCheck old, List<String> messages) throws IOException {
-        List<Snapshot> entries = old.snapshots.stream().map(s -> s.completed(f.header.size())).toList();
+        List<Snapshot> entries = old.snapshots.stream().map(s -> s.completed(f.header.diskSize())).toList();
         byte[] table = SnapshotTable.encode(entries);
         long cs = f.header.clusterSize();
         // Counted in the cache only, for now. No entry left (every one was cut): no table, offset 0, as QEMU's

@@ -254,14 +254,19 @@ final class BenchRunner {
         }
     }
 
-    /** A direct buffer aligned for O_DIRECT, as qemu-img bench's (qemu_blockalign), so neither side bounces. */
-    /** {@code size} bytes at a 4 KiB boundary (alignedSlice also rounds the end down: room for both). */
+    /**
+     * A direct buffer aligned for O_DIRECT, as qemu-img bench's (qemu_blockalign), so neither side bounces: {@code
+     * size} bytes at a 4 KiB boundary (alignedSlice also rounds the end down, so there is room for both ends).
+     */
     private static ByteBuffer alignedBuffer(int size) {
         int whole = (size + 4095) & -4096;
         return ByteBuffer.allocateDirect(whole + 4096).alignedSlice(4096).slice(0, size);
     }
 
-    /** A run's failed requests: the first is printed, all counted, and a run with any fails, as qemu-img's does. */
+    /**
+     * A run's failed requests: the first is printed, all counted, and a run with any fails, as qemu-img's does. (A
+     * failed batch or flush of {@code submitAll} fails the run at once.)
+     */
     private static final class Failures {
         private final PrintWriter err;
         private final AtomicInteger count = new AtomicInteger();

@@ -32,7 +32,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -135,13 +134,13 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
-    /** {@code chain}: the identities ({@link #fileIdentity}) of the images above this one, this one's added. */
+    /** {@code chain}: the identities ({@link ReferencedFileLocks#fileKey}) of the images above, this one's added. */
     private static Qcow2Image open(Path path, OpenOptions options, int depth, Set<Object> chain) throws IOException {
         Storage storage = FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
                 depth == 0 ? LockPermissions.forImage(options.locking(), options.readOnly())
                         : LockPermissions.forBacking(options.locking()));
         try {
-            chain.add(fileIdentity(path));
+            chain.add(ReferencedFileLocks.fileKey(path));
             return open(storage, path.toAbsolutePath().getParent(), options, depth, chain);
         } catch (IOException | RuntimeException e) {
             storage.close();
@@ -156,7 +155,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     public static Qcow2Image open(Storage storage, Path imageDir, OpenOptions options) throws IOException {
         Set<Object> chain = new HashSet<>();
         if (storage instanceof FileStorage f) {
-            chain.add(fileIdentity(f.path()));
+            chain.add(ReferencedFileLocks.fileKey(f.path()));
         }
         return open(storage, imageDir, options, 0, chain);
     }
@@ -253,7 +252,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         // Found before the file is opened: each level of a loop would otherwise hold its own L1 table (up to 32
         // MiB) until the depth limit, 2 GiB from one small sparse file. qemu-img's words for it.
-        if (format.equals("qcow2") && Files.exists(path) && chain.contains(fileIdentity(path))) {
+        if (format.equals("qcow2") && Files.exists(path) && chain.contains(ReferencedFileLocks.fileKey(path))) {
             throw new UnsupportedFeatureException("backing chain loop",
                     "Backing file '" + header.backingFile() + "' creates an infinite loop");
         }
@@ -268,12 +267,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         } catch (ImageLockedException e) {
             throw e.withContext("Could not open backing file: ");
         }
-    }
-
-    /** A host file's identity (device and inode, where the platform gives them; else its real path). */
-    private static Object fileIdentity(Path path) throws IOException {
-        Object key = Files.readAttributes(path, BasicFileAttributes.class).fileKey();
-        return key != null ? key : path.toRealPath();
     }
 
     /** L2 slices of at most 4 KiB: a miss reads 4 KiB, not a whole 2 MiB table. */

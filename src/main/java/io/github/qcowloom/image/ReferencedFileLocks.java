@@ -79,15 +79,17 @@ public final class ReferencedFileLocks implements Closeable {
     }
 
     private static void add(List<ImageLock> locks, Path file, LockPermissions permissions) throws IOException {
+        FileStorage.requireOpenable(file); // a FIFO's open would wait for a writer
         ImageLock lock = ImageLock.acquire(file, file.toString(), permissions);
         if (lock != null) {
             locks.add(lock);
         }
     }
 
-    /** The file's identity (device and inode), whatever name reaches it. */
-    private static Object fileKey(Path file) throws IOException {
-        return Files.readAttributes(file, BasicFileAttributes.class).fileKey();
+    /** The file's identity (device and inode; its real path where the platform has none), whatever name reaches it. */
+    static Object fileKey(Path file) throws IOException {
+        Object key = Files.readAttributes(file, BasicFileAttributes.class).fileKey();
+        return key != null ? key : file.toRealPath();
     }
 
     private static Header readHeader(Path file) throws IOException {

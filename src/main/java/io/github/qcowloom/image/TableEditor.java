@@ -142,17 +142,19 @@ public final class TableEditor {
     }
 
     /**
-     * Throws {@link io.github.qcowloom.api.RefcountOverflowException}, having changed nothing, if some cluster of the
+     * Throws {@link RefcountOverflowException}, having changed nothing, if some cluster of the
      * tree of {@code l1} cannot count one more reference: the increase is tried in the refcount cache and taken back
      * (its slices stay dirty with their old values).
      */
     public void requireRoomForOneMoreReference(long[] l1) throws IOException {
         requireOpen();
-        trees.add(l1, 1); // an overflow takes its increases back and throws
         try {
+            trees.add(l1, 1); // an overflow takes its increases back and throws
             trees.add(l1, -1); // from 2 or more: frees nothing
+        } catch (RefcountOverflowException e) {
+            throw e;
         } catch (IOException | RuntimeException e) {
-            changed = true;
+            changed = true; // part of the tree may be left raised in the cache: the image must be reopened
             throw e;
         }
     }

@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * The queue is lock-free; {@link #signals} elects the single sending thread (the drain loop of a serializing queue:
  * a thread that queues a reply while another sends leaves it to that one, which drains once more for every signal
  * it missed). Only that thread touches {@link #heads}, {@link #gather}, {@link #batch} and {@link #broken}; the
- * atomic counter orders its writes before the next sender's reads.
+ * atomic counter orders its writes before the next sender's reads. {@link #clientGone}, volatile, is the copy of
+ * {@code broken} that the connection's reader reads.
  */
 final class Replies {
     private static final Logger LOG = LoggerFactory.getLogger(Replies.class);

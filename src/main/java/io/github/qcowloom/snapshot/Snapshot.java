@@ -125,15 +125,15 @@ public record Snapshot(
     /**
      * This entry as QEMU's qcow2_write_snapshots writes an entry it read back (every snapshot operation and
      * {@code check -r all} write the whole table): extra data of at least 24 bytes holding every known field (a
-     * disk size not recorded becomes {@code virtualSize} in whole sectors, as QEMU's bs->total_sectors gives it; an
+     * disk size not recorded becomes {@code diskSize}, the image's in whole sectors (Header#diskSize); an
      * icount not recorded -1), followed by any unknown extra data verbatim; the 32-bit vm-state size is 0 when the
      * 64-bit one does not fit; id and name end at their first NUL, since QEMU keeps them as C strings.
      */
-    public Snapshot completed(long virtualSize) {
+    public Snapshot completed(long diskSize) {
         long vmState = vmStateSize();
         byte[] extra = Arrays.copyOf(extraData, Math.max(KNOWN_EXTRA_DATA, extraData.length));
         Bytes.putLong(extra, 0, vmState);
-        Bytes.putLong(extra, 8, diskSizeOr(virtualSize & ~511L));
+        Bytes.putLong(extra, 8, diskSizeOr(diskSize));
         Bytes.putLong(extra, 16, icount());
         return new Snapshot(l1TableOffset, l1Size, cString(idBytes), cString(nameBytes), dateSec, dateNsec,
                 vmClockNsec, Long.compareUnsigned(vmState, 0xffffffffL) <= 0 ? vmState : 0, extra);

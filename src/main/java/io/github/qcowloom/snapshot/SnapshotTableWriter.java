@@ -24,7 +24,7 @@ final class SnapshotTableWriter {
     static void write(TableEditor tables, List<Snapshot> snapshots, Breakage breakage) throws IOException {
         Header header = tables.header();
         List<Snapshot> old = tables.snapshots();
-        List<Snapshot> entries = snapshots.stream().map(s -> s.completed(header.size())).toList();
+        List<Snapshot> entries = snapshots.stream().map(s -> s.completed(header.diskSize())).toList();
         if (SnapshotTable.encodedLength(entries) > Limits.MAX_SNAPSHOT_TABLE_BYTES) {
             throw new ImageTooLargeException("Snapshot table would exceed " + Limits.MAX_SNAPSHOT_TABLE_BYTES
                     + " bytes");

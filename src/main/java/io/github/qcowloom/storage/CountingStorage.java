@@ -16,8 +16,8 @@ public final class CountingStorage extends ForwardingStorage {
         public Counts minus(Counts earlier) {
             return new Counts(reads - earlier.reads, bytesRead - earlier.bytesRead, writes - earlier.writes,
                     bytesWritten - earlier.bytesWritten, flushes - earlier.flushes,
-                    rangeFlushes - earlier.rangeFlushes, punchHoles - earlier.punchHoles, writeZeroes - earlier.writeZeroes,
-                    setLengths - earlier.setLengths);
+                    rangeFlushes - earlier.rangeFlushes, punchHoles - earlier.punchHoles,
+                    writeZeroes - earlier.writeZeroes, setLengths - earlier.setLengths);
         }
     }
 

@@ -19,6 +19,7 @@ import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Lock;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.UnaryOperator;
 
@@ -39,6 +40,10 @@ import java.util.function.UnaryOperator;
  * read (and, on create, before the file is truncated).
  *
  * <p>Once a host sync of a buffered file has failed, every later one fails too ({@link #flush}).
+ *
+ * <p>Lock discipline: {@code syncLock} (buffered files) is taken before the size lock's read side, which a ranged
+ * sync through FileChannel takes; nothing that holds the size lock syncs. Block locks are taken inside the size
+ * lock by direct writes.
  */
 public final class FileStorage implements Storage {
     private static final int ZERO_CHUNK = 1 << 20;
@@ -77,6 +82,11 @@ public final class FileStorage implements Storage {
      * does the same (page_cache_inconsistent). With O_DIRECT no page cache holds the writes.
      */
     private volatile IOException failedSync;
+    /**
+     * One sync of a buffered file at a time: Linux reports a writeback error to one sync of a descriptor, so a sync
+     * running beside a failing one could return success before the failure is latched.
+     */
+    private final ReentrantLock syncLock = new ReentrantLock();
 
     private FileStorage(Path path, ReopeningChannel channel, FileIo io, boolean throughRing, RandomAccessFile resizer,
             ImageLock lock, boolean direct, int alignment) throws IOException {
@@ -286,11 +296,32 @@ public final class FileStorage implements Storage {
      */
     @Override
     public void flush() throws IOException {
-        throwIfASyncFailed();
+        sync(io::force);
+    }
+
+    /** What a sync does: {@link FileIo#force} or {@link FileIo#forceRange}. */
+    @FunctionalInterface
+    private interface SyncCall {
+        void run() throws IOException;
+    }
+
+    /** Runs {@code call} as a sync: refused once one failed, latched if it fails (buffered files, under syncLock). */
+    private void sync(SyncCall call) throws IOException {
+        if (direct) {
+            call.run();
+            return;
+        }
+        syncLock.lock();
         try {
-            io.force();
-        } catch (IOException e) {
-            throw syncFailed(e);
+            throwIfASyncFailed();
+            try {
+                call.run();
+            } catch (IOException e) {
+                latch(e);
+                throw e;
+            }
+        } finally {
+            syncLock.unlock();
         }
     }
 
@@ -303,13 +334,16 @@ public final class FileStorage implements Storage {
         }
     }
 
-    /** Records {@code e}, a failed sync, unless it was an interrupt or a close, which leave the page cache as it was. */
-    private IOException syncFailed(IOException e) {
-        if (!direct && !(e instanceof ClosedChannelException) && !(e instanceof InterruptedIOException)
-                && failedSync == null) {
+    /**
+     * Records {@code e}, a failed sync, unless the channel was closed under it (by this storage's close, or by an
+     * interrupt): that sync's outcome is unknown, and latching it would fail every flush after any interrupt. Should
+     * the cut-short call have met a writeback error, the JDK reports the close instead and the error is lost; the
+     * interrupted caller at least sees its sync fail.
+     */
+    private void latch(IOException e) {
+        if (!(e instanceof ClosedChannelException) && !(e instanceof InterruptedIOException) && failedSync == null) {
             failedSync = e;
         }
-        return e;
     }
 
     /**
@@ -324,23 +358,22 @@ public final class FileStorage implements Storage {
             flush(); // nothing of ours to make durable, and a ranged sync needs a writable mapping
             return;
         }
-        throwIfASyncFailed();
-        if (length == 0) {
-            return;
-        }
-        Lock lock = throughRing ? null : sizeLock.readLock();
-        if (lock != null) {
-            lock.lock();
-        }
-        try {
-            io.forceRange(position, length);
-        } catch (IOException e) {
-            throw syncFailed(e);
-        } finally {
-            if (lock != null) {
-                lock.unlock();
+        sync(() -> {
+            if (length == 0) {
+                return;
             }
-        }
+            Lock lock = throughRing ? null : sizeLock.readLock();
+            if (lock != null) {
+                lock.lock();
+            }
+            try {
+                io.forceRange(position, length);
+            } finally {
+                if (lock != null) {
+                    lock.unlock();
+                }
+            }
+        });
     }
 
     /**

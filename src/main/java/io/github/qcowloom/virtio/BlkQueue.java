@@ -100,6 +100,9 @@ final class BlkQueue {
             // A defect, or memory unmapped under the request: the queue is not to be trusted.
             LOG.warn("queue {}: request at head {} failed (a defect)", index, chain.head(), e);
             device.fail(index, e.toString());
+        } catch (InternalError e) {
+            // A fault in guest memory (a front end's file shrunk under its mapping): no status could be trusted.
+            device.fail(index, "guest memory fault: " + e.getMessage());
         } finally {
             // Whatever ended it, the request is counted out, or stop() would wait for it forever.
             finish(chain.head(), written);

@@ -11,7 +11,6 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 
 /**
@@ -55,12 +54,8 @@ public final class SharedMemory {
         // A mapping past the file's end maps pages that do not exist: touching one is SIGBUS, which the JVM raises
         // as an InternalError in whichever thread touched it. A peer's file (vhost-user's guest memory) is sized
         // first; one it shrinks later is the readers' to survive.
-        long fileSize;
-        try {
-            fileSize = Files.size(Path.of("/proc/self/fd/" + fd));
-        } catch (NoSuchFileException e) {
-            throw new IOException("descriptor " + fd + " is not open", e);
-        }
+        Path file = Path.of("/proc/self/fd/" + fd);
+        long fileSize = Files.isRegularFile(file) ? Files.size(file) : Long.MAX_VALUE; // a device has no size here
         if (fileSize < length) {
             throw new IOException("mapping of " + length + " bytes of a file of " + fileSize);
         }

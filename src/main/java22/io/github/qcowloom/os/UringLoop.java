@@ -49,10 +49,10 @@ import org.slf4j.LoggerFactory;
  * ring, the slots and their waiters, {@code prepared}, {@code inFlight}, {@code socketWaits}, {@code broken}, the
  * {@code errno} and {@code iovec} segments of the calls made on the loop's thread, {@code cachedReadsRefused},
  * {@code bufferedWrites}, {@code turnStart}, {@code turnYielded}, {@code yielding}, {@code heldContinuation},
- * {@code yieldCount}) is touched only on the loop's own thread: by the loop between tasks, and by the requests
- * running on it, since a virtual thread whose scheduler is this loop runs only here. A thread leaves the loop only
- * where it parks or yields its turn (after its call), so none comes between another's filling of a segment and its
- * call. {@code failed}, volatile, tells other threads that {@code broken} is set.
+ * {@code yieldCount}, {@code timingDraw}) is touched only on the loop's own thread: by the loop between tasks, and
+ * by the requests running on it, since a virtual thread whose scheduler is this loop runs only here. A thread leaves
+ * the loop only where it parks or yields its turn (after its call), so none comes between another's filling of a
+ * segment and its call. {@code failed}, volatile, tells other threads that {@code broken} is set.
  */
 final class UringLoop implements Executor {
     private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);

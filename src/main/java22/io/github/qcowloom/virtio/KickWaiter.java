@@ -34,7 +34,9 @@ final class KickWaiter {
             while (EventFds.await(kickFd, stopFd)) {
                 onKick.accept(queue);
             }
-        } catch (IOException | RuntimeException | InternalError e) { // InternalError: as in VhostUserBlkServer
+        } catch (IOException | RuntimeException | InternalError e) {
+            // InternalError: a fault in guest memory, as in VhostUserBlkServer. The queue takes no more kicks; the
+            // log says so, and the thread ends without a stack trace on the terminal.
             LOG.warn("queue {}: stopped waiting for kicks: {}", queue, e.getMessage());
         }
     }

@@ -16,6 +16,9 @@ import java.nio.channels.ClosedByInterruptException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -35,6 +38,9 @@ class FailedSyncTest {
         final AtomicInteger failures = new AtomicInteger();
         final AtomicInteger syncCalls = new AtomicInteger();
         volatile IOException failure = new IOException("Input/output error");
+        /** If set, the failing sync first counts this down and waits for {@code release}. */
+        volatile CountDownLatch entered;
+        final CountDownLatch release = new CountDownLatch(1);
 
         FailingSyncs(FileIo inner) {
             this.inner = inner;
@@ -43,6 +49,15 @@ class FailedSyncTest {
         private void maybeFail() throws IOException {
             syncCalls.incrementAndGet();
             if (failures.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
+                CountDownLatch gate = entered;
+                if (gate != null) {
+                    gate.countDown();
+                    try {
+                        release.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
                 throw failure;
             }
         }
@@ -111,6 +126,41 @@ class FailedSyncTest {
             assertThrows(IOException.class, () -> s.flushRange(0, 0));
             assertEquals(1, io[0].syncCalls.get(), "a failed storage asks the host for nothing more");
             s.write(ByteBuffer.wrap(new byte[] {4}), 0); // writes go on, as in QEMU
+        }
+    }
+
+    /**
+     * Linux reports a writeback error to one sync of a descriptor: a sync beside a failing one would return success
+     * before the failure is latched, so syncs of a buffered file take turns.
+     */
+    @Test
+    void aSyncBesideAFailingOneDoesNotReportSuccess() throws Exception {
+        try (FileStorage s = open(file(), false)) {
+            s.write(ByteBuffer.wrap(new byte[] {1}), 0);
+            io[0].entered = new CountDownLatch(1);
+            io[0].failures.set(1);
+            CompletableFuture<Void> failing = CompletableFuture.runAsync(() -> flushQuietly(s));
+            io[0].entered.await();
+            CompletableFuture<Throwable> beside = CompletableFuture.supplyAsync(() -> {
+                try {
+                    s.flushRange(0, 4096);
+                    return null;
+                } catch (IOException e) {
+                    return e;
+                }
+            });
+            Thread.sleep(200); // time for the second sync to succeed, had it not waited its turn
+            io[0].release.countDown();
+            failing.get(10, TimeUnit.SECONDS);
+            assertTrue(beside.get(10, TimeUnit.SECONDS) instanceof IOException, "the second sync succeeded");
+        }
+    }
+
+    private static void flushQuietly(FileStorage s) {
+        try {
+            s.flush();
+        } catch (IOException expected) {
+            // the failing one
         }
     }
 
