@@ -18,6 +18,8 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -135,11 +137,13 @@ class FailedSyncTest {
      */
     @Test
     void aSyncBesideAFailingOneDoesNotReportSuccess() throws Exception {
+        // Two threads of their own: the common pool may have one, which the held sync would occupy.
+        ExecutorService threads = Executors.newFixedThreadPool(2);
         try (FileStorage s = open(file(), false)) {
             s.write(ByteBuffer.wrap(new byte[] {1}), 0);
             io[0].entered = new CountDownLatch(1);
             io[0].failures.set(1);
-            CompletableFuture<Void> failing = CompletableFuture.runAsync(() -> flushQuietly(s));
+            CompletableFuture<Void> failing = CompletableFuture.runAsync(() -> flushQuietly(s), threads);
             io[0].entered.await();
             CompletableFuture<Throwable> beside = CompletableFuture.supplyAsync(() -> {
                 try {
@@ -148,11 +152,13 @@ class FailedSyncTest {
                 } catch (IOException e) {
                     return e;
                 }
-            });
+            }, threads);
             Thread.sleep(200); // time for the second sync to succeed, had it not waited its turn
             io[0].release.countDown();
             failing.get(10, TimeUnit.SECONDS);
             assertTrue(beside.get(10, TimeUnit.SECONDS) instanceof IOException, "the second sync succeeded");
+        } finally {
+            threads.shutdownNow();
         }
     }
 
