@@ -1,11 +1,13 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.ReferencedFileLocks;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.snapshot.Snapshots;
 import java.io.IOException;
@@ -80,7 +82,10 @@ final class SnapshotCommand implements Callable<Integer> {
         if (forceShare) {
             base = base.withLocking(ImageLocking.FORCE_SHARE);
         }
-        try (Qcow2Image img = Qcow2Image.open(path, profile.apply(base).withFollowReferences(false))) {
+        OpenOptions options = profile.apply(base).withFollowReferences(false);
+        // The chain is not read, yet held as qemu-img holds it: a writer of the backing file refuses the command.
+        try (Qcow2Image img = Qcow2Image.open(path, options);
+                ReferencedFileLocks chain = lockChain(path, img, options)) {
             if (list) {
                 // QEMU lists nothing for an image with an external data file (it refuses its snapshots).
                 List<Snapshot> snapshots = img.header().hasDataFile() ? List.of() : Snapshots.list(img);
@@ -137,5 +142,14 @@ final class SnapshotCommand implements Callable<Integer> {
             throw new ImageException("Could not delete snapshot '" + delete + "': snapshot not found");
         }
         return 0;
+    }
+
+    /** The backing chain's and data file's locks, as qemu-img takes them when it opens the image for a snapshot. */
+    private ReferencedFileLocks lockChain(Path path, Qcow2Image img, OpenOptions options) throws IOException {
+        try {
+            return ReferencedFileLocks.acquire(path, img.header(), options.locking(), options.readOnly());
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + filename + "': ");
+        }
     }
 }

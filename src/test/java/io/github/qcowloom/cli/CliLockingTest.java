@@ -205,6 +205,19 @@ class CliLockingTest {
             assertEquals(qc.stderr().replace("qemu-img: ", "qcow2-loom: "), oursCheck.err());
             Cli.succeeding("check", "-U", top.toString());
             assertNotEquals(0, Cli.ours("check", "-r", "leaks", top.toString()).code());
+            // snapshot reads no backing data, but holds the chain as qemu-img snapshot's open does.
+            for (String[] args : new String[][] {{"-l"}, {"-c", "s1"}}) {
+                List<String> cmd = new ArrayList<>(List.of("qemu-img", "snapshot"));
+                cmd.addAll(List.of(args));
+                cmd.add(top.toString());
+                Qemu.Result qs = Qemu.exec(cmd);
+                List<String> oursArgs = new ArrayList<>(List.of("snapshot"));
+                oursArgs.addAll(List.of(args));
+                oursArgs.add(top.toString());
+                Cli.Run oursSnapshot = Cli.ours(oursArgs.toArray(String[]::new));
+                assertEquals(1, oursSnapshot.code(), oursSnapshot.err());
+                assertEquals(qs.stderr().replace("qemu-img: ", "qcow2-loom: "), oursSnapshot.err());
+            }
         }
         Path withData = dir.resolve("d.qcow2");
         Path data = dir.resolve("d.raw");
