@@ -39,4 +39,15 @@ class PayloadBuffersTest {
         assertSame(b, pool.take(1 << 20));
         assertNotSame(c, pool.take(1 << 20));
     }
+
+    @Test
+    void oneBufferOfEachSizeAbove2MiBIsKept() {
+        PayloadBuffers pool = new PayloadBuffers();
+        ByteBuffer a = pool.take(32 << 20);
+        ByteBuffer b = pool.take(20 << 20);
+        pool.give(a);
+        pool.give(b);
+        assertSame(a, pool.take(30 << 20), "a client reading 32 MiB at a time reuses one buffer");
+        assertNotSame(b, pool.take(32 << 20), "one of each size is kept");
+    }
 }
