@@ -75,6 +75,9 @@ final class BlkQueue {
             }
         } catch (VirtqueueException | GuestMemoryException e) {
             device.fail(index, e.getMessage());
+        } catch (InternalError e) {
+            // A fault reading the rings (a front end's file shrunk under its mapping): the queue needs a reset.
+            device.fail(index, "guest memory fault: " + e.getMessage());
         } finally {
             takeLock.unlock();
         }

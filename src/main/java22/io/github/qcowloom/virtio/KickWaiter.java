@@ -35,8 +35,8 @@ final class KickWaiter {
                 onKick.accept(queue);
             }
         } catch (IOException | RuntimeException | InternalError e) {
-            // InternalError: a fault in guest memory, as in VhostUserBlkServer. The queue takes no more kicks; the
-            // log says so, and the thread ends without a stack trace on the terminal.
+            // InternalError: a fault in guest memory outside the queue's own reads (which fail the queue), as in
+            // VhostUserBlkServer. The queue takes no more kicks; the log says so, with no stack trace.
             LOG.warn("queue {}: stopped waiting for kicks: {}", queue, e.getMessage());
         }
     }
