@@ -31,6 +31,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -294,21 +295,9 @@ class SnapshotInteropTest {
      */
     @Test
     void anOddEntryIsFoundAppliedAndRewrittenAsQemuImgDoes() throws IOException {
-        Path image = dir.resolve("odd.qcow2");
-        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), String.valueOf(SIZE));
-        Qemu.img("snapshot", "-c", "s1", image.toString());
-        Snapshot made;
-        long tableOffset;
-        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
-            made = img.snapshots().get(0);
-            tableOffset = img.header().snapshotsOffset();
-        }
-        Snapshot odd = new Snapshot(made.l1TableOffset(), made.l1Size(), new byte[] {'1', 0, 'x'},
-                new byte[] {'s', '1', 0, 'y', 'z'}, made.dateSec(), made.dateNsec(), made.vmClockNsec(),
-                made.vmStateSize32(), Snapshot.extraData(made.vmStateSize(), -2, made.icount()));
-        try (Storage file = FileStorage.open(image, false, false)) {
-            file.write(ByteBuffer.wrap(SnapshotTable.encode(List.of(odd))), tableOffset); // fits its cluster
-        }
+        Path image = withOneSnapshotEdited("odd.qcow2", made -> new Snapshot(made.l1TableOffset(), made.l1Size(),
+                new byte[] {'1', 0, 'x'}, new byte[] {'s', '1', 0, 'y', 'z'}, made.dateSec(), made.dateNsec(),
+                made.vmClockNsec(), made.vmStateSize32(), Snapshot.extraData(made.vmStateSize(), -2, made.icount())));
         Path theirs = dir.resolve("theirs.qcow2");
         Files.copy(image, theirs);
         assertTrue(Qemu.img("snapshot", "-l", theirs.toString()).contains("\n1         s1 "), "listed as 1, s1");
@@ -346,20 +335,10 @@ class SnapshotInteropTest {
      */
     @Test
     void aSnapshotOfAnOddDiskSizeIsRefusedBeforeAnythingChanges() throws IOException {
-        Path image = dir.resolve("oddsize.qcow2");
-        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), String.valueOf(SIZE));
-        Qemu.img("snapshot", "-c", "s1", image.toString());
-        long tableOffset;
-        Snapshot made;
-        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
-            made = img.snapshots().get(0);
-            tableOffset = img.header().snapshotsOffset();
-        }
-        Snapshot odd = new Snapshot(made.l1TableOffset(), made.l1Size(), made.idBytes(), made.nameBytes(),
-                made.dateSec(), made.dateNsec(), made.vmClockNsec(), made.vmStateSize32(),
-                Snapshot.extraData(made.vmStateSize(), 12345, made.icount()));
+        Path image = withOneSnapshotEdited("oddsize.qcow2", made -> new Snapshot(made.l1TableOffset(),
+                made.l1Size(), made.idBytes(), made.nameBytes(), made.dateSec(), made.dateNsec(), made.vmClockNsec(),
+                made.vmStateSize32(), Snapshot.extraData(made.vmStateSize(), 12345, made.icount())));
         try (Storage file = FileStorage.open(image, false, false)) {
-            file.write(ByteBuffer.wrap(SnapshotTable.encode(List.of(odd))), tableOffset);
             file.write(ByteBuffer.allocate(8).putLong(0, SIZE + 1L), 24); // the header's size, one byte over
         }
         Path theirs = dir.resolve("oddsize-theirs.qcow2");
@@ -375,6 +354,26 @@ class SnapshotInteropTest {
             assertEquals(SIZE + 1L, img.header().size(), "the header as it was");
             assertEquals(SIZE, img.size());
         }
+    }
+
+    /**
+     * A new image with one snapshot made by qemu-img, whose table entry is then replaced by {@code edit} of it (an
+     * entry QEMU would not write; the encoded entry must fit the table's cluster).
+     */
+    private Path withOneSnapshotEdited(String name, UnaryOperator<Snapshot> edit) throws IOException {
+        Path image = dir.resolve(name);
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), String.valueOf(SIZE));
+        Qemu.img("snapshot", "-c", "s1", image.toString());
+        Snapshot made;
+        long tableOffset;
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            made = img.snapshots().get(0);
+            tableOffset = img.header().snapshotsOffset();
+        }
+        try (Storage file = FileStorage.open(image, false, false)) {
+            file.write(ByteBuffer.wrap(SnapshotTable.encode(List.of(edit.apply(made)))), tableOffset);
+        }
+        return image;
     }
 
     private static Snapshot named(Qcow2Image img, String name) {
