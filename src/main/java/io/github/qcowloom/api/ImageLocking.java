@@ -11,6 +11,12 @@ public enum ImageLocking {
      * Backing files are held as read-only opens; an external data file shares writes.
      */
     DEFAULT,
+    /**
+     * qemu-img convert's source: read-only, and holds an external data file still as well (consistent read, no
+     * writes or resizes by others), where {@link #DEFAULT} lets another process write it. qemu-img convert is refused
+     * while a qemu-io or qemu-nbd writes the source's data file; its check, map, compare and dd are not.
+     */
+    STILL_SOURCE,
     /** qemu-img info: reads metadata only, so claims nothing, but still refuses a writer. */
     METADATA_ONLY,
     /** {@code -U} / {@code --force-share}: read-only, claims consistent read, shares everything. */

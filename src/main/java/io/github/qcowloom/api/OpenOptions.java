@@ -27,6 +27,9 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
             // qemu-img: "force-share=on can only be used with read-only images"
             throw new IllegalArgumentException("force-share can only be used with read-only images");
         }
+        if (locking == ImageLocking.STILL_SOURCE && !readOnly) {
+            throw new IllegalArgumentException("a source held still must be opened read-only");
+        }
     }
 
     /** Options whose flushes sync the host's files. */

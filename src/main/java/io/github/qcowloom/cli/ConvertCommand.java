@@ -97,7 +97,7 @@ final class ConvertCommand implements Callable<Integer> {
         boolean targetDirect = CacheMode.direct(targetCache); // also rejects unknown modes
         boolean targetSyncs = CacheMode.syncs(targetCache);
         OpenOptions srcOptions = profile.apply(OpenOptions.readOnlyDefaults())
-                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.STILL_SOURCE);
         if (sourceCache != null) {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }

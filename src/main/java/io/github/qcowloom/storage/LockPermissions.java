@@ -56,6 +56,7 @@ public record LockPermissions(int perm, int shared) {
     public static LockPermissions forImage(ImageLocking locking, boolean readOnly) {
         return switch (locking) {
             case DEFAULT -> readOnly ? readOnly() : readWrite();
+            case STILL_SOURCE -> readOnly();
             case METADATA_ONLY -> metadataOnly();
             case FORCE_SHARE -> forceShare();
             case NONE -> NONE;
@@ -65,7 +66,7 @@ public record LockPermissions(int perm, int shared) {
     /** What a backing file (always opened read-only) is held with, for an open in mode {@code locking}. */
     public static LockPermissions forBacking(ImageLocking locking) {
         return switch (locking) {
-            case DEFAULT, METADATA_ONLY -> readOnly();
+            case DEFAULT, STILL_SOURCE, METADATA_ONLY -> readOnly();
             case FORCE_SHARE -> forceShare();
             case NONE -> NONE;
         };
@@ -75,6 +76,7 @@ public record LockPermissions(int perm, int shared) {
     public static LockPermissions forDataFile(ImageLocking locking, boolean readOnly) {
         return switch (locking) {
             case DEFAULT, METADATA_ONLY -> dataFile(readOnly);
+            case STILL_SOURCE -> readOnly();
             case FORCE_SHARE -> forceShare();
             case NONE -> NONE;
         };

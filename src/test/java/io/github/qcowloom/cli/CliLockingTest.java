@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.testing.LockHolder;
@@ -228,6 +229,26 @@ class CliLockingTest {
                     LockHolder.allLockBytes(data));
             Qemu.Result resize = Qemu.exec(List.of("qemu-img", "resize", "-f", "raw", data.toString(), "8M"));
             assertNotEquals(0, resize.exitCode(), resize.stdout());
+        }
+        try (LockHolder io = LockHolder.start(data, "qemu-io", "-f", "raw", data.toString())) {
+            // A writer of the data file: check and map share with it, convert's source does not, in both tools.
+            String out = dir.resolve("out.raw").toString();
+            for (String command : List.of("check", "map")) {
+                Qemu.run(List.of("qemu-img", command, withData.toString()));
+                Cli.succeeding(command, withData.toString());
+            }
+            Qemu.Result q = Qemu.exec(List.of("qemu-img", "convert", "-O", "raw", withData.toString(), out));
+            Cli.Run ours = Cli.ours("convert", "-O", "raw", withData.toString(), out);
+            assertEquals(1, q.exitCode(), q.stderr());
+            assertEquals(1, ours.code(), ours.err());
+            assertEquals(q.stderr().replace("qemu-img: ", "qcow2-loom: "), ours.err());
+            Cli.succeeding("convert", "-U", "-O", "raw", withData.toString(), out);
+        }
+        try (BlockDevice src = ImageFormat.open(withData, "qcow2",
+                OpenOptions.readOnlyDefaults().withLocking(ImageLocking.STILL_SOURCE))) {
+            // As qemu-img convert's source holds it (its /proc/locks): consistent read, no writes or resizes.
+            assertEquals(List.of("OFDLCK READ 100-100", "OFDLCK READ 201-201", "OFDLCK READ 203-203"),
+                    LockHolder.allLockBytes(data));
         }
     }
 
