@@ -106,6 +106,9 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        requestSize(); // qemu-img bench checks its sizes as it reads its options, before it opens anything
+        stepBytes();
+        offsetBytes();
         for (int depth : depths) {
             if (depth < 1) {
                 throw new IllegalArgumentException("-d must be at least 1");
@@ -160,7 +163,7 @@ final class BenchCommand implements Callable<Integer> {
             int depth, List<String> aios, boolean sweep, Path copy) throws Exception {
         BenchRunner.BenchSpec work = workload(depth);
         out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d), "
-                + "%s, %s, %s%n", count, write ? "write" : "read", bytes(bufferSize), depth, bytes(offset),
+                + "%s, %s, %s%n", count, write ? "write" : "read", requestSize(), depth, offsetBytes(),
                 stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache",
                 options.tuning().storage().resolve(options.direct()));
         if (warmup > 0) {
@@ -266,16 +269,21 @@ final class BenchCommand implements Callable<Integer> {
         return Double.isNaN(cpuSeconds) ? "n/a" : String.format("%.1f us", cpuSeconds * 1e6 / count);
     }
 
-    private long bytes(String s) {
-        return Sizes.parse(s);
+    /** -s, in qemu-img bench's words and bounds. */
+    private int requestSize() {
+        return (int) Sizes.cvtnum("buffer size", bufferSize, Integer.MAX_VALUE);
+    }
+
+    private long offsetBytes() {
+        return Sizes.cvtnum("offset", offset);
     }
 
     private long stepBytes() {
-        return step == null ? bytes(bufferSize) : bytes(step);
+        return step == null ? requestSize() : Sizes.cvtnum("step_size", step, Integer.MAX_VALUE);
     }
 
     private BenchRunner.BenchSpec workload(int depth) {
-        return new BenchRunner.BenchSpec(count, depth, (int) bytes(bufferSize), bytes(offset), stepBytes(), write,
+        return new BenchRunner.BenchSpec(count, depth, requestSize(), offsetBytes(), stepBytes(), write,
                 pattern, flushInterval, cache, batch);
     }
 
@@ -284,8 +292,8 @@ final class BenchCommand implements Callable<Integer> {
         Map<String, Object> w = new LinkedHashMap<>();
         w.put("rw", write ? "write" : "read");
         w.put("count", count);
-        w.put("size", bytes(bufferSize));
-        w.put("offset", bytes(offset));
+        w.put("size", requestSize());
+        w.put("offset", offsetBytes());
         w.put("step", stepBytes());
         w.put("cache", cache);
         w.put("flush_interval", flushInterval);
@@ -298,7 +306,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private void report(PrintWriter out, String who, BenchRunner.Result r) {
-        double mib = (double) count * bytes(bufferSize) / (1 << 20) / r.seconds();
+        double mib = (double) count * requestSize() / (1 << 20) / r.seconds();
         out.printf("%s: Run completed in %.3f seconds: %.0f IOPS, %.1f MiB/s, latency p50 %.0f us p99 %.0f us, "
                 + "%d host syncs (%d of a range), %.2f s CPU, %s%n", who, r.seconds(), count / r.seconds(), mib,
                 r.p50Micros(), r.p99Micros(), r.syncs(), r.rangedSyncs(), r.cpuSeconds(), cpuPerIo(r.cpuSeconds()));

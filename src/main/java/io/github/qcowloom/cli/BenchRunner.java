@@ -38,10 +38,10 @@ final class BenchRunner {
             int flushInterval, String cache, boolean batch) {
         /**
          * The offset of request {@code i}: qemu-img bench's, from OFFSET by STEP, modulo {@code wrap} (the disk size
-         * less the request size).
+         * less the request size). The first is OFFSET itself, as qemu-img's: past the end, it fails.
          */
         long offsetOf(int i, long wrap) {
-            return Math.floorMod(offset % wrap + (long) i * step, wrap);
+            return i == 0 ? offset : Math.floorMod(offset % wrap + (long) i * step % wrap, wrap);
         }
 
         BenchSpec withCount(int n) {

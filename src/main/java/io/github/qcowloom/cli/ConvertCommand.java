@@ -57,7 +57,7 @@ final class ConvertCommand implements Callable<Integer> {
             .repeatableOption("-o", "options", "qcow2 creation options, as for create.", options)
             .option("-B", "backingFile", "Backing file of the qcow2 target; chunks equal to it are not copied.",
                     v -> backingFile = v)
-            .option("-F", "backingFormat", "Backing file format (probed when absent).", v -> backingFormat = v)
+            .option("-F", "backingFormat", "Backing file format (needed with -B).", v -> backingFormat = v)
             .flag(new String[] {"-c"}, "Compress the qcow2 target's clusters (zlib; zstd with -o"
                     + " compression_type=zstd); clusters that do not shrink are stored uncompressed.",
                     v -> compressed = v)
@@ -87,8 +87,11 @@ final class ConvertCommand implements Callable<Integer> {
         if (compressed && !qcow2) {
             throw new ImageException("Compression not supported for this file format");
         }
-        if (!qcow2 && (!options.isEmpty() || backingFile != null)) {
-            throw new ImageException("-o and -B need -O qcow2");
+        if (!qcow2 && backingFile != null) {
+            throw new ImageException("Backing file not supported for file format '" + outputFormat + "'");
+        }
+        if (!qcow2 && !options.isEmpty()) {
+            throw new ImageException("-o needs -O qcow2");
         }
         if (requests < 1 || requests > ChunkCopy.MAX_REQUESTS) {
             throw new ImageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and "
@@ -140,7 +143,7 @@ final class ConvertCommand implements Callable<Integer> {
         }
         String backing = opts.get("backing_file");
         if (backing != null && !opts.containsKey("backing_fmt")) {
-            opts.put("backing_fmt", ImageFormat.probe(CreateOptionsParser.resolveBacking(path, backing)));
+            throw new ImageException("Use of backing file requires explicit backing format"); // qemu-img 7.2's
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
         ImageCreator.create(file, co);

@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.storage.FileStorage;
@@ -60,7 +61,12 @@ final class CreateCommand implements Callable<Integer> {
             opts.put("backing_fmt", backingFormat);
         }
         if (size != null) {
-            opts.put("size", size);
+            long bytes = Sizes.cvtnum("image size", size);
+            if (opts.containsKey("size")) {
+                CreateOptionsParser.optionSize(filename, "size", opts.get("size")); // its own error comes first
+                throw new ImageException(filename + ": The image size must be specified only once");
+            }
+            opts.put("size", Long.toString(bytes));
         }
         Path path = Path.of(filename);
         if ("raw".equals(format)) {
@@ -71,7 +77,11 @@ final class CreateCommand implements Callable<Integer> {
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe);
         try (AtomicTarget out = AtomicTarget.begin(path)) {
-            ImageCreator.create(out.file(), co);
+            try {
+                ImageCreator.create(out.file(), co);
+            } catch (ImageTooLargeException e) {
+                throw new ImageTooLargeException(filename + ": " + e.getMessage()); // as qemu-img prefixes it
+            }
             out.commit(true);
         }
         if (!quiet) {
@@ -89,7 +99,8 @@ final class CreateCommand implements Callable<Integer> {
         if (!opts.containsKey("size")) {
             throw new ImageException(filename + ": Image creation needs a size parameter");
         }
-        long bytes = io.github.qcowloom.format.Bytes.alignUp(Sizes.parse(opts.get("size")), 512);
+        long bytes = io.github.qcowloom.format.Bytes.alignUp(
+                CreateOptionsParser.optionSize(filename, "size", opts.get("size")), 512);
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             try (Storage s = FileStorage.create(out.file(), false)) {
                 s.setLength(bytes);

@@ -19,22 +19,73 @@ final class CreateOptionsParser {
     private CreateOptionsParser() {
     }
 
-    /** Splits every {@code -o} argument into keys and values; later keys win, as in qemu-img. */
+    /**
+     * Splits the {@code -o} arguments into keys and values as QemuOpts does; later keys win, as in qemu-img. Each
+     * argument must be a valid option list (not empty, not starting with a comma, no odd run of trailing commas);
+     * a doubled comma is a comma in a value ("data_file=a,,b"); a key without a value is a flag ("x" is x=on, "nox"
+     * is x=off).
+     */
     static Map<String, String> parse(List<String> options) throws ImageException {
-        Map<String, String> m = new LinkedHashMap<>();
         for (String group : options) {
-            for (String kv : group.split(",")) {
-                if (kv.isEmpty()) {
-                    continue;
-                }
-                int eq = kv.indexOf('=');
-                if (eq < 0) {
-                    throw new ImageException("Invalid option '" + kv + "': expected key=value");
-                }
-                m.put(kv.substring(0, eq), kv.substring(eq + 1));
+            if (!isValidOptionList(group)) {
+                throw new ImageException("Invalid option list: " + group);
             }
         }
+        String params = String.join(",", options);
+        Map<String, String> m = new LinkedHashMap<>();
+        int at = 0;
+        while (at < params.length()) {
+            int nameEnd = at;
+            while (nameEnd < params.length() && params.charAt(nameEnd) != '=' && params.charAt(nameEnd) != ',') {
+                nameEnd++;
+            }
+            String name = params.substring(at, nameEnd);
+            if (nameEnd == params.length() || params.charAt(nameEnd) == ',') {
+                boolean off = name.startsWith("no");
+                m.put(off ? name.substring(2) : name, off ? "off" : "on");
+                at = nameEnd + 1;
+                continue;
+            }
+            StringBuilder value = new StringBuilder();
+            at = nameEnd + 1;
+            while (at < params.length()) {
+                char c = params.charAt(at);
+                if (c == ',') {
+                    if (at + 1 < params.length() && params.charAt(at + 1) == ',') {
+                        value.append(',');
+                        at += 2;
+                        continue;
+                    }
+                    break;
+                }
+                value.append(c);
+                at++;
+            }
+            m.put(name, value.toString());
+            at++; // the comma after the value
+        }
         return m;
+    }
+
+    /** qemu-img's is_valid_option_list. */
+    private static boolean isValidOptionList(String list) {
+        if (list.isEmpty() || list.charAt(0) == ',') {
+            return false;
+        }
+        int trailing = 0;
+        while (trailing < list.length() && list.charAt(list.length() - 1 - trailing) == ',') {
+            trailing++;
+        }
+        return trailing % 2 == 0;
+    }
+
+    /** A size option of the image at {@code filename}, refused as qemu-img create refuses it. */
+    static long optionSize(String filename, String name, String value) throws ImageException {
+        try {
+            return Sizes.option(name, value);
+        } catch (IllegalArgumentException e) {
+            throw new ImageException(filename + ": " + e.getMessage(), e);
+        }
     }
 
     /**
@@ -51,13 +102,14 @@ final class CreateOptionsParser {
         for (Map.Entry<String, String> e : opts.entrySet()) {
             String v = e.getValue();
             switch (e.getKey()) {
-                case "size" -> co = co.withSize(Sizes.parse(v));
+                case "size" -> co = co.withSize(optionSize(filename, "size", v));
                 case "compat" -> co = co.withVersion(switch (v) {
                     case "0.10", "v2" -> 2;
                     case "1.1", "v3" -> 3;
                     default -> throw new ImageException("Invalid compatibility level: '" + v + "'");
                 });
-                case "cluster_size" -> co = co.withClusterSize((int) Math.min(Integer.MAX_VALUE, Sizes.parse(v)));
+                case "cluster_size" -> co = co.withClusterSize(
+                        (int) Math.min(Integer.MAX_VALUE, optionSize(filename, "cluster_size", v)));
                 case "refcount_bits" -> co = co.withRefcountBits(Integer.parseInt(v));
                 case "lazy_refcounts" -> co = co.withLazyRefcounts(onOff(e.getKey(), v));
                 case "extended_l2" -> co = co.withExtendedL2(onOff(e.getKey(), v));

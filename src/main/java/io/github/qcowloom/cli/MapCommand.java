@@ -59,8 +59,8 @@ final class MapCommand implements Callable<Integer> {
             case "human" -> false;
             default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
         };
-        long start = startOffset == null ? 0 : size("start offset", startOffset);
-        long max = maxLength == null ? -1 : size("max length", maxLength);
+        long start = startOffset == null ? 0 : Sizes.cvtnum("start offset", startOffset);
+        long max = maxLength == null ? -1 : Sizes.cvtnum("max length", maxLength);
         Path path = Path.of(filename);
         if (!Files.exists(path)) {
             throw new NoSuchFileException(filename);
@@ -102,14 +102,6 @@ final class MapCommand implements Callable<Integer> {
             out.print(more ? ",\n" : "");
         } else {
             out.print(e.human());
-        }
-    }
-
-    private static long size(String what, String text) {
-        try {
-            return Sizes.parse(text);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("Invalid " + what + " specified: " + text, e);
         }
     }
 

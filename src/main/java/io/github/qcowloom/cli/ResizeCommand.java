@@ -48,7 +48,9 @@ final class ResizeCommand implements Callable<Integer> {
             long current = img.size();
             long newSize = newSize(current, size);
             if (newSize < current && !shrink) {
-                throw new ImageException("Use the --shrink option to perform a shrink operation.");
+                throw new ImageException("Use the --shrink option to perform a shrink operation.\nqcow2-loom: "
+                        + "warning: Shrinking an image will delete all data beyond the shrunken image's end. Before "
+                        + "performing such an operation, make sure there is no important data there."); // qemu-img's
             }
             img.resize(newSize);
         }
@@ -61,9 +63,10 @@ final class ResizeCommand implements Callable<Integer> {
     /** The absolute size a SIZE argument asks for, given the current one. */
     static long newSize(long current, String arg) throws ImageException {
         char sign = arg.isEmpty() ? ' ' : arg.charAt(0);
-        long n = Sizes.parse(sign == '+' || sign == '-' ? arg.substring(1) : arg);
+        // qemu-img's int64_t arithmetic: a size of 2^63 or more, or a sum past it, comes out negative.
+        long n = Sizes.option("size", sign == '+' || sign == '-' ? arg.substring(1) : arg);
         long result = switch (sign) {
-            case '+' -> Math.addExact(current, n);
+            case '+' -> current + n;
             case '-' -> current - n;
             default -> n;
         };

@@ -1,42 +1,177 @@
 package io.github.qcowloom.cli;
 
 import java.math.BigDecimal;
-import java.math.RoundingMode;
+import java.math.BigInteger;
 
 /** Sizes as qemu-img reads and prints them: "1.5G" in (qemu_strtosz), "1.46 GiB" out (size_to_str). */
 final class Sizes {
     private Sizes() {
     }
 
-    private static final String SUFFIXES = "BKMGTPE";
+    /**
+     * Why a size did not parse, as qemu_strtosz tells the two apart: not a size at all (EINVAL), or a size that
+     * does not fit in 64 bits (ERANGE). Each command words it as qemu-img does ({@link #cvtnum}, {@link #option}).
+     */
+    static final class SizeException extends IllegalArgumentException {
+        final boolean outOfRange;
 
-    /** Parses a byte count with an optional binary suffix (k, M, G, T, P, E) and optional fraction. */
+        SizeException(String text, boolean outOfRange) {
+            super("Invalid size '" + text + "'");
+            this.outOfRange = outOfRange;
+        }
+    }
+
+    /**
+     * QEMU 7.2's qemu_strtosz: leading white space, decimal digits, then either a fraction ('.' and digits, no
+     * exponent) or, after "0x", hex digits; then at most one suffix (B, k, M, G, T, P, E, either case; binary); and
+     * nothing after it. A fraction needs a suffix other than B and is rounded half up. The result is an unsigned
+     * 64-bit count (a long whose sign bit may be set); callers bound it.
+     */
     static long parse(String text) {
-        String s = text.trim();
-        if (s.isEmpty()) {
-            throw new IllegalArgumentException("empty size");
+        int at = 0;
+        int n = text.length();
+        while (at < n && isCSpace(text.charAt(at))) {
+            at++;
+        }
+        int signAt = at;
+        if (at < n && (text.charAt(at) == '+' || text.charAt(at) == '-')) {
+            at++;
+        }
+        int digitsAt = at;
+        while (at < n && isDigit(text.charAt(at))) {
+            at++;
+        }
+        if (at == digitsAt || text.charAt(signAt) == '-') {
+            throw new SizeException(text, false);
+        }
+        BigInteger value = new BigInteger(text.substring(digitsAt, at));
+        if (value.bitLength() > 64) {
+            throw new SizeException(text, at == n); // strtoull's ERANGE, unless something follows
+        }
+        BigInteger fraction = BigInteger.ZERO; // in 1/2^64ths, as QEMU's 64.64 fixed point
+        boolean hex = false;
+        if (value.signum() == 0 && at < n && (text.charAt(at) == 'x' || text.charAt(at) == 'X')
+                && at == digitsAt + 1) {
+            int hexAt = at + 1;
+            at = hexAt;
+            while (at < n && Character.digit(text.charAt(at), 16) >= 0) {
+                at++;
+            }
+            if (at == hexAt) {
+                throw new SizeException(text, false); // "0x": strtoull takes the 0 and stops at the x
+            }
+            value = new BigInteger(text.substring(hexAt, at), 16);
+            if (value.bitLength() > 64 || at < n && text.charAt(at) == '.') {
+                throw new SizeException(text, value.bitLength() > 64 && at == n);
+            }
+            hex = true;
+        } else if (at < n && text.charAt(at) == '.') {
+            int fractionAt = at + 1;
+            int end = fractionAt;
+            while (end < n && isDigit(text.charAt(end))) {
+                end++;
+            }
+            if (end == fractionAt) {
+                at++; // strtod took nothing: QEMU steps over the point alone ("1.M" is 1 MiB)
+            } else {
+                if (end < n && (text.charAt(end) == 'e' || text.charAt(end) == 'E') && hasExponentDigits(text, end)) {
+                    throw new SizeException(text, false); // an exponent makes the whole size invalid
+                }
+                // (uint64_t)(strtod(".ddd") * 2^64): the double's exact value, truncated.
+                double d = Double.parseDouble("0" + text.substring(at, end));
+                fraction = new BigDecimal(d).multiply(new BigDecimal(TWO_TO_64)).toBigInteger();
+                if (fraction.bitLength() > 64) {
+                    fraction = BigInteger.ZERO; // ".99999999999999999999" is 1.0: x86's conversion of 2^64 gives 0
+                }
+                at = end;
+            }
         }
         int shift = 0;
-        char last = Character.toUpperCase(s.charAt(s.length() - 1));
-        int idx = SUFFIXES.indexOf(last);
-        if (idx >= 0) {
-            shift = idx * 10;
-            s = s.substring(0, s.length() - 1);
+        if (at < n) {
+            int idx = SUFFIXES.indexOf(Character.toUpperCase(text.charAt(at)));
+            if (idx >= 0) {
+                shift = idx * 10;
+                at++;
+            }
         }
-        BigDecimal value;
+        if (at != n || shift == 0 && fraction.signum() != 0) {
+            throw new SizeException(text, false);
+        }
+        // value * 2^shift plus the fraction's share, rounding the fraction's remainder half up.
+        BigInteger scaledFraction = fraction.shiftLeft(shift);
+        BigInteger result = value.shiftLeft(shift).add(scaledFraction.shiftRight(64))
+                .add(scaledFraction.testBit(63) ? BigInteger.ONE : BigInteger.ZERO);
+        if (result.bitLength() > 64) {
+            throw new SizeException(text, true);
+        }
+        return result.longValue();
+    }
+
+    /**
+     * qemu-img's cvtnum: a size for a command-line argument named {@code name} ("image size", "offset"), between 0
+     * and 2^63 - 1, refused in qemu-img's two kinds of words. The two-line message names the program on its second
+     * line, as qemu-img's two error_report calls do.
+     */
+    static long cvtnum(String name, String text) {
+        return cvtnum(name, text, Long.MAX_VALUE);
+    }
+
+    /** {@link #cvtnum} bounded by {@code max}, as qemu-img's cvtnum_full (bench's sizes: at most INT_MAX). */
+    static long cvtnum(String name, String text, long max) {
+        long v;
         try {
-            value = new BigDecimal(s);
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("Invalid size '" + text + "'");
+            v = parse(text);
+        } catch (SizeException e) {
+            if (!e.outOfRange) {
+                throw new IllegalArgumentException("Invalid " + name + " specified. You may use k, M, G, T, P or E "
+                        + "suffixes for\nqcow2-loom: kilobytes, megabytes, gigabytes, terabytes, petabytes and "
+                        + "exabytes.", e);
+            }
+            v = -1;
         }
-        BigDecimal bytes = value.multiply(BigDecimal.valueOf(2).pow(shift));
-        if (bytes.signum() < 0 || bytes.compareTo(BigDecimal.valueOf(Long.MAX_VALUE)) > 0) {
-            throw new IllegalArgumentException("Invalid size '" + text + "': must be between 0 and 8 EiB");
+        if (v < 0 || v > max) {
+            throw new IllegalArgumentException("Invalid " + name + " specified. Must be between 0 and " + max + ".");
         }
-        if (shift == 0 && bytes.stripTrailingZeros().scale() > 0) {
-            throw new IllegalArgumentException("Invalid size '" + text + "': fractional bytes");
+        return v;
+    }
+
+    /**
+     * QemuOpts' size option ({@code -o size=}, {@code -o cluster_size=}, resize's size): an unsigned 64-bit count,
+     * refused in parse_option_size's words.
+     */
+    static long option(String name, String text) {
+        try {
+            return parse(text);
+        } catch (SizeException e) {
+            if (e.outOfRange) {
+                throw new IllegalArgumentException("Value '" + text + "' is out of range for parameter '" + name
+                        + "'", e);
+            }
+            throw new IllegalArgumentException("Parameter '" + name + "' expects a non-negative number below 2^64"
+                    + "\nOptional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\nand exabytes, "
+                    + "respectively.", e);
         }
-        return bytes.setScale(0, RoundingMode.DOWN).longValueExact();
+    }
+
+    private static final String SUFFIXES = "BKMGTPE";
+    private static final BigInteger TWO_TO_64 = BigInteger.ONE.shiftLeft(64);
+
+    /** C's isspace in the C locale. */
+    private static boolean isCSpace(char c) {
+        return c == ' ' || c >= '\t' && c <= '\r';
+    }
+
+    private static boolean isDigit(char c) {
+        return c >= '0' && c <= '9';
+    }
+
+    /** strtod takes an exponent only when digits follow the 'e' (after an optional sign). */
+    private static boolean hasExponentDigits(String text, int e) {
+        int at = e + 1;
+        if (at < text.length() && (text.charAt(at) == '+' || text.charAt(at) == '-')) {
+            at++;
+        }
+        return at < text.length() && isDigit(text.charAt(at));
     }
 
     /**

@@ -23,7 +23,8 @@ record CreateLayout(long size, long clusterSize, long reftableClusters, long ref
         long clusterSize = 1L << clusterBits;
         long l1Entries = Limits.sizeToL1(size, clusterBits, l2Bits);
         if (l1Entries < 0 || l1Entries * 8 > Limits.MAX_L1_BYTES) {
-            throw new ImageTooLargeException("Image is too big: virtual size " + size);
+            throw new ImageTooLargeException("The image size is too large for file format 'qcow2' (try using a larger "
+                    + "cluster size)"); // qemu-img's words
         }
         // An empty disk has no L1 table at all (offset 0), as QEMU makes it.
         long l1Clusters = ceil(l1Entries * 8, clusterSize);

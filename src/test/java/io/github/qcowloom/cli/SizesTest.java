@@ -52,6 +52,39 @@ class SizesTest {
         assertEquals(expected, Sizes.human(bytes));
     }
 
+    /** qemu_strtosz's readings (SizeArgumentsInteropTest checks the same texts against qemu-img itself). */
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+        "1.5M|1572864|",
+        "0x10000|65536|",
+        "0x1M|1048576|", // a suffix on hex: deprecated, still taken
+        "1.M|1048576|", // the point alone is stepped over
+        "0.0005k|1|", // 0.512: the fraction's remainder rounds half up
+        "0.3k|307|",
+        "' 2k'|2048|", // leading white space, as strtoull skips it
+        "1.5E|1729382256910270464|",
+        "16E|-1|range", // 2^64: out of range
+        "18446744073709551615|-1|", // 2^64 - 1, unsigned
+        "1e3|-1|invalid", // an exponent, or 'e' (exabytes) followed by more
+        "1.5e3M|-1|invalid",
+        "'1M '|-1|invalid", // nothing may follow the suffix
+        ".5M|-1|invalid",
+        "1.5|-1|invalid", // a fraction needs a suffix
+        "0x|-1|invalid",
+        "0x1.0|-1|invalid",
+        "-1|-1|invalid",
+        "18446744073709551616k|-1|invalid", // out of range, but the suffix after it makes it invalid
+    })
+    void sizesParseAsQemuStrtosz(String text, long expected, String refusal) {
+        if (refusal == null) {
+            assertEquals(expected, Sizes.parse(text));
+        } else {
+            Sizes.SizeException e = org.junit.jupiter.api.Assertions.assertThrows(Sizes.SizeException.class,
+                    () -> Sizes.parse(text));
+            assertEquals(refusal.equals("range"), e.outOfRange, text);
+        }
+    }
+
     @Property(tries = 2000)
     void threeSignificantDigitsRoundTheExactValueHalfToEven(@ForAll @DoubleRange(min = 0.1, max = 1000,
             maxIncluded = false) double x) {
