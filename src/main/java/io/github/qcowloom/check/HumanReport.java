@@ -1,6 +1,7 @@
 package io.github.qcowloom.check;
 
-import java.util.Locale;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
 
 /** The stdout text of qemu-img check for a result (QEMU's dump_human_image_check). */
 public final class HumanReport {
@@ -26,16 +27,25 @@ public final class HumanReport {
             }
         }
         if (r.totalClusters() != 0 && r.allocatedClusters() != 0) {
-            sb.append(String.format(Locale.ROOT, "%d/%d = %.2f%% allocated, %.2f%% fragmented, %.2f%% compressed"
-                    + " clusters\n", r.allocatedClusters(), r.totalClusters(),
-                    r.allocatedClusters() * 100.0 / r.totalClusters(),
-                    r.fragmentedClusters() * 100.0 / r.allocatedClusters(),
-                    r.compressedClusters() * 100.0 / r.allocatedClusters()));
+            sb.append(r.allocatedClusters()).append('/').append(r.totalClusters()).append(" = ")
+                    .append(twoDecimals(r.allocatedClusters() * 100.0 / r.totalClusters())).append("% allocated, ")
+                    .append(twoDecimals(r.fragmentedClusters() * 100.0 / r.allocatedClusters()))
+                    .append("% fragmented, ")
+                    .append(twoDecimals(r.compressedClusters() * 100.0 / r.allocatedClusters()))
+                    .append("% compressed clusters\n");
         }
         if (r.imageEndOffset() != 0) {
             sb.append("Image end offset: ").append(r.imageEndOffset()).append('\n');
         }
         return sb.toString();
+    }
+
+    /**
+     * C's {@code %0.2f}: the double's exact binary value rounded half to even, so 1/32 of the clusters (3.125
+     * exactly) is "3.12", as qemu-img prints it. Java's {@code %.2f} rounds the shortest decimal half up ("3.13").
+     */
+    static String twoDecimals(double x) {
+        return new BigDecimal(x).setScale(2, RoundingMode.HALF_EVEN).toPlainString();
     }
 
     /** The lines qemu-img prints before its second check when a repair fixed something. */

@@ -75,6 +75,18 @@ class CliCheckTest {
         assertEquals(0, o.code());
     }
 
+    @Test
+    void percentagesRoundAsQemuImgsPrintf() {
+        // 32 clusters allocated, one of them fragmented: 3.125% exactly, which C's %0.2f prints as "3.12" (the
+        // binary value's tie, to even) and Java's %.2f as "3.13".
+        Path img = dir.resolve("frag.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", img.toString(), "4M");
+        Qemu.io(img, "write 64k 1984k", "write 0 64k");
+        String theirs = Qemu.exec(List.of("qemu-img", "check", img.toString())).stdout();
+        assertTrue(theirs.contains("32/64 = 50.00% allocated, 3.12% fragmented"), theirs);
+        assertEquals(theirs, ours("check", img.toString()).out());
+    }
+
     /** The 16-bit refcount of {@code cluster} in a 64k-cluster image with one refblock. */
     private static long refcountPos(RandomAccessFile f, long cluster) throws IOException {
         f.seek(48);
