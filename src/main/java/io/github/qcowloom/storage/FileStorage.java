@@ -87,6 +87,11 @@ public final class FileStorage implements Storage {
      * running beside a failing one could return success before the failure is latched.
      */
     private final ReentrantLock syncLock = new ReentrantLock();
+    /**
+     * An fsync through {@code resizer}, a descriptor open as long as the file: the witness of writeback errors that
+     * a sync cut short by an interrupt lost ({@link #checkWitness}). Null when read-only. Replaced by tests only.
+     */
+    private volatile SyncCall witness;
 
     private FileStorage(Path path, ReopeningChannel channel, FileIo io, boolean throughRing, RandomAccessFile resizer,
             ImageLock lock, boolean direct, int alignment) throws IOException {
@@ -96,6 +101,7 @@ public final class FileStorage implements Storage {
         this.io = io;
         this.throughRing = throughRing;
         this.resizer = resizer;
+        this.witness = resizer == null ? null : () -> resizer.getFD().sync();
         this.direct = direct;
         this.alignment = alignment;
         this.bounce = direct ? new AlignedBufferPool(alignment, Math.max(BOUNCE_SIZE, alignment), IDLE_BOUNCE_BUFFERS)
@@ -301,7 +307,7 @@ public final class FileStorage implements Storage {
 
     /** What a sync does: {@link FileIo#force} or {@link FileIo#forceRange}. */
     @FunctionalInterface
-    private interface SyncCall {
+    interface SyncCall {
         void run() throws IOException;
     }
 
@@ -314,15 +320,58 @@ public final class FileStorage implements Storage {
         syncLock.lock();
         try {
             throwIfASyncFailed();
+            long reopens = channel.reopens();
             try {
                 call.run();
             } catch (IOException e) {
+                if (channel.reopens() != reopens) {
+                    checkWitness(e);
+                }
                 latch(e);
                 throw e;
+            }
+            if (channel.reopens() != reopens) {
+                checkWitness(null);
             }
         } finally {
             syncLock.unlock();
         }
+    }
+
+    /**
+     * An interrupt closed the channel while this sync ran, and it was reopened (the sync then failed, or was made
+     * again on the new descriptor). Had the cut-short fdatasync met a writeback error, the JDK reported the close
+     * instead, and the new descriptor, opened after the error was seen, would never report it: a flush would succeed
+     * without the lost writes. The witness, open since the file was, has not seen it: its fsync reports any writeback
+     * error since then, which is latched as the sync's failure ({@code cutShort}, the sync's own exception if any,
+     * goes with it). Nothing to check once the storage is closed.
+     */
+    private void checkWitness(IOException cutShort) throws IOException {
+        SyncCall w = witness;
+        if (w == null || channel.closed()) {
+            return;
+        }
+        try {
+            w.run();
+        } catch (IOException e) {
+            if (cutShort != null) {
+                e.addSuppressed(cutShort);
+            }
+            if (failedSync == null) {
+                failedSync = e;
+            }
+            throw e;
+        }
+    }
+
+    /** Tests: the witness's sync, in place of an fsync of {@code resizer}. */
+    void replaceWitnessForTests(SyncCall w) {
+        witness = w;
+    }
+
+    /** Tests: closes the channel as another thread's interrupt would; the next user reopens it. */
+    void closeChannelAsAnInterruptWouldForTests() throws IOException {
+        channel.closeAsAnInterruptWouldForTests();
     }
 
     private void throwIfASyncFailed() throws IOException {
@@ -337,8 +386,7 @@ public final class FileStorage implements Storage {
     /**
      * Records {@code e}, a failed sync, unless the channel was closed under it (by this storage's close, or by an
      * interrupt): that sync's outcome is unknown, and latching it would fail every flush after any interrupt. Should
-     * the cut-short call have met a writeback error, the JDK reports the close instead and the error is lost; the
-     * interrupted caller at least sees its sync fail.
+     * the cut-short call have met a writeback error, {@link #checkWitness} has found it already.
      */
     private void latch(IOException e) {
         if (!(e instanceof ClosedChannelException) && !(e instanceof InterruptedIOException) && failedSync == null) {

@@ -27,6 +27,8 @@ final class ReopeningChannel implements FileIo {
     private final ReentrantLock reopenLock = new ReentrantLock();
     private volatile FileChannel channel;
     private volatile boolean closed;
+    /** Times an interrupt's close made this reopen the file: a sync that saw it change may have lost an error. */
+    private volatile long reopens;
 
     /** Opens {@code path}; reopening uses the same options less those that create or truncate. */
     ReopeningChannel(Path path, Set<? extends OpenOption> options) throws IOException {
@@ -138,6 +140,7 @@ final class ReopeningChannel implements FileIo {
             }
             if (channel == failed) {
                 channel = FileChannel.open(path, reopenOptions);
+                reopens++; // under reopenLock
             }
         } finally {
             reopenLock.unlock();
@@ -145,6 +148,23 @@ final class ReopeningChannel implements FileIo {
         if (e instanceof ClosedByInterruptException) {
             throw e;
         }
+    }
+
+    /** How many times the file was reopened after an interrupt closed it. */
+    long reopens() {
+        return reopens;
+    }
+
+    /** True once {@link #close} ran. */
+    boolean closed() {
+        return closed;
+    }
+
+    /** Tests: closes the channel as an interrupt would, and reopens it as the next caller would. */
+    void closeAsAnInterruptWouldForTests() throws IOException {
+        FileChannel ch = channel;
+        ch.close();
+        recover(ch, new java.nio.channels.AsynchronousCloseException());
     }
 
     @Override

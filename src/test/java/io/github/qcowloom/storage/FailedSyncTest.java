@@ -40,6 +40,8 @@ class FailedSyncTest {
         final AtomicInteger failures = new AtomicInteger();
         final AtomicInteger syncCalls = new AtomicInteger();
         volatile IOException failure = new IOException("Input/output error");
+        /** If set, run as each sync begins: another thread's interrupt closing the channel under it. */
+        volatile FileStorage.SyncCall closeUnderSync;
         /** If set, the failing sync first counts this down and waits for {@code release}. */
         volatile CountDownLatch entered;
         final CountDownLatch release = new CountDownLatch(1);
@@ -50,6 +52,10 @@ class FailedSyncTest {
 
         private void maybeFail() throws IOException {
             syncCalls.incrementAndGet();
+            FileStorage.SyncCall close = closeUnderSync;
+            if (close != null) {
+                close.run();
+            }
             if (failures.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
                 CountDownLatch gate = entered;
                 if (gate != null) {
@@ -196,6 +202,58 @@ class FailedSyncTest {
             io[0].failure = new ClosedByInterruptException();
             io[0].failures.set(1);
             assertThrows(ClosedByInterruptException.class, s::flush);
+            s.flush();
+        }
+    }
+
+    /**
+     * Another thread's interrupt closed the channel under a sync, which was then made again on a new descriptor and
+     * succeeded. Had the first descriptor's sync met a writeback error, the JDK reported the close instead and the
+     * new descriptor never would: the witness, open since the file was, is asked, and its error is the sync's.
+     */
+    @Test
+    void aSyncCutShortByAnInterruptAsksTheWitnessWhoseErrorIsLatched() throws IOException {
+        try (FileStorage s = open(file(), false)) {
+            s.write(ByteBuffer.wrap(new byte[] {1}), 0);
+            IOException lost = new IOException("Input/output error");
+            s.replaceWitnessForTests(() -> {
+                throw lost;
+            });
+            io[0].closeUnderSync = s::closeChannelAsAnInterruptWouldForTests;
+            assertSame(lost, assertThrows(IOException.class, s::flush));
+            io[0].closeUnderSync = null;
+            assertSame(lost, assertThrows(IOException.class, s::flush, "the retried flush").getCause());
+        }
+    }
+
+    /** The same, for the interrupted caller itself: it learns of the lost error, not only of its interrupt. */
+    @Test
+    void anInterruptedSyncThatLostAnErrorFailsWithIt() throws IOException {
+        try (FileStorage s = open(file(), false)) {
+            IOException lost = new IOException("Input/output error");
+            s.replaceWitnessForTests(() -> {
+                throw lost;
+            });
+            io[0].closeUnderSync = s::closeChannelAsAnInterruptWouldForTests;
+            io[0].failure = new ClosedByInterruptException();
+            io[0].failures.set(1);
+            IOException e = assertThrows(IOException.class, s::flush);
+            assertSame(lost, e);
+            assertTrue(e.getSuppressed()[0] instanceof ClosedByInterruptException);
+            io[0].closeUnderSync = null;
+            assertThrows(IOException.class, s::flush, "latched");
+        }
+    }
+
+    /** With no lost error the witness's fsync (the real one here) succeeds, and so do the sync and the next. */
+    @Test
+    void aSyncCutShortWithoutAnErrorSucceeds() throws IOException {
+        try (FileStorage s = open(file(), false)) {
+            s.write(ByteBuffer.wrap(new byte[] {1}), 0);
+            io[0].closeUnderSync = s::closeChannelAsAnInterruptWouldForTests;
+            s.flush();
+            s.flushRange(0, 4096);
+            io[0].closeUnderSync = null;
             s.flush();
         }
     }
