@@ -13,20 +13,24 @@ import java.util.List;
  * convert -c's writer: each worker compresses its chunk's clusters on its own virtual thread; they are written when
  * the chunk's turn comes ({@link ChunkCopy} runs it with in-order writes, on whichever worker is writing then), in
  * guest order as qemu-img convert -c writes, so that the image packs and places its clusters as QEMU's does.
- * Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated; zeroes over a backing
+ * Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated (with -S 0, none: every
+ * cluster is written, compressed); zeroes over a backing
  * file become zero clusters; clusters that do not shrink are stored uncompressed.
  */
 final class CompressedSink implements ChunkCopy.Sink {
     private final Qcow2Image target;
     private final BlockDevice backing;
     private final int clusterSize;
+    /** -S 0: every cluster is written, compressed, zeroes and what the backing file shows too. */
+    private final boolean fullyAllocated;
 
     /** One cluster's write: its compressed data, or zeroes when {@code data} is null. */
     private record Step(long offset, int length, CompressedCluster data) {
     }
 
-    CompressedSink(Qcow2Image target) {
+    CompressedSink(Qcow2Image target, boolean fullyAllocated) {
         this.target = target;
+        this.fullyAllocated = fullyAllocated;
         this.backing = target.backing();
         this.clusterSize = (int) target.header().clusterSize();
     }
@@ -64,13 +68,17 @@ final class CompressedSink implements ChunkCopy.Sink {
     /** Decides and compresses the chunk's clusters ({@code zero}: all known to be zeroes); no write yet. */
     private List<Step> steps(long offset, ByteBuffer chunk, boolean zero) throws IOException {
         List<Step> steps = new ArrayList<>();
-        if (zero && backing == null) {
+        if (zero && backing == null && !fullyAllocated) {
             return steps; // the chunk still takes its turn, writing nothing
         }
         for (int at = chunk.position(); at < chunk.limit(); at += clusterSize) {
             int n = Math.min(clusterSize, chunk.limit() - at);
             ByteBuffer cluster = chunk.slice(at, n);
             long guest = offset + at - chunk.position();
+            if (fullyAllocated) {
+                steps.add(new Step(guest, n, target.compressCluster(guest, cluster)));
+                continue;
+            }
             if (BackingCompare.needsNoWrite(backing, guest, cluster)) {
                 continue;
             }

@@ -31,6 +31,8 @@ import picocli.CommandLine.Model.CommandSpec;
 final class ConvertCommand implements Callable<Integer> {
     /** Zero blocks of this size in the data stay holes in a raw target: qemu-img convert's default -S 4k. */
     private static final int SPARSE_BLOCK = 4096;
+    /** -S's largest value: qemu-img's MAX_BUF_SECTORS of 512 bytes. */
+    private static final int MAX_SPARSE = 32768 * 512;
 
     String sourceFormat;
     String outputFormat = "raw";
@@ -44,6 +46,7 @@ final class ConvertCommand implements Callable<Integer> {
     boolean progress;
     String targetCache = "unsafe";
     String sourceCache;
+    String sparse;
     final ProfileOption profile = new ProfileOption();
     boolean quiet;
     String source;
@@ -70,6 +73,9 @@ final class ConvertCommand implements Callable<Integer> {
             .option("-t", "targetCache", "Target cache mode; qemu-img convert's default, unsafe, never syncs (a"
                     + " killed convert still leaves the old target or the whole new one; a host crash may not). The"
                     + " others sync the finished file before it is renamed over the target.", v -> targetCache = v)
+            .option("-S", "sparseSize", "Zero bytes that must follow each other for the target to keep a hole"
+                    + " there (qemu-img's -S: 4k by default, a multiple of 512 up to 16M; blocks of this size aligned"
+                    + " to it); 0 writes every byte, allocating the whole target.", v -> sparse = v)
             .option("-T", "sourceCache", "Source cache mode: writeback (page cache) or none (O_DIRECT).",
                     v -> sourceCache = v)
             .option("--profile", "profile", ProfileOption.DESCRIPTION, v -> profile.profile = v)
@@ -93,6 +99,7 @@ final class ConvertCommand implements Callable<Integer> {
         if (!qcow2 && !options.isEmpty()) {
             throw new ImageException("-o needs -O qcow2");
         }
+        int sparseSize = sparseSize();
         if (requests < 1 || requests > ChunkCopy.MAX_REQUESTS) {
             throw new ImageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and "
                     + ChunkCopy.MAX_REQUESTS); // qemu-img's words
@@ -107,23 +114,39 @@ final class ConvertCommand implements Callable<Integer> {
         try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions);
                 AtomicTarget out = AtomicTarget.begin(Path.of(target))) {
             if (qcow2) {
-                toQcow2(src, out.file(), targetDirect, targetSyncs);
+                toQcow2(src, out.file(), targetDirect, targetSyncs, sparseSize);
             } else {
-                toRaw(src, out.file(), targetSyncs);
+                toRaw(src, out.file(), targetSyncs, sparseSize);
             }
             out.commit(targetSyncs);
         }
         return 0;
     }
 
-    private void toRaw(BlockDevice src, Path file, boolean syncs) throws IOException {
+    /** -S as qemu-img reads it: bytes, a multiple of 512 up to 16 MiB; 0 for a fully allocated target. */
+    private int sparseSize() {
+        if (sparse == null) {
+            return SPARSE_BLOCK;
+        }
+        long v = Sizes.cvtnum("buffer size for sparse output", sparse);
+        if (v % 512 != 0 || v > MAX_SPARSE) {
+            throw new IllegalArgumentException("Invalid buffer size for sparse output specified. Valid sizes are "
+                    + "multiples of 512 up to " + MAX_SPARSE + ". Select 0 to disable sparse detection (fully "
+                    + "allocates output).");
+        }
+        return (int) v;
+    }
+
+    private void toRaw(BlockDevice src, Path file, boolean syncs, int sparseSize) throws IOException {
         try (Storage dst = FileStorage.create(file, false)) {
             // Sized first, as qemu-img does: the writes then fill a file of its final size (no extending writes),
             // and what is never written stays a hole.
             dst.setLength(src.size());
-            // Blocks of zeroes stay holes (qemu-img's default -S 4k).
-            copy(src, ChunkCopy.CHUNK, false, (off, buf, zero) -> zero ? ChunkCopy.Write.NONE
-                    : () -> ChunkCopy.writeNonZero(off, buf, SPARSE_BLOCK, (at, part) -> dst.write(part, at)));
+            boolean full = sparseSize == 0;
+            // Blocks of zeroes stay holes (qemu-img's default -S 4k); with -S 0 every byte is written.
+            copy(src, ChunkCopy.CHUNK, full, (off, buf, zero) -> full ? () -> dst.write(buf.duplicate(), off)
+                    : zero ? ChunkCopy.Write.NONE
+                    : () -> ChunkCopy.writeNonZero(off, buf, sparseSize, (at, part) -> dst.write(part, at)));
             if (syncs) {
                 dst.flush();
             }
@@ -131,7 +154,8 @@ final class ConvertCommand implements Callable<Integer> {
     }
 
     /** Creates and fills the qcow2 image {@code file}; backing and data file names resolve beside the target. */
-    private void toQcow2(BlockDevice src, Path file, boolean direct, boolean syncs) throws IOException {
+    private void toQcow2(BlockDevice src, Path file, boolean direct, boolean syncs, int sparseSize)
+            throws IOException {
         Path path = Path.of(target);
         Map<String, String> opts = CreateOptionsParser.parse(options);
         opts.put("size", Long.toString(src.size()));
@@ -156,13 +180,19 @@ final class ConvertCommand implements Callable<Integer> {
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
         try (Qcow2Image dst = Qcow2Image.open(file, dstOptions)) {
             if (compressed) {
-                CompressedSink sink = new CompressedSink(dst);
+                CompressedSink sink = new CompressedSink(dst, sparseSize == 0);
                 copy(src, sink.chunkSize(), true, sink);
                 sink.finish();
                 return;
             }
+            if (sparseSize == 0) { // every cluster allocated and written, zeroes too, over a backing file too
+                copy(src, ChunkCopy.CHUNK, true, (off, buf, zero) -> () -> dst.write(off, buf.duplicate()));
+                return;
+            }
             BlockDevice base = dst.backing();
-            int clusterSize = (int) dst.header().clusterSize();
+            // A run of zeroes shorter than -S is written: with -S past the cluster size, zero clusters between data
+            // are allocated, as qemu-img allocates them.
+            int granule = Math.max(sparseSize, (int) dst.header().clusterSize());
             // Without a backing file, ranges of zeroes are left as they are in a new image: unallocated.
             copy(src, ChunkCopy.CHUNK, base != null, (off, buf, zero) -> {
                 if (zero && base == null || BackingCompare.needsNoWrite(base, off, buf)) {
@@ -176,7 +206,7 @@ final class ConvertCommand implements Callable<Integer> {
                     return () -> dst.write(off, buf.duplicate());
                 }
                 // Clusters of zeroes stay unallocated.
-                return () -> ChunkCopy.writeNonZero(off, buf, clusterSize, dst::write);
+                return () -> ChunkCopy.writeNonZero(off, buf, granule, dst::write);
             });
         }
     }

@@ -114,4 +114,49 @@ class CliConvertTest {
         assertEquals(1, badOpt.code());
         assertTrue(badOpt.err().contains("Invalid parameter 'foo'"), badOpt.err());
     }
+
+    /**
+     * -S as qemu-img's: the same data, the same allocation (qemu-img map, host offsets aside) for every sparse size
+     * and target (0: every byte written), and its refusals in its words.
+     */
+    @ParameterizedTest
+    @CsvSource({"0, raw", "512, raw", "4k, raw", "64k, raw", "1M, raw", "16M, raw", "0, qcow2", "512, qcow2",
+        "64k, qcow2", "1M, qcow2", "0, qcow2 -c", "1M, qcow2 -c"})
+    void sparseSizeAsQemuImgs(String sparse, String target) {
+        String src = source("qcow2");
+        String format = target.split(" ")[0];
+        List<String> flags = new ArrayList<>(List.of("-S", sparse, "-O", format));
+        if (target.endsWith("-c")) {
+            flags.add("-c");
+        }
+        String theirs = path("theirs." + format);
+        String mine = path("mine." + format);
+        List<String> q = new ArrayList<>(List.of("qemu-img", "convert"));
+        q.addAll(flags);
+        q.addAll(List.of(src, theirs));
+        Qemu.run(q);
+        List<String> o = new ArrayList<>(List.of("convert"));
+        o.addAll(flags);
+        o.addAll(List.of(src, mine));
+        Cli.Run r = ours(o.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        Qemu.img("compare", "-f", format, "-F", format, theirs, mine);
+        assertEquals(mapWithoutOffsets(format, theirs), mapWithoutOffsets(format, mine), flags.toString());
+    }
+
+    private static String mapWithoutOffsets(String format, String image) {
+        return Qemu.img("map", "--output=json", "-f", format, image).replaceAll(", \"offset\": \\d+", "");
+    }
+
+    @Test
+    void sparseSizesQemuImgRefuses() {
+        String src = source("qcow2");
+        for (String sparse : List.of("1e3", "1000", "32M", "-1")) {
+            Qemu.Result q = Qemu.exec(List.of("qemu-img", "convert", "-S", sparse, "-O", "raw", src, path("q.raw")));
+            Cli.Run r = ours("convert", "-S", sparse, "-O", "raw", src, path("o.raw"));
+            assertEquals(1, q.exitCode(), sparse);
+            assertEquals(1, r.code(), sparse);
+            assertEquals(q.stderr().replace("qemu-img: ", "qcow2-loom: "), r.err(), sparse);
+        }
+    }
 }
