@@ -237,23 +237,47 @@ final class ChunkCopy {
      * the guest offset, and each maximal run of granules that hold a non-zero byte is written with one call.
      */
     static void writeNonZero(long offset, ByteBuffer buf, int granule, PartWriter writer) throws IOException {
+        writeNonZero(offset, buf, granule, writer, (at, length) -> { });
+    }
+
+    /** Writes the zero runs between them. */
+    @FunctionalInterface
+    interface ZeroWriter {
+        void writeZeroes(long offset, long length) throws IOException;
+    }
+
+    /**
+     * As {@link #writeNonZero(long, ByteBuffer, int, PartWriter)}, and gives each maximal run of zero granules to
+     * {@code zeroes}.
+     */
+    static void writeNonZero(long offset, ByteBuffer buf, int granule, PartWriter writer, ZeroWriter zeroes)
+            throws IOException {
         ByteBuffer view = buf.duplicate();
-        ByteBuffer zeroes = ZEROES.duplicate();
+        ByteBuffer zeroBytes = ZEROES.duplicate();
         int end = buf.limit();
-        int runStart = -1;
+        int runStart = 0;
+        boolean runIsData = false;
         for (int at = 0; at < end; ) {
             int next = (int) Math.min(end, at + granule - (offset + at) % granule);
-            boolean zero = isZero(view, zeroes, at, next);
-            if (!zero && runStart < 0) {
+            boolean data = !isZero(view, zeroBytes, at, next);
+            if (at > runStart && data != runIsData) {
+                flushRun(offset, buf, runStart, at, runIsData, writer, zeroes);
                 runStart = at;
-            } else if (zero && runStart >= 0) {
-                writer.write(offset + runStart, buf.slice(runStart, at - runStart));
-                runStart = -1;
             }
+            runIsData = data;
             at = next;
         }
-        if (runStart >= 0) {
-            writer.write(offset + runStart, buf.slice(runStart, end - runStart));
+        if (end > runStart) {
+            flushRun(offset, buf, runStart, end, runIsData, writer, zeroes);
+        }
+    }
+
+    private static void flushRun(long offset, ByteBuffer buf, int from, int to, boolean data, PartWriter writer,
+            ZeroWriter zeroes) throws IOException {
+        if (data) {
+            writer.write(offset + from, buf.slice(from, to - from));
+        } else {
+            zeroes.writeZeroes(offset + from, to - from);
         }
     }
 

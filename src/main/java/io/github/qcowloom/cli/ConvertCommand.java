@@ -5,12 +5,14 @@ import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -47,6 +49,7 @@ final class ConvertCommand implements Callable<Integer> {
     String targetCache = "unsafe";
     String sourceCache;
     String sparse;
+    boolean skipCreate;
     final ProfileOption profile = new ProfileOption();
     boolean quiet;
     String source;
@@ -69,6 +72,9 @@ final class ConvertCommand implements Callable<Integer> {
             .intOption("-m", "N", "Parallel requests (1 to 16; qemu-img's default, 8).", v -> requests = v)
             .flag(new String[] {"-W"}, "Allow out-of-order writes (in guest order otherwise, as qemu-img; -c always"
                     + " writes in order).", v -> outOfOrder = v)
+            .flag(new String[] {"-n"}, "Write into the existing DST, of -O's format and at least SRC's size, instead"
+                    + " of creating it (qemu-img's -n): ranges that read as zeroes are written as zeroes.",
+                    v -> skipCreate = v)
             .flag(new String[] {"-p"}, "Show a progress bar on stderr.", v -> progress = v)
             .option("-t", "targetCache", "Target cache mode; qemu-img convert's default, unsafe, never syncs (a"
                     + " killed convert still leaves the old target or the whole new one; a host crash may not). The"
@@ -93,7 +99,14 @@ final class ConvertCommand implements Callable<Integer> {
         if (compressed && !qcow2) {
             throw new ImageException("Compression not supported for this file format");
         }
-        if (!qcow2 && backingFile != null) {
+        if (skipCreate && !options.isEmpty()) {
+            throw new ImageException("-o has no effect when skipping image creation"); // qemu-img's words
+        }
+        if (skipCreate && compressed) {
+            throw new UnsupportedFeatureException("convert -n -c",
+                    "Compressed writes into an existing image (convert -n -c) are not supported");
+        }
+        if (!qcow2 && backingFile != null && !skipCreate) {
             throw new ImageException("Backing file not supported for file format '" + outputFormat + "'");
         }
         if (!qcow2 && !options.isEmpty()) {
@@ -110,6 +123,12 @@ final class ConvertCommand implements Callable<Integer> {
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.STILL_SOURCE);
         if (sourceCache != null) {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
+        }
+        if (skipCreate) {
+            try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions)) {
+                intoExisting(src, targetDirect, targetSyncs, sparseSize);
+            }
+            return 0;
         }
         try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions);
                 AtomicTarget out = AtomicTarget.begin(Path.of(target))) {
@@ -208,6 +227,38 @@ final class ConvertCommand implements Callable<Integer> {
                 // Clusters of zeroes stay unallocated.
                 return () -> ChunkCopy.writeNonZero(off, buf, granule, dst::write);
             });
+        }
+    }
+
+    /**
+     * -n: copies into the existing target, in place (no file beside it, no rename). The target may hold data, so
+     * what reads as zeroes in the source is written as zeroes (unmapped where the target can), runs of zeroes
+     * shorter than -S as data, as qemu-img does when the target is not known to read as zeroes.
+     */
+    private void intoExisting(BlockDevice src, boolean direct, boolean syncs, int sparseSize) throws IOException {
+        Path path = Path.of(target);
+        if (!java.nio.file.Files.exists(path)) {
+            throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
+        }
+        OpenOptions options = profile.apply(OpenOptions.readWriteDefaults()).withDirect(direct).withHostSyncs(syncs)
+                .withPool(false);
+        try (BlockDevice dst = ImageFormat.open(path, outputFormat, options)) {
+            if (dst.size() < src.size()) {
+                throw new ImageException("output file is smaller than input file"); // qemu-img's words
+            }
+            copy(src, ChunkCopy.CHUNK, true, (off, buf, zero) -> {
+                if (zero && sparseSize != 0) {
+                    return () -> dst.writeZeroes(off, buf.remaining(), true);
+                }
+                if (sparseSize == 0) {
+                    return () -> dst.write(off, buf.duplicate());
+                }
+                return () -> ChunkCopy.writeNonZero(off, buf, sparseSize, dst::write,
+                        (at, length) -> dst.writeZeroes(at, length, true));
+            });
+            if (syncs) {
+                dst.flush();
+            }
         }
     }
 

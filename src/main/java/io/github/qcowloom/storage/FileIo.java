@@ -41,4 +41,12 @@ interface FileIo extends Closeable {
     default boolean allocate(long position, long length) throws IOException {
         return false;
     }
+
+    /**
+     * fallocate with PUNCH_HOLE | KEEP_SIZE: the range reads as zeroes and its blocks are freed; false where this
+     * I/O cannot (FileChannel has no fallocate). Throws where the file system refuses it.
+     */
+    default boolean punchHole(long position, long length) throws IOException {
+        return false;
+    }
 }

@@ -43,7 +43,7 @@ import java.util.function.UnaryOperator;
  *
  * <p>Lock discipline: {@code syncLock} (buffered files) is taken before the size lock's read side, which a ranged
  * sync through FileChannel takes; nothing that holds the size lock syncs. Block locks are taken inside the size
- * lock by direct writes.
+ * lock by direct writes. {@code puncherLock}, innermost, only opens the hole-punching descriptor.
  */
 public final class FileStorage implements Storage {
     private static final int ZERO_CHUNK = 1 << 20;
@@ -75,6 +75,15 @@ public final class FileStorage implements Storage {
     private final AtomicLong size;
     /** False once the host refused a {@link #preallocate}. */
     private volatile boolean preallocates = true;
+    /** False once this I/O or the host could not punch a hole ({@link #punchHole}). */
+    private volatile boolean punches = true;
+    /**
+     * io_uring's I/O on a descriptor of its own, for the holes of a file whose bytes FileChannel moves (it has no
+     * fallocate): opened at the first punch, null before it or where io_uring cannot run. Under puncherLock.
+     */
+    private FileIo puncher;
+    private boolean puncherOpened;
+    private final ReentrantLock puncherLock = new ReentrantLock();
     /**
      * The first failed host sync of a buffered file, the cause of every later sync's failure. Linux marks the
      * pages it could not write back clean and reports the error once, so a later fdatasync would succeed without
@@ -425,8 +434,11 @@ public final class FileStorage implements Storage {
     }
 
     /**
-     * Releases host space only if the hole covers the tail of the file (truncating and re-extending it, so
-     * the size does not change); elsewhere writes zeroes. Never extends the file.
+     * Releases host space: at the tail of the file by truncating and re-extending it (the size does not change);
+     * inside it through io_uring's fallocate (PUNCH_HOLE), as QEMU's raw discard does, where the file system allows
+     * it, with O_DIRECT only over whole blocks (the partial edge blocks get zeroes through the write path, which
+     * holds their block locks: a read-modify-write beside a punch would write the punched bytes back); elsewhere
+     * writes zeroes. Never extends the file.
      */
     @Override
     public void punchHole(long position, long length) throws IOException {
@@ -449,8 +461,51 @@ public final class FileStorage implements Storage {
         } finally {
             lock.unlock();
         }
-        // A hole inside the file: zeroing needs only the shared lock, like any write.
+        // A hole inside the file: needs only the shared lock, like any write.
+        long end = Math.min(position + length, size.get());
+        long from = direct ? alignUp(position) : position;
+        long to = direct ? alignDown(end) : end;
+        if (punches && from < to && punchInside(from, to - from)) {
+            writeZeroes(position, from - position);
+            writeZeroes(to, end - to);
+            return;
+        }
         writeZeroes(position, length);
+    }
+
+    /** The descriptor that punches holes for FileChannel's I/O: opened once, null where io_uring cannot run. */
+    private FileIo puncher() throws IOException {
+        puncherLock.lock();
+        try {
+            if (!puncherOpened) {
+                puncherOpened = true;
+                puncher = UringSupport.open(path, true, direct);
+            }
+            return puncher;
+        } finally {
+            puncherLock.unlock();
+        }
+    }
+
+    /** fallocate(PUNCH_HOLE) of a range inside the file; false where the I/O or the file system cannot. */
+    private boolean punchInside(long position, long length) throws IOException {
+        Lock lock = sizeLock.readLock();
+        lock.lock();
+        try {
+            if (io.punchHole(position, length)) {
+                return true;
+            }
+            FileIo ring = throughRing ? null : puncher();
+            if (ring != null && ring.punchHole(position, length)) {
+                return true;
+            }
+        } catch (IOException e) {
+            // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error again.
+        } finally {
+            lock.unlock();
+        }
+        punches = false; // FileChannel, or refused: not asked again
+        return false;
     }
 
     /** Writes zeroes in chunks of at most 1 MiB, extending the file if the range reaches past the end. */
@@ -557,6 +612,14 @@ public final class FileStorage implements Storage {
 
     private void closeRest() throws IOException {
         try {
+            puncherLock.lock();
+            try {
+                if (puncher != null) {
+                    puncher.close();
+                }
+            } finally {
+                puncherLock.unlock();
+            }
             channel.close();
         } finally {
             try {

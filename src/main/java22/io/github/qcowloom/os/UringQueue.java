@@ -183,6 +183,14 @@ public final class UringQueue {
         return request(IoUring.OP_FALLOCATE, fd, length, 0, offset, 0);
     }
 
+    /** fallocate with PUNCH_HOLE | KEEP_SIZE (the range reads as zeroes, its blocks freed): 0, or -errno. */
+    public int punchHole(int fd, long offset, long length) throws IOException {
+        return request(IoUring.OP_FALLOCATE, fd, length, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset, 0);
+    }
+
+    private static final int FALLOC_FL_KEEP_SIZE = 1;
+    private static final int FALLOC_FL_PUNCH_HOLE = 2;
+
     /**
      * ftruncate: returns 0, or -errno. On an event loop through its ring (Linux 6.9+), so that the loop runs on
      * while the file system journals the change; elsewhere, and on older kernels, the system call on the caller's

@@ -159,4 +159,52 @@ class CliConvertTest {
             assertEquals(q.stderr().replace("qemu-img: ", "qcow2-loom: "), r.err(), sparse);
         }
     }
+
+    /**
+     * -n writes into an existing target that holds other data: what reads as zeroes becomes zeroes there (holes, or
+     * zero clusters), as qemu-img convert -n leaves it; data and allocation compared with qemu-img's own.
+     */
+    @ParameterizedTest
+    @CsvSource({"4k, raw", "64k, raw", "0, raw", "4k, qcow2", "0, qcow2"})
+    void intoAnExistingTargetAsQemuImgs(String sparse, String format) {
+        String src = source("qcow2");
+        String theirs = path("theirs." + format);
+        String mine = path("mine." + format);
+        for (String t : List.of(theirs, mine)) {
+            Qemu.img("create", "-q", "-f", format, t, "24M");
+            Qemu.ioFormat(format, Path.of(t), "write -P 0x99 0 24M");
+        }
+        Qemu.run(List.of("qemu-img", "convert", "-n", "-S", sparse, "-O", format, src, theirs));
+        Cli.Run r = ours("convert", "-n", "-S", sparse, "-O", format, src, mine);
+        assertEquals(0, r.code(), r.err());
+        Qemu.img("compare", "-f", format, "-F", format, theirs, mine);
+        assertEquals(mapWithoutOffsets(format, theirs), mapWithoutOffsets(format, mine));
+        if (format.equals("qcow2")) {
+            Qemu.img("check", mine);
+        }
+    }
+
+    @Test
+    void intoAnExistingTargetRefusalsAsQemuImgs() {
+        String src = source("qcow2");
+        String small = path("small.raw");
+        Qemu.img("create", "-q", "-f", "raw", small, "1M");
+        String fits = path("fits.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", fits, "20M");
+        for (List<String> args : List.of(List.of("-O", "raw", src, small),
+                List.of("-O", "qcow2", "-o", "cluster_size=4k", src, fits))) {
+            List<String> q = new ArrayList<>(List.of("qemu-img", "convert", "-n"));
+            q.addAll(args);
+            Qemu.Result qr = Qemu.exec(q);
+            List<String> o = new ArrayList<>(List.of("convert", "-n"));
+            o.addAll(args);
+            Cli.Run r = ours(o.toArray(String[]::new));
+            assertEquals(1, qr.exitCode(), args.toString());
+            assertEquals(1, r.code(), args.toString());
+            assertEquals(qr.stderr().replace("qemu-img: ", "qcow2-loom: "), r.err(), args.toString());
+        }
+        Cli.Run compressed = ours("convert", "-n", "-c", "-O", "qcow2", src, fits);
+        assertEquals(1, compressed.code());
+        assertTrue(compressed.err().contains("convert -n -c"), compressed.err());
+    }
 }

@@ -52,6 +52,25 @@ abstract class FileStorageContract extends StorageContract {
         }
     }
 
+    /** A hole inside the file frees the host's blocks, as QEMU's raw discard does (fallocate PUNCH_HOLE). */
+    @Test
+    void punchingAHoleInsideTheFileFreesItsBlocks() throws IOException {
+        Path file = dir.resolve("holes");
+        try (FileStorage s = create(file)) {
+            byte[] data = pattern(4 << 20, 9);
+            s.write(ByteBuffer.wrap(data), 0);
+            s.flush();
+            long before = Images.hostBytes(file);
+            s.punchHole((1 << 20) + 100, 2 << 20); // unaligned edges: zeroes there, the blocks between freed
+            s.flush();
+            Arrays.fill(data, (1 << 20) + 100, (3 << 20) + 100, (byte) 0);
+            assertArrayEquals(data, readAll(s));
+            assertEquals(4 << 20, s.size());
+            long freed = before - Images.hostBytes(file);
+            assertTrue(freed >= (2 << 20) - 8192, "freed " + freed + " of " + before);
+        }
+    }
+
     @Override
     protected Storage createEmpty() throws IOException {
         return create(dir.resolve("file" + files.incrementAndGet()));
