@@ -43,7 +43,7 @@ import java.util.function.UnaryOperator;
  *
  * <p>Lock discipline: {@code syncLock} (buffered files) is taken before the size lock's read side, which a ranged
  * sync through FileChannel takes; nothing that holds the size lock syncs. Block locks are taken inside the size
- * lock by direct writes. {@code puncherLock}, innermost, only opens the hole-punching descriptor.
+ * lock by direct writes and punches. {@code puncherLock}, innermost, only opens the hole-punching descriptor.
  */
 public final class FileStorage implements Storage {
     private static final int ZERO_CHUNK = 1 << 20;
@@ -436,9 +436,8 @@ public final class FileStorage implements Storage {
     /**
      * Releases host space: at the tail of the file by truncating and re-extending it (the size does not change);
      * inside it through io_uring's fallocate (PUNCH_HOLE), as QEMU's raw discard does, where the file system allows
-     * it, with O_DIRECT only over whole blocks (the partial edge blocks get zeroes through the write path, which
-     * holds their block locks: a read-modify-write beside a punch would write the punched bytes back); elsewhere
-     * writes zeroes. Never extends the file.
+     * it, with O_DIRECT only over whole blocks, under their block locks (the partial edge blocks get zeroes through
+     * the write path); elsewhere writes zeroes. Never extends the file.
      */
     @Override
     public void punchHole(long position, long length) throws IOException {
@@ -487,10 +486,19 @@ public final class FileStorage implements Storage {
         }
     }
 
-    /** fallocate(PUNCH_HOLE) of a range inside the file; false where the I/O or the file system cannot. */
+    /**
+     * fallocate(PUNCH_HOLE) of a range inside the file (whole blocks with O_DIRECT, under their block locks as a
+     * write of them: a read-modify-write of a block must not straddle the punch); false where the I/O or the file
+     * system cannot.
+     */
     private boolean punchInside(long position, long length) throws IOException {
         Lock lock = sizeLock.readLock();
         lock.lock();
+        long firstBlock = position / alignment;
+        long endBlock = (position + length) / alignment;
+        if (direct) {
+            blockLocks.lock(firstBlock, endBlock);
+        }
         try {
             if (io.punchHole(position, length)) {
                 return true;
@@ -502,6 +510,9 @@ public final class FileStorage implements Storage {
         } catch (IOException e) {
             // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error again.
         } finally {
+            if (direct) {
+                blockLocks.unlock(firstBlock, endBlock);
+            }
             lock.unlock();
         }
         punches = false; // FileChannel, or refused: not asked again
