@@ -35,8 +35,7 @@ class FailedSyncTest {
     Path dir;
 
     /** The file's own I/O, with the next {@code failures} syncs failing as fdatasync's EIO, counting the calls. */
-    private static final class FailingSyncs implements FileIo {
-        final FileIo inner;
+    private static final class FailingSyncs extends ForwardingFileIo {
         final AtomicInteger failures = new AtomicInteger();
         final AtomicInteger syncCalls = new AtomicInteger();
         volatile IOException failure = new IOException("Input/output error");
@@ -47,7 +46,7 @@ class FailedSyncTest {
         final CountDownLatch release = new CountDownLatch(1);
 
         FailingSyncs(FileIo inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         private void maybeFail() throws IOException {
@@ -71,16 +70,6 @@ class FailedSyncTest {
         }
 
         @Override
-        public int read(ByteBuffer dst, long position) throws IOException {
-            return inner.read(dst, position);
-        }
-
-        @Override
-        public int write(ByteBuffer src, long position) throws IOException {
-            return inner.write(src, position);
-        }
-
-        @Override
         public void force() throws IOException {
             maybeFail();
             inner.force();
@@ -90,21 +79,6 @@ class FailedSyncTest {
         public void forceRange(long position, long length) throws IOException {
             maybeFail();
             inner.forceRange(position, length);
-        }
-
-        @Override
-        public boolean truncate(long length) throws IOException {
-            return inner.truncate(length);
-        }
-
-        @Override
-        public boolean allocate(long position, long length) throws IOException {
-            return inner.allocate(position, length);
-        }
-
-        @Override
-        public void close() throws IOException {
-            inner.close();
         }
     }
 

@@ -28,14 +28,13 @@ class PunchBesideReadModifyWriteTest {
     Path dir;
 
     /** The file's I/O, seen by the test: the punch, once begun, waits for the write's read of its block. */
-    private static final class Seen implements FileIo {
-        final FileIo inner;
+    private static final class Seen extends ForwardingFileIo {
         final CountDownLatch punchBegun = new CountDownLatch(1);
         final CountDownLatch blockRead = new CountDownLatch(1);
         final CountDownLatch punched = new CountDownLatch(1);
 
         Seen(FileIo inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         @Override
@@ -53,21 +52,6 @@ class PunchBesideReadModifyWriteTest {
                 await(punched); // the hole is punched meanwhile, unless the write holds the block's lock
             }
             return n;
-        }
-
-        @Override
-        public int write(ByteBuffer src, long position) throws IOException {
-            return inner.write(src, position);
-        }
-
-        @Override
-        public void force() throws IOException {
-            inner.force();
-        }
-
-        @Override
-        public void close() throws IOException {
-            inner.close();
         }
 
         private static void await(CountDownLatch latch) {
