@@ -277,7 +277,7 @@ final class BenchRunner {
 
         void add(Throwable e) {
             if (count.getAndIncrement() == 0) {
-                err.println("qcow2-loom: request failed: " + e);
+                err.println("qcow2-loom: Failed request: " + Main.message(e)); // qemu-img bench's words
             }
         }
 

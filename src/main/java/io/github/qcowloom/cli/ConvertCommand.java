@@ -92,6 +92,10 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (CreateOptionsParser.asksForHelp(CreateOptionsParser.parse(options))) {
+            spec.commandLine().getOut().print(CreateOptionsParser.help(outputFormat));
+            return 0;
+        }
         boolean qcow2 = "qcow2".equals(outputFormat);
         if (!qcow2 && !"raw".equals(outputFormat)) {
             throw new ImageException("Unknown output format '" + outputFormat + "': convert writes qcow2 or raw");

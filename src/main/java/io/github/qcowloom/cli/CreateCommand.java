@@ -45,7 +45,7 @@ final class CreateCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
 
-    @Parameters(index = "0", paramLabel = "FILE")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "FILE")
     String filename;
 
     @Parameters(index = "1", arity = "0..1", paramLabel = "SIZE", description = "Virtual size (k, M, G, T suffixes).")
@@ -54,6 +54,13 @@ final class CreateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         Map<String, String> opts = CreateOptionsParser.parse(options);
+        if (CreateOptionsParser.asksForHelp(opts)) { // before anything else is checked, as in qemu-img
+            spec.commandLine().getOut().print(CreateOptionsParser.help(format));
+            return 0;
+        }
+        if (filename == null) {
+            throw new ImageException("Expecting image file name"); // qemu-img's words
+        }
         if (backingFile != null) {
             opts.put("backing_file", backingFile);
         }

@@ -67,6 +67,35 @@ final class CreateOptionsParser {
         return m;
     }
 
+    /** True if the list asks for help ({@code -o help} or {@code -o ?}, alone or beside other options). */
+    static boolean asksForHelp(Map<String, String> opts) {
+        return "on".equals(opts.get("help")) || "on".equals(opts.get("?"));
+    }
+
+    /**
+     * What {@code -o help} prints for {@code format}: qemu-img's lines for the options this tool takes (qemu-img's
+     * others, such as encryption, are not listed: they are refused).
+     */
+    static String help(String format) {
+        StringBuilder sb = new StringBuilder("Supported options:\n");
+        if ("qcow2".equals(format)) {
+            sb.append("""
+                      backing_file=<str>     - File name of a base image
+                      backing_fmt=<str>      - Image format of the base image
+                      cluster_size=<size>    - qcow2 cluster size
+                      compat=<str>           - Compatibility level (v2 [0.10] or v3 [1.1])
+                      compression_type=<str> - Compression method used for image cluster compression
+                      data_file=<str>        - File name of an external data file
+                      data_file_raw=<bool (on/off)> - The external data file must stay valid as a raw image
+                      extended_l2=<bool (on/off)> - Extended L2 tables
+                      lazy_refcounts=<bool (on/off)> - Postpone refcount updates
+                      preallocation=<str>    - Preallocation mode (allowed values: off, metadata)
+                      refcount_bits=<num>    - Width of a reference count entry in bits
+                    """);
+        }
+        return sb.append("  size=<size>            - Virtual disk size\n").toString();
+    }
+
     /** qemu-img's is_valid_option_list. */
     private static boolean isValidOptionList(String list) {
         if (list.isEmpty() || list.charAt(0) == ',') {

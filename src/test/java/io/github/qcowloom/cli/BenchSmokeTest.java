@@ -40,7 +40,7 @@ class BenchSmokeTest {
         Cli.Run r = Cli.ours("bench", "-c", "20", "-s", "1G", img);
         assertEquals(1, r.code(), r.out() + r.err());
         assertTrue(r.err().contains("20 of 20 requests failed"), r.err());
-        assertEquals(1, r.err().lines().filter(l -> l.contains("request failed:")).count(), r.err());
+        assertEquals(1, r.err().lines().filter(l -> l.contains("Failed request:")).count(), r.err());
     }
 
     @ParameterizedTest

@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Files;
@@ -13,11 +14,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Size arguments read as qemu-img reads them (qemu_strtosz, cvtnum, QemuOpts' sizes), checked against qemu-img
- * itself: for each text, both tools' exit code and their words on stderr (the program's name aside), and the virtual
- * size of what each created.
+ * Arguments read as qemu-img reads them (sizes through qemu_strtosz, cvtnum and QemuOpts; -o lists), checked
+ * against qemu-img itself: for each text, both tools' exit code and their words on stderr (the program's name aside),
+ * and the virtual size of what each created.
  */
-class SizeArgumentsInteropTest {
+class ArgumentsInteropTest {
     /** Texts qemu-img takes in its own ways (hex, fractions, a point alone, white space) or refuses. */
     private static final List<String> TEXTS = List.of("1.5M", "0x10000", "0X10000", "0x", "00x10", "0x1.0", "1e3",
             "1.5e3M", "1.5E", "1.E", "1E", "010", "1.5", "1.25k", "0.0005k", "0.3k", "1.99999999999999999999k",
@@ -98,6 +99,28 @@ class SizeArgumentsInteropTest {
         compare("-o backing_file", "convert", "-O", "qcow2", "-o", "backing_file=b.qcow2", "SOURCE", "IMAGE");
         compare("-B raw", "convert", "-O", "raw", "-B", "b.qcow2", "SOURCE", "IMAGE");
         compare("-B -F", "convert", "-O", "qcow2", "-B", "b.qcow2", "-F", "qcow2", "SOURCE", "IMAGE");
+    }
+
+    /** -o help lists, in qemu-img's words, the options this tool takes; nothing is created. */
+    @Test
+    void optionHelp() {
+        for (String format : List.of("qcow2", "raw")) {
+            Path file = dir.resolve("h." + format);
+            String theirs = Qemu.img("create", "-f", format, "-o", "help", file.toString(), "1M");
+            String ours = Cli.succeeding("create", "-f", format, "-o", "help", file.toString(), "1M");
+            assertEquals("Supported options:", ours.lines().findFirst().orElseThrow());
+            for (String line : ours.lines().skip(1).toList()) {
+                String qemuLine = line.startsWith("  preallocation=") // ours takes two of qemu-img's four modes
+                        ? line.replace("off, metadata", "off, metadata, falloc, full") : line;
+                if (format.equals("raw")) {
+                    qemuLine = qemuLine.replace("off, metadata, ", "off, ");
+                }
+                assertTrue(theirs.lines().anyMatch(qemuLine::equals), format + ": " + line + " in\n" + theirs);
+            }
+            assertEquals(false, Files.exists(file));
+        }
+        assertEquals(Cli.succeeding("create", "-f", "qcow2", "-o", "size=1M,?", dir.resolve("x").toString()),
+                Cli.succeeding("convert", "-O", "qcow2", "-o", "help", "a", "b"));
     }
 
     /**
