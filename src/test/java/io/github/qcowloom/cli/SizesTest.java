@@ -52,7 +52,7 @@ class SizesTest {
         assertEquals(expected, Sizes.human(bytes));
     }
 
-    /** qemu_strtosz's readings (SizeArgumentsInteropTest checks the same texts against qemu-img itself). */
+    /** qemu_strtosz's readings (ArgumentsInteropTest checks the same texts against qemu-img itself). */
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
         "1.5M|1572864|",
