@@ -13,15 +13,15 @@ import java.util.List;
  * convert -c's writer: each worker compresses its chunk's clusters on its own virtual thread; they are written when
  * the chunk's turn comes ({@link ChunkCopy} runs it with in-order writes, on whichever worker is writing then), in
  * guest order as qemu-img convert -c writes, so that the image packs and places its clusters as QEMU's does.
- * Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated (with -S 0, none: every
- * cluster is written, compressed); zeroes over a backing
- * file become zero clusters; clusters that do not shrink are stored uncompressed.
+ * Clusters that need no write (zeroes, or over a backing file what it shows) stay unallocated (with -S 0 only what the
+ * backing file shows: zeroes are written, compressed); zeroes over a backing file become zero clusters; clusters that
+ * do not shrink are stored uncompressed.
  */
 final class CompressedSink implements ChunkCopy.Sink {
     private final Qcow2Image target;
     private final BlockDevice backing;
     private final int clusterSize;
-    /** -S 0: every cluster is written, compressed, zeroes and what the backing file shows too. */
+    /** -S 0: every cluster is written, compressed, zeroes too (but what a backing file shows already). */
     private final boolean fullyAllocated;
 
     /** One cluster's write: its compressed data, or zeroes when {@code data} is null. */
@@ -76,7 +76,9 @@ final class CompressedSink implements ChunkCopy.Sink {
             ByteBuffer cluster = chunk.slice(at, n);
             long guest = offset + at - chunk.position();
             if (fullyAllocated) {
-                steps.add(new Step(guest, n, target.compressCluster(guest, cluster)));
+                if (backing == null || !BackingCompare.same(backing, guest, cluster)) {
+                    steps.add(new Step(guest, n, target.compressCluster(guest, cluster)));
+                }
                 continue;
             }
             if (BackingCompare.needsNoWrite(backing, guest, cluster)) {

@@ -106,6 +106,11 @@ final class ConvertCommand implements Callable<Integer> {
         if (skipCreate && !options.isEmpty()) {
             throw new ImageException("-o has no effect when skipping image creation"); // qemu-img's words
         }
+        if (skipCreate && backingFile != null) {
+            // qemu-img then copies the source's top layer alone, over what the target's own backing file shows.
+            throw new UnsupportedFeatureException("convert -n -B",
+                    "Writing into an existing image over a backing file (convert -n -B) is not supported");
+        }
         if (skipCreate && compressed) {
             throw new UnsupportedFeatureException("convert -n -c",
                     "Compressed writes into an existing image (convert -n -c) are not supported");
@@ -208,11 +213,12 @@ final class ConvertCommand implements Callable<Integer> {
                 sink.finish();
                 return;
             }
-            if (sparseSize == 0) { // every cluster allocated and written, zeroes too, over a backing file too
-                copy(src, ChunkCopy.CHUNK, true, (off, buf, zero) -> () -> dst.write(off, buf.duplicate()));
+            BlockDevice base = dst.backing();
+            if (sparseSize == 0) { // every cluster written, zeroes too, but what the backing file shows already
+                copy(src, ChunkCopy.CHUNK, true, (off, buf, zero) -> base != null && BackingCompare.same(base, off, buf)
+                        ? ChunkCopy.Write.NONE : () -> dst.write(off, buf.duplicate()));
                 return;
             }
-            BlockDevice base = dst.backing();
             // A run of zeroes shorter than -S is written: with -S past the cluster size, zero clusters between data
             // are allocated, as qemu-img allocates them.
             int granule = Math.max(sparseSize, (int) dst.header().clusterSize());

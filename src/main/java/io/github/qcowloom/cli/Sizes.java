@@ -49,7 +49,6 @@ final class Sizes {
             throw new SizeException(text, at == n); // strtoull's ERANGE, unless something follows
         }
         BigInteger fraction = BigInteger.ZERO; // in 1/2^64ths, as QEMU's 64.64 fixed point
-        boolean hex = false;
         if (value.signum() == 0 && at < n && (text.charAt(at) == 'x' || text.charAt(at) == 'X')
                 && at == digitsAt + 1) {
             int hexAt = at + 1;
@@ -64,7 +63,6 @@ final class Sizes {
             if (value.bitLength() > 64 || at < n && text.charAt(at) == '.') {
                 throw new SizeException(text, value.bitLength() > 64 && at == n);
             }
-            hex = true;
         } else if (at < n && text.charAt(at) == '.') {
             int fractionAt = at + 1;
             int end = fractionAt;

@@ -32,9 +32,10 @@ import java.util.function.UnaryOperator;
  * Every direct write holds striped per-block locks so that concurrent read-modify-writes of one block
  * cannot lose each other's bytes.
  *
- * <p>{@link #punchHole} releases host space only when the hole covers the tail of the file (Java 21 has no
- * fallocate); elsewhere it writes zeroes, like {@link #writeZeroes}. {@link #preallocate} fallocates only with
- * O_DIRECT through io_uring.
+ * <p>{@link #punchHole} releases host space: at the tail of the file by truncating, inside it by io_uring's fallocate
+ * (on a descriptor of its own when FileChannel moves the bytes, unless FileChannel was asked for by name); on Java 21
+ * it writes zeroes there, like {@link #writeZeroes}. {@link #preallocate} fallocates only with O_DIRECT through
+ * io_uring.
  *
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
  * read (and, on create, before the file is truncated).
@@ -82,7 +83,9 @@ public final class FileStorage implements Storage {
      * fallocate): opened at the first punch, null before it or where io_uring cannot run. Under puncherLock.
      */
     private FileIo puncher;
-    private boolean puncherOpened;
+    private boolean puncherOpened; // true once opened, refused or closed: never opened again
+    /** No descriptor of io_uring's is opened for punching: FileChannel was asked for by name. */
+    private final boolean channelOnly;
     private final ReentrantLock puncherLock = new ReentrantLock();
     /**
      * The first failed host sync of a buffered file, the cause of every later sync's failure. Linux marks the
@@ -103,8 +106,9 @@ public final class FileStorage implements Storage {
     private volatile SyncCall witness;
 
     private FileStorage(Path path, ReopeningChannel channel, FileIo io, boolean throughRing, RandomAccessFile resizer,
-            ImageLock lock, boolean direct, int alignment) throws IOException {
+            ImageLock lock, boolean direct, int alignment, boolean channelOnly) throws IOException {
         this.path = path;
+        this.channelOnly = channelOnly;
         this.lock = lock;
         this.channel = channel;
         this.io = io;
@@ -163,10 +167,13 @@ public final class FileStorage implements Storage {
                 direct, true, backend, LockPermissions.readWrite(), true, UnaryOperator.identity());
     }
 
-    /** Tests: opens an existing file read-write through FileChannel, its I/O seen through {@code wrap}. */
+    /**
+     * Tests: opens an existing file read-write through the default backend ({@link StorageBackend#AUTO}: FileChannel
+     * buffered, io_uring with O_DIRECT), its I/O seen through {@code wrap}.
+     */
     static FileStorage openWrapped(Path path, boolean direct, UnaryOperator<FileIo> wrap) throws IOException {
         return open(path, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE), direct, true,
-                StorageBackend.FILECHANNEL, LockPermissions.readWrite(), false, wrap);
+                StorageBackend.AUTO, LockPermissions.readWrite(), false, wrap);
     }
 
     /**
@@ -218,7 +225,7 @@ public final class FileStorage implements Storage {
                 resizer.setLength(0);
             }
             return new FileStorage(path, channel, wrap.apply(io != null ? io : channel), io != null, resizer, lock,
-                    direct, alignment);
+                    direct, alignment, backend == StorageBackend.FILECHANNEL);
         } catch (IOException | RuntimeException e) {
             closeAfterFailure(e, channel, io, resizer, lock);
             throw e;
@@ -363,6 +370,12 @@ public final class FileStorage implements Storage {
         try {
             w.run();
         } catch (IOException e) {
+            if (channel.closed()) { // closed meanwhile: the witness went with it, and it says nothing of the file
+                if (cutShort != null) {
+                    throw cutShort;
+                }
+                return;
+            }
             if (cutShort != null) {
                 e.addSuppressed(cutShort);
             }
@@ -478,7 +491,7 @@ public final class FileStorage implements Storage {
         try {
             if (!puncherOpened) {
                 puncherOpened = true;
-                puncher = UringSupport.open(path, true, direct);
+                puncher = UringSupport.openQuietly(path, true, direct);
             }
             return puncher;
         } finally {
@@ -503,7 +516,7 @@ public final class FileStorage implements Storage {
             if (io.punchHole(position, length)) {
                 return true;
             }
-            FileIo ring = throughRing ? null : puncher();
+            FileIo ring = throughRing || channelOnly ? null : puncher();
             if (ring != null && ring.punchHole(position, length)) {
                 return true;
             }
@@ -625,6 +638,7 @@ public final class FileStorage implements Storage {
         try {
             puncherLock.lock();
             try {
+                puncherOpened = true; // a punch racing the close opens none
                 if (puncher != null) {
                     puncher.close();
                 }

@@ -44,6 +44,25 @@ final class UringSupport {
         }
     }
 
+    /**
+     * The same, without the log line where io_uring cannot run: for a descriptor of FileChannel's file opened only to
+     * punch holes, whose absence changes no byte (the holes are written as zeroes instead).
+     */
+    static FileIo openQuietly(Path path, boolean writable, boolean direct) throws IOException {
+        if (OPEN.handle() == null) {
+            return null;
+        }
+        try {
+            return (FileIo) OPEN.handle().invokeExact(path, writable, direct);
+        } catch (UringUnavailableException e) {
+            return null;
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
     private static void logFallback(String reason) {
         if (FALLBACK_LOGGED.compareAndSet(false, true)) {
             LOG.warn("io_uring is not available, using FileChannel instead: {}", reason);
