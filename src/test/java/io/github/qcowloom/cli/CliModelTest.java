@@ -77,7 +77,7 @@ class CliModelTest {
         assertEquals(1, notInt.code());
         assertTrue(notInt.err().startsWith("qcow2-loom: Invalid value for option '-m': 'x' is not an int\n"
                 + "Usage: qcow2-loom convert [-cnpqUW] [-B=<backingFile>]"), notInt.err());
-        assertTrue(notInt.err().contains("[-T=<sourceCache>] [-o=<options>]... SRC DST"), notInt.err());
+        assertTrue(notInt.err().contains("[-o=<options>]... SRC DST"), notInt.err());
         assertTrue(notInt.err().contains("  -m=N                      Parallel requests"), notInt.err());
         Cli.Run missing = ours("convert", src);
         assertEquals(1, missing.code());
