@@ -53,7 +53,7 @@ final class Sizes {
                 && at == digitsAt + 1) {
             int hexAt = at + 1;
             at = hexAt;
-            while (at < n && Character.digit(text.charAt(at), 16) >= 0) {
+            while (at < n && (isDigit(text.charAt(at)) || "abcdefABCDEF".indexOf(text.charAt(at)) >= 0)) {
                 at++;
             }
             if (at == hexAt) {

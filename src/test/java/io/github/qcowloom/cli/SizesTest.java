@@ -71,6 +71,7 @@ class SizesTest {
         ".5M|-1|invalid",
         "1.5|-1|invalid", // a fraction needs a suffix
         "0x|-1|invalid",
+        "0x\u0663|-1|invalid", // an Arabic-Indic 3 is no hex digit for strtoull
         "0x1.0|-1|invalid",
         "-1|-1|invalid",
         "18446744073709551616k|-1|invalid", // out of range, but the suffix after it makes it invalid
