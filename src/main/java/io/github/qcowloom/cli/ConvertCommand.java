@@ -12,6 +12,7 @@ import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -247,7 +248,7 @@ final class ConvertCommand implements Callable<Integer> {
      */
     private void intoExisting(BlockDevice src, boolean direct, boolean syncs, int sparseSize) throws IOException {
         Path path = Path.of(target);
-        if (!java.nio.file.Files.exists(path)) {
+        if (!Files.exists(path)) {
             throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
         }
         OpenOptions options = profile.apply(OpenOptions.readWriteDefaults()).withDirect(direct).withHostSyncs(syncs)
