@@ -86,8 +86,12 @@ final class CreateCommand implements Callable<Integer> {
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             try {
                 ImageCreator.create(out.file(), co);
-            } catch (ImageTooLargeException e) {
-                throw new ImageTooLargeException(filename + ": " + e.getMessage()); // as qemu-img prefixes it
+            } catch (ImageTooLargeException e) { // each refusal of the options named by the file, as in qemu-img
+                throw new ImageTooLargeException(filename + ": " + e.getMessage());
+            } catch (UnsupportedFeatureException e) {
+                throw new UnsupportedFeatureException(e.feature(), filename + ": " + e.getMessage());
+            } catch (ImageException e) {
+                throw new ImageException(filename + ": " + e.getMessage(), e);
             }
             out.commit(true);
         }

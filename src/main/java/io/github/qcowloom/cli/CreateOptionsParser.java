@@ -135,19 +135,20 @@ final class CreateOptionsParser {
                 case "compat" -> co = co.withVersion(switch (v) {
                     case "0.10", "v2" -> 2;
                     case "1.1", "v3" -> 3;
-                    default -> throw new ImageException("Invalid compatibility level: '" + v + "'");
+                    default -> throw new ImageException(filename + ": Parameter 'version' does not accept value '" + v
+                            + "'");
                 });
                 case "cluster_size" -> co = co.withClusterSize(
                         (int) Math.min(Integer.MAX_VALUE, optionSize(filename, "cluster_size", v)));
-                case "refcount_bits" -> co = co.withRefcountBits(Integer.parseInt(v));
-                case "lazy_refcounts" -> co = co.withLazyRefcounts(onOff(e.getKey(), v));
-                case "extended_l2" -> co = co.withExtendedL2(onOff(e.getKey(), v));
+                case "refcount_bits" -> co = co.withRefcountBits(number(filename, e.getKey(), v));
+                case "lazy_refcounts" -> co = co.withLazyRefcounts(onOff(filename, e.getKey(), v));
+                case "extended_l2" -> co = co.withExtendedL2(onOff(filename, e.getKey(), v));
                 case "compression_type" -> co = co.withCompressionType(v);
                 case "preallocation" -> co = co.withPreallocation(v);
                 case "backing_file" -> backing = v;
                 case "backing_fmt" -> backingFmt = v;
                 case "data_file" -> dataFile = v;
-                case "data_file_raw" -> dataFileRaw = onOff(e.getKey(), v);
+                case "data_file_raw" -> dataFileRaw = onOff(filename, e.getKey(), v);
                 case "encryption", "encrypt.format" -> throw new UnsupportedFeatureException("encryption",
                         "Encrypted images are not supported");
                 default -> throw new ImageException(filename + ": Invalid parameter '" + e.getKey() + "'");
@@ -197,11 +198,32 @@ final class CreateOptionsParser {
         return Files.size(p);
     }
 
-    private static boolean onOff(String key, String v) throws ImageException {
+    private static boolean onOff(String filename, String key, String v) throws ImageException {
         return switch (v) {
             case "on", "true", "yes" -> true;
             case "off", "false", "no" -> false;
-            default -> throw new ImageException("Parameter '" + key + "' expects 'on' or 'off'");
+            default -> throw new ImageException(filename + ": Parameter '" + key + "' expects 'on' or 'off'");
         };
+    }
+
+    /**
+     * A number option as QemuOpts reads it (strtoull, base 0: decimal, 0x hex, 0 octal), clamped to an int: the
+     * creation then refuses what is out of its range in its own words.
+     */
+    private static int number(String filename, String key, String v) throws ImageException {
+        String digits = v.startsWith("+") ? v.substring(1) : v;
+        try {
+            long n;
+            if (digits.startsWith("0x") || digits.startsWith("0X")) {
+                n = Long.parseUnsignedLong(digits.substring(2), 16);
+            } else if (digits.length() > 1 && digits.startsWith("0")) {
+                n = Long.parseUnsignedLong(digits.substring(1), 8);
+            } else {
+                n = Long.parseUnsignedLong(digits);
+            }
+            return n < 0 || n > Integer.MAX_VALUE ? Integer.MAX_VALUE : (int) n;
+        } catch (NumberFormatException e) {
+            throw new ImageException(filename + ": Parameter '" + key + "' expects a number");
+        }
     }
 }

@@ -81,15 +81,15 @@ public final class ImageCreator {
         boolean v2 = o.version() == 2;
         if (v2 && o.refcountBits() != 16) {
             throw new ImageException("Different refcount widths than 16 bits require compatibility level 1.1 or "
-                    + "above (use compat=1.1 or greater)");
+                    + "above (use version=v3 or greater)");
         }
         if (v2 && o.lazyRefcounts()) {
             throw new ImageException("Lazy refcounts only supported with compatibility level 1.1 and above "
-                    + "(use compat=1.1 or greater)");
+                    + "(use version=v3 or greater)");
         }
         if (v2 && o.extendedL2()) {
             throw new ImageException("Extended L2 entries are only supported with compatibility level 1.1 and "
-                    + "above (use compat=1.1 or greater)");
+                    + "above (use version=v3 or greater)");
         }
         if (o.extendedL2() && cs < (1 << Limits.MIN_EXTENDED_L2_CLUSTER_BITS)) {
             throw new ImageException("Extended L2 entries are only supported with cluster sizes of at least "
@@ -97,15 +97,15 @@ public final class ImageCreator {
         }
         if (!"zlib".equals(o.compressionType()) && !"zstd".equals(o.compressionType())) {
             throw new UnsupportedFeatureException("compression type " + o.compressionType(),
-                    "Invalid compression type '" + o.compressionType() + "'");
+                    "Parameter 'compression-type' does not accept value '" + o.compressionType() + "'"); // QEMU's
         }
         if (v2 && !"zlib".equals(o.compressionType())) {
             throw new ImageException("Non-zlib compression type is only supported with compatibility level 1.1 "
-                    + "and above (use compat=1.1 or greater)");
+                    + "and above (use version=v3 or greater)");
         }
         if (v2 && o.dataFile() != null) {
             throw new ImageException("External data files are only supported with compatibility level 1.1 and "
-                    + "above");
+                    + "above (use version=v3 or greater)");
         }
         if (o.dataFileRaw() && o.dataFile() == null) {
             throw new ImageException("data-file-raw requires data-file");

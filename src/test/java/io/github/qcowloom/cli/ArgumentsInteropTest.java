@@ -71,6 +71,13 @@ class ArgumentsInteropTest {
         compare("two lists", "create", "-f", "qcow2", "-o", "size=1M", "-o", "cluster_size=4k", "IMAGE");
         compare("flag", "create", "-f", "qcow2", "-o", "lazy_refcounts", "IMAGE", "1M");
         compare("no-flag", "create", "-f", "qcow2", "-o", "nolazy_refcounts", "IMAGE", "1M");
+        for (String option : List.of("refcount_bits=x", "refcount_bits=010", "refcount_bits=0x20", "refcount_bits=3",
+                "lazy_refcounts=maybe", "extended_l2=yes", "foo=bar", "compat=2", "cluster_size=3000",
+                "compression_type=lz4", "compat=0.10,compression_type=zstd", "compat=0.10,lazy_refcounts=on",
+                "compat=0.10,extended_l2=on", "compat=0.10,refcount_bits=8", "compat=0.10,data_file=d.raw",
+                "extended_l2=on,cluster_size=4k")) {
+            compare(option, "create", "-f", "qcow2", "-o", option, "IMAGE", "1M");
+        }
         compare("raw", "create", "-f", "raw", "IMAGE", "1e3");
         compare("raw option", "create", "-f", "raw", "-o", "size=1.5", "IMAGE");
     }
