@@ -5,6 +5,7 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
 import java.nio.file.Path;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,20 +29,7 @@ final class UringSupport {
      * run here. Errors about the file itself (missing, denied) are thrown, as FileChannel would.
      */
     static FileIo open(Path path, boolean writable, boolean direct) throws IOException {
-        if (OPEN.handle() == null) {
-            logFallback(OPEN.missing());
-            return null;
-        }
-        try {
-            return (FileIo) OPEN.handle().invokeExact(path, writable, direct);
-        } catch (UringUnavailableException e) {
-            logFallback(e.getMessage());
-            return null;
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable t) {
-            throw new AssertionError(t);
-        }
+        return open(path, writable, direct, UringSupport::logFallback);
     }
 
     /**
@@ -49,12 +37,19 @@ final class UringSupport {
      * punch holes, whose absence changes no byte (the holes are written as zeroes instead).
      */
     static FileIo openQuietly(Path path, boolean writable, boolean direct) throws IOException {
+        return open(path, writable, direct, reason -> { });
+    }
+
+    private static FileIo open(Path path, boolean writable, boolean direct, Consumer<String> unavailable)
+            throws IOException {
         if (OPEN.handle() == null) {
+            unavailable.accept(OPEN.missing());
             return null;
         }
         try {
             return (FileIo) OPEN.handle().invokeExact(path, writable, direct);
         } catch (UringUnavailableException e) {
+            unavailable.accept(e.getMessage());
             return null;
         } catch (IOException | RuntimeException | Error e) {
             throw e;
