@@ -45,17 +45,23 @@ public final class TreeRefcounts {
      * Adds {@code delta} (+1 or −1) to the refcount of every cluster the tree of {@code l1} reaches, once per
      * reference. An increase that would overflow the refcount width is undone in full before the
      * {@link RefcountOverflowException} is thrown, so the refcounts are as they were. A decrease is only made once
-     * nothing on disk points to the tree any more, so a failure part way leaks clusters at worst.
+     * nothing on disk points to the tree any more, so a failure part way leaks clusters at worst; the clusters it
+     * frees (refcount 0) go to {@code freed}, if not null, to be discarded in the host once the walk has read the
+     * tables.
      */
-    public void add(long[] l1, int delta) throws IOException {
+    public void add(long[] l1, int delta, FreedRuns freed) throws IOException {
         if (delta != 1 && delta != -1) {
             throw new IllegalArgumentException("delta " + delta);
         }
         long[] done = {0};
         try {
             walk(l1, cluster -> {
-                refcounts.update(new HostCluster(cluster), delta);
+                HostCluster host = new HostCluster(cluster);
+                refcounts.update(host, delta);
                 done[0]++;
+                if (freed != null && delta < 0 && refcounts.get(host) == 0) {
+                    freed.add(host);
+                }
                 return true;
             });
         } catch (RefcountOverflowException e) {

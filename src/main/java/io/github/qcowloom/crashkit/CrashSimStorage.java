@@ -17,7 +17,7 @@ import java.util.stream.Stream;
  * <p>Reads see every write issued so far, as a page cache does. Each completed {@link #flush()} closes an epoch:
  * a crash keeps all closed epochs and, of the open one, any subset of its operations in their original order that
  * holds every write a completed {@link #flushRange} covered.
- * {@link #punchHole} and {@link #writeZeroes} are recorded as writes of zeroes. Safe for concurrent use: the log
+ * {@link #punchHole}, {@link #discard} and {@link #writeZeroes} are recorded as writes of zeroes. Safe for concurrent use: the log
  * order is the order in which operations took effect.
  */
 public final class CrashSimStorage implements Storage {
@@ -99,6 +99,12 @@ public final class CrashSimStorage implements Storage {
         } finally {
             lock.unlock();
         }
+    }
+
+    /** A punched hole: of what a discard may leave, the zeroes are what a crash test notices. */
+    @Override
+    public void discard(long position, long length) throws IOException {
+        punchHole(position, length);
     }
 
     /** Recorded as a write of zeroes. */

@@ -15,7 +15,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * A storage that fails I/O with an {@link InjectedFault} (EIO, ENOSPC) once a rule triggers, as QEMU's blkdebug
  * does: after a named {@link StorageEvent} the driver announces, or at the Nth operation of a kind. A rule fails
  * either the one next operation ({@code once}) or every operation from then on. {@link #size()},
- * {@link #alignment()}, {@link #readOnly()} and {@link #close()} never fail.
+ * {@link #alignment()}, {@link #readOnly()} and {@link #close()} never fail, nor does {@link #discard}: the driver
+ * ignores a failed discard (the bytes no longer matter), so a rule waits for an operation whose failure it reports.
  */
 public final class FaultStorage extends ForwardingStorage {
     /** One inject-error rule; its state is guarded by the storage's lock. */

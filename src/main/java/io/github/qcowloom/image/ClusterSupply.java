@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.ClusterSource;
+import io.github.qcowloom.alloc.FreedRuns;
 import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.alloc.NewCluster;
@@ -307,7 +308,8 @@ final class ClusterSupply implements ClusterSource {
     /**
      * Lowers the refcounts of the clusters {@code [offset, offset + bytes)} touches, now. The caller has made the
      * removal of the last reference durable already (a synced header or table write), so they may be reused at
-     * once.
+     * once. Those that reach 0 are discarded in the host file before the lock is let go (the snapshot tables this
+     * frees, QEMU frees with QCOW2_DISCARD_SNAPSHOT, which it passes to the host by default).
      */
     void freeNow(long offset, long bytes) throws IOException {
         if (bytes == 0) {
@@ -317,9 +319,15 @@ final class ClusterSupply implements ClusterSource {
         int bits = geometry.clusterBits();
         lock.lock();
         try {
+            FreedRuns freed = new FreedRuns();
             for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
-                refcounts.update(new HostCluster(c), -1);
+                HostCluster cluster = new HostCluster(c);
+                refcounts.update(cluster, -1);
+                if (refcounts.get(cluster) == 0) {
+                    freed.add(cluster);
+                }
             }
+            freed.discardIn(file, bits);
         } finally {
             lock.unlock();
         }

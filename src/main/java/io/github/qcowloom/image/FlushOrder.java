@@ -1,5 +1,7 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.FreedRuns;
+import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.storage.Storage;
@@ -20,7 +22,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * cache's lock and a slice's write lock are held around one map operation or one write only (see TableCache and
  * Slice) and take nothing. Requests hold the image lock shared and take the metadata lock under it. A flush takes
  * the metadata lock only to copy (one consistent cut) and to apply the frees; it writes and syncs the copies without
- * it, under the flush lock alone, so that requests go on meanwhile.
+ * it, under the flush lock alone, so that requests go on meanwhile. Applying the frees, it lets go of the image lock
+ * before the metadata lock, so that requests go on while the host discards the clusters freed.
  *
  * <p>The image's whole lock order, cluster locks included, is stated once in {@link MetadataWriter}.
  */
@@ -230,7 +233,7 @@ final class FlushOrder {
                 try {
                     linkedEnd = Math.max(linkedEnd, dataEnd);
                     for (DeferredFrees.Run r : toFree) {
-                        frees.add(r.first(), r.count());
+                        frees.add(r);
                     }
                 } finally {
                     lock.unlock();
@@ -242,21 +245,42 @@ final class FlushOrder {
                 drain.lock();
                 lock.lock();
                 try {
-                    for (DeferredFrees.Run r : toFree) {
-                        for (long i = 0; i < r.count(); i++) {
-                            // A cluster that drops to 0 stops the compressed packing there: the RefcountTable
-                            // tells the CompressedAllocator.
-                            refcounts.update(r.first().plus(i), -1);
-                        }
+                    FreedRuns released;
+                    try {
+                        released = dereference(toFree);
+                    } finally {
+                        drain.unlock();
                     }
+                    // Requests go on meanwhile: none reaches these clusters through an entry looked up before their
+                    // removal (the drain above), and none is handed one before the host has discarded it, as every
+                    // allocation holds the metadata lock.
+                    released.discardIn(file, mapper.geometry().clusterBits());
                 } finally {
                     lock.unlock();
-                    drain.unlock();
                 }
             }
         } finally {
             flushLock.unlock();
         }
+    }
+
+    /**
+     * Drops the refcounts the runs hold; returns the clusters of releasing runs that reached 0. A cluster that drops
+     * to 0 also stops the compressed packing there (the RefcountTable tells the CompressedAllocator). Called holding
+     * the drain and the metadata lock.
+     */
+    private FreedRuns dereference(List<DeferredFrees.Run> runs) throws IOException {
+        FreedRuns released = new FreedRuns();
+        for (DeferredFrees.Run r : runs) {
+            for (long i = 0; i < r.count(); i++) {
+                HostCluster cluster = r.first().plus(i);
+                refcounts.update(cluster, -1);
+                if (r.release() && refcounts.get(cluster) == 0) {
+                    released.add(cluster);
+                }
+            }
+        }
+        return released;
     }
 
     /** True if a flush would write metadata (for close, which flushes until nothing is left). */

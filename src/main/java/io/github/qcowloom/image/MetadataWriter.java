@@ -213,7 +213,7 @@ final class MetadataWriter {
                 flushOrder.linked(L2Entry.hostOffset(newEntry) + geometry().clusterSize());
             }
             if (L2Entry.hostOffset(old) != L2Entry.hostOffset(newEntry)) {
-                dereferenceLater(old);
+                dereferenceLater(old, false);
             }
         } finally {
             tables.unpin(slice);
@@ -238,7 +238,7 @@ final class MetadataWriter {
             mapper.setWords(slice, index, new L2Words(newEntry, L2Entry.withAllocated(old.bitmap(), from, to)));
             flushOrder.linked(L2Entry.hostOffset(newEntry) + geometry().clusterSize());
             if (L2Entry.hostOffset(old.entry()) != L2Entry.hostOffset(newEntry)) {
-                dereferenceLater(old.entry());
+                dereferenceLater(old.entry(), false);
             }
         } finally {
             tables.unpin(slice);
@@ -290,7 +290,7 @@ final class MetadataWriter {
                     mapper.setWords(slice, c, updated);
                     if (L2Entry.hostOffset(old.entry()) != L2Entry.hostOffset(updated.entry())
                             || L2Entry.type(old.entry(), false, false) == ClusterType.COMPRESSED) {
-                        dereferenceLater(old.entry());
+                        dereferenceLater(old.entry(), true);
                     }
                 }
                 tables.unpin(slice);
@@ -331,21 +331,25 @@ final class MetadataWriter {
         return hasBacking;
     }
 
-    /** Queues the clusters an L2 entry held for a refcount decrease after the next flush. */
-    private void dereferenceLater(long entry) {
+    /**
+     * Queues the clusters an L2 entry held for a refcount decrease after the next flush; {@code release} for a
+     * guest's discard (QEMU's QCOW2_DISCARD_REQUEST), whose freed clusters are discarded in the host file as well.
+     * A copy on write frees its old cluster without (QCOW2_DISCARD_OTHER, off by default in QEMU).
+     */
+    private void dereferenceLater(long entry, boolean release) {
         int bits = geometry().clusterBits();
         ClusterType type = L2Entry.type(entry, geometry().extendedL2(), geometry().hasDataFile());
         switch (type) {
             case NORMAL, ZERO_ALLOC -> {
                 long host = L2Entry.hostOffset(entry);
                 if (host != 0 && !geometry().hasDataFile()) {
-                    frees.add(new HostCluster(host >>> bits), 1);
+                    frees.add(new HostCluster(host >>> bits), 1, release);
                 }
             }
             case COMPRESSED -> {
                 CompressedDescriptor d = CompressedDescriptor.decode(entry, bits);
                 long first = d.firstHostCluster(bits);
-                frees.add(new HostCluster(first), d.lastHostCluster(bits) - first + 1);
+                frees.add(new HostCluster(first), d.lastHostCluster(bits) - first + 1, release);
             }
             case UNALLOCATED, ZERO_PLAIN -> {
                 // Nothing was allocated.

@@ -153,7 +153,7 @@ final class TableAllocator {
         // 4. The shared table's refcount: the entry that dropped it is durable, but a request that looked the
         // table up before the switch may still read it, so the decrease waits for the next flush's drain.
         if (sharedOffset != 0) {
-            frees.add(new HostCluster(sharedOffset >>> geometry().clusterBits()), 1);
+            frees.add(new HostCluster(sharedOffset >>> geometry().clusterBits()), 1, false);
         }
         return l2Offset;
     }

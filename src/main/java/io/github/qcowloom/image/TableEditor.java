@@ -1,5 +1,6 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.alloc.FreedRuns;
 import io.github.qcowloom.alloc.TreeRefcounts;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.RefcountOverflowException;
@@ -119,12 +120,15 @@ public final class TableEditor {
     /**
      * Adds {@code delta} (+1 or −1) to the refcount of every cluster the tree of {@code l1} reaches, in the refcount
      * cache (see {@link TreeRefcounts#add}: an overflowing increase changes nothing). After a decrease the L2 cache
-     * forgets every slice, so that no slice of a table freed here can be served or written back later.
+     * forgets every slice, so that no slice of a table freed here can be served or written back later, and the
+     * clusters freed are discarded in the host file (QEMU's pass-discard-snapshot, on by default); the image is
+     * held exclusively, so none of them is handed out before.
      */
     public void addReferences(long[] l1, int delta) throws IOException {
         requireOpen();
+        FreedRuns freed = new FreedRuns();
         try {
-            trees.add(l1, delta);
+            trees.add(l1, delta, freed);
         } catch (RefcountOverflowException e) {
             throw e; // the increases were taken back: nothing changed
         } catch (IOException | RuntimeException e) {
@@ -138,6 +142,7 @@ public final class TableEditor {
                 metadata.flushEverything();
             }
             mapper.l2Cache().clear();
+            freed.discardIn(file, mapper.geometry().clusterBits());
         }
     }
 
@@ -149,8 +154,8 @@ public final class TableEditor {
     public void requireRoomForOneMoreReference(long[] l1) throws IOException {
         requireOpen();
         try {
-            trees.add(l1, 1); // an overflow takes its increases back and throws
-            trees.add(l1, -1); // from 2 or more: frees nothing
+            trees.add(l1, 1, null); // an overflow takes its increases back and throws
+            trees.add(l1, -1, null); // from 2 or more: frees nothing
         } catch (RefcountOverflowException e) {
             throw e;
         } catch (IOException | RuntimeException e) {
@@ -181,8 +186,8 @@ public final class TableEditor {
     }
 
     /**
-     * Frees the clusters of {@code [offset, offset + bytes)} now; only once the last reference to them is
-     * durably gone.
+     * Frees the clusters of {@code [offset, offset + bytes)} now, and discards them in the host file; only once the
+     * last reference to them is durably gone.
      */
     public void free(long offset, long bytes) throws IOException {
         changing();

@@ -92,6 +92,14 @@ public final class SimStorage extends ForwardingStorage {
     }
 
     @Override
+    public void discard(long position, long length) throws IOException {
+        around(() -> {
+            super.discard(position, length);
+            return null;
+        });
+    }
+
+    @Override
     public void writeZeroes(long position, long length) throws IOException {
         around(() -> {
             super.writeZeroes(position, length);

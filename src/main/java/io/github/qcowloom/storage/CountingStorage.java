@@ -82,6 +82,13 @@ public final class CountingStorage extends ForwardingStorage {
         punchHoles.increment();
     }
 
+    /** Counted with the punched holes. */
+    @Override
+    public void discard(long position, long length) throws IOException {
+        super.discard(position, length);
+        punchHoles.increment();
+    }
+
     @Override
     public void writeZeroes(long position, long length) throws IOException {
         super.writeZeroes(position, length);

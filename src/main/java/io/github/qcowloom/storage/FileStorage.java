@@ -485,6 +485,21 @@ public final class FileStorage implements Storage {
         writeZeroes(position, length);
     }
 
+    /**
+     * Punches a hole over the whole blocks of the range inside the file where {@link #punchHole} can; writes nothing
+     * where it cannot, nor at the range's partial edge blocks.
+     */
+    @Override
+    public void discard(long position, long length) throws IOException {
+        Ranges.checkRange(position, length);
+        ensureWritable();
+        long from = alignUp(position);
+        long to = alignDown(Math.min(position + length, size.get()));
+        if (punches && from < to) {
+            punchInside(from, to - from);
+        }
+    }
+
     /** The descriptor that punches holes for FileChannel's I/O: opened once, null where io_uring cannot run. */
     private FileIo puncher() throws IOException {
         puncherLock.lock();

@@ -42,6 +42,11 @@ public abstract class ForwardingStorage implements Storage {
     }
 
     @Override
+    public void discard(long position, long length) throws IOException {
+        inner.discard(position, length);
+    }
+
+    @Override
     public void writeZeroes(long position, long length) throws IOException {
         inner.writeZeroes(position, length);
     }

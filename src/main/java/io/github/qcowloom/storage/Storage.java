@@ -55,6 +55,14 @@ public interface Storage extends Closeable {
     void punchHole(long position, long length) throws IOException;
 
     /**
+     * The range's bytes no longer matter (clusters the image has freed): its host space is released where the host
+     * can do that cheaply, and otherwise nothing happens. Afterwards the range may read as its old bytes or as
+     * zeroes (QEMU's bdrv_pdiscard). Nothing by default.
+     */
+    default void discard(long position, long length) throws IOException {
+    }
+
+    /**
      * Makes the range read as zeroes, keeping it allocated where the host can (fallocate ZERO_RANGE);
      * extends the file if the range reaches past its end.
      */

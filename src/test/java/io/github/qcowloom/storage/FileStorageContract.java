@@ -83,6 +83,43 @@ abstract class FileStorageContract extends StorageContract {
         }
     }
 
+    /**
+     * A discard frees the whole blocks of its range where a hole can be punched and leaves the partial edge blocks as
+     * they were; where no hole can be punched (FileChannel asked for by name) it writes nothing.
+     */
+    @Test
+    void discardFreesWholeBlocksAndWritesNothingElse() throws IOException {
+        Path file = dir.resolve("discards");
+        StorageBackend asked = backend() == StorageBackend.FILECHANNEL ? StorageBackend.AUTO : backend();
+        try (FileStorage s = FileStorage.create(file, direct(), asked)) {
+            byte[] data = pattern(4 << 20, 11);
+            s.write(ByteBuffer.wrap(data), 0);
+            s.flush();
+            long before = Images.hostBytes(file);
+            int block = s.alignment();
+            long from = (1L << 20) + 100;
+            s.discard(from, 2 << 20);
+            s.flush();
+            long wholeFrom = (from + block - 1) / block * block;
+            long wholeTo = (from + (2 << 20)) / block * block;
+            Arrays.fill(data, (int) wholeFrom, (int) wholeTo, (byte) 0);
+            assertArrayEquals(data, readAll(s), "zeroes over the whole blocks, the edges' bytes kept");
+            assertEquals(4 << 20, s.size());
+            long freed = before - Images.hostBytes(file);
+            assertTrue(freed >= (2 << 20) - 8192, "freed " + freed + " of " + before);
+        }
+        try (FileStorage s = FileStorage.create(file, direct(), StorageBackend.FILECHANNEL)) {
+            byte[] data = pattern(4 << 20, 12);
+            s.write(ByteBuffer.wrap(data), 0);
+            s.flush();
+            long before = Images.hostBytes(file);
+            s.discard(1 << 20, 2 << 20);
+            s.flush();
+            assertArrayEquals(data, readAll(s), "FileChannel by name: nothing written");
+            assertEquals(before, Images.hostBytes(file));
+        }
+    }
+
     @Override
     protected Storage createEmpty() throws IOException {
         return create(dir.resolve("file" + files.incrementAndGet()));

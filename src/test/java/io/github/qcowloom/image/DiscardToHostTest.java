@@ -1,0 +1,137 @@
+package io.github.qcowloom.image;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.snapshot.Snapshots;
+import io.github.qcowloom.testing.Images;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Clusters that a guest's discard or write-zeroes with unmap frees go back to the host once their refcount is 0,
+ * as qemu-io's do (QEMU's pass-discard-request): the image file shrinks on the host as QEMU's does and stays clean.
+ * A copy on write frees its old cluster without that, as QEMU does by default (pass-discard-other).
+ */
+class DiscardToHostTest {
+    private static final int MIB = 1 << 20;
+
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    static Stream<Arguments> modes() {
+        return Stream.of(Arguments.of(false, "discard 0 8M"), Arguments.of(true, "discard 0 8M"),
+                Arguments.of(false, "write -z -u 0 8M"), Arguments.of(true, "write -z -u 0 8M"));
+    }
+
+    @ParameterizedTest(name = "O_DIRECT {0}: {1}")
+    @MethodSource("modes")
+    void freedClustersLeaveTheHostFileAsQemuIosDo(boolean direct, String request) throws IOException {
+        Path theirs = dir.resolve("theirs.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", theirs.toString(), "64M");
+        Path ours = dir.resolve("ours.qcow2");
+        Files.copy(theirs, ours);
+        Qemu.io(theirs, "write -P 0x11 0 8M");
+        Qemu.io(theirs, request);
+
+        byte[] data = new byte[8 * MIB];
+        Arrays.fill(data, (byte) 0x11);
+        try (Qcow2Image img = Qcow2Image.open(ours, OpenOptions.readWriteDefaults().withDirect(direct))) {
+            img.write(0, ByteBuffer.wrap(data));
+            img.flush();
+            assertTrue(Images.hostBytes(ours) >= 8 * MIB, "written: " + Images.hostBytes(ours));
+            if (request.startsWith("discard")) {
+                img.discard(0, 8 * MIB);
+            } else {
+                img.writeZeroes(0, 8 * MIB, true);
+            }
+            img.flush();
+            // The pool keeps a few clusters allocated ahead (written as zeroes where the host preallocates).
+            assertTrue(Images.hostBytes(ours) < 2 * MIB, "after the flush: " + Images.hostBytes(ours));
+            ByteBuffer back = ByteBuffer.allocate(8 * MIB);
+            img.read(0, back);
+            assertArrayEquals(new byte[8 * MIB], back.array());
+        }
+        long qemuBytes = Images.hostBytes(theirs);
+        assertTrue(Images.hostBytes(ours) <= qemuBytes + MIB, "ours " + Images.hostBytes(ours) + ", qemu-io's " + qemuBytes);
+        assertTrue(Qemu.img("compare", theirs.toString(), ours.toString()).contains("Images are identical"));
+        String check = Qemu.img("check", "--output=json", ours.toString());
+        assertFalse(check.contains("\"corruptions\""), check);
+        assertFalse(check.contains("\"leaks\""), check);
+    }
+
+    /** Freed clusters handed out again hold what is written into them (the discard's hole comes before them). */
+    @Test
+    void clustersFreedAndWrittenAgainKeepTheirNewData() throws IOException {
+        Path image = dir.resolve("reuse.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "64M");
+        byte[] first = new byte[4 * MIB];
+        Arrays.fill(first, (byte) 0x11);
+        byte[] second = new byte[4 * MIB];
+        Arrays.fill(second, (byte) 0x22);
+        long hostOfFirst;
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults().withPool(false))) {
+            img.write(0, ByteBuffer.wrap(first));
+            img.flush();
+            hostOfFirst = img.blockStatus(0, MIB).host().offset();
+            img.discard(0, 4 * MIB);
+            img.flush();
+            // No pool: the write is given the lowest free clusters, the ones just freed.
+            img.write(16 * MIB, ByteBuffer.wrap(second));
+            img.flush();
+            assertEquals(hostOfFirst, img.blockStatus(16 * MIB, MIB).host().offset(), "the freed clusters reused");
+        }
+        String read = Qemu.io(image, "read -P 0x22 16M 4M");
+        assertFalse(read.contains("Pattern verification failed"), read);
+        String check = Qemu.img("check", "--output=json", image.toString());
+        assertFalse(check.contains("\"corruptions\""), check);
+        assertFalse(check.contains("\"leaks\""), check);
+    }
+
+    /**
+     * Deleting a snapshot frees the clusters only it held (and its L1 table), and they leave the host file as they do
+     * under qemu-img snapshot -d (QEMU's pass-discard-snapshot).
+     */
+    @Test
+    void deletingASnapshotGivesItsClustersBackAsQemuImgDoes() throws IOException {
+        Path theirs = dir.resolve("theirs.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", theirs.toString(), "64M");
+        Qemu.io(theirs, "write -P 0x11 0 8M");
+        Qemu.img("snapshot", "-c", "s1", theirs.toString());
+        Qemu.io(theirs, "write -P 0x22 0 8M");
+        Path ours = dir.resolve("ours.qcow2");
+        Files.copy(theirs, ours);
+        long before = Images.hostBytes(ours);
+        Qemu.img("snapshot", "-d", "s1", theirs.toString());
+        try (Qcow2Image img = Qcow2Image.open(ours, OpenOptions.readWriteDefaults())) {
+            Snapshots.delete(img, Snapshots.findByName(img.snapshots(), "s1").orElseThrow());
+        }
+        long qemuBytes = Images.hostBytes(theirs);
+        assertTrue(before - qemuBytes > 7 * MIB, "qemu-img gave back " + (before - qemuBytes));
+        assertTrue(Images.hostBytes(ours) <= qemuBytes + MIB, "ours " + Images.hostBytes(ours) + ", qemu-img's "
+                + qemuBytes);
+        assertTrue(Qemu.img("compare", theirs.toString(), ours.toString()).contains("Images are identical"));
+        String check = Qemu.img("check", "--output=json", ours.toString());
+        assertFalse(check.contains("\"corruptions\""), check);
+        assertFalse(check.contains("\"leaks\""), check);
+    }
+}
