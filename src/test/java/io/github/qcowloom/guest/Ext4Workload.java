@@ -32,9 +32,10 @@ final class Ext4Workload {
 
     /**
      * Formats the disk, writes {@code files} files of 1 KiB to 2 MiB of random data and one of 8 MiB, rewrites
-     * 256 KiB in the middle of that one, deletes a file and trims the free space (NBD TRIM reaches the image),
-     * syncs and reports every file; then unmounts, drops the caches, runs {@code e2fsck -fn} (mark
-     * {@code fsck clean}) and reads every file back against its checksum (mark {@code verified N}).
+     * 256 KiB in the middle of that one, deletes a file and one of 24 MiB written and synced before, trims the free
+     * space (NBD TRIM reaches the image), syncs and reports every file and the KiB the file system uses (mark
+     * {@code used}, from df); then unmounts, drops the caches, runs {@code e2fsck -fn} (mark {@code fsck clean}) and
+     * reads every file back against its checksum (mark {@code verified N}).
      */
     static String formatWriteVerify(int files) {
         return """
@@ -50,10 +51,13 @@ final class Ext4Workload {
                 dd if=/dev/urandom of=/mnt/data/big bs=1048576 count=8 2>/dev/null
                 sync
                 dd if=/dev/urandom of=/mnt/data/big bs=4096 seek=1000 count=64 conv=notrunc 2>/dev/null
-                rm /mnt/data/f2
+                dd if=/dev/urandom of=/mnt/data/scratch bs=1048576 count=24 2>/dev/null
+                sync
+                rm /mnt/data/f2 /mnt/data/scratch
                 sync
                 fstrim /mnt
                 mark trimmed
+                mark used $(df -k /mnt | tail -1 | awk '{print $3}')
                 (cd /mnt/data && sha256sum *) > /tmp/sums
                 sync
                 while read -r sum name; do mark file "$name" "$sum"; done < /tmp/sums

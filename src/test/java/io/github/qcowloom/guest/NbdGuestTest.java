@@ -3,6 +3,7 @@ package io.github.qcowloom.guest;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.testing.Images;
 import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Path;
 import java.util.List;
@@ -14,7 +15,8 @@ import org.junit.jupiter.api.io.TempDir;
  * A real guest on our NBD export: QEMU attaches {@code serve --socket} as a virtio-blk disk, Linux formats it
  * ext4, writes, rewrites, deletes and trims files, syncs, passes {@code e2fsck -fn} and reads every file back.
  * After the server's clean stop, qemu-img check finds the image clean, QEMU's own reader (qemu-img convert,
- * then debugfs) finds the files the guest reported, and a second boot over a fresh server finds them too.
+ * then debugfs) finds the files the guest reported, the image file holds on the host little more than the file system
+ * uses (the trimmed clusters were punched out), and a second boot over a fresh server finds the files too.
  */
 class NbdGuestTest {
     @TempDir
@@ -42,6 +44,12 @@ class NbdGuestTest {
         assertEquals(0, check.exitCode(), "qemu-img check after the guest: " + check.stdout() + check.stderr());
         assertTrue(check.stdout().contains("No errors were found"), check.stdout());
         assertEquals(written, HostExt4.checksums(image, "/data", dir), "files as QEMU's qcow2 reader sees them");
+        // The 24 MiB file the guest deleted and trimmed left the image file: its clusters were punched out.
+        long used = Long.parseLong(first.values("used").getFirst()) * 1024;
+        System.out.printf("guest over NBD: the file system uses %d KiB, the image %d KiB on the host%n", used >> 10,
+                Images.hostBytes(image) >> 10);
+        assertTrue(Images.hostBytes(image) < used + (12 << 20), "the image holds " + Images.hostBytes(image)
+                + " bytes on the host, the file system uses " + used);
 
         GuestResult second;
         try (ServeProcess serve = ServeProcess.start(image, socket)) {
