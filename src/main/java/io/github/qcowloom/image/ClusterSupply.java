@@ -145,13 +145,24 @@ final class ClusterSupply implements ClusterSource {
         } finally {
             lock.unlock();
         }
-        if (n > 0 && out.get(n - 1).fresh()) {
-            // Clusters past the end of the file: allocated on the host before a request takes one, so that its
-            // data write is not also the file's growth (with O_DIRECT through io_uring, that blocks).
-            long from = out.get(0).at().bytes();
-            file.preallocate(from, (long) n << geometry.clusterBits());
+        if (n == 0) {
+            return out;
+        }
+        long from = out.get(0).at().bytes();
+        long length = (long) n << geometry.clusterBits();
+        if (!out.get(0).fresh()) {
+            // Freed clusters used again: made to read as zeroes here, in bulk and off the requests' path (a hole
+            // punched, or zeroes written where none can be), so that a write into one need not write the zeroes
+            // around its data, as a write into a cluster past the end of the file need not. QEMU zeroes each such
+            // cluster as it writes into it (handle_alloc_space, fallocate ZERO_RANGE).
+            file.punchHole(from, length);
+            out = out.stream().map(c -> new NewCluster(c.at(), true)).toList();
+        } else {
             preallocatedFrom.accumulateAndGet(from, Math::min);
         }
+        // Allocated on the host before a request takes one, so that its data write is neither the file's growth
+        // nor the filling of a hole: with O_DIRECT through io_uring, both block.
+        file.preallocate(from, length);
         return out;
     }
 

@@ -12,6 +12,10 @@ import io.github.qcowloom.crashkit.CrashMode;
 import io.github.qcowloom.crashkit.CrashOptions;
 import io.github.qcowloom.crashkit.CrashSimStorage;
 import io.github.qcowloom.crashkit.GuestHistory;
+import io.github.qcowloom.alloc.NewCluster;
+import io.github.qcowloom.storage.ForwardingStorage;
+import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.storage.Storage;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,7 +25,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A partial write skips writing the zeroes around its data only in a cluster that was never written. A freed
+ * A partial write skips writing the zeroes around its data only in a cluster that was never written, or that the
+ * pool's supply zeroed before handing it out again. A freed
  * metadata cluster (here the L1 table a first growth wrote, freed by a second) holds old bytes, so a write that
  * reuses it must still zero the rest of the cluster. And the file must reach the end of a fresh cluster before
  * its L2 entry is durable, or a later write into the cluster appends, which a crash may tear.
@@ -49,6 +54,42 @@ class FreshClusterTest {
             expected[513] = 2;
             expected[514] = 3;
             assertArrayEquals(expected, cluster);
+        }
+    }
+
+    /**
+     * Freed clusters that the pool's supply hands out again are fresh (a write into one skips the zeroes around its
+     * data) because the supply zeroes them on the host first: here the host keeps what a discard frees (as where no
+     * hole can be punched), and the clusters handed out again still read as zeroes.
+     */
+    @Test
+    void freedClustersHandedOutAgainReadAsZeroes() throws Exception {
+        Path image = dir.resolve("r.qcow2");
+        ImageCreator.create(image, CreateOptions.defaults(1 << 20));
+        MemoryStorage memory = new MemoryStorage(Files.readAllBytes(image));
+        Storage keepsDiscarded = new ForwardingStorage(memory) {
+            @Override
+            public void discard(long position, long length) {
+                // the host keeps the bytes
+            }
+        };
+        int bytes = 4 * 65536;
+        try (Qcow2Image img = Qcow2Image.open(keepsDiscarded, dir, OpenOptions.readWriteDefaults().withPool(false))) {
+            byte[] data = new byte[bytes];
+            Arrays.fill(data, (byte) 0x5a);
+            img.write(0, ByteBuffer.wrap(data));
+            img.flush();
+            long host = img.blockStatus(0, bytes).host().offset();
+            img.discard(0, bytes);
+            img.flush(); // the entries' removal is durable: the clusters are free
+            ClusterSupply supply = img.metadataWriter().supply();
+            List<NewCluster> again = supply.allocate(4);
+            assertEquals(host, again.getFirst().at().bytes(), "the freed clusters, handed out again");
+            assertTrue(again.stream().allMatch(NewCluster::fresh));
+            byte[] held = new byte[bytes];
+            memory.readFully(ByteBuffer.wrap(held), host);
+            assertArrayEquals(new byte[bytes], held);
+            supply.release(again);
         }
     }
 
