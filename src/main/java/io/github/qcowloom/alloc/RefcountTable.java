@@ -140,16 +140,17 @@ public final class RefcountTable {
     }
 
     /**
-     * Adds {@code delta} to the refcount of host cluster {@code host} in the cache (the refblock slice becomes dirty).
+     * Adds {@code delta} to the refcount of host cluster {@code host} in the cache (the refblock slice becomes dirty)
+     * and returns the new refcount.
      *
      * @throws CorruptImageException on underflow below 0 (a reference to a free cluster)
      * @throws RefcountOverflowException on overflow past the refcount width (the count is left unchanged)
      */
-    public void update(HostCluster host, long delta) throws IOException {
-        add(host.index(), delta);
+    public long update(HostCluster host, long delta) throws IOException {
+        return add(host.index(), delta);
     }
 
-    private void add(long cluster, long delta) throws IOException {
+    private long add(long cluster, long delta) throws IOException {
         checkCluster(cluster);
         long index = cluster >>> blockBits;
         long block = ensureBlock(index, cluster);
@@ -158,14 +159,17 @@ public final class RefcountTable {
         // (the image's refblock lookups all hold the metadata lock today, but the cache does not rely on that).
         Slice slice = cache.pin(block + (long) (inBlock >>> sliceEntryBits) * sliceSize);
         try {
-            change(slice, inBlock & ((1 << sliceEntryBits) - 1), cluster, delta);
+            return change(slice, inBlock & ((1 << sliceEntryBits) - 1), cluster, delta);
         } finally {
             cache.unpin(slice);
         }
     }
 
-    /** {@link #update} in entry {@code i} of {@code slice}, the pinned refblock slice that counts {@code cluster}. */
-    private void change(Slice slice, int i, long cluster, long delta) throws IOException {
+    /**
+     * {@link #update} in entry {@code i} of {@code slice}, the pinned refblock slice that counts {@code cluster};
+     * returns the new refcount.
+     */
+    private long change(Slice slice, int i, long cluster, long delta) throws IOException {
         long old = codec.get(slice.data(), i);
         long next = old + delta;
         if (delta < 0) {
@@ -178,7 +182,7 @@ public final class RefcountTable {
                     + " would exceed " + codec.bits() + " bits (" + Long.toUnsignedString(old) + " + " + delta + ")");
         }
         if (delta == 0) {
-            return;
+            return old;
         }
         codec.set(slice.data(), i, next);
         slice.markDirty();
@@ -188,6 +192,7 @@ public final class RefcountTable {
             }
             freedListener.accept(cluster);
         }
+        return next;
     }
 
     /**

@@ -57,9 +57,9 @@ public final class TreeRefcounts {
         try {
             walk(l1, cluster -> {
                 HostCluster host = new HostCluster(cluster);
-                refcounts.update(host, delta);
+                long now = refcounts.update(host, delta);
                 done[0]++;
-                if (freed != null && delta < 0 && refcounts.get(host) == 0) {
+                if (freed != null && now == 0) {
                     freed.add(host);
                 }
                 return true;

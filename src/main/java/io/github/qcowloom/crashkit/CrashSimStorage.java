@@ -103,8 +103,9 @@ public final class CrashSimStorage implements Storage {
 
     /** A punched hole: of what a discard may leave, the zeroes are what a crash test notices. */
     @Override
-    public void discard(long position, long length) throws IOException {
+    public boolean discard(long position, long length) throws IOException {
         punchHole(position, length);
+        return true;
     }
 
     /** Recorded as a write of zeroes. */

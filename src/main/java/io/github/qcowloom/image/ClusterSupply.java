@@ -48,6 +48,8 @@ final class ClusterSupply implements ClusterSource {
     }
 
     private final ReentrantLock lock;
+    /** Refuses to zero freed clusters that hold metadata (refcounts that are wrong). */
+    private final OverlapCheck overlap;
     private final Storage file;
     private final ImageGeometry geometry;
     private final RefcountTable refcounts;
@@ -83,8 +85,9 @@ final class ClusterSupply implements ClusterSource {
     }
 
     ClusterSupply(Storage file, ImageGeometry geometry, RefcountTable refcounts, ReentrantLock lock,
-            HeaderBits headerBits, boolean lazyRefcounts) {
+            HeaderBits headerBits, boolean lazyRefcounts, OverlapCheck overlap) {
         this.file = file;
+        this.overlap = overlap;
         this.geometry = geometry;
         this.refcounts = refcounts;
         this.lock = lock;
@@ -150,20 +153,34 @@ final class ClusterSupply implements ClusterSource {
         }
         long from = out.get(0).at().bytes();
         long length = (long) n << geometry.clusterBits();
-        if (!out.get(0).fresh()) {
-            // Freed clusters used again: made to read as zeroes here, in bulk and off the requests' path (a hole
-            // punched, or zeroes written where none can be), so that a write into one need not write the zeroes
-            // around its data, as a write into a cluster past the end of the file need not. QEMU zeroes each such
-            // cluster as it writes into it (handle_alloc_space, fallocate ZERO_RANGE).
-            file.punchHole(from, length);
-            out = out.stream().map(c -> new NewCluster(c.at(), true)).toList();
-        } else {
+        if (out.get(n - 1).fresh()) { // reaches past the end of the file: what no write used is released at close
             preallocatedFrom.accumulateAndGet(from, Math::min);
+        }
+        if (!out.get(0).fresh() && zeroedForReuse(from, length)) {
+            out = out.stream().map(c -> new NewCluster(c.at(), true)).toList();
         }
         // Allocated on the host before a request takes one, so that its data write is neither the file's growth
         // nor the filling of a hole: with O_DIRECT through io_uring, both block.
         file.preallocate(from, length);
         return out;
+    }
+
+    /**
+     * Makes freed clusters handed out again read as zeroes where the host can do that cheaply (a hole punched), in
+     * bulk before a request takes one (on the pool's thread, or in a batch's reservation), so that a write into one
+     * need not write the zeroes around its data, as a write into a cluster past the end of the file need not. QEMU
+     * zeroes each such cluster as it writes into it (handle_alloc_space, fallocate ZERO_RANGE), and checks first, as
+     * this does, that no metadata lies there: refcounts that call a live table free must not get it zeroed. False
+     * where the host cannot: the clusters are handed out as they are, and a partial write into one writes the
+     * zeroes around its data.
+     */
+    private boolean zeroedForReuse(long from, long length) throws IOException {
+        overlap.check(from, length, "zeroing of freed clusters for reuse");
+        try {
+            return file.discard(from, length);
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     @Override
@@ -333,8 +350,7 @@ final class ClusterSupply implements ClusterSource {
             FreedRuns freed = new FreedRuns();
             for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
                 HostCluster cluster = new HostCluster(c);
-                refcounts.update(cluster, -1);
-                if (refcounts.get(cluster) == 0) {
+                if (refcounts.update(cluster, -1) == 0) {
                     freed.add(cluster);
                 }
             }

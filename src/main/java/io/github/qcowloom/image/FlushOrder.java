@@ -274,8 +274,7 @@ final class FlushOrder {
         for (DeferredFrees.Run r : runs) {
             for (long i = 0; i < r.count(); i++) {
                 HostCluster cluster = r.first().plus(i);
-                refcounts.update(cluster, -1);
-                if (r.release() && refcounts.get(cluster) == 0) {
+                if (refcounts.update(cluster, -1) == 0 && r.release()) {
                     released.add(cluster);
                 }
             }

@@ -82,9 +82,10 @@ final class MetadataWriter {
         this.hasBacking = hasBacking;
         this.headerBits = headerBits;
         this.lazyRefcounts = lazyRefcounts;
-        this.supply = new ClusterSupply(file, mapper.geometry(), refcounts, lock, headerBits, lazyRefcounts);
         this.tables = new TableAllocator(file, mapper, refblockCache, refcounts, lock, frees, headerBits,
                 lazyRefcounts, l1Offset);
+        this.supply = new ClusterSupply(file, mapper.geometry(), refcounts, lock, headerBits, lazyRefcounts,
+                tables.overlap());
         this.flushOrder = new FlushOrder(file, dataFile, mapper, refblockCache, refcounts, lock, frees, drain,
                 headerBits, supply, lazyRefcounts);
         this.overlap = tables.overlap();
@@ -334,7 +335,7 @@ final class MetadataWriter {
     /**
      * Queues the clusters an L2 entry held for a refcount decrease after the next flush; {@code release} for a
      * guest's discard (QEMU's QCOW2_DISCARD_REQUEST), whose freed clusters are discarded in the host file as well.
-     * A copy on write frees its old cluster without (QCOW2_DISCARD_OTHER, off by default in QEMU).
+     * A copy on write frees its old cluster without (QEMU's qcow2_alloc_cluster_link_l2: QCOW2_DISCARD_NEVER).
      */
     private void dereferenceLater(long entry, boolean release) {
         int bits = geometry().clusterBits();

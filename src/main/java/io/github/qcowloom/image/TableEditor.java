@@ -121,8 +121,8 @@ public final class TableEditor {
      * Adds {@code delta} (+1 or −1) to the refcount of every cluster the tree of {@code l1} reaches, in the refcount
      * cache (see {@link TreeRefcounts#add}: an overflowing increase changes nothing). After a decrease the L2 cache
      * forgets every slice, so that no slice of a table freed here can be served or written back later, and the
-     * clusters freed are discarded in the host file (QEMU's pass-discard-snapshot, on by default); the image is
-     * held exclusively, so none of them is handed out before.
+     * clusters freed are discarded in the host file (QEMU's pass-discard-snapshot, on by default); an edit holds the
+     * metadata lock, which every allocation takes, so none of them is handed out before.
      */
     public void addReferences(long[] l1, int delta) throws IOException {
         requireOpen();

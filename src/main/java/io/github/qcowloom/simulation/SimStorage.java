@@ -92,11 +92,8 @@ public final class SimStorage extends ForwardingStorage {
     }
 
     @Override
-    public void discard(long position, long length) throws IOException {
-        around(() -> {
-            super.discard(position, length);
-            return null;
-        });
+    public boolean discard(long position, long length) throws IOException {
+        return around(() -> super.discard(position, length));
     }
 
     @Override

@@ -84,9 +84,9 @@ public final class CountingStorage extends ForwardingStorage {
 
     /** Counted with the punched holes. */
     @Override
-    public void discard(long position, long length) throws IOException {
-        super.discard(position, length);
+    public boolean discard(long position, long length) throws IOException {
         punchHoles.increment();
+        return super.discard(position, length);
     }
 
     @Override

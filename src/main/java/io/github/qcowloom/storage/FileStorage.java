@@ -477,7 +477,7 @@ public final class FileStorage implements Storage {
         long end = Math.min(position + length, size.get());
         long from = direct ? alignUp(position) : position;
         long to = direct ? alignDown(end) : end;
-        if (punches && from < to && punchInside(from, to - from)) {
+        if (punches && from < to && punchInside(from, to - from, direct)) {
             writeZeroes(position, from - position);
             writeZeroes(to, end - to);
             return;
@@ -487,17 +487,23 @@ public final class FileStorage implements Storage {
 
     /**
      * Punches a hole over the whole blocks of the range inside the file where {@link #punchHole} can; writes nothing
-     * where it cannot, nor at the range's partial edge blocks.
+     * where it cannot, nor at the range's partial edge blocks (with O_DIRECT; through the page cache the kernel
+     * zeroes the partial pages of a hole). True if all of the range inside the file was punched.
      */
     @Override
-    public void discard(long position, long length) throws IOException {
+    public boolean discard(long position, long length) throws IOException {
         Ranges.checkRange(position, length);
         ensureWritable();
+        long end = Math.min(position + length, size.get());
         long from = alignUp(position);
-        long to = alignDown(Math.min(position + length, size.get()));
-        if (punches && from < to) {
-            punchInside(from, to - from);
+        long to = alignDown(end);
+        if (position >= end) {
+            return true;
         }
+        // No block locks: nothing reads or writes a range whose bytes no longer matter, and only whole blocks are
+        // punched, so no read-modify-write of a block can straddle the hole. (Taken, the locks of a 2 MiB run were
+        // every stripe, one by one, against a depth of writers: the pool's refill starved behind them.)
+        return punches && from < to && punchInside(from, to - from, false) && from == position && to == end;
     }
 
     /** The descriptor that punches holes for FileChannel's I/O: opened once, null where io_uring cannot run. */
@@ -515,16 +521,16 @@ public final class FileStorage implements Storage {
     }
 
     /**
-     * fallocate(PUNCH_HOLE) of a range inside the file (whole blocks with O_DIRECT, under their block locks as a
-     * write of them: a read-modify-write of a block must not straddle the punch); false where the I/O or the file
-     * system cannot.
+     * fallocate(PUNCH_HOLE) of a range inside the file (whole blocks with O_DIRECT; with {@code blockLocked}, under
+     * their block locks as a write of them: a read-modify-write of a block must not straddle the punch); false where
+     * the I/O or the file system cannot.
      */
-    private boolean punchInside(long position, long length) throws IOException {
+    private boolean punchInside(long position, long length, boolean blockLocked) throws IOException {
         Lock lock = sizeLock.readLock();
         lock.lock();
         long firstBlock = position / alignment;
         long endBlock = (position + length) / alignment;
-        if (direct) {
+        if (blockLocked) {
             blockLocks.lock(firstBlock, endBlock);
         }
         try {
@@ -538,7 +544,7 @@ public final class FileStorage implements Storage {
         } catch (IOException e) {
             // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error again.
         } finally {
-            if (direct) {
+            if (blockLocked) {
                 blockLocks.unlock(firstBlock, endBlock);
             }
             lock.unlock();

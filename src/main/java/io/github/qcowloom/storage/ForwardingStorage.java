@@ -42,8 +42,8 @@ public abstract class ForwardingStorage implements Storage {
     }
 
     @Override
-    public void discard(long position, long length) throws IOException {
-        inner.discard(position, length);
+    public boolean discard(long position, long length) throws IOException {
+        return inner.discard(position, length);
     }
 
     @Override

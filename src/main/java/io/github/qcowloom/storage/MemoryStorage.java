@@ -115,8 +115,9 @@ public final class MemoryStorage implements Storage {
 
     /** Zeroes the range inside the file, as {@link #punchHole}: of what a discard may leave, what tests notice. */
     @Override
-    public void discard(long position, long length) throws IOException {
+    public boolean discard(long position, long length) throws IOException {
         punchHole(position, length);
+        return true;
     }
 
     /** Zeroes the range, extending the file if it reaches past the end. */

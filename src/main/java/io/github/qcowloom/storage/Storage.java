@@ -56,10 +56,11 @@ public interface Storage extends Closeable {
 
     /**
      * The range's bytes no longer matter (clusters the image has freed): its host space is released where the host
-     * can do that cheaply, and otherwise nothing happens. Afterwards the range may read as its old bytes or as
-     * zeroes (QEMU's bdrv_pdiscard). Nothing by default.
+     * can do that cheaply, and otherwise nothing happens (QEMU's bdrv_pdiscard). Returns true if the part of the
+     * range inside the file now reads as zeroes; false if some of it may read as before. Nothing by default.
      */
-    default void discard(long position, long length) throws IOException {
+    default boolean discard(long position, long length) throws IOException {
+        return false;
     }
 
     /**

@@ -12,10 +12,9 @@ import io.github.qcowloom.crashkit.CrashMode;
 import io.github.qcowloom.crashkit.CrashOptions;
 import io.github.qcowloom.crashkit.CrashSimStorage;
 import io.github.qcowloom.crashkit.GuestHistory;
-import io.github.qcowloom.alloc.NewCluster;
+import io.github.qcowloom.storage.CountingStorage;
 import io.github.qcowloom.storage.ForwardingStorage;
 import io.github.qcowloom.storage.MemoryStorage;
-import io.github.qcowloom.storage.Storage;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,6 +22,8 @@ import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A partial write skips writing the zeroes around its data only in a cluster that was never written, or that the
@@ -58,38 +59,50 @@ class FreshClusterTest {
     }
 
     /**
-     * Freed clusters that the pool's supply hands out again are fresh (a write into one skips the zeroes around its
-     * data) because the supply zeroes them on the host first: here the host keeps what a discard frees (as where no
-     * hole can be punched), and the clusters handed out again still read as zeroes.
+     * Freed clusters handed out again (here to a batch's reservation, as to the pool) are fresh, so that a partial
+     * write into one skips the zeroes around its data, only where the host has punched them to zeroes first; where
+     * it keeps their bytes (no hole can be punched) they are not, and the write writes the zeroes. Either way the
+     * guest reads zeroes around what it wrote.
      */
-    @Test
-    void freedClustersHandedOutAgainReadAsZeroes() throws Exception {
+    @ParameterizedTest(name = "the host punches holes: {0}")
+    @ValueSource(booleans = {true, false})
+    void freedClustersHandedOutAgainReadAsZeroesAroundNewData(boolean punches) throws Exception {
         Path image = dir.resolve("r.qcow2");
         ImageCreator.create(image, CreateOptions.defaults(1 << 20));
         MemoryStorage memory = new MemoryStorage(Files.readAllBytes(image));
-        Storage keepsDiscarded = new ForwardingStorage(memory) {
+        CountingStorage host = new CountingStorage(new ForwardingStorage(memory) {
             @Override
-            public void discard(long position, long length) {
-                // the host keeps the bytes
+            public boolean discard(long position, long length) throws java.io.IOException {
+                return punches && super.discard(position, length); // else the host keeps the bytes
             }
-        };
-        int bytes = 4 * 65536;
-        try (Qcow2Image img = Qcow2Image.open(keepsDiscarded, dir, OpenOptions.readWriteDefaults().withPool(false))) {
-            byte[] data = new byte[bytes];
-            Arrays.fill(data, (byte) 0x5a);
-            img.write(0, ByteBuffer.wrap(data));
+        });
+        int c = 65536;
+        try (Qcow2Image img = Qcow2Image.open(host, dir, OpenOptions.readWriteDefaults().withPool(false))) {
+            byte[] old = new byte[4 * c];
+            Arrays.fill(old, (byte) 0x5a);
+            img.write(0, ByteBuffer.wrap(old));
             img.flush();
-            long host = img.blockStatus(0, bytes).host().offset();
-            img.discard(0, bytes);
+            long freed = img.blockStatus(0, c).host().offset();
+            img.discard(0, 4 * c);
             img.flush(); // the entries' removal is durable: the clusters are free
-            ClusterSupply supply = img.metadataWriter().supply();
-            List<NewCluster> again = supply.allocate(4);
-            assertEquals(host, again.getFirst().at().bytes(), "the freed clusters, handed out again");
-            assertTrue(again.stream().allMatch(NewCluster::fresh));
-            byte[] held = new byte[bytes];
-            memory.readFully(ByteBuffer.wrap(held), host);
-            assertArrayEquals(new byte[bytes], held);
-            supply.release(again);
+            img.reserve(4);
+            long before = host.counts().bytesWritten();
+            for (int i = 0; i < 4; i++) {
+                img.write(8L * c + (long) i * c + 512, ByteBuffer.wrap(new byte[] {1, 2, 3}));
+            }
+            long written = host.counts().bytesWritten() - before;
+            // Fresh: 3 bytes a write. Not: the cluster, the zeroes around the data included.
+            assertEquals(punches ? 4 * 3 : 4 * c, written, "bytes the four writes wrote");
+            assertEquals(freed, img.blockStatus(8L * c, c).host().offset(), "the freed clusters, used again");
+            byte[] expected = new byte[c];
+            expected[512] = 1;
+            expected[513] = 2;
+            expected[514] = 3;
+            for (int i = 0; i < 4; i++) {
+                byte[] cluster = new byte[c];
+                img.read(8L * c + (long) i * c, ByteBuffer.wrap(cluster));
+                assertArrayEquals(expected, cluster, "cluster " + i);
+            }
         }
     }
 

@@ -164,7 +164,7 @@ class NbdLimitsTest {
 
     /**
      * A client that sends many READs and leaves without reading a reply has the ones still queued dropped: its
-     * connection stops taking requests once a reply finds the client gone. (Before, 2000 READs of 32 MiB were all
+     * connection stops taking requests once a reply finds the client gone. (Before, the audit's 2000 READs of 32 MiB were all
      * read from the image, a minute of CPU, while the next client waited under --shared 1.)
      */
     @Test
