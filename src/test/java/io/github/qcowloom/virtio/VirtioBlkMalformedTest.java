@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.testing.ForwardingBlockDevice;
 import io.github.qcowloom.testing.RingDriver;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -370,12 +371,7 @@ class VirtioBlkMalformedTest {
 
     /** A disk whose reads wait for a latch, to hold requests in flight. */
     private static BlockDevice gated(BlockDevice inner, CountDownLatch gate, AtomicInteger waiting) {
-        return new BlockDevice() {
-            @Override
-            public long size() {
-                return inner.size();
-            }
-
+        return new ForwardingBlockDevice(inner) {
             @Override
             public void read(long offset, ByteBuffer dst) throws IOException {
                 waiting.incrementAndGet();
@@ -384,42 +380,7 @@ class VirtioBlkMalformedTest {
                 } catch (InterruptedException e) {
                     throw new IOException(e);
                 }
-                inner.read(offset, dst);
-            }
-
-            @Override
-            public void write(long offset, ByteBuffer src) throws IOException {
-                inner.write(offset, src);
-            }
-
-            @Override
-            public void discard(long offset, long length) throws IOException {
-                inner.discard(offset, length);
-            }
-
-            @Override
-            public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-                inner.writeZeroes(offset, length, mayUnmap);
-            }
-
-            @Override
-            public void flush() throws IOException {
-                inner.flush();
-            }
-
-            @Override
-            public void resize(long newSize) throws IOException {
-                inner.resize(newSize);
-            }
-
-            @Override
-            public boolean readOnly() {
-                return false;
-            }
-
-            @Override
-            public void close() throws IOException {
-                inner.close();
+                super.read(offset, dst);
             }
         };
     }
