@@ -48,6 +48,8 @@ final class ClusterSupply implements ClusterSource {
     }
 
     private final ReentrantLock lock;
+    /** Set by {@link #close}: clusters given back from then on are discarded in the host file. */
+    private volatile boolean closing;
     /** Refuses to zero freed clusters that hold metadata (refcounts that are wrong). */
     private final OverlapCheck overlap;
     private final Storage file;
@@ -186,12 +188,22 @@ final class ClusterSupply implements ClusterSource {
     @Override
     public void release(List<NewCluster> clusters) throws IOException {
         // Never referenced, so the refcount may drop at once: on disk it is at worst a leak.
+        int bits = geometry.clusterBits();
         lock.lock();
         try {
+            FreedRuns freed = new FreedRuns();
             for (NewCluster c : clusters) {
-                refcounts.update(c.at().cluster(geometry.clusterBits()), -1);
+                HostCluster cluster = c.at().cluster(bits);
+                if (refcounts.update(cluster, -1) == 0) {
+                    freed.add(cluster);
+                }
             }
             unreferenced.addAndGet(-clusters.size());
+            if (closing) {
+                // Never written: what the refill zeroed and fallocated goes back to the host. (Not while the image
+                // is open: the pool gives clusters back as it settles and soon takes them again.)
+                freed.discardIn(file, bits);
+            }
         } finally {
             lock.unlock();
         }
@@ -230,6 +242,7 @@ final class ClusterSupply implements ClusterSource {
      * flushes next.
      */
     void close() throws IOException {
+        closing = true;
         ClusterPool p = pool;
         if (p != null) {
             p.close();
