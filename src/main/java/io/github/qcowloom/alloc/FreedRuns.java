@@ -16,6 +16,13 @@ public final class FreedRuns {
     private long[] counts = new long[16];
     private int runs;
 
+    /** Lowers {@code cluster}'s refcount by one in {@code refcounts}, and adds it if that freed it. */
+    public void dereference(RefcountTable refcounts, HostCluster cluster) throws IOException {
+        if (refcounts.update(cluster, -1) == 0) {
+            add(cluster);
+        }
+    }
+
     /** Adds one cluster that is now free. */
     public void add(HostCluster cluster) {
         long c = cluster.index();

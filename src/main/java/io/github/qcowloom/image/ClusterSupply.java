@@ -191,17 +191,18 @@ final class ClusterSupply implements ClusterSource {
         int bits = geometry.clusterBits();
         lock.lock();
         try {
-            FreedRuns freed = new FreedRuns();
+            // Never written: at close, what the refill zeroed and fallocated goes back to the host. (Not while the
+            // image is open: the pool gives clusters back as it settles and soon takes them again.)
+            FreedRuns freed = closing ? new FreedRuns() : null;
             for (NewCluster c : clusters) {
-                HostCluster cluster = c.at().cluster(bits);
-                if (refcounts.update(cluster, -1) == 0) {
-                    freed.add(cluster);
+                if (freed != null) {
+                    freed.dereference(refcounts, c.at().cluster(bits));
+                } else {
+                    refcounts.update(c.at().cluster(bits), -1);
                 }
             }
             unreferenced.addAndGet(-clusters.size());
-            if (closing) {
-                // Never written: what the refill zeroed and fallocated goes back to the host. (Not while the image
-                // is open: the pool gives clusters back as it settles and soon takes them again.)
+            if (freed != null) {
                 freed.discardIn(file, bits);
             }
         } finally {
@@ -362,10 +363,7 @@ final class ClusterSupply implements ClusterSource {
         try {
             FreedRuns freed = new FreedRuns();
             for (long c = offset >>> bits; c <= (offset + bytes - 1) >>> bits; c++) {
-                HostCluster cluster = new HostCluster(c);
-                if (refcounts.update(cluster, -1) == 0) {
-                    freed.add(cluster);
-                }
+                freed.dereference(refcounts, new HostCluster(c));
             }
             freed.discardIn(file, bits);
         } finally {

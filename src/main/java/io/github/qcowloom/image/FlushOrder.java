@@ -274,8 +274,10 @@ final class FlushOrder {
         for (DeferredFrees.Run r : runs) {
             for (long i = 0; i < r.count(); i++) {
                 HostCluster cluster = r.first().plus(i);
-                if (refcounts.update(cluster, -1) == 0 && r.release()) {
-                    released.add(cluster);
+                if (r.release()) {
+                    released.dereference(refcounts, cluster);
+                } else {
+                    refcounts.update(cluster, -1);
                 }
             }
         }
