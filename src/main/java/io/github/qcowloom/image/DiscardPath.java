@@ -17,7 +17,8 @@ import java.util.function.UnaryOperator;
  * rest of it reads as zeroes and it holds no data, and written as zeroes otherwise, as is whatever QEMU answers
  * -ENOTSUP for. Like QEMU's get_cluster_table, both allocate (or copy from a snapshot) the L2 tables of the clusters
  * they cover even where no entry changes. A raw external data file is zeroed along with the metadata, so that it
- * keeps holding the guest data.
+ * keeps holding the guest data; in any other external data file the clusters unmapped are discarded, as QEMU's
+ * qcow2_free_any_cluster passes them on (its clusters have no refcounts, so no flush frees them).
  *
  * <p>Locks: every L2 entry change here is made holding the guest cluster's {@link ClusterLocks} entry, as writes
  * that allocate hold it from their copy-on-write read to their L2 update; otherwise a write in flight would link a
@@ -35,20 +36,23 @@ final class DiscardPath {
     /** Block status through the backing chain, for QEMU's is_zero test of what a partial unit leaves alone. */
     private final BlockStatusPath statusPath;
     private final int version;
-    /** The external data file when it is raw (data_file_raw): it must read as the guest sees the disk. Or null. */
-    private final Storage rawDataFile;
+    /** The external data file, or null. Its clusters sit at their guest offsets. */
+    private final Storage dataFile;
+    /** The data file is raw (data_file_raw): it must read as the guest sees the disk. */
+    private final boolean dataFileRaw;
     /** Zeroes for partial clusters, shared by all requests (never written to). */
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
 
     DiscardPath(ImageGeometry geometry, ClusterMapper mapper, MetadataWriter metadata, WritePath writePath,
-            BlockStatusPath statusPath, int version, Storage rawDataFile) {
+            BlockStatusPath statusPath, int version, Storage dataFile, boolean dataFileRaw) {
         this.geometry = geometry;
         this.mapper = mapper;
         this.metadata = metadata;
         this.writePath = writePath;
         this.statusPath = statusPath;
         this.version = version;
-        this.rawDataFile = rawDataFile;
+        this.dataFile = dataFile;
+        this.dataFileRaw = dataFileRaw;
     }
 
     /**
@@ -68,6 +72,7 @@ final class DiscardPath {
         discardClusters(first, end - first);
         // QEMU passes the discard on to the data file (qemu-io does by default); a raw one must read zeroes now.
         zeroRawDataFile(first * cs, Math.min(size, end * cs) - first * cs, true);
+        discardInDataFile(first, end - first, size);
     }
 
     /** QEMU's discard_in_l2_slice (not a full discard): the clusters read back as zeroes (v3) or unallocated (v2). */
@@ -186,6 +191,9 @@ final class DiscardPath {
         long tail = to >= size ? 0 : to - Math.max(from, to & -cs);
         if (to - tail > from) {
             zeroClusters(from >>> bits, ceilDiv(to - tail - from, cs), mayUnmap);
+            if (mayUnmap) {
+                discardInDataFile(from >>> bits, ceilDiv(to - tail - from, cs), size);
+            }
         }
         return tail == 0 || zeroSubclusters((to - tail) >>> bits, 0, (int) ceilDiv(tail, sc));
     }
@@ -243,14 +251,30 @@ final class DiscardPath {
      * needed: a crash between them shows the zeroes through the old entries, which is what the request asked for.
      */
     private void zeroRawDataFile(long offset, long length, boolean unmap) throws IOException {
-        if (rawDataFile == null || length <= 0) {
+        if (!dataFileRaw || length <= 0) {
             return;
         }
         if (unmap) {
-            rawDataFile.punchHole(offset, length);
+            dataFile.punchHole(offset, length);
         } else {
-            rawDataFile.writeZeroes(offset, length);
+            dataFile.writeZeroes(offset, length);
         }
+    }
+
+    /**
+     * QEMU's qcow2_free_any_cluster for an external data file that is not raw: the clusters just unmapped no longer
+     * hold anything, and their host space goes (Storage.discard: whole blocks, a failure ignored as QEMU ignores
+     * it). Called after the entries changed: a write that links one of the clusters again before the discard is
+     * concurrent with the request, and reads its zeroes as if it came first. Clusters that were not allocated held
+     * nothing either, so the range goes whole.
+     */
+    private void discardInDataFile(long firstCluster, long count, long size) throws IOException {
+        if (dataFile == null || dataFileRaw || count <= 0) {
+            return;
+        }
+        long cs = geometry.clusterSize();
+        long from = firstCluster * cs;
+        dataFile.discard(from, Math.min(size, from + count * cs) - from);
     }
 
     private void writeZeroBytes(long offset, long length) throws IOException {

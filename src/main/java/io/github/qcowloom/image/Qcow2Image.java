@@ -119,7 +119,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
-                    header.dataFileRaw() ? dataFile : null);
+                    header.hasDataFile() ? dataFile : null, header.dataFileRaw());
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
                     ClusterCodec.forType(header.compressionType()));
         }

@@ -77,6 +77,50 @@ class DiscardToHostTest {
         assertClean(ours);
     }
 
+    /**
+     * In an external data file that is not raw, the clusters a discard or an unmapping write-zeroes drops leave the
+     * host as qemu-io's do (QEMU's qcow2_free_any_cluster passes them to the data file; they have no refcounts).
+     */
+    @ParameterizedTest(name = "O_DIRECT {0}: {1}")
+    @MethodSource("modes")
+    void clustersDroppedFromANonRawDataFileLeaveTheHostAsQemuIosDo(boolean direct, String request)
+            throws IOException {
+        Path[] images = new Path[2];
+        for (int i = 0; i < 2; i++) {
+            Path sub = Files.createDirectory(dir.resolve(i == 0 ? "theirs" : "ours"));
+            images[i] = sub.resolve("d.qcow2");
+            Qemu.imgIn(sub, "create", "-q", "-f", "qcow2", "-o", "data_file=d.data,data_file_raw=off", "d.qcow2",
+                    "64M");
+        }
+        Path theirs = images[0];
+        Path ours = images[1];
+        Qemu.io(theirs, "write -P 0x11 0 8M");
+        Qemu.io(theirs, request);
+
+        byte[] data = new byte[8 * MIB];
+        Arrays.fill(data, (byte) 0x11);
+        Path ourData = ours.resolveSibling("d.data");
+        try (Qcow2Image img = Qcow2Image.open(ours, OpenOptions.readWriteDefaults().withDirect(direct))) {
+            img.write(0, ByteBuffer.wrap(data));
+            img.flush();
+            assertTrue(Images.hostBytes(ourData) >= 8 * MIB, "written: " + Images.hostBytes(ourData));
+            if (request.startsWith("discard")) {
+                img.discard(0, 8 * MIB);
+            } else {
+                img.writeZeroes(0, 8 * MIB, true);
+            }
+            img.flush();
+            ByteBuffer back = ByteBuffer.allocate(8 * MIB);
+            img.read(0, back);
+            assertArrayEquals(new byte[8 * MIB], back.array());
+        }
+        long qemuBytes = Images.hostBytes(theirs.resolveSibling("d.data"));
+        assertTrue(qemuBytes < MIB, "qemu-io's data file keeps " + qemuBytes);
+        assertTrue(Images.hostBytes(ourData) <= qemuBytes, "ours " + Images.hostBytes(ourData) + ", qemu-io's " + qemuBytes);
+        assertTrue(Qemu.img("compare", theirs.toString(), ours.toString()).contains("Images are identical"));
+        assertClean(ours);
+    }
+
     /** Freed clusters handed out again hold what is written into them (the discard's hole comes before them). */
     @Test
     void clustersFreedAndWrittenAgainKeepTheirNewData() throws IOException {
