@@ -3,7 +3,9 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.StorageBackend;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.image.ImageFormat;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,12 +37,16 @@ final class BenchCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "-c", description = "Number of requests (default 75000).")
-    int count = 75000;
+    // The numbers are read as qemu-img reads them (QemuNumbers: 0x hex, 0 octal), in call(), with its messages.
+    @Option(names = "-c", paramLabel = "COUNT", description = "Number of requests (default 75000).")
+    String countText = "75000";
 
     @Option(names = "-d", split = ",", defaultValue = "64", paramLabel = "DEPTH",
             description = "Requests in flight at once (default 64); a comma-separated list runs each.")
-    int[] depths;
+    String[] depthTexts;
+
+    @Option(names = "-f", paramLabel = "FMT", description = "Image format: qcow2 or raw (default: probed).")
+    String format;
 
     @Option(names = "-s", description = "Request size (default 4k).")
     String bufferSize = "4k";
@@ -57,11 +63,22 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "-w", description = "Write instead of read.")
     boolean write;
 
-    @Option(names = "--pattern", description = "Byte written by -w (default 0).")
-    int pattern;
+    @Option(names = "--pattern", paramLabel = "BYTE", description = "Byte written by -w (default 0).")
+    String patternText = "0";
 
-    @Option(names = "--flush-interval", description = "Drain and flush after every N requests (N >= depth).")
-    int flushInterval;
+    @Option(names = "--flush-interval", paramLabel = "N",
+            description = "Writes only: drain and flush after every N requests (N >= depth).")
+    String flushText = "0";
+
+    @Option(names = "--no-drain", description = "Flush without draining: the requests in flight go on.")
+    boolean noDrain;
+
+    @Option(names = "-i", paramLabel = "AIO", description = "qemu-img's aio mode, as a storage backend: io_uring, "
+            + "threads (FileChannel, blocking calls on the request threads) or native (Linux AIO: not supported).")
+    String aio;
+
+    @Option(names = "-n", description = "aio=native, as qemu-img's -n (not supported).")
+    boolean nativeAio;
 
     @Option(names = "-t", description = "Cache mode: writeback (default) or none (O_DIRECT).")
     String cache = "writeback";
@@ -100,22 +117,44 @@ final class BenchCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "FILE")
     Path file;
 
+    // Read from the options' text by readNumbers().
+    private int count;
+    private int[] depths;
+    private int pattern;
+    private int flushInterval;
+    /** -f, or the format probed. */
+    private String imageFormat;
+
     /** The medians of the qemu-img runs under one aio mode. */
     private record QemuMedian(String aio, double seconds, double cpuSeconds) {
     }
 
     @Override
     public Integer call() throws Exception {
-        requestSize(); // qemu-img bench checks its sizes as it reads its options, before it opens anything
+        // qemu-img bench checks its numbers and sizes as it reads its options, before it opens anything.
+        readNumbers();
+        requestSize();
         stepBytes();
         offsetBytes();
+        String aioMode = nativeAio ? "native" : aio;
+        if (aioMode != null && !List.of("threads", "native", "io_uring").contains(aioMode)) {
+            throw new IllegalArgumentException("Invalid aio option: " + aioMode);
+        }
+        if (!write && flushInterval != 0) {
+            throw new IllegalArgumentException("--flush-interval is only available in write tests");
+        }
         for (int depth : depths) {
             if (depth < 1) {
-                throw new IllegalArgumentException("-d must be at least 1");
+                throw new IllegalArgumentException("-d must be at least 1"); // qemu-img waits forever
             }
             if (flushInterval != 0 && flushInterval < depth) {
-                throw new IllegalArgumentException("--flush-interval must be at least the queue depth");
+                throw new IllegalArgumentException("Flush interval can't be smaller than depth");
             }
+        }
+        imageFormat = format != null ? format : ImageFormat.probe(file);
+        if (!imageFormat.equals("qcow2") && !imageFormat.equals("raw")) {
+            throw new UnsupportedFeatureException("format " + imageFormat, "Could not open '" + file
+                    + "': Unknown driver '" + imageFormat + "'");
         }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
@@ -130,12 +169,16 @@ final class BenchCommand implements Callable<Integer> {
         if (storage != null) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
         }
+        if (aioMode != null) {
+            options = options.withTuning(options.tuning().withStorage(aioBackend(aioMode, options.direct(), file)));
+        }
         List<ExecutionModel> models = new ArrayList<>();
         for (String e : execs != null ? execs : List.of(options.tuning().execution())) {
             models.add(ExecutionModel.resolve(e.trim(), options.direct(), options.tuning().storage()));
         }
         boolean sweep = models.size() * depths.length > 1;
-        List<String> aios = againstQemu ? qemuAios(options.direct(), this::probe, out) : List.of();
+        List<String> aios = !againstQemu ? List.of()
+                : aioMode != null ? List.of(aioMode) : qemuAios(options.direct(), this::probe, out);
         List<Object> results = new ArrayList<>();
         Path copy = file.resolveSibling(file.getFileName() + ".bench-copy");
         try {
@@ -166,6 +209,9 @@ final class BenchCommand implements Callable<Integer> {
                 + "%s, %s, %s%n", count, write ? "write" : "read", requestSize(), depth, offsetBytes(),
                 stepBytes(), model, options.direct() ? "O_DIRECT" : "page cache",
                 options.tuning().storage().resolve(options.direct()));
+        if (flushInterval > 0) {
+            out.printf("Sending flush every %d requests%n", flushInterval);
+        }
         if (warmup > 0) {
             BenchRunner.warmUp(work.withCount(warmup), file, options, model, err);
         }
@@ -266,7 +312,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private String micros(double cpuSeconds) {
-        return Double.isNaN(cpuSeconds) ? "n/a" : String.format("%.1f us", cpuSeconds * 1e6 / count);
+        return Double.isNaN(cpuSeconds) || count == 0 ? "n/a" : String.format("%.1f us", cpuSeconds * 1e6 / count);
     }
 
     /** -s, in qemu-img bench's words and bounds. */
@@ -284,7 +330,38 @@ final class BenchCommand implements Callable<Integer> {
 
     private BenchRunner.BenchSpec workload(int depth) {
         return new BenchRunner.BenchSpec(count, depth, requestSize(), offsetBytes(), stepBytes(), write,
-                pattern, flushInterval, cache, batch);
+                pattern, flushInterval, !noDrain, cache, batch, imageFormat);
+    }
+
+    /** -c, -d, --pattern and --flush-interval, in qemu-img bench's bounds and words. */
+    private void readNumbers() {
+        count = (int) QemuNumbers.atMost(countText, Integer.MAX_VALUE, "Invalid request count specified");
+        depths = new int[depthTexts.length];
+        for (int i = 0; i < depths.length; i++) {
+            depths[i] = (int) QemuNumbers.atMost(depthTexts[i], Integer.MAX_VALUE, "Invalid queue depth specified");
+        }
+        pattern = (int) QemuNumbers.atMost(patternText, 0xff, "Invalid pattern byte specified");
+        flushInterval = (int) QemuNumbers.atMost(flushText, Integer.MAX_VALUE, "Invalid flush interval specified");
+    }
+
+    /**
+     * The storage backend for qemu-img's {@code -i}: io_uring is ours too, and threads (a blocking call on a thread
+     * for each request) is FileChannel. Linux AIO (native) is not implemented; QEMU first requires O_DIRECT for it,
+     * in these words, and so does this.
+     */
+    static StorageBackend aioBackend(String aio, boolean direct, Path image) throws UnsupportedFeatureException {
+        return switch (aio) {
+            case "io_uring" -> StorageBackend.IO_URING;
+            case "threads" -> StorageBackend.FILECHANNEL;
+            default -> {
+                if (!direct) {
+                    throw new IllegalArgumentException("Could not open '" + image + "': aio=native was specified, "
+                            + "but it requires cache.direct=on, which was not specified.");
+                }
+                throw new UnsupportedFeatureException("aio=native",
+                        "Linux AIO (aio=native) is not implemented: -i io_uring is this driver's asynchronous I/O");
+            }
+        };
     }
 
     /** The workload as the report keeps it: what is the same for every pair of this call. */

@@ -1,14 +1,17 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.AsyncBlockDevice;
+import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.exec.BatchSubmitter;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.storage.CountingStorage;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Java22Method;
 import io.github.qcowloom.storage.LockPermissions;
+import io.github.qcowloom.storage.UnsyncedStorage;
 import io.github.qcowloom.api.ImageLockedException;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -19,6 +22,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
@@ -33,9 +37,12 @@ final class BenchRunner {
     private BenchRunner() {
     }
 
-    /** The workload, in qemu-img bench's terms. */
+    /**
+     * The workload, in qemu-img bench's terms; {@code drain}: a flush waits for the requests in flight and holds
+     * back the next (qemu-img's default; --no-drain clears it); {@code format}: qcow2 or raw.
+     */
     record BenchSpec(int count, int depth, int size, long offset, long step, boolean write, int pattern,
-            int flushInterval, String cache, boolean batch) {
+            int flushInterval, boolean drain, String cache, boolean batch, String format) {
         /**
          * The offset of request {@code i}: qemu-img bench's, from OFFSET by STEP, modulo {@code wrap} (the disk size
          * less the request size). The first is OFFSET itself, as qemu-img's: past the end, it fails.
@@ -45,7 +52,8 @@ final class BenchRunner {
         }
 
         BenchSpec withCount(int n) {
-            return new BenchSpec(n, depth, size, offset, step, write, pattern, flushInterval, cache, batch);
+            return new BenchSpec(n, depth, size, offset, step, write, pattern, flushInterval, drain, cache, batch,
+                    format);
         }
     }
 
@@ -105,7 +113,9 @@ final class BenchRunner {
         double seconds;
         double cpu;
         UringCounters uring;
-        try (Qcow2Image img = Qcow2Image.open(storage, image.toAbsolutePath().getParent(), options);
+        try (BlockDevice img = spec.format().equals("raw")
+                ? new RawImage(options.hostSyncs() ? storage : new UnsyncedStorage(storage))
+                : Qcow2Image.open(storage, image.toAbsolutePath().getParent(), options);
                 AsyncBlockDevice device = model.drive(img)) {
             // qemu-img bench's rule since ff2ab634 (offsets modulo size - bufsize; 7.2 took them modulo size and
             // could run past the end): with an aligned size and buffer, every offset stays aligned. The old
@@ -136,8 +146,9 @@ final class BenchRunner {
         long[] sorted = latency.clone();
         Arrays.sort(sorted);
         int count = spec.count();
-        return new Result(seconds, syncs.flushes(), syncs.rangeFlushes(), cpu, sorted[count / 2] / 1e3,
-                sorted[(int) (count * 0.99)] / 1e3, uring);
+        double p50 = count == 0 ? 0 : sorted[count / 2] / 1e3; // -c 0 runs nothing, as qemu-img's does
+        double p99 = count == 0 ? 0 : sorted[(int) (count * 0.99)] / 1e3;
+        return new Result(seconds, syncs.flushes(), syncs.rangeFlushes(), cpu, p50, p99, uring);
     }
 
     /**
@@ -146,7 +157,7 @@ final class BenchRunner {
      * virtual thread per request in flight, no hand-off), under loop:N on the event loops; under pool:N it hands
      * each request to the pool and waits for it, as the caller of a thread-pool driver does.
      */
-    private static void runGuests(BenchSpec spec, Qcow2Image img, AsyncBlockDevice device, ExecutionModel model,
+    private static void runGuests(BenchSpec spec, BlockDevice img, AsyncBlockDevice device, ExecutionModel model,
             ByteBuffer data, long[] latency, long wrap, Failures failures) throws InterruptedException {
         AtomicInteger next = new AtomicInteger();
         List<Thread> guests = new ArrayList<>();
@@ -210,11 +221,22 @@ final class BenchRunner {
                 Arrays.fill(latency, first, i, System.nanoTime() - t0);
             }
         }
+        List<CompletableFuture<Void>> undrainedFlushes = new ArrayList<>();
         for (int i = spec.batch() && spec.write() ? spec.count() : 0; i < spec.count(); i++) {
             if (spec.flushInterval() > 0 && i > 0 && i % spec.flushInterval() == 0) {
-                slots.acquire(spec.depth()); // drain, as qemu-img bench does before its flush
-                device.flush().join();
-                slots.release(spec.depth());
+                if (spec.drain()) {
+                    slots.acquire(spec.depth()); // drain, as qemu-img bench does before its flush
+                    device.flush().join();
+                    slots.release(spec.depth());
+                } else {
+                    // --no-drain: the flush goes beside the requests in flight and holds none back, as qemu-img's
+                    // (bench_undrained_flush_cb); each is waited for at the end, its failure counted as a request's.
+                    undrainedFlushes.add(device.flush().whenComplete((v, e) -> {
+                        if (e != null) {
+                            failures.add(e.getCause() != null ? e.getCause() : e);
+                        }
+                    }));
+                }
             }
             slots.acquire();
             int n = i;
@@ -233,6 +255,9 @@ final class BenchRunner {
             });
         }
         slots.acquire(spec.depth());
+        for (CompletableFuture<Void> f : undrainedFlushes) {
+            f.exceptionally(e -> null).join();
+        }
     }
 
     private interface Body {
@@ -360,8 +385,8 @@ final class BenchRunner {
      * Runs one read request, so the image is not changed.
      */
     static String probeQemuAio(BenchSpec spec, Path image, String aio) throws InterruptedException {
-        BenchSpec one = new BenchSpec(1, 1, spec.size(), spec.offset(), spec.step(), false, 0, 0, spec.cache(),
-                false);
+        BenchSpec one = new BenchSpec(1, 1, spec.size(), spec.offset(), spec.step(), false, 0, 0, true,
+                spec.cache(), false, spec.format());
         try {
             runQemu(one, image, aio);
             return null;
@@ -371,7 +396,7 @@ final class BenchRunner {
     }
 
     private static List<String> qemuCommand(BenchSpec spec, Path image, String aio) {
-        List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-f", "qcow2", "-c", String.valueOf(spec.count()),
+        List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-f", spec.format(), "-c", String.valueOf(spec.count()),
                 "-d", String.valueOf(spec.depth()), "-s", String.valueOf(spec.size()), "-o",
                 String.valueOf(spec.offset()), "-S", String.valueOf(spec.step()), "-t", spec.cache()));
         if (aio != null) {
@@ -384,6 +409,9 @@ final class BenchRunner {
         }
         if (spec.flushInterval() > 0) {
             cmd.add("--flush-interval=" + spec.flushInterval());
+        }
+        if (!spec.drain()) {
+            cmd.add("--no-drain");
         }
         cmd.add(image.toString());
         return cmd;

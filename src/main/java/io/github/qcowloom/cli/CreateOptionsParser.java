@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 
 /** qemu-img's {@code -o key=value,...} qcow2 creation options, shared by create and convert. */
 final class CreateOptionsParser {
@@ -211,19 +212,10 @@ final class CreateOptionsParser {
      * creation then refuses what is out of its range in its own words.
      */
     private static int number(String filename, String key, String v) throws ImageException {
-        String digits = v.startsWith("+") ? v.substring(1) : v;
-        try {
-            long n;
-            if (digits.startsWith("0x") || digits.startsWith("0X")) {
-                n = Long.parseUnsignedLong(digits.substring(2), 16);
-            } else if (digits.length() > 1 && digits.startsWith("0")) {
-                n = Long.parseUnsignedLong(digits.substring(1), 8);
-            } else {
-                n = Long.parseUnsignedLong(digits);
-            }
-            return n < 0 || n > Integer.MAX_VALUE ? Integer.MAX_VALUE : (int) n;
-        } catch (NumberFormatException e) {
+        OptionalLong n = QemuNumbers.unsigned(v);
+        if (n.isEmpty()) {
             throw new ImageException(filename + ": Parameter '" + key + "' expects a number");
         }
+        return Long.compareUnsigned(n.getAsLong(), Integer.MAX_VALUE) > 0 ? Integer.MAX_VALUE : (int) n.getAsLong();
     }
 }

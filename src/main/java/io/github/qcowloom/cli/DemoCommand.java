@@ -85,7 +85,7 @@ final class DemoCommand implements Callable<Integer> {
             boolean write = w > 0;
             Path source = w == 2 ? empty : allocated;
             BenchRunner.BenchSpec spec = new BenchRunner.BenchSpec(count, 64, 4096, 0, w == 2 ? 65536 : 4096, write,
-                    0, 0, "writeback", false);
+                    0, 0, true, "writeback", false, "qcow2");
             double[] iops = new double[3];
             String[] models = {"virtual", "pool:64"};
             for (int m = 0; m < models.length; m++) {

@@ -98,6 +98,36 @@ class ArgumentsInteropTest {
         }
     }
 
+    /**
+     * bench's numbers as qemu-img reads them (base 0: 0x hex, 0 octal, nothing after the digits), its bounds and its
+     * words; where both run, the same count, depth and flush interval (stdout's lines up to ours' additions).
+     */
+    @Test
+    void benchNumbersAndOptions() throws Exception {
+        Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
+        for (String text : List.of("0x10", "010", "08", "abc", "-1", "-0", " 5", "+5", "0x", "", "1k", "0",
+                "2147483648", "18446744073709551616")) {
+            compare("count " + text, "bench", "-w", "-c", text, "-d", "2", "SOURCE");
+            if (!text.equals("0") && !text.equals("-0")) { // qemu-img waits forever with no request in flight
+                compare("depth " + text, "bench", "-w", "-c", "3", "-d", text, "SOURCE");
+            }
+            compare("pattern " + text, "bench", "-w", "-c", "3", "--pattern", text, "SOURCE");
+            compare("flush interval " + text, "bench", "-w", "-c", "3", "-d", "1", "--flush-interval", text,
+                    "SOURCE");
+        }
+        for (String text : List.of("255", "0377", "0xff", "256", "0x100")) {
+            compare("pattern " + text, "bench", "-w", "-c", "3", "--pattern", text, "SOURCE");
+        }
+        compare("flush on reads", "bench", "-c", "3", "-d", "1", "--flush-interval", "4", "SOURCE");
+        compare("flush below depth", "bench", "-w", "-c", "3", "-d", "4", "--flush-interval", "2", "SOURCE");
+        compare("no drain", "bench", "-w", "-c", "8", "-d", "2", "--flush-interval", "2", "--no-drain", "SOURCE");
+        compare("aio", "bench", "-c", "3", "-i", "foo", "SOURCE");
+        compare("aio threads", "bench", "-c", "3", "-i", "threads", "SOURCE");
+        compare("aio io_uring", "bench", "-c", "3", "-t", "none", "-i", "io_uring", "SOURCE");
+        compare("native without O_DIRECT", "bench", "-c", "3", "-n", "SOURCE");
+        compare("raw", "bench", "-c", "3", "-f", "raw", "SOURCE");
+    }
+
     @Test
     void convertNeedsTheBackingFormatWithABackingFile() throws Exception {
         Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
@@ -164,6 +194,15 @@ class ArgumentsInteropTest {
                     or.err(), context);
         }
         assertEquals(qSize, oSize, context);
+        if (args[0].equals("bench") && qr.exitCode() == 0) {
+            assertEquals(benchLines(qr.stdout()), benchLines(or.out()), context);
+        }
+    }
+
+    /** What bench says of its workload: the first line up to our additions, and a flush line if any. */
+    private static List<String> benchLines(String stdout) {
+        return stdout.lines().filter(l -> l.startsWith("Sending")).map(l -> l.substring(0, l.indexOf(')') + 1))
+                .toList();
     }
 
     private List<String> substitute(String[] args, Path image) {
