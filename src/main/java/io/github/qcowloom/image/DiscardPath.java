@@ -72,7 +72,6 @@ final class DiscardPath {
         discardClusters(first, end - first);
         // QEMU passes the discard on to the data file (qemu-io does by default); a raw one must read zeroes now.
         zeroRawDataFile(first * cs, Math.min(size, end * cs) - first * cs, true);
-        discardInDataFile(first, end - first, size);
     }
 
     /** QEMU's discard_in_l2_slice (not a full discard): the clusters read back as zeroes (v3) or unallocated (v2). */
@@ -191,9 +190,6 @@ final class DiscardPath {
         long tail = to >= size ? 0 : to - Math.max(from, to & -cs);
         if (to - tail > from) {
             zeroClusters(from >>> bits, ceilDiv(to - tail - from, cs), mayUnmap);
-            if (mayUnmap) {
-                discardInDataFile(from >>> bits, ceilDiv(to - tail - from, cs), size);
-            }
         }
         return tail == 0 || zeroSubclusters((to - tail) >>> bits, 0, (int) ceilDiv(tail, sc));
     }
@@ -232,13 +228,29 @@ final class DiscardPath {
      * lock, one cluster at a time: a write that is copying one of them on write finishes (links its new cluster)
      * before the entry changes, and one that starts later reads the changed entry. Holding one lock at a time keeps
      * the lock order of writes; a request is not atomic against a crash anyway.
+     *
+     * <p>In an external data file that is not raw, a cluster whose entry lost its allocation is discarded while its
+     * lock is still held, as QEMU's qcow2_free_any_cluster passes it on (such clusters have no refcounts, so no flush
+     * frees them; a raw data file is zeroed by the callers). Under the lock, no write can have linked the cluster
+     * again (it sits at its guest offset, so the next allocation takes it back at once) and lose its data to the
+     * discard. A failed discard is ignored, as QEMU ignores it.
      */
     private void rewriteLocked(long first, long count, UnaryOperator<L2Words> rewrite) throws IOException {
         ClusterLocks locks = writePath.clusterLocks();
+        boolean passDiscards = dataFile != null && !dataFileRaw;
+        boolean[] unmapped = new boolean[1];
         for (long c = first; c < first + count; c++) {
             ClusterLocks.Held held = locks.lock(c);
             try {
-                metadata.rewriteWords(c, 1, rewrite);
+                unmapped[0] = false;
+                metadata.rewriteWords(c, 1, old -> {
+                    L2Words changed = rewrite.apply(old);
+                    unmapped[0] = allocated(type(old.entry())) && !allocated(type(changed.entry()));
+                    return changed;
+                });
+                if (passDiscards && unmapped[0]) {
+                    dataFile.discard(c * geometry.clusterSize(), geometry.clusterSize());
+                }
             } finally {
                 locks.unlock(c, held);
             }
@@ -259,22 +271,6 @@ final class DiscardPath {
         } else {
             dataFile.writeZeroes(offset, length);
         }
-    }
-
-    /**
-     * QEMU's qcow2_free_any_cluster for an external data file that is not raw: the clusters just unmapped no longer
-     * hold anything, and their host space goes (Storage.discard: whole blocks, a failure ignored as QEMU ignores
-     * it). Called after the entries changed: a write that links one of the clusters again before the discard is
-     * concurrent with the request, and reads its zeroes as if it came first. Clusters that were not allocated held
-     * nothing either, so the range goes whole.
-     */
-    private void discardInDataFile(long firstCluster, long count, long size) throws IOException {
-        if (dataFile == null || dataFileRaw || count <= 0) {
-            return;
-        }
-        long cs = geometry.clusterSize();
-        long from = firstCluster * cs;
-        dataFile.discard(from, Math.min(size, from + count * cs) - from);
     }
 
     private void writeZeroBytes(long offset, long length) throws IOException {

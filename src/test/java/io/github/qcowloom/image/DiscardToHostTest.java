@@ -89,8 +89,9 @@ class DiscardToHostTest {
         for (int i = 0; i < 2; i++) {
             Path sub = Files.createDirectory(dir.resolve(i == 0 ? "theirs" : "ours"));
             images[i] = sub.resolve("d.qcow2");
-            Qemu.imgIn(sub, "create", "-q", "-f", "qcow2", "-o", "data_file=d.data,data_file_raw=off", "d.qcow2",
-                    "64M");
+            // An absolute name: QEMU resolves a relative one against its working directory, not the image's.
+            Qemu.img("create", "-q", "-f", "qcow2", "-o", "data_file=" + sub.resolve("d.data") + ",data_file_raw=off",
+                    images[i].toString(), "64M");
         }
         Path theirs = images[0];
         Path ours = images[1];
