@@ -136,10 +136,10 @@ final class BenchCommand implements Callable<Integer> {
         requestSize();
         stepBytes();
         offsetBytes();
-        String aioMode = nativeAio ? "native" : aio;
-        if (aioMode != null && !List.of("threads", "native", "io_uring").contains(aioMode)) {
-            throw new IllegalArgumentException("Invalid aio option: " + aioMode);
+        if (aio != null && !List.of("threads", "native", "io_uring").contains(aio)) {
+            throw new IllegalArgumentException("Invalid aio option: " + aio);
         }
+        String aioMode = nativeAio ? "native" : aio; // -n sets native whatever -i says, as in qemu-img
         if (!write && flushInterval != 0) {
             throw new IllegalArgumentException("--flush-interval is only available in write tests");
         }
@@ -153,8 +153,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         imageFormat = format != null ? format : ImageFormat.probe(file);
         if (!imageFormat.equals("qcow2") && !imageFormat.equals("raw")) {
-            throw new UnsupportedFeatureException("format " + imageFormat, "Could not open '" + file
-                    + "': Unknown driver '" + imageFormat + "'");
+            throw ImageFormat.unknownDriver(file, imageFormat);
         }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();

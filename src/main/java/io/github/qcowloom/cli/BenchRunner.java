@@ -5,13 +5,11 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.exec.BatchSubmitter;
 import io.github.qcowloom.exec.ExecutionModel;
-import io.github.qcowloom.image.Qcow2Image;
-import io.github.qcowloom.image.RawImage;
+import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.storage.CountingStorage;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Java22Method;
 import io.github.qcowloom.storage.LockPermissions;
-import io.github.qcowloom.storage.UnsyncedStorage;
 import io.github.qcowloom.api.ImageLockedException;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -113,9 +111,7 @@ final class BenchRunner {
         double seconds;
         double cpu;
         UringCounters uring;
-        try (BlockDevice img = spec.format().equals("raw")
-                ? new RawImage(options.hostSyncs() ? storage : new UnsyncedStorage(storage))
-                : Qcow2Image.open(storage, image.toAbsolutePath().getParent(), options);
+        try (BlockDevice img = ImageFormat.open(storage, image.toAbsolutePath().getParent(), spec.format(), options);
                 AsyncBlockDevice device = model.drive(img)) {
             // qemu-img bench's rule since ff2ab634 (offsets modulo size - bufsize; 7.2 took them modulo size and
             // could run past the end): with an aligned size and buffer, every offset stays aligned. The old
@@ -129,16 +125,22 @@ final class BenchRunner {
             CountingStorage.Counts before = storage.counts();
             long cpuBefore = cpuNanos();
             UringCounters uringBefore = UringCounters.now();
+            List<CompletableFuture<Void>> flushes = new ArrayList<>();
             long start = System.nanoTime();
             if (spec.batch() || spec.flushInterval() > 0) {
                 // One submitting loop, on a virtual thread as a Loom hypervisor's queue handler would be: it drains
                 // for the flushes and batches these workloads need.
-                onVirtualThread(() -> submitAll(spec, device, data, latency, wrap, failures));
+                onVirtualThread(() -> submitAll(spec, device, data, latency, wrap, failures, flushes));
             } else {
                 runGuests(spec, img, device, model, data, latency, wrap, failures);
             }
             seconds = (System.nanoTime() - start) / 1e9;
             cpu = (cpuNanos() - cpuBefore) / 1e9;
+            // qemu-img bench's clock stops at the last request's completion; the flushes still in flight then are
+            // waited for as it closes the image.
+            for (CompletableFuture<Void> f : flushes) {
+                f.exceptionally(e -> null).join();
+            }
             uring = UringCounters.now().since(uringBefore);
             syncs = storage.counts().minus(before);
         }
@@ -198,9 +200,15 @@ final class BenchRunner {
         }
     }
 
-    /** Submits the workload's requests, DEPTH in flight, as qemu-img bench does. */
+    /**
+     * Submits the workload's requests, DEPTH in flight, as qemu-img bench does, and its flushes where qemu-img's
+     * bench_cb makes them: as a request completes with a multiple of N requests not yet issued (counting from the
+     * end, so the last completions flush too). Draining, a flush waits for the requests in flight and holds the next
+     * back; with --no-drain it goes beside them, and each of the last completions makes one. Flushes that hold
+     * nothing back are left in {@code flushes}, for the caller to wait for once the clock has stopped.
+     */
     private static void submitAll(BenchSpec spec, AsyncBlockDevice device, ByteBuffer data, long[] latency,
-            long wrap, Failures failures) throws Exception {
+            long wrap, Failures failures, List<CompletableFuture<Void>> flushes) throws Exception {
         Semaphore slots = new Semaphore(spec.depth());
         // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
         ConcurrentLinkedQueue<ByteBuffer> buffers = new ConcurrentLinkedQueue<>();
@@ -221,21 +229,16 @@ final class BenchRunner {
                 Arrays.fill(latency, first, i, System.nanoTime() - t0);
             }
         }
-        List<CompletableFuture<Void>> undrainedFlushes = new ArrayList<>();
+        int interval = spec.flushInterval();
         for (int i = spec.batch() && spec.write() ? spec.count() : 0; i < spec.count(); i++) {
-            if (spec.flushInterval() > 0 && i > 0 && i % spec.flushInterval() == 0) {
+            // Request i is issued as one completes (but for the first DEPTH), with count - i not yet issued.
+            if (interval > 0 && i >= spec.depth() && (spec.count() - i) % interval == 0) {
                 if (spec.drain()) {
-                    slots.acquire(spec.depth()); // drain, as qemu-img bench does before its flush
-                    device.flush().join();
+                    slots.acquire(spec.depth());
+                    device.flush().join(); // a failure fails the run, as qemu-img's "Failed request"
                     slots.release(spec.depth());
                 } else {
-                    // --no-drain: the flush goes beside the requests in flight and holds none back, as qemu-img's
-                    // (bench_undrained_flush_cb); each is waited for at the end, its failure counted as a request's.
-                    undrainedFlushes.add(device.flush().whenComplete((v, e) -> {
-                        if (e != null) {
-                            failures.add(e.getCause() != null ? e.getCause() : e);
-                        }
-                    }));
+                    flushes.add(undrainedFlush(device, failures));
                 }
             }
             slots.acquire();
@@ -254,10 +257,27 @@ final class BenchRunner {
                 }
             });
         }
-        slots.acquire(spec.depth());
-        for (CompletableFuture<Void> f : undrainedFlushes) {
-            f.exceptionally(e -> null).join();
+        if (interval > 0 && spec.drain()) {
+            slots.acquire(spec.depth());
+            flushes.add(device.flush());
+            return;
         }
+        // The last completions, all with nothing left to issue: without draining, each makes a flush.
+        for (int done = 0; done < Math.min(spec.count(), spec.depth()); done++) {
+            slots.acquire();
+            if (interval > 0) {
+                flushes.add(undrainedFlush(device, failures));
+            }
+        }
+    }
+
+    /** A flush beside the requests in flight (qemu-img's bench_undrained_flush_cb, in its words on failure). */
+    private static CompletableFuture<Void> undrainedFlush(AsyncBlockDevice device, Failures failures) {
+        return device.flush().whenComplete((v, e) -> {
+            if (e != null) {
+                failures.flushFailed(e.getCause() != null ? e.getCause() : e);
+            }
+        });
     }
 
     private interface Body {
@@ -289,20 +309,28 @@ final class BenchRunner {
     }
 
     /**
-     * A run's failed requests: the first is printed, all counted, and a run with any fails, as qemu-img's does. (A
-     * failed batch or flush of {@code submitAll} fails the run at once.)
+     * A run's failed requests and flushes beside them: the first is printed in qemu-img bench's words, all counted,
+     * and a run with any fails, as qemu-img's does (it exits at the first). A failed batch, or a flush that drained,
+     * of {@code submitAll} fails the run at once.
      */
     private static final class Failures {
         private final PrintWriter err;
         private final AtomicInteger count = new AtomicInteger();
+        private final AtomicInteger flushes = new AtomicInteger();
 
         Failures(PrintWriter err) {
             this.err = err;
         }
 
         void add(Throwable e) {
-            if (count.getAndIncrement() == 0) {
-                err.println("qcow2-loom: Failed request: " + Main.message(e)); // qemu-img bench's words
+            if (count.getAndIncrement() == 0 && flushes.get() == 0) {
+                err.println("qcow2-loom: Failed request: " + Main.message(e));
+            }
+        }
+
+        void flushFailed(Throwable e) {
+            if (flushes.getAndIncrement() == 0 && count.get() == 0) {
+                err.println("qcow2-loom: Failed flush request: " + Main.message(e));
             }
         }
 
@@ -310,6 +338,9 @@ final class BenchRunner {
             int n = count.get();
             if (n > 0) {
                 throw new IOException(n + " of " + requests + " requests failed");
+            }
+            if (flushes.get() > 0) {
+                throw new IOException(flushes.get() + " flushes failed");
             }
         }
     }

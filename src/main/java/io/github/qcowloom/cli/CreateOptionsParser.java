@@ -13,7 +13,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalLong;
 
 /** qemu-img's {@code -o key=value,...} qcow2 creation options, shared by create and convert. */
 final class CreateOptionsParser {
@@ -212,10 +211,14 @@ final class CreateOptionsParser {
      * creation then refuses what is out of its range in its own words.
      */
     private static int number(String filename, String key, String v) throws ImageException {
-        OptionalLong n = QemuNumbers.unsigned(v);
-        if (n.isEmpty()) {
+        long n;
+        try {
+            n = QemuNumbers.parse(v);
+        } catch (ArithmeticException e) {
+            throw new ImageException(filename + ": Value '" + v + "' is too large for parameter '" + key + "'");
+        } catch (NumberFormatException e) {
             throw new ImageException(filename + ": Parameter '" + key + "' expects a number");
         }
-        return Long.compareUnsigned(n.getAsLong(), Integer.MAX_VALUE) > 0 ? Integer.MAX_VALUE : (int) n.getAsLong();
+        return Long.compareUnsigned(n, Integer.MAX_VALUE) > 0 ? Integer.MAX_VALUE : (int) n;
     }
 }

@@ -2,7 +2,6 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.RawImage;
@@ -48,7 +47,7 @@ final class InfoCommand implements Callable<Integer> {
                 }
             }
             case "raw" -> ImageInfo.raw(filename, RawImage.sectors(Files.size(path)), DiskUsage.of(path));
-            default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
+            default -> throw ImageFormat.unknownDriver(path, fmt);
         };
         switch (output) {
             case "json" -> spec.commandLine().getOut().println(Json.write(info));

@@ -5,8 +5,8 @@ import java.util.OptionalLong;
 /**
  * Plain numbers as qemu-img reads them (QEMU's qemu_strtoul and qemu_strtou64 with base 0 and no end pointer):
  * leading white space, an optional sign, then decimal, {@code 0x} hexadecimal or {@code 0} octal digits, and nothing
- * after them. So {@code 010} is 8 and {@code 08} is refused, as in qemu-img; a minus negates modulo 2^64, so that
- * every negative number but -0 is out of the caller's range.
+ * after them. So {@code 010} is 8 and {@code 08} is refused, as in qemu-img; a minus negates modulo 2^64, as C's
+ * strtoul does (-1 is 2^64 - 1, out of any caller's range here; -18446744073709551615 is 1).
  */
 final class QemuNumbers {
     private QemuNumbers() {
@@ -14,6 +14,18 @@ final class QemuNumbers {
 
     /** The value as an unsigned 64-bit number; empty where qemu_strtoul fails (no digits, trailing text, overflow). */
     static OptionalLong unsigned(String text) {
+        try {
+            return OptionalLong.of(parse(text));
+        } catch (NumberFormatException | ArithmeticException e) {
+            return OptionalLong.empty();
+        }
+    }
+
+    /**
+     * The value as an unsigned 64-bit number; NumberFormatException where there are no digits or text follows them,
+     * ArithmeticException where they overflow (QEMU's -EINVAL and -ERANGE, which some callers tell apart).
+     */
+    static long parse(String text) {
         int i = 0;
         int n = text.length();
         while (i < n && " \t\n\u000b\f\r".indexOf(text.charAt(i)) >= 0) {
@@ -40,14 +52,14 @@ final class QemuNumbers {
                 break;
             }
             if (Long.compareUnsigned(value, Long.divideUnsigned(-1L - digit, radix)) > 0) {
-                return OptionalLong.empty(); // ERANGE
+                throw new ArithmeticException(text + " overflows 64 bits");
             }
             value = value * radix + digit;
         }
         if (i == start || i != n) {
-            return OptionalLong.empty(); // no digits, or something after them
+            throw new NumberFormatException(text); // no digits, or something after them
         }
-        return OptionalLong.of(negative ? -value : value);
+        return negative ? -value : value;
     }
 
     /** The ASCII digit's value in {@code radix}, or -1 (C's strtoul knows no other digits). */

@@ -46,11 +46,31 @@ public final class ImageFormat {
         String fmt = format != null ? format : probe(path);
         return switch (fmt) {
             case "qcow2" -> Qcow2Image.open(path, options);
-            case "raw" -> {
-                Storage file = openRaw(path, options);
-                yield new RawImage(options.hostSyncs() ? file : new UnsyncedStorage(file), HoleMap.open(path));
-            }
-            default -> throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
+            case "raw" -> new RawImage(unsyncedIfAsked(openRaw(path, options), options), HoleMap.open(path));
+            default -> throw unknownDriver(path, fmt);
         };
+    }
+
+    /**
+     * Opens a qcow2 or raw image on {@code file}, opened already (e.g. wrapped to count its syncs); a qcow2 image's
+     * backing and data files are found in {@code imageDir}.
+     */
+    public static BlockDevice open(Storage file, Path imageDir, String format, OpenOptions options)
+            throws IOException {
+        return switch (format) {
+            case "qcow2" -> Qcow2Image.open(file, imageDir, options);
+            case "raw" -> new RawImage(unsyncedIfAsked(file, options));
+            default -> throw unknownDriver(imageDir, format);
+        };
+    }
+
+    /** qemu-img's words for a format it cannot open (ours: any but qcow2 and raw). */
+    public static UnsupportedFeatureException unknownDriver(Path path, String format) {
+        return new UnsupportedFeatureException("format " + format, "Could not open '" + path + "': Unknown driver '"
+                + format + "'");
+    }
+
+    private static Storage unsyncedIfAsked(Storage file, OpenOptions options) {
+        return options.hostSyncs() ? file : new UnsyncedStorage(file);
     }
 }
