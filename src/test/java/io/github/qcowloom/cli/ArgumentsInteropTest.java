@@ -127,6 +127,10 @@ class ArgumentsInteropTest {
         compare("aio io_uring", "bench", "-c", "3", "-t", "none", "-i", "io_uring", "SOURCE");
         compare("native without O_DIRECT", "bench", "-c", "3", "-n", "SOURCE");
         compare("raw", "bench", "-c", "3", "-f", "raw", "SOURCE");
+        compare("unknown format", "bench", "-c", "3", "-f", "bogus", "SOURCE");
+        compare("unknown format", "info", "-f", "bogus", "SOURCE");
+        compare("unknown format", "map", "-f", "bogus", "SOURCE");
+        compare("unknown format", "convert", "-f", "bogus", "-O", "raw", "SOURCE", "IMAGE");
     }
 
     @Test
