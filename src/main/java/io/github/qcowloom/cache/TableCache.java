@@ -40,6 +40,11 @@ public final class TableCache {
     private final int sliceSize;
     private final int capacity;
     private final ReentrantLock lock = new ReentrantLock();
+    /**
+     * The slices by index (offset / slice size), in access order. Keyed by offset, the multiples of 4 KiB fell 16 to
+     * a bucket (HashMap's spread keeps the low 16 bits, where such offsets are equal in 12), whose bins then grew
+     * into trees walked at every lookup.
+     */
     private final LinkedHashMap<Long, Entry> slices = new LinkedHashMap<>(16, 0.75f, true);
 
     /** A cached slice (or its load in progress) and how many writers hold it; guarded by {@link #lock}. */
@@ -103,7 +108,7 @@ public final class TableCache {
     public void unpin(Slice slice) {
         lock.lock();
         try {
-            Entry e = slices.get(slice.offset());
+            Entry e = slices.get(key(slice.offset()));
             if (e == null || e.loaded() != slice || e.pins <= 0) {
                 throw new IllegalStateException("slice at " + slice.offset() + " is not pinned");
             }
@@ -114,6 +119,10 @@ public final class TableCache {
         }
     }
 
+    private long key(long offset) {
+        return offset / sliceSize;
+    }
+
     private Slice lookup(long offset, boolean pin) throws IOException {
         if ((offset & (sliceSize - 1)) != 0) {
             throw new IllegalArgumentException("unaligned slice offset " + offset);
@@ -122,10 +131,10 @@ public final class TableCache {
         boolean load = false;
         lock.lock();
         try {
-            entry = slices.get(offset);
+            entry = slices.get(key(offset));
             if (entry == null) {
                 entry = new Entry(new CompletableFuture<>());
-                slices.put(offset, entry);
+                slices.put(key(offset), entry);
                 load = true;
                 evictOverCapacity();
             }
@@ -147,7 +156,7 @@ public final class TableCache {
             if (pin) {
                 lock.lock();
                 try {
-                    if (slices.get(offset) == entry) {
+                    if (slices.get(key(offset)) == entry) {
                         entry.pins--;
                     }
                 } finally {
@@ -173,7 +182,7 @@ public final class TableCache {
             // Forget the failed load so that a later request retries it.
             lock.lock();
             try {
-                slices.remove(offset, entry);
+                slices.remove(key(offset), entry);
             } finally {
                 lock.unlock();
             }
@@ -227,7 +236,7 @@ public final class TableCache {
         slice.markDirty();
         lock.lock();
         try {
-            slices.put(offset, new Entry(CompletableFuture.completedFuture(slice)));
+            slices.put(key(offset), new Entry(CompletableFuture.completedFuture(slice)));
             evictOverCapacity();
         } finally {
             lock.unlock();

@@ -15,7 +15,8 @@ import java.util.List;
 /**
  * The training runs of the JDK's AOT caches ({@code -XX:AOTCacheOutput}, JDK 25+), made at build time on a scratch
  * image, one JVM each. Two caches: {@code short}, the commands the launcher starts with the quick compiler (info,
- * check, map, snapshot, create, resize), and {@code all}, every command, for the others (convert, bench, serve).
+ * check, map, snapshot, create, resize), and {@code all}, every command, for the others (convert, compare, bench,
+ * serve).
  * A cache holds the classes its run loaded, linked, and their profiles, and the JVM maps all of them at start-up:
  * info started about 10 ms sooner from a cache of the short commands alone than from one of everything. The launcher
  * ({@code target/bin/qcow2-loom}) uses a cache when the JDK running it is the one that made it, whose home this run
@@ -66,6 +67,8 @@ public final class AotTraining {
                     List.of("convert", "-O", "qcow2", raw, copy),
                     List.of("convert", "-c", "-O", "qcow2", raw, compressed),
                     List.of("convert", "-O", "raw", compressed, raw),
+                    List.of("compare", image, raw),
+                    List.of("compare", copy, image),
                     List.of("--help")));
         }
         for (List<String> c : commands) {

@@ -9,6 +9,7 @@ import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
 import picocli.CommandLine;
@@ -29,6 +30,7 @@ public final class Main {
         c.put("info", () -> new InfoCommand().spec);
         c.put("check", () -> new CheckCommand().spec);
         c.put("convert", () -> new ConvertCommand().spec);
+        c.put("compare", () -> CompareCommand.class);
         c.put("map", () -> MapCommand.class);
         c.put("resize", () -> ResizeCommand.class);
         c.put("snapshot", () -> SnapshotCommand.class);
@@ -37,6 +39,10 @@ public final class Main {
         c.put("demo", () -> DemoCommand.class);
         return Collections.unmodifiableMap(c);
     }
+
+    /** qemu-img's other commands: named, so that they are refused as not implemented rather than unknown. */
+    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "commit", "dd", "measure",
+            "rebase");
 
     private Main() {
     }
@@ -84,6 +90,12 @@ public final class Main {
 
     /** Runs a command line with the given streams and returns the exit code (for tests and the demo). */
     public static int run(PrintWriter out, PrintWriter err, String... args) {
+        if (args.length > 0 && NOT_IMPLEMENTED.contains(args[0])) {
+            err.println("qcow2-loom: " + new UnsupportedFeatureException("qemu-img " + args[0]).getMessage()
+                    + " (this tool has create, info, check, convert, compare, map, resize, snapshot and bench)");
+            err.flush();
+            return 1;
+        }
         // Built in code, help options too: picocli's standard help mixin is an annotated class (see CodeModel).
         CommandSpec root = CommandSpec.create().name("qcow2-loom").version("qcow2-loom 0.1.0")
                 .addOption(OptionSpec.builder("-h", "--help").usageHelp(true)
@@ -123,17 +135,26 @@ public final class Main {
         return code;
     }
 
+    /**
+     * The one line a failed command prints. A file that cannot be opened is told as qemu-img tells it when it opens
+     * an image: its open's context ("Could not open 'F': ") around the file layer's own words, the same again.
+     */
     static String message(Throwable e) {
         if (e instanceof NoSuchFileException n) {
-            return "Could not open '" + n.getFile() + "': No such file or directory";
+            return couldNotOpen(n.getFile(), "No such file or directory");
         }
         if (e instanceof AccessDeniedException a && a.getReason() == null) { // its message is the bare file name
-            return "Could not open '" + a.getFile() + "': Permission denied";
+            return couldNotOpen(a.getFile(), "Permission denied");
         }
         if (e instanceof UnsupportedFeatureException u) {
             return u.getMessage();
         }
         String m = e.getMessage();
         return m == null ? e.toString() : m;
+    }
+
+    private static String couldNotOpen(String file, String reason) {
+        String inner = "Could not open '" + file + "': " + reason;
+        return "Could not open '" + file + "': " + inner;
     }
 }
