@@ -41,9 +41,9 @@ public final class TableCache {
     private final int capacity;
     private final ReentrantLock lock = new ReentrantLock();
     /**
-     * The slices by index (offset / slice size), in access order. Keyed by offset, the multiples of 4 KiB fell 16 to
-     * a bucket (HashMap's spread keeps the low 16 bits, where such offsets are equal in 12), whose bins then grew
-     * into trees walked at every lookup.
+     * The slices by index (offset / slice size), in access order. Keyed by offset, multiples of 4 KiB have their low
+     * 12 bits zero, and HashMap's spread (the high 16 bits folded into the low ones) left 16 consecutive slices in
+     * one bucket of a table of up to 4096, whose bins grew into trees walked at every lookup.
      */
     private final LinkedHashMap<Long, Entry> slices = new LinkedHashMap<>(16, 0.75f, true);
 
@@ -232,6 +232,9 @@ public final class TableCache {
      * dirty slice is never evicted.
      */
     public Slice create(long offset) {
+        if ((offset & (sliceSize - 1)) != 0) {
+            throw new IllegalArgumentException("unaligned slice offset " + offset);
+        }
         Slice slice = new Slice(offset, new byte[sliceSize]);
         slice.markDirty();
         lock.lock();

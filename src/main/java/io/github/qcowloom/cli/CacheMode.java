@@ -10,7 +10,7 @@ final class CacheMode {
 
     static boolean direct(String mode) {
         return switch (mode) {
-            case "none", "directsync" -> true;
+            case "none", "off", "directsync" -> true; // "off": QEMU's other name for none
             case "writeback", "writethrough", "unsafe" -> false;
             default -> throw new IllegalArgumentException("Invalid cache option: " + mode);
         };

@@ -93,28 +93,22 @@ final class CompareCommand implements Callable<Integer> {
         }
         OpenOptions options = OpenOptions.readOnlyDefaults().withDirect(direct)
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
-        BlockDevice a;
-        try {
-            a = ImageFormat.open(Path.of(files.get(0)), format1, options);
-        } catch (IOException | RuntimeException e) {
-            return fail(new Failure(2, Main.message(e)));
+        try (BlockDevice a = open(0, format1, options); BlockDevice b = open(1, format2, options)) {
+            String result = compare(a, b);
+            if (!quiet) {
+                spec.commandLine().getOut().println(result);
+            }
+            return result.equals("Images are identical.") ? 0 : 1;
+        } catch (Failure f) {
+            return fail(f);
         }
-        try (a) {
-            BlockDevice b;
-            try {
-                b = ImageFormat.open(Path.of(files.get(1)), format2, options);
-            } catch (IOException | RuntimeException e) {
-                return fail(new Failure(2, Main.message(e)));
-            }
-            try (b) {
-                String result = compare(a, b);
-                if (!quiet) {
-                    spec.commandLine().getOut().println(result);
-                }
-                return result.equals("Images are identical.") ? 0 : 1;
-            } catch (Failure f) {
-                return fail(f);
-            }
+    }
+
+    private BlockDevice open(int which, String format, OpenOptions options) throws Failure {
+        try {
+            return ImageFormat.open(Path.of(files.get(which)), format, options);
+        } catch (IOException | RuntimeException e) {
+            throw new Failure(2, Main.openFailure(files.get(which), e));
         }
     }
 
@@ -126,7 +120,7 @@ final class CompareCommand implements Callable<Integer> {
     }
 
     /** qemu-img's img_compare loop; returns the line it prints last (its warning line is printed on the way). */
-    private String compare(BlockDevice a, BlockDevice b) throws Failure, InterruptedException {
+    private String compare(BlockDevice a, BlockDevice b) throws Failure {
         long sizeA = a.size();
         long sizeB = b.size();
         long common = Math.min(sizeA, sizeB);
@@ -218,7 +212,7 @@ final class CompareCommand implements Callable<Integer> {
             if (status == null || offset < start || offset >= start + status.length()) {
                 try {
                     status = device.blockStatus(offset, size - offset);
-                } catch (IOException | RuntimeException e) {
+                } catch (IOException e) {
                     throw new Failure(3, "Sector allocation test failed for " + files.get(which));
                 }
                 start = offset;
@@ -255,18 +249,14 @@ final class CompareCommand implements Callable<Integer> {
     private void read(BlockDevice dev, long offset, ByteBuffer into, int which) throws Failure {
         try {
             dev.read(offset, into);
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             throw readFailure(offset, which, e);
         }
     }
 
     /** qemu-img's check_empty_sectors: null if the range reads as zeroes, else the mismatch line. */
     private String checkEmpty(BlockDevice dev, long offset, int length, ByteBuffer buf, int which) throws Failure {
-        try {
-            dev.read(offset, buf.clear().limit(length));
-        } catch (IOException e) {
-            throw readFailure(offset, which, e);
-        }
+        read(dev, offset, buf.clear().limit(length), which);
         int at = buf.flip().mismatch(ZEROES.duplicate().limit(length));
         return at < 0 ? null : mismatchAt(offset, at);
     }
@@ -281,7 +271,7 @@ final class CompareCommand implements Callable<Integer> {
         return "Content mismatch at offset " + (offset + (long) byteIndex / SECTOR * SECTOR) + "!";
     }
 
-    private Failure readFailure(long offset, int which, IOException e) {
+    private Failure readFailure(long offset, int which, Exception e) {
         return new Failure(4, "Error while reading offset " + offset + " of " + files.get(which) + ": "
                 + Main.message(e));
     }

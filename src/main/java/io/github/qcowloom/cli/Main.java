@@ -16,7 +16,10 @@ import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 
-/** Entry point of the qemu-img-like command line. Errors print one line, "qcow2-loom: message", and exit 1. */
+/**
+ * Entry point of the qemu-img-like command line. Errors print one line, "qcow2-loom: message", and exit 1 (compare
+ * exits with qemu-img compare's codes).
+ */
 public final class Main {
     /**
      * The commands by name, in the order help lists them: each makes a new command's picocli model, from its
@@ -92,7 +95,7 @@ public final class Main {
     public static int run(PrintWriter out, PrintWriter err, String... args) {
         if (args.length > 0 && NOT_IMPLEMENTED.contains(args[0])) {
             err.println("qcow2-loom: " + new UnsupportedFeatureException("qemu-img " + args[0]).getMessage()
-                    + " (this tool has create, info, check, convert, compare, map, resize, snapshot and bench)");
+                    + " (the commands here: " + String.join(", ", COMMANDS.keySet()) + ")");
             err.flush();
             return 1;
         }
@@ -135,16 +138,12 @@ public final class Main {
         return code;
     }
 
-    /**
-     * The one line a failed command prints. A file that cannot be opened is told as qemu-img tells it when it opens
-     * an image: its open's context ("Could not open 'F': ") around the file layer's own words, the same again.
-     */
     static String message(Throwable e) {
         if (e instanceof NoSuchFileException n) {
-            return couldNotOpen(n.getFile(), "No such file or directory");
+            return "Could not open '" + n.getFile() + "': No such file or directory";
         }
         if (e instanceof AccessDeniedException a && a.getReason() == null) { // its message is the bare file name
-            return couldNotOpen(a.getFile(), "Permission denied");
+            return "Could not open '" + a.getFile() + "': Permission denied";
         }
         if (e instanceof UnsupportedFeatureException u) {
             return u.getMessage();
@@ -153,8 +152,13 @@ public final class Main {
         return m == null ? e.toString() : m;
     }
 
-    private static String couldNotOpen(String file, String reason) {
-        String inner = "Could not open '" + file + "': " + reason;
-        return "Could not open '" + file + "': " + inner;
+    /**
+     * Why the image named {@code file} could not be opened, as qemu-img's img_open says it: its context ("Could not
+     * open 'F': ") around the file layer's words, which for the named file itself say the same again.
+     */
+    static String openFailure(String file, Throwable e) {
+        boolean fileLayer = e instanceof NoSuchFileException n && file.equals(n.getFile())
+                || e instanceof AccessDeniedException a && a.getReason() == null && file.equals(a.getFile());
+        return fileLayer ? "Could not open '" + file + "': " + message(e) : message(e);
     }
 }

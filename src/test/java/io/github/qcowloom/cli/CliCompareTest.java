@@ -110,6 +110,11 @@ class CliCompareTest {
         Path compressed = dir.resolve("c.qcow2");
         Qemu.img("convert", "-c", "-O", "qcow2", a.toString(), compressed.toString());
         both("-s", a, compressed);
+        // The same flags but for BDRV_BLOCK_EOF: one image's first run reaches its end, the other's does not.
+        Path whole = qcow2("w.qcow2", "1M", "write -P 1 0 1M");
+        Path halves = qcow2("h.qcow2", "1M", "write -P 1 512k 512k", "write -P 1 0 512k");
+        assertEquals("Strict mode: Offset 0 block status mismatch!\n", both("-s", whole, halves));
+        both("-T", "off", whole, halves);
     }
 
     @Test
