@@ -35,6 +35,7 @@ public final class Main {
         c.put("convert", () -> new ConvertCommand().spec);
         c.put("compare", () -> CompareCommand.class);
         c.put("map", () -> MapCommand.class);
+        c.put("measure", () -> MeasureCommand.class);
         c.put("resize", () -> ResizeCommand.class);
         c.put("snapshot", () -> SnapshotCommand.class);
         c.put("bench", () -> BenchCommand.class);
@@ -44,8 +45,7 @@ public final class Main {
     }
 
     /** qemu-img's other commands: named, so that they are refused as not implemented rather than unknown. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "commit", "dd", "measure",
-            "rebase");
+    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "commit", "dd", "rebase");
 
     private Main() {
     }

@@ -1,0 +1,133 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.Qemu;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * measure against qemu-img measure: the same sizes, lines and errors for sizes and options alone and for images
+ * holding data (what a convert would need), and a qcow2 image created at that size holds the data qemu-img
+ * converts into it.
+ */
+class CliMeasureTest {
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    private String both(Object... args) {
+        List<String> a = new ArrayList<>();
+        for (Object o : args) {
+            a.add(o.toString());
+        }
+        List<String> q = new ArrayList<>(List.of("qemu-img", "measure"));
+        q.addAll(a);
+        Qemu.Result theirs = Qemu.exec(q);
+        List<String> o = new ArrayList<>(List.of("measure"));
+        o.addAll(a);
+        Cli.Run ours = Cli.ours(o.toArray(String[]::new));
+        String context = a + ": qemu-img said " + theirs.stdout() + theirs.stderr() + " ours " + ours.out() + ours.err();
+        assertEquals(theirs.exitCode(), ours.code(), context);
+        assertEquals(theirs.stdout(), ours.out(), context);
+        assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: "), ours.err(), context);
+        return ours.out();
+    }
+
+    @Test
+    void sizesAlone() {
+        for (String size : List.of("0", "1000", "1M", "1G", "10G", "1T", "100T")) {
+            both("--size", size);
+            both("-O", "qcow2", "--size", size);
+            both("-O", "qcow2", "--size", size, "--output=json");
+        }
+        for (String o : List.of("cluster_size=512", "cluster_size=4k", "cluster_size=2M", "extended_l2=on",
+                "extended_l2=on,cluster_size=2M", "refcount_bits=1", "refcount_bits=64", "compat=0.10",
+                "preallocation=metadata", "preallocation=falloc", "preallocation=full", "lazy_refcounts=on",
+                "compression_type=zstd", "size=5G")) {
+            both("-O", "qcow2", "-o", o, "--size", "10G");
+        }
+        both("-O", "qcow2", "-o", "size=5G");
+    }
+
+    @Test
+    void imagesHoldingData() {
+        Path a = dir.resolve("a.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", a.toString(), "1G");
+        Qemu.io(a, "write -P 0x11 0 3M");
+        Qemu.io(a, "write -P 0x22 100M 5000");
+        Qemu.io(a, "write -z 200M 1M");
+        Qemu.io(a, "write -P 0x33 511M 2M");
+        both("-O", "qcow2", a);
+        both("-O", "qcow2", "--output=json", a);
+        both("-O", "qcow2", "-o", "cluster_size=4k", a);
+        both("-O", "qcow2", "-o", "cluster_size=2M", a);
+        both("-O", "qcow2", "-o", "compat=0.10", a);
+        both("-O", "qcow2", "-o", "backing_file=b.qcow2", a);
+        both("-O", "raw", a);
+        both(a);
+        Path raw = dir.resolve("a.raw");
+        Qemu.img("convert", "-O", "raw", a.toString(), raw.toString());
+        both("-O", "qcow2", raw);
+        both("-O", "qcow2", "-f", "raw", raw);
+        Path overlay = dir.resolve("o.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", a.toString(), "-F", "qcow2", overlay.toString());
+        Qemu.io(overlay, "write -P 0x44 800M 1M");
+        both("-O", "qcow2", overlay);
+        Path compressed = dir.resolve("c.qcow2");
+        Qemu.img("convert", "-c", "-O", "qcow2", a.toString(), compressed.toString());
+        both("-O", "qcow2", compressed);
+
+        // The measured size is what the conversion takes: qemu-img convert's output stays within it.
+        String required = Cli.succeeding("measure", "-O", "qcow2", "--output=json", a.toString());
+        long bytes = Long.parseLong(required.replaceAll("(?s).*\"required\": (\\d+).*", "$1"));
+        Path target = dir.resolve("t.qcow2");
+        Qemu.img("convert", "-O", "qcow2", a.toString(), target.toString());
+        assertTrue(target.toFile().length() <= bytes, target.toFile().length() + " > " + bytes);
+    }
+
+    /** An image with persistent dirty bitmaps, which this driver does not read, is refused, not measured as none. */
+    @Test
+    void bitmapsAreRefusedNotCountedAsNone() {
+        Path a = dir.resolve("b.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", a.toString(), "64M");
+        Qemu.img("bitmap", "--add", a.toString(), "b0");
+        assertTrue(Qemu.img("measure", "-O", "qcow2", a.toString()).contains("bitmaps size: "));
+        Cli.Run ours = Cli.ours("measure", "-O", "qcow2", a.toString());
+        assertEquals(1, ours.code(), ours.out() + ours.err());
+        assertEquals("qcow2-loom: Measuring an image with persistent dirty bitmaps is not supported\n", ours.err());
+    }
+
+    @Test
+    void errorsAsQemuImgs() {
+        Path a = dir.resolve("a.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", a.toString(), "1M");
+        both();
+        both("--size", "1G", a);
+        both("-f", "qcow2", "--size", "1G");
+        both("-O", "qcow2", "-o", "cluster_size=512", "--size", "100T");
+        both("-O", "qcow2", "-o", "foo=1", "--size", "1G");
+        both("-O", "raw", "-o", "cluster_size=4k", "--size", "1G");
+        both("-O", "qcow2", "-o", "cluster_size=abc", "--size", "1G");
+        both("-O", "qcow2", "-o", "cluster_size=3000", "--size", "1G");
+        both("-O", "qcow2", "-o", "extended_l2=maybe", "--size", "1G");
+        both("-O", "qcow2", "-o", "extended_l2=on,cluster_size=4k", "--size", "1G");
+        both("-O", "qcow2", "-o", "refcount_bits=x", "--size", "1G");
+        both("-O", "qcow2", "-o", "refcount_bits=3", "--size", "1G");
+        both("-O", "qcow2", "-o", "compat=0.10,refcount_bits=8", "--size", "1G");
+        both("-O", "qcow2", "-o", "compat=2", "--size", "1G");
+        both("-O", "qcow2", "-o", "preallocation=xx", "--size", "1G");
+        both("--size", "-1");
+        both("--output=xml", "--size", "1G");
+        both(dir.resolve("missing.qcow2"));
+    }
+}
