@@ -2,8 +2,11 @@ package io.github.qcowloom.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.github.qcowloom.testing.Qemu;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.util.ArrayList;
+import java.util.List;
 
 /** Runs our command line in-process and captures what it prints, for the CLI tests. */
 final class Cli {
@@ -26,5 +29,28 @@ final class Cli {
         Run r = ours(args);
         assertEquals(0, r.code(), r.err());
         return r.out();
+    }
+
+    /**
+     * Runs {@code qemu-img COMMAND ARGS} and ours with the same arguments and asserts the same exit code, output and
+     * errors (our name for qemu-img's in them); returns the output.
+     */
+    static String sameAsQemuImg(String command, Object... args) {
+        List<String> a = new ArrayList<>();
+        for (Object o : args) {
+            a.add(o.toString());
+        }
+        List<String> q = new ArrayList<>(List.of("qemu-img", command));
+        q.addAll(a);
+        Qemu.Result theirs = Qemu.exec(q);
+        List<String> o = new ArrayList<>(List.of(command));
+        o.addAll(a);
+        Run run = ours(o.toArray(String[]::new));
+        String context = command + " " + a + ": qemu-img said " + theirs.stdout() + theirs.stderr() + " ours "
+                + run.out() + run.err();
+        assertEquals(theirs.exitCode(), run.code(), context);
+        assertEquals(theirs.stdout(), run.out(), context);
+        assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: "), run.err(), context);
+        return run.out();
     }
 }

@@ -5,8 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,23 +31,8 @@ class CliCompareTest {
         return p;
     }
 
-    /** Runs both tools with {@code args} and asserts the same exit code, output and errors; returns the output. */
-    private String both(Object... args) {
-        List<String> a = new ArrayList<>();
-        for (Object o : args) {
-            a.add(o.toString());
-        }
-        List<String> q = new ArrayList<>(List.of("qemu-img", "compare"));
-        q.addAll(a);
-        Qemu.Result theirs = Qemu.exec(q);
-        List<String> o = new ArrayList<>(List.of("compare"));
-        o.addAll(a);
-        Cli.Run ours = Cli.ours(o.toArray(String[]::new));
-        String context = a + ": qemu-img said " + theirs.stdout() + theirs.stderr() + " ours " + ours.out() + ours.err();
-        assertEquals(theirs.exitCode(), ours.code(), context);
-        assertEquals(theirs.stdout(), ours.out(), context);
-        assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: "), ours.err(), context);
-        return ours.out();
+    private static String both(Object... args) {
+        return Cli.sameAsQemuImg("compare", args);
     }
 
     @Test

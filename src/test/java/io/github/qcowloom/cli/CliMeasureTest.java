@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -25,22 +24,8 @@ class CliMeasureTest {
         Qemu.assume();
     }
 
-    private String both(Object... args) {
-        List<String> a = new ArrayList<>();
-        for (Object o : args) {
-            a.add(o.toString());
-        }
-        List<String> q = new ArrayList<>(List.of("qemu-img", "measure"));
-        q.addAll(a);
-        Qemu.Result theirs = Qemu.exec(q);
-        List<String> o = new ArrayList<>(List.of("measure"));
-        o.addAll(a);
-        Cli.Run ours = Cli.ours(o.toArray(String[]::new));
-        String context = a + ": qemu-img said " + theirs.stdout() + theirs.stderr() + " ours " + ours.out() + ours.err();
-        assertEquals(theirs.exitCode(), ours.code(), context);
-        assertEquals(theirs.stdout(), ours.out(), context);
-        assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: "), ours.err(), context);
-        return ours.out();
+    private static String both(Object... args) {
+        return Cli.sameAsQemuImg("measure", args);
     }
 
     @Test
