@@ -123,7 +123,7 @@ public final class Main {
             resize.setUnmatchedOptionsArePositionalParams(true);
         }
         cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            cmd.getErr().println("qcow2-loom: " + message(e));
+            cmd.getErr().println("qcow2-loom: " + message(e, cmd.getCommandName(), parsed));
             cmd.getErr().flush();
             return 1;
         });
@@ -157,8 +157,40 @@ public final class Main {
      * open 'F': ") around the file layer's words, which for the named file itself say the same again.
      */
     static String openFailure(String file, Throwable e) {
-        boolean fileLayer = e instanceof NoSuchFileException n && file.equals(n.getFile())
-                || e instanceof AccessDeniedException a && a.getReason() == null && file.equals(a.getFile());
-        return fileLayer ? "Could not open '" + file + "': " + message(e) : message(e);
+        return file.equals(unopenedFile(e)) ? "Could not open '" + file + "': " + message(e) : message(e);
+    }
+
+    /**
+     * {@link #message} as qemu-img words it for a file named on the line of {@code command} (one of qemu-img's) that
+     * could not be opened: an image it opens (img_open's context around the file layer's words), or the one that
+     * create or convert makes ("F: Could not create 'F': ...").
+     */
+    static String message(Throwable e, String command, CommandLine.ParseResult parsed) {
+        String file = unopenedFile(e);
+        if (parsed != null && parsed.hasSubcommand()) {
+            parsed = parsed.subcommand(); // the handler gets the top command's
+        }
+        List<String> args = parsed == null ? List.of() : parsed.originalArgs();
+        if (file == null || !args.contains(file) || command.equals("serve") || command.equals("demo")) {
+            return message(e); // qemu-nbd words it otherwise ("Failed to blk_new_open"); the plain line serves
+        }
+        String reason = e instanceof NoSuchFileException ? "No such file or directory" : "Permission denied";
+        if (command.equals("create")) {
+            return file + ": Could not create '" + file + "': " + reason;
+        }
+        if (command.equals("convert") && file.equals(args.get(args.size() - 1))) {
+            List<String> given = parsed.hasMatchedOption("-O") ? parsed.matchedOption("-O").stringValues() : List.of();
+            String format = given.isEmpty() ? "raw" : given.get(given.size() - 1);
+            return file + ": error while converting " + format + ": Could not create '" + file + "': " + reason;
+        }
+        return openFailure(file, e);
+    }
+
+    /** The file a NoSuchFileException or a bare AccessDeniedException names, else null. */
+    private static String unopenedFile(Throwable e) {
+        if (e instanceof NoSuchFileException n) {
+            return n.getFile();
+        }
+        return e instanceof AccessDeniedException a && a.getReason() == null ? a.getFile() : null;
     }
 }

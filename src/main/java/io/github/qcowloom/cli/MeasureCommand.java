@@ -128,12 +128,8 @@ final class MeasureCommand implements Callable<Integer> {
     }
 
     private BlockDevice open() throws IOException {
-        try {
-            return ImageFormat.open(Path.of(filename), format, OpenOptions.readOnlyDefaults()
-                    .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
-        } catch (java.nio.file.NoSuchFileException | java.nio.file.AccessDeniedException e) {
-            throw new ImageException(Main.openFailure(filename, e), e);
-        }
+        return ImageFormat.open(Path.of(filename), format, OpenOptions.readOnlyDefaults()
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
     }
 
     private Measured measure(BlockDevice source, long givenSize) throws IOException {

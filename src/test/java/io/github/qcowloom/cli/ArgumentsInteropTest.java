@@ -133,6 +133,25 @@ class ArgumentsInteropTest {
         compare("unknown format", "convert", "-f", "bogus", "-O", "raw", "SOURCE", "IMAGE");
     }
 
+    /** A file named on the line that is missing, told in qemu-img's words for opening it or for creating it. */
+    @Test
+    void missingFiles() throws Exception {
+        Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
+        String nope = dir.resolve("nope.qcow2").toString();
+        String noDir = dir.resolve("nodir/x.qcow2").toString();
+        compare("info", "info", nope);
+        compare("check", "check", nope);
+        compare("map", "map", nope);
+        compare("measure", "measure", nope);
+        compare("snapshot", "snapshot", "-l", nope);
+        compare("resize", "resize", nope, "1G");
+        compare("bench", "bench", "-c", "1", nope);
+        compare("convert source", "convert", "-O", "raw", nope, "IMAGE");
+        compare("convert target", "convert", "-O", "qcow2", "SOURCE", noDir);
+        compare("convert raw target", "convert", "SOURCE", noDir);
+        compare("create", "create", "-q", "-f", "qcow2", noDir, "1M");
+    }
+
     @Test
     void convertNeedsTheBackingFormatWithABackingFile() throws Exception {
         Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
