@@ -199,10 +199,19 @@ final class CreateOptionsParser {
     }
 
     private static boolean onOff(String filename, String key, String v) throws ImageException {
+        Boolean b = bool(v);
+        if (b == null) {
+            throw new ImageException(filename + ": Parameter '" + key + "' expects 'on' or 'off'");
+        }
+        return b;
+    }
+
+    /** A boolean option's value as QemuOpts reads it (qapi_bool_parse), or null if it is none. */
+    static Boolean bool(String v) {
         return switch (v) {
-            case "on", "true", "yes" -> true;
-            case "off", "false", "no" -> false;
-            default -> throw new ImageException(filename + ": Parameter '" + key + "' expects 'on' or 'off'");
+            case "on", "true", "yes", "y" -> true;
+            case "off", "false", "no", "n" -> false;
+            default -> null;
         };
     }
 

@@ -170,7 +170,9 @@ public final class Main {
         if (parsed != null && parsed.hasSubcommand()) {
             parsed = parsed.subcommand(); // the handler gets the top command's
         }
-        List<String> args = parsed == null ? List.of() : parsed.originalArgs();
+        // The file names given (not options' values, nor the command's name): for convert the last is the target.
+        List<String> args = parsed == null ? List.of() : parsed.matchedPositionals().stream()
+                .flatMap(p -> p.stringValues().stream()).distinct().toList();
         if (file == null || !args.contains(file) || command.equals("serve") || command.equals("demo")) {
             return message(e); // qemu-nbd words it otherwise ("Failed to blk_new_open"); the plain line serves
         }

@@ -39,8 +39,13 @@ import picocli.CommandLine.Spec;
 final class MeasureCommand implements Callable<Integer> {
     /** The options qemu-img takes with -o for qcow2 output (the driver's create options and file-posix's). */
     private static final Set<String> QCOW2_OPTIONS = Set.of("size", "compat", "backing_file", "backing_fmt",
-            "data_file", "data_file_raw", "encryption", "encrypt.format", "cluster_size", "extended_l2",
-            "preallocation", "lazy_refcounts", "refcount_bits", "compression_type", "nocow", "extent_size_hint");
+            "data_file", "data_file_raw", "encryption", "encrypt.format", "encrypt.key-secret", "encrypt.cipher-alg",
+            "encrypt.cipher-mode", "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg", "encrypt.hash-alg",
+            "encrypt.iter-time", "cluster_size", "extended_l2", "preallocation", "lazy_refcounts", "refcount_bits",
+            "compression_type", "nocow", "extent_size_hint");
+    /** QEMU's other image formats: measured there or not, they are known names, not unknown ones. */
+    private static final Set<String> OTHER_FORMATS = Set.of("bochs", "cloop", "dmg", "luks", "parallels", "qcow",
+            "qed", "vdi", "vhdx", "vmdk", "vpc", "vvfat");
     private static final Set<String> RAW_OPTIONS = Set.of("size", "preallocation", "nocow", "extent_size_hint");
 
     @Spec
@@ -70,8 +75,10 @@ final class MeasureCommand implements Callable<Integer> {
     @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
     boolean imageOpts;
 
-    @Parameters(arity = "0..1", paramLabel = "FILE")
-    String filename;
+    @Parameters(arity = "0..*", paramLabel = "FILE")
+    List<String> filenames = List.of();
+
+    private String filename;
 
     /** What qemu-img measure prints; {@code bitmaps} null where it prints no bitmaps line. */
     private record Measured(long required, long fullyAllocated, Long bitmaps) {
@@ -84,15 +91,21 @@ final class MeasureCommand implements Callable<Integer> {
             case "human" -> false;
             default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
         };
+        // img_measure's order: what its option loop refuses, then the file names, then the size.
+        CreateOptionsParser.parse(options); // an invalid option list
         long givenSize = size == null ? -1 : Sizes.cvtnum("image size", size);
+        if (filenames.size() > 1) {
+            throw new IllegalArgumentException("At most one filename argument is allowed.");
+        }
+        filename = filenames.isEmpty() ? null : filenames.get(0);
+        if (filename == null && (imageOpts || format != null || snapshot != null)) {
+            throw new IllegalArgumentException("--image-opts, -f, and -l require a filename argument.");
+        }
         if (filename != null && givenSize >= 0) {
             throw new IllegalArgumentException("--size N cannot be used together with a filename.");
         }
         if (filename == null && givenSize < 0) {
             throw new IllegalArgumentException("Either --size N or one filename must be specified.");
-        }
-        if (filename == null && (imageOpts || format != null || snapshot != null)) {
-            throw new IllegalArgumentException("--image-opts, -f, and -l require a filename argument.");
         }
         if (imageOpts) {
             throw new UnsupportedFeatureException("--image-opts");
@@ -105,7 +118,7 @@ final class MeasureCommand implements Callable<Integer> {
                 if (snapshot != null) {
                     throw new UnsupportedFeatureException("measure -l", "Measuring a snapshot (-l) is not supported");
                 }
-                sizes = measure(source, 0);
+                sizes = measure(source, givenSize);
             }
         }
         PrintWriter out = spec.commandLine().getOut();
@@ -114,12 +127,12 @@ final class MeasureCommand implements Callable<Integer> {
             if (sizes.bitmaps() != null) {
                 m.put("bitmaps", sizes.bitmaps());
             }
-            m.put("required", sizes.required());
-            m.put("fully-allocated", sizes.fullyAllocated());
+            m.put("required", new java.math.BigInteger(Long.toUnsignedString(sizes.required())));
+            m.put("fully-allocated", new java.math.BigInteger(Long.toUnsignedString(sizes.fullyAllocated())));
             out.println(Json.write(m));
         } else {
-            out.println("required size: " + sizes.required());
-            out.println("fully allocated size: " + sizes.fullyAllocated());
+            out.println("required size: " + Long.toUnsignedString(sizes.required()));
+            out.println("fully allocated size: " + Long.toUnsignedString(sizes.fullyAllocated()));
             if (sizes.bitmaps() != null) {
                 out.println("bitmaps size: " + sizes.bitmaps());
             }
@@ -137,22 +150,23 @@ final class MeasureCommand implements Callable<Integer> {
             case "qcow2" -> true;
             case "raw" -> false;
             default -> throw new UnsupportedFeatureException("measure -O " + outputFormat,
-                    "Unknown file format '" + outputFormat + "'");
+                    OTHER_FORMATS.contains(outputFormat) ? "Measuring for format '" + outputFormat + "' is not "
+                    + "supported (raw and qcow2 are)" : "Unknown file format '" + outputFormat + "'");
         };
         Map<String, String> opts = parseOptions(qcow2 ? QCOW2_OPTIONS : RAW_OPTIONS);
         long optionSize = opts.containsKey("size") ? Sizes.option("size", opts.get("size")) : 0;
-        long virtualSize = source != null ? source.size() : givenSize >= 0 ? givenSize : optionSize;
+        long sizeAsked = givenSize >= 0 ? givenSize : optionSize; // --size wins, as qemu-img sets it last
         if (!qcow2) {
-            long required = source != null ? source.size() : roundUp(virtualSize, 512);
+            long required = source != null ? source.size() : roundUpUnsigned(sizeAsked, 512);
             return new Measured(required, required, null); // unallocated sectors count in a raw file
         }
-        return measureQcow2(opts, source, virtualSize);
+        return measureQcow2(opts, source, sizeAsked);
     }
 
     /** QEMU's qcow2_measure, its options read in its order and refused in its words. */
-    private Measured measureQcow2(Map<String, String> opts, BlockDevice source, long virtualSize)
+    private Measured measureQcow2(Map<String, String> opts, BlockDevice source, long sizeAsked)
             throws IOException {
-        boolean extendedL2 = onOff(opts.getOrDefault("extended_l2", "off"));
+        boolean extendedL2 = CreateOptionsParser.bool(opts.getOrDefault("extended_l2", "off"));
         long clusterSize = opts.containsKey("cluster_size") ? Sizes.option("cluster_size", opts.get("cluster_size"))
                 : 65536;
         if (Long.bitCount(clusterSize) != 1 || clusterSize < 512 || clusterSize > (2 << 20)) {
@@ -180,13 +194,18 @@ final class MeasureCommand implements Callable<Integer> {
         if (!Set.of("off", "metadata", "falloc", "full").contains(prealloc)) {
             throw new ImageException("invalid parameter value: " + prealloc);
         }
-        if (opts.containsKey("encryption") || opts.containsKey("encrypt.format")) {
-            throw new UnsupportedFeatureException("encryption", "Encrypted images are not supported");
+        if ("luks".equals(opts.get("encrypt.format"))) { // the one encryption that changes the sizes
+            throw new UnsupportedFeatureException("LUKS encryption", "Measuring a LUKS-encrypted image is not "
+                    + "supported");
         }
         boolean backing = opts.containsKey("backing_file");
-        long size = roundUp(virtualSize, clusterSize);
+        // QEMU checks the size asked (--size or -o size, else 0) and takes the source's after, unchecked.
+        long size = roundUpUnsigned(sizeAsked, clusterSize);
         if (!Qcow2Measure.fits(size, clusterSize, extendedL2)) {
             throw new ImageException("The image size is too large (try using a larger cluster size)");
+        }
+        if (source != null) {
+            size = roundUpUnsigned(source.size(), clusterSize);
         }
         long required = 0;
         if (source != null) {
@@ -214,7 +233,7 @@ final class MeasureCommand implements Callable<Integer> {
             BlockStatus s = source.blockStatus(offset, end - offset);
             pnum = s.length();
             if (!s.zero() && s.data() && s.present()) {
-                pnum = roundUp(offset + pnum, clusterSize) - offset;
+                pnum = roundUpUnsigned(offset + pnum, clusterSize) - offset;
                 required += offset % clusterSize + pnum;
             }
         }
@@ -253,8 +272,8 @@ final class MeasureCommand implements Callable<Integer> {
             String refused = null;
             if (!known.contains(key)) {
                 refused = "Invalid parameter '" + key + "'";
-            } else if (Set.of("extended_l2", "lazy_refcounts", "data_file_raw", "nocow").contains(key)
-                    && !Set.of("on", "off", "true", "false", "yes", "no").contains(v)) {
+            } else if (Set.of("extended_l2", "lazy_refcounts", "data_file_raw", "nocow", "encryption").contains(key)
+                    && CreateOptionsParser.bool(v) == null) {
                 refused = "Parameter '" + key + "' expects 'on' or 'off'";
             } else if (key.equals("refcount_bits")) {
                 try {
@@ -279,11 +298,8 @@ final class MeasureCommand implements Callable<Integer> {
         return opts;
     }
 
-    private static boolean onOff(String v) {
-        return Set.of("on", "true", "yes").contains(v);
-    }
-
-    private static long roundUp(long v, long unit) {
-        return (v + unit - 1) / unit * unit;
+    /** {@code v} rounded up to {@code unit}, both read as unsigned (sizes up to 2^64 - 1, as QEMU's uint64_t). */
+    private static long roundUpUnsigned(long v, long unit) {
+        return v == 0 ? 0 : Long.divideUnsigned(v - 1, unit) * unit + unit;
     }
 }

@@ -15,7 +15,7 @@ public final class Qcow2Measure {
      * plus the header, L2 and L1 tables and refcount structures.
      */
     public static long fullyAllocated(long virtualSize, long clusterSize, int refcountOrder, boolean extendedL2) {
-        long alignedTotal = roundUp(virtualSize, clusterSize);
+        long alignedTotal = roundUp(virtualSize, clusterSize); // the caller's size is rounded already, as QEMU's
         long l2EntrySize = extendedL2 ? 16 : 8;
         long meta = clusterSize; // the header
         long l2Entries = roundUp(alignedTotal / clusterSize, clusterSize / l2EntrySize);
@@ -48,8 +48,8 @@ public final class Qcow2Measure {
 
     /** QEMU's check of a measured size: its L1 table may not exceed 32 MiB (QCOW_MAX_L1_SIZE). */
     public static boolean fits(long virtualSize, long clusterSize, boolean extendedL2) {
-        long l2Tables = ceilDiv(virtualSize / clusterSize, clusterSize / (extendedL2 ? 16 : 8));
-        return l2Tables * 8 <= 32L << 20;
+        long l2Tables = ceilDiv(Long.divideUnsigned(virtualSize, clusterSize), clusterSize / (extendedL2 ? 16 : 8));
+        return l2Tables <= (32L << 20) / 8;
     }
 
     private static long roundUp(long v, long unit) {

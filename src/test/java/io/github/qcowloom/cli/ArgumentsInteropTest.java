@@ -149,6 +149,7 @@ class ArgumentsInteropTest {
         compare("convert source", "convert", "-O", "raw", nope, "IMAGE");
         compare("convert target", "convert", "-O", "qcow2", "SOURCE", noDir);
         compare("convert raw target", "convert", "SOURCE", noDir);
+        compare("convert target before -O", "convert", "SOURCE", noDir, "-O", "qcow2");
         compare("create", "create", "-q", "-f", "qcow2", noDir, "1M");
     }
 

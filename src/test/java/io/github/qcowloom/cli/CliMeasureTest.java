@@ -42,6 +42,10 @@ class CliMeasureTest {
             both("-O", "qcow2", "-o", o, "--size", "10G");
         }
         both("-O", "qcow2", "-o", "size=5G");
+        // Sizes near 2^63 and 2^64 (QEMU's are unsigned), and the check of the size asked, not the source's.
+        both("--size", "9223372036854775807");
+        both("-O", "qcow2", "--size", "9223372036854775296");
+        both("-O", "qcow2", "-o", "encryption=on,lazy_refcounts=y,encrypt.format=aes", "--size", "1G");
     }
 
     @Test
@@ -72,11 +76,11 @@ class CliMeasureTest {
         Qemu.img("convert", "-c", "-O", "qcow2", a.toString(), compressed.toString());
         both("-O", "qcow2", compressed);
 
-        // The measured size is what the conversion takes: qemu-img convert's output stays within it.
+        // The measured size is what the conversion takes: our own convert's output stays within it.
         String required = Cli.succeeding("measure", "-O", "qcow2", "--output=json", a.toString());
         long bytes = Long.parseLong(required.replaceAll("(?s).*\"required\": (\\d+).*", "$1"));
         Path target = dir.resolve("t.qcow2");
-        Qemu.img("convert", "-O", "qcow2", a.toString(), target.toString());
+        Cli.succeeding("convert", "-O", "qcow2", a.toString(), target.toString());
         assertTrue(target.toFile().length() <= bytes, target.toFile().length() + " > " + bytes);
     }
 
@@ -113,6 +117,13 @@ class CliMeasureTest {
         both("-O", "qcow2", "-o", "preallocation=xx", "--size", "1G");
         both("--size", "-1");
         both("--output=xml", "--size", "1G");
+        both("-f", "qcow2");
+        both("-O", "qcow2", "-o", ",x", "--size", "1G");
+        both(a, a);
+        both("-O", "qcow2", "-o", "cluster_size=512,size=100T", a);
+        Path big = dir.resolve("big.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", big.toString(), "100T");
+        both("-O", "qcow2", "-o", "cluster_size=512", big);
         both(dir.resolve("missing.qcow2"));
     }
 }
