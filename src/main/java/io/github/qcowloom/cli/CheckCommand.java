@@ -47,9 +47,7 @@ final class CheckCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (!output.equals("human") && !output.equals("json")) {
-            throw new IllegalArgumentException("--output must be human or json, not " + output);
-        }
+        boolean json = Json.requested(output);
         RepairMode mode = repair == null ? null : RepairMode.parse(repair);
         Path path = Path.of(filename);
         if (!Files.exists(path)) {
@@ -89,7 +87,7 @@ final class CheckCommand implements Callable<Integer> {
         }
         lines.forEach(err::println);
         err.flush();
-        if (output.equals("json")) {
+        if (json) {
             out.println(Json.write(result.fields()));
         } else if (!quiet) {
             if (result.corruptionsFixed() != 0 || result.leaksFixed() != 0) {

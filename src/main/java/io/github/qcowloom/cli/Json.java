@@ -23,6 +23,18 @@ final class Json {
         return v;
     }
 
+    /**
+     * True for {@code --output=json}, false for human; anything else is refused in qemu-img's words, which every one
+     * of its commands with the option uses.
+     */
+    static boolean requested(String output) {
+        return switch (output) {
+            case "json" -> true;
+            case "human" -> false;
+            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
+        };
+    }
+
     static String write(Object value) {
         StringBuilder sb = new StringBuilder();
         write(sb, value, 0);

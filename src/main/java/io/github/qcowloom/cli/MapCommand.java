@@ -54,11 +54,7 @@ final class MapCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        boolean json = switch (output) {
-            case "json" -> true;
-            case "human" -> false;
-            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
-        };
+        boolean json = Json.requested(output);
         long start = startOffset == null ? 0 : Sizes.cvtnum("start offset", startOffset);
         long max = maxLength == null ? -1 : Sizes.cvtnum("max length", maxLength);
         Path path = Path.of(filename);

@@ -86,11 +86,7 @@ final class MeasureCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        boolean json = switch (output) {
-            case "json" -> true;
-            case "human" -> false;
-            default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
-        };
+        boolean json = Json.requested(output);
         // img_measure's order: what its option loop refuses, then the file names, then the size.
         CreateOptionsParser.parse(options); // an invalid option list
         long givenSize = size == null ? -1 : Sizes.cvtnum("image size", size);

@@ -153,6 +153,16 @@ class ArgumentsInteropTest {
         compare("create", "create", "-q", "-f", "qcow2", noDir, "1M");
     }
 
+    /** One refusal of an --output that is neither human nor json, in qemu-img's words, before anything is opened. */
+    @Test
+    void outputFormats() throws Exception {
+        Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
+        for (String command : List.of("info", "check", "map", "measure")) {
+            compare(command, command, "--output=xml", "SOURCE");
+            compare(command + " of nothing", command, "--output=xml", dir.resolve("nope.qcow2").toString());
+        }
+    }
+
     @Test
     void convertNeedsTheBackingFormatWithABackingFile() throws Exception {
         Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
