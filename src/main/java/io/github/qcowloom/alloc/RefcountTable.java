@@ -119,6 +119,20 @@ public final class RefcountTable {
         return Long.MAX_VALUE;
     }
 
+    /**
+     * How many host clusters below {@code end} have a refcount, counted up to {@code limit} (QEMU's loop in
+     * qcow2_detect_metadata_preallocation); ranges no reftable entry covers are skipped unread.
+     */
+    public long countReferenced(long end, long limit) throws IOException {
+        long count = 0;
+        for (long cluster = nextCovered(0); cluster < end && count < limit; cluster = nextCovered(cluster + 1)) {
+            if (refcount(cluster) != 0) {
+                count++;
+            }
+        }
+        return count;
+    }
+
     /** Refcount of host cluster {@code host} (0 beyond what the reftable covers). */
     public long get(HostCluster host) throws IOException {
         return refcount(host.index());

@@ -16,6 +16,12 @@ public record BlockStatus(long length, int depth, Allocation allocation, Host ho
     public enum Allocation {
         /** Data stored as is: it reads from {@link #host()} when that is known. */
         DATA,
+        /**
+         * A data cluster whose host bytes lie in a hole of the file (never written, as after {@code
+         * preallocation=metadata}): it reads as zeroes, and QEMU reports it as both data and zero. Reported only
+         * where QEMU looks into the file (BDRV_BLOCK_RECURSE: an image that looks preallocated that way).
+         */
+        UNWRITTEN,
         /** Data stored compressed (no host offset to read it from directly). */
         COMPRESSED,
         /** Marked as reading zeroes (a zero cluster or subcluster, preallocated or not). */
@@ -55,12 +61,14 @@ public record BlockStatus(long length, int depth, Allocation allocation, Host ho
 
     /** The range reads as zeroes (BDRV_BLOCK_ZERO). */
     public boolean zero() {
-        return allocation == Allocation.ZERO || allocation == Allocation.UNALLOCATED;
+        return allocation == Allocation.ZERO || allocation == Allocation.UNALLOCATED
+                || allocation == Allocation.UNWRITTEN;
     }
 
     /** The layer stores data for the range (BDRV_BLOCK_DATA); false is NBD's "hole". */
     public boolean data() {
-        return allocation == Allocation.DATA || allocation == Allocation.COMPRESSED;
+        return allocation == Allocation.DATA || allocation == Allocation.COMPRESSED
+                || allocation == Allocation.UNWRITTEN;
     }
 
     public boolean compressed() {

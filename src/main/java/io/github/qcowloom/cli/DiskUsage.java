@@ -1,9 +1,7 @@
 package io.github.qcowloom.cli;
 
-import io.github.qcowloom.storage.Java22Method;
+import io.github.qcowloom.storage.AllocatedBytes;
 import java.io.IOException;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.OptionalLong;
@@ -16,38 +14,21 @@ import java.util.concurrent.TimeUnit;
  * rather than guessed.
  */
 final class DiskUsage {
-    static final Java22Method STATX = Java22Method.find(MethodHandles.lookup(),
-            "io.github.qcowloom.os.FileBlocks", "allocatedBytes", MethodType.methodType(long.class, Path.class),
-            "statx");
-
     private DiskUsage() {
     }
 
     /**
-     * Finds the statx method and makes one call, of the root directory (see {@link Main#linkNativeCallsAhead}), so
-     * that info's own call finds its class loaded and its path run; nothing without the Java 22+ layer.
+     * Makes one statx call, of the root directory (see {@link Main#linkNativeCallsAhead}), so that info's own call
+     * finds its class loaded and its path run; nothing without the Java 22+ layer.
      */
     static void link() {
-        if (STATX.handle() != null) {
-            try {
-                long ignored = (long) STATX.handle().invokeExact(Path.of("/"));
-            } catch (Throwable e) {
-                // the first real use meets it again, and asks stat
-            }
-        }
+        AllocatedBytes.of(Path.of("/"));
     }
 
     static OptionalLong of(Path file) {
-        if (STATX.handle() != null) {
-            try {
-                return OptionalLong.of((long) STATX.handle().invokeExact(file));
-            } catch (Throwable e) {
-                // IOException (e.g. a file system without block counts), or native access denied: ask stat
-            }
-        }
-        return ofStatProcess(file);
+        OptionalLong statx = AllocatedBytes.of(file);
+        return statx.isPresent() ? statx : ofStatProcess(file);
     }
-
     static OptionalLong ofStatProcess(Path file) {
         try {
             Process p = new ProcessBuilder("stat", "-L", "-c", "%b %B", "--", file.toString())

@@ -24,12 +24,16 @@ final class BlockStatusPath {
     /** The backing image, or null when there is none or it was not opened. */
     private final BlockDevice backing;
     private final boolean hasBacking;
+    /** Looks into the host file under data clusters where QEMU does. */
+    private final HostHoles hostHoles;
 
-    BlockStatusPath(ImageGeometry geometry, ClusterMapper mapper, BlockDevice backing, boolean hasBacking) {
+    BlockStatusPath(ImageGeometry geometry, ClusterMapper mapper, BlockDevice backing, boolean hasBacking,
+            HostHoles hostHoles) {
         this.geometry = geometry;
         this.mapper = mapper;
         this.backing = backing;
         this.hasBacking = hasBacking;
+        this.hostHoles = hostHoles;
     }
 
     /** A run of guest bytes of one subcluster type in this image; {@code host} is -1 where the type has none. */
@@ -42,7 +46,7 @@ final class BlockStatusPath {
         Host host = run.host() < 0 ? null
                 : new Host(geometry.hasDataFile() ? HostFile.DATA_FILE : HostFile.IMAGE, run.host());
         return switch (run.type()) {
-            case NORMAL -> new BlockStatus(run.length(), 0, Allocation.DATA, host);
+            case NORMAL -> hostHoles.refine(new BlockStatus(run.length(), 0, Allocation.DATA, host));
             case COMPRESSED -> new BlockStatus(run.length(), 0, Allocation.COMPRESSED, null);
             case ZERO_PLAIN, ZERO_ALLOC -> new BlockStatus(run.length(), 0, Allocation.ZERO, host);
             case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> throughBacking(offset, run.length(), host);

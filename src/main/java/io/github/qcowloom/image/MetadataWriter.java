@@ -73,12 +73,15 @@ final class MetadataWriter {
     private final TableAllocator tables;
     private final FlushOrder flushOrder;
     private final OverlapCheck overlap;
+    /** Read here only by {@link #countReferenced}; the three parts change it. */
+    private final RefcountTable refcounts;
 
     MetadataWriter(Storage file, Storage dataFile, ClusterMapper mapper, TableCache refblockCache,
             RefcountTable refcounts, long l1Offset, Lock drain, boolean hasBacking, HeaderBits headerBits,
             boolean lazyRefcounts) {
         this.file = file;
         this.mapper = mapper;
+        this.refcounts = refcounts;
         this.hasBacking = hasBacking;
         this.headerBits = headerBits;
         this.lazyRefcounts = lazyRefcounts;
@@ -109,6 +112,16 @@ final class MetadataWriter {
 
     ClusterPool pool() {
         return supply.pool();
+    }
+
+    /** {@link RefcountTable#countReferenced}, under the metadata lock (QEMU counts under s->lock too). */
+    long countReferenced(long end, long limit) throws IOException {
+        lock.lock();
+        try {
+            return refcounts.countReferenced(end, limit);
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Reserves clusters for a batch of writes, see {@link ClusterSupply#reserve}. */

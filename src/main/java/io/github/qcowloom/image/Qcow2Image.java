@@ -61,6 +61,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final ImageGeometry geometry;
     private final ReadPath readPath;
     private final BlockStatusPath statusPath;
+    private final HostHoles hostHoles;
     /** Null when the image is open read-only. */
     private final MetadataWriter metadata;
     /** Refcounts of whole trees, for table edits; null when the image is open read-only. */
@@ -94,13 +95,15 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         Storage data = header.hasDataFile() ? dataFile : file;
         this.readPath = new ReadPath(geometry, mapper, file, data, backing, header.backingFile() != null,
                 ClusterCodec.forType(header.compressionType()));
-        this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null);
         if (readOnly) {
             this.metadata = null;
             this.trees = null;
             this.writePath = null;
             this.discardPath = null;
             this.compressedWritePath = null;
+            this.hostHoles = new HostHoles(file, data, geometry.clusterBits(), (end, limit) -> new RefcountTable(file,
+                    header, new TableCache(file, l2SliceSize(header), 4)).countReferenced(end, limit));
+            this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles);
         } else {
             int slices = (int) Math.max(1, options.tuning().refblockCacheBytes() / l2SliceSize(header));
             TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
@@ -117,6 +120,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 metadata.startPool(options.tuning().poolLow(), options.tuning().poolHigh(),
                         options.tuning().poolMax(), options.ticker(), this::signalCorruption);
             }
+            this.hostHoles = new HostHoles(file, data, geometry.clusterBits(), metadata::countReferenced);
+            this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles);
             this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
                     header.hasDataFile() ? dataFile : null, header.dataFileRaw());
@@ -645,7 +650,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 failure = e;
             }
         }
-        for (AutoCloseable c : new AutoCloseable[] {backing, dataFile, file}) {
+        for (AutoCloseable c : new AutoCloseable[] {hostHoles, backing, dataFile, file}) {
             if (c == null) {
                 continue;
             }

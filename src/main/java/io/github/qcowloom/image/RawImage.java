@@ -68,15 +68,9 @@ public final class RawImage implements BlockDevice {
         }
         BlockStatus.Host host = new BlockStatus.Host(BlockStatus.HostFile.IMAGE, offset);
         if (holes != null) {
-            long data = holes.nextData(offset);
-            if (data < 0 || data > offset) {
-                long end = data < 0 ? offset + length : Math.min(offset + length, data);
-                return new BlockStatus(end - offset, 0, BlockStatus.Allocation.ZERO, host);
-            }
-            long hole = holes.nextHole(offset);
-            if (hole > offset) {
-                return new BlockStatus(Math.min(length, hole - offset), 0, BlockStatus.Allocation.DATA, host);
-            }
+            HoleMap.Run run = holes.run(offset, length);
+            return new BlockStatus(run.length(), 0,
+                    run.hole() ? BlockStatus.Allocation.ZERO : BlockStatus.Allocation.DATA, host);
         }
         return new BlockStatus(length, 0, BlockStatus.Allocation.DATA, host);
     }

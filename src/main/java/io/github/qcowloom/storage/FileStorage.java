@@ -271,6 +271,7 @@ public final class FileStorage implements Storage {
     }
 
     /** The file this storage was opened on. */
+    @Override
     public Path path() {
         return path;
     }

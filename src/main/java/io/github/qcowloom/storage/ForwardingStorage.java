@@ -2,6 +2,7 @@ package io.github.qcowloom.storage;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Path;
 
 /** A storage that forwards every call to another; subclasses override the calls they watch or change. */
 public abstract class ForwardingStorage implements Storage {
@@ -59,6 +60,11 @@ public abstract class ForwardingStorage implements Storage {
     @Override
     public long size() throws IOException {
         return inner.size();
+    }
+
+    @Override
+    public Path path() {
+        return inner.path();
     }
 
     @Override

@@ -17,6 +17,24 @@ public interface HoleMap extends Closeable {
     /** The first hole byte at or after {@code offset} (the end of the file is one), or -1 past the end. */
     long nextHole(long offset) throws IOException;
 
+    /**
+     * Where {@code offset} lies, and how far that lasts within {@code length} bytes (at least 1): QEMU's
+     * file-posix block status. Past the end of the file, and in a hole that reaches it, all of {@code length} is
+     * hole; a data extent that reaches the end of the file stops there.
+     */
+    default Run run(long offset, long length) throws IOException {
+        long data = nextData(offset);
+        if (data < 0 || data > offset) {
+            return new Run(true, data < 0 ? length : Math.min(length, data - offset));
+        }
+        long hole = nextHole(offset);
+        return new Run(false, hole > offset ? Math.min(length, hole - offset) : length);
+    }
+
+    /** A run of a file's bytes that are all holes (reading as zeroes) or all data. */
+    record Run(boolean hole, long length) {
+    }
+
     @Override
     void close();
 

@@ -3,6 +3,7 @@ package io.github.qcowloom.storage;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Path;
 
 /**
  * A host file: positional reads and writes, durable only after {@link #flush()}. Implementations are safe
@@ -79,6 +80,14 @@ public interface Storage extends Closeable {
 
     /** Current length of the file in bytes. */
     long size() throws IOException;
+
+    /**
+     * The host file's path, for what only its file system can tell (where it has holes, how many blocks it
+     * occupies); null where the storage is no host file, or holds bytes the file does not (a simulation).
+     */
+    default Path path() {
+        return null;
+    }
 
     /** Truncates or extends the file; extended space reads as zeroes. */
     void setLength(long length) throws IOException;

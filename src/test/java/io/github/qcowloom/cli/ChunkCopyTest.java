@@ -115,11 +115,12 @@ class ChunkCopyTest {
         }
         assertArrayEquals(Qemu.toRaw(src, dir), copy, "every chunk's bytes");
 
-        // What qemu-img map calls zero is never read; everything else is read exactly once.
+        // What qemu-img map calls zero is never read, data or not (QEMU finds the tail of the cluster written first a
+        // hole of the file, this small image looking preallocated); everything else is read exactly once.
         List<QemuMap.Extent> zeroes = new ArrayList<>();
         long dataBytes = 0;
         for (QemuMap.Extent e : QemuMap.of(src.toString()).extents()) {
-            if (e.data()) {
+            if (e.data() && !e.zero()) {
                 dataBytes += e.length();
             } else {
                 zeroes.add(e);

@@ -215,6 +215,57 @@ class CliMapTest {
         assertSameMap(img.toString(), "--start-offset", "1100k");
     }
 
+    /**
+     * Preallocated with metadata alone, an image maps its clusters to host bytes never written: qemu-img looks into
+     * the file there (BDRV_BLOCK_RECURSE) and reports its holes as data that reads as zeroes, which the human table
+     * leaves out, and cuts runs where the file's holes begin and end.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"preallocation=metadata", "preallocation=metadata,cluster_size=4k",
+            "preallocation=metadata,extended_l2=on", "preallocation=metadata,compat=0.10"})
+    void metadataPreallocatedImages(String options) {
+        Path img = qcow2("p.qcow2", options, "64M");
+        Qemu.io(img, "write -P 1 1M 1M", "write -P 2 5M 4k", "write -P 3 9M 6k", "write -P 4 9000k 1k",
+                "write -z 12M 64k", "discard 20M 128k", "write -z -u 30M 64k", "write -P 5 63M 1M");
+        String json = assertSameMap(img.toString());
+        // With extended L2, preallocated subclusters are unallocated, not data: nothing to look into.
+        assertEquals(!options.contains("extended_l2"), json.contains("\"zero\": true, \"data\": true"), json);
+        assertSameMap(img.toString(), "--start-offset", "4M", "--max-length", "6M");
+        assertSameMap(img.toString(), "--start-offset", "9001k");
+    }
+
+    /** The same for an image this driver preallocated. */
+    @Test
+    void ourOwnMetadataPreallocatedImage() {
+        Path img = dir.resolve("own.qcow2");
+        Cli.succeeding("create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", img.toString(), "64M");
+        Qemu.io(img, "write -P 1 1M 1M", "write -P 2 5M 4k", "write -z 12M 64k");
+        assertSameMap(img.toString());
+    }
+
+    /**
+     * qemu-img looks into the file only where the image looks preallocated with metadata alone (its clusters with a
+     * refcount outnumber those the file occupies by a ninth, and by two). Punching the host bytes of one written
+     * cluster after another crosses that line; both tools must cross it at the same cluster.
+     */
+    @Test
+    void punchedClustersAroundQemusThreshold() {
+        Path img = qcow2("t.qcow2", "", "4M");
+        Qemu.io(img, "write -P 1 0 4M");
+        Matcher first = Pattern.compile("\"offset\": (\\d+)").matcher(Qemu.img("map", "--output=json",
+                img.toString()));
+        assertTrue(first.find());
+        long host = Long.parseLong(first.group(1));
+        List<Boolean> lookedInto = new ArrayList<>();
+        for (int k = 0; k < 12; k++) {
+            Qemu.run(List.of("fallocate", "-p", "-o", Long.toString(host + k * 65536L), "-l", "65536",
+                    img.toString()));
+            lookedInto.add(assertSameMap(img.toString()).contains("\"zero\": true, \"data\": true"));
+        }
+        assertEquals(List.of(false, true), lookedInto.stream().distinct().toList(),
+                "the line is crossed once, within these punches: " + lookedInto);
+    }
+
     @Test
     void badArgumentsFail() {
         String img = qcow2("e.qcow2", "", "1M").toString();

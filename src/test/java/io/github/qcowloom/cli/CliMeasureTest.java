@@ -84,6 +84,21 @@ class CliMeasureTest {
         assertTrue(target.toFile().length() <= bytes, target.toFile().length() + " > " + bytes);
     }
 
+    /**
+     * A source preallocated with metadata alone: its clusters never written are holes of its file, which QEMU's
+     * block status finds (BDRV_BLOCK_RECURSE) and measure leaves out; they once counted as data here.
+     */
+    @Test
+    void metadataPreallocatedSource() {
+        Path p = dir.resolve("p.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "preallocation=metadata", p.toString(), "256M");
+        Qemu.io(p, "write -P 0x11 1M 1M", "write -P 0x22 100M 4k");
+        String out = both("-O", "qcow2", p);
+        long required = Long.parseLong(out.replaceAll("(?s)required size: (\\d+).*", "$1"));
+        assertTrue(required < 4 << 20, "the 1 MiB and 4 KiB written, and metadata: " + out);
+        both("-O", "raw", p);
+    }
+
     /** An image with persistent dirty bitmaps, which this driver does not read, is refused, not measured as none. */
     @Test
     void bitmapsAreRefusedNotCountedAsNone() {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.storage.AllocatedBytes;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
@@ -20,7 +21,7 @@ class DiskUsageTest {
 
     @Test
     void statxCountsTheBlocksStatDoes() throws IOException {
-        assertNull(DiskUsage.STATX.missing(), "the tests run with the Java 22+ layer");
+        assertNull(AllocatedBytes.STATX.missing(), "the tests run with the Java 22+ layer");
         Path sparse = dir.resolve("sparse");
         try (RandomAccessFile f = new RandomAccessFile(sparse.toFile(), "rw")) {
             f.setLength(1L << 30);

@@ -8,18 +8,18 @@ import java.util.regex.Pattern;
 
 /** The extents {@code qemu-img map --output=json} reports, to see what a target left unallocated. */
 record QemuMap(List<Extent> extents) {
-    record Extent(long start, long length, int depth, boolean data) {
+    record Extent(long start, long length, int depth, boolean zero, boolean data) {
     }
 
-    private static final Pattern ENTRY = Pattern.compile(
-            "\"start\": (\\d+), \"length\": (\\d+), \"depth\": (\\d+),.*?\"data\": (true|false)");
+    private static final Pattern ENTRY = Pattern.compile("\"start\": (\\d+), \"length\": (\\d+), \"depth\": (\\d+),"
+            + ".*?\"zero\": (true|false), \"data\": (true|false)");
 
     static QemuMap of(String image) {
         List<Extent> list = new ArrayList<>();
         Matcher m = ENTRY.matcher(Qemu.img("map", "--output=json", image));
         while (m.find()) {
             list.add(new Extent(Long.parseLong(m.group(1)), Long.parseLong(m.group(2)), Integer.parseInt(m.group(3)),
-                    Boolean.parseBoolean(m.group(4))));
+                    Boolean.parseBoolean(m.group(4)), Boolean.parseBoolean(m.group(5))));
         }
         return new QemuMap(list);
     }

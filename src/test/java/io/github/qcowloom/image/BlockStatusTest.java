@@ -47,6 +47,31 @@ class BlockStatusTest {
         return img;
     }
 
+    /**
+     * Preallocated with metadata alone, open for writing: the host file's holes under data clusters are
+     * {@link Allocation#UNWRITTEN}, and a write of ours turns the bytes it wrote into data at once.
+     */
+    @Test
+    void unwrittenDataClustersOfAMetadataPreallocatedImage() throws IOException {
+        Path img = qcow2("p.qcow2", "-o", "preallocation=metadata");
+        Qemu.io(img, "write -P 1 1M 64k");
+        try (Qcow2Image q = Qcow2Image.open(img, OpenOptions.readWriteDefaults())) {
+            BlockStatus hole = q.blockStatus(0, q.size());
+            assertEquals(Allocation.UNWRITTEN, hole.allocation());
+            assertEquals(1 << 20, hole.length(), "up to the cluster written");
+            assertTrue(hole.data() && hole.zero() && hole.present() && hole.host() != null, hole.toString());
+            assertEquals(new BlockStatus(65536, 0, Allocation.DATA, new BlockStatus.Host(HostFile.IMAGE,
+                    hole.host().offset() + (1 << 20))), q.blockStatus(1 << 20, q.size() - (1 << 20)));
+            q.write(2 << 20, java.nio.ByteBuffer.wrap(new byte[] {7}));
+            assertEquals(Allocation.DATA, q.blockStatus(2 << 20, 65536).allocation());
+            BlockStatus after = q.blockStatus((2 << 20) + 4096, 65536);
+            assertEquals(Allocation.UNWRITTEN, after.allocation(), "the rest of the cluster is still a hole");
+            java.nio.ByteBuffer read = java.nio.ByteBuffer.allocate(8192);
+            q.read((2 << 20) + 4096, read);
+            assertTrue(java.util.Arrays.equals(new byte[8192], read.array()), "a hole reads as zeroes");
+        }
+    }
+
     @Test
     void answersForEachKindOfRunAndReadsNoData() throws IOException {
         Path img = qcow2("kinds.qcow2");

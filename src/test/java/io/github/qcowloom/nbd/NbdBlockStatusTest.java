@@ -68,6 +68,14 @@ class NbdBlockStatusTest {
         assertSameExtentsAsQemuNbd(img);
     }
 
+    /** qemu-nbd reports the holes under a metadata-preallocated image's data clusters as zeroes that are data. */
+    @Test
+    void metadataPreallocatedImage() throws IOException {
+        Path img = qcow2("p.qcow2", "-o", "preallocation=metadata");
+        Qemu.io(img, "write -P 1 1M 64k", "write -P 2 3M 6k", "write -z 5M 64k");
+        assertSameExtentsAsQemuNbd(img);
+    }
+
     private void assertSameExtentsAsQemuNbd(Path img) throws IOException {
         String nbdinfo = Qemu.run(List.of("nbdinfo", "--map", "--", "[", "qemu-nbd", "-r", "-f", "qcow2",
                 img.toString(), "]"));
