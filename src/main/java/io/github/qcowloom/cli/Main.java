@@ -36,6 +36,7 @@ public final class Main {
         c.put("compare", () -> CompareCommand.class);
         c.put("map", () -> MapCommand.class);
         c.put("measure", () -> MeasureCommand.class);
+        c.put("rebase", () -> RebaseCommand.class);
         c.put("resize", () -> ResizeCommand.class);
         c.put("snapshot", () -> SnapshotCommand.class);
         c.put("bench", () -> BenchCommand.class);
@@ -45,7 +46,7 @@ public final class Main {
     }
 
     /** qemu-img's other commands: named, so that they are refused as not implemented rather than unknown. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "commit", "dd", "rebase");
+    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "commit", "dd");
 
     private Main() {
     }

@@ -43,9 +43,6 @@ final class MeasureCommand implements Callable<Integer> {
             "encrypt.cipher-mode", "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg", "encrypt.hash-alg",
             "encrypt.iter-time", "cluster_size", "extended_l2", "preallocation", "lazy_refcounts", "refcount_bits",
             "compression_type", "nocow", "extent_size_hint");
-    /** QEMU's other image formats: measured there or not, they are known names, not unknown ones. */
-    private static final Set<String> OTHER_FORMATS = Set.of("bochs", "cloop", "dmg", "luks", "parallels", "qcow",
-            "qed", "vdi", "vhdx", "vmdk", "vpc", "vvfat");
     private static final Set<String> RAW_OPTIONS = Set.of("size", "preallocation", "nocow", "extent_size_hint");
 
     @Spec
@@ -146,7 +143,7 @@ final class MeasureCommand implements Callable<Integer> {
             case "qcow2" -> true;
             case "raw" -> false;
             default -> throw new UnsupportedFeatureException("measure -O " + outputFormat,
-                    OTHER_FORMATS.contains(outputFormat) ? "Measuring for format '" + outputFormat + "' is not "
+                    ImageFormat.QEMU_OTHER_FORMATS.contains(outputFormat) ? "Measuring for format '" + outputFormat + "' is not "
                     + "supported (raw and qcow2 are)" : "Unknown file format '" + outputFormat + "'");
         };
         Map<String, String> opts = parseOptions(qcow2 ? QCOW2_OPTIONS : RAW_OPTIONS);

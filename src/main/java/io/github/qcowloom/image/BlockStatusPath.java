@@ -42,14 +42,28 @@ final class BlockStatusPath {
 
     /** The status of the range from {@code offset}; the caller has checked that it is non-empty and inside the disk. */
     BlockStatus status(long offset, long length) throws IOException {
+        BlockStatus own = ownStatus(offset, length);
+        return switch (own.allocation()) {
+            case DATA -> hostHoles.refine(own);
+            case UNALLOCATED -> throughBacking(offset, own.length(), own.host());
+            default -> own;
+        };
+    }
+
+    /**
+     * This image's own answer for the range from {@code offset}, its backing chain not asked: where it holds nothing,
+     * {@link Allocation#UNALLOCATED} for the run of that (QEMU's bdrv_is_allocated, which asks one layer). The file
+     * under data clusters is not looked into. The caller has checked the range as for {@link #status}.
+     */
+    BlockStatus ownStatus(long offset, long length) throws IOException {
         Run run = run(offset, length);
         Host host = run.host() < 0 ? null
                 : new Host(geometry.hasDataFile() ? HostFile.DATA_FILE : HostFile.IMAGE, run.host());
         return switch (run.type()) {
-            case NORMAL -> hostHoles.refine(new BlockStatus(run.length(), 0, Allocation.DATA, host));
+            case NORMAL -> new BlockStatus(run.length(), 0, Allocation.DATA, host);
             case COMPRESSED -> new BlockStatus(run.length(), 0, Allocation.COMPRESSED, null);
             case ZERO_PLAIN, ZERO_ALLOC -> new BlockStatus(run.length(), 0, Allocation.ZERO, host);
-            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> throughBacking(offset, run.length(), host);
+            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> new BlockStatus(run.length(), 0, Allocation.UNALLOCATED, host);
             case INVALID -> throw new IllegalStateException("run() lets no invalid entry through");
         };
     }

@@ -14,9 +14,14 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Set;
 
 /** Format probing for files that do not say their format: qcow2 by its magic, anything else raw (as QEMU does). */
 public final class ImageFormat {
+    /** QEMU's image formats besides qcow2 and raw: names QEMU knows, which this driver does not open. */
+    public static final Set<String> QEMU_OTHER_FORMATS = Set.of("bochs", "cloop", "dmg", "luks", "parallels", "qcow",
+            "qed", "vdi", "vhdx", "vmdk", "vpc", "vvfat");
+
     private ImageFormat() {
     }
 

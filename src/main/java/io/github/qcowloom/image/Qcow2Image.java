@@ -444,6 +444,24 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return answer[0];
     }
 
+    /**
+     * What this image itself holds from {@code offset}, its backing chain not asked (QEMU's bdrv_is_allocated):
+     * {@link BlockStatus#present()} is false where reads would go to the backing file, or read zeroes without one.
+     */
+    public BlockStatus ownStatus(long offset, long length) throws IOException {
+        if (length <= 0) {
+            throw new OutOfRangeException("block status of an empty range at offset " + offset);
+        }
+        BlockStatus[] answer = new BlockStatus[1];
+        shared(offset, length, false, () -> answer[0] = statusPath.ownStatus(offset, length));
+        return answer[0];
+    }
+
+    /** The image file's path, or null where its storage is no host file. */
+    public Path path() {
+        return file.path();
+    }
+
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
         shared(offset, src.remaining(), true, () -> writePath.write(offset, src));

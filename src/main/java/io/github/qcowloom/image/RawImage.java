@@ -24,6 +24,11 @@ public final class RawImage implements BlockDevice {
         this.holes = holes;
     }
 
+    /** The raw file's path, or null where its storage is no host file. */
+    public java.nio.file.Path path() {
+        return storage.path();
+    }
+
     /**
      * The file's length in whole 512-byte sectors, rounded up, as QEMU's raw driver serves a file (its
      * total_sectors): the tail past the file's end reads as zeroes, and a write there grows the file.

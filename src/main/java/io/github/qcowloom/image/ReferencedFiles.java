@@ -9,11 +9,11 @@ import java.nio.file.Path;
  * to the image's folder, as QEMU does; {@code json:} specifications and protocol prefixes are refused, because
  * an untrusted image must not make us open arbitrary resources (CVE-2024-4467, CVE-2024-32498).
  */
-final class ReferencedFiles {
+public final class ReferencedFiles {
     private ReferencedFiles() {
     }
 
-    static Path resolve(Path imageDir, String name, String what) throws UnsupportedFeatureException {
+    public static Path resolve(Path imageDir, String name, String what) throws UnsupportedFeatureException {
         if (name.isEmpty()) {
             throw new UnsupportedFeatureException(what + " name", "The image names an empty " + what);
         }
