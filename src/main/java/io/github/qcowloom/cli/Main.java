@@ -32,6 +32,7 @@ public final class Main {
         c.put("create", () -> CreateCommand.class);
         c.put("info", () -> new InfoCommand().spec);
         c.put("check", () -> new CheckCommand().spec);
+        c.put("commit", () -> CommitCommand.class);
         c.put("convert", () -> new ConvertCommand().spec);
         c.put("compare", () -> CompareCommand.class);
         c.put("map", () -> MapCommand.class);
@@ -46,7 +47,7 @@ public final class Main {
     }
 
     /** qemu-img's other commands: named, so that they are refused as not implemented rather than unknown. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "commit", "dd");
+    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "dd");
 
     private Main() {
     }

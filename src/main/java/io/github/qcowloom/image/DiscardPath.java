@@ -74,6 +74,24 @@ final class DiscardPath {
         zeroRawDataFile(first * cs, Math.min(size, end * cs) - first * cs, true);
     }
 
+    /**
+     * QEMU's full discard of every cluster this image holds (qcow2_make_empty's fallback): each run the image holds
+     * itself becomes unallocated, its subcluster bits cleared; runs it does not hold are left alone, tables and all.
+     */
+    void dropAll(long size) throws IOException {
+        long cs = geometry.clusterSize();
+        for (long offset = 0; offset < size; ) {
+            BlockStatus own = statusPath.ownStatus(offset, size - offset);
+            long end = offset + own.length();
+            if (own.present() || own.host() != null) { // a preallocated unallocated cluster keeps a host one
+                long first = offset / cs;
+                rewriteLocked(first, ceilDiv(end, cs) - first, old -> new L2Words(0, 0));
+                zeroRawDataFile(first * cs, Math.min(size, ceilDiv(end, cs) * cs) - first * cs, true);
+            }
+            offset = end;
+        }
+    }
+
     /** QEMU's discard_in_l2_slice (not a full discard): the clusters read back as zeroes (v3) or unallocated (v2). */
     private void discardClusters(long first, long count) throws IOException {
         boolean backing = metadata.hasBacking();

@@ -478,6 +478,19 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
+     * Drops every cluster this image holds, so that all of it reads from the backing file again, or as zeroes
+     * without one (QEMU's bdrv_make_empty, after a commit): the entries become unallocated, the clusters are freed
+     * as a discard frees them. Tables are not allocated where there are none. For an image no request is using
+     * (qemu-img commit's top, once committed): the interleaving explorer does not run it beside requests.
+     */
+    public void makeEmpty() throws IOException {
+        long size = size();
+        if (size > 0) {
+            shared(0, size, true, () -> discardPath.dropAll(size));
+        }
+    }
+
+    /**
      * QEMU's compressed write (qemu-io's write -c): {@code src} covers whole clusters from a cluster-aligned
      * {@code offset} (it may end at the disk's end inside a cluster, which is padded with zeroes); each cluster is
      * stored compressed, or as a normal cluster when compression does not shrink it. A cluster that already has a

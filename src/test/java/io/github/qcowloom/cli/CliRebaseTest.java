@@ -10,24 +10,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/**
- * {@code rebase} side by side with qemu-img rebase 7.2: each case builds the same images twice, with qemu-img and
- * qemu-io, and each tool rebases its own copy with the same arguments. Then both must agree on the exit code and
- * messages, the backing file the header names, the guest contents (qemu-img compare), the allocation (qemu-img map
- * without host offsets, which the two place differently), and qemu-img check must find ours clean.
- */
+/** {@code rebase} side by side with qemu-img rebase 7.2, each on its own copy of the same images ({@link TwoCopies}). */
 class CliRebaseTest {
-    private static final Pattern OFFSET = Pattern.compile(", \"offset\": \\d+");
-    private static final Pattern BACKING = Pattern.compile("\"(backing-filename(-format)?)\": \"([^\"]*)\"");
-
     @TempDir
     Path dir;
     private int cases;
@@ -35,12 +25,6 @@ class CliRebaseTest {
     @BeforeEach
     void needQemu() {
         Qemu.assume();
-    }
-
-    /** Builds one case's images in a folder. */
-    @FunctionalInterface
-    private interface Setup {
-        void build(Path folder) throws IOException;
     }
 
     private static Path qcow2(Path folder, String name, String size, String... createArgs) {
@@ -63,61 +47,8 @@ class CliRebaseTest {
                 "write -P 5 700k 512", "write -z 900k 64k");
     }
 
-    /**
-     * Runs qemu-img rebase and ours with {@code args} on {@code image} of two folders {@code setup} built alike, and
-     * compares everything named in the class comment.
-     */
-    private void assertSameRebase(Setup setup, String image, String... args) throws IOException {
-        cases++;
-        Path theirs = Files.createDirectories(dir.resolve("qemu" + cases));
-        Path ours = Files.createDirectories(dir.resolve("ours" + cases));
-        setup.build(theirs);
-        setup.build(ours);
-        List<String> qemu = new ArrayList<>(List.of("qemu-img", "rebase"));
-        qemu.addAll(List.of(args));
-        qemu.add(theirs.resolve(image).toString());
-        Qemu.Result r = Qemu.exec(qemu);
-        List<String> mine = new ArrayList<>(List.of("rebase"));
-        mine.addAll(List.of(args));
-        mine.add(ours.resolve(image).toString());
-        Cli.Run o = Cli.ours(mine.toArray(String[]::new));
-        String context = List.of(args) + ": qemu-img said " + r.stdout() + r.stderr() + ", ours " + o.out() + o.err();
-        assertEquals(r.exitCode(), o.code(), context);
-        assertEquals(r.stdout(), o.out(), context);
-        assertEquals(r.stderr().replace(theirs.toString(), ours.toString()).replace("qemu-img: ", "qcow2-loom: "),
-                o.err(), context);
-        if (!Files.exists(theirs.resolve(image))) {
-            assertTrue(Files.notExists(ours.resolve(image)), context);
-            return;
-        }
-        assertEquals(backingOf(theirs.resolve(image)), backingOf(ours.resolve(image)), context);
-        assertEquals(map(theirs, image), map(ours, image), context);
-        Qemu.Result same = Qemu.exec(List.of("qemu-img", "compare", "-U", theirs.resolve(image).toString(),
-                ours.resolve(image).toString()));
-        assertEquals("Images are identical.\n", same.stdout(), context + "; " + same.stderr());
-        if (image.endsWith(".qcow2")) {
-            Qemu.Result check = Qemu.exec(List.of("qemu-img", "check", "-U", ours.resolve(image).toString()));
-            assertEquals(0, check.exitCode(), check.stdout() + check.stderr());
-        }
-    }
-
-    /** The backing file name and format qemu-img info reads from the header. */
-    private static List<String> backingOf(Path image) {
-        Qemu.Result info = Qemu.exec(List.of("qemu-img", "info", "-U", "--backing-chain", "--output=json",
-                image.toString()));
-        List<String> found = new ArrayList<>();
-        Matcher m = BACKING.matcher(info.stdout());
-        while (m.find()) {
-            found.add(m.group(1) + "=" + m.group(3));
-        }
-        return found;
-    }
-
-    private static String map(Path folder, String image) {
-        Qemu.Result map = Qemu.exec(List.of("qemu-img", "map", "-U", "--output=json",
-                folder.resolve(image).toString()));
-        return map.exitCode() + OFFSET.matcher(map.stdout()).replaceAll("") + map.stderr().replace(folder.toString(),
-                "F");
+    private void assertSameRebase(TwoCopies.Setup setup, String image, String... args) throws IOException {
+        new TwoCopies(dir.resolve("case" + ++cases)).assertSame(setup, "rebase", List.of(args), image, image);
     }
 
     @Test
@@ -147,7 +78,7 @@ class CliRebaseTest {
     /** Onto the base of a three-image chain: the middle image's data goes into the top one. */
     @Test
     void ontoAnImageOfItsOwnChain() throws IOException {
-        Setup chain = f -> {
+        TwoCopies.Setup chain = f -> {
             Qemu.io(qcow2(f, "base.qcow2", "4M"), "write -P 1 0 4M");
             Qemu.io(qcow2(f, "mid.qcow2", "4M", "-b", "base.qcow2", "-F", "qcow2"), "write -P 2 1M 64k",
                     "write -z 2M 8k", "write -P 1 3M 64k");
@@ -159,7 +90,7 @@ class CliRebaseTest {
 
     @Test
     void rawBackingFilesAndAnOverlayWithoutOne() throws IOException {
-        Setup raw = f -> {
+        TwoCopies.Setup raw = f -> {
             try (RandomAccessFile r = new RandomAccessFile(f.resolve("old.raw").toFile(), "rw")) {
                 r.setLength(3 << 20);
                 r.seek(4096);

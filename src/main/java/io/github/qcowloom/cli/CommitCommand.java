@@ -1,0 +1,275 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.RawImage;
+import io.github.qcowloom.image.ReferencedFiles;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code commit [-f FMT] [-t CACHE] [-b BASE] [-d] [-p] [-q] [-r RATE] FILE}, as qemu-img commit: what FILE and the
+ * images between it and its base hold is written into the base (by default FILE's backing file; {@code -b} names
+ * one deeper in the chain), which grows to FILE's size if smaller; then FILE is emptied, so that it reads through
+ * to the base again, unless {@code -d} or {@code -b}. The copy is QEMU's commit job (a mirror with the base as its
+ * target): the base's clusters of up to 64 KiB (at least 4 KiB) that the images above touch are copied whole, 1 MiB
+ * at a time where they hold data, and ranges they hold as zeroes are written into the base as zeroes that may
+ * unmap; so the base ends with the allocation qemu-img gives it. {@code -r} limits the copy to RATE bytes a second.
+ */
+@Command(description = "Write an image's data into its backing file, as qemu-img commit does.")
+final class CommitCommand implements Callable<Integer> {
+    /** QEMU's mirror buffer: the most copied in one pass over consecutive chunks. */
+    private static final int BUFFER = 16 << 20;
+    /** QEMU's MAX_IO_BYTES: data is copied at most this much at a time. */
+    private static final int MAX_IO = 1 << 20;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
+    String format;
+
+    @Option(names = "-t", paramLabel = "CACHE", description = "Cache mode: writeback (default), writethrough, none, "
+            + "directsync or unsafe.")
+    String cache = "writeback";
+
+    @Option(names = "-b", paramLabel = "BASE", description = "The image of FILE's backing chain to commit into "
+            + "(implies -d).")
+    String baseName;
+
+    @Option(names = "-d", description = "Leave FILE as it is rather than emptying it.")
+    boolean drop;
+
+    @Option(names = "-r", paramLabel = "RATE", description = "At most RATE bytes a second.")
+    String rate;
+
+    @Option(names = "-p", description = "Show a progress bar on stderr.")
+    boolean progress;
+
+    @Option(names = "-q", description = "Quiet: print nothing but errors.")
+    boolean quiet;
+
+    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
+    boolean imageOpts;
+
+    @Parameters(arity = "0..*", paramLabel = "FILE")
+    List<String> files = List.of();
+
+    @Override
+    public Integer call() throws Exception {
+        if (imageOpts) {
+            throw new UnsupportedFeatureException("--image-opts");
+        }
+        long rateLimit = rate == null ? 0 : Sizes.cvtnum("rate limit", rate);
+        if (files.size() != 1) {
+            throw new IllegalArgumentException("Expecting one image file name");
+        }
+        String filename = files.get(0);
+        boolean direct = CacheMode.direct(cache); // its message is qemu-img's
+        OpenOptions options = OpenOptions.readWriteDefaults().withDirect(direct).withHostSyncs(CacheMode.syncs(cache))
+                .withPool(false); // clusters placed as qemu-img places them, none held back
+        Path path = Path.of(filename);
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(filename);
+        }
+        String fmt = format != null ? format : ImageFormat.probe(path);
+        int depth; // of the base in FILE's chain: 1 for its backing file
+        try (BlockDevice top = ImageFormat.open(path, fmt, options.withReadOnly(true))) {
+            depth = baseDepth(top, path);
+        }
+        boolean keep = drop || baseName != null;
+        try (BlockDevice top = ImageFormat.open(path, fmt, options.withReadOnly(true)
+                .withLocking(ImageLocking.FORCE_SHARE))) {
+            List<Qcow2Image> above = new ArrayList<>();
+            BlockDevice dev = top;
+            for (int i = 0; i < depth; i++) {
+                above.add((Qcow2Image) dev);
+                dev = ((Qcow2Image) dev).backing();
+            }
+            Path basePath = pathOf(dev);
+            String baseFormat = dev instanceof RawImage ? "raw" : "qcow2";
+            try (BlockDevice base = ImageFormat.open(basePath, baseFormat, options)) {
+                copy(new CommitView(above, base), base, top.size(), rateLimit);
+            }
+        }
+        if (!keep) {
+            try (Qcow2Image top = (Qcow2Image) ImageFormat.open(path, fmt, options)) {
+                top.makeEmpty();
+            }
+        }
+        if (!quiet) {
+            spec.commandLine().getOut().println("Image committed.");
+        }
+        return 0;
+    }
+
+    /** How deep the base lies in {@code top}'s chain: its backing file (1), or the image {@code -b} names. */
+    private int baseDepth(BlockDevice top, Path topPath) {
+        if (!(top instanceof Qcow2Image q) || q.backing() == null) {
+            throw new IllegalArgumentException("Image does not have a backing file");
+        }
+        if (baseName == null) {
+            return 1;
+        }
+        // QEMU's bdrv_find_backing_image: the name taken relative to each image's folder, compared by real path.
+        int depth = 1;
+        Path dir = topPath.toAbsolutePath().getParent();
+        for (Qcow2Image layer = q; layer.backing() != null; depth++) {
+            BlockDevice next = layer.backing();
+            try {
+                Path wanted = ReferencedFiles.resolve(dir, baseName, "base").toRealPath();
+                if (pathOf(next).toRealPath().equals(wanted)) {
+                    return depth;
+                }
+            } catch (IOException e) {
+                // not this one
+            }
+            if (!(next instanceof Qcow2Image n)) {
+                break;
+            }
+            dir = pathOf(next).toAbsolutePath().getParent();
+            layer = n;
+        }
+        throw new IllegalArgumentException("Did not find '" + baseName + "' in the backing chain of '"
+                + files.get(0) + "'");
+    }
+
+    private static Path pathOf(BlockDevice dev) {
+        Path p = dev instanceof Qcow2Image q ? q.path() : dev instanceof RawImage r ? r.path() : null;
+        if (p == null) {
+            throw new IllegalStateException("an image of the chain is no file");
+        }
+        return p;
+    }
+
+    /**
+     * QEMU's commit job: a mirror from the top's view into {@code base} of the chunks the images above it touch.
+     * Chunks are the base's clusters, at least 4 KiB and at most 64 KiB (bdrv_get_default_bitmap_granularity).
+     */
+    private void copy(CommitView view, BlockDevice base, long size, long rateLimit) throws IOException {
+        if (base.size() < size) {
+            base.resize(size); // mirror_run truncates a shorter base to the top's size
+        }
+        long cluster = base instanceof Qcow2Image q ? q.header().clusterSize() : 0;
+        long chunk = cluster == 0 ? 65536 : Math.min(65536, Math.max(4096, cluster));
+        long subcluster = base instanceof Qcow2Image q ? cluster >> (q.header().extendedL2() ? 5 : 0) : 1;
+        ByteBuffer buf = ByteBuffer.allocateDirect(BUFFER + 4096).alignedSlice(4096).slice(0, BUFFER);
+        long started = System.nanoTime();
+        long copied = 0;
+        try (ProgressBar bar = progress && !quiet ? new ProgressBarBuilder().setTaskName("commit")
+                .setInitialMax(size).setUnit("MiB", 1 << 20).build() : null) {
+            long offset = 0;
+            while (offset < size) {
+                // The next span of chunks the images above touch (mirror_dirty_init's bitmap, walked in order).
+                CommitView.Run run = view.at(offset, size - offset);
+                if (!run.aboveBase(base)) {
+                    offset += run.status().length();
+                    step(bar, run.status().length());
+                    continue;
+                }
+                long spanStart = offset / chunk * chunk;
+                long spanEnd = alignUp(offset + run.status().length(), chunk);
+                // Runs of the images above in the same or the next chunk continue the span; a whole chunk
+                // without one ends it.
+                for (long scan = offset + run.status().length(); scan < size && scan < spanEnd + chunk; ) {
+                    CommitView.Run next = view.at(scan, size - scan);
+                    if (next.aboveBase(base)) {
+                        spanEnd = Math.max(spanEnd, alignUp(scan + next.status().length(), chunk));
+                    }
+                    scan += next.status().length();
+                }
+                spanEnd = Math.min(spanEnd, alignUp(size, chunk));
+                copied += mirrorSpan(view, base, spanStart, spanEnd, size, chunk, subcluster, buf);
+                step(bar, Math.min(spanEnd, size) - offset);
+                offset = Math.min(spanEnd, size);
+                throttle(started, copied, rateLimit);
+            }
+        }
+    }
+
+    /**
+     * mirror_iteration over the dirty chunks {@code [start, end)}, in passes of at most the mirror buffer: each run
+     * is copied where the top's view holds data (at most 1 MiB at a time), zeroed (may unmap) or discarded in the
+     * base where it does not and the run covers whole subclusters of the base, and copied otherwise, at least one
+     * chunk at a time. Returns the bytes copied.
+     */
+    private static long mirrorSpan(CommitView view, BlockDevice base, long start, long end, long size, long chunk,
+            long subcluster, ByteBuffer buf) throws IOException {
+        long copied = 0;
+        for (long pass = start; pass < end; pass += BUFFER) {
+            long offset = pass;
+            long chunks = (Math.min(end, pass + BUFFER) - pass) / chunk;
+            while (chunks > 0 && offset < size) {
+                BlockStatus s = view.at(offset, chunks * chunk).status();
+                long io = s.data() ? Math.min(s.length(), MAX_IO) : s.length();
+                io -= io % chunk;
+                boolean copy = true;
+                if (io < chunk) {
+                    io = chunk;
+                } else if (!s.data() && offset % subcluster == 0 && io % subcluster == 0) {
+                    copy = false;
+                }
+                io = Math.min(io, size - offset);
+                if (copy) {
+                    io = Math.min(io, BUFFER);
+                    view.read(offset, buf.clear().limit((int) io));
+                    base.write(offset, buf.flip());
+                    copied += io;
+                } else if (s.zero()) {
+                    base.writeZeroes(offset, io, true);
+                } else {
+                    base.discard(offset, io);
+                }
+                offset += io;
+                chunks -= (io + chunk - 1) / chunk;
+            }
+        }
+        return copied;
+    }
+
+    /** Sleeps until {@code copied} bytes since {@code started} are within {@code rateLimit} a second (0: none). */
+    private static void throttle(long started, long copied, long rateLimit) throws IOException {
+        if (rateLimit <= 0) {
+            return;
+        }
+        long due = started + (long) (copied * 1e9 / rateLimit);
+        long wait = due - System.nanoTime();
+        if (wait > 0) {
+            try {
+                TimeUnit.NANOSECONDS.sleep(wait);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("commit interrupted");
+            }
+        }
+    }
+
+    private static long alignUp(long v, long a) {
+        return (v + a - 1) / a * a;
+    }
+
+    private static void step(ProgressBar bar, long bytes) {
+        if (bar != null && bytes > 0) {
+            bar.stepBy(bytes);
+        }
+    }
+}
