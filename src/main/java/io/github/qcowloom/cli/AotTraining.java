@@ -15,7 +15,7 @@ import java.util.List;
 /**
  * The training runs of the JDK's AOT caches ({@code -XX:AOTCacheOutput}, JDK 25+), made at build time on a scratch
  * image, one JVM each. Two caches: {@code short}, the commands the launcher starts with the quick compiler (info,
- * check, map, measure, snapshot, create, resize), and {@code all}, every command, for the others (convert, compare,
+ * check, map, measure, snapshot, create, resize, amend), and {@code all}, every command, for the others (convert, compare,
  * rebase, commit, bench, serve).
  * A cache holds the classes its run loaded, linked, and their profiles, and the JVM maps all of them at start-up:
  * info started about 10 ms sooner from a cache of the short commands alone than from one of everything. The launcher
@@ -62,6 +62,8 @@ public final class AotTraining {
                 List.of("snapshot", "-l", image),
                 List.of("snapshot", "-d", "s1", image),
                 List.of("resize", image, "+16M"),
+                List.of("amend", "-o", "lazy_refcounts=on", image),
+                List.of("amend", "-o", "lazy_refcounts=off", image),
                 List.of("info", "-f", "raw", raw)));
         if (all) {
             commands.addAll(List.of(

@@ -29,6 +29,7 @@ public final class Main {
 
     private static Map<String, Supplier<Object>> commands() {
         Map<String, Supplier<Object>> c = new LinkedHashMap<>();
+        c.put("amend", () -> AmendCommand.class);
         c.put("create", () -> CreateCommand.class);
         c.put("info", () -> new InfoCommand().spec);
         c.put("check", () -> new CheckCommand().spec);
@@ -47,7 +48,7 @@ public final class Main {
     }
 
     /** qemu-img's other commands: named, so that they are refused as not implemented rather than unknown. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("amend", "bitmap", "dd");
+    private static final List<String> NOT_IMPLEMENTED = List.of("bitmap", "dd");
 
     private Main() {
     }

@@ -140,6 +140,22 @@ public record Header(
                 compressionType, extensions, backingFile);
     }
 
+    /** Returns a copy naming another backing file (null: none), with {@code extensions} in place of these. */
+    public Header withBackingFile(String name, List<HeaderExtension> newExtensions) {
+        return new Header(version, 0, 0, clusterBits, size, cryptMethod, l1Size, l1TableOffset, refcountTableOffset,
+                refcountTableClusters, nbSnapshots, snapshotsOffset, incompatibleFeatures, compatibleFeatures,
+                autoclearFeatures, refcountOrder, headerLength, compressionType, newExtensions, name);
+    }
+
+    /** Returns a copy of another version, with that version's header length. */
+    public Header withVersion(int newVersion) {
+        return new Header(newVersion, backingFileOffset, backingFileSize, clusterBits, size, cryptMethod, l1Size,
+                l1TableOffset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
+                incompatibleFeatures, compatibleFeatures, autoclearFeatures, refcountOrder,
+                newVersion == 3 ? Limits.V3_HEADER_LENGTH : Limits.V2_HEADER_LENGTH, compressionType, extensions,
+                backingFile);
+    }
+
     /** Returns a copy pointing to another snapshot table. */
     public Header withSnapshots(int count, long offset) {
         return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, cryptMethod, l1Size,

@@ -181,20 +181,11 @@ public final class ImageCreator {
             ext.add(new HeaderExtension(HeaderExtension.DATA_FILE, o.dataFile().getBytes(StandardCharsets.UTF_8)));
         }
         int headerLength = o.version() == 3 ? Limits.V3_HEADER_LENGTH : Limits.V2_HEADER_LENGTH;
-        HeaderExtension table = new HeaderExtension(HeaderExtension.FEATURE_TABLE,
-                Header.encodeFeatureTable(Features.QEMU_NAMES));
-        long used = headerLength + 8 + ext.stream().mapToLong(HeaderExtension::encodedLength).sum()
-                + (o.backingFile() == null ? 0 : o.backingFile().getBytes(StandardCharsets.UTF_8).length);
-        // The feature-name table is informative; like QEMU, leave it out where it does not fit in cluster 0, and
-        // (qemu-img 7.2, observed) with clusters of 4 KiB and less.
-        if (o.version() == 3 && clusterBits > 12 && used + table.encodedLength() <= (1L << clusterBits)) {
-            ext.add(table);
-        }
         long l1Offset = layout.l1Entries() == 0 ? 0 : layout.l1Offset();
-        return new Header(o.version(), 0, 0, clusterBits, o.size(), 0, (int) layout.l1Entries(), l1Offset,
-                layout.reftableOffset(), (int) layout.reftableClusters(), 0, 0, incompatible,
-                o.lazyRefcounts() ? Features.COMPAT_LAZY_REFCOUNTS : 0, autoclear, refcountOrder, headerLength,
-                compression, ext, o.backingFile());
+        return HeaderRewrite.inQemuLayout(new Header(o.version(), 0, 0, clusterBits, o.size(), 0,
+                (int) layout.l1Entries(), l1Offset, layout.reftableOffset(), (int) layout.reftableClusters(), 0, 0,
+                incompatible, o.lazyRefcounts() ? Features.COMPAT_LAZY_REFCOUNTS : 0, autoclear, refcountOrder,
+                headerLength, compression, ext, o.backingFile()));
     }
 
     /** Reftable pointing to consecutive refblocks, every used cluster with refcount 1. */

@@ -1,0 +1,177 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.ImageAmendment;
+import io.github.qcowloom.image.ImageFormat;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code amend [-f FMT] [-t CACHE] [-p] [-q] [--force] -o OPTIONS FILE}, as qemu-img amend (img_amend) for qcow2:
+ * options parsed and refused in qemu-img's words and order, then {@link ImageAmendment}.
+ */
+@Command(description = "Change the options of an existing image, as qemu-img amend does.")
+final class AmendCommand implements Callable<Integer> {
+    /** The options qemu-img amend takes for qcow2 (qcow2_amend_opts). */
+    private static final Set<String> AMEND_OPTIONS = Set.of("size", "compat", "backing_file", "backing_fmt",
+            "data_file", "data_file_raw", "lazy_refcounts", "refcount_bits", "encrypt.state", "encrypt.keyslot",
+            "encrypt.old-secret", "encrypt.new-secret", "encrypt.iter-time");
+    /** qcow2's options that only creation takes: qemu-img names them so. */
+    private static final Set<String> CREATION_ONLY = Set.of("encryption", "encrypt.format", "encrypt.key-secret",
+            "encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg",
+            "encrypt.hash-alg", "cluster_size", "extended_l2", "preallocation", "compression_type");
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
+    String format;
+
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "Options to change: compat, lazy_refcounts, size, "
+            + "data_file, data_file_raw (as for create; -o help lists them).")
+    List<String> options = List.of();
+
+    @Option(names = "-t", paramLabel = "CACHE", description = "Cache mode: writeback (default), writethrough, none, "
+            + "directsync or unsafe.")
+    String cache = "writeback";
+
+    @Option(names = "-p", description = "Progress (accepted; the changes made here are quick).")
+    boolean progress;
+
+    @Option(names = "-q", description = "Quiet.")
+    boolean quiet;
+
+    @Option(names = "--force", description = "Allow dangerous changes (LUKS key slots; none here).")
+    boolean force;
+
+    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
+    boolean imageOpts;
+
+    @Parameters(arity = "0..*", paramLabel = "FILE")
+    List<String> files = List.of();
+
+    @Override
+    public Integer call() throws Exception {
+        if (imageOpts) {
+            throw new UnsupportedFeatureException("--image-opts");
+        }
+        if (options.isEmpty()) {
+            throw new IllegalArgumentException("Must specify options (-o)");
+        }
+        Map<String, String> opts = CreateOptionsParser.parse(options);
+        if (format != null && CreateOptionsParser.asksForHelp(opts)) {
+            return help(format);
+        }
+        if (files.size() != 1) {
+            throw new IllegalArgumentException("Expecting one image file name");
+        }
+        boolean direct = CacheMode.direct(cache); // its message is qemu-img's
+        Path path = Path.of(files.get(0));
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(files.get(0));
+        }
+        String fmt = format != null ? format : ImageFormat.probe(path);
+        if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
+            throw ImageFormat.unknownDriver(path, fmt);
+        }
+        if (CreateOptionsParser.asksForHelp(opts)) {
+            return help(fmt);
+        }
+        if (fmt.equals("raw")) {
+            throw new ImageException("Format driver 'raw' does not support option amendment");
+        }
+        ImageAmendment amendment = parse(opts);
+        amendment.apply(path, OpenOptions.readWriteDefaults().withDirect(direct)
+                .withHostSyncs(CacheMode.syncs(cache)).withPool(false));
+        return 0;
+    }
+
+    private int help(String fmt) throws ImageException {
+        if (!fmt.equals("qcow2")) {
+            throw new ImageException("Format driver '" + fmt + "' does not support option amendment");
+        }
+        spec.commandLine().getOut().print("""
+                Amend options for 'qcow2':
+                  backing_file=<str>     - File name of a base image
+                  backing_fmt=<str>      - Image format of the base image
+                  compat=<str>           - Compatibility level (v2 [0.10] or v3 [1.1])
+                  data_file=<str>        - File name of an external data file
+                  data_file_raw=<bool (on/off)> - The external data file must stay valid as a raw image
+                  encrypt.iter-time=<num> - Time to spend in PBKDF in milliseconds
+                  encrypt.keyslot=<num>  - Select a single keyslot to modify explicitly
+                  encrypt.new-secret=<str> - New secret to set in the matching keyslots. Empty string to erase
+                  encrypt.old-secret=<str> - Select all keyslots that match this password
+                  encrypt.state=<str>    - Select new state of affected keyslots (active/inactive)
+                  lazy_refcounts=<bool (on/off)> - Postpone refcount updates
+                  refcount_bits=<num>    - Width of a reference count entry in bits
+                  size=<size>            - Virtual disk size
+                """);
+        return 0;
+    }
+
+    /** The options as QemuOpts parses them against qcow2's amend list, in the order given. */
+    private static ImageAmendment parse(Map<String, String> opts) throws ImageException {
+        Long size = null;
+        Boolean raw = null;
+        Boolean lazy = null;
+        Long bits = null;
+        boolean encryption = false;
+        for (Map.Entry<String, String> e : opts.entrySet()) {
+            String key = e.getKey();
+            String v = e.getValue();
+            if (!AMEND_OPTIONS.contains(key)) {
+                throw new ImageException("Invalid parameter '" + key + "'" + (CREATION_ONLY.contains(key)
+                        ? "\nThis option is only supported for image creation" : ""));
+            }
+            switch (key) {
+                case "size" -> {
+                    try {
+                        size = Sizes.option("size", v);
+                    } catch (IllegalArgumentException ex) {
+                        throw new ImageException(ex.getMessage(), ex);
+                    }
+                }
+                case "data_file_raw" -> raw = onOff(key, v);
+                case "lazy_refcounts" -> lazy = onOff(key, v);
+                case "refcount_bits" -> bits = number(key, v);
+                case "encrypt.keyslot", "encrypt.iter-time" -> {
+                    number(key, v);
+                    encryption = true;
+                }
+                default -> encryption |= key.startsWith("encrypt.");
+            }
+        }
+        return new ImageAmendment(size, opts.get("compat"), opts.get("backing_file"), opts.get("backing_fmt"),
+                opts.get("data_file"), raw, lazy, bits, encryption);
+    }
+
+    private static boolean onOff(String key, String v) throws ImageException {
+        Boolean b = CreateOptionsParser.bool(v);
+        if (b == null) {
+            throw new ImageException("Parameter '" + key + "' expects 'on' or 'off'");
+        }
+        return b;
+    }
+
+    private static long number(String key, String v) throws ImageException {
+        try {
+            return QemuNumbers.parse(v);
+        } catch (ArithmeticException e) {
+            throw new ImageException("Value '" + v + "' is too large for parameter '" + key + "'");
+        } catch (NumberFormatException e) {
+            throw new ImageException("Parameter '" + key + "' expects a number");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.Features;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.snapshot.Snapshot;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * qemu-img amend for a qcow2 image (QEMU 7.2's qcow2_amend_options), in its order of steps: the options are checked,
+ * a version 2 image is upgraded to 3, the data file settings and the header are written, the backing file is
+ * compared (it cannot be amended: rebase changes it), lazy refcounts are switched, the virtual size is set. The
+ * image is opened for writing first, which repairs it if it was left dirty, as QEMU's open does; each header change
+ * is then made with the image closed ({@link HeaderRewrite}). Not done, and refused as such: a change of the refcount
+ * width, a downgrade to version 2 (QEMU's zero-cluster expansion), and an upgrade whose snapshot table lacks version
+ * 3's extra data.
+ *
+ * @param size the new virtual size, or null
+ * @param compat "0.10"/"v2" or "1.1"/"v3", or null
+ * @param backingFile the backing file name given (it must be the image's), or null
+ * @param backingFormat the backing format given (likewise), or null
+ * @param dataFile a new external data file name ("" for none), or null
+ * @param dataFileRaw data_file_raw (only off can be set), or null
+ * @param lazyRefcounts lazy_refcounts, or null
+ * @param refcountBits refcount_bits, or null
+ * @param encryption true if encryption options were given
+ */
+public record ImageAmendment(Long size, String compat, String backingFile, String backingFormat, String dataFile,
+        Boolean dataFileRaw, Boolean lazyRefcounts, Long refcountBits, boolean encryption) {
+
+    /** Amends the qcow2 image at {@code path}, opened with {@code options} (read-write). */
+    public void apply(Path path, OpenOptions options) throws IOException {
+        Header header;
+        List<Snapshot> snapshots;
+        try (Qcow2Image image = Qcow2Image.open(path, options)) {
+            header = image.header();
+            snapshots = image.snapshots();
+        }
+        int oldVersion = header.version();
+        int newVersion = oldVersion;
+        boolean lazy = header.lazyRefcounts();
+        boolean raw = header.dataFileRaw();
+        long bits = header.refcountBits();
+        // Checked in the order of QEMU's option list: encrypt.*, size, compat, backing, data file, lazy, width.
+        if (encryption) {
+            throw new ImageException("Can't amend encryption options - encryption not present");
+        }
+        if (compat != null) {
+            newVersion = switch (compat) {
+                case "0.10", "v2" -> 2;
+                case "1.1", "v3" -> 3;
+                default -> throw new ImageException("Unknown compatibility level " + compat);
+            };
+        }
+        if (dataFile != null && !header.hasDataFile()) {
+            throw new ImageException("data-file can only be set for images that use an external data file");
+        }
+        if (dataFileRaw != null) {
+            if (dataFileRaw && !raw) {
+                throw new ImageException("data-file-raw cannot be set on existing images");
+            }
+            raw = dataFileRaw;
+        }
+        if (lazyRefcounts != null) {
+            lazy = lazyRefcounts;
+        }
+        if (refcountBits != null) {
+            long b = (int) (long) refcountBits; // QEMU reads it through an int
+            if (b <= 0 || b > 64 || Long.bitCount(b) != 1) {
+                throw new ImageException("Refcount width must be a power of two and may not exceed 64 bits");
+            }
+            bits = b;
+        }
+
+        if (newVersion > oldVersion) {
+            for (Snapshot s : snapshots) {
+                if (s.extraData().length < 16) {
+                    throw new UnsupportedFeatureException("amend compat=1.1 of snapshots without version 3 data",
+                            "Upgrading an image whose snapshot table lacks version 3's extra data is not supported");
+                }
+            }
+            HeaderRewrite.rewrite(path, options.locking(), h -> h.withVersion(3));
+        }
+        if (bits != header.refcountBits()) {
+            if (newVersion < 3 && bits != 16) {
+                throw new ImageException("Refcount widths other than 16 bits require compatibility level 1.1 or"
+                        + " above (use compat=1.1 or greater)");
+            }
+            throw new UnsupportedFeatureException("amend refcount_bits",
+                    "Changing the refcount width (refcount_bits) is not supported");
+        }
+        boolean keepRaw = raw;
+        HeaderRewrite.rewrite(path, options.locking(), h -> withDataFile(h, keepRaw, dataFile));
+        if ((backingFile != null || backingFormat != null) && (!Objects.equals(backingFile, header.backingFile())
+                || !Objects.equals(backingFormat, header.backingFormat().orElse(null)))) {
+            throw new ImageException("Cannot amend the backing file\nYou can use 'qemu-img rebase' instead.");
+        }
+        if (lazy != header.lazyRefcounts()) {
+            if (lazy && newVersion < 3) {
+                throw new ImageException("Lazy refcounts only supported with compatibility level 1.1 and above"
+                        + " (use compat=1.1 or greater)");
+            }
+            // Turning them off needs a clean image: the open above repaired it, and closing left it clean.
+            boolean on = lazy;
+            HeaderRewrite.rewrite(path, options.locking(), h -> h.withFeatures(h.incompatibleFeatures(),
+                    on ? h.compatibleFeatures() | Features.COMPAT_LAZY_REFCOUNTS
+                            : h.compatibleFeatures() & ~Features.COMPAT_LAZY_REFCOUNTS, h.autoclearFeatures()));
+        }
+        if (size != null && size != 0) {
+            try (Qcow2Image image = Qcow2Image.open(path, options)) {
+                image.resize(size);
+            }
+        }
+        if (newVersion < oldVersion) {
+            refuseDowngrade(header);
+        }
+    }
+
+    /** The header with data_file_raw as asked and the data file renamed if asked ("" removes the name). */
+    private static Header withDataFile(Header h, boolean raw, String dataFile) {
+        long autoclear = raw ? h.autoclearFeatures() | Features.AUTOCLEAR_DATA_FILE_RAW
+                : h.autoclearFeatures() & ~Features.AUTOCLEAR_DATA_FILE_RAW;
+        Header changed = h.withFeatures(h.incompatibleFeatures(), h.compatibleFeatures(), autoclear);
+        if (dataFile == null) {
+            return changed;
+        }
+        List<HeaderExtension> ext = new ArrayList<>(changed.extensions().stream()
+                .filter(e -> e.type() != HeaderExtension.DATA_FILE).toList());
+        if (!dataFile.isEmpty()) {
+            ext.add(new HeaderExtension(HeaderExtension.DATA_FILE, dataFile.getBytes(StandardCharsets.UTF_8)));
+        }
+        return changed.withBackingFile(changed.backingFile(), ext);
+    }
+
+    /** QEMU's qcow2_downgrade refuses these in its words; the rest of a downgrade is not done here. */
+    private static void refuseDowngrade(Header header) throws IOException {
+        if (header.refcountOrder() != 4) {
+            throw new ImageException("compat=0.10 requires refcount_bits=16");
+        }
+        if (header.hasDataFile()) {
+            throw new ImageException("Cannot downgrade an image with a data file");
+        }
+        throw new UnsupportedFeatureException("amend compat=0.10",
+                "Downgrading an image to compat=0.10 is not supported");
+    }
+}
