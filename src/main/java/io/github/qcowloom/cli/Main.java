@@ -35,6 +35,7 @@ public final class Main {
         c.put("check", () -> new CheckCommand().spec);
         c.put("commit", () -> CommitCommand.class);
         c.put("convert", () -> new ConvertCommand().spec);
+        c.put("dd", () -> DdCommand.class);
         c.put("compare", () -> CompareCommand.class);
         c.put("map", () -> MapCommand.class);
         c.put("measure", () -> MeasureCommand.class);
@@ -48,7 +49,7 @@ public final class Main {
     }
 
     /** qemu-img's other commands: named, so that they are refused as not implemented rather than unknown. */
-    private static final List<String> NOT_IMPLEMENTED = List.of("bitmap", "dd");
+    private static final List<String> NOT_IMPLEMENTED = List.of("bitmap");
 
     private Main() {
     }

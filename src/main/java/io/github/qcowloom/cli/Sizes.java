@@ -116,6 +116,11 @@ final class Sizes {
 
     /** {@link #cvtnum} bounded by {@code max}, as qemu-img's cvtnum_full (bench's sizes: at most INT_MAX). */
     static long cvtnum(String name, String text, long max) {
+        return cvtnum(name, text, 0, max);
+    }
+
+    /** {@link #cvtnum} between {@code min} and {@code max}, as qemu-img's cvtnum_full (dd's bs: from 1). */
+    static long cvtnum(String name, String text, long min, long max) {
         long v;
         try {
             v = parse(text);
@@ -127,8 +132,9 @@ final class Sizes {
             }
             v = -1;
         }
-        if (v < 0 || v > max) {
-            throw new IllegalArgumentException("Invalid " + name + " specified. Must be between 0 and " + max + ".");
+        if (v < min || v > max) {
+            throw new IllegalArgumentException("Invalid " + name + " specified. Must be between " + min + " and "
+                    + max + ".");
         }
         return v;
     }

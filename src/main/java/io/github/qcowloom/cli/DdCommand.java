@@ -1,0 +1,159 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.ImageCreator;
+import io.github.qcowloom.image.ImageFormat;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code dd [-f FMT] [-O raw|qcow2] [-U] [bs=N] [count=N] [skip=N] if=INPUT of=OUTPUT}, as qemu-img dd (img_dd):
+ * OUTPUT is created (raw by default) and given INPUT's bytes from {@code skip} blocks on, every byte written. As in
+ * qemu-img, {@code count} blocks are counted from the start of INPUT, not from {@code skip}: the output holds
+ * {@code min(count × bs, size) - skip × bs} bytes; a skip past the end warns and leaves the output empty. Blocks
+ * are copied a run of them at a time; the bytes are the same.
+ */
+@Command(description = "Copy part of an image into a new one, as qemu-img dd does.")
+final class DdCommand implements Callable<Integer> {
+    /** The most copied at once: whole blocks up to this much. */
+    private static final int RUN = 2 << 20;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-f", paramLabel = "FMT", description = "INPUT's format (probed when absent).")
+    String format;
+
+    @Option(names = "-O", paramLabel = "FMT", description = "OUTPUT's format: raw (default) or qcow2.")
+    String outputFormat = "raw";
+
+    @Option(names = {"-U", "--force-share"}, description = "Share INPUT with writers.")
+    boolean forceShare;
+
+    @Option(names = "--image-opts", description = "Not supported: INPUT as an option string.")
+    boolean imageOpts;
+
+    @Parameters(arity = "0..*", paramLabel = "OPERAND", description = "bs=N, count=N, skip=N, if=INPUT, of=OUTPUT.")
+    List<String> operands = List.of();
+
+    @Override
+    public Integer call() throws Exception {
+        if (imageOpts) {
+            throw new UnsupportedFeatureException("--image-opts");
+        }
+        long bs = 512;
+        Long count = null;
+        Long skip = null;
+        String in = null;
+        String out = null;
+        for (String operand : operands) {
+            int eq = operand.indexOf('=');
+            String name = eq < 0 ? operand : operand.substring(0, eq);
+            String value = eq < 0 ? null : operand.substring(eq + 1);
+            switch (eq < 0 ? "" : name) {
+                case "bs" -> bs = Sizes.cvtnum("bs", value, 1, Integer.MAX_VALUE);
+                case "count" -> count = Sizes.cvtnum("count", value);
+                case "skip" -> skip = Sizes.cvtnum("skip", value);
+                case "if" -> in = value;
+                case "of" -> out = value;
+                default -> throw new IllegalArgumentException("unrecognized operand " + name);
+            }
+        }
+        if (in == null || out == null) {
+            throw new IllegalArgumentException("Must specify both input and output files");
+        }
+        OpenOptions inOptions = OpenOptions.readOnlyDefaults()
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
+        try (BlockDevice src = open(Path.of(in), format, inOptions)) {
+            if (!outputFormat.equals("raw") && !outputFormat.equals("qcow2")) {
+                throw ImageFormat.QEMU_OTHER_FORMATS.contains(outputFormat)
+                        ? new UnsupportedFeatureException("dd -O " + outputFormat)
+                        : new IllegalArgumentException("Unknown file format");
+            }
+            long size = src.size();
+            if (count != null && count <= Long.MAX_VALUE / bs && count * bs < size) {
+                size = count * bs;
+            }
+            boolean skipsPastTheEnd = skip != null && (skip > Long.MAX_VALUE / bs || size < bs * skip);
+            long from = skipsPastTheEnd || skip == null ? 0 : skip * bs;
+            long outSize = skipsPastTheEnd ? 0 : size - from;
+            create(Path.of(out), outSize);
+            try (BlockDevice dst = ImageFormat.open(Path.of(out), outputFormat,
+                    OpenOptions.readWriteDefaults().withPool(false))) {
+                if (skipsPastTheEnd) {
+                    // qemu-img warns and copies nothing, like dd(1); the exit code stays 0.
+                    spec.commandLine().getErr().println("qcow2-loom: " + in + ": cannot skip to specified offset");
+                    return 0;
+                }
+                copy(src, dst, from, size, (int) bs);
+            }
+        }
+        return 0;
+    }
+
+    private static BlockDevice open(Path path, String fmt, OpenOptions options) throws IOException {
+        try {
+            return ImageFormat.open(path, fmt, options);
+        } catch (IOException | RuntimeException e) {
+            throw new IOException(Main.openFailure(path.toString(), e), e);
+        }
+    }
+
+    /** Makes OUTPUT as bdrv_create makes it: of the size in whole 512-byte sectors, default options. */
+    private void create(Path path, long bytes) throws IOException {
+        long size = (bytes + 511) & -512L;
+        try {
+            if (outputFormat.equals("qcow2")) {
+                ImageCreator.create(path, CreateOptions.defaults(size));
+            } else {
+                try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
+                    f.setLength(0);
+                    f.setLength(size);
+                }
+            }
+        } catch (IOException e) {
+            String reason = e instanceof java.nio.file.NoSuchFileException || e instanceof java.io.FileNotFoundException
+                    && e.getMessage().endsWith("(No such file or directory)") ? "No such file or directory"
+                    : e instanceof java.nio.file.AccessDeniedException || e instanceof java.io.FileNotFoundException
+                    && e.getMessage().endsWith("(Permission denied)") ? "Permission denied" : Main.message(e);
+            throw new IOException(path + ": error while creating output image: Could not create '" + path + "': "
+                    + reason, e);
+        }
+    }
+
+    /** img_dd's loop, whole blocks a run at a time: every byte of {@code [from, size)} to OUTPUT from 0. */
+    private static void copy(BlockDevice src, BlockDevice dst, long from, long size, int bs) throws IOException {
+        int run = Math.max(bs, RUN / bs * bs);
+        // alignedSlice rounds the capacity down to the alignment too: room for the run, rounded up, and the shift.
+        ByteBuffer buf = ByteBuffer.allocateDirect((run + 4095) / 4096 * 4096 + 4096).alignedSlice(4096)
+                .slice(0, run);
+        for (long at = from; at < size; ) {
+            int n = (int) Math.min(run, size - at);
+            buf.clear().limit(n);
+            try {
+                src.read(at, buf);
+            } catch (IOException e) {
+                throw new IOException("error while reading from input image file: " + Main.message(e), e);
+            }
+            try {
+                dst.write(at - from, buf.flip());
+            } catch (IOException e) {
+                throw new IOException("error while writing to output image file: " + Main.message(e), e);
+            }
+            at += n;
+        }
+    }
+}
