@@ -47,6 +47,11 @@ public interface BlockDevice extends Closeable {
         return new BlockStatus(length, 0, BlockStatus.Allocation.DATA, null);
     }
 
+    /** The host file that holds the device (a qcow2 image's own file, a raw file), or null where there is none. */
+    default java.nio.file.Path path() {
+        return null;
+    }
+
     @Override
     void close() throws IOException;
 }

@@ -118,7 +118,7 @@ final class BenchRunner {
             // modulus here, size - bufsize + 1, made every request after the first wrap unaligned, so each
             // O_DIRECT request went through a bounce buffer and each write through a read-modify-write.
             long wrap = Math.max(1, img.size() - size);
-            ByteBuffer data = alignedBuffer(size);
+            ByteBuffer data = DirectBuffers.aligned(size);
             for (int i = 0; i < size; i++) {
                 data.put(i, (byte) spec.pattern());
             }
@@ -166,7 +166,7 @@ final class BenchRunner {
         ThreadFactory threads = model.requestThreads("qcow2-loom-bench-guest");
         for (int g = 0; g < spec.depth(); g++) {
             guests.add(threads.newThread(() -> {
-                ByteBuffer buf = spec.write() ? null : alignedBuffer(spec.size());
+                ByteBuffer buf = spec.write() ? null : DirectBuffers.aligned(spec.size());
                 // One clock read a request: a request's end starts the guest's next one, whose latency so takes in
                 // the few instructions between them (clock reads were 3% of a loop's CPU at depth 64).
                 long t0 = System.nanoTime();
@@ -213,7 +213,7 @@ final class BenchRunner {
         // One read buffer per slot, reused as qemu-img bench does: allocation is not what is measured.
         ConcurrentLinkedQueue<ByteBuffer> buffers = new ConcurrentLinkedQueue<>();
         for (int i = 0; i < spec.depth(); i++) {
-            buffers.add(alignedBuffer(spec.size()));
+            buffers.add(DirectBuffers.aligned(spec.size()));
         }
         if (spec.batch() && spec.write()) {
             // Batch submit: DEPTH writes at a time, their clusters reserved in one refcount update.
@@ -297,15 +297,6 @@ final class BenchRunner {
         if (failure[0] != null) {
             throw failure[0];
         }
-    }
-
-    /**
-     * A direct buffer aligned for O_DIRECT, as qemu-img bench's (qemu_blockalign), so neither side bounces: {@code
-     * size} bytes at a 4 KiB boundary (alignedSlice also rounds the end down, so there is room for both ends).
-     */
-    private static ByteBuffer alignedBuffer(int size) {
-        int whole = (size + 4095) & -4096;
-        return ByteBuffer.allocateDirect(whole + 4096).alignedSlice(4096).slice(0, size);
     }
 
     /**

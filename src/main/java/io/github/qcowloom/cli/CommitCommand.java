@@ -2,13 +2,15 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
-import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.image.ReferencedFiles;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -19,7 +21,6 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -92,34 +93,51 @@ final class CommitCommand implements Callable<Integer> {
             throw new NoSuchFileException(filename);
         }
         String fmt = format != null ? format : ImageFormat.probe(path);
-        int depth; // of the base in FILE's chain: 1 for its backing file
-        try (BlockDevice top = ImageFormat.open(path, fmt, options.withReadOnly(true))) {
-            depth = baseDepth(top, path);
-        }
         boolean keep = drop || baseName != null;
-        try (BlockDevice top = ImageFormat.open(path, fmt, options.withReadOnly(true)
-                .withLocking(ImageLocking.FORCE_SHARE))) {
-            List<Qcow2Image> above = new ArrayList<>();
-            BlockDevice dev = top;
-            for (int i = 0; i < depth; i++) {
-                above.add((Qcow2Image) dev);
-                dev = ((Qcow2Image) dev).backing();
+        // FILE is held for writing from the start, as qemu-img opens it: no one else may write it while its data
+        // goes into the base, and a lock refused is refused before the base changes.
+        FileStorage topFile = lockForWriting(path, options);
+        try {
+            try (BlockDevice top = ImageFormat.open(path, fmt, options.withReadOnly(true)
+                    .withLocking(ImageLocking.FORCE_SHARE))) {
+                int depth = baseDepth(top, path);
+                List<Qcow2Image> above = new ArrayList<>();
+                BlockDevice dev = top;
+                for (int i = 0; i < depth; i++) {
+                    above.add((Qcow2Image) dev);
+                    dev = ((Qcow2Image) dev).backing();
+                }
+                String baseFormat = dev instanceof Qcow2Image ? "qcow2" : "raw";
+                try (BlockDevice base = ImageFormat.open(dev.path(), baseFormat, options)) {
+                    copy(new CommitView(above, base), base, top.size(), rateLimit);
+                }
             }
-            Path basePath = pathOf(dev);
-            String baseFormat = dev instanceof RawImage ? "raw" : "qcow2";
-            try (BlockDevice base = ImageFormat.open(basePath, baseFormat, options)) {
-                copy(new CommitView(above, base), base, top.size(), rateLimit);
+            if (!keep) {
+                // On the storage held since the start; the image closes it.
+                Qcow2Image top = Qcow2Image.open(topFile, path.toAbsolutePath().getParent(), options);
+                topFile = null;
+                try (top) {
+                    top.makeEmpty();
+                }
             }
-        }
-        if (!keep) {
-            try (Qcow2Image top = (Qcow2Image) ImageFormat.open(path, fmt, options)) {
-                top.makeEmpty();
+        } finally {
+            if (topFile != null) {
+                topFile.close();
             }
         }
         if (!quiet) {
             spec.commandLine().getOut().println("Image committed.");
         }
         return 0;
+    }
+
+    private static FileStorage lockForWriting(Path path, OpenOptions options) throws IOException {
+        try {
+            return FileStorage.open(path, false, options.direct(), options.tuning().storage(),
+                    LockPermissions.forImage(ImageLocking.DEFAULT, false));
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + path + "': ");
+        }
     }
 
     /** How deep the base lies in {@code top}'s chain: its backing file (1), or the image {@code -b} names. */
@@ -137,7 +155,7 @@ final class CommitCommand implements Callable<Integer> {
             BlockDevice next = layer.backing();
             try {
                 Path wanted = ReferencedFiles.resolve(dir, baseName, "base").toRealPath();
-                if (pathOf(next).toRealPath().equals(wanted)) {
+                if (next.path().toRealPath().equals(wanted)) {
                     return depth;
                 }
             } catch (IOException e) {
@@ -146,19 +164,11 @@ final class CommitCommand implements Callable<Integer> {
             if (!(next instanceof Qcow2Image n)) {
                 break;
             }
-            dir = pathOf(next).toAbsolutePath().getParent();
+            dir = next.path().toAbsolutePath().getParent();
             layer = n;
         }
         throw new IllegalArgumentException("Did not find '" + baseName + "' in the backing chain of '"
                 + files.get(0) + "'");
-    }
-
-    private static Path pathOf(BlockDevice dev) {
-        Path p = dev instanceof Qcow2Image q ? q.path() : dev instanceof RawImage r ? r.path() : null;
-        if (p == null) {
-            throw new IllegalStateException("an image of the chain is no file");
-        }
-        return p;
     }
 
     /**
@@ -171,19 +181,17 @@ final class CommitCommand implements Callable<Integer> {
         }
         long cluster = base instanceof Qcow2Image q ? q.header().clusterSize() : 0;
         long chunk = cluster == 0 ? 65536 : Math.min(65536, Math.max(4096, cluster));
-        long subcluster = base instanceof Qcow2Image q ? cluster >> (q.header().extendedL2() ? 5 : 0) : 1;
-        ByteBuffer buf = ByteBuffer.allocateDirect(BUFFER + 4096).alignedSlice(4096).slice(0, BUFFER);
+        ByteBuffer buf = DirectBuffers.aligned(BUFFER);
         long started = System.nanoTime();
         long copied = 0;
-        try (ProgressBar bar = progress && !quiet ? new ProgressBarBuilder().setTaskName("commit")
-                .setInitialMax(size).setUnit("MiB", 1 << 20).build() : null) {
+        try (ProgressBar bar = ProgressBars.open(progress && !quiet, "commit", size)) {
             long offset = 0;
             while (offset < size) {
                 // The next span of chunks the images above touch (mirror_dirty_init's bitmap, walked in order).
                 CommitView.Run run = view.at(offset, size - offset);
                 if (!run.aboveBase(base)) {
                     offset += run.status().length();
-                    step(bar, run.status().length());
+                    ProgressBars.step(bar, run.status().length());
                     continue;
                 }
                 long spanStart = offset / chunk * chunk;
@@ -198,8 +206,8 @@ final class CommitCommand implements Callable<Integer> {
                     scan += next.status().length();
                 }
                 spanEnd = Math.min(spanEnd, alignUp(size, chunk));
-                copied += mirrorSpan(view, base, spanStart, spanEnd, size, chunk, subcluster, buf);
-                step(bar, Math.min(spanEnd, size) - offset);
+                copied += mirrorSpan(view, base, spanStart, spanEnd, size, chunk, Math.max(1, cluster), buf);
+                ProgressBars.step(bar, Math.min(spanEnd, size) - offset);
                 offset = Math.min(spanEnd, size);
                 throttle(started, copied, rateLimit);
             }
@@ -208,12 +216,12 @@ final class CommitCommand implements Callable<Integer> {
 
     /**
      * mirror_iteration over the dirty chunks {@code [start, end)}, in passes of at most the mirror buffer: each run
-     * is copied where the top's view holds data (at most 1 MiB at a time), zeroed (may unmap) or discarded in the
-     * base where it does not and the run covers whole subclusters of the base, and copied otherwise, at least one
+     * is copied where the top's view holds data (at most 1 MiB at a time); where it reads zeroes over whole clusters
+     * of the base (QEMU 7.2's bdrv_round_to_clusters), it is zeroed there (may unmap); otherwise copied, at least one
      * chunk at a time. Returns the bytes copied.
      */
     private static long mirrorSpan(CommitView view, BlockDevice base, long start, long end, long size, long chunk,
-            long subcluster, ByteBuffer buf) throws IOException {
+            long cluster, ByteBuffer buf) throws IOException {
         long copied = 0;
         for (long pass = start; pass < end; pass += BUFFER) {
             long offset = pass;
@@ -225,8 +233,8 @@ final class CommitCommand implements Callable<Integer> {
                 boolean copy = true;
                 if (io < chunk) {
                     io = chunk;
-                } else if (!s.data() && offset % subcluster == 0 && io % subcluster == 0) {
-                    copy = false;
+                } else if (!s.data() && offset % cluster == 0 && io % cluster == 0) {
+                    copy = false; // every status that is not data reads as zeroes
                 }
                 io = Math.min(io, size - offset);
                 if (copy) {
@@ -234,10 +242,8 @@ final class CommitCommand implements Callable<Integer> {
                     view.read(offset, buf.clear().limit((int) io));
                     base.write(offset, buf.flip());
                     copied += io;
-                } else if (s.zero()) {
-                    base.writeZeroes(offset, io, true);
                 } else {
-                    base.discard(offset, io);
+                    base.writeZeroes(offset, io, true);
                 }
                 offset += io;
                 chunks -= (io + chunk - 1) / chunk;
@@ -265,11 +271,5 @@ final class CommitCommand implements Callable<Integer> {
 
     private static long alignUp(long v, long a) {
         return (v + a - 1) / a * a;
-    }
-
-    private static void step(ProgressBar bar, long bytes) {
-        if (bar != null && bytes > 0) {
-            bar.stepBy(bytes);
-        }
     }
 }

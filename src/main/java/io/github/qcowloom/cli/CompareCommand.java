@@ -13,7 +13,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -128,10 +127,9 @@ final class CompareCommand implements Callable<Integer> {
         if (strict && sizeA != sizeB) {
             return "Strict mode: Image size mismatch!";
         }
-        ByteBuffer bufA = alignedBuffer();
-        ByteBuffer bufB = alignedBuffer();
-        try (ProgressBar bar = progress && !quiet ? new ProgressBarBuilder().setTaskName("compare")
-                .setInitialMax(total).setUnit("MiB", 1 << 20).build() : null) {
+        ByteBuffer bufA = DirectBuffers.aligned(CHUNK);
+        ByteBuffer bufB = DirectBuffers.aligned(CHUNK);
+        try (ProgressBar bar = ProgressBars.open(progress && !quiet, "compare", total)) {
             Runs runsA = new Runs(a, sizeA, 0);
             Runs runsB = new Runs(b, sizeB, 1);
             long offset = 0;
@@ -164,7 +162,7 @@ final class CompareCommand implements Callable<Integer> {
                     }
                 }
                 offset += chunk;
-                step(bar, chunk);
+                ProgressBars.step(bar, chunk);
             }
             if (sizeA != sizeB) {
                 if (!quiet) {
@@ -182,7 +180,7 @@ final class CompareCommand implements Callable<Integer> {
                         }
                     }
                     offset += chunk;
-                    step(bar, chunk);
+                    ProgressBars.step(bar, chunk);
                 }
             }
         }
@@ -261,10 +259,6 @@ final class CompareCommand implements Callable<Integer> {
         return at < 0 ? null : mismatchAt(offset, at);
     }
 
-    /** A direct buffer at a 4 KiB boundary, so that O_DIRECT reads land in it without bouncing (qemu_blockalign). */
-    private static ByteBuffer alignedBuffer() {
-        return ByteBuffer.allocateDirect(CHUNK + 4096).alignedSlice(4096).slice(0, CHUNK);
-    }
 
     /** qemu-img names the 512-byte sector the first difference lies in (compare_buffers, find_nonzero). */
     private static String mismatchAt(long offset, int byteIndex) {
@@ -276,9 +270,4 @@ final class CompareCommand implements Callable<Integer> {
                 + Main.message(e));
     }
 
-    private static void step(ProgressBar bar, long bytes) {
-        if (bar != null) {
-            bar.stepBy(bytes);
-        }
-    }
 }

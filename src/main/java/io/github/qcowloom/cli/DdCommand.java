@@ -137,9 +137,7 @@ final class DdCommand implements Callable<Integer> {
     /** img_dd's loop, whole blocks a run at a time: every byte of {@code [from, size)} to OUTPUT from 0. */
     private static void copy(BlockDevice src, BlockDevice dst, long from, long size, int bs) throws IOException {
         int run = Math.max(bs, RUN / bs * bs);
-        // alignedSlice rounds the capacity down to the alignment too: room for the run, rounded up, and the shift.
-        ByteBuffer buf = ByteBuffer.allocateDirect((run + 4095) / 4096 * 4096 + 4096).alignedSlice(4096)
-                .slice(0, run);
+        ByteBuffer buf = DirectBuffers.aligned(run);
         for (long at = from; at < size; ) {
             int n = (int) Math.min(run, size - at);
             buf.clear().limit(n);

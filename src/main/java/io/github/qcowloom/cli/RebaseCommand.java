@@ -2,13 +2,13 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.BackingFileChange;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
-import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.image.ReferencedFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -18,12 +18,9 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
-import picocli.CommandLine.Spec;
 
 /**
  * {@code rebase [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] [-u] -b BACKING [-F BACKING_FMT] FILE}, as
@@ -41,9 +38,6 @@ final class RebaseCommand implements Callable<Integer> {
     /** qemu-img's IO_BUF_SIZE: the most compared at once. */
     private static final int CHUNK = 2 << 20;
     private static final int SECTOR = 512;
-
-    @Spec
-    CommandSpec spec;
 
     @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
     String format;
@@ -157,8 +151,11 @@ final class RebaseCommand implements Callable<Integer> {
                 try {
                     opened = ImageFormat.open(newPath, backingFormat, newOptions);
                 } catch (IOException | RuntimeException e) {
+                    // The file's own refusal, as blk_new_open words it, not img_open's context around it.
+                    Throwable reason = e instanceof ImageLockedException && e.getCause() instanceof ImageLockedException
+                            ? e.getCause() : e;
                     throw new IllegalArgumentException("Could not open new backing file '" + backing + "': "
-                            + Main.message(e), e);
+                            + Main.message(reason), e);
                 }
             }
         }
@@ -180,7 +177,7 @@ final class RebaseCommand implements Callable<Integer> {
             return null; // not there: opening it tells why
         }
         for (BlockDevice dev = overlay.backing(); dev != null; dev = dev instanceof Qcow2Image q ? q.backing() : null) {
-            Path p = dev instanceof Qcow2Image q ? q.path() : dev instanceof RawImage r ? r.path() : null;
+            Path p = dev.path();
             try {
                 if (p != null && p.toRealPath().equals(real)) {
                     return dev;
@@ -197,24 +194,23 @@ final class RebaseCommand implements Callable<Integer> {
         long size = overlay.size();
         long oldSize = oldBacking == null ? 0 : oldBacking.size();
         long newSize = newBacking == null ? 0 : newBacking.size();
-        ByteBuffer bufOld = alignedBuffer();
-        ByteBuffer bufNew = alignedBuffer();
-        try (ProgressBar bar = progress && !quiet ? new ProgressBarBuilder().setTaskName("rebase")
-                .setInitialMax(size).setUnit("MiB", 1 << 20).build() : null) {
+        ByteBuffer bufOld = DirectBuffers.aligned(CHUNK);
+        ByteBuffer bufNew = DirectBuffers.aligned(CHUNK);
+        try (ProgressBar bar = ProgressBars.open(progress && !quiet, "rebase", size)) {
             long n;
             for (long offset = 0; offset < size; offset += n) {
                 n = Math.min(CHUNK, size - offset);
                 BlockStatus own = overlay.ownStatus(offset, n);
                 n = own.length();
                 if (own.present()) {
-                    step(bar, n);
+                    ProgressBars.step(bar, n);
                     continue;
                 }
                 if (prefix != null) {
                     long changed = changedAbove(overlay.backing(), prefix, offset, n);
                     if (changed < 0) { // the images between leave it alone: both chains read it alike
                         n = -changed;
-                        step(bar, n);
+                        ProgressBars.step(bar, n);
                         continue;
                     }
                     n = changed;
@@ -234,19 +230,23 @@ final class RebaseCommand implements Callable<Integer> {
                     zero(bufOld, (int) n);
                 }
                 writeDifferences(overlay, offset, (int) n, bufOld, bufNew, oldIsZero);
-                step(bar, n);
+                ProgressBars.step(bar, n);
             }
         }
     }
 
     /**
      * QEMU's bdrv_is_allocated_above from {@code top} down to {@code base}, {@code base} left out: the length of
-     * the run from {@code offset} (at most {@code n}) that some image between holds, or its length negated where none
-     * does.
+     * the run from {@code offset} (at most {@code n}) that some image between holds, or reads as zeroes because it
+     * ends before the run (QEMU counts those zeroes as held there), or its length negated where none does.
      */
     private static long changedAbove(BlockDevice top, BlockDevice base, long offset, long n) throws IOException {
         for (BlockDevice dev = top; dev != base && dev instanceof Qcow2Image q; dev = q.backing()) {
-            BlockStatus s = q.ownStatus(offset, n);
+            long size = q.size();
+            if (offset >= size) {
+                return n;
+            }
+            BlockStatus s = q.ownStatus(offset, Math.min(n, size - offset));
             if (s.present()) {
                 return s.length();
             }
@@ -305,14 +305,5 @@ final class RebaseCommand implements Callable<Integer> {
         return a.slice(from, length).mismatch(b.slice(from, length)) >= 0;
     }
 
-    /** A direct buffer at a 4 KiB boundary, so that O_DIRECT reads land in it without bouncing (qemu_blockalign). */
-    private static ByteBuffer alignedBuffer() {
-        return ByteBuffer.allocateDirect(CHUNK + 4096).alignedSlice(4096).slice(0, CHUNK);
-    }
 
-    private static void step(ProgressBar bar, long bytes) {
-        if (bar != null) {
-            bar.stepBy(bytes);
-        }
-    }
 }

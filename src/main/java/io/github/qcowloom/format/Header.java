@@ -174,7 +174,7 @@ public record Header(
             throw new CorruptImageException("Image is not in qcow2 format: file is only " + fileLength + " bytes");
         }
         if (HeaderField.MAGIC.getInt(first) != MAGIC) {
-            throw new CorruptImageException("Image is not in qcow2 format: bad magic");
+            throw new CorruptImageException("Image is not in qcow2 format"); // qcow2_do_open's words
         }
         int version = HeaderField.VERSION.getInt(first);
         if (version != 2 && version != 3) {

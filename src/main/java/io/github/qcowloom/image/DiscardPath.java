@@ -291,7 +291,8 @@ final class DiscardPath {
         }
     }
 
-    private void writeZeroBytes(long offset, long length) throws IOException {
+    /** Writes zero bytes (data, never a zero flag) into {@code [offset, offset + length)}. */
+    void writeZeroBytes(long offset, long length) throws IOException {
         for (long done = 0; done < length; ) {
             int n = (int) Math.min(length - done, ZEROES.capacity());
             writePath.write(offset + done, ZEROES.duplicate().limit(n));

@@ -23,8 +23,8 @@ import org.slf4j.LoggerFactory;
  * SEEK_HOLE) nothing is looked into, and data stays data.
  *
  * <p>No lock of its own: the first callers decide, possibly two at once; one decision is kept and the other's hole
- * map closed. Deciding counts refcounts under the metadata lock (see {@link MetadataWriter}), so callers may hold
- * the image lock and a guest cluster's lock, not the metadata lock.
+ * map closed, as is one made after {@link #close}. Deciding counts refcounts under the metadata lock (see
+ * {@link MetadataWriter}), so callers may hold the image lock and a guest cluster's lock, not the metadata lock.
  */
 final class HostHoles implements Closeable {
     private static final Logger LOG = LoggerFactory.getLogger(HostHoles.class);
@@ -44,7 +44,9 @@ final class HostHoles implements Closeable {
     private final Storage dataHost;
     private final int clusterBits;
     private final ReferencedClusters referenced;
+    /** Null until decided; {@link #CLOSED} once closed, so that a decision made after it is closed at once. */
     private final AtomicReference<Decision> decision = new AtomicReference<>();
+    private static final Decision CLOSED = new Decision(null);
 
     HostHoles(Storage imageFile, Storage dataHost, int clusterBits, ReferencedClusters referenced) {
         this.imageFile = imageFile;
@@ -77,7 +79,7 @@ final class HostHoles implements Closeable {
         }
         Decision made = decide();
         if (!decision.compareAndSet(null, made) && made.holes() != null) {
-            made.holes().close();
+            made.holes().close(); // another caller decided first, or the image closed meanwhile
         }
         return decision.get();
     }
@@ -105,9 +107,10 @@ final class HostHoles implements Closeable {
         return new Decision(HoleMap.open(data));
     }
 
+    /** Closes the hole map, if one was opened; each map is closed once, here or by the caller that lost. */
     @Override
     public void close() {
-        Decision d = decision.get();
+        Decision d = decision.getAndSet(CLOSED);
         if (d != null && d.holes() != null) {
             d.holes().close();
         }

@@ -458,6 +458,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /** The image file's path, or null where its storage is no host file. */
+    @Override
     public Path path() {
         return file.path();
     }
@@ -620,7 +621,19 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
             dataFile.setLength(newSize);
         }
-        if (newSize > oldSize) {
+        if (newSize > oldSize && backing != null && backing.size() > oldSize) {
+            // QEMU's bdrv_co_truncate: the backing file would show through the new range, so all of it is zeroed
+            // (qcow2_co_truncate with BDRV_REQ_ZERO_WRITE): zero flags from the first subcluster boundary on, zero
+            // bytes written before it. Durable before the size, as below.
+            long zeroStart = Math.min(newSize, Bytes.alignUp(oldSize, geometry.subclusterSize()));
+            if (newSize > zeroStart) {
+                discardPath.writeZeroes(zeroStart, newSize - zeroStart, false, newSize);
+            }
+            if (zeroStart > oldSize) {
+                discardPath.writeZeroBytes(oldSize, zeroStart - oldSize);
+            }
+            metadata.flushEverything();
+        } else if (newSize > oldSize) {
             long end = Math.max(exposedEnd(oldSize, newSize), Math.min(newSize,
                     Bytes.alignUp(oldSize, geometry.clusterSize())));
             // Nothing changes where the range already reads as zeroes (qemu-img resize changes no entry at all).
@@ -639,14 +652,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * How far a grown disk would show backing data past its old end (QEMU's bdrv_co_truncate zeroes just that):
-     * up to the backing file's end; the whole new range when the backing file is named but not open.
+     * How far a grown disk would show backing data past its old end where the backing file does not reach past it:
+     * nowhere, unless the backing file is named but not open, then all of it (QEMU leaves that case to the user).
      */
     private long exposedEnd(long oldSize, long newSize) {
-        if (header.backingFile() == null) {
-            return oldSize;
-        }
-        return backing == null ? newSize : Math.min(newSize, Math.max(oldSize, backing.size()));
+        return header.backingFile() != null && backing == null ? newSize : oldSize;
     }
 
     /** Refuses to cut off clusters that hold anything: the user must discard them first. */

@@ -25,6 +25,7 @@ public final class RawImage implements BlockDevice {
     }
 
     /** The raw file's path, or null where its storage is no host file. */
+    @Override
     public java.nio.file.Path path() {
         return storage.path();
     }

@@ -85,6 +85,31 @@ class CliCommitTest {
         });
     }
 
+    /** A base over a longer backing file of its own grows, and QEMU zeroes all it gains (bdrv_co_truncate). */
+    @Test
+    void aBaseOverALongerBackingFile() throws IOException {
+        assertSameCommit(f -> {
+            Qemu.io(qcow2(f, "under.qcow2", "8M"), "write -P 1 0 8M");
+            Qemu.io(qcow2(f, "base.qcow2", "4000k", "-b", "under.qcow2", "-F", "qcow2"), "write -P 2 0 64k");
+            Qemu.io(qcow2(f, "top.qcow2", "6M", "-b", "base.qcow2", "-F", "qcow2"), "write -P 3 5M 64k");
+        });
+    }
+
+    /** FILE held by another writer: refused before the base changes, as qemu-img opens FILE for writing first. */
+    @Test
+    void aTopInUseIsRefusedBeforeTheBaseChanges() throws IOException {
+        Path f = Files.createDirectories(dir.resolve("locked"));
+        chain(f);
+        byte[] base = Files.readAllBytes(f.resolve("base.qcow2"));
+        try (var held = io.github.qcowloom.image.Qcow2Image.open(f.resolve("top.qcow2"),
+                io.github.qcowloom.api.OpenOptions.readWriteDefaults())) {
+            Cli.Run r = Cli.ours("commit", f.resolve("top.qcow2").toString());
+            assertEquals(1, r.code(), r.err());
+            assertTrue(r.err().contains("Failed to get \"write\" lock"), r.err());
+        }
+        assertTrue(java.util.Arrays.equals(base, Files.readAllBytes(f.resolve("base.qcow2"))), "the base is as it was");
+    }
+
     @Test
     void refusalsInQemuImgsWords() throws IOException {
         assertSameCommit(CliCommitTest::chain, "-b", "nope.qcow2");

@@ -88,6 +88,16 @@ class CliRebaseTest {
         assertSameRebase(chain, "top.qcow2", "-b", "mid.qcow2", "-F", "qcow2");
     }
 
+    /** The image between is shorter than the top: past its end the top reads zeroes, which are written there. */
+    @Test
+    void ontoItsOwnChainPastAShorterImageBetween() throws IOException {
+        assertSameRebase(f -> {
+            Qemu.io(qcow2(f, "base.qcow2", "4M"), "write -P 1 0 4M");
+            Qemu.io(qcow2(f, "mid.qcow2", "2M", "-b", "base.qcow2", "-F", "qcow2"), "write -P 2 0 64k");
+            Qemu.io(qcow2(f, "top.qcow2", "4M", "-b", "mid.qcow2", "-F", "qcow2"), "write -P 3 1M 4k");
+        }, "top.qcow2", "-b", "base.qcow2", "-F", "qcow2");
+    }
+
     @Test
     void rawBackingFilesAndAnOverlayWithoutOne() throws IOException {
         TwoCopies.Setup raw = f -> {

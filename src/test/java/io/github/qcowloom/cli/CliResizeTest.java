@@ -47,6 +47,24 @@ class CliResizeTest {
         Qemu.io(Path.of(img), "read -P 0x11 0 64k", "read -P 0x22 1040384 8k", "read -P 0 1M 3M");
     }
 
+    /**
+     * An overlay grown over a longer backing file: QEMU zeroes the whole new range (bdrv_co_truncate's
+     * BDRV_REQ_ZERO_WRITE), so that the backing file does not show through; same contents and allocation.
+     */
+    @Test
+    void growOverALongerBackingFile() throws IOException {
+        for (String size : new String[] {"6M", "10M", "7000k"}) {
+            new TwoCopies(dir.resolve("grow" + size)).assertSame(f -> {
+                Path base = f.resolve("b.qcow2");
+                Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "8M");
+                Qemu.io(base, "write -P 1 0 8M");
+                Path top = f.resolve("o.qcow2");
+                Qemu.imgIn(f, "create", "-q", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", top.toString(), "4000k");
+                Qemu.io(top, "write -P 2 0 64k");
+            }, "resize", java.util.List.of("-q", "@", size), "o.qcow2", "o.qcow2");
+        }
+    }
+
     @Test
     void growFarEnoughToGrowL1() {
         String img = image("1M", "write -P 0x33 512k 64k");

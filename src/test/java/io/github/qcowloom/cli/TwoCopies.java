@@ -37,8 +37,8 @@ final class TwoCopies {
     }
 
     /**
-     * Runs {@code qemu-img COMMAND ARGS FILE} and ours, FILE being {@code image} of each copy, and compares them
-     * and then each of {@code images} (those of them that exist).
+     * Runs {@code qemu-img COMMAND ARGS FILE} and ours, FILE being {@code image} of each copy (in place of an "@" in
+     * ARGS, if there is one), and compares them and then each of {@code images} (those of them that exist).
      */
     void assertSame(Setup setup, String command, List<String> args, String image, String... images)
             throws IOException {
@@ -48,12 +48,10 @@ final class TwoCopies {
         setup.build(theirs);
         setup.build(ours);
         List<String> qemu = new ArrayList<>(List.of("qemu-img", command));
-        qemu.addAll(args);
-        qemu.add(theirs.resolve(image).toString());
+        qemu.addAll(withImage(args, theirs.resolve(image)));
         Qemu.Result r = Qemu.exec(qemu);
         List<String> mine = new ArrayList<>(List.of(command));
-        mine.addAll(args);
-        mine.add(ours.resolve(image).toString());
+        mine.addAll(withImage(args, ours.resolve(image)));
         Cli.Run o = Cli.ours(mine.toArray(String[]::new));
         String context = command + " " + args + ": qemu-img said " + r.stdout() + r.stderr() + ", ours " + o.out()
                 + o.err();
@@ -77,6 +75,15 @@ final class TwoCopies {
                 assertEquals(0, check.exitCode(), about + ": " + check.stdout() + check.stderr());
             }
         }
+    }
+
+    /** {@code args} with FILE in place of an "@", or after them where there is none. */
+    private static List<String> withImage(List<String> args, Path image) {
+        List<String> line = new ArrayList<>(args.stream().map(a -> a.equals("@") ? image.toString() : a).toList());
+        if (!args.contains("@")) {
+            line.add(image.toString());
+        }
+        return line;
     }
 
     /** The backing file names and formats of the chain, as qemu-img info reads them from the headers. */
