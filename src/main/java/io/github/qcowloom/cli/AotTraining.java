@@ -15,8 +15,8 @@ import java.util.List;
 /**
  * The training runs of the JDK's AOT caches ({@code -XX:AOTCacheOutput}, JDK 25+), made at build time on a scratch
  * image, one JVM each. Two caches: {@code short}, the commands the launcher starts with the quick compiler (info,
- * check, map, measure, snapshot, create, resize, amend), and {@code all}, every command, for the others (convert, compare,
- * rebase, commit, dd, bench, serve).
+ * check, map, measure, snapshot, create, resize, amend), and {@code all}, every command, for the others (convert,
+ * compare, rebase, commit, dd, bench, serve).
  * A cache holds the classes its run loaded, linked, and their profiles, and the JVM maps all of them at start-up:
  * info started about 10 ms sooner from a cache of the short commands alone than from one of everything. The launcher
  * ({@code target/bin/qcow2-loom}) uses a cache when the JDK running it is the one that made it, whose home this run

@@ -143,8 +143,9 @@ final class MeasureCommand implements Callable<Integer> {
             case "qcow2" -> true;
             case "raw" -> false;
             default -> throw new UnsupportedFeatureException("measure -O " + outputFormat,
-                    ImageFormat.QEMU_OTHER_FORMATS.contains(outputFormat) ? "Measuring for format '" + outputFormat + "' is not "
-                    + "supported (raw and qcow2 are)" : "Unknown file format '" + outputFormat + "'");
+                    ImageFormat.QEMU_OTHER_FORMATS.contains(outputFormat)
+                            ? "Measuring for format '" + outputFormat + "' is not supported (raw and qcow2 are)"
+                            : "Unknown file format '" + outputFormat + "'");
         };
         Map<String, String> opts = parseOptions(qcow2 ? QCOW2_OPTIONS : RAW_OPTIONS);
         long optionSize = opts.containsKey("size") ? Sizes.option("size", opts.get("size")) : 0;

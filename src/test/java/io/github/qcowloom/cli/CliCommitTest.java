@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import static io.github.qcowloom.cli.TwoCopies.qcow2;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -8,7 +9,6 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -29,15 +29,6 @@ class CliCommitTest {
     @BeforeEach
     void needQemu() {
         Qemu.assume();
-    }
-
-    private static Path qcow2(Path folder, String name, String size, String... createArgs) {
-        Path img = folder.resolve(name);
-        List<String> args = new ArrayList<>(List.of("create", "-q", "-f", "qcow2"));
-        args.addAll(List.of(createArgs));
-        args.addAll(List.of(img.toString(), size));
-        Qemu.imgIn(folder, args.toArray(String[]::new));
-        return img;
     }
 
     private static void chain(Path f, String... baseOptions) {

@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import static io.github.qcowloom.cli.TwoCopies.qcow2;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,7 +17,9 @@ import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** {@code rebase} side by side with qemu-img rebase 7.2, each on its own copy of the same images ({@link TwoCopies}). */
+/**
+ * {@code rebase} side by side with qemu-img rebase 7.2, each on its own copy of the same images ({@link TwoCopies}).
+ */
 class CliRebaseTest {
     @TempDir
     Path dir;
@@ -25,15 +28,6 @@ class CliRebaseTest {
     @BeforeEach
     void needQemu() {
         Qemu.assume();
-    }
-
-    private static Path qcow2(Path folder, String name, String size, String... createArgs) {
-        Path img = folder.resolve(name);
-        List<String> args = new ArrayList<>(List.of("create", "-q", "-f", "qcow2"));
-        args.addAll(List.of(createArgs));
-        args.addAll(List.of(img.toString(), size));
-        Qemu.imgIn(folder, args.toArray(String[]::new));
-        return img;
     }
 
     /** b1 (2 MiB, data at 0), b2 (4 MiB, other data overlapping it, and some at 3 MiB), o over b1 (6 MiB). */

@@ -25,7 +25,8 @@ class MainMessageTest {
             Cli.Run r = Cli.ours(command, "x.qcow2");
             assertEquals(1, r.code(), command);
             assertEquals("qcow2-loom: Unsupported feature: qemu-img " + command + " (the commands here: amend, create, "
-                    + "info, check, commit, convert, dd, compare, map, measure, rebase, resize, snapshot, bench, serve, demo)\n", r.err(), command);
+                    + "info, check, commit, convert, dd, compare, map, measure, rebase, resize, snapshot, bench, serve, "
+                    + "demo)\n", r.err(), command);
         }
     }
 }

@@ -77,6 +77,19 @@ final class TwoCopies {
         }
     }
 
+    /**
+     * A qcow2 image {@code name} of {@code size} made by qemu-img in {@code folder}, with more create arguments;
+     * relative backing file names are taken from the folder, as qemu-img takes them beside the image.
+     */
+    static Path qcow2(Path folder, String name, String size, String... createArgs) {
+        Path img = folder.resolve(name);
+        List<String> args = new ArrayList<>(List.of("create", "-q", "-f", "qcow2"));
+        args.addAll(List.of(createArgs));
+        args.addAll(List.of(img.toString(), size));
+        Qemu.imgIn(folder, args.toArray(String[]::new));
+        return img;
+    }
+
     /** {@code args} with FILE in place of an "@", or after them where there is none. */
     private static List<String> withImage(List<String> args, Path image) {
         List<String> line = new ArrayList<>(args.stream().map(a -> a.equals("@") ? image.toString() : a).toList());
