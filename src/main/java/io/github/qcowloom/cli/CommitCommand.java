@@ -98,8 +98,10 @@ final class CommitCommand implements Callable<Integer> {
         // goes into the base, and a lock refused is refused before the base changes.
         FileStorage topFile = lockForWriting(path, options);
         try {
+            // The chain read without lock bytes of its own: FILE's and the base's are the ones that matter, and a
+            // second open of a file with lock bytes is refused where locks are POSIX ones (Java 21).
             try (BlockDevice top = ImageFormat.open(path, fmt, options.withReadOnly(true)
-                    .withLocking(ImageLocking.FORCE_SHARE))) {
+                    .withLocking(ImageLocking.NONE))) {
                 int depth = baseDepth(top, path);
                 List<Qcow2Image> above = new ArrayList<>();
                 BlockDevice dev = top;
@@ -108,7 +110,7 @@ final class CommitCommand implements Callable<Integer> {
                     dev = ((Qcow2Image) dev).backing();
                 }
                 String baseFormat = dev instanceof Qcow2Image ? "qcow2" : "raw";
-                try (BlockDevice base = ImageFormat.open(dev.path(), baseFormat, options)) {
+                try (BlockDevice base = ImageFormat.open(fileOf(dev), baseFormat, options)) {
                     copy(new CommitView(above, base), base, top.size(), rateLimit);
                 }
             }
@@ -129,6 +131,15 @@ final class CommitCommand implements Callable<Integer> {
             spec.commandLine().getOut().println("Image committed.");
         }
         return 0;
+    }
+
+    /** The file of an image of the chain (every image opened from a path has one). */
+    private static Path fileOf(BlockDevice dev) {
+        Path p = dev.path();
+        if (p == null) {
+            throw new IllegalStateException("an image of the chain is no file");
+        }
+        return p;
     }
 
     private static FileStorage lockForWriting(Path path, OpenOptions options) throws IOException {
@@ -155,7 +166,7 @@ final class CommitCommand implements Callable<Integer> {
             BlockDevice next = layer.backing();
             try {
                 Path wanted = ReferencedFiles.resolve(dir, baseName, "base").toRealPath();
-                if (next.path().toRealPath().equals(wanted)) {
+                if (fileOf(next).toRealPath().equals(wanted)) {
                     return depth;
                 }
             } catch (IOException e) {
@@ -164,7 +175,7 @@ final class CommitCommand implements Callable<Integer> {
             if (!(next instanceof Qcow2Image n)) {
                 break;
             }
-            dir = next.path().toAbsolutePath().getParent();
+            dir = fileOf(next).toAbsolutePath().getParent();
             layer = n;
         }
         throw new IllegalArgumentException("Did not find '" + baseName + "' in the backing chain of '"

@@ -21,7 +21,6 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.LongConsumer;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
 import picocli.CommandLine.Model.CommandSpec;
 
 /**
@@ -282,8 +281,7 @@ final class ConvertCommand implements Callable<Integer> {
             ChunkCopy.run(src, settings, sink, n -> { });
             return;
         }
-        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("convert").setInitialMax(src.size())
-                .setUnit("MiB", 1 << 20).build()) {
+        try (ProgressBar bar = ProgressBars.open(true, "convert", src.size())) {
             LongConsumer step = bar::stepBy;
             ChunkCopy.run(src, settings, sink, step);
         }

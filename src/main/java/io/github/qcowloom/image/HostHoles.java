@@ -23,7 +23,8 @@ import org.slf4j.LoggerFactory;
  * SEEK_HOLE) nothing is looked into, and data stays data.
  *
  * <p>No lock of its own: the first callers decide, possibly two at once; one decision is kept and the other's hole
- * map closed, as is one made after {@link #close}. Deciding counts refcounts under the metadata lock (see
+ * map closed, as is one made after {@link #close}, which the image calls once no request runs (a block status
+ * beside it could ask a closed descriptor). Deciding counts refcounts under the metadata lock (see
  * {@link MetadataWriter}), so callers may hold the image lock and a guest cluster's lock, not the metadata lock.
  */
 final class HostHoles implements Closeable {

@@ -621,13 +621,20 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
             dataFile.setLength(newSize);
         }
-        if (newSize > oldSize && backing != null && backing.size() > oldSize) {
+        if (newSize > oldSize && header.version() >= 3 && backing != null && backing.size() > oldSize) {
             // QEMU's bdrv_co_truncate: the backing file would show through the new range, so all of it is zeroed
             // (qcow2_co_truncate with BDRV_REQ_ZERO_WRITE): zero flags from the first subcluster boundary on, zero
-            // bytes written before it. Durable before the size, as below.
+            // bytes written before it. The old last cluster is zeroed apart, so that the whole clusters after it,
+            // which hold nothing yet, always take zero flags: never more than one cluster of zero bytes is written.
+            // (Version 2 has no zero flags; QEMU refuses there, and the branch below zeroes what the backing file
+            // would show.) Durable before the size, as below.
             long zeroStart = Math.min(newSize, Bytes.alignUp(oldSize, geometry.subclusterSize()));
-            if (newSize > zeroStart) {
-                discardPath.writeZeroes(zeroStart, newSize - zeroStart, false, newSize);
+            long wholeStart = Math.max(zeroStart, Math.min(newSize, Bytes.alignUp(oldSize, geometry.clusterSize())));
+            if (wholeStart > zeroStart) {
+                discardPath.writeZeroes(zeroStart, wholeStart - zeroStart, false, newSize);
+            }
+            if (newSize > wholeStart) {
+                discardPath.writeZeroes(wholeStart, newSize - wholeStart, false, newSize);
             }
             if (zeroStart > oldSize) {
                 discardPath.writeZeroBytes(oldSize, zeroStart - oldSize);
@@ -652,11 +659,15 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * How far a grown disk would show backing data past its old end where the backing file does not reach past it:
-     * nowhere, unless the backing file is named but not open, then all of it (QEMU leaves that case to the user).
+     * How far a grown disk must be zeroed past its old end outside the branch above: nowhere where the backing file
+     * does not reach past it; up to the backing file's end for version 2; all of it where the backing file is named
+     * but not open (QEMU leaves that case to the user; zeroing is the safe side).
      */
-    private long exposedEnd(long oldSize, long newSize) {
-        return header.backingFile() != null && backing == null ? newSize : oldSize;
+    private long exposedEnd(long oldSize, long newSize) throws IOException {
+        if (header.backingFile() == null) {
+            return oldSize;
+        }
+        return backing == null ? newSize : Math.min(newSize, Math.max(oldSize, backing.size()));
     }
 
     /** Refuses to cut off clusters that hold anything: the user must discard them first. */

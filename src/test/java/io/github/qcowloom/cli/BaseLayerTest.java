@@ -104,6 +104,29 @@ class BaseLayerTest {
         assertNoStackTrace(map);
     }
 
+    /**
+     * Locks are POSIX ones there, which refuse a second open of a file with lock bytes in one process: commit and
+     * rebase open each file of the chain with lock bytes once.
+     */
+    @Test
+    void commitAndRebaseOnPosixLocks() throws Exception {
+        Path base = dir.resolve("cb.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "4M");
+        Qemu.io(base, "write -P 1 0 1M");
+        Path other = dir.resolve("co.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", other.toString(), "4M");
+        Path top = dir.resolve("ct.qcow2");
+        Qemu.imgIn(dir, "create", "-q", "-f", "qcow2", "-b", "cb.qcow2", "-F", "qcow2", top.toString());
+        Qemu.io(top, "write -P 2 512k 64k");
+        Result commit = run("commit", top.toString());
+        assertEquals(0, commit.exit(), commit.text());
+        assertNoStackTrace(commit);
+        Qemu.io(base, "read -P 1 0 512k", "read -P 2 512k 64k");
+        Result rebase = run("rebase", "-b", "co.qcow2", "-F", "qcow2", top.toString());
+        assertEquals(0, rebase.exit(), rebase.text());
+        Qemu.io(top, "read -P 1 0 512k", "read -P 2 512k 64k", "read -P 0 1M 3M");
+    }
+
     private record Result(int exit, String text) {
     }
 

@@ -65,6 +65,26 @@ class CliResizeTest {
         }
     }
 
+    /**
+     * Version 2 has no zero flags (QEMU refuses the grow there): zero bytes are written only where the backing file
+     * would show through, not over the whole new range.
+     */
+    @Test
+    void growAVersion2OverlayFarPastItsBackingFile() throws IOException {
+        Path base = dir.resolve("b2.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "8M");
+        Qemu.io(base, "write -P 1 0 8M");
+        Path top = dir.resolve("o2.qcow2");
+        Qemu.imgIn(dir, "create", "-q", "-f", "qcow2", "-o", "compat=0.10", "-b", "b2.qcow2", "-F", "qcow2",
+                top.toString(), "4000k");
+        Cli.Run r = ours("resize", top.toString(), "1G");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.size(top) < 16 << 20, "zero bytes for the 4 MiB the backing file covers, not 1 GiB: "
+                + Files.size(top));
+        Qemu.io(top, "read -P 1 0 4000k", "read -P 0 4000k 4192k", "read -P 0 8M 1000M");
+        Qemu.img("check", top.toString());
+    }
+
     @Test
     void growFarEnoughToGrowL1() {
         String img = image("1M", "write -P 0x33 512k 64k");
