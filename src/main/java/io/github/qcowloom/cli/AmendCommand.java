@@ -2,7 +2,6 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageAmendment;
 import io.github.qcowloom.image.ImageFormat;
 import java.nio.file.Files;
@@ -14,8 +13,8 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
@@ -56,17 +55,12 @@ final class AmendCommand implements Callable<Integer> {
     @Option(names = "--force", description = "Allow dangerous changes (LUKS key slots; none here).")
     boolean force;
 
-    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
-    boolean imageOpts;
-
-    @Parameters(arity = "0..*", paramLabel = "FILE")
-    List<String> files = List.of();
+    @Mixin
+    OneImageFile file;
 
     @Override
     public Integer call() throws Exception {
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
-        }
+        file.refuseImageOpts();
         if (options.isEmpty()) {
             throw new IllegalArgumentException("Must specify options (-o)");
         }
@@ -74,13 +68,11 @@ final class AmendCommand implements Callable<Integer> {
         if (format != null && CreateOptionsParser.asksForHelp(opts)) {
             return help(format);
         }
-        if (files.size() != 1) {
-            throw new IllegalArgumentException("Expecting one image file name");
-        }
+        String filename = file.name();
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
-        Path path = Path.of(files.get(0));
+        Path path = Path.of(filename);
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(files.get(0));
+            throw new NoSuchFileException(filename);
         }
         String fmt = format != null ? format : ImageFormat.probe(path);
         if (!fmt.equals("qcow2") && !fmt.equals("raw")) {

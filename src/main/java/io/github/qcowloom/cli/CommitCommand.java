@@ -5,7 +5,6 @@ import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.ReferencedFiles;
@@ -23,8 +22,8 @@ import java.util.concurrent.TimeUnit;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
@@ -69,22 +68,14 @@ final class CommitCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet: print nothing but errors.")
     boolean quiet;
 
-    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
-    boolean imageOpts;
-
-    @Parameters(arity = "0..*", paramLabel = "FILE")
-    List<String> files = List.of();
+    @Mixin
+    OneImageFile file;
 
     @Override
     public Integer call() throws Exception {
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
-        }
+        file.refuseImageOpts();
         long rateLimit = rate == null ? 0 : Sizes.cvtnum("rate limit", rate);
-        if (files.size() != 1) {
-            throw new IllegalArgumentException("Expecting one image file name");
-        }
-        String filename = files.get(0);
+        String filename = file.name();
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
         OpenOptions options = OpenOptions.readWriteDefaults().withDirect(direct).withHostSyncs(CacheMode.syncs(cache))
                 .withPool(false); // clusters placed as qemu-img places them, none held back
@@ -179,7 +170,7 @@ final class CommitCommand implements Callable<Integer> {
             layer = n;
         }
         throw new IllegalArgumentException("Did not find '" + baseName + "' in the backing chain of '"
-                + files.get(0) + "'");
+                + file.name() + "'");
     }
 
     /**

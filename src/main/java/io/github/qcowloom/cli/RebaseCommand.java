@@ -15,12 +15,11 @@ import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 
 /**
  * {@code rebase [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] [-u] -b BACKING [-F BACKING_FMT] FILE}, as
@@ -69,24 +68,16 @@ final class RebaseCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet: print nothing but errors.")
     boolean quiet;
 
-    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
-    boolean imageOpts;
-
-    @Parameters(arity = "0..*", paramLabel = "FILE")
-    List<String> files = List.of();
+    @Mixin
+    OneImageFile file;
 
     @Override
     public Integer call() throws Exception {
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
-        }
-        if (files.size() != 1) {
-            throw new IllegalArgumentException("Expecting one image file name");
-        }
+        file.refuseImageOpts();
+        String filename = file.name();
         if (!unsafe && backing == null) {
             throw new IllegalArgumentException("Must specify backing file (-b) or use unsafe mode (-u)");
         }
-        String filename = files.get(0);
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
         boolean sourceDirect;
         try {
