@@ -3,6 +3,7 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -66,9 +67,7 @@ final class CommitView {
             int n = (int) run.status().length();
             ByteBuffer part = buf.duplicate().position(start + done).limit(start + done + n);
             if (run.zeroesPastAnEnd()) {
-                while (part.hasRemaining()) {
-                    part.put((byte) 0);
-                }
+                Zeroes.fill(part);
             } else {
                 run.source().read(offset + done, part);
             }

@@ -10,6 +10,7 @@ import io.github.qcowloom.image.BackingFileChange;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.ReferencedFiles;
+import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -257,10 +258,7 @@ final class RebaseCommand implements Callable<Integer> {
     }
 
     private static void zero(ByteBuffer buf, int length) {
-        buf.clear().limit(length);
-        while (buf.hasRemaining()) {
-            buf.put((byte) 0);
-        }
+        Zeroes.fill(buf.clear().limit(length));
         buf.flip();
     }
 
