@@ -9,7 +9,6 @@ import io.github.qcowloom.image.ImageFormat;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -226,7 +225,7 @@ final class BenchCommand implements Callable<Integer> {
             // A sweep of writes runs each pair on a fresh copy, so no pair finds the clusters another allocated.
             Path target = sweep && write ? copy : file;
             if (target == copy) {
-                Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+                BenchCopy.restore(file, copy);
             }
             BenchRunner.Result r = BenchRunner.run(work, target, options, model, err);
             report(out, "qcow2-loom", r);
@@ -236,15 +235,15 @@ final class BenchCommand implements Callable<Integer> {
         Map<String, List<BenchRunner.QemuResult>> qemu = new LinkedHashMap<>();
         List<Double> pairRatios = new ArrayList<>();
         for (int pair = 0; pair < pairs; pair++) {
-            // Each run starts from the same image state: allocating runs see a fresh image every time. Which tool
-            // runs first alternates, so that neither always follows the other's traces (the host's writeback of a
-            // copy, a warm cache).
+            // Each run starts from the same image state, on the same blocks (BenchCopy): allocating runs see a fresh
+            // image every time. Which tool runs first alternates, so that neither always follows the other's traces
+            // (the host's writeback of a copy, a warm cache).
             boolean qemuFirst = pair % 2 == 1;
             double fastestQemu = Double.MAX_VALUE;
             if (qemuFirst) {
                 fastestQemu = runQemuRound(out, work, aios, copy, pair, qemu);
             }
-            Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+            BenchCopy.restore(file, copy);
             BenchRunner.Result r = BenchRunner.run(work, copy, options, model, err);
             ours.add(r);
             report(out, "qcow2-loom run " + (pair + 1), r);
@@ -294,7 +293,7 @@ final class BenchCommand implements Callable<Integer> {
             Map<String, List<BenchRunner.QemuResult>> qemu) throws Exception {
         double fastest = Double.MAX_VALUE;
         for (String aio : aios) {
-            Files.copy(file, copy, StandardCopyOption.REPLACE_EXISTING);
+            BenchCopy.restore(file, copy);
             BenchRunner.QemuResult q = BenchRunner.runQemu(work, copy, aio);
             qemu.computeIfAbsent(aio, a -> new ArrayList<>()).add(q);
             out.printf("%s run %d: %.3f s, %.0f IOPS, %s%n", qemuLabel(aio), pair + 1, q.seconds(),
