@@ -15,7 +15,8 @@ import java.util.concurrent.ArrayBlockingQueue;
 
 /**
  * A guest read as straight-line code: per cluster, L1 then L2 (a cache miss yields the thread there), then the
- * data from the image file, the data file, the backing file, a decompressed cluster, or zeroes.
+ * data from the image file, the data file, the backing file, a decompressed cluster, or zeroes. The parts that go
+ * to a file are read side by side once the range is mapped, as QEMU reads them ({@link PartTasks}).
  */
 final class ReadPath {
     private final ImageGeometry geometry;
@@ -51,7 +52,12 @@ final class ReadPath {
         }
     }
 
+    /**
+     * Maps the range part by part, filling zeroes and compressed clusters as it goes, and then reads the parts that
+     * go to a file side by side ({@link PartTasks}).
+     */
     private void readRange(long offset, ByteBuffer dst, Scratch scratch) throws IOException {
+        PartTasks tasks = new PartTasks();
         long clusterSize = geometry.clusterSize();
         while (dst.hasRemaining()) {
             GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());
@@ -59,15 +65,16 @@ final class ReadPath {
             int n = (int) Math.min(dst.remaining(), clusterSize - inCluster);
             L2Mapping mapping = mapper.lookup(cluster);
             if (geometry.extendedL2()) {
-                readSubclusters(mapping, offset, inCluster, n, dst, scratch);
+                readSubclusters(mapping, offset, inCluster, n, dst, scratch, tasks);
             } else {
                 if (mapping instanceof L2Mapping.Data data && n < dst.remaining()) {
                     n = contiguousRun(data, cluster, n, dst.remaining());
                 }
-                readPart(mapping.subcluster(0), mapping, offset, inCluster, n, dst, scratch);
+                readPart(mapping.subcluster(0), mapping, offset, inCluster, n, dst, scratch, tasks);
             }
             offset += n;
         }
+        tasks.runAll();
     }
 
     /**
@@ -93,7 +100,7 @@ final class ReadPath {
 
     /** Splits a cluster's part into runs of subclusters of one type. */
     private void readSubclusters(L2Mapping mapping, long offset, int inCluster, int n, ByteBuffer dst,
-            Scratch scratch) throws IOException {
+            Scratch scratch, PartTasks tasks) throws IOException {
         int scSize = geometry.subclusterSize();
         int end = inCluster + n;
         int pos = inCluster;
@@ -104,23 +111,24 @@ final class ReadPath {
             while (runEnd < end && mapping.subcluster(runEnd / scSize) == type) {
                 runEnd = Math.min(end, runEnd + scSize);
             }
-            readPart(type, mapping, offset + (pos - inCluster), pos, runEnd - pos, dst, scratch);
+            readPart(type, mapping, offset + (pos - inCluster), pos, runEnd - pos, dst, scratch, tasks);
             pos = runEnd;
         }
     }
 
+    /** One part: zeroes and compressed clusters are filled at once, file reads are added to {@code tasks}. */
     private void readPart(SubclusterType type, L2Mapping mapping, long guestOffset, int inCluster, int n,
-            ByteBuffer dst, Scratch scratch) throws IOException {
+            ByteBuffer dst, Scratch scratch, PartTasks tasks) throws IOException {
         ByteBuffer part = dst.slice(dst.position(), n);
         switch (mapping) {
             case L2Mapping.Data data -> {
                 if (type == SubclusterType.NORMAL) {
-                    readData(data, inCluster, part);
+                    tasks.add(() -> readData(data, inCluster, part));
                 } else {
-                    unallocatedOrZero(type, guestOffset, part);
+                    unallocatedOrZero(type, guestOffset, part, tasks);
                 }
             }
-            case L2Mapping.Unallocated unallocated -> unallocatedOrZero(type, guestOffset, part);
+            case L2Mapping.Unallocated unallocated -> unallocatedOrZero(type, guestOffset, part, tasks);
             case L2Mapping.Zero zero -> Zeroes.fill(part);
             case L2Mapping.Compressed compressed -> readCompressed(compressed, inCluster, part, scratch);
             case L2Mapping.Invalid invalid -> throw new MetadataCorruptionException(String.format(
@@ -131,11 +139,11 @@ final class ReadPath {
     }
 
     /** A part without data of its own: zeroes where the entry says so, else the backing file's (or zeroes). */
-    private void unallocatedOrZero(SubclusterType type, long guestOffset, ByteBuffer part) throws IOException {
-        if (type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC) {
+    private void unallocatedOrZero(SubclusterType type, long guestOffset, ByteBuffer part, PartTasks tasks) {
+        if (type == SubclusterType.ZERO_PLAIN || type == SubclusterType.ZERO_ALLOC || !hasBacking) {
             Zeroes.fill(part);
         } else {
-            readBacking(guestOffset, part);
+            tasks.add(() -> readBacking(guestOffset, part));
         }
     }
 
@@ -207,10 +215,6 @@ final class ReadPath {
     }
 
     private void readBacking(long guestOffset, ByteBuffer part) throws IOException {
-        if (!hasBacking) {
-            Zeroes.fill(part);
-            return;
-        }
         if (backing == null) {
             throw new UnsupportedFeatureException("backing file not opened",
                     "This range reads from the backing file, which was not opened");
