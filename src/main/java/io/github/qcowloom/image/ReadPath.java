@@ -57,7 +57,7 @@ final class ReadPath {
      * go to a file side by side ({@link PartTasks}).
      */
     private void readRange(long offset, ByteBuffer dst, Scratch scratch) throws IOException {
-        PartTasks tasks = new PartTasks();
+        PartTasks tasks = new PartTasks(dataFile != null && dataFile.waitsForDevice());
         long clusterSize = geometry.clusterSize();
         while (dst.hasRemaining()) {
             GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());

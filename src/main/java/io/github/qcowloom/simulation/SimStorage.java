@@ -25,6 +25,12 @@ public final class SimStorage extends ForwardingStorage {
         T run() throws IOException;
     }
 
+    /** It stands for a device: every operation yields, as one waiting for a disk would. */
+    @Override
+    public boolean waitsForDevice() {
+        return true;
+    }
+
     /** Yields around every operation of {@code inner}, with no delays. */
     public SimStorage(Storage inner, SimScheduler scheduler) {
         this(inner, scheduler, 0, 0);

@@ -641,6 +641,11 @@ public final class FileStorage implements Storage {
     }
 
     @Override
+    public boolean waitsForDevice() {
+        return direct;
+    }
+
+    @Override
     public boolean readOnly() {
         return resizer == null;
     }

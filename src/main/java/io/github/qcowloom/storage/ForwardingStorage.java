@@ -83,6 +83,11 @@ public abstract class ForwardingStorage implements Storage {
     }
 
     @Override
+    public boolean waitsForDevice() {
+        return inner.waitsForDevice();
+    }
+
+    @Override
     public boolean readOnly() {
         return inner.readOnly();
     }

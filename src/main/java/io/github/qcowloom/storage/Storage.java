@@ -108,6 +108,15 @@ public interface Storage extends Closeable {
     boolean readOnly();
 
     /**
+     * True if a read waits for a device rather than copying from memory (O_DIRECT; a simulated device): where the
+     * independent parts of one request are worth making side by side ({@code image.PartTasks}). Through the page
+     * cache a read is a copy, which the request's own thread makes as fast as helpers would.
+     */
+    default boolean waitsForDevice() {
+        return false;
+    }
+
+    /**
      * The driver announces that {@code event} is about to happen, so that a fault-injecting storage (crashkit's
      * FaultStorage, in QEMU's blkdebug spirit) can fail the I/O that follows. Other storages ignore it; wrappers
      * forward it.

@@ -98,6 +98,11 @@ class FragmentedReadTest {
         }
 
         @Override
+        public boolean waitsForDevice() {
+            return true; // as an O_DIRECT file: the parts go side by side
+        }
+
+        @Override
         public int read(ByteBuffer dst, long position) throws IOException {
             long fail = failAt;
             if (fail >= position && fail < position + dst.remaining()) {

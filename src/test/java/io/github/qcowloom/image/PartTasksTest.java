@@ -16,12 +16,28 @@ import org.junit.jupiter.api.Test;
 class PartTasksTest {
     @Test
     void aLonePartRunsOnTheRequestsThread() throws Exception {
-        PartTasks tasks = new PartTasks();
+        PartTasks tasks = new PartTasks(true);
         AtomicReference<Thread> ranOn = new AtomicReference<>();
         tasks.add(() -> ranOn.set(Thread.currentThread()));
         tasks.runAll();
         assertSame(Thread.currentThread(), ranOn.get());
-        new PartTasks().runAll(); // none: nothing to do
+        new PartTasks(true).runAll(); // none: nothing to do
+    }
+
+    @Test
+    void withoutADeviceToWaitForThePartsRunInOrderOnTheRequestsThread() throws Exception {
+        PartTasks tasks = new PartTasks(false);
+        StringBuilder order = new StringBuilder();
+        Thread request = Thread.currentThread();
+        for (int i = 0; i < 20; i++) {
+            int part = i;
+            tasks.add(() -> {
+                assertSame(request, Thread.currentThread());
+                order.append(part).append(' ');
+            });
+        }
+        tasks.runAll();
+        assertEquals("0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 ", order.toString());
     }
 
     @Test
@@ -32,7 +48,7 @@ class PartTasksTest {
         AtomicInteger running = new AtomicInteger();
         AtomicInteger most = new AtomicInteger();
         AtomicInteger ran = new AtomicInteger();
-        PartTasks tasks = new PartTasks();
+        PartTasks tasks = new PartTasks(true);
         for (int i = 0; i < 2 * workers; i++) {
             tasks.add(() -> {
                 most.accumulateAndGet(running.incrementAndGet(), Math::max);
@@ -54,7 +70,7 @@ class PartTasksTest {
     @Test
     void aFailureIsThrownOnceEveryPartStartedHasEnded() {
         AtomicInteger running = new AtomicInteger();
-        PartTasks tasks = new PartTasks();
+        PartTasks tasks = new PartTasks(true);
         for (int i = 0; i < 40; i++) {
             int part = i;
             tasks.add(() -> {
@@ -83,7 +99,7 @@ class PartTasksTest {
         AtomicReference<Boolean> stillInterrupted = new AtomicReference<>();
         CyclicBarrier started = new CyclicBarrier(2);
         Thread request = Thread.ofVirtual().start(() -> {
-            PartTasks tasks = new PartTasks();
+            PartTasks tasks = new PartTasks(true);
             for (int i = 0; i < 4; i++) {
                 int part = i;
                 tasks.add(() -> {
