@@ -11,8 +11,9 @@ import java.util.List;
 
 /**
  * A guest write as straight-line code: whole clusters that hold no data, several at once, into one new run of host
- * clusters; otherwise per cluster, a write in place when the image owns the cluster alone
- * (COPIED) and, with extended L2, every subcluster written to is allocated; otherwise, holding that guest
+ * clusters; otherwise a write in place when the image owns the cluster alone (COPIED) and, with extended L2, every
+ * subcluster written to is allocated (with the clusters after it that sit next to it in the file and may be written
+ * in place too); otherwise, holding that guest
  * cluster's lock, the data goes into the cluster with the copy-on-write head and tail of its {@link CowRange}
  * (the old contents: from the old cluster, a compressed cluster, the backing file or zeroes) and the L2 entry is
  * switched to it. The cluster is a new host cluster, or with extended L2 the owned one, whose newly filled
@@ -45,8 +46,15 @@ final class WritePath {
         return clusterLocks;
     }
 
-    /** Writes {@code src} at guest {@code offset}; the caller has checked the range. */
+    /**
+     * Writes {@code src} at guest {@code offset}; the caller has checked the range. New runs of clusters are written
+     * as they are met; the writes in place (one per run of host-contiguous clusters) and the clusters written one by
+     * one then go side by side where the data's file waits for a device ({@link PartTasks}), as QEMU's
+     * qcow2_co_pwritev_part hands them to its task pool. The parts touch different guest clusters, and each takes
+     * its own cluster's lock when it needs one.
+     */
     void write(long offset, ByteBuffer src) throws IOException {
+        PartTasks tasks = new PartTasks(data.waitsForDevice());
         long clusterSize = geometry.clusterSize();
         while (src.hasRemaining()) {
             GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());
@@ -55,11 +63,49 @@ final class WritePath {
             int n = inCluster == 0 && holdsNoData(mapping) ? writeNewRun(cluster, src) << geometry.clusterBits() : 0;
             if (n == 0) {
                 n = (int) Math.min(src.remaining(), clusterSize - inCluster);
-                writeCluster(cluster, mapping, inCluster, src.slice(src.position(), n));
+                if (mapping instanceof L2Mapping.Data owned && inPlace(owned, inCluster, n)) {
+                    n = inPlaceRun(owned, cluster, n, src.remaining());
+                    ByteBuffer run = src.slice(src.position(), n);
+                    long host = owned.cluster().bytes() + inCluster;
+                    tasks.add(() -> writeData(run, host));
+                } else {
+                    ByteBuffer part = src.slice(src.position(), n);
+                    L2Mapping seen = mapping;
+                    tasks.add(() -> writeCluster(cluster, seen, inCluster, part));
+                }
             }
             src.position(src.position() + n);
             offset += n;
         }
+        tasks.runAll();
+    }
+
+    /** True if {@code n} bytes from {@code inCluster} of the cluster may be written in place. */
+    private boolean inPlace(L2Mapping.Data data, int inCluster, int n) {
+        int sc = geometry.subclusterSize();
+        return data.writableInPlace(inCluster / sc, (inCluster + n - 1) / sc + 1);
+    }
+
+    /**
+     * The bytes from the write's position in cluster {@code cluster} (of which {@code n} lie in it and may be
+     * written in place) to the end of the run of following clusters that sit right after it in the file and may
+     * be written in place too, at most {@code remaining}: one host write, as QEMU's handle_copied takes such a run
+     * together. Without their locks, as a write in place of one cluster (see {@link #writeInPlace}).
+     */
+    private int inPlaceRun(L2Mapping.Data first, GuestCluster cluster, int n, int remaining) throws IOException {
+        long clusterSize = geometry.clusterSize();
+        HostOffset nextHost = first.cluster().plus(clusterSize);
+        int run = n;
+        for (GuestCluster next = cluster.next(); run < remaining; next = next.next(), nextHost = nextHost.plus(
+                clusterSize)) {
+            int part = (int) Math.min(clusterSize, remaining - run);
+            if (!(mapper.lookup(next) instanceof L2Mapping.Data data) || !data.cluster().equals(nextHost)
+                    || !inPlace(data, 0, part)) {
+                break;
+            }
+            run += part;
+        }
+        return run;
     }
 
     /**
