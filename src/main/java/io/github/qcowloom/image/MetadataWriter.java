@@ -317,6 +317,11 @@ final class MetadataWriter {
     }
 
     /** Refuses a data write to {@code [host, host + length)} that would land on metadata. */
+    /** True if the calling thread holds the metadata lock: it runs an exclusive edit (resize's zeroing, say). */
+    boolean heldByCurrentThread() {
+        return lock.isHeldByCurrentThread();
+    }
+
     void checkDataWrite(long host, long length) throws IOException {
         overlap.check(host, length, "data write");
     }

@@ -47,14 +47,15 @@ final class WritePath {
     }
 
     /**
-     * Writes {@code src} at guest {@code offset}; the caller has checked the range. New runs of clusters are written
-     * as they are met; the writes in place (one per run of host-contiguous clusters) and the clusters written one by
-     * one then go side by side where the data's file waits for a device ({@link PartTasks}), as QEMU's
-     * qcow2_co_pwritev_part hands them to its task pool. The parts touch different guest clusters, and each takes
-     * its own cluster's lock when it needs one.
+     * Writes {@code src} at guest {@code offset}; the caller has checked the range. What allocates (new runs of
+     * clusters, clusters written one by one) is written as it is met, in guest order, so that the clusters land in
+     * the file in QEMU's order; the writes in place (one per run of host-contiguous clusters) then go side by side
+     * where the data's file waits for a device ({@link PartTasks}), as QEMU's qcow2_co_pwritev_part hands its parts
+     * to a task pool. They take no lock, as a write in place never has, except under an exclusive edit (resize's
+     * zeroing holds the metadata lock, which their overlap check may need): there they run on this thread.
      */
     void write(long offset, ByteBuffer src) throws IOException {
-        PartTasks tasks = new PartTasks(data.waitsForDevice());
+        PartTasks tasks = new PartTasks(data.waitsForDevice() && !metadata.heldByCurrentThread());
         long clusterSize = geometry.clusterSize();
         while (src.hasRemaining()) {
             GuestCluster cluster = new GuestCluster(offset >>> geometry.clusterBits());
@@ -69,9 +70,7 @@ final class WritePath {
                     long host = owned.cluster().bytes() + inCluster;
                     tasks.add(() -> writeData(run, host));
                 } else {
-                    ByteBuffer part = src.slice(src.position(), n);
-                    L2Mapping seen = mapping;
-                    tasks.add(() -> writeCluster(cluster, seen, inCluster, part));
+                    writeCluster(cluster, inCluster, src.slice(src.position(), n));
                 }
             }
             src.position(src.position() + n);
@@ -171,12 +170,8 @@ final class WritePath {
                 || mapping instanceof L2Mapping.Zero zero && zero.preallocated() == null;
     }
 
-    /** One cluster's part of a write; {@code seen} is its mapping as looked up, without its lock, just before. */
-    private void writeCluster(GuestCluster cluster, L2Mapping seen, int inCluster, ByteBuffer part)
-            throws IOException {
-        if (writeInPlace(seen, inCluster, part)) {
-            return;
-        }
+    /** One cluster's part of a write that could not be made in place as looked up without its lock. */
+    private void writeCluster(GuestCluster cluster, int inCluster, ByteBuffer part) throws IOException {
         ClusterLocks.Held held = clusterLocks.lock(cluster.index());
         try {
             while (true) {

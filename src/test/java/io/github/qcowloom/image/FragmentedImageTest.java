@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CreateOptions;
@@ -14,6 +15,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Arrays;
@@ -146,6 +148,29 @@ class FragmentedImageTest {
             img.read(CLUSTER / 2, got);
             assertArrayEquals(Arrays.copyOf(data, 40 * CLUSTER), got.array());
         }
+    }
+
+    /**
+     * A resize of a version 2 image over a longer backing file zeroes the new range with writes, holding the
+     * metadata lock (an exclusive edit): their parts must not wait for it on other threads. Two clusters, the
+     * second partial, were two parts.
+     */
+    @Test
+    void aResizeThatWritesZeroesOverSeveralClustersFinishes() throws Exception {
+        byte[] base = new byte[16 * CLUSTER];
+        random.nextBytes(base);
+        Files.write(dir.resolve("base.raw"), base);
+        Path top = dir.resolve("v2.qcow2");
+        ImageCreator.create(top, CreateOptions.defaults(10L * CLUSTER).withClusterSize(CLUSTER).withVersion(2)
+                .withBacking("base.raw", "raw"));
+        MemoryStorage memory = new MemoryStorage(Files.readAllBytes(top));
+        Qcow2Image img = Qcow2Image.open(new InFlight(memory), dir, OpenOptions.readWriteDefaults().withPool(false));
+        // Not closed if it times out: a resize stuck holding the image's locks would hold up the close too.
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> img.resize(11L * CLUSTER + 512));
+        ByteBuffer grown = ByteBuffer.allocate(CLUSTER + 512);
+        img.read(10L * CLUSTER, grown);
+        assertArrayEquals(new byte[CLUSTER + 512], grown.array());
+        img.close();
     }
 
     /** Requests of one kind in flight at once on the image file. */
