@@ -58,6 +58,35 @@ final class ClusterMapper {
         return geometry;
     }
 
+    /** Whether a data cluster may join a run, given the bytes of the request that fall in it. */
+    @FunctionalInterface
+    interface RunMember {
+        boolean accepts(L2Mapping.Data data, int bytes);
+    }
+
+    /**
+     * The bytes from a request's position in data cluster {@code cluster} (of which {@code n} lie in it) to the end
+     * of the run of following data clusters that sit right after it in the file and that {@code member} accepts, at
+     * most {@code remaining}: one host request, as QEMU reads (qcow2_co_preadv_part) and writes in place
+     * (handle_copied) host-contiguous clusters together. Each cluster of the run passed the checks of its lookup.
+     */
+    int contiguousRun(L2Mapping.Data first, GuestCluster cluster, int n, int remaining, RunMember member)
+            throws IOException {
+        long clusterSize = geometry.clusterSize();
+        HostOffset nextHost = first.cluster().plus(clusterSize);
+        int run = n;
+        for (GuestCluster next = cluster.next(); run < remaining; next = next.next(), nextHost = nextHost.plus(
+                clusterSize)) {
+            int bytes = (int) Math.min(clusterSize, remaining - run);
+            if (!(lookup(next) instanceof L2Mapping.Data data) || !data.cluster().equals(nextHost)
+                    || !member.accepts(data, bytes)) {
+                break;
+            }
+            run += bytes;
+        }
+        return run;
+    }
+
     /**
      * What guest {@code cluster}'s L2 entry maps it to, checked (see {@link L2Mapping}); unallocated with L2 offset 0
      * if its L2 table is absent.

@@ -1,6 +1,5 @@
 package io.github.qcowloom.image;
 
-import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.MetadataCorruptionException;
@@ -68,34 +67,15 @@ final class ReadPath {
                 readSubclusters(mapping, offset, inCluster, n, dst, scratch, tasks);
             } else {
                 if (mapping instanceof L2Mapping.Data data && n < dst.remaining()) {
-                    n = contiguousRun(data, cluster, n, dst.remaining());
+                    // One read for the clusters in a row in the file. Safe under the shared image lock the read
+                    // holds: no cluster it maps is freed before the request ends (frees wait for the exclusive side).
+                    n = mapper.contiguousRun(data, cluster, n, dst.remaining(), (next, bytes) -> true);
                 }
                 readPart(mapping.subcluster(0), mapping, offset, inCluster, n, dst, scratch, tasks);
             }
             offset += n;
         }
         tasks.runAll();
-    }
-
-    /**
-     * The bytes from the request's position in data cluster {@code cluster} (of which {@code n} lie in it) to the
-     * end of the run of following data clusters that sit right after it in the file, at most {@code remaining}: read
-     * with one system call, as QEMU's qcow2_co_preadv_part reads host-contiguous clusters together. Each cluster of
-     * the run passed the checks of its lookup. Safe under the shared image lock the read holds: no cluster it maps is
-     * freed before the request ends (deferred frees wait for the exclusive side).
-     */
-    private int contiguousRun(L2Mapping.Data first, GuestCluster cluster, int n, int remaining) throws IOException {
-        long clusterSize = geometry.clusterSize();
-        HostOffset nextHost = first.cluster().plus(clusterSize);
-        int run = n;
-        for (GuestCluster next = cluster.next(); run < remaining; next = next.next(), nextHost = nextHost.plus(
-                clusterSize)) {
-            if (!(mapper.lookup(next) instanceof L2Mapping.Data data) || !data.cluster().equals(nextHost)) {
-                break;
-            }
-            run += (int) Math.min(clusterSize, remaining - run);
-        }
-        return run;
     }
 
     /** Splits a cluster's part into runs of subclusters of one type. */

@@ -65,7 +65,10 @@ final class WritePath {
             if (n == 0) {
                 n = (int) Math.min(src.remaining(), clusterSize - inCluster);
                 if (mapping instanceof L2Mapping.Data owned && inPlace(owned, inCluster, n)) {
-                    n = inPlaceRun(owned, cluster, n, src.remaining());
+                    // With the clusters in a row in the file that may be written in place too: one host write,
+                    // without their locks, as for one cluster (see writeInPlace).
+                    n = mapper.contiguousRun(owned, cluster, n, src.remaining(),
+                            (next, bytes) -> inPlace(next, 0, bytes));
                     ByteBuffer run = src.slice(src.position(), n);
                     long host = owned.cluster().bytes() + inCluster;
                     tasks.add(() -> writeData(run, host));
@@ -83,28 +86,6 @@ final class WritePath {
     private boolean inPlace(L2Mapping.Data data, int inCluster, int n) {
         int sc = geometry.subclusterSize();
         return data.writableInPlace(inCluster / sc, (inCluster + n - 1) / sc + 1);
-    }
-
-    /**
-     * The bytes from the write's position in cluster {@code cluster} (of which {@code n} lie in it and may be
-     * written in place) to the end of the run of following clusters that sit right after it in the file and may
-     * be written in place too, at most {@code remaining}: one host write, as QEMU's handle_copied takes such a run
-     * together. Without their locks, as a write in place of one cluster (see {@link #writeInPlace}).
-     */
-    private int inPlaceRun(L2Mapping.Data first, GuestCluster cluster, int n, int remaining) throws IOException {
-        long clusterSize = geometry.clusterSize();
-        HostOffset nextHost = first.cluster().plus(clusterSize);
-        int run = n;
-        for (GuestCluster next = cluster.next(); run < remaining; next = next.next(), nextHost = nextHost.plus(
-                clusterSize)) {
-            int part = (int) Math.min(clusterSize, remaining - run);
-            if (!(mapper.lookup(next) instanceof L2Mapping.Data data) || !data.cluster().equals(nextHost)
-                    || !inPlace(data, 0, part)) {
-                break;
-            }
-            run += part;
-        }
-        return run;
     }
 
     /**
