@@ -104,7 +104,7 @@ final class BenchCommand implements Callable<Integer> {
     boolean againstQemu;
 
     @Option(names = "--pairs", paramLabel = "N", description = "With --against-qemu: rounds of alternating runs "
-            + "(default 3); odd rounds run qemu-img first.")
+            + "(default 3); the 2nd, 4th, ... run qemu-img first.")
     int pairs = 3;
 
     @Option(names = "--warmup", description = "Untimed requests first, on a scratch copy of the image, so the "
@@ -280,15 +280,15 @@ final class BenchCommand implements Callable<Integer> {
                 best.seconds() / o, micros(oCpu), micros(best.cpuSeconds()));
         List<Double> sorted = new ArrayList<>(pairRatios);
         sorted.sort(null);
-        out.printf("per pair, qcow2-loom against qemu-img's faster run of the same pair: %s (min %.2fx, max %.2fx)%n",
-                String.join(" ", pairRatios.stream().map(x -> String.format("%.2fx", x)).toList()), sorted.get(0),
-                sorted.get(sorted.size() - 1));
+        out.printf("per pair, qcow2-loom against qemu-img's faster run of the same pair: %s (min %.2fx, median "
+                + "%.2fx, max %.2fx)%n", String.join(" ", pairRatios.stream().map(x -> String.format("%.2fx", x))
+                .toList()), sorted.get(0), median(pairRatios), sorted.get(sorted.size() - 1));
         Map<String, Object> result = BenchReport.result(model.toString(), depth, count, ours, qemu);
         result.put("pair_ratios", new ArrayList<Object>(pairRatios));
         return result;
     }
 
-    /** One run of qemu-img bench per aio mode, each on a fresh copy; returns the fastest run's seconds. */
+    /** One run of qemu-img bench per aio mode, each on the copy restored; returns the fastest run's seconds. */
     private double runQemuRound(PrintWriter out, BenchRunner.BenchSpec work, List<String> aios, Path copy, int pair,
             Map<String, List<BenchRunner.QemuResult>> qemu) throws Exception {
         double fastest = Double.MAX_VALUE;

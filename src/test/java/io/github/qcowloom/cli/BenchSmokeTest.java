@@ -92,7 +92,7 @@ class BenchSmokeTest {
         // Each pair's own ratio, the tools' order alternating: qemu-img first in the second pair.
         String two = run("bench", "-w", "-c", "200", "-d", "8", "--against-qemu", "--pairs", "2", img);
         assertTrue(two.matches("(?s).*\nper pair, qcow2-loom against qemu-img's faster run of the same pair: "
-                + "[0-9.]+x [0-9.]+x \\(min [0-9.]+x, max [0-9.]+x\\)\n.*"), two);
+                + "[0-9.]+x [0-9.]+x \\(min [0-9.]+x, median [0-9.]+x, max [0-9.]+x\\)\n.*"), two);
         assertTrue(two.indexOf("qemu-img   run 2") < two.indexOf("qcow2-loom run 2") && !two.contains("run 3"), two);
         Cli.Run none = Cli.ours("bench", "-c", "20", "--against-qemu", "--pairs", "0", img);
         assertEquals(1, none.code(), none.err());
