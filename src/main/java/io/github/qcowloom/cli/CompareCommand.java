@@ -259,7 +259,6 @@ final class CompareCommand implements Callable<Integer> {
         return at < 0 ? null : mismatchAt(offset, at);
     }
 
-
     /** qemu-img names the 512-byte sector the first difference lies in (compare_buffers, find_nonzero). */
     private static String mismatchAt(long offset, int byteIndex) {
         return "Content mismatch at offset " + (offset + (long) byteIndex / SECTOR * SECTOR) + "!";
@@ -269,5 +268,4 @@ final class CompareCommand implements Callable<Integer> {
         return new Failure(4, "Error while reading offset " + offset + " of " + files.get(which) + ": "
                 + Main.message(e));
     }
-
 }

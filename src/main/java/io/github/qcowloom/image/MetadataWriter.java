@@ -316,12 +316,12 @@ final class MetadataWriter {
         }
     }
 
-    /** Refuses a data write to {@code [host, host + length)} that would land on metadata. */
     /** True if the calling thread holds the metadata lock: it runs an exclusive edit (resize's zeroing, say). */
     boolean heldByCurrentThread() {
         return lock.isHeldByCurrentThread();
     }
 
+    /** Refuses a data write to {@code [host, host + length)} that would land on metadata. */
     void checkDataWrite(long host, long length) throws IOException {
         overlap.check(host, length, "data write");
     }

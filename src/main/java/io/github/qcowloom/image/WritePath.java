@@ -13,10 +13,9 @@ import java.util.List;
  * A guest write as straight-line code: whole clusters that hold no data, several at once, into one new run of host
  * clusters; otherwise a write in place when the image owns the cluster alone (COPIED) and, with extended L2, every
  * subcluster written to is allocated (with the clusters after it that sit next to it in the file and may be written
- * in place too); otherwise, holding that guest
- * cluster's lock, the data goes into the cluster with the copy-on-write head and tail of its {@link CowRange}
- * (the old contents: from the old cluster, a compressed cluster, the backing file or zeroes) and the L2 entry is
- * switched to it. The cluster is a new host cluster, or with extended L2 the owned one, whose newly filled
+ * in place too); otherwise, holding that guest cluster's lock, the data goes into the cluster with the
+ * copy-on-write head and tail of its {@link CowRange} (the old contents: from the old cluster, a compressed cluster,
+ * the backing file or zeroes) and the L2 entry is switched to it. The cluster is a new host cluster, or with extended L2 the owned one, whose newly filled
  * subclusters are then marked allocated. With an external data file, data goes there, at the guest offset. No
  * sync on this path: {@link MetadataWriter#flush} orders what reaches the disk.
  */
@@ -180,9 +179,7 @@ final class WritePath {
      * allocated; false if the cluster must be allocated or subclusters filled.
      */
     private boolean writeInPlace(L2Mapping mapping, int inCluster, ByteBuffer part) throws IOException {
-        int sc = geometry.subclusterSize();
-        if (!(mapping instanceof L2Mapping.Data data
-                && data.writableInPlace(inCluster / sc, (inCluster + part.remaining() - 1) / sc + 1))) {
+        if (!(mapping instanceof L2Mapping.Data data && inPlace(data, inCluster, part.remaining()))) {
             return false;
         }
         writeData(part.duplicate(), data.cluster().bytes() + inCluster);
