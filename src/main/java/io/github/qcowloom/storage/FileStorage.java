@@ -40,7 +40,9 @@ import java.util.function.UnaryOperator;
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
  * read (and, on create, before the file is truncated).
  *
- * <p>Once a host sync of a buffered file has failed, every later one fails too ({@link #flush}).
+ * <p>Once a host sync of a buffered file has failed, every later one fails too ({@link #flush}). A whole-file sync
+ * with nothing changed since the last one that succeeded is skipped ({@link #changes}), as QEMU's bdrv_co_flush
+ * skips a node whose write generation its last flush covered.
  *
  * <p>Lock discipline: {@code syncLock} (buffered files) is taken before the size lock's read side, which a ranged
  * sync through FileChannel takes; nothing that holds the size lock syncs. Block locks are taken inside the size
@@ -104,6 +106,14 @@ public final class FileStorage implements Storage {
      * a sync cut short by an interrupt lost ({@link #checkWitness}). Null when read-only. Replaced by tests only.
      */
     private volatile SyncCall witness;
+    /**
+     * Changes made to the file (writes, punches, preallocations, length changes), counted as each ends, whether or
+     * not it succeeded; and {@code syncedChanges}, how many of them the last successful whole-file sync covered. A
+     * change is counted only once it has reached the kernel, never as it starts: a sync that read the count before
+     * the change ended may have run before it, and must not mark it durable.
+     */
+    private final AtomicLong changes = new AtomicLong();
+    private final AtomicLong syncedChanges = new AtomicLong();
 
     private FileStorage(Path path, ReopeningChannel channel, FileIo io, boolean throughRing, RandomAccessFile resizer,
             ImageLock lock, boolean direct, int alignment, boolean channelOnly) throws IOException {
@@ -305,21 +315,31 @@ public final class FileStorage implements Storage {
         Ranges.checkPosition(position);
         ensureWritable();
         if (src.hasRemaining()) {
-            if (direct) {
-                writeDirect(src, position);
-            } else {
-                writeBuffered(src, position);
+            try {
+                if (direct) {
+                    writeDirect(src, position);
+                } else {
+                    writeBuffered(src, position);
+                }
+            } finally {
+                changes.incrementAndGet();
             }
         }
     }
 
     /**
-     * {@code fdatasync}. Fails, without a system call, once an earlier sync of this buffered file has failed (see
-     * {@link #failedSync}): reopening the image is the way out, as in QEMU.
+     * {@code fdatasync}, unless nothing changed since the last one that succeeded (it would make nothing durable, and
+     * on ext4 it still sends the disk a cache flush). Fails, without a system call, once an earlier sync of this
+     * buffered file has failed (see {@link #failedSync}): reopening the image is the way out, as in QEMU.
      */
     @Override
     public void flush() throws IOException {
+        long changed = changes.get(); // before the sync: what it is sure to cover
+        if (changed == syncedChanges.get()) {
+            return;
+        }
         sync(io::force);
+        syncedChanges.accumulateAndGet(changed, Math::max);
     }
 
     /** What a sync does: {@link FileIo#force} or {@link FileIo#forceRange}. */
@@ -467,8 +487,12 @@ public final class FileStorage implements Storage {
             if (position + length >= oldSize) {
                 // Reads take no size lock: one meanwhile finds the tail gone, and readFully gives it zeroes,
                 // which a read racing the discard of its range may get either way.
-                setFileLength(position);
-                setFileLength(oldSize);
+                try {
+                    setFileLength(position);
+                    setFileLength(oldSize);
+                } finally {
+                    changes.incrementAndGet();
+                }
                 return;
             }
         } finally {
@@ -545,6 +569,7 @@ public final class FileStorage implements Storage {
         } catch (IOException e) {
             // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error again.
         } finally {
+            changes.incrementAndGet();
             if (blockLocked) {
                 blockLocks.unlock(firstBlock, endBlock);
             }
@@ -592,6 +617,7 @@ public final class FileStorage implements Storage {
         } catch (IOException e) {
             preallocates = false;
         } finally {
+            changes.incrementAndGet();
             lock.unlock();
         }
     }
@@ -611,6 +637,7 @@ public final class FileStorage implements Storage {
             setFileLength(length);
             size.set(length);
         } finally {
+            changes.incrementAndGet();
             lock.unlock();
         }
     }
@@ -631,6 +658,7 @@ public final class FileStorage implements Storage {
                 size.set(end);
             }
         } finally {
+            changes.incrementAndGet();
             lock.unlock();
         }
     }

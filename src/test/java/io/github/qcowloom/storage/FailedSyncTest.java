@@ -163,6 +163,7 @@ class FailedSyncTest {
     @Test
     void withODirectASyncAfterAFailedOneSucceeds() throws IOException {
         try (FileStorage s = open(file(), true)) {
+            s.write(ByteBuffer.wrap(new byte[] {1}), 0); // a sync with nothing to sync is skipped
             io[0].failures.set(1);
             assertThrows(IOException.class, s::flush);
             s.flush(); // no page cache holds the writes
@@ -173,6 +174,7 @@ class FailedSyncTest {
     @Test
     void anInterruptedSyncIsNoFailedOne() throws IOException {
         try (FileStorage s = open(file(), false)) {
+            s.write(ByteBuffer.wrap(new byte[] {1}), 0); // a sync with nothing to sync is skipped
             io[0].failure = new ClosedByInterruptException();
             io[0].failures.set(1);
             assertThrows(ClosedByInterruptException.class, s::flush);
@@ -204,6 +206,7 @@ class FailedSyncTest {
     @Test
     void anInterruptedSyncThatLostAnErrorFailsWithIt() throws IOException {
         try (FileStorage s = open(file(), false)) {
+            s.write(ByteBuffer.wrap(new byte[] {1}), 0); // a sync with nothing to sync is skipped
             IOException lost = new IOException("Input/output error");
             s.replaceWitnessForTests(() -> {
                 throw lost;
