@@ -24,11 +24,12 @@ import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Model.CommandSpec;
 
 /**
- * {@code convert [-f fmt] -O raw|qcow2 [-c] [-o options] [-B backing [-F fmt]] [-m N] [-W] SRC DST}: copies the
- * source through {@link ChunkCopy}'s pipeline (block status first, N parallel requests, writes in guest order unless
- * -W) and writes a raw file or a new qcow2 image in which all-zero chunks (and, over a
- * backing file, chunks equal to it) stay unallocated; with {@code -c} the qcow2 image's clusters are compressed.
- * The target is built beside its path and renamed over it when complete ({@link AtomicTarget}).
+ * {@code convert [-f fmt] [-l snapshot] -O raw|qcow2 [-c] [-o options] [-B backing [-F fmt]] [-m N] [-W] SRC DST}:
+ * copies the source (or its internal snapshot, {@link SnapshotParam}) through {@link ChunkCopy}'s pipeline (block
+ * status first, N parallel requests, writes in guest order unless -W) and writes a raw file or a new qcow2 image in
+ * which all-zero chunks (and, over a backing file, chunks equal to it) stay unallocated; with {@code -c} the qcow2
+ * image's clusters are compressed. The target is built beside its path and renamed over it when complete
+ * ({@link AtomicTarget}).
  */
 final class ConvertCommand implements Callable<Integer> {
     /** Zero blocks of this size in the data stay holes in a raw target: qemu-img convert's default -S 4k. */
@@ -49,6 +50,7 @@ final class ConvertCommand implements Callable<Integer> {
     String targetCache = "unsafe";
     String sourceCache;
     String sparse;
+    String snapshot;
     boolean skipCreate;
     final ProfileOption profile = new ProfileOption();
     boolean quiet;
@@ -82,6 +84,8 @@ final class ConvertCommand implements Callable<Integer> {
             .option("-S", "sparseSize", "Zero bytes that must follow each other for the target to keep a hole"
                     + " there (qemu-img's -S: 4k by default, a multiple of 512 up to 16M; blocks of this size aligned"
                     + " to it); 0 writes every byte, allocating the whole target.", v -> sparse = v)
+            .option("-l", "snapshot", "Copy internal snapshot SNAPSHOT of SRC (an id or a name, or"
+                    + " snapshot.id=ID,snapshot.name=NAME) in place of its active image.", v -> snapshot = v)
             .option("-T", "sourceCache", "Source cache mode: writeback (page cache) or none (O_DIRECT).",
                     v -> sourceCache = v)
             .option("--profile", "profile", ProfileOption.DESCRIPTION, v -> profile.profile = v)
@@ -122,6 +126,7 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ImageException("-o needs -O qcow2");
         }
         int sparseSize = sparseSize();
+        SnapshotParam snapshotParam = snapshot == null ? null : SnapshotParam.parse(snapshot);
         if (requests < 1 || requests > ChunkCopy.MAX_REQUESTS) {
             throw new ImageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and "
                     + ChunkCopy.MAX_REQUESTS); // qemu-img's words
@@ -134,12 +139,12 @@ final class ConvertCommand implements Callable<Integer> {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }
         if (skipCreate) {
-            try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions)) {
+            try (BlockDevice src = openSource(srcOptions, snapshotParam)) {
                 intoExisting(src, targetDirect, targetSyncs, sparseSize);
             }
             return 0;
         }
-        try (BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, srcOptions);
+        try (BlockDevice src = openSource(srcOptions, snapshotParam);
                 AtomicTarget out = AtomicTarget.begin(Path.of(target))) {
             if (qcow2) {
                 toQcow2(src, out.file(), targetDirect, targetSyncs, sparseSize);
@@ -149,6 +154,20 @@ final class ConvertCommand implements Callable<Integer> {
             out.commit(targetSyncs);
         }
         return 0;
+    }
+
+    /** The source, read as its snapshot where {@code -l} names one (before the target is made, as in qemu-img). */
+    private BlockDevice openSource(OpenOptions options, SnapshotParam snapshotParam) throws IOException {
+        BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, options);
+        if (snapshotParam != null) {
+            try {
+                snapshotParam.load(src);
+            } catch (IOException | RuntimeException e) {
+                src.close();
+                throw e;
+            }
+        }
+        return src;
     }
 
     /** -S as qemu-img reads it: bytes, a multiple of 512 up to 16 MiB; 0 for a fully allocated target. */

@@ -31,7 +31,14 @@ final class CreateOptionsParser {
                 throw new ImageException("Invalid option list: " + group);
             }
         }
-        String params = String.join(",", options);
+        return keyValues(String.join(",", options));
+    }
+
+    /**
+     * QemuOpts' split of an option list into keys and values (later keys win; ",," is a comma in a value; a key
+     * alone is a flag), also for convert's and measure's {@code -l snapshot.id=...}.
+     */
+    static Map<String, String> keyValues(String params) {
         Map<String, String> m = new LinkedHashMap<>();
         int at = 0;
         while (at < params.length()) {

@@ -29,11 +29,12 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code measure [--output=human|json] [-O FMT] [-o OPTIONS] [--size N | [-f FMT] [-U] FILE]}, as qemu-img
- * measure: the file size a new image of the output format needs, for a disk of {@code --size} or holding the data
- * of FILE, and fully allocated. For qcow2 QEMU's qcow2_measure: the metadata of a fully allocated disk, plus the
+ * {@code measure [--output=human|json] [-O FMT] [-o OPTIONS] [--size N | [-f FMT] [-l SNAPSHOT] [-U] FILE]}, as
+ * qemu-img measure: the file size a new image of the output format needs, for a disk of {@code --size} or holding the
+ * data of FILE, and fully allocated. For qcow2 QEMU's qcow2_measure: the metadata of a fully allocated disk, plus the
  * clusters FILE's block status shows data in (through its backing chain); all of them with a backing file in
- * {@code -o} or with falloc/full preallocation. For raw the disk's size both times.
+ * {@code -o} or with falloc/full preallocation. For raw the disk's size both times. With {@code -l}, FILE's internal
+ * snapshot in place of its active image ({@link SnapshotParam}).
  */
 @Command(description = "Tell how large a new image needs to be, as qemu-img measure does.")
 final class MeasureCommand implements Callable<Integer> {
@@ -63,7 +64,8 @@ final class MeasureCommand implements Callable<Integer> {
     @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
     String format;
 
-    @Option(names = "-l", paramLabel = "SNAPSHOT", description = "Not supported: measure a snapshot of FILE.")
+    @Option(names = "-l", paramLabel = "SNAPSHOT", description = "Measure internal snapshot SNAPSHOT of FILE (an id"
+            + " or a name, or snapshot.id=ID,snapshot.name=NAME) in place of its active image.")
     String snapshot;
 
     @Option(names = {"-U", "--force-share"}, description = "Share FILE with writers (qemu-img's -U).")
@@ -86,6 +88,7 @@ final class MeasureCommand implements Callable<Integer> {
         boolean json = Json.requested(output);
         // img_measure's order: what its option loop refuses, then the file names, then the size.
         CreateOptionsParser.parse(options); // an invalid option list
+        SnapshotParam snapshotParam = snapshot == null ? null : SnapshotParam.parse(snapshot);
         long givenSize = size == null ? -1 : Sizes.cvtnum("image size", size);
         if (filenames.size() > 1) {
             throw new IllegalArgumentException("At most one filename argument is allowed.");
@@ -108,8 +111,8 @@ final class MeasureCommand implements Callable<Integer> {
             sizes = measure(null, givenSize);
         } else {
             try (BlockDevice source = open()) {
-                if (snapshot != null) {
-                    throw new UnsupportedFeatureException("measure -l", "Measuring a snapshot (-l) is not supported");
+                if (snapshotParam != null) {
+                    snapshotParam.load(source);
                 }
                 sizes = measure(source, givenSize);
             }

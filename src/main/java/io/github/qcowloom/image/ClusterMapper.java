@@ -20,7 +20,8 @@ final class ClusterMapper {
     private final TableCache l2Cache;
     /**
      * The active L1 table; entries change under the metadata lock, reads need no lock. The whole table is
-     * replaced only while the image lock is held exclusive (L1 growth, snapshot apply).
+     * replaced only while the image lock is held exclusive (L1 growth, snapshot apply), or, read-only, by a view of
+     * a snapshot.
      */
     private volatile AtomicLongArray l1;
     /**
@@ -39,6 +40,11 @@ final class ClusterMapper {
 
     AtomicLongArray l1() {
         return l1;
+    }
+
+    /** Installs another L1 table (a read-only image's view of a snapshot, {@link Qcow2Image#viewSnapshot}). */
+    void replaceL1(long[] entries) {
+        l1 = new AtomicLongArray(entries);
     }
 
     /** Installs a grown L1 table: the first {@code entries} big-endian entries of {@code table}. */

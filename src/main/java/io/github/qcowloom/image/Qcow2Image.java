@@ -325,6 +325,41 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
+    /**
+     * QEMU's qcow2_snapshot_load_tmp (qemu-img convert -l, measure -l): from now on the reads and block status of
+     * this read-only image see {@code snapshot}'s tree in place of the active one. The virtual size stays the active
+     * image's, as in QEMU: past the snapshot's L1 table a read finds no cluster, so the backing file or zeroes. The
+     * L2 cache, keyed by host offset, holds only what the file holds (nothing is written read-only), so it stays.
+     */
+    public void viewSnapshot(Snapshot snapshot) throws IOException {
+        if (!readOnly) {
+            // QEMU asserts it: the active image's writes would land in the snapshot's tree.
+            throw new IllegalStateException("only an image open read-only can view a snapshot");
+        }
+        mapper.replaceL1(readL1(snapshot));
+    }
+
+    /**
+     * Reads a snapshot's L1 table after QEMU's qcow2_validate_table ("Snapshot L1 table too large" /
+     * "... offset invalid"), which QEMU runs before using one since it does not check snapshot L1 tables at open;
+     * the size is checked before anything is allocated for it.
+     */
+    long[] readL1(Snapshot snapshot) throws IOException {
+        long entries = Integer.toUnsignedLong(snapshot.l1Size());
+        if (entries > Limits.MAX_L1_BYTES / 8) {
+            throw new ImageTooLargeException("Snapshot L1 table too large: " + entries + " entries");
+        }
+        Header.validateTable("Snapshot L1 table", snapshot.l1TableOffset(), entries * 8, header.clusterSize(),
+                file.size());
+        byte[] raw = new byte[(int) entries * 8];
+        file.readFully(ByteBuffer.wrap(raw), snapshot.l1TableOffset());
+        long[] l1 = new long[(int) entries];
+        for (int i = 0; i < l1.length; i++) {
+            l1[i] = Bytes.getLong(raw, i * 8);
+        }
+        return l1;
+    }
+
     /** A table edit changed the header on disk; called under the exclusive image lock. */
     void replaceHeader(Header changed) {
         header = changed;

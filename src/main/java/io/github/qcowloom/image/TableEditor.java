@@ -2,17 +2,13 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.FreedRuns;
 import io.github.qcowloom.alloc.TreeRefcounts;
-import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.RefcountOverflowException;
-import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
-import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
 
@@ -95,26 +91,10 @@ public final class TableEditor {
         return l1;
     }
 
-    /**
-     * Reads a snapshot's L1 table after QEMU's qcow2_validate_table ("Snapshot L1 table too large" /
-     * "... offset invalid"), which QEMU runs before goto and delete since it does not check snapshot L1 tables at
-     * open; the size is checked before anything is allocated for it.
-     */
+    /** A snapshot's L1 table, validated as QEMU validates it before goto and delete ({@link Qcow2Image#readL1}). */
     public long[] readL1(Snapshot snapshot) throws IOException {
         requireOpen();
-        long entries = Integer.toUnsignedLong(snapshot.l1Size());
-        if (entries > Limits.MAX_L1_BYTES / 8) {
-            throw new ImageTooLargeException("Snapshot L1 table too large: " + entries + " entries");
-        }
-        Header.validateTable("Snapshot L1 table", snapshot.l1TableOffset(), entries * 8, image.header().clusterSize(),
-                file.size());
-        byte[] raw = new byte[(int) entries * 8];
-        file.readFully(ByteBuffer.wrap(raw), snapshot.l1TableOffset());
-        long[] l1 = new long[(int) entries];
-        for (int i = 0; i < l1.length; i++) {
-            l1[i] = Bytes.getLong(raw, i * 8);
-        }
-        return l1;
+        return image.readL1(snapshot);
     }
 
     /**
