@@ -10,8 +10,10 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -127,64 +129,133 @@ final class CompareCommand implements Callable<Integer> {
         if (strict && sizeA != sizeB) {
             return "Strict mode: Image size mismatch!";
         }
-        ByteBuffer bufA = DirectBuffers.aligned(CHUNK);
-        ByteBuffer bufB = DirectBuffers.aligned(CHUNK);
+        Reads reads = new Reads(a, b);
         try (ProgressBar bar = ProgressBars.open(progress && !quiet, "compare", total)) {
             Runs runsA = new Runs(a, sizeA, 0);
             Runs runsB = new Runs(b, sizeB, 1);
-            long offset = 0;
-            while (offset < common) {
-                BlockStatus sa = runsA.at(offset);
-                BlockStatus sb = runsB.at(offset);
-                long leftA = runsA.left(offset);
-                long leftB = runsB.left(offset);
-                long chunk = Math.min(leftA, leftB);
-                if (strict && !sameFlags(sa, offset + leftA == sizeA, sb, offset + leftB == sizeB)) {
-                    return "Strict mode: Offset " + offset + " block status mismatch!";
-                }
-                if (sa.zero() && sb.zero()) {
-                    // both read as zeroes: nothing to read
-                } else if (sa.present() == sb.present()) {
-                    if (sa.present()) {
-                        chunk = Math.min(chunk, CHUNK);
-                        readBoth(a, b, offset, (int) chunk, bufA, bufB);
-                        int at = bufA.mismatch(bufB);
-                        if (at >= 0) {
-                            return mismatchAt(offset, at);
-                        }
-                    }
-                } else {
-                    chunk = Math.min(chunk, CHUNK);
-                    String nonZero = checkEmpty(sa.present() ? a : b, offset, (int) chunk, bufA,
-                            sa.present() ? 0 : 1);
-                    if (nonZero != null) {
-                        return nonZero;
-                    }
-                }
-                offset += chunk;
-                ProgressBars.step(bar, chunk);
+            String line = walk(offset -> commonChunk(offset, runsA, runsB), 0, common, reads, bar);
+            if (line != null) {
+                return line;
             }
             if (sizeA != sizeB) {
                 if (!quiet) {
                     spec.commandLine().getOut().println("Warning: Image size mismatch!");
                 }
                 Runs over = sizeA > sizeB ? runsA : runsB;
-                while (offset < total) {
-                    BlockStatus s = over.at(offset);
-                    long chunk = over.left(offset);
-                    if (s.present() && !s.zero()) {
-                        chunk = Math.min(chunk, CHUNK);
-                        String nonZero = checkEmpty(over.device, offset, (int) chunk, bufA, over.which);
-                        if (nonZero != null) {
-                            return nonZero;
-                        }
-                    }
-                    offset += chunk;
-                    ProgressBars.step(bar, chunk);
+                line = walk(offset -> tailChunk(offset, over), common, total, reads, bar);
+                if (line != null) {
+                    return line;
                 }
             }
         }
         return "Images are identical.";
+    }
+
+    /** What qemu-img's img_compare does with a chunk, by the block status of the images at its start. */
+    private enum Action {
+        /** Both read as zeroes, or neither image holds it: nothing is read. */
+        SKIP,
+        /** Both hold it: both are read and compared. */
+        COMPARE,
+        /** Only FILE1 holds it (or FILE1 is the longer, past the shorter's end): it must read as zeroes. */
+        CHECK_A,
+        /** Only FILE2 holds it, likewise. */
+        CHECK_B,
+        /** -s: the images' block status differs. */
+        FLAGS_DIFFER
+    }
+
+    /** One of qemu-img's chunks: what it does with {@code [start, end)}. */
+    private record Chunk(Action action, long start, long end) {
+    }
+
+    /** qemu-img's chunk at {@code offset}, from the block status there. */
+    @FunctionalInterface
+    private interface ChunkPlan {
+        Chunk at(long offset) throws Failure;
+    }
+
+    /** A chunk where both images have bytes: up to where either's run ends, at most CHUNK if anything is read. */
+    private Chunk commonChunk(long offset, Runs runsA, Runs runsB) throws Failure {
+        BlockStatus sa = runsA.at(offset);
+        BlockStatus sb = runsB.at(offset);
+        long leftA = runsA.left(offset);
+        long leftB = runsB.left(offset);
+        long length = Math.min(leftA, leftB);
+        Action action;
+        if (strict && !sameFlags(sa, offset + leftA == runsA.size, sb, offset + leftB == runsB.size)) {
+            action = Action.FLAGS_DIFFER;
+        } else if (sa.zero() && sb.zero()) {
+            action = Action.SKIP;
+        } else if (sa.present() == sb.present()) {
+            action = sa.present() ? Action.COMPARE : Action.SKIP;
+        } else {
+            action = sa.present() ? Action.CHECK_A : Action.CHECK_B;
+        }
+        return new Chunk(action, offset, offset + (action == Action.SKIP ? length : Math.min(length, CHUNK)));
+    }
+
+    /** A chunk past the shorter image's end: the longer one's data there must read as zeroes. */
+    private static Chunk tailChunk(long offset, Runs over) throws Failure {
+        BlockStatus s = over.at(offset);
+        long length = over.left(offset);
+        if (!s.present() || s.zero()) {
+            return new Chunk(Action.SKIP, offset, offset + length);
+        }
+        return new Chunk(over.which == 0 ? Action.CHECK_A : Action.CHECK_B, offset,
+                offset + Math.min(length, CHUNK));
+    }
+
+    /**
+     * Walks {@code [from, to)} in qemu-img's chunks; returns the line that ends the compare, or null. Chunks in a row
+     * that qemu-img would each read the same way are read together, up to CHUNK: on a fragmented image every
+     * cluster is a run of its own, and so one of qemu-img's chunks, where one read of many clusters goes to the
+     * disk side by side ({@link io.github.qcowloom.image.PartTasks}). The answer stays qemu-img's: the first
+     * difference is the same byte, and a read that fails is made again chunk by chunk, in qemu-img's order.
+     */
+    private String walk(ChunkPlan plan, long from, long to, Reads reads, ProgressBar bar) throws Failure {
+        long offset = from;
+        while (offset < to) {
+            Chunk first = plan.at(offset);
+            if (first.action() == Action.FLAGS_DIFFER) {
+                return "Strict mode: Offset " + offset + " block status mismatch!";
+            }
+            List<Chunk> chunks = sameAhead(plan, first, to);
+            String line = first.action() == Action.SKIP ? null : reads.chunks(chunks);
+            if (line != null) {
+                return line;
+            }
+            long end = chunks.getLast().end();
+            ProgressBars.step(bar, end - offset);
+            offset = end;
+        }
+        return null;
+    }
+
+    /**
+     * {@code first} and the chunks after it that do the same, as long as all of them fit in CHUNK. A block status
+     * that fails on the way ends them: the walk meets it again in qemu-img's order, after this read.
+     */
+    private static List<Chunk> sameAhead(ChunkPlan plan, Chunk first, long to) {
+        List<Chunk> chunks = new ArrayList<>();
+        chunks.add(first);
+        if (first.action() == Action.SKIP) {
+            return chunks;
+        }
+        for (long end = first.end(); end < to; ) {
+            Chunk next;
+            try {
+                next = plan.at(end);
+            } catch (Failure f) {
+                break;
+            }
+            if (next.action() != first.action() || next.end() - first.start() > CHUNK) {
+                break;
+            }
+            chunks.add(next);
+            end = next.end();
+        }
+        return chunks;
     }
 
     /**
@@ -235,13 +306,92 @@ final class CompareCommand implements Callable<Integer> {
                 && (a.host() != null) == (b.host() != null) && aToEnd == bToEnd;
     }
 
-    /** Reads {@code length} bytes at {@code offset} of both images. */
-    private void readBoth(BlockDevice a, BlockDevice b, long offset, int length, ByteBuffer bufA, ByteBuffer bufB)
-            throws Failure {
-        read(a, offset, bufA.clear().limit(length), 0);
-        read(b, offset, bufB.clear().limit(length), 1);
-        bufA.flip();
-        bufB.flip();
+    /** The reads of both images, into one buffer each, reused. */
+    private final class Reads {
+        private final BlockDevice a;
+        private final BlockDevice b;
+        private final ByteBuffer bufA = DirectBuffers.aligned(CHUNK);
+        private final ByteBuffer bufB = DirectBuffers.aligned(CHUNK);
+
+        Reads(BlockDevice a, BlockDevice b) {
+            this.a = a;
+            this.b = b;
+        }
+
+        /**
+         * Does what {@code chunks} (in a row, of one action that reads) ask, in one read of each image; null if they
+         * are the same. If a read fails, the chunks are done again one by one, as qemu-img does them, so that what is
+         * told (a difference before the failing chunk, or the failure at its offset) is what qemu-img tells.
+         */
+        String chunks(List<Chunk> chunks) throws Failure {
+            Chunk first = chunks.getFirst();
+            try {
+                return chunk(first.action(), first.start(), chunks.getLast().end());
+            } catch (Failure f) {
+                if (chunks.size() == 1) {
+                    throw f;
+                }
+                for (Chunk c : chunks) {
+                    String line = chunk(c.action(), c.start(), c.end());
+                    if (line != null) {
+                        return line;
+                    }
+                }
+                throw f; // failed together only: the failure at the start of the chunks, one of qemu-img's
+            }
+        }
+
+        private String chunk(Action action, long start, long end) throws Failure {
+            int length = (int) (end - start);
+            return switch (action) {
+                case COMPARE -> {
+                    readBoth(start, length);
+                    int at = bufA.mismatch(bufB);
+                    yield at < 0 ? null : mismatchAt(start, at);
+                }
+                case CHECK_A -> checkEmpty(a, start, length, 0);
+                case CHECK_B -> checkEmpty(b, start, length, 1);
+                case SKIP, FLAGS_DIFFER -> throw new IllegalArgumentException(action + " reads nothing");
+            };
+        }
+
+        /**
+         * Reads {@code length} bytes at {@code offset} of both images at once (FILE2's on a virtual thread), and
+         * throws FILE1's failure first, as qemu-img, which reads FILE1 first, would.
+         */
+        private void readBoth(long offset, int length) throws Failure {
+            // join() waits out interrupts: the thread reads into bufB, which must not be reused before it is done.
+            CompletableFuture<Failure> readB = CompletableFuture.supplyAsync(() -> {
+                try {
+                    read(b, offset, bufB.clear().limit(length), 1);
+                    return null;
+                } catch (Failure f) {
+                    return f;
+                }
+            }, task -> Thread.ofVirtual().name("qcow2-loom-compare").start(task));
+            Failure failedA = null;
+            try {
+                read(a, offset, bufA.clear().limit(length), 0);
+            } catch (Failure f) {
+                failedA = f;
+            }
+            Failure failedB = readB.join();
+            if (failedA != null) {
+                throw failedA;
+            }
+            if (failedB != null) {
+                throw failedB;
+            }
+            bufA.flip();
+            bufB.flip();
+        }
+
+        /** qemu-img's check_empty_sectors: null if the range reads as zeroes, else the mismatch line. */
+        private String checkEmpty(BlockDevice dev, long offset, int length, int which) throws Failure {
+            read(dev, offset, bufA.clear().limit(length), which);
+            int at = bufA.flip().mismatch(ZEROES.duplicate().limit(length));
+            return at < 0 ? null : mismatchAt(offset, at);
+        }
     }
 
     private void read(BlockDevice dev, long offset, ByteBuffer into, int which) throws Failure {
@@ -250,13 +400,6 @@ final class CompareCommand implements Callable<Integer> {
         } catch (IOException | RuntimeException e) {
             throw readFailure(offset, which, e);
         }
-    }
-
-    /** qemu-img's check_empty_sectors: null if the range reads as zeroes, else the mismatch line. */
-    private String checkEmpty(BlockDevice dev, long offset, int length, ByteBuffer buf, int which) throws Failure {
-        read(dev, offset, buf.clear().limit(length), which);
-        int at = buf.flip().mismatch(ZEROES.duplicate().limit(length));
-        return at < 0 ? null : mismatchAt(offset, at);
     }
 
     /** qemu-img names the 512-byte sector the first difference lies in (compare_buffers, find_nonzero). */

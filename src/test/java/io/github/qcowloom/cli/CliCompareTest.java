@@ -1,10 +1,16 @@
 package io.github.qcowloom.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.testing.Qemu;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -98,6 +104,79 @@ class CliCompareTest {
         Path halves = qcow2("h.qcow2", "1M", "write -P 1 512k 512k", "write -P 1 0 512k");
         assertEquals("Strict mode: Offset 0 block status mismatch!\n", both("-s", whole, halves));
         both("-T", "off", whole, halves);
+    }
+
+    /**
+     * An 8 MiB image whose 128 clusters were written in a scattered order, so that each is a block status run of its
+     * own; cluster {@code compressed} (unless -1) is written compressed first (qemu-io overwrites nothing so).
+     */
+    private Path scattered(String name, int compressed, String... more) {
+        Path p = qcow2(name, "8M");
+        List<String> writes = new ArrayList<>();
+        if (compressed >= 0) {
+            writes.add("write -c -P 0x11 " + compressed * 65536 + " 64k");
+        }
+        for (int i = 0; i < 128; i++) {
+            int cluster = i * 37 % 128;
+            if (cluster != compressed) {
+                writes.add("write -P 0x11 " + cluster * 65536 + " 64k");
+            }
+        }
+        writes.addAll(List.of(more));
+        Qemu.io(p, writes.toArray(String[]::new));
+        return p;
+    }
+
+    /**
+     * Where every cluster is a run of its own, qemu-img compares 64 KiB at a time and ours reads up to 2 MiB of such
+     * runs at once; the answers stay qemu-img's: the first difference, the block status difference that comes
+     * before any content difference (and not the other way round), and a failing read told at its own cluster.
+     */
+    @Test
+    void scatteredClustersGiveQemuImgsAnswers() throws Exception {
+        Path a = scattered("a.qcow2", -1);
+        Path contiguous = qcow2("c.qcow2", "8M", "write -P 0x11 0 8M");
+        assertEquals("Images are identical.\n", both(a, contiguous));
+        both("-T", "none", a, contiguous);
+        Path late = scattered("late.qcow2", -1, "write -P 0x12 " + (50 * 65536 + 1000) + " 1");
+        assertEquals("Content mismatch at offset " + (50 * 65536 + 512) + "!\n", both(a, late));
+        both(late, contiguous);
+        // Cluster 40 compressed (no host offset: a block status difference under -s) and a byte of cluster 20 or of
+        // cluster 45 changed: -s names whichever qemu-img meets first.
+        Path early = scattered("e.qcow2", 40, "write -P 0x13 " + 20 * 65536 + " 1");
+        assertEquals("Content mismatch at offset " + 20 * 65536 + "!\n", both("-s", a, early));
+        Path after = scattered("f.qcow2", 40, "write -P 0x13 " + 45 * 65536 + " 1");
+        assertEquals("Strict mode: Offset " + 40 * 65536 + " block status mismatch!\n", both("-s", a, after));
+        both(a, after);
+        // Every cluster compressed, cluster 40's bytes damaged: the failure is told at cluster 40, as qemu-img tells
+        // it (in its words for the error: QEMU's EIO, ours the stream's).
+        Path compressed = dir.resolve("z.qcow2");
+        Qemu.img("convert", "-c", "-O", "qcow2", a.toString(), compressed.toString());
+        damageCompressedCluster(compressed, 40);
+        Qemu.Result theirs = Qemu.exec(List.of("qemu-img", "compare", a.toString(), compressed.toString()));
+        Cli.Run ours = Cli.ours("compare", a.toString(), compressed.toString());
+        assertEquals(4, theirs.exitCode(), theirs.stderr());
+        assertEquals(4, ours.code(), ours.err());
+        String where = "Error while reading offset " + 40 * 65536 + " of " + compressed + ": ";
+        assertTrue(theirs.stderr().contains(where), theirs.stderr());
+        assertTrue(ours.err().startsWith("qcow2-loom: " + where), ours.err());
+    }
+
+    /** Overwrites the start of compressed cluster {@code index}'s stream (64 KiB clusters, one L2 table). */
+    private static void damageCompressedCluster(Path image, int index) throws Exception {
+        try (FileChannel f = FileChannel.open(image, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer header = ByteBuffer.allocate(48);
+            f.read(header, 0);
+            long l1 = header.getLong(40);
+            ByteBuffer entry = ByteBuffer.allocate(8);
+            f.read(entry, l1);
+            long l2 = entry.getLong(0) & 0x00fffffffffffe00L;
+            f.read(entry.clear(), l2 + 8L * index);
+            long descriptor = entry.getLong(0);
+            assertTrue((descriptor & (1L << 62)) != 0, "compressed");
+            long offset = descriptor & ((1L << 54) - 1); // cluster bits 16: the offset's 62 - (16 - 8) bits
+            f.write(ByteBuffer.wrap(new byte[] {-1, -1, -1, -1, -1, -1, -1, -1}), offset);
+        }
     }
 
     @Test
