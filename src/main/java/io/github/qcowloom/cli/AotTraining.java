@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.exec.EventLoops;
 import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -84,7 +85,9 @@ public final class AotTraining {
             run(discard, c);
         }
         Files.writeString(Path.of(args[2]), System.getProperty("java.home") + "\n", StandardCharsets.UTF_8);
-        // As Main ends: System.exit looks up a logger to report the exit, whose classes the cache then holds.
+        // As Main ends: the ring threads stopped, and System.exit looks up a logger to report the exit, whose classes
+        // the cache then holds.
+        EventLoops.stopForExit();
         System.exit(0);
     }
 

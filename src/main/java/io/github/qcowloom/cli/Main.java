@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.exec.EventLoops;
 import io.github.qcowloom.storage.ImageLock;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -65,7 +66,10 @@ public final class Main {
         if (args.length > 0 && !args[0].startsWith("-")) {
             linkNativeCallsAhead(args[0]);
         }
-        System.exit(run(utf8(System.out), utf8(System.err), args));
+        int code = run(utf8(System.out), utf8(System.err), args);
+        // Every image is closed: the threads waiting in io_uring end, or the JVM would wait up to 300 ms for them.
+        EventLoops.stopForExit();
+        System.exit(code);
     }
 
     /**

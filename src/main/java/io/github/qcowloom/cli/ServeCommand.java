@@ -5,6 +5,7 @@ import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.exec.EventLoops;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.nbd.Export;
@@ -235,6 +236,7 @@ final class ServeCommand implements Callable<Integer> {
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             } finally {
+                EventLoops.stopForExit(); // the image is closed: see Main.main
                 closed.countDown();
             }
         }, "serve-shutdown");

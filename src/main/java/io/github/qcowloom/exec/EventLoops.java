@@ -16,12 +16,14 @@ import org.slf4j.LoggerFactory;
  * it). Where they cannot run, requests run on virtual threads of the JDK's scheduler instead, and the reason is
  * logged once per process, as the io_uring storage falls back to FileChannel.
  */
-final class EventLoops {
+public final class EventLoops {
     private static final Logger LOG = LoggerFactory.getLogger(EventLoops.class);
     private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
     private static final Java22Method FACTORY = Java22Method.find(MethodHandles.lookup(),
             "io.github.qcowloom.os.UringLoops", "threadFactory",
             MethodType.methodType(ThreadFactory.class, int.class, String.class), "loop:N");
+    private static final Java22Method STOP = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.os.UringLoops", "stopForExit", MethodType.methodType(void.class), "io_uring");
 
     private EventLoops() {
     }
@@ -40,6 +42,25 @@ final class EventLoops {
         } catch (IOException | LinkageError e) { // LinkageError: the layer's set-up failed (native access denied)
             logFallback(String.valueOf(e.getMessage()), quiet);
             return null;
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
+        }
+    }
+
+    /**
+     * Ends the threads that wait in io_uring (the event loops, and the completion thread of the rings the files
+     * share), for a process about to exit, once every image is closed: the JVM waits at exit for every thread in a
+     * native call, up to 300 ms (HotSpot's UserThreadWaitAttemptsAtExit), and idle rings wait in one. Requests made
+     * afterwards fail, and threads started on the loops never run again. Nothing to do on Java 21.
+     */
+    public static void stopForExit() {
+        if (STOP.handle() == null) {
+            return;
+        }
+        try {
+            STOP.handle().invokeExact();
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {

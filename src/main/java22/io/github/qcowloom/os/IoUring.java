@@ -20,6 +20,8 @@ import java.lang.invoke.VarHandle;
  * which is how io_uring is meant to be shared by a producer and a consumer.
  */
 final class IoUring implements Closeable {
+    /** Does nothing, and completes: wakes a thread waiting in the ring. */
+    static final byte OP_NOP = 0;
     static final byte OP_FSYNC = 3;
     /** Waits until the descriptor is ready: the poll mask goes where read/write flags go (poll32_events). */
     static final byte OP_POLL_ADD = 6;

@@ -108,6 +108,8 @@ final class UringLoop implements Executor {
 
     private final ConcurrentLinkedQueue<Runnable> runnable = new ConcurrentLinkedQueue<>();
     private final AtomicBoolean sleeping = new AtomicBoolean();
+    /** Set once, for a process about to exit: the loop ends its thread ({@link #stopForExit}). */
+    private volatile boolean exiting;
     private final Semaphore slots = new Semaphore(CAPACITY);
     private final Carrier carrier;
     private final int wakeFd;
@@ -448,7 +450,7 @@ final class UringLoop implements Executor {
 
     private void run() {
         armWake();
-        while (true) {
+        while (!exiting) {
             try {
                 runOnce();
             } catch (Throwable e) { // the ring's calls failing (not expected): its threads must not stay parked
@@ -494,7 +496,9 @@ final class UringLoop implements Executor {
                 hook.run(); // tests: a hand-in after the queue was found empty, before sleeping is said
             }
             sleeping.set(true);
-            if (runnable.isEmpty()) { // the second look: a hand-in since the poll saw sleeping unset, and woke nobody
+            // The second look: a hand-in since the poll saw sleeping unset, and woke nobody. An exit's wake-up
+            // is always armed in the ring, so one set after this look still ends the wait.
+            if (runnable.isEmpty() && !exiting) {
                 enter(1, IoUring.ENTER_GETEVENTS);
                 sleeping.set(false);
                 ring.reap(this::complete);
@@ -580,6 +584,21 @@ final class UringLoop implements Executor {
         } else {
             inFlight--;
         }
+    }
+
+    /**
+     * Ends the loop's thread, for a process about to exit, once nothing uses the loop: the JVM waits at exit for
+     * every thread in a native call, up to 300 ms, and an idle loop waits in io_uring_enter. Its virtual threads
+     * never run again.
+     */
+    void stopForExit() {
+        exiting = true;
+        try {
+            EventFds.signal(wakeFd);
+        } catch (IOException e) {
+            LOG.error("{}: could not wake the loop", carrier.getName(), e);
+        }
+        UringQueue.joinBriefly(carrier);
     }
 
     /** True once the ring has failed; from any thread. */

@@ -89,6 +89,23 @@ public final class UringLoops {
     }
 
     /**
+     * Ends the process's loops and its shared queue's completion thread, for a process about to exit, once nothing
+     * uses them: the JVM waits at exit up to 300 ms for every thread in a native call, and idle rings wait in
+     * io_uring_enter.
+     */
+    public static void stopForExit() {
+        LOCK.lock();
+        try {
+            for (UringLoop loop : loops) {
+                loop.stopForExit();
+            }
+        } finally {
+            LOCK.unlock();
+        }
+        UringQueue.stopForExit();
+    }
+
+    /**
      * Null from Java 24 on, else why loops are refused. Before 24 a virtual thread in synchronized code or in
      * Object.wait holds its carrier (JEP 491 ended that), and a loop's threads have one carrier, the loop: a request
      * made there would park the loop itself, and nothing would be left to take its completion.

@@ -5,6 +5,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.time.Duration;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -54,6 +55,7 @@ public final class UringQueue {
     private final MemorySegment submitErrno = LinuxCalls.errnoSegment(Arena.global());
     private final AtomicInteger active = new AtomicInteger(); // requests in the queue's methods, either way
     private volatile IOException broken;
+    private final Thread reaper;
     /** Whether rings take IORING_OP_FTRUNCATE (Linux 6.9+): a kernel's property, found at the first refusal. */
     private static volatile boolean truncatesInRing = true;
     // What bench prints about the queue (cli.UringCounters): requests each way, io_uring_enter calls (the real
@@ -110,7 +112,7 @@ public final class UringQueue {
             freeSlots[i] = i;
         }
         this.freeCount = capacity;
-        Thread reaper = Thread.ofPlatform().daemon().name("qcow2-loom-io_uring").unstarted(this::reapForever);
+        reaper = Thread.ofPlatform().daemon().name("qcow2-loom-io_uring").unstarted(this::reapForever);
         reaper.start();
     }
 
@@ -141,6 +143,51 @@ public final class UringQueue {
             return shared;
         } finally {
             SHARED_LOCK.unlock();
+        }
+    }
+
+    /**
+     * Ends the completion thread, for a process about to exit, once nothing uses the queue: the JVM waits at exit
+     * for every thread in a native call, up to 300 ms (HotSpot's UserThreadWaitAttemptsAtExit), and this one waits
+     * in io_uring_enter. Requests made afterwards fail.
+     */
+    public static void stopForExit() {
+        UringQueue q = shared;
+        if (q != null) {
+            q.stop();
+        }
+    }
+
+    private void stop() {
+        fail(new IOException("the process is exiting"));
+        // A no-op's completion ends the completion thread's wait; it then finds the queue broken and returns.
+        submitLock.lock();
+        try {
+            if (freeCount == 0) {
+                return; // every slot in flight: their completions wake it
+            }
+            ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, freeSlots[--freeCount]);
+            prepared = prepared + 1;
+        } finally {
+            submitLock.unlock();
+        }
+        while (!submitting.compareAndSet(false, true)) {
+            Thread.onSpinWait(); // a submission of before the failure, about to end
+        }
+        try {
+            ring.enter(submitErrno, prepared, 0, 0);
+        } finally {
+            submitting.set(false);
+        }
+        joinBriefly(reaper);
+    }
+
+    /** Waits up to 100 ms for {@code t} to end (an interrupt ends the wait and is kept). */
+    static void joinBriefly(Thread t) {
+        try {
+            t.join(Duration.ofMillis(100));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
