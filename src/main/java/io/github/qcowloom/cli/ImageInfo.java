@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.snapshot.Snapshot;
 import java.util.ArrayList;
@@ -13,7 +14,8 @@ final class ImageInfo {
     private ImageInfo() {
     }
 
-    static Map<String, Object> qcow2(String filename, Header h, List<Snapshot> snapshots, OptionalLong diskUsage) {
+    static Map<String, Object> qcow2(String filename, Header h, List<Snapshot> snapshots,
+            List<BitmapDirectory.Entry> bitmaps, OptionalLong diskUsage) {
         Map<String, Object> m = new LinkedHashMap<>();
         if (h.backingFile() != null) {
             h.backingFormat().ifPresent(f -> m.put("backing-filename-format", f));
@@ -47,6 +49,9 @@ final class ImageInfo {
         if (h.version() == 3) {
             data.put("lazy-refcounts", h.lazyRefcounts());
         }
+        if (!bitmaps.isEmpty()) {
+            data.put("bitmaps", bitmapList(bitmaps));
+        }
         data.put("refcount-bits", h.refcountBits());
         if (h.version() == 3) {
             h.dataFile().ifPresent(d -> data.put("data-file", d));
@@ -66,6 +71,26 @@ final class ImageInfo {
         }
         m.put("dirty-flag", h.dirty());
         return m;
+    }
+
+    /** qcow2_get_bitmap_info_list: each bitmap's flags (in-use, auto), name and granularity. */
+    private static List<Object> bitmapList(List<BitmapDirectory.Entry> bitmaps) {
+        List<Object> list = new ArrayList<>();
+        for (BitmapDirectory.Entry b : bitmaps) {
+            List<Object> flags = new ArrayList<>();
+            if (b.inUse()) {
+                flags.add("in-use");
+            }
+            if (b.auto()) {
+                flags.add("auto");
+            }
+            Map<String, Object> bm = new LinkedHashMap<>();
+            bm.put("flags", flags);
+            bm.put("name", b.name());
+            bm.put("granularity", 1L << b.granularityBits());
+            list.add(bm);
+        }
+        return list;
     }
 
     static Map<String, Object> raw(String filename, long size, OptionalLong diskUsage) {
@@ -124,10 +149,35 @@ final class ImageInfo {
             Map<String, Object> data = (Map<String, Object>) ((Map<String, Object>) m.get("format-specific"))
                     .get("data");
             sb.append("Format specific information:\n");
-            for (Map.Entry<String, Object> e : data.entrySet()) {
-                sb.append("    ").append(e.getKey().replace('-', ' ')).append(": ").append(e.getValue()).append('\n');
-            }
+            dump(sb, 1, data);
         }
         return sb.toString();
+    }
+
+    /**
+     * QEMU's dump_qobject, as info prints the format-specific data: a key (dashes as spaces) or a list index per
+     * line, four spaces an indent, a map or list under its own line one indent deeper.
+     */
+    @SuppressWarnings("unchecked")
+    private static void dump(StringBuilder sb, int indent, Object value) {
+        String pad = " ".repeat(4 * indent);
+        if (value instanceof Map<?, ?> map) {
+            for (Map.Entry<String, Object> e : ((Map<String, Object>) map).entrySet()) {
+                line(sb, pad + e.getKey().replace('-', ' '), indent, e.getValue());
+            }
+        } else if (value instanceof List<?> list) {
+            for (int i = 0; i < list.size(); i++) {
+                line(sb, pad + "[" + i + "]", indent, list.get(i));
+            }
+        }
+    }
+
+    private static void line(StringBuilder sb, String label, int indent, Object value) {
+        if (value instanceof Map<?, ?> || value instanceof List<?>) {
+            sb.append(label).append(":\n");
+            dump(sb, indent + 1, value);
+        } else {
+            sb.append(label).append(": ").append(value).append('\n');
+        }
     }
 }

@@ -43,11 +43,14 @@ final class Json {
 
     private static void write(StringBuilder sb, Object v, int indent) {
         if (v instanceof Map<?, ?> m) {
-            if (m.isEmpty()) {
-                sb.append("{}");
+            sb.append('{');
+            if (m.isEmpty()) { // QEMU's json-writer: a new line and the closing indent even with nothing inside
+                sb.append('\n');
+                pad(sb, indent);
+                sb.append('}');
                 return;
             }
-            sb.append("{\n");
+            sb.append('\n');
             int i = 0;
             for (Map.Entry<?, ?> e : m.entrySet()) {
                 pad(sb, indent + 1);
@@ -59,11 +62,14 @@ final class Json {
             pad(sb, indent);
             sb.append('}');
         } else if (v instanceof List<?> l) {
+            sb.append('[');
             if (l.isEmpty()) {
-                sb.append("[]");
+                sb.append('\n');
+                pad(sb, indent);
+                sb.append(']');
                 return;
             }
-            sb.append("[\n");
+            sb.append('\n');
             for (int i = 0; i < l.size(); i++) {
                 pad(sb, indent + 1);
                 write(sb, l.get(i), indent + 1);

@@ -6,15 +6,12 @@ import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
-import io.github.qcowloom.format.Features;
-import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.Qcow2Measure;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -215,7 +212,7 @@ final class MeasureCommand implements Callable<Integer> {
         }
         int refcountOrder = Long.numberOfTrailingZeros(refcountBits);
         long full = Qcow2Measure.fullyAllocated(size, clusterSize, refcountOrder, extendedL2);
-        return new Measured(full - size + required, full, version >= 3 ? bitmapsBytes(source) : null);
+        return new Measured(full - size + required, full, version >= 3 ? bitmapsBytes(source, clusterSize) : null);
     }
 
     /**
@@ -239,23 +236,24 @@ final class MeasureCommand implements Callable<Integer> {
 
     /**
      * The bitmaps line: QEMU prints it when the source is a qcow2 v3 image (which can hold persistent dirty
-     * bitmaps), with the bytes its bitmaps would take; this driver does not read bitmaps, so an image with some is
-     * refused rather than measured as holding none.
+     * bitmaps), with what its bitmaps would take in the new image of {@code clusterSize}: each bitmap's data as if
+     * every cluster of it were allocated, its table, and the directory (qcow2_get_persistent_dirty_bitmap_size).
      */
-    private static Long bitmapsBytes(BlockDevice source) throws UnsupportedFeatureException {
+    private static Long bitmapsBytes(BlockDevice source, long clusterSize) throws IOException {
         if (!(source instanceof Qcow2Image img) || img.header().version() < 3) {
             return null;
         }
-        Header h = img.header();
-        boolean hasBitmaps = (h.autoclearFeatures() & Features.AUTOCLEAR_BITMAPS) != 0
-                && h.extensions().stream().anyMatch(e -> e.type() == HeaderExtension.BITMAPS
-                        && e.data().length >= 4 && ByteBuffer.wrap(e.data()).getInt(0) > 0);
-        if (hasBitmaps) {
-            throw new UnsupportedFeatureException("persistent dirty bitmaps",
-                    "Measuring an image with persistent dirty bitmaps is not supported");
+        long bytes = 0;
+        long directory = 0;
+        for (BitmapDirectory.Entry bitmap : img.persistentBitmaps()) {
+            long bits = Math.ceilDiv(img.size(), 1L << bitmap.granularityBits());
+            long clusters = Math.ceilDiv(Math.ceilDiv(bits, 8), clusterSize);
+            bytes += clusters * clusterSize + Math.ceilDiv(clusters * 8, clusterSize) * clusterSize;
+            directory += (BitmapDirectory.ENTRY_FIXED_BYTES + bitmap.nameSize() + 7) & -8; // calc_dir_entry_size
         }
-        return 0L;
+        return bytes + Math.ceilDiv(directory, clusterSize) * clusterSize;
     }
+
 
     /**
      * The -o options as qemu-img's QemuOpts parse takes them against the output format's create options: unknown

@@ -40,6 +40,19 @@ public record BitmapDirectory(List<Entry> entries, String error) {
         private static final int DIRTY_TRACKING = 1;
         private static final int MAX_NAME_BYTES = 1023;
 
+        private static final int IN_USE = 1;
+        private static final int AUTO = 2;
+
+        /** Set on disk while a writer that keeps the bitmap has it open: the bitmap on disk is stale then. */
+        public boolean inUse() {
+            return (flags & IN_USE) != 0;
+        }
+
+        /** The bitmap tracks writes as soon as the image is opened (an enabled bitmap). */
+        public boolean auto() {
+            return (flags & AUTO) != 0;
+        }
+
         /**
          * True if the entry breaks QEMU's check_dir_entry constraints that need no disk size (an empty, misplaced
          * or oversized table, a granularity out of 9..31, reserved flags, a name over 1023 bytes, a type other

@@ -17,9 +17,11 @@ import io.github.qcowloom.api.ReadOnlyImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.compress.ClusterCodec;
+import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.snapshot.Snapshot;
@@ -35,6 +37,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.slf4j.Logger;
@@ -323,6 +326,34 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         } finally {
             editor.close();
         }
+    }
+
+    /**
+     * The persistent dirty bitmaps QEMU would load at open, from the bitmap directory: none unless the bitmaps
+     * extension is there with its autoclear bit set (without the bit QEMU drops the extension: the bitmaps went
+     * stale under a writer that does not keep them, as this driver clears the bit on a read-write open). A
+     * directory QEMU could not load is refused in its words (qcow2-bitmap.c's bitmap_list_load).
+     */
+    public List<BitmapDirectory.Entry> persistentBitmaps() throws IOException {
+        Optional<HeaderExtension> ext = header.extension(HeaderExtension.BITMAPS);
+        if (ext.isEmpty() || (header.autoclearFeatures() & Features.AUTOCLEAR_BITMAPS) == 0) {
+            return List.of();
+        }
+        // Header.parse has checked the extension: a count of 1 to 65535, an aligned directory of at most
+        // Limits.MAX_BITMAP_DIRECTORY_BYTES (bytes past the end of the file read as zeroes, as in QEMU).
+        byte[] d = ext.get().data();
+        long count = Bytes.getUInt(d, 0);
+        byte[] dir = ImageMetadata.readBytes(file, Bytes.getLong(d, 16), (int) Bytes.getLong(d, 8));
+        BitmapDirectory directory = BitmapDirectory.parse(dir, count);
+        if (directory.error() != null) {
+            throw new CorruptImageException("Broken bitmap directory");
+        }
+        for (BitmapDirectory.Entry e : directory.entries()) {
+            if (e.breaksConstraints(header.clusterSize())) {
+                throw new CorruptImageException("Bitmap '" + e.name() + "' doesn't satisfy the constraints");
+            }
+        }
+        return directory.entries();
     }
 
     /**

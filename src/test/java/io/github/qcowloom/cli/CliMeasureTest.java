@@ -99,18 +99,6 @@ class CliMeasureTest {
         both("-O", "raw", p);
     }
 
-    /** An image with persistent dirty bitmaps, which this driver does not read, is refused, not measured as none. */
-    @Test
-    void bitmapsAreRefusedNotCountedAsNone() {
-        Path a = dir.resolve("b.qcow2");
-        Qemu.img("create", "-q", "-f", "qcow2", a.toString(), "64M");
-        Qemu.img("bitmap", "--add", a.toString(), "b0");
-        assertTrue(Qemu.img("measure", "-O", "qcow2", a.toString()).contains("bitmaps size: "));
-        Cli.Run ours = Cli.ours("measure", "-O", "qcow2", a.toString());
-        assertEquals(1, ours.code(), ours.out() + ours.err());
-        assertEquals("qcow2-loom: Measuring an image with persistent dirty bitmaps is not supported\n", ours.err());
-    }
-
     @Test
     void errorsAsQemuImgs() {
         Path a = dir.resolve("a.qcow2");
