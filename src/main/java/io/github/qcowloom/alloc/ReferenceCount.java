@@ -6,9 +6,7 @@ import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
-import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.format.Limits;
@@ -472,14 +470,13 @@ public final class ReferenceCount {
      * QEMU reads the extension only when the autoclear bitmaps bit is set; so do we.
      */
     private void countBitmaps(Storage file) throws IOException {
-        Optional<HeaderExtension> ext = header.extension(HeaderExtension.BITMAPS);
-        if (ext.isEmpty() || (header.autoclearFeatures() & Features.AUTOCLEAR_BITMAPS) == 0) {
+        Optional<BitmapDirectory.Location> at = BitmapDirectory.Location.of(header);
+        if (at.isEmpty()) {
             return;
         }
-        byte[] d = ext.get().data();
-        long nbBitmaps = Bytes.getUInt(d, 0);
-        long dirSize = Bytes.getLong(d, 8);
-        long dirOffset = Bytes.getLong(d, 16);
+        long nbBitmaps = at.get().count();
+        long dirSize = at.get().size();
+        long dirOffset = at.get().offset();
         if (nbBitmaps == 0) {
             return;
         }

@@ -254,7 +254,6 @@ final class MeasureCommand implements Callable<Integer> {
         return bytes + Math.ceilDiv(directory, clusterSize) * clusterSize;
     }
 
-
     /**
      * The -o options as qemu-img's QemuOpts parse takes them against the output format's create options: unknown
      * names and values of the wrong type are refused there, each followed by its "Invalid options" line.

@@ -3,6 +3,7 @@ package io.github.qcowloom.format;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The persistent-bitmap directory (qcow2.rst, "Bitmap directory"): entries of 24 fixed bytes, then extra data,
@@ -69,6 +70,28 @@ public record BitmapDirectory(List<Entry> entries, String error) {
 
     public BitmapDirectory {
         entries = List.copyOf(entries);
+    }
+
+    /**
+     * Where the header's bitmaps extension puts the directory, as QEMU reads it: only with the autoclear bitmaps
+     * bit set (without it QEMU drops the extension, the bitmaps having gone stale under a writer that does not keep
+     * them). Header.parse has checked the extension: a count of 1 to 65535, an aligned directory of at most
+     * {@link Limits#MAX_BITMAP_DIRECTORY_BYTES}.
+     *
+     * @param count the number of bitmaps (a u32)
+     * @param size the directory's length in bytes
+     * @param offset the directory's offset in the file
+     */
+    public record Location(long count, long size, long offset) {
+        /** The directory's location, or empty if QEMU would load no bitmaps. */
+        public static Optional<Location> of(Header header) {
+            Optional<HeaderExtension> ext = header.extension(HeaderExtension.BITMAPS);
+            if (ext.isEmpty() || (header.autoclearFeatures() & Features.AUTOCLEAR_BITMAPS) == 0) {
+                return Optional.empty();
+            }
+            byte[] d = ext.get().data();
+            return Optional.of(new Location(Bytes.getUInt(d, 0), Bytes.getLong(d, 8), Bytes.getLong(d, 16)));
+        }
     }
 
     /** Walks {@code count} entries (a u32 from the header extension) in {@code dir}. */

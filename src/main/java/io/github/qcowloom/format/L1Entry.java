@@ -37,4 +37,13 @@ public final class L1Entry {
     public static long of(long l2Offset, boolean copied) {
         return (l2Offset & OFFSET_MASK) | (copied ? COPIED : 0);
     }
+
+    /** The first {@code entries} entries of a table as stored (big-endian). */
+    public static long[] decodeTable(byte[] table, int entries) {
+        long[] l1 = new long[entries];
+        for (int i = 0; i < entries; i++) {
+            l1[i] = Bytes.getLong(table, i * 8);
+        }
+        return l1;
+    }
 }

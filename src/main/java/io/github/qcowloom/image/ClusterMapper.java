@@ -49,11 +49,7 @@ final class ClusterMapper {
 
     /** Installs a grown L1 table: the first {@code entries} big-endian entries of {@code table}. */
     void replaceL1(byte[] table, int entries) {
-        long[] l = new long[entries];
-        for (int i = 0; i < entries; i++) {
-            l[i] = io.github.qcowloom.format.Bytes.getLong(table, i * 8);
-        }
-        l1 = new AtomicLongArray(l);
+        l1 = new AtomicLongArray(L1Entry.decodeTable(table, entries));
     }
 
     TableCache l2Cache() {

@@ -21,8 +21,8 @@ import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.format.HeaderField;
+import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
@@ -239,11 +239,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static long[] readL1(Storage storage, Header header) throws IOException {
         // Header.parse has checked l1_size against QEMU's limit and the file length.
         byte[] raw = ImageMetadata.readBytes(storage, header.l1TableOffset(), header.l1Size() * 8);
-        long[] l1 = new long[header.l1Size()];
-        for (int i = 0; i < l1.length; i++) {
-            l1[i] = Bytes.getLong(raw, i * 8);
-        }
-        return l1;
+        return L1Entry.decodeTable(raw, header.l1Size());
     }
 
     private static BlockDevice openBacking(Path imageDir, Header header, OpenOptions options, int depth,
@@ -335,16 +331,13 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * directory QEMU could not load is refused in its words (qcow2-bitmap.c's bitmap_list_load).
      */
     public List<BitmapDirectory.Entry> persistentBitmaps() throws IOException {
-        Optional<HeaderExtension> ext = header.extension(HeaderExtension.BITMAPS);
-        if (ext.isEmpty() || (header.autoclearFeatures() & Features.AUTOCLEAR_BITMAPS) == 0) {
+        Optional<BitmapDirectory.Location> at = BitmapDirectory.Location.of(header);
+        if (at.isEmpty()) {
             return List.of();
         }
-        // Header.parse has checked the extension: a count of 1 to 65535, an aligned directory of at most
-        // Limits.MAX_BITMAP_DIRECTORY_BYTES (bytes past the end of the file read as zeroes, as in QEMU).
-        byte[] d = ext.get().data();
-        long count = Bytes.getUInt(d, 0);
-        byte[] dir = ImageMetadata.readBytes(file, Bytes.getLong(d, 16), (int) Bytes.getLong(d, 8));
-        BitmapDirectory directory = BitmapDirectory.parse(dir, count);
+        // Bytes past the end of the file read as zeroes, as in QEMU.
+        byte[] dir = ImageMetadata.readBytes(file, at.get().offset(), (int) at.get().size());
+        BitmapDirectory directory = BitmapDirectory.parse(dir, at.get().count());
         if (directory.error() != null) {
             throw new CorruptImageException("Broken bitmap directory");
         }
@@ -382,13 +375,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         Header.validateTable("Snapshot L1 table", snapshot.l1TableOffset(), entries * 8, header.clusterSize(),
                 file.size());
-        byte[] raw = new byte[(int) entries * 8];
-        file.readFully(ByteBuffer.wrap(raw), snapshot.l1TableOffset());
-        long[] l1 = new long[(int) entries];
-        for (int i = 0; i < l1.length; i++) {
-            l1[i] = Bytes.getLong(raw, i * 8);
-        }
-        return l1;
+        byte[] raw = ImageMetadata.readBytes(file, snapshot.l1TableOffset(), (int) entries * 8);
+        return L1Entry.decodeTable(raw, (int) entries);
     }
 
     /** A table edit changed the header on disk; called under the exclusive image lock. */

@@ -335,7 +335,7 @@ public final class FileStorage implements Storage {
     @Override
     public void flush() throws IOException {
         long changed = changes.get(); // before the sync: what it is sure to cover
-        if (changed == syncedChanges.get()) {
+        if (changed == syncedChanges.get() && failedSync == null) { // a failed sync fails every later one
             return;
         }
         sync(io::force);

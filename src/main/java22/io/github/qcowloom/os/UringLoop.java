@@ -52,7 +52,8 @@ import org.slf4j.LoggerFactory;
  * {@code yieldCount}, {@code timingDraw}) is touched only on the loop's own thread: by the loop between tasks, and
  * by the requests running on it, since a virtual thread whose scheduler is this loop runs only here. A thread leaves
  * the loop only where it parks or yields its turn (after its call), so none comes between another's filling of a
- * segment and its call. {@code failed}, volatile, tells other threads that {@code broken} is set.
+ * segment and its call. {@code failed}, volatile, tells other threads that {@code broken} is set, or that the loop
+ * stopped; {@code exiting}, volatile, set once by another thread, stops it ({@link #stopForExit}).
  */
 final class UringLoop implements Executor {
     private static final Logger LOG = LoggerFactory.getLogger(UringLoop.class);
@@ -144,7 +145,10 @@ final class UringLoop implements Executor {
     /** Turns yielded so far (tests read it from a thread on the loop). */
     long yieldCount;
     private IOException broken;
-    /** {@code broken} as other threads may read it: a failed loop takes no new threads ({@link UringLoops}). */
+    /**
+     * {@code broken}, or the loop stopped, as other threads may read it: a failed loop takes no new threads
+     * ({@link UringLoops}).
+     */
     private volatile boolean failed;
     /** Tests only: run on the loop's thread when it has found nothing to run, before it says it sleeps. */
     volatile Runnable idleHook;
@@ -496,8 +500,9 @@ final class UringLoop implements Executor {
                 hook.run(); // tests: a hand-in after the queue was found empty, before sleeping is said
             }
             sleeping.set(true);
-            // The second look: a hand-in since the poll saw sleeping unset, and woke nobody. An exit's wake-up
-            // is always armed in the ring, so one set after this look still ends the wait.
+            // The second look: a hand-in since the poll saw sleeping unset, and woke nobody. An exit set after
+            // this look still ends the wait: through the wake-up read armed in the ring, or, the ring broken, as
+            // the wait is then a 1 ms park.
             if (runnable.isEmpty() && !exiting) {
                 enter(1, IoUring.ENTER_GETEVENTS);
                 sleeping.set(false);
@@ -593,6 +598,7 @@ final class UringLoop implements Executor {
      */
     void stopForExit() {
         exiting = true;
+        failed = true; // new threads go elsewhere (UringLoops.threadFactory): they would never run here
         try {
             EventFds.signal(wakeFd);
         } catch (IOException e) {
@@ -601,7 +607,7 @@ final class UringLoop implements Executor {
         UringQueue.joinBriefly(carrier);
     }
 
-    /** True once the ring has failed; from any thread. */
+    /** True once the ring has failed or the loop stopped; from any thread. */
     boolean failed() {
         return failed;
     }

@@ -31,10 +31,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * together. The {@code submitting} flag admits one {@code io_uring_enter} that submits at a time, and its
  * holder alone uses {@code submitErrno}; {@code active} counts the requests inside the queue, either way, so
  * that only one finding it at 0 goes directly. A request holds a permit of {@code inFlight} from before it
- * prepares until after its completion, so at most {@code capacity} requests are in flight: the submission ring
- * never overflows and the completion ring (twice as large) never drops. {@code SHARED_LOCK} guards the set-up
- * of the process's queue. A {@code Waiter} is completed once (a compare-and-set), by whichever thread reaps it
- * or by {@code fail}; the counters are adders and take no lock.
+ * prepares until after its completion (the no-op that stops the queue at exit keeps one), so at most
+ * {@code capacity} requests are in flight: the submission ring never overflows and the completion ring (twice as
+ * large) never drops. {@code SHARED_LOCK} guards the set-up of the process's queue. A {@code Waiter} is completed
+ * once (a compare-and-set), by whichever thread reaps it or by {@code fail}; the counters are adders and take no
+ * lock.
  */
 public final class UringQueue {
     private static final int ENTRIES = 512;
@@ -160,12 +161,13 @@ public final class UringQueue {
 
     private void stop() {
         fail(new IOException("the process is exiting"));
-        // A no-op's completion ends the completion thread's wait; it then finds the queue broken and returns.
+        // A no-op's completion ends the completion thread's wait; it then finds the queue broken and returns. It
+        // takes a permit, as a request does, and keeps it: the slot is never given back.
+        if (!inFlight.tryAcquire()) {
+            return; // every slot in flight: their completions wake it
+        }
         submitLock.lock();
         try {
-            if (freeCount == 0) {
-                return; // every slot in flight: their completions wake it
-            }
             ring.prepare(IoUring.OP_NOP, -1, 0, 0, 0, 0, freeSlots[--freeCount]);
             prepared = prepared + 1;
         } finally {
