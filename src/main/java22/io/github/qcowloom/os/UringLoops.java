@@ -49,7 +49,7 @@ public final class UringLoops {
         UringLoop[] mine = new UringLoop[n];
         LOCK.lock();
         try {
-            if (loops.isEmpty()) {
+            if (loops.isEmpty() && !"1".equals(System.getProperty("jdk.pollerMode"))) {
                 startJdkPollersElsewhere();
             }
             while (loops.size() < n) {
@@ -121,7 +121,9 @@ public final class UringLoops {
      * waits on a socket, and a virtual thread's children take its scheduler. Were that thread on a loop, every
      * socket wake-up of the process would run through the loop, and wait while it runs a request or makes a direct
      * call. Initialising the poller class on a platform thread before any loop runs starts them on the JDK's
-     * scheduler. (With {@code -Djdk.pollerMode=1}, as the CLI runs, they are platform threads anyway.)
+     * scheduler. With {@code -Djdk.pollerMode=1}, as the CLI runs, they are platform threads anyway, and are left
+     * to start with the first socket: they wait in epoll_wait, a native call, for as long as they live, and the JVM
+     * waits up to 300 ms at exit for such threads (see {@link #stopForExit}).
      */
     private static void startJdkPollersElsewhere() {
         Thread t = Thread.ofPlatform().name("qcow2-loom-poller-start").start(() -> {
