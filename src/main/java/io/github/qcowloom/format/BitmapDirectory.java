@@ -30,9 +30,10 @@ public record BitmapDirectory(List<Entry> entries, String error) {
      * @param granularityBits log2 of the bytes one bit covers
      * @param nameSize the name's length in bytes, as stored
      * @param name the bitmap's name (UTF-8 as stored, malformed bytes replaced; empty if it runs past the directory)
+     * @param position where the entry starts in the directory
      */
     public record Entry(long tableOffset, long tableEntries, int flags, int type, int granularityBits, int nameSize,
-            String name) {
+            String name, int position) {
         // QEMU's bitmap directory entry constraints (block/qcow2-bitmap.c)
         private static final long MAX_TABLE_ENTRIES = 0x8000000;
         private static final int MIN_GRANULARITY_BITS = 9;
@@ -52,6 +53,11 @@ public record BitmapDirectory(List<Entry> entries, String error) {
         /** The bitmap tracks writes as soon as the image is opened (an enabled bitmap). */
         public boolean auto() {
             return (flags & AUTO) != 0;
+        }
+
+        /** Sets the in-use flag of this entry in {@code dir}, the directory's bytes it was parsed from. */
+        public void markInUse(byte[] dir) {
+            Bytes.putInt(dir, position + 12, flags | IN_USE);
         }
 
         /**
@@ -111,7 +117,7 @@ public record BitmapDirectory(List<Entry> entries, String error) {
             boolean fits = nameAt <= dir.length - nameSize;
             String name = fits ? new String(dir, (int) nameAt, nameSize, StandardCharsets.UTF_8) : "";
             entries.add(new Entry(Bytes.getLong(dir, at), Bytes.getUInt(dir, at + 8), Bytes.getInt(dir, at + 12),
-                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, nameSize, name));
+                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, nameSize, name, at));
             if (!fits) {
                 return new BitmapDirectory(entries, "ERROR bitmap directory entry " + i
                         + " extends past the directory");

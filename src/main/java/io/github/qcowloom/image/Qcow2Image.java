@@ -177,7 +177,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                     "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
         }
         if (!options.readOnly()) {
-            header = clearForeignAutoclearBits(storage, header);
+            header = stopKeepingBitmaps(storage, header);
         }
         long[] l1 = readL1(storage, header);
         List<Snapshot> snapshots = ImageMetadata.readSnapshots(storage, header);
@@ -223,17 +223,53 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * A writer that does not maintain bitmaps or unknown autoclear features must clear their bits, so that
-     * QEMU knows they are stale (qcow2.md §1: unknown autoclear bits are cleared on a read-write open).
+     * A read-write open, before anything else is written: the persistent dirty bitmaps, which this driver does not
+     * keep up to date, are each marked in use, in place in their directory, and synced. In use is QEMU's own word for
+     * a bitmap that was not saved correctly: it sets the flag when it opens an image for writing and clears it only
+     * as it stores the bitmap back, and it takes a bitmap that has it as inconsistent (its user is told to remove it,
+     * qemu-img bitmap --remove). The extension and its autoclear bit stay, so the bitmaps' clusters stay referenced:
+     * clearing the bit instead, as a program that knows nothing of bitmaps must, made QEMU warn at every open and
+     * qemu-img check count the clusters as leaked. A torn write of the flags leaves some bitmaps in use and others
+     * as they were, which were still right: nothing else was written yet. A directory QEMU could not load has its
+     * bit cleared as before; so have other autoclear bits this driver does not maintain (qcow2.md §1).
      */
-    private static Header clearForeignAutoclearBits(Storage storage, Header header) throws IOException {
+    private static Header stopKeepingBitmaps(Storage storage, Header header) throws IOException {
+        if (header.version() < 3) {
+            return header;
+        }
         long keep = header.autoclearFeatures() & Features.AUTOCLEAR_DATA_FILE_RAW;
-        if (header.version() < 3 || keep == header.autoclearFeatures()) {
+        if (markBitmapsInUse(storage, header)) {
+            keep |= Features.AUTOCLEAR_BITMAPS;
+        }
+        if (keep == header.autoclearFeatures()) {
             return header;
         }
         storage.write(HeaderField.AUTOCLEAR_FEATURES.encode(keep), HeaderField.AUTOCLEAR_FEATURES.offset());
         storage.flush();
         return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
+    }
+
+    /** Marks every bitmap in use (see {@link #stopKeepingBitmaps}); false if there are none QEMU would load. */
+    private static boolean markBitmapsInUse(Storage storage, Header header) throws IOException {
+        Optional<BitmapDirectory.Location> at = BitmapDirectory.Location.of(header);
+        if (at.isEmpty()) {
+            return false;
+        }
+        byte[] dir = ImageMetadata.readBytes(storage, at.get().offset(), (int) at.get().size());
+        BitmapDirectory directory = BitmapDirectory.parse(dir, at.get().count());
+        if (directory.error() != null
+                || directory.entries().stream().anyMatch(e -> e.breaksConstraints(header.clusterSize()))) {
+            return false;
+        }
+        if (directory.entries().stream().allMatch(BitmapDirectory.Entry::inUse)) {
+            return true;
+        }
+        for (BitmapDirectory.Entry e : directory.entries()) {
+            e.markInUse(dir);
+        }
+        storage.write(ByteBuffer.wrap(dir), at.get().offset());
+        storage.flush();
+        return true;
     }
 
     private static long[] readL1(Storage storage, Header header) throws IOException {

@@ -4,18 +4,22 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.testing.Qemu;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Images with persistent dirty bitmaps, made by qemu-img bitmap: info lists them and measure counts what they
- * would take, as qemu-img does (the driver reads the directory; it does not keep bitmaps up to date).
+ * would take, as qemu-img does; the driver, which does not keep bitmaps up to date, marks them in use when it opens
+ * the image for writing, and the image stays clean for QEMU.
  */
 class CliBitmapsTest {
     private static final int BITMAPS_EXTENSION = 0x23852875;
@@ -57,6 +61,59 @@ class CliBitmapsTest {
         }
         Cli.sameAsQemuImg("measure", "-O", "qcow2", "--output=json", image);
         Cli.sameAsQemuImg("measure", "-O", "raw", image);
+    }
+
+    /**
+     * A read-write open marks every bitmap in use, which this driver does not keep: QEMU then takes them as
+     * inconsistent, as after a writer that did not save them, and the image stays clean for qemu-img check (no
+     * leaked clusters, no warning at open), each bitmap removable with qemu-img bitmap --remove.
+     */
+    @Test
+    void aReadWriteOpenMarksThemInUseAndTheImageStaysClean() throws Exception {
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+            img.write(0, ByteBuffer.wrap(new byte[65536]));
+        }
+        assertClean(image);
+        String info = Cli.sameAsQemuImg("info", image);
+        assertEquals(3, info.split("\\[0\\]: in-use", -1).length - 1, info);
+        Cli.sameAsQemuImg("info", "--output=json", image);
+        // QEMU itself writes to it, keeps them in use, and removes one on request.
+        Qemu.io(image, "write -P 7 1M 64k");
+        Qemu.img("bitmap", "--remove", image.toString(), "first");
+        assertClean(image);
+        assertFalse(Cli.sameAsQemuImg("info", image).contains("name: first"));
+        // Opened again by us: nothing left to mark, still clean.
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
+            img.write(2 << 20, ByteBuffer.wrap(new byte[4096]));
+        }
+        assertClean(image);
+    }
+
+    /**
+     * An image QEMU left dirty (lazy refcounts, killed while it wrote): the repair of a read-write open counts the
+     * bitmaps' clusters as referenced, so it frees none of them.
+     */
+    @Test
+    void theRepairOfADirtyImageKeepsTheBitmapsClusters() throws Exception {
+        Path lazy = dir.resolve("lazy.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "lazy_refcounts=on", lazy.toString(), "1G");
+        Qemu.img("bitmap", "--add", lazy.toString(), "b0");
+        Qemu.Result killed = Qemu.exec(List.of("qemu-io", "-c", "write -P 1 0 1M", "-c", "sigraise 9",
+                lazy.toString()));
+        assertTrue(killed.exitCode() != 0, "qemu-io killed itself");
+        assertTrue(Qemu.img("info", lazy.toString()).contains("in-use"), "QEMU marked it in use as it opened");
+        try (Qcow2Image img = Qcow2Image.open(lazy, OpenOptions.readWriteDefaults())) {
+            img.write(4 << 20, ByteBuffer.wrap(new byte[65536]));
+        }
+        assertClean(lazy);
+        Cli.sameAsQemuImg("info", lazy);
+    }
+
+    /** qemu-img check finds nothing, and QEMU opens the image without a warning. */
+    private static void assertClean(Path image) {
+        Qemu.Result check = Qemu.exec(List.of("qemu-img", "check", image.toString()));
+        assertEquals(0, check.exitCode(), check.stdout() + check.stderr());
+        assertEquals("", check.stderr());
     }
 
     /** Sets the flags of the directory's first entry, found through the header's bitmaps extension. */

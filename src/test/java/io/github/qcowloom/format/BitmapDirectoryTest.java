@@ -19,27 +19,27 @@ class BitmapDirectoryTest {
         assertEquals(32 + 56, TWO.length);
         BitmapDirectory d = BitmapDirectory.parse(TWO, 2);
         assertNull(d.error());
-        assertEquals(new BitmapDirectory.Entry(0x50000, 4, 2, 1, 16, 5, "dirty"), d.entries().get(0));
-        assertEquals(new BitmapDirectory.Entry(0x60000, 1, 0, 1, 20, 15, "with extra data"), d.entries().get(1));
+        assertEquals(new BitmapDirectory.Entry(0x50000, 4, 2, 1, 16, 5, "dirty", 0), d.entries().get(0));
+        assertEquals(new BitmapDirectory.Entry(0x60000, 1, 0, 1, 20, 15, "with extra data", 32), d.entries().get(1));
     }
 
     // QEMU's check_dir_entry: each of these makes it refuse to open the image.
     @Test
     void entriesOutsideQemusConstraintsAreKnown() {
-        BitmapDirectory.Entry ok = new BitmapDirectory.Entry(0x50000, 4, 3, 1, 16, 5, "dirty");
+        BitmapDirectory.Entry ok = new BitmapDirectory.Entry(0x50000, 4, 3, 1, 16, 5, "dirty", 0);
         assertFalse(ok.breaksConstraints(65536));
-        assertFalse(new BitmapDirectory.Entry(0x50000, 0x8000000, 0, 1, 9, 1023, "").breaksConstraints(65536));
-        assertFalse(new BitmapDirectory.Entry(0x50000, 1, 0, 1, 31, 0, "").breaksConstraints(65536));
+        assertFalse(new BitmapDirectory.Entry(0x50000, 0x8000000, 0, 1, 9, 1023, "", 0).breaksConstraints(65536));
+        assertFalse(new BitmapDirectory.Entry(0x50000, 1, 0, 1, 31, 0, "", 0).breaksConstraints(65536));
         for (BitmapDirectory.Entry bad : new BitmapDirectory.Entry[] {
-            new BitmapDirectory.Entry(0x50000, 0, 0, 1, 16, 5, "empty table"),
-            new BitmapDirectory.Entry(0, 4, 0, 1, 16, 5, "table at 0"),
-            new BitmapDirectory.Entry(0x50200, 4, 0, 1, 16, 5, "misaligned table"),
-            new BitmapDirectory.Entry(0x50000, 0x8000001, 0, 1, 16, 5, "table too large"),
-            new BitmapDirectory.Entry(0x50000, 4, 0, 1, 8, 5, "granularity 8"),
-            new BitmapDirectory.Entry(0x50000, 4, 0, 1, 32, 5, "granularity 32"),
-            new BitmapDirectory.Entry(0x50000, 4, 4, 1, 16, 5, "reserved flag"),
-            new BitmapDirectory.Entry(0x50000, 4, 0, 2, 16, 5, "type 2"),
-            new BitmapDirectory.Entry(0x50000, 4, 0, 1, 16, 1024, "long name"),
+            new BitmapDirectory.Entry(0x50000, 0, 0, 1, 16, 5, "empty table", 0),
+            new BitmapDirectory.Entry(0, 4, 0, 1, 16, 5, "table at 0", 0),
+            new BitmapDirectory.Entry(0x50200, 4, 0, 1, 16, 5, "misaligned table", 0),
+            new BitmapDirectory.Entry(0x50000, 0x8000001, 0, 1, 16, 5, "table too large", 0),
+            new BitmapDirectory.Entry(0x50000, 4, 0, 1, 8, 5, "granularity 8", 0),
+            new BitmapDirectory.Entry(0x50000, 4, 0, 1, 32, 5, "granularity 32", 0),
+            new BitmapDirectory.Entry(0x50000, 4, 4, 1, 16, 5, "reserved flag", 0),
+            new BitmapDirectory.Entry(0x50000, 4, 0, 2, 16, 5, "type 2", 0),
+            new BitmapDirectory.Entry(0x50000, 4, 0, 1, 16, 1024, "long name", 0),
         }) {
             assertTrue(bad.breaksConstraints(65536), bad.name());
         }
@@ -50,7 +50,7 @@ class BitmapDirectoryTest {
         // The second entry's name runs past the end: its table still counts, with an empty name.
         BitmapDirectory d = BitmapDirectory.parse(Arrays.copyOf(TWO, TWO.length - 8), 2);
         assertEquals(2, d.entries().size());
-        assertEquals(new BitmapDirectory.Entry(0x60000, 1, 0, 1, 20, 15, ""), d.entries().get(1));
+        assertEquals(new BitmapDirectory.Entry(0x60000, 1, 0, 1, 20, 15, "", 32), d.entries().get(1));
         assertTrue(d.error().contains("entry 1 extends past the directory"), d.error());
         // Its fixed part cut: only the first.
         assertEquals(1, BitmapDirectory.parse(Arrays.copyOf(TWO, 32 + 20), 2).entries().size());
