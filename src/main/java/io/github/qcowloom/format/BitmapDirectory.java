@@ -15,8 +15,12 @@ import java.util.Optional;
  *
  * @param entries the entries whose fixed part fits, in directory order
  * @param error why the walk stopped early, in qemu-img check's words; null if every entry fit
+ * @param end where the walk ended: the directory's bytes the entries took, with their padding
  */
-public record BitmapDirectory(List<Entry> entries, String error) {
+public record BitmapDirectory(List<Entry> entries, String error, long end) {
+    /** QEMU's BME_MAX_PHYS_SIZE: the most bytes of bitmap it keeps in memory for one bitmap. */
+    private static final long MAX_PHYS_BYTES = 0x20000000;
+
     /** The fixed part of an entry. */
     public static final int ENTRY_FIXED_BYTES = 24;
 
@@ -30,10 +34,11 @@ public record BitmapDirectory(List<Entry> entries, String error) {
      * @param granularityBits log2 of the bytes one bit covers
      * @param nameSize the name's length in bytes, as stored
      * @param name the bitmap's name (UTF-8 as stored, malformed bytes replaced; empty if it runs past the directory)
+     * @param extraSize the bytes of extra data between the fixed part and the name
      * @param position where the entry starts in the directory
      */
     public record Entry(long tableOffset, long tableEntries, int flags, int type, int granularityBits, int nameSize,
-            String name, int position) {
+            String name, long extraSize, int position) {
         // QEMU's bitmap directory entry constraints (block/qcow2-bitmap.c)
         private static final long MAX_TABLE_ENTRIES = 0x8000000;
         private static final int MIN_GRANULARITY_BITS = 9;
@@ -55,9 +60,14 @@ public record BitmapDirectory(List<Entry> entries, String error) {
             return (flags & AUTO) != 0;
         }
 
-        /** Sets the in-use flag of this entry in {@code dir}, the directory's bytes it was parsed from. */
-        public void markInUse(byte[] dir) {
-            Bytes.putInt(dir, position + 12, flags | IN_USE);
+        /** The entry's flags with in use set. */
+        public int inUseFlags() {
+            return flags | IN_USE;
+        }
+
+        /** Where the entry's flags are in the directory. */
+        public int flagsPosition() {
+            return position + 12;
         }
 
         /**
@@ -100,6 +110,33 @@ public record BitmapDirectory(List<Entry> entries, String error) {
         }
     }
 
+    /**
+     * Whether QEMU loads this directory, {@code bytes} long, of an image of {@code clusterSize} clusters and
+     * {@code diskSize} bytes (qcow2-bitmap.c's bitmap_list_load and check_dir_entry): every entry whole and within
+     * the constraints, without extra data, no bitmap over QEMU's 512 MiB in memory, the table of a bitmap not in use
+     * large enough for the disk, and the walk ending where the directory does. QEMU refuses to open an image whose
+     * directory it does not load.
+     */
+    public boolean loadsInQemu(long bytes, long clusterSize, long diskSize) {
+        if (error != null || end != bytes) {
+            return false;
+        }
+        for (Entry e : entries) {
+            if (e.breaksConstraints(clusterSize) || e.extraSize() != 0) {
+                return false;
+            }
+            long physBytes = e.tableEntries() * clusterSize; // tableEntries is at most 2^27 here
+            if (physBytes > MAX_PHYS_BYTES) {
+                return false;
+            }
+            // QEMU's len > (physBytes * 8) << granularity, without the shift's overflow.
+            if (!e.inUse() && diskSize > 0 && (diskSize - 1) >>> e.granularityBits() >= physBytes * 8) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Walks {@code count} entries (a u32 from the header extension) in {@code dir}. */
     public static BitmapDirectory parse(byte[] dir, long count) {
         List<Entry> entries = new ArrayList<>();
@@ -108,7 +145,7 @@ public record BitmapDirectory(List<Entry> entries, String error) {
         for (long i = 0; i < count; i++) {
             if (pos > dir.length - ENTRY_FIXED_BYTES) {
                 return new BitmapDirectory(entries, "ERROR bitmap directory entry " + i
-                        + " extends past the directory");
+                        + " extends past the directory", pos);
             }
             int at = (int) pos;
             int nameSize = Bytes.getUShort(dir, at + 18);
@@ -117,13 +154,13 @@ public record BitmapDirectory(List<Entry> entries, String error) {
             boolean fits = nameAt <= dir.length - nameSize;
             String name = fits ? new String(dir, (int) nameAt, nameSize, StandardCharsets.UTF_8) : "";
             entries.add(new Entry(Bytes.getLong(dir, at), Bytes.getUInt(dir, at + 8), Bytes.getInt(dir, at + 12),
-                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, nameSize, name, at));
+                    dir[at + 16] & 0xff, dir[at + 17] & 0xff, nameSize, name, extraSize, at));
             if (!fits) {
                 return new BitmapDirectory(entries, "ERROR bitmap directory entry " + i
-                        + " extends past the directory");
+                        + " extends past the directory", pos);
             }
             pos = Bytes.alignUp(nameAt + nameSize, 8);
         }
-        return new BitmapDirectory(entries, null);
+        return new BitmapDirectory(entries, null, pos);
     }
 }

@@ -346,6 +346,11 @@ final class MetadataWriter {
         overlap.snapshotAreas(areas);
     }
 
+    /** Where the bitmap directory is, which no write may touch (OverlapCheck). */
+    void bitmapDirectory(long offset, long bytes) {
+        overlap.bitmapDirectory(offset, bytes);
+    }
+
     boolean hasBacking() {
         return hasBacking;
     }

@@ -9,8 +9,8 @@ import java.util.function.LongSupplier;
 /**
  * QEMU's qcow2_check_metadata_overlap in its default "cached" mode: before data or a new table is written to a
  * host range, that range (rounded to clusters) must not touch the header, the active L1 table, the refcount table,
- * an active L2 table or a refcount block. A hit means the refcounts handed out a cluster in use: the image is
- * corrupt, and writing would destroy metadata.
+ * the snapshot table or an inactive L1 table, the bitmap directory, an active L2 table or a refcount block. A hit
+ * means the refcounts handed out a cluster in use: the image is corrupt, and writing would destroy metadata.
  */
 final class OverlapCheck {
     private final ClusterMapper mapper;
@@ -19,6 +19,9 @@ final class OverlapCheck {
     private final LongSupplier l1Offset;
     /** The snapshot table and snapshot L1 tables, which no write may touch; replaced when the table changes. */
     private volatile SnapshotAreas snapshotAreas = SnapshotAreas.NONE;
+    /** The persistent bitmaps' directory, which stays live under a read-write open (PersistentBitmaps); 0 if none. */
+    private volatile long bitmapDirectoryOffset;
+    private volatile long bitmapDirectoryBytes;
 
     OverlapCheck(ClusterMapper mapper, RefcountTable refcounts, LongSupplier l1Offset) {
         this.mapper = mapper;
@@ -28,6 +31,12 @@ final class OverlapCheck {
 
     void snapshotAreas(SnapshotAreas areas) {
         snapshotAreas = areas;
+    }
+
+    /** The bitmap directory's place, set once at open. */
+    void bitmapDirectory(long offset, long bytes) {
+        bitmapDirectoryBytes = bytes;
+        bitmapDirectoryOffset = offset;
     }
 
     /** Throws if {@code [offset, offset + length)} overlaps metadata; {@code what} names the write for the message. */
@@ -48,6 +57,10 @@ final class OverlapCheck {
         SnapshotAreas snapshots = snapshotAreas;
         if (overlaps(first, last, snapshots.tableOffset() >>> bits, snapshots.tableBytes(), bits)) {
             fail(what, offset, "the snapshot table");
+        }
+        if (bitmapDirectoryOffset != 0
+                && overlaps(first, last, bitmapDirectoryOffset >>> bits, bitmapDirectoryBytes, bits)) {
+            fail(what, offset, "the bitmap directory");
         }
         for (int i = 0; i < snapshots.l1Offsets().length; i++) {
             if (overlaps(first, last, snapshots.l1Offsets()[i] >>> bits, snapshots.l1Bytes()[i], bits)) {

@@ -117,6 +117,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                     header.lazyRefcounts());
             this.trees = new TreeRefcounts(header, l2Cache, refcounts);
             metadata.snapshotAreas(SnapshotAreas.of(header.snapshotsOffset(), snapshots));
+            BitmapDirectory.Location.of(header).ifPresent(at -> metadata.bitmapDirectory(at.offset(), at.size()));
             // v2 has no dirty bit, so pooled clusters could not be marked as possible leaks there; data clusters in
             // an external data file are not allocated at all.
             if (options.tuning().pool() && header.version() >= 3 && !header.hasDataFile()) {
@@ -176,8 +177,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throw new CorruptImageException(
                     "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
         }
+        Optional<BitmapDirectory> bitmaps = options.readOnly() || header.version() < 3 ? Optional.empty()
+                : PersistentBitmaps.loadable(storage, header);
         if (!options.readOnly()) {
-            header = stopKeepingBitmaps(storage, header);
+            header = clearForeignAutoclearBits(storage, header, bitmaps.isPresent());
         }
         long[] l1 = readL1(storage, header);
         List<Snapshot> snapshots = ImageMetadata.readSnapshots(storage, header);
@@ -209,6 +212,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 header = DirtyRepair.run(storage, header, snapshots, options.tuning().recountMemoryLimit());
                 l1 = readL1(storage, header);
             }
+            if (bitmaps.isPresent()) {
+                PersistentBitmaps.markInUse(storage, header, bitmaps.get()); // after every refusal of the open
+            }
             return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options);
         } catch (IOException | RuntimeException e) {
             for (AutoCloseable c : opened) {
@@ -223,53 +229,20 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * A read-write open, before anything else is written: the persistent dirty bitmaps, which this driver does not
-     * keep up to date, are each marked in use, in place in their directory, and synced. In use is QEMU's own word for
-     * a bitmap that was not saved correctly: it sets the flag when it opens an image for writing and clears it only
-     * as it stores the bitmap back, and it takes a bitmap that has it as inconsistent (its user is told to remove it,
-     * qemu-img bitmap --remove). The extension and its autoclear bit stay, so the bitmaps' clusters stay referenced:
-     * clearing the bit instead, as a program that knows nothing of bitmaps must, made QEMU warn at every open and
-     * qemu-img check count the clusters as leaked. A torn write of the flags leaves some bitmaps in use and others
-     * as they were, which were still right: nothing else was written yet. A directory QEMU could not load has its
-     * bit cleared as before; so have other autoclear bits this driver does not maintain (qcow2.md §1).
+     * A read-write open clears the autoclear bits of what this driver does not maintain (qcow2.md §1), but for the
+     * bitmaps extension when QEMU would load its directory: those bitmaps are marked in use instead
+     * ({@link PersistentBitmaps}).
      */
-    private static Header stopKeepingBitmaps(Storage storage, Header header) throws IOException {
-        if (header.version() < 3) {
-            return header;
-        }
-        long keep = header.autoclearFeatures() & Features.AUTOCLEAR_DATA_FILE_RAW;
-        if (markBitmapsInUse(storage, header)) {
-            keep |= Features.AUTOCLEAR_BITMAPS;
-        }
-        if (keep == header.autoclearFeatures()) {
+    private static Header clearForeignAutoclearBits(Storage storage, Header header, boolean bitmapsKept)
+            throws IOException {
+        long keep = header.autoclearFeatures() & (Features.AUTOCLEAR_DATA_FILE_RAW
+                | (bitmapsKept ? Features.AUTOCLEAR_BITMAPS : 0));
+        if (header.version() < 3 || keep == header.autoclearFeatures()) {
             return header;
         }
         storage.write(HeaderField.AUTOCLEAR_FEATURES.encode(keep), HeaderField.AUTOCLEAR_FEATURES.offset());
         storage.flush();
         return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
-    }
-
-    /** Marks every bitmap in use (see {@link #stopKeepingBitmaps}); false if there are none QEMU would load. */
-    private static boolean markBitmapsInUse(Storage storage, Header header) throws IOException {
-        Optional<BitmapDirectory.Location> at = BitmapDirectory.Location.of(header);
-        if (at.isEmpty()) {
-            return false;
-        }
-        byte[] dir = ImageMetadata.readBytes(storage, at.get().offset(), (int) at.get().size());
-        BitmapDirectory directory = BitmapDirectory.parse(dir, at.get().count());
-        if (directory.error() != null
-                || directory.entries().stream().anyMatch(e -> e.breaksConstraints(header.clusterSize()))) {
-            return false;
-        }
-        if (directory.entries().stream().allMatch(BitmapDirectory.Entry::inUse)) {
-            return true;
-        }
-        for (BitmapDirectory.Entry e : directory.entries()) {
-            e.markInUse(dir);
-        }
-        storage.write(ByteBuffer.wrap(dir), at.get().offset());
-        storage.flush();
-        return true;
     }
 
     private static long[] readL1(Storage storage, Header header) throws IOException {
@@ -361,28 +334,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * The persistent dirty bitmaps QEMU would load at open, from the bitmap directory: none unless the bitmaps
-     * extension is there with its autoclear bit set (without the bit QEMU drops the extension: the bitmaps went
-     * stale under a writer that does not keep them, as this driver clears the bit on a read-write open). A
-     * directory QEMU could not load is refused in its words (qcow2-bitmap.c's bitmap_list_load).
+     * The persistent dirty bitmaps QEMU would list, from the bitmap directory (in use after a read-write open of
+     * ours, see {@link PersistentBitmaps}); a directory QEMU could not load is refused in its words.
      */
     public List<BitmapDirectory.Entry> persistentBitmaps() throws IOException {
-        Optional<BitmapDirectory.Location> at = BitmapDirectory.Location.of(header);
-        if (at.isEmpty()) {
-            return List.of();
-        }
-        // Bytes past the end of the file read as zeroes, as in QEMU.
-        byte[] dir = ImageMetadata.readBytes(file, at.get().offset(), (int) at.get().size());
-        BitmapDirectory directory = BitmapDirectory.parse(dir, at.get().count());
-        if (directory.error() != null) {
-            throw new CorruptImageException("Broken bitmap directory");
-        }
-        for (BitmapDirectory.Entry e : directory.entries()) {
-            if (e.breaksConstraints(header.clusterSize())) {
-                throw new CorruptImageException("Bitmap '" + e.name() + "' doesn't satisfy the constraints");
-            }
-        }
-        return directory.entries();
+        return PersistentBitmaps.list(file, header);
     }
 
     /**

@@ -2,13 +2,16 @@ package io.github.qcowloom.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
@@ -107,6 +110,20 @@ class CliBitmapsTest {
         }
         assertClean(lazy);
         Cli.sameAsQemuImg("info", lazy);
+    }
+
+    /** An open that fails (its backing file gone) leaves the bitmaps as they were: they are marked last. */
+    @Test
+    void aFailedOpenLeavesThemUntouched() throws Exception {
+        Path base = dir.resolve("base.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "64M");
+        Path top = dir.resolve("top.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString());
+        Qemu.img("bitmap", "--add", top.toString(), "b0");
+        Files.delete(base);
+        assertThrows(IOException.class, () -> Qcow2Image.open(top, OpenOptions.readWriteDefaults()));
+        String info = Qemu.img("info", top.toString());
+        assertTrue(info.contains("name: b0") && !info.contains("in-use"), info);
     }
 
     /** qemu-img check finds nothing, and QEMU opens the image without a warning. */
