@@ -111,30 +111,28 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
     }
 
     /**
-     * Whether QEMU loads this directory, {@code bytes} long, of an image of {@code clusterSize} clusters and
-     * {@code diskSize} bytes (qcow2-bitmap.c's bitmap_list_load and check_dir_entry): every entry whole and within
-     * the constraints, without extra data, no bitmap over QEMU's 512 MiB in memory, the table of a bitmap not in use
-     * large enough for the disk, and the walk ending where the directory does. QEMU refuses to open an image whose
-     * directory it does not load.
+     * Why QEMU would not load this directory, {@code bytes} long, of an image of {@code clusterSize} clusters and
+     * {@code diskSize} bytes, in its words (qcow2-bitmap.c's bitmap_list_load and check_dir_entry); null if it
+     * would: every entry whole and within the constraints, without extra data, no bitmap over QEMU's 512 MiB in
+     * memory, the table of a bitmap not in use large enough for the disk, and the walk ending where the directory
+     * does. QEMU refuses to open an image whose directory it does not load.
      */
-    public boolean loadsInQemu(long bytes, long clusterSize, long diskSize) {
+    public String qemuRefusal(long bytes, long clusterSize, long diskSize) {
         if (error != null || end != bytes) {
-            return false;
+            return "Broken bitmap directory";
         }
         for (Entry e : entries) {
-            if (e.breaksConstraints(clusterSize) || e.extraSize() != 0) {
-                return false;
+            if (e.extraSize() != 0) {
+                return "Bitmap extra data is not supported";
             }
-            long physBytes = e.tableEntries() * clusterSize; // tableEntries is at most 2^27 here
-            if (physBytes > MAX_PHYS_BYTES) {
-                return false;
-            }
+            long physBytes = e.tableEntries() * clusterSize; // at most 2^27 entries once the constraints hold
             // QEMU's len > (physBytes * 8) << granularity, without the shift's overflow.
-            if (!e.inUse() && diskSize > 0 && (diskSize - 1) >>> e.granularityBits() >= physBytes * 8) {
-                return false;
+            if (e.breaksConstraints(clusterSize) || physBytes > MAX_PHYS_BYTES
+                    || !e.inUse() && diskSize > 0 && (diskSize - 1) >>> e.granularityBits() >= physBytes * 8) {
+                return "Bitmap '" + e.name() + "' doesn't satisfy the constraints";
             }
         }
-        return true;
+        return null;
     }
 
     /** Walks {@code count} entries (a u32 from the header extension) in {@code dir}. */

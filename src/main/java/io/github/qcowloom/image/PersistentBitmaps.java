@@ -22,14 +22,14 @@ final class PersistentBitmaps {
     private PersistentBitmaps() {
     }
 
-    /** The directory, if the header has one that QEMU loads (see {@link BitmapDirectory#loadsInQemu}). */
+    /** The directory, if the header has one that QEMU loads (see {@link BitmapDirectory#qemuRefusal}). */
     static Optional<BitmapDirectory> loadable(Storage storage, Header header) throws IOException {
         Optional<BitmapDirectory.Location> at = BitmapDirectory.Location.of(header);
         if (at.isEmpty() || at.get().offset() > storage.size() - at.get().size()) {
             return Optional.empty();
         }
         BitmapDirectory directory = read(storage, at.get());
-        return directory.loadsInQemu(at.get().size(), header.clusterSize(), header.diskSize())
+        return directory.qemuRefusal(at.get().size(), header.clusterSize(), header.diskSize()) == null
                 ? Optional.of(directory) : Optional.empty();
     }
 
@@ -64,13 +64,9 @@ final class PersistentBitmaps {
             return List.of();
         }
         BitmapDirectory directory = read(storage, at.get());
-        if (directory.error() != null) {
-            throw new CorruptImageException("Broken bitmap directory");
-        }
-        for (BitmapDirectory.Entry e : directory.entries()) {
-            if (e.breaksConstraints(header.clusterSize())) {
-                throw new CorruptImageException("Bitmap '" + e.name() + "' doesn't satisfy the constraints");
-            }
+        String refusal = directory.qemuRefusal(at.get().size(), header.clusterSize(), header.diskSize());
+        if (refusal != null) {
+            throw new CorruptImageException(refusal);
         }
         return directory.entries();
     }

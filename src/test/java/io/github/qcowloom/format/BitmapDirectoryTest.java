@@ -2,6 +2,7 @@ package io.github.qcowloom.format;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -45,28 +46,30 @@ class BitmapDirectoryTest {
         }
     }
 
-    /** QEMU's bitmap_list_load and check_dir_entry: what makes it refuse a directory it can walk. */
+    /** QEMU's bitmap_list_load and check_dir_entry: what makes it refuse a directory it can walk, in its words. */
     @Test
-    void whatQemuLoads() {
+    void whatQemuRefusesToLoad() {
         long disk = 1L << 30;
         byte[] one = FormatFuzzTest.bitmapEntry(0x50000, 1, 2, 16, "dirty", new byte[0]);
         BitmapDirectory ok = BitmapDirectory.parse(one, 1);
         assertEquals(32, ok.end());
-        assertTrue(ok.loadsInQemu(32, 65536, disk), "one table cluster: 2^19 bits of 64 KiB each, 32 GiB");
-        assertFalse(ok.loadsInQemu(40, 65536, disk), "the walk must end where the directory does");
-        assertFalse(BitmapDirectory.parse(TWO, 2).loadsInQemu(TWO.length, 65536, 1L << 20), "extra data");
+        assertNull(ok.qemuRefusal(32, 65536, disk), "one table cluster: 2^19 bits of 64 KiB each, 32 GiB");
+        assertEquals("Broken bitmap directory", ok.qemuRefusal(40, 65536, disk), "the walk must end at the end");
+        assertEquals("Bitmap extra data is not supported",
+                BitmapDirectory.parse(TWO, 2).qemuRefusal(TWO.length, 65536, 1L << 20));
         // A table too small for the disk: refused unless the bitmap is in use (stale after a resize, as allowed).
         byte[] small = FormatFuzzTest.bitmapEntry(0x50000, 1, 2, 9, "small", new byte[0]);
         long covered = 65536L * 8 * 512;
-        assertTrue(BitmapDirectory.parse(small, 1).loadsInQemu(32, 65536, covered));
-        assertFalse(BitmapDirectory.parse(small, 1).loadsInQemu(32, 65536, covered + 1));
+        assertNull(BitmapDirectory.parse(small, 1).qemuRefusal(32, 65536, covered));
+        assertEquals("Bitmap 'small' doesn't satisfy the constraints",
+                BitmapDirectory.parse(small, 1).qemuRefusal(32, 65536, covered + 1));
         byte[] inUse = FormatFuzzTest.bitmapEntry(0x50000, 1, 3, 9, "small", new byte[0]);
-        assertTrue(BitmapDirectory.parse(inUse, 1).loadsInQemu(32, 65536, covered + 1));
+        assertNull(BitmapDirectory.parse(inUse, 1).qemuRefusal(32, 65536, covered + 1));
         // Over QEMU's 512 MiB of bitmap in memory.
         byte[] huge = FormatFuzzTest.bitmapEntry(0x50000, 8193, 2, 16, "huge", new byte[0]);
-        assertFalse(BitmapDirectory.parse(huge, 1).loadsInQemu(32, 65536, disk));
-        assertTrue(BitmapDirectory.parse(FormatFuzzTest.bitmapEntry(0x50000, 8192, 2, 16, "max", new byte[0]), 1)
-                .loadsInQemu(32, 65536, disk));
+        assertNotNull(BitmapDirectory.parse(huge, 1).qemuRefusal(32, 65536, disk));
+        assertNull(BitmapDirectory.parse(FormatFuzzTest.bitmapEntry(0x50000, 8192, 2, 16, "max", new byte[0]), 1)
+                .qemuRefusal(32, 65536, disk));
         // The in-use flag word of each entry.
         BitmapDirectory.Entry second = BitmapDirectory.parse(TWO, 2).entries().get(1);
         assertEquals(32 + 12, second.flagsPosition());
