@@ -597,6 +597,9 @@ final class UringLoop implements Executor {
      * never run again.
      */
     void stopForExit() {
+        if (exiting) {
+            return; // stopped already; only UringLoops calls this, under its lock
+        }
         exiting = true;
         failed = true; // new threads go elsewhere (UringLoops.threadFactory): they would never run here
         try {

@@ -57,6 +57,7 @@ public final class UringQueue {
     private final AtomicInteger active = new AtomicInteger(); // requests in the queue's methods, either way
     private volatile IOException broken;
     private final Thread reaper;
+    private final AtomicBoolean stopped = new AtomicBoolean();
     /** Whether rings take IORING_OP_FTRUNCATE (Linux 6.9+): a kernel's property, found at the first refusal. */
     private static volatile boolean truncatesInRing = true;
     // What bench prints about the queue (cli.UringCounters): requests each way, io_uring_enter calls (the real
@@ -160,6 +161,9 @@ public final class UringQueue {
     }
 
     private void stop() {
+        if (!stopped.compareAndSet(false, true)) {
+            return; // stopped already (serve's hook, then Main)
+        }
         fail(new IOException("the process is exiting"));
         // A no-op's completion ends the completion thread's wait; it then finds the queue broken and returns. It
         // takes a permit, as a request does, and keeps it: the slot is never given back.
