@@ -112,25 +112,37 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
 
     /**
      * Why QEMU would not load this directory, {@code bytes} long, of an image of {@code clusterSize} clusters and
-     * {@code diskSize} bytes, in its words (qcow2-bitmap.c's bitmap_list_load and check_dir_entry); null if it
-     * would: every entry whole and within the constraints, without extra data, no bitmap over QEMU's 512 MiB in
-     * memory, the table of a bitmap not in use large enough for the disk, and the walk ending where the directory
-     * does. QEMU refuses to open an image whose directory it does not load.
+     * {@code diskSize} bytes, in its words and in the order its walk meets them (qcow2-bitmap.c's bitmap_list_load
+     * and check_dir_entry); null if it would: every entry whole and within the constraints, without extra data, no
+     * bitmap over QEMU's 512 MiB in memory, the table of a bitmap not in use large enough for the disk, and as many
+     * entries as the header says, ending where the directory does. QEMU refuses to open an image whose directory it
+     * does not load.
      */
     public String qemuRefusal(long bytes, long clusterSize, long diskSize) {
-        if (error != null || end != bytes) {
-            return "Broken bitmap directory";
-        }
-        for (Entry e : entries) {
+        // The walk stopped at an entry whose fixed part fit but whose name did not: the last one listed.
+        boolean lastCut = error != null && !entries.isEmpty() && entries.getLast().position() == end;
+        for (int i = 0; i < entries.size(); i++) {
+            Entry e = entries.get(i);
+            if (lastCut && i == entries.size() - 1) {
+                return "Broken bitmap directory";
+            }
             if (e.extraSize() != 0) {
                 return "Bitmap extra data is not supported";
             }
-            long physBytes = e.tableEntries() * clusterSize; // at most 2^27 entries once the constraints hold
-            // QEMU's len > (physBytes * 8) << granularity, without the shift's overflow.
+            // At most 2^32 entries times 2^21 bytes: no overflow, even before the constraints are known to hold.
+            long physBytes = e.tableEntries() * clusterSize;
+            // QEMU's len > (physBytes * 8) << granularity, without the shift's overflow (granularity < 32 here).
             if (e.breaksConstraints(clusterSize) || physBytes > MAX_PHYS_BYTES
                     || !e.inUse() && diskSize > 0 && (diskSize - 1) >>> e.granularityBits() >= physBytes * 8) {
                 return "Bitmap '" + e.name() + "' doesn't satisfy the constraints";
             }
+        }
+        if (error != null) { // the next entry's fixed part did not fit
+            return end == bytes ? "Less bitmaps found than specified in header extension" : "Broken bitmap directory";
+        }
+        if (end != bytes) { // bytes left after as many entries as the header said
+            return bytes - end >= ENTRY_FIXED_BYTES ? "More bitmaps found than specified in header extension"
+                    : "Broken bitmap directory";
         }
         return null;
     }

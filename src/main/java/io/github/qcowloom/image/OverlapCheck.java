@@ -58,8 +58,7 @@ final class OverlapCheck {
         if (overlaps(first, last, snapshots.tableOffset() >>> bits, snapshots.tableBytes(), bits)) {
             fail(what, offset, "the snapshot table");
         }
-        if (bitmapDirectoryOffset != 0
-                && overlaps(first, last, bitmapDirectoryOffset >>> bits, bitmapDirectoryBytes, bits)) {
+        if (overlaps(first, last, bitmapDirectoryOffset >>> bits, bitmapDirectoryBytes, bits)) {
             fail(what, offset, "the bitmap directory");
         }
         for (int i = 0; i < snapshots.l1Offsets().length; i++) {

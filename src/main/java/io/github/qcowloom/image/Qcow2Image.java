@@ -177,7 +177,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throw new CorruptImageException(
                     "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
         }
-        Optional<BitmapDirectory> bitmaps = options.readOnly() || header.version() < 3 ? Optional.empty()
+        Optional<PersistentBitmaps.Directory> bitmaps = options.readOnly() || header.version() < 3 ? Optional.empty()
                 : PersistentBitmaps.loadable(storage, header);
         if (!options.readOnly()) {
             header = clearForeignAutoclearBits(storage, header, bitmaps.isPresent());
@@ -213,7 +213,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 l1 = readL1(storage, header);
             }
             if (bitmaps.isPresent()) {
-                PersistentBitmaps.markInUse(storage, header, bitmaps.get()); // after every refusal of the open
+                PersistentBitmaps.markInUse(storage, bitmaps.get()); // after every refusal of the open
             }
             return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options);
         } catch (IOException | RuntimeException e) {

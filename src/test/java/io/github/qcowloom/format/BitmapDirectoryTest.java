@@ -70,6 +70,14 @@ class BitmapDirectoryTest {
         assertNotNull(BitmapDirectory.parse(huge, 1).qemuRefusal(32, 65536, disk));
         assertNull(BitmapDirectory.parse(FormatFuzzTest.bitmapEntry(0x50000, 8192, 2, 16, "max", new byte[0]), 1)
                 .qemuRefusal(32, 65536, disk));
+        // Fewer entries than the header says, filling the directory; more; one cut short (before its extra data).
+        assertEquals("Less bitmaps found than specified in header extension",
+                BitmapDirectory.parse(one, 2).qemuRefusal(32, 65536, disk));
+        byte[] twoPlain = ByteBuffer.allocate(64).put(one).put(one).array();
+        assertEquals("More bitmaps found than specified in header extension",
+                BitmapDirectory.parse(twoPlain, 1).qemuRefusal(64, 65536, disk));
+        assertEquals("Broken bitmap directory",
+                BitmapDirectory.parse(Arrays.copyOf(TWO, TWO.length - 8), 2).qemuRefusal(TWO.length - 8, 65536, disk));
         // The in-use flag word of each entry.
         BitmapDirectory.Entry second = BitmapDirectory.parse(TWO, 2).entries().get(1);
         assertEquals(32 + 12, second.flagsPosition());
