@@ -1,8 +1,11 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.snapshot.Snapshot;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -71,6 +74,18 @@ final class ImageInfo {
         }
         m.put("dirty-flag", h.dirty());
         return m;
+    }
+
+    /**
+     * The image's persistent dirty bitmaps; a directory QEMU would not load fails as qemu-img's open fails on it
+     * ("Could not open 'F': ...", img_open's context around qcow2's words).
+     */
+    static List<BitmapDirectory.Entry> persistentBitmaps(Qcow2Image img, String filename) throws IOException {
+        try {
+            return img.persistentBitmaps();
+        } catch (CorruptImageException e) {
+            throw new CorruptImageException("Could not open '" + filename + "': " + e.getMessage(), e);
+        }
     }
 
     /** qcow2_get_bitmap_info_list: each bitmap's flags (in-use, auto), name and granularity. */

@@ -44,7 +44,7 @@ final class InfoCommand implements Callable<Integer> {
                 OpenOptions o = OpenOptions.readOnlyDefaults().withFollowReferences(false)
                         .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY);
                 try (Qcow2Image img = Qcow2Image.open(path, o)) {
-                    yield ImageInfo.qcow2(filename, img.header(), img.snapshots(), img.persistentBitmaps(),
+                    yield ImageInfo.qcow2(filename, img.header(), img.snapshots(), ImageInfo.persistentBitmaps(img, filename),
                             DiskUsage.of(path));
                 }
             }

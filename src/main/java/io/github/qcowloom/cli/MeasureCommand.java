@@ -239,13 +239,13 @@ final class MeasureCommand implements Callable<Integer> {
      * bitmaps), with what its bitmaps would take in the new image of {@code clusterSize}: each bitmap's data as if
      * every cluster of it were allocated, its table, and the directory (qcow2_get_persistent_dirty_bitmap_size).
      */
-    private static Long bitmapsBytes(BlockDevice source, long clusterSize) throws IOException {
+    private Long bitmapsBytes(BlockDevice source, long clusterSize) throws IOException {
         if (!(source instanceof Qcow2Image img) || img.header().version() < 3) {
             return null;
         }
         long bytes = 0;
         long directory = 0;
-        for (BitmapDirectory.Entry bitmap : img.persistentBitmaps()) {
+        for (BitmapDirectory.Entry bitmap : ImageInfo.persistentBitmaps(img, filename)) {
             long bits = Math.ceilDiv(img.size(), 1L << bitmap.granularityBits());
             long clusters = Math.ceilDiv(Math.ceilDiv(bits, 8), clusterSize);
             bytes += clusters * clusterSize + Math.ceilDiv(clusters * 8, clusterSize) * clusterSize;

@@ -49,9 +49,17 @@ class CliBitmapsTest {
                 + "            name: first\n            granularity: 65536\n"), human);
         Cli.sameAsQemuImg("info", "--output=json", image);
         // A bitmap a writer left open (killed before it stored the bitmap): in use, so stale.
-        setFlagsOfFirstBitmap(image, 3);
+        patchFirstBitmap(image, 12, new byte[] {0, 0, 0, 3});
         assertTrue(Cli.sameAsQemuImg("info", image).contains("[0]: in-use\n"));
         Cli.sameAsQemuImg("info", "--output=json", image);
+    }
+
+    /** A directory QEMU would not load (here a granularity of 2^40): both tools refuse the image in QEMU's words. */
+    @Test
+    void aDirectoryQemuRefusesIsRefused() throws Exception {
+        patchFirstBitmap(image, 17, new byte[] {40});
+        Cli.sameAsQemuImg("info", image);
+        Cli.sameAsQemuImg("measure", "-O", "qcow2", image);
     }
 
     @Test
@@ -133,24 +141,23 @@ class CliBitmapsTest {
         assertEquals("", check.stderr());
     }
 
-    /** Sets the flags of the directory's first entry, found through the header's bitmaps extension. */
-    private static void setFlagsOfFirstBitmap(Path image, int flags) throws Exception {
+    /** Writes {@code bytes} at {@code at} in the directory's first entry, found through the bitmaps extension. */
+    private static void patchFirstBitmap(Path image, int at, byte[] bytes) throws Exception {
         try (FileChannel f = FileChannel.open(image, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             ByteBuffer b = ByteBuffer.allocate(8);
             f.read(b.clear().limit(4), 100);
-            long at = b.getInt(0); // header_length: the extensions follow
+            long pos = b.getInt(0); // header_length: the extensions follow
             while (true) {
-                f.read(b.clear(), at);
+                f.read(b.clear(), pos);
                 int type = b.getInt(0);
                 int length = b.getInt(4);
                 assertTrue(type != 0, "no bitmaps extension");
                 if (type == BITMAPS_EXTENSION) {
-                    f.read(b.clear(), at + 8 + 16);
-                    long directory = b.getLong(0);
-                    f.write(ByteBuffer.allocate(4).putInt(0, flags), directory + 12);
+                    f.read(b.clear(), pos + 8 + 16);
+                    f.write(ByteBuffer.wrap(bytes), b.getLong(0) + at);
                     return;
                 }
-                at += 8 + ((length + 7) & -8);
+                pos += 8 + ((length + 7) & -8);
             }
         }
     }
