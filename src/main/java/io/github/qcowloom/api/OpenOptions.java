@@ -14,9 +14,13 @@ package io.github.qcowloom.api;
  * @param hostSyncs whether a flush asks the host to sync the files (fdatasync); false is QEMU's
  *     {@code cache.no-flush} (what {@code cache=unsafe} means): flushes still write, in order, what the image holds
  *     in memory, so a closed image is whole, but a host crash may lose what the page cache had not written
+ * @param guestWrites false to open an image read-write for edits of its metadata alone (internal snapshots
+ *     created or deleted): every request that would change what the guest reads is refused
+ *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps, which the driver does not keep,
+ *     stay consistent and are not marked in use
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
-        Ticker ticker, ImageLocking locking, boolean hostSyncs) {
+        Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites) {
     public static final long DEFAULT_MAX_L2_CACHE = 32L << 20;
 
     public OpenOptions {
@@ -30,6 +34,12 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
         if (locking == ImageLocking.STILL_SOURCE && !readOnly) {
             throw new IllegalArgumentException("a source held still must be opened read-only");
         }
+    }
+
+    /** Options that may change guest data. */
+    public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
+            Ticker ticker, ImageLocking locking, boolean hostSyncs) {
+        this(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, true);
     }
 
     /** Options whose flushes sync the host's files. */
@@ -60,31 +70,35 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
     }
 
     public OpenOptions withReadOnly(boolean v) {
-        return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs);
+        return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites);
     }
 
     public OpenOptions withDirect(boolean v) {
-        return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs);
+        return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs, guestWrites);
     }
 
     public OpenOptions withFollowReferences(boolean v) {
-        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs);
+        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites);
     }
 
     public OpenOptions withTuning(ImageOptions v) {
-        return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs);
+        return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs, guestWrites);
     }
 
     public OpenOptions withTicker(Ticker v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs, guestWrites);
     }
 
     public OpenOptions withLocking(ImageLocking v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs, guestWrites);
     }
 
     public OpenOptions withHostSyncs(boolean v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v, guestWrites);
+    }
+
+    public OpenOptions withGuestWrites(boolean v) {
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, v);
     }
 
     public OpenOptions withL2CacheBytes(long v) {

@@ -75,6 +75,10 @@ final class SnapshotCommand implements Callable<Integer> {
             return withoutSnapshots(fmt);
         }
         OpenOptions base = list ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
+        if (create != null || delete != null) {
+            // They change no guest data: the image's persistent bitmaps stay consistent, as under qemu-img.
+            base = base.withGuestWrites(false);
+        }
         if (forceShare && !list) {
             throw new ImageException("Could not open '" + filename + "': force-share=on can only be used with"
                     + " read-only images");

@@ -74,6 +74,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final CompressedWritePath compressedWritePath;
     private final ClusterMapper mapper;
     private final boolean readOnly;
+    /** False under a metadata-only open: guest data must not change ({@link OpenOptions#guestWrites}). */
+    private final boolean guestWrites;
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
@@ -92,6 +94,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         this.snapshots = List.copyOf(snapshots);
         this.geometry = ImageGeometry.of(header);
         this.readOnly = options.readOnly();
+        this.guestWrites = options.guestWrites();
         TableCache l2Cache = new TableCache(file, l2SliceSize(header), l2CacheSlices(header, options),
                 StorageEvent.L2_LOAD);
         this.mapper = new ClusterMapper(geometry, l2Cache, l1);
@@ -179,6 +182,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         Optional<PersistentBitmaps.Directory> bitmaps = options.readOnly() || header.version() < 3 ? Optional.empty()
                 : PersistentBitmaps.loadable(storage, header);
+        // A metadata-only open changes no guest data: the bitmaps stay consistent, and are not marked in use.
         if (!options.readOnly()) {
             header = clearForeignAutoclearBits(storage, header, bitmaps.isPresent());
         }
@@ -212,7 +216,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 header = DirtyRepair.run(storage, header, snapshots, options.tuning().recountMemoryLimit());
                 l1 = readL1(storage, header);
             }
-            if (bitmaps.isPresent()) {
+            if (bitmaps.isPresent() && options.guestWrites()) {
                 PersistentBitmaps.markInUse(storage, bitmaps.get()); // after every refusal of the open
             }
             return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options);
@@ -423,6 +427,15 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
+    /** Refuses a change of what the guest reads under a metadata-only open ({@link OpenOptions#guestWrites}). */
+    void checkGuestWritable() throws ReadOnlyImageException {
+        checkWritable();
+        if (!guestWrites) {
+            throw new ReadOnlyImageException("the image is open for edits of its metadata alone: its guest data"
+                    + " cannot change");
+        }
+    }
+
     /** A request body, run under the image lock held shared. */
     @FunctionalInterface
     private interface Request {
@@ -438,7 +451,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      */
     private void shared(long offset, long length, boolean writes, Request request) throws IOException {
         if (writes) {
-            checkWritable();
+            checkGuestWritable();
         }
         requireUsable();
         imageLock.readLock().lock();
@@ -627,7 +640,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      */
     @Override
     public void resize(long newSize) throws IOException {
-        checkWritable();
+        checkGuestWritable();
         if (newSize < 0 || newSize % 512 != 0) {
             throw new OutOfRangeException("The new size must be a non-negative multiple of 512: " + newSize);
         }

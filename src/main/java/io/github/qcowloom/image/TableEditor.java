@@ -91,6 +91,16 @@ public final class TableEditor {
         return l1;
     }
 
+    /**
+     * Refuses an edit that changes what the guest reads (a snapshot apply: another tree, another size) under a
+     * metadata-only open ({@link io.github.qcowloom.api.OpenOptions#guestWrites}); such an edit asks first, before
+     * it changes anything.
+     */
+    public void requireGuestWrites() throws IOException {
+        requireOpen();
+        image.checkGuestWritable();
+    }
+
     /** A snapshot's L1 table, validated as QEMU validates it before goto and delete ({@link Qcow2Image#readL1}). */
     public long[] readL1(Snapshot snapshot) throws IOException {
         requireOpen();
@@ -201,6 +211,7 @@ public final class TableEditor {
      * copy, which is always safe, even after a crash here.
      */
     public void replaceActiveL1(long[] entries) throws IOException {
+        requireGuestWrites();
         changing();
         long[] table = new long[mapper.l1().length()];
         if (entries.length > table.length) {
@@ -214,6 +225,7 @@ public final class TableEditor {
 
     /** Writes the virtual size into the header and syncs. */
     public void writeSize(long size) throws IOException {
+        requireGuestWrites();
         changing();
         metadata.writeHeaderField(HeaderField.SIZE, size);
         image.replaceHeader(image.header().withSize(size));

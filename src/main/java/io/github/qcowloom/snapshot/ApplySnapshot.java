@@ -19,6 +19,7 @@ final class ApplySnapshot {
 
     /** Applies {@code wanted}; {@code breakage} is {@link Breakage#NONE} but in the test that breaks the apply. */
     static void run(TableEditor tables, Snapshot wanted, Breakage breakage) throws IOException {
+        tables.requireGuestWrites();
         Snapshot snapshot = Snapshots.current(tables, wanted);
         Header header = tables.header();
         Snapshots.requireNoDataFile(header);

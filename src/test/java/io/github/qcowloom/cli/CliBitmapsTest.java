@@ -120,6 +120,27 @@ class CliBitmapsTest {
         Cli.sameAsQemuImg("info", lazy);
     }
 
+    /**
+     * snapshot -c and -d change no guest data: as under qemu-img, the bitmaps stay consistent; -a changes what the
+     * guest reads, and marks them in use.
+     */
+    @Test
+    void snapshotCreateAndDeleteKeepThemConsistent() throws Exception {
+        Cli.succeeding("snapshot", "-c", "s1", image.toString());
+        Cli.succeeding("snapshot", "-c", "s2", image.toString());
+        Cli.succeeding("snapshot", "-d", "s1", image.toString());
+        assertClean(image);
+        String info = Cli.sameAsQemuImg("info", image);
+        assertFalse(info.contains("in-use"), info);
+        // QEMU still uses them: a write of its own, then a merge of one bitmap into another.
+        Qemu.io(image, "write -P 9 2M 64k");
+        Qemu.img("bitmap", "--merge", "first", image.toString(), "b3");
+        assertClean(image);
+        Cli.succeeding("snapshot", "-a", "s2", image.toString());
+        assertClean(image);
+        assertEquals(3, Cli.sameAsQemuImg("info", image).split("\\[0\\]: in-use", -1).length - 1);
+    }
+
     /** An open that fails (its backing file gone) leaves the bitmaps as they were: they are marked last. */
     @Test
     void aFailedOpenLeavesThemUntouched() throws Exception {
