@@ -14,8 +14,9 @@ package io.github.qcowloom.api;
  * @param hostSyncs whether a flush asks the host to sync the files (fdatasync); false is QEMU's
  *     {@code cache.no-flush} (what {@code cache=unsafe} means): flushes still write, in order, what the image holds
  *     in memory, so a closed image is whole, but a host crash may lose what the page cache had not written
- * @param guestWrites false to open an image read-write for edits of its metadata alone (internal snapshots
- *     created or deleted): every request that would change what the guest reads is refused
+ * @param guestWrites false to open a qcow2 image read-write for edits of its metadata alone (internal snapshots
+ *     created or deleted): every request that would change what the guest reads is refused, and the image says
+ *     it is {@link BlockDevice#readOnly}
  *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps, which the driver does not keep,
  *     stay consistent and are not marked in use
  */

@@ -44,8 +44,8 @@ final class InfoCommand implements Callable<Integer> {
                 OpenOptions o = OpenOptions.readOnlyDefaults().withFollowReferences(false)
                         .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY);
                 try (Qcow2Image img = Qcow2Image.open(path, o)) {
-                    yield ImageInfo.qcow2(filename, img.header(), img.snapshots(), ImageInfo.persistentBitmaps(img, filename),
-                            DiskUsage.of(path));
+                    yield ImageInfo.qcow2(filename, img.header(), img.snapshots(),
+                            ImageInfo.persistentBitmaps(img, filename), DiskUsage.of(path));
                 }
             }
             case "raw" -> ImageInfo.raw(filename, RawImage.sectors(Files.size(path)), DiskUsage.of(path));

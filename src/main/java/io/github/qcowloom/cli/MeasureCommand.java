@@ -108,6 +108,9 @@ final class MeasureCommand implements Callable<Integer> {
             sizes = measure(null, givenSize);
         } else {
             try (BlockDevice source = open()) {
+                if (source instanceof Qcow2Image img) {
+                    ImageInfo.persistentBitmaps(img, filename); // qemu-img's open refuses a directory QEMU cannot load
+                }
                 if (snapshotParam != null) {
                     snapshotParam.load(source);
                 }

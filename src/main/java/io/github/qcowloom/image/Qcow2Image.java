@@ -315,7 +315,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * Runs {@code edit} on the image's tables with the image held exclusively, for the snapshot operations: requests
      * that arrive meanwhile wait and then continue, and no flush or pool refill interleaves. Everything pending is
      * flushed before the edit and everything it changed after it. Corruption met on the way marks the image corrupt,
-     * as during requests.
+     * as during requests. Under a metadata-only open ({@link OpenOptions#guestWrites}) the editor refuses a snapshot
+     * apply; its other steps are the edit's to use on snapshots' trees and new tables only.
      */
     public <T> T editTables(TableEditor.Edit<T> edit) throws IOException {
         checkWritable();
@@ -408,9 +409,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return header.diskSize();
     }
 
+    /** True if the guest's data cannot change: open read-only, or for metadata edits alone. */
     @Override
     public boolean readOnly() {
-        return readOnly;
+        return readOnly || !guestWrites;
     }
 
     private void checkRange(long offset, long length) throws OutOfRangeException {
@@ -617,7 +619,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      */
     @Override
     public void reserve(int clusters) throws IOException {
-        checkWritable();
+        checkGuestWritable(); // only writes reserve
         if (header.version() >= 3 && !header.hasDataFile()) {
             metadata.reserve(clusters);
         }

@@ -60,6 +60,8 @@ class CliBitmapsTest {
         patchFirstBitmap(image, 17, new byte[] {40});
         Cli.sameAsQemuImg("info", image);
         Cli.sameAsQemuImg("measure", "-O", "qcow2", image);
+        Cli.sameAsQemuImg("measure", "-O", "raw", image); // no bitmaps line to count, refused at the open all the same
+        Cli.sameAsQemuImg("measure", "-O", "qcow2", "-o", "compat=0.10", image);
     }
 
     @Test
