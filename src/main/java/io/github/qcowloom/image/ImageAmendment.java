@@ -40,7 +40,9 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
     public void apply(Path path, OpenOptions options) throws IOException {
         Header header;
         List<Snapshot> snapshots;
-        try (Qcow2Image image = Qcow2Image.open(path, options)) {
+        // Read (and, if dirty, repaired) for edits of the metadata alone: the options that change no guest data then
+        // leave the image's persistent bitmaps consistent; a size opens it again, for writes.
+        try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
             header = image.header();
             snapshots = image.snapshots();
         }

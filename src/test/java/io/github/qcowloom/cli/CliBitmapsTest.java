@@ -143,6 +143,19 @@ class CliBitmapsTest {
         assertEquals(3, Cli.sameAsQemuImg("info", image).split("\\[0\\]: in-use", -1).length - 1);
     }
 
+    /** amend of options that change no guest data leaves them consistent; a new size marks them in use. */
+    @Test
+    void amendMarksThemOnlyForANewSize() throws Exception {
+        Cli.succeeding("amend", "-o", "lazy_refcounts=on", image.toString());
+        Cli.succeeding("amend", "-o", "lazy_refcounts=off", image.toString());
+        assertClean(image);
+        String info = Cli.sameAsQemuImg("info", image);
+        assertFalse(info.contains("in-use"), info);
+        Cli.succeeding("amend", "-o", "size=4G", image.toString());
+        assertClean(image);
+        assertEquals(3, Cli.sameAsQemuImg("info", image).split("\\[0\\]: in-use", -1).length - 1);
+    }
+
     /** An open that fails (its backing file gone) leaves the bitmaps as they were: they are marked last. */
     @Test
     void aFailedOpenLeavesThemUntouched() throws Exception {
