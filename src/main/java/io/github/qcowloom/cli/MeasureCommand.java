@@ -75,6 +75,8 @@ final class MeasureCommand implements Callable<Integer> {
     List<String> filenames = List.of();
 
     private String filename;
+    /** The source's persistent bitmaps, read once, as the open reads them (empty but for a qcow2 source). */
+    private List<BitmapDirectory.Entry> sourceBitmaps = List.of();
 
     /** What qemu-img measure prints; {@code bitmaps} null where it prints no bitmaps line. */
     private record Measured(long required, long fullyAllocated, Long bitmaps) {
@@ -109,7 +111,8 @@ final class MeasureCommand implements Callable<Integer> {
         } else {
             try (BlockDevice source = open()) {
                 if (source instanceof Qcow2Image img) {
-                    ImageInfo.persistentBitmaps(img, filename); // qemu-img's open refuses a directory QEMU cannot load
+                    // qemu-img's open loads them, and refuses a directory QEMU cannot load
+                    sourceBitmaps = ImageInfo.persistentBitmaps(img, filename);
                 }
                 if (snapshotParam != null) {
                     snapshotParam.load(source);
@@ -242,13 +245,13 @@ final class MeasureCommand implements Callable<Integer> {
      * bitmaps), with what its bitmaps would take in the new image of {@code clusterSize}: each bitmap's data as if
      * every cluster of it were allocated, its table, and the directory (qcow2_get_persistent_dirty_bitmap_size).
      */
-    private Long bitmapsBytes(BlockDevice source, long clusterSize) throws IOException {
+    private Long bitmapsBytes(BlockDevice source, long clusterSize) {
         if (!(source instanceof Qcow2Image img) || img.header().version() < 3) {
             return null;
         }
         long bytes = 0;
         long directory = 0;
-        for (BitmapDirectory.Entry bitmap : ImageInfo.persistentBitmaps(img, filename)) {
+        for (BitmapDirectory.Entry bitmap : sourceBitmaps) {
             long bits = Math.ceilDiv(img.size(), 1L << bitmap.granularityBits());
             long clusters = Math.ceilDiv(Math.ceilDiv(bits, 8), clusterSize);
             bytes += clusters * clusterSize + Math.ceilDiv(clusters * 8, clusterSize) * clusterSize;
