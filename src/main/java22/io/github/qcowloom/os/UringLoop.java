@@ -607,7 +607,7 @@ final class UringLoop implements Executor {
         } catch (IOException e) {
             LOG.error("{}: could not wake the loop", carrier.getName(), e);
         }
-        UringQueue.joinBriefly(carrier);
+        Joins.briefly(carrier);
     }
 
     /** True once the ring has failed or the loop stopped; from any thread. */

@@ -5,7 +5,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.time.Duration;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -185,16 +184,7 @@ public final class UringQueue {
         } finally {
             submitting.set(false);
         }
-        joinBriefly(reaper);
-    }
-
-    /** Waits up to 100 ms for {@code t} to end (an interrupt ends the wait and is kept). */
-    static void joinBriefly(Thread t) {
-        try {
-            t.join(Duration.ofMillis(100));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        Joins.briefly(reaper);
     }
 
     /**
