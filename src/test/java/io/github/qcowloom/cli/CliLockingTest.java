@@ -49,7 +49,8 @@ class CliLockingTest {
             cmd.add("-r");
         }
         cmd.add(name);
-        return LockHolder.start(image, cmd.toArray(String[]::new));
+        List<String> holds = readOnly ? LockHolder.READER : LockHolder.WRITER;
+        return LockHolder.start(image, holds, cmd.toArray(String[]::new));
     }
 
     /** Our command must fail as qemu-img does against this holder: exit 1 and qemu-img's two lines. */
@@ -116,17 +117,18 @@ class CliLockingTest {
 
     @Test
     void ourCommandsAgainstQemuIoAndTheStorageDaemon() throws Exception {
-        try (LockHolder io = LockHolder.start(image, "qemu-io", "-f", "qcow2", name)) {
+        try (LockHolder io = LockHolder.start(image, LockHolder.WRITER, "qemu-io", "-f", "qcow2", name)) {
             refused(WRITE_LOCKED, name, "resize", name, "8M");
             refused(SHARED_WRITE_LOCKED, name, "info", name);
             Cli.succeeding("info", "-U", name);
         }
-        try (LockHolder io = LockHolder.start(image, "qemu-io", "-r", "-f", "qcow2", name)) {
+        try (LockHolder io = LockHolder.start(image, LockHolder.READER, "qemu-io", "-r", "-f", "qcow2", name)) {
             Cli.succeeding("check", name);
             refused(WRITE_LOCKED, name, "resize", name, "8M");
         }
         String blockdev = "driver=qcow2,node-name=disk,file.driver=file,file.filename=" + name;
-        try (LockHolder qsd = LockHolder.start(image, "qemu-storage-daemon", "--blockdev", blockdev,
+        try (LockHolder qsd = LockHolder.start(image, LockHolder.WRITER, "qemu-storage-daemon",
+                "--blockdev", blockdev,
                 "--nbd-server", "addr.type=unix,addr.path=" + dir.resolve("qsd.sock"),
                 "--export", "type=nbd,id=e0,node-name=disk,writable=on")) {
             refused(WRITE_LOCKED, name, "resize", name, "8M");
@@ -193,7 +195,7 @@ class CliLockingTest {
             assertTrue(commit.stderr().contains(WRITE_LOCKED), commit.stderr());
             Qemu.run(List.of("qemu-img", "check", base.toString()));
         }
-        try (LockHolder io = LockHolder.start(base, "qemu-io", "-f", "qcow2", base.toString())) {
+        try (LockHolder io = LockHolder.start(base, LockHolder.WRITER, "qemu-io", "-f", "qcow2", base.toString())) {
             Qemu.Result q = Qemu.exec(List.of("qemu-img", "map", top.toString()));
             Cli.Run ours = Cli.ours("map", top.toString());
             assertEquals(1, ours.code());
@@ -230,7 +232,8 @@ class CliLockingTest {
             Qemu.Result resize = Qemu.exec(List.of("qemu-img", "resize", "-f", "raw", data.toString(), "8M"));
             assertNotEquals(0, resize.exitCode(), resize.stdout());
         }
-        try (LockHolder io = LockHolder.start(data, "qemu-io", "-f", "raw", data.toString())) {
+        List<String> rawWriter = List.of("OFDLCK READ 100-101");
+        try (LockHolder io = LockHolder.start(data, rawWriter, "qemu-io", "-f", "raw", data.toString())) {
             // A writer of the data file: check and map share with it, convert's source does not, in both tools.
             String out = dir.resolve("out.raw").toString();
             for (String command : List.of("check", "map")) {
@@ -255,8 +258,8 @@ class CliLockingTest {
     @Test
     void ourTwoProcessesRefuseEachOther() throws Exception {
         String java = ProcessHandle.current().info().command().orElseThrow();
-        try (LockHolder serve = LockHolder.start(image, java, "--enable-native-access=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), Main.class.getName(), "serve", "--socket",
+        try (LockHolder serve = LockHolder.start(image, LockHolder.WRITER, java, "--enable-native-access=ALL-UNNAMED",
+                "-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve", "--socket",
                 dir.resolve("ours.sock").toString(), name)) {
             refused(WRITE_LOCKED, name, "resize", name, "8M");
             refused(SHARED_WRITE_LOCKED, name, "info", name);

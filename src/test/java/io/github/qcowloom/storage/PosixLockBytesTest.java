@@ -44,7 +44,7 @@ class PosixLockBytesTest {
             assertEquals(4, LockHolder.allLockBytes(image).size());
         }
         assertEquals(List.of(), LockHolder.allLockBytes(image));
-        try (LockHolder qemu = LockHolder.start(image, "qemu-io", "-f", "qcow2", name)) {
+        try (LockHolder qemu = LockHolder.start(image, LockHolder.WRITER, "qemu-io", "-f", "qcow2", name)) {
             ImageLockedException e = assertThrows(ImageLockedException.class,
                     () -> ImageLock.acquire(new PosixLockBytes(image), name, LockPermissions.readWrite()));
             assertEquals("Failed to get \"write\" lock\nIs another process using the image [" + name + "]?",

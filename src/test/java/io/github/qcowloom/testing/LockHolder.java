@@ -11,9 +11,17 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A long-running process that holds an image open (qemu-nbd, qemu-io on an open stdin, qemu-storage-daemon, or our
- * own serve), started and waited for until its lock bytes show in /proc/locks; {@link #close()} ends it.
+ * own serve), started and waited for until all its lock bytes show in /proc/locks; {@link #close()} ends it.
+ * Holders take their bytes one at a time, so waiting for the first one to show would let a test race the rest.
  */
 public final class LockHolder implements AutoCloseable {
+    /** What a writer holds on its image, QEMU's tools and ours alike: not sharing writes or resizes. */
+    public static final List<String> WRITER = List.of("OFDLCK READ 100-101", "OFDLCK READ 103-103",
+            "OFDLCK READ 201-201", "OFDLCK READ 203-203");
+    /** What a reader that refuses writers holds (qemu-io -r, qemu-nbd -r). */
+    public static final List<String> READER = List.of("OFDLCK READ 100-100", "OFDLCK READ 201-201",
+            "OFDLCK READ 203-203");
+
     private final Process process;
     private final List<String> command;
 
@@ -22,17 +30,20 @@ public final class LockHolder implements AutoCloseable {
         this.command = command;
     }
 
-    /** Starts {@code command} and waits until it holds a lock on {@code image}. */
-    public static LockHolder start(Path image, String... command) throws IOException, InterruptedException {
+    /** Starts {@code command} and waits until the locks on {@code image} are {@code holds}. */
+    public static LockHolder start(Path image, List<String> holds, String... command)
+            throws IOException, InterruptedException {
         List<String> cmd = List.of(command);
         Path log = Files.createTempFile("lock-holder", ".log");
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
         LockHolder holder = new LockHolder(p, cmd);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (allLockBytes(image).isEmpty()) {
+        List<String> held;
+        while (!(held = allLockBytes(image)).equals(holds)) {
             if (!p.isAlive() || System.nanoTime() > deadline) {
                 holder.close();
-                fail(cmd + " did not come to hold " + image + ": " + Files.readString(log));
+                fail(cmd + " did not come to hold " + holds + " on " + image + " (it holds " + held + "): "
+                        + Files.readString(log));
             }
             Thread.sleep(20);
         }
