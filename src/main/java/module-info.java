@@ -9,7 +9,7 @@ module io.github.qcowloom {
     requires xchart;
     requires java.desktop;
 
-    // What users program against (README "Library"): the API, the image entry points, snapshots, check, the
+    // What users program against (README "Library"): the API, the image entry points, snapshots, bitmaps, check, the
     // crash kit, the interleaving explorer, NBD, execution models, virtio, and the storage a crash kit or a
     // simulation wraps. format, cache, compress and alloc are the driver's insides: public for use across its
     // packages, not exported.
@@ -18,6 +18,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.exec;
     exports io.github.qcowloom.image;
     exports io.github.qcowloom.snapshot;
+    exports io.github.qcowloom.bitmap;
     exports io.github.qcowloom.check;
     exports io.github.qcowloom.crashkit;
     exports io.github.qcowloom.nbd;

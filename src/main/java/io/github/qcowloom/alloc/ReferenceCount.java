@@ -3,6 +3,7 @@ package io.github.qcowloom.alloc;
 import io.github.qcowloom.api.ImageOptions;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.format.BitmapTableEntry;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
@@ -35,11 +36,6 @@ import java.util.function.Supplier;
  * a recount that would need more is refused with an {@link ImageTooLargeException}.
  */
 public final class ReferenceCount {
-    /** Bitmap table entries (QEMU's BME_TABLE_ENTRY_*): offset bits, reserved bits, the "all ones" flag. */
-    private static final long BME_OFFSET_MASK = 0x00fffffffffffe00L;
-    private static final long BME_RESERVED_MASK = 0xff000000000001feL;
-    private static final long BME_ALL_ONES = 1L;
-
     private final Header header;
     private final long fileLength;
     private final int clusterBits;
@@ -506,9 +502,8 @@ public final class ReferenceCount {
             }
             long[] table = readTable(file, tableOffset, tableSize);
             for (long e : table) {
-                long offset = e & BME_OFFSET_MASK;
-                if ((e & BME_RESERVED_MASK) != 0 || (offset & (clusterSize - 1)) != 0
-                        || (offset != 0 && (e & BME_ALL_ONES) != 0)) {
+                long offset = BitmapTableEntry.offset(e);
+                if (!BitmapTableEntry.valid(e, clusterSize)) {
                     corruption(() -> "ERROR bitmap table entry 0x" + Long.toHexString(e) + " is invalid");
                     continue;
                 }

@@ -47,8 +47,16 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
         private static final int DIRTY_TRACKING = 1;
         private static final int MAX_NAME_BYTES = 1023;
 
-        private static final int IN_USE = 1;
-        private static final int AUTO = 2;
+        /** The flag of a bitmap not stored since a writer that keeps it opened the image. */
+        public static final int IN_USE = 1;
+        /** The flag of an enabled bitmap. */
+        public static final int AUTO = 2;
+
+        /** An entry as QEMU writes one: a dirty tracking bitmap without extra data; its position is unknown (-1). */
+        public static Entry of(String name, long tableOffset, long tableEntries, int flags, int granularityBits) {
+            return new Entry(tableOffset, tableEntries, flags, DIRTY_TRACKING, granularityBits,
+                    name.getBytes(StandardCharsets.UTF_8).length, name, 0, -1);
+        }
 
         /** Set on disk while a writer that keeps the bitmap has it open: the bitmap on disk is stale then. */
         public boolean inUse() {
@@ -108,6 +116,26 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
             byte[] d = ext.get().data();
             return Optional.of(new Location(Bytes.getUInt(d, 0), Bytes.getLong(d, 8), Bytes.getLong(d, 16)));
         }
+
+        /**
+         * {@code h} pointing to the directory at {@code at}, with the autoclear bitmaps bit set; or, for none, without
+         * the extension and the bit (as QEMU leaves an image whose last bitmap is removed).
+         */
+        public static Header applyTo(Header h, Optional<Location> at) {
+            List<HeaderExtension> extensions = new ArrayList<>(h.extensions());
+            extensions.removeIf(e -> e.type() == HeaderExtension.BITMAPS);
+            long autoclear = h.autoclearFeatures() & ~Features.AUTOCLEAR_BITMAPS;
+            if (at.isPresent()) {
+                byte[] d = new byte[24];
+                Bytes.putInt(d, 0, (int) at.get().count());
+                Bytes.putLong(d, 8, at.get().size());
+                Bytes.putLong(d, 16, at.get().offset());
+                extensions.add(new HeaderExtension(HeaderExtension.BITMAPS, d));
+                autoclear |= Features.AUTOCLEAR_BITMAPS;
+            }
+            return h.withBackingFile(h.backingFile(), extensions)
+                    .withFeatures(h.incompatibleFeatures(), h.compatibleFeatures(), autoclear);
+        }
     }
 
     /**
@@ -145,6 +173,34 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
                     : "Broken bitmap directory";
         }
         return null;
+    }
+
+    /** QEMU's calc_dir_entry_size: the bytes an entry with a name of {@code nameBytes} takes, padding included. */
+    public static long entryBytes(long nameBytes) {
+        return Bytes.alignUp(ENTRY_FIXED_BYTES + nameBytes, 8);
+    }
+
+    /** The directory's bytes for {@code entries}, in order, each without extra data, as QEMU writes them. */
+    public static byte[] encode(List<Entry> entries) {
+        long size = 0;
+        for (Entry e : entries) {
+            size += entryBytes(e.name().getBytes(StandardCharsets.UTF_8).length);
+        }
+        byte[] dir = new byte[Math.toIntExact(size)];
+        int pos = 0;
+        for (Entry e : entries) {
+            byte[] name = e.name().getBytes(StandardCharsets.UTF_8);
+            Bytes.putLong(dir, pos, e.tableOffset());
+            Bytes.putInt(dir, pos + 8, (int) e.tableEntries());
+            Bytes.putInt(dir, pos + 12, e.flags());
+            dir[pos + 16] = (byte) e.type();
+            dir[pos + 17] = (byte) e.granularityBits();
+            Bytes.putShort(dir, pos + 18, name.length);
+            // extra_data_size (pos + 20) stays 0
+            System.arraycopy(name, 0, dir, pos + ENTRY_FIXED_BYTES, name.length);
+            pos += (int) entryBytes(name.length);
+        }
+        return dir;
     }
 
     /** Walks {@code count} entries (a u32 from the header extension) in {@code dir}. */

@@ -1,9 +1,12 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.format.Features;
+import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.function.UnaryOperator;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
 
@@ -15,7 +18,8 @@ import java.util.function.LongUnaryOperator;
  *
  * <p>Lock discipline: {@link #lock} guards {@link #bits} and the header's incompatible-features word; each
  * transition reads, changes and writes (and syncs) the word under it, so that concurrent transitions never undo one
- * another (a clean never drops a corrupt bit set meanwhile). It comes after the metadata lock in the image's lock
+ * another (a clean never drops a corrupt bit set meanwhile). A rewrite of the whole header ({@link #rewriteHeader})
+ * holds it too, so that it writes the word as it is. It comes after the metadata lock in the image's lock
  * order ({@link MetadataWriter}) and takes nothing else; it may be taken under the metadata lock, under a request's
  * image and cluster locks, or under none.
  */
@@ -43,6 +47,31 @@ final class HeaderBits {
     /** QEMU's qcow2_mark_corrupt; v2 images have no such bit and are only failed in memory. */
     void markCorrupt() throws IOException {
         update(b -> b | Features.INCOMPAT_CORRUPT);
+    }
+
+    /**
+     * Reads the header from the file, applies {@code change} and writes the result over cluster 0 in QEMU's layout
+     * ({@link HeaderRewrite#inQemuLayout}), with the incompatible bits as they are, then syncs: QEMU's
+     * qcow2_update_header, for a header extension that changes (the bitmap directory's place). Read from the file
+     * rather than taken from memory, so that every field another step wrote in place is kept.
+     *
+     * @return the header written
+     * @throws io.github.qcowloom.api.CorruptImageException if the result does not fit in the first cluster, having
+     *     written nothing
+     */
+    Header rewriteHeader(UnaryOperator<Header> change) throws IOException {
+        lock.lock();
+        try {
+            Header current = ImageMetadata.readHeader(file);
+            Header h = change.apply(current);
+            Header changed = HeaderRewrite.inQemuLayout(h.withFeatures(bits, h.compatibleFeatures(),
+                    h.autoclearFeatures()));
+            byte[] encoded = changed.encode();
+            file.writeDurably(ByteBuffer.allocate((int) current.clusterSize()).put(encoded).clear(), 0);
+            return changed;
+        } finally {
+            lock.unlock();
+        }
     }
 
     /** Applies {@code change} to the bits as they are, under the lock; writes and syncs them if they changed. */

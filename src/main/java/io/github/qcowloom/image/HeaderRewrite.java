@@ -19,8 +19,8 @@ import java.util.List;
 /**
  * The first cluster of a qcow2 image, laid out as QEMU's qcow2_update_header lays it out: header fields, the
  * extensions in QEMU's order (backing format, external data file name, QEMU's feature-name table where qemu-img
- * 7.2 writes one, then the others as found), the end marker and the backing file name; the rest of the cluster
- * zeroes. {@link #rewrite} changes it in an image that is not open elsewhere (its lock is taken for writing).
+ * 7.2 writes one, the bitmaps, then the others as found), the end marker and the backing file name; the rest of the
+ * cluster zeroes. {@link #rewrite} changes it in an image that is not open elsewhere (its lock is taken for writing).
  */
 final class HeaderRewrite {
     private HeaderRewrite() {
@@ -72,9 +72,10 @@ final class HeaderRewrite {
                 HeaderExtension.FDE_POINTER}) {
             h.extension(type).ifPresent(ordered::add);
         }
-        List<HeaderExtension> others = h.extensions().stream().filter(e -> e.type() != HeaderExtension.BACKING_FORMAT
+        List<HeaderExtension> others = new ArrayList<>(h.extension(HeaderExtension.BITMAPS).stream().toList());
+        others.addAll(h.extensions().stream().filter(e -> e.type() != HeaderExtension.BACKING_FORMAT
                 && e.type() != HeaderExtension.DATA_FILE && e.type() != HeaderExtension.FDE_POINTER
-                && e.type() != HeaderExtension.FEATURE_TABLE).toList();
+                && e.type() != HeaderExtension.FEATURE_TABLE && e.type() != HeaderExtension.BITMAPS).toList());
         HeaderExtension table = new HeaderExtension(HeaderExtension.FEATURE_TABLE,
                 Header.encodeFeatureTable(Features.QEMU_NAMES));
         long used = h.headerLength() + 8 + table.encodedLength()

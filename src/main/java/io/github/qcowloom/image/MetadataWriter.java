@@ -12,6 +12,7 @@ import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.CompressedDescriptor;
+import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.storage.Storage;
@@ -45,7 +46,8 @@ import java.util.function.UnaryOperator;
  *     metadata lock;
  * <li>the metadata lock ({@link #lock}, created here and shared with the three parts: the caches, the refcounts,
  *     the deferred frees, the flush's linked end and changes of the supply's unreferenced count);
- * <li>{@link HeaderBits}' lock, innermost: it only writes and syncs the header's bits;
+ * <li>{@link HeaderBits}' lock, innermost: it only writes and syncs the header's bits (or, in a table edit, the
+ *     whole header);
  * <li>a cache's lock or a slice's write lock, held around one map operation or one write only (see TableCache
  *     and Slice), taking nothing.
  * </ol>
@@ -347,6 +349,11 @@ final class MetadataWriter {
     }
 
     /** Where the bitmap directory is, which no write may touch (OverlapCheck). */
+    /** Rewrites the whole header and syncs, see {@link HeaderBits#rewriteHeader}. */
+    Header rewriteHeader(UnaryOperator<Header> change) throws IOException {
+        return headerBits.rewriteHeader(change);
+    }
+
     void bitmapDirectory(long offset, long bytes) {
         overlap.bitmapDirectory(offset, bytes);
     }

@@ -33,7 +33,7 @@ final class OverlapCheck {
         snapshotAreas = areas;
     }
 
-    /** The bitmap directory's place, set once at open. */
+    /** The bitmap directory's place, set at open and where a table edit moves it; 0 bytes for none. */
     void bitmapDirectory(long offset, long bytes) {
         bitmapDirectoryBytes = bytes;
         bitmapDirectoryOffset = offset;

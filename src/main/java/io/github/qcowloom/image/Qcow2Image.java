@@ -346,6 +346,32 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return PersistentBitmaps.list(file, header);
     }
 
+    /** Where the bitmap directory is, if QEMU would read one. */
+    public Optional<BitmapDirectory.Location> bitmapDirectory() {
+        return BitmapDirectory.Location.of(header);
+    }
+
+    /**
+     * The bits of {@code bitmap}, one of {@link #persistentBitmaps}, over the disk as it is now; its table is read
+     * and checked here, its clusters as they are searched.
+     */
+    public BitmapBits bitmapBits(BitmapDirectory.Entry bitmap) throws IOException {
+        return BitmapBits.load(file, bitmap, header.diskSize(), header.clusterBits());
+    }
+
+    /**
+     * The entries of {@code bitmap}'s table as stored, unchecked (a step that frees the table frees what its valid
+     * entries point to, and leaves the rest).
+     */
+    public long[] bitmapTable(BitmapDirectory.Entry bitmap) throws IOException {
+        return BitmapBits.readTable(file, bitmap);
+    }
+
+    /** The bits of a bitmap whose {@code table} (checked entries) was written to this image's file. */
+    public BitmapBits bitmapBits(int granularityBits, long[] table) {
+        return new BitmapBits(file, table.clone(), granularityBits, header.diskSize(), header.clusterBits());
+    }
+
     /**
      * QEMU's qcow2_snapshot_load_tmp (qemu-img convert -l, measure -l): from now on the reads and block status of
      * this read-only image see {@code snapshot}'s tree in place of the active one. The virtual size stays the active
@@ -427,6 +453,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (readOnly) {
             throw new ReadOnlyImageException("the image is open read-only");
         }
+    }
+
+    /** False under a metadata-only open ({@link OpenOptions#guestWrites}): the guest's data cannot change. */
+    public boolean acceptsGuestWrites() {
+        return guestWrites;
     }
 
     /** Refuses a change of what the guest reads under a metadata-only open ({@link OpenOptions#guestWrites}). */

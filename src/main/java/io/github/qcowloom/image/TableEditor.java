@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.FreedRuns;
 import io.github.qcowloom.alloc.TreeRefcounts;
 import io.github.qcowloom.api.RefcountOverflowException;
+import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.L1Entry;
@@ -11,11 +12,13 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 
 /**
- * The steps that snapshot operations (package {@code snapshot}, QEMU's qcow2-snapshot.c) take on an image's tables,
- * handed out by {@link Qcow2Image#editTables} while the image is held exclusively and valid only until that call
- * returns. Each step says what it makes durable; the caller strings them together in a crash-safe order.
+ * The steps that snapshot operations (package {@code snapshot}, QEMU's qcow2-snapshot.c) and bitmap edits (package
+ * {@code bitmap}, QEMU's qcow2-bitmap.c) take on an image's tables, handed out by {@link Qcow2Image#editTables} while
+ * the image is held exclusively and valid only until that call returns. Each step says what it makes durable; the
+ * caller strings them together in a crash-safe order.
  */
 public final class TableEditor {
     /** An edit of the tables; runs while the image is held exclusively. */
@@ -188,6 +191,18 @@ public final class TableEditor {
     public void writeNewTable(long offset, byte[] table, String what) throws IOException {
         changing();
         metadata.writeNewTable(offset, table, what);
+    }
+
+    /**
+     * Points the header at a new bitmap directory, or at none, in one synced rewrite of the header (QEMU's
+     * update_ext_header_and_dir); the directory, its tables and their refcounts must be durable already.
+     */
+    public void publishBitmaps(Optional<BitmapDirectory.Location> at) throws IOException {
+        changing();
+        metadata.rewriteHeader(h -> BitmapDirectory.Location.applyTo(h, at));
+        image.replaceHeader(BitmapDirectory.Location.applyTo(image.header(), at));
+        metadata.bitmapDirectory(at.map(BitmapDirectory.Location::offset).orElse(0L),
+                at.map(BitmapDirectory.Location::size).orElse(0L));
     }
 
     /** Writes every cached refcount and L2 change (refcounts, sync, L2 slices, sync). */

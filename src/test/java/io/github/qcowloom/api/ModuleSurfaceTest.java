@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class ModuleSurfaceTest {
     static final String MODULE = "io.github.qcowloom";
-    static final Set<String> EXPORTED = Set.of("api", "image", "snapshot", "check", "crashkit", "nbd",
+    static final Set<String> EXPORTED = Set.of("api", "image", "snapshot", "bitmap", "check", "crashkit", "nbd",
             "exec", "virtio", "simulation", "storage");
     private static final List<String> INTERNAL = List.of("format", "cache", "compress", "alloc");
 

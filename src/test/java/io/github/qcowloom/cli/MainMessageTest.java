@@ -17,16 +17,4 @@ class MainMessageTest {
         assertEquals("Could not open 'gone.qcow2': No such file or directory",
                 Main.message(new NoSuchFileException("gone.qcow2")));
     }
-
-    /** qemu-img's commands this tool lacks are refused by name, as a feature not done, not as unknown words. */
-    @Test
-    void qemuImgCommandsNotImplementedSaySo() {
-        for (String command : new String[] {"bitmap"}) {
-            Cli.Run r = Cli.ours(command, "x.qcow2");
-            assertEquals(1, r.code(), command);
-            assertEquals("qcow2-loom: Unsupported feature: qemu-img " + command + " (the commands here: amend, create, "
-                    + "info, check, commit, convert, dd, compare, map, measure, rebase, resize, snapshot, bench, serve, "
-                    + "demo)\n", r.err(), command);
-        }
-    }
 }

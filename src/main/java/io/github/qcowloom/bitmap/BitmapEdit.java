@@ -1,0 +1,298 @@
+package io.github.qcowloom.bitmap;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.format.BitmapTableEntry;
+import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.image.BitmapBits;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.TableEditor;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The bitmaps of one image while an edit changes them, as QEMU holds them in memory between qemu-img bitmap's open
+ * and its close: each step is checked as QEMU checks it and refused in its words, and {@link #store} then writes
+ * what the steps made in QEMU's crash-safe order (qcow2_store_persistent_dirty_bitmaps): new tables and a new
+ * directory into new clusters, their refcounts durable, the header pointed at the directory in one synced write,
+ * and only then the clusters nothing points to any more freed. A crash before the header write leaves the old
+ * bitmaps and leaked clusters, which the dirty bit set by the edit's first change has repaired on the next open.
+ *
+ * <p>Runs inside {@link Qcow2Image#editTables}, with the image held exclusively.
+ */
+final class BitmapEdit {
+    /** QEMU's BME_MAX_GRANULARITY_BITS and BME_MAX_PHYS_SIZE. */
+    private static final int MAX_GRANULARITY_BITS = 31;
+    private static final long MAX_PHYS_BYTES = 0x20000000L;
+    private static final int MAX_NAME_BYTES = 1023;
+
+    /** Where a bitmap's bits are during the edit. */
+    private sealed interface Table {
+        /** The table the directory on disk gives it. */
+        record Published(BitmapDirectory.Entry entry) implements Table {
+        }
+
+        /** None yet: every bit clear (a new or cleared bitmap); its table is written at the store. */
+        record Zeroes() implements Table {
+        }
+
+        /** A table written during the edit, not yet pointed to; {@code entries} checked as written. */
+        record Written(long offset, long[] entries) implements Table {
+        }
+    }
+
+    /** A bitmap of the edit: {@code flags} are the directory's (in use, auto). */
+    private record Member(String name, int granularityBits, int flags, Table table) {
+        boolean inUse() {
+            return (flags & BitmapDirectory.Entry.IN_USE) != 0;
+        }
+
+        Member with(int newFlags, Table newTable) {
+            return new Member(name, granularityBits, newFlags, newTable);
+        }
+    }
+
+    private final Qcow2Image image;
+    private final TableEditor tables;
+    private final String imageName;
+    private final List<Member> members = new ArrayList<>();
+    /** Tables of the directory on disk that the new one no longer points to: freed once it is published. */
+    private final List<BitmapDirectory.Entry> retired = new ArrayList<>();
+    private boolean changed;
+
+    BitmapEdit(Qcow2Image image, TableEditor tables, String imageName) throws IOException {
+        this.image = image;
+        this.tables = tables;
+        this.imageName = imageName;
+        for (BitmapDirectory.Entry e : image.persistentBitmaps()) {
+            members.add(new Member(e.name(), e.granularityBits(), e.flags(), new Table.Published(e)));
+        }
+    }
+
+    /**
+     * Applies {@code action}; {@code source} is the image a merge reads its source bitmap from (one without bitmaps
+     * if not qcow2), null for this one.
+     *
+     * @throws BitmapActionException where QEMU refuses the step; nothing is changed then
+     */
+    void apply(BitmapAction action, BlockDevice source) throws IOException {
+        switch (action) {
+            case BitmapAction.Add add -> add(add);
+            case BitmapAction.Remove r -> {
+                Member m = find(action, r.bitmap());
+                members.remove(m);
+                retire(m.table());
+            }
+            case BitmapAction.Clear c -> {
+                Member m = usable(action, c.bitmap());
+                replace(m, m.with(m.flags(), new Table.Zeroes()));
+            }
+            case BitmapAction.Enable e -> {
+                Member m = usable(action, e.bitmap());
+                replace(m, m.with(m.flags() | BitmapDirectory.Entry.AUTO, m.table()));
+            }
+            case BitmapAction.Disable d -> {
+                Member m = usable(action, d.bitmap());
+                replace(m, m.with(m.flags() & ~BitmapDirectory.Entry.AUTO, m.table()));
+            }
+            case BitmapAction.Merge merge -> merge(merge, source);
+        }
+    }
+
+    private void add(BitmapAction.Add add) throws IOException {
+        String name = add.bitmap();
+        if (name.isEmpty()) {
+            throw new BitmapActionException(add, "Bitmap name cannot be empty");
+        }
+        long granularity = add.granularity();
+        if (granularity != 0 && (granularity < 512 || Long.bitCount(granularity) != 1)) {
+            throw new BitmapActionException(add, "Granularity must be power of 2 and at least 512");
+        }
+        if (granularity == 0) { // QEMU's bdrv_get_default_bitmap_granularity
+            granularity = Math.min(65536, Math.max(4096, tables.header().clusterSize()));
+        }
+        if (lookup(name).isPresent()) {
+            throw new BitmapActionException(add, "Bitmap already exists: " + name);
+        }
+        int granularityBits = Long.numberOfTrailingZeros(granularity);
+        String refusal = cannotStore(name, granularityBits);
+        if (refusal != null) {
+            throw new BitmapActionException(add, "Can't make bitmap '" + name + "' persistent in '" + imageName
+                    + "': " + refusal);
+        }
+        members.add(new Member(name, granularityBits, BitmapDirectory.Entry.AUTO, new Table.Zeroes()));
+        changed = true;
+    }
+
+    /** QEMU's qcow2_co_can_store_new_dirty_bitmap and check_constraints_on_bitmap, in their order; null if it can. */
+    private String cannotStore(String name, int granularityBits) {
+        if (tables.header().version() < 3) {
+            return "Cannot store dirty bitmaps in qcow2 v2 files";
+        }
+        if (granularityBits > MAX_GRANULARITY_BITS) {
+            return "Granularity exceeds maximum (" + (1L << MAX_GRANULARITY_BITS) + " bytes)";
+        }
+        long diskSize = tables.header().diskSize();
+        if (diskSize > MAX_PHYS_BYTES << granularityBits) {
+            return "Too much space will be occupied by the bitmap. Use larger granularity";
+        }
+        int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
+        if (nameBytes > MAX_NAME_BYTES) {
+            return "Name length exceeds maximum (" + MAX_NAME_BYTES + " characters)";
+        }
+        if (diskSize == 0) {
+            // QEMU adds it, then fails to store it at close ("Lost persistent bitmaps"): a table has 1 entry or more.
+            return "A bitmap of an empty disk cannot be stored";
+        }
+        if (members.size() >= Limits.MAX_BITMAPS) {
+            return "Maximum number of persistent bitmaps is already reached";
+        }
+        long directoryBytes = BitmapDirectory.entryBytes(nameBytes);
+        for (Member m : members) {
+            directoryBytes += BitmapDirectory.entryBytes(m.name().getBytes(StandardCharsets.UTF_8).length);
+        }
+        if (directoryBytes > Limits.MAX_BITMAP_DIRECTORY_BYTES) {
+            return "Not enough space in the bitmap directory";
+        }
+        return null;
+    }
+
+    private void merge(BitmapAction.Merge merge, BlockDevice source) throws IOException {
+        Member target = usable(merge, merge.bitmap());
+        BitmapBits from;
+        if (source == null) {
+            from = bits(usable(merge, merge.source()));
+        } else {
+            List<BitmapDirectory.Entry> theirs = source instanceof Qcow2Image q ? q.persistentBitmaps() : List.of();
+            Optional<BitmapDirectory.Entry> e = theirs.stream().filter(b -> b.name().equals(merge.source()))
+                    .findFirst();
+            if (e.isEmpty()) {
+                throw notFound(merge, merge.source());
+            }
+            if (e.get().inUse()) {
+                throw inconsistent(merge, merge.source());
+            }
+            from = ((Qcow2Image) source).bitmapBits(e.get());
+        }
+        BitmapBits to = bits(target);
+        if (from.diskSize() != to.diskSize()) {
+            throw new BitmapActionException(merge, "Bitmaps are of different sizes (destination size is "
+                    + to.diskSize() + ", source size is " + from.diskSize() + ") and can't be merged");
+        }
+        long[] entries = MergedTable.write(tables, to, from);
+        long offset = tables.allocate(entries.length * 8L);
+        tables.writeNewTable(offset, MergedTable.encode(entries), "bitmap table");
+        replace(target, target.with(target.flags(), new Table.Written(offset, entries)));
+    }
+
+    private BitmapBits bits(Member m) throws IOException {
+        return switch (m.table()) {
+            case Table.Published p -> image.bitmapBits(p.entry());
+            case Table.Written w -> image.bitmapBits(m.granularityBits(), w.entries());
+            case Table.Zeroes z -> image.bitmapBits(m.granularityBits(), new long[0]);
+        };
+    }
+
+    private void replace(Member old, Member now) throws IOException {
+        members.set(members.indexOf(old), now);
+        if (old.table() != now.table()) {
+            retire(old.table());
+        }
+        changed = true;
+    }
+
+    /** Drops a table no bitmap will use: one written in this edit is freed now, a published one after the store. */
+    private void retire(Table table) throws IOException {
+        changed = true;
+        switch (table) {
+            case Table.Published p -> retired.add(p.entry());
+            case Table.Written w -> free(w.offset(), w.entries());
+            case Table.Zeroes z -> {
+            }
+        }
+    }
+
+    /** Frees a table at {@code tableOffset} and the data clusters its valid entries point to. */
+    private void free(long tableOffset, long[] entries) throws IOException {
+        long clusterSize = tables.header().clusterSize();
+        for (long e : entries) {
+            if (BitmapTableEntry.valid(e, clusterSize) && BitmapTableEntry.offset(e) != 0) {
+                tables.free(BitmapTableEntry.offset(e), clusterSize);
+            }
+        }
+        tables.free(tableOffset, entries.length * 8L);
+    }
+
+    private Optional<Member> lookup(String name) {
+        return members.stream().filter(m -> m.name().equals(name)).findFirst();
+    }
+
+    private Member find(BitmapAction action, String name) throws BitmapActionException {
+        return lookup(name).orElseThrow(() -> notFound(action, name));
+    }
+
+    /** The bitmap, if QEMU would let a step use it (BDRV_BITMAP_DEFAULT): found and not in use. */
+    private Member usable(BitmapAction action, String name) throws BitmapActionException {
+        Member m = find(action, name);
+        if (m.inUse()) {
+            throw inconsistent(action, name);
+        }
+        return m;
+    }
+
+    private static BitmapActionException notFound(BitmapAction action, String name) {
+        return new BitmapActionException(action, "Dirty bitmap '" + name + "' not found");
+    }
+
+    private static BitmapActionException inconsistent(BitmapAction action, String name) {
+        return new BitmapActionException(action, "Bitmap '" + name + "' is inconsistent and cannot be used\n"
+                + "Try block-dirty-bitmap-remove to delete this bitmap from disk");
+    }
+
+    /** Writes what the steps made, if they changed anything (see the class comment for the order). */
+    void store() throws IOException {
+        if (!changed) {
+            return;
+        }
+        long clusterBits = tables.header().clusterBits();
+        List<BitmapDirectory.Entry> entries = new ArrayList<>();
+        for (Member m : members) {
+            BitmapDirectory.Entry entry = switch (m.table()) {
+                case Table.Published p -> BitmapDirectory.Entry.of(m.name(), p.entry().tableOffset(),
+                        p.entry().tableEntries(), m.flags(), m.granularityBits());
+                case Table.Written w -> BitmapDirectory.Entry.of(m.name(), w.offset(), w.entries().length, m.flags(),
+                        m.granularityBits());
+                case Table.Zeroes z -> {
+                    long count = BitmapBits.tableEntries(tables.header().diskSize(), m.granularityBits(),
+                            (int) clusterBits);
+                    byte[] zeroes = new byte[Math.toIntExact(count * 8)];
+                    long offset = tables.allocate(zeroes.length);
+                    tables.writeNewTable(offset, zeroes, "bitmap table");
+                    yield BitmapDirectory.Entry.of(m.name(), offset, count, m.flags(), m.granularityBits());
+                }
+            };
+            entries.add(entry);
+        }
+        Optional<BitmapDirectory.Location> old = image.bitmapDirectory();
+        Optional<BitmapDirectory.Location> at = Optional.empty();
+        if (!entries.isEmpty()) {
+            byte[] directory = BitmapDirectory.encode(entries);
+            long offset = tables.allocate(directory.length);
+            tables.writeNewTable(offset, directory, "bitmap directory");
+            at = Optional.of(new BitmapDirectory.Location(entries.size(), directory.length, offset));
+        }
+        // The tables, the directory and their refcounts, durable before the header points to them.
+        tables.flush();
+        tables.publishBitmaps(at);
+        // Nothing points to the old directory and the retired tables any more, durably: they may be reused.
+        if (old.isPresent()) {
+            tables.free(old.get().offset(), old.get().size());
+        }
+        for (BitmapDirectory.Entry e : retired) {
+            free(e.tableOffset(), image.bitmapTable(e));
+        }
+    }
+}

@@ -1,0 +1,55 @@
+package io.github.qcowloom.bitmap;
+
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.Qcow2Image;
+import java.io.IOException;
+import java.util.List;
+
+/**
+ * The persistent dirty bitmaps of an open qcow2 image, as qemu-img bitmap changes them. An edit runs with the image
+ * held exclusively and writes in QEMU's crash-safe order ({@link BitmapEdit}). Open the image for its metadata only
+ * ({@link io.github.qcowloom.api.OpenOptions#withGuestWrites}) so that its bitmaps are not marked in use: this
+ * driver does not record the guest's writes in them.
+ */
+public final class Bitmaps {
+    private Bitmaps() {
+    }
+
+    /**
+     * Applies {@code actions} in order and stores what they made. Where QEMU refuses a step, the steps before it are
+     * stored all the same (as qemu-img stores at its close what they made) and the refusal is thrown.
+     *
+     * @param imageName the image as QEMU's messages name it ("Can't make bitmap 'b' persistent in 'NAME': ...")
+     * @param mergeSource the image whose bitmaps merges read; null for {@code image} itself. One that is not qcow2
+     *     has none.
+     * @throws BitmapActionException the first step refused, in QEMU's words
+     * @throws UnsupportedFeatureException if {@code image} accepts guest writes: the bitmaps stored would not record
+     *     them
+     */
+    public static void apply(Qcow2Image image, String imageName, List<BitmapAction> actions, BlockDevice mergeSource)
+            throws IOException {
+        if (image.acceptsGuestWrites()) {
+            throw new UnsupportedFeatureException("bitmap edits beside guest writes", "Bitmaps are edited on an"
+                    + " image opened for its metadata alone (OpenOptions.withGuestWrites(false)): this driver does not"
+                    + " record the guest's writes in them");
+        }
+        BitmapActionException refused = image.editTables(tables -> {
+            BitmapEdit edit = new BitmapEdit(image, tables, imageName);
+            BitmapActionException first = null;
+            for (BitmapAction action : actions) {
+                try {
+                    edit.apply(action, mergeSource);
+                } catch (BitmapActionException e) {
+                    first = e;
+                    break;
+                }
+            }
+            edit.store();
+            return first;
+        });
+        if (refused != null) {
+            throw refused;
+        }
+    }
+}

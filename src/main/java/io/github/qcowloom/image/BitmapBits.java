@@ -1,0 +1,162 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.format.BitmapTableEntry;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * The bits of one persistent dirty bitmap, as its table of clusters in an image file holds them (qcow2.rst, "Bitmap
+ * table"): bit {@code i} covers the guest's bytes {@code [i << granularityBits, (i + 1) << granularityBits)}, and
+ * cluster {@code k} of the table holds bits {@code [k * 8 * clusterSize, (k + 1) * 8 * clusterSize)}, least
+ * significant bit first. A cluster is read when a search reaches it, and only the last one read is kept: the memory
+ * is the table and one cluster, whatever the disk's size.
+ *
+ * <p>Not thread-safe: one reader's cursor.
+ */
+public final class BitmapBits {
+    private final Storage file;
+    private final long[] table;
+    private final int granularityBits;
+    private final long diskSize;
+    private final int clusterBits;
+    private int cachedIndex = -1;
+    private ByteBuffer cached;
+
+    BitmapBits(Storage file, long[] table, int granularityBits, long diskSize, int clusterBits) {
+        this.file = file;
+        this.table = table;
+        this.granularityBits = granularityBits;
+        this.diskSize = diskSize;
+        this.clusterBits = clusterBits;
+    }
+
+    /**
+     * The table of {@code bitmap} read from {@code file}, each entry checked as QEMU's load_bitmap_data checks it;
+     * {@code bitmap} comes from a directory QEMU loads, whose tables are at most 8 MiB.
+     *
+     * @throws CorruptImageException in QEMU's words, for an entry QEMU would not read
+     */
+    static BitmapBits load(Storage file, BitmapDirectory.Entry bitmap, long diskSize, int clusterBits)
+            throws IOException {
+        long[] table = readTable(file, bitmap);
+        for (long entry : table) {
+            if (!BitmapTableEntry.valid(entry, 1L << clusterBits)) {
+                throw new CorruptImageException("Could not read bitmap '" + bitmap.name()
+                        + "' from image: Invalid argument");
+            }
+        }
+        return new BitmapBits(file, table, bitmap.granularityBits(), diskSize, clusterBits);
+    }
+
+    /** The entries of {@code bitmap}'s table as stored, unchecked; bytes past the end of the file read as zeroes. */
+    static long[] readTable(Storage file, BitmapDirectory.Entry bitmap) throws IOException {
+        byte[] bytes = ImageMetadata.readBytes(file, bitmap.tableOffset(), Math.toIntExact(bitmap.tableEntries() * 8));
+        long[] table = new long[(int) bitmap.tableEntries()];
+        for (int i = 0; i < table.length; i++) {
+            table[i] = Bytes.getLong(bytes, i * 8);
+        }
+        return table;
+    }
+
+    /** The table's entries needed for a bitmap of {@code granularityBits} over {@code diskSize} bytes. */
+    public static long tableEntries(long diskSize, int granularityBits, int clusterBits) {
+        long bits = count(diskSize, granularityBits);
+        return (bits + (8L << clusterBits) - 1) >>> (clusterBits + 3);
+    }
+
+    private static long count(long diskSize, int granularityBits) {
+        return (diskSize + (1L << granularityBits) - 1) >>> granularityBits;
+    }
+
+    /** How many bits the bitmap has: one per granule of the disk, the last one partial. */
+    public long count() {
+        return count(diskSize, granularityBits);
+    }
+
+    public int granularityBits() {
+        return granularityBits;
+    }
+
+    /** The guest bytes the bitmap covers: QEMU's bitmap size. */
+    public long diskSize() {
+        return diskSize;
+    }
+
+    /** The table's entries, a copy. */
+    public long[] table() {
+        return table.clone();
+    }
+
+    /** How many bits one cluster of the table holds. */
+    public long bitsPerCluster() {
+        return 8L << clusterBits;
+    }
+
+    /** A copy of the bits table cluster {@code k} holds: all zeroes or all ones without a data cluster. */
+    public byte[] cluster(int k) throws IOException {
+        byte[] copy = new byte[1 << clusterBits];
+        if (k < table.length && BitmapTableEntry.allOnes(table[k])) {
+            Arrays.fill(copy, (byte) -1);
+        } else if (k < table.length && BitmapTableEntry.offset(table[k]) != 0) {
+            load(k).get(0, copy);
+        }
+        return copy;
+    }
+
+    /** The first set bit in {@code [from, limit)}, or {@code limit} if there is none. */
+    public long nextSet(long from, long limit) throws IOException {
+        return next(from, limit, true);
+    }
+
+    /** The first clear bit in {@code [from, limit)}, or {@code limit} if there is none. */
+    public long nextClear(long from, long limit) throws IOException {
+        return next(from, limit, false);
+    }
+
+    private long next(long from, long limit, boolean set) throws IOException {
+        long perCluster = bitsPerCluster();
+        long i = from;
+        while (i < limit) {
+            int k = (int) (i / perCluster);
+            long base = k * perCluster;
+            long end = Math.min(limit, base + perCluster);
+            long entry = k < table.length ? table[k] : 0;
+            if (BitmapTableEntry.offset(entry) == 0) {
+                if (BitmapTableEntry.allOnes(entry) == set) {
+                    return i; // every bit of the cluster is the one searched for
+                }
+                i = end;
+                continue;
+            }
+            ByteBuffer bits = load(k);
+            for (long j = i - base; base + j < end; j = (j | 63) + 1) {
+                long word = bits.getLong((int) (j >>> 6) * 8);
+                long match = (set ? word : ~word) & (-1L << (j & 63));
+                if (match != 0) {
+                    long found = base + (j & ~63L) + Long.numberOfTrailingZeros(match);
+                    if (found < end) {
+                        return found;
+                    }
+                    break;
+                }
+            }
+            i = end;
+        }
+        return limit;
+    }
+
+    private ByteBuffer load(int k) throws IOException {
+        if (cachedIndex != k) {
+            byte[] bytes = ImageMetadata.readBytes(file, BitmapTableEntry.offset(table[k]), 1 << clusterBits);
+            cached = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+            cachedIndex = k;
+        }
+        return cached;
+    }
+}

@@ -1,0 +1,261 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.image.BitmapBits;
+import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The bitmap command against qemu-img bitmap: the same steps on two copies of an image, one by each tool, give the
+ * same exit codes and messages, the same bitmaps (names, flags, granularities) and the same bits, read by this
+ * driver from both and by QEMU (qemu-nbd's dirty-bitmap context) from ours; and our copy checks clean.
+ */
+class CliBitmapCommandTest {
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void qemu() {
+        Qemu.assume();
+    }
+
+    /** A qcow2 image of {@code size} with three bitmaps QEMU filled by writing: b0 (64 KiB), fine (4 KiB), coarse. */
+    private Path written(String name, String size, String clusterSize) {
+        Path image = dir.resolve(name);
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "cluster_size=" + clusterSize, image.toString(), size);
+        Qemu.img("bitmap", "--add", image.toString(), "b0");
+        Qemu.img("bitmap", "--add", "-g", "4096", image.toString(), "fine");
+        Qemu.img("bitmap", "--add", "-g", "1M", image.toString(), "coarse");
+        Qemu.io(image, "write 0 64k", "write 1M 4k", "write 3000k 7k", "write 63M 1M");
+        return image;
+    }
+
+    /**
+     * Runs each step ({@code IMG} standing for the image) with qemu-img on one copy of {@code base} and with ours
+     * on another, asserting the same answers; then compares what the copies hold. Returns our copy.
+     */
+    private Path sameSteps(Path base, List<List<String>> steps) throws IOException {
+        Path theirs = dir.resolve("theirs.qcow2");
+        Path ours = dir.resolve("ours.qcow2");
+        Files.copy(base, theirs, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.copy(base, ours, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        for (List<String> step : steps) {
+            List<String> q = new ArrayList<>(List.of("qemu-img", "bitmap"));
+            step.forEach(a -> q.add(a.replace("IMG", theirs.toString())));
+            Qemu.Result expected = Qemu.exec(q);
+            List<String> o = new ArrayList<>(List.of("bitmap"));
+            step.forEach(a -> o.add(a.replace("IMG", ours.toString())));
+            Cli.Run run = Cli.ours(o.toArray(String[]::new));
+            String context = step + ": qemu-img said " + expected.stderr() + " ours " + run.err();
+            assertEquals(expected.exitCode(), run.code(), context);
+            // QEMU names the image by its node name where the command names it by its file.
+            assertEquals(expected.stderr().replace("qemu-img: ", "qcow2-loom: ")
+                    .replaceAll("#block[0-9]+", "IMG").replace(theirs.toString(), "IMG"),
+                    run.err().replace(ours.toString(), "IMG"), context);
+        }
+        assertEquals(bitmapsSection(theirs), bitmapsSection(ours));
+        assertEquals(bits(theirs), bits(ours));
+        Qemu.run(List.of("qemu-img", "check", "-q", ours.toString()));
+        return ours;
+    }
+
+    /** The bitmaps part of qemu-img info's answer. */
+    private static String bitmapsSection(Path image) {
+        String info = Qemu.img("info", image.toString());
+        int at = info.indexOf("    bitmaps:\n");
+        return at < 0 ? "" : info.substring(at, info.indexOf("    refcount bits:"));
+    }
+
+    /** Each bitmap not in use, as the runs of guest bytes its set bits cover, read by this driver. */
+    private static Map<String, List<Long>> bits(Path image) throws IOException {
+        Map<String, List<Long>> all = new LinkedHashMap<>();
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            for (BitmapDirectory.Entry e : img.persistentBitmaps()) {
+                if (e.inUse()) {
+                    continue;
+                }
+                BitmapBits b = img.bitmapBits(e);
+                List<Long> runs = new ArrayList<>();
+                for (long i = b.nextSet(0, b.count()); i < b.count(); i = b.nextSet(i, b.count())) {
+                    long end = b.nextClear(i, b.count());
+                    runs.add(i << b.granularityBits());
+                    runs.add(Math.min(end << b.granularityBits(), b.diskSize()));
+                    i = end;
+                }
+                all.put(e.name(), runs);
+            }
+        }
+        return all;
+    }
+
+    /** The ranges qemu-nbd reports dirty in {@code bitmap} of {@code image}: QEMU's own reading of its bits. */
+    private String qemuDirtyMap(Path image, String bitmap) throws Exception {
+        Path socket = dir.resolve("nbd.sock");
+        Files.deleteIfExists(socket);
+        Process nbd = new ProcessBuilder("qemu-nbd", "-r", "-t", "-k", socket.toString(), "-f", "qcow2", "-B", bitmap,
+                image.toString()).redirectErrorStream(true).redirectOutput(dir.resolve("nbd.log").toFile()).start();
+        try {
+            for (int i = 0; i < 400 && !Files.exists(socket); i++) {
+                Thread.sleep(25);
+            }
+            String map = Qemu.img("map", "--output=json", "--image-opts", "driver=nbd,server.type=unix,server.path="
+                    + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
+            // Dirty ranges are the ones reported without data.
+            return map.lines().filter(l -> l.contains("\"data\": false")).toList().toString();
+        } finally {
+            nbd.destroy();
+            nbd.waitFor(10, TimeUnit.SECONDS);
+        }
+    }
+
+    private static List<String> step(String... args) {
+        return List.of(args);
+    }
+
+    @Test
+    void stepsInOrderAsQemuImgTakesThem() throws Exception {
+        Path base = written("base.qcow2", "64M", "64k");
+        Path ours = sameSteps(base, List.of(
+                step("--add", "-g", "512", "IMG", "x"),
+                step("--merge", "b0", "IMG", "x"),
+                step("--merge", "fine", "IMG", "x"),
+                step("--add", "--merge", "coarse", "IMG", "y"),
+                step("--merge", "x", "IMG", "y"),
+                step("--clear", "IMG", "b0"),
+                step("--disable", "IMG", "fine"),
+                step("--remove", "IMG", "coarse"),
+                step("--enable", "IMG", "fine"),
+                step("--merge", "nope", "IMG", "x"),
+                step("--add", "IMG", "x"),
+                step("--add", "--add", "IMG", "twice"), // the first add is kept
+                step("--merge", "y", "--merge", "fine", "IMG", "z"),
+                step("--add", "--disable", "--merge", "x", "-g", "8k", "IMG", "z")));
+        Path theirs = dir.resolve("theirs.qcow2");
+        for (String bitmap : List.of("x", "y", "z")) {
+            String map = qemuDirtyMap(ours, bitmap);
+            assertEquals(qemuDirtyMap(theirs, bitmap), map, bitmap);
+            assertTrue(map.contains("\"start\": 66060288"), map);
+        }
+        // QEMU takes our bitmaps up: an enabled one records its writes.
+        Qemu.io(ours, "write 10M 4k");
+        assertTrue(qemuDirtyMap(ours, "b0").contains("\"start\": 10485760, \"length\": 65536"));
+        Qemu.run(List.of("qemu-img", "check", "-q", ours.toString()));
+    }
+
+    /** Tables of many clusters (512-byte clusters), granularities from 512 bytes to 2 GiB, and 2 MiB clusters. */
+    @Test
+    void clusterSizesAndGranularities() throws Exception {
+        List<List<String>> steps = List.of(
+                step("--add", "-g", "512", "IMG", "c"),
+                step("--merge", "b0", "IMG", "c"),
+                step("--merge", "c", "IMG", "fine"),
+                step("--clear", "IMG", "coarse"),
+                step("--merge", "c", "IMG", "coarse"),
+                step("--add", "-g", "2147483648", "IMG", "huge"),
+                step("--merge", "fine", "IMG", "huge"));
+        sameSteps(written("small.qcow2", "64M", "512"), steps);
+        sameSteps(written("large.qcow2", "64M", "2M"), steps);
+    }
+
+    /** Bitmaps this driver left in use: only a removal, as under QEMU; a new one is usable beside them. */
+    @Test
+    void bitmapsInUse() throws Exception {
+        Path base = written("base.qcow2", "64M", "64k");
+        Qcow2Image.open(base, OpenOptions.readWriteDefaults()).close(); // marks them in use
+        sameSteps(base, List.of(
+                step("--clear", "IMG", "b0"),
+                step("--enable", "IMG", "fine"),
+                step("--merge", "fine", "IMG", "b0"),
+                step("--add", "IMG", "new"),
+                step("--merge", "b0", "IMG", "new"),
+                step("--remove", "IMG", "coarse")));
+    }
+
+    @Test
+    void mergesFromAnotherImage() throws Exception {
+        Path base = written("base.qcow2", "64M", "64k");
+        Path source = dir.resolve("source.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", source.toString(), "64M");
+        Qemu.img("bitmap", "--add", "-g", "8k", source.toString(), "s");
+        Qemu.io(source, "write 5M 100k");
+        Path small = dir.resolve("small.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", small.toString(), "32M");
+        Qemu.img("bitmap", "--add", small.toString(), "s");
+        Path inUse = dir.resolve("in-use.qcow2");
+        Files.copy(source, inUse);
+        Qcow2Image.open(inUse, OpenOptions.readWriteDefaults()).close();
+        sameSteps(base, List.of(
+                step("--merge", "s", "-b", source.toString(), "IMG", "b0"),
+                step("--merge", "s", "-b", source.toString(), "-F", "qcow2", "IMG", "fine"),
+                step("--merge", "s", "-b", small.toString(), "IMG", "b0"),
+                step("--merge", "s", "-b", inUse.toString(), "IMG", "b0"),
+                step("--merge", "s", "-b", source.toString(), "-F", "raw", "IMG", "b0"),
+                step("--merge", "nope", "-b", source.toString(), "IMG", "b0"),
+                step("--merge", "s", "-b", dir.resolve("missing.qcow2").toString(), "IMG", "b0")));
+    }
+
+    /** Removing the last bitmap drops the extension and its autoclear bit, as QEMU does; adding one brings both. */
+    @Test
+    void theLastRemovalDropsTheExtension() throws Exception {
+        Path ours = sameSteps(written("base.qcow2", "64M", "64k"), List.of(
+                step("--remove", "IMG", "b0"), step("--remove", "IMG", "fine"), step("--remove", "IMG", "coarse")));
+        assertFalse(Qemu.img("info", ours.toString()).contains("bitmaps"));
+        assertEquals(Files.readAllBytes(dir.resolve("theirs.qcow2")).length, Files.readAllBytes(ours).length);
+        byte[] header = Files.readAllBytes(ours);
+        assertEquals(0, header[95] & 1, "autoclear bitmaps bit");
+        Path empty = dir.resolve("empty.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", empty.toString(), "1G");
+        sameSteps(empty, List.of(step("--add", "IMG", "a"), step("--add", "-g", "64k", "--disable", "IMG", "b")));
+    }
+
+    /** The command line's refusals, word for word. */
+    @Test
+    void refusals() throws Exception {
+        Path base = written("base.qcow2", "64M", "64k");
+        Path v2 = dir.resolve("v2.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "compat=0.10", v2.toString(), "16M");
+        Path raw = dir.resolve("r.raw");
+        Qemu.img("create", "-q", "-f", "raw", raw.toString(), "1M");
+        sameSteps(base, List.of(
+                step("IMG", "b0"),
+                step("--enable", "-g", "4096", "IMG", "b0"),
+                step("--add", "-g", "abc", "IMG", "q"),
+                step("--add", "-g", "1000", "IMG", "q"),
+                step("--add", "-g", "4G", "IMG", "q"),
+                step("--merge", "b0", "-F", "qcow2", "IMG", "q"),
+                step("--add", "-b", base.toString(), "IMG", "q"),
+                step("--add", "IMG"),
+                step("--add", "IMG", "a", "b"),
+                step("--add", "IMG", ""),
+                step("--add", "IMG", "n".repeat(1024)),
+                step("--add", "IMG", "n".repeat(1023)),
+                step("--remove", "IMG", "nope"),
+                step("--add", "-g", "512", "IMG", "é")));
+        Cli.sameAsQemuImg("bitmap", "--add", dir.resolve("missing.qcow2"), "a");
+        Cli.Run r = Cli.ours("bitmap", "--add", v2.toString(), "a");
+        assertEquals("qcow2-loom: Operation add on bitmap a failed: Can't make bitmap 'a' persistent in '" + v2
+                + "': Cannot store dirty bitmaps in qcow2 v2 files\n", r.err());
+        Qemu.Result q = Qemu.exec(List.of("qemu-img", "bitmap", "--remove", "-f", "raw", raw.toString(), "a"));
+        r = Cli.ours("bitmap", "--remove", "-f", "raw", raw.toString(), "a");
+        assertEquals(q.stderr().replace("qemu-img: ", "qcow2-loom: "), r.err());
+        r = Cli.ours("bitmap", "--add", "-f", "raw", raw.toString(), "a");
+        assertEquals("qcow2-loom: Operation add on bitmap a failed: Can't store persistent bitmaps to " + raw
+                + ": Operation not supported\n", r.err());
+    }
+}
