@@ -52,6 +52,8 @@ class ModuleSurfaceTest {
                 import io.github.qcowloom.api.BlockStatus;
                 import io.github.qcowloom.api.CreateOptions;
                 import io.github.qcowloom.api.OpenOptions;
+                import io.github.qcowloom.bitmap.BitmapAction;
+                import io.github.qcowloom.bitmap.Bitmaps;
                 import io.github.qcowloom.crashkit.CrashInvariants;
                 import io.github.qcowloom.crashkit.CrashMode;
                 import io.github.qcowloom.crashkit.CrashOptions;
@@ -74,6 +76,7 @@ class ModuleSurfaceTest {
                 import java.nio.ByteBuffer;
                 import java.nio.file.Files;
                 import java.nio.file.Path;
+                import java.util.List;
 
                 public class Consumer {
                     static void library(Path path, byte[] data, byte[] cluster) throws Exception {
@@ -88,6 +91,11 @@ class ModuleSurfaceTest {
                             try (AsyncBlockDevice async = ExecutionModel.parse("virtual").drive(img)) {
                                 async.write(0, ByteBuffer.wrap(data)).join();
                             }
+                        }
+                        try (Qcow2Image img = Qcow2Image.open(path,
+                                OpenOptions.readWriteDefaults().withGuestWrites(false))) {
+                            Bitmaps.apply(img, path.toString(), List.of(new BitmapAction.Add("nightly", 0),
+                                    new BitmapAction.Merge("weekly", "nightly")), null);
                         }
                     }
 
