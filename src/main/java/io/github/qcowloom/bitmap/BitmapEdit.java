@@ -4,6 +4,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.BitmapTableEntry;
 import io.github.qcowloom.format.Limits;
+import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.image.BitmapBits;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.TableEditor;
@@ -19,16 +20,11 @@ import java.util.Optional;
  * what the steps made in QEMU's crash-safe order (qcow2_store_persistent_dirty_bitmaps): new tables and a new
  * directory into new clusters, their refcounts durable, the header pointed at the directory in one synced write,
  * and only then the clusters nothing points to any more freed. A crash before the header write leaves the old
- * bitmaps and leaked clusters, which the dirty bit set by the edit's first change has repaired on the next open.
+ * bitmaps and leaked clusters, which the dirty bit set by the edit's first change repairs on the next open.
  *
  * <p>Runs inside {@link Qcow2Image#editTables}, with the image held exclusively.
  */
 final class BitmapEdit {
-    /** QEMU's BME_MAX_GRANULARITY_BITS and BME_MAX_PHYS_SIZE. */
-    private static final int MAX_GRANULARITY_BITS = 31;
-    private static final long MAX_PHYS_BYTES = 0x20000000L;
-    private static final int MAX_NAME_BYTES = 1023;
-
     /** Where a bitmap's bits are during the edit. */
     private sealed interface Table {
         /** The table the directory on disk gives it. */
@@ -63,10 +59,19 @@ final class BitmapEdit {
     private final List<BitmapDirectory.Entry> retired = new ArrayList<>();
     private boolean changed;
 
+    /**
+     * The bitmaps as the directory gives them. Each one not in use has its table read and checked, as QEMU loads
+     * them at its open: one it could not load refuses the edit before anything changes, and so does a header with
+     * no room for the bitmaps' extension.
+     *
+     * @throws io.github.qcowloom.api.CorruptImageException in QEMU's words
+     */
     BitmapEdit(Qcow2Image image, TableEditor tables, String imageName) throws IOException {
         this.image = image;
         this.tables = tables;
         this.imageName = imageName;
+        tables.requireRoomForBitmaps();
+        Bitmaps.requireLoadable(image);
         for (BitmapDirectory.Entry e : image.persistentBitmaps()) {
             members.add(new Member(e.name(), e.granularityBits(), e.flags(), new Table.Published(e)));
         }
@@ -132,16 +137,18 @@ final class BitmapEdit {
         if (tables.header().version() < 3) {
             return "Cannot store dirty bitmaps in qcow2 v2 files";
         }
-        if (granularityBits > MAX_GRANULARITY_BITS) {
-            return "Granularity exceeds maximum (" + (1L << MAX_GRANULARITY_BITS) + " bytes)";
+        if (granularityBits > Limits.MAX_BITMAP_GRANULARITY_BITS) {
+            return "Granularity exceeds maximum (" + (1L << Limits.MAX_BITMAP_GRANULARITY_BITS) + " bytes)";
         }
         long diskSize = tables.header().diskSize();
-        if (diskSize > MAX_PHYS_BYTES << granularityBits) {
+        long bytes = (BitmapBits.count(diskSize, granularityBits) + 7) >>> 3;
+        if (bytes > Limits.MAX_BITMAP_BYTES
+                || bytes > Limits.MAX_BITMAP_TABLE_ENTRIES * tables.header().clusterSize()) {
             return "Too much space will be occupied by the bitmap. Use larger granularity";
         }
         int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;
-        if (nameBytes > MAX_NAME_BYTES) {
-            return "Name length exceeds maximum (" + MAX_NAME_BYTES + " characters)";
+        if (nameBytes > Limits.MAX_BITMAP_NAME_BYTES) {
+            return "Name length exceeds maximum (" + Limits.MAX_BITMAP_NAME_BYTES + " characters)";
         }
         if (diskSize == 0) {
             // QEMU adds it, then fails to store it at close ("Lost persistent bitmaps"): a table has 1 entry or more.

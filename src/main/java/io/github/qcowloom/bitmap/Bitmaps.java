@@ -2,6 +2,7 @@ package io.github.qcowloom.bitmap;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.util.List;
@@ -14,6 +15,20 @@ import java.util.List;
  */
 public final class Bitmaps {
     private Bitmaps() {
+    }
+
+    /**
+     * Reads and checks the table of every bitmap of {@code image} not in use, as QEMU loads them when it opens an
+     * image; QEMU refuses the open of one it cannot load.
+     *
+     * @throws io.github.qcowloom.api.CorruptImageException in QEMU's words
+     */
+    public static void requireLoadable(Qcow2Image image) throws IOException {
+        for (BitmapDirectory.Entry e : image.persistentBitmaps()) {
+            if (!e.inUse()) {
+                image.bitmapBits(e);
+            }
+        }
     }
 
     /**

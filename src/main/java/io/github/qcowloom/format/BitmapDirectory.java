@@ -18,9 +18,6 @@ import java.util.Optional;
  * @param end where the walk ended: the directory's bytes the entries took, with their padding
  */
 public record BitmapDirectory(List<Entry> entries, String error, long end) {
-    /** QEMU's BME_MAX_PHYS_SIZE: the most bytes of bitmap it keeps in memory for one bitmap. */
-    private static final long MAX_PHYS_BYTES = 0x20000000;
-
     /** The fixed part of an entry. */
     public static final int ENTRY_FIXED_BYTES = 24;
 
@@ -40,12 +37,8 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
     public record Entry(long tableOffset, long tableEntries, int flags, int type, int granularityBits, int nameSize,
             String name, long extraSize, int position) {
         // QEMU's bitmap directory entry constraints (block/qcow2-bitmap.c)
-        private static final long MAX_TABLE_ENTRIES = 0x8000000;
-        private static final int MIN_GRANULARITY_BITS = 9;
-        private static final int MAX_GRANULARITY_BITS = 31;
         private static final int RESERVED_FLAGS = 0xfffffffc; // all but in_use and auto
         private static final int DIRTY_TRACKING = 1;
-        private static final int MAX_NAME_BYTES = 1023;
 
         /** The flag of a bitmap not stored since a writer that keeps it opened the image. */
         public static final int IN_USE = 1;
@@ -86,9 +79,10 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
          */
         public boolean breaksConstraints(long clusterSize) {
             return tableEntries == 0 || tableOffset == 0 || tableOffset % clusterSize != 0
-                    || tableEntries > MAX_TABLE_ENTRIES || granularityBits < MIN_GRANULARITY_BITS
-                    || granularityBits > MAX_GRANULARITY_BITS || (flags & RESERVED_FLAGS) != 0
-                    || nameSize > MAX_NAME_BYTES || type != DIRTY_TRACKING;
+                    || tableEntries > Limits.MAX_BITMAP_TABLE_ENTRIES
+                    || granularityBits < Limits.MIN_BITMAP_GRANULARITY_BITS
+                    || granularityBits > Limits.MAX_BITMAP_GRANULARITY_BITS || (flags & RESERVED_FLAGS) != 0
+                    || nameSize > Limits.MAX_BITMAP_NAME_BYTES || type != DIRTY_TRACKING;
         }
     }
 
@@ -160,7 +154,7 @@ public record BitmapDirectory(List<Entry> entries, String error, long end) {
             // At most 2^32 entries times 2^21 bytes: no overflow, even before the constraints are known to hold.
             long physBytes = e.tableEntries() * clusterSize;
             // QEMU's len > (physBytes * 8) << granularity, without the shift's overflow (granularity < 32 here).
-            if (e.breaksConstraints(clusterSize) || physBytes > MAX_PHYS_BYTES
+            if (e.breaksConstraints(clusterSize) || physBytes > Limits.MAX_BITMAP_BYTES
                     || !e.inUse() && diskSize > 0 && (diskSize - 1) >>> e.granularityBits() >= physBytes * 8) {
                 return "Bitmap '" + e.name() + "' doesn't satisfy the constraints";
             }

@@ -21,6 +21,15 @@ public final class Limits {
     public static final int MAX_BITMAPS = 65535;
     /** QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1024 bytes per bitmap. */
     public static final long MAX_BITMAP_DIRECTORY_BYTES = 1024L * MAX_BITMAPS;
+    /** BME_MAX_PHYS_SIZE: the most bytes of bits QEMU keeps in memory for one bitmap. */
+    public static final long MAX_BITMAP_BYTES = 0x20000000;
+    /** BME_MAX_TABLE_SIZE: the most entries of one bitmap's table. */
+    public static final long MAX_BITMAP_TABLE_ENTRIES = 0x8000000;
+    /** BME_MIN_GRANULARITY_BITS and BME_MAX_GRANULARITY_BITS: a bit covers 512 bytes to 2 GiB. */
+    public static final int MIN_BITMAP_GRANULARITY_BITS = 9;
+    public static final int MAX_BITMAP_GRANULARITY_BITS = 31;
+    /** BDRV_BITMAP_MAX_NAME_SIZE. */
+    public static final int MAX_BITMAP_NAME_BYTES = 1023;
     public static final int MAX_REFCOUNT_ORDER = 6;
     /**
      * End of the host offsets an image can use: L1 and L2 entries hold offsets in bits 9-55, so nothing they

@@ -37,19 +37,23 @@ public final class BitmapBits {
     }
 
     /**
-     * The table of {@code bitmap} read from {@code file}, each entry checked as QEMU's load_bitmap_data checks it;
-     * {@code bitmap} comes from a directory QEMU loads, whose tables are at most 8 MiB.
+     * The table of {@code bitmap} read from {@code file} and checked as QEMU's load_bitmap checks it: every entry
+     * valid, and as many as the disk needs. {@code bitmap} comes from a directory QEMU loads, whose tables are at
+     * most 8 MiB.
      *
-     * @throws CorruptImageException in QEMU's words, for an entry QEMU would not read
+     * @throws CorruptImageException in QEMU's words, for a table QEMU would not load
      */
     static BitmapBits load(Storage file, BitmapDirectory.Entry bitmap, long diskSize, int clusterBits)
             throws IOException {
         long[] table = readTable(file, bitmap);
         for (long entry : table) {
             if (!BitmapTableEntry.valid(entry, 1L << clusterBits)) {
-                throw new CorruptImageException("Could not read bitmap '" + bitmap.name()
-                        + "' from image: Invalid argument");
+                throw new CorruptImageException("Could not read bitmap_table table from image for bitmap '"
+                        + bitmap.name() + "': Invalid argument");
             }
+        }
+        if (table.length != tableEntries(diskSize, bitmap.granularityBits(), clusterBits)) {
+            throw new CorruptImageException("Could not read bitmap '" + bitmap.name() + "' from image: Invalid argument");
         }
         return new BitmapBits(file, table, bitmap.granularityBits(), diskSize, clusterBits);
     }
@@ -70,7 +74,8 @@ public final class BitmapBits {
         return (bits + (8L << clusterBits) - 1) >>> (clusterBits + 3);
     }
 
-    private static long count(long diskSize, int granularityBits) {
+    /** How many bits a bitmap of {@code granularityBits} over {@code diskSize} bytes has. */
+    public static long count(long diskSize, int granularityBits) {
         return (diskSize + (1L << granularityBits) - 1) >>> granularityBits;
     }
 
@@ -98,13 +103,24 @@ public final class BitmapBits {
         return 8L << clusterBits;
     }
 
-    /** A copy of the bits table cluster {@code k} holds: all zeroes or all ones without a data cluster. */
+    /**
+     * A copy of the bits table cluster {@code k} holds (all zeroes or all ones without a data cluster), those past
+     * the last bit clear: QEMU writes them so, and reads whole words back.
+     */
     public byte[] cluster(int k) throws IOException {
         byte[] copy = new byte[1 << clusterBits];
         if (k < table.length && BitmapTableEntry.allOnes(table[k])) {
             Arrays.fill(copy, (byte) -1);
         } else if (k < table.length && BitmapTableEntry.offset(table[k]) != 0) {
             load(k).get(0, copy);
+        }
+        long past = Math.max(0, count() - k * bitsPerCluster());
+        if (past < bitsPerCluster()) {
+            int wholeFrom = (int) ((past + 7) >>> 3);
+            for (long i = past; i < (long) wholeFrom << 3; i++) {
+                copy[(int) (i >>> 3)] &= (byte) ~(1 << (i & 7));
+            }
+            Arrays.fill(copy, wholeFrom, copy.length, (byte) 0);
         }
         return copy;
     }

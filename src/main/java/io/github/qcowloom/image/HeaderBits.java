@@ -5,10 +5,9 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.util.function.UnaryOperator;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongUnaryOperator;
+import java.util.function.UnaryOperator;
 
 /**
  * The header's dirty and corrupt bits (incompatible bits 0 and 1, v3 only). Dirty is set and synced before any
@@ -51,24 +50,21 @@ final class HeaderBits {
 
     /**
      * Reads the header from the file, applies {@code change} and writes the result over cluster 0 in QEMU's layout
-     * ({@link HeaderRewrite#inQemuLayout}), with the incompatible bits as they are, then syncs: QEMU's
+     * ({@link HeaderRewrite#cluster0}), with the incompatible bits as they are, then syncs: QEMU's
      * qcow2_update_header, for a header extension that changes (the bitmap directory's place). Read from the file
-     * rather than taken from memory, so that every field another step wrote in place is kept.
+     * rather than taken from memory, so that every field another step wrote in place is kept. The other fields'
+     * writers (TableAllocator's writeHeaderField) hold the metadata lock, which the caller holds too: this lock
+     * guards only the incompatible bits.
      *
-     * @return the header written
      * @throws io.github.qcowloom.api.CorruptImageException if the result does not fit in the first cluster, having
      *     written nothing
      */
-    Header rewriteHeader(UnaryOperator<Header> change) throws IOException {
+    void rewriteHeader(UnaryOperator<Header> change) throws IOException {
         lock.lock();
         try {
-            Header current = ImageMetadata.readHeader(file);
-            Header h = change.apply(current);
-            Header changed = HeaderRewrite.inQemuLayout(h.withFeatures(bits, h.compatibleFeatures(),
-                    h.autoclearFeatures()));
-            byte[] encoded = changed.encode();
-            file.writeDurably(ByteBuffer.allocate((int) current.clusterSize()).put(encoded).clear(), 0);
-            return changed;
+            Header h = change.apply(ImageMetadata.readHeader(file));
+            file.writeDurably(HeaderRewrite.cluster0(h.withFeatures(bits, h.compatibleFeatures(),
+                    h.autoclearFeatures())), 0);
         } finally {
             lock.unlock();
         }

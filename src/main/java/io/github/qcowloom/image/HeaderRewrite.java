@@ -51,15 +51,25 @@ final class HeaderRewrite {
                 throw new CorruptImageException(
                         "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
             }
-            byte[] encoded;
+            ByteBuffer encoded;
             try {
-                encoded = inQemuLayout(change.apply(header)).encode();
+                encoded = cluster0(change.apply(header));
             } catch (CorruptImageException e) {
                 throw new BackingFileChange.RefusedException(BackingFileChange.Refusal.NO_SPACE, e.getMessage());
             }
-            file.write(ByteBuffer.allocate((int) header.clusterSize()).put(encoded).clear(), 0);
+            file.write(encoded, 0);
             file.flush();
         }
+    }
+
+    /**
+     * The first cluster for {@code h}, in QEMU's layout: the header, its extensions and backing file name, then
+     * zeroes.
+     *
+     * @throws CorruptImageException if they do not fit in the cluster
+     */
+    static ByteBuffer cluster0(Header h) throws CorruptImageException {
+        return ByteBuffer.allocate((int) h.clusterSize()).put(inQemuLayout(h).encode()).clear();
     }
 
     /**

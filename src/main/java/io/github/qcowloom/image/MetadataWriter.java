@@ -348,12 +348,18 @@ final class MetadataWriter {
         overlap.snapshotAreas(areas);
     }
 
-    /** Where the bitmap directory is, which no write may touch (OverlapCheck). */
-    /** Rewrites the whole header and syncs, see {@link HeaderBits#rewriteHeader}. */
-    Header rewriteHeader(UnaryOperator<Header> change) throws IOException {
-        return headerBits.rewriteHeader(change);
+    /**
+     * Rewrites the whole header and syncs, see {@link HeaderBits#rewriteHeader}; only under the metadata lock (a
+     * table edit), so that no other field is written in place meanwhile.
+     */
+    void rewriteHeader(UnaryOperator<Header> change) throws IOException {
+        if (!lock.isHeldByCurrentThread()) {
+            throw new IllegalStateException("the header is rewritten under the metadata lock only");
+        }
+        headerBits.rewriteHeader(change);
     }
 
+    /** Where the bitmap directory is, which no write may touch (OverlapCheck). */
     void bitmapDirectory(long offset, long bytes) {
         overlap.bitmapDirectory(offset, bytes);
     }

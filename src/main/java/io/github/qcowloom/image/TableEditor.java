@@ -2,6 +2,8 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.FreedRuns;
 import io.github.qcowloom.alloc.TreeRefcounts;
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.RefcountOverflowException;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
@@ -191,6 +193,22 @@ public final class TableEditor {
     public void writeNewTable(long offset, byte[] table, String what) throws IOException {
         changing();
         metadata.writeNewTable(offset, table, what);
+    }
+
+    /**
+     * Refuses, having changed nothing, bitmaps whose header extension would not fit in the first cluster beside
+     * what the header holds already (a long backing file name in 512-byte clusters).
+     */
+    public void requireRoomForBitmaps() throws IOException {
+        requireOpen();
+        Header h = BitmapDirectory.Location.applyTo(image.header(),
+                Optional.of(new BitmapDirectory.Location(1, 8, image.header().clusterSize())));
+        try {
+            HeaderRewrite.cluster0(h);
+        } catch (CorruptImageException e) {
+            throw new ImageException("Cannot store bitmaps: their header extension does not fit in the first"
+                    + " cluster (" + e.getMessage() + ")");
+        }
     }
 
     /**
