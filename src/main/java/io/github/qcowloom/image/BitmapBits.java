@@ -53,7 +53,8 @@ public final class BitmapBits {
             }
         }
         if (table.length != tableEntries(diskSize, bitmap.granularityBits(), clusterBits)) {
-            throw new CorruptImageException("Could not read bitmap '" + bitmap.name() + "' from image: Invalid argument");
+            throw new CorruptImageException("Could not read bitmap '" + bitmap.name()
+                    + "' from image: Invalid argument");
         }
         return new BitmapBits(file, table, bitmap.granularityBits(), diskSize, clusterBits);
     }
