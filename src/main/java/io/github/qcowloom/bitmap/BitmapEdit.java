@@ -2,10 +2,9 @@ package io.github.qcowloom.bitmap;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.format.BitmapDirectory;
-import io.github.qcowloom.format.BitmapTableEntry;
-import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.image.BitmapBits;
+import io.github.qcowloom.image.BitmapTables;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.TableEditor;
 import java.io.IOException;
@@ -17,10 +16,8 @@ import java.util.Optional;
 /**
  * The bitmaps of one image while an edit changes them, as QEMU holds them in memory between qemu-img bitmap's open
  * and its close: each step is checked as QEMU checks it and refused in its words, and {@link #store} then writes
- * what the steps made in QEMU's crash-safe order (qcow2_store_persistent_dirty_bitmaps): new tables and a new
- * directory into new clusters, their refcounts durable, the header pointed at the directory in one synced write,
- * and only then the clusters nothing points to any more freed. A crash before the header write leaves the old
- * bitmaps and leaked clusters, which the dirty bit set by the edit's first change repairs on the next open.
+ * what the steps made in QEMU's crash-safe order ({@link BitmapTables}). A table a step writes goes into new
+ * clusters at once; the directory on disk points to it only once the store publishes it.
  *
  * <p>Runs inside {@link Qcow2Image#editTables}, with the image held exclusively.
  */
@@ -35,8 +32,8 @@ final class BitmapEdit {
         record Zeroes() implements Table {
         }
 
-        /** A table written during the edit, not yet pointed to; {@code entries} checked as written. */
-        record Written(long offset, long[] entries) implements Table {
+        /** A table written during the edit, not yet pointed to. */
+        record Written(BitmapTables.Table table) implements Table {
         }
     }
 
@@ -190,15 +187,13 @@ final class BitmapEdit {
                     + to.diskSize() + ", source size is " + from.diskSize() + ") and can't be merged");
         }
         long[] entries = MergedTable.write(tables, to, from);
-        long offset = tables.allocate(entries.length * 8L);
-        tables.writeNewTable(offset, MergedTable.encode(entries), "bitmap table");
-        replace(target, target.with(target.flags(), new Table.Written(offset, entries)));
+        replace(target, target.with(target.flags(), new Table.Written(BitmapTables.writeTable(tables, entries))));
     }
 
     private BitmapBits bits(Member m) throws IOException {
         return switch (m.table()) {
             case Table.Published p -> image.bitmapBits(p.entry());
-            case Table.Written w -> image.bitmapBits(m.granularityBits(), w.entries());
+            case Table.Written w -> image.bitmapBits(m.granularityBits(), w.table().entries());
             case Table.Zeroes z -> image.bitmapBits(m.granularityBits(), new long[0]);
         };
     }
@@ -216,21 +211,10 @@ final class BitmapEdit {
         changed = true;
         switch (table) {
             case Table.Published p -> retired.add(p.entry());
-            case Table.Written w -> free(w.offset(), w.entries());
+            case Table.Written w -> BitmapTables.free(tables, w.table());
             case Table.Zeroes z -> {
             }
         }
-    }
-
-    /** Frees a table at {@code tableOffset} and the data clusters its valid entries point to. */
-    private void free(long tableOffset, long[] entries) throws IOException {
-        long clusterSize = tables.header().clusterSize();
-        for (long e : entries) {
-            if (BitmapTableEntry.valid(e, clusterSize) && BitmapTableEntry.offset(e) != 0) {
-                tables.free(BitmapTableEntry.offset(e), clusterSize);
-            }
-        }
-        tables.free(tableOffset, entries.length * 8L);
     }
 
     private Optional<Member> lookup(String name) {
@@ -259,47 +243,31 @@ final class BitmapEdit {
                 + "Try block-dirty-bitmap-remove to delete this bitmap from disk");
     }
 
-    /** Writes what the steps made, if they changed anything (see the class comment for the order). */
+    /** Writes what the steps made, if they changed anything ({@link BitmapTables}). */
     void store() throws IOException {
         if (!changed) {
             return;
         }
-        long clusterBits = tables.header().clusterBits();
+        int clusterBits = tables.header().clusterBits();
         List<BitmapDirectory.Entry> entries = new ArrayList<>();
         for (Member m : members) {
-            BitmapDirectory.Entry entry = switch (m.table()) {
+            Table table = m.table();
+            if (table instanceof Table.Zeroes) {
+                long count = BitmapBits.tableEntries(tables.header().diskSize(), m.granularityBits(), clusterBits);
+                table = new Table.Written(BitmapTables.writeTable(tables, new long[Math.toIntExact(count)]));
+            }
+            entries.add(switch (table) {
                 case Table.Published p -> BitmapDirectory.Entry.of(m.name(), p.entry().tableOffset(),
                         p.entry().tableEntries(), m.flags(), m.granularityBits());
-                case Table.Written w -> BitmapDirectory.Entry.of(m.name(), w.offset(), w.entries().length, m.flags(),
-                        m.granularityBits());
-                case Table.Zeroes z -> {
-                    long count = BitmapBits.tableEntries(tables.header().diskSize(), m.granularityBits(),
-                            (int) clusterBits);
-                    byte[] zeroes = new byte[Math.toIntExact(count * 8)];
-                    long offset = tables.allocate(zeroes.length);
-                    tables.writeNewTable(offset, zeroes, "bitmap table");
-                    yield BitmapDirectory.Entry.of(m.name(), offset, count, m.flags(), m.granularityBits());
-                }
-            };
-            entries.add(entry);
+                case Table.Written w -> BitmapDirectory.Entry.of(m.name(), w.table().offset(),
+                        w.table().entries().length, m.flags(), m.granularityBits());
+                case Table.Zeroes z -> throw new AssertionError("written above");
+            });
         }
-        Optional<BitmapDirectory.Location> old = image.bitmapDirectory();
-        Optional<BitmapDirectory.Location> at = Optional.empty();
-        if (!entries.isEmpty()) {
-            byte[] directory = BitmapDirectory.encode(entries);
-            long offset = tables.allocate(directory.length);
-            tables.writeNewTable(offset, directory, "bitmap directory");
-            at = Optional.of(new BitmapDirectory.Location(entries.size(), directory.length, offset));
-        }
-        // The tables, the directory and their refcounts, durable before the header points to them.
-        tables.flush();
-        tables.publishBitmaps(at);
-        // Nothing points to the old directory and the retired tables any more, durably: they may be reused.
-        if (old.isPresent()) {
-            tables.free(old.get().offset(), old.get().size());
-        }
+        List<BitmapTables.Table> old = new ArrayList<>();
         for (BitmapDirectory.Entry e : retired) {
-            free(e.tableOffset(), image.bitmapTable(e));
+            old.add(new BitmapTables.Table(e.tableOffset(), image.bitmapTable(e)));
         }
+        BitmapTables.publish(tables, entries, old);
     }
 }

@@ -1,7 +1,7 @@
 package io.github.qcowloom.bitmap;
 
-import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.image.BitmapBits;
+import io.github.qcowloom.image.BitmapTables;
 import io.github.qcowloom.image.TableEditor;
 import java.io.IOException;
 import java.util.Arrays;
@@ -18,8 +18,8 @@ final class MergedTable {
     }
 
     /**
-     * Writes {@code target} merged with {@code source} (both over the same disk size) and returns the new table's
-     * entries, not yet written; the data clusters are written, not synced.
+     * Writes the data clusters of {@code target} merged with {@code source} (both over the same disk size), not
+     * synced, and returns the new table's entries, not yet written.
      */
     static long[] write(TableEditor tables, BitmapBits target, BitmapBits source) throws IOException {
         int clusterBits = tables.header().clusterBits();
@@ -27,8 +27,7 @@ final class MergedTable {
         int tg = target.granularityBits();
         int sg = source.granularityBits();
         long perCluster = target.bitsPerCluster();
-        long[] entries = new long[Math.toIntExact(BitmapBits.tableEntries(diskSize, tg, clusterBits))];
-        for (int k = 0; k < entries.length; k++) {
+        return BitmapTables.writeData(tables, BitmapBits.tableEntries(diskSize, tg, clusterBits), k -> {
             byte[] bits = target.cluster(k);
             long first = k * perCluster;
             long last = Math.min(target.count(), first + perCluster);
@@ -44,9 +43,8 @@ final class MergedTable {
                 setBits(bits, (a >>> tg) - first, ceilShift(b, tg) - first);
                 j = runEnd;
             }
-            entries[k] = store(tables, bits);
-        }
-        return entries;
+            return bits;
+        });
     }
 
     /** {@code v / 2^shift}, rounded up. */
@@ -67,26 +65,5 @@ final class MergedTable {
         for (; i < to; i++) {
             bits[(int) (i >>> 3)] |= (byte) (1 << (i & 7));
         }
-    }
-
-    /** The table entry for a cluster of {@code bits}: 0 if all are clear, else a new cluster written with them. */
-    private static long store(TableEditor tables, byte[] bits) throws IOException {
-        for (byte b : bits) {
-            if (b != 0) {
-                long offset = tables.allocate(bits.length);
-                tables.writeNewTable(offset, bits, "bitmap data");
-                return offset;
-            }
-        }
-        return 0;
-    }
-
-    /** A table's bytes. */
-    static byte[] encode(long[] entries) {
-        byte[] table = new byte[Math.toIntExact(entries.length * 8L)];
-        for (int i = 0; i < entries.length; i++) {
-            Bytes.putLong(table, i * 8, entries[i]);
-        }
-        return table;
     }
 }
