@@ -17,8 +17,8 @@ package io.github.qcowloom.api;
  * @param guestWrites false to open a qcow2 image read-write for edits of its metadata alone (internal snapshots
  *     created or deleted): every request that would change what the guest reads is refused, and the image says
  *     it is {@link BlockDevice#readOnly}
- *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps, which the driver does not keep,
- *     stay consistent and are not marked in use
+ *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps stay as they are (not marked
+ *     in use, not stored again) and may be edited
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
         Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites) {

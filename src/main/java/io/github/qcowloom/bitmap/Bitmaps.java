@@ -9,9 +9,9 @@ import java.util.List;
 
 /**
  * The persistent dirty bitmaps of an open qcow2 image, as qemu-img bitmap changes them. An edit runs with the image
- * held exclusively and writes in QEMU's crash-safe order ({@link BitmapEdit}). Open the image for its metadata only
- * ({@link io.github.qcowloom.api.OpenOptions#withGuestWrites}) so that its bitmaps are not marked in use: this
- * driver does not record the guest's writes in them.
+ * held exclusively and writes in QEMU's crash-safe order ({@link BitmapEdit}), on an image opened for its metadata
+ * only ({@link io.github.qcowloom.api.OpenOptions#withGuestWrites}): an open for guest writes keeps the bitmaps it
+ * found, in use, and stores those at its close.
  */
 public final class Bitmaps {
     private Bitmaps() {
@@ -46,8 +46,8 @@ public final class Bitmaps {
             throws IOException {
         if (image.acceptsGuestWrites()) {
             throw new UnsupportedFeatureException("bitmap edits beside guest writes", "Bitmaps are edited on an"
-                    + " image opened for its metadata alone (OpenOptions.withGuestWrites(false)): this driver does not"
-                    + " record the guest's writes in them");
+                    + " image opened for its metadata alone (OpenOptions.withGuestWrites(false)): an open for guest"
+                    + " writes keeps the bitmaps it found, and stores them at its close");
         }
         BitmapActionException refused = image.editTables(tables -> {
             BitmapEdit edit = new BitmapEdit(image, tables, imageName);

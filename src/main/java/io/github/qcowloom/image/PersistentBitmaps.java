@@ -10,13 +10,15 @@ import java.util.List;
 import java.util.Optional;
 
 /**
- * An image's persistent dirty bitmaps (QEMU's, for incremental backups), which this driver reads but does not keep
- * up to date. A read-write open marks each of them in use before any guest data can be written ({@link #markInUse}):
- * in use is QEMU's own word for a bitmap that was not saved after writes; QEMU sets the flag as it opens an image for
- * writing, clears it only as it stores the bitmap back, and takes a bitmap that has it as inconsistent (its user is
- * told to remove it: qemu-img bitmap --remove). The extension and its autoclear bit stay, so the bitmaps' clusters
- * stay referenced: clearing the bit instead, as a program that knows nothing of bitmaps must, made QEMU warn at every
- * open and qemu-img check count their clusters as leaked. A directory QEMU would not load has its bit cleared still.
+ * An image's persistent dirty bitmaps (QEMU's, for incremental backups), as a read-write open finds them. The open
+ * marks each of them in use before any guest data can be written ({@link #markInUse}): in use is QEMU's own word for
+ * a bitmap that was not saved after writes; QEMU sets the flag as it opens an image for writing, clears it only as
+ * it stores the bitmap back, and takes a bitmap that has it as inconsistent (its user is told to remove it: qemu-img
+ * bitmap --remove). The bitmaps the open keeps up to date are stored back at a clean close ({@link KeptBitmaps}); the
+ * others, and all of them after a crash, stay in use. The extension and its autoclear bit stay, so the bitmaps'
+ * clusters stay referenced: clearing the bit instead, as a program that knows nothing of bitmaps must, made QEMU warn
+ * at every open and qemu-img check count their clusters as leaked. A directory QEMU would not load has its bit
+ * cleared still.
  */
 final class PersistentBitmaps {
     /**

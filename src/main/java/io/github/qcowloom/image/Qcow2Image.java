@@ -76,6 +76,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final boolean readOnly;
     /** False under a metadata-only open: guest data must not change ({@link OpenOptions#guestWrites}). */
     private final boolean guestWrites;
+    /** The persistent bitmaps kept up to date by the guest's writes, stored at a clean close. */
+    private final KeptBitmaps kept;
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
@@ -86,8 +88,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private volatile String unusable;
 
     private Qcow2Image(Storage file, Storage dataFile, BlockDevice backing, Header header, List<Snapshot> snapshots,
-            long[] l1, OpenOptions options) throws IOException {
+            long[] l1, OpenOptions options, KeptBitmaps kept) throws IOException {
         this.file = file;
+        this.kept = kept;
         this.dataFile = dataFile;
         this.backing = backing;
         this.header = header;
@@ -216,10 +219,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 header = DirtyRepair.run(storage, header, snapshots, options.tuning().recountMemoryLimit());
                 l1 = readL1(storage, header);
             }
+            KeptBitmaps kept = KeptBitmaps.NONE;
             if (bitmaps.isPresent() && options.guestWrites()) {
+                kept = KeptBitmaps.load(storage, header, bitmaps.get()); // their bits, before they are in use
                 PersistentBitmaps.markInUse(storage, bitmaps.get()); // after every refusal of the open
             }
-            return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options);
+            return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options, kept);
         } catch (IOException | RuntimeException e) {
             for (AutoCloseable c : opened) {
                 try {
@@ -490,6 +495,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         imageLock.readLock().lock();
         try {
             checkRange(offset, length);
+            if (writes) {
+                kept.mark(offset, length);
+            }
             request.run();
         } catch (MetadataCorruptionException e) {
             signalCorruption(e);
@@ -748,6 +756,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         metadata.writeHeaderField(HeaderField.SIZE, newSize);
         header = header.withSize(newSize);
+        kept.resize(newSize);
     }
 
     /**
@@ -780,9 +789,26 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
+    /** A snapshot apply replaced the guest's data, and maybe its size: every kept bitmap is dirty all over. */
+    void guestDataReplaced() {
+        kept.resize(header.diskSize());
+        kept.markAll();
+    }
+
     @Override
     public void close() throws IOException {
         IOException failure = null;
+        if (metadata != null && !kept.isEmpty() && corruption == null && unusable == null) {
+            try {
+                editTables(tables -> {
+                    kept.store(tables);
+                    return null;
+                });
+            } catch (IOException | RuntimeException e) {
+                // The bitmaps stay in use: inconsistent for QEMU, as after a crash. The image closes all the same.
+                LOG.warn("the persistent bitmaps could not be stored; they stay in use: {}", e.toString());
+            }
+        }
         if (metadata != null) {
             try {
                 if (corruption == null && unusable == null) {

@@ -254,6 +254,7 @@ public final class TableEditor {
             table[i] = entries[i] & ~L1Entry.COPIED;
         }
         metadata.writeActiveL1(table);
+        image.guestDataReplaced();
     }
 
     /** Writes the virtual size into the header and syncs. */
@@ -262,6 +263,7 @@ public final class TableEditor {
         changing();
         metadata.writeHeaderField(HeaderField.SIZE, size);
         image.replaceHeader(image.header().withSize(size));
+        image.guestDataReplaced();
     }
 
     /**

@@ -19,6 +19,7 @@ import io.github.qcowloom.storage.MemoryStorage;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -111,6 +112,80 @@ class BitmapCrashTest {
         assertTrue(failures.isEmpty(), failures.size() + " of " + count[0] + " crash states fail, e.g. "
                 + failures.stream().limit(3).toList());
         System.out.println("bitmap edits: " + count[0] + " crash states pass");
+    }
+
+    /**
+     * A read-write open that keeps the bitmaps: the guest writes and flushes, then the close stores them. In every
+     * crash state the image passes the crash kit's invariants (the guest's data included), and the bitmaps are all
+     * still in use (inconsistent, as QEMU leaves them after a crash) or all stored with every write; the disabled one
+     * holds what it held. A crash before the open's marking is durable comes before any write: there the bitmaps are
+     * as they were, some of them perhaps marked.
+     */
+    @Test
+    void aCrashLeavesKeptBitmapsInUseOrWhole() throws Exception {
+        Path target = dir.resolve("kept.qcow2");
+        ImageCreator.create(target, CreateOptions.defaults(SIZE).withClusterSize(512));
+        MemoryStorage made = new MemoryStorage(Files.readAllBytes(target));
+        try (Qcow2Image img = Qcow2Image.open(made, null,
+                OpenOptions.readWriteDefaults().withGuestWrites(false).withPool(false))) {
+            Bitmaps.apply(img, "kept", List.of(new BitmapAction.Add("on", 512), new BitmapAction.Add("off", 4096),
+                    new BitmapAction.Disable("off")), null);
+        }
+        CrashSimStorage sim = new CrashSimStorage(made.snapshot());
+        GuestHistory history = new GuestHistory(SIZE);
+        long[][] writes = {{0, 4096}, {1 << 20, 1536}, {SIZE - 4096, 4096}, {2 << 20, 65536}};
+        long marked;
+        try (Qcow2Image img = Qcow2Image.open(sim, null, OpenOptions.readWriteDefaults().withPool(false))) {
+            marked = sim.flushCount();
+            for (int i = 0; i < writes.length; i++) {
+                img.write(writes[i][0], ByteBuffer.wrap(history.write(writes[i][0], (int) writes[i][1])));
+                if (i == 1) {
+                    img.flush();
+                    history.flushed(sim.flushCount());
+                }
+            }
+        }
+        List<Long> runs = new ArrayList<>();
+        for (long[] w : writes) {
+            runs.add(w[0] & -512L);
+            runs.add((w[0] + w[1] + 511) & -512L);
+        }
+        runs.sort(null);
+        Seen whole = new Seen(BitmapDirectory.Entry.AUTO, 9, runs);
+        Seen untouched = new Seen(0, 12, List.of());
+        assertEquals(Map.of("on", whole, "off", untouched), bitmaps(MemoryStorage.readOnlyCopy(sim.currentImage())));
+        List<String> failures = new ArrayList<>();
+        long[] count = {0};
+        long[] inUse = {0};
+        sim.crashStates(CrashOptions.defaults()).forEach(s -> {
+            count[0]++;
+            CrashCheck c = CrashInvariants.check(s, history);
+            if (!c.ok()) {
+                failures.add(c.message());
+                return;
+            }
+            try {
+                Map<String, Seen> seen = bitmaps(MemoryStorage.readOnlyCopy(s.image()));
+                boolean stale = seen.values().stream().anyMatch(b -> (b.flags() & BitmapDirectory.Entry.IN_USE) != 0);
+                if (s.durableFlushes() < marked) {
+                    if (!seen.get("on").runs().isEmpty() || !seen.get("off").runs().isEmpty()) {
+                        failures.add(s.description() + ": bits before any write: " + seen);
+                    }
+                } else if (stale) {
+                    inUse[0]++;
+                    if (!seen.values().stream().allMatch(b -> (b.flags() & BitmapDirectory.Entry.IN_USE) != 0)) {
+                        failures.add(s.description() + ": some bitmaps stored, others not: " + seen);
+                    }
+                } else if (!seen.equals(Map.of("on", whole, "off", untouched))) {
+                    failures.add(s.description() + ": consistent bitmaps without every write: " + seen);
+                }
+            } catch (IOException e) {
+                failures.add(s.description() + ": the bitmaps do not read: " + e);
+            }
+        });
+        assertTrue(failures.isEmpty(), failures.size() + " of " + count[0] + " crash states fail, e.g. "
+                + failures.stream().limit(3).toList());
+        assertTrue(inUse[0] > 0 && inUse[0] < count[0], inUse[0] + " of " + count[0] + " states in use");
     }
 
     /** Null if the state's bitmaps are those after an edit no older than the last one durable in it. */

@@ -8,6 +8,7 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.image.BitmapBits;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.testing.BitmapFiles;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -19,7 +20,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -61,12 +61,12 @@ class CliBitmapCommandTest {
     private Path sameSteps(Path base, List<List<String>> steps) throws Exception {
         Path ours = sameAnswers(base, steps);
         Path theirs = dir.resolve("theirs.qcow2");
-        assertEquals(bitmapsSection(theirs), bitmapsSection(ours));
+        assertEquals(BitmapFiles.qemuInfoBitmaps(theirs), BitmapFiles.qemuInfoBitmaps(ours));
         Map<String, List<Long>> bits = bits(theirs);
         assertEquals(bits, bits(ours));
         if (Files.size(base) < 1L << 30) { // QEMU's own reading of our bits too; a map of a large disk is slow
             for (String bitmap : bits.keySet()) {
-                assertEquals(qemuDirtyMap(theirs, bitmap), qemuDirtyMap(ours, bitmap), bitmap);
+                assertEquals(BitmapFiles.qemuDirtyMap(theirs, bitmap), BitmapFiles.qemuDirtyMap(ours, bitmap), bitmap);
             }
         }
         // Clean as qemu-img's copy is (a table patched by a test may leak a cluster in both).
@@ -98,13 +98,6 @@ class CliBitmapCommandTest {
         return ours;
     }
 
-    /** The bitmaps part of qemu-img info's answer. */
-    private static String bitmapsSection(Path image) {
-        String info = Qemu.img("info", image.toString());
-        int at = info.indexOf("    bitmaps:\n");
-        return at < 0 ? "" : info.substring(at, info.indexOf("    refcount bits:"));
-    }
-
     /** Each bitmap not in use, as the runs of guest bytes its set bits cover, read by this driver. */
     private static Map<String, List<Long>> bits(Path image) throws IOException {
         Map<String, List<Long>> all = new LinkedHashMap<>();
@@ -125,26 +118,6 @@ class CliBitmapCommandTest {
             }
         }
         return all;
-    }
-
-    /** The ranges qemu-nbd reports dirty in {@code bitmap} of {@code image}: QEMU's own reading of its bits. */
-    private String qemuDirtyMap(Path image, String bitmap) throws Exception {
-        Path socket = dir.resolve("nbd.sock");
-        Files.deleteIfExists(socket);
-        Process nbd = new ProcessBuilder("qemu-nbd", "-r", "-t", "-k", socket.toString(), "-f", "qcow2", "-B", bitmap,
-                image.toString()).redirectErrorStream(true).redirectOutput(dir.resolve("nbd.log").toFile()).start();
-        try {
-            for (int i = 0; i < 400 && !Files.exists(socket); i++) {
-                Thread.sleep(25);
-            }
-            String map = Qemu.img("map", "--output=json", "--image-opts", "driver=nbd,server.type=unix,server.path="
-                    + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
-            // Dirty ranges are the ones reported without data.
-            return map.lines().filter(l -> l.contains("\"data\": false")).toList().toString();
-        } finally {
-            nbd.destroy();
-            nbd.waitFor(10, TimeUnit.SECONDS);
-        }
     }
 
     private static List<String> step(String... args) {
@@ -175,12 +148,12 @@ class CliBitmapCommandTest {
                 step("--add", "--merge", "coarse", "--remove", "IMG", "v"),
                 step("--add", "--remove", "IMG", "t")));
         for (String bitmap : List.of("x", "y", "z")) {
-            String map = qemuDirtyMap(ours, bitmap);
+            String map = BitmapFiles.qemuDirtyMap(ours, bitmap);
             assertTrue(map.contains("\"start\": 66060288"), map);
         }
         // QEMU takes our bitmaps up: an enabled one records its writes.
         Qemu.io(ours, "write 10M 4k");
-        assertTrue(qemuDirtyMap(ours, "b0").contains("\"start\": 10485760, \"length\": 65536"));
+        assertTrue(BitmapFiles.qemuDirtyMap(ours, "b0").contains("\"start\": 10485760, \"length\": 65536"));
         Qemu.run(List.of("qemu-img", "check", "-q", ours.toString()));
     }
 
@@ -263,11 +236,11 @@ class CliBitmapCommandTest {
         }
     }
 
-    /** Bitmaps this driver left in use: only a removal, as under QEMU; a new one is usable beside them. */
+    /** Bitmaps a writer left in use: only a removal, as under QEMU; a new one is usable beside them. */
     @Test
     void bitmapsInUse() throws Exception {
         Path base = written("base.qcow2", "64M", "64k");
-        Qcow2Image.open(base, OpenOptions.readWriteDefaults()).close(); // marks them in use
+        BitmapFiles.markAllInUse(base);
         sameSteps(base, List.of(
                 step("--clear", "IMG", "b0"),
                 step("--enable", "IMG", "fine"),
@@ -289,7 +262,7 @@ class CliBitmapCommandTest {
         Qemu.img("bitmap", "--add", small.toString(), "s");
         Path inUse = dir.resolve("in-use.qcow2");
         Files.copy(source, inUse);
-        Qcow2Image.open(inUse, OpenOptions.readWriteDefaults()).close();
+        BitmapFiles.markAllInUse(inUse);
         sameSteps(base, List.of(
                 step("--merge", "s", "-b", source.toString(), "IMG", "b0"),
                 step("--merge", "s", "-b", source.toString(), "-F", "qcow2", "IMG", "fine"),

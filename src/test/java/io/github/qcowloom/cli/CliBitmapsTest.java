@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.testing.BitmapFiles;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -21,8 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Images with persistent dirty bitmaps, made by qemu-img bitmap: info lists them and measure counts what they
- * would take, as qemu-img does; the driver, which does not keep bitmaps up to date, marks them in use when it opens
- * the image for writing, and the image stays clean for QEMU.
+ * would take, as qemu-img does; the driver keeps them up to date as QEMU does (in use while open for writing, the
+ * guest's writes recorded, stored at close), and the image stays clean for QEMU.
  */
 class CliBitmapsTest {
     private static final int BITMAPS_EXTENSION = 0x23852875;
@@ -77,29 +78,47 @@ class CliBitmapsTest {
     }
 
     /**
-     * A read-write open marks every bitmap in use, which this driver does not keep: QEMU then takes them as
-     * inconsistent, as after a writer that did not save them, and the image stays clean for qemu-img check (no
-     * leaked clusters, no warning at open), each bitmap removable with qemu-img bitmap --remove.
+     * A read-write open keeps the bitmaps as QEMU keeps them: in use on disk while open (so a crash leaves them
+     * inconsistent), the guest's writes, zeroings and discards recorded in the enabled ones, and stored back,
+     * consistent, at close: the same bits as QEMU's after the same requests, and the image clean.
      */
     @Test
-    void aReadWriteOpenMarksThemInUseAndTheImageStaysClean() throws Exception {
+    void aReadWriteOpenKeepsThemAsQemuDoes() throws Exception {
+        Path theirs = dir.resolve("theirs.qcow2");
+        Files.copy(image, theirs);
         try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
             img.write(0, ByteBuffer.wrap(new byte[65536]));
+            img.write((3 << 20) + 1000, ByteBuffer.wrap(new byte[5000]));
+            img.writeZeroes(20 << 20, 3 << 20, true);
+            img.discard(1L << 30, 2 << 20);
+            String open = Cli.succeeding("info", "-U", image.toString());
+            assertEquals(3, open.split("\\[0\\]: in-use", -1).length - 1, open);
         }
+        Qemu.io(theirs, "write 0 64k", "write " + ((3 << 20) + 1000) + " 5000", "write -z -u 20M 3M",
+                "discard 1G 2M");
         assertClean(image);
         String info = Cli.sameAsQemuImg("info", image);
-        assertEquals(3, info.split("\\[0\\]: in-use", -1).length - 1, info);
-        Cli.sameAsQemuImg("info", "--output=json", image);
-        // QEMU itself writes to it, keeps them in use, and removes one on request.
+        assertFalse(info.contains("in-use"), info);
+        for (String bitmap : List.of("first", "a-fine-grained-bitmap-with-a-longer-name", "b3")) {
+            assertEquals(BitmapFiles.qemuDirtyMap(theirs, bitmap), BitmapFiles.qemuDirtyMap(image, bitmap), bitmap);
+        }
+        assertTrue(BitmapFiles.qemuDirtyMap(image, "first").contains("\"start\": 20971520, \"length\": 3145728"));
+        // QEMU writes on, and removes one on request.
         Qemu.io(image, "write -P 7 1M 64k");
         Qemu.img("bitmap", "--remove", image.toString(), "first");
         assertClean(image);
         assertFalse(Cli.sameAsQemuImg("info", image).contains("name: first"));
-        // Opened again by us: nothing left to mark, still clean.
+    }
+
+    /** Bitmaps a writer left in use are not kept: they stay in use, and the image clean. */
+    @Test
+    void bitmapsInUseStayInUse() throws Exception {
+        BitmapFiles.markAllInUse(image);
         try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readWriteDefaults())) {
             img.write(2 << 20, ByteBuffer.wrap(new byte[4096]));
         }
         assertClean(image);
+        assertEquals(3, Cli.sameAsQemuImg("info", image).split("\\[0\\]: in-use", -1).length - 1);
     }
 
     /**
@@ -124,7 +143,8 @@ class CliBitmapsTest {
 
     /**
      * snapshot -c and -d change no guest data: as under qemu-img, the bitmaps stay consistent; -a changes what the
-     * guest reads, and marks them in use.
+     * guest reads: every bit of the enabled bitmaps is set (QEMU's goto leaves them as they were, and a backup from
+     * them would miss what the apply changed).
      */
     @Test
     void snapshotCreateAndDeleteKeepThemConsistent() throws Exception {
@@ -140,20 +160,30 @@ class CliBitmapsTest {
         assertClean(image);
         Cli.succeeding("snapshot", "-a", "s2", image.toString());
         assertClean(image);
-        assertEquals(3, Cli.sameAsQemuImg("info", image).split("\\[0\\]: in-use", -1).length - 1);
+        assertFalse(Cli.sameAsQemuImg("info", image).contains("in-use"));
+        assertEquals("[[{ \"start\": 0, \"length\": 3221225472, \"depth\": 0, \"present\": false, \"zero\": false,"
+                + " \"data\": false}]]", BitmapFiles.qemuDirtyMap(image, "first"));
+        assertFalse(BitmapFiles.qemuDirtyMap(image, "b3").contains("\"start\": 0,"), "a disabled bitmap is left");
     }
 
-    /** amend of options that change no guest data leaves them consistent; a new size marks them in use. */
+    /** amend leaves them consistent; a new size resizes them as QEMU does, the new range clean. */
     @Test
-    void amendMarksThemOnlyForANewSize() throws Exception {
+    void amendKeepsThemConsistent() throws Exception {
         Cli.succeeding("amend", "-o", "lazy_refcounts=on", image.toString());
         Cli.succeeding("amend", "-o", "lazy_refcounts=off", image.toString());
         assertClean(image);
         String info = Cli.sameAsQemuImg("info", image);
         assertFalse(info.contains("in-use"), info);
+        Qemu.io(image, "write " + ((3L << 30) - 65536) + " 64k");
+        Path theirs = dir.resolve("theirs.qcow2");
+        Files.copy(image, theirs);
         Cli.succeeding("amend", "-o", "size=4G", image.toString());
+        Qemu.img("amend", "-o", "size=4G", theirs.toString());
         assertClean(image);
-        assertEquals(3, Cli.sameAsQemuImg("info", image).split("\\[0\\]: in-use", -1).length - 1);
+        assertEquals(BitmapFiles.qemuInfoBitmaps(theirs), BitmapFiles.qemuInfoBitmaps(image));
+        for (String bitmap : List.of("first", "a-fine-grained-bitmap-with-a-longer-name", "b3")) {
+            assertEquals(BitmapFiles.qemuDirtyMap(theirs, bitmap), BitmapFiles.qemuDirtyMap(image, bitmap), bitmap);
+        }
     }
 
     /** An open that fails (its backing file gone) leaves the bitmaps as they were: they are marked last. */

@@ -1,0 +1,186 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The persistent dirty bitmaps a read-write open keeps up to date, as QEMU keeps them: each one that was consistent
+ * (not in use) when the image was opened is read into memory; every guest write, zeroing or discard sets the bits
+ * of its range in the enabled ones; and a clean close stores them all anew, without the in-use flag
+ * ({@link BitmapTables}). Until then they are in use on disk ({@link PersistentBitmaps} marks them as the open's last
+ * step), so a crash, or a close that cannot store them, leaves them inconsistent, as under QEMU. Bitmaps in use at
+ * the open, whose tables QEMU would not load, or past the memory bound (an eighth of the heap for all of them) are
+ * not kept: they stay in use.
+ *
+ * <p>Lock discipline: none of its own. A request sets bits with one atomic OR per word, beside other requests
+ * under the image lock held shared; the words are replaced (resize) and read (store) only with the image held
+ * exclusively, when no request runs.
+ */
+final class KeptBitmaps {
+    private static final Logger LOG = LoggerFactory.getLogger(KeptBitmaps.class);
+    private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
+
+    /** None kept: an open for reading, or an image without bitmaps. */
+    static final KeptBitmaps NONE = new KeptBitmaps(List.of(), List.of());
+
+    /** A bitmap kept: its entry as the open found it, its table then, and its bits, 64 a word. */
+    private static final class Kept {
+        final BitmapDirectory.Entry entry;
+        final long[] oldTable;
+        volatile long[] words;
+        volatile long count;
+
+        Kept(BitmapDirectory.Entry entry, long[] oldTable, long[] words, long count) {
+            this.entry = entry;
+            this.oldTable = oldTable;
+            this.words = words;
+            this.count = count;
+        }
+    }
+
+    /** The directory as the open found it, in order. */
+    private final List<BitmapDirectory.Entry> found;
+    private final List<Kept> kept;
+
+    private KeptBitmaps(List<BitmapDirectory.Entry> found, List<Kept> kept) {
+        this.found = found;
+        this.kept = kept;
+    }
+
+    /** Reads the bits of every bitmap of {@code d} that is consistent, before the open marks them in use. */
+    static KeptBitmaps load(Storage file, Header header, PersistentBitmaps.Directory d) throws IOException {
+        long budget = Runtime.getRuntime().maxMemory() / 8;
+        List<Kept> kept = new ArrayList<>();
+        for (BitmapDirectory.Entry e : d.directory().entries()) {
+            if (e.inUse()) {
+                continue;
+            }
+            long count = BitmapBits.count(header.diskSize(), e.granularityBits());
+            long bytes = ((count + 63) >>> 6) * 8;
+            if (bytes > budget) {
+                LOG.warn("bitmap '{}' of {} bytes not kept (past an eighth of the heap for all): it stays in use",
+                        e.name(), bytes);
+                continue;
+            }
+            BitmapBits bits;
+            try {
+                bits = BitmapBits.load(file, e, header.diskSize(), header.clusterBits());
+            } catch (CorruptImageException refused) {
+                LOG.warn("bitmap not kept, it stays in use: {}", refused.getMessage());
+                continue;
+            }
+            budget -= bytes;
+            long[] words = new long[Math.toIntExact(bytes / 8)];
+            int perCluster = 1 << (header.clusterBits() - 3);
+            for (int k = 0; (long) k * perCluster < words.length; k++) {
+                ByteBuffer c = ByteBuffer.wrap(bits.cluster(k)).order(ByteOrder.LITTLE_ENDIAN);
+                for (int i = 0; i < perCluster && (long) k * perCluster + i < words.length; i++) {
+                    words[k * perCluster + i] = c.getLong(i * 8);
+                }
+            }
+            kept.add(new Kept(e, bits.table(), words, count));
+        }
+        return new KeptBitmaps(d.directory().entries(), List.copyOf(kept));
+    }
+
+    boolean isEmpty() {
+        return kept.isEmpty();
+    }
+
+    /** Sets the bits over guest bytes {@code [offset, offset + length)} in every enabled bitmap. */
+    void mark(long offset, long length) {
+        if (length <= 0) {
+            return;
+        }
+        for (Kept k : kept) {
+            if (k.entry.auto()) {
+                int g = k.entry.granularityBits();
+                setBits(k.words, offset >>> g, Math.min(k.count, ((offset + length - 1) >>> g) + 1));
+            }
+        }
+    }
+
+    /** Sets every bit of every enabled bitmap: all of the guest's data changed (a snapshot applied). */
+    void markAll() {
+        for (Kept k : kept) {
+            if (k.entry.auto()) {
+                setBits(k.words, 0, k.count);
+            }
+        }
+    }
+
+    /**
+     * The disk's new size: bits added are clear, bits cut off are dropped (QEMU's bdrv_dirty_bitmap_truncate). With
+     * the image held exclusively.
+     */
+    void resize(long newSize) {
+        for (Kept k : kept) {
+            long count = BitmapBits.count(newSize, k.entry.granularityBits());
+            long[] words = Arrays.copyOf(k.words, Math.toIntExact((count + 63) >>> 6));
+            if ((count & 63) != 0) {
+                words[words.length - 1] &= (1L << (count & 63)) - 1; // bits past the new end clear
+            }
+            k.words = words;
+            k.count = count;
+        }
+    }
+
+    /** A copy of the bits of the kept bitmap {@code name}, 64 a word; null if it is not kept. For tests. */
+    long[] words(String name) {
+        return kept.stream().filter(k -> k.entry.name().equals(name)).findFirst().map(k -> k.words.clone())
+                .orElse(null);
+    }
+
+    private static void setBits(long[] words, long from, long to) {
+        for (long i = from; i < to; i = (i | 63) + 1) {
+            long end = Math.min(to, (i | 63) + 1);
+            long mask = (end - i == 64 ? -1L : ((1L << (end - i)) - 1)) << (i & 63);
+            WORD.getAndBitwiseOr(words, (int) (i >>> 6), mask);
+        }
+    }
+
+    /**
+     * Stores every kept bitmap anew, with the bits it holds and its flags as the open found them (not in use); the
+     * others stay as they are, in use. With the image held exclusively, at a clean close.
+     */
+    void store(TableEditor tables) throws IOException {
+        int clusterBits = tables.header().clusterBits();
+        long diskSize = tables.header().diskSize();
+        List<BitmapDirectory.Entry> entries = new ArrayList<>();
+        List<BitmapTables.Table> retired = new ArrayList<>();
+        for (BitmapDirectory.Entry e : found) {
+            Kept k = kept.stream().filter(x -> x.entry == e).findFirst().orElse(null);
+            if (k == null) {
+                entries.add(BitmapDirectory.Entry.of(e.name(), e.tableOffset(), e.tableEntries(), e.inUseFlags(),
+                        e.granularityBits()));
+                continue;
+            }
+            long[] words = k.words;
+            long count = BitmapBits.tableEntries(diskSize, e.granularityBits(), clusterBits);
+            int perCluster = 1 << (clusterBits - 3);
+            long[] data = BitmapTables.writeData(tables, count, c -> {
+                ByteBuffer bytes = ByteBuffer.allocate(1 << clusterBits).order(ByteOrder.LITTLE_ENDIAN);
+                for (int i = 0; i < perCluster && (long) c * perCluster + i < words.length; i++) {
+                    bytes.putLong(i * 8, words[c * perCluster + i]);
+                }
+                return bytes.array();
+            });
+            BitmapTables.Table table = BitmapTables.writeTable(tables, data);
+            entries.add(BitmapDirectory.Entry.of(e.name(), table.offset(), count, e.flags(), e.granularityBits()));
+            retired.add(new BitmapTables.Table(e.tableOffset(), k.oldTable));
+        }
+        BitmapTables.publish(tables, entries, retired);
+    }
+}

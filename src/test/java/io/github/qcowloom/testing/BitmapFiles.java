@@ -1,0 +1,68 @@
+package io.github.qcowloom.testing;
+
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.image.Qcow2Image;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** Persistent bitmaps of image files in tests: QEMU's reading of their bits, and bitmaps left in use. */
+public final class BitmapFiles {
+    private BitmapFiles() {
+    }
+
+    /**
+     * The ranges QEMU reads as dirty in {@code bitmap} of {@code image} (qemu-nbd's dirty-bitmap context, mapped by
+     * qemu-img map), as the map's lines: QEMU's own reading of the bits.
+     */
+    public static String qemuDirtyMap(Path image, String bitmap) throws Exception {
+        Path scratch = Files.createTempDirectory("dirty-map");
+        Path socket = scratch.resolve("nbd.sock");
+        Process nbd = new ProcessBuilder("qemu-nbd", "-r", "-t", "-k", socket.toString(), "-f", "qcow2", "-B", bitmap,
+                image.toString()).redirectErrorStream(true).redirectOutput(scratch.resolve("nbd.log").toFile())
+                .start();
+        try {
+            for (int i = 0; i < 400 && !Files.exists(socket); i++) {
+                Thread.sleep(25);
+            }
+            String map = Qemu.img("map", "--output=json", "--image-opts", "driver=nbd,server.type=unix,server.path="
+                    + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
+            // Dirty ranges are the ones reported without data.
+            return map.lines().filter(l -> l.contains("\"data\": false")).toList().toString();
+        } finally {
+            nbd.destroy();
+            nbd.waitFor(10, TimeUnit.SECONDS);
+            Files.deleteIfExists(socket);
+            Files.deleteIfExists(scratch.resolve("nbd.log"));
+            Files.delete(scratch);
+        }
+    }
+
+    /** The bitmaps part of qemu-img info's answer for {@code image}: names, flags, granularities. */
+    public static String qemuInfoBitmaps(Path image) {
+        String info = Qemu.img("info", image.toString());
+        int at = info.indexOf("    bitmaps:\n");
+        return at < 0 ? "" : info.substring(at, info.indexOf("    refcount bits:"));
+    }
+
+    /** Sets the in-use flag of every bitmap of {@code image}, as a writer that did not store them leaves them. */
+    public static void markAllInUse(Path image) throws IOException {
+        long directory;
+        List<BitmapDirectory.Entry> entries;
+        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
+            directory = img.bitmapDirectory().orElseThrow().offset();
+            entries = img.persistentBitmaps();
+        }
+        try (FileChannel ch = FileChannel.open(image, StandardOpenOption.WRITE)) {
+            for (BitmapDirectory.Entry e : entries) {
+                ch.write(ByteBuffer.allocate(4).putInt(0, e.inUseFlags()), directory + e.flagsPosition());
+            }
+        }
+    }
+}
