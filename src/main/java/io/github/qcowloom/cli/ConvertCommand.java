@@ -52,6 +52,8 @@ final class ConvertCommand implements Callable<Integer> {
     String sparse;
     String snapshot;
     boolean skipCreate;
+    boolean bitmaps;
+    boolean skipBrokenBitmaps;
     final ProfileOption profile = new ProfileOption();
     boolean quiet;
     String source;
@@ -78,6 +80,10 @@ final class ConvertCommand implements Callable<Integer> {
                     + " of creating it (qemu-img's -n): ranges that read as zeroes are written as zeroes.",
                     v -> skipCreate = v)
             .flag(new String[] {"-p"}, "Show a progress bar on stderr.", v -> progress = v)
+            .flag(new String[] {"--bitmaps"}, "Copy SRC's persistent dirty bitmaps into the qcow2 target.",
+                    v -> bitmaps = v)
+            .flag(new String[] {"--skip-broken-bitmaps"}, "With --bitmaps, skip the bitmaps in use rather than fail.",
+                    v -> skipBrokenBitmaps = v)
             .option("-t", "targetCache", "Target cache mode; qemu-img convert's default, unsafe, never syncs (a"
                     + " killed convert still leaves the old target or the whole new one; a host crash may not). The"
                     + " others sync the finished file before it is renamed over the target.", v -> targetCache = v)
@@ -96,6 +102,9 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (skipBrokenBitmaps && !bitmaps) {
+            throw new ImageException("Use of --skip-broken-bitmaps requires --bitmaps"); // qemu-img's words
+        }
         if (CreateOptionsParser.asksForHelp(CreateOptionsParser.parse(options))) {
             spec.commandLine().getOut().print(CreateOptionsParser.help(outputFormat));
             return 0;
@@ -141,6 +150,10 @@ final class ConvertCommand implements Callable<Integer> {
         if (skipCreate) {
             try (BlockDevice src = openSource(srcOptions, snapshotParam)) {
                 intoExisting(src, targetDirect, targetSyncs, sparseSize);
+                if (bitmaps) {
+                    BitmapCopy.copy(src, Path.of(target), targetOptions(targetDirect, targetSyncs),
+                            spec.commandLine().getErr());
+                }
             }
             return 0;
         }
@@ -149,25 +162,48 @@ final class ConvertCommand implements Callable<Integer> {
             if (qcow2) {
                 toQcow2(src, out.file(), targetDirect, targetSyncs, sparseSize);
             } else {
+                if (bitmaps) {
+                    BitmapCopy.checkTarget(outputFormat, 0);
+                }
                 toRaw(src, out.file(), targetSyncs, sparseSize);
+            }
+            if (bitmaps) {
+                // Into the file beside the target, before the rename: a refusal leaves no target.
+                BitmapCopy.copy(src, out.file(), targetOptions(targetDirect, targetSyncs),
+                        spec.commandLine().getErr());
             }
             out.commit(targetSyncs);
         }
         return 0;
     }
 
-    /** The source, read as its snapshot where {@code -l} names one (before the target is made, as in qemu-img). */
+    /**
+     * The source, read as its snapshot where {@code -l} names one (before the target is made, as in qemu-img), and
+     * checked for {@code --bitmaps}.
+     */
     private BlockDevice openSource(OpenOptions options, SnapshotParam snapshotParam) throws IOException {
         BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, options);
-        if (snapshotParam != null) {
-            try {
+        try {
+            if (snapshotParam != null) {
                 snapshotParam.load(src);
-            } catch (IOException | RuntimeException e) {
-                src.close();
-                throw e;
             }
+            if (bitmaps) {
+                BitmapCopy.checkSource(src, skipBrokenBitmaps);
+            }
+        } catch (IOException | RuntimeException e) {
+            src.close();
+            throw e;
         }
         return src;
+    }
+
+    /**
+     * How the target is opened for writing. No preallocated clusters: convert writes whole clusters, which are
+     * allocated in runs apart from the pool (and with -c one by one, in guest order), so clusters land where qemu-img
+     * convert puts them, and a pool's unused clusters would be left as a gap.
+     */
+    private OpenOptions targetOptions(boolean direct, boolean syncs) throws IOException {
+        return profile.apply(OpenOptions.readWriteDefaults()).withDirect(direct).withHostSyncs(syncs).withPool(false);
     }
 
     /** -S as qemu-img reads it: bytes, a multiple of 512 up to 16 MiB; 0 for a fully allocated target. */
@@ -217,15 +253,12 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ImageException("Use of backing file requires explicit backing format"); // qemu-img 7.2's
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
+        if (bitmaps) {
+            BitmapCopy.checkTarget(outputFormat, co.version());
+        }
         ImageCreator.create(file, co);
-        OpenOptions dstOptions = profile.apply(OpenOptions.readWriteDefaults())
-                .withDirect(direct).withHostSyncs(syncs)
-                // No preallocated clusters: convert writes whole clusters, which are allocated in runs apart from
-                // the pool (and with -c one by one, in guest order), so clusters land where qemu-img convert puts
-                // them, and a pool's unused clusters would be left as a gap.
-                .withPool(false);
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
-        try (Qcow2Image dst = Qcow2Image.open(file, dstOptions)) {
+        try (Qcow2Image dst = Qcow2Image.open(file, targetOptions(direct, syncs))) {
             if (compressed) {
                 CompressedSink sink = new CompressedSink(dst, sparseSize == 0);
                 copy(src, sink.chunkSize(), true, sink);
@@ -269,9 +302,10 @@ final class ConvertCommand implements Callable<Integer> {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
         }
-        OpenOptions options = profile.apply(OpenOptions.readWriteDefaults()).withDirect(direct).withHostSyncs(syncs)
-                .withPool(false);
-        try (BlockDevice dst = ImageFormat.open(path, outputFormat, options)) {
+        try (BlockDevice dst = ImageFormat.open(path, outputFormat, targetOptions(direct, syncs))) {
+            if (bitmaps) {
+                BitmapCopy.checkTarget(outputFormat, dst instanceof Qcow2Image q ? q.header().version() : 0);
+            }
             if (dst.size() < src.size()) {
                 throw new ImageException("output file is smaller than input file"); // qemu-img's words
             }

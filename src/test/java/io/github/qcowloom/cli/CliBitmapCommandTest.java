@@ -38,20 +38,8 @@ class CliBitmapCommandTest {
         Qemu.assume();
     }
 
-    /**
-     * A qcow2 image of {@code size} with three bitmaps QEMU filled by writing: b0 (64 KiB), fine (4 KiB) and coarse
-     * (1 MiB), the last write reaching the disk's end.
-     */
     private Path written(String name, String size, String clusterSize) {
-        Path image = dir.resolve(name);
-        Qemu.img("create", "-q", "-f", "qcow2", "-o", "cluster_size=" + clusterSize, image.toString(), size);
-        Qemu.img("bitmap", "--add", image.toString(), "b0");
-        Qemu.img("bitmap", "--add", "-g", "4096", image.toString(), "fine");
-        Qemu.img("bitmap", "--add", "-g", "1M", image.toString(), "coarse");
-        long end = Long.parseLong(Qemu.img("info", "--output=json", image.toString())
-                .replaceAll("(?s).*\"virtual-size\": ([0-9]+).*", "$1"));
-        Qemu.io(image, "write 0 64k", "write 1M 4k", "write 3000k 7k", "write " + (end - (1 << 20)) + " 1M");
-        return image;
+        return BitmapFiles.qemuImageWithBitmaps(dir.resolve(name), size, clusterSize);
     }
 
     /**

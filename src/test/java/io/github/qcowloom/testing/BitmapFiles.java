@@ -18,6 +18,21 @@ public final class BitmapFiles {
     }
 
     /**
+     * Makes {@code image}, a qcow2 image of {@code size} with three bitmaps QEMU filled by writing: b0 (64 KiB), fine
+     * (4 KiB) and coarse (1 MiB), the last write reaching the disk's end.
+     */
+    public static Path qemuImageWithBitmaps(Path image, String size, String clusterSize) {
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "cluster_size=" + clusterSize, image.toString(), size);
+        Qemu.img("bitmap", "--add", image.toString(), "b0");
+        Qemu.img("bitmap", "--add", "-g", "4096", image.toString(), "fine");
+        Qemu.img("bitmap", "--add", "-g", "1M", image.toString(), "coarse");
+        long end = Long.parseLong(Qemu.img("info", "--output=json", image.toString())
+                .replaceAll("(?s).*\"virtual-size\": ([0-9]+).*", "$1"));
+        Qemu.io(image, "write 0 64k", "write 1M 4k", "write 3000k 7k", "write " + (end - (1 << 20)) + " 1M");
+        return image;
+    }
+
+    /**
      * The ranges QEMU reads as dirty in {@code bitmap} of {@code image} (qemu-nbd's dirty-bitmap context, mapped by
      * qemu-img map), as the map's lines: QEMU's own reading of the bits.
      */
@@ -28,13 +43,20 @@ public final class BitmapFiles {
                 image.toString()).redirectErrorStream(true).redirectOutput(scratch.resolve("nbd.log").toFile())
                 .start();
         try {
-            for (int i = 0; i < 400 && !Files.exists(socket); i++) {
+            List<String> map = List.of("qemu-img", "map", "--output=json", "--image-opts",
+                    "driver=nbd,server.type=unix,server.path=" + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
+            // The socket shows before qemu-nbd listens on it: a refused connection is tried again.
+            Qemu.Result r = Qemu.exec(map);
+            for (int i = 0; i < 400 && r.exitCode() != 0 && (r.stderr().contains("Connection refused")
+                    || r.stderr().contains("No such file")); i++) {
                 Thread.sleep(25);
+                r = Qemu.exec(map);
             }
-            String map = Qemu.img("map", "--output=json", "--image-opts", "driver=nbd,server.type=unix,server.path="
-                    + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
+            if (r.exitCode() != 0) {
+                throw new AssertionError(map + ": " + r.stderr() + Files.readString(scratch.resolve("nbd.log")));
+            }
             // Dirty ranges are the ones reported without data.
-            return map.lines().filter(l -> l.contains("\"data\": false")).toList().toString();
+            return r.stdout().lines().filter(l -> l.contains("\"data\": false")).toList().toString();
         } finally {
             nbd.destroy();
             nbd.waitFor(10, TimeUnit.SECONDS);
