@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.lang.invoke.MethodHandles;
@@ -11,7 +12,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,46 +25,44 @@ import org.slf4j.LoggerFactory;
  * ({@link BitmapTables}). Until then they are in use on disk ({@link PersistentBitmaps} marks them as the open's last
  * step), so a crash, or a close that cannot store them, leaves them inconsistent, as under QEMU. Bitmaps in use at
  * the open, whose tables QEMU would not load, or past the memory bound (an eighth of the heap for all of them) are
- * not kept: they stay in use.
+ * not kept: they stay in use, and a resize is refused while there are such bitmaps, as QEMU refuses it. A resize
+ * that would take a kept bitmap past QEMU's limits (or to no bits at all) stops keeping it. Unlike QEMU, a snapshot
+ * apply sets every bit ({@link #markAll}): the guest's data changed all over.
  *
  * <p>Lock discipline: none of its own. A request sets bits with one atomic OR per word, beside other requests
- * under the image lock held shared; the words are replaced (resize) and read (store) only with the image held
- * exclusively, when no request runs.
+ * under the image lock held shared; the words and the list of kept bitmaps are replaced (resize) and read (store)
+ * only with the image held exclusively, when no request runs; the image lock's hand-over makes them visible.
  */
 final class KeptBitmaps {
     private static final Logger LOG = LoggerFactory.getLogger(KeptBitmaps.class);
     private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
 
-    /** None kept: an open for reading, or an image without bitmaps. */
+    /** None kept: an open for reading or for metadata alone, or an image without bitmaps. */
     static final KeptBitmaps NONE = new KeptBitmaps(List.of(), List.of());
 
     /** A bitmap kept: its entry as the open found it, its table then, and its bits, 64 a word. */
-    private static final class Kept {
-        final BitmapDirectory.Entry entry;
-        final long[] oldTable;
-        volatile long[] words;
-        volatile long count;
-
-        Kept(BitmapDirectory.Entry entry, long[] oldTable, long[] words, long count) {
-            this.entry = entry;
-            this.oldTable = oldTable;
-            this.words = words;
-            this.count = count;
-        }
+    private record Kept(BitmapDirectory.Entry entry, long[] oldTable, long[] words, long count) {
     }
 
     /** The directory as the open found it, in order. */
     private final List<BitmapDirectory.Entry> found;
-    private final List<Kept> kept;
+    /** The bitmaps kept; replaced by a resize. */
+    private List<Kept> kept;
+    /** What all the kept bitmaps' words may take. */
+    private long budget = Runtime.getRuntime().maxMemory() / 8;
 
     private KeptBitmaps(List<BitmapDirectory.Entry> found, List<Kept> kept) {
         this.found = found;
         this.kept = kept;
+        for (Kept k : kept) {
+            budget -= k.words.length * 8L;
+        }
     }
 
     /** Reads the bits of every bitmap of {@code d} that is consistent, before the open marks them in use. */
     static KeptBitmaps load(Storage file, Header header, PersistentBitmaps.Directory d) throws IOException {
         long budget = Runtime.getRuntime().maxMemory() / 8;
+        int clusterBits = header.clusterBits();
         List<Kept> kept = new ArrayList<>();
         for (BitmapDirectory.Entry e : d.directory().entries()) {
             if (e.inUse()) {
@@ -83,16 +84,24 @@ final class KeptBitmaps {
             }
             budget -= bytes;
             long[] words = new long[Math.toIntExact(bytes / 8)];
-            int perCluster = 1 << (header.clusterBits() - 3);
-            for (int k = 0; (long) k * perCluster < words.length; k++) {
+            for (int k = 0; (long) k << (clusterBits - 3) < words.length; k++) {
                 ByteBuffer c = ByteBuffer.wrap(bits.cluster(k)).order(ByteOrder.LITTLE_ENDIAN);
-                for (int i = 0; i < perCluster && (long) k * perCluster + i < words.length; i++) {
-                    words[k * perCluster + i] = c.getLong(i * 8);
+                for (int i = 0, w = k << (clusterBits - 3); i < c.capacity() / 8 && w + i < words.length; i++) {
+                    words[w + i] = c.getLong(i * 8);
                 }
             }
             kept.add(new Kept(e, bits.table(), words, count));
         }
         return new KeptBitmaps(d.directory().entries(), List.copyOf(kept));
+    }
+
+    /** Cluster {@code k} of a table over {@code words}: their bytes, least significant first, then zeroes. */
+    private static byte[] cluster(long[] words, int k, int clusterBits) {
+        ByteBuffer bytes = ByteBuffer.allocate(1 << clusterBits).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0, w = k << (clusterBits - 3); i < bytes.capacity() / 8 && w + i < words.length; i++) {
+            bytes.putLong(i * 8, words[w + i]);
+        }
+        return bytes.array();
     }
 
     boolean isEmpty() {
@@ -112,6 +121,21 @@ final class KeptBitmaps {
         }
     }
 
+    /**
+     * Why QEMU would refuse to resize the disk (qcow2_truncate_bitmaps_check): a bitmap of the directory that is not
+     * kept, the first in the directory's order; null if every one is kept.
+     */
+    String resizeRefusal() {
+        for (BitmapDirectory.Entry e : found) {
+            if (kept.stream().noneMatch(k -> k.entry == e)) {
+                return e.inUse() ? "Bitmap '" + e.name() + "' is inconsistent and cannot be used\nTry"
+                        + " block-dirty-bitmap-remove to delete this bitmap from disk"
+                        : "Cannot resize qcow2 with persistent bitmaps that were not loaded into memory";
+            }
+        }
+        return null;
+    }
+
     /** Sets every bit of every enabled bitmap: all of the guest's data changed (a snapshot applied). */
     void markAll() {
         for (Kept k : kept) {
@@ -122,19 +146,32 @@ final class KeptBitmaps {
     }
 
     /**
-     * The disk's new size: bits added are clear, bits cut off are dropped (QEMU's bdrv_dirty_bitmap_truncate). With
-     * the image held exclusively.
+     * The disk's new size: bits added are clear, bits cut off are dropped (QEMU's bdrv_dirty_bitmap_truncate). A
+     * bitmap the new size would take past QEMU's limits, to no bits at all or past the memory bound is no longer
+     * kept: it stays in use. With the image held exclusively.
      */
-    void resize(long newSize) {
+    void resize(long newSize, int clusterBits) {
+        List<Kept> resized = new ArrayList<>();
         for (Kept k : kept) {
-            long count = BitmapBits.count(newSize, k.entry.granularityBits());
-            long[] words = Arrays.copyOf(k.words, Math.toIntExact((count + 63) >>> 6));
+            budget += k.words.length * 8L;
+            int g = k.entry.granularityBits();
+            long count = BitmapBits.count(newSize, g);
+            long bytes = ((count + 63) >>> 6) * 8;
+            if (count == 0 || (count + 7) >>> 3 > Limits.MAX_BITMAP_BYTES
+                    || BitmapBits.tableEntries(newSize, g, clusterBits) > Limits.MAX_BITMAP_TABLE_ENTRIES
+                    || bytes > budget) {
+                LOG.warn("bitmap '{}' no longer kept at a disk size of {} bytes: it stays in use", k.entry.name(),
+                        newSize);
+                continue;
+            }
+            long[] words = Arrays.copyOf(k.words, (int) (bytes / 8));
             if ((count & 63) != 0) {
                 words[words.length - 1] &= (1L << (count & 63)) - 1; // bits past the new end clear
             }
-            k.words = words;
-            k.count = count;
+            budget -= bytes;
+            resized.add(new Kept(k.entry, k.oldTable, words, count));
         }
+        kept = List.copyOf(resized);
     }
 
     /** A copy of the bits of the kept bitmap {@code name}, 64 a word; null if it is not kept. For tests. */
@@ -147,7 +184,10 @@ final class KeptBitmaps {
         for (long i = from; i < to; i = (i | 63) + 1) {
             long end = Math.min(to, (i | 63) + 1);
             long mask = (end - i == 64 ? -1L : ((1L << (end - i)) - 1)) << (i & 63);
-            WORD.getAndBitwiseOr(words, (int) (i >>> 6), mask);
+            int w = (int) (i >>> 6);
+            if ((words[w] & mask) != mask) { // set already, as most are under rewrites: no locked instruction
+                WORD.getAndBitwiseOr(words, w, mask);
+            }
         }
     }
 
@@ -160,23 +200,19 @@ final class KeptBitmaps {
         long diskSize = tables.header().diskSize();
         List<BitmapDirectory.Entry> entries = new ArrayList<>();
         List<BitmapTables.Table> retired = new ArrayList<>();
+        Map<BitmapDirectory.Entry, Kept> byEntry = new IdentityHashMap<>();
+        for (Kept k : kept) {
+            byEntry.put(k.entry, k);
+        }
         for (BitmapDirectory.Entry e : found) {
-            Kept k = kept.stream().filter(x -> x.entry == e).findFirst().orElse(null);
+            Kept k = byEntry.get(e);
             if (k == null) {
                 entries.add(BitmapDirectory.Entry.of(e.name(), e.tableOffset(), e.tableEntries(), e.inUseFlags(),
                         e.granularityBits()));
                 continue;
             }
-            long[] words = k.words;
             long count = BitmapBits.tableEntries(diskSize, e.granularityBits(), clusterBits);
-            int perCluster = 1 << (clusterBits - 3);
-            long[] data = BitmapTables.writeData(tables, count, c -> {
-                ByteBuffer bytes = ByteBuffer.allocate(1 << clusterBits).order(ByteOrder.LITTLE_ENDIAN);
-                for (int i = 0; i < perCluster && (long) c * perCluster + i < words.length; i++) {
-                    bytes.putLong(i * 8, words[c * perCluster + i]);
-                }
-                return bytes.array();
-            });
+            long[] data = BitmapTables.writeData(tables, count, c -> cluster(k.words, c, clusterBits));
             BitmapTables.Table table = BitmapTables.writeTable(tables, data);
             entries.add(BitmapDirectory.Entry.of(e.name(), table.offset(), count, e.flags(), e.granularityBits()));
             retired.add(new BitmapTables.Table(e.tableOffset(), k.oldTable));

@@ -78,6 +78,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final boolean guestWrites;
     /** The persistent bitmaps kept up to date by the guest's writes, stored at a clean close. */
     private final KeptBitmaps kept;
+    /** Set as close begins: guest writes are refused from then on. */
+    private volatile boolean closing;
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
@@ -344,8 +346,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * The persistent dirty bitmaps QEMU would list, from the bitmap directory (in use after a read-write open of
-     * ours, see {@link PersistentBitmaps}); a directory QEMU could not load is refused in its words.
+     * The persistent dirty bitmaps QEMU would list, from the bitmap directory (in use while a read-write open of ours
+     * keeps them, see {@link KeptBitmaps}); a directory QEMU could not load is refused in its words.
      */
     public List<BitmapDirectory.Entry> persistentBitmaps() throws IOException {
         return PersistentBitmaps.list(file, header);
@@ -496,6 +498,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         try {
             checkRange(offset, length);
             if (writes) {
+                if (closing) {
+                    throw new ImageException("the image is being closed");
+                }
                 kept.mark(offset, length);
             }
             request.run();
@@ -701,6 +706,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** The resize, with the image held exclusively (flush lock, image lock, metadata lock). */
     private void resizeExclusively(long newSize) throws IOException {
         long oldSize = size();
+        String bitmapRefusal = newSize == oldSize ? null : kept.resizeRefusal();
+        if (bitmapRefusal != null) {
+            throw new ImageException(bitmapRefusal);
+        }
         if (header.version() < 3 && !snapshots.isEmpty() && newSize != oldSize) {
             // QEMU's qcow2_co_truncate: v2 snapshot entries may lack the disk size they were taken at.
             throw new UnsupportedFeatureException("resizing v2 images with snapshots",
@@ -756,7 +765,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         metadata.writeHeaderField(HeaderField.SIZE, newSize);
         header = header.withSize(newSize);
-        kept.resize(newSize);
+        kept.resize(header.diskSize(), geometry.clusterBits());
     }
 
     /**
@@ -791,22 +800,24 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /** A snapshot apply replaced the guest's data, and maybe its size: every kept bitmap is dirty all over. */
     void guestDataReplaced() {
-        kept.resize(header.diskSize());
+        kept.resize(header.diskSize(), geometry.clusterBits());
         kept.markAll();
     }
 
     @Override
     public void close() throws IOException {
+        boolean first = !closing;
+        closing = true; // from here on, guest writes are refused: none may land after the bitmaps are stored
         IOException failure = null;
-        if (metadata != null && !kept.isEmpty() && corruption == null && unusable == null) {
+        if (first && metadata != null && !kept.isEmpty() && corruption == null && unusable == null) {
             try {
                 editTables(tables -> {
                     kept.store(tables);
                     return null;
                 });
             } catch (IOException | RuntimeException e) {
-                // The bitmaps stay in use: inconsistent for QEMU, as after a crash. The image closes all the same.
-                LOG.warn("the persistent bitmaps could not be stored; they stay in use: {}", e.toString());
+                // The bitmaps stay in use: inconsistent for QEMU, as after a crash. The files close all the same.
+                failure = new IOException("the persistent bitmaps could not be stored; they stay in use", e);
             }
         }
         if (metadata != null) {
@@ -817,7 +828,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                     metadata.abandon();
                 }
             } catch (IOException e) {
-                failure = e;
+                if (failure == null) {
+                    failure = e;
+                } else {
+                    failure.addSuppressed(e);
+                }
             }
         }
         for (AutoCloseable c : new AutoCloseable[] {hostHoles, backing, dataFile, file}) {

@@ -110,7 +110,10 @@ class CliBitmapsTest {
         assertFalse(Cli.sameAsQemuImg("info", image).contains("name: first"));
     }
 
-    /** Bitmaps a writer left in use are not kept: they stay in use, and the image clean. */
+    /**
+     * Bitmaps a writer left in use are not kept: they stay in use, and the image clean; a resize is refused while
+     * there are such bitmaps, in QEMU's words.
+     */
     @Test
     void bitmapsInUseStayInUse() throws Exception {
         BitmapFiles.markAllInUse(image);
@@ -119,6 +122,26 @@ class CliBitmapsTest {
         }
         assertClean(image);
         assertEquals(3, Cli.sameAsQemuImg("info", image).split("\\[0\\]: in-use", -1).length - 1);
+        Cli.sameAsQemuImg("resize", image, "+1M");
+    }
+
+    /** A disk whose bitmaps' last word is partial (1000 KiB + 512 at 512 bytes a bit): the end kept as QEMU does. */
+    @Test
+    void theLastPartialWordIsKept() throws Exception {
+        Path small = dir.resolve("small.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", small.toString(), String.valueOf(1000 * 1024 + 512));
+        Qemu.img("bitmap", "--add", "-g", "512", small.toString(), "fine");
+        Path theirs = dir.resolve("theirs.qcow2");
+        Files.copy(small, theirs);
+        try (Qcow2Image img = Qcow2Image.open(small, OpenOptions.readWriteDefaults())) {
+            img.write(1000 * 1024 - 1024, ByteBuffer.wrap(new byte[1536]));
+            img.write(0, ByteBuffer.wrap(new byte[512]));
+        }
+        Qemu.io(theirs, "write " + (1000 * 1024 - 1024) + " 1536", "write 0 512");
+        String map = BitmapFiles.qemuDirtyMap(small, "fine");
+        assertEquals(BitmapFiles.qemuDirtyMap(theirs, "fine"), map);
+        assertTrue(map.contains("\"start\": 1022976, \"length\": 1536"), map);
+        assertClean(small);
     }
 
     /**

@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
@@ -13,6 +14,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CyclicBarrier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -89,12 +92,40 @@ class KeptBitmapsTest {
         long[] w = kept.words("fine");
         assertEquals((1L << 1) | (1L << 7) | (1L << 8), w[0]);
         assertEquals(1L << 63, w[w.length - 1]);
-        kept.resize(SIZE - 512);
+        kept.resize(SIZE - 512, 12);
         assertEquals(0, kept.words("fine")[w.length - 1], "the bit past the new end dropped");
-        kept.resize(SIZE + 4096);
+        kept.resize(SIZE + 4096, 12);
         long[] grown = kept.words("fine");
         assertEquals(w.length + 1, grown.length);
         assertEquals(w[0], grown[0]);
         assertEquals(0, grown[grown.length - 1], "the grown range clean");
+    }
+
+    /**
+     * A resize that would take a bitmap to no bits, or past QEMU's 512 MiB of bits (512 bytes a bit over 3 TiB),
+     * stops keeping it: it stays in use, the image is not marked corrupt, and it opens again, clean.
+     */
+    @Test
+    void aResizePastTheLimitsLeavesTheBitmapInUse() throws Exception {
+        for (long newSize : new long[] {0, 3L << 40}) {
+            MemoryStorage memory = new MemoryStorage(imageWithBitmaps(SIZE));
+            try (Qcow2Image img = Qcow2Image.open(memory, null, OpenOptions.readWriteDefaults().withPool(false))) {
+                img.write(SIZE - 4096, java.nio.ByteBuffer.allocate(4096));
+                img.discard(SIZE - 4096, 4096); // recorded, and leaves nothing that a shrink to 0 refuses
+                img.resize(newSize);
+            }
+            byte[] closed = memory.snapshot();
+            MemoryStorage reopened = new MemoryStorage(closed);
+            Header header = ImageMetadata.readHeader(reopened);
+            assertFalse(header.corrupt() || header.dirty(), "clean after close at " + newSize);
+            try (Qcow2Image img = Qcow2Image.open(MemoryStorage.readOnlyCopy(closed), null,
+                    OpenOptions.readOnlyDefaults())) {
+                Map<String, Boolean> inUse = new TreeMap<>();
+                img.persistentBitmaps().forEach(e -> inUse.put(e.name(), e.inUse()));
+                // "off" (4 KiB a bit) stays within the limits at 3 TiB: kept, stored.
+                assertEquals(Map.of("fine", true, "off", newSize == 0), inUse, "at " + newSize);
+            }
+            Qcow2Image.open(reopened, null, OpenOptions.readWriteDefaults()).close();
+        }
     }
 }

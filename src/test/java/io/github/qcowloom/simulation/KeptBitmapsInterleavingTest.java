@@ -48,8 +48,9 @@ class KeptBitmapsInterleavingTest {
         long[][] writesB = {{4096, 512}, {700_000, 4096}};
         long[] zeroes = {500_000, 20_000};
         long[] discard = {900_000, 65536};
+        long[] grown = {SIZE + 8192, 4096};
         BitSet expected = new BitSet();
-        for (long[] r : List.of(writesA[0], writesA[1], writesA[2], writesB[0], writesB[1], zeroes, discard)) {
+        for (long[] r : List.of(writesA[0], writesA[1], writesA[2], writesB[0], writesB[1], zeroes, discard, grown)) {
             expected.set((int) (r[0] / GRANULE), (int) ((r[0] + r[1] - 1) / GRANULE) + 1);
         }
         Simulation.Exploration e = Simulation.explore(0, 300, 1_000_000, sim -> {
@@ -69,7 +70,10 @@ class KeptBitmapsInterleavingTest {
                 });
                 Thread z = sim.start("zeroes", () -> img.writeZeroes(zeroes[0], zeroes[1], true));
                 Thread d = sim.start("discard", () -> img.discard(discard[0], discard[1]));
-                Thread grow = sim.start("grow", () -> img.resize(2 * SIZE));
+                Thread grow = sim.start("grow", () -> {
+                    img.resize(2 * SIZE);
+                    img.write(grown[0], ByteBuffer.allocate((int) grown[1])); // recorded past the old end too
+                });
                 for (Thread t : List.of(a, b, z, d, grow)) {
                     t.join();
                 }
