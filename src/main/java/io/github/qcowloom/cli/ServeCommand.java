@@ -87,6 +87,10 @@ final class ServeCommand implements Callable<Integer> {
             description = "vhost-user-blk: logical block size shown to the guest (512 to 65536, default 512).")
     Integer logicalBlockSize;
 
+    @Option(names = {"-B", "--bitmap"}, paramLabel = "NAME", description = "Also export persistent bitmap NAME as"
+            + " the qemu:dirty-bitmap:NAME metadata context (NBD), as qemu-nbd -B does.")
+    String bitmap;
+
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
 
@@ -180,8 +184,9 @@ final class ServeCommand implements Callable<Integer> {
         BlockDevice device = openDevice(options);
         NbdServer server;
         try {
-            server = NbdServer.start(new Export(Path.of(filename).getFileName().toString(), device, readOnly),
-                    address, model, limits, tls);
+            ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
+            server = NbdServer.start(new Export(Path.of(filename).getFileName().toString(), device, readOnly,
+                    served), address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;

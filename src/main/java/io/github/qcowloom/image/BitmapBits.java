@@ -17,9 +17,9 @@ import java.util.Arrays;
  * significant bit first. A cluster is read when a search reaches it, and only the last one read is kept: the memory
  * is the table and one cluster, whatever the disk's size.
  *
- * <p>Not thread-safe: one reader's cursor.
+ * <p>Not thread-safe: one reader's cursor ({@link #reader()} gives another).
  */
-public final class BitmapBits {
+public final class BitmapBits implements DirtyBits {
     private final Storage file;
     private final long[] table;
     private final int granularityBits;
@@ -80,11 +80,17 @@ public final class BitmapBits {
         return (diskSize + (1L << granularityBits) - 1) >>> granularityBits;
     }
 
-    /** How many bits the bitmap has: one per granule of the disk, the last one partial. */
+    @Override
+    public BitmapBits reader() {
+        return new BitmapBits(file, table, granularityBits, diskSize, clusterBits);
+    }
+
+    @Override
     public long count() {
         return count(diskSize, granularityBits);
     }
 
+    @Override
     public int granularityBits() {
         return granularityBits;
     }
@@ -126,12 +132,12 @@ public final class BitmapBits {
         return copy;
     }
 
-    /** The first set bit in {@code [from, limit)}, or {@code limit} if there is none. */
+    @Override
     public long nextSet(long from, long limit) throws IOException {
         return next(from, limit, true);
     }
 
-    /** The first clear bit in {@code [from, limit)}, or {@code limit} if there is none. */
+    @Override
     public long nextClear(long from, long limit) throws IOException {
         return next(from, limit, false);
     }

@@ -174,6 +174,60 @@ final class KeptBitmaps {
         kept = List.copyOf(resized);
     }
 
+    /**
+     * The live bits of the kept bitmap {@code name}, as requests set them (QEMU exports a bitmap so: NBD's
+     * qemu:dirty-bitmap context); null if it is not kept. Thread-safe: it only reads words.
+     */
+    DirtyBits live(String name) {
+        Kept found = kept.stream().filter(k -> k.entry.name().equals(name)).findFirst().orElse(null);
+        if (found == null) {
+            return null;
+        }
+        return new DirtyBits() {
+            /** The bitmap now: a resize replaces it. */
+            private Kept now() {
+                return kept.stream().filter(k -> k.entry == found.entry).findFirst().orElse(found);
+            }
+
+            @Override
+            public int granularityBits() {
+                return found.entry.granularityBits();
+            }
+
+            @Override
+            public long count() {
+                return now().count;
+            }
+
+            @Override
+            public long nextSet(long from, long limit) {
+                return next(now().words, from, limit, true);
+            }
+
+            @Override
+            public long nextClear(long from, long limit) {
+                return next(now().words, from, limit, false);
+            }
+
+            @Override
+            public DirtyBits reader() {
+                return this;
+            }
+        };
+    }
+
+    /** The first bit in {@code [from, limit)} that is {@code set}, or {@code limit}. */
+    private static long next(long[] words, long from, long limit, boolean set) {
+        for (long i = from; i < limit; i = (i | 63) + 1) {
+            long word = (long) WORD.getOpaque(words, (int) (i >>> 6));
+            long match = (set ? word : ~word) & (-1L << (i & 63));
+            if (match != 0) {
+                return Math.min(limit, (i & ~63L) + Long.numberOfTrailingZeros(match));
+            }
+        }
+        return limit;
+    }
+
     /** A copy of the bits of the kept bitmap {@code name}, 64 a word; null if it is not kept. For tests. */
     long[] words(String name) {
         return kept.stream().filter(k -> k.entry.name().equals(name)).findFirst().map(k -> k.words.clone())

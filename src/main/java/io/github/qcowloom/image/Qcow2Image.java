@@ -353,6 +353,25 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return PersistentBitmaps.list(file, header);
     }
 
+    /**
+     * The bits of bitmap {@code name} as QEMU exports them (NBD's qemu:dirty-bitmap context): live, as this open's
+     * requests set them, where it keeps the bitmap; else as stored.
+     *
+     * @throws ImageException in QEMU's words, for a bitmap not found or in use
+     */
+    public DirtyBits dirtyBits(String name) throws IOException {
+        DirtyBits live = kept.live(name);
+        if (live != null) {
+            return live;
+        }
+        BitmapDirectory.Entry e = persistentBitmaps().stream().filter(b -> b.name().equals(name)).findFirst()
+                .orElseThrow(() -> new ImageException("Bitmap '" + name + "' is not found"));
+        if (e.inUse()) {
+            throw new ImageException("Bitmap '" + name + "' is inconsistent and cannot be used");
+        }
+        return bitmapBits(e);
+    }
+
     /** Where the bitmap directory is, if QEMU would read one. */
     public Optional<BitmapDirectory.Location> bitmapDirectory() {
         return BitmapDirectory.Location.of(header);

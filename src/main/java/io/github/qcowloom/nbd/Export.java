@@ -8,8 +8,19 @@ import io.github.qcowloom.api.BlockDevice;
  * @param name listed by NBD_OPT_LIST; clients may ask for any name, or the empty one
  * @param device shared by all connections, so a flush on one covers writes acknowledged on all (CAN_MULTI_CONN)
  * @param readOnly advertise READ_ONLY and answer writes with EPERM
+ * @param bitmap the dirty bitmap offered as a {@code qemu:dirty-bitmap:} metadata context; null for none
  */
-public record Export(String name, BlockDevice device, boolean readOnly) {
+public record Export(String name, BlockDevice device, boolean readOnly, ExportedBitmap bitmap) {
+    /** An export without a bitmap. */
+    public Export(String name, BlockDevice device, boolean readOnly) {
+        this(name, device, readOnly, null);
+    }
+
+    /** The bitmap's context name, or null. */
+    String bitmapContext() {
+        return bitmap == null ? null : Protocol.DIRTY_BITMAP_PREFIX + bitmap.name();
+    }
+
     /** Transmission flags for this export (proto.md "Transmission flags"). */
     int transmissionFlags(boolean structuredReplies) {
         int f = Protocol.TF_HAS_FLAGS | Protocol.TF_SEND_FLUSH | Protocol.TF_SEND_FUA | Protocol.TF_SEND_TRIM

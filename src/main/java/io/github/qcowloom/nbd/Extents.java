@@ -45,4 +45,16 @@ final class Extents {
         }
         return out;
     }
+
+    /** The extents of a dirty bitmap from {@code offset}, as {@link #of(BlockDevice, long, long, boolean)} gives. */
+    static List<Extent> of(ExportedBitmap.Runs runs, long offset, long length, boolean one) throws IOException {
+        long end = offset + length;
+        List<Extent> out = new ArrayList<>();
+        for (long pos = offset; pos < end && out.size() < MAX_EXTENTS && !(one && !out.isEmpty()); ) {
+            long runEnd = runs.runEnd(pos, end);
+            out.add(new Extent(runEnd - pos, runs.dirty(pos) ? STATE_DIRTY : 0));
+            pos = runEnd;
+        }
+        return out;
+    }
 }

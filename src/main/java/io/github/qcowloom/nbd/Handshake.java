@@ -33,6 +33,7 @@ final class Handshake {
     private boolean noZeroes;
     private boolean structured;
     private boolean baseAllocation;
+    private boolean dirtyBitmap;
 
     Handshake(SocketChannel socket, Export export, TlsCredentials tls) {
         this.socket = socket;
@@ -150,10 +151,11 @@ final class Handshake {
         // "the server MUST NOT preserve any negotiation state ... issued before this command".
         structured = false;
         baseAllocation = false;
+        dirtyBitmap = false;
     }
 
     private Session session() {
-        return new Session(structured, structured && baseAllocation);
+        return new Session(structured, structured && baseAllocation, structured && dirtyBitmap);
     }
 
     private void list(int option, ByteBuffer data) throws IOException {
@@ -201,8 +203,10 @@ final class Handshake {
     }
 
     /**
-     * SET_META_CONTEXT and LIST_META_CONTEXT: u32 name length, name, u32 query count, queries. Only
-     * base:allocation exists; SET selects it (replacing any earlier selection), LIST shows it.
+     * SET_META_CONTEXT and LIST_META_CONTEXT: u32 name length, name, u32 query count, queries. The contexts are
+     * base:allocation and, where the export has a bitmap, qemu:dirty-bitmap:NAME. SET selects those named exactly
+     * (replacing any earlier selection); LIST shows those a query names or leads to ("base:", "qemu:",
+     * "qemu:dirty-bitmap:"), all of them for no query.
      */
     private void metaContext(int option, ByteBuffer data) throws IOException {
         boolean set = option == OPT_SET_META_CONTEXT;
@@ -234,17 +238,33 @@ final class Handshake {
             error(option, REP_ERR_INVALID, "malformed meta context request");
             return;
         }
-        boolean match = set ? queries.contains(BASE_ALLOCATION)
-                : queries.isEmpty() || queries.stream().anyMatch(q -> q.equals("base:") || q.equals(BASE_ALLOCATION));
+        boolean base = matches(queries, set, BASE_ALLOCATION, "base:");
+        String bitmapContext = export.bitmapContext();
+        boolean bitmap = bitmapContext != null && matches(queries, set, bitmapContext, "qemu:", DIRTY_BITMAP_PREFIX);
         if (set) {
-            baseAllocation = match;
+            baseAllocation = base;
+            dirtyBitmap = bitmap;
         }
-        if (match) {
-            byte[] name = BASE_ALLOCATION.getBytes(StandardCharsets.US_ASCII);
-            reply(option, REP_META_CONTEXT, ByteBuffer.allocate(4 + name.length)
-                    .putInt(set ? BASE_ALLOCATION_ID : 0).put(name).flip());
+        if (base) {
+            context(option, set ? BASE_ALLOCATION_ID : 0, BASE_ALLOCATION);
+        }
+        if (bitmap) {
+            context(option, set ? DIRTY_BITMAP_ID : 0, bitmapContext);
         }
         reply(option, REP_ACK, ByteBuffer.allocate(0));
+    }
+
+    /** Whether {@code queries} select {@code context} (SET: by name) or list it (by name, a namespace, or none). */
+    private static boolean matches(List<String> queries, boolean set, String context, String... leaders) {
+        if (set) {
+            return queries.contains(context);
+        }
+        return queries.isEmpty() || queries.contains(context) || queries.stream().anyMatch(List.of(leaders)::contains);
+    }
+
+    private void context(int option, int id, String name) throws IOException {
+        byte[] bytes = name.getBytes(StandardCharsets.UTF_8);
+        reply(option, REP_META_CONTEXT, ByteBuffer.allocate(4 + bytes.length).putInt(id).put(bytes).flip());
     }
 
     private void error(int option, int type, String message) throws IOException {

@@ -76,6 +76,10 @@ final class Protocol {
     // base:allocation ("Metadata contexts").
     static final String BASE_ALLOCATION = "base:allocation";
     static final int BASE_ALLOCATION_ID = 1;
+    // QEMU's dirty-bitmap context (docs/interop/nbd.txt): one bit of state, dirty.
+    static final String DIRTY_BITMAP_PREFIX = "qemu:dirty-bitmap:";
+    static final int DIRTY_BITMAP_ID = 2;
+    static final int STATE_DIRTY = 1;
     static final int STATE_HOLE = 1;
     static final int STATE_ZERO = 2;
 

@@ -95,9 +95,17 @@ final class Replies {
 
     /** NBD_REPLY_TYPE_BLOCK_STATUS with DONE: context id, then (length, flags) per extent. */
     void blockStatus(long cookie, int contextId, List<Extents.Extent> extents, Runnable sent) {
+        blockStatus(cookie, contextId, extents, true, sent);
+    }
+
+    /** One context's extents; {@code last} for the reply's last chunk (the DONE flag). */
+    void blockStatus(long cookie, int contextId, List<Extents.Extent> extents, boolean last, Runnable sent) {
         int len = 4 + 8 * extents.size();
-        ByteBuffer b = ByteBuffer.allocate(20 + len).put(chunkHeader(cookie, REPLY_TYPE_BLOCK_STATUS, len))
-                .putInt(contextId);
+        ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_BLOCK_STATUS, len);
+        if (!last) {
+            head.putShort(4, (short) 0);
+        }
+        ByteBuffer b = ByteBuffer.allocate(20 + len).put(head).putInt(contextId);
         for (Extents.Extent e : extents) {
             b.putInt((int) e.length()).putInt(e.flags());
         }

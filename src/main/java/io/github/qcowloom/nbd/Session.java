@@ -5,6 +5,11 @@ package io.github.qcowloom.nbd;
  *
  * @param structuredReplies NBD_OPT_STRUCTURED_REPLY was acknowledged
  * @param baseAllocation base:allocation was selected by NBD_OPT_SET_META_CONTEXT (context id {@link Protocol#BASE_ALLOCATION_ID})
+ * @param dirtyBitmap the export's qemu:dirty-bitmap context was selected (context id {@link Protocol#DIRTY_BITMAP_ID})
  */
-record Session(boolean structuredReplies, boolean baseAllocation) {
+record Session(boolean structuredReplies, boolean baseAllocation, boolean dirtyBitmap) {
+    /** Neither metadata context selected. */
+    Session(boolean structuredReplies) {
+        this(structuredReplies, false, false);
+    }
 }

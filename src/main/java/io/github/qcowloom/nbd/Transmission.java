@@ -5,6 +5,7 @@ import static io.github.qcowloom.nbd.Protocol.*;
 import io.github.qcowloom.api.BlockDevice;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
@@ -134,8 +135,8 @@ final class Transmission {
         return switch (r.type()) {
             case CMD_READ -> r.length() <= MAX_PAYLOAD ? PayloadBuffers.capacityFor(r.length()) : 0;
             case CMD_WRITE -> PayloadBuffers.capacityFor(r.length());
-            case CMD_BLOCK_STATUS -> EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1 : Math.min(Extents.MAX_EXTENTS,
-                    Math.max(1, r.length())));
+            case CMD_BLOCK_STATUS -> 2 * EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1
+                    : Math.min(Extents.MAX_EXTENTS, Math.max(1, r.length()))); // a chunk for each context
             default -> 0;
         };
     }
@@ -286,12 +287,21 @@ final class Transmission {
                 replies.ok(r.cookie(), done);
             }
             case CMD_BLOCK_STATUS -> {
-                if (!session.baseAllocation() || r.length() == 0) {
+                if (!session.baseAllocation() && !session.dirtyBitmap() || r.length() == 0) {
                     replies.error(r.cookie(), EINVAL, "no metadata context selected, or empty range", done);
                     return;
                 }
-                replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID,
-                        Extents.of(dev, r.offset(), r.length(), r.has(CMD_FLAG_REQ_ONE)), done);
+                boolean one = r.has(CMD_FLAG_REQ_ONE);
+                // One chunk per context selected, the last one DONE (both from this thread: they go out in order).
+                if (session.baseAllocation()) {
+                    List<Extents.Extent> extents = Extents.of(dev, r.offset(), r.length(), one);
+                    boolean last = !session.dirtyBitmap();
+                    replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID, extents, last, last ? done : () -> { });
+                }
+                if (session.dirtyBitmap()) {
+                    replies.blockStatus(r.cookie(), DIRTY_BITMAP_ID, Extents.of(export.bitmap().runs(), r.offset(),
+                            Math.min(r.length(), dev.size() - r.offset()), one), done);
+                }
             }
             default -> replies.error(r.cookie(), EINVAL, "unknown command " + r.type(), done);
         }
