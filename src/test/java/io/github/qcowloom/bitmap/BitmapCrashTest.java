@@ -17,6 +17,7 @@ import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.MemoryStorage;
 import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.testing.BitmapFiles;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -123,15 +124,8 @@ class BitmapCrashTest {
      */
     @Test
     void aCrashLeavesKeptBitmapsInUseOrWhole() throws Exception {
-        Path target = dir.resolve("kept.qcow2");
-        ImageCreator.create(target, CreateOptions.defaults(SIZE).withClusterSize(512));
-        MemoryStorage made = new MemoryStorage(Files.readAllBytes(target));
-        try (Qcow2Image img = Qcow2Image.open(made, null,
-                OpenOptions.readWriteDefaults().withGuestWrites(false).withPool(false))) {
-            Bitmaps.apply(img, "kept", List.of(new BitmapAction.Add("on", 512), new BitmapAction.Add("off", 4096),
-                    new BitmapAction.Disable("off")), null);
-        }
-        CrashSimStorage sim = new CrashSimStorage(made.snapshot());
+        CrashSimStorage sim = new CrashSimStorage(BitmapFiles.freshWithBitmaps(dir.resolve("kept.qcow2"), SIZE, 512,
+                512, 4096));
         GuestHistory history = new GuestHistory(SIZE);
         long[][] writes = {{0, 4096}, {1 << 20, 1536}, {SIZE - 4096, 4096}, {2 << 20, 65536}};
         long marked;

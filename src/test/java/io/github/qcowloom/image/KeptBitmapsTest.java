@@ -4,13 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
-import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.bitmap.BitmapAction;
-import io.github.qcowloom.bitmap.Bitmaps;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.storage.MemoryStorage;
-import java.nio.file.Files;
+import io.github.qcowloom.testing.BitmapFiles;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,18 +24,9 @@ class KeptBitmapsTest {
     @TempDir
     Path dir;
 
-    /** A fresh image with bitmap "fine" (512 bytes a bit, enabled) and "off" (4 KiB, disabled), as its bytes. */
+    /** A fresh image with bitmap "on" (512 bytes a bit, enabled) and "off" (4 KiB, disabled), as its bytes. */
     private byte[] imageWithBitmaps(long size) throws Exception {
-        Path file = dir.resolve("k.qcow2");
-        Files.deleteIfExists(file);
-        ImageCreator.create(file, CreateOptions.defaults(size).withClusterSize(4096));
-        MemoryStorage memory = new MemoryStorage(Files.readAllBytes(file));
-        try (Qcow2Image img = Qcow2Image.open(memory, null,
-                OpenOptions.readWriteDefaults().withGuestWrites(false).withPool(false))) {
-            Bitmaps.apply(img, "k", List.of(new BitmapAction.Add("fine", 512), new BitmapAction.Add("off", 4096),
-                    new BitmapAction.Disable("off")), null);
-            return memory.snapshot();
-        }
+        return BitmapFiles.freshWithBitmaps(dir.resolve("k.qcow2"), size, 4096, 512, 4096);
     }
 
     private static KeptBitmaps load(byte[] image) throws Exception {
@@ -75,7 +63,7 @@ class KeptBitmapsTest {
         for (Thread t : running) {
             t.join();
         }
-        long[] words = kept.words("fine");
+        long[] words = kept.words("on");
         for (long w : words) {
             assertEquals(-1L, w);
         }
@@ -89,13 +77,13 @@ class KeptBitmapsTest {
         kept.mark(1000, 24); // bytes 1000..1023: granule 1 only
         kept.mark(4095, 2); // granules 7 and 8
         kept.mark(SIZE - 1, 1); // the last one
-        long[] w = kept.words("fine");
+        long[] w = kept.words("on");
         assertEquals((1L << 1) | (1L << 7) | (1L << 8), w[0]);
         assertEquals(1L << 63, w[w.length - 1]);
         kept.resize(SIZE - 512, 12);
-        assertEquals(0, kept.words("fine")[w.length - 1], "the bit past the new end dropped");
+        assertEquals(0, kept.words("on")[w.length - 1], "the bit past the new end dropped");
         kept.resize(SIZE + 4096, 12);
-        long[] grown = kept.words("fine");
+        long[] grown = kept.words("on");
         assertEquals(w.length + 1, grown.length);
         assertEquals(w[0], grown[0]);
         assertEquals(0, grown[grown.length - 1], "the grown range clean");
@@ -123,7 +111,7 @@ class KeptBitmapsTest {
                 Map<String, Boolean> inUse = new TreeMap<>();
                 img.persistentBitmaps().forEach(e -> inUse.put(e.name(), e.inUse()));
                 // "off" (4 KiB a bit) stays within the limits at 3 TiB: kept, stored.
-                assertEquals(Map.of("fine", true, "off", newSize == 0), inUse, "at " + newSize);
+                assertEquals(Map.of("on", true, "off", newSize == 0), inUse, "at " + newSize);
             }
             Qcow2Image.open(reopened, null, OpenOptions.readWriteDefaults()).close();
         }

@@ -3,17 +3,13 @@ package io.github.qcowloom.simulation;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
-import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.bitmap.BitmapAction;
-import io.github.qcowloom.bitmap.Bitmaps;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.image.BitmapBits;
-import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.testing.BitmapFiles;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.BitSet;
 import java.util.List;
@@ -34,15 +30,7 @@ class KeptBitmapsInterleavingTest {
 
     @Test
     void everyScheduleStoresExactlyTheGranulesTouched() throws Exception {
-        Path file = dir.resolve("k.qcow2");
-        ImageCreator.create(file, CreateOptions.defaults(SIZE).withClusterSize(4096));
-        MemoryStorage made = new MemoryStorage(Files.readAllBytes(file));
-        try (Qcow2Image img = Qcow2Image.open(made, null,
-                OpenOptions.readWriteDefaults().withGuestWrites(false).withPool(false))) {
-            Bitmaps.apply(img, "k", List.of(new BitmapAction.Add("on", GRANULE), new BitmapAction.Add("off", 512),
-                    new BitmapAction.Disable("off")), null);
-        }
-        byte[] fresh = made.snapshot();
+        byte[] fresh = BitmapFiles.freshWithBitmaps(dir.resolve("k.qcow2"), SIZE, 4096, GRANULE, 512);
         // Request ranges: [offset, length]; writes (two threads), a zeroing and a discard.
         long[][] writesA = {{0, 4096}, {8192, 100}, {300_000, 9000}};
         long[][] writesB = {{4096, 512}, {700_000, 4096}};

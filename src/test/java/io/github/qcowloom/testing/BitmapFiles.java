@@ -1,8 +1,13 @@
 package io.github.qcowloom.testing;
 
+import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.bitmap.BitmapAction;
+import io.github.qcowloom.bitmap.Bitmaps;
 import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.storage.MemoryStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -15,6 +20,23 @@ import java.util.concurrent.TimeUnit;
 /** Persistent bitmaps of image files in tests: QEMU's reading of their bits, and bitmaps left in use. */
 public final class BitmapFiles {
     private BitmapFiles() {
+    }
+
+    /**
+     * A new qcow2 image made by this driver (at {@code scratch}), as its bytes: {@code size} bytes of
+     * {@code clusterSize} clusters, with an enabled bitmap "on" and a disabled one "off" of the granularities given.
+     */
+    public static byte[] freshWithBitmaps(Path scratch, long size, int clusterSize, long onGranularity,
+            long offGranularity) throws IOException {
+        Files.deleteIfExists(scratch);
+        ImageCreator.create(scratch, CreateOptions.defaults(size).withClusterSize(clusterSize));
+        MemoryStorage memory = new MemoryStorage(Files.readAllBytes(scratch));
+        try (Qcow2Image img = Qcow2Image.open(memory, null,
+                OpenOptions.readWriteDefaults().withGuestWrites(false).withPool(false))) {
+            Bitmaps.apply(img, "fresh", List.of(new BitmapAction.Add("on", onGranularity),
+                    new BitmapAction.Add("off", offGranularity), new BitmapAction.Disable("off")), null);
+        }
+        return memory.snapshot();
     }
 
     /**
