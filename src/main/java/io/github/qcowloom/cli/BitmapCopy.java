@@ -56,24 +56,22 @@ final class BitmapCopy {
      */
     static void copy(BlockDevice source, Path target, OpenOptions options, PrintWriter err) throws IOException {
         Qcow2Image src = (Qcow2Image) source;
-        List<BitmapDirectory.Entry> copied = new ArrayList<>();
-        for (BitmapDirectory.Entry e : src.persistentBitmaps().reversed()) {
-            if (e.inUse()) {
-                err.println("qcow2-loom: warning: Skipping inconsistent bitmap '" + e.name() + "'");
-            } else {
-                copied.addFirst(e);
-            }
-        }
-        if (copied.isEmpty()) {
+        List<BitmapDirectory.Entry> bitmaps = src.persistentBitmaps();
+        if (bitmaps.isEmpty()) {
             return;
         }
         try (Qcow2Image dst = Qcow2Image.open(target, options.withGuestWrites(false).withFollowReferences(false))) {
-            // QEMU copies them newest first and stops at the first it cannot add (the name taken) or fill (another
-            // disk size): those before it stay.
+            // QEMU copies them newest first, warning of each one in use as it meets it, and stops at the first it
+            // cannot add (the name taken) or fill (another disk size): those before it stay. Those are added here,
+            // all in one edit, in the source's order, which the target's directory keeps, as QEMU's does.
             List<String> existing = dst.persistentBitmaps().stream().map(BitmapDirectory.Entry::name).toList();
             List<BitmapDirectory.Entry> done = new ArrayList<>();
             String failure = null;
-            for (BitmapDirectory.Entry e : copied.reversed()) {
+            for (BitmapDirectory.Entry e : bitmaps.reversed()) {
+                if (e.inUse()) {
+                    err.println("qcow2-loom: warning: Skipping inconsistent bitmap '" + e.name() + "'");
+                    continue;
+                }
                 if (existing.contains(e.name())) {
                     failure = "Failed to create bitmap " + e.name() + ": Bitmap already exists: " + e.name();
                     break;

@@ -130,9 +130,10 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (vhostUserBlk != null) {
-            if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure) {
+            if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure
+                    || bitmap != null) {
                 throw new IllegalArgumentException("--vhost-user-blk excludes the NBD options (--socket, --port, "
-                        + "--bind, --shared, --tls-creds, --insecure)");
+                        + "--bind, --shared, --tls-creds, --insecure, --bitmap)");
             }
             return serveVhostUserBlk();
         }

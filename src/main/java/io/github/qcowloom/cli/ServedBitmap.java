@@ -25,20 +25,13 @@ record ServedBitmap(String name, DirtyBits bits) implements ExportedBitmap {
     public Runs runs() {
         DirtyBits reader = bits.reader();
         int g = reader.granularityBits();
-        return new Runs() {
-            @Override
-            public boolean dirty(long offset) throws IOException {
-                long bit = offset >>> g;
-                return reader.nextSet(bit, bit + 1) == bit;
-            }
-
-            @Override
-            public long runEnd(long offset, long limit) throws IOException {
-                long bit = offset >>> g;
-                long count = reader.count();
-                long end = dirty(offset) ? reader.nextClear(bit, count) : reader.nextSet(bit, count);
-                return end >= count ? limit : Math.min(limit, end << g);
-            }
+        return (offset, limit) -> {
+            long bit = offset >>> g;
+            long count = reader.count();
+            boolean dirty = reader.nextSet(bit, bit + 1) == bit;
+            // From the next bit: one set meanwhile cannot end the run before it starts.
+            long end = dirty ? reader.nextClear(bit + 1, count) : reader.nextSet(bit + 1, count);
+            return new Run(end >= count ? limit : Math.min(limit, end << g), dirty);
         };
     }
 }

@@ -31,7 +31,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Lock discipline: none of its own. A request sets bits with one atomic OR per word, beside other requests
  * under the image lock held shared; the words and the list of kept bitmaps are replaced (resize) and read (store)
- * only with the image held exclusively, when no request runs; the image lock's hand-over makes them visible.
+ * only with the image held exclusively, when no request runs. The list is volatile for the live readers
+ * ({@link #live}), which read without the image lock; each takes one snapshot of a bitmap's words.
  */
 final class KeptBitmaps {
     private static final Logger LOG = LoggerFactory.getLogger(KeptBitmaps.class);
@@ -47,7 +48,7 @@ final class KeptBitmaps {
     /** The directory as the open found it, in order. */
     private final List<BitmapDirectory.Entry> found;
     /** The bitmaps kept; replaced by a resize. */
-    private List<Kept> kept;
+    private volatile List<Kept> kept;
     /** What all the kept bitmaps' words may take. */
     private long budget = Runtime.getRuntime().maxMemory() / 8;
 
@@ -151,9 +152,14 @@ final class KeptBitmaps {
      * kept: it stays in use. With the image held exclusively.
      */
     void resize(long newSize, int clusterBits) {
+        if (kept.isEmpty()) {
+            return; // NONE is shared: it is never written
+        }
+        for (Kept k : kept) {
+            budget += k.words.length * 8L; // all released first, so that the order does not decide who fits
+        }
         List<Kept> resized = new ArrayList<>();
         for (Kept k : kept) {
-            budget += k.words.length * 8L;
             int g = k.entry.granularityBits();
             long count = BitmapBits.count(newSize, g);
             long bytes = ((count + 63) >>> 6) * 8;
@@ -180,44 +186,59 @@ final class KeptBitmaps {
      */
     DirtyBits live(String name) {
         Kept found = kept.stream().filter(k -> k.entry.name().equals(name)).findFirst().orElse(null);
-        if (found == null) {
-            return null;
-        }
-        return new DirtyBits() {
-            /** The bitmap now: a resize replaces it. */
-            private Kept now() {
-                return kept.stream().filter(k -> k.entry == found.entry).findFirst().orElse(found);
-            }
-
-            @Override
-            public int granularityBits() {
-                return found.entry.granularityBits();
-            }
-
-            @Override
-            public long count() {
-                return now().count;
-            }
-
-            @Override
-            public long nextSet(long from, long limit) {
-                return next(now().words, from, limit, true);
-            }
-
-            @Override
-            public long nextClear(long from, long limit) {
-                return next(now().words, from, limit, false);
-            }
-
-            @Override
-            public DirtyBits reader() {
-                return this;
-            }
-        };
+        return found == null ? null : new LiveBits(found, false);
     }
 
-    /** The first bit in {@code [from, limit)} that is {@code set}, or {@code limit}. */
+    /**
+     * A kept bitmap's live bits; a {@link #reader()} reads one snapshot of its words (the bitmap as it is then: a
+     * resize replaces them, and one it stopped keeping reads as it was last kept).
+     */
+    private final class LiveBits implements DirtyBits {
+        private volatile Kept last;
+        private final boolean fixed;
+
+        LiveBits(Kept last, boolean fixed) {
+            this.last = last;
+            this.fixed = fixed;
+        }
+
+        private Kept now() {
+            if (!fixed) {
+                Kept seen = last;
+                kept.stream().filter(k -> k.entry == seen.entry).findFirst().ifPresent(k -> last = k);
+            }
+            return last;
+        }
+
+        @Override
+        public int granularityBits() {
+            return last.entry.granularityBits();
+        }
+
+        @Override
+        public long count() {
+            return now().count;
+        }
+
+        @Override
+        public long nextSet(long from, long limit) {
+            return next(now().words, from, limit, true);
+        }
+
+        @Override
+        public long nextClear(long from, long limit) {
+            return next(now().words, from, limit, false);
+        }
+
+        @Override
+        public DirtyBits reader() {
+            return new LiveBits(now(), true);
+        }
+    }
+
+    /** The first bit in {@code [from, limit)} that is {@code set}, or {@code limit}; past the words, none is. */
     private static long next(long[] words, long from, long limit, boolean set) {
+        limit = Math.min(limit, (long) words.length << 6);
         for (long i = from; i < limit; i = (i | 63) + 1) {
             long word = (long) WORD.getOpaque(words, (int) (i >>> 6));
             long match = (set ? word : ~word) & (-1L << (i & 63));

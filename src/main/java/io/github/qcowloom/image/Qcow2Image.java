@@ -39,6 +39,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -78,8 +79,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final boolean guestWrites;
     /** The persistent bitmaps kept up to date by the guest's writes, stored at a clean close. */
     private final KeptBitmaps kept;
-    /** Set as close begins: guest writes are refused from then on. */
-    private volatile boolean closing;
+    /** Set as close begins: guest writes, resizes and table edits are refused from then on. */
+    private final AtomicBoolean closing = new AtomicBoolean();
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
@@ -326,6 +327,19 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * apply; its other steps are the edit's to use on snapshots' trees and new tables only.
      */
     public <T> T editTables(TableEditor.Edit<T> edit) throws IOException {
+        refuseWhenClosing();
+        return edit(edit);
+    }
+
+    /** Refuses a change once close has begun (see {@link #close}). */
+    private void refuseWhenClosing() throws ImageException {
+        if (closing.get()) {
+            throw new ImageException("the image is being closed");
+        }
+    }
+
+    /** {@link #editTables}, for close too. */
+    private <T> T edit(TableEditor.Edit<T> edit) throws IOException {
         checkWritable();
         requireUsable();
         TableEditor editor = new TableEditor(this, metadata, mapper, trees, file);
@@ -517,9 +531,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         try {
             checkRange(offset, length);
             if (writes) {
-                if (closing) {
-                    throw new ImageException("the image is being closed");
-                }
+                refuseWhenClosing();
                 kept.mark(offset, length);
             }
             request.run();
@@ -711,6 +723,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         // Its flushes would write caches that may disagree with the disk once the image is corrupt or unusable.
         requireUsable();
+        refuseWhenClosing();
         try {
             metadata.exclusively(() -> {
                 resizeExclusively(newSize);
@@ -725,7 +738,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** The resize, with the image held exclusively (flush lock, image lock, metadata lock). */
     private void resizeExclusively(long newSize) throws IOException {
         long oldSize = size();
-        String bitmapRefusal = newSize == oldSize ? null : kept.resizeRefusal();
+        String bitmapRefusal = kept.resizeRefusal(); // QEMU refuses a resize to the same size as well
         if (bitmapRefusal != null) {
             throw new ImageException(bitmapRefusal);
         }
@@ -825,12 +838,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void close() throws IOException {
-        boolean first = !closing;
-        closing = true; // from here on, guest writes are refused: none may land after the bitmaps are stored
+        // From here on guest writes, resizes and table edits are refused: none may land after the bitmaps are stored.
+        boolean first = !closing.getAndSet(true);
         IOException failure = null;
         if (first && metadata != null && !kept.isEmpty() && corruption == null && unusable == null) {
             try {
-                editTables(tables -> {
+                edit(tables -> {
                     kept.store(tables);
                     return null;
                 });

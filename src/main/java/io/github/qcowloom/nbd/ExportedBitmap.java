@@ -15,10 +15,19 @@ public interface ExportedBitmap {
 
     /** Runs of dirty and clean bytes. */
     interface Runs {
-        /** True if the byte at {@code offset} is dirty. */
-        boolean dirty(long offset) throws IOException;
+        /**
+         * The run of bytes from {@code offset} in the state of the one there, up to {@code limit} at most: read
+         * once, so that bits set meanwhile cannot make it empty.
+         */
+        Run run(long offset, long limit) throws IOException;
+    }
 
-        /** Where the run of bytes in the state of the one at {@code offset} ends, at most {@code limit}. */
-        long runEnd(long offset, long limit) throws IOException;
+    /**
+     * A run of bytes in one state.
+     *
+     * @param end where it ends (exclusive), past its start
+     * @param dirty its state
+     */
+    record Run(long end, boolean dirty) {
     }
 }

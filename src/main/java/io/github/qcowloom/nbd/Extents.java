@@ -11,8 +11,9 @@ import java.util.List;
 /**
  * base:allocation from the device's block status, as QEMU's NBD server answers it: NBD_STATE_HOLE where no layer
  * stores data (zero clusters, unallocated ranges), NBD_STATE_ZERO where the range reads as zeroes. Neighbouring
- * runs with the same flags are one extent. A reply holds at most {@link #MAX_EXTENTS} extents, so it may cover less
- * than asked (proto.md "NBD_CMD_BLOCK_STATUS").
+ * runs with the same flags are one extent. And an exported bitmap's qemu:dirty-bitmap context: STATE_DIRTY where
+ * its bits are set. A reply holds at most {@link #MAX_EXTENTS} extents, so it may cover less than asked (proto.md
+ * "NBD_CMD_BLOCK_STATUS").
  */
 final class Extents {
     /** QEMU's NBD_MAX_BLOCK_STATUS_EXTENTS: 1 MiB of 8-byte extent descriptors. */
@@ -51,9 +52,12 @@ final class Extents {
         long end = offset + length;
         List<Extent> out = new ArrayList<>();
         for (long pos = offset; pos < end && out.size() < MAX_EXTENTS && !(one && !out.isEmpty()); ) {
-            long runEnd = runs.runEnd(pos, end);
-            out.add(new Extent(runEnd - pos, runs.dirty(pos) ? STATE_DIRTY : 0));
-            pos = runEnd;
+            ExportedBitmap.Run run = runs.run(pos, end);
+            if (run.end() <= pos || run.end() > end) {
+                throw new IllegalStateException("a bitmap run from " + pos + " ends at " + run.end());
+            }
+            out.add(new Extent(run.end() - pos, run.dirty() ? STATE_DIRTY : 0));
+            pos = run.end();
         }
         return out;
     }

@@ -127,16 +127,21 @@ final class Transmission {
 
     /**
      * The bytes a request holds until its reply is sent: a READ's data, a WRITE's payload (each in a buffer of the
-     * next power of two), a BLOCK_STATUS's
-     * extents (at most {@link Extents#MAX_EXTENTS}); other requests hold a few bytes only. A READ longer than
-     * {@link Protocol#MAX_PAYLOAD} is refused without allocating anything.
+     * next power of two), a BLOCK_STATUS's extents (at most {@link Extents#MAX_EXTENTS} for each context selected);
+     * other requests hold a few bytes only. A READ longer than {@link Protocol#MAX_PAYLOAD} is refused without
+     * allocating anything.
      */
-    private static long cost(Request r) {
+    /** The metadata contexts selected, each a chunk of a block status reply; at least 1. */
+    private int contexts() {
+        return Math.max(1, (session.baseAllocation() ? 1 : 0) + (session.dirtyBitmap() ? 1 : 0));
+    }
+
+    private long cost(Request r) {
         return switch (r.type()) {
             case CMD_READ -> r.length() <= MAX_PAYLOAD ? PayloadBuffers.capacityFor(r.length()) : 0;
             case CMD_WRITE -> PayloadBuffers.capacityFor(r.length());
-            case CMD_BLOCK_STATUS -> 2 * EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1
-                    : Math.min(Extents.MAX_EXTENTS, Math.max(1, r.length()))); // a chunk for each context
+            case CMD_BLOCK_STATUS -> contexts() * EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1
+                    : Math.min(Extents.MAX_EXTENTS, Math.max(1, r.length())));
             default -> 0;
         };
     }
@@ -292,15 +297,18 @@ final class Transmission {
                     return;
                 }
                 boolean one = r.has(CMD_FLAG_REQ_ONE);
-                // One chunk per context selected, the last one DONE (both from this thread: they go out in order).
-                if (session.baseAllocation()) {
-                    List<Extents.Extent> extents = Extents.of(dev, r.offset(), r.length(), one);
-                    boolean last = !session.dirtyBitmap();
-                    replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID, extents, last, last ? done : () -> { });
+                // Both contexts' extents first, so that a failure sends an error alone; then one chunk per context,
+                // the last one DONE (both from this thread: they go out in order).
+                List<Extents.Extent> allocation = session.baseAllocation()
+                        ? Extents.of(dev, r.offset(), r.length(), one) : null;
+                List<Extents.Extent> dirty = session.dirtyBitmap()
+                        ? Extents.of(export.bitmap().runs(), r.offset(), r.length(), one) : null;
+                if (allocation != null) {
+                    replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID, allocation, dirty == null,
+                            dirty == null ? done : () -> { });
                 }
-                if (session.dirtyBitmap()) {
-                    replies.blockStatus(r.cookie(), DIRTY_BITMAP_ID, Extents.of(export.bitmap().runs(), r.offset(),
-                            Math.min(r.length(), dev.size() - r.offset()), one), done);
+                if (dirty != null) {
+                    replies.blockStatus(r.cookie(), DIRTY_BITMAP_ID, dirty, true, done);
                 }
             }
             default -> replies.error(r.cookie(), EINVAL, "unknown command " + r.type(), done);

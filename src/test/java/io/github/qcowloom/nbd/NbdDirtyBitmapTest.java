@@ -35,24 +35,12 @@ class NbdDirtyBitmapTest {
         @Override
         public Runs runs() {
             long[] edges = {0, 65536, 196608, 1 << 20, (1 << 20) + 512, SIZE};
-            return new Runs() {
-                private int run(long offset) {
-                    int i = 0;
-                    while (edges[i + 1] <= offset) {
-                        i++;
-                    }
-                    return i;
+            return (offset, limit) -> {
+                int i = 0;
+                while (edges[i + 1] <= offset) {
+                    i++;
                 }
-
-                @Override
-                public boolean dirty(long offset) {
-                    return run(offset) % 2 == 1;
-                }
-
-                @Override
-                public long runEnd(long offset, long limit) {
-                    return Math.min(limit, edges[run(offset) + 1]);
-                }
+                return new Run(Math.min(limit, edges[i + 1]), i % 2 == 1);
             };
         }
     };

@@ -15,7 +15,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /** Persistent bitmaps of image files in tests: QEMU's reading of their bits, and bitmaps left in use. */
 public final class BitmapFiles {
@@ -61,31 +60,29 @@ public final class BitmapFiles {
     public static String qemuDirtyMap(Path image, String bitmap) throws Exception {
         Path scratch = Files.createTempDirectory("dirty-map");
         Path socket = scratch.resolve("nbd.sock");
-        Process nbd = new ProcessBuilder("qemu-nbd", "-r", "-t", "-k", socket.toString(), "-f", "qcow2", "-B", bitmap,
-                image.toString()).redirectErrorStream(true).redirectOutput(scratch.resolve("nbd.log").toFile())
-                .start();
+        Path pid = scratch.resolve("nbd.pid");
+        // --fork returns once the server listens; it exits when its one client has gone.
+        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-r", "-f", "qcow2", "-B", bitmap, "-k",
+                socket.toString(), image.toString()));
         try {
-            List<String> map = List.of("qemu-img", "map", "--output=json", "--image-opts",
-                    "driver=nbd,server.type=unix,server.path=" + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
-            // The socket shows before qemu-nbd listens on it: a refused connection is tried again.
-            Qemu.Result r = Qemu.exec(map);
-            for (int i = 0; i < 400 && r.exitCode() != 0 && (r.stderr().contains("Connection refused")
-                    || r.stderr().contains("No such file")); i++) {
-                Thread.sleep(25);
-                r = Qemu.exec(map);
-            }
-            if (r.exitCode() != 0) {
-                throw new AssertionError(map + ": " + r.stderr() + Files.readString(scratch.resolve("nbd.log")));
-            }
-            // Dirty ranges are the ones reported without data.
-            return r.stdout().lines().filter(l -> l.contains("\"data\": false")).toList().toString();
+            return dirtyMapAt(socket, bitmap);
         } finally {
-            nbd.destroy();
-            nbd.waitFor(10, TimeUnit.SECONDS);
+            ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).ifPresent(ProcessHandle::destroy);
             Files.deleteIfExists(socket);
-            Files.deleteIfExists(scratch.resolve("nbd.log"));
+            Files.deleteIfExists(pid);
             Files.delete(scratch);
         }
+    }
+
+    /**
+     * The ranges dirty in {@code bitmap} of the NBD export at {@code socket}, as qemu-img map shows them (a block
+     * status of one extent at a time, from wherever the last ended), as the map's lines.
+     */
+    public static String dirtyMapAt(Path socket, String bitmap) {
+        String map = Qemu.img("map", "--output=json", "--image-opts", "driver=nbd,server.type=unix,server.path="
+                + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
+        // Dirty ranges are the ones reported without data.
+        return map.lines().filter(l -> l.contains("\"data\": false")).toList().toString();
     }
 
     /** The bitmaps part of qemu-img info's answer for {@code image}: names, flags, granularities. */
