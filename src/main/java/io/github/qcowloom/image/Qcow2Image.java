@@ -523,6 +523,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * qcow2_signal_corruption does, and fails every later request.
      */
     private void shared(long offset, long length, boolean writes, Request request) throws IOException {
+        shared(offset, length, writes, writes, request);
+    }
+
+    /** {@link #shared}, the range set in the kept bitmaps unless {@code marks} is false. */
+    private void shared(long offset, long length, boolean writes, boolean marks, Request request)
+            throws IOException {
         if (writes) {
             checkGuestWritable();
         }
@@ -532,6 +538,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             checkRange(offset, length);
             if (writes) {
                 refuseWhenClosing();
+            }
+            if (marks) {
                 kept.mark(offset, length);
             }
             request.run();
@@ -623,7 +631,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     public void makeEmpty() throws IOException {
         long size = size();
         if (size > 0) {
-            shared(0, size, true, () -> discardPath.dropAll(size));
+            // The guest reads the same through the backing file, which the commit filled first: no bit is set, as
+            // QEMU's bdrv_make_empty sets none.
+            shared(0, size, true, false, () -> discardPath.dropAll(size));
         }
     }
 

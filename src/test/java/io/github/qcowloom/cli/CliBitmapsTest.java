@@ -125,6 +125,32 @@ class CliBitmapsTest {
         Cli.sameAsQemuImg("resize", image, "+1M");
     }
 
+    /**
+     * commit, with a bitmap in the base and one in the top: the base's records the data committed into it, the top's
+     * only what was written to it (emptying it changes nothing the guest reads), as after qemu-img commit.
+     */
+    @Test
+    void commitLeavesBothBitmapsAsQemuImgDoes() throws Exception {
+        List<Path> ours = List.of(dir.resolve("base.qcow2"), dir.resolve("top.qcow2"));
+        List<Path> theirs = List.of(dir.resolve("qbase.qcow2"), dir.resolve("qtop.qcow2"));
+        for (List<Path> chain : List.of(ours, theirs)) {
+            Qemu.img("create", "-q", "-f", "qcow2", chain.get(0).toString(), "16M");
+            Qemu.img("create", "-q", "-f", "qcow2", "-b", chain.get(0).toString(), "-F", "qcow2",
+                    chain.get(1).toString());
+            Qemu.img("bitmap", "--add", chain.get(0).toString(), "b0");
+            Qemu.img("bitmap", "--add", chain.get(1).toString(), "t0");
+            Qemu.io(chain.get(1), "write 1M 64k", "write -z 3M 128k");
+        }
+        Cli.succeeding("commit", "-q", ours.get(1).toString());
+        Qemu.img("commit", "-q", theirs.get(1).toString());
+        for (int i = 0; i < 2; i++) {
+            String bitmap = i == 0 ? "b0" : "t0";
+            assertEquals(BitmapFiles.qemuDirtyMap(theirs.get(i), bitmap), BitmapFiles.qemuDirtyMap(ours.get(i),
+                    bitmap), bitmap);
+            assertClean(ours.get(i));
+        }
+    }
+
     /** A disk whose bitmaps' last word is partial (1000 KiB + 512 at 512 bytes a bit): the end kept as QEMU does. */
     @Test
     void theLastPartialWordIsKept() throws Exception {
