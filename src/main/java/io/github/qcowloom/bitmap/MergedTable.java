@@ -28,14 +28,17 @@ final class MergedTable {
         int sg = source.granularityBits();
         long perCluster = target.bitsPerCluster();
         return BitmapTables.writeData(tables, BitmapBits.tableEntries(diskSize, tg, clusterBits), k -> {
-            byte[] bits = target.cluster(k);
             long first = k * perCluster;
             long last = Math.min(target.count(), first + perCluster);
             // The guest bytes this cluster's bits cover, and the source's bits over them.
             long from = first << tg;
             long to = Math.min(last << tg, diskSize);
-            long j = from >>> sg;
             long end = Math.min(source.count(), ceilShift(to, sg));
+            long j = source.nextSet(from >>> sg, end);
+            if (j >= end && target.clusterClear(k)) {
+                return null; // clear in both: no cluster to make
+            }
+            byte[] bits = target.cluster(k);
             while ((j = source.nextSet(j, end)) < end) {
                 long runEnd = source.nextClear(j, end);
                 long a = Math.max(j << sg, from);

@@ -110,6 +110,11 @@ public final class BitmapBits implements DirtyBits {
         return 8L << clusterBits;
     }
 
+    /** True if table cluster {@code k} has no data cluster and is not all ones: all its bits are clear. */
+    public boolean clusterClear(int k) {
+        return k >= table.length || table[k] == 0;
+    }
+
     /**
      * A copy of the bits table cluster {@code k} holds (all zeroes or all ones without a data cluster), those past
      * the last bit clear: QEMU writes them so, and reads whole words back.

@@ -4,6 +4,7 @@ import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.BitmapTableEntry;
 import io.github.qcowloom.format.Bytes;
 import java.io.IOException;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 
@@ -15,7 +16,7 @@ import java.util.Optional;
  * clusters, which the dirty bit set by the edit's first change repairs on the next open.
  */
 public final class BitmapTables {
-    /** The bits of cluster {@code k} of a bitmap's table. */
+    /** The bits of cluster {@code k} of a bitmap's table; null if all are clear (known without making them). */
     @FunctionalInterface
     public interface Clusters {
         byte[] cluster(int k) throws IOException;
@@ -34,14 +35,12 @@ public final class BitmapTables {
      */
     public static long[] writeData(TableEditor tables, long count, Clusters bits) throws IOException {
         long[] entries = new long[Math.toIntExact(count)];
+        byte[] clear = new byte[(int) tables.header().clusterSize()];
         for (int k = 0; k < entries.length; k++) {
             byte[] cluster = bits.cluster(k);
-            for (byte b : cluster) {
-                if (b != 0) {
-                    entries[k] = tables.allocate(cluster.length);
-                    tables.writeNewTable(entries[k], cluster, "bitmap data");
-                    break;
-                }
+            if (cluster != null && Arrays.mismatch(cluster, clear) >= 0) {
+                entries[k] = tables.allocate(cluster.length);
+                tables.writeNewTable(entries[k], cluster, "bitmap data");
             }
         }
         return entries;

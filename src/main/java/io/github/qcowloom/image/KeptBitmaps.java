@@ -96,8 +96,20 @@ final class KeptBitmaps {
         return new KeptBitmaps(d.directory().entries(), List.copyOf(kept));
     }
 
-    /** Cluster {@code k} of a table over {@code words}: their bytes, least significant first, then zeroes. */
+    /**
+     * Cluster {@code k} of a table over {@code words}: their bytes, least significant first, then zeroes; null if
+     * all are clear.
+     */
     private static byte[] cluster(long[] words, int k, int clusterBits) {
+        int first = k << (clusterBits - 3);
+        int last = (int) Math.min(words.length, (long) first + (1 << (clusterBits - 3)));
+        int set = first;
+        while (set < last && words[set] == 0) {
+            set++;
+        }
+        if (set >= last) {
+            return null;
+        }
         ByteBuffer bytes = ByteBuffer.allocate(1 << clusterBits).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0, w = k << (clusterBits - 3); i < bytes.capacity() / 8 && w + i < words.length; i++) {
             bytes.putLong(i * 8, words[w + i]);
