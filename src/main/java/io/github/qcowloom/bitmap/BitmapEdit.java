@@ -68,8 +68,7 @@ final class BitmapEdit {
         this.tables = tables;
         this.imageName = imageName;
         tables.requireRoomForBitmaps();
-        Bitmaps.requireLoadable(image);
-        for (BitmapDirectory.Entry e : image.persistentBitmaps()) {
+        for (BitmapDirectory.Entry e : Bitmaps.loaded(image)) {
             members.add(new Member(e.name(), e.granularityBits(), e.flags(), new Table.Published(e)));
         }
     }

@@ -18,17 +18,19 @@ public final class Bitmaps {
     }
 
     /**
-     * Reads and checks the table of every bitmap of {@code image} not in use, as QEMU loads them when it opens an
-     * image; QEMU refuses the open of one it cannot load.
+     * The bitmaps of {@code image}, each not in use with its table read and checked, as QEMU loads them when it opens
+     * an image; QEMU refuses the open of one it cannot load.
      *
      * @throws io.github.qcowloom.api.CorruptImageException in QEMU's words
      */
-    public static void requireLoadable(Qcow2Image image) throws IOException {
-        for (BitmapDirectory.Entry e : image.persistentBitmaps()) {
+    public static List<BitmapDirectory.Entry> loaded(Qcow2Image image) throws IOException {
+        List<BitmapDirectory.Entry> bitmaps = image.persistentBitmaps();
+        for (BitmapDirectory.Entry e : bitmaps) {
             if (!e.inUse()) {
                 image.bitmapBits(e);
             }
         }
+        return bitmaps;
     }
 
     /**

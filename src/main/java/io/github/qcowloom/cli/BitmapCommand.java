@@ -1,7 +1,6 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
-import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -123,10 +122,11 @@ final class BitmapCommand implements Callable<Integer> {
         OpenOptions options = profile.apply(OpenOptions.readWriteDefaults().withGuestWrites(false));
         try (Qcow2Image image = Qcow2Image.open(path, options);
                 BlockDevice source = sourceFile == null ? null : openSource()) {
+            // QEMU loads the bitmaps as it opens an image, and refuses one whose bitmaps it cannot load.
             if (source instanceof Qcow2Image q) {
-                loadable(q, sourceFile);
+                ImageInfo.persistentBitmaps(q, sourceFile);
             }
-            loadable(image, filename);
+            ImageInfo.persistentBitmaps(image, filename);
             Bitmaps.apply(image, filename, actions, source);
         } catch (BitmapActionException e) {
             throw new ImageException(failed(e.action(), e.getMessage()), e);
@@ -172,15 +172,6 @@ final class BitmapCommand implements Callable<Integer> {
         }
         String fmt = sourceFormat != null ? sourceFormat : ImageFormat.probe(path);
         return ImageFormat.open(path, fmt, profile.apply(OpenOptions.readOnlyDefaults()));
-    }
-
-    /** QEMU loads an image's bitmaps as it opens it, and refuses the open of one whose bitmap it cannot load. */
-    private static void loadable(Qcow2Image image, String name) throws IOException {
-        try {
-            Bitmaps.requireLoadable(image);
-        } catch (CorruptImageException e) {
-            throw new CorruptImageException("Could not open '" + name + "': " + e.getMessage());
-        }
     }
 
     private static String failed(BitmapAction action, String why) {

@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.bitmap.Bitmaps;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.image.Qcow2Image;
@@ -77,12 +78,13 @@ final class ImageInfo {
     }
 
     /**
-     * The image's persistent dirty bitmaps; a directory QEMU would not load fails as qemu-img's open fails on it
-     * ("Could not open 'F': ...", img_open's context around qcow2's words).
+     * The image's persistent dirty bitmaps; a directory QEMU would not load, or the table of a bitmap not in use that
+     * it would not load (QEMU loads them as it opens the image), fails as qemu-img's open fails on it ("Could not
+     * open 'F': ...", img_open's context around qcow2's words).
      */
     static List<BitmapDirectory.Entry> persistentBitmaps(Qcow2Image img, String filename) throws IOException {
         try {
-            return img.persistentBitmaps();
+            return Bitmaps.loaded(img);
         } catch (CorruptImageException e) {
             throw new CorruptImageException("Could not open '" + filename + "': " + e.getMessage(), e);
         }

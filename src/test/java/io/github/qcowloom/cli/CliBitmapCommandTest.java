@@ -192,10 +192,13 @@ class CliBitmapCommandTest {
         Files.copy(base, reserved);
         patchTable(reserved, "fine", 0, 2);
         sameAnswers(reserved, List.of(step("--add", "IMG", "x"), step("--remove", "IMG", "fine")));
+        Cli.sameAsQemuImg("info", reserved); // refused at the open, as by qemu-img
+        Cli.sameAsQemuImg("measure", "-O", "qcow2", reserved);
         Path longer = dir.resolve("longer.qcow2");
         Files.copy(base, longer);
         patchTableSize(longer, "b0", 1);
         sameAnswers(longer, List.of(step("--add", "IMG", "x")));
+        Cli.sameAsQemuImg("info", longer);
     }
 
     /** Writes {@code value} over entry {@code index} of {@code bitmap}'s table. */
