@@ -137,9 +137,7 @@ final class BitmapEdit {
             return "Granularity exceeds maximum (" + (1L << Limits.MAX_BITMAP_GRANULARITY_BITS) + " bytes)";
         }
         long diskSize = tables.header().diskSize();
-        long bytes = (BitmapBits.count(diskSize, granularityBits) + 7) >>> 3;
-        if (bytes > Limits.MAX_BITMAP_BYTES
-                || bytes > Limits.MAX_BITMAP_TABLE_ENTRIES * tables.header().clusterSize()) {
+        if (BitmapBits.tooLarge(diskSize, granularityBits, tables.header().clusterSize())) {
             return "Too much space will be occupied by the bitmap. Use larger granularity";
         }
         int nameBytes = name.getBytes(StandardCharsets.UTF_8).length;

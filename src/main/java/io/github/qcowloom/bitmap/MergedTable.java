@@ -33,7 +33,7 @@ final class MergedTable {
             // The guest bytes this cluster's bits cover, and the source's bits over them.
             long from = first << tg;
             long to = Math.min(last << tg, diskSize);
-            long end = Math.min(source.count(), ceilShift(to, sg));
+            long end = Math.min(source.count(), BitmapBits.count(to, sg));
             long j = source.nextSet(from >>> sg, end);
             if (j >= end && target.clusterClear(k)) {
                 return null; // clear in both: no cluster to make
@@ -43,16 +43,11 @@ final class MergedTable {
                 long runEnd = source.nextClear(j, end);
                 long a = Math.max(j << sg, from);
                 long b = Math.min(Math.min(runEnd << sg, diskSize), to);
-                setBits(bits, (a >>> tg) - first, ceilShift(b, tg) - first);
+                setBits(bits, (a >>> tg) - first, BitmapBits.count(b, tg) - first);
                 j = runEnd;
             }
             return bits;
         });
-    }
-
-    /** {@code v / 2^shift}, rounded up. */
-    private static long ceilShift(long v, int shift) {
-        return (v + (1L << shift) - 1) >>> shift;
     }
 
     /** Sets bits {@code [from, to)} of {@code bits}, least significant bit of each byte first. */

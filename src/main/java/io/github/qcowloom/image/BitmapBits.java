@@ -4,6 +4,7 @@ import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.BitmapTableEntry;
 import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -75,9 +76,21 @@ public final class BitmapBits implements DirtyBits {
         return (bits + (8L << clusterBits) - 1) >>> (clusterBits + 3);
     }
 
-    /** How many bits a bitmap of {@code granularityBits} over {@code diskSize} bytes has. */
+    /**
+     * How many bits a bitmap of {@code granularityBits} over {@code diskSize} bytes has: the granules that cover
+     * {@code [0, diskSize)}.
+     */
     public static long count(long diskSize, int granularityBits) {
         return (diskSize + (1L << granularityBits) - 1) >>> granularityBits;
+    }
+
+    /**
+     * QEMU's check_constraints_on_bitmap, of the size: a bitmap of {@code granularityBits} over {@code diskSize}
+     * bytes takes more than 512 MiB of bits, or a table of more than its most entries of {@code clusterSize}.
+     */
+    public static boolean tooLarge(long diskSize, int granularityBits, long clusterSize) {
+        long bytes = (count(diskSize, granularityBits) + 7) >>> 3;
+        return bytes > Limits.MAX_BITMAP_BYTES || bytes > Limits.MAX_BITMAP_TABLE_ENTRIES * clusterSize;
     }
 
     @Override

@@ -3,7 +3,6 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.lang.invoke.MethodHandles;
@@ -70,7 +69,7 @@ final class KeptBitmaps {
                 continue;
             }
             long count = BitmapBits.count(header.diskSize(), e.granularityBits());
-            long bytes = ((count + 63) >>> 6) * 8;
+            long bytes = wordBytes(count);
             if (bytes > budget) {
                 LOG.warn("bitmap '{}' of {} bytes not kept (past an eighth of the heap for all): it stays in use",
                         e.name(), bytes);
@@ -94,6 +93,11 @@ final class KeptBitmaps {
             kept.add(new Kept(e, bits.table(), words, count));
         }
         return new KeptBitmaps(d.directory().entries(), List.copyOf(kept));
+    }
+
+    /** The bytes of the words that hold {@code count} bits. */
+    private static long wordBytes(long count) {
+        return ((count + 63) >>> 6) * 8;
     }
 
     /**
@@ -129,7 +133,7 @@ final class KeptBitmaps {
         for (Kept k : kept) {
             if (k.entry.auto()) {
                 int g = k.entry.granularityBits();
-                setBits(k.words, offset >>> g, Math.min(k.count, ((offset + length - 1) >>> g) + 1));
+                setBits(k.words, offset >>> g, Math.min(k.count, BitmapBits.count(offset + length, g)));
             }
         }
     }
@@ -174,10 +178,8 @@ final class KeptBitmaps {
         for (Kept k : kept) {
             int g = k.entry.granularityBits();
             long count = BitmapBits.count(newSize, g);
-            long bytes = ((count + 63) >>> 6) * 8;
-            if (count == 0 || (count + 7) >>> 3 > Limits.MAX_BITMAP_BYTES
-                    || BitmapBits.tableEntries(newSize, g, clusterBits) > Limits.MAX_BITMAP_TABLE_ENTRIES
-                    || bytes > budget) {
+            long bytes = wordBytes(count);
+            if (count == 0 || BitmapBits.tooLarge(newSize, g, 1L << clusterBits) || bytes > budget) {
                 LOG.warn("bitmap '{}' no longer kept at a disk size of {} bytes: it stays in use", k.entry.name(),
                         newSize);
                 continue;
