@@ -53,7 +53,7 @@ import org.slf4j.LoggerFactory;
 public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);
     /** Longest backing chain we follow; deeper chains are refused rather than risking a loop. */
-    static final int MAX_BACKING_DEPTH = 64;
+    public static final int MAX_BACKING_DEPTH = 64;
 
     private final Storage file;
     private final Storage dataFile;

@@ -1,0 +1,101 @@
+package io.github.qcowloom.cli;
+
+import static io.github.qcowloom.cli.Cli.ours;
+import static io.github.qcowloom.cli.Cli.sameAsQemuImg;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.image.ImageCreator;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** {@code info --backing-chain}: each image of the chain, side by side with qemu-img on the same files. */
+class CliInfoChainTest {
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    // A raw base, a middle with data, a snapshot and a bitmap, and a top in a subfolder naming it relatively
+    // (qemu-img names it "sub/../mid.qcow2"); human and JSON, with and without the lock.
+    @ParameterizedTest
+    @ValueSource(strings = {"human", "json"})
+    void aChainOfThreeAsQemuImgShowsIt(String output) throws IOException {
+        Path sub = Files.createDirectories(dir.resolve("sub"));
+        Qemu.img("create", "-q", "-f", "raw", dir.resolve("base.raw").toString(), "4M");
+        Qemu.ioFormat("raw", dir.resolve("base.raw"), "write -P 0x11 0 64k");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "cluster_size=4096", "-b", "base.raw", "-F", "raw",
+                dir.resolve("mid.qcow2").toString());
+        Qemu.io(dir.resolve("mid.qcow2"), "write -P 0x22 64k 64k");
+        Qemu.img("snapshot", "-c", "before top", dir.resolve("mid.qcow2").toString());
+        Qemu.img("bitmap", "--add", "-g", "65536", dir.resolve("mid.qcow2").toString(), "b0");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", "../mid.qcow2", "-F", "qcow2",
+                sub.resolve("top.qcow2").toString(), "8M");
+        String top = sub.resolve("top.qcow2").toString();
+        String out = sameAsQemuImg("info", "--backing-chain", "--output=" + output, top);
+        assertTrue(out.contains("sub/../mid.qcow2") && out.contains("base.raw") && out.contains("b0"), out);
+        sameAsQemuImg("info", "--backing-chain", "-U", "--output=" + output, top);
+        // Without the flag, the top alone: a single object, not a list of one.
+        sameAsQemuImg("info", "--output=" + output, top);
+        sameAsQemuImg("info", "--backing-chain", "--output=" + output, dir.resolve("base.raw"));
+    }
+
+    // No backing format recorded: qemu-img probes the backing file, whatever -f said of the top.
+    @Test
+    void aBackingFileWithoutFormatIsProbedEvenUnderDashF() throws IOException {
+        Qemu.img("create", "-q", "-f", "raw", dir.resolve("base.raw").toString(), "1M");
+        Path top = dir.resolve("top.qcow2");
+        ImageCreator.create(top, CreateOptions.defaults(1 << 20).withBacking("base.raw", null));
+        String out = sameAsQemuImg("info", "--backing-chain", "-f", "qcow2", top);
+        assertTrue(out.contains("file format: raw"), out);
+        sameAsQemuImg("info", "--backing-chain", "--output=json", top);
+    }
+
+    // Loops of one and of two images, a missing backing file: qemu-img's words and exit code, nothing on stdout.
+    @Test
+    void loopsAndAMissingBackingFileFailAsInQemuImg() throws IOException {
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "self.qcow2", "-F", "qcow2",
+                dir.resolve("s0.qcow2").toString(), "1M");
+        Files.move(dir.resolve("s0.qcow2"), dir.resolve("self.qcow2"));
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "b.qcow2", "-F", "qcow2",
+                dir.resolve("a.qcow2").toString(), "1M");
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "a.qcow2", "-F", "qcow2",
+                dir.resolve("b.qcow2").toString(), "1M");
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "gone.qcow2", "-F", "qcow2",
+                dir.resolve("orphan.qcow2").toString(), "1M");
+        for (String name : new String[] {"self.qcow2", "b.qcow2", "orphan.qcow2"}) {
+            sameAsQemuImg("info", "--backing-chain", dir.resolve(name));
+            // Without the flag the backing file is never opened.
+            sameAsQemuImg("info", dir.resolve(name));
+        }
+    }
+
+    // Names that differ and lead to the same file (qemu-img goes on until the name is too long to open) and names
+    // no backing file may have here (json:, protocols) are refused, typed, before anything is printed.
+    @Test
+    void endlessNamesAndProtocolsAreRefused() throws IOException {
+        ImageCreator.create(dir.resolve("dot.qcow2"),
+                CreateOptions.defaults(1 << 20).withBacking("./dot.qcow2", "qcow2"));
+        Cli.Run dot = ours("info", "--backing-chain", dir.resolve("dot.qcow2").toString());
+        assertEquals(1, dot.code());
+        assertEquals("", dot.out());
+        assertEquals("qcow2-loom: Backing chain is deeper than 64 images (a loop?)\n", dot.err());
+        ImageCreator.create(dir.resolve("nbd.qcow2"),
+                CreateOptions.defaults(1 << 20).withBacking("nbd://localhost/x", "raw"));
+        Cli.Run nbd = ours("info", "--backing-chain", dir.resolve("nbd.qcow2").toString());
+        assertEquals(1, nbd.code());
+        assertEquals("", nbd.out());
+        assertTrue(nbd.err().contains("protocol 'nbd' is not supported"), nbd.err());
+    }
+}
