@@ -50,12 +50,18 @@ final class ChunkCopy {
      * @param requests pieces in flight at once (each with its buffer)
      * @param inOrder pieces are written in guest order (qemu-img's default); false is {@code -W}
      * @param zeroesToSink the sink also gets the ranges that read as zeroes (as fixed chunks)
+     * @param limit holds each piece back until the bytes before it, zeroes included, are within the rate (as
+     *     qemu-img convert's -r counts them)
      */
-    record Settings(int chunk, int requests, boolean inOrder, boolean zeroesToSink) {
+    record Settings(int chunk, int requests, boolean inOrder, boolean zeroesToSink, RateLimit limit) {
         Settings {
             if (chunk < 1 || requests < 1) {
                 throw new IllegalArgumentException("chunk " + chunk + ", requests " + requests);
             }
+        }
+
+        Settings(int chunk, int requests, boolean inOrder, boolean zeroesToSink) {
+            this(chunk, requests, inOrder, zeroesToSink, new RateLimit(0));
         }
     }
 
@@ -142,6 +148,7 @@ final class ChunkCopy {
         // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
         ByteBuffer buf = ByteBuffer.allocateDirect(settings.chunk() + ALIGN).alignedSlice(ALIGN);
         for (Piece p = next(); p != null; p = next()) {
+            settings.limit().await(p.offset()); // the bytes before the piece, copied or passed over
             buf.clear().limit(p.length());
             boolean zero;
             if (settings.zeroesToSink()) {

@@ -49,33 +49,12 @@ final class CodeModel {
     }
 
     /**
-     * An option that may be given many times, each value added to {@code values} in order. Picocli sets the
-     * option to its initial value, none, before each parse, which empties the list. At the option's first use in
-     * a parse it makes a list of its own and hands it to the setter, empty and then holding the value, which the
-     * setter copies; after that the getter returns {@code values}, to which picocli adds each later value (and
-     * hands it back, which changes nothing).
+     * An option that may be given many times, each value added to {@code values} in order (see {@link ListSetter}).
      */
     CodeModel repeatableOption(String name, String label, String description, List<String> values) {
         spec.addOption(OptionSpec.builder(name).type(List.class).auxiliaryTypes(String.class).arity("1")
-                .paramLabel("<" + label + ">").description(description).setter(new ISetter() {
-                    @Override
-                    @SuppressWarnings("unchecked")
-                    public <T> T set(T value) {
-                        if (value != values) { // null, or picocli's own list (see above)
-                            values.clear();
-                            if (value != null) {
-                                values.addAll((List<String>) value);
-                            }
-                        }
-                        return null;
-                    }
-                }).getter(new IGetter() {
-                    @Override
-                    @SuppressWarnings("unchecked")
-                    public <T> T get() {
-                        return (T) values;
-                    }
-                }).build());
+                .paramLabel("<" + label + ">").description(description).setter(new ListSetter(values))
+                .getter(new ListGetter(values)).build());
         return this;
     }
 
@@ -94,6 +73,18 @@ final class CodeModel {
         return this;
     }
 
+    /**
+     * The positional parameters from {@code index} on, at least {@code min} of them (0: none required), shown as
+     * {@code label}, each
+     * added to {@code values} in order (see {@link ListSetter}).
+     */
+    CodeModel parameters(int index, int min, String label, String description, List<String> values) {
+        spec.addPositional(PositionalParamSpec.builder().index(index + "..*").arity(min + "..*").required(min > 0)
+                .paramLabel(label).description(description).type(List.class).auxiliaryTypes(String.class).setter(new ListSetter(values))
+                .getter(new ListGetter(values)).build());
+        return this;
+    }
+
     CommandSpec spec() {
         return spec;
     }
@@ -105,6 +96,35 @@ final class CodeModel {
             return null;
         }
     };
+
+    /**
+     * Fills a list-valued argument's list. Picocli sets the argument to its initial value, none, before each parse,
+     * which empties the list. At the argument's first use in a parse it makes a list of its own and hands it to the
+     * setter, empty and then holding the value, which the setter copies; after that the getter ({@link
+     * ListGetter}) returns {@code values}, to which picocli adds each later value (and hands it back, which changes
+     * nothing).
+     */
+    private record ListSetter(List<String> values) implements ISetter {
+        @Override
+        @SuppressWarnings("unchecked")
+        public <T> T set(T value) {
+            if (value != values) { // null, or picocli's own list (see above)
+                values.clear();
+                if (value != null) {
+                    values.addAll((List<String>) value);
+                }
+            }
+            return null;
+        }
+    }
+
+    private record ListGetter(List<String> values) implements IGetter {
+        @Override
+        @SuppressWarnings("unchecked")
+        public <T> T get() {
+            return (T) values;
+        }
+    }
 
     /** Sets a field from a parsed value; picocli sets only values given on the command line (no default value). */
     private record FieldSetter<V>(Consumer<V> field) implements ISetter {

@@ -18,7 +18,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -184,7 +183,7 @@ final class CommitCommand implements Callable<Integer> {
         long cluster = base instanceof Qcow2Image q ? q.header().clusterSize() : 0;
         long chunk = cluster == 0 ? 65536 : Math.min(65536, Math.max(4096, cluster));
         ByteBuffer buf = DirectBuffers.aligned(BUFFER);
-        long started = System.nanoTime();
+        RateLimit limit = new RateLimit(rateLimit);
         long copied = 0;
         try (ProgressBar bar = ProgressBars.open(progress && !quiet, "commit", size)) {
             long offset = 0;
@@ -211,7 +210,7 @@ final class CommitCommand implements Callable<Integer> {
                 copied += mirrorSpan(view, base, spanStart, spanEnd, size, chunk, Math.max(1, cluster), buf);
                 ProgressBars.step(bar, Math.min(spanEnd, size) - offset);
                 offset = Math.min(spanEnd, size);
-                throttle(started, copied, rateLimit);
+                limit.await(copied);
             }
         }
     }
@@ -252,23 +251,6 @@ final class CommitCommand implements Callable<Integer> {
             }
         }
         return copied;
-    }
-
-    /** Sleeps until {@code copied} bytes since {@code started} are within {@code rateLimit} a second (0: none). */
-    private static void throttle(long started, long copied, long rateLimit) throws IOException {
-        if (rateLimit <= 0) {
-            return;
-        }
-        long due = started + (long) (copied * 1e9 / rateLimit);
-        long wait = due - System.nanoTime();
-        if (wait > 0) {
-            try {
-                TimeUnit.NANOSECONDS.sleep(wait);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new java.io.InterruptedIOException("commit interrupted");
-            }
-        }
     }
 
     private static long alignUp(long v, long a) {

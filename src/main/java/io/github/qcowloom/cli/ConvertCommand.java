@@ -56,7 +56,12 @@ final class ConvertCommand implements Callable<Integer> {
     boolean skipBrokenBitmaps;
     final ProfileOption profile = new ProfileOption();
     boolean quiet;
-    String source;
+    boolean targetIsZero;
+    String rate;
+    boolean salvage;
+    /** The sources, then the target, as given. */
+    final List<String> files = new ArrayList<>();
+    List<String> sources;
     String target;
 
     // In code (CodeModel), as info's and check's: the copy starts that much sooner. Declared after the fields it
@@ -95,13 +100,20 @@ final class ConvertCommand implements Callable<Integer> {
             .option("-T", "sourceCache", "Source cache mode: writeback (page cache) or none (O_DIRECT).",
                     v -> sourceCache = v)
             .option("--profile", "profile", ProfileOption.DESCRIPTION, v -> profile.profile = v)
+            .flag(new String[] {"--target-is-zero"}, "With -n: DST reads as zeroes already, so ranges of zeroes are"
+                    + " not written.", v -> targetIsZero = v)
+            .option("-r", "rate", "Copy at most RATE bytes a second (zeroes included, as qemu-img counts them).",
+                    v -> rate = v)
+            .flag(new String[] {"--salvage"}, "Read what fails to read as zeroes, a sector at a time, with a warning"
+                    + " for each, rather than stop.", v -> salvage = v)
             .flag(new String[] {"-q"}, "Quiet.", v -> quiet = v)
-            .parameter(0, "SRC", v -> source = v)
-            .parameter(1, "DST", v -> target = v)
+            .parameters(0, 0, "FILE", "The sources (SRC), read one after another as one disk, then the target"
+                    + " (DST).", files)
             .spec();
 
     @Override
     public Integer call() throws IOException {
+        long rateLimit = rate == null ? 0 : Sizes.cvtnum("rate limit", rate);
         if (skipBrokenBitmaps && !bitmaps) {
             throw new ImageException("Use of --skip-broken-bitmaps requires --bitmaps"); // qemu-img's words
         }
@@ -109,6 +121,11 @@ final class ConvertCommand implements Callable<Integer> {
             spec.commandLine().getOut().print(CreateOptionsParser.help(outputFormat));
             return 0;
         }
+        if (files.size() < 2) {
+            throw new ImageException("Must specify image file name"); // qemu-img's words, sources or target missing
+        }
+        sources = files.subList(0, files.size() - 1);
+        target = files.get(files.size() - 1);
         boolean qcow2 = "qcow2".equals(outputFormat);
         if (!qcow2 && !"raw".equals(outputFormat)) {
             throw new ImageException("Unknown output format '" + outputFormat + "': convert writes qcow2 or raw");
@@ -118,6 +135,19 @@ final class ConvertCommand implements Callable<Integer> {
         }
         if (skipCreate && !options.isEmpty()) {
             throw new ImageException("-o has no effect when skipping image creation"); // qemu-img's words
+        }
+        if (targetIsZero && !skipCreate) {
+            throw new ImageException("--target-is-zero requires use of -n flag"); // qemu-img's words
+        }
+        if (targetIsZero && backingFile != null) {
+            throw new ImageException("Cannot use --target-is-zero when the destination image has a backing file");
+        }
+        if (sources.size() > 1 && backingFile != null) {
+            throw new ImageException("Having a backing file for the target makes no sense when concatenating"
+                    + " multiple input images"); // qemu-img's words
+        }
+        if (sources.size() > 1 && bitmaps) {
+            throw new ImageException("Copying bitmaps only possible with single source"); // qemu-img's words
         }
         if (skipCreate && backingFile != null) {
             // qemu-img then copies the source's top layer alone, over what the target's own backing file shows.
@@ -147,29 +177,30 @@ final class ConvertCommand implements Callable<Integer> {
         if (sourceCache != null) {
             srcOptions = srcOptions.withDirect(CacheMode.direct(sourceCache));
         }
+        RateLimit limit = new RateLimit(rateLimit);
         if (skipCreate) {
-            try (BlockDevice src = openSource(srcOptions, snapshotParam)) {
-                intoExisting(src, targetDirect, targetSyncs, sparseSize);
+            try (Sources src = openSources(srcOptions, snapshotParam)) {
+                intoExisting(src.copied(), targetDirect, targetSyncs, sparseSize, limit);
                 if (bitmaps) {
-                    BitmapCopy.copy(src, Path.of(target), targetOptions(targetDirect, targetSyncs),
+                    BitmapCopy.copy(src.first(), Path.of(target), targetOptions(targetDirect, targetSyncs),
                             spec.commandLine().getErr());
                 }
             }
             return 0;
         }
-        try (BlockDevice src = openSource(srcOptions, snapshotParam);
+        try (Sources src = openSources(srcOptions, snapshotParam);
                 AtomicTarget out = AtomicTarget.begin(Path.of(target))) {
             if (qcow2) {
-                toQcow2(src, out.file(), targetDirect, targetSyncs, sparseSize);
+                toQcow2(src.copied(), out.file(), targetDirect, targetSyncs, sparseSize, limit);
             } else {
                 if (bitmaps) {
                     BitmapCopy.checkTarget(outputFormat, 0);
                 }
-                toRaw(src, out.file(), targetSyncs, sparseSize);
+                toRaw(src.copied(), out.file(), targetSyncs, sparseSize, limit);
             }
             if (bitmaps) {
                 // Into the file beside the target, before the rename: a refusal leaves no target.
-                BitmapCopy.copy(src, out.file(), targetOptions(targetDirect, targetSyncs),
+                BitmapCopy.copy(src.first(), out.file(), targetOptions(targetDirect, targetSyncs),
                         spec.commandLine().getErr());
             }
             out.commit(targetSyncs);
@@ -178,23 +209,52 @@ final class ConvertCommand implements Callable<Integer> {
     }
 
     /**
-     * The source, read as its snapshot where {@code -l} names one (before the target is made, as in qemu-img), and
-     * checked for {@code --bitmaps}.
+     * The sources as opened ({@code first}, whose snapshot {@code -l} loads and whose bitmaps {@code --bitmaps}
+     * copies) and as copied: each salvaged under {@code --salvage}, all concatenated where there are several.
+     * Closing {@code copied} closes them all.
      */
-    private BlockDevice openSource(OpenOptions options, SnapshotParam snapshotParam) throws IOException {
-        BlockDevice src = ImageFormat.open(Path.of(source), sourceFormat, options);
+    private record Sources(BlockDevice first, BlockDevice copied) implements AutoCloseable {
+        @Override
+        public void close() throws IOException {
+            copied.close();
+        }
+    }
+
+    /**
+     * The sources, the first read as its snapshot where {@code -l} names one (before the target is made, as in
+     * qemu-img, which loads a snapshot given as options into the first of several sources and refuses one given by
+     * name), and checked for {@code --bitmaps}.
+     */
+    private Sources openSources(OpenOptions options, SnapshotParam snapshotParam) throws IOException {
+        List<BlockDevice> opened = new ArrayList<>();
         try {
+            for (String name : sources) {
+                opened.add(ImageFormat.open(Path.of(name), sourceFormat, options));
+            }
             if (snapshotParam != null) {
-                snapshotParam.load(src);
+                if (opened.size() > 1 && snapshotParam.idOrName() != null) {
+                    throw new ImageException("No support for concatenating multiple snapshot"); // qemu-img's words
+                }
+                snapshotParam.load(opened.get(0));
             }
             if (bitmaps) {
-                BitmapCopy.checkSource(src, skipBrokenBitmaps);
+                BitmapCopy.checkSource(opened.get(0), skipBrokenBitmaps);
             }
         } catch (IOException | RuntimeException e) {
-            src.close();
+            for (BlockDevice d : opened) {
+                try {
+                    d.close();
+                } catch (IOException | RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
             throw e;
         }
-        return src;
+        List<BlockDevice> copied = new ArrayList<>();
+        for (BlockDevice d : opened) {
+            copied.add(salvage ? new SalvagingSource(d, quiet ? null : spec.commandLine().getErr()) : d);
+        }
+        return new Sources(opened.get(0), copied.size() == 1 ? copied.get(0) : new ConcatenatedSources(copied));
     }
 
     /**
@@ -220,14 +280,15 @@ final class ConvertCommand implements Callable<Integer> {
         return (int) v;
     }
 
-    private void toRaw(BlockDevice src, Path file, boolean syncs, int sparseSize) throws IOException {
+    private void toRaw(BlockDevice src, Path file, boolean syncs, int sparseSize, RateLimit limit)
+            throws IOException {
         try (Storage dst = FileStorage.create(file, false)) {
             // Sized first, as qemu-img does: the writes then fill a file of its final size (no extending writes),
             // and what is never written stays a hole.
             dst.setLength(src.size());
             boolean full = sparseSize == 0;
             // Blocks of zeroes stay holes (qemu-img's default -S 4k); with -S 0 every byte is written.
-            copy(src, ChunkCopy.CHUNK, full, (off, buf, zero) -> full ? () -> dst.write(buf.duplicate(), off)
+            copy(src, ChunkCopy.CHUNK, full, limit, (off, buf, zero) -> full ? () -> dst.write(buf.duplicate(), off)
                     : zero ? ChunkCopy.Write.NONE
                     : () -> ChunkCopy.writeNonZero(off, buf, sparseSize, (at, part) -> dst.write(part, at)));
             if (syncs) {
@@ -237,8 +298,8 @@ final class ConvertCommand implements Callable<Integer> {
     }
 
     /** Creates and fills the qcow2 image {@code file}; backing and data file names resolve beside the target. */
-    private void toQcow2(BlockDevice src, Path file, boolean direct, boolean syncs, int sparseSize)
-            throws IOException {
+    private void toQcow2(BlockDevice src, Path file, boolean direct, boolean syncs, int sparseSize,
+            RateLimit limit) throws IOException {
         Path path = Path.of(target);
         Map<String, String> opts = CreateOptionsParser.parse(options);
         opts.put("size", Long.toString(src.size()));
@@ -261,13 +322,13 @@ final class ConvertCommand implements Callable<Integer> {
         try (Qcow2Image dst = Qcow2Image.open(file, targetOptions(direct, syncs))) {
             if (compressed) {
                 CompressedSink sink = new CompressedSink(dst, sparseSize == 0);
-                copy(src, sink.chunkSize(), true, sink);
+                copy(src, sink.chunkSize(), true, limit, sink);
                 sink.finish();
                 return;
             }
             BlockDevice base = dst.backing();
             if (sparseSize == 0) { // every cluster written, zeroes too, but what the backing file shows already
-                copy(src, ChunkCopy.CHUNK, true, (off, buf, zero) -> base != null && BackingCompare.same(base, off, buf)
+                copy(src, ChunkCopy.CHUNK, true, limit, (off, buf, zero) -> base != null && BackingCompare.same(base, off, buf)
                         ? ChunkCopy.Write.NONE : () -> dst.write(off, buf.duplicate()));
                 return;
             }
@@ -275,7 +336,7 @@ final class ConvertCommand implements Callable<Integer> {
             // are allocated, as qemu-img allocates them.
             int granule = Math.max(sparseSize, (int) dst.header().clusterSize());
             // Without a backing file, ranges of zeroes are left as they are in a new image: unallocated.
-            copy(src, ChunkCopy.CHUNK, base != null, (off, buf, zero) -> {
+            copy(src, ChunkCopy.CHUNK, base != null, limit, (off, buf, zero) -> {
                 if (zero && base == null || BackingCompare.needsNoWrite(base, off, buf)) {
                     return ChunkCopy.Write.NONE;
                 }
@@ -295,9 +356,11 @@ final class ConvertCommand implements Callable<Integer> {
     /**
      * -n: copies into the existing target, in place (no file beside it, no rename). The target may hold data, so
      * what reads as zeroes in the source is written as zeroes (unmapped where the target can), runs of zeroes
-     * shorter than -S as data, as qemu-img does when the target is not known to read as zeroes.
+     * shorter than -S as data, as qemu-img does when the target is not known to read as zeroes; with {@code
+     * --target-is-zero} it is known to, and they are left.
      */
-    private void intoExisting(BlockDevice src, boolean direct, boolean syncs, int sparseSize) throws IOException {
+    private void intoExisting(BlockDevice src, boolean direct, boolean syncs, int sparseSize, RateLimit limit)
+            throws IOException {
         Path path = Path.of(target);
         if (!Files.exists(path)) {
             throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
@@ -309,15 +372,19 @@ final class ConvertCommand implements Callable<Integer> {
             if (dst.size() < src.size()) {
                 throw new ImageException("output file is smaller than input file"); // qemu-img's words
             }
-            copy(src, ChunkCopy.CHUNK, true, (off, buf, zero) -> {
+            // --target-is-zero: what reads as zeroes, ranges the source reports so and zero blocks in its data, is
+            // left as it is, as qemu-img leaves it (has_zero_init), and the copy passes over the ranges; but -S 0
+            // writes every byte, as qemu-img's does even then.
+            ChunkCopy.ZeroWriter zeroes = targetIsZero ? (at, length) -> { }
+                    : (at, length) -> dst.writeZeroes(at, length, true);
+            copy(src, ChunkCopy.CHUNK, !targetIsZero || sparseSize == 0, limit, (off, buf, zero) -> {
                 if (zero && sparseSize != 0) {
-                    return () -> dst.writeZeroes(off, buf.remaining(), true);
+                    return () -> zeroes.writeZeroes(off, buf.remaining());
                 }
                 if (sparseSize == 0) {
                     return () -> dst.write(off, buf.duplicate());
                 }
-                return () -> ChunkCopy.writeNonZero(off, buf, sparseSize, dst::write,
-                        (at, length) -> dst.writeZeroes(at, length, true));
+                return () -> ChunkCopy.writeNonZero(off, buf, sparseSize, dst::write, zeroes);
             });
             if (syncs) {
                 dst.flush();
@@ -326,10 +393,11 @@ final class ConvertCommand implements Callable<Integer> {
     }
 
     /** {@code zeroesToSink}: the sink must see the ranges that read as zeroes too (a new file keeps no holes). */
-    private void copy(BlockDevice src, int chunk, boolean zeroesToSink, ChunkCopy.Sink sink) throws IOException {
+    private void copy(BlockDevice src, int chunk, boolean zeroesToSink, RateLimit limit, ChunkCopy.Sink sink)
+            throws IOException {
         // -c writes in guest order even with -W (qemu-img 7.2 accepts both): the clusters then pack as QEMU's do.
         ChunkCopy.Settings settings = new ChunkCopy.Settings(chunk, requests, !outOfOrder || compressed,
-                zeroesToSink);
+                zeroesToSink, limit);
         if (!progress) {
             ChunkCopy.run(src, settings, sink, n -> { });
             return;
