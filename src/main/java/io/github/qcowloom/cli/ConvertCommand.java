@@ -59,6 +59,7 @@ final class ConvertCommand implements Callable<Integer> {
     boolean targetIsZero;
     String rate;
     boolean salvage;
+    boolean copyOffload;
     /** The sources, then the target, as given. */
     final List<String> files = new ArrayList<>();
     List<String> sources;
@@ -106,6 +107,8 @@ final class ConvertCommand implements Callable<Integer> {
                     v -> rate = v)
             .flag(new String[] {"--salvage"}, "Read what fails to read as zeroes, a sector at a time, with a warning"
                     + " for each, rather than stop.", v -> salvage = v)
+            .flag(new String[] {"-C"}, "Copy offloading: not supported (refused, after qemu-img's own checks of it).",
+                    v -> copyOffload = v)
             .flag(new String[] {"-q"}, "Quiet.", v -> quiet = v)
             .parameters(0, 0, "FILE", "The sources (SRC), read one after another as one disk, then the target"
                     + " (DST).", files)
@@ -116,6 +119,19 @@ final class ConvertCommand implements Callable<Integer> {
         long rateLimit = rate == null ? 0 : Sizes.cvtnum("rate limit", rate);
         if (skipBrokenBitmaps && !bitmaps) {
             throw new ImageException("Use of --skip-broken-bitmaps requires --bitmaps"); // qemu-img's words
+        }
+        if (copyOffload) {
+            // qemu-img's checks of -C, in its order and words; then our refusal of the offload itself
+            if (compressed) {
+                throw new ImageException("Cannot enable copy offloading when -c is used");
+            }
+            if (sparse != null) {
+                throw new ImageException("Cannot enable copy offloading when -S is used");
+            }
+            if (salvage) {
+                throw new ImageException("Cannot use copy offloading in salvaging mode");
+            }
+            throw new UnsupportedFeatureException("convert -C", "Copy offloading (convert -C) is not supported");
         }
         if (CreateOptionsParser.asksForHelp(CreateOptionsParser.parse(options))) {
             spec.commandLine().getOut().print(CreateOptionsParser.help(outputFormat));
