@@ -43,16 +43,22 @@ public final class ImageChecker {
      * {@link ImageLocking#FORCE_SHARE}), as are its data file and backing chain, which qemu-img check opens too.
      */
     public static CheckResult check(Path path, String filename, ImageLocking locking) throws IOException {
-        try (FileStorage file = open(path, filename, true, LockPermissions.forImage(locking, true));
+        return check(path, filename, locking, false);
+    }
+
+    /** As {@link #check(Path, String, ImageLocking)}; {@code direct}: the file opened with O_DIRECT (-T none). */
+    public static CheckResult check(Path path, String filename, ImageLocking locking, boolean direct)
+            throws IOException {
+        try (FileStorage file = open(path, filename, true, direct, LockPermissions.forImage(locking, true));
                 ReferencedFileLocks named = lockNamedFiles(path, filename, file, locking, true)) {
             return check(file, filename);
         }
     }
 
-    private static FileStorage open(Path path, String filename, boolean readOnly, LockPermissions permissions)
-            throws IOException {
+    private static FileStorage open(Path path, String filename, boolean readOnly, boolean direct,
+            LockPermissions permissions) throws IOException {
         try {
-            return FileStorage.open(path, readOnly, false, StorageBackend.FILECHANNEL, permissions);
+            return FileStorage.open(path, readOnly, direct, StorageBackend.FILECHANNEL, permissions);
         } catch (ImageLockedException e) {
             throw e.withContext("Could not open '" + filename + "': ");
         }
@@ -89,7 +95,13 @@ public final class ImageChecker {
      * @throws CheckFailedException if the repair cannot finish (QEMU's "Check failed")
      */
     public static RepairOutcome repair(Path path, String filename, RepairMode mode) throws IOException {
-        try (FileStorage file = open(path, filename, false, LockPermissions.readWrite());
+        return repair(path, filename, mode, false);
+    }
+
+    /** As {@link #repair(Path, String, RepairMode)}; {@code direct}: the file opened with O_DIRECT (-T none). */
+    public static RepairOutcome repair(Path path, String filename, RepairMode mode, boolean direct)
+            throws IOException {
+        try (FileStorage file = open(path, filename, false, direct, LockPermissions.readWrite());
                 ReferencedFileLocks named = lockNamedFiles(path, filename, file, ImageLocking.DEFAULT, false)) {
             return repair(file, filename, mode);
         }

@@ -30,6 +30,7 @@ final class CheckCommand implements Callable<Integer> {
     String format;
     String repair;
     String output = "human";
+    String cache = "writeback";
     boolean quiet;
     boolean forceShare;
     String filename;
@@ -39,6 +40,8 @@ final class CheckCommand implements Callable<Integer> {
             .option("-f", "format", "Image format (probed when absent).", v -> format = v)
             .option("-r", "repair", "Repair: leaks, or all.", v -> repair = v)
             .option("--output", "output", "human (default) or json.", v -> output = v)
+            .option("-T", "cache", "Cache mode of the image: writeback (page cache, the default) or none (O_DIRECT).",
+                    v -> cache = v)
             .flag(new String[] {"-q"}, "Quiet: print nothing on stdout.", v -> quiet = v)
             .flag(new String[] {"-U", "--force-share"},
                     "Share the image with writers (plain check only, as qemu-img).", v -> forceShare = v)
@@ -49,6 +52,12 @@ final class CheckCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         boolean json = Json.requested(output);
         RepairMode mode = repair == null ? null : RepairMode.parse(repair);
+        boolean direct;
+        try {
+            direct = CacheMode.direct(cache);
+        } catch (IllegalArgumentException e) {
+            throw new ImageException("Invalid source cache option: " + cache); // qemu-img's words for -T
+        }
         Path path = Path.of(filename);
         if (!Files.exists(path)) {
             throw new NoSuchFileException(filename);
@@ -65,14 +74,14 @@ final class CheckCommand implements Callable<Integer> {
         try {
             if (mode == null) {
                 result = ImageChecker.check(path, filename,
-                        forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
+                        forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT, direct);
                 lines = result.messages();
             } else {
                 if (forceShare) {
                     throw new ImageException("Could not open '" + filename + "': force-share=on can only be used"
                             + " with read-only images");
                 }
-                RepairOutcome o = ImageChecker.repair(path, filename, mode);
+                RepairOutcome o = ImageChecker.repair(path, filename, mode, direct);
                 result = o.result();
                 lines = o.messages();
             }
