@@ -31,6 +31,19 @@ public interface BlockDevice extends Closeable {
     /** Changes the virtual size. */
     void resize(long newSize) throws IOException;
 
+    /**
+     * Changes the virtual size, the space a growth adds preallocated as {@code mode} says, as QEMU's truncate with
+     * a preallocation mode does: refused with any mode but {@code OFF} for a shrink, and, by default, for a growth
+     * (a device that can preallocate says so by overriding this).
+     */
+    default void resize(long newSize, Preallocation mode) throws IOException {
+        if (mode != Preallocation.OFF) {
+            throw new UnsupportedFeatureException("preallocation=" + mode.qemuName(),
+                    "Unsupported preallocation mode: " + mode.qemuName());
+        }
+        resize(newSize);
+    }
+
     /** True if the device refuses writes. */
     boolean readOnly();
 

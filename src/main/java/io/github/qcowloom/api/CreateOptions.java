@@ -13,7 +13,7 @@ package io.github.qcowloom.api;
  * @param compressionType {@code compression_type}: "zlib" or "zstd"
  * @param backingFile {@code backing_file} (-b), stored as given, or null
  * @param backingFormat {@code backing_fmt} (-F), or null
- * @param preallocation {@code preallocation}: "off" or "metadata"
+ * @param preallocation {@code preallocation}: "off", "metadata", "falloc" or "full" (see {@link Preallocation})
  * @param dataFile {@code data_file}, stored as given and created beside the image, or null
  * @param dataFileRaw {@code data_file_raw}
  */

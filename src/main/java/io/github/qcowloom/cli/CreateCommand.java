@@ -3,8 +3,10 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageCreator;
+import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -83,6 +85,11 @@ final class CreateCommand implements Callable<Integer> {
             throw new UnsupportedFeatureException("format " + format, "Unknown file format '" + format + "'");
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe);
+        if (!quiet) {
+            // Before the image is made, as qemu-img prints it: the driver's refusals come after it.
+            spec.commandLine().getOut().println(formattingLine(opts, co));
+            spec.commandLine().getOut().flush();
+        }
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             try {
                 ImageCreator.create(out.file(), co);
@@ -95,15 +102,12 @@ final class CreateCommand implements Callable<Integer> {
             }
             out.commit(true);
         }
-        if (!quiet) {
-            spec.commandLine().getOut().println(formattingLine(co));
-        }
         return 0;
     }
 
     private int createRaw(Path path, Map<String, String> opts) throws IOException {
         for (String k : opts.keySet()) {
-            if (!k.equals("size")) {
+            if (!k.equals("size") && !k.equals("preallocation")) {
                 throw new ImageException(filename + ": Invalid parameter '" + k + "'");
             }
         }
@@ -112,41 +116,49 @@ final class CreateCommand implements Callable<Integer> {
         }
         long bytes = io.github.qcowloom.format.Bytes.alignUp(
                 CreateOptionsParser.optionSize(filename, "size", opts.get("size")), 512);
+        String given = opts.get("preallocation");
+        if (!quiet) {
+            spec.commandLine().getOut().println("Formatting '" + filename + "', fmt=raw size=" + bytes
+                    + (given == null ? "" : " preallocation=" + given));
+            spec.commandLine().getOut().flush();
+        }
+        // qemu-img's raw create: an unknown mode fails the file driver's create, as metadata does
+        Preallocation mode = given == null ? Preallocation.OFF : Preallocation.named(given)
+                .orElseThrow(() -> new ImageException(filename + ": invalid parameter value: " + given));
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             try (Storage s = FileStorage.create(out.file(), false)) {
-                s.setLength(bytes);
+                RawImage.grow(s, bytes, mode);
+            } catch (UnsupportedFeatureException e) {
+                throw new UnsupportedFeatureException(e.feature(), filename + ": " + e.getMessage());
             }
             out.commit(true);
-        }
-        if (!quiet) {
-            spec.commandLine().getOut().println("Formatting '" + filename + "', fmt=raw size=" + bytes);
         }
         return 0;
     }
 
-    /** The line qemu-img create prints. */
-    private String formattingLine(CreateOptions co) {
+    /**
+     * The line qemu-img create prints before it creates the image: QemuOpts' print of the qcow2 driver's create
+     * options in the order QEMU 7.2 describes them, each one given as given (a size or a number as the value read),
+     * and those with a default (cluster_size, extended_l2, compression_type, lazy_refcounts, refcount_bits) always.
+     */
+    private String formattingLine(Map<String, String> opts, CreateOptions co) {
         StringBuilder sb = new StringBuilder("Formatting '").append(filename).append("', fmt=qcow2");
         sb.append(" cluster_size=").append(co.clusterSize());
-        if (co.version() == 2) {
-            sb.append(" compat=0.10");
-        }
-        sb.append(" extended_l2=").append(co.extendedL2() ? "on" : "off");
-        sb.append(" compression_type=").append(co.compressionType());
-        if (co.backingFile() != null) {
-            sb.append(" backing_file=").append(co.backingFile());
-            sb.append(" backing_fmt=").append(co.backingFormat());
-        }
-        if (co.dataFile() != null) {
-            sb.append(" data_file=").append(co.dataFile()).append(" data_file_raw=")
-                    .append(co.dataFileRaw() ? "on" : "off");
-        }
-        if (!"off".equals(co.preallocation())) {
-            sb.append(" preallocation=").append(co.preallocation());
-        }
+        sb.append(" extended_l2=").append(opts.getOrDefault("extended_l2", "off"));
+        given(sb, opts, "preallocation");
+        sb.append(" compression_type=").append(opts.getOrDefault("compression_type", "zlib"));
         sb.append(" size=").append(co.size());
-        sb.append(" lazy_refcounts=").append(co.lazyRefcounts() ? "on" : "off");
+        for (String key : List.of("compat", "backing_file", "backing_fmt", "data_file", "data_file_raw")) {
+            given(sb, opts, key);
+        }
+        sb.append(" lazy_refcounts=").append(opts.getOrDefault("lazy_refcounts", "off"));
         sb.append(" refcount_bits=").append(co.refcountBits());
         return sb.toString();
+    }
+
+    private static void given(StringBuilder sb, Map<String, String> opts, String key) {
+        if (opts.containsKey(key)) {
+            sb.append(' ').append(key).append('=').append(opts.get(key));
+        }
     }
 }

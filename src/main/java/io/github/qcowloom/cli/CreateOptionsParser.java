@@ -96,9 +96,12 @@ final class CreateOptionsParser {
                       data_file_raw=<bool (on/off)> - The external data file must stay valid as a raw image
                       extended_l2=<bool (on/off)> - Extended L2 tables
                       lazy_refcounts=<bool (on/off)> - Postpone refcount updates
-                      preallocation=<str>    - Preallocation mode (allowed values: off, metadata)
+                      preallocation=<str>    - Preallocation mode (allowed values: off, metadata, falloc, full)
                       refcount_bits=<num>    - Width of a reference count entry in bits
                     """);
+        }
+        if ("raw".equals(format)) {
+            sb.append("  preallocation=<str>    - Preallocation mode (allowed values: off, falloc, full)\n");
         }
         return sb.append("  size=<size>            - Virtual disk size\n").toString();
     }

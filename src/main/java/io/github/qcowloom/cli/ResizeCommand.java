@@ -3,6 +3,7 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.Profiles;
 import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
@@ -15,7 +16,7 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code resize [-f fmt] [--shrink] FILE [+|-]SIZE}, as qemu-img resize. A negative relative size is taken as
+ * {@code resize [-f fmt] [--shrink] [--preallocation=MODE] FILE [+|-]SIZE}, as qemu-img resize. A negative relative size is taken as
  * the size, not as an option (Main tells picocli so, as qemu-img takes it off argv before getopt).
  */
 @Command(description = "Change the virtual size of an image.")
@@ -32,6 +33,10 @@ final class ResizeCommand implements Callable<Integer> {
     @Option(names = "--profile", description = ProfileOption.DESCRIPTION)
     String profile = "default";
 
+    @Option(names = "--preallocation", paramLabel = "MODE", description = "Preallocate the space a growth adds: off"
+            + " (default), metadata (qcow2), falloc or full, as qemu-img resize does.")
+    String preallocation = "off";
+
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
 
@@ -43,16 +48,21 @@ final class ResizeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        Preallocation mode = Preallocation.named(preallocation)
+                .orElseThrow(() -> new ImageException("Invalid preallocation mode '" + preallocation + "'"));
         OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults());
         try (BlockDevice img = ImageFormat.open(Path.of(filename), format, options)) {
             long current = img.size();
             long newSize = newSize(current, size);
+            if (newSize < current && mode != Preallocation.OFF) {
+                throw new ImageException("Preallocation can only be used for growing images"); // qemu-img's
+            }
             if (newSize < current && !shrink) {
                 throw new ImageException("Use the --shrink option to perform a shrink operation.\nqcow2-loom: "
                         + "warning: Shrinking an image will delete all data beyond the shrunken image's end. Before "
                         + "performing such an operation, make sure there is no important data there."); // qemu-img's
             }
-            img.resize(newSize);
+            img.resize(newSize, mode);
         }
         if (!quiet) {
             spec.commandLine().getOut().println("Image resized.");

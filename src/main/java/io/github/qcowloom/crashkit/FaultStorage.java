@@ -139,6 +139,12 @@ public final class FaultStorage extends ForwardingStorage {
     }
 
     @Override
+    public void reserve(long position, long length) throws IOException {
+        before(IoKind.WRITE); // it grows the file and takes space, as a write
+        super.reserve(position, length);
+    }
+
+    @Override
     public void extendTo(long end) throws IOException {
         before(IoKind.WRITE);
         super.extendTo(end);

@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
@@ -46,12 +47,49 @@ public final class ImageCreator {
             // A sparse file of (at least) the virtual size, raw or not, as qemu-img makes it.
             try (Storage data = FileStorage.create(dataPath, false)) {
                 data.setLength(layout.dataFileLength());
+                allocateData(null, data, o, layout);
                 data.flush();
             }
         }
         try (Storage file = FileStorage.create(path, false)) {
             write(file, o, layout);
+            if (o.dataFile() == null) {
+                allocateData(file, null, o, layout);
+            }
             file.flush();
+        }
+    }
+
+    /**
+     * preallocation=falloc or full, after the metadata is in place: the data's host space reserved (fallocate) or
+     * written with zeroes, whole clusters, as qemu-img's truncate of the new image reserves it; with a data file,
+     * that file from 0 to its length instead (QEMU forwards the preallocation to it).
+     */
+    private static void allocateData(Storage file, Storage dataFile, CreateOptions o, CreateLayout layout)
+            throws IOException {
+        Preallocation mode = Preallocation.named(o.preallocation()).orElseThrow();
+        if (mode != Preallocation.FALLOC && mode != Preallocation.FULL) {
+            return;
+        }
+        if (dataFile != null) {
+            allocate(dataFile, mode, 0, layout.dataFileLength());
+            return;
+        }
+        long cs = layout.clusterSize();
+        long guestClusters = (o.size() + cs - 1) / cs;
+        // Each L2 table is followed by the clusters it maps: one run per table.
+        for (long first = 0; first < guestClusters; first += layout.l2Entries()) {
+            long last = Math.min(guestClusters, first + layout.l2Entries()) - 1;
+            long from = layout.dataOffset(first);
+            allocate(file, mode, from, layout.dataOffset(last) + cs - from);
+        }
+    }
+
+    private static void allocate(Storage storage, Preallocation mode, long position, long length) throws IOException {
+        if (mode == Preallocation.FALLOC) {
+            storage.reserve(position, length);
+        } else {
+            storage.writeZeroes(position, length);
         }
     }
 
@@ -59,9 +97,12 @@ public final class ImageCreator {
         int clusterBits = Integer.numberOfTrailingZeros(o.clusterSize());
         int l2Bits = clusterBits - (o.extendedL2() ? 4 : 3);
         int refcountOrder = Integer.numberOfTrailingZeros(o.refcountBits());
-        // QEMU's preallocation rounds the disk's end up to what one L2 entry's bitmap bit (or the entry) maps.
-        long unit = !"metadata".equals(o.preallocation()) ? 0
-                : o.extendedL2() ? o.clusterSize() / Limits.SUBCLUSTERS_PER_CLUSTER : o.clusterSize();
+        // QEMU's metadata preallocation rounds the disk's end up to what one L2 entry's bitmap bit (or the entry)
+        // maps; falloc and full reserve whole clusters.
+        Preallocation mode = Preallocation.named(o.preallocation()).orElseThrow();
+        long unit = mode == Preallocation.OFF ? 0
+                : mode == Preallocation.METADATA && o.extendedL2() ? o.clusterSize() / Limits.SUBCLUSTERS_PER_CLUSTER
+                : o.clusterSize();
         return CreateLayout.compute(o.size(), clusterBits, l2Bits, refcountOrder, unit, o.dataFile() == null);
     }
 
@@ -117,15 +158,14 @@ public final class ImageCreator {
             throw new ImageException("Backing file and data-file-raw cannot be used at the same time");
         }
         String prealloc = o.preallocation() == null ? "off" : o.preallocation();
-        if (!prealloc.equals("off") && !prealloc.equals("metadata")) {
-            throw new UnsupportedFeatureException("preallocation=" + prealloc,
-                    "Unsupported preallocation mode '" + prealloc + "' (off and metadata are supported)");
+        if (Preallocation.named(prealloc).isEmpty()) {
+            throw new ImageException("Parameter 'preallocation' does not accept value '" + prealloc + "'"); // QEMU's
         }
-        if (o.dataFileRaw()) {
+        if (o.dataFileRaw() && prealloc.equals("off")) {
             // QEMU: a raw data file must be mapped one to one, so metadata preallocation is implied.
             prealloc = "metadata";
         }
-        if (o.backingFile() != null && prealloc.equals("metadata") && !o.extendedL2()) {
+        if (o.backingFile() != null && !prealloc.equals("off") && !o.extendedL2()) {
             throw new ImageException("Backing file and preallocation can only be used at the same time if "
                     + "extended_l2 is on");
         }

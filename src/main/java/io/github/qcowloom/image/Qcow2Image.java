@@ -13,6 +13,7 @@ import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.OutOfRangeException;
+import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.ReadOnlyImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
@@ -742,6 +743,25 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         } catch (MetadataCorruptionException e) {
             signalCorruption(e);
             throw e;
+        }
+    }
+
+    /**
+     * QEMU's qcow2_co_truncate with a preallocation mode: the resize, then, for a growth, every cluster the new space
+     * touches that holds no data placed and linked as QEMU's preallocate_co places it ({@link WritePath#preallocate}),
+     * its host space left sparse, reserved or zeroed. A shrink with a mode other than {@code OFF} is refused. The
+     * guest reads the same zeroes as before, so no bitmap bit is set.
+     */
+    @Override
+    public void resize(long newSize, Preallocation mode) throws IOException {
+        long oldSize = size();
+        if (mode != Preallocation.OFF && newSize < oldSize) {
+            throw new ImageException("Preallocation can only be used for growing images"); // QEMU's words
+        }
+        resize(newSize);
+        if (mode != Preallocation.OFF && newSize > oldSize) {
+            shared(oldSize, newSize - oldSize, true, false,
+                    () -> writePath.preallocate(oldSize, newSize - oldSize, mode));
         }
     }
 

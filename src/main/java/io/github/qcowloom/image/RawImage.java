@@ -2,7 +2,10 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OutOfRangeException;
+import io.github.qcowloom.api.Preallocation;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.storage.HoleMap;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -111,6 +114,31 @@ public final class RawImage implements BlockDevice {
     @Override
     public void resize(long newSize) throws IOException {
         storage.setLength(newSize);
+    }
+
+    /** QEMU's raw truncate with a preallocation mode: see {@link #grow}. */
+    @Override
+    public void resize(long newSize, Preallocation mode) throws IOException {
+        if (mode != Preallocation.OFF && newSize < storage.size()) {
+            throw new ImageException("Preallocation can only be used for growing images"); // QEMU's words
+        }
+        grow(storage, newSize, mode);
+    }
+
+    /**
+     * Sets the raw file in {@code storage} to {@code newSize} bytes, as QEMU's raw_co_truncate does in {@code mode}:
+     * what a growth adds is left sparse ({@code OFF}), reserved ({@code FALLOC}) or written with zeroes
+     * ({@code FULL}); {@code METADATA} is refused, in QEMU's words, as a raw file has no metadata to preallocate.
+     */
+    public static void grow(Storage storage, long newSize, Preallocation mode) throws IOException {
+        long old = storage.size();
+        switch (mode) {
+            case OFF -> storage.setLength(newSize);
+            case METADATA -> throw new UnsupportedFeatureException("preallocation=metadata for raw",
+                    "Unsupported preallocation mode: metadata");
+            case FALLOC -> storage.reserve(old, newSize - old);
+            case FULL -> storage.writeZeroes(old, newSize - old);
+        }
     }
 
     @Override

@@ -2,11 +2,13 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.alloc.NewCluster;
+import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -133,6 +135,106 @@ final class WritePath {
                     clusterLocks.unlock(first.index() + i, held[i]);
                 }
             }
+        }
+    }
+
+    /**
+     * QEMU's preallocate_co, for {@code resize --preallocation}: every cluster of the range that holds no data
+     * (unallocated; with extended L2 only that, whose zero bits a new entry would lose) gets a host cluster and its
+     * L2 entry as a write of it would, without data: runs of up to {@link #MAX_RUN} clusters within one L2 table,
+     * contiguous in the file (with a data file, the clusters at the guest offsets there). Their host space is left
+     * as it is ({@code METADATA}), reserved ({@code FALLOC}) or written with zeroes ({@code FULL}); a cluster handed
+     * out inside the file, which may hold old bytes, is written with zeroes whatever the mode. The entries are linked
+     * after, holding the clusters' locks. With extended L2 no subcluster is marked allocated, as QEMU leaves them:
+     * the clusters are placed, and read as before.
+     */
+    void preallocate(long offset, long length, Preallocation mode) throws IOException {
+        long end = (offset + length + geometry.clusterSize() - 1) >>> geometry.clusterBits();
+        long perTable = 1L << geometry.l2Bits();
+        for (long c = offset >>> geometry.clusterBits(); c < end; ) {
+            int max = (int) Math.min(Math.min(MAX_RUN, perTable - (c & (perTable - 1))), end - c);
+            c += Math.max(1, preallocateRun(new GuestCluster(c), max, mode));
+        }
+    }
+
+    /** Preallocates the clusters from {@code first} that hold no data, at most {@code max}; returns how many. */
+    private int preallocateRun(GuestCluster first, int max, Preallocation mode) throws IOException {
+        int candidates = clustersToPreallocate(first, max);
+        if (candidates == 0) {
+            return 0;
+        }
+        ClusterLocks.Held[] held = new ClusterLocks.Held[candidates];
+        try {
+            for (int i = 0; i < candidates; i++) {
+                held[i] = clusterLocks.lock(first.index() + i);
+            }
+            int run = clustersToPreallocate(first, candidates); // a writer may have come first
+            if (run == 0) {
+                return 0;
+            }
+            if (mapper.lookup(first).l2Offset() == 0) {
+                metadata.ensureL2(first);
+            }
+            List<NewCluster> hosts = new ArrayList<>(run);
+            if (geometry.hasDataFile()) {
+                for (int i = 0; i < run; i++) {
+                    hosts.add(newHostCluster(new GuestCluster(first.index() + i)));
+                }
+            } else {
+                hosts.addAll(metadata.allocateDataRun(run));
+            }
+            prepareHosts(hosts, mode);
+            for (int i = 0; i < run; i++) {
+                metadata.link(new GuestCluster(first.index() + i), hosts.get(i).at());
+            }
+            return run;
+        } finally {
+            for (int i = candidates - 1; i >= 0; i--) {
+                if (held[i] != null) {
+                    clusterLocks.unlock(first.index() + i, held[i]);
+                }
+            }
+        }
+    }
+
+    private int clustersToPreallocate(GuestCluster first, int max) throws IOException {
+        int n = 0;
+        while (n < max) {
+            L2Mapping mapping = mapper.lookup(new GuestCluster(first.index() + n));
+            if (!(geometry.extendedL2() ? mapping instanceof L2Mapping.Unallocated : holdsNoData(mapping))) {
+                break;
+            }
+            n++;
+        }
+        return n;
+    }
+
+    /**
+     * The preallocated clusters' host space, as {@code mode} leaves it (see {@link #preallocate}): one call per run
+     * of clusters in a row in the file that are all fresh or all not.
+     */
+    private void prepareHosts(List<NewCluster> hosts, Preallocation mode) throws IOException {
+        long size = geometry.clusterSize();
+        for (int i = 0; i < hosts.size(); ) {
+            NewCluster first = hosts.get(i);
+            int j = i + 1;
+            while (j < hosts.size() && hosts.get(j).fresh() == first.fresh()
+                    && hosts.get(j).at().bytes() == first.at().bytes() + (j - i) * size) {
+                j++;
+            }
+            long at = first.at().bytes();
+            long length = (j - i) * size;
+            if (!geometry.hasDataFile()) {
+                metadata.checkDataWrite(at, length);
+            }
+            if (mode == Preallocation.FULL || !first.fresh()) {
+                data.writeZeroes(at, length);
+            } else if (mode == Preallocation.FALLOC) {
+                data.reserve(at, length);
+            } else {
+                data.extendTo(at + length); // the file covers its clusters, as QEMU's truncate leaves it
+            }
+            i = j;
         }
     }
 

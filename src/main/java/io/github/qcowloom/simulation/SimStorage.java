@@ -111,6 +111,14 @@ public final class SimStorage extends ForwardingStorage {
     }
 
     @Override
+    public void reserve(long position, long length) throws IOException {
+        around(() -> {
+            super.reserve(position, length);
+            return null;
+        });
+    }
+
+    @Override
     public void setLength(long length) throws IOException {
         around(() -> {
             super.setLength(length);

@@ -46,7 +46,8 @@ import java.util.function.UnaryOperator;
  *
  * <p>Lock discipline: {@code syncLock} (buffered files) is taken before the size lock's read side, which a ranged
  * sync through FileChannel takes; nothing that holds the size lock syncs. Block locks are taken inside the size
- * lock by direct writes and punches. {@code puncherLock}, innermost, only opens the hole-punching descriptor.
+ * lock by direct writes and punches. {@code fallocatorLock}, innermost, only opens the descriptor that
+ * punches holes and reserves space for FileChannel's I/O.
  */
 public final class FileStorage implements Storage {
     private static final int ZERO_CHUNK = 1 << 20;
@@ -81,14 +82,15 @@ public final class FileStorage implements Storage {
     /** False once this I/O or the host could not punch a hole ({@link #punchHole}). */
     private volatile boolean punches = true;
     /**
-     * io_uring's I/O on a descriptor of its own, for the holes of a file whose bytes FileChannel moves (it has no
-     * fallocate): opened at the first punch, null before it or where io_uring cannot run. Under puncherLock.
+     * io_uring's I/O on a descriptor of its own, for the holes and reserved space of a file whose bytes FileChannel
+     * moves (it has no fallocate): opened at the first punch or reservation, null before it or where io_uring cannot
+     * run. Under fallocatorLock.
      */
-    private FileIo puncher;
-    private boolean puncherOpened; // true once opened, refused or closed: never opened again
+    private FileIo fallocator;
+    private boolean fallocatorOpened; // true once opened, refused or closed: never opened again
     /** No descriptor of io_uring's is opened for punching: FileChannel was asked for by name. */
     private final boolean channelOnly;
-    private final ReentrantLock puncherLock = new ReentrantLock();
+    private final ReentrantLock fallocatorLock = new ReentrantLock();
     /**
      * The first failed host sync of a buffered file, the cause of every later sync's failure. Linux marks the
      * pages it could not write back clean and reports the error once, so a later fdatasync would succeed without
@@ -531,17 +533,20 @@ public final class FileStorage implements Storage {
         return punches && from < to && punchInside(from, to - from, false) && from == position && to == end;
     }
 
-    /** The descriptor that punches holes for FileChannel's I/O: opened once, null where io_uring cannot run. */
-    private FileIo puncher() throws IOException {
-        puncherLock.lock();
+    /**
+     * The descriptor that punches holes and reserves space for FileChannel's I/O: opened once, null where io_uring
+     * cannot run.
+     */
+    private FileIo fallocator() throws IOException {
+        fallocatorLock.lock();
         try {
-            if (!puncherOpened) {
-                puncherOpened = true;
-                puncher = UringSupport.openQuietly(path, true, direct);
+            if (!fallocatorOpened) {
+                fallocatorOpened = true;
+                fallocator = UringSupport.openQuietly(path, true, direct);
             }
-            return puncher;
+            return fallocator;
         } finally {
-            puncherLock.unlock();
+            fallocatorLock.unlock();
         }
     }
 
@@ -562,7 +567,7 @@ public final class FileStorage implements Storage {
             if (io.punchHole(position, length)) {
                 return true;
             }
-            FileIo ring = throughRing || channelOnly ? null : puncher();
+            FileIo ring = throughRing || channelOnly ? null : fallocator();
             if (ring != null && ring.punchHole(position, length)) {
                 return true;
             }
@@ -619,6 +624,38 @@ public final class FileStorage implements Storage {
         } finally {
             changes.incrementAndGet();
             lock.unlock();
+        }
+    }
+
+    /**
+     * preallocation=falloc: fallocate over the range through this I/O, or through the descriptor that does it for
+     * FileChannel's; zeroes written where neither can (Java 21, FileChannel asked for by name, a file system without
+     * fallocate), which read the same and take the same space.
+     */
+    @Override
+    public void reserve(long position, long length) throws IOException {
+        Ranges.checkRange(position, length);
+        ensureWritable();
+        if (length == 0) {
+            return;
+        }
+        boolean reserved = false;
+        Lock lock = sizeLock.readLock(); // as a write: it grows the file, never shrinks it
+        lock.lock();
+        try {
+            FileIo other = throughRing || channelOnly ? null : fallocator();
+            reserved = io.allocate(position, length) || other != null && other.allocate(position, length);
+            if (reserved) {
+                size.accumulateAndGet(position + length, Math::max);
+            }
+        } catch (IOException e) {
+            // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error (ENOSPC) again.
+        } finally {
+            changes.incrementAndGet();
+            lock.unlock();
+        }
+        if (!reserved) {
+            writeZeroes(position, length);
         }
     }
 
@@ -691,14 +728,14 @@ public final class FileStorage implements Storage {
 
     private void closeRest() throws IOException {
         try {
-            puncherLock.lock();
+            fallocatorLock.lock();
             try {
-                puncherOpened = true; // a punch racing the close opens none
-                if (puncher != null) {
-                    puncher.close();
+                fallocatorOpened = true; // a punch or reservation racing the close opens none
+                if (fallocator != null) {
+                    fallocator.close();
                 }
             } finally {
-                puncherLock.unlock();
+                fallocatorLock.unlock();
             }
             channel.close();
         } finally {

@@ -58,6 +58,11 @@ public abstract class ForwardingStorage implements Storage {
     }
 
     @Override
+    public void reserve(long position, long length) throws IOException {
+        inner.reserve(position, length);
+    }
+
+    @Override
     public long size() throws IOException {
         return inner.size();
     }

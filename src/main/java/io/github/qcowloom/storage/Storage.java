@@ -78,6 +78,15 @@ public interface Storage extends Closeable {
     default void preallocate(long position, long length) throws IOException {
     }
 
+    /**
+     * QEMU's preallocation=falloc of a range that has never been written (a hole, or past the end of the file):
+     * reserves its host space, growing the file to its end, and it reads as zeroes. Unlike {@link #preallocate},
+     * never skipped: where the host cannot reserve space, zeroes are written (the default).
+     */
+    default void reserve(long position, long length) throws IOException {
+        writeZeroes(position, length);
+    }
+
     /** Current length of the file in bytes. */
     long size() throws IOException;
 
