@@ -22,6 +22,16 @@ public enum Preallocation {
         return name().toLowerCase(Locale.ROOT);
     }
 
+    /**
+     * Refuses, in QEMU's words, a mode other than {@code OFF} for a resize that does not grow the disk: QEMU checks
+     * it before it looks at --shrink, and for the same size too.
+     */
+    public void requireGrowth(long oldSize, long newSize) throws ImageException {
+        if (this != OFF && newSize <= oldSize) {
+            throw new ImageException("Preallocation can only be used for growing images");
+        }
+    }
+
     /** The mode QEMU names {@code name}, or empty for a name it does not know. */
     public static Optional<Preallocation> named(String name) {
         for (Preallocation p : values()) {

@@ -11,6 +11,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongConsumer;
 
@@ -50,8 +51,8 @@ final class ChunkCopy {
      * @param requests pieces in flight at once (each with its buffer)
      * @param inOrder pieces are written in guest order (qemu-img's default); false is {@code -W}
      * @param zeroesToSink the sink also gets the ranges that read as zeroes (as fixed chunks)
-     * @param limit holds each piece back until the bytes before it, zeroes included, are within the rate (as
-     *     qemu-img convert's -r counts them)
+     * @param limit holds each piece the sink writes back until the bytes of those written before it are within the
+     *     rate (qemu-img convert's -r, a throttle on the target's writes: what is passed over costs nothing)
      */
     record Settings(int chunk, int requests, boolean inOrder, boolean zeroesToSink, RateLimit limit) {
         Settings {
@@ -94,6 +95,8 @@ final class ChunkCopy {
     private final LongConsumer progress;
     private final WriteTurns turns = new WriteTurns();
     private final ReentrantLock planLock = new ReentrantLock();
+    /** Bytes of the pieces handed to the sink's writes so far, for the rate limit. */
+    private final AtomicLong written = new AtomicLong();
     private long planned;
     private long turn;
     /** The cached block status: it holds from {@code planned} to {@code statusEnd}. */
@@ -148,7 +151,6 @@ final class ChunkCopy {
         // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
         ByteBuffer buf = ByteBuffer.allocateDirect(settings.chunk() + ALIGN).alignedSlice(ALIGN);
         for (Piece p = next(); p != null; p = next()) {
-            settings.limit().await(p.offset()); // the bytes before the piece, copied or passed over
             buf.clear().limit(p.length());
             boolean zero;
             if (settings.zeroesToSink()) {
@@ -158,6 +160,9 @@ final class ChunkCopy {
                 zero = false;
             }
             Write write = sink.prepare(p.offset(), buf, zero);
+            if (write != Write.NONE) {
+                settings.limit().await(written.getAndAdd(p.length()));
+            }
             if (settings.inOrder()) {
                 turns.write(p.turn(), write); // may run on the worker of an earlier piece
             } else {

@@ -80,7 +80,8 @@ final class CodeModel {
      */
     CodeModel parameters(int index, int min, String label, String description, List<String> values) {
         spec.addPositional(PositionalParamSpec.builder().index(index + "..*").arity(min + "..*").required(min > 0)
-                .paramLabel(label).description(description).type(List.class).auxiliaryTypes(String.class).setter(new ListSetter(values))
+                .paramLabel(label).description(description).type(List.class).auxiliaryTypes(String.class)
+                .setter(new ListSetter(values))
                 .getter(new ListGetter(values)).build());
         return this;
     }

@@ -3,7 +3,6 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.OutOfRangeException;
-import io.github.qcowloom.api.ReadOnlyImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -14,7 +13,7 @@ import java.util.List;
  * two sources is split between them, and a block status answers for the source that holds its first byte.
  * Closing closes every source.
  */
-final class ConcatenatedSources implements BlockDevice {
+final class ConcatenatedSources extends ReadOnlySource {
     private final List<BlockDevice> sources;
     /** starts[i]: where source i begins; starts[n]: the total size. */
     private final long[] starts;
@@ -69,39 +68,6 @@ final class ConcatenatedSources implements BlockDevice {
         check(offset, length);
         int i = sourceAt(offset);
         return sources.get(i).blockStatus(offset - starts[i], Math.min(length, starts[i + 1] - offset));
-    }
-
-    @Override
-    public void write(long offset, ByteBuffer src) throws IOException {
-        throw refused();
-    }
-
-    @Override
-    public void discard(long offset, long length) throws IOException {
-        throw refused();
-    }
-
-    @Override
-    public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-        throw refused();
-    }
-
-    @Override
-    public void resize(long newSize) throws IOException {
-        throw refused();
-    }
-
-    private static ReadOnlyImageException refused() {
-        return new ReadOnlyImageException("convert's concatenated sources are read-only");
-    }
-
-    @Override
-    public void flush() {
-    }
-
-    @Override
-    public boolean readOnly() {
-        return true;
     }
 
     @Override

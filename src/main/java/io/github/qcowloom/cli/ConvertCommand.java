@@ -103,7 +103,8 @@ final class ConvertCommand implements Callable<Integer> {
             .option("--profile", "profile", ProfileOption.DESCRIPTION, v -> profile.profile = v)
             .flag(new String[] {"--target-is-zero"}, "With -n: DST reads as zeroes already, so ranges of zeroes are"
                     + " not written.", v -> targetIsZero = v)
-            .option("-r", "rate", "Copy at most RATE bytes a second (zeroes included, as qemu-img counts them).",
+            .option("-r", "rate", "Write at most RATE bytes a second to the target (what it skips is not counted, as"
+                    + " qemu-img's throttle does not count it).",
                     v -> rate = v)
             .flag(new String[] {"--salvage"}, "Read what fails to read as zeroes, a sector at a time, with a warning"
                     + " for each, rather than stop.", v -> salvage = v)
@@ -154,21 +155,6 @@ final class ConvertCommand implements Callable<Integer> {
         }
         if (targetIsZero && !skipCreate) {
             throw new ImageException("--target-is-zero requires use of -n flag"); // qemu-img's words
-        }
-        if (targetIsZero && backingFile != null) {
-            throw new ImageException("Cannot use --target-is-zero when the destination image has a backing file");
-        }
-        if (sources.size() > 1 && backingFile != null) {
-            throw new ImageException("Having a backing file for the target makes no sense when concatenating"
-                    + " multiple input images"); // qemu-img's words
-        }
-        if (sources.size() > 1 && bitmaps) {
-            throw new ImageException("Copying bitmaps only possible with single source"); // qemu-img's words
-        }
-        if (skipCreate && backingFile != null) {
-            // qemu-img then copies the source's top layer alone, over what the target's own backing file shows.
-            throw new UnsupportedFeatureException("convert -n -B",
-                    "Writing into an existing image over a backing file (convert -n -B) is not supported");
         }
         if (skipCreate && compressed) {
             throw new UnsupportedFeatureException("convert -n -c",
@@ -253,16 +239,15 @@ final class ConvertCommand implements Callable<Integer> {
                 }
                 snapshotParam.load(opened.get(0));
             }
+            refuseOnceOpen();
             if (bitmaps) {
                 BitmapCopy.checkSource(opened.get(0), skipBrokenBitmaps);
             }
         } catch (IOException | RuntimeException e) {
-            for (BlockDevice d : opened) {
-                try {
-                    d.close();
-                } catch (IOException | RuntimeException suppressed) {
-                    e.addSuppressed(suppressed);
-                }
+            try {
+                new ConcatenatedSources(opened).close(); // closes each, whatever the others do
+            } catch (IOException | RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
             }
             throw e;
         }
@@ -271,6 +256,25 @@ final class ConvertCommand implements Callable<Integer> {
             copied.add(salvage ? new SalvagingSource(d, quiet ? null : spec.commandLine().getErr()) : d);
         }
         return new Sources(opened.get(0), copied.size() == 1 ? copied.get(0) : new ConcatenatedSources(copied));
+    }
+
+    /** qemu-img's refusals that it makes once the sources are open (and a snapshot loaded), in its order and words. */
+    private void refuseOnceOpen() throws IOException {
+        if (targetIsZero && backingFile != null) {
+            throw new ImageException("Cannot use --target-is-zero when the destination image has a backing file");
+        }
+        if (sources.size() > 1 && backingFile != null) {
+            throw new ImageException("Having a backing file for the target makes no sense when concatenating"
+                    + " multiple input images");
+        }
+        if (skipCreate && backingFile != null) {
+            // qemu-img then copies the source's top layer alone, over what the target's own backing file shows.
+            throw new UnsupportedFeatureException("convert -n -B",
+                    "Writing into an existing image over a backing file (convert -n -B) is not supported");
+        }
+        if (sources.size() > 1 && bitmaps) {
+            throw new ImageException("Copying bitmaps only possible with single source");
+        }
     }
 
     /**
@@ -344,7 +348,8 @@ final class ConvertCommand implements Callable<Integer> {
             }
             BlockDevice base = dst.backing();
             if (sparseSize == 0) { // every cluster written, zeroes too, but what the backing file shows already
-                copy(src, ChunkCopy.CHUNK, true, limit, (off, buf, zero) -> base != null && BackingCompare.same(base, off, buf)
+                copy(src, ChunkCopy.CHUNK, true, limit, (off, buf, zero) ->
+                        base != null && BackingCompare.same(base, off, buf)
                         ? ChunkCopy.Write.NONE : () -> dst.write(off, buf.duplicate()));
                 return;
             }

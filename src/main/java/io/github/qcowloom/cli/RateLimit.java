@@ -3,8 +3,11 @@ package io.github.qcowloom.cli;
 import java.io.InterruptedIOException;
 import java.util.concurrent.TimeUnit;
 
-/** qemu-img's {@code -r RATE} (commit, convert): bytes a second, the copy held back until it is within them. */
-final class RateLimit {
+/**
+ * qemu-img's {@code -r RATE} (commit, convert): bytes a second, the copy held back until it is within them. Not final:
+ * a test records what it is asked to wait for.
+ */
+class RateLimit {
     private final long bytesPerSecond;
     private final long started = System.nanoTime();
 

@@ -16,8 +16,8 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code resize [-f fmt] [--shrink] [--preallocation=MODE] FILE [+|-]SIZE}, as qemu-img resize. A negative relative size is taken as
- * the size, not as an option (Main tells picocli so, as qemu-img takes it off argv before getopt).
+ * {@code resize [-f fmt] [--shrink] [--preallocation=MODE] FILE [+|-]SIZE}, as qemu-img resize. A negative relative
+ * size is taken as the size, not as an option (Main tells picocli so, as qemu-img takes it off argv before getopt).
  */
 @Command(description = "Change the virtual size of an image.")
 final class ResizeCommand implements Callable<Integer> {
@@ -50,13 +50,12 @@ final class ResizeCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         Preallocation mode = Preallocation.named(preallocation)
                 .orElseThrow(() -> new ImageException("Invalid preallocation mode '" + preallocation + "'"));
-        OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults());
+        // No pool: a preallocation places its clusters where qemu-img does, with no batch of pooled ones before them.
+        OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults()).withPool(false);
         try (BlockDevice img = ImageFormat.open(Path.of(filename), format, options)) {
             long current = img.size();
             long newSize = newSize(current, size);
-            if (newSize < current && mode != Preallocation.OFF) {
-                throw new ImageException("Preallocation can only be used for growing images"); // qemu-img's
-            }
+            mode.requireGrowth(current, newSize); // before --shrink is looked at, as in qemu-img
             if (newSize < current && !shrink) {
                 throw new ImageException("Use the --shrink option to perform a shrink operation.\nqcow2-loom: "
                         + "warning: Shrinking an image will delete all data beyond the shrunken image's end. Before "

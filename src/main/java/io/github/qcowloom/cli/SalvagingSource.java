@@ -2,20 +2,23 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
 
 /**
  * convert's {@code --salvage}, as qemu-img's: a source whose reads and block status queries that fail are retried
  * in smaller parts, and what still fails reads as zeroes, with a warning naming its offset in this source. A read
  * that fails is made again a sector (512 bytes) at a time, and each sector that fails reads as zeroes
  * (convert_co_read); a block status query that fails is made again over a quarter of its range, down to one
- * sector, which is then taken as data to read (convert_iteration_sectors). Unchecked exceptions are not salvaged.
- * Writes go to the source as they are (convert never writes its source).
+ * sector, which is then taken as data to read (convert_iteration_sectors). Unchecked exceptions, requests outside
+ * the disk and interrupts are not salvaged.
  */
-final class SalvagingSource implements BlockDevice {
+final class SalvagingSource extends ReadOnlySource {
     private static final int SECTOR = 512;
 
     private final BlockDevice source;
@@ -34,7 +37,7 @@ final class SalvagingSource implements BlockDevice {
             dst.position(dst.limit());
             return;
         } catch (IOException e) {
-            // each sector again on its own
+            rethrowUnsalvageable(e); // else each sector again on its own
         }
         while (dst.hasRemaining()) {
             int n = Math.min(SECTOR, dst.remaining());
@@ -42,6 +45,7 @@ final class SalvagingSource implements BlockDevice {
             try {
                 source.read(offset, sector.duplicate());
             } catch (IOException e) {
+                rethrowUnsalvageable(e);
                 warn("error while reading offset " + offset + ": " + Main.message(e));
                 Zeroes.fill(sector);
             }
@@ -57,12 +61,21 @@ final class SalvagingSource implements BlockDevice {
             try {
                 return source.blockStatus(offset, Math.min(length, sectors * SECTOR));
             } catch (IOException e) {
-                if (sectors == 1) {
+                rethrowUnsalvageable(e);
+                if (sectors <= 1) {
                     warn("error while reading block status at offset " + offset + ": " + Main.message(e));
                     return new BlockStatus(Math.min(length, SECTOR), 0, BlockStatus.Allocation.DATA, null);
                 }
                 sectors = (sectors + 3) / 4;
             }
+        }
+    }
+
+    /** A request outside the disk or an interrupt is the caller's, not the image's: it is never read as zeroes. */
+    private static void rethrowUnsalvageable(IOException e) throws IOException {
+        if (e instanceof OutOfRangeException || e instanceof InterruptedIOException
+                || e instanceof ClosedByInterruptException) {
+            throw e;
         }
     }
 
@@ -76,36 +89,6 @@ final class SalvagingSource implements BlockDevice {
     @Override
     public long size() {
         return source.size();
-    }
-
-    @Override
-    public void write(long offset, ByteBuffer src) throws IOException {
-        source.write(offset, src);
-    }
-
-    @Override
-    public void discard(long offset, long length) throws IOException {
-        source.discard(offset, length);
-    }
-
-    @Override
-    public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-        source.writeZeroes(offset, length, mayUnmap);
-    }
-
-    @Override
-    public void flush() throws IOException {
-        source.flush();
-    }
-
-    @Override
-    public void resize(long newSize) throws IOException {
-        source.resize(newSize);
-    }
-
-    @Override
-    public boolean readOnly() {
-        return source.readOnly();
     }
 
     @Override

@@ -68,11 +68,11 @@ public final class ImageCreator {
     private static void allocateData(Storage file, Storage dataFile, CreateOptions o, CreateLayout layout)
             throws IOException {
         Preallocation mode = Preallocation.named(o.preallocation()).orElseThrow();
-        if (mode != Preallocation.FALLOC && mode != Preallocation.FULL) {
-            return;
+        if (mode == Preallocation.OFF || mode == Preallocation.METADATA) {
+            return; // the clusters are placed by the L2 tables alone
         }
         if (dataFile != null) {
-            allocate(dataFile, mode, 0, layout.dataFileLength());
+            HostSpace.prepare(dataFile, mode, 0, layout.dataFileLength(), true);
             return;
         }
         long cs = layout.clusterSize();
@@ -81,15 +81,7 @@ public final class ImageCreator {
         for (long first = 0; first < guestClusters; first += layout.l2Entries()) {
             long last = Math.min(guestClusters, first + layout.l2Entries()) - 1;
             long from = layout.dataOffset(first);
-            allocate(file, mode, from, layout.dataOffset(last) + cs - from);
-        }
-    }
-
-    private static void allocate(Storage storage, Preallocation mode, long position, long length) throws IOException {
-        if (mode == Preallocation.FALLOC) {
-            storage.reserve(position, length);
-        } else {
-            storage.writeZeroes(position, length);
+            HostSpace.prepare(file, mode, from, layout.dataOffset(last) + cs - from, true); // holes
         }
     }
 

@@ -728,6 +728,21 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      */
     @Override
     public void resize(long newSize) throws IOException {
+        resize(newSize, Preallocation.OFF);
+    }
+
+    /**
+     * QEMU's qcow2_co_truncate with a preallocation mode: as {@link #resize(long)}, and for a growth every cluster
+     * the new space touches that has no host cluster placed and linked before the new size is written, as QEMU's
+     * preallocate_co places it ({@link WritePath#preallocate}), its host space left sparse, reserved or zeroed. All
+     * of it holds the image exclusively, so a request sees the old size or the new one with every cluster placed
+     * (a large {@code FULL} growth holds the guest's requests for as long as its zeroes take, as QEMU's truncate
+     * holds its image lock), and a failure leaves the old size (with the clusters of the run that failed allocated:
+     * leaks that {@code check -r leaks} frees). A mode other than {@code OFF} is refused, in QEMU's words, where the
+     * disk does not grow. The guest reads the same zeroes as before, so no bitmap bit is set.
+     */
+    @Override
+    public void resize(long newSize, Preallocation mode) throws IOException {
         checkGuestWritable();
         if (newSize < 0 || newSize % 512 != 0) {
             throw new OutOfRangeException("The new size must be a non-negative multiple of 512: " + newSize);
@@ -737,7 +752,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         refuseWhenClosing();
         try {
             metadata.exclusively(() -> {
-                resizeExclusively(newSize);
+                resizeExclusively(newSize, mode);
                 return null;
             });
         } catch (MetadataCorruptionException e) {
@@ -746,28 +761,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
-    /**
-     * QEMU's qcow2_co_truncate with a preallocation mode: the resize, then, for a growth, every cluster the new space
-     * touches that holds no data placed and linked as QEMU's preallocate_co places it ({@link WritePath#preallocate}),
-     * its host space left sparse, reserved or zeroed. A shrink with a mode other than {@code OFF} is refused. The
-     * guest reads the same zeroes as before, so no bitmap bit is set.
-     */
-    @Override
-    public void resize(long newSize, Preallocation mode) throws IOException {
-        long oldSize = size();
-        if (mode != Preallocation.OFF && newSize < oldSize) {
-            throw new ImageException("Preallocation can only be used for growing images"); // QEMU's words
-        }
-        resize(newSize);
-        if (mode != Preallocation.OFF && newSize > oldSize) {
-            shared(oldSize, newSize - oldSize, true, false,
-                    () -> writePath.preallocate(oldSize, newSize - oldSize, mode));
-        }
-    }
-
     /** The resize, with the image held exclusively (flush lock, image lock, metadata lock). */
-    private void resizeExclusively(long newSize) throws IOException {
+    private void resizeExclusively(long newSize, Preallocation mode) throws IOException {
         long oldSize = size();
+        mode.requireGrowth(oldSize, newSize);
+        long dataFileEnd = header.hasDataFile() ? dataFile.size() : 0; // before a raw data file grows
         String bitmapRefusal = kept.resizeRefusal(); // QEMU refuses a resize to the same size as well
         if (bitmapRefusal != null) {
             throw new ImageException(bitmapRefusal);
@@ -824,6 +822,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 // before it writes the size; here the zeroes are flushed first, for invariant g).
                 metadata.flushEverything();
             }
+        }
+        if (mode != Preallocation.OFF) {
+            writePath.preallocate(oldSize, newSize - oldSize, mode, dataFileEnd);
         }
         metadata.writeHeaderField(HeaderField.SIZE, newSize);
         header = header.withSize(newSize);

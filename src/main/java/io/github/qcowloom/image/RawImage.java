@@ -2,7 +2,6 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
-import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -119,9 +118,7 @@ public final class RawImage implements BlockDevice {
     /** QEMU's raw truncate with a preallocation mode: see {@link #grow}. */
     @Override
     public void resize(long newSize, Preallocation mode) throws IOException {
-        if (mode != Preallocation.OFF && newSize < storage.size()) {
-            throw new ImageException("Preallocation can only be used for growing images"); // QEMU's words
-        }
+        mode.requireGrowth(storage.size(), newSize);
         grow(storage, newSize, mode);
     }
 
@@ -131,13 +128,15 @@ public final class RawImage implements BlockDevice {
      * ({@code FULL}); {@code METADATA} is refused, in QEMU's words, as a raw file has no metadata to preallocate.
      */
     public static void grow(Storage storage, long newSize, Preallocation mode) throws IOException {
-        long old = storage.size();
-        switch (mode) {
-            case OFF -> storage.setLength(newSize);
-            case METADATA -> throw new UnsupportedFeatureException("preallocation=metadata for raw",
+        if (mode == Preallocation.METADATA) {
+            throw new UnsupportedFeatureException("preallocation=metadata for raw",
                     "Unsupported preallocation mode: metadata");
-            case FALLOC -> storage.reserve(old, newSize - old);
-            case FULL -> storage.writeZeroes(old, newSize - old);
+        }
+        long old = storage.size();
+        if (mode == Preallocation.OFF) {
+            storage.setLength(newSize);
+        } else {
+            HostSpace.prepare(storage, mode, old, newSize - old, true); // past the end: never written
         }
     }
 

@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.alloc.NewCluster;
 import io.github.qcowloom.api.Preallocation;
+import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
@@ -10,6 +11,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Predicate;
 
 /**
  * A guest write as straight-line code: whole clusters that hold no data, several at once, into one new run of host
@@ -139,38 +141,30 @@ final class WritePath {
     }
 
     /**
-     * QEMU's preallocate_co, for {@code resize --preallocation}: every cluster of the range that holds no data
-     * (unallocated; with extended L2 only that, whose zero bits a new entry would lose) gets a host cluster and its
-     * L2 entry as a write of it would, without data: runs of up to {@link #MAX_RUN} clusters within one L2 table,
-     * contiguous in the file (with a data file, the clusters at the guest offsets there). Their host space is left
-     * as it is ({@code METADATA}), reserved ({@code FALLOC}) or written with zeroes ({@code FULL}); a cluster handed
-     * out inside the file, which may hold old bytes, is written with zeroes whatever the mode. The entries are linked
-     * after, holding the clusters' locks. With extended L2 no subcluster is marked allocated, as QEMU leaves them:
-     * the clusters are placed, and read as before.
+     * QEMU's preallocate_co, for a resize with a preallocation mode. The resize runs it while it holds the image
+     * exclusively, before it writes the new size: no request reaches the range, so no cluster lock is taken. Every
+     * cluster of the range that has no host cluster gets one and its L2 entry, as a write of it would, without data:
+     * runs of up to {@link #MAX_RUN} clusters within one L2 table, contiguous in the file (with a data file, the
+     * clusters at the guest offsets there). Their host space is left sparse, reserved or written with zeroes as
+     * {@link HostSpace#prepare} does for {@code mode}. With extended L2 an entry keeps its bitmap: no subcluster is
+     * marked allocated and zeroed ones stay zero, as QEMU leaves them. Over a backing file the old last cluster,
+     * whose head may show it, is left as it is (QEMU copies that head into the new cluster).
+     *
+     * @param dataFileFreshFrom with a data file, where its bytes that read as zeroes begin (its length before the
+     *     resize grew it)
      */
-    void preallocate(long offset, long length, Preallocation mode) throws IOException {
-        long end = (offset + length + geometry.clusterSize() - 1) >>> geometry.clusterBits();
+    void preallocate(long offset, long length, Preallocation mode, long dataFileFreshFrom) throws IOException {
+        long clusterSize = geometry.clusterSize();
+        long from = metadata.hasBacking() ? Bytes.alignUp(offset, clusterSize) : offset & -clusterSize;
+        long end = Bytes.alignUp(offset + length, clusterSize) >>> geometry.clusterBits();
         long perTable = 1L << geometry.l2Bits();
-        for (long c = offset >>> geometry.clusterBits(); c < end; ) {
+        for (long c = from >>> geometry.clusterBits(); c < end; ) {
+            GuestCluster first = new GuestCluster(c);
             int max = (int) Math.min(Math.min(MAX_RUN, perTable - (c & (perTable - 1))), end - c);
-            c += Math.max(1, preallocateRun(new GuestCluster(c), max, mode));
-        }
-    }
-
-    /** Preallocates the clusters from {@code first} that hold no data, at most {@code max}; returns how many. */
-    private int preallocateRun(GuestCluster first, int max, Preallocation mode) throws IOException {
-        int candidates = clustersToPreallocate(first, max);
-        if (candidates == 0) {
-            return 0;
-        }
-        ClusterLocks.Held[] held = new ClusterLocks.Held[candidates];
-        try {
-            for (int i = 0; i < candidates; i++) {
-                held[i] = clusterLocks.lock(first.index() + i);
-            }
-            int run = clustersToPreallocate(first, candidates); // a writer may have come first
+            int run = clustersWhere(first, max, this::hasNoHostCluster);
             if (run == 0) {
-                return 0;
+                c++;
+                continue;
             }
             if (mapper.lookup(first).l2Offset() == 0) {
                 metadata.ensureL2(first);
@@ -178,41 +172,30 @@ final class WritePath {
             List<NewCluster> hosts = new ArrayList<>(run);
             if (geometry.hasDataFile()) {
                 for (int i = 0; i < run; i++) {
-                    hosts.add(newHostCluster(new GuestCluster(first.index() + i)));
+                    long host = new GuestCluster(c + i).offset(geometry.clusterBits());
+                    hosts.add(new NewCluster(new HostOffset(host), host >= dataFileFreshFrom));
                 }
             } else {
                 hosts.addAll(metadata.allocateDataRun(run));
             }
             prepareHosts(hosts, mode);
             for (int i = 0; i < run; i++) {
-                metadata.link(new GuestCluster(first.index() + i), hosts.get(i).at());
-            }
-            return run;
-        } finally {
-            for (int i = candidates - 1; i >= 0; i--) {
-                if (held[i] != null) {
-                    clusterLocks.unlock(first.index() + i, held[i]);
+                if (geometry.extendedL2()) {
+                    metadata.linkSubclusters(new GuestCluster(c + i), hosts.get(i).at(), 0, 0); // bitmap kept
+                } else {
+                    metadata.link(new GuestCluster(c + i), hosts.get(i).at());
                 }
             }
+            c += run;
         }
     }
 
-    private int clustersToPreallocate(GuestCluster first, int max) throws IOException {
-        int n = 0;
-        while (n < max) {
-            L2Mapping mapping = mapper.lookup(new GuestCluster(first.index() + n));
-            if (!(geometry.extendedL2() ? mapping instanceof L2Mapping.Unallocated : holdsNoData(mapping))) {
-                break;
-            }
-            n++;
-        }
-        return n;
+    /** A cluster preallocation places: one with no host cluster (with extended L2, whatever its bitmap says). */
+    private boolean hasNoHostCluster(L2Mapping mapping) {
+        return geometry.extendedL2() ? mapping instanceof L2Mapping.Unallocated : holdsNoData(mapping);
     }
 
-    /**
-     * The preallocated clusters' host space, as {@code mode} leaves it (see {@link #preallocate}): one call per run
-     * of clusters in a row in the file that are all fresh or all not.
-     */
+    /** The preallocated clusters' host space: one call per run of clusters in a row in the file, all fresh or not. */
     private void prepareHosts(List<NewCluster> hosts, Preallocation mode) throws IOException {
         long size = geometry.clusterSize();
         for (int i = 0; i < hosts.size(); ) {
@@ -222,29 +205,26 @@ final class WritePath {
                     && hosts.get(j).at().bytes() == first.at().bytes() + (j - i) * size) {
                 j++;
             }
-            long at = first.at().bytes();
-            long length = (j - i) * size;
             if (!geometry.hasDataFile()) {
-                metadata.checkDataWrite(at, length);
+                metadata.checkDataWrite(first.at().bytes(), (j - i) * size);
             }
-            if (mode == Preallocation.FULL || !first.fresh()) {
-                data.writeZeroes(at, length);
-            } else if (mode == Preallocation.FALLOC) {
-                data.reserve(at, length);
-            } else {
-                data.extendTo(at + length); // the file covers its clusters, as QEMU's truncate leaves it
-            }
+            HostSpace.prepare(data, mode, first.at().bytes(), (j - i) * size, first.fresh());
             i = j;
         }
     }
 
-    /** How many clusters from {@code first} on, at most {@code max}, hold no data: unallocated, or zero without one. */
-    private int clustersWithoutData(GuestCluster first, int max) throws IOException {
+    /** How many clusters from {@code first} on, at most {@code max}, pass {@code test}. */
+    private int clustersWhere(GuestCluster first, int max, Predicate<L2Mapping> test) throws IOException {
         int n = 0;
-        while (n < max && holdsNoData(mapper.lookup(new GuestCluster(first.index() + n)))) {
+        while (n < max && test.test(mapper.lookup(new GuestCluster(first.index() + n)))) {
             n++;
         }
         return n;
+    }
+
+    /** How many clusters from {@code first} on, at most {@code max}, hold no data: unallocated, or zero without one. */
+    private int clustersWithoutData(GuestCluster first, int max) throws IOException {
+        return clustersWhere(first, max, WritePath::holdsNoData);
     }
 
     private static boolean holdsNoData(L2Mapping mapping) {

@@ -95,6 +95,13 @@ public final class CountingStorage extends ForwardingStorage {
         writeZeroes.increment();
     }
 
+    /** Counted with the zeroes written: the range reads as zeroes and takes space, as after those. */
+    @Override
+    public void reserve(long position, long length) throws IOException {
+        super.reserve(position, length);
+        writeZeroes.increment();
+    }
+
     @Override
     public void setLength(long length) throws IOException {
         super.setLength(length);

@@ -187,4 +187,32 @@ class ChunkCopyTest {
             }
         }
     }
+
+    /**
+     * -r counts what the sink writes, as qemu-img's throttle on the target's writes does: pieces passed over (zeroes
+     * a new target keeps as holes) and pieces the sink writes nothing for are not counted. Recorded, not timed.
+     */
+    @Test
+    void rateLimitCountsOnlyWhatIsWritten() throws IOException {
+        Path src = dir.resolve("r.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", src.toString(), "16M");
+        Qemu.io(src, "write -P 0x11 15M 1M", "write -P 0 2M 256k");
+        List<Long> waited = Collections.synchronizedList(new ArrayList<>());
+        RateLimit recording = new RateLimit(1) {
+            @Override
+            void await(long bytes) {
+                waited.add(bytes);
+            }
+        };
+        try (BlockDevice dev = Qcow2Image.open(src, OpenOptions.readOnlyDefaults())) {
+            // As a fresh target's sink: zero ranges are passed over, and the piece of zero bytes at 2M writes nothing.
+            ChunkCopy.run(dev, new ChunkCopy.Settings(CHUNK, 1, true, false, recording),
+                    (offset, chunk, zero) -> ChunkCopy.isZero(chunk) ? ChunkCopy.Write.NONE : () -> { }, n -> { });
+        }
+        List<Long> expected = new ArrayList<>();
+        for (long done = 0; done < 1 << 20; done += CHUNK) {
+            expected.add(done); // the 1 MiB at 15M, a piece at a time, each waiting for the bytes before it
+        }
+        assertEquals(expected, waited);
+    }
 }

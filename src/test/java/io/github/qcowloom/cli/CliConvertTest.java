@@ -154,7 +154,8 @@ class CliConvertTest {
         }
     }
 
-    private static String mapWithoutOffsets(String format, String image) {
+    /** qemu-img map's JSON without host offsets. */
+    static String mapWithoutOffsets(String format, String image) {
         return Qemu.img("map", "--output=json", "-f", format, image).replaceAll(", \"offset\": \\d+", "");
     }
 

@@ -159,6 +159,52 @@ class CliPreallocationTest {
         }
     }
 
+    /**
+     * Over a backing file the guest reads the same after the resize as with qemu-img's: the new space zeroes (with
+     * extended L2 the zero bits stay, where a new entry's bitmap would let the backing file show through), the old
+     * last cluster's head the backing file's bytes, and a guest's zeroes in the old space stay zeroes.
+     */
+    @ParameterizedTest
+    @CsvSource({"metadata, off, 1M", "full, off, 1M", "metadata, on, 1M", "full, on, 1M", "falloc, on, 1M",
+        "metadata, off, 96k", "falloc, off, 96k", "full, off, 96k", "metadata, on, 96k"})
+    void resizeOverABackingFileKeepsWhatTheGuestReads(String mode, String extendedL2, String baseSize)
+            throws IOException {
+        String base = path("base.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base, baseSize);
+        Qemu.io(Path.of(base), "write -P 0xaa 0 " + baseSize);
+        String theirs = path("theirs.qcow2");
+        String mine = path("mine.qcow2");
+        for (String image : List.of(theirs, mine)) {
+            Qemu.img("create", "-q", "-f", "qcow2", "-o", "extended_l2=" + extendedL2, "-b", base, "-F", "qcow2",
+                    image, "96k");
+            Qemu.io(Path.of(image), "write -z 32k 16k");
+        }
+        Qemu.img("resize", "--preallocation=" + mode, theirs, "512k");
+        Cli.Run r = ours("resize", "--preallocation=" + mode, mine, "512k");
+        assertEquals(0, r.code(), r.err());
+        Qemu.img("compare", theirs, mine);
+        Qemu.img("check", mine);
+    }
+
+    /**
+     * A raw data file grows with the disk before the clusters are placed at its new end: that space is still a hole,
+     * which metadata preallocation leaves as it is and falloc reserves, rather than zeroes written over it.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"metadata", "falloc"})
+    void resizeWithARawDataFileTakesTheSpaceQemuImgTakes(String mode) {
+        for (String name : List.of("theirs", "mine")) {
+            Qemu.imgIn(dir, "create", "-q", "-f", "qcow2", "-o", "data_file=" + name + ".data,data_file_raw=on",
+                    path(name + ".qcow2"), "1M");
+        }
+        Qemu.imgIn(dir, "resize", "--preallocation=" + mode, path("theirs.qcow2"), "9M");
+        Cli.Run r = ours("resize", "--preallocation=" + mode, path("mine.qcow2"), "9M");
+        assertEquals(0, r.code(), r.err());
+        sameSpace("raw", path("theirs.data"), path("mine.data"));
+        assertEquals(guestMap("qcow2", path("theirs.qcow2")), guestMap("qcow2", path("mine.qcow2")));
+        Qemu.imgIn(dir, "check", path("mine.qcow2"));
+    }
+
     /** resize's refusals with --preallocation, in qemu-img's words and order (a shrink is refused before --shrink). */
     @Test
     void resizeRefusalsAsQemuImgs() {
@@ -168,6 +214,8 @@ class CliPreallocationTest {
             sameAsQemuImg("resize", "-f", format, "--preallocation=falloc", image, "2M");
             sameAsQemuImg("resize", "-f", format, "--shrink", "--preallocation=full", image, "2M");
             sameAsQemuImg("resize", "-f", format, "--preallocation=bogus", image, "8M");
+            sameAsQemuImg("resize", "-f", format, "--preallocation=falloc", image, "4M"); // the same size
+            sameAsQemuImg("resize", "-f", format, "--preallocation=metadata", image, "+0");
             sameAsQemuImg("resize", "-f", format, "--shrink", "--preallocation=off", image, "2M");
         }
     }

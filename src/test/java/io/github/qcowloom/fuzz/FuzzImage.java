@@ -79,6 +79,12 @@ final class FuzzImage {
         }
 
         @Override
+        public void reserve(long position, long length) throws IOException {
+            check(position, length);
+            super.reserve(position, length);
+        }
+
+        @Override
         public void setLength(long length) throws IOException {
             check(length, 0);
             super.setLength(length);

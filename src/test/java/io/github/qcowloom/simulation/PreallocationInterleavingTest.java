@@ -21,10 +21,10 @@ import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * A resize with preallocation ({@link Qcow2Image#resize(long, Preallocation)}) under the interleaving explorer, beside
- * two guests writing, one of them into the new space as soon as the disk has grown (so its writes race the clusters
- * being placed there), with a flush, 512-byte clusters and a one-table L2 cache. In every schedule each sector reads a
- * value the history allows (the grown space zeroes where nothing was written), every cluster of the new space holds
- * a host cluster, and our check finds no corruption and no leak.
+ * two guests writing, one of them into the new space as soon as the disk has grown, with a flush, 512-byte clusters
+ * and a one-table L2 cache. In every schedule a guest that sees the new size finds every cluster of the new space
+ * placed already (the resize is one exclusive step), each sector reads a value the history allows (the grown space
+ * zeroes where nothing was written), and our check finds no corruption and no leak.
  */
 class PreallocationInterleavingTest {
     /** 512-byte clusters: an L2 table maps 64 of them, so the grown space spans tables the one-slice cache swaps. */
@@ -53,7 +53,8 @@ class PreallocationInterleavingTest {
                     img.resize(GROWN, mode);
                     // The new space reads as zeroes from the moment the size changed, which the guest's first
                     // write into it follows: recorded as ending there, so that losing that write is caught.
-                    growth[1] = Math.min(growth[1], history.tick());
+                    long end = history.tick();
+                    growth[1] = Math.min(growth[1], end);
                 });
                 Thread old = sim.start("old space", () -> {
                     for (long at : new long[] {0, 5 * CLUSTER + 512, SIZE - CLUSTER}) {
@@ -68,6 +69,11 @@ class PreallocationInterleavingTest {
                         boolean grown = img.size() > at;
                         if (grown) {
                             growth[1] = Math.min(growth[1], history.tick());
+                            for (long c = SIZE / CLUSTER; c < GROWN / CLUSTER; c++) {
+                                if (!img.blockStatus(c * CLUSTER, CLUSTER).present()) {
+                                    throw new AssertionError("the new size seen before cluster " + c + " was placed");
+                                }
+                            }
                         }
                         write(img, history, grown ? at : at % SIZE, 1024);
                     }

@@ -178,6 +178,32 @@ abstract class FileStorageContract extends StorageContract {
         assertEquals(expected, Files.size(file));
     }
 
+    /**
+     * reserve (preallocation=falloc) takes the range's space on the host and grows the file over it, reading as
+     * zeroes: through fallocate where it can, through zeroes written with FileChannel asked for by name.
+     */
+    @Test
+    void reservingGrowsTheFileOverAllocatedZeroes() throws IOException {
+        for (StorageBackend asked : java.util.List.of(backend() == StorageBackend.FILECHANNEL ? StorageBackend.AUTO
+                : backend(), StorageBackend.FILECHANNEL)) {
+            Path file = dir.resolve("reserved-" + asked);
+            byte[] data = pattern(8192, 4);
+            try (FileStorage s = FileStorage.create(file, direct(), asked)) {
+                s.write(ByteBuffer.wrap(data), 0);
+                long before = Images.hostBytes(file);
+                s.reserve(64 << 10, 2 << 20); // a hole in between, then the reserved range past the old end
+                assertEquals((64 << 10) + (2 << 20), s.size(), asked.toString());
+                byte[] all = readAll(s);
+                assertArrayEquals(data, Arrays.copyOf(all, data.length));
+                for (int i = data.length; i < all.length; i++) {
+                    assertEquals(0, all[i], "byte " + i);
+                }
+                assertTrue(Images.hostBytes(file) >= before + (2 << 20) - 8192, asked + ": 2 MiB taken on the host");
+            }
+            assertEquals((64 << 10) + (2 << 20), Files.size(file));
+        }
+    }
+
     @Test
     void contentsReachTheHostFileAndSurviveReopening() throws IOException {
         Path file = dir.resolve("reopen");
