@@ -5,9 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.storage.ForwardingStorage;
 import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -18,6 +21,8 @@ import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * Invariant g for a growing resize over a range that does not read as zeroes by itself: the old data of a partial
@@ -101,5 +106,48 @@ class GrowCrashTest {
             img.resize(2 * MIB);
         }
         checkStates(sim, dir, mark, Set.of(MIB, 2 * MIB), 2 * MIB, MIB);
+    }
+
+    /**
+     * A growth with preallocation over clusters a shrink freed, which still hold old data in the file: the clusters
+     * it places for the new range may be those, and no crash state shows the grown disk with their old bytes, nor
+     * with the backing file's, in any mode.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Preallocation.class, names = {"METADATA", "FALLOC", "FULL"})
+    void aPreallocatingGrowthShowsNeitherFreedDataNorTheBackingFile(Preallocation mode) throws IOException {
+        Path base = dir.resolve("base.qcow2");
+        ImageCreator.create(base, CreateOptions.defaults(2 * MIB).withClusterSize(CS));
+        try (Qcow2Image img = Qcow2Image.open(base, OpenOptions.readWriteDefaults())) {
+            byte[] data = new byte[(int) (2 * MIB)];
+            Arrays.fill(data, (byte) 0x66);
+            img.write(0, ByteBuffer.wrap(data));
+        }
+        Path overlay = dir.resolve("overlay.qcow2");
+        ImageCreator.create(overlay, CreateOptions.defaults(MIB).withClusterSize(CS)
+                .withBacking("base.qcow2", "qcow2"));
+        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(overlay));
+        // A host that cannot punch holes: a freed cluster keeps its bytes until it is written again.
+        Storage noHoles = new ForwardingStorage(sim) {
+            @Override
+            public boolean discard(long position, long length) {
+                return false;
+            }
+        };
+        long shrunk = MIB - 3 * CS - CS / 2;
+        long mark;
+        try (Qcow2Image img = Qcow2Image.open(noHoles, dir, OpenOptions.readWriteDefaults().withPool(false))) {
+            byte[] data = new byte[4 * CS];
+            Arrays.fill(data, (byte) 0x55);
+            img.write(MIB - 4 * CS, ByteBuffer.wrap(data));
+            img.flush();
+            img.discard(MIB - 3 * CS, 3 * CS); // three clusters freed, still holding 0x55 in the file
+            img.flush();
+            img.resize(shrunk);
+            img.flush();
+            mark = sim.flushCount();
+            img.resize(MIB, mode);
+        }
+        checkStates(sim, dir, mark, Set.of(shrunk, MIB), MIB, shrunk);
     }
 }
