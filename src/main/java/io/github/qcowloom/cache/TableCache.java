@@ -81,6 +81,11 @@ public final class TableCache {
         this.capacity = capacity;
     }
 
+    /** The slices the cache keeps at most beyond those it cannot drop (loading, pinned or dirty). */
+    public int capacity() {
+        return capacity;
+    }
+
     public int sliceSize() {
         return sliceSize;
     }

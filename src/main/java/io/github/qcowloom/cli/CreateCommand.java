@@ -4,7 +4,9 @@ import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.Preallocation;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.HostSpace;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.storage.FileStorage;
@@ -126,8 +128,10 @@ final class CreateCommand implements Callable<Integer> {
         Preallocation mode = given == null ? Preallocation.OFF : Preallocation.named(given)
                 .orElseThrow(() -> new ImageException(filename + ": invalid parameter value: " + given));
         try (AtomicTarget out = AtomicTarget.begin(path)) {
-            try (Storage s = FileStorage.create(out.file(), false)) {
+            // AUTO, not FileChannel by name: preallocation=falloc may then reserve space with fallocate.
+            try (Storage s = FileStorage.create(out.file(), false, StorageBackend.AUTO)) {
                 RawImage.grow(s, bytes, mode);
+                HostSpace.allocateFirstBlock(s, bytes);
             } catch (UnsupportedFeatureException e) {
                 throw new UnsupportedFeatureException(e.feature(), filename + ": " + e.getMessage());
             }

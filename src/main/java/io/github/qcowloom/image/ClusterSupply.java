@@ -97,16 +97,17 @@ final class ClusterSupply implements ClusterSource {
         this.lazyRefcounts = lazyRefcounts;
     }
 
-    /** The cluster at {@code host}, fresh if it lies past the end of the file; called under the lock. */
-    private NewCluster handOut(long host) throws IOException {
-        return new NewCluster(new HostOffset(host), host >= file.size());
-    }
-
-    /** The {@code n} clusters from {@code first} on; called under the lock. */
-    private List<NewCluster> handOutRun(long first, int n) throws IOException {
+    /**
+     * {@code n} new clusters, allocated now, each fresh if it lies past the end the file had before the allocation
+     * (which may write a new refblock past them: they are still unwritten); called under the lock.
+     */
+    private List<NewCluster> allocateRun(int n) throws IOException {
+        long fileEnd = file.size();
+        long first = refcounts.allocate(n).bytes();
         List<NewCluster> out = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {
-            out.add(handOut(first + ((long) i << geometry.clusterBits())));
+            long host = first + ((long) i << geometry.clusterBits());
+            out.add(new NewCluster(new HostOffset(host), host >= fileEnd));
         }
         return out;
     }
@@ -145,7 +146,7 @@ final class ClusterSupply implements ClusterSource {
             // ...and checked in the same hold of the lock as the allocation (no flush copies a refcount block
             // without it): a no-op, unless a flushUntilClean cleared the bit meanwhile; then it is written again.
             headerBits.markDirty();
-            out = handOutRun(refcounts.allocate(n).bytes(), n);
+            out = allocateRun(n);
             unreferenced.addAndGet(n);
         } finally {
             lock.unlock();
@@ -320,7 +321,7 @@ final class ClusterSupply implements ClusterSource {
             if (lazyRefcounts) {
                 headerBits.markDirty();
             }
-            return handOutRun(refcounts.allocate(n).bytes(), n);
+            return allocateRun(n);
         } finally {
             lock.unlock();
         }

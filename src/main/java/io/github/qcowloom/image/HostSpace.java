@@ -5,7 +5,7 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 
 /** What a preallocation mode does to the host space of data it places: one rule for create, resize and raw files. */
-final class HostSpace {
+public final class HostSpace {
     private HostSpace() {
     }
 
@@ -27,5 +27,13 @@ final class HostSpace {
         } else {
             storage.extendTo(position + length);
         }
+    }
+
+    /**
+     * QEMU's allocate_first_block, which file-posix's create makes of every new file: the first 4 KiB (at most the
+     * file's length) written with zeroes, so that they are allocated on the host whatever the preallocation.
+     */
+    public static void allocateFirstBlock(Storage storage, long length) throws IOException {
+        storage.writeZeroes(0, Math.min(4096, length));
     }
 }

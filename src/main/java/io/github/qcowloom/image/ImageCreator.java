@@ -4,6 +4,7 @@ import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.Preallocation;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
@@ -20,6 +21,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -45,13 +47,15 @@ public final class ImageCreator {
         if (o.dataFile() != null) {
             Path dataPath = ReferencedFiles.resolve(path.toAbsolutePath().getParent(), o.dataFile(), "data file");
             // A sparse file of (at least) the virtual size, raw or not, as qemu-img makes it.
-            try (Storage data = FileStorage.create(dataPath, false)) {
+            // AUTO, not FileChannel by name: preallocation=falloc may then reserve space with fallocate.
+            try (Storage data = FileStorage.create(dataPath, false, StorageBackend.AUTO)) {
                 data.setLength(layout.dataFileLength());
                 allocateData(null, data, o, layout);
+                HostSpace.allocateFirstBlock(data, layout.dataFileLength());
                 data.flush();
             }
         }
-        try (Storage file = FileStorage.create(path, false)) {
+        try (Storage file = FileStorage.create(path, false, StorageBackend.AUTO)) {
             write(file, o, layout);
             if (o.dataFile() == null) {
                 allocateData(file, null, o, layout);
@@ -172,7 +176,10 @@ public final class ImageCreator {
         int refcountOrder = Integer.numberOfTrailingZeros(o.refcountBits());
         Header header = header(o, clusterBits, refcountOrder, layout);
         file.setLength(0);
-        writeAt(file, 0, header.encode());
+        // The whole first cluster, as qemu-img writes it: the file then takes the host space qemu-img's takes (info's
+        // disk size), on which QEMU's guess that an image was preallocated (its block status) also depends.
+        byte[] encoded = header.encode();
+        writeAt(file, 0, Arrays.copyOf(encoded, Math.max(encoded.length, o.clusterSize())));
         writeRefcountTables(file, layout, refcountOrder);
 
         // L1 (its entries only, as QEMU writes it), and with preallocation the L2 tables mapping every guest cluster.

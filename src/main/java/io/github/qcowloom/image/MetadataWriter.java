@@ -409,6 +409,22 @@ final class MetadataWriter {
         flushOrder.flushEverything();
     }
 
+    /** The end of the last cluster in {@code [from, to)} with a reference (refcount not 0), or {@code from}. */
+    long referencedEnd(long from, long to) throws IOException {
+        int bits = geometry().clusterBits();
+        lock.lock();
+        try {
+            for (long c = (to >>> bits) - 1; c >= 0 && c << bits >= from; c--) {
+                if (refcounts.get(new HostCluster(c)) != 0) {
+                    return (c + 1) << bits;
+                }
+            }
+            return from;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Clusters for a table written at once, see {@link ClusterSupply#allocateMetadata}. */
     long allocateMetadata(long bytes) throws IOException {
         return supply.allocateMetadata(bytes);

@@ -824,11 +824,53 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
         }
         if (mode != Preallocation.OFF) {
-            writePath.preallocate(oldSize, newSize - oldSize, mode, dataFileEnd);
+            preallocateGrowth(oldSize, newSize, mode, dataFileEnd);
         }
         metadata.writeHeaderField(HeaderField.SIZE, newSize);
         header = header.withSize(newSize);
         kept.resize(header.diskSize(), geometry.clusterBits());
+    }
+
+    /**
+     * The growth's clusters placed ({@link WritePath#preallocate}). For falloc and full their host space is taken
+     * first, in one piece past the end of the image file (or of the data file), as QEMU's truncate takes it before
+     * it places anything: where the host has no room the resize fails there, the file cut back, the image as it was.
+     * In the image file the piece also holds the tables the growth may need (an upper bound), so that the clusters,
+     * allocated from the end of the file, all land in it.
+     */
+    private void preallocateGrowth(long oldSize, long newSize, Preallocation mode, long dataFileEnd)
+            throws IOException {
+        boolean hasDataFile = header.hasDataFile();
+        Storage target = hasDataFile ? dataFile : file;
+        long from = hasDataFile ? dataFileEnd : file.size();
+        long to = from;
+        if (mode == Preallocation.FALLOC || mode == Preallocation.FULL) {
+            long cs = geometry.clusterSize();
+            long clusters = (Bytes.alignUp(newSize, cs) - (oldSize & -cs)) / cs;
+            to = hasDataFile ? Math.max(from, Bytes.alignUp(newSize, cs)) : from + (clusters + tablesFor(clusters)) * cs;
+            try {
+                HostSpace.prepare(target, mode, from, to - from, true);
+            } catch (IOException e) {
+                try {
+                    target.setLength(from);
+                } catch (IOException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw e;
+            }
+        }
+        writePath.preallocate(oldSize, newSize - oldSize, mode, from, to);
+        if (!hasDataFile && to > from && file.size() <= to) {
+            // The tables' share of the piece is an upper bound: what no cluster took is given back.
+            file.setLength(Math.max(from, metadata.referencedEnd(from, to)));
+        }
+    }
+
+    /** At most how many clusters of tables {@code clusters} new data clusters need: L2 tables, refblocks, reftable. */
+    private long tablesFor(long clusters) {
+        long l2Tables = (clusters >>> geometry.l2Bits()) + 2;
+        long refblocks = (clusters + l2Tables) / (geometry.clusterSize() * 8 / header.refcountBits()) + 2;
+        return l2Tables + refblocks + refblocks * 8 / geometry.clusterSize() + 2;
     }
 
     /**

@@ -146,14 +146,17 @@ final class WritePath {
      * cluster of the range that has no host cluster gets one and its L2 entry, as a write of it would, without data:
      * runs of up to {@link #MAX_RUN} clusters within one L2 table, contiguous in the file (with a data file, the
      * clusters at the guest offsets there). Their host space is left sparse, reserved or written with zeroes as
-     * {@link HostSpace#prepare} does for {@code mode}. With extended L2 an entry keeps its bitmap: no subcluster is
-     * marked allocated and zeroed ones stay zero, as QEMU leaves them. Over a backing file the old last cluster,
-     * whose head may show it, is left as it is (QEMU copies that head into the new cluster).
+     * {@link HostSpace#prepare} does for {@code mode}, but where it lies in {@code [preparedFrom, preparedTo)}, which
+     * the resize has taken already. With extended L2 an entry keeps its bitmap: no subcluster is marked allocated and
+     * zeroed ones stay zero, as QEMU leaves them. Over a backing file the old last cluster, whose head may show it,
+     * is left as it is (QEMU copies that head into the new cluster).
      *
-     * @param dataFileFreshFrom with a data file, where its bytes that read as zeroes begin (its length before the
-     *     resize grew it)
+     * @param preparedFrom where the host space the resize prepared begins: the end of the image file, or of the data
+     *     file (which reads as zeroes past it, grown or not), before the resize
+     * @param preparedTo where it ends ({@code preparedFrom} for none)
      */
-    void preallocate(long offset, long length, Preallocation mode, long dataFileFreshFrom) throws IOException {
+    void preallocate(long offset, long length, Preallocation mode, long preparedFrom, long preparedTo)
+            throws IOException {
         long clusterSize = geometry.clusterSize();
         long from = metadata.hasBacking() ? Bytes.alignUp(offset, clusterSize) : offset & -clusterSize;
         long end = Bytes.alignUp(offset + length, clusterSize) >>> geometry.clusterBits();
@@ -173,12 +176,12 @@ final class WritePath {
             if (geometry.hasDataFile()) {
                 for (int i = 0; i < run; i++) {
                     long host = new GuestCluster(c + i).offset(geometry.clusterBits());
-                    hosts.add(new NewCluster(new HostOffset(host), host >= dataFileFreshFrom));
+                    hosts.add(new NewCluster(new HostOffset(host), host >= preparedFrom));
                 }
             } else {
                 hosts.addAll(metadata.allocateDataRun(run));
             }
-            prepareHosts(hosts, mode);
+            prepareHosts(hosts, mode, preparedFrom, preparedTo);
             for (int i = 0; i < run; i++) {
                 if (geometry.extendedL2()) {
                     metadata.linkSubclusters(new GuestCluster(c + i), hosts.get(i).at(), 0, 0); // bitmap kept
@@ -187,6 +190,11 @@ final class WritePath {
                 }
             }
             c += run;
+            if (mapper.l2Cache().size() > 2 * mapper.l2Cache().capacity()) {
+                // The tables changed stay cached until written back, and every lookup walks the cache: written back
+                // now and then, as a flush would, so a growth of many tables costs time in proportion to them.
+                metadata.flushEverything();
+            }
         }
     }
 
@@ -195,22 +203,35 @@ final class WritePath {
         return geometry.extendedL2() ? mapping instanceof L2Mapping.Unallocated : holdsNoData(mapping);
     }
 
-    /** The preallocated clusters' host space: one call per run of clusters in a row in the file, all fresh or not. */
-    private void prepareHosts(List<NewCluster> hosts, Preallocation mode) throws IOException {
+    /**
+     * The preallocated clusters' host space, but for what lies in {@code [preparedFrom, preparedTo)}: one call per run
+     * of clusters in a row in the file that are alike (fresh or not, prepared or not).
+     */
+    private void prepareHosts(List<NewCluster> hosts, Preallocation mode, long preparedFrom, long preparedTo)
+            throws IOException {
         long size = geometry.clusterSize();
         for (int i = 0; i < hosts.size(); ) {
             NewCluster first = hosts.get(i);
+            boolean prepared = within(first, preparedFrom, preparedTo);
             int j = i + 1;
             while (j < hosts.size() && hosts.get(j).fresh() == first.fresh()
+                    && within(hosts.get(j), preparedFrom, preparedTo) == prepared
                     && hosts.get(j).at().bytes() == first.at().bytes() + (j - i) * size) {
                 j++;
             }
             if (!geometry.hasDataFile()) {
                 metadata.checkDataWrite(first.at().bytes(), (j - i) * size);
             }
-            HostSpace.prepare(data, mode, first.at().bytes(), (j - i) * size, first.fresh());
+            if (!prepared) {
+                HostSpace.prepare(data, mode, first.at().bytes(), (j - i) * size, first.fresh());
+            }
             i = j;
         }
+    }
+
+    private boolean within(NewCluster cluster, long from, long to) {
+        long at = cluster.at().bytes();
+        return at >= from && at + geometry.clusterSize() <= to;
     }
 
     /** How many clusters from {@code first} on, at most {@code max}, pass {@code test}. */

@@ -630,7 +630,7 @@ public final class FileStorage implements Storage {
     /**
      * preallocation=falloc: fallocate over the range through this I/O, or through the descriptor that does it for
      * FileChannel's; zeroes written where neither can (Java 21, FileChannel asked for by name, a file system without
-     * fallocate), which read the same and take the same space.
+     * fallocate: EOPNOTSUPP), which read the same and take the same space. Any other failure is thrown as it is.
      */
     @Override
     public void reserve(long position, long length) throws IOException {
@@ -649,7 +649,11 @@ public final class FileStorage implements Storage {
                 size.accumulateAndGet(position + length, Math::max);
             }
         } catch (IOException e) {
-            // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error (ENOSPC) again.
+            // Refused by the file system: zeroes below. Any other failure (ENOSPC above all) is the caller's at once:
+            // zeroes written instead would fill the disk before they failed the same way.
+            if (!String.valueOf(e.getMessage()).startsWith("Operation not supported")) {
+                throw e;
+            }
         } finally {
             changes.incrementAndGet();
             lock.unlock();
