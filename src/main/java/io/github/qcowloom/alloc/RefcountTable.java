@@ -506,6 +506,10 @@ public final class RefcountTable {
         }
         tableOffset = newOffset;
         tableClusters = (int) clusters;
+        // Zeroes over the old table before its clusters are freed: nothing points to it any more (the switch is
+        // durable), and a cluster handed out again then holds no old entries, whoever takes it for what (a resize's
+        // preallocation takes clusters in the space it reserved as reading zeroes).
+        file.writeZeroes(oldCluster << clusterBits, (long) oldClusters << clusterBits);
         for (long c = oldCluster; c < oldCluster + oldClusters; c++) {
             add(c, -1);
         }

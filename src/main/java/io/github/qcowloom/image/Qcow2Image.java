@@ -842,35 +842,55 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throws IOException {
         boolean hasDataFile = header.hasDataFile();
         Storage target = hasDataFile ? dataFile : file;
-        long from = hasDataFile ? dataFileEnd : file.size();
+        long cs = geometry.clusterSize();
+        long fileEnd = file.size();
+        // In the image file from the next whole cluster, as QEMU rounds the file's end up.
+        long from = hasDataFile ? dataFileEnd : Bytes.alignUp(fileEnd, cs);
         long to = from;
         if (mode == Preallocation.FALLOC || mode == Preallocation.FULL) {
-            long cs = geometry.clusterSize();
             long clusters = (Bytes.alignUp(newSize, cs) - (oldSize & -cs)) / cs;
-            to = hasDataFile ? Math.max(from, Bytes.alignUp(newSize, cs)) : from + (clusters + tablesFor(clusters)) * cs;
+            to = hasDataFile ? Math.max(from, Bytes.alignUp(newSize, cs))
+                    : from + (clusters + tablesFor(clusters, from)) * cs;
             try {
                 HostSpace.prepare(target, mode, from, to - from, true);
             } catch (IOException e) {
                 try {
-                    target.setLength(from);
+                    target.setLength(hasDataFile ? dataFileEnd : fileEnd);
                 } catch (IOException suppressed) {
                     e.addSuppressed(suppressed);
                 }
                 throw e;
             }
         }
-        writePath.preallocate(oldSize, newSize - oldSize, mode, from, to);
-        if (!hasDataFile && to > from && file.size() <= to) {
-            // The tables' share of the piece is an upper bound: what no cluster took is given back.
-            file.setLength(Math.max(from, metadata.referencedEnd(from, to)));
+        try {
+            writePath.preallocate(oldSize, newSize - oldSize, mode, from, to);
+        } finally {
+            if (!hasDataFile && to > from && file.size() <= to) {
+                // What no cluster took of the piece is given back, after a failure too (the tables' share of it is
+                // an upper bound).
+                file.setLength(Math.max(fileEnd, metadata.referencedEnd(from, to)));
+            }
         }
     }
 
-    /** At most how many clusters of tables {@code clusters} new data clusters need: L2 tables, refblocks, reftable. */
-    private long tablesFor(long clusters) {
+    /**
+     * At most how many clusters of tables {@code clusters} new data clusters need past {@code fileEnd}: L2 tables,
+     * refblocks, and where the refcount table must grow, the new table (at least twice the old one), its own
+     * refblocks and the rest of the refblock range its area starts at.
+     */
+    private long tablesFor(long clusters, long fileEnd) {
+        long cs = geometry.clusterSize();
+        long perRefblock = cs * 8 / header.refcountBits();
         long l2Tables = (clusters >>> geometry.l2Bits()) + 2;
-        long refblocks = (clusters + l2Tables) / (geometry.clusterSize() * 8 / header.refcountBits()) + 2;
-        return l2Tables + refblocks + refblocks * 8 / geometry.clusterSize() + 2;
+        long refblocks = (clusters + l2Tables) / perRefblock + 2;
+        long tables = l2Tables + refblocks;
+        long lastCluster = fileEnd / cs + clusters + 2 * tables;
+        long covered = (long) header.refcountTableClusters() * (cs / 8) * perRefblock;
+        if (lastCluster >= covered) {
+            long newTable = 2L * header.refcountTableClusters() + (lastCluster / perRefblock) * 8 / cs + 2;
+            tables += newTable + newTable / perRefblock + 2 + perRefblock;
+        }
+        return tables;
     }
 
     /**

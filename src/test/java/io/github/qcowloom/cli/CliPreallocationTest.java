@@ -205,6 +205,21 @@ class CliPreallocationTest {
         Qemu.imgIn(dir, "check", path("mine.qcow2"));
     }
 
+    /**
+     * 512-byte clusters with 64-bit refcounts: the growth makes the refcount table grow (twice), and a table freed
+     * during the resize lies in the space the resize took; the new space still reads as zeroes, all of it.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"falloc", "full"})
+    void aGrowthThatMovesTheRefcountTableStillReadsZeroes(String mode) {
+        String image = path("small.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "cluster_size=512,refcount_bits=64", image, "1M");
+        Cli.Run r = ours("resize", "--preallocation=" + mode, image, "17271808");
+        assertEquals(0, r.code(), r.err());
+        Qemu.io(Path.of(image), "read -P 0 0 17271808"); // fails the test on a byte that is not zero
+        Qemu.img("check", image);
+    }
+
     /** resize's refusals with --preallocation, in qemu-img's words and order (a shrink is refused before --shrink). */
     @Test
     void resizeRefusalsAsQemuImgs() {
