@@ -6,6 +6,7 @@ import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.HostSpace;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
@@ -306,6 +307,7 @@ final class ConvertCommand implements Callable<Integer> {
             // Sized first, as qemu-img does: the writes then fill a file of its final size (no extending writes),
             // and what is never written stays a hole.
             dst.setLength(src.size());
+            HostSpace.allocateFirstBlock(dst, src.size()); // as qemu-img's create of the target writes it
             boolean full = sparseSize == 0;
             // Blocks of zeroes stay holes (qemu-img's default -S 4k); with -S 0 every byte is written.
             copy(src, ChunkCopy.CHUNK, full, limit, (off, buf, zero) -> full ? () -> dst.write(buf.duplicate(), off)

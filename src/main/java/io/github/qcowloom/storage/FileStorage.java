@@ -651,7 +651,7 @@ public final class FileStorage implements Storage {
         } catch (IOException e) {
             // Refused by the file system: zeroes below. Any other failure (ENOSPC above all) is the caller's at once:
             // zeroes written instead would fill the disk before they failed the same way.
-            if (!String.valueOf(e.getMessage()).startsWith("Operation not supported")) {
+            if (!(e instanceof FailedCallException f && f.errno() == FailedCallException.EOPNOTSUPP)) {
                 throw e;
             }
         } finally {

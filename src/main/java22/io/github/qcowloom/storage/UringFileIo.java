@@ -160,7 +160,7 @@ final class UringFileIo implements FileIo {
                 return result;
             }
             if (!NativeFile.retryable(result)) {
-                throw new IOException(NativeFile.message(-result) + " (" + name + " " + path + ")");
+                throw new FailedCallException(-result, NativeFile.message(-result) + " (" + name + " " + path + ")");
             }
         }
     }

@@ -237,4 +237,18 @@ class CliConvertOptionsTest {
         assertTrue(r.err().contains("convert -C") && r.err().contains("not supported"), r.err());
         assertTrue(Files.notExists(dir.resolve("x.raw")));
     }
+
+    /**
+     * A new raw target has its first block allocated, as qemu-img's create of it writes it (allocate_first_block),
+     * even where the source has nothing there: the same map as qemu-img's target.
+     */
+    @Test
+    void aNewRawTargetHasItsFirstBlockAsQemuImgsHas() {
+        String src = path("s.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", src, "3M");
+        Qemu.io(Path.of(src), "write -P 0x11 1M 1M");
+        bothConvert(List.of("-O", "raw", src), path("theirs.raw"), path("mine.raw"));
+        assertEquals(Qemu.img("map", "--output=json", "-f", "raw", path("theirs.raw")),
+                Qemu.img("map", "--output=json", "-f", "raw", path("mine.raw")));
+    }
 }

@@ -1,0 +1,23 @@
+package io.github.qcowloom.storage;
+
+import java.io.IOException;
+
+/**
+ * A system call of the Java 22+ layer's file I/O failed: its message is the C library's words for the error (in the
+ * process's locale), {@link #errno()} the number, which is what callers test.
+ */
+public final class FailedCallException extends IOException {
+    /** EOPNOTSUPP: the file system does not do what was asked (fallocate, a punch). */
+    public static final int EOPNOTSUPP = 95;
+
+    private final int errno;
+
+    public FailedCallException(int errno, String message) {
+        super(message);
+        this.errno = errno;
+    }
+
+    public int errno() {
+        return errno;
+    }
+}
