@@ -211,6 +211,14 @@ final class MetadataWriter {
     }
 
     /**
+     * As {@link #link(GuestCluster, HostOffset)}, the entry also flagged as reading zeroes: a preallocated zero
+     * cluster (QEMU's ZERO_ALLOC), as a metadata preallocation leaves one that read as zeroes.
+     */
+    void linkZero(GuestCluster cluster, HostOffset host) throws IOException {
+        link(cluster.index(), L2Entry.withZeroFlag(L2Entry.owned(host.bytes())));
+    }
+
+    /**
      * Points {@code cluster}'s L2 entry at the compressed cluster {@code descriptor} (with extended L2, with a
      * bitmap of 0, as a compressed cluster has it), as {@link #link(GuestCluster, HostOffset)} does.
      */

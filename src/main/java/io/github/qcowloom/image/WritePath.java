@@ -148,7 +148,8 @@ final class WritePath {
      * clusters at the guest offsets there). Their host space is left sparse, reserved or written with zeroes as
      * {@link HostSpace#prepare} does for {@code mode}, but where it lies in {@code [preparedFrom, preparedTo)}, which
      * the resize has taken already. With extended L2 an entry keeps its bitmap: no subcluster is marked allocated and
-     * zeroed ones stay zero, as QEMU leaves them. Over a backing file the old last cluster, whose head may show it,
+     * zeroed ones stay zero, as QEMU leaves them; without, a zero cluster placed by a metadata preallocation keeps
+     * its zero flag, as QEMU's (which zeroes the range after placing it) leaves it. Over a backing file the old last cluster, whose head may show it,
      * is left as it is (QEMU copies that head into the new cluster).
      *
      * @param preparedFrom where the host space the resize prepared begins: the end of the image file, or of the data
@@ -183,10 +184,14 @@ final class WritePath {
             }
             prepareHosts(hosts, mode, preparedFrom, preparedTo);
             for (int i = 0; i < run; i++) {
+                GuestCluster cluster = new GuestCluster(c + i);
                 if (geometry.extendedL2()) {
-                    metadata.linkSubclusters(new GuestCluster(c + i), hosts.get(i).at(), 0, 0); // bitmap kept
+                    metadata.linkSubclusters(cluster, hosts.get(i).at(), 0, 0); // bitmap kept
+                } else if (mode == Preallocation.METADATA && mapper.lookup(cluster) instanceof L2Mapping.Zero) {
+                    // QEMU places the cluster first and zeroes the range after: a zero cluster with a host one
+                    metadata.linkZero(cluster, hosts.get(i).at());
                 } else {
-                    metadata.link(new GuestCluster(c + i), hosts.get(i).at());
+                    metadata.link(cluster, hosts.get(i).at());
                 }
             }
             c += run;
