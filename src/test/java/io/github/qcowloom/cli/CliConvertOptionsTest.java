@@ -12,9 +12,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -22,19 +20,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * convert's several sources, {@code --target-is-zero}, {@code --salvage} and {@code -r}, each side by side with
  * qemu-img convert on the same files: the targets' contents, allocation and checks, and the words of refusals.
  */
-class CliConvertOptionsTest {
-    @TempDir
-    Path dir;
-
-    @BeforeEach
-    void needQemu() {
-        Qemu.assume();
-    }
-
-    private String path(String name) {
-        return dir.resolve(name).toString();
-    }
-
+class CliConvertOptionsTest extends QemuFolderTest {
     /** Runs qemu-img convert ARGS THEIRS and ours with ARGS MINE; both must succeed. */
     private static void bothConvert(List<String> args, String theirs, String mine) {
         List<String> q = new ArrayList<>(List.of("qemu-img", "convert"));

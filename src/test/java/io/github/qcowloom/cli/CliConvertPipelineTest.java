@@ -15,9 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -26,20 +24,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * directions (a sparse raw source is not read where it has holes; a raw target gets holes where the data is zeroes),
  * and a compressed source larger than the heap converted in a JVM of small heap and direct memory.
  */
-class CliConvertPipelineTest {
+class CliConvertPipelineTest extends QemuFolderTest {
     private static final long MIB = 1 << 20;
-
-    @TempDir
-    Path dir;
-
-    @BeforeEach
-    void needQemu() {
-        Qemu.assume();
-    }
-
-    private String path(String name) {
-        return dir.resolve(name).toString();
-    }
 
     /** 12 MiB: data, a compressed cluster, written zeroes, holes, and data crossing the 2 MiB chunk boundaries. */
     private String source() {

@@ -9,27 +9,13 @@ import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /** convert -O qcow2 checked by qemu-img: check clean, compare identical, zero ranges left unallocated. */
-class CliConvertTest {
+class CliConvertTest extends QemuFolderTest {
     private static final long MIB = 1 << 20;
-
-    @TempDir
-    Path dir;
-
-    @BeforeEach
-    void needQemu() {
-        Qemu.assume();
-    }
-
-    private String path(String name) {
-        return dir.resolve(name).toString();
-    }
 
     /** A 20 MiB source with data at assorted offsets, explicit zeroes at 6 MiB and nothing at 8–12 MiB. */
     private String source(String format) {

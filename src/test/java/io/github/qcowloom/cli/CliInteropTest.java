@@ -12,26 +12,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** The CLI's create, info and convert side by side with qemu-img on the same files. */
-class CliInteropTest {
-    @TempDir
-    Path dir;
-
-    @BeforeEach
-    void needQemu() {
-        Qemu.assume();
-    }
-
-    private String path(String name) {
-        return dir.resolve(name).toString();
-    }
-
+class CliInteropTest extends QemuFolderTest {
     @ParameterizedTest
     @ValueSource(strings = {
         "",

@@ -10,9 +10,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -23,19 +21,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * (host offsets aside: the data lies after each L2 table here, as metadata preallocation places it), the host
  * space taken, {@code qemu-img check}, the contents, and the words of each refusal.
  */
-class CliPreallocationTest {
-    @TempDir
-    Path dir;
-
-    @BeforeEach
-    void needQemu() {
-        Qemu.assume();
-    }
-
-    private String path(String name) {
-        return dir.resolve(name).toString();
-    }
-
+class CliPreallocationTest extends QemuFolderTest {
     /**
      * qemu-img map's entries without host offsets, neighbours with the same flags merged (a run of data that an L2
      * table interrupts in the file is one run for the guest).

@@ -85,8 +85,8 @@ class GrowCrashTest {
         checkStates(sim, null, mark, Set.of(shrunk, MIB), MIB, shrunk);
     }
 
-    @Test
-    void aLongerBackingFileNeverShowsInTheGrownRange() throws IOException {
+    /** A 1 MiB overlay, its bytes, over a 2 MiB backing file full of 0x66. */
+    private byte[] overlayOverALongerBase() throws IOException {
         Path base = dir.resolve("base.qcow2");
         ImageCreator.create(base, CreateOptions.defaults(2 * MIB).withClusterSize(CS));
         try (Qcow2Image img = Qcow2Image.open(base, OpenOptions.readWriteDefaults())) {
@@ -97,7 +97,12 @@ class GrowCrashTest {
         Path overlay = dir.resolve("overlay.qcow2");
         ImageCreator.create(overlay, CreateOptions.defaults(MIB).withClusterSize(CS)
                 .withBacking("base.qcow2", "qcow2"));
-        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(overlay));
+        return Files.readAllBytes(overlay);
+    }
+
+    @Test
+    void aLongerBackingFileNeverShowsInTheGrownRange() throws IOException {
+        CrashSimStorage sim = new CrashSimStorage(overlayOverALongerBase());
         long mark;
         try (Qcow2Image img = Qcow2Image.open(sim, dir, OpenOptions.readWriteDefaults().withPool(false))) {
             img.write(0, ByteBuffer.wrap(new byte[] {1}));
@@ -116,17 +121,7 @@ class GrowCrashTest {
     @ParameterizedTest
     @EnumSource(value = Preallocation.class, names = {"METADATA", "FALLOC", "FULL"})
     void aPreallocatingGrowthShowsNeitherFreedDataNorTheBackingFile(Preallocation mode) throws IOException {
-        Path base = dir.resolve("base.qcow2");
-        ImageCreator.create(base, CreateOptions.defaults(2 * MIB).withClusterSize(CS));
-        try (Qcow2Image img = Qcow2Image.open(base, OpenOptions.readWriteDefaults())) {
-            byte[] data = new byte[(int) (2 * MIB)];
-            Arrays.fill(data, (byte) 0x66);
-            img.write(0, ByteBuffer.wrap(data));
-        }
-        Path overlay = dir.resolve("overlay.qcow2");
-        ImageCreator.create(overlay, CreateOptions.defaults(MIB).withClusterSize(CS)
-                .withBacking("base.qcow2", "qcow2"));
-        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(overlay));
+        CrashSimStorage sim = new CrashSimStorage(overlayOverALongerBase());
         // A host that cannot punch holes: a freed cluster keeps its bytes until it is written again.
         Storage noHoles = new ForwardingStorage(sim) {
             @Override
