@@ -803,7 +803,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 discardPath.writeZeroes(zeroStart, wholeStart - zeroStart, false, newSize);
             }
             if (newSize > wholeStart) {
-                discardPath.writeZeroes(wholeStart, newSize - wholeStart, false, newSize);
+                zeroWholeClusters(wholeStart, newSize);
             }
             if (zeroStart > oldSize) {
                 discardPath.writeZeroBytes(oldSize, zeroStart - oldSize);
@@ -829,6 +829,23 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         metadata.writeHeaderField(HeaderField.SIZE, newSize);
         header = header.withSize(newSize);
         kept.resize(header.diskSize(), geometry.clusterBits());
+    }
+
+    /**
+     * Zero flags over {@code [from, newSize)}, an L2 table's range at a time: the tables changed stay cached until
+     * written back, and every lookup walks the cache, so they are written back once the cache holds twice its
+     * capacity, as a flush would write them (a growth of 50G over a longer backing file took 11 s without).
+     */
+    private void zeroWholeClusters(long from, long newSize) throws IOException {
+        long span = geometry.clusterSize() << geometry.l2Bits();
+        for (long at = from; at < newSize; ) {
+            long next = Math.min(newSize, (at / span + 1) * span);
+            discardPath.writeZeroes(at, next - at, false, newSize);
+            if (mapper.l2Cache().size() > 2 * mapper.l2Cache().capacity()) {
+                metadata.flushEverything();
+            }
+            at = next;
+        }
     }
 
     /**

@@ -114,6 +114,35 @@ class GrowCrashTest {
     }
 
     /**
+     * The same over many L2 tables (512-byte clusters: one table maps 32 KiB), so that the resize writes the tables
+     * it zeroes back as it goes: no crash state shows the grown disk with the backing file's bytes.
+     */
+    @Test
+    void aLongerBackingFileNeverShowsWhileTheZeroedTablesAreWrittenBack() throws IOException {
+        Path base = dir.resolve("base.qcow2");
+        ImageCreator.create(base, CreateOptions.defaults(MIB).withClusterSize(512));
+        try (Qcow2Image img = Qcow2Image.open(base, OpenOptions.readWriteDefaults())) {
+            byte[] data = new byte[(int) MIB];
+            Arrays.fill(data, (byte) 0x66);
+            img.write(0, ByteBuffer.wrap(data));
+        }
+        Path overlay = dir.resolve("overlay.qcow2");
+        ImageCreator.create(overlay, CreateOptions.defaults(64 << 10).withClusterSize(512)
+                .withBacking("base.qcow2", "qcow2"));
+        CrashSimStorage sim = new CrashSimStorage(Files.readAllBytes(overlay));
+        long mark;
+        try (Qcow2Image img = Qcow2Image.open(sim, dir, OpenOptions.readWriteDefaults().withPool(false)
+                .withL2CacheBytes(512))) {
+            img.write(0, ByteBuffer.wrap(new byte[] {1}));
+            img.flush();
+            mark = sim.flushCount();
+            img.resize(MIB);
+            assertTrue(sim.flushCount() > mark + 2, "the zeroed tables were written back on the way");
+        }
+        checkStates(sim, dir, mark, Set.of(64L << 10, MIB), MIB, 64 << 10);
+    }
+
+    /**
      * A growth with preallocation over clusters a shrink freed, which still hold old data in the file: the clusters
      * it places for the new range may be those, and no crash state shows the grown disk with their old bytes, nor
      * with the backing file's, in any mode.
