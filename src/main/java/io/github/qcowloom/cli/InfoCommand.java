@@ -61,8 +61,7 @@ final class InfoCommand implements Callable<Integer> {
                         "Backing file '" + name + "' creates an infinite loop.");
             }
             if (chain.size() > Qcow2Image.MAX_BACKING_DEPTH) {
-                throw new UnsupportedFeatureException("backing chain deeper than " + Qcow2Image.MAX_BACKING_DEPTH,
-                        "Backing chain is deeper than " + Qcow2Image.MAX_BACKING_DEPTH + " images (a loop?)");
+                throw Qcow2Image.chainTooDeep();
             }
             Map<String, Object> info;
             try {

@@ -50,7 +50,7 @@ public final class ImageCreator {
             // AUTO, not FileChannel by name: preallocation=falloc may then reserve space with fallocate.
             try (Storage data = FileStorage.create(dataPath, false, StorageBackend.AUTO)) {
                 data.setLength(layout.dataFileLength());
-                allocateData(null, data, o, layout);
+                allocateData(data, o, layout);
                 HostSpace.allocateFirstBlock(data, layout.dataFileLength());
                 data.flush();
             }
@@ -58,25 +58,25 @@ public final class ImageCreator {
         try (Storage file = FileStorage.create(path, false, StorageBackend.AUTO)) {
             write(file, o, layout);
             if (o.dataFile() == null) {
-                allocateData(file, null, o, layout);
+                allocateData(file, o, layout);
             }
             file.flush();
         }
     }
 
     /**
-     * preallocation=falloc or full, after the metadata is in place: the data's host space reserved (fallocate) or
-     * written with zeroes, whole clusters, as qemu-img's truncate of the new image reserves it; with a data file,
-     * that file from 0 to its length instead (QEMU forwards the preallocation to it).
+     * preallocation=falloc or full, after the metadata is in place: the data's host space in {@code target} reserved
+     * (fallocate) or written with zeroes, whole clusters, as qemu-img's truncate of the new image reserves it: with a
+     * data file, that file from 0 to its length (QEMU forwards the preallocation to it); else the image file's runs
+     * of data clusters.
      */
-    private static void allocateData(Storage file, Storage dataFile, CreateOptions o, CreateLayout layout)
-            throws IOException {
+    private static void allocateData(Storage target, CreateOptions o, CreateLayout layout) throws IOException {
         Preallocation mode = Preallocation.named(o.preallocation()).orElseThrow();
         if (mode == Preallocation.OFF || mode == Preallocation.METADATA) {
             return; // the clusters are placed by the L2 tables alone
         }
-        if (dataFile != null) {
-            HostSpace.prepare(dataFile, mode, 0, layout.dataFileLength(), true);
+        if (o.dataFile() != null) {
+            HostSpace.prepare(target, mode, 0, layout.dataFileLength(), true);
             return;
         }
         long cs = layout.clusterSize();
@@ -85,7 +85,7 @@ public final class ImageCreator {
         for (long first = 0; first < guestClusters; first += layout.l2Entries()) {
             long last = Math.min(guestClusters, first + layout.l2Entries()) - 1;
             long from = layout.dataOffset(first);
-            HostSpace.prepare(file, mode, from, layout.dataOffset(last) + cs - from, true); // holes
+            HostSpace.prepare(target, mode, from, layout.dataOffset(last) + cs - from, true); // holes
         }
     }
 

@@ -417,6 +417,17 @@ final class MetadataWriter {
         flushOrder.flushEverything();
     }
 
+    /**
+     * For an exclusive edit of many L2 tables (a resize's zeroing or preallocation): the tables changed stay cached
+     * until written back, and every lookup walks the cache, so they are written back, as a flush writes them, once
+     * the cache holds twice its capacity. The edit's cost then grows with the tables, not with their square.
+     */
+    void writeBackWhenCacheFull() throws IOException {
+        if (mapper.l2Cache().size() > 2 * mapper.l2Cache().capacity()) {
+            flushEverything();
+        }
+    }
+
     /** The end of the last cluster in {@code [from, to)} with a reference (refcount not 0), or {@code from}. */
     long referencedEnd(long from, long to) throws IOException {
         int bits = geometry().clusterBits();

@@ -56,6 +56,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** Longest backing chain we follow; deeper chains are refused rather than risking a loop. */
     public static final int MAX_BACKING_DEPTH = 64;
 
+    /** The refusal of a backing chain deeper than {@link #MAX_BACKING_DEPTH}. */
+    public static UnsupportedFeatureException chainTooDeep() {
+        return new UnsupportedFeatureException("backing chain deeper than " + MAX_BACKING_DEPTH,
+                "Backing chain is deeper than " + MAX_BACKING_DEPTH + " images (a loop?)");
+    }
+
     private final Storage file;
     private final Storage dataFile;
     private final BlockDevice backing;
@@ -267,8 +273,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static BlockDevice openBacking(Path imageDir, Header header, OpenOptions options, int depth,
             Set<Object> chain) throws IOException {
         if (depth >= MAX_BACKING_DEPTH) {
-            throw new UnsupportedFeatureException("backing chain deeper than " + MAX_BACKING_DEPTH,
-                    "Backing chain is deeper than " + MAX_BACKING_DEPTH + " images (a loop?)");
+            throw chainTooDeep();
         }
         Path path = ReferencedFiles.resolve(imageDir, header.backingFile(), "backing file");
         OpenOptions backingOptions = options.withReadOnly(true).withL2CacheBytes(0);
@@ -832,18 +837,15 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * Zero flags over {@code [from, newSize)}, an L2 table's range at a time: the tables changed stay cached until
-     * written back, and every lookup walks the cache, so they are written back once the cache holds twice its
-     * capacity, as a flush would write them (a growth of 50G over a longer backing file took 11 s without).
+     * Zero flags over {@code [from, newSize)}, an L2 table's range at a time, with the tables written back on the way
+     * ({@link MetadataWriter#writeBackWhenCacheFull}: a growth of 50G over a longer backing file took 11 s without).
      */
     private void zeroWholeClusters(long from, long newSize) throws IOException {
         long span = geometry.clusterSize() << geometry.l2Bits();
         for (long at = from; at < newSize; ) {
             long next = Math.min(newSize, (at / span + 1) * span);
             discardPath.writeZeroes(at, next - at, false, newSize);
-            if (mapper.l2Cache().size() > 2 * mapper.l2Cache().capacity()) {
-                metadata.flushEverything();
-            }
+            metadata.writeBackWhenCacheFull();
             at = next;
         }
     }

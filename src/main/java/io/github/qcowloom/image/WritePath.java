@@ -149,8 +149,8 @@ final class WritePath {
      * {@link HostSpace#prepare} does for {@code mode}, but where it lies in {@code [preparedFrom, preparedTo)}, which
      * the resize has taken already. With extended L2 an entry keeps its bitmap: no subcluster is marked allocated and
      * zeroed ones stay zero, as QEMU leaves them; without, a zero cluster placed by a metadata preallocation keeps
-     * its zero flag, as QEMU's (which zeroes the range after placing it) leaves it. Over a backing file the old last cluster, whose head may show it,
-     * is left as it is (QEMU copies that head into the new cluster).
+     * its zero flag, as QEMU's (which zeroes the range after placing it) leaves it. Over a backing file the old last
+     * cluster, whose head may show it, is left as it is (QEMU copies that head into the new cluster).
      *
      * @param preparedFrom where the host space the resize prepared begins: the end of the image file, or of the data
      *     file (which reads as zeroes past it, grown or not), before the resize
@@ -195,11 +195,7 @@ final class WritePath {
                 }
             }
             c += run;
-            if (mapper.l2Cache().size() > 2 * mapper.l2Cache().capacity()) {
-                // The tables changed stay cached until written back, and every lookup walks the cache: written back
-                // now and then, as a flush would, so a growth of many tables costs time in proportion to them.
-                metadata.flushEverything();
-            }
+            metadata.writeBackWhenCacheFull();
         }
     }
 
