@@ -38,15 +38,15 @@ final class AmendCommand implements Callable<Integer> {
     @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
     String format;
 
-    @Option(names = "-o", paramLabel = "OPTIONS", description = "Options to change: compat, lazy_refcounts, size, "
-            + "data_file, data_file_raw (as for create; -o help lists them).")
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "Options to change: compat, refcount_bits, "
+            + "lazy_refcounts, size, data_file, data_file_raw (as for create; -o help lists them).")
     List<String> options = List.of();
 
     @Option(names = "-t", paramLabel = "CACHE", description = "Cache mode: writeback (default), writethrough, none, "
             + "directsync or unsafe.")
     String cache = "writeback";
 
-    @Option(names = "-p", description = "Progress (accepted; the changes made here are quick).")
+    @Option(names = "-p", description = "Progress (accepted; nothing is shown).")
     boolean progress;
 
     @Option(names = "-q", description = "Quiet.")

@@ -132,6 +132,13 @@ public record Header(
                 compressionType, extensions, backingFile);
     }
 
+    /** Returns a copy with refcounts of another width, in the reftable at {@code tableOffset}. */
+    public Header withRefcounts(int order, long tableOffset, int tableClusters) {
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, cryptMethod, l1Size,
+                l1TableOffset, tableOffset, tableClusters, nbSnapshots, snapshotsOffset, incompatibleFeatures,
+                compatibleFeatures, autoclearFeatures, order, headerLength, compressionType, extensions, backingFile);
+    }
+
     /** Returns a copy with another active L1 table. */
     public Header withL1(int newL1Size, long newL1Offset) {
         return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, cryptMethod, newL1Size,

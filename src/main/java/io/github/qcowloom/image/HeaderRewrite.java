@@ -38,19 +38,8 @@ final class HeaderRewrite {
      * @throws BackingFileChange.RefusedException (NO_SPACE) where the result does not fit in the first cluster
      */
     static void rewrite(Path image, ImageLocking locking, Change change) throws IOException {
-        FileStorage file;
-        try {
-            file = FileStorage.open(image, false, false, StorageBackend.FILECHANNEL,
-                    LockPermissions.forImage(locking, false));
-        } catch (ImageLockedException e) {
-            throw e.withContext("Could not open '" + image + "': ");
-        }
-        try (file) {
+        try (FileStorage file = openForEdit(image, locking)) {
             Header header = ImageMetadata.readHeader(file);
-            if (header.corrupt()) {
-                throw new CorruptImageException(
-                        "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
-            }
             ByteBuffer encoded;
             try {
                 encoded = cluster0(change.apply(header));
@@ -59,6 +48,30 @@ final class HeaderRewrite {
             }
             file.write(encoded, 0);
             file.flush();
+        }
+    }
+
+    /**
+     * Opens {@code image}, which no other process may have open for writing (its lock is taken for writing), for
+     * an edit of its metadata with the image closed; refuses an image marked corrupt.
+     */
+    static FileStorage openForEdit(Path image, ImageLocking locking) throws IOException {
+        FileStorage file;
+        try {
+            file = FileStorage.open(image, false, false, StorageBackend.FILECHANNEL,
+                    LockPermissions.forImage(locking, false));
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + image + "': ");
+        }
+        try {
+            if (ImageMetadata.readHeader(file).corrupt()) {
+                throw new CorruptImageException("qcow2: Image is corrupt; cannot be opened read/write (open it"
+                        + " read-only, or repair it with check -r all)");
+            }
+            return file;
+        } catch (IOException | RuntimeException e) {
+            file.close();
+            throw e;
         }
     }
 

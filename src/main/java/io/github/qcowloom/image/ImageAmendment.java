@@ -2,11 +2,11 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.snapshot.Snapshot;
+import io.github.qcowloom.snapshot.Snapshots;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -19,9 +19,8 @@ import java.util.Objects;
  * a version 2 image is upgraded to 3, the data file settings and the header are written, the backing file is
  * compared (it cannot be amended: rebase changes it), lazy refcounts are switched, the virtual size is set. The
  * image is opened for writing first, which repairs it if it was left dirty, as QEMU's open does; each header change
- * is then made with the image closed ({@link HeaderRewrite}). Not done, and refused as such: a change of the refcount
- * width, a downgrade to version 2 (QEMU's zero-cluster expansion), and an upgrade whose snapshot table lacks version
- * 3's extra data.
+ * is then made with the image closed ({@link HeaderRewrite}), and so are a change of the refcount width
+ * ({@link RefcountWidthChange}) and a downgrade to version 2 ({@link VersionDowngrade}).
  *
  * @param size the new virtual size, or null
  * @param compat "0.10"/"v2" or "1.1"/"v3", or null
@@ -83,10 +82,10 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
         }
 
         if (newVersion > oldVersion) {
-            for (Snapshot s : snapshots) {
-                if (s.extraData().length < 16) {
-                    throw new UnsupportedFeatureException("amend compat=1.1 of snapshots without version 3 data",
-                            "Upgrading an image whose snapshot table lacks version 3's extra data is not supported");
+            // Version 3 needs every snapshot's 64-bit VM state size and disk size (qcow2_upgrade).
+            if (snapshots.stream().anyMatch(s -> s.extraData().length < 16)) {
+                try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
+                    Snapshots.rewriteTable(image);
                 }
             }
             HeaderRewrite.rewrite(path, options.locking(), h -> h.withVersion(3));
@@ -96,8 +95,7 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
                 throw new ImageException("Refcount widths other than 16 bits require compatibility level 1.1 or"
                         + " above (use compat=1.1 or greater)");
             }
-            throw new UnsupportedFeatureException("amend refcount_bits",
-                    "Changing the refcount width (refcount_bits) is not supported");
+            RefcountWidthChange.apply(path, options.locking(), (int) bits);
         }
         boolean keepRaw = raw;
         HeaderRewrite.rewrite(path, options.locking(), h -> withDataFile(h, keepRaw, dataFile));
@@ -122,7 +120,7 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
             }
         }
         if (newVersion < oldVersion) {
-            refuseDowngrade(header);
+            VersionDowngrade.apply(path, options);
         }
     }
 
@@ -140,17 +138,5 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
             ext.add(new HeaderExtension(HeaderExtension.DATA_FILE, dataFile.getBytes(StandardCharsets.UTF_8)));
         }
         return changed.withBackingFile(changed.backingFile(), ext);
-    }
-
-    /** QEMU's qcow2_downgrade refuses these in its words; the rest of a downgrade is not done here. */
-    private static void refuseDowngrade(Header header) throws IOException {
-        if (header.refcountOrder() != 4) {
-            throw new ImageException("compat=0.10 requires refcount_bits=16");
-        }
-        if (header.hasDataFile()) {
-            throw new ImageException("Cannot downgrade an image with a data file");
-        }
-        throw new UnsupportedFeatureException("amend compat=0.10",
-                "Downgrading an image to compat=0.10 is not supported");
     }
 }

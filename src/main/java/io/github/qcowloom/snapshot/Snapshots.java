@@ -63,6 +63,18 @@ public final class Snapshots {
         return image.editTables(tables -> CreateSnapshot.run(tables, stored, date, breakage));
     }
 
+    /**
+     * Writes the snapshot table anew with every entry as QEMU writes one (version 3's extra data: the VM state's
+     * 64-bit size and the disk size, an entry that lacked it taking the image's size), as qemu-img amend's upgrade
+     * to compat=1.1 does (qcow2_upgrade).
+     */
+    public static void rewriteTable(Qcow2Image image) throws IOException {
+        image.editTables(tables -> {
+            SnapshotTableWriter.write(tables, tables.snapshots(), Breakage.NONE);
+            return null;
+        });
+    }
+
     /** Makes the snapshot's contents (and virtual size) the image's; the snapshot stays. */
     public static void apply(Qcow2Image image, Snapshot snapshot) throws IOException {
         apply(image, snapshot, Breakage.NONE);

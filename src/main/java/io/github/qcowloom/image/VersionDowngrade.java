@@ -1,0 +1,126 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.bitmap.BitmapAction;
+import io.github.qcowloom.bitmap.Bitmaps;
+import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.format.Bytes;
+import io.github.qcowloom.format.ClusterType;
+import io.github.qcowloom.format.Features;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.HeaderExtension;
+import io.github.qcowloom.format.L1Entry;
+import io.github.qcowloom.format.L2Entry;
+import io.github.qcowloom.snapshot.Snapshot;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * qemu-img amend -o compat=0.10 (QEMU's qcow2_downgrade) of a clean version 3 image that is not open: QEMU's
+ * refusals in its order and words, the zero clusters expanded ({@link ZeroClusterExpansion}), then the header
+ * rewritten as version 2 (72 bytes, no feature bits, zlib) in one synced write. Persistent bitmaps, which version 2
+ * cannot hold, are removed first. A refusal after the expansion
+ * (zstd-compressed clusters) leaves the expanded image at version 3, as QEMU does.
+ */
+final class VersionDowngrade {
+    private VersionDowngrade() {
+    }
+
+    static void apply(Path image, OpenOptions options) throws IOException {
+        boolean bitmaps;
+        try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
+            Header header = ImageMetadata.readHeader(file);
+            refuse(header, ImageMetadata.readSnapshots(file, header));
+            bitmaps = header.extension(HeaderExtension.BITMAPS).isPresent();
+        }
+        if (bitmaps) {
+            removeBitmaps(image, options);
+        }
+        try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
+            expandAndRewrite(file);
+        }
+    }
+
+    /**
+     * The downgrade of the image in {@code file}, once refusals and bitmaps are dealt with: zero clusters expanded,
+     * then the version 2 header.
+     */
+    static void expandAndRewrite(Storage file) throws IOException {
+        Header header = ImageMetadata.readHeader(file);
+        ZeroClusterExpansion.run(file, header, ImageMetadata.readSnapshots(file, header));
+        if ((header.incompatibleFeatures() & Features.INCOMPAT_COMPRESSION) != 0 && hasCompressed(file, header)) {
+            throw new ImageException("Cannot downgrade an image with zstd compression type and existing"
+                    + " compressed clusters");
+        }
+        // No bitmaps extension either: without the autoclear bit QEMU drops it at its next header update.
+        Header v2 = header.withFeatures(0, 0, 0).withVersion(2);
+        file.write(HeaderRewrite.cluster0(v2.withBackingFile(v2.backingFile(), v2.extensions().stream()
+                .filter(e -> e.type() != HeaderExtension.BITMAPS).toList())), 0);
+        file.flush();
+    }
+
+    /** QEMU's refusals before the expansion, in its order and words. */
+    private static void refuse(Header header, List<Snapshot> snapshots) throws ImageException {
+        if (header.refcountOrder() != 4) {
+            throw new ImageException("compat=0.10 requires refcount_bits=16");
+        }
+        if (header.hasDataFile()) {
+            throw new ImageException("Cannot downgrade an image with a data file");
+        }
+        // Version 2 readers would take neither a snapshot of another size nor a VM state past 32 bits.
+        for (Snapshot s : snapshots) {
+            if (Long.compareUnsigned(s.vmStateSize(), 0xffffffffL) > 0
+                    || s.diskSizeOr(header.size()) != header.size()) {
+                throw new ImageException("Internal snapshots prevent downgrade of image");
+            }
+        }
+        // The image is clean: the open before this repaired it if it was dirty.
+        long others = header.incompatibleFeatures() & ~Features.INCOMPAT_COMPRESSION;
+        if (others != 0) {
+            throw new ImageException("Cannot downgrade an image with incompatible features 0x"
+                    + Long.toHexString(others) + " set");
+        }
+    }
+
+    /**
+     * Removes every persistent bitmap, as qemu-img bitmap --remove does. Version 2 has no autoclear bits, so QEMU
+     * keeps the extension and then takes every bitmap for inconsistent and counts their clusters as leaked; here the
+     * clusters are freed and the image stays clean.
+     */
+    private static void removeBitmaps(Path path, OpenOptions options) throws IOException {
+        try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
+            List<BitmapAction> removals = new ArrayList<>();
+            for (BitmapDirectory.Entry e : image.persistentBitmaps()) {
+                removals.add(new BitmapAction.Remove(e.name()));
+            }
+            Bitmaps.apply(image, path.toString(), removals, null);
+        }
+    }
+
+    /** True if a guest cluster of the active image is compressed (QEMU's qcow2_has_compressed_clusters). */
+    private static boolean hasCompressed(Storage file, Header header) throws IOException {
+        int l2Entries = 1 << header.l2Bits();
+        long guestClusters = (header.size() + header.clusterSize() - 1) >>> header.clusterBits();
+        long[] l1 = L1Entry.decodeTable(ImageMetadata.readBytes(file, header.l1TableOffset(), header.l1Size() * 8),
+                header.l1Size());
+        for (int i = 0; i < l1.length && (long) i * l2Entries < guestClusters; i++) {
+            long l2Offset = L1Entry.checkedL2Offset(l1[i], i, header.clusterSize());
+            if (l2Offset == 0) {
+                continue;
+            }
+            byte[] table = ImageMetadata.readBytes(file, l2Offset, (int) header.clusterSize());
+            long entries = Math.min(l2Entries, guestClusters - (long) i * l2Entries);
+            for (int j = 0; j < entries; j++) {
+                if (L2Entry.type(Bytes.getLong(table, j * 8), false, false) == ClusterType.COMPRESSED) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,129 @@
+package io.github.qcowloom.image;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.check.CheckResult;
+import io.github.qcowloom.check.ImageChecker;
+import io.github.qcowloom.crashkit.CrashOptions;
+import io.github.qcowloom.crashkit.CrashSimStorage;
+import io.github.qcowloom.crashkit.CrashState;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.snapshot.Snapshots;
+import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.testing.Images;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Invariant h of reference/crash.md for amend's two rewrites of an image's tables, a refcount width change and a
+ * downgrade's expansion of zero clusters: at every crash state the image opens, checks without corruption (and,
+ * for the width change, without leaks: its new structures lie where nothing counts them until the switch), and
+ * shows the guest and the snapshot what they showed before. The image holds clusters a snapshot shares, zero
+ * clusters with and without a host cluster (one shared with the snapshot), and freed clusters inside the file.
+ */
+class AmendCrashTest {
+    private static final int SIZE = 1 << 20;
+
+    @TempDir
+    Path dir;
+
+    /** The test image; with {@code backed}, over a backing file of 0x5a bytes in {@link #dir}. */
+    private byte[] image(boolean backed) throws IOException {
+        CreateOptions create = CreateOptions.defaults(SIZE).withClusterSize(4096);
+        if (backed) {
+            Path base = dir.resolve("base.qcow2");
+            ImageCreator.create(base, CreateOptions.defaults(SIZE).withClusterSize(4096));
+            try (Qcow2Image img = Qcow2Image.open(base, OpenOptions.readWriteDefaults())) {
+                img.write(0, ByteBuffer.wrap(pattern(SIZE, 0x5a)));
+            }
+            create = create.withBacking("base.qcow2", "qcow2");
+        }
+        Path file = dir.resolve("a.qcow2");
+        ImageCreator.create(file, create);
+        try (Qcow2Image img = Qcow2Image.open(file, OpenOptions.readWriteDefaults().withPool(false))) {
+            img.write(0, ByteBuffer.wrap(pattern(64 << 10, 1)));
+            img.write(256 << 10, ByteBuffer.wrap(pattern(16 << 10, 2)));
+            img.writeZeroes(512 << 10, 8 << 10, false); // zero clusters without a host cluster
+            Snapshots.create(img, "s1");
+            img.writeZeroes(0, 8 << 10, false); // zero clusters keeping a host cluster the snapshot shares
+            img.write(128 << 10, ByteBuffer.wrap(pattern(16 << 10, 3)));
+            img.writeZeroes(128 << 10, 8 << 10, false); // zero clusters keeping their own host cluster
+            img.write(640 << 10, ByteBuffer.wrap(pattern(16 << 10, 4)));
+            img.discard(640 << 10, 16 << 10); // free clusters inside the file
+        }
+        return Files.readAllBytes(file);
+    }
+
+    private static byte[] pattern(int length, int seed) {
+        byte[] b = new byte[length];
+        for (int i = 0; i < length; i++) {
+            b[i] = (byte) (seed * 31 + i / 512);
+        }
+        return b;
+    }
+
+    /** What the guest reads, then what the snapshot holds. */
+    private List<byte[]> views(byte[] image) throws IOException {
+        try (Qcow2Image img = Qcow2Image.open(new MemoryStorage(image), dir, OpenOptions.readOnlyDefaults())) {
+            byte[] guest = Images.readAll(img, 64 << 10);
+            MemoryStorage copy = new MemoryStorage(image);
+            try (Qcow2Image applied = Qcow2Image.open(copy, dir, OpenOptions.readWriteDefaults().withPool(false))) {
+                Snapshots.apply(applied, Snapshots.list(applied).get(0));
+                return List.of(guest, Images.readAll(applied, 64 << 10));
+            }
+        }
+    }
+
+    private CheckResult check(byte[] image) throws IOException {
+        Path file = dir.resolve("state.qcow2");
+        Files.write(file, image);
+        return ImageChecker.check(file, "state.qcow2");
+    }
+
+    @ParameterizedTest(name = "refcount_bits={0}")
+    @ValueSource(ints = {2, 8, 64})
+    void aWidthChangeCrashedAnywhereLeavesTheOldOrTheNewStructures(int bits) throws IOException {
+        byte[] before = image(false);
+        List<byte[]> expected = views(before);
+        CrashSimStorage sim = new CrashSimStorage(before);
+        RefcountWidthChange.apply(sim, bits);
+        assertEquals(bits, Header.parse(sim.currentImage(), sim.currentImage().length).refcountBits());
+        assertCrashStates(sim, expected, true);
+    }
+
+    @ParameterizedTest(name = "backing file: {0}")
+    @ValueSource(booleans = {false, true})
+    void aDowngradeCrashedAnywhereReadsTheSame(boolean backed) throws IOException {
+        byte[] before = image(backed);
+        List<byte[]> expected = views(before);
+        CrashSimStorage sim = new CrashSimStorage(before);
+        VersionDowngrade.expandAndRewrite(sim);
+        assertEquals(2, Header.parse(sim.currentImage(), sim.currentImage().length).version());
+        assertCrashStates(sim, expected, false);
+    }
+
+    private void assertCrashStates(CrashSimStorage sim, List<byte[]> expected, boolean noLeaks) throws IOException {
+        List<CrashState> states = sim.crashStates(CrashOptions.defaults()).toList();
+        assertTrue(states.size() > 2, "the rewrite should write and sync several times: " + states.size());
+        for (CrashState s : states) {
+            CheckResult r = check(s.image());
+            assertEquals(0, r.corruptions(), s.description() + ": " + r.messages());
+            if (noLeaks) {
+                assertEquals(0, r.leaks(), s.description() + ": " + r.messages());
+            }
+            List<byte[]> views = views(s.image());
+            assertArrayEquals(expected.get(0), views.get(0), s.description() + ": the guest's data");
+            assertArrayEquals(expected.get(1), views.get(1), s.description() + ": the snapshot's data");
+        }
+    }
+}
