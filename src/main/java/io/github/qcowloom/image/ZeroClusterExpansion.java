@@ -66,6 +66,20 @@ final class ZeroClusterExpansion {
         }
     }
 
+    /**
+     * Makes the cluster at {@code host} read as zeroes as cheaply as the host allows, as QEMU's bdrv_pwrite_zeroes
+     * does: past the end of the file by growing it (a hole), inside it by punching a hole where the host can, and by
+     * writing zeroes elsewhere. A large zeroed range over a backing file so costs no data written.
+     */
+    private void zero(long host) throws IOException {
+        long cs = header.clusterSize();
+        if (host >= file.size()) {
+            file.extendTo(host + cs);
+        } else if (!file.discard(host, cs)) {
+            file.write(zeroes.clear(), host);
+        }
+    }
+
     private void expandTable(long l2Offset) throws IOException {
         int bits = header.clusterBits();
         boolean backed = header.backingFile() != null;
@@ -95,7 +109,7 @@ final class ZeroClusterExpansion {
                 allocated = true;
             }
             if (host != 0) {
-                file.write(zeroes.clear(), host);
+                zero(host);
             }
             long copied = tableRefs == 1 && host != 0 ? L2Entry.COPIED : 0;
             Bytes.putLong(table, j * 8, host | copied);
