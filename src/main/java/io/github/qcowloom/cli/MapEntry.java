@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.format.Bytes;
 
 /**
  * One line of {@code map}: qemu-img's MapEntry, its merge rule (entry_mergeable) and its two layouts
@@ -74,17 +75,13 @@ record MapEntry(long start, long length, int depth, boolean present, boolean zer
         if (!data || zero) {
             return "";
         }
-        return column(hex(start)) + column(hex(length)) + column(hex(offset)) + (filename == null ? "" : filename)
+        return column(Bytes.cHex(start)) + column(Bytes.cHex(length)) + column(Bytes.cHex(offset))
+                + (filename == null ? "" : filename)
                 + "\n";
     }
 
     static String humanHeader() {
         return column("Offset") + column("Length") + column("Mapped to") + "File\n";
-    }
-
-    /** C's {@code %#x}: 0 has no prefix. */
-    private static String hex(long v) {
-        return v == 0 ? "0" : "0x" + Long.toHexString(v);
     }
 
     private static String column(String s) {

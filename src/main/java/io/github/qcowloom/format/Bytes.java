@@ -13,6 +13,11 @@ public final class Bytes {
     private Bytes() {
     }
 
+    /** {@code value} as C's {@code %#x} prints it, as QEMU's messages show offsets: 0 without a prefix. */
+    public static String cHex(long value) {
+        return value == 0 ? "0" : "0x" + Long.toHexString(value);
+    }
+
     public static long getLong(byte[] b, int off) {
         return (long) LONG.get(b, off);
     }

@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.format.Features;
@@ -9,6 +10,7 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.LockPermissions;
+import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -73,6 +75,19 @@ final class HeaderRewrite {
             file.close();
             throw e;
         }
+    }
+
+    /**
+     * The header of an image to be edited while no driver has it open. Refused if dirty: a writer with lazy refcounts
+     * has opened it since amend's own open repaired it, and its refcounts cannot be trusted until it is closed.
+     */
+    static Header readUnopenedHeader(Storage file) throws IOException {
+        Header header = ImageMetadata.readHeader(file);
+        if (header.dirty()) {
+            throw new ImageException("The image was opened for writing during the amend (it is dirty): nothing"
+                    + " more was changed");
+        }
+        return header;
     }
 
     /**

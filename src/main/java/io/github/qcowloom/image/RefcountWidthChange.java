@@ -29,11 +29,13 @@ import java.util.Set;
  * refcount, taken in the range's order from the first free cluster on, then the reftable in whole clusters, again
  * until the new structures count themselves too (QEMU's alloc_refblock walks). QEMU takes those clusters in the old
  * refcounts first; here the old refcounts are never written, so a crash before the switch leaves the old structures
- * in force and the new ones in clusters that nothing counts or references. (Where QEMU would grow the old reftable
- * to take a cluster past what it covers, the layouts may differ; the counts are the same.)
+ * in force and the new ones in clusters that nothing counts or references. Where QEMU's allocation lands in a range
+ * the old structures do not count yet, it first gives that range an old refblock of its own, which takes a cluster;
+ * there, and past the old reftable's reach, the layouts may differ. The counts are the same.
  *
- * <p>Memory: the stored refcounts are read through a small cache, one refblock is built at a time; what is kept is a
- * bit per new refblock and the new reftable, bounded by QEMU's 8 MiB reftable limit.
+ * <p>Memory: the stored refcounts are read through a small cache, one refblock is built at a time; what is kept is,
+ * per new refblock, a bit, its offset and its cluster in a set, bounded by QEMU's 8 MiB reftable limit (1M
+ * refblocks, images of petabytes at 64 KiB clusters).
  */
 final class RefcountWidthChange {
     private final Storage file;
@@ -53,8 +55,10 @@ final class RefcountWidthChange {
      * the walk that saw the cluster, and QEMU never gives a refblock back.
      */
     private final BitSet counted = new BitSet();
-    /** The new reftable: refblock offsets by index, 0 for a range without refcounts; whole clusters of entries. */
+    /** The new reftable: refblock offsets by index, 0 for a range without refcounts; spare room past its length. */
     private long[] reftable = new long[0];
+    /** Entries of the new reftable, in whole clusters of entries, as QEMU sizes it. */
+    private int reftableLength;
     private long reftableStart;
     private int reftableClusters;
     /** QEMU's free_cluster_index: no cluster below it is free. */
@@ -87,7 +91,7 @@ final class RefcountWidthChange {
     /** {@link #apply(Path, ImageLocking, int)} on the image in {@code file}. */
     static void apply(Storage file, int bits) throws IOException {
         int order = Integer.numberOfTrailingZeros(bits);
-        Header header = ImageMetadata.readHeader(file);
+        Header header = HeaderRewrite.readUnopenedHeader(file);
         RefcountWidthChange change = new RefcountWidthChange(file, header, order);
         change.countStored();
         change.place();
@@ -109,8 +113,7 @@ final class RefcountWidthChange {
             if (codec.max() != -1 && Long.compareUnsigned(refcount, codec.max()) > 0) {
                 long offset = c << clusterBits;
                 throw new ImageException("Cannot decrease refcount entry width to " + codec.bits() + " bits: Cluster"
-                        + " at offset " + (offset == 0 ? "0" : "0x" + Long.toHexString(offset)) + " has a refcount"
-                        + " of " + Long.toUnsignedString(refcount));
+                        + " at offset " + Bytes.cHex(offset) + " has a refcount of " + Long.toUnsignedString(refcount));
             }
             if (refcount != 0) {
                 counted.set(range(c));
@@ -131,13 +134,16 @@ final class RefcountWidthChange {
         do {
             tookAny = false;
             for (int k = counted.nextSetBit(0); k >= 0; k = counted.nextSetBit(k + 1)) {
-                if (k >= reftable.length) {
+                if (k >= reftableLength) {
                     long entries = Bytes.alignUp(k + 1, clusterSize / 8);
                     if (entries * 8 > Limits.MAX_REFTABLE_BYTES) {
                         throw new ImageException("This operation would make the refcount table grow beyond the"
                                 + " maximum size supported by QEMU, aborting");
                     }
-                    reftable = Arrays.copyOf(reftable, (int) entries);
+                    reftableLength = (int) entries;
+                    if (reftableLength > reftable.length) { // doubled: a cluster of entries at a time is quadratic
+                        reftable = Arrays.copyOf(reftable, Math.max(reftableLength, 2 * reftable.length));
+                    }
                 }
                 if (reftable[k] == 0) {
                     reftable[k] = take(1) << clusterBits;
@@ -152,18 +158,21 @@ final class RefcountWidthChange {
                 if (reftableClusters > 0) {
                     freeHint = Math.min(freeHint, reftableStart);
                 }
-                reftableClusters = (int) (reftable.length * 8L / clusterSize);
+                reftableClusters = (int) (reftableLength * 8L / clusterSize);
                 reftableStart = take(reftableClusters);
             }
         } while (tookAny);
     }
 
-    /** The first run of {@code n} free clusters from {@link #freeHint} on, taken (QEMU's alloc_clusters_noref). */
+    /**
+     * The first run of {@code n} free clusters from {@link #freeHint} on, taken (QEMU's alloc_clusters_noref). The
+     * old structures are never taken, even where their stored refcount is wrongly 0.
+     */
     private long take(int n) throws IOException {
-        long start = freeHint;
+        long start = Math.max(freeHint, 1);
         long c = start;
         while (c - start < n) {
-            if (taken.contains(c) || stored.get(new HostCluster(c)) != 0) {
+            if (taken.contains(c) || isOldStructure(c) || stored.get(new HostCluster(c)) != 0) {
                 start = c + 1;
             }
             c++;
@@ -179,7 +188,7 @@ final class RefcountWidthChange {
     /** Writes the new refblocks and the new reftable (not synced). */
     private void write() throws IOException {
         byte[] block = new byte[(int) clusterSize];
-        for (int k = 0; k < reftable.length; k++) {
+        for (int k = 0; k < reftableLength; k++) {
             if (reftable[k] == 0) {
                 continue;
             }
@@ -193,7 +202,7 @@ final class RefcountWidthChange {
             file.write(ByteBuffer.wrap(block), reftable[k]);
         }
         byte[] table = new byte[(int) (reftableClusters * clusterSize)];
-        for (int k = 0; k < reftable.length; k++) {
+        for (int k = 0; k < reftableLength; k++) {
             Bytes.putLong(table, k * 8, reftable[k]);
         }
         file.write(ByteBuffer.wrap(table), reftableStart << clusterBits);
@@ -204,9 +213,10 @@ final class RefcountWidthChange {
         if (taken.contains(c)) {
             return 1;
         }
-        if ((c >= oldTableStart && c < oldTableEnd) || stored.isRefblock(c)) {
-            return 0;
-        }
-        return stored.get(new HostCluster(c));
+        return isOldStructure(c) ? 0 : stored.get(new HostCluster(c));
+    }
+
+    private boolean isOldStructure(long c) {
+        return (c >= oldTableStart && c < oldTableEnd) || stored.isRefblock(c);
     }
 }

@@ -22,10 +22,12 @@ import java.util.List;
 
 /**
  * qemu-img amend -o compat=0.10 (QEMU's qcow2_downgrade) of a clean version 3 image that is not open: QEMU's
- * refusals in its order and words, the zero clusters expanded ({@link ZeroClusterExpansion}), then the header
- * rewritten as version 2 (72 bytes, no feature bits, zlib) in one synced write. Persistent bitmaps, which version 2
- * cannot hold, are removed first. A refusal after the expansion
- * (zstd-compressed clusters) leaves the expanded image at version 3, as QEMU does.
+ * refusals in its words, then the zero clusters expanded ({@link ZeroClusterExpansion}), then persistent bitmaps
+ * removed (version 2 cannot hold them), then the header rewritten as version 2 (72 bytes, no feature bits, zlib) in
+ * one synced write. Every refusal comes before anything is changed: QEMU refuses zstd-compressed clusters only after
+ * the expansion, and checks the active image alone, whose snapshots may keep clusters version 2 cannot read. A
+ * failure part way leaves a sound version 3 image, expanded so far, with its bitmaps unless the header write
+ * failed.
  */
 final class VersionDowngrade {
     private VersionDowngrade() {
@@ -34,29 +36,36 @@ final class VersionDowngrade {
     static void apply(Path image, OpenOptions options) throws IOException {
         boolean bitmaps;
         try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
-            Header header = ImageMetadata.readHeader(file);
-            refuse(header, ImageMetadata.readSnapshots(file, header));
-            bitmaps = header.extension(HeaderExtension.BITMAPS).isPresent();
+            bitmaps = expand(file);
         }
         if (bitmaps) {
             removeBitmaps(image, options);
         }
         try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
-            expandAndRewrite(file);
+            writeVersion2Header(file);
         }
     }
 
     /**
-     * The downgrade of the image in {@code file}, once refusals and bitmaps are dealt with: zero clusters expanded,
-     * then the version 2 header.
+     * Refuses what QEMU refuses, then expands the zero clusters of the image in {@code file}; returns true if it has
+     * a bitmaps extension.
      */
-    static void expandAndRewrite(Storage file) throws IOException {
-        Header header = ImageMetadata.readHeader(file);
-        ZeroClusterExpansion.run(file, header, ImageMetadata.readSnapshots(file, header));
-        if ((header.incompatibleFeatures() & Features.INCOMPAT_COMPRESSION) != 0 && hasCompressed(file, header)) {
-            throw new ImageException("Cannot downgrade an image with zstd compression type and existing"
-                    + " compressed clusters");
+    static boolean expand(Storage file) throws IOException {
+        Header header = HeaderRewrite.readUnopenedHeader(file);
+        List<Snapshot> snapshots = ImageMetadata.readSnapshots(file, header);
+        refuse(file, header, snapshots);
+        try {
+            ZeroClusterExpansion.run(file, header, snapshots);
+        } catch (IOException e) {
+            throw new ImageException("Failed to turn zero into data clusters: " + e.getMessage()
+                    + " (the image is still compat=1.1)", e);
         }
+        return header.extension(HeaderExtension.BITMAPS).isPresent();
+    }
+
+    /** The version 2 header, read anew: the expansion may have moved the refcount table. */
+    static void writeVersion2Header(Storage file) throws IOException {
+        Header header = HeaderRewrite.readUnopenedHeader(file);
         // No bitmaps extension either: without the autoclear bit QEMU drops it at its next header update.
         Header v2 = header.withFeatures(0, 0, 0).withVersion(2);
         file.write(HeaderRewrite.cluster0(v2.withBackingFile(v2.backingFile(), v2.extensions().stream()
@@ -64,8 +73,8 @@ final class VersionDowngrade {
         file.flush();
     }
 
-    /** QEMU's refusals before the expansion, in its order and words. */
-    private static void refuse(Header header, List<Snapshot> snapshots) throws ImageException {
+    /** QEMU's refusals, in its order and words; then compressed zstd clusters anywhere. */
+    private static void refuse(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
         if (header.refcountOrder() != 4) {
             throw new ImageException("compat=0.10 requires refcount_bits=16");
         }
@@ -75,15 +84,19 @@ final class VersionDowngrade {
         // Version 2 readers would take neither a snapshot of another size nor a VM state past 32 bits.
         for (Snapshot s : snapshots) {
             if (Long.compareUnsigned(s.vmStateSize(), 0xffffffffL) > 0
-                    || s.diskSizeOr(header.size()) != header.size()) {
+                    || s.diskSizeOr(header.diskSize()) != header.diskSize()) {
                 throw new ImageException("Internal snapshots prevent downgrade of image");
             }
         }
-        // The image is clean: the open before this repaired it if it was dirty.
         long others = header.incompatibleFeatures() & ~Features.INCOMPAT_COMPRESSION;
         if (others != 0) {
             throw new ImageException("Cannot downgrade an image with incompatible features 0x"
                     + Long.toHexString(others) + " set");
+        }
+        if ((header.incompatibleFeatures() & Features.INCOMPAT_COMPRESSION) != 0
+                && hasCompressed(file, header, snapshots)) {
+            throw new ImageException("Cannot downgrade an image with zstd compression type and existing"
+                    + " compressed clusters");
         }
     }
 
@@ -102,12 +115,26 @@ final class VersionDowngrade {
         }
     }
 
-    /** True if a guest cluster of the active image is compressed (QEMU's qcow2_has_compressed_clusters). */
-    private static boolean hasCompressed(Storage file, Header header) throws IOException {
+    /**
+     * True if a cluster of the active image or of a snapshot is compressed (QEMU's qcow2_has_compressed_clusters
+     * looks at the active image alone).
+     */
+    private static boolean hasCompressed(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
+        if (hasCompressed(file, header, header.l1TableOffset(), header.l1Size())) {
+            return true;
+        }
+        for (Snapshot s : snapshots) {
+            if (hasCompressed(file, header, s.l1TableOffset(), s.l1Size())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean hasCompressed(Storage file, Header header, long l1Offset, int l1Size) throws IOException {
         int l2Entries = 1 << header.l2Bits();
         long guestClusters = (header.size() + header.clusterSize() - 1) >>> header.clusterBits();
-        long[] l1 = L1Entry.decodeTable(ImageMetadata.readBytes(file, header.l1TableOffset(), header.l1Size() * 8),
-                header.l1Size());
+        long[] l1 = L1Entry.decodeTable(ImageMetadata.readBytes(file, l1Offset, l1Size * 8), l1Size);
         for (int i = 0; i < l1.length && (long) i * l2Entries < guestClusters; i++) {
             long l2Offset = L1Entry.checkedL2Offset(l1[i], i, header.clusterSize());
             if (l2Offset == 0) {

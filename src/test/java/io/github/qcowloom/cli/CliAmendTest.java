@@ -58,7 +58,7 @@ class CliAmendTest {
     static Stream<Arguments> cases() {
         // qemu-img 7.2 itself hangs changing the refcount width of the image with 2 MiB clusters.
         return IMAGES.stream().flatMap(image -> AMENDS.stream()
-                .filter(amend -> !(image.contains("2M") && amend.matches(".*refcount_bits=(?!16).*")))
+                .filter(amend -> !(image.contains("2M") && amend.matches(".*refcount_bits=(1|2|4|8|32|64)(,.*)?")))
                 .map(amend -> Arguments.of(image, amend)));
     }
 
@@ -85,8 +85,12 @@ class CliAmendTest {
                 .replaceAll("(?s).*\"cluster-size\": (\\d+).*", "$1"));
         assertArrayEquals(Arrays.copyOf(Files.readAllBytes(theirs), cluster),
                 Arrays.copyOf(Files.readAllBytes(ours), cluster), "the first cluster: " + context);
-        assertEquals(Qemu.img("map", "--output=json", theirs.toString()),
-                Qemu.img("map", "--output=json", ours.toString()), context);
+        // qemu-img refuses a downgrade over zstd-compressed clusters once it has expanded the zero clusters; this
+        // refuses it before, so the zero clusters stay.
+        if (!r.stderr().contains("zstd compression type and existing compressed clusters")) {
+            assertEquals(Qemu.img("map", "--output=json", theirs.toString()),
+                    Qemu.img("map", "--output=json", ours.toString()), context);
+        }
         assertEquals("Images are identical.\n", Qemu.exec(List.of("qemu-img", "compare", theirs.toString(),
                 ours.toString())).stdout(), context);
         assertEquals(0, Qemu.exec(List.of("qemu-img", "check", ours.toString())).exitCode(), context);
@@ -144,6 +148,30 @@ class CliAmendTest {
         String ours = Qemu.img("map", "--output=json", images[1].toString());
         assertTrue(ours.matches("(?s).*\"start\": 131072, \"length\": 65536, \"depth\": 0, \"present\": true, "
                 + "\"zero\": (true|false), \"data\": true.*"), ours);
+    }
+
+    /**
+     * A zeroed cluster a snapshot keeps, whose data the active image has again (it applied an older snapshot): the
+     * snapshot's table gives it up, and the active entry left alone with it gets its COPIED flag. qemu-img 7.2 writes
+     * the zeroes into it, and the active image reads zeroes there.
+     */
+    @Test
+    void downgradeGivesBackWhatASnapshotSharedWithTheActiveImage() throws IOException {
+        Path image = dir.resolve("c.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "1M");
+        Qemu.io(image, "write -P 1 0 128k");
+        Qemu.img("snapshot", "-c", "s1", image.toString());
+        Qemu.io(image, "write -z 0 64k");
+        Qemu.img("snapshot", "-c", "s2", image.toString());
+        Qemu.img("snapshot", "-a", "s1", image.toString());
+        Qemu.img("snapshot", "-d", "s1", image.toString());
+        byte[] active = Qemu.toRaw(image, dir);
+        byte[] s2 = snapshotData(image, "s2");
+        Cli.succeeding("amend", "-o", "compat=0.10", image.toString());
+        assertArrayEquals(active, Qemu.toRaw(image, dir), "the active image's data");
+        assertArrayEquals(s2, snapshotData(image, "s2"), "the snapshot's data");
+        Qemu.Result check = Qemu.exec(List.of("qemu-img", "check", image.toString()));
+        assertEquals(0, check.exitCode(), check.stdout() + check.stderr());
     }
 
     /** QEMU's other refusals, before anything is changed: a snapshot of another size, an external data file. */

@@ -107,9 +107,42 @@ class AmendCrashTest {
         byte[] before = image(backed);
         List<byte[]> expected = views(before);
         CrashSimStorage sim = new CrashSimStorage(before);
-        VersionDowngrade.expandAndRewrite(sim);
+        VersionDowngrade.expand(sim);
+        VersionDowngrade.writeVersion2Header(sim);
         assertEquals(2, Header.parse(sim.currentImage(), sim.currentImage().length).version());
         assertCrashStates(sim, expected, false);
+    }
+
+    /**
+     * With 512-byte clusters one reftable cluster counts 8 MiB of file: an expansion that takes the file past that
+     * moves the refcount table, and the version 2 header must name the new one.
+     */
+    @org.junit.jupiter.api.Test
+    void aDowngradeThatMovesTheRefcountTable() throws IOException {
+        Path base = dir.resolve("base.qcow2");
+        ImageCreator.create(base, CreateOptions.defaults(16 << 20).withClusterSize(512));
+        Path file = dir.resolve("a.qcow2");
+        ImageCreator.create(file, CreateOptions.defaults(16 << 20).withClusterSize(512)
+                .withBacking("base.qcow2", "qcow2"));
+        try (Qcow2Image img = Qcow2Image.open(file, OpenOptions.readWriteDefaults().withPool(false))) {
+            img.write(0, ByteBuffer.wrap(pattern(7 << 20, 5)));
+            img.writeZeroes(8 << 20, 2 << 20, false);
+        }
+        byte[] before = Files.readAllBytes(file);
+        Header old = Header.parse(before, before.length);
+        CrashSimStorage sim = new CrashSimStorage(before);
+        VersionDowngrade.expand(sim);
+        VersionDowngrade.writeVersion2Header(sim);
+        Header after = Header.parse(sim.currentImage(), sim.currentImage().length);
+        assertTrue(after.refcountTableOffset() != old.refcountTableOffset(), "the refcount table should have moved");
+        CheckResult r = check(sim.currentImage());
+        assertEquals(0, r.corruptions() + r.leaks(), r.messages().toString());
+        try (Qcow2Image img = Qcow2Image.open(new MemoryStorage(sim.currentImage()), dir,
+                OpenOptions.readOnlyDefaults())) {
+            byte[] guest = Images.readAll(img, 1 << 20);
+            assertArrayEquals(pattern(7 << 20, 5), java.util.Arrays.copyOf(guest, 7 << 20));
+            assertArrayEquals(new byte[2 << 20], java.util.Arrays.copyOfRange(guest, 8 << 20, 10 << 20));
+        }
     }
 
     private void assertCrashStates(CrashSimStorage sim, List<byte[]> expected, boolean noLeaks) throws IOException {
