@@ -1,8 +1,8 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.CorruptImageException;
-import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.format.Features;

@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.bitmap.BitmapAction;
 import io.github.qcowloom.bitmap.Bitmaps;
@@ -27,7 +28,7 @@ import java.util.List;
  * one synced write. Every refusal comes before anything is changed: QEMU refuses zstd-compressed clusters only after
  * the expansion, and checks the active image alone, whose snapshots may keep clusters version 2 cannot read. A
  * failure part way leaves a sound version 3 image, expanded so far, with its bitmaps unless the header write
- * failed.
+ * failed. Each phase takes the image's lock anew (the bitmaps' removal opens the image); QEMU holds it throughout.
  */
 final class VersionDowngrade {
     private VersionDowngrade() {
@@ -36,7 +37,15 @@ final class VersionDowngrade {
     static void apply(Path image, OpenOptions options) throws IOException {
         boolean bitmaps;
         try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
-            bitmaps = expand(file);
+            Header header = HeaderRewrite.readUnopenedHeader(file);
+            refuse(file, header, ImageMetadata.readSnapshots(file, header));
+            bitmaps = header.extension(HeaderExtension.BITMAPS).isPresent();
+        }
+        if (bitmaps) {
+            requireLoadableBitmaps(image, options);
+        }
+        try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
+            expandZeroClusters(file);
         }
         if (bitmaps) {
             removeBitmaps(image, options);
@@ -46,21 +55,19 @@ final class VersionDowngrade {
         }
     }
 
-    /**
-     * Refuses what QEMU refuses, then expands the zero clusters of the image in {@code file}; returns true if it has
-     * a bitmaps extension.
-     */
-    static boolean expand(Storage file) throws IOException {
+    /** Expands the zero clusters of the image in {@code file}, once more refusing what QEMU refuses. */
+    static void expandZeroClusters(Storage file) throws IOException {
         Header header = HeaderRewrite.readUnopenedHeader(file);
         List<Snapshot> snapshots = ImageMetadata.readSnapshots(file, header);
         refuse(file, header, snapshots);
         try {
             ZeroClusterExpansion.run(file, header, snapshots);
+        } catch (MetadataCorruptionException e) {
+            throw e;
         } catch (IOException e) {
             throw new ImageException("Failed to turn zero into data clusters: " + e.getMessage()
                     + " (the image is still compat=1.1)", e);
         }
-        return header.extension(HeaderExtension.BITMAPS).isPresent();
     }
 
     /** The version 2 header, read anew: the expansion may have moved the refcount table. */
@@ -90,13 +97,23 @@ final class VersionDowngrade {
         }
         long others = header.incompatibleFeatures() & ~Features.INCOMPAT_COMPRESSION;
         if (others != 0) {
-            throw new ImageException("Cannot downgrade an image with incompatible features 0x"
-                    + Long.toHexString(others) + " set");
+            throw new ImageException("Cannot downgrade an image with incompatible features " + Bytes.cHex(others)
+                    + " set");
         }
         if ((header.incompatibleFeatures() & Features.INCOMPAT_COMPRESSION) != 0
                 && hasCompressed(file, header, snapshots)) {
             throw new ImageException("Cannot downgrade an image with zstd compression type and existing"
                     + " compressed clusters");
+        }
+    }
+
+    /**
+     * Refuses, as QEMU's open does, bitmaps it could not load, before anything is changed: their removal after the
+     * expansion loads them.
+     */
+    private static void requireLoadableBitmaps(Path path, OpenOptions options) throws IOException {
+        try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
+            Bitmaps.loaded(image);
         }
     }
 

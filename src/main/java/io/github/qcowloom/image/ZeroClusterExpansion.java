@@ -5,6 +5,7 @@ import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.TableCache;
+import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.Header;
@@ -16,11 +17,10 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
-import java.util.HashSet;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * QEMU's qcow2_expand_zero_clusters, for a downgrade to version 2, which has no zero flag: in the active L1 table's
@@ -29,68 +29,97 @@ import java.util.Set;
  * backing file it gets a new host cluster of zeroes. A zero cluster that kept its host cluster gets zeroes there and
  * loses the flag.
  *
- * <p>Unlike QEMU, a kept host cluster that other tables reference too (a snapshot's, after a copy on write) is not
- * zeroed: the zeroes would show in them. The entry is then treated as one without a host cluster, and drops its
- * reference once the table no longer names the cluster; the active tree's COPIED flags are then set from the
- * lowered refcounts, as a cluster so given up may be left to one active entry.
+ * <p>Unlike QEMU, a kept host cluster that other tables reference too (a snapshot's after a copy on write, or the
+ * active image's after it applied a snapshot) is not zeroed: the zeroes would show there. The entry is then treated
+ * as one without a host cluster, and gives up its reference once the table no longer names the cluster. A cluster
+ * so given up may be left to one active entry, which needs its COPIED flag: the header is marked dirty before the
+ * first reference is given up, and clean once the active tree's flags are set from the lowered refcounts, so that a
+ * crash in between leaves an image that its next read-write open repairs, as after a crash with lazy refcounts.
  *
- * <p>The image is closed and clean; its file is edited in batches of L2 tables, each crash-safe as the driver's own
- * allocations: the batch's zeroes and new clusters' refcounts are synced, then its tables written and synced, then
- * the references given up lowered. A crash leaves each table as it was or as it is meant to be, and at worst
- * leaked clusters. A batch holds up to {@link #BATCH_BYTES} of tables, so that 512-byte clusters do not cost three
- * syncs per 32 KiB of guest disk.
+ * <p>The image is closed and clean; its file is edited in batches of L2 tables: the batch's zeroes and new clusters'
+ * refcounts are synced, then its tables written and synced, then the references given up lowered and synced. A
+ * crash leaves each entry as it was or as it is meant to be, and at worst leaked clusters. A batch holds up to
+ * {@link #BATCH_BYTES} of tables, so that 512-byte clusters do not cost three syncs per 32 KiB of guest disk.
+ *
+ * <p>Memory: one L1 table at a time, the batch, and the offset of every L2 table (8 bytes each), against which a
+ * zero cluster's own host cluster is checked before it is zeroed.
  */
 final class ZeroClusterExpansion {
     /** The L2 tables written per batch of syncs, at most. */
     static final int BATCH_BYTES = 1 << 20;
 
+    /** A reference a table gives up: {@code refs} (one per L1 table naming the table) from {@code host}. */
+    private record Release(long host, long refs) {
+    }
+
     private final Storage file;
     private final Header header;
+    private final List<Snapshot> snapshots;
     private final RefcountTable refcounts;
     private final TableCache refblocks;
+    private final HeaderBits bits;
     private final ByteBuffer zeroes;
-    /** Clusters no zero cluster may claim as its own: the header, every table but the refcount blocks. */
-    private final Set<Long> metadata = new HashSet<>();
+    /** The clusters of every L2 table, sorted: no zero cluster may zero one of them. */
+    private long[] l2Clusters;
     /** Tables changed and not yet written, by offset, in the order met. */
     private final Map<Long, byte[]> batch = new LinkedHashMap<>();
-    /** Each reference the batch's tables give up: the host cluster, once per L1 table naming the table. */
-    private final List<long[]> released = new ArrayList<>();
-    private boolean allocated;
+    private final List<Release> released = new ArrayList<>();
+    /** The batch wrote zeroes or took clusters: they must be durable before its tables. */
+    private boolean batchNeedsSync;
     private boolean releasedAny;
 
-    private ZeroClusterExpansion(Storage file, Header header) throws IOException {
+    private ZeroClusterExpansion(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
         this.file = file;
         this.header = header;
+        this.snapshots = snapshots;
         this.refblocks = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
         this.refcounts = new RefcountTable(file, header, refblocks);
+        this.bits = new HeaderBits(file, header.version(), header.incompatibleFeatures());
         this.zeroes = ByteBuffer.allocate((int) header.clusterSize());
     }
 
-    /** Expands the zero clusters of the image in {@code file}, whose snapshots are {@code snapshots}. */
+    /**
+     * Expands the zero clusters of the clean image in {@code file}, whose snapshots are {@code snapshots}.
+     *
+     * @throws MetadataCorruptionException if a table contradicts the refcounts or names metadata as data; the
+     *     image is marked corrupt then, as QEMU marks it
+     */
     static void run(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
-        ZeroClusterExpansion expansion = new ZeroClusterExpansion(file, header);
-        List<long[]> l1Tables = new ArrayList<>();
-        l1Tables.add(readL1(file, header.l1TableOffset(), header.l1Size(), header));
-        for (Snapshot s : snapshots) {
-            l1Tables.add(readL1(file, s.l1TableOffset(), s.l1Size(), header));
-        }
-        expansion.noteMetadata(l1Tables, snapshots);
-        for (long[] l1 : l1Tables) {
-            for (long entry : l1) {
-                long l2Offset = L1Entry.l2Offset(entry);
-                if (l2Offset != 0) {
-                    expansion.expandTable(l2Offset);
-                }
-            }
-            // A later L1 table may name these tables: it must read them expanded.
-            expansion.writeBatch();
-        }
-        if (expansion.releasedAny) {
-            CopiedFlags.repair(file, header, expansion.refcounts, new ArrayList<>());
+        ZeroClusterExpansion expansion = new ZeroClusterExpansion(file, header, snapshots);
+        try {
+            expansion.run();
+        } catch (MetadataCorruptionException e) {
+            expansion.bits.markCorrupt();
+            throw e;
         }
     }
 
-    private static long[] readL1(Storage file, long offset, int entries, Header header) throws IOException {
+    private void run() throws IOException {
+        l2Clusters = l2Clusters();
+        for (int i = -1; i < snapshots.size(); i++) {
+            for (long entry : l1Table(i)) {
+                long l2Offset = L1Entry.l2Offset(entry);
+                if (l2Offset != 0) {
+                    expandTable(l2Offset);
+                }
+            }
+            // A later L1 table may name these tables: it must read them expanded.
+            writeBatch();
+        }
+        if (releasedAny) {
+            CopiedFlags.repair(file, header, refcounts, new ArrayList<>());
+            file.flush();
+            bits.markClean();
+        }
+    }
+
+    /** L1 table {@code i}: -1 the active one, then each snapshot's; read when asked, one at a time. */
+    private long[] l1Table(int i) throws IOException {
+        return i < 0 ? readL1(header.l1TableOffset(), header.l1Size())
+                : readL1(snapshots.get(i).l1TableOffset(), snapshots.get(i).l1Size());
+    }
+
+    private long[] readL1(long offset, int entries) throws IOException {
         long[] l1 = L1Entry.decodeTable(ImageMetadata.readBytes(file, offset, entries * 8), entries);
         for (int i = 0; i < l1.length; i++) {
             L1Entry.checkedL2Offset(l1[i], i, header.clusterSize());
@@ -98,41 +127,35 @@ final class ZeroClusterExpansion {
         return l1;
     }
 
-    private void noteMetadata(List<long[]> l1Tables, List<Snapshot> snapshots) {
-        int bits = header.clusterBits();
-        noteRange(0, 1);
-        noteRange(header.l1TableOffset(), header.l1Size() * 8L);
-        noteRange(refcounts.tableOffset(), (long) refcounts.tableClusters() << bits);
-        if (!snapshots.isEmpty()) {
-            noteRange(header.snapshotsOffset(), SnapshotTable.encodedLength(snapshots));
-        }
-        for (Snapshot s : snapshots) {
-            noteRange(s.l1TableOffset(), s.l1Size() * 8L);
-        }
-        for (long[] l1 : l1Tables) {
-            for (long entry : l1) {
+    private long[] l2Clusters() throws IOException {
+        long[] clusters = new long[64];
+        int n = 0;
+        for (int i = -1; i < snapshots.size(); i++) {
+            for (long entry : l1Table(i)) {
                 if (L1Entry.l2Offset(entry) != 0) {
-                    metadata.add(L1Entry.l2Offset(entry) >>> bits);
+                    if (n == clusters.length) {
+                        clusters = Arrays.copyOf(clusters, 2 * n);
+                    }
+                    clusters[n++] = L1Entry.l2Offset(entry) >>> header.clusterBits();
                 }
             }
         }
-    }
-
-    private void noteRange(long offset, long bytes) {
-        int bits = header.clusterBits();
-        for (long c = offset >>> bits; c <= (offset + Math.max(bytes, 1) - 1) >>> bits; c++) {
-            metadata.add(c);
-        }
+        long[] sorted = Arrays.copyOf(clusters, n);
+        Arrays.sort(sorted);
+        return sorted;
     }
 
     private void expandTable(long l2Offset) throws IOException {
         if (batch.containsKey(l2Offset)) {
             writeBatch(); // named twice: read it again once written
         }
-        int bits = header.clusterBits();
+        int clusterBits = header.clusterBits();
         boolean backed = header.backingFile() != null;
         // Every L1 table naming this L2 table holds one reference to each cluster it names.
-        long tableRefs = refcounts.get(new HostCluster(l2Offset >>> bits));
+        long tableRefs = refcounts.get(new HostCluster(l2Offset >>> clusterBits));
+        if (tableRefs == 0) {
+            throw new MetadataCorruptionException("L2 table at " + Bytes.cHex(l2Offset) + " has refcount 0");
+        }
         byte[] table = ImageMetadata.readBytes(file, l2Offset, (int) header.clusterSize());
         boolean changed = false;
         for (int j = 0; j < table.length / 8; j++) {
@@ -143,21 +166,21 @@ final class ZeroClusterExpansion {
             }
             long host = L2Entry.hostOffset(entry);
             if (type == ClusterType.ZERO_ALLOC) {
-                requireDataCluster(host, l2Offset, j);
-                if (refcounts.get(new HostCluster(host >>> bits)) > tableRefs) {
-                    released.add(new long[] {host, tableRefs});
+                long refcount = requireDataCluster(host, l2Offset, j);
+                if (refcount > tableRefs) {
+                    released.add(new Release(host, tableRefs));
                     host = 0;
                 }
             }
             if (host == 0 && backed) {
                 host = refcounts.allocate(1).bytes();
                 if (tableRefs > 1) {
-                    refcounts.update(new HostCluster(host >>> bits), tableRefs - 1);
+                    refcounts.update(new HostCluster(host >>> clusterBits), tableRefs - 1);
                 }
-                allocated = true;
             }
             if (host != 0) {
                 zero(host);
+                batchNeedsSync = true;
             }
             long copied = tableRefs == 1 && host != 0 ? L2Entry.COPIED : 0;
             Bytes.putLong(table, j * 8, host | copied);
@@ -171,17 +194,65 @@ final class ZeroClusterExpansion {
         }
     }
 
-    /** QEMU's checks before it writes zeroes into a zero cluster's own host cluster. */
-    private void requireDataCluster(long host, long l2Offset, int index) throws MetadataCorruptionException {
+    /**
+     * QEMU's checks before it writes zeroes into a zero cluster's own host cluster (alignment, and its overlap
+     * check against the header and every table); returns the cluster's refcount, which must not be 0.
+     */
+    private long requireDataCluster(long host, long l2Offset, int index) throws IOException {
         if ((host & (header.clusterSize() - 1)) != 0) {
             throw new MetadataCorruptionException("Cluster allocation offset " + Bytes.cHex(host) + " unaligned (L2"
                     + " offset: " + Bytes.cHex(l2Offset) + ", L2 index: " + Bytes.cHex(index) + ")");
         }
         long cluster = host >>> header.clusterBits();
-        if (metadata.contains(cluster) || refcounts.isRefblock(cluster)) {
+        String metadata = metadataAt(cluster);
+        if (metadata != null) {
             throw new MetadataCorruptionException("Zero cluster at L2 offset " + Bytes.cHex(l2Offset) + ", index "
-                    + index + ", names host cluster " + Bytes.cHex(host) + ", which holds metadata");
+                    + index + ", names host cluster " + Bytes.cHex(host) + ": " + metadata);
         }
+        long refcount = refcounts.get(new HostCluster(cluster));
+        if (refcount == 0) {
+            throw new MetadataCorruptionException("Zero cluster at L2 offset " + Bytes.cHex(l2Offset) + ", index "
+                    + index + ", names host cluster " + Bytes.cHex(host) + ", whose refcount is 0");
+        }
+        return refcount;
+    }
+
+    /** What metadata {@code cluster} holds, or null. */
+    private String metadataAt(long cluster) {
+        if (cluster == 0) {
+            return "the image header";
+        }
+        if (within(cluster, header.l1TableOffset(), header.l1Size() * 8L)) {
+            return "the active L1 table";
+        }
+        if (within(cluster, header.refcountTableOffset(), (long) header.refcountTableClusters() << header.clusterBits())
+                || within(cluster, refcounts.tableOffset(), (long) refcounts.tableClusters() << header.clusterBits())) {
+            return "the refcount table";
+        }
+        if (refcounts.isRefblock(cluster)) {
+            return "a refcount block";
+        }
+        if (!snapshots.isEmpty()
+                && within(cluster, header.snapshotsOffset(), SnapshotTable.encodedLength(snapshots))) {
+            return "the snapshot table";
+        }
+        for (Snapshot s : snapshots) {
+            if (within(cluster, s.l1TableOffset(), s.l1Size() * 8L)) {
+                return "an inactive L1 table";
+            }
+        }
+        if (BitmapDirectory.Location.of(header).filter(d -> within(cluster, d.offset(), d.size())).isPresent()) {
+            return "the bitmap directory";
+        }
+        if (Arrays.binarySearch(l2Clusters, cluster) >= 0) {
+            return "an L2 table";
+        }
+        return null;
+    }
+
+    private boolean within(long cluster, long offset, long bytes) {
+        int clusterBits = header.clusterBits();
+        return bytes > 0 && cluster >= offset >>> clusterBits && cluster <= (offset + bytes - 1) >>> clusterBits;
     }
 
     /**
@@ -204,25 +275,30 @@ final class ZeroClusterExpansion {
             return;
         }
         // The zeroes and the new clusters' refcounts are durable before a table names the clusters.
-        if (allocated) {
+        if (batchNeedsSync) {
             refblocks.writeBack(refblocks.copyDirty());
-            allocated = false;
+            file.flush();
+            batchNeedsSync = false;
         }
-        file.flush();
         for (Map.Entry<Long, byte[]> t : batch.entrySet()) {
             file.write(ByteBuffer.wrap(t.getValue()), t.getKey());
         }
         file.flush();
         batch.clear();
-        // Only once no table names them do the clusters others share lose these tables' references.
-        for (long[] r : released) {
-            refcounts.update(new HostCluster(r[0] >>> header.clusterBits()), -r[1]);
+        if (released.isEmpty()) {
+            return;
         }
-        if (!released.isEmpty()) {
-            refblocks.writeBack(refblocks.copyDirty());
-            file.flush();
-            released.clear();
+        // Only once no table names them do the clusters others share lose these tables' references; until the
+        // COPIED flags follow, the image is dirty.
+        if (!releasedAny) {
+            bits.markDirty();
             releasedAny = true;
         }
+        for (Release r : released) {
+            refcounts.update(new HostCluster(r.host() >>> header.clusterBits()), -r.refs());
+        }
+        refblocks.writeBack(refblocks.copyDirty());
+        file.flush();
+        released.clear();
     }
 }

@@ -174,6 +174,23 @@ class CliAmendTest {
         assertEquals(0, check.exitCode(), check.stdout() + check.stderr());
     }
 
+    /**
+     * zstd-compressed clusters a snapshot keeps, where the active image has none: version 2 could not decompress
+     * them, so the downgrade is refused before anything changes (qemu-img looks at the active image alone).
+     */
+    @Test
+    void downgradeRefusesZstdClustersOfASnapshot() throws IOException {
+        Path image = dir.resolve("z.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "compression_type=zstd", image.toString(), "1M");
+        Qemu.io(image, "write -c -P 1 0 64k", "write -z 128k 64k");
+        Qemu.img("snapshot", "-c", "s1", image.toString());
+        Qemu.io(image, "write -P 2 0 64k");
+        byte[] before = Files.readAllBytes(image);
+        assertEquals("qcow2-loom: Cannot downgrade an image with zstd compression type and existing compressed"
+                + " clusters\n", Cli.ours("amend", "-o", "compat=0.10", image.toString()).err());
+        assertArrayEquals(before, Files.readAllBytes(image));
+    }
+
     /** QEMU's other refusals, before anything is changed: a snapshot of another size, an external data file. */
     @Test
     void downgradeRefusals() throws IOException {
