@@ -1,6 +1,8 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.format.Header;
+import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.SnapshotTable;
 import io.github.qcowloom.snapshot.Snapshot;
@@ -29,6 +31,21 @@ public final class ImageMetadata {
         return header.nbSnapshots() == 0 ? List.of()
                 : SnapshotTable.parse(new ReadAheadReader(storage), header.snapshotsOffset(), header.nbSnapshots(),
                         storage.size());
+    }
+
+    /**
+     * Reads a snapshot's L1 table after QEMU's qcow2_validate_table ("Snapshot L1 table too large" /
+     * "... offset invalid"), which QEMU runs before using one since it does not check snapshot L1 tables at open;
+     * the size is checked before anything is allocated for it.
+     */
+    public static long[] readSnapshotL1(Storage storage, Header header, Snapshot snapshot) throws IOException {
+        long entries = Integer.toUnsignedLong(snapshot.l1Size());
+        if (entries > Limits.MAX_L1_BYTES / 8) {
+            throw new ImageTooLargeException("Snapshot L1 table too large: " + entries + " entries");
+        }
+        Header.validateTable("Snapshot L1 table", snapshot.l1TableOffset(), entries * 8, header.clusterSize(),
+                storage.size());
+        return L1Entry.decodeTable(readBytes(storage, snapshot.l1TableOffset(), (int) entries * 8), (int) entries);
     }
 
     /**

@@ -432,20 +432,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         mapper.replaceL1(readL1(snapshot));
     }
 
-    /**
-     * Reads a snapshot's L1 table after QEMU's qcow2_validate_table ("Snapshot L1 table too large" /
-     * "... offset invalid"), which QEMU runs before using one since it does not check snapshot L1 tables at open;
-     * the size is checked before anything is allocated for it.
-     */
+    /** Reads a snapshot's L1 table, validated as QEMU validates it ({@link ImageMetadata#readSnapshotL1}). */
     long[] readL1(Snapshot snapshot) throws IOException {
-        long entries = Integer.toUnsignedLong(snapshot.l1Size());
-        if (entries > Limits.MAX_L1_BYTES / 8) {
-            throw new ImageTooLargeException("Snapshot L1 table too large: " + entries + " entries");
-        }
-        Header.validateTable("Snapshot L1 table", snapshot.l1TableOffset(), entries * 8, header.clusterSize(),
-                file.size());
-        byte[] raw = ImageMetadata.readBytes(file, snapshot.l1TableOffset(), (int) entries * 8);
-        return L1Entry.decodeTable(raw, (int) entries);
+        return ImageMetadata.readSnapshotL1(file, header, snapshot);
     }
 
     /** A table edit changed the header on disk; called under the exclusive image lock. */

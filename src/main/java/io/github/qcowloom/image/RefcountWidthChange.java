@@ -47,6 +47,11 @@ final class RefcountWidthChange {
     private final long perBlock;
     private final long oldTableStart;
     private final long oldTableEnd;
+    /**
+     * Clusters the file holds: a stored refcount past them counts a cluster that was never written (a leak at
+     * most), and is dropped, so that the walk is bounded by the file, not by what a reftable claims.
+     */
+    private final long fileClusters;
     /** Clusters taken by the new structures; each counts 1. One per new refblock and reftable cluster. */
     private final Set<Long> taken = new HashSet<>();
     /**
@@ -74,6 +79,7 @@ final class RefcountWidthChange {
         this.perBlock = codec.entriesPerBlock(clusterSize);
         this.oldTableStart = stored.tableOffset() >>> clusterBits;
         this.oldTableEnd = oldTableStart + stored.tableClusters();
+        this.fileClusters = Bytes.alignUp(file.size(), clusterSize) >>> clusterBits;
     }
 
     /**
@@ -108,7 +114,7 @@ final class RefcountWidthChange {
      * way, the lowest cluster first, as QEMU's walk meets them.
      */
     private void countStored() throws IOException {
-        for (long c = stored.nextCovered(0); c != Long.MAX_VALUE; c = stored.nextCovered(c + 1)) {
+        for (long c = stored.nextCovered(0); c < fileClusters; c = stored.nextCovered(c + 1)) {
             long refcount = stored.get(new HostCluster(c));
             if (codec.max() != -1 && Long.compareUnsigned(refcount, codec.max()) > 0) {
                 long offset = c << clusterBits;
@@ -172,7 +178,7 @@ final class RefcountWidthChange {
         long start = Math.max(freeHint, 1);
         long c = start;
         while (c - start < n) {
-            if (taken.contains(c) || isOldStructure(c) || stored.get(new HostCluster(c)) != 0) {
+            if (taken.contains(c) || isOldStructure(c) || storedRefcount(c) != 0) {
                 start = c + 1;
             }
             c++;
@@ -213,7 +219,11 @@ final class RefcountWidthChange {
         if (taken.contains(c)) {
             return 1;
         }
-        return isOldStructure(c) ? 0 : stored.get(new HostCluster(c));
+        return isOldStructure(c) ? 0 : storedRefcount(c);
+    }
+
+    private long storedRefcount(long c) throws IOException {
+        return c < fileClusters ? stored.get(new HostCluster(c)) : 0;
     }
 
     private boolean isOldStructure(long c) {

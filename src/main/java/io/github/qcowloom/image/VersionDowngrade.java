@@ -137,21 +137,22 @@ final class VersionDowngrade {
      * looks at the active image alone).
      */
     private static boolean hasCompressed(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
-        if (hasCompressed(file, header, header.l1TableOffset(), header.l1Size())) {
+        long[] active = L1Entry.decodeTable(ImageMetadata.readBytes(file, header.l1TableOffset(),
+                header.l1Size() * 8), header.l1Size());
+        if (hasCompressed(file, header, active)) {
             return true;
         }
         for (Snapshot s : snapshots) {
-            if (hasCompressed(file, header, s.l1TableOffset(), s.l1Size())) {
+            if (hasCompressed(file, header, ImageMetadata.readSnapshotL1(file, header, s))) {
                 return true;
             }
         }
         return false;
     }
 
-    private static boolean hasCompressed(Storage file, Header header, long l1Offset, int l1Size) throws IOException {
+    private static boolean hasCompressed(Storage file, Header header, long[] l1) throws IOException {
         int l2Entries = 1 << header.l2Bits();
         long guestClusters = (header.size() + header.clusterSize() - 1) >>> header.clusterBits();
-        long[] l1 = L1Entry.decodeTable(ImageMetadata.readBytes(file, l1Offset, l1Size * 8), l1Size);
         for (int i = 0; i < l1.length && (long) i * l2Entries < guestClusters; i++) {
             long l2Offset = L1Entry.checkedL2Offset(l1[i], i, header.clusterSize());
             if (l2Offset == 0) {

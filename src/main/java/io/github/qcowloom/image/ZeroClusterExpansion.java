@@ -18,9 +18,12 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * QEMU's qcow2_expand_zero_clusters, for a downgrade to version 2, which has no zero flag: in the active L1 table's
@@ -59,8 +62,12 @@ final class ZeroClusterExpansion {
     private final TableCache refblocks;
     private final HeaderBits bits;
     private final ByteBuffer zeroes;
-    /** The clusters of every L2 table, sorted: no zero cluster may zero one of them. */
+    /** The clusters of every L2 table, sorted, each once: no zero cluster may zero one of them. */
     private long[] l2Clusters;
+    /** The L2 tables expanded, by their index in {@link #l2Clusters}: a table shared by L1 tables is done once. */
+    private final BitSet expanded = new BitSet();
+    /** The L1 tables to walk: the active one (null), then each snapshot's, each place once (they may share one). */
+    private final List<Snapshot> l1Places = new ArrayList<>();
     /** Tables changed and not yet written, by offset, in the order met. */
     private final Map<Long, byte[]> batch = new LinkedHashMap<>();
     private final List<Release> released = new ArrayList<>();
@@ -95,15 +102,22 @@ final class ZeroClusterExpansion {
     }
 
     private void run() throws IOException {
+        Set<List<Long>> seen = new HashSet<>();
+        l1Places.add(null);
+        seen.add(List.of(header.l1TableOffset(), (long) header.l1Size()));
+        for (Snapshot s : snapshots) {
+            if (seen.add(List.of(s.l1TableOffset(), (long) s.l1Size()))) {
+                l1Places.add(s);
+            }
+        }
         l2Clusters = l2Clusters();
-        for (int i = -1; i < snapshots.size(); i++) {
+        for (int i = 0; i < l1Places.size(); i++) {
             for (long entry : l1Table(i)) {
                 long l2Offset = L1Entry.l2Offset(entry);
                 if (l2Offset != 0) {
                     expandTable(l2Offset);
                 }
             }
-            // A later L1 table may name these tables: it must read them expanded.
             writeBatch();
         }
         if (releasedAny) {
@@ -113,43 +127,50 @@ final class ZeroClusterExpansion {
         }
     }
 
-    /** L1 table {@code i}: -1 the active one, then each snapshot's; read when asked, one at a time. */
+    /** L1 table {@code i} of {@link #l1Places}, read (and a snapshot's validated) when asked, one at a time. */
     private long[] l1Table(int i) throws IOException {
-        return i < 0 ? readL1(header.l1TableOffset(), header.l1Size())
-                : readL1(snapshots.get(i).l1TableOffset(), snapshots.get(i).l1Size());
-    }
-
-    private long[] readL1(long offset, int entries) throws IOException {
-        long[] l1 = L1Entry.decodeTable(ImageMetadata.readBytes(file, offset, entries * 8), entries);
-        for (int i = 0; i < l1.length; i++) {
-            L1Entry.checkedL2Offset(l1[i], i, header.clusterSize());
+        Snapshot s = l1Places.get(i);
+        long[] l1 = s == null
+                ? L1Entry.decodeTable(ImageMetadata.readBytes(file, header.l1TableOffset(), header.l1Size() * 8),
+                        header.l1Size())
+                : ImageMetadata.readSnapshotL1(file, header, s);
+        for (int k = 0; k < l1.length; k++) {
+            L1Entry.checkedL2Offset(l1[k], k, header.clusterSize());
         }
         return l1;
     }
 
     private long[] l2Clusters() throws IOException {
-        long[] clusters = new long[64];
-        int n = 0;
-        for (int i = -1; i < snapshots.size(); i++) {
-            for (long entry : l1Table(i)) {
+        long[] clusters = new long[0];
+        for (int i = 0; i < l1Places.size(); i++) {
+            long[] l1 = l1Table(i);
+            int n = clusters.length;
+            clusters = Arrays.copyOf(clusters, n + l1.length);
+            for (long entry : l1) {
                 if (L1Entry.l2Offset(entry) != 0) {
-                    if (n == clusters.length) {
-                        clusters = Arrays.copyOf(clusters, 2 * n);
-                    }
                     clusters[n++] = L1Entry.l2Offset(entry) >>> header.clusterBits();
                 }
             }
+            // Sorted and each once after every L1 table: the memory is the distinct tables and one L1 table.
+            Arrays.sort(clusters, 0, n);
+            int unique = 0;
+            for (int k = 0; k < n; k++) {
+                if (unique == 0 || clusters[k] != clusters[unique - 1]) {
+                    clusters[unique++] = clusters[k];
+                }
+            }
+            clusters = Arrays.copyOf(clusters, unique);
         }
-        long[] sorted = Arrays.copyOf(clusters, n);
-        Arrays.sort(sorted);
-        return sorted;
+        return clusters;
     }
 
     private void expandTable(long l2Offset) throws IOException {
-        if (batch.containsKey(l2Offset)) {
-            writeBatch(); // named twice: read it again once written
-        }
         int clusterBits = header.clusterBits();
+        int index = Arrays.binarySearch(l2Clusters, l2Offset >>> clusterBits);
+        if (expanded.get(index)) {
+            return; // named by another L1 table (or twice by one): it has no zero cluster left
+        }
+        expanded.set(index);
         boolean backed = header.backingFile() != null;
         // Every L1 table naming this L2 table holds one reference to each cluster it names.
         long tableRefs = refcounts.get(new HostCluster(l2Offset >>> clusterBits));

@@ -17,7 +17,7 @@ import java.nio.ByteBuffer;
  * bounds, a plain IOException without image context), a run over Jazzer's time limit, or an OutOfMemoryError at
  * the profile's -Xmx is a finding.
  */
-final class FuzzImage {
+public final class FuzzImage {
     /**
      * The most a fuzzed image file may grow to in memory. A write past it fails with {@link StorageFull}, the
      * target's stand-in for a full disk: an image may legitimately point far into a sparse file (offsets up to
@@ -36,7 +36,7 @@ final class FuzzImage {
     }
 
     /** A writable in-memory file holding {@code data}, whose growth past {@link #STORAGE_LIMIT} is a full disk. */
-    static Storage writable(byte[] data) {
+    public static Storage writable(byte[] data) {
         return new Bounded(new MemoryStorage(data, Math.max(data.length, STORAGE_LIMIT), false));
     }
 
@@ -46,7 +46,7 @@ final class FuzzImage {
     }
 
     /** Rethrows {@code e} unless it is one of the typed outcomes a hostile image may have. */
-    static void expected(IOException e) throws IOException {
+    public static void expected(IOException e) throws IOException {
         if (e instanceof ImageException || e instanceof OutOfRangeException || e instanceof ReadOnlyImageException
                 || e instanceof StorageFull) {
             return;

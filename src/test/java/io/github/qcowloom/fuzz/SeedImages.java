@@ -24,7 +24,7 @@ import java.util.stream.Stream;
  *
  * <p>Locks: {@link #LOCK} makes the seeds once when test classes run in parallel; nothing else is shared.
  */
-final class SeedImages {
+public final class SeedImages {
     private static final Path CACHE = Path.of("target", "fuzz-seeds");
     private static final String DONE = ".complete";
     private static final ReentrantLock LOCK = new ReentrantLock();
@@ -124,7 +124,7 @@ final class SeedImages {
      * Makes the seeds if the cache lacks them, and copies them into {@code target}'s inputs directory of each of
      * {@code methods} in the test class path. Returns how many seeds there are (0 without qemu-img).
      */
-    static int layOut(Class<?> target, String... methods) {
+    public static int layOut(Class<?> target, String... methods) {
         LOCK.lock();
         try {
             List<Path> seeds = make();
