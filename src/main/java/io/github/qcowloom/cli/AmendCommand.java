@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
+import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Mixin;
@@ -46,7 +47,7 @@ final class AmendCommand implements Callable<Integer> {
             + "directsync or unsafe.")
     String cache = "writeback";
 
-    @Option(names = "-p", description = "Progress (accepted; nothing is shown).")
+    @Option(names = "-p", description = "Show progress on stderr (of a refcount width change or a downgrade).")
     boolean progress;
 
     @Option(names = "-q", description = "Quiet.")
@@ -85,8 +86,10 @@ final class AmendCommand implements Callable<Integer> {
             throw new ImageException("Format driver 'raw' does not support option amendment");
         }
         ImageAmendment amendment = parse(opts);
-        amendment.apply(path, OpenOptions.readWriteDefaults().withDirect(direct)
-                .withHostSyncs(CacheMode.syncs(cache)).withPool(false));
+        try (ProgressBar bar = ProgressBars.openPercent(progress && !quiet, "amend")) {
+            amendment.apply(path, OpenOptions.readWriteDefaults().withDirect(direct)
+                    .withHostSyncs(CacheMode.syncs(cache)).withPool(false), done -> ProgressBars.stepTo(bar, done));
+        }
         return 0;
     }
 

@@ -14,6 +14,18 @@ final class ProgressBars {
                 .build() : null;
     }
 
+    /** A bar in percent for {@code task}, or null unless {@code shown}: for work not counted in bytes. */
+    static ProgressBar openPercent(boolean shown, String task) {
+        return shown ? new ProgressBarBuilder().setTaskName(task).setInitialMax(100).setUnit("%", 1).build() : null;
+    }
+
+    /** Moves {@code bar} (if any) to {@code fraction} (0 to 1) of its length. */
+    static void stepTo(ProgressBar bar, double fraction) {
+        if (bar != null) {
+            bar.stepTo((long) (fraction * bar.getMax()));
+        }
+    }
+
     /** Moves {@code bar} (if any) on by {@code bytes}. */
     static void step(ProgressBar bar, long bytes) {
         if (bar != null && bytes > 0) {

@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import java.util.function.DoubleConsumer;
 
 /**
  * qemu-img amend for a qcow2 image (QEMU 7.2's qcow2_amend_options), in its order of steps: the options are checked,
@@ -37,6 +38,14 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
 
     /** Amends the qcow2 image at {@code path}, opened with {@code options} (read-write). */
     public void apply(Path path, OpenOptions options) throws IOException {
+        apply(path, options, done -> { });
+    }
+
+    /**
+     * As {@link #apply(Path, OpenOptions)}; {@code progress} is told the fraction done, from 0 to 1, of the steps
+     * that walk the image's tables (a refcount width change, a downgrade), as qemu-img amend -p shows it.
+     */
+    public void apply(Path path, OpenOptions options, DoubleConsumer progress) throws IOException {
         Header header;
         List<Snapshot> snapshots;
         // Read (and, if dirty, repaired) for edits of the metadata alone: the options that change no guest data then
@@ -95,7 +104,9 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
                 throw new ImageException("Refcount widths other than 16 bits require compatibility level 1.1 or"
                         + " above (use compat=1.1 or greater)");
             }
-            RefcountWidthChange.apply(path, options.locking(), (int) bits);
+            boolean downgrade = newVersion < oldVersion; // the other step with progress, which comes last
+            RefcountWidthChange.apply(path, options.locking(), (int) bits,
+                    done -> progress.accept(downgrade ? done / 2 : done));
         }
         boolean keepRaw = raw;
         HeaderRewrite.rewrite(path, options.locking(), h -> withDataFile(h, keepRaw, dataFile));
@@ -120,8 +131,10 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
             }
         }
         if (newVersion < oldVersion) {
-            VersionDowngrade.apply(path, options);
+            boolean widthChanged = bits != header.refcountBits();
+            VersionDowngrade.apply(path, options, done -> progress.accept(widthChanged ? 0.5 + done / 2 : done));
         }
+        progress.accept(1);
     }
 
     /** The header with data_file_raw as asked and the data file renamed if asked ("" removes the name). */

@@ -18,6 +18,7 @@ import java.util.Arrays;
 import java.util.BitSet;
 import java.util.HashSet;
 import java.util.Set;
+import java.util.function.DoubleConsumer;
 
 /**
  * qemu-img amend -o refcount_bits=N (QEMU's qcow2_change_refcount_order) on a clean image that is not open: each
@@ -38,6 +39,9 @@ import java.util.Set;
  * refblocks, images of petabytes at 64 KiB clusters).
  */
 final class RefcountWidthChange {
+    /** Progress is told once per this many clusters walked, plus one. */
+    private static final long PROGRESS_STEP = (1 << 16) - 1;
+
     private final Storage file;
     private final RefcountTable stored;
     private final int clusterBits;
@@ -88,33 +92,40 @@ final class RefcountWidthChange {
      * @throws ImageException in QEMU's words if a cluster's refcount does not fit in the new width, or if the new
      *     reftable would pass QEMU's limit; nothing is changed then
      */
-    static void apply(Path image, ImageLocking locking, int bits) throws IOException {
+    static void apply(Path image, ImageLocking locking, int bits, DoubleConsumer progress) throws IOException {
         try (FileStorage file = HeaderRewrite.openForEdit(image, locking)) {
-            apply(file, bits);
+            apply(file, bits, progress);
         }
     }
 
-    /** {@link #apply(Path, ImageLocking, int)} on the image in {@code file}. */
-    static void apply(Storage file, int bits) throws IOException {
+    /**
+     * {@link #apply(Path, ImageLocking, int, DoubleConsumer)} on the image in {@code file}; {@code progress} is told
+     * the fraction done, from 0 to 1, as the walk and the writes go.
+     */
+    static void apply(Storage file, int bits, DoubleConsumer progress) throws IOException {
         int order = Integer.numberOfTrailingZeros(bits);
         Header header = HeaderRewrite.readUnopenedHeader(file);
         RefcountWidthChange change = new RefcountWidthChange(file, header, order);
-        change.countStored();
+        change.countStored(progress);
         change.place();
-        change.write();
+        change.write(progress);
         // The new structures are durable before the header names them.
         file.flush();
         file.write(HeaderRewrite.cluster0(header.withRefcounts(order, change.reftableStart << change.clusterBits,
                 change.reftableClusters)), 0);
         file.flush();
+        progress.accept(1);
     }
 
     /**
      * Marks the new refblock ranges that hold a stored refcount, each refcount checked against the new width on the
      * way, the lowest cluster first, as QEMU's walk meets them.
      */
-    private void countStored() throws IOException {
+    private void countStored(DoubleConsumer progress) throws IOException {
         for (long c = stored.nextCovered(0); c < fileClusters; c = stored.nextCovered(c + 1)) {
+            if ((c & PROGRESS_STEP) == 0) {
+                progress.accept(0.5 * c / fileClusters);
+            }
             long refcount = stored.get(new HostCluster(c));
             if (codec.max() != -1 && Long.compareUnsigned(refcount, codec.max()) > 0) {
                 long offset = c << clusterBits;
@@ -192,12 +203,15 @@ final class RefcountWidthChange {
     }
 
     /** Writes the new refblocks and the new reftable (not synced). */
-    private void write() throws IOException {
+    private void write(DoubleConsumer progress) throws IOException {
         byte[] block = new byte[(int) clusterSize];
+        long refblocks = Arrays.stream(reftable, 0, reftableLength).filter(offset -> offset != 0).count();
+        long written = 0;
         for (int k = 0; k < reftableLength; k++) {
             if (reftable[k] == 0) {
                 continue;
             }
+            progress.accept(0.5 + 0.5 * written++ / refblocks);
             Arrays.fill(block, (byte) 0);
             for (int i = 0; i < perBlock; i++) {
                 long refcount = newRefcount(k * perBlock + i);

@@ -20,6 +20,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.DoubleConsumer;
 
 /**
  * qemu-img amend -o compat=0.10 (QEMU's qcow2_downgrade) of a clean version 3 image that is not open: QEMU's
@@ -34,7 +35,7 @@ final class VersionDowngrade {
     private VersionDowngrade() {
     }
 
-    static void apply(Path image, OpenOptions options) throws IOException {
+    static void apply(Path image, OpenOptions options, DoubleConsumer progress) throws IOException {
         boolean bitmaps;
         try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
             Header header = HeaderRewrite.readUnopenedHeader(file);
@@ -45,7 +46,7 @@ final class VersionDowngrade {
             requireLoadableBitmaps(image, options);
         }
         try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
-            expandZeroClusters(file);
+            expandZeroClusters(file, progress);
         }
         if (bitmaps) {
             removeBitmaps(image, options);
@@ -55,13 +56,16 @@ final class VersionDowngrade {
         }
     }
 
-    /** Expands the zero clusters of the image in {@code file}, once more refusing what QEMU refuses. */
-    static void expandZeroClusters(Storage file) throws IOException {
+    /**
+     * Expands the zero clusters of the image in {@code file}, once more refusing what QEMU refuses; {@code progress}
+     * is told the fraction done.
+     */
+    static void expandZeroClusters(Storage file, DoubleConsumer progress) throws IOException {
         Header header = HeaderRewrite.readUnopenedHeader(file);
         List<Snapshot> snapshots = ImageMetadata.readSnapshots(file, header);
         refuse(file, header, snapshots);
         try {
-            ZeroClusterExpansion.run(file, header, snapshots);
+            ZeroClusterExpansion.run(file, header, snapshots, progress);
         } catch (MetadataCorruptionException e) {
             throw e;
         } catch (IOException e) {

@@ -24,6 +24,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.DoubleConsumer;
 
 /**
  * QEMU's qcow2_expand_zero_clusters, for a downgrade to version 2, which has no zero flag: in the active L1 table's
@@ -91,17 +92,18 @@ final class ZeroClusterExpansion {
      * @throws MetadataCorruptionException if a table contradicts the refcounts or names metadata as data; the
      *     image is marked corrupt then, as QEMU marks it
      */
-    static void run(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
+    static void run(Storage file, Header header, List<Snapshot> snapshots, DoubleConsumer progress)
+            throws IOException {
         ZeroClusterExpansion expansion = new ZeroClusterExpansion(file, header, snapshots);
         try {
-            expansion.run();
+            expansion.run(progress);
         } catch (MetadataCorruptionException e) {
             expansion.bits.markCorrupt();
             throw e;
         }
     }
 
-    private void run() throws IOException {
+    private void run(DoubleConsumer progress) throws IOException {
         Set<List<Long>> seen = new HashSet<>();
         l1Places.add(null);
         seen.add(List.of(header.l1TableOffset(), (long) header.l1Size()));
@@ -111,12 +113,18 @@ final class ZeroClusterExpansion {
             }
         }
         l2Clusters = l2Clusters();
+        long entries = 0;
+        for (int i = 0; i < l1Places.size(); i++) {
+            entries += l1Places.get(i) == null ? header.l1Size() : l1Places.get(i).l1Size();
+        }
+        long visited = 0;
         for (int i = 0; i < l1Places.size(); i++) {
             for (long entry : l1Table(i)) {
                 long l2Offset = L1Entry.l2Offset(entry);
                 if (l2Offset != 0) {
                     expandTable(l2Offset);
                 }
+                progress.accept((double) ++visited / Math.max(1, entries));
             }
             writeBatch();
         }

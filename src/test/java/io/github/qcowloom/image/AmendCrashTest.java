@@ -103,7 +103,12 @@ class AmendCrashTest {
         byte[] before = image(false);
         List<byte[]> expected = views(before);
         CrashSimStorage sim = new CrashSimStorage(before);
-        RefcountWidthChange.apply(sim, bits);
+        List<Double> progress = new java.util.ArrayList<>();
+        RefcountWidthChange.apply(sim, bits, progress::add);
+        for (int i = 1; i < progress.size(); i++) {
+            assertTrue(progress.get(i) >= progress.get(i - 1) && progress.get(i) <= 1, "progress " + progress);
+        }
+        assertTrue(progress.size() > 1 && progress.get(progress.size() - 1) >= 0.5, "progress " + progress);
         assertEquals(bits, Header.parse(sim.currentImage(), sim.currentImage().length).refcountBits());
         assertCrashStates(sim, expected, true);
     }
@@ -114,7 +119,7 @@ class AmendCrashTest {
         byte[] before = image(backed);
         List<byte[]> expected = views(before);
         CrashSimStorage sim = new CrashSimStorage(before);
-        VersionDowngrade.expandZeroClusters(sim);
+        VersionDowngrade.expandZeroClusters(sim, done -> { });
         VersionDowngrade.writeVersion2Header(sim);
         assertEquals(2, Header.parse(sim.currentImage(), sim.currentImage().length).version());
         assertCrashStates(sim, expected, false);
@@ -140,7 +145,7 @@ class AmendCrashTest {
         byte[] before = Files.readAllBytes(file);
         List<byte[]> expected = views(before);
         CrashSimStorage sim = new CrashSimStorage(before);
-        VersionDowngrade.expandZeroClusters(sim);
+        VersionDowngrade.expandZeroClusters(sim, done -> { });
         Header after = Header.parse(sim.currentImage(), sim.currentImage().length);
         assertTrue(!after.dirty(), "clean once the COPIED flags are set");
         CheckResult r = check(sim.currentImage());
@@ -169,7 +174,7 @@ class AmendCrashTest {
         Bytes.putLong(image, l2, host | L2Entry.ZERO);
         MemoryStorage storage = new MemoryStorage(image);
         MetadataCorruptionException e = assertThrows(MetadataCorruptionException.class,
-                () -> VersionDowngrade.expandZeroClusters(storage));
+                () -> VersionDowngrade.expandZeroClusters(storage, done -> { }));
         assertTrue(e.getMessage().contains(damage), e.getMessage());
         assertTrue(ImageMetadata.readHeader(storage).corrupt(), "marked corrupt");
     }
@@ -192,7 +197,7 @@ class AmendCrashTest {
         byte[] before = Files.readAllBytes(file);
         Header old = Header.parse(before, before.length);
         CrashSimStorage sim = new CrashSimStorage(before);
-        VersionDowngrade.expandZeroClusters(sim);
+        VersionDowngrade.expandZeroClusters(sim, done -> { });
         VersionDowngrade.writeVersion2Header(sim);
         Header after = Header.parse(sim.currentImage(), sim.currentImage().length);
         assertTrue(after.refcountTableOffset() != old.refcountTableOffset(), "the refcount table should have moved");

@@ -26,8 +26,8 @@ class AmendFuzzTest {
     void refcountWidth(byte[] data) throws IOException {
         try {
             Storage file = FuzzImage.writable(data);
-            RefcountWidthChange.apply(file, 8);
-            RefcountWidthChange.apply(file, 16);
+            RefcountWidthChange.apply(file, 8, done -> { });
+            RefcountWidthChange.apply(file, 16, done -> { });
         } catch (IOException e) {
             FuzzImage.expected(e);
         }
@@ -38,7 +38,7 @@ class AmendFuzzTest {
     void downgrade(byte[] data) throws IOException {
         try {
             Storage file = FuzzImage.writable(data);
-            VersionDowngrade.expandZeroClusters(file);
+            VersionDowngrade.expandZeroClusters(file, done -> { });
             VersionDowngrade.writeVersion2Header(file);
         } catch (IOException e) {
             FuzzImage.expected(e);
