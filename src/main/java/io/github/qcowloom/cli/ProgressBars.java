@@ -3,7 +3,10 @@ package io.github.qcowloom.cli;
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 
-/** The progress bar of a command's {@code -p}, on stderr, in MiB of the guest disk; null where none is shown. */
+/**
+ * The progress bar of a command's {@code -p}, on stderr: in MiB of the guest disk, or in percent for work not counted
+ * in bytes (amend); null where none is shown.
+ */
 final class ProgressBars {
     private ProgressBars() {
     }

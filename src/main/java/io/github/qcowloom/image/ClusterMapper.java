@@ -4,6 +4,7 @@ import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.cache.Slice;
 import io.github.qcowloom.cache.TableCache;
+import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.CompressedDescriptor;
 import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
@@ -152,15 +153,19 @@ final class ClusterMapper {
         };
     }
 
+    /** QEMU's words for an L2 entry whose host offset is not on a cluster boundary (C's %#x: 0 without 0x). */
+    static MetadataCorruptionException unaligned(long host, long l2Offset, long l2Index) {
+        return new MetadataCorruptionException("Cluster allocation offset " + Bytes.cHex(host) + " unaligned (L2"
+                + " offset: " + Bytes.cHex(l2Offset) + ", L2 index: " + Bytes.cHex(l2Index) + ")");
+    }
+
     /**
      * A host cluster's offset, checked as QEMU's qcow2_get_host_offset and handle_copied check it before use: aligned,
      * and with an external data file, where a guest cluster lives at its own offset, that offset.
      */
     private HostOffset checkedHost(long host, long l2Offset, GuestCluster cluster) throws MetadataCorruptionException {
         if ((host & (geometry.clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException(String.format(
-                    "Cluster allocation offset %#x unaligned (L2 offset: %#x, L2 index: %#x)", host, l2Offset,
-                    geometry.l2Index(cluster)));
+            throw unaligned(host, l2Offset, geometry.l2Index(cluster));
         }
         long guest = cluster.offset(geometry.clusterBits());
         if (geometry.hasDataFile() && host != guest) {

@@ -41,16 +41,20 @@ final class HeaderRewrite {
      */
     static void rewrite(Path image, ImageLocking locking, Change change) throws IOException {
         try (FileStorage file = openForEdit(image, locking)) {
-            Header header = ImageMetadata.readHeader(file);
-            ByteBuffer encoded;
-            try {
-                encoded = cluster0(change.apply(header));
-            } catch (CorruptImageException e) {
-                throw new BackingFileChange.RefusedException(BackingFileChange.Refusal.NO_SPACE, e.getMessage());
-            }
-            file.write(encoded, 0);
-            file.flush();
+            rewrite(file, change);
         }
+    }
+
+    /** {@link #rewrite(Path, ImageLocking, Change)} of the image in {@code file}, which the caller holds. */
+    static void rewrite(Storage file, Change change) throws IOException {
+        Header header = ImageMetadata.readHeader(file);
+        ByteBuffer encoded;
+        try {
+            encoded = cluster0(change.apply(header));
+        } catch (CorruptImageException e) {
+            throw new BackingFileChange.RefusedException(BackingFileChange.Refusal.NO_SPACE, e.getMessage());
+        }
+        file.writeDurably(encoded, 0);
     }
 
     /**
@@ -84,8 +88,8 @@ final class HeaderRewrite {
     static Header readUnopenedHeader(Storage file) throws IOException {
         Header header = ImageMetadata.readHeader(file);
         if (header.dirty()) {
-            throw new ImageException("The image was opened for writing during the amend (it is dirty): nothing"
-                    + " more was changed");
+            throw new ImageException("The image was opened for writing meanwhile (it is dirty): nothing more was"
+                    + " changed");
         }
         return header;
     }

@@ -16,12 +16,14 @@ import java.util.Objects;
 import java.util.function.DoubleConsumer;
 
 /**
- * qemu-img amend for a qcow2 image (QEMU 7.2's qcow2_amend_options), in its order of steps: the options are checked,
- * a version 2 image is upgraded to 3, the data file settings and the header are written, the backing file is
- * compared (it cannot be amended: rebase changes it), lazy refcounts are switched, the virtual size is set. The
- * image is opened for writing first, which repairs it if it was left dirty, as QEMU's open does; each header change
- * is then made with the image closed ({@link HeaderRewrite}), and so are a change of the refcount width
- * ({@link RefcountWidthChange}) and a downgrade to version 2 ({@link VersionDowngrade}).
+ * qemu-img amend for a qcow2 image (QEMU 7.2's qcow2_amend_options), in its order of steps: the options are checked;
+ * a version 2 image is upgraded to 3 (a snapshot table lacking version 3's extra data written anew with it); the
+ * refcount width is changed ({@link RefcountWidthChange}); the data file settings and the header are written; the
+ * backing file is compared (it cannot be amended: rebase changes it); lazy refcounts are switched; the virtual size
+ * is set; and a downgrade to version 2 comes last ({@link VersionDowngrade}). The image is opened for writing
+ * first, which repairs it if it was left dirty, as QEMU's open does; each header change is then made with the image
+ * closed ({@link HeaderRewrite}), and so are the width change and the downgrade. Each step takes the image's lock
+ * anew, where QEMU holds it throughout.
  *
  * @param size the new virtual size, or null
  * @param compat "0.10"/"v2" or "1.1"/"v3", or null

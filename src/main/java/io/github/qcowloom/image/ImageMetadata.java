@@ -9,7 +9,11 @@ import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /** Reads an image's validated cluster 0 and snapshot table from any storage: for open, check and the crash kit. */
 public final class ImageMetadata {
@@ -31,6 +35,58 @@ public final class ImageMetadata {
         return header.nbSnapshots() == 0 ? List.of()
                 : SnapshotTable.parse(new ReadAheadReader(storage), header.snapshotsOffset(), header.nbSnapshots(),
                         storage.size());
+    }
+
+    /** Reads the active L1 table (Header.parse has checked its size against QEMU's limit and the file). */
+    public static long[] readActiveL1(Storage storage, Header header) throws IOException {
+        return L1Entry.decodeTable(readBytes(storage, header.l1TableOffset(), header.l1Size() * 8), header.l1Size());
+    }
+
+    /**
+     * The clusters of every L2 table that the active L1 table or a snapshot's names, sorted, each once; each distinct
+     * L1 table (snapshots may share one) is read once. The memory is the distinct tables and one L1 table, whatever
+     * a hostile image repeats.
+     */
+    public static long[] distinctL2Clusters(Storage storage, Header header, List<Snapshot> snapshots)
+            throws IOException {
+        long[] clusters = new long[0];
+        for (Snapshot place : distinctL1Tables(header, snapshots)) {
+            long[] l1 = place == null ? readActiveL1(storage, header) : readSnapshotL1(storage, header, place);
+            int n = clusters.length;
+            clusters = Arrays.copyOf(clusters, n + l1.length);
+            for (int i = 0; i < l1.length; i++) {
+                long l2 = L1Entry.checkedL2Offset(l1[i], i, header.clusterSize());
+                if (l2 != 0) {
+                    clusters[n++] = l2 >>> header.clusterBits();
+                }
+            }
+            Arrays.sort(clusters, 0, n);
+            int unique = 0;
+            for (int k = 0; k < n; k++) {
+                if (unique == 0 || clusters[k] != clusters[unique - 1]) {
+                    clusters[unique++] = clusters[k];
+                }
+            }
+            clusters = Arrays.copyOf(clusters, unique);
+        }
+        return clusters;
+    }
+
+    /**
+     * The L1 tables of the image, each place once: null for the active one, then the snapshots whose table lies
+     * elsewhere (several snapshots may name one table).
+     */
+    public static List<Snapshot> distinctL1Tables(Header header, List<Snapshot> snapshots) {
+        Set<List<Long>> seen = new HashSet<>();
+        List<Snapshot> places = new ArrayList<>();
+        places.add(null);
+        seen.add(List.of(header.l1TableOffset(), (long) header.l1Size()));
+        for (Snapshot s : snapshots) {
+            if (seen.add(List.of(s.l1TableOffset(), Integer.toUnsignedLong(s.l1Size())))) {
+                places.add(s);
+            }
+        }
+        return places;
     }
 
     /**

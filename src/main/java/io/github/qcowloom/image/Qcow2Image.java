@@ -199,7 +199,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (!options.readOnly()) {
             header = clearForeignAutoclearBits(storage, header, bitmaps.isPresent());
         }
-        long[] l1 = readL1(storage, header);
+        long[] l1 = ImageMetadata.readActiveL1(storage, header);
         List<Snapshot> snapshots = ImageMetadata.readSnapshots(storage, header);
         List<AutoCloseable> opened = new ArrayList<>();
         try {
@@ -227,7 +227,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             if (header.dirty() && !options.readOnly()) {
                 // QEMU's repair on open, before anything reads the tables; it may rewrite L1 entries (COPIED).
                 header = DirtyRepair.run(storage, header, snapshots, options.tuning().recountMemoryLimit());
-                l1 = readL1(storage, header);
+                l1 = ImageMetadata.readActiveL1(storage, header);
             }
             KeptBitmaps kept = KeptBitmaps.NONE;
             if (bitmaps.isPresent() && options.guestWrites()) {
@@ -262,12 +262,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         storage.write(HeaderField.AUTOCLEAR_FEATURES.encode(keep), HeaderField.AUTOCLEAR_FEATURES.offset());
         storage.flush();
         return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
-    }
-
-    private static long[] readL1(Storage storage, Header header) throws IOException {
-        // Header.parse has checked l1_size against QEMU's limit and the file length.
-        byte[] raw = ImageMetadata.readBytes(storage, header.l1TableOffset(), header.l1Size() * 8);
-        return L1Entry.decodeTable(raw, header.l1Size());
     }
 
     private static BlockDevice openBacking(Path imageDir, Header header, OpenOptions options, int depth,

@@ -39,8 +39,8 @@ import java.util.function.DoubleConsumer;
  * refblocks, images of petabytes at 64 KiB clusters).
  */
 final class RefcountWidthChange {
-    /** Progress is told once per this many clusters walked, plus one. */
-    private static final long PROGRESS_STEP = (1 << 16) - 1;
+    /** Progress is told at every 65 536th cluster walked: the clusters whose index has these bits clear. */
+    private static final long PROGRESS_MASK = (1 << 16) - 1;
 
     private final Storage file;
     private final RefcountTable stored;
@@ -111,9 +111,8 @@ final class RefcountWidthChange {
         change.write(progress);
         // The new structures are durable before the header names them.
         file.flush();
-        file.write(HeaderRewrite.cluster0(header.withRefcounts(order, change.reftableStart << change.clusterBits,
-                change.reftableClusters)), 0);
-        file.flush();
+        HeaderRewrite.rewrite(file, h -> h.withRefcounts(order, change.reftableStart << change.clusterBits,
+                change.reftableClusters));
         progress.accept(1);
     }
 
@@ -123,7 +122,7 @@ final class RefcountWidthChange {
      */
     private void countStored(DoubleConsumer progress) throws IOException {
         for (long c = stored.nextCovered(0); c < fileClusters; c = stored.nextCovered(c + 1)) {
-            if ((c & PROGRESS_STEP) == 0) {
+            if ((c & PROGRESS_MASK) == 0) {
                 progress.accept(0.5 * c / fileClusters);
             }
             long refcount = stored.get(new HostCluster(c));

@@ -1,7 +1,6 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.bitmap.BitmapAction;
 import io.github.qcowloom.bitmap.Bitmaps;
@@ -11,7 +10,6 @@ import io.github.qcowloom.format.ClusterType;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
-import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
@@ -26,10 +24,11 @@ import java.util.function.DoubleConsumer;
  * qemu-img amend -o compat=0.10 (QEMU's qcow2_downgrade) of a clean version 3 image that is not open: QEMU's
  * refusals in its words, then the zero clusters expanded ({@link ZeroClusterExpansion}), then persistent bitmaps
  * removed (version 2 cannot hold them), then the header rewritten as version 2 (72 bytes, no feature bits, zlib) in
- * one synced write. Every refusal comes before anything is changed: QEMU refuses zstd-compressed clusters only after
- * the expansion, and checks the active image alone, whose snapshots may keep clusters version 2 cannot read. A
- * failure part way leaves a sound version 3 image, expanded so far, with its bitmaps unless the header write
- * failed. Each phase takes the image's lock anew (the bitmaps' removal opens the image); QEMU holds it throughout.
+ * one synced write. QEMU's refusals come before anything is changed (QEMU refuses zstd-compressed clusters only
+ * after the expansion, and checks the active image alone, whose snapshots may keep clusters version 2 cannot read);
+ * a corrupt zero cluster is refused where the expansion meets it. A failure part way leaves a sound version 3
+ * image, expanded so far, with its bitmaps unless it came after their removal. Each phase takes the image's lock
+ * anew (the bitmaps' removal opens the image); QEMU holds it throughout.
  */
 final class VersionDowngrade {
     private VersionDowngrade() {
@@ -66,8 +65,8 @@ final class VersionDowngrade {
         refuse(file, header, snapshots);
         try {
             ZeroClusterExpansion.run(file, header, snapshots, progress);
-        } catch (MetadataCorruptionException e) {
-            throw e;
+        } catch (ImageException e) {
+            throw e; // corrupt, too large, refused: typed already
         } catch (IOException e) {
             throw new ImageException("Failed to turn zero into data clusters: " + e.getMessage()
                     + " (the image is still compat=1.1)", e);
@@ -76,12 +75,13 @@ final class VersionDowngrade {
 
     /** The version 2 header, read anew: the expansion may have moved the refcount table. */
     static void writeVersion2Header(Storage file) throws IOException {
-        Header header = HeaderRewrite.readUnopenedHeader(file);
+        HeaderRewrite.readUnopenedHeader(file);
         // No bitmaps extension either: without the autoclear bit QEMU drops it at its next header update.
-        Header v2 = header.withFeatures(0, 0, 0).withVersion(2);
-        file.write(HeaderRewrite.cluster0(v2.withBackingFile(v2.backingFile(), v2.extensions().stream()
-                .filter(e -> e.type() != HeaderExtension.BITMAPS).toList())), 0);
-        file.flush();
+        HeaderRewrite.rewrite(file, h -> {
+            Header v2 = h.withFeatures(0, 0, 0).withVersion(2);
+            return v2.withBackingFile(v2.backingFile(), v2.extensions().stream()
+                    .filter(e -> e.type() != HeaderExtension.BITMAPS).toList());
+        });
     }
 
     /** QEMU's refusals, in its order and words; then compressed zstd clusters anywhere. */
@@ -138,33 +138,12 @@ final class VersionDowngrade {
 
     /**
      * True if a cluster of the active image or of a snapshot is compressed (QEMU's qcow2_has_compressed_clusters
-     * looks at the active image alone).
+     * looks at the active image alone); each distinct L2 table is read once.
      */
     private static boolean hasCompressed(Storage file, Header header, List<Snapshot> snapshots) throws IOException {
-        long[] active = L1Entry.decodeTable(ImageMetadata.readBytes(file, header.l1TableOffset(),
-                header.l1Size() * 8), header.l1Size());
-        if (hasCompressed(file, header, active)) {
-            return true;
-        }
-        for (Snapshot s : snapshots) {
-            if (hasCompressed(file, header, ImageMetadata.readSnapshotL1(file, header, s))) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static boolean hasCompressed(Storage file, Header header, long[] l1) throws IOException {
-        int l2Entries = 1 << header.l2Bits();
-        long guestClusters = (header.size() + header.clusterSize() - 1) >>> header.clusterBits();
-        for (int i = 0; i < l1.length && (long) i * l2Entries < guestClusters; i++) {
-            long l2Offset = L1Entry.checkedL2Offset(l1[i], i, header.clusterSize());
-            if (l2Offset == 0) {
-                continue;
-            }
-            byte[] table = ImageMetadata.readBytes(file, l2Offset, (int) header.clusterSize());
-            long entries = Math.min(l2Entries, guestClusters - (long) i * l2Entries);
-            for (int j = 0; j < entries; j++) {
+        for (long l2 : ImageMetadata.distinctL2Clusters(file, header, snapshots)) {
+            byte[] table = ImageMetadata.readBytes(file, l2 << header.clusterBits(), (int) header.clusterSize());
+            for (int j = 0; j < table.length / 8; j++) {
                 if (L2Entry.type(Bytes.getLong(table, j * 8), false, false) == ClusterType.COMPRESSED) {
                     return true;
                 }

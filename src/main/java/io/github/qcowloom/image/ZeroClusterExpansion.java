@@ -19,12 +19,11 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.function.DoubleConsumer;
+import java.util.stream.LongStream;
 
 /**
  * QEMU's qcow2_expand_zero_clusters, for a downgrade to version 2, which has no zero flag: in the active L1 table's
@@ -50,7 +49,7 @@ import java.util.function.DoubleConsumer;
  */
 final class ZeroClusterExpansion {
     /** The L2 tables written per batch of syncs, at most. */
-    static final int BATCH_BYTES = 1 << 20;
+    private static final int BATCH_BYTES = 1 << 20;
 
     /** A reference a table gives up: {@code refs} (one per L1 table naming the table) from {@code host}. */
     private record Release(long host, long refs) {
@@ -61,14 +60,20 @@ final class ZeroClusterExpansion {
     private final List<Snapshot> snapshots;
     private final RefcountTable refcounts;
     private final TableCache refblocks;
-    private final HeaderBits bits;
+    private final HeaderBits headerBits;
     private final ByteBuffer zeroes;
     /** The clusters of every L2 table, sorted, each once: no zero cluster may zero one of them. */
     private long[] l2Clusters;
+    /**
+     * The clusters of the header, the L1 tables, the refcount table as it was, the snapshot table and the bitmap
+     * directory, sorted: no zero cluster may zero one of them either (refblocks and a moved refcount table are asked
+     * of the refcount table).
+     */
+    private long[] otherMetadata;
     /** The L2 tables expanded, by their index in {@link #l2Clusters}: a table shared by L1 tables is done once. */
     private final BitSet expanded = new BitSet();
     /** The L1 tables to walk: the active one (null), then each snapshot's, each place once (they may share one). */
-    private final List<Snapshot> l1Places = new ArrayList<>();
+    private List<Snapshot> l1Places;
     /** Tables changed and not yet written, by offset, in the order met. */
     private final Map<Long, byte[]> batch = new LinkedHashMap<>();
     private final List<Release> released = new ArrayList<>();
@@ -82,7 +87,7 @@ final class ZeroClusterExpansion {
         this.snapshots = snapshots;
         this.refblocks = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
         this.refcounts = new RefcountTable(file, header, refblocks);
-        this.bits = new HeaderBits(file, header.version(), header.incompatibleFeatures());
+        this.headerBits = new HeaderBits(file, header.version(), header.incompatibleFeatures());
         this.zeroes = ByteBuffer.allocate((int) header.clusterSize());
     }
 
@@ -98,21 +103,15 @@ final class ZeroClusterExpansion {
         try {
             expansion.run(progress);
         } catch (MetadataCorruptionException e) {
-            expansion.bits.markCorrupt();
+            expansion.headerBits.markCorrupt();
             throw e;
         }
     }
 
     private void run(DoubleConsumer progress) throws IOException {
-        Set<List<Long>> seen = new HashSet<>();
-        l1Places.add(null);
-        seen.add(List.of(header.l1TableOffset(), (long) header.l1Size()));
-        for (Snapshot s : snapshots) {
-            if (seen.add(List.of(s.l1TableOffset(), (long) s.l1Size()))) {
-                l1Places.add(s);
-            }
-        }
-        l2Clusters = l2Clusters();
+        l1Places = ImageMetadata.distinctL1Tables(header, snapshots);
+        l2Clusters = ImageMetadata.distinctL2Clusters(file, header, snapshots);
+        otherMetadata = otherMetadata();
         long entries = 0;
         for (int i = 0; i < l1Places.size(); i++) {
             entries += l1Places.get(i) == null ? header.l1Size() : l1Places.get(i).l1Size();
@@ -131,45 +130,31 @@ final class ZeroClusterExpansion {
         if (releasedAny) {
             CopiedFlags.repair(file, header, refcounts, new ArrayList<>());
             file.flush();
-            bits.markClean();
+            headerBits.markClean();
         }
     }
 
     /** L1 table {@code i} of {@link #l1Places}, read (and a snapshot's validated) when asked, one at a time. */
     private long[] l1Table(int i) throws IOException {
         Snapshot s = l1Places.get(i);
-        long[] l1 = s == null
-                ? L1Entry.decodeTable(ImageMetadata.readBytes(file, header.l1TableOffset(), header.l1Size() * 8),
-                        header.l1Size())
-                : ImageMetadata.readSnapshotL1(file, header, s);
-        for (int k = 0; k < l1.length; k++) {
-            L1Entry.checkedL2Offset(l1[k], k, header.clusterSize());
-        }
-        return l1;
+        return s == null ? ImageMetadata.readActiveL1(file, header) : ImageMetadata.readSnapshotL1(file, header, s);
     }
 
-    private long[] l2Clusters() throws IOException {
-        long[] clusters = new long[0];
-        for (int i = 0; i < l1Places.size(); i++) {
-            long[] l1 = l1Table(i);
-            int n = clusters.length;
-            clusters = Arrays.copyOf(clusters, n + l1.length);
-            for (long entry : l1) {
-                if (L1Entry.l2Offset(entry) != 0) {
-                    clusters[n++] = L1Entry.l2Offset(entry) >>> header.clusterBits();
-                }
-            }
-            // Sorted and each once after every L1 table: the memory is the distinct tables and one L1 table.
-            Arrays.sort(clusters, 0, n);
-            int unique = 0;
-            for (int k = 0; k < n; k++) {
-                if (unique == 0 || clusters[k] != clusters[unique - 1]) {
-                    clusters[unique++] = clusters[k];
-                }
-            }
-            clusters = Arrays.copyOf(clusters, unique);
+    private long[] otherMetadata() {
+        List<long[]> ranges = new ArrayList<>();
+        ranges.add(new long[] {0, 1});
+        ranges.add(new long[] {header.l1TableOffset(), header.l1Size() * 8L});
+        ranges.add(new long[] {header.refcountTableOffset(),
+            (long) header.refcountTableClusters() << header.clusterBits()});
+        if (!snapshots.isEmpty()) {
+            ranges.add(new long[] {header.snapshotsOffset(), SnapshotTable.encodedLength(snapshots)});
         }
-        return clusters;
+        for (int i = 1; i < l1Places.size(); i++) {
+            ranges.add(new long[] {l1Places.get(i).l1TableOffset(), l1Places.get(i).l1Size() * 8L});
+        }
+        BitmapDirectory.Location.of(header).ifPresent(d -> ranges.add(new long[] {d.offset(), d.size()}));
+        return ranges.stream().filter(r -> r[1] > 0).flatMapToLong(r -> LongStream.rangeClosed(
+                r[0] >>> header.clusterBits(), (r[0] + r[1] - 1) >>> header.clusterBits())).sorted().distinct().toArray();
     }
 
     private void expandTable(long l2Offset) throws IOException {
@@ -229,8 +214,7 @@ final class ZeroClusterExpansion {
      */
     private long requireDataCluster(long host, long l2Offset, int index) throws IOException {
         if ((host & (header.clusterSize() - 1)) != 0) {
-            throw new MetadataCorruptionException("Cluster allocation offset " + Bytes.cHex(host) + " unaligned (L2"
-                    + " offset: " + Bytes.cHex(l2Offset) + ", L2 index: " + Bytes.cHex(index) + ")");
+            throw ClusterMapper.unaligned(host, l2Offset, index);
         }
         long cluster = host >>> header.clusterBits();
         String metadata = metadataAt(cluster);
@@ -248,40 +232,14 @@ final class ZeroClusterExpansion {
 
     /** What metadata {@code cluster} holds, or null. */
     private String metadataAt(long cluster) {
-        if (cluster == 0) {
-            return "the image header";
+        if (Arrays.binarySearch(otherMetadata, cluster) >= 0) {
+            return "the header, an L1 table, the refcount table, the snapshot table or the bitmap directory";
         }
-        if (within(cluster, header.l1TableOffset(), header.l1Size() * 8L)) {
-            return "the active L1 table";
+        long table = refcounts.tableOffset() >>> header.clusterBits();
+        if (refcounts.isRefblock(cluster) || (cluster >= table && cluster < table + refcounts.tableClusters())) {
+            return "a refcount block or the refcount table";
         }
-        if (within(cluster, header.refcountTableOffset(), (long) header.refcountTableClusters() << header.clusterBits())
-                || within(cluster, refcounts.tableOffset(), (long) refcounts.tableClusters() << header.clusterBits())) {
-            return "the refcount table";
-        }
-        if (refcounts.isRefblock(cluster)) {
-            return "a refcount block";
-        }
-        if (!snapshots.isEmpty()
-                && within(cluster, header.snapshotsOffset(), SnapshotTable.encodedLength(snapshots))) {
-            return "the snapshot table";
-        }
-        for (Snapshot s : snapshots) {
-            if (within(cluster, s.l1TableOffset(), s.l1Size() * 8L)) {
-                return "an inactive L1 table";
-            }
-        }
-        if (BitmapDirectory.Location.of(header).filter(d -> within(cluster, d.offset(), d.size())).isPresent()) {
-            return "the bitmap directory";
-        }
-        if (Arrays.binarySearch(l2Clusters, cluster) >= 0) {
-            return "an L2 table";
-        }
-        return null;
-    }
-
-    private boolean within(long cluster, long offset, long bytes) {
-        int clusterBits = header.clusterBits();
-        return bytes > 0 && cluster >= offset >>> clusterBits && cluster <= (offset + bytes - 1) >>> clusterBits;
+        return Arrays.binarySearch(l2Clusters, cluster) >= 0 ? "an L2 table" : null;
     }
 
     /**
@@ -320,7 +278,7 @@ final class ZeroClusterExpansion {
         // Only once no table names them do the clusters others share lose these tables' references; until the
         // COPIED flags follow, the image is dirty.
         if (!releasedAny) {
-            bits.markDirty();
+            headerBits.markDirty();
             releasedAny = true;
         }
         for (Release r : released) {
