@@ -82,14 +82,14 @@ final class HeaderRewrite {
     }
 
     /**
-     * The header of an image to be edited while no driver has it open. Refused if dirty: a writer with lazy refcounts
-     * has opened it since amend's own open repaired it, and its refcounts cannot be trusted until it is closed.
+     * The header of an image whose tables are about to be edited with no driver open on it. Refused if dirty: its
+     * refcounts may be behind its tables until a read-write open repairs them (amend's first step does).
      */
     static Header readUnopenedHeader(Storage file) throws IOException {
         Header header = ImageMetadata.readHeader(file);
         if (header.dirty()) {
-            throw new ImageException("The image was opened for writing meanwhile (it is dirty): nothing more was"
-                    + " changed");
+            throw new ImageException("The image is dirty (its refcounts may be behind): open it for writing, which"
+                    + " repairs it, and amend again");
         }
         return header;
     }

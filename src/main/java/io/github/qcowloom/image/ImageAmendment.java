@@ -1,12 +1,16 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.snapshot.Snapshots;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
+import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -22,8 +26,9 @@ import java.util.function.DoubleConsumer;
  * backing file is compared (it cannot be amended: rebase changes it); lazy refcounts are switched; the virtual size
  * is set; and a downgrade to version 2 comes last ({@link VersionDowngrade}). The image is opened for writing
  * first, which repairs it if it was left dirty, as QEMU's open does; each header change is then made with the image
- * closed ({@link HeaderRewrite}), and so are the width change and the downgrade. Each step takes the image's lock
- * anew, where QEMU holds it throughout.
+ * closed ({@link HeaderRewrite}), and so are the width change and the downgrade. The file is held open, with its
+ * lock, from the first step to the last ({@link HeldFile}), as qemu-img holds it: no other process can open the
+ * image for writing in between.
  *
  * @param size the new virtual size, or null
  * @param compat "0.10"/"v2" or "1.1"/"v3", or null
@@ -48,11 +53,25 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
      * that walk the image's tables (a refcount width change, a downgrade), as qemu-img amend -p shows it.
      */
     public void apply(Path path, OpenOptions options, DoubleConsumer progress) throws IOException {
+        FileStorage held;
+        try {
+            held = FileStorage.open(path, false, options.direct(), options.tuning().storage(),
+                    LockPermissions.forImage(options.locking(), false));
+        } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + path + "': ");
+        }
+        try (held) {
+            apply(new HeldFile(held), path.toAbsolutePath().getParent(), options, progress);
+        }
+    }
+
+    /** The steps, each on {@code file}, which the caller holds open and locked for all of them. */
+    private void apply(Storage file, Path dir, OpenOptions options, DoubleConsumer progress) throws IOException {
         Header header;
         List<Snapshot> snapshots;
         // Read (and, if dirty, repaired) for edits of the metadata alone: the options that change no guest data then
         // leave the image's persistent bitmaps consistent; a size opens it again, for writes.
-        try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
+        try (Qcow2Image image = Qcow2Image.open(file, dir, options.withGuestWrites(false))) {
             header = image.header();
             snapshots = image.snapshots();
         }
@@ -95,11 +114,11 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
         if (newVersion > oldVersion) {
             // Version 3 needs every snapshot's 64-bit VM state size and disk size (qcow2_upgrade).
             if (snapshots.stream().anyMatch(s -> s.extraData().length < 16)) {
-                try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
+                try (Qcow2Image image = Qcow2Image.open(file, dir, options.withGuestWrites(false))) {
                     Snapshots.rewriteTable(image);
                 }
             }
-            HeaderRewrite.rewrite(path, options.locking(), h -> h.withVersion(3));
+            HeaderRewrite.rewrite(file, h -> h.withVersion(3));
         }
         if (bits != header.refcountBits()) {
             if (newVersion < 3 && bits != 16) {
@@ -107,11 +126,10 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
                         + " above (use compat=1.1 or greater)");
             }
             boolean downgrade = newVersion < oldVersion; // the other step with progress, which comes last
-            RefcountWidthChange.apply(path, options.locking(), (int) bits,
-                    done -> progress.accept(downgrade ? done / 2 : done));
+            RefcountWidthChange.apply(file, (int) bits, done -> progress.accept(downgrade ? done / 2 : done));
         }
         boolean keepRaw = raw;
-        HeaderRewrite.rewrite(path, options.locking(), h -> withDataFile(h, keepRaw, dataFile));
+        HeaderRewrite.rewrite(file, h -> withDataFile(h, keepRaw, dataFile));
         if ((backingFile != null || backingFormat != null) && (!Objects.equals(backingFile, header.backingFile())
                 || !Objects.equals(backingFormat, header.backingFormat().orElse(null)))) {
             throw new ImageException("Cannot amend the backing file\nYou can use 'qemu-img rebase' instead.");
@@ -123,18 +141,18 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
             }
             // Turning them off needs a clean image: the open above repaired it, and closing left it clean.
             boolean on = lazy;
-            HeaderRewrite.rewrite(path, options.locking(), h -> h.withFeatures(h.incompatibleFeatures(),
+            HeaderRewrite.rewrite(file, h -> h.withFeatures(h.incompatibleFeatures(),
                     on ? h.compatibleFeatures() | Features.COMPAT_LAZY_REFCOUNTS
                             : h.compatibleFeatures() & ~Features.COMPAT_LAZY_REFCOUNTS, h.autoclearFeatures()));
         }
         if (size != null && size != 0) {
-            try (Qcow2Image image = Qcow2Image.open(path, options)) {
+            try (Qcow2Image image = Qcow2Image.open(file, dir, options)) {
                 image.resize(size);
             }
         }
         if (newVersion < oldVersion) {
             boolean widthChanged = bits != header.refcountBits();
-            VersionDowngrade.apply(path, options, done -> progress.accept(widthChanged ? 0.5 + done / 2 : done));
+            VersionDowngrade.apply(file, dir, options, done -> progress.accept(widthChanged ? 0.5 + done / 2 : done));
         }
         progress.accept(1);
     }

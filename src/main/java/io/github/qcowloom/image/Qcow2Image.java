@@ -179,8 +179,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      */
     public static Qcow2Image open(Storage storage, Path imageDir, OpenOptions options) throws IOException {
         Set<Object> chain = new HashSet<>();
-        if (storage instanceof FileStorage f) {
-            chain.add(ReferencedFileLocks.fileKey(f.path()));
+        if (storage.path() != null) { // a file: its backing chain must not lead back to it
+            chain.add(ReferencedFileLocks.fileKey(storage.path()));
         }
         return open(storage, imageDir, options, 0, chain);
     }

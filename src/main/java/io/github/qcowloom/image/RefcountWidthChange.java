@@ -3,17 +3,14 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.format.RefcountCodec;
-import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.HashSet;
@@ -87,20 +84,11 @@ final class RefcountWidthChange {
     }
 
     /**
-     * Gives the image at {@code image} refcounts of {@code bits} bits.
+     * Gives the image in {@code file} refcounts of {@code bits} bits; {@code progress} is told the fraction done, from
+     * 0 to 1, as the walk and the writes go.
      *
      * @throws ImageException in QEMU's words if a cluster's refcount does not fit in the new width, or if the new
      *     reftable would pass QEMU's limit; nothing is changed then
-     */
-    static void apply(Path image, ImageLocking locking, int bits, DoubleConsumer progress) throws IOException {
-        try (FileStorage file = HeaderRewrite.openForEdit(image, locking)) {
-            apply(file, bits, progress);
-        }
-    }
-
-    /**
-     * {@link #apply(Path, ImageLocking, int, DoubleConsumer)} on the image in {@code file}; {@code progress} is told
-     * the fraction done, from 0 to 1, as the walk and the writes go.
      */
     static void apply(Storage file, int bits, DoubleConsumer progress) throws IOException {
         int order = Integer.numberOfTrailingZeros(bits);

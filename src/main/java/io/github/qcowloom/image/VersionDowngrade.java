@@ -12,7 +12,6 @@ import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
 import io.github.qcowloom.format.L2Entry;
 import io.github.qcowloom.snapshot.Snapshot;
-import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -27,32 +26,25 @@ import java.util.function.DoubleConsumer;
  * one synced write. QEMU's refusals come before anything is changed (QEMU refuses zstd-compressed clusters only
  * after the expansion, and checks the active image alone, whose snapshots may keep clusters version 2 cannot read);
  * a corrupt zero cluster is refused where the expansion meets it. A failure part way leaves a sound version 3
- * image, expanded so far, with its bitmaps unless it came after their removal. Each phase takes the image's lock
- * anew (the bitmaps' removal opens the image); QEMU holds it throughout.
+ * image, expanded so far, with its bitmaps unless it came after their removal.
  */
 final class VersionDowngrade {
     private VersionDowngrade() {
     }
 
-    static void apply(Path image, OpenOptions options, DoubleConsumer progress) throws IOException {
-        boolean bitmaps;
-        try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
-            Header header = HeaderRewrite.readUnopenedHeader(file);
-            refuse(file, header, ImageMetadata.readSnapshots(file, header));
-            bitmaps = header.extension(HeaderExtension.BITMAPS).isPresent();
-        }
+    /** Downgrades the image in {@code file}, which the caller holds; its referenced files resolve against {@code dir}. */
+    static void apply(Storage file, Path dir, OpenOptions options, DoubleConsumer progress) throws IOException {
+        Header header = HeaderRewrite.readUnopenedHeader(file);
+        refuse(file, header, ImageMetadata.readSnapshots(file, header));
+        boolean bitmaps = header.extension(HeaderExtension.BITMAPS).isPresent();
         if (bitmaps) {
-            requireLoadableBitmaps(image, options);
+            requireLoadableBitmaps(file, dir, options);
         }
-        try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
-            expandZeroClusters(file, progress);
-        }
+        expandZeroClusters(file, progress);
         if (bitmaps) {
-            removeBitmaps(image, options);
+            removeBitmaps(file, dir, options);
         }
-        try (FileStorage file = HeaderRewrite.openForEdit(image, options.locking())) {
-            writeVersion2Header(file);
-        }
+        writeVersion2Header(file);
     }
 
     /**
@@ -115,8 +107,8 @@ final class VersionDowngrade {
      * Refuses, as QEMU's open does, bitmaps it could not load, before anything is changed: their removal after the
      * expansion loads them.
      */
-    private static void requireLoadableBitmaps(Path path, OpenOptions options) throws IOException {
-        try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
+    private static void requireLoadableBitmaps(Storage file, Path dir, OpenOptions options) throws IOException {
+        try (Qcow2Image image = Qcow2Image.open(file, dir, options.withGuestWrites(false))) {
             Bitmaps.loaded(image);
         }
     }
@@ -126,13 +118,13 @@ final class VersionDowngrade {
      * keeps the extension and then takes every bitmap for inconsistent and counts their clusters as leaked; here the
      * clusters are freed and the image stays clean.
      */
-    private static void removeBitmaps(Path path, OpenOptions options) throws IOException {
-        try (Qcow2Image image = Qcow2Image.open(path, options.withGuestWrites(false))) {
+    private static void removeBitmaps(Storage file, Path dir, OpenOptions options) throws IOException {
+        try (Qcow2Image image = Qcow2Image.open(file, dir, options.withGuestWrites(false))) {
             List<BitmapAction> removals = new ArrayList<>();
             for (BitmapDirectory.Entry e : image.persistentBitmaps()) {
                 removals.add(new BitmapAction.Remove(e.name()));
             }
-            Bitmaps.apply(image, path.toString(), removals, null);
+            Bitmaps.apply(image, String.valueOf(file.path()), removals, null);
         }
     }
 

@@ -193,7 +193,11 @@ final class ZeroClusterExpansion {
                 }
             }
             if (host != 0) {
-                zero(host);
+                if (host == L2Entry.hostOffset(entry)) {
+                    file.writeZeroes(host, header.clusterSize()); // kept allocated, as QEMU keeps it
+                } else {
+                    zero(host);
+                }
                 batchNeedsSync = true;
             }
             long copied = tableRefs == 1 && host != 0 ? L2Entry.COPIED : 0;
@@ -243,9 +247,9 @@ final class ZeroClusterExpansion {
     }
 
     /**
-     * Makes the cluster at {@code host} read as zeroes as cheaply as the host allows, as QEMU's bdrv_pwrite_zeroes
-     * does: past the end of the file by growing it (a hole), inside it by punching a hole where the host can, and by
-     * writing zeroes elsewhere. A large zeroed range over a backing file so costs no data written.
+     * Makes the new cluster at {@code host} read as zeroes as cheaply as the host allows: past the end of the file by
+     * growing it (a hole), inside it by punching a hole where the host can, and by writing zeroes elsewhere. A large
+     * zeroed range over a backing file so costs no data written (QEMU allocates it).
      */
     private void zero(long host) throws IOException {
         long cs = header.clusterSize();

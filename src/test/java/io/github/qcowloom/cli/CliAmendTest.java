@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.SnapshotTable;
+import io.github.qcowloom.image.ImageAmendment;
 import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
@@ -311,6 +313,30 @@ class CliAmendTest {
         try (FileStorage file = FileStorage.open(image, true, false)) {
             return ImageMetadata.readSnapshots(file, ImageMetadata.readHeader(file));
         }
+    }
+
+    /**
+     * qemu-img holds the image's lock for its whole amend; so does this one: a writer that tries to open the image
+     * while an amend runs is refused, part way through the width change and once every step is done (where each
+     * step's own open has closed), and succeeds after.
+     */
+    @Test
+    void anAmendHoldsTheImageLockFromFirstStepToLast() throws IOException {
+        Path image = dir.resolve("l.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "1M");
+        Qemu.io(image, "write -P 1 0 64k");
+        List<Qemu.Result> during = new ArrayList<>();
+        new ImageAmendment(null, null, null, null, null, null, true, 8L, false).apply(image,
+                OpenOptions.readWriteDefaults().withPool(false), done -> {
+                    if (during.isEmpty() && done > 0) {
+                        during.add(Qemu.exec(List.of("qemu-io", "-c", "write 0 4k", image.toString())));
+                    }
+                });
+        assertEquals(1, during.size(), "the amend should report progress part way");
+        assertEquals(1, during.get(0).exitCode(), during.get(0).stdout() + during.get(0).stderr());
+        assertTrue(during.get(0).stderr().contains("Failed to get \"write\" lock"), during.get(0).stderr());
+        assertEquals(0, Qemu.exec(List.of("qemu-io", "-c", "write 0 4k", image.toString())).exitCode());
+        assertTrue(Qemu.img("info", image.toString()).contains("refcount bits: 8"));
     }
 
     @Test
