@@ -32,7 +32,7 @@ final class VersionDowngrade {
     private VersionDowngrade() {
     }
 
-    /** Downgrades the image in {@code file}, which the caller holds; its referenced files resolve against {@code dir}. */
+    /** Downgrades the image in {@code file}, which the caller holds; its other files resolve against {@code dir}. */
     static void apply(Storage file, Path dir, OpenOptions options, DoubleConsumer progress) throws IOException {
         Header header = HeaderRewrite.readUnopenedHeader(file);
         refuse(file, header, ImageMetadata.readSnapshots(file, header));
@@ -40,7 +40,7 @@ final class VersionDowngrade {
         if (bitmaps) {
             requireLoadableBitmaps(file, dir, options);
         }
-        expandZeroClusters(file, progress);
+        expand(file, progress); // the header read again: the bitmaps' open may have written it
         if (bitmaps) {
             removeBitmaps(file, dir, options);
         }
@@ -48,15 +48,19 @@ final class VersionDowngrade {
     }
 
     /**
-     * Expands the zero clusters of the image in {@code file}, once more refusing what QEMU refuses; {@code progress}
-     * is told the fraction done.
+     * Refuses what QEMU refuses, then expands the zero clusters of the image in {@code file} (the downgrade's steps
+     * before the header, for an image without bitmaps); {@code progress} is told the fraction done.
      */
     static void expandZeroClusters(Storage file, DoubleConsumer progress) throws IOException {
         Header header = HeaderRewrite.readUnopenedHeader(file);
-        List<Snapshot> snapshots = ImageMetadata.readSnapshots(file, header);
-        refuse(file, header, snapshots);
+        refuse(file, header, ImageMetadata.readSnapshots(file, header));
+        expand(file, progress);
+    }
+
+    private static void expand(Storage file, DoubleConsumer progress) throws IOException {
+        Header header = HeaderRewrite.readUnopenedHeader(file);
         try {
-            ZeroClusterExpansion.run(file, header, snapshots, progress);
+            ZeroClusterExpansion.run(file, header, ImageMetadata.readSnapshots(file, header), progress);
         } catch (ImageException e) {
             throw e; // corrupt, too large, refused: typed already
         } catch (IOException e) {

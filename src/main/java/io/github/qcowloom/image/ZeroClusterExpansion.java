@@ -44,7 +44,7 @@ import java.util.stream.LongStream;
  * crash leaves each entry as it was or as it is meant to be, and at worst leaked clusters. A batch holds up to
  * {@link #BATCH_BYTES} of tables, so that 512-byte clusters do not cost three syncs per 32 KiB of guest disk.
  *
- * <p>Memory: one L1 table at a time, the batch, and the offset of every L2 table (8 bytes each), against which a
+ * <p>Memory: one L1 table at a time, the batch, and the clusters of every table (8 bytes each), against which a
  * zero cluster's own host cluster is checked before it is zeroed.
  */
 final class ZeroClusterExpansion {
@@ -123,7 +123,9 @@ final class ZeroClusterExpansion {
                 if (l2Offset != 0) {
                     expandTable(l2Offset);
                 }
-                progress.accept((double) ++visited / Math.max(1, entries));
+                if ((++visited & 63) == 0 || visited == entries) {
+                    progress.accept((double) visited / entries);
+                }
             }
             writeBatch();
         }
@@ -153,8 +155,10 @@ final class ZeroClusterExpansion {
             ranges.add(new long[] {l1Places.get(i).l1TableOffset(), l1Places.get(i).l1Size() * 8L});
         }
         BitmapDirectory.Location.of(header).ifPresent(d -> ranges.add(new long[] {d.offset(), d.size()}));
-        return ranges.stream().filter(r -> r[1] > 0).flatMapToLong(r -> LongStream.rangeClosed(
-                r[0] >>> header.clusterBits(), (r[0] + r[1] - 1) >>> header.clusterBits())).sorted().distinct().toArray();
+        int bits = header.clusterBits();
+        return ranges.stream().filter(r -> r[1] > 0)
+                .flatMapToLong(r -> LongStream.rangeClosed(r[0] >>> bits, (r[0] + r[1] - 1) >>> bits))
+                .sorted().distinct().toArray();
     }
 
     private void expandTable(long l2Offset) throws IOException {
