@@ -53,6 +53,14 @@ public final class RefcountTable {
     private LongConsumer freedListener = cluster -> { };
     private boolean freedListenerSet;
 
+    /**
+     * A cache of refblock slices for the tools that read or edit the refcounts of an image no driver has open
+     * (check, repair, amend, the crash kit): slices of a cluster, 4 KiB at most, {@code slices} of them.
+     */
+    public static TableCache offlineCache(Storage file, Header header, int slices) {
+        return new TableCache(file, (int) Math.min(header.clusterSize(), 4096), slices);
+    }
+
     public RefcountTable(Storage file, Header header, TableCache refblockCache) throws IOException {
         this.file = file;
         this.cache = refblockCache;

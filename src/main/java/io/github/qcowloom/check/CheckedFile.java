@@ -26,7 +26,7 @@ final class CheckedFile {
         this.file = file;
         this.header = ImageMetadata.readHeaderForCheck(file);
         this.snapshots = known != null ? known : SnapshotTableCheck.read(file, header, repairSnapshots);
-        this.cache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
+        this.cache = RefcountTable.offlineCache(file, header, 64);
         this.table = new RefcountTable(file, header, cache);
     }
 

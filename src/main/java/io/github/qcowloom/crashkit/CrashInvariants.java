@@ -256,6 +256,6 @@ public final class CrashInvariants {
     }
 
     private static TableCache refcountCache(Storage file, Header header) {
-        return new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
+        return RefcountTable.offlineCache(file, header, 64);
     }
 }

@@ -37,7 +37,7 @@ final class DirtyRepair {
      * more than {@code recountMemory} bytes fails with ImageTooLargeException and changes nothing.
      */
     static Header run(Storage file, Header header, List<Snapshot> snapshots, long recountMemory) throws IOException {
-        TableCache refblockCache = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
+        TableCache refblockCache = RefcountTable.offlineCache(file, header, 64);
         RefcountTable refcounts = new RefcountTable(file, header, refblockCache);
         long tableSize = snapshots.isEmpty() ? 0 : SnapshotTable.encodedLength(snapshots);
         ReferenceCount refs = ReferenceCount.compute(file, header, snapshots, tableSize, recountMemory);

@@ -42,6 +42,11 @@ public final class ImageMetadata {
         return L1Entry.decodeTable(readBytes(storage, header.l1TableOffset(), header.l1Size() * 8), header.l1Size());
     }
 
+    /** The active L1 table ({@code place} null) or the snapshot {@code place}'s, validated as QEMU validates it. */
+    public static long[] readL1(Storage storage, Header header, Snapshot place) throws IOException {
+        return place == null ? readActiveL1(storage, header) : readSnapshotL1(storage, header, place);
+    }
+
     /**
      * The clusters of every L2 table that the active L1 table or a snapshot's names, sorted, each once; each distinct
      * L1 table (snapshots may share one) is read once. The memory is the distinct tables and one L1 table, whatever
@@ -51,7 +56,7 @@ public final class ImageMetadata {
             throws IOException {
         long[] clusters = new long[0];
         for (Snapshot place : distinctL1Tables(header, snapshots)) {
-            long[] l1 = place == null ? readActiveL1(storage, header) : readSnapshotL1(storage, header, place);
+            long[] l1 = readL1(storage, header, place);
             int n = clusters.length;
             clusters = Arrays.copyOf(clusters, n + l1.length);
             for (int i = 0; i < l1.length; i++) {

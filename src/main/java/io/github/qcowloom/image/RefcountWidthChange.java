@@ -3,7 +3,6 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.HostCluster;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.Limits;
@@ -72,8 +71,7 @@ final class RefcountWidthChange {
 
     private RefcountWidthChange(Storage file, Header header, int order) throws IOException {
         this.file = file;
-        this.stored = new RefcountTable(file, header, new TableCache(file, (int) Math.min(header.clusterSize(), 4096),
-                4));
+        this.stored = new RefcountTable(file, header, RefcountTable.offlineCache(file, header, 4));
         this.clusterBits = header.clusterBits();
         this.clusterSize = header.clusterSize();
         this.codec = new RefcountCodec(order);

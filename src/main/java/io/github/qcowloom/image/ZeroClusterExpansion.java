@@ -85,7 +85,7 @@ final class ZeroClusterExpansion {
         this.file = file;
         this.header = header;
         this.snapshots = snapshots;
-        this.refblocks = new TableCache(file, (int) Math.min(header.clusterSize(), 4096), 64);
+        this.refblocks = RefcountTable.offlineCache(file, header, 64);
         this.refcounts = new RefcountTable(file, header, refblocks);
         this.headerBits = new HeaderBits(file, header.version(), header.incompatibleFeatures());
         this.zeroes = ByteBuffer.allocate((int) header.clusterSize());
@@ -118,7 +118,7 @@ final class ZeroClusterExpansion {
         }
         long visited = 0;
         for (int i = 0; i < l1Places.size(); i++) {
-            for (long entry : l1Table(i)) {
+            for (long entry : ImageMetadata.readL1(file, header, l1Places.get(i))) {
                 long l2Offset = L1Entry.l2Offset(entry);
                 if (l2Offset != 0) {
                     expandTable(l2Offset);
@@ -134,12 +134,6 @@ final class ZeroClusterExpansion {
             file.flush();
             headerBits.markClean();
         }
-    }
-
-    /** L1 table {@code i} of {@link #l1Places}, read (and a snapshot's validated) when asked, one at a time. */
-    private long[] l1Table(int i) throws IOException {
-        Snapshot s = l1Places.get(i);
-        return s == null ? ImageMetadata.readActiveL1(file, header) : ImageMetadata.readSnapshotL1(file, header, s);
     }
 
     private long[] otherMetadata() {
