@@ -157,10 +157,6 @@ final class ConvertCommand implements Callable<Integer> {
         if (targetIsZero && !skipCreate) {
             throw new ImageException("--target-is-zero requires use of -n flag"); // qemu-img's words
         }
-        if (skipCreate && compressed) {
-            throw new UnsupportedFeatureException("convert -n -c",
-                    "Compressed writes into an existing image (convert -n -c) are not supported");
-        }
         if (!qcow2 && backingFile != null && !skipCreate) {
             throw new ImageException("Backing file not supported for file format '" + outputFormat + "'");
         }
@@ -343,7 +339,7 @@ final class ConvertCommand implements Callable<Integer> {
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
         try (Qcow2Image dst = Qcow2Image.open(file, targetOptions(direct, syncs))) {
             if (compressed) {
-                CompressedSink sink = new CompressedSink(dst, sparseSize == 0);
+                CompressedSink sink = CompressedSink.intoNew(dst, sparseSize == 0);
                 copy(src, sink.chunkSize(), true, limit, sink);
                 sink.finish();
                 return;
@@ -400,6 +396,15 @@ final class ConvertCommand implements Callable<Integer> {
             // writes every byte, as qemu-img's does even then.
             ChunkCopy.ZeroWriter zeroes = targetIsZero ? (at, length) -> { }
                     : (at, length) -> dst.writeZeroes(at, length, true);
+            if (compressed) { // a qcow2 target: -c needs one
+                CompressedSink sink = CompressedSink.intoExisting((Qcow2Image) dst, sparseSize == 0, zeroes);
+                copy(src, sink.chunkSize(), true, limit, sink);
+                sink.finish();
+                if (syncs) {
+                    dst.flush();
+                }
+                return;
+            }
             copy(src, ChunkCopy.CHUNK, !targetIsZero || sparseSize == 0, limit, (off, buf, zero) -> {
                 if (zero && sparseSize != 0) {
                     return () -> zeroes.writeZeroes(off, buf.remaining());
