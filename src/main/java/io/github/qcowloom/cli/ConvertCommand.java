@@ -72,7 +72,9 @@ final class ConvertCommand implements Callable<Integer> {
             .option("-f", "sourceFormat", "Source format (probed when absent).", v -> sourceFormat = v)
             .option("-O", "outputFormat", "Output format: raw (default) or qcow2.", v -> outputFormat = v)
             .repeatableOption("-o", "options", "qcow2 creation options, as for create.", options)
-            .option("-B", "backingFile", "Backing file of the qcow2 target; chunks equal to it are not copied.",
+            .option("-B", "backingFile", "Backing file of the qcow2 target; chunks equal to it are not copied."
+                    + " With -n: only what the source's top layer holds is copied, over what the target shows (the"
+                    + " name is not used).",
                     v -> backingFile = v)
             .option("-F", "backingFormat", "Backing file format (needed with -B).", v -> backingFormat = v)
             .flag(new String[] {"-c"}, "Compress the qcow2 target's clusters (zlib; zstd with -o"
@@ -264,11 +266,6 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ImageException("Having a backing file for the target makes no sense when concatenating"
                     + " multiple input images");
         }
-        if (skipCreate && backingFile != null) {
-            // qemu-img then copies the source's top layer alone, over what the target's own backing file shows.
-            throw new UnsupportedFeatureException("convert -n -B",
-                    "Writing into an existing image over a backing file (convert -n -B) is not supported");
-        }
         if (sources.size() > 1 && bitmaps) {
             throw new ImageException("Copying bitmaps only possible with single source");
         }
@@ -396,24 +393,35 @@ final class ConvertCommand implements Callable<Integer> {
             // writes every byte, as qemu-img's does even then.
             ChunkCopy.ZeroWriter zeroes = targetIsZero ? (at, length) -> { }
                     : (at, length) -> dst.writeZeroes(at, length, true);
+            ChunkCopy.Sink sink;
+            int chunk = ChunkCopy.CHUNK;
+            CompressedSink compressing = null;
             if (compressed) { // a qcow2 target: -c needs one
-                CompressedSink sink = CompressedSink.intoExisting((Qcow2Image) dst, sparseSize == 0, zeroes);
-                copy(src, sink.chunkSize(), true, limit, sink);
-                sink.finish();
-                if (syncs) {
-                    dst.flush();
-                }
-                return;
+                compressing = CompressedSink.intoExisting((Qcow2Image) dst, sparseSize == 0, zeroes);
+                sink = compressing;
+                chunk = compressing.chunkSize();
+            } else {
+                sink = (off, buf, zero) -> {
+                    if (zero && sparseSize != 0) {
+                        return () -> zeroes.writeZeroes(off, buf.remaining());
+                    }
+                    if (sparseSize == 0) {
+                        return () -> dst.write(off, buf.duplicate());
+                    }
+                    return () -> ChunkCopy.writeNonZero(off, buf, sparseSize, dst::write, zeroes);
+                };
             }
-            copy(src, ChunkCopy.CHUNK, !targetIsZero || sparseSize == 0, limit, (off, buf, zero) -> {
-                if (zero && sparseSize != 0) {
-                    return () -> zeroes.writeZeroes(off, buf.remaining());
-                }
-                if (sparseSize == 0) {
-                    return () -> dst.write(off, buf.duplicate());
-                }
-                return () -> ChunkCopy.writeNonZero(off, buf, sparseSize, dst::write, zeroes);
-            });
+            BlockDevice reading = src;
+            if (backingFile != null) { // -n -B: what the source's top layer holds
+                TopLayerCopy top = new TopLayerCopy(src,
+                        compressed ? (int) ((Qcow2Image) dst).header().clusterSize() : 0);
+                reading = top.reading();
+                sink = top.sink(sink);
+            }
+            copy(reading, chunk, compressed || !targetIsZero || sparseSize == 0, limit, sink);
+            if (compressing != null) {
+                compressing.finish();
+            }
             if (syncs) {
                 dst.flush();
             }
