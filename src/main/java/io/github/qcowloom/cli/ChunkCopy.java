@@ -75,6 +75,15 @@ final class ChunkCopy {
          * piece holds zeroes; false says nothing either way.
          */
         Write prepare(long offset, ByteBuffer chunk, boolean zero) throws IOException;
+
+        /**
+         * Copies the piece of {@code length} bytes at {@code offset} another way, unread (convert -C's kernel copy:
+         * {@link CopyOffload}); false if it did not, and the piece is read and prepared as usual. On the piece's
+         * worker, before its turn.
+         */
+        default boolean offload(long offset, int length) throws IOException {
+            return false;
+        }
     }
 
     /** What a piece writes, when its turn comes; with in-order writes, on whichever worker is writing then. */
@@ -151,6 +160,13 @@ final class ChunkCopy {
         // Direct: FileChannel copies heap buffers through a temporary direct one on every call.
         ByteBuffer buf = ByteBuffer.allocateDirect(settings.chunk() + ALIGN).alignedSlice(ALIGN);
         for (Piece p = next(); p != null; p = next()) {
+            if (sink.offload(p.offset(), p.length())) {
+                if (settings.inOrder()) {
+                    turns.write(p.turn(), Write.NONE); // the pieces after it wait for its turn to pass
+                }
+                progress.accept(p.length());
+                continue;
+            }
             buf.clear().limit(p.length());
             boolean zero;
             if (settings.zeroesToSink()) {

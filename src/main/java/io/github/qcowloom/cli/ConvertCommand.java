@@ -5,11 +5,11 @@ import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.HostSpace;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -111,7 +111,8 @@ final class ConvertCommand implements Callable<Integer> {
                     v -> rate = v)
             .flag(new String[] {"--salvage"}, "Read what fails to read as zeroes, a sector at a time, with a warning"
                     + " for each, rather than stop.", v -> salvage = v)
-            .flag(new String[] {"-C"}, "Copy offloading: not supported (refused, after qemu-img's own checks of it).",
+            .flag(new String[] {"-C"}, "Copy offloading, as qemu-img's: data is copied without looking for zeroes in"
+                    + " it, into a raw target by the kernel (copy_file_range).",
                     v -> copyOffload = v)
             .flag(new String[] {"-q"}, "Quiet.", v -> quiet = v)
             .parameters(0, 0, "FILE", "The sources (SRC), read one after another as one disk, then the target"
@@ -125,7 +126,7 @@ final class ConvertCommand implements Callable<Integer> {
             throw new ImageException("Use of --skip-broken-bitmaps requires --bitmaps"); // qemu-img's words
         }
         if (copyOffload) {
-            // qemu-img's checks of -C, in its order and words; then our refusal of the offload itself
+            // qemu-img's checks of -C, in its order and words
             if (compressed) {
                 throw new ImageException("Cannot enable copy offloading when -c is used");
             }
@@ -135,7 +136,6 @@ final class ConvertCommand implements Callable<Integer> {
             if (salvage) {
                 throw new ImageException("Cannot use copy offloading in salvaging mode");
             }
-            throw new UnsupportedFeatureException("convert -C", "Copy offloading (convert -C) is not supported");
         }
         if (CreateOptionsParser.asksForHelp(CreateOptionsParser.parse(options))) {
             spec.commandLine().getOut().print(CreateOptionsParser.help(outputFormat));
@@ -303,9 +303,17 @@ final class ConvertCommand implements Callable<Integer> {
             HostSpace.allocateFirstBlock(dst, src.size()); // as qemu-img's create of the target writes it
             boolean full = sparseSize == 0;
             // Blocks of zeroes stay holes (qemu-img's default -S 4k); with -S 0 every byte is written.
-            copy(src, ChunkCopy.CHUNK, full, limit, (off, buf, zero) -> full ? () -> dst.write(buf.duplicate(), off)
+            ChunkCopy.Sink sink = (off, buf, zero) -> full ? () -> dst.write(buf.duplicate(), off)
                     : zero ? ChunkCopy.Write.NONE
-                    : () -> ChunkCopy.writeNonZero(off, buf, sparseSize, (at, part) -> dst.write(part, at)));
+                    : () -> ChunkCopy.writeNonZero(off, buf, sparseSize, (at, part) -> dst.write(part, at));
+            if (copyOffload) {
+                try (CopyOffload offload = CopyOffload.intoRaw(src, file)) {
+                    // -C refuses -S: pieces hold no zeroes then, and a new file reads as zeroes anyway
+                    copy(src, ChunkCopy.CHUNK, full, limit, offload.offloading(sink, (at, length) -> { }));
+                }
+            } else {
+                copy(src, ChunkCopy.CHUNK, full, limit, sink);
+            }
             if (syncs) {
                 dst.flush();
             }
@@ -352,7 +360,14 @@ final class ConvertCommand implements Callable<Integer> {
             // are allocated, as qemu-img allocates them.
             int granule = Math.max(sparseSize, (int) dst.header().clusterSize());
             // Without a backing file, ranges of zeroes are left as they are in a new image: unallocated.
+            // -C over a backing file keeps the comparison with it below (qemu-img goes by the source's layers)
+            CopyOffload offload = copyOffload && base == null ? CopyOffload.intoQcow2(src) : null;
             copy(src, ChunkCopy.CHUNK, base != null, limit, (off, buf, zero) -> {
+                ChunkCopy.Write whole = zero || offload == null ? null
+                        : offload.wholeWrite(dst, off, buf, (at, length) -> { });
+                if (whole != null) {
+                    return whole;
+                }
                 if (zero && base == null || BackingCompare.needsNoWrite(base, off, buf)) {
                     return ChunkCopy.Write.NONE;
                 }
@@ -401,7 +416,13 @@ final class ConvertCommand implements Callable<Integer> {
                 sink = compressing;
                 chunk = compressing.chunkSize();
             } else {
+                CopyOffload offload = copyOffload && dst instanceof Qcow2Image ? CopyOffload.intoQcow2(src) : null;
                 sink = (off, buf, zero) -> {
+                    ChunkCopy.Write whole = zero || offload == null ? null
+                            : offload.wholeWrite(dst, off, buf, zeroes);
+                    if (whole != null) {
+                        return whole;
+                    }
                     if (zero && sparseSize != 0) {
                         return () -> zeroes.writeZeroes(off, buf.remaining());
                     }
@@ -418,7 +439,13 @@ final class ConvertCommand implements Callable<Integer> {
                 reading = top.reading();
                 sink = top.sink(sink);
             }
-            copy(reading, chunk, compressed || !targetIsZero || sparseSize == 0, limit, sink);
+            // Not under -B: a piece of the source then holds backing data that the target must not get.
+            CopyOffload kernel = copyOffload && backingFile == null && dst instanceof RawImage && dst.path() != null
+                    ? CopyOffload.intoRaw(src, dst.path()) : null;
+            try (kernel) {
+                copy(reading, chunk, compressed || !targetIsZero || sparseSize == 0, limit,
+                        kernel == null ? sink : kernel.offloading(sink, zeroes));
+            }
             if (compressing != null) {
                 compressing.finish();
             }

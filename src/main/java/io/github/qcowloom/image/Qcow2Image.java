@@ -596,6 +596,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return file.path();
     }
 
+    /** The external data file's path, or null where the image has none opened or its storage is no host file. */
+    public Path dataFilePath() {
+        return dataFile == null ? null : dataFile.path();
+    }
+
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
         shared(offset, src.remaining(), true, () -> writePath.write(offset, src));

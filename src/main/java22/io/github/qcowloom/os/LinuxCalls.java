@@ -16,12 +16,12 @@ import java.util.Optional;
 
 /**
  * The system calls the disk layer makes (io_uring's, openat, close, pread64, preadv2, pwrite64, fdatasync,
- * fallocate, mmap, munmap, fcntl, lseek, statx, fadvise64), every one through a single FFM downcall of libc's
- * {@code syscall}, and {@code strerror} for messages. Linking a downcall is the larger part of a short command's
- * start-up (about 30 ms for the first, 5-10 ms for each further shape, none of it held by the JDK's AOT cache), and
- * handles of one shape share it: so one shape, seven longs (the number and six arguments), pointers passed as
- * addresses. Calls that can fail capture errno into a segment the caller passes, so that a caller making many calls
- * reuses one.
+ * fallocate, mmap, munmap, fcntl, lseek, statx, fadvise64, copy_file_range), every one through a single FFM
+ * downcall of libc's {@code syscall}, and {@code strerror} for messages. Linking a downcall is the larger part of a
+ * short command's start-up (about 30 ms for the first, 5-10 ms for each further shape, none of it held by the JDK's
+ * AOT cache), and handles of one shape share it: so one shape, seven longs (the number and six arguments), pointers
+ * passed as addresses. Calls that can fail capture errno into a segment the caller passes, so that a caller making
+ * many calls reuses one.
  */
 final class LinuxCalls {
     static final int EINTR = 4;

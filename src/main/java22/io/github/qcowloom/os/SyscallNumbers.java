@@ -33,6 +33,7 @@ final class SyscallNumbers {
     static final long FALLOCATE = number(285, 47);
     static final long STATX = number(332, 291);
     static final long PREADV2 = number(327, 286);
+    static final long COPY_FILE_RANGE = number(326, 285);
     static final long IO_URING_SETUP = number(425, 425);
     static final long IO_URING_ENTER = number(426, 426);
 

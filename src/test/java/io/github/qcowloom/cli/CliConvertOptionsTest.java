@@ -210,18 +210,14 @@ class CliConvertOptionsTest extends QemuFolderTest {
         sameRefusal(List.of("-r", "1x", "-O", "raw", src, path("x.raw")));
     }
 
-    /** -C: qemu-img's checks of it in its words; then refused as not supported, naming it. */
+    /** -C: qemu-img's checks of it, in its words (what it copies: CliConvertOffloadTest). */
     @Test
-    void copyOffloadingIsRefusedAfterQemuImgsChecks() {
+    void copyOffloadingRefusalsAsQemuImgs() {
         String src = path("s.raw");
         Qemu.img("create", "-q", "-f", "raw", src, "1M");
         sameRefusal(List.of("-C", "-c", "-O", "qcow2", src, path("x.qcow2")));
         sameRefusal(List.of("-C", "-S", "4k", "-O", "raw", src, path("x.raw")));
         sameRefusal(List.of("-C", "--salvage", "-O", "raw", src, path("x.raw")));
-        Cli.Run r = ours("convert", "-C", "-O", "raw", src, path("x.raw"));
-        assertEquals(1, r.code());
-        assertTrue(r.err().contains("convert -C") && r.err().contains("not supported"), r.err());
-        assertTrue(Files.notExists(dir.resolve("x.raw")));
     }
 
     /**

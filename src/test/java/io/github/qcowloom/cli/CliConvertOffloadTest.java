@@ -1,0 +1,90 @@
+package io.github.qcowloom.cli;
+
+import static io.github.qcowloom.cli.Cli.ours;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.MixedData;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * convert -C against qemu-img convert -C: the same contents and the same allocation, for sources whose data the
+ * offload copies from their files (a raw file with holes, a qcow2 image, a chain, an external data file) and one it
+ * stops at (compressed clusters), into new raw and qcow2 targets and, with -n, existing ones. Data is copied whole,
+ * its blocks of zeroes allocated, where a copy without -C leaves them holes.
+ */
+class CliConvertOffloadTest extends QemuFolderTest {
+    private static final int SIZE = 12 << 20;
+
+    /** A source of the kind named, holding MixedData (text, random, zero, pattern, half-random clusters). */
+    private String source(String kind) throws IOException {
+        Path raw = dir.resolve("data.raw");
+        byte[] bytes = MixedData.generate(11, 65536, SIZE);
+        Files.write(raw, bytes);
+        Qemu.exec(List.of("fallocate", "-p", "-o", Integer.toString(4 << 20), "-l", Integer.toString(1 << 20),
+                raw.toString()));
+        switch (kind) {
+            case "raw" -> {
+                return raw.toString();
+            }
+            case "qcow2" -> Qemu.img("convert", "-f", "raw", "-O", "qcow2", raw.toString(), path("src.qcow2"));
+            case "compressed" -> Qemu.img("convert", "-c", "-f", "raw", "-O", "qcow2", raw.toString(),
+                    path("src.qcow2"));
+            case "chain" -> {
+                Qemu.img("convert", "-f", "raw", "-O", "qcow2", raw.toString(), path("base.qcow2"));
+                Qemu.img("create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", path("src.qcow2"));
+                Qemu.io(Path.of(path("src.qcow2")), "write -P 0x77 1M 3M", "write -z 6M 1M", "write -P 0 9M 64k");
+            }
+            case "data-file" -> {
+                Qemu.img("create", "-q", "-f", "qcow2", "-o", "data_file=" + path("src.data"), path("src.qcow2"),
+                        Integer.toString(SIZE));
+                Qemu.io(Path.of(path("src.qcow2")), "write -P 0x31 0 5M", "write -z 5M 64k", "write -P 0 6M 1M");
+            }
+            default -> throw new IllegalArgumentException(kind);
+        }
+        return path("src.qcow2");
+    }
+
+    @ParameterizedTest(name = "{0} -> {1}, -n {2}")
+    @CsvSource({"raw, raw, false", "raw, qcow2, false", "qcow2, raw, false", "qcow2, qcow2, false",
+        "chain, raw, false", "chain, qcow2, false", "data-file, raw, false", "data-file, qcow2, false",
+        "compressed, raw, false", "compressed, qcow2, false", "qcow2, raw, true", "qcow2, qcow2, true",
+        "chain, raw, true"})
+    void copiesAsQemuImgDoes(String kind, String format, boolean existing) throws IOException {
+        String src = source(kind);
+        List<String> targets = List.of(path("theirs." + format), path("mine." + format));
+        if (existing) {
+            for (String t : targets) {
+                Qemu.img("create", "-q", "-f", format, t, Integer.toString(SIZE));
+                Qemu.ioFormat(format, Path.of(t), "write -P 0x44 0 12M");
+            }
+        }
+        List<String> args = new ArrayList<>(List.of("convert", "-C"));
+        if (existing) {
+            args.add("-n");
+        }
+        args.addAll(List.of("-O", format, src));
+        List<String> q = new ArrayList<>(List.of("qemu-img"));
+        q.addAll(args);
+        q.add(targets.get(0));
+        Qemu.Result theirs = Qemu.exec(q);
+        args.add(targets.get(1));
+        Cli.Run mine = ours(args.toArray(String[]::new));
+
+        assertEquals(0, theirs.exitCode(), theirs.stderr());
+        assertEquals(0, mine.code(), mine.err());
+        assertTrue(Qemu.img("compare", "-F", format, src, targets.get(1)).contains("Images are identical"));
+        assertEquals(Qemu.img("map", "--output=json", "-f", format, targets.get(0)),
+                Qemu.img("map", "--output=json", "-f", format, targets.get(1)), "allocated as qemu-img's");
+        if (format.equals("qcow2")) {
+            Qemu.img("check", targets.get(1));
+        }
+    }
+}
