@@ -61,7 +61,6 @@ final class AmendCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        file.refuseImageOpts();
         if (options.isEmpty()) {
             throw new IllegalArgumentException("Must specify options (-o)");
         }
@@ -69,13 +68,13 @@ final class AmendCommand implements Callable<Integer> {
         if (format != null && CreateOptionsParser.asksForHelp(opts)) {
             return help(format);
         }
-        String filename = file.name();
+        ImageOpts image = file.image(format);
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
-        Path path = Path.of(filename);
+        Path path = image.path();
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
+            throw new NoSuchFileException(path.toString());
         }
-        String fmt = format != null ? format : ImageFormat.probe(path);
+        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
         if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
             throw ImageFormat.unknownDriver(path, fmt);
         }
@@ -87,8 +86,8 @@ final class AmendCommand implements Callable<Integer> {
         }
         ImageAmendment amendment = parse(opts);
         try (ProgressBar bar = ProgressBars.openPercent(progress && !quiet, "amend")) {
-            amendment.apply(path, OpenOptions.readWriteDefaults().withDirect(direct)
-                    .withHostSyncs(CacheMode.syncs(cache)).withPool(false), done -> ProgressBars.stepTo(bar, done));
+            amendment.apply(path, image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
+                    .withHostSyncs(CacheMode.syncs(cache)).withPool(false)), done -> ProgressBars.stepTo(bar, done));
         }
         return 0;
     }

@@ -69,7 +69,7 @@ final class BitmapCommand implements Callable<Integer> {
     @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
     String format;
 
-    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
+    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
     boolean imageOpts;
 
     @Option(names = "--object", paramLabel = "OBJECTDEF", description = "Not supported: QEMU objects.")
@@ -102,24 +102,22 @@ final class BitmapCommand implements Callable<Integer> {
         if (args.size() != 2) {
             throw new IllegalArgumentException("Expecting filename and bitmap name");
         }
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
-        }
         if (objects != null) {
             throw new UnsupportedFeatureException("--object");
         }
-        String filename = args.get(0);
+        ImageOpts named = ImageOpts.of(imageOpts, args.get(0), format);
+        Path path = named.path();
+        String filename = path.toString();
         List<BitmapAction> actions = actions(steps, args.get(1), bytesPerBit);
-        Path path = Path.of(filename);
         if (!Files.exists(path)) {
             throw new NoSuchFileException(filename);
         }
-        String fmt = format != null ? format : ImageFormat.probe(path);
+        String fmt = named.format() != null ? named.format() : ImageFormat.probe(path);
         if (!fmt.equals("qcow2")) {
             return withoutBitmaps(fmt, filename, actions.getFirst());
         }
         // No guest data changes: the image's other bitmaps stay consistent, as under qemu-img.
-        OpenOptions options = profile.apply(OpenOptions.readWriteDefaults().withGuestWrites(false));
+        OpenOptions options = named.apply(profile.apply(OpenOptions.readWriteDefaults().withGuestWrites(false)));
         try (Qcow2Image image = Qcow2Image.open(path, options);
                 BlockDevice source = sourceFile == null ? null : openSource()) {
             // QEMU loads the bitmaps as it opens an image, and refuses one whose bitmaps it cannot load.

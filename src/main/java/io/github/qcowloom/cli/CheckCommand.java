@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.check.CheckFailedException;
 import io.github.qcowloom.check.CheckResult;
@@ -33,6 +34,7 @@ final class CheckCommand implements Callable<Integer> {
     String cache = "writeback";
     boolean quiet;
     boolean forceShare;
+    boolean imageOpts;
     String filename;
 
     final CommandSpec spec = CodeModel.of(this,
@@ -45,6 +47,8 @@ final class CheckCommand implements Callable<Integer> {
             .flag(new String[] {"-q"}, "Quiet: print nothing on stdout.", v -> quiet = v)
             .flag(new String[] {"-U", "--force-share"},
                     "Share the image with writers (plain check only, as qemu-img).", v -> forceShare = v)
+            .flag(new String[] {"--image-opts"}, "FILE is an option string (driver=qcow2,file.filename=PATH,...).",
+                    v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
             .spec();
 
@@ -58,13 +62,21 @@ final class CheckCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new ImageException("Invalid source cache option: " + cache); // qemu-img's words for -T
         }
-        Path path = Path.of(filename);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        Path path = image.path();
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
+            throw new NoSuchFileException(path.toString());
+        }
+        // --image-opts: what it says of the cache, the lock and read-only over -T and -U
+        OpenOptions opened = image.apply(OpenOptions.readOnlyDefaults().withReadOnly(mode == null).withDirect(direct)
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
+        direct = opened.direct();
+        if (mode != null && opened.readOnly()) {
+            throw new ImageException("Could not open '" + filename + "': Block node is read-only");
         }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        String fmt = format != null ? format : ImageFormat.probe(path);
+        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
         if (!fmt.equals("qcow2")) {
             err.println("qcow2-loom: This image format does not support checks");
             return UNSUPPORTED;
@@ -73,15 +85,14 @@ final class CheckCommand implements Callable<Integer> {
         List<String> lines;
         try {
             if (mode == null) {
-                result = ImageChecker.check(path, filename,
-                        forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT, direct);
+                result = ImageChecker.check(path, path.toString(), opened.locking(), direct);
                 lines = result.messages();
             } else {
-                if (forceShare) {
+                if (opened.locking() == ImageLocking.FORCE_SHARE) {
                     throw new ImageException("Could not open '" + filename + "': force-share=on can only be used"
                             + " with read-only images");
                 }
-                RepairOutcome o = ImageChecker.repair(path, filename, mode, direct);
+                RepairOutcome o = ImageChecker.repair(path, path.toString(), mode, direct);
                 result = o.result();
                 lines = o.messages();
             }

@@ -72,17 +72,16 @@ final class CommitCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        file.refuseImageOpts();
         long rateLimit = rate == null ? 0 : Sizes.cvtnum("rate limit", rate);
-        String filename = file.name();
+        ImageOpts image = file.image(format);
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
-        OpenOptions options = OpenOptions.readWriteDefaults().withDirect(direct).withHostSyncs(CacheMode.syncs(cache))
-                .withPool(false); // clusters placed as qemu-img places them, none held back
-        Path path = Path.of(filename);
+        OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
+                .withHostSyncs(CacheMode.syncs(cache)).withPool(false)); // clusters placed as qemu-img's, none held
+        Path path = image.path();
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
+            throw new NoSuchFileException(path.toString());
         }
-        String fmt = format != null ? format : ImageFormat.probe(path);
+        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
         boolean keep = drop || baseName != null;
         // FILE is held for writing from the start, as qemu-img opens it: no one else may write it while its data
         // goes into the base, and a lock refused is refused before the base changes.

@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -62,7 +63,8 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "Quiet: print nothing but errors.")
     boolean quiet;
 
-    @Option(names = "--image-opts", description = "Not supported: FILE1 and FILE2 as option strings.")
+    @Option(names = "--image-opts", description = "FILE1 and FILE2 are option strings (driver=qcow2,"
+            + "file.filename=PATH,...).")
     boolean imageOpts;
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
@@ -80,9 +82,6 @@ final class CompareCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
-        }
         if (files.size() != 2) {
             throw new IllegalArgumentException("Expecting two image file names");
         }
@@ -106,8 +105,16 @@ final class CompareCommand implements Callable<Integer> {
     }
 
     private BlockDevice open(int which, String format, OpenOptions options) throws Failure {
+        ImageOpts image;
+        OpenOptions opened;
         try {
-            return ImageFormat.open(Path.of(files.get(which)), format, options);
+            image = ImageOpts.of(imageOpts, files.get(which), format);
+            opened = image.apply(options);
+        } catch (ImageException e) {
+            throw new Failure(2, e.getMessage()); // qemu-img's words already
+        }
+        try {
+            return ImageFormat.open(image.path(), image.format(), opened);
         } catch (IOException | RuntimeException e) {
             throw new Failure(2, Main.openFailure(files.get(which), e));
         }

@@ -40,6 +40,7 @@ final class ConvertCommand implements Callable<Integer> {
 
     String sourceFormat;
     String outputFormat = "raw";
+    boolean outputFormatGiven;
     final List<String> options = new ArrayList<>();
     String backingFile;
     String backingFormat;
@@ -61,6 +62,10 @@ final class ConvertCommand implements Callable<Integer> {
     String rate;
     boolean salvage;
     boolean copyOffload;
+    boolean imageOpts;
+    boolean targetImageOpts;
+    /** The target's --target-image-opts (or its name alone): what its open takes from them. */
+    ImageOpts targetOpts;
     /** The sources, then the target, as given. */
     final List<String> files = new ArrayList<>();
     List<String> sources;
@@ -70,7 +75,14 @@ final class ConvertCommand implements Callable<Integer> {
     // hands picocli (options, profile), which must be set by then.
     final CommandSpec spec = CodeModel.of(this, "Convert an image (qcow2 or raw source) to raw or qcow2.")
             .option("-f", "sourceFormat", "Source format (probed when absent).", v -> sourceFormat = v)
-            .option("-O", "outputFormat", "Output format: raw (default) or qcow2.", v -> outputFormat = v)
+            .option("-O", "outputFormat", "Output format: raw (default) or qcow2.", v -> {
+                outputFormat = v;
+                outputFormatGiven = true;
+            })
+            .flag(new String[] {"--image-opts"}, "Each SRC is an option string (driver=qcow2,file.filename=PATH,...).",
+                    v -> imageOpts = v)
+            .flag(new String[] {"--target-image-opts"}, "With -n: DST is an option string.",
+                    v -> targetImageOpts = v)
             .repeatableOption("-o", "options", "qcow2 creation options, as for create.", options)
             .option("-B", "backingFile", "Backing file of the qcow2 target; chunks equal to it are not copied."
                     + " With -n: only what the source's top layer holds is copied, over what the target shows (the"
@@ -137,6 +149,9 @@ final class ConvertCommand implements Callable<Integer> {
                 throw new ImageException("Cannot use copy offloading in salvaging mode");
             }
         }
+        if (targetImageOpts && !skipCreate) {
+            throw new ImageException("--target-image-opts requires use of -n flag"); // qemu-img's words
+        }
         if (CreateOptionsParser.asksForHelp(CreateOptionsParser.parse(options))) {
             spec.commandLine().getOut().print(CreateOptionsParser.help(outputFormat));
             return 0;
@@ -146,6 +161,17 @@ final class ConvertCommand implements Callable<Integer> {
         }
         sources = files.subList(0, files.size() - 1);
         target = files.get(files.size() - 1);
+        targetOpts = ImageOpts.of(false, target, null);
+        if (targetImageOpts) {
+            if (outputFormatGiven) {
+                throw new ImageException("--image-opts and --format are mutually exclusive"); // qemu-img's words
+            }
+            targetOpts = ImageOpts.parse(target);
+            target = targetOpts.path().toString();
+            Path t = targetOpts.path();
+            outputFormat = targetOpts.format() != null ? targetOpts.format()
+                    : Files.exists(t) ? ImageFormat.probe(t) : "raw";
+        }
         boolean qcow2 = "qcow2".equals(outputFormat);
         if (!qcow2 && !"raw".equals(outputFormat)) {
             throw new ImageException("Unknown output format '" + outputFormat + "': convert writes qcow2 or raw");
@@ -230,7 +256,8 @@ final class ConvertCommand implements Callable<Integer> {
         List<BlockDevice> opened = new ArrayList<>();
         try {
             for (String name : sources) {
-                opened.add(ImageFormat.open(Path.of(name), sourceFormat, options));
+                ImageOpts source = ImageOpts.of(imageOpts, name, sourceFormat);
+                opened.add(ImageFormat.open(source.path(), source.format(), source.apply(options)));
             }
             if (snapshotParam != null) {
                 if (opened.size() > 1 && snapshotParam.idOrName() != null) {
@@ -396,7 +423,7 @@ final class ConvertCommand implements Callable<Integer> {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
         }
-        try (BlockDevice dst = ImageFormat.open(path, outputFormat, targetOptions(direct, syncs))) {
+        try (BlockDevice dst = ImageFormat.open(path, outputFormat, targetOpts.apply(targetOptions(direct, syncs)))) {
             if (bitmaps) {
                 BitmapCopy.checkTarget(outputFormat, dst instanceof Qcow2Image q ? q.header().version() : 0);
             }

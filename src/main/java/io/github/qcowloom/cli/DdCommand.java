@@ -43,7 +43,7 @@ final class DdCommand implements Callable<Integer> {
     @Option(names = {"-U", "--force-share"}, description = "Share INPUT with writers.")
     boolean forceShare;
 
-    @Option(names = "--image-opts", description = "Not supported: INPUT as an option string.")
+    @Option(names = "--image-opts", description = "INPUT is an option string (driver=qcow2,file.filename=PATH,...).")
     boolean imageOpts;
 
     @Parameters(arity = "0..*", paramLabel = "OPERAND", description = "bs=N, count=N, skip=N, if=INPUT, of=OUTPUT.")
@@ -51,9 +51,6 @@ final class DdCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
-        }
         long bs = 512;
         Long count = null;
         Long skip = null;
@@ -75,9 +72,10 @@ final class DdCommand implements Callable<Integer> {
         if (in == null || out == null) {
             throw new IllegalArgumentException("Must specify both input and output files");
         }
-        OpenOptions inOptions = OpenOptions.readOnlyDefaults()
-                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT);
-        try (BlockDevice src = open(Path.of(in), format, inOptions)) {
+        ImageOpts input = ImageOpts.of(imageOpts, in, format);
+        OpenOptions inOptions = input.apply(OpenOptions.readOnlyDefaults()
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
+        try (BlockDevice src = open(input.path(), input.format(), inOptions)) {
             if (!outputFormat.equals("raw") && !outputFormat.equals("qcow2")) {
                 throw ImageFormat.QEMU_OTHER_FORMATS.contains(outputFormat)
                         ? new UnsupportedFeatureException("dd -O " + outputFormat)

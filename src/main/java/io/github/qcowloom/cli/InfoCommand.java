@@ -32,6 +32,7 @@ final class InfoCommand implements Callable<Integer> {
     String output = "human";
     boolean forceShare;
     boolean backingChain;
+    boolean imageOpts;
     String filename;
 
     final CommandSpec spec = CodeModel.of(this, "Show an image's metadata.")
@@ -41,6 +42,8 @@ final class InfoCommand implements Callable<Integer> {
                     "Take no lock: read the image even while another process writes it.", v -> forceShare = v)
             .flag(new String[] {"--backing-chain"}, "Also show each image of the backing chain.",
                     v -> backingChain = v)
+            .flag(new String[] {"--image-opts"}, "FILE is an option string (driver=qcow2,file.filename=PATH,...).",
+                    v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
             .spec();
 
@@ -53,8 +56,9 @@ final class InfoCommand implements Callable<Integer> {
         // image's info names it in full-backing-filename, in the format it records or probed, and a name met
         // twice (compared as a string, as QEMU compares it) is a loop. Names that differ and lead to the same
         // file (a.qcow2 naming ./a.qcow2) end at the driver's depth limit, as its open ends them.
-        String name = filename;
-        String fmt = format;
+        ImageOpts top = ImageOpts.of(imageOpts, filename, format);
+        String name = top.path().toString();
+        String fmt = top.format();
         while (name != null) {
             if (!seen.add(name)) {
                 throw new UnsupportedFeatureException("backing chain loop",
@@ -65,7 +69,7 @@ final class InfoCommand implements Callable<Integer> {
             }
             Map<String, Object> info;
             try {
-                info = infoOf(name, fmt);
+                info = infoOf(name, fmt, chain.isEmpty() ? top : ImageOpts.of(false, name, fmt));
             } catch (NoSuchFileException | AccessDeniedException e) {
                 if (chain.isEmpty()) {
                     throw e; // Main words a file named on the command line as qemu-img does
@@ -90,7 +94,8 @@ final class InfoCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Map<String, Object> infoOf(String name, String fmt) throws IOException {
+    /** The info of the image {@code name}, opened as {@code opts} say (the top's --image-opts). */
+    private Map<String, Object> infoOf(String name, String fmt, ImageOpts opts) throws IOException {
         Path path = Path.of(name);
         if (!Files.exists(path)) {
             throw new NoSuchFileException(name);
@@ -98,8 +103,8 @@ final class InfoCommand implements Callable<Integer> {
         String probed = fmt != null ? fmt : ImageFormat.probe(path);
         return switch (probed) {
             case "qcow2" -> {
-                OpenOptions o = OpenOptions.readOnlyDefaults().withFollowReferences(false)
-                        .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY);
+                OpenOptions o = opts.apply(OpenOptions.readOnlyDefaults().withFollowReferences(false)
+                        .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY));
                 try (Qcow2Image img = Qcow2Image.open(path, o)) {
                     yield ImageInfo.qcow2(name, img.header(), img.snapshots(),
                             ImageInfo.persistentBitmaps(img, name), DiskUsage.of(path));

@@ -45,6 +45,9 @@ final class MapCommand implements Callable<Integer> {
     @Option(names = {"-U", "--force-share"}, description = "Share the image with writers (qemu-img's -U).")
     boolean forceShare;
 
+    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    boolean imageOpts;
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -57,14 +60,15 @@ final class MapCommand implements Callable<Integer> {
         boolean json = Json.requested(output);
         long start = startOffset == null ? 0 : Sizes.cvtnum("start offset", startOffset);
         long max = maxLength == null ? -1 : Sizes.cvtnum("max length", maxLength);
-        Path path = Path.of(filename);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        Path path = image.path();
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
+            throw new NoSuchFileException(path.toString());
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (BlockDevice dev = ImageFormat.open(path, format,
-                OpenOptions.readOnlyDefaults().withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT))) {
-            List<Layer> layers = layers(dev, filename);
+        try (BlockDevice dev = ImageFormat.open(path, image.format(), image.apply(OpenOptions.readOnlyDefaults()
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT)))) {
+            List<Layer> layers = layers(dev, path.toString());
             long end = max < 0 ? dev.size() : Math.min(dev.size(), start + Math.min(max, Long.MAX_VALUE - start));
             out.print(json ? "[" : MapEntry.humanHeader());
             MapEntry curr = MapEntry.empty(start);

@@ -68,7 +68,7 @@ final class MeasureCommand implements Callable<Integer> {
     @Option(names = {"-U", "--force-share"}, description = "Share FILE with writers (qemu-img's -U).")
     boolean forceShare;
 
-    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
+    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
     boolean imageOpts;
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
@@ -101,9 +101,6 @@ final class MeasureCommand implements Callable<Integer> {
         }
         if (filename == null && givenSize < 0) {
             throw new IllegalArgumentException("Either --size N or one filename must be specified.");
-        }
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
         }
         Measured sizes;
         if (filename == null) {
@@ -140,8 +137,9 @@ final class MeasureCommand implements Callable<Integer> {
     }
 
     private BlockDevice open() throws IOException {
-        return ImageFormat.open(Path.of(filename), format, OpenOptions.readOnlyDefaults()
-                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        return ImageFormat.open(image.path(), image.format(), image.apply(OpenOptions.readOnlyDefaults()
+                .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT)));
     }
 
     private Measured measure(BlockDevice source, long givenSize) throws IOException {

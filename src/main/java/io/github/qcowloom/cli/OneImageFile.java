@@ -1,27 +1,17 @@
 package io.github.qcowloom.cli;
 
-import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.api.ImageException;
 import java.util.List;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/**
- * The FILE of a command that changes one image (amend, commit, rebase), and qemu-img's {@code --image-opts}, which
- * is not taken here; a picocli mixin.
- */
+/** The FILE of a command that changes one image (amend, commit, rebase), or with --image-opts its options. */
 final class OneImageFile {
-    @Option(names = "--image-opts", description = "Not supported: FILE as an option string.")
+    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
     boolean imageOpts;
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
     List<String> files = List.of();
-
-    /** Refuses {@code --image-opts}, as a feature not done. */
-    void refuseImageOpts() throws UnsupportedFeatureException {
-        if (imageOpts) {
-            throw new UnsupportedFeatureException("--image-opts");
-        }
-    }
 
     /** The one FILE given, or qemu-img's refusal. */
     String name() {
@@ -29,5 +19,10 @@ final class OneImageFile {
             throw new IllegalArgumentException("Expecting one image file name");
         }
         return files.get(0);
+    }
+
+    /** The image FILE names, of {@code format} (-f; null to probe), or as its options say with --image-opts. */
+    ImageOpts image(String format) throws ImageException {
+        return ImageOpts.of(imageOpts, name(), format);
     }
 }

@@ -74,8 +74,8 @@ final class RebaseCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        file.refuseImageOpts();
-        String filename = file.name();
+        ImageOpts image = file.image(format);
+        String filename = image.path().toString();
         if (!unsafe && backing == null) {
             throw new IllegalArgumentException("Must specify backing file (-b) or use unsafe mode (-u)");
         }
@@ -86,13 +86,13 @@ final class RebaseCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("Invalid source cache option: " + sourceCache);
         }
-        Path path = Path.of(filename);
+        Path path = image.path();
         if (!Files.exists(path)) {
             throw new NoSuchFileException(filename);
         }
-        String fmt = format != null ? format : ImageFormat.probe(path);
-        OpenOptions options = OpenOptions.readWriteDefaults().withDirect(direct).withHostSyncs(CacheMode.syncs(cache))
-                .withPool(false); // clusters placed as qemu-img places them, none held back
+        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
+        OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
+                .withHostSyncs(CacheMode.syncs(cache)).withPool(false)); // clusters placed as qemu-img's, none held
         if (backingFormat != null && !backingFormat.equals("qcow2") && !backingFormat.equals("raw")) {
             throw ImageFormat.QEMU_OTHER_FORMATS.contains(backingFormat)
                     ? new UnsupportedFeatureException("backing format " + backingFormat)

@@ -40,6 +40,9 @@ final class ResizeCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
 
+    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    boolean imageOpts;
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -52,7 +55,8 @@ final class ResizeCommand implements Callable<Integer> {
                 .orElseThrow(() -> new ImageException("Invalid preallocation mode '" + preallocation + "'"));
         // No pool: a preallocation places its clusters where qemu-img does, with no batch of pooled ones before them.
         OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults()).withPool(false);
-        try (BlockDevice img = ImageFormat.open(Path.of(filename), format, options)) {
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        try (BlockDevice img = ImageFormat.open(image.path(), image.format(), image.apply(options))) {
             long current = img.size();
             long newSize = newSize(current, size);
             mode.requireGrowth(current, newSize); // before --shrink is looked at, as in qemu-img

@@ -58,6 +58,9 @@ final class SnapshotCommand implements Callable<Integer> {
     @Mixin
     ProfileOption profile = new ProfileOption();
 
+    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    boolean imageOpts;
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -66,11 +69,12 @@ final class SnapshotCommand implements Callable<Integer> {
         if (Stream.of(create, apply, delete).filter(a -> a != null).count() + (list ? 1 : 0) > 1) {
             throw new ImageException("Cannot mix '-l', '-a', '-c', '-d'");
         }
-        Path path = Path.of(filename);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, null);
+        Path path = image.path();
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
+            throw new NoSuchFileException(path.toString());
         }
-        String fmt = ImageFormat.probe(path);
+        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
         if (!fmt.equals("qcow2")) {
             return withoutSnapshots(fmt);
         }
@@ -86,7 +90,7 @@ final class SnapshotCommand implements Callable<Integer> {
         if (forceShare) {
             base = base.withLocking(ImageLocking.FORCE_SHARE);
         }
-        OpenOptions options = profile.apply(base).withFollowReferences(false);
+        OpenOptions options = image.apply(profile.apply(base)).withFollowReferences(false);
         // The chain is not read, yet held as qemu-img holds it: a writer of the backing file refuses the command.
         try (Qcow2Image img = Qcow2Image.open(path, options);
                 ReferencedFileLocks chain = lockChain(path, img, options)) {

@@ -1,0 +1,184 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * qemu-img's {@code --image-opts}: an image named by QEMU's block options rather than a file name, such as {@code
+ * driver=qcow2,file.filename=disk.qcow2,cache.direct=on} (QemuOpts syntax: commas between options, {@code ,,} for a
+ * comma in a value). The options this driver has a meaning for are taken: {@code driver} (qcow2 or raw; absent, the
+ * format is probed), {@code file.filename}, {@code file.driver} ({@code file} or {@code host_device}), {@code
+ * file.locking} ({@code off}: no lock bytes), {@code file.aio} (any of QEMU's: the storage backend is the profile's),
+ * {@code cache.direct} (O_DIRECT), {@code cache.no-flush} (no host syncs), {@code read-only}, {@code force-share},
+ * {@code l2-cache-size} and {@code refcount-cache-size}. Other options QEMU takes for these formats are refused as
+ * features not done; options it does not take, in its words.
+ *
+ * @param spec the option string as given (qemu-img names the image by it in its errors)
+ * @param path {@code file.filename}
+ * @param format {@code driver}, or null to probe
+ * @param options the options by name, values unescaped
+ */
+record ImageOpts(String spec, Path path, String format, Map<String, String> options) {
+    /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
+    private static final Set<String> NOT_DONE = Set.of("cache-size", "cache-clean-interval", "lazy-refcounts",
+            "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",
+            "overlap-check", "data-file", "encrypt", "offset", "size", "detect-zeroes", "discard", "auto-read-only",
+            "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager", "file.drop-cache",
+            "file.discard", "file.detect-zeroes", "file.auto-read-only");
+
+    /**
+     * The image {@code spec} names.
+     *
+     * @throws ImageException in qemu-img's words for an image named other than by {@code file.filename}, or an
+     *     option QEMU does not take
+     * @throws UnsupportedFeatureException naming an option QEMU takes that is not done here
+     */
+    static ImageOpts parse(String spec) throws ImageException {
+        Map<String, String> options = split(spec);
+        String file = options.get("file");
+        if (file != null) { // QemuOpts' implied option: a bare name, or file=NAME, names a block node
+            throw new ImageException("Could not open '" + spec + "': Cannot find device='" + file + "' nor node-name='"
+                    + file + "'");
+        }
+        String filename = options.get("file.filename");
+        if (filename == null) {
+            throw new ImageException("Could not open '" + spec + "': A block device must be specified for \"file\"");
+        }
+        String format = options.get("driver");
+        for (Map.Entry<String, String> e : options.entrySet()) {
+            check(spec, format, e.getKey(), e.getValue());
+        }
+        return new ImageOpts(spec, Path.of(filename), format, options);
+    }
+
+    /** The options of {@code spec}, in order; a bare first value is QemuOpts' implied option, {@code file}. */
+    private static Map<String, String> split(String spec) {
+        Map<String, String> options = new LinkedHashMap<>();
+        StringBuilder part = new StringBuilder();
+        for (int i = 0; i <= spec.length(); i++) {
+            if (i < spec.length() && spec.charAt(i) == ',' && i + 1 < spec.length() && spec.charAt(i + 1) == ',') {
+                part.append(',');
+                i++;
+            } else if (i == spec.length() || spec.charAt(i) == ',') {
+                String p = part.toString();
+                part.setLength(0);
+                int eq = p.indexOf('=');
+                if (eq < 0) {
+                    options.put(options.isEmpty() ? "file" : p, options.isEmpty() ? p : "on");
+                } else {
+                    options.put(p.substring(0, eq), p.substring(eq + 1));
+                }
+            } else {
+                part.append(spec.charAt(i));
+            }
+        }
+        return options;
+    }
+
+    private static void check(String spec, String format, String key, String value) throws ImageException {
+        switch (key) {
+            case "driver", "file.filename" -> { }
+            case "file.driver" -> {
+                if (!value.equals("file") && !value.equals("host_device")) {
+                    throw new UnsupportedFeatureException("protocol " + value, "Could not open '" + spec
+                            + "': the protocol '" + value + "' is not supported (only files)");
+                }
+            }
+            case "file.locking", "file.aio" -> {
+                Set<String> values = key.equals("file.locking") ? Set.of("on", "off", "auto")
+                        : Set.of("threads", "native", "io_uring");
+                if (!values.contains(value)) {
+                    throw new ImageException("Could not open '" + spec + "': invalid parameter value: " + value);
+                }
+            }
+            case "cache.direct", "cache.no-flush", "read-only", "force-share" -> bool(spec, key, value);
+            case "l2-cache-size", "refcount-cache-size" -> size(spec, key, value);
+            default -> {
+                String root = key.contains(".") && !key.startsWith("file.") ? key.substring(0, key.indexOf('.'))
+                        : key;
+                if (NOT_DONE.contains(root)) {
+                    throw new UnsupportedFeatureException("--image-opts " + key, "Could not open '" + spec
+                            + "': the option '" + key + "' is not supported");
+                }
+                if (key.startsWith("file.")) {
+                    throw new ImageException("Could not open '" + spec + "': Block protocol 'file' doesn't support"
+                            + " the option '" + key.substring(5) + "'");
+                }
+                throw new ImageException("Could not open '" + spec + "': Block format '"
+                        + (format == null ? "qcow2" : format) + "' does not support the option '" + key + "'");
+            }
+        }
+    }
+
+    /** A QemuOpts size, refused in qemu-img's words. */
+    private static long size(String spec, String key, String value) throws ImageException {
+        try {
+            return Sizes.option(key, value);
+        } catch (IllegalArgumentException e) {
+            throw new ImageException("Could not open '" + spec + "': " + e.getMessage(), e);
+        }
+    }
+
+    /** QemuOpts' booleans: on/off, yes/no, true/false. */
+    private static boolean bool(String spec, String key, String value) throws ImageException {
+        return switch (value) {
+            case "on", "yes", "true" -> true;
+            case "off", "no", "false" -> false;
+            default -> throw new ImageException("Could not open '" + spec + "': Parameter '" + key + "' expects 'on'"
+                    + " or 'off'");
+        };
+    }
+
+    /** {@code base} with what the options say of the open. */
+    OpenOptions apply(OpenOptions base) throws ImageException {
+        OpenOptions o = base;
+        if (options.containsKey("read-only")) {
+            o = o.withReadOnly(bool(spec, "read-only", options.get("read-only")));
+        }
+        if (options.containsKey("cache.direct")) {
+            o = o.withDirect(bool(spec, "cache.direct", options.get("cache.direct")));
+        }
+        if (options.containsKey("cache.no-flush")) {
+            o = o.withHostSyncs(!bool(spec, "cache.no-flush", options.get("cache.no-flush")));
+        }
+        if (options.containsKey("force-share") && bool(spec, "force-share", options.get("force-share"))) {
+            if (!o.readOnly()) {
+                throw new ImageException("Could not open '" + spec + "': force-share=on can only be used with"
+                        + " read-only images");
+            }
+            o = o.withLocking(ImageLocking.FORCE_SHARE);
+        }
+        String locking = options.get("file.locking");
+        if (locking != null && !locking.equals("auto") && !bool(spec, "file.locking", locking)) {
+            o = o.withLocking(ImageLocking.NONE);
+        }
+        if (options.containsKey("l2-cache-size")) {
+            o = o.withTuning(o.tuning().withL2CacheBytes(size(spec, "l2-cache-size", options.get("l2-cache-size"))));
+        }
+        if (options.containsKey("refcount-cache-size")) {
+            o = o.withTuning(o.tuning().withRefblockCacheBytes(size(spec, "refcount-cache-size",
+                    options.get("refcount-cache-size"))));
+        }
+        return o;
+    }
+
+    /**
+     * The image a command names: by {@code name} and {@code format} (-f), or with {@code --image-opts} by the options
+     * {@code name} holds, where -f is refused as qemu-img refuses it.
+     */
+    static ImageOpts of(boolean imageOpts, String name, String format) throws ImageException {
+        if (!imageOpts) {
+            return new ImageOpts(name, Path.of(name), format, Map.of());
+        }
+        if (format != null) {
+            throw new ImageException("--image-opts and --format are mutually exclusive");
+        }
+        return parse(name);
+    }
+}
