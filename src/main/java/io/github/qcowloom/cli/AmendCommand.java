@@ -4,8 +4,6 @@ import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageAmendment;
 import io.github.qcowloom.image.ImageFormat;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -71,10 +69,7 @@ final class AmendCommand implements Callable<Integer> {
         ImageOpts image = file.image(format);
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
         Path path = image.path();
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(path.toString());
-        }
-        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
+        String fmt = image.formatOrProbe();
         if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
             throw ImageFormat.unknownDriver(path, fmt);
         }

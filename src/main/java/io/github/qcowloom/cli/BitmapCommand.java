@@ -107,12 +107,9 @@ final class BitmapCommand implements Callable<Integer> {
         }
         ImageOpts named = ImageOpts.of(imageOpts, args.get(0), format);
         Path path = named.path();
-        String filename = path.toString();
+        String filename = named.fileName();
         List<BitmapAction> actions = actions(steps, args.get(1), bytesPerBit);
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
-        }
-        String fmt = named.format() != null ? named.format() : ImageFormat.probe(path);
+        String fmt = named.formatOrProbe();
         if (!fmt.equals("qcow2")) {
             return withoutBitmaps(fmt, filename, actions.getFirst());
         }

@@ -10,11 +10,8 @@ import io.github.qcowloom.check.HumanReport;
 import io.github.qcowloom.check.ImageChecker;
 import io.github.qcowloom.check.RepairMode;
 import io.github.qcowloom.check.RepairOutcome;
-import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -64,9 +61,7 @@ final class CheckCommand implements Callable<Integer> {
         }
         ImageOpts image = ImageOpts.of(imageOpts, filename, format);
         Path path = image.path();
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(path.toString());
-        }
+        String fmt = image.formatOrProbe();
         // --image-opts: what it says of the cache, the lock and read-only over -T and -U
         OpenOptions opened = image.apply(OpenOptions.readOnlyDefaults().withReadOnly(mode == null).withDirect(direct)
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
@@ -76,7 +71,6 @@ final class CheckCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
         if (!fmt.equals("qcow2")) {
             err.println("qcow2-loom: This image format does not support checks");
             return UNSUPPORTED;
@@ -85,14 +79,14 @@ final class CheckCommand implements Callable<Integer> {
         List<String> lines;
         try {
             if (mode == null) {
-                result = ImageChecker.check(path, path.toString(), opened.locking(), direct);
+                result = ImageChecker.check(path, image.fileName(), opened.locking(), direct);
                 lines = result.messages();
             } else {
                 if (opened.locking() == ImageLocking.FORCE_SHARE) {
                     throw new ImageException("Could not open '" + filename + "': force-share=on can only be used"
                             + " with read-only images");
                 }
-                RepairOutcome o = ImageChecker.repair(path, path.toString(), mode, direct);
+                RepairOutcome o = ImageChecker.repair(path, image.fileName(), mode, direct);
                 result = o.result();
                 lines = o.messages();
             }

@@ -12,8 +12,6 @@ import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.LockPermissions;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -78,10 +76,7 @@ final class CommitCommand implements Callable<Integer> {
         OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
                 .withHostSyncs(CacheMode.syncs(cache)).withPool(false)); // clusters placed as qemu-img's, none held
         Path path = image.path();
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(path.toString());
-        }
-        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
+        String fmt = image.formatOrProbe();
         boolean keep = drop || baseName != null;
         // FILE is held for writing from the start, as qemu-img opens it: no one else may write it while its data
         // goes into the base, and a lock refused is refused before the base changes.

@@ -31,6 +31,16 @@ final class ConcatenatedSources extends ReadOnlySource {
         return starts[sources.size()];
     }
 
+    /** The sources, in order. */
+    List<BlockDevice> parts() {
+        return sources;
+    }
+
+    /** The source whose bytes a block status at {@code offset} answers for. */
+    BlockDevice partAt(long offset) {
+        return sources.get(sourceAt(offset));
+    }
+
     /** The source holding byte {@code offset}: the last one that starts at or before it and is not empty. */
     private int sourceAt(long offset) {
         int i = sources.size() - 1;

@@ -5,6 +5,7 @@ import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.HostSpace;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
@@ -209,8 +210,8 @@ final class ConvertCommand implements Callable<Integer> {
             try (Sources src = openSources(srcOptions, snapshotParam)) {
                 intoExisting(src.copied(), targetDirect, targetSyncs, sparseSize, limit);
                 if (bitmaps) {
-                    BitmapCopy.copy(src.first(), Path.of(target), targetOptions(targetDirect, targetSyncs),
-                            spec.commandLine().getErr());
+                    BitmapCopy.copy(src.first(), Path.of(target), targetOpts.apply(targetOptions(targetDirect,
+                            targetSyncs)), spec.commandLine().getErr());
                 }
             }
             return 0;
@@ -288,6 +289,12 @@ final class ConvertCommand implements Callable<Integer> {
     private void refuseOnceOpen() throws IOException {
         if (targetIsZero && backingFile != null) {
             throw new ImageException("Cannot use --target-is-zero when the destination image has a backing file");
+        }
+        if (skipCreate && compressed && backingFile != null) {
+            // qemu-img keeps a cluster unless the top layer's status from its start, cut at that layer's L2 slices,
+            // shows the backing file for all of it: not emulated.
+            throw new UnsupportedFeatureException("convert -n -c -B",
+                    "Compressed writes into an existing image over a backing file (convert -n -c -B) are not supported");
         }
         if (sources.size() > 1 && backingFile != null) {
             throw new ImageException("Having a backing file for the target makes no sense when concatenating"
@@ -387,14 +394,7 @@ final class ConvertCommand implements Callable<Integer> {
             // are allocated, as qemu-img allocates them.
             int granule = Math.max(sparseSize, (int) dst.header().clusterSize());
             // Without a backing file, ranges of zeroes are left as they are in a new image: unallocated.
-            // -C over a backing file keeps the comparison with it below (qemu-img goes by the source's layers)
-            CopyOffload offload = copyOffload && base == null ? CopyOffload.intoQcow2(src) : null;
-            copy(src, ChunkCopy.CHUNK, base != null, limit, (off, buf, zero) -> {
-                ChunkCopy.Write whole = zero || offload == null ? null
-                        : offload.wholeWrite(dst, off, buf, (at, length) -> { });
-                if (whole != null) {
-                    return whole;
-                }
+            ChunkCopy.Sink sink = (off, buf, zero) -> {
                 if (zero && base == null || BackingCompare.needsNoWrite(base, off, buf)) {
                     return ChunkCopy.Write.NONE;
                 }
@@ -407,7 +407,11 @@ final class ConvertCommand implements Callable<Integer> {
                 }
                 // Clusters of zeroes stay unallocated.
                 return () -> ChunkCopy.writeNonZero(off, buf, granule, dst::write);
-            });
+            };
+            if (copyOffload && base == null) { // over a backing file -C keeps the comparison with it above
+                sink = CopyOffload.throughProcess(src).writingWhole(sink, dst, (at, length) -> { });
+            }
+            copy(src, ChunkCopy.CHUNK, base != null, limit, sink);
         }
     }
 
@@ -443,13 +447,7 @@ final class ConvertCommand implements Callable<Integer> {
                 sink = compressing;
                 chunk = compressing.chunkSize();
             } else {
-                CopyOffload offload = copyOffload && dst instanceof Qcow2Image ? CopyOffload.intoQcow2(src) : null;
                 sink = (off, buf, zero) -> {
-                    ChunkCopy.Write whole = zero || offload == null ? null
-                            : offload.wholeWrite(dst, off, buf, zeroes);
-                    if (whole != null) {
-                        return whole;
-                    }
                     if (zero && sparseSize != 0) {
                         return () -> zeroes.writeZeroes(off, buf.remaining());
                     }
@@ -459,16 +457,19 @@ final class ConvertCommand implements Callable<Integer> {
                     return () -> ChunkCopy.writeNonZero(off, buf, sparseSize, dst::write, zeroes);
                 };
             }
+            // -C: into a raw file (not under -B, whose pieces may hold the backing file's data) the kernel copies;
+            // elsewhere the data is written whole.
+            boolean kernelCopies = copyOffload && backingFile == null && dst instanceof RawImage && dst.path() != null;
+            if (copyOffload && !kernelCopies) {
+                sink = CopyOffload.throughProcess(src).writingWhole(sink, dst, zeroes);
+            }
             BlockDevice reading = src;
             if (backingFile != null) { // -n -B: what the source's top layer holds
-                TopLayerCopy top = new TopLayerCopy(src,
-                        compressed ? (int) ((Qcow2Image) dst).header().clusterSize() : 0);
+                TopLayerCopy top = new TopLayerCopy(src);
                 reading = top.reading();
                 sink = top.sink(sink);
             }
-            // Not under -B: a piece of the source then holds backing data that the target must not get.
-            CopyOffload kernel = copyOffload && backingFile == null && dst instanceof RawImage && dst.path() != null
-                    ? CopyOffload.intoRaw(src, dst.path()) : null;
+            CopyOffload kernel = kernelCopies ? CopyOffload.intoRaw(src, dst.path()) : null;
             try (kernel) {
                 copy(reading, chunk, compressed || !targetIsZero || sparseSize == 0, limit,
                         kernel == null ? sink : kernel.offloading(sink, zeroes));

@@ -13,7 +13,9 @@ import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,14 +25,16 @@ import org.slf4j.LoggerFactory;
  * QEMU's copy_range copies it; the piece's parts that read as zeroes are written as zeroes, as qemu-img writes its
  * zero chunks. Into a raw target the kernel copies the data from those files ({@link KernelCopy}), and the piece is
  * never read here. Into a qcow2 target the piece is read and its data written whole: its clusters land where QEMU's
- * do (QEMU allocates and links them, then has the kernel copy into them), but the bytes pass through the process.
+ * do (QEMU allocates and links them, then has the kernel copy into them), but the bytes pass through the process,
+ * and so never meet a refusal by the kernel (across file systems, say) that would stop QEMU's offloading and leave
+ * the rest of its target allocated as without -C.
  *
  * <p>As in qemu-img, offloading stops for good at the first piece it cannot take, a compressed part (QEMU's qcow2
  * answers ENOTSUP), data the source cannot place in a file, a copy the kernel refused; that piece and the rest are
  * copied as without -C, zeroes looked for.
  *
- * <p>Lock discipline: none; {@code on} is volatile, set once to false, and the kernel copy is safe for concurrent
- * use.
+ * <p>Lock discipline: none; {@code chains} is filled before the copy's workers start and only read after, {@code on}
+ * is volatile, set once to false, and the kernel copy is safe for concurrent use.
  */
 final class CopyOffload implements Closeable {
     private static final Logger LOG = LoggerFactory.getLogger(CopyOffload.class);
@@ -43,27 +47,31 @@ final class CopyOffload implements Closeable {
     }
 
     private final BlockDevice source;
-    /** The source's chain, by depth; empty where its files are not known (offloading is then off). */
-    private final List<Layer> layers;
+    /** Each source's chain, by depth (several sources are concatenated); the source itself when there is one. */
+    private final Map<BlockDevice, List<Layer>> chains = new IdentityHashMap<>();
     /** Where a raw target's pieces are copied; null into a qcow2 target. */
     private final KernelCopy kernel;
     private volatile boolean on;
 
-    private CopyOffload(BlockDevice source, KernelCopy kernel, boolean toRaw) {
+    private CopyOffload(BlockDevice source, boolean toRaw, Path target) throws IOException {
         this.source = source;
-        this.layers = layers(source);
-        this.kernel = kernel;
-        this.on = !layers.isEmpty() && (kernel != null || !toRaw);
+        List<BlockDevice> parts = source instanceof ConcatenatedSources c ? c.parts() : List.of(source);
+        for (BlockDevice part : parts) {
+            chains.put(part, layers(part));
+        }
+        boolean known = chains.values().stream().noneMatch(List::isEmpty);
+        this.kernel = toRaw && known ? open(target) : null;
+        this.on = known && (kernel != null || !toRaw);
     }
 
     /** Offloading into the raw file {@code target}. */
     static CopyOffload intoRaw(BlockDevice source, Path target) throws IOException {
-        return new CopyOffload(source, open(target), true);
+        return new CopyOffload(source, true, target);
     }
 
-    /** Offloading into a qcow2 target: pieces written whole. */
-    static CopyOffload intoQcow2(BlockDevice source) {
-        return new CopyOffload(source, null, false);
+    /** Offloading where the kernel does not copy (a qcow2 target; a raw one under -n -B): pieces written whole. */
+    static CopyOffload throughProcess(BlockDevice source) throws IOException {
+        return new CopyOffload(source, false, null);
     }
 
     private static KernelCopy open(Path target) throws IOException {
@@ -118,7 +126,10 @@ final class CopyOffload implements Closeable {
         };
     }
 
-    /** Copies the piece at {@code offset} in the kernel; false where it did not, and offloading may have stopped. */
+    /**
+     * Copies the piece at {@code offset} in the kernel; false where it did not, and offloading may have stopped. Not
+     * held to convert's rate (-r), as QEMU's copy_range is not.
+     */
     private boolean copy(long offset, int length, ChunkCopy.ZeroWriter zeroes) throws IOException {
         List<BlockStatus> parts = parts(offset, length);
         if (parts == null) {
@@ -128,7 +139,7 @@ final class CopyOffload implements Closeable {
         for (BlockStatus part : parts) {
             if (part.zero()) {
                 zeroes.writeZeroes(at, part.length());
-            } else if (!kernel.copy(file(part), part.host().offset(), at, part.length())) {
+            } else if (!kernel.copy(file(at, part), part.host().offset(), at, part.length())) {
                 stop("the kernel refused a copy");
                 return false; // the piece is then copied as usual, over what this wrote of it
             }
@@ -138,15 +149,18 @@ final class CopyOffload implements Closeable {
     }
 
     /**
-     * Into a qcow2 target: the write of the piece {@code chunk} read at {@code offset}, its data parts written whole
-     * into {@code dst}, its parts that read as zeroes through {@code zeroes}; null where offloading does not take it.
+     * {@code inner}, but where offloading takes a piece: its data parts are written whole into {@code dst}, its parts
+     * that read as zeroes through {@code zeroes}.
      */
-    ChunkCopy.Write wholeWrite(BlockDevice dst, long offset, ByteBuffer chunk, ChunkCopy.ZeroWriter zeroes)
-            throws IOException {
-        List<BlockStatus> parts = parts(offset, chunk.remaining());
-        if (parts == null) {
-            return null;
-        }
+    ChunkCopy.Sink writingWhole(ChunkCopy.Sink inner, BlockDevice dst, ChunkCopy.ZeroWriter zeroes) {
+        return (offset, chunk, zero) -> {
+            List<BlockStatus> parts = zero ? null : parts(offset, chunk.remaining());
+            return parts == null ? inner.prepare(offset, chunk, zero) : wholeWrite(dst, offset, chunk, parts, zeroes);
+        };
+    }
+
+    private static ChunkCopy.Write wholeWrite(BlockDevice dst, long offset, ByteBuffer chunk, List<BlockStatus> parts,
+            ChunkCopy.ZeroWriter zeroes) {
         return () -> {
             int at = 0;
             for (BlockStatus part : parts) {
@@ -176,7 +190,7 @@ final class CopyOffload implements Closeable {
             BlockStatus s = source.blockStatus(offset + done, length - done);
             if (!s.zero()) {
                 if (s.allocation() != BlockStatus.Allocation.DATA || s.host() == null
-                        || s.depth() >= layers.size() || file(s) == null) {
+                        || file(offset + done, s) == null) {
                     stop(s.compressed() ? "compressed data" : "data the source cannot place in a file");
                     return null;
                 }
@@ -188,7 +202,13 @@ final class CopyOffload implements Closeable {
         return data ? parts : null;
     }
 
-    private Path file(BlockStatus s) {
+    /** The file that holds the data {@code s} reports at {@code offset}, or null where it is not known. */
+    private Path file(long offset, BlockStatus s) {
+        BlockDevice part = source instanceof ConcatenatedSources c ? c.partAt(offset) : source;
+        List<Layer> layers = chains.get(part);
+        if (s.depth() >= layers.size()) {
+            return null;
+        }
         Layer layer = layers.get(s.depth());
         return s.host().file() == BlockStatus.HostFile.DATA_FILE ? layer.dataFile() : layer.file();
     }

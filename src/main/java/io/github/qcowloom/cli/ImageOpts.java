@@ -4,6 +4,10 @@ import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.image.ImageFormat;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -68,6 +72,9 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             } else if (i == spec.length() || spec.charAt(i) == ',') {
                 String p = part.toString();
                 part.setLength(0);
+                if (p.isEmpty()) {
+                    continue; // an empty option (a trailing comma): QemuOpts passes over it
+                }
                 int eq = p.indexOf('=');
                 if (eq < 0) {
                     options.put(options.isEmpty() ? "file" : p, options.isEmpty() ? p : "on");
@@ -133,6 +140,23 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             default -> throw new ImageException("Could not open '" + spec + "': Parameter '" + key + "' expects 'on'"
                     + " or 'off'");
         };
+    }
+
+    /** The image file as named: FILE itself, or with --image-opts its {@code file.filename}. */
+    String fileName() {
+        return options.isEmpty() ? spec : options.get("file.filename");
+    }
+
+    /**
+     * The format named ({@code -f}, or {@code driver}), else the one the file's first bytes show.
+     *
+     * @throws NoSuchFileException if the file does not exist, named as given
+     */
+    String formatOrProbe() throws IOException {
+        if (!Files.exists(path)) {
+            throw new NoSuchFileException(fileName());
+        }
+        return format != null ? format : ImageFormat.probe(path);
     }
 
     /** {@code base} with what the options say of the open. */

@@ -57,7 +57,7 @@ final class InfoCommand implements Callable<Integer> {
         // twice (compared as a string, as QEMU compares it) is a loop. Names that differ and lead to the same
         // file (a.qcow2 naming ./a.qcow2) end at the driver's depth limit, as its open ends them.
         ImageOpts top = ImageOpts.of(imageOpts, filename, format);
-        String name = top.path().toString();
+        String name = top.fileName();
         String fmt = top.format();
         while (name != null) {
             if (!seen.add(name)) {

@@ -63,12 +63,12 @@ final class MapCommand implements Callable<Integer> {
         ImageOpts image = ImageOpts.of(imageOpts, filename, format);
         Path path = image.path();
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(path.toString());
+            throw new NoSuchFileException(image.fileName());
         }
         PrintWriter out = spec.commandLine().getOut();
         try (BlockDevice dev = ImageFormat.open(path, image.format(), image.apply(OpenOptions.readOnlyDefaults()
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT)))) {
-            List<Layer> layers = layers(dev, path.toString());
+            List<Layer> layers = layers(dev, image.fileName());
             long end = max < 0 ? dev.size() : Math.min(dev.size(), start + Math.min(max, Long.MAX_VALUE - start));
             out.print(json ? "[" : MapEntry.humanHeader());
             MapEntry curr = MapEntry.empty(start);

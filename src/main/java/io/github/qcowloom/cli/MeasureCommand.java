@@ -12,7 +12,6 @@ import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.Qcow2Measure;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -13,8 +13,6 @@ import io.github.qcowloom.image.ReferencedFiles;
 import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
@@ -75,7 +73,7 @@ final class RebaseCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         ImageOpts image = file.image(format);
-        String filename = image.path().toString();
+        String filename = image.fileName();
         if (!unsafe && backing == null) {
             throw new IllegalArgumentException("Must specify backing file (-b) or use unsafe mode (-u)");
         }
@@ -87,10 +85,7 @@ final class RebaseCommand implements Callable<Integer> {
             throw new IllegalArgumentException("Invalid source cache option: " + sourceCache);
         }
         Path path = image.path();
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
-        }
-        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
+        String fmt = image.formatOrProbe();
         OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
                 .withHostSyncs(CacheMode.syncs(cache)).withPool(false)); // clusters placed as qemu-img's, none held
         if (backingFormat != null && !backingFormat.equals("qcow2") && !backingFormat.equals("raw")) {

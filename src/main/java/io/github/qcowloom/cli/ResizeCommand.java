@@ -7,7 +7,6 @@ import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.Profiles;
 import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;

@@ -5,14 +5,11 @@ import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
-import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.ReferencedFileLocks;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.snapshot.Snapshots;
 import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
@@ -71,10 +68,7 @@ final class SnapshotCommand implements Callable<Integer> {
         }
         ImageOpts image = ImageOpts.of(imageOpts, filename, null);
         Path path = image.path();
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(path.toString());
-        }
-        String fmt = image.format() != null ? image.format() : ImageFormat.probe(path);
+        String fmt = image.formatOrProbe();
         if (!fmt.equals("qcow2")) {
             return withoutSnapshots(fmt);
         }

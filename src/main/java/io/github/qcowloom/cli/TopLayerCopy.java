@@ -12,27 +12,23 @@ import java.util.List;
  * convert -n -B, as qemu-img's: given a backing file for the target, qemu-img asks the source's top layer alone for
  * block status (target_has_backing) and leaves the target as it is wherever that layer shows its backing file, so
  * that the target's own backing file shows through there; what the top layer holds, data or zeroes, is copied as
- * -n copies it. (With -n the name -B gives is not used.)
+ * -n copies it. (With -n the name -B gives is not used.) The chain's status tells the same apart: what the top
+ * leaves to its backing file is answered by a layer below (depth above 0), whose runs are cut where those layers
+ * change, which matters nothing here, as each run is passed over or copied on its own.
  *
  * <p>The copy reads the source through {@link #reading()}, in which the ranges left to the backing file read as
- * zeroes without being read, and {@link #sink} passes only the top layer's ranges on. A compressed target takes whole
- * clusters: there a cluster is left only if all of it shows the backing file (qemu-img makes a cluster data when
- * the status from its start is shorter), so a cluster written may show backing data in part, and the source is read
- * whole.
+ * zeroes without being read, and {@link #sink} passes only the top layer's ranges on.
  */
 final class TopLayerCopy {
     private final BlockDevice source;
-    /** The target's cluster size for a compressed target, which is written in whole clusters; else 0. */
-    private final int wholeClusters;
 
-    TopLayerCopy(BlockDevice source, int wholeClusters) {
+    TopLayerCopy(BlockDevice source) {
         this.source = source;
-        this.wholeClusters = wholeClusters;
     }
 
     /** The source as the copy reads it. */
     BlockDevice reading() {
-        return wholeClusters == 0 ? new TopLayerView() : source;
+        return new TopLayerView();
     }
 
     /** {@code inner}, given only the ranges of each piece that the source's top layer holds. */
@@ -67,20 +63,8 @@ final class TopLayerCopy {
      * that it leaves to its backing file, as a negative one.
      */
     private long topRun(long offset, int max) throws IOException {
-        if (wholeClusters == 0) {
-            BlockStatus s = source.blockStatus(offset, max);
-            return showsBacking(s) ? -s.length() : s.length();
-        }
-        int held = 0;
-        while (held < max) {
-            int cluster = Math.min(wholeClusters, max - held); // the disk's last may be partial
-            BlockStatus s = source.blockStatus(offset + held, max - held);
-            if (showsBacking(s) && s.length() >= cluster) {
-                return held > 0 ? held : -(s.length() / cluster * cluster);
-            }
-            held += cluster;
-        }
-        return held;
+        BlockStatus s = source.blockStatus(offset, max);
+        return showsBacking(s) ? -s.length() : s.length();
     }
 
     private static boolean showsBacking(BlockStatus s) {

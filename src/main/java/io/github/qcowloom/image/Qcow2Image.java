@@ -23,7 +23,6 @@ import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderField;
-import io.github.qcowloom.format.L1Entry;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;

@@ -12,8 +12,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@link KernelCopy} through copy_file_range(2): the target opened once, each source file once on its first copy
  * (read-only, through the page cache, which an O_DIRECT user of the same file keeps coherent).
  *
- * <p>Lock discipline: none held; {@code sources} is a concurrent map, whose compute opens a file once; a copy's
- * offsets live in its own confined arena.
+ * <p>Lock discipline: no lock of its own. {@code sources} is a concurrent map whose computeIfAbsent opens each file
+ * once, holding the map's lock for that key's bin while it opens (a copy from another file of the same bin waits for
+ * that openat); a copy's offsets live in its own confined arena.
  */
 public final class CopyFileRange implements KernelCopy {
     /** The most one call is asked to copy; the kernel may copy less and is called again for the rest. */

@@ -52,6 +52,60 @@ class CliConvertOffloadTest extends QemuFolderTest {
         return path("src.qcow2");
     }
 
+    /**
+     * -C beside the options it does not refuse: with -n -B (the kernel copy is off: a piece may hold the backing
+     * file's data), --target-is-zero, several sources and -l (the snapshot's clusters); the same as qemu-img's.
+     */
+    @ParameterizedTest(name = "[{index}] {0} {1} -> {2}")
+    @CsvSource(delimiter = '|', value = {"-n -B unused | chain | raw", "-n -B unused | chain | qcow2",
+        "-n --target-is-zero | qcow2 | raw", "-n --target-is-zero | qcow2 | qcow2", "'' | two | raw",
+        "-l s1 | snapshot | raw", "-l s1 | snapshot | qcow2"})
+    void besideOtherOptionsAsQemuImg(String options, String kind, String format) throws IOException {
+        List<String> sources = new ArrayList<>();
+        switch (kind) {
+            case "two" -> {
+                sources.add(source("raw"));
+                sources.add(source("qcow2"));
+            }
+            case "snapshot" -> {
+                String src = source("qcow2");
+                Qemu.img("snapshot", "-c", "s1", src);
+                Qemu.io(Path.of(src), "write -P 0x55 0 2M");
+                sources.add(src);
+            }
+            default -> sources.add(source(kind));
+        }
+        long size = kind.equals("two") ? 2L * SIZE : SIZE;
+        List<String> targets = List.of(path("theirs." + format), path("mine." + format));
+        if (options.contains("-n")) {
+            for (String t : targets) {
+                Qemu.img("create", "-q", "-f", format, t, Long.toString(size));
+                if (!options.contains("--target-is-zero")) {
+                    Qemu.ioFormat(format, Path.of(t), "write -P 0x44 0 " + size);
+                }
+            }
+        }
+        List<String> args = new ArrayList<>(List.of("convert", "-C"));
+        if (!options.isEmpty()) {
+            args.addAll(List.of(options.split(" ")));
+        }
+        args.addAll(List.of("-O", format));
+        args.addAll(sources);
+        List<String> q = new ArrayList<>(List.of("qemu-img"));
+        q.addAll(args);
+        q.add(targets.get(0));
+        Qemu.Result theirs = Qemu.exec(q);
+        args.add(targets.get(1));
+        Cli.Run mine = ours(args.toArray(String[]::new));
+
+        assertEquals(0, theirs.exitCode(), theirs.stderr());
+        assertEquals(0, mine.code(), mine.err());
+        assertTrue(Qemu.img("compare", "-f", format, "-F", format, targets.get(0), targets.get(1))
+                .contains("Images are identical"));
+        assertEquals(Qemu.img("map", "--output=json", "-f", format, targets.get(0)),
+                Qemu.img("map", "--output=json", "-f", format, targets.get(1)), "allocated as qemu-img's");
+    }
+
     @ParameterizedTest(name = "{0} -> {1}, -n {2}")
     @CsvSource({"raw, raw, false", "raw, qcow2, false", "qcow2, raw, false", "qcow2, qcow2, false",
         "chain, raw, false", "chain, qcow2, false", "data-file, raw, false", "data-file, qcow2, false",

@@ -62,6 +62,12 @@ class CliImageOptsTest extends QemuFolderTest {
     }
 
     @Test
+    void anEmptyOptionIsPassedOver() {
+        String img = image();
+        assertEquals(ours("info", img).out(), ours("info", "--image-opts", opts(img) + ",").out());
+    }
+
+    @Test
     void readCommandsAnswerAsForTheName() {
         String img = image();
         for (List<String> command : List.of(List.of("info"), List.of("info", "--output=json"), List.of("check"),
@@ -104,8 +110,10 @@ class CliImageOptsTest extends QemuFolderTest {
         assertEquals(0, ours("commit", "--image-opts", opts(top)).code());
         Qemu.io(Path.of(img), "read -P 0x22 0 64k", "read -P 0x11 64k 960k");
         // read-only=on: a command that writes is refused
-        assertNotEquals(0, ours("resize", "--image-opts", opts(img) + ",read-only=on", "16M").code());
-        assertNotEquals(0, ours("check", "-r", "all", "--image-opts", opts(img) + ",read-only=on").code());
+        Cli.Run resize = ours("resize", "--image-opts", opts(img) + ",read-only=on", "16M");
+        assertEquals(1, resize.code());
+        assertEquals("qcow2-loom: the image is open read-only", resize.err().strip());
+        same("check", "-r", "all", "--image-opts", opts(img) + ",read-only=on");
     }
 
     @Test

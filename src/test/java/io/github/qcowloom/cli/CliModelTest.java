@@ -76,7 +76,7 @@ class CliModelTest {
         Cli.Run notInt = ours("convert", "-m", "x", src, dst);
         assertEquals(1, notInt.code());
         assertTrue(notInt.err().startsWith("qcow2-loom: Invalid value for option '-m': 'x' is not an int\n"
-                + "Usage: qcow2-loom convert [-cCnpqUW] [--bitmaps] [--salvage]"), notInt.err());
+                + "Usage: qcow2-loom convert [-cCnpqUW] [--bitmaps] [--image-opts] [--salvage]"), notInt.err());
         assertTrue(notInt.err().contains("[-o=<options>]... [FILE...]"), notInt.err());
         assertTrue(notInt.err().contains("  -m=N                      Parallel requests"), notInt.err());
         Cli.Run missing = ours("convert", src);
