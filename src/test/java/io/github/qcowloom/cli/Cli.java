@@ -31,6 +31,20 @@ final class Cli {
         return r.out();
     }
 
+    /** qemu-img's run and ours of the same arguments, each given its own target. */
+    record Both(Qemu.Result theirs, Run mine) {
+    }
+
+    /** Runs {@code qemu-img ARGS THEIRS} and ours as {@code ARGS MINE}, for commands whose last argument is a target. */
+    static Both intoTargets(List<String> args, String theirs, String mine) {
+        List<String> q = new ArrayList<>(List.of("qemu-img"));
+        q.addAll(args);
+        q.add(theirs);
+        List<String> o = new ArrayList<>(args);
+        o.add(mine);
+        return new Both(Qemu.exec(q), ours(o.toArray(String[]::new)));
+    }
+
     /**
      * Runs {@code qemu-img COMMAND ARGS} and ours with the same arguments and asserts the same exit code, output and
      * errors (our name for qemu-img's in them); returns the output.

@@ -174,12 +174,9 @@ class CliConvertCompressedTest {
             convert.addAll(List.of(options.split(" ")));
         }
         convert.addAll(List.of("-f", "raw", "-O", "qcow2", src.toString()));
-        List<String> qemuImg = new ArrayList<>(List.of("qemu-img"));
-        qemuImg.addAll(convert);
-        qemuImg.add(theirTarget.toString());
-        Qemu.Result theirs = Qemu.exec(qemuImg);
-        convert.add(ourTarget.toString());
-        Cli.Run ours = ours(convert.toArray(String[]::new));
+        Cli.Both both = Cli.intoTargets(convert, theirTarget.toString(), ourTarget.toString());
+        Qemu.Result theirs = both.theirs();
+        Cli.Run ours = both.mine();
 
         Qemu.img("check", ourTarget.toString()); // exit 2 or 3 on corruptions or leaks fails the test
         if (written.endsWith(" 0 4M") && !written.contains("-z")) {

@@ -91,12 +91,9 @@ class CliConvertOffloadTest extends QemuFolderTest {
         }
         args.addAll(List.of("-O", format));
         args.addAll(sources);
-        List<String> q = new ArrayList<>(List.of("qemu-img"));
-        q.addAll(args);
-        q.add(targets.get(0));
-        Qemu.Result theirs = Qemu.exec(q);
-        args.add(targets.get(1));
-        Cli.Run mine = ours(args.toArray(String[]::new));
+        Cli.Both both = Cli.intoTargets(args, targets.get(0), targets.get(1));
+        Qemu.Result theirs = both.theirs();
+        Cli.Run mine = both.mine();
 
         assertEquals(0, theirs.exitCode(), theirs.stderr());
         assertEquals(0, mine.code(), mine.err());
@@ -125,12 +122,9 @@ class CliConvertOffloadTest extends QemuFolderTest {
             args.add("-n");
         }
         args.addAll(List.of("-O", format, src));
-        List<String> q = new ArrayList<>(List.of("qemu-img"));
-        q.addAll(args);
-        q.add(targets.get(0));
-        Qemu.Result theirs = Qemu.exec(q);
-        args.add(targets.get(1));
-        Cli.Run mine = ours(args.toArray(String[]::new));
+        Cli.Both both = Cli.intoTargets(args, targets.get(0), targets.get(1));
+        Qemu.Result theirs = both.theirs();
+        Cli.Run mine = both.mine();
 
         assertEquals(0, theirs.exitCode(), theirs.stderr());
         assertEquals(0, mine.code(), mine.err());

@@ -228,14 +228,9 @@ class CliConvertTest extends QemuFolderTest {
             Qemu.img("create", "-q", "-f", "qcow2", "-b", "other.qcow2", "-F", "qcow2", t);
         }
         List<String> args = new ArrayList<>(List.of("convert", "-n", "-B", "unused", "-O", "qcow2", top));
-        List<String> q = new ArrayList<>(List.of("qemu-img"));
-        q.addAll(args);
-        q.add(targets.get(0));
-        Qemu.Result theirs = Qemu.exec(q);
-        assertEquals(0, theirs.exitCode(), theirs.stderr());
-        args.add(targets.get(1));
-        Cli.Run mine = ours(args.toArray(String[]::new));
-        assertEquals(0, mine.code(), mine.err());
+        Cli.Both both = Cli.intoTargets(args, targets.get(0), targets.get(1));
+        assertEquals(0, both.theirs().exitCode(), both.theirs().stderr());
+        assertEquals(0, both.mine().code(), both.mine().err());
         assertEquals(Qemu.img("map", "--output=json", targets.get(0)),
                 Qemu.img("map", "--output=json", targets.get(1)));
         assertTrue(Qemu.img("compare", targets.get(0), targets.get(1)).contains("Images are identical"));
@@ -271,12 +266,9 @@ class CliConvertTest extends QemuFolderTest {
             args.addAll(List.of(options.split(" ")));
         }
         args.addAll(List.of("-B", "unused", "-O", "qcow2", top));
-        List<String> q = new ArrayList<>(List.of("qemu-img"));
-        q.addAll(args);
-        q.add(targets.get(0));
-        Qemu.Result theirs = Qemu.exec(q);
-        args.add(targets.get(1));
-        Cli.Run mine = ours(args.toArray(String[]::new));
+        Cli.Both both = Cli.intoTargets(args, targets.get(0), targets.get(1));
+        Qemu.Result theirs = both.theirs();
+        Cli.Run mine = both.mine();
 
         assertEquals(theirs.exitCode(), mine.code(), theirs.stderr() + " / " + mine.err());
         assertEquals(Qemu.img("map", "--output=json", targets.get(0)),
