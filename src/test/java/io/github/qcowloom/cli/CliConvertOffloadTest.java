@@ -1,6 +1,5 @@
 package io.github.qcowloom.cli;
 
-import static io.github.qcowloom.cli.Cli.ours;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
