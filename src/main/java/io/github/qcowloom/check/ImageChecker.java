@@ -101,8 +101,17 @@ public final class ImageChecker {
     /** As {@link #repair(Path, String, RepairMode)}; {@code direct}: the file opened with O_DIRECT (-T none). */
     public static RepairOutcome repair(Path path, String filename, RepairMode mode, boolean direct)
             throws IOException {
-        try (FileStorage file = open(path, filename, false, direct, LockPermissions.readWrite());
-                ReferencedFileLocks named = lockNamedFiles(path, filename, file, ImageLocking.DEFAULT, false)) {
+        return repair(path, filename, mode, direct, ImageLocking.DEFAULT);
+    }
+
+    /**
+     * As {@link #repair(Path, String, RepairMode, boolean)}, the image and the files it names held as {@code
+     * locking} says ({@link ImageLocking#NONE}: no lock bytes, as QEMU's file.locking=off).
+     */
+    public static RepairOutcome repair(Path path, String filename, RepairMode mode, boolean direct,
+            ImageLocking locking) throws IOException {
+        try (FileStorage file = open(path, filename, false, direct, LockPermissions.forImage(locking, false));
+                ReferencedFileLocks named = lockNamedFiles(path, filename, file, locking, false)) {
             return repair(file, filename, mode);
         }
     }

@@ -66,7 +66,7 @@ final class AmendCommand implements Callable<Integer> {
         if (format != null && CreateOptionsParser.asksForHelp(opts)) {
             return help(format);
         }
-        ImageOpts image = file.image(format);
+        ImageOpts image = file.image(format).requireWritable();
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
         Path path = image.path();
         String fmt = image.formatOrProbe();

@@ -105,7 +105,7 @@ final class BitmapCommand implements Callable<Integer> {
         if (objects != null) {
             throw new UnsupportedFeatureException("--object");
         }
-        ImageOpts named = ImageOpts.of(imageOpts, args.get(0), format);
+        ImageOpts named = ImageOpts.of(imageOpts, args.get(0), format).requireWritable();
         Path path = named.path();
         String filename = named.fileName();
         List<BitmapAction> actions = actions(steps, args.get(1), bytesPerBit);

@@ -60,15 +60,15 @@ final class CheckCommand implements Callable<Integer> {
             throw new ImageException("Invalid source cache option: " + cache); // qemu-img's words for -T
         }
         ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        if (mode != null) {
+            image.requireWritable();
+        }
         Path path = image.path();
         String fmt = image.formatOrProbe();
         // --image-opts: what it says of the cache, the lock and read-only over -T and -U
         OpenOptions opened = image.apply(OpenOptions.readOnlyDefaults().withReadOnly(mode == null).withDirect(direct)
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
         direct = opened.direct();
-        if (mode != null && opened.readOnly()) {
-            throw new ImageException("Could not open '" + filename + "': Block node is read-only");
-        }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         if (!fmt.equals("qcow2")) {
@@ -86,7 +86,7 @@ final class CheckCommand implements Callable<Integer> {
                     throw new ImageException("Could not open '" + filename + "': force-share=on can only be used"
                             + " with read-only images");
                 }
-                RepairOutcome o = ImageChecker.repair(path, image.fileName(), mode, direct);
+                RepairOutcome o = ImageChecker.repair(path, image.fileName(), mode, direct, opened.locking());
                 result = o.result();
                 lines = o.messages();
             }

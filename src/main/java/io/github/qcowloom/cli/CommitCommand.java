@@ -71,7 +71,7 @@ final class CommitCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         long rateLimit = rate == null ? 0 : Sizes.cvtnum("rate limit", rate);
-        ImageOpts image = file.image(format);
+        ImageOpts image = file.image(format).requireWritable();
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
         OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
                 .withHostSyncs(CacheMode.syncs(cache)).withPool(false)); // clusters placed as qemu-img's, none held
@@ -129,7 +129,7 @@ final class CommitCommand implements Callable<Integer> {
     private static FileStorage lockForWriting(Path path, OpenOptions options) throws IOException {
         try {
             return FileStorage.open(path, false, options.direct(), options.tuning().storage(),
-                    LockPermissions.forImage(ImageLocking.DEFAULT, false));
+                    LockPermissions.forImage(options.locking(), false));
         } catch (ImageLockedException e) {
             throw e.withContext("Could not open '" + path + "': ");
         }

@@ -167,7 +167,7 @@ final class ConvertCommand implements Callable<Integer> {
             if (outputFormatGiven) {
                 throw new ImageException("--image-opts and --format are mutually exclusive"); // qemu-img's words
             }
-            targetOpts = ImageOpts.parse(target);
+            targetOpts = ImageOpts.parse(target).requireWritable();
             target = targetOpts.path().toString();
             Path t = targetOpts.path();
             outputFormat = targetOpts.format() != null ? targetOpts.format()
@@ -290,15 +290,15 @@ final class ConvertCommand implements Callable<Integer> {
         if (targetIsZero && backingFile != null) {
             throw new ImageException("Cannot use --target-is-zero when the destination image has a backing file");
         }
+        if (sources.size() > 1 && backingFile != null) {
+            throw new ImageException("Having a backing file for the target makes no sense when concatenating"
+                    + " multiple input images");
+        }
         if (skipCreate && compressed && backingFile != null) {
             // qemu-img keeps a cluster unless the top layer's status from its start, cut at that layer's L2 slices,
             // shows the backing file for all of it: not emulated.
             throw new UnsupportedFeatureException("convert -n -c -B",
                     "Compressed writes into an existing image over a backing file (convert -n -c -B) are not supported");
-        }
-        if (sources.size() > 1 && backingFile != null) {
-            throw new ImageException("Having a backing file for the target makes no sense when concatenating"
-                    + " multiple input images");
         }
         if (sources.size() > 1 && bitmaps) {
             throw new ImageException("Copying bitmaps only possible with single source");
@@ -459,7 +459,8 @@ final class ConvertCommand implements Callable<Integer> {
             }
             // -C: into a raw file (not under -B, whose pieces may hold the backing file's data) the kernel copies;
             // elsewhere the data is written whole.
-            boolean kernelCopies = copyOffload && backingFile == null && dst instanceof RawImage && dst.path() != null;
+            boolean kernelCopies = copyOffload && backingFile == null && dst instanceof RawImage && dst.path() != null
+                    && !dst.readOnly();
             if (copyOffload && !kernelCopies) {
                 sink = CopyOffload.throughProcess(src).writingWhole(sink, dst, zeroes);
             }

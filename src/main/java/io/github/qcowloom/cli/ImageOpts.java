@@ -159,6 +159,15 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         return format != null ? format : ImageFormat.probe(path);
     }
 
+    /** For a command that writes the image: refuses {@code read-only=on} in qemu-img's words, as its open does. */
+    ImageOpts requireWritable() throws ImageException {
+        String readOnly = options.get("read-only");
+        if (readOnly != null && bool(spec, "read-only", readOnly)) {
+            throw new ImageException("Could not open '" + spec + "': Block node is read-only");
+        }
+        return this;
+    }
+
     /** {@code base} with what the options say of the open. */
     OpenOptions apply(OpenOptions base) throws ImageException {
         OpenOptions o = base;

@@ -72,7 +72,7 @@ final class RebaseCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        ImageOpts image = file.image(format);
+        ImageOpts image = file.image(format).requireWritable();
         String filename = image.fileName();
         if (!unsafe && backing == null) {
             throw new IllegalArgumentException("Must specify backing file (-b) or use unsafe mode (-u)");

@@ -54,7 +54,7 @@ final class ResizeCommand implements Callable<Integer> {
                 .orElseThrow(() -> new ImageException("Invalid preallocation mode '" + preallocation + "'"));
         // No pool: a preallocation places its clusters where qemu-img does, with no batch of pooled ones before them.
         OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults()).withPool(false);
-        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format).requireWritable();
         try (BlockDevice img = ImageFormat.open(image.path(), image.format(), image.apply(options))) {
             long current = img.size();
             long newSize = newSize(current, size);

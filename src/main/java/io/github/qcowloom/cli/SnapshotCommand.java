@@ -67,6 +67,9 @@ final class SnapshotCommand implements Callable<Integer> {
             throw new ImageException("Cannot mix '-l', '-a', '-c', '-d'");
         }
         ImageOpts image = ImageOpts.of(imageOpts, filename, null);
+        if (!list) {
+            image.requireWritable();
+        }
         Path path = image.path();
         String fmt = image.formatOrProbe();
         if (!fmt.equals("qcow2")) {

@@ -109,11 +109,19 @@ class CliImageOptsTest extends QemuFolderTest {
         Qemu.img("rebase", "-u", "-b", "a.qcow2", "-F", "qcow2", top);
         assertEquals(0, ours("commit", "--image-opts", opts(top)).code());
         Qemu.io(Path.of(img), "read -P 0x22 0 64k", "read -P 0x11 64k 960k");
-        // read-only=on: a command that writes is refused
-        Cli.Run resize = ours("resize", "--image-opts", opts(img) + ",read-only=on", "16M");
-        assertEquals(1, resize.code());
-        assertEquals("qcow2-loom: the image is open read-only", resize.err().strip());
-        same("check", "-r", "all", "--image-opts", opts(img) + ",read-only=on");
+        // read-only=on: every command that writes is refused, in qemu-img's words
+        String readOnly = opts(img) + ",read-only=on";
+        same("resize", "--image-opts", readOnly, "16M");
+        same("check", "-r", "all", "--image-opts", readOnly);
+        same("amend", "-o", "lazy_refcounts=off", "--image-opts", readOnly);
+        same("snapshot", "-c", "s2", "--image-opts", readOnly);
+        same("bitmap", "--add", "--image-opts", readOnly, "b1");
+        same("commit", "--image-opts", opts(top) + ",read-only=on");
+        same("rebase", "-u", "-b", "", "--image-opts", opts(top) + ",read-only=on");
+        String raw = path("r.raw");
+        Qemu.img("create", "-q", "-f", "raw", raw, "8M");
+        same("convert", "-n", "-C", "--target-image-opts", img, "driver=raw,file.filename=" + raw + ",read-only=on");
+        assertTrue(Qemu.img("info", img).contains("lazy refcounts: true"), "unchanged");
     }
 
     @Test
@@ -143,6 +151,12 @@ class CliImageOptsTest extends QemuFolderTest {
             assertEquals(0, ours("map", "--image-opts", opts(img) + ",file.locking=off").code());
             assertEquals(0, ours("map", "--image-opts", opts(img) + ",force-share=on").code());
             same("map", "--image-opts", opts(img) + ",force-share=on,read-only=off");
+        }
+        try (LockHolder reader = LockHolder.start(Path.of(img), LockHolder.READER, "qemu-io", "-r", "-f", "qcow2",
+                img)) {
+            assertNotEquals(0, ours("check", "-r", "leaks", "--image-opts", opts(img)).code(), "a reader refuses");
+            Cli.Run unlocked = ours("check", "-r", "leaks", "--image-opts", opts(img) + ",file.locking=off");
+            assertEquals(0, unlocked.code(), unlocked.err());
         }
     }
 }
