@@ -298,7 +298,8 @@ final class ConvertCommand implements Callable<Integer> {
             // qemu-img keeps a cluster unless the top layer's status from its start, cut at that layer's L2 slices,
             // shows the backing file for all of it: not emulated.
             throw new UnsupportedFeatureException("convert -n -c -B",
-                    "Compressed writes into an existing image over a backing file (convert -n -c -B) are not supported");
+                    "Compressed writes into an existing image over a backing file (convert -n -c -B) are not"
+                    + " supported");
         }
         if (sources.size() > 1 && bitmaps) {
             throw new ImageException("Copying bitmaps only possible with single source");

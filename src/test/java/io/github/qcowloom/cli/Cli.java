@@ -35,7 +35,7 @@ final class Cli {
     record Both(Qemu.Result theirs, Run mine) {
     }
 
-    /** Runs {@code qemu-img ARGS THEIRS} and ours as {@code ARGS MINE}, for commands whose last argument is a target. */
+    /** Runs {@code qemu-img ARGS THEIRS} and ours as {@code ARGS MINE}: commands whose last argument is a target. */
     static Both intoTargets(List<String> args, String theirs, String mine) {
         List<String> q = new ArrayList<>(List.of("qemu-img"));
         q.addAll(args);
