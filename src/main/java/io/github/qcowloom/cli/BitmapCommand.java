@@ -69,7 +69,7 @@ final class BitmapCommand implements Callable<Integer> {
     @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
     String format;
 
-    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
     @Option(names = "--object", paramLabel = "OBJECTDEF", description = "Not supported: QEMU objects.")

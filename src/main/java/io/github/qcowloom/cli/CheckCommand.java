@@ -44,7 +44,7 @@ final class CheckCommand implements Callable<Integer> {
             .flag(new String[] {"-q"}, "Quiet: print nothing on stdout.", v -> quiet = v)
             .flag(new String[] {"-U", "--force-share"},
                     "Share the image with writers (plain check only, as qemu-img).", v -> forceShare = v)
-            .flag(new String[] {"--image-opts"}, "FILE is an option string (driver=qcow2,file.filename=PATH,...).",
+            .flag(new String[] {"--image-opts"}, ImageOpts.HELP,
                     v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
             .spec();

@@ -168,7 +168,7 @@ final class ConvertCommand implements Callable<Integer> {
                 throw new ImageException("--image-opts and --format are mutually exclusive"); // qemu-img's words
             }
             targetOpts = ImageOpts.parse(target).requireWritable();
-            target = targetOpts.path().toString();
+            target = targetOpts.fileName();
             Path t = targetOpts.path();
             outputFormat = targetOpts.format() != null ? targetOpts.format()
                     : Files.exists(t) ? ImageFormat.probe(t) : "raw";
@@ -460,8 +460,7 @@ final class ConvertCommand implements Callable<Integer> {
             }
             // -C: into a raw file (not under -B, whose pieces may hold the backing file's data) the kernel copies;
             // elsewhere the data is written whole.
-            boolean kernelCopies = copyOffload && backingFile == null && dst instanceof RawImage && dst.path() != null
-                    && !dst.readOnly();
+            boolean kernelCopies = copyOffload && backingFile == null && dst instanceof RawImage && dst.path() != null;
             if (copyOffload && !kernelCopies) {
                 sink = CopyOffload.throughProcess(src).writingWhole(sink, dst, zeroes);
             }

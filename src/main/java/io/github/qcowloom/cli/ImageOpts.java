@@ -29,6 +29,8 @@ import java.util.Set;
  * @param options the options by name, values unescaped
  */
 record ImageOpts(String spec, Path path, String format, Map<String, String> options) {
+    /** The --image-opts flag's help, for the commands whose FILE it names. */
+    static final String HELP = "FILE is an option string (driver=qcow2,file.filename=PATH,...).";
     /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
     private static final Set<String> NOT_DONE = Set.of("cache-size", "cache-clean-interval", "lazy-refcounts",
             "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",

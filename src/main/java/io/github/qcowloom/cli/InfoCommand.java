@@ -42,7 +42,7 @@ final class InfoCommand implements Callable<Integer> {
                     "Take no lock: read the image even while another process writes it.", v -> forceShare = v)
             .flag(new String[] {"--backing-chain"}, "Also show each image of the backing chain.",
                     v -> backingChain = v)
-            .flag(new String[] {"--image-opts"}, "FILE is an option string (driver=qcow2,file.filename=PATH,...).",
+            .flag(new String[] {"--image-opts"}, ImageOpts.HELP,
                     v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
             .spec();

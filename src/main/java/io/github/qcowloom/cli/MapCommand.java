@@ -9,8 +9,6 @@ import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -45,7 +43,7 @@ final class MapCommand implements Callable<Integer> {
     @Option(names = {"-U", "--force-share"}, description = "Share the image with writers (qemu-img's -U).")
     boolean forceShare;
 
-    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
     @Parameters(index = "0", paramLabel = "FILE")
@@ -62,11 +60,9 @@ final class MapCommand implements Callable<Integer> {
         long max = maxLength == null ? -1 : Sizes.cvtnum("max length", maxLength);
         ImageOpts image = ImageOpts.of(imageOpts, filename, format);
         Path path = image.path();
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(image.fileName());
-        }
+        String fmt = image.formatOrProbe();
         PrintWriter out = spec.commandLine().getOut();
-        try (BlockDevice dev = ImageFormat.open(path, image.format(), image.apply(OpenOptions.readOnlyDefaults()
+        try (BlockDevice dev = ImageFormat.open(path, fmt, image.apply(OpenOptions.readOnlyDefaults()
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT)))) {
             List<Layer> layers = layers(dev, image.fileName());
             long end = max < 0 ? dev.size() : Math.min(dev.size(), start + Math.min(max, Long.MAX_VALUE - start));

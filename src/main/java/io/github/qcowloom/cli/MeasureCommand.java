@@ -67,7 +67,7 @@ final class MeasureCommand implements Callable<Integer> {
     @Option(names = {"-U", "--force-share"}, description = "Share FILE with writers (qemu-img's -U).")
     boolean forceShare;
 
-    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
     @Parameters(arity = "0..*", paramLabel = "FILE")

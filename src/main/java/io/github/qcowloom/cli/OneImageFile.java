@@ -7,7 +7,7 @@ import picocli.CommandLine.Parameters;
 
 /** The FILE of a command that changes one image (amend, commit, rebase), or with --image-opts its options. */
 final class OneImageFile {
-    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
     @Parameters(arity = "0..*", paramLabel = "FILE")

@@ -39,7 +39,7 @@ final class ResizeCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
 
-    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
     @Parameters(index = "0", paramLabel = "FILE")

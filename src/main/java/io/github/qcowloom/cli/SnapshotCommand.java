@@ -55,7 +55,7 @@ final class SnapshotCommand implements Callable<Integer> {
     @Mixin
     ProfileOption profile = new ProfileOption();
 
-    @Option(names = "--image-opts", description = "FILE is an option string (driver=qcow2,file.filename=PATH,...).")
+    @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
     @Parameters(index = "0", paramLabel = "FILE")
