@@ -10,9 +10,9 @@ module io.github.qcowloom {
     requires java.desktop;
 
     // What users program against (README "Library"): the API, the image entry points, snapshots, bitmaps, check, the
-    // crash kit, the interleaving explorer, NBD, execution models, virtio, and the storage a crash kit or a
-    // simulation wraps. format, cache, compress and alloc are the driver's insides: public for use across its
-    // packages, not exported.
+    // crash kit, the interleaving explorer, NBD, execution models, virtio, LUKS encryption, and the storage a crash
+    // kit or a simulation wraps. format, cache, compress and alloc are the driver's insides: public for use across
+    // its packages, not exported.
     exports io.github.qcowloom.api;
     exports io.github.qcowloom.storage;
     exports io.github.qcowloom.exec;
@@ -24,6 +24,7 @@ module io.github.qcowloom {
     exports io.github.qcowloom.nbd;
     exports io.github.qcowloom.simulation;
     exports io.github.qcowloom.virtio;
+    exports io.github.qcowloom.crypto;
 
     opens io.github.qcowloom.cli to info.picocli;
 }

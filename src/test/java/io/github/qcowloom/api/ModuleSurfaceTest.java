@@ -26,7 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
 class ModuleSurfaceTest {
     static final String MODULE = "io.github.qcowloom";
     static final Set<String> EXPORTED = Set.of("api", "image", "snapshot", "bitmap", "check", "crashkit", "nbd",
-            "exec", "virtio", "simulation", "storage");
+            "exec", "virtio", "simulation", "storage", "crypto");
     private static final List<String> INTERNAL = List.of("format", "cache", "compress", "alloc");
 
     @TempDir

@@ -1,0 +1,155 @@
+package io.github.qcowloom.crypto;
+
+import io.github.qcowloom.api.ImageException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.security.MessageDigest;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.UUID;
+
+/**
+ * Opening and making LUKS volumes as QEMU does (qcrypto_block_luks_open's key search, qcrypto_block_luks_create):
+ * a password unlocks the master key from a key slot, and a new volume gets a random master key stored in slot 0.
+ * Stateless: safe from any thread.
+ */
+public final class LuksFormat {
+    private static final int MIN_ITERATIONS = 1000;
+    /** The strerror of ERANGE, which QEMU appends to its iteration count errors. */
+    private static final String ERANGE = ": Numerical result out of range";
+
+    private LuksFormat() {}
+
+    /**
+     * A new volume's header area and master key.
+     *
+     * @param header the header, its slot 0 enabled
+     * @param headerArea the whole area before the payload ({@link LuksHeader#payloadOffset()} bytes): the header at
+     *     0, slot 0's encrypted key material at its offset, zeroes elsewhere; the caller's to write and keep
+     * @param masterKey the key of the payload; the caller's
+     * @param cipher the payload's cipher under that key
+     */
+    public record Created(LuksHeader header, byte[] headerArea, byte[] masterKey, SectorCipher cipher) {
+    }
+
+    /**
+     * The master key that {@code password} unlocks: each enabled slot in turn derives a key from the password,
+     * decrypts its key material with it and merges the stripes; the right password gives the key whose digest the
+     * header holds. As QEMU, only up to the password's first NUL counts.
+     */
+    public static byte[] unlock(LuksHeader header, KeyMaterialReader reader, byte[] password) throws IOException {
+        LuksAlgorithms algorithms = header.algorithms();
+        LuksHash hash = algorithms.hash();
+        int keyLength = header.masterKeyLength();
+        byte[] secret = uptoNul(password);
+        for (LuksHeader.KeySlot slot : header.keySlots()) {
+            if (!slot.active()) {
+                continue;
+            }
+            byte[] possibleKey = Pbkdf2.derive(hash, secret, slot.salt(), slot.iterations(), keyLength);
+            // A parsed header's slots have 4000 stripes, so this is keyLength * 4000 bytes, whole sectors.
+            byte[] keyMaterial = new byte[Math.multiplyExact(keyLength, (int) slot.stripes())];
+            reader.read(slot.keyOffset(), keyMaterial);
+            SectorCipher.of(algorithms, possibleKey).decrypt(0, ByteBuffer.wrap(keyMaterial));
+            byte[] masterKey = AfSplitter.decode(hash, keyLength, (int) slot.stripes(), keyMaterial);
+            byte[] digest = Pbkdf2.derive(hash, masterKey, header.masterKeySalt(), header.masterKeyIterations(),
+                    LuksHeader.DIGEST_LENGTH);
+            if (MessageDigest.isEqual(digest, header.masterKeyDigest())) {
+                return masterKey;
+            }
+        }
+        throw new ImageException("Invalid password, cannot unlock any keyslot");
+    }
+
+    /** {@link #create(LuksOptions, byte[], SecureRandom, Pbkdf2.Rate)} timing PBKDF2 as QEMU does. */
+    public static Created create(LuksOptions options, byte[] password, SecureRandom random) throws ImageException {
+        return create(options, password, random, Pbkdf2::iterationsPerSecond);
+    }
+
+    /**
+     * A new volume as qcrypto_block_luks_create makes it: a random master key and salt, the master key digest
+     * with {@code rate}'s iterations per second scaled to an eighth of iter-time, all eight slots laid out after
+     * the 4096-byte header with 4000 stripes each, and slot 0 holding the master key under {@code password}
+     * (up to its first NUL) with iterations for the whole iter-time.
+     */
+    public static Created create(LuksOptions options, byte[] password, SecureRandom random, Pbkdf2.Rate rate)
+            throws ImageException {
+        LuksAlgorithms algorithms = LuksAlgorithms.forCreate(options);
+        LuksHash hash = algorithms.hash();
+        int keyLength = algorithms.masterKeyLength();
+        byte[] secret = uptoNul(password);
+
+        byte[] masterKeySalt = randomBytes(random, LuksHeader.SALT_LENGTH);
+        byte[] masterKey = randomBytes(random, keyLength);
+        // Why an eighth? cryptsetup's choice, QEMU says: eight slots checked within iter-time.
+        long masterKeyIterations = iterations(rate.iterationsPerSecond(hash, LuksHeader.DIGEST_LENGTH),
+                options.iterTimeMillis(), 8);
+        byte[] digest = Pbkdf2.derive(hash, masterKey, masterKeySalt, masterKeyIterations, LuksHeader.DIGEST_LENGTH);
+
+        long slotSectors = LuksHeader.keyMaterialSectors(keyLength, LuksHeader.STRIPES);
+        byte[] slotSalt = randomBytes(random, LuksHeader.SALT_LENGTH);
+        long slotIterations = iterations(rate.iterationsPerSecond(hash, keyLength), options.iterTimeMillis(), 1);
+        byte[] slotKey = Pbkdf2.derive(hash, secret, slotSalt, slotIterations, keyLength);
+        byte[] keyMaterial = AfSplitter.encode(hash, keyLength, LuksHeader.STRIPES, masterKey, random);
+        SectorCipher.of(algorithms, slotKey).encrypt(0, ByteBuffer.wrap(keyMaterial));
+
+        List<LuksHeader.KeySlot> slots = new ArrayList<>();
+        for (int i = 0; i < LuksHeader.SLOT_COUNT; i++) {
+            long offset = LuksHeader.HEADER_SECTORS + i * slotSectors;
+            slots.add(i == 0 ? LuksHeader.KeySlot.enabled(slotIterations, slotSalt, offset)
+                    : LuksHeader.KeySlot.disabled(offset));
+        }
+        long payloadOffsetSector = LuksHeader.HEADER_SECTORS + LuksHeader.SLOT_COUNT * slotSectors;
+        LuksHeader header = new LuksHeader(algorithms, payloadOffsetSector, digest, masterKeySalt,
+                masterKeyIterations, uuid(random), slots);
+
+        byte[] area = new byte[Math.toIntExact(header.payloadOffset())];
+        System.arraycopy(header.toBytes(), 0, area, 0, LuksHeader.SIZE);
+        System.arraycopy(keyMaterial, 0, area, Math.toIntExact(slots.get(0).keyOffset()), keyMaterial.length);
+        Arrays.fill(slotKey, (byte) 0);
+        return new Created(header, area, masterKey, SectorCipher.of(algorithms, masterKey));
+    }
+
+    /**
+     * {@code perSecond} scaled to {@code iterTimeMillis} (unsigned, as QEMU's uint64) and divided, refused in
+     * QEMU's words where it overflows, at least 1000.
+     */
+    private static long iterations(long perSecond, long iterTimeMillis, int divisor) throws ImageException {
+        if (Math.unsignedMultiplyHigh(perSecond, iterTimeMillis) != 0) {
+            throw new ImageException("PBKDF iterations " + Long.toUnsignedString(perSecond) + " too large to scale"
+                    + ERANGE);
+        }
+        long iterations = Long.divideUnsigned(Long.divideUnsigned(perSecond * iterTimeMillis, 1000), divisor);
+        if (Long.compareUnsigned(iterations, 0xFFFF_FFFFL) > 0) {
+            throw new ImageException("PBKDF iterations " + Long.toUnsignedString(iterations) + " larger than "
+                    + 0xFFFF_FFFFL + ERANGE);
+        }
+        return Math.max(iterations, MIN_ITERATIONS);
+    }
+
+    /** A random (version 4) UUID from {@code random}, lowercase, as qemu_uuid_generate and unparse make one. */
+    private static String uuid(SecureRandom random) {
+        ByteBuffer b = ByteBuffer.wrap(randomBytes(random, 16));
+        long high = (b.getLong(0) & ~0xF000L) | 0x4000L;
+        long low = (b.getLong(8) & ~(0xC0L << 56)) | (0x80L << 56);
+        return new UUID(high, low).toString();
+    }
+
+    private static byte[] randomBytes(SecureRandom random, int length) {
+        byte[] bytes = new byte[length];
+        random.nextBytes(bytes);
+        return bytes;
+    }
+
+    /** QEMU passes passwords to PBKDF2 with strlen: a NUL ends them. */
+    private static byte[] uptoNul(byte[] password) {
+        for (int i = 0; i < password.length; i++) {
+            if (password[i] == 0) {
+                return Arrays.copyOf(password, i);
+            }
+        }
+        return password;
+    }
+}
