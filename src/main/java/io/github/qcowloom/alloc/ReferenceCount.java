@@ -278,6 +278,11 @@ public final class ReferenceCount {
         for (long c = 0; c < header.refcountTableClusters(); c++) {
             refcountStructure.add((header.refcountTableOffset() >>> clusterBits) + c);
         }
+        // The LUKS header's clusters, as QEMU's calculate_refcounts counts them after the reftable.
+        Header.CryptoHeaderArea luks = header.cryptoHeader().orElse(null);
+        if (luks != null) {
+            add(luks.offset(), luks.length());
+        }
         reftable = readTable(file, header.refcountTableOffset(),
                 (int) (((long) header.refcountTableClusters() << clusterBits) / 8));
         countBitmaps(file);

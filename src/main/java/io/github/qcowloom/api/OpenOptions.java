@@ -19,9 +19,11 @@ package io.github.qcowloom.api;
  *     it is {@link BlockDevice#readOnly}
  *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps stay as they are (not marked
  *     in use, not stored again) and may be edited
+ * @param encryptionKey the passphrase of a LUKS-encrypted image (the data of QEMU's {@code encrypt.key-secret}), or
+ *     null; an encrypted image opened without it can only be inspected ({@code followReferences} false)
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
-        Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites) {
+        Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, byte[] encryptionKey) {
     public static final long DEFAULT_MAX_L2_CACHE = 32L << 20;
 
     public OpenOptions {
@@ -35,6 +37,12 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
         if (locking == ImageLocking.STILL_SOURCE && !readOnly) {
             throw new IllegalArgumentException("a source held still must be opened read-only");
         }
+    }
+
+    /** Options without an encryption key. */
+    public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
+            Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites) {
+        this(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, null);
     }
 
     /** Options that may change guest data. */
@@ -71,35 +79,54 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
     }
 
     public OpenOptions withReadOnly(boolean v) {
-        return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites);
+        return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites,
+                encryptionKey);
     }
 
     public OpenOptions withDirect(boolean v) {
-        return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs, guestWrites);
+        return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs,
+                guestWrites, encryptionKey);
     }
 
     public OpenOptions withFollowReferences(boolean v) {
-        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites);
+        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites, encryptionKey);
     }
 
     public OpenOptions withTuning(ImageOptions v) {
-        return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs, guestWrites);
+        return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs,
+                guestWrites, encryptionKey);
     }
 
     public OpenOptions withTicker(Ticker v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs, guestWrites);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs,
+                guestWrites, encryptionKey);
     }
 
     public OpenOptions withLocking(ImageLocking v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs, guestWrites);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs, guestWrites,
+                encryptionKey);
     }
 
     public OpenOptions withHostSyncs(boolean v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v, guestWrites);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v, guestWrites,
+                encryptionKey);
     }
 
     public OpenOptions withGuestWrites(boolean v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, v);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, v,
+                encryptionKey);
+    }
+
+    public OpenOptions withEncryptionKey(byte[] v) {
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, v);
+    }
+
+    /** Names no key: the passphrase stays out of logs. */
+    @Override
+    public String toString() {
+        return "OpenOptions[readOnly=" + readOnly + ", direct=" + direct + ", followReferences=" + followReferences
+                + ", tuning=" + tuning + ", locking=" + locking + ", hostSyncs=" + hostSyncs + ", guestWrites="
+                + guestWrites + ", encryptionKey=" + (encryptionKey == null ? "none" : "given") + "]";
     }
 
     public OpenOptions withL2CacheBytes(long v) {

@@ -72,8 +72,8 @@ final class BitmapCommand implements Callable<Integer> {
     @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
-    @Option(names = "--object", paramLabel = "OBJECTDEF", description = "Not supported: QEMU objects.")
-    List<String> objects;
+    @Mixin
+    SecretObjects objects = new SecretObjects();
 
     @Mixin
     ProfileOption profile = new ProfileOption();
@@ -102,10 +102,7 @@ final class BitmapCommand implements Callable<Integer> {
         if (args.size() != 2) {
             throw new IllegalArgumentException("Expecting filename and bitmap name");
         }
-        if (objects != null) {
-            throw new UnsupportedFeatureException("--object");
-        }
-        ImageOpts named = ImageOpts.of(imageOpts, args.get(0), format).requireWritable();
+        ImageOpts named = ImageOpts.of(imageOpts, args.get(0), format, objects).requireWritable();
         Path path = named.path();
         String filename = named.fileName();
         List<BitmapAction> actions = actions(steps, args.get(1), bytesPerBit);

@@ -10,6 +10,7 @@ import io.github.qcowloom.check.HumanReport;
 import io.github.qcowloom.check.ImageChecker;
 import io.github.qcowloom.check.RepairMode;
 import io.github.qcowloom.check.RepairOutcome;
+import io.github.qcowloom.image.ImageEncryption;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -34,6 +35,7 @@ final class CheckCommand implements Callable<Integer> {
     boolean imageOpts;
     String filename;
 
+    final SecretObjects objects = new SecretObjects();
     final CommandSpec spec = CodeModel.of(this,
                     "Check an image's metadata for consistency, optionally repairing it.")
             .option("-f", "format", "Image format (probed when absent).", v -> format = v)
@@ -44,6 +46,7 @@ final class CheckCommand implements Callable<Integer> {
             .flag(new String[] {"-q"}, "Quiet: print nothing on stdout.", v -> quiet = v)
             .flag(new String[] {"-U", "--force-share"},
                     "Share the image with writers (plain check only, as qemu-img).", v -> forceShare = v)
+            .repeatableOption("--object", "objectdef", SecretObjects.HELP, objects.definitions)
             .flag(new String[] {"--image-opts"}, ImageOpts.HELP,
                     v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
@@ -59,7 +62,7 @@ final class CheckCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new ImageException("Invalid source cache option: " + cache); // qemu-img's words for -T
         }
-        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format, objects);
         if (mode != null) {
             image.requireWritable();
         }
@@ -75,6 +78,7 @@ final class CheckCommand implements Callable<Integer> {
             err.println("qcow2-loom: This image format does not support checks");
             return UNSUPPORTED;
         }
+        ImageEncryption.requireKey(path, image.spec(), opened);
         CheckResult result;
         List<String> lines;
         try {

@@ -16,6 +16,7 @@ import java.util.concurrent.CompletableFuture;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -65,6 +66,9 @@ final class CompareCommand implements Callable<Integer> {
             + "file.filename=PATH,...).")
     boolean imageOpts;
 
+    @Mixin
+    SecretObjects objects = new SecretObjects();
+
     @Parameters(arity = "0..*", paramLabel = "FILE")
     List<String> files = List.of();
 
@@ -106,7 +110,7 @@ final class CompareCommand implements Callable<Integer> {
         ImageOpts image;
         OpenOptions opened;
         try {
-            image = ImageOpts.of(imageOpts, files.get(which), format);
+            image = ImageOpts.of(imageOpts, files.get(which), format, objects);
             opened = image.apply(options);
         } catch (ImageException e) {
             throw new Failure(2, e.getMessage()); // qemu-img's words already

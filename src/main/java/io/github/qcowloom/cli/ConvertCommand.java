@@ -74,12 +74,14 @@ final class ConvertCommand implements Callable<Integer> {
 
     // In code (CodeModel), as info's and check's: the copy starts that much sooner. Declared after the fields it
     // hands picocli (options, profile), which must be set by then.
+    final SecretObjects objects = new SecretObjects();
     final CommandSpec spec = CodeModel.of(this, "Convert an image (qcow2 or raw source) to raw or qcow2.")
             .option("-f", "sourceFormat", "Source format (probed when absent).", v -> sourceFormat = v)
             .option("-O", "outputFormat", "Output format: raw (default) or qcow2.", v -> {
                 outputFormat = v;
                 outputFormatGiven = true;
             })
+            .repeatableOption("--object", "objectdef", SecretObjects.HELP, objects.definitions)
             .flag(new String[] {"--image-opts"}, "Each SRC is an option string (driver=qcow2,file.filename=PATH,...).",
                     v -> imageOpts = v)
             .flag(new String[] {"--target-image-opts"}, "With -n: DST is an option string.",
@@ -162,12 +164,12 @@ final class ConvertCommand implements Callable<Integer> {
         }
         sources = files.subList(0, files.size() - 1);
         target = files.get(files.size() - 1);
-        targetOpts = ImageOpts.of(false, target, null);
+        targetOpts = ImageOpts.of(false, target, null, objects);
         if (targetImageOpts) {
             if (outputFormatGiven) {
                 throw new ImageException("--image-opts and --format are mutually exclusive"); // qemu-img's words
             }
-            targetOpts = ImageOpts.parse(target).requireWritable();
+            targetOpts = ImageOpts.parse(target, objects).requireWritable();
             target = targetOpts.fileName();
             Path t = targetOpts.path();
             outputFormat = targetOpts.format() != null ? targetOpts.format()
@@ -257,7 +259,7 @@ final class ConvertCommand implements Callable<Integer> {
         List<BlockDevice> opened = new ArrayList<>();
         try {
             for (String name : sources) {
-                ImageOpts source = ImageOpts.of(imageOpts, name, sourceFormat);
+                ImageOpts source = ImageOpts.of(imageOpts, name, sourceFormat, objects);
                 opened.add(ImageFormat.open(source.path(), source.format(), source.apply(options)));
             }
             if (snapshotParam != null) {
@@ -375,9 +377,16 @@ final class ConvertCommand implements Callable<Integer> {
         if (bitmaps) {
             BitmapCopy.checkTarget(outputFormat, co.version());
         }
-        ImageCreator.create(file, co);
+        EncryptionOptions encryption = EncryptionOptions.of(opts, objects);
+        OpenOptions open = targetOptions(direct, syncs);
+        if (encryption == null) {
+            ImageCreator.create(file, co);
+        } else {
+            ImageCreator.create(file, co, encryption.luks(), encryption.passphrase());
+            open = open.withEncryptionKey(encryption.passphrase());
+        }
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
-        try (Qcow2Image dst = Qcow2Image.open(file, targetOptions(direct, syncs))) {
+        try (Qcow2Image dst = Qcow2Image.open(file, open)) {
             if (compressed) {
                 CompressedSink sink = CompressedSink.intoNew(dst, sparseSize == 0);
                 copy(src, sink.chunkSize(), true, limit, sink);
@@ -394,16 +403,21 @@ final class ConvertCommand implements Callable<Integer> {
             // A run of zeroes shorter than -S is written: with -S past the cluster size, zero clusters between data
             // are allocated, as qemu-img allocates them.
             int granule = Math.max(sparseSize, (int) dst.header().clusterSize());
-            // Without a backing file, ranges of zeroes are left as they are in a new image: unallocated.
+            // Without a backing file, ranges of zeroes are left as they are in a new image: unallocated. Not where
+            // the new image has preallocated encrypted clusters, whose host zeroes read as noise (QEMU's
+            // has_zero_init is false there too): zeroes are written as over a backing file.
+            boolean readsZeroes = base == null && (encryption == null || "off".equals(co.preallocation()));
             ChunkCopy.Sink sink = (off, buf, zero) -> {
-                if (zero && base == null || BackingCompare.needsNoWrite(base, off, buf)) {
+                boolean unchanged = readsZeroes ? zero || ChunkCopy.isZero(buf)
+                        : base != null && BackingCompare.same(base, off, buf);
+                if (unchanged) {
                     return ChunkCopy.Write.NONE;
                 }
                 if (zero || ChunkCopy.isZero(buf)) {
                     // Over a backing file zeroes must be written, but need no data clusters.
                     return () -> dst.writeZeroes(off, buf.remaining(), false);
                 }
-                if (base != null) {
+                if (!readsZeroes) {
                     return () -> dst.write(off, buf.duplicate());
                 }
                 // Clusters of zeroes stay unallocated.
@@ -412,7 +426,7 @@ final class ConvertCommand implements Callable<Integer> {
             if (copyOffload && base == null) { // over a backing file -C keeps the comparison with it above
                 sink = CopyOffload.throughProcess(src).writingWhole(sink, dst, (at, length) -> { });
             }
-            copy(src, ChunkCopy.CHUNK, base != null, limit, sink);
+            copy(src, ChunkCopy.CHUNK, !readsZeroes, limit, sink);
         }
     }
 

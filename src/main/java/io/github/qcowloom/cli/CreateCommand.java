@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -34,7 +35,7 @@ final class CreateCommand implements Callable<Integer> {
 
     @Option(names = "-o", description = "Options, key=value[,key=value...] (compat, cluster_size, refcount_bits, "
             + "lazy_refcounts, extended_l2, compression_type, preallocation, backing_file, backing_fmt, data_file, "
-            + "data_file_raw, size).")
+            + "data_file_raw, size, encrypt.format=luks, encrypt.key-secret and the other encrypt.* options).")
     List<String> options = new ArrayList<>();
 
     @Option(names = "-b", description = "Backing file.")
@@ -48,6 +49,9 @@ final class CreateCommand implements Callable<Integer> {
 
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
+
+    @Mixin
+    SecretObjects objects = new SecretObjects();
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "FILE")
     String filename;
@@ -87,6 +91,11 @@ final class CreateCommand implements Callable<Integer> {
             throw new UnsupportedFeatureException("format " + format, "Unknown file format '" + format + "'");
         }
         CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe);
+        try {
+            EncryptionOptions.checkNumbers(opts);
+        } catch (ImageException e) {
+            throw new ImageException(filename + ": " + e.getMessage(), e);
+        }
         if (!quiet) {
             // Before the image is made, as qemu-img prints it: the driver's refusals come after it.
             spec.commandLine().getOut().println(formattingLine(opts, co));
@@ -94,7 +103,12 @@ final class CreateCommand implements Callable<Integer> {
         }
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             try {
-                ImageCreator.create(out.file(), co);
+                EncryptionOptions encryption = EncryptionOptions.of(opts, objects);
+                if (encryption == null) {
+                    ImageCreator.create(out.file(), co);
+                } else {
+                    ImageCreator.create(out.file(), co, encryption.luks(), encryption.passphrase());
+                }
             } catch (ImageTooLargeException e) { // each refusal of the options named by the file, as in qemu-img
                 throw new ImageTooLargeException(filename + ": " + e.getMessage());
             } catch (UnsupportedFeatureException e) {
@@ -147,6 +161,9 @@ final class CreateCommand implements Callable<Integer> {
      */
     private String formattingLine(Map<String, String> opts, CreateOptions co) {
         StringBuilder sb = new StringBuilder("Formatting '").append(filename).append("', fmt=qcow2");
+        for (String key : EncryptionOptions.KEYS) {
+            given(sb, opts, key);
+        }
         sb.append(" cluster_size=").append(co.clusterSize());
         sb.append(" extended_l2=").append(opts.getOrDefault("extended_l2", "off"));
         given(sb, opts, "preallocation");

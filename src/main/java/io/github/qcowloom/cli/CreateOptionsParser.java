@@ -159,9 +159,11 @@ final class CreateOptionsParser {
                 case "backing_fmt" -> backingFmt = v;
                 case "data_file" -> dataFile = v;
                 case "data_file_raw" -> dataFileRaw = onOff(filename, e.getKey(), v);
-                case "encryption", "encrypt.format" -> throw new UnsupportedFeatureException("encryption",
-                        "Encrypted images are not supported");
-                default -> throw new ImageException(filename + ": Invalid parameter '" + e.getKey() + "'");
+                default -> {
+                    if (!EncryptionOptions.isEncryptionKey(e.getKey())) { // taken by EncryptionOptions
+                        throw new ImageException(filename + ": Invalid parameter '" + e.getKey() + "'");
+                    }
+                }
             }
         }
         if (backing != null && backingFmt == null) {

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -46,6 +47,9 @@ final class DdCommand implements Callable<Integer> {
     @Option(names = "--image-opts", description = "INPUT is an option string (driver=qcow2,file.filename=PATH,...).")
     boolean imageOpts;
 
+    @Mixin
+    SecretObjects objects = new SecretObjects();
+
     @Parameters(arity = "0..*", paramLabel = "OPERAND", description = "bs=N, count=N, skip=N, if=INPUT, of=OUTPUT.")
     List<String> operands = List.of();
 
@@ -72,7 +76,7 @@ final class DdCommand implements Callable<Integer> {
         if (in == null || out == null) {
             throw new IllegalArgumentException("Must specify both input and output files");
         }
-        ImageOpts input = ImageOpts.of(imageOpts, in, format);
+        ImageOpts input = ImageOpts.of(imageOpts, in, format, objects);
         OpenOptions inOptions = input.apply(OpenOptions.readOnlyDefaults()
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
         try (BlockDevice src = open(input.path(), input.format(), inOptions)) {

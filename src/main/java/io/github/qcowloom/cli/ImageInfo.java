@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.bitmap.Bitmaps;
+import io.github.qcowloom.crypto.LuksInfo;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.image.Qcow2Image;
@@ -18,8 +19,9 @@ final class ImageInfo {
     private ImageInfo() {
     }
 
+    /** {@code luks}: the image's LUKS header, or null when it is not encrypted. */
     static Map<String, Object> qcow2(String filename, Header h, List<Snapshot> snapshots,
-            List<BitmapDirectory.Entry> bitmaps, OptionalLong diskUsage) {
+            List<BitmapDirectory.Entry> bitmaps, OptionalLong diskUsage, LuksInfo luks) {
         Map<String, Object> m = new LinkedHashMap<>();
         if (h.backingFile() != null) {
             h.backingFormat().ifPresent(f -> m.put("backing-filename-format", f));
@@ -57,6 +59,9 @@ final class ImageInfo {
             data.put("bitmaps", bitmapList(bitmaps));
         }
         data.put("refcount-bits", h.refcountBits());
+        if (luks != null) {
+            data.put("encrypt", encrypt(luks));
+        }
         if (h.version() == 3) {
             h.dataFile().ifPresent(d -> data.put("data-file", d));
             if (h.hasDataFile()) {
@@ -73,8 +78,36 @@ final class ImageInfo {
             m.put("full-backing-filename", fullBackingFilename(filename, h.backingFile()));
             m.put("backing-filename", h.backingFile());
         }
+        if (luks != null) {
+            m.put("encrypted", true);
+        }
         m.put("dirty-flag", h.dirty());
         return m;
+    }
+
+    /** QCryptoBlockInfoQCow2's LUKS fields, in the order qemu-img 7.2 prints them. */
+    private static Map<String, Object> encrypt(LuksInfo luks) {
+        Map<String, Object> e = new LinkedHashMap<>();
+        e.put("ivgen-alg", luks.ivgenAlg().qemuName());
+        e.put("hash-alg", luks.hashAlg().qemuName());
+        e.put("cipher-alg", luks.cipherAlg().qemuName());
+        e.put("uuid", luks.uuid());
+        luks.ivgenHashAlg().ifPresent(hash -> e.put("ivgen-hash-alg", hash.qemuName()));
+        e.put("format", "luks");
+        e.put("cipher-mode", luks.cipherMode().qemuName());
+        List<Object> slots = new ArrayList<>();
+        for (LuksInfo.Slot slot : luks.slots()) {
+            Map<String, Object> sm = new LinkedHashMap<>();
+            sm.put("active", slot.active());
+            slot.iters().ifPresent(n -> sm.put("iters", n));
+            sm.put("key-offset", slot.keyOffset());
+            slot.stripes().ifPresent(n -> sm.put("stripes", n));
+            slots.add(sm);
+        }
+        e.put("slots", slots);
+        e.put("payload-offset", luks.payloadOffset());
+        e.put("master-key-iters", luks.masterKeyIters());
+        return e;
     }
 
     /**
@@ -139,6 +172,9 @@ final class ImageInfo {
         sb.append("virtual size: ").append(Sizes.human(size)).append(" (").append(size).append(" bytes)\n");
         sb.append("disk size: ").append(m.containsKey("actual-size") ? Sizes.human((Long) m.get("actual-size"))
                 : "unavailable").append('\n');
+        if (m.containsKey("encrypted")) {
+            sb.append("encrypted: yes\n");
+        }
         if (m.containsKey("cluster-size")) {
             sb.append("cluster_size: ").append(m.get("cluster-size")).append('\n');
         }

@@ -27,8 +27,9 @@ import java.util.Set;
  * @param path {@code file.filename}
  * @param format {@code driver}, or null to probe
  * @param options the options by name, values unescaped
+ * @param secrets the secrets {@code encrypt.key-secret} may name (its passphrase is looked up at the open)
  */
-record ImageOpts(String spec, Path path, String format, Map<String, String> options) {
+record ImageOpts(String spec, Path path, String format, Map<String, String> options, SecretObjects secrets) {
     /** The --image-opts flag's help, for the commands whose FILE it names. */
     static final String HELP = "FILE is an option string (driver=qcow2,file.filename=PATH,...).";
     /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
@@ -45,7 +46,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      *     option QEMU does not take
      * @throws UnsupportedFeatureException naming an option QEMU takes that is not done here
      */
-    static ImageOpts parse(String spec) throws ImageException {
+    static ImageOpts parse(String spec, SecretObjects secrets) throws ImageException {
         Map<String, String> options = split(spec);
         String file = options.get("file");
         if (file != null) { // QemuOpts' implied option: a bare name, or file=NAME, names a block node
@@ -60,7 +61,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         for (Map.Entry<String, String> e : options.entrySet()) {
             check(spec, format, e.getKey(), e.getValue());
         }
-        return new ImageOpts(spec, Path.of(filename), format, options);
+        return new ImageOpts(spec, Path.of(filename), format, options, secrets);
     }
 
     /** The options of {@code spec}, in order; a bare first value is QemuOpts' implied option, {@code file}. */
@@ -107,6 +108,17 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
                 }
             }
             case "cache.direct", "cache.no-flush", "read-only", "force-share" -> bool(spec, key, value);
+            case "encrypt.key-secret" -> { }
+            case "encrypt.format" -> {
+                if (value.equals("aes")) {
+                    throw new UnsupportedFeatureException("AES encryption", "Could not open '" + spec
+                            + "': AES encryption is not supported");
+                }
+                if (!value.equals("luks")) {
+                    throw new ImageException("Could not open '" + spec + "': Parameter 'encrypt.format' does not"
+                            + " accept value '" + value + "'");
+                }
+            }
             case "l2-cache-size", "refcount-cache-size" -> size(spec, key, value);
             default -> {
                 String root = key.contains(".") && !key.startsWith("file.") ? key.substring(0, key.indexOf('.'))
@@ -196,6 +208,17 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         if (options.containsKey("l2-cache-size")) {
             o = o.withTuning(o.tuning().withL2CacheBytes(size(spec, "l2-cache-size", options.get("l2-cache-size"))));
         }
+        String secret = options.get("encrypt.key-secret");
+        if (secret != null) {
+            // Looked up for opens that read (an inspection, as qemu-img info's, needs no passphrase).
+            if (o.followReferences() || secrets.secrets().containsKey(secret)) {
+                try {
+                    o = o.withEncryptionKey(secrets.passphrase(secret));
+                } catch (ImageException e) {
+                    throw new ImageException("Could not open '" + spec + "': " + e.getMessage(), e);
+                }
+            }
+        }
         if (options.containsKey("refcount-cache-size")) {
             o = o.withTuning(o.tuning().withRefblockCacheBytes(size(spec, "refcount-cache-size",
                     options.get("refcount-cache-size"))));
@@ -207,13 +230,20 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      * The image a command names: by {@code name} and {@code format} (-f), or with {@code --image-opts} by the options
      * {@code name} holds, where -f is refused as qemu-img refuses it.
      */
-    static ImageOpts of(boolean imageOpts, String name, String format) throws ImageException {
+    static ImageOpts of(boolean imageOpts, String name, String format, SecretObjects secrets)
+            throws ImageException {
+        secrets.secrets(); // every --object is checked, as qemu-img checks them before it opens anything
         if (!imageOpts) {
-            return new ImageOpts(name, Path.of(name), format, Map.of());
+            return new ImageOpts(name, Path.of(name), format, Map.of(), secrets);
         }
         if (format != null) {
             throw new ImageException("--image-opts and --format are mutually exclusive");
         }
-        return parse(name);
+        return parse(name, secrets);
+    }
+
+    /** {@link #of(boolean, String, String, SecretObjects)} where no secret is defined. */
+    static ImageOpts of(boolean imageOpts, String name, String format) throws ImageException {
+        return of(imageOpts, name, format, new SecretObjects());
     }
 }

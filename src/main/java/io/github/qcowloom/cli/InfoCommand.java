@@ -35,6 +35,7 @@ final class InfoCommand implements Callable<Integer> {
     boolean imageOpts;
     String filename;
 
+    final SecretObjects objects = new SecretObjects();
     final CommandSpec spec = CodeModel.of(this, "Show an image's metadata.")
             .option("-f", "format", "Image format (probed when absent).", v -> format = v)
             .option("--output", "output", "human (default) or json.", v -> output = v)
@@ -42,6 +43,7 @@ final class InfoCommand implements Callable<Integer> {
                     "Take no lock: read the image even while another process writes it.", v -> forceShare = v)
             .flag(new String[] {"--backing-chain"}, "Also show each image of the backing chain.",
                     v -> backingChain = v)
+            .repeatableOption("--object", "objectdef", SecretObjects.HELP, objects.definitions)
             .flag(new String[] {"--image-opts"}, ImageOpts.HELP,
                     v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
@@ -56,7 +58,7 @@ final class InfoCommand implements Callable<Integer> {
         // image's info names it in full-backing-filename, in the format it records or probed, and a name met
         // twice (compared as a string, as QEMU compares it) is a loop. Names that differ and lead to the same
         // file (a.qcow2 naming ./a.qcow2) end at the driver's depth limit, as its open ends them.
-        ImageOpts top = ImageOpts.of(imageOpts, filename, format);
+        ImageOpts top = ImageOpts.of(imageOpts, filename, format, objects);
         String name = top.fileName();
         String fmt = top.format();
         while (name != null) {
@@ -107,7 +109,8 @@ final class InfoCommand implements Callable<Integer> {
                         .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY));
                 try (Qcow2Image img = Qcow2Image.open(path, o)) {
                     yield ImageInfo.qcow2(name, img.header(), img.snapshots(),
-                            ImageInfo.persistentBitmaps(img, name), DiskUsage.of(path));
+                            ImageInfo.persistentBitmaps(img, name), DiskUsage.of(path),
+                            img.encryption().map(e -> e.luks().info()).orElse(null));
                 }
             }
             case "raw" -> ImageInfo.raw(name, RawImage.sectors(Files.size(path)), DiskUsage.of(path));

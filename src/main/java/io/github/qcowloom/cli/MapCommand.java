@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -46,6 +47,9 @@ final class MapCommand implements Callable<Integer> {
     @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
+    @Mixin
+    SecretObjects objects = new SecretObjects();
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -58,7 +62,7 @@ final class MapCommand implements Callable<Integer> {
         boolean json = Json.requested(output);
         long start = startOffset == null ? 0 : Sizes.cvtnum("start offset", startOffset);
         long max = maxLength == null ? -1 : Sizes.cvtnum("max length", maxLength);
-        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format, objects);
         Path path = image.path();
         String fmt = image.formatOrProbe();
         PrintWriter out = spec.commandLine().getOut();

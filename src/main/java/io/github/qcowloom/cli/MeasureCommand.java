@@ -9,6 +9,7 @@ import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.crypto.LuksFormat;
 import io.github.qcowloom.image.Qcow2Measure;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -20,6 +21,7 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -69,6 +71,9 @@ final class MeasureCommand implements Callable<Integer> {
 
     @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
+
+    @Mixin
+    SecretObjects objects = new SecretObjects();
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
     List<String> filenames = List.of();
@@ -136,7 +141,7 @@ final class MeasureCommand implements Callable<Integer> {
     }
 
     private BlockDevice open() throws IOException {
-        ImageOpts image = ImageOpts.of(imageOpts, filename, format);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format, objects);
         return ImageFormat.open(image.path(), image.format(), image.apply(OpenOptions.readOnlyDefaults()
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT)));
     }
@@ -191,9 +196,12 @@ final class MeasureCommand implements Callable<Integer> {
         if (!Set.of("off", "metadata", "falloc", "full").contains(prealloc)) {
             throw new ImageException("invalid parameter value: " + prealloc);
         }
+        long luksPayload = 0;
         if ("luks".equals(opts.get("encrypt.format"))) { // the one encryption that changes the sizes
-            throw new UnsupportedFeatureException("LUKS encryption", "Measuring a LUKS-encrypted image is not "
-                    + "supported");
+            // Its header and key material, in whole clusters (QEMU's luks_payload_size): checked as create checks
+            // them, the secret included.
+            long header = LuksFormat.headerLength(EncryptionOptions.of(opts, objects).luks());
+            luksPayload = roundUpUnsigned(header, clusterSize);
         }
         boolean backing = opts.containsKey("backing_file");
         // QEMU checks the size asked (--size or -o size, else 0) and takes the source's after, unchecked.
@@ -215,7 +223,8 @@ final class MeasureCommand implements Callable<Integer> {
         }
         int refcountOrder = Long.numberOfTrailingZeros(refcountBits);
         long full = Qcow2Measure.fullyAllocated(size, clusterSize, refcountOrder, extendedL2);
-        return new Measured(full - size + required, full, version >= 3 ? bitmapsBytes(source, clusterSize) : null);
+        return new Measured(full + luksPayload - size + required, full + luksPayload,
+                version >= 3 ? bitmapsBytes(source, clusterSize) : null);
     }
 
     /**

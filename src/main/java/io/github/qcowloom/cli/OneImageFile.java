@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageException;
 import java.util.List;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -9,6 +10,9 @@ import picocli.CommandLine.Parameters;
 final class OneImageFile {
     @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
+
+    @Mixin
+    SecretObjects objects = new SecretObjects();
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
     List<String> files = List.of();
@@ -23,6 +27,6 @@ final class OneImageFile {
 
     /** The image FILE names, of {@code format} (-f; null to probe), or as its options say with --image-opts. */
     ImageOpts image(String format) throws ImageException {
-        return ImageOpts.of(imageOpts, name(), format);
+        return ImageOpts.of(imageOpts, name(), format, objects);
     }
 }

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -42,6 +43,9 @@ final class ResizeCommand implements Callable<Integer> {
     @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
+    @Mixin
+    SecretObjects objects = new SecretObjects();
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -54,7 +58,7 @@ final class ResizeCommand implements Callable<Integer> {
                 .orElseThrow(() -> new ImageException("Invalid preallocation mode '" + preallocation + "'"));
         // No pool: a preallocation places its clusters where qemu-img does, with no batch of pooled ones before them.
         OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults()).withPool(false);
-        ImageOpts image = ImageOpts.of(imageOpts, filename, format).requireWritable();
+        ImageOpts image = ImageOpts.of(imageOpts, filename, format, objects).requireWritable();
         try (BlockDevice img = ImageFormat.open(image.path(), image.format(), image.apply(options))) {
             long current = img.size();
             long newSize = newSize(current, size);

@@ -58,6 +58,9 @@ final class SnapshotCommand implements Callable<Integer> {
     @Option(names = "--image-opts", description = ImageOpts.HELP)
     boolean imageOpts;
 
+    @Mixin
+    SecretObjects objects = new SecretObjects();
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -66,7 +69,7 @@ final class SnapshotCommand implements Callable<Integer> {
         if (Stream.of(create, apply, delete).filter(a -> a != null).count() + (list ? 1 : 0) > 1) {
             throw new ImageException("Cannot mix '-l', '-a', '-c', '-d'");
         }
-        ImageOpts image = ImageOpts.of(imageOpts, filename, null);
+        ImageOpts image = ImageOpts.of(imageOpts, filename, null, objects);
         if (!list) {
             image.requireWritable();
         }

@@ -1,6 +1,8 @@
 package io.github.qcowloom.crypto;
 
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
@@ -40,6 +42,12 @@ public final class LuksFormat {
      * header holds. As QEMU, only up to the password's first NUL counts.
      */
     public static byte[] unlock(LuksHeader header, KeyMaterialReader reader, byte[] password) throws IOException {
+        requireBoundedWork(header.masterKeyIterations());
+        for (LuksHeader.KeySlot slot : header.keySlots()) {
+            if (slot.active()) {
+                requireBoundedWork(slot.iterations());
+            }
+        }
         LuksAlgorithms algorithms = header.algorithms();
         LuksHash hash = algorithms.hash();
         int keyLength = header.masterKeyLength();
@@ -60,7 +68,22 @@ public final class LuksFormat {
                 return masterKey;
             }
         }
-        throw new ImageException("Invalid password, cannot unlock any keyslot");
+        throw new EncryptionKeyException("Invalid password, cannot unlock any keyslot");
+    }
+
+    /**
+     * Most PBKDF2 iterations an unlock runs for one derivation: 2^28, about a minute here, several times what QEMU's
+     * default iter-time of 2 s gives on a fast machine. The header's counts are u32: a hostile image could
+     * otherwise hold an open for hours, which QEMU allows.
+     */
+    static final long MAX_ITERATIONS = 1L << 28;
+
+    private static void requireBoundedWork(long iterations) throws UnsupportedFeatureException {
+        if (iterations > MAX_ITERATIONS) {
+            throw new UnsupportedFeatureException("PBKDF2 iterations above " + MAX_ITERATIONS,
+                    "The LUKS header asks for " + iterations + " PBKDF2 iterations; at most " + MAX_ITERATIONS
+                            + " are run");
+        }
     }
 
     /** {@link #create(LuksOptions, byte[], SecureRandom, Pbkdf2.Rate)} timing PBKDF2 as QEMU does. */
@@ -101,7 +124,7 @@ public final class LuksFormat {
             slots.add(i == 0 ? LuksHeader.KeySlot.enabled(slotIterations, slotSalt, offset)
                     : LuksHeader.KeySlot.disabled(offset));
         }
-        long payloadOffsetSector = LuksHeader.HEADER_SECTORS + LuksHeader.SLOT_COUNT * slotSectors;
+        long payloadOffsetSector = payloadOffsetSector(keyLength);
         LuksHeader header = new LuksHeader(algorithms, payloadOffsetSector, digest, masterKeySalt,
                 masterKeyIterations, uuid(random), slots);
 
@@ -110,6 +133,20 @@ public final class LuksFormat {
         System.arraycopy(keyMaterial, 0, area, Math.toIntExact(slots.get(0).keyOffset()), keyMaterial.length);
         Arrays.fill(slotKey, (byte) 0);
         return new Created(header, area, masterKey, SectorCipher.of(algorithms, masterKey));
+    }
+
+    /**
+     * The bytes before the payload of a volume made with {@code options}, its header and eight slots of key
+     * material (QEMU's qcrypto_block_calculate_payload_offset, which measure adds to a qcow2 image's sizes).
+     */
+    public static long headerLength(LuksOptions options) throws ImageException {
+        return payloadOffsetSector(LuksAlgorithms.forCreate(options).masterKeyLength()) * LuksHeader.SECTOR_SIZE;
+    }
+
+    /** The 4096-byte header, then eight slots of key material for a master key of {@code keyLength} bytes. */
+    private static long payloadOffsetSector(int keyLength) {
+        return LuksHeader.HEADER_SECTORS
+                + LuksHeader.SLOT_COUNT * LuksHeader.keyMaterialSectors(keyLength, LuksHeader.STRIPES);
     }
 
     /**

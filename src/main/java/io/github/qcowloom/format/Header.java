@@ -102,6 +102,24 @@ public record Header(
         return extension(HeaderExtension.DATA_FILE).map(e -> cString(e.data(), 0, e.data().length));
     }
 
+    /** Whether the guest data is encrypted with LUKS (crypt_method 2); AES (1) is refused at parse. */
+    public boolean luksEncrypted() {
+        return cryptMethod == 2;
+    }
+
+    /**
+     * Where the LUKS header lies in the image file (the CRYPTO header extension: offset, then length, both u64),
+     * present exactly when {@link #luksEncrypted}.
+     */
+    public Optional<CryptoHeaderArea> cryptoHeader() {
+        return extension(HeaderExtension.FDE_POINTER)
+                .map(e -> new CryptoHeaderArea(Bytes.getLong(e.data(), 0), Bytes.getLong(e.data(), 8)));
+    }
+
+    /** The LUKS header's clusters in the image file: {@code length} bytes from {@code offset}. */
+    public record CryptoHeaderArea(long offset, long length) {
+    }
+
     /** UTF-8 text of {@code b[off, off + len)} up to the first NUL byte: QEMU keeps file names as C strings. */
     static String cString(byte[] b, int off, int len) {
         int end = off;
@@ -145,6 +163,23 @@ public record Header(
                 newL1Offset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
                 incompatibleFeatures, compatibleFeatures, autoclearFeatures, refcountOrder, headerLength,
                 compressionType, extensions, backingFile);
+    }
+
+    /**
+     * Returns a copy encrypted with LUKS (crypt_method 2) whose LUKS header lies in {@code area}, named by a CRYPTO
+     * header extension (QEMU's qcow2_set_up_encryption, then qcow2_update_header).
+     */
+    public Header withLuksHeader(CryptoHeaderArea area) {
+        byte[] pointer = new byte[16];
+        Bytes.putLong(pointer, 0, area.offset());
+        Bytes.putLong(pointer, 8, area.length());
+        List<HeaderExtension> withPointer = new ArrayList<>(extensions.stream()
+                .filter(e -> e.type() != HeaderExtension.FDE_POINTER).toList());
+        withPointer.add(new HeaderExtension(HeaderExtension.FDE_POINTER, pointer));
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, 2, l1Size, l1TableOffset,
+                refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset, incompatibleFeatures,
+                compatibleFeatures, autoclearFeatures, refcountOrder, headerLength, compressionType, withPointer,
+                backingFile);
     }
 
     /** Returns a copy naming another backing file (null: none), with {@code extensions} in place of these. */
@@ -283,8 +318,12 @@ public record Header(
                 throw new UnsupportedFeatureException("encryption method " + method,
                         "Unsupported encryption method: " + method);
             }
-            String what = cryptMethod == 1 ? "AES encryption" : "LUKS encryption";
-            throw new UnsupportedFeatureException(what, "Unsupported qcow2 feature: " + what);
+            if (cryptMethod == 1) {
+                throw new UnsupportedFeatureException("AES encryption", "Unsupported qcow2 feature: AES encryption");
+            }
+            if (extensions.stream().noneMatch(e -> e.type() == HeaderExtension.FDE_POINTER)) {
+                throw new CorruptImageException("Missing CRYPTO header for crypt method 2"); // QEMU's words
+            }
         }
         if (refcountOrder < 0 || refcountOrder > Limits.MAX_REFCOUNT_ORDER) {
             throw new CorruptImageException(
@@ -453,6 +492,11 @@ public record Header(
                 if (data.length != 16) {
                     throw new CorruptImageException("CRYPTO header extension size " + data.length
                             + ", but expected size 16");
+                }
+                long offset = Bytes.getLong(data, 0);
+                if (offset % clusterSize != 0) {
+                    throw new CorruptImageException("Encryption header offset '" + Long.toUnsignedString(offset)
+                            + "' is not a multiple of cluster size '" + clusterSize + "'");
                 }
             }
             default -> {

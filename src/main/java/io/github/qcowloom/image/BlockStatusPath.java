@@ -26,9 +26,15 @@ final class BlockStatusPath {
     private final boolean hasBacking;
     /** Looks into the host file under data clusters where QEMU does. */
     private final HostHoles hostHoles;
+    /**
+     * True for an encrypted image: no host offset is reported (QEMU's qcow2_co_block_status sets none with a
+     * cipher), so no caller reads or copies the host bytes as guest data, and the file is not looked into.
+     */
+    private final boolean hostHidden;
 
     BlockStatusPath(ImageGeometry geometry, ClusterMapper mapper, BlockDevice backing, boolean hasBacking,
-            HostHoles hostHoles) {
+            HostHoles hostHoles, boolean hostHidden) {
+        this.hostHidden = hostHidden;
         this.geometry = geometry;
         this.mapper = mapper;
         this.backing = backing;
@@ -57,7 +63,7 @@ final class BlockStatusPath {
      */
     BlockStatus ownStatus(long offset, long length) throws IOException {
         Run run = run(offset, length);
-        Host host = run.host() < 0 ? null
+        Host host = run.host() < 0 || hostHidden ? null
                 : new Host(geometry.hasDataFile() ? HostFile.DATA_FILE : HostFile.IMAGE, run.host());
         return switch (run.type()) {
             case NORMAL -> new BlockStatus(run.length(), 0, Allocation.DATA, host);

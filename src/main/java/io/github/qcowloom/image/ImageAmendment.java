@@ -1,6 +1,8 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Features;
@@ -62,6 +64,8 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
         }
         try (held) {
             apply(new HeldFile(held), path.toAbsolutePath().getParent(), options, progress);
+        } catch (EncryptionKeyException e) {
+            throw e.withContext("Could not open '" + path + "': ");
         }
     }
 
@@ -82,6 +86,10 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
         long bits = header.refcountBits();
         // Checked in the order of QEMU's option list: encrypt.*, size, compat, backing, data file, lazy, width.
         if (encryption) {
+            if (header.luksEncrypted()) {
+                throw new UnsupportedFeatureException("LUKS key slot changes",
+                        "Changing the key slots of a LUKS-encrypted image is not supported");
+            }
             throw new ImageException("Can't amend encryption options - encryption not present");
         }
         if (compat != null) {
@@ -90,6 +98,12 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
                 case "1.1", "v3" -> 3;
                 default -> throw new ImageException("Unknown compatibility level " + compat);
             };
+        }
+        if (newVersion < oldVersion && header.luksEncrypted()) {
+            // The expansion would write zeroes into host clusters, which read as noise under the cipher (QEMU's
+            // qcow2_downgrade writes them so); not emulated.
+            throw new UnsupportedFeatureException("compat=0.10 of an encrypted image",
+                    "Downgrading an encrypted image to compat=0.10 is not supported");
         }
         if (dataFile != null && !header.hasDataFile()) {
             throw new ImageException("data-file can only be set for images that use an external data file");

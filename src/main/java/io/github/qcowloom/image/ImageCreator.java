@@ -6,6 +6,7 @@ import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.crypto.LuksOptions;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
@@ -39,6 +40,20 @@ public final class ImageCreator {
         } catch (ImageLockedException e) {
             throw e.withContext(path + ": "); // qemu-img create's words
         }
+    }
+
+    /**
+     * Creates the image as {@link #create(Path, CreateOptions)} does, encrypted with LUKS ({@code luks}) under
+     * {@code passphrase}, as qemu-img create's {@code encrypt.format=luks} makes it ({@link LuksSetUp}).
+     */
+    public static void create(Path path, CreateOptions options, LuksOptions luks, byte[] passphrase)
+            throws IOException {
+        if (options.dataFile() != null) {
+            throw new UnsupportedFeatureException("LUKS encryption with an external data file",
+                    "LUKS encryption with an external data file is not supported");
+        }
+        create(path, options);
+        LuksSetUp.run(path, luks, passphrase);
     }
 
     private static void createLocked(Path path, CreateOptions options) throws IOException {

@@ -7,6 +7,7 @@ import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageTooLargeException;
@@ -88,6 +89,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** Set as close begins: guest writes, resizes and table edits are refused from then on. */
     private final AtomicBoolean closing = new AtomicBoolean();
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
+    /** The image's LUKS encryption, or null when it has none. */
+    private final ImageEncryption encryption;
+    /** With encryption, the writes in flight, so that partial sectors are merged alone; null without. */
+    private final SerialisingWrites sectorWrites;
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
     /**
@@ -97,8 +102,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private volatile String unusable;
 
     private Qcow2Image(Storage file, Storage dataFile, BlockDevice backing, Header header, List<Snapshot> snapshots,
-            long[] l1, OpenOptions options, KeptBitmaps kept) throws IOException {
+            long[] l1, OpenOptions options, KeptBitmaps kept, ImageEncryption encryption) throws IOException {
         this.file = file;
+        this.encryption = encryption;
+        this.sectorWrites = encryption == null ? null : new SerialisingWrites(EncryptedData.SECTOR);
         this.kept = kept;
         this.dataFile = dataFile;
         this.backing = backing;
@@ -111,7 +118,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 StorageEvent.L2_LOAD);
         this.mapper = new ClusterMapper(geometry, l2Cache, l1);
         Storage data = header.hasDataFile() ? dataFile : file;
-        this.readPath = new ReadPath(geometry, mapper, file, data, backing, header.backingFile() != null,
+        // Guest data through the cipher; the host's own view (holes, preallocation) stays on the file itself.
+        Storage guestData = encryption != null && encryption.unlocked() ? new EncryptedData(data, encryption.cipher())
+                : data;
+        this.readPath = new ReadPath(geometry, mapper, file, guestData, backing, header.backingFile() != null,
                 ClusterCodec.forType(header.compressionType()));
         if (readOnly) {
             this.metadata = null;
@@ -121,7 +131,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.compressedWritePath = null;
             this.hostHoles = new HostHoles(file, data, geometry.clusterBits(), (end, limit) -> new RefcountTable(file,
                     header, new TableCache(file, l2SliceSize(header), 4)).countReferenced(end, limit));
-            this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles);
+            this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles,
+                    encryption != null);
         } else {
             int slices = (int) Math.max(1, options.tuning().refblockCacheBytes() / l2SliceSize(header));
             TableCache refblockCache = new TableCache(file, l2SliceSize(header), slices);
@@ -140,8 +151,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                         options.tuning().poolMax(), options.ticker(), this::signalCorruption);
             }
             this.hostHoles = new HostHoles(file, data, geometry.clusterBits(), metadata::countReferenced);
-            this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles);
-            this.writePath = new WritePath(geometry, mapper, readPath, metadata, data);
+            this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles,
+                    encryption != null);
+            this.writePath = new WritePath(geometry, mapper, readPath, metadata, guestData, encryption == null);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
                     header.hasDataFile() ? dataFile : null, header.dataFileRaw());
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
@@ -154,6 +166,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         try {
             return open(path, options, 0, new HashSet<>());
         } catch (ImageLockedException e) {
+            throw e.withContext("Could not open '" + path + "': ");
+        } catch (EncryptionKeyException e) {
             throw e.withContext("Could not open '" + path + "': ");
         }
     }
@@ -218,6 +232,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 throw new UnsupportedFeatureException("external data file not opened",
                         "The image keeps its data in an external data file, which was not opened; open read-only");
             }
+            ImageEncryption encryption = ImageEncryption.load(storage, header, options);
             BlockDevice backing = null;
             if (header.backingFile() != null && options.followReferences() && imageDir != null) {
                 backing = openBacking(imageDir, header, options, depth, chain);
@@ -233,7 +248,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 kept = KeptBitmaps.load(storage, header, bitmaps.get()); // their bits, before they are in use
                 PersistentBitmaps.markInUse(storage, bitmaps.get()); // after every refusal of the open
             }
-            return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options, kept);
+            return new Qcow2Image(storage, dataFile, backing, header, snapshots, l1, options, kept, encryption);
         } catch (IOException | RuntimeException e) {
             for (AutoCloseable c : opened) {
                 try {
@@ -562,7 +577,39 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
+        if (encryption != null) {
+            readEncrypted(offset, dst);
+            return;
+        }
         shared(offset, dst.remaining(), false, () -> readPath.read(offset, dst));
+    }
+
+    /** A read of an encrypted image: whole sectors, decrypted, of which the caller gets its part. */
+    private void readEncrypted(long offset, ByteBuffer dst) throws IOException {
+        requireUnlocked();
+        int length = dst.remaining();
+        if (!sectorWrites.partial(offset, length)) {
+            shared(offset, length, false, () -> readPath.read(offset, dst));
+            return;
+        }
+        long from = sectorStart(offset);
+        ByteBuffer whole = ByteBuffer.allocate((int) (sectorEnd(offset + length) - from));
+        shared(offset, length, false, () -> readPath.read(from, whole));
+        dst.put(whole.slice((int) (offset - from), length));
+    }
+
+    private void requireUnlocked() throws EncryptionKeyException {
+        if (!encryption.unlocked()) {
+            throw new EncryptionKeyException(ImageEncryption.KEY_REQUIRED);
+        }
+    }
+
+    private static long sectorStart(long offset) {
+        return offset - offset % EncryptedData.SECTOR;
+    }
+
+    private static long sectorEnd(long offset) {
+        return Bytes.alignUp(offset, EncryptedData.SECTOR);
     }
 
     /** Reads only metadata, under the image lock held shared like a read; see {@link BlockStatusPath}. */
@@ -602,17 +649,83 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
-        shared(offset, src.remaining(), true, () -> writePath.write(offset, src));
+        if (encryption == null) {
+            shared(offset, src.remaining(), true, () -> writePath.write(offset, src));
+            return;
+        }
+        requireUnlocked();
+        SerialisingWrites.Entry entry = sectorWrites.enter(offset, src.remaining());
+        try {
+            writeSectors(offset, src);
+        } finally {
+            sectorWrites.leave(entry);
+        }
+    }
+
+    /**
+     * An encrypted image's write, its sectors entered in {@link #sectorWrites}: a partial first or last sector is
+     * read and merged (QEMU's read-modify-write for a request alignment of 512), and whole sectors are written.
+     */
+    private void writeSectors(long offset, ByteBuffer src) throws IOException {
+        int length = src.remaining();
+        if (!sectorWrites.partial(offset, length)) {
+            shared(offset, length, true, () -> writePath.write(offset, src));
+            return;
+        }
+        long from = sectorStart(offset);
+        long to = sectorEnd(offset + length);
+        int sector = EncryptedData.SECTOR;
+        ByteBuffer whole = ByteBuffer.allocate((int) (to - from));
+        shared(offset, length, true, () -> {
+            readPath.read(from, whole.slice(0, sector));
+            readPath.read(to - sector, whole.slice(whole.capacity() - sector, sector));
+            whole.put((int) (offset - from), src, src.position(), length);
+            src.position(src.limit());
+            writePath.write(from, whole);
+        });
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        shared(offset, length, true, () -> discardPath.discard(offset, length, size()));
+        if (encryption == null) {
+            shared(offset, length, true, () -> discardPath.discard(offset, length, size()));
+            return;
+        }
+        requireUnlocked();
+        SerialisingWrites.Entry entry = sectorWrites.enter(offset, length);
+        try {
+            shared(offset, length, true, () -> discardPath.discard(offset, length, size()));
+        } finally {
+            sectorWrites.leave(entry);
+        }
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-        shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
+        if (encryption == null) {
+            shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
+            return;
+        }
+        requireUnlocked();
+        SerialisingWrites.Entry entry = sectorWrites.enter(offset, length);
+        try {
+            // The partial sectors at either end are merged as written zeroes; the whole ones between them zeroed.
+            long end = offset + length;
+            long wholeFrom = Math.min(end, sectorEnd(offset));
+            long wholeTo = Math.max(wholeFrom, sectorStart(end));
+            if (wholeFrom > offset) {
+                writeSectors(offset, ByteBuffer.allocate((int) (wholeFrom - offset)));
+            }
+            if (wholeTo > wholeFrom) {
+                shared(wholeFrom, wholeTo - wholeFrom, true,
+                        () -> discardPath.writeZeroes(wholeFrom, wholeTo - wholeFrom, mayUnmap, size()));
+            }
+            if (end > wholeTo) {
+                writeSectors(wholeTo, ByteBuffer.allocate((int) (end - wholeTo)));
+            }
+        } finally {
+            sectorWrites.leave(entry);
+        }
     }
 
     /**
@@ -640,6 +753,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * sectors, as QEMU's zero-length compressed write does: see {@link #padFileToSector()}.
      */
     public void writeCompressed(long offset, ByteBuffer src) throws IOException {
+        refuseCompressedWhenEncrypted();
         if (!src.hasRemaining()) {
             padFileToSector();
             return;
@@ -652,6 +766,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * no I/O and no lock, so many threads can compress while the writes happen in an order the caller chooses.
      */
     public CompressedCluster compressCluster(long offset, ByteBuffer src) throws IOException {
+        refuseCompressedWhenEncrypted();
         checkRange(offset, src.remaining());
         checkWritable();
         return compressedWritePath.compress(offset, src, size());
@@ -659,8 +774,26 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /** Writes a cluster {@link #compressCluster compressed} for this image, as {@link #writeCompressed} does. */
     public void writeCompressed(CompressedCluster cluster) throws IOException {
+        refuseCompressedWhenEncrypted();
         ByteBuffer data = cluster.data();
         shared(cluster.guestOffset(), data.remaining(), true, () -> compressedWritePath.write(cluster));
+    }
+
+    /**
+     * QEMU stores compressed clusters of an encrypted image unencrypted (qcow2_co_pwritev_compressed does not
+     * encrypt; its reads, and ours, do not decrypt them): guest data written that way would lie in the file in the
+     * clear, so this driver writes none.
+     */
+    private void refuseCompressedWhenEncrypted() throws UnsupportedFeatureException {
+        if (encryption != null) {
+            throw new UnsupportedFeatureException("compressed writes into an encrypted image",
+                    "Compressed writes into an encrypted image are not supported: QEMU would store them unencrypted");
+        }
+    }
+
+    /** The image's LUKS encryption, if it has one: its header, and whether the passphrase unlocked it. */
+    public Optional<ImageEncryption> encryption() {
+        return Optional.ofNullable(encryption);
     }
 
     /**

@@ -34,9 +34,12 @@ final class WritePath {
     /** Where guest data lives: the image file, or the external data file. */
     private final Storage data;
     private final ClusterLocks clusterLocks = new ClusterLocks();
+    /** False for encrypted data: a fresh cluster's host zeroes decrypt to noise, so its copy-on-write is written. */
+    private final boolean hostZeroesReadAsZero;
 
     WritePath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, MetadataWriter metadata,
-            Storage data) {
+            Storage data, boolean hostZeroesReadAsZero) {
+        this.hostZeroesReadAsZero = hostZeroesReadAsZero;
         this.geometry = geometry;
         this.mapper = mapper;
         this.readPath = readPath;
@@ -317,7 +320,7 @@ final class WritePath {
         }
         NewCluster fresh = newHostCluster(cluster);
         long host = fresh.at().bytes();
-        if (fresh.fresh() && cowReadsAsZero(old, range)) {
+        if (fresh.fresh() && hostZeroesReadAsZero && cowReadsAsZero(old, range)) {
             // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
             writeData(part.duplicate(), host + inCluster);
         } else {

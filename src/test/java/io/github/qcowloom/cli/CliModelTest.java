@@ -77,8 +77,8 @@ class CliModelTest {
         assertEquals(1, notInt.code());
         assertTrue(notInt.err().startsWith("qcow2-loom: Invalid value for option '-m': 'x' is not an int\n"
                 + "Usage: qcow2-loom convert [-cCnpqUW] [--bitmaps] [--image-opts] [--salvage]"), notInt.err());
-        assertTrue(notInt.err().contains("[-o=<options>]... [FILE...]"), notInt.err());
-        assertTrue(notInt.err().contains("  -m=N                      Parallel requests"), notInt.err());
+        assertTrue(notInt.err().contains("[-o=<options>]... [--object=<objectdef>]... [FILE...]"), notInt.err());
+        assertTrue(notInt.err().contains("  -m=N                       Parallel requests"), notInt.err());
         Cli.Run missing = ours("convert", src);
         assertEquals(1, missing.code());
         assertEquals("qcow2-loom: Must specify image file name\n", missing.err()); // qemu-img's words

@@ -36,7 +36,7 @@ class ImageOptsProperties {
     @Property(tries = 500)
     void everySpecIsTakenOrRefusedWithAnImageException(@ForAll("specs") String spec) {
         try {
-            ImageOpts opts = ImageOpts.parse(spec);
+            ImageOpts opts = ImageOpts.parse(spec, new SecretObjects());
             opts.apply(OpenOptions.readOnlyDefaults());
             assertTrue(spec.contains("file.filename="), spec);
         } catch (ImageException e) {
@@ -47,7 +47,8 @@ class ImageOptsProperties {
     @Property(tries = 200)
     void aNameComesBackAsGiven(@ForAll("names") String name, @ForAll boolean raw) throws ImageException {
         String escaped = name.replace(",", ",,");
-        ImageOpts opts = ImageOpts.parse((raw ? "driver=raw," : "") + "file.filename=" + escaped + ",cache.direct=on");
+        ImageOpts opts = ImageOpts.parse((raw ? "driver=raw," : "") + "file.filename=" + escaped
+                + ",cache.direct=on", new SecretObjects());
         assertEquals(name, opts.fileName());
         assertEquals(raw ? "raw" : null, opts.format());
         assertTrue(opts.apply(OpenOptions.readOnlyDefaults()).direct());

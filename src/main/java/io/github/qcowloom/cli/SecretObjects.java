@@ -1,0 +1,121 @@
+package io.github.qcowloom.cli;
+
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/**
+ * qemu-img's {@code --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]}: the secrets an image's options
+ * name by id ({@code encrypt.key-secret=ID}), refused in qemu-img's words where it refuses them. Other object types
+ * are refused as qemu-img refuses a type it does not know; secrets encrypted with another secret ({@code keyid},
+ * {@code iv}) as not done.
+ */
+final class SecretObjects {
+    static final String HELP = "A secret for the images' options: secret,id=ID,data=TEXT or secret,id=ID,file=PATH"
+            + " (format=raw or base64).";
+
+    @Option(names = "--object", paramLabel = "OBJECTDEF", description = HELP)
+    List<String> definitions = new ArrayList<>();
+
+    private Map<String, byte[]> byId;
+
+    /** Every secret defined, by id; the definitions are checked on the first call. */
+    Map<String, byte[]> secrets() throws ImageException {
+        if (byId == null) {
+            Map<String, byte[]> secrets = new HashMap<>();
+            for (String definition : definitions) {
+                define(definition, secrets);
+            }
+            byId = secrets;
+        }
+        return byId;
+    }
+
+    /**
+     * The passphrase secret {@code id} holds, as QEMU's qcrypto_secret_lookup_as_utf8 takes it (valid UTF-8).
+     *
+     * @throws ImageException "No secret with id 'ID'" where none is defined
+     */
+    byte[] passphrase(String id) throws ImageException {
+        byte[] secret = secrets().get(id);
+        if (secret == null) {
+            throw new ImageException("No secret with id '" + id + "'");
+        }
+        try {
+            StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(secret));
+        } catch (CharacterCodingException e) {
+            throw new ImageException("Data from secret " + id + " is not valid UTF-8");
+        }
+        return secret.clone();
+    }
+
+    private static void define(String definition, Map<String, byte[]> secrets) throws ImageException {
+        Map<String, String> opts = CreateOptionsParser.keyValues(definition);
+        String type = definition.contains(",") ? definition.substring(0, definition.indexOf(',')) : definition;
+        opts.remove(type.startsWith("no") ? type.substring(2) : type);
+        if (!type.equals("secret")) {
+            throw new ImageException("Parameter 'qom-type' does not accept value '" + type + "'");
+        }
+        for (String key : opts.keySet()) {
+            switch (key) {
+                case "id", "data", "file", "format" -> { }
+                case "keyid", "iv" -> throw new UnsupportedFeatureException("encrypted secrets",
+                        "Secrets encrypted with another secret (" + key + ") are not supported");
+                default -> throw new ImageException("Parameter '" + key + "' is unexpected");
+            }
+        }
+        String id = opts.get("id");
+        if (id == null) {
+            throw new ImageException("Parameter 'id' is missing");
+        }
+        String format = opts.getOrDefault("format", "raw");
+        if (!format.equals("raw") && !format.equals("base64")) {
+            throw new ImageException("Parameter 'format' does not accept value '" + format + "'");
+        }
+        String data = opts.get("data");
+        String file = opts.get("file");
+        if (data != null && file != null) {
+            throw new ImageException("'file' and 'data' are mutually exclusive");
+        }
+        if (data == null && file == null) {
+            throw new ImageException("Either 'file' or 'data' must be provided");
+        }
+        byte[] raw;
+        if (data != null) {
+            raw = data.getBytes(StandardCharsets.UTF_8);
+        } else {
+            try {
+                raw = Files.readAllBytes(Path.of(file));
+            } catch (NoSuchFileException e) {
+                throw new ImageException("Unable to read " + file + ": Failed to open file “" + file
+                        + "”: No such file or directory", e);
+            } catch (IOException e) {
+                throw new ImageException("Unable to read " + file + ": " + e.getMessage(), e);
+            }
+        }
+        if (format.equals("base64")) {
+            try {
+                raw = Base64.getDecoder().decode(raw);
+            } catch (IllegalArgumentException e) {
+                throw new ImageException("Base64 data contains invalid characters");
+            }
+        }
+        if (secrets.putIfAbsent(id, raw) != null) {
+            throw new ImageException("attempt to add duplicate property '" + id + "' to object (type 'container')");
+        }
+    }
+}

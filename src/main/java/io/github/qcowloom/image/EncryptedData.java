@@ -1,0 +1,68 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.crypto.SectorCipher;
+import io.github.qcowloom.storage.ForwardingStorage;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * The guest data of a LUKS-encrypted image as the read and write paths see it: a read decrypts what the host read
+ * gave, a write encrypts a copy before the host write (the caller's buffer stays as it was). Each 512-byte sector's
+ * IV is its host offset in sectors, as QEMU's qcow2 keys LUKS (crypt_physical_offset), so a cluster's bytes change
+ * with its place in the file and the copy-on-write of a cluster is a decrypt and an encrypt.
+ *
+ * <p>Whole sectors only: the image makes every guest request sector-aligned before it reaches the paths
+ * ({@link SerialisingWrites}), and clusters are whole sectors. Zeroes written through {@link #writeZeroes} are guest
+ * zeroes, encrypted; host zeroes (holes, fallocated space) read back as noise, as they do in QEMU.
+ */
+final class EncryptedData extends ForwardingStorage {
+    static final int SECTOR = 512;
+    private static final int ZERO_CHUNK = 64 << 10;
+
+    private final SectorCipher cipher;
+
+    EncryptedData(Storage hostData, SectorCipher cipher) {
+        super(hostData);
+        this.cipher = cipher;
+    }
+
+    @Override
+    public int read(ByteBuffer dst, long position) throws IOException {
+        int n = dst.remaining();
+        readFully(dst, position);
+        return n;
+    }
+
+    @Override
+    public void readFully(ByteBuffer dst, long position) throws IOException {
+        requireWholeSectors(position, dst.remaining());
+        ByteBuffer sectors = dst.slice();
+        inner().readFully(dst, position); // past the end of the file: zeroes, decrypted as QEMU decrypts them
+        cipher.decrypt(position / SECTOR, sectors);
+    }
+
+    @Override
+    public void write(ByteBuffer src, long position) throws IOException {
+        requireWholeSectors(position, src.remaining());
+        ByteBuffer copy = ByteBuffer.allocate(src.remaining()).put(src).flip();
+        cipher.encrypt(position / SECTOR, copy.duplicate());
+        inner().write(copy, position);
+    }
+
+    @Override
+    public void writeZeroes(long position, long length) throws IOException {
+        for (long done = 0; done < length; ) {
+            int n = (int) Math.min(length - done, ZERO_CHUNK);
+            write(ByteBuffer.allocate(n), position + done);
+            done += n;
+        }
+    }
+
+    private static void requireWholeSectors(long position, int length) {
+        if (position % SECTOR != 0 || length % SECTOR != 0) {
+            throw new IllegalStateException("encrypted data I/O of " + length + " bytes at " + position
+                    + " is not whole sectors");
+        }
+    }
+}

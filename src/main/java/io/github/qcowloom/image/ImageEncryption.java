@@ -1,0 +1,98 @@
+package io.github.qcowloom.image;
+
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.EncryptionKeyException;
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.StorageBackend;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.crypto.LuksHeader;
+import io.github.qcowloom.crypto.LuksFormat;
+import io.github.qcowloom.crypto.SectorCipher;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.LockPermissions;
+import io.github.qcowloom.storage.Storage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+
+/**
+ * A qcow2 image's LUKS encryption as its open finds it (QEMU's qcow2_read_extensions and qcrypto_block_open): the
+ * LUKS header read from the clusters the CRYPTO header extension names, and, when the open was given the
+ * passphrase, the payload cipher of the master key it unlocks. Without a passphrase only an inspection (an open
+ * that follows no references, as {@code qemu-img info}'s) gets this far, and it reads no guest data.
+ */
+public record ImageEncryption(LuksHeader luks, SectorCipher cipher) {
+    /** QEMU's words for an open that needs the passphrase and was given none. */
+    static final String KEY_REQUIRED = "Parameter 'encrypt.key-secret' is required for cipher";
+
+    /** The encryption of {@code header}'s image, or null when it is not encrypted. */
+    static ImageEncryption load(Storage file, Header header, OpenOptions options) throws IOException {
+        Header.CryptoHeaderArea area = header.cryptoHeader().orElse(null);
+        if (area == null) {
+            return null;
+        }
+        byte[] key = options.encryptionKey();
+        if (key == null && (options.followReferences() || !options.readOnly())) {
+            throw new EncryptionKeyException(KEY_REQUIRED);
+        }
+        LuksHeader luks = LuksHeader.parse(readArea(file, area, 0, LuksHeader.SIZE));
+        if (key == null) {
+            return new ImageEncryption(luks, null);
+        }
+        if (header.hasDataFile()) {
+            throw new UnsupportedFeatureException("LUKS encryption with an external data file",
+                    "LUKS encryption with an external data file is not supported");
+        }
+        if (header.size() % EncryptedData.SECTOR != 0) {
+            throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
+                    "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
+        }
+        byte[] masterKey = LuksFormat.unlock(luks, (at, dst) -> {
+            byte[] bytes = readArea(file, area, at, dst.length);
+            System.arraycopy(bytes, 0, dst, 0, dst.length);
+        }, key);
+        return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
+    }
+
+    /**
+     * For a command that reads the image file without opening it as a disk ({@code check}): refuses, as QEMU's open
+     * refuses, an encrypted image whose passphrase {@code options} lack or that none of its key slots takes, naming
+     * it {@code name} as given. An image whose header does not parse is left to the command.
+     */
+    public static void requireKey(Path image, String name, OpenOptions options) throws IOException {
+        try (Storage file = FileStorage.open(image, true, false, StorageBackend.FILECHANNEL,
+                LockPermissions.forImage(ImageLocking.NONE, true))) {
+            Header header;
+            try {
+                header = ImageMetadata.readHeader(file);
+            } catch (ImageException e) {
+                return;
+            }
+            load(file, header, options.withFollowReferences(true));
+        } catch (EncryptionKeyException e) {
+            throw e.withContext("Could not open '" + name + "': ");
+        }
+    }
+
+    /** {@code length} bytes from {@code at} in the LUKS header area; QEMU's qcow2_crypto_hdr_read_func. */
+    private static byte[] readArea(Storage file, Header.CryptoHeaderArea area, long at, int length)
+            throws IOException {
+        if (at + length > area.length()) {
+            throw new CorruptImageException("Request for data outside of extension header");
+        }
+        if (area.offset() + at + length > file.size()) {
+            throw new CorruptImageException("Could not read encryption header: it lies past the end of the file");
+        }
+        ByteBuffer buffer = ByteBuffer.allocate(length);
+        file.readFully(buffer, area.offset() + at);
+        return buffer.array();
+    }
+
+    /** Whether guest data can be read and written (the passphrase was given). */
+    boolean unlocked() {
+        return cipher != null;
+    }
+}

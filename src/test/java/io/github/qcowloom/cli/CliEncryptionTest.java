@@ -1,0 +1,163 @@
+package io.github.qcowloom.cli;
+
+import static io.github.qcowloom.cli.Cli.ours;
+import static io.github.qcowloom.cli.Cli.sameAsQemuImg;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.EncryptedImages;
+import io.github.qcowloom.testing.Qemu;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * LUKS-encrypted images through the command line against qemu-img's: --object secrets, --image-opts with
+ * encrypt.key-secret, info's encrypt block, create's and convert's encrypt.* options, and the refusals of each.
+ */
+class CliEncryptionTest extends QemuFolderTest {
+    private static final String SECRET = "secret,id=sec0,data=" + EncryptedImages.PASSPHRASE;
+
+    private String qemuImage(String options) {
+        Path img = dir.resolve("q.qcow2");
+        EncryptedImages.create(img, 4 << 20, options);
+        EncryptedImages.io(img, "write -P 0x11 0 1M", "write -z 2M 64k", "write -P 0x22 3000 5000");
+        return img.toString();
+    }
+
+    @ParameterizedTest(name = "[{index}] {0}")
+    @ValueSource(strings = {"", "cluster_size=4096",
+        "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1"})
+    void infoIsQemuImgs(String options) {
+        String img = qemuImage(options);
+        String human = sameAsQemuImg("info", img);
+        assertTrue(human.contains("encrypted: yes"), human);
+        sameAsQemuImg("info", "--output=json", img);
+        // An inspection needs no passphrase, even where the options name a secret that is not defined (qemu-img
+        // names the image by its options in JSON there, ours by its file).
+        Cli.Run named = ours("info", "--image-opts", EncryptedImages.imageOpts(Path.of(img)).replace("sec0", "sec9"));
+        assertEquals(0, named.code(), named.err());
+        assertEquals(human.replace("image: " + img, ""), named.out().replace("image: " + img, ""));
+    }
+
+    @ParameterizedTest(name = "[{index}] {0}")
+    @ValueSource(strings = {"secret,id=s0", "secret,data=x", "secret,id=s0,data=x,file=/tmp/x", "foo,id=x",
+        "secret,id=s0,data=x,bogus=1", "secret,id=s0,file=/nonexistent/s", "secret,id=s0,data=!!,format=base64",
+        "secret,id=s0,data=x,format=hex"})
+    void badSecretsAreRefusedAsQemuImgRefusesThem(String object) {
+        String img = qemuImage("");
+        sameAsQemuImg("info", "--object", object, img);
+    }
+
+    @Test
+    void opensThatReadNeedThePassphrase() {
+        String img = qemuImage("");
+        sameAsQemuImg("check", img);
+        sameAsQemuImg("map", img);
+        String opts = EncryptedImages.imageOpts(Path.of(img));
+        sameAsQemuImg("check", "--object", "secret,id=sec0,data=wrong", "--image-opts", opts);
+        sameAsQemuImg("check", "--image-opts", opts.replace("sec0", "sec1"), "--object", SECRET.replace("sec0",
+                "sec2"));
+        sameAsQemuImg("check", "--object", SECRET, "--image-opts", opts);
+        sameAsQemuImg("check", "--object", "secret,id=sec0,format=base64,data=Y29ycmVjdCBob3JzZQ==", "--image-opts",
+                opts);
+        sameAsQemuImg("map", "--object", SECRET, "--image-opts", opts);
+        sameAsQemuImg("compare", "--object", SECRET, "--image-opts", opts, opts);
+    }
+
+    @Test
+    void convertDecryptsAsQemuImg() throws Exception {
+        String img = qemuImage("cluster_size=16384,extended_l2=on");
+        List<String> args = List.of("convert", "--object", SECRET, "--image-opts",
+                EncryptedImages.imageOpts(Path.of(img)), "-O", "raw");
+        Cli.Both both = Cli.intoTargets(args, path("theirs.raw"), path("mine.raw"));
+        assertEquals(0, both.theirs().exitCode(), both.theirs().stderr());
+        assertEquals(0, both.mine().code(), both.mine().err());
+        assertArrayEquals(Files.readAllBytes(dir.resolve("theirs.raw")), Files.readAllBytes(dir.resolve("mine.raw")));
+    }
+
+    @ParameterizedTest(name = "[{index}] {0}")
+    @ValueSource(strings = {"", "cluster_size=512", "cluster_size=2M", "compat=0.10", "preallocation=metadata",
+        "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256",
+        "encrypt.cipher-mode=ecb,encrypt.ivgen-alg=plain,encrypt.hash-alg=sha512"})
+    void convertIntoAnEncryptedImageQemuReads(String options) throws Exception {
+        Path source = dir.resolve("src.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", source.toString(), "5M");
+        Qemu.io(source, "write -P 0x5a 0 700k", "write -P 0x6b 3M 4097", "write -z 4M 64k");
+        String target = path("enc.qcow2");
+        String o = "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=50"
+                + (options.isEmpty() ? "" : "," + options);
+        Cli.Run run = ours("convert", "--object", SECRET, "-O", "qcow2", "-o", o, source.toString(), target);
+        assertEquals(0, run.code(), run.err());
+        assertEquals(0, EncryptedImages.check(Path.of(target)).exitCode());
+        assertArrayEquals(Qemu.toRaw(source, dir), EncryptedImages.toRaw(Path.of(target), dir));
+        String info = Qemu.img("info", target);
+        assertTrue(info.contains("encrypted: yes"), info);
+        // And back through ours, decrypted.
+        Cli.Run back = ours("convert", "--object", SECRET, "--image-opts", EncryptedImages.imageOpts(Path.of(target)),
+                "-O", "raw", path("back.raw"));
+        assertEquals(0, back.code(), back.err());
+        assertArrayEquals(Qemu.toRaw(source, dir), Files.readAllBytes(dir.resolve("back.raw")));
+    }
+
+    @ParameterizedTest(name = "[{index}] {0}")
+    @ValueSource(strings = {"encrypt.format=luks", "encrypt.key-secret=sec0", "encrypt.format=foo",
+        "encrypt.format=luks,encrypt.key-secret=sec9", "encrypt.format=luks,encrypt.key-secret=sec0,"
+            + "encrypt.cipher-mode=foo", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=abc",
+        "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.hash-alg=sha3"})
+    void createRefusesAsQemuImg(String options) {
+        Cli.Both both = Cli.intoTargets(List.of("create", "-f", "qcow2", "--object", SECRET, "-o", options, "1M"),
+                path("theirs.qcow2"), path("mine.qcow2"));
+        assertEquals(both.theirs().exitCode(), both.mine().code(), both.mine().err());
+        assertEquals(both.theirs().stdout().replace("theirs", "mine"), both.mine().out());
+        assertEquals(both.theirs().stderr().replace("qemu-img: ", "qcow2-loom: ").replace("theirs", "mine"),
+                both.mine().err());
+    }
+
+    /** qemu-img measure makes a LUKS volume to learn its size, timing PBKDF2 and failing as its create does. */
+    @ParameterizedTest(name = "[{index}] {0}")
+    @ValueSource(strings = {"", ",encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv",
+        ",cluster_size=4k,encrypt.hash-alg=sha512", ",encrypt.key-secret=sec9"})
+    void measureIsQemuImgs(String extra) {
+        List<String> args = List.of("measure", "--object", SECRET, "-O", "qcow2", "--size", "1G", "-o",
+                "encrypt.format=luks,encrypt.key-secret=sec0" + extra);
+        Qemu.Result theirs;
+        int attempts = 0;
+        do {
+            List<String> q = new java.util.ArrayList<>(List.of("qemu-img"));
+            q.addAll(args);
+            theirs = Qemu.exec(q);
+        } while (theirs.stderr().contains("Unable to get accurate CPU usage") && ++attempts < 20);
+        Cli.Run mine = ours(args.toArray(String[]::new));
+        assertEquals(theirs.exitCode(), mine.code(), mine.err());
+        assertEquals(theirs.stdout(), mine.out());
+        assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: "), mine.err());
+    }
+
+    @Test
+    void createMakesWhatQemuOpens() throws Exception {
+        String o = "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=50,cluster_size=8192";
+        EncryptedImages.create(dir.resolve("theirs.qcow2"), 3 << 20, "cluster_size=8192");
+        Cli.Run run = ours("create", "-f", "qcow2", "--object", SECRET, "-o", o, path("mine.qcow2"), "3M");
+        assertEquals(0, run.code(), run.err());
+        assertEquals("Formatting '" + path("mine.qcow2") + "', fmt=qcow2 encrypt.format=luks encrypt.key-secret=sec0"
+                + " encrypt.iter-time=50 cluster_size=8192 extended_l2=off compression_type=zlib size=3145728"
+                + " lazy_refcounts=off refcount_bits=16\n", run.out());
+        Path mine = dir.resolve("mine.qcow2");
+        assertEquals(0, EncryptedImages.check(mine).exitCode());
+        // The same layout as qemu-img's: the LUKS header right after the L1 table, the file as long.
+        assertEquals(Files.size(dir.resolve("theirs.qcow2")), Files.size(mine));
+        EncryptedImages.io(mine, "write -P 0x77 5000 100000");
+        Cli.Run read = ours("convert", "--object", SECRET, "--image-opts", EncryptedImages.imageOpts(mine), "-O",
+                "raw", path("mine.raw"));
+        assertEquals(0, read.code(), read.err());
+        byte[] raw = Files.readAllBytes(dir.resolve("mine.raw"));
+        for (int i = 4990; i < 105_010; i++) {
+            assertEquals(i >= 5000 && i < 105_000 ? 0x77 : 0, raw[i] & 0xff, "byte " + i);
+        }
+    }
+}

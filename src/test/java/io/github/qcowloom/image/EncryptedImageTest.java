@@ -1,0 +1,234 @@
+package io.github.qcowloom.image;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.crypto.LuksOptions;
+import io.github.qcowloom.testing.EncryptedImages;
+import io.github.qcowloom.testing.Images;
+import io.github.qcowloom.testing.Qemu;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** LUKS-encrypted qcow2 images against QEMU's: each side reads what the other wrote, and partial sectors race. */
+class EncryptedImageTest {
+    private static final OpenOptions WITH_KEY = OpenOptions.readWriteDefaults().withEncryptionKey(EncryptedImages.KEY);
+
+    @TempDir
+    Path dir;
+
+    @BeforeEach
+    void needQemu() {
+        Qemu.assume();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"", "cluster_size=512", "cluster_size=16384,extended_l2=on", "cluster_size=2M",
+            "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1",
+            "compat=0.10"})
+    void readsWhatQemuWrote(String options) throws Exception {
+        Path image = dir.resolve("q.qcow2");
+        EncryptedImages.create(image, 8 << 20, options);
+        EncryptedImages.io(image, "write -P 0xab 1000 5000", "write -z 65536 65536", "write -P 0x11 1M 128k",
+                "write -P 0x22 3M 512", "write -P 0x33 4095 2");
+        byte[] expected = EncryptedImages.toRaw(image, dir);
+        try (Qcow2Image img = Qcow2Image.open(image, WITH_KEY.withReadOnly(true))) {
+            assertArrayEquals(expected, Images.readAll(img, 12345));
+            BlockStatus status = img.blockStatus(1 << 20, 4096);
+            assertEquals(BlockStatus.Allocation.DATA, status.allocation());
+            assertEquals(null, status.host(), "no host offset for encrypted data, as QEMU's block status");
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"", "cluster_size=512", "cluster_size=16384,extended_l2=on", "compat=0.10"})
+    void qemuReadsWhatWeWrote(String options) throws Exception {
+        Path image = dir.resolve("w.qcow2");
+        int size = 4 << 20;
+        EncryptedImages.create(image, size, options);
+        byte[] model = new byte[size];
+        SplittableRandom random = new SplittableRandom(options.hashCode());
+        try (Qcow2Image img = Qcow2Image.open(image, WITH_KEY)) {
+            for (int i = 0; i < 300; i++) {
+                int offset = random.nextInt(size - 1);
+                int length = 1 + random.nextInt(Math.min(size - offset, random.nextBoolean() ? 700 : 200_000));
+                switch (random.nextInt(6)) {
+                    case 0 -> {
+                        img.writeZeroes(offset, length, random.nextBoolean());
+                        Arrays.fill(model, offset, offset + length, (byte) 0);
+                    }
+                    case 1 -> img.discard(offset, length); // reads back as the old bytes or zeroes: re-read below
+                    default -> {
+                        byte[] data = new byte[length];
+                        random.nextBytes(data);
+                        img.write(offset, ByteBuffer.wrap(data));
+                        System.arraycopy(data, 0, model, offset, length);
+                    }
+                }
+                if (i % 50 == 0) {
+                    img.flush();
+                    model = Images.readAll(img, 1 << 20); // a discard's result is the image's to choose
+                }
+            }
+            img.flush();
+            model = Images.readAll(img, 65536);
+        }
+        assertArrayEquals(model, EncryptedImages.toRaw(image, dir));
+        assertEquals(0, EncryptedImages.check(image).exitCode());
+    }
+
+    @Test
+    void anImageWeCreateIsQemus() throws Exception {
+        Path image = dir.resolve("ours.qcow2");
+        LuksOptions luks = LuksOptions.parse(java.util.Map.of("iter-time", "50"), "");
+        ImageCreator.create(image, CreateOptions.defaults(16 << 20), luks, EncryptedImages.KEY);
+        assertEquals(0, EncryptedImages.check(image).exitCode());
+        assertTrue(Qemu.img("info", image.toString()).contains("encrypted: yes"));
+        EncryptedImages.io(image, "write -P 0x5a 100000 70000");
+        try (Qcow2Image img = Qcow2Image.open(image, WITH_KEY)) {
+            byte[] data = new byte[300];
+            img.read(99_900, ByteBuffer.wrap(data));
+            for (int i = 0; i < 300; i++) {
+                assertEquals(i < 100 ? 0 : 0x5a, data[i] & 0xff, "byte " + i);
+            }
+            img.write(170_000 - 7, ByteBuffer.wrap("loom".getBytes(StandardCharsets.US_ASCII)));
+        }
+        EncryptedImages.io(image, "read -P 0x5a 100000 69993", "read -P 0x6c 169993 1", "read -P 0x6d 169996 1",
+                "read -P 0x5a 169997 3");
+        assertEquals(0, EncryptedImages.check(image).exitCode());
+    }
+
+    @Test
+    void thePassphraseDecides() throws Exception {
+        Path image = dir.resolve("k.qcow2");
+        EncryptedImages.create(image, 1 << 20, "");
+        ImageException wrong = assertThrows(ImageException.class, () -> Qcow2Image.open(image,
+                OpenOptions.readOnlyDefaults().withEncryptionKey("wrong".getBytes(StandardCharsets.UTF_8))));
+        assertEquals("Could not open '" + image + "': Invalid password, cannot unlock any keyslot",
+                wrong.getMessage());
+        ImageException none = assertThrows(ImageException.class,
+                () -> Qcow2Image.open(image, OpenOptions.readOnlyDefaults()));
+        assertEquals("Could not open '" + image + "': Parameter 'encrypt.key-secret' is required for cipher",
+                none.getMessage());
+        try (Qcow2Image inspected = Qcow2Image.open(image, OpenOptions.readOnlyDefaults()
+                .withFollowReferences(false))) {
+            assertTrue(inspected.encryption().isPresent());
+            ImageException read = assertThrows(ImageException.class,
+                    () -> inspected.read(0, ByteBuffer.allocate(512)));
+            assertEquals("Parameter 'encrypt.key-secret' is required for cipher", read.getMessage());
+        }
+        try (Qcow2Image img = Qcow2Image.open(image, WITH_KEY)) {
+            assertThrows(UnsupportedFeatureException.class,
+                    () -> img.writeCompressed(0, ByteBuffer.allocate(65536)));
+        }
+    }
+
+    /** A damaged pointer to the LUKS header, or a damaged header, is refused in QEMU's words; no unlock runs. */
+    @Test
+    void hostileLuksHeadersAreRefused() throws Exception {
+        Path image = dir.resolve("h.qcow2");
+        EncryptedImages.create(image, 1 << 20, "");
+        byte[] original = Files.readAllBytes(image);
+        int ext = indexOf(original, new byte[] {0x05, 0x37, (byte) 0xbe, 0x77}) + 8; // its data: offset, length
+        long area = ByteBuffer.wrap(original, ext, 8).getLong();
+
+        ByteBuffer.wrap(original).putLong(ext, area + 512);
+        assertRefused(image, original, CorruptImageException.class,
+                "Encryption header offset '" + (area + 512) + "' is not a multiple of cluster size '65536'");
+        ByteBuffer.wrap(original).putLong(ext, area).putLong(ext + 8, 100);
+        assertRefused(image, original, CorruptImageException.class, "Request for data outside of extension header");
+        ByteBuffer.wrap(original).putLong(ext + 8, 2068480).put((int) area, (byte) 'X');
+        assertRefused(image, original, CorruptImageException.class, "Volume is not in LUKS format");
+        ByteBuffer.wrap(original).put((int) area, (byte) 'L').putInt((int) area + 212, -1); // slot 0's iterations
+        assertRefused(image, original, UnsupportedFeatureException.class, "PBKDF2 iterations");
+    }
+
+    private static void assertRefused(Path image, byte[] bytes, Class<? extends ImageException> type, String message)
+            throws Exception {
+        Files.write(image, bytes);
+        ImageException e = assertThrows(type, () -> Qcow2Image.open(image, WITH_KEY.withReadOnly(true)).close());
+        assertTrue(e.getMessage().contains(message), e.getMessage());
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            if (Arrays.equals(haystack, i, i + needle.length, needle, 0, needle.length)) {
+                return i;
+            }
+        }
+        throw new AssertionError("not found");
+    }
+
+    /**
+     * Writers that share sectors but never bytes: each sector is cut into stripes of 16 bytes, thread t owns stripe
+     * t of every sector, and writes it again and again. A merge of a partial sector that ran beside another's would
+     * put back the other stripe's old bytes; with the sectors serialised, every stripe ends with its owner's last
+     * value. Seeded, with a one-slice L2 cache, so that table loads yield the threads in between.
+     */
+    @ParameterizedTest
+    @ValueSource(longs = {1, 2, 3})
+    void partialSectorWritersLoseNothing(long seed) throws Exception {
+        Path image = dir.resolve("r.qcow2");
+        int sectors = 64;
+        int threads = 32;
+        int stripe = 512 / threads;
+        EncryptedImages.create(image, sectors * 512L, "cluster_size=4096");
+        byte[][] last = new byte[threads][sectors];
+        try (Qcow2Image img = Qcow2Image.open(image, WITH_KEY.withL2CacheBytes(1));
+                ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int id = t;
+                done.add(pool.submit(() -> {
+                    SplittableRandom random = new SplittableRandom(seed * 1000 + id);
+                    for (int i = 0; i < 60; i++) {
+                        int sector = random.nextInt(sectors);
+                        byte value = (byte) (1 + random.nextInt(255));
+                        byte[] data = new byte[stripe];
+                        Arrays.fill(data, value);
+                        img.write(sector * 512L + id * stripe, ByteBuffer.wrap(data));
+                        last[id][sector] = value;
+                        if (random.nextInt(8) == 0) {
+                            Thread.yield();
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : done) {
+                f.get();
+            }
+            byte[] all = Images.readAll(img, 4096);
+            for (int t = 0; t < threads; t++) {
+                for (int s = 0; s < sectors; s++) {
+                    for (int b = 0; b < stripe; b++) {
+                        assertEquals(last[t][s], all[s * 512 + t * stripe + b], "thread " + t + ", sector " + s);
+                    }
+                }
+            }
+        }
+        assertEquals(0, EncryptedImages.check(image).exitCode());
+    }
+}
