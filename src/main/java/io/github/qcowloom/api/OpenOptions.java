@@ -121,6 +121,12 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, v);
     }
 
+    /** A copy of the passphrase (null for none), which the open may wipe once it has unlocked the image. */
+    @Override
+    public byte[] encryptionKey() {
+        return encryptionKey == null ? null : encryptionKey.clone();
+    }
+
     /** Names no key: the passphrase stays out of logs. */
     @Override
     public String toString() {

@@ -194,6 +194,16 @@ final class ConvertCommand implements Callable<Integer> {
         if (!qcow2 && !options.isEmpty()) {
             throw new ImageException("-o needs -O qcow2");
         }
+        if (compressed && !skipCreate) { // qemu-img's checks of the target's options, in its words
+            Map<String, String> opts = CreateOptionsParser.parse(options);
+            Boolean legacy = opts.containsKey("encryption") ? CreateOptionsParser.bool(opts.get("encryption")) : null;
+            if (Boolean.TRUE.equals(legacy) || opts.containsKey("encrypt.format")) {
+                throw new ImageException("Compression and encryption not supported at the same time");
+            }
+            if (!"off".equals(opts.getOrDefault("preallocation", "off"))) {
+                throw new ImageException("Compression and preallocation not supported at the same time");
+            }
+        }
         int sparseSize = sparseSize();
         SnapshotParam snapshotParam = snapshot == null ? null : SnapshotParam.parse(snapshot);
         if (requests < 1 || requests > ChunkCopy.MAX_REQUESTS) {
@@ -424,7 +434,9 @@ final class ConvertCommand implements Callable<Integer> {
                 return () -> ChunkCopy.writeNonZero(off, buf, granule, dst::write);
             };
             if (copyOffload && base == null) { // over a backing file -C keeps the comparison with it above
-                sink = CopyOffload.throughProcess(src).writingWhole(sink, dst, (at, length) -> { });
+                // Where the new image reads zeroes they need no writing; not over preallocated encrypted clusters.
+                sink = CopyOffload.throughProcess(src).writingWhole(sink, dst, readsZeroes ? (at, length) -> { }
+                        : (at, length) -> dst.writeZeroes(at, length, false));
             }
             copy(src, ChunkCopy.CHUNK, !readsZeroes, limit, sink);
         }

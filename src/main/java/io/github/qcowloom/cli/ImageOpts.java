@@ -210,8 +210,8 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         }
         String secret = options.get("encrypt.key-secret");
         if (secret != null) {
-            // Looked up for opens that read (an inspection, as qemu-img info's, needs no passphrase).
-            if (o.followReferences() || secrets.secrets().containsKey(secret)) {
+            // Not for an inspection (qemu-img info's open), which reads no guest data and unlocks nothing.
+            if (o.followReferences() || !o.readOnly()) {
                 try {
                     o = o.withEncryptionKey(secrets.passphrase(secret));
                 } catch (ImageException e) {

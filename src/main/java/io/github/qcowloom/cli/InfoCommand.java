@@ -110,7 +110,7 @@ final class InfoCommand implements Callable<Integer> {
                 try (Qcow2Image img = Qcow2Image.open(path, o)) {
                     yield ImageInfo.qcow2(name, img.header(), img.snapshots(),
                             ImageInfo.persistentBitmaps(img, name), DiskUsage.of(path),
-                            img.encryption().map(e -> e.luks().info()).orElse(null));
+                            img.encryption().orElse(null));
                 }
             }
             case "raw" -> ImageInfo.raw(name, RawImage.sectors(Files.size(path)), DiskUsage.of(path));

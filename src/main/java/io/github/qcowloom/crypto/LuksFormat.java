@@ -42,15 +42,10 @@ public final class LuksFormat {
      * header holds. As QEMU, only up to the password's first NUL counts.
      */
     public static byte[] unlock(LuksHeader header, KeyMaterialReader reader, byte[] password) throws IOException {
-        requireBoundedWork(header.masterKeyIterations());
-        for (LuksHeader.KeySlot slot : header.keySlots()) {
-            if (slot.active()) {
-                requireBoundedWork(slot.iterations());
-            }
-        }
         LuksAlgorithms algorithms = header.algorithms();
         LuksHash hash = algorithms.hash();
         int keyLength = header.masterKeyLength();
+        requireBoundedWork(header, hash, keyLength);
         byte[] secret = uptoNul(password);
         for (LuksHeader.KeySlot slot : header.keySlots()) {
             if (!slot.active()) {
@@ -72,16 +67,27 @@ public final class LuksFormat {
     }
 
     /**
-     * Most PBKDF2 iterations an unlock runs for one derivation: 2^28, about a minute here, several times what QEMU's
-     * default iter-time of 2 s gives on a fast machine. The header's counts are u32: a hostile image could
-     * otherwise hold an open for hours, which QEMU allows.
+     * Most HMAC rounds an unlock may run, over every key slot it could try: 2^28, about two minutes here, several
+     * times what an image qemu-img made with its default 2 s of PBKDF2 on a fast machine asks, eight slots tried.
+     * The header's counts are u32 per slot: a hostile image could otherwise hold an open for hours, which QEMU
+     * allows.
      */
-    static final long MAX_ITERATIONS = 1L << 28;
+    static final long MAX_ROUNDS = 1L << 28;
 
-    private static void requireBoundedWork(long iterations) throws UnsupportedFeatureException {
-        if (iterations > MAX_ITERATIONS) {
-            throw new UnsupportedFeatureException("PBKDF2 iterations above " + MAX_ITERATIONS,
-                    "The LUKS header asks for " + iterations + " PBKDF2 iterations; at most " + MAX_ITERATIONS
+    /** Refuses a header whose slots (each its key, then the master key's digest) would take more than the bound. */
+    private static void requireBoundedWork(LuksHeader header, LuksHash hash, int keyLength)
+            throws UnsupportedFeatureException {
+        long keyBlocks = Math.ceilDiv(keyLength, hash.digestLength());
+        long digestBlocks = Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength());
+        long rounds = 0;
+        for (LuksHeader.KeySlot slot : header.keySlots()) {
+            if (slot.active()) { // u32 counts times a few blocks, eight times: no overflow
+                rounds += slot.iterations() * keyBlocks + header.masterKeyIterations() * digestBlocks;
+            }
+        }
+        if (rounds > MAX_ROUNDS) {
+            throw new UnsupportedFeatureException("PBKDF2 work above " + MAX_ROUNDS + " rounds",
+                    "The LUKS header's key slots ask for " + rounds + " PBKDF2 rounds to try; at most " + MAX_ROUNDS
                             + " are run");
         }
     }
@@ -127,6 +133,7 @@ public final class LuksFormat {
         long payloadOffsetSector = payloadOffsetSector(keyLength);
         LuksHeader header = new LuksHeader(algorithms, payloadOffsetSector, digest, masterKeySalt,
                 masterKeyIterations, uuid(random), slots);
+        requireBoundedWork(header, hash, keyLength); // a long iter-time: a volume no open here would unlock
 
         byte[] area = new byte[Math.toIntExact(header.payloadOffset())];
         System.arraycopy(header.toBytes(), 0, area, 0, LuksHeader.SIZE);

@@ -3,8 +3,6 @@ package io.github.qcowloom.crypto;
 import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
 import java.util.Optional;
-import javax.crypto.Mac;
-import javax.crypto.spec.SecretKeySpec;
 
 /**
  * The hash algorithms QEMU knows (QCryptoHashAlgorithm), by QEMU's names. LUKS uses one for PBKDF2 and the AF
@@ -57,20 +55,6 @@ public enum LuksHash implements QemuNamed {
             return MessageDigest.getInstance(requireJdkName());
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("the JDK lacks " + jdkName, e);
-        }
-    }
-
-    /** A new HMAC of this algorithm keyed with {@code key}, which may be empty. */
-    Mac newHmac(byte[] key) {
-        try {
-            String algorithm = "Hmac" + requireJdkName().replace("-", "");
-            Mac mac = Mac.getInstance(algorithm);
-            // SecretKeySpec refuses an empty key. HMAC pads a short key with zeroes to the block size, so the key
-            // of one zero byte is the same key as the empty one.
-            mac.init(new SecretKeySpec(key.length == 0 ? new byte[1] : key, algorithm));
-            return mac;
-        } catch (GeneralSecurityException e) {
-            throw new IllegalStateException("the JDK lacks HMAC-" + jdkName, e);
         }
     }
 

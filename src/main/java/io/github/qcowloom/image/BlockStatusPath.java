@@ -27,14 +27,14 @@ final class BlockStatusPath {
     /** Looks into the host file under data clusters where QEMU does. */
     private final HostHoles hostHoles;
     /**
-     * True for an encrypted image: no host offset is reported (QEMU's qcow2_co_block_status sets none with a
-     * cipher), so no caller reads or copies the host bytes as guest data, and the file is not looked into.
+     * True for an encrypted image: the host bytes of data clusters are ciphertext, so a hole in the file says
+     * nothing of zeroes (it reads as noise), and the file is not looked into.
      */
-    private final boolean hostHidden;
+    private final boolean ciphertext;
 
     BlockStatusPath(ImageGeometry geometry, ClusterMapper mapper, BlockDevice backing, boolean hasBacking,
-            HostHoles hostHoles, boolean hostHidden) {
-        this.hostHidden = hostHidden;
+            HostHoles hostHoles, boolean ciphertext) {
+        this.ciphertext = ciphertext;
         this.geometry = geometry;
         this.mapper = mapper;
         this.backing = backing;
@@ -50,7 +50,7 @@ final class BlockStatusPath {
     BlockStatus status(long offset, long length) throws IOException {
         BlockStatus own = ownStatus(offset, length);
         return switch (own.allocation()) {
-            case DATA -> hostHoles.refine(own);
+            case DATA -> ciphertext ? own : hostHoles.refine(own);
             case UNALLOCATED -> throughBacking(offset, own.length(), own.host());
             default -> own;
         };
@@ -63,7 +63,7 @@ final class BlockStatusPath {
      */
     BlockStatus ownStatus(long offset, long length) throws IOException {
         Run run = run(offset, length);
-        Host host = run.host() < 0 || hostHidden ? null
+        Host host = run.host() < 0 ? null
                 : new Host(geometry.hasDataFile() ? HostFile.DATA_FILE : HostFile.IMAGE, run.host());
         return switch (run.type()) {
             case NORMAL -> new BlockStatus(run.length(), 0, Allocation.DATA, host);

@@ -13,12 +13,12 @@ import java.nio.ByteBuffer;
  * with its place in the file and the copy-on-write of a cluster is a decrypt and an encrypt.
  *
  * <p>Whole sectors only: the image makes every guest request sector-aligned before it reaches the paths
- * ({@link SerialisingWrites}), and clusters are whole sectors. Zeroes written through {@link #writeZeroes} are guest
+ * ({@link SectorRequests}), and clusters are whole sectors. Zeroes written through {@link #writeZeroes} are guest
  * zeroes, encrypted; host zeroes (holes, fallocated space) read back as noise, as they do in QEMU.
  */
 final class EncryptedData extends ForwardingStorage {
-    static final int SECTOR = 512;
-    private static final int ZERO_CHUNK = 64 << 10;
+    static final int SECTOR = SectorCipher.SECTOR_SIZE;
+    private static final int CHUNK = 256 << 10;
 
     private final SectorCipher cipher;
 
@@ -42,18 +42,26 @@ final class EncryptedData extends ForwardingStorage {
         cipher.decrypt(position / SECTOR, sectors);
     }
 
+    /** Encrypts a copy of at most {@link #CHUNK} bytes at a time, so a long write needs no copy of its length. */
     @Override
     public void write(ByteBuffer src, long position) throws IOException {
-        requireWholeSectors(position, src.remaining());
-        ByteBuffer copy = ByteBuffer.allocate(src.remaining()).put(src).flip();
-        cipher.encrypt(position / SECTOR, copy.duplicate());
-        inner().write(copy, position);
+        int length = src.remaining();
+        requireWholeSectors(position, length);
+        int at = src.position();
+        for (int done = 0; done < length; ) {
+            int n = Math.min(CHUNK, length - done);
+            ByteBuffer copy = ByteBuffer.allocate(n).put(0, src, at + done, n);
+            cipher.encrypt((position + done) / SECTOR, copy.duplicate());
+            inner().write(copy, position + done);
+            done += n;
+        }
+        src.position(at + length);
     }
 
     @Override
     public void writeZeroes(long position, long length) throws IOException {
         for (long done = 0; done < length; ) {
-            int n = (int) Math.min(length - done, ZERO_CHUNK);
+            int n = (int) Math.min(length - done, CHUNK);
             write(ByteBuffer.allocate(n), position + done);
             done += n;
         }

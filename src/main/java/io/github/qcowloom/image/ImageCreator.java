@@ -6,6 +6,7 @@ import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.crypto.LuksFormat;
 import io.github.qcowloom.crypto.LuksOptions;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
@@ -21,6 +22,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -44,16 +46,18 @@ public final class ImageCreator {
 
     /**
      * Creates the image as {@link #create(Path, CreateOptions)} does, encrypted with LUKS ({@code luks}) under
-     * {@code passphrase}, as qemu-img create's {@code encrypt.format=luks} makes it ({@link LuksSetUp}).
+     * {@code passphrase}, as qemu-img create's {@code encrypt.format=luks} makes it ({@link LuksSetUp}). A failure
+     * after the image was made may leave it unencrypted: the command line builds it under a temporary name.
      */
     public static void create(Path path, CreateOptions options, LuksOptions luks, byte[] passphrase)
             throws IOException {
         if (options.dataFile() != null) {
-            throw new UnsupportedFeatureException("LUKS encryption with an external data file",
-                    "LUKS encryption with an external data file is not supported");
+            throw ImageEncryption.dataFileRefusal();
         }
+        // The LUKS header first: its refusals (algorithms not done) come before any file is made.
+        byte[] headerArea = LuksFormat.create(luks, passphrase, new SecureRandom()).headerArea();
         create(path, options);
-        LuksSetUp.run(path, luks, passphrase);
+        LuksSetUp.run(path, headerArea);
     }
 
     private static void createLocked(Path path, CreateOptions options) throws IOException {

@@ -7,8 +7,9 @@ import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
-import io.github.qcowloom.crypto.LuksHeader;
 import io.github.qcowloom.crypto.LuksFormat;
+import io.github.qcowloom.crypto.LuksHeader;
+import io.github.qcowloom.crypto.LuksInfo;
 import io.github.qcowloom.crypto.SectorCipher;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.storage.FileStorage;
@@ -17,34 +18,48 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.Arrays;
 
 /**
  * A qcow2 image's LUKS encryption as its open finds it (QEMU's qcow2_read_extensions and qcrypto_block_open): the
- * LUKS header read from the clusters the CRYPTO header extension names, and, when the open was given the
- * passphrase, the payload cipher of the master key it unlocks. Without a passphrase only an inspection (an open
- * that follows no references, as {@code qemu-img info}'s) gets this far, and it reads no guest data.
+ * LUKS header read from the clusters the CRYPTO header extension names, and, when the open needs guest data and was
+ * given the passphrase, the payload cipher of the master key it unlocks. An inspection (an open that follows no
+ * references and writes nothing, as {@code qemu-img info}'s) reads the header alone, passphrase or not, as QEMU's
+ * BDRV_O_NO_IO open does. The cipher stays inside this package: what leaves it is {@link #info()}.
  */
-public record ImageEncryption(LuksHeader luks, SectorCipher cipher) {
+public final class ImageEncryption {
     /** QEMU's words for an open that needs the passphrase and was given none. */
     static final String KEY_REQUIRED = "Parameter 'encrypt.key-secret' is required for cipher";
 
-    /** The encryption of {@code header}'s image, or null when it is not encrypted. */
+    private final LuksHeader luks;
+    /** Null for an inspection: no guest data is read or written. */
+    private final SectorCipher cipher;
+
+    private ImageEncryption(LuksHeader luks, SectorCipher cipher) {
+        this.luks = luks;
+        this.cipher = cipher;
+    }
+
+    /**
+     * The encryption of {@code header}'s image, or null when it is not encrypted. Called before the open changes
+     * anything in the file, so that a refused passphrase leaves the image as it was.
+     */
     static ImageEncryption load(Storage file, Header header, OpenOptions options) throws IOException {
         Header.CryptoHeaderArea area = header.cryptoHeader().orElse(null);
         if (area == null) {
             return null;
         }
+        boolean inspection = !options.followReferences() && options.readOnly();
         byte[] key = options.encryptionKey();
-        if (key == null && (options.followReferences() || !options.readOnly())) {
+        if (key == null && !inspection) {
             throw new EncryptionKeyException(KEY_REQUIRED);
         }
         LuksHeader luks = LuksHeader.parse(readArea(file, area, 0, LuksHeader.SIZE));
-        if (key == null) {
+        if (inspection) {
             return new ImageEncryption(luks, null);
         }
         if (header.hasDataFile()) {
-            throw new UnsupportedFeatureException("LUKS encryption with an external data file",
-                    "LUKS encryption with an external data file is not supported");
+            throw dataFileRefusal();
         }
         if (header.size() % EncryptedData.SECTOR != 0) {
             throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
@@ -54,7 +69,18 @@ public record ImageEncryption(LuksHeader luks, SectorCipher cipher) {
             byte[] bytes = readArea(file, area, at, dst.length);
             System.arraycopy(bytes, 0, dst, 0, dst.length);
         }, key);
-        return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
+        try {
+            return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
+        } finally {
+            Arrays.fill(masterKey, (byte) 0);
+            Arrays.fill(key, (byte) 0); // a copy (OpenOptions gives out copies)
+        }
+    }
+
+    /** Encryption beside an external data file, which this driver does not do (QEMU does). */
+    static UnsupportedFeatureException dataFileRefusal() {
+        return new UnsupportedFeatureException("LUKS encryption with an external data file",
+                "LUKS encryption with an external data file is not supported");
     }
 
     /**
@@ -77,22 +103,36 @@ public record ImageEncryption(LuksHeader luks, SectorCipher cipher) {
         }
     }
 
-    /** {@code length} bytes from {@code at} in the LUKS header area; QEMU's qcow2_crypto_hdr_read_func. */
+    /**
+     * {@code length} bytes from {@code at} in the LUKS header area (QEMU's qcow2_crypto_hdr_read_func, its bounds
+     * compared unsigned); past the end of the file they read as zeroes, as QEMU reads them.
+     */
     private static byte[] readArea(Storage file, Header.CryptoHeaderArea area, long at, int length)
             throws IOException {
-        if (at + length > area.length()) {
+        if (Long.compareUnsigned(at + length, area.length()) > 0) {
             throw new CorruptImageException("Request for data outside of extension header");
         }
-        if (area.offset() + at + length > file.size()) {
-            throw new CorruptImageException("Could not read encryption header: it lies past the end of the file");
+        long from = area.offset() + at;
+        if (area.offset() < 0 || from < 0 || from + length < 0) {
+            throw new CorruptImageException("Could not read encryption header: offset "
+                    + Long.toUnsignedString(area.offset()) + " is past any file");
         }
         ByteBuffer buffer = ByteBuffer.allocate(length);
-        file.readFully(buffer, area.offset() + at);
+        file.readFully(buffer, from);
         return buffer.array();
     }
 
-    /** Whether guest data can be read and written (the passphrase was given). */
+    /** Whether guest data can be read and written (the passphrase was given and unlocked a key slot). */
     boolean unlocked() {
         return cipher != null;
+    }
+
+    SectorCipher cipher() {
+        return cipher;
+    }
+
+    /** What {@code qemu-img info} shows of the encryption. */
+    public LuksInfo info() {
+        return luks.info();
     }
 }

@@ -37,6 +37,8 @@ import java.util.function.UnaryOperator;
  *
  * <p>The image's lock order (this is the one statement of it; the other classes point here):
  * <ol>
+ * <li>for an encrypted image, the wait of a write, zeroing or discard in {@link SerialisingWrites} (until no write in
+ *     flight overlaps its sectors), entered before any lock below and left after all of them;
  * <li>the flush lock (FlushOrder's), taken by flushes and by exclusive holders (table edits, resize);
  * <li>the image lock ({@link Qcow2Image}'s ReentrantReadWriteLock): requests hold it shared, exclusive holders
  *     exclusive (FlushOrder takes that side as its drain);

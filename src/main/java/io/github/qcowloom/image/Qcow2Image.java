@@ -19,6 +19,7 @@ import io.github.qcowloom.api.ReadOnlyImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.compress.ClusterCodec;
+import io.github.qcowloom.crypto.LuksInfo;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
@@ -49,7 +50,8 @@ import org.slf4j.LoggerFactory;
  * An open qcow2 image. Requests run as straight-line code on the caller's thread, any number at once: they take
  * the image lock shared; only operations that replace whole tables or change the virtual size (resize, snapshot
  * operations) take it exclusive. So a request checks its range with the lock held, against a size that cannot change
- * before it completes. The lock order is stated once, in {@link MetadataWriter}.
+ * before it completes. An encrypted image's requests are made whole sectors first ({@link SectorRequests}). The
+ * lock order is stated once, in {@link MetadataWriter}.
  */
 public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);
@@ -91,8 +93,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** The image's LUKS encryption, or null when it has none. */
     private final ImageEncryption encryption;
-    /** With encryption, the writes in flight, so that partial sectors are merged alone; null without. */
-    private final SerialisingWrites sectorWrites;
+    /** With encryption, the requests made whole sectors before the paths see them; null without. */
+    private final SectorRequests sectorRequests;
     /** Set once metadata was found corrupt: every later request fails, and close writes no metadata. */
     private volatile String corruption;
     /**
@@ -105,7 +107,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             long[] l1, OpenOptions options, KeptBitmaps kept, ImageEncryption encryption) throws IOException {
         this.file = file;
         this.encryption = encryption;
-        this.sectorWrites = encryption == null ? null : new SerialisingWrites(EncryptedData.SECTOR);
         this.kept = kept;
         this.dataFile = dataFile;
         this.backing = backing;
@@ -159,6 +160,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
                     ClusterCodec.forType(header.compressionType()));
         }
+        this.sectorRequests = encryption == null ? null
+                : new SectorRequests((o, l, w, body) -> shared(o, l, w, body::run), readPath, writePath, discardPath);
     }
 
     /** Opens the image at {@code path}, its backing chain and data file as the options say. */
@@ -206,6 +209,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throw new CorruptImageException(
                     "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
         }
+        // Unlocked before the open writes anything (QEMU unlocks while it reads the extensions).
+        ImageEncryption encryption = ImageEncryption.load(storage, header, options);
         Optional<PersistentBitmaps.Directory> bitmaps = options.readOnly() || header.version() < 3 ? Optional.empty()
                 : PersistentBitmaps.loadable(storage, header);
         // A metadata-only open changes no guest data: the bitmaps stay consistent, and are not marked in use.
@@ -232,7 +237,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 throw new UnsupportedFeatureException("external data file not opened",
                         "The image keeps its data in an external data file, which was not opened; open read-only");
             }
-            ImageEncryption encryption = ImageEncryption.load(storage, header, options);
             BlockDevice backing = null;
             if (header.backingFile() != null && options.followReferences() && imageDir != null) {
                 backing = openBacking(imageDir, header, options, depth, chain);
@@ -578,38 +582,17 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
         if (encryption != null) {
-            readEncrypted(offset, dst);
+            requireUnlocked();
+            sectorRequests.read(offset, dst);
             return;
         }
         shared(offset, dst.remaining(), false, () -> readPath.read(offset, dst));
-    }
-
-    /** A read of an encrypted image: whole sectors, decrypted, of which the caller gets its part. */
-    private void readEncrypted(long offset, ByteBuffer dst) throws IOException {
-        requireUnlocked();
-        int length = dst.remaining();
-        if (!sectorWrites.partial(offset, length)) {
-            shared(offset, length, false, () -> readPath.read(offset, dst));
-            return;
-        }
-        long from = sectorStart(offset);
-        ByteBuffer whole = ByteBuffer.allocate((int) (sectorEnd(offset + length) - from));
-        shared(offset, length, false, () -> readPath.read(from, whole));
-        dst.put(whole.slice((int) (offset - from), length));
     }
 
     private void requireUnlocked() throws EncryptionKeyException {
         if (!encryption.unlocked()) {
             throw new EncryptionKeyException(ImageEncryption.KEY_REQUIRED);
         }
-    }
-
-    private static long sectorStart(long offset) {
-        return offset - offset % EncryptedData.SECTOR;
-    }
-
-    private static long sectorEnd(long offset) {
-        return Bytes.alignUp(offset, EncryptedData.SECTOR);
     }
 
     /** Reads only metadata, under the image lock held shared like a read; see {@link BlockStatusPath}. */
@@ -620,7 +603,16 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         BlockStatus[] answer = new BlockStatus[1];
         shared(offset, length, false, () -> answer[0] = statusPath.status(offset, length));
-        return answer[0];
+        return hostShown(answer[0]);
+    }
+
+    /**
+     * No host offset of an encrypted image is given out (QEMU's qcow2_co_block_status sets none with a cipher), so no
+     * caller reads or copies its ciphertext as guest data; the paths inside see them.
+     */
+    private BlockStatus hostShown(BlockStatus status) {
+        return encryption == null || status.host() == null ? status
+                : new BlockStatus(status.length(), status.depth(), status.allocation(), null);
     }
 
     /**
@@ -633,7 +625,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
         BlockStatus[] answer = new BlockStatus[1];
         shared(offset, length, false, () -> answer[0] = statusPath.ownStatus(offset, length));
-        return answer[0];
+        return hostShown(answer[0]);
     }
 
     /** The image file's path, or null where its storage is no host file. */
@@ -649,83 +641,35 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
-        if (encryption == null) {
-            shared(offset, src.remaining(), true, () -> writePath.write(offset, src));
+        if (encryption != null) {
+            checkGuestWritable();
+            requireUnlocked();
+            sectorRequests.write(offset, src);
             return;
         }
-        requireUnlocked();
-        SerialisingWrites.Entry entry = sectorWrites.enter(offset, src.remaining());
-        try {
-            writeSectors(offset, src);
-        } finally {
-            sectorWrites.leave(entry);
-        }
-    }
-
-    /**
-     * An encrypted image's write, its sectors entered in {@link #sectorWrites}: a partial first or last sector is
-     * read and merged (QEMU's read-modify-write for a request alignment of 512), and whole sectors are written.
-     */
-    private void writeSectors(long offset, ByteBuffer src) throws IOException {
-        int length = src.remaining();
-        if (!sectorWrites.partial(offset, length)) {
-            shared(offset, length, true, () -> writePath.write(offset, src));
-            return;
-        }
-        long from = sectorStart(offset);
-        long to = sectorEnd(offset + length);
-        int sector = EncryptedData.SECTOR;
-        ByteBuffer whole = ByteBuffer.allocate((int) (to - from));
-        shared(offset, length, true, () -> {
-            readPath.read(from, whole.slice(0, sector));
-            readPath.read(to - sector, whole.slice(whole.capacity() - sector, sector));
-            whole.put((int) (offset - from), src, src.position(), length);
-            src.position(src.limit());
-            writePath.write(from, whole);
-        });
+        shared(offset, src.remaining(), true, () -> writePath.write(offset, src));
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
-        if (encryption == null) {
-            shared(offset, length, true, () -> discardPath.discard(offset, length, size()));
+        if (encryption != null) {
+            checkGuestWritable();
+            requireUnlocked();
+            sectorRequests.discard(offset, length, this::size);
             return;
         }
-        requireUnlocked();
-        SerialisingWrites.Entry entry = sectorWrites.enter(offset, length);
-        try {
-            shared(offset, length, true, () -> discardPath.discard(offset, length, size()));
-        } finally {
-            sectorWrites.leave(entry);
-        }
+        shared(offset, length, true, () -> discardPath.discard(offset, length, size()));
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
-        if (encryption == null) {
-            shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
+        if (encryption != null) {
+            checkGuestWritable();
+            requireUnlocked();
+            sectorRequests.writeZeroes(offset, length, mayUnmap, this::size);
             return;
         }
-        requireUnlocked();
-        SerialisingWrites.Entry entry = sectorWrites.enter(offset, length);
-        try {
-            // The partial sectors at either end are merged as written zeroes; the whole ones between them zeroed.
-            long end = offset + length;
-            long wholeFrom = Math.min(end, sectorEnd(offset));
-            long wholeTo = Math.max(wholeFrom, sectorStart(end));
-            if (wholeFrom > offset) {
-                writeSectors(offset, ByteBuffer.allocate((int) (wholeFrom - offset)));
-            }
-            if (wholeTo > wholeFrom) {
-                shared(wholeFrom, wholeTo - wholeFrom, true,
-                        () -> discardPath.writeZeroes(wholeFrom, wholeTo - wholeFrom, mayUnmap, size()));
-            }
-            if (end > wholeTo) {
-                writeSectors(wholeTo, ByteBuffer.allocate((int) (end - wholeTo)));
-            }
-        } finally {
-            sectorWrites.leave(entry);
-        }
+        shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
     }
 
     /**
@@ -791,9 +735,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
-    /** The image's LUKS encryption, if it has one: its header, and whether the passphrase unlocked it. */
-    public Optional<ImageEncryption> encryption() {
-        return Optional.ofNullable(encryption);
+    /** What {@code qemu-img info} shows of the image's LUKS encryption, if it has one. */
+    public Optional<LuksInfo> encryption() {
+        return Optional.ofNullable(encryption).map(ImageEncryption::info);
     }
 
     /**

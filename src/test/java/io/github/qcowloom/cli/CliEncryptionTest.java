@@ -24,13 +24,13 @@ class CliEncryptionTest extends QemuFolderTest {
 
     private String qemuImage(String options) {
         Path img = dir.resolve("q.qcow2");
-        EncryptedImages.create(img, 4 << 20, options);
+        EncryptedImages.create(img, 8 << 20, options); // the size EncryptedImageTest's images have: shared
         EncryptedImages.io(img, "write -P 0x11 0 1M", "write -z 2M 64k", "write -P 0x22 3000 5000");
         return img.toString();
     }
 
     @ParameterizedTest(name = "[{index}] {0}")
-    @ValueSource(strings = {"", "cluster_size=4096",
+    @ValueSource(strings = {"", "cluster_size=512",
         "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1"})
     void infoIsQemuImgs(String options) {
         String img = qemuImage(options);
@@ -44,8 +44,20 @@ class CliEncryptionTest extends QemuFolderTest {
         assertEquals(human.replace("image: " + img, ""), named.out().replace("image: " + img, ""));
     }
 
+    @Test
+    void compressionAndEncryptionAreRefusedTogether() {
+        String source = qemuImage("");
+        for (String o : List.of("encrypt.format=luks,encrypt.key-secret=sec0", "encryption=on", "preallocation=full")) {
+            Cli.Both both = Cli.intoTargets(List.of("convert", "--object", SECRET, "-c", "-O", "qcow2", "-o", o,
+                    "--image-opts", EncryptedImages.imageOpts(Path.of(source))), path("theirs.qcow2"),
+                    path("mine.qcow2"));
+            assertEquals(both.theirs().exitCode(), both.mine().code(), both.mine().err());
+            assertEquals(both.theirs().stderr().replace("qemu-img: ", "qcow2-loom: "), both.mine().err());
+        }
+    }
+
     @ParameterizedTest(name = "[{index}] {0}")
-    @ValueSource(strings = {"secret,id=s0", "secret,data=x", "secret,id=s0,data=x,file=/tmp/x", "foo,id=x",
+    @ValueSource(strings = {"data=hunter2,id=s0", "secret,id=s0", "secret,data=x", "secret,id=s0,data=x,file=/tmp/x", "foo,id=x",
         "secret,id=s0,data=x,bogus=1", "secret,id=s0,file=/nonexistent/s", "secret,id=s0,data=!!,format=base64",
         "secret,id=s0,data=x,format=hex"})
     void badSecretsAreRefusedAsQemuImgRefusesThem(String object) {
@@ -82,6 +94,7 @@ class CliEncryptionTest extends QemuFolderTest {
 
     @ParameterizedTest(name = "[{index}] {0}")
     @ValueSource(strings = {"", "cluster_size=512", "cluster_size=2M", "compat=0.10", "preallocation=metadata",
+        "preallocation=falloc -C",
         "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256",
         "encrypt.cipher-mode=ecb,encrypt.ivgen-alg=plain,encrypt.hash-alg=sha512"})
     void convertIntoAnEncryptedImageQemuReads(String options) throws Exception {
@@ -89,9 +102,11 @@ class CliEncryptionTest extends QemuFolderTest {
         Qemu.img("create", "-q", "-f", "qcow2", source.toString(), "5M");
         Qemu.io(source, "write -P 0x5a 0 700k", "write -P 0x6b 3M 4097", "write -z 4M 64k");
         String target = path("enc.qcow2");
+        boolean offload = options.endsWith(" -C");
         String o = "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=50"
-                + (options.isEmpty() ? "" : "," + options);
-        Cli.Run run = ours("convert", "--object", SECRET, "-O", "qcow2", "-o", o, source.toString(), target);
+                + (options.isEmpty() ? "" : "," + options.replace(" -C", ""));
+        Cli.Run run = offload ? ours("convert", "-C", "--object", SECRET, "-O", "qcow2", "-o", o, source.toString(),
+                target) : ours("convert", "--object", SECRET, "-O", "qcow2", "-o", o, source.toString(), target);
         assertEquals(0, run.code(), run.err());
         assertEquals(0, EncryptedImages.check(Path.of(target)).exitCode());
         assertArrayEquals(Qemu.toRaw(source, dir), EncryptedImages.toRaw(Path.of(target), dir));
@@ -120,7 +135,7 @@ class CliEncryptionTest extends QemuFolderTest {
 
     /** qemu-img measure makes a LUKS volume to learn its size, timing PBKDF2 and failing as its create does. */
     @ParameterizedTest(name = "[{index}] {0}")
-    @ValueSource(strings = {"", ",encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv",
+    @ValueSource(strings = {",encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv",
         ",cluster_size=4k,encrypt.hash-alg=sha512", ",encrypt.key-secret=sec9"})
     void measureIsQemuImgs(String extra) {
         List<String> args = List.of("measure", "--object", SECRET, "-O", "qcow2", "--size", "1G", "-o",

@@ -3,11 +3,15 @@ package io.github.qcowloom.testing;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /** LUKS-encrypted qcow2 images through the real qemu-img and qemu-io, the passphrase given as a secret object. */
 public final class EncryptedImages {
@@ -15,6 +19,8 @@ public final class EncryptedImages {
     public static final String PASSPHRASE = "correct horse";
     public static final byte[] KEY = PASSPHRASE.getBytes(StandardCharsets.UTF_8);
     private static final String SECRET = "secret,id=sec0,data=" + PASSPHRASE;
+    /** The images qemu-img made, by size and options ({@link #template}). */
+    private static final Map<String, Path> TEMPLATES = new HashMap<>();
 
     private EncryptedImages() {
     }
@@ -25,13 +31,35 @@ public final class EncryptedImages {
      * fails the create ("Unable to get accurate CPU usage") whatever the iteration time asked, so it is retried.
      */
     public static void create(Path image, long size, String options) {
+        try {
+            Files.copy(template(size, options), image, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * One image qemu-img made for each size and options, copied for every test that asks: qemu-img times PBKDF2
+     * for over a second twice per create, whatever the iteration time asked. The copies share a master key.
+     */
+    private static synchronized Path template(long size, String options) throws IOException {
+        String key = size + "|" + options;
+        Path made = TEMPLATES.get(key);
+        if (made != null) {
+            return made;
+        }
+        Path dir = Files.createTempDirectory("luks-templates");
+        dir.toFile().deleteOnExit();
+        made = dir.resolve("t.qcow2");
+        made.toFile().deleteOnExit();
         List<String> cmd = List.of("qemu-img", "create", "-q", "-f", "qcow2", "--object", SECRET, "-o",
                 "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=50"
-                        + (options.isEmpty() ? "" : "," + options), image.toString(), Long.toString(size));
+                        + (options.isEmpty() ? "" : "," + options), made.toString(), Long.toString(size));
         for (int attempt = 1; ; attempt++) {
             Qemu.Result r = Qemu.exec(cmd);
             if (r.exitCode() == 0) {
-                return;
+                TEMPLATES.put(key, made);
+                return made;
             }
             if (attempt == 10 || !r.stderr().contains("Unable to get accurate CPU usage")) {
                 fail(cmd + " exited " + r.exitCode() + ": " + r.stderr());
