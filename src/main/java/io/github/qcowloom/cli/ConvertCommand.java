@@ -324,8 +324,12 @@ final class ConvertCommand implements Callable<Integer> {
      * convert puts them, and a pool's unused clusters would be left as a gap.
      */
     private OpenOptions targetOptions(boolean direct, boolean syncs) throws IOException {
-        return profile.apply(OpenOptions.readWriteDefaults()).withDirect(direct).withHostSyncs(syncs).withPool(false);
+        return profile.apply(OpenOptions.readWriteDefaults()).withDirect(direct).withHostSyncs(syncs).withPool(false)
+                .withEncryptionKey(newTargetKey);
     }
+
+    /** The passphrase of the encrypted image this convert made (-o encrypt.*), or null. */
+    private byte[] newTargetKey;
 
     /** -S as qemu-img reads it: bytes, a multiple of 512 up to 16 MiB; 0 for a fully allocated target. */
     private int sparseSize() {
@@ -388,15 +392,14 @@ final class ConvertCommand implements Callable<Integer> {
             BitmapCopy.checkTarget(outputFormat, co.version());
         }
         EncryptionOptions encryption = EncryptionOptions.of(opts, objects);
-        OpenOptions open = targetOptions(direct, syncs);
         if (encryption == null) {
             ImageCreator.create(file, co);
         } else {
             ImageCreator.create(file, co, encryption.luks(), encryption.passphrase());
-            open = open.withEncryptionKey(encryption.passphrase());
+            newTargetKey = encryption.passphrase();
         }
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
-        try (Qcow2Image dst = Qcow2Image.open(file, open)) {
+        try (Qcow2Image dst = Qcow2Image.open(file, targetOptions(direct, syncs))) {
             if (compressed) {
                 CompressedSink sink = CompressedSink.intoNew(dst, sparseSize == 0);
                 copy(src, sink.chunkSize(), true, limit, sink);

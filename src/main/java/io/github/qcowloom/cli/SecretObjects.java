@@ -66,10 +66,14 @@ final class SecretObjects {
     private static void define(String definition, Map<String, byte[]> secrets) throws ImageException {
         Map<String, String> opts = CreateOptionsParser.keyValues(definition);
         String type = definition.contains(",") ? definition.substring(0, definition.indexOf(',')) : definition;
-        if (type.contains("=")) { // the first option names a value, not the type: nothing of it is echoed
-            throw new ImageException("Parameter 'qom-type' is missing");
+        if (type.contains("=")) { // qom-type=TYPE, or no type at all: nothing else of the first option is echoed
+            type = opts.remove("qom-type");
+            if (type == null) {
+                throw new ImageException("Parameter 'qom-type' is missing");
+            }
+        } else {
+            opts.remove(type.startsWith("no") ? type.substring(2) : type);
         }
-        opts.remove(type.startsWith("no") ? type.substring(2) : type);
         if (!type.equals("secret")) {
             throw new ImageException("Parameter 'qom-type' does not accept value '" + type + "'");
         }

@@ -54,13 +54,19 @@ public final class LuksFormat {
             byte[] possibleKey = Pbkdf2.derive(hash, secret, slot.salt(), slot.iterations(), keyLength);
             // A parsed header's slots have 4000 stripes, so this is keyLength * 4000 bytes, whole sectors.
             byte[] keyMaterial = new byte[Math.multiplyExact(keyLength, (int) slot.stripes())];
-            reader.read(slot.keyOffset(), keyMaterial);
-            SectorCipher.of(algorithms, possibleKey).decrypt(0, ByteBuffer.wrap(keyMaterial));
-            byte[] masterKey = AfSplitter.decode(hash, keyLength, (int) slot.stripes(), keyMaterial);
-            byte[] digest = Pbkdf2.derive(hash, masterKey, header.masterKeySalt(), header.masterKeyIterations(),
-                    LuksHeader.DIGEST_LENGTH);
-            if (MessageDigest.isEqual(digest, header.masterKeyDigest())) {
-                return masterKey;
+            try {
+                reader.read(slot.keyOffset(), keyMaterial);
+                SectorCipher.of(algorithms, possibleKey).decrypt(0, ByteBuffer.wrap(keyMaterial));
+                byte[] masterKey = AfSplitter.decode(hash, keyLength, (int) slot.stripes(), keyMaterial);
+                byte[] digest = Pbkdf2.derive(hash, masterKey, header.masterKeySalt(),
+                        header.masterKeyIterations(), LuksHeader.DIGEST_LENGTH);
+                if (MessageDigest.isEqual(digest, header.masterKeyDigest())) {
+                    return masterKey;
+                }
+                Arrays.fill(masterKey, (byte) 0);
+            } finally { // what a slot decrypts is the master key, split: wiped, as the slot's key
+                Arrays.fill(keyMaterial, (byte) 0);
+                Arrays.fill(possibleKey, (byte) 0);
             }
         }
         throw new EncryptionKeyException("Invalid password, cannot unlock any keyslot");
@@ -85,6 +91,10 @@ public final class LuksFormat {
                 rounds += slot.iterations() * keyBlocks + header.masterKeyIterations() * digestBlocks;
             }
         }
+        requireBoundedWork(rounds);
+    }
+
+    private static void requireBoundedWork(long rounds) throws UnsupportedFeatureException {
         if (rounds > MAX_ROUNDS) {
             throw new UnsupportedFeatureException("PBKDF2 work above " + MAX_ROUNDS + " rounds",
                     "The LUKS header's key slots ask for " + rounds + " PBKDF2 rounds to try; at most " + MAX_ROUNDS
@@ -120,6 +130,9 @@ public final class LuksFormat {
         long slotSectors = LuksHeader.keyMaterialSectors(keyLength, LuksHeader.STRIPES);
         byte[] slotSalt = randomBytes(random, LuksHeader.SALT_LENGTH);
         long slotIterations = iterations(rate.iterationsPerSecond(hash, keyLength), options.iterTimeMillis(), 1);
+        // A long iter-time: a volume no open here would unlock, refused before its slot key is derived.
+        requireBoundedWork(slotIterations * Math.ceilDiv(keyLength, hash.digestLength())
+                + masterKeyIterations * Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength()));
         byte[] slotKey = Pbkdf2.derive(hash, secret, slotSalt, slotIterations, keyLength);
         byte[] keyMaterial = AfSplitter.encode(hash, keyLength, LuksHeader.STRIPES, masterKey, random);
         SectorCipher.of(algorithms, slotKey).encrypt(0, ByteBuffer.wrap(keyMaterial));
@@ -133,7 +146,6 @@ public final class LuksFormat {
         long payloadOffsetSector = payloadOffsetSector(keyLength);
         LuksHeader header = new LuksHeader(algorithms, payloadOffsetSector, digest, masterKeySalt,
                 masterKeyIterations, uuid(random), slots);
-        requireBoundedWork(header, hash, keyLength); // a long iter-time: a volume no open here would unlock
 
         byte[] area = new byte[Math.toIntExact(header.payloadOffset())];
         System.arraycopy(header.toBytes(), 0, area, 0, LuksHeader.SIZE);

@@ -2,6 +2,7 @@ package io.github.qcowloom.crypto;
 
 import java.security.DigestException;
 import java.security.MessageDigest;
+import java.util.Arrays;
 
 /**
  * HMAC (RFC 2104) with the key's two padded blocks hashed once: each use clones the digests that absorbed them, so
@@ -26,6 +27,10 @@ final class PrecomputedHmac {
         for (int i = 0; i < block; i++) {
             inner.update((byte) (padded[i] ^ 0x36));
             outer.update((byte) (padded[i] ^ 0x5c));
+        }
+        Arrays.fill(padded, (byte) 0); // the key (a passphrase, or a master key being checked)
+        if (k != key) {
+            Arrays.fill(k, (byte) 0);
         }
         innerHash = new byte[hash.digestLength()];
     }

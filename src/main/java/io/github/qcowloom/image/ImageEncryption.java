@@ -24,8 +24,8 @@ import java.util.Arrays;
  * A qcow2 image's LUKS encryption as its open finds it (QEMU's qcow2_read_extensions and qcrypto_block_open): the
  * LUKS header read from the clusters the CRYPTO header extension names, and, when the open needs guest data and was
  * given the passphrase, the payload cipher of the master key it unlocks. An inspection (an open that follows no
- * references and writes nothing, as {@code qemu-img info}'s) reads the header alone, passphrase or not, as QEMU's
- * BDRV_O_NO_IO open does. The cipher stays inside this package: what leaves it is {@link #info()}.
+ * references and writes nothing, as {@code qemu-img info}'s) may come without a passphrase and then reads the header
+ * alone, as QEMU's BDRV_O_NO_IO open does. The cipher stays inside this package: what leaves it is {@link #info()}.
  */
 public final class ImageEncryption {
     /** QEMU's words for an open that needs the passphrase and was given none. */
@@ -55,7 +55,7 @@ public final class ImageEncryption {
             throw new EncryptionKeyException(KEY_REQUIRED);
         }
         LuksHeader luks = LuksHeader.parse(readArea(file, area, 0, LuksHeader.SIZE));
-        if (inspection) {
+        if (key == null) { // an inspection (the CLI's info passes no key, so that it never pays for an unlock)
             return new ImageEncryption(luks, null);
         }
         if (header.hasDataFile()) {
@@ -65,14 +65,17 @@ public final class ImageEncryption {
             throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
                     "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
         }
-        byte[] masterKey = LuksFormat.unlock(luks, (at, dst) -> {
-            byte[] bytes = readArea(file, area, at, dst.length);
-            System.arraycopy(bytes, 0, dst, 0, dst.length);
-        }, key);
         try {
-            return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
+            byte[] masterKey = LuksFormat.unlock(luks, (at, dst) -> {
+                byte[] bytes = readArea(file, area, at, dst.length);
+                System.arraycopy(bytes, 0, dst, 0, dst.length);
+            }, key);
+            try {
+                return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
+            } finally {
+                Arrays.fill(masterKey, (byte) 0);
+            }
         } finally {
-            Arrays.fill(masterKey, (byte) 0);
             Arrays.fill(key, (byte) 0); // a copy (OpenOptions gives out copies)
         }
     }

@@ -611,7 +611,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * caller reads or copies its ciphertext as guest data; the paths inside see them.
      */
     private BlockStatus hostShown(BlockStatus status) {
-        return encryption == null || status.host() == null ? status
+        // A backing file's answer (depth above 0) is its own to give: an encrypted one hid its offsets already.
+        return encryption == null || status.host() == null || status.depth() > 0 ? status
                 : new BlockStatus(status.length(), status.depth(), status.allocation(), null);
     }
 

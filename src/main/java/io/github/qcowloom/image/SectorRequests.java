@@ -49,12 +49,12 @@ final class SectorRequests {
         locked.run(offset, length, false, () -> {
             int at = dst.position();
             forEachPart(offset, length, (from, bytes, whole) -> {
-                ByteBuffer part = dst.slice(at + (int) (from - offset), bytes);
+                ByteBuffer part = dst.slice(at + (int) (from - offset), (int) bytes);
                 if (whole) {
                     readPath.read(from, part);
                 } else {
                     ByteBuffer sector = readSector(from);
-                    part.put(sector.slice((int) (from - sectorStart(from)), bytes));
+                    part.put(sector.slice((int) (from - sectorStart(from)), (int) bytes));
                 }
             });
             dst.position(at + length);
@@ -71,20 +71,14 @@ final class SectorRequests {
      * {@code size} is the disk's, read under the lock.
      */
     void writeZeroes(long offset, long length, boolean mayUnmap, LongSupplier size) throws IOException {
-        serialised(offset, length, () -> locked.run(offset, length, true, () -> {
-            long end = offset + length;
-            long wholeFrom = Math.min(end, sectorEnd(offset));
-            long wholeTo = Math.max(wholeFrom, sectorStart(end));
-            if (wholeFrom > offset) {
-                writeLocked(offset, ByteBuffer.allocate((int) (wholeFrom - offset)));
-            }
-            if (wholeTo > wholeFrom) {
-                discardPath.writeZeroes(wholeFrom, wholeTo - wholeFrom, mayUnmap, size.getAsLong());
-            }
-            if (end > wholeTo) {
-                writeLocked(wholeTo, ByteBuffer.allocate((int) (end - wholeTo)));
-            }
-        }));
+        serialised(offset, length, () -> locked.run(offset, length, true, () -> forEachPart(offset, length,
+                (from, bytes, whole) -> {
+                    if (whole) {
+                        discardPath.writeZeroes(from, bytes, mayUnmap, size.getAsLong());
+                    } else {
+                        writeLocked(from, ByteBuffer.allocate((int) bytes)); // inside one sector
+                    }
+                })));
     }
 
     /** Discards only whole clusters, so reads nothing; entered so that no merge runs beside it. */
@@ -97,13 +91,13 @@ final class SectorRequests {
         int length = src.remaining();
         int at = src.position();
         forEachPart(offset, length, (from, bytes, whole) -> {
-            ByteBuffer part = src.slice(at + (int) (from - offset), bytes);
+            ByteBuffer part = src.slice(at + (int) (from - offset), (int) bytes);
             if (whole) {
                 writePath.write(from, part);
             } else {
                 long start = sectorStart(from);
                 ByteBuffer sector = readSector(from);
-                sector.put((int) (from - start), part, 0, bytes);
+                sector.put((int) (from - start), part, 0, (int) bytes);
                 writePath.write(start, sector);
             }
         });
@@ -119,22 +113,26 @@ final class SectorRequests {
     /** A part of a request: {@code bytes} from {@code from}, whole sectors or inside one. */
     @FunctionalInterface
     private interface Part {
-        void run(long from, int bytes, boolean whole) throws IOException;
+        void run(long from, long bytes, boolean whole) throws IOException;
     }
 
-    /** The partial first sector, the whole sectors, the partial last sector of {@code [offset, offset + length)}. */
-    private static void forEachPart(long offset, int length, Part part) throws IOException {
+    /**
+     * The whole sectors of {@code [offset, offset + length)}, then its partial first and last sectors: a write of the
+     * whole ones first allocates their clusters with the data (an encrypted cluster's copy-on-write is written, not
+     * left to holes), so the merges after it write in place.
+     */
+    private static void forEachPart(long offset, long length, Part part) throws IOException {
         long end = offset + length;
         long headEnd = Math.min(end, sectorEnd(offset));
-        if (headEnd > offset) {
-            part.run(offset, (int) (headEnd - offset), false);
-        }
         long tailStart = Math.max(headEnd, sectorStart(end));
         if (tailStart > headEnd) {
-            part.run(headEnd, (int) (tailStart - headEnd), true);
+            part.run(headEnd, tailStart - headEnd, true);
+        }
+        if (headEnd > offset) {
+            part.run(offset, headEnd - offset, false);
         }
         if (end > tailStart) {
-            part.run(tailStart, (int) (end - tailStart), false);
+            part.run(tailStart, end - tailStart, false);
         }
     }
 

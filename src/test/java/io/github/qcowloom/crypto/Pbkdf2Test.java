@@ -99,4 +99,25 @@ class Pbkdf2Test {
     private static byte[] ascii(String s) {
         return s.getBytes(StandardCharsets.ISO_8859_1);
     }
+
+    /**
+     * Passwords longer than the hash's block (64 bytes, 128 for SHA-384 and SHA-512), which HMAC hashes first: against
+     * the JDK's own PBKDF2, which agrees with ours for ASCII passwords.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"sha1", "sha256", "sha512"})
+    void passwordsLongerThanTheBlockAsTheJdks(String name) throws Exception {
+        LuksHash hash = LuksHash.byName(name).orElseThrow();
+        String password = "a long passphrase, ".repeat(10); // 190 bytes
+        byte[] salt = "NaCl and more salt".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        String jdk = "PBKDF2WithHmac" + switch (name) {
+            case "sha1" -> "SHA1";
+            case "sha256" -> "SHA256";
+            default -> "SHA512";
+        };
+        byte[] expected = javax.crypto.SecretKeyFactory.getInstance(jdk).generateSecret(
+                new javax.crypto.spec.PBEKeySpec(password.toCharArray(), salt, 1000, 64 * 8)).getEncoded();
+        org.junit.jupiter.api.Assertions.assertArrayEquals(expected, Pbkdf2.derive(hash,
+                password.getBytes(java.nio.charset.StandardCharsets.US_ASCII), salt, 1000, 64));
+    }
 }
