@@ -71,7 +71,8 @@ class CliEncryptionTest extends QemuFolderTest {
     }
 
     @ParameterizedTest(name = "[{index}] {0}")
-    @ValueSource(strings = {"data=hunter2,id=s0", "qom-type=secret,id=s0", "secret,id=s0", "secret,data=x", "secret,id=s0,data=x,file=/tmp/x", "foo,id=x",
+    @ValueSource(strings = {"data=hunter2,id=s0", "qom-type=secret,id=s0", "secret,id=s0", "secret,data=x",
+        "secret,id=s0,data=x,file=/tmp/x", "foo,id=x",
         "secret,id=s0,data=x,bogus=1", "secret,id=s0,file=/nonexistent/s", "secret,id=s0,data=!!,format=base64",
         "secret,id=s0,data=x,format=hex"})
     void badSecretsAreRefusedAsQemuImgRefusesThem(String object) {
