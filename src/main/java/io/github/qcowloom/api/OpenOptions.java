@@ -20,7 +20,8 @@ package io.github.qcowloom.api;
  *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps stay as they are (not marked
  *     in use, not stored again) and may be edited
  * @param encryptionKey the passphrase of a LUKS-encrypted image (the data of QEMU's {@code encrypt.key-secret}), or
- *     null; an encrypted image opened without it can only be inspected ({@code followReferences} false)
+ *     null; an encrypted image opened without it can only be inspected (read-only, {@code followReferences}
+ *     false)
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
         Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, byte[] encryptionKey) {

@@ -196,8 +196,7 @@ final class ConvertCommand implements Callable<Integer> {
         }
         if (compressed && !skipCreate) { // qemu-img's checks of the target's options, in its words
             Map<String, String> opts = CreateOptionsParser.parse(options);
-            Boolean legacy = opts.containsKey("encryption") ? CreateOptionsParser.bool(opts.get("encryption")) : null;
-            if (Boolean.TRUE.equals(legacy) || opts.containsKey("encrypt.format")) {
+            if (EncryptionOptions.asked(opts)) {
                 throw new ImageException("Compression and encryption not supported at the same time");
             }
             if (!"off".equals(opts.getOrDefault("preallocation", "off"))) {

@@ -27,6 +27,16 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
         return KEYS.contains(key);
     }
 
+    /** True if {@code opts} ask for encryption of any format (convert -c refuses it before anything is made). */
+    static boolean asked(Map<String, String> opts) {
+        return opts.containsKey("encrypt.format") || legacyAes(opts);
+    }
+
+    /** {@code encryption=on}: QEMU's older spelling of {@code encrypt.format=aes}. */
+    private static boolean legacyAes(Map<String, String> opts) {
+        return opts.containsKey("encryption") && Boolean.TRUE.equals(CreateOptionsParser.bool(opts.get("encryption")));
+    }
+
     /** QemuOpts' parse of the one number among them, which fails before anything is printed. */
     static void checkNumbers(Map<String, String> opts) throws ImageException {
         if (opts.containsKey("encrypt.iter-time")) {
@@ -46,8 +56,7 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
             }
         }
         String format = luks.remove("format");
-        Boolean legacy = opts.containsKey("encryption") ? CreateOptionsParser.bool(opts.get("encryption")) : null;
-        if (format == null && Boolean.TRUE.equals(legacy)) {
+        if (format == null && legacyAes(opts)) {
             format = "aes";
         }
         if (format == null) {

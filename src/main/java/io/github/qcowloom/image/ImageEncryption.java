@@ -54,7 +54,9 @@ public final class ImageEncryption {
         if (key == null && !inspection) {
             throw new EncryptionKeyException(KEY_REQUIRED);
         }
-        LuksHeader luks = LuksHeader.parse(readArea(file, area, 0, LuksHeader.SIZE));
+        byte[] bytes = new byte[LuksHeader.SIZE];
+        readArea(file, area, 0, bytes);
+        LuksHeader luks = LuksHeader.parse(bytes);
         if (key == null) { // an inspection (the CLI's info passes no key, so that it never pays for an unlock)
             return new ImageEncryption(luks, null);
         }
@@ -66,10 +68,7 @@ public final class ImageEncryption {
                     "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
         }
         try {
-            byte[] masterKey = LuksFormat.unlock(luks, (at, dst) -> {
-                byte[] bytes = readArea(file, area, at, dst.length);
-                System.arraycopy(bytes, 0, dst, 0, dst.length);
-            }, key);
+            byte[] masterKey = LuksFormat.unlock(luks, (at, dst) -> readArea(file, area, at, dst), key);
             try {
                 return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
             } finally {
@@ -107,11 +106,12 @@ public final class ImageEncryption {
     }
 
     /**
-     * {@code length} bytes from {@code at} in the LUKS header area (QEMU's qcow2_crypto_hdr_read_func, its bounds
-     * compared unsigned); past the end of the file they read as zeroes, as QEMU reads them.
+     * Fills {@code dst} from {@code at} in the LUKS header area (QEMU's qcow2_crypto_hdr_read_func, its bounds
+     * compared unsigned); past the end of the file it reads zeroes, as QEMU reads them.
      */
-    private static byte[] readArea(Storage file, Header.CryptoHeaderArea area, long at, int length)
+    private static void readArea(Storage file, Header.CryptoHeaderArea area, long at, byte[] dst)
             throws IOException {
+        int length = dst.length;
         if (Long.compareUnsigned(at + length, area.length()) > 0) {
             throw new CorruptImageException("Request for data outside of extension header");
         }
@@ -120,9 +120,7 @@ public final class ImageEncryption {
             throw new CorruptImageException("Could not read encryption header: offset "
                     + Long.toUnsignedString(area.offset()) + " is past any file");
         }
-        ByteBuffer buffer = ByteBuffer.allocate(length);
-        file.readFully(buffer, from);
-        return buffer.array();
+        file.readFully(ByteBuffer.wrap(dst), from);
     }
 
     /** Whether guest data can be read and written (the passphrase was given and unlocked a key slot). */

@@ -595,6 +595,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
+    /** An encrypted image's write checks, before its wait in the sectors in flight (no lock is held there). */
+    private void requireUnlockedForWrites() throws IOException {
+        checkGuestWritable();
+        requireUnlocked();
+    }
+
     /** Reads only metadata, under the image lock held shared like a read; see {@link BlockStatusPath}. */
     @Override
     public BlockStatus blockStatus(long offset, long length) throws IOException {
@@ -643,8 +649,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
         if (encryption != null) {
-            checkGuestWritable();
-            requireUnlocked();
+            requireUnlockedForWrites();
             sectorRequests.write(offset, src);
             return;
         }
@@ -654,8 +659,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     @Override
     public void discard(long offset, long length) throws IOException {
         if (encryption != null) {
-            checkGuestWritable();
-            requireUnlocked();
+            requireUnlockedForWrites();
             sectorRequests.discard(offset, length, this::size);
             return;
         }
@@ -665,8 +669,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
         if (encryption != null) {
-            checkGuestWritable();
-            requireUnlocked();
+            requireUnlockedForWrites();
             sectorRequests.writeZeroes(offset, length, mayUnmap, this::size);
             return;
         }

@@ -35,7 +35,7 @@ final class SerialisingWrites {
     }
 
     /** True if {@code [offset, offset + length)} starts or ends inside a sector. */
-    boolean partial(long offset, long length) {
+    private boolean partial(long offset, long length) {
         return offset % sectorSize != 0 || (offset + length) % sectorSize != 0;
     }
 
