@@ -19,18 +19,20 @@ package io.github.qcowloom.api;
  *     it is {@link BlockDevice#readOnly}
  *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps stay as they are (not marked
  *     in use, not stored again) and may be edited
- * @param encryptionKey the passphrase of a LUKS-encrypted image (the data of QEMU's {@code encrypt.key-secret}), or
- *     null; an encrypted image opened without it can only be inspected (read-only, {@code followReferences}
- *     false)
+ * @param encryption what the open is told of the LUKS encryption of the image and of each image down its backing
+ *     chain: passphrases (QEMU's {@code encrypt.key-secret}, {@code backing.encrypt.key-secret}, ...) and formats;
+ *     an encrypted image opened without its passphrase can only be inspected (read-only, {@code followReferences}
+ *     false); null is {@link ChainEncryption#NONE}
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
-        Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, byte[] encryptionKey) {
+        Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, ChainEncryption encryption) {
     public static final long DEFAULT_MAX_L2_CACHE = 32L << 20;
 
     public OpenOptions {
         java.util.Objects.requireNonNull(tuning, "tuning");
         java.util.Objects.requireNonNull(ticker, "ticker");
         java.util.Objects.requireNonNull(locking, "locking");
+        encryption = encryption == null ? ChainEncryption.NONE : encryption;
         if (locking == ImageLocking.FORCE_SHARE && !readOnly) {
             // qemu-img: "force-share=on can only be used with read-only images"
             throw new IllegalArgumentException("force-share can only be used with read-only images");
@@ -40,7 +42,7 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
         }
     }
 
-    /** Options without an encryption key. */
+    /** Options without encryption passphrases. */
     public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
             Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites) {
         this(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, null);
@@ -81,59 +83,58 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
 
     public OpenOptions withReadOnly(boolean v) {
         return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites,
-                encryptionKey);
+                encryption);
     }
 
     public OpenOptions withDirect(boolean v) {
         return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs,
-                guestWrites, encryptionKey);
+                guestWrites, encryption);
     }
 
     public OpenOptions withFollowReferences(boolean v) {
-        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites, encryptionKey);
+        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites, encryption);
     }
 
     public OpenOptions withTuning(ImageOptions v) {
         return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs,
-                guestWrites, encryptionKey);
+                guestWrites, encryption);
     }
 
     public OpenOptions withTicker(Ticker v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs,
-                guestWrites, encryptionKey);
+                guestWrites, encryption);
     }
 
     public OpenOptions withLocking(ImageLocking v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs, guestWrites,
-                encryptionKey);
+                encryption);
     }
 
     public OpenOptions withHostSyncs(boolean v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v, guestWrites,
-                encryptionKey);
+                encryption);
     }
 
     public OpenOptions withGuestWrites(boolean v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, v,
-                encryptionKey);
+                encryption);
     }
 
-    public OpenOptions withEncryptionKey(byte[] v) {
+    public OpenOptions withEncryption(ChainEncryption v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, v);
     }
 
-    /** A copy of the passphrase (null for none), which the open may wipe once it has unlocked the image. */
-    @Override
-    public byte[] encryptionKey() {
-        return encryptionKey == null ? null : encryptionKey.clone();
+    /** These options with {@code v} (copied) the passphrase of the image itself, not of its backing files. */
+    public OpenOptions withEncryptionKey(byte[] v) {
+        return withEncryption(encryption.withPassphrase(0, v));
     }
 
-    /** Names no key: the passphrase stays out of logs. */
-    @Override
-    public String toString() {
-        return "OpenOptions[readOnly=" + readOnly + ", direct=" + direct + ", followReferences=" + followReferences
-                + ", tuning=" + tuning + ", locking=" + locking + ", hostSyncs=" + hostSyncs + ", guestWrites="
-                + guestWrites + ", encryptionKey=" + (encryptionKey == null ? "none" : "given") + "]";
+    /**
+     * The options a backing file {@code depth} levels down the chain is opened with, as far as encryption goes:
+     * what these say of that image, as its own.
+     */
+    public OpenOptions forBackingDepth(int depth) {
+        return withEncryption(encryption.below(depth));
     }
 
     public OpenOptions withL2CacheBytes(long v) {

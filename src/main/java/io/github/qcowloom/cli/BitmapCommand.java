@@ -112,7 +112,7 @@ final class BitmapCommand implements Callable<Integer> {
         }
         // No guest data changes: the image's other bitmaps stay consistent, as under qemu-img.
         OpenOptions options = named.apply(profile.apply(OpenOptions.readWriteDefaults().withGuestWrites(false)));
-        try (Qcow2Image image = Qcow2Image.open(path, options);
+        try (Qcow2Image image = (Qcow2Image) named.open("qcow2", options);
                 BlockDevice source = sourceFile == null ? null : openSource()) {
             // QEMU loads the bitmaps as it opens an image, and refuses one whose bitmaps it cannot load.
             if (source instanceof Qcow2Image q) {

@@ -10,7 +10,7 @@ import io.github.qcowloom.check.HumanReport;
 import io.github.qcowloom.check.ImageChecker;
 import io.github.qcowloom.check.RepairMode;
 import io.github.qcowloom.check.RepairOutcome;
-import io.github.qcowloom.image.ImageEncryption;
+import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -78,7 +78,7 @@ final class CheckCommand implements Callable<Integer> {
             err.println("qcow2-loom: This image format does not support checks");
             return UNSUPPORTED;
         }
-        ImageEncryption.requireKey(path, image.spec(), opened);
+        Qcow2Image.requireOpenable(path, image.spec(), opened);
         CheckResult result;
         List<String> lines;
         try {

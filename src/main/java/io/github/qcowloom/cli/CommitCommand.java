@@ -84,7 +84,7 @@ final class CommitCommand implements Callable<Integer> {
         try {
             // The chain read without lock bytes of its own: FILE's and the base's are the ones that matter, and a
             // second open of a file with lock bytes is refused where locks are POSIX ones (Java 21).
-            try (BlockDevice top = ImageFormat.open(path, fmt, options.withReadOnly(true)
+            try (BlockDevice top = image.open(fmt, options.withReadOnly(true)
                     .withLocking(ImageLocking.NONE))) {
                 int depth = baseDepth(top, path);
                 List<Qcow2Image> above = new ArrayList<>();
@@ -94,7 +94,8 @@ final class CommitCommand implements Callable<Integer> {
                     dev = ((Qcow2Image) dev).backing();
                 }
                 String baseFormat = dev instanceof Qcow2Image ? "qcow2" : "raw";
-                try (BlockDevice base = ImageFormat.open(fileOf(dev), baseFormat, options)) {
+                // The base's own passphrase: what the options say of the image that deep (backing.encrypt.*).
+                try (BlockDevice base = ImageFormat.open(fileOf(dev), baseFormat, options.forBackingDepth(depth))) {
                     copy(new CommitView(above, base), base, top.size(), rateLimit);
                 }
             }

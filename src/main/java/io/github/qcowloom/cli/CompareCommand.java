@@ -5,7 +5,6 @@ import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
@@ -116,7 +115,7 @@ final class CompareCommand implements Callable<Integer> {
             throw new Failure(2, e.getMessage()); // qemu-img's words already
         }
         try {
-            return ImageFormat.open(image.path(), image.format(), opened);
+            return image.open(image.format(), opened);
         } catch (IOException | RuntimeException e) {
             throw new Failure(2, Main.openFailure(files.get(which), e));
         }

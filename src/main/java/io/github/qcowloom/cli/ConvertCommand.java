@@ -269,7 +269,7 @@ final class ConvertCommand implements Callable<Integer> {
         try {
             for (String name : sources) {
                 ImageOpts source = ImageOpts.of(imageOpts, name, sourceFormat, objects);
-                opened.add(ImageFormat.open(source.path(), source.format(), source.apply(options)));
+                opened.add(source.open(source.format(), source.apply(options)));
             }
             if (snapshotParam != null) {
                 if (opened.size() > 1 && snapshotParam.idOrName() != null) {
@@ -456,7 +456,7 @@ final class ConvertCommand implements Callable<Integer> {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
         }
-        try (BlockDevice dst = ImageFormat.open(path, outputFormat, targetOpts.apply(targetOptions(direct, syncs)))) {
+        try (BlockDevice dst = targetOpts.open(outputFormat, targetOpts.apply(targetOptions(direct, syncs)))) {
             if (bitmaps) {
                 BitmapCopy.checkTarget(outputFormat, dst instanceof Qcow2Image q ? q.header().version() : 0);
             }

@@ -1,6 +1,10 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.ChainEncryption;
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -12,6 +16,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.BiFunction;
 
 /**
  * qemu-img's {@code --image-opts}: an image named by QEMU's block options rather than a file name, such as {@code
@@ -33,10 +38,11 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     /** The --image-opts flag's help, for the commands whose FILE it names. */
     static final String HELP = "FILE is an option string (driver=qcow2,file.filename=PATH,...).";
     /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
+    private static final String BACKING = "backing.";
     private static final Set<String> NOT_DONE = Set.of("cache-size", "cache-clean-interval", "lazy-refcounts",
             "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",
-            "overlap-check", "data-file", "encrypt", "offset", "size", "detect-zeroes", "discard", "auto-read-only",
-            "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager", "file.drop-cache",
+            "overlap-check", "data-file", "encrypt", "backing", "offset", "size", "detect-zeroes", "discard",
+            "auto-read-only", "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager", "file.drop-cache",
             "file.discard", "file.detect-zeroes", "file.auto-read-only");
 
     /**
@@ -108,19 +114,23 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
                 }
             }
             case "cache.direct", "cache.no-flush", "read-only", "force-share" -> bool(spec, key, value);
-            case "encrypt.key-secret" -> { }
-            case "encrypt.format" -> {
-                if (value.equals("aes")) {
-                    throw new UnsupportedFeatureException("AES encryption", "Could not open '" + spec
-                            + "': AES encryption is not supported");
-                }
-                if (!value.equals("luks")) {
-                    throw new ImageException("Could not open '" + spec + "': Parameter 'encrypt.format' does not"
-                            + " accept value '" + value + "'");
-                }
-            }
             case "l2-cache-size", "refcount-cache-size" -> size(spec, key, value);
             default -> {
+                // encrypt.format and encrypt.key-secret, of the image or of one down its chain: the image's open
+                // checks the format against the header it finds, as QEMU's does.
+                String own = layerOption(key);
+                if (own.equals("encrypt.key-secret") || own.equals("encrypt.format")) {
+                    if ("raw".equals(format) && depthOf(key) == 0) {
+                        throw new ImageException("Could not open '" + spec + "': Block format 'raw' does not"
+                                + " support the option '" + key + "'");
+                    }
+                    return;
+                }
+                if (depthOf(key) > 0) {
+                    throw new UnsupportedFeatureException("--image-opts " + key, "Could not open '" + spec
+                            + "': the option '" + key + "' is not supported (of a backing file's options, only"
+                            + " encrypt.key-secret and encrypt.format are)");
+                }
                 String root = key.contains(".") && !key.startsWith("file.") ? key.substring(0, key.indexOf('.'))
                         : key;
                 if (NOT_DONE.contains(root)) {
@@ -135,6 +145,20 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
                         + (format == null ? "qcow2" : format) + "' does not support the option '" + key + "'");
             }
         }
+    }
+
+    /** {@code key} without its {@code backing.} prefixes: the option as the image it is meant for names it. */
+    private static String layerOption(String key) {
+        String own = key;
+        while (own.startsWith(BACKING)) {
+            own = own.substring(BACKING.length());
+        }
+        return own;
+    }
+
+    /** How many levels down the backing chain {@code key} reaches: its {@code backing.} prefixes. */
+    private static int depthOf(String key) {
+        return (key.length() - layerOption(key).length()) / BACKING.length();
     }
 
     /** A QemuOpts size, refused in qemu-img's words. */
@@ -182,6 +206,31 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         return this;
     }
 
+    /**
+     * Opens the image in {@code format} with {@code applied}, the options {@link #apply} made. Its open names the
+     * file in "Could not open" errors; qemu-img names an image given by options by their string, and so do these.
+     */
+    BlockDevice open(String format, OpenOptions applied) throws IOException {
+        try {
+            return ImageFormat.open(path, format, applied);
+        } catch (EncryptionKeyException e) {
+            throw named(e, EncryptionKeyException.class, EncryptionKeyException::withContext);
+        } catch (ImageLockedException e) {
+            throw named(e, ImageLockedException.class, ImageLockedException::withContext);
+        }
+    }
+
+    /** {@code e}, its "Could not open 'FILE': " context given by the open made "Could not open 'SPEC': ". */
+    private <E extends Exception> E named(E e, Class<E> type, BiFunction<E, String, E> withContext) {
+        Throwable reason = e.getCause();
+        String fileContext = "Could not open '" + path + "': ";
+        if (options.isEmpty() || !type.isInstance(reason)
+                || !e.getMessage().equals(fileContext + reason.getMessage())) {
+            return e;
+        }
+        return withContext.apply(type.cast(reason), "Could not open '" + spec + "': ");
+    }
+
     /** {@code base} with what the options say of the open. */
     OpenOptions apply(OpenOptions base) throws ImageException {
         OpenOptions o = base;
@@ -208,22 +257,37 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         if (options.containsKey("l2-cache-size")) {
             o = o.withTuning(o.tuning().withL2CacheBytes(size(spec, "l2-cache-size", options.get("l2-cache-size"))));
         }
-        String secret = options.get("encrypt.key-secret");
-        if (secret != null) {
-            // Not for an inspection (qemu-img info's open), which reads no guest data and unlocks nothing.
-            if (o.followReferences() || !o.readOnly()) {
-                try {
-                    o = o.withEncryptionKey(secrets.passphrase(secret));
-                } catch (ImageException e) {
-                    throw new ImageException("Could not open '" + spec + "': " + e.getMessage(), e);
-                }
-            }
-        }
+        o = o.withEncryption(encryption(o.followReferences() || !o.readOnly()));
         if (options.containsKey("refcount-cache-size")) {
             o = o.withTuning(o.tuning().withRefblockCacheBytes(size(spec, "refcount-cache-size",
                     options.get("refcount-cache-size"))));
         }
         return o;
+    }
+
+    /**
+     * What the options say of the encryption of the image and of each image down its chain. A secret is looked up
+     * when the image it is for needs its passphrase ({@code unlock} false: never, as for qemu-img info's open, which
+     * reads no guest data and unlocks nothing), so that a missing one fails there, as in QEMU.
+     */
+    private ChainEncryption encryption(boolean unlock) {
+        ChainEncryption chain = ChainEncryption.NONE;
+        for (Map.Entry<String, String> e : options.entrySet()) {
+            int depth = depthOf(e.getKey());
+            String secret = e.getValue();
+            switch (layerOption(e.getKey())) {
+                case "encrypt.format" -> chain = chain.withFormat(depth, e.getValue());
+                case "encrypt.key-secret" -> chain = !unlock ? chain : chain.withPassphrase(depth, () -> {
+                    try {
+                        return secrets.passphrase(secret);
+                    } catch (ImageException x) {
+                        throw new EncryptionKeyException(x.getMessage());
+                    }
+                });
+                default -> { }
+            }
+        }
+        return chain;
     }
 
     /**

@@ -107,7 +107,7 @@ final class InfoCommand implements Callable<Integer> {
             case "qcow2" -> {
                 OpenOptions o = opts.apply(OpenOptions.readOnlyDefaults().withFollowReferences(false)
                         .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY));
-                try (Qcow2Image img = Qcow2Image.open(path, o)) {
+                try (Qcow2Image img = (Qcow2Image) opts.open("qcow2", o)) {
                     yield ImageInfo.qcow2(name, img.header(), img.snapshots(),
                             ImageInfo.persistentBitmaps(img, name), DiskUsage.of(path),
                             img.encryption().orElse(null));

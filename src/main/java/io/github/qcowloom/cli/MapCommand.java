@@ -5,7 +5,6 @@ import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -66,7 +65,7 @@ final class MapCommand implements Callable<Integer> {
         Path path = image.path();
         String fmt = image.formatOrProbe();
         PrintWriter out = spec.commandLine().getOut();
-        try (BlockDevice dev = ImageFormat.open(path, fmt, image.apply(OpenOptions.readOnlyDefaults()
+        try (BlockDevice dev = image.open(fmt, image.apply(OpenOptions.readOnlyDefaults()
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT)))) {
             List<Layer> layers = layers(dev, image.fileName());
             long end = max < 0 ? dev.size() : Math.min(dev.size(), start + Math.min(max, Long.MAX_VALUE - start));

@@ -142,7 +142,7 @@ final class MeasureCommand implements Callable<Integer> {
 
     private BlockDevice open() throws IOException {
         ImageOpts image = ImageOpts.of(imageOpts, filename, format, objects);
-        return ImageFormat.open(image.path(), image.format(), image.apply(OpenOptions.readOnlyDefaults()
+        return image.open(image.format(), image.apply(OpenOptions.readOnlyDefaults()
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT)));
     }
 

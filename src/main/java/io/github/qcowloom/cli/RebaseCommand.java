@@ -94,14 +94,14 @@ final class RebaseCommand implements Callable<Integer> {
                     : new IllegalArgumentException("Invalid format name: '" + backingFormat + "'");
         }
         if (!fmt.equals("qcow2")) {
-            try (BlockDevice ignored = ImageFormat.open(path, fmt, options)) {
+            try (BlockDevice ignored = image.open(fmt, options)) {
                 // raw: every byte is its own, and it has no backing file to change
             }
             throw new IllegalArgumentException(cannotChange("Operation not supported"));
         }
         // Unsafe: QEMU opens FILE without its backing file (BDRV_O_NO_BACKING); only the header changes.
         if (!unsafe) {
-            try (Qcow2Image overlay = (Qcow2Image) ImageFormat.open(path, fmt, options)) {
+            try (Qcow2Image overlay = (Qcow2Image) image.open(fmt, options)) {
                 copyWhatDiffers(overlay, path, OpenOptions.readOnlyDefaults().withDirect(sourceDirect)
                         .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
             }

@@ -5,7 +5,6 @@ import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.Profiles;
-import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -59,7 +58,7 @@ final class ResizeCommand implements Callable<Integer> {
         // No pool: a preallocation places its clusters where qemu-img does, with no batch of pooled ones before them.
         OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults()).withPool(false);
         ImageOpts image = ImageOpts.of(imageOpts, filename, format, objects).requireWritable();
-        try (BlockDevice img = ImageFormat.open(image.path(), image.format(), image.apply(options))) {
+        try (BlockDevice img = image.open(image.format(), image.apply(options))) {
             long current = img.size();
             long newSize = newSize(current, size);
             mode.requireGrowth(current, newSize); // before --shrink is looked at, as in qemu-img

@@ -92,7 +92,7 @@ final class SnapshotCommand implements Callable<Integer> {
         }
         OpenOptions options = image.apply(profile.apply(base)).withFollowReferences(false);
         // The chain is not read, yet held as qemu-img holds it: a writer of the backing file refuses the command.
-        try (Qcow2Image img = Qcow2Image.open(path, options);
+        try (Qcow2Image img = (Qcow2Image) image.open("qcow2", options);
                 ReferencedFileLocks chain = lockChain(path, img, options)) {
             if (list) {
                 // QEMU lists nothing for an image with an external data file (it refuses its snapshots).

@@ -2,22 +2,16 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.EncryptionKeyException;
-import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.crypto.LuksFormat;
 import io.github.qcowloom.crypto.LuksHeader;
 import io.github.qcowloom.crypto.LuksInfo;
 import io.github.qcowloom.crypto.SectorCipher;
 import io.github.qcowloom.format.Header;
-import io.github.qcowloom.storage.FileStorage;
-import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
@@ -46,28 +40,39 @@ public final class ImageEncryption {
      */
     static ImageEncryption load(Storage file, Header header, OpenOptions options) throws IOException {
         Header.CryptoHeaderArea area = header.cryptoHeader().orElse(null);
+        String format = options.encryption().format().orElse(null);
         if (area == null) {
+            if (format != null) { // QEMU's qcow2_update_options_prepare, even for an inspection
+                throw new EncryptionKeyException("No encryption in image header, but options specified format '"
+                        + format + "'");
+            }
             return null;
         }
+        if (format != null && !format.equals("luks")) {
+            throw new EncryptionKeyException("Header reported 'luks' encryption format but options specify '"
+                    + format + "'");
+        }
         boolean inspection = !options.followReferences() && options.readOnly();
-        byte[] key = options.encryptionKey();
-        if (key == null && !inspection) {
+        if (!options.encryption().hasPassphrase() && !inspection) {
             throw new EncryptionKeyException(KEY_REQUIRED);
         }
-        byte[] bytes = new byte[LuksHeader.SIZE];
-        readArea(file, area, 0, bytes);
-        LuksHeader luks = LuksHeader.parse(bytes);
-        if (key == null) { // an inspection (the CLI's info passes no key, so that it never pays for an unlock)
-            return new ImageEncryption(luks, null);
-        }
-        if (header.hasDataFile()) {
-            throw dataFileRefusal();
-        }
-        if (header.size() % EncryptedData.SECTOR != 0) {
-            throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
-                    "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
-        }
+        // Asked for before the header is read, as QEMU looks its secret up: a secret that cannot be found fails
+        // first. An inspection given a passphrase unlocks (the CLI's info passes none, so that it never pays for it).
+        byte[] key = options.encryption().passphrase();
         try {
+            byte[] bytes = new byte[LuksHeader.SIZE];
+            readArea(file, area, 0, bytes);
+            LuksHeader luks = LuksHeader.parse(bytes);
+            if (key == null) {
+                return new ImageEncryption(luks, null);
+            }
+            if (header.hasDataFile()) {
+                throw dataFileRefusal();
+            }
+            if (header.size() % EncryptedData.SECTOR != 0) {
+                throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
+                        "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
+            }
             byte[] masterKey = LuksFormat.unlock(luks, (at, dst) -> readArea(file, area, at, dst), key);
             try {
                 return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
@@ -75,7 +80,9 @@ public final class ImageEncryption {
                 Arrays.fill(masterKey, (byte) 0);
             }
         } finally {
-            Arrays.fill(key, (byte) 0); // a copy (OpenOptions gives out copies)
+            if (key != null) {
+                Arrays.fill(key, (byte) 0); // a copy (ChainEncryption gives out copies)
+            }
         }
     }
 
@@ -83,26 +90,6 @@ public final class ImageEncryption {
     static UnsupportedFeatureException dataFileRefusal() {
         return new UnsupportedFeatureException("LUKS encryption with an external data file",
                 "LUKS encryption with an external data file is not supported");
-    }
-
-    /**
-     * For a command that reads the image file without opening it as a disk ({@code check}): refuses, as QEMU's open
-     * refuses, an encrypted image whose passphrase {@code options} lack or that none of its key slots takes, naming
-     * it {@code name} as given. An image whose header does not parse is left to the command.
-     */
-    public static void requireKey(Path image, String name, OpenOptions options) throws IOException {
-        try (Storage file = FileStorage.open(image, true, false, StorageBackend.FILECHANNEL,
-                LockPermissions.forImage(ImageLocking.NONE, true))) {
-            Header header;
-            try {
-                header = ImageMetadata.readHeader(file);
-            } catch (ImageException e) {
-                return;
-            }
-            load(file, header, options.withFollowReferences(true));
-        } catch (EncryptionKeyException e) {
-            throw e.withContext("Could not open '" + name + "': ");
-        }
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -51,7 +52,14 @@ public final class ImageFormat {
         String fmt = format != null ? format : probe(path);
         return switch (fmt) {
             case "qcow2" -> Qcow2Image.open(path, options);
-            case "raw" -> new RawImage(unsyncedIfAsked(openRaw(path, options), options), HoleMap.open(path));
+            case "raw" -> {
+                try {
+                    RawImage.refuseEncryptionOptions(options.encryption());
+                } catch (EncryptionKeyException e) {
+                    throw e.withContext("Could not open '" + path + "': ");
+                }
+                yield new RawImage(unsyncedIfAsked(openRaw(path, options), options), HoleMap.open(path));
+            }
             default -> throw unknownDriver(path, fmt);
         };
     }

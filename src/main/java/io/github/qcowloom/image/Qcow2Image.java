@@ -10,12 +10,14 @@ import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.ReadOnlyImageException;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.compress.ClusterCodec;
@@ -241,6 +243,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             if (header.backingFile() != null && options.followReferences() && imageDir != null) {
                 backing = openBacking(imageDir, header, options, depth, chain);
                 opened.add(backing);
+            } else if (header.backingFile() == null && options.followReferences()) {
+                refuseOptionsBelow(options);
             }
             if (header.dirty() && !options.readOnly()) {
                 // QEMU's repair on open, before anything reads the tables; it may rewrite L1 entries (COPIED).
@@ -262,6 +266,45 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 }
             }
             throw e;
+        }
+    }
+
+    /** Options for a backing file make QEMU open one, from those options alone where the image names none. */
+    private static void refuseOptionsBelow(OpenOptions options) throws EncryptionKeyException {
+        if (options.encryption().saysAnythingBelow()) {
+            throw new EncryptionKeyException("Could not open backing file: Must specify either driver or file");
+        }
+    }
+
+    /**
+     * For a command that reads the image file without opening it as a disk ({@code check}): refuses what QEMU's open
+     * of the image and its backing chain refuses first, naming the image {@code name} as given: a passphrase missing
+     * or refused, of the image or of one down its chain (as {@code options} give them), or a backing file that does
+     * not open. An image whose header does not parse is left to the command.
+     */
+    public static void requireOpenable(Path image, String name, OpenOptions options) throws IOException {
+        // No lock bytes: the command takes its own, and nothing here is read but headers, key slots and tables.
+        OpenOptions chain = options.withReadOnly(true).withFollowReferences(true).withLocking(ImageLocking.NONE);
+        try (Storage file = FileStorage.open(image, true, false, StorageBackend.FILECHANNEL,
+                LockPermissions.forImage(ImageLocking.NONE, true))) {
+            Header header;
+            try {
+                header = ImageMetadata.readHeader(file);
+            } catch (ImageException e) {
+                return;
+            }
+            ImageEncryption.load(file, header, chain);
+            if (header.backingFile() == null) {
+                refuseOptionsBelow(chain);
+                return;
+            }
+            Set<Object> above = new HashSet<>();
+            above.add(ReferencedFileLocks.fileKey(image));
+            try (BlockDevice backing = openBacking(image.toAbsolutePath().getParent(), header, chain, 0, above)) {
+                // opened: what its open refuses is refused
+            }
+        } catch (EncryptionKeyException e) {
+            throw e.withContext("Could not open '" + name + "': ");
         }
     }
 
@@ -288,7 +331,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             throw chainTooDeep();
         }
         Path path = ReferencedFiles.resolve(imageDir, header.backingFile(), "backing file");
-        OpenOptions backingOptions = options.withReadOnly(true).withL2CacheBytes(0);
+        OpenOptions backingOptions = options.withReadOnly(true).withL2CacheBytes(0).forBackingDepth(1);
         String format = header.backingFormat().orElse(null);
         if (format == null) {
             format = ImageFormat.probe(path);
@@ -302,12 +345,17 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         try {
             return switch (format) {
                 case "qcow2" -> open(path, backingOptions, depth + 1, chain);
-                case "raw" -> new RawImage(FileStorage.open(path, true, options.direct(), options.tuning().storage(),
-                        LockPermissions.forBacking(options.locking())));
+                case "raw" -> {
+                    RawImage.refuseEncryptionOptions(backingOptions.encryption());
+                    yield new RawImage(FileStorage.open(path, true, options.direct(), options.tuning().storage(),
+                            LockPermissions.forBacking(options.locking())));
+                }
                 default -> throw new UnsupportedFeatureException("backing format " + format,
                         "Unsupported backing file format '" + format + "'");
             };
         } catch (ImageLockedException e) {
+            throw e.withContext("Could not open backing file: ");
+        } catch (EncryptionKeyException e) {
             throw e.withContext("Could not open backing file: ");
         }
     }

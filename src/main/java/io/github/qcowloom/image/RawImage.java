@@ -2,6 +2,8 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.ChainEncryption;
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -24,6 +26,21 @@ public final class RawImage implements BlockDevice {
     public RawImage(Storage storage, HoleMap holes) {
         this.storage = storage;
         this.holes = holes;
+    }
+
+    /**
+     * Refuses, in QEMU's words, encryption options given for a raw image (its format takes none: a LUKS volume is
+     * another format) or for the backing files it cannot have.
+     */
+    static void refuseEncryptionOptions(ChainEncryption options) throws EncryptionKeyException {
+        String option = options.format().isPresent() ? "encrypt.format"
+                : options.hasPassphrase() ? "encrypt.key-secret" : null;
+        if (option != null) {
+            throw new EncryptionKeyException("Block format 'raw' does not support the option '" + option + "'");
+        }
+        if (options.saysAnythingBelow()) {
+            throw new EncryptionKeyException("Driver doesn't support backing files");
+        }
     }
 
     /** The raw file's path, or null where its storage is no host file. */

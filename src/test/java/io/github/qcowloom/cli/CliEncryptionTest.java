@@ -96,6 +96,53 @@ class CliEncryptionTest extends QemuFolderTest {
         sameAsQemuImg("compare", "--object", SECRET, "--image-opts", opts, opts);
     }
 
+    /**
+     * Each encrypted image of a chain takes its own passphrase (backing.encrypt.key-secret, and so on down), and
+     * what is missing, wrong or cannot be found is refused in qemu-img's words, from the layer it belongs to.
+     */
+    @Test
+    void eachImageOfAChainTakesItsOwnPassphrase() throws Exception {
+        String base = qemuImage("");
+        String top = path("top.qcow2");
+        String topSecret = "secret,id=top,data=battery staple";
+        Cli.Run made = ours("create", "-q", "-f", "qcow2", "--object", topSecret, "-o",
+                "encrypt.format=luks,encrypt.key-secret=top,encrypt.iter-time=10", "-b", base, "-F", "qcow2", top);
+        assertEquals(0, made.code(), made.err());
+        String topOpts = "driver=qcow2,file.filename=" + top + ",encrypt.key-secret=top";
+        Qemu.run(List.of("qemu-io", "--object", SECRET, "--object", topSecret, "--image-opts",
+                topOpts + ",backing.encrypt.key-secret=sec0", "-c", "write -P 0x33 1M 64k"));
+        String plain = path("plain.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", top, "-F", "qcow2", plain);
+        String plainOpts = "driver=qcow2,file.filename=" + plain;
+        for (String opts : List.of(topOpts, topOpts + ",backing.encrypt.key-secret=top",
+                topOpts + ",backing.encrypt.key-secret=sec9", topOpts + ",backing.encrypt.format=aes",
+                topOpts + ",backing.encrypt.format=luks,backing.encrypt.key-secret=sec0",
+                topOpts + ",backing.backing.encrypt.key-secret=sec0", plainOpts + ",backing.encrypt.key-secret=top",
+                plainOpts + ",backing.encrypt.key-secret=top,backing.backing.encrypt.key-secret=sec0",
+                plainOpts + ",backing.encrypt.key-secret=top,backing.backing.encrypt.key-secret=sec0"
+                        + ",backing.backing.backing.encrypt.key-secret=sec0",
+                plainOpts + ",encrypt.format=luks", plainOpts + ",backing.encrypt.key-secret=top,encrypt.format=aes")) {
+            sameAsQemuImg("map", "--object", SECRET, "--object", topSecret, "--image-opts", opts);
+            sameAsQemuImg("check", "--object", SECRET, "--object", topSecret, "--image-opts", opts);
+        }
+        List<String> args = List.of("convert", "--object", SECRET, "--object", topSecret, "--image-opts",
+                plainOpts + ",backing.encrypt.key-secret=top,backing.backing.encrypt.key-secret=sec0", "-O", "raw");
+        Cli.Both both = Cli.intoTargets(args, path("theirs.raw"), path("mine.raw"));
+        assertEquals(0, both.theirs().exitCode(), both.theirs().stderr());
+        assertEquals(0, both.mine().code(), both.mine().err());
+        byte[] guest = Files.readAllBytes(dir.resolve("mine.raw"));
+        assertArrayEquals(Files.readAllBytes(dir.resolve("theirs.raw")), guest);
+        assertEquals(0x33, guest[(1 << 20) + 5]);
+        assertEquals(0x11, guest[5]);
+
+        // commit writes the top's data into the base under the base's own passphrase
+        Cli.Run commit = ours("commit", "--object", SECRET, "--object", topSecret, "--image-opts",
+                topOpts + ",backing.encrypt.key-secret=sec0");
+        assertEquals(0, commit.code(), commit.err());
+        EncryptedImages.io(Path.of(base), "read -P 0x33 1M 64k", "read -P 0x11 0 3000", "read -P 0x22 3000 5000");
+        assertEquals(0, EncryptedImages.check(Path.of(base)).exitCode());
+    }
+
     @Test
     void convertDecryptsAsQemuImg() throws Exception {
         String img = qemuImage("cluster_size=16384,extended_l2=on");

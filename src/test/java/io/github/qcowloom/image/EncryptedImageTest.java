@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.ChainEncryption;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
@@ -186,6 +187,52 @@ class EncryptedImageTest {
             assertThrows(UnsupportedFeatureException.class,
                     () -> img.writeCompressed(0, ByteBuffer.allocate(65536)));
         }
+    }
+
+    /**
+     * Each encrypted image of a chain opens with its own passphrase, by depth; a passphrase is asked for only by an
+     * image that is encrypted, and options for an image below the chain's last are refused, all in QEMU's words.
+     */
+    @Test
+    void eachImageOfAChainOpensWithItsOwnPassphrase() throws Exception {
+        Path base = dir.resolve("base.qcow2");
+        EncryptedImages.create(base, 8 << 20, "");
+        EncryptedImages.io(base, "write -P 0x42 0 64k");
+        Path middle = dir.resolve("middle.qcow2");
+        byte[] middleKey = "battery staple".getBytes(StandardCharsets.UTF_8);
+        LuksOptions luks = LuksOptions.parse(java.util.Map.of("iter-time", "10"), "");
+        ImageCreator.create(middle, CreateOptions.defaults(8 << 20).withBacking(base.toString(), "qcow2"), luks,
+                middleKey);
+        Path top = dir.resolve("top.qcow2");
+        ImageCreator.create(top, CreateOptions.defaults(8 << 20).withBacking(middle.toString(), "qcow2"));
+        ChainEncryption.Passphrase never = () -> {
+            throw new AssertionError("the top image is not encrypted: no passphrase is asked for it");
+        };
+        ChainEncryption keys = ChainEncryption.NONE.withPassphrase(0, never).withPassphrase(1, middleKey)
+                .withPassphrase(2, EncryptedImages.KEY);
+        try (Qcow2Image img = Qcow2Image.open(top, OpenOptions.readWriteDefaults().withEncryption(keys))) {
+            img.write(65536, ByteBuffer.wrap(new byte[] {7}));
+            byte[] head = new byte[4];
+            img.read(65535, ByteBuffer.wrap(head));
+            assertArrayEquals(new byte[] {0x42, 7, 0, 0}, head);
+        }
+        ImageException sameKey = assertThrows(ImageException.class, () -> Qcow2Image.open(top,
+                OpenOptions.readOnlyDefaults().withEncryption(keys.withPassphrase(2, middleKey))));
+        assertEquals("Could not open '" + top + "': Could not open backing file: Could not open backing file: "
+                + "Invalid password, cannot unlock any keyslot", sameKey.getMessage());
+        ImageException none = assertThrows(ImageException.class, () -> Qcow2Image.open(middle,
+                OpenOptions.readOnlyDefaults().withEncryptionKey(middleKey)));
+        assertEquals("Could not open '" + middle + "': Could not open backing file: Parameter 'encrypt.key-secret' "
+                + "is required for cipher", none.getMessage());
+        ImageException tooDeep = assertThrows(ImageException.class, () -> Qcow2Image.open(middle,
+                OpenOptions.readOnlyDefaults().withEncryption(keys.below(1).withPassphrase(2, middleKey))));
+        assertEquals("Could not open '" + middle + "': Could not open backing file: Could not open backing file: "
+                + "Must specify either driver or file", tooDeep.getMessage());
+        ImageException format = assertThrows(ImageException.class, () -> Qcow2Image.open(top,
+                OpenOptions.readOnlyDefaults().withEncryption(keys.withFormat(0, "luks"))));
+        assertEquals("Could not open '" + top + "': No encryption in image header, but options specified format "
+                + "'luks'", format.getMessage());
+        assertEquals("[0:passphrase, 1:passphrase,format=aes, 2:passphrase]", keys.withFormat(1, "aes").toString());
     }
 
     /** A damaged pointer to the LUKS header, or a damaged header, is refused in QEMU's words; no unlock runs. */
