@@ -37,13 +37,14 @@ import java.util.function.BiFunction;
 record ImageOpts(String spec, Path path, String format, Map<String, String> options, SecretObjects secrets) {
     /** The --image-opts flag's help, for the commands whose FILE it names. */
     static final String HELP = "FILE is an option string (driver=qcow2,file.filename=PATH,...).";
-    /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
+    /** The prefix of an option for the backing file, once per level down the chain. */
     private static final String BACKING = "backing.";
+    /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
     private static final Set<String> NOT_DONE = Set.of("cache-size", "cache-clean-interval", "lazy-refcounts",
             "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",
             "overlap-check", "data-file", "encrypt", "backing", "offset", "size", "detect-zeroes", "discard",
-            "auto-read-only", "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager", "file.drop-cache",
-            "file.discard", "file.detect-zeroes", "file.auto-read-only");
+            "auto-read-only", "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager",
+            "file.drop-cache", "file.discard", "file.detect-zeroes", "file.auto-read-only");
 
     /**
      * The image {@code spec} names.

@@ -7,7 +7,6 @@ import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.EventLoops;
 import io.github.qcowloom.exec.ExecutionModel;
-import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.nbd.Export;
 import io.github.qcowloom.nbd.NbdServer;
 import io.github.qcowloom.nbd.TlsCredentials;
@@ -21,8 +20,6 @@ import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.net.UnknownHostException;
 import java.net.UnixDomainSocketAddress;
-import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -36,8 +33,8 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [--tls-creds DIR [--tls-verify-peer]] [--insecure]
- * [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--storage B] [--profile P] [-f fmt] FILE}: an
- * NBD server for the image
+ * [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--storage B] [--profile P] [--object SECRET]
+ * [-f fmt | --image-opts] FILE}: an NBD server for the image
  * until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and closes the image cleanly.
  * A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk SOCKET
  * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
@@ -124,6 +121,12 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "-f", description = "Image format (probed when absent).")
     String format;
 
+    @Option(names = "--image-opts", description = ImageOpts.HELP)
+    boolean imageOpts;
+
+    @Mixin
+    SecretObjects objects = new SecretObjects();
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -186,8 +189,8 @@ final class ServeCommand implements Callable<Integer> {
         NbdServer server;
         try {
             ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
-            server = NbdServer.start(new Export(Path.of(filename).getFileName().toString(), device, readOnly,
-                    served), address, model, limits, tls);
+            server = NbdServer.start(new Export(Path.of(image().fileName()).getFileName().toString(), device,
+                    options.readOnly(), served), address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;
@@ -197,7 +200,15 @@ final class ServeCommand implements Callable<Integer> {
                 "serving " + filename + " (" + model + security + ") at " + server.uri());
     }
 
-    /** The open options of the image: read-only or not, the profile, and -U (which needs --read-only). */
+    /** FILE, or with --image-opts the image its options name. */
+    private ImageOpts image() throws IOException {
+        return ImageOpts.of(imageOpts, filename, format, objects);
+    }
+
+    /**
+     * The open options of the image: read-only or not, the profile, -U (which needs --read-only), and what
+     * --image-opts says over them (its {@code read-only=on} exports read-only).
+     */
     private OpenOptions openOptions() throws IOException {
         if (forceShare && !readOnly) {
             throw new IllegalArgumentException("--force-share needs --read-only");
@@ -207,7 +218,7 @@ final class ServeCommand implements Callable<Integer> {
         if (storage != null) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
         }
-        return forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options;
+        return image().apply(forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options);
     }
 
     /**
@@ -223,11 +234,8 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     private BlockDevice openDevice(OpenOptions options) throws IOException {
-        Path path = Path.of(filename);
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(filename);
-        }
-        return ImageFormat.open(path, format, options);
+        ImageOpts image = image();
+        return image.open(image.formatOrProbe(), options);
     }
 
     /**
@@ -258,9 +266,10 @@ final class ServeCommand implements Callable<Integer> {
         if (unavailable != null) {
             throw new UnsupportedFeatureException(unavailable);
         }
-        VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
-                .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512).withReadOnly(readOnly);
         OpenOptions options = openOptions();
+        VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
+                .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512)
+                .withReadOnly(options.readOnly());
         ExecutionModel model = executionModel(options, false);
         BlockDevice device = openDevice(options);
         VhostUserBlk.Server server;

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.testing.EncryptedImages;
 import io.github.qcowloom.testing.Qemu;
 import io.github.qcowloom.testing.TestPki;
 import java.io.BufferedReader;
@@ -138,6 +139,51 @@ class CliServeTest {
         String virtual = linesUntilServing(MANIFEST_FLAGS, List.of("--socket", dir.resolve("t.sock").toString(),
                 "--storage", "filechannel", img.toString()), img);
         assertTrue(virtual.contains("(virtual)"), virtual);
+    }
+
+    /**
+     * An encrypted image is served by its options and a secret, as qemu-nbd serves it ({@code --object secret,...
+     * --image-opts ...,encrypt.key-secret=ID}); {@code read-only=on} among them exports it read-only.
+     */
+    @Test
+    void servesAnEncryptedImageByItsOptions() throws Exception {
+        Qemu.assume();
+        Path img = dir.resolve("enc.qcow2");
+        EncryptedImages.create(img, 8 << 20, "");
+        List<String> secret = List.of("--object", "secret,id=sec0,data=" + EncryptedImages.PASSPHRASE,
+                "--image-opts");
+        StringBuilder uri = new StringBuilder();
+        List<String> args = new ArrayList<>(List.of("--socket", dir.resolve("e.sock").toString()));
+        args.addAll(secret);
+        args.add(EncryptedImages.imageOpts(img));
+        Process p = serve(args, uri);
+        try {
+            String io = Qemu.run(List.of("qemu-io", "-f", "raw", "-c", "write -P 0x3c 1M 70k", "-c",
+                    "write -P 0x5a 1000 3", "-c", "read -P 0x3c 1M 70k", "-c", "read -P 0x5a 1000 3", uri.toString()));
+            assertTrue(!io.contains("failed") && !io.contains("Pattern verification failed"), io);
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+        }
+        EncryptedImages.io(img, "read -P 0x3c 1M 70k", "read -P 0x5a 1000 3", "read -P 0 0 1000");
+        assertEquals(0, EncryptedImages.check(img).exitCode());
+
+        StringBuilder readOnlyUri = new StringBuilder();
+        args.set(args.size() - 1, EncryptedImages.imageOpts(img) + ",read-only=on");
+        args.set(1, dir.resolve("r.sock").toString());
+        Process r = serve(args, readOnlyUri);
+        try {
+            Qemu.Result write = Qemu.exec(List.of("qemu-io", "-f", "raw", "-c", "write 0 512",
+                    readOnlyUri.toString()));
+            assertTrue((write.stdout() + write.stderr()).contains("ermission denied")
+                    || (write.stdout() + write.stderr()).contains("read-only"), write.stdout() + write.stderr());
+            String read = Qemu.run(List.of("qemu-io", "-f", "raw", "-r", "-c", "read -P 0x3c 1M 70k",
+                    readOnlyUri.toString()));
+            assertFalse(read.contains("Pattern verification failed"), read);
+        } finally {
+            r.destroy();
+            assertTrue(r.waitFor(30, TimeUnit.SECONDS));
+        }
     }
 
     /**
