@@ -13,15 +13,15 @@ import java.util.Optional;
  * image of a chain has a passphrase of its own, and an image given none cannot be unlocked, whatever the image above
  * it was given.
  *
- * <p>A passphrase is asked of its {@link Passphrase} only when its image is encrypted and is opened to read or write
- * guest data, so a secret that cannot be found fails that image's open alone, as QEMU looks a secret up only where
- * a cipher needs it. Immutable; its {@link #toString()} names no passphrase.
+ * <p>A passphrase is asked of its {@link Passphrase} only by the open of an image that is encrypted (an inspection
+ * given one unlocks too), so a secret that cannot be found fails that image's open alone, as QEMU looks a secret up
+ * only where a cipher needs it. Immutable; its {@link #toString()} names no passphrase.
  */
 public final class ChainEncryption {
     /** Nothing said of any image. */
     public static final ChainEncryption NONE = new ChainEncryption(List.of());
 
-    /** Where a passphrase comes from, asked at most once an open of the image it belongs to. */
+    /** Where a passphrase comes from, asked at most once per open of the image it belongs to. */
     @FunctionalInterface
     public interface Passphrase {
         /**
@@ -48,8 +48,12 @@ public final class ChainEncryption {
         this.layers = List.copyOf(layers);
     }
 
-    /** These options with {@code passphrase} (copied here) for the image at {@code depth}; null removes it. */
+    /**
+     * These options with {@code passphrase} for the image at {@code depth}; null removes it. A copy is kept, for as
+     * long as these options are: a caller who must wipe the passphrase gives a {@link Passphrase} instead.
+     */
     public ChainEncryption withPassphrase(int depth, byte[] passphrase) {
+        requireDepth(depth);
         if (passphrase == null) {
             return withPassphrase(depth, (Passphrase) null);
         }
@@ -59,6 +63,7 @@ public final class ChainEncryption {
 
     /** These options with the passphrase of the image at {@code depth} taken from {@code source} (null: none). */
     public ChainEncryption withPassphrase(int depth, Passphrase source) {
+        requireDepth(depth);
         return with(depth, new Layer(layer(depth).format(), source));
     }
 
@@ -67,13 +72,17 @@ public final class ChainEncryption {
      * an image without encryption, or with another format, is then refused in QEMU's words); null for any.
      */
     public ChainEncryption withFormat(int depth, String format) {
+        requireDepth(depth);
         return with(depth, new Layer(format, layer(depth).passphrase()));
     }
 
-    private ChainEncryption with(int depth, Layer layer) {
+    private static void requireDepth(int depth) {
         if (depth < 0) {
             throw new IllegalArgumentException("depth " + depth);
         }
+    }
+
+    private ChainEncryption with(int depth, Layer layer) {
         List<Layer> next = new ArrayList<>(layers);
         while (next.size() <= depth) {
             next.add(Layer.EMPTY);
@@ -95,7 +104,7 @@ public final class ChainEncryption {
         return p == null ? null : p.bytes();
     }
 
-    /** Whether the image itself was given a passphrase (none is asked for). */
+    /** Whether the image itself was given a passphrase, without asking its source for it. */
     public boolean hasPassphrase() {
         return layer(0).passphrase() != null;
     }
@@ -107,9 +116,7 @@ public final class ChainEncryption {
 
     /** What these options say of the image {@code depth} levels down its chain, as that image's own (depth 0). */
     public ChainEncryption below(int depth) {
-        if (depth < 0) {
-            throw new IllegalArgumentException("depth " + depth);
-        }
+        requireDepth(depth);
         return depth >= layers.size() ? NONE : new ChainEncryption(layers.subList(depth, layers.size()));
     }
 

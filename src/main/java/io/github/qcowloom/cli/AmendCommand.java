@@ -4,6 +4,7 @@ import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageAmendment;
 import io.github.qcowloom.image.ImageFormat;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -83,6 +84,8 @@ final class AmendCommand implements Callable<Integer> {
         try (ProgressBar bar = ProgressBars.openPercent(progress && !quiet, "amend")) {
             amendment.apply(path, image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
                     .withHostSyncs(CacheMode.syncs(cache)).withPool(false)), done -> ProgressBars.stepTo(bar, done));
+        } catch (IOException e) {
+            throw image.named(e);
         }
         return 0;
     }

@@ -112,6 +112,12 @@ final class BitmapCommand implements Callable<Integer> {
         }
         // No guest data changes: the image's other bitmaps stay consistent, as under qemu-img.
         OpenOptions options = named.apply(profile.apply(OpenOptions.readWriteDefaults().withGuestWrites(false)));
+        if (named.hasBackingOptions()) {
+            // qemu-img's bitmap opens the image without its backing file: options for one are left over, refused
+            // after what the image's own open refuses
+            Qcow2Image.requireOpenable(path, named.spec(), options, false);
+            named.refuseBackingOptions();
+        }
         try (Qcow2Image image = (Qcow2Image) named.open("qcow2", options);
                 BlockDevice source = sourceFile == null ? null : openSource()) {
             // QEMU loads the bitmaps as it opens an image, and refuses one whose bitmaps it cannot load.

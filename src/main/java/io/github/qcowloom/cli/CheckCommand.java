@@ -78,7 +78,7 @@ final class CheckCommand implements Callable<Integer> {
             err.println("qcow2-loom: This image format does not support checks");
             return UNSUPPORTED;
         }
-        Qcow2Image.requireOpenable(path, image.spec(), opened);
+        Qcow2Image.requireOpenable(path, image.spec(), opened, true);
         CheckResult result;
         List<String> lines;
         try {

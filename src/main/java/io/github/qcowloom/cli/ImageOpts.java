@@ -4,8 +4,8 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ChainEncryption;
 import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
@@ -16,7 +16,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.BiFunction;
 
 /**
  * qemu-img's {@code --image-opts}: an image named by QEMU's block options rather than a file name, such as {@code
@@ -25,8 +24,9 @@ import java.util.function.BiFunction;
  * format is probed), {@code file.filename}, {@code file.driver} ({@code file} or {@code host_device}), {@code
  * file.locking} ({@code off}: no lock bytes), {@code file.aio} (any of QEMU's: the storage backend is the profile's),
  * {@code cache.direct} (O_DIRECT), {@code cache.no-flush} (no host syncs), {@code read-only}, {@code force-share},
- * {@code l2-cache-size} and {@code refcount-cache-size}. Other options QEMU takes for these formats are refused as
- * features not done; options it does not take, in its words.
+ * {@code l2-cache-size}, {@code refcount-cache-size}, and {@code encrypt.key-secret} and {@code encrypt.format} of the
+ * image and of each image down its chain ({@code backing.encrypt.key-secret}, ...). Other options QEMU takes for
+ * these formats are refused as features not done; options it does not take, in its words.
  *
  * @param spec the option string as given (qemu-img names the image by it in its errors)
  * @param path {@code file.filename}
@@ -198,6 +198,42 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         return format != null ? format : ImageFormat.probe(path);
     }
 
+    /**
+     * For a command whose open leaves the backing chain alone (info, bitmap, rebase -u: QEMU's BDRV_O_NO_BACKING):
+     * refuses options for a backing file, in qemu-img's words, as its open does.
+     */
+    ImageOpts refuseBackingOptions() throws ImageException {
+        String first = null; // the one QEMU names: the first of its QDict, whose order is its hash's
+        int firstBucket = Integer.MAX_VALUE;
+        for (String key : options.keySet()) {
+            // <=: of keys in one bucket the last added comes first (QLIST_INSERT_HEAD)
+            if (depthOf(key) > 0 && qdictBucket(key) <= firstBucket) {
+                first = key;
+                firstBucket = qdictBucket(key);
+            }
+        }
+        if (first != null) {
+            throw new ImageException("Could not open '" + spec + "': Block format '"
+                    + (format == null ? "qcow2" : format) + "' does not support the option '" + first + "'");
+        }
+        return this;
+    }
+
+    /** Whether the options say anything of a backing file. */
+    boolean hasBackingOptions() {
+        return options.keySet().stream().anyMatch(k -> depthOf(k) > 0);
+    }
+
+    /** The bucket of QEMU 7.2's QDict (512 of them, walked from 0) that {@code key} lies in: its tdb_hash. */
+    private static int qdictBucket(String key) {
+        byte[] name = key.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        int value = 0x238F13AF * name.length;
+        for (int i = 0; i < name.length; i++) {
+            value += (name[i] & 0xff) << (i * 5 % 24);
+        }
+        return Integer.remainderUnsigned(1103515243 * value + 12345, 512);
+    }
+
     /** For a command that writes the image: refuses {@code read-only=on} in qemu-img's words, as its open does. */
     ImageOpts requireWritable() throws ImageException {
         String readOnly = options.get("read-only");
@@ -214,22 +250,15 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     BlockDevice open(String format, OpenOptions applied) throws IOException {
         try {
             return ImageFormat.open(path, format, applied);
-        } catch (EncryptionKeyException e) {
-            throw named(e, EncryptionKeyException.class, EncryptionKeyException::withContext);
-        } catch (ImageLockedException e) {
-            throw named(e, ImageLockedException.class, ImageLockedException::withContext);
+        } catch (IOException e) {
+            throw named(e);
         }
     }
 
-    /** {@code e}, its "Could not open 'FILE': " context given by the open made "Could not open 'SPEC': ". */
-    private <E extends Exception> E named(E e, Class<E> type, BiFunction<E, String, E> withContext) {
-        Throwable reason = e.getCause();
-        String fileContext = "Could not open '" + path + "': ";
-        if (options.isEmpty() || !type.isInstance(reason)
-                || !e.getMessage().equals(fileContext + reason.getMessage())) {
-            return e;
-        }
-        return withContext.apply(type.cast(reason), "Could not open '" + spec + "': ");
+    /** {@code e} as qemu-img words it: the context "Could not open 'FILE': " of its open naming the option string. */
+    IOException named(IOException e) {
+        return options.isEmpty() ? e : OpenFailures.replaceContext(e, "Could not open '" + path + "': ",
+                "Could not open '" + spec + "': ");
     }
 
     /** {@code base} with what the options say of the open. */
@@ -258,7 +287,9 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         if (options.containsKey("l2-cache-size")) {
             o = o.withTuning(o.tuning().withL2CacheBytes(size(spec, "l2-cache-size", options.get("l2-cache-size"))));
         }
-        o = o.withEncryption(encryption(o.followReferences() || !o.readOnly()));
+        if (!options.isEmpty()) { // a plain name leaves what the caller set
+            o = o.withEncryption(encryption(o.followReferences() || !o.readOnly()));
+        }
         if (options.containsKey("refcount-cache-size")) {
             o = o.withTuning(o.tuning().withRefblockCacheBytes(size(spec, "refcount-cache-size",
                     options.get("refcount-cache-size"))));
@@ -282,7 +313,9 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
                     try {
                         return secrets.passphrase(secret);
                     } catch (ImageException x) {
-                        throw new EncryptionKeyException(x.getMessage());
+                        EncryptionKeyException notFound = new EncryptionKeyException(x.getMessage());
+                        notFound.initCause(x);
+                        throw notFound;
                     }
                 });
                 default -> { }

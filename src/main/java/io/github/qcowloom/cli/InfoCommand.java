@@ -108,12 +108,17 @@ final class InfoCommand implements Callable<Integer> {
                 OpenOptions o = opts.apply(OpenOptions.readOnlyDefaults().withFollowReferences(false)
                         .withLocking(forceShare ? ImageLocking.NONE : ImageLocking.METADATA_ONLY));
                 try (Qcow2Image img = (Qcow2Image) opts.open("qcow2", o)) {
+                    // qemu-img's info opens each image without its backing file: options for one are left over
+                    opts.refuseBackingOptions();
                     yield ImageInfo.qcow2(name, img.header(), img.snapshots(),
                             ImageInfo.persistentBitmaps(img, name), DiskUsage.of(path),
                             img.encryption().orElse(null));
                 }
             }
-            case "raw" -> ImageInfo.raw(name, RawImage.sectors(Files.size(path)), DiskUsage.of(path));
+            case "raw" -> {
+                opts.refuseBackingOptions();
+                yield ImageInfo.raw(name, RawImage.sectors(Files.size(path)), DiskUsage.of(path));
+            }
             default -> throw ImageFormat.unknownDriver(path, probed);
         };
     }

@@ -100,7 +100,10 @@ final class RebaseCommand implements Callable<Integer> {
             throw new IllegalArgumentException(cannotChange("Operation not supported"));
         }
         // Unsafe: QEMU opens FILE without its backing file (BDRV_O_NO_BACKING); only the header changes.
-        if (!unsafe) {
+        if (unsafe) {
+            Qcow2Image.requireOpenable(path, image.spec(), options, false);
+            image.refuseBackingOptions(); // left over by an open without the backing file
+        } else {
             try (Qcow2Image overlay = (Qcow2Image) image.open(fmt, options)) {
                 copyWhatDiffers(overlay, path, OpenOptions.readOnlyDefaults().withDirect(sourceDirect)
                         .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));

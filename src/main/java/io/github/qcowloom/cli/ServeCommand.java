@@ -127,6 +127,8 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     SecretObjects objects = new SecretObjects();
 
+    private ImageOpts image;
+
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
@@ -200,9 +202,12 @@ final class ServeCommand implements Callable<Integer> {
                 "serving " + filename + " (" + model + security + ") at " + server.uri());
     }
 
-    /** FILE, or with --image-opts the image its options name. */
+    /** FILE, or with --image-opts the image its options name; parsed on the first call. */
     private ImageOpts image() throws IOException {
-        return ImageOpts.of(imageOpts, filename, format, objects);
+        if (image == null) {
+            image = ImageOpts.of(imageOpts, filename, format, objects);
+        }
+        return image;
     }
 
     /**

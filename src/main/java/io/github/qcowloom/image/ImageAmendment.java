@@ -1,9 +1,9 @@
 package io.github.qcowloom.image;
 
-import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
@@ -64,8 +64,8 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
         }
         try (held) {
             apply(new HeldFile(held), path.toAbsolutePath().getParent(), options, progress);
-        } catch (EncryptionKeyException e) {
-            throw e.withContext("Could not open '" + path + "': ");
+        } catch (IOException e) {
+            throw OpenFailures.withContext(e, "Could not open '" + path + "': ");
         }
     }
 

@@ -2,6 +2,7 @@ package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.EncryptionKeyException;
+import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.crypto.LuksFormat;
@@ -43,13 +44,13 @@ public final class ImageEncryption {
         String format = options.encryption().format().orElse(null);
         if (area == null) {
             if (format != null) { // QEMU's qcow2_update_options_prepare, even for an inspection
-                throw new EncryptionKeyException("No encryption in image header, but options specified format '"
+                throw new ImageOptionsException("No encryption in image header, but options specified format '"
                         + format + "'");
             }
             return null;
         }
         if (format != null && !format.equals("luks")) {
-            throw new EncryptionKeyException("Header reported 'luks' encryption format but options specify '"
+            throw new ImageOptionsException("Header reported 'luks' encryption format but options specify '"
                     + format + "'");
         }
         boolean inspection = !options.followReferences() && options.readOnly();

@@ -1,8 +1,8 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
-import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Header;
@@ -55,7 +55,7 @@ public final class ImageFormat {
             case "raw" -> {
                 try {
                     RawImage.refuseEncryptionOptions(options.encryption());
-                } catch (EncryptionKeyException e) {
+                } catch (ImageOptionsException e) {
                     throw e.withContext("Could not open '" + path + "': ");
                 }
                 yield new RawImage(unsyncedIfAsked(openRaw(path, options), options), HoleMap.open(path));

@@ -12,7 +12,7 @@ import java.util.Arrays;
 /**
  * Encrypts a new, empty qcow2 image with LUKS, as QEMU's qcow2_set_up_encryption does at create: a LUKS header
  * with one key slot for the passphrase, in clusters allocated after the tables (first fit: where QEMU puts them,
- * after the L1 table; with preallocation after the data, where QEMU puts them before it), zero-filled to their
+ * after the L1 table; with preallocation after the data, as QEMU 7.2 puts them), zero-filled to their
  * end; then the header names them (CRYPTO header extension) and says crypt_method 2. Nothing of the image reads as
  * guest data yet, so no data needs encrypting.
  */

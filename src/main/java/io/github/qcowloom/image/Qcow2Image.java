@@ -9,10 +9,11 @@ import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.ImageTooLargeException;
+import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.MetadataCorruptionException;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
@@ -170,10 +171,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
         try {
             return open(path, options, 0, new HashSet<>());
-        } catch (ImageLockedException e) {
-            throw e.withContext("Could not open '" + path + "': ");
-        } catch (EncryptionKeyException e) {
-            throw e.withContext("Could not open '" + path + "': ");
+        } catch (IOException e) {
+            throw OpenFailures.withContext(e, "Could not open '" + path + "': ");
         }
     }
 
@@ -270,21 +269,24 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /** Options for a backing file make QEMU open one, from those options alone where the image names none. */
-    private static void refuseOptionsBelow(OpenOptions options) throws EncryptionKeyException {
+    private static void refuseOptionsBelow(OpenOptions options) throws ImageOptionsException {
         if (options.encryption().saysAnythingBelow()) {
-            throw new EncryptionKeyException("Could not open backing file: Must specify either driver or file");
+            throw new ImageOptionsException("Could not open backing file: Must specify either driver or file");
         }
     }
 
     /**
-     * For a command that reads the image file without opening it as a disk ({@code check}): refuses what QEMU's open
-     * of the image and its backing chain refuses first, naming the image {@code name} as given: a passphrase missing
-     * or refused, of the image or of one down its chain (as {@code options} give them), or a backing file that does
-     * not open. An image whose header does not parse is left to the command.
+     * For a command that reads the image file without opening it as a disk ({@code check}, {@code snapshot}, {@code
+     * rebase -u}): refuses what QEMU's open of the image, and of its backing chain where {@code backingChain},
+     * refuses first, naming the image {@code name} as given: a passphrase missing or refused, of the image or of one
+     * down its chain (as {@code options} give them), or a backing file that does not open. An image whose header
+     * does not parse is left to the command.
      */
-    public static void requireOpenable(Path image, String name, OpenOptions options) throws IOException {
+    public static void requireOpenable(Path image, String name, OpenOptions options, boolean backingChain)
+            throws IOException {
         // No lock bytes: the command takes its own, and nothing here is read but headers, key slots and tables.
-        OpenOptions chain = options.withReadOnly(true).withFollowReferences(true).withLocking(ImageLocking.NONE);
+        OpenOptions chainOptions = options.withReadOnly(true).withFollowReferences(true)
+                .withLocking(ImageLocking.NONE);
         try (Storage file = FileStorage.open(image, true, false, StorageBackend.FILECHANNEL,
                 LockPermissions.forImage(ImageLocking.NONE, true))) {
             Header header;
@@ -293,18 +295,22 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             } catch (ImageException e) {
                 return;
             }
-            ImageEncryption.load(file, header, chain);
+            ImageEncryption.load(file, header, chainOptions);
+            if (!backingChain) {
+                return;
+            }
             if (header.backingFile() == null) {
-                refuseOptionsBelow(chain);
+                refuseOptionsBelow(chainOptions);
                 return;
             }
             Set<Object> above = new HashSet<>();
             above.add(ReferencedFileLocks.fileKey(image));
-            try (BlockDevice backing = openBacking(image.toAbsolutePath().getParent(), header, chain, 0, above)) {
+            try (BlockDevice backing = openBacking(image.toAbsolutePath().getParent(), header, chainOptions, 0,
+                    above)) {
                 // opened: what its open refuses is refused
             }
-        } catch (EncryptionKeyException e) {
-            throw e.withContext("Could not open '" + name + "': ");
+        } catch (IOException e) {
+            throw OpenFailures.withContext(e, "Could not open '" + name + "': ");
         }
     }
 
@@ -353,10 +359,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 default -> throw new UnsupportedFeatureException("backing format " + format,
                         "Unsupported backing file format '" + format + "'");
             };
-        } catch (ImageLockedException e) {
-            throw e.withContext("Could not open backing file: ");
-        } catch (EncryptionKeyException e) {
-            throw e.withContext("Could not open backing file: ");
+        } catch (IOException e) {
+            throw OpenFailures.withContext(e, "Could not open backing file: ");
         }
     }
 

@@ -3,7 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ChainEncryption;
-import io.github.qcowloom.api.EncryptionKeyException;
+import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -32,14 +32,14 @@ public final class RawImage implements BlockDevice {
      * Refuses, in QEMU's words, encryption options given for a raw image (its format takes none: a LUKS volume is
      * another format) or for the backing files it cannot have.
      */
-    static void refuseEncryptionOptions(ChainEncryption options) throws EncryptionKeyException {
+    static void refuseEncryptionOptions(ChainEncryption options) throws ImageOptionsException {
         String option = options.format().isPresent() ? "encrypt.format"
                 : options.hasPassphrase() ? "encrypt.key-secret" : null;
         if (option != null) {
-            throw new EncryptionKeyException("Block format 'raw' does not support the option '" + option + "'");
+            throw new ImageOptionsException("Block format 'raw' does not support the option '" + option + "'");
         }
         if (options.saysAnythingBelow()) {
-            throw new EncryptionKeyException("Driver doesn't support backing files");
+            throw new ImageOptionsException("Driver doesn't support backing files");
         }
     }
 

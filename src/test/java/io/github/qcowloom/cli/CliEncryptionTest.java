@@ -121,9 +121,20 @@ class CliEncryptionTest extends QemuFolderTest {
                 plainOpts + ",backing.encrypt.key-secret=top,backing.backing.encrypt.key-secret=sec0",
                 plainOpts + ",backing.encrypt.key-secret=top,backing.backing.encrypt.key-secret=sec0"
                         + ",backing.backing.backing.encrypt.key-secret=sec0",
-                plainOpts + ",encrypt.format=luks", plainOpts + ",backing.encrypt.key-secret=top,encrypt.format=aes")) {
+                plainOpts + ",encrypt.format=luks", plainOpts + ",backing.encrypt.key-secret=top,encrypt.format=aes",
+                // a secret that is not defined, for the image that is not encrypted: never looked up
+                plainOpts + ",encrypt.key-secret=sec9,backing.encrypt.key-secret=top,backing.backing.encrypt"
+                        + ".key-secret=sec0")) {
             sameAsQemuImg("map", "--object", SECRET, "--object", topSecret, "--image-opts", opts);
             sameAsQemuImg("check", "--object", SECRET, "--object", topSecret, "--image-opts", opts);
+            sameAsQemuImg("snapshot", "-l", "--object", SECRET, "--object", topSecret, "--image-opts", opts);
+            if (opts.contains("backing.")) { // these open no backing file, and refuse options for one
+                sameAsQemuImg("info", "--object", SECRET, "--object", topSecret, "--image-opts", opts);
+                sameAsQemuImg("bitmap", "--add", "--object", SECRET, "--object", topSecret, "--image-opts", opts,
+                        "b0");
+                sameAsQemuImg("rebase", "-u", "-b", base, "-F", "qcow2", "--object", SECRET, "--object",
+                        topSecret, "--image-opts", opts);
+            }
         }
         List<String> args = List.of("convert", "--object", SECRET, "--object", topSecret, "--image-opts",
                 plainOpts + ",backing.encrypt.key-secret=top,backing.backing.encrypt.key-secret=sec0", "-O", "raw");

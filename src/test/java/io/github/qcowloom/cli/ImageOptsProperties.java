@@ -3,6 +3,7 @@ package io.github.qcowloom.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
 import java.util.List;
@@ -20,7 +21,9 @@ import net.jqwik.api.Provide;
 class ImageOptsProperties {
     private static final List<String> KEYS = List.of("driver", "file", "file.filename", "file.driver", "file.locking",
             "file.aio", "cache.direct", "cache.no-flush", "read-only", "force-share", "l2-cache-size",
-            "refcount-cache-size", "lazy-refcounts", "encrypt.key-secret", "bogus", "file.bogus", "");
+            "refcount-cache-size", "lazy-refcounts", "encrypt.key-secret", "encrypt.format", "backing",
+            "backing.encrypt.key-secret", "backing.backing.encrypt.format", "backing.driver", "bogus", "file.bogus",
+            "");
     private static final List<String> VALUES = List.of("qcow2", "raw", "on", "off", "auto", "maybe", "64k", "1E",
             "99999999999999999999", "-1", "io_uring", "file", "nbd", "a,,b", "", "=", "x.qcow2");
 
@@ -37,8 +40,15 @@ class ImageOptsProperties {
     void everySpecIsTakenOrRefusedWithAnImageException(@ForAll("specs") String spec) {
         try {
             ImageOpts opts = ImageOpts.parse(spec, new SecretObjects());
-            opts.apply(OpenOptions.readOnlyDefaults());
+            OpenOptions applied = opts.apply(OpenOptions.readOnlyDefaults());
             assertTrue(spec.contains("file.filename"), spec); // a bare file.filename is QemuOpts' file.filename=on
+            for (int depth = 0; depth < 3; depth++) {
+                try { // a secret named is looked up as an encrypted image's open asks: none is defined here
+                    assertEquals(null, applied.encryption().below(depth).passphrase(), spec);
+                } catch (EncryptionKeyException e) {
+                    assertTrue(e.getMessage().startsWith("No secret with id"), e.getMessage());
+                }
+            }
         } catch (ImageException e) {
             assertTrue(e.getMessage() != null && !e.getMessage().isEmpty(), spec);
         }
