@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.TreeRefcounts;
+import io.github.qcowloom.api.BackingFileException;
 import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
@@ -37,7 +38,10 @@ import io.github.qcowloom.storage.StorageEvent;
 import io.github.qcowloom.storage.UnsyncedStorage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -170,20 +174,24 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** Opens the image at {@code path}, its backing chain and data file as the options say. */
     public static Qcow2Image open(Path path, OpenOptions options) throws IOException {
         try {
-            return open(path, options, 0, new HashSet<>());
+            return open(path, path.toString(), options, 0, new HashSet<>());
         } catch (IOException e) {
             throw OpenFailures.withContext(e, "Could not open '" + path + "': ");
         }
     }
 
-    /** {@code chain}: the identities ({@link ReferencedFileLocks#fileKey}) of the images above, this one's added. */
-    private static Qcow2Image open(Path path, OpenOptions options, int depth, Set<Object> chain) throws IOException {
+    /**
+     * {@code name}: the image's file as QEMU names it (for its backing file's name in errors); {@code chain}: the
+     * identities ({@link ReferencedFileLocks#fileKey}) of the images above, this one's added.
+     */
+    private static Qcow2Image open(Path path, String name, OpenOptions options, int depth, Set<Object> chain)
+            throws IOException {
         Storage storage = FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
                 depth == 0 ? LockPermissions.forImage(options.locking(), options.readOnly())
                         : LockPermissions.forBacking(options.locking()));
         try {
             chain.add(ReferencedFileLocks.fileKey(path));
-            return open(storage, path.toAbsolutePath().getParent(), options, depth, chain);
+            return open(storage, path.toAbsolutePath().getParent(), name, options, depth, chain);
         } catch (IOException | RuntimeException e) {
             storage.close();
             throw e;
@@ -199,11 +207,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (storage.path() != null) { // a file: its backing chain must not lead back to it
             chain.add(ReferencedFileLocks.fileKey(storage.path()));
         }
-        return open(storage, imageDir, options, 0, chain);
+        return open(storage, imageDir, storage.path() == null ? null : storage.path().toString(), options, 0, chain);
     }
 
-    private static Qcow2Image open(Storage file, Path imageDir, OpenOptions options, int depth, Set<Object> chain)
-            throws IOException {
+    /** {@code name}: the image's file as QEMU names it, or null where it has none. */
+    private static Qcow2Image open(Storage file, Path imageDir, String name, OpenOptions options, int depth,
+            Set<Object> chain) throws IOException {
         Storage storage = options.hostSyncs() ? file : new UnsyncedStorage(file);
         Header header = ImageMetadata.readHeader(storage);
         if (header.corrupt() && !options.readOnly()) {
@@ -224,9 +233,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         try {
             Storage dataFile = null;
             if (header.hasDataFile() && options.followReferences() && imageDir != null) {
-                String name = header.dataFile().orElseThrow(() -> new CorruptImageException(
+                String dataFileName = header.dataFile().orElseThrow(() -> new CorruptImageException(
                         "The image has the external data file bit but no data file name"));
-                dataFile = FileStorage.open(ReferencedFiles.resolve(imageDir, name, "data file"),
+                dataFile = FileStorage.open(ReferencedFiles.resolve(imageDir, dataFileName, "data file"),
                         options.readOnly(), options.direct(), options.tuning().storage(),
                         LockPermissions.forDataFile(options.locking(), options.readOnly()));
                 if (!options.hostSyncs()) {
@@ -240,7 +249,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             BlockDevice backing = null;
             if (header.backingFile() != null && options.followReferences() && imageDir != null) {
-                backing = openBacking(imageDir, header, options, depth, chain);
+                backing = openBacking(imageDir, name, header, options, depth, chain);
                 opened.add(backing);
             } else if (header.backingFile() == null && options.followReferences()) {
                 refuseOptionsBelow(options);
@@ -305,8 +314,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             }
             Set<Object> above = new HashSet<>();
             above.add(ReferencedFileLocks.fileKey(image));
-            try (BlockDevice backing = openBacking(image.toAbsolutePath().getParent(), header, chainOptions, 0,
-                    above)) {
+            try (BlockDevice backing = openBacking(image.toAbsolutePath().getParent(), image.toString(), header,
+                    chainOptions, 0, above)) {
                 // opened: what its open refuses is refused
             }
         } catch (IOException e) {
@@ -331,26 +340,28 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
     }
 
-    private static BlockDevice openBacking(Path imageDir, Header header, OpenOptions options, int depth,
-            Set<Object> chain) throws IOException {
+    /** {@code imageName}: the image's file as QEMU names it, or null where it has none. */
+    private static BlockDevice openBacking(Path imageDir, String imageName, Header header, OpenOptions options,
+            int depth, Set<Object> chain) throws IOException {
         if (depth >= MAX_BACKING_DEPTH) {
             throw chainTooDeep();
         }
         Path path = ReferencedFiles.resolve(imageDir, header.backingFile(), "backing file");
+        String name = imageName == null ? path.toString() : ReferencedFiles.qemuName(imageName, header.backingFile());
         OpenOptions backingOptions = options.withReadOnly(true).withL2CacheBytes(0).forBackingDepth(1);
-        String format = header.backingFormat().orElse(null);
-        if (format == null) {
-            format = ImageFormat.probe(path);
-        }
-        // Found before the file is opened: each level of a loop would otherwise hold its own L1 table (up to 32
-        // MiB) until the depth limit, 2 GiB from one small sparse file. qemu-img's words for it.
-        if (format.equals("qcow2") && Files.exists(path) && chain.contains(ReferencedFileLocks.fileKey(path))) {
-            throw new UnsupportedFeatureException("backing chain loop",
-                    "Backing file '" + header.backingFile() + "' creates an infinite loop");
-        }
         try {
+            String format = header.backingFormat().orElse(null);
+            if (format == null) {
+                format = ImageFormat.probe(path);
+            }
+            // Found before the file is opened: each level of a loop would otherwise hold its own L1 table (up to 32
+            // MiB) until the depth limit, 2 GiB from one small sparse file. qemu-img's words for it.
+            if (format.equals("qcow2") && Files.exists(path) && chain.contains(ReferencedFileLocks.fileKey(path))) {
+                throw new UnsupportedFeatureException("backing chain loop",
+                        "Backing file '" + header.backingFile() + "' creates an infinite loop");
+            }
             return switch (format) {
-                case "qcow2" -> open(path, backingOptions, depth + 1, chain);
+                case "qcow2" -> open(path, name, backingOptions, depth + 1, chain);
                 case "raw" -> {
                     RawImage.refuseEncryptionOptions(backingOptions.encryption());
                     yield new RawImage(FileStorage.open(path, true, options.direct(), options.tuning().storage(),
@@ -360,8 +371,21 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                         "Unsupported backing file format '" + format + "'");
             };
         } catch (IOException e) {
-            throw OpenFailures.withContext(e, "Could not open backing file: ");
+            throw OpenFailures.withContext(unreadable(e, path, name), "Could not open backing file: ");
         }
+    }
+
+    /**
+     * {@code e} as qemu-img words it where it says that the backing file at {@code path} is not there or may not be
+     * read ("Could not open 'NAME': No such file or directory"); any other failure as it is.
+     */
+    private static IOException unreadable(IOException e, Path path, String name) {
+        String reason = e instanceof NoSuchFileException ? "No such file or directory"
+                : e instanceof AccessDeniedException ? "Permission denied" : null;
+        if (reason == null || !path.toString().equals(((FileSystemException) e).getFile())) {
+            return e;
+        }
+        return new BackingFileException("Could not open '" + name + "': " + reason, e);
     }
 
     /** L2 slices of at most 4 KiB: a miss reads 4 KiB, not a whole 2 MiB table. */

@@ -13,6 +13,16 @@ public final class ReferencedFiles {
     private ReferencedFiles() {
     }
 
+    /**
+     * The name QEMU gives the file {@code name} that the image named {@code imageName} refers to
+     * (bdrv_get_full_backing_filename_from_filename's path_combine): {@code name} itself where it is absolute or the
+     * image's name has no folder, else the image's folder, as named, with {@code name} after it.
+     */
+    static String qemuName(String imageName, String name) {
+        int slash = imageName.lastIndexOf('/');
+        return name.startsWith("/") || slash < 0 ? name : imageName.substring(0, slash + 1) + name;
+    }
+
     public static Path resolve(Path imageDir, String name, String what) throws UnsupportedFeatureException {
         if (name.isEmpty()) {
             throw new UnsupportedFeatureException(what + " name", "The image names an empty " + what);

@@ -81,6 +81,24 @@ class CliInfoChainTest {
         }
     }
 
+    // A backing file that is not there fails every open of the chain in qemu-img's words, the name as QEMU joins it
+    // to the image's folder (sub/../gone.qcow2), one "Could not open backing file" per level.
+    @Test
+    void aMissingBackingFileFailsEveryOpenOfTheChainAsInQemuImg() throws IOException {
+        Path sub = Files.createDirectories(dir.resolve("sub"));
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "../gone.qcow2", "-F", "qcow2",
+                sub.resolve("orphan.qcow2").toString(), "1M");
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", "sub/orphan.qcow2", "-F", "qcow2",
+                dir.resolve("top.qcow2").toString(), "1M");
+        for (Path image : new Path[] {sub.resolve("orphan.qcow2"), dir.resolve("top.qcow2")}) {
+            sameAsQemuImg("map", image);
+            sameAsQemuImg("check", image);
+            sameAsQemuImg("snapshot", "-l", image);
+            sameAsQemuImg("compare", image, image);
+            sameAsQemuImg("map", "--image-opts", "driver=qcow2,file.filename=" + image);
+        }
+    }
+
     // Names that differ and lead to the same file (qemu-img goes on until the name is too long to open) and names
     // no backing file may have here (json:, protocols) are refused, typed, before anything is printed.
     @Test
