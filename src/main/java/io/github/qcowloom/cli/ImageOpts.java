@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -190,12 +191,23 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      * The format named ({@code -f}, or {@code driver}), else the one the file's first bytes show.
      *
      * @throws NoSuchFileException if the file does not exist, named as given
+     * @throws ImageException in qemu-img's words for encryption options of an image found to be raw
      */
     String formatOrProbe() throws IOException {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(fileName());
         }
-        return format != null ? format : ImageFormat.probe(path);
+        if (format != null) {
+            return format;
+        }
+        String probed = ImageFormat.probe(path);
+        for (String option : List.of("encrypt.format", "encrypt.key-secret")) { // QEMU's raw names the format first
+            if (probed.equals("raw") && options.containsKey(option)) {
+                throw new ImageException("Could not open '" + spec + "': Block format 'raw' does not support the"
+                        + " option '" + option + "'");
+            }
+        }
+        return probed;
     }
 
     /**

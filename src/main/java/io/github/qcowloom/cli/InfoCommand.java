@@ -71,7 +71,7 @@ final class InfoCommand implements Callable<Integer> {
             }
             Map<String, Object> info;
             try {
-                info = infoOf(name, fmt, chain.isEmpty() ? top : ImageOpts.of(false, name, fmt));
+                info = infoOf(name, chain.isEmpty() ? top : ImageOpts.of(false, name, fmt));
             } catch (NoSuchFileException | AccessDeniedException e) {
                 if (chain.isEmpty()) {
                     throw e; // Main words a file named on the command line as qemu-img does
@@ -97,12 +97,12 @@ final class InfoCommand implements Callable<Integer> {
     }
 
     /** The info of the image {@code name}, opened as {@code opts} say (the top's --image-opts). */
-    private Map<String, Object> infoOf(String name, String fmt, ImageOpts opts) throws IOException {
+    private Map<String, Object> infoOf(String name, ImageOpts opts) throws IOException {
         Path path = Path.of(name);
         if (!Files.exists(path)) {
             throw new NoSuchFileException(name);
         }
-        String probed = fmt != null ? fmt : ImageFormat.probe(path);
+        String probed = opts.formatOrProbe();
         return switch (probed) {
             case "qcow2" -> {
                 OpenOptions o = opts.apply(OpenOptions.readOnlyDefaults().withFollowReferences(false)

@@ -154,6 +154,20 @@ class CliEncryptionTest extends QemuFolderTest {
         assertEquals(0, EncryptedImages.check(Path.of(base)).exitCode());
     }
 
+    /** A raw image takes no encryption options, named by its driver or found by its bytes. */
+    @Test
+    void encryptionOptionsOfARawImageAreRefusedAsQemuImgRefusesThem() {
+        String raw = path("r.raw");
+        Qemu.img("create", "-q", "-f", "raw", raw, "1M");
+        for (String opts : List.of("file.filename=" + raw + ",encrypt.key-secret=sec0",
+                "driver=raw,file.filename=" + raw + ",encrypt.key-secret=sec0",
+                "file.filename=" + raw + ",encrypt.key-secret=sec0,encrypt.format=luks")) {
+            for (String command : List.of("info", "check", "map")) {
+                sameAsQemuImg(command, "--object", SECRET, "--image-opts", opts);
+            }
+        }
+    }
+
     @Test
     void convertDecryptsAsQemuImg() throws Exception {
         String img = qemuImage("cluster_size=16384,extended_l2=on");
