@@ -10,6 +10,7 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -119,13 +120,9 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             case "l2-cache-size", "refcount-cache-size" -> size(spec, key, value);
             default -> {
                 // encrypt.format and encrypt.key-secret, of the image or of one down its chain: the image's open
-                // checks the format against the header it finds, as QEMU's does.
+                // checks the format against the header it finds, as QEMU's does (a raw one: formatOrProbe).
                 String own = layerOption(key);
                 if (own.equals("encrypt.key-secret") || own.equals("encrypt.format")) {
-                    if ("raw".equals(format) && depthOf(key) == 0) {
-                        throw new ImageException("Could not open '" + spec + "': Block format 'raw' does not"
-                                + " support the option '" + key + "'");
-                    }
                     return;
                 }
                 if (depthOf(key) > 0) {
@@ -191,23 +188,22 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      * The format named ({@code -f}, or {@code driver}), else the one the file's first bytes show.
      *
      * @throws NoSuchFileException if the file does not exist, named as given
-     * @throws ImageException in qemu-img's words for encryption options of an image found to be raw
+     * @throws ImageException in qemu-img's words for encryption options of a raw image, named or found to be
      */
     String formatOrProbe() throws IOException {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(fileName());
         }
-        if (format != null) {
-            return format;
-        }
-        String probed = ImageFormat.probe(path);
+        String found = format != null ? format : ImageFormat.probe(path);
+        // Read from the options rather than left to RawImage's refusal at the open: info's open of a raw image, and
+        // check, open none, and an inspection's options hold no passphrase.
         for (String option : List.of("encrypt.format", "encrypt.key-secret")) { // QEMU's raw names the format first
-            if (probed.equals("raw") && options.containsKey(option)) {
+            if (found.equals("raw") && options.containsKey(option)) {
                 throw new ImageException("Could not open '" + spec + "': Block format 'raw' does not support the"
                         + " option '" + option + "'");
             }
         }
-        return probed;
+        return found;
     }
 
     /**
@@ -218,10 +214,11 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         String first = null; // the one QEMU names: the first of its QDict, whose order is its hash's
         int firstBucket = Integer.MAX_VALUE;
         for (String key : options.keySet()) {
+            int bucket = qdictBucket(key);
             // <=: of keys in one bucket the last added comes first (QLIST_INSERT_HEAD)
-            if (depthOf(key) > 0 && qdictBucket(key) <= firstBucket) {
+            if (depthOf(key) > 0 && bucket <= firstBucket) {
                 first = key;
-                firstBucket = qdictBucket(key);
+                firstBucket = bucket;
             }
         }
         if (first != null) {
@@ -238,7 +235,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
 
     /** The bucket of QEMU 7.2's QDict (512 of them, walked from 0) that {@code key} lies in: its tdb_hash. */
     private static int qdictBucket(String key) {
-        byte[] name = key.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] name = key.getBytes(StandardCharsets.UTF_8);
         int value = 0x238F13AF * name.length;
         for (int i = 0; i < name.length; i++) {
             value += (name[i] & 0xff) << (i * 5 % 24);

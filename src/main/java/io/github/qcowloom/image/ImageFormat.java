@@ -1,8 +1,7 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
-import io.github.qcowloom.api.ImageLockedException;
-import io.github.qcowloom.api.ImageOptionsException;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.format.Header;
@@ -38,15 +37,6 @@ public final class ImageFormat {
         }
     }
 
-    private static FileStorage openRaw(Path path, OpenOptions options) throws IOException {
-        try {
-            return FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
-                    LockPermissions.forImage(options.locking(), options.readOnly()));
-        } catch (ImageLockedException e) {
-            throw e.withContext("Could not open '" + path + "': ");
-        }
-    }
-
     /** Opens a qcow2 or raw image as a device; {@code format} null means probe. */
     public static BlockDevice open(Path path, String format, OpenOptions options) throws IOException {
         String fmt = format != null ? format : probe(path);
@@ -55,10 +45,13 @@ public final class ImageFormat {
             case "raw" -> {
                 try {
                     RawImage.refuseEncryptionOptions(options.encryption());
-                } catch (ImageOptionsException e) {
-                    throw e.withContext("Could not open '" + path + "': ");
+                    FileStorage file = FileStorage.open(path, options.readOnly(), options.direct(),
+                            options.tuning().storage(),
+                            LockPermissions.forImage(options.locking(), options.readOnly()));
+                    yield new RawImage(unsyncedIfAsked(file, options), HoleMap.open(path));
+                } catch (IOException e) {
+                    throw OpenFailures.withContext(e, "Could not open '" + path + "': ");
                 }
-                yield new RawImage(unsyncedIfAsked(openRaw(path, options), options), HoleMap.open(path));
             }
             default -> throw unknownDriver(path, fmt);
         };
