@@ -45,7 +45,7 @@ public final class LuksFormat {
         LuksAlgorithms algorithms = header.algorithms();
         LuksHash hash = algorithms.hash();
         int keyLength = header.masterKeyLength();
-        requireBoundedWork(header, hash, keyLength);
+        requireBoundedWork(unlockRounds(header));
         byte[] secret = uptoNul(password);
         for (LuksHeader.KeySlot slot : header.keySlots()) {
             if (!slot.active()) {
@@ -80,10 +80,13 @@ public final class LuksFormat {
      */
     static final long MAX_ROUNDS = 1L << 28;
 
-    /** Refuses a header whose slots (each its key, then the master key's digest) would take more than the bound. */
-    private static void requireBoundedWork(LuksHeader header, LuksHash hash, int keyLength)
-            throws UnsupportedFeatureException {
-        long keyBlocks = Math.ceilDiv(keyLength, hash.digestLength());
+    /**
+     * The HMAC rounds {@link #unlock} may run on {@code header} before it refuses a password: each active slot's key,
+     * then the master key's digest. Above {@link #MAX_ROUNDS} unlock refuses the header without running any.
+     */
+    public static long unlockRounds(LuksHeader header) throws UnsupportedFeatureException {
+        LuksHash hash = header.algorithms().hash();
+        long keyBlocks = Math.ceilDiv(header.masterKeyLength(), hash.digestLength());
         long digestBlocks = Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength());
         long rounds = 0;
         for (LuksHeader.KeySlot slot : header.keySlots()) {
@@ -91,7 +94,7 @@ public final class LuksFormat {
                 rounds += slot.iterations() * keyBlocks + header.masterKeyIterations() * digestBlocks;
             }
         }
-        requireBoundedWork(rounds);
+        return rounds;
     }
 
     private static void requireBoundedWork(long rounds) throws UnsupportedFeatureException {

@@ -1,21 +1,37 @@
 package io.github.qcowloom.fuzz;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.check.CheckResult;
 import io.github.qcowloom.check.ImageChecker;
 import io.github.qcowloom.check.RepairMode;
+import io.github.qcowloom.crypto.LuksFormat;
+import io.github.qcowloom.crypto.LuksHeader;
+import io.github.qcowloom.format.Header;
+import io.github.qcowloom.image.ImageMetadata;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.snapshot.Snapshot;
+import io.github.qcowloom.storage.Storage;
+import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 
 /**
  * Fuzz targets for what a user runs on an image from anywhere: open and read it all with its block status (info,
- * map, convert's source) and its snapshot list; check; check -r all on a copy; a write and a flush. Each takes
- * the fuzzer's bytes as the whole image file; see {@link FuzzImage} for what may end a run.
+ * map, convert's source) and its snapshot list; check; check -r all on a copy; a write and a flush; the same with
+ * the passphrase of an encrypted image. Each takes the fuzzer's bytes as the whole image file; see {@link FuzzImage}
+ * for what may end a run.
  *
  * <p>A plain test run replays each target's inputs (qemu-img seeds, see {@link SeedImages}, and the inputs that
  * once failed, kept under src/test/resources/.../ImageFuzzTestInputs/TARGET); the fuzz profile runs one target
@@ -30,10 +46,19 @@ class ImageFuzzTest {
 
     private static final OpenOptions READ_ONLY = OpenOptions.readOnlyDefaults().withFollowReferences(false);
     private static final OpenOptions READ_WRITE = OpenOptions.readWriteDefaults().withFollowReferences(false);
+    /** With the LUKS seeds' passphrase, which an image without encryption does not ask for. */
+    private static final OpenOptions UNLOCKING = READ_WRITE.withEncryptionKey(
+            SeedImages.LUKS_PASSPHRASE.getBytes(StandardCharsets.UTF_8));
+    /**
+     * PBKDF2 rounds an unlock may run in a fuzz run, about half a second. The driver allows 2^28 (minutes), as an
+     * image qemu-img made on a fast machine may need; the inputs that ask for more than this are not run, since
+     * their time is by design (their refusal above 2^28 is LuksHeaderTest's).
+     */
+    private static final long UNLOCK_ROUNDS = 1L << 20;
 
     @BeforeAll
     static void seeds() {
-        SeedImages.layOut(ImageFuzzTest.class, "openRead", "check", "repairAll", "writeFlush");
+        SeedImages.layOut(ImageFuzzTest.class, "openRead", "check", "repairAll", "writeFlush", "unlockReadWrite");
         String xmx = System.getProperty("fuzz.xmx");
         if (xmx != null) {
             // The fuzz profile's heap bound, as the JVM took it: an OutOfMemoryError under it is a finding.
@@ -80,22 +105,76 @@ class ImageFuzzTest {
     @FuzzTest
     void writeFlush(byte[] data) throws IOException {
         try (Qcow2Image img = Qcow2Image.open(FuzzImage.writable(data), null, READ_WRITE)) {
-            long size = img.size();
-            ByteBuffer buf = ByteBuffer.allocate(4096);
-            for (int i = 0; i < buf.capacity(); i++) {
-                buf.put(i, (byte) (i * 31 + 7));
-            }
-            for (long at : new long[] {0, size / 2 & -512L, size - 4096}) {
-                if (at >= 0 && at + 4096 <= size) {
-                    img.write(at, buf.duplicate());
-                }
-            }
-            img.flush();
-            if (size >= 4096) {
-                img.read(0, ByteBuffer.allocate(4096));
-            }
+            writeAndFlush(img);
         } catch (IOException e) {
             FuzzImage.expected(e);
+        }
+    }
+
+    /**
+     * An encrypted image opened with its passphrase (the LUKS header, its key slots and their stripes, the master
+     * key's digest), read and mapped as {@link #openRead}, then written as {@link #writeFlush}: a guest's start.
+     */
+    @FuzzTest
+    void unlockReadWrite(byte[] data) throws IOException {
+        Storage file = FuzzImage.writable(data);
+        if (unlockRounds(file) > UNLOCK_ROUNDS) {
+            return;
+        }
+        try (Qcow2Image img = Qcow2Image.open(file, null, UNLOCKING)) {
+            readAndMap(img);
+            writeAndFlush(img);
+        } catch (IOException e) {
+            FuzzImage.expected(e);
+        }
+    }
+
+    /** The LUKS seeds unlock within the fuzz bound, so that {@link #unlockReadWrite} goes past their key slots. */
+    @Test
+    void theLuksSeedsUnlockWithinTheFuzzBound() throws IOException {
+        assumeTrue(Qemu.available(), "qemu-img makes the seeds");
+        List<Path> seeds = SeedImages.luksSeeds();
+        assertEquals(3, seeds.size(), seeds.toString());
+        for (Path seed : seeds) {
+            Storage file = FuzzImage.writable(Files.readAllBytes(seed));
+            long rounds = unlockRounds(file);
+            assertTrue(rounds > 0 && rounds <= UNLOCK_ROUNDS, seed + ": " + rounds + " rounds");
+            try (Qcow2Image img = Qcow2Image.open(file, null, UNLOCKING)) {
+                assertTrue(img.encryption().isPresent(), seed.toString());
+            }
+        }
+    }
+
+    /** The PBKDF2 rounds an unlock of {@code file} would run; 0 where it has no LUKS header the unlock would try. */
+    private static long unlockRounds(Storage file) {
+        try {
+            Header header = ImageMetadata.readHeader(file);
+            Header.CryptoHeaderArea area = header.cryptoHeader().orElse(null);
+            if (area == null || area.offset() < 0 || area.offset() > file.size() - LuksHeader.SIZE) {
+                return 0;
+            }
+            ByteBuffer bytes = ByteBuffer.allocate(LuksHeader.SIZE);
+            file.read(bytes, area.offset());
+            return LuksFormat.unlockRounds(LuksHeader.parse(bytes.flip()));
+        } catch (IOException e) { // refused before any round: the open refuses it too
+            return 0;
+        }
+    }
+
+    private static void writeAndFlush(Qcow2Image img) throws IOException {
+        long size = img.size();
+        ByteBuffer buf = ByteBuffer.allocate(4096);
+        for (int i = 0; i < buf.capacity(); i++) {
+            buf.put(i, (byte) (i * 31 + 7));
+        }
+        for (long at : new long[] {0, size / 2 & -512L, size - 4096}) {
+            if (at >= 0 && at + 4096 <= size) {
+                img.write(at, buf.duplicate());
+            }
+        }
+        img.flush();
+        if (size >= 4096) {
+            img.read(0, ByteBuffer.allocate(4096));
         }
     }
 

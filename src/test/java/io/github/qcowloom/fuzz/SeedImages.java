@@ -17,7 +17,7 @@ import java.util.stream.Stream;
  * The fuzz targets' seed corpus: small images qemu-img and qemu-io make over the options users meet (cluster
  * sizes, v2, extended L2, lazy refcounts, every refcount width, zlib and zstd compressed clusters, zero and
  * discarded clusters, snapshots, persistent bitmaps, a backing file, an external data file, metadata
- * preallocation, a dirty and a corrupt image). Made once into {@code target/fuzz-seeds} (a cache: delete it to
+ * preallocation, LUKS encryption, a dirty and a corrupt image). Made once into {@code target/fuzz-seeds} (a cache: delete it to
  * make them anew), then copied beside each target's committed inputs in the test class path, where Jazzer reads
  * its {@code <Class>Inputs/<method>} directory: replayed in regression mode, the starting corpus when fuzzing.
  * Without qemu-img only the committed inputs are there.
@@ -26,7 +26,8 @@ import java.util.stream.Stream;
  */
 public final class SeedImages {
     private static final Path CACHE = Path.of("target", "fuzz-seeds");
-    private static final String DONE = ".complete";
+    /** Marks a complete cache; named anew whenever the seeds change, so that an old cache is made again. */
+    private static final String DONE = ".complete-luks";
     private static final ReentrantLock LOCK = new ReentrantLock();
 
     private SeedImages() {
@@ -62,6 +63,31 @@ public final class SeedImages {
 
     private static Seed seed(String name, String options, String io) {
         return seed(name, options, io, List.of());
+    }
+
+    /** The passphrase of the LUKS seeds. */
+    static final String LUKS_PASSPHRASE = "fuzz";
+    private static final String LUKS_SECRET = "secret,id=sec0,data=" + LUKS_PASSPHRASE;
+    private static final String LUKS_PREFIX = "luks-";
+
+    /**
+     * A LUKS-encrypted seed over 2 MiB: created with {@code options} besides the encryption's (10 ms of PBKDF2, so
+     * that a replay unlocks in milliseconds), then qemu-io's commands {@code io} run through the passphrase.
+     */
+    private static Seed luksSeed(String name, String options, String... io) {
+        if (!name.startsWith(LUKS_PREFIX)) {
+            throw new IllegalArgumentException(name);
+        }
+        String encrypt = "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10";
+        List<String> write = new ArrayList<>(List.of("qemu-io", "--object", LUKS_SECRET, "--image-opts"));
+        for (String c : io) {
+            write.addAll(List.of("-c", c));
+        }
+        write.add("driver=qcow2,file.filename=IMG,encrypt.key-secret=sec0");
+        return new Seed(name, List.of(
+                cmd("qemu-img", "create", "-q", "-f", "qcow2", "--object", LUKS_SECRET, "-o", encrypt + "," + options,
+                        "IMG", "2M"),
+                write));
     }
 
     private static List<Seed> seeds() {
@@ -115,6 +141,11 @@ public final class SeedImages {
                 cmd("qemu-io", "-f", "qcow2", "-c", "write -P 3 4k 4k", "IMG"))));
         s.add(seed("datafile-4k", "cluster_size=4096,data_file=IMG.raw", data));
         s.add(seed("datafile-raw-4k", "cluster_size=4096,data_file=IMG.raw,data_file_raw=on", data));
+        s.add(luksSeed("luks-xts-4k", "cluster_size=4096", data, "write -z 64k 8k"));
+        s.add(luksSeed("luks-cbc-essiv-512", "cluster_size=512,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,"
+                + "encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256,encrypt.hash-alg=sha512", "write -P 4 1k 1k"));
+        s.add(luksSeed("luks-plain-extl2", "extended_l2=on,encrypt.cipher-alg=aes-128,encrypt.ivgen-alg=plain",
+                "write -P 5 2k 2k"));
         s.add(seed("corrupt-4k", "cluster_size=4096", data, List.of(cmd("python3", "-c",
                 "import sys\nf=open('IMG','r+b');f.seek(79);b=f.read(1)[0];f.seek(79);f.write(bytes([b|2]))"))));
         return s;
@@ -138,6 +169,18 @@ public final class SeedImages {
                 }
             }
             return seeds.size();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } finally {
+            LOCK.unlock();
+        }
+    }
+
+    /** The LUKS-encrypted seeds (made if need be; none without qemu-img), whose passphrase is {@link #LUKS_PASSPHRASE}. */
+    static List<Path> luksSeeds() {
+        LOCK.lock();
+        try {
+            return make().stream().filter(p -> p.getFileName().toString().startsWith(LUKS_PREFIX)).toList();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } finally {
