@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.StorageBackend;
@@ -118,8 +119,17 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet: only the summary line.")
     boolean quiet;
 
+    @Option(names = "--image-opts", description = ImageOpts.HELP + " qemu-img bench takes no --object, and nor "
+            + "does this: an encrypted image is not benched.")
+    boolean imageOpts;
+
     @Parameters(index = "0", paramLabel = "FILE")
-    Path file;
+    String name;
+
+    /** The image as named (FILE, or the options it holds). */
+    private ImageOpts image;
+    /** The image file. */
+    private Path file;
 
     // Read from the options' text by readNumbers().
     private int count;
@@ -158,14 +168,20 @@ final class BenchCommand implements Callable<Integer> {
                 throw new IllegalArgumentException("Flush interval can't be smaller than depth");
             }
         }
-        imageFormat = format != null ? format : ImageFormat.probe(file);
+        image = ImageOpts.of(imageOpts, name, format);
+        file = image.path();
+        imageFormat = image.formatOrProbe();
         if (!imageFormat.equals("qcow2") && !imageFormat.equals("raw")) {
             throw ImageFormat.unknownDriver(file, imageFormat);
         }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        OpenOptions options = profile.apply(OpenOptions.readWriteDefaults())
-                .withDirect(CacheMode.direct(cache)).withReadOnly(!write);
+        if (write) {
+            image.requireWritable();
+        }
+        // The image's own options (cache.direct, ...) over -t's, as in QEMU's open.
+        OpenOptions options = image.apply(profile.apply(OpenOptions.readWriteDefaults())
+                .withDirect(CacheMode.direct(cache)).withReadOnly(!write));
         if (forceShare) {
             if (write) {
                 throw new IllegalArgumentException("force-share=on can only be used with read-only images");
@@ -177,6 +193,11 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (aioMode != null) {
             options = options.withTuning(options.tuning().withStorage(aioBackend(aioMode, options.direct(), file)));
+        }
+        // qemu-img bench opens the image before it prints anything, and names it as given where the open fails
+        // (the runs below open copies). Read-only here: this open must not change the image.
+        try (BlockDevice opened = image.open(imageFormat, options.withReadOnly(true))) {
+            opened.size();
         }
         List<ExecutionModel> models = new ArrayList<>();
         for (String e : execs != null ? execs : List.of(options.tuning().execution())) {
@@ -294,7 +315,7 @@ final class BenchCommand implements Callable<Integer> {
         double fastest = Double.MAX_VALUE;
         for (String aio : aios) {
             BenchCopy.restore(file, copy);
-            BenchRunner.QemuResult q = BenchRunner.runQemu(work, copy, aio);
+            BenchRunner.QemuResult q = BenchRunner.runQemu(work, copy, aio, image);
             qemu.computeIfAbsent(aio, a -> new ArrayList<>()).add(q);
             out.printf("%s run %d: %.3f s, %.0f IOPS, %s%n", qemuLabel(aio), pair + 1, q.seconds(),
                     count / q.seconds(), cpuPerIo(q.cpuSeconds()));
@@ -328,7 +349,7 @@ final class BenchCommand implements Callable<Integer> {
 
     private String probe(String aio) {
         try {
-            return BenchRunner.probeQemuAio(workload(depths[0]), file, aio);
+            return BenchRunner.probeQemuAio(workload(depths[0]), file, aio, image);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return "interrupted";

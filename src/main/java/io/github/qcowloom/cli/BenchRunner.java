@@ -371,19 +371,21 @@ final class BenchRunner {
 
     /** qemu-img bench with the same flags; returns its "Run completed in X seconds". */
     static double runQemu(BenchSpec spec, Path image) throws IOException, InterruptedException {
-        return runQemu(spec, image, null).seconds();
+        return runQemu(spec, image, null, null).seconds();
     }
 
     /**
      * qemu-img bench with the same flags and, unless {@code aio} is null, {@code -i aio} (native, io_uring or
      * threads; qemu's default is threads). The CPU time is the child's whole life, start and image open included
-     * (as ours is not), so it overstates qemu-img's per-request cost slightly at small counts.
+     * (as ours is not), so it overstates qemu-img's per-request cost slightly at small counts. {@code named}: the
+     * options the image was given by ({@code --image-opts}), or null; qemu-img gets them for {@code image}.
      */
-    static QemuResult runQemu(BenchSpec spec, Path image, String aio) throws IOException, InterruptedException {
+    static QemuResult runQemu(BenchSpec spec, Path image, String aio, ImageOpts named)
+            throws IOException, InterruptedException {
         if (CacheMode.direct(spec.cache())) {
             dropCachedPages(image);
         }
-        List<String> cmd = qemuCommand(spec, image, aio);
+        List<String> cmd = qemuCommand(spec, image, aio, named);
         double cpuBefore = childrenCpuSeconds();
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         String text = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
@@ -406,19 +408,19 @@ final class BenchRunner {
      * else qemu-img's message (an io_uring that the kernel or the build lacks is refused when the image opens).
      * Runs one read request, so the image is not changed.
      */
-    static String probeQemuAio(BenchSpec spec, Path image, String aio) throws InterruptedException {
+    static String probeQemuAio(BenchSpec spec, Path image, String aio, ImageOpts named) throws InterruptedException {
         BenchSpec one = new BenchSpec(1, 1, spec.size(), spec.offset(), spec.step(), false, 0, 0, true,
                 spec.cache(), false, spec.format());
         try {
-            runQemu(one, image, aio);
+            runQemu(one, image, aio, named);
             return null;
         } catch (IOException e) {
             return e.getMessage();
         }
     }
 
-    private static List<String> qemuCommand(BenchSpec spec, Path image, String aio) {
-        List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-f", spec.format(), "-c", String.valueOf(spec.count()),
+    private static List<String> qemuCommand(BenchSpec spec, Path image, String aio, ImageOpts named) {
+        List<String> cmd = new ArrayList<>(List.of("qemu-img", "bench", "-c", String.valueOf(spec.count()),
                 "-d", String.valueOf(spec.depth()), "-s", String.valueOf(spec.size()), "-o",
                 String.valueOf(spec.offset()), "-S", String.valueOf(spec.step()), "-t", spec.cache()));
         if (aio != null) {
@@ -435,7 +437,11 @@ final class BenchRunner {
         if (!spec.drain()) {
             cmd.add("--no-drain");
         }
-        cmd.add(image.toString());
+        if (named != null && !named.options().isEmpty()) {
+            cmd.addAll(List.of("--image-opts", named.naming(image)));
+        } else {
+            cmd.addAll(List.of("-f", spec.format(), image.toString()));
+        }
         return cmd;
     }
 

@@ -18,6 +18,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.StringJoiner;
 
 /**
  * qemu-img's {@code --image-opts}: an image named by QEMU's block options rather than a file name, such as {@code
@@ -182,6 +183,16 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     /** The image file as named: FILE itself, or with --image-opts its {@code file.filename}. */
     String fileName() {
         return options.isEmpty() ? spec : options.get("file.filename");
+    }
+
+    /** The option string with {@code file} for {@code file.filename}: how qemu-img is given a copy of the image. */
+    String naming(Path file) {
+        StringJoiner spec = new StringJoiner(",");
+        for (Map.Entry<String, String> e : options.entrySet()) {
+            String value = e.getKey().equals("file.filename") ? file.toString() : e.getValue();
+            spec.add(e.getKey() + "=" + value.replace(",", ",,"));
+        }
+        return spec.toString();
     }
 
     /**
