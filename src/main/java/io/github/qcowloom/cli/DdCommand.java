@@ -79,7 +79,7 @@ final class DdCommand implements Callable<Integer> {
         ImageOpts input = ImageOpts.of(imageOpts, in, format, objects);
         OpenOptions inOptions = input.apply(OpenOptions.readOnlyDefaults()
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));
-        try (BlockDevice src = open(input.path(), input.format(), inOptions)) {
+        try (BlockDevice src = open(input, inOptions)) {
             if (!outputFormat.equals("raw") && !outputFormat.equals("qcow2")) {
                 throw ImageFormat.QEMU_OTHER_FORMATS.contains(outputFormat)
                         ? new UnsupportedFeatureException("dd -O " + outputFormat)
@@ -106,11 +106,12 @@ final class DdCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static BlockDevice open(Path path, String fmt, OpenOptions options) throws IOException {
+    /** INPUT, an open that fails worded as qemu-img words it (its operand is not a file name Main would know). */
+    private static BlockDevice open(ImageOpts input, OpenOptions options) throws IOException {
         try {
-            return ImageFormat.open(path, fmt, options);
+            return input.open(input.format(), options);
         } catch (IOException | RuntimeException e) {
-            throw new IOException(Main.openFailure(path.toString(), e), e);
+            throw new IOException(Main.openFailure(input.fileName(), e), e);
         }
     }
 

@@ -11,6 +11,7 @@ import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -202,10 +203,15 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      * @throws ImageException in qemu-img's words for encryption options of a raw image, named or found to be
      */
     String formatOrProbe() throws IOException {
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(fileName());
+        String found;
+        try {
+            if (!Files.exists(path)) {
+                throw new NoSuchFileException(fileName());
+            }
+            found = format != null ? format : ImageFormat.probe(path);
+        } catch (IOException e) {
+            throw named(e);
         }
-        String found = format != null ? format : ImageFormat.probe(path);
         // Read from the options rather than left to RawImage's refusal at the open: info's open of a raw image, and
         // check, open none, and an inspection's options hold no passphrase.
         for (String option : List.of("encrypt.format", "encrypt.key-secret")) { // QEMU's raw names the format first
@@ -275,10 +281,19 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         }
     }
 
-    /** {@code e} as qemu-img words it: the context "Could not open 'FILE': " of its open naming the option string. */
+    /**
+     * {@code e} as qemu-img words it for an image given by options: the context "Could not open 'FILE': " of its
+     * open naming the option string, and a file that cannot be opened named inside that context ("Could not open
+     * 'driver=qcow2,file.filename=F': Could not open 'F': No such file or directory").
+     */
     IOException named(IOException e) {
-        return options.isEmpty() ? e : OpenFailures.replaceContext(e, "Could not open '" + path + "': ",
-                "Could not open '" + spec + "': ");
+        if (options.isEmpty()) {
+            return e;
+        }
+        if (e instanceof NoSuchFileException || e instanceof AccessDeniedException a && a.getReason() == null) {
+            return new IOException("Could not open '" + spec + "': " + Main.message(e), e);
+        }
+        return OpenFailures.replaceContext(e, "Could not open '" + path + "': ", "Could not open '" + spec + "': ");
     }
 
     /** {@code base} with what the options say of the open. */

@@ -99,9 +99,6 @@ final class InfoCommand implements Callable<Integer> {
     /** The info of the image {@code name}, opened as {@code opts} say (the top's --image-opts). */
     private Map<String, Object> infoOf(String name, ImageOpts opts) throws IOException {
         Path path = Path.of(name);
-        if (!Files.exists(path)) {
-            throw new NoSuchFileException(name);
-        }
         String probed = opts.formatOrProbe();
         return switch (probed) {
             case "qcow2" -> {

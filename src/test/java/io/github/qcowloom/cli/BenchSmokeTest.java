@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.testing.EncryptedImages;
 import io.github.qcowloom.testing.PageCacheDrops;
 import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Files;
@@ -139,12 +140,11 @@ class BenchSmokeTest {
         Cli.sameAsQemuImg("bench", "-w", "-c", "10", "--image-opts", spec + ",read-only=on");
         Cli.sameAsQemuImg("bench", "-c", "10", "--image-opts", spec + ",no-such-option=1");
         Path encrypted = dir.resolve("e.qcow2");
-        Qemu.img("create", "-q", "-f", "qcow2", "--object", "secret,id=s0,data=pw", "-o",
-                "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", encrypted.toString(), "16M");
+        EncryptedImages.create(encrypted, 16 << 20, "");
         String named = "driver=qcow2,file.filename=" + encrypted;
         Cli.sameAsQemuImg("bench", "-c", "10", encrypted);
         Cli.sameAsQemuImg("bench", "-c", "10", "--image-opts", named);
-        Cli.sameAsQemuImg("bench", "-c", "10", "--image-opts", named + ",encrypt.key-secret=s0");
+        Cli.sameAsQemuImg("bench", "-c", "10", "--image-opts", EncryptedImages.imageOpts(encrypted));
     }
 
     /** An io_uring run says how its requests went (through the ring or alone) and where their time went. */

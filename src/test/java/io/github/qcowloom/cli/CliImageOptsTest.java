@@ -56,6 +56,20 @@ class CliImageOptsTest extends QemuFolderTest {
         same("map", "--image-opts", named);
     }
 
+    /** A file that is not there is named inside the options' context, as qemu-img's file layer names it. */
+    @Test
+    void aMissingFileIsNamedWithinTheOptionString() {
+        String missing = opts(path("missing.qcow2"));
+        same("info", "--image-opts", missing);
+        same("check", "--image-opts", missing);
+        same("map", "--image-opts", missing);
+        same("snapshot", "-l", "--image-opts", missing);
+        same("measure", "-O", "qcow2", "--image-opts", missing);
+        same("compare", "--image-opts", missing, opts(image()));
+        same("bench", "-c", "1", "--image-opts", missing);
+        same("dd", "--image-opts", "if=" + missing, "of=" + path("out.raw"));
+    }
+
     @Test
     void aFormatBesideTheOptionsIsRefused() {
         same("info", "-f", "qcow2", "--image-opts", opts(image()));

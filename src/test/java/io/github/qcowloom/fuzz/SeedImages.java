@@ -176,7 +176,7 @@ public final class SeedImages {
         }
     }
 
-    /** The LUKS-encrypted seeds (made if need be; none without qemu-img), whose passphrase is {@link #LUKS_PASSPHRASE}. */
+    /** The LUKS-encrypted seeds (made if need be; none without qemu-img), their passphrase {@link #LUKS_PASSPHRASE}. */
     static List<Path> luksSeeds() {
         LOCK.lock();
         try {
@@ -199,6 +199,10 @@ public final class SeedImages {
                 for (List<String> c : s.commands()) {
                     List<String> words = c.stream().map(w -> w.replace("IMG", image)).toList();
                     Qemu.Result r = Qemu.exec(words, CACHE);
+                    // qemu-img 7.2's PBKDF2 timing gives up on a first timing of 0 ms (see EncryptedImages).
+                    for (int n = 0; n < 10 && r.stderr().contains("Unable to get accurate CPU usage"); n++) {
+                        r = Qemu.exec(words, CACHE);
+                    }
                     // qemu-io's abort ends the process by a signal on purpose (the dirty seed).
                     if (r.exitCode() != 0 && !c.contains("abort")) {
                         throw new IOException("seed " + s.name() + ": " + words + " failed: " + r.stderr());
