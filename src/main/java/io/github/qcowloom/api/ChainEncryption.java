@@ -15,11 +15,12 @@ import java.util.Optional;
  *
  * <p>A passphrase is asked of its {@link Passphrase} only by the open of an image that is encrypted (an inspection
  * given one unlocks too), so a secret that cannot be found fails that image's open alone, as QEMU looks a secret up
- * only where a cipher needs it. Immutable; its {@link #toString()} names no passphrase.
+ * only where a cipher needs it. Immutable; its {@link #toString()} names no passphrase. The {@link UnlockedKeys} it
+ * may carry (a cache of master keys, shared by reference) are no part of its equality.
  */
 public final class ChainEncryption {
     /** Nothing said of any image. */
-    public static final ChainEncryption NONE = new ChainEncryption(List.of());
+    public static final ChainEncryption NONE = new ChainEncryption(List.of(), null);
 
     /** Where a passphrase comes from, asked at most once per open of the image it belongs to. */
     @FunctionalInterface
@@ -41,11 +42,27 @@ public final class ChainEncryption {
         }
     }
 
-    /** By depth; never ends with an empty layer, so an empty list is {@link #NONE}. */
+    /** By depth; never ends with an empty layer, so an empty list says nothing. */
     private final List<Layer> layers;
+    /** Where each image's unlock looks first and keeps what it unlocked; null for nowhere. */
+    private final UnlockedKeys keys;
 
-    private ChainEncryption(List<Layer> layers) {
+    private ChainEncryption(List<Layer> layers, UnlockedKeys keys) {
         this.layers = List.copyOf(layers);
+        this.keys = keys;
+    }
+
+    /**
+     * These options with every image's unlock (the chain's too) looking in {@code keys} first, and keeping there
+     * what it unlocked (null: none).
+     */
+    public ChainEncryption rememberingKeys(UnlockedKeys keys) {
+        return new ChainEncryption(layers, keys);
+    }
+
+    /** Where an unlock looks first and keeps what it unlocked, or null. */
+    public UnlockedKeys unlockedKeys() {
+        return keys;
     }
 
     /**
@@ -91,7 +108,7 @@ public final class ChainEncryption {
         while (!next.isEmpty() && next.get(next.size() - 1).empty()) {
             next.remove(next.size() - 1);
         }
-        return new ChainEncryption(next);
+        return new ChainEncryption(next, keys);
     }
 
     private Layer layer(int depth) {
@@ -117,7 +134,7 @@ public final class ChainEncryption {
     /** What these options say of the image {@code depth} levels down its chain, as that image's own (depth 0). */
     public ChainEncryption below(int depth) {
         requireDepth(depth);
-        return depth >= layers.size() ? NONE : new ChainEncryption(layers.subList(depth, layers.size()));
+        return new ChainEncryption(depth >= layers.size() ? List.of() : layers.subList(depth, layers.size()), keys);
     }
 
     /** Whether these options say anything of an image below the first (QEMU then opens a backing file). */

@@ -335,10 +335,11 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     /**
      * What the options say of the encryption of the image and of each image down its chain. A secret is looked up
      * when the image it is for needs its passphrase ({@code unlock} false: never, as for qemu-img info's open, which
-     * reads no guest data and unlocks nothing), so that a missing one fails there, as in QEMU.
+     * reads no guest data and unlocks nothing), so that a missing one fails there, as in QEMU. What an unlock gives
+     * is kept for the command's other opens of the image (the secrets' {@link SecretObjects#unlockedKeys}).
      */
     private ChainEncryption encryption(boolean unlock) {
-        ChainEncryption chain = ChainEncryption.NONE;
+        ChainEncryption chain = ChainEncryption.NONE.rememberingKeys(secrets.unlockedKeys());
         for (Map.Entry<String, String> e : options.entrySet()) {
             int depth = depthOf(e.getKey());
             String secret = e.getValue();

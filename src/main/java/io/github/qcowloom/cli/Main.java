@@ -132,10 +132,28 @@ public final class Main {
             e.getCommandLine().usage(e.getCommandLine().getErr());
             return 1;
         });
-        int code = cl.execute(args);
+        int code;
+        try {
+            code = cl.execute(args);
+        } finally {
+            closeMixins(cl.getCommandSpec());
+        }
         out.flush();
         err.flush();
         return code;
+    }
+
+    /** Closes what the commands' mixins hold for the command's run alone (the keys their secrets unlocked). */
+    private static void closeMixins(CommandSpec command) {
+        for (CommandSpec sub : command.subcommands().values().stream().map(CommandLine::getCommandSpec).toList()) {
+            closeMixins(sub);
+        }
+        for (CommandSpec mixin : command.mixins().values()) {
+            if (mixin.userObject() instanceof SecretObjects secrets) {
+                secrets.close();
+            }
+            closeMixins(mixin);
+        }
     }
 
     static String message(Throwable e) {

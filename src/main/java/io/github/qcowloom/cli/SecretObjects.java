@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -21,9 +22,10 @@ import picocli.CommandLine.Option;
  * qemu-img's {@code --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]}: the secrets an image's options
  * name by id ({@code encrypt.key-secret=ID}), refused in qemu-img's words where it refuses them. Other object types
  * are refused as qemu-img refuses a type it does not know; secrets encrypted with another secret ({@code keyid},
- * {@code iv}) as not done.
+ * {@code iv}) as not done. It also keeps the master keys its secrets unlocked, for the command's other opens of the
+ * same images (see {@link UnlockedKeys}); {@link #close}, after the command, wipes them.
  */
-final class SecretObjects {
+final class SecretObjects implements AutoCloseable {
     static final String HELP = "A secret for the images' options: secret,id=ID,data=TEXT or secret,id=ID,file=PATH"
             + " (format=raw or base64).";
 
@@ -31,6 +33,7 @@ final class SecretObjects {
     List<String> definitions = new ArrayList<>();
 
     private Map<String, byte[]> byId;
+    private final UnlockedKeys unlocked = new UnlockedKeys();
 
     /** Every secret defined, by id; the definitions are checked on the first call. */
     Map<String, byte[]> secrets() throws ImageException {
@@ -42,6 +45,16 @@ final class SecretObjects {
             byId = secrets;
         }
         return byId;
+    }
+
+    /** The master keys this command's images have unlocked so far. */
+    UnlockedKeys unlockedKeys() {
+        return unlocked;
+    }
+
+    @Override
+    public void close() {
+        unlocked.close();
     }
 
     /**

@@ -4,6 +4,7 @@ import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.crypto.LuksFormat;
 import io.github.qcowloom.crypto.LuksHeader;
@@ -74,7 +75,14 @@ public final class ImageEncryption {
                 throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
                         "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
             }
-            byte[] masterKey = LuksFormat.unlock(luks, (at, dst) -> readArea(file, area, at, dst), key);
+            UnlockedKeys keys = options.encryption().unlockedKeys();
+            byte[] masterKey = keys == null ? null : keys.find(bytes, key);
+            if (masterKey == null) {
+                masterKey = LuksFormat.unlock(luks, (at, dst) -> readArea(file, area, at, dst), key);
+                if (keys != null) {
+                    keys.remember(bytes, key, masterKey);
+                }
+            }
             try {
                 return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
             } finally {

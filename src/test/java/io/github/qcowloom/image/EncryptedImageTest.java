@@ -11,6 +11,7 @@ import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.crypto.LuksOptions;
 import io.github.qcowloom.testing.EncryptedImages;
@@ -233,6 +234,41 @@ class EncryptedImageTest {
         assertEquals("Could not open '" + top + "': No encryption in image header, but options specified format "
                 + "'luks'", format.getMessage());
         assertEquals("[0:passphrase, 1:passphrase,format=aes, 2:passphrase]", keys.withFormat(1, "aes").toString());
+    }
+
+    /**
+     * With {@link UnlockedKeys}, an image opened again (alone, or as the backing file of another) takes the key its
+     * first open unlocked; another passphrase is still refused, and once closed nothing is kept.
+     */
+    @Test
+    void keysOnceUnlockedAreTakenAgainForTheSamePassphraseOnly() throws Exception {
+        Path base = dir.resolve("kb.qcow2");
+        EncryptedImages.create(base, 8 << 20, "");
+        EncryptedImages.io(base, "write -P 0x42 0 64k");
+        Path top = dir.resolve("kt.qcow2");
+        ImageCreator.create(top, CreateOptions.defaults(8 << 20).withBacking(base.toString(), "qcow2"));
+        try (UnlockedKeys keys = new UnlockedKeys()) {
+            ChainEncryption chain = ChainEncryption.NONE.withPassphrase(1, EncryptedImages.KEY).rememberingKeys(keys);
+            byte[] head = new byte[2];
+            try (Qcow2Image img = Qcow2Image.open(top, OpenOptions.readOnlyDefaults().withEncryption(chain))) {
+                img.read(65535, ByteBuffer.wrap(head));
+            }
+            assertArrayEquals(new byte[] {0x42, 0}, head);
+            assertEquals(0, keys.reused());
+            OpenOptions baseAlone = OpenOptions.readWriteDefaults().withEncryption(chain.below(1));
+            try (Qcow2Image img = Qcow2Image.open(base, baseAlone)) {
+                img.write(0, ByteBuffer.wrap(new byte[] {9}));
+            }
+            assertEquals(1, keys.reused());
+            EncryptedImages.io(base, "read -P 9 0 1", "read -P 0x42 1 65535");
+            ImageException wrong = assertThrows(ImageException.class, () -> Qcow2Image.open(base, baseAlone
+                    .withEncryption(chain.below(1).withPassphrase(0, "wrong".getBytes(StandardCharsets.UTF_8)))));
+            assertEquals("Could not open '" + base + "': Invalid password, cannot unlock any keyslot",
+                    wrong.getMessage());
+            keys.close();
+            Qcow2Image.open(base, baseAlone).close();
+            assertEquals(1, keys.reused());
+        }
     }
 
     /** A damaged pointer to the LUKS header, or a damaged header, is refused in QEMU's words; no unlock runs. */

@@ -1,0 +1,88 @@
+package io.github.qcowloom.api;
+
+import java.security.MessageDigest;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The master keys of the LUKS images a task has unlocked, kept until it closes this, so that an image it opens again
+ * is not unlocked again: an unlock runs seconds of PBKDF2 by design, and {@code commit}, say, opens its base once in
+ * the chain it reads and once to write it (QEMU unlocks each image once and reopens it). Given through {@link
+ * ChainEncryption#rememberingKeys}, for every image of the chain.
+ *
+ * <p>A key is found again only for the same LUKS header, byte for byte, and the same passphrase: that header's
+ * master key digest accepted the key once and accepts it again. What is not compared is the key slots' material
+ * after the header, which the same passphrase unlocked; a file whose slots changed between two opens of one task
+ * (under its locks) keeps the key it had. {@link #close} wipes every key and passphrase kept.
+ *
+ * <p>Lock discipline: {@code lock} guards {@code kept} and {@code closed}; it is held only to look up, add or wipe,
+ * never across an unlock.
+ */
+public final class UnlockedKeys implements AutoCloseable {
+    private record Kept(byte[] header, byte[] passphrase, byte[] masterKey) {
+    }
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private final List<Kept> kept = new ArrayList<>();
+    private boolean closed;
+    private int reused;
+
+    /**
+     * The master key kept for {@code header} (the LUKS header's bytes) and {@code passphrase}, in a new array the
+     * caller wipes, or null if none is.
+     */
+    public byte[] find(byte[] header, byte[] passphrase) {
+        lock.lock();
+        try {
+            for (Kept k : kept) {
+                if (Arrays.equals(k.header(), header) && MessageDigest.isEqual(k.passphrase(), passphrase)) {
+                    reused++;
+                    return k.masterKey().clone();
+                }
+            }
+            return null;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Keeps copies of what an unlock of {@code header} with {@code passphrase} gave; nothing once closed. */
+    public void remember(byte[] header, byte[] passphrase, byte[] masterKey) {
+        lock.lock();
+        try {
+            if (!closed) {
+                kept.add(new Kept(header.clone(), passphrase.clone(), masterKey.clone()));
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** How many opens took a kept key rather than unlocking. */
+    public int reused() {
+        lock.lock();
+        try {
+            return reused;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Wipes and forgets every key and passphrase kept; later unlocks are not kept. */
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            closed = true;
+            for (Kept k : kept) {
+                Arrays.fill(k.passphrase(), (byte) 0);
+                Arrays.fill(k.masterKey(), (byte) 0);
+            }
+            kept.clear();
+        } finally {
+            lock.unlock();
+        }
+    }
+}
