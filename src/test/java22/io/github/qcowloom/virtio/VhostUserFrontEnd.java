@@ -1,5 +1,8 @@
 package io.github.qcowloom.virtio;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import io.github.qcowloom.os.EventFds;
 import io.github.qcowloom.os.SharedMemory;
 import io.github.qcowloom.os.UnixSockets;
@@ -178,6 +181,22 @@ final class VhostUserFrontEnd implements AutoCloseable {
 
     static long user(long guestAddress) {
         return USER_BASE + (guestAddress - GUEST_BASE);
+    }
+
+    /** One request through queue {@code q}: returns the status and fills {@code data} on reads. */
+    int request(int q, int type, long sector, RingDriver.Buf data, boolean indirect) throws IOException {
+        RingDriver ring = rings.get(q);
+        RingDriver.Buf status = ring.writable(1);
+        List<RingDriver.Buf> bufs = data == null ? List.of(ring.readable(RingDriver.header(type, sector)), status)
+                : List.of(ring.readable(RingDriver.header(type, sector)), data, status);
+        ring.usedEvent(ring.usedIndex()); // as a driver waiting for this request (ignored without EVENT_IDX)
+        ring.publish(ring.place(bufs, indirect));
+        EventFds.signal(kicks.get(q));
+        List<RingDriver.Used> used = ring.collect(1);
+        assertTrue(EventFds.readWithin(calls.get(q), 5000), "no interrupt on queue " + q);
+        ring.resetDescriptors();
+        assertEquals(data != null && data.writable() ? data.length() + 1 : 1, used.get(0).length());
+        return memory.read8(status.address());
     }
 
     /** GET_VRING_BASE: stops the ring and answers its next available index. */

@@ -9,11 +9,11 @@ import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.os.EventFds;
 import io.github.qcowloom.storage.MemoryStorage;
+import io.github.qcowloom.testing.OpenDescriptors;
 import io.github.qcowloom.testing.RingDriver;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
@@ -54,29 +54,6 @@ class VhostUserServerTest {
         disk.close();
     }
 
-    private static long openDescriptors() throws IOException {
-        try (var s = Files.list(Path.of("/proc/self/fd"))) {
-            return s.count();
-        }
-    }
-
-    /** One request through queue {@code q}: returns the status and fills {@code data} on reads. */
-    private static int request(VhostUserFrontEnd fe, int q, int type, long sector, RingDriver.Buf data,
-            boolean indirect) throws IOException {
-        RingDriver ring = fe.rings.get(q);
-        RingDriver.Buf status = ring.writable(1);
-        List<RingDriver.Buf> bufs = data == null ? List.of(ring.readable(RingDriver.header(type, sector)), status)
-                : List.of(ring.readable(RingDriver.header(type, sector)), data, status);
-        ring.usedEvent(ring.usedIndex()); // as a driver waiting for this request (ignored without EVENT_IDX)
-        ring.publish(ring.place(bufs, indirect));
-        EventFds.signal(fe.kicks.get(q));
-        List<RingDriver.Used> used = ring.collect(1);
-        assertTrue(EventFds.readWithin(fe.calls.get(q), 5000), "no interrupt on queue " + q);
-        ring.resetDescriptors();
-        assertEquals(data != null && data.writable() ? data.length() + 1 : 1, used.get(0).length());
-        return fe.memory.read8(status.address());
-    }
-
     private void session(int queues, boolean eventIndex, long seed) throws IOException {
         Random random = new Random(seed);
         try (VhostUserFrontEnd fe = new VhostUserFrontEnd(socket)) {
@@ -93,17 +70,17 @@ class VhostUserServerTest {
                 written[q] = new byte[8192];
                 random.nextBytes(written[q]);
                 long sector = 100L * q;
-                assertEquals(VirtioBlk.S_OK, request(fe, q, VirtioBlk.T_OUT, sector, ring.readable(written[q]),
+                assertEquals(VirtioBlk.S_OK, fe.request(q, VirtioBlk.T_OUT, sector, ring.readable(written[q]),
                         random.nextBoolean()));
             }
             for (int q = queues - 1; q >= 0; q--) {
                 RingDriver ring = fe.rings.get(q);
                 RingDriver.Buf back = ring.writable(8192);
-                assertEquals(VirtioBlk.S_OK, request(fe, q, VirtioBlk.T_IN, 100L * q, back, random.nextBoolean()));
+                assertEquals(VirtioBlk.S_OK, fe.request(q, VirtioBlk.T_IN, 100L * q, back, random.nextBoolean()));
                 assertArrayEquals(written[q], ring.bytes(back), "queue " + q);
-                assertEquals(VirtioBlk.S_OK, request(fe, q, VirtioBlk.T_FLUSH, 0, null, false));
+                assertEquals(VirtioBlk.S_OK, fe.request(q, VirtioBlk.T_FLUSH, 0, null, false));
                 RingDriver.Buf id = ring.writable(VirtioBlk.ID_BYTES);
-                assertEquals(VirtioBlk.S_OK, request(fe, q, VirtioBlk.T_GET_ID, 0, id, false));
+                assertEquals(VirtioBlk.S_OK, fe.request(q, VirtioBlk.T_GET_ID, 0, id, false));
                 assertEquals("vhost-test", new String(ring.bytes(id), 0, 10));
             }
             for (int q = 0; q < queues; q++) {
@@ -114,23 +91,14 @@ class VhostUserServerTest {
 
     @Test
     void aFrontEndWritesAndReadsOnEveryQueueAndReconnects() throws Exception {
-        long before = openDescriptors();
+        long before = OpenDescriptors.count();
         session(4, true, 1);
         session(1, false, 2); // a second front end: fresh features, memory and rings
         session(2, true, 3);
-        awaitDescriptors(before);
+        OpenDescriptors.await(before);
         ByteBuffer check = ByteBuffer.allocate(512);
         disk.read(0, check);
         assertNotEquals(0, check.getLong(0), "data written by the first front end");
-    }
-
-    /** The server closes a session on its own thread after the front end hangs up: wait for its descriptors. */
-    private static void awaitDescriptors(long expected) throws Exception {
-        long deadline = System.nanoTime() + 5_000_000_000L;
-        while (openDescriptors() > expected && System.nanoTime() < deadline) {
-            Thread.sleep(10);
-        }
-        assertEquals(expected, openDescriptors(), "descriptors left open");
     }
 
     /** Sends one malformed message after a normal start-up; the server must hang up, then serve the next one. */
@@ -173,7 +141,7 @@ class VhostUserServerTest {
 
     @Test
     void malformedMessagesCloseOnlyTheirConnection() throws Exception {
-        long before = openDescriptors();
+        long before = OpenDescriptors.count();
         refused("unknown request", sending(fe -> fe.send(99, 0, new byte[0])));
         refused("wrong payload size", sending(fe -> fe.send(VhostUser.GET_VRING_BASE, 0, new byte[3])));
         refused("ring index out of range", sending(fe -> fe.send(VhostUser.SET_VRING_NUM, 0,
@@ -231,7 +199,7 @@ class VhostUserServerTest {
                 EventFds.close(kick);
             }
         }));
-        awaitDescriptors(before);
+        OpenDescriptors.await(before);
     }
 
     /**
@@ -253,7 +221,7 @@ class VhostUserServerTest {
             ring.resetDescriptors();
             assertEquals(VirtioBlk.S_OK, ring.memory.read8(status.address()));
             RingDriver.Buf data = ring.writable(512);
-            assertEquals(VirtioBlk.S_OK, request(fe, 0, VirtioBlk.T_IN, 0, data, true));
+            assertEquals(VirtioBlk.S_OK, fe.request(0, VirtioBlk.T_IN, 0, data, true));
         }
     }
 
@@ -277,7 +245,7 @@ class VhostUserServerTest {
                 assertEquals(0, fe.acked(VhostUser.SET_VRING_KICK, VhostUserFrontEnd.u64(0), fe.kicks.get(0)));
                 assertEquals(0, fe.acked(VhostUser.SET_VRING_CALL, VhostUserFrontEnd.u64(0), fe.calls.get(0)));
                 assertEquals(0, fe.acked(VhostUser.SET_VRING_ENABLE, VhostUserFrontEnd.state(0, 1)));
-                assertEquals(VirtioBlk.S_OK, request(fe, 0, VirtioBlk.T_FLUSH, 0, null, false));
+                assertEquals(VirtioBlk.S_OK, fe.request(0, VirtioBlk.T_FLUSH, 0, null, false));
             } finally {
                 EventFds.close(err);
             }
