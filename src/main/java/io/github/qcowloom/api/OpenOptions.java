@@ -23,9 +23,13 @@ package io.github.qcowloom.api;
  *     chain: passphrases (QEMU's {@code encrypt.key-secret}, {@code backing.encrypt.key-secret}, ...) and formats;
  *     an encrypted image opened without its passphrase can only be inspected (read-only, {@code followReferences}
  *     false); null is {@link ChainEncryption#NONE}
+ * @param backingChain with {@code followReferences}, whether the backing file is opened too; false opens the
+ *     external data file alone (QEMU's BDRV_O_NO_BACKING, as qemu-img's bitmap opens an image), and reads that need
+ *     the backing file fail
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
-        Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, ChainEncryption encryption) {
+        Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, ChainEncryption encryption,
+        boolean backingChain) {
     public static final long DEFAULT_MAX_L2_CACHE = 32L << 20;
 
     public OpenOptions {
@@ -40,6 +44,12 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
         if (locking == ImageLocking.STILL_SOURCE && !readOnly) {
             throw new IllegalArgumentException("a source held still must be opened read-only");
         }
+    }
+
+    /** Options that open the whole backing chain, when they follow references. */
+    public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
+            Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, ChainEncryption encryption) {
+        this(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, encryption, true);
     }
 
     /** Options without encryption passphrases. */
@@ -83,45 +93,52 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
 
     public OpenOptions withReadOnly(boolean v) {
         return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites,
-                encryption);
+                encryption, backingChain);
     }
 
     public OpenOptions withDirect(boolean v) {
         return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs,
-                guestWrites, encryption);
+                guestWrites, encryption, backingChain);
     }
 
     public OpenOptions withFollowReferences(boolean v) {
-        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites, encryption);
+        return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites, encryption,
+                backingChain);
     }
 
     public OpenOptions withTuning(ImageOptions v) {
         return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs,
-                guestWrites, encryption);
+                guestWrites, encryption, backingChain);
     }
 
     public OpenOptions withTicker(Ticker v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs,
-                guestWrites, encryption);
+                guestWrites, encryption, backingChain);
     }
 
     public OpenOptions withLocking(ImageLocking v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs, guestWrites,
-                encryption);
+                encryption, backingChain);
     }
 
     public OpenOptions withHostSyncs(boolean v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v, guestWrites,
-                encryption);
+                encryption, backingChain);
     }
 
     public OpenOptions withGuestWrites(boolean v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, v,
-                encryption);
+                encryption, backingChain);
     }
 
     public OpenOptions withEncryption(ChainEncryption v) {
-        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, v);
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, v,
+                backingChain);
+    }
+
+    public OpenOptions withBackingChain(boolean v) {
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites,
+                encryption, v);
     }
 
     /** These options with {@code v} (copied) the passphrase of the image itself, not of its backing files. */

@@ -110,8 +110,11 @@ final class BitmapCommand implements Callable<Integer> {
         if (!fmt.equals("qcow2")) {
             return withoutBitmaps(fmt, filename, actions.getFirst());
         }
-        // No guest data changes: the image's other bitmaps stay consistent, as under qemu-img.
-        OpenOptions options = named.apply(profile.apply(OpenOptions.readWriteDefaults().withGuestWrites(false)));
+        // No guest data changes: the image's other bitmaps stay consistent, as under qemu-img. Nor is any read, so
+        // the image opens without its backing file, as qemu-img's bitmap opens it (BDRV_O_NO_BACKING): one that is
+        // missing, or encrypted with no passphrase given, does not matter. Its data file is opened, as there.
+        OpenOptions options = named.apply(profile.apply(OpenOptions.readWriteDefaults().withGuestWrites(false)
+                .withBackingChain(false)));
         if (named.hasBackingOptions()) {
             // qemu-img's bitmap opens the image without its backing file: options for one are left over, refused
             // after what the image's own open refuses

@@ -3,7 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.TreeRefcounts;
-import io.github.qcowloom.api.BackingFileException;
+import io.github.qcowloom.api.ReferencedFileException;
 import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
@@ -233,11 +233,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         try {
             Storage dataFile = null;
             if (header.hasDataFile() && options.followReferences() && imageDir != null) {
-                String dataFileName = header.dataFile().orElseThrow(() -> new CorruptImageException(
-                        "The image has the external data file bit but no data file name"));
-                dataFile = FileStorage.open(ReferencedFiles.resolve(imageDir, dataFileName, "data file"),
-                        options.readOnly(), options.direct(), options.tuning().storage(),
-                        LockPermissions.forDataFile(options.locking(), options.readOnly()));
+                dataFile = openDataFile(imageDir, header, options);
                 if (!options.hostSyncs()) {
                     dataFile = new UnsyncedStorage(dataFile);
                 }
@@ -248,7 +244,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                         "The image keeps its data in an external data file, which was not opened; open read-only");
             }
             BlockDevice backing = null;
-            if (header.backingFile() != null && options.followReferences() && imageDir != null) {
+            if (header.backingFile() != null && options.followReferences() && options.backingChain()
+                    && imageDir != null) {
                 backing = openBacking(imageDir, name, header, options, depth, chain);
                 opened.add(backing);
             } else if (header.backingFile() == null && options.followReferences()) {
@@ -287,9 +284,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /**
      * For a command that reads the image file without opening it as a disk ({@code check}, {@code snapshot}, {@code
      * rebase -u}): refuses what QEMU's open of the image, and of its backing chain where {@code backingChain},
-     * refuses first, naming the image {@code name} as given: a passphrase missing or refused, of the image or of one
-     * down its chain (as {@code options} give them), or a backing file that does not open. An image whose header
-     * does not parse is left to the command.
+     * refuses first, naming the image {@code name} as given: a data file that does not open, a passphrase missing or
+     * refused, of the image or of one down its chain (as {@code options} give them), or a backing file that does not
+     * open. An image whose header does not parse is left to the command.
      */
     public static void requireOpenable(Path image, String name, OpenOptions options, boolean backingChain)
             throws IOException {
@@ -303,6 +300,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 header = ImageMetadata.readHeader(file);
             } catch (ImageException e) {
                 return;
+            }
+            if (header.hasDataFile()) {
+                openDataFile(image.toAbsolutePath().getParent(), header, chainOptions).close();
             }
             ImageEncryption.load(file, header, chainOptions);
             if (!backingChain) {
@@ -376,8 +376,25 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * {@code e} as qemu-img words it where it says that the backing file at {@code path} is not there or may not be
-     * read ("Could not open 'NAME': No such file or directory"); any other failure as it is.
+     * The image's external data file, opened as the options say; one not there, or not readable, in qemu-img's
+     * words, which name it as the image does (QEMU 7.2 opens the name as it stands, from its working directory;
+     * this driver beside the image, as it finds a backing file).
+     */
+    private static Storage openDataFile(Path imageDir, Header header, OpenOptions options) throws IOException {
+        String dataFileName = header.dataFile().orElseThrow(() -> new CorruptImageException(
+                "The image has the external data file bit but no data file name"));
+        Path path = ReferencedFiles.resolve(imageDir, dataFileName, "data file");
+        try {
+            return FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
+                    LockPermissions.forDataFile(options.locking(), options.readOnly()));
+        } catch (IOException e) {
+            throw unreadable(e, path, dataFileName);
+        }
+    }
+
+    /**
+     * {@code e} as qemu-img words it where it says that the backing or data file at {@code path} is not there or may
+     * not be read ("Could not open 'NAME': No such file or directory"); any other failure as it is.
      */
     private static IOException unreadable(IOException e, Path path, String name) {
         String reason = e instanceof NoSuchFileException ? "No such file or directory"
@@ -385,7 +402,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (reason == null || !path.toString().equals(((FileSystemException) e).getFile())) {
             return e;
         }
-        return new BackingFileException("Could not open '" + name + "': " + reason, e);
+        return new ReferencedFileException("Could not open '" + name + "': " + reason, e);
     }
 
     /** L2 slices of at most 4 KiB: a miss reads 4 KiB, not a whole 2 MiB table. */

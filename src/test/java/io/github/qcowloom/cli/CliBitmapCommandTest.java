@@ -9,6 +9,7 @@ import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.image.BitmapBits;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.testing.BitmapFiles;
+import io.github.qcowloom.testing.EncryptedImages;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -279,6 +280,32 @@ class CliBitmapCommandTest {
     }
 
     /** The command line's refusals, word for word. */
+    /**
+     * qemu-img's bitmap opens the image without its backing file, and with its data file: a backing file missing or
+     * encrypted (no passphrase given) does not stop it; a data file missing does.
+     */
+    @Test
+    void theBackingFileIsNotOpenedTheDataFileIs() throws Exception {
+        Path gone = dir.resolve("gone.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", gone.toString(), "16M");
+        Path overGone = dir.resolve("over-gone.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", gone.toString(), "-F", "qcow2", overGone.toString());
+        Files.delete(gone);
+        Path locked = dir.resolve("locked.qcow2");
+        EncryptedImages.create(locked, 16 << 20, "");
+        Path overLocked = dir.resolve("over-locked.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", locked.toString(), "-F", "qcow2", overLocked.toString());
+        for (Path top : List.of(overGone, overLocked)) {
+            Path ours = sameAnswers(top, List.of(step("--add", "IMG", "b0"), step("--disable", "IMG", "b0")));
+            assertEquals(BitmapFiles.qemuInfoBitmaps(dir.resolve("theirs.qcow2")), BitmapFiles.qemuInfoBitmaps(ours));
+        }
+        Path withData = dir.resolve("data.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "data_file=" + dir.resolve("data.raw"), withData.toString(),
+                "16M");
+        Files.delete(dir.resolve("data.raw"));
+        Cli.sameAsQemuImg("bitmap", "--add", withData, "b0");
+    }
+
     @Test
     void refusals() throws Exception {
         Path base = written("base.qcow2", "64M", "64k");

@@ -11,6 +11,7 @@ import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -97,6 +98,25 @@ class CliInfoChainTest {
             sameAsQemuImg("compare", image, image);
             sameAsQemuImg("map", "--image-opts", "driver=qcow2,file.filename=" + image);
         }
+    }
+
+    /** An external data file that is not there fails every open but info's, named as QEMU joins it to the image's. */
+    @Test
+    void aMissingDataFileFailsEveryOpenAsInQemuImg() throws IOException {
+        Path sub = Files.createDirectories(dir.resolve("sub"));
+        Path image = sub.resolve("d.qcow2");
+        // Made where the image is: qemu-img creates a relative data file from its working directory.
+        assertEquals(0, Qemu.exec(List.of("qemu-img", "create", "-q", "-f", "qcow2", "-o", "data_file=d.raw", "d.qcow2",
+                "1M"), sub).exitCode());
+        Files.delete(sub.resolve("d.raw"));
+        sameAsQemuImg("map", image);
+        sameAsQemuImg("check", image);
+        sameAsQemuImg("snapshot", "-l", image);
+        sameAsQemuImg("compare", image, image);
+        sameAsQemuImg("resize", image, "2M");
+        sameAsQemuImg("rebase", "-u", "-b", "", image);
+        sameAsQemuImg("map", "--image-opts", "driver=qcow2,file.filename=" + image);
+        assertEquals(0, ours("info", image.toString()).code());
     }
 
     // Names that differ and lead to the same file (qemu-img goes on until the name is too long to open) and names
