@@ -1,10 +1,14 @@
 package io.github.qcowloom.api;
 
+import java.security.GeneralSecurityException;
 import java.security.MessageDigest;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.locks.ReentrantLock;
+import javax.crypto.Mac;
+import javax.crypto.spec.SecretKeySpec;
 
 /**
  * The master keys of the LUKS images a task has unlocked, kept until it closes this, so that an image it opens again
@@ -15,29 +19,37 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>A key is found again only for the same LUKS header, byte for byte, and the same passphrase: that header's
  * master key digest accepted the key once and accepts it again. What is not compared is the key slots' material
  * after the header, which the same passphrase unlocked; a file whose slots changed between two opens of one task
- * (under its locks) keeps the key it had. {@link #close} wipes every key and passphrase kept.
+ * (under its locks) keeps the key it had. A passphrase is kept only as its HMAC under a key of this instance's;
+ * {@link #close} wipes every key kept.
  *
- * <p>Lock discipline: {@code lock} guards {@code kept} and {@code closed}; it is held only to look up, add or wipe,
- * never across an unlock.
+ * <p>Lock discipline: {@code lock} guards {@code kept}, {@code closed} and {@code reused}; it is held only to look
+ * up, add or wipe, never across an unlock.
  */
 public final class UnlockedKeys implements AutoCloseable {
-    private record Kept(byte[] header, byte[] passphrase, byte[] masterKey) {
+    private record Kept(byte[] header, byte[] passphraseMac, byte[] masterKey) {
     }
 
+    /** The key of the passphrases' HMACs, random: what is kept says nothing of a passphrase outside this process. */
+    private final byte[] macKey = new byte[32];
     private final ReentrantLock lock = new ReentrantLock();
     private final List<Kept> kept = new ArrayList<>();
     private boolean closed;
     private int reused;
+
+    public UnlockedKeys() {
+        new SecureRandom().nextBytes(macKey);
+    }
 
     /**
      * The master key kept for {@code header} (the LUKS header's bytes) and {@code passphrase}, in a new array the
      * caller wipes, or null if none is.
      */
     public byte[] find(byte[] header, byte[] passphrase) {
+        byte[] mac = mac(passphrase);
         lock.lock();
         try {
             for (Kept k : kept) {
-                if (Arrays.equals(k.header(), header) && MessageDigest.isEqual(k.passphrase(), passphrase)) {
+                if (Arrays.equals(k.header(), header) && MessageDigest.isEqual(k.passphraseMac(), mac)) {
                     reused++;
                     return k.masterKey().clone();
                 }
@@ -50,10 +62,11 @@ public final class UnlockedKeys implements AutoCloseable {
 
     /** Keeps copies of what an unlock of {@code header} with {@code passphrase} gave; nothing once closed. */
     public void remember(byte[] header, byte[] passphrase, byte[] masterKey) {
+        byte[] mac = mac(passphrase);
         lock.lock();
         try {
             if (!closed) {
-                kept.add(new Kept(header.clone(), passphrase.clone(), masterKey.clone()));
+                kept.add(new Kept(header.clone(), mac, masterKey.clone()));
             }
         } finally {
             lock.unlock();
@@ -70,19 +83,29 @@ public final class UnlockedKeys implements AutoCloseable {
         }
     }
 
-    /** Wipes and forgets every key and passphrase kept; later unlocks are not kept. */
+    /** Wipes and forgets every key kept; later unlocks are not kept. */
     @Override
     public void close() {
         lock.lock();
         try {
             closed = true;
             for (Kept k : kept) {
-                Arrays.fill(k.passphrase(), (byte) 0);
                 Arrays.fill(k.masterKey(), (byte) 0);
             }
             kept.clear();
+            Arrays.fill(macKey, (byte) 0);
         } finally {
             lock.unlock();
+        }
+    }
+
+    private byte[] mac(byte[] passphrase) {
+        try {
+            Mac mac = Mac.getInstance("HmacSHA256");
+            mac.init(new SecretKeySpec(macKey, "HmacSHA256"));
+            return mac.doFinal(passphrase);
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException("the JDK has no HmacSHA256", e);
         }
     }
 }

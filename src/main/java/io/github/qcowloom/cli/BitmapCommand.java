@@ -118,7 +118,7 @@ final class BitmapCommand implements Callable<Integer> {
         if (named.hasBackingOptions()) {
             // qemu-img's bitmap opens the image without its backing file: options for one are left over, refused
             // after what the image's own open refuses
-            Qcow2Image.requireOpenable(path, named.spec(), options, false);
+            Qcow2Image.requireOpenable(path, named.spec(), options);
             named.refuseBackingOptions();
         }
         try (Qcow2Image image = (Qcow2Image) named.open("qcow2", options);

@@ -22,7 +22,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * {@code check [-f qcow2] [-r leaks|all] [--output=human|json] FILE}, as qemu-img check: findings on stderr, the
  * summary on stdout; exit 0 clean or repaired, 1 check failed, 2 corruptions, 3 leaks only, 63 unsupported.
  */
-final class CheckCommand implements Callable<Integer> {
+final class CheckCommand implements Callable<Integer>, SecretObjects.Holder {
     /** qemu-img's exit code for an image it cannot check. */
     static final int UNSUPPORTED = 63;
 
@@ -53,6 +53,11 @@ final class CheckCommand implements Callable<Integer> {
             .spec();
 
     @Override
+    public SecretObjects secretObjects() {
+        return objects;
+    }
+
+    @Override
     public Integer call() throws IOException {
         boolean json = Json.requested(output);
         RepairMode mode = repair == null ? null : RepairMode.parse(repair);
@@ -78,7 +83,7 @@ final class CheckCommand implements Callable<Integer> {
             err.println("qcow2-loom: This image format does not support checks");
             return UNSUPPORTED;
         }
-        Qcow2Image.requireOpenable(path, image.spec(), opened, true);
+        Qcow2Image.requireOpenable(path, image.spec(), opened);
         CheckResult result;
         List<String> lines;
         try {

@@ -33,7 +33,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * image's clusters are compressed. The target is built beside its path and renamed over it when complete
  * ({@link AtomicTarget}).
  */
-final class ConvertCommand implements Callable<Integer> {
+final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
     /** Zero blocks of this size in the data stay holes in a raw target: qemu-img convert's default -S 4k. */
     private static final int SPARSE_BLOCK = 4096;
     /** -S's largest value: qemu-img's MAX_BUF_SECTORS of 512 bytes. */
@@ -133,6 +133,11 @@ final class ConvertCommand implements Callable<Integer> {
             .parameters(0, 0, "FILE", "The sources (SRC), read one after another as one disk, then the target"
                     + " (DST).", files)
             .spec();
+
+    @Override
+    public SecretObjects secretObjects() {
+        return objects;
+    }
 
     @Override
     public Integer call() throws IOException {

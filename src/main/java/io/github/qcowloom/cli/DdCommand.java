@@ -111,7 +111,7 @@ final class DdCommand implements Callable<Integer> {
         try {
             return input.open(input.format(), options);
         } catch (IOException | RuntimeException e) {
-            throw new IOException(Main.openFailure(input.fileName(), e), e);
+            throw new IOException(Main.openFailure(input.path().toString(), e), e);
         }
     }
 

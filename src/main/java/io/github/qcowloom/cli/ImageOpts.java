@@ -199,7 +199,8 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     /**
      * The format named ({@code -f}, or {@code driver}), else the one the file's first bytes show.
      *
-     * @throws NoSuchFileException if the file does not exist, named as given
+     * @throws NoSuchFileException if the file does not exist, named as given (given by options: an IOException in
+     *     qemu-img's words, see {@link #named})
      * @throws ImageException in qemu-img's words for encryption options of a raw image, named or found to be
      */
     String formatOrProbe() throws IOException {

@@ -27,7 +27,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * own metadata and never opens the data file an image names (CVE-2024-4467); a backing file only with
  * {@code --backing-chain}, and then only its metadata, as qemu-img's collect_image_info_list does.
  */
-final class InfoCommand implements Callable<Integer> {
+final class InfoCommand implements Callable<Integer>, SecretObjects.Holder {
     String format;
     String output = "human";
     boolean forceShare;
@@ -48,6 +48,11 @@ final class InfoCommand implements Callable<Integer> {
                     v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
             .spec();
+
+    @Override
+    public SecretObjects secretObjects() {
+        return objects;
+    }
 
     @Override
     public Integer call() throws IOException {

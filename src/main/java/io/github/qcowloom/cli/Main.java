@@ -136,23 +136,28 @@ public final class Main {
         try {
             code = cl.execute(args);
         } finally {
-            closeMixins(cl.getCommandSpec());
+            closeSecrets(cl.getCommandSpec());
         }
         out.flush();
         err.flush();
         return code;
     }
 
-    /** Closes what the commands' mixins hold for the command's run alone (the keys their secrets unlocked). */
-    private static void closeMixins(CommandSpec command) {
-        for (CommandSpec sub : command.subcommands().values().stream().map(CommandLine::getCommandSpec).toList()) {
-            closeMixins(sub);
+    /**
+     * Closes the secrets of {@code command}, its subcommands and their mixins, which hold the keys their images
+     * unlocked for the command's run alone.
+     */
+    static void closeSecrets(CommandSpec command) {
+        if (command.userObject() instanceof SecretObjects secrets) {
+            secrets.close();
+        } else if (command.userObject() instanceof SecretObjects.Holder holder) {
+            holder.secretObjects().close();
+        }
+        for (CommandLine sub : command.subcommands().values()) {
+            closeSecrets(sub.getCommandSpec());
         }
         for (CommandSpec mixin : command.mixins().values()) {
-            if (mixin.userObject() instanceof SecretObjects secrets) {
-                secrets.close();
-            }
-            closeMixins(mixin);
+            closeSecrets(mixin);
         }
     }
 

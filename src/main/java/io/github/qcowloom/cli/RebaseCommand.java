@@ -101,7 +101,7 @@ final class RebaseCommand implements Callable<Integer> {
         }
         // Unsafe: QEMU opens FILE without its backing file (BDRV_O_NO_BACKING); only the header changes.
         if (unsafe) {
-            Qcow2Image.requireOpenable(path, image.spec(), options, false);
+            Qcow2Image.requireOpenable(path, image.spec(), options.withBackingChain(false));
             image.refuseBackingOptions(); // left over by an open without the backing file
         } else {
             try (Qcow2Image overlay = (Qcow2Image) image.open(fmt, options)) {

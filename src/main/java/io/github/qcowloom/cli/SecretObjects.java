@@ -26,6 +26,11 @@ import picocli.CommandLine.Option;
  * same images (see {@link UnlockedKeys}); {@link #close}, after the command, wipes them.
  */
 final class SecretObjects implements AutoCloseable {
+    /** A command whose secrets are a field of its own rather than a picocli mixin (the commands built in code). */
+    interface Holder {
+        SecretObjects secretObjects();
+    }
+
     static final String HELP = "A secret for the images' options: secret,id=ID,data=TEXT or secret,id=ID,file=PATH"
             + " (format=raw or base64).";
 

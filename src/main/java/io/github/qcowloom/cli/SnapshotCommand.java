@@ -93,7 +93,7 @@ final class SnapshotCommand implements Callable<Integer> {
         OpenOptions options = image.apply(profile.apply(base)).withFollowReferences(false);
         // qemu-img opens the backing chain too: a backing file that does not open, or whose passphrase is missing,
         // fails the command.
-        Qcow2Image.requireOpenable(path, image.spec(), options, true);
+        Qcow2Image.requireOpenable(path, image.spec(), options);
         // The chain is not read, yet held as qemu-img holds it: a writer of the backing file refuses the command.
         try (Qcow2Image img = (Qcow2Image) image.open("qcow2", options);
                 ReferencedFileLocks chain = lockChain(path, img, options)) {

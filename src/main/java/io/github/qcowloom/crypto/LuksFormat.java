@@ -82,9 +82,9 @@ public final class LuksFormat {
 
     /**
      * The HMAC rounds {@link #unlock} may run on {@code header} before it refuses a password: each active slot's key,
-     * then the master key's digest. Above {@link #MAX_ROUNDS} unlock refuses the header without running any.
+     * then the master key's digest. Above 2^28 unlock refuses the header without running any.
      */
-    public static long unlockRounds(LuksHeader header) throws UnsupportedFeatureException {
+    public static long unlockRounds(LuksHeader header) {
         LuksHash hash = header.algorithms().hash();
         long keyBlocks = Math.ceilDiv(header.masterKeyLength(), hash.digestLength());
         long digestBlocks = Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength());

@@ -19,9 +19,10 @@ import java.util.Arrays;
 /**
  * A qcow2 image's LUKS encryption as its open finds it (QEMU's qcow2_read_extensions and qcrypto_block_open): the
  * LUKS header read from the clusters the CRYPTO header extension names, and, when the open needs guest data and was
- * given the passphrase, the payload cipher of the master key it unlocks. An inspection (an open that follows no
- * references and writes nothing, as {@code qemu-img info}'s) may come without a passphrase and then reads the header
- * alone, as QEMU's BDRV_O_NO_IO open does. The cipher stays inside this package: what leaves it is {@link #info()}.
+ * given the passphrase, the payload cipher of the master key it unlocks (or that the options' {@link UnlockedKeys}
+ * kept from an earlier unlock of the same header). An inspection (an open that follows no references and writes
+ * nothing, as {@code qemu-img info}'s) may come without a passphrase and then reads the header alone, as QEMU's
+ * BDRV_O_NO_IO open does. The cipher stays inside this package: what leaves it is {@link #info()}.
  */
 public final class ImageEncryption {
     /** QEMU's words for an open that needs the passphrase and was given none. */

@@ -283,15 +283,14 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /**
      * For a command that reads the image file without opening it as a disk ({@code check}, {@code snapshot}, {@code
-     * rebase -u}): refuses what QEMU's open of the image, and of its backing chain where {@code backingChain},
-     * refuses first, naming the image {@code name} as given: a data file that does not open, a passphrase missing or
-     * refused, of the image or of one down its chain (as {@code options} give them), or a backing file that does not
-     * open. An image whose header does not parse is left to the command.
+     * rebase -u}): refuses what QEMU's open of the image, and of its backing chain where {@code options} say
+     * {@link OpenOptions#backingChain}, refuses first, naming the image {@code name} as given: a passphrase missing
+     * or refused, of the image or of one down its chain (as {@code options} give them), a data file that does not
+     * open, or a backing file that does not open. An image whose header does not parse is left to the command.
      */
-    public static void requireOpenable(Path image, String name, OpenOptions options, boolean backingChain)
-            throws IOException {
+    public static void requireOpenable(Path image, String name, OpenOptions options) throws IOException {
         // No lock bytes: the command takes its own, and nothing here is read but headers, key slots and tables.
-        OpenOptions chainOptions = options.withReadOnly(true).withFollowReferences(true)
+        OpenOptions chainOptions = options.withReadOnly(true).withDirect(false).withFollowReferences(true)
                 .withLocking(ImageLocking.NONE);
         try (Storage file = FileStorage.open(image, true, false, StorageBackend.FILECHANNEL,
                 LockPermissions.forImage(ImageLocking.NONE, true))) {
@@ -301,11 +300,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             } catch (ImageException e) {
                 return;
             }
+            ImageEncryption.load(file, header, chainOptions); // before the data file, as the open
             if (header.hasDataFile()) {
                 openDataFile(image.toAbsolutePath().getParent(), header, chainOptions).close();
             }
-            ImageEncryption.load(file, header, chainOptions);
-            if (!backingChain) {
+            if (!options.backingChain()) {
                 return;
             }
             if (header.backingFile() == null) {

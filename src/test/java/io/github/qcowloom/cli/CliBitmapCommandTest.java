@@ -279,7 +279,6 @@ class CliBitmapCommandTest {
         sameSteps(empty, List.of(step("--add", "IMG", "a"), step("--add", "-g", "64k", "--disable", "IMG", "b")));
     }
 
-    /** The command line's refusals, word for word. */
     /**
      * qemu-img's bitmap opens the image without its backing file, and with its data file: a backing file missing or
      * encrypted (no passphrase given) does not stop it; a data file missing does.
@@ -306,6 +305,7 @@ class CliBitmapCommandTest {
         Cli.sameAsQemuImg("bitmap", "--add", withData, "b0");
     }
 
+    /** The command line's refusals, word for word. */
     @Test
     void refusals() throws Exception {
         Path base = written("base.qcow2", "64M", "64k");

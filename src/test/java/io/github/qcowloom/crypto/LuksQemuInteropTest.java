@@ -142,26 +142,17 @@ class LuksQemuInteropTest {
         assertEquals(64, key.length);
     }
 
-    /**
-     * qemu-img 7.2 times PBKDF2 with its thread's CPU clock, which ticks coarsely: a first timing run shorter than a
-     * tick reads as zero and it gives up ("Unable to get accurate CPU usage") at once. Such runs are retried.
-     */
+    /** qemu-img create of a LUKS volume, {@code options} added to -o; retried as {@link Qemu#execTimingPbkdf2}. */
     private static void qemuImgCreate(String format, String options, Path file) {
         String prefix = format.equals("qcow2") ? "encrypt." : "";
         String o = (format.equals("qcow2") ? "encrypt.format=luks," : "") + prefix + "key-secret=s0," + prefix
                 + "iter-time=10" + options;
         List<String> command = List.of("qemu-img", "create", "-q", "-f", format, "--object",
                 "secret,id=s0,data=" + SECRET, "-o", o, file.toString(), "1M");
-        for (int attempt = 0; attempt < 50; attempt++) {
-            Qemu.Result r = Qemu.exec(command);
-            if (r.exitCode() == 0) {
-                return;
-            }
-            if (!r.stderr().contains("Unable to get accurate CPU usage")) {
-                fail(command + " exited " + r.exitCode() + ": " + r.stderr());
-            }
+        Qemu.Result r = Qemu.execTimingPbkdf2(command, null);
+        if (r.exitCode() != 0) {
+            fail(command + " exited " + r.exitCode() + ": " + r.stderr());
         }
-        fail(command + ": qemu-img could not time PBKDF2 in 50 attempts");
     }
 
     private static void io(Path file, String secret, String... commands) {

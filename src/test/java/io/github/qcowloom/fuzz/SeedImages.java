@@ -17,10 +17,10 @@ import java.util.stream.Stream;
  * The fuzz targets' seed corpus: small images qemu-img and qemu-io make over the options users meet (cluster
  * sizes, v2, extended L2, lazy refcounts, every refcount width, zlib and zstd compressed clusters, zero and
  * discarded clusters, snapshots, persistent bitmaps, a backing file, an external data file, metadata
- * preallocation, LUKS encryption, a dirty and a corrupt image). Made once into {@code target/fuzz-seeds} (a cache: delete it to
- * make them anew), then copied beside each target's committed inputs in the test class path, where Jazzer reads
- * its {@code <Class>Inputs/<method>} directory: replayed in regression mode, the starting corpus when fuzzing.
- * Without qemu-img only the committed inputs are there.
+ * preallocation, LUKS encryption, a dirty and a corrupt image). Made once into {@code target/fuzz-seeds} (a cache:
+ * delete it to make them anew), then copied beside each target's committed inputs in the test class path, where
+ * Jazzer reads its {@code <Class>Inputs/<method>} directory: replayed in regression mode, the starting corpus when
+ * fuzzing. Without qemu-img only the committed inputs are there.
  *
  * <p>Locks: {@link #LOCK} makes the seeds once when test classes run in parallel; nothing else is shared.
  */
@@ -198,11 +198,7 @@ public final class SeedImages {
                 String image = s.name() + ".qcow2";
                 for (List<String> c : s.commands()) {
                     List<String> words = c.stream().map(w -> w.replace("IMG", image)).toList();
-                    Qemu.Result r = Qemu.exec(words, CACHE);
-                    // qemu-img 7.2's PBKDF2 timing gives up on a first timing of 0 ms (see EncryptedImages).
-                    for (int n = 0; n < 10 && r.stderr().contains("Unable to get accurate CPU usage"); n++) {
-                        r = Qemu.exec(words, CACHE);
-                    }
+                    Qemu.Result r = Qemu.execTimingPbkdf2(words, CACHE);
                     // qemu-io's abort ends the process by a signal on purpose (the dirty seed).
                     if (r.exitCode() != 0 && !c.contains("abort")) {
                         throw new IOException("seed " + s.name() + ": " + words + " failed: " + r.stderr());

@@ -26,9 +26,8 @@ public final class EncryptedImages {
     }
 
     /**
-     * qemu-img create of a LUKS-encrypted qcow2 image; {@code options} are added to -o (may be empty). qemu-img
-     * 7.2 times PBKDF2 by the thread's CPU time, which this kernel counts in 10 ms ticks: a first timing of 0 ms
-     * fails the create ("Unable to get accurate CPU usage") whatever the iteration time asked, so it is retried.
+     * qemu-img create of a LUKS-encrypted qcow2 image; {@code options} are added to -o (may be empty); retried as
+     * {@link Qemu#execTimingPbkdf2}.
      */
     public static void create(Path image, long size, String options) {
         try {
@@ -55,16 +54,12 @@ public final class EncryptedImages {
         List<String> cmd = List.of("qemu-img", "create", "-q", "-f", "qcow2", "--object", SECRET, "-o",
                 "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=50"
                         + (options.isEmpty() ? "" : "," + options), made.toString(), Long.toString(size));
-        for (int attempt = 1; ; attempt++) {
-            Qemu.Result r = Qemu.exec(cmd);
-            if (r.exitCode() == 0) {
-                TEMPLATES.put(key, made);
-                return made;
-            }
-            if (attempt == 10 || !r.stderr().contains("Unable to get accurate CPU usage")) {
-                fail(cmd + " exited " + r.exitCode() + ": " + r.stderr());
-            }
+        Qemu.Result r = Qemu.execTimingPbkdf2(cmd, null);
+        if (r.exitCode() != 0) {
+            fail(cmd + " exited " + r.exitCode() + ": " + r.stderr());
         }
+        TEMPLATES.put(key, made);
+        return made;
     }
 
     /** The --image-opts string qemu-img and qemu-io take for {@code image} with the test's secret. */

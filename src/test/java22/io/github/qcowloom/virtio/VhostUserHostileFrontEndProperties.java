@@ -1,10 +1,12 @@
 package io.github.qcowloom.virtio;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.RawImage;
 import io.github.qcowloom.os.EventFds;
+import io.github.qcowloom.os.UnixSockets;
 import io.github.qcowloom.storage.MemoryStorage;
 import io.github.qcowloom.testing.OpenDescriptors;
 import io.github.qcowloom.testing.RingDriver;
@@ -18,11 +20,12 @@ import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.Callable;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.stream.Stream;
@@ -39,16 +42,19 @@ import net.jqwik.api.Tuple.Tuple2;
  * with their values drawn at random (ring indexes and sizes, ring addresses in and out of the shared memory, memory
  * tables of up to nine regions with too few, too many or no descriptors, features, config ranges, the version
  * flag), requests the server does not know, and kicks of rings whose memory holds garbage; half of them after
- * QEMU's whole start-up, so that they meet running rings. Whatever came before,
- * the server must answer a request that wants a reply or hang up (never leave the front end waiting), must then
- * serve a well-behaved front end, and must leave no descriptor open. The server's warnings for what it refused are
- * expected in the output.
+ * QEMU's whole start-up, so that they meet running rings. Whatever came before, the server must answer every
+ * request that has a reply (the GET_ ones), in order, and send no reply nothing asked for, or hang up; never leave
+ * the front end waiting; then serve a well-behaved front end; and leave no descriptor open. The server's warnings
+ * for what it refused are expected in the output.
  */
 class VhostUserHostileFrontEndProperties {
     private static final int QUEUES = 4;
     private static final int DISK = 1 << 20;
     /** How long a front end may wait for any answer: the server answers in microseconds. */
     private static final long PATIENCE_SECONDS = 10;
+    /** The requests that always have a reply (the others, an acknowledgement if REPLY_ACK and NEED_REPLY). */
+    private static final Set<Integer> REPLIED = Set.of(VhostUser.GET_FEATURES, VhostUser.GET_PROTOCOL_FEATURES,
+            VhostUser.GET_VRING_BASE, VhostUser.GET_QUEUE_NUM, VhostUser.GET_CONFIG, VhostUser.GET_MAX_MEM_SLOTS);
 
     /** What a step sends with its message. */
     enum Descriptors { NONE, EVENTFD, MEMFD, TWO_MEMFDS }
@@ -75,8 +81,8 @@ class VhostUserHostileFrontEndProperties {
         try (RawImage disk = new RawImage(storage); VhostUserBlkServer server = VhostUserBlkServer.start(
                 dir.resolve("s"), disk, VirtioBlkConfig.defaults().withNumQueues(QUEUES), ExecutionModel.VIRTUAL)) {
             long serving = OpenDescriptors.count();
-            within("the hostile front end", () -> hostile(server.socket(), startedFirst, steps));
-            within("the next front end", () -> wellBehaved(server.socket()));
+            within("the hostile front end", opened -> hostile(server.socket(), opened, startedFirst, steps));
+            within("the next front end", opened -> wellBehaved(server.socket(), opened));
             OpenDescriptors.await(serving);
         } finally {
             try (Stream<Path> files = Files.walk(dir)) {
@@ -88,14 +94,27 @@ class VhostUserHostileFrontEndProperties {
         OpenDescriptors.await(before);
     }
 
-    /** Runs {@code session} on its own thread; failing if it is still waiting for the server after the patience. */
-    private static <T> T within(String who, Callable<T> session) throws Exception {
-        ThreadFactory threads = Thread.ofPlatform().name("front-end").daemon().factory();
-        try (var executor = Executors.newSingleThreadExecutor(threads)) {
-            Future<T> done = executor.submit(session);
+    /** A front end's session; it adds each front end it opens to {@code opened}. */
+    private interface Session<T> {
+        T run(List<VhostUserFrontEnd> opened) throws Exception;
+    }
+
+    /**
+     * Runs {@code session} on a thread of its own and fails if it is still waiting for the server after the patience,
+     * once its sockets are shut down (a read blocked in recvmsg returns then; an interrupt would not end it).
+     */
+    private static <T> T within(String who, Session<T> session) throws Exception {
+        List<VhostUserFrontEnd> opened = new CopyOnWriteArrayList<>();
+        ExecutorService executor = Executors.newSingleThreadExecutor(
+                Thread.ofPlatform().name("front-end").daemon().factory());
+        try {
+            Future<T> done = executor.submit(() -> session.run(opened));
             try {
                 return done.get(PATIENCE_SECONDS, TimeUnit.SECONDS);
             } catch (TimeoutException e) {
+                for (VhostUserFrontEnd fe : opened) {
+                    UnixSockets.shutdown(fe.socket);
+                }
                 throw new AssertionError(who + " was left waiting for the server", e);
             } catch (ExecutionException e) {
                 if (e.getCause() instanceof Exception x) {
@@ -103,17 +122,32 @@ class VhostUserHostileFrontEndProperties {
                 }
                 throw new AssertionError(e.getCause());
             }
+        } finally {
+            executor.shutdownNow();
         }
     }
 
     /**
-     * Sends the steps, then GET_QUEUE_NUM, which always has a reply, and reads until that reply comes or the server
-     * hangs up: whatever the steps asked, nothing may leave the front end waiting. Returns whether it answered (in
-     * 3000 tries, 8% of the sessions; the rest were refused on the way, 57% of them after the start-up).
+     * Sends the steps, then GET_QUEUE_NUM, and reads the replies until that one's or the server hangs up: each step
+     * that has a reply gets it, in order, and an acknowledgement comes only for a step that asked for one. Returns
+     * whether the server answered (in 3000 tries, 8% of the sessions; the rest were refused on the way, 57% of them
+     * after the start-up).
      */
-    private static boolean hostile(Path socket, boolean startedFirst, List<Step> steps) throws IOException {
+    private static boolean hostile(Path socket, List<VhostUserFrontEnd> opened, boolean startedFirst,
+            List<Step> steps) throws IOException {
         List<Integer> kicks = new ArrayList<>(); // this session's own; the front end closes those of its start-up
+        List<Integer> replied = new ArrayList<>();
+        List<Integer> mayAck = new ArrayList<>();
+        for (Step step : steps) {
+            if (REPLIED.contains(step.request())) {
+                replied.add(step.request());
+            } else if (step.request() != 0 && (step.flags() & VhostUser.FLAG_NEED_REPLY) != 0) {
+                mayAck.add(step.request());
+            }
+        }
+        replied.add(VhostUser.GET_QUEUE_NUM);
         try (VhostUserFrontEnd fe = new VhostUserFrontEnd(socket)) {
+            opened.add(fe);
             if (startedFirst) {
                 fe.start(2, 16, true); // a fresh server takes it all
             }
@@ -122,14 +156,23 @@ class VhostUserHostileFrontEndProperties {
                     send(fe, step, kicks);
                 }
                 fe.send(VhostUser.GET_QUEUE_NUM, 0, new byte[0]);
-                VhostUserFrontEnd.Reply r;
-                do {
-                    r = fe.receive();
-                } while (r != null && r.request() != VhostUser.GET_QUEUE_NUM);
-                if (r != null) {
-                    assertEquals(QUEUES, r.payload().getLong(0), "queues");
+                List<Integer> answered = new ArrayList<>();
+                VhostUserFrontEnd.Reply last = null;
+                while (answered.size() < replied.size()) {
+                    last = fe.receive();
+                    if (last == null) {
+                        return false;
+                    }
+                    if (REPLIED.contains(last.request())) {
+                        answered.add(last.request());
+                    } else {
+                        assertTrue(mayAck.remove((Integer) last.request()), "a reply nothing asked for: "
+                                + VhostUser.name(last.request()));
+                    }
                 }
-                return r != null;
+                assertEquals(replied, answered, "the replies, in order");
+                assertEquals(QUEUES, last.payload().getLong(0), "queues");
+                return true;
             } catch (IOException hungUp) {
                 return false; // the server closed the connection under a send or a receive: its refusal
             } finally {
@@ -167,8 +210,9 @@ class VhostUserHostileFrontEndProperties {
     }
 
     /** QEMU's start-up, one write and its read back on each of two queues, a flush, and the rings stopped. */
-    private static Void wellBehaved(Path socket) throws IOException {
+    private static Void wellBehaved(Path socket, List<VhostUserFrontEnd> opened) throws IOException {
         try (VhostUserFrontEnd fe = new VhostUserFrontEnd(socket)) {
+            opened.add(fe);
             fe.start(2, 16, true);
             for (int q = 0; q < 2; q++) {
                 RingDriver ring = fe.rings.get(q);
