@@ -9,4 +9,9 @@ public class CorruptImageException extends ImageException {
     public CorruptImageException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    /** The same failure, its message preceded by {@code context} (qemu-img's "Could not open 'x': "). */
+    public CorruptImageException withContext(String context) {
+        return new CorruptImageException(context + getMessage(), this);
+    }
 }

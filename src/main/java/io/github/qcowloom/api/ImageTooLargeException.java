@@ -5,4 +5,11 @@ public class ImageTooLargeException extends CorruptImageException {
     public ImageTooLargeException(String message) {
         super(message);
     }
+
+    @Override
+    public ImageTooLargeException withContext(String context) {
+        ImageTooLargeException e = new ImageTooLargeException(context + getMessage());
+        e.initCause(this);
+        return e;
+    }
 }

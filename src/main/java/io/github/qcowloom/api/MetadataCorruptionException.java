@@ -12,4 +12,9 @@ public class MetadataCorruptionException extends CorruptImageException {
     public MetadataCorruptionException(String message, Throwable cause) {
         super(message, cause);
     }
+
+    @Override
+    public MetadataCorruptionException withContext(String context) {
+        return new MetadataCorruptionException(context + getMessage(), this);
+    }
 }

@@ -5,8 +5,8 @@ import java.io.IOException;
 /**
  * The contexts qemu-img puts before the failures of an open: "Could not open 'x': " around an image's, "Could not
  * open backing file: " around its backing file's. They go on the failures whose messages are QEMU's own (a lock
- * refused, a passphrase missing or refused, options that do not fit, a backing or data file missing); others keep
- * the words they have.
+ * refused, a passphrase missing or refused, options that do not fit, a backing or data file missing, an image that
+ * is corrupt or asks for what is not supported); others keep the words they have.
  */
 public final class OpenFailures {
     private OpenFailures() {
@@ -19,6 +19,8 @@ public final class OpenFailures {
             case EncryptionKeyException key -> key.withContext(context);
             case ImageOptionsException options -> options.withContext(context);
             case ReferencedFileException referenced -> referenced.withContext(context);
+            case CorruptImageException corrupt -> corrupt.withContext(context);
+            case UnsupportedFeatureException unsupported -> unsupported.withContext(context);
             default -> e;
         };
     }

@@ -16,4 +16,11 @@ public class UnsupportedFeatureException extends ImageException {
     public String feature() {
         return feature;
     }
+
+    /** The same refusal, its message preceded by {@code context} (qemu-img's "Could not open 'x': "). */
+    public UnsupportedFeatureException withContext(String context) {
+        UnsupportedFeatureException e = new UnsupportedFeatureException(feature, context + getMessage());
+        e.initCause(this);
+        return e;
+    }
 }

@@ -286,7 +286,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
      * rebase -u}): refuses what QEMU's open of the image, and of its backing chain where {@code options} say
      * {@link OpenOptions#backingChain}, refuses first, naming the image {@code name} as given: a passphrase missing
      * or refused, of the image or of one down its chain (as {@code options} give them), a data file that does not
-     * open, or a backing file that does not open. An image whose header does not parse is left to the command.
+     * open, or a backing file that does not open; or a header even check's open refuses. An image whose snapshot
+     * table alone is refused is left to the command.
      */
     public static void requireOpenable(Path image, String name, OpenOptions options) throws IOException {
         // No lock bytes: the command takes its own, and nothing here is read but headers, key slots and tables.
@@ -298,6 +299,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             try {
                 header = ImageMetadata.readHeader(file);
             } catch (ImageException e) {
+                // What even check's open refuses is refused here, in context; the rest (a snapshot table pointer
+                // check reports and repairs, other commands' opens refuse) is left to the command.
+                ImageMetadata.readHeaderForCheck(file);
                 return;
             }
             ImageEncryption.load(file, header, chainOptions); // before the data file, as the open

@@ -119,6 +119,29 @@ class CliInfoChainTest {
         assertEquals(0, ours("info", image.toString()).code());
     }
 
+    /**
+     * An image whose header QEMU refuses is named, and one below another is "Could not open backing file", in every
+     * command, as qemu-img's open contexts name them (before, the header's words alone: which file?).
+     */
+    @Test
+    void aRefusedHeaderIsNamedAsQemuImgNamesIt() throws IOException {
+        Path bad = dir.resolve("v9.qcow2");
+        byte[] header = new byte[1 << 16];
+        java.nio.ByteBuffer.wrap(header).putInt(0x514649fb).putInt(9);
+        Files.write(bad, header);
+        Path top = dir.resolve("over-v9.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", bad.toString(), "-F", "qcow2", top.toString(), "1M");
+        for (Path image : new Path[] {bad, top}) {
+            sameAsQemuImg("map", image);
+            sameAsQemuImg("check", image);
+            sameAsQemuImg("snapshot", "-l", image);
+            sameAsQemuImg("compare", image, image);
+            sameAsQemuImg("measure", "-O", "qcow2", image);
+            sameAsQemuImg("map", "--image-opts", "driver=qcow2,file.filename=" + image);
+        }
+        sameAsQemuImg("rebase", "-u", "-b", "", bad);
+    }
+
     // Names that differ and lead to the same file (qemu-img goes on until the name is too long to open) and names
     // no backing file may have here (json:, protocols) are refused, typed, before anything is printed.
     @Test

@@ -222,7 +222,8 @@ final class ImagePoker {
         T parsed = assertThrows(type, () -> parseHeader(image));
         checked(parsed, type, expected);
         T opened = assertOpenFails(image, type, expected);
-        assertEquals(parsed.getMessage(), opened.getMessage(), "open reports what Header.parse reports");
+        assertEquals("Could not open '" + image + "': " + parsed.getMessage(), opened.getMessage(),
+                "open reports what Header.parse reports, in qemu-img's context");
         return opened;
     }
 
