@@ -25,16 +25,25 @@ public final class OpenFailures {
         };
     }
 
+    /** {@code e} without its context {@code given} (which {@link #withContext} put there); if none, {@code e}. */
+    public static IOException withoutContext(IOException e, String given) {
+        if (e.getCause() instanceof IOException reason && reason.getClass() == e.getClass()
+                && String.valueOf(e.getMessage()).equals(given + reason.getMessage())) {
+            return reason;
+        }
+        return e;
+    }
+
     /**
      * {@code e} with its context {@code given} (which {@link #withContext} put there) replaced by {@code wanted}; if
      * {@code e} has no such context, {@code e} itself.
      */
     public static IOException replaceContext(IOException e, String given, String wanted) {
-        if (e.getCause() instanceof IOException reason && reason.getClass() == e.getClass()
-                && String.valueOf(e.getMessage()).equals(given + reason.getMessage())) {
-            IOException renamed = withContext(reason, wanted);
-            return renamed == reason ? e : renamed;
+        IOException reason = withoutContext(e, given);
+        if (reason == e) {
+            return e;
         }
-        return e;
+        IOException renamed = withContext(reason, wanted);
+        return renamed == reason ? e : renamed;
     }
 }

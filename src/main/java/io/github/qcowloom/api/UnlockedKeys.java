@@ -22,22 +22,31 @@ import javax.crypto.spec.SecretKeySpec;
  * (under its locks) keeps the key it had. A passphrase is kept only as its HMAC under a key of this instance's;
  * {@link #close} wipes every key kept.
  *
- * <p>Lock discipline: {@code lock} guards {@code kept}, {@code closed} and {@code reused}; it is held only to look
- * up, add or wipe, never across an unlock.
+ * <p>Lock discipline: {@code lock} guards {@code kept}, {@code closed}, {@code reused} and {@code mac}; it is held
+ * only to look up, add or wipe, never across an unlock.
  */
 public final class UnlockedKeys implements AutoCloseable {
     private record Kept(byte[] header, byte[] passphraseMac, byte[] masterKey) {
     }
 
-    /** The key of the passphrases' HMACs, random: what is kept says nothing of a passphrase outside this process. */
-    private final byte[] macKey = new byte[32];
     private final ReentrantLock lock = new ReentrantLock();
+    /** The passphrases' HMAC, under a random key: what is kept says nothing of a passphrase outside this object. */
+    private final Mac mac;
     private final List<Kept> kept = new ArrayList<>();
     private boolean closed;
     private int reused;
 
     public UnlockedKeys() {
+        byte[] macKey = new byte[32];
         new SecureRandom().nextBytes(macKey);
+        try {
+            mac = Mac.getInstance("HmacSHA256");
+            mac.init(new SecretKeySpec(macKey, "HmacSHA256"));
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException("the JDK has no HmacSHA256", e);
+        } finally {
+            Arrays.fill(macKey, (byte) 0);
+        }
     }
 
     /**
@@ -45,11 +54,11 @@ public final class UnlockedKeys implements AutoCloseable {
      * caller wipes, or null if none is.
      */
     public byte[] find(byte[] header, byte[] passphrase) {
-        byte[] mac = mac(passphrase);
         lock.lock();
         try {
+            byte[] given = mac.doFinal(passphrase);
             for (Kept k : kept) {
-                if (Arrays.equals(k.header(), header) && MessageDigest.isEqual(k.passphraseMac(), mac)) {
+                if (Arrays.equals(k.header(), header) && MessageDigest.isEqual(k.passphraseMac(), given)) {
                     reused++;
                     return k.masterKey().clone();
                 }
@@ -62,11 +71,10 @@ public final class UnlockedKeys implements AutoCloseable {
 
     /** Keeps copies of what an unlock of {@code header} with {@code passphrase} gave; nothing once closed. */
     public void remember(byte[] header, byte[] passphrase, byte[] masterKey) {
-        byte[] mac = mac(passphrase);
         lock.lock();
         try {
             if (!closed) {
-                kept.add(new Kept(header.clone(), mac, masterKey.clone()));
+                kept.add(new Kept(header.clone(), mac.doFinal(passphrase), masterKey.clone()));
             }
         } finally {
             lock.unlock();
@@ -93,19 +101,8 @@ public final class UnlockedKeys implements AutoCloseable {
                 Arrays.fill(k.masterKey(), (byte) 0);
             }
             kept.clear();
-            Arrays.fill(macKey, (byte) 0);
         } finally {
             lock.unlock();
-        }
-    }
-
-    private byte[] mac(byte[] passphrase) {
-        try {
-            Mac mac = Mac.getInstance("HmacSHA256");
-            mac.init(new SecretKeySpec(macKey, "HmacSHA256"));
-            return mac.doFinal(passphrase);
-        } catch (GeneralSecurityException e) {
-            throw new IllegalStateException("the JDK has no HmacSHA256", e);
         }
     }
 }

@@ -138,8 +138,6 @@ final class BenchCommand implements Callable<Integer> {
     private int flushInterval;
     /** -f, or the format probed. */
     private String imageFormat;
-    /** -t, or the mode the image's options ({@code cache.direct}) make of it. */
-    private String runCache;
 
     /** The medians of the qemu-img runs under one aio mode. */
     private record QemuMedian(String aio, double seconds, double cpuSeconds) {
@@ -184,8 +182,6 @@ final class BenchCommand implements Callable<Integer> {
         // The image's own options (cache.direct, ...) over -t's, as in QEMU's open.
         OpenOptions options = image.apply(profile.apply(OpenOptions.readWriteDefaults())
                 .withDirect(CacheMode.direct(cache)).withReadOnly(!write));
-        // The mode both tools' runs meet (cached pages dropped before each, or not), which options may change.
-        runCache = options.direct() == CacheMode.direct(cache) ? cache : options.direct() ? "none" : "writeback";
         if (forceShare) {
             if (write) {
                 throw new IllegalArgumentException("force-share=on can only be used with read-only images");
@@ -388,7 +384,7 @@ final class BenchCommand implements Callable<Integer> {
 
     private BenchRunner.BenchSpec workload(int depth) {
         return new BenchRunner.BenchSpec(count, depth, requestSize(), offsetBytes(), stepBytes(), write,
-                pattern, flushInterval, !noDrain, runCache, batch, imageFormat);
+                pattern, flushInterval, !noDrain, cache, batch, imageFormat);
     }
 
     /** -c, -d, --pattern and --flush-interval, in qemu-img bench's bounds and words. */
@@ -430,7 +426,7 @@ final class BenchCommand implements Callable<Integer> {
         w.put("size", requestSize());
         w.put("offset", offsetBytes());
         w.put("step", stepBytes());
-        w.put("cache", runCache);
+        w.put("cache", cache);
         w.put("flush_interval", flushInterval);
         w.put("batch", batch);
         w.put("pattern", pattern);

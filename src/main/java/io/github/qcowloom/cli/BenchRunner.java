@@ -382,7 +382,8 @@ final class BenchRunner {
      */
     static QemuResult runQemu(BenchSpec spec, Path image, String aio, ImageOpts named)
             throws IOException, InterruptedException {
-        if (CacheMode.direct(spec.cache())) {
+        // O_DIRECT as qemu-img's open decides it: the image's options over -t, as ours (see run).
+        if (named == null ? CacheMode.direct(spec.cache()) : named.direct(CacheMode.direct(spec.cache()))) {
             dropCachedPages(image);
         }
         List<String> cmd = qemuCommand(spec, image, aio, named);

@@ -297,15 +297,19 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         return OpenFailures.replaceContext(e, "Could not open '" + path + "': ", "Could not open '" + spec + "': ");
     }
 
+    /** Whether the image opens with O_DIRECT: {@code cache.direct} if the options say, else {@code otherwise}. */
+    boolean direct(boolean otherwise) throws ImageException {
+        String value = options.get("cache.direct");
+        return value == null ? otherwise : bool(spec, "cache.direct", value);
+    }
+
     /** {@code base} with what the options say of the open. */
     OpenOptions apply(OpenOptions base) throws ImageException {
         OpenOptions o = base;
         if (options.containsKey("read-only")) {
             o = o.withReadOnly(bool(spec, "read-only", options.get("read-only")));
         }
-        if (options.containsKey("cache.direct")) {
-            o = o.withDirect(bool(spec, "cache.direct", options.get("cache.direct")));
-        }
+        o = o.withDirect(direct(o.direct()));
         if (options.containsKey("cache.no-flush")) {
             o = o.withHostSyncs(!bool(spec, "cache.no-flush", options.get("cache.no-flush")));
         }

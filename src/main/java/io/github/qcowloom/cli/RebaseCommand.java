@@ -2,8 +2,8 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
-import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.BackingFileChange;
@@ -142,8 +142,8 @@ final class RebaseCommand implements Callable<Integer> {
                     opened = ImageFormat.open(newPath, backingFormat, newOptions);
                 } catch (IOException | RuntimeException e) {
                     // The file's own refusal, as blk_new_open words it, not img_open's context around it.
-                    Throwable reason = e instanceof ImageLockedException && e.getCause() instanceof ImageLockedException
-                            ? e.getCause() : e;
+                    Throwable reason = e instanceof IOException io
+                            ? OpenFailures.withoutContext(io, "Could not open '" + newPath + "': ") : e;
                     throw new IllegalArgumentException("Could not open new backing file '" + backing + "': "
                             + Main.message(reason), e);
                 }

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
@@ -57,9 +58,13 @@ final class SecretObjects implements AutoCloseable {
         return unlocked;
     }
 
+    /** Wipes the keys unlocked and the secrets' bytes. */
     @Override
     public void close() {
         unlocked.close();
+        if (byId != null) {
+            byId.values().forEach(secret -> Arrays.fill(secret, (byte) 0));
+        }
     }
 
     /**

@@ -63,19 +63,28 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
             throw e.withContext("Could not open '" + path + "': ");
         }
         try (held) {
-            apply(new HeldFile(held), path.toAbsolutePath().getParent(), options, progress);
+            apply(new HeldFile(held), path, options, progress);
+        }
+    }
+
+    /** The first open of the steps, its failures in qemu-img's context ("Could not open 'x': "). */
+    private static Qcow2Image openForSteps(Storage file, Path path, OpenOptions options) throws IOException {
+        try {
+            return Qcow2Image.open(file, path.toAbsolutePath().getParent(), options.withGuestWrites(false));
         } catch (IOException e) {
             throw OpenFailures.withContext(e, "Could not open '" + path + "': ");
         }
     }
 
     /** The steps, each on {@code file}, which the caller holds open and locked for all of them. */
-    private void apply(Storage file, Path dir, OpenOptions options, DoubleConsumer progress) throws IOException {
+    private void apply(Storage file, Path path, OpenOptions options, DoubleConsumer progress) throws IOException {
+        Path dir = path.toAbsolutePath().getParent();
         Header header;
         List<Snapshot> snapshots;
         // Read (and, if dirty, repaired) for edits of the metadata alone: the options that change no guest data then
-        // leave the image's persistent bitmaps consistent; a size opens it again, for writes.
-        try (Qcow2Image image = Qcow2Image.open(file, dir, options.withGuestWrites(false))) {
+        // leave the image's persistent bitmaps consistent; a size opens it again, for writes. What this open refuses
+        // is worded in qemu-img's context; what the steps refuse after it, as qemu-img amend words it, bare.
+        try (Qcow2Image image = openForSteps(file, path, options)) {
             header = image.header();
             snapshots = image.snapshots();
         }

@@ -64,10 +64,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private static final Logger LOG = LoggerFactory.getLogger(Qcow2Image.class);
     /** Longest backing chain we follow; deeper chains are refused rather than risking a loop. */
     public static final int MAX_BACKING_DEPTH = 64;
+    /** The feature {@link #chainTooDeep} names. */
+    private static final String CHAIN_TOO_DEEP = "backing chain deeper than " + MAX_BACKING_DEPTH;
 
     /** The refusal of a backing chain deeper than {@link #MAX_BACKING_DEPTH}. */
     public static UnsupportedFeatureException chainTooDeep() {
-        return new UnsupportedFeatureException("backing chain deeper than " + MAX_BACKING_DEPTH,
+        return new UnsupportedFeatureException(CHAIN_TOO_DEEP,
                 "Backing chain is deeper than " + MAX_BACKING_DEPTH + " images (a loop?)");
     }
 
@@ -216,8 +218,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         Storage storage = options.hostSyncs() ? file : new UnsyncedStorage(file);
         Header header = ImageMetadata.readHeader(storage);
         if (header.corrupt() && !options.readOnly()) {
-            throw new CorruptImageException(
-                    "qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or repair it with check -r all)");
+            throw corruptForWriting();
         }
         // Unlocked before the open writes anything (QEMU unlocks while it reads the extensions).
         ImageEncryption encryption = ImageEncryption.load(storage, header, options);
@@ -283,7 +284,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /**
      * For a command that reads the image file without opening it as a disk ({@code check}, {@code snapshot}, {@code
-     * rebase -u}): refuses what QEMU's open of the image, and of its backing chain where {@code options} say
+     * rebase -u}, {@code bitmap} given backing options): refuses what QEMU's open of the image, and of its backing chain where {@code options} say
      * {@link OpenOptions#backingChain}, refuses first, naming the image {@code name} as given: a passphrase missing
      * or refused, of the image or of one down its chain (as {@code options} give them), a data file that does not
      * open, or a backing file that does not open; or a header even check's open refuses. An image whose snapshot
@@ -303,6 +304,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 // check reports and repairs, other commands' opens refuse) is left to the command.
                 ImageMetadata.readHeaderForCheck(file);
                 return;
+            }
+            if (header.corrupt() && !options.readOnly()) {
+                throw corruptForWriting();
             }
             ImageEncryption.load(file, header, chainOptions); // before the data file, as the open
             if (header.hasDataFile()) {
@@ -343,6 +347,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return header.withFeatures(header.incompatibleFeatures(), header.compatibleFeatures(), keep);
     }
 
+    private static CorruptImageException corruptForWriting() {
+        return new CorruptImageException("qcow2: Image is corrupt; cannot be opened read/write (open it read-only, or"
+                + " repair it with check -r all)");
+    }
+
     /** {@code imageName}: the image's file as QEMU names it, or null where it has none. */
     private static BlockDevice openBacking(Path imageDir, String imageName, Header header, OpenOptions options,
             int depth, Set<Object> chain) throws IOException {
@@ -374,6 +383,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                         "Unsupported backing file format '" + format + "'");
             };
         } catch (IOException e) {
+            if (e instanceof UnsupportedFeatureException u && u.feature().equals(CHAIN_TOO_DEEP)) {
+                throw e; // our own limit, said once rather than behind a context per level
+            }
             throw OpenFailures.withContext(unreadable(e, path, name), "Could not open backing file: ");
         }
     }

@@ -140,6 +140,14 @@ class CliInfoChainTest {
             sameAsQemuImg("map", "--image-opts", "driver=qcow2,file.filename=" + image);
         }
         sameAsQemuImg("rebase", "-u", "-b", "", bad);
+        // Onto it: the new backing file's own words; and a failure after the open keeps its bare words.
+        Path fresh = dir.resolve("fresh.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", fresh.toString(), "1M");
+        sameAsQemuImg("rebase", "-b", bad.toString(), "-F", "qcow2", fresh);
+        Path v2 = dir.resolve("v2.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-o", "compat=0.10", v2.toString(), "1M");
+        Qemu.img("snapshot", "-c", "s", v2.toString());
+        sameAsQemuImg("amend", "-o", "size=2M", v2);
     }
 
     // Names that differ and lead to the same file (qemu-img goes on until the name is too long to open) and names

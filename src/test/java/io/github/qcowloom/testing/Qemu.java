@@ -44,11 +44,11 @@ public final class Qemu {
      * {@link #exec(List, Path)} of a qemu-img command that makes a LUKS volume (create, convert, measure), run again
      * while it fails for want of a clock: qemu-img 7.2 times PBKDF2 by its thread's CPU time, which this kernel
      * counts in ticks, and gives up on a first timing of 0 ms ("Unable to get accurate CPU usage"), whatever the
-     * iteration time asked. Returns the last run's result, up to 20 runs.
+     * iteration time asked. Returns the last run's result, up to 50 runs.
      */
     public static Result execTimingPbkdf2(List<String> command, Path workDir) {
         Result r = exec(command, workDir);
-        for (int run = 1; run < 20 && r.stderr().contains("Unable to get accurate CPU usage"); run++) {
+        for (int run = 1; run < 50 && r.stderr().contains("Unable to get accurate CPU usage"); run++) {
             r = exec(command, workDir);
         }
         return r;

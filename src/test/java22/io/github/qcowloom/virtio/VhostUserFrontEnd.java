@@ -39,6 +39,7 @@ final class VhostUserFrontEnd implements AutoCloseable {
     final List<RingDriver> rings = new ArrayList<>();
     final List<Integer> kicks = new ArrayList<>();
     final List<Integer> calls = new ArrayList<>();
+    private volatile boolean closed;
 
     VhostUserFrontEnd(Path path) throws IOException {
         socket = UnixSockets.connect(path);
@@ -209,8 +210,16 @@ final class VhostUserFrontEnd implements AutoCloseable {
         return r.payload().getInt(4);
     }
 
+    /** Ends the connection under a read blocked in it (which an interrupt would not end); nothing once closed. */
+    void shutdown() {
+        if (!closed) {
+            UnixSockets.shutdown(socket);
+        }
+    }
+
     @Override
     public void close() {
+        closed = true;
         UnixSockets.close(socket);
         for (int fd : kicks) {
             EventFds.close(fd);
