@@ -3,7 +3,6 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.alloc.ClusterPool;
 import io.github.qcowloom.alloc.RefcountTable;
 import io.github.qcowloom.alloc.TreeRefcounts;
-import io.github.qcowloom.api.ReferencedFileException;
 import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
@@ -19,6 +18,7 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.ReadOnlyImageException;
+import io.github.qcowloom.api.ReferencedFileException;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
@@ -284,11 +284,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /**
      * For a command that reads the image file without opening it as a disk ({@code check}, {@code snapshot}, {@code
-     * rebase -u}, {@code bitmap} given backing options): refuses what QEMU's open of the image, and of its backing chain where {@code options} say
-     * {@link OpenOptions#backingChain}, refuses first, naming the image {@code name} as given: a passphrase missing
-     * or refused, of the image or of one down its chain (as {@code options} give them), a data file that does not
-     * open, or a backing file that does not open; or a header even check's open refuses. An image whose snapshot
-     * table alone is refused is left to the command.
+     * rebase -u}, {@code bitmap} given backing options): refuses what QEMU's open of the image, and of its backing
+     * chain where {@code options} say {@link OpenOptions#backingChain}, refuses first, naming the image {@code name}
+     * as given: a header even check's open refuses, a passphrase missing or refused, of the image or of one down its
+     * chain (as {@code options} give them), a data file that does not open, or a backing file that does not open. An
+     * image whose snapshot table alone is refused is left to the command.
      */
     public static void requireOpenable(Path image, String name, OpenOptions options) throws IOException {
         // No lock bytes: the command takes its own, and nothing here is read but headers, key slots and tables.
