@@ -399,7 +399,7 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
         if (encryption == null) {
             ImageCreator.create(file, co);
         } else {
-            ImageCreator.create(file, co, encryption.luks(), encryption.passphrase());
+            encryption.create(file, co);
             newTargetKey = encryption.passphrase();
         }
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.

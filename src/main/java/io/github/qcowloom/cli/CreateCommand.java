@@ -107,7 +107,7 @@ final class CreateCommand implements Callable<Integer> {
                 if (encryption == null) {
                     ImageCreator.create(out.file(), co);
                 } else {
-                    ImageCreator.create(out.file(), co, encryption.luks(), encryption.passphrase());
+                    encryption.create(out.file(), co);
                 }
             } catch (ImageTooLargeException e) { // each refusal of the options named by the file, as in qemu-img
                 throw new ImageTooLargeException(filename + ": " + e.getMessage());

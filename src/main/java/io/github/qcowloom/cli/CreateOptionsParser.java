@@ -159,6 +159,7 @@ final class CreateOptionsParser {
                 case "backing_fmt" -> backingFmt = v;
                 case "data_file" -> dataFile = v;
                 case "data_file_raw" -> dataFileRaw = onOff(filename, e.getKey(), v);
+                case "encryption" -> onOff(filename, e.getKey(), v); // QemuOpts' parse; read by EncryptionOptions
                 default -> {
                     if (!EncryptionOptions.isEncryptionKey(e.getKey())) { // taken by EncryptionOptions
                         throw new ImageException(filename + ": Invalid parameter '" + e.getKey() + "'");

@@ -1,19 +1,21 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.crypto.LuksOptions;
+import io.github.qcowloom.image.ImageCreator;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The {@code encrypt.*} creation options of qemu-img create and convert ({@code encrypt.format=luks},
- * {@code encrypt.key-secret=ID} and the LUKS algorithms), checked in qemu-img 7.2's order and words, and the
- * passphrase the secret holds. AES encryption ({@code encrypt.format=aes}, {@code encryption=on}), which QEMU
- * itself no longer opens in its emulators, is refused as not done.
+ * The {@code encrypt.*} creation options of qemu-img create and convert ({@code encrypt.format=luks|aes},
+ * {@code encrypt.key-secret=ID} and the LUKS algorithms; {@code encryption=on} for AES), checked in qemu-img 7.2's
+ * order and words, and the passphrase the secret holds.
  *
- * @param luks the LUKS volume's algorithms and PBKDF time
+ * @param luks the LUKS volume's algorithms and PBKDF time; null for AES, which has none
  * @param passphrase the secret's bytes
  */
 record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
@@ -29,12 +31,17 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
 
     /** True if {@code opts} ask for encryption of any format (convert -c refuses it before anything is made). */
     static boolean asked(Map<String, String> opts) {
-        return opts.containsKey("encrypt.format") || legacyAes(opts);
+        return opts.containsKey("encrypt.format") || legacyFormat(opts) != null;
     }
 
-    /** {@code encryption=on}: QEMU's older spelling of {@code encrypt.format=aes}. */
-    private static boolean legacyAes(Map<String, String> opts) {
-        return opts.containsKey("encryption") && Boolean.TRUE.equals(CreateOptionsParser.bool(opts.get("encryption")));
+    /**
+     * What {@code encryption}, QEMU's older alias of {@code encrypt.format}, says the format is, or null: "on" is
+     * AES and "off" says nothing, as qcow2_co_create_opts reads them; any other value (QemuOpts took it as a
+     * boolean) goes to encrypt.format as it is, which then refuses it.
+     */
+    private static String legacyFormat(Map<String, String> opts) {
+        String value = opts.get("encryption");
+        return value == null || value.equals("off") ? null : value.equals("on") ? "aes" : value;
     }
 
     /** QemuOpts' parse of the one number among them, which fails before anything is printed. */
@@ -56,8 +63,12 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
             }
         }
         String format = luks.remove("format");
-        if (format == null && legacyAes(opts)) {
-            format = "aes";
+        String legacy = legacyFormat(opts);
+        if (legacy != null) {
+            if (format != null) {
+                throw new ImageException("'encrypt.format' and its alias 'encryption' can't be used at the same time");
+            }
+            format = legacy;
         }
         if (format == null) {
             if (luks.isEmpty()) {
@@ -68,14 +79,31 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
         if (!format.equals("luks") && !format.equals("aes")) {
             throw new ImageException("Parameter 'format' does not accept value '" + format + "'");
         }
-        if (format.equals("aes")) {
-            throw new UnsupportedFeatureException("AES encryption", "AES encryption is not supported");
-        }
         String secret = luks.remove("key-secret");
-        LuksOptions options = LuksOptions.parse(luks, "");
+        LuksOptions options = null;
+        if (format.equals("aes")) {
+            // QCryptoBlockCreateOptionsQCow has a key-secret alone. Of several others QEMU names the first of its
+            // hash table's order; this names the first in its option list's.
+            for (String key : KEYS) {
+                if (key.startsWith("encrypt.") && luks.containsKey(key.substring("encrypt.".length()))) {
+                    throw new ImageException("Parameter '" + key + "' is unexpected");
+                }
+            }
+        } else {
+            options = LuksOptions.parse(luks, "");
+        }
         if (secret == null) {
             throw new ImageException("Parameter 'encrypt.key-secret' is required for cipher");
         }
         return new EncryptionOptions(options, secrets.passphrase(secret));
+    }
+
+    /** Creates the image at {@code path} as {@code options} say, encrypted as these say. */
+    void create(Path path, CreateOptions options) throws IOException {
+        if (luks == null) {
+            ImageCreator.createAes(path, options);
+        } else {
+            ImageCreator.create(path, options, luks, passphrase);
+        }
     }
 }

@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.bitmap.Bitmaps;
+import io.github.qcowloom.crypto.EncryptionInfo;
 import io.github.qcowloom.crypto.LuksInfo;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
@@ -19,9 +20,9 @@ final class ImageInfo {
     private ImageInfo() {
     }
 
-    /** {@code luks}: the image's LUKS header, or null when it is not encrypted. */
+    /** {@code encryption}: what the image's encryption shows, or null when it is not encrypted. */
     static Map<String, Object> qcow2(String filename, Header h, List<Snapshot> snapshots,
-            List<BitmapDirectory.Entry> bitmaps, OptionalLong diskUsage, LuksInfo luks) {
+            List<BitmapDirectory.Entry> bitmaps, OptionalLong diskUsage, EncryptionInfo encryption) {
         Map<String, Object> m = new LinkedHashMap<>();
         if (h.backingFile() != null) {
             h.backingFormat().ifPresent(f -> m.put("backing-filename-format", f));
@@ -59,8 +60,9 @@ final class ImageInfo {
             data.put("bitmaps", bitmapList(bitmaps));
         }
         data.put("refcount-bits", h.refcountBits());
-        if (luks != null) {
-            data.put("encrypt", encrypt(luks));
+        if (encryption != null) {
+            data.put("encrypt", encryption instanceof LuksInfo luks ? encrypt(luks) : Map.of("format",
+                    encryption.format()));
         }
         if (h.version() == 3) {
             h.dataFile().ifPresent(d -> data.put("data-file", d));
@@ -78,7 +80,7 @@ final class ImageInfo {
             m.put("full-backing-filename", fullBackingFilename(filename, h.backingFile()));
             m.put("backing-filename", h.backingFile());
         }
-        if (luks != null) {
+        if (encryption != null) {
             m.put("encrypted", true);
         }
         m.put("dirty-flag", h.dirty());

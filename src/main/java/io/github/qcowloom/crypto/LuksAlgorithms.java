@@ -91,6 +91,15 @@ public final class LuksAlgorithms {
         return algorithms;
     }
 
+    /**
+     * The algorithms of qcow2's AES encryption before LUKS ({@link QcowAes}): AES-128 in CBC mode with plain64 IVs.
+     * It has no key slots, so no PBKDF2 hash: {@link #hash()} names SHA-256, which nothing of it runs.
+     */
+    static LuksAlgorithms qcowAes() {
+        return new LuksAlgorithms(LuksCipher.AES_128, LuksCipherMode.CBC, LuksIvGen.PLAIN64, null,
+                LuksCipher.AES_128, LuksHash.SHA256);
+    }
+
     private static <E> E known(Optional<E> found, String what, String name) throws CorruptImageException {
         // QEMU's qcrypto_block_luks_name_lookup.
         return found.orElseThrow(() -> new CorruptImageException(what + " '" + name + "' not supported"));

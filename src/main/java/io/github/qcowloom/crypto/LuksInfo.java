@@ -20,9 +20,14 @@ import java.util.OptionalLong;
  */
 public record LuksInfo(LuksCipher cipherAlg, LuksCipherMode cipherMode, LuksIvGen ivgenAlg,
         Optional<LuksHash> ivgenHashAlg, LuksHash hashAlg, long payloadOffset, long masterKeyIters, String uuid,
-        List<Slot> slots) {
+        List<Slot> slots) implements EncryptionInfo {
     public LuksInfo {
         slots = List.copyOf(slots);
+    }
+
+    @Override
+    public String format() {
+        return "luks";
     }
 
     /**

@@ -102,9 +102,19 @@ public record Header(
         return extension(HeaderExtension.DATA_FILE).map(e -> cString(e.data(), 0, e.data().length));
     }
 
-    /** Whether the guest data is encrypted with LUKS (crypt_method 2); AES (1) is refused at parse. */
+    /** Whether the guest data is encrypted: with AES (crypt_method 1) or LUKS (2). */
+    public boolean encrypted() {
+        return cryptMethod != 0;
+    }
+
+    /** Whether the guest data is encrypted with LUKS (crypt_method 2). */
     public boolean luksEncrypted() {
         return cryptMethod == 2;
+    }
+
+    /** Whether the guest data is encrypted with the AES-CBC of images before LUKS (crypt_method 1). */
+    public boolean aesEncrypted() {
+        return cryptMethod == 1;
     }
 
     /**
@@ -179,6 +189,14 @@ public record Header(
         return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, 2, l1Size, l1TableOffset,
                 refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset, incompatibleFeatures,
                 compatibleFeatures, autoclearFeatures, refcountOrder, headerLength, compressionType, withPointer,
+                backingFile);
+    }
+
+    /** Returns a copy encrypted with AES (crypt_method 1), which needs no header of its own. */
+    public Header withAesEncryption() {
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, 1, l1Size, l1TableOffset,
+                refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset, incompatibleFeatures,
+                compatibleFeatures, autoclearFeatures, refcountOrder, headerLength, compressionType, extensions,
                 backingFile);
     }
 
@@ -318,10 +336,7 @@ public record Header(
                 throw new UnsupportedFeatureException("encryption method " + method,
                         "Unsupported encryption method: " + method);
             }
-            if (cryptMethod == 1) {
-                throw new UnsupportedFeatureException("AES encryption", "Unsupported qcow2 feature: AES encryption");
-            }
-            if (extensions.stream().noneMatch(e -> e.type() == HeaderExtension.FDE_POINTER)) {
+            if (cryptMethod == 2 && extensions.stream().noneMatch(e -> e.type() == HeaderExtension.FDE_POINTER)) {
                 throw new CorruptImageException("Missing CRYPTO header for crypt method 2"); // QEMU's words
             }
         }

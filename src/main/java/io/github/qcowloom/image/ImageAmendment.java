@@ -99,7 +99,8 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
                 throw new UnsupportedFeatureException("LUKS key slot changes",
                         "Changing the key slots of a LUKS-encrypted image is not supported");
             }
-            throw new ImageException("Can't amend encryption options - encryption not present");
+            throw new ImageException(header.aesEncrypted() ? "Only LUKS encryption options can be amended"
+                    : "Can't amend encryption options - encryption not present");
         }
         if (compat != null) {
             newVersion = switch (compat) {
@@ -108,7 +109,7 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
                 default -> throw new ImageException("Unknown compatibility level " + compat);
             };
         }
-        if (newVersion < oldVersion && header.luksEncrypted()) {
+        if (newVersion < oldVersion && header.encrypted()) {
             // The expansion would write zeroes into host clusters, which read as noise under the cipher (QEMU's
             // qcow2_downgrade writes them so); not emulated.
             throw new UnsupportedFeatureException("compat=0.10 of an encrypted image",

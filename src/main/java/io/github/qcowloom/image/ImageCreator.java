@@ -3,6 +3,7 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLockedException;
+import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -58,6 +59,19 @@ public final class ImageCreator {
         byte[] headerArea = LuksFormat.create(luks, passphrase, new SecureRandom()).headerArea();
         create(path, options);
         LuksSetUp.run(path, headerArea);
+    }
+
+    /**
+     * Creates the image as {@link #create(Path, CreateOptions)} does, encrypted with the AES of images before LUKS,
+     * as qemu-img create's {@code encrypt.format=aes} makes it: the header says crypt_method 1, and that is all (the
+     * passphrase is the key, and nothing in the image checks it).
+     */
+    public static void createAes(Path path, CreateOptions options) throws IOException {
+        if (options.dataFile() != null) {
+            throw ImageEncryption.dataFileRefusal();
+        }
+        create(path, options);
+        HeaderRewrite.rewrite(path, ImageLocking.DEFAULT, Header::withAesEncryption);
     }
 
     private static void createLocked(Path path, CreateOptions options) throws IOException {

@@ -6,9 +6,10 @@ import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.crypto.EncryptionInfo;
 import io.github.qcowloom.crypto.LuksFormat;
 import io.github.qcowloom.crypto.LuksHeader;
-import io.github.qcowloom.crypto.LuksInfo;
+import io.github.qcowloom.crypto.QcowAes;
 import io.github.qcowloom.crypto.SectorCipher;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.storage.Storage;
@@ -17,23 +18,26 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 
 /**
- * A qcow2 image's LUKS encryption as its open finds it (QEMU's qcow2_read_extensions and qcrypto_block_open): the
- * LUKS header read from the clusters the CRYPTO header extension names, and, when the open needs guest data and was
- * given the passphrase, the payload cipher of the master key it unlocks (or that the options' {@link UnlockedKeys}
- * kept from an earlier unlock of the same header). An inspection (an open that follows no references and writes
- * nothing, as {@code qemu-img info}'s) may come without a passphrase and then reads the header alone, as QEMU's
- * BDRV_O_NO_IO open does. The cipher stays inside this package: what leaves it is {@link #info()}.
+ * A qcow2 image's encryption as its open finds it (QEMU's qcow2_read_extensions and qcrypto_block_open). For LUKS
+ * (crypt_method 2): the LUKS header read from the clusters the CRYPTO header extension names, and, when the open
+ * needs guest data and was given the passphrase, the payload cipher of the master key it unlocks (or that the
+ * options' {@link UnlockedKeys} kept from an earlier unlock of the same header). For the AES of older images
+ * (crypt_method 1, {@link QcowAes}): the passphrase is the key, and its sector IVs are numbered by guest offset. An
+ * inspection (an open that follows no references and writes nothing, as {@code qemu-img info}'s) may come without a
+ * passphrase and then reads the header alone, as QEMU's BDRV_O_NO_IO open does. The cipher stays inside this
+ * package: what leaves it is {@link #info()}.
  */
 public final class ImageEncryption {
     /** QEMU's words for an open that needs the passphrase and was given none. */
     static final String KEY_REQUIRED = "Parameter 'encrypt.key-secret' is required for cipher";
 
-    private final LuksHeader luks;
+    /** What info shows: the LUKS header's fields, or AES's name. */
+    private final EncryptionInfo info;
     /** Null for an inspection: no guest data is read or written. */
     private final SectorCipher cipher;
 
-    private ImageEncryption(LuksHeader luks, SectorCipher cipher) {
-        this.luks = luks;
+    private ImageEncryption(EncryptionInfo info, SectorCipher cipher) {
+        this.info = info;
         this.cipher = cipher;
     }
 
@@ -42,17 +46,17 @@ public final class ImageEncryption {
      * anything in the file, so that a refused passphrase leaves the image as it was.
      */
     static ImageEncryption load(Storage file, Header header, OpenOptions options) throws IOException {
-        Header.CryptoHeaderArea area = header.cryptoHeader().orElse(null);
         String format = options.encryption().format().orElse(null);
-        if (area == null) {
+        if (!header.encrypted()) {
             if (format != null) { // QEMU's qcow2_update_options_prepare, even for an inspection
                 throw new ImageOptionsException("No encryption in image header, but options specified format '"
                         + format + "'");
             }
             return null;
         }
-        if (format != null && !format.equals("luks")) {
-            throw new ImageOptionsException("Header reported 'luks' encryption format but options specify '"
+        String method = header.aesEncrypted() ? "aes" : "luks";
+        if (format != null && !format.equals(method)) {
+            throw new ImageOptionsException("Header reported '" + method + "' encryption format but options specify '"
                     + format + "'");
         }
         boolean inspection = !options.followReferences() && options.readOnly();
@@ -63,19 +67,21 @@ public final class ImageEncryption {
         // first. An inspection given a passphrase unlocks (the CLI's info passes none, so that it never pays for it).
         byte[] key = options.encryption().passphrase();
         try {
+            if (header.aesEncrypted()) {
+                if (key == null) {
+                    return new ImageEncryption(new EncryptionInfo.Aes(), null);
+                }
+                requireDataAtSectors(header);
+                return new ImageEncryption(new EncryptionInfo.Aes(), QcowAes.cipher(key));
+            }
+            Header.CryptoHeaderArea area = header.cryptoHeader().orElseThrow(); // the parse requires it
             byte[] bytes = new byte[LuksHeader.SIZE];
             readArea(file, area, 0, bytes);
             LuksHeader luks = LuksHeader.parse(bytes);
             if (key == null) {
-                return new ImageEncryption(luks, null);
+                return new ImageEncryption(luks.info(), null);
             }
-            if (header.hasDataFile()) {
-                throw dataFileRefusal();
-            }
-            if (header.size() % EncryptedData.SECTOR != 0) {
-                throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
-                        "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
-            }
+            requireDataAtSectors(header);
             UnlockedKeys keys = options.encryption().unlockedKeys();
             byte[] masterKey = keys == null ? null : keys.find(bytes, key);
             if (masterKey == null) {
@@ -85,7 +91,7 @@ public final class ImageEncryption {
                 }
             }
             try {
-                return new ImageEncryption(luks, SectorCipher.of(luks, masterKey));
+                return new ImageEncryption(luks.info(), SectorCipher.of(luks, masterKey));
             } finally {
                 Arrays.fill(masterKey, (byte) 0);
             }
@@ -96,10 +102,21 @@ public final class ImageEncryption {
         }
     }
 
+    /** What guest data needs before this driver encrypts it: no external data file, and whole sectors. */
+    private static void requireDataAtSectors(Header header) throws UnsupportedFeatureException {
+        if (header.hasDataFile()) {
+            throw dataFileRefusal();
+        }
+        if (header.size() % EncryptedData.SECTOR != 0) {
+            throw new UnsupportedFeatureException("encrypted image size not a multiple of 512",
+                    "An encrypted image's size must be a multiple of 512 bytes, not " + header.size());
+        }
+    }
+
     /** Encryption beside an external data file, which this driver does not do (QEMU does). */
     static UnsupportedFeatureException dataFileRefusal() {
-        return new UnsupportedFeatureException("LUKS encryption with an external data file",
-                "LUKS encryption with an external data file is not supported");
+        return new UnsupportedFeatureException("encryption with an external data file",
+                "Encryption with an external data file is not supported");
     }
 
     /**
@@ -129,8 +146,13 @@ public final class ImageEncryption {
         return cipher;
     }
 
+    /** True for AES, whose sector IVs are numbered by guest offset; LUKS numbers them by host offset. */
+    boolean ivsByGuestOffset() {
+        return info instanceof EncryptionInfo.Aes;
+    }
+
     /** What {@code qemu-img info} shows of the encryption. */
-    public LuksInfo info() {
-        return luks.info();
+    public EncryptionInfo info() {
+        return info;
     }
 }

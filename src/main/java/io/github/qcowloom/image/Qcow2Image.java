@@ -23,7 +23,7 @@ import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.cache.TableCache;
 import io.github.qcowloom.compress.ClusterCodec;
-import io.github.qcowloom.crypto.LuksInfo;
+import io.github.qcowloom.crypto.EncryptionInfo;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.format.Features;
@@ -100,7 +100,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /** Set as close begins: guest writes, resizes and table edits are refused from then on. */
     private final AtomicBoolean closing = new AtomicBoolean();
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
-    /** The image's LUKS encryption, or null when it has none. */
+    /** The image's encryption (LUKS or AES), or null when it has none. */
     private final ImageEncryption encryption;
     /** With encryption, the requests made whole sectors before the paths see them; null without. */
     private final SectorRequests sectorRequests;
@@ -129,9 +129,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         this.mapper = new ClusterMapper(geometry, l2Cache, l1);
         Storage data = header.hasDataFile() ? dataFile : file;
         // Guest data through the cipher; the host's own view (holes, preallocation) stays on the file itself.
-        Storage guestData = encryption != null && encryption.unlocked() ? new EncryptedData(data, encryption.cipher())
-                : data;
-        this.readPath = new ReadPath(geometry, mapper, file, guestData, backing, header.backingFile() != null,
+        GuestData guestData = encryption != null && encryption.unlocked()
+                ? EncryptedData.over(data, encryption.cipher(), encryption.ivsByGuestOffset()) : GuestData.plain(data);
+        this.readPath = new ReadPath(geometry, mapper, file, data, guestData, backing, header.backingFile() != null,
                 ClusterCodec.forType(header.compressionType()));
         if (readOnly) {
             this.metadata = null;
@@ -163,7 +163,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.hostHoles = new HostHoles(file, data, geometry.clusterBits(), metadata::countReferenced);
             this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles,
                     encryption != null);
-            this.writePath = new WritePath(geometry, mapper, readPath, metadata, guestData, encryption == null);
+            this.writePath = new WritePath(geometry, mapper, readPath, metadata, data, guestData,
+                    encryption == null);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
                     header.hasDataFile() ? dataFile : null, header.dataFileRaw());
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
@@ -847,8 +848,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
-    /** What {@code qemu-img info} shows of the image's LUKS encryption, if it has one. */
-    public Optional<LuksInfo> encryption() {
+    /** What {@code qemu-img info} shows of the image's encryption, if it has one. */
+    public Optional<EncryptionInfo> encryption() {
         return Optional.ofNullable(encryption).map(ImageEncryption::info);
     }
 

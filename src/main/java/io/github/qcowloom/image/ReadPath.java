@@ -23,6 +23,8 @@ final class ReadPath {
     private final Storage imageFile;
     /** Where data clusters live: the image file, or the external data file (null if not opened). */
     private final Storage dataFile;
+    /** The data clusters' guest data, through the cipher of an encrypted image. */
+    private final GuestData guestData;
     /** The backing image, or null when there is none or it was not opened. */
     private final BlockDevice backing;
     private final boolean hasBacking;
@@ -30,12 +32,13 @@ final class ReadPath {
     /** Buffers for compressed clusters, kept between reads (see {@link Scratch}). */
     private final ArrayBlockingQueue<ByteBuffer> scratchPool = new ArrayBlockingQueue<>(16);
 
-    ReadPath(ImageGeometry geometry, ClusterMapper mapper, Storage imageFile, Storage dataFile, BlockDevice backing,
-            boolean hasBacking, ClusterCodec codec) {
+    ReadPath(ImageGeometry geometry, ClusterMapper mapper, Storage imageFile, Storage dataFile, GuestData guestData,
+            BlockDevice backing, boolean hasBacking, ClusterCodec codec) {
         this.geometry = geometry;
         this.mapper = mapper;
         this.imageFile = imageFile;
         this.dataFile = dataFile;
+        this.guestData = guestData;
         this.backing = backing;
         this.hasBacking = hasBacking;
         this.codec = codec;
@@ -103,7 +106,7 @@ final class ReadPath {
         switch (mapping) {
             case L2Mapping.Data data -> {
                 if (type == SubclusterType.NORMAL) {
-                    tasks.add(() -> readData(data, inCluster, part));
+                    tasks.add(() -> readData(data, inCluster, guestOffset, part));
                 } else {
                     unallocatedOrZero(type, guestOffset, part, tasks);
                 }
@@ -127,13 +130,15 @@ final class ReadPath {
         }
     }
 
-    private void readData(L2Mapping.Data data, int inCluster, ByteBuffer part) throws IOException {
+    private void readData(L2Mapping.Data data, int inCluster, long guestOffset, ByteBuffer part)
+            throws IOException {
         if (dataFile == null) {
             throw new UnsupportedFeatureException("external data file not opened",
                     "The image keeps its data in an external data file, which was not opened");
         }
         // Past the end of the file reads as zeroes, as in QEMU.
-        dataFile.readFully(part, data.cluster().bytes() + inCluster);
+        long host = data.cluster().bytes() + inCluster;
+        guestData.at(host, guestOffset).readFully(part, host);
     }
 
     /**

@@ -33,18 +33,21 @@ final class WritePath {
     private final MetadataWriter metadata;
     /** Where guest data lives: the image file, or the external data file. */
     private final Storage data;
+    /** The data clusters' guest data, through the cipher of an encrypted image. */
+    private final GuestData guestData;
     private final ClusterLocks clusterLocks = new ClusterLocks();
     /** False for encrypted data: a fresh cluster's host zeroes decrypt to noise, so its copy-on-write is written. */
     private final boolean hostZeroesReadAsZero;
 
     WritePath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, MetadataWriter metadata,
-            Storage data, boolean hostZeroesReadAsZero) {
+            Storage data, GuestData guestData, boolean hostZeroesReadAsZero) {
         this.hostZeroesReadAsZero = hostZeroesReadAsZero;
         this.geometry = geometry;
         this.mapper = mapper;
         this.readPath = readPath;
         this.metadata = metadata;
         this.data = data;
+        this.guestData = guestData;
     }
 
     /** The guest-cluster locks of in-flight allocations, which compressed writes and partial zeroing take too. */
@@ -77,7 +80,8 @@ final class WritePath {
                             (next, bytes) -> inPlace(next, 0, bytes));
                     ByteBuffer run = src.slice(src.position(), n);
                     long host = owned.cluster().bytes() + inCluster;
-                    tasks.add(() -> writeData(run, host));
+                    long guest = offset;
+                    tasks.add(() -> writeData(run, host, guest));
                 } else {
                     writeCluster(cluster, inCluster, src.slice(src.position(), n));
                 }
@@ -129,7 +133,8 @@ final class WritePath {
                 metadata.ensureL2(first); // the table before the data, as for one cluster
             }
             List<NewCluster> hosts = metadata.allocateDataRun(run);
-            writeData(src.slice(src.position(), run << geometry.clusterBits()), hosts.get(0).at().bytes());
+            writeData(src.slice(src.position(), run << geometry.clusterBits()), hosts.get(0).at().bytes(),
+                    first.offset(geometry.clusterBits()));
             for (int i = 0; i < run; i++) {
                 metadata.link(new GuestCluster(first.index() + i), hosts.get(i).at());
             }
@@ -185,7 +190,7 @@ final class WritePath {
             } else {
                 hosts.addAll(metadata.allocateDataRun(run));
             }
-            prepareHosts(hosts, mode, preparedFrom, preparedTo);
+            prepareHosts(first, hosts, mode, preparedFrom, preparedTo);
             for (int i = 0; i < run; i++) {
                 GuestCluster cluster = new GuestCluster(c + i);
                 if (geometry.extendedL2()) {
@@ -209,10 +214,11 @@ final class WritePath {
 
     /**
      * The preallocated clusters' host space, but for what lies in {@code [preparedFrom, preparedTo)}: one call per run
-     * of clusters in a row in the file that are alike (fresh or not, prepared or not).
+     * of clusters in a row in the file that are alike (fresh or not, prepared or not). {@code hosts} are those of the
+     * guest clusters from {@code firstGuest} on.
      */
-    private void prepareHosts(List<NewCluster> hosts, Preallocation mode, long preparedFrom, long preparedTo)
-            throws IOException {
+    private void prepareHosts(GuestCluster firstGuest, List<NewCluster> hosts, Preallocation mode, long preparedFrom,
+            long preparedTo) throws IOException {
         long size = geometry.clusterSize();
         for (int i = 0; i < hosts.size(); ) {
             NewCluster first = hosts.get(i);
@@ -227,7 +233,9 @@ final class WritePath {
                 metadata.checkDataWrite(first.at().bytes(), (j - i) * size);
             }
             if (!prepared) {
-                HostSpace.prepare(data, mode, first.at().bytes(), (j - i) * size, first.fresh());
+                long host = first.at().bytes();
+                HostSpace.prepare(guestData.at(host, (firstGuest.index() + i) << geometry.clusterBits()), mode, host,
+                        (j - i) * size, first.fresh());
             }
             i = j;
         }
@@ -264,7 +272,7 @@ final class WritePath {
             while (true) {
                 // Another writer may have allocated the cluster (or its subclusters) while this one waited.
                 L2Mapping mapping = mapper.lookup(cluster);
-                if (writeInPlace(mapping, inCluster, part)) {
+                if (writeInPlace(mapping, cluster, inCluster, part)) {
                     return;
                 }
                 if (!(mapping instanceof L2Mapping.Data owned && owned.copied())) {
@@ -285,11 +293,12 @@ final class WritePath {
      * Writes in place if the image owns the cluster alone and, with extended L2, every subcluster written to is
      * allocated; false if the cluster must be allocated or subclusters filled.
      */
-    private boolean writeInPlace(L2Mapping mapping, int inCluster, ByteBuffer part) throws IOException {
+    private boolean writeInPlace(L2Mapping mapping, GuestCluster cluster, int inCluster, ByteBuffer part)
+            throws IOException {
         if (!(mapping instanceof L2Mapping.Data data && inPlace(data, inCluster, part.remaining()))) {
             return false;
         }
-        writeData(part.duplicate(), data.cluster().bytes() + inCluster);
+        writeData(part.duplicate(), data.cluster().bytes() + inCluster, guestOffset(cluster, inCluster));
         return true;
     }
 
@@ -301,7 +310,8 @@ final class WritePath {
     private boolean fillSubclusters(L2Mapping.Data owned, GuestCluster cluster, int inCluster, ByteBuffer part)
             throws IOException {
         CowRange range = CowRange.forOwnedCluster(geometry, owned, cluster, inCluster, inCluster + part.remaining());
-        writeData(withCow(cluster, range, part), owned.cluster().bytes() + range.from());
+        writeData(withCow(cluster, range, part), owned.cluster().bytes() + range.from(),
+                guestOffset(cluster, range.from()));
         // The subclusters' data is written (durable before the bitmap at the next flush), then they are marked.
         return metadata.markAllocated(cluster, owned, range.firstSubcluster(geometry), range.endSubcluster(geometry));
     }
@@ -322,9 +332,9 @@ final class WritePath {
         long host = fresh.at().bytes();
         if (fresh.fresh() && hostZeroesReadAsZero && cowReadsAsZero(old, range)) {
             // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
-            writeData(part.duplicate(), host + inCluster);
+            writeData(part.duplicate(), host + inCluster, guestOffset(cluster, inCluster));
         } else {
-            writeData(withCow(cluster, range, part), host + range.from());
+            writeData(withCow(cluster, range, part), host + range.from(), guestOffset(cluster, range.from()));
         }
         // Data first, entry after: the flush writes the entry only once the data is durable.
         if (geometry.extendedL2()) {
@@ -348,12 +358,19 @@ final class WritePath {
         return new NewCluster(new HostOffset(host), host >= data.size());
     }
 
-    /** Writes guest data; into the image file only where no metadata lies (a data file holds no metadata). */
-    private void writeData(ByteBuffer src, long host) throws IOException {
+    /**
+     * Writes guest data whose first byte lies at {@code guest} in the guest; into the image file only where no
+     * metadata lies (a data file holds no metadata).
+     */
+    private void writeData(ByteBuffer src, long host, long guest) throws IOException {
         if (!geometry.hasDataFile()) {
             metadata.checkDataWrite(host, src.remaining());
         }
-        data.write(src, host);
+        guestData.at(host, guest).write(src, host);
+    }
+
+    private long guestOffset(GuestCluster cluster, int inCluster) {
+        return cluster.offset(geometry.clusterBits()) + inCluster;
     }
 
     /** True if the guest sees zeroes in the copy-on-write head and tail now (no backing data, no old bytes). */

@@ -16,8 +16,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * LUKS-encrypted images through the command line against qemu-img's: --object secrets, --image-opts with
- * encrypt.key-secret, info's encrypt block, create's and convert's encrypt.* options, and the refusals of each.
+ * Encrypted images (LUKS, and the AES before it) through the command line against qemu-img's: --object secrets,
+ * --image-opts with encrypt.key-secret, info's encrypt block, create's and convert's encrypt.* options, and the
+ * refusals of each.
  */
 class CliEncryptionTest extends QemuFolderTest {
     private static final String SECRET = "secret,id=sec0,data=" + EncryptedImages.PASSPHRASE;
@@ -218,6 +219,53 @@ class CliEncryptionTest extends QemuFolderTest {
         assertEquals(both.theirs().stdout().replace("theirs", "mine"), both.mine().out());
         assertEquals(both.theirs().stderr().replace("qemu-img: ", "qcow2-loom: ").replace("theirs", "mine"),
                 both.mine().err());
+    }
+
+    /**
+     * AES ({@code encrypt.format=aes}, or its alias {@code encryption}): what create refuses and what it makes, byte
+     * for byte, as qemu-img's.
+     */
+    @ParameterizedTest(name = "[{index}] {0}")
+    @ValueSource(strings = {"encrypt.format=aes,encrypt.key-secret=sec0", "encryption=on,encrypt.key-secret=sec0",
+        "encryption=on,encrypt.key-secret=sec0,compat=0.10", "encryption=off,encrypt.format=aes,encrypt.key-secret=sec0",
+        "encrypt.format=aes", "encryption=on", "encrypt.format=aes,encrypt.key-secret=sec9",
+        "encrypt.format=aes,encrypt.key-secret=sec0,encrypt.cipher-alg=aes-256", "encryption=on,encrypt.format=luks",
+        "encryption=yes,encrypt.key-secret=sec0", "encryption=xyz"})
+    void aesCreateIsQemuImgs(String options) throws Exception {
+        List<String> args = List.of("create", "-f", "qcow2", "--object", SECRET, "-o", options);
+        List<String> q = new java.util.ArrayList<>(List.of("qemu-img"));
+        q.addAll(args);
+        q.addAll(List.of(path("theirs.qcow2"), "1M"));
+        Qemu.Result theirs = Qemu.exec(q);
+        List<String> o = new java.util.ArrayList<>(args);
+        o.addAll(List.of(path("mine.qcow2"), "1M"));
+        Cli.Run mine = ours(o.toArray(String[]::new));
+        assertEquals(theirs.exitCode(), mine.code(), mine.err());
+        assertEquals(theirs.stdout().replace("theirs", "mine"), mine.out());
+        assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: ").replace("theirs", "mine"), mine.err());
+        if (mine.code() == 0) {
+            assertArrayEquals(Files.readAllBytes(dir.resolve("theirs.qcow2")), Files.readAllBytes(dir.resolve(
+                    "mine.qcow2")));
+        }
+    }
+
+    /** An AES image qemu-io wrote: info, check, map, convert and amend's refusal as qemu-img's. */
+    @Test
+    void aesImagesAreReadAsQemuImgReadsThem() throws Exception {
+        Path img = dir.resolve("aes.qcow2");
+        EncryptedImages.create("aes", img, 8 << 20, "");
+        EncryptedImages.io(img, "write -P 0x11 0 1M", "write -z 2M 64k", "write -P 0x22 3000 5000");
+        String opts = EncryptedImages.imageOpts(img);
+        assertTrue(sameAsQemuImg("info", img).contains("encrypt:\n        format: aes\n"));
+        sameAsQemuImg("info", "--output=json", img);
+        sameAsQemuImg("check", img);
+        sameAsQemuImg("check", "--object", SECRET, "--image-opts", opts);
+        sameAsQemuImg("map", "--object", SECRET, "--image-opts", opts); // no offsets: stops, as qemu-img's
+        sameAsQemuImg("amend", "--object", SECRET, "--image-opts", opts, "-o", "encrypt.new-secret=sec0");
+        Cli.Both both = Cli.intoTargets(List.of("convert", "--object", SECRET, "--image-opts", opts, "-O", "raw"),
+                path("theirs.raw"), path("mine.raw"));
+        assertEquals(0, both.mine().code(), both.mine().err());
+        assertArrayEquals(Files.readAllBytes(dir.resolve("theirs.raw")), Files.readAllBytes(dir.resolve("mine.raw")));
     }
 
     /** qemu-img measure makes a LUKS volume to learn its size, timing PBKDF2 and failing as its create does. */

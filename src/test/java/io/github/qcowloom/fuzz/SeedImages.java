@@ -27,7 +27,7 @@ import java.util.stream.Stream;
 public final class SeedImages {
     private static final Path CACHE = Path.of("target", "fuzz-seeds");
     /** Marks a complete cache; named anew whenever the seeds change, so that an old cache is made again. */
-    private static final String DONE = ".complete-luks";
+    private static final String DONE = ".complete-aes";
     private static final ReentrantLock LOCK = new ReentrantLock();
 
     private SeedImages() {
@@ -65,27 +65,31 @@ public final class SeedImages {
         return seed(name, options, io, List.of());
     }
 
-    /** The passphrase of the LUKS seeds. */
-    static final String LUKS_PASSPHRASE = "fuzz";
-    private static final String LUKS_SECRET = "secret,id=sec0,data=" + LUKS_PASSPHRASE;
-    private static final String LUKS_PREFIX = "luks-";
+    /** The passphrase of the encrypted seeds. */
+    static final String PASSPHRASE = "fuzz";
+    private static final String SECRET = "secret,id=sec0,data=" + PASSPHRASE;
+    /** The encrypted seeds' names begin with their format's. */
+    private static final List<String> ENCRYPTED_PREFIXES = List.of("luks-", "aes-");
 
     /**
-     * A LUKS-encrypted seed over 2 MiB: created with {@code options} besides the encryption's (10 ms of PBKDF2, so
-     * that a replay unlocks in milliseconds), then qemu-io's commands {@code io} run through the passphrase.
+     * An encrypted seed over 2 MiB, in the format its name begins with: created with {@code options} besides the
+     * encryption's (for LUKS 10 ms of PBKDF2, so that a replay unlocks in milliseconds), then qemu-io's commands
+     * {@code io} run through the passphrase.
      */
-    private static Seed luksSeed(String name, String options, String... io) {
-        if (!name.startsWith(LUKS_PREFIX)) {
+    private static Seed encryptedSeed(String name, String options, String... io) {
+        String format = name.substring(0, name.indexOf('-'));
+        if (!ENCRYPTED_PREFIXES.contains(format + "-")) {
             throw new IllegalArgumentException(name);
         }
-        String encrypt = "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10";
-        List<String> write = new ArrayList<>(List.of("qemu-io", "--object", LUKS_SECRET, "--image-opts"));
+        String encrypt = "encrypt.format=" + format + ",encrypt.key-secret=sec0"
+                + (format.equals("luks") ? ",encrypt.iter-time=10" : "");
+        List<String> write = new ArrayList<>(List.of("qemu-io", "--object", SECRET, "--image-opts"));
         for (String c : io) {
             write.addAll(List.of("-c", c));
         }
         write.add("driver=qcow2,file.filename=IMG,encrypt.key-secret=sec0");
         return new Seed(name, List.of(
-                cmd("qemu-img", "create", "-q", "-f", "qcow2", "--object", LUKS_SECRET, "-o", encrypt + "," + options,
+                cmd("qemu-img", "create", "-q", "-f", "qcow2", "--object", SECRET, "-o", encrypt + "," + options,
                         "IMG", "2M"),
                 write));
     }
@@ -141,11 +145,12 @@ public final class SeedImages {
                 cmd("qemu-io", "-f", "qcow2", "-c", "write -P 3 4k 4k", "IMG"))));
         s.add(seed("datafile-4k", "cluster_size=4096,data_file=IMG.raw", data));
         s.add(seed("datafile-raw-4k", "cluster_size=4096,data_file=IMG.raw,data_file_raw=on", data));
-        s.add(luksSeed("luks-xts-4k", "cluster_size=4096", data, "write -z 64k 8k"));
-        s.add(luksSeed("luks-cbc-essiv-512", "cluster_size=512,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,"
+        s.add(encryptedSeed("luks-xts-4k", "cluster_size=4096", data, "write -z 64k 8k"));
+        s.add(encryptedSeed("luks-cbc-essiv-512", "cluster_size=512,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,"
                 + "encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256,encrypt.hash-alg=sha512", "write -P 4 1k 1k"));
-        s.add(luksSeed("luks-plain-extl2", "extended_l2=on,encrypt.cipher-alg=aes-128,encrypt.ivgen-alg=plain",
+        s.add(encryptedSeed("luks-plain-extl2", "extended_l2=on,encrypt.cipher-alg=aes-128,encrypt.ivgen-alg=plain",
                 "write -P 5 2k 2k"));
+        s.add(encryptedSeed("aes-4k", "cluster_size=4096", data, "write -P 6 64k 1k"));
         s.add(seed("corrupt-4k", "cluster_size=4096", data, List.of(cmd("python3", "-c",
                 "import sys\nf=open('IMG','r+b');f.seek(79);b=f.read(1)[0];f.seek(79);f.write(bytes([b|2]))"))));
         return s;
@@ -176,11 +181,12 @@ public final class SeedImages {
         }
     }
 
-    /** The LUKS-encrypted seeds (made if need be; none without qemu-img), their passphrase {@link #LUKS_PASSPHRASE}. */
-    static List<Path> luksSeeds() {
+    /** The encrypted seeds (made if need be; none without qemu-img), their passphrase {@link #PASSPHRASE}. */
+    static List<Path> encryptedSeeds() {
         LOCK.lock();
         try {
-            return make().stream().filter(p -> p.getFileName().toString().startsWith(LUKS_PREFIX)).toList();
+            return make().stream().filter(p -> ENCRYPTED_PREFIXES.stream()
+                    .anyMatch(prefix -> p.getFileName().toString().startsWith(prefix))).toList();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } finally {

@@ -28,13 +28,19 @@ import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-/** LUKS-encrypted qcow2 images against QEMU's: each side reads what the other wrote, and partial sectors race. */
+/**
+ * Encrypted qcow2 images (LUKS, and for the paths the AES before it) against QEMU's: each side reads what the other
+ * wrote, and partial sectors race. AES's own rules: {@link AesEncryptedImageTest}.
+ */
 class EncryptedImageTest {
     private static final OpenOptions WITH_KEY = OpenOptions.readWriteDefaults().withEncryptionKey(EncryptedImages.KEY);
 
@@ -46,13 +52,30 @@ class EncryptedImageTest {
         Qemu.assume();
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"", "cluster_size=512", "cluster_size=16384,extended_l2=on", "cluster_size=2M",
-            "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1",
-            "compat=0.10"})
-    void readsWhatQemuWrote(String options) throws Exception {
+    /** The layouts both formats are tried in, as qemu-img create's options. */
+    private static final List<String> LAYOUTS = List.of("", "cluster_size=512", "cluster_size=16384,extended_l2=on",
+            "compat=0.10");
+
+    /** LUKS in {@link #LAYOUTS} and {@code luksOnly}, AES in {@link #LAYOUTS}. */
+    private static Stream<Arguments> formats(String... luksOnly) {
+        return Stream.concat(Stream.concat(LAYOUTS.stream(), Stream.of(luksOnly)).map(o -> Arguments.of("luks", o)),
+                LAYOUTS.stream().map(o -> Arguments.of("aes", o)));
+    }
+
+    static Stream<Arguments> readLayouts() {
+        return formats("cluster_size=2M",
+                "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1");
+    }
+
+    static Stream<Arguments> writeLayouts() {
+        return formats();
+    }
+
+    @ParameterizedTest(name = "[{index}] {0} {1}")
+    @MethodSource("readLayouts")
+    void readsWhatQemuWrote(String format, String options) throws Exception {
         Path image = dir.resolve("q.qcow2");
-        EncryptedImages.create(image, 8 << 20, options);
+        EncryptedImages.create(format, image, 8 << 20, options);
         EncryptedImages.io(image, "write -P 0xab 1000 5000", "write -z 65536 65536", "write -P 0x11 1M 128k",
                 "write -P 0x22 3M 512", "write -P 0x33 4095 2");
         byte[] expected = EncryptedImages.toRaw(image, dir);
@@ -64,12 +87,16 @@ class EncryptedImageTest {
         }
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"", "cluster_size=512", "cluster_size=16384,extended_l2=on", "compat=0.10"})
-    void qemuReadsWhatWeWrote(String options) throws Exception {
+    /**
+     * Writes at random offsets, so that clusters lie in the file in another order than in the guest: a sector IV
+     * numbered by the wrong offset (host for AES, guest for LUKS) reads as noise in qemu-img.
+     */
+    @ParameterizedTest(name = "[{index}] {0} {1}")
+    @MethodSource("writeLayouts")
+    void qemuReadsWhatWeWrote(String format, String options) throws Exception {
         Path image = dir.resolve("w.qcow2");
         int size = 8 << 20; // as readsWhatQemuWrote's: the same qemu-img images serve both
-        EncryptedImages.create(image, size, options);
+        EncryptedImages.create(format, image, size, options);
         byte[] model = new byte[size];
         boolean[] discarded = new boolean[size]; // what a discard left to the image: old bytes or zeroes
         SplittableRandom random = new SplittableRandom(options.hashCode());

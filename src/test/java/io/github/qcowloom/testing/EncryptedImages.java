@@ -13,7 +13,10 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
-/** LUKS-encrypted qcow2 images through the real qemu-img and qemu-io, the passphrase given as a secret object. */
+/**
+ * Encrypted qcow2 images (LUKS, or the AES before it) through the real qemu-img and qemu-io, the passphrase given
+ * as a secret object.
+ */
 public final class EncryptedImages {
     /** The passphrase the tests use; a short PBKDF time keeps each open fast. */
     public static final String PASSPHRASE = "correct horse";
@@ -30,19 +33,25 @@ public final class EncryptedImages {
      * {@link Qemu#execTimingPbkdf2}.
      */
     public static void create(Path image, long size, String options) {
+        create("luks", image, size, options);
+    }
+
+    /** {@link #create(Path, long, String)} in {@code format}: "luks", or "aes". */
+    public static void create(String format, Path image, long size, String options) {
         try {
-            Files.copy(template(size, options), image, StandardCopyOption.REPLACE_EXISTING);
+            Files.copy(template(format, size, options), image, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
     }
 
     /**
-     * One image qemu-img made for each size and options, copied for every test that asks: qemu-img times PBKDF2
-     * for over a second twice per create, whatever the iteration time asked. The copies share a master key.
+     * One image qemu-img made for each format, size and options, copied for every test that asks: qemu-img times
+     * PBKDF2 for over a second twice per LUKS create, whatever the iteration time asked. The copies share a master
+     * key.
      */
-    private static synchronized Path template(long size, String options) throws IOException {
-        String key = size + "|" + options;
+    private static synchronized Path template(String format, long size, String options) throws IOException {
+        String key = format + "|" + size + "|" + options;
         Path made = TEMPLATES.get(key);
         if (made != null) {
             return made;
@@ -51,9 +60,10 @@ public final class EncryptedImages {
         dir.toFile().deleteOnExit();
         made = dir.resolve("t.qcow2");
         made.toFile().deleteOnExit();
+        String encryption = "encrypt.format=" + format + ",encrypt.key-secret=sec0"
+                + (format.equals("luks") ? ",encrypt.iter-time=50" : "");
         List<String> cmd = List.of("qemu-img", "create", "-q", "-f", "qcow2", "--object", SECRET, "-o",
-                "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=50"
-                        + (options.isEmpty() ? "" : "," + options), made.toString(), Long.toString(size));
+                encryption + (options.isEmpty() ? "" : "," + options), made.toString(), Long.toString(size));
         Qemu.Result r = Qemu.execTimingPbkdf2(cmd, null);
         if (r.exitCode() != 0) {
             fail(cmd + " exited " + r.exitCode() + ": " + r.stderr());
