@@ -7,11 +7,11 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * What an open is told of the LUKS encryption of each image in its backing chain, by depth: 0 the image opened, 1
- * its backing file, 2 that file's, and so on. These are QEMU's options {@code encrypt.key-secret} and {@code
- * encrypt.format}, then {@code backing.encrypt.key-secret}, {@code backing.backing.encrypt.key-secret}, ...: each
- * image of a chain has a passphrase of its own, and an image given none cannot be unlocked, whatever the image above
- * it was given.
+ * What an open is told of the encryption (LUKS or AES) of each image in its backing chain, by depth: 0 the image
+ * opened, 1 its backing file, 2 that file's, and so on. These are QEMU's options {@code encrypt.key-secret} and
+ * {@code encrypt.format}, then {@code backing.encrypt.key-secret}, {@code backing.backing.encrypt.key-secret}, ...:
+ * each image of a chain has a passphrase of its own, and an image given none cannot be unlocked, whatever the image
+ * above it was given.
  *
  * <p>A passphrase is asked of its {@link Passphrase} only by the open of an image that is encrypted (an inspection
  * given one unlocks too), so a secret that cannot be found fails that image's open alone, as QEMU looks a secret up

@@ -19,7 +19,7 @@ package io.github.qcowloom.api;
  *     it is {@link BlockDevice#readOnly}
  *     ({@link ReadOnlyImageException}), so that the image's persistent dirty bitmaps stay as they are (not marked
  *     in use, not stored again) and may be edited
- * @param encryption what the open is told of the LUKS encryption of the image and of each image down its backing
+ * @param encryption what the open is told of the encryption of the image and of each image down its backing
  *     chain: passphrases (QEMU's {@code encrypt.key-secret}, {@code backing.encrypt.key-secret}, ...) and formats;
  *     an encrypted image opened without its passphrase can only be inspected (read-only, {@code followReferences}
  *     false); null is {@link ChainEncryption#NONE}

@@ -399,8 +399,7 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
         if (encryption == null) {
             ImageCreator.create(file, co);
         } else {
-            encryption.create(file, co);
-            newTargetKey = encryption.passphrase();
+            newTargetKey = encryption.create(file, co);
         }
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
         try (Qcow2Image dst = Qcow2Image.open(file, targetOptions(direct, syncs))) {

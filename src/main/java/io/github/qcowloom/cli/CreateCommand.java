@@ -14,6 +14,7 @@ import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -35,7 +36,7 @@ final class CreateCommand implements Callable<Integer> {
 
     @Option(names = "-o", description = "Options, key=value[,key=value...] (compat, cluster_size, refcount_bits, "
             + "lazy_refcounts, extended_l2, compression_type, preallocation, backing_file, backing_fmt, data_file, "
-            + "data_file_raw, size, encrypt.format=luks, encrypt.key-secret and the other encrypt.* options).")
+            + "data_file_raw, size, encrypt.format=luks|aes, encrypt.key-secret and the other encrypt.* options).")
     List<String> options = new ArrayList<>();
 
     @Option(names = "-b", description = "Backing file.")
@@ -107,7 +108,7 @@ final class CreateCommand implements Callable<Integer> {
                 if (encryption == null) {
                     ImageCreator.create(out.file(), co);
                 } else {
-                    encryption.create(out.file(), co);
+                    Arrays.fill(encryption.create(out.file(), co), (byte) 0);
                 }
             } catch (ImageTooLargeException e) { // each refusal of the options named by the file, as in qemu-img
                 throw new ImageTooLargeException(filename + ": " + e.getMessage());

@@ -3,12 +3,15 @@ package io.github.qcowloom.cli;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.ReferencedFiles;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -184,9 +187,9 @@ final class CreateOptionsParser {
             if (backing == null || unsafe) {
                 throw new ImageException(filename + ": Image creation needs a size parameter");
             }
-            co = co.withSize(backingSize(path, backing, backingFmt));
+            co = co.withSize(backingSize(filename, path, backing, backingFmt));
         } else if (backing != null && !unsafe) {
-            backingSize(path, backing, backingFmt); // qemu-img checks that the backing file opens
+            backingSize(filename, path, backing, backingFmt); // qemu-img checks that the backing file opens
         }
         return co;
     }
@@ -196,19 +199,31 @@ final class CreateOptionsParser {
         return backing.startsWith("/") ? Path.of(backing) : image.toAbsolutePath().getParent().resolve(backing);
     }
 
-    private static long backingSize(Path image, String backing, String format) throws IOException {
+    /**
+     * The backing file's size, as bdrv_img_create opens it to learn it; a refusal is worded as qemu-img create words
+     * it: "NAME: " before the open's own words, and the hint "Could not open backing image." after them, a missing
+     * file named as QEMU joins its name to the image's ({@code filename}, as given).
+     */
+    private static long backingSize(String filename, Path image, String backing, String format) throws IOException {
         Path p = resolveBacking(image, backing);
-        if (!Files.exists(p)) {
-            throw new ImageException("Could not open backing file '" + backing + "': No such file or directory");
-        }
-        String fmt = format != null ? format : ImageFormat.probe(p);
-        if ("qcow2".equals(fmt)) {
-            try (Qcow2Image img = Qcow2Image.open(p, OpenOptions.readOnlyDefaults().withFollowReferences(false)
-                    .withLocking(ImageLocking.NONE))) {
-                return img.size();
+        try {
+            if (!Files.exists(p)) {
+                throw new NoSuchFileException(ReferencedFiles.qemuName(filename, backing));
             }
+            String fmt = format != null ? format : ImageFormat.probe(p);
+            if ("qcow2".equals(fmt)) {
+                try (Qcow2Image img = Qcow2Image.open(p, OpenOptions.readOnlyDefaults().withFollowReferences(false)
+                        .withLocking(ImageLocking.NONE))) {
+                    return img.size();
+                }
+            }
+            return Files.size(p);
+        } catch (IOException e) {
+            IOException reason = OpenFailures.withoutContext(e, "Could not open '" + p + "': ");
+            String message = filename + ": " + Main.message(reason) + "\nCould not open backing image.";
+            throw reason instanceof UnsupportedFeatureException u ? new UnsupportedFeatureException(u.feature(),
+                    message) : new ImageException(message, e);
         }
-        return Files.size(p);
     }
 
     private static boolean onOff(String filename, String key, String v) throws ImageException {

@@ -13,12 +13,14 @@ import java.util.Map;
 /**
  * The {@code encrypt.*} creation options of qemu-img create and convert ({@code encrypt.format=luks|aes},
  * {@code encrypt.key-secret=ID} and the LUKS algorithms; {@code encryption=on} for AES), checked in qemu-img 7.2's
- * order and words, and the passphrase the secret holds.
+ * order and words: the options themselves first (its QAPI visitor), the secret when the image is made (its
+ * qcow2_co_create, after its checks of the other options).
  *
  * @param luks the LUKS volume's algorithms and PBKDF time; null for AES, which has none
- * @param passphrase the secret's bytes
+ * @param keySecret the id of the secret that holds the passphrase, or null if none was named
+ * @param secrets the command's secret objects
  */
-record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
+record EncryptionOptions(LuksOptions luks, String keySecret, SecretObjects secrets) {
     /** The options in the order of QEMU's qcow2 option list: the order qemu-img prints them in. */
     static final List<String> KEYS = List.of("encryption", "encrypt.format", "encrypt.key-secret",
             "encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg",
@@ -29,9 +31,13 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
         return KEYS.contains(key);
     }
 
-    /** True if {@code opts} ask for encryption of any format (convert -c refuses it before anything is made). */
+    /**
+     * True if {@code opts} ask for encryption of any format (convert -c refuses it before anything is made): its
+     * check reads {@code encryption} as a boolean (qemu_opt_get_bool), where create reads its value as a format.
+     */
     static boolean asked(Map<String, String> opts) {
-        return opts.containsKey("encrypt.format") || legacyFormat(opts) != null;
+        return opts.containsKey("encrypt.format")
+                || Boolean.TRUE.equals(CreateOptionsParser.bool(opts.getOrDefault("encryption", "off")));
     }
 
     /**
@@ -56,13 +62,13 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
      * image's name).
      */
     static EncryptionOptions of(Map<String, String> opts, SecretObjects secrets) throws ImageException {
-        Map<String, String> luks = new LinkedHashMap<>();
+        Map<String, String> encrypt = new LinkedHashMap<>();
         for (Map.Entry<String, String> e : opts.entrySet()) {
             if (isEncryptionKey(e.getKey()) && e.getKey().startsWith("encrypt.")) {
-                luks.put(e.getKey().substring("encrypt.".length()), e.getValue());
+                encrypt.put(e.getKey().substring("encrypt.".length()), e.getValue());
             }
         }
-        String format = luks.remove("format");
+        String format = encrypt.remove("format");
         String legacy = legacyFormat(opts);
         if (legacy != null) {
             if (format != null) {
@@ -71,7 +77,7 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
             format = legacy;
         }
         if (format == null) {
-            if (luks.isEmpty()) {
+            if (encrypt.isEmpty()) {
                 return null;
             }
             throw new ImageException("Parameter 'encrypt.format' is missing");
@@ -79,31 +85,41 @@ record EncryptionOptions(LuksOptions luks, byte[] passphrase) {
         if (!format.equals("luks") && !format.equals("aes")) {
             throw new ImageException("Parameter 'format' does not accept value '" + format + "'");
         }
-        String secret = luks.remove("key-secret");
-        LuksOptions options = null;
-        if (format.equals("aes")) {
-            // QCryptoBlockCreateOptionsQCow has a key-secret alone. Of several others QEMU names the first of its
-            // hash table's order; this names the first in its option list's.
-            for (String key : KEYS) {
-                if (key.startsWith("encrypt.") && luks.containsKey(key.substring("encrypt.".length()))) {
-                    throw new ImageException("Parameter '" + key + "' is unexpected");
-                }
+        String keySecret = encrypt.remove("key-secret");
+        if (format.equals("luks")) {
+            return new EncryptionOptions(LuksOptions.parse(encrypt, ""), keySecret, secrets);
+        }
+        // QCryptoBlockCreateOptionsQCow has a key-secret alone. Of several others QEMU names the first of its hash
+        // table's order; this names the first in its option list's.
+        for (String key : KEYS) {
+            if (key.startsWith("encrypt.") && encrypt.containsKey(key.substring("encrypt.".length()))) {
+                throw new ImageException("Parameter '" + key + "' is unexpected");
             }
-        } else {
-            options = LuksOptions.parse(luks, "");
         }
-        if (secret == null) {
-            throw new ImageException("Parameter 'encrypt.key-secret' is required for cipher");
-        }
-        return new EncryptionOptions(options, secrets.passphrase(secret));
+        return new EncryptionOptions(null, keySecret, secrets);
     }
 
-    /** Creates the image at {@code path} as {@code options} say, encrypted as these say. */
-    void create(Path path, CreateOptions options) throws IOException {
+    /** The passphrase: the key-secret must be named, and defined. */
+    byte[] passphrase() throws ImageException {
+        if (keySecret == null) {
+            throw new ImageException("Parameter 'encrypt.key-secret' is required for cipher");
+        }
+        return secrets.passphrase(keySecret);
+    }
+
+    /**
+     * Creates the image at {@code path} as {@code options} say, encrypted as these say, once those options passed
+     * create's checks (the passphrase is looked up after them, as qcow2_co_create looks it up); returns the
+     * passphrase, which the caller wipes.
+     */
+    byte[] create(Path path, CreateOptions options) throws IOException {
+        ImageCreator.validate(options);
+        byte[] passphrase = passphrase();
         if (luks == null) {
             ImageCreator.createAes(path, options);
         } else {
             ImageCreator.create(path, options, luks, passphrase);
         }
+        return passphrase;
     }
 }

@@ -95,7 +95,7 @@ final class ImageInfo {
         e.put("cipher-alg", luks.cipherAlg().qemuName());
         e.put("uuid", luks.uuid());
         luks.ivgenHashAlg().ifPresent(hash -> e.put("ivgen-hash-alg", hash.qemuName()));
-        e.put("format", "luks");
+        e.put("format", luks.format());
         e.put("cipher-mode", luks.cipherMode().qemuName());
         List<Object> slots = new ArrayList<>();
         for (LuksInfo.Slot slot : luks.slots()) {

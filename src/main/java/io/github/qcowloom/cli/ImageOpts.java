@@ -69,6 +69,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             throw new ImageException("Could not open '" + spec + "': A block device must be specified for \"file\"");
         }
         String format = options.get("driver");
+        refuseUnknownDriver(spec, format);
         for (Map.Entry<String, String> e : options.entrySet()) {
             check(spec, format, e.getKey(), e.getValue());
         }
@@ -373,12 +374,21 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             throws ImageException {
         secrets.secrets(); // every --object is checked, as qemu-img checks them before it opens anything
         if (!imageOpts) {
+            refuseUnknownDriver(name, format);
             return new ImageOpts(name, Path.of(name), format, Map.of(), secrets);
         }
         if (format != null) {
             throw new ImageException("--image-opts and --format are mutually exclusive");
         }
         return parse(name, secrets);
+    }
+
+    /** A format this driver does not open, refused before the file is looked at, as QEMU's bdrv_fill_options does. */
+    private static void refuseUnknownDriver(String name, String format) throws ImageException {
+        if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
+            throw new UnsupportedFeatureException("format " + format, "Could not open '" + name + "': Unknown driver '"
+                    + format + "'");
+        }
     }
 
     /** {@link #of(boolean, String, String, SecretObjects)} where no secret is defined. */

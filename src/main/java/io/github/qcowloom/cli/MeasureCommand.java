@@ -14,6 +14,7 @@ import io.github.qcowloom.image.Qcow2Measure;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -200,7 +201,12 @@ final class MeasureCommand implements Callable<Integer> {
         if ("luks".equals(opts.get("encrypt.format"))) { // the one encryption that changes the sizes
             // Its header and key material, in whole clusters (QEMU's luks_payload_size): checked as create checks
             // them, the secret included.
-            long header = LuksFormat.headerLength(EncryptionOptions.of(opts, objects).luks());
+            // Without the alias `encryption`, which only create's option renaming refuses beside encrypt.format.
+            Map<String, String> luks = new LinkedHashMap<>(opts);
+            luks.remove("encryption");
+            EncryptionOptions options = EncryptionOptions.of(luks, objects);
+            Arrays.fill(options.passphrase(), (byte) 0);
+            long header = LuksFormat.headerLength(options.luks());
             luksPayload = roundUpUnsigned(header, clusterSize);
         }
         boolean backing = opts.containsKey("backing_file");

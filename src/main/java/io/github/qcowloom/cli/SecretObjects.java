@@ -68,7 +68,8 @@ final class SecretObjects implements AutoCloseable {
     }
 
     /**
-     * The passphrase secret {@code id} holds, as QEMU's qcrypto_secret_lookup_as_utf8 takes it (valid UTF-8).
+     * The passphrase secret {@code id} holds, as QEMU's qcrypto_secret_lookup_as_utf8 takes it: valid UTF-8 without
+     * a NUL byte (g_utf8_validate, given the length, refuses one).
      *
      * @throws ImageException "No secret with id 'ID'" where none is defined
      */
@@ -80,6 +81,11 @@ final class SecretObjects implements AutoCloseable {
         try {
             StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
                     .decode(ByteBuffer.wrap(secret));
+            for (byte b : secret) {
+                if (b == 0) {
+                    throw new CharacterCodingException();
+                }
+            }
         } catch (CharacterCodingException e) {
             throw new ImageException("Data from secret " + id + " is not valid UTF-8");
         }

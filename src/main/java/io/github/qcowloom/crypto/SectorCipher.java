@@ -6,8 +6,9 @@ import java.util.Arrays;
 import java.util.concurrent.ArrayBlockingQueue;
 
 /**
- * The cipher of a LUKS volume's payload and of its key material: 512-byte sectors encrypted in place, each with the
- * IV of its sector number, as QEMU's qcrypto_block_cipher_encrypt_helper runs them.
+ * The cipher of a LUKS volume's payload and of its key material (or of an AES-encrypted qcow2 image's data,
+ * {@link QcowAes}): 512-byte sectors encrypted in place, each with the IV of its sector number, as QEMU's
+ * qcrypto_block_cipher_encrypt_helper runs them.
  *
  * <p>Thread-safe: any number of threads may encrypt and decrypt at once. JDK Cipher objects are not thread-safe,
  * so each call borrows a context of its own (ciphers, IV generator, scratch space) from a small pool and returns

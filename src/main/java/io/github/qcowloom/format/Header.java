@@ -5,6 +5,7 @@ import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Optional;
 
@@ -186,18 +187,19 @@ public record Header(
         List<HeaderExtension> withPointer = new ArrayList<>(extensions.stream()
                 .filter(e -> e.type() != HeaderExtension.FDE_POINTER).toList());
         withPointer.add(new HeaderExtension(HeaderExtension.FDE_POINTER, pointer));
-        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, 2, l1Size, l1TableOffset,
-                refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset, incompatibleFeatures,
-                compatibleFeatures, autoclearFeatures, refcountOrder, headerLength, compressionType, withPointer,
-                backingFile);
+        return withCryptMethod(2, withPointer);
     }
 
     /** Returns a copy encrypted with AES (crypt_method 1), which needs no header of its own. */
     public Header withAesEncryption() {
-        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, 1, l1Size, l1TableOffset,
-                refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset, incompatibleFeatures,
-                compatibleFeatures, autoclearFeatures, refcountOrder, headerLength, compressionType, extensions,
-                backingFile);
+        return withCryptMethod(1, extensions);
+    }
+
+    private Header withCryptMethod(int method, List<HeaderExtension> newExtensions) {
+        return new Header(version, backingFileOffset, backingFileSize, clusterBits, size, method, l1Size,
+                l1TableOffset, refcountTableOffset, refcountTableClusters, nbSnapshots, snapshotsOffset,
+                incompatibleFeatures, compatibleFeatures, autoclearFeatures, refcountOrder, headerLength,
+                compressionType, newExtensions, backingFile);
     }
 
     /** Returns a copy naming another backing file (null: none), with {@code extensions} in place of these. */
@@ -225,14 +227,11 @@ public record Header(
     }
 
     /**
-     * Reads the cluster size from the first bytes of a file after checking magic, version and cluster_bits,
-     * so that the caller knows how much of cluster 0 to read.
+     * Reads the cluster size from the first bytes of a file (or all of them, when it is shorter than a header) after
+     * checking magic, version and cluster_bits, so that the caller knows how much of cluster 0 to read.
      */
-    public static int peekClusterBits(byte[] first, long fileLength) throws CorruptImageException,
-            UnsupportedFeatureException {
-        if (fileLength < Limits.V2_HEADER_LENGTH || first.length < Limits.V2_HEADER_LENGTH) {
-            throw new CorruptImageException("Image is not in qcow2 format: file is only " + fileLength + " bytes");
-        }
+    public static int peekClusterBits(byte[] first) throws CorruptImageException, UnsupportedFeatureException {
+        first = withZeroesAfterTheFile(first);
         if (HeaderField.MAGIC.getInt(first) != MAGIC) {
             throw new CorruptImageException("Image is not in qcow2 format"); // qcow2_do_open's words
         }
@@ -246,6 +245,15 @@ public record Header(
             throw new CorruptImageException("Unsupported cluster size: 2^" + Integer.toUnsignedString(clusterBits));
         }
         return clusterBits;
+    }
+
+    /**
+     * {@code bytes} with zeroes after them to a version 3 header's length: a file that ends inside its header reads
+     * zeroes after its end, as QEMU reads it (and then refuses what it finds, in its words: "Unsupported qcow2
+     * version 0", "qcow2 header too short").
+     */
+    private static byte[] withZeroesAfterTheFile(byte[] bytes) {
+        return bytes.length >= Limits.V3_HEADER_LENGTH ? bytes : Arrays.copyOf(bytes, Limits.V3_HEADER_LENGTH);
     }
 
     /**
@@ -269,9 +277,9 @@ public record Header(
 
     private static Header parse(byte[] cluster0, long fileLength, boolean checkSnapshotTable)
             throws CorruptImageException, UnsupportedFeatureException {
-        int clusterBits = peekClusterBits(cluster0, fileLength);
+        int clusterBits = peekClusterBits(cluster0);
         long clusterSize = 1L << clusterBits;
-        byte[] b = cluster0;
+        byte[] b = withZeroesAfterTheFile(cluster0);
         int version = HeaderField.VERSION.getInt(b);
         long backingFileOffset = HeaderField.BACKING_FILE_OFFSET.get(b);
         long backingFileSize = HeaderField.BACKING_FILE_SIZE.get(b);
@@ -291,16 +299,13 @@ public record Header(
         long headerLength = Limits.V2_HEADER_LENGTH;
         int compressionType = 0;
         if (version == 3) {
-            if (b.length < Limits.V3_MIN_HEADER_LENGTH || fileLength < Limits.V3_MIN_HEADER_LENGTH) {
-                throw new CorruptImageException("qcow2 header too short: file ends inside the v3 header");
-            }
             incompatible = HeaderField.INCOMPATIBLE_FEATURES.get(b);
             compatible = HeaderField.COMPATIBLE_FEATURES.get(b);
             autoclear = HeaderField.AUTOCLEAR_FEATURES.get(b);
             refcountOrder = HeaderField.REFCOUNT_ORDER.getInt(b);
             headerLength = HeaderField.HEADER_LENGTH.get(b);
             if (headerLength < Limits.V3_MIN_HEADER_LENGTH) {
-                throw new CorruptImageException("qcow2 header too short: header_length " + headerLength);
+                throw new CorruptImageException("qcow2 header too short");
             }
             if (headerLength > clusterSize) {
                 throw new CorruptImageException("qcow2 header exceeds cluster size: header_length " + headerLength);

@@ -64,7 +64,8 @@ public final class ImageCreator {
     /**
      * Creates the image as {@link #create(Path, CreateOptions)} does, encrypted with the AES of images before LUKS,
      * as qemu-img create's {@code encrypt.format=aes} makes it: the header says crypt_method 1, and that is all (the
-     * passphrase is the key, and nothing in the image checks it).
+     * passphrase is the key, and nothing in the image checks it). A failure after the image was made may leave it
+     * unencrypted: the command line builds it under a temporary name.
      */
     public static void createAes(Path path, CreateOptions options) throws IOException {
         if (options.dataFile() != null) {
@@ -136,7 +137,7 @@ public final class ImageCreator {
     }
 
     /** Checks the options as QEMU's qcow2_co_create does and returns them with the size rounded up to 512. */
-    static CreateOptions validate(CreateOptions o) throws ImageException {
+    public static CreateOptions validate(CreateOptions o) throws ImageException {
         int cs = o.clusterSize();
         if (Integer.bitCount(cs) != 1 || cs < (1 << Limits.MIN_CLUSTER_BITS) || cs > (1 << Limits.MAX_CLUSTER_BITS)) {
             throw new ImageException("Cluster size must be a power of two between 512 and 2048k");

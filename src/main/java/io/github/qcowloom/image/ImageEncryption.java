@@ -35,10 +35,13 @@ public final class ImageEncryption {
     private final EncryptionInfo info;
     /** Null for an inspection: no guest data is read or written. */
     private final SectorCipher cipher;
+    /** True for AES, whose sector IVs are numbered by guest offset; LUKS numbers them by host offset. */
+    private final boolean ivsByGuestOffset;
 
-    private ImageEncryption(EncryptionInfo info, SectorCipher cipher) {
+    private ImageEncryption(EncryptionInfo info, SectorCipher cipher, boolean ivsByGuestOffset) {
         this.info = info;
         this.cipher = cipher;
+        this.ivsByGuestOffset = ivsByGuestOffset;
     }
 
     /**
@@ -69,17 +72,17 @@ public final class ImageEncryption {
         try {
             if (header.aesEncrypted()) {
                 if (key == null) {
-                    return new ImageEncryption(new EncryptionInfo.Aes(), null);
+                    return new ImageEncryption(new EncryptionInfo.Aes(), null, true);
                 }
                 requireDataAtSectors(header);
-                return new ImageEncryption(new EncryptionInfo.Aes(), QcowAes.cipher(key));
+                return new ImageEncryption(new EncryptionInfo.Aes(), QcowAes.cipher(key), true);
             }
             Header.CryptoHeaderArea area = header.cryptoHeader().orElseThrow(); // the parse requires it
             byte[] bytes = new byte[LuksHeader.SIZE];
             readArea(file, area, 0, bytes);
             LuksHeader luks = LuksHeader.parse(bytes);
             if (key == null) {
-                return new ImageEncryption(luks.info(), null);
+                return new ImageEncryption(luks.info(), null, false);
             }
             requireDataAtSectors(header);
             UnlockedKeys keys = options.encryption().unlockedKeys();
@@ -91,7 +94,7 @@ public final class ImageEncryption {
                 }
             }
             try {
-                return new ImageEncryption(luks.info(), SectorCipher.of(luks, masterKey));
+                return new ImageEncryption(luks.info(), SectorCipher.of(luks, masterKey), false);
             } finally {
                 Arrays.fill(masterKey, (byte) 0);
             }
@@ -148,7 +151,7 @@ public final class ImageEncryption {
 
     /** True for AES, whose sector IVs are numbered by guest offset; LUKS numbers them by host offset. */
     boolean ivsByGuestOffset() {
-        return info instanceof EncryptionInfo.Aes;
+        return ivsByGuestOffset;
     }
 
     /** What {@code qemu-img info} shows of the encryption. */

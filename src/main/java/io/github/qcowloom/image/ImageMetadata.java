@@ -122,7 +122,7 @@ public final class ImageMetadata {
     private static byte[] readCluster0(Storage storage) throws IOException {
         long length = storage.size();
         byte[] first = readBytes(storage, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
-        int clusterBits = Header.peekClusterBits(first, length);
+        int clusterBits = Header.peekClusterBits(first);
         return readBytes(storage, 0, (int) Math.min(length, 1L << clusterBits));
     }
 

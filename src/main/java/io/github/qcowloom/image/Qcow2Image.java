@@ -128,7 +128,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 StorageEvent.L2_LOAD);
         this.mapper = new ClusterMapper(geometry, l2Cache, l1);
         Storage data = header.hasDataFile() ? dataFile : file;
-        // Guest data through the cipher; the host's own view (holes, preallocation) stays on the file itself.
+        // Guest data through the cipher, and so the zeroes a preallocation writes into clusters it places; the host's
+        // own view (holes, the space a resize prepares) stays on the file itself.
         GuestData guestData = encryption != null && encryption.unlocked()
                 ? EncryptedData.over(data, encryption.cipher(), encryption.ivsByGuestOffset()) : GuestData.plain(data);
         this.readPath = new ReadPath(geometry, mapper, file, data, guestData, backing, header.backingFile() != null,

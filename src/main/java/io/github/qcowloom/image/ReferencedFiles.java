@@ -18,7 +18,7 @@ public final class ReferencedFiles {
      * (bdrv_get_full_backing_filename_from_filename's path_combine): {@code name} itself where it is absolute or the
      * image's name has no folder, else the image's folder, as named, with {@code name} after it.
      */
-    static String qemuName(String imageName, String name) {
+    public static String qemuName(String imageName, String name) {
         int slash = imageName.lastIndexOf('/');
         return name.startsWith("/") || slash < 0 ? name : imageName.substring(0, slash + 1) + name;
     }

@@ -6,7 +6,7 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The guest writes in flight on an image whose requests must be whole sectors (LUKS encryption), so that a write
+ * The guest writes in flight on an image whose requests must be whole sectors (an encrypted one), so that a write
  * that does not cover its first or last sector whole can read, merge and write that sector without losing a
  * concurrent write's bytes: QEMU's serialising requests (block/io.c, for a request_alignment above the request's).
  * A write that reads and merges ({@code serialising}) waits until no write in flight overlaps its sectors; any

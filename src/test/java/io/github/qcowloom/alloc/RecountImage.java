@@ -27,7 +27,7 @@ final class RecountImage implements AutoCloseable {
         this.file = file;
         long length = file.size();
         byte[] first = read(file, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
-        int clusterBits = Header.peekClusterBits(first, length);
+        int clusterBits = Header.peekClusterBits(first);
         this.header = Header.parse(read(file, 0, (int) Math.min(length, 1L << clusterBits)), length);
         this.snapshots = header.nbSnapshots() == 0 ? List.of()
                 : SnapshotTable.parse((off, len) -> read(file, off, len), header.snapshotsOffset(),

@@ -23,7 +23,7 @@ final class TestImages {
     static Header header(Storage storage) throws IOException {
         long length = storage.size();
         byte[] first = read(storage, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
-        int clusterBits = Header.peekClusterBits(first, length);
+        int clusterBits = Header.peekClusterBits(first);
         return Header.parse(read(storage, 0, (int) Math.min(length, 1L << clusterBits)), length);
     }
 

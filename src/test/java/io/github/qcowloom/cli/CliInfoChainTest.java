@@ -150,6 +150,55 @@ class CliInfoChainTest {
         sameAsQemuImg("amend", "-o", "size=2M", v2);
     }
 
+    /**
+     * create over a backing file that does not open: qemu-img create's words (the new image's name, the open's own
+     * words, the hint "Could not open backing image."), a missing file named as QEMU joins its name to the image's;
+     * a file that ends inside its header read with zeroes after it, as QEMU reads it.
+     */
+    @Test
+    void createOverABackingFileThatDoesNotOpenSaysWhatQemuImgSays() throws IOException {
+        Path bad = dir.resolve("v9.qcow2");
+        byte[] header = new byte[1 << 16];
+        java.nio.ByteBuffer.wrap(header).putInt(0x514649fb).putInt(9);
+        Files.write(bad, header);
+        Path good = dir.resolve("good.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", good.toString(), "1M");
+        Path shortened = dir.resolve("short.qcow2");
+        Files.write(shortened, java.util.Arrays.copyOf(Files.readAllBytes(good), 50));
+        Files.createDirectories(dir.resolve("sub"));
+        for (String backing : List.of(bad.toString(), shortened.toString(), "missing.qcow2")) {
+            for (List<String> size : List.of(List.of("1M"), List.<String>of())) {
+                Qemu.Result theirs = Qemu.exec(concat(List.of("qemu-img", "create", "-f", "qcow2", "-b", backing,
+                        "-F", "qcow2", dir.resolve("sub/theirs.qcow2").toString()), size));
+                Cli.Run mine = ours(concat(List.of("create", "-f", "qcow2", "-b", backing, "-F", "qcow2",
+                        dir.resolve("sub/mine.qcow2").toString()), size).toArray(String[]::new));
+                assertEquals(1, theirs.exitCode(), theirs.stderr());
+                assertEquals(theirs.exitCode(), mine.code(), mine.err());
+                assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: ").replace("theirs", "mine"),
+                        mine.err());
+            }
+        }
+        sameAsQemuImg("info", "-f", "qcow2", shortened);
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        List<String> all = new java.util.ArrayList<>(a);
+        all.addAll(b);
+        return all;
+    }
+
+    /** A format neither tool has, refused before the file is looked at, named as each command names its image. */
+    @Test
+    void anUnknownDriverIsRefusedFirst() throws IOException {
+        Path image = dir.resolve("i.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "1M");
+        String missing = dir.resolve("missing").toString();
+        sameAsQemuImg("info", "-f", "foo", missing);
+        sameAsQemuImg("info", "--image-opts", "driver=foo,file.filename=" + missing);
+        sameAsQemuImg("check", "-f", "foo", image);
+        sameAsQemuImg("map", "--image-opts", "driver=foo,file.filename=" + image);
+    }
+
     // Names that differ and lead to the same file (qemu-img goes on until the name is too long to open) and names
     // no backing file may have here (json:, protocols) are refused, typed, before anything is printed.
     @Test

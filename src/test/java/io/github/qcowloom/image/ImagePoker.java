@@ -175,7 +175,7 @@ final class ImagePoker {
     static Header parseHeader(Path image) throws IOException {
         long length = Files.size(image);
         byte[] first = read(image, 0, (int) Math.min(length, Limits.V3_HEADER_LENGTH));
-        int clusterBits = Header.peekClusterBits(first, length);
+        int clusterBits = Header.peekClusterBits(first);
         return Header.parse(read(image, 0, (int) Math.min(length, 1L << clusterBits)), length);
     }
 
