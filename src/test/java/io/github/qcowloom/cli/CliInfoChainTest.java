@@ -119,16 +119,21 @@ class CliInfoChainTest {
         assertEquals(0, ours("info", image.toString()).code());
     }
 
+    /** A cluster whose header says version 9, which both refuse. */
+    private Path version9() throws IOException {
+        Path bad = dir.resolve("v9.qcow2");
+        byte[] header = new byte[1 << 16];
+        java.nio.ByteBuffer.wrap(header).putInt(0x514649fb).putInt(9);
+        return Files.write(bad, header);
+    }
+
     /**
      * An image whose header QEMU refuses is named, and one below another is "Could not open backing file", in every
      * command, as qemu-img's open contexts name them (before, the header's words alone: which file?).
      */
     @Test
     void aRefusedHeaderIsNamedAsQemuImgNamesIt() throws IOException {
-        Path bad = dir.resolve("v9.qcow2");
-        byte[] header = new byte[1 << 16];
-        java.nio.ByteBuffer.wrap(header).putInt(0x514649fb).putInt(9);
-        Files.write(bad, header);
+        Path bad = version9();
         Path top = dir.resolve("over-v9.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", "-u", "-b", bad.toString(), "-F", "qcow2", top.toString(), "1M");
         for (Path image : new Path[] {bad, top}) {
@@ -157,10 +162,7 @@ class CliInfoChainTest {
      */
     @Test
     void createOverABackingFileThatDoesNotOpenSaysWhatQemuImgSays() throws IOException {
-        Path bad = dir.resolve("v9.qcow2");
-        byte[] header = new byte[1 << 16];
-        java.nio.ByteBuffer.wrap(header).putInt(0x514649fb).putInt(9);
-        Files.write(bad, header);
+        Path bad = version9();
         Path good = dir.resolve("good.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", good.toString(), "1M");
         Path shortened = dir.resolve("short.qcow2");
