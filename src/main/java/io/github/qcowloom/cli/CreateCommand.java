@@ -36,7 +36,8 @@ final class CreateCommand implements Callable<Integer> {
 
     @Option(names = "-o", description = "Options, key=value[,key=value...] (compat, cluster_size, refcount_bits, "
             + "lazy_refcounts, extended_l2, compression_type, preallocation, backing_file, backing_fmt, data_file, "
-            + "data_file_raw, size, encrypt.format=luks|aes, encrypt.key-secret and the other encrypt.* options).")
+            + "data_file_raw, size, encrypt.format=luks|aes or encryption=on, encrypt.key-secret and the other "
+            + "encrypt.* options).")
     List<String> options = new ArrayList<>();
 
     @Option(names = "-b", description = "Backing file.")

@@ -1,13 +1,14 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.Bytes;
 import io.github.qcowloom.image.ImageFormat;
-import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.ReferencedFiles;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -170,28 +171,33 @@ final class CreateOptionsParser {
                 }
             }
         }
-        if (backing != null && backingFmt == null) {
-            throw new ImageException(filename + ": Backing file specified without backing format");
-        }
         if (backing != null && resolveBacking(path, backing).normalize().equals(path.toAbsolutePath().normalize())) {
             throw new ImageException(filename + ": Error: Trying to create an image with the same filename as the"
                     + " backing file");
         }
+        // bdrv_img_create's order: the backing file is opened (by -F, else probed) unless -u, then -F is required.
+        OpenedBacking opened = backing != null && !unsafe ? openBacking(filename, path, backing, backingFmt) : null;
+        if (backing != null && backingFmt == null) {
+            throw new ImageException(filename + ": Backing file specified without backing format"
+                    + (opened == null ? "" : "\nDetected format of " + opened.format() + "."));
+        }
         if (backingFmt != null && !backingFmt.equals("qcow2") && !backingFmt.equals("raw")) {
-            // The chain could never be opened here (qemu-img says "Unknown driver" for a name it does not know).
+            // Under -u, not opened: the chain could never be opened here.
             throw new UnsupportedFeatureException("backing format " + backingFmt,
                     "Unsupported backing file format '" + backingFmt + "'");
         }
         co = co.withBacking(backing, backingFmt).withDataFile(dataFile, dataFileRaw);
         if (!opts.containsKey("size")) {
-            if (backing == null || unsafe) {
+            if (opened == null) {
                 throw new ImageException(filename + ": Image creation needs a size parameter");
             }
-            co = co.withSize(backingSize(filename, path, backing, backingFmt));
-        } else if (backing != null && !unsafe) {
-            backingSize(filename, path, backing, backingFmt); // qemu-img checks that the backing file opens
+            co = co.withSize(opened.size());
         }
         return co;
+    }
+
+    /** The backing file as bdrv_img_create finds it: its format (given or probed) and its size. */
+    private record OpenedBacking(String format, long size) {
     }
 
     /** The backing file as the image names it: relative names resolve against the image's directory. */
@@ -200,24 +206,26 @@ final class CreateOptionsParser {
     }
 
     /**
-     * The backing file's size, as bdrv_img_create opens it to learn it; a refusal is worded as qemu-img create words
-     * it: "NAME: " before the open's own words, and the hint "Could not open backing image." after them, a missing
-     * file named as QEMU joins its name to the image's ({@code filename}, as given).
+     * Opens the backing file as bdrv_img_create opens it, in {@code format} or the one its bytes show; a refusal is
+     * worded as qemu-img create words it: "NAME: " before the open's own words, and the hint "Could not open backing
+     * image." after them, a missing file named as QEMU joins its name to the image's ({@code filename}, as given). A
+     * raw file's size is taken in whole sectors, as QEMU's block layer takes it.
      */
-    private static long backingSize(String filename, Path image, String backing, String format) throws IOException {
+    private static OpenedBacking openBacking(String filename, Path image, String backing, String format)
+            throws IOException {
         Path p = resolveBacking(image, backing);
         try {
+            if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
+                throw ImageFormat.unknownDriver(format);
+            }
             if (!Files.exists(p)) {
                 throw new NoSuchFileException(ReferencedFiles.qemuName(filename, backing));
             }
             String fmt = format != null ? format : ImageFormat.probe(p);
-            if ("qcow2".equals(fmt)) {
-                try (Qcow2Image img = Qcow2Image.open(p, OpenOptions.readOnlyDefaults().withFollowReferences(false)
-                        .withLocking(ImageLocking.NONE))) {
-                    return img.size();
-                }
+            try (BlockDevice device = ImageFormat.open(p, fmt, OpenOptions.readOnlyDefaults()
+                    .withFollowReferences(false).withLocking(ImageLocking.NONE))) {
+                return new OpenedBacking(fmt, Bytes.alignUp(device.size(), 512));
             }
-            return Files.size(p);
         } catch (IOException e) {
             IOException reason = OpenFailures.withoutContext(e, "Could not open '" + p + "': ");
             String message = filename + ": " + Main.message(reason) + "\nCould not open backing image.";

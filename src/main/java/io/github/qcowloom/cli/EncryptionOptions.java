@@ -6,6 +6,7 @@ import io.github.qcowloom.crypto.LuksOptions;
 import io.github.qcowloom.image.ImageCreator;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -82,7 +83,8 @@ record EncryptionOptions(LuksOptions luks, String keySecret, SecretObjects secre
             }
             throw new ImageException("Parameter 'encrypt.format' is missing");
         }
-        if (!format.equals("luks") && !format.equals("aes")) {
+        if (!format.equals("luks") && !format.equals("aes") && !format.equals("qcow")) {
+            // "qcow" is QEMU's own name for AES (QCryptoBlockFormat), which its create takes too.
             throw new ImageException("Parameter 'format' does not accept value '" + format + "'");
         }
         String keySecret = encrypt.remove("key-secret");
@@ -115,11 +117,16 @@ record EncryptionOptions(LuksOptions luks, String keySecret, SecretObjects secre
     byte[] create(Path path, CreateOptions options) throws IOException {
         ImageCreator.validate(options);
         byte[] passphrase = passphrase();
-        if (luks == null) {
-            ImageCreator.createAes(path, options);
-        } else {
-            ImageCreator.create(path, options, luks, passphrase);
+        try {
+            if (luks == null) {
+                ImageCreator.createAes(path, options);
+            } else {
+                ImageCreator.create(path, options, luks, passphrase);
+            }
+            return passphrase;
+        } catch (IOException | RuntimeException e) {
+            Arrays.fill(passphrase, (byte) 0);
+            throw e;
         }
-        return passphrase;
     }
 }

@@ -386,8 +386,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     /** A format this driver does not open, refused before the file is looked at, as QEMU's bdrv_fill_options does. */
     private static void refuseUnknownDriver(String name, String format) throws ImageException {
         if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
-            throw new UnsupportedFeatureException("format " + format, "Could not open '" + name + "': Unknown driver '"
-                    + format + "'");
+            throw ImageFormat.unknownDriver(name, format);
         }
     }
 

@@ -277,9 +277,9 @@ public record Header(
 
     private static Header parse(byte[] cluster0, long fileLength, boolean checkSnapshotTable)
             throws CorruptImageException, UnsupportedFeatureException {
-        int clusterBits = peekClusterBits(cluster0);
-        long clusterSize = 1L << clusterBits;
         byte[] b = withZeroesAfterTheFile(cluster0);
+        int clusterBits = peekClusterBits(b);
+        long clusterSize = 1L << clusterBits;
         int version = HeaderField.VERSION.getInt(b);
         long backingFileOffset = HeaderField.BACKING_FILE_OFFSET.get(b);
         long backingFileSize = HeaderField.BACKING_FILE_SIZE.get(b);

@@ -72,8 +72,22 @@ public final class ImageFormat {
 
     /** qemu-img's words for a format it cannot open (ours: any but qcow2 and raw). */
     public static UnsupportedFeatureException unknownDriver(Path path, String format) {
-        return new UnsupportedFeatureException("format " + format, "Could not open '" + path + "': Unknown driver '"
-                + format + "'");
+        return unknownDriver(path.toString(), format);
+    }
+
+    /** {@link #unknownDriver(String)} in the context of the image named {@code name}, as qemu-img's open words it. */
+    public static UnsupportedFeatureException unknownDriver(String name, String format) {
+        return unknownDriver(format).withContext("Could not open '" + name + "': ");
+    }
+
+    /**
+     * The refusal of {@code format}: in QEMU's words for a name it does not know either, and as not done here for
+     * one of its other formats (QEMU would open the file and judge it).
+     */
+    public static UnsupportedFeatureException unknownDriver(String format) {
+        return new UnsupportedFeatureException("format " + format, QEMU_OTHER_FORMATS.contains(format)
+                ? "Image format '" + format + "' is not supported (qcow2 and raw are)"
+                : "Unknown driver '" + format + "'");
     }
 
     private static Storage unsyncedIfAsked(Storage file, OpenOptions options) {

@@ -234,8 +234,8 @@ final class WritePath {
             }
             if (!prepared) {
                 long host = first.at().bytes();
-                HostSpace.prepare(guestData.at(host, (firstGuest.index() + i) << geometry.clusterBits()), mode, host,
-                        (j - i) * size, first.fresh());
+                long guest = new GuestCluster(firstGuest.index() + i).offset(geometry.clusterBits());
+                HostSpace.prepare(guestData.at(host, guest), mode, host, (j - i) * size, first.fresh());
             }
             i = j;
         }

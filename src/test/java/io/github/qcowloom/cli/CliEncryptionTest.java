@@ -268,6 +268,9 @@ class CliEncryptionTest extends QemuFolderTest {
         String nul = java.util.Base64.getEncoder().encodeToString("correct\0horse".getBytes(
                 java.nio.charset.StandardCharsets.UTF_8));
         for (Path img : List.of(aes, Path.of(qemuImage("")))) {
+            Cli.Run refused = ours("check", "--object", "secret,id=sec0,format=base64,data=" + nul, "--image-opts",
+                    EncryptedImages.imageOpts(img));
+            assertTrue(refused.err().endsWith("Data from secret sec0 is not valid UTF-8\n"), refused.err());
             sameAsQemuImg("check", "--object", "secret,id=sec0,format=base64,data=" + nul, "--image-opts",
                     EncryptedImages.imageOpts(img));
         }

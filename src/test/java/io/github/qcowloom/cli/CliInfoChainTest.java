@@ -168,16 +168,24 @@ class CliInfoChainTest {
         Path shortened = dir.resolve("short.qcow2");
         Files.write(shortened, java.util.Arrays.copyOf(Files.readAllBytes(good), 50));
         Files.createDirectories(dir.resolve("sub"));
-        for (String backing : List.of(bad.toString(), shortened.toString(), "missing.qcow2")) {
-            for (List<String> size : List.of(List.of("1M"), List.<String>of())) {
-                Qemu.Result theirs = Qemu.exec(concat(List.of("qemu-img", "create", "-f", "qcow2", "-b", backing,
-                        "-F", "qcow2", dir.resolve("sub/theirs.qcow2").toString()), size));
-                Cli.Run mine = ours(concat(List.of("create", "-f", "qcow2", "-b", backing, "-F", "qcow2",
-                        dir.resolve("sub/mine.qcow2").toString()), size).toArray(String[]::new));
-                assertEquals(1, theirs.exitCode(), theirs.stderr());
-                assertEquals(theirs.exitCode(), mine.code(), mine.err());
-                assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: ").replace("theirs", "mine"),
-                        mine.err());
+        List<List<String>> formats = List.of(List.of("-F", "qcow2"), List.of(), List.of("-F", "foo"));
+        for (String backing : List.of(bad.toString(), shortened.toString(), "missing.qcow2", good.toString())) {
+            for (List<String> format : formats) {
+                if (backing.equals(good.toString()) && format.equals(formats.get(0))) {
+                    continue; // it opens: the create succeeds
+                }
+                for (List<String> size : List.of(List.of("1M"), List.<String>of())) {
+                    List<String> args = concat(List.of("create", "-f", "qcow2", "-b", backing), format);
+                    Qemu.Result theirs = Qemu.exec(concat(concat(List.of("qemu-img"), args),
+                            concat(List.of(dir.resolve("sub/theirs.qcow2").toString()), size)));
+                    Cli.Run mine = ours(concat(args, concat(List.of(dir.resolve("sub/mine.qcow2").toString()), size))
+                            .toArray(String[]::new));
+                    assertEquals(1, theirs.exitCode(), theirs.stderr());
+                    assertEquals(theirs.exitCode(), mine.code(), mine.err());
+                    // qemu-img ends the hint "Detected format of qcow2." without a newline; ours ends the line.
+                    String expected = theirs.stderr().replace("qemu-img: ", "qcow2-loom: ").replace("theirs", "mine");
+                    assertEquals(expected.endsWith("\n") ? expected : expected + "\n", mine.err(), args.toString());
+                }
             }
         }
         sameAsQemuImg("info", "-f", "qcow2", shortened);

@@ -122,7 +122,7 @@ class BadImageExtensionTest {
                 "CRYPTO header extension only expected with LUKS encryption method");
     }
 
-    // ... and is exactly 16 bytes (checked before LUKS itself is refused as unsupported).
+    // ... and is exactly 16 bytes (checked before the LUKS header it points to is read).
     @Test
     void encryptionHeaderPointerOfWrongLengthIsRejected() throws IOException {
         Path image = image();
