@@ -4,6 +4,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.HostSpace;
@@ -327,6 +328,16 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
      * allocated in runs apart from the pool (and with -c one by one, in guest order), so clusters land where qemu-img
      * convert puts them, and a pool's unused clusters would be left as a gap.
      */
+    /** The new image built as {@code file}, opened as {@code target}, the name it will have, for its refusals. */
+    private Qcow2Image openNew(Path file, boolean direct, boolean syncs) throws IOException {
+        try {
+            return Qcow2Image.open(file, targetOptions(direct, syncs));
+        } catch (IOException e) {
+            throw OpenFailures.replaceContext(e, "Could not open '" + file + "': ", "Could not open '" + target
+                    + "': ");
+        }
+    }
+
     private OpenOptions targetOptions(boolean direct, boolean syncs) throws IOException {
         return profile.apply(OpenOptions.readWriteDefaults()).withDirect(direct).withHostSyncs(syncs).withPool(false)
                 .withEncryptionKey(newTargetKey);
@@ -391,18 +402,26 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
         if (backing != null && !opts.containsKey("backing_fmt")) {
             throw new ImageException("Use of backing file requires explicit backing format"); // qemu-img 7.2's
         }
-        CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, false);
+        CreateOptionsParser.Contexts contexts = CreateOptionsParser.Contexts.ofConvert(target);
+        EncryptionOptions.checkNumbers(opts); // QemuOpts' parse of -o
+        // As if -u: QEMU's creation does not open the backing file (its open of the new image does).
+        CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, true, contexts);
         if (bitmaps) {
             BitmapCopy.checkTarget(outputFormat, co.version());
         }
-        EncryptionOptions encryption = EncryptionOptions.of(opts, objects);
-        if (encryption == null) {
-            ImageCreator.create(file, co);
-        } else {
-            newTargetKey = encryption.create(file, co);
+        EncryptionOptions encryption;
+        try {
+            encryption = EncryptionOptions.of(opts, objects);
+            if (encryption == null) {
+                ImageCreator.create(file, co);
+            } else {
+                newTargetKey = encryption.create(file, co);
+            }
+        } catch (ImageException e) {
+            throw contexts.inCreation(e);
         }
         // close() flushes and leaves a clean image; under -t unsafe its flushes write but never sync.
-        try (Qcow2Image dst = Qcow2Image.open(file, targetOptions(direct, syncs))) {
+        try (Qcow2Image dst = openNew(file, direct, syncs)) {
             if (compressed) {
                 CompressedSink sink = CompressedSink.intoNew(dst, sparseSize == 0);
                 copy(src, sink.chunkSize(), true, limit, sink);

@@ -2,7 +2,6 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
-import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -80,7 +79,7 @@ final class CreateCommand implements Callable<Integer> {
         if (size != null) {
             long bytes = Sizes.cvtnum("image size", size);
             if (opts.containsKey("size")) {
-                CreateOptionsParser.optionSize(filename, "size", opts.get("size")); // its own error comes first
+                CreateOptionsParser.optionSize(filename + ": ", "size", opts.get("size")); // its own error first
                 throw new ImageException(filename + ": The image size must be specified only once");
             }
             opts.put("size", Long.toString(bytes));
@@ -92,7 +91,8 @@ final class CreateCommand implements Callable<Integer> {
         if (!"qcow2".equals(format)) {
             throw new UnsupportedFeatureException("format " + format, "Unknown file format '" + format + "'");
         }
-        CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe);
+        CreateOptionsParser.Contexts contexts = CreateOptionsParser.Contexts.ofCreate(filename);
+        CreateOptions co = CreateOptionsParser.toCreateOptions(opts, path, unsafe, contexts);
         try {
             EncryptionOptions.checkNumbers(opts);
         } catch (ImageException e) {
@@ -111,12 +111,8 @@ final class CreateCommand implements Callable<Integer> {
                 } else {
                     Arrays.fill(encryption.create(out.file(), co), (byte) 0);
                 }
-            } catch (ImageTooLargeException e) { // each refusal of the options named by the file, as in qemu-img
-                throw new ImageTooLargeException(filename + ": " + e.getMessage());
-            } catch (UnsupportedFeatureException e) {
-                throw new UnsupportedFeatureException(e.feature(), filename + ": " + e.getMessage());
-            } catch (ImageException e) {
-                throw new ImageException(filename + ": " + e.getMessage(), e);
+            } catch (ImageException e) { // each refusal of the options named by the file, as in qemu-img
+                throw contexts.inCreation(e);
             }
             out.commit(true);
         }
@@ -133,7 +129,7 @@ final class CreateCommand implements Callable<Integer> {
             throw new ImageException(filename + ": Image creation needs a size parameter");
         }
         long bytes = io.github.qcowloom.format.Bytes.alignUp(
-                CreateOptionsParser.optionSize(filename, "size", opts.get("size")), 512);
+                CreateOptionsParser.optionSize(filename + ": ", "size", opts.get("size")), 512);
         String given = opts.get("preallocation");
         if (!quiet) {
             spec.commandLine().getOut().println("Formatting '" + filename + "', fmt=raw size=" + bytes

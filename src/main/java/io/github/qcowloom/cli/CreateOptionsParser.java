@@ -4,6 +4,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.ImageTooLargeException;
 import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -122,21 +123,48 @@ final class CreateOptionsParser {
         return trailing % 2 == 0;
     }
 
-    /** A size option of the image at {@code filename}, refused as qemu-img create refuses it. */
-    static long optionSize(String filename, String name, String value) throws ImageException {
+    /**
+     * What qemu-img puts before a refusal of creation options: before QemuOpts' own (a name or a value it cannot
+     * parse), and before the ones its image creation makes. create names the new file before both; convert nothing
+     * before the first, and "TARGET: error while converting qcow2: " before the second.
+     */
+    record Contexts(String parse, String create) {
+        static Contexts ofCreate(String filename) {
+            return new Contexts(filename + ": ", filename + ": ");
+        }
+
+        static Contexts ofConvert(String target) {
+            return new Contexts("", target + ": error while converting qcow2: ");
+        }
+
+        /** {@code e}, a refusal of the image's creation, after {@link #create}, of its own type. */
+        ImageException inCreation(ImageException e) {
+            return switch (e) {
+                case ImageTooLargeException tooLarge -> tooLarge.withContext(create);
+                case UnsupportedFeatureException unsupported -> unsupported.withContext(create);
+                default -> new ImageException(create + e.getMessage(), e);
+            };
+        }
+    }
+
+    /** A size option, refused as qemu-img refuses it, after {@code context} ("FILE: " for create). */
+    static long optionSize(String context, String name, String value) throws ImageException {
         try {
             return Sizes.option(name, value);
         } catch (IllegalArgumentException e) {
-            throw new ImageException(filename + ": " + e.getMessage(), e);
+            throw new ImageException(context + e.getMessage(), e);
         }
     }
 
     /**
-     * Turns parsed options into qcow2 creation options for the image at {@code path}. Without a size the backing
-     * file's is taken, unless {@code unsafe} (-u) forbids opening it.
+     * Turns parsed options into qcow2 creation options for the image at {@code path}, refusing them after
+     * {@code contexts}. Without a size the backing file's is taken, unless {@code unsafe} (-u) forbids opening it.
      */
-    static CreateOptions toCreateOptions(Map<String, String> opts, Path path, boolean unsafe) throws IOException {
+    static CreateOptions toCreateOptions(Map<String, String> opts, Path path, boolean unsafe, Contexts contexts)
+            throws IOException {
         String filename = path.toString();
+        String parse = contexts.parse();
+        String create = contexts.create();
         CreateOptions co = CreateOptions.defaults(0);
         String backing = null;
         String backingFmt = null;
@@ -145,40 +173,40 @@ final class CreateOptionsParser {
         for (Map.Entry<String, String> e : opts.entrySet()) {
             String v = e.getValue();
             switch (e.getKey()) {
-                case "size" -> co = co.withSize(optionSize(filename, "size", v));
+                case "size" -> co = co.withSize(optionSize(parse, "size", v));
                 case "compat" -> co = co.withVersion(switch (v) {
                     case "0.10", "v2" -> 2;
                     case "1.1", "v3" -> 3;
-                    default -> throw new ImageException(filename + ": Parameter 'version' does not accept value '" + v
+                    default -> throw new ImageException(create + "Parameter 'version' does not accept value '" + v
                             + "'");
                 });
                 case "cluster_size" -> co = co.withClusterSize(
-                        (int) Math.min(Integer.MAX_VALUE, optionSize(filename, "cluster_size", v)));
-                case "refcount_bits" -> co = co.withRefcountBits(number(filename, e.getKey(), v));
-                case "lazy_refcounts" -> co = co.withLazyRefcounts(onOff(filename, e.getKey(), v));
-                case "extended_l2" -> co = co.withExtendedL2(onOff(filename, e.getKey(), v));
+                        (int) Math.min(Integer.MAX_VALUE, optionSize(parse, "cluster_size", v)));
+                case "refcount_bits" -> co = co.withRefcountBits(number(parse, e.getKey(), v));
+                case "lazy_refcounts" -> co = co.withLazyRefcounts(onOff(parse, e.getKey(), v));
+                case "extended_l2" -> co = co.withExtendedL2(onOff(parse, e.getKey(), v));
                 case "compression_type" -> co = co.withCompressionType(v);
                 case "preallocation" -> co = co.withPreallocation(v);
                 case "backing_file" -> backing = v;
                 case "backing_fmt" -> backingFmt = v;
                 case "data_file" -> dataFile = v;
-                case "data_file_raw" -> dataFileRaw = onOff(filename, e.getKey(), v);
-                case "encryption" -> onOff(filename, e.getKey(), v); // QemuOpts' parse; read by EncryptionOptions
+                case "data_file_raw" -> dataFileRaw = onOff(parse, e.getKey(), v);
+                case "encryption" -> onOff(parse, e.getKey(), v); // QemuOpts' parse; read by EncryptionOptions
                 default -> {
                     if (!EncryptionOptions.isEncryptionKey(e.getKey())) { // taken by EncryptionOptions
-                        throw new ImageException(filename + ": Invalid parameter '" + e.getKey() + "'");
+                        throw new ImageException(parse + "Invalid parameter '" + e.getKey() + "'");
                     }
                 }
             }
         }
         if (backing != null && resolveBacking(path, backing).normalize().equals(path.toAbsolutePath().normalize())) {
-            throw new ImageException(filename + ": Error: Trying to create an image with the same filename as the"
+            throw new ImageException(create + "Error: Trying to create an image with the same filename as the"
                     + " backing file");
         }
         // bdrv_img_create's order: the backing file is opened (by -F, else probed) unless -u, then -F is required.
-        OpenedBacking opened = backing != null && !unsafe ? openBacking(filename, path, backing, backingFmt) : null;
+        OpenedBacking opened = backing != null && !unsafe ? openBacking(filename, create, path, backing, backingFmt) : null;
         if (backing != null && backingFmt == null) {
-            throw new ImageException(filename + ": Backing file specified without backing format"
+            throw new ImageException(create + "Backing file specified without backing format"
                     + (opened == null ? "" : "\nDetected format of " + opened.format() + "."));
         }
         if (backingFmt != null && !backingFmt.equals("qcow2") && !backingFmt.equals("raw")) {
@@ -189,7 +217,7 @@ final class CreateOptionsParser {
         co = co.withBacking(backing, backingFmt).withDataFile(dataFile, dataFileRaw);
         if (!opts.containsKey("size")) {
             if (opened == null) {
-                throw new ImageException(filename + ": Image creation needs a size parameter");
+                throw new ImageException(create + "Image creation needs a size parameter");
             }
             co = co.withSize(opened.size());
         }
@@ -207,12 +235,12 @@ final class CreateOptionsParser {
 
     /**
      * Opens the backing file as bdrv_img_create opens it, in {@code format} or the one its bytes show; a refusal is
-     * worded as qemu-img create words it: "NAME: " before the open's own words, and the hint "Could not open backing
-     * image." after them, a missing file named as QEMU joins its name to the image's ({@code filename}, as given). A
-     * raw file's size is taken in whole sectors, as QEMU's block layer takes it.
+     * worded as qemu-img create words it: {@code context} ("NAME: ") before the open's own words, and the hint
+     * "Could not open backing image." after them, a missing file named as QEMU joins its name to the image's
+     * ({@code filename}, as given). A raw file's size is taken in whole sectors, as QEMU's block layer takes it.
      */
-    private static OpenedBacking openBacking(String filename, Path image, String backing, String format)
-            throws IOException {
+    private static OpenedBacking openBacking(String filename, String context, Path image, String backing,
+            String format) throws IOException {
         Path p = resolveBacking(image, backing);
         try {
             if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
@@ -228,16 +256,16 @@ final class CreateOptionsParser {
             }
         } catch (IOException e) {
             IOException reason = OpenFailures.withoutContext(e, "Could not open '" + p + "': ");
-            String message = filename + ": " + Main.message(reason) + "\nCould not open backing image.";
+            String message = context + Main.message(reason) + "\nCould not open backing image.";
             throw reason instanceof UnsupportedFeatureException u ? new UnsupportedFeatureException(u.feature(),
                     message) : new ImageException(message, e);
         }
     }
 
-    private static boolean onOff(String filename, String key, String v) throws ImageException {
+    private static boolean onOff(String context, String key, String v) throws ImageException {
         Boolean b = bool(v);
         if (b == null) {
-            throw new ImageException(filename + ": Parameter '" + key + "' expects 'on' or 'off'");
+            throw new ImageException(context + "Parameter '" + key + "' expects 'on' or 'off'");
         }
         return b;
     }
@@ -255,14 +283,14 @@ final class CreateOptionsParser {
      * A number option as QemuOpts reads it (strtoull, base 0: decimal, 0x hex, 0 octal), clamped to an int: the
      * creation then refuses what is out of its range in its own words.
      */
-    private static int number(String filename, String key, String v) throws ImageException {
+    private static int number(String context, String key, String v) throws ImageException {
         long n;
         try {
             n = QemuNumbers.parse(v);
         } catch (ArithmeticException e) {
-            throw new ImageException(filename + ": Value '" + v + "' is too large for parameter '" + key + "'");
+            throw new ImageException(context + "Value '" + v + "' is too large for parameter '" + key + "'");
         } catch (NumberFormatException e) {
-            throw new ImageException(filename + ": Parameter '" + key + "' expects a number");
+            throw new ImageException(context + "Parameter '" + key + "' expects a number");
         }
         return Long.compareUnsigned(n, Integer.MAX_VALUE) > 0 ? Integer.MAX_VALUE : (int) n;
     }

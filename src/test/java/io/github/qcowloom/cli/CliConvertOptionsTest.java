@@ -87,6 +87,24 @@ class CliConvertOptionsTest extends QemuFolderTest {
         Qemu.img("compare", "-f", "raw", "-F", "raw", path("theirs.raw"), path("mine.raw"));
     }
 
+    /**
+     * A qcow2 target's options refused in qemu-img convert's words: QemuOpts' own refusals bare, its image
+     * creation's after "TARGET: error while converting qcow2: "; a backing file that does not open is met by the
+     * open of the new image, not by its creation.
+     */
+    @Test
+    void targetOptionsRefusedAsQemuImgConvertRefusesThem() {
+        String a = path("a.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", a, "1M");
+        String secret = "secret,id=s0,data=x";
+        for (String o : List.of("foo=1", "cluster_size=abc", "lazy_refcounts=maybe", "compat=9", "refcount_bits=3",
+                "cluster_size=3", "encrypt.format=aes", "encrypt.format=luks,encrypt.key-secret=s9", "encryption=no",
+                "encrypt.format=aes,encrypt.key-secret=s0,encrypt.iter-time=5", "encrypt.iter-time=abc")) {
+            sameRefusal(List.of("--object", secret, "-O", "qcow2", "-o", o, a, path("x.qcow2")));
+        }
+        sameRefusal(List.of("-O", "qcow2", "-B", "missing.qcow2", "-F", "qcow2", a, path("x.qcow2")));
+    }
+
     private static void sameRefusal(List<String> args) {
         List<String> q = new ArrayList<>(List.of("qemu-img", "convert"));
         q.addAll(args);
