@@ -204,7 +204,8 @@ final class CreateOptionsParser {
                     + " backing file");
         }
         // bdrv_img_create's order: the backing file is opened (by -F, else probed) unless -u, then -F is required.
-        OpenedBacking opened = backing != null && !unsafe ? openBacking(filename, create, path, backing, backingFmt) : null;
+        OpenedBacking opened = backing == null || unsafe ? null
+                : openBacking(filename, create, path, backing, backingFmt);
         if (backing != null && backingFmt == null) {
             throw new ImageException(create + "Backing file specified without backing format"
                     + (opened == null ? "" : "\nDetected format of " + opened.format() + "."));

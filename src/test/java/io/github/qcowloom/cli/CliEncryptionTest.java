@@ -231,11 +231,12 @@ class CliEncryptionTest extends QemuFolderTest {
      */
     @ParameterizedTest(name = "[{index}] {0}")
     @ValueSource(strings = {"encrypt.format=aes,encrypt.key-secret=sec0", "encryption=on,encrypt.key-secret=sec0",
-        "encryption=on,encrypt.key-secret=sec0,compat=0.10", "encryption=off,encrypt.format=aes,encrypt.key-secret=sec0",
+        "encryption=on,encrypt.key-secret=sec0,compat=0.10",
+        "encryption=off,encrypt.format=aes,encrypt.key-secret=sec0", "encrypt.format=qcow,encrypt.key-secret=sec0",
         "encrypt.format=aes", "encryption=on", "encrypt.format=aes,encrypt.key-secret=sec9",
         "encrypt.format=aes,encrypt.key-secret=sec0,encrypt.cipher-alg=aes-256", "encryption=on,encrypt.format=luks",
-        "encryption=yes,encrypt.key-secret=sec0", "encryption=xyz", "encryption=no", "encrypt.format=aes,cluster_size=3",
-        "encrypt.format=luks,cluster_size=3"})
+        "encryption=yes,encrypt.key-secret=sec0", "encryption=xyz", "encryption=no",
+        "encrypt.format=aes,cluster_size=3", "encrypt.format=luks,cluster_size=3"})
     void aesCreateIsQemuImgs(String options) throws Exception {
         List<String> args = List.of("create", "-f", "qcow2", "--object", SECRET, "-o", options);
         List<String> q = new java.util.ArrayList<>(List.of("qemu-img"));

@@ -14,13 +14,13 @@ import java.util.concurrent.locks.ReentrantLock;
 import java.util.stream.Stream;
 
 /**
- * The fuzz targets' seed corpus: small images qemu-img and qemu-io make over the options users meet (cluster
- * sizes, v2, extended L2, lazy refcounts, every refcount width, zlib and zstd compressed clusters, zero and
- * discarded clusters, snapshots, persistent bitmaps, a backing file, an external data file, metadata
- * preallocation, LUKS and AES encryption, a dirty and a corrupt image). Made once into {@code target/fuzz-seeds} (a cache:
- * delete it to make them anew), then copied beside each target's committed inputs in the test class path, where
- * Jazzer reads its {@code <Class>Inputs/<method>} directory: replayed in regression mode, the starting corpus when
- * fuzzing. Without qemu-img only the committed inputs are there.
+ * The fuzz targets' seed corpus: small images qemu-img and qemu-io make over the options users meet (cluster sizes, v2,
+ * extended L2, lazy refcounts, every refcount width, zlib and zstd compressed clusters, zero and discarded clusters,
+ * snapshots, persistent bitmaps, a backing file, an external data file, metadata preallocation, LUKS and AES
+ * encryption, a dirty and a corrupt image). Made once into {@code target/fuzz-seeds} (a cache: delete it to make them
+ * anew), then copied beside each target's committed inputs in the test class path, where Jazzer reads its {@code
+ * <Class>Inputs/<method>} directory: replayed in regression mode, the starting corpus when fuzzing. Without qemu-img
+ * only the committed inputs are there.
  *
  * <p>Locks: {@link #LOCK} makes the seeds once when test classes run in parallel; nothing else is shared.
  */
