@@ -1126,6 +1126,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         kept.markAll();
     }
 
+    private static final String BITMAPS_NOT_STORED = "the persistent bitmaps could not be stored; they stay in use";
+
     @Override
     public void close() throws IOException {
         // From here on guest writes, resizes and table edits are refused: none may land after the bitmaps are stored.
@@ -1137,9 +1139,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                     kept.store(tables);
                     return null;
                 });
-            } catch (IOException | RuntimeException e) {
+            } catch (ImageException e) {
                 // The bitmaps stay in use: inconsistent for QEMU, as after a crash. The files close all the same.
-                failure = new IOException("the persistent bitmaps could not be stored; they stay in use", e);
+                // What the image refused (a corrupt refcount, say) keeps its type, so a caller can tell it apart.
+                failure = OpenFailures.withContext(e, BITMAPS_NOT_STORED + ": ");
+            } catch (IOException | RuntimeException e) {
+                failure = new IOException(BITMAPS_NOT_STORED, e);
             }
         }
         if (metadata != null) {
