@@ -1,13 +1,16 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.ChainEncryption;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.crypto.LuksKeySlotChange;
 import io.github.qcowloom.image.ImageAmendment;
 import io.github.qcowloom.image.ImageFormat;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
@@ -39,7 +42,9 @@ final class AmendCommand implements Callable<Integer> {
     String format;
 
     @Option(names = "-o", paramLabel = "OPTIONS", description = "Options to change: compat, refcount_bits, "
-            + "lazy_refcounts, size, data_file, data_file_raw (as for create; -o help lists them).")
+            + "lazy_refcounts, size, data_file, data_file_raw (as for create), a LUKS image's key slots "
+            + "(encrypt.state, encrypt.keyslot, encrypt.new-secret, encrypt.old-secret, encrypt.iter-time); -o help "
+            + "lists them.")
     List<String> options = List.of();
 
     @Option(names = "-t", paramLabel = "CACHE", description = "Cache mode: writeback (default), writethrough, none, "
@@ -52,7 +57,8 @@ final class AmendCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet.")
     boolean quiet;
 
-    @Option(names = "--force", description = "Allow dangerous changes (LUKS key slots; none here).")
+    @Option(names = "--force", description = "Allow dangerous changes of LUKS key slots: overwrite an active one,"
+            + " erase the last.")
     boolean force;
 
     @Mixin
@@ -80,7 +86,7 @@ final class AmendCommand implements Callable<Integer> {
         if (fmt.equals("raw")) {
             throw new ImageException("Format driver 'raw' does not support option amendment");
         }
-        ImageAmendment amendment = parse(opts);
+        ImageAmendment amendment = parse(opts, file.objects, force);
         try (ProgressBar bar = ProgressBars.openPercent(progress && !quiet, "amend")) {
             amendment.apply(path, image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
                     .withHostSyncs(CacheMode.syncs(cache)).withPool(false)), done -> ProgressBars.stepTo(bar, done));
@@ -113,8 +119,12 @@ final class AmendCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The options as QemuOpts parses them against qcow2's amend list, in the order given. */
-    private static ImageAmendment parse(Map<String, String> opts) throws ImageException {
+    /**
+     * The options as QemuOpts parses them against qcow2's amend list, in the order given; the key slot options then
+     * as QAPI reads them ({@code int}s), the secrets they name looked up where the change needs them.
+     */
+    private static ImageAmendment parse(Map<String, String> opts, SecretObjects secrets, boolean force)
+            throws ImageException {
         Long size = null;
         Boolean raw = null;
         Boolean lazy = null;
@@ -145,8 +155,30 @@ final class AmendCommand implements Callable<Integer> {
                 default -> encryption |= key.startsWith("encrypt.");
             }
         }
+        LuksKeySlotChange keySlots = !encryption ? null : new LuksKeySlotChange(opts.get("encrypt.state"),
+                qapiInt(opts, "keyslot"), qapiInt(opts, "iter-time"), secret(opts, "new-secret", secrets),
+                secret(opts, "old-secret", secrets));
         return new ImageAmendment(size, opts.get("compat"), opts.get("backing_file"), opts.get("backing_fmt"),
-                opts.get("data_file"), raw, lazy, bits, encryption);
+                opts.get("data_file"), raw, lazy, bits, keySlots, force);
+    }
+
+    /** {@code encrypt.NAME} as QAPI's visitor reads an int, or null where not given. */
+    private static Long qapiInt(Map<String, String> opts, String name) throws ImageException {
+        String v = opts.get("encrypt." + name);
+        if (v == null) {
+            return null;
+        }
+        OptionalLong value = QemuNumbers.signed(v);
+        if (value.isEmpty()) {
+            throw new ImageException("Parameter '" + name + "' expects integer");
+        }
+        return value.getAsLong();
+    }
+
+    /** The secret {@code encrypt.NAME} names, looked up when asked, or null where not given. */
+    private static ChainEncryption.Passphrase secret(Map<String, String> opts, String name, SecretObjects secrets) {
+        String id = opts.get("encrypt." + name);
+        return id == null ? null : secrets.passphraseOf(id);
     }
 
     private static boolean onOff(String key, String v) throws ImageException {

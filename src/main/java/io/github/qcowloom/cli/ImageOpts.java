@@ -2,7 +2,6 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ChainEncryption;
-import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenFailures;
@@ -351,15 +350,8 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             String secret = e.getValue();
             switch (layerOption(e.getKey())) {
                 case "encrypt.format" -> chain = chain.withFormat(depth, e.getValue());
-                case "encrypt.key-secret" -> chain = !unlock ? chain : chain.withPassphrase(depth, () -> {
-                    try {
-                        return secrets.passphrase(secret);
-                    } catch (ImageException x) {
-                        EncryptionKeyException notFound = new EncryptionKeyException(x.getMessage());
-                        notFound.initCause(x);
-                        throw notFound;
-                    }
-                });
+                case "encrypt.key-secret" -> chain = !unlock ? chain
+                        : chain.withPassphrase(depth, secrets.passphraseOf(secret));
                 default -> { }
             }
         }

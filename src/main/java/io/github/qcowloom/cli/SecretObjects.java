@@ -1,5 +1,7 @@
 package io.github.qcowloom.cli;
 
+import io.github.qcowloom.api.ChainEncryption;
+import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -90,6 +92,19 @@ final class SecretObjects implements AutoCloseable {
             throw new ImageException("Data from secret " + id + " is not valid UTF-8");
         }
         return secret.clone();
+    }
+
+    /** Where the passphrase of secret {@code id} comes from: {@link #passphrase}, looked up when asked. */
+    ChainEncryption.Passphrase passphraseOf(String id) {
+        return () -> {
+            try {
+                return passphrase(id);
+            } catch (ImageException e) {
+                EncryptionKeyException notFound = new EncryptionKeyException(e.getMessage());
+                notFound.initCause(e);
+                throw notFound;
+            }
+        };
     }
 
     private static void define(String definition, Map<String, byte[]> secrets) throws ImageException {

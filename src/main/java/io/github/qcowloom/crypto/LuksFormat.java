@@ -42,34 +42,59 @@ public final class LuksFormat {
      * header holds. As QEMU, only up to the password's first NUL counts.
      */
     public static byte[] unlock(LuksHeader header, KeyMaterialReader reader, byte[] password) throws IOException {
-        LuksAlgorithms algorithms = header.algorithms();
-        LuksHash hash = algorithms.hash();
-        int keyLength = header.masterKeyLength();
         requireBoundedWork(unlockRounds(header));
         byte[] secret = uptoNul(password);
-        for (LuksHeader.KeySlot slot : header.keySlots()) {
-            if (!slot.active()) {
-                continue;
-            }
-            byte[] possibleKey = Pbkdf2.derive(hash, secret, slot.salt(), slot.iterations(), keyLength);
-            // A parsed header's slots have 4000 stripes, so this is keyLength * 4000 bytes, whole sectors.
-            byte[] keyMaterial = new byte[Math.multiplyExact(keyLength, (int) slot.stripes())];
-            try {
-                reader.read(slot.keyOffset(), keyMaterial);
-                SectorCipher.of(algorithms, possibleKey).decrypt(0, ByteBuffer.wrap(keyMaterial));
-                byte[] masterKey = AfSplitter.decode(hash, keyLength, (int) slot.stripes(), keyMaterial);
-                byte[] digest = Pbkdf2.derive(hash, masterKey, header.masterKeySalt(),
-                        header.masterKeyIterations(), LuksHeader.DIGEST_LENGTH);
-                if (MessageDigest.isEqual(digest, header.masterKeyDigest())) {
-                    return masterKey;
-                }
-                Arrays.fill(masterKey, (byte) 0);
-            } finally { // what a slot decrypts is the master key, split: wiped, as the slot's key
-                Arrays.fill(keyMaterial, (byte) 0);
-                Arrays.fill(possibleKey, (byte) 0);
+        for (int i = 0; i < LuksHeader.SLOT_COUNT; i++) {
+            byte[] masterKey = tryKeySlot(header, reader, secret, i);
+            if (masterKey != null) {
+                return masterKey;
             }
         }
         throw new EncryptionKeyException("Invalid password, cannot unlock any keyslot");
+    }
+
+    /**
+     * The master key that {@code password} unlocks from key slot {@code index} alone, or null where the slot is
+     * disabled or the password is not its own (QEMU's qcrypto_block_luks_load_key).
+     */
+    public static byte[] unlockSlot(LuksHeader header, KeyMaterialReader reader, byte[] password, int index)
+            throws IOException {
+        LuksHeader.KeySlot slot = header.keySlots().get(index);
+        if (slot.active()) {
+            requireBoundedWork(slot.iterations() * keyBlocks(header)
+                    + header.masterKeyIterations() * digestBlocks(header));
+        }
+        return tryKeySlot(header, reader, uptoNul(password), index);
+    }
+
+    /** Slot {@code index}'s master key under {@code secret} (a password up to its NUL), or null. */
+    private static byte[] tryKeySlot(LuksHeader header, KeyMaterialReader reader, byte[] secret, int index)
+            throws IOException {
+        LuksHeader.KeySlot slot = header.keySlots().get(index);
+        if (!slot.active()) {
+            return null;
+        }
+        LuksAlgorithms algorithms = header.algorithms();
+        LuksHash hash = algorithms.hash();
+        int keyLength = header.masterKeyLength();
+        byte[] possibleKey = Pbkdf2.derive(hash, secret, slot.salt(), slot.iterations(), keyLength);
+        // A parsed header's slots have 4000 stripes, so this is keyLength * 4000 bytes, whole sectors.
+        byte[] keyMaterial = new byte[Math.multiplyExact(keyLength, (int) slot.stripes())];
+        try {
+            reader.read(slot.keyOffset(), keyMaterial);
+            SectorCipher.of(algorithms, possibleKey).decrypt(0, ByteBuffer.wrap(keyMaterial));
+            byte[] masterKey = AfSplitter.decode(hash, keyLength, (int) slot.stripes(), keyMaterial);
+            byte[] digest = Pbkdf2.derive(hash, masterKey, header.masterKeySalt(), header.masterKeyIterations(),
+                    LuksHeader.DIGEST_LENGTH);
+            if (MessageDigest.isEqual(digest, header.masterKeyDigest())) {
+                return masterKey;
+            }
+            Arrays.fill(masterKey, (byte) 0);
+            return null;
+        } finally { // what a slot decrypts is the master key, split: wiped, as the slot's key
+            Arrays.fill(keyMaterial, (byte) 0);
+            Arrays.fill(possibleKey, (byte) 0);
+        }
     }
 
     /**
@@ -85,19 +110,26 @@ public final class LuksFormat {
      * then the master key's digest. Above 2^28 unlock refuses the header without running any.
      */
     public static long unlockRounds(LuksHeader header) {
-        LuksHash hash = header.algorithms().hash();
-        long keyBlocks = Math.ceilDiv(header.masterKeyLength(), hash.digestLength());
-        long digestBlocks = Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength());
         long rounds = 0;
         for (LuksHeader.KeySlot slot : header.keySlots()) {
             if (slot.active()) { // u32 counts times a few blocks, eight times: no overflow
-                rounds += slot.iterations() * keyBlocks + header.masterKeyIterations() * digestBlocks;
+                rounds += slot.iterations() * keyBlocks(header) + header.masterKeyIterations() * digestBlocks(header);
             }
         }
         return rounds;
     }
 
-    private static void requireBoundedWork(long rounds) throws UnsupportedFeatureException {
+    /** PBKDF2 blocks of one derivation of a slot key: a master key's length in digests. */
+    private static long keyBlocks(LuksHeader header) {
+        return Math.ceilDiv(header.masterKeyLength(), header.algorithms().hash().digestLength());
+    }
+
+    /** PBKDF2 blocks of one derivation of the master key's digest. */
+    private static long digestBlocks(LuksHeader header) {
+        return Math.ceilDiv(LuksHeader.DIGEST_LENGTH, header.algorithms().hash().digestLength());
+    }
+
+    static void requireBoundedWork(long rounds) throws UnsupportedFeatureException {
         if (rounds > MAX_ROUNDS) {
             throw new UnsupportedFeatureException("PBKDF2 work above " + MAX_ROUNDS + " rounds",
                     "The LUKS header's key slots ask for " + rounds + " PBKDF2 rounds to try; at most " + MAX_ROUNDS
@@ -136,9 +168,7 @@ public final class LuksFormat {
         // A long iter-time: a volume no open here would unlock, refused before its slot key is derived.
         requireBoundedWork(slotIterations * Math.ceilDiv(keyLength, hash.digestLength())
                 + masterKeyIterations * Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength()));
-        byte[] slotKey = Pbkdf2.derive(hash, secret, slotSalt, slotIterations, keyLength);
-        byte[] keyMaterial = AfSplitter.encode(hash, keyLength, LuksHeader.STRIPES, masterKey, random);
-        SectorCipher.of(algorithms, slotKey).encrypt(0, ByteBuffer.wrap(keyMaterial));
+        byte[] keyMaterial = sealedKeyMaterial(algorithms, secret, slotSalt, slotIterations, masterKey, random);
 
         List<LuksHeader.KeySlot> slots = new ArrayList<>();
         for (int i = 0; i < LuksHeader.SLOT_COUNT; i++) {
@@ -153,8 +183,25 @@ public final class LuksFormat {
         byte[] area = new byte[Math.toIntExact(header.payloadOffset())];
         System.arraycopy(header.toBytes(), 0, area, 0, LuksHeader.SIZE);
         System.arraycopy(keyMaterial, 0, area, Math.toIntExact(slots.get(0).keyOffset()), keyMaterial.length);
-        Arrays.fill(slotKey, (byte) 0);
         return new Created(header, area, masterKey, SectorCipher.of(algorithms, masterKey));
+    }
+
+    /**
+     * A key slot's material (QEMU's qcrypto_block_luks_store_key): {@code masterKey} split into 4000 stripes and
+     * encrypted under the key {@code secret} (a password up to its NUL) derives with {@code salt} and {@code
+     * iterations}, sector IVs from 0.
+     */
+    static byte[] sealedKeyMaterial(LuksAlgorithms algorithms, byte[] secret, byte[] salt, long iterations,
+            byte[] masterKey, SecureRandom random) {
+        int keyLength = algorithms.masterKeyLength();
+        byte[] slotKey = Pbkdf2.derive(algorithms.hash(), secret, salt, iterations, keyLength);
+        try {
+            byte[] keyMaterial = AfSplitter.encode(algorithms.hash(), keyLength, LuksHeader.STRIPES, masterKey, random);
+            SectorCipher.of(algorithms, slotKey).encrypt(0, ByteBuffer.wrap(keyMaterial));
+            return keyMaterial;
+        } finally {
+            Arrays.fill(slotKey, (byte) 0);
+        }
     }
 
     /**
@@ -175,7 +222,7 @@ public final class LuksFormat {
      * {@code perSecond} scaled to {@code iterTimeMillis} (unsigned, as QEMU's uint64) and divided, refused in
      * QEMU's words where it overflows, at least 1000.
      */
-    private static long iterations(long perSecond, long iterTimeMillis, int divisor) throws ImageException {
+    static long iterations(long perSecond, long iterTimeMillis, int divisor) throws ImageException {
         if (Math.unsignedMultiplyHigh(perSecond, iterTimeMillis) != 0) {
             throw new ImageException("PBKDF iterations " + Long.toUnsignedString(perSecond) + " too large to scale"
                     + ERANGE);
@@ -196,14 +243,14 @@ public final class LuksFormat {
         return new UUID(high, low).toString();
     }
 
-    private static byte[] randomBytes(SecureRandom random, int length) {
+    static byte[] randomBytes(SecureRandom random, int length) {
         byte[] bytes = new byte[length];
         random.nextBytes(bytes);
         return bytes;
     }
 
     /** QEMU passes passwords to PBKDF2 with strlen: a NUL ends them. */
-    private static byte[] uptoNul(byte[] password) {
+    static byte[] uptoNul(byte[] password) {
         for (int i = 0; i < password.length; i++) {
             if (password[i] == 0) {
                 return Arrays.copyOf(password, i);

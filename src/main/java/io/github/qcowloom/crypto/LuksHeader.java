@@ -182,6 +182,22 @@ public final class LuksHeader {
         return Math.ceilDiv(sectors, HEADER_SECTORS) * HEADER_SECTORS;
     }
 
+    /**
+     * {@code bytes}, a header's 592 bytes, with key slot {@code index} set to {@code slot} and every other byte as it
+     * was, as QEMU stores a header whose slot it changed (its struct keeps what lies after a string's NUL).
+     */
+    public static byte[] withKeySlot(byte[] bytes, int index, KeySlot slot) {
+        ByteBuffer b = ByteBuffer.wrap(Arrays.copyOf(bytes, SIZE));
+        putSlot(b, index, slot);
+        return b.array();
+    }
+
+    private static void putSlot(ByteBuffer b, int index, KeySlot s) {
+        int at = SLOTS_AT + index * SLOT_SIZE;
+        b.putInt(at, s.state()).putInt(at + 4, (int) s.iterations()).put(at + 8, s.salt());
+        b.putInt(at + 40, (int) s.keyOffsetSector()).putInt(at + 44, (int) s.stripes());
+    }
+
     /** The header as 592 bytes, strings NUL-padded. */
     public byte[] toBytes() {
         ByteBuffer b = ByteBuffer.allocate(SIZE);
@@ -194,10 +210,7 @@ public final class LuksHeader {
         b.putInt(ITERATIONS_AT, (int) masterKeyIterations);
         putString(b, UUID_AT, uuid, UUID_LENGTH);
         for (int i = 0; i < SLOT_COUNT; i++) {
-            KeySlot s = keySlots.get(i);
-            int at = SLOTS_AT + i * SLOT_SIZE;
-            b.putInt(at, s.state()).putInt(at + 4, (int) s.iterations()).put(at + 8, s.salt());
-            b.putInt(at + 40, (int) s.keyOffsetSector()).putInt(at + 44, (int) s.stripes());
+            putSlot(b, i, keySlots.get(i));
         }
         return b.array();
     }

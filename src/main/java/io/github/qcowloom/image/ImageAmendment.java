@@ -5,6 +5,7 @@ import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.crypto.LuksKeySlotChange;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.format.HeaderExtension;
@@ -23,8 +24,8 @@ import java.util.function.DoubleConsumer;
 
 /**
  * qemu-img amend for a qcow2 image (QEMU 7.2's qcow2_amend_options), in its order of steps: the options are checked;
- * a version 2 image is upgraded to 3 (a snapshot table lacking version 3's extra data written anew with it); the
- * refcount width is changed ({@link RefcountWidthChange}); the data file settings and the header are written; the
+ * a version 2 image is upgraded to 3 (a snapshot table lacking version 3's extra data written anew with it); a LUKS
+ * image's key slots are changed ({@link LuksKeySlotChange}); the refcount width is changed ({@link RefcountWidthChange}); the data file settings and the header are written; the
  * backing file is compared (it cannot be amended: rebase changes it); lazy refcounts are switched; the virtual size
  * is set; and a downgrade to version 2 comes last ({@link VersionDowngrade}). The image is opened for writing
  * first, which repairs it if it was left dirty, as QEMU's open does; each header change is then made with the image
@@ -40,10 +41,11 @@ import java.util.function.DoubleConsumer;
  * @param dataFileRaw data_file_raw (only off can be set), or null
  * @param lazyRefcounts lazy_refcounts, or null
  * @param refcountBits refcount_bits, or null
- * @param encryption true if encryption options were given
+ * @param keySlots what the encryption options ({@code encrypt.*}) change in a LUKS image's key slots, or null
+ * @param force qemu-img amend's --force: key slot changes QEMU refuses without it (see {@link LuksKeySlotChange})
  */
 public record ImageAmendment(Long size, String compat, String backingFile, String backingFormat, String dataFile,
-        Boolean dataFileRaw, Boolean lazyRefcounts, Long refcountBits, boolean encryption) {
+        Boolean dataFileRaw, Boolean lazyRefcounts, Long refcountBits, LuksKeySlotChange keySlots, boolean force) {
 
     /** Amends the qcow2 image at {@code path}, opened with {@code options} (read-write). */
     public void apply(Path path, OpenOptions options) throws IOException {
@@ -94,11 +96,7 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
         boolean raw = header.dataFileRaw();
         long bits = header.refcountBits();
         // Checked in the order of QEMU's option list: encrypt.*, size, compat, backing, data file, lazy, width.
-        if (encryption) {
-            if (header.luksEncrypted()) {
-                throw new UnsupportedFeatureException("LUKS key slot changes",
-                        "Changing the key slots of a LUKS-encrypted image is not supported");
-            }
+        if (keySlots != null && !header.luksEncrypted()) {
             throw new ImageException(header.aesEncrypted() ? "Only LUKS encryption options can be amended"
                     : "Can't amend encryption options - encryption not present");
         }
@@ -143,6 +141,9 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
                 }
             }
             HeaderRewrite.rewrite(file, h -> h.withVersion(3));
+        }
+        if (keySlots != null) {
+            ImageEncryption.changeKeySlots(file, header, options, keySlots, force);
         }
         if (bits != header.refcountBits()) {
             if (newVersion < 3 && bits != 16) {

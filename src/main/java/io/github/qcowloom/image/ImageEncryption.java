@@ -8,13 +8,16 @@ import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.crypto.EncryptionInfo;
 import io.github.qcowloom.crypto.LuksFormat;
+import io.github.qcowloom.crypto.LuksKeySlotChange;
 import io.github.qcowloom.crypto.LuksHeader;
+import io.github.qcowloom.crypto.Pbkdf2;
 import io.github.qcowloom.crypto.QcowAes;
 import io.github.qcowloom.crypto.SectorCipher;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.security.SecureRandom;
 import java.util.Arrays;
 
 /**
@@ -77,22 +80,15 @@ public final class ImageEncryption {
                 requireDataAtSectors(header);
                 return new ImageEncryption(new EncryptionInfo.Aes(), QcowAes.cipher(key), true);
             }
-            Header.CryptoHeaderArea area = header.cryptoHeader().orElseThrow(); // the parse requires it
+            LuksKeySlotChange.HeaderArea area = luksArea(file, header);
             byte[] bytes = new byte[LuksHeader.SIZE];
-            readArea(file, area, 0, bytes);
+            area.read(0, bytes);
             LuksHeader luks = LuksHeader.parse(bytes);
             if (key == null) {
                 return new ImageEncryption(luks.info(), null, false);
             }
             requireDataAtSectors(header);
-            UnlockedKeys keys = options.encryption().unlockedKeys();
-            byte[] masterKey = keys == null ? null : keys.find(bytes, key);
-            if (masterKey == null) {
-                masterKey = LuksFormat.unlock(luks, (at, dst) -> readArea(file, area, at, dst), key);
-                if (keys != null) {
-                    keys.remember(bytes, key, masterKey);
-                }
-            }
+            byte[] masterKey = unlock(bytes, area, key, options.encryption().unlockedKeys());
             try {
                 return new ImageEncryption(luks.info(), SectorCipher.of(luks, masterKey), false);
             } finally {
@@ -123,21 +119,76 @@ public final class ImageEncryption {
     }
 
     /**
-     * Fills {@code dst} from {@code at} in the LUKS header area (QEMU's qcow2_crypto_hdr_read_func, its bounds
-     * compared unsigned); past the end of the file it reads zeroes, as QEMU reads them.
+     * The master key {@code passphrase} unlocks from the LUKS header {@code bytes} in {@code area}: kept in {@code
+     * keys} (null: none) from an earlier unlock, or unlocked and kept there; an array the caller wipes.
      */
-    private static void readArea(Storage file, Header.CryptoHeaderArea area, long at, byte[] dst)
-            throws IOException {
-        int length = dst.length;
-        if (Long.compareUnsigned(at + length, area.length()) > 0) {
-            throw new CorruptImageException("Request for data outside of extension header");
+    private static byte[] unlock(byte[] bytes, LuksKeySlotChange.HeaderArea area, byte[] passphrase,
+            UnlockedKeys keys) throws IOException {
+        byte[] masterKey = keys == null ? null : keys.find(bytes, passphrase);
+        if (masterKey == null) {
+            masterKey = LuksFormat.unlock(LuksHeader.parse(bytes), area, passphrase);
+            if (keys != null) {
+                keys.remember(bytes, passphrase, masterKey);
+            }
         }
-        long from = area.offset() + at;
-        if (area.offset() < 0 || from < 0 || from + length < 0) {
-            throw new CorruptImageException("Could not read encryption header: offset "
-                    + Long.toUnsignedString(area.offset()) + " is past any file");
-        }
-        file.readFully(ByteBuffer.wrap(dst), from);
+        return masterKey;
+    }
+
+    /**
+     * Changes the key slots of the LUKS image whose {@code header} is in {@code file}, as qemu-img amend's {@code
+     * encrypt.*} options do: the master key a new slot stores is the one the open's passphrase ({@code options})
+     * unlocks, found again in the options' {@link UnlockedKeys} where the open kept it.
+     */
+    static void changeKeySlots(Storage file, Header header, OpenOptions options, LuksKeySlotChange change,
+            boolean force) throws IOException {
+        LuksKeySlotChange.HeaderArea area = luksArea(file, header);
+        byte[] bytes = new byte[LuksHeader.SIZE];
+        area.read(0, bytes);
+        change.apply(bytes, area, () -> {
+            byte[] passphrase = options.encryption().passphrase();
+            try {
+                return unlock(bytes, area, passphrase, options.encryption().unlockedKeys());
+            } finally {
+                Arrays.fill(passphrase, (byte) 0);
+            }
+        }, force, new SecureRandom(), Pbkdf2::iterationsPerSecond);
+    }
+
+    /**
+     * The LUKS header area of {@code header}'s image in {@code file}, bounded as QEMU's qcow2_crypto_hdr_read_func
+     * and qcow2_crypto_hdr_write_func bound it (unsigned): past the end of the file it reads zeroes, as QEMU reads
+     * them.
+     */
+    private static LuksKeySlotChange.HeaderArea luksArea(Storage file, Header header) {
+        Header.CryptoHeaderArea area = header.cryptoHeader().orElseThrow(); // the header's parse requires it
+        return new LuksKeySlotChange.HeaderArea() {
+            @Override
+            public void read(long at, byte[] dst) throws IOException {
+                file.readFully(ByteBuffer.wrap(dst), position(at, dst.length));
+            }
+
+            @Override
+            public void write(long at, byte[] src) throws IOException {
+                file.write(ByteBuffer.wrap(src), position(at, src.length));
+            }
+
+            @Override
+            public void sync(long at, long length) throws IOException {
+                file.flushRange(position(at, length), length);
+            }
+
+            private long position(long at, long length) throws CorruptImageException {
+                if (Long.compareUnsigned(at + length, area.length()) > 0) {
+                    throw new CorruptImageException("Request for data outside of extension header");
+                }
+                long from = area.offset() + at;
+                if (area.offset() < 0 || from < 0 || from + length < 0) {
+                    throw new CorruptImageException("Could not read encryption header: offset "
+                            + Long.toUnsignedString(area.offset()) + " is past any file");
+                }
+                return from;
+            }
+        };
     }
 
     /** Whether guest data can be read and written (the passphrase was given and unlocked a key slot). */

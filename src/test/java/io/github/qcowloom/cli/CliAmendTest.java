@@ -326,7 +326,7 @@ class CliAmendTest {
         Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "1M");
         Qemu.io(image, "write -P 1 0 64k");
         List<Qemu.Result> during = new ArrayList<>();
-        new ImageAmendment(null, null, null, null, null, null, true, 8L, false).apply(image,
+        new ImageAmendment(null, null, null, null, null, null, true, 8L, null, false).apply(image,
                 OpenOptions.readWriteDefaults().withPool(false), done -> {
                     if (during.isEmpty() && done > 0) {
                         during.add(Qemu.exec(List.of("qemu-io", "-c", "write 0 4k", image.toString())));
