@@ -412,6 +412,7 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
         EncryptionOptions encryption;
         try {
             encryption = EncryptionOptions.of(opts, objects);
+            CreateOptionsParser.requireKnownCompat(opts);
             if (encryption == null) {
                 ImageCreator.create(file, co);
             } else {

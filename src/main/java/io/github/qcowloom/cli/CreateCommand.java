@@ -106,6 +106,7 @@ final class CreateCommand implements Callable<Integer> {
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             try {
                 EncryptionOptions encryption = EncryptionOptions.of(opts, objects);
+                CreateOptionsParser.requireKnownCompat(opts);
                 if (encryption == null) {
                     ImageCreator.create(out.file(), co);
                 } else {
@@ -157,12 +158,15 @@ final class CreateCommand implements Callable<Integer> {
      * options in the order QEMU 7.2 describes them, each one given as given (a size or a number as the value read),
      * and those with a default (cluster_size, extended_l2, compression_type, lazy_refcounts, refcount_bits) always.
      */
-    private String formattingLine(Map<String, String> opts, CreateOptions co) {
+    private String formattingLine(Map<String, String> opts, CreateOptions co) throws ImageException {
         StringBuilder sb = new StringBuilder("Formatting '").append(filename).append("', fmt=qcow2");
         for (String key : EncryptionOptions.KEYS) {
             given(sb, opts, key);
         }
-        sb.append(" cluster_size=").append(co.clusterSize());
+        // A given number prints as QemuOpts prints it: the u64 read, as a signed 64-bit number (-1 for 2^64 - 1).
+        String cluster = opts.get("cluster_size");
+        sb.append(" cluster_size=").append(cluster == null ? co.clusterSize()
+                : CreateOptionsParser.optionSize(filename + ": ", "cluster_size", cluster));
         sb.append(" extended_l2=").append(opts.getOrDefault("extended_l2", "off"));
         given(sb, opts, "preallocation");
         sb.append(" compression_type=").append(opts.getOrDefault("compression_type", "zlib"));
@@ -171,7 +175,8 @@ final class CreateCommand implements Callable<Integer> {
             given(sb, opts, key);
         }
         sb.append(" lazy_refcounts=").append(opts.getOrDefault("lazy_refcounts", "off"));
-        sb.append(" refcount_bits=").append(co.refcountBits());
+        String bits = opts.get("refcount_bits");
+        sb.append(" refcount_bits=").append(bits == null ? co.refcountBits() : QemuNumbers.parse(bits));
         return sb.toString();
     }
 

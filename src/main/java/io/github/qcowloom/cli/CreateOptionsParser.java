@@ -174,12 +174,10 @@ final class CreateOptionsParser {
             String v = e.getValue();
             switch (e.getKey()) {
                 case "size" -> co = co.withSize(optionSize(parse, "size", v));
-                case "compat" -> co = co.withVersion(switch (v) {
-                    case "0.10", "v2" -> 2;
-                    case "1.1", "v3" -> 3;
-                    default -> throw new ImageException(create + "Parameter 'version' does not accept value '" + v
-                            + "'");
-                });
+                case "compat" -> { // an unknown level is refused later, by requireKnownCompat
+                    Integer version = compatVersion(v);
+                    co = version == null ? co : co.withVersion(version);
+                }
                 case "cluster_size" -> co = co.withClusterSize(
                         (int) Math.min(Integer.MAX_VALUE, optionSize(parse, "cluster_size", v)));
                 case "refcount_bits" -> co = co.withRefcountBits(number(parse, e.getKey(), v));
@@ -223,6 +221,26 @@ final class CreateOptionsParser {
             co = co.withSize(opened.size());
         }
         return co;
+    }
+
+    /** The qcow2 version a compat option names, or null for none. */
+    private static Integer compatVersion(String compat) {
+        return switch (compat) {
+            case "0.10", "v2" -> 2;
+            case "1.1", "v3" -> 3;
+            default -> null;
+        };
+    }
+
+    /**
+     * Refuses an unknown compat level, where QEMU's qcow2 creation reads it (its QAPI visitor: after the encryption
+     * alias's checks, before the image's own; in create, after the Formatting line). The caller adds the context.
+     */
+    static void requireKnownCompat(Map<String, String> opts) throws ImageException {
+        String compat = opts.get("compat");
+        if (compat != null && compatVersion(compat) == null) {
+            throw new ImageException("Parameter 'version' does not accept value '" + compat + "'");
+        }
     }
 
     /** The backing file as bdrv_img_create finds it: its format (given or probed) and its size. */
