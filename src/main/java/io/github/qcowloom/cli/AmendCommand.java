@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
-import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
@@ -58,7 +57,7 @@ final class AmendCommand implements Callable<Integer> {
     boolean quiet;
 
     @Option(names = "--force", description = "Allow dangerous changes of LUKS key slots: overwrite an active one,"
-            + " erase the last.")
+            + " erase an erased one or the last.")
     boolean force;
 
     @Mixin
@@ -120,8 +119,8 @@ final class AmendCommand implements Callable<Integer> {
     }
 
     /**
-     * The options as QemuOpts parses them against qcow2's amend list, in the order given; the key slot options then
-     * as QAPI reads them ({@code int}s), the secrets they name looked up where the change needs them.
+     * The options as QemuOpts parses them against qcow2's amend list, in the order given; the secrets the key slot
+     * options name are looked up where the change needs them.
      */
     private static ImageAmendment parse(Map<String, String> opts, SecretObjects secrets, boolean force)
             throws ImageException {
@@ -156,23 +155,10 @@ final class AmendCommand implements Callable<Integer> {
             }
         }
         LuksKeySlotChange keySlots = !encryption ? null : new LuksKeySlotChange(opts.get("encrypt.state"),
-                qapiInt(opts, "keyslot"), qapiInt(opts, "iter-time"), secret(opts, "new-secret", secrets),
+                opts.get("encrypt.keyslot"), opts.get("encrypt.iter-time"), secret(opts, "new-secret", secrets),
                 secret(opts, "old-secret", secrets));
         return new ImageAmendment(size, opts.get("compat"), opts.get("backing_file"), opts.get("backing_fmt"),
                 opts.get("data_file"), raw, lazy, bits, keySlots, force);
-    }
-
-    /** {@code encrypt.NAME} as QAPI's visitor reads an int, or null where not given. */
-    private static Long qapiInt(Map<String, String> opts, String name) throws ImageException {
-        String v = opts.get("encrypt." + name);
-        if (v == null) {
-            return null;
-        }
-        OptionalLong value = QemuNumbers.signed(v);
-        if (value.isEmpty()) {
-            throw new ImageException("Parameter '" + name + "' expects integer");
-        }
-        return value.getAsLong();
     }
 
     /** The secret {@code encrypt.NAME} names, looked up when asked, or null where not given. */

@@ -62,31 +62,6 @@ final class QemuNumbers {
         return negative ? -value : value;
     }
 
-    /**
-     * The value as a signed 64-bit number, as QAPI's visitors read an {@code int} (qemu_strtoi64, base 0); empty where
-     * that fails (no digits, trailing text, outside the long's range: {@code 18446744073709551615} is refused here,
-     * where {@link #parse} takes it as -1).
-     */
-    static OptionalLong signed(String text) {
-        String rest = text.stripLeading();
-        boolean negative = rest.startsWith("-");
-        if (negative || rest.startsWith("+")) {
-            rest = rest.substring(1);
-        }
-        if (rest.isEmpty() || rest.charAt(0) == '-' || rest.charAt(0) == '+' || Character.isWhitespace(rest.charAt(0))) {
-            return OptionalLong.empty();
-        }
-        OptionalLong magnitude = unsigned(rest);
-        if (magnitude.isEmpty()) {
-            return magnitude;
-        }
-        long m = magnitude.getAsLong();
-        if (negative ? Long.compareUnsigned(m, Long.MIN_VALUE) > 0 : m < 0) {
-            return OptionalLong.empty();
-        }
-        return OptionalLong.of(negative ? -m : m);
-    }
-
     /** The ASCII digit's value in {@code radix}, or -1 (C's strtoul knows no other digits). */
     private static int digit(char c, int radix) {
         int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'z' ? c - 'a' + 10 : c >= 'A' && c <= 'Z' ? c - 'A' + 10 : -1;

@@ -44,10 +44,16 @@ public final class LuksFormat {
     public static byte[] unlock(LuksHeader header, KeyMaterialReader reader, byte[] password) throws IOException {
         requireBoundedWork(unlockRounds(header));
         byte[] secret = uptoNul(password);
-        for (int i = 0; i < LuksHeader.SLOT_COUNT; i++) {
-            byte[] masterKey = tryKeySlot(header, reader, secret, i);
-            if (masterKey != null) {
-                return masterKey;
+        try {
+            for (int i = 0; i < LuksHeader.SLOT_COUNT; i++) {
+                byte[] masterKey = tryKeySlot(header, reader, secret, i);
+                if (masterKey != null) {
+                    return masterKey;
+                }
+            }
+        } finally {
+            if (secret != password) { // a copy cut at a NUL: the caller wipes only its own
+                Arrays.fill(secret, (byte) 0);
             }
         }
         throw new EncryptionKeyException("Invalid password, cannot unlock any keyslot");
@@ -61,10 +67,17 @@ public final class LuksFormat {
             throws IOException {
         LuksHeader.KeySlot slot = header.keySlots().get(index);
         if (slot.active()) {
-            requireBoundedWork(slot.iterations() * keyBlocks(header)
-                    + header.masterKeyIterations() * digestBlocks(header));
+            requireBoundedWork(slotRounds(header.algorithms().hash(), header.masterKeyLength(), slot.iterations(),
+                    header.masterKeyIterations()));
         }
-        return tryKeySlot(header, reader, uptoNul(password), index);
+        byte[] secret = uptoNul(password);
+        try {
+            return tryKeySlot(header, reader, secret, index);
+        } finally {
+            if (secret != password) {
+                Arrays.fill(secret, (byte) 0);
+            }
+        }
     }
 
     /** Slot {@code index}'s master key under {@code secret} (a password up to its NUL), or null. */
@@ -113,20 +126,20 @@ public final class LuksFormat {
         long rounds = 0;
         for (LuksHeader.KeySlot slot : header.keySlots()) {
             if (slot.active()) { // u32 counts times a few blocks, eight times: no overflow
-                rounds += slot.iterations() * keyBlocks(header) + header.masterKeyIterations() * digestBlocks(header);
+                rounds += slotRounds(header.algorithms().hash(), header.masterKeyLength(), slot.iterations(),
+                        header.masterKeyIterations());
             }
         }
         return rounds;
     }
 
-    /** PBKDF2 blocks of one derivation of a slot key: a master key's length in digests. */
-    private static long keyBlocks(LuksHeader header) {
-        return Math.ceilDiv(header.masterKeyLength(), header.algorithms().hash().digestLength());
-    }
-
-    /** PBKDF2 blocks of one derivation of the master key's digest. */
-    private static long digestBlocks(LuksHeader header) {
-        return Math.ceilDiv(LuksHeader.DIGEST_LENGTH, header.algorithms().hash().digestLength());
+    /**
+     * The HMAC rounds of trying one slot: its key derived ({@code keyLength} bytes, in whole digests), then the
+     * master key's digest.
+     */
+    private static long slotRounds(LuksHash hash, int keyLength, long slotIterations, long masterKeyIterations) {
+        return slotIterations * Math.ceilDiv(keyLength, hash.digestLength())
+                + masterKeyIterations * Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength());
     }
 
     static void requireBoundedWork(long rounds) throws UnsupportedFeatureException {
@@ -166,8 +179,7 @@ public final class LuksFormat {
         byte[] slotSalt = randomBytes(random, LuksHeader.SALT_LENGTH);
         long slotIterations = iterations(rate.iterationsPerSecond(hash, keyLength), options.iterTimeMillis(), 1);
         // A long iter-time: a volume no open here would unlock, refused before its slot key is derived.
-        requireBoundedWork(slotIterations * Math.ceilDiv(keyLength, hash.digestLength())
-                + masterKeyIterations * Math.ceilDiv(LuksHeader.DIGEST_LENGTH, hash.digestLength()));
+        requireBoundedWork(slotRounds(hash, keyLength, slotIterations, masterKeyIterations));
         byte[] keyMaterial = sealedKeyMaterial(algorithms, secret, slotSalt, slotIterations, masterKey, random);
 
         List<LuksHeader.KeySlot> slots = new ArrayList<>();

@@ -1,7 +1,9 @@
 package io.github.qcowloom.crypto;
 
 import io.github.qcowloom.api.ChainEncryption.Passphrase;
+import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageException;
+import io.github.qcowloom.api.UnsupportedFeatureException;
 import java.io.IOException;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -13,35 +15,29 @@ import java.util.List;
  * qcrypto_block_luks_amend_options): {@code state=active} stores the master key, which the passphrase of the
  * volume's open unlocks, in a free slot (or the one {@code keyslot} names) under {@code new-secret}, its PBKDF2
  * iterations timed to {@code iter-time}; {@code state=inactive} erases slot {@code keyslot}, or every slot that {@code
- * old-secret} opens. Refused in QEMU's words and order, and, unless forced, where it would overwrite an active slot
- * or erase the last one (which loses the data for good).
+ * old-secret} opens. Refused in QEMU's words and order, and, unless forced, where it would overwrite an active slot,
+ * erase an erased one or erase the last one (which loses the data for good).
  *
  * <p>Each slot is written as QEMU writes it, in an order a crash cannot make worse: an added slot's key material,
  * then the header that enables it; an erased slot's header, then random bytes over its material, 16 times, each
  * pass synced so that it reaches the disk. An overwrite of an active slot ({@code --force}) that a crash cuts short
  * loses that slot, as in QEMU.
  *
+ * <p>The options are taken as given and read as QEMU's QAPI visitor reads them, once the image is known to be LUKS:
+ * {@code state} first, then the numbers (QAPI ints, which {@code -1} is and {@code 18446744073709551615} is not).
+ *
  * @param state "active" or "inactive" as given, null when not given
- * @param keyslot the slot given, as QEMU's int holds it, or null
- * @param iterTimeMillis the PBKDF2 time given for a new slot, or null (2 s)
+ * @param keyslot the slot as given, null when not given
+ * @param iterTimeMillis the PBKDF2 time for a new slot as given, null when not given (2 s)
  * @param newSecret the passphrase of the slot to add, null when not given
  * @param oldSecret the passphrase of the slots to erase, null when not given
  */
-public record LuksKeySlotChange(String state, Long keyslot, Long iterTimeMillis, Passphrase newSecret,
+public record LuksKeySlotChange(String state, String keyslot, String iterTimeMillis, Passphrase newSecret,
         Passphrase oldSecret) {
     /** QEMU's QCRYPTO_BLOCK_LUKS_DEFAULT_ITER_TIME_MS. */
     private static final long DEFAULT_ITER_TIME_MILLIS = 2000;
     /** QEMU's QCRYPTO_BLOCK_LUKS_ERASE_ITERATIONS. */
     private static final int ERASE_PASSES = 16;
-
-    /** The LUKS header area of a volume: its first 592 bytes are the header, the slots' material after them. */
-    public interface HeaderArea extends KeyMaterialReader {
-        /** Writes {@code src} at {@code offsetInHeader} bytes past the start of the header. */
-        void write(long offsetInHeader, byte[] src) throws IOException;
-
-        /** Makes the writes of {@code length} bytes from {@code offsetInHeader} durable. */
-        void sync(long offsetInHeader, long length) throws IOException;
-    }
 
     /** The volume's master key, as the passphrase it was opened with unlocks it; an array the caller wipes. */
     @FunctionalInterface
@@ -56,21 +52,44 @@ public record LuksKeySlotChange(String state, Long keyslot, Long iterTimeMillis,
      * @param rate how fast PBKDF2 runs here, for a new slot's iterations
      * @return the header as it is now
      */
-    public LuksHeader apply(byte[] headerBytes, HeaderArea area, OpenKey openKey, boolean force, SecureRandom random,
-            Pbkdf2.Rate rate) throws IOException {
+    public LuksHeader apply(byte[] headerBytes, LuksHeaderArea area, OpenKey openKey, boolean force,
+            SecureRandom random, Pbkdf2.Rate rate) throws IOException {
         LuksHeader header = LuksHeader.parse(headerBytes);
-        return switch (state == null ? "" : state) {
-            case "active" -> add(header, headerBytes, area, openKey, force, random, rate);
-            case "inactive" -> erase(header, headerBytes, area, force, random);
-            // QEMU's QAPI visitor, which reads the options after the qcow2 driver has looked at them
+        // QEMU's QAPI visitor, which reads the options after the qcow2 driver has looked at them, in their order.
+        boolean add = switch (state == null ? "" : state) {
+            case "active" -> true;
+            case "inactive" -> false;
             case "" -> throw new ImageException("Parameter 'state' is missing");
             default -> throw new ImageException("Parameter 'state' does not accept value '" + state + "'");
         };
+        Long slot = qapiInt("keyslot", keyslot);
+        Long iterTime = qapiInt("iter-time", iterTimeMillis);
+        return add ? add(header, headerBytes, area, slot, iterTime, openKey, force, random, rate)
+                : erase(header, headerBytes, area, slot, iterTime, force, random);
+    }
+
+    /**
+     * {@code text} as QAPI reads an int (qemu_strtoi64, base 0: decimal, 0x hexadecimal, 0 octal; a sign; leading
+     * white space), or null for null. The value has passed QemuOpts' reading of a number already.
+     */
+    private static Long qapiInt(String name, String text) throws ImageException {
+        if (text == null) {
+            return null;
+        }
+        try {
+            String t = text.stripLeading();
+            if (t.startsWith("#") || t.startsWith("-#") || t.startsWith("+#")) { // Long.decode's, not C's
+                throw new NumberFormatException(t);
+            }
+            return Long.decode(t);
+        } catch (NumberFormatException e) {
+            throw new ImageException("Parameter '" + name + "' expects integer");
+        }
     }
 
     /** qcrypto_block_luks_amend_add_keyslot. */
-    private LuksHeader add(LuksHeader header, byte[] headerBytes, HeaderArea area, OpenKey openKey, boolean force,
-            SecureRandom random, Pbkdf2.Rate rate) throws IOException {
+    private LuksHeader add(LuksHeader header, byte[] headerBytes, LuksHeaderArea area, Long slot, Long iterTime,
+            OpenKey openKey, boolean force, SecureRandom random, Pbkdf2.Rate rate) throws IOException {
         if (newSecret == null) {
             throw new ImageException("'new-secret' is required to activate a keyslot");
         }
@@ -78,8 +97,8 @@ public record LuksKeySlotChange(String state, Long keyslot, Long iterTimeMillis,
             throw new ImageException("'old-secret' must not be given when activating keyslots");
         }
         int index;
-        if (keyslot != null) {
-            index = (int) (long) keyslot;
+        if (slot != null) {
+            index = (int) (long) slot;
             if (index < 0 || index >= LuksHeader.SLOT_COUNT) { // QEMU prints it with %u here
                 throw new ImageException("Invalid keyslot " + Integer.toUnsignedString(index)
                         + " specified, must be between 0 and " + (LuksHeader.SLOT_COUNT - 1));
@@ -97,18 +116,26 @@ public record LuksKeySlotChange(String state, Long keyslot, Long iterTimeMillis,
             throw new ImageException("Refusing to overwrite active keyslot " + index + " - please erase it first");
         }
         byte[] masterKey = openKey.masterKey();
+        byte[] given = null;
         byte[] password = null;
         try {
-            password = LuksFormat.uptoNul(newSecret.bytes());
+            given = newSecret.bytes();
+            password = LuksFormat.uptoNul(given);
             try {
-                return storeKey(header, headerBytes, area, index, password, masterKey, random, rate);
+                return storeKey(header, headerBytes, area, index, password, masterKey,
+                        iterTime == null ? DEFAULT_ITER_TIME_MILLIS : iterTime, random, rate);
             } catch (ImageException e) {
                 throw hinted(e, "Failed to write to keyslot " + index);
             }
         } finally {
-            Arrays.fill(masterKey, (byte) 0);
-            if (password != null) {
-                Arrays.fill(password, (byte) 0);
+            wipe(masterKey, given, password);
+        }
+    }
+
+    private static void wipe(byte[]... secrets) {
+        for (byte[] secret : secrets) {
+            if (secret != null) {
+                Arrays.fill(secret, (byte) 0);
             }
         }
     }
@@ -118,46 +145,56 @@ public record LuksKeySlotChange(String state, Long keyslot, Long iterTimeMillis,
      * refusal (a subclass) keeps its own words.
      */
     private static ImageException hinted(ImageException e, String hint) {
-        return e.getClass() == ImageException.class ? new ImageException(e.getMessage() + "\n" + hint, e) : e;
+        String message = e.getMessage() + "\n" + hint;
+        return switch (e) {
+            case CorruptImageException c -> new CorruptImageException(message, c);
+            case UnsupportedFeatureException u -> u; // this driver's own bound, not QEMU's
+            default -> new ImageException(message, e);
+        };
     }
 
     /** qcrypto_block_luks_store_key: a new salt and iteration count, the key material, then the header. */
-    private LuksHeader storeKey(LuksHeader header, byte[] headerBytes, HeaderArea area, int index, byte[] password,
-            byte[] masterKey, SecureRandom random, Pbkdf2.Rate rate) throws IOException {
+    private static LuksHeader storeKey(LuksHeader header, byte[] headerBytes, LuksHeaderArea area, int index,
+            byte[] password, byte[] masterKey, long iterTime, SecureRandom random, Pbkdf2.Rate rate)
+            throws IOException {
         LuksAlgorithms algorithms = header.algorithms();
         LuksHeader.KeySlot old = header.keySlots().get(index);
         byte[] salt = LuksFormat.randomBytes(random, LuksHeader.SALT_LENGTH);
         long iterations = LuksFormat.iterations(rate.iterationsPerSecond(algorithms.hash(),
-                header.masterKeyLength()), iterTimeMillis == null ? DEFAULT_ITER_TIME_MILLIS : iterTimeMillis, 1);
+                header.masterKeyLength()), iterTime, 1);
         LuksHeader.KeySlot slot = LuksHeader.KeySlot.enabled(iterations, salt, old.keyOffsetSector());
         byte[] newBytes = LuksHeader.withKeySlot(headerBytes, index, slot);
         LuksHeader changed = LuksHeader.parse(newBytes);
         // A slot so slow that no open here would try it (see LuksFormat.MAX_ROUNDS), refused before it is derived.
         LuksFormat.requireBoundedWork(LuksFormat.unlockRounds(changed));
         byte[] keyMaterial = LuksFormat.sealedKeyMaterial(algorithms, password, salt, iterations, masterKey, random);
-        area.write(slot.keyOffset(), keyMaterial);
-        area.sync(slot.keyOffset(), keyMaterial.length);
-        Arrays.fill(keyMaterial, (byte) 0);
+        try {
+            area.write(slot.keyOffset(), keyMaterial);
+            area.sync(slot.keyOffset(), keyMaterial.length);
+        } finally {
+            wipe(keyMaterial);
+        }
         area.write(0, newBytes);
         area.sync(0, newBytes.length);
         return changed;
     }
 
     /** qcrypto_block_luks_amend_erase_keyslots. */
-    private LuksHeader erase(LuksHeader header, byte[] headerBytes, HeaderArea area, boolean force,
-            SecureRandom random) throws IOException {
+    private LuksHeader erase(LuksHeader header, byte[] headerBytes, LuksHeaderArea area, Long slot, Long iterTime,
+            boolean force, SecureRandom random) throws IOException {
         if (newSecret != null) {
             throw new ImageException("'new-secret' must not be given when erasing keyslots");
         }
-        if (iterTimeMillis != null) {
+        if (iterTime != null) {
             throw new ImageException("'iter-time' must not be given when erasing keyslots");
         }
-        byte[] password = oldSecret == null ? null : LuksFormat.uptoNul(oldSecret.bytes());
+        byte[] given = oldSecret == null ? null : oldSecret.bytes();
+        byte[] password = given == null ? null : LuksFormat.uptoNul(given);
         try {
             List<Integer> toErase = new ArrayList<>();
             long active = header.keySlots().stream().filter(LuksHeader.KeySlot::active).count();
-            if (keyslot != null) {
-                int index = (int) (long) keyslot;
+            if (slot != null) {
+                int index = (int) (long) slot;
                 if (index < 0 || index >= LuksHeader.SLOT_COUNT) {
                     throw new ImageException("Invalid keyslot " + index + " specified, must be between 0 and "
                             + (LuksHeader.SLOT_COUNT - 1));
@@ -193,18 +230,21 @@ public record LuksKeySlotChange(String state, Long keyslot, Long iterTimeMillis,
             }
             byte[] bytes = headerBytes;
             for (int index : toErase) {
-                bytes = eraseKey(header, bytes, area, index, random);
+                try {
+                    bytes = eraseKey(header, bytes, area, index, random);
+                } catch (ImageException e) {
+                    throw hinted(e, "Failed to erase keyslot " + index);
+                }
             }
             return LuksHeader.parse(bytes);
         } finally {
-            if (password != null) {
-                Arrays.fill(password, (byte) 0);
-            }
+            wipe(given, password);
         }
     }
 
-    /** Whether {@code password} unlocks slot {@code index} (a disabled slot opens with none). */
-    private static boolean opens(LuksHeader header, HeaderArea area, byte[] password, int index) throws IOException {
+    /** Whether {@code password} unlocks slot {@code index} (a disabled slot opens with no password). */
+    private static boolean opens(LuksHeader header, LuksHeaderArea area, byte[] password, int index)
+            throws IOException {
         byte[] masterKey = LuksFormat.unlockSlot(header, area, password, index);
         if (masterKey == null) {
             return false;
@@ -214,7 +254,7 @@ public record LuksKeySlotChange(String state, Long keyslot, Long iterTimeMillis,
     }
 
     /** qcrypto_block_luks_erase_key: the slot disabled in the header, then its material overwritten. */
-    private static byte[] eraseKey(LuksHeader header, byte[] headerBytes, HeaderArea area, int index,
+    private static byte[] eraseKey(LuksHeader header, byte[] headerBytes, LuksHeaderArea area, int index,
             SecureRandom random) throws IOException {
         LuksHeader.KeySlot slot = header.keySlots().get(index);
         byte[] newBytes = LuksHeader.withKeySlot(headerBytes, index,

@@ -1,10 +1,12 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.api.ChainEncryption;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.crypto.LuksKeySlotChange;
 import io.github.qcowloom.format.Features;
 import io.github.qcowloom.format.Header;
@@ -23,15 +25,15 @@ import java.util.Objects;
 import java.util.function.DoubleConsumer;
 
 /**
- * qemu-img amend for a qcow2 image (QEMU 7.2's qcow2_amend_options), in its order of steps: the options are checked;
- * a version 2 image is upgraded to 3 (a snapshot table lacking version 3's extra data written anew with it); a LUKS
- * image's key slots are changed ({@link LuksKeySlotChange}); the refcount width is changed ({@link RefcountWidthChange}); the data file settings and the header are written; the
- * backing file is compared (it cannot be amended: rebase changes it); lazy refcounts are switched; the virtual size
- * is set; and a downgrade to version 2 comes last ({@link VersionDowngrade}). The image is opened for writing
- * first, which repairs it if it was left dirty, as QEMU's open does; each header change is then made with the image
- * closed ({@link HeaderRewrite}), and so are the width change and the downgrade. The file is held open, with its
- * lock, from the first step to the last ({@link HeldFile}), as qemu-img holds it: no other process can open the
- * image for writing in between.
+ * qemu-img amend for a qcow2 image (QEMU 7.2's qcow2_amend_options), in its order of steps: the options are checked; a
+ * version 2 image is upgraded to 3 (a snapshot table lacking version 3's extra data written anew with it); a LUKS
+ * image's key slots are changed ({@link LuksKeySlotChange}); the refcount width is changed ({@link
+ * RefcountWidthChange}); the data file settings and the header are written; the backing file is compared (it cannot be
+ * amended: rebase changes it); lazy refcounts are switched; the virtual size is set; and a downgrade to version 2 comes
+ * last ({@link VersionDowngrade}). The image is opened for writing first, which repairs it if it was left dirty, as
+ * QEMU's open does; each header change is then made with the image closed ({@link HeaderRewrite}), and so are the width
+ * change and the downgrade. The file is held open, with its lock, from the first step to the last ({@link HeldFile}),
+ * as qemu-img holds it: no other process can open the image for writing in between.
  *
  * @param size the new virtual size, or null
  * @param compat "0.10"/"v2" or "1.1"/"v3", or null
@@ -64,8 +66,11 @@ public record ImageAmendment(Long size, String compat, String backingFile, Strin
         } catch (ImageLockedException e) {
             throw e.withContext("Could not open '" + path + "': ");
         }
-        try (held) {
-            apply(new HeldFile(held), path, options, progress);
+        // Each step opens the image anew: it is unlocked once, and its key kept for the steps after a key slot change.
+        ChainEncryption encryption = options.encryption();
+        try (held; UnlockedKeys own = encryption.unlockedKeys() == null ? new UnlockedKeys() : null) {
+            apply(new HeldFile(held), path, own == null ? options
+                    : options.withEncryption(encryption.rememberingKeys(own)), progress);
         }
     }
 

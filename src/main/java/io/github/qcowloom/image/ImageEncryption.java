@@ -8,6 +8,7 @@ import io.github.qcowloom.api.UnlockedKeys;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.crypto.EncryptionInfo;
 import io.github.qcowloom.crypto.LuksFormat;
+import io.github.qcowloom.crypto.LuksHeaderArea;
 import io.github.qcowloom.crypto.LuksKeySlotChange;
 import io.github.qcowloom.crypto.LuksHeader;
 import io.github.qcowloom.crypto.Pbkdf2;
@@ -80,7 +81,7 @@ public final class ImageEncryption {
                 requireDataAtSectors(header);
                 return new ImageEncryption(new EncryptionInfo.Aes(), QcowAes.cipher(key), true);
             }
-            LuksKeySlotChange.HeaderArea area = luksArea(file, header);
+            LuksHeaderArea area = luksArea(file, header);
             byte[] bytes = new byte[LuksHeader.SIZE];
             area.read(0, bytes);
             LuksHeader luks = LuksHeader.parse(bytes);
@@ -122,7 +123,7 @@ public final class ImageEncryption {
      * The master key {@code passphrase} unlocks from the LUKS header {@code bytes} in {@code area}: kept in {@code
      * keys} (null: none) from an earlier unlock, or unlocked and kept there; an array the caller wipes.
      */
-    private static byte[] unlock(byte[] bytes, LuksKeySlotChange.HeaderArea area, byte[] passphrase,
+    private static byte[] unlock(byte[] bytes, LuksHeaderArea area, byte[] passphrase,
             UnlockedKeys keys) throws IOException {
         byte[] masterKey = keys == null ? null : keys.find(bytes, passphrase);
         if (masterKey == null) {
@@ -141,17 +142,29 @@ public final class ImageEncryption {
      */
     static void changeKeySlots(Storage file, Header header, OpenOptions options, LuksKeySlotChange change,
             boolean force) throws IOException {
-        LuksKeySlotChange.HeaderArea area = luksArea(file, header);
+        if (!options.encryption().hasPassphrase()) { // an inspection's open: QEMU's amend always unlocks
+            throw new EncryptionKeyException(KEY_REQUIRED);
+        }
+        LuksHeaderArea area = luksArea(file, header);
         byte[] bytes = new byte[LuksHeader.SIZE];
         area.read(0, bytes);
-        change.apply(bytes, area, () -> {
-            byte[] passphrase = options.encryption().passphrase();
-            try {
-                return unlock(bytes, area, passphrase, options.encryption().unlockedKeys());
-            } finally {
-                Arrays.fill(passphrase, (byte) 0);
+        UnlockedKeys keys = options.encryption().unlockedKeys();
+        byte[] passphrase = options.encryption().passphrase();
+        try {
+            change.apply(bytes, area, () -> unlock(bytes, area, passphrase, keys), force, new SecureRandom(),
+                    Pbkdf2::iterationsPerSecond);
+            // The image's later steps open it with the same passphrase, whose slot may be gone now: as QEMU keeps
+            // its unlocked cipher, they find the master key kept for the new header (whose digest accepts it).
+            byte[] masterKey = keys == null ? null : keys.find(bytes, passphrase);
+            if (masterKey != null) {
+                byte[] changed = new byte[LuksHeader.SIZE];
+                area.read(0, changed);
+                keys.remember(changed, passphrase, masterKey);
+                Arrays.fill(masterKey, (byte) 0);
             }
-        }, force, new SecureRandom(), Pbkdf2::iterationsPerSecond);
+        } finally {
+            Arrays.fill(passphrase, (byte) 0);
+        }
     }
 
     /**
@@ -159,31 +172,31 @@ public final class ImageEncryption {
      * and qcow2_crypto_hdr_write_func bound it (unsigned): past the end of the file it reads zeroes, as QEMU reads
      * them.
      */
-    private static LuksKeySlotChange.HeaderArea luksArea(Storage file, Header header) {
+    private static LuksHeaderArea luksArea(Storage file, Header header) {
         Header.CryptoHeaderArea area = header.cryptoHeader().orElseThrow(); // the header's parse requires it
-        return new LuksKeySlotChange.HeaderArea() {
+        return new LuksHeaderArea() {
             @Override
             public void read(long at, byte[] dst) throws IOException {
-                file.readFully(ByteBuffer.wrap(dst), position(at, dst.length));
+                file.readFully(ByteBuffer.wrap(dst), position(at, dst.length, "read"));
             }
 
             @Override
             public void write(long at, byte[] src) throws IOException {
-                file.write(ByteBuffer.wrap(src), position(at, src.length));
+                file.write(ByteBuffer.wrap(src), position(at, src.length, "write"));
             }
 
             @Override
             public void sync(long at, long length) throws IOException {
-                file.flushRange(position(at, length), length);
+                file.flushRange(position(at, length, "write"), length);
             }
 
-            private long position(long at, long length) throws CorruptImageException {
+            private long position(long at, long length, String verb) throws CorruptImageException {
                 if (Long.compareUnsigned(at + length, area.length()) > 0) {
                     throw new CorruptImageException("Request for data outside of extension header");
                 }
                 long from = area.offset() + at;
                 if (area.offset() < 0 || from < 0 || from + length < 0) {
-                    throw new CorruptImageException("Could not read encryption header: offset "
+                    throw new CorruptImageException("Could not " + verb + " encryption header: offset "
                             + Long.toUnsignedString(area.offset()) + " is past any file");
                 }
                 return from;

@@ -142,7 +142,8 @@ class CliAmendKeySlotsTest extends QemuFolderTest {
         "encrypt.state=inactive,encrypt.keyslot=3", "encrypt.state=inactive,encrypt.keyslot=9",
         "encrypt.state=inactive,encrypt.keyslot=-1", "encrypt.state=inactive,encrypt.keyslot=1,encrypt.old-secret=s",
         "encrypt.state=inactive,encrypt.old-secret=x", "encrypt.state=inactive,encrypt.old-secret=missing",
-        "encrypt.keyslot=x"})
+        "encrypt.keyslot=x", "encrypt.keyslot=18446744073709551615", "encrypt.state=foo,encrypt.keyslot=x",
+        "encrypt.state=active,encrypt.new-secret=n,encrypt.iter-time=0x10x"})
     void refusedAsQemuImgRefusesIt(String options) throws IOException {
         sameAsQemuImg("-o", options);
     }
@@ -153,9 +154,20 @@ class CliAmendKeySlotsTest extends QemuFolderTest {
         "encrypt.state=active,encrypt.new-secret=n,encrypt.keyslot=4294967298,encrypt.iter-time=10",
         "encrypt.state=inactive,encrypt.keyslot=1", "encrypt.state=inactive,encrypt.keyslot=0,encrypt.old-secret=s",
         "encrypt.state=inactive,encrypt.old-secret=old", "encrypt.state=active,encrypt.state=inactive,"
-            + "encrypt.keyslot=0"})
+            + "encrypt.keyslot=0", "encrypt.state=inactive,encrypt.keyslot=0,size=8M"})
     void changedAsQemuImgChangesIt(String options) throws IOException {
         sameAsQemuImg("-o", options);
+    }
+
+    /** The qcow2 driver's refusals come before the key slot options are read: state, numbers, secrets. */
+    @Test
+    void anImageWithoutLuksRefusesThemFirst() {
+        String plain = path("plain.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", plain, "1M");
+        for (String o : List.of("encrypt.keyslot=18446744073709551615", "encrypt.state=foo",
+                "encrypt.state=active,encrypt.new-secret=missing")) {
+            Cli.sameAsQemuImg("amend", "-o", o, plain);
+        }
     }
 
     @Test
