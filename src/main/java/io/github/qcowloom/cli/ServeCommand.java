@@ -88,6 +88,14 @@ final class ServeCommand implements Callable<Integer> {
             + " the qemu:dirty-bitmap:NAME metadata context (NBD), as qemu-nbd -B does.")
     String bitmap;
 
+    @Option(names = {"-x", "--export-name"}, paramLabel = "NAME", description = "The export's name, which clients"
+            + " must ask for (default: the empty name, as qemu-nbd's).")
+    String exportName = "";
+
+    @Option(names = {"-D", "--description"}, paramLabel = "TEXT", description = "The export's description, listed"
+            + " to clients.")
+    String description;
+
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
 
@@ -191,8 +199,8 @@ final class ServeCommand implements Callable<Integer> {
         NbdServer server;
         try {
             ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
-            server = NbdServer.start(new Export(Path.of(image().fileName()).getFileName().toString(), device,
-                    options.readOnly(), served), address, model, limits, tls);
+            server = NbdServer.start(new Export(exportName, description, device, options.readOnly(), served),
+                    address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();
             throw e;

@@ -3,17 +3,25 @@ package io.github.qcowloom.nbd;
 import io.github.qcowloom.api.BlockDevice;
 
 /**
- * The one export a server offers: its name for NBD_OPT_LIST and the shared device behind every connection.
+ * The one export a server offers: its name and description for NBD_OPT_LIST and the shared device behind every
+ * connection.
  *
- * @param name listed by NBD_OPT_LIST; clients may ask for any name, or the empty one
+ * @param name what a client must ask for, as of qemu-nbd's one export ({@code -x}; the empty name is qemu-nbd's
+ *     default): another name is refused
+ * @param description what NBD_OPT_LIST and NBD_INFO_DESCRIPTION tell of it ({@code -D}); null for nothing
  * @param device shared by all connections, so a flush on one covers writes acknowledged on all (CAN_MULTI_CONN)
  * @param readOnly advertise READ_ONLY and answer writes with EPERM
  * @param bitmap the dirty bitmap offered as a {@code qemu:dirty-bitmap:} metadata context; null for none
  */
-public record Export(String name, BlockDevice device, boolean readOnly, ExportedBitmap bitmap) {
-    /** An export without a bitmap. */
-    public Export(String name, BlockDevice device, boolean readOnly) {
-        this(name, device, readOnly, null);
+public record Export(String name, String description, BlockDevice device, boolean readOnly, ExportedBitmap bitmap) {
+    /** An export of qemu-nbd's default name, the empty one, with no description. */
+    public Export(BlockDevice device, boolean readOnly, ExportedBitmap bitmap) {
+        this("", null, device, readOnly, bitmap);
+    }
+
+    /** An export of qemu-nbd's default name, the empty one, with no description and no bitmap. */
+    public Export(BlockDevice device, boolean readOnly) {
+        this(device, readOnly, null);
     }
 
     /** The bitmap's context name, or null. */

@@ -95,6 +95,11 @@ final class Handshake {
             }
             switch (option) {
                 case OPT_EXPORT_NAME -> {
+                    // "as this request cannot error, it MUST terminate the session": qemu-nbd drops it so.
+                    String name = StandardCharsets.UTF_8.decode(data).toString();
+                    if (!name.equals(export.name())) {
+                        throw new ProtocolViolation("NBD_OPT_EXPORT_NAME of export '" + name + "', not present");
+                    }
                     // No option reply: size, flags and (unless NO_ZEROES) 124 zero bytes, then transmission.
                     ByteBuffer b = ByteBuffer.allocate(noZeroes ? 10 : 134).putLong(export.device().size())
                             .putShort((short) export.transmissionFlags(structured));
@@ -163,8 +168,12 @@ final class Handshake {
             error(option, REP_ERR_INVALID, "LIST takes no data");
             return;
         }
+        // The name, then its description, as qemu-nbd lists them.
         byte[] name = export.name().getBytes(StandardCharsets.UTF_8);
-        reply(option, REP_SERVER, ByteBuffer.allocate(4 + name.length).putInt(name.length).put(name).flip());
+        byte[] description = export.description() == null ? new byte[0]
+                : export.description().getBytes(StandardCharsets.UTF_8);
+        reply(option, REP_SERVER, ByteBuffer.allocate(4 + name.length + description.length).putInt(name.length)
+                .put(name).put(description).flip());
         reply(option, REP_ACK, ByteBuffer.allocate(0));
     }
 
@@ -179,7 +188,8 @@ final class Handshake {
             error(option, REP_ERR_INVALID, "export name longer than the option");
             return false;
         }
-        data.position(data.position() + (int) nameLength);
+        byte[] asked = new byte[(int) nameLength];
+        data.get(asked);
         int n = Short.toUnsignedInt(data.getShort());
         if (data.remaining() != 2 * n) {
             error(option, REP_ERR_INVALID, "bad information request count");
@@ -189,14 +199,25 @@ final class Handshake {
         for (int i = 0; i < n; i++) {
             requests.add(Short.toUnsignedInt(data.getShort()));
         }
-        // Any name is this export. NBD_INFO_EXPORT is always sent; BLOCK_SIZE too (min 1 needs no client consent).
+        String name = new String(asked, StandardCharsets.UTF_8);
+        if (!name.equals(export.name())) { // QEMU's words, after it has read the whole request
+            error(option, REP_ERR_UNKNOWN, "export '" + name + "' not present");
+            return false;
+        }
+        // NBD_INFO_EXPORT is always sent; BLOCK_SIZE too (min 1 needs no client consent).
         reply(option, REP_INFO, ByteBuffer.allocate(12).putShort((short) INFO_EXPORT)
                 .putLong(export.device().size()).putShort((short) export.transmissionFlags(structured)).flip());
         reply(option, REP_INFO, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK)
                 .putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip());
         if (requests.contains(INFO_NAME)) {
-            byte[] name = export.name().getBytes(StandardCharsets.UTF_8);
-            reply(option, REP_INFO, ByteBuffer.allocate(2 + name.length).putShort((short) INFO_NAME).put(name).flip());
+            byte[] bytes = export.name().getBytes(StandardCharsets.UTF_8);
+            reply(option, REP_INFO, ByteBuffer.allocate(2 + bytes.length).putShort((short) INFO_NAME).put(bytes)
+                    .flip());
+        }
+        if (requests.contains(INFO_DESCRIPTION) && export.description() != null) {
+            byte[] bytes = export.description().getBytes(StandardCharsets.UTF_8);
+            reply(option, REP_INFO, ByteBuffer.allocate(2 + bytes.length).putShort((short) INFO_DESCRIPTION)
+                    .put(bytes).flip());
         }
         reply(option, REP_ACK, ByteBuffer.allocate(0));
         return true;

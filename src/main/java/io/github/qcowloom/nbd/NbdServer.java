@@ -197,8 +197,9 @@ public final class NbdServer implements AutoCloseable {
      */
     public String uri() {
         String scheme = tls != null ? "nbds" : "nbd";
+        String name = percentEncoded(export.name());
         if (address instanceof UnixDomainSocketAddress u) {
-            return scheme + "+unix:///?socket=" + u.getPath();
+            return scheme + "+unix:///" + name + "?socket=" + u.getPath();
         }
         InetSocketAddress i = (InetSocketAddress) address;
         String host = i.getAddress().getHostAddress();
@@ -206,7 +207,21 @@ public final class NbdServer implements AutoCloseable {
             int zone = host.indexOf('%');
             host = "[" + (zone >= 0 ? host.substring(0, zone) : host) + "]";
         }
-        return scheme + "://" + host + ":" + i.getPort();
+        return scheme + "://" + host + ":" + i.getPort() + (name.isEmpty() ? "" : "/" + name);
+    }
+
+    /** The export name as an NBD URI's path holds it: its UTF-8 bytes, those outside RFC 3986's unreserved set as %XX. */
+    private static String percentEncoded(String name) {
+        StringBuilder sb = new StringBuilder();
+        for (byte b : name.getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+            char c = (char) (b & 0xff);
+            if (c < 0x80 && (Character.isLetterOrDigit(c) || "-._~".indexOf(c) >= 0)) {
+                sb.append(c);
+            } else {
+                sb.append('%').append(String.format("%02X", b & 0xff));
+            }
+        }
+        return sb.toString();
     }
 
     /** Whether clients must use TLS. */

@@ -33,9 +33,11 @@ final class Protocol {
     static final int REP_ERR_POLICY = 0x80000002;
     static final int REP_ERR_INVALID = 0x80000003;
     static final int REP_ERR_TLS_REQD = 0x80000005;
+    static final int REP_ERR_UNKNOWN = 0x80000006;
 
     static final int INFO_EXPORT = 0;
     static final int INFO_NAME = 1;
+    static final int INFO_DESCRIPTION = 2;
     static final int INFO_BLOCK_SIZE = 3;
 
     // Transmission flags ("Transmission flags").

@@ -43,7 +43,7 @@ class CliServeBitmapTest {
 
     private static NbdServer serve(BlockDevice device, boolean readOnly, String bitmap, Path socket)
             throws Exception {
-        return NbdServer.start(new Export("b", device, readOnly, ServedBitmap.of(device, bitmap)),
+        return NbdServer.start(new Export(device, readOnly, ServedBitmap.of(device, bitmap)),
                 UnixDomainSocketAddress.of(socket), ExecutionModel.VIRTUAL, NbdServer.Options.defaults());
     }
 

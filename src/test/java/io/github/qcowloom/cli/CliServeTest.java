@@ -11,12 +11,14 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -139,6 +141,50 @@ class CliServeTest {
         String virtual = linesUntilServing(MANIFEST_FLAGS, List.of("--socket", dir.resolve("t.sock").toString(),
                 "--storage", "filechannel", img.toString()), img);
         assertTrue(virtual.contains("(virtual)"), virtual);
+    }
+
+    /**
+     * {@code -x NAME} and {@code -D TEXT} as qemu-nbd takes them: the export is listed by its name and description
+     * (nbdinfo --list), served under that name alone, and another name, the empty one included, is refused in
+     * qemu-nbd's words (qemu-io's report of the server's error).
+     */
+    @Test
+    void anExportNameAndDescriptionAreQemuNbds() throws Exception {
+        Qemu.assume();
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/nbdinfo")), "nbdinfo (libnbd-bin) is missing");
+        Path img = image();
+        Path theirs = dir.resolve("theirs.qcow2");
+        Files.copy(img, theirs);
+        Path theirSocket = dir.resolve("theirs.sock");
+        Path pid = dir.resolve("qemu-nbd.pid");
+        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-t", "-x", "disk 0", "-D", "my disk",
+                "-f", "qcow2", "-k", theirSocket.toString(), theirs.toString()));
+        ProcessHandle qemuNbd = ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow();
+        Path socket = dir.resolve("s.sock");
+        StringBuilder uri = new StringBuilder();
+        Process p = serve(List.of("-x", "disk 0", "-D", "my disk", "--socket", socket.toString(), img.toString()),
+                uri);
+        try {
+            assertEquals("nbd+unix:///disk%200?socket=" + socket, uri.toString());
+            for (String name : List.of("", "other", "disk%200")) {
+                List<String> said = new ArrayList<>();
+                for (Path s : List.of(theirSocket, socket)) {
+                    String u = "nbd+unix:///" + name + "?socket=" + s;
+                    String list = Qemu.run(List.of("nbdinfo", "--list", u)).lines()
+                            .filter(l -> l.startsWith("export=") || l.contains("description:")
+                                    || l.contains("export-size:") || l.contains("uri:"))
+                            .collect(Collectors.joining("\n"));
+                    Qemu.Result io = Qemu.exec(List.of("qemu-io", "-f", "raw", "-c", "read 0 4k", u));
+                    said.add((list + "\n" + io.exitCode() + " " + io.stderr()).replace(s.toString(), "SOCKET"));
+                }
+                assertEquals(said.get(0), said.get(1), name);
+                assertTrue(said.get(1).contains("description: my disk"), said.get(1));
+            }
+        } finally {
+            stop(p, img);
+            qemuNbd.destroy();
+            qemuNbd.onExit().get();
+        }
     }
 
     /**

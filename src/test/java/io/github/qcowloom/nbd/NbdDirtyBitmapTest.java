@@ -82,7 +82,7 @@ class NbdDirtyBitmapTest {
     void bothContextsListedSelectedAndAnswered() throws Exception {
         Path socket = dir.resolve("s.sock");
         try (RawImage device = new RawImage(new MemoryStorage(new byte[(int) SIZE]));
-                NbdServerHolder server = new NbdServerHolder(NbdServer.start(new Export("e", device, true, BITMAP),
+                NbdServerHolder server = new NbdServerHolder(NbdServer.start(new Export(device, true, BITMAP),
                         UnixDomainSocketAddress.of(socket), ExecutionModel.VIRTUAL, NbdServer.Options.defaults()));
                 RawClient c = new RawClient(UnixDomainSocketAddress.of(socket))) {
             c.send(ByteBuffer.allocate(4).putInt(Protocol.FLAG_FIXED_NEWSTYLE | Protocol.FLAG_NO_ZEROES));

@@ -60,7 +60,7 @@ class NbdFuzzTest {
     void clientBytes(byte[] data) throws IOException {
         try (Qcow2Image image = Qcow2Image.open(new MemoryStorage(emptyImage, 64L << 20, false), null,
                 READ_WRITE)) {
-            Export export = new Export("fuzz", image, false);
+            Export export = new Export(image, false);
             ByteStream ch = new ClientBytes(data);
             List<RuntimeException> defects = new ArrayList<>();
             try {

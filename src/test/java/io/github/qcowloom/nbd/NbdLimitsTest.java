@@ -179,7 +179,7 @@ class NbdLimitsTest {
             }
         };
         Path socket = dir.resolve("gone.sock");
-        NbdServer server = NbdServer.start(new Export("gone", counting, false), UnixDomainSocketAddress.of(socket),
+        NbdServer server = NbdServer.start(new Export(counting, false), UnixDomainSocketAddress.of(socket),
                 ExecutionModel.VIRTUAL, NbdServer.Options.defaults().withMaxConnections(1));
         try {
             int sent = 2000;

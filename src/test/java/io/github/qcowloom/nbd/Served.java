@@ -42,7 +42,7 @@ final class Served implements AutoCloseable {
         }
         BlockDevice dev = ImageFormat.open(image, "qcow2", o);
         Files.deleteIfExists(socket);
-        NbdServer s = NbdServer.start(new Export(image.getFileName().toString(), dev, readOnly),
+        NbdServer s = NbdServer.start(new Export(dev, readOnly),
                 UnixDomainSocketAddress.of(socket), model, options);
         return new Served(image, dev, s);
     }
@@ -51,7 +51,7 @@ final class Served implements AutoCloseable {
     static Served startTcp(Path image, boolean readOnly, TlsCredentials tls) throws IOException {
         OpenOptions o = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
         BlockDevice dev = ImageFormat.open(image, "qcow2", o);
-        NbdServer s = NbdServer.start(new Export(image.getFileName().toString(), dev, readOnly),
+        NbdServer s = NbdServer.start(new Export(dev, readOnly),
                 new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), ExecutionModel.VIRTUAL,
                 NbdServer.Options.defaults(), tls);
         return new Served(image, dev, s);

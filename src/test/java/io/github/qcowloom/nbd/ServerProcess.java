@@ -26,7 +26,7 @@ final class ServerProcess {
         Path socket = Path.of(args[1]);
         Duration grace = Duration.ofMillis(Long.parseLong(args[2]));
         BlockDevice device = ImageFormat.open(image, "qcow2", OpenOptions.readWriteDefaults());
-        NbdServer server = NbdServer.start(new Export("e", device, false), UnixDomainSocketAddress.of(socket),
+        NbdServer server = NbdServer.start(new Export(device, false), UnixDomainSocketAddress.of(socket),
                 ExecutionModel.VIRTUAL, NbdServer.Options.defaults().withStopGrace(grace));
         System.out.println("ready");
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));

@@ -32,7 +32,7 @@ class TransmissionTest {
 
     private static Transmission transmission(ClientBytes client, RawImage disk, TestExecutor executor,
             long budget, PayloadBuffers buffers, BooleanSupplier stopping) {
-        return new Transmission(client, new Export("t", disk, false), new Session(false), executor,
+        return new Transmission(client, new Export(disk, false), new Session(false), executor,
                 new ByteBudget(budget), buffers, e -> {
                     throw e;
                 }, stopping);
