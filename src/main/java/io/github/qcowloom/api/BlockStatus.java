@@ -27,7 +27,12 @@ public record BlockStatus(long length, int depth, Allocation allocation, Host ho
         /** Marked as reading zeroes (a zero cluster or subcluster, preallocated or not). */
         ZERO,
         /** Held by no layer of the chain: reads as zeroes. */
-        UNALLOCATED
+        UNALLOCATED,
+        /**
+         * Held by no layer down to the answering one, whose backing file ends before the range: reads as zeroes,
+         * which QEMU counts as allocated in that short backing file ({@link #allocationDepth()}).
+         */
+        PAST_BACKING_END
     }
 
     /** Which file of the answering layer holds the bytes. */
@@ -56,13 +61,26 @@ public record BlockStatus(long length, int depth, Allocation allocation, Host ho
 
     /** Some layer holds the range (QEMU's BDRV_BLOCK_ALLOCATED, qemu-img map's "present"). */
     public boolean present() {
-        return allocation != Allocation.UNALLOCATED;
+        return allocation != Allocation.UNALLOCATED && allocation != Allocation.PAST_BACKING_END;
+    }
+
+    /**
+     * The layer that holds the range as QEMU's bdrv_is_allocated_above counts it (qemu-nbd's qemu:allocation-depth):
+     * 1 the device itself, 2 its backing file and so on, the short backing file for zeroes past its end, and 0
+     * where no layer of the chain holds it.
+     */
+    public int allocationDepth() {
+        return switch (allocation) {
+            case UNALLOCATED -> 0;
+            case PAST_BACKING_END -> depth + 2;
+            default -> depth + 1;
+        };
     }
 
     /** The range reads as zeroes (BDRV_BLOCK_ZERO). */
     public boolean zero() {
         return allocation == Allocation.ZERO || allocation == Allocation.UNALLOCATED
-                || allocation == Allocation.UNWRITTEN;
+                || allocation == Allocation.PAST_BACKING_END || allocation == Allocation.UNWRITTEN;
     }
 
     /** The layer stores data for the range (BDRV_BLOCK_DATA); false is NBD's "hole". */

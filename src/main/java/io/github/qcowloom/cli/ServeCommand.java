@@ -96,6 +96,10 @@ final class ServeCommand implements Callable<Integer> {
             + " to clients.")
     String description;
 
+    @Option(names = {"-A", "--allocation-depth"}, description = "Also export each extent's depth in the backing"
+            + " chain as the qemu:allocation-depth metadata context, as qemu-nbd -A does.")
+    boolean allocationDepth;
+
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
 
@@ -199,7 +203,8 @@ final class ServeCommand implements Callable<Integer> {
         NbdServer server;
         try {
             ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
-            server = NbdServer.start(new Export(exportName, description, device, options.readOnly(), served),
+            server = NbdServer.start(new Export(exportName, description, device, options.readOnly(), served,
+                    allocationDepth),
                     address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();

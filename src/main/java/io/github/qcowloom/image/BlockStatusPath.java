@@ -75,8 +75,9 @@ final class BlockStatusPath {
     }
 
     /**
-     * Where this image holds nothing, the backing file answers (one layer deeper); without one, or past its end,
-     * the range reads as zeroes and this image answers, keeping the host offset of a preallocated cluster.
+     * Where this image holds nothing, the backing file answers (one layer deeper); without one, or past its end
+     * ({@link Allocation#PAST_BACKING_END}), the range reads as zeroes and this image answers, keeping the host
+     * offset of a preallocated cluster.
      */
     private BlockStatus throughBacking(long offset, long length, Host host) throws IOException {
         if (!hasBacking) {
@@ -88,7 +89,7 @@ final class BlockStatusPath {
         }
         long backingSize = backing.size();
         if (offset >= backingSize) {
-            return new BlockStatus(length, 0, Allocation.UNALLOCATED, host);
+            return new BlockStatus(length, 0, Allocation.PAST_BACKING_END, host);
         }
         return backing.blockStatus(offset, Math.min(length, backingSize - offset)).fromBacking();
     }

@@ -12,11 +12,13 @@ import io.github.qcowloom.api.BlockDevice;
  * @param device shared by all connections, so a flush on one covers writes acknowledged on all (CAN_MULTI_CONN)
  * @param readOnly advertise READ_ONLY and answer writes with EPERM
  * @param bitmap the dirty bitmap offered as a {@code qemu:dirty-bitmap:} metadata context; null for none
+ * @param allocationDepth offer the {@code qemu:allocation-depth} metadata context (qemu-nbd -A)
  */
-public record Export(String name, String description, BlockDevice device, boolean readOnly, ExportedBitmap bitmap) {
-    /** An export of qemu-nbd's default name, the empty one, with no description. */
+public record Export(String name, String description, BlockDevice device, boolean readOnly, ExportedBitmap bitmap,
+        boolean allocationDepth) {
+    /** An export of qemu-nbd's default name, the empty one, with no description and no allocation depth. */
     public Export(BlockDevice device, boolean readOnly, ExportedBitmap bitmap) {
-        this("", null, device, readOnly, bitmap);
+        this("", null, device, readOnly, bitmap, false);
     }
 
     /** An export of qemu-nbd's default name, the empty one, with no description and no bitmap. */

@@ -7,6 +7,7 @@ import io.github.qcowloom.api.BlockStatus;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.ToIntFunction;
 
 /**
  * base:allocation from the device's block status, as QEMU's NBD server answers it: NBD_STATE_HOLE where no layer
@@ -26,14 +27,30 @@ final class Extents {
     record Extent(long length, int flags) {
     }
 
-    /** The extents from {@code offset}: non-empty, together at most {@code length} bytes, one only if {@code one}. */
+    /**
+     * The base:allocation extents from {@code offset}: non-empty, together at most {@code length} bytes, one only if
+     * {@code one}.
+     */
     static List<Extent> of(BlockDevice device, long offset, long length, boolean one) throws IOException {
+        return of(device, offset, length, one, s -> (s.data() ? 0 : STATE_HOLE) | (s.zero() ? STATE_ZERO : 0));
+    }
+
+    /**
+     * The qemu:allocation-depth extents from {@code offset}, as {@link #of(BlockDevice, long, long, boolean)} gives:
+     * {@link BlockStatus#allocationDepth()} of each.
+     */
+    static List<Extent> depths(BlockDevice device, long offset, long length, boolean one) throws IOException {
+        return of(device, offset, length, one, BlockStatus::allocationDepth);
+    }
+
+    private static List<Extent> of(BlockDevice device, long offset, long length, boolean one,
+            ToIntFunction<BlockStatus> flagsOf) throws IOException {
         long end = offset + length;
         List<Extent> out = new ArrayList<>();
         long pos = offset;
         while (pos < end) {
             BlockStatus status = device.blockStatus(pos, end - pos);
-            int flags = (status.data() ? 0 : STATE_HOLE) | (status.zero() ? STATE_ZERO : 0);
+            int flags = flagsOf.applyAsInt(status);
             Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
             if (last != null && last.flags() == flags) {
                 out.set(out.size() - 1, new Extent(last.length() + status.length(), flags));

@@ -34,6 +34,7 @@ final class Handshake {
     private boolean structured;
     private boolean baseAllocation;
     private boolean dirtyBitmap;
+    private boolean allocationDepth;
 
     Handshake(SocketChannel socket, Export export, TlsCredentials tls) {
         this.socket = socket;
@@ -157,10 +158,12 @@ final class Handshake {
         structured = false;
         baseAllocation = false;
         dirtyBitmap = false;
+        allocationDepth = false;
     }
 
     private Session session() {
-        return new Session(structured, structured && baseAllocation, structured && dirtyBitmap);
+        return new Session(structured, structured && baseAllocation, structured && dirtyBitmap,
+                structured && allocationDepth);
     }
 
     private void list(int option, ByteBuffer data) throws IOException {
@@ -225,9 +228,9 @@ final class Handshake {
 
     /**
      * SET_META_CONTEXT and LIST_META_CONTEXT: u32 name length, name, u32 query count, queries. The contexts are
-     * base:allocation and, where the export has a bitmap, qemu:dirty-bitmap:NAME. SET selects those named exactly
-     * (replacing any earlier selection); LIST shows those a query names or leads to ("base:", "qemu:",
-     * "qemu:dirty-bitmap:"), all of them for no query.
+     * base:allocation and, where the export offers them, qemu:allocation-depth and qemu:dirty-bitmap:NAME, in
+     * qemu-nbd's order. SET selects those named exactly (replacing any earlier selection); LIST shows those a query
+     * names or leads to ("base:", "qemu:", "qemu:dirty-bitmap:"), all of them for no query.
      */
     private void metaContext(int option, ByteBuffer data) throws IOException {
         boolean set = option == OPT_SET_META_CONTEXT;
@@ -262,12 +265,17 @@ final class Handshake {
         boolean base = matches(queries, set, BASE_ALLOCATION, "base:");
         String bitmapContext = export.bitmapContext();
         boolean bitmap = bitmapContext != null && matches(queries, set, bitmapContext, "qemu:", DIRTY_BITMAP_PREFIX);
+        boolean depth = export.allocationDepth() && matches(queries, set, ALLOCATION_DEPTH, "qemu:");
         if (set) {
             baseAllocation = base;
             dirtyBitmap = bitmap;
+            allocationDepth = depth;
         }
         if (base) {
             context(option, set ? BASE_ALLOCATION_ID : 0, BASE_ALLOCATION);
+        }
+        if (depth) {
+            context(option, set ? ALLOCATION_DEPTH_ID : 0, ALLOCATION_DEPTH);
         }
         if (bitmap) {
             context(option, set ? DIRTY_BITMAP_ID : 0, bitmapContext);

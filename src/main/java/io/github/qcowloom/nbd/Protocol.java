@@ -81,6 +81,9 @@ final class Protocol {
     // QEMU's dirty-bitmap context (docs/interop/nbd.txt): one bit of state, dirty.
     static final String DIRTY_BITMAP_PREFIX = "qemu:dirty-bitmap:";
     static final int DIRTY_BITMAP_ID = 2;
+    /** qemu-nbd -A's context: each extent's depth in the backing chain, 1 the top, 0 where no layer holds it. */
+    static final String ALLOCATION_DEPTH = "qemu:allocation-depth";
+    static final int ALLOCATION_DEPTH_ID = 3;
     static final int STATE_DIRTY = 1;
     static final int STATE_HOLE = 1;
     static final int STATE_ZERO = 2;

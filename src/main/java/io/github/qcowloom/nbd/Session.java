@@ -6,10 +6,11 @@ package io.github.qcowloom.nbd;
  * @param structuredReplies NBD_OPT_STRUCTURED_REPLY was acknowledged
  * @param baseAllocation base:allocation was selected by NBD_OPT_SET_META_CONTEXT (context id {@link Protocol#BASE_ALLOCATION_ID})
  * @param dirtyBitmap the export's qemu:dirty-bitmap context was selected (context id {@link Protocol#DIRTY_BITMAP_ID})
+ * @param allocationDepth qemu:allocation-depth was selected (context id {@link Protocol#ALLOCATION_DEPTH_ID})
  */
-record Session(boolean structuredReplies, boolean baseAllocation, boolean dirtyBitmap) {
-    /** Neither metadata context selected. */
+record Session(boolean structuredReplies, boolean baseAllocation, boolean dirtyBitmap, boolean allocationDepth) {
+    /** No metadata context selected. */
     Session(boolean structuredReplies) {
-        this(structuredReplies, false, false);
+        this(structuredReplies, false, false, false);
     }
 }

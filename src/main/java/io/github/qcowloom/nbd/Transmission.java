@@ -5,7 +5,9 @@ import static io.github.qcowloom.nbd.Protocol.*;
 import io.github.qcowloom.api.BlockDevice;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
@@ -125,17 +127,18 @@ final class Transmission {
         slots.release();
     }
 
+    /** The metadata contexts selected, each a chunk of a block status reply; at least 1. */
+    private int contexts() {
+        return Math.max(1, (session.baseAllocation() ? 1 : 0) + (session.dirtyBitmap() ? 1 : 0)
+                + (session.allocationDepth() ? 1 : 0));
+    }
+
     /**
      * The bytes a request holds until its reply is sent: a READ's data, a WRITE's payload (each in a buffer of the
      * next power of two), a BLOCK_STATUS's extents (at most {@link Extents#MAX_EXTENTS} for each context selected);
      * other requests hold a few bytes only. A READ longer than {@link Protocol#MAX_PAYLOAD} is refused without
      * allocating anything.
      */
-    /** The metadata contexts selected, each a chunk of a block status reply; at least 1. */
-    private int contexts() {
-        return Math.max(1, (session.baseAllocation() ? 1 : 0) + (session.dirtyBitmap() ? 1 : 0));
-    }
-
     private long cost(Request r) {
         return switch (r.type()) {
             case CMD_READ -> r.length() <= MAX_PAYLOAD ? PayloadBuffers.capacityFor(r.length()) : 0;
@@ -292,23 +295,28 @@ final class Transmission {
                 replies.ok(r.cookie(), done);
             }
             case CMD_BLOCK_STATUS -> {
-                if (!session.baseAllocation() && !session.dirtyBitmap() || r.length() == 0) {
+                if (!session.baseAllocation() && !session.dirtyBitmap() && !session.allocationDepth()
+                        || r.length() == 0) {
                     replies.error(r.cookie(), EINVAL, "no metadata context selected, or empty range", done);
                     return;
                 }
                 boolean one = r.has(CMD_FLAG_REQ_ONE);
-                // Both contexts' extents first, so that a failure sends an error alone; then one chunk per context,
-                // the last one DONE (both from this thread: they go out in order).
-                List<Extents.Extent> allocation = session.baseAllocation()
-                        ? Extents.of(dev, r.offset(), r.length(), one) : null;
-                List<Extents.Extent> dirty = session.dirtyBitmap()
-                        ? Extents.of(export.bitmap().runs(), r.offset(), r.length(), one) : null;
-                if (allocation != null) {
-                    replies.blockStatus(r.cookie(), BASE_ALLOCATION_ID, allocation, dirty == null,
-                            dirty == null ? done : () -> { });
+                // Every context's extents first, so that a failure sends an error alone; then one chunk per context
+                // in qemu-nbd's order, the last one DONE (all from this thread: they go out in order).
+                Map<Integer, List<Extents.Extent>> chunks = new LinkedHashMap<>();
+                if (session.baseAllocation()) {
+                    chunks.put(BASE_ALLOCATION_ID, Extents.of(dev, r.offset(), r.length(), one));
                 }
-                if (dirty != null) {
-                    replies.blockStatus(r.cookie(), DIRTY_BITMAP_ID, dirty, true, done);
+                if (session.allocationDepth()) {
+                    chunks.put(ALLOCATION_DEPTH_ID, Extents.depths(dev, r.offset(), r.length(), one));
+                }
+                if (session.dirtyBitmap()) {
+                    chunks.put(DIRTY_BITMAP_ID, Extents.of(export.bitmap().runs(), r.offset(), r.length(), one));
+                }
+                int left = chunks.size();
+                for (Map.Entry<Integer, List<Extents.Extent>> chunk : chunks.entrySet()) {
+                    boolean last = --left == 0;
+                    replies.blockStatus(r.cookie(), chunk.getKey(), chunk.getValue(), last, last ? done : () -> { });
                 }
             }
             default -> replies.error(r.cookie(), EINVAL, "unknown command " + r.type(), done);

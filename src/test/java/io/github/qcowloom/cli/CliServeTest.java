@@ -188,6 +188,52 @@ class CliServeTest {
     }
 
     /**
+     * {@code -A} as qemu-nbd takes it: the qemu:allocation-depth context, listed and mapped as qemu-nbd maps it over
+     * a chain whose base is shorter than its top (zeroes past the base's end count as the base's, as QEMU's
+     * bdrv_is_allocated_above counts them), and qemu-img's map of the export (QEMU's NBD client reads the context).
+     */
+    @Test
+    void allocationDepthIsQemuNbds() throws Exception {
+        Qemu.assume();
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/nbdinfo")), "nbdinfo (libnbd-bin) is missing");
+        Path base = dir.resolve("base.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "4M");
+        Qemu.io(base, "write -P 1 0 1M", "write -P 2 2M 512k", "write -z 3M 64k");
+        Path top = dir.resolve("top.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString(), "6M");
+        Qemu.io(top, "write -P 3 512k 1M", "write -z 2304k 64k", "write -P 4 5M 64k", "write -c -P 5 128k 64k");
+        Path theirSocket = dir.resolve("theirs.sock");
+        Path pid = dir.resolve("qemu-nbd.pid");
+        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-t", "-r", "-A", "-f", "qcow2", "-k",
+                theirSocket.toString(), top.toString()));
+        ProcessHandle qemuNbd = ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow();
+        StringBuilder uri = new StringBuilder();
+        Process p = serve(List.of("-A", "--read-only", "-U", "--socket", dir.resolve("s.sock").toString(),
+                top.toString()), uri);
+        try {
+            String theirs = "nbd+unix:///?socket=" + theirSocket;
+            for (List<String> command : List.of(List.of("nbdinfo", "--map=qemu:allocation-depth"),
+                    List.of("nbdinfo", "--map"), List.of("qemu-img", "map", "--output=json", "-f", "raw"))) {
+                List<String> q = new ArrayList<>(command);
+                q.add(theirs);
+                List<String> o = new ArrayList<>(command);
+                o.add(uri.toString());
+                assertEquals(Qemu.run(q), Qemu.run(o), command.toString());
+            }
+            String contexts = Qemu.run(List.of("nbdinfo", "--list", uri.toString()));
+            assertTrue(contexts.contains("\t\tbase:allocation\n\t\tqemu:allocation-depth\n"), contexts);
+            String depths = Qemu.run(List.of("nbdinfo", "--map=qemu:allocation-depth", uri.toString()));
+            assertTrue(depths.lines().anyMatch(l -> l.trim().startsWith("4194304 ") && l.endsWith("backing depth 2")),
+                    "past the base's end, the base's: " + depths);
+        } finally {
+            p.destroy();
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+            qemuNbd.destroy();
+            qemuNbd.onExit().get();
+        }
+    }
+
+    /**
      * An encrypted image is served by its options and a secret, as qemu-nbd serves it ({@code --object secret,...
      * --image-opts ...,encrypt.key-secret=ID}); {@code read-only=on} among them exports it read-only.
      */
