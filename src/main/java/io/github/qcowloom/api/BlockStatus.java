@@ -59,7 +59,10 @@ public record BlockStatus(long length, int depth, Allocation allocation, Host ho
         }
     }
 
-    /** Some layer holds the range (QEMU's BDRV_BLOCK_ALLOCATED, qemu-img map's "present"). */
+    /**
+     * Some layer holds the range (qemu-img map's "present"; QEMU's BDRV_BLOCK_ALLOCATED but for zeroes past a short
+     * backing file's end, which QEMU counts as that file's: see {@link #allocationDepth()}).
+     */
     public boolean present() {
         return allocation != Allocation.UNALLOCATED && allocation != Allocation.PAST_BACKING_END;
     }

@@ -411,8 +411,9 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
         }
         EncryptionOptions encryption;
         try {
-            encryption = EncryptionOptions.of(opts, objects);
+            EncryptionOptions.format(opts); // QEMU's order: the alias, the version, then the rest
             CreateOptionsParser.requireKnownCompat(opts);
+            encryption = EncryptionOptions.of(opts, objects);
             if (encryption == null) {
                 ImageCreator.create(file, co);
             } else {

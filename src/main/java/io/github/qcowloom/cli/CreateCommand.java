@@ -105,8 +105,9 @@ final class CreateCommand implements Callable<Integer> {
         }
         try (AtomicTarget out = AtomicTarget.begin(path)) {
             try {
-                EncryptionOptions encryption = EncryptionOptions.of(opts, objects);
+                EncryptionOptions.format(opts); // QEMU's order: the alias, the version, then the rest
                 CreateOptionsParser.requireKnownCompat(opts);
+                EncryptionOptions encryption = EncryptionOptions.of(opts, objects);
                 if (encryption == null) {
                     ImageCreator.create(out.file(), co);
                 } else {

@@ -51,6 +51,19 @@ record EncryptionOptions(LuksOptions luks, String keySecret, SecretObjects secre
         return value == null || value.equals("off") ? null : value.equals("on") ? "aes" : value;
     }
 
+    /**
+     * The format {@code opts} name by encrypt.format or its alias, refused where both are given: qcow2_co_create_opts
+     * reads the alias first, before any other creation option.
+     */
+    static String format(Map<String, String> opts) throws ImageException {
+        String format = opts.get("encrypt.format");
+        String legacy = legacyFormat(opts);
+        if (legacy != null && format != null) {
+            throw new ImageException("'encrypt.format' and its alias 'encryption' can't be used at the same time");
+        }
+        return legacy != null ? legacy : format;
+    }
+
     /** QemuOpts' parse of the one number among them, which fails before anything is printed. */
     static void checkNumbers(Map<String, String> opts) throws ImageException {
         if (opts.containsKey("encrypt.iter-time")) {
@@ -69,14 +82,8 @@ record EncryptionOptions(LuksOptions luks, String keySecret, SecretObjects secre
                 encrypt.put(e.getKey().substring("encrypt.".length()), e.getValue());
             }
         }
-        String format = encrypt.remove("format");
-        String legacy = legacyFormat(opts);
-        if (legacy != null) {
-            if (format != null) {
-                throw new ImageException("'encrypt.format' and its alias 'encryption' can't be used at the same time");
-            }
-            format = legacy;
-        }
+        encrypt.remove("format");
+        String format = format(opts);
         if (format == null) {
             if (encrypt.isEmpty()) {
                 return null;

@@ -20,6 +20,7 @@ import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.net.UnknownHostException;
 import java.net.UnixDomainSocketAddress;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -90,7 +91,7 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = {"-x", "--export-name"}, paramLabel = "NAME", description = "The export's name, which clients"
             + " must ask for (default: the empty name, as qemu-nbd's).")
-    String exportName = "";
+    String exportName;
 
     @Option(names = {"-D", "--description"}, paramLabel = "TEXT", description = "The export's description, listed"
             + " to clients.")
@@ -148,11 +149,18 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (vhostUserBlk != null) {
             if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure
-                    || bitmap != null) {
+                    || bitmap != null || exportName != null || description != null || allocationDepth) {
                 throw new IllegalArgumentException("--vhost-user-blk excludes the NBD options (--socket, --port, "
-                        + "--bind, --shared, --tls-creds, --insecure, --bitmap)");
+                        + "--bind, --shared, --tls-creds, --insecure, --bitmap, --export-name, --description, "
+                        + "--allocation-depth)");
             }
             return serveVhostUserBlk();
+        }
+        for (String given : new String[] {exportName, description}) { // qemu-nbd's NBD_MAX_STRING_SIZE
+            if (given != null && given.getBytes(StandardCharsets.UTF_8).length > 4096) {
+                throw new IllegalArgumentException((given == exportName ? "Export name '" : "Export description '")
+                        + given + "' too long");
+            }
         }
         if (numQueues != null || logicalBlockSize != null) {
             throw new IllegalArgumentException("--num-queues and --logical-block-size go with --vhost-user-blk");
@@ -203,8 +211,8 @@ final class ServeCommand implements Callable<Integer> {
         NbdServer server;
         try {
             ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
-            server = NbdServer.start(new Export(exportName, description, device, options.readOnly(), served,
-                    allocationDepth),
+            server = NbdServer.start(new Export(exportName == null ? "" : exportName, description, device,
+                    options.readOnly(), served, allocationDepth),
                     address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();

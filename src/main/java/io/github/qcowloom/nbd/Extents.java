@@ -12,8 +12,9 @@ import java.util.function.ToIntFunction;
 /**
  * base:allocation from the device's block status, as QEMU's NBD server answers it: NBD_STATE_HOLE where no layer
  * stores data (zero clusters, unallocated ranges), NBD_STATE_ZERO where the range reads as zeroes. Neighbouring
- * runs with the same flags are one extent. And an exported bitmap's qemu:dirty-bitmap context: STATE_DIRTY where
- * its bits are set. A reply holds at most {@link #MAX_EXTENTS} extents, so it may cover less than asked (proto.md
+ * runs with the same flags are one extent. qemu:allocation-depth from the same block status: each run's layer in
+ * the backing chain. And an exported bitmap's qemu:dirty-bitmap context: STATE_DIRTY where its bits are set. A reply
+ * holds at most {@link #MAX_EXTENTS} extents, so it may cover less than asked (proto.md
  * "NBD_CMD_BLOCK_STATUS").
  */
 final class Extents {

@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import javax.net.ssl.SSLException;
 
@@ -22,10 +23,14 @@ import javax.net.ssl.SSLException;
 final class Handshake {
     /** Longest option payload accepted; longer ones are malformed and drop the connection. */
     private static final int MAX_OPTION_LENGTH = 64 << 10;
+    /** NBD_MAX_STRING_SIZE: the longest export name QEMU reads. */
+    static final int MAX_STRING = 4096;
 
     /** Null when the stream is not a socket: then TLS is not configured either. */
     private final SocketChannel socket;
     private final Export export;
+    /** The export's name as clients send it. */
+    private final byte[] exportName;
     /** Null: NOTLS mode. */
     private final TlsCredentials tls;
     private ByteStream ch;
@@ -39,6 +44,7 @@ final class Handshake {
     Handshake(SocketChannel socket, Export export, TlsCredentials tls) {
         this.socket = socket;
         this.export = export;
+        this.exportName = export.name().getBytes(StandardCharsets.UTF_8);
         this.tls = tls;
         this.ch = ByteStream.plain(socket);
     }
@@ -47,6 +53,7 @@ final class Handshake {
     Handshake(ByteStream ch, Export export) {
         this.socket = null;
         this.export = export;
+        this.exportName = export.name().getBytes(StandardCharsets.UTF_8);
         this.tls = null;
         this.ch = ch;
     }
@@ -97,9 +104,10 @@ final class Handshake {
             switch (option) {
                 case OPT_EXPORT_NAME -> {
                     // "as this request cannot error, it MUST terminate the session": qemu-nbd drops it so.
-                    String name = StandardCharsets.UTF_8.decode(data).toString();
-                    if (!name.equals(export.name())) {
-                        throw new ProtocolViolation("NBD_OPT_EXPORT_NAME of export '" + name + "', not present");
+                    byte[] asked = new byte[data.remaining()];
+                    data.get(asked);
+                    if (!Arrays.equals(asked, exportName)) {
+                        throw new ProtocolViolation("NBD_OPT_EXPORT_NAME of " + notPresent(asked));
                     }
                     // No option reply: size, flags and (unless NO_ZEROES) 124 zero bytes, then transmission.
                     ByteBuffer b = ByteBuffer.allocate(noZeroes ? 10 : 134).putLong(export.device().size())
@@ -202,9 +210,7 @@ final class Handshake {
         for (int i = 0; i < n; i++) {
             requests.add(Short.toUnsignedInt(data.getShort()));
         }
-        String name = new String(asked, StandardCharsets.UTF_8);
-        if (!name.equals(export.name())) { // QEMU's words, after it has read the whole request
-            error(option, REP_ERR_UNKNOWN, "export '" + name + "' not present");
+        if (!knownExport(option, asked)) { // after the whole request is read, as in QEMU
             return false;
         }
         // NBD_INFO_EXPORT is always sent; BLOCK_SIZE too (min 1 needs no client consent).
@@ -217,7 +223,7 @@ final class Handshake {
             reply(option, REP_INFO, ByteBuffer.allocate(2 + bytes.length).putShort((short) INFO_NAME).put(bytes)
                     .flip());
         }
-        if (requests.contains(INFO_DESCRIPTION) && export.description() != null) {
+        if (export.description() != null) { // QEMU sends it "regardless of client request"
             byte[] bytes = export.description().getBytes(StandardCharsets.UTF_8);
             reply(option, REP_INFO, ByteBuffer.allocate(2 + bytes.length).putShort((short) INFO_DESCRIPTION)
                     .put(bytes).flip());
@@ -239,12 +245,14 @@ final class Handshake {
             return;
         }
         List<String> queries = new ArrayList<>();
+        byte[] asked;
         try {
             long nameLength = Integer.toUnsignedLong(data.getInt());
             if (nameLength > data.remaining()) {
                 throw new IllegalArgumentException();
             }
-            data.position(data.position() + (int) nameLength);
+            asked = new byte[(int) nameLength];
+            data.get(asked);
             long count = Integer.toUnsignedLong(data.getInt());
             for (long i = 0; i < count; i++) {
                 long len = Integer.toUnsignedLong(data.getInt());
@@ -260,6 +268,9 @@ final class Handshake {
             }
         } catch (RuntimeException e) {
             error(option, REP_ERR_INVALID, "malformed meta context request");
+            return;
+        }
+        if (!knownExport(option, asked)) { // nothing selected or listed for another name, as in QEMU
             return;
         }
         boolean base = matches(queries, set, BASE_ALLOCATION, "base:");
@@ -294,6 +305,29 @@ final class Handshake {
     private void context(int option, int id, String name) throws IOException {
         byte[] bytes = name.getBytes(StandardCharsets.UTF_8);
         reply(option, REP_META_CONTEXT, ByteBuffer.allocate(4 + bytes.length).putInt(id).put(bytes).flip());
+    }
+
+    /**
+     * Whether {@code asked} names the export, byte for byte; if not, QEMU's refusal is sent (NBD_REP_ERR_UNKNOWN, a
+     * name over NBD_MAX_STRING_SIZE bytes NBD_REP_ERR_INVALID).
+     */
+    private boolean knownExport(int option, byte[] asked) throws IOException {
+        if (Arrays.equals(asked, exportName)) {
+            return true;
+        }
+        if (asked.length > MAX_STRING) {
+            error(option, REP_ERR_INVALID, "Invalid name length: " + asked.length);
+        } else {
+            error(option, REP_ERR_UNKNOWN, notPresent(asked));
+        }
+        return false;
+    }
+
+    /** QEMU's words for a name no export has, the name cut at 80 bytes (nbd_sanitize_name). */
+    private static String notPresent(byte[] asked) {
+        String name = asked.length < 80 ? new String(asked, StandardCharsets.UTF_8)
+                : new String(asked, 0, 80, StandardCharsets.UTF_8) + "...";
+        return "export '" + name + "' not present";
     }
 
     private void error(int option, int type, String message) throws IOException {

@@ -9,6 +9,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.Set;
@@ -192,8 +193,8 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /**
-     * The NBD URI clients use: {@code nbd+unix:///?socket=PATH} or {@code nbd://HOST:PORT}, {@code nbds...} with
-     * TLS (an IPv6 host in brackets).
+     * The NBD URI clients use: {@code nbd+unix:///NAME?socket=PATH} or {@code nbd://HOST:PORT/NAME} (no {@code
+     * /NAME} for the empty name), {@code nbds...} with TLS (an IPv6 host in brackets).
      */
     public String uri() {
         String scheme = tls != null ? "nbds" : "nbd";
@@ -210,10 +211,10 @@ public final class NbdServer implements AutoCloseable {
         return scheme + "://" + host + ":" + i.getPort() + (name.isEmpty() ? "" : "/" + name);
     }
 
-    /** The export name as an NBD URI's path holds it: its UTF-8 bytes, those outside RFC 3986's unreserved set as %XX. */
+    /** The export name as an NBD URI's path holds it: UTF-8, bytes outside RFC 3986's unreserved set as %XX. */
     private static String percentEncoded(String name) {
         StringBuilder sb = new StringBuilder();
-        for (byte b : name.getBytes(java.nio.charset.StandardCharsets.UTF_8)) {
+        for (byte b : name.getBytes(StandardCharsets.UTF_8)) {
             char c = (char) (b & 0xff);
             if (c < 0x80 && (Character.isLetterOrDigit(c) || "-._~".indexOf(c) >= 0)) {
                 sb.append(c);

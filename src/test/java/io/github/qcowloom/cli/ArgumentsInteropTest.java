@@ -77,7 +77,8 @@ class ArgumentsInteropTest {
                 "compression_type=lz4", "compat=0.10,compression_type=zstd", "compat=0.10,lazy_refcounts=on",
                 "compat=0.10,extended_l2=on", "compat=0.10,refcount_bits=8", "compat=0.10,data_file=d.raw",
                 "extended_l2=on,cluster_size=4k", "compat=9", "compat=9,cluster_size=3",
-                "compat=9,encryption=on,encrypt.format=luks")) {
+                "compat=9,encryption=on,encrypt.format=luks", "compat=9,encrypt.format=foo",
+                "compat=9,encrypt.key-secret=x")) {
             compare(option, "create", "-f", "qcow2", "-o", option, "IMAGE", "1M");
         }
         compare("raw", "create", "-f", "raw", "IMAGE", "1e3");

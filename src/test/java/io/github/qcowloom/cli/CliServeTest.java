@@ -190,7 +190,8 @@ class CliServeTest {
     /**
      * {@code -A} as qemu-nbd takes it: the qemu:allocation-depth context, listed and mapped as qemu-nbd maps it over
      * a chain whose base is shorter than its top (zeroes past the base's end count as the base's, as QEMU's
-     * bdrv_is_allocated_above counts them), and qemu-img's map of the export (QEMU's NBD client reads the context).
+     * bdrv_is_allocated_above counts them), by nbdinfo and by QEMU's NBD client told to read it
+     * ({@code x-dirty-bitmap=qemu:allocation-depth}); base:allocation as before.
      */
     @Test
     void allocationDepthIsQemuNbds() throws Exception {
@@ -220,6 +221,13 @@ class CliServeTest {
                 o.add(uri.toString());
                 assertEquals(Qemu.run(q), Qemu.run(o), command.toString());
             }
+            String socketOf = uri.substring(uri.indexOf("socket=") + "socket=".length());
+            List<String> maps = new ArrayList<>();
+            for (String s : List.of(theirSocket.toString(), socketOf)) {
+                maps.add(Qemu.run(List.of("qemu-img", "map", "--output=json", "--image-opts", "driver=nbd,"
+                        + "server.type=unix,server.path=" + s + ",x-dirty-bitmap=qemu:allocation-depth")));
+            }
+            assertEquals(maps.get(0), maps.get(1));
             String contexts = Qemu.run(List.of("nbdinfo", "--list", uri.toString()));
             assertTrue(contexts.contains("\t\tbase:allocation\n\t\tqemu:allocation-depth\n"), contexts);
             String depths = Qemu.run(List.of("nbdinfo", "--map=qemu:allocation-depth", uri.toString()));

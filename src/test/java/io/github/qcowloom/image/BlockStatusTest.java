@@ -48,6 +48,41 @@ class BlockStatusTest {
     }
 
     /**
+     * Past the end of a shorter backing file no layer holds the range, but QEMU counts its zeroes as that file's
+     * (bdrv_is_allocated_above, qemu-nbd's qemu:allocation-depth): {@link Allocation#PAST_BACKING_END}, answered by
+     * the layer above it, whose allocation depth is the short file's; a range no layer holds has depth 0.
+     */
+    @Test
+    void zeroesPastAShortBackingFileAreThatFilesInAllocationDepth() throws IOException {
+        Path base = dir.resolve("base.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "1M");
+        Qemu.io(base, "write -P 1 0 64k");
+        Path mid = dir.resolve("mid.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", mid.toString(), "2M");
+        Path top = dir.resolve("top.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", mid.toString(), "-F", "qcow2", top.toString(), "3M");
+        Qemu.io(top, "write -z 2M 64k");
+        try (Qcow2Image q = Qcow2Image.open(top, OpenOptions.readOnlyDefaults())) {
+            BlockStatus data = q.blockStatus(0, 1 << 20);
+            assertEquals(List.of(Allocation.DATA, 2, 3), List.of(data.allocation(), data.depth(),
+                    data.allocationDepth()));
+            BlockStatus none = q.blockStatus(64 << 10, 1 << 20);
+            assertEquals(List.of(Allocation.UNALLOCATED, 2, 0, (1 << 20) - (64 << 10)), List.of(none.allocation(),
+                    none.depth(), none.allocationDepth(), (int) none.length()));
+            BlockStatus pastBase = q.blockStatus(1 << 20, 1 << 20);
+            assertEquals(List.of(Allocation.PAST_BACKING_END, 1, 3), List.of(pastBase.allocation(),
+                    pastBase.depth(), pastBase.allocationDepth()));
+            assertTrue(!pastBase.present() && pastBase.zero() && !pastBase.data(), pastBase.toString());
+            BlockStatus zero = q.blockStatus(2 << 20, 64 << 10);
+            assertEquals(List.of(Allocation.ZERO, 0, 1), List.of(zero.allocation(), zero.depth(),
+                    zero.allocationDepth()));
+            BlockStatus pastMid = q.blockStatus((2 << 20) + (64 << 10), (1 << 20) - (64 << 10));
+            assertEquals(List.of(Allocation.PAST_BACKING_END, 0, 2), List.of(pastMid.allocation(), pastMid.depth(),
+                    pastMid.allocationDepth()));
+        }
+    }
+
+    /**
      * Preallocated with metadata alone, open for writing: the host file's holes under data clusters are
      * {@link Allocation#UNWRITTEN}, and a write of ours turns the bytes it wrote into data at once.
      */

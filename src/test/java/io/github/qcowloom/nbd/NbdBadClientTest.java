@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.testing.Qemu;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.BeforeEach;
@@ -68,6 +69,37 @@ class NbdBadClientTest {
             assertEquals(Protocol.REP_ERR_UNSUP, odd.option(99, ByteBuffer.allocate(3)));
             assertEquals(Protocol.REP_ACK, odd.option(Protocol.OPT_ABORT, ByteBuffer.allocate(0)));
             goodClientWorks(s, 4096);
+        }
+    }
+
+    /**
+     * A name the export does not have (this one's is the empty name) is refused as qemu-nbd refuses it: INFO, GO and
+     * the meta context options get NBD_REP_ERR_UNKNOWN (a name over 4096 bytes NBD_REP_ERR_INVALID) and negotiation
+     * goes on; EXPORT_NAME, which cannot fail, loses the connection.
+     */
+    @Test
+    void otherExportNamesAreRefused() throws Exception {
+        byte[] other = "other".getBytes(StandardCharsets.UTF_8);
+        try (Served s = serve(); RawClient c = new RawClient(s.server.address());
+                RawClient named = new RawClient(s.server.address())) {
+            c.send(ByteBuffer.allocate(4).putInt(Protocol.FLAG_FIXED_NEWSTYLE | Protocol.FLAG_NO_ZEROES));
+            for (int option : new int[] {Protocol.OPT_INFO, Protocol.OPT_GO}) {
+                assertEquals(Protocol.REP_ERR_UNKNOWN, c.option(option,
+                        ByteBuffer.allocate(6 + other.length).putInt(other.length).put(other).putShort((short) 0)));
+            }
+            assertEquals(Protocol.REP_ERR_INVALID, c.option(Protocol.OPT_INFO,
+                    ByteBuffer.allocate(6 + 4097).putInt(4097).put(new byte[4097]).putShort((short) 0)));
+            assertEquals(Protocol.REP_ACK, c.option(Protocol.OPT_STRUCTURED_REPLY, ByteBuffer.allocate(0)));
+            assertEquals(Protocol.REP_ERR_UNKNOWN, c.option(Protocol.OPT_LIST_META_CONTEXT,
+                    ByteBuffer.allocate(8 + other.length).putInt(other.length).put(other).putInt(0)));
+            assertEquals(Protocol.REP_ERR_UNKNOWN, c.option(Protocol.OPT_SET_META_CONTEXT,
+                    ByteBuffer.allocate(8 + other.length).putInt(other.length).put(other).putInt(0)));
+            assertEquals(Protocol.REP_ACK, c.option(Protocol.OPT_ABORT, ByteBuffer.allocate(0)));
+            named.send(ByteBuffer.allocate(4).putInt(Protocol.FLAG_FIXED_NEWSTYLE | Protocol.FLAG_NO_ZEROES));
+            named.send(ByteBuffer.allocate(16 + other.length).putLong(Protocol.IHAVEOPT)
+                    .putInt(Protocol.OPT_EXPORT_NAME).putInt(other.length).put(other));
+            assertTrue(named.closedByServer());
+            goodClientWorks(s, 8192);
         }
     }
 
