@@ -5,6 +5,7 @@ import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.image.Qcow2Image;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;
@@ -191,7 +192,7 @@ final class CompareCommand implements Callable<Integer> {
         long leftB = runsB.left(offset);
         long length = Math.min(leftA, leftB);
         Action action;
-        if (strict && !sameFlags(sa, offset + leftA == runsA.size, sb, offset + leftB == runsB.size)) {
+        if (strict && !sameFlags(sa, runsA.reachesEnd(offset), sb, runsB.reachesEnd(offset))) {
             action = Action.FLAGS_DIFFER;
         } else if (sa.zero() && sb.zero()) {
             action = Action.SKIP;
@@ -301,17 +302,42 @@ final class CompareCommand implements Callable<Integer> {
         long left(long offset) {
             return start + status.length() - offset;
         }
+
+        /**
+         * Whether the run (after {@link #at}) ends where QEMU's block status says BDRV_BLOCK_EOF: at the image's end,
+         * or, where a backing file that holds nothing there answered (zeroes, not allocated, so its EOF is kept), at
+         * that file's end.
+         */
+        boolean reachesEnd(long offset) {
+            long end = offset + left(offset);
+            if (end == size) {
+                return true;
+            }
+            if (status.allocation() != BlockStatus.Allocation.UNALLOCATED || status.depth() == 0) {
+                return false;
+            }
+            BlockDevice layer = device;
+            for (int d = 0; d < status.depth() && layer instanceof Qcow2Image q; d++) {
+                layer = q.backing();
+            }
+            return layer != null && layer != device && end == layer.size();
+        }
     }
 
     /**
      * QEMU's block status flags as compare -s compares them: data, zero, allocated, whether the bytes lie at a host
      * offset (BDRV_BLOCK_OFFSET_VALID: data stored as is, or a zero cluster with its host cluster kept), and whether
-     * the run reaches the end of its image (BDRV_BLOCK_EOF: so two images whose last runs end at different places
-     * differ there, as in qemu-img).
+     * the run reaches the end of its image or of the backing file that answered for it ({@link Runs#reachesEnd},
+     * BDRV_BLOCK_EOF: so two images whose runs end at different places differ there, as in qemu-img).
      */
     private static boolean sameFlags(BlockStatus a, boolean aToEnd, BlockStatus b, boolean bToEnd) {
-        return a.data() == b.data() && a.zero() == b.zero() && a.present() == b.present()
+        return a.data() == b.data() && a.zero() == b.zero() && allocated(a) == allocated(b)
                 && (a.host() != null) == (b.host() != null) && aToEnd == bToEnd;
+    }
+
+    /** BDRV_BLOCK_ALLOCATED: some layer holds the range, or it lies past the end of a shorter backing file. */
+    private static boolean allocated(BlockStatus s) {
+        return s.present() || s.allocation() == BlockStatus.Allocation.PAST_BACKING_END;
     }
 
     /** The reads of both images, into one buffer each, reused. */

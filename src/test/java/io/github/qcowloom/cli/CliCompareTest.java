@@ -107,6 +107,38 @@ class CliCompareTest {
     }
 
     /**
+     * Strict mode over backing files shorter than their images, as QEMU's block status answers there: the zeroes
+     * past a short backing file's end count as allocated (in that file), and a backing file that holds nothing
+     * keeps its own end's BDRV_BLOCK_EOF, which a data run of it does not.
+     */
+    @Test
+    void strictModePastAShortBackingFile() throws Exception {
+        Path base = qcow2("b1.qcow2", "1M");
+        Path withData = qcow2("b1d.qcow2", "1M", "write -P 1 0 1M");
+        Path top = overlay("t2.qcow2", base, "2M");
+        Path topOfData = overlay("t2d.qcow2", withData, "2M");
+        Path flat = dir.resolve("f2d.qcow2");
+        Qemu.img("convert", "-O", "qcow2", topOfData.toString(), flat.toString());
+        Path zeroed = overlay("t2x.qcow2", base, "2M");
+        Qemu.io(zeroed, "write -P 0 1M 64k");
+        Path deeper = overlay("t3.qcow2", top, "3M");
+        Path sameSize = overlay("t1.qcow2", base, "1M");
+        Path[][] pairs = {{top, qcow2("e2.qcow2", "2M")}, {topOfData, flat}, {zeroed, dir.resolve("e2.qcow2")},
+            {deeper, qcow2("e3.qcow2", "3M")}, {sameSize, base}, {top, zeroed}, {topOfData, top}};
+        for (Path[] pair : pairs) {
+            both("-s", pair[0], pair[1]);
+            both("-s", pair[1], pair[0]);
+        }
+        assertEquals("Strict mode: Offset 1048576 block status mismatch!\n", both("-s", top, dir.resolve("e2.qcow2")));
+    }
+
+    private Path overlay(String name, Path backing, String size) {
+        Path p = dir.resolve(name);
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", backing.toString(), "-F", "qcow2", p.toString(), size);
+        return p;
+    }
+
+    /**
      * An 8 MiB image whose 128 clusters were written in a scattered order, so that each is a block status run of its
      * own; cluster {@code compressed} (unless -1) is written compressed first (qemu-io overwrites nothing so).
      */
