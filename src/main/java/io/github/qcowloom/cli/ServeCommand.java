@@ -101,6 +101,11 @@ final class ServeCommand implements Callable<Integer> {
             + " chain as the qemu:allocation-depth metadata context, as qemu-nbd -A does.")
     boolean allocationDepth;
 
+    @Option(names = {"-l", "--load-snapshot"}, paramLabel = "SNAPSHOT_PARAM", description = "Export internal"
+            + " snapshot SNAPSHOT_PARAM of FILE read-only, as qemu-nbd -l: snapshot.id=ID,snapshot.name=NAME (either"
+            + " or both), or an id or a name.")
+    String loadSnapshot;
+
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
 
@@ -236,6 +241,7 @@ final class ServeCommand implements Callable<Integer> {
      * --image-opts says over them (its {@code read-only=on} exports read-only).
      */
     private OpenOptions openOptions() throws IOException {
+        boolean readOnly = this.readOnly || loadSnapshot != null; // qemu-nbd: -l implies -r
         if (forceShare && !readOnly) {
             throw new IllegalArgumentException("--force-share needs --read-only");
         }
@@ -259,9 +265,28 @@ final class ServeCommand implements Callable<Integer> {
         return model.effective("auto".equals(execution));
     }
 
+    /** The image, read as its snapshot where {@code -l} names one (qemu-nbd's bdrv_snapshot_load_tmp). */
     private BlockDevice openDevice(OpenOptions options) throws IOException {
+        SnapshotParam snapshot = null;
+        if (loadSnapshot != null) {
+            try {
+                snapshot = SnapshotParam.parse(loadSnapshot);
+            } catch (IllegalArgumentException e) { // qemu-nbd reports QemuOpts' refusal, then a line of its own
+                throw new IllegalArgumentException(e.getMessage().lines().findFirst().orElse("")
+                        + "\nqcow2-loom: Failed in parsing snapshot param `" + loadSnapshot + "'", e);
+            }
+        }
         ImageOpts image = image();
-        return image.open(image.formatOrProbe(), options);
+        BlockDevice device = image.open(image.formatOrProbe(), options);
+        try {
+            if (snapshot != null) {
+                snapshot.load(device);
+            }
+            return device;
+        } catch (IOException | RuntimeException e) {
+            device.close();
+            throw e;
+        }
     }
 
     /**

@@ -188,6 +188,57 @@ class CliServeTest {
     }
 
     /**
+     * {@code -l} as qemu-nbd takes it: an internal snapshot exported read-only, by name, by id or by both keys, with
+     * the snapshot's contents and not the active image's; a snapshot not found, or keys QEMU does not know, refused
+     * in qemu-nbd's words.
+     */
+    @Test
+    void anInternalSnapshotIsExportedReadOnlyAsQemuNbdExportsIt() throws Exception {
+        Qemu.assume();
+        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/nbdinfo")), "nbdinfo (libnbd-bin) is missing");
+        Path img = dir.resolve("snap.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", img.toString(), "4M");
+        Qemu.io(img, "write -P 1 0 1M");
+        Qemu.img("snapshot", "-c", "s1", img.toString());
+        Qemu.io(img, "write -P 2 0 64k");
+        Path theirSocket = dir.resolve("theirs.sock");
+        Path pid = dir.resolve("qemu-nbd.pid");
+        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-t", "-l", "s1", "-f", "qcow2", "-k",
+                theirSocket.toString(), img.toString()));
+        ProcessHandle qemuNbd = ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow();
+        try {
+            String theirs = "nbd+unix:///?socket=" + theirSocket;
+            for (String param : List.of("s1", "1", "snapshot.name=s1", "snapshot.id=1,snapshot.name=s1")) {
+                Path socket = dir.resolve("s.sock");
+                StringBuilder uri = new StringBuilder();
+                Process p = serve(List.of("-l", param, "--socket", socket.toString(), img.toString()), uri);
+                try {
+                    Qemu.img("compare", "-f", "raw", "-F", "raw", theirs, uri.toString());
+                    assertTrue(Qemu.run(List.of("nbdinfo", uri.toString())).contains("is_read_only: true"), param);
+                    Qemu.Result active = Qemu.exec(List.of("qemu-img", "compare", "-f", "qcow2", "-F", "raw",
+                            img.toString(), uri.toString()));
+                    assertEquals(1, active.exitCode(), param + ": the snapshot's contents, not the active image's");
+                } finally {
+                    p.destroy();
+                    assertTrue(p.waitFor(30, TimeUnit.SECONDS));
+                }
+            }
+        } finally {
+            qemuNbd.destroy();
+            qemuNbd.onExit().get();
+        }
+        for (String param : List.of("missing", "snapshot.foo=1", "snapshot.id=1,snapshot.name=zz")) {
+            Qemu.Result q = Qemu.exec(List.of("qemu-nbd", "-k", dir.resolve("q.sock").toString(), "-l", param, "-f",
+                    "qcow2", img.toString()));
+            Cli.Run ours = Cli.ours("serve", "-l", param, "--socket", dir.resolve("o.sock").toString(),
+                    img.toString());
+            assertEquals(1, q.exitCode(), q.stderr());
+            assertEquals(1, ours.code(), ours.err());
+            assertEquals(q.stderr().replace("qemu-nbd: ", "qcow2-loom: "), ours.err(), param);
+        }
+    }
+
+    /**
      * {@code -A} as qemu-nbd takes it: the qemu:allocation-depth context, listed and mapped as qemu-nbd maps it over
      * a chain whose base is shorter than its top (zeroes past the base's end count as the base's, as QEMU's
      * bdrv_is_allocated_above counts them), by nbdinfo and by QEMU's NBD client told to read it
