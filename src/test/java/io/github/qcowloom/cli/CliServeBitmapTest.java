@@ -71,17 +71,12 @@ class CliServeBitmapTest {
     void writableShowsTheGuestsWritesAtOnce() throws Exception {
         Path theirs = dir.resolve("theirs.qcow2");
         Files.copy(image, theirs);
-        Path theirSocket = dir.resolve("theirs.sock");
-        Path pid = dir.resolve("qemu-nbd.pid");
-        // --fork returns once qemu-nbd listens; -t keeps it for the next client.
-        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-t", "-f", "qcow2", "-B", "fine", "-k",
-                theirSocket.toString(), theirs.toString()));
-        ProcessHandle qemuNbd = ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow();
         Path socket = dir.resolve("ours.sock");
-        try (BlockDevice device = ImageFormat.open(image, "qcow2", OpenOptions.readWriteDefaults())) {
+        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-f", "qcow2", "-B", "fine", theirs.toString());
+                BlockDevice device = ImageFormat.open(image, "qcow2", OpenOptions.readWriteDefaults())) {
             NbdServer server = serve(device, false, "fine", socket);
             try {
-                String theirUri = "nbd+unix:///?socket=" + theirSocket;
+                String theirUri = qemuNbd.uri();
                 for (String uri : List.of(theirUri, server.uri())) {
                     Qemu.run(List.of("qemu-io", "-f", "raw", "-c", "write 10M 4k", "-c", "write -z 20M 64k", uri));
                 }
@@ -90,8 +85,6 @@ class CliServeBitmapTest {
                 assertTrue(ours.contains("10485760"), ours);
             } finally {
                 server.stop();
-                qemuNbd.destroy();
-                qemuNbd.onExit().get();
             }
         }
         assertEquals(BitmapFiles.qemuDirtyMap(theirs, "fine"), BitmapFiles.qemuDirtyMap(image, "fine"));

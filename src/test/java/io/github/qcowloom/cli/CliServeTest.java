@@ -151,39 +151,34 @@ class CliServeTest {
     @Test
     void anExportNameAndDescriptionAreQemuNbds() throws Exception {
         Qemu.assume();
-        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/nbdinfo")), "nbdinfo (libnbd-bin) is missing");
+        QemuNbd.assumeNbdinfo();
         Path img = image();
         Path theirs = dir.resolve("theirs.qcow2");
         Files.copy(img, theirs);
-        Path theirSocket = dir.resolve("theirs.sock");
-        Path pid = dir.resolve("qemu-nbd.pid");
-        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-t", "-x", "disk 0", "-D", "my disk",
-                "-f", "qcow2", "-k", theirSocket.toString(), theirs.toString()));
-        ProcessHandle qemuNbd = ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow();
         Path socket = dir.resolve("s.sock");
         StringBuilder uri = new StringBuilder();
-        Process p = serve(List.of("-x", "disk 0", "-D", "my disk", "--socket", socket.toString(), img.toString()),
-                uri);
-        try {
-            assertEquals("nbd+unix:///disk%200?socket=" + socket, uri.toString());
-            for (String name : List.of("", "other", "disk%200")) {
-                List<String> said = new ArrayList<>();
-                for (Path s : List.of(theirSocket, socket)) {
-                    String u = "nbd+unix:///" + name + "?socket=" + s;
-                    String list = Qemu.run(List.of("nbdinfo", "--list", u)).lines()
-                            .filter(l -> l.startsWith("export=") || l.contains("description:")
-                                    || l.contains("export-size:") || l.contains("uri:"))
-                            .collect(Collectors.joining("\n"));
-                    Qemu.Result io = Qemu.exec(List.of("qemu-io", "-f", "raw", "-c", "read 0 4k", u));
-                    said.add((list + "\n" + io.exitCode() + " " + io.stderr()).replace(s.toString(), "SOCKET"));
+        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-x", "disk 0", "-D", "my disk", "-f", "qcow2", theirs.toString())) {
+            Process p = serve(List.of("-x", "disk 0", "-D", "my disk", "--socket", socket.toString(),
+                    img.toString()), uri);
+            try {
+                assertEquals("nbd+unix:///disk%200?socket=" + socket, uri.toString());
+                for (String name : List.of("", "other", "disk%200")) {
+                    List<String> said = new ArrayList<>();
+                    for (Path s : List.of(qemuNbd.socket, socket)) {
+                        String u = "nbd+unix:///" + name + "?socket=" + s;
+                        String list = Qemu.run(List.of("nbdinfo", "--list", u)).lines()
+                                .filter(l -> l.startsWith("export=") || l.contains("description:")
+                                        || l.contains("export-size:") || l.contains("uri:"))
+                                .collect(Collectors.joining("\n"));
+                        Qemu.Result io = Qemu.exec(List.of("qemu-io", "-f", "raw", "-c", "read 0 4k", u));
+                        said.add((list + "\n" + io.exitCode() + " " + io.stderr()).replace(s.toString(), "SOCKET"));
+                    }
+                    assertEquals(said.get(0), said.get(1), name);
+                    assertTrue(said.get(1).contains("description: my disk"), said.get(1));
                 }
-                assertEquals(said.get(0), said.get(1), name);
-                assertTrue(said.get(1).contains("description: my disk"), said.get(1));
+            } finally {
+                stop(p, img);
             }
-        } finally {
-            stop(p, img);
-            qemuNbd.destroy();
-            qemuNbd.onExit().get();
         }
     }
 
@@ -195,19 +190,14 @@ class CliServeTest {
     @Test
     void anInternalSnapshotIsExportedReadOnlyAsQemuNbdExportsIt() throws Exception {
         Qemu.assume();
-        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/nbdinfo")), "nbdinfo (libnbd-bin) is missing");
+        QemuNbd.assumeNbdinfo();
         Path img = dir.resolve("snap.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", img.toString(), "4M");
         Qemu.io(img, "write -P 1 0 1M");
         Qemu.img("snapshot", "-c", "s1", img.toString());
         Qemu.io(img, "write -P 2 0 64k");
-        Path theirSocket = dir.resolve("theirs.sock");
-        Path pid = dir.resolve("qemu-nbd.pid");
-        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-t", "-l", "s1", "-f", "qcow2", "-k",
-                theirSocket.toString(), img.toString()));
-        ProcessHandle qemuNbd = ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow();
-        try {
-            String theirs = "nbd+unix:///?socket=" + theirSocket;
+        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-l", "s1", "-f", "qcow2", img.toString())) {
+            String theirs = qemuNbd.uri();
             for (String param : List.of("s1", "1", "snapshot.name=s1", "snapshot.id=1,snapshot.name=s1")) {
                 Path socket = dir.resolve("s.sock");
                 StringBuilder uri = new StringBuilder();
@@ -223,9 +213,6 @@ class CliServeTest {
                     assertTrue(p.waitFor(30, TimeUnit.SECONDS));
                 }
             }
-        } finally {
-            qemuNbd.destroy();
-            qemuNbd.onExit().get();
         }
         for (String param : List.of("missing", "snapshot.foo=1", "snapshot.id=1,snapshot.name=zz")) {
             Qemu.Result q = Qemu.exec(List.of("qemu-nbd", "-k", dir.resolve("q.sock").toString(), "-l", param, "-f",
@@ -247,49 +234,47 @@ class CliServeTest {
     @Test
     void allocationDepthIsQemuNbds() throws Exception {
         Qemu.assume();
-        Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/nbdinfo")), "nbdinfo (libnbd-bin) is missing");
+        QemuNbd.assumeNbdinfo();
         Path base = dir.resolve("base.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "4M");
         Qemu.io(base, "write -P 1 0 1M", "write -P 2 2M 512k", "write -z 3M 64k");
         Path top = dir.resolve("top.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString(), "6M");
         Qemu.io(top, "write -P 3 512k 1M", "write -z 2304k 64k", "write -P 4 5M 64k", "write -c -P 5 128k 64k");
-        Path theirSocket = dir.resolve("theirs.sock");
-        Path pid = dir.resolve("qemu-nbd.pid");
-        Qemu.run(List.of("qemu-nbd", "--fork", "--pid-file", pid.toString(), "-t", "-r", "-A", "-f", "qcow2", "-k",
-                theirSocket.toString(), top.toString()));
-        ProcessHandle qemuNbd = ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow();
         StringBuilder uri = new StringBuilder();
-        Process p = serve(List.of("-A", "--read-only", "-U", "--socket", dir.resolve("s.sock").toString(),
-                top.toString()), uri);
-        try {
-            String theirs = "nbd+unix:///?socket=" + theirSocket;
-            for (List<String> command : List.of(List.of("nbdinfo", "--map=qemu:allocation-depth"),
-                    List.of("nbdinfo", "--map"), List.of("qemu-img", "map", "--output=json", "-f", "raw"))) {
-                List<String> q = new ArrayList<>(command);
-                q.add(theirs);
-                List<String> o = new ArrayList<>(command);
-                o.add(uri.toString());
-                assertEquals(Qemu.run(q), Qemu.run(o), command.toString());
+        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-r", "-A", "-f", "qcow2", top.toString())) {
+            Process p = serve(List.of("-A", "--read-only", "-U", "--socket", dir.resolve("s.sock").toString(),
+                    top.toString()), uri);
+            try {
+                checkDepths(qemuNbd, uri.toString());
+            } finally {
+                p.destroy();
+                assertTrue(p.waitFor(30, TimeUnit.SECONDS));
             }
-            String socketOf = uri.substring(uri.indexOf("socket=") + "socket=".length());
-            List<String> maps = new ArrayList<>();
-            for (String s : List.of(theirSocket.toString(), socketOf)) {
-                maps.add(Qemu.run(List.of("qemu-img", "map", "--output=json", "--image-opts", "driver=nbd,"
-                        + "server.type=unix,server.path=" + s + ",x-dirty-bitmap=qemu:allocation-depth")));
-            }
-            assertEquals(maps.get(0), maps.get(1));
-            String contexts = Qemu.run(List.of("nbdinfo", "--list", uri.toString()));
-            assertTrue(contexts.contains("\t\tbase:allocation\n\t\tqemu:allocation-depth\n"), contexts);
-            String depths = Qemu.run(List.of("nbdinfo", "--map=qemu:allocation-depth", uri.toString()));
-            assertTrue(depths.lines().anyMatch(l -> l.trim().startsWith("4194304 ") && l.endsWith("backing depth 2")),
-                    "past the base's end, the base's: " + depths);
-        } finally {
-            p.destroy();
-            assertTrue(p.waitFor(30, TimeUnit.SECONDS));
-            qemuNbd.destroy();
-            qemuNbd.onExit().get();
         }
+    }
+
+    /** Our export at {@code uri} maps as qemu-nbd's does, its allocation depth and base:allocation alike. */
+    private static void checkDepths(QemuNbd qemuNbd, String uri) {
+        for (List<String> command : List.of(List.of("nbdinfo", "--map=qemu:allocation-depth"),
+                List.of("nbdinfo", "--map"), List.of("qemu-img", "map", "--output=json", "-f", "raw"))) {
+            List<String> q = new ArrayList<>(command);
+            q.add(qemuNbd.uri());
+            List<String> o = new ArrayList<>(command);
+            o.add(uri);
+            assertEquals(Qemu.run(q), Qemu.run(o), command.toString());
+        }
+        List<String> maps = new ArrayList<>();
+        for (String s : List.of(qemuNbd.socket.toString(), uri.substring(uri.indexOf("socket=") + 7))) {
+            maps.add(Qemu.run(List.of("qemu-img", "map", "--output=json", "--image-opts", "driver=nbd,"
+                    + "server.type=unix,server.path=" + s + ",x-dirty-bitmap=qemu:allocation-depth")));
+        }
+        assertEquals(maps.get(0), maps.get(1));
+        String contexts = Qemu.run(List.of("nbdinfo", "--list", uri));
+        assertTrue(contexts.contains("\t\tbase:allocation\n\t\tqemu:allocation-depth\n"), contexts);
+        String depths = Qemu.run(List.of("nbdinfo", "--map=qemu:allocation-depth", uri));
+        assertTrue(depths.lines().anyMatch(l -> l.trim().startsWith("4194304 ") && l.endsWith("backing depth 2")),
+                "past the base's end, the base's: " + depths);
     }
 
     /**
