@@ -27,7 +27,8 @@ import picocli.CommandLine.Spec;
  * where one of them holds data. Exit codes as qemu-img's: 0 identical, 1 different, 2 an image could not be opened,
  * 3 block status failed, 4 a read failed. A mismatch is told at the start of the first 512-byte sector that
  * differs, as qemu-img tells it. {@code -s} (strict) also fails on different sizes and on any difference of block
- * status: data, zeroes, allocation and whether the bytes lie at a host offset, as QEMU's flags say them.
+ * status: data, zeroes, allocation, whether the bytes lie at a host offset and whether a run reaches the end of its
+ * image (or of the backing file that answered), as QEMU's flags say them.
  */
 @Command(description = "Compare the guest contents of two images, as qemu-img compare does.")
 final class CompareCommand implements Callable<Integer> {

@@ -210,7 +210,7 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
             }
         }
         int sparseSize = sparseSize();
-        SnapshotParam snapshotParam = snapshot == null ? null : SnapshotParam.parse(snapshot);
+        SnapshotParam snapshotParam = snapshot == null ? null : SnapshotParam.parse(snapshot, '\'');
         if (requests < 1 || requests > ChunkCopy.MAX_REQUESTS) {
             throw new ImageException("Invalid number of coroutines. Allowed number of coroutines is between 1 and "
                     + ChunkCopy.MAX_REQUESTS); // qemu-img's words

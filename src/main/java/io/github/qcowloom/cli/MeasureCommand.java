@@ -92,7 +92,7 @@ final class MeasureCommand implements Callable<Integer> {
         boolean json = Json.requested(output);
         // img_measure's order: what its option loop refuses, then the file names, then the size.
         CreateOptionsParser.parse(options); // an invalid option list
-        SnapshotParam snapshotParam = snapshot == null ? null : SnapshotParam.parse(snapshot);
+        SnapshotParam snapshotParam = snapshot == null ? null : SnapshotParam.parse(snapshot, '\'');
         long givenSize = size == null ? -1 : Sizes.cvtnum("image size", size);
         if (filenames.size() > 1) {
             throw new IllegalArgumentException("At most one filename argument is allowed.");

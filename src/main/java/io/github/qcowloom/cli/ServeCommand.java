@@ -33,9 +33,10 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [--tls-creds DIR [--tls-verify-peer]] [--insecure]
- * [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--storage B] [--profile P] [--object SECRET]
- * [-f fmt | --image-opts] FILE}: an NBD server for the image
+ * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [-x NAME] [-D TEXT] [-A] [-B BITMAP] [-l SNAPSHOT]
+ * [--tls-creds DIR [--tls-verify-peer]] [--insecure] [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N]
+ * [--storage B] [--profile P] [--object SECRET] [-f fmt | --image-opts] FILE}: an NBD server for the image, its
+ * export named, described, with its allocation depth, a bitmap or a snapshot as qemu-nbd's {@code -x -D -A -B -l},
  * until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and closes the image cleanly.
  * A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk SOCKET
  * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
@@ -150,8 +151,12 @@ final class ServeCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;
 
+    /** {@code -l}'s snapshot, parsed with the options as qemu-nbd parses it; null for none. */
+    private SnapshotParam snapshot;
+
     @Override
     public Integer call() throws Exception {
+        snapshot = loadSnapshot == null ? null : SnapshotParam.parse(loadSnapshot, '`');
         if (vhostUserBlk != null) {
             if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure
                     || bitmap != null || exportName != null || description != null || allocationDepth) {
@@ -241,7 +246,7 @@ final class ServeCommand implements Callable<Integer> {
      * --image-opts says over them (its {@code read-only=on} exports read-only).
      */
     private OpenOptions openOptions() throws IOException {
-        boolean readOnly = this.readOnly || loadSnapshot != null; // qemu-nbd: -l implies -r
+        boolean readOnly = this.readOnly || snapshot != null; // qemu-nbd: -l implies -r
         if (forceShare && !readOnly) {
             throw new IllegalArgumentException("--force-share needs --read-only");
         }
@@ -250,7 +255,8 @@ final class ServeCommand implements Callable<Integer> {
         if (storage != null) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
         }
-        return image().apply(forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options);
+        options = image().apply(forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options);
+        return snapshot != null ? options.withReadOnly(true) : options; // -l: whatever --image-opts says
     }
 
     /**
@@ -267,15 +273,6 @@ final class ServeCommand implements Callable<Integer> {
 
     /** The image, read as its snapshot where {@code -l} names one (qemu-nbd's bdrv_snapshot_load_tmp). */
     private BlockDevice openDevice(OpenOptions options) throws IOException {
-        SnapshotParam snapshot = null;
-        if (loadSnapshot != null) {
-            try {
-                snapshot = SnapshotParam.parse(loadSnapshot);
-            } catch (IllegalArgumentException e) { // qemu-nbd reports QemuOpts' refusal, then a line of its own
-                throw new IllegalArgumentException(e.getMessage().lines().findFirst().orElse("")
-                        + "\nqcow2-loom: Failed in parsing snapshot param `" + loadSnapshot + "'", e);
-            }
-        }
         ImageOpts image = image();
         BlockDevice device = image.open(image.formatOrProbe(), options);
         try {

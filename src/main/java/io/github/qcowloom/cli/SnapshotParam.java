@@ -12,8 +12,8 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * The internal snapshot that convert and measure read in place of the active image ({@code -l}), as qemu-img takes
- * it: either {@code snapshot.id=ID,snapshot.name=NAME} (either key or both, which must then name the same
+ * The internal snapshot that convert and measure read in place of the active image, and serve exports ({@code -l}),
+ * as qemu-img and qemu-nbd take it: either {@code snapshot.id=ID,snapshot.name=NAME} (either key or both, which must then name the same
  * snapshot), or anything else, an id or, failing that, a name (bdrv_snapshot_load_tmp_by_id_or_name).
  *
  * @param id the id asked for, or null
@@ -23,8 +23,12 @@ import java.util.Optional;
 record SnapshotParam(String id, String name, String idOrName) {
     private static final String PREFIX = "snapshot.";
 
-    /** Parses {@code -l}'s value as qemu-img does (QemuOpts for the keys, with ",," for a comma in a value). */
-    static SnapshotParam parse(String value) {
+    /**
+     * Parses {@code -l}'s value as qemu-img and qemu-nbd do (QemuOpts for the keys, with ",," for a comma in a
+     * value); refused as they refuse it, on two lines each with the program's name: QemuOpts' complaint, then the
+     * command's own, its value quoted from {@code openingQuote} (qemu-img's {@code '}, qemu-nbd's {@code `}).
+     */
+    static SnapshotParam parse(String value, char openingQuote) {
         if (!value.startsWith(PREFIX)) {
             return new SnapshotParam(null, null, value);
         }
@@ -35,8 +39,8 @@ record SnapshotParam(String id, String name, String idOrName) {
             switch (key) {
                 case "snapshot.id" -> id = option.getValue();
                 case "snapshot.name" -> name = option.getValue();
-                default -> throw new IllegalArgumentException(
-                        "Invalid parameter '" + key + "'\nFailed in parsing snapshot param '" + value + "'");
+                default -> throw new IllegalArgumentException("Invalid parameter '" + key + "'\nqcow2-loom: Failed"
+                        + " in parsing snapshot param " + openingQuote + value + "'");
             }
         }
         return new SnapshotParam(id, name, null);

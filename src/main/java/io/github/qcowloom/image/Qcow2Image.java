@@ -541,7 +541,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * QEMU's qcow2_snapshot_load_tmp (qemu-img convert -l, measure -l): from now on the reads and block status of
+     * QEMU's qcow2_snapshot_load_tmp (qemu-img convert -l, measure -l, qemu-nbd -l): from now on the reads and block status of
      * this read-only image see {@code snapshot}'s tree in place of the active one. The virtual size stays the active
      * image's, as in QEMU: past the snapshot's L1 table a read finds no cluster, so the backing file or zeroes. The
      * L2 cache, keyed by host offset, holds only what the file holds (nothing is written read-only), so it stays.

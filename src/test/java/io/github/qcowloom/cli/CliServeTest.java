@@ -265,7 +265,7 @@ class CliServeTest {
             assertEquals(Qemu.run(q), Qemu.run(o), command.toString());
         }
         List<String> maps = new ArrayList<>();
-        for (String s : List.of(qemuNbd.socket.toString(), uri.substring(uri.indexOf("socket=") + 7))) {
+        for (String s : List.of(qemuNbd.socket.toString(), uri.substring(uri.indexOf("socket=") + "socket=".length()))) {
             maps.add(Qemu.run(List.of("qemu-img", "map", "--output=json", "--image-opts", "driver=nbd,"
                     + "server.type=unix,server.path=" + s + ",x-dirty-bitmap=qemu:allocation-depth")));
         }

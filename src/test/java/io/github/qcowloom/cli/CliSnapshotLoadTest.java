@@ -110,8 +110,8 @@ class CliSnapshotLoadTest {
         Cli.Run bad = Cli.ours("convert", "-O", "raw", "-l", "snapshot.x=1", image.toString(),
                 dir.resolve("x.raw").toString());
         assertEquals(1, bad.code());
-        assertEquals("qcow2-loom: Invalid parameter 'snapshot.x'\nFailed in parsing snapshot param 'snapshot.x=1'\n",
-                bad.err());
+        assertEquals("qcow2-loom: Invalid parameter 'snapshot.x'\nqcow2-loom: Failed in parsing snapshot param"
+                + " 'snapshot.x=1'\n", bad.err());
     }
 
     /** QEMU asserts that only a read-only image loads a snapshot: a writable one would write into its tree. */

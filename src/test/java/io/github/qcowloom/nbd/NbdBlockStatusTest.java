@@ -22,8 +22,8 @@ class NbdBlockStatusTest {
 
     @BeforeEach
     void needTools() {
-        Served.assumeTool("nbdinfo", "libnbd-bin");
-        Served.assumeTool("qemu-nbd", "qemu-utils");
+        Qemu.assumeTool("nbdinfo", "libnbd-bin");
+        Qemu.assumeTool("qemu-nbd", "qemu-utils");
     }
 
     private Path qcow2(String name, String... createArgs) {

@@ -57,7 +57,7 @@ class NbdClientsTest {
 
     @Test
     void qemuImgConvertsAndNbdinfoListsAndMaps() throws IOException {
-        Served.assumeTool("nbdinfo", "libnbd-bin");
+        Qemu.assumeTool("nbdinfo", "libnbd-bin");
         Path img = image();
         Qemu.io(img, "write -P 0x5a 1M 2M", "write -P 0x77 40M 64k");
         Path out = dir.resolve("out.raw");
@@ -78,7 +78,7 @@ class NbdClientsTest {
 
     @Test
     void nbdcopyIntoAndOutOfTheExport() throws IOException {
-        Served.assumeTool("nbdcopy", "libnbd-bin");
+        Qemu.assumeTool("nbdcopy", "libnbd-bin");
         Path img = image();
         byte[] data = new byte[64 << 20];
         Random rnd = new Random(7);
@@ -105,7 +105,7 @@ class NbdClientsTest {
     @ParameterizedTest
     @ValueSource(strings = {"virtual", "loop:2"})
     void fioRandomReadWriteVerifies(String model) throws IOException {
-        Served.assumeTool("fio", "fio");
+        Qemu.assumeTool("fio", "fio");
         Path img = image();
         assertEquals(ExecutionModel.parse(model), ExecutionModel.parse(model).effective(), "the model runs here");
         try (Served s = Served.start(img, sock(), false, ExecutionModel.parse(model))) {

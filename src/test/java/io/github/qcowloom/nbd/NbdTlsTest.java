@@ -71,7 +71,7 @@ class NbdTlsTest {
 
     @Test
     void nbdcopyWritesAndReadsBackAndNbdinfoDescribesOverTls() throws IOException {
-        Served.assumeTool("nbdcopy", "libnbd-bin");
+        Qemu.assumeTool("nbdcopy", "libnbd-bin");
         Path img = image("16M");
         byte[] data = new byte[16 << 20];
         new Random(14).nextBytes(data);

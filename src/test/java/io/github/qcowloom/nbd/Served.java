@@ -1,7 +1,6 @@
 package io.github.qcowloom.nbd;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
@@ -16,7 +15,6 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.Assumptions;
 
 /** A qcow2 image served on a Unix socket for one test; {@link #close()} stops it and requires a clean qemu-img check. */
 final class Served implements AutoCloseable {
@@ -72,15 +70,5 @@ final class Served implements AutoCloseable {
         device.close();
         Qemu.Result r = Qemu.exec(List.of("qemu-img", "check", image.toString()));
         assertEquals(0, r.exitCode(), "qemu-img check after serving: " + r.stdout() + r.stderr());
-    }
-
-    /** Skips when an NBD client tool is absent (fails instead under -Dqcowloom.requireQemu=true, as CI sets). */
-    static void assumeTool(String tool, String pkg) {
-        Qemu.assume();
-        boolean present = Files.isExecutable(Path.of("/usr/bin", tool));
-        if (!present && Boolean.getBoolean("qcowloom.requireQemu")) {
-            fail(tool + " is required but not installed (apt-get install " + pkg + ")");
-        }
-        Assumptions.assumeTrue(present, tool + " not installed (apt-get install " + pkg + ")");
     }
 }

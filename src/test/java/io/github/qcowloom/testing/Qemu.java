@@ -31,6 +31,16 @@ public final class Qemu {
         Assumptions.assumeTrue(available(), "qemu-img/qemu-io not installed (apt-get install qemu-utils)");
     }
 
+    /** Skips when a client tool is absent (fails instead under -Dqcowloom.requireQemu=true, as CI sets). */
+    public static void assumeTool(String tool, String pkg) {
+        assume();
+        boolean present = Files.isExecutable(Path.of("/usr/bin", tool));
+        if (!present && Boolean.getBoolean("qcowloom.requireQemu")) {
+            fail(tool + " is required but not installed (apt-get install " + pkg + ")");
+        }
+        Assumptions.assumeTrue(present, tool + " not installed (apt-get install " + pkg + ")");
+    }
+
     /** Result of one process run. */
     public record Result(int exitCode, String stdout, String stderr) {
     }
