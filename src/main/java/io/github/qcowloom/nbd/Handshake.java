@@ -24,7 +24,7 @@ final class Handshake {
     /** Longest option payload accepted; longer ones are malformed and drop the connection. */
     private static final int MAX_OPTION_LENGTH = 64 << 10;
     /** NBD_MAX_STRING_SIZE: the longest export name QEMU reads. */
-    static final int MAX_STRING = 4096;
+    private static final int MAX_STRING = 4096;
 
     /** Null when the stream is not a socket: then TLS is not configured either. */
     private final SocketChannel socket;
@@ -180,11 +180,10 @@ final class Handshake {
             return;
         }
         // The name, then its description, as qemu-nbd lists them.
-        byte[] name = export.name().getBytes(StandardCharsets.UTF_8);
         byte[] description = export.description() == null ? new byte[0]
                 : export.description().getBytes(StandardCharsets.UTF_8);
-        reply(option, REP_SERVER, ByteBuffer.allocate(4 + name.length + description.length).putInt(name.length)
-                .put(name).put(description).flip());
+        reply(option, REP_SERVER, ByteBuffer.allocate(4 + exportName.length + description.length)
+                .putInt(exportName.length).put(exportName).put(description).flip());
         reply(option, REP_ACK, ByteBuffer.allocate(0));
     }
 
@@ -219,9 +218,8 @@ final class Handshake {
         reply(option, REP_INFO, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK)
                 .putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip());
         if (requests.contains(INFO_NAME)) {
-            byte[] bytes = export.name().getBytes(StandardCharsets.UTF_8);
-            reply(option, REP_INFO, ByteBuffer.allocate(2 + bytes.length).putShort((short) INFO_NAME).put(bytes)
-                    .flip());
+            reply(option, REP_INFO, ByteBuffer.allocate(2 + exportName.length).putShort((short) INFO_NAME)
+                    .put(exportName).flip());
         }
         if (export.description() != null) { // QEMU sends it "regardless of client request"
             byte[] bytes = export.description().getBytes(StandardCharsets.UTF_8);
