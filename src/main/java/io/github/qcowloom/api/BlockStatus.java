@@ -64,7 +64,15 @@ public record BlockStatus(long length, int depth, Allocation allocation, Host ho
      * backing file's end, which QEMU counts as that file's: see {@link #allocationDepth()}).
      */
     public boolean present() {
-        return allocation != Allocation.UNALLOCATED && allocation != Allocation.PAST_BACKING_END;
+        return allocated() && allocation != Allocation.PAST_BACKING_END;
+    }
+
+    /**
+     * QEMU's BDRV_BLOCK_ALLOCATED (what qemu-img compare -s compares): some layer holds the range, or it lies past
+     * the end of a shorter backing file.
+     */
+    public boolean allocated() {
+        return allocation != Allocation.UNALLOCATED;
     }
 
     /**

@@ -332,13 +332,8 @@ final class CompareCommand implements Callable<Integer> {
      * BDRV_BLOCK_EOF: so two images whose runs end at different places differ there, as in qemu-img).
      */
     private static boolean sameFlags(BlockStatus a, boolean aToEnd, BlockStatus b, boolean bToEnd) {
-        return a.data() == b.data() && a.zero() == b.zero() && allocated(a) == allocated(b)
+        return a.data() == b.data() && a.zero() == b.zero() && a.allocated() == b.allocated()
                 && (a.host() != null) == (b.host() != null) && aToEnd == bToEnd;
-    }
-
-    /** BDRV_BLOCK_ALLOCATED: some layer holds the range, or it lies past the end of a shorter backing file. */
-    private static boolean allocated(BlockStatus s) {
-        return s.present() || s.allocation() == BlockStatus.Allocation.PAST_BACKING_END;
     }
 
     /** The reads of both images, into one buffer each, reused. */

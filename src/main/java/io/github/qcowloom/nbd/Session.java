@@ -9,6 +9,11 @@ package io.github.qcowloom.nbd;
  * @param allocationDepth qemu:allocation-depth was selected (context id {@link Protocol#ALLOCATION_DEPTH_ID})
  */
 record Session(boolean structuredReplies, boolean baseAllocation, boolean dirtyBitmap, boolean allocationDepth) {
+    /** How many metadata contexts were selected: the chunks of each block status reply. */
+    int contexts() {
+        return (baseAllocation ? 1 : 0) + (dirtyBitmap ? 1 : 0) + (allocationDepth ? 1 : 0);
+    }
+
     /** No metadata context selected. */
     Session(boolean structuredReplies) {
         this(structuredReplies, false, false, false);

@@ -129,8 +129,7 @@ final class Transmission {
 
     /** The metadata contexts selected, each a chunk of a block status reply; at least 1. */
     private int contexts() {
-        return Math.max(1, (session.baseAllocation() ? 1 : 0) + (session.dirtyBitmap() ? 1 : 0)
-                + (session.allocationDepth() ? 1 : 0));
+        return Math.max(1, session.contexts());
     }
 
     /**
@@ -295,8 +294,7 @@ final class Transmission {
                 replies.ok(r.cookie(), done);
             }
             case CMD_BLOCK_STATUS -> {
-                if (!session.baseAllocation() && !session.dirtyBitmap() && !session.allocationDepth()
-                        || r.length() == 0) {
+                if (session.contexts() == 0 || r.length() == 0) {
                     replies.error(r.cookie(), EINVAL, "no metadata context selected, or empty range", done);
                     return;
                 }
