@@ -26,10 +26,12 @@ package io.github.qcowloom.api;
  * @param backingChain with {@code followReferences}, whether the backing file is opened too; false opens the
  *     external data file alone (QEMU's BDRV_O_NO_BACKING, as qemu-img's bitmap opens an image), and reads that need
  *     the backing file fail
+ * @param discards what the image does with the guest's discards and zero writes (QEMU's {@code discard} and
+ *     {@code detect-zeroes}); null is {@link DiscardPolicy#UNMAP}
  */
 public record OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
         Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, ChainEncryption encryption,
-        boolean backingChain) {
+        boolean backingChain, DiscardPolicy discards) {
     public static final long DEFAULT_MAX_L2_CACHE = 32L << 20;
 
     public OpenOptions {
@@ -37,6 +39,7 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
         java.util.Objects.requireNonNull(ticker, "ticker");
         java.util.Objects.requireNonNull(locking, "locking");
         encryption = encryption == null ? ChainEncryption.NONE : encryption;
+        discards = discards == null ? DiscardPolicy.UNMAP : discards;
         if (locking == ImageLocking.FORCE_SHARE && !readOnly) {
             // qemu-img: "force-share=on can only be used with read-only images"
             throw new IllegalArgumentException("force-share can only be used with read-only images");
@@ -44,6 +47,14 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
         if (locking == ImageLocking.STILL_SOURCE && !readOnly) {
             throw new IllegalArgumentException("a source held still must be opened read-only");
         }
+    }
+
+    /** Options whose image passes discards on, without zero detection. */
+    public OpenOptions(boolean readOnly, boolean direct, boolean followReferences, ImageOptions tuning,
+            Ticker ticker, ImageLocking locking, boolean hostSyncs, boolean guestWrites, ChainEncryption encryption,
+            boolean backingChain) {
+        this(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, encryption,
+                backingChain, null);
     }
 
     /** Options that open the whole backing chain, when they follow references. */
@@ -93,52 +104,57 @@ public record OpenOptions(boolean readOnly, boolean direct, boolean followRefere
 
     public OpenOptions withReadOnly(boolean v) {
         return new OpenOptions(v, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites,
-                encryption, backingChain);
+                encryption, backingChain, discards);
     }
 
     public OpenOptions withDirect(boolean v) {
         return new OpenOptions(readOnly, v, followReferences, tuning, ticker, locking, hostSyncs,
-                guestWrites, encryption, backingChain);
+                guestWrites, encryption, backingChain, discards);
     }
 
     public OpenOptions withFollowReferences(boolean v) {
         return new OpenOptions(readOnly, direct, v, tuning, ticker, locking, hostSyncs, guestWrites, encryption,
-                backingChain);
+                backingChain, discards);
     }
 
     public OpenOptions withTuning(ImageOptions v) {
         return new OpenOptions(readOnly, direct, followReferences, v, ticker, locking, hostSyncs,
-                guestWrites, encryption, backingChain);
+                guestWrites, encryption, backingChain, discards);
     }
 
     public OpenOptions withTicker(Ticker v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, v, locking, hostSyncs,
-                guestWrites, encryption, backingChain);
+                guestWrites, encryption, backingChain, discards);
     }
 
     public OpenOptions withLocking(ImageLocking v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, v, hostSyncs, guestWrites,
-                encryption, backingChain);
+                encryption, backingChain, discards);
     }
 
     public OpenOptions withHostSyncs(boolean v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, v, guestWrites,
-                encryption, backingChain);
+                encryption, backingChain, discards);
     }
 
     public OpenOptions withGuestWrites(boolean v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, v,
-                encryption, backingChain);
+                encryption, backingChain, discards);
     }
 
     public OpenOptions withEncryption(ChainEncryption v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites, v,
-                backingChain);
+                backingChain, discards);
     }
 
     public OpenOptions withBackingChain(boolean v) {
         return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites,
-                encryption, v);
+                encryption, v, discards);
+    }
+
+    public OpenOptions withDiscards(DiscardPolicy v) {
+        return new OpenOptions(readOnly, direct, followReferences, tuning, ticker, locking, hostSyncs, guestWrites,
+                encryption, backingChain, v);
     }
 
     /** These options with {@code v} (copied) the passphrase of the image itself, not of its backing files. */

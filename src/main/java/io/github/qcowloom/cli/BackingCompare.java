@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.image.ZeroData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -14,7 +15,7 @@ final class BackingCompare {
      * backing file ({@code backing} null), or it equals what the backing file shows.
      */
     static boolean needsNoWrite(BlockDevice backing, long offset, ByteBuffer chunk) throws IOException {
-        return backing == null ? ChunkCopy.isZero(chunk) : same(backing, offset, chunk);
+        return backing == null ? ZeroData.isZero(chunk) : same(backing, offset, chunk);
     }
 
     static boolean same(BlockDevice backing, long offset, ByteBuffer chunk) throws IOException {
@@ -27,6 +28,6 @@ final class BackingCompare {
         }
         ByteBuffer head = chunk.slice(chunk.position(), inside);
         ByteBuffer tail = chunk.slice(chunk.position() + inside, n - inside);
-        return head.equals(theirs) && ChunkCopy.isZero(tail);
+        return head.equals(theirs) && ZeroData.isZero(tail);
     }
 }

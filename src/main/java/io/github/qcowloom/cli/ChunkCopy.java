@@ -4,6 +4,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
+import io.github.qcowloom.image.ZeroData;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
@@ -41,7 +42,6 @@ final class ChunkCopy {
     private static final int ALIGN = 4096;
     /** How far one block status query looks ahead; the answer is cached until the planner passes it. */
     private static final long STATUS_SPAN = 1L << 30;
-    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(64 << 10).asReadOnlyBuffer();
 
     /**
      * How to run the copy.
@@ -281,13 +281,13 @@ final class ChunkCopy {
     static void writeNonZero(long offset, ByteBuffer buf, int granule, PartWriter writer, ZeroWriter zeroes)
             throws IOException {
         ByteBuffer view = buf.duplicate();
-        ByteBuffer zeroBytes = ZEROES.duplicate();
+        ByteBuffer zeroBytes = ZeroData.zeroes();
         int end = buf.limit();
         int runStart = 0;
         boolean runIsData = false;
         for (int at = 0; at < end; ) {
             int next = (int) Math.min(end, at + granule - (offset + at) % granule);
-            boolean data = !isZero(view, zeroBytes, at, next);
+            boolean data = !ZeroData.isZero(view, zeroBytes, at, next);
             if (at > runStart && data != runIsData) {
                 flushRun(offset, buf, runStart, at, runIsData, writer, zeroes);
                 runStart = at;
@@ -307,32 +307,5 @@ final class ChunkCopy {
         } else {
             zeroes.writeZeroes(offset + from, to - from);
         }
-    }
-
-    /** True if {@code b} (position to limit) holds only zeroes; compared with vectorized mismatch. */
-    static boolean isZero(ByteBuffer b) {
-        return isZero(b.duplicate(), ZEROES.duplicate(), b.position(), b.limit());
-    }
-
-    /**
-     * True if bytes {@code from} to {@code to} of {@code view} are zeroes; {@code view} and {@code zeroes} are
-     * duplicates the caller owns, moved here instead of sliced, so a check allocates nothing.
-     */
-    private static boolean isZero(ByteBuffer view, ByteBuffer zeroes, int from, int to) {
-        // Data seldom begins with eight zero bytes: one read settles most granules. (mismatch reads a first byte
-        // of each side through get(int) before its vectorized loop, and with the buffers' limits set, a 4 KiB
-        // granule of data cost six calls, run in the interpreter early in a copy.)
-        if (to - from >= Long.BYTES && view.limit(to).getLong(from) != 0) {
-            return false;
-        }
-        for (int i = from; i < to; i += ZEROES.capacity()) {
-            int n = Math.min(ZEROES.capacity(), to - i);
-            view.limit(i + n).position(i);
-            zeroes.limit(n).position(0);
-            if (view.mismatch(zeroes) >= 0) {
-                return false;
-            }
-        }
-        return true;
     }
 }

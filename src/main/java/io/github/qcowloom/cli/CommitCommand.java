@@ -73,8 +73,9 @@ final class CommitCommand implements Callable<Integer> {
         long rateLimit = rate == null ? 0 : Sizes.cvtnum("rate limit", rate);
         ImageOpts image = file.image(format).requireWritable();
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
+        // Clusters placed as qemu-img's, none held; opened with unmap, as qemu-img commit opens it.
         OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
-                .withHostSyncs(CacheMode.syncs(cache)).withPool(false)); // clusters placed as qemu-img's, none held
+                .withHostSyncs(CacheMode.syncs(cache)).withPool(false), true);
         Path path = image.path();
         String fmt = image.formatOrProbe();
         boolean keep = drop || baseName != null;

@@ -4,6 +4,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.CompressedCluster;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.ZeroData;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -111,7 +112,7 @@ final class CompressedSink implements ChunkCopy.Sink {
             if (!existing && BackingCompare.needsNoWrite(backing, guest, cluster)) {
                 continue;
             }
-            if (zero || ChunkCopy.isZero(cluster)) {
+            if (zero || ZeroData.isZero(cluster)) {
                 addZeroes(steps, guest, n);
             } else {
                 steps.add(new Step(guest, n, target.compressCluster(guest, cluster)));

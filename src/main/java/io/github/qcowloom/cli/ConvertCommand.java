@@ -12,6 +12,7 @@ import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.image.RawImage;
+import io.github.qcowloom.image.ZeroData;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -228,7 +229,7 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
                 intoExisting(src.copied(), targetDirect, targetSyncs, sparseSize, limit);
                 if (bitmaps) {
                     BitmapCopy.copy(src.first(), Path.of(target), targetOpts.apply(targetOptions(targetDirect,
-                            targetSyncs)), spec.commandLine().getErr());
+                            targetSyncs), sparseSize != 0), spec.commandLine().getErr());
                 }
             }
             return 0;
@@ -445,12 +446,12 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
             // has_zero_init is false there too): zeroes are written as over a backing file.
             boolean readsZeroes = base == null && (encryption == null || "off".equals(co.preallocation()));
             ChunkCopy.Sink sink = (off, buf, zero) -> {
-                boolean unchanged = readsZeroes ? zero || ChunkCopy.isZero(buf)
+                boolean unchanged = readsZeroes ? zero || ZeroData.isZero(buf)
                         : base != null && BackingCompare.same(base, off, buf);
                 if (unchanged) {
                     return ChunkCopy.Write.NONE;
                 }
-                if (zero || ChunkCopy.isZero(buf)) {
+                if (zero || ZeroData.isZero(buf)) {
                     // Over a backing file zeroes must be written, but need no data clusters.
                     return () -> dst.writeZeroes(off, buf.remaining(), false);
                 }
@@ -481,7 +482,9 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
         if (!Files.exists(path)) {
             throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
         }
-        try (BlockDevice dst = targetOpts.open(outputFormat, targetOpts.apply(targetOptions(direct, syncs)))) {
+        // qemu-img opens the target with unmap unless -S 0 (its BDRV_O_UNMAP for min_sparse)
+        try (BlockDevice dst = targetOpts.open(outputFormat, targetOpts.apply(targetOptions(direct, syncs),
+                sparseSize != 0))) {
             if (bitmaps) {
                 BitmapCopy.checkTarget(outputFormat, dst instanceof Qcow2Image q ? q.header().version() : 0);
             }

@@ -2,6 +2,8 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.ChainEncryption;
+import io.github.qcowloom.api.DetectZeroes;
+import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenFailures;
@@ -27,7 +29,8 @@ import java.util.StringJoiner;
  * format is probed), {@code file.filename}, {@code file.driver} ({@code file} or {@code host_device}), {@code
  * file.locking} ({@code off}: no lock bytes), {@code file.aio} (any of QEMU's: the storage backend is the profile's),
  * {@code cache.direct} (O_DIRECT), {@code cache.no-flush} (no host syncs), {@code read-only}, {@code force-share},
- * {@code l2-cache-size}, {@code refcount-cache-size}, and {@code encrypt.key-secret} and {@code encrypt.format} of the
+ * {@code l2-cache-size}, {@code refcount-cache-size}, {@code discard}, {@code detect-zeroes}, and {@code
+ * encrypt.key-secret} and {@code encrypt.format} of the
  * image and of each image down its chain ({@code backing.encrypt.key-secret}, ...). Other options QEMU takes for
  * these formats are refused as features not done; options it does not take, in its words.
  *
@@ -45,8 +48,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
     private static final Set<String> NOT_DONE = Set.of("cache-size", "cache-clean-interval", "lazy-refcounts",
             "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",
-            "overlap-check", "data-file", "encrypt", "backing", "offset", "size", "detect-zeroes", "discard",
-            "auto-read-only", "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager",
+            "overlap-check", "data-file", "encrypt", "backing", "offset", "size", "auto-read-only", "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager",
             "file.drop-cache", "file.discard", "file.detect-zeroes", "file.auto-read-only");
 
     /**
@@ -120,6 +122,16 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             }
             case "cache.direct", "cache.no-flush", "read-only", "force-share" -> bool(spec, key, value);
             case "l2-cache-size", "refcount-cache-size" -> size(spec, key, value);
+            case "discard" -> {
+                if (DiscardPolicy.unmaps(value).isEmpty()) {
+                    throw new ImageException("Could not open '" + spec + "': Invalid discard option");
+                }
+            }
+            case "detect-zeroes" -> {
+                if (DetectZeroes.named(value).isEmpty()) {
+                    throw new ImageException("Could not open '" + spec + "': invalid parameter value: " + value);
+                }
+            }
             default -> {
                 // encrypt.format and encrypt.key-secret, of the image or of one down its chain: the image's open
                 // checks the format against the header it finds, as QEMU's does (a raw one: formatOrProbe).
@@ -303,9 +315,21 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         return value == null ? otherwise : bool(spec, "cache.direct", value);
     }
 
-    /** {@code base} with what the options say of the open. */
+    /** {@code base} with what the options say of the open, for a qemu-img command that opens without unmap. */
     OpenOptions apply(OpenOptions base) throws ImageException {
+        return apply(base, false);
+    }
+
+    /**
+     * {@code base} with what the options say of the open; {@code toolUnmaps}: whether the command opens the image
+     * with discards passed on (QEMU's BDRV_O_UNMAP: qemu-img commit's and convert's target, qemu-nbd's {@code
+     * --discard=unmap}), which {@code detect-zeroes=unmap} needs unless {@code discard} says it.
+     */
+    OpenOptions apply(OpenOptions base, boolean toolUnmaps) throws ImageException {
         OpenOptions o = base;
+        if (options.containsKey("discard") || options.containsKey("detect-zeroes")) {
+            o = o.withDiscards(discards(o.discards(), toolUnmaps));
+        }
         if (options.containsKey("read-only")) {
             o = o.withReadOnly(bool(spec, "read-only", options.get("read-only")));
         }
@@ -335,6 +359,18 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
                     options.get("refcount-cache-size"))));
         }
         return o;
+    }
+
+    /** {@code base} with what {@code discard} and {@code detect-zeroes} say, refused as QEMU's open refuses them. */
+    private DiscardPolicy discards(DiscardPolicy base, boolean toolUnmaps) throws ImageException {
+        String discard = options.get("discard");
+        boolean unmap = discard != null ? DiscardPolicy.unmaps(discard).orElseThrow() : toolUnmaps;
+        String detect = options.get("detect-zeroes");
+        DetectZeroes detectZeroes = detect != null ? DetectZeroes.named(detect).orElseThrow() : base.detectZeroes();
+        if (detectZeroes == DetectZeroes.UNMAP && !unmap) {
+            throw new ImageException("Could not open '" + spec + "': " + DiscardPolicy.UNMAP_NEEDS_DISCARD);
+        }
+        return new DiscardPolicy(discard != null ? unmap : base.unmap(), detectZeroes);
     }
 
     /**

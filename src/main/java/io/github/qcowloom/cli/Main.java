@@ -53,7 +53,11 @@ public final class Main {
     private Main() {
     }
 
+    /** Set when this class's main runs: the JVM is the command line's own (serve --fork starts it again). */
+    private static volatile boolean ownsProcess;
+
     public static void main(String[] args) {
+        ownsProcess = true;
         // The JDK's socket poller as one platform thread that resumes a virtual thread itself, not as virtual
         // threads on the JDK's scheduler (its default on Linux): a socket's readiness then reaches an event loop's
         // thread (loop:N) in one hand-off, not three. NBD O_DIRECT random reads on loop:1: 75k against 45k. Read when
@@ -68,6 +72,11 @@ public final class Main {
         // Every image is closed: the threads waiting in io_uring end, or the JVM would wait up to 300 ms for them.
         EventLoops.stopForExit();
         System.exit(code);
+    }
+
+    /** Whether this JVM runs the command line's main, not a command run inside another program (a test). */
+    static boolean ownsProcess() {
+        return ownsProcess;
     }
 
     /**
@@ -197,7 +206,7 @@ public final class Main {
         List<String> args = parsed == null ? List.of() : parsed.matchedPositionals().stream()
                 .flatMap(p -> p.stringValues().stream()).distinct().toList();
         if (file == null || !args.contains(file) || command.equals("serve") || command.equals("demo")) {
-            return message(e); // qemu-nbd words it otherwise ("Failed to blk_new_open"); the plain line serves
+            return message(e); // serve words its own, as qemu-nbd ("Failed to blk_new_open ..."); demo plainly
         }
         String reason = e instanceof NoSuchFileException ? "No such file or directory" : "Permission denied";
         if (command.equals("create")) {

@@ -1,7 +1,9 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.ImageLocking;
+import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -14,6 +16,7 @@ import io.github.qcowloom.virtio.VhostUserBlk;
 import io.github.qcowloom.virtio.VirtioBlkConfig;
 import java.io.Closeable;
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -21,9 +24,12 @@ import java.net.SocketAddress;
 import java.net.UnknownHostException;
 import java.net.UnixDomainSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -33,14 +39,15 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [-x NAME] [-D TEXT] [-A] [-B BITMAP] [-l SNAPSHOT]
- * [--tls-creds DIR [--tls-verify-peer]] [--insecure] [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N]
- * [--storage B] [--profile P] [--object SECRET] [-f fmt | --image-opts] FILE}: an NBD server for the image, its
- * export named, described, with its allocation depth, a bitmap or a snapshot as qemu-nbd's {@code -x -D -A -B -l},
- * until SIGINT/SIGTERM, which stops accepting, finishes in-flight requests, flushes and closes the image cleanly.
- * A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk SOCKET
- * [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a virtio-blk
- * disk instead, stopped the same way.
+ * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [-t] [--fork] [--pid-file PATH] [--discard MODE]
+ * [--detect-zeroes MODE] [-x NAME] [-D TEXT] [-A] [-B BITMAP] [-l SNAPSHOT] [--tls-creds DIR [--tls-verify-peer]]
+ * [--insecure] [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--storage B] [--profile P]
+ * [--object SECRET] [-f fmt | --image-opts] FILE}: an NBD server for the image, as qemu-nbd's options say (its
+ * export named, described, with its allocation depth, a bitmap or a snapshot; trims and zeroes; in the background),
+ * until SIGINT/SIGTERM, or without {@code -t} until its last client leaves, which stops accepting, finishes
+ * in-flight requests, flushes and closes the image cleanly. A non-loopback address serves only with TLS, or with
+ * --insecure. With {@code --vhost-user-blk SOCKET [--num-queues N] [--logical-block-size B]} it is a
+ * vhost-user-blk back end that QEMU attaches as a virtio-blk disk instead, until SIGINT/SIGTERM.
  */
 @Command(description = "Serve an image over NBD (Unix socket, or TCP: 127.0.0.1 unless --bind), "
         + "or as a vhost-user-blk back end (--vhost-user-blk).")
@@ -110,6 +117,18 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--read-only", description = "Export read-only.")
     boolean readOnly;
 
+    @Option(names = {"-t", "--persistent"}, description = "Keep serving after the last client leaves (NBD; without"
+            + " it, as with qemu-nbd, the server exits once a client that reached transmission leaves none behind).")
+    boolean persistent;
+
+    @Option(names = "--fork", description = "Serve in the background: return once the server listens (its errors"
+            + " before that show here, and the command exits 1), as qemu-nbd --fork.")
+    boolean fork;
+
+    @Option(names = "--pid-file", paramLabel = "PATH", description = "Write the server's process id to PATH, held"
+            + " locked while it serves, as qemu-nbd --pid-file.")
+    Path pidFile;
+
     @Option(names = "--handshake-limit", paramLabel = "N",
             description = "Drop a client that has not finished the handshake (TLS included) within N seconds, as "
                     + "qemu-nbd's --handshake-limit (default 10; 0 = no limit).")
@@ -137,6 +156,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     ProfileOption profile = new ProfileOption();
 
+    @Mixin
+    DiscardFlags discardFlags = new DiscardFlags();
+
     @Option(names = "-f", description = "Image format (probed when absent).")
     String format;
 
@@ -154,17 +176,29 @@ final class ServeCommand implements Callable<Integer> {
     /** {@code -l}'s snapshot, parsed with the options as qemu-nbd parses it; null for none. */
     private SnapshotParam snapshot;
 
+    /** The locked --pid-file while the server runs; null without one. */
+    private PidFile writtenPid;
+
+    /** How the line saying the server serves begins (what --fork waits for). */
+    private static final String SERVING = "serving ";
+
     @Override
     public Integer call() throws Exception {
+        if (fork && !ServerFork.inChild()) {
+            // The server's JVM checks the options again and says its refusals on the stderr it shares.
+            return ServerFork.start(spec.commandLine().getOut(), SERVING);
+        }
+        DiscardPolicy discards = discardFlags.policy(); // qemu-nbd refuses these as it reads them, first
         snapshot = loadSnapshot == null ? null : SnapshotParam.parse(loadSnapshot, '`');
         if (vhostUserBlk != null) {
             if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure
-                    || bitmap != null || exportName != null || description != null || allocationDepth) {
+                    || bitmap != null || exportName != null || description != null || allocationDepth
+                    || persistent) {
                 throw new IllegalArgumentException("--vhost-user-blk excludes the NBD options (--socket, --port, "
                         + "--bind, --shared, --tls-creds, --insecure, --bitmap, --export-name, --description, "
-                        + "--allocation-depth)");
+                        + "--allocation-depth, --persistent: a vhost-user-blk back end serves until stopped)");
             }
-            return serveVhostUserBlk();
+            return serveVhostUserBlk(discards);
         }
         for (String given : new String[] {exportName, description}) { // qemu-nbd's NBD_MAX_STRING_SIZE
             if (given != null && given.getBytes(StandardCharsets.UTF_8).length > 4096) {
@@ -210,7 +244,7 @@ final class ServeCommand implements Callable<Integer> {
             }
             limits = limits.withHandshakeLimit(Duration.ofSeconds(handshakeLimit));
         }
-        OpenOptions options = openOptions();
+        OpenOptions options = openOptions(discards);
         ExecutionModel model = executionModel(options, true);
         if (model.loops() > 0 && options.tuning().storage() == StorageBackend.AUTO) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.IO_URING));
@@ -229,23 +263,49 @@ final class ServeCommand implements Callable<Integer> {
             throw e;
         }
         String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
-        return untilSignalled(device, server::stop,
-                "serving " + filename + " (" + model + security + ") at " + server.uri());
+        return untilStopped(device, server::stop, SERVING + filename + " (" + model + security + ") at "
+                + server.uri(), persistent ? null : server.lastClientGone());
     }
 
     /** FILE, or with --image-opts the image its options name; parsed on the first call. */
     private ImageOpts image() throws IOException {
         if (image == null) {
-            image = ImageOpts.of(imageOpts, filename, format, objects);
+            if (imageOpts && format != null) {
+                throw new IllegalArgumentException("--image-opts and -f are mutually exclusive"); // qemu-nbd's words
+            }
+            try {
+                image = ImageOpts.of(imageOpts, filename, format, objects);
+            } catch (IOException e) {
+                throw inQemuNbdWords(e);
+            }
         }
         return image;
     }
 
     /**
-     * The open options of the image: read-only or not, the profile, -U (which needs --read-only), and what
-     * --image-opts says over them (its {@code read-only=on} exports read-only).
+     * {@code e}, a failure to open FILE, as qemu-nbd words it: "Failed to blk_new_open 'FILE': " before its open's
+     * words, where qemu-img's say "Could not open 'FILE': " (a file that is not there is named by QEMU's file layer
+     * too: "...: Could not open 'FILE': No such file or directory").
      */
-    private OpenOptions openOptions() throws IOException {
+    private IOException inQemuNbdWords(IOException e) {
+        String given = "Could not open '" + filename + "': ";
+        String wanted = "Failed to blk_new_open '" + filename + "': ";
+        IOException replaced = OpenFailures.replaceContext(e, given, wanted);
+        if (replaced != e) {
+            return replaced;
+        }
+        String said = Main.message(e);
+        boolean fileLayer = e instanceof NoSuchFileException || e instanceof AccessDeniedException;
+        return new IOException(wanted + (said.startsWith(given) && !fileLayer ? said.substring(given.length())
+                : said), e);
+    }
+
+    /**
+     * The open options of the image: read-only or not, the profile, -U (which needs --read-only), {@code discards},
+     * and what --image-opts says over them (its {@code read-only=on} exports read-only, its {@code discard} wins;
+     * its {@code detect-zeroes} does not: qemu-nbd sets the node's from its flag after the open).
+     */
+    private OpenOptions openOptions(DiscardPolicy discards) throws IOException {
         boolean readOnly = this.readOnly || snapshot != null; // qemu-nbd: -l implies -r
         if (forceShare && !readOnly) {
             throw new IllegalArgumentException("--force-share needs --read-only");
@@ -255,7 +315,14 @@ final class ServeCommand implements Callable<Integer> {
         if (storage != null) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
         }
-        options = image().apply(forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options);
+        ImageOpts named = image();
+        try {
+            options = named.apply((forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options)
+                    .withDiscards(discards), discards.unmap());
+        } catch (IOException e) {
+            throw inQemuNbdWords(e);
+        }
+        options = options.withDiscards(options.discards().withDetectZeroes(discards.detectZeroes()));
         return snapshot != null ? options.withReadOnly(true) : options; // -l: whatever --image-opts says
     }
 
@@ -274,7 +341,12 @@ final class ServeCommand implements Callable<Integer> {
     /** The image, read as its snapshot where {@code -l} names one (qemu-nbd's bdrv_snapshot_load_tmp). */
     private BlockDevice openDevice(OpenOptions options) throws IOException {
         ImageOpts image = image();
-        BlockDevice device = image.open(image.formatOrProbe(), options);
+        BlockDevice device;
+        try {
+            device = image.open(image.formatOrProbe(), options);
+        } catch (IOException e) {
+            throw inQemuNbdWords(e);
+        }
         try {
             if (snapshot != null) {
                 snapshot.load(device);
@@ -287,12 +359,15 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * Prints {@code banner} and waits until SIGINT or SIGTERM, whose hook stops the server (finishing the requests
-     * in flight) and closes the image clean.
+     * Writes the --pid-file, prints {@code banner} (with --fork, then lets the command return) and waits until
+     * SIGINT or SIGTERM, or until {@code lastClientGone} completes (null: never), then stops the server (finishing
+     * the requests in flight) and closes the image clean: a shutdown hook for the signals, so that it runs however
+     * the JVM is told to end.
      */
-    private int untilSignalled(BlockDevice device, Closeable stopServer, String banner) throws InterruptedException {
+    private int untilStopped(BlockDevice device, Closeable stopServer, String banner,
+            CompletableFuture<Void> lastClientGone) throws IOException, InterruptedException {
         CountDownLatch closed = new CountDownLatch(1);
-        Thread hook = new Thread(() -> {
+        Thread stop = new Thread(() -> {
             try (device) {
                 stopServer.close();
             } catch (IOException e) {
@@ -302,19 +377,43 @@ final class ServeCommand implements Callable<Integer> {
                 closed.countDown();
             }
         }, "serve-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        spec.commandLine().getOut().println(banner);
-        spec.commandLine().getOut().flush();
+        try {
+            writtenPid = pidFile == null ? null : PidFile.write(pidFile);
+        } catch (IOException e) {
+            stop.run();
+            throw e;
+        }
+        Runtime.getRuntime().addShutdownHook(stop);
+        PrintWriter out = spec.commandLine().getOut();
+        out.println(banner);
+        out.flush();
+        if (fork) {
+            ServerFork.detach(out);
+        }
+        if (lastClientGone != null) {
+            lastClientGone.thenRun(() -> {
+                try {
+                    if (Runtime.getRuntime().removeShutdownHook(stop)) {
+                        stop.start();
+                    }
+                } catch (IllegalStateException e) {
+                    // A signal came first: its shutdown runs the hook.
+                }
+            });
+        }
         closed.await();
+        if (writtenPid != null) {
+            writtenPid.close();
+        }
         return 0;
     }
 
-    private Integer serveVhostUserBlk() throws Exception {
+    private Integer serveVhostUserBlk(DiscardPolicy discards) throws Exception {
         String unavailable = VhostUserBlk.unavailableReason();
         if (unavailable != null) {
             throw new UnsupportedFeatureException(unavailable);
         }
-        OpenOptions options = openOptions();
+        OpenOptions options = openOptions(discards);
         VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
                 .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512)
                 .withReadOnly(options.readOnly());
@@ -327,8 +426,8 @@ final class ServeCommand implements Callable<Integer> {
             device.close();
             throw e;
         }
-        return untilSignalled(device, server::close, "serving " + filename + " (" + model + ", "
+        return untilStopped(device, server::close, SERVING + filename + " (" + model + ", "
                 + config.numQueues() + (config.numQueues() == 1 ? " queue" : " queues") + ") as vhost-user-blk at "
-                + vhostUserBlk);
+                + vhostUserBlk, null);
     }
 }

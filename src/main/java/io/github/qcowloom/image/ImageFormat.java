@@ -48,7 +48,7 @@ public final class ImageFormat {
                     FileStorage file = FileStorage.open(path, options.readOnly(), options.direct(),
                             options.tuning().storage(),
                             LockPermissions.forImage(options.locking(), options.readOnly()));
-                    yield new RawImage(unsyncedIfAsked(file, options), HoleMap.open(path));
+                    yield new RawImage(unsyncedIfAsked(file, options), HoleMap.open(path), options.discards());
                 } catch (IOException e) {
                     throw OpenFailures.withContext(e, "Could not open '" + path + "': ");
                 }
@@ -65,7 +65,7 @@ public final class ImageFormat {
             throws IOException {
         return switch (format) {
             case "qcow2" -> Qcow2Image.open(file, imageDir, options);
-            case "raw" -> new RawImage(unsyncedIfAsked(file, options));
+            case "raw" -> new RawImage(unsyncedIfAsked(file, options), null, options.discards());
             default -> throw unknownDriver(imageDir, format);
         };
     }

@@ -7,6 +7,8 @@ import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
+import io.github.qcowloom.api.DetectZeroes;
+import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
@@ -95,6 +97,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final boolean readOnly;
     /** False under a metadata-only open: guest data must not change ({@link OpenOptions#guestWrites}). */
     private final boolean guestWrites;
+    /** What the guest's discards and zero writes do (QEMU's discard and detect-zeroes). */
+    private final DiscardPolicy discards;
     /** The persistent bitmaps kept up to date by the guest's writes, stored at a clean close. */
     private final KeptBitmaps kept;
     /** Set as close begins: guest writes, resizes and table edits are refused from then on. */
@@ -124,6 +128,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         this.geometry = ImageGeometry.of(header);
         this.readOnly = options.readOnly();
         this.guestWrites = options.guestWrites();
+        this.discards = options.discards();
         TableCache l2Cache = new TableCache(file, l2SliceSize(header), l2CacheSlices(header, options),
                 StorageEvent.L2_LOAD);
         this.mapper = new ClusterMapper(geometry, l2Cache, l1);
@@ -758,6 +763,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
+        if (discards.detectZeroes() != DetectZeroes.OFF && ZeroData.isZero(src)) {
+            // detect-zeroes, as QEMU's bdrv_aligned_pwritev: the zeroes become a zero write
+            writeZeroes(offset, src.remaining(), discards.detectZeroes() == DetectZeroes.UNMAP);
+            src.position(src.limit());
+            return;
+        }
         if (encryption != null) {
             requireUnlockedForWrites();
             sectorRequests.write(offset, src);
@@ -768,6 +779,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void discard(long offset, long length) throws IOException {
+        if (!discards.unmap()) {
+            // discard=ignore: checked, then dropped, as QEMU's bdrv_co_pdiscard drops it (no bitmap marked)
+            shared(offset, length, true, false, () -> { });
+            return;
+        }
         if (encryption != null) {
             requireUnlockedForWrites();
             sectorRequests.discard(offset, length, this::size);
@@ -778,12 +794,13 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
+        boolean unmaps = discards.mayUnmap(mayUnmap);
         if (encryption != null) {
             requireUnlockedForWrites();
-            sectorRequests.writeZeroes(offset, length, mayUnmap, this::size);
+            sectorRequests.writeZeroes(offset, length, unmaps, this::size);
             return;
         }
-        shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, mayUnmap, size()));
+        shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, unmaps, size()));
     }
 
     /**

@@ -3,6 +3,8 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ChainEncryption;
+import io.github.qcowloom.api.DetectZeroes;
+import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
@@ -17,15 +19,21 @@ public final class RawImage implements BlockDevice {
     private final Storage storage;
     /** Where the file has holes, or null: then everything is data. */
     private final HoleMap holes;
+    /** What the guest's discards and zero writes do (QEMU's discard and detect-zeroes). */
+    private final DiscardPolicy discards;
 
     public RawImage(Storage storage) {
-        this(storage, null);
+        this(storage, null, DiscardPolicy.UNMAP);
     }
 
-    /** A raw image whose block status reports the holes of {@code holes} (closed with the image) as zeroes. */
-    public RawImage(Storage storage, HoleMap holes) {
+    /**
+     * A raw image whose block status reports the holes of {@code holes} (closed with the image; null: none known)
+     * as zeroes, and whose discards and zero writes go as {@code discards} says.
+     */
+    public RawImage(Storage storage, HoleMap holes, DiscardPolicy discards) {
         this.storage = storage;
         this.holes = holes;
+        this.discards = discards;
     }
 
     /**
@@ -102,6 +110,11 @@ public final class RawImage implements BlockDevice {
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
+        if (discards.detectZeroes() != DetectZeroes.OFF && ZeroData.isZero(src)) {
+            writeZeroes(offset, src.remaining(), discards.detectZeroes() == DetectZeroes.UNMAP); // detect-zeroes
+            src.position(src.limit());
+            return;
+        }
         check(offset, src.remaining());
         storage.write(src, offset);
     }
@@ -109,13 +122,15 @@ public final class RawImage implements BlockDevice {
     @Override
     public void discard(long offset, long length) throws IOException {
         check(offset, length);
-        storage.punchHole(offset, length);
+        if (discards.unmap()) { // discard=ignore drops it once checked, as QEMU's bdrv_co_pdiscard does
+            storage.punchHole(offset, length);
+        }
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
         check(offset, length);
-        if (mayUnmap) {
+        if (discards.mayUnmap(mayUnmap)) {
             storage.punchHole(offset, length);
         } else {
             storage.writeZeroes(offset, length);

@@ -13,6 +13,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Semaphore;
@@ -121,6 +122,8 @@ public final class NbdServer implements AutoCloseable {
     private final PayloadBuffers buffers = new PayloadBuffers();
     private final Set<Thread> handlers = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean stopped = new AtomicBoolean();
+    /** Completed when a client that finished its handshake leaves no connection behind. */
+    private final CompletableFuture<Void> lastClientGone = new CompletableFuture<>();
     private final Thread acceptor;
 
     private NbdServer(Export export, ServerSocketChannel listener, ExecutionModel model, Options options,
@@ -225,6 +228,15 @@ public final class NbdServer implements AutoCloseable {
         return sb.toString();
     }
 
+    /**
+     * Completes when a client that reached transmission leaves and no other connection is open (one in its
+     * handshake included): where qemu-nbd without {@code --persistent} exits. A client that only listed the exports
+     * or failed its handshake does not count, as with qemu-nbd.
+     */
+    public CompletableFuture<Void> lastClientGone() {
+        return lastClientGone;
+    }
+
     /** Whether clients must use TLS. */
     public boolean requiresTls() {
         return tls != null;
@@ -267,6 +279,7 @@ public final class NbdServer implements AutoCloseable {
         budgets.add(budget);
         Handshake handshake = new Handshake(ch, export, tls);
         HandshakeLimit limit = HandshakeLimit.start(ch, options.handshakeLimit());
+        boolean negotiated = false;
         try (ch) {
             Session session = handshake.run();
             if (!limit.passed()) {
@@ -275,6 +288,7 @@ public final class NbdServer implements AutoCloseable {
             ByteStream stream = handshake.stream();
             try {
                 if (session != null) {
+                    negotiated = true;
                     if (!handshake.encrypted()) {
                         stream = RingReads.around(ch, stream);
                     }
@@ -297,6 +311,9 @@ public final class NbdServer implements AutoCloseable {
             handlers.remove(Thread.currentThread());
             if (connectionSlots != null) {
                 connectionSlots.release();
+            }
+            if (negotiated && connections.isEmpty()) {
+                lastClientGone.complete(null);
             }
         }
     }

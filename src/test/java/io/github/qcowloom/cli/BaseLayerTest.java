@@ -60,7 +60,8 @@ class BaseLayerTest {
         Qemu.img("create", "-q", "-f", "qcow2", image.toString(), "16M");
         Path socket = dir.resolve("s.sock");
         Path log = dir.resolve("serve.log");
-        Process server = start(List.of("serve", "--socket", socket.toString(), image.toString()), log);
+        Process server = start(List.of("serve", "-t", "--discard=unmap", "--socket", socket.toString(),
+                image.toString()), log);
         try {
             String uri = "nbd+unix:///?socket=" + socket;
             for (int i = 0; i < 100 && !Files.exists(socket); i++) {

@@ -9,6 +9,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.ZeroData;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -207,7 +208,7 @@ class ChunkCopyTest {
         try (BlockDevice dev = Qcow2Image.open(src, OpenOptions.readOnlyDefaults())) {
             // As a fresh target's sink: zero ranges are passed over, and the piece of zero bytes at 2M writes nothing.
             ChunkCopy.run(dev, new ChunkCopy.Settings(CHUNK, 1, true, false, recording),
-                    (offset, chunk, zero) -> ChunkCopy.isZero(chunk) ? ChunkCopy.Write.NONE : () -> { }, n -> { });
+                    (offset, chunk, zero) -> ZeroData.isZero(chunk) ? ChunkCopy.Write.NONE : () -> { }, n -> { });
         }
         List<Long> expected = new ArrayList<>();
         for (long done = 0; done < 1 << 20; done += CHUNK) {

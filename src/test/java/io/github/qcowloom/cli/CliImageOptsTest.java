@@ -47,7 +47,11 @@ class CliImageOptsTest extends QemuFolderTest {
         "driver=qcow2,file.filename=a.qcow2,bogus=1", "driver=raw,file.filename=a.qcow2,bogus=1",
         "driver=qcow2,file.filename=a.qcow2,file.bogus=1", "driver=qcow2,file.filename=a.qcow2,cache.direct=maybe",
         "driver=qcow2,file.filename=a.qcow2,file.locking=maybe",
-        "driver=qcow2,file.filename=a.qcow2,l2-cache-size=xyz"})
+        "driver=qcow2,file.filename=a.qcow2,l2-cache-size=xyz", "driver=qcow2,file.filename=a.qcow2,discard=bogus",
+        "driver=qcow2,file.filename=a.qcow2,detect-zeroes=bogus", "driver=qcow2,file.filename=a.qcow2,detect-zeroes=",
+        "driver=qcow2,file.filename=a.qcow2,detect-zeroes=unmap",
+        "driver=qcow2,file.filename=a.qcow2,discard=off,detect-zeroes=unmap",
+        "driver=qcow2,file.filename=a.qcow2,discard=on,detect-zeroes=unmap"})
     void refusesAsQemuImg(String spec) {
         String img = image();
         String named = spec.replace("a.qcow2", img);
@@ -136,6 +140,31 @@ class CliImageOptsTest extends QemuFolderTest {
         Qemu.img("create", "-q", "-f", "raw", raw, "8M");
         same("convert", "-n", "-C", "--target-image-opts", img, "driver=raw,file.filename=" + raw + ",read-only=on");
         assertTrue(Qemu.img("info", img).contains("lazy refcounts: true"), "unchanged");
+    }
+
+    /**
+     * detect-zeroes=unmap needs discards passed on: qemu-img's commit and convert's target (unless -S 0) open with
+     * them, its other commands without, as its refusals show.
+     */
+    @Test
+    void detectZeroesUnmapWhereQemuImgOpensWithUnmap() {
+        String img = image();
+        String unmapping = ",detect-zeroes=unmap";
+        same("bench", "-c", "1", "-w", "--image-opts", opts(img) + unmapping);
+        same("resize", "--image-opts", opts(img) + unmapping, "8M");
+        String raw = path("r.raw");
+        Qemu.img("create", "-q", "-f", "raw", raw, "4M");
+        same("convert", "-n", "--target-image-opts", img, "driver=raw,file.filename=" + raw + unmapping);
+        same("convert", "-n", "-S", "0", "--target-image-opts", img, "driver=raw,file.filename=" + raw + unmapping);
+        for (String who : List.of("theirs", "mine")) {
+            String top = path(who + ".qcow2");
+            Qemu.img("create", "-q", "-f", "qcow2", "-b", img, "-F", "qcow2", top);
+            Qemu.io(Path.of(top), "write -P 0 0 64k", "write -P 0x33 64k 64k");
+        }
+        Qemu.img("commit", "--image-opts", opts(path("theirs.qcow2")) + unmapping);
+        Cli.Run commit = ours("commit", "--image-opts", opts(path("mine.qcow2")) + unmapping);
+        assertEquals(0, commit.code(), commit.err());
+        Qemu.io(Path.of(img), "read -P 0 0 64k", "read -P 0x33 64k 64k");
     }
 
     @Test

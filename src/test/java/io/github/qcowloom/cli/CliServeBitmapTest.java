@@ -72,7 +72,7 @@ class CliServeBitmapTest {
         Path theirs = dir.resolve("theirs.qcow2");
         Files.copy(image, theirs);
         Path socket = dir.resolve("ours.sock");
-        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-f", "qcow2", "-B", "fine", theirs.toString());
+        try (NbdProcess qemuNbd = NbdProcess.qemu(dir, "-f", "qcow2", "-B", "fine", theirs.toString());
                 BlockDevice device = ImageFormat.open(image, "qcow2", OpenOptions.readWriteDefaults())) {
             NbdServer server = serve(device, false, "fine", socket);
             try {

@@ -86,7 +86,8 @@ class CliServeTest {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
                 .toString()));
         cmd.addAll(jvmFlags);
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve"));
+        // -t: serving on after the test's first client, as its later ones need
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve", "-t"));
         cmd.addAll(args);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
@@ -151,13 +152,13 @@ class CliServeTest {
     @Test
     void anExportNameAndDescriptionAreQemuNbds() throws Exception {
         Qemu.assume();
-        QemuNbd.assumeNbdinfo();
+        NbdProcess.assumeNbdinfo();
         Path img = image();
         Path theirs = dir.resolve("theirs.qcow2");
         Files.copy(img, theirs);
         Path socket = dir.resolve("s.sock");
         StringBuilder uri = new StringBuilder();
-        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-x", "disk 0", "-D", "my disk", "-f", "qcow2", theirs.toString())) {
+        try (NbdProcess qemuNbd = NbdProcess.qemu(dir, "-x", "disk 0", "-D", "my disk", "-f", "qcow2", theirs.toString())) {
             Process p = serve(List.of("-x", "disk 0", "-D", "my disk", "--socket", socket.toString(),
                     img.toString()), uri);
             try {
@@ -190,13 +191,13 @@ class CliServeTest {
     @Test
     void anInternalSnapshotIsExportedReadOnlyAsQemuNbdExportsIt() throws Exception {
         Qemu.assume();
-        QemuNbd.assumeNbdinfo();
+        NbdProcess.assumeNbdinfo();
         Path img = dir.resolve("snap.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", img.toString(), "4M");
         Qemu.io(img, "write -P 1 0 1M");
         Qemu.img("snapshot", "-c", "s1", img.toString());
         Qemu.io(img, "write -P 2 0 64k");
-        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-l", "s1", "-f", "qcow2", img.toString())) {
+        try (NbdProcess qemuNbd = NbdProcess.qemu(dir, "-l", "s1", "-f", "qcow2", img.toString())) {
             String theirs = qemuNbd.uri();
             for (String param : List.of("s1", "1", "snapshot.name=s1", "snapshot.id=1,snapshot.name=s1")) {
                 Path socket = dir.resolve("s.sock");
@@ -234,7 +235,7 @@ class CliServeTest {
     @Test
     void allocationDepthIsQemuNbds() throws Exception {
         Qemu.assume();
-        QemuNbd.assumeNbdinfo();
+        NbdProcess.assumeNbdinfo();
         Path base = dir.resolve("base.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "4M");
         Qemu.io(base, "write -P 1 0 1M", "write -P 2 2M 512k", "write -z 3M 64k");
@@ -242,7 +243,7 @@ class CliServeTest {
         Qemu.img("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString(), "6M");
         Qemu.io(top, "write -P 3 512k 1M", "write -z 2304k 64k", "write -P 4 5M 64k", "write -c -P 5 128k 64k");
         StringBuilder uri = new StringBuilder();
-        try (QemuNbd qemuNbd = QemuNbd.start(dir, "-r", "-A", "-f", "qcow2", top.toString())) {
+        try (NbdProcess qemuNbd = NbdProcess.qemu(dir, "-r", "-A", "-f", "qcow2", top.toString())) {
             Process p = serve(List.of("-A", "--read-only", "-U", "--socket", dir.resolve("s.sock").toString(),
                     top.toString()), uri);
             try {
@@ -255,7 +256,7 @@ class CliServeTest {
     }
 
     /** Our export at {@code uri} maps as qemu-nbd's does, its allocation depth and base:allocation alike. */
-    private static void checkDepths(QemuNbd qemuNbd, String uri) {
+    private static void checkDepths(NbdProcess qemuNbd, String uri) {
         for (List<String> command : List.of(List.of("nbdinfo", "--map=qemu:allocation-depth"),
                 List.of("nbdinfo", "--map"), List.of("qemu-img", "map", "--output=json", "-f", "raw"))) {
             List<String> q = new ArrayList<>(command);

@@ -24,6 +24,25 @@ record QemuMap(List<Extent> extents) {
         return new QemuMap(list);
     }
 
+    /**
+     * The map with neighbours that say the same (depth, zero, data) merged: what the guest and its host see, apart
+     * from where qemu-img splits runs (host offsets that do not follow on, a cluster allocated or not).
+     */
+    QemuMap merged() {
+        List<Extent> out = new ArrayList<>();
+        for (Extent e : extents) {
+            Extent last = out.isEmpty() ? null : out.getLast();
+            if (last != null && last.depth() == e.depth() && last.zero() == e.zero() && last.data() == e.data()
+                    && last.start() + last.length() == e.start()) {
+                out.set(out.size() - 1, new Extent(last.start(), last.length() + e.length(), e.depth(), e.zero(),
+                        e.data()));
+            } else {
+                out.add(e);
+            }
+        }
+        return new QemuMap(out);
+    }
+
     /** The extents that overlap [from, to). */
     List<Extent> overlapping(long from, long to) {
         return extents.stream().filter(e -> e.start() < to && e.start() + e.length() > from).toList();

@@ -18,8 +18,9 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Our command line's {@code serve --socket SOCKET IMAGE} in a JVM of its own, as a user runs it, so that a test
- * can stop it as an operator does (SIGTERM: flush and close clean) or kill it with SIGKILL mid-request.
+ * Our command line's {@code serve --socket SOCKET -t --discard=unmap IMAGE} in a JVM of its own, as a user runs
+ * it, so that a test can stop it as an operator does (SIGTERM: flush and close clean) or kill it with SIGKILL
+ * mid-request. It serves guest after guest ({@code -t}) and passes their trims to the image.
  */
 final class ServeProcess implements AutoCloseable {
     private final Process process;
@@ -49,7 +50,11 @@ final class ServeProcess implements AutoCloseable {
         // The flags the jar's manifest gives (and so the launcher): the server runs as users run it, on a loop.
         List<String> cmd = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
                 "--add-opens=java.base/java.lang=ALL-UNNAMED", "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-cp",
-                System.getProperty("java.class.path"), Main.class.getName(), "serve", listen, socket.toString()));
+                System.getProperty("java.class.path"), Main.class.getName(), "serve", listen, socket.toString(),
+                "--discard=unmap")); // the guest's trims reach the image
+        if (listen.equals("--socket")) {
+            cmd.add("-t"); // a test boots a guest on it more than once
+        }
         cmd.addAll(List.of(extraArgs));
         cmd.add(image.toString());
         Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();

@@ -1,0 +1,132 @@
+package io.github.qcowloom.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.qcowloom.testing.Qemu;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * serve's {@code --discard} and {@code --detect-zeroes} against qemu-nbd's: the same client requests (writes of
+ * zeroes, a trim, zero writes with and without a hole allowed) sent through each server to a copy of one image leave
+ * the copies with the same map and contents, for each mode and its default (trims ignored), for qcow2 and raw, and
+ * by --image-opts' {@code discard} and {@code detect-zeroes} (the latter overruled by the flag, as qemu-nbd sets the
+ * node's after its open); a bad mode is refused in qemu-nbd's words.
+ */
+class CliServeDiscardTest extends QemuFolderTest {
+    /** What a client sends, through qemu-io's NBD client: zeroes written, trimmed and zeroed, with holes or not. */
+    private static final String[] REQUESTS = {"write -P 0 0 64k", "write -P 0 68k 4k", "discard 1M 1M",
+        "write -z 2M 1M", "write -z -u 3M 1M", "write -P 0 5M 1M", "write -P 0x22 6M 64k"};
+
+    /** Two copies of an image whose 8 MiB are all written; our copy first. */
+    private List<Path> copies(String format) throws Exception {
+        Path ours = dir.resolve("ours." + format);
+        Qemu.img("create", "-q", "-f", format, ours.toString(), "8M");
+        Qemu.ioFormat(format, ours, "write -P 0x5a 0 8M");
+        Path theirs = dir.resolve("theirs." + format);
+        Files.copy(ours, theirs);
+        return List.of(ours, theirs);
+    }
+
+    /** Sends {@link #REQUESTS} to each server, stops both, and compares what they left. */
+    private void sameAsQemuNbd(String format, List<String> oursArgs, List<String> theirsArgs) throws Exception {
+        List<Path> images = copies(format);
+        try (NbdProcess ours = NbdProcess.ours(dir, args(oursArgs, images.get(0)));
+                NbdProcess theirs = NbdProcess.qemu(dir, args(theirsArgs, images.get(1)))) {
+            for (NbdProcess server : List.of(ours, theirs)) {
+                List<String> io = new ArrayList<>(List.of("qemu-io", "-f", "raw"));
+                for (String r : REQUESTS) {
+                    io.addAll(List.of("-c", r));
+                }
+                io.add(server.uri());
+                Qemu.run(io);
+            }
+        }
+        String what = oursArgs + " on " + format;
+        QemuMap theirMap = QemuMap.of(images.get(1).toString()).merged();
+        QemuMap ourMap = QemuMap.of(images.get(0).toString()).merged();
+        if (format.equals("qcow2")) {
+            assertEquals(theirMap, ourMap, what);
+        } else {
+            // A raw zero write that keeps its range allocated writes zeroes here, where QEMU's file layer asks
+            // for fallocate(ZERO_RANGE), which ext4 shows as a hole: the trim is compared, and the contents.
+            assertEquals(theirMap.overlapping(1 << 20, 2 << 20).size() == 1 && theirMap.overlapping(1 << 20,
+                    2 << 20).getFirst().data(), ourMap.overlapping(1 << 20, 2 << 20).size() == 1
+                    && ourMap.overlapping(1 << 20, 2 << 20).getFirst().data(), what + ": " + theirMap + ourMap);
+        }
+        Qemu.Result compare = Qemu.exec(List.of("qemu-img", "compare", "-f", format, "-F", format,
+                images.get(0).toString(), images.get(1).toString()));
+        assertEquals(0, compare.exitCode(), what + ": " + compare.stdout() + compare.stderr());
+        if (format.equals("qcow2")) {
+            assertTrue(Qemu.img("check", images.get(0).toString()).contains("No errors were found"), what);
+        }
+    }
+
+    /** {@code flags} with the image's placeholder {@code IMG} (in an --image-opts string) or the image last. */
+    private static String[] args(List<String> flags, Path image) {
+        List<String> args = new ArrayList<>();
+        boolean named = false;
+        for (String f : flags) {
+            named |= f.contains("IMG");
+            args.add(f.replace("IMG", image.toString()));
+        }
+        if (!named) {
+            args.add(image.toString());
+        }
+        return args.toArray(String[]::new);
+    }
+
+    @ParameterizedTest(name = "{0} {1}")
+    @CsvSource({"qcow2,''", "qcow2,--discard=unmap", "qcow2,--discard=off", "qcow2,--detect-zeroes=on",
+        "qcow2,--discard=on --detect-zeroes=on", "qcow2,--discard=unmap --detect-zeroes=unmap",
+        "raw,''", "raw,--discard=unmap", "raw,--detect-zeroes=on", "raw,--discard=unmap --detect-zeroes=unmap"})
+    void theImageEndsAsQemuNbdLeavesIt(String format, String flags) throws Exception {
+        List<String> args = new ArrayList<>(List.of("-f", format));
+        if (!flags.isEmpty()) {
+            args.addAll(List.of(flags.split(" ")));
+        }
+        sameAsQemuNbd(format, args, args);
+    }
+
+    /** --image-opts' discard is taken; its detect-zeroes is set over by the flag (off unless given). */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"discard=unmap", "discard=unmap,detect-zeroes=unmap", "detect-zeroes=on"})
+    void imageOptionsAsQemuNbdTakesThem(String options) throws Exception {
+        List<String> args = List.of("--image-opts", "driver=qcow2,file.filename=IMG," + options);
+        sameAsQemuNbd("qcow2", args, args);
+        List<String> flagged = List.of("--discard=unmap", "--detect-zeroes=on", "--image-opts",
+                "driver=qcow2,file.filename=IMG," + options);
+        Files.delete(dir.resolve("ours.qcow2"));
+        Files.delete(dir.resolve("theirs.qcow2"));
+        sameAsQemuNbd("qcow2", flagged, flagged);
+    }
+
+    @Test
+    void badModesAreRefusedInQemuNbdsWords() throws Exception {
+        copies("qcow2");
+        String img = path("ours.qcow2");
+        for (String flags : List.of("--discard=bogus", "--detect-zeroes=bogus", "--detect-zeroes=unmap",
+                "--discard=unmap --discard=unmap", "--detect-zeroes=unmap --discard=unmap",
+                "--discard=x --detect-zeroes=y", "--discard=on --detect-zeroes=unmap --detect-zeroes=zz")) {
+            List<String> given = List.of(flags.split(" "));
+            List<String> qemu = new ArrayList<>(List.of("qemu-nbd", "-k", path("q.sock")));
+            qemu.addAll(given);
+            qemu.add(img);
+            Qemu.Result theirs = Qemu.exec(qemu);
+            List<String> ours = new ArrayList<>(List.of("serve", "--socket", path("o.sock")));
+            ours.addAll(given);
+            ours.add(img);
+            Cli.Run mine = Cli.ours(ours.toArray(String[]::new));
+            assertEquals(1, theirs.exitCode(), flags);
+            assertEquals(1, mine.code(), flags);
+            assertEquals(theirs.stderr().replace("qemu-nbd: ", "qcow2-loom: "), mine.err(), flags);
+        }
+    }
+}
