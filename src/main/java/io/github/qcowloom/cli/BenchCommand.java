@@ -192,7 +192,8 @@ final class BenchCommand implements Callable<Integer> {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
         }
         if (aioMode != null) {
-            options = options.withTuning(options.tuning().withStorage(aioBackend(aioMode, options.direct(), file)));
+            options = options.withTuning(options.tuning().withStorage(CacheMode.aioBackend(aioMode, options.direct(),
+                    file)));
         }
         // qemu-img bench opens the image before it prints anything, and names it as given where the open fails
         // (the runs below open copies). Read-only here: this open must not change the image.
@@ -396,26 +397,6 @@ final class BenchCommand implements Callable<Integer> {
         }
         pattern = (int) QemuNumbers.atMost(patternText, 0xff, "Invalid pattern byte specified");
         flushInterval = (int) QemuNumbers.atMost(flushText, Integer.MAX_VALUE, "Invalid flush interval specified");
-    }
-
-    /**
-     * The storage backend for qemu-img's {@code -i}: io_uring is ours too, and threads (a blocking call on a thread
-     * for each request) is FileChannel. Linux AIO (native) is not implemented; QEMU first requires O_DIRECT for it,
-     * in these words, and so does this.
-     */
-    static StorageBackend aioBackend(String aio, boolean direct, Path image) throws UnsupportedFeatureException {
-        return switch (aio) {
-            case "io_uring" -> StorageBackend.IO_URING;
-            case "threads" -> StorageBackend.FILECHANNEL;
-            default -> {
-                if (!direct) {
-                    throw new IllegalArgumentException("Could not open '" + image + "': aio=native was specified, "
-                            + "but it requires cache.direct=on, which was not specified.");
-                }
-                throw new UnsupportedFeatureException("aio=native",
-                        "Linux AIO (aio=native) is not implemented: -i io_uring is this driver's asynchronous I/O");
-            }
-        };
     }
 
     /** The workload as the report keeps it: what is the same for every pair of this call. */

@@ -9,6 +9,7 @@ import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.EventLoops;
 import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.nbd.Export;
 import io.github.qcowloom.nbd.NbdServer;
 import io.github.qcowloom.nbd.TlsCredentials;
@@ -25,6 +26,7 @@ import java.net.UnknownHostException;
 import java.net.UnixDomainSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -55,13 +57,13 @@ final class ServeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket to listen on.")
+    @Option(names = {"-k", "--socket"}, paramLabel = "PATH", description = "Unix socket to listen on.")
     String socket;
 
-    @Option(names = "--port", paramLabel = "N", description = "TCP port (default 10809 without --socket).")
+    @Option(names = {"-p", "--port"}, paramLabel = "N", description = "TCP port (default 10809 without --socket).")
     Integer port;
 
-    @Option(names = "--bind", paramLabel = "ADDR",
+    @Option(names = {"-b", "--bind"}, paramLabel = "ADDR",
             description = "TCP address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all). A non-loopback "
                     + "address needs --tls-creds, or --insecure.")
     String bind;
@@ -114,8 +116,12 @@ final class ServeCommand implements Callable<Integer> {
             + " or both), or an id or a name.")
     String loadSnapshot;
 
-    @Option(names = "--read-only", description = "Export read-only.")
+    @Option(names = {"-r", "--read-only"}, description = "Export read-only.")
     boolean readOnly;
+
+    @Option(names = {"-s", "--snapshot"}, description = "Write to a temporary qcow2 image over FILE (in $TMPDIR,"
+            + " else /var/tmp; deleted when the server ends), leaving FILE as it was, as qemu-nbd -s.")
+    boolean temporaryOverlay;
 
     @Option(names = {"-t", "--persistent"}, description = "Keep serving after the last client leaves (NBD; without"
             + " it, as with qemu-nbd, the server exits once a client that reached transmission leaves none behind).")
@@ -157,7 +163,7 @@ final class ServeCommand implements Callable<Integer> {
     ProfileOption profile = new ProfileOption();
 
     @Mixin
-    DiscardFlags discardFlags = new DiscardFlags();
+    BlockDeviceFlags blockFlags = new BlockDeviceFlags();
 
     @Option(names = "-f", description = "Image format (probed when absent).")
     String format;
@@ -176,6 +182,9 @@ final class ServeCommand implements Callable<Integer> {
     /** {@code -l}'s snapshot, parsed with the options as qemu-nbd parses it; null for none. */
     private SnapshotParam snapshot;
 
+    /** With -s, the temporary image the server writes to, deleted once closed; else null. */
+    private Path overlay;
+
     /** The locked --pid-file while the server runs; null without one. */
     private PidFile writtenPid;
 
@@ -188,7 +197,7 @@ final class ServeCommand implements Callable<Integer> {
             // The server's JVM checks the options again and says its refusals on the stderr it shares.
             return ServerFork.start(spec.commandLine().getOut(), SERVING);
         }
-        DiscardPolicy discards = discardFlags.policy(); // qemu-nbd refuses these as it reads them, first
+        BlockDeviceFlags.Given block = blockFlags.read(); // qemu-nbd refuses these as it reads them, first
         snapshot = loadSnapshot == null ? null : SnapshotParam.parse(loadSnapshot, '`');
         if (vhostUserBlk != null) {
             if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure
@@ -198,7 +207,7 @@ final class ServeCommand implements Callable<Integer> {
                         + "--bind, --shared, --tls-creds, --insecure, --bitmap, --export-name, --description, "
                         + "--allocation-depth, --persistent: a vhost-user-blk back end serves until stopped)");
             }
-            return serveVhostUserBlk(discards);
+            return serveVhostUserBlk(block);
         }
         for (String given : new String[] {exportName, description}) { // qemu-nbd's NBD_MAX_STRING_SIZE
             if (given != null && given.getBytes(StandardCharsets.UTF_8).length > 4096) {
@@ -244,7 +253,7 @@ final class ServeCommand implements Callable<Integer> {
             }
             limits = limits.withHandshakeLimit(Duration.ofSeconds(handshakeLimit));
         }
-        OpenOptions options = openOptions(discards);
+        OpenOptions options = openOptions(block);
         ExecutionModel model = executionModel(options, true);
         if (model.loops() > 0 && options.tuning().storage() == StorageBackend.AUTO) {
             options = options.withTuning(options.tuning().withStorage(StorageBackend.IO_URING));
@@ -256,10 +265,11 @@ final class ServeCommand implements Callable<Integer> {
         try {
             ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
             server = NbdServer.start(new Export(exportName == null ? "" : exportName, description, device,
-                    options.readOnly(), served, allocationDepth),
+                    options.readOnly(), served, allocationDepth, block.writethrough()),
                     address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
             device.close();
+            deleteOverlay();
             throw e;
         }
         String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
@@ -301,24 +311,39 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * The open options of the image: read-only or not, the profile, -U (which needs --read-only), {@code discards},
-     * and what --image-opts says over them (its {@code read-only=on} exports read-only, its {@code discard} wins;
-     * its {@code detect-zeroes} does not: qemu-nbd sets the node's from its flag after the open).
+     * The open options of the image: read-only or not, the profile, -U (which needs --read-only), the block device
+     * flags ({@code --cache} over the profile's O_DIRECT and syncs, {@code --aio} for its storage, the discard
+     * policy), and what --image-opts says over them (its {@code read-only=on} exports read-only, its {@code
+     * discard} and {@code cache.*} win; its {@code detect-zeroes} does not: qemu-nbd sets the node's from its flag
+     * after the open).
      */
-    private OpenOptions openOptions(DiscardPolicy discards) throws IOException {
+    private OpenOptions openOptions(BlockDeviceFlags.Given block) throws IOException {
         boolean readOnly = this.readOnly || snapshot != null; // qemu-nbd: -l implies -r
         if (forceShare && !readOnly) {
             throw new IllegalArgumentException("--force-share needs --read-only");
         }
         OpenOptions options = profile.apply(readOnly ? OpenOptions.readOnlyDefaults()
                 : OpenOptions.readWriteDefaults());
+        if (block.cache() != null) {
+            options = options.withDirect(CacheMode.direct(block.cache()))
+                    .withHostSyncs(CacheMode.syncs(block.cache()));
+        }
         if (storage != null) {
+            if (block.aio() != null) {
+                throw new IllegalArgumentException("--aio and --storage both say how the files are read and"
+                        + " written: give one");
+            }
             options = options.withTuning(options.tuning().withStorage(StorageBackend.parse(storage)));
         }
+        DiscardPolicy discards = block.discards();
         ImageOpts named = image();
         try {
             options = named.apply((forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options)
                     .withDiscards(discards), discards.unmap());
+            if (block.aio() != null) {
+                options = options.withTuning(options.tuning().withStorage(CacheMode.aioBackend(block.aio(),
+                        options.direct(), Path.of(filename))));
+            }
         } catch (IOException e) {
             throw inQemuNbdWords(e);
         }
@@ -338,13 +363,31 @@ final class ServeCommand implements Callable<Integer> {
         return model.effective("auto".equals(execution));
     }
 
-    /** The image, read as its snapshot where {@code -l} names one (qemu-nbd's bdrv_snapshot_load_tmp). */
+    /**
+     * The image, read as its snapshot where {@code -l} names one (qemu-nbd's bdrv_snapshot_load_tmp); with {@code
+     * -s} the temporary image over it. The device's closer deletes a temporary image with {@link #deleteOverlay}.
+     */
     private BlockDevice openDevice(OpenOptions options) throws IOException {
         ImageOpts image = image();
         BlockDevice device;
         try {
-            device = image.open(image.formatOrProbe(), options);
+            String format = image.formatOrProbe();
+            if (temporaryOverlay) {
+                if (imageOpts) {
+                    throw new UnsupportedFeatureException("serve -s with --image-opts", "-s with --image-opts is not"
+                            + " done (the temporary image would reopen FILE by its name, without its options)");
+                }
+                long size;
+                try (BlockDevice original = image.open(format, options.withReadOnly(true))) {
+                    size = original.size();
+                }
+                overlay = TemporaryOverlay.create(image.path(), format, size);
+                device = ImageFormat.open(overlay, "qcow2", options);
+            } else {
+                device = image.open(format, options);
+            }
         } catch (IOException e) {
+            deleteOverlay();
             throw inQemuNbdWords(e);
         }
         try {
@@ -354,7 +397,15 @@ final class ServeCommand implements Callable<Integer> {
             return device;
         } catch (IOException | RuntimeException e) {
             device.close();
+            deleteOverlay();
             throw e;
+        }
+    }
+
+    /** Deletes the -s temporary image, if any, once nothing has it open. */
+    private void deleteOverlay() throws IOException {
+        if (overlay != null) {
+            Files.deleteIfExists(overlay);
         }
     }
 
@@ -368,8 +419,11 @@ final class ServeCommand implements Callable<Integer> {
             CompletableFuture<Void> lastClientGone) throws IOException, InterruptedException {
         CountDownLatch closed = new CountDownLatch(1);
         Thread stop = new Thread(() -> {
-            try (device) {
-                stopServer.close();
+            try {
+                try (device) {
+                    stopServer.close();
+                }
+                deleteOverlay();
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             } finally {
@@ -408,15 +462,15 @@ final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Integer serveVhostUserBlk(DiscardPolicy discards) throws Exception {
+    private Integer serveVhostUserBlk(BlockDeviceFlags.Given block) throws Exception {
         String unavailable = VhostUserBlk.unavailableReason();
         if (unavailable != null) {
             throw new UnsupportedFeatureException(unavailable);
         }
-        OpenOptions options = openOptions(discards);
+        OpenOptions options = openOptions(block);
         VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
                 .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512)
-                .withReadOnly(options.readOnly());
+                .withReadOnly(options.readOnly()).withWriteThrough(block.writethrough());
         ExecutionModel model = executionModel(options, false);
         BlockDevice device = openDevice(options);
         VhostUserBlk.Server server;
@@ -424,6 +478,7 @@ final class ServeCommand implements Callable<Integer> {
             server = VhostUserBlk.serve(Path.of(vhostUserBlk), device, config, model);
         } catch (IOException | RuntimeException e) {
             device.close();
+            deleteOverlay();
             throw e;
         }
         return untilStopped(device, server::close, SERVING + filename + " (" + model + ", "

@@ -323,7 +323,7 @@ final class Transmission {
 
     /** FUA: the data is durable before the reply. */
     private void finishWrite(Request r, BlockDevice dev, Release done) throws IOException {
-        if (r.has(CMD_FLAG_FUA)) {
+        if (r.has(CMD_FLAG_FUA) || export.writethrough()) {
             dev.flush();
         }
         replies.ok(r.cookie(), done);

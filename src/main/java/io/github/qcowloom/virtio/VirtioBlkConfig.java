@@ -7,12 +7,14 @@ import java.nio.charset.StandardCharsets;
 /**
  * What the device offers and the bounds it enforces, with qemu-storage-daemon's vhost-user-blk values as defaults:
  * queues and their largest size, the segments and bytes one request may carry, the logical block size, read-only,
- * discard and write-zeroes limits, and the serial GET_ID answers. {@link #configSpace} encodes the device
- * configuration layout of virtio 1.2, 5.2.4.
+ * discard and write-zeroes limits, the serial GET_ID answers, and whether every write is made durable before it
+ * completes whatever the driver accepts ({@code writeThrough}: QEMU's export option {@code writethrough}, qemu-nbd's
+ * cache modes writethrough and directsync). {@link #configSpace} encodes the device configuration layout of virtio
+ * 1.2, 5.2.4.
  */
 public record VirtioBlkConfig(int numQueues, int maxQueueSize, int segMax, long maxRequestBytes,
         int logicalBlockSize, boolean readOnly, int maxDiscardSectors, int maxDiscardSegments,
-        int maxWriteZeroesSectors, int maxWriteZeroesSegments, String serial) {
+        int maxWriteZeroesSectors, int maxWriteZeroesSegments, String serial, boolean writeThrough) {
 
     /** The virtio_blk_config bytes up to and including write_zeroes_may_unmap and its padding. */
     public static final int CONFIG_BYTES = 60;
@@ -46,27 +48,36 @@ public record VirtioBlkConfig(int numQueues, int maxQueueSize, int segMax, long 
 
     /** One queue of up to 1024 entries, seg_max 126, 512-byte blocks, 32768-sector discards: as qemu-storage-daemon. */
     public static VirtioBlkConfig defaults() {
-        return new VirtioBlkConfig(1, 1024, 128 - 2, 64L << 20, 512, false, 32768, 1, 32768, 1, "qcow2-loom");
+        return new VirtioBlkConfig(1, 1024, 128 - 2, 64L << 20, 512, false, 32768, 1, 32768, 1, "qcow2-loom", false);
     }
 
     public VirtioBlkConfig withNumQueues(int n) {
         return new VirtioBlkConfig(n, maxQueueSize, segMax, maxRequestBytes, logicalBlockSize, readOnly,
-                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, serial);
+                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, serial,
+                writeThrough);
     }
 
     public VirtioBlkConfig withReadOnly(boolean ro) {
         return new VirtioBlkConfig(numQueues, maxQueueSize, segMax, maxRequestBytes, logicalBlockSize, ro,
-                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, serial);
+                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, serial,
+                writeThrough);
     }
 
     public VirtioBlkConfig withLogicalBlockSize(int bytes) {
         return new VirtioBlkConfig(numQueues, maxQueueSize, segMax, maxRequestBytes, bytes, readOnly,
-                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, serial);
+                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, serial,
+                writeThrough);
     }
 
     public VirtioBlkConfig withSerial(String id) {
         return new VirtioBlkConfig(numQueues, maxQueueSize, segMax, maxRequestBytes, logicalBlockSize, readOnly,
-                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, id);
+                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, id,
+                writeThrough);
+    }
+
+    public VirtioBlkConfig withWriteThrough(boolean v) {
+        return new VirtioBlkConfig(numQueues, maxQueueSize, segMax, maxRequestBytes, logicalBlockSize, readOnly,
+                maxDiscardSectors, maxDiscardSegments, maxWriteZeroesSectors, maxWriteZeroesSegments, serial, v);
     }
 
     /** The device features offered: the data path's and the ring's (the transport adds its own). */

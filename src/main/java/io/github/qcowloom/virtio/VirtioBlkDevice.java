@@ -87,7 +87,7 @@ public final class VirtioBlkDevice implements AutoCloseable {
         queuesLock.lock();
         try {
             acknowledged = driverFeatures;
-            writeThrough = (driverFeatures & VirtioBlk.bit(VirtioBlk.F_FLUSH)) == 0;
+            writeThrough = config.writeThrough() || (driverFeatures & VirtioBlk.bit(VirtioBlk.F_FLUSH)) == 0;
         } finally {
             queuesLock.unlock();
         }
@@ -102,7 +102,10 @@ public final class VirtioBlkDevice implements AutoCloseable {
         }
     }
 
-    /** True while the driver has not accepted F_FLUSH: each write is made durable before it completes. */
+    /**
+     * True while the driver has not accepted F_FLUSH, or always where the configuration says: each write is made
+     * durable before it completes.
+     */
     public boolean writeThrough() {
         return writeThrough;
     }

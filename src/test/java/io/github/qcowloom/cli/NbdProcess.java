@@ -1,6 +1,9 @@
 package io.github.qcowloom.cli;
 
+import static org.junit.jupiter.api.Assertions.fail;
+
 import io.github.qcowloom.testing.Qemu;
+import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -17,10 +20,13 @@ final class NbdProcess implements AutoCloseable {
     private final ProcessHandle process;
     /** The socket it listens on. */
     final Path socket;
+    /** What the command printed as it started the server (ours: the serving line; qemu-nbd: nothing). */
+    private final String banner;
 
-    private NbdProcess(ProcessHandle process, Path socket) {
+    private NbdProcess(ProcessHandle process, Path socket, String banner) {
         this.process = process;
         this.socket = socket;
+        this.banner = banner;
     }
 
     /** qemu-nbd {@code ARGS} on {@code dir/theirs.sock}, its pid file in {@code dir}. */
@@ -40,13 +46,38 @@ final class NbdProcess implements AutoCloseable {
         return start(command, dir.resolve("ours.sock"), dir.resolve("ours.pid"), args);
     }
 
-    /** {@code server SOCKET --fork --pid-file PID -t ARGS}, once it returns. */
+    /**
+     * {@code server SOCKET --fork --pid-file PID -t ARGS}, once it returns; its temporary files (qemu-nbd's -s) in
+     * {@code tmp} beside the socket.
+     */
     private static NbdProcess start(List<String> server, Path socket, Path pid, String... args) throws Exception {
         List<String> command = new ArrayList<>(server);
         command.addAll(List.of(socket.toString(), "--fork", "--pid-file", pid.toString(), "-t"));
         command.addAll(List.of(args));
-        Qemu.run(command);
-        return new NbdProcess(ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow(), socket);
+        Path tmp = Files.createDirectories(socket.resolveSibling("tmp"));
+        Path out = Files.createTempFile(tmp, "out", ".txt");
+        Path err = Files.createTempFile(tmp, "err", ".txt");
+        ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+        builder.environment().put("TMPDIR", tmp.toString());
+        Process p = builder.start();
+        if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            p.destroyForcibly();
+            fail(command + " did not start: " + Files.readString(err));
+        }
+        String banner = Files.readString(out);
+        Files.delete(out);
+        Files.delete(err);
+        return new NbdProcess(ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow(), socket,
+                banner);
+    }
+
+    String banner() {
+        return banner;
+    }
+
+    long pid() {
+        return process.pid();
     }
 
     /** Whether the server still runs. */

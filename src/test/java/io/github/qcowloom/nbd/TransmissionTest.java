@@ -1,11 +1,17 @@
 package io.github.qcowloom.nbd;
 
+import static io.github.qcowloom.nbd.Protocol.CMD_DISC;
+import static io.github.qcowloom.nbd.Protocol.CMD_FLAG_FUA;
 import static io.github.qcowloom.nbd.Protocol.CMD_READ;
+import static io.github.qcowloom.nbd.Protocol.CMD_TRIM;
+import static io.github.qcowloom.nbd.Protocol.CMD_WRITE;
+import static io.github.qcowloom.nbd.Protocol.CMD_WRITE_ZEROES;
 import static io.github.qcowloom.nbd.Protocol.REQUEST_MAGIC;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
 import io.github.qcowloom.image.RawImage;
+import io.github.qcowloom.storage.CountingStorage;
 import io.github.qcowloom.storage.MemoryStorage;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -89,6 +95,37 @@ class TransmissionTest {
             reader.join();
         }
         assertEquals(2 * REPLY, client.written());
+    }
+
+    /**
+     * A writethrough export (qemu-nbd's cache writethrough and directsync) makes each write, trim and zero write
+     * durable before its reply, as if the client had asked for FUA; otherwise only FUA and FLUSH sync.
+     */
+    @Test
+    void aWritethroughExportSyncsEveryWriteBeforeItsReply() throws Exception {
+        for (boolean writethrough : new boolean[] {false, true}) {
+            ByteBuffer wire = ByteBuffer.allocate(5 * 28 + 4096);
+            wire.putInt(REQUEST_MAGIC).putShort((short) 0).putShort((short) CMD_WRITE).putLong(1).putLong(0)
+                    .putInt(4096).put(new byte[4096]);
+            wire.putInt(REQUEST_MAGIC).putShort((short) 0).putShort((short) CMD_TRIM).putLong(2).putLong(8192)
+                    .putInt(4096);
+            wire.putInt(REQUEST_MAGIC).putShort((short) 0).putShort((short) CMD_WRITE_ZEROES).putLong(3)
+                    .putLong(16384).putInt(4096);
+            wire.putInt(REQUEST_MAGIC).putShort((short) CMD_FLAG_FUA).putShort((short) CMD_WRITE_ZEROES).putLong(4)
+                    .putLong(16384).putInt(4096);
+            wire.putInt(REQUEST_MAGIC).putShort((short) 0).putShort((short) CMD_DISC).putLong(5).putLong(0).putInt(0);
+            ClientBytes client = new ClientBytes(wire.array());
+            CountingStorage storage = new CountingStorage(new MemoryStorage(new byte[1 << 20]));
+            try (RawImage disk = new RawImage(storage)) {
+                new Transmission(client, new Export("", null, disk, false, null, false, writethrough),
+                        new Session(false), new InlineExecutor(), new ByteBudget(1 << 20), new PayloadBuffers(),
+                        e -> {
+                            throw e;
+                        }, () -> false).run();
+            }
+            assertEquals(4 * 16, client.written(), "four simple replies");
+            assertEquals(writethrough ? 4 : 1, storage.counts().flushes(), "writethrough " + writethrough);
+        }
     }
 
     /** Keeps every task for the test to run, on its own thread, when it chooses. */
