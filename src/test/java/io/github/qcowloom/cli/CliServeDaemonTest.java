@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -51,7 +50,7 @@ class CliServeDaemonTest extends QemuFolderTest {
             Thread.sleep(500);
             assertTrue(server.isAlive(), "a listing ended the server (ours: " + ours + ")");
             Qemu.run(List.of("qemu-io", "-f", "raw", "-c", "write -P 0x42 0 64k", uri));
-            server.onExit().get(30, TimeUnit.SECONDS);
+            assertTrue(NbdProcess.awaitExit(server, 30), "the server stayed (ours: " + ours + ")");
             assertFalse(Files.exists(socket), "socket left (ours: " + ours + ")");
             Qemu.io(img, "read -P 0x42 0 64k");
             assertTrue(Qemu.img("check", img.toString()).contains("No errors were found"));
@@ -75,7 +74,8 @@ class CliServeDaemonTest extends QemuFolderTest {
         }
         // A pid file another server holds locked: qemu-nbd's and ours.
         try (NbdProcess theirs = NbdProcess.qemu(dir, "-f", "qcow2", image("c.qcow2").toString());
-                NbdProcess ours = NbdProcess.ours(dir, "-f", "qcow2", image("d.qcow2").toString())) {
+                NbdProcess ours = NbdProcess.ours(dir, "--pid-file", path("ours.pid"), "-f", "qcow2",
+                        image("d.qcow2").toString())) {
             for (String pidFile : List.of("qemu-nbd.pid", "ours.pid")) {
                 String[] given = {"--fork", "--pid-file", path(pidFile), "-f", "qcow2", img.toString()};
                 Qemu.Result q = Qemu.exec(server(false, dir.resolve("q2.sock"), given));

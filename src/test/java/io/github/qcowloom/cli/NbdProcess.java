@@ -3,18 +3,25 @@ package io.github.qcowloom.cli;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.github.qcowloom.testing.Qemu;
+import java.io.BufferedReader;
 import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * An NBD server in a process of its own on a Unix socket, qemu-nbd or ours, for the tests that compare the two:
- * each started as an operator starts qemu-nbd, with {@code --fork} (the command returns once the server listens),
- * {@code --pid-file} and {@code -t} (it stays for the next client); stopped on close (SIGTERM).
+ * An NBD server in a process of its own on a Unix socket, qemu-nbd or ours, for the tests that compare the two,
+ * with {@code -t} (it stays for the next client) and its temporary files (qemu-nbd's -s) in {@code tmp} beside the
+ * socket; stopped on close (SIGTERM). qemu-nbd is started as an operator starts it, with {@code --fork} and {@code
+ * --pid-file}; ours in a JVM of its own whose serving line is awaited (one JVM started, not two: {@link
+ * CliServeDaemonTest} runs its --fork and --pid-file against qemu-nbd's).
  */
 final class NbdProcess implements AutoCloseable {
     private final ProcessHandle process;
@@ -31,45 +38,65 @@ final class NbdProcess implements AutoCloseable {
 
     /** qemu-nbd {@code ARGS} on {@code dir/theirs.sock}, its pid file in {@code dir}. */
     static NbdProcess qemu(Path dir, String... args) throws Exception {
-        return start(List.of("qemu-nbd", "-k"), dir.resolve("theirs.sock"), dir.resolve("qemu-nbd.pid"), args);
+        Path socket = dir.resolve("theirs.sock");
+        Path pid = dir.resolve("qemu-nbd.pid");
+        List<String> command = new ArrayList<>(List.of("qemu-nbd", "-k", socket.toString(), "--fork", "--pid-file",
+                pid.toString(), "-t"));
+        command.addAll(List.of(args));
+        Path out = Files.createTempFile(tmp(socket), "out", ".txt");
+        Process p = builder(command, socket).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            p.destroyForcibly();
+            fail(command + " did not start: " + Files.readString(out));
+        }
+        Files.delete(out);
+        return new NbdProcess(ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow(), socket,
+                "");
     }
 
-    /**
-     * Our {@code serve ARGS} on {@code dir/ours.sock}, its pid file in {@code dir}, in a JVM run with the flags the
-     * jar's manifest gives.
-     */
+    /** Our {@code serve ARGS} on {@code dir/ours.sock}, in a JVM run with the flags the jar's manifest gives. */
     static NbdProcess ours(Path dir, String... args) throws Exception {
+        Path socket = dir.resolve("ours.sock");
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
                 .toString(), "--enable-native-access=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
                 "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                Main.class.getName(), "serve", "--socket"));
-        return start(command, dir.resolve("ours.sock"), dir.resolve("ours.pid"), args);
+                Main.class.getName(), "serve", "--socket", socket.toString(), "-t"));
+        command.addAll(List.of(args));
+        Path err = Files.createTempFile(tmp(socket), "err", ".txt");
+        Process p = builder(command, socket).redirectError(err.toFile()).start();
+        BufferedReader out = p.inputReader(StandardCharsets.UTF_8);
+        String banner;
+        try {
+            banner = CompletableFuture.supplyAsync(() -> {
+                try {
+                    return out.readLine();
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }).get(120, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            p.destroyForcibly();
+            throw new AssertionError(command + " did not start: " + Files.readString(err), e);
+        }
+        if (banner == null || !banner.startsWith("serving ")) {
+            p.destroyForcibly();
+            fail(command + " did not start (" + banner + "): " + Files.readString(err));
+        }
+        Thread.ofVirtual().start(() -> out.lines().forEach(line -> { }));
+        return new NbdProcess(p.toHandle(), socket, banner);
     }
 
-    /**
-     * {@code server SOCKET --fork --pid-file PID -t ARGS}, once it returns; its temporary files (qemu-nbd's -s) in
-     * {@code tmp} beside the socket.
-     */
-    private static NbdProcess start(List<String> server, Path socket, Path pid, String... args) throws Exception {
-        List<String> command = new ArrayList<>(server);
-        command.addAll(List.of(socket.toString(), "--fork", "--pid-file", pid.toString(), "-t"));
-        command.addAll(List.of(args));
-        Path tmp = Files.createDirectories(socket.resolveSibling("tmp"));
-        Path out = Files.createTempFile(tmp, "out", ".txt");
-        Path err = Files.createTempFile(tmp, "err", ".txt");
-        ProcessBuilder builder = new ProcessBuilder(command).redirectOutput(out.toFile()).redirectError(err.toFile())
+    /** The folder beside {@code socket} that takes the server's temporary files and outputs. */
+    private static Path tmp(Path socket) throws IOException {
+        return Files.createDirectories(socket.resolveSibling("tmp"));
+    }
+
+    /** A server's process: stdin /dev/null, $TMPDIR the folder beside its socket. */
+    private static ProcessBuilder builder(List<String> command, Path socket) throws IOException {
+        ProcessBuilder builder = new ProcessBuilder(command)
                 .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-        builder.environment().put("TMPDIR", tmp.toString());
-        Process p = builder.start();
-        if (!p.waitFor(120, TimeUnit.SECONDS) || p.exitValue() != 0) {
-            p.destroyForcibly();
-            fail(command + " did not start: " + Files.readString(err));
-        }
-        String banner = Files.readString(out);
-        Files.delete(out);
-        Files.delete(err);
-        return new NbdProcess(ProcessHandle.of(Long.parseLong(Files.readString(pid).trim())).orElseThrow(), socket,
-                banner);
+        builder.environment().put("TMPDIR", tmp(socket).toString());
+        return builder;
     }
 
     String banner() {
@@ -98,11 +125,33 @@ final class NbdProcess implements AutoCloseable {
     @Override
     public void close() throws Exception {
         process.destroy();
-        try {
-            process.onExit().get(30, TimeUnit.SECONDS);
-        } catch (TimeoutException e) {
+        if (!awaitExit(process, 30)) {
             process.destroyForcibly();
-            throw e;
+            throw new TimeoutException("the server " + process.pid() + " did not end");
         }
+    }
+
+    /**
+     * Waits up to {@code seconds} for {@code server} (started by another process, here a --fork) to end: gone, or
+     * a zombie, which has closed everything and waits only for its reaper. (onExit waits for the reaping, which
+     * this machine's init does every two seconds or so.)
+     */
+    static boolean awaitExit(ProcessHandle server, int seconds) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        Path stat = Path.of("/proc", Long.toString(server.pid()), "stat");
+        while (System.nanoTime() < deadline) {
+            String state;
+            try {
+                String line = Files.readString(stat);
+                state = line.substring(line.lastIndexOf(')') + 2, line.lastIndexOf(')') + 3);
+            } catch (java.nio.file.NoSuchFileException e) {
+                return true;
+            }
+            if (state.equals("Z") || !server.isAlive()) {
+                return true;
+            }
+            Thread.sleep(10);
+        }
+        return false;
     }
 }
