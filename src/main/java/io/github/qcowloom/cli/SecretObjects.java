@@ -19,14 +19,18 @@ import java.util.Base64;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import picocli.CommandLine.Option;
 
 /**
- * qemu-img's {@code --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]}: the secrets an image's options
- * name by id ({@code encrypt.key-secret=ID}), refused in qemu-img's words where it refuses them. Other object types
- * are refused as qemu-img refuses a type it does not know; secrets encrypted with another secret ({@code keyid},
- * {@code iv}) as not done. It also keeps the master keys its secrets unlocked, for the command's other opens of the
- * same images (see {@link UnlockedKeys}); {@link #close}, after the command, wipes them.
+ * qemu-img's and qemu-nbd's {@code --object}: {@code secret,id=ID,data=TEXT|file=PATH[,format=raw|base64]}, the
+ * secrets an image's options name by id ({@code encrypt.key-secret=ID}), and {@code
+ * tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client][,verify-peer=on|off]}, the x509 credentials serve's {@code
+ * --tls-creds ID} names; refused in QEMU's words where it refuses them. Other object types are refused as qemu-img
+ * refuses a type it does not know; QEMU's other TLS credentials and authorization objects, secrets encrypted with
+ * another secret ({@code keyid}, {@code iv}) and keys under a password ({@code passwordid}) as not done. It also
+ * keeps the master keys its secrets unlocked, for the command's other opens of the same images (see {@link
+ * UnlockedKeys}); {@link #close}, after the command, wipes them.
  */
 final class SecretObjects implements AutoCloseable {
     /** A command whose secrets are a field of its own rather than a picocli mixin (the commands built in code). */
@@ -35,24 +39,57 @@ final class SecretObjects implements AutoCloseable {
     }
 
     static final String HELP = "A secret for the images' options: secret,id=ID,data=TEXT or secret,id=ID,file=PATH"
-            + " (format=raw or base64).";
+            + " (format=raw or base64); for serve, x509 credentials: tls-creds-x509,id=ID,dir=DIR,endpoint=server"
+            + " (verify-peer=on by default, as QEMU's).";
+
+    /**
+     * A {@code tls-creds-x509} object: QEMU's x509 files in {@code dir}, for a {@code server} or {@code client}
+     * {@code endpoint} (QEMU's default: client), asking the peer for a certificate where {@code verifyPeer} (QEMU's
+     * default: on).
+     */
+    record TlsObject(String id, Path dir, String endpoint, boolean verifyPeer) {
+    }
+
+    /** QEMU's object types for TLS and authorization that this driver does not take. */
+    private static final List<String> NOT_DONE_TYPES = List.of("tls-creds-psk", "tls-creds-anon", "authz-simple",
+            "authz-list", "authz-listfile", "authz-pam", "tls-cipher-suites");
 
     @Option(names = "--object", paramLabel = "OBJECTDEF", description = HELP)
     List<String> definitions = new ArrayList<>();
 
     private Map<String, byte[]> byId;
+    private Map<String, TlsObject> tlsById;
     private final UnlockedKeys unlocked = new UnlockedKeys();
 
     /** Every secret defined, by id; the definitions are checked on the first call. */
     Map<String, byte[]> secrets() throws ImageException {
         if (byId == null) {
             Map<String, byte[]> secrets = new HashMap<>();
+            Map<String, TlsObject> tls = new HashMap<>();
             for (String definition : definitions) {
-                define(definition, secrets);
+                define(definition, secrets, tls);
             }
             byId = secrets;
+            tlsById = tls;
         }
         return byId;
+    }
+
+    /**
+     * The x509 credentials object {@code id}, as qemu-nbd's nbd_get_tls_creds looks it up for a server.
+     *
+     * @return empty where no object has that id
+     * @throws ImageException in qemu-nbd's words for an object of another type or a client's credentials
+     */
+    Optional<TlsObject> serverTlsCredentials(String id) throws ImageException {
+        if (secrets().containsKey(id)) {
+            throw new ImageException("Failed to get TLS creds: Object with id '" + id + "' is not TLS credentials");
+        }
+        TlsObject tls = tlsById.get(id);
+        if (tls != null && !tls.endpoint().equals("server")) {
+            throw new ImageException("Failed to get TLS creds: Expected TLS credentials for a server endpoint");
+        }
+        return Optional.ofNullable(tls);
     }
 
     /** The master keys this command's images have unlocked so far. */
@@ -107,7 +144,8 @@ final class SecretObjects implements AutoCloseable {
         };
     }
 
-    private static void define(String definition, Map<String, byte[]> secrets) throws ImageException {
+    private static void define(String definition, Map<String, byte[]> secrets, Map<String, TlsObject> tls)
+            throws ImageException {
         Map<String, String> opts = CreateOptionsParser.keyValues(definition);
         String type = definition.contains(",") ? definition.substring(0, definition.indexOf(',')) : definition;
         if (type.contains("=")) { // qom-type=TYPE, or no type at all: nothing else of the first option is echoed
@@ -117,6 +155,17 @@ final class SecretObjects implements AutoCloseable {
             }
         } else {
             opts.remove(type.startsWith("no") ? type.substring(2) : type);
+        }
+        if (NOT_DONE_TYPES.contains(type)) {
+            throw new UnsupportedFeatureException("--object " + type, "Objects of type '" + type + "' are not"
+                    + " supported (secret and tls-creds-x509 are)");
+        }
+        if (type.equals("tls-creds-x509")) {
+            TlsObject creds = tlsObject(opts);
+            if (secrets.containsKey(creds.id()) || tls.putIfAbsent(creds.id(), creds) != null) {
+                throw duplicate(creds.id());
+            }
+            return;
         }
         if (!type.equals("secret")) {
             throw new ImageException("Parameter 'qom-type' does not accept value '" + type + "'");
@@ -165,8 +214,54 @@ final class SecretObjects implements AutoCloseable {
                 throw new ImageException("Base64 data contains invalid characters");
             }
         }
-        if (secrets.putIfAbsent(id, raw) != null) {
-            throw new ImageException("attempt to add duplicate property '" + id + "' to object (type 'container')");
+        if (tls.containsKey(id) || secrets.putIfAbsent(id, raw) != null) {
+            throw duplicate(id);
         }
+    }
+
+    /** QEMU's refusal of a second object of one id. */
+    private static ImageException duplicate(String id) {
+        return new ImageException("attempt to add duplicate property '" + id + "' to object (type 'container')");
+    }
+
+    /** A tls-creds-x509 object's options, checked as QEMU's QOM properties check them. */
+    private static TlsObject tlsObject(Map<String, String> opts) throws ImageException {
+        for (String key : opts.keySet()) {
+            switch (key) {
+                case "id", "dir", "endpoint", "verify-peer", "sanity-check" -> { }
+                case "passwordid", "priority" -> throw new UnsupportedFeatureException("tls-creds-x509 " + key,
+                        "TLS credentials with '" + key + "' are not supported");
+                default -> throw new ImageException("Parameter '" + key + "' is unexpected");
+            }
+        }
+        String id = opts.get("id");
+        if (id == null) {
+            throw new ImageException("Parameter 'id' is missing");
+        }
+        String endpoint = opts.getOrDefault("endpoint", "client");
+        if (!endpoint.equals("server") && !endpoint.equals("client")) {
+            throw new ImageException("Parameter 'endpoint' does not accept value '" + endpoint + "'");
+        }
+        String dir = opts.get("dir");
+        if (dir == null) {
+            throw new ImageException("Missing 'dir' property value");
+        }
+        String verifyPeer = opts.getOrDefault("verify-peer", "on");
+        boolean verify = switch (verifyPeer) {
+            case "on", "yes", "true" -> true;
+            case "off", "no", "false" -> false;
+            default -> throw new ImageException("Parameter 'verify-peer' expects 'on' or 'off'");
+        };
+        // QEMU loads the files as it makes the object: the ones an endpoint needs must be there.
+        List<String> needed = endpoint.equals("server") ? List.of("ca-cert.pem", "server-cert.pem", "server-key.pem")
+                : List.of("ca-cert.pem");
+        for (String file : needed) {
+            String name = dir + "/" + file;
+            if (!Files.isReadable(Path.of(name))) {
+                throw new ImageException("Unable to access credentials " + name + ": " + (Files.exists(Path.of(name))
+                        ? "Permission denied" : "No such file or directory"));
+            }
+        }
+        return new TlsObject(id, Path.of(dir), endpoint, verify);
     }
 }

@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.DiscardPolicy;
+import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
@@ -30,6 +31,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -68,10 +70,11 @@ final class ServeCommand implements Callable<Integer> {
                     + "address needs --tls-creds, or --insecure.")
     String bind;
 
-    @Option(names = "--tls-creds", paramLabel = "DIR",
-            description = "Require TLS, with qemu's x509 files in DIR: ca-cert.pem, server-cert.pem, server-key.pem "
-                    + "(optional ca-crl.pem).")
-    Path tlsCreds;
+    @Option(names = "--tls-creds", paramLabel = "ID|DIR",
+            description = "Require TLS, with the credentials of --object tls-creds-x509,id=ID,dir=DIR,endpoint=server"
+                    + " as qemu-nbd's --tls-creds=ID, or with qemu's x509 files in DIR: ca-cert.pem, server-cert.pem,"
+                    + " server-key.pem (optional ca-crl.pem).")
+    String tlsCreds;
 
     @Option(names = "--tls-verify-peer",
             description = "Require clients to present a certificate signed by DIR/ca-cert.pem (qemu's "
@@ -238,7 +241,7 @@ final class ServeCommand implements Callable<Integer> {
                     + "anyone who reaches it could read and write the image. Give --tls-creds DIR, or --insecure "
                     + "to serve it in clear anyway");
         }
-        TlsCredentials tls = tlsCreds == null ? null : TlsCredentials.load(tlsCreds, tlsVerifyPeer);
+        TlsCredentials tls = tlsCreds == null ? null : tlsCredentials();
         NbdServer.Options limits = NbdServer.Options.defaults();
         if (shared != null) {
             if (shared < 0) {
@@ -275,6 +278,21 @@ final class ServeCommand implements Callable<Integer> {
         String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
         return untilStopped(device, server::stop, SERVING + filename + " (" + model + security + ") at "
                 + server.uri(), persistent ? null : server.lastClientGone());
+    }
+
+    /**
+     * The credentials --tls-creds names: a tls-creds-x509 object's, as qemu-nbd looks its id up (its verify-peer,
+     * or --tls-verify-peer), else those in the folder it names.
+     */
+    private TlsCredentials tlsCredentials() throws IOException {
+        Optional<SecretObjects.TlsObject> object = objects.serverTlsCredentials(tlsCreds);
+        if (object.isPresent()) {
+            return TlsCredentials.load(object.get().dir(), object.get().verifyPeer() || tlsVerifyPeer);
+        }
+        if (!Files.isDirectory(Path.of(tlsCreds))) {
+            throw new ImageException("Failed to get TLS creds: No TLS credentials with id '" + tlsCreds + "'");
+        }
+        return TlsCredentials.load(Path.of(tlsCreds), tlsVerifyPeer);
     }
 
     /** FILE, or with --image-opts the image its options name; parsed on the first call. */

@@ -79,7 +79,10 @@ class CliEncryptionTest extends QemuFolderTest {
     @ValueSource(strings = {"data=hunter2,id=s0", "qom-type=secret,id=s0", "secret,id=s0", "secret,data=x",
         "secret,id=s0,data=x,file=/tmp/x", "foo,id=x",
         "secret,id=s0,data=x,bogus=1", "secret,id=s0,file=/nonexistent/s", "secret,id=s0,data=!!,format=base64",
-        "secret,id=s0,data=x,format=hex"})
+        "secret,id=s0,data=x,format=hex", "tls-creds-x509,id=t,dir=/nonexistent,endpoint=server",
+        "tls-creds-x509,id=t,endpoint=server", "tls-creds-x509,id=t,dir=/tmp,endpoint=bogus",
+        "tls-creds-x509,id=t,dir=/tmp,verify-peer=maybe", "tls-creds-x509,id=t,dir=/tmp,bogus=1",
+        "tls-creds-x509,dir=/tmp"})
     void badSecretsAreRefusedAsQemuImgRefusesThem(String object) {
         String img = qemuImage("");
         sameAsQemuImg("info", "--object", object, img);

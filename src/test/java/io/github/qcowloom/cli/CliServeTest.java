@@ -58,7 +58,7 @@ class CliServeTest {
         assertTrue(peer.err().contains("--tls-verify-peer needs --tls-creds"), peer.err());
         Cli.Run creds = Cli.ours("serve", "--tls-creds", dir.resolve("none").toString(), img.toString());
         assertEquals(1, creds.code());
-        assertTrue(creds.err().contains("does not exist"), creds.err());
+        assertTrue(creds.err().contains("No TLS credentials with id"), creds.err());
         Cli.Run storage = Cli.ours("serve", "--storage", "aio", img.toString());
         assertEquals(1, storage.code());
         assertTrue(storage.err().contains("storage must be 'auto', 'io_uring' or 'filechannel', not 'aio'"),
@@ -347,6 +347,53 @@ class CliServeTest {
         Process p = serve(jvmFlags, args, new StringBuilder(), lines);
         stop(p, img);
         return lines.toString();
+    }
+
+    /**
+     * qemu-nbd's way of naming TLS credentials: {@code --object tls-creds-x509,id=ID,dir=DIR,endpoint=server} and
+     * {@code --tls-creds ID}, verify-peer on unless the object says off; names and objects it refuses, in its words.
+     */
+    @Test
+    void tlsCredentialsByObjectAsQemuNbdNamesThem() throws Exception {
+        Qemu.assume();
+        NbdProcess.assumeNbdinfo();
+        TestPki pki = TestPki.make(dir.resolve("pki"));
+        Path img = image();
+        String server = "tls-creds-x509,id=tls0,dir=" + pki.server + ",endpoint=server";
+        for (List<String> args : List.of(List.of("--tls-creds", "nope"),
+                List.of("--object", "secret,id=s0,data=x", "--tls-creds", "s0"),
+                List.of("--object", "tls-creds-x509,id=c0,dir=" + pki.client + ",endpoint=client", "--tls-creds", "c0"),
+                List.of("--object", "tls-creds-x509,id=t0,dir=" + dir.resolve("none") + ",endpoint=server",
+                        "--tls-creds", "t0"),
+                List.of("--object", "tls-creds-x509,id=t0,endpoint=server", "--tls-creds", "t0"),
+                List.of("--object", server + ",verify-peer=perhaps", "--tls-creds", "tls0"),
+                List.of("--object", server + ",bogus=1", "--tls-creds", "tls0"),
+                List.of("--object", server, "--object", server, "--tls-creds", "tls0"))) {
+            List<String> qemu = new ArrayList<>(List.of("qemu-nbd", "-b", "127.0.0.1", "-p", "10799"));
+            qemu.addAll(args);
+            qemu.add(img.toString());
+            Qemu.Result theirs = Qemu.exec(qemu);
+            List<String> ours = new ArrayList<>(List.of("serve", "-b", "127.0.0.1", "-p", "10798"));
+            ours.addAll(args);
+            ours.add(img.toString());
+            Cli.Run mine = Cli.ours(ours.toArray(String[]::new));
+            assertEquals(1, theirs.exitCode(), args + theirs.stderr());
+            assertEquals(1, mine.code(), args.toString());
+            assertEquals(theirs.stderr().replace("qemu-nbd: ", "qcow2-loom: "), mine.err(), args.toString());
+        }
+        for (String verify : List.of("", ",verify-peer=off")) {
+            StringBuilder uri = new StringBuilder();
+            Process p = serve(List.of("--object", server + verify, "--tls-creds", "tls0", "--bind", "127.0.0.1",
+                    "--port", "0", img.toString()), uri);
+            try {
+                String withCert = Qemu.run(List.of("nbdinfo", uri + "/?tls-certificates=" + pki.clientWithCert));
+                assertTrue(withCert.contains("with TLS") && withCert.contains("8388608"), withCert);
+                Qemu.Result without = Qemu.exec(List.of("nbdinfo", uri + "/?tls-certificates=" + pki.client));
+                assertEquals(verify.isEmpty(), without.exitCode() != 0, verify + ": " + without.stderr());
+            } finally {
+                stop(p, img);
+            }
+        }
     }
 
     @Test
