@@ -11,6 +11,7 @@ import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.EventLoops;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.image.OffsetView;
 import io.github.qcowloom.nbd.Export;
 import io.github.qcowloom.nbd.NbdServer;
 import io.github.qcowloom.nbd.TlsCredentials;
@@ -32,6 +33,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Optional;
+import java.util.OptionalLong;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -122,6 +124,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-r", "--read-only"}, description = "Export read-only.")
     boolean readOnly;
 
+    @Option(names = {"-o", "--offset"}, paramLabel = "OFFSET", description = "Export the image from byte OFFSET"
+            + " on (decimal, 0x hexadecimal or 0 octal), as qemu-nbd -o.")
+    String offsetText;
+
     @Option(names = {"-s", "--snapshot"}, description = "Write to a temporary qcow2 image over FILE (in $TMPDIR,"
             + " else /var/tmp; deleted when the server ends), leaving FILE as it was, as qemu-nbd -s.")
     boolean temporaryOverlay;
@@ -201,6 +207,7 @@ final class ServeCommand implements Callable<Integer> {
             return ServerFork.start(spec.commandLine().getOut(), SERVING);
         }
         BlockDeviceFlags.Given block = blockFlags.read(); // qemu-nbd refuses these as it reads them, first
+        long offset = offsetText == null ? 0 : offset(offsetText);
         snapshot = loadSnapshot == null ? null : SnapshotParam.parse(loadSnapshot, '`');
         if (vhostUserBlk != null) {
             if (socket != null || port != null || bind != null || shared != null || tlsCreds != null || insecure
@@ -210,7 +217,7 @@ final class ServeCommand implements Callable<Integer> {
                         + "--bind, --shared, --tls-creds, --insecure, --bitmap, --export-name, --description, "
                         + "--allocation-depth, --persistent: a vhost-user-blk back end serves until stopped)");
             }
-            return serveVhostUserBlk(block);
+            return serveVhostUserBlk(block, offset);
         }
         for (String given : new String[] {exportName, description}) { // qemu-nbd's NBD_MAX_STRING_SIZE
             if (given != null && given.getBytes(StandardCharsets.UTF_8).length > 4096) {
@@ -263,7 +270,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         SocketAddress address = socket != null ? UnixDomainSocketAddress.of(socket)
                 : new InetSocketAddress(host, port != null ? port : 10809);
-        BlockDevice device = openDevice(options);
+        BlockDevice device = openDevice(options, offset);
         NbdServer server;
         try {
             ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
@@ -385,7 +392,7 @@ final class ServeCommand implements Callable<Integer> {
      * The image, read as its snapshot where {@code -l} names one (qemu-nbd's bdrv_snapshot_load_tmp); with {@code
      * -s} the temporary image over it. The device's closer deletes a temporary image with {@link #deleteOverlay}.
      */
-    private BlockDevice openDevice(OpenOptions options) throws IOException {
+    private BlockDevice openDevice(OpenOptions options, long offset) throws IOException {
         ImageOpts image = image();
         BlockDevice device;
         try {
@@ -412,12 +419,29 @@ final class ServeCommand implements Callable<Integer> {
             if (snapshot != null) {
                 snapshot.load(device);
             }
-            return device;
+            return offset == 0 ? device : new OffsetView(device, offset); // qemu-nbd's raw node with an offset
         } catch (IOException | RuntimeException e) {
             device.close();
             deleteOverlay();
             throw e;
         }
+    }
+
+    /**
+     * {@code -o}'s value as qemu-nbd reads it (qemu_strtou64: no suffix; a minus wraps around), refused in its
+     * words, and past 2^63 - 1 in those of QEMU's raw driver, which takes it as a signed number.
+     */
+    private static long offset(String text) {
+        OptionalLong value = QemuNumbers.unsigned(text);
+        if (value.isEmpty()) {
+            throw new IllegalArgumentException("Invalid offset '" + text + "'");
+        }
+        if (value.getAsLong() < 0) {
+            throw new IllegalArgumentException("Parameter 'offset' expects a non-negative number below 2^64\n"
+                    + "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+                    + "and exabytes, respectively.");
+        }
+        return value.getAsLong();
     }
 
     /** Deletes the -s temporary image, if any, once nothing has it open. */
@@ -480,7 +504,7 @@ final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Integer serveVhostUserBlk(BlockDeviceFlags.Given block) throws Exception {
+    private Integer serveVhostUserBlk(BlockDeviceFlags.Given block, long offset) throws Exception {
         String unavailable = VhostUserBlk.unavailableReason();
         if (unavailable != null) {
             throw new UnsupportedFeatureException(unavailable);
@@ -490,7 +514,7 @@ final class ServeCommand implements Callable<Integer> {
                 .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512)
                 .withReadOnly(options.readOnly()).withWriteThrough(block.writethrough());
         ExecutionModel model = executionModel(options, false);
-        BlockDevice device = openDevice(options);
+        BlockDevice device = openDevice(options, offset);
         VhostUserBlk.Server server;
         try {
             server = VhostUserBlk.serve(Path.of(vhostUserBlk), device, config, model);

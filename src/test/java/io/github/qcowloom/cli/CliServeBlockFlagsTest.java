@@ -185,6 +185,48 @@ class CliServeBlockFlagsTest extends QemuFolderTest {
         assertTrue(opts.err().contains("-s with --image-opts is not done"), opts.err());
     }
 
+    /**
+     * {@code -o}: the export is the image from that byte on, its size rounded up to whole sectors as QEMU's raw
+     * node's; read whole and written at its start through each server, the same bytes and the same images.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"0x100000", "8388096"})
+    void anOffsetExportsTheImageFromItAsQemuNbdDoes(String offset) throws Exception {
+        List<Path> images = copies("qcow2");
+        Qemu.io(images.get(0), "write -P 0x21 1M 1M", "write -P 0x22 8388000 192");
+        Files.copy(images.get(0), images.get(1), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        try (NbdProcess ours = NbdProcess.ours(dir, "-o", offset, "-f", "qcow2", images.get(0).toString());
+                NbdProcess theirs = NbdProcess.qemu(dir, "-o", offset, "-f", "qcow2", images.get(1).toString())) {
+            for (NbdProcess server : List.of(ours, theirs)) {
+                Path copy = dir.resolve((server == ours ? "ours" : "theirs") + ".raw");
+                Qemu.run(List.of("qemu-img", "convert", "-f", "raw", "-O", "raw", server.uri(), copy.toString()));
+                Qemu.run(List.of("qemu-io", "-f", "raw", "-c", "write -P 0x44 0 512", server.uri()));
+            }
+        }
+        assertEquals(Files.size(dir.resolve("theirs.raw")), Files.size(dir.resolve("ours.raw")), offset);
+        assertEquals(-1, Files.mismatch(dir.resolve("theirs.raw"), dir.resolve("ours.raw")), offset);
+        assertEquals(0, Qemu.exec(List.of("qemu-img", "compare", images.get(0).toString(),
+                images.get(1).toString())).exitCode(), offset);
+    }
+
+    /**
+     * An offset that is no multiple of 512 leaves a tail past the image's end in the rounded size: it reads as
+     * zeroes and takes no writes (qemu-nbd 7.2 fails the read, then aborts on an assertion in its sparse reply).
+     */
+    @Test
+    void theTailPastTheImagesEndReadsAsZeroes() throws Exception {
+        List<Path> images = copies("qcow2");
+        try (NbdProcess ours = NbdProcess.ours(dir, "-o", "100", "-f", "qcow2", images.get(0).toString())) {
+            Qemu.Result io = Qemu.exec(List.of("qemu-io", "-f", "raw", "-c", "read -P 0x5a 0 8388508", "-c",
+                    "read -P 0 8388508 100", "-c", "write -P 0x44 0 512", "-c", "write 8388096 512", ours.uri()));
+            assertTrue(!io.stdout().contains("Pattern verification failed") && !io.stdout().contains("read failed")
+                    && io.stdout().contains("wrote 512/512 bytes at offset 0")
+                    && io.stdout().contains("write failed: Invalid argument"), io.stdout());
+            assertTrue(Qemu.img("info", ours.uri()).contains("virtual size: 8 MiB (8388608 bytes)"));
+        }
+        Qemu.io(images.get(0), "read -P 0x5a 0 100", "read -P 0x44 100 512", "read -P 0x5a 612 8387996");
+    }
+
     /** --aio picks the storage backend: threads is FileChannel (so no event loop), io_uring ours too. */
     @Test
     void aioPicksTheStorageBackend() throws Exception {
@@ -206,7 +248,8 @@ class CliServeBlockFlagsTest extends QemuFolderTest {
                 "--discard=unmap --discard=unmap", "--detect-zeroes=unmap --discard=unmap",
                 "--discard=x --detect-zeroes=y", "--discard=on --detect-zeroes=unmap --detect-zeroes=zz",
                 "--cache=bogus", "-n --cache=none", "-n -n", "--aio=bogus", "--aio=threads --aio=io_uring",
-                "--aio=native", "--cache=writeback --aio=native", "--aio=x --cache=y")) {
+                "--aio=native", "--cache=writeback --aio=native", "--aio=x --cache=y", "-o abc", "-o 5M", "-o -1",
+                "-o 0x", "-o 99999999")) {
             List<String> given = List.of(flags.split(" "));
             List<String> qemu = new ArrayList<>(List.of("qemu-nbd", "-k", path("q.sock")));
             qemu.addAll(given);
