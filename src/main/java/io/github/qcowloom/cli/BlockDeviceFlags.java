@@ -8,7 +8,8 @@ import picocli.CommandLine.Option;
 
 /**
  * qemu-nbd's block device options, {@code -n}, {@code --cache}, {@code --aio}, {@code --discard} and {@code
- * --detect-zeroes}, read in the order given as qemu-nbd reads them: each of the first four at most once, and a
+ * --detect-zeroes}, read in the order given as qemu-nbd reads them: each of the first four at most once ({@code -n}
+ * and {@code --cache} together once), and a
  * {@code --detect-zeroes=unmap} refused unless a {@code --discard=unmap} came before it. Defaults are qemu-nbd's:
  * the cache mode and aio of the open (the profile's), discards ignored, no zero detection. A refusal is kept until
  * {@link #read} (the first one, as qemu-nbd stops at it), so that it comes before any other of the command's.
@@ -17,7 +18,7 @@ final class BlockDeviceFlags {
     /** What the flags say: a cache mode and an aio mode as given (null: not given) and the discard policy. */
     record Given(String cache, String aio, DiscardPolicy discards) {
         /** Whether every write is made durable before it is acknowledged (QEMU's cache writethrough, directsync). */
-        boolean writethrough() {
+        boolean writeThrough() {
             return "writethrough".equals(cache) || "directsync".equals(cache);
         }
     }
@@ -43,8 +44,9 @@ final class BlockDeviceFlags {
     }
 
     @Option(names = "--cache", paramLabel = "MODE", description = "The cache mode, as qemu-nbd's: none or directsync"
-            + " (O_DIRECT), writeback (the default: the profile's), writethrough or directsync (each write durable"
-            + " before it is acknowledged), unsafe (flushes never sync the host's files).")
+            + " (O_DIRECT), writeback (the page cache; without --cache, the profile's mode), writethrough or"
+            + " directsync (each write durable before it is acknowledged), unsafe (flushes never sync the host's"
+            + " files).")
     void cache(List<String> modes) {
         if (!modes.isEmpty()) {
             cache(modes.getLast());

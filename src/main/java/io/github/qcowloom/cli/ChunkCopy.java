@@ -2,9 +2,9 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.image.ZeroData;
 import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
-import io.github.qcowloom.image.ZeroData;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;

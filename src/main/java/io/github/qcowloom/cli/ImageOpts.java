@@ -48,8 +48,9 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
     /** Options QEMU takes for qcow2 or raw images (block/qcow2.c's runtime options, raw's) that are not taken here. */
     private static final Set<String> NOT_DONE = Set.of("cache-size", "cache-clean-interval", "lazy-refcounts",
             "pass-discard-request", "pass-discard-snapshot", "pass-discard-other", "discard-no-unref",
-            "overlap-check", "data-file", "encrypt", "backing", "offset", "size", "auto-read-only", "node-name", "file.node-name", "file.x-check-cache-dropped", "file.pr-manager",
-            "file.drop-cache", "file.discard", "file.detect-zeroes", "file.auto-read-only");
+            "overlap-check", "data-file", "encrypt", "backing", "offset", "size", "auto-read-only", "node-name",
+            "file.node-name", "file.x-check-cache-dropped", "file.pr-manager", "file.drop-cache", "file.discard",
+            "file.detect-zeroes", "file.auto-read-only");
 
     /**
      * The image {@code spec} names.

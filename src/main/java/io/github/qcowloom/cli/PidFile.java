@@ -36,9 +36,17 @@ final class PidFile implements Closeable {
      */
     static PidFile write(Path path) throws IOException {
         while (true) {
+            // The file's identity before the open (QEMU fstats the descriptor, which Java cannot): one replaced
+            // between this and the lock shows as another below.
+            Object locked;
+            try {
+                locked = Files.readAttributes(path, BasicFileAttributes.class).fileKey();
+            } catch (NoSuchFileException e) {
+                open(path).close(); // created, then taken from the top
+                continue;
+            }
             FileChannel ch = open(path);
             try {
-                Object locked = Files.readAttributes(path, BasicFileAttributes.class).fileKey();
                 FileLock lock = ch.tryLock();
                 if (lock == null) {
                     throw new IOException("Cannot lock pid file: Resource temporarily unavailable");

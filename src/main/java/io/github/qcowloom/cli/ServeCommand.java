@@ -1,6 +1,7 @@
 package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.DetectZeroes;
 import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
@@ -8,7 +9,6 @@ import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
-import io.github.qcowloom.exec.EventLoops;
 import io.github.qcowloom.exec.ExecutionModel;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.OffsetView;
@@ -20,7 +20,6 @@ import io.github.qcowloom.virtio.VirtioBlkConfig;
 import java.io.Closeable;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
@@ -36,7 +35,6 @@ import java.util.Optional;
 import java.util.OptionalLong;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -45,15 +43,16 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code serve [--socket PATH | [--bind ADDR] [--port N]] [-t] [--fork] [--pid-file PATH] [--discard MODE]
- * [--detect-zeroes MODE] [-x NAME] [-D TEXT] [-A] [-B BITMAP] [-l SNAPSHOT] [--tls-creds DIR [--tls-verify-peer]]
- * [--insecure] [--read-only] [--shared N] [--exec auto|virtual|loop:N|pool:N] [--storage B] [--profile P]
- * [--object SECRET] [-f fmt | --image-opts] FILE}: an NBD server for the image, as qemu-nbd's options say (its
- * export named, described, with its allocation depth, a bitmap or a snapshot; trims and zeroes; in the background),
- * until SIGINT/SIGTERM, or without {@code -t} until its last client leaves, which stops accepting, finishes
- * in-flight requests, flushes and closes the image cleanly. A non-loopback address serves only with TLS, or with
- * --insecure. With {@code --vhost-user-blk SOCKET [--num-queues N] [--logical-block-size B]} it is a
- * vhost-user-blk back end that QEMU attaches as a virtio-blk disk instead, until SIGINT/SIGTERM.
+ * {@code serve [-k PATH | [-b ADDR] [-p N]] [-t] [--fork] [--pid-file PATH] [-s] [-o OFFSET] [-n | --cache MODE]
+ * [--aio MODE] [--discard MODE] [--detect-zeroes MODE] [-x NAME] [-D TEXT] [-A] [-B BITMAP] [-l SNAPSHOT]
+ * [--tls-creds ID|DIR [--tls-verify-peer]] [--insecure] [-r] [--shared N] [--exec auto|virtual|loop:N|pool:N]
+ * [--storage B] [--profile P] [--object OBJECTDEF] [-f fmt | --image-opts] FILE}: an NBD server for the image, as
+ * qemu-nbd's options say (its export named, described, with its allocation depth, a bitmap or a snapshot; from an
+ * offset; over a temporary image; its cache, trims and zeroes; in the background), until SIGINT/SIGTERM, or without
+ * {@code -t} until its last client leaves, which stops accepting, finishes in-flight requests, flushes and closes
+ * the image cleanly. A non-loopback address serves only with TLS, or with --insecure. With {@code --vhost-user-blk
+ * SOCKET [--num-queues N] [--logical-block-size B]} it is a vhost-user-blk back end that QEMU attaches as a
+ * virtio-blk disk instead, until SIGINT/SIGTERM.
  */
 @Command(description = "Serve an image over NBD (Unix socket, or TCP: 127.0.0.1 unless --bind), "
         + "or as a vhost-user-blk back end (--vhost-user-blk).")
@@ -194,9 +193,6 @@ final class ServeCommand implements Callable<Integer> {
     /** With -s, the temporary image the server writes to, deleted once closed; else null. */
     private Path overlay;
 
-    /** The locked --pid-file while the server runs; null without one. */
-    private PidFile writtenPid;
-
     /** How the line saying the server serves begins (what --fork waits for). */
     private static final String SERVING = "serving ";
 
@@ -232,7 +228,7 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--socket excludes --port and --bind");
         }
         if (tlsVerifyPeer && tlsCreds == null) {
-            throw new IllegalArgumentException("--tls-verify-peer needs --tls-creds DIR");
+            throw new IllegalArgumentException("--tls-verify-peer needs --tls-creds");
         }
         InetAddress host = InetAddress.getLoopbackAddress();
         if (bind != null) {
@@ -245,7 +241,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (socket == null && !host.isLoopbackAddress() && tlsCreds == null && !insecure) {
             throw new IllegalArgumentException("refusing to serve on " + host.getHostAddress() + " without TLS: "
-                    + "anyone who reaches it could read and write the image. Give --tls-creds DIR, or --insecure "
+                    + "anyone who reaches it could read and write the image. Give --tls-creds, or --insecure "
                     + "to serve it in clear anyway");
         }
         TlsCredentials tls = tlsCreds == null ? null : tlsCredentials();
@@ -275,11 +271,10 @@ final class ServeCommand implements Callable<Integer> {
         try {
             ServedBitmap served = bitmap == null ? null : ServedBitmap.of(device, bitmap);
             server = NbdServer.start(new Export(exportName == null ? "" : exportName, description, device,
-                    options.readOnly(), served, allocationDepth, block.writethrough()),
+                    options.readOnly(), served, allocationDepth, block.writeThrough()),
                     address, model, limits, tls);
         } catch (IOException | RuntimeException e) {
-            device.close();
-            deleteOverlay();
+            closeAfter(e, device);
             throw e;
         }
         String security = tls == null ? "" : tls.verifyPeer() ? ", TLS, client certificates required" : ", TLS";
@@ -364,7 +359,7 @@ final class ServeCommand implements Callable<Integer> {
         ImageOpts named = image();
         try {
             options = named.apply((forceShare ? options.withLocking(ImageLocking.FORCE_SHARE) : options)
-                    .withDiscards(discards), discards.unmap());
+                    .withDiscards(discards.withDetectZeroes(DetectZeroes.OFF)), discards.unmap());
             if (block.aio() != null) {
                 options = options.withTuning(options.tuning().withStorage(CacheMode.aioBackend(block.aio(),
                         options.direct(), Path.of(filename))));
@@ -372,7 +367,11 @@ final class ServeCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw inQemuNbdWords(e);
         }
-        options = options.withDiscards(options.discards().withDetectZeroes(discards.detectZeroes()));
+        // qemu-nbd sets the node's detect-zeroes after its open, unchecked: unmap where --image-opts' discard
+        // ignores discards can only keep the clusters (as later QEMU, which drops the unmap there).
+        DetectZeroes detect = discards.detectZeroes();
+        options = options.withDiscards(options.discards().withDetectZeroes(detect == DetectZeroes.UNMAP
+                && !options.discards().unmap() ? DetectZeroes.ON : detect));
         return snapshot != null ? options.withReadOnly(true) : options; // -l: whatever --image-opts says
     }
 
@@ -393,15 +392,15 @@ final class ServeCommand implements Callable<Integer> {
      * -s} the temporary image over it. The device's closer deletes a temporary image with {@link #deleteOverlay}.
      */
     private BlockDevice openDevice(OpenOptions options, long offset) throws IOException {
+        if (temporaryOverlay && imageOpts) {
+            throw new UnsupportedFeatureException("serve -s with --image-opts", "-s with --image-opts is not done"
+                    + " (the temporary image would reopen FILE by its name, without its options)");
+        }
         ImageOpts image = image();
         BlockDevice device;
         try {
             String format = image.formatOrProbe();
             if (temporaryOverlay) {
-                if (imageOpts) {
-                    throw new UnsupportedFeatureException("serve -s with --image-opts", "-s with --image-opts is not"
-                            + " done (the temporary image would reopen FILE by its name, without its options)");
-                }
                 long size;
                 try (BlockDevice original = image.open(format, options.withReadOnly(true))) {
                     size = original.size();
@@ -421,9 +420,22 @@ final class ServeCommand implements Callable<Integer> {
             }
             return offset == 0 ? device : new OffsetView(device, offset); // qemu-nbd's raw node with an offset
         } catch (IOException | RuntimeException e) {
-            device.close();
-            deleteOverlay();
+            closeAfter(e, device);
             throw e;
+        }
+    }
+
+    /** Closes the device {@code e} left open and deletes the -s temporary image; their failures go with {@code e}. */
+    private void closeAfter(Exception e, BlockDevice device) {
+        try {
+            device.close();
+        } catch (IOException | RuntimeException closing) {
+            e.addSuppressed(closing);
+        }
+        try {
+            deleteOverlay();
+        } catch (IOException deleting) {
+            e.addSuppressed(deleting);
         }
     }
 
@@ -452,54 +464,30 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * Writes the --pid-file, prints {@code banner} (with --fork, then lets the command return) and waits until
+     * Writes the --pid-file, prints {@code banner} (with --fork, what lets the command return) and waits until
      * SIGINT or SIGTERM, or until {@code lastClientGone} completes (null: never), then stops the server (finishing
-     * the requests in flight) and closes the image clean: a shutdown hook for the signals, so that it runs however
-     * the JVM is told to end.
+     * the requests in flight) and closes the image clean ({@link ServerShutdown}).
      */
     private int untilStopped(BlockDevice device, Closeable stopServer, String banner,
             CompletableFuture<Void> lastClientGone) throws IOException, InterruptedException {
-        CountDownLatch closed = new CountDownLatch(1);
-        Thread stop = new Thread(() -> {
-            try {
-                try (device) {
-                    stopServer.close();
-                }
-                deleteOverlay();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            } finally {
-                EventLoops.stopForExit(); // the image is closed: see Main.main
-                closed.countDown();
-            }
-        }, "serve-shutdown");
+        ServerShutdown shutdown = new ServerShutdown(device, stopServer, this::deleteOverlay);
+        PidFile written;
         try {
-            writtenPid = pidFile == null ? null : PidFile.write(pidFile);
+            written = pidFile == null ? null : PidFile.write(pidFile);
         } catch (IOException e) {
-            stop.run();
+            shutdown.run();
             throw e;
         }
-        Runtime.getRuntime().addShutdownHook(stop);
+        shutdown.onSignals();
         PrintWriter out = spec.commandLine().getOut();
         out.println(banner);
         out.flush();
-        if (fork) {
-            ServerFork.detach(out);
-        }
         if (lastClientGone != null) {
-            lastClientGone.thenRun(() -> {
-                try {
-                    if (Runtime.getRuntime().removeShutdownHook(stop)) {
-                        stop.start();
-                    }
-                } catch (IllegalStateException e) {
-                    // A signal came first: its shutdown runs the hook.
-                }
-            });
+            shutdown.when(lastClientGone);
         }
-        closed.await();
-        if (writtenPid != null) {
-            writtenPid.close();
+        shutdown.await();
+        if (written != null) {
+            written.close();
         }
         return 0;
     }
@@ -512,15 +500,14 @@ final class ServeCommand implements Callable<Integer> {
         OpenOptions options = openOptions(block);
         VirtioBlkConfig config = VirtioBlkConfig.defaults().withNumQueues(numQueues != null ? numQueues : 1)
                 .withLogicalBlockSize(logicalBlockSize != null ? logicalBlockSize : 512)
-                .withReadOnly(options.readOnly()).withWriteThrough(block.writethrough());
+                .withReadOnly(options.readOnly()).withWriteThrough(block.writeThrough());
         ExecutionModel model = executionModel(options, false);
         BlockDevice device = openDevice(options, offset);
         VhostUserBlk.Server server;
         try {
             server = VhostUserBlk.serve(Path.of(vhostUserBlk), device, config, model);
         } catch (IOException | RuntimeException e) {
-            device.close();
-            deleteOverlay();
+            closeAfter(e, device);
             throw e;
         }
         return untilStopped(device, server::close, SERVING + filename + " (" + model + ", "

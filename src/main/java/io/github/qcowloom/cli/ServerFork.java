@@ -13,9 +13,10 @@ import java.util.List;
  * serve's {@code --fork}, as qemu-nbd's: the server goes on in the background and the command returns once it
  * serves. A JVM cannot fork, so the command line runs again in a new JVM (the same java, JVM flags and arguments,
  * as the kernel holds them for this process), marked by an environment variable so that it serves rather than
- * forks. As qemu-nbd's daemon, it reads /dev/null and shares this process's stderr (a refusal shows there and
- * makes this process exit 1); its stdout is a pipe to this process, which copies what it prints (the serving line)
- * and returns 0 once the server closes it ({@link #detach}), or 1 if the server ended without serving.
+ * forks. As qemu-nbd's daemon, it reads /dev/null and keeps this process's stderr (a refusal shows there and
+ * makes this process exit 1; qemu-nbd's daemon too keeps its caller's stderr once it serves); its stdout is a pipe
+ * to this process, which copies what it prints and returns 0 at the serving line, or 1 if the server ended
+ * without one.
  */
 final class ServerFork {
     private static final String CHILD = "QCOW2_LOOM_FORKED_SERVER";
@@ -51,24 +52,18 @@ final class ServerFork {
                 .redirectError(ProcessBuilder.Redirect.INHERIT);
         builder.environment().put(CHILD, "1");
         Process server = builder.start();
-        boolean serves = false;
-        try (BufferedReader lines = server.inputReader(StandardCharsets.UTF_8)) {
-            for (String line = lines.readLine(); line != null; line = lines.readLine()) {
-                out.println(line);
-                serves = line.startsWith(serving);
+        BufferedReader lines = server.inputReader(StandardCharsets.UTF_8);
+        for (String line = lines.readLine(); line != null; line = lines.readLine()) {
+            out.println(line);
+            if (line.startsWith(serving)) {
+                // Returning closes the pipe's other end: the server's later output goes nowhere (EPIPE, which the
+                // JVM ignores), and its stdout descriptor stays taken, so no socket of its gets number 1.
+                out.flush();
+                return 0;
             }
         }
         out.flush();
-        if (serves) {
-            return 0;
-        }
         server.waitFor();
         return 1;
-    }
-
-    /** In the server, once it serves: closes its stdout, which lets the command that started it return. */
-    static void detach(PrintWriter out) {
-        out.flush();
-        System.out.close();
     }
 }

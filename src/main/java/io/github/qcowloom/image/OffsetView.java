@@ -4,6 +4,7 @@ import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.storage.Zeroes;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 
@@ -64,9 +65,7 @@ public final class OffsetView implements BlockDevice {
             device.read(offset + at, within);
         }
         dst.position(dst.position() + within.position());
-        while (dst.hasRemaining()) {
-            dst.put((byte) 0);
-        }
+        Zeroes.fill(dst);
     }
 
     @Override

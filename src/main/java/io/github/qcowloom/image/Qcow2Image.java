@@ -7,7 +7,6 @@ import io.github.qcowloom.api.BatchCapable;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
-import io.github.qcowloom.api.DetectZeroes;
 import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.EncryptionKeyException;
 import io.github.qcowloom.api.ImageException;
@@ -546,10 +545,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     }
 
     /**
-     * QEMU's qcow2_snapshot_load_tmp (qemu-img convert -l, measure -l, qemu-nbd -l): from now on the reads and block status of
-     * this read-only image see {@code snapshot}'s tree in place of the active one. The virtual size stays the active
-     * image's, as in QEMU: past the snapshot's L1 table a read finds no cluster, so the backing file or zeroes. The
-     * L2 cache, keyed by host offset, holds only what the file holds (nothing is written read-only), so it stays.
+     * QEMU's qcow2_snapshot_load_tmp (qemu-img convert -l, measure -l, qemu-nbd -l): from now on the reads and block
+     * status of this read-only image see {@code snapshot}'s tree in place of the active one. The virtual size stays
+     * the active image's, as in QEMU: past the snapshot's L1 table a read finds no cluster, so the backing file or
+     * zeroes. The L2 cache, keyed by host offset, holds only what the file holds (nothing is written read-only), so
+     * it stays.
      */
     public void viewSnapshot(Snapshot snapshot) throws IOException {
         if (!readOnly) {
@@ -763,10 +763,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
-        if (discards.detectZeroes() != DetectZeroes.OFF && ZeroData.isZero(src)) {
-            // detect-zeroes, as QEMU's bdrv_aligned_pwritev: the zeroes become a zero write
-            writeZeroes(offset, src.remaining(), discards.detectZeroes() == DetectZeroes.UNMAP);
-            src.position(src.limit());
+        if (ZeroData.writtenAsZeroes(discards, this, offset, src)) {
             return;
         }
         if (encryption != null) {

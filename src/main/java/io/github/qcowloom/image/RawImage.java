@@ -3,7 +3,6 @@ package io.github.qcowloom.image;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ChainEncryption;
-import io.github.qcowloom.api.DetectZeroes;
 import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OutOfRangeException;
@@ -110,9 +109,7 @@ public final class RawImage implements BlockDevice {
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
-        if (discards.detectZeroes() != DetectZeroes.OFF && ZeroData.isZero(src)) {
-            writeZeroes(offset, src.remaining(), discards.detectZeroes() == DetectZeroes.UNMAP); // detect-zeroes
-            src.position(src.limit());
+        if (ZeroData.writtenAsZeroes(discards, this, offset, src)) {
             return;
         }
         check(offset, src.remaining());

@@ -1,5 +1,9 @@
 package io.github.qcowloom.image;
 
+import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.DetectZeroes;
+import io.github.qcowloom.api.DiscardPolicy;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 
 /** Whether data is all zeroes: what convert skips, and what detect-zeroes makes a zero write. */
@@ -12,6 +16,23 @@ public final class ZeroData {
     /** True if {@code b} (position to limit) holds only zeroes; compared with vectorized mismatch. */
     public static boolean isZero(ByteBuffer b) {
         return isZero(b.duplicate(), zeroes(), b.position(), b.limit());
+    }
+
+    /**
+     * QEMU's detect-zeroes, as its bdrv_aligned_pwritev applies it: where {@code policy} asks and {@code src} holds
+     * only zeroes, the write is made a zero write on {@code device} (one that may unmap under {@code unmap}), and
+     * {@code src} is consumed as the write would have consumed it.
+     *
+     * @return whether it was: false leaves the write to the caller
+     */
+    static boolean writtenAsZeroes(DiscardPolicy policy, BlockDevice device, long offset, ByteBuffer src)
+            throws IOException {
+        if (policy.detectZeroes() == DetectZeroes.OFF || !isZero(src)) {
+            return false;
+        }
+        device.writeZeroes(offset, src.remaining(), policy.detectZeroes() == DetectZeroes.UNMAP);
+        src.position(src.limit());
+        return true;
     }
 
     /** A view of zeroes for {@link #isZero(ByteBuffer, ByteBuffer, int, int)}, which moves it. */

@@ -13,11 +13,12 @@ import io.github.qcowloom.api.BlockDevice;
  * @param readOnly advertise READ_ONLY and answer writes with EPERM
  * @param bitmap the dirty bitmap offered as a {@code qemu:dirty-bitmap:} metadata context; null for none
  * @param allocationDepth offer the {@code qemu:allocation-depth} metadata context (qemu-nbd -A)
- * @param writethrough make every write durable before it is acknowledged, as if the client had asked for FUA
+ * @param writeThrough make every write and zero write durable before it is acknowledged, as if the client had
+ *     asked for FUA
  *     (QEMU's export option {@code writethrough}: qemu-nbd's cache modes writethrough and directsync)
  */
 public record Export(String name, String description, BlockDevice device, boolean readOnly, ExportedBitmap bitmap,
-        boolean allocationDepth, boolean writethrough) {
+        boolean allocationDepth, boolean writeThrough) {
     /** An export that leaves durability to the client's flushes and FUA. */
     public Export(String name, String description, BlockDevice device, boolean readOnly, ExportedBitmap bitmap,
             boolean allocationDepth) {

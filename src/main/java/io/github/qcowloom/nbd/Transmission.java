@@ -274,20 +274,20 @@ final class Transmission {
                 if (r.payload().hasRemaining()) {
                     dev.write(r.offset(), r.payload());
                 }
-                finishWrite(r, dev, done);
+                finishWrite(r, dev, done, export.writeThrough());
             }
             case CMD_TRIM -> {
                 if (r.length() > 0) {
                     dev.discard(r.offset(), r.length());
                 }
-                finishWrite(r, dev, done);
+                finishWrite(r, dev, done, false); // QEMU's writethrough makes writes durable, not discards
             }
             case CMD_WRITE_ZEROES -> {
                 if (r.length() > 0) {
                     // NO_HOLE: the zeroes must be written, not unmapped.
                     dev.writeZeroes(r.offset(), r.length(), !r.has(CMD_FLAG_NO_HOLE));
                 }
-                finishWrite(r, dev, done);
+                finishWrite(r, dev, done, export.writeThrough());
             }
             case CMD_FLUSH -> {
                 dev.flush();
@@ -322,8 +322,9 @@ final class Transmission {
     }
 
     /** FUA: the data is durable before the reply. */
-    private void finishWrite(Request r, BlockDevice dev, Release done) throws IOException {
-        if (r.has(CMD_FLAG_FUA) || export.writethrough()) {
+    /** Replies to a write-type request once it is durable where the client asked (FUA) or {@code durable} says. */
+    private void finishWrite(Request r, BlockDevice dev, Release done, boolean durable) throws IOException {
+        if (r.has(CMD_FLAG_FUA) || durable) {
             dev.flush();
         }
         replies.ok(r.cookie(), done);

@@ -48,7 +48,7 @@ class CliServeDaemonTest extends QemuFolderTest {
             String uri = "nbd+unix:///?socket=" + socket;
             Qemu.run(List.of("nbdinfo", "--list", uri));
             Thread.sleep(500);
-            assertTrue(server.isAlive(), "a listing ended the server (ours: " + ours + ")");
+            assertFalse(NbdProcess.ended(server), "a listing ended the server (ours: " + ours + ")");
             Qemu.run(List.of("qemu-io", "-f", "raw", "-c", "write -P 0x42 0 64k", uri));
             assertTrue(NbdProcess.awaitExit(server, 30), "the server stayed (ours: " + ours + ")");
             assertFalse(Files.exists(socket), "socket left (ours: " + ours + ")");
@@ -85,7 +85,7 @@ class CliServeDaemonTest extends QemuFolderTest {
                 assertEquals(q.stderr().replace("qemu-nbd: ", "qcow2-loom: "), o.stderr(), pidFile);
                 assertEquals("qcow2-loom: Cannot lock pid file: Resource temporarily unavailable\n", o.stderr());
             }
-            assertTrue(ours.isAlive() && theirs.isAlive());
+            assertTrue(!NbdProcess.ended(ours.handle()) && !NbdProcess.ended(theirs.handle()));
         }
     }
 

@@ -158,7 +158,8 @@ class CliServeTest {
         Files.copy(img, theirs);
         Path socket = dir.resolve("s.sock");
         StringBuilder uri = new StringBuilder();
-        try (NbdProcess qemuNbd = NbdProcess.qemu(dir, "-x", "disk 0", "-D", "my disk", "-f", "qcow2", theirs.toString())) {
+        try (NbdProcess qemuNbd = NbdProcess.qemu(dir, "-x", "disk 0", "-D", "my disk", "-f", "qcow2",
+                theirs.toString())) {
             Process p = serve(List.of("-x", "disk 0", "-D", "my disk", "--socket", socket.toString(),
                     img.toString()), uri);
             try {
@@ -266,7 +267,8 @@ class CliServeTest {
             assertEquals(Qemu.run(q), Qemu.run(o), command.toString());
         }
         List<String> maps = new ArrayList<>();
-        for (String s : List.of(qemuNbd.socket.toString(), uri.substring(uri.indexOf("socket=") + "socket=".length()))) {
+        String ours = uri.substring(uri.indexOf("socket=") + "socket=".length());
+        for (String s : List.of(qemuNbd.socket.toString(), ours)) {
             maps.add(Qemu.run(List.of("qemu-img", "map", "--output=json", "--image-opts", "driver=nbd,"
                     + "server.type=unix,server.path=" + s + ",x-dirty-bitmap=qemu:allocation-depth")));
         }

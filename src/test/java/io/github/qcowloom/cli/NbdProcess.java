@@ -3,16 +3,13 @@ package io.github.qcowloom.cli;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.github.qcowloom.testing.Qemu;
-import java.io.BufferedReader;
+import io.github.qcowloom.testing.ServingLine;
 import java.io.File;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
@@ -64,16 +61,9 @@ final class NbdProcess implements AutoCloseable {
         command.addAll(List.of(args));
         Path err = Files.createTempFile(tmp(socket), "err", ".txt");
         Process p = builder(command, socket).redirectError(err.toFile()).start();
-        BufferedReader out = p.inputReader(StandardCharsets.UTF_8);
         String banner;
         try {
-            banner = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return out.readLine();
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            }).get(120, TimeUnit.SECONDS);
+            banner = ServingLine.await(p, 120);
         } catch (Exception e) {
             p.destroyForcibly();
             throw new AssertionError(command + " did not start: " + Files.readString(err), e);
@@ -82,7 +72,6 @@ final class NbdProcess implements AutoCloseable {
             p.destroyForcibly();
             fail(command + " did not start (" + banner + "): " + Files.readString(err));
         }
-        Thread.ofVirtual().start(() -> out.lines().forEach(line -> { }));
         return new NbdProcess(p.toHandle(), socket, banner);
     }
 
@@ -107,9 +96,8 @@ final class NbdProcess implements AutoCloseable {
         return process.pid();
     }
 
-    /** Whether the server still runs. */
-    boolean isAlive() {
-        return process.isAlive();
+    ProcessHandle handle() {
+        return process;
     }
 
     /** Skips the test where nbdinfo (Debian's libnbd-bin) is missing; fails instead where CI requires it. */
@@ -138,20 +126,22 @@ final class NbdProcess implements AutoCloseable {
      */
     static boolean awaitExit(ProcessHandle server, int seconds) throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
-        Path stat = Path.of("/proc", Long.toString(server.pid()), "stat");
-        while (System.nanoTime() < deadline) {
-            String state;
-            try {
-                String line = Files.readString(stat);
-                state = line.substring(line.lastIndexOf(')') + 2, line.lastIndexOf(')') + 3);
-            } catch (java.nio.file.NoSuchFileException e) {
-                return true;
-            }
-            if (state.equals("Z") || !server.isAlive()) {
-                return true;
+        while (!ended(server)) {
+            if (System.nanoTime() > deadline) {
+                return false;
             }
             Thread.sleep(10);
         }
-        return false;
+        return true;
+    }
+
+    /** Whether {@code server} has ended: gone, or a zombie (isAlive says true of one until it is reaped). */
+    static boolean ended(ProcessHandle server) throws IOException {
+        try {
+            String line = Files.readString(Path.of("/proc", Long.toString(server.pid()), "stat"));
+            return line.charAt(line.lastIndexOf(')') + 2) == 'Z' || !server.isAlive();
+        } catch (java.nio.file.NoSuchFileException e) {
+            return true;
+        }
     }
 }

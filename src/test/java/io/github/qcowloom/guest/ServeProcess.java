@@ -4,17 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.github.qcowloom.cli.Main;
-import java.io.BufferedReader;
+import io.github.qcowloom.testing.ServingLine;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -59,16 +56,9 @@ final class ServeProcess implements AutoCloseable {
         cmd.add(image.toString());
         Process p = new ProcessBuilder(cmd).redirectError(log.toFile()).start();
         ServeProcess s = new ServeProcess(p, log);
-        BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
         String first;
         try {
-            first = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return out.readLine();
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            }).get(60, TimeUnit.SECONDS);
+            first = ServingLine.await(p, 60);
         } catch (Exception e) {
             s.kill();
             throw new AssertionError("serve did not start: " + s.log(), e);
