@@ -122,7 +122,7 @@ final class AmendCommand implements Callable<Integer> {
      * The options as QemuOpts parses them against qcow2's amend list, in the order given; the secrets the key slot
      * options name are looked up where the change needs them.
      */
-    private static ImageAmendment parse(Map<String, String> opts, SecretObjects secrets, boolean force)
+    private static ImageAmendment parse(Map<String, String> opts, QemuObjects secrets, boolean force)
             throws ImageException {
         Long size = null;
         Boolean raw = null;
@@ -162,7 +162,7 @@ final class AmendCommand implements Callable<Integer> {
     }
 
     /** The secret {@code encrypt.NAME} names, looked up when asked, or null where not given. */
-    private static ChainEncryption.Passphrase secret(Map<String, String> opts, String name, SecretObjects secrets) {
+    private static ChainEncryption.Passphrase secret(Map<String, String> opts, String name, QemuObjects secrets) {
         String id = opts.get("encrypt." + name);
         return id == null ? null : secrets.passphraseOf(id);
     }

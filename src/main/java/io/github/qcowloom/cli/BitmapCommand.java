@@ -73,7 +73,7 @@ final class BitmapCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Mixin
     ProfileOption profile = new ProfileOption();

@@ -22,7 +22,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * {@code check [-f qcow2] [-r leaks|all] [--output=human|json] FILE}, as qemu-img check: findings on stderr, the
  * summary on stdout; exit 0 clean or repaired, 1 check failed, 2 corruptions, 3 leaks only, 63 unsupported.
  */
-final class CheckCommand implements Callable<Integer>, SecretObjects.Holder {
+final class CheckCommand implements Callable<Integer>, QemuObjects.Holder {
     /** qemu-img's exit code for an image it cannot check. */
     static final int UNSUPPORTED = 63;
 
@@ -35,7 +35,7 @@ final class CheckCommand implements Callable<Integer>, SecretObjects.Holder {
     boolean imageOpts;
     String filename;
 
-    final SecretObjects objects = new SecretObjects();
+    final QemuObjects objects = new QemuObjects();
     final CommandSpec spec = CodeModel.of(this,
                     "Check an image's metadata for consistency, optionally repairing it.")
             .option("-f", "format", "Image format (probed when absent).", v -> format = v)
@@ -46,14 +46,14 @@ final class CheckCommand implements Callable<Integer>, SecretObjects.Holder {
             .flag(new String[] {"-q"}, "Quiet: print nothing on stdout.", v -> quiet = v)
             .flag(new String[] {"-U", "--force-share"},
                     "Share the image with writers (plain check only, as qemu-img).", v -> forceShare = v)
-            .repeatableOption("--object", "objectdef", SecretObjects.HELP, objects.definitions)
+            .repeatableOption("--object", "objectdef", QemuObjects.HELP, objects.definitions)
             .flag(new String[] {"--image-opts"}, ImageOpts.HELP,
                     v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
             .spec();
 
     @Override
-    public SecretObjects secretObjects() {
+    public QemuObjects secretObjects() {
         return objects;
     }
 

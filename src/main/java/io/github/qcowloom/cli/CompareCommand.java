@@ -68,7 +68,7 @@ final class CompareCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
     List<String> files = List.of();

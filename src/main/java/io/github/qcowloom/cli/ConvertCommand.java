@@ -35,7 +35,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * image's clusters are compressed. The target is built beside its path and renamed over it when complete
  * ({@link AtomicTarget}).
  */
-final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
+final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
     /** Zero blocks of this size in the data stay holes in a raw target: qemu-img convert's default -S 4k. */
     private static final int SPARSE_BLOCK = 4096;
     /** -S's largest value: qemu-img's MAX_BUF_SECTORS of 512 bytes. */
@@ -76,14 +76,14 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
 
     // In code (CodeModel), as info's and check's: the copy starts that much sooner. Declared after the fields it
     // hands picocli (options, profile), which must be set by then.
-    final SecretObjects objects = new SecretObjects();
+    final QemuObjects objects = new QemuObjects();
     final CommandSpec spec = CodeModel.of(this, "Convert an image (qcow2 or raw source) to raw or qcow2.")
             .option("-f", "sourceFormat", "Source format (probed when absent).", v -> sourceFormat = v)
             .option("-O", "outputFormat", "Output format: raw (default) or qcow2.", v -> {
                 outputFormat = v;
                 outputFormatGiven = true;
             })
-            .repeatableOption("--object", "objectdef", SecretObjects.HELP, objects.definitions)
+            .repeatableOption("--object", "objectdef", QemuObjects.HELP, objects.definitions)
             .flag(new String[] {"--image-opts"}, "Each SRC is an option string (driver=qcow2,file.filename=PATH,...).",
                     v -> imageOpts = v)
             .flag(new String[] {"--target-image-opts"}, "With -n: DST is an option string.",
@@ -137,7 +137,7 @@ final class ConvertCommand implements Callable<Integer>, SecretObjects.Holder {
             .spec();
 
     @Override
-    public SecretObjects secretObjects() {
+    public QemuObjects secretObjects() {
         return objects;
     }
 

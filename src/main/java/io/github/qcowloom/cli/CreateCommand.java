@@ -52,7 +52,7 @@ final class CreateCommand implements Callable<Integer> {
     boolean quiet;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "FILE")
     String filename;

@@ -48,7 +48,7 @@ final class DdCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(arity = "0..*", paramLabel = "OPERAND", description = "bs=N, count=N, skip=N, if=INPUT, of=OUTPUT.")
     List<String> operands = List.of();

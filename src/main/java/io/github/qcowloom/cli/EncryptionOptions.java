@@ -21,7 +21,7 @@ import java.util.Map;
  * @param keySecret the id of the secret that holds the passphrase, or null if none was named
  * @param secrets the command's secret objects
  */
-record EncryptionOptions(LuksOptions luks, String keySecret, SecretObjects secrets) {
+record EncryptionOptions(LuksOptions luks, String keySecret, QemuObjects secrets) {
     /** The options in the order of QEMU's qcow2 option list: the order qemu-img prints them in. */
     static final List<String> KEYS = List.of("encryption", "encrypt.format", "encrypt.key-secret",
             "encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg",
@@ -75,7 +75,7 @@ record EncryptionOptions(LuksOptions luks, String keySecret, SecretObjects secre
      * The encryption {@code opts} ask for, or null for none; refused as qemu-img refuses it (the caller adds the
      * image's name).
      */
-    static EncryptionOptions of(Map<String, String> opts, SecretObjects secrets) throws ImageException {
+    static EncryptionOptions of(Map<String, String> opts, QemuObjects secrets) throws ImageException {
         Map<String, String> encrypt = new LinkedHashMap<>();
         for (Map.Entry<String, String> e : opts.entrySet()) {
             if (isEncryptionKey(e.getKey()) && e.getKey().startsWith("encrypt.")) {

@@ -40,7 +40,7 @@ import java.util.StringJoiner;
  * @param options the options by name, values unescaped
  * @param secrets the secrets {@code encrypt.key-secret} may name (its passphrase is looked up at the open)
  */
-record ImageOpts(String spec, Path path, String format, Map<String, String> options, SecretObjects secrets) {
+record ImageOpts(String spec, Path path, String format, Map<String, String> options, QemuObjects secrets) {
     /** The --image-opts flag's help, for the commands whose FILE it names. */
     static final String HELP = "FILE is an option string (driver=qcow2,file.filename=PATH,...).";
     /** The prefix of an option for the backing file, once per level down the chain. */
@@ -59,7 +59,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      *     option QEMU does not take
      * @throws UnsupportedFeatureException naming an option QEMU takes that is not done here
      */
-    static ImageOpts parse(String spec, SecretObjects secrets) throws ImageException {
+    static ImageOpts parse(String spec, QemuObjects secrets) throws ImageException {
         Map<String, String> options = split(spec);
         String file = options.get("file");
         if (file != null) { // QemuOpts' implied option: a bare name, or file=NAME, names a block node
@@ -378,7 +378,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      * What the options say of the encryption of the image and of each image down its chain. A secret is looked up
      * when the image it is for needs its passphrase ({@code unlock} false: never, as for qemu-img info's open, which
      * reads no guest data and unlocks nothing), so that a missing one fails there, as in QEMU. What an unlock gives
-     * is kept for the command's other opens of the image (the secrets' {@link SecretObjects#unlockedKeys}).
+     * is kept for the command's other opens of the image (the secrets' {@link QemuObjects#unlockedKeys}).
      */
     private ChainEncryption encryption(boolean unlock) {
         ChainEncryption chain = ChainEncryption.NONE.rememberingKeys(secrets.unlockedKeys());
@@ -399,7 +399,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      * The image a command names: by {@code name} and {@code format} (-f), or with {@code --image-opts} by the options
      * {@code name} holds, where -f is refused as qemu-img refuses it.
      */
-    static ImageOpts of(boolean imageOpts, String name, String format, SecretObjects secrets)
+    static ImageOpts of(boolean imageOpts, String name, String format, QemuObjects secrets)
             throws ImageException {
         secrets.secrets(); // every --object is checked, as qemu-img checks them before it opens anything
         if (!imageOpts) {
@@ -419,8 +419,8 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         }
     }
 
-    /** {@link #of(boolean, String, String, SecretObjects)} where no secret is defined. */
+    /** {@link #of(boolean, String, String, QemuObjects)} where no secret is defined. */
     static ImageOpts of(boolean imageOpts, String name, String format) throws ImageException {
-        return of(imageOpts, name, format, new SecretObjects());
+        return of(imageOpts, name, format, new QemuObjects());
     }
 }

@@ -27,7 +27,7 @@ import picocli.CommandLine.Model.CommandSpec;
  * own metadata and never opens the data file an image names (CVE-2024-4467); a backing file only with
  * {@code --backing-chain}, and then only its metadata, as qemu-img's collect_image_info_list does.
  */
-final class InfoCommand implements Callable<Integer>, SecretObjects.Holder {
+final class InfoCommand implements Callable<Integer>, QemuObjects.Holder {
     String format;
     String output = "human";
     boolean forceShare;
@@ -35,7 +35,7 @@ final class InfoCommand implements Callable<Integer>, SecretObjects.Holder {
     boolean imageOpts;
     String filename;
 
-    final SecretObjects objects = new SecretObjects();
+    final QemuObjects objects = new QemuObjects();
     final CommandSpec spec = CodeModel.of(this, "Show an image's metadata.")
             .option("-f", "format", "Image format (probed when absent).", v -> format = v)
             .option("--output", "output", "human (default) or json.", v -> output = v)
@@ -43,14 +43,14 @@ final class InfoCommand implements Callable<Integer>, SecretObjects.Holder {
                     "Take no lock: read the image even while another process writes it.", v -> forceShare = v)
             .flag(new String[] {"--backing-chain"}, "Also show each image of the backing chain.",
                     v -> backingChain = v)
-            .repeatableOption("--object", "objectdef", SecretObjects.HELP, objects.definitions)
+            .repeatableOption("--object", "objectdef", QemuObjects.HELP, objects.definitions)
             .flag(new String[] {"--image-opts"}, ImageOpts.HELP,
                     v -> imageOpts = v)
             .parameter(0, "FILE", v -> filename = v)
             .spec();
 
     @Override
-    public SecretObjects secretObjects() {
+    public QemuObjects secretObjects() {
         return objects;
     }
 

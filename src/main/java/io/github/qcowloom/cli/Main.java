@@ -157,9 +157,9 @@ public final class Main {
      * unlocked for the command's run alone.
      */
     static void closeSecrets(CommandSpec command) {
-        if (command.userObject() instanceof SecretObjects secrets) {
+        if (command.userObject() instanceof QemuObjects secrets) {
             secrets.close();
-        } else if (command.userObject() instanceof SecretObjects.Holder holder) {
+        } else if (command.userObject() instanceof QemuObjects.Holder holder) {
             holder.secretObjects().close();
         }
         for (CommandLine sub : command.subcommands().values()) {

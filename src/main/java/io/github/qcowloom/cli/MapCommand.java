@@ -47,7 +47,7 @@ final class MapCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;

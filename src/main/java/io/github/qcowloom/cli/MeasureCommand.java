@@ -74,7 +74,7 @@ final class MeasureCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
     List<String> filenames = List.of();

@@ -12,7 +12,7 @@ final class OneImageFile {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(arity = "0..*", paramLabel = "FILE")
     List<String> files = List.of();

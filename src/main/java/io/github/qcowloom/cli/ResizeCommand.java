@@ -43,7 +43,7 @@ final class ResizeCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;

@@ -180,7 +180,7 @@ final class ServeCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     private ImageOpts image;
 
@@ -287,7 +287,7 @@ final class ServeCommand implements Callable<Integer> {
      * or --tls-verify-peer), else those in the folder it names.
      */
     private TlsCredentials tlsCredentials() throws IOException {
-        Optional<SecretObjects.TlsObject> object = objects.serverTlsCredentials(tlsCreds);
+        Optional<QemuObjects.TlsObject> object = objects.serverTlsCredentials(tlsCreds);
         if (object.isPresent()) {
             return TlsCredentials.load(object.get().dir(), object.get().verifyPeer() || tlsVerifyPeer);
         }

@@ -59,7 +59,7 @@ final class SnapshotCommand implements Callable<Integer> {
     boolean imageOpts;
 
     @Mixin
-    SecretObjects objects = new SecretObjects();
+    QemuObjects objects = new QemuObjects();
 
     @Parameters(index = "0", paramLabel = "FILE")
     String filename;

@@ -39,7 +39,7 @@ class ImageOptsProperties {
     @Property(tries = 500)
     void everySpecIsTakenOrRefusedWithAnImageException(@ForAll("specs") String spec) {
         try {
-            ImageOpts opts = ImageOpts.parse(spec, new SecretObjects());
+            ImageOpts opts = ImageOpts.parse(spec, new QemuObjects());
             OpenOptions applied = opts.apply(OpenOptions.readOnlyDefaults());
             assertTrue(spec.contains("file.filename"), spec); // a bare file.filename is QemuOpts' file.filename=on
             for (int depth = 0; depth < 3; depth++) {
@@ -58,7 +58,7 @@ class ImageOptsProperties {
     void aNameComesBackAsGiven(@ForAll("names") String name, @ForAll boolean raw) throws ImageException {
         String escaped = name.replace(",", ",,");
         ImageOpts opts = ImageOpts.parse((raw ? "driver=raw," : "") + "file.filename=" + escaped
-                + ",cache.direct=on", new SecretObjects());
+                + ",cache.direct=on", new QemuObjects());
         assertEquals(name, opts.fileName());
         assertEquals(raw ? "raw" : null, opts.format());
         assertTrue(opts.apply(OpenOptions.readOnlyDefaults()).direct());

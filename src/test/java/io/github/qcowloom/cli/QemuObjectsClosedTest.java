@@ -12,12 +12,12 @@ import picocli.CommandLine.Model.CommandSpec;
  * The keys a command's secrets unlocked are wiped when its run ends, whether its secrets are a picocli mixin
  * (commit's, inside another mixin) or a field of a command built in code (check's, info's, convert's).
  */
-class SecretObjectsClosedTest {
+class QemuObjectsClosedTest {
     private static final byte[] HEADER = {1, 2, 3};
     private static final byte[] PASSPHRASE = {4, 5};
     private static final byte[] KEY = {6, 7, 8};
 
-    private static UnlockedKeys holding(SecretObjects secrets) {
+    private static UnlockedKeys holding(QemuObjects secrets) {
         UnlockedKeys keys = secrets.unlockedKeys();
         keys.remember(HEADER, PASSPHRASE, KEY);
         assertArrayEquals(KEY, keys.find(HEADER, PASSPHRASE));

@@ -32,10 +32,10 @@ import picocli.CommandLine.Option;
  * keeps the master keys its secrets unlocked, for the command's other opens of the same images (see {@link
  * UnlockedKeys}); {@link #close}, after the command, wipes them.
  */
-final class SecretObjects implements AutoCloseable {
+final class QemuObjects implements AutoCloseable {
     /** A command whose secrets are a field of its own rather than a picocli mixin (the commands built in code). */
     interface Holder {
-        SecretObjects secretObjects();
+        QemuObjects secretObjects();
     }
 
     static final String HELP = "A secret for the images' options: secret,id=ID,data=TEXT or secret,id=ID,file=PATH"
