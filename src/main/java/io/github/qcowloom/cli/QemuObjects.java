@@ -246,12 +246,10 @@ final class QemuObjects implements AutoCloseable {
         if (dir == null) {
             throw new ImageException("Missing 'dir' property value");
         }
-        String verifyPeer = opts.getOrDefault("verify-peer", "on");
-        boolean verify = switch (verifyPeer) {
-            case "on", "yes", "true" -> true;
-            case "off", "no", "false" -> false;
-            default -> throw new ImageException("Parameter 'verify-peer' expects 'on' or 'off'");
-        };
+        Boolean verify = CreateOptionsParser.bool(opts.getOrDefault("verify-peer", "on"));
+        if (verify == null) {
+            throw new ImageException("Parameter 'verify-peer' expects 'on' or 'off'");
+        }
         // QEMU loads the files as it makes the object: the ones an endpoint needs must be there.
         List<String> needed = endpoint.equals("server") ? List.of("ca-cert.pem", "server-cert.pem", "server-key.pem")
                 : List.of("ca-cert.pem");

@@ -81,7 +81,8 @@ class CliEncryptionTest extends QemuFolderTest {
         "secret,id=s0,data=x,bogus=1", "secret,id=s0,file=/nonexistent/s", "secret,id=s0,data=!!,format=base64",
         "secret,id=s0,data=x,format=hex", "tls-creds-x509,id=t,dir=/nonexistent,endpoint=server",
         "tls-creds-x509,id=t,endpoint=server", "tls-creds-x509,id=t,dir=/tmp,endpoint=bogus",
-        "tls-creds-x509,id=t,dir=/tmp,verify-peer=maybe", "tls-creds-x509,id=t,dir=/tmp,bogus=1",
+        "tls-creds-x509,id=t,dir=/tmp,verify-peer=maybe", "tls-creds-x509,id=t,dir=/tmp,verify-peer=y",
+        "tls-creds-x509,id=t,dir=/tmp,bogus=1",
         "tls-creds-x509,dir=/tmp"})
     void badSecretsAreRefusedAsQemuImgRefusesThem(String object) {
         String img = qemuImage("");
