@@ -47,10 +47,6 @@ public record DiscardPolicy(boolean unmap, DetectZeroes detectZeroes) {
         return asked && unmap;
     }
 
-    public DiscardPolicy withUnmap(boolean v) {
-        return new DiscardPolicy(v, detectZeroes);
-    }
-
     public DiscardPolicy withDetectZeroes(DetectZeroes v) {
         return new DiscardPolicy(unmap, v);
     }

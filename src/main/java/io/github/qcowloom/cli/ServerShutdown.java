@@ -5,7 +5,6 @@ import io.github.qcowloom.exec.EventLoops;
 import java.io.Closeable;
 import java.io.IOException;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -27,8 +26,8 @@ final class ServerShutdown {
     private final Closeable server;
     private final After after;
     private final AtomicBoolean begun = new AtomicBoolean();
-    private final CountDownLatch done = new CountDownLatch(1);
-    private volatile IOException failure;
+    /** Completed when the end is over, with what made it fail (a flush, a close), or null. */
+    private final CompletableFuture<IOException> done = new CompletableFuture<>();
 
     ServerShutdown(BlockDevice device, Closeable server, After after) {
         this.device = device;
@@ -46,12 +45,13 @@ final class ServerShutdown {
         gone.thenRun(() -> Thread.ofPlatform().name("serve-last-client").start(this::run));
     }
 
-    /** Ends the server, or waits for the end another caller began. */
+    /** Ends the server, or waits (uninterruptibly: a shutdown hook must not return early) for the end begun. */
     void run() {
         if (!begun.compareAndSet(false, true)) {
-            awaitQuietly();
+            done.join();
             return;
         }
+        IOException failure = null;
         try {
             try (device) {
                 server.close();
@@ -62,30 +62,15 @@ final class ServerShutdown {
             failure = e;
         } finally {
             EventLoops.stopForExit(); // the image is closed: see Main.main
-            done.countDown();
+            done.complete(failure);
         }
     }
 
     /** Waits for the end; throws what made it fail (a flush, a close). */
-    void await() throws IOException, InterruptedException {
-        done.await();
+    void await() throws IOException {
+        IOException failure = done.join();
         if (failure != null) {
             throw failure;
-        }
-    }
-
-    private void awaitQuietly() {
-        boolean interrupted = false;
-        while (true) {
-            try {
-                done.await();
-                break;
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
         }
     }
 }
