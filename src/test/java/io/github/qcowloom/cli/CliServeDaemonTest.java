@@ -18,14 +18,12 @@ import org.junit.jupiter.api.Test;
  * count), removing its socket.
  */
 class CliServeDaemonTest extends QemuFolderTest {
-    private static final List<String> OURS = List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-            .toString(), "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-            Main.class.getName(), "serve", "--socket");
-
     /** The command line that starts our server (ours) or qemu-nbd on {@code socket}, then {@code args}. */
     private static List<String> server(boolean ours, Path socket, String... args) {
-        List<String> command = new ArrayList<>(ours ? OURS : List.of("qemu-nbd", "-k"));
-        command.add(socket.toString());
+        if (ours) {
+            return NbdProcess.ourServe(socket, args);
+        }
+        List<String> command = new ArrayList<>(List.of("qemu-nbd", "-k", socket.toString()));
         command.addAll(List.of(args));
         return command;
     }

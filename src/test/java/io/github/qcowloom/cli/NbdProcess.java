@@ -1,5 +1,6 @@
 package io.github.qcowloom.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import io.github.qcowloom.testing.Qemu;
@@ -54,10 +55,7 @@ final class NbdProcess implements AutoCloseable {
     /** Our {@code serve ARGS} on {@code dir/ours.sock}, in a JVM run with the flags the jar's manifest gives. */
     static NbdProcess ours(Path dir, String... args) throws Exception {
         Path socket = dir.resolve("ours.sock");
-        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
-                .toString(), "--enable-native-access=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
-                "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                Main.class.getName(), "serve", "--socket", socket.toString(), "-t"));
+        List<String> command = ourServe(socket, "-t");
         command.addAll(List.of(args));
         Path err = Files.createTempFile(tmp(socket), "err", ".txt");
         Process p = builder(command, socket).redirectError(err.toFile()).start();
@@ -73,6 +71,34 @@ final class NbdProcess implements AutoCloseable {
             fail(command + " did not start (" + banner + "): " + Files.readString(err));
         }
         return new NbdProcess(p.toHandle(), socket, banner);
+    }
+
+    /**
+     * Our {@code serve --socket SOCKET ARGS} as a command line: a JVM run with the flags the jar's manifest gives.
+     */
+    static List<String> ourServe(Path socket, String... args) {
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString(), "--enable-native-access=ALL-UNNAMED", "--add-opens=java.base/java.lang=ALL-UNNAMED",
+                "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName(), "serve", "--socket", socket.toString()));
+        command.addAll(List.of(args));
+        return command;
+    }
+
+    /**
+     * qemu-nbd {@code qemuArgs} and our {@code serve ourArgs} (run in this JVM) both refuse to serve: exit 1, with
+     * the same words.
+     */
+    static void refusedAlike(List<String> qemuArgs, List<String> ourArgs) {
+        List<String> qemu = new ArrayList<>(List.of("qemu-nbd"));
+        qemu.addAll(qemuArgs);
+        Qemu.Result theirs = Qemu.exec(qemu);
+        List<String> serve = new ArrayList<>(List.of("serve"));
+        serve.addAll(ourArgs);
+        Cli.Run mine = Cli.ours(serve.toArray(String[]::new));
+        assertEquals(1, theirs.exitCode(), qemuArgs + ": " + theirs.stderr());
+        assertEquals(1, mine.code(), ourArgs + ": " + mine.err());
+        assertEquals(theirs.stderr().replace("qemu-nbd: ", "qcow2-loom: "), mine.err(), ourArgs.toString());
     }
 
     /** The folder beside {@code socket} that takes the server's temporary files and outputs. */
