@@ -25,6 +25,31 @@ public interface BlockDevice extends Closeable {
     /** Makes the range read as zeroes; with {@code mayUnmap} the host space may be released. */
     void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException;
 
+    /**
+     * {@link #writeZeroes} where it writes no zero bytes (QEMU's BDRV_REQ_NO_FALLBACK, NBD's FAST_ZERO): true once
+     * the range reads as zeroes; false where zeroing it would write them, having written none (a part of the range
+     * may read as zeroes already, as QEMU leaves it). False by default.
+     */
+    default boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
+        checkRange(offset, length, "fast zero write");
+        if (readOnly()) {
+            throw new ReadOnlyImageException("the device is read-only");
+        }
+        return false;
+    }
+
+    /** The most bytes {@link #prefetch} holds at a time: one cluster of the largest size qcow2 allows. */
+    int PREFETCH_BUFFER_BYTES = 2 << 20;
+
+    /**
+     * Tells the device that the range will be read soon (NBD_CMD_CACHE). A hint: nothing by default; a qcow2 image
+     * copies into itself what its backing chain holds there (QEMU's copy-on-read prefetch, as qemu-nbd serves the
+     * command). Holds at most {@link #PREFETCH_BUFFER_BYTES} at a time.
+     */
+    default void prefetch(long offset, long length) throws IOException {
+        checkRange(offset, length, "prefetch");
+    }
+
     /** Makes every write completed before this call durable. */
     void flush() throws IOException;
 
@@ -53,11 +78,19 @@ public interface BlockDevice extends Closeable {
      * reports the whole range as data at an unknown place.
      */
     default BlockStatus blockStatus(long offset, long length) throws IOException {
-        if (offset < 0 || length <= 0 || offset > size() - length) {
-            throw new OutOfRangeException("block status of " + length + " bytes at offset " + offset
+        if (length <= 0) {
+            throw new OutOfRangeException("block status of " + length + " bytes at offset " + offset);
+        }
+        checkRange(offset, length, "block status");
+        return new BlockStatus(length, 0, BlockStatus.Allocation.DATA, null);
+    }
+
+    /** Throws {@link OutOfRangeException} unless {@code [offset, offset + length)} lies inside the device. */
+    private void checkRange(long offset, long length, String what) throws IOException {
+        if (offset < 0 || length < 0 || offset > size() - length) {
+            throw new OutOfRangeException(what + " of " + length + " bytes at offset " + offset
                     + " is outside the device of " + size() + " bytes");
         }
-        return new BlockStatus(length, 0, BlockStatus.Allocation.DATA, null);
     }
 
     /** The host file that holds the device (a qcow2 image's own file, a raw file), or null where there is none. */

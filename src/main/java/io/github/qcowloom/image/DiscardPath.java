@@ -114,20 +114,37 @@ final class DiscardPath {
      * written as zeroes where it answers -ENOTSUP (the block layer's fallback).
      */
     void writeZeroes(long offset, long length, boolean mayUnmap, long size) throws IOException {
+        writeZeroes(offset, length, mayUnmap, false, size);
+    }
+
+    /**
+     * {@link #writeZeroes(long, long, boolean, long)}; with {@code noFallback} (QEMU's BDRV_REQ_NO_FALLBACK) nothing
+     * is written as zeroes: the first piece that would need it ends the request, false, the pieces before it
+     * zeroized, as QEMU leaves them; a raw data file, which would be zeroed too, gives false at once. True once the
+     * range reads as zeroes.
+     */
+    boolean writeZeroes(long offset, long length, boolean mayUnmap, boolean noFallback, long size)
+            throws IOException {
+        if (noFallback && dataFileRaw) {
+            return false;
+        }
         long unit = zeroUnit();
         long end = offset + length;
         if (offset % unit != 0) {
             long headEnd = Math.min(end, Bytes.alignUp(offset, unit));
-            zeroPartialUnit(offset, headEnd, mayUnmap, size);
+            if (!zeroPartialUnit(offset, headEnd, mayUnmap, noFallback, size)) {
+                return false;
+            }
             offset = headEnd;
         }
         long tailStart = end % unit == 0 || end == size ? end : Math.max(offset, end / unit * unit);
         if (tailStart > offset && !zeroize(offset, tailStart, mayUnmap, size)) {
+            if (noFallback) {
+                return false;
+            }
             writeZeroBytes(offset, tailStart - offset);
         }
-        if (end > tailStart) {
-            zeroPartialUnit(tailStart, end, mayUnmap, size);
-        }
+        return end <= tailStart || zeroPartialUnit(tailStart, end, mayUnmap, noFallback, size);
     }
 
     /** The block layer's write-zeroes alignment for qcow2 (QEMU's pwrite_zeroes_alignment = subcluster_size). */
@@ -138,10 +155,12 @@ final class DiscardPath {
     /**
      * QEMU's qcow2_co_pwrite_zeroes for a piece {@code [from, to)} of one unit: if the unit holds no data
      * (unallocated or zero) and the rest of it reads as zeroes, the whole unit is zeroized; otherwise the piece is
-     * written as zeroes. The guest cluster's lock is held throughout, so that no writer can put data into the rest
-     * of the unit between the test and the zeroizing (the lock is reentrant: the fallback write takes it again).
+     * written as zeroes, or with {@code noFallback} left as it is (false). The guest cluster's lock is held
+     * throughout, so that no writer can put data into the rest of the unit between the test and the zeroizing (the
+     * lock is reentrant: the fallback write takes it again).
      */
-    private void zeroPartialUnit(long from, long to, boolean mayUnmap, long size) throws IOException {
+    private boolean zeroPartialUnit(long from, long to, boolean mayUnmap, boolean noFallback, long size)
+            throws IOException {
         long unit = zeroUnit();
         long start = from - from % unit;
         long cluster = start >>> geometry.clusterBits();
@@ -154,9 +173,14 @@ final class DiscardPath {
                 case NORMAL, COMPRESSED, INVALID -> false;
             };
             boolean zeroize = noData && readsAsZero(start, from) && readsAsZero(to, Math.min(start + unit, size));
-            if (!zeroize || !zeroize(start, start + unit, mayUnmap, size)) {
-                writeZeroBytes(from, to - from);
+            if (zeroize && zeroize(start, start + unit, mayUnmap, size)) {
+                return true;
             }
+            if (noFallback) {
+                return false;
+            }
+            writeZeroBytes(from, to - from);
+            return true;
         } finally {
             locks.unlock(cluster, held);
         }

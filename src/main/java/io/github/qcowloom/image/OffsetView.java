@@ -87,6 +87,20 @@ public final class OffsetView implements BlockDevice {
     }
 
     @Override
+    public boolean writeZeroesFast(long at, long length, boolean mayUnmap) throws IOException {
+        checkWritable(at, length);
+        return device.writeZeroesFast(offset + at, length, mayUnmap);
+    }
+
+    @Override
+    public void prefetch(long at, long length) throws IOException {
+        check(at, length);
+        if (at < inside()) { // the rounded tail has nothing to fetch
+            device.prefetch(offset + at, Math.min(length, inside() - at));
+        }
+    }
+
+    @Override
     public void flush() throws IOException {
         device.flush();
     }

@@ -91,6 +91,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final TreeRefcounts trees;
     private final WritePath writePath;
     private final DiscardPath discardPath;
+    private final CopyOnRead copyOnRead;
     private final CompressedWritePath compressedWritePath;
     private final ClusterMapper mapper;
     private final boolean readOnly;
@@ -143,6 +144,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.trees = null;
             this.writePath = null;
             this.discardPath = null;
+            this.copyOnRead = null;
             this.compressedWritePath = null;
             this.hostHoles = new HostHoles(file, data, geometry.clusterBits(), (end, limit) -> new RefcountTable(file,
                     header, new TableCache(file, l2SliceSize(header), 4)).countReferenced(end, limit));
@@ -172,6 +174,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                     encryption == null);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
                     header.hasDataFile() ? dataFile : null, header.dataFileRaw());
+            this.copyOnRead = new CopyOnRead(geometry, mapper, readPath, writePath, discardPath);
             this.compressedWritePath = new CompressedWritePath(geometry, metadata, writePath, file,
                     ClusterCodec.forType(header.compressionType()));
         }
@@ -798,6 +801,35 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             return;
         }
         shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, unmaps, size()));
+    }
+
+    /**
+     * {@link #writeZeroes} without writing zero bytes, as QEMU's qcow2 zeroes with BDRV_REQ_NO_FALLBACK: false where
+     * a piece of the range would need them (a partial cluster that holds data, or whose rest does not read as
+     * zeroes; v2 over a backing file), the pieces before it zeroed; always false for an encrypted image or one whose
+     * raw data file would be zeroed too (QEMU passes the request on to those).
+     */
+    @Override
+    public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
+        boolean unmaps = discards.mayUnmap(mayUnmap);
+        boolean[] zeroed = new boolean[1];
+        shared(offset, length, true, () -> zeroed[0] = encryption == null
+                && discardPath.writeZeroes(offset, length, unmaps, true, size()));
+        return zeroed[0];
+    }
+
+    /**
+     * QEMU's copy-on-read prefetch, as qemu-nbd serves NBD_CMD_CACHE: the clusters of the range this image does not
+     * hold get what the guest reads there, from the backing chain or as zeroes ({@link CopyOnRead}); the kept
+     * bitmaps mark them. Nothing is copied in a read-only or encrypted image.
+     */
+    @Override
+    public void prefetch(long offset, long length) throws IOException {
+        if (readOnly() || encryption != null) {
+            checkRange(offset, length);
+            return;
+        }
+        shared(offset, length, true, false, () -> copyOnRead.prefetch(offset, length, size(), kept::mark));
     }
 
     /**

@@ -134,6 +134,16 @@ public final class RawImage implements BlockDevice {
         }
     }
 
+    /**
+     * Fast where the zeroes may be a hole punched over the whole range (QEMU's file layer also takes
+     * fallocate(ZERO_RANGE) where the range must stay allocated; this storage has no such call).
+     */
+    @Override
+    public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
+        check(offset, length);
+        return discards.mayUnmap(mayUnmap) && storage.discard(offset, length);
+    }
+
     @Override
     public void flush() throws IOException {
         storage.flush();

@@ -40,12 +40,17 @@ public record Export(String name, String description, BlockDevice device, boolea
         return bitmap == null ? null : Protocol.DIRTY_BITMAP_PREFIX + bitmap.name();
     }
 
-    /** Transmission flags for this export (proto.md "Transmission flags"). */
+    /**
+     * Transmission flags for this export (proto.md "Transmission flags"), qemu-nbd's: trims and zero writes (fast
+     * ones too) are offered only where the export takes writes.
+     */
     int transmissionFlags(boolean structuredReplies) {
-        int f = Protocol.TF_HAS_FLAGS | Protocol.TF_SEND_FLUSH | Protocol.TF_SEND_FUA | Protocol.TF_SEND_TRIM
-                | Protocol.TF_SEND_WRITE_ZEROES | Protocol.TF_CAN_MULTI_CONN;
+        int f = Protocol.TF_HAS_FLAGS | Protocol.TF_SEND_FLUSH | Protocol.TF_SEND_FUA | Protocol.TF_SEND_CACHE
+                | Protocol.TF_CAN_MULTI_CONN;
         if (readOnly) {
             f |= Protocol.TF_READ_ONLY;
+        } else {
+            f |= Protocol.TF_SEND_TRIM | Protocol.TF_SEND_WRITE_ZEROES | Protocol.TF_SEND_FAST_ZERO;
         }
         // A read is always answered in one chunk, so DF holds whenever structured replies exist.
         if (structuredReplies) {

@@ -49,6 +49,8 @@ final class Protocol {
     static final int TF_SEND_WRITE_ZEROES = 1 << 6;
     static final int TF_SEND_DF = 1 << 7;
     static final int TF_CAN_MULTI_CONN = 1 << 8;
+    static final int TF_SEND_CACHE = 1 << 10;
+    static final int TF_SEND_FAST_ZERO = 1 << 11;
 
     // Requests ("Transmission").
     static final int REQUEST_MAGIC = 0x25609513;
@@ -59,12 +61,14 @@ final class Protocol {
     static final int CMD_FLAG_NO_HOLE = 1 << 1;
     static final int CMD_FLAG_DF = 1 << 2;
     static final int CMD_FLAG_REQ_ONE = 1 << 3;
+    static final int CMD_FLAG_FAST_ZERO = 1 << 4;
 
     static final int CMD_READ = 0;
     static final int CMD_WRITE = 1;
     static final int CMD_DISC = 2;
     static final int CMD_FLUSH = 3;
     static final int CMD_TRIM = 4;
+    static final int CMD_CACHE = 5;
     static final int CMD_WRITE_ZEROES = 6;
     static final int CMD_BLOCK_STATUS = 7;
 
@@ -93,6 +97,7 @@ final class Protocol {
     static final int EIO = 5;
     static final int EINVAL = 22;
     static final int ENOSPC = 28;
+    static final int ENOTSUP = 95;
 
     // Block size constraints: minimum 1, preferred 4096, maximum payload 32 MiB.
     static final int MIN_BLOCK = 1;

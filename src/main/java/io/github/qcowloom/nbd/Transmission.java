@@ -134,8 +134,8 @@ final class Transmission {
 
     /**
      * The bytes a request holds until its reply is sent: a READ's data, a WRITE's payload (each in a buffer of the
-     * next power of two), a BLOCK_STATUS's extents (at most {@link Extents#MAX_EXTENTS} for each context selected);
-     * other requests hold a few bytes only. A READ longer than {@link Protocol#MAX_PAYLOAD} is refused without
+     * next power of two), a BLOCK_STATUS's extents (at most {@link Extents#MAX_EXTENTS} for each context selected),
+     * a CACHE's copy buffer; other requests hold a few bytes only. A READ longer than {@link Protocol#MAX_PAYLOAD} is refused without
      * allocating anything.
      */
     private long cost(Request r) {
@@ -144,6 +144,7 @@ final class Transmission {
             case CMD_WRITE -> PayloadBuffers.capacityFor(r.length());
             case CMD_BLOCK_STATUS -> contexts() * EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1
                     : Math.min(Extents.MAX_EXTENTS, Math.max(1, r.length())));
+            case CMD_CACHE -> Math.min(r.length(), BlockDevice.PREFETCH_BUFFER_BYTES);
             default -> 0;
         };
     }
@@ -258,6 +259,12 @@ final class Transmission {
             replies.error(r.cookie(), EINVAL, "request outside the export", done);
             return;
         }
+        int unknown = r.flags() & ~validFlags(r.type());
+        if (unknown != 0) {
+            replies.error(r.cookie(), EINVAL, "unsupported flags for command " + r.type() + " (got 0x"
+                    + Integer.toHexString(r.flags()) + ")", done);
+            return;
+        }
         switch (r.type()) {
             case CMD_READ -> {
                 if (r.length() > MAX_PAYLOAD) {
@@ -283,11 +290,29 @@ final class Transmission {
                 finishWrite(r, dev, done, false); // QEMU's writethrough makes writes durable, not discards
             }
             case CMD_WRITE_ZEROES -> {
-                if (r.length() > 0) {
-                    // NO_HOLE: the zeroes must be written, not unmapped.
-                    dev.writeZeroes(r.offset(), r.length(), !r.has(CMD_FLAG_NO_HOLE));
+                // NO_HOLE: the zeroes must be written, not unmapped. FAST_ZERO: fail at once where zeroing would
+                // write zero bytes (a client probing whether zeroing ahead of a copy pays, as qemu-img convert).
+                boolean mayUnmap = !r.has(CMD_FLAG_NO_HOLE);
+                if (r.has(CMD_FLAG_FAST_ZERO)) {
+                    if (r.length() > 0 && !dev.writeZeroesFast(r.offset(), r.length(), mayUnmap)) {
+                        replies.error(r.cookie(), ENOTSUP, "zeroing would write zeroes", done);
+                        return;
+                    }
+                } else if (r.length() > 0) {
+                    dev.writeZeroes(r.offset(), r.length(), mayUnmap);
                 }
                 finishWrite(r, dev, done, export.writeThrough());
+            }
+            case CMD_CACHE -> {
+                if (r.length() > MAX_PAYLOAD) { // qemu-nbd's limit for CACHE too
+                    replies.error(r.cookie(), EINVAL, "CACHE longer than 32 MiB", done);
+                    return;
+                }
+                // A hint: on a read-only export nothing is copied (qemu-nbd 7.2 fails it with EPERM there).
+                if (r.length() > 0 && !export.readOnly()) {
+                    dev.prefetch(r.offset(), r.length());
+                }
+                replies.ok(r.cookie(), done); // FUA taken and ignored, as qemu-nbd does for CACHE
             }
             case CMD_FLUSH -> {
                 dev.flush();
@@ -321,7 +346,19 @@ final class Transmission {
         }
     }
 
-    /** FUA: the data is durable before the reply. */
+    /**
+     * The command flags a request of {@code type} may carry, as qemu-nbd takes them: FUA on any, DF on a READ once
+     * structured replies are on, NO_HOLE and FAST_ZERO on WRITE_ZEROES, REQ_ONE on BLOCK_STATUS.
+     */
+    private int validFlags(int type) {
+        return CMD_FLAG_FUA | switch (type) {
+            case CMD_READ -> session.structuredReplies() ? CMD_FLAG_DF : 0;
+            case CMD_WRITE_ZEROES -> CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO;
+            case CMD_BLOCK_STATUS -> CMD_FLAG_REQ_ONE;
+            default -> 0;
+        };
+    }
+
     /** Replies to a write-type request once it is durable where the client asked (FUA) or {@code durable} says. */
     private void finishWrite(Request r, BlockDevice dev, Release done, boolean durable) throws IOException {
         if (r.has(CMD_FLAG_FUA) || durable) {

@@ -161,6 +161,20 @@ public final class SectorHistory {
         }
     }
 
+    /**
+     * A zero write that may have zeroed only part of its range (a fast one refused part way): each sector keeps its
+     * value or reads as zeroes.
+     */
+    public void zeroedInPart(long start, long end, long first, long count) {
+        lock.lock();
+        try {
+            puts.add(new Put(start, end, first, first + count, 0, null, true));
+            removals.add(new WriteSpan(start, end, first, first + count, "zeroes in part"));
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** The disk's size went from {@code oldSize} to {@code newSize} bytes; {@code cutFrom}: first whole cluster cut. */
     public void resized(long start, long end, long oldSize, long newSize, long cutFrom) {
         lock.lock();

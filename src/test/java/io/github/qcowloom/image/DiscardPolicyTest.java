@@ -1,6 +1,7 @@
 package io.github.qcowloom.image;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.DetectZeroes;
@@ -97,5 +98,26 @@ class DiscardPolicyTest {
         Qemu.ioFormat("raw", raw, "read -P 0 0 320k", "read -P 0x5a 320k 704k");
         assertTrue(Qemu.img("map", "--output=json", "-f", "raw", raw.toString()).contains("{ \"start\": 0, \"length\":"
                 + " 262144, \"depth\": 0, \"present\": true, \"zero\": true, \"data\": false"), "the discard punched");
+    }
+
+    /**
+     * A raw image's fast zero write is a hole punched, so it needs discards passed on and leave to unmap; else it
+     * fails and changes nothing (this storage has no fallocate(ZERO_RANGE) for zeroes that keep their space).
+     */
+    @Test
+    void aRawFastZeroWriteIsAHolePunched() throws Exception {
+        Path raw = dir.resolve("r.raw");
+        Qemu.img("create", "-q", "-f", "raw", raw.toString(), "1M");
+        Qemu.ioFormat("raw", raw, "write -P 0x5a 0 1M");
+        try (var image = ImageFormat.open(raw, "raw", options(DiscardPolicy.IGNORE))) {
+            assertFalse(image.writeZeroesFast(0, 2 * C, true), "discard=ignore keeps the range allocated");
+        }
+        try (var image = ImageFormat.open(raw, "raw", options(DiscardPolicy.UNMAP))) {
+            assertFalse(image.writeZeroesFast(0, 2 * C, false), "NO_HOLE keeps the range allocated");
+            assertTrue(image.writeZeroesFast(2 * C, 2 * C, true));
+        }
+        Qemu.ioFormat("raw", raw, "read -P 0x5a 0 128k", "read -P 0 128k 128k", "read -P 0x5a 256k 768k");
+        assertTrue(Qemu.img("map", "--output=json", "-f", "raw", raw.toString()).contains("{ \"start\": 131072,"
+                + " \"length\": 131072, \"depth\": 0, \"present\": true, \"zero\": true, \"data\": false"));
     }
 }

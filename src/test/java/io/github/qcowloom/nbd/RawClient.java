@@ -65,8 +65,12 @@ final class RawClient implements AutoCloseable {
     }
 
     void request(int type, long cookie, long offset, long length, byte[] payload) throws IOException {
+        request(type, 0, cookie, offset, length, payload);
+    }
+
+    void request(int type, int flags, long cookie, long offset, long length, byte[] payload) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(28 + (payload == null ? 0 : payload.length)).putInt(Protocol.REQUEST_MAGIC)
-                .putShort((short) 0).putShort((short) type).putLong(cookie).putLong(offset).putInt((int) length);
+                .putShort((short) flags).putShort((short) type).putLong(cookie).putLong(offset).putInt((int) length);
         if (payload != null) {
             b.put(payload);
         }

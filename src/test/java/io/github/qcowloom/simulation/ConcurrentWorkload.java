@@ -81,7 +81,9 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
         }
     }
 
-    enum Kind { WRITE, READ, DISCARD, ZEROES, COMPRESSED, FLUSH, SNAPSHOT, APPLY, DELETE, SHRINK, GROW }
+    /** What a request does; FAST_ZEROES is a zero write that writes no zero bytes, CACHE a copy-on-read prefetch. */
+    enum Kind { WRITE, READ, DISCARD, ZEROES, FAST_ZEROES, CACHE, COMPRESSED, FLUSH, SNAPSHOT, APPLY, DELETE, SHRINK,
+        GROW }
 
     /** One request: sectors {@code [sector, sector + count)}; {@code snap} names a snapshot for the three snapshot kinds. */
     record Op(Kind kind, long sector, int count, int snap) {
@@ -270,6 +272,15 @@ record ConcurrentWorkload(Layout layout, List<List<Op>> guests) {
                     img.writeZeroes(offset, bytes, (op.sector() & 1) == 0);
                     h.wrote(start, h.tick(), op.sector(), op.count(), 0, what);
                 }
+                case FAST_ZEROES -> {
+                    if (img.writeZeroesFast(offset, bytes, (op.sector() & 1) == 0)) {
+                        h.wrote(start, h.tick(), op.sector(), op.count(), 0, what);
+                    } else {
+                        h.zeroedInPart(start, h.tick(), op.sector(), op.count());
+                        outcome = "not fast";
+                    }
+                }
+                case CACHE -> img.prefetch(offset, bytes); // changes no sector: a lost write shows in later reads
                 case FLUSH -> img.flush();
                 case SNAPSHOT -> {
                     // One snapshot per name at a time: the name is claimed first (the model needs to know which

@@ -111,7 +111,8 @@ class InterleavingProperties {
     }
 
     /**
-     * One request from four numbers: {@code r[0]} picks the kind (writes, reads, discards and write-zeroes 12 in 20,
+     * One request from four numbers: {@code r[0]} picks the kind (writes 5 in 20, reads 3, a discard, a zero write,
+     * a fast zero write and a copy-on-read prefetch 1 each,
      * compressed writes 2, flushes 3, snapshot operations or resizes 3: one shrink, often refused over data, to two
      * grows, each a table edit that ends in a clean), {@code r[1]} the hot cluster,
      * {@code r[2]} the sector in it and {@code r[3]} the length (up to two clusters; one write in five of two or three
@@ -124,8 +125,8 @@ class InterleavingProperties {
         long cluster = layout.hotCluster(r[1] % hotClusters);
         int roll = r[0] % 20;
         if (roll < 12) {
-            Kind k = new Kind[] {Kind.WRITE, Kind.WRITE, Kind.WRITE, Kind.READ, Kind.READ, Kind.DISCARD,
-                    Kind.ZEROES}[roll % 7];
+            Kind k = new Kind[] {Kind.WRITE, Kind.WRITE, Kind.WRITE, Kind.WRITE, Kind.WRITE, Kind.READ, Kind.READ,
+                    Kind.READ, Kind.DISCARD, Kind.ZEROES, Kind.FAST_ZEROES, Kind.CACHE}[roll];
             if (k == Kind.WRITE && r[2] % 5 == 0) {
                 // Two or three whole clusters: a run of new clusters allocated and written at once.
                 long sector = cluster * clusterSectors;

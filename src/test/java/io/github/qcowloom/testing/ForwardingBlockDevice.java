@@ -39,6 +39,16 @@ public class ForwardingBlockDevice implements BlockDevice {
     }
 
     @Override
+    public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
+        return inner.writeZeroesFast(offset, length, mayUnmap);
+    }
+
+    @Override
+    public void prefetch(long offset, long length) throws IOException {
+        inner.prefetch(offset, length);
+    }
+
+    @Override
     public void flush() throws IOException {
         inner.flush();
     }

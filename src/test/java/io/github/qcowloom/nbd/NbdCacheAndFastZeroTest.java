@@ -1,0 +1,204 @@
+package io.github.qcowloom.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.github.qcowloom.exec.ExecutionModel;
+import io.github.qcowloom.testing.Qemu;
+import java.io.IOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * NBD_CMD_CACHE (QEMU's copy-on-read prefetch), FAST_ZERO and the command flags as qemu-nbd serves them: the same
+ * requests, sent by hand to qemu-nbd and to our server over copies of one overlay, get the same errors and leave
+ * images that map alike (which clusters the overlay holds, zero or data), read alike and check clean.
+ */
+class NbdCacheAndFastZeroTest {
+    private static final int K = 1024;
+    private static final int M = 1024 * 1024;
+
+    @TempDir
+    Path dir;
+
+    /** One request: command, flags, range. */
+    private record Req(int type, int flags, long offset, long length) {
+        @Override
+        public String toString() {
+            return "type " + type + " flags 0x" + Integer.toHexString(flags) + " " + offset + "+" + length;
+        }
+    }
+
+    @BeforeEach
+    void needQemuNbd() {
+        Qemu.assumeTool("qemu-nbd", "qemu-utils");
+    }
+
+    /**
+     * An overlay of 64 MiB clusters of 64 KiB over a base holding data in its first 2 MiB, a zero cluster at 3 MiB
+     * and data at 4 MiB; the overlay holds data at 512 KiB.
+     */
+    private Path overlay() {
+        Path base = dir.resolve("base.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", base.toString(), "64M");
+        Qemu.io(base, "write -P 0x55 0 2M", "write -z 3M 64k", "write -P 0x66 4M 64k");
+        Path top = dir.resolve("top.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString(), "64M");
+        Qemu.io(top, "write -P 7 512k 64k");
+        return top;
+    }
+
+    @Test
+    void cacheCopiesWhatTheOverlayDoesNotHoldAsQemuNbdDoes() throws Exception {
+        int fua = Protocol.CMD_FLAG_FUA;
+        assertSameAsQemuNbd(overlay(), List.of(
+                new Req(Protocol.CMD_CACHE, 0, 1040384, 200000), // four clusters of backing data, partly asked for
+                new Req(Protocol.CMD_CACHE, 0, 3000000, 10), // nothing below: a zero cluster
+                new Req(Protocol.CMD_CACHE, 0, 3 * M, 64 * K), // a zero cluster below
+                new Req(Protocol.CMD_CACHE, fua, 4 * M + 100, 4 * K),
+                new Req(Protocol.CMD_CACHE, 0, 512 * K, 64 * K), // held by the overlay: nothing copied
+                new Req(Protocol.CMD_CACHE, 0, 64 * M - 4, 4),
+                new Req(Protocol.CMD_CACHE, 0, 0, 32 * M + 1), // longer than qemu-nbd takes
+                new Req(Protocol.CMD_CACHE, 0, 64 * M - 4, 8))); // past the end
+    }
+
+    @Test
+    void fastZeroFailsWhereZeroesWouldBeWrittenAsQemuNbdDoes() throws Exception {
+        int fast = Protocol.CMD_FLAG_FAST_ZERO;
+        assertSameAsQemuNbd(overlay(), List.of(
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 0, 64 * K), // a whole cluster: a zero flag
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 64 * K + 4 * K, 4 * K), // part of one over backing data
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 2 * M + 4 * K, 4 * K), // part of one reading zeroes
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 512 * K + 512, 512), // part of one the overlay holds
+                new Req(Protocol.CMD_WRITE_ZEROES, fast | Protocol.CMD_FLAG_NO_HOLE, 5 * M, 128 * K),
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 6 * M + 100, M), // partial ends reading zeroes
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, M, 68 * K), // a cluster zeroed, then the refused tail
+                new Req(Protocol.CMD_WRITE_ZEROES, 1 << 10, 7 * M, 64 * K), // a flag no command has
+                new Req(Protocol.CMD_READ, Protocol.CMD_FLAG_DF, 0, 512), // DF without structured replies
+                new Req(Protocol.CMD_FLUSH, Protocol.CMD_FLAG_NO_HOLE, 0, 0)));
+    }
+
+    /**
+     * On a read-only export CACHE is taken and copies nothing; qemu-nbd 7.2 fails it with EPERM there, its
+     * copy-on-read finding the image read-only (and reports a failed flush at exit).
+     */
+    @Test
+    void cacheOnAReadOnlyExportCopiesNothing() throws Exception {
+        Path top = overlay();
+        String before = map(top);
+        try (Served s = Served.start(top, dir.resolve("ours.sock"), true, ExecutionModel.VIRTUAL)) {
+            assertEquals(List.of("type 5 flags 0x0 0+67108864: 22", "type 5 flags 0x0 0+2097152: 0"),
+                    send(dir.resolve("ours.sock"), List.of(new Req(Protocol.CMD_CACHE, 0, 0, 64 * M),
+                            new Req(Protocol.CMD_CACHE, 0, 0, 2 * M))));
+        }
+        assertEquals(before, map(top));
+    }
+
+    /**
+     * qemu-img convert into an export that advertises FAST_ZERO zeroes the whole target first, with fast zero writes,
+     * and then writes only the source's data: the target, full of old data, ends up as the source, mapped as
+     * qemu-nbd's copy is (both passing trims on, as the library's default does).
+     */
+    @Test
+    void qemuImgConvertZeroesTheTargetAheadWithFastZeroes() throws Exception {
+        Path target = dir.resolve("target.qcow2");
+        Qemu.img("create", "-q", "-f", "qcow2", target.toString(), "8M");
+        Qemu.io(target, "write -P 0xff 0 8M");
+        Path source = dir.resolve("source.raw");
+        Qemu.img("create", "-q", "-f", "raw", source.toString(), "8M");
+        Qemu.ioFormat("raw", source, "write -P 0x5a 1M 1M", "write -P 0x6b 5M 64k");
+        assertSameAsQemuNbd(target, List.of("--discard=unmap"), socket -> {
+            Qemu.img("convert", "-n", "-f", "raw", "-O", "raw", source.toString(), "nbd+unix:///?socket=" + socket);
+            return List.of();
+        });
+        Qemu.img("compare", "-f", "qcow2", "-F", "raw", dir.resolve("ours.qcow2").toString(), source.toString());
+    }
+
+    /** What a test does to a server at {@code socket}; returns what it saw, to compare. */
+    private interface Client {
+        List<String> run(Path socket) throws Exception;
+    }
+
+    /**
+     * Sends {@code requests} to qemu-nbd and to our server, each over its own copy of {@code image}, and compares the
+     * errors, the maps and the contents afterwards.
+     */
+    private void assertSameAsQemuNbd(Path image, List<Req> requests) throws Exception {
+        assertSameAsQemuNbd(image, List.of(), socket -> send(socket, requests));
+    }
+
+    /**
+     * Runs {@code client} against qemu-nbd (with {@code qemuArgs}) and against our server, each over its own copy of
+     * {@code image}, and compares what it saw, the maps and the contents afterwards.
+     */
+    private void assertSameAsQemuNbd(Path image, List<String> qemuArgs, Client client) throws Exception {
+        Path theirs = dir.resolve("theirs.qcow2");
+        Path ours = dir.resolve("ours.qcow2");
+        Files.copy(image, theirs, StandardCopyOption.REPLACE_EXISTING);
+        Files.copy(image, ours, StandardCopyOption.REPLACE_EXISTING);
+
+        Path theirSocket = dir.resolve("theirs.sock");
+        List<String> command = new ArrayList<>(List.of("qemu-nbd", "-f", "qcow2", "-k", theirSocket.toString()));
+        command.addAll(qemuArgs);
+        command.add(theirs.toString());
+        Process qemuNbd = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("qemu-nbd.log").toFile()).start();
+        List<String> theirErrors;
+        try {
+            awaitSocket(theirSocket, qemuNbd);
+            theirErrors = client.run(theirSocket);
+        } finally {
+            // It ends once its one client has gone (and kill it if the test failed first).
+            if (!qemuNbd.waitFor(20, TimeUnit.SECONDS)) {
+                qemuNbd.destroyForcibly();
+            }
+        }
+        List<String> ourErrors;
+        try (Served s = Served.start(ours, dir.resolve("ours.sock"), false, ExecutionModel.VIRTUAL)) {
+            ourErrors = client.run(dir.resolve("ours.sock"));
+        }
+        assertEquals(theirErrors, ourErrors);
+        assertEquals(map(theirs), map(ours));
+        assertEquals("Images are identical.\n", Qemu.img("compare", theirs.toString(), ours.toString()));
+        Qemu.img("check", ours.toString());
+    }
+
+    /** Each request's error, in order, on one connection. */
+    private static List<String> send(Path socket, List<Req> requests) throws IOException {
+        List<String> errors = new ArrayList<>();
+        try (RawClient c = new RawClient(UnixDomainSocketAddress.of(socket)).go()) {
+            long cookie = 1;
+            for (Req r : requests) {
+                c.request(r.type(), r.flags(), cookie, r.offset(), r.length(), null);
+                int error = c.reply(cookie++);
+                if (error == 0 && r.type() == Protocol.CMD_READ) {
+                    c.read((int) r.length());
+                }
+                errors.add(r + ": " + error);
+            }
+            c.request(Protocol.CMD_DISC, 0, 0, 0, 0, null);
+        }
+        return errors;
+    }
+
+    /** The overlay's own map: which ranges it holds, as zeroes or data (where in the file aside). */
+    private static String map(Path image) {
+        return Qemu.img("map", "--output=json", image.toString()).replaceAll(", \"offset\": [0-9]+", "");
+    }
+
+    private static void awaitSocket(Path socket, Process server) throws InterruptedException {
+        for (int i = 0; i < 200 && !Files.exists(socket); i++) {
+            if (!server.isAlive()) {
+                throw new AssertionError("qemu-nbd exited " + server.exitValue());
+            }
+            Thread.sleep(50);
+        }
+    }
+}
