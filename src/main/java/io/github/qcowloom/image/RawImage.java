@@ -129,19 +129,19 @@ public final class RawImage implements BlockDevice {
         check(offset, length);
         if (discards.mayUnmap(mayUnmap)) {
             storage.punchHole(offset, length);
-        } else {
+        } else if (!storage.zeroRange(offset, length)) { // QEMU's file layer: fallocate(ZERO_RANGE) first
             storage.writeZeroes(offset, length);
         }
     }
 
     /**
-     * Fast where the zeroes may be a hole punched over the whole range (QEMU's file layer also takes
-     * fallocate(ZERO_RANGE) where the range must stay allocated; this storage has no such call).
+     * Fast where the host zeroes the range without writing: a hole punched where the zeroes may unmap, else
+     * fallocate(ZERO_RANGE), as QEMU's file layer asks for them.
      */
     @Override
     public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
         check(offset, length);
-        return discards.mayUnmap(mayUnmap) && storage.discard(offset, length);
+        return discards.mayUnmap(mayUnmap) ? storage.discard(offset, length) : storage.zeroRange(offset, length);
     }
 
     @Override

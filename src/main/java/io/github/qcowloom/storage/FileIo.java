@@ -49,4 +49,12 @@ interface FileIo extends Closeable {
     default boolean punchHole(long position, long length) throws IOException {
         return false;
     }
+
+    /**
+     * fallocate with ZERO_RANGE | KEEP_SIZE: the range reads as zeroes and keeps its blocks; false where this I/O
+     * cannot (FileChannel has no fallocate). Throws where the file system refuses it.
+     */
+    default boolean zeroRange(long position, long length) throws IOException {
+        return false;
+    }
 }

@@ -34,8 +34,8 @@ import java.util.function.UnaryOperator;
  *
  * <p>{@link #punchHole} releases host space: at the tail of the file by truncating, inside it by io_uring's fallocate
  * (on a descriptor of its own when FileChannel moves the bytes, unless FileChannel was asked for by name); on Java 21
- * it writes zeroes there, like {@link #writeZeroes}. {@link #preallocate} fallocates only with O_DIRECT through
- * io_uring.
+ * it writes zeroes there, like {@link #writeZeroes}. {@link #zeroRange} fallocates ZERO_RANGE the same way, or
+ * declines. {@link #preallocate} fallocates only with O_DIRECT through io_uring.
  *
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
  * read (and, on create, before the file is truncated).
@@ -81,6 +81,8 @@ public final class FileStorage implements Storage {
     private volatile boolean preallocates = true;
     /** False once this I/O or the host could not punch a hole ({@link #punchHole}). */
     private volatile boolean punches = true;
+    /** False once this I/O or the host could not zero a range ({@link #zeroRange}). */
+    private volatile boolean zeroesRanges = true;
     /**
      * io_uring's I/O on a descriptor of its own, for the holes and reserved space of a file whose bytes FileChannel
      * moves (it has no fallocate): opened at the first punch or reservation, null before it or where io_uring cannot
@@ -556,6 +558,43 @@ public final class FileStorage implements Storage {
      * the I/O or the file system cannot.
      */
     private boolean punchInside(long position, long length, boolean blockLocked) throws IOException {
+        if (fallocateInside(position, length, blockLocked, FileIo::punchHole)) {
+            return true;
+        }
+        punches = false; // FileChannel, or refused: not asked again
+        return false;
+    }
+
+    /**
+     * fallocate(ZERO_RANGE) of a range inside the file, whole blocks with O_DIRECT (under their block locks, as a
+     * punch); false, changing nothing, where the range is not that, or the I/O or the file system cannot.
+     */
+    @Override
+    public boolean zeroRange(long position, long length) throws IOException {
+        Ranges.checkRange(position, length);
+        ensureWritable();
+        boolean wholeBlocks = position % alignment == 0 && length % alignment == 0;
+        if (!zeroesRanges || !wholeBlocks || position + length > size.get()) {
+            return false;
+        }
+        if (length == 0 || fallocateInside(position, length, direct, FileIo::zeroRange)) {
+            return true;
+        }
+        zeroesRanges = false; // FileChannel, or refused: not asked again
+        return false;
+    }
+
+    /** One of fallocate's modes, on a {@link FileIo}: false where that I/O has no fallocate. */
+    private interface Fallocate {
+        boolean apply(FileIo io, long position, long length) throws IOException;
+    }
+
+    /**
+     * {@code mode} over a range inside the file (with {@code blockLocked}, under the blocks' locks), through this
+     * storage's I/O or else the descriptor of its own that FileChannel's I/O fallocates on; false where neither can.
+     */
+    private boolean fallocateInside(long position, long length, boolean blockLocked, Fallocate mode)
+            throws IOException {
         Lock lock = sizeLock.readLock();
         lock.lock();
         long firstBlock = position / alignment;
@@ -564,11 +603,11 @@ public final class FileStorage implements Storage {
             blockLocks.lock(firstBlock, endBlock);
         }
         try {
-            if (io.punchHole(position, length)) {
+            if (mode.apply(io, position, length)) {
                 return true;
             }
             FileIo ring = throughRing || channelOnly ? null : fallocator();
-            if (ring != null && ring.punchHole(position, length)) {
+            if (ring != null && mode.apply(ring, position, length)) {
                 return true;
             }
         } catch (IOException e) {
@@ -580,7 +619,6 @@ public final class FileStorage implements Storage {
             }
             lock.unlock();
         }
-        punches = false; // FileChannel, or refused: not asked again
         return false;
     }
 

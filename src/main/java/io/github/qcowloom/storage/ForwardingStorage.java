@@ -4,7 +4,11 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
-/** A storage that forwards every call to another; subclasses override the calls they watch or change. */
+/**
+ * A storage that forwards every call to another; subclasses override the calls they watch or change. But for
+ * {@link #zeroRange}: zeroes the inner storage makes on its own would bypass a subclass that records writes or
+ * changes their bytes (a cipher), so it stays false unless a subclass passes it on.
+ */
 public abstract class ForwardingStorage implements Storage {
     private final Storage inner;
 

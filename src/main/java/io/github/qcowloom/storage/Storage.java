@@ -65,10 +65,19 @@ public interface Storage extends Closeable {
     }
 
     /**
-     * Makes the range read as zeroes, keeping it allocated where the host can (fallocate ZERO_RANGE);
-     * extends the file if the range reaches past its end.
+     * Makes the range read as zeroes by writing them, so that it stays allocated (as QEMU's full preallocation
+     * writes them); extends the file if the range reaches past its end. {@link #zeroRange} is the cheap way.
      */
     void writeZeroes(long position, long length) throws IOException;
+
+    /**
+     * Makes a range inside the file read as zeroes without writing them, keeping its space (fallocate ZERO_RANGE,
+     * which QEMU's raw write-zeroes without unmap asks for): true once done; false, having changed nothing, where
+     * the host cannot (the default) or the range reaches past the end of the file.
+     */
+    default boolean zeroRange(long position, long length) throws IOException {
+        return false;
+    }
 
     /**
      * Allocates the range on the host where that makes later writes into it cheaper, growing the file to the

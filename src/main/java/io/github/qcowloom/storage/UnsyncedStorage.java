@@ -1,5 +1,7 @@
 package io.github.qcowloom.storage;
 
+import java.io.IOException;
+
 /**
  * A storage whose {@link #flush()} writes nothing and asks the host for nothing: QEMU's {@code cache.no-flush},
  * which {@code cache=unsafe} sets. Every write still reaches the inner storage when made, in the order made, so
@@ -8,6 +10,12 @@ package io.github.qcowloom.storage;
 public final class UnsyncedStorage extends ForwardingStorage {
     public UnsyncedStorage(Storage inner) {
         super(inner);
+    }
+
+    /** Passed on: a zeroed range is a write like any other here (ForwardingStorage does not pass it on). */
+    @Override
+    public boolean zeroRange(long position, long length) throws IOException {
+        return inner().zeroRange(position, length);
     }
 
     @Override

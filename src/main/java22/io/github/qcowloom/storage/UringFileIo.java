@@ -138,6 +138,12 @@ final class UringFileIo implements FileIo {
         return true;
     }
 
+    @Override
+    public boolean zeroRange(long position, long length) throws IOException {
+        call("fallocate", fd -> queue.zeroRange(fd, position, length));
+        return true;
+    }
+
     /** One request on the descriptor: returns its result, or -errno. */
     private interface Request {
         int run(int fd) throws IOException;
