@@ -38,7 +38,8 @@ class BenchSmokeTest {
                 assertTrue(run("bench", "-c", "20", "-s", size, img).contains("Run completed in"), size);
             }
         }
-        Cli.Run r = Cli.ours("bench", "-c", "20", "-s", "1G", img);
+        // Past the 64M disk, two in flight (each in flight holds a buffer of the request's size).
+        Cli.Run r = Cli.ours("bench", "-c", "20", "-d", "2", "-s", "65M", img);
         assertEquals(1, r.code(), r.out() + r.err());
         assertTrue(r.err().contains("20 of 20 requests failed"), r.err());
         assertEquals(1, r.err().lines().filter(l -> l.contains("Failed request:")).count(), r.err());
