@@ -37,23 +37,21 @@ final class CopyOnRead {
         this.discardPath = discardPath;
     }
 
-    /** Where a copy changed the image, for the dirty bitmaps (QEMU marks its copy-on-read writes). */
-    interface Copied {
-        void mark(long offset, long length);
-    }
-
     /**
      * Copies into the image the clusters of {@code [offset, offset + length)} (whole clusters: the range is widened
      * to them, as QEMU rounds it) that it does not hold; {@code size} is the disk's. Holds one cluster's bytes.
      */
-    void prefetch(long offset, long length, long size, Copied copied) throws IOException {
+    void prefetch(long offset, long length, long size) throws IOException {
+        if (length == 0) {
+            return;
+        }
         int bits = geometry.clusterBits();
         long clusterSize = geometry.clusterSize();
         long end = Math.min(size, offset + length);
         ByteBuffer buffer = null;
         for (long c = offset >>> bits; c << bits < end; c++) {
             GuestCluster cluster = new GuestCluster(c);
-            if (!heldNowhere(mapper.lookup(cluster))) {
+            if (!ownsNoSubcluster(mapper.lookup(cluster))) {
                 continue; // looked up without the lock first: most clusters of a written disk are held
             }
             if (buffer == null) {
@@ -61,19 +59,17 @@ final class CopyOnRead {
             }
             long from = c << bits;
             int n = (int) Math.min(clusterSize, size - from);
-            if (copy(cluster, from, buffer.clear().limit(n), size)) {
-                copied.mark(from, n);
-            }
+            copy(cluster, from, buffer.clear().limit(n), size);
         }
     }
 
-    /** Copies one cluster under its lock if it is still unallocated; true if it did. */
-    private boolean copy(GuestCluster cluster, long from, ByteBuffer buffer, long size) throws IOException {
+    /** Copies one cluster under its lock if it is still unallocated. */
+    private void copy(GuestCluster cluster, long from, ByteBuffer buffer, long size) throws IOException {
         ClusterLocks locks = writePath.clusterLocks();
         ClusterLocks.Held held = locks.lock(cluster.index());
         try {
-            if (!heldNowhere(mapper.lookup(cluster))) {
-                return false; // a write, discard or zero write reached it meanwhile
+            if (!ownsNoSubcluster(mapper.lookup(cluster))) {
+                return; // a write, discard or zero write reached it meanwhile
             }
             readPath.read(from, buffer);
             buffer.flip();
@@ -82,14 +78,13 @@ final class CopyOnRead {
             } else {
                 writePath.write(from, buffer);
             }
-            return true;
         } finally {
             locks.unlock(cluster.index(), held);
         }
     }
 
     /** True if no subcluster of the cluster is held by this image: no host cluster, no zero flag or bit. */
-    private boolean heldNowhere(L2Mapping mapping) {
+    private boolean ownsNoSubcluster(L2Mapping mapping) {
         if (!(mapping instanceof L2Mapping.Unallocated)) {
             return false;
         }

@@ -120,12 +120,12 @@ final class DiscardPath {
     /**
      * {@link #writeZeroes(long, long, boolean, long)}; with {@code noFallback} (QEMU's BDRV_REQ_NO_FALLBACK) nothing
      * is written as zeroes: the first piece that would need it ends the request, false, the pieces before it
-     * zeroized, as QEMU leaves them; a raw data file, which would be zeroed too, gives false at once. True once the
-     * range reads as zeroes.
+     * zeroized, as QEMU leaves them; version 2 (QEMU's qcow2 takes BDRV_REQ_NO_FALLBACK from version 3 on) and a
+     * raw data file, which would be zeroed too, give false at once. True once the range reads as zeroes.
      */
     boolean writeZeroes(long offset, long length, boolean mayUnmap, boolean noFallback, long size)
             throws IOException {
-        if (noFallback && dataFileRaw) {
+        if (noFallback && (version < 3 || dataFileRaw)) {
             return false;
         }
         long unit = zeroUnit();

@@ -42,7 +42,8 @@ import java.util.function.UnaryOperator;
  * <li>the flush lock (FlushOrder's), taken by flushes and by exclusive holders (table edits, resize);
  * <li>the image lock ({@link Qcow2Image}'s ReentrantReadWriteLock): requests hold it shared, exclusive holders
  *     exclusive (FlushOrder takes that side as its drain);
- * <li>one guest cluster's lock ({@link ClusterLocks}), taken by requests that copy on write, discard or zero; or
+ * <li>one guest cluster's lock ({@link ClusterLocks}), taken by requests that copy on write, discard or zero, and by
+ *     a prefetch's copy-on-read ({@link CopyOnRead}, which reads the backing chain under it); or
  *     several, taken in ascending order by a write of whole new clusters ({@link WritePath}), the only holder of
  *     more than one; under the exclusive image lock no request holds one, so a resize may take them after the
  *     metadata lock;

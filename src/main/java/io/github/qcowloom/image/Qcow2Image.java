@@ -806,8 +806,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /**
      * {@link #writeZeroes} without writing zero bytes, as QEMU's qcow2 zeroes with BDRV_REQ_NO_FALLBACK: false where
      * a piece of the range would need them (a partial cluster that holds data, or whose rest does not read as
-     * zeroes; v2 over a backing file), the pieces before it zeroed; always false for an encrypted image or one whose
-     * raw data file would be zeroed too (QEMU passes the request on to those).
+     * zeroes), the pieces before it zeroed; always false for version 2, as in QEMU, for an image whose raw data file
+     * would be zeroed too, and for an encrypted image (QEMU zeroes its clusters by their flags).
      */
     @Override
     public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
@@ -820,8 +820,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     /**
      * QEMU's copy-on-read prefetch, as qemu-nbd serves NBD_CMD_CACHE: the clusters of the range this image does not
-     * hold get what the guest reads there, from the backing chain or as zeroes ({@link CopyOnRead}); the kept
-     * bitmaps mark them. Nothing is copied in a read-only or encrypted image.
+     * hold get what the guest reads there, from the backing chain or as zeroes ({@link CopyOnRead}). No bitmap marks
+     * them: the guest's data did not change (QEMU's copy-on-read writes bypass its dirty bitmaps too). Nothing is
+     * copied in a read-only or encrypted image.
      */
     @Override
     public void prefetch(long offset, long length) throws IOException {
@@ -829,7 +830,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             checkRange(offset, length);
             return;
         }
-        shared(offset, length, true, false, () -> copyOnRead.prefetch(offset, length, size(), kept::mark));
+        shared(offset, length, true, false, () -> copyOnRead.prefetch(offset, length, size()));
     }
 
     /**

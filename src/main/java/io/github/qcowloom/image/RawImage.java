@@ -135,13 +135,13 @@ public final class RawImage implements BlockDevice {
     }
 
     /**
-     * Fast where the host zeroes the range without writing: a hole punched where the zeroes may unmap, else
-     * fallocate(ZERO_RANGE), as QEMU's file layer asks for them.
+     * Fast where the host zeroes the range without writing: a hole punched where the zeroes may unmap, else (or
+     * where the punch falls short) fallocate(ZERO_RANGE), as QEMU's file layer asks for them.
      */
     @Override
     public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
         check(offset, length);
-        return discards.mayUnmap(mayUnmap) ? storage.discard(offset, length) : storage.zeroRange(offset, length);
+        return discards.mayUnmap(mayUnmap) && storage.discard(offset, length) || storage.zeroRange(offset, length);
     }
 
     @Override

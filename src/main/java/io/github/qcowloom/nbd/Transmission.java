@@ -144,7 +144,7 @@ final class Transmission {
             case CMD_WRITE -> PayloadBuffers.capacityFor(r.length());
             case CMD_BLOCK_STATUS -> contexts() * EXTENT_BYTES * (r.has(CMD_FLAG_REQ_ONE) ? 1
                     : Math.min(Extents.MAX_EXTENTS, Math.max(1, r.length())));
-            case CMD_CACHE -> Math.min(r.length(), BlockDevice.PREFETCH_BUFFER_BYTES);
+            case CMD_CACHE -> BlockDevice.PREFETCH_BUFFER_BYTES; // a cluster's copy, however short the range
             default -> 0;
         };
     }
@@ -256,7 +256,7 @@ final class Transmission {
             return;
         }
         if (r.type() != CMD_FLUSH && !r.inside(dev.size())) {
-            replies.error(r.cookie(), EINVAL, "request outside the export", done);
+            replies.error(r.cookie(), EINVAL, "request outside the export", done); // qemu-nbd 7.2's, writes too
             return;
         }
         int unknown = r.flags() & ~validFlags(r.type());
@@ -270,6 +270,9 @@ final class Transmission {
                 if (r.length() > MAX_PAYLOAD) {
                     replies.error(r.cookie(), EINVAL, "READ longer than 32 MiB", done);
                     return;
+                }
+                if (r.has(CMD_FLAG_FUA)) {
+                    dev.flush(); // as qemu-nbd: what was written before is durable before it is read
                 }
                 ByteBuffer data = done.hold(buffers.take((int) r.length()));
                 if (data.hasRemaining()) {

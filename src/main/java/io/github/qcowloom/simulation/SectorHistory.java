@@ -149,16 +149,7 @@ public final class SectorHistory {
      * discard is advisory, and QEMU discards only whole clusters).
      */
     public void discarded(long start, long end, long first, long count) {
-        lock.lock();
-        try {
-            puts.add(new Put(start, end, first, first + count, 0, null, true));
-            if (backing) {
-                puts.add(new Put(start, end, first, first + count, BACKING, null, true));
-            }
-            removals.add(new WriteSpan(start, end, first, first + count, "discard"));
-        } finally {
-            lock.unlock();
-        }
+        mayRemove(start, end, first, count, backing, "discard");
     }
 
     /**
@@ -166,10 +157,18 @@ public final class SectorHistory {
      * value or reads as zeroes.
      */
     public void zeroedInPart(long start, long end, long first, long count) {
+        mayRemove(start, end, first, count, false, "zeroes in part");
+    }
+
+    /** Each sector keeps its value or reads as zeroes, or with {@code orBacking} as the backing file. */
+    private void mayRemove(long start, long end, long first, long count, boolean orBacking, String what) {
         lock.lock();
         try {
             puts.add(new Put(start, end, first, first + count, 0, null, true));
-            removals.add(new WriteSpan(start, end, first, first + count, "zeroes in part"));
+            if (orBacking) {
+                puts.add(new Put(start, end, first, first + count, BACKING, null, true));
+            }
+            removals.add(new WriteSpan(start, end, first, first + count, what));
         } finally {
             lock.unlock();
         }

@@ -9,6 +9,8 @@ import java.io.IOException;
 public final class FailedCallException extends IOException {
     /** EOPNOTSUPP: the file system does not do what was asked (fallocate, a punch). */
     public static final int EOPNOTSUPP = 95;
+    /** EINVAL: an argument the call does not take there (fallocate: a mode the file system refuses for a range). */
+    public static final int EINVAL = 22;
 
     private final int errno;
 

@@ -82,7 +82,7 @@ public final class FileStorage implements Storage {
     /** False once this I/O or the host could not punch a hole ({@link #punchHole}). */
     private volatile boolean punches = true;
     /** False once this I/O or the host could not zero a range ({@link #zeroRange}). */
-    private volatile boolean zeroesRanges = true;
+    private volatile boolean zeroRangeWorks = true;
     /**
      * io_uring's I/O on a descriptor of its own, for the holes and reserved space of a file whose bytes FileChannel
      * moves (it has no fallocate): opened at the first punch or reservation, null before it or where io_uring cannot
@@ -558,8 +558,12 @@ public final class FileStorage implements Storage {
      * the I/O or the file system cannot.
      */
     private boolean punchInside(long position, long length, boolean blockLocked) throws IOException {
-        if (fallocateInside(position, length, blockLocked, FileIo::punchHole)) {
-            return true;
+        try {
+            if (fallocateInside(position, length, blockLocked, FileIo::punchHole)) {
+                return true;
+            }
+        } catch (IOException e) {
+            // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error again.
         }
         punches = false; // FileChannel, or refused: not asked again
         return false;
@@ -574,26 +578,37 @@ public final class FileStorage implements Storage {
         Ranges.checkRange(position, length);
         ensureWritable();
         boolean wholeBlocks = position % alignment == 0 && length % alignment == 0;
-        if (!zeroesRanges || !wholeBlocks || position + length > size.get()) {
+        if (!zeroRangeWorks || !wholeBlocks || position + length > size.get()) {
             return false;
         }
-        if (length == 0 || fallocateInside(position, length, direct, FileIo::zeroRange)) {
-            return true;
+        try {
+            if (length == 0 || fallocateInside(position, length, direct, FileIo::zeroRange)) {
+                return true;
+            }
+        } catch (FailedCallException e) {
+            // As QEMU's handle_aiocb_write_zeroes: EINVAL declines this range only, EOPNOTSUPP every later one too.
+            if (e.errno() == FailedCallException.EINVAL) {
+                return false;
+            }
+            if (e.errno() != FailedCallException.EOPNOTSUPP) {
+                throw e;
+            }
         }
-        zeroesRanges = false; // FileChannel, or refused: not asked again
+        zeroRangeWorks = false; // FileChannel, or the file system has no ZERO_RANGE: not asked again
         return false;
     }
 
-    /** One of fallocate's modes, on a {@link FileIo}: false where that I/O has no fallocate. */
+    /** A call of fallocate in one of its modes, on a {@link FileIo}: false where that I/O has no fallocate. */
     private interface Fallocate {
         boolean apply(FileIo io, long position, long length) throws IOException;
     }
 
     /**
-     * {@code mode} over a range inside the file (with {@code blockLocked}, under the blocks' locks), through this
+     * {@code call} over a range inside the file (with {@code blockLocked}, under the blocks' locks), through this
      * storage's I/O or else the descriptor of its own that FileChannel's I/O fallocates on; false where neither can.
+     * The part past the end of the file, shrunk meanwhile, is left out. Throws what the call throws.
      */
-    private boolean fallocateInside(long position, long length, boolean blockLocked, Fallocate mode)
+    private boolean fallocateInside(long position, long length, boolean blockLocked, Fallocate call)
             throws IOException {
         Lock lock = sizeLock.readLock();
         lock.lock();
@@ -603,15 +618,17 @@ public final class FileStorage implements Storage {
             blockLocks.lock(firstBlock, endBlock);
         }
         try {
-            if (mode.apply(io, position, length)) {
+            long inside = Math.min(length, size.get() - position);
+            if (inside <= 0) {
+                return true;
+            }
+            if (call.apply(io, position, inside)) {
                 return true;
             }
             FileIo ring = throughRing || channelOnly ? null : fallocator();
-            if (ring != null && mode.apply(ring, position, length)) {
+            if (ring != null && call.apply(ring, position, inside)) {
                 return true;
             }
-        } catch (IOException e) {
-            // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error again.
         } finally {
             changes.incrementAndGet();
             if (blockLocked) {

