@@ -7,12 +7,13 @@ import java.nio.ByteBuffer;
 /**
  * QEMU's copy-on-read prefetch (bdrv_co_do_copy_on_readv with BDRV_REQ_PREFETCH), which qemu-nbd runs for
  * NBD_CMD_CACHE: every cluster of the range that this image does not hold (its L2 entry unallocated) gets what the
- * guest reads there now, from the backing chain or as zeroes without one: zero flags where that is all zeroes (QEMU
- * writes zeroes for a zero buffer, without unmapping), a data cluster otherwise. The guest reads the same bytes
- * before and after. QEMU decides zeroes or data for a whole run of such clusters at once (a run of backing data with
- * a zero cluster in it is copied as data throughout); this decides cluster by cluster, which reads the same and
- * leaves the zero clusters sparse. With extended L2, a cluster is copied only while none of its subclusters is
- * allocated or zero (QEMU copies single subclusters too).
+ * guest reads there now, from the backing chain or as zeroes without one: where that is all zeroes, a zero write
+ * without unmapping, as QEMU makes for a zero buffer (v3: zero flags; v2: a data cluster of zeroes over a backing
+ * file, none without one), a data cluster otherwise. The guest reads the same bytes before and after. QEMU decides
+ * zeroes or data for a whole run of such clusters at once (a run of backing data with a zero cluster in it is copied
+ * as data throughout); this decides cluster by cluster, which reads the same and leaves the zero clusters sparse.
+ * With extended L2, a cluster is copied only while it has no host cluster and none of its subclusters is zero (QEMU
+ * also copies the unallocated subclusters of a cluster it holds, such as a preallocated one).
  *
  * <p>Lock discipline: a cluster is copied holding its guest cluster's {@link ClusterLocks} entry from the test that
  * it is still unallocated, through the read of the chain, to its L2 update (the write and zero paths take it again:

@@ -311,7 +311,7 @@ final class DiscardPath {
         if (unmap) {
             dataFile.punchHole(offset, length);
         } else {
-            dataFile.writeZeroes(offset, length);
+            dataFile.zeroKeepingSpace(offset, length);
         }
     }
 

@@ -128,9 +128,9 @@ public final class RawImage implements BlockDevice {
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
         check(offset, length);
         if (discards.mayUnmap(mayUnmap)) {
-            storage.punchHole(offset, length);
-        } else if (!storage.zeroRange(offset, length)) { // QEMU's file layer: fallocate(ZERO_RANGE) first
-            storage.writeZeroes(offset, length);
+            storage.punchHole(offset, length); // partial blocks at its ends get zeroes written
+        } else {
+            storage.zeroKeepingSpace(offset, length); // QEMU's file layer: fallocate(ZERO_RANGE) first
         }
     }
 
@@ -141,7 +141,8 @@ public final class RawImage implements BlockDevice {
     @Override
     public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
         check(offset, length);
-        return discards.mayUnmap(mayUnmap) && storage.discard(offset, length) || storage.zeroRange(offset, length);
+        boolean unmaps = discards.mayUnmap(mayUnmap);
+        return unmaps && storage.zeroRange(offset, length, true) || storage.zeroRange(offset, length, false);
     }
 
     @Override

@@ -135,8 +135,8 @@ final class Transmission {
     /**
      * The bytes a request holds until its reply is sent: a READ's data, a WRITE's payload (each in a buffer of the
      * next power of two), a BLOCK_STATUS's extents (at most {@link Extents#MAX_EXTENTS} for each context selected),
-     * a CACHE's copy buffer; other requests hold a few bytes only. A READ longer than {@link Protocol#MAX_PAYLOAD} is refused without
-     * allocating anything.
+     * a CACHE's copy buffer; other requests hold a few bytes only. A READ longer than {@link Protocol#MAX_PAYLOAD}
+     * is refused without allocating anything.
      */
     private long cost(Request r) {
         return switch (r.type()) {
@@ -259,8 +259,8 @@ final class Transmission {
             replies.error(r.cookie(), EINVAL, "request outside the export", done); // qemu-nbd 7.2's, writes too
             return;
         }
-        int unknown = r.flags() & ~validFlags(r.type());
-        if (unknown != 0) {
+        int unsupported = r.flags() & ~validFlags(r.type());
+        if (unsupported != 0) {
             replies.error(r.cookie(), EINVAL, "unsupported flags for command " + r.type() + " (got 0x"
                     + Integer.toHexString(r.flags()) + ")", done);
             return;

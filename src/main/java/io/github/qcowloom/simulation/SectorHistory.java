@@ -149,7 +149,7 @@ public final class SectorHistory {
      * discard is advisory, and QEMU discards only whole clusters).
      */
     public void discarded(long start, long end, long first, long count) {
-        mayRemove(start, end, first, count, backing, "discard");
+        mayZero(start, end, first, count, backing, "discard");
     }
 
     /**
@@ -157,11 +157,11 @@ public final class SectorHistory {
      * value or reads as zeroes.
      */
     public void zeroedInPart(long start, long end, long first, long count) {
-        mayRemove(start, end, first, count, false, "zeroes in part");
+        mayZero(start, end, first, count, false, "zeroes in part");
     }
 
     /** Each sector keeps its value or reads as zeroes, or with {@code orBacking} as the backing file. */
-    private void mayRemove(long start, long end, long first, long count, boolean orBacking, String what) {
+    private void mayZero(long start, long end, long first, long count, boolean orBacking, String what) {
         lock.lock();
         try {
             puts.add(new Put(start, end, first, first + count, 0, null, true));

@@ -11,6 +11,9 @@ public final class FailedCallException extends IOException {
     public static final int EOPNOTSUPP = 95;
     /** EINVAL: an argument the call does not take there (fallocate: a mode the file system refuses for a range). */
     public static final int EINVAL = 22;
+    private static final int ENODEV = 19;
+    private static final int ENOTTY = 25;
+    private static final int ENOSYS = 38;
 
     private final int errno;
 
@@ -21,5 +24,10 @@ public final class FailedCallException extends IOException {
 
     public int errno() {
         return errno;
+    }
+
+    /** True if the kernel or the file system has no such call at all (QEMU's translate_err makes these ENOTSUP). */
+    public boolean unsupported() {
+        return errno == EOPNOTSUPP || errno == ENOSYS || errno == ENOTTY || errno == ENODEV;
     }
 }

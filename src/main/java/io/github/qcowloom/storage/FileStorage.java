@@ -34,8 +34,8 @@ import java.util.function.UnaryOperator;
  *
  * <p>{@link #punchHole} releases host space: at the tail of the file by truncating, inside it by io_uring's fallocate
  * (on a descriptor of its own when FileChannel moves the bytes, unless FileChannel was asked for by name); on Java 21
- * it writes zeroes there, like {@link #writeZeroes}. {@link #zeroRange} fallocates ZERO_RANGE the same way, or
- * declines. {@link #preallocate} fallocates only with O_DIRECT through io_uring.
+ * it writes zeroes there, like {@link #writeZeroes}. {@link #zeroRange} punches or fallocates ZERO_RANGE the same
+ * way, or declines. {@link #preallocate} fallocates only with O_DIRECT through io_uring.
  *
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
  * read (and, on create, before the file is truncated).
@@ -81,8 +81,8 @@ public final class FileStorage implements Storage {
     private volatile boolean preallocates = true;
     /** False once this I/O or the host could not punch a hole ({@link #punchHole}). */
     private volatile boolean punches = true;
-    /** False once this I/O or the host could not zero a range ({@link #zeroRange}). */
-    private volatile boolean zeroRangeWorks = true;
+    /** False once this I/O or the host could not zero a range with ZERO_RANGE ({@link #zeroRange}). */
+    private volatile boolean zeroesRanges = true;
     /**
      * io_uring's I/O on a descriptor of its own, for the holes and reserved space of a file whose bytes FileChannel
      * moves (it has no fallocate): opened at the first punch or reservation, null before it or where io_uring cannot
@@ -570,31 +570,39 @@ public final class FileStorage implements Storage {
     }
 
     /**
-     * fallocate(ZERO_RANGE) of a range inside the file, whole blocks with O_DIRECT (under their block locks, as a
-     * punch); false, changing nothing, where the range is not that, or the I/O or the file system cannot.
+     * fallocate(PUNCH_HOLE) with {@code unmap}, else fallocate(ZERO_RANGE), of a range inside the file, whole blocks
+     * with O_DIRECT, under their block locks (so that no read-modify-write of a block straddles it, as for
+     * {@link #punchHole}; {@link #discard} takes none); false, changing nothing, where the range is not that, or the
+     * I/O or the file system cannot. As QEMU's handle_aiocb_write_zeroes: EINVAL declines this range only, a call
+     * the host does not have every later one too, and other errors are thrown.
      */
     @Override
-    public boolean zeroRange(long position, long length) throws IOException {
+    public boolean zeroRange(long position, long length, boolean unmap) throws IOException {
         Ranges.checkRange(position, length);
         ensureWritable();
         boolean wholeBlocks = position % alignment == 0 && length % alignment == 0;
-        if (!zeroRangeWorks || !wholeBlocks || position + length > size.get()) {
+        if (!(unmap ? punches : zeroesRanges) || !wholeBlocks || position + length > size.get()) {
             return false;
         }
         try {
-            if (length == 0 || fallocateInside(position, length, direct, FileIo::zeroRange)) {
+            if (length == 0 || fallocateInside(position, length, direct,
+                    unmap ? FileIo::punchHole : FileIo::zeroRange)) {
                 return true;
             }
         } catch (FailedCallException e) {
-            // As QEMU's handle_aiocb_write_zeroes: EINVAL declines this range only, EOPNOTSUPP every later one too.
             if (e.errno() == FailedCallException.EINVAL) {
                 return false;
             }
-            if (e.errno() != FailedCallException.EOPNOTSUPP) {
+            if (!e.unsupported()) {
                 throw e;
             }
         }
-        zeroRangeWorks = false; // FileChannel, or the file system has no ZERO_RANGE: not asked again
+        // FileChannel, or a host without the call: not asked again
+        if (unmap) {
+            punches = false;
+        } else {
+            zeroesRanges = false;
+        }
         return false;
     }
 

@@ -71,12 +71,20 @@ public interface Storage extends Closeable {
     void writeZeroes(long position, long length) throws IOException;
 
     /**
-     * Makes a range inside the file read as zeroes without writing them, keeping its space (fallocate ZERO_RANGE,
-     * which QEMU's raw write-zeroes without unmap asks for): true once done; false, having changed nothing, where
-     * the host cannot (the default) or the range reaches past the end of the file.
+     * Makes a range inside the file read as zeroes without writing them, as QEMU's raw write-zeroes asks the host:
+     * a hole punched with {@code unmap}, else fallocate(ZERO_RANGE), which keeps the space. True once done, the
+     * range ordered against overlapping writes as a write of it is; false, having changed nothing, where the host
+     * cannot (the default) or the range reaches past the end of the file.
      */
-    default boolean zeroRange(long position, long length) throws IOException {
+    default boolean zeroRange(long position, long length, boolean unmap) throws IOException {
         return false;
+    }
+
+    /** Zeroes the range and keeps its space: {@link #zeroRange} where the host can, else zeroes written. */
+    default void zeroKeepingSpace(long position, long length) throws IOException {
+        if (!zeroRange(position, length, false)) {
+            writeZeroes(position, length);
+        }
     }
 
     /**

@@ -14,8 +14,8 @@ public final class UnsyncedStorage extends ForwardingStorage {
 
     /** Passed on: a zeroed range is a write like any other here (ForwardingStorage does not pass it on). */
     @Override
-    public boolean zeroRange(long position, long length) throws IOException {
-        return inner().zeroRange(position, length);
+    public boolean zeroRange(long position, long length, boolean unmap) throws IOException {
+        return inner().zeroRange(position, length, unmap);
     }
 
     @Override

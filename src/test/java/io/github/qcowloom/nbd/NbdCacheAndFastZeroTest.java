@@ -1,7 +1,6 @@
 package io.github.qcowloom.nbd;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
@@ -78,19 +77,27 @@ class NbdCacheAndFastZeroTest {
     @Test
     void fastZeroFailsWhereZeroesWouldBeWrittenAsQemuNbdDoes() throws Exception {
         int fast = Protocol.CMD_FLAG_FAST_ZERO;
-        assertSameAsQemuNbd(overlay(), List.of(
-                new Req(Protocol.CMD_WRITE_ZEROES, fast, 0, 64 * K), // a whole cluster: a zero flag
-                new Req(Protocol.CMD_WRITE_ZEROES, fast, 64 * K + 4 * K, 4 * K), // part of one over backing data
-                new Req(Protocol.CMD_WRITE_ZEROES, fast, 2 * M + 4 * K, 4 * K), // part of one reading zeroes
-                new Req(Protocol.CMD_WRITE_ZEROES, fast, 512 * K + 512, 512), // part of one the overlay holds
-                new Req(Protocol.CMD_WRITE_ZEROES, fast | Protocol.CMD_FLAG_NO_HOLE, 5 * M, 128 * K),
-                new Req(Protocol.CMD_WRITE_ZEROES, fast, 6 * M + 100, M), // partial ends reading zeroes
-                new Req(Protocol.CMD_WRITE_ZEROES, fast, M, 68 * K), // a cluster zeroed, then the refused tail
-                new Req(Protocol.CMD_WRITE_ZEROES, 1 << 10, 7 * M, 64 * K), // a flag no command has
-                new Req(Protocol.CMD_READ, Protocol.CMD_FLAG_DF, 0, 512), // DF without structured replies
-                new Req(Protocol.CMD_READ, Protocol.CMD_FLAG_FUA, 0, 512),
-                new Req(Protocol.CMD_WRITE_ZEROES, 0, 64 * M - 4 * K, 8 * K), // past the end: ENOSPC
-                new Req(Protocol.CMD_FLUSH, Protocol.CMD_FLAG_NO_HOLE, 0, 0)));
+        Counted counted = new Counted();
+        AtomicInteger flushesByRequests = new AtomicInteger();
+        assertSameAsQemuNbd(overlay(), counted, socket -> {
+            List<String> errors = send(socket, List.of(
+                    new Req(Protocol.CMD_WRITE_ZEROES, fast, 0, 64 * K), // a whole cluster: a zero flag
+                    new Req(Protocol.CMD_WRITE_ZEROES, fast, 64 * K + 4 * K, 4 * K), // part of one over backing data
+                    new Req(Protocol.CMD_WRITE_ZEROES, fast, 2 * M + 4 * K, 4 * K), // part of one reading zeroes
+                    new Req(Protocol.CMD_WRITE_ZEROES, fast, 512 * K + 512, 512), // part of one the overlay holds
+                    new Req(Protocol.CMD_WRITE_ZEROES, fast | Protocol.CMD_FLAG_NO_HOLE, 5 * M, 128 * K),
+                    new Req(Protocol.CMD_WRITE_ZEROES, fast, 6 * M + 100, M), // partial ends reading zeroes
+                    new Req(Protocol.CMD_WRITE_ZEROES, fast, M, 68 * K), // a cluster zeroed, then the refused tail
+                    new Req(Protocol.CMD_WRITE_ZEROES, 1 << 10, 7 * M, 64 * K), // a flag no command has
+                    new Req(Protocol.CMD_READ, Protocol.CMD_FLAG_DF, 0, 512), // DF without structured replies
+                    new Req(Protocol.CMD_READ, Protocol.CMD_FLAG_FUA, 0, 512),
+                    new Req(Protocol.CMD_WRITE_ZEROES, 0, 64 * M - 4 * K, 8 * K), // past the end: EINVAL, writes too
+                    new Req(Protocol.CMD_FLUSH, Protocol.CMD_FLAG_NO_HOLE, 0, 0)));
+            flushesByRequests.set(counted.flushes.get()); // on qemu-nbd's turn, 0: the device is ours
+            return errors;
+        });
+        assertEquals(4, counted.fastZeroes.get());
+        assertEquals(1, flushesByRequests.get(), "the READ with FUA flushes first");
     }
 
     /**
@@ -117,18 +124,8 @@ class NbdCacheAndFastZeroTest {
      */
     @Test
     void qemuIoFastZeroWritesAsQemuNbdAnswersThem() throws Exception {
-        AtomicInteger fastZeroes = new AtomicInteger();
-        UnaryOperator<BlockDevice> counting = device -> new ForwardingBlockDevice(device) {
-            @Override
-            public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
-                boolean zeroed = super.writeZeroesFast(offset, length, mayUnmap);
-                if (zeroed) {
-                    fastZeroes.incrementAndGet();
-                }
-                return zeroed;
-            }
-        };
-        assertSameAsQemuNbd(overlay(), List.of(), counting, socket -> {
+        Counted counted = new Counted();
+        assertSameAsQemuNbd(overlay(), counted, socket -> {
             Qemu.Result r = Qemu.exec(List.of("qemu-io", "-f", "raw", "-c", "write -z -n 0 64k",
                     "-c", "write -z -n 68k 4k", "-c", "write -z -n -u 128k 64k", "-c", "write -z -n 2M 4k",
                     "nbd+unix:///?socket=" + socket));
@@ -136,7 +133,33 @@ class NbdCacheAndFastZeroTest {
             r.stdout().lines().filter(l -> !l.contains(" ops; ")).forEach(seen::add); // timings aside
             return seen;
         });
-        assertEquals(3, fastZeroes.get());
+        assertEquals(3, counted.fastZeroes.get());
+    }
+
+    /** Our device wrapped to count the fast zero writes that zeroed and the flushes. */
+    private static final class Counted implements UnaryOperator<BlockDevice> {
+        final AtomicInteger fastZeroes = new AtomicInteger();
+        final AtomicInteger flushes = new AtomicInteger();
+
+        @Override
+        public BlockDevice apply(BlockDevice device) {
+            return new ForwardingBlockDevice(device) {
+                @Override
+                public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
+                    boolean zeroed = super.writeZeroesFast(offset, length, mayUnmap);
+                    if (zeroed) {
+                        fastZeroes.incrementAndGet();
+                    }
+                    return zeroed;
+                }
+
+                @Override
+                public void flush() throws IOException {
+                    flushes.incrementAndGet();
+                    super.flush();
+                }
+            };
+        }
     }
 
     /** What a test does to a server at {@code socket}; returns what it saw, to compare. */
@@ -144,30 +167,29 @@ class NbdCacheAndFastZeroTest {
         List<String> run(Path socket) throws Exception;
     }
 
-    /**
-     * Sends {@code requests} to qemu-nbd and to our server, each over its own copy of {@code image}, and compares the
-     * errors, the maps and the contents afterwards.
-     */
+    /** A client that sends {@code requests} on one connection and returns each one's error. */
+    private static Client requests(List<Req> requests) {
+        return socket -> send(socket, requests);
+    }
+
+    /** {@link #assertSameAsQemuNbd(Path, UnaryOperator, Client)} of {@code requests}, our device as it is. */
     private void assertSameAsQemuNbd(Path image, List<Req> requests) throws Exception {
-        assertSameAsQemuNbd(image, List.of(), UnaryOperator.identity(), socket -> send(socket, requests));
+        assertSameAsQemuNbd(image, UnaryOperator.identity(), requests(requests));
     }
 
     /**
-     * Runs {@code client} against qemu-nbd (with {@code qemuArgs}) and against our server (its device wrapped by
-     * {@code wrap}), each over its own copy of {@code image}, and compares what it saw, the maps and the contents.
+     * Runs {@code client} against qemu-nbd and against our server (its device wrapped by {@code wrap}), each over its
+     * own copy of {@code image}, and compares what it saw, the maps and the contents afterwards.
      */
-    private void assertSameAsQemuNbd(Path image, List<String> qemuArgs, UnaryOperator<BlockDevice> wrap,
-            Client client) throws Exception {
+    private void assertSameAsQemuNbd(Path image, UnaryOperator<BlockDevice> wrap, Client client) throws Exception {
         Path theirs = dir.resolve("theirs.qcow2");
         Path ours = dir.resolve("ours.qcow2");
         Files.copy(image, theirs, StandardCopyOption.REPLACE_EXISTING);
         Files.copy(image, ours, StandardCopyOption.REPLACE_EXISTING);
 
         Path theirSocket = dir.resolve("theirs.sock");
-        List<String> command = new ArrayList<>(List.of("qemu-nbd", "-f", "qcow2", "-k", theirSocket.toString()));
-        command.addAll(qemuArgs);
-        command.add(theirs.toString());
-        Process qemuNbd = new ProcessBuilder(command).redirectErrorStream(true)
+        Process qemuNbd = new ProcessBuilder("qemu-nbd", "-f", "qcow2", "-k", theirSocket.toString(),
+                theirs.toString()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("qemu-nbd.log").toFile()).start();
         List<String> theirErrors;
         try {

@@ -115,10 +115,9 @@ class InterleavingProperties {
 
     /**
      * One request from four numbers: {@code r[0]} picks the kind (writes 5 in 20, reads 3, a discard, a zero write,
-     * a fast zero write and a copy-on-read prefetch 1 each,
-     * compressed writes 2, flushes 3, snapshot operations or resizes 3: one shrink, often refused over data, to two
-     * grows, each a table edit that ends in a clean), {@code r[1]} the hot cluster,
-     * {@code r[2]} the sector in it and {@code r[3]} the length (up to two clusters; one write in five of two or three
+     * a fast zero write and a copy-on-read prefetch 1 each, compressed writes 2, flushes 3, snapshot operations or
+     * resizes 3: one shrink, often refused over data, to two grows, each a table edit that ends in a clean),
+     * {@code r[1]} the hot cluster, {@code r[2]} the sector in it and {@code r[3]} the length (up to two clusters; one write in five of two or three
      * whole clusters from the hot cluster's start).
      */
     private static Op op(Layout layout, boolean snapshots, int[] r) {
