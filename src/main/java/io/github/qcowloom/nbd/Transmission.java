@@ -265,12 +265,12 @@ final class Transmission {
                     + Integer.toHexString(r.flags()) + ")", done);
             return;
         }
+        if ((r.type() == CMD_READ || r.type() == CMD_CACHE) && r.length() > MAX_PAYLOAD) { // qemu-nbd's limit
+            replies.error(r.cookie(), EINVAL, (r.type() == CMD_READ ? "READ" : "CACHE") + " longer than 32 MiB", done);
+            return;
+        }
         switch (r.type()) {
             case CMD_READ -> {
-                if (r.length() > MAX_PAYLOAD) {
-                    replies.error(r.cookie(), EINVAL, "READ longer than 32 MiB", done);
-                    return;
-                }
                 if (r.has(CMD_FLAG_FUA)) {
                     dev.flush(); // as qemu-nbd: what was written before is durable before it is read
                 }
@@ -293,8 +293,8 @@ final class Transmission {
                 finishWrite(r, dev, done, false); // QEMU's writethrough makes writes durable, not discards
             }
             case CMD_WRITE_ZEROES -> {
-                // NO_HOLE: the zeroes must be written, not unmapped. FAST_ZERO: fail at once where zeroing would
-                // write zero bytes (a client probing whether zeroing ahead of a copy pays, as qemu-img convert).
+                // NO_HOLE: the zeroes must be written, not unmapped. FAST_ZERO: fail where zeroing would write
+                // zero bytes (QEMU's client sends it for BDRV_REQ_NO_FALLBACK, qemu-io's write -z -n).
                 boolean mayUnmap = !r.has(CMD_FLAG_NO_HOLE);
                 if (r.has(CMD_FLAG_FAST_ZERO)) {
                     if (r.length() > 0 && !dev.writeZeroesFast(r.offset(), r.length(), mayUnmap)) {
@@ -307,10 +307,6 @@ final class Transmission {
                 finishWrite(r, dev, done, export.writeThrough());
             }
             case CMD_CACHE -> {
-                if (r.length() > MAX_PAYLOAD) { // qemu-nbd's limit for CACHE too
-                    replies.error(r.cookie(), EINVAL, "CACHE longer than 32 MiB", done);
-                    return;
-                }
                 // A hint: on a read-only export nothing is copied (qemu-nbd 7.2 fails it with EPERM there).
                 if (r.length() > 0 && !export.readOnly()) {
                     dev.prefetch(r.offset(), r.length());
