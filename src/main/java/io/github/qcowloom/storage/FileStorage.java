@@ -474,8 +474,8 @@ public final class FileStorage implements Storage {
     /**
      * Releases host space: at the tail of the file by truncating and re-extending it (the size does not change);
      * inside it through io_uring's fallocate (PUNCH_HOLE), as QEMU's raw discard does, where the file system allows
-     * it, with O_DIRECT only over whole blocks, under their block locks (the partial edge blocks get zeroes through
-     * the write path); elsewhere writes zeroes. Never extends the file.
+     * it, else ZERO_RANGE, which keeps the space ({@link #zeroBlocks}); elsewhere, and over the partial edge blocks
+     * with O_DIRECT, writes zeroes. Never extends the file.
      */
     @Override
     public void punchHole(long position, long length) throws IOException {
@@ -503,10 +503,29 @@ public final class FileStorage implements Storage {
             lock.unlock();
         }
         // A hole inside the file: needs only the shared lock, like any write.
-        long end = Math.min(position + length, size.get());
-        long from = direct ? alignUp(position) : position;
-        long to = direct ? alignDown(end) : end;
-        if (punches && from < to && punchInside(from, to - from, direct)) {
+        zeroBlocks(position, Math.min(position + length, size.get()) - position, true);
+    }
+
+    /** Zeroes the range and keeps its space: ZERO_RANGE over its whole blocks ({@link #zeroBlocks}). */
+    @Override
+    public void zeroKeepingSpace(long position, long length) throws IOException {
+        Ranges.checkRange(position, length);
+        ensureWritable();
+        zeroBlocks(position, length, false);
+    }
+
+    /**
+     * Zeroes {@code [position, position + length)} as QEMU's file layer zeroes an aligned write-zeroes request, its
+     * request alignment being the block with O_DIRECT: the whole blocks inside the file by {@link #zeroRange}, a
+     * hole punched with {@code unmap} and, where the host cannot punch one, ZERO_RANGE (QEMU's
+     * handle_aiocb_write_zeroes_unmap falls back so); the partial edge blocks, and all of the range where the host
+     * can do neither, get zeroes written, as QEMU's block layer writes the unaligned head and tail.
+     */
+    private void zeroBlocks(long position, long length, boolean unmap) throws IOException {
+        long end = position + length;
+        long from = alignUp(position);
+        long to = alignDown(Math.min(end, size.get()));
+        if (from < to && (unmap && zeroRange(from, to - from, true) || zeroRange(from, to - from, false))) {
             writeZeroes(position, from - position);
             writeZeroes(to, end - to);
             return;
@@ -532,7 +551,7 @@ public final class FileStorage implements Storage {
         // No block locks: nothing reads or writes a range whose bytes no longer matter, and only whole blocks are
         // punched, so no read-modify-write of a block can straddle the hole. (Taken, the locks of a 2 MiB run were
         // every stripe, one by one, against a depth of writers: the pool's refill starved behind them.)
-        return punches && from < to && punchInside(from, to - from, false) && from == position && to == end;
+        return punches && from < to && punchInside(from, to - from) && from == position && to == end;
     }
 
     /**
@@ -553,17 +572,16 @@ public final class FileStorage implements Storage {
     }
 
     /**
-     * fallocate(PUNCH_HOLE) of a range inside the file (whole blocks with O_DIRECT; with {@code blockLocked}, under
-     * their block locks as a write of them: a read-modify-write of a block must not straddle the punch); false where
-     * the I/O or the file system cannot.
+     * fallocate(PUNCH_HOLE) of whole blocks inside the file, for {@link #discard}, without their block locks (see
+     * there); false where the I/O or the file system cannot.
      */
-    private boolean punchInside(long position, long length, boolean blockLocked) throws IOException {
+    private boolean punchInside(long position, long length) throws IOException {
         try {
-            if (fallocateInside(position, length, blockLocked, FileIo::punchHole)) {
+            if (fallocateInside(position, length, false, FileIo::punchHole)) {
                 return true;
             }
         } catch (IOException e) {
-            // Refused (EOPNOTSUPP) or failed: the zeroes written instead report a real I/O error again.
+            // Refused (EOPNOTSUPP) or failed: a discard may leave the bytes as they were.
         }
         punches = false; // FileChannel, or refused: not asked again
         return false;

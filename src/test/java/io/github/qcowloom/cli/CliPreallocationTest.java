@@ -22,33 +22,9 @@ import org.junit.jupiter.params.provider.ValueSource;
  * space taken, {@code qemu-img check}, the contents, and the words of each refusal.
  */
 class CliPreallocationTest extends QemuFolderTest {
-    /**
-     * qemu-img map's entries without host offsets, neighbours with the same flags merged (a run of data that an L2
-     * table interrupts in the file is one run for the guest).
-     */
+    /** qemu-img map's entries as the guest sees them ({@link Qemu#guestMap}). */
     private List<String> guestMap(String format, String image) {
-        List<String> merged = new ArrayList<>();
-        String previous = null;
-        long start = 0;
-        long end = 0;
-        for (String line : Qemu.imgIn(dir, "map", "--output=json", "-f", format, image).split("\n")) {
-            String flags = line.replaceAll(".*\"depth\"", "\"depth\"").replaceAll(", \"offset\": \\d+", "")
-                    .replaceAll("[}\\],]+$", "");
-            long s = Long.parseLong(line.replaceAll(".*\"start\": (\\d+).*", "$1"));
-            long n = Long.parseLong(line.replaceAll(".*\"length\": (\\d+).*", "$1"));
-            if (flags.equals(previous) && s == end) {
-                end = s + n;
-                continue;
-            }
-            if (previous != null) {
-                merged.add(start + "+" + (end - start) + " " + previous);
-            }
-            previous = flags;
-            start = s;
-            end = s + n;
-        }
-        merged.add(start + "+" + (end - start) + " " + previous);
-        return merged;
+        return Qemu.guestMap(Qemu.imgIn(dir, "map", "--output=json", "-f", format, image));
     }
 
     /** Bytes the file takes on the host, from qemu-img info. */

@@ -5,9 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.testing.Images;
+import io.github.qcowloom.testing.ZeroRangeHere;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedByInterruptException;
@@ -80,6 +82,36 @@ abstract class FileStorageContract extends StorageContract {
             s.punchHole(1 << 20, 2 << 20);
             s.flush();
             assertEquals(before, Images.hostBytes(file), "FileChannel by name: zeroes written, no io_uring");
+        }
+    }
+
+    /**
+     * A zero write that keeps its space fallocates ZERO_RANGE over the whole blocks of its range and writes zeroes
+     * only over the partial edge blocks (with O_DIRECT; through the page cache the kernel zeroes partial pages), as
+     * QEMU's file layer zeroes them: the blocks between read as a hole (an unwritten extent), the space stays.
+     */
+    @Test
+    void zeroesKeepingSpaceFallocateTheWholeBlocks() throws IOException {
+        assumeTrue(ZeroRangeHere.works(dir), "no fallocate(ZERO_RANGE) here: io_uring or the file system lacks it");
+        Path file = dir.resolve("zeroes");
+        StorageBackend asked = backend() == StorageBackend.FILECHANNEL ? StorageBackend.AUTO : backend();
+        try (FileStorage s = FileStorage.create(file, direct(), asked)) {
+            byte[] data = pattern(4 << 20, 13);
+            s.write(ByteBuffer.wrap(data), 0);
+            s.flush();
+            long before = Images.hostBytes(file);
+            long from = (1L << 20) + 100;
+            s.zeroKeepingSpace(from, 2 << 20);
+            s.flush();
+            int block = Math.max(s.alignment(), 4096); // the file system's, where the page cache moves the bytes
+            long wholeFrom = (from + block - 1) / block * block;
+            long wholeTo = (from + (2 << 20)) / block * block;
+            try (HoleMap holes = HoleMap.open(file)) { // before the blocks are read: cached pages count as data
+                assertTrue(holes.nextData(wholeFrom) >= wholeTo, "the whole blocks fallocated, not written");
+            }
+            assertTrue(Images.hostBytes(file) >= before, "the space is kept");
+            Arrays.fill(data, (int) from, (int) from + (2 << 20), (byte) 0);
+            assertArrayEquals(data, readAll(s));
         }
     }
 

@@ -112,6 +112,42 @@ public final class Qemu {
         return imgIn(null, args);
     }
 
+    /**
+     * The entries of {@code qemu-img map --output=json}'s output {@code mapJson} as the guest sees them, one
+     * "start+length flags" each: host offsets left out and neighbours with the same flags merged (qemu-img splits a
+     * run whose clusters are not contiguous in the file: an L2 table between them, or the order in which concurrent
+     * requests allocated them).
+     */
+    public static List<String> guestMap(String mapJson) {
+        List<String> merged = new ArrayList<>();
+        String previous = null;
+        long start = 0;
+        long end = 0;
+        for (String line : mapJson.split("\n")) {
+            if (!line.contains("\"start\"")) {
+                continue;
+            }
+            String flags = line.replaceAll(".*\"depth\"", "\"depth\"").replaceAll(", \"offset\": \\d+", "")
+                    .replaceAll("[}\\],]+$", "");
+            long s = Long.parseLong(line.replaceAll(".*\"start\": (\\d+).*", "$1"));
+            long n = Long.parseLong(line.replaceAll(".*\"length\": (\\d+).*", "$1"));
+            if (flags.equals(previous) && s == end) {
+                end = s + n;
+                continue;
+            }
+            if (previous != null) {
+                merged.add(start + "+" + (end - start) + " " + previous);
+            }
+            previous = flags;
+            start = s;
+            end = s + n;
+        }
+        if (previous != null) {
+            merged.add(start + "+" + (end - start) + " " + previous);
+        }
+        return merged;
+    }
+
     /** Runs qemu-img in {@code workDir}: it creates relative data-file names there, not beside the image. */
     public static String imgIn(Path workDir, String... args) {
         List<String> cmd = new ArrayList<>();
