@@ -797,7 +797,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         boolean unmaps = discards.mayUnmap(mayUnmap);
         if (encryption != null) {
             requireUnlockedForWrites();
-            sectorRequests.writeZeroes(offset, length, unmaps, this::size);
+            sectorRequests.writeZeroes(offset, length, unmaps, false, this::size);
             return;
         }
         shared(offset, length, true, () -> discardPath.writeZeroes(offset, length, unmaps, size()));
@@ -806,15 +806,19 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     /**
      * {@link #writeZeroes} without writing zero bytes, as QEMU's qcow2 zeroes with BDRV_REQ_NO_FALLBACK: false where
      * a piece of the range would need them (a partial cluster that holds data, or whose rest does not read as
-     * zeroes), the pieces before it zeroed; always false for version 2, as in QEMU, for an image whose raw data file
-     * would be zeroed too, and for an encrypted image (QEMU zeroes its clusters by their flags).
+     * zeroes), the pieces before it zeroed; always false for version 2, as in QEMU, and for an image whose raw data
+     * file would be zeroed too; for an encrypted image, a range not on whole 512-byte sectors, as QEMU refuses a
+     * fast zero write that it would pad to its request alignment.
      */
     @Override
     public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
         boolean unmaps = discards.mayUnmap(mayUnmap);
+        if (encryption != null) {
+            requireUnlockedForWrites();
+            return sectorRequests.writeZeroes(offset, length, unmaps, true, this::size);
+        }
         boolean[] zeroed = new boolean[1];
-        shared(offset, length, true, () -> zeroed[0] = encryption == null
-                && discardPath.writeZeroes(offset, length, unmaps, true, size()));
+        shared(offset, length, true, () -> zeroed[0] = discardPath.writeZeroes(offset, length, unmaps, true, size()));
         return zeroed[0];
     }
 

@@ -67,18 +67,28 @@ final class SectorRequests {
     }
 
     /**
-     * The partial sectors at either end written as zeroes, the whole ones between zeroed as the image zeroes;
-     * {@code size} is the disk's, read under the lock.
+     * The whole sectors zeroed as the image zeroes them, then the partial sectors at either end written as zeroes;
+     * {@code size} is the disk's, read under the lock. With {@code noFallback} (QEMU's BDRV_REQ_NO_FALLBACK) no
+     * zero bytes are written: a range not on whole sectors is refused at once, false, as QEMU refuses such a request
+     * that it would have to pad; on whole sectors, false where a piece would need them, the clusters before it
+     * zeroed. True once the range reads as zeroes.
      */
-    void writeZeroes(long offset, long length, boolean mayUnmap, LongSupplier size) throws IOException {
-        serialised(offset, length, () -> locked.run(offset, length, true, () -> forEachPart(offset, length,
-                (from, bytes, whole) -> {
+    boolean writeZeroes(long offset, long length, boolean mayUnmap, boolean noFallback, LongSupplier size)
+            throws IOException {
+        boolean padded = offset % SECTOR != 0 || length % SECTOR != 0;
+        boolean[] zeroed = {!(noFallback && padded)};
+        serialised(offset, length, () -> locked.run(offset, length, true, () -> {
+            if (zeroed[0]) {
+                forEachPart(offset, length, (from, bytes, whole) -> {
                     if (whole) {
-                        discardPath.writeZeroes(from, bytes, mayUnmap, size.getAsLong());
+                        zeroed[0] = discardPath.writeZeroes(from, bytes, mayUnmap, noFallback, size.getAsLong());
                     } else {
                         writeLocked(from, ByteBuffer.allocate((int) bytes)); // inside one sector
                     }
-                })));
+                });
+            }
+        }));
+        return zeroed[0];
     }
 
     /** Discards only whole clusters, so reads nothing; entered so that no merge runs beside it. */

@@ -104,11 +104,19 @@ class EncryptedImageTest {
             for (int i = 0; i < 300; i++) {
                 int offset = random.nextInt(size - 1);
                 int length = 1 + random.nextInt(Math.min(size - offset, random.nextBoolean() ? 700 : 200_000));
-                switch (random.nextInt(6)) {
+                switch (random.nextInt(7)) {
                     case 0 -> {
                         img.writeZeroes(offset, length, random.nextBoolean());
                         Arrays.fill(model, offset, offset + length, (byte) 0);
                         Arrays.fill(discarded, offset, offset + length, false);
+                    }
+                    case 2 -> { // refused, it leaves each byte as it was or zero
+                        if (img.writeZeroesFast(offset, length, random.nextBoolean())) {
+                            Arrays.fill(model, offset, offset + length, (byte) 0);
+                            Arrays.fill(discarded, offset, offset + length, false);
+                        } else {
+                            Arrays.fill(discarded, offset, offset + length, true);
+                        }
                     }
                     case 1 -> {
                         img.discard(offset, length);

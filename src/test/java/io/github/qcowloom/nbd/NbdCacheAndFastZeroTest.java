@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.testing.EncryptedImages;
 import io.github.qcowloom.testing.ForwardingBlockDevice;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
@@ -38,6 +39,22 @@ class NbdCacheAndFastZeroTest {
         @Override
         public String toString() {
             return "type " + type + " flags 0x" + Integer.toHexString(flags) + " " + offset + "+" + length;
+        }
+    }
+
+    /** How the servers and qemu-img open the images: as qcow2, or encrypted by the tests' secret. */
+    private enum Access {
+        PLAIN, ENCRYPTED;
+
+        /** What names {@code image} to qemu-img and qemu-nbd, after the command. */
+        List<String> args(Path image) {
+            return this == PLAIN ? List.of("-f", "qcow2", image.toString())
+                    : List.of("--object", EncryptedImages.SECRET, "--image-opts", EncryptedImages.imageOpts(image));
+        }
+
+        OpenOptions ours() {
+            OpenOptions options = OpenOptions.readWriteDefaults();
+            return this == PLAIN ? options : options.withEncryptionKey(EncryptedImages.KEY);
         }
     }
 
@@ -98,6 +115,28 @@ class NbdCacheAndFastZeroTest {
         });
         assertEquals(4, counted.fastZeroes.get());
         assertEquals(1, flushesByRequests.get(), "the READ with FUA flushes first");
+    }
+
+    /**
+     * An encrypted image zeroes whole clusters by their flags as an unencrypted one does, and refuses a fast zero
+     * write not on whole 512-byte sectors before changing anything, as QEMU refuses one that it would pad.
+     */
+    @Test
+    void encryptedFastZeroesAsQemuNbdAnswersThem() throws Exception {
+        int fast = Protocol.CMD_FLAG_FAST_ZERO;
+        Path image = dir.resolve("encrypted.qcow2");
+        EncryptedImages.create(image, 8 * M, "");
+        EncryptedImages.io(image, "write -P 0x5a 0 256k");
+        Counted counted = new Counted();
+        assertSameAsQemuNbd(image, Access.ENCRYPTED, counted, requests(List.of(
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 64 * K - 100, 64 * K + 200), // partial sectors: refused
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 64 * K, 64 * K), // a whole cluster of data
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 128 * K, 512), // part of one that holds data
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 640 * K, 512), // part of an unallocated one
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 768 * K, 128 * K),
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 960 * K, 100000), // whole clusters, a partial sector
+                new Req(Protocol.CMD_WRITE_ZEROES, 0, M + 100, 1000)))); // padded, without the flag
+        assertEquals(3, counted.fastZeroes.get());
     }
 
     /**
@@ -172,24 +211,32 @@ class NbdCacheAndFastZeroTest {
         return socket -> send(socket, requests);
     }
 
-    /** {@link #assertSameAsQemuNbd(Path, UnaryOperator, Client)} of {@code requests}, our device as it is. */
+    /** {@link #assertSameAsQemuNbd(Path, Access, UnaryOperator, Client)} of {@code requests} on a plain image. */
     private void assertSameAsQemuNbd(Path image, List<Req> requests) throws Exception {
-        assertSameAsQemuNbd(image, UnaryOperator.identity(), requests(requests));
+        assertSameAsQemuNbd(image, Access.PLAIN, UnaryOperator.identity(), requests(requests));
+    }
+
+    /** {@link #assertSameAsQemuNbd(Path, Access, UnaryOperator, Client)} on a plain image. */
+    private void assertSameAsQemuNbd(Path image, UnaryOperator<BlockDevice> wrap, Client client) throws Exception {
+        assertSameAsQemuNbd(image, Access.PLAIN, wrap, client);
     }
 
     /**
      * Runs {@code client} against qemu-nbd and against our server (its device wrapped by {@code wrap}), each over its
-     * own copy of {@code image}, and compares what it saw, the maps and the contents afterwards.
+     * own copy of {@code image}, opened by {@code access}, and compares what it saw, the maps and the contents
+     * afterwards.
      */
-    private void assertSameAsQemuNbd(Path image, UnaryOperator<BlockDevice> wrap, Client client) throws Exception {
+    private void assertSameAsQemuNbd(Path image, Access access, UnaryOperator<BlockDevice> wrap, Client client)
+            throws Exception {
         Path theirs = dir.resolve("theirs.qcow2");
         Path ours = dir.resolve("ours.qcow2");
         Files.copy(image, theirs, StandardCopyOption.REPLACE_EXISTING);
         Files.copy(image, ours, StandardCopyOption.REPLACE_EXISTING);
 
         Path theirSocket = dir.resolve("theirs.sock");
-        Process qemuNbd = new ProcessBuilder("qemu-nbd", "-f", "qcow2", "-k", theirSocket.toString(),
-                theirs.toString()).redirectErrorStream(true)
+        List<String> command = new ArrayList<>(List.of("qemu-nbd", "-k", theirSocket.toString()));
+        command.addAll(access.args(theirs));
+        Process qemuNbd = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("qemu-nbd.log").toFile()).start();
         List<String> theirErrors;
         try {
@@ -202,14 +249,16 @@ class NbdCacheAndFastZeroTest {
             }
         }
         List<String> ourErrors;
-        BlockDevice device = wrap.apply(ImageFormat.open(ours, "qcow2", OpenOptions.readWriteDefaults()));
-        try (Served s = Served.serve(ours, device, false, dir.resolve("ours.sock"))) {
+        BlockDevice device = wrap.apply(ImageFormat.open(ours, "qcow2", access.ours()));
+        try (Served s = Served.serve(access.args(ours), device, false, dir.resolve("ours.sock"))) { // checks it
             ourErrors = client.run(dir.resolve("ours.sock"));
         }
         assertEquals(theirErrors, ourErrors);
-        assertEquals(map(theirs), map(ours));
-        assertEquals("Images are identical.\n", Qemu.img("compare", theirs.toString(), ours.toString()));
-        Qemu.img("check", ours.toString());
+        assertEquals(map(access, theirs), map(access, ours));
+        List<String> compare = new ArrayList<>(List.of("compare"));
+        compare.addAll(access.args(theirs));
+        compare.add(access.args(ours).getLast());
+        assertEquals("Images are identical.\n", Qemu.img(compare.toArray(String[]::new)));
     }
 
     /** Each request's error, in order, on one connection. */
@@ -232,7 +281,13 @@ class NbdCacheAndFastZeroTest {
 
     /** The overlay's own map: which ranges it holds, as zeroes or data (where in the file aside). */
     private static List<String> map(Path image) {
-        return Qemu.guestMap(Qemu.img("map", "--output=json", image.toString()));
+        return map(Access.PLAIN, image);
+    }
+
+    private static List<String> map(Access access, Path image) {
+        List<String> command = new ArrayList<>(List.of("map", "--output=json"));
+        command.addAll(access.args(image));
+        return Qemu.guestMap(Qemu.img(command.toArray(String[]::new)));
     }
 
     private static void awaitSocket(Path socket, Process server) throws InterruptedException {

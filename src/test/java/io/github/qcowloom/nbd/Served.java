@@ -14,15 +14,21 @@ import java.net.InetSocketAddress;
 import java.net.UnixDomainSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /** A qcow2 image served on a Unix socket for one test; {@link #close()} stops it and requires a clean qemu-img check. */
 final class Served implements AutoCloseable {
-    final Path image;
+    /** What names the image to qemu-img check: its file, or an encrypted image's secret and options. */
+    private final List<String> image;
     final BlockDevice device;
     final NbdServer server;
 
     private Served(Path image, BlockDevice device, NbdServer server) {
+        this(List.of(image.toString()), device, server);
+    }
+
+    private Served(List<String> image, BlockDevice device, NbdServer server) {
         this.image = image;
         this.device = device;
         this.server = server;
@@ -47,10 +53,16 @@ final class Served implements AutoCloseable {
 
     /** {@code device}, which the caller opened from {@code image} (and wrapped, say), served on {@code socket}. */
     static Served serve(Path image, BlockDevice device, boolean readOnly, Path socket) throws IOException {
+        return serve(List.of(image.toString()), device, readOnly, socket);
+    }
+
+    /** {@link #serve(Path, BlockDevice, boolean, Path)} of an image qemu-img check opens by {@code qemuImgArgs}. */
+    static Served serve(List<String> qemuImgArgs, BlockDevice device, boolean readOnly, Path socket)
+            throws IOException {
         Files.deleteIfExists(socket);
         NbdServer s = NbdServer.start(new Export(device, readOnly), UnixDomainSocketAddress.of(socket),
                 ExecutionModel.VIRTUAL, NbdServer.Options.defaults());
-        return new Served(image, device, s);
+        return new Served(qemuImgArgs, device, s);
     }
 
     /** The image served on TCP 127.0.0.1 (an ephemeral port), requiring TLS with {@code tls} unless null. */
@@ -76,7 +88,9 @@ final class Served implements AutoCloseable {
     public void close() throws IOException {
         server.stop();
         device.close();
-        Qemu.Result r = Qemu.exec(List.of("qemu-img", "check", image.toString()));
+        List<String> check = new ArrayList<>(List.of("qemu-img", "check"));
+        check.addAll(image);
+        Qemu.Result r = Qemu.exec(check);
         assertEquals(0, r.exitCode(), "qemu-img check after serving: " + r.stdout() + r.stderr());
     }
 }

@@ -21,7 +21,8 @@ public final class EncryptedImages {
     /** The passphrase the tests use; a short PBKDF time keeps each open fast. */
     public static final String PASSPHRASE = "correct horse";
     public static final byte[] KEY = PASSPHRASE.getBytes(StandardCharsets.UTF_8);
-    private static final String SECRET = "secret,id=sec0,data=" + PASSPHRASE;
+    /** The secret object qemu-img, qemu-io and qemu-nbd take ({@code --object}) for {@link #imageOpts}. */
+    public static final String SECRET = "secret,id=sec0,data=" + PASSPHRASE;
     /** The images qemu-img made, by size and options ({@link #template}). */
     private static final Map<String, Path> TEMPLATES = new HashMap<>();
 
