@@ -26,9 +26,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Writes into shared sectors of an encrypted image (LUKS, and AES, whose IVs follow guest offsets) under the
  * interleaving explorer: three guests own their own bytes of the same sectors (partial sectors, which the image
- * reads, merges and writes whole), a fourth writes whole sectors elsewhere in the same clusters, with a flush,
- * 512-byte clusters and a one-slice L2 cache. In every schedule each guest's bytes hold the last value it wrote, and
- * our check finds no corruption and no leak.
+ * reads, merges and writes whole), a fourth writes whole sectors elsewhere, then zeroes one fast (and is refused a
+ * fast zero write not on whole sectors), with a flush, 512-byte clusters and a one-slice L2 cache. In every schedule
+ * each guest's bytes hold the last value it wrote, and our check finds no corruption and no leak.
  */
 class EncryptedSectorsInterleavingTest {
     private static final int CLUSTER = 512;
@@ -80,6 +80,10 @@ class EncryptedSectorsInterleavingTest {
                         Arrays.fill(data, (byte) 0x7f);
                         img.write(sector * 512L, ByteBuffer.wrap(data));
                     }
+                    // Fast zeroes: a whole cluster freed by its flags; one not on whole sectors refused untouched.
+                    if (!img.writeZeroesFast(4 * 512L, 512, true) || img.writeZeroesFast(10 * 512L + 100, 300, true)) {
+                        throw new AssertionError("a fast zero write of a whole cluster refused, or of part taken");
+                    }
                 }));
                 for (Thread t : guests) {
                     t.join();
@@ -106,9 +110,14 @@ class EncryptedSectorsInterleavingTest {
                         }
                     }
                 }
-                for (int sector : new int[] {1, 4, 10}) {
-                    if (all.get(sector * 512 + 77) != 0x7f) {
+                for (int sector : new int[] {1, 10}) {
+                    if (all.get(sector * 512 + 77) != 0x7f || all.get(sector * 512 + 200) != 0x7f) {
                         throw new AssertionError("whole sector " + sector + " lost");
+                    }
+                }
+                for (int b = 0; b < 512; b++) {
+                    if (all.get(4 * 512 + b) != 0) {
+                        throw new AssertionError("zeroed sector 4 reads " + all.get(4 * 512 + b) + " at " + b);
                     }
                 }
             }
