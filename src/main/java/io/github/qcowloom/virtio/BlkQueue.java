@@ -102,7 +102,7 @@ final class BlkQueue {
         } catch (RuntimeException e) {
             // A defect, or memory unmapped under the request: the queue is not to be trusted.
             LOG.warn("queue {}: request at head {} failed (a defect)", index, chain.head(), e);
-            device.fail(index, e.toString());
+            device.defect(index, e);
         } catch (InternalError e) {
             // A fault in guest memory (a front end's file shrunk under its mapping): no status could be trusted.
             device.fail(index, "guest memory fault: " + e.getMessage());

@@ -45,6 +45,13 @@ public final class VirtioBlkDevice implements AutoCloseable {
          */
         default void needsReset(int queue, String reason) {
         }
+
+        /**
+         * A request of queue {@code queue} ended in an unchecked exception: a defect of the device or the disk, not
+         * the driver's doing (logged; the device then breaks as for {@link #needsReset}). For tests and fuzzing.
+         */
+        default void defect(int queue, RuntimeException e) {
+        }
     }
 
     private final BlockDevice disk;
@@ -221,6 +228,11 @@ public final class VirtioBlkDevice implements AutoCloseable {
             LOG.warn("virtio-blk device needs a reset: queue {}: {}", queue, reason);
             notifier.needsReset(queue, reason);
         }
+    }
+
+    void defect(int queue, RuntimeException e) {
+        notifier.defect(queue, e);
+        fail(queue, e.toString());
     }
 
     void interrupt(int queue) {
