@@ -70,7 +70,14 @@ public final class FileStorage implements Storage {
     private final RandomAccessFile resizer; // null when read-only
     private final ImageLock lock; // null when the permissions take no lock byte
     private final boolean direct;
+    /** What a request must be aligned to, or be bounced: 1 buffered, else {@link DirectIoAlignment}'s. */
     private final int alignment;
+    /**
+     * The unit of {@code blockLocks}: a multiple of {@code alignment}, the file system's block, so that a 4 KiB
+     * request takes one stripe however small the alignment (any unit at least as large as a read-modify-write's
+     * keeps two of them apart).
+     */
+    private final int lockUnit;
     private final AlignedBufferPool bounce; // direct mode only
     private final BlockLocks blockLocks; // direct mode only
     // Writes hold it shared; whatever may shrink the file, even for a moment, holds it exclusively.
@@ -120,7 +127,7 @@ public final class FileStorage implements Storage {
     private final AtomicLong syncedChanges = new AtomicLong();
 
     private FileStorage(Path path, ReopeningChannel channel, FileIo io, boolean throughRing, RandomAccessFile resizer,
-            ImageLock lock, boolean direct, int alignment, boolean channelOnly) throws IOException {
+            ImageLock lock, boolean direct, int alignment, int lockUnit, boolean channelOnly) throws IOException {
         this.path = path;
         this.channelOnly = channelOnly;
         this.lock = lock;
@@ -131,6 +138,7 @@ public final class FileStorage implements Storage {
         this.witness = resizer == null ? null : () -> resizer.getFD().sync();
         this.direct = direct;
         this.alignment = alignment;
+        this.lockUnit = Math.max(lockUnit, alignment);
         this.bounce = direct ? new AlignedBufferPool(alignment, Math.max(BOUNCE_SIZE, alignment), IDLE_BOUNCE_BUFFERS)
                 : null;
         this.blockLocks = direct ? new BlockLocks(BLOCK_LOCK_STRIPES) : null;
@@ -228,10 +236,11 @@ public final class FileStorage implements Storage {
             if (lock == null) {
                 lock = ImageLock.acquire(path, path.toString(), permissions);
             }
-            int alignment = direct ? blockSize(path) : 1;
             if (backend.resolve(direct) == StorageBackend.IO_URING) {
                 io = UringSupport.open(path, writable, direct); // null: io_uring cannot run here
             }
+            int block = direct ? blockSize(path) : 1;
+            int alignment = direct ? DirectIoAlignment.of(path, block, io != null) : 1;
             resizer = writable ? new RandomAccessFile(path.toFile(), "rw") : null;
             // Not an empty file: ext4 takes a truncation to 0 for a rewrite in progress (auto_da_alloc) and writes
             // the file back when it is closed, 0.4 s of a 2 GiB convert's new target.
@@ -239,7 +248,7 @@ public final class FileStorage implements Storage {
                 resizer.setLength(0);
             }
             return new FileStorage(path, channel, wrap.apply(io != null ? io : channel), io != null, resizer, lock,
-                    direct, alignment, backend == StorageBackend.FILECHANNEL);
+                    direct, alignment, block, backend == StorageBackend.FILECHANNEL);
         } catch (IOException | RuntimeException e) {
             closeAfterFailure(e, channel, io, resizer, lock);
             throw e;
@@ -638,8 +647,8 @@ public final class FileStorage implements Storage {
             throws IOException {
         Lock lock = sizeLock.readLock();
         lock.lock();
-        long firstBlock = position / alignment;
-        long endBlock = (position + length) / alignment;
+        long firstBlock = position / lockUnit;
+        long endBlock = (position + length + lockUnit - 1) / lockUnit;
         if (blockLocked) {
             blockLocks.lock(firstBlock, endBlock);
         }
@@ -875,8 +884,8 @@ public final class FileStorage implements Storage {
         try {
             long sizeBefore = size.get();
             boolean trim = overshootsEnd(end);
-            long firstBlock = position / alignment;
-            long endBlock = (end + alignment - 1) / alignment;
+            long firstBlock = position / lockUnit;
+            long endBlock = (end + lockUnit - 1) / lockUnit;
             blockLocks.lock(firstBlock, endBlock);
             try {
                 if (isAligned(src, position)) {
