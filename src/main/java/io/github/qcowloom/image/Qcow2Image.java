@@ -815,6 +815,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         boolean unmaps = discards.mayUnmap(mayUnmap);
         if (encryption != null) {
             requireUnlockedForWrites();
+            if (!SectorRequests.onWholeSectors(offset, length)) {
+                checkRange(offset, length); // refused before it is tracked, as QEMU's: no bitmap marks it
+                return false;
+            }
             return sectorRequests.writeZeroes(offset, length, unmaps, true, this::size);
         }
         boolean[] zeroed = new boolean[1];

@@ -141,8 +141,7 @@ public final class RawImage implements BlockDevice {
     @Override
     public boolean writeZeroesFast(long offset, long length, boolean mayUnmap) throws IOException {
         check(offset, length);
-        boolean unmaps = discards.mayUnmap(mayUnmap);
-        return unmaps && storage.zeroRange(offset, length, true) || storage.zeroRange(offset, length, false);
+        return storage.zeroWithoutWriting(offset, length, discards.mayUnmap(mayUnmap));
     }
 
     @Override

@@ -68,27 +68,30 @@ final class SectorRequests {
 
     /**
      * The whole sectors zeroed as the image zeroes them, then the partial sectors at either end written as zeroes;
-     * {@code size} is the disk's, read under the lock. With {@code noFallback} (QEMU's BDRV_REQ_NO_FALLBACK) no
-     * zero bytes are written: a range not on whole sectors is refused at once, false, as QEMU refuses such a request
-     * that it would have to pad; on whole sectors, false where a piece would need them, the clusters before it
-     * zeroed. True once the range reads as zeroes.
+     * {@code size} is the disk's, read under the lock. With {@code noFallback} (QEMU's BDRV_REQ_NO_FALLBACK), for a
+     * range {@link #onWholeSectors} only, no zero bytes are written: false where a piece would need them, the
+     * clusters before it zeroed. True once the range reads as zeroes.
      */
     boolean writeZeroes(long offset, long length, boolean mayUnmap, boolean noFallback, LongSupplier size)
             throws IOException {
-        boolean padded = offset % SECTOR != 0 || length % SECTOR != 0;
-        boolean[] zeroed = {!(noFallback && padded)};
-        serialised(offset, length, () -> locked.run(offset, length, true, () -> {
-            if (zeroed[0]) {
-                forEachPart(offset, length, (from, bytes, whole) -> {
+        if (noFallback && !onWholeSectors(offset, length)) {
+            throw new IllegalArgumentException("a fast zero write not on whole sectors: " + offset + "+" + length);
+        }
+        boolean[] zeroed = {true};
+        serialised(offset, length, () -> locked.run(offset, length, true, () -> forEachPart(offset, length,
+                (from, bytes, whole) -> {
                     if (whole) {
                         zeroed[0] = discardPath.writeZeroes(from, bytes, mayUnmap, noFallback, size.getAsLong());
                     } else {
                         writeLocked(from, ByteBuffer.allocate((int) bytes)); // inside one sector
                     }
-                });
-            }
-        }));
+                })));
         return zeroed[0];
+    }
+
+    /** True if {@code [offset, offset + length)} is whole sectors: QEMU's request alignment here needs no padding. */
+    static boolean onWholeSectors(long offset, long length) {
+        return offset % SECTOR == 0 && length % SECTOR == 0;
     }
 
     /** Discards only whole clusters, so reads nothing; entered so that no merge runs beside it. */

@@ -512,7 +512,10 @@ public final class FileStorage implements Storage {
             lock.unlock();
         }
         // A hole inside the file: needs only the shared lock, like any write.
-        zeroBlocks(position, Math.min(position + length, size.get()) - position, true);
+        long end = Math.min(position + length, size.get());
+        if (end > position) { // else shrunk meanwhile past the range
+            zeroBlocks(position, end - position, true);
+        }
     }
 
     /** Zeroes the range and keeps its space: ZERO_RANGE over its whole blocks ({@link #zeroBlocks}). */
@@ -524,17 +527,16 @@ public final class FileStorage implements Storage {
     }
 
     /**
-     * Zeroes {@code [position, position + length)} as QEMU's file layer zeroes an aligned write-zeroes request, its
-     * request alignment being the block with O_DIRECT: the whole blocks inside the file by {@link #zeroRange}, a
-     * hole punched with {@code unmap} and, where the host cannot punch one, ZERO_RANGE (QEMU's
-     * handle_aiocb_write_zeroes_unmap falls back so); the partial edge blocks, and all of the range where the host
-     * can do neither, get zeroes written, as QEMU's block layer writes the unaligned head and tail.
+     * Zeroes {@code [position, position + length)} as QEMU's file layer zeroes a write-zeroes request, its request
+     * alignment being the O_DIRECT one: the whole blocks inside the file by {@link #zeroWithoutWriting} (a hole
+     * punched with {@code unmap}, else ZERO_RANGE); the partial edge blocks, and all of the range where the host can
+     * do neither, get zeroes written, as QEMU's block layer writes the unaligned head and tail.
      */
     private void zeroBlocks(long position, long length, boolean unmap) throws IOException {
         long end = position + length;
         long from = alignUp(position);
         long to = alignDown(Math.min(end, size.get()));
-        if (from < to && (unmap && zeroRange(from, to - from, true) || zeroRange(from, to - from, false))) {
+        if (from < to && zeroWithoutWriting(from, to - from, unmap)) {
             writeZeroes(position, from - position);
             writeZeroes(to, end - to);
             return;
@@ -589,8 +591,12 @@ public final class FileStorage implements Storage {
             if (fallocateInside(position, length, false, FileIo::punchHole)) {
                 return true;
             }
+        } catch (FailedCallException e) {
+            if (e.errno() == FailedCallException.EINVAL) {
+                return false; // this range only, as for zeroRange
+            }
         } catch (IOException e) {
-            // Refused (EOPNOTSUPP) or failed: a discard may leave the bytes as they were.
+            // Failed: a discard may leave the bytes as they were.
         }
         punches = false; // FileChannel, or refused: not asked again
         return false;
@@ -647,8 +653,8 @@ public final class FileStorage implements Storage {
             throws IOException {
         Lock lock = sizeLock.readLock();
         lock.lock();
-        long firstBlock = position / lockUnit;
-        long endBlock = (position + length + lockUnit - 1) / lockUnit;
+        long firstBlock = firstLockBlock(position);
+        long endBlock = endLockBlock(position + length);
         if (blockLocked) {
             blockLocks.lock(firstBlock, endBlock);
         }
@@ -884,8 +890,8 @@ public final class FileStorage implements Storage {
         try {
             long sizeBefore = size.get();
             boolean trim = overshootsEnd(end);
-            long firstBlock = position / lockUnit;
-            long endBlock = (end + lockUnit - 1) / lockUnit;
+            long firstBlock = firstLockBlock(position);
+            long endBlock = endLockBlock(end);
             blockLocks.lock(firstBlock, endBlock);
             try {
                 if (isAligned(src, position)) {
@@ -1020,6 +1026,16 @@ public final class FileStorage implements Storage {
     private boolean isAligned(ByteBuffer buffer, long position) {
         return position % alignment == 0 && buffer.remaining() % alignment == 0 && buffer.isDirect()
                 && buffer.alignmentOffset(buffer.position(), alignment) == 0;
+    }
+
+    /** The first of the {@code lockUnit} blocks that a range from {@code position} touches. */
+    private long firstLockBlock(long position) {
+        return position / lockUnit;
+    }
+
+    /** One past the last of the {@code lockUnit} blocks that a range ending at {@code end} touches. */
+    private long endLockBlock(long end) {
+        return (end + lockUnit - 1) / lockUnit;
     }
 
     private long alignDown(long position) {

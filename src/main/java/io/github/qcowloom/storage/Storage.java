@@ -80,6 +80,15 @@ public interface Storage extends Closeable {
         return false;
     }
 
+    /**
+     * A hole punched where {@code unmap} allows it and the host can, else ZERO_RANGE: {@link #zeroRange} as QEMU's
+     * zero write that may unmap falls back (handle_aiocb_write_zeroes_unmap). False, having changed nothing, where
+     * neither can be had.
+     */
+    default boolean zeroWithoutWriting(long position, long length, boolean unmap) throws IOException {
+        return unmap && zeroRange(position, length, true) || zeroRange(position, length, false);
+    }
+
     /** Zeroes the range and keeps its space: {@link #zeroRange} where the host can, else zeroes written. */
     default void zeroKeepingSpace(long position, long length) throws IOException {
         if (!zeroRange(position, length, false)) {

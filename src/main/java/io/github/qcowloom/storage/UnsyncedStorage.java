@@ -18,6 +18,12 @@ public final class UnsyncedStorage extends ForwardingStorage {
         return inner().zeroRange(position, length, unmap);
     }
 
+    /** Passed on, as {@link #zeroRange}: the inner storage zeroes the whole blocks of an unaligned range alone. */
+    @Override
+    public void zeroKeepingSpace(long position, long length) throws IOException {
+        inner().zeroKeepingSpace(position, length);
+    }
+
     @Override
     public void flush() {
         // no host sync: see the class comment

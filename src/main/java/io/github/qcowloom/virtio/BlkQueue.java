@@ -96,13 +96,18 @@ final class BlkQueue {
     private void run(DescriptorChain chain) {
         int written = 0;
         try {
-            written = new BlkRequest(chain, memory, disk, config, device.writeThrough()).run();
+            written = new BlkRequest(chain, memory, disk, config, device.writeThrough(),
+                    e -> device.defect(index, e)).run();
         } catch (VirtqueueException | GuestMemoryException e) {
             device.fail(index, e.getMessage());
         } catch (RuntimeException e) {
             // A defect, or memory unmapped under the request: the queue is not to be trusted.
             LOG.warn("queue {}: request at head {} failed (a defect)", index, chain.head(), e);
-            device.defect(index, e);
+            try {
+                device.defect(index, e);
+            } finally {
+                device.fail(index, e.toString());
+            }
         } catch (InternalError e) {
             // A fault in guest memory (a front end's file shrunk under its mapping): no status could be trusted.
             device.fail(index, "guest memory fault: " + e.getMessage());

@@ -6,6 +6,7 @@ import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,14 +29,16 @@ final class BlkRequest {
     private final BlockDevice disk;
     private final VirtioBlkConfig config;
     private final boolean writeThrough; // the driver cannot flush: writes are made durable before they complete
+    private final Consumer<RuntimeException> defects; // hears an unchecked exception the request was failed for
 
     BlkRequest(DescriptorChain chain, GuestMemory memory, BlockDevice disk, VirtioBlkConfig config,
-            boolean writeThrough) {
+            boolean writeThrough, Consumer<RuntimeException> defects) {
         this.chain = chain;
         this.memory = memory;
         this.disk = disk;
         this.config = config;
         this.writeThrough = writeThrough;
+        this.defects = defects;
     }
 
     /** A request the device answers with a status other than OK. */
@@ -81,8 +84,10 @@ final class BlkRequest {
             LOG.debug("request at head {}: {}", chain.head(), e.getMessage());
             status = VirtioBlk.S_IOERR;
         } catch (RuntimeException e) {
+            // A defect of the device or the disk: the guest gets an I/O error, the embedder hears of it.
             LOG.warn("request at head {} failed", chain.head(), e);
             status = VirtioBlk.S_IOERR;
+            defects.accept(e);
         }
         memory.write8(statusAddress, status);
         return (int) Math.min(written + 1, Integer.MAX_VALUE);

@@ -48,7 +48,8 @@ public final class VirtioBlkDevice implements AutoCloseable {
 
         /**
          * A request of queue {@code queue} ended in an unchecked exception: a defect of the device or the disk, not
-         * the driver's doing (logged; the device then breaks as for {@link #needsReset}). For tests and fuzzing.
+         * the driver's doing (logged; the request failed with an I/O error, or, where that could not be answered,
+         * the device breaks as for {@link #needsReset}). For tests and fuzzing.
          */
         default void defect(int queue, RuntimeException e) {
         }
@@ -232,7 +233,6 @@ public final class VirtioBlkDevice implements AutoCloseable {
 
     void defect(int queue, RuntimeException e) {
         notifier.defect(queue, e);
-        fail(queue, e.toString());
     }
 
     void interrupt(int queue) {

@@ -16,11 +16,12 @@ import java.nio.file.Path;
 public final class FileBlocks {
     private static final int STATX_BLOCKS = 0x400;
     private static final int STATX_DIOALIGN = 0x2000;
-    // struct statx: __u32 stx_mask at 0, ..., __u64 stx_blocks at 48, ..., __u32 stx_dio_offset_align at 156; 256
-    // bytes in all.
+    // struct statx: __u32 stx_mask at 0, ..., __u64 stx_blocks at 48, ..., __u32 stx_dio_mem_align at 152 and
+    // stx_dio_offset_align at 156; 256 bytes in all.
     private static final long STATX_SIZE = 256;
     private static final long STX_MASK = 0;
     private static final long STX_BLOCKS = 48;
+    private static final long STX_DIO_MEM_ALIGN = 152;
     private static final long STX_DIO_OFFSET_ALIGN = 156;
 
     private FileBlocks() {
@@ -38,9 +39,10 @@ public final class FileBlocks {
     }
 
     /**
-     * The alignment of file offsets and lengths that O_DIRECT needs for {@code path} (statx's STATX_DIOALIGN, Linux
-     * 6.1 on: most file systems give the device's logical block, often 512 where the file system's block is 4096),
-     * or 0 where the kernel or the file system does not tell.
+     * The alignment O_DIRECT needs for {@code path}, of file offsets and lengths and of buffers in memory, the larger
+     * of the two (statx's STATX_DIOALIGN, Linux 6.1 on: most file systems give the device's logical block for
+     * both, often 512 where the file system's block is 4096), or 0 where the kernel or the file system does not
+     * tell.
      */
     public static int directIoAlignment(Path path) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
@@ -48,7 +50,7 @@ public final class FileBlocks {
             if ((buf.get(JAVA_INT, STX_MASK) & STATX_DIOALIGN) == 0) {
                 return 0;
             }
-            return buf.get(JAVA_INT, STX_DIO_OFFSET_ALIGN);
+            return Math.max(buf.get(JAVA_INT, STX_DIO_OFFSET_ALIGN), buf.get(JAVA_INT, STX_DIO_MEM_ALIGN));
         }
     }
 

@@ -87,26 +87,9 @@ class CliBitmapCommandTest {
         return ours;
     }
 
-    /** Each bitmap not in use, as the runs of guest bytes its set bits cover, read by this driver. */
+    /** {@link BitmapFiles#dirtyRuns} of a plain image. */
     private static Map<String, List<Long>> bits(Path image) throws IOException {
-        Map<String, List<Long>> all = new LinkedHashMap<>();
-        try (Qcow2Image img = Qcow2Image.open(image, OpenOptions.readOnlyDefaults())) {
-            for (BitmapDirectory.Entry e : img.persistentBitmaps()) {
-                if (e.inUse()) {
-                    continue;
-                }
-                BitmapBits b = img.bitmapBits(e);
-                List<Long> runs = new ArrayList<>();
-                for (long i = b.nextSet(0, b.count()); i < b.count(); i = b.nextSet(i, b.count())) {
-                    long end = b.nextClear(i, b.count());
-                    runs.add(i << b.granularityBits());
-                    runs.add(Math.min(end << b.granularityBits(), b.diskSize()));
-                    i = end;
-                }
-                all.put(e.name(), runs);
-            }
-        }
-        return all;
+        return BitmapFiles.dirtyRuns(image, OpenOptions.readOnlyDefaults());
     }
 
     private static List<String> step(String... args) {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.testing.BitmapFiles;
 import io.github.qcowloom.testing.EncryptedImages;
 import io.github.qcowloom.testing.ForwardingBlockDevice;
 import io.github.qcowloom.testing.Qemu;
@@ -25,7 +26,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * NBD_CMD_CACHE (QEMU's copy-on-read prefetch), FAST_ZERO and the command flags as qemu-nbd serves them: the same
  * requests, sent by hand to qemu-nbd and to our server over copies of one overlay, get the same errors and leave
- * images that map alike (which clusters the overlay holds, zero or data), read alike and check clean.
+ * images that map alike (which clusters the overlay holds, zero or data), read alike, mark their persistent bitmap
+ * alike and check clean.
  */
 class NbdCacheAndFastZeroTest {
     private static final int K = 1024;
@@ -53,7 +55,14 @@ class NbdCacheAndFastZeroTest {
         }
 
         OpenOptions ours() {
-            OpenOptions options = OpenOptions.readWriteDefaults();
+            return keyed(OpenOptions.readWriteDefaults());
+        }
+
+        OpenOptions readOnly() {
+            return keyed(OpenOptions.readOnlyDefaults());
+        }
+
+        private OpenOptions keyed(OpenOptions options) {
             return this == PLAIN ? options : options.withEncryptionKey(EncryptedImages.KEY);
         }
     }
@@ -65,7 +74,7 @@ class NbdCacheAndFastZeroTest {
 
     /**
      * An overlay of 64 MiB with 64 KiB clusters over a base holding data in its first 2 MiB, a zero cluster at 3 MiB
-     * and data at 4 MiB; the overlay holds data at 512 KiB.
+     * and data at 4 MiB; the overlay holds data at 512 KiB, and an empty persistent bitmap.
      */
     private Path overlay() {
         Path base = dir.resolve("base.qcow2");
@@ -74,6 +83,7 @@ class NbdCacheAndFastZeroTest {
         Path top = dir.resolve("top.qcow2");
         Qemu.img("create", "-q", "-f", "qcow2", "-b", base.toString(), "-F", "qcow2", top.toString(), "64M");
         Qemu.io(top, "write -P 7 512k 64k");
+        Qemu.img("bitmap", "--add", top.toString(), "b");
         return top;
     }
 
@@ -127,6 +137,8 @@ class NbdCacheAndFastZeroTest {
         Path image = dir.resolve("encrypted.qcow2");
         EncryptedImages.create(image, 8 * M, "");
         EncryptedImages.io(image, "write -P 0x5a 0 256k");
+        Qemu.img("bitmap", "--object", EncryptedImages.SECRET, "--image-opts", "--add",
+                EncryptedImages.imageOpts(image), "b");
         Counted counted = new Counted();
         assertSameAsQemuNbd(image, Access.ENCRYPTED, counted, requests(List.of(
                 new Req(Protocol.CMD_WRITE_ZEROES, fast, 64 * K - 100, 64 * K + 200), // partial sectors: refused
@@ -255,6 +267,8 @@ class NbdCacheAndFastZeroTest {
         }
         assertEquals(theirErrors, ourErrors);
         assertEquals(map(access, theirs), map(access, ours));
+        assertEquals(BitmapFiles.dirtyRuns(theirs, access.readOnly()), BitmapFiles.dirtyRuns(ours, access.readOnly()),
+                "what the persistent bitmaps mark");
         List<String> compare = new ArrayList<>(List.of("compare"));
         compare.addAll(access.args(theirs));
         compare.add(access.args(ours).getLast());

@@ -5,6 +5,7 @@ import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.bitmap.BitmapAction;
 import io.github.qcowloom.bitmap.Bitmaps;
 import io.github.qcowloom.format.BitmapDirectory;
+import io.github.qcowloom.image.BitmapBits;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.MemoryStorage;
@@ -14,7 +15,10 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /** Persistent bitmaps of image files in tests: QEMU's reading of their bits, and bitmaps left in use. */
 public final class BitmapFiles {
@@ -83,6 +87,31 @@ public final class BitmapFiles {
                 + socket + ",x-dirty-bitmap=qemu:dirty-bitmap:" + bitmap);
         // Dirty ranges are the ones reported without data.
         return map.lines().filter(l -> l.contains("\"data\": false")).toList().toString();
+    }
+
+    /**
+     * Each bitmap of {@code image} not in use, as the runs of guest bytes its set bits cover (start, end, start, ...),
+     * read by this driver, the image opened with {@code options} (read-only; a key for an encrypted one).
+     */
+    public static Map<String, List<Long>> dirtyRuns(Path image, OpenOptions options) throws IOException {
+        Map<String, List<Long>> all = new LinkedHashMap<>();
+        try (Qcow2Image img = Qcow2Image.open(image, options)) {
+            for (BitmapDirectory.Entry e : img.persistentBitmaps()) {
+                if (e.inUse()) {
+                    continue;
+                }
+                BitmapBits b = img.bitmapBits(e);
+                List<Long> runs = new ArrayList<>();
+                for (long i = b.nextSet(0, b.count()); i < b.count(); i = b.nextSet(i, b.count())) {
+                    long end = b.nextClear(i, b.count());
+                    runs.add(i << b.granularityBits());
+                    runs.add(Math.min(end << b.granularityBits(), b.diskSize()));
+                    i = end;
+                }
+                all.put(e.name(), runs);
+            }
+        }
+        return all;
     }
 
     /** The bitmaps part of qemu-img info's answer for {@code image}: names, flags, granularities. */

@@ -18,6 +18,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.BeforeAll;
@@ -42,6 +43,9 @@ class VirtqueueFuzzTest {
     private static final int MEMORY = 64 * 1024;
     private static final long DISK_BYTES = 1 << 20;
     private static final ExecutionModel ONE_THREAD = ExecutionModel.parse("pool:1");
+    /** Rings a driver fills: every kind of request, directly and through an indirect table. */
+    private static final List<Seed> SEEDS = List.of(seed("requests", 4, 0, false),
+            seed("requests-indirect-event-idx", 4, 3, true), seed("requests-256-flush", 7, 7, true));
     /** The image file of an empty 1 MiB disk, made once; each run opens a fresh copy (MemoryStorage copies it). */
     private static byte[] emptyImage;
 
@@ -55,9 +59,9 @@ class VirtqueueFuzzTest {
         } finally {
             Files.deleteIfExists(tmp);
         }
-        FuzzInputs.seed(VirtqueueFuzzTest.class, "guestRing", "requests", seed(4, 0, false));
-        FuzzInputs.seed(VirtqueueFuzzTest.class, "guestRing", "requests-indirect-event-idx", seed(4, 3, true));
-        FuzzInputs.seed(VirtqueueFuzzTest.class, "guestRing", "requests-256-flush", seed(7, 7, true));
+        for (Seed seed : SEEDS) {
+            FuzzInputs.seed(VirtqueueFuzzTest.class, "guestRing", seed.name(), seed.bytes());
+        }
     }
 
     @FuzzTest
@@ -67,20 +71,25 @@ class VirtqueueFuzzTest {
         }
     }
 
-    /** The seeds are what they say: every request taken, none breaking the device, each with its status. */
+    /** The seeds are what they say: every request taken and answered OK, but the unknown type UNSUPP. */
     @Test
     void theSeedsAreServedWhole() throws Exception {
-        for (byte[] seed : List.of(seed(4, 0, false), seed(4, 3, true), seed(7, 7, true))) {
-            Outcome o = run(seed);
-            assertNull(o.broken());
-            assertEquals(7, o.memory().readLe16(o.layout().usedRing() + 2), "chains used");
-            // Each chain's status byte is its last buffer's; the unknown type's is UNSUPP.
-            List<Integer> statuses = new ArrayList<>();
+        for (Seed seed : SEEDS) {
+            Outcome o = run(seed.bytes());
+            assertNull(o.broken(), seed.name());
+            assertEquals(7, o.memory().readLe16(o.layout().usedRing() + 2), seed.name() + ": chains used");
+            List<Integer> lengths = new ArrayList<>();
             for (int i = 0; i < 7; i++) {
-                long element = o.layout().usedRing() + 4 + 8L * i;
-                statuses.add(o.memory().readLe32(element + 4)); // bytes written into the chain
+                lengths.add(o.memory().readLe32(o.layout().usedRing() + 4 + 8L * i + 4)); // bytes written
             }
-            assertEquals(List.of(4096 + 1, 1, 1, VirtioBlk.ID_BYTES + 1, 1, 1, 1), statuses);
+            assertEquals(List.of(4096 + 1, 1, 1, VirtioBlk.ID_BYTES + 1, 1, 1, 1), lengths, seed.name());
+            List<Integer> statuses = new ArrayList<>();
+            for (long status : seed.statuses()) {
+                statuses.add(o.memory().read8(status));
+            }
+            List<Integer> expected = new ArrayList<>(Collections.nCopies(6, VirtioBlk.S_OK));
+            expected.add(VirtioBlk.S_UNSUPP);
+            assertEquals(expected, statuses, seed.name());
         }
     }
 
@@ -135,12 +144,16 @@ class VirtqueueFuzzTest {
                 | VirtioBlk.bit(VirtioBlk.F_DISCARD) | VirtioBlk.bit(VirtioBlk.F_WRITE_ZEROES);
     }
 
+    /** A seed: its input, and where each request's status byte lies in guest memory. */
+    private record Seed(String name, byte[] bytes, List<Long> statuses) {
+    }
+
     /**
      * A ring of 2^(sizeLog + 1) entries as a driver fills it, one request of each kind published from available
      * index 0, the last through an indirect table where {@code indirect}; the input's bytes up to the last non-zero
      * byte of memory.
      */
-    private static byte[] seed(int sizeLog, int featureBits, boolean indirect) {
+    private static Seed seed(String name, int sizeLog, int featureBits, boolean indirect) {
         int size = 1 << (sizeLog + 1);
         BufferGuestMemory memory = BufferGuestMemory.ofHeap(0, MEMORY);
         RingDriver driver = new RingDriver(memory, 0, MEMORY, size, 0);
@@ -161,9 +174,11 @@ class VirtqueueFuzzTest {
         chains.add(List.of(driver.readable(RingDriver.header(VirtioBlk.T_WRITE_ZEROES, 0)),
                 driver.readable(segment(0, 8, VirtioBlk.WRITE_ZEROES_FLAG_UNMAP)), driver.writable(1)));
         chains.add(List.of(driver.readable(RingDriver.header(77, 0)), driver.writable(1)));
+        List<Long> statuses = new ArrayList<>();
         for (int i = 0; i < chains.size(); i++) {
             boolean last = i == chains.size() - 1;
             driver.publish(driver.place(chains.get(i), indirect && last));
+            statuses.add(chains.get(i).getLast().address());
         }
         byte[] all = new byte[MEMORY];
         memory.slice(0, MEMORY).get(0, all);
@@ -175,7 +190,7 @@ class VirtqueueFuzzTest {
         out[0] = (byte) sizeLog;
         out[1] = (byte) featureBits;
         System.arraycopy(all, 0, out, 2, end);
-        return out;
+        return new Seed(name, out, statuses);
     }
 
     /** A discard or write-zeroes segment (virtio 1.2, 5.2.6). */
