@@ -3,9 +3,7 @@ package io.github.qcowloom.nbd;
 import static io.github.qcowloom.nbd.Protocol.*;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
-import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.MemoryStorage;
 import io.github.qcowloom.testing.FuzzInputs;
@@ -14,8 +12,6 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
@@ -43,14 +39,7 @@ class NbdFuzzTest {
 
     @BeforeAll
     static void setUp() throws IOException {
-        Path tmp = Files.createTempFile("nbd-fuzz", ".qcow2");
-        try {
-            Files.delete(tmp);
-            ImageCreator.create(tmp, CreateOptions.defaults(DISK_BYTES));
-            emptyImage = Files.readAllBytes(tmp);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        emptyImage = FuzzInputs.emptyQcow2(DISK_BYTES);
         for (Seed s : seeds()) {
             FuzzInputs.seed(NbdFuzzTest.class, "clientBytes", s.name(), s.bytes());
         }

@@ -33,10 +33,10 @@ import io.github.qcowloom.testing.Qemu;
  */
 class InterleavingProperties {
     /**
-     * Distinct interleavings to explore: the default suite's 80 000 (its share of the suite's 15 minutes), or
+     * Distinct interleavings to explore: the default suite's 60 000 (its share of the suite's 15 minutes), or
      * -Ddst.interleavings (dst-long: 10^6).
      */
-    private static final long TARGET = Long.getLong("dst.interleavings", 80_000);
+    private static final long TARGET = Long.getLong("dst.interleavings", 60_000);
     private static final int SCHEDULES = Integer.getInteger("dst.schedules", 10);
     private static final int MAX_GUESTS = Integer.getInteger("dst.maxGuests", 6);
     private static final long MAX_STEPS = 2_000_000;

@@ -1,13 +1,33 @@
 package io.github.qcowloom.testing;
 
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.image.ImageCreator;
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** Where Jazzer reads a fuzz target's inputs: {@code <package>/<Class>Inputs/<method>} in the test class path. */
+/**
+ * What fuzz targets share: where Jazzer reads a target's inputs ({@code <package>/<Class>Inputs/<method>} in the
+ * test class path), and an empty image to run them against.
+ */
 public final class FuzzInputs {
     private FuzzInputs() {
+    }
+
+    /**
+     * The file of a new, empty qcow2 image of {@code size} bytes with the default options: a fuzz target's disk, each
+     * run opening a fresh copy of it in memory.
+     */
+    public static byte[] emptyQcow2(long size) throws IOException {
+        Path tmp = Files.createTempFile("fuzz-disk", ".qcow2");
+        try {
+            Files.delete(tmp);
+            ImageCreator.create(tmp, CreateOptions.defaults(size));
+            return Files.readAllBytes(tmp);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
     }
 
     /** The inputs directory of {@code target}'s fuzz test {@code method}, made if missing. */

@@ -4,10 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import io.github.qcowloom.api.CreateOptions;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.exec.ExecutionModel;
-import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.Qcow2Image;
 import io.github.qcowloom.storage.MemoryStorage;
 import io.github.qcowloom.testing.FuzzInputs;
@@ -15,8 +13,6 @@ import io.github.qcowloom.testing.RingDriver;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -51,14 +47,7 @@ class VirtqueueFuzzTest {
 
     @BeforeAll
     static void setUp() throws IOException {
-        Path tmp = Files.createTempFile("virtqueue-fuzz", ".qcow2");
-        try {
-            Files.delete(tmp);
-            ImageCreator.create(tmp, CreateOptions.defaults(DISK_BYTES));
-            emptyImage = Files.readAllBytes(tmp);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        emptyImage = FuzzInputs.emptyQcow2(DISK_BYTES);
         for (Seed seed : SEEDS) {
             FuzzInputs.seed(VirtqueueFuzzTest.class, "guestRing", seed.name(), seed.bytes());
         }
