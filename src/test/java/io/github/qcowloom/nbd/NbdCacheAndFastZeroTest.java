@@ -146,7 +146,7 @@ class NbdCacheAndFastZeroTest {
                 new Req(Protocol.CMD_WRITE_ZEROES, fast, 128 * K, 512), // part of one that holds data
                 new Req(Protocol.CMD_WRITE_ZEROES, fast, 640 * K, 512), // part of an unallocated one
                 new Req(Protocol.CMD_WRITE_ZEROES, fast, 768 * K, 128 * K),
-                new Req(Protocol.CMD_WRITE_ZEROES, fast, 960 * K, 100000), // whole clusters, a partial sector
+                new Req(Protocol.CMD_WRITE_ZEROES, fast, 960 * K, 100000), // ends inside a sector: refused
                 new Req(Protocol.CMD_WRITE_ZEROES, 0, M + 100, 1000)))); // padded, without the flag
         assertEquals(3, counted.fastZeroes.get());
     }
@@ -235,8 +235,8 @@ class NbdCacheAndFastZeroTest {
 
     /**
      * Runs {@code client} against qemu-nbd and against our server (its device wrapped by {@code wrap}), each over its
-     * own copy of {@code image}, opened by {@code access}, and compares what it saw, the maps and the contents
-     * afterwards.
+     * own copy of {@code image}, opened by {@code access}, and compares what it saw, the maps, the persistent
+     * bitmaps and the contents afterwards.
      */
     private void assertSameAsQemuNbd(Path image, Access access, UnaryOperator<BlockDevice> wrap, Client client)
             throws Exception {
