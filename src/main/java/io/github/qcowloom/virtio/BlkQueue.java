@@ -6,6 +6,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,6 +39,8 @@ final class BlkQueue {
     private final ReentrantLock usedLock = new ReentrantLock();
     private final Condition drained = usedLock.newCondition();
     private final AtomicInteger inFlight = new AtomicInteger();
+    /** Where a request's unchecked exception is reported: made once, not per request. */
+    private final Consumer<RuntimeException> defects;
     private volatile boolean backlogged;
     private boolean stopped;
 
@@ -50,6 +53,7 @@ final class BlkQueue {
         this.config = config;
         this.executor = executor;
         this.device = device;
+        this.defects = e -> device.defect(index, e);
     }
 
     /** Takes every available chain and starts its request; returns at once (requests run on their threads). */
@@ -96,15 +100,14 @@ final class BlkQueue {
     private void run(DescriptorChain chain) {
         int written = 0;
         try {
-            written = new BlkRequest(chain, memory, disk, config, device.writeThrough(),
-                    e -> device.defect(index, e)).run();
+            written = new BlkRequest(chain, memory, disk, config, device.writeThrough(), defects).run();
         } catch (VirtqueueException | GuestMemoryException e) {
             device.fail(index, e.getMessage());
         } catch (RuntimeException e) {
             // A defect, or memory unmapped under the request: the queue is not to be trusted.
             LOG.warn("queue {}: request at head {} failed (a defect)", index, chain.head(), e);
             try {
-                device.defect(index, e);
+                defects.accept(e);
             } finally {
                 device.fail(index, e.toString());
             }
