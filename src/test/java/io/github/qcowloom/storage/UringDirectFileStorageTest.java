@@ -5,13 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.qcowloom.api.StorageBackend;
-import io.github.qcowloom.testing.Qemu;
+import io.github.qcowloom.testing.ZeroRangeHere;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
@@ -46,9 +45,7 @@ class UringDirectFileStorageTest extends FileStorageContract {
             }
         })) {
             assumeTrue(s.backend() == StorageBackend.IO_URING, "io_uring runs here");
-            // dd's own O_DIRECT read of one sector, as QEMU probes its alignment
-            boolean sectorsRead = Qemu.exec(List.of("dd", "if=" + file, "of=/dev/null", "iflag=direct", "bs=512",
-                    "count=1", "skip=1")).exitCode() == 0;
+            boolean sectorsRead = ZeroRangeHere.readsDirectSectors(file);
             int fileSystemBlock = (int) Files.getFileStore(file).getBlockSize();
             assumeTrue(sectorsRead && fileSystemBlock > 512,
                     "O_DIRECT takes no 512-byte sector here, or the file system's blocks are as small");

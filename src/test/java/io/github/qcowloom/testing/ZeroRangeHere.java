@@ -25,14 +25,22 @@ public final class ZeroRangeHere {
         Path probe = Files.createTempFile(dir, "direct", ".probe");
         try {
             Files.write(probe, new byte[65536]);
-            boolean sectors = Qemu.exec(List.of("dd", "if=" + probe, "of=/dev/null", "iflag=direct", "bs=512",
-                    "count=1", "skip=1")).exitCode() == 0;
+            boolean sectors = readsDirectSectors(probe);
             try (FileStorage s = FileStorage.open(probe, true, true, StorageBackend.AUTO)) {
                 return !sectors || s.alignment() == 512;
             }
         } finally {
             Files.delete(probe);
         }
+    }
+
+    /**
+     * True if an O_DIRECT read of one 512-byte sector of {@code file} (at least 1 KiB long) works: dd's own, as QEMU
+     * probes its request alignment.
+     */
+    public static boolean readsDirectSectors(Path file) {
+        return Qemu.exec(List.of("dd", "if=" + file, "of=/dev/null", "iflag=direct", "bs=512", "count=1", "skip=1"))
+                .exitCode() == 0;
     }
 
     /** True if a file in {@code dir} takes a ZERO_RANGE through the storage. */
