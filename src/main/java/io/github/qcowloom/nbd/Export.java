@@ -9,7 +9,8 @@ import io.github.qcowloom.api.BlockDevice;
  * @param name what a client must ask for, as of qemu-nbd's one export ({@code -x}; the empty name is qemu-nbd's
  *     default): another name is refused
  * @param description what NBD_OPT_LIST and NBD_INFO_DESCRIPTION tell of it ({@code -D}); null for nothing
- * @param device shared by all connections, so a flush on one covers writes acknowledged on all (CAN_MULTI_CONN)
+ * @param device shared by all connections, so a flush on one covers writes acknowledged on all (what CAN_MULTI_CONN
+ *     promises)
  * @param readOnly advertise READ_ONLY and answer writes with EPERM
  * @param bitmap the dirty bitmap offered as a {@code qemu:dirty-bitmap:} metadata context; null for none
  * @param allocationDepth offer the {@code qemu:allocation-depth} metadata context (qemu-nbd -A)
@@ -43,10 +44,15 @@ public record Export(String name, String description, BlockDevice device, boolea
     /**
      * Transmission flags for this export (proto.md "Transmission flags"), qemu-nbd's: trims and zero writes (fast
      * ones too) are offered only where the export takes writes.
+     *
+     * @param multiConn advertise CAN_MULTI_CONN: qemu-nbd does unless it serves one client at a time ({@code -e 1}),
+     *     since a client that opens several connections on the flag would wait forever for the second
      */
-    int transmissionFlags(boolean structuredReplies) {
-        int f = Protocol.TF_HAS_FLAGS | Protocol.TF_SEND_FLUSH | Protocol.TF_SEND_FUA | Protocol.TF_SEND_CACHE
-                | Protocol.TF_CAN_MULTI_CONN;
+    int transmissionFlags(boolean structuredReplies, boolean multiConn) {
+        int f = Protocol.TF_HAS_FLAGS | Protocol.TF_SEND_FLUSH | Protocol.TF_SEND_FUA | Protocol.TF_SEND_CACHE;
+        if (multiConn) {
+            f |= Protocol.TF_CAN_MULTI_CONN;
+        }
         if (readOnly) {
             f |= Protocol.TF_READ_ONLY;
         } else {

@@ -33,6 +33,8 @@ final class Handshake {
     private final byte[] exportName;
     /** Null: NOTLS mode. */
     private final TlsCredentials tls;
+    /** Whether the server serves more than one client at once (CAN_MULTI_CONN). */
+    private final boolean multiConn;
     private ByteStream ch;
     private boolean tlsUp;
     private boolean noZeroes;
@@ -41,11 +43,12 @@ final class Handshake {
     private boolean dirtyBitmap;
     private boolean allocationDepth;
 
-    Handshake(SocketChannel socket, Export export, TlsCredentials tls) {
+    Handshake(SocketChannel socket, Export export, TlsCredentials tls, boolean multiConn) {
         this.socket = socket;
         this.export = export;
         this.exportName = export.name().getBytes(StandardCharsets.UTF_8);
         this.tls = tls;
+        this.multiConn = multiConn;
         this.ch = ByteStream.plain(socket);
     }
 
@@ -55,6 +58,7 @@ final class Handshake {
         this.export = export;
         this.exportName = export.name().getBytes(StandardCharsets.UTF_8);
         this.tls = null;
+        this.multiConn = true;
         this.ch = ch;
     }
 
@@ -111,7 +115,7 @@ final class Handshake {
                     }
                     // No option reply: size, flags and (unless NO_ZEROES) 124 zero bytes, then transmission.
                     ByteBuffer b = ByteBuffer.allocate(noZeroes ? 10 : 134).putLong(export.device().size())
-                            .putShort((short) export.transmissionFlags(structured));
+                            .putShort((short) export.transmissionFlags(structured, multiConn));
                     Wire.writeFully(ch, b.position(b.capacity()).flip());
                     return session();
                 }
@@ -214,7 +218,7 @@ final class Handshake {
         }
         // NBD_INFO_EXPORT is always sent; BLOCK_SIZE too (min 1 needs no client consent).
         reply(option, REP_INFO, ByteBuffer.allocate(12).putShort((short) INFO_EXPORT)
-                .putLong(export.device().size()).putShort((short) export.transmissionFlags(structured)).flip());
+                .putLong(export.device().size()).putShort((short) export.transmissionFlags(structured, multiConn)).flip());
         reply(option, REP_INFO, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK)
                 .putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip());
         if (requests.contains(INFO_NAME)) {

@@ -60,7 +60,7 @@ public final class NbdServer implements AutoCloseable {
      */
     public record Options(int maxConnections, long connectionBudgetBytes, Duration stopGrace,
             Duration handshakeLimit) {
-        /** More than qemu-nbd's 1, as many as nbdcopy opens by default (CAN_MULTI_CONN is advertised). */
+        /** More than qemu-nbd's 1, as many as nbdcopy opens by default (CAN_MULTI_CONN is advertised unless 1). */
         public static final int DEFAULT_MAX_CONNECTIONS = 4;
         /** One request of the advertised maximum payload, or many smaller ones. */
         public static final long DEFAULT_CONNECTION_BUDGET = Protocol.MAX_PAYLOAD;
@@ -277,7 +277,7 @@ public final class NbdServer implements AutoCloseable {
     private void serve(SocketChannel ch) {
         ByteBudget budget = new ByteBudget(options.connectionBudgetBytes());
         budgets.add(budget);
-        Handshake handshake = new Handshake(ch, export, tls);
+        Handshake handshake = new Handshake(ch, export, tls, options.maxConnections() != 1);
         HandshakeLimit limit = HandshakeLimit.start(ch, options.handshakeLimit());
         boolean negotiated = false;
         try (ch) {

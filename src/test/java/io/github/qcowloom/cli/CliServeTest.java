@@ -22,6 +22,8 @@ import java.util.stream.Collectors;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * serve's network options: a non-loopback address is refused without TLS unless --insecure, bad option
@@ -181,6 +183,36 @@ class CliServeTest {
             } finally {
                 stop(p, img);
             }
+        }
+    }
+
+    /**
+     * {@code -e N} as qemu-nbd takes it: CAN_MULTI_CONN is advertised unless one client at a time is served, as
+     * nbdinfo shows; nbdcopy, which opens several connections where it is, copies the image out either way (with
+     * {@code -e 1} it waited forever for its second connection when ours advertised the flag regardless).
+     */
+    @ParameterizedTest(name = "-e {0}")
+    @ValueSource(strings = {"1", "2"})
+    void multiConnIsAdvertisedAsQemuNbdAdvertisesIt(String shared) throws Exception {
+        Qemu.assume();
+        NbdProcess.assumeNbdinfo();
+        Qemu.assumeTool("nbdcopy", "libnbd-bin");
+        Path img = image();
+        Qemu.io(img, "write -P 7 1M 64k");
+        Path theirs = dir.resolve("theirs.qcow2");
+        Files.copy(img, theirs);
+        try (NbdProcess qemuNbd = NbdProcess.qemu(dir, "-e", shared, "-f", "qcow2", theirs.toString());
+                NbdProcess ours = NbdProcess.ours(dir, "-e", shared, img.toString())) {
+            List<String> said = new ArrayList<>();
+            for (NbdProcess server : List.of(qemuNbd, ours)) {
+                said.add(Qemu.run(List.of("nbdinfo", server.uri())).lines()
+                        .filter(l -> l.contains("can_multi_conn")).collect(Collectors.joining()));
+            }
+            assertEquals(said.get(0), said.get(1));
+            assertTrue(said.get(1).contains(shared.equals("1") ? "false" : "true"), said.get(1));
+            Path copy = dir.resolve("copy.raw");
+            Qemu.run(List.of("timeout", "60", "nbdcopy", ours.uri(), copy.toString()));
+            Qemu.img("compare", "-f", "raw", "-F", "raw", qemuNbd.uri(), copy.toString());
         }
     }
 
