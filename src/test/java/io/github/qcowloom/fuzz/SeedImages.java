@@ -4,9 +4,12 @@ import io.github.qcowloom.testing.FuzzInputs;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -22,10 +25,12 @@ import java.util.stream.Stream;
  * <Class>Inputs/<method>} directory: replayed in regression mode, the starting corpus when fuzzing. Without qemu-img
  * only the committed inputs are there.
  *
- * <p>Locks: {@link #LOCK} makes the seeds once when test classes run in parallel; nothing else is shared.
+ * <p>Locks: {@link #LOCK} makes the seeds once when test classes run in parallel, and a lock on the file
+ * {@code target/fuzz-seeds.lock}, taken under it, when test JVMs do (surefire's forks); nothing else is shared.
  */
 public final class SeedImages {
     private static final Path CACHE = Path.of("target", "fuzz-seeds");
+    private static final Path CACHE_LOCK = Path.of("target", "fuzz-seeds.lock");
     /** Marks a complete cache; named anew whenever the seeds change, so that an old cache is made again. */
     private static final String DONE = ".complete-aes";
     private static final ReentrantLock LOCK = new ReentrantLock();
@@ -161,8 +166,7 @@ public final class SeedImages {
      * {@code methods} in the test class path. Returns how many seeds there are (0 without qemu-img).
      */
     public static int layOut(Class<?> target, String... methods) {
-        LOCK.lock();
-        try {
+        return underLocks(() -> {
             List<Path> seeds = make();
             for (String m : methods) {
                 Path dir = FuzzInputs.directory(target, m);
@@ -174,19 +178,28 @@ public final class SeedImages {
                 }
             }
             return seeds.size();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        } finally {
-            LOCK.unlock();
-        }
+        });
     }
 
     /** The encrypted seeds (made if need be; none without qemu-img), their passphrase {@link #PASSPHRASE}. */
     static List<Path> encryptedSeeds() {
+        return underLocks(() -> make().stream().filter(p -> ENCRYPTED_PREFIXES.stream()
+                .anyMatch(prefix -> p.getFileName().toString().startsWith(prefix))).toList());
+    }
+
+    private interface CacheWork<T> {
+        T run() throws IOException;
+    }
+
+    /** Runs {@code work} on the cache under both locks (see the class comment). */
+    private static <T> T underLocks(CacheWork<T> work) {
         LOCK.lock();
         try {
-            return make().stream().filter(p -> ENCRYPTED_PREFIXES.stream()
-                    .anyMatch(prefix -> p.getFileName().toString().startsWith(prefix))).toList();
+            Files.createDirectories(CACHE_LOCK.getParent());
+            try (FileChannel lockFile = FileChannel.open(CACHE_LOCK, StandardOpenOption.CREATE,
+                    StandardOpenOption.WRITE); FileLock held = lockFile.lock()) {
+                return work.run();
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } finally {
