@@ -49,7 +49,7 @@ public final class NbdServer implements AutoCloseable {
      * Limits that keep clients from exhausting the server.
      *
      * @param maxConnections connections served at once, as qemu-nbd's {@code --shared}; further clients wait in
-     *     the listen backlog until one leaves; 0 = unlimited
+     *     the listen backlog until one leaves; 0 = unlimited; with 1, CAN_MULTI_CONN is not advertised
      * @param connectionBudgetBytes bytes of READ replies and WRITE payloads one connection may hold at once; a
      *     request larger than this waits until it is the connection's only one
      * @param stopGrace how long {@link #stop()} lets connections finish their requests and send their replies
