@@ -171,8 +171,11 @@ final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
         }
         sources = files.subList(0, files.size() - 1);
         target = files.get(files.size() - 1);
-        targetOpts = ImageOpts.of(false, target, null, objects);
-        if (targetImageOpts) {
+        objects.secrets(); // every --object checked first, as qemu-img checks them
+        if (!targetImageOpts) {
+            ProtocolNames.refuseProtocol(target, ""); // qemu-img convert gives the reason alone
+            targetOpts = ImageOpts.of(false, target, null, objects);
+        } else {
             if (outputFormatGiven) {
                 throw new ImageException("--image-opts and --format are mutually exclusive"); // qemu-img's words
             }

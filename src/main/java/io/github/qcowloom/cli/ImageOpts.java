@@ -404,6 +404,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         secrets.secrets(); // every --object is checked, as qemu-img checks them before it opens anything
         if (!imageOpts) {
             refuseUnknownDriver(name, format);
+            ProtocolNames.refuseProtocol(name, "Could not open '" + name + "': ");
             return new ImageOpts(name, Path.of(name), format, Map.of(), secrets);
         }
         if (format != null) {

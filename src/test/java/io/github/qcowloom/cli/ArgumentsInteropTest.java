@@ -155,6 +155,37 @@ class ArgumentsInteropTest {
         compare("create", "create", "-q", "-f", "qcow2", noDir, "1M");
     }
 
+    /**
+     * A name whose ':' comes before any '/' names a protocol, as QEMU reads it (path_has_protocol): one QEMU does not
+     * have is refused in qemu-img's words by every command, before any file is looked at or made; one it has (NBD,
+     * HTTP, file:, json:, ...) is refused as not supported here, where before it was taken for a missing file.
+     */
+    @Test
+    void protocolNames() throws Exception {
+        Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
+        String unknown = "x:" + dir.resolve("s.qcow2"); // a relative path into no folder, were it read as one
+        compare("info", "info", unknown);
+        compare("check", "check", unknown);
+        compare("map", "map", unknown);
+        compare("measure", "measure", "-O", "qcow2", unknown);
+        compare("snapshot", "snapshot", "-l", unknown);
+        compare("resize", "resize", unknown, "1G");
+        compare("commit", "commit", unknown);
+        compare("convert source", "convert", "-O", "raw", unknown, "IMAGE");
+        compare("convert target", "convert", "-O", "raw", "SOURCE", "x:" + dir.resolve("t.raw"));
+        compare("create", "create", "-q", "-f", "qcow2", "x:" + dir.resolve("c.qcow2"), "1M");
+        for (String name : List.of("nbd://localhost:1/disk", "nbd+unix:///?socket=" + dir.resolve("s.sock"),
+                "file:" + dir.resolve("s.qcow2"), "json:{\"file.filename\":\"s.qcow2\"}")) {
+            String protocol = name.substring(0, name.indexOf(':'));
+            for (List<String> args : List.of(List.of("info", name), List.of("create", "-f", "qcow2", name, "1M"),
+                    List.of("convert", "-O", "raw", dir.resolve("s.qcow2").toString(), name))) {
+                Cli.Run r = Cli.ours(args.toArray(String[]::new));
+                assertEquals(1, r.code(), args + ": " + r.err());
+                assertTrue(r.err().contains("the protocol '" + protocol + "' is not supported"), args + ": " + r.err());
+            }
+        }
+    }
+
     /** One refusal of an --output that is neither human nor json, in qemu-img's words, before anything is opened. */
     @Test
     void outputFormats() throws Exception {
