@@ -218,7 +218,8 @@ final class Handshake {
         }
         // NBD_INFO_EXPORT is always sent; BLOCK_SIZE too (min 1 needs no client consent).
         reply(option, REP_INFO, ByteBuffer.allocate(12).putShort((short) INFO_EXPORT)
-                .putLong(export.device().size()).putShort((short) export.transmissionFlags(structured, multiConn)).flip());
+                .putLong(export.device().size())
+                .putShort((short) export.transmissionFlags(structured, multiConn)).flip());
         reply(option, REP_INFO, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE).putInt(MIN_BLOCK)
                 .putInt(PREFERRED_BLOCK).putInt(MAX_PAYLOAD).flip());
         if (requests.contains(INFO_NAME)) {

@@ -67,7 +67,7 @@ class NbdClientsTest {
             String info = Qemu.run(List.of("nbdinfo", s.uri()));
             assertTrue(info.contains("67108864"), info);
             assertTrue(info.contains("is_read_only: true"), info);
-            // qemu-nbd -r's flags: cache, no trims nor zero writes (ours, serving 4 clients by default, adds multi-conn)
+            // qemu-nbd -r's flags: cache, no trims nor zero writes (ours, with its default -e 4, adds multi-conn)
             for (String flag : List.of("can_cache: true", "can_fast_zero: false", "can_trim: false",
                     "can_zero: false")) {
                 assertTrue(info.contains(flag), flag + " in " + info);
