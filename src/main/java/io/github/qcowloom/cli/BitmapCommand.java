@@ -166,10 +166,12 @@ final class BitmapCommand implements Callable<Integer> {
     }
 
     private BlockDevice openSource() throws IOException {
-        Path path = Path.of(sourceFile);
+        String context = "Could not open '" + sourceFile + "': ";
+        String file = ProtocolNames.localFile(sourceFile, context);
+        Path path = Path.of(file);
         if (!Files.exists(path)) {
             // An option's file: Main words only those named as parameters as qemu-img's img_open does.
-            throw new ImageException(Main.openFailure(sourceFile, new NoSuchFileException(sourceFile)));
+            throw new ImageException(context + Main.message(new NoSuchFileException(file)));
         }
         String fmt = sourceFormat != null ? sourceFormat : ImageFormat.probe(path);
         return ImageFormat.open(path, fmt, profile.apply(OpenOptions.readOnlyDefaults()));

@@ -174,6 +174,9 @@ final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
         objects.secrets(); // every --object checked first, as qemu-img checks them
         if (!targetImageOpts) {
             ProtocolNames.refuseProtocol(target, ""); // qemu-img convert gives the reason alone
+            if (!skipCreate) {
+                ProtocolNames.newFile(target, target + ": ");
+            }
             targetOpts = ImageOpts.of(false, target, null, objects);
         } else {
             if (outputFormatGiven) {
@@ -231,14 +234,14 @@ final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
             try (Sources src = openSources(srcOptions, snapshotParam)) {
                 intoExisting(src.copied(), targetDirect, targetSyncs, sparseSize, limit);
                 if (bitmaps) {
-                    BitmapCopy.copy(src.first(), Path.of(target), targetOpts.apply(targetOptions(targetDirect,
+                    BitmapCopy.copy(src.first(), targetOpts.path(), targetOpts.apply(targetOptions(targetDirect,
                             targetSyncs), sparseSize != 0), spec.commandLine().getErr());
                 }
             }
             return 0;
         }
         try (Sources src = openSources(srcOptions, snapshotParam);
-                AtomicTarget out = AtomicTarget.begin(Path.of(target))) {
+                AtomicTarget out = AtomicTarget.begin(targetOpts.path())) {
             if (qcow2) {
                 toQcow2(src.copied(), out.file(), targetDirect, targetSyncs, sparseSize, limit);
             } else {
@@ -393,7 +396,7 @@ final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
     /** Creates and fills the qcow2 image {@code file}; backing and data file names resolve beside the target. */
     private void toQcow2(BlockDevice src, Path file, boolean direct, boolean syncs, int sparseSize,
             RateLimit limit) throws IOException {
-        Path path = Path.of(target);
+        Path path = targetOpts.path();
         Map<String, String> opts = CreateOptionsParser.parse(options);
         opts.put("size", Long.toString(src.size()));
         if (backingFile != null) {
@@ -481,9 +484,9 @@ final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
      */
     private void intoExisting(BlockDevice src, boolean direct, boolean syncs, int sparseSize, RateLimit limit)
             throws IOException {
-        Path path = Path.of(target);
+        Path path = targetOpts.path();
         if (!Files.exists(path)) {
-            throw new NoSuchFileException(target, null, null); // qemu-img's "Could not open" comes from its open
+            throw new NoSuchFileException(targetOpts.fileName()); // qemu-img's "Could not open" comes from its open
         }
         // qemu-img opens the target with unmap unless -S 0 (its BDRV_O_UNMAP for min_sparse)
         try (BlockDevice dst = targetOpts.open(outputFormat, targetOpts.apply(targetOptions(direct, syncs),

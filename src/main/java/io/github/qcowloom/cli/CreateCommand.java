@@ -84,8 +84,7 @@ final class CreateCommand implements Callable<Integer> {
             }
             opts.put("size", Long.toString(bytes));
         }
-        ProtocolNames.refuseProtocol(filename, filename + ": ");
-        Path path = Path.of(filename);
+        Path path = Path.of(ProtocolNames.newFile(filename, filename + ": "));
         if ("raw".equals(format)) {
             return createRaw(path, opts);
         }

@@ -197,7 +197,8 @@ final class CreateOptionsParser {
                 }
             }
         }
-        if (backing != null && resolveBacking(path, backing).normalize().equals(path.toAbsolutePath().normalize())) {
+        if (backing != null && resolveBacking(path, backing).toAbsolutePath().normalize()
+                .equals(path.toAbsolutePath().normalize())) {
             throw new ImageException(create + "Error: Trying to create an image with the same filename as the"
                     + " backing file");
         }
@@ -247,9 +248,9 @@ final class CreateOptionsParser {
     private record OpenedBacking(String format, long size) {
     }
 
-    /** The backing file as the image names it: relative names resolve against the image's directory. */
+    /** The backing file as the image names it ({@link ReferencedFiles#path}). */
     static Path resolveBacking(Path image, String backing) {
-        return backing.startsWith("/") ? Path.of(backing) : image.toAbsolutePath().getParent().resolve(backing);
+        return ReferencedFiles.path(image.toAbsolutePath().getParent(), backing);
     }
 
     /**
@@ -262,11 +263,12 @@ final class CreateOptionsParser {
             String format) throws IOException {
         Path p = resolveBacking(image, backing);
         try {
+            ProtocolNames.localFile(backing, ""); // a protocol, or the wrong kind of file, refused in QEMU's words
             if (format != null && !format.equals("qcow2") && !format.equals("raw")) {
                 throw ImageFormat.unknownDriver(format);
             }
             if (!Files.exists(p)) {
-                throw new NoSuchFileException(ReferencedFiles.qemuName(filename, backing));
+                throw new NoSuchFileException(ReferencedFiles.openedName(filename, backing));
             }
             String fmt = format != null ? format : ImageFormat.probe(p);
             try (BlockDevice device = ImageFormat.open(p, fmt, OpenOptions.readOnlyDefaults()

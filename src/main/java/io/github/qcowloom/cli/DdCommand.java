@@ -92,8 +92,9 @@ final class DdCommand implements Callable<Integer> {
             boolean skipsPastTheEnd = skip != null && (skip > Long.MAX_VALUE / bs || size < bs * skip);
             long from = skipsPastTheEnd || skip == null ? 0 : skip * bs;
             long outSize = skipsPastTheEnd ? 0 : size - from;
-            create(Path.of(out), outSize);
-            try (BlockDevice dst = ImageFormat.open(Path.of(out), outputFormat,
+            Path target = Path.of(ProtocolNames.newFile(out, "")); // qemu-img dd gives the reason alone
+            create(target, outSize);
+            try (BlockDevice dst = ImageFormat.open(target, outputFormat,
                     OpenOptions.readWriteDefaults().withPool(false))) {
                 if (skipsPastTheEnd) {
                     // qemu-img warns and copies nothing, like dd(1); the exit code stays 0.

@@ -7,6 +7,7 @@ import io.github.qcowloom.crypto.LuksInfo;
 import io.github.qcowloom.format.BitmapDirectory;
 import io.github.qcowloom.format.Header;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.ReferencedFiles;
 import io.github.qcowloom.snapshot.Snapshot;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -77,7 +78,7 @@ final class ImageInfo {
         specific.put("data", data);
         m.put("format-specific", specific);
         if (h.backingFile() != null) {
-            m.put("full-backing-filename", fullBackingFilename(filename, h.backingFile()));
+            m.put("full-backing-filename", ReferencedFiles.qemuName(filename, h.backingFile()));
             m.put("backing-filename", h.backingFile());
         }
         if (encryption != null) {
@@ -153,15 +154,6 @@ final class ImageInfo {
         diskUsage.ifPresent(u -> m.put("actual-size", u));
         m.put("dirty-flag", false);
         return m;
-    }
-
-    /** QEMU's path_combine: a relative backing name is relative to the image's folder as the user named it. */
-    static String fullBackingFilename(String imageName, String backing) {
-        if (backing.startsWith("/")) {
-            return backing;
-        }
-        int slash = imageName.lastIndexOf('/');
-        return slash < 0 ? backing : imageName.substring(0, slash + 1) + backing;
     }
 
     /** The human-readable form qemu-img info prints. */

@@ -10,6 +10,7 @@ import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.image.ProtocolPrefix;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
@@ -26,21 +27,25 @@ import java.util.StringJoiner;
  * qemu-img's {@code --image-opts}: an image named by QEMU's block options rather than a file name, such as {@code
  * driver=qcow2,file.filename=disk.qcow2,cache.direct=on} (QemuOpts syntax: commas between options, {@code ,,} for a
  * comma in a value). The options this driver has a meaning for are taken: {@code driver} (qcow2 or raw; absent, the
- * format is probed), {@code file.filename}, {@code file.driver} ({@code file} or {@code host_device}), {@code
- * file.locking} ({@code off}: no lock bytes), {@code file.aio} (any of QEMU's: the storage backend is the profile's),
- * {@code cache.direct} (O_DIRECT), {@code cache.no-flush} (no host syncs), {@code read-only}, {@code force-share},
- * {@code l2-cache-size}, {@code refcount-cache-size}, {@code discard}, {@code detect-zeroes}, and {@code
- * encrypt.key-secret} and {@code encrypt.format} of the
- * image and of each image down its chain ({@code backing.encrypt.key-secret}, ...). Other options QEMU takes for
- * these formats are refused as features not done; options it does not take, in its words.
+ * format is probed), {@code file.filename}, {@code file.driver} ({@code file}, {@code host_device} or {@code
+ * host_cdrom}, the file checked to be of its kind), {@code file.locking} ({@code off}: no lock bytes), {@code
+ * file.aio} (any of QEMU's: the storage backend is the profile's), {@code cache.direct} (O_DIRECT), {@code
+ * cache.no-flush} (no host syncs), {@code read-only}, {@code force-share}, {@code l2-cache-size}, {@code
+ * refcount-cache-size}, {@code discard}, {@code detect-zeroes}, and {@code encrypt.key-secret} and {@code
+ * encrypt.format} of the image and of each image down its chain ({@code backing.encrypt.key-secret}, ...). Other
+ * options QEMU takes for these formats are refused as features not done; options it does not take, in its words.
+ * Without --image-opts a name is read for its protocol ({@link #of}).
  *
- * @param spec the option string as given (qemu-img names the image by it in its errors)
- * @param path {@code file.filename}
+ * @param spec the option string, or the name, as given (qemu-img names the image by it in its errors)
+ * @param fileName the image file as named: {@code file.filename}, or the name given without its protocol prefix
+ *     ({@code file:}, {@code host_device:}: {@link ProtocolNames})
+ * @param path the file at {@code fileName}
  * @param format {@code driver}, or null to probe
  * @param options the options by name, values unescaped
  * @param secrets the secrets {@code encrypt.key-secret} may name (its passphrase is looked up at the open)
  */
-record ImageOpts(String spec, Path path, String format, Map<String, String> options, QemuObjects secrets) {
+record ImageOpts(String spec, String fileName, Path path, String format, Map<String, String> options,
+        QemuObjects secrets) {
     /** The --image-opts flag's help, for the commands whose FILE it names. */
     static final String HELP = "FILE is an option string (driver=qcow2,file.filename=PATH,...).";
     /** The prefix of an option for the backing file, once per level down the chain. */
@@ -75,7 +80,15 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         for (Map.Entry<String, String> e : options.entrySet()) {
             check(spec, format, e.getKey(), e.getValue());
         }
-        return new ImageOpts(spec, Path.of(filename), format, options, secrets);
+        String driver = options.get("file.driver");
+        if (driver != null) { // a wrong kind of file, in QEMU's words
+            try {
+                ProtocolPrefix.requireKind(driver, filename);
+            } catch (ImageException e) {
+                throw new ImageException("Could not open '" + spec + "': " + e.getMessage(), e);
+            }
+        }
+        return new ImageOpts(spec, filename, Path.of(filename), format, options, secrets);
     }
 
     /** The options of {@code spec}, in order; a bare first value is QemuOpts' implied option, {@code file}. */
@@ -109,7 +122,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         switch (key) {
             case "driver", "file.filename" -> { }
             case "file.driver" -> {
-                if (!value.equals("file") && !value.equals("host_device")) {
+                if (!ProtocolPrefix.local(value)) {
                     throw new UnsupportedFeatureException("protocol " + value, "Could not open '" + spec
                             + "': the protocol '" + value + "' is not supported (only files)");
                 }
@@ -192,11 +205,6 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
             default -> throw new ImageException("Could not open '" + spec + "': Parameter '" + key + "' expects 'on'"
                     + " or 'off'");
         };
-    }
-
-    /** The image file as named: FILE itself, or with --image-opts its {@code file.filename}. */
-    String fileName() {
-        return options.isEmpty() ? spec : options.get("file.filename");
     }
 
     /** The option string with {@code file} for {@code file.filename}: how qemu-img is given a copy of the image. */
@@ -301,7 +309,7 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
      * 'driver=qcow2,file.filename=F': Could not open 'F': No such file or directory").
      */
     IOException named(IOException e) {
-        if (options.isEmpty()) {
+        if (spec.equals(fileName)) { // a plain name: Main words it
             return e;
         }
         if (e instanceof NoSuchFileException || e instanceof AccessDeniedException a && a.getReason() == null) {
@@ -404,8 +412,8 @@ record ImageOpts(String spec, Path path, String format, Map<String, String> opti
         secrets.secrets(); // every --object is checked, as qemu-img checks them before it opens anything
         if (!imageOpts) {
             refuseUnknownDriver(name, format);
-            ProtocolNames.refuseProtocol(name, "Could not open '" + name + "': ");
-            return new ImageOpts(name, Path.of(name), format, Map.of(), secrets);
+            String file = ProtocolNames.localFile(name, "Could not open '" + name + "': ");
+            return new ImageOpts(name, file, Path.of(file), format, Map.of(), secrets);
         }
         if (format != null) {
             throw new ImageException("--image-opts and --format are mutually exclusive");

@@ -76,7 +76,7 @@ final class InfoCommand implements Callable<Integer>, QemuObjects.Holder {
             }
             Map<String, Object> info;
             try {
-                info = infoOf(name, chain.isEmpty() ? top : ImageOpts.of(false, name, fmt));
+                info = infoOf(chain.isEmpty() ? top : ImageOpts.of(false, name, fmt));
             } catch (NoSuchFileException | AccessDeniedException e) {
                 if (chain.isEmpty()) {
                     throw e; // Main words a file named on the command line as qemu-img does
@@ -101,9 +101,10 @@ final class InfoCommand implements Callable<Integer>, QemuObjects.Holder {
         return 0;
     }
 
-    /** The info of the image {@code name}, opened as {@code opts} say (the top's --image-opts). */
-    private Map<String, Object> infoOf(String name, ImageOpts opts) throws IOException {
-        Path path = Path.of(name);
+    /** The info of the image {@code opts} name, opened as they say (the top's --image-opts). */
+    private Map<String, Object> infoOf(ImageOpts opts) throws IOException {
+        String name = opts.fileName();
+        Path path = opts.path();
         String probed = opts.formatOrProbe();
         return switch (probed) {
             case "qcow2" -> {

@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.exec.EventLoops;
+import io.github.qcowloom.image.ProtocolPrefix;
 import io.github.qcowloom.storage.ImageLock;
 import java.io.PrintStream;
 import java.io.PrintWriter;
@@ -189,7 +190,12 @@ public final class Main {
      * open 'F': ") around the file layer's words, which for the named file itself say the same again.
      */
     static String openFailure(String file, Throwable e) {
-        return file.equals(unopenedFile(e)) ? "Could not open '" + file + "': " + message(e) : message(e);
+        return names(file, unopenedFile(e)) ? "Could not open '" + file + "': " + message(e) : message(e);
+    }
+
+    /** Whether the name {@code given} names the file {@code file}: as it stands, or after its protocol's prefix. */
+    private static boolean names(String given, String file) {
+        return given.equals(file) || ProtocolPrefix.fileName(given).equals(file);
     }
 
     /**
@@ -205,19 +211,21 @@ public final class Main {
         // The file names given (not options' values, nor the command's name): for convert the last is the target.
         List<String> args = parsed == null ? List.of() : parsed.matchedPositionals().stream()
                 .flatMap(p -> p.stringValues().stream()).distinct().toList();
-        if (file == null || !args.contains(file) || command.equals("serve") || command.equals("demo")) {
+        String given = file == null ? null : args.stream().filter(a -> names(a, file)).findFirst().orElse(null);
+        if (given == null || command.equals("serve") || command.equals("demo")) {
             return message(e); // serve words its own, as qemu-nbd ("Failed to blk_new_open ..."); demo plainly
         }
         String reason = e instanceof NoSuchFileException ? "No such file or directory" : "Permission denied";
         if (command.equals("create")) {
-            return file + ": Could not create '" + file + "': " + reason;
+            return given + ": Could not create '" + file + "': " + reason;
         }
-        if (command.equals("convert") && file.equals(args.get(args.size() - 1))) {
-            List<String> given = parsed.hasMatchedOption("-O") ? parsed.matchedOption("-O").stringValues() : List.of();
-            String format = given.isEmpty() ? "raw" : given.get(given.size() - 1);
-            return file + ": error while converting " + format + ": Could not create '" + file + "': " + reason;
+        if (command.equals("convert") && given.equals(args.get(args.size() - 1)) && !parsed.hasMatchedOption("-n")) {
+            List<String> formats = parsed.hasMatchedOption("-O") ? parsed.matchedOption("-O").stringValues()
+                    : List.of();
+            String format = formats.isEmpty() ? "raw" : formats.get(formats.size() - 1);
+            return given + ": error while converting " + format + ": Could not create '" + file + "': " + reason;
         }
-        return openFailure(file, e);
+        return openFailure(given, e);
     }
 
     /** The file a NoSuchFileException or a bare AccessDeniedException names, else null. */

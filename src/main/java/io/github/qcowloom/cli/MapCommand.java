@@ -5,7 +5,9 @@ import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.ImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.image.ProtocolPrefix;
 import io.github.qcowloom.image.Qcow2Image;
+import io.github.qcowloom.image.ReferencedFiles;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -107,7 +109,7 @@ final class MapCommand implements Callable<Integer> {
     /**
      * Each layer's file names as qemu-img shows them: the name given, then each backing file's stored name
      * relative to the folder of the name above it (QEMU's bdrv_make_absolute_filename); a data file by its stored
-     * name.
+     * name; either without a local file's protocol prefix.
      */
     private static List<Layer> layers(BlockDevice top, String name) {
         List<Layer> layers = new ArrayList<>();
@@ -117,10 +119,10 @@ final class MapCommand implements Callable<Integer> {
                 layers.add(new Layer(name, null));
                 break;
             }
-            layers.add(new Layer(name, q.header().dataFile().orElse(null)));
+            layers.add(new Layer(name, q.header().dataFile().map(ProtocolPrefix::fileName).orElse(null)));
             String backing = q.header().backingFile();
             if (backing != null) {
-                name = backing.startsWith("/") ? backing : name.substring(0, name.lastIndexOf('/') + 1) + backing;
+                name = ReferencedFiles.openedName(name, backing);
             }
             dev = q.backing();
         }

@@ -135,6 +135,7 @@ final class RebaseCommand implements Callable<Integer> {
         BlockDevice opened = null;
         if (!backing.isEmpty()) {
             // Beside FILE as named (QEMU's bdrv_get_full_backing_filename_from_filename), so errors name it alike.
+            ProtocolNames.refuseProtocol(backing, "Could not open new backing file '" + backing + "': ");
             Path newPath = ReferencedFiles.resolve(path.getParent(), backing, "backing file");
             prefix = inChain(overlay, newPath);
             if (prefix == null) {

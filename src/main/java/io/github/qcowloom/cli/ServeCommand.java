@@ -362,7 +362,7 @@ final class ServeCommand implements Callable<Integer> {
                     .withDiscards(discards.withDetectZeroes(DetectZeroes.OFF)), discards.unmap());
             if (block.aio() != null) {
                 options = options.withTuning(options.tuning().withStorage(CacheMode.aioBackend(block.aio(),
-                        options.direct(), Path.of(filename))));
+                        options.direct(), named.path())));
             }
         } catch (IOException e) {
             throw inQemuNbdWords(e);

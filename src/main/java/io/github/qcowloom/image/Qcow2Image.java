@@ -367,8 +367,14 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (depth >= MAX_BACKING_DEPTH) {
             throw chainTooDeep();
         }
-        Path path = ReferencedFiles.resolve(imageDir, header.backingFile(), "backing file");
-        String name = imageName == null ? path.toString() : ReferencedFiles.qemuName(imageName, header.backingFile());
+        Path path;
+        try {
+            path = ReferencedFiles.resolve(imageDir, header.backingFile(), "backing file");
+        } catch (ReferencedFileException e) {
+            throw e.withContext("Could not open backing file: ");
+        }
+        String name = imageName == null ? path.toString()
+                : ReferencedFiles.openedName(imageName, header.backingFile());
         OpenOptions backingOptions = options.withReadOnly(true).withL2CacheBytes(0).forBackingDepth(1);
         try {
             String format = header.backingFormat().orElse(null);
@@ -412,7 +418,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             return FileStorage.open(path, options.readOnly(), options.direct(), options.tuning().storage(),
                     LockPermissions.forDataFile(options.locking(), options.readOnly()));
         } catch (IOException e) {
-            throw unreadable(e, path, dataFileName);
+            throw unreadable(e, path, ProtocolPrefix.fileName(dataFileName));
         }
     }
 

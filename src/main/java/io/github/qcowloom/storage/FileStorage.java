@@ -59,9 +59,6 @@ public final class FileStorage implements Storage {
     private static final int IDLE_BOUNCE_BUFFERS = 256;
     private static final int BLOCK_LOCK_STRIPES = 1024;
     // st_mode's file types (inode(7))
-    private static final int S_IFMT = 0170000;
-    private static final int S_IFIFO = 0010000;
-    private static final int S_IFSOCK = 0140000;
 
     private final Path path;
     private final ReopeningChannel channel;
@@ -203,15 +200,10 @@ public final class FileStorage implements Storage {
      * would hold the command forever. Anything else (a missing file, a regular file, a device) is left to the open.
      */
     public static void requireOpenable(Path path) throws IOException {
-        int type;
-        try {
-            type = (Integer) Files.getAttribute(path, "unix:mode") & S_IFMT;
-        } catch (NoSuchFileException | UnsupportedOperationException | IllegalArgumentException e) {
-            return; // missing: the open says so; no unix view: no FIFOs to fear either
-        }
-        if (type == S_IFIFO || type == S_IFSOCK) {
-            throw new IOException("Could not open '" + path + "': it is a " + (type == S_IFIFO ? "FIFO" : "socket")
-                    + ", not an image file");
+        FileType type = FileType.of(path).orElse(FileType.REGULAR); // missing: the open says so
+        if (type == FileType.FIFO || type == FileType.SOCKET) {
+            throw new IOException("Could not open '" + path + "': it is a " + (type == FileType.FIFO ? "FIFO"
+                    : "socket") + ", not an image file");
         }
     }
 

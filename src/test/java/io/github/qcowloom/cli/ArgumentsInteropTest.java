@@ -175,7 +175,7 @@ class ArgumentsInteropTest {
         compare("convert target", "convert", "-O", "raw", "SOURCE", "x:" + dir.resolve("t.raw"));
         compare("create", "create", "-q", "-f", "qcow2", "x:" + dir.resolve("c.qcow2"), "1M");
         for (String name : List.of("nbd://localhost:1/disk", "nbd+unix:///?socket=" + dir.resolve("s.sock"),
-                "file:" + dir.resolve("s.qcow2"), "json:{\"file.filename\":\"s.qcow2\"}")) {
+                "ssh://localhost/" + dir.resolve("s.qcow2"), "json:{\"file.filename\":\"s.qcow2\"}")) {
             String protocol = name.substring(0, name.indexOf(':'));
             for (List<String> args : List.of(List.of("info", name), List.of("create", "-f", "qcow2", name, "1M"),
                     List.of("convert", "-O", "raw", dir.resolve("s.qcow2").toString(), name))) {
