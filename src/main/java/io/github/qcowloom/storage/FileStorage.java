@@ -6,6 +6,8 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.io.RandomAccessFile;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.file.AccessDeniedException;
@@ -33,8 +35,8 @@ import java.util.function.UnaryOperator;
  * cannot lose each other's bytes.
  *
  * <p>{@link #punchHole} releases host space: at the tail of the file by truncating, inside it by io_uring's fallocate
- * (on a descriptor of its own when FileChannel moves the bytes, unless FileChannel was asked for by name); on Java 21
- * it writes zeroes there, like {@link #writeZeroes}. {@link #zeroRange} punches or fallocates ZERO_RANGE the same
+ * (on a descriptor of its own when FileChannel moves the bytes; by fallocate(2) itself there where FileChannel was
+ * asked for by name); on Java 21 it writes zeroes there, like {@link #writeZeroes}. {@link #zeroRange} punches or fallocates ZERO_RANGE the same
  * way, or declines. {@link #preallocate} fallocates only with O_DIRECT through io_uring.
  *
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
@@ -58,6 +60,9 @@ public final class FileStorage implements Storage {
     private static final int BOUNCE_SIZE = 64 * 1024;
     private static final int IDLE_BOUNCE_BUFFERS = 256;
     private static final int BLOCK_LOCK_STRIPES = 1024;
+    private static final Java22Method SYSCALL_FALLOCATOR = Java22Method.find(MethodHandles.lookup(),
+            "io.github.qcowloom.storage.FallocateFileIo", "open", MethodType.methodType(FileIo.class, Path.class),
+            "fallocate");
     // st_mode's file types (inode(7))
 
     private final Path path;
@@ -88,13 +93,14 @@ public final class FileStorage implements Storage {
     /** False once this I/O or the host could not zero a range with ZERO_RANGE ({@link #zeroRange}). */
     private volatile boolean zeroesRanges = true;
     /**
-     * io_uring's I/O on a descriptor of its own, for the holes and reserved space of a file whose bytes FileChannel
-     * moves (it has no fallocate): opened at the first punch or reservation, null before it or where io_uring cannot
-     * run. Under fallocatorLock.
+     * The holes and reserved space of a file whose bytes FileChannel moves (it has no fallocate), on a descriptor of
+     * its own: io_uring's I/O, or fallocate(2) on the caller's thread where FileChannel was asked for by name
+     * ({@code channelOnly}: no ring opened). Opened at the first punch or reservation; null before it or where
+     * neither can run (Java 21). Under fallocatorLock.
      */
     private FileIo fallocator;
     private boolean fallocatorOpened; // true once opened, refused or closed: never opened again
-    /** No descriptor of io_uring's is opened for punching: FileChannel was asked for by name. */
+    /** FileChannel was asked for by name: holes are punched by fallocate(2) itself, no ring opened for them. */
     private final boolean channelOnly;
     private final ReentrantLock fallocatorLock = new ReentrantLock();
     /**
@@ -566,11 +572,27 @@ public final class FileStorage implements Storage {
         try {
             if (!fallocatorOpened) {
                 fallocatorOpened = true;
-                fallocator = UringSupport.openQuietly(path, true, direct);
+                fallocator = channelOnly ? openSyscallFallocator(path) : UringSupport.openQuietly(path, true, direct);
             }
             return fallocator;
         } finally {
             fallocatorLock.unlock();
+        }
+    }
+
+    /** fallocate(2) made on the caller's thread, no ring ({@code FallocateFileIo}); null where Java 21 cannot. */
+    private static FileIo openSyscallFallocator(Path path) throws IOException {
+        if (SYSCALL_FALLOCATOR.handle() == null) {
+            return null;
+        }
+        try {
+            return (FileIo) SYSCALL_FALLOCATOR.handle().invokeExact(path);
+        } catch (UnsupportedOperationException e) {
+            return null; // no native calls here (not Linux, native access denied)
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new AssertionError(t);
         }
     }
 
@@ -658,7 +680,7 @@ public final class FileStorage implements Storage {
             if (call.apply(io, position, inside)) {
                 return true;
             }
-            FileIo ring = throughRing || channelOnly ? null : fallocator();
+            FileIo ring = throughRing ? null : fallocator();
             if (ring != null && call.apply(ring, position, inside)) {
                 return true;
             }
@@ -717,8 +739,8 @@ public final class FileStorage implements Storage {
 
     /**
      * preallocation=falloc: fallocate over the range through this I/O, or through the descriptor that does it for
-     * FileChannel's; zeroes written where neither can (Java 21, FileChannel asked for by name, a file system without
-     * fallocate: EOPNOTSUPP), which read the same and take the same space. Any other failure is thrown as it is.
+     * FileChannel's; zeroes written where neither can (Java 21, a file system without fallocate: EOPNOTSUPP), which
+     * read the same and take the same space. Any other failure is thrown as it is.
      */
     @Override
     public void reserve(long position, long length) throws IOException {
@@ -731,7 +753,7 @@ public final class FileStorage implements Storage {
         Lock lock = sizeLock.readLock(); // as a write: it grows the file, never shrinks it
         lock.lock();
         try {
-            FileIo other = throughRing || channelOnly ? null : fallocator();
+            FileIo other = throughRing ? null : fallocator();
             reserved = io.allocate(position, length) || other != null && other.allocate(position, length);
             if (reserved) {
                 size.accumulateAndGet(position + length, Math::max);

@@ -29,6 +29,25 @@ public final class NativeFile implements Closeable {
     }
 
     /**
+     * fallocate(2) of {@code fd} on the caller's thread: the blocks of the range allocated ({@code ALLOCATE}, growing the file as
+     * needed), or, the size kept, freed ({@code PUNCH_HOLE}) or kept ({@code ZERO_RANGE}) as the range reads as
+     * zeroes: returns 0, or -errno.
+     */
+    public static int fallocate(int fd, Fallocation mode, long offset, long length) {
+        int flags = switch (mode) {
+            case ALLOCATE -> 0;
+            case PUNCH_HOLE -> LinuxCalls.PUNCH_HOLE;
+            case ZERO_RANGE -> LinuxCalls.ZERO_RANGE;
+        };
+        return (int) LinuxCalls.blocking(IoUring.OP_FALLOCATE, fd, length, flags, offset);
+    }
+
+    /** What {@link #fallocate} does to a range. */
+    public enum Fallocation {
+        ALLOCATE, PUNCH_HOLE, ZERO_RANGE
+    }
+
+    /**
      * True if a request that failed with {@code result} (-errno) may simply be made again: EINTR, EAGAIN, and
      * ECANCELED, which the kernel returns when the thread that happened to submit the request for all (a carrier
      * the scheduler retired) exits before a kernel worker ran it.

@@ -228,17 +228,14 @@ public final class UringQueue {
 
     /** fallocate with PUNCH_HOLE | KEEP_SIZE (the range reads as zeroes, its blocks freed): 0, or -errno. */
     public int punchHole(int fd, long offset, long length) throws IOException {
-        return request(IoUring.OP_FALLOCATE, fd, length, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset, 0);
+        return request(IoUring.OP_FALLOCATE, fd, length, LinuxCalls.PUNCH_HOLE, offset, 0);
     }
 
     /** fallocate with ZERO_RANGE | KEEP_SIZE (the range reads as zeroes, its blocks kept): 0, or -errno. */
     public int zeroRange(int fd, long offset, long length) throws IOException {
-        return request(IoUring.OP_FALLOCATE, fd, length, FALLOC_FL_KEEP_SIZE | FALLOC_FL_ZERO_RANGE, offset, 0);
+        return request(IoUring.OP_FALLOCATE, fd, length, LinuxCalls.ZERO_RANGE, offset, 0);
     }
 
-    private static final int FALLOC_FL_KEEP_SIZE = 1;
-    private static final int FALLOC_FL_PUNCH_HOLE = 2;
-    private static final int FALLOC_FL_ZERO_RANGE = 0x10;
 
     /**
      * ftruncate: returns 0, or -errno. On an event loop through its ring (Linux 6.9+), so that the loop runs on

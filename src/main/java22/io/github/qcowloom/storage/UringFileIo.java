@@ -6,35 +6,26 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.Reference;
 import java.nio.ByteBuffer;
-import java.nio.channels.ClosedChannelException;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * Positional I/O through the process's io_uring ({@link UringQueue}) on a descriptor of our own. Direct
  * buffers go to the kernel as they are; heap buffers through a pooled native copy, as FileChannel does.
  * Loaded by {@link UringSupport} by name: it exists only in the jar's Java 22+ layer.
  *
- * <p>Closing waits for the requests in flight: the descriptor is closed only when none uses it, since a
- * closed number is soon reused by another open file, into which a late request would write.
+ * <p>Closing waits for the requests in flight ({@link DescriptorCalls}).
  */
 final class UringFileIo implements FileIo {
     private static final int HEAP_BOUNCE_SIZE = 64 * 1024;
     private static final AlignedBufferPool HEAP_BOUNCE = new AlignedBufferPool(4096, HEAP_BOUNCE_SIZE, 256);
 
-    private final Path path;
-    private final NativeFile file;
     private final UringQueue queue;
     /** Opened with O_DIRECT; else the page cache's reads and writes take the loops' short ways (UringQueue). */
     private final boolean direct;
-    // Requests using the descriptor, plus CLOSED once closing has begun.
-    private final AtomicInteger users = new AtomicInteger();
-    private static final int CLOSED = 1 << 30;
+    private final DescriptorCalls calls;
 
     private UringFileIo(Path path, NativeFile file, UringQueue queue, boolean direct) {
-        this.path = path;
-        this.file = file;
+        this.calls = new DescriptorCalls(path, file);
         this.queue = queue;
         this.direct = direct;
     }
@@ -73,7 +64,7 @@ final class UringFileIo implements FileIo {
             }
         }
         long address = MemorySegment.ofBuffer(dst).address();
-        int n = call("read", fd -> direct ? queue.read(fd, address, dst.remaining(), position)
+        int n = calls.call("read", fd -> direct ? queue.read(fd, address, dst.remaining(), position)
                 : queue.readBuffered(fd, address, dst.remaining(), position));
         Reference.reachabilityFence(dst); // the kernel wrote into it until the call returned
         dst.position(dst.position() + n);
@@ -98,7 +89,7 @@ final class UringFileIo implements FileIo {
             }
         }
         long address = MemorySegment.ofBuffer(src).address();
-        int n = call("write", fd -> direct ? queue.write(fd, address, src.remaining(), position)
+        int n = calls.call("write", fd -> direct ? queue.write(fd, address, src.remaining(), position)
                 : queue.writeBuffered(fd, address, src.remaining(), position));
         Reference.reachabilityFence(src); // the kernel read from it until the call returned
         src.position(src.position() + n);
@@ -107,7 +98,7 @@ final class UringFileIo implements FileIo {
 
     @Override
     public void force() throws IOException {
-        call("fdatasync", queue::fdatasync);
+        calls.call("fdatasync", queue::fdatasync);
     }
 
     /** A ranged fdatasync through the ring; one longer than a ring entry can say is the whole file's. */
@@ -117,83 +108,35 @@ final class UringFileIo implements FileIo {
             force();
             return;
         }
-        call("fdatasync", fd -> queue.fdatasyncRange(fd, position, (int) length));
+        calls.call("fdatasync", fd -> queue.fdatasyncRange(fd, position, (int) length));
     }
 
     @Override
     public boolean truncate(long length) throws IOException {
-        call("ftruncate", fd -> queue.truncate(fd, length));
+        calls.call("ftruncate", fd -> queue.truncate(fd, length));
         return true;
     }
 
     @Override
     public boolean allocate(long position, long length) throws IOException {
-        call("fallocate", fd -> queue.allocate(fd, position, length));
+        calls.call("fallocate", fd -> queue.allocate(fd, position, length));
         return true;
     }
 
     @Override
     public boolean punchHole(long position, long length) throws IOException {
-        call("fallocate", fd -> queue.punchHole(fd, position, length));
+        calls.call("fallocate", fd -> queue.punchHole(fd, position, length));
         return true;
     }
 
     @Override
     public boolean zeroRange(long position, long length) throws IOException {
-        call("fallocate", fd -> queue.zeroRange(fd, position, length));
+        calls.call("fallocate", fd -> queue.zeroRange(fd, position, length));
         return true;
-    }
-
-    /** One request on the descriptor: returns its result, or -errno. */
-    private interface Request {
-        int run(int fd) throws IOException;
-    }
-
-    /**
-     * Runs {@code request} on the open descriptor, again while it fails retryably; returns its result
-     * or throws what FileChannel would for the errno.
-     */
-    private int call(String name, Request request) throws IOException {
-        while (true) {
-            int result;
-            enter();
-            try {
-                result = request.run(file.fd());
-            } finally {
-                leave();
-            }
-            if (result >= 0) {
-                return result;
-            }
-            if (!NativeFile.retryable(result)) {
-                throw new FailedCallException(-result, NativeFile.message(-result) + " (" + name + " " + path + ")");
-            }
-        }
-    }
-
-    private void enter() throws ClosedChannelException {
-        if (users.incrementAndGet() >= CLOSED) {
-            leave();
-            throw new ClosedChannelException();
-        }
-    }
-
-    private void leave() {
-        users.decrementAndGet();
     }
 
     @Override
     public void close() {
-        int before;
-        do {
-            before = users.get();
-            if (before >= CLOSED) {
-                return; // closed already, or closing on another thread
-            }
-        } while (!users.compareAndSet(before, before + CLOSED));
-        while (users.get() != CLOSED) {
-            LockSupport.parkNanos(10_000); // a request in flight finishes within its I/O time
-        }
-        file.close();
+        calls.close();
     }
 }

@@ -18,6 +18,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -56,33 +57,33 @@ abstract class FileStorageContract extends StorageContract {
 
     /**
      * A hole inside the file frees the host's blocks, as QEMU's raw discard does (fallocate PUNCH_HOLE): through
-     * io_uring, or beside FileChannel where it is the default (buffered), not where it was asked for by name.
+     * io_uring, beside FileChannel where it is the default (buffered), or by fallocate(2) itself where FileChannel
+     * was asked for by name.
      */
     @Test
     void punchingAHoleInsideTheFileFreesItsBlocks() throws IOException {
-        Path file = dir.resolve("holes");
-        StorageBackend asked = backend() == StorageBackend.FILECHANNEL ? StorageBackend.AUTO : backend();
-        try (FileStorage s = FileStorage.create(file, direct(), asked)) {
-            byte[] data = pattern(4 << 20, 9);
-            s.write(ByteBuffer.wrap(data), 0);
-            s.flush();
-            long before = Images.hostBytes(file);
-            s.punchHole((1 << 20) + 100, 2 << 20); // unaligned edges: zeroes there, the blocks between freed
-            s.flush();
-            Arrays.fill(data, (1 << 20) + 100, (3 << 20) + 100, (byte) 0);
-            assertArrayEquals(data, readAll(s));
-            assertEquals(4 << 20, s.size());
-            long freed = before - Images.hostBytes(file);
-            assertTrue(freed >= (2 << 20) - 8192, "freed " + freed + " of " + before);
+        for (StorageBackend asked : backendsAsked()) {
+            Path file = dir.resolve("holes-" + asked);
+            try (FileStorage s = FileStorage.create(file, direct(), asked)) {
+                byte[] data = pattern(4 << 20, 9);
+                s.write(ByteBuffer.wrap(data), 0);
+                s.flush();
+                long before = Images.hostBytes(file);
+                s.punchHole((1 << 20) + 100, 2 << 20); // unaligned edges: zeroes there, the blocks between freed
+                s.flush();
+                Arrays.fill(data, (1 << 20) + 100, (3 << 20) + 100, (byte) 0);
+                assertArrayEquals(data, readAll(s), asked.toString());
+                assertEquals(4 << 20, s.size());
+                long freed = before - Images.hostBytes(file);
+                assertTrue(freed >= (2 << 20) - 8192, asked + ": freed " + freed + " of " + before);
+            }
         }
-        try (FileStorage s = FileStorage.create(file, direct(), StorageBackend.FILECHANNEL)) {
-            s.write(ByteBuffer.wrap(pattern(4 << 20, 10)), 0);
-            s.flush();
-            long before = Images.hostBytes(file);
-            s.punchHole(1 << 20, 2 << 20);
-            s.flush();
-            assertEquals(before, Images.hostBytes(file), "FileChannel by name: zeroes written, no io_uring");
-        }
+    }
+
+    /** This class's backend as the default picks it (FileChannel's as AUTO does), and FileChannel by name. */
+    private List<StorageBackend> backendsAsked() {
+        return List.of(backend() == StorageBackend.FILECHANNEL ? StorageBackend.AUTO : backend(),
+                StorageBackend.FILECHANNEL);
     }
 
     /**
@@ -116,39 +117,30 @@ abstract class FileStorageContract extends StorageContract {
     }
 
     /**
-     * A discard frees the whole blocks of its range where a hole can be punched and leaves the partial edge blocks as
-     * they were; where no hole can be punched (FileChannel asked for by name) it writes nothing.
+     * A discard frees the whole blocks of its range where a hole can be punched (FileChannel asked for by name too)
+     * and leaves the partial edge blocks as they were.
      */
     @Test
     void discardFreesWholeBlocksAndWritesNothingElse() throws IOException {
-        Path file = dir.resolve("discards");
-        StorageBackend asked = backend() == StorageBackend.FILECHANNEL ? StorageBackend.AUTO : backend();
-        try (FileStorage s = FileStorage.create(file, direct(), asked)) {
-            byte[] data = pattern(4 << 20, 11);
-            s.write(ByteBuffer.wrap(data), 0);
-            s.flush();
-            long before = Images.hostBytes(file);
-            int block = s.alignment();
-            long from = (1L << 20) + 100;
-            s.discard(from, 2 << 20);
-            s.flush();
-            long wholeFrom = (from + block - 1) / block * block;
-            long wholeTo = (from + (2 << 20)) / block * block;
-            Arrays.fill(data, (int) wholeFrom, (int) wholeTo, (byte) 0);
-            assertArrayEquals(data, readAll(s), "zeroes over the whole blocks, the edges' bytes kept");
-            assertEquals(4 << 20, s.size());
-            long freed = before - Images.hostBytes(file);
-            assertTrue(freed >= (2 << 20) - 8192, "freed " + freed + " of " + before);
-        }
-        try (FileStorage s = FileStorage.create(file, direct(), StorageBackend.FILECHANNEL)) {
-            byte[] data = pattern(4 << 20, 12);
-            s.write(ByteBuffer.wrap(data), 0);
-            s.flush();
-            long before = Images.hostBytes(file);
-            s.discard(1 << 20, 2 << 20);
-            s.flush();
-            assertArrayEquals(data, readAll(s), "FileChannel by name: nothing written");
-            assertEquals(before, Images.hostBytes(file));
+        for (StorageBackend asked : backendsAsked()) {
+            Path file = dir.resolve("discards-" + asked);
+            try (FileStorage s = FileStorage.create(file, direct(), asked)) {
+                byte[] data = pattern(4 << 20, 11);
+                s.write(ByteBuffer.wrap(data), 0);
+                s.flush();
+                long before = Images.hostBytes(file);
+                int block = s.alignment();
+                long from = (1L << 20) + 100;
+                s.discard(from, 2 << 20);
+                s.flush();
+                long wholeFrom = (from + block - 1) / block * block;
+                long wholeTo = (from + (2 << 20)) / block * block;
+                Arrays.fill(data, (int) wholeFrom, (int) wholeTo, (byte) 0);
+                assertArrayEquals(data, readAll(s), asked + ": zeroes over the whole blocks, the edges' bytes kept");
+                assertEquals(4 << 20, s.size());
+                long freed = before - Images.hostBytes(file);
+                assertTrue(freed >= (2 << 20) - 8192, asked + ": freed " + freed + " of " + before);
+            }
         }
     }
 
@@ -212,12 +204,11 @@ abstract class FileStorageContract extends StorageContract {
 
     /**
      * reserve (preallocation=falloc) takes the range's space on the host and grows the file over it, reading as
-     * zeroes: through fallocate where it can, through zeroes written with FileChannel asked for by name.
+     * zeroes, through fallocate (zeroes written where it cannot run, Java 21).
      */
     @Test
     void reservingGrowsTheFileOverAllocatedZeroes() throws IOException {
-        for (StorageBackend asked : java.util.List.of(backend() == StorageBackend.FILECHANNEL ? StorageBackend.AUTO
-                : backend(), StorageBackend.FILECHANNEL)) {
+        for (StorageBackend asked : backendsAsked()) {
             Path file = dir.resolve("reserved-" + asked);
             byte[] data = pattern(8192, 4);
             try (FileStorage s = FileStorage.create(file, direct(), asked)) {
