@@ -330,7 +330,7 @@ final class WritePath {
         }
         NewCluster fresh = newHostCluster(cluster);
         long host = fresh.at().bytes();
-        if (fresh.fresh() && hostZeroesReadAsZero && cowReadsAsZero(old, range)) {
+        if (fresh.fresh() && hostZeroesReadAsZero && cowReadsAsZero(cluster, old, range)) {
             // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
             writeData(part.duplicate(), host + inCluster, guestOffset(cluster, inCluster));
         } else {
@@ -373,27 +373,37 @@ final class WritePath {
         return cluster.offset(geometry.clusterBits()) + inCluster;
     }
 
-    /** True if the guest sees zeroes in the copy-on-write head and tail now (no backing data, no old bytes). */
-    private boolean cowReadsAsZero(L2Mapping old, CowRange range) {
+    /**
+     * True if the guest sees zeroes in the copy-on-write head and tail now: zero subclusters, and unallocated ones
+     * where there is no backing file or it reads as zeroes there (QEMU's is_zero_cow asks the chain's block status
+     * the same; its backing file is read-only, so the answer holds until the write).
+     */
+    private boolean cowReadsAsZero(GuestCluster cluster, L2Mapping old, CowRange range) throws IOException {
         if (!range.hasCow()) {
             return true;
         }
         int sc = geometry.extendedL2() ? geometry.subclusterSize() : (int) geometry.clusterSize();
+        long guest = guestOffset(cluster, 0);
         for (int i = range.from() / sc; i <= (range.to() - 1) / sc; i++) {
-            boolean inCow = i * sc < range.start() || (i + 1) * sc > range.end();
-            if (inCow && !readsAsZero(old.subcluster(i))) {
+            int lo = Math.max(i * sc, range.from());
+            int hi = Math.min((i + 1) * sc, range.to());
+            int head = Math.min(hi, range.start()) - lo; // the subcluster's bytes in the head, then in the tail
+            int tailFrom = Math.max(lo, range.end());
+            if (head <= 0 && tailFrom >= hi) {
+                continue; // the new data covers it
+            }
+            boolean zero = switch (old.subcluster(i)) {
+                case ZERO_PLAIN, ZERO_ALLOC -> true;
+                case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> !metadata.hasBacking()
+                        || (head <= 0 || readPath.backingReadsAsZero(guest + lo, head))
+                        && (tailFrom >= hi || readPath.backingReadsAsZero(guest + tailFrom, hi - tailFrom));
+                case NORMAL, COMPRESSED, INVALID -> false;
+            };
+            if (!zero) {
                 return false;
             }
         }
         return true;
-    }
-
-    private boolean readsAsZero(SubclusterType type) {
-        return switch (type) {
-            case ZERO_PLAIN, ZERO_ALLOC -> true;
-            case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> !metadata.hasBacking();
-            case NORMAL, COMPRESSED, INVALID -> false;
-        };
     }
 
     /** The bytes of {@code range}: the new data, and around it what the guest saw there before. */

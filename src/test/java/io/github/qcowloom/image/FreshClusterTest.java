@@ -13,6 +13,7 @@ import io.github.qcowloom.crashkit.CrashOptions;
 import io.github.qcowloom.crashkit.CrashSimStorage;
 import io.github.qcowloom.crashkit.GuestHistory;
 import io.github.qcowloom.storage.CountingStorage;
+import io.github.qcowloom.storage.HoleMap;
 import io.github.qcowloom.storage.ForwardingStorage;
 import io.github.qcowloom.storage.MemoryStorage;
 import java.nio.ByteBuffer;
@@ -35,6 +36,61 @@ import org.junit.jupiter.params.provider.ValueSource;
 class FreshClusterTest {
     @TempDir
     Path dir;
+
+    /**
+     * Over a backing file, the head and tail around a partial write in a fresh cluster are left holes where the
+     * backing file reads as zeroes there (unallocated, zero clusters, past its end), as QEMU's is_zero_cow finds, and
+     * copied where it holds data; before, every cluster got the backing file's zeroes written around its data.
+     */
+    @Test
+    void aPartialWriteOverBackingZeroesWritesOnlyItsData() throws Exception {
+        int c = 65536;
+        Path base = dir.resolve("base.qcow2");
+        ImageCreator.create(base, CreateOptions.defaults(1 << 20));
+        byte[] full = new byte[c];
+        Arrays.fill(full, (byte) 0x11);
+        try (Qcow2Image img = Qcow2Image.open(base, OpenOptions.readWriteDefaults())) {
+            img.write(0, ByteBuffer.wrap(full)); // cluster 0: data; 1: unallocated
+            img.write(2L * c, ByteBuffer.wrap(full));
+            img.writeZeroes(2L * c, c, false); // 2: a zero cluster
+            img.write(3L * c, ByteBuffer.wrap(full, 0, 4096)); // 3: data, zeroes after its first 4 KiB
+        }
+        Path top = dir.resolve("top.qcow2");
+        ImageCreator.create(top, CreateOptions.defaults(2 << 20).withBacking("base.qcow2", "qcow2"));
+        byte[] data = new byte[512];
+        Arrays.fill(data, (byte) 0x77);
+        List<Integer> clusters = List.of(0, 1, 2, 3, 20); // 20 lies past the base's end
+        long[] hosts = new long[21];
+        try (Qcow2Image img = Qcow2Image.open(top, OpenOptions.readWriteDefaults())) {
+            for (int cluster : clusters) {
+                img.write((long) cluster * c + 8192, ByteBuffer.wrap(data));
+                hosts[cluster] = img.blockStatus((long) cluster * c, c).host().offset();
+            }
+            for (int cluster : clusters) {
+                byte[] expected = new byte[c];
+                if (cluster == 0) {
+                    Arrays.fill(expected, (byte) 0x11);
+                } else if (cluster == 3) {
+                    Arrays.fill(expected, 0, 4096, (byte) 0x11);
+                }
+                System.arraycopy(data, 0, expected, 8192, data.length);
+                byte[] read = new byte[c];
+                img.read((long) cluster * c, ByteBuffer.wrap(read));
+                assertArrayEquals(expected, read, "cluster " + cluster);
+            }
+        }
+        try (HoleMap holes = HoleMap.open(top)) {
+            for (int cluster : clusters) {
+                long host = hosts[cluster];
+                if (cluster == 0 || cluster == 3) {
+                    assertEquals(host + c, Math.min(holes.nextHole(host), host + c), "cluster " + cluster + " copied");
+                } else {
+                    assertEquals(host + 8192, holes.nextData(host), "cluster " + cluster + ": a hole before the data");
+                    assertEquals(host + 12288, holes.nextHole(host + 8192), "cluster " + cluster + ": one block");
+                }
+            }
+        }
+    }
 
     @Test
     void reusedMetadataClusterIsZeroedAroundAPartialWrite() throws Exception {
