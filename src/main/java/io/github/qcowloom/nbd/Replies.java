@@ -70,9 +70,15 @@ final class Replies {
         send(structured ? chunkHeader(cookie, REPLY_TYPE_NONE, 0) : simpleHeader(cookie, 0), null, sent);
     }
 
-    /** A successful read: one NBD_REPLY_TYPE_OFFSET_DATA chunk with DONE (so DF always holds), or a simple reply. */
+    /**
+     * A successful read: one NBD_REPLY_TYPE_OFFSET_DATA chunk with DONE (so DF always holds), or a simple reply. A
+     * read of nothing gets NBD_REPLY_TYPE_NONE alone, as qemu-nbd sends it: a data chunk must hold a byte (libnbd and
+     * QEMU's client drop the connection over an empty one).
+     */
     void data(long cookie, long offset, ByteBuffer data, Runnable sent) {
-        if (structured) {
+        if (structured && !data.hasRemaining()) {
+            ok(cookie, sent);
+        } else if (structured) {
             ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_OFFSET_DATA, 8 + data.remaining());
             send(ByteBuffer.allocate(28).put(head).putLong(offset).flip(), data, sent);
         } else {

@@ -274,4 +274,21 @@ class RepliesTest {
         });
         assertEquals(null, x.failed(), () -> "seed " + x.failed().seed() + ": " + x.failed().failure());
     }
+
+    /**
+     * A structured read of no bytes is answered with NBD_REPLY_TYPE_NONE and DONE, as qemu-nbd answers it: an empty
+     * OFFSET_DATA chunk made libnbd drop the connection ("range of structured reply is out of bounds").
+     */
+    @Test
+    void anEmptyStructuredReadIsAnsweredWithoutADataChunk() {
+        ShortWritingChannel ch = new ShortWritingChannel(n -> n, () -> { }, -1);
+        new Replies(ch, true, () -> false).data(7, 4096, ByteBuffer.allocate(0), () -> { });
+        ByteBuffer wire = ByteBuffer.wrap(ch.wire.toByteArray());
+        assertEquals(20, wire.remaining());
+        assertEquals(Protocol.STRUCTURED_REPLY_MAGIC, wire.getInt());
+        assertEquals(Protocol.REPLY_FLAG_DONE, wire.getShort());
+        assertEquals(Protocol.REPLY_TYPE_NONE, wire.getShort());
+        assertEquals(7, wire.getLong());
+        assertEquals(0, wire.getInt());
+    }
 }
