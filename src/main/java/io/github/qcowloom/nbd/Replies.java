@@ -79,11 +79,22 @@ final class Replies {
         if (structured && !data.hasRemaining()) {
             ok(cookie, sent);
         } else if (structured) {
-            ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_OFFSET_DATA, 8 + data.remaining());
-            send(ByteBuffer.allocate(28).put(head).putLong(offset).flip(), data, sent);
+            data(cookie, offset, data, true, sent);
         } else {
             send(simpleHeader(cookie, 0), data, sent);
         }
+    }
+
+    /** One NBD_REPLY_TYPE_OFFSET_DATA chunk of a structured read ({@code data} not empty); {@code last}: DONE. */
+    void data(long cookie, long offset, ByteBuffer data, boolean last, Runnable sent) {
+        ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_OFFSET_DATA, 8 + data.remaining(), last);
+        send(ByteBuffer.allocate(28).put(head).putLong(offset).flip(), data, sent);
+    }
+
+    /** One NBD_REPLY_TYPE_OFFSET_HOLE chunk of a structured read: {@code length} bytes of zeroes at {@code offset}. */
+    void hole(long cookie, long offset, int length, boolean last, Runnable sent) {
+        ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_OFFSET_HOLE, 12, last);
+        send(ByteBuffer.allocate(32).put(head).putLong(offset).putInt(length).flip(), null, sent);
     }
 
     /** A failed request: NBD_REPLY_TYPE_ERROR with DONE, or a simple reply carrying the error. */
@@ -107,10 +118,7 @@ final class Replies {
     /** One context's extents; {@code last} for the reply's last chunk (the DONE flag). */
     void blockStatus(long cookie, int contextId, List<Extents.Extent> extents, boolean last, Runnable sent) {
         int len = 4 + 8 * extents.size();
-        ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_BLOCK_STATUS, len);
-        if (!last) {
-            head.putShort(4, (short) 0);
-        }
+        ByteBuffer head = chunkHeader(cookie, REPLY_TYPE_BLOCK_STATUS, len, last);
         ByteBuffer b = ByteBuffer.allocate(20 + len).put(head).putInt(contextId);
         for (Extents.Extent e : extents) {
             b.putInt((int) e.length()).putInt(e.flags());
@@ -123,7 +131,12 @@ final class Replies {
     }
 
     private static ByteBuffer chunkHeader(long cookie, int type, int length) {
-        return ByteBuffer.allocate(20).putInt(STRUCTURED_REPLY_MAGIC).putShort((short) REPLY_FLAG_DONE)
+        return chunkHeader(cookie, type, length, true);
+    }
+
+    /** A structured reply chunk's header; {@code last}: the reply's last chunk (the DONE flag). */
+    private static ByteBuffer chunkHeader(long cookie, int type, int length, boolean last) {
+        return ByteBuffer.allocate(20).putInt(STRUCTURED_REPLY_MAGIC).putShort((short) (last ? REPLY_FLAG_DONE : 0))
                 .putShort((short) type).putLong(cookie).putInt(length).flip();
     }
 

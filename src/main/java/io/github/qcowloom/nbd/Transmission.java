@@ -248,6 +248,31 @@ final class Transmission {
         }
     }
 
+    /**
+     * A structured READ without DF, as qemu-nbd answers it: the runs that read as zeroes as hole chunks, unread, the
+     * others read into {@code data} and sent as data chunks, DONE on the last ({@link ReadRun}); all read before any
+     * is queued, so a failure is still one error reply. A range of data alone is one chunk, as with DF.
+     */
+    private void readSparse(Request r, BlockDevice dev, ByteBuffer data, Release done) throws IOException {
+        List<ReadRun> runs = ReadRun.of(dev, r.offset(), r.length());
+        for (ReadRun run : runs) {
+            if (!run.hole()) {
+                dev.read(run.offset(), data.slice((int) (run.offset() - r.offset()), (int) run.length()));
+            }
+        }
+        for (int i = 0; i < runs.size(); i++) {
+            ReadRun run = runs.get(i);
+            boolean last = i == runs.size() - 1;
+            Runnable sent = last ? done : () -> { };
+            if (run.hole()) {
+                replies.hole(r.cookie(), run.offset(), (int) run.length(), last, sent);
+            } else {
+                replies.data(r.cookie(), run.offset(), data.slice((int) (run.offset() - r.offset()),
+                        (int) run.length()), last, sent);
+            }
+        }
+    }
+
     private void execute(Request r, Release done) throws IOException {
         BlockDevice dev = export.device();
         boolean writes = r.type() == CMD_WRITE || r.type() == CMD_TRIM || r.type() == CMD_WRITE_ZEROES;
@@ -275,6 +300,10 @@ final class Transmission {
                     dev.flush(); // as qemu-nbd: what was written before is durable before it is read
                 }
                 ByteBuffer data = done.hold(buffers.take((int) r.length()));
+                if (session.structuredReplies() && !r.has(CMD_FLAG_DF) && data.hasRemaining()) {
+                    readSparse(r, dev, data, done);
+                    return;
+                }
                 if (data.hasRemaining()) {
                     dev.read(r.offset(), data);
                 }

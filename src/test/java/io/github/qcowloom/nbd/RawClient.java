@@ -51,6 +51,17 @@ final class RawClient implements AutoCloseable {
     /** Client flags, then GO for the empty name: simple replies from here on. */
     RawClient go() throws IOException {
         send(ByteBuffer.allocate(4).putInt(Protocol.FLAG_FIXED_NEWSTYLE | Protocol.FLAG_NO_ZEROES));
+        return goOn();
+    }
+
+    /** Client flags, STRUCTURED_REPLY, then GO for the empty name: structured replies from here on. */
+    RawClient goStructured() throws IOException {
+        send(ByteBuffer.allocate(4).putInt(Protocol.FLAG_FIXED_NEWSTYLE | Protocol.FLAG_NO_ZEROES));
+        assertEquals(Protocol.REP_ACK, option(Protocol.OPT_STRUCTURED_REPLY, ByteBuffer.allocate(0)));
+        return goOn();
+    }
+
+    private RawClient goOn() throws IOException {
         assertEquals(Protocol.REP_INFO, option(Protocol.OPT_GO, ByteBuffer.allocate(6).putInt(0).putShort((short) 0)));
         while (true) {
             ByteBuffer h = read(20);
