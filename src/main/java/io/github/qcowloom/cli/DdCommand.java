@@ -2,13 +2,18 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.api.ImageLockedException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenOptions;
+import io.github.qcowloom.api.Preallocation;
+import io.github.qcowloom.api.StorageBackend;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.image.ImageFormat;
+import io.github.qcowloom.image.RawImage;
+import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
-import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
@@ -93,7 +98,7 @@ final class DdCommand implements Callable<Integer> {
             long from = skipsPastTheEnd || skip == null ? 0 : skip * bs;
             long outSize = skipsPastTheEnd ? 0 : size - from;
             Path target = Path.of(ProtocolNames.newFile(out, "")); // qemu-img dd gives the reason alone
-            create(target, outSize);
+            create(target, out, outSize);
             try (BlockDevice dst = ImageFormat.open(target, outputFormat,
                     OpenOptions.readWriteDefaults().withPool(false))) {
                 if (skipsPastTheEnd) {
@@ -116,24 +121,34 @@ final class DdCommand implements Callable<Integer> {
         }
     }
 
-    /** Makes OUTPUT as bdrv_create makes it: of the size in whole 512-byte sectors, default options. */
-    private void create(Path path, long bytes) throws IOException {
+    /**
+     * Makes OUTPUT ({@code name} as given, at {@code path}) as bdrv_create makes it: of the size in whole 512-byte sectors, default options. A file that
+     * another open holds is refused before it is truncated, in qemu-img's words, as the input itself or its backing
+     * file would be (before, a raw OUTPUT was emptied first).
+     */
+    private void create(Path path, String name, long bytes) throws IOException {
         long size = (bytes + 511) & -512L;
         try {
             if (outputFormat.equals("qcow2")) {
                 ImageCreator.create(path, CreateOptions.defaults(size));
             } else {
-                try (RandomAccessFile f = new RandomAccessFile(path.toFile(), "rw")) {
-                    f.setLength(0);
-                    f.setLength(size);
+                try (Storage s = FileStorage.create(path, false, StorageBackend.AUTO)) { // locked, then truncated
+                    RawImage.grow(s, size, Preallocation.OFF);
                 }
             }
+        } catch (ImageLockedException e) {
+            ImageLockedException bare = e;
+            while (bare.getCause() instanceof ImageLockedException inner) {
+                bare = inner;
+            }
+            throw new ImageLockedException(bare.file(), name + ": error while creating output image: "
+                    + bare.getMessage());
         } catch (IOException e) {
             String reason = e instanceof java.nio.file.NoSuchFileException || e instanceof java.io.FileNotFoundException
                     && e.getMessage().endsWith("(No such file or directory)") ? "No such file or directory"
                     : e instanceof java.nio.file.AccessDeniedException || e instanceof java.io.FileNotFoundException
                     && e.getMessage().endsWith("(Permission denied)") ? "Permission denied" : Main.message(e);
-            throw new IOException(path + ": error while creating output image: Could not create '" + path + "': "
+            throw new IOException(name + ": error while creating output image: Could not create '" + path + "': "
                     + reason, e);
         }
     }

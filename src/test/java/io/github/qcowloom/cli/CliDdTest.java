@@ -20,7 +20,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * {@code dd} side by side with qemu-img dd 7.2, each in a folder of its own holding the same inputs (a raw file and
  * a qcow2 image with data and zeroes): the same exit code and messages, and the same output: the same bytes for raw,
- * the same contents and allocation for qcow2. In the arguments {@code @} stands for the folder.
+ * the same contents and allocation for qcow2, and the qcow2 input as it was. In the arguments {@code @} stands for the
+ * folder.
  */
 class CliDdTest {
     private static final Pattern OFFSET = Pattern.compile(", \"offset\": \\d+");
@@ -55,7 +56,9 @@ class CliDdTest {
             "-f raw if=@/src.qcow2 of=@/x.raw", "-O qcow2 if=@/src.qcow2 of=@/x.qcow2 bs=3M",
             "if=@/in.raw", "if=@/in.raw of=@/x.raw foo=1", "x", "if=@/in.raw of=@/x.raw bs=0",
             "if=@/in.raw of=@/x.raw bs=3G", "if=@/in.raw of=@/x.raw count=-1", "-O foo if=@/in.raw of=@/x",
-            "if=@/nope of=@/x.raw", "if=@/in.raw of=@/no/x.raw"})
+            "if=@/nope of=@/x.raw", "if=@/in.raw of=@/no/x.raw",
+            // OUTPUT that an open holds (here INPUT itself): refused before anything is written to it
+            "if=@/src.qcow2 of=@/src.qcow2", "-O qcow2 if=@/src.qcow2 of=@/src.qcow2"})
     void sameAsQemuImg(String line) throws IOException {
         cases++;
         Path theirs = Files.createDirectories(dir.resolve("qemu" + cases));
@@ -75,7 +78,7 @@ class CliDdTest {
         assertEquals(r.stdout(), mine.out(), context);
         assertEquals(r.stderr().replace(theirs.toString(), ours.toString()).replace("qemu-img: ", "qcow2-loom: "),
                 mine.err(), context);
-        for (String out : List.of("x.raw", "x.qcow2")) {
+        for (String out : List.of("x.raw", "x.qcow2", "src.qcow2")) {
             Path a = theirs.resolve(out);
             Path b = ours.resolve(out);
             assertEquals(Files.exists(a), Files.exists(b), context);
