@@ -83,7 +83,8 @@ final class CheckCommand implements Callable<Integer>, QemuObjects.Holder {
             err.println("qcow2-loom: This image format does not support checks");
             return UNSUPPORTED;
         }
-        Qcow2Image.requireOpenable(path, image.spec(), opened);
+        // A repair opens an image marked corrupt read-write (QEMU's BDRV_O_CHECK), to repair it and clear the mark.
+        Qcow2Image.requireOpenable(path, image.spec(), opened.withReadOnly(true));
         CheckResult result;
         List<String> lines;
         try {

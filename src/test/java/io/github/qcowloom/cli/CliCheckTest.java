@@ -127,6 +127,27 @@ class CliCheckTest {
     }
 
     /**
+     * An image marked corrupt (incompatible feature bit 1) is repaired and its mark cleared, as qemu-img check -r
+     * opens it read-write to repair it (BDRV_O_CHECK); before, the repair was refused as the mark's read-write open.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"leaks", "all"})
+    void anImageMarkedCorruptIsRepairedAndTheMarkCleared(String mode) throws IOException {
+        Path img = layered("marked.qcow2", "cluster_size=65536", true);
+        addRefcount(img, 4, 1); // a leak
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.seek(72); // incompatible features
+            long features = f.readLong();
+            f.seek(72);
+            f.writeLong(features | 2);
+        }
+        QemuCheckComparison.Repaired r = QemuCheckComparison.assertRepairSameAsQemu(dir, img, mode, false);
+        assertEquals(Qemu.img("info", r.qemu().toString()).contains("corrupt: false"),
+                Qemu.img("info", r.ours().toString()).contains("corrupt: false"), "the mark cleared as qemu-img's");
+        assertTrue(Qemu.img("info", r.ours().toString()).contains("corrupt: false"));
+    }
+
+    /**
      * -T none (O_DIRECT): the same findings and repairs as qemu-img check -T none, on 64 KiB clusters and on 512-byte
      * ones (metadata reads and writes shorter than a host block); an unknown mode refused in its words.
      */
