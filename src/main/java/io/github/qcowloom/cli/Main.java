@@ -127,6 +127,13 @@ public final class Main {
         });
         cl.setOut(out);
         cl.setErr(err);
+        // getopt_long's ways, as qemu-img and qemu-nbd read their options: an option given again overrides the one
+        // before (options that collect, -o and --object, collect; serve's --cache, --aio and --discard refuse a
+        // second as qemu-nbd does), and a long option may be shortened to a prefix only it has (--out=json).
+        cl.setOverwrittenOptionsAllowed(true);
+        if (named != null) {
+            args = LongOptionPrefixes.expand(cl.getSubcommands().get(named).getCommandSpec(), args);
+        }
         CommandLine resize = cl.getSubcommands().get("resize");
         if (resize != null) {
             // "resize FILE -1G": the negative size is a parameter, as in qemu-img.

@@ -186,6 +186,28 @@ class ArgumentsInteropTest {
         }
     }
 
+    /**
+     * Options read as getopt_long reads them: given twice, the last one counts (before, refused with the usage text);
+     * a long one shortened to a prefix that only it has (before, unknown), its value after '=' or as the next
+     * argument, which is never read as an option itself.
+     */
+    @Test
+    void optionsGivenTwiceOrShortenedAsGetoptLongReadsThem() throws Exception {
+        Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
+        String s = dir.resolve("s.qcow2").toString();
+        Cli.sameAsQemuImg("info", "-f", "raw", "-f", "qcow2", s);
+        Cli.sameAsQemuImg("map", "--output=json", "--output=human", s);
+        Cli.sameAsQemuImg("measure", "--size", "1G", "--size", "2G", "-O", "qcow2");
+        Cli.sameAsQemuImg("info", "--out=json", s);
+        Cli.sameAsQemuImg("info", "--back", "--out", "json", s);
+        Cli.sameAsQemuImg("check", "--outp=json", s);
+        Cli.sameAsQemuImg("info", "--im", "file.filename=" + s);
+        Cli.sameAsQemuImg("info", "-f", "--out=json", s); // a value, not an option
+        compare("-f twice", "create", "-f", "raw", "-f", "qcow2", "IMAGE", "1M");
+        compare("-O twice", "convert", "-O", "raw", "-O", "qcow2", "SOURCE", "IMAGE");
+        compare("an empty value", "create", "-f", "qcow2", "IMAGE", "");
+    }
+
     /** One refusal of an --output that is neither human nor json, in qemu-img's words, before anything is opened. */
     @Test
     void outputFormats() throws Exception {
