@@ -94,7 +94,10 @@ final class CommitCommand implements Callable<Integer> {
                     above.add((Qcow2Image) dev);
                     dev = ((Qcow2Image) dev).backing();
                 }
-                String baseFormat = dev instanceof Qcow2Image ? "qcow2" : "raw";
+                // As the chain names it: a base whose format the layer above does not record was probed, and a probed
+                // raw base takes no write that would make its first sector read as another format's (QEMU's EPERM).
+                String baseFormat = above.getLast().header().backingFormat().isEmpty() ? null
+                        : dev instanceof Qcow2Image ? "qcow2" : "raw";
                 // The base's own passphrase: what the options say of the image that deep (backing.encrypt.*).
                 try (BlockDevice base = ImageFormat.open(fileOf(dev), baseFormat, options.forBackingDepth(depth))) {
                     copy(new CommitView(above, base), base, top.size(), rateLimit);

@@ -489,7 +489,9 @@ final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
             throw new NoSuchFileException(targetOpts.fileName()); // qemu-img's "Could not open" comes from its open
         }
         // qemu-img opens the target with unmap unless -S 0 (its BDRV_O_UNMAP for min_sparse)
-        try (BlockDevice dst = targetOpts.open(outputFormat, targetOpts.apply(targetOptions(direct, syncs),
+        // a format probed (--target-image-opts without driver=): a raw target's first sector guarded, as QEMU's
+        String opened = targetImageOpts && targetOpts.format() == null ? null : outputFormat;
+        try (BlockDevice dst = targetOpts.open(opened, targetOpts.apply(targetOptions(direct, syncs),
                 sparseSize != 0))) {
             if (bitmaps) {
                 BitmapCopy.checkTarget(outputFormat, dst instanceof Qcow2Image q ? q.header().version() : 0);

@@ -292,8 +292,9 @@ record ImageOpts(String spec, String fileName, Path path, String format, Map<Str
     }
 
     /**
-     * Opens the image in {@code format} with {@code applied}, the options {@link #apply} made. Its open names the
-     * file in "Could not open" errors; qemu-img names an image given by options by their string, and so do these.
+     * Opens the image in {@code format} (null: probed, a raw image's first sector then guarded as QEMU guards it)
+     * with {@code applied}, the options {@link #apply} made. Its open names the file in "Could not open" errors;
+     * qemu-img names an image given by options by their string, and so do these.
      */
     BlockDevice open(String format, OpenOptions applied) throws IOException {
         try {

@@ -408,7 +408,7 @@ final class ServeCommand implements Callable<Integer> {
                 overlay = TemporaryOverlay.create(image.path(), format, size);
                 device = ImageFormat.open(overlay, "qcow2", options);
             } else {
-                device = image.open(format, options);
+                device = image.open(image.format() == null ? null : format, options); // probed: raw's guard
             }
         } catch (IOException e) {
             deleteOverlay();

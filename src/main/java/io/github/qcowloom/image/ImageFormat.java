@@ -16,7 +16,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Set;
 
-/** Format probing for files that do not say their format: qcow2 by its magic, anything else raw (as QEMU does). */
+/**
+ * Opens images as qcow2 or raw, probing the format of a file whose format is not given as QEMU probes it ({@link
+ * FormatProbe}); QEMU's other formats found there are refused, named.
+ */
 public final class ImageFormat {
     /** QEMU's image formats besides qcow2 and raw: names QEMU knows, which this driver does not open. */
     public static final Set<String> QEMU_OTHER_FORMATS = Set.of("bochs", "cloop", "dmg", "luks", "parallels", "qcow",
@@ -25,16 +28,23 @@ public final class ImageFormat {
     private ImageFormat() {
     }
 
+    /**
+     * The format QEMU's probe finds for the file at {@code path} ({@link FormatProbe}): qcow2 or raw.
+     *
+     * @throws UnsupportedFeatureException naming another of QEMU's formats found there (vmdk, vdi, ...), which this
+     *     driver does not open (before, they were taken for raw)
+     */
     public static String probe(Path path) throws IOException {
         FileStorage.requireOpenable(path);
+        byte[] head;
         try (InputStream in = Files.newInputStream(path)) {
-            byte[] magic = in.readNBytes(4);
-            if (magic.length == 4 && ((magic[0] & 0xff) << 24 | (magic[1] & 0xff) << 16 | (magic[2] & 0xff) << 8
-                    | (magic[3] & 0xff)) == Header.MAGIC) {
-                return "qcow2";
-            }
-            return "raw";
+            head = in.readNBytes(FormatProbe.BYTES);
         }
+        String format = head.length == 0 ? "raw" : FormatProbe.formatOf(head, path.toString());
+        if (!format.equals("qcow2") && !format.equals("raw")) {
+            throw unknownDriver(path, format);
+        }
+        return format;
     }
 
     /** Opens a qcow2 or raw image as a device; {@code format} null means probe. */
@@ -48,7 +58,8 @@ public final class ImageFormat {
                     FileStorage file = FileStorage.open(path, options.readOnly(), options.direct(),
                             options.tuning().storage(),
                             LockPermissions.forImage(options.locking(), options.readOnly()));
-                    yield new RawImage(unsyncedIfAsked(file, options), HoleMap.open(path), options.discards());
+                    yield new RawImage(unsyncedIfAsked(file, options), HoleMap.open(path), options.discards(),
+                            format == null);
                 } catch (IOException e) {
                     throw OpenFailures.withContext(e, "Could not open '" + path + "': ");
                 }
@@ -65,7 +76,7 @@ public final class ImageFormat {
             throws IOException {
         return switch (format) {
             case "qcow2" -> Qcow2Image.open(file, imageDir, options);
-            case "raw" -> new RawImage(unsyncedIfAsked(file, options), null, options.discards());
+            case "raw" -> new RawImage(unsyncedIfAsked(file, options), null, options.discards(), false);
             default -> throw unknownDriver(imageDir, format);
         };
     }

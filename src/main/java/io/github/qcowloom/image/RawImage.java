@@ -7,32 +7,48 @@ import io.github.qcowloom.api.DiscardPolicy;
 import io.github.qcowloom.api.ImageOptionsException;
 import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
+import io.github.qcowloom.api.ProbedRawHeaderException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.storage.HoleMap;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.util.concurrent.locks.ReentrantLock;
 
-/** A raw image: guest offset equals file offset. Used for raw backing files and raw convert targets. */
+/**
+ * A raw image: guest offset equals file offset. Used for raw backing files and raw convert targets.
+ *
+ * <p>Lock discipline: {@code firstSector}, held by the writes into the first sector of an image whose format was
+ * probed, from the check of what the sector will hold to the write; it takes no other lock.
+ */
 public final class RawImage implements BlockDevice {
     private final Storage storage;
     /** Where the file has holes, or null: then everything is data. */
     private final HoleMap holes;
     /** What the guest's discards and zero writes do (QEMU's discard and detect-zeroes). */
     private final DiscardPolicy discards;
+    /**
+     * The format was probed, not given: a data write that would make the first sector probe as another format is
+     * refused, as QEMU's raw_co_pwritev refuses it ({@link ProbedRawHeaderException}).
+     */
+    private final boolean probed;
+    /** Writes into a probed image's first sector, one at a time: two could build a header that neither checked. */
+    private final ReentrantLock firstSector = new ReentrantLock();
 
     public RawImage(Storage storage) {
-        this(storage, null, DiscardPolicy.UNMAP);
+        this(storage, null, DiscardPolicy.UNMAP, false);
     }
 
     /**
      * A raw image whose block status reports the holes of {@code holes} (closed with the image; null: none known)
-     * as zeroes, and whose discards and zero writes go as {@code discards} says.
+     * as zeroes, whose discards and zero writes go as {@code discards} says, and whose first sector takes no other
+     * format's header if its format was {@code probed}.
      */
-    public RawImage(Storage storage, HoleMap holes, DiscardPolicy discards) {
+    public RawImage(Storage storage, HoleMap holes, DiscardPolicy discards, boolean probed) {
         this.storage = storage;
         this.holes = holes;
         this.discards = discards;
+        this.probed = probed;
     }
 
     /**
@@ -113,7 +129,36 @@ public final class RawImage implements BlockDevice {
             return;
         }
         check(offset, src.remaining());
-        storage.write(src, offset);
+        if (probed && offset < FormatProbe.BYTES && src.hasRemaining()) {
+            writeFirstSector(offset, src);
+        } else {
+            storage.write(src, offset);
+        }
+    }
+
+    /**
+     * A write into the first sector of a probed image: refused where the sector would then probe as another format
+     * (QEMU probes it without the file's name, so a name ending in .dmg does not count). Zero writes are not
+     * checked, as QEMU's are not.
+     */
+    private void writeFirstSector(long offset, ByteBuffer src) throws IOException {
+        firstSector.lock();
+        try {
+            byte[] sector = new byte[FormatProbe.BYTES];
+            int held = (int) Math.min(FormatProbe.BYTES, storage.size());
+            storage.readFully(ByteBuffer.wrap(sector, 0, held), 0);
+            int n = (int) Math.min(src.remaining(), FormatProbe.BYTES - offset);
+            src.get(src.position(), sector, (int) offset, n);
+            String format = FormatProbe.formatOf(sector, null);
+            if (!format.equals("raw")) {
+                throw new ProbedRawHeaderException("Operation not permitted: the write would make the first sector"
+                        + " of an image whose format was probed as raw read as a " + format + " header (name the"
+                        + " format, raw, to write it)");
+            }
+            storage.write(src, offset);
+        } finally {
+            firstSector.unlock();
+        }
     }
 
     @Override

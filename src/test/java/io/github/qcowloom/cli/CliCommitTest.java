@@ -1,14 +1,19 @@
 package io.github.qcowloom.cli;
 
 import static io.github.qcowloom.cli.TwoCopies.qcow2;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.github.qcowloom.api.CreateOptions;
+import io.github.qcowloom.image.ImageCreator;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -74,6 +79,38 @@ class CliCommitTest {
             Qemu.io(qcow2(f, "top.qcow2", "3M", "-b", "base.raw", "-F", "raw"), "write -P 3 1M 4k",
                     "write -P 4 2560k 8k");
         });
+    }
+
+    /**
+     * A raw base whose format the top does not record is probed, and a commit that would write a qcow2 header into
+     * its first sector fails, the base untouched, as QEMU's raw driver refuses the write (EPERM); before, ours wrote
+     * it, and the base then probed as a broken qcow2 image that ended the chain.
+     */
+    @Test
+    void aProbedRawBaseTakesNoQcow2Header() throws IOException {
+        List<Path> bases = new ArrayList<>();
+        for (String tool : List.of("qemu", "ours")) {
+            Path f = Files.createDirectories(dir.resolve("probed-" + tool));
+            Files.write(f.resolve("base.raw"), new byte[2 << 20]);
+            Path top = f.resolve("top.qcow2"); // no backing format recorded: the base is probed
+            ImageCreator.create(top, CreateOptions.defaults(2 << 20).withBacking("base.raw", null));
+            Qemu.io(top, "write -P 0x51 0 1", "write -P 0x46 1 1", "write -P 0x49 2 1", "write -P 0xfb 3 1",
+                    "write -P 3 7 1");
+            if (tool.equals("qemu")) {
+                Qemu.Result r = Qemu.exec(List.of("qemu-img", "commit", top.toString()));
+                assertEquals(1, r.exitCode(), r.stderr());
+                assertTrue(r.stderr().contains("Operation not permitted"), r.stderr());
+            } else {
+                Cli.Run r = Cli.ours("commit", top.toString());
+                assertEquals(1, r.code(), r.err());
+                assertTrue(r.err().contains("Operation not permitted") && r.err().contains("qcow2 header"), r.err());
+            }
+            bases.add(f.resolve("base.raw"));
+        }
+        assertArrayEquals(new byte[512], Arrays.copyOf(Files.readAllBytes(bases.get(1)), 512));
+        assertTrue(Qemu.img("info", bases.get(1).toString()).contains("file format: raw"));
+        assertEquals("Images are identical.\n", Qemu.img("compare", "-f", "raw", "-F", "raw",
+                bases.get(0).toString(), bases.get(1).toString()));
     }
 
     /** A base over a longer backing file of its own grows, and QEMU zeroes all it gains (bdrv_co_truncate). */
