@@ -1033,6 +1033,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (header.dataFileRaw() && dataFile.size() < newSize) {
             // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
             dataFile.setLength(newSize);
+        } else if (header.hasDataFile() && mode == Preallocation.OFF && dataFile.size() != newSize) {
+            // QEMU's qcow2_co_truncate truncates an external data file to the new size, down as well as up
+            // (file-posix resizes a regular file exactly); before, it kept its old length.
+            dataFile.setLength(newSize);
         }
         if (newSize > oldSize && header.version() >= 3 && backing != null && backing.size() > oldSize) {
             // QEMU's bdrv_co_truncate: the backing file would show through the new range, so all of it is zeroed
@@ -1067,8 +1071,13 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 metadata.flushEverything();
             }
         }
-        if (mode != Preallocation.OFF) {
-            preallocateGrowth(oldSize, newSize, mode, dataFileEnd);
+        // A raw data file is read where the L2 entries say: the new clusters are linked to it, as QEMU links them
+        // (metadata preallocation, as its create makes such an image); before, the new range stayed unallocated,
+        // and what the data file held there read as zeroes.
+        Preallocation growth = header.dataFileRaw() && mode == Preallocation.OFF && newSize > oldSize
+                ? Preallocation.METADATA : mode;
+        if (growth != Preallocation.OFF) {
+            preallocateGrowth(oldSize, newSize, growth, dataFileEnd);
         }
         metadata.writeHeaderField(HeaderField.SIZE, newSize);
         header = header.withSize(newSize);

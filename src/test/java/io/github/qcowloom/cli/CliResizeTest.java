@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** resize checked by qemu-img and qemu-io. */
 class CliResizeTest {
@@ -62,6 +64,39 @@ class CliResizeTest {
                 Qemu.imgIn(f, "create", "-q", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", top.toString(), "4000k");
                 Qemu.io(top, "write -P 2 0 64k");
             }, "resize", java.util.List.of("-q", "@", size), "o.qcow2", "o.qcow2");
+        }
+    }
+
+    /**
+     * An external data file takes the new size, down and up, as QEMU truncates it (before, it kept its length); a raw
+     * one's new clusters are linked to it, as QEMU links them, so what it holds there reads through the image
+     * (before, the new range stayed unallocated and read as zeroes).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"", ",data_file_raw=on"})
+    void anExternalDataFileTakesTheNewSize(String options) throws IOException {
+        boolean raw = !options.isEmpty();
+        Path root = dir.resolve(raw ? "raw" : "plain");
+        TwoCopies copies = new TwoCopies(root);
+        TwoCopies.Setup setup = f -> {
+            // named absolutely: QEMU 7.2 opens a data file's name from its working directory
+            Qemu.img("create", "-q", "-f", "qcow2", "-o", "data_file=" + f.resolve("d.raw") + options,
+                    f.resolve("i.qcow2").toString(), "10M");
+            Qemu.io(f.resolve("i.qcow2"), "write -P 1 0 1M");
+        };
+        copies.assertSame(setup, "resize", java.util.List.of("-q", "@", "20M"), "i.qcow2", "i.qcow2");
+        for (String side : new String[] {"qemu1", "ours1"}) {
+            assertEquals(20L << 20, Files.size(root.resolve(side).resolve("d.raw")), side);
+            Qemu.ioFormat("raw", root.resolve(side).resolve("d.raw"), "write -P 0x55 15M 64k");
+            String read = Qemu.io(root.resolve(side).resolve("i.qcow2"),
+                    "read -P " + (raw ? "0x55" : "0") + " 15M 64k");
+            assertTrue(read.contains("read 65536/65536"), side + ": " + read);
+        }
+        if (!raw) {
+            copies.assertSame(setup, "resize", java.util.List.of("-q", "--shrink", "@", "4M"), "i.qcow2", "i.qcow2");
+            assertEquals(4L << 20, Files.size(root.resolve("ours2").resolve("d.raw")));
+            assertEquals(Files.size(root.resolve("qemu2").resolve("d.raw")),
+                    Files.size(root.resolve("ours2").resolve("d.raw")));
         }
     }
 
