@@ -100,9 +100,12 @@ final class Json {
                 case '\n' -> sb.append("\\n");
                 case '\r' -> sb.append("\\r");
                 case '\t' -> sb.append("\\t");
+                case '\b' -> sb.append("\\b");
+                case '\f' -> sb.append("\\f");
                 default -> {
-                    if (c < 0x20) {
-                        sb.append(String.format("\\u%04x", (int) c));
+                    // QEMU's qjson escapes control characters, DEL and all beyond ASCII (a surrogate pair as two)
+                    if (c < 0x20 || c >= 0x7f) {
+                        sb.append(String.format("\\u%04X", (int) c));
                     } else {
                         sb.append(c);
                     }
