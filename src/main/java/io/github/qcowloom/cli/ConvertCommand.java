@@ -16,6 +16,7 @@ import io.github.qcowloom.image.ZeroData;
 import io.github.qcowloom.storage.FileStorage;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -175,7 +176,10 @@ final class ConvertCommand implements Callable<Integer>, QemuObjects.Holder {
         if (!targetImageOpts) {
             ProtocolNames.refuseProtocol(target, ""); // qemu-img convert gives the reason alone
             if (!skipCreate) {
-                ProtocolNames.newFile(target, target + ": ");
+                String file = ProtocolNames.newFile(target, target + ": ");
+                if (Files.isDirectory(Path.of(file))) { // its create's refusal, worded by Main
+                    throw new FileSystemException(file, null, "Is a directory");
+                }
             }
             targetOpts = ImageOpts.of(false, target, null, objects);
         } else {

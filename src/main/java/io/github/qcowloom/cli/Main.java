@@ -8,6 +8,7 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.NoSuchFileException;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -218,11 +219,18 @@ public final class Main {
         // The file names given (not options' values, nor the command's name): for convert the last is the target.
         List<String> args = parsed == null ? List.of() : parsed.matchedPositionals().stream()
                 .flatMap(p -> p.stringValues().stream()).distinct().toList();
-        String given = file == null ? null : args.stream().filter(a -> names(a, file)).findFirst().orElse(null);
+        boolean makes = command.equals("create") || command.equals("convert") && !parsed.hasMatchedOption("-n");
+        if (file == null && makes && e instanceof FileSystemException f && f.getFile() != null
+                && f.getReason() != null) {
+            file = f.getFile(); // what the new image's file system refused ("Is a directory"), worded below
+        }
+        String named = file;
+        String given = file == null ? null : args.stream().filter(a -> names(a, named)).findFirst().orElse(null);
         if (given == null || command.equals("serve") || command.equals("demo")) {
             return message(e); // serve words its own, as qemu-nbd ("Failed to blk_new_open ..."); demo plainly
         }
-        String reason = e instanceof NoSuchFileException ? "No such file or directory" : "Permission denied";
+        String reason = e instanceof NoSuchFileException ? "No such file or directory"
+                : e instanceof FileSystemException f && f.getReason() != null ? f.getReason() : "Permission denied";
         if (command.equals("create")) {
             return given + ": Could not create '" + file + "': " + reason;
         }

@@ -208,6 +208,28 @@ class ArgumentsInteropTest {
         compare("an empty value", "create", "-f", "qcow2", "IMAGE", "");
     }
 
+    /**
+     * A folder, or no name at all, where an image is named: refused in the words of QEMU's file driver where it would
+     * be opened, in its create's where it would be made (before, a bare "Is a directory").
+     */
+    @Test
+    void foldersAndEmptyNamesAreRefusedAsQemuImgRefusesThem() throws Exception {
+        Qemu.img("create", "-q", "-f", "qcow2", dir.resolve("s.qcow2").toString(), "64M");
+        String folder = Files.createDirectories(dir.resolve("folder")).toString();
+        for (String name : List.of(folder, "")) {
+            compare("info", "info", name);
+            compare("check", "check", name);
+            compare("map", "map", name);
+            Cli.sameAsQemuImg("compare", name, dir.resolve("s.qcow2")); // exit 2, as there
+            compare("convert source", "convert", "-O", "raw", name, "IMAGE");
+            compare("dd input", "dd", "if=" + name, "of=" + dir.resolve("o.raw"));
+        }
+        compare("create", "create", "-f", "qcow2", folder, "1M");
+        compare("create raw", "create", "-f", "raw", folder, "1M");
+        compare("convert target", "convert", "-O", "qcow2", "SOURCE", folder);
+        compare("dd output", "dd", "if=" + dir.resolve("s.qcow2"), "of=" + folder);
+    }
+
     /** One refusal of an --output that is neither human nor json, in qemu-img's words, before anything is opened. */
     @Test
     void outputFormats() throws Exception {

@@ -82,8 +82,8 @@ class CliProtocolPrefixTest {
         for (String made : List.of("created", "converted", "dd")) {
             Path theirs = dir.resolve("q-" + made + ".qcow2");
             Path ours = dir.resolve("o-" + made + ".qcow2");
-            assertEquals(Qemu.img("info", theirs.toString()).replace(theirs.toString(), ours.toString()),
-                    Qemu.img("info", ours.toString()), made);
+            assertEquals(infoBesidesDiskSize(theirs).replace(theirs.toString(), ours.toString()),
+                    infoBesidesDiskSize(ours), made);
             assertEquals("Images are identical.\n", Qemu.img("compare", theirs.toString(), ours.toString()), made);
             assertTrue(Qemu.img("check", ours.toString()).startsWith("No errors were found"), made);
         }
@@ -132,6 +132,11 @@ class CliProtocolPrefixTest {
         Cli.succeeding("commit", overlay.toString());
         assertTrue(Qemu.io(base, "read -P 0x33 2M 64k").contains("read 65536/65536"));
         assertTrue(Qemu.img("check", base.toString()).startsWith("No errors were found"));
+    }
+
+    /** qemu-img info but for the host space taken, which the file system decides. */
+    private static String infoBesidesDiskSize(Path image) {
+        return Qemu.img("info", image.toString()).replaceAll("disk size: .*\n", "");
     }
 
     private List<String> files() throws Exception {
