@@ -122,9 +122,9 @@ final class DdCommand implements Callable<Integer> {
     }
 
     /**
-     * Makes OUTPUT ({@code name} as given, at {@code path}) as bdrv_create makes it: of the size in whole 512-byte sectors, default options. A file that
-     * another open holds is refused before it is truncated, in qemu-img's words, as the input itself or its backing
-     * file would be (before, a raw OUTPUT was emptied first).
+     * Makes OUTPUT ({@code name} as given, at {@code path}) as bdrv_create makes it: of the size in whole 512-byte
+     * sectors, default options. A file that another open holds is refused before it is truncated, in qemu-img's words,
+     * as the input itself or its backing file would be (before, a raw OUTPUT was emptied first).
      */
     private void create(Path path, String name, long bytes) throws IOException {
         long size = (bytes + 511) & -512L;

@@ -413,12 +413,14 @@ record ImageOpts(String spec, String fileName, Path path, String format, Map<Str
         secrets.secrets(); // every --object is checked, as qemu-img checks them before it opens anything
         if (!imageOpts) {
             refuseUnknownDriver(name, format);
-            String file = ProtocolNames.localFile(name, "Could not open '" + name + "': ");
-            if (file.isEmpty() || Files.isDirectory(Path.of(file))) {
-                // QEMU's file driver (a plain name's protocol): no name, or a folder, refused in its words
-                throw new ImageException("Could not open '" + name + "': " + (file.isEmpty()
-                        ? "The 'file' block driver requires a file name"
-                        : "'file' driver requires '" + file + "' to be a regular file"));
+            String context = "Could not open '" + name + "': ";
+            String file = ProtocolNames.localFile(name, context);
+            if (ProtocolPrefix.of(name) == null) {
+                try {
+                    ProtocolPrefix.requirePlainFile(file);
+                } catch (ImageException e) {
+                    throw new ImageException(context + e.getMessage(), e);
+                }
             }
             return new ImageOpts(name, file, Path.of(file), format, Map.of(), secrets);
         }

@@ -26,8 +26,9 @@ final class LongOptionPrefixes {
             if (arg.equals("--")) {
                 break;
             }
-            if (!arg.startsWith("--") || arg.length() == 2) {
-                OptionSpec option = command.findOption(arg);
+            if (!arg.startsWith("--")) {
+                // findOption also takes a name without its dashes: a file named "f" is no option
+                OptionSpec option = arg.startsWith("-") ? command.findOption(arg) : null;
                 if (option != null && option.arity().min() > 0) {
                     i++; // its value, whatever it looks like
                 }

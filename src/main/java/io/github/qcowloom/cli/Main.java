@@ -219,7 +219,8 @@ public final class Main {
         // The file names given (not options' values, nor the command's name): for convert the last is the target.
         List<String> args = parsed == null ? List.of() : parsed.matchedPositionals().stream()
                 .flatMap(p -> p.stringValues().stream()).distinct().toList();
-        boolean makes = command.equals("create") || command.equals("convert") && !parsed.hasMatchedOption("-n");
+        boolean makes = command.equals("create")
+                || command.equals("convert") && parsed != null && !parsed.hasMatchedOption("-n");
         if (file == null && makes && e instanceof FileSystemException f && f.getFile() != null
                 && f.getReason() != null) {
             file = f.getFile(); // what the new image's file system refused ("Is a directory"), worded below

@@ -57,6 +57,22 @@ final class BlockStatusPath {
     }
 
     /**
+     * QEMU's is_zero (bdrv_co_is_zero_fast): true if block status, asked through the backing chain, reports every
+     * byte of {@code [from, to)} as reading zeroes. (A raw backing file reports data throughout where no hole map
+     * serves it.)
+     */
+    boolean readsAsZero(long from, long to) throws IOException {
+        while (from < to) {
+            BlockStatus status = status(from, to - from);
+            if (!status.zero()) {
+                return false;
+            }
+            from += status.length();
+        }
+        return true;
+    }
+
+    /**
      * This image's own answer for the range from {@code offset}, its backing chain not asked: where it holds nothing,
      * {@link Allocation#UNALLOCATED} for the run of that (QEMU's bdrv_is_allocated, which asks one layer). The file
      * under data clusters is not looked into. The caller has checked the range as for {@link #status}.

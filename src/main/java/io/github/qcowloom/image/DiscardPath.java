@@ -172,7 +172,8 @@ final class DiscardPath {
                 case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC, ZERO_PLAIN, ZERO_ALLOC -> true;
                 case NORMAL, COMPRESSED, INVALID -> false;
             };
-            boolean zeroize = noData && readsAsZero(start, from) && readsAsZero(to, Math.min(start + unit, size));
+            boolean zeroize = noData && statusPath.readsAsZero(start, from)
+                    && statusPath.readsAsZero(to, Math.min(start + unit, size));
             if (zeroize && zeroize(start, start + unit, mayUnmap, size)) {
                 return true;
             }
@@ -184,21 +185,6 @@ final class DiscardPath {
         } finally {
             locks.unlock(cluster, held);
         }
-    }
-
-    /**
-     * QEMU's is_zero: true if block status, asked through the backing chain, reports every byte of
-     * {@code [from, to)} as reading zeroes. (A raw backing file reports data throughout: Java cannot find its holes.)
-     */
-    boolean readsAsZero(long from, long to) throws IOException {
-        while (from < to) {
-            BlockStatus status = statusPath.status(from, to - from);
-            if (!status.zero()) {
-                return false;
-            }
-            from += status.length();
-        }
-        return true;
     }
 
     /**

@@ -51,7 +51,7 @@ public final class ProtocolPrefix {
         }
         String file = fileName(name);
         if (file.isEmpty()) {
-            throw new ImageException("The '" + protocol + "' block driver requires a file name");
+            throw noName(protocol);
         }
         requireKind(protocol, file);
         return file;
@@ -90,7 +90,28 @@ public final class ProtocolPrefix {
                     + "' to be either a character or block device");
         }
         if (driver.equals("file") && type != FileType.REGULAR) {
-            throw new ImageException("'file' driver requires '" + file + "' to be a regular file");
+            throw notRegular(file);
         }
+    }
+
+    /**
+     * Refuses, in the words of QEMU's file driver (a name without a protocol's), a name it would not open: none, or
+     * a folder. (A device's name it opens through host_device, which it picks by the file.)
+     */
+    public static void requirePlainFile(String name) throws ImageException {
+        if (name.isEmpty()) {
+            throw noName("file");
+        }
+        if (FileType.of(Path.of(name)).orElse(null) == FileType.DIRECTORY) {
+            throw notRegular(name);
+        }
+    }
+
+    private static ImageException noName(String driver) {
+        return new ImageException("The '" + driver + "' block driver requires a file name");
+    }
+
+    private static ImageException notRegular(String file) {
+        return new ImageException("'file' driver requires '" + file + "' to be a regular file");
     }
 }

@@ -33,6 +33,7 @@ import io.github.qcowloom.format.HeaderField;
 import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.snapshot.Snapshot;
 import io.github.qcowloom.storage.FileStorage;
+import io.github.qcowloom.storage.FileType;
 import io.github.qcowloom.storage.LockPermissions;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
@@ -170,7 +171,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             this.hostHoles = new HostHoles(file, data, geometry.clusterBits(), metadata::countReferenced);
             this.statusPath = new BlockStatusPath(geometry, mapper, backing, header.backingFile() != null, hostHoles,
                     encryption != null);
-            this.writePath = new WritePath(geometry, mapper, readPath, metadata, data, guestData,
+            this.writePath = new WritePath(geometry, mapper, readPath, statusPath, metadata, data, guestData,
                     encryption == null);
             this.discardPath = new DiscardPath(geometry, mapper, metadata, writePath, statusPath, header.version(),
                     header.hasDataFile() ? dataFile : null, header.dataFileRaw());
@@ -1005,6 +1006,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
+    /** Whether the external data file is a regular file, which a resize may truncate (a device keeps its size). */
+    private boolean regularDataFile() {
+        Path path = dataFilePath();
+        return path != null && FileType.of(path).orElse(null) == FileType.REGULAR;
+    }
+
     /** The resize, with the image held exclusively (flush lock, image lock, metadata lock). */
     private void resizeExclusively(long newSize, Preallocation mode) throws IOException {
         long oldSize = size();
@@ -1033,9 +1040,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (header.dataFileRaw() && dataFile.size() < newSize) {
             // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
             dataFile.setLength(newSize);
-        } else if (header.hasDataFile() && mode == Preallocation.OFF && dataFile.size() != newSize) {
-            // QEMU's qcow2_co_truncate truncates an external data file to the new size, down as well as up
-            // (file-posix resizes a regular file exactly); before, it kept its old length.
+        } else if (header.hasDataFile() && mode == Preallocation.OFF && regularDataFile()
+                && (newSize > oldSize ? dataFile.size() < newSize : dataFile.size() > newSize)) {
+            // QEMU's qcow2_co_truncate truncates an external data file to the new size (file-posix resizes a
+            // regular file, not a device); before, it kept its old length. Only ever in the resize's direction:
+            // a growth never cuts what lies past the new size in a longer file.
             dataFile.setLength(newSize);
         }
         if (newSize > oldSize && header.version() >= 3 && backing != null && backing.size() > oldSize) {
@@ -1062,7 +1071,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                     Bytes.alignUp(oldSize, geometry.clusterSize())));
             // Nothing changes where the range already reads as zeroes (qemu-img resize changes no entry at all).
             // The range lies past the size in the header: no request can reach it until the size is written.
-            if (end > oldSize && !discardPath.readsAsZero(oldSize, end)) {
+            if (end > oldSize && !statusPath.readsAsZero(oldSize, end)) {
                 discardPath.writeZeroes(oldSize, end - oldSize, true, newSize);
                 // The zeroes (zero flags, or zero bytes written into the old last cluster) must be durable before
                 // the size that exposes the range: a crash in between must not find the new size with the old

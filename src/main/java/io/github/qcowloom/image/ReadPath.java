@@ -1,7 +1,6 @@
 package io.github.qcowloom.image;
 
 import io.github.qcowloom.api.BlockDevice;
-import io.github.qcowloom.api.BlockStatus;
 import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.MetadataCorruptionException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
@@ -198,25 +197,6 @@ final class ReadPath {
         ByteBuffer cluster = scratch.cluster(clusterSize);
         codec.decompress(compressed, cluster);
         part.put(cluster.slice(inCluster, part.remaining()));
-    }
-
-    /**
-     * Whether the backing file reads as zeroes over the range, as its block status says without reading it (QEMU's
-     * bdrv_co_is_zero_fast): unallocated, zero, or past its end. False where it was not opened.
-     */
-    boolean backingReadsAsZero(long guestOffset, long length) throws IOException {
-        if (backing == null) {
-            return false;
-        }
-        long end = Math.min(guestOffset + length, backing.size());
-        for (long at = guestOffset; at < end; ) {
-            BlockStatus status = backing.blockStatus(at, end - at);
-            if (!status.zero()) {
-                return false;
-            }
-            at += status.length();
-        }
-        return true;
     }
 
     private void readBacking(long guestOffset, ByteBuffer part) throws IOException {

@@ -4,7 +4,6 @@ import io.github.qcowloom.alloc.HostOffset;
 import io.github.qcowloom.alloc.NewCluster;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.format.Bytes;
-import io.github.qcowloom.format.SubclusterType;
 import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.storage.StorageEvent;
 import java.io.IOException;
@@ -30,6 +29,8 @@ final class WritePath {
     private final ImageGeometry geometry;
     private final ClusterMapper mapper;
     private final ReadPath readPath;
+    /** Block status through the chain: whether the copy-on-write head and tail read as zeroes. */
+    private final BlockStatusPath statusPath;
     private final MetadataWriter metadata;
     /** Where guest data lives: the image file, or the external data file. */
     private final Storage data;
@@ -39,12 +40,13 @@ final class WritePath {
     /** False for encrypted data: a fresh cluster's host zeroes decrypt to noise, so its copy-on-write is written. */
     private final boolean hostZeroesReadAsZero;
 
-    WritePath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, MetadataWriter metadata,
-            Storage data, GuestData guestData, boolean hostZeroesReadAsZero) {
+    WritePath(ImageGeometry geometry, ClusterMapper mapper, ReadPath readPath, BlockStatusPath statusPath,
+            MetadataWriter metadata, Storage data, GuestData guestData, boolean hostZeroesReadAsZero) {
         this.hostZeroesReadAsZero = hostZeroesReadAsZero;
         this.geometry = geometry;
         this.mapper = mapper;
         this.readPath = readPath;
+        this.statusPath = statusPath;
         this.metadata = metadata;
         this.data = data;
         this.guestData = guestData;
@@ -330,7 +332,7 @@ final class WritePath {
         }
         NewCluster fresh = newHostCluster(cluster);
         long host = fresh.at().bytes();
-        if (fresh.fresh() && hostZeroesReadAsZero && cowReadsAsZero(cluster, old, range)) {
+        if (fresh.fresh() && hostZeroesReadAsZero && cowReadsAsZero(cluster, range)) {
             // A hole around the data already reads as the zeroes the guest saw (QEMU uses write-zeroes here).
             writeData(part.duplicate(), host + inCluster, guestOffset(cluster, inCluster));
         } else {
@@ -374,36 +376,14 @@ final class WritePath {
     }
 
     /**
-     * True if the guest sees zeroes in the copy-on-write head and tail now: zero subclusters, and unallocated ones
-     * where there is no backing file or it reads as zeroes there (QEMU's is_zero_cow asks the chain's block status
-     * the same; its backing file is read-only, so the answer holds until the write).
+     * True if the guest sees zeroes in the copy-on-write head and tail now, as the image's block status says through
+     * its backing chain (QEMU's is_zero_cow): zero subclusters, and unallocated ones where there is no backing file or
+     * it reads as zeroes there (its backing file is read-only, so the answer holds until the write).
      */
-    private boolean cowReadsAsZero(GuestCluster cluster, L2Mapping old, CowRange range) throws IOException {
-        if (!range.hasCow()) {
-            return true;
-        }
-        int sc = geometry.extendedL2() ? geometry.subclusterSize() : (int) geometry.clusterSize();
+    private boolean cowReadsAsZero(GuestCluster cluster, CowRange range) throws IOException {
         long guest = guestOffset(cluster, 0);
-        for (int i = range.from() / sc; i <= (range.to() - 1) / sc; i++) {
-            int lo = Math.max(i * sc, range.from());
-            int hi = Math.min((i + 1) * sc, range.to());
-            int head = Math.min(hi, range.start()) - lo; // the subcluster's bytes in the head, then in the tail
-            int tailFrom = Math.max(lo, range.end());
-            if (head <= 0 && tailFrom >= hi) {
-                continue; // the new data covers it
-            }
-            boolean zero = switch (old.subcluster(i)) {
-                case ZERO_PLAIN, ZERO_ALLOC -> true;
-                case UNALLOCATED_PLAIN, UNALLOCATED_ALLOC -> !metadata.hasBacking()
-                        || (head <= 0 || readPath.backingReadsAsZero(guest + lo, head))
-                        && (tailFrom >= hi || readPath.backingReadsAsZero(guest + tailFrom, hi - tailFrom));
-                case NORMAL, COMPRESSED, INVALID -> false;
-            };
-            if (!zero) {
-                return false;
-            }
-        }
-        return true;
+        return statusPath.readsAsZero(guest + range.from(), guest + range.start())
+                && statusPath.readsAsZero(guest + range.end(), guest + range.to());
     }
 
     /** The bytes of {@code range}: the new data, and around it what the guest saw there before. */

@@ -36,8 +36,8 @@ import java.util.function.UnaryOperator;
  *
  * <p>{@link #punchHole} releases host space: at the tail of the file by truncating, inside it by io_uring's fallocate
  * (on a descriptor of its own when FileChannel moves the bytes; by fallocate(2) itself there where FileChannel was
- * asked for by name); on Java 21 it writes zeroes there, like {@link #writeZeroes}. {@link #zeroRange} punches or fallocates ZERO_RANGE the same
- * way, or declines. {@link #preallocate} fallocates only with O_DIRECT through io_uring.
+ * asked for by name); on Java 21 it writes zeroes there, like {@link #writeZeroes}. {@link #zeroRange} punches or
+ * fallocates ZERO_RANGE the same way, or declines. {@link #preallocate} fallocates only with O_DIRECT through io_uring.
  *
  * <p>The file is held with QEMU's lock bytes ({@link ImageLock}) from open to close, taken before anything is
  * read (and, on create, before the file is truncated).
@@ -63,7 +63,6 @@ public final class FileStorage implements Storage {
     private static final Java22Method SYSCALL_FALLOCATOR = Java22Method.find(MethodHandles.lookup(),
             "io.github.qcowloom.storage.FallocateFileIo", "open", MethodType.methodType(FileIo.class, Path.class),
             "fallocate");
-    // st_mode's file types (inode(7))
 
     private final Path path;
     private final ReopeningChannel channel;
@@ -563,10 +562,7 @@ public final class FileStorage implements Storage {
         return punches && from < to && punchInside(from, to - from) && from == position && to == end;
     }
 
-    /**
-     * The descriptor that punches holes and reserves space for FileChannel's I/O: opened once, null where io_uring
-     * cannot run.
-     */
+    /** The descriptor that punches holes and reserves space for FileChannel's I/O ({@link #fallocator}): opened once. */
     private FileIo fallocator() throws IOException {
         fallocatorLock.lock();
         try {
@@ -680,8 +676,8 @@ public final class FileStorage implements Storage {
             if (call.apply(io, position, inside)) {
                 return true;
             }
-            FileIo ring = throughRing ? null : fallocator();
-            if (ring != null && call.apply(ring, position, inside)) {
+            FileIo other = throughRing ? null : fallocator();
+            if (other != null && call.apply(other, position, inside)) {
                 return true;
             }
         } finally {

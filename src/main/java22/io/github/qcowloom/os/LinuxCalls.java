@@ -84,14 +84,14 @@ final class LinuxCalls {
         return null;
     }
 
-    /**
-     * Throws UnsupportedOperationException with {@link #unsupportedReason} where these calls cannot be made: the
-     * entry points call it first, so that no system call number is ever made on a machine it is not this one's.
-     */
     /** fallocate's modes: PUNCH_HOLE | KEEP_SIZE (the blocks freed) and ZERO_RANGE | KEEP_SIZE (the blocks kept). */
     static final int PUNCH_HOLE = 0x1 | 0x2;
     static final int ZERO_RANGE = 0x1 | 0x10;
 
+    /**
+     * Throws UnsupportedOperationException with {@link #unsupportedReason} where these calls cannot be made: the
+     * entry points call it first, so that no system call number is ever made on a machine it is not this one's.
+     */
     static void requireSupported() {
         String reason = unsupportedReason();
         if (reason != null) {

@@ -29,9 +29,9 @@ public final class NativeFile implements Closeable {
     }
 
     /**
-     * fallocate(2) of {@code fd} on the caller's thread: the blocks of the range allocated ({@code ALLOCATE}, growing the file as
-     * needed), or, the size kept, freed ({@code PUNCH_HOLE}) or kept ({@code ZERO_RANGE}) as the range reads as
-     * zeroes: returns 0, or -errno.
+     * fallocate(2) of {@code fd} on the caller's thread: the blocks of the range allocated ({@code ALLOCATE}, growing
+     * the file as needed), or, the size kept, freed ({@code PUNCH_HOLE}) or kept ({@code ZERO_RANGE}) as the range
+     * reads as zeroes: returns 0, or -errno.
      */
     public static int fallocate(int fd, Fallocation mode, long offset, long length) {
         int flags = switch (mode) {

@@ -203,6 +203,8 @@ class ArgumentsInteropTest {
         Cli.sameAsQemuImg("check", "--outp=json", s);
         Cli.sameAsQemuImg("info", "--im", "file.filename=" + s);
         Cli.sameAsQemuImg("info", "-f", "--out=json", s); // a value, not an option
+        // a name like an option's without its dash ("f") is a file's (here one not there, in the working directory)
+        Cli.sameAsQemuImg("info", "f", "--out=json");
         compare("-f twice", "create", "-f", "raw", "-f", "qcow2", "IMAGE", "1M");
         compare("-O twice", "convert", "-O", "raw", "-O", "qcow2", "SOURCE", "IMAGE");
         compare("an empty value", "create", "-f", "qcow2", "IMAGE", "");
