@@ -1040,11 +1040,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (header.dataFileRaw() && dataFile.size() < newSize) {
             // A raw data file is the disk itself: it grows first, as QEMU truncates the data file first.
             dataFile.setLength(newSize);
-        } else if (header.hasDataFile() && mode == Preallocation.OFF && regularDataFile()
-                && (newSize > oldSize ? dataFile.size() < newSize : dataFile.size() > newSize)) {
+        } else if (header.hasDataFile() && !header.dataFileRaw() && mode == Preallocation.OFF && regularDataFile()
+                && dataFile.size() != newSize) {
             // QEMU's qcow2_co_truncate truncates an external data file to the new size (file-posix resizes a
-            // regular file, not a device); before, it kept its old length. Only ever in the resize's direction:
-            // a growth never cuts what lies past the new size in a longer file.
+            // regular file, not a device); before, it kept its old length. A raw one only grows, as there: what lies
+            // past the new size in a longer one is the disk's, not the image's.
             dataFile.setLength(newSize);
         }
         if (newSize > oldSize && header.version() >= 3 && backing != null && backing.size() > oldSize) {

@@ -92,11 +92,22 @@ class CliResizeTest {
                     "read -P " + (raw ? "0x55" : "0") + " 15M 64k");
             assertTrue(read.contains("read 65536/65536"), side + ": " + read);
         }
+        // A data file longer than the new size: a raw one keeps its length, another is cut to it, as QEMU's
+        TwoCopies.Setup longer = f -> {
+            setup.build(f);
+            try (java.io.RandomAccessFile d = new java.io.RandomAccessFile(f.resolve("d.raw").toFile(), "rw")) {
+                d.setLength(30L << 20);
+            }
+        };
+        copies.assertSame(longer, "resize", java.util.List.of("-q", "@", "20M"), "i.qcow2", "i.qcow2");
+        assertEquals(raw ? 30L << 20 : 20L << 20, Files.size(root.resolve("ours2").resolve("d.raw")));
+        assertEquals(Files.size(root.resolve("qemu2").resolve("d.raw")),
+                Files.size(root.resolve("ours2").resolve("d.raw")));
         if (!raw) {
             copies.assertSame(setup, "resize", java.util.List.of("-q", "--shrink", "@", "4M"), "i.qcow2", "i.qcow2");
-            assertEquals(4L << 20, Files.size(root.resolve("ours2").resolve("d.raw")));
-            assertEquals(Files.size(root.resolve("qemu2").resolve("d.raw")),
-                    Files.size(root.resolve("ours2").resolve("d.raw")));
+            assertEquals(4L << 20, Files.size(root.resolve("ours3").resolve("d.raw")));
+            assertEquals(Files.size(root.resolve("qemu3").resolve("d.raw")),
+                    Files.size(root.resolve("ours3").resolve("d.raw")));
         }
     }
 
