@@ -144,13 +144,8 @@ final class DdCommand implements Callable<Integer> {
             throw new ImageLockedException(bare.file(), name + ": error while creating output image: "
                     + bare.getMessage());
         } catch (IOException e) {
-            // The file system's reason alone, as strerror words it ("Is a directory"), not the JDK's "NAME: reason".
-            String reason = e instanceof java.nio.file.NoSuchFileException ? "No such file or directory"
-                    : e instanceof java.nio.file.AccessDeniedException ? "Permission denied"
-                    : e instanceof java.nio.file.FileSystemException f && f.getReason() != null ? f.getReason()
-                    : Main.message(e);
             throw new IOException(name + ": error while creating output image: Could not create '" + path + "': "
-                    + reason, e);
+                    + Main.reason(e), e);
         }
     }
 

@@ -230,8 +230,7 @@ public final class Main {
         if (given == null || command.equals("serve") || command.equals("demo")) {
             return message(e); // serve words its own, as qemu-nbd ("Failed to blk_new_open ..."); demo plainly
         }
-        String reason = e instanceof NoSuchFileException ? "No such file or directory"
-                : e instanceof FileSystemException f && f.getReason() != null ? f.getReason() : "Permission denied";
+        String reason = reason(e);
         if (command.equals("create")) {
             return given + ": Could not create '" + file + "': " + reason;
         }
@@ -242,6 +241,13 @@ public final class Main {
             return given + ": error while converting " + format + ": Could not create '" + file + "': " + reason;
         }
         return openFailure(given, e);
+    }
+
+    /** Why the file system refused, as strerror words it ("No such file or directory", "Is a directory"). */
+    static String reason(Throwable e) {
+        return e instanceof NoSuchFileException ? "No such file or directory"
+                : e instanceof AccessDeniedException a && a.getReason() == null ? "Permission denied"
+                : e instanceof FileSystemException f && f.getReason() != null ? f.getReason() : message(e);
     }
 
     /** The file a NoSuchFileException or a bare AccessDeniedException names, else null. */
