@@ -9,8 +9,8 @@ import java.nio.file.Path;
 /**
  * Turns a file name stored in an image (backing file, external data file) into a path. Names resolve relative
  * to the image's folder, as QEMU does; {@code json:} specifications and protocol prefixes other than a local file's
- * ({@code file:}, {@code host_device:}, {@code host_cdrom:}, {@link ProtocolPrefix}) are refused, because an untrusted image must not
- * make us open arbitrary resources (CVE-2024-4467, CVE-2024-32498).
+ * ({@code file:}, {@code host_device:}, {@code host_cdrom:}, {@link ProtocolPrefix}) are refused, because an
+ * untrusted image must not make us open arbitrary resources (CVE-2024-4467, CVE-2024-32498).
  */
 public final class ReferencedFiles {
     private ReferencedFiles() {

@@ -44,7 +44,21 @@ final class Extents {
         return of(device, offset, length, one, BlockStatus::allocationDepth);
     }
 
+    /**
+     * The whole of {@code [offset, offset + length)} in runs that read as zeroes ({@link #STATE_ZERO}) or not, with no
+     * bound on their number: a structured READ's hole and data chunks, as qemu-nbd's nbd_co_send_sparse_read makes
+     * them.
+     */
+    static List<Extent> zeroRuns(BlockDevice device, long offset, long length) throws IOException {
+        return of(device, offset, length, false, Integer.MAX_VALUE, s -> s.zero() ? STATE_ZERO : 0);
+    }
+
     private static List<Extent> of(BlockDevice device, long offset, long length, boolean one,
+            ToIntFunction<BlockStatus> flagsOf) throws IOException {
+        return of(device, offset, length, one, MAX_EXTENTS, flagsOf);
+    }
+
+    private static List<Extent> of(BlockDevice device, long offset, long length, boolean one, int max,
             ToIntFunction<BlockStatus> flagsOf) throws IOException {
         long end = offset + length;
         List<Extent> out = new ArrayList<>();
@@ -55,7 +69,7 @@ final class Extents {
             Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
             if (last != null && last.flags() == flags) {
                 out.set(out.size() - 1, new Extent(last.length() + status.length(), flags));
-            } else if (last != null && (one || out.size() == MAX_EXTENTS)) {
+            } else if (last != null && (one || out.size() == max)) {
                 break;
             } else {
                 out.add(new Extent(status.length(), flags));

@@ -250,26 +250,29 @@ final class Transmission {
 
     /**
      * A structured READ without DF, as qemu-nbd answers it: the runs that read as zeroes as hole chunks, unread, the
-     * others read into {@code data} and sent as data chunks, DONE on the last ({@link ReadRun}); all read before any
-     * is queued, so a failure is still one error reply. A range of data alone is one chunk, as with DF.
+     * others read into {@code data} and sent as data chunks, DONE on the last ({@link Extents#zeroRuns}); all read
+     * before any is queued, so a failure is still one error reply. A range of data alone is one chunk, as with DF.
      */
     private void readSparse(Request r, BlockDevice dev, ByteBuffer data, Release done) throws IOException {
-        List<ReadRun> runs = ReadRun.of(dev, r.offset(), r.length());
-        for (ReadRun run : runs) {
-            if (!run.hole()) {
-                dev.read(run.offset(), data.slice((int) (run.offset() - r.offset()), (int) run.length()));
+        List<Extents.Extent> runs = Extents.zeroRuns(dev, r.offset(), r.length());
+        int at = 0; // each run's place in data, and on the device from r.offset()
+        for (Extents.Extent run : runs) {
+            if (run.flags() == 0) {
+                dev.read(r.offset() + at, data.slice(at, (int) run.length()));
             }
+            at += (int) run.length();
         }
+        at = 0;
         for (int i = 0; i < runs.size(); i++) {
-            ReadRun run = runs.get(i);
+            Extents.Extent run = runs.get(i);
             boolean last = i == runs.size() - 1;
             Runnable sent = last ? done : () -> { };
-            if (run.hole()) {
-                replies.hole(r.cookie(), run.offset(), (int) run.length(), last, sent);
+            if (run.flags() == 0) {
+                replies.data(r.cookie(), r.offset() + at, data.slice(at, (int) run.length()), last, sent);
             } else {
-                replies.data(r.cookie(), run.offset(), data.slice((int) (run.offset() - r.offset()),
-                        (int) run.length()), last, sent);
+                replies.hole(r.cookie(), r.offset() + at, (int) run.length(), last, sent);
             }
+            at += (int) run.length();
         }
     }
 

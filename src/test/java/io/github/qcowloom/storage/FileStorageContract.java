@@ -65,9 +65,7 @@ abstract class FileStorageContract extends StorageContract {
         for (StorageBackend asked : backendsAsked()) {
             Path file = dir.resolve("holes-" + asked);
             try (FileStorage s = FileStorage.create(file, direct(), asked)) {
-                byte[] data = pattern(4 << 20, 9);
-                s.write(ByteBuffer.wrap(data), 0);
-                s.flush();
+                byte[] data = written(s, 9);
                 long before = Images.hostBytes(file);
                 s.punchHole((1 << 20) + 100, 2 << 20); // unaligned edges: zeroes there, the blocks between freed
                 s.flush();
@@ -78,6 +76,14 @@ abstract class FileStorageContract extends StorageContract {
                 assertTrue(freed >= (2 << 20) - 8192, asked + ": freed " + freed + " of " + before);
             }
         }
+    }
+
+    /** 4 MiB of pattern {@code seed} written at 0 and flushed; returns them. */
+    private static byte[] written(FileStorage s, int seed) throws IOException {
+        byte[] data = pattern(4 << 20, seed);
+        s.write(ByteBuffer.wrap(data), 0);
+        s.flush();
+        return data;
     }
 
     /** This class's backend as the default picks it (FileChannel's as AUTO does), and FileChannel by name. */
@@ -125,9 +131,7 @@ abstract class FileStorageContract extends StorageContract {
         for (StorageBackend asked : backendsAsked()) {
             Path file = dir.resolve("discards-" + asked);
             try (FileStorage s = FileStorage.create(file, direct(), asked)) {
-                byte[] data = pattern(4 << 20, 11);
-                s.write(ByteBuffer.wrap(data), 0);
-                s.flush();
+                byte[] data = written(s, 11);
                 long before = Images.hostBytes(file);
                 int block = s.alignment();
                 long from = (1L << 20) + 100;
