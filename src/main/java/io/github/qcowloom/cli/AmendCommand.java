@@ -75,7 +75,7 @@ final class AmendCommand implements Callable<Integer> {
         ImageOpts image = file.image(format).requireWritable();
         boolean direct = CacheMode.direct(cache); // its message is qemu-img's
         Path path = image.path();
-        String fmt = image.formatOrProbe();
+        String fmt = image.formatOrProbe(spec.commandLine().getErr());
         if (!fmt.equals("qcow2") && !fmt.equals("raw")) {
             throw ImageFormat.unknownDriver(path, fmt);
         }

@@ -170,7 +170,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         image = ImageOpts.of(imageOpts, name, format);
         file = image.path();
-        imageFormat = image.formatOrProbe();
+        imageFormat = image.formatOrProbe(write ? spec.commandLine().getErr() : null);
         if (!imageFormat.equals("qcow2") && !imageFormat.equals("raw")) {
             throw ImageFormat.unknownDriver(file, imageFormat);
         }

@@ -106,7 +106,7 @@ final class BitmapCommand implements Callable<Integer> {
         Path path = named.path();
         String filename = named.fileName();
         List<BitmapAction> actions = actions(steps, args.get(1), bytesPerBit);
-        String fmt = named.formatOrProbe();
+        String fmt = named.formatOrProbe(spec.commandLine().getErr());
         if (!fmt.equals("qcow2")) {
             return withoutBitmaps(fmt, filename, actions.getFirst());
         }

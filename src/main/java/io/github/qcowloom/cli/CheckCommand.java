@@ -72,7 +72,7 @@ final class CheckCommand implements Callable<Integer>, QemuObjects.Holder {
             image.requireWritable();
         }
         Path path = image.path();
-        String fmt = image.formatOrProbe();
+        String fmt = image.formatOrProbe(mode != null ? spec.commandLine().getErr() : null);
         // --image-opts: what it says of the cache, the lock and read-only over -T and -U
         OpenOptions opened = image.apply(OpenOptions.readOnlyDefaults().withReadOnly(mode == null).withDirect(direct)
                 .withLocking(forceShare ? ImageLocking.FORCE_SHARE : ImageLocking.DEFAULT));

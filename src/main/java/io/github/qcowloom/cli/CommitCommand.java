@@ -77,7 +77,7 @@ final class CommitCommand implements Callable<Integer> {
         OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
                 .withHostSyncs(CacheMode.syncs(cache)).withPool(false), true);
         Path path = image.path();
-        String fmt = image.formatOrProbe();
+        String fmt = image.formatOrProbe(spec.commandLine().getErr());
         boolean keep = drop || baseName != null;
         // FILE is held for writing from the start, as qemu-img opens it: no one else may write it while its data
         // goes into the base, and a lock refused is refused before the base changes.

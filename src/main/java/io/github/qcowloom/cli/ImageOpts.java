@@ -12,6 +12,7 @@ import io.github.qcowloom.api.UnsupportedFeatureException;
 import io.github.qcowloom.image.ImageFormat;
 import io.github.qcowloom.image.ProtocolPrefix;
 import java.io.IOException;
+import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
@@ -225,6 +226,15 @@ record ImageOpts(String spec, String fileName, Path path, String format, Map<Str
      * @throws ImageException in qemu-img's words for encryption options of a raw image, named or found to be
      */
     String formatOrProbe() throws IOException {
+        return formatOrProbe(null);
+    }
+
+    /**
+     * {@link #formatOrProbe()} for a command that opens the image read-write: a format probed as raw is warned of on
+     * {@code err}, in the words QEMU's raw driver prints at such an open (the first sector is then guarded, here as
+     * there: RawImage). Null {@code err}: a read-only open, no warning.
+     */
+    String formatOrProbe(PrintWriter err) throws IOException {
         String found;
         try {
             if (!Files.exists(path)) {
@@ -241,6 +251,13 @@ record ImageOpts(String spec, String fileName, Path path, String format, Map<Str
                 throw new ImageException("Could not open '" + spec + "': Block format 'raw' does not support the"
                         + " option '" + option + "'");
             }
+        }
+        if (err != null && format == null && found.equals("raw")) {
+            err.print("WARNING: Image format was not specified for '" + fileName + "' and probing guessed raw.\n"
+                    + "         Automatically detecting the format is dangerous for raw images, write operations on"
+                    + " block 0 will be restricted.\n"
+                    + "         Specify the 'raw' format explicitly to remove the restrictions.\n");
+            err.flush();
         }
         return found;
     }

@@ -18,7 +18,9 @@ import java.util.concurrent.Callable;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /**
  * {@code rebase [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] [-u] -b BACKING [-F BACKING_FMT] FILE}, as
@@ -36,6 +38,9 @@ final class RebaseCommand implements Callable<Integer> {
     /** qemu-img's IO_BUF_SIZE: the most compared at once. */
     private static final int CHUNK = 2 << 20;
     private static final int SECTOR = 512;
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "-f", paramLabel = "FMT", description = "FILE's format (probed when absent).")
     String format;
@@ -85,7 +90,7 @@ final class RebaseCommand implements Callable<Integer> {
             throw new IllegalArgumentException("Invalid source cache option: " + sourceCache);
         }
         Path path = image.path();
-        String fmt = image.formatOrProbe();
+        String fmt = image.formatOrProbe(spec.commandLine().getErr());
         OpenOptions options = image.apply(OpenOptions.readWriteDefaults().withDirect(direct)
                 .withHostSyncs(CacheMode.syncs(cache)).withPool(false)); // clusters placed as qemu-img's, none held
         if (backingFormat != null && !backingFormat.equals("qcow2") && !backingFormat.equals("raw")) {

@@ -58,6 +58,7 @@ final class ResizeCommand implements Callable<Integer> {
         // No pool: a preallocation places its clusters where qemu-img does, with no batch of pooled ones before them.
         OpenOptions options = Profiles.apply(Profiles.load(profile), OpenOptions.readWriteDefaults()).withPool(false);
         ImageOpts image = ImageOpts.of(imageOpts, filename, format, objects).requireWritable();
+        image.formatOrProbe(spec.commandLine().getErr()); // its warning; the open probes again, to guard a raw one
         try (BlockDevice img = image.open(image.format(), image.apply(options))) {
             long current = img.size();
             long newSize = newSize(current, size);

@@ -399,7 +399,7 @@ final class ServeCommand implements Callable<Integer> {
         ImageOpts image = image();
         BlockDevice device;
         try {
-            String format = image.formatOrProbe();
+            String format = image.formatOrProbe(options.readOnly() || temporaryOverlay ? null : spec.commandLine().getErr());
             if (temporaryOverlay) {
                 long size;
                 try (BlockDevice original = image.open(format, options.withReadOnly(true))) {

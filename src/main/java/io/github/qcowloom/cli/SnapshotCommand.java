@@ -74,7 +74,7 @@ final class SnapshotCommand implements Callable<Integer> {
             image.requireWritable();
         }
         Path path = image.path();
-        String fmt = image.formatOrProbe();
+        String fmt = image.formatOrProbe(list ? null : spec.commandLine().getErr());
         if (!fmt.equals("qcow2")) {
             return withoutSnapshots(fmt);
         }
@@ -143,7 +143,8 @@ final class SnapshotCommand implements Callable<Integer> {
             throw new UnsupportedFeatureException("format " + fmt, "Unknown file format '" + fmt + "'");
         }
         if (create != null) {
-            throw new ImageException("Could not create snapshot '" + create + "': Operation not supported");
+            // qemu-img's words: its bdrv_snapshot_create's -ENOTSUP printed as a number, then strerror
+            throw new ImageException("Could not create snapshot '" + create + "': -95 (Operation not supported)");
         }
         if (apply != null) {
             throw new ImageException("Could not apply snapshot '" + apply

@@ -50,6 +50,11 @@ final class Cli {
      * errors (our name for qemu-img's in them); returns the output.
      */
     static String sameAsQemuImg(String command, Object... args) {
+        return sameRunAsQemuImg(command, args).out();
+    }
+
+    /** {@link #sameAsQemuImg}, returning our run. */
+    static Run sameRunAsQemuImg(String command, Object... args) {
         List<String> a = new ArrayList<>();
         for (Object o : args) {
             a.add(o.toString());
@@ -65,6 +70,6 @@ final class Cli {
         assertEquals(theirs.exitCode(), run.code(), context);
         assertEquals(theirs.stdout(), run.out(), context);
         assertEquals(theirs.stderr().replace("qemu-img: ", "qcow2-loom: "), run.err(), context);
-        return run.out();
+        return run;
     }
 }

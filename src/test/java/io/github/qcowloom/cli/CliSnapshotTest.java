@@ -153,22 +153,17 @@ class CliSnapshotTest {
     void rawImagesHaveNoSnapshots() throws IOException {
         String raw = dir.resolve("r.raw").toString();
         Qemu.img("create", "-q", "-f", "raw", raw, "1M");
-        for (String[] args : new String[][] {{"-l"}, {"-c", "x"}, {"-a", "x"}, {"-d", "x"}}) {
-            List<String> cmd = new ArrayList<>(List.of("qemu-img", "snapshot"));
-            cmd.addAll(List.of(args));
-            cmd.add(raw);
-            Qemu.Result theirs = Qemu.exec(cmd);
-            List<String> ourArgs = new ArrayList<>(List.of("snapshot"));
-            ourArgs.addAll(List.of(args));
-            ourArgs.add(raw);
-            Cli.Run r = ours(ourArgs.toArray(String[]::new));
-            assertEquals(theirs.exitCode() == 0 ? 0 : 1, r.code());
-            assertEquals(theirs.stdout(), r.out());
-            // qemu-img warns about probing raw first; its own message is the line that names it.
-            String theirError = theirs.stderr().lines().filter(l -> l.startsWith("qemu-img: ")).findFirst()
-                    .orElse("").replace("qemu-img: ", "").replaceAll("-95 \\((.*)\\)", "$1");
-            assertEquals(theirError, firstLine(r.err()).replace("qcow2-loom: ", ""));
+        for (String[] args : new String[][] {{"-l"}, {"-c", "x"}, {"-d", "x"}}) {
+            List<String> a = new ArrayList<>(List.of(args));
+            a.add(raw);
+            Cli.sameAsQemuImg("snapshot", a.toArray()); // with the warning of a format probed as raw
         }
+        // qemu-img's apply warns twice: it reopens the raw driver after trying the file's snapshots. Ours once.
+        Qemu.Result theirs = Qemu.exec(List.of("qemu-img", "snapshot", "-a", "x", raw));
+        Cli.Run r = ours("snapshot", "-a", "x", raw);
+        assertEquals(theirs.exitCode(), r.code());
+        assertEquals(theirs.stderr().lines().distinct().toList(),
+                r.err().replace("qcow2-loom: ", "qemu-img: ").lines().toList());
     }
 
     @Test
