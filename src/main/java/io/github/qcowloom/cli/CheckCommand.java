@@ -111,9 +111,11 @@ final class CheckCommand implements Callable<Integer>, QemuObjects.Holder {
         }
         lines.forEach(err::println);
         err.flush();
-        if (json) {
+        if (quiet) {
+            // nothing on stdout, as qemu-img's -q (the findings above stay: its driver prints them to stderr)
+        } else if (json) {
             out.println(Json.write(result.fields()));
-        } else if (!quiet) {
+        } else {
             if (result.corruptionsFixed() != 0 || result.leaksFixed() != 0) {
                 out.print(HumanReport.repaired(result));
             }

@@ -1,5 +1,7 @@
 package io.github.qcowloom.format;
 
+import io.github.qcowloom.api.OutOfRangeException;
+
 /** The limits QEMU enforces on qcow2 images (reference qcow2.md §1 "Limits enforced at open"). */
 public final class Limits {
     private Limits() {
@@ -44,6 +46,16 @@ public final class Limits {
     public static final int V3_MIN_HEADER_LENGTH = 104;
     /** Length of the header QEMU writes for v3 (struct QCowHeader padded to 8). */
     public static final int V3_HEADER_LENGTH = 112;
+
+    /** BDRV_MAX_LENGTH: the most bytes QEMU's block layer lets a disk hold (INT64_MAX aligned down to 1 GiB). */
+    public static final long MAX_DISK_LENGTH = Long.MAX_VALUE & -(1L << 30);
+
+    /** A new disk size past {@link #MAX_DISK_LENGTH} refused, in the words of QEMU's bdrv_check_request. */
+    public static void requireDiskLength(long size) throws OutOfRangeException {
+        if (size > MAX_DISK_LENGTH) {
+            throw new OutOfRangeException("offset(" + size + ") exceeds maximum(" + MAX_DISK_LENGTH + ")");
+        }
+    }
 
     /** Number of L1 entries needed for {@code size} bytes, or -1 when it overflows (QEMU's size_to_l1). */
     public static long sizeToL1(long size, int clusterBits, int l2Bits) {

@@ -989,8 +989,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     @Override
     public void resize(long newSize, Preallocation mode) throws IOException {
         checkGuestWritable();
-        if (newSize < 0 || newSize % 512 != 0) {
-            throw new OutOfRangeException("The new size must be a non-negative multiple of 512: " + newSize);
+        if (newSize < 0) {
+            throw new OutOfRangeException("Image size cannot be negative"); // QEMU's bdrv_co_truncate
+        }
+        Limits.requireDiskLength(newSize);
+        if (newSize % 512 != 0) {
+            throw new OutOfRangeException("The new size must be a multiple of 512"); // qcow2_co_truncate
         }
         // Its flushes would write caches that may disagree with the disk once the image is corrupt or unusable.
         requireUsable();
@@ -1030,8 +1034,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             requireUnallocated(newSize, oldSize);
         }
         long neededL1 = Limits.sizeToL1(newSize, geometry.clusterBits(), geometry.l2Bits());
-        if (neededL1 < 0 || neededL1 > Integer.MAX_VALUE) {
-            throw new ImageTooLargeException("Image is too big: " + newSize);
+        if (neededL1 < 0 || neededL1 > Limits.MAX_L1_BYTES / 8) { // qcow2_grow_l1_table's EFBIG, as QEMU words it
+            throw new ImageTooLargeException("Failed to grow the L1 table: File too large");
         }
         if (neededL1 > header.l1Size()) {
             int entries = metadata.growL1(neededL1, false);

@@ -9,6 +9,7 @@ import io.github.qcowloom.api.OutOfRangeException;
 import io.github.qcowloom.api.Preallocation;
 import io.github.qcowloom.api.ProbedRawHeaderException;
 import io.github.qcowloom.api.UnsupportedFeatureException;
+import io.github.qcowloom.format.Limits;
 import io.github.qcowloom.storage.HoleMap;
 import io.github.qcowloom.storage.Storage;
 import java.io.IOException;
@@ -196,12 +197,13 @@ public final class RawImage implements BlockDevice {
 
     @Override
     public void resize(long newSize) throws IOException {
-        storage.setLength(newSize);
+        resize(newSize, Preallocation.OFF);
     }
 
     /** QEMU's raw truncate with a preallocation mode: see {@link #grow}. */
     @Override
     public void resize(long newSize, Preallocation mode) throws IOException {
+        Limits.requireDiskLength(newSize);
         mode.requireGrowth(storage.size(), newSize);
         grow(storage, newSize, mode);
     }
@@ -218,7 +220,14 @@ public final class RawImage implements BlockDevice {
         }
         long old = storage.size();
         if (mode == Preallocation.OFF) {
-            storage.setLength(newSize);
+            try {
+                storage.setLength(newSize);
+            } catch (IOException e) {
+                if (e.getClass() != IOException.class) {
+                    throw e; // typed: a read-only file, ...
+                }
+                throw new IOException("Could not resize file: " + e.getMessage(), e); // file-posix's words
+            }
         } else {
             HostSpace.prepare(storage, mode, old, newSize - old, true); // past the end: never written
         }

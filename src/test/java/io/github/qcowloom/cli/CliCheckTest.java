@@ -122,6 +122,9 @@ class CliCheckTest {
         }
         Map<String, String> q = assertSameAsQemu(img);
         assertTrue(q.containsKey("leaks"), q.toString());
+        // -q: nothing on stdout in either output format, the findings still on stderr, the same exit status
+        Cli.sameAsQemuImg("check", "-q", "--output=json", img);
+        Cli.sameAsQemuImg("check", "-q", img);
         assertRepairSameAsQemu(img, "leaks", false);
         assertRepairSameAsQemu(img, "all", false);
     }
