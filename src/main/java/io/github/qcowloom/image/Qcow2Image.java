@@ -102,7 +102,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     private final DiscardPolicy discards;
     /** The persistent bitmaps kept up to date by the guest's writes, stored at a clean close. */
     private final KeptBitmaps kept;
-    /** Set as close begins: guest writes, resizes and table edits are refused from then on. */
+    /** Set as close begins: requests, resizes and table edits are refused from then on, and a second close is none. */
     private final AtomicBoolean closing = new AtomicBoolean();
     private final ReentrantReadWriteLock imageLock = new ReentrantReadWriteLock();
     /** The image's encryption (LUKS or AES), or null when it has none. */
@@ -473,7 +473,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return edit(edit);
     }
 
-    /** Refuses a change once close has begun (see {@link #close}). */
+    /** Refuses a request or a change once close has begun (see {@link #close}). */
     private void refuseWhenClosing() throws ImageException {
         if (closing.get()) {
             throw new ImageException("the image is being closed");
@@ -668,9 +668,8 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         imageLock.readLock().lock();
         try {
             checkRange(offset, length);
-            if (writes) {
-                refuseWhenClosing();
-            }
+            refuseWhenClosing(); // under the lock: close drains those holding it, then closes the files
+
             if (marks) {
                 kept.mark(offset, length);
             }
@@ -958,6 +957,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void flush() throws IOException {
+        refuseWhenClosing(); // close flushes everything itself
         if (metadata != null) {
             metadata.flush();
         }
@@ -1213,10 +1213,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
 
     @Override
     public void close() throws IOException {
-        // From here on guest writes, resizes and table edits are refused: none may land after the bitmaps are stored.
-        boolean first = !closing.getAndSet(true);
+        // From here on requests, resizes and table edits are refused: no write may land after the bitmaps are stored.
+        if (closing.getAndSet(true)) {
+            return; // closed, or being closed, already (Closeable: no effect)
+        }
         IOException failure = null;
-        if (first && metadata != null && !kept.isEmpty() && corruption == null && unusable == null) {
+        if (metadata != null && !kept.isEmpty() && corruption == null && unusable == null) {
             try {
                 edit(tables -> {
                     kept.store(tables);
@@ -1245,6 +1247,10 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 }
             }
         }
+        // The requests in flight finish first (the metadata's close drained them already where there is one);
+        // later ones find the image closing and are refused, rather than meeting closed files.
+        imageLock.writeLock().lock();
+        imageLock.writeLock().unlock();
         for (AutoCloseable c : new AutoCloseable[] {hostHoles, backing, dataFile, file}) {
             if (c == null) {
                 continue;

@@ -12,16 +12,16 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
 
 /**
- * A {@link Storage} that forwards every call and can park the thread of one chosen write, or of one chosen event
- * the driver announces, before it goes on, until the test releases it: races between requests are forced in tests
- * this way, never with switches in production code. One gate is armed at a time; it catches the first match.
+ * A {@link Storage} that forwards every call and can park the thread of one chosen read or write, or of one chosen
+ * event the driver announces, before it goes on, until the test releases it: races between requests are forced in
+ * tests this way, never with switches in production code. One gate is armed at a time; it catches the first match.
  */
 public final class GatedStorage extends ForwardingStorage {
     private static final long TIMEOUT_SECONDS = 30;
 
-    /** Chooses the write to park, by where it goes and how long it is. */
+    /** Chooses the read or write to park, by where it goes and how long it is. */
     @FunctionalInterface
-    public interface WriteTest {
+    public interface RangeTest {
         boolean matches(long position, int length);
     }
 
@@ -63,7 +63,7 @@ public final class GatedStorage extends ForwardingStorage {
         }
     }
 
-    private record Armed(Gate gate, WriteTest write, StorageEvent event, Predicate<Thread> thread) {
+    private record Armed(Gate gate, RangeTest read, RangeTest write, StorageEvent event, Predicate<Thread> thread) {
     }
 
     private final AtomicReference<Armed> armed = new AtomicReference<>();
@@ -73,9 +73,16 @@ public final class GatedStorage extends ForwardingStorage {
     }
 
     /** Arms a gate for the next write that {@code test} matches (replacing any gate armed before). */
-    public Gate gateWrite(WriteTest test) {
+    public Gate gateWrite(RangeTest test) {
         Gate g = new Gate();
-        armed.set(new Armed(g, test, null, t -> true));
+        armed.set(new Armed(g, null, test, null, t -> true));
+        return g;
+    }
+
+    /** Arms a gate for the next read that {@code test} matches (replacing any gate armed before). */
+    public Gate gateRead(RangeTest test) {
+        Gate g = new Gate();
+        armed.set(new Armed(g, test, null, null, t -> true));
         return g;
     }
 
@@ -85,8 +92,18 @@ public final class GatedStorage extends ForwardingStorage {
      */
     public Gate gateEvent(StorageEvent event, Predicate<Thread> thread) {
         Gate g = new Gate();
-        armed.set(new Armed(g, null, event, thread));
+        armed.set(new Armed(g, null, null, event, thread));
         return g;
+    }
+
+    @Override
+    public int read(ByteBuffer dst, long position) throws IOException {
+        Armed a = armed.get();
+        if (a != null && a.read() != null && a.read().matches(position, dst.remaining())
+                && armed.compareAndSet(a, null)) {
+            a.gate().park("the read at " + position);
+        }
+        return super.read(dst, position);
     }
 
     @Override
