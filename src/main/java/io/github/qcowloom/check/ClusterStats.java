@@ -25,11 +25,14 @@ record ClusterStats(long allocated, long fragmented, long compressed) {
         long l1Bytes = Math.min(8L * h.l1Size(), Math.max(0, size - h.l1TableOffset()));
         byte[] l1 = f.read(h.l1TableOffset(), (int) Math.max(0, l1Bytes));
         for (int i = 0; i + 8 <= l1.length; i += 8) {
-            long l2Offset = L1Entry.l2Offset(Bytes.getLong(l1, i));
-            if (l2Offset == 0 || l2Offset + cs > size) {
+            long l1Entry = Bytes.getLong(l1, i);
+            long l2Offset = L1Entry.l2Offset(l1Entry);
+            // As QEMU's check_refcounts_l1: any entry but 0 is walked, one whose offset is 0 over the header, one
+            // partly past the end over zeroes there (wholly past the end: zeroes only, nothing to count).
+            if (l1Entry == 0 || l2Offset >= size) {
                 continue;
             }
-            byte[] l2 = f.read(l2Offset, (int) cs);
+            byte[] l2 = f.read(l2Offset, (int) cs); // zeroes past the end
             // QEMU keeps next_contiguous_offset per L2 table (a local of check_refcounts_l2).
             long next = 0;
             for (int pos = 0; pos + entrySize <= l2.length; pos += entrySize) {

@@ -243,6 +243,26 @@ class CliCheckTest {
         }
     }
 
+    /**
+     * An L1 entry whose offset is 0 (COPIED alone: the header read as an L2 table) or that points at a table partly
+     * past the end: QEMU walks both, counting what the bytes there say (its fragmentation figures too), and checks
+     * no COPIED flag under the first. Before, ours checked COPIED there (2 errors more) and skipped both tables'
+     * figures. Compared with qemu-img's JSON and its human report, errors and exit status.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"header", "past-end"})
+    void l1EntryOverTheHeaderOrPastTheEnd(String target) throws IOException {
+        Path img = image(target + ".qcow2", "cluster_size=65536", "64M", "write -P 1 0 1M");
+        long end = Files.size(img);
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.seek(40);
+            f.seek(f.readLong());
+            f.writeLong((1L << 63) | (target.equals("header") ? 0 : end - 32768));
+        }
+        assertSameAsQemu(img);
+        Cli.sameAsQemuImg("check", img);
+    }
+
     @Test
     void zeroedReftableEntryIsRebuiltByRepairAll() throws IOException {
         // iotest 108: the only refblock is no longer reachable, so every cluster reads as refcount 0.
