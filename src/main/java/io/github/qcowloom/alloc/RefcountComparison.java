@@ -24,6 +24,8 @@ import java.util.List;
  */
 public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruptions, List<String> problems,
         int walkCorruptions, int copiedMismatches, int checkErrors, boolean rebuildNeeded) {
+    /** How the lines of the COPIED check begin (QEMU's check_oflag_copied). */
+    public static final String COPIED_ERROR = "ERROR OFLAG_COPIED ";
 
     public RefcountComparison {
         leaks = List.copyOf(leaks);
@@ -118,7 +120,7 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
             try {
                 long refcount = table.get(new HostCluster(l2Offset >>> bits));
                 if ((refcount == 1) != L1Entry.copied(l1[i])) {
-                    problems.add("ERROR OFLAG_COPIED L2 cluster: l1_index=" + i + " l1_entry="
+                    problems.add(COPIED_ERROR + "L2 cluster: l1_index=" + i + " l1_entry="
                             + Long.toHexString(l1[i]) + " refcount=" + Long.toUnsignedString(refcount));
                     mismatches++;
                 }
@@ -131,7 +133,7 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
             try {
                 long refcount = dataFile ? 1 : table.get(new HostCluster(L2Entry.hostOffset(entry) >>> bits));
                 if ((refcount == 1) != L2Entry.copied(entry)) {
-                    problems.add("ERROR OFLAG_COPIED data cluster: l2_entry=" + Long.toHexString(entry)
+                    problems.add(COPIED_ERROR + "data cluster: l2_entry=" + Long.toHexString(entry)
                             + " refcount=" + Long.toUnsignedString(refcount));
                     mismatches++;
                 }

@@ -23,11 +23,7 @@ public final class RefcountRebuild {
     private RefcountRebuild() {
     }
 
-    /** Where the new reftable went. */
-    public record Result(long tableOffset, int tableClusters, long refblocks) {
-    }
-
-    public static Result rebuild(Storage file, Header header, ReferenceCount refs) throws IOException {
+    public static void rebuild(Storage file, Header header, ReferenceCount refs) throws IOException {
         int bits = header.clusterBits();
         long cs = header.clusterSize();
         RefcountCodec codec = new RefcountCodec(header.refcountOrder());
@@ -83,6 +79,5 @@ public final class RefcountRebuild {
         HeaderField pointer = HeaderField.REFCOUNT_TABLE_OFFSET;
         file.write(pointer.encode(tableStart << bits, tableClusters), pointer.offset());
         file.flush();
-        return new Result(tableStart << bits, (int) tableClusters, blocks);
     }
 }

@@ -156,20 +156,22 @@ public final class ImageChecker {
         RefcountRepair.Outcome o = mode == RepairMode.ALL ? RefcountRepair.repairAll(refs, f.table)
                 : RefcountRepair.repairLeaks(refs, f.table);
         if (!o.unrepaired().contains(RefcountRepair.NEED_REBUILD)) {
-            return finishRefcounts(f, mode, refs, o, lines);
+            return finishRefcounts(f, mode, refs, o, lines, true);
         }
-        lines.addAll(ordered(refs, o.before()));
+        // QEMU's qcow2_check_refcounts rebuilds, or fails, before its check_oflag_copied: no COPIED lines here.
+        lines.addAll(refs.problems());
+        lines.addAll(compared(refs, o.before()));
         if (mode != RepairMode.ALL) {
             lines.add(RefcountRepair.NEED_REBUILD);
             throw new CheckFailedException(lines, "Input/output error");
         }
         // QEMU's rebuild_refcount_structure: new structures from the recount, then repair as usual.
-        RefcountRebuild.Result r = RefcountRebuild.rebuild(f.file, f.header, refs);
-        lines.add("Rebuilding refcount structure: new refcount table at offset " + r.tableOffset());
+        RefcountRebuild.rebuild(f.file, f.header, refs);
+        lines.add("Rebuilding refcount structure");
         CheckedFile rebuilt = CheckedFile.reread(file, f.snapshots);
         ReferenceCount recount = rebuilt.recount();
         Fixed after = finishRefcounts(rebuilt, mode, recount, RefcountRepair.repairAll(recount, rebuilt.table),
-                lines);
+                lines, false);
         // The rebuild fixed the refcount mismatches and refcount-structure errors the first pass found, as QEMU
         // counts them; COPIED mismatches that merely followed from wrong refcounts are not counted.
         RefcountComparison before = o.before();
@@ -181,10 +183,17 @@ public final class ImageChecker {
     private record Fixed(long corruptions, long leaks) {
     }
 
-    /** The rest of a refcount repair once the stored refcounts are fixed: its lines, COPIED flags, write-back. */
+    /**
+     * The rest of a refcount repair once the stored refcounts are fixed: its lines, COPIED flags, write-back. {@code
+     * comparedFirst}: QEMU compared the refcounts once without a fix before this, printing every mismatch as a check
+     * does, and then once more with it ("Repairing cluster ..."); after a rebuild it compares with the fix only.
+     */
     private static Fixed finishRefcounts(CheckedFile f, RepairMode mode, ReferenceCount refs,
-            RefcountRepair.Outcome o, List<String> lines) throws IOException {
+            RefcountRepair.Outcome o, List<String> lines, boolean comparedFirst) throws IOException {
         lines.addAll(refs.problems());
+        if (comparedFirst) {
+            lines.addAll(compared(refs, o.before()));
+        }
         for (Mismatch m : sorted(o.before())) {
             boolean fixed = m.refcount() > m.references() || mode == RepairMode.ALL;
             lines.add(fixed ? "Repairing cluster " + m.cluster() + " refcount=" + m.refcount() + " reference="
@@ -241,12 +250,18 @@ public final class ImageChecker {
      * check_oflag_copied's.
      */
     private static List<String> ordered(ReferenceCount refs, RefcountComparison cmp) {
-        List<String> walk = refs.problems();
-        List<String> rest = cmp.problems().subList(walk.size(), cmp.problems().size());
-        List<String> out = new ArrayList<>(walk);
+        List<String> out = new ArrayList<>(refs.problems());
+        out.addAll(compared(refs, cmp));
+        cmp.problems().stream().filter(s -> s.startsWith(RefcountComparison.COPIED_ERROR)).forEach(out::add);
+        return out;
+    }
+
+    /** compare_refcounts' lines without a fix: the refcounts it could not read, then every mismatch by cluster. */
+    private static List<String> compared(ReferenceCount refs, RefcountComparison cmp) {
+        List<String> rest = cmp.problems().subList(refs.problems().size(), cmp.problems().size());
+        List<String> out = new ArrayList<>();
         rest.stream().filter(s -> s.startsWith("Can't get refcount")).forEach(out::add);
         sorted(cmp).forEach(m -> out.add(m.message()));
-        rest.stream().filter(s -> !s.startsWith("Can't get refcount")).forEach(out::add);
         return out;
     }
 

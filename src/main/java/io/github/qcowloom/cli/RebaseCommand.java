@@ -2,6 +2,7 @@ package io.github.qcowloom.cli;
 
 import io.github.qcowloom.api.BlockDevice;
 import io.github.qcowloom.api.BlockStatus;
+import io.github.qcowloom.api.CorruptImageException;
 import io.github.qcowloom.api.ImageLocking;
 import io.github.qcowloom.api.OpenFailures;
 import io.github.qcowloom.api.OpenOptions;
@@ -122,6 +123,9 @@ final class RebaseCommand implements Callable<Integer> {
             BackingFileChange.change(path, name, name == null ? null : backingFormat, ImageLocking.DEFAULT);
         } catch (BackingFileChange.RefusedException e) {
             throw new IllegalArgumentException(cannotChange(e.refusal().qemuWords()), e);
+        } catch (CorruptImageException e) {
+            // what -u's open (which reads no table) lets through and the header's rewrite refuses, as an open words it
+            throw e.withContext("Could not open '" + image.spec() + "': ");
         }
         return 0;
     }

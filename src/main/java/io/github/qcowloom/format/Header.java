@@ -268,14 +268,16 @@ public record Header(
     /**
      * As {@link #parse}, but leaves the snapshot table pointer (nb_snapshots, snapshots_offset) unchecked, as
      * QEMU's open does for qemu-img check (BDRV_O_CHECK): the check validates and reads the table itself, so that
-     * a damaged one is reported and repaired rather than refused. The count is then a u32 in an int.
+     * a damaged one is reported and repaired rather than refused. The count is then a u32 in an int. The refcount
+     * and L1 tables may lie past the end of the file, as QEMU's open lets them (their sizes are capped all the
+     * same): the check reads zeroes there and reports what they leave uncounted, and a repair rebuilds them.
      */
     public static Header parseForCheck(byte[] cluster0, long fileLength) throws CorruptImageException,
             UnsupportedFeatureException {
         return parse(cluster0, fileLength, false);
     }
 
-    private static Header parse(byte[] cluster0, long fileLength, boolean checkSnapshotTable)
+    private static Header parse(byte[] cluster0, long fileLength, boolean forOpen)
             throws CorruptImageException, UnsupportedFeatureException {
         byte[] b = withZeroesAfterTheFile(cluster0);
         int clusterBits = peekClusterBits(b);
@@ -367,11 +369,12 @@ public record Header(
         if (refcountTableClusters > Limits.MAX_REFTABLE_BYTES / clusterSize) {
             throw new ImageTooLargeException("Reference count table too large: " + refcountTableClusters + " clusters");
         }
+        long tablesEnd = forOpen ? fileLength : Long.MAX_VALUE; // see parseForCheck
         validateTable("Reference count table", refcountTableOffset, refcountTableClusters * clusterSize,
-                clusterSize, fileLength);
+                clusterSize, tablesEnd);
 
         // Snapshot table: QEMU answers EINVAL here, and validates the offset even when there are no snapshots.
-        if (checkSnapshotTable) {
+        if (forOpen) {
             if (nbSnapshots > Limits.MAX_SNAPSHOTS) {
                 throw new CorruptImageException("Too many snapshots: " + nbSnapshots + " (at most "
                         + Limits.MAX_SNAPSHOTS + ")");
@@ -393,7 +396,7 @@ public record Header(
             throw new CorruptImageException("L1 table is too small: " + l1Size + " entries for a virtual size of "
                     + size + " bytes (needs " + neededL1 + ")");
         }
-        validateTable("Active L1 table", l1TableOffset, l1Size * 8, clusterSize, fileLength);
+        validateTable("Active L1 table", l1TableOffset, l1Size * 8, clusterSize, tablesEnd);
 
         // Backing file name (CVE-2014-0144: bounded by 1023 and by cluster 0).
         String backingFile = null;

@@ -28,8 +28,9 @@ class CliCheckTest {
         Qemu.assume();
     }
 
-    private void assertRepairSameAsQemu(Path img, String mode, boolean qemuRebuilds) throws IOException {
-        QemuCheckComparison.assertRepairSameAsQemu(dir, img, mode, qemuRebuilds);
+    private QemuCheckComparison.Repaired assertRepairSameAsQemu(Path img, String mode, boolean qemuRebuilds)
+            throws IOException {
+        return QemuCheckComparison.assertRepairSameAsQemu(dir, img, mode, qemuRebuilds);
     }
 
     private Path image(String name, String options, String size, String... io) {
@@ -261,6 +262,30 @@ class CliCheckTest {
         }
         assertSameAsQemu(img);
         Cli.sameAsQemuImg("check", img);
+    }
+
+    /**
+     * A refcount table (header offset 48) or an L1 table (40) past the end of the file: QEMU's check opens the image
+     * and reads zeroes there, so ours does too (it refused the image before), and reports, fails (-r leaks with a
+     * refcount table to rebuild) or repairs it as qemu-img does, with the same lines on stderr: a repair prints the
+     * mismatches as a check does, then "Repairing cluster ..." (before, only the second). The rebuilt refcount
+     * structures go elsewhere than qemu-img's, so the image's end differs there.
+     */
+    @ParameterizedTest(name = "header offset {0}")
+    @ValueSource(ints = {40, 48})
+    void aTablePastTheEndIsCheckedAndRepairedAsByQemuImg(int pointer) throws IOException {
+        Path img = image("past-" + pointer + ".qcow2", "cluster_size=65536", "64M", "write -P 1 0 1M");
+        try (RandomAccessFile f = new RandomAccessFile(img.toFile(), "rw")) {
+            f.seek(pointer);
+            f.writeLong(16L << 20);
+        }
+        assertSameAsQemu(img);
+        Cli.sameAsQemuImg("check", img);
+        for (String mode : List.of("leaks", "all")) {
+            QemuCheckComparison.Repaired r = assertRepairSameAsQemu(img, mode, pointer == 48);
+            assertEquals(r.qemuErr().replace(r.qemu().toString(), "IMG").replace("qemu-img: ", "qcow2-loom: "),
+                    r.ourErr().replace(r.ours().toString(), "IMG"));
+        }
     }
 
     @Test
