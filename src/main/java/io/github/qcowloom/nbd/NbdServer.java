@@ -2,6 +2,7 @@ package io.github.qcowloom.nbd;
 
 import io.github.qcowloom.exec.ExecutionModel;
 import java.io.IOException;
+import java.net.BindException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
@@ -10,7 +11,9 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -20,6 +23,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -126,12 +130,12 @@ public final class NbdServer implements AutoCloseable {
     private final CompletableFuture<Void> lastClientGone = new CompletableFuture<>();
     private final Thread acceptor;
 
-    private NbdServer(Export export, ServerSocketChannel listener, ExecutionModel model, Options options,
-            TlsCredentials tls) throws IOException {
+    private NbdServer(Export export, ServerSocketChannel listener, SocketAddress address, ExecutionModel model,
+            Options options, TlsCredentials tls) {
         this.export = export;
         this.tls = tls;
         this.listener = listener;
-        this.address = listener.getLocalAddress();
+        this.address = address;
         this.executor = model.newExecutor();
         this.connectionThreads = model.requestThreads("nbd-conn");
         this.options = options;
@@ -163,11 +167,45 @@ public final class NbdServer implements AutoCloseable {
         ServerSocketChannel ch = address instanceof UnixDomainSocketAddress
                 ? ServerSocketChannel.open(StandardProtocolFamily.UNIX) : ServerSocketChannel.open();
         try {
-            ch.bind(address);
-            return new NbdServer(export, ch, model, options, tls);
+            if (address instanceof UnixDomainSocketAddress u) {
+                bindListening(ch, u);
+            } else {
+                ch.bind(address);
+            }
+            return new NbdServer(export, ch, address instanceof UnixDomainSocketAddress ? address
+                    : ch.getLocalAddress(), model, options, tls);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw e;
+        }
+    }
+
+    /** Sets the names of the sockets {@link #bindListening} binds first apart. */
+    private static final AtomicLong STAGED = new AtomicLong();
+
+    /**
+     * Binds {@code ch} so that the socket file appears at {@code address} already listening: the JDK's bind makes
+     * the file, and its listen follows up to milliseconds later at a first bind, in which a client that waits for
+     * the file to appear (as qemu-nbd's users do) was refused. The socket is bound and listening at a name of its
+     * own beside it first, then linked to the name asked for (which fails, as a bind there would, if something is
+     * there) and its own name removed. Where that name would be too long for a socket, it is bound at the name
+     * asked for, as before.
+     */
+    private static void bindListening(ServerSocketChannel ch, UnixDomainSocketAddress address) throws IOException {
+        Path target = address.getPath();
+        Path staged = target.resolveSibling(".nbd-" + ProcessHandle.current().pid() + "-" + STAGED.incrementAndGet());
+        try {
+            ch.bind(UnixDomainSocketAddress.of(staged));
+        } catch (IOException e) {
+            ch.bind(address); // e.g. a path too long for sun_path once renamed: the plain bind
+            return;
+        }
+        try {
+            Files.createLink(target, staged);
+        } catch (FileAlreadyExistsException e) {
+            throw new BindException("Address already in use"); // the bind's own words
+        } finally {
+            Files.deleteIfExists(staged);
         }
     }
 
