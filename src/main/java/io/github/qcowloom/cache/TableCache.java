@@ -46,6 +46,14 @@ public final class TableCache {
      * one bucket of a table of up to 4096, whose bins grew into trees walked at every lookup.
      */
     private final LinkedHashMap<Long, Entry> slices = new LinkedHashMap<>(16, 0.75f, true);
+    /** Asked before each slice is written (the image's overlap check); none until set. */
+    private volatile WriteGuard guard = (offset, length) -> { };
+
+    /** Refuses a slice's write to where it would destroy something else, by throwing. */
+    @FunctionalInterface
+    public interface WriteGuard {
+        void check(long offset, int length) throws IOException;
+    }
 
     /** A cached slice (or its load in progress) and how many writers hold it; guarded by {@link #lock}. */
     private static final class Entry {
@@ -287,8 +295,14 @@ public final class TableCache {
      */
     public void writeBack(List<DirtyCopy> copies) throws IOException {
         for (DirtyCopy c : copies) {
+            guard.check(c.slice().offset(), c.bytes().length);
             c.slice().writeIfNewer(storage, c.version(), c.bytes());
         }
+    }
+
+    /** Has {@code guard} asked before every write of a slice from now on. */
+    public void guardWrites(WriteGuard guard) {
+        this.guard = guard;
     }
 
     /**
@@ -309,7 +323,9 @@ public final class TableCache {
      * A write of an older copy of the slice in flight (a flush's) is waited for and then overwritten.
      */
     public void writeNow(Slice slice) throws IOException {
-        slice.writeIfNewer(storage, slice.version(), slice.data().clone());
+        byte[] bytes = slice.data().clone();
+        guard.check(slice.offset(), bytes.length);
+        slice.writeIfNewer(storage, slice.version(), bytes);
     }
 
     /** True if any slice waits for a write-back. */

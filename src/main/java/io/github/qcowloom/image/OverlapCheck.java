@@ -39,8 +39,18 @@ final class OverlapCheck {
         bitmapDirectoryOffset = offset;
     }
 
+    /** What a write of a table of that kind may touch, its own kind (QEMU's ign argument). */
+    enum Exempt {
+        NONE, ACTIVE_L2, REFCOUNT_BLOCK
+    }
+
     /** Throws if {@code [offset, offset + length)} overlaps metadata; {@code what} names the write for the message. */
     void check(long offset, long length, String what) throws MetadataCorruptionException {
+        check(offset, length, what, Exempt.NONE);
+    }
+
+    /** {@link #check(long, long, String)}, for a write of a table of the kind {@code exempt} (or NONE). */
+    void check(long offset, long length, String what, Exempt exempt) throws MetadataCorruptionException {
         int bits = mapper.geometry().clusterBits();
         long first = offset >>> bits;
         long last = (offset + Math.max(1, length) - 1) >>> bits;
@@ -66,13 +76,13 @@ final class OverlapCheck {
                 fail(what, offset, "an inactive L1 table");
             }
         }
-        for (int i = 0; i < l1.length(); i++) {
+        for (int i = 0; i < l1.length() && exempt != Exempt.ACTIVE_L2; i++) {
             long l2 = L1Entry.l2Offset(l1.get(i)) >>> bits;
             if (l2 != 0 && l2 >= first && l2 <= last) {
                 fail(what, offset, "an active L2 table");
             }
         }
-        for (long c = first; c <= last; c++) {
+        for (long c = first; c <= last && exempt != Exempt.REFCOUNT_BLOCK; c++) {
             if (refcounts.isRefblock(c)) {
                 fail(what, offset, "a refcount block");
             }

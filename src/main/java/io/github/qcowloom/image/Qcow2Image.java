@@ -959,7 +959,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
     public void flush() throws IOException {
         refuseWhenClosing(); // close flushes everything itself
         if (metadata != null) {
-            metadata.flush();
+            try {
+                metadata.flush();
+            } catch (MetadataCorruptionException e) {
+                signalCorruption(e); // a table's write-back refused by the overlap check
+                throw e;
+            }
         }
     }
 
@@ -1235,7 +1240,13 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         if (metadata != null) {
             try {
                 if (corruption == null && unusable == null) {
-                    metadata.close();
+                    try {
+                        metadata.close();
+                    } catch (MetadataCorruptionException e) {
+                        signalCorruption(e);
+                        metadata.abandon();
+                        throw e;
+                    }
                 } else {
                     metadata.abandon();
                 }

@@ -61,6 +61,12 @@ final class TableAllocator {
         this.lazyRefcounts = lazyRefcounts;
         this.l1Offset = l1Offset;
         this.overlap = new OverlapCheck(mapper, refcounts, this::l1Offset);
+        // QEMU's qcow2_cache_entry_flush checks each table write-back as a data write, the table's own kind aside:
+        // a table that corrupt entries place over other metadata is not written over it (and what that maps lost).
+        mapper.l2Cache().guardWrites((offset, length) -> overlap.check(offset, length, "L2 table write",
+                OverlapCheck.Exempt.ACTIVE_L2));
+        refblockCache.guardWrites((offset, length) -> overlap.check(offset, length, "refcount block write",
+                OverlapCheck.Exempt.REFCOUNT_BLOCK));
     }
 
     private ImageGeometry geometry() {

@@ -1,5 +1,6 @@
 package io.github.qcowloom.nbd;
 
+import io.github.qcowloom.api.ImageException;
 import static io.github.qcowloom.nbd.Protocol.*;
 
 import io.github.qcowloom.api.BlockDevice;
@@ -234,7 +235,11 @@ final class Transmission {
                 execute(r, done);
             } catch (IOException e) {
                 int errno = Errors.errno(e);
-                if (errno == EIO) {
+                if (errno == EIO && e instanceof ImageException) {
+                    // One line, as qemu-nbd's: the image's own refusal (corrupt, say) is no defect to trace.
+                    LOG.warn("NBD request type {} at {}+{} failed: {}", r.type(), r.offset(), r.length(),
+                            e.getMessage());
+                } else if (errno == EIO) {
                     LOG.warn("NBD request type {} at {}+{} failed", r.type(), r.offset(), r.length(), e);
                 }
                 replies.error(r.cookie(), errno, String.valueOf(e.getMessage()), done);
