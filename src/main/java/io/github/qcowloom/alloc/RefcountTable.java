@@ -175,6 +175,11 @@ public final class RefcountTable {
     private long add(long cluster, long delta) throws IOException {
         checkCluster(cluster);
         long index = cluster >>> blockBits;
+        if (delta < 0 && (index >= table.length || blockOffset((int) index) == 0)) {
+            // No refblock counts it: its refcount is 0, and a decrement is refused before a refblock (and the file
+            // up to the cluster, past 1 TiB for a corrupt pointer) is made to count it.
+            throw underflow(cluster, 0, delta);
+        }
         long block = ensureBlock(index, cluster);
         int inBlock = (int) (cluster & ((1L << blockBits) - 1));
         // Pinned from the lookup to the change, so that no lookup on another thread can evict the slice in between
@@ -187,6 +192,11 @@ public final class RefcountTable {
         }
     }
 
+    private static CorruptImageException underflow(long cluster, long old, long delta) {
+        return new CorruptImageException("Refcount of cluster " + cluster + " would drop below 0 ("
+                + Long.toUnsignedString(old) + " " + delta + ")");
+    }
+
     /**
      * {@link #update} in entry {@code i} of {@code slice}, the pinned refblock slice that counts {@code cluster};
      * returns the new refcount.
@@ -196,8 +206,7 @@ public final class RefcountTable {
         long next = old + delta;
         if (delta < 0) {
             if (Long.compareUnsigned(old, -delta) < 0) {
-                throw new CorruptImageException("Refcount of cluster " + cluster + " would drop below 0 ("
-                        + Long.toUnsignedString(old) + " " + delta + ")");
+                throw underflow(cluster, old, delta);
             }
         } else if (Long.compareUnsigned(next, old) < 0 || Long.compareUnsigned(next, codec.max()) > 0) {
             throw new RefcountOverflowException(cluster, codec.bits(), "Refcount of cluster " + cluster

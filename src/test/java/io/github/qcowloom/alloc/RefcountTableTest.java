@@ -16,6 +16,7 @@ import io.github.qcowloom.storage.Storage;
 import io.github.qcowloom.testing.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -164,5 +165,23 @@ class RefcountTableTest {
             assertThrows(CorruptImageException.class, () -> broken.update(new HostCluster(32768), 1));
             assertEquals(1, broken.get(new HostCluster(0)));
         }
+    }
+
+    /**
+     * A decrement of a cluster no refblock counts (a corrupt pointer far past the end, 1 TiB here) is refused as the
+     * underflow it is, before anything is allocated: it made a refblock to count it, and so a file of 1 TiB.
+     */
+    @Test
+    void aDecrementWhereNoRefblockCountsAllocatesNothing() throws IOException {
+        Path image = dir.resolve("d.qcow2");
+        TestImages.create(image, 1L << 30, 65536, 16);
+        long size = Files.size(image);
+        try (Storage storage = FileStorage.open(image, false, false)) {
+            Header h = TestImages.header(storage);
+            RefcountTable rt = new RefcountTable(storage, h, cacheFor(storage, h));
+            assertThrows(CorruptImageException.class, () -> rt.update(new HostCluster((1L << 40) >>> 16), -1));
+            assertEquals(size, storage.size());
+        }
+        assertEquals(size, Files.size(image));
     }
 }
