@@ -106,6 +106,8 @@ final class SnapshotCommand implements Callable<Integer> {
             } else if (create != null) {
                 run("Could not create snapshot '" + create + "': ", () -> Snapshots.create(img, create));
             } else if (apply != null) {
+                // before the name is looked up, as QEMU's bdrv_snapshot_goto refuses it
+                run("Could not apply snapshot '" + apply + "': ", img::refuseApplyUnderDisabledBitmaps);
                 Optional<Snapshot> s = Snapshots.findByIdOrName(Snapshots.list(img), apply);
                 String failed = "Could not apply snapshot '" + apply + "': Failed to load snapshot: ";
                 if (s.isEmpty()) {

@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * the open, whose tables QEMU would not load, or past the memory bound (an eighth of the heap for all of them) are
  * not kept: they stay in use, and a resize is refused while there are such bitmaps, as QEMU refuses it. A resize
  * that would take a kept bitmap past QEMU's limits (or to no bits at all) stops keeping it. Unlike QEMU, a snapshot
- * apply sets every bit ({@link #markAll}): the guest's data changed all over.
+ * apply sets every bit ({@link #markAll}): the guest's data changed all over; under a disabled bitmap, which would
+ * miss that, it is refused, as QEMU refuses it under any.
  *
  * <p>Lock discipline: none of its own. A request sets bits with one atomic OR per word, beside other requests
  * under the image lock held shared; the words and the list of kept bitmaps are replaced (resize) and read (store)
@@ -148,6 +149,19 @@ final class KeptBitmaps {
                 return e.inUse() ? "Bitmap '" + e.name() + "' is inconsistent and cannot be used\nTry"
                         + " block-dirty-bitmap-remove to delete this bitmap from disk"
                         : "Cannot resize qcow2 with persistent bitmaps that were not loaded into memory";
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Why a snapshot apply is refused, in QEMU's words (it refuses one under any bitmap), or null: a disabled bitmap,
+     * a record kept still for a backup, would miss the change, where {@link #markAll} sets the enabled ones' bits.
+     */
+    String applyRefusal() {
+        for (Kept k : kept) {
+            if (!k.entry.auto()) {
+                return "Device has active dirty bitmaps";
             }
         }
         return null;

@@ -1208,6 +1208,18 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         }
     }
 
+    /**
+     * Refuses a snapshot apply that a disabled persistent bitmap would miss, in QEMU's words: an apply sets every bit
+     * of the enabled ones, and a disabled one is a record kept still. Snapshots.apply asks first; a caller may ask
+     * before it looks the snapshot up, as QEMU's goto does.
+     */
+    public void refuseApplyUnderDisabledBitmaps() throws ImageException {
+        String refusal = kept.applyRefusal();
+        if (refusal != null) {
+            throw new ImageException(refusal);
+        }
+    }
+
     /** A snapshot apply replaced the guest's data, and maybe its size: every kept bitmap is dirty all over. */
     void guestDataReplaced() {
         kept.resize(header.diskSize(), geometry.clusterBits());

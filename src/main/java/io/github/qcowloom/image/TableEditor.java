@@ -106,6 +106,12 @@ public final class TableEditor {
         image.checkGuestWritable();
     }
 
+    /** Refuses a snapshot apply under a disabled persistent bitmap, before anything changes (QEMU refuses first). */
+    public void requireNoDisabledBitmaps() throws IOException {
+        requireOpen();
+        image.refuseApplyUnderDisabledBitmaps();
+    }
+
     /** A snapshot's L1 table, validated as QEMU validates it before goto and delete ({@link Qcow2Image#readL1}). */
     public long[] readL1(Snapshot snapshot) throws IOException {
         requireOpen();

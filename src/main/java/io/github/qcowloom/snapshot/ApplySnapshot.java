@@ -20,6 +20,7 @@ final class ApplySnapshot {
     /** Applies {@code wanted}; {@code breakage} is {@link Breakage#NONE} but in the test that breaks the apply. */
     static void run(TableEditor tables, Snapshot wanted, Breakage breakage) throws IOException {
         tables.requireGuestWrites();
+        tables.requireNoDisabledBitmaps();
         Snapshot snapshot = Snapshots.current(tables, wanted);
         Header header = tables.header();
         Snapshots.requireNoDataFile(header);
