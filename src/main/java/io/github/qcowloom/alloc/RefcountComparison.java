@@ -26,6 +26,8 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
         int walkCorruptions, int copiedMismatches, int checkErrors, boolean rebuildNeeded) {
     /** How the lines of the COPIED check begin (QEMU's check_oflag_copied). */
     public static final String COPIED_ERROR = "ERROR OFLAG_COPIED ";
+    /** How the lines of a refcount that could not be read begin. */
+    public static final String UNREADABLE = "Can't get refcount for cluster ";
 
     public RefcountComparison {
         leaks = List.copyOf(leaks);
@@ -79,7 +81,7 @@ public record RefcountComparison(List<Mismatch> leaks, List<Mismatch> corruption
             try {
                 stored = table.get(new HostCluster(c));
             } catch (CorruptImageException e) {
-                problems.add("Can't get refcount for cluster " + c + ": " + e.getMessage());
+                problems.add(UNREADABLE + c + ": " + e.getMessage());
                 checkErrors[0]++;
                 return;
             }

@@ -21,8 +21,10 @@ import java.util.function.LongConsumer;
 
 /**
  * The refcounts of host clusters: the reftable in memory, refcount blocks through a {@link TableCache}. Every
- * method is called with the image's metadata lock held (QEMU's s->lock); none of them syncs except where a new
- * refcount block or a larger reftable must reach the disk before the entry that points to it.
+ * method is called with the image's metadata lock held (QEMU's s->lock), but {@link #extent} and {@link
+ * #isRefblock}, which the overlap check reads without it (published state: a volatile record, a concurrent set);
+ * none of them syncs except where a new refcount block or a larger reftable must reach the disk before the entry
+ * that points to it.
  */
 public final class RefcountTable {
 
@@ -40,8 +42,15 @@ public final class RefcountTable {
     private long[] table;
     /** Clusters that hold refcount blocks: the reftable's entries as a set, read without the metadata lock. */
     private final java.util.Set<Long> refblockClusters = java.util.concurrent.ConcurrentHashMap.newKeySet();
-    private long tableOffset;
-    private int tableClusters;
+    /**
+     * Where the reftable lies, published whole: the overlap check reads it without the metadata lock (a table
+     * write-back's check runs outside it), and an old offset with a new, larger size would cover other tables.
+     */
+    private volatile Extent extent;
+
+    /** The reftable's offset and length in clusters. */
+    public record Extent(long offset, int clusters) {
+    }
     /** QEMU's free_cluster_index: no cluster below it is known to be free, except those freed since. */
     private long freeHint;
     /**
@@ -73,11 +82,11 @@ public final class RefcountTable {
         }
         this.blockBits = clusterBits + 3 - header.refcountOrder();
         this.sliceEntryBits = Integer.numberOfTrailingZeros(sliceSize) + 3 - header.refcountOrder();
-        // Header.parse has checked the size against QEMU's 8 MiB limit and that the table lies in the file.
-        this.tableOffset = header.refcountTableOffset();
-        this.tableClusters = header.refcountTableClusters();
-        byte[] raw = new byte[(int) (tableClusters * clusterSize)];
-        file.readFully(ByteBuffer.wrap(raw), tableOffset);
+        // Header.parse has checked the size against QEMU's 8 MiB limit and, but for a check, that the table lies in
+        // the file (past its end it reads as zeroes).
+        this.extent = new Extent(header.refcountTableOffset(), header.refcountTableClusters());
+        byte[] raw = new byte[(int) (extent.clusters() * clusterSize)];
+        file.readFully(ByteBuffer.wrap(raw), extent.offset());
         this.table = new long[raw.length / 8];
         for (int i = 0; i < table.length; i++) {
             table[i] = Bytes.getLong(raw, i * 8);
@@ -321,7 +330,7 @@ public final class RefcountTable {
         for (int i = 0; i < indices.size(); i++) {
             byte[] entry = new byte[8];
             Bytes.putLong(entry, 0, (at + i) << clusterBits);
-            long entryOffset = tableOffset + indices.get(i) * 8;
+            long entryOffset = extent.offset() + indices.get(i) * 8;
             file.write(ByteBuffer.wrap(entry), entryOffset);
             entries.add(entryOffset, 8);
         }
@@ -335,11 +344,16 @@ public final class RefcountTable {
 
     /** Host offset of the reftable and its size in clusters (they change when it grows). */
     public long tableOffset() {
-        return tableOffset;
+        return extent.offset();
     }
 
     public int tableClusters() {
-        return tableClusters;
+        return extent.clusters();
+    }
+
+    /** Offset and clusters read together, for a reader without the metadata lock. */
+    public Extent extent() {
+        return extent;
     }
 
     /** True if host cluster {@code cluster} holds a refcount block (for overlap checks before writes). */
@@ -426,7 +440,7 @@ public final class RefcountTable {
         Bytes.putLong(entry, 0, offset);
         // The reftable entry is made durable at once (QEMU's bdrv_pwrite_sync): later refcount writes into this
         // block, and the entries that point to clusters it counts, rely on the block being reachable.
-        file.writeDurably(ByteBuffer.wrap(entry), tableOffset + index * 8);
+        file.writeDurably(ByteBuffer.wrap(entry), extent.offset() + index * 8);
         setEntry((int) index, offset);
         return offset;
     }
@@ -512,8 +526,8 @@ public final class RefcountTable {
         // The header switch must be durable before the old table's clusters are freed: once freed they may be
         // reused and overwritten, and a crash must not find a header that still points to them.
         file.flush();
-        long oldCluster = tableOffset >>> clusterBits;
-        int oldClusters = tableClusters;
+        long oldCluster = extent.offset() >>> clusterBits;
+        int oldClusters = extent.clusters();
         table = newTable;
         for (long entry : newTable) {
             long block = ReftableEntry.refblockOffset(entry);
@@ -521,8 +535,7 @@ public final class RefcountTable {
                 refblockClusters.add(block >>> clusterBits);
             }
         }
-        tableOffset = newOffset;
-        tableClusters = (int) clusters;
+        extent = new Extent(newOffset, (int) clusters);
         // Zeroes over the old table before its clusters are freed: nothing points to it any more (the switch is
         // durable), and a cluster handed out again then holds no old entries, whoever takes it for what (a resize's
         // preallocation takes clusters in the space it reserved as reading zeroes).

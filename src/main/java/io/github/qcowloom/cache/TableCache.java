@@ -46,7 +46,7 @@ public final class TableCache {
      * one bucket of a table of up to 4096, whose bins grew into trees walked at every lookup.
      */
     private final LinkedHashMap<Long, Entry> slices = new LinkedHashMap<>(16, 0.75f, true);
-    /** Asked before each slice is written (the image's overlap check); none until set. */
+    /** Asked before each slice is written (the image's overlap check), under no lock of this cache; none until set. */
     private volatile WriteGuard guard = (offset, length) -> { };
 
     /** Refuses a slice's write to where it would destroy something else, by throwing. */

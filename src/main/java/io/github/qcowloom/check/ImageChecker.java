@@ -260,7 +260,7 @@ public final class ImageChecker {
     private static List<String> compared(ReferenceCount refs, RefcountComparison cmp) {
         List<String> rest = cmp.problems().subList(refs.problems().size(), cmp.problems().size());
         List<String> out = new ArrayList<>();
-        rest.stream().filter(s -> s.startsWith("Can't get refcount")).forEach(out::add);
+        rest.stream().filter(s -> s.startsWith(RefcountComparison.UNREADABLE)).forEach(out::add);
         sorted(cmp).forEach(m -> out.add(m.message()));
         return out;
     }

@@ -10,7 +10,12 @@ import java.util.function.LongSupplier;
  * QEMU's qcow2_check_metadata_overlap in its default "cached" mode: before data or a new table is written to a
  * host range, that range (rounded to clusters) must not touch the header, the active L1 table, the refcount table,
  * the snapshot table or an inactive L1 table, the bitmap directory, an active L2 table or a refcount block. A hit
- * means the refcounts handed out a cluster in use: the image is corrupt, and writing would destroy metadata.
+ * means the refcounts handed out a cluster in use: the image is corrupt, and writing would destroy metadata. A table
+ * write-back is checked too, its own kind aside ({@link Exempt}), as QEMU's cache flush checks it.
+ *
+ * <p>Lock discipline: takes no lock. Data and table write-backs are checked outside the metadata lock, so it reads
+ * only published state: the volatile fields here, the L1 table's atomic array, the reftable's extent and the
+ * refblocks' concurrent set.
  */
 final class OverlapCheck {
     private final ClusterMapper mapper;
@@ -61,7 +66,8 @@ final class OverlapCheck {
         if (overlaps(first, last, l1Offset.getAsLong() >>> bits, l1.length() * 8L, bits)) {
             fail(what, offset, "the active L1 table");
         }
-        if (overlaps(first, last, refcounts.tableOffset() >>> bits, (long) refcounts.tableClusters() << bits, bits)) {
+        RefcountTable.Extent reftable = refcounts.extent(); // one read: the check may run without the metadata lock
+        if (overlaps(first, last, reftable.offset() >>> bits, (long) reftable.clusters() << bits, bits)) {
             fail(what, offset, "the refcount table");
         }
         SnapshotAreas snapshots = snapshotAreas;

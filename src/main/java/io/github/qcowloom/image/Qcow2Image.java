@@ -310,8 +310,9 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
             try {
                 header = ImageMetadata.readHeader(file);
             } catch (ImageException e) {
-                // What even check's open refuses is refused here, in context; the rest (a snapshot table pointer
-                // check reports and repairs, other commands' opens refuse) is left to the command.
+                // What even check's open refuses is refused here, in context; the rest (a snapshot table pointer,
+                // a refcount or L1 table past the end: check reports and repairs them, other commands' opens
+                // refuse them) is left to the command.
                 ImageMetadata.readHeaderForCheck(file);
                 return;
             }
@@ -669,7 +670,6 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         try {
             checkRange(offset, length);
             refuseWhenClosing(); // under the lock: close drains those holding it, then closes the files
-
             if (marks) {
                 kept.mark(offset, length);
             }
@@ -963,6 +963,11 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 metadata.flush();
             } catch (MetadataCorruptionException e) {
                 signalCorruption(e); // a table's write-back refused by the overlap check
+                throw e;
+            } catch (IOException e) {
+                if (closing.get()) { // begun before close, which flushed everything and closed the files meanwhile
+                    throw new ImageException("the image is being closed", e);
+                }
                 throw e;
             }
         }

@@ -13,7 +13,9 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -195,6 +197,7 @@ public final class NbdServer implements AutoCloseable {
         Path target = address.getPath();
         Path staged = target.resolveSibling(".nbd-" + ProcessHandle.current().pid() + "-" + STAGED.incrementAndGet());
         try {
+            Files.deleteIfExists(staged); // left by a process killed before it removed it, whose pid this one has
             ch.bind(UnixDomainSocketAddress.of(staged));
         } catch (IOException e) {
             ch.bind(address); // e.g. a path too long for sun_path once renamed: the plain bind
@@ -204,6 +207,12 @@ public final class NbdServer implements AutoCloseable {
             Files.createLink(target, staged);
         } catch (FileAlreadyExistsException e) {
             throw new BindException("Address already in use"); // the bind's own words
+        } catch (UnsupportedOperationException | IOException e) {
+            // A file system without hard links: a rename, which would replace a socket there, so only where none is.
+            if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+                throw new BindException("Address already in use");
+            }
+            Files.move(staged, target, StandardCopyOption.ATOMIC_MOVE);
         } finally {
             Files.deleteIfExists(staged);
         }

@@ -1,9 +1,9 @@
 package io.github.qcowloom.nbd;
 
-import io.github.qcowloom.api.ImageException;
 import static io.github.qcowloom.nbd.Protocol.*;
 
 import io.github.qcowloom.api.BlockDevice;
+import io.github.qcowloom.api.ImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.LinkedHashMap;
