@@ -159,7 +159,6 @@ public final class ImageChecker {
             return finishRefcounts(f, mode, refs, o, lines, true);
         }
         // QEMU's qcow2_check_refcounts rebuilds, or fails, before its check_oflag_copied: no COPIED lines here.
-        lines.addAll(refs.problems());
         lines.addAll(compared(refs, o.before()));
         if (mode != RepairMode.ALL) {
             lines.add(RefcountRepair.NEED_REBUILD);
@@ -190,10 +189,7 @@ public final class ImageChecker {
      */
     private static Fixed finishRefcounts(CheckedFile f, RepairMode mode, ReferenceCount refs,
             RefcountRepair.Outcome o, List<String> lines, boolean comparedFirst) throws IOException {
-        lines.addAll(refs.problems());
-        if (comparedFirst) {
-            lines.addAll(compared(refs, o.before()));
-        }
+        lines.addAll(comparedFirst ? compared(refs, o.before()) : refs.problems());
         for (Mismatch m : sorted(o.before())) {
             boolean fixed = m.refcount() > m.references() || mode == RepairMode.ALL;
             lines.add(fixed ? "Repairing cluster " + m.cluster() + " refcount=" + m.refcount() + " reference="
@@ -250,16 +246,19 @@ public final class ImageChecker {
      * check_oflag_copied's.
      */
     private static List<String> ordered(ReferenceCount refs, RefcountComparison cmp) {
-        List<String> out = new ArrayList<>(refs.problems());
-        out.addAll(compared(refs, cmp));
+        List<String> out = compared(refs, cmp);
         cmp.problems().stream().filter(s -> s.startsWith(RefcountComparison.COPIED_ERROR)).forEach(out::add);
         return out;
     }
 
-    /** compare_refcounts' lines without a fix: the refcounts it could not read, then every mismatch by cluster. */
+    /**
+     * The walk's corruptions, then compare_refcounts' lines without a fix: the refcounts it could not read, then
+     * every mismatch by cluster (what a check prints before its COPIED lines, and a repair before its fixes).
+     */
     private static List<String> compared(ReferenceCount refs, RefcountComparison cmp) {
-        List<String> rest = cmp.problems().subList(refs.problems().size(), cmp.problems().size());
-        List<String> out = new ArrayList<>();
+        List<String> walk = refs.problems();
+        List<String> rest = cmp.problems().subList(walk.size(), cmp.problems().size());
+        List<String> out = new ArrayList<>(walk);
         rest.stream().filter(s -> s.startsWith(RefcountComparison.UNREADABLE)).forEach(out::add);
         sorted(cmp).forEach(m -> out.add(m.message()));
         return out;

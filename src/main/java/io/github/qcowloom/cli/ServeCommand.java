@@ -399,7 +399,8 @@ final class ServeCommand implements Callable<Integer> {
         ImageOpts image = image();
         BlockDevice device;
         try {
-            String format = image.formatOrProbe(options.readOnly() || temporaryOverlay ? null : spec.commandLine().getErr());
+            boolean writable = !options.readOnly() && !temporaryOverlay; // -s: the image itself opens read-only
+            String format = image.formatOrProbe(writable ? spec.commandLine().getErr() : null);
             if (temporaryOverlay) {
                 long size;
                 try (BlockDevice original = image.open(format, options.withReadOnly(true))) {

@@ -474,10 +474,12 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
         return edit(edit);
     }
 
+    private static final String CLOSING = "the image is being closed";
+
     /** Refuses a request or a change once close has begun (see {@link #close}). */
     private void refuseWhenClosing() throws ImageException {
         if (closing.get()) {
-            throw new ImageException("the image is being closed");
+            throw new ImageException(CLOSING);
         }
     }
 
@@ -966,7 +968,7 @@ public final class Qcow2Image implements BlockDevice, BatchCapable {
                 throw e;
             } catch (IOException e) {
                 if (closing.get()) { // begun before close, which flushed everything and closed the files meanwhile
-                    throw new ImageException("the image is being closed", e);
+                    throw new ImageException(CLOSING, e);
                 }
                 throw e;
             }

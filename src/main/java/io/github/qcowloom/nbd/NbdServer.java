@@ -169,13 +169,14 @@ public final class NbdServer implements AutoCloseable {
         ServerSocketChannel ch = address instanceof UnixDomainSocketAddress
                 ? ServerSocketChannel.open(StandardProtocolFamily.UNIX) : ServerSocketChannel.open();
         try {
+            SocketAddress bound = address; // a socket's own name, not the one it was bound at first
             if (address instanceof UnixDomainSocketAddress u) {
                 bindListening(ch, u);
             } else {
                 ch.bind(address);
+                bound = ch.getLocalAddress(); // with the port TCP chose for port 0
             }
-            return new NbdServer(export, ch, address instanceof UnixDomainSocketAddress ? address
-                    : ch.getLocalAddress(), model, options, tls);
+            return new NbdServer(export, ch, bound, model, options, tls);
         } catch (IOException | RuntimeException e) {
             ch.close();
             throw e;
